@@ -1,0 +1,29 @@
+-- name: InsertKey :one
+INSERT INTO api_keys (key_hash, hint, name, owner, scopes, metadata, expires_at)
+VALUES (@key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at)
+RETURNING *;
+
+-- name: GetKeyByID :one
+SELECT * FROM api_keys WHERE id = @id;
+
+-- name: GetKeyByHash :one
+SELECT * FROM api_keys WHERE key_hash = @key_hash;
+
+-- name: RevokeKey :one
+-- RevokeKey keeps the first revoked_at, so revoking twice is idempotent.
+UPDATE api_keys
+SET revoked_at = coalesce(revoked_at, now())
+WHERE id = @id
+RETURNING *;
+
+-- name: ListKeys :many
+-- ListKeys pages by (created_at, id), oldest first. An empty owner lists all.
+SELECT * FROM api_keys
+WHERE (sqlc.arg(owner)::text = '' OR owner = sqlc.arg(owner)::text)
+  AND (created_at, id) > (sqlc.arg(after_created_at)::timestamptz, sqlc.arg(after_id)::uuid)
+ORDER BY created_at, id
+LIMIT sqlc.arg(page_limit);
+
+-- name: Notify :exec
+-- Notify tells every replica about a change; it is delivered at commit.
+SELECT pg_notify(sqlc.arg(channel)::text, sqlc.arg(payload)::text);

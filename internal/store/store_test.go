@@ -1,0 +1,233 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/testdb"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+type bundle struct {
+	url   string
+	store *store.Store
+	fmt   keys.Format
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	u, pool := testdb.New(t)
+	f, err := keys.NewFormat("ks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bundle{url: u, store: store.New(pool, time.Second), fmt: f}
+}
+
+func (b bundle) create(t *testing.T, owner string) (keys.Generated, store.Key) {
+	t.Helper()
+	g, err := b.fmt.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := b.store.CreateKey(context.Background(), store.NewKey{
+		Hash: g.Hash, Hint: g.Hint, Name: "n", Owner: owner,
+		Scopes: []string{"read"}, Metadata: map[string]string{"env": "test"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, k
+}
+
+func TestCreateGetAndLookupByHash(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	g, err := b.fmt.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := b.store.CreateKey(ctx, store.NewKey{
+		Hash: g.Hash, Hint: g.Hint, Name: "ci", Owner: "acme",
+		Scopes: []string{"read", "write"}, Metadata: map[string]string{"team": "core"}, ExpiresAt: &exp,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.ID == uuid.Nil || created.CreatedAt.IsZero() || created.RevokedAt != nil {
+		t.Fatalf("bad record %+v", created)
+	}
+	got, err := b.store.GetKey(ctx, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byHash, err := b.store.KeyByHash(ctx, g.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []store.Key{got, byHash} {
+		if k.ID != created.ID || k.Hash != g.Hash || k.Name != "ci" || k.Owner != "acme" ||
+			fmt.Sprint(k.Scopes) != "[read write]" || k.Metadata["team"] != "core" ||
+			k.ExpiresAt == nil || !k.ExpiresAt.Equal(exp) || k.Hint != g.Hint {
+			t.Fatalf("round trip lost data: %+v", k)
+		}
+	}
+}
+
+func TestStoresOnlyTheHash(t *testing.T) {
+	b := setup(t)
+	g, _ := b.create(t, "acme")
+	conn, err := pgx.Connect(context.Background(), b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	// Search every text column of the row for the secret or its body.
+	err = conn.QueryRow(context.Background(),
+		`SELECT count(*) FROM api_keys k WHERE strpos(k::text, $1) > 0 OR strpos(k::text, $2) > 0`,
+		g.Secret, g.Secret[3:20]).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatal("the plaintext key is stored")
+	}
+}
+
+func TestNotFound(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	if _, err := b.store.GetKey(ctx, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetKey = %v, want ErrNotFound", err)
+	}
+	if _, err := b.store.KeyByHash(ctx, keys.HashOf("nope")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("KeyByHash = %v, want ErrNotFound", err)
+	}
+	if _, err := b.store.RevokeKey(ctx, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("RevokeKey = %v, want ErrNotFound", err)
+	}
+}
+
+func TestRevokeIsIdempotent(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	_, k := b.create(t, "acme")
+	first, err := b.store.RevokeKey(ctx, k.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.RevokedAt == nil {
+		t.Fatal("revoked_at not set")
+	}
+	second, err := b.store.RevokeKey(ctx, k.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.RevokedAt == nil || !second.RevokedAt.Equal(*first.RevokedAt) {
+		t.Fatalf("second revoke changed revoked_at: %v then %v", first.RevokedAt, second.RevokedAt)
+	}
+}
+
+func TestListPagesByOwner(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	want := map[uuid.UUID]bool{}
+	for i := 0; i < 7; i++ {
+		_, k := b.create(t, "acme")
+		want[k.ID] = true
+		b.create(t, "other")
+	}
+	var cur store.Cursor
+	seen := map[uuid.UUID]bool{}
+	pages := 0
+	for {
+		page, next, err := b.store.ListKeys(ctx, store.ListParams{Owner: "acme", After: cur, Limit: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, k := range page {
+			if k.Owner != "acme" || seen[k.ID] {
+				t.Fatalf("unexpected key in page: owner %q, repeated %v", k.Owner, seen[k.ID])
+			}
+			seen[k.ID] = true
+		}
+		if next.IsZero() {
+			break
+		}
+		// The token round-trips through its opaque form.
+		if cur, err = store.DecodeCursor(next.Encode()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(seen) != len(want) || pages != 3 {
+		t.Fatalf("listed %d keys in %d pages, want 7 in 3", len(seen), pages)
+	}
+	all, next, err := b.store.ListKeys(ctx, store.ListParams{Limit: 100})
+	if err != nil || len(all) != 14 || !next.IsZero() {
+		t.Fatalf("all owners: %d keys, next %v, err %v", len(all), next, err)
+	}
+}
+
+func TestDecodeCursorRejectsGarbage(t *testing.T) {
+	for _, tok := range []string{"x", "!!!!", "AAAA", store.Cursor{}.Encode() + "A"} {
+		if _, err := store.DecodeCursor(tok); !errors.Is(err, store.ErrBadCursor) {
+			t.Errorf("DecodeCursor(%q) = %v", tok, err)
+		}
+	}
+}
+
+func TestWritesNotifyAtCommit(t *testing.T) {
+	b := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := pgx.Connect(ctx, b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(context.Background())
+	if _, err := l.Exec(ctx, "LISTEN "+store.NotifyChannel); err != nil {
+		t.Fatal(err)
+	}
+	g, k := b.create(t, "acme")
+	if _, err := b.store.RevokeKey(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []store.Event{{Kind: store.EventCreated, Hash: g.Hash}, {Kind: store.EventRevoked, Hash: g.Hash}} {
+		n, err := l.WaitForNotification(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := store.ParseEvent(n.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("event %+v, want %+v", got, want)
+		}
+	}
+}
+
+func TestUnavailableWhenDatabaseUnreachable(t *testing.T) {
+	ctx := context.Background()
+	pool, err := store.OpenPool(ctx, store.PoolConfig{URL: "postgres://postgres@127.0.0.1:1/x?sslmode=disable", ConnectTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s := store.New(pool, time.Second)
+	if _, err := s.KeyByHash(ctx, keys.HashOf("x")); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("KeyByHash = %v, want ErrUnavailable", err)
+	}
+}

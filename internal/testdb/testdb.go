@@ -1,0 +1,161 @@
+// Package testdb gives each test a fresh, migrated PostgreSQL database on a
+// real server: TEST_DATABASE_URL or DATABASE_URL when set, else
+// 127.0.0.1:5432 when it answers, else a throwaway cluster started from the
+// local binaries (stopped by Main). It never skips: a test that cannot get a
+// database fails.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keyservice/keyservice/internal/pglocal"
+	"github.com/keyservice/keyservice/internal/store"
+)
+
+var (
+	once     sync.Once
+	adminURL string // URL of a database on the server from which to CREATE DATABASE
+	setupErr error
+	cluster  *pglocal.Cluster
+	tmpDir   string
+)
+
+// Main runs the package's tests and stops the throwaway cluster, if one was
+// started. Use it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	if cluster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := cluster.Stop(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "testdb: stopping cluster:", err)
+		}
+		cancel()
+		os.RemoveAll(tmpDir)
+	}
+	os.Exit(code)
+}
+
+// ServerURL returns the URL of a database on the server the tests use,
+// starting a throwaway cluster when needed.
+func ServerURL(t testing.TB) string {
+	t.Helper()
+	once.Do(func() { adminURL, setupErr = findServer() })
+	if setupErr != nil {
+		t.Fatalf("testdb: no PostgreSQL for the tests: %v", setupErr)
+	}
+	return adminURL
+}
+
+func findServer() (string, error) {
+	for _, env := range []string{"TEST_DATABASE_URL", "DATABASE_URL"} {
+		if u := os.Getenv(env); u != "" {
+			if err := ping(u); err != nil {
+				return "", fmt.Errorf("%s is set but does not answer: %w", env, err)
+			}
+			return u, nil
+		}
+	}
+	local := "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	if ping(local) == nil {
+		return local, nil
+	}
+	dir, err := os.MkdirTemp("", "keyservice-testdb-")
+	if err != nil {
+		return "", err
+	}
+	tmpDir = dir
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := pglocal.Start(ctx, pglocal.Options{Dir: dir + "/data", Ephemeral: true})
+	if err != nil {
+		return "", fmt.Errorf("nothing answers on 127.0.0.1:5432 and a throwaway cluster did not start: %w", err)
+	}
+	cluster = c
+	return c.URL("postgres"), nil
+}
+
+func ping(u string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	return conn.Ping(ctx)
+}
+
+// NewDatabase creates an empty database for this test, dropped when the
+// test ends, and returns its URL. It is not migrated.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	server := ServerURL(t)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "kstest_" + hex.EncodeToString(b[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, server)
+	if err != nil {
+		t.Fatalf("testdb: connecting: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("testdb: creating database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, server)
+		if err != nil {
+			t.Errorf("testdb: connecting to drop %s: %v", name, err)
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("testdb: dropping %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(server)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Fatalf("testdb: the server URL must be a postgres:// URL (got a %q scheme)", u.Scheme)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// New returns a migrated fresh database's URL and a pool on it, closed when
+// the test ends.
+func New(t testing.TB) (string, *pgxpool.Pool) {
+	t.Helper()
+	u := NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, u)
+	if err != nil {
+		t.Fatalf("testdb: pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	m, err := store.NewMigrator(pool)
+	if err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
+	defer m.Close()
+	if err := m.Up(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatalf("testdb: migrating: %v", err)
+	}
+	return u, pool
+}
