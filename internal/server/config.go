@@ -1,0 +1,239 @@
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keyservice/keyservice/internal/keys"
+)
+
+// Config is every setting of the service. Each has a flag and an
+// environment variable; a flag given on the command line wins over the
+// variable, which wins over the default.
+type Config struct {
+	DatabaseURL        string
+	GRPCAddr           string
+	HTTPAddr           string
+	AdminTokens        []string
+	KeyPrefix          string
+	Migrate            bool
+	DBMaxConns         int
+	DBConnectTimeout   time.Duration
+	DBAcquireTimeout   time.Duration
+	DBStatementTimeout time.Duration
+	ReadyInterval      time.Duration
+	ShutdownTimeout    time.Duration
+	MaxRequestBytes    int
+	LogLevel           string
+	LogFormat          string
+}
+
+// Defaults returns the default configuration.
+func Defaults() Config {
+	return Config{
+		GRPCAddr:           ":9090",
+		HTTPAddr:           ":8080",
+		KeyPrefix:          keys.DefaultPrefix,
+		DBMaxConns:         16,
+		DBConnectTimeout:   5 * time.Second,
+		DBAcquireTimeout:   time.Second,
+		DBStatementTimeout: 5 * time.Second,
+		ReadyInterval:      2 * time.Second,
+		ShutdownTimeout:    15 * time.Second,
+		MaxRequestBytes:    4 << 20,
+		LogLevel:           "info",
+		LogFormat:          "json",
+	}
+}
+
+// MinAdminTokenLen is the shortest admin token accepted.
+const MinAdminTokenLen = 16
+
+// Validate explains the first bad setting, naming its variable.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(env, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{env}, args...)...))
+	}
+	if c.DatabaseURL == "" {
+		bad("DATABASE_URL", "is required (for example postgres://user@127.0.0.1:5432/keyservice)")
+	} else if !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.Contains(c.DatabaseURL, "=") {
+		bad("DATABASE_URL", "must be a postgres:// URL or a key=value connection string")
+	}
+	for env, addr := range map[string]string{"KEYSERVICE_GRPC_ADDR": c.GRPCAddr, "KEYSERVICE_HTTP_ADDR": c.HTTPAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(env, "%q is not host:port (for example :9090 or 127.0.0.1:9090)", addr)
+		}
+	}
+	if c.GRPCAddr == c.HTTPAddr && c.GRPCAddr != "" && !strings.HasSuffix(c.GRPCAddr, ":0") {
+		bad("KEYSERVICE_HTTP_ADDR", "must differ from KEYSERVICE_GRPC_ADDR")
+	}
+	for i, tok := range c.AdminTokens {
+		if len(tok) < MinAdminTokenLen {
+			bad("KEYSERVICE_ADMIN_TOKENS", "token %d is %d characters; use at least %d random characters", i+1, len(tok), MinAdminTokenLen)
+		}
+		if strings.ContainsAny(tok, " \t\r\n") {
+			bad("KEYSERVICE_ADMIN_TOKENS", "token %d contains white space", i+1)
+		}
+	}
+	if err := keys.ValidatePrefix(c.KeyPrefix); err != nil {
+		bad("KEYSERVICE_KEY_PREFIX", "%v", err)
+	}
+	if c.DBMaxConns < 2 || c.DBMaxConns > 1000 {
+		bad("KEYSERVICE_DB_MAX_CONNS", "must be between 2 and 1000, got %d", c.DBMaxConns)
+	}
+	for env, d := range map[string]time.Duration{
+		"KEYSERVICE_DB_CONNECT_TIMEOUT":   c.DBConnectTimeout,
+		"KEYSERVICE_DB_ACQUIRE_TIMEOUT":   c.DBAcquireTimeout,
+		"KEYSERVICE_DB_STATEMENT_TIMEOUT": c.DBStatementTimeout,
+		"KEYSERVICE_READY_INTERVAL":       c.ReadyInterval,
+		"KEYSERVICE_SHUTDOWN_TIMEOUT":     c.ShutdownTimeout,
+	} {
+		if d <= 0 {
+			bad(env, "must be a positive duration such as 500ms or 5s, got %s", d)
+		}
+	}
+	if c.MaxRequestBytes < 1024 {
+		bad("KEYSERVICE_MAX_REQUEST_BYTES", "must be at least 1024, got %d", c.MaxRequestBytes)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		bad("KEYSERVICE_LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("KEYSERVICE_LOG_FORMAT", "must be json or text, got %q", c.LogFormat)
+	}
+	// Sort for a stable message: map iteration above is random.
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
+// Logger builds the service logger from the config.
+func (c Config) Logger(w *os.File) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// setting binds one Config field to a flag and an environment variable.
+type setting struct {
+	flag, env, usage string
+	value            flag.Value
+}
+
+func (c *Config) settings() []setting {
+	return []setting{
+		{"database-url", "DATABASE_URL", "PostgreSQL URL", (*stringValue)(&c.DatabaseURL)},
+		{"grpc-addr", "KEYSERVICE_GRPC_ADDR", "gRPC listen address", (*stringValue)(&c.GRPCAddr)},
+		{"http-addr", "KEYSERVICE_HTTP_ADDR", "HTTP (REST, health, OpenAPI) listen address", (*stringValue)(&c.HTTPAddr)},
+		{"admin-tokens", "KEYSERVICE_ADMIN_TOKENS", "comma-separated admin bearer tokens; none: admin calls are refused (prefer the env var: flags show in ps)", (*listValue)(&c.AdminTokens)},
+		{"key-prefix", "KEYSERVICE_KEY_PREFIX", "prefix of new keys (a-z, 0-9)", (*stringValue)(&c.KeyPrefix)},
+		{"migrate", "KEYSERVICE_MIGRATE", "apply pending migrations before serving", (*boolValue)(&c.Migrate)},
+		{"db-max-conns", "KEYSERVICE_DB_MAX_CONNS", "pool size (MaxConns)", (*intValue)(&c.DBMaxConns)},
+		{"db-connect-timeout", "KEYSERVICE_DB_CONNECT_TIMEOUT", "timeout to open a database connection", (*durationValue)(&c.DBConnectTimeout)},
+		{"db-acquire-timeout", "KEYSERVICE_DB_ACQUIRE_TIMEOUT", "longest wait for a pooled connection", (*durationValue)(&c.DBAcquireTimeout)},
+		{"db-statement-timeout", "KEYSERVICE_DB_STATEMENT_TIMEOUT", "statement_timeout of every connection", (*durationValue)(&c.DBStatementTimeout)},
+		{"ready-interval", "KEYSERVICE_READY_INTERVAL", "how often readiness (database, schema) is checked", (*durationValue)(&c.ReadyInterval)},
+		{"shutdown-timeout", "KEYSERVICE_SHUTDOWN_TIMEOUT", "how long SIGTERM waits for in-flight calls", (*durationValue)(&c.ShutdownTimeout)},
+		{"max-request-bytes", "KEYSERVICE_MAX_REQUEST_BYTES", "largest request body (gRPC message or REST body)", (*intValue)(&c.MaxRequestBytes)},
+		{"log-level", "KEYSERVICE_LOG_LEVEL", "debug, info, warn or error", (*stringValue)(&c.LogLevel)},
+		{"log-format", "KEYSERVICE_LOG_FORMAT", "json or text", (*stringValue)(&c.LogFormat)},
+	}
+}
+
+// Parse fills c from args and the environment (lookup; os.LookupEnv when
+// nil). Values already in c are the defaults.
+func (c *Config) Parse(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	ss := c.settings()
+	for _, s := range ss {
+		fs.Var(s.value, s.flag, s.usage+" (env "+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range ss {
+		if given[s.flag] {
+			continue
+		}
+		if v, ok := lookup(s.env); ok {
+			if err := s.value.Set(v); err != nil {
+				return fmt.Errorf("%s: %v", s.env, err)
+			}
+		}
+	}
+	return nil
+}
+
+type stringValue string
+
+func (v *stringValue) String() string     { return string(*v) }
+func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
+
+type listValue []string
+
+func (v *listValue) String() string { return strings.Repeat("*", min(len(*v), 1)*8) } // never print tokens
+func (v *listValue) Set(s string) error {
+	*v = nil
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*v = append(*v, part)
+		}
+	}
+	return nil
+}
+
+type boolValue bool
+
+func (v *boolValue) String() string { return fmt.Sprint(bool(*v)) }
+func (v *boolValue) Set(s string) error {
+	switch strings.ToLower(s) {
+	case "1", "true", "yes", "on":
+		*v = true
+	case "0", "false", "no", "off", "":
+		*v = false
+	default:
+		return fmt.Errorf("%q is not a boolean (true or false)", s)
+	}
+	return nil
+}
+func (v *boolValue) IsBoolFlag() bool { return true }
+
+type intValue int
+
+func (v *intValue) String() string { return fmt.Sprint(int(*v)) }
+func (v *intValue) Set(s string) error {
+	var n int
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || fmt.Sprint(n) != strings.TrimSpace(s) {
+		return fmt.Errorf("%q is not a whole number", s)
+	}
+	*v = intValue(n)
+	return nil
+}
+
+type durationValue time.Duration
+
+func (v *durationValue) String() string { return time.Duration(*v).String() }
+func (v *durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (for example 250ms, 5s, 1m)", s)
+	}
+	*v = durationValue(d)
+	return nil
+}

@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/validate"
+)
+
+// badRequest is a client mistake in one field of a request.
+type badRequest struct {
+	field, msg string
+}
+
+func (e *badRequest) Error() string { return e.field + ": " + e.msg }
+
+func invalid(field, format string, args ...any) error {
+	return &badRequest{field: field, msg: fmt.Sprintf(format, args...)}
+}
+
+// toStatus is the one place where errors become gRPC statuses. Faults are
+// logged in full here and reach the client as a plain message, never with
+// SQL or driver detail.
+func toStatus(ctx context.Context, log *slog.Logger, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var br *badRequest
+	switch {
+	case errors.As(err, &br):
+		st := status.New(codes.InvalidArgument, br.Error())
+		if d, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: br.field, Description: br.msg},
+		}}); derr == nil {
+			st = d
+		}
+		return st.Err()
+	case errors.Is(err, store.ErrNotFound):
+		return status.Error(codes.NotFound, "key not found")
+	case errors.Is(err, validate.ErrUnavailable), errors.Is(err, store.ErrUnavailable):
+		log.WarnContext(ctx, "store unavailable", "request_id", requestIDFrom(ctx), "error", err)
+		return status.Error(codes.Unavailable, "key store unavailable, retry later")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "call canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	}
+	log.ErrorContext(ctx, "internal error", "request_id", requestIDFrom(ctx), "error", err)
+	return status.Error(codes.Internal, "internal error")
+}

@@ -1,0 +1,245 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/validate"
+)
+
+// Limits on request fields.
+const (
+	maxNameLen      = 200
+	maxOwnerLen     = 200
+	maxScopes       = 64
+	maxScopeLen     = 128
+	maxMetadata     = 32
+	maxMetaKeyLen   = 64
+	maxMetaValueLen = 1024
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// Keys is what the handlers need from the store.
+type Keys interface {
+	CreateKey(ctx context.Context, k store.NewKey) (store.Key, error)
+	GetKey(ctx context.Context, id uuid.UUID) (store.Key, error)
+	ListKeys(ctx context.Context, p store.ListParams) ([]store.Key, store.Cursor, error)
+	RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error)
+}
+
+// Validator is what Validate needs.
+type Validator interface {
+	Validate(ctx context.Context, key string) (validate.Result, error)
+}
+
+var (
+	_ Keys      = (*store.Store)(nil)
+	_ Validator = (*validate.Validator)(nil)
+)
+
+// keyService implements keyservicev1.KeyServiceServer. Errors it returns are
+// turned into statuses by the mapErrors interceptor.
+type keyService struct {
+	keyservicev1.UnimplementedKeyServiceServer
+	keys      Keys
+	validator Validator
+	format    keys.Format
+	now       func() time.Time
+}
+
+func (s *keyService) Validate(ctx context.Context, req *keyservicev1.ValidateRequest) (*keyservicev1.ValidateResponse, error) {
+	if req.GetKey() == "" {
+		return nil, invalid("key", "is required")
+	}
+	res, err := s.validator.Validate(ctx, req.GetKey())
+	if err != nil {
+		return nil, err
+	}
+	out := &keyservicev1.ValidateResponse{Valid: res.Code == validate.Valid, Code: codeToProto(res.Code)}
+	if res.Key != nil {
+		out.Key = keyToProto(res.Key)
+	}
+	return out, nil
+}
+
+func (s *keyService) CreateKey(ctx context.Context, req *keyservicev1.CreateKeyRequest) (*keyservicev1.CreateKeyResponse, error) {
+	nk, err := s.newKeyFrom(req)
+	if err != nil {
+		return nil, err
+	}
+	g, err := s.format.Generate()
+	if err != nil {
+		return nil, err
+	}
+	nk.Hash, nk.Hint = g.Hash, g.Hint
+	k, err := s.keys.CreateKey(ctx, nk)
+	if err != nil {
+		return nil, err
+	}
+	return &keyservicev1.CreateKeyResponse{Secret: g.Secret, Key: keyToProto(&k)}, nil
+}
+
+func (s *keyService) newKeyFrom(req *keyservicev1.CreateKeyRequest) (store.NewKey, error) {
+	nk := store.NewKey{Name: req.GetName(), Owner: req.GetOwner(), Scopes: req.GetScopes(), Metadata: req.GetMetadata()}
+	if err := checkText("name", nk.Name, maxNameLen); err != nil {
+		return nk, err
+	}
+	if err := checkText("owner", nk.Owner, maxOwnerLen); err != nil {
+		return nk, err
+	}
+	if len(nk.Scopes) > maxScopes {
+		return nk, invalid("scopes", "at most %d scopes, got %d", maxScopes, len(nk.Scopes))
+	}
+	for _, sc := range nk.Scopes {
+		if sc == "" || utf8.RuneCountInString(sc) > maxScopeLen || strings.IndexFunc(sc, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0 {
+			return nk, invalid("scopes", "each scope must be 1 to %d printable characters without spaces", maxScopeLen)
+		}
+	}
+	if len(nk.Metadata) > maxMetadata {
+		return nk, invalid("metadata", "at most %d entries, got %d", maxMetadata, len(nk.Metadata))
+	}
+	for k, v := range nk.Metadata {
+		if k == "" || utf8.RuneCountInString(k) > maxMetaKeyLen {
+			return nk, invalid("metadata", "keys must be 1 to %d characters", maxMetaKeyLen)
+		}
+		if utf8.RuneCountInString(v) > maxMetaValueLen {
+			return nk, invalid("metadata", "value of %q is over %d characters", k, maxMetaValueLen)
+		}
+		if strings.ContainsRune(k+v, 0) {
+			return nk, invalid("metadata", "must not contain NUL characters")
+		}
+	}
+	if ts := req.GetExpiresAt(); ts != nil {
+		if err := ts.CheckValid(); err != nil {
+			return nk, invalid("expires_at", "is not a valid time")
+		}
+		exp := ts.AsTime()
+		if !exp.After(s.now()) {
+			return nk, invalid("expires_at", "must be in the future")
+		}
+		nk.ExpiresAt = &exp
+	}
+	return nk, nil
+}
+
+// checkText requires 1 to max printable characters.
+func checkText(field, v string, max int) error {
+	n := utf8.RuneCountInString(v)
+	switch {
+	case strings.TrimSpace(v) == "":
+		return invalid(field, "is required")
+	case n > max:
+		return invalid(field, "must be at most %d characters, got %d", max, n)
+	case strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		return invalid(field, "must contain only printable characters")
+	}
+	return nil
+}
+
+func (s *keyService) GetKey(ctx context.Context, req *keyservicev1.GetKeyRequest) (*keyservicev1.GetKeyResponse, error) {
+	id, err := parseID(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.keys.GetKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &keyservicev1.GetKeyResponse{Key: keyToProto(&k)}, nil
+}
+
+func (s *keyService) ListKeys(ctx context.Context, req *keyservicev1.ListKeysRequest) (*keyservicev1.ListKeysResponse, error) {
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0 || size > maxPageSize:
+		return nil, invalid("page_size", "must be between 0 and %d, got %d", maxPageSize, size)
+	case size == 0:
+		size = defaultPageSize
+	}
+	if utf8.RuneCountInString(req.GetOwner()) > maxOwnerLen {
+		return nil, invalid("owner", "must be at most %d characters", maxOwnerLen)
+	}
+	after, err := store.DecodeCursor(req.GetPageToken())
+	if err != nil {
+		return nil, invalid("page_token", "is malformed; pass the next_page_token of a previous response")
+	}
+	ks, next, err := s.keys.ListKeys(ctx, store.ListParams{Owner: req.GetOwner(), After: after, Limit: size})
+	if err != nil {
+		return nil, err
+	}
+	out := &keyservicev1.ListKeysResponse{Keys: make([]*keyservicev1.Key, 0, len(ks)), NextPageToken: next.Encode()}
+	for i := range ks {
+		out.Keys = append(out.Keys, keyToProto(&ks[i]))
+	}
+	return out, nil
+}
+
+func (s *keyService) RevokeKey(ctx context.Context, req *keyservicev1.RevokeKeyRequest) (*keyservicev1.RevokeKeyResponse, error) {
+	id, err := parseID(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.keys.RevokeKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &keyservicev1.RevokeKeyResponse{Key: keyToProto(&k)}, nil
+}
+
+func parseID(s string) (uuid.UUID, error) {
+	if s == "" {
+		return uuid.Nil, invalid("id", "is required")
+	}
+	id, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 {
+		return uuid.Nil, invalid("id", "must be a UUID such as 0b7e2c9a-4f1d-4c3e-9a51-2f6d8e0c1b2a")
+	}
+	return id, nil
+}
+
+func keyToProto(k *store.Key) *keyservicev1.Key {
+	out := &keyservicev1.Key{
+		Id:        k.ID.String(),
+		Hint:      k.Hint,
+		Name:      k.Name,
+		Owner:     k.Owner,
+		Scopes:    k.Scopes,
+		Metadata:  k.Metadata,
+		CreatedAt: timestamppb.New(k.CreatedAt),
+	}
+	if k.ExpiresAt != nil {
+		out.ExpiresAt = timestamppb.New(*k.ExpiresAt)
+	}
+	if k.RevokedAt != nil {
+		out.RevokedAt = timestamppb.New(*k.RevokedAt)
+	}
+	return out
+}
+
+func codeToProto(c validate.Code) keyservicev1.Code {
+	switch c {
+	case validate.Valid:
+		return keyservicev1.Code_CODE_VALID
+	case validate.Malformed:
+		return keyservicev1.Code_CODE_MALFORMED
+	case validate.NotFound:
+		return keyservicev1.Code_CODE_NOT_FOUND
+	case validate.Revoked:
+		return keyservicev1.Code_CODE_REVOKED
+	case validate.Expired:
+		return keyservicev1.Code_CODE_EXPIRED
+	case validate.RateLimited:
+		return keyservicev1.Code_CODE_RATE_LIMITED
+	}
+	return keyservicev1.Code_CODE_UNSPECIFIED
+}

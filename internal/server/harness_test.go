@@ -1,0 +1,223 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/jackc/pgx/v5"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/server"
+	"github.com/keyservice/keyservice/internal/testdb"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+const adminToken = "test-admin-token-0123456789"
+
+// syncBuffer collects log output written from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is a running server on real sockets with its clients.
+type env struct {
+	dbURL  string
+	srv    *server.Server
+	grpc   keyservicev1.KeyServiceClient
+	conn   *grpc.ClientConn
+	base   string // http://host:port
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+type option func(*server.Config)
+
+func withConfig(f func(*server.Config)) option { return f }
+
+// start runs a server on a fresh, migrated database.
+func start(t *testing.T, opts ...option) *env {
+	t.Helper()
+	u, _ := testdb.New(t)
+	return startOn(t, u, opts...)
+}
+
+func startOn(t *testing.T, dbURL string, opts ...option) *env {
+	t.Helper()
+	cfg := server.Defaults()
+	cfg.DatabaseURL = dbURL
+	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.AdminTokens = []string{adminToken}
+	cfg.ReadyInterval = 100 * time.Millisecond
+	cfg.ShutdownTimeout = 10 * time.Second
+	for _, o := range opts {
+		o(&cfg)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatalf("server.New: %v", err)
+	}
+	e := &env{dbURL: dbURL, srv: srv, logs: logs, cancel: cancel, done: make(chan error, 1)}
+	go func() { e.done <- srv.Serve(ctx) }()
+	conn, err := grpc.NewClient(srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.conn = conn
+	e.grpc = keyservicev1.NewKeyServiceClient(conn)
+	e.base = "http://" + srv.HTTPAddr().String()
+	t.Cleanup(func() {
+		conn.Close()
+		e.stop(t)
+	})
+	return e
+}
+
+func (e *env) stop(t *testing.T) {
+	t.Helper()
+	e.cancel()
+	select {
+	case err := <-e.done:
+		if err != nil {
+			t.Errorf("Serve returned %v", err)
+		}
+		e.done <- nil // let a second stop return at once
+	case <-time.After(30 * time.Second):
+		t.Error("server did not stop within 30s")
+	}
+}
+
+func (e *env) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(e.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("server not ready after 20s")
+}
+
+func admin(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+adminToken)
+}
+
+// rest sends a JSON request and decodes the JSON answer into a map.
+func (e *env) rest(t *testing.T, method, path, token, body string) (int, map[string]any, http.Header) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.base+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("%s %s: answer is not JSON: %v: %q", method, path, err, raw)
+		}
+	}
+	return resp.StatusCode, out, resp.Header
+}
+
+// keyFormatKey returns a well-formed key (default prefix) that was never created.
+func keyFormatKey(t *testing.T) (string, error) {
+	t.Helper()
+	f, err := keys.NewFormat(keys.DefaultPrefix)
+	if err != nil {
+		return "", err
+	}
+	g, err := f.Generate()
+	return g.Secret, err
+}
+
+func newEmptyDatabase(t *testing.T) string { return testdb.NewDatabase(t) }
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (e *env) queryRow(t *testing.T, sql string, dest ...any) error {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), e.dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	return conn.QueryRow(context.Background(), sql).Scan(dest...)
+}
+
+// rawCodec sends and receives raw bytes, to put on the wire what a
+// generated Go client refuses to marshal.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(*v.(*[]byte))}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	*v.(*[]byte) = data.Materialize()
+	return nil
+}
+
+func (rawCodec) Name() string { return "proto" }

@@ -1,0 +1,274 @@
+// Package server owns the running service: the KeyService handlers, the
+// interceptor chain shared by gRPC and REST, the in-process gateway, health
+// and readiness, and the lifecycle (Run: serve until the context ends, then
+// drain).
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/keyservice/keyservice/api"
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/validate"
+)
+
+// Server is a configured service with its listeners open.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *store.Store
+	migrator *store.Migrator
+	grpc     *grpc.Server
+	http     *http.Server
+	health   *health.Server
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	ready    atomic.Bool
+	notReady atomic.Value // string: why not ready
+}
+
+// Run builds a Server from cfg and serves until ctx ends.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	s, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx)
+}
+
+// New validates cfg, opens the pool (without waiting for the database) and
+// the listeners, and wires the service.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	format, err := keys.NewFormat(cfg.KeyPrefix)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := store.OpenPool(ctx, store.PoolConfig{
+		URL:              cfg.DatabaseURL,
+		MaxConns:         int32(cfg.DBMaxConns),
+		StatementTimeout: cfg.DBStatementTimeout,
+		ConnectTimeout:   cfg.DBConnectTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	migrator, err := store.NewMigrator(pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	st := store.New(pool, cfg.DBAcquireTimeout)
+	s := &Server{cfg: cfg, log: log, store: st, migrator: migrator, health: health.NewServer()}
+	s.notReady.Store("starting")
+	if len(cfg.AdminTokens) == 0 {
+		log.Warn("no admin token configured (KEYSERVICE_ADMIN_TOKENS): admin calls will be refused")
+	}
+
+	svc := &keyService{
+		keys:      st,
+		validator: validate.New(validate.Config{Format: format, Lookup: st}),
+		format:    format,
+		now:       time.Now,
+	}
+	// Outermost first. Recovery sits inside logging so a panic is logged as
+	// the INTERNAL it becomes; errors are mapped innermost so every other
+	// interceptor sees the final status.
+	intercept := chain(
+		requestID(),
+		logging(log),
+		recovery(log),
+		adminAuth(cfg.AdminTokens),
+		mapErrors(log),
+	)
+
+	s.grpc = grpc.NewServer(
+		grpc.UnaryInterceptor(intercept),
+		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
+	)
+	keyservicev1.RegisterKeyServiceServer(s.grpc, svc)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+
+	gw, err := newGateway(ctx, svc, intercept, int64(cfg.MaxRequestBytes))
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", gw)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.serveReady)
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(api.OpenAPI)
+	})
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("KEYSERVICE_GRPC_ADDR: %w", err)
+	}
+	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		s.grpcLis.Close()
+		pool.Close()
+		return nil, fmt.Errorf("KEYSERVICE_HTTP_ADDR: %w", err)
+	}
+	return s, nil
+}
+
+// GRPCAddr is the bound gRPC address.
+func (s *Server) GRPCAddr() net.Addr { return s.grpcLis.Addr() }
+
+// HTTPAddr is the bound HTTP address.
+func (s *Server) HTTPAddr() net.Addr { return s.httpLis.Addr() }
+
+// Serve serves until ctx ends, then stops taking calls, lets in-flight calls
+// finish (up to ShutdownTimeout) and closes the pool.
+func (s *Server) Serve(ctx context.Context) error {
+	defer s.store.Pool().Close()
+	defer s.migrator.Close()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.grpc.Serve(s.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("gRPC server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := s.http.Serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("HTTP server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { s.watchReadiness(gctx); return nil })
+	s.log.Info("serving", "grpc", s.GRPCAddr().String(), "http", s.HTTPAddr().String())
+	g.Go(func() error {
+		<-gctx.Done()
+		s.shutdown()
+		return nil
+	})
+	return g.Wait()
+}
+
+func (s *Server) shutdown() {
+	s.log.Info("shutting down: draining in-flight calls", "timeout", s.cfg.ShutdownTimeout)
+	s.setReady(false, "shutting down")
+	s.health.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	if err := s.http.Shutdown(ctx); err != nil {
+		s.log.Warn("HTTP shutdown incomplete", "error", err)
+		_ = s.http.Close()
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("gRPC drain timed out; closing remaining calls")
+		s.grpc.Stop()
+		<-done
+	}
+	s.log.Info("stopped")
+}
+
+// watchReadiness migrates (when configured) and checks the database and
+// schema every ReadyInterval, publishing the result to /readyz and
+// grpc.health.v1.
+func (s *Server) watchReadiness(ctx context.Context) {
+	migrated := !s.cfg.Migrate
+	t := time.NewTicker(s.cfg.ReadyInterval)
+	defer t.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.ReadyInterval+s.cfg.DBConnectTimeout)
+		if !migrated {
+			if err := s.migrator.Up(cctx, s.log); err != nil {
+				s.log.Warn("migration failed; will retry", "error", err)
+			} else {
+				migrated = true
+			}
+		}
+		s.check(cctx)
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) check(ctx context.Context) {
+	if err := s.store.Ping(ctx); err != nil {
+		s.setReady(false, "database unreachable")
+		return
+	}
+	current, err := s.migrator.Current(ctx)
+	switch {
+	case err != nil:
+		s.setReady(false, "cannot read schema version")
+	case !current:
+		s.setReady(false, "schema not migrated: run keyservice migrate, or serve with --migrate")
+	default:
+		s.setReady(true, "")
+	}
+}
+
+func (s *Server) setReady(ok bool, why string) {
+	was := s.ready.Swap(ok)
+	s.notReady.Store(why)
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(keyservicev1.KeyService_ServiceDesc.ServiceName, st)
+	if was != ok {
+		s.log.Info("readiness changed", "ready", ok, "reason", why)
+	}
+}
+
+func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
+	if s.ready.Load() {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return
+	}
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": s.notReady.Load().(string)})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
