@@ -64,10 +64,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 var errUsage = errors.New("usage")
 
 // parseConfig reads flags and environment into a validated Config.
-func parseConfig(name string, args []string, stderr io.Writer, defaults server.Config) (server.Config, error) {
+// extra registers command-specific flags.
+func parseConfig(name string, args []string, stderr io.Writer, defaults server.Config, extra ...func(*flag.FlagSet)) (server.Config, error) {
 	cfg := defaults
 	fs := flag.NewFlagSet("keyservice "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	for _, f := range extra {
+		f(fs)
+	}
 	if err := cfg.Parse(fs, args, nil); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err

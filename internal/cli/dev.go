@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -24,7 +25,13 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defaults := server.Defaults()
 	defaults.LogFormat = "text"
 	defaults.Migrate = true
-	cfg, err := parseConfig("dev", args, stderr, defaults)
+	dataDir := devDataDir
+	if v := os.Getenv("KEYSERVICE_DEV_DATA_DIR"); v != "" {
+		dataDir = v
+	}
+	cfg, err := parseConfig("dev", args, stderr, defaults, func(fs *flag.FlagSet) {
+		fs.StringVar(&dataDir, "data-dir", dataDir, "data folder of the private PostgreSQL cluster, used when DATABASE_URL is unset (env KEYSERVICE_DEV_DATA_DIR)")
+	})
 	if err != nil {
 		return err
 	}
@@ -33,7 +40,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.AdminTokens = []string{"dev_" + rand.Text()}
 	}
 	if cfg.DatabaseURL == "" {
-		cluster, url, err := startDevCluster(ctx, stdout)
+		cluster, url, err := startDevCluster(ctx, dataDir, stdout)
 		if err != nil {
 			return err
 		}
@@ -58,11 +65,11 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return s.Serve(ctx)
 }
 
-func startDevCluster(ctx context.Context, stdout io.Writer) (*pglocal.Cluster, string, error) {
-	fmt.Fprintf(stdout, "DATABASE_URL is not set: starting a private PostgreSQL cluster in %s\n", devDataDir)
+func startDevCluster(ctx context.Context, dataDir string, stdout io.Writer) (*pglocal.Cluster, string, error) {
+	fmt.Fprintf(stdout, "DATABASE_URL is not set: starting a private PostgreSQL cluster in %s\n", dataDir)
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	c, err := pglocal.Start(sctx, pglocal.Options{Dir: devDataDir})
+	c, err := pglocal.Start(sctx, pglocal.Options{Dir: dataDir})
 	if err != nil {
 		if errors.Is(err, pglocal.ErrNoBinaries) {
 			return nil, "", err

@@ -1,0 +1,239 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keyservice/keyservice/internal/cli"
+	"github.com/keyservice/keyservice/internal/testdb"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestMigrateCommand(t *testing.T) {
+	u := testdb.NewDatabase(t)
+	for i := 0; i < 2; i++ { // the second run finds nothing to do
+		var out, errOut bytes.Buffer
+		if code := cli.Main(context.Background(), []string{"migrate", "--database-url", u}, &out, &errOut); code != 0 {
+			t.Fatalf("migrate run %d exited %d: %s", i+1, code, errOut.String())
+		}
+	}
+	conn, err := pgx.Connect(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM api_keys").Scan(&n); err != nil {
+		t.Fatalf("api_keys missing after migrate: %v", err)
+	}
+}
+
+func TestBadConfigurationStopsStartWithItsName(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://127.0.0.1:1/x")
+	t.Setenv("KEYSERVICE_KEY_PREFIX", "Not_OK")
+	var out, errOut bytes.Buffer
+	code := cli.Main(context.Background(), []string{"serve"}, &out, &errOut)
+	if code == 0 || !strings.Contains(errOut.String(), "KEYSERVICE_KEY_PREFIX") {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+	errOut.Reset()
+	t.Setenv("KEYSERVICE_KEY_PREFIX", "ks")
+	t.Setenv("KEYSERVICE_DB_ACQUIRE_TIMEOUT", "soon")
+	code = cli.Main(context.Background(), []string{"serve"}, &out, &errOut)
+	if code == 0 || !strings.Contains(errOut.String(), "KEYSERVICE_DB_ACQUIRE_TIMEOUT") {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := cli.Main(context.Background(), []string{"serve", "--no-such-flag"}, &out, &errOut); code != 2 {
+		t.Fatalf("unknown flag: exit %d", code)
+	}
+	if code := cli.Main(context.Background(), []string{"frobnicate"}, &out, &errOut); code != 2 {
+		t.Fatalf("unknown command: exit %d", code)
+	}
+}
+
+func TestServeHelpListsEverySettingWithDefaults(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := cli.Main(context.Background(), []string{"serve", "--help"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"DATABASE_URL", "KEYSERVICE_GRPC_ADDR", "KEYSERVICE_HTTP_ADDR",
+		"KEYSERVICE_ADMIN_TOKENS", "KEYSERVICE_KEY_PREFIX", "KEYSERVICE_MIGRATE", "(default :9090)", "(default ks)"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+}
+
+// TestDevRunsAndItsPrintedCommandsWork starts `keyservice dev` as a new user
+// would (no DATABASE_URL: a private cluster from the local binaries), then
+// runs the curl and grpcurl commands it prints, word for word, in bash.
+func TestDevRunsAndItsPrintedCommandsWork(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatal("curl is needed to run the printed commands (.ci/run installs it)")
+	}
+	t.Setenv("DATABASE_URL", "")
+	t.Setenv("KEYSERVICE_ADMIN_TOKENS", "")
+	out := &syncBuffer{}
+	dataDir := filepath.Join(t.TempDir(), "pg") // before the cleanup below, so removed after it
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Main(ctx, []string{"dev", "--data-dir", dataDir,
+			"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn"}, out, out)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 || !strings.Contains(out.String(), "stopping the private PostgreSQL cluster") {
+				t.Errorf("dev exited %d:\n%s", code, out.String())
+			}
+			if b, err := exec.Command("pgrep", "-f", "postgres -D "+dataDir).Output(); err == nil {
+				t.Errorf("private cluster still running after dev stopped: %s", b)
+			}
+		case <-time.After(time.Minute):
+			t.Error("dev did not stop")
+		}
+	})
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(out.String(), "--- REST (curl) ---") {
+		if time.Now().After(deadline) {
+			t.Fatalf("dev printed no examples:\n%s", out.String())
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("dev exited %d:\n%s", code, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	text := out.String()
+	token := regexp.MustCompile(`export KS_ADMIN_TOKEN=(\S+)`).FindStringSubmatch(text)
+	if token == nil {
+		t.Fatalf("no admin token printed:\n%s", text)
+	}
+	httpAddr := regexp.MustCompile(`REST  http://(\S+)`).FindStringSubmatch(text)[1]
+	waitReady(t, httpAddr)
+
+	env := append(os.Environ(), "KS_ADMIN_TOKEN="+token[1])
+	run := func(cmd string, env []string) string {
+		t.Helper()
+		c := exec.Command("bash", "-c", cmd)
+		c.Env = env
+		b, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s\nfailed: %v\n%s", cmd, err, b)
+		}
+		return string(b)
+	}
+	flows := map[string][]string{"REST": section(text, "--- REST (curl) ---")}
+	if grpcurl := findGrpcurl(); grpcurl != "" {
+		env = append(env, "PATH="+filepath.Dir(grpcurl)+":"+os.Getenv("PATH"))
+		flows["gRPC"] = section(text, "--- gRPC (grpcurl) ---")
+	} else if os.Getenv("CI") != "" {
+		t.Fatal("grpcurl not found (make tools installs it into bin/)")
+	}
+	for name, cmds := range flows {
+		if len(cmds) < 4 {
+			t.Fatalf("%s: too few commands printed: %q", name, cmds)
+		}
+		// 1: create; 2: validate; 3: revoke; 4: validate again.
+		var created struct {
+			Secret string `json:"secret"`
+			Key    struct {
+				ID string `json:"id"`
+			} `json:"key"`
+		}
+		if err := json.Unmarshal([]byte(run(cmds[0], env)), &created); err != nil || created.Secret == "" || created.Key.ID == "" {
+			t.Fatalf("%s create printed no secret/id: %v", name, err)
+		}
+		kenv := append(env, "KS_KEY="+created.Secret, "KS_KEY_ID="+created.Key.ID)
+		if got := run(cmds[1], kenv); !strings.Contains(got, "CODE_VALID") {
+			t.Fatalf("%s validate: %s", name, got)
+		}
+		if got := run(cmds[2], kenv); !strings.Contains(strings.ToLower(got), "revoked") {
+			t.Fatalf("%s revoke: %s", name, got)
+		}
+		if got := run(cmds[3], kenv); !strings.Contains(got, "CODE_REVOKED") {
+			t.Fatalf("%s validate after revoke: %s", name, got)
+		}
+	}
+}
+
+// section returns the commands printed after marker, up to the next
+// section: continuation lines joined, comments and paste-here lines dropped.
+func section(text, marker string) []string {
+	_, rest, _ := strings.Cut(text, marker)
+	var cmds []string
+	cur := ""
+	for _, line := range strings.Split(rest, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "# ---") {
+			break
+		}
+		if line == "" || strings.HasPrefix(line, "#") || strings.Contains(line, "<secret>") {
+			continue
+		}
+		if strings.HasSuffix(line, "\\") {
+			cur += strings.TrimSuffix(line, "\\") + " "
+			continue
+		}
+		cmds = append(cmds, cur+line)
+		cur = ""
+	}
+	return cmds
+}
+
+func findGrpcurl() string {
+	if p, err := exec.LookPath("grpcurl"); err == nil {
+		return p
+	}
+	// The repository's bin/, where `make tools` puts it.
+	if p, err := filepath.Abs("../../bin/grpcurl"); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+func waitReady(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if out, err := exec.Command("curl", "-sf", "http://"+addr+"/readyz").CombinedOutput(); err == nil && strings.Contains(string(out), "ready") {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("dev server never became ready")
+}
