@@ -152,8 +152,16 @@ func (f Format) Parse(key string) error {
 	return nil
 }
 
-// HashOf returns the SHA-256 of key.
-func HashOf(key string) Hash { return sha256.Sum256([]byte(key)) }
+// HashOf returns the SHA-256 of key. Keys of up to MaxLen bytes are copied
+// to the stack first, so hashing a well-formed key does not allocate.
+func HashOf(key string) Hash {
+	if len(key) <= MaxLen {
+		var buf [MaxLen]byte
+		n := copy(buf[:], key)
+		return sha256.Sum256(buf[:n])
+	}
+	return sha256.Sum256([]byte(key))
+}
 
 func appendChecksum(buf, body []byte) []byte {
 	var sum [ChecksumLen]byte

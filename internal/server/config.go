@@ -33,6 +33,21 @@ type Config struct {
 	MaxRequestBytes    int
 	LogLevel           string
 	LogFormat          string
+
+	// The fast path (see internal/validate).
+	FilterFPRate       float64
+	SyncInterval       time.Duration
+	SyncOverlap        time.Duration
+	RebuildInterval    time.Duration
+	CacheTTL           time.Duration
+	CacheSize          int
+	CacheStaleFor      time.Duration
+	NegativeCacheTTL   time.Duration
+	NegativeCacheSize  int
+	LookupConcurrency  int
+	LookupTimeout      time.Duration
+	LookupWait         time.Duration
+	UsageFlushInterval time.Duration
 }
 
 // Defaults returns the default configuration.
@@ -50,6 +65,19 @@ func Defaults() Config {
 		MaxRequestBytes:    4 << 20,
 		LogLevel:           "info",
 		LogFormat:          "json",
+		FilterFPRate:       0.001,
+		SyncInterval:       5 * time.Second,
+		SyncOverlap:        30 * time.Second,
+		RebuildInterval:    time.Hour,
+		CacheTTL:           30 * time.Second,
+		CacheSize:          100_000,
+		CacheStaleFor:      5 * time.Minute,
+		NegativeCacheTTL:   30 * time.Second,
+		NegativeCacheSize:  100_000,
+		LookupConcurrency:  4,
+		LookupTimeout:      250 * time.Millisecond,
+		LookupWait:         20 * time.Millisecond,
+		UsageFlushInterval: 10 * time.Second,
 	}
 }
 
@@ -95,10 +123,31 @@ func (c Config) Validate() error {
 		"KEYSERVICE_DB_STATEMENT_TIMEOUT": c.DBStatementTimeout,
 		"KEYSERVICE_READY_INTERVAL":       c.ReadyInterval,
 		"KEYSERVICE_SHUTDOWN_TIMEOUT":     c.ShutdownTimeout,
+		"KEYSERVICE_SYNC_INTERVAL":        c.SyncInterval,
+		"KEYSERVICE_SYNC_OVERLAP":         c.SyncOverlap,
+		"KEYSERVICE_REBUILD_INTERVAL":     c.RebuildInterval,
+		"KEYSERVICE_CACHE_TTL":            c.CacheTTL,
+		"KEYSERVICE_CACHE_STALE_FOR":      c.CacheStaleFor,
+		"KEYSERVICE_NEGATIVE_CACHE_TTL":   c.NegativeCacheTTL,
+		"KEYSERVICE_LOOKUP_TIMEOUT":       c.LookupTimeout,
+		"KEYSERVICE_LOOKUP_WAIT":          c.LookupWait,
+		"KEYSERVICE_USAGE_FLUSH_INTERVAL": c.UsageFlushInterval,
 	} {
 		if d <= 0 {
 			bad(env, "must be a positive duration such as 500ms or 5s, got %s", d)
 		}
+	}
+	if c.FilterFPRate <= 0 || c.FilterFPRate >= 0.5 {
+		bad("KEYSERVICE_FILTER_FP_RATE", "must be between 0 and 0.5 (for example 0.001), got %g", c.FilterFPRate)
+	}
+	if c.CacheSize < 1 {
+		bad("KEYSERVICE_CACHE_SIZE", "must be at least 1, got %d", c.CacheSize)
+	}
+	if c.NegativeCacheSize < 1 {
+		bad("KEYSERVICE_NEGATIVE_CACHE_SIZE", "must be at least 1, got %d", c.NegativeCacheSize)
+	}
+	if c.LookupConcurrency < 1 || c.LookupConcurrency >= c.DBMaxConns {
+		bad("KEYSERVICE_LOOKUP_CONCURRENCY", "must be at least 1 and below KEYSERVICE_DB_MAX_CONNS (%d), so admin calls and sync always find a connection; got %d", c.DBMaxConns, c.LookupConcurrency)
 	}
 	if c.MaxRequestBytes < 1024 {
 		bad("KEYSERVICE_MAX_REQUEST_BYTES", "must be at least 1024, got %d", c.MaxRequestBytes)
@@ -149,6 +198,19 @@ func (c *Config) settings() []setting {
 		{"max-request-bytes", "KEYSERVICE_MAX_REQUEST_BYTES", "largest request body (gRPC message or REST body)", (*intValue)(&c.MaxRequestBytes)},
 		{"log-level", "KEYSERVICE_LOG_LEVEL", "debug, info, warn or error", (*stringValue)(&c.LogLevel)},
 		{"log-format", "KEYSERVICE_LOG_FORMAT", "json or text", (*stringValue)(&c.LogFormat)},
+		{"filter-fp-rate", "KEYSERVICE_FILTER_FP_RATE", "target false-positive rate of the Bloom filter of active keys", (*floatValue)(&c.FilterFPRate)},
+		{"sync-interval", "KEYSERVICE_SYNC_INTERVAL", "how often new and revoked keys are read from the database (catch-up for NOTIFY)", (*durationValue)(&c.SyncInterval)},
+		{"sync-overlap", "KEYSERVICE_SYNC_OVERLAP", "how far behind the watermark each sync reads again, for late commits", (*durationValue)(&c.SyncOverlap)},
+		{"rebuild-interval", "KEYSERVICE_REBUILD_INTERVAL", "full filter rebuild period (±10% jitter), drops revoked and expired keys", (*durationValue)(&c.RebuildInterval)},
+		{"cache-ttl", "KEYSERVICE_CACHE_TTL", "how long a found key is trusted without a lookup", (*durationValue)(&c.CacheTTL)},
+		{"cache-size", "KEYSERVICE_CACHE_SIZE", "positive cache entries", (*intValue)(&c.CacheSize)},
+		{"cache-stale-for", "KEYSERVICE_CACHE_STALE_FOR", "how long past its TTL a cached key may still be served while the database is unreachable", (*durationValue)(&c.CacheStaleFor)},
+		{"negative-cache-ttl", "KEYSERVICE_NEGATIVE_CACHE_TTL", "how long unknown, revoked and expired answers are remembered", (*durationValue)(&c.NegativeCacheTTL)},
+		{"negative-cache-size", "KEYSERVICE_NEGATIVE_CACHE_SIZE", "negative cache entries (separate, so unknown keys cannot evict real ones)", (*intValue)(&c.NegativeCacheSize)},
+		{"lookup-concurrency", "KEYSERVICE_LOOKUP_CONCURRENCY", "database lookups for Validate at once (below the pool size)", (*intValue)(&c.LookupConcurrency)},
+		{"lookup-timeout", "KEYSERVICE_LOOKUP_TIMEOUT", "deadline of one lookup; past it Validate answers UNAVAILABLE", (*durationValue)(&c.LookupTimeout)},
+		{"lookup-wait", "KEYSERVICE_LOOKUP_WAIT", "longest wait for a free lookup slot before UNAVAILABLE", (*durationValue)(&c.LookupWait)},
+		{"usage-flush-interval", "KEYSERVICE_USAGE_FLUSH_INTERVAL", "last_used_at is written in one batch per interval", (*durationValue)(&c.UsageFlushInterval)},
 	}
 }
 
@@ -223,6 +285,18 @@ func (v *intValue) Set(s string) error {
 		return fmt.Errorf("%q is not a whole number", s)
 	}
 	*v = intValue(n)
+	return nil
+}
+
+type floatValue float64
+
+func (v *floatValue) String() string { return fmt.Sprint(float64(*v)) }
+func (v *floatValue) Set(s string) error {
+	var f float64
+	if _, err := fmt.Sscanf(strings.TrimSpace(s), "%g", &f); err != nil {
+		return fmt.Errorf("%q is not a number", s)
+	}
+	*v = floatValue(f)
 	return nil
 }
 

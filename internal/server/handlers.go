@@ -37,9 +37,11 @@ type Keys interface {
 	RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error)
 }
 
-// Validator is what Validate needs.
+// Validator is what Validate needs; Apply makes this replica's own writes
+// visible to its validation path before the write call returns.
 type Validator interface {
 	Validate(ctx context.Context, key string) (validate.Result, error)
+	Apply(e store.Event, source string)
 }
 
 var (
@@ -86,6 +88,7 @@ func (s *keyService) CreateKey(ctx context.Context, req *keyservicev1.CreateKeyR
 	if err != nil {
 		return nil, err
 	}
+	s.validator.Apply(store.Event{Kind: store.EventCreated, Hash: k.Hash, Key: &k}, "local")
 	return &keyservicev1.CreateKeyResponse{Secret: g.Secret, Key: keyToProto(&k)}, nil
 }
 
@@ -193,6 +196,9 @@ func (s *keyService) RevokeKey(ctx context.Context, req *keyservicev1.RevokeKeyR
 	if err != nil {
 		return nil, err
 	}
+	// Before answering: no Validate that starts after this returns may
+	// answer VALID on this replica.
+	s.validator.Apply(store.Event{Kind: store.EventRevoked, Hash: k.Hash, At: *k.RevokedAt, Key: &k}, "local")
 	return &keyservicev1.RevokeKeyResponse{Key: keyToProto(&k)}, nil
 }
 
@@ -222,6 +228,9 @@ func keyToProto(k *store.Key) *keyservicev1.Key {
 	}
 	if k.RevokedAt != nil {
 		out.RevokedAt = timestamppb.New(*k.RevokedAt)
+	}
+	if k.LastUsedAt != nil {
+		out.LastUsedAt = timestamppb.New(*k.LastUsedAt)
 	}
 	return out
 }

@@ -67,7 +67,9 @@ func withConfig(f func(*server.Config)) option { return f }
 func start(t *testing.T, opts ...option) *env {
 	t.Helper()
 	u, _ := testdb.New(t)
-	return startOn(t, u, opts...)
+	e := startOn(t, u, opts...)
+	e.waitReady(t)
+	return e
 }
 
 func startOn(t *testing.T, dbURL string, opts ...option) *env {

@@ -15,6 +15,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -30,22 +34,35 @@ import (
 
 // Server is a configured service with its listeners open.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	store    *store.Store
-	migrator *store.Migrator
-	grpc     *grpc.Server
-	http     *http.Server
-	health   *health.Server
-	grpcLis  net.Listener
-	httpLis  net.Listener
-	ready    atomic.Bool
-	notReady atomic.Value // string: why not ready
+	cfg       Config
+	log       *slog.Logger
+	store     *store.Store
+	migrator  *store.Migrator
+	validator *validate.Validator
+	registry  *prometheus.Registry
+	grpc      *grpc.Server
+	http      *http.Server
+	health    *health.Server
+	grpcLis   net.Listener
+	httpLis   net.Listener
+	ready     atomic.Bool
+	notReady  atomic.Value // string: why not ready
+	dbOK      atomic.Bool
 }
 
+// Option changes how New builds a Server (for tests and the bench tool).
+type Option func(*options)
+
+type options struct {
+	tracer pgx.QueryTracer
+}
+
+// WithQueryTracer sees every query the pool runs.
+func WithQueryTracer(t pgx.QueryTracer) Option { return func(o *options) { o.tracer = t } }
+
 // Run builds a Server from cfg and serves until ctx ends.
-func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	s, err := New(ctx, cfg, log)
+func Run(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) error {
+	s, err := New(ctx, cfg, log, opts...)
 	if err != nil {
 		return err
 	}
@@ -54,9 +71,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 // New validates cfg, opens the pool (without waiting for the database) and
 // the listeners, and wires the service.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
 	format, err := keys.NewFormat(cfg.KeyPrefix)
 	if err != nil {
@@ -67,6 +88,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		MaxConns:         int32(cfg.DBMaxConns),
 		StatementTimeout: cfg.DBStatementTimeout,
 		ConnectTimeout:   cfg.DBConnectTimeout,
+		Tracer:           o.tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
@@ -77,7 +99,32 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	st := store.New(pool, cfg.DBAcquireTimeout)
-	s := &Server{cfg: cfg, log: log, store: st, migrator: migrator, health: health.NewServer()}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newPoolCollector(pool))
+	validator, err := validate.New(validate.Config{
+		Format:             format,
+		Store:              st,
+		Log:                log,
+		Registry:           reg,
+		FilterFPRate:       cfg.FilterFPRate,
+		SyncInterval:       cfg.SyncInterval,
+		SyncOverlap:        cfg.SyncOverlap,
+		RebuildInterval:    cfg.RebuildInterval,
+		PositiveTTL:        cfg.CacheTTL,
+		PositiveSize:       cfg.CacheSize,
+		StaleFor:           cfg.CacheStaleFor,
+		NegativeTTL:        cfg.NegativeCacheTTL,
+		NegativeSize:       cfg.NegativeCacheSize,
+		LookupConcurrency:  cfg.LookupConcurrency,
+		LookupTimeout:      cfg.LookupTimeout,
+		LookupWait:         cfg.LookupWait,
+		UsageFlushInterval: cfg.UsageFlushInterval,
+	})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, store: st, migrator: migrator, validator: validator, registry: reg, health: health.NewServer()}
 	s.notReady.Store("starting")
 	if len(cfg.AdminTokens) == 0 {
 		log.Warn("no admin token configured (KEYSERVICE_ADMIN_TOKENS): admin calls will be refused")
@@ -85,7 +132,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 
 	svc := &keyService{
 		keys:      st,
-		validator: validate.New(validate.Config{Format: format, Lookup: st}),
+		validator: validator,
 		format:    format,
 		now:       time.Now,
 	}
@@ -119,6 +166,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.serveReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(api.OpenAPI)
@@ -169,6 +217,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { s.watchReadiness(gctx); return nil })
+	g.Go(func() error { return s.validator.Run(gctx, s.store.ListenConn) })
 	s.log.Info("serving", "grpc", s.GRPCAddr().String(), "http", s.HTTPAddr().String())
 	g.Go(func() error {
 		<-gctx.Done()
@@ -229,9 +278,21 @@ func (s *Server) watchReadiness(ctx context.Context) {
 	}
 }
 
+// check decides readiness. Before the key filter has loaded, the service
+// cannot answer (it refuses rather than send every key to the database), so
+// it is not ready. Once loaded it stays ready through a database outage: it
+// still answers cached and filter-rejected keys, and refuses only what
+// needs a lookup, which is better than taking every replica out of the load
+// balancer at once. /readyz then reports "degraded".
 func (s *Server) check(ctx context.Context) {
-	if err := s.store.Ping(ctx); err != nil {
-		s.setReady(false, "database unreachable")
+	dbErr := s.store.Ping(ctx)
+	s.dbOK.Store(dbErr == nil)
+	if s.validator.Loaded() {
+		s.setReady(true, "")
+		return
+	}
+	if dbErr != nil {
+		s.setReady(false, "database unreachable; key filter not loaded")
 		return
 	}
 	current, err := s.migrator.Current(ctx)
@@ -241,7 +302,7 @@ func (s *Server) check(ctx context.Context) {
 	case !current:
 		s.setReady(false, "schema not migrated: run keyservice migrate, or serve with --migrate")
 	default:
-		s.setReady(true, "")
+		s.setReady(false, "loading the key filter")
 	}
 }
 
@@ -261,6 +322,11 @@ func (s *Server) setReady(ok bool, why string) {
 
 func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 	if s.ready.Load() {
+		if !s.dbOK.Load() {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "degraded",
+				"reason": "database unreachable: answering from memory, keys that need a lookup get UNAVAILABLE"})
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		return
 	}

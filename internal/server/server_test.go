@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -503,6 +504,14 @@ func TestNotReadyUntilMigrated(t *testing.T) {
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("health: %v, %v", resp, err)
 	}
+	// Until the key filter loads, keys are refused, not sent to the database.
+	k, _ := keyFormatKey(t)
+	if _, err := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: k}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("gRPC Validate before the filter loads: %v, want Unavailable", err)
+	}
+	if code, body, _ := e.rest(t, "POST", "/v1/keys:validate", "", fmt.Sprintf(`{"key":%q}`, k)); code != http.StatusServiceUnavailable {
+		t.Fatalf("REST Validate before the filter loads: %d %v, want 503", code, body)
+	}
 
 	// The same database, served with --migrate, becomes ready.
 	e.stop(t)
@@ -589,4 +598,57 @@ func TestShutdownDrainsInFlightCalls(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after draining")
 	}
+}
+
+func TestMetricsCountAnswersByPath(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	if _, err := e.grpc.Validate(ctx, &keyservicev1.ValidateRequest{Key: "garbage"}); err != nil {
+		t.Fatal(err)
+	}
+	unknown, _ := keyFormatKey(t)
+	if _, err := e.grpc.Validate(ctx, &keyservicev1.ValidateRequest{Key: unknown}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(e.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`keyservice_validate_answers_total{code="MALFORMED",path="shape"} 1`,
+		`keyservice_validate_answers_total{code="NOT_FOUND",path="filter"} 1`,
+		`keyservice_filter_loaded 1`,
+		`keyservice_db_pool_max_conns 16`,
+		`keyservice_cache_positive_hits_total`,
+		`keyservice_lookup_semaphore_refusals_total 0`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func TestRevokeOnOneReplicaIsRefusedOnAnother(t *testing.T) {
+	a := start(t)
+	b := startOn(t, a.dbURL)
+	b.waitReady(t)
+	ctx := context.Background()
+	created, err := a.grpc.CreateKey(admin(ctx), &keyservicev1.CreateKeyRequest{Name: "n", Owner: "o"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &keyservicev1.ValidateRequest{Key: created.GetSecret()}
+	waitFor(t, func() bool { v, err := b.grpc.Validate(ctx, req); return err == nil && v.GetValid() })
+	if _, err := a.grpc.RevokeKey(admin(ctx), &keyservicev1.RevokeKeyRequest{Id: created.GetKey().GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := a.grpc.Validate(ctx, req); err != nil || v.GetCode() != keyservicev1.Code_CODE_REVOKED {
+		t.Fatalf("same replica right after revoke: %v, %v", v, err)
+	}
+	waitFor(t, func() bool {
+		v, err := b.grpc.Validate(ctx, req)
+		return err == nil && v.GetCode() == keyservicev1.Code_CODE_REVOKED
+	})
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -25,17 +27,36 @@ const (
 type Event struct {
 	Kind EventKind
 	Hash keys.Hash
+	// At is revoked_at for EventRevoked (microsecond precision).
+	At time.Time
+	// Key is the full record when the event is applied on the replica that
+	// made the change; it never travels in a NOTIFY payload.
+	Key *Key
 }
 
-// Payload encodes e for NOTIFY: "<kind>:<hex hash>".
-func (e Event) Payload() string { return string(e.Kind) + ":" + e.Hash.String() }
+// Payload encodes e for NOTIFY: "<kind>:<hex hash>[:<unix micros>]".
+func (e Event) Payload() string {
+	p := string(e.Kind) + ":" + e.Hash.String()
+	if !e.At.IsZero() {
+		p += ":" + strconv.FormatInt(e.At.UnixMicro(), 10)
+	}
+	return p
+}
 
 // ParseEvent decodes a NOTIFY payload made by Payload.
 func ParseEvent(payload string) (Event, error) {
-	kind, hexHash, ok := strings.Cut(payload, ":")
+	kind, rest, ok := strings.Cut(payload, ":")
+	hexHash, at, hasAt := strings.Cut(rest, ":")
 	var e Event
 	if !ok || hex.DecodedLen(len(hexHash)) != len(e.Hash) {
 		return Event{}, fmt.Errorf("store: malformed event %q", payload)
+	}
+	if hasAt {
+		us, err := strconv.ParseInt(at, 10, 64)
+		if err != nil {
+			return Event{}, fmt.Errorf("store: malformed event time %q", at)
+		}
+		e.At = time.UnixMicro(us).UTC()
 	}
 	if _, err := hex.Decode(e.Hash[:], []byte(hexHash)); err != nil {
 		return Event{}, fmt.Errorf("store: malformed event hash: %w", err)
@@ -50,8 +71,8 @@ func ParseEvent(payload string) (Event, error) {
 }
 
 // notify queues an event in tx; Postgres delivers it only if tx commits.
-func (s *Store) notify(ctx context.Context, tx pgx.Tx, kind EventKind, h keys.Hash) error {
-	p := dbsqlc.NotifyParams{Channel: NotifyChannel, Payload: Event{Kind: kind, Hash: h}.Payload()}
+func (s *Store) notify(ctx context.Context, tx pgx.Tx, e Event) error {
+	p := dbsqlc.NotifyParams{Channel: NotifyChannel, Payload: e.Payload()}
 	if err := s.q.Notify(ctx, tx, p); err != nil {
 		return fmt.Errorf("sending notify: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -15,6 +16,8 @@ type PoolConfig struct {
 	MaxConns         int32
 	StatementTimeout time.Duration
 	ConnectTimeout   time.Duration
+	// Tracer, when set, sees every query (tests count lookups with it).
+	Tracer pgx.QueryTracer
 }
 
 // OpenPool builds a pool. It does not wait for the database: a service may
@@ -35,6 +38,9 @@ func OpenPool(ctx context.Context, c PoolConfig) (*pgxpool.Pool, error) {
 		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(c.StatementTimeout.Milliseconds(), 10)
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "keyservice"
+	if c.Tracer != nil {
+		cfg.ConnConfig.Tracer = c.Tracer
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating pool: %w", err)

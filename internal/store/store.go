@@ -31,16 +31,17 @@ var (
 
 // Key is the stored record of an API key. It never holds the secret.
 type Key struct {
-	ID        uuid.UUID
-	Hash      keys.Hash
-	Hint      string
-	Name      string
-	Owner     string
-	Scopes    []string
-	Metadata  map[string]string
-	ExpiresAt *time.Time
-	CreatedAt time.Time
-	RevokedAt *time.Time
+	ID         uuid.UUID
+	Hash       keys.Hash
+	Hint       string
+	Name       string
+	Owner      string
+	Scopes     []string
+	Metadata   map[string]string
+	ExpiresAt  *time.Time
+	CreatedAt  time.Time
+	RevokedAt  *time.Time
+	LastUsedAt *time.Time
 }
 
 // NewKey is what CreateKey stores.
@@ -118,7 +119,7 @@ func (s *Store) CreateKey(ctx context.Context, k NewKey) (Key, error) {
 		if out, err = fromRow(row); err != nil {
 			return err
 		}
-		return s.notify(ctx, tx, EventCreated, out.Hash)
+		return s.notify(ctx, tx, Event{Kind: EventCreated, Hash: out.Hash})
 	})
 	return out, err
 }
@@ -134,7 +135,7 @@ func (s *Store) RevokeKey(ctx context.Context, id uuid.UUID) (Key, error) {
 		if out, err = fromRow(row); err != nil {
 			return err
 		}
-		return s.notify(ctx, tx, EventRevoked, out.Hash)
+		return s.notify(ctx, tx, Event{Kind: EventRevoked, Hash: out.Hash, At: *out.RevokedAt})
 	})
 	return out, err
 }
@@ -237,14 +238,15 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 
 func fromRow(r dbsqlc.APIKey) (Key, error) {
 	k := Key{
-		ID:        r.ID,
-		Hint:      r.Hint,
-		Name:      r.Name,
-		Owner:     r.Owner,
-		Scopes:    r.Scopes,
-		ExpiresAt: r.ExpiresAt,
-		CreatedAt: r.CreatedAt,
-		RevokedAt: r.RevokedAt,
+		ID:         r.ID,
+		Hint:       r.Hint,
+		Name:       r.Name,
+		Owner:      r.Owner,
+		Scopes:     r.Scopes,
+		ExpiresAt:  r.ExpiresAt,
+		CreatedAt:  r.CreatedAt,
+		RevokedAt:  r.RevokedAt,
+		LastUsedAt: r.LastUsedAt,
 	}
 	if len(r.KeyHash) != len(k.Hash) {
 		return Key{}, fmt.Errorf("store: key %s has a %d-byte hash", r.ID, len(r.KeyHash))

@@ -201,10 +201,11 @@ func TestWritesNotifyAtCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	g, k := b.create(t, "acme")
-	if _, err := b.store.RevokeKey(ctx, k.ID); err != nil {
+	revoked, err := b.store.RevokeKey(ctx, k.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []store.Event{{Kind: store.EventCreated, Hash: g.Hash}, {Kind: store.EventRevoked, Hash: g.Hash}} {
+	for _, want := range []store.Event{{Kind: store.EventCreated, Hash: g.Hash}, {Kind: store.EventRevoked, Hash: g.Hash, At: *revoked.RevokedAt}} {
 		n, err := l.WaitForNotification(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -213,7 +214,7 @@ func TestWritesNotifyAtCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got != want {
+		if got.Kind != want.Kind || got.Hash != want.Hash || !got.At.Equal(want.At) {
 			t.Fatalf("event %+v, want %+v", got, want)
 		}
 	}
@@ -229,5 +230,125 @@ func TestUnavailableWhenDatabaseUnreachable(t *testing.T) {
 	s := store.New(pool, time.Second)
 	if _, err := s.KeyByHash(ctx, keys.HashOf("x")); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("KeyByHash = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestActiveHashesPagesSkipRevokedAndExpired(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	want := map[keys.Hash]bool{}
+	for i := 0; i < 5; i++ {
+		g, _ := b.create(t, "acme")
+		want[g.Hash] = true
+	}
+	_, revoked := b.create(t, "acme")
+	if _, err := b.store.RevokeKey(ctx, revoked.ID); err != nil {
+		t.Fatal(err)
+	}
+	g, err := b.fmt.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-time.Hour)
+	if _, err := b.store.CreateKey(ctx, store.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "old", Owner: "o", ExpiresAt: &past}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.store.CountActiveKeys(ctx); err != nil || n != 5 {
+		t.Fatalf("CountActiveKeys = %d, %v; want 5", n, err)
+	}
+	got := map[keys.Hash]bool{}
+	after := uuid.Nil
+	for {
+		page, err := b.store.ActiveHashes(ctx, after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range page {
+			got[a.Hash] = true
+		}
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	if len(got) != 5 {
+		t.Fatalf("streamed %d active keys, want 5", len(got))
+	}
+	for h := range want {
+		if !got[h] {
+			t.Fatal("an active key was not streamed")
+		}
+	}
+}
+
+func TestChangedSinceUsesTheDatabaseClock(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	_, old := b.create(t, "acme")
+	mark, err := b.store.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := b.create(t, "acme")
+	if _, err := b.store.RevokeKey(ctx, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := b.store.ChangedSince(ctx, mark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[keys.Hash]store.Change{}
+	for _, c := range changes {
+		seen[c.Hash] = c
+	}
+	if c, ok := seen[fresh.Hash]; !ok || c.RevokedAt != nil {
+		t.Fatalf("new key missing or revoked: %+v", c)
+	}
+	if c, ok := seen[old.Hash]; !ok || c.RevokedAt == nil {
+		t.Fatalf("revocation of an old key missing: %+v", c)
+	}
+	if len(changes) != 2 {
+		t.Fatalf("%d changes, want 2", len(changes))
+	}
+}
+
+func TestTouchLastUsedKeepsTheLatest(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	_, k := b.create(t, "acme")
+	t1 := time.Now().UTC().Truncate(time.Microsecond)
+	t0 := t1.Add(-time.Minute)
+	if err := b.store.TouchLastUsed(ctx, []uuid.UUID{k.ID}, []time.Time{t1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.TouchLastUsed(ctx, []uuid.UUID{k.ID}, []time.Time{t0}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.store.GetKey(ctx, k.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.LastUsedAt == nil || !got.LastUsedAt.Equal(t1) {
+		t.Fatalf("last_used_at = %v, want %v", got.LastUsedAt, t1)
+	}
+}
+
+func TestListenConnIsOutsideThePool(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	conn, err := b.store.ListenConn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var app string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('application_name')").Scan(&app); err != nil {
+		t.Fatal(err)
+	}
+	if app != store.ListenApplicationName {
+		t.Fatalf("application_name %q", app)
+	}
+	if n := b.store.Pool().Stat().AcquiredConns(); n != 0 {
+		t.Fatalf("listen connection holds %d pooled connections", n)
 	}
 }

@@ -1,13 +1,34 @@
 // Package validate owns the validation path: from a presented key to an
-// outcome, cheapest rejection first. Today the path is shape, checksum, then
-// a lookup by hash; the fast path (filter, caches, bounded lookups) slots in
-// as layers around Lookup without changing Validator's callers.
+// outcome, answered from memory whenever memory can decide, cheapest
+// rejection first:
+//
+//	shape, checksum        -> MALFORMED                 (no hash, no lookup)
+//	negative cache         -> NOT_FOUND, REVOKED, EXPIRED
+//	positive cache         -> VALID, EXPIRED            (stale entries only while the database is down)
+//	Bloom filter "no"      -> NOT_FOUND                 (no lookup)
+//	lookup                 -> single-flight per hash, at most LookupConcurrency at once,
+//	                          each with a deadline; fills a cache. Slots full, deadline
+//	                          passed or database down -> ErrUnavailable (fail closed)
+//
+// Memory learns of changes from Apply (local writes, NOTIFY from other
+// replicas, incremental sync) and is rebuilt from the database periodically;
+// see Run.
 package validate
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/maypok86/otter/v2"
+	"github.com/maypok86/otter/v2/stats"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store"
@@ -44,64 +65,285 @@ func (c Code) String() string {
 	return "UNSPECIFIED"
 }
 
-// ErrUnavailable: the answer needs the store, and the store cannot answer.
-// Callers must refuse the key (fail closed).
+// ErrUnavailable: the answer needs the database, and it cannot answer now
+// (down, too slow, every lookup slot busy, or the filter not loaded yet).
+// Callers must refuse the key: fail closed.
 var ErrUnavailable = errors.New("validate: key store unavailable")
 
 // Result is the answer for one key. Key is set when the key exists.
 type Result struct {
 	Code Code
 	Key  *store.Key
+	Path Path
 }
 
-// Lookup finds a key record by hash; store.ErrNotFound when there is none.
-// *store.Store implements it; the fast path wraps it.
-type Lookup interface {
+// Store is what the validation path reads from the database.
+// *store.Store implements it.
+type Store interface {
 	KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error)
+	Now(ctx context.Context) (time.Time, error)
+	CountActiveKeys(ctx context.Context) (int64, error)
+	ActiveHashes(ctx context.Context, after uuid.UUID, limit int) ([]store.ActiveHash, error)
+	ChangedSince(ctx context.Context, since time.Time) ([]store.Change, error)
+	TouchLastUsed(ctx context.Context, ids []uuid.UUID, at []time.Time) error
 }
 
-var _ Lookup = (*store.Store)(nil)
+var _ Store = (*store.Store)(nil)
 
-// Config is what a Validator needs.
+// Config configures a Validator. Zero durations and sizes take the
+// defaults in Defaults.
 type Config struct {
 	Format keys.Format
-	Lookup Lookup
-	// Now is the clock used for expiry; time.Now when nil.
+	Store  Store
+	// Now is the clock for expiry, TTLs and usage; time.Now when nil.
 	Now func() time.Time
+	Log *slog.Logger
+	// Registry receives the metrics; none are exported when nil.
+	Registry prometheus.Registerer
+
+	FilterFPRate    float64       // target false-positive rate of the Bloom filter
+	FilterMinKeys   int           // the filter is sized for at least this many keys
+	SyncInterval    time.Duration // incremental sync period
+	SyncOverlap     time.Duration // how far before the watermark each sync reads again
+	RebuildInterval time.Duration // full rebuild period (±10% jitter)
+
+	PositiveTTL  time.Duration // how long a found key is trusted without a lookup
+	PositiveSize int           // entries
+	StaleFor     time.Duration // how long past PositiveTTL an entry may serve while the database is down
+	NegativeTTL  time.Duration
+	NegativeSize int
+
+	LookupConcurrency int           // lookups at once (keep well below the pool size)
+	LookupTimeout     time.Duration // deadline of one lookup
+	LookupWait        time.Duration // longest wait for a lookup slot before UNAVAILABLE
+
+	UsageFlushInterval time.Duration // last_used_at is written in one batch per interval
 }
 
-// Validator answers Validate.
-type Validator struct {
-	format keys.Format
-	lookup Lookup
-	now    func() time.Time
-}
-
-// New returns a Validator.
-func New(cfg Config) *Validator {
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
+// Defaults returns the default tuning.
+func Defaults() Config {
+	return Config{
+		FilterFPRate:       0.001,
+		FilterMinKeys:      100_000,
+		SyncInterval:       5 * time.Second,
+		SyncOverlap:        30 * time.Second,
+		RebuildInterval:    time.Hour,
+		PositiveTTL:        30 * time.Second,
+		PositiveSize:       100_000,
+		StaleFor:           5 * time.Minute,
+		NegativeTTL:        30 * time.Second,
+		NegativeSize:       100_000,
+		LookupConcurrency:  4,
+		LookupTimeout:      250 * time.Millisecond,
+		LookupWait:         20 * time.Millisecond,
+		UsageFlushInterval: 10 * time.Second,
 	}
-	return &Validator{format: cfg.Format, lookup: cfg.Lookup, now: now}
 }
+
+// Validator answers Validate from memory, and keeps that memory in step
+// with the database.
+type Validator struct {
+	cfg    Config
+	format keys.Format
+	store  Store
+	now    func() time.Time
+	log    *slog.Logger
+
+	filter filter
+	pos    *otter.Cache[keys.Hash, *posEntry]
+	neg    *otter.Cache[keys.Hash, negEntry]
+	posSt  *stats.Counter
+	negSt  *stats.Counter
+
+	sf  singleflight.Group
+	sem chan struct{}
+
+	// Per-hash-stripe epochs order cache fills after lookups against
+	// changes applied meanwhile: a lookup fills a cache only if no change
+	// touched its stripe since it started, and a caller never joins a
+	// lookup that started before its own stripe epoch. Together they make
+	// a revoke that has returned visible to every Validate that starts
+	// after it.
+	stripes [256]stripe
+
+	usage   usageBuffer
+	metrics *metrics
+
+	syncMu    sync.Mutex                // keeps syncs (the loop, catch-up after a reconnect) apart
+	watermark atomic.Pointer[time.Time] // database time up to which changes are known
+	loadedAt  atomic.Int64
+}
+
+type stripe struct {
+	mu    sync.Mutex
+	epoch atomic.Uint64
+}
+
+type posEntry struct {
+	key     store.Key
+	fetched time.Time
+	touched atomic.Int64 // unix nanos of the last usage recorded for flushing
+}
+
+type negEntry struct {
+	code Code
+	key  *store.Key // for REVOKED and EXPIRED
+}
+
+// New builds a Validator. Call Run to load and maintain its memory; until
+// the filter is loaded, keys that need it are answered ErrUnavailable.
+func New(cfg Config) (*Validator, error) {
+	d := Defaults()
+	if cfg.Store == nil {
+		return nil, errors.New("validate: Store is required")
+	}
+	setDefault(&cfg.FilterFPRate, d.FilterFPRate)
+	setDefault(&cfg.FilterMinKeys, d.FilterMinKeys)
+	setDefault(&cfg.SyncInterval, d.SyncInterval)
+	setDefault(&cfg.SyncOverlap, d.SyncOverlap)
+	setDefault(&cfg.RebuildInterval, d.RebuildInterval)
+	setDefault(&cfg.PositiveTTL, d.PositiveTTL)
+	setDefault(&cfg.PositiveSize, d.PositiveSize)
+	setDefault(&cfg.StaleFor, d.StaleFor)
+	setDefault(&cfg.NegativeTTL, d.NegativeTTL)
+	setDefault(&cfg.NegativeSize, d.NegativeSize)
+	setDefault(&cfg.LookupConcurrency, d.LookupConcurrency)
+	setDefault(&cfg.LookupTimeout, d.LookupTimeout)
+	setDefault(&cfg.LookupWait, d.LookupWait)
+	setDefault(&cfg.UsageFlushInterval, d.UsageFlushInterval)
+	if cfg.FilterFPRate <= 0 || cfg.FilterFPRate >= 1 {
+		return nil, fmt.Errorf("validate: filter false-positive rate must be in (0, 1), got %g", cfg.FilterFPRate)
+	}
+	v := &Validator{
+		cfg:    cfg,
+		format: cfg.Format,
+		store:  cfg.Store,
+		now:    cfg.Now,
+		log:    cfg.Log,
+		sem:    make(chan struct{}, cfg.LookupConcurrency),
+		posSt:  stats.NewCounter(),
+		negSt:  stats.NewCounter(),
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	if v.log == nil {
+		v.log = slog.New(slog.DiscardHandler)
+	}
+	var clock otter.Clock
+	if cfg.Now != nil {
+		clock = fixedClock{cfg.Now}
+	}
+	var err error
+	v.pos, err = otter.New(&otter.Options[keys.Hash, *posEntry]{
+		MaximumSize:   cfg.PositiveSize,
+		StatsRecorder: v.posSt,
+		Clock:         clock,
+		ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[keys.Hash, *posEntry]) time.Duration {
+			// Trusted for PositiveTTL, kept StaleFor longer for outages, never
+			// past the key's own expiry.
+			life := cfg.PositiveTTL + cfg.StaleFor
+			if exp := e.Value.key.ExpiresAt; exp != nil {
+				life = min(life, exp.Sub(v.now()))
+			}
+			return max(life, time.Millisecond)
+		}),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("validate: positive cache: %w", err)
+	}
+	v.neg, err = otter.New(&otter.Options[keys.Hash, negEntry]{
+		MaximumSize:      cfg.NegativeSize,
+		StatsRecorder:    v.negSt,
+		Clock:            clock,
+		ExpiryCalculator: otter.ExpiryCreating[keys.Hash, negEntry](cfg.NegativeTTL),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("validate: negative cache: %w", err)
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	v.metrics = newMetrics(reg, v)
+	return v, nil
+}
+
+func setDefault[T comparable](p *T, d T) {
+	var zero T
+	if *p == zero {
+		*p = d
+	}
+}
+
+// fixedClock adapts an injected clock for otter; it has no ticker, so
+// expiry happens on access only.
+type fixedClock struct{ now func() time.Time }
+
+func (c fixedClock) NowNano() int64                      { return c.now().UnixNano() }
+func (c fixedClock) Tick(time.Duration) <-chan time.Time { return nil }
 
 // Validate judges key. The error is non-nil only when no answer can be
-// given (ErrUnavailable, or an internal fault); a wrong key is a Result.
+// given (ErrUnavailable, or a fault); a wrong key is a Result.
 func (v *Validator) Validate(ctx context.Context, key string) (Result, error) {
-	if v.format.Parse(key) != nil {
-		return Result{Code: Malformed}, nil
+	switch err := v.format.Parse(key); {
+	case err == nil:
+	case errors.Is(err, keys.ErrChecksum):
+		return v.answer(Result{Code: Malformed, Path: PathChecksum}), nil
+	default:
+		return v.answer(Result{Code: Malformed, Path: PathShape}), nil
 	}
-	k, err := v.lookup.KeyByHash(ctx, keys.HashOf(key))
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return Result{Code: NotFound}, nil
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return Result{}, errors.Join(ErrUnavailable, err)
-	case err != nil:
+	h := keys.HashOf(key)
+
+	if n, ok := v.neg.GetIfPresent(h); ok {
+		return v.answer(Result{Code: n.code, Key: n.key, Path: PathNegativeCache}), nil
+	}
+
+	now := v.now()
+	if p, ok := v.pos.GetIfPresent(h); ok {
+		if now.Sub(p.fetched) < v.cfg.PositiveTTL {
+			return v.answer(v.judgeCached(p, now)), nil
+		}
+		// Stale: ask the database, and serve the stale entry only if it
+		// cannot answer.
+		res, err := v.lookup(ctx, h)
+		if errors.Is(err, ErrUnavailable) {
+			v.metrics.staleServed.Inc()
+			return v.answer(v.judgeCached(p, now)), nil
+		}
+		return v.answered(res, err)
+	}
+
+	maybe, loaded := v.filter.test(&h)
+	if !loaded {
+		v.metrics.answers[PathFilter][codeUnavailable].Inc()
+		return Result{}, fmt.Errorf("%w: key filter not loaded yet", ErrUnavailable)
+	}
+	if !maybe {
+		return v.answer(Result{Code: NotFound, Path: PathFilter}), nil
+	}
+	return v.answered(v.lookup(ctx, h))
+}
+
+func (v *Validator) judgeCached(p *posEntry, now time.Time) Result {
+	code := Judge(&p.key, now)
+	if code == Valid {
+		v.touch(p, now)
+	}
+	return Result{Code: code, Key: &p.key, Path: PathPositiveCache}
+}
+
+func (v *Validator) answer(r Result) Result {
+	v.metrics.answers[r.Path][r.Code].Inc()
+	return r
+}
+
+func (v *Validator) answered(r Result, err error) (Result, error) {
+	if err != nil {
+		v.metrics.answers[PathLookup][codeUnavailable].Inc()
 		return Result{}, err
 	}
-	return Result{Code: Judge(&k, v.now()), Key: &k}, nil
+	return v.answer(r), nil
 }
 
 // Judge tells whether an existing key may be used at now. A revoked key is
@@ -115,3 +357,145 @@ func Judge(k *store.Key, now time.Time) Code {
 	}
 	return Valid
 }
+
+// lookupResult is shared by every caller joined on one lookup.
+type lookupResult struct {
+	key   store.Key
+	found bool
+}
+
+// lookup asks the database for h: joined with concurrent lookups of the
+// same hash, bounded by the semaphore and by LookupTimeout.
+func (v *Validator) lookup(ctx context.Context, h keys.Hash) (Result, error) {
+	st := &v.stripes[h[0]]
+	epoch := st.epoch.Load()
+	var flight [40]byte
+	copy(flight[:], h[:])
+	for i := 0; i < 8; i++ {
+		flight[32+i] = byte(epoch >> (8 * i))
+	}
+	ch := v.sf.DoChan(string(flight[:]), func() (any, error) { return v.fetch(h, epoch) })
+	var r singleflight.Result
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	if r.Err != nil {
+		return Result{}, r.Err
+	}
+	lr := r.Val.(lookupResult)
+	if !lr.found {
+		return Result{Code: NotFound, Path: PathLookup}, nil
+	}
+	k := lr.key
+	code := Judge(&k, v.now())
+	return Result{Code: code, Key: &k, Path: PathLookup}, nil
+}
+
+func (v *Validator) fetch(h keys.Hash, epoch uint64) (lookupResult, error) {
+	select {
+	case v.sem <- struct{}{}:
+	default:
+		v.metrics.semWaits.Inc()
+		t := time.NewTimer(v.cfg.LookupWait)
+		select {
+		case v.sem <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			v.metrics.semRefusals.Inc()
+			return lookupResult{}, fmt.Errorf("%w: every lookup slot is busy", ErrUnavailable)
+		}
+	}
+	defer func() { <-v.sem }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), v.cfg.LookupTimeout)
+	defer cancel()
+	k, err := v.store.KeyByHash(ctx, h)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		v.metrics.lookups.WithLabelValues("not_found").Inc()
+		v.fill(h, epoch, func() { v.neg.Set(h, negEntry{code: NotFound}) })
+		return lookupResult{}, nil
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		v.metrics.lookups.WithLabelValues("unavailable").Inc()
+		return lookupResult{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case err != nil:
+		v.metrics.lookups.WithLabelValues("error").Inc()
+		return lookupResult{}, err
+	}
+	v.metrics.lookups.WithLabelValues("found").Inc()
+	now := v.now()
+	v.fill(h, epoch, func() {
+		if code := Judge(&k, now); code != Valid {
+			kc := k
+			v.neg.Set(h, negEntry{code: code, key: &kc})
+			return
+		}
+		v.pos.Set(h, &posEntry{key: k, fetched: now})
+	})
+	return lookupResult{key: k, found: true}, nil
+}
+
+// fill runs set under h's stripe lock, unless a change touched the stripe
+// since the lookup began (its answer may predate the change).
+func (v *Validator) fill(h keys.Hash, epoch uint64, set func()) {
+	st := &v.stripes[h[0]]
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.epoch.Load() == epoch {
+		set()
+	}
+}
+
+// Apply makes a change to a key visible in memory. Local writes apply it
+// before returning to their caller; other replicas apply it from NOTIFY or
+// incremental sync.
+func (v *Validator) Apply(e store.Event, source string) {
+	st := &v.stripes[e.Hash[0]]
+	switch e.Kind {
+	case store.EventCreated:
+		v.filter.add(e.Hash)
+		st.mu.Lock()
+		st.epoch.Add(1)
+		v.neg.Invalidate(e.Hash)
+		st.mu.Unlock()
+	case store.EventRevoked:
+		st.mu.Lock()
+		st.epoch.Add(1)
+		old, had := v.pos.Invalidate(e.Hash)
+		rec := e.Key
+		if rec == nil && had {
+			k := old.key
+			at := e.At
+			if at.IsZero() {
+				at = v.now()
+			}
+			k.RevokedAt = &at
+			rec = &k
+		}
+		if rec != nil {
+			// Known record: answer REVOKED from memory from now on. Otherwise
+			// the next Validate looks the key up once and caches the answer.
+			v.neg.Set(e.Hash, negEntry{code: Revoked, key: rec})
+		}
+		st.mu.Unlock()
+	default:
+		return
+	}
+	v.metrics.events.WithLabelValues(string(e.Kind), source).Inc()
+}
+
+type cacheStats struct{ hits, misses, evictions, size uint64 }
+
+func (v *Validator) cacheStats(which string) cacheStats {
+	c, n := v.posSt, v.pos.EstimatedSize()
+	if which == "negative" {
+		c, n = v.negSt, v.neg.EstimatedSize()
+	}
+	s := c.Snapshot()
+	return cacheStats{hits: s.Hits, misses: s.Misses, evictions: s.Evictions, size: uint64(n)}
+}
+
+// Loaded reports whether the filter has been loaded (the service is ready).
+func (v *Validator) Loaded() bool { return v.filter.loaded() }

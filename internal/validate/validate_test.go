@@ -2,10 +2,16 @@ package validate_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store"
@@ -15,41 +21,137 @@ import (
 
 func TestMain(m *testing.M) { testdb.Main(m) }
 
-// counting wraps the real store and counts lookups that reach it.
-type counting struct {
-	validate.Lookup
-	n atomic.Int64
+// tracer counts the statements that read keys for Validate (the sqlc query
+// GetKeyByHash) as the database driver sends them, and how many run at once.
+type tracer struct {
+	lookups, inflight, maxInflight, updates atomic.Int64
 }
 
-func (c *counting) KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error) {
-	c.n.Add(1)
-	return c.Lookup.KeyByHash(ctx, h)
+type lookupMark struct{}
+
+func (tr *tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, "name: TouchLastUsed") {
+		tr.updates.Add(1)
+	}
+	if !strings.Contains(d.SQL, "name: GetKeyByHash") {
+		return ctx
+	}
+	tr.lookups.Add(1)
+	n := tr.inflight.Add(1)
+	for {
+		m := tr.maxInflight.Load()
+		if n <= m || tr.maxInflight.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	return context.WithValue(ctx, lookupMark{}, true)
+}
+
+func (tr *tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	if ctx.Value(lookupMark{}) != nil {
+		tr.inflight.Add(-1)
+	}
 }
 
 type bundle struct {
+	url    string
 	v      *validate.Validator
 	store  *store.Store
-	lookup *counting
+	pool   *pgxpool.Pool
+	tr     *tracer
 	format keys.Format
-	now    *time.Time
+	clock  *fakeClock
+	stop   func()
 }
 
-func setup(t *testing.T) bundle {
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+type setupOpt func(*validate.Config)
+
+func setup(t testing.TB, opts ...setupOpt) *bundle {
 	t.Helper()
-	_, pool := testdb.New(t)
+	u, _ := testdb.New(t)
+	return setupOn(t, u, true, opts...)
+}
+
+// setupOn runs a Validator (with its own pool and LISTEN connection) on the
+// database at u, as one replica would.
+func setupOn(t testing.TB, u string, waitLoaded bool, opts ...setupOpt) *bundle {
+	t.Helper()
+	tr := &tracer{}
+	pool, err := store.OpenPool(context.Background(), store.PoolConfig{URL: u, MaxConns: 16, Tracer: tr, ConnectTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	f, err := keys.NewFormat("ks")
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := store.New(pool, time.Second)
-	c := &counting{Lookup: st}
-	now := time.Now()
-	b := bundle{store: st, lookup: c, format: f, now: &now}
-	b.v = validate.New(validate.Config{Format: f, Lookup: c, Now: func() time.Time { return *b.now }})
+	clock := &fakeClock{now: time.Now()}
+	cfg := validate.Config{
+		Format: f, Store: st, Now: clock.Now,
+		SyncInterval: 50 * time.Millisecond, RebuildInterval: time.Hour,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	v, err := validate.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := v.Run(ctx, st.ListenConn); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			pool.Close()
+		})
+	}
+	t.Cleanup(stop)
+	b := &bundle{url: u, v: v, store: st, pool: pool, tr: tr, format: f, clock: clock, stop: stop}
+	if waitLoaded {
+		waitFor(t, 20*time.Second, v.Loaded)
+	}
 	return b
 }
 
-func (b bundle) create(t *testing.T, exp *time.Time) (keys.Generated, store.Key) {
+func waitFor(t testing.TB, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// create stores a key as CreateKey does on the replica that makes it.
+func (b *bundle) create(t testing.TB, exp *time.Time) (keys.Generated, store.Key) {
 	t.Helper()
 	g, err := b.format.Generate()
 	if err != nil {
@@ -59,85 +161,412 @@ func (b bundle) create(t *testing.T, exp *time.Time) (keys.Generated, store.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.v.Apply(store.Event{Kind: store.EventCreated, Hash: k.Hash, Key: &k}, "local")
 	return g, k
+}
+
+func (b *bundle) revoke(t testing.TB, id store.Key) store.Key {
+	t.Helper()
+	k, err := b.store.RevokeKey(context.Background(), id.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.v.Apply(store.Event{Kind: store.EventRevoked, Hash: k.Hash, At: *k.RevokedAt, Key: &k}, "local")
+	return k
+}
+
+func (b *bundle) unknownKey(t testing.TB) string {
+	t.Helper()
+	g, err := b.format.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g.Secret
+}
+
+func mustValidate(t testing.TB, v *validate.Validator, key string) validate.Result {
+	t.Helper()
+	r, err := v.Validate(context.Background(), key)
+	if err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	return r
 }
 
 func TestOutcomes(t *testing.T) {
 	b := setup(t)
-	ctx := context.Background()
-	exp := b.now.Add(time.Hour)
+	exp := b.clock.Now().Add(time.Hour)
 	valid, _ := b.create(t, &exp)
 	revoked, rk := b.create(t, nil)
-	if _, err := b.store.RevokeKey(ctx, rk.ID); err != nil {
-		t.Fatal(err)
-	}
-	unknown, _ := b.format.Generate()
-
-	tests := []struct {
-		name    string
-		key     string
-		want    validate.Code
-		lookups int64
-		hasKey  bool
+	b.revoke(t, rk)
+	for _, tt := range []struct {
+		name string
+		key  string
+		want validate.Code
+		key_ bool
 	}{
-		{"valid", valid.Secret, validate.Valid, 1, true},
-		{"revoked", revoked.Secret, validate.Revoked, 1, true},
-		{"unknown", unknown.Secret, validate.NotFound, 1, false},
-		{"garbage", "hello", validate.Malformed, 0, false},
-		{"wrong checksum", valid.Secret[:len(valid.Secret)-1] + "x", validate.Malformed, 0, false},
-		{"other prefix", "xx" + valid.Secret[2:], validate.Malformed, 0, false},
-	}
-	for _, tt := range tests {
+		{"valid", valid.Secret, validate.Valid, true},
+		{"revoked", revoked.Secret, validate.Revoked, true},
+		{"unknown", b.unknownKey(t), validate.NotFound, false},
+		{"garbage", "hello", validate.Malformed, false},
+		{"wrong checksum", valid.Secret[:len(valid.Secret)-1] + "x", validate.Malformed, false},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
-			before := b.lookup.n.Load()
-			res, err := b.v.Validate(ctx, tt.key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Code != tt.want || (res.Key != nil) != tt.hasKey {
-				t.Fatalf("got %v (key %v), want %v", res.Code, res.Key != nil, tt.want)
-			}
-			if got := b.lookup.n.Load() - before; got != tt.lookups {
-				t.Fatalf("%d lookups, want %d", got, tt.lookups)
+			r := mustValidate(t, b.v, tt.key)
+			if r.Code != tt.want || (r.Key != nil) != tt.key_ {
+				t.Fatalf("got %v (key %v), want %v", r.Code, r.Key != nil, tt.want)
 			}
 		})
 	}
-
-	// The injected clock passes the expiry: the same key is now EXPIRED.
-	*b.now = exp
-	res, err := b.v.Validate(ctx, valid.Secret)
-	if err != nil || res.Code != validate.Expired {
-		t.Fatalf("after expiry: %v, %v", res.Code, err)
+	// The injected clock passes the expiry: the cached key is now EXPIRED.
+	b.clock.Advance(time.Hour)
+	if r := mustValidate(t, b.v, valid.Secret); r.Code != validate.Expired {
+		t.Fatalf("after expiry: %v", r.Code)
 	}
 }
 
-func TestUnavailableFailsClosed(t *testing.T) {
-	ctx := context.Background()
-	pool, err := store.OpenPool(ctx, store.PoolConfig{URL: "postgres://postgres@127.0.0.1:1/x?sslmode=disable", ConnectTimeout: time.Second})
+func TestMalformedKeysNeverReachTheDatabase(t *testing.T) {
+	b := setup(t)
+	g, _ := b.create(t, nil)
+	before := b.tr.lookups.Load()
+	var buf [48]byte
+	for i := 0; i < 100_000; i++ {
+		var key string
+		switch i % 4 {
+		case 0: // random bytes
+			_, _ = rand.Read(buf[:])
+			key = string(buf[:i%48+1])
+		case 1: // right shape, wrong checksum
+			b := []byte(g.Secret)
+			b[3+i%30] = "ABCDEFGHIJ"[i%10]
+			if string(b) == g.Secret {
+				continue
+			}
+			key = string(b)
+		case 2: // oversize
+			key = strings.Repeat("k", keys.MaxLen+1+i%100)
+		case 3: // wrong prefix
+			key = "zz" + g.Secret[2:]
+		}
+		if r := mustValidate(t, b.v, key); r.Code != validate.Malformed {
+			t.Fatalf("key %d: %v", i, r.Code)
+		}
+	}
+	if n := b.tr.lookups.Load() - before; n != 0 {
+		t.Fatalf("100,000 malformed keys made %d lookups, want 0", n)
+	}
+}
+
+func TestUnknownKeysRarelyReachTheDatabase(t *testing.T) {
+	// A filter sized for exactly the keys there are (no spare capacity), so
+	// its false-positive rate is the configured 0.1%, not better.
+	b := setup(t, func(c *validate.Config) { c.FilterMinKeys = 1 })
+	for i := 0; i < 2000; i++ {
+		b.create(t, nil)
+	}
+	if err := validate.Rebuild(b.v, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	unknown := make([]string, 100_000)
+	for i := range unknown {
+		unknown[i] = b.unknownKey(t)
+	}
+	before := b.tr.lookups.Load()
+	for _, k := range unknown {
+		if r := mustValidate(t, b.v, k); r.Code != validate.NotFound {
+			t.Fatalf("unknown key: %v", r.Code)
+		}
+	}
+	n := b.tr.lookups.Load() - before
+	t.Logf("100,000 distinct unknown keys: %d lookups (%.3f%%)", n, float64(n)/1000)
+	if n > 300 {
+		t.Fatalf("%d lookups, want at most 300 (0.3%%)", n)
+	}
+}
+
+func TestOneUnknownKeyIsLookedUpOnce(t *testing.T) {
+	b := setup(t)
+	validate.ForceFilterMaybe(b.v)
+	key := b.unknownKey(t)
+	before := b.tr.lookups.Load()
+	var wg sync.WaitGroup
+	for w := 0; w < 10; w++ {
+		wg.Go(func() {
+			for i := 0; i < 100; i++ {
+				if r := mustValidate(t, b.v, key); r.Code != validate.NotFound {
+					t.Errorf("got %v", r.Code)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := b.tr.lookups.Load() - before; n > 1 {
+		t.Fatalf("one unknown key sent 1,000 times made %d lookups, want at most 1", n)
+	}
+}
+
+func TestValidKeyIsLookedUpOnce(t *testing.T) {
+	b := setup(t)
+	g, _ := b.create(t, nil)
+	before := b.tr.lookups.Load()
+	mustValidate(t, b.v, g.Secret) // warm-up
+	warm := b.tr.lookups.Load()
+	for i := 0; i < 100_000; i++ {
+		if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+			t.Fatalf("got %v", r.Code)
+		}
+	}
+	if n := b.tr.lookups.Load() - before; n > 1 {
+		t.Fatalf("100,000 validations of one key made %d lookups, want at most 1", n)
+	}
+	if n := b.tr.lookups.Load() - warm; n != 0 {
+		t.Fatalf("after warm-up: %d lookups, want 0", n)
+	}
+}
+
+func TestFloodIsBoundedAndAdminWritesStillSucceed(t *testing.T) {
+	const slots = 4
+	b := setup(t, func(c *validate.Config) {
+		c.LookupConcurrency = slots
+		c.LookupWait = 5 * time.Millisecond
+	})
+	validate.ForceFilterMaybe(b.v)
+	flood := make([]string, 2000)
+	for i := range flood {
+		flood[i] = b.unknownKey(t)
+	}
+	var (
+		wg          sync.WaitGroup
+		unavailable atomic.Int64
+		start       = make(chan struct{})
+		adminErr    = make(chan error, 1)
+	)
+	for _, k := range flood {
+		wg.Go(func() {
+			<-start
+			r, err := b.v.Validate(context.Background(), k)
+			switch {
+			case errors.Is(err, validate.ErrUnavailable):
+				unavailable.Add(1)
+			case err != nil:
+				t.Errorf("Validate: %v", err)
+			case r.Code != validate.NotFound:
+				t.Errorf("unknown key answered %v", r.Code)
+			}
+		})
+	}
+	maxAcquired := int32(0)
+	sampling := make(chan struct{})
+	go func() {
+		defer close(sampling)
+		for b.tr.lookups.Load() == 0 || b.tr.inflight.Load() > 0 {
+			if a := b.pool.Stat().AcquiredConns(); a > maxAcquired {
+				maxAcquired = a
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	close(start)
+	go func() {
+		g, _ := b.format.Generate()
+		_, err := b.store.CreateKey(context.Background(), store.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "admin", Owner: "o"})
+		adminErr <- err
+	}()
+	wg.Wait()
+	<-sampling
+	if err := <-adminErr; err != nil {
+		t.Fatalf("CreateKey during the flood: %v", err)
+	}
+	t.Logf("2,000 concurrent plausible keys: %d lookups, at most %d at once, %d answered UNAVAILABLE, pool peak %d acquired",
+		b.tr.lookups.Load(), b.tr.maxInflight.Load(), unavailable.Load(), maxAcquired)
+	if m := b.tr.maxInflight.Load(); m > slots {
+		t.Fatalf("%d lookups ran at once, semaphore allows %d", m, slots)
+	}
+}
+
+func TestTwoReplicasStayInStep(t *testing.T) {
+	u, _ := testdb.New(t)
+	a := setupOn(t, u, true)
+	bb := setupOn(t, u, true)
+	g, k := a.create(t, nil)
+	start := time.Now()
+	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, bb.v, g.Secret).Code == validate.Valid })
+	t.Logf("created on A, valid on B after %s", time.Since(start))
+
+	a.revoke(t, k)
+	start = time.Now()
+	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, bb.v, g.Secret).Code == validate.Revoked })
+	t.Logf("revoked on A, refused on B after %s", time.Since(start))
+	if validate.EventsApplied(bb.v, "revoked", "notify") < 1 {
+		t.Fatal("B did not learn of the revocation through NOTIFY")
+	}
+}
+
+func TestListenerSurvivesBackendTermination(t *testing.T) {
+	u, _ := testdb.New(t)
+	a := setupOn(t, u, true)
+	// B syncs rarely, so whatever it learns quickly comes through LISTEN.
+	bb := setupOn(t, u, true, func(c *validate.Config) { c.SyncInterval = time.Hour })
+	conn, err := pgx.Connect(context.Background(), u)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
-	f, _ := keys.NewFormat("ks")
-	v := validate.New(validate.Config{Format: f, Lookup: store.New(pool, time.Second)})
-	g, _ := f.Generate()
-	res, err := v.Validate(ctx, g.Secret)
-	if !errors.Is(err, validate.ErrUnavailable) || res.Code == validate.Valid {
-		t.Fatalf("got %v, %v; want ErrUnavailable", res.Code, err)
+	defer conn.Close(context.Background())
+	listeners := func() []int32 {
+		rows, _ := conn.Query(context.Background(),
+			"SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()", store.ListenApplicationName)
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pids
 	}
-	// A malformed key needs no database and is still answered.
-	if res, err := v.Validate(ctx, "nope"); err != nil || res.Code != validate.Malformed {
-		t.Fatalf("malformed with database down: %v, %v", res.Code, err)
+	waitFor(t, 10*time.Second, func() bool { return len(listeners()) == 2 })
+	old := listeners()
+	if _, err := conn.Exec(context.Background(), "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", old); err != nil {
+		t.Fatal(err)
+	}
+	// Both replicas reconnect.
+	waitFor(t, 10*time.Second, func() bool {
+		now := listeners()
+		if len(now) != 2 {
+			return false
+		}
+		for _, p := range now {
+			for _, o := range old {
+				if p == o {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	notified := validate.EventsApplied(bb.v, "created", "notify")
+	g, _ := a.create(t, nil)
+	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, bb.v, g.Secret).Code == validate.Valid })
+	if validate.EventsApplied(bb.v, "created", "notify") <= notified {
+		t.Fatal("the event after the reconnect did not arrive through NOTIFY")
 	}
 }
 
-func TestJudgeRevokedWinsOverExpired(t *testing.T) {
-	now := time.Now()
-	past := now.Add(-time.Second)
-	if c := validate.Judge(&store.Key{RevokedAt: &past, ExpiresAt: &past}, now); c != validate.Revoked {
-		t.Fatalf("got %v", c)
+func TestRevocationRace(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opt  setupOpt
+	}{
+		{"cached", func(*validate.Config) {}},
+		// Every call finds a stale entry and looks the key up: lookups that
+		// began before the revoke race with it.
+		{"every call looks up", func(c *validate.Config) { c.PositiveTTL = time.Nanosecond }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := setup(t, tc.opt)
+			if tc.name != "cached" {
+				// The fake clock must move for entries to go stale.
+				go func() {
+					for i := 0; i < 2000; i++ {
+						b.clock.Advance(time.Microsecond)
+						time.Sleep(50 * time.Microsecond)
+					}
+				}()
+			}
+			g, k := b.create(t, nil)
+			mustValidate(t, b.v, g.Secret)
+			var revoked atomic.Bool
+			var bad atomic.Int64
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for w := 0; w < 8; w++ {
+				wg.Go(func() {
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						after := revoked.Load()
+						r, err := b.v.Validate(context.Background(), g.Secret)
+						if err == nil && after && r.Code == validate.Valid {
+							bad.Add(1)
+						}
+					}
+				})
+			}
+			time.Sleep(20 * time.Millisecond)
+			b.revoke(t, k)
+			revoked.Store(true)
+			time.Sleep(50 * time.Millisecond)
+			close(stop)
+			wg.Wait()
+			if n := bad.Load(); n > 0 {
+				t.Fatalf("%d validations that started after the revoke returned answered VALID", n)
+			}
+		})
 	}
-	if c := validate.Judge(&store.Key{ExpiresAt: &now}, now); c != validate.Expired {
-		t.Fatalf("expiry instant: got %v", c)
+}
+
+func TestUsageIsBufferedAndFlushedInOneStatement(t *testing.T) {
+	b := setup(t, func(c *validate.Config) { c.UsageFlushInterval = time.Hour })
+	g1, k1 := b.create(t, nil)
+	g2, k2 := b.create(t, nil)
+	for i := 0; i < 1000; i++ {
+		mustValidate(t, b.v, g1.Secret)
+		mustValidate(t, b.v, g2.Secret)
+	}
+	if n := b.tr.updates.Load(); n != 0 {
+		t.Fatalf("%d usage writes during Validate, want 0", n)
+	}
+	validate.FlushUsage(b.v, context.Background())
+	if n := b.tr.updates.Load(); n != 1 {
+		t.Fatalf("%d usage statements for two keys, want 1", n)
+	}
+	for _, k := range []store.Key{k1, k2} {
+		got, err := b.store.GetKey(context.Background(), k.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.LastUsedAt == nil {
+			t.Fatalf("last_used_at not recorded for %s", k.ID)
+		}
+	}
+}
+
+func TestRebuildDropsRevokedKeysAndKeepsNewOnes(t *testing.T) {
+	b := setup(t, func(c *validate.Config) { c.FilterFPRate = 1e-9 })
+	_, k := b.create(t, nil)
+	kept, _ := b.create(t, nil)
+	b.revoke(t, k)
+	if !validate.FilterMayContain(b.v, k.Hash) {
+		t.Fatal("the filter should still hold the revoked key before a rebuild")
+	}
+	if err := validate.Rebuild(b.v, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if validate.FilterMayContain(b.v, k.Hash) {
+		t.Fatal("rebuild kept a revoked key")
+	}
+	if !validate.FilterMayContain(b.v, kept.Hash) {
+		t.Fatal("rebuild lost an active key")
+	}
+}
+
+func TestSyncFindsKeysCreatedWithoutNotify(t *testing.T) {
+	u, _ := testdb.New(t)
+	b := setupOn(t, u, true)
+	// A write that sends no NOTIFY (as if the notification were lost).
+	f, _ := keys.NewFormat("ks")
+	g, _ := f.Generate()
+	conn, err := pgx.Connect(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(),
+		"INSERT INTO api_keys (key_hash, hint, name, owner) VALUES ($1, 'h', 'n', 'o')", g.Hash[:]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, b.v, g.Secret).Code == validate.Valid })
+	if validate.EventsApplied(b.v, "created", "sync") < 1 {
+		t.Fatal("the key was not found by incremental sync")
 	}
 }

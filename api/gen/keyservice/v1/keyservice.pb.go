@@ -114,7 +114,10 @@ type Key struct {
 	// When the key expires; unset for keys that never expire.
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
 	// When the key was revoked; unset for keys that are not revoked.
-	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=revoked_at,json=revokedAt" json:"revoked_at,omitempty"`
+	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=revoked_at,json=revokedAt" json:"revoked_at,omitempty"`
+	// When the key was last validated, to within KEYSERVICE_USAGE_FLUSH_INTERVAL
+	// (uses are recorded in batches, never on the validation path).
+	LastUsedAt    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_used_at,json=lastUsedAt" json:"last_used_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -208,6 +211,13 @@ func (x *Key) GetExpiresAt() *timestamppb.Timestamp {
 func (x *Key) GetRevokedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.RevokedAt
+	}
+	return nil
+}
+
+func (x *Key) GetLastUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedAt
 	}
 	return nil
 }
@@ -767,7 +777,7 @@ var File_keyservice_v1_keyservice_proto protoreflect.FileDescriptor
 
 const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\n" +
-	"\x1ekeyservice/v1/keyservice.proto\x12\rkeyservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x03\n" +
+	"\x1ekeyservice/v1/keyservice.proto\x12\rkeyservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x03\n" +
 	"\x03Key\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04hint\x18\x02 \x01(\tR\x04hint\x12\x12\n" +
@@ -780,7 +790,10 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x129\n" +
 	"\n" +
-	"revoked_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x1a;\n" +
+	"revoked_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12<\n" +
+	"\flast_used_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUsedAt\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"*\n" +
@@ -873,29 +886,30 @@ var file_keyservice_v1_keyservice_proto_depIdxs = []int32{
 	14, // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
 	14, // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
 	14, // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
-	0,  // 4: keyservice.v1.ValidateResponse.code:type_name -> keyservice.v1.Code
-	1,  // 5: keyservice.v1.ValidateResponse.key:type_name -> keyservice.v1.Key
-	13, // 6: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
-	14, // 7: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 8: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
-	1,  // 9: keyservice.v1.GetKeyResponse.key:type_name -> keyservice.v1.Key
-	1,  // 10: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
-	1,  // 11: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
-	2,  // 12: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
-	4,  // 13: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
-	6,  // 14: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
-	8,  // 15: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
-	10, // 16: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
-	3,  // 17: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
-	5,  // 18: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
-	7,  // 19: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
-	9,  // 20: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
-	11, // 21: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
-	17, // [17:22] is the sub-list for method output_type
-	12, // [12:17] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	14, // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
+	0,  // 5: keyservice.v1.ValidateResponse.code:type_name -> keyservice.v1.Code
+	1,  // 6: keyservice.v1.ValidateResponse.key:type_name -> keyservice.v1.Key
+	13, // 7: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
+	14, // 8: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 9: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
+	1,  // 10: keyservice.v1.GetKeyResponse.key:type_name -> keyservice.v1.Key
+	1,  // 11: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
+	1,  // 12: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
+	2,  // 13: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
+	4,  // 14: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
+	6,  // 15: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
+	8,  // 16: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
+	10, // 17: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
+	3,  // 18: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
+	5,  // 19: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
+	7,  // 20: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
+	9,  // 21: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
+	11, // 22: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
+	18, // [18:23] is the sub-list for method output_type
+	13, // [13:18] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_keyservice_v1_keyservice_proto_init() }

@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/store/dbsqlc"
+)
+
+// These queries feed the in-memory view of the validation path: the full
+// load of the filter, incremental sync, and buffered usage.
+
+// ActiveHash is one active key, as streamed by ActiveHashes.
+type ActiveHash struct {
+	ID   uuid.UUID
+	Hash keys.Hash
+}
+
+// Change is a key created or revoked since a watermark.
+type Change struct {
+	Hash      keys.Hash
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// Now returns the database clock.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer conn.Release()
+	t, err := s.q.DBNow(ctx, conn)
+	return t, classify(err)
+}
+
+// CountActiveKeys counts keys that are neither revoked nor expired.
+func (s *Store) CountActiveKeys(ctx context.Context) (int64, error) {
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
+	n, err := s.q.CountActiveKeys(ctx, conn)
+	return n, classify(err)
+}
+
+// ActiveHashes returns up to limit active keys with id > after, by id.
+func (s *Store) ActiveHashes(ctx context.Context, after uuid.UUID, limit int) ([]ActiveHash, error) {
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	rows, err := s.q.ActiveKeyHashes(ctx, conn, dbsqlc.ActiveKeyHashesParams{AfterID: after, PageLimit: int32(limit)})
+	if err != nil {
+		return nil, classify(fmt.Errorf("streaming active keys: %w", err))
+	}
+	out := make([]ActiveHash, len(rows))
+	for i, r := range rows {
+		out[i].ID = r.ID
+		copy(out[i].Hash[:], r.KeyHash)
+	}
+	return out, nil
+}
+
+// ChangedSince returns keys created or revoked after since.
+func (s *Store) ChangedSince(ctx context.Context, since time.Time) ([]Change, error) {
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	rows, err := s.q.KeysChangedSince(ctx, conn, since)
+	if err != nil {
+		return nil, classify(fmt.Errorf("reading changes: %w", err))
+	}
+	out := make([]Change, len(rows))
+	for i, r := range rows {
+		copy(out[i].Hash[:], r.KeyHash)
+		out[i].CreatedAt, out[i].RevokedAt = r.CreatedAt, r.RevokedAt
+	}
+	return out, nil
+}
+
+// TouchLastUsed sets last_used_at for many keys in one statement; a later
+// time already stored is kept.
+func (s *Store) TouchLastUsed(ctx context.Context, ids []uuid.UUID, at []time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	return classify(s.q.TouchLastUsed(ctx, conn, dbsqlc.TouchLastUsedParams{IDs: ids, UsedAt: at}))
+}
+
+// ListenConn opens a connection outside the pool for LISTEN, so the
+// listener never holds (or waits for) a pooled connection.
+func (s *Store) ListenConn(ctx context.Context) (*pgx.Conn, error) {
+	cfg := s.pool.Config().ConnConfig.Copy()
+	cfg.RuntimeParams["application_name"] = ListenApplicationName
+	delete(cfg.RuntimeParams, "statement_timeout")
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, classify(fmt.Errorf("connecting listener: %w", err))
+	}
+	return conn, nil
+}
+
+// ListenApplicationName names the LISTEN connection in pg_stat_activity.
+const ListenApplicationName = "keyservice-listen"

@@ -1,0 +1,35 @@
+package validate
+
+import (
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/keyservice/keyservice/internal/keys"
+)
+
+// ForceFilterMaybe swaps in a filter that answers "maybe" for every hash,
+// so tests can drive plausible-but-unknown keys to the lookup step.
+func ForceFilterMaybe(v *Validator) {
+	g := newGeneration(1, 0.5)
+	for i := uint(0); i < g.f.Cap(); i++ {
+		g.f.BitSet().Set(i)
+	}
+	v.filter.startRebuild()
+	v.filter.swap(g)
+}
+
+// EventsApplied counts events applied from source ("local", "notify", "sync").
+func EventsApplied(v *Validator, kind, source string) float64 {
+	return testutil.ToFloat64(v.metrics.events.WithLabelValues(kind, source))
+}
+
+// FilterMayContain exposes the filter's answer for h.
+func FilterMayContain(v *Validator, h keys.Hash) bool {
+	maybe, _ := v.filter.test(&h)
+	return maybe
+}
+
+// Rebuild runs a full rebuild now.
+var Rebuild = (*Validator).rebuild
+
+// FlushUsage writes buffered last-use times now.
+var FlushUsage = (*Validator).flushUsage

@@ -1,0 +1,258 @@
+package validate
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgxlisten"
+
+	"github.com/keyservice/keyservice/internal/store"
+)
+
+// loadPageSize is how many keys one page of a full load reads.
+const loadPageSize = 10_000
+
+// Run loads the filter (retrying with backoff while the database is
+// unreachable), then keeps memory in step until ctx ends: LISTEN for
+// changes (on a connection from connect, outside the pool), incremental
+// sync, periodic rebuilds, and usage flushes. connect may be nil (no
+// LISTEN: sync alone keeps replicas in step, within SyncInterval).
+func (v *Validator) Run(ctx context.Context, connect func(context.Context) (*pgx.Conn, error)) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := v.rebuild(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		v.log.Warn("loading the key filter failed; retrying", "error", err, "retry_in", backoff)
+		if !sleep(ctx, backoff) {
+			return nil
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	st := v.filter.stats()
+	v.log.Info("key filter loaded", "keys", st.keys, "capacity", st.capacity, "bits", st.bits)
+
+	var wg sync.WaitGroup
+	if connect != nil {
+		wg.Go(func() { v.listen(ctx, connect) })
+	}
+	wg.Go(func() { v.syncLoop(ctx) })
+	wg.Go(func() { v.rebuildLoop(ctx) })
+	wg.Go(func() { v.usageLoop(ctx) })
+	wg.Wait()
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// rebuild builds a new filter from every active key, streamed by pages, and
+// swaps it in. Additions applied meanwhile are carried over.
+func (v *Validator) rebuild(ctx context.Context) (err error) {
+	start := time.Now()
+	defer func() {
+		if err != nil {
+			v.metrics.syncErrors.WithLabelValues("rebuild").Inc()
+		} else {
+			v.metrics.buildSeconds.Observe(time.Since(start).Seconds())
+		}
+	}()
+	dbNow, err := v.store.Now(ctx)
+	if err != nil {
+		return err
+	}
+	count, err := v.store.CountActiveKeys(ctx)
+	if err != nil {
+		return err
+	}
+	// Headroom for keys created until the next rebuild.
+	capacity := max(uint(float64(count)*1.5), uint(v.cfg.FilterMinKeys))
+	next := newGeneration(capacity, v.cfg.FilterFPRate)
+	v.filter.startRebuild()
+	after := uuid.Nil
+	var n uint64
+	for {
+		page, err := v.store.ActiveHashes(ctx, after, loadPageSize)
+		if err != nil {
+			v.filter.abortRebuild()
+			return fmt.Errorf("loading active keys: %w", err)
+		}
+		for i := range page {
+			next.f.Add(page[i].Hash[:])
+		}
+		n += uint64(len(page))
+		if len(page) < loadPageSize {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	next.added.Store(n)
+	v.filter.swap(next)
+	if v.watermark.Load() == nil {
+		v.watermark.Store(&dbNow)
+	}
+	v.loadedAt.Store(time.Now().UnixNano())
+	return nil
+}
+
+func (v *Validator) rebuildLoop(ctx context.Context) {
+	for {
+		// ±10% jitter, so replicas started together do not rebuild together.
+		d := time.Duration(float64(v.cfg.RebuildInterval) * (0.9 + 0.2*rand.Float64()))
+		if !sleep(ctx, d) {
+			return
+		}
+		if err := v.rebuild(ctx); err != nil && ctx.Err() == nil {
+			v.log.Warn("filter rebuild failed; keeping the current filter", "error", err)
+		}
+	}
+}
+
+func (v *Validator) syncLoop(ctx context.Context) {
+	t := time.NewTicker(v.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := v.sync(ctx); err != nil && ctx.Err() == nil {
+			v.log.Warn("incremental sync failed; will retry", "error", err)
+		}
+		// More keys than the filter was sized for: its false-positive rate
+		// climbs, so rebuild now rather than at the next interval.
+		if st := v.filter.stats(); st.loaded && st.keys > uint64(st.capacity) {
+			if err := v.rebuild(ctx); err != nil && ctx.Err() == nil {
+				v.log.Warn("filter rebuild (grown past capacity) failed", "error", err)
+			}
+		}
+	}
+}
+
+// sync applies keys created or revoked since the watermark minus the
+// overlap, using the database clock, so a transaction that committed late
+// on another replica is still seen.
+func (v *Validator) sync(ctx context.Context) (err error) {
+	v.syncMu.Lock()
+	defer v.syncMu.Unlock()
+	start := time.Now()
+	defer func() {
+		if err != nil {
+			v.metrics.syncErrors.WithLabelValues("sync").Inc()
+		} else {
+			v.metrics.syncSeconds.Observe(time.Since(start).Seconds())
+		}
+	}()
+	wm := v.watermark.Load()
+	if wm == nil {
+		return nil // not loaded yet; the load reads everything
+	}
+	dbNow, err := v.store.Now(ctx)
+	if err != nil {
+		return err
+	}
+	changes, err := v.store.ChangedSince(ctx, wm.Add(-v.cfg.SyncOverlap))
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		if c.RevokedAt != nil {
+			// Only a cached VALID needs undoing; anything else looks the key up.
+			if _, ok := v.pos.GetEntryQuietly(c.Hash); ok {
+				v.Apply(store.Event{Kind: store.EventRevoked, Hash: c.Hash, At: *c.RevokedAt}, "sync")
+			}
+			continue
+		}
+		maybe, _ := v.filter.test(&c.Hash)
+		if _, negative := v.neg.GetEntryQuietly(c.Hash); maybe && !negative {
+			continue // already known
+		}
+		v.Apply(store.Event{Kind: store.EventCreated, Hash: c.Hash}, "sync")
+	}
+	v.watermark.Store(&dbNow)
+	return nil
+}
+
+func (v *Validator) usageLoop(ctx context.Context) {
+	t := time.NewTicker(v.cfg.UsageFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// Last flush on the way out, briefly.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			v.flushUsage(fctx)
+			cancel()
+			return
+		case <-t.C:
+			v.flushUsage(ctx)
+		}
+	}
+}
+
+// listen applies NOTIFY events from other replicas. After every
+// (re)connection it first runs an incremental sync, so events sent while
+// the connection was down are not missed.
+func (v *Validator) listen(ctx context.Context, connect func(context.Context) (*pgx.Conn, error)) {
+	var failures atomic.Int64
+	l := &pgxlisten.Listener{
+		Connect: func(ctx context.Context) (*pgx.Conn, error) {
+			if f := failures.Load(); f > 0 {
+				// Back off: 100ms, 200ms, ... up to 5s between attempts.
+				if !sleep(ctx, min(100*time.Millisecond<<min(f-1, 6), 5*time.Second)) {
+					return nil, ctx.Err()
+				}
+			}
+			conn, err := connect(ctx)
+			if err != nil {
+				failures.Add(1)
+				return nil, err
+			}
+			failures.Store(0)
+			return conn, nil
+		},
+		LogError: func(ctx context.Context, err error) {
+			if ctx.Err() == nil {
+				v.log.Warn("LISTEN connection problem; reconnecting", "error", err)
+			}
+		},
+		ReconnectDelay: 50 * time.Millisecond,
+	}
+	l.Handle(store.NotifyChannel, listenHandler{v})
+	_ = l.Listen(ctx)
+}
+
+type listenHandler struct{ v *Validator }
+
+func (h listenHandler) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
+	e, err := store.ParseEvent(n.Payload)
+	if err != nil {
+		return err
+	}
+	h.v.Apply(e, "notify")
+	return nil
+}
+
+func (h listenHandler) HandleBacklog(ctx context.Context, _ string, _ *pgx.Conn) error {
+	return h.v.sync(ctx)
+}

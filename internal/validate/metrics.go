@@ -1,0 +1,134 @@
+package validate
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Path is the step of the validation path that gave an answer.
+type Path int
+
+// Steps, cheapest first.
+const (
+	PathShape Path = iota
+	PathChecksum
+	PathNegativeCache
+	PathPositiveCache
+	PathFilter
+	PathLookup
+	numPaths
+)
+
+func (p Path) String() string {
+	return [...]string{"shape", "checksum", "negative_cache", "positive_cache", "filter", "lookup"}[p]
+}
+
+// codeUnavailable indexes the answers metric for calls that got no answer.
+const codeUnavailable Code = 0
+
+const numCodes = int(RateLimited) + 1
+
+type metrics struct {
+	answers      [numPaths][numCodes]prometheus.Counter
+	lookups      *prometheus.CounterVec
+	semWaits     prometheus.Counter
+	semRefusals  prometheus.Counter
+	staleServed  prometheus.Counter
+	events       *prometheus.CounterVec
+	syncSeconds  prometheus.Histogram
+	buildSeconds prometheus.Histogram
+	syncErrors   *prometheus.CounterVec
+	usageFlushes prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
+	answers := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyservice_validate_answers_total",
+		Help: "Validate answers by outcome code and by the step of the path that gave them (UNAVAILABLE: no answer could be given).",
+	}, []string{"code", "path"})
+	m := &metrics{
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyservice_lookups_total",
+			Help: "Database lookups made for Validate, by result (found, not_found, unavailable, error).",
+		}, []string{"result"}),
+		semWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyservice_lookup_semaphore_waits_total",
+			Help: "Lookups that had to wait for a lookup slot.",
+		}),
+		semRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyservice_lookup_semaphore_refusals_total",
+			Help: "Lookups refused because every lookup slot stayed busy (answered UNAVAILABLE).",
+		}),
+		staleServed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyservice_positive_cache_stale_served_total",
+			Help: "Answers served from a stale positive-cache entry because the database could not be reached.",
+		}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyservice_key_events_applied_total",
+			Help: "Key events applied to memory, by kind and source (local, notify, sync).",
+		}, []string{"kind", "source"}),
+		syncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "keyservice_filter_sync_duration_seconds",
+			Help:    "Duration of incremental syncs.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+		}),
+		buildSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "keyservice_filter_rebuild_duration_seconds",
+			Help:    "Duration of full filter loads and rebuilds.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 4, 8),
+		}),
+		syncErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyservice_filter_sync_errors_total",
+			Help: "Failed filter loads, rebuilds, syncs and usage flushes.",
+		}, []string{"op"}),
+		usageFlushes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyservice_usage_flushes_total",
+			Help: "Batched last_used_at writes.",
+		}),
+	}
+	codes := []Code{codeUnavailable, Valid, Malformed, NotFound, Revoked, Expired, RateLimited}
+	for p := Path(0); p < numPaths; p++ {
+		for _, c := range codes {
+			name := c.String()
+			if c == codeUnavailable {
+				name = "UNAVAILABLE"
+			}
+			m.answers[p][c] = answers.WithLabelValues(name, p.String())
+		}
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	counter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
+	cacheStat := func(cache string, f func(c cacheStats) uint64) func() float64 {
+		return func() float64 { return float64(f(v.cacheStats(cache))) }
+	}
+	collectors := []prometheus.Collector{answers, m.lookups, m.semWaits, m.semRefusals, m.staleServed,
+		m.events, m.syncSeconds, m.buildSeconds, m.syncErrors, m.usageFlushes,
+		gauge("keyservice_filter_loaded", "1 once the filter has been loaded.", func() float64 {
+			if v.filter.loaded() {
+				return 1
+			}
+			return 0
+		}),
+		gauge("keyservice_filter_keys", "Keys added to the current filter.", func() float64 { return float64(v.filter.stats().keys) }),
+		gauge("keyservice_filter_capacity", "Keys the current filter was sized for.", func() float64 { return float64(v.filter.stats().capacity) }),
+		gauge("keyservice_filter_bits", "Size of the current filter in bits.", func() float64 { return float64(v.filter.stats().bits) }),
+		gauge("keyservice_filter_false_positive_rate", "Estimated false-positive rate of the current filter.", func() float64 { return v.filter.stats().fpRate }),
+		gauge("keyservice_lookups_in_flight", "Lookups holding a lookup slot.", func() float64 { return float64(len(v.sem)) }),
+		gauge("keyservice_lookup_slots", "Lookup slots (KEYSERVICE_LOOKUP_CONCURRENCY).", func() float64 { return float64(cap(v.sem)) }),
+	}
+	for _, c := range []string{"positive", "negative"} {
+		collectors = append(collectors,
+			counter("keyservice_cache_"+c+"_hits_total", "Hits in the "+c+" cache.", cacheStat(c, func(s cacheStats) uint64 { return s.hits })),
+			counter("keyservice_cache_"+c+"_misses_total", "Misses in the "+c+" cache.", cacheStat(c, func(s cacheStats) uint64 { return s.misses })),
+			counter("keyservice_cache_"+c+"_evictions_total", "Evictions from the "+c+" cache (size or TTL).", cacheStat(c, func(s cacheStats) uint64 { return s.evictions })),
+			gauge("keyservice_cache_"+c+"_entries", "Entries in the "+c+" cache.", cacheStat(c, func(s cacheStats) uint64 { return s.size })),
+		)
+	}
+	for _, c := range collectors {
+		reg.MustRegister(c)
+	}
+	return m
+}

@@ -1,0 +1,122 @@
+package validate_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keyservice/keyservice/internal/pglocal"
+	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/validate"
+)
+
+// privateCluster starts a PostgreSQL cluster this test may stop and start.
+func privateCluster(t *testing.T) (*pglocal.Cluster, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "data")
+	c, err := pglocal.Start(ctx, pglocal.Options{Dir: dir, Ephemeral: true})
+	if err != nil {
+		t.Fatalf("starting a private cluster: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	u := c.URL("postgres")
+	pool, err := pgxpool.New(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	m, err := store.NewMigrator(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Up(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	return c, u
+}
+
+func TestPostgresDown(t *testing.T) {
+	c, u := privateCluster(t)
+	b := setupOn(t, u, true, func(cfg *validate.Config) {
+		cfg.PositiveTTL = 30 * time.Second
+		cfg.StaleFor = 5 * time.Minute
+		cfg.LookupTimeout = 250 * time.Millisecond
+	})
+	cached, _ := b.create(t, nil)
+	uncached, _ := b.create(t, nil)
+	if r := mustValidate(t, b.v, cached.Secret); r.Code != validate.Valid {
+		t.Fatalf("warm-up: %v", r.Code)
+	}
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	if r := mustValidate(t, b.v, cached.Secret); r.Code != validate.Valid {
+		t.Fatalf("cached key while down: %v", r.Code)
+	}
+	if r := mustValidate(t, b.v, b.unknownKey(t)); r.Code != validate.NotFound {
+		t.Fatalf("filter-rejected key while down: %v", r.Code)
+	}
+	start := time.Now()
+	_, err := b.v.Validate(context.Background(), uncached.Secret)
+	if !errors.Is(err, validate.ErrUnavailable) {
+		t.Fatalf("key needing a lookup while down: %v, want ErrUnavailable", err)
+	}
+	// Bounded by the lookup deadline; the slack is for a loaded machine, not a speed claim.
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("UNAVAILABLE took %s", d)
+	}
+
+	// Past its TTL the cached entry is stale; the lookup fails, so it is served.
+	b.clock.Advance(31 * time.Second)
+	if r := mustValidate(t, b.v, cached.Secret); r.Code != validate.Valid {
+		t.Fatalf("stale cached key while down: %v", r.Code)
+	}
+	// Past TTL + StaleFor it is gone: no answer without the database.
+	b.clock.Advance(5 * time.Minute)
+	if _, err := b.v.Validate(context.Background(), cached.Secret); !errors.Is(err, validate.ErrUnavailable) {
+		t.Fatalf("entry past its stale bound: %v, want ErrUnavailable", err)
+	}
+
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		r, err := b.v.Validate(context.Background(), uncached.Secret)
+		return err == nil && r.Code == validate.Valid
+	})
+	if r := mustValidate(t, b.v, cached.Secret); r.Code != validate.Valid {
+		t.Fatalf("after recovery: %v", r.Code)
+	}
+}
+
+func TestStartsNotReadyWhileDatabaseIsDown(t *testing.T) {
+	c, u := privateCluster(t)
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b := setupOn(t, u, false)
+	time.Sleep(500 * time.Millisecond) // several load attempts
+	if b.v.Loaded() {
+		t.Fatal("loaded with the database down")
+	}
+	if _, err := b.v.Validate(context.Background(), b.unknownKey(t)); !errors.Is(err, validate.ErrUnavailable) {
+		t.Fatalf("Validate before load: %v, want ErrUnavailable", err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, b.v.Loaded)
+	if r := mustValidate(t, b.v, b.unknownKey(t)); r.Code != validate.NotFound {
+		t.Fatalf("after load: %v", r.Code)
+	}
+}
