@@ -1,6 +1,6 @@
 -- name: InsertKey :one
-INSERT INTO api_keys (key_hash, hint, name, owner, scopes, metadata, expires_at)
-VALUES (@key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at)
+INSERT INTO api_keys (key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst)
+VALUES (@key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @rate_limit, @rate_period, @rate_burst)
 RETURNING *;
 
 -- name: GetKeyByID :one

@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/ratelimit"
 )
 
 // Config is every setting of the service. Each has a flag and an
@@ -48,6 +53,26 @@ type Config struct {
 	LookupTimeout      time.Duration
 	LookupWait         time.Duration
 	UsageFlushInterval time.Duration
+
+	// Limits (see internal/ratelimit).
+	CallerTokens    []string // name:token pairs
+	CallerRate      float64
+	CallerBurst     int
+	CallerLimits    []string // name=rate:burst overrides
+	CallerTableSize int
+	CallerIdle      time.Duration
+	FailedRate      float64
+	FailedBurst     int
+	TrustedProxies  []string // CIDRs or addresses
+	KeyRate         string   // default per-key limit, "limit/period"
+	KeyBurst        int      // 0: the limit
+	RedisURL        string
+	RedisTimeout    time.Duration
+
+	// TLS; with a client CA, client certificates identify callers.
+	TLSCertFile     string
+	TLSKeyFile      string
+	TLSClientCAFile string
 }
 
 // Defaults returns the default configuration.
@@ -78,6 +103,14 @@ func Defaults() Config {
 		LookupTimeout:      250 * time.Millisecond,
 		LookupWait:         20 * time.Millisecond,
 		UsageFlushInterval: 10 * time.Second,
+		CallerRate:         1000,
+		CallerBurst:        2000,
+		CallerTableSize:    100_000,
+		CallerIdle:         10 * time.Minute,
+		FailedRate:         10,
+		FailedBurst:        100,
+		KeyRate:            "1000/1m",
+		RedisTimeout:       50 * time.Millisecond,
 	}
 }
 
@@ -132,6 +165,8 @@ func (c Config) Validate() error {
 		"KEYSERVICE_LOOKUP_TIMEOUT":       c.LookupTimeout,
 		"KEYSERVICE_LOOKUP_WAIT":          c.LookupWait,
 		"KEYSERVICE_USAGE_FLUSH_INTERVAL": c.UsageFlushInterval,
+		"KEYSERVICE_CALLER_IDLE":          c.CallerIdle,
+		"KEYSERVICE_REDIS_TIMEOUT":        c.RedisTimeout,
 	} {
 		if d <= 0 {
 			bad(env, "must be a positive duration such as 500ms or 5s, got %s", d)
@@ -148,6 +183,47 @@ func (c Config) Validate() error {
 	}
 	if c.LookupConcurrency < 1 || c.LookupConcurrency >= c.DBMaxConns {
 		bad("KEYSERVICE_LOOKUP_CONCURRENCY", "must be at least 1 and below KEYSERVICE_DB_MAX_CONNS (%d), so admin calls and sync always find a connection; got %d", c.DBMaxConns, c.LookupConcurrency)
+	}
+	if _, err := c.CallerTokenMap(); err != nil {
+		bad("KEYSERVICE_CALLER_TOKENS", "%v", err)
+	}
+	if _, err := c.CallerOverrides(); err != nil {
+		bad("KEYSERVICE_CALLER_LIMITS", "%v", err)
+	}
+	if c.CallerRate <= 0 {
+		bad("KEYSERVICE_CALLER_RATE", "must be a positive number of calls per second, got %g", c.CallerRate)
+	}
+	if c.CallerBurst < 1 {
+		bad("KEYSERVICE_CALLER_BURST", "must be at least 1, got %d", c.CallerBurst)
+	}
+	if c.CallerTableSize < 1 {
+		bad("KEYSERVICE_CALLER_TABLE_SIZE", "must be at least 1, got %d", c.CallerTableSize)
+	}
+	if c.FailedRate <= 0 {
+		bad("KEYSERVICE_FAILED_RATE", "must be a positive number per second, got %g", c.FailedRate)
+	}
+	if c.FailedBurst < 1 {
+		bad("KEYSERVICE_FAILED_BURST", "must be at least 1, got %d", c.FailedBurst)
+	}
+	if _, err := c.TrustedProxyPrefixes(); err != nil {
+		bad("KEYSERVICE_TRUSTED_PROXIES", "%v", err)
+	}
+	if _, err := c.KeyLimit(); err != nil {
+		bad("KEYSERVICE_KEY_RATE", "%v", err)
+	}
+	if c.KeyBurst < 0 {
+		bad("KEYSERVICE_KEY_BURST", "must be 0 (the limit) or more, got %d", c.KeyBurst)
+	}
+	if c.RedisURL != "" {
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			bad("KEYSERVICE_REDIS_URL", "must be a redis:// URL such as redis://127.0.0.1:6379/0")
+		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("KEYSERVICE_TLS_CERT_FILE", "and KEYSERVICE_TLS_KEY_FILE must be set together")
+	}
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		bad("KEYSERVICE_TLS_CLIENT_CA_FILE", "needs KEYSERVICE_TLS_CERT_FILE and KEYSERVICE_TLS_KEY_FILE")
 	}
 	if c.MaxRequestBytes < 1024 {
 		bad("KEYSERVICE_MAX_REQUEST_BYTES", "must be at least 1024, got %d", c.MaxRequestBytes)
@@ -211,6 +287,22 @@ func (c *Config) settings() []setting {
 		{"lookup-timeout", "KEYSERVICE_LOOKUP_TIMEOUT", "deadline of one lookup; past it Validate answers UNAVAILABLE", (*durationValue)(&c.LookupTimeout)},
 		{"lookup-wait", "KEYSERVICE_LOOKUP_WAIT", "longest wait for a free lookup slot before UNAVAILABLE", (*durationValue)(&c.LookupWait)},
 		{"usage-flush-interval", "KEYSERVICE_USAGE_FLUSH_INTERVAL", "last_used_at is written in one batch per interval", (*durationValue)(&c.UsageFlushInterval)},
+		{"caller-tokens", "KEYSERVICE_CALLER_TOKENS", "comma-separated name:token caller credentials; when set, Validate needs one (prefer the env var)", (*listValue)(&c.CallerTokens)},
+		{"caller-rate", "KEYSERVICE_CALLER_RATE", "calls per second each caller may make", (*floatValue)(&c.CallerRate)},
+		{"caller-burst", "KEYSERVICE_CALLER_BURST", "calls each caller may make at once", (*intValue)(&c.CallerBurst)},
+		{"caller-limits", "KEYSERVICE_CALLER_LIMITS", "per-caller overrides, comma-separated name=rate:burst", (*listValue)(&c.CallerLimits)},
+		{"caller-table-size", "KEYSERVICE_CALLER_TABLE_SIZE", "caller limiters kept in memory (idle ones are forgotten first)", (*intValue)(&c.CallerTableSize)},
+		{"caller-idle", "KEYSERVICE_CALLER_IDLE", "a caller's limiter unused this long is forgotten", (*durationValue)(&c.CallerIdle)},
+		{"failed-rate", "KEYSERVICE_FAILED_RATE", "NOT_FOUND/MALFORMED answers per second allowed per caller and end client (client_ip)", (*floatValue)(&c.FailedRate)},
+		{"failed-burst", "KEYSERVICE_FAILED_BURST", "NOT_FOUND/MALFORMED answers allowed at once per caller and end client", (*intValue)(&c.FailedBurst)},
+		{"trusted-proxies", "KEYSERVICE_TRUSTED_PROXIES", "comma-separated CIDRs whose X-Forwarded-For is believed for REST callers", (*listValue)(&c.TrustedProxies)},
+		{"key-rate", "KEYSERVICE_KEY_RATE", "default per-key limit as limit/period, for keys created without one", (*stringValue)(&c.KeyRate)},
+		{"key-burst", "KEYSERVICE_KEY_BURST", "default per-key burst; 0: the limit", (*intValue)(&c.KeyBurst)},
+		{"redis-url", "KEYSERVICE_REDIS_URL", "Redis for per-key budgets shared by all replicas; empty: local budgets", (*stringValue)(&c.RedisURL)},
+		{"redis-timeout", "KEYSERVICE_REDIS_TIMEOUT", "past this a per-key check falls back to the local budget", (*durationValue)(&c.RedisTimeout)},
+		{"tls-cert-file", "KEYSERVICE_TLS_CERT_FILE", "serve gRPC and HTTP over TLS with this certificate (PEM)", (*stringValue)(&c.TLSCertFile)},
+		{"tls-key-file", "KEYSERVICE_TLS_KEY_FILE", "private key of the TLS certificate (PEM)", (*stringValue)(&c.TLSKeyFile)},
+		{"tls-client-ca-file", "KEYSERVICE_TLS_CLIENT_CA_FILE", "CA bundle for client certificates; a verified certificate identifies the caller, and Validate then needs a caller credential", (*stringValue)(&c.TLSClientCAFile)},
 	}
 }
 
@@ -240,6 +332,92 @@ func (c *Config) Parse(fs *flag.FlagSet, args []string, lookup func(string) (str
 		}
 	}
 	return nil
+}
+
+// CallerTokenMap parses CallerTokens into name -> token.
+func (c Config) CallerTokenMap() (map[string]string, error) {
+	m := map[string]string{}
+	seen := map[string]bool{}
+	for _, pair := range c.CallerTokens {
+		name, tok, ok := strings.Cut(pair, ":")
+		name, tok = strings.TrimSpace(name), strings.TrimSpace(tok)
+		switch {
+		case !ok || !validName(name):
+			return nil, fmt.Errorf("entries are name:token, names of a-z A-Z 0-9 . _ -; got an entry named %q", name)
+		case len(tok) < MinAdminTokenLen:
+			return nil, fmt.Errorf("the token of %q is %d characters; use at least %d", name, len(tok), MinAdminTokenLen)
+		case m[name] != "":
+			return nil, fmt.Errorf("caller %q is listed twice", name)
+		case seen[tok]:
+			return nil, fmt.Errorf("two callers share one token")
+		}
+		m[name], seen[tok] = tok, true
+	}
+	return m, nil
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// CallerOverrides parses CallerLimits ("name=rate:burst").
+func (c Config) CallerOverrides() (map[string]ratelimit.Budget, error) {
+	m := map[string]ratelimit.Budget{}
+	for _, e := range c.CallerLimits {
+		name, rb, ok1 := strings.Cut(e, "=")
+		r, b, ok2 := strings.Cut(rb, ":")
+		rate, err1 := strconv.ParseFloat(strings.TrimSpace(r), 64)
+		burst, err2 := strconv.Atoi(strings.TrimSpace(b))
+		name = strings.TrimSpace(name)
+		if !ok1 || !ok2 || err1 != nil || err2 != nil || !validName(name) || rate <= 0 || burst < 1 {
+			return nil, fmt.Errorf("entries are name=rate:burst, for example billing=500:1000; got %q", e)
+		}
+		m[name] = ratelimit.Budget{Rate: rate, Burst: burst}
+	}
+	return m, nil
+}
+
+// TrustedProxyPrefixes parses TrustedProxies.
+func (c Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR nor an address", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// KeyLimit is the default per-key limit.
+func (c Config) KeyLimit() (ratelimit.Limit, error) {
+	n, p, ok := strings.Cut(c.KeyRate, "/")
+	limit, err1 := strconv.Atoi(strings.TrimSpace(n))
+	period, err2 := time.ParseDuration(strings.TrimSpace(p))
+	if !ok || err1 != nil || err2 != nil {
+		return ratelimit.Limit{}, fmt.Errorf("must be limit/period such as 1000/1m or 10/1s, got %q", c.KeyRate)
+	}
+	l := ratelimit.Limit{Limit: limit, Period: period, Burst: c.KeyBurst}
+	if l.Burst == 0 {
+		l.Burst = limit
+	}
+	if err := l.Valid(); err != nil {
+		return ratelimit.Limit{}, err
+	}
+	return l, nil
 }
 
 type stringValue string

@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"net/textproto"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -58,7 +60,7 @@ func (c *chained) RevokeKey(ctx context.Context, r *keyservicev1.RevokeKeyReques
 // newGateway returns the REST handler for the service. JSON always carries
 // every field (valid and code included, even when false or zero), uses the
 // proto field names, and rejects unknown fields.
-func newGateway(ctx context.Context, srv keyservicev1.KeyServiceServer, intercept grpc.UnaryServerInterceptor, maxBody int64) (http.Handler, error) {
+func newGateway(ctx context.Context, srv keyservicev1.KeyServiceServer, intercept grpc.UnaryServerInterceptor, maxBody int64, trusted []netip.Prefix) (http.Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true},
@@ -71,8 +73,13 @@ func newGateway(ctx context.Context, srv keyservicev1.KeyServiceServer, intercep
 			return runtime.DefaultHeaderMatcher(h)
 		}),
 		runtime.WithOutgoingHeaderMatcher(func(h string) (string, bool) {
-			if h == requestIDHeader {
+			switch h {
+			case requestIDHeader:
 				return "X-Request-Id", true
+			case "retry-after":
+				return "Retry-After", true
+			case "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset":
+				return textproto.CanonicalMIMEHeaderKey(h), true
 			}
 			return "", false
 		}),
@@ -82,6 +89,45 @@ func newGateway(ctx context.Context, srv keyservicev1.KeyServiceServer, intercep
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		mux.ServeHTTP(w, r.WithContext(withGateway(r.Context(), r.RemoteAddr)))
+		g := gatewayCall{remoteAddr: r.RemoteAddr, clientAddr: httpClientAddr(r, trusted)}
+		if r.TLS != nil {
+			g.certName = nameOf(r.TLS.VerifiedChains)
+		}
+		mux.ServeHTTP(w, r.WithContext(withGateway(r.Context(), g)))
 	}), nil
+}
+
+// httpClientAddr is the address of the HTTP client: the connection's peer,
+// or, when that peer is a trusted proxy, the nearest address in
+// X-Forwarded-For that is not itself a trusted proxy.
+func httpClientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	addr := ap.Addr().Unmap()
+	if !isTrusted(addr, trusted) {
+		return addr
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		addr = hop.Unmap()
+		if !isTrusted(addr, trusted) {
+			break
+		}
+	}
+	return addr
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }

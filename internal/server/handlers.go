@@ -2,16 +2,19 @@ package server
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/validate"
 )
@@ -53,15 +56,31 @@ var (
 // turned into statuses by the mapErrors interceptor.
 type keyService struct {
 	keyservicev1.UnimplementedKeyServiceServer
-	keys      Keys
-	validator Validator
-	format    keys.Format
-	now       func() time.Time
+	keys         Keys
+	validator    Validator
+	format       keys.Format
+	now          func() time.Time
+	keyLimits    ratelimit.KeyStore
+	defaultLimit ratelimit.Limit
 }
+
+const maxCost = 1_000_000
 
 func (s *keyService) Validate(ctx context.Context, req *keyservicev1.ValidateRequest) (*keyservicev1.ValidateResponse, error) {
 	if req.GetKey() == "" {
 		return nil, invalid("key", "is required")
+	}
+	cost := 1
+	if req.Cost != nil {
+		if c := req.GetCost(); c < 0 || c > maxCost {
+			return nil, invalid("cost", "must be between 0 and %d, got %d", maxCost, c)
+		}
+		cost = int(req.GetCost())
+	}
+	if ip := req.GetClientIp(); ip != "" {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return nil, invalid("client_ip", "must be an IPv4 or IPv6 address")
+		}
 	}
 	res, err := s.validator.Validate(ctx, req.GetKey())
 	if err != nil {
@@ -71,7 +90,26 @@ func (s *keyService) Validate(ctx context.Context, req *keyservicev1.ValidateReq
 	if res.Key != nil {
 		out.Key = keyToProto(res.Key)
 	}
+	if res.Code == validate.Valid && s.keyLimits != nil {
+		lim := s.limitOf(res.Key)
+		d, err := s.keyLimits.Take(ctx, res.Key.ID.String(), lim, cost)
+		if err != nil {
+			return nil, err
+		}
+		out.RateLimit = &keyservicev1.RateLimitStatus{Limit: int64(d.Limit), Remaining: int64(d.Remaining), Reset_: durationpb.New(d.Reset)}
+		if !d.Allowed {
+			out.Valid, out.Code = false, keyservicev1.Code_CODE_RATE_LIMITED
+		}
+	}
 	return out, nil
+}
+
+// limitOf is the key's own limit, or the configured default.
+func (s *keyService) limitOf(k *store.Key) ratelimit.Limit {
+	if rl := k.RateLimit; rl != nil {
+		return ratelimit.Limit{Limit: rl.Limit, Period: rl.Period, Burst: rl.Burst}
+	}
+	return s.defaultLimit
 }
 
 func (s *keyService) CreateKey(ctx context.Context, req *keyservicev1.CreateKeyRequest) (*keyservicev1.CreateKeyResponse, error) {
@@ -121,6 +159,22 @@ func (s *keyService) newKeyFrom(req *keyservicev1.CreateKeyRequest) (store.NewKe
 		if strings.ContainsRune(k+v, 0) {
 			return nk, invalid("metadata", "must not contain NUL characters")
 		}
+	}
+	if rl := req.GetRateLimit(); rl != nil {
+		if err := rl.GetPeriod().CheckValid(); rl.GetPeriod() == nil || err != nil {
+			return nk, invalid("rate_limit", "period is required, for example \"60s\"")
+		}
+		lim := ratelimit.Limit{Limit: int(min(rl.GetLimit(), 1<<31-1)), Period: rl.GetPeriod().AsDuration(), Burst: int(min(rl.GetBurst(), 1<<31-1))}
+		if rl.GetBurst() == 0 {
+			lim.Burst = lim.Limit
+		}
+		if rl.GetLimit() < 0 || rl.GetBurst() < 0 {
+			return nk, invalid("rate_limit", "limit and burst must not be negative")
+		}
+		if err := lim.Valid(); err != nil {
+			return nk, invalid("rate_limit", "%v", err)
+		}
+		nk.RateLimit = &store.RateLimit{Limit: lim.Limit, Period: lim.Period, Burst: lim.Burst}
 	}
 	if ts := req.GetExpiresAt(); ts != nil {
 		if err := ts.CheckValid(); err != nil {
@@ -231,6 +285,9 @@ func keyToProto(k *store.Key) *keyservicev1.Key {
 	}
 	if k.LastUsedAt != nil {
 		out.LastUsedAt = timestamppb.New(*k.LastUsedAt)
+	}
+	if rl := k.RateLimit; rl != nil {
+		out.RateLimit = &keyservicev1.RateLimit{Limit: int64(rl.Limit), Period: durationpb.New(rl.Period), Burst: int64(rl.Burst)}
 	}
 	return out
 }

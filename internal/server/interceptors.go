@@ -5,20 +5,25 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/ratelimit"
 )
 
 // chain composes interceptors; the first is outermost. The same composed
@@ -149,31 +154,97 @@ var publicMethods = map[string]bool{
 	keyservicev1.KeyService_Validate_FullMethodName: true,
 }
 
-// adminAuth checks `authorization: Bearer <token>` on admin methods. Token
-// hashes are compared in constant time against every configured token.
-func adminAuth(tokens []string) grpc.UnaryServerInterceptor {
-	hashes := make([][32]byte, len(tokens))
-	for i, t := range tokens {
-		hashes[i] = sha256.Sum256([]byte(t))
+// authConfig holds the credentials the auth interceptor accepts, as
+// SHA-256 digests.
+type authConfig struct {
+	admins  [][32]byte
+	callers map[[32]byte]string // caller token digest -> caller name
+	// requireCaller: caller tokens or mTLS are configured, so Validate
+	// needs a caller credential.
+	requireCaller bool
+}
+
+func newAuthConfig(adminTokens []string, callerTokens map[string]string, mtls bool) authConfig {
+	a := authConfig{callers: map[[32]byte]string{}}
+	for _, t := range adminTokens {
+		a.admins = append(a.admins, sha256.Sum256([]byte(t)))
 	}
+	for name, t := range callerTokens {
+		a.callers[sha256.Sum256([]byte(t))] = name
+	}
+	a.requireCaller = len(callerTokens) > 0 || mtls
+	return a
+}
+
+// isAdmin compares against every admin token in constant time.
+func (a authConfig) isAdmin(digest *[32]byte) bool {
+	match := 0
+	for i := range a.admins {
+		match |= subtle.ConstantTimeCompare(digest[:], a.admins[i][:])
+	}
+	return match == 1
+}
+
+// authenticate establishes who is calling and records it for the limiter.
+// Admin methods need an admin token: missing -> UNAUTHENTICATED, wrong ->
+// PERMISSION_DENIED. Validate takes a caller token, an admin token or a
+// verified client certificate; without one it is UNAUTHENTICATED when
+// caller credentials are configured, else the caller is its address.
+//
+// Caller tokens are found by the SHA-256 of the presented token; comparing
+// digests leaks nothing usable about a token, and keeps the hot path free
+// of a loop over every caller.
+func authenticate(a authConfig) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if !strings.HasPrefix(info.FullMethod, keyServicePrefix) || publicMethods[info.FullMethod] {
+		if !strings.HasPrefix(info.FullMethod, keyServicePrefix) {
 			return handler(ctx, req)
 		}
-		tok, ok := bearer(ctx)
-		if !ok {
-			return nil, status.Error(codes.Unauthenticated, "admin credentials required: send 'authorization: Bearer <admin token>'")
+		tok, hasTok := bearer(ctx)
+		var digest [32]byte
+		if hasTok {
+			digest = digestOf(tok)
 		}
-		got := sha256.Sum256([]byte(tok))
-		match := 0
-		for i := range hashes {
-			match |= subtle.ConstantTimeCompare(got[:], hashes[i][:])
+		if !publicMethods[info.FullMethod] {
+			if !hasTok {
+				return nil, status.Error(codes.Unauthenticated, "admin credentials required: send 'authorization: Bearer <admin token>'")
+			}
+			if !a.isAdmin(&digest) {
+				return nil, status.Error(codes.PermissionDenied, "admin token not accepted")
+			}
+			return handler(ratelimit.WithCaller(ctx, ratelimit.Identity{Kind: ratelimit.KindAdmin, Name: "admin"}), req)
 		}
-		if match != 1 {
-			return nil, status.Error(codes.PermissionDenied, "admin token not accepted")
+		var id ratelimit.Identity
+		if hasTok {
+			if name, ok := a.callers[digest]; ok {
+				id = ratelimit.Identity{Kind: ratelimit.KindToken, Name: name}
+			} else if a.isAdmin(&digest) {
+				id = ratelimit.Identity{Kind: ratelimit.KindAdmin, Name: "admin"}
+			} else if a.requireCaller {
+				return nil, status.Error(codes.Unauthenticated, "caller token not accepted")
+			}
 		}
-		return handler(ctx, req)
+		if id.Name == "" {
+			switch name := certName(ctx); {
+			case name != "":
+				id = ratelimit.Identity{Kind: ratelimit.KindCert, Name: name}
+			case a.requireCaller:
+				return nil, status.Error(codes.Unauthenticated, "caller credentials required: send 'authorization: Bearer <caller token>' or a client certificate")
+			default:
+				id = ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: clientAddr(ctx)}
+			}
+		}
+		return handler(ratelimit.WithCaller(ctx, id), req)
 	}
+}
+
+// digestOf hashes a token without allocating for tokens up to 256 bytes.
+func digestOf(tok string) [32]byte {
+	if len(tok) <= 256 {
+		var buf [256]byte
+		n := copy(buf[:], tok)
+		return sha256.Sum256(buf[:n])
+	}
+	return sha256.Sum256([]byte(tok))
 }
 
 // bearer returns the token of a single `authorization: Bearer` header.
@@ -200,12 +271,16 @@ func bearer(ctx context.Context) (string, bool) {
 // It is unexported, so no network input can set it.
 type gatewayKey struct{}
 
+// gatewayCall describes the HTTP client of a REST call. clientAddr honours
+// X-Forwarded-For only from trusted proxies (see newGateway).
 type gatewayCall struct {
 	remoteAddr string
+	clientAddr netip.Addr
+	certName   string
 }
 
-func withGateway(ctx context.Context, remoteAddr string) context.Context {
-	return context.WithValue(ctx, gatewayKey{}, gatewayCall{remoteAddr: remoteAddr})
+func withGateway(ctx context.Context, g gatewayCall) context.Context {
+	return context.WithValue(ctx, gatewayKey{}, g)
 }
 
 func fromGateway(ctx context.Context) (gatewayCall, bool) {
@@ -218,6 +293,52 @@ func transportOf(ctx context.Context) string {
 		return "rest"
 	}
 	return "grpc"
+}
+
+// clientAddr is the address a call is limited by when it has no credential:
+// the HTTP client for REST, else the gRPC peer. Metadata such as
+// x-forwarded-for from a gRPC client is never believed.
+func clientAddr(ctx context.Context) netip.Addr {
+	if g, ok := fromGateway(ctx); ok {
+		return g.clientAddr
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		if a, ok := p.Addr.(*net.TCPAddr); ok {
+			return a.AddrPort().Addr().Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// certName is the name in a verified client certificate: its common name,
+// else its first DNS name.
+func certName(ctx context.Context) string {
+	if g, ok := fromGateway(ctx); ok {
+		return g.certName
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return ""
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return ""
+	}
+	return nameOf(ti.State.VerifiedChains)
+}
+
+func nameOf(chains [][]*x509.Certificate) string {
+	if len(chains) == 0 || len(chains[0]) == 0 {
+		return ""
+	}
+	c := chains[0][0]
+	if c.Subject.CommonName != "" {
+		return c.Subject.CommonName
+	}
+	if len(c.DNSNames) > 0 {
+		return c.DNSNames[0]
+	}
+	return ""
 }
 
 func peerAddr(ctx context.Context) string {

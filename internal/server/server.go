@@ -19,8 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -28,6 +30,7 @@ import (
 	"github.com/keyservice/keyservice/api"
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/validate"
 )
@@ -40,6 +43,7 @@ type Server struct {
 	migrator  *store.Migrator
 	validator *validate.Validator
 	registry  *prometheus.Registry
+	redis     *redis.Client
 	grpc      *grpc.Server
 	http      *http.Server
 	health    *health.Server
@@ -130,32 +134,64 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		log.Warn("no admin token configured (KEYSERVICE_ADMIN_TOKENS): admin calls will be refused")
 	}
 
-	svc := &keyService{
-		keys:      st,
-		validator: validator,
-		format:    format,
-		now:       time.Now,
+	keyLimit, _ := cfg.KeyLimit() // validated
+	var keyStore ratelimit.KeyStore = ratelimit.NewLocal(cfg.CacheSize, cfg.CallerIdle, nil)
+	if cfg.RedisURL != "" {
+		ropts, _ := redis.ParseURL(cfg.RedisURL) // validated
+		ropts.MaxRetries = -1                    // a retry would only add to the fallback timeout
+		s.redis = redis.NewClient(ropts)
+		keyStore = ratelimit.NewFallback(ratelimit.NewRedis(s.redis, "keyservice:"), keyStore, cfg.RedisTimeout, log, reg)
 	}
-	// Outermost first. Recovery sits inside logging so a panic is logged as
-	// the INTERNAL it becomes; errors are mapped innermost so every other
-	// interceptor sees the final status.
+	svc := &keyService{
+		keys:         st,
+		validator:    validator,
+		format:       format,
+		now:          time.Now,
+		keyLimits:    keyStore,
+		defaultLimit: keyLimit,
+	}
+	callerTokens, _ := cfg.CallerTokenMap()  // validated
+	overrides, _ := cfg.CallerOverrides()    // validated
+	trusted, _ := cfg.TrustedProxyPrefixes() // validated
+	callers := ratelimit.NewCallers(ratelimit.CallerConfig{
+		Default:   ratelimit.Budget{Rate: cfg.CallerRate, Burst: cfg.CallerBurst},
+		Overrides: overrides,
+		Failed:    ratelimit.Budget{Rate: cfg.FailedRate, Burst: cfg.FailedBurst},
+		TableSize: cfg.CallerTableSize,
+		Idle:      cfg.CallerIdle,
+		Registry:  reg,
+	})
+	tlsCfg, err := cfg.serverTLS()
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	// Outermost first (the same chain serves gRPC and REST). Recovery sits
+	// inside logging so a panic is logged as the INTERNAL it becomes; the
+	// caller limit follows authentication, which names the caller; errors
+	// are mapped innermost so every other interceptor sees the final status.
 	intercept := chain(
 		requestID(),
 		logging(log),
 		recovery(log),
-		adminAuth(cfg.AdminTokens),
+		authenticate(newAuthConfig(cfg.AdminTokens, callerTokens, cfg.TLSClientCAFile != "")),
+		callers.Interceptor(),
 		mapErrors(log),
 	)
 
-	s.grpc = grpc.NewServer(
+	gopts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(intercept),
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
-	)
+	}
+	if tlsCfg != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	s.grpc = grpc.NewServer(gopts...)
 	keyservicev1.RegisterKeyServiceServer(s.grpc, svc)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 
-	gw, err := newGateway(ctx, svc, intercept, int64(cfg.MaxRequestBytes))
+	gw, err := newGateway(ctx, svc, intercept, int64(cfg.MaxRequestBytes), trusted)
 	if err != nil {
 		pool.Close()
 		return nil, err
@@ -178,6 +214,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsCfg,
 	}
 
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
@@ -202,6 +239,9 @@ func (s *Server) HTTPAddr() net.Addr { return s.httpLis.Addr() }
 // finish (up to ShutdownTimeout) and closes the pool.
 func (s *Server) Serve(ctx context.Context) error {
 	defer s.store.Pool().Close()
+	if s.redis != nil {
+		defer s.redis.Close()
+	}
 	defer s.migrator.Close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -211,7 +251,11 @@ func (s *Server) Serve(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error {
-		if err := s.http.Serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if s.http.TLSConfig != nil {
+			serve = func(l net.Listener) error { return s.http.ServeTLS(l, "", "") }
+		}
+		if err := serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("HTTP server: %w", err)
 		}
 		return nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keyservice/keyservice/internal/keys"
@@ -42,6 +43,15 @@ type Key struct {
 	CreatedAt  time.Time
 	RevokedAt  *time.Time
 	LastUsedAt *time.Time
+	RateLimit  *RateLimit // nil: the configured default
+}
+
+// RateLimit is a key's own token bucket: Burst calls at once, refilled at
+// Limit per Period.
+type RateLimit struct {
+	Limit  int
+	Period time.Duration
+	Burst  int
 }
 
 // NewKey is what CreateKey stores.
@@ -53,6 +63,7 @@ type NewKey struct {
 	Scopes    []string
 	Metadata  map[string]string
 	ExpiresAt *time.Time
+	RateLimit *RateLimit
 }
 
 // Store runs keyservice's queries on a pool.
@@ -102,17 +113,23 @@ func (s *Store) CreateKey(ctx context.Context, k NewKey) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("encoding metadata: %w", err)
 	}
+	p := dbsqlc.InsertKeyParams{
+		KeyHash:   k.Hash[:],
+		Hint:      k.Hint,
+		Name:      k.Name,
+		Owner:     k.Owner,
+		Scopes:    nonNilSlice(k.Scopes),
+		Metadata:  meta,
+		ExpiresAt: k.ExpiresAt,
+	}
+	if rl := k.RateLimit; rl != nil {
+		p.RateLimit = pgtype.Int4{Int32: int32(rl.Limit), Valid: true}
+		p.RatePeriod = pgtype.Interval{Microseconds: rl.Period.Microseconds(), Valid: true}
+		p.RateBurst = pgtype.Int4{Int32: int32(rl.Burst), Valid: true}
+	}
 	var out Key
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		row, err := s.q.InsertKey(ctx, tx, dbsqlc.InsertKeyParams{
-			KeyHash:   k.Hash[:],
-			Hint:      k.Hint,
-			Name:      k.Name,
-			Owner:     k.Owner,
-			Scopes:    nonNilSlice(k.Scopes),
-			Metadata:  meta,
-			ExpiresAt: k.ExpiresAt,
-		})
+		row, err := s.q.InsertKey(ctx, tx, p)
 		if err != nil {
 			return fmt.Errorf("inserting key: %w", err)
 		}
@@ -252,6 +269,15 @@ func fromRow(r dbsqlc.APIKey) (Key, error) {
 		return Key{}, fmt.Errorf("store: key %s has a %d-byte hash", r.ID, len(r.KeyHash))
 	}
 	copy(k.Hash[:], r.KeyHash)
+	if r.RateLimit.Valid && r.RatePeriod.Valid {
+		period := time.Duration(r.RatePeriod.Microseconds)*time.Microsecond +
+			time.Duration(r.RatePeriod.Days)*24*time.Hour + time.Duration(r.RatePeriod.Months)*30*24*time.Hour
+		burst := int(r.RateLimit.Int32)
+		if r.RateBurst.Valid {
+			burst = int(r.RateBurst.Int32)
+		}
+		k.RateLimit = &RateLimit{Limit: int(r.RateLimit.Int32), Period: period, Burst: burst}
+	}
 	if len(r.Metadata) > 0 {
 		if err := json.Unmarshal(r.Metadata, &k.Metadata); err != nil {
 			return Key{}, fmt.Errorf("store: decoding metadata of key %s: %w", r.ID, err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const getKeyByHash = `-- name: GetKeyByHash :one
@@ -66,19 +67,22 @@ func (q *Queries) GetKeyByID(ctx context.Context, db DBTX, id uuid.UUID) (APIKey
 }
 
 const insertKey = `-- name: InsertKey :one
-INSERT INTO api_keys (key_hash, hint, name, owner, scopes, metadata, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO api_keys (key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst
 `
 
 type InsertKeyParams struct {
-	KeyHash   []byte
-	Hint      string
-	Name      string
-	Owner     string
-	Scopes    []string
-	Metadata  json.RawMessage
-	ExpiresAt *time.Time
+	KeyHash    []byte
+	Hint       string
+	Name       string
+	Owner      string
+	Scopes     []string
+	Metadata   json.RawMessage
+	ExpiresAt  *time.Time
+	RateLimit  pgtype.Int4
+	RatePeriod pgtype.Interval
+	RateBurst  pgtype.Int4
 }
 
 func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (APIKey, error) {
@@ -90,6 +94,9 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		arg.Scopes,
 		arg.Metadata,
 		arg.ExpiresAt,
+		arg.RateLimit,
+		arg.RatePeriod,
+		arg.RateBurst,
 	)
 	var i APIKey
 	err := row.Scan(

@@ -12,6 +12,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -117,7 +118,10 @@ type Key struct {
 	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=revoked_at,json=revokedAt" json:"revoked_at,omitempty"`
 	// When the key was last validated, to within KEYSERVICE_USAGE_FLUSH_INTERVAL
 	// (uses are recorded in batches, never on the validation path).
-	LastUsedAt    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_used_at,json=lastUsedAt" json:"last_used_at,omitempty"`
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_used_at,json=lastUsedAt" json:"last_used_at,omitempty"`
+	// The key's own rate limit; unset for keys that use the configured
+	// default (KEYSERVICE_KEY_RATE, 1,000 per minute unless changed).
+	RateLimit     *RateLimit `protobuf:"bytes,11,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -222,19 +226,163 @@ func (x *Key) GetLastUsedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Key) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
+// RateLimit is a token bucket: up to burst calls at once, refilled at
+// limit calls per period.
+type RateLimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Calls allowed per period, at least 1.
+	Limit int64 `protobuf:"varint,1,opt,name=limit" json:"limit,omitempty"`
+	// The period, from 1ms to 24h.
+	Period *durationpb.Duration `protobuf:"bytes,2,opt,name=period" json:"period,omitempty"`
+	// Bucket size: calls allowed at once; 0 means limit.
+	Burst         int64 `protobuf:"varint,3,opt,name=burst" json:"burst,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimit) Reset() {
+	*x = RateLimit{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimit) ProtoMessage() {}
+
+func (x *RateLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
+func (*RateLimit) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RateLimit) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *RateLimit) GetPeriod() *durationpb.Duration {
+	if x != nil {
+		return x.Period
+	}
+	return nil
+}
+
+func (x *RateLimit) GetBurst() int64 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+// RateLimitStatus is the state of a key's budget after a validation.
+type RateLimitStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Calls allowed per period.
+	Limit int64 `protobuf:"varint,1,opt,name=limit" json:"limit,omitempty"`
+	// Calls that may still be made at once.
+	Remaining int64 `protobuf:"varint,2,opt,name=remaining" json:"remaining,omitempty"`
+	// Time until the budget is full again (when limited: until the call's
+	// cost is available).
+	Reset_        *durationpb.Duration `protobuf:"bytes,3,opt,name=reset" json:"reset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimitStatus) Reset() {
+	*x = RateLimitStatus{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimitStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimitStatus) ProtoMessage() {}
+
+func (x *RateLimitStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimitStatus.ProtoReflect.Descriptor instead.
+func (*RateLimitStatus) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RateLimitStatus) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *RateLimitStatus) GetRemaining() int64 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
+func (x *RateLimitStatus) GetReset_() *durationpb.Duration {
+	if x != nil {
+		return x.Reset_
+	}
+	return nil
+}
+
 // ValidateRequest carries the key to check.
 type ValidateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The API key as presented by the end client. Not UTF-8 checked on the
 	// wire: any bytes are a key to judge (CODE_MALFORMED), not a broken request.
-	Key           string `protobuf:"bytes,1,opt,name=key" json:"key,omitempty"`
+	Key string `protobuf:"bytes,1,opt,name=key" json:"key,omitempty"`
+	// How much of the key's rate limit this call spends: 1 when unset; 0
+	// checks the key and its budget without spending.
+	Cost *int32 `protobuf:"varint,2,opt,name=cost" json:"cost,omitempty"`
+	// Optional: the address of the end client that presented the key. With
+	// it, the failed-attempt guard limits guessing per end client, so one
+	// noisy client does not block the caller's others.
+	ClientIp      string `protobuf:"bytes,3,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ValidateRequest) Reset() {
 	*x = ValidateRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[1]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -246,7 +394,7 @@ func (x *ValidateRequest) String() string {
 func (*ValidateRequest) ProtoMessage() {}
 
 func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[1]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -259,12 +407,26 @@ func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateRequest.ProtoReflect.Descriptor instead.
 func (*ValidateRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{1}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ValidateRequest) GetKey() string {
 	if x != nil {
 		return x.Key
+	}
+	return ""
+}
+
+func (x *ValidateRequest) GetCost() int32 {
+	if x != nil && x.Cost != nil {
+		return *x.Cost
+	}
+	return 0
+}
+
+func (x *ValidateRequest) GetClientIp() string {
+	if x != nil {
+		return x.ClientIp
 	}
 	return ""
 }
@@ -277,14 +439,16 @@ type ValidateResponse struct {
 	// The outcome.
 	Code Code `protobuf:"varint,2,opt,name=code,enum=keyservice.v1.Code" json:"code,omitempty"`
 	// The key's record when the key exists (valid, revoked or expired).
-	Key           *Key `protobuf:"bytes,3,opt,name=key" json:"key,omitempty"`
+	Key *Key `protobuf:"bytes,3,opt,name=key" json:"key,omitempty"`
+	// The key's budget, on CODE_VALID and CODE_RATE_LIMITED answers.
+	RateLimit     *RateLimitStatus `protobuf:"bytes,4,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ValidateResponse) Reset() {
 	*x = ValidateResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[2]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +460,7 @@ func (x *ValidateResponse) String() string {
 func (*ValidateResponse) ProtoMessage() {}
 
 func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[2]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +473,7 @@ func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
 func (*ValidateResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{2}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ValidateResponse) GetValid() bool {
@@ -333,6 +497,13 @@ func (x *ValidateResponse) GetKey() *Key {
 	return nil
 }
 
+func (x *ValidateResponse) GetRateLimit() *RateLimitStatus {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
 // CreateKeyRequest describes the key to create.
 type CreateKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -345,14 +516,16 @@ type CreateKeyRequest struct {
 	// Metadata, at most 32 entries; keys 1 to 64 characters, values up to 1024.
 	Metadata map[string]string `protobuf:"bytes,4,rep,name=metadata" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Optional expiry; must be in the future.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
+	// Optional rate limit of this key; unset: the configured default.
+	RateLimit     *RateLimit `protobuf:"bytes,6,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateKeyRequest) Reset() {
 	*x = CreateKeyRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[3]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +537,7 @@ func (x *CreateKeyRequest) String() string {
 func (*CreateKeyRequest) ProtoMessage() {}
 
 func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[3]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +550,7 @@ func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{3}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateKeyRequest) GetName() string {
@@ -415,6 +588,13 @@ func (x *CreateKeyRequest) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *CreateKeyRequest) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
 // CreateKeyResponse returns the new key's secret, once, and its record.
 type CreateKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -428,7 +608,7 @@ type CreateKeyResponse struct {
 
 func (x *CreateKeyResponse) Reset() {
 	*x = CreateKeyResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[4]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -440,7 +620,7 @@ func (x *CreateKeyResponse) String() string {
 func (*CreateKeyResponse) ProtoMessage() {}
 
 func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[4]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -453,7 +633,7 @@ func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{4}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateKeyResponse) GetSecret() string {
@@ -481,7 +661,7 @@ type GetKeyRequest struct {
 
 func (x *GetKeyRequest) Reset() {
 	*x = GetKeyRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[5]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +673,7 @@ func (x *GetKeyRequest) String() string {
 func (*GetKeyRequest) ProtoMessage() {}
 
 func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[5]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +686,7 @@ func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{5}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetKeyRequest) GetId() string {
@@ -527,7 +707,7 @@ type GetKeyResponse struct {
 
 func (x *GetKeyResponse) Reset() {
 	*x = GetKeyResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[6]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +719,7 @@ func (x *GetKeyResponse) String() string {
 func (*GetKeyResponse) ProtoMessage() {}
 
 func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[6]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +732,7 @@ func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{6}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetKeyResponse) GetKey() *Key {
@@ -577,7 +757,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[7]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +769,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[7]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +782,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{7}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListKeysRequest) GetOwner() string {
@@ -639,7 +819,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[8]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +831,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[8]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +844,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{8}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListKeysResponse) GetKeys() []*Key {
@@ -692,7 +872,7 @@ type RevokeKeyRequest struct {
 
 func (x *RevokeKeyRequest) Reset() {
 	*x = RevokeKeyRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[9]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +884,7 @@ func (x *RevokeKeyRequest) String() string {
 func (*RevokeKeyRequest) ProtoMessage() {}
 
 func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[9]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +897,7 @@ func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeKeyRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{9}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RevokeKeyRequest) GetId() string {
@@ -738,7 +918,7 @@ type RevokeKeyResponse struct {
 
 func (x *RevokeKeyResponse) Reset() {
 	*x = RevokeKeyResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[10]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +930,7 @@ func (x *RevokeKeyResponse) String() string {
 func (*RevokeKeyResponse) ProtoMessage() {}
 
 func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[10]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +943,7 @@ func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeKeyResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{10}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RevokeKeyResponse) GetKey() *Key {
@@ -777,7 +957,7 @@ var File_keyservice_v1_keyservice_proto protoreflect.FileDescriptor
 
 const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\n" +
-	"\x1ekeyservice/v1/keyservice.proto\x12\rkeyservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x03\n" +
+	"\x1ekeyservice/v1/keyservice.proto\x12\rkeyservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x04\n" +
 	"\x03Key\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04hint\x18\x02 \x01(\tR\x04hint\x12\x12\n" +
@@ -793,23 +973,39 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"revoked_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12<\n" +
 	"\flast_used_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"lastUsedAt\x1a;\n" +
+	"lastUsedAt\x127\n" +
+	"\n" +
+	"rate_limit\x18\v \x01(\v2\x18.keyservice.v1.RateLimitR\trateLimit\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"*\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"j\n" +
+	"\tRateLimit\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x03R\x05limit\x121\n" +
+	"\x06period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06period\x12\x14\n" +
+	"\x05burst\x18\x03 \x01(\x03R\x05burst\"v\n" +
+	"\x0fRateLimitStatus\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x03R\x05limit\x12\x1c\n" +
+	"\tremaining\x18\x02 \x01(\x03R\tremaining\x12/\n" +
+	"\x05reset\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x05reset\"b\n" +
 	"\x0fValidateRequest\x12\x17\n" +
-	"\x03key\x18\x01 \x01(\tB\x05\xaa\x01\x02 \x03R\x03key\"w\n" +
+	"\x03key\x18\x01 \x01(\tB\x05\xaa\x01\x02 \x03R\x03key\x12\x19\n" +
+	"\x04cost\x18\x02 \x01(\x05B\x05\xaa\x01\x02\b\x01R\x04cost\x12\x1b\n" +
+	"\tclient_ip\x18\x03 \x01(\tR\bclientIp\"\xb6\x01\n" +
 	"\x10ValidateResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12'\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.keyservice.v1.CodeR\x04code\x12$\n" +
-	"\x03key\x18\x03 \x01(\v2\x12.keyservice.v1.KeyR\x03key\"\x97\x02\n" +
+	"\x03key\x18\x03 \x01(\v2\x12.keyservice.v1.KeyR\x03key\x12=\n" +
+	"\n" +
+	"rate_limit\x18\x04 \x01(\v2\x1e.keyservice.v1.RateLimitStatusR\trateLimit\"\xd0\x02\n" +
 	"\x10CreateKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x16\n" +
 	"\x06scopes\x18\x03 \x03(\tR\x06scopes\x12I\n" +
 	"\bmetadata\x18\x04 \x03(\v2-.keyservice.v1.CreateKeyRequest.MetadataEntryR\bmetadata\x129\n" +
 	"\n" +
-	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x1a;\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x127\n" +
+	"\n" +
+	"rate_limit\x18\x06 \x01(\v2\x18.keyservice.v1.RateLimitR\trateLimit\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Q\n" +
@@ -863,53 +1059,61 @@ func file_keyservice_v1_keyservice_proto_rawDescGZIP() []byte {
 }
 
 var file_keyservice_v1_keyservice_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_keyservice_v1_keyservice_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_keyservice_v1_keyservice_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_keyservice_v1_keyservice_proto_goTypes = []any{
 	(Code)(0),                     // 0: keyservice.v1.Code
 	(*Key)(nil),                   // 1: keyservice.v1.Key
-	(*ValidateRequest)(nil),       // 2: keyservice.v1.ValidateRequest
-	(*ValidateResponse)(nil),      // 3: keyservice.v1.ValidateResponse
-	(*CreateKeyRequest)(nil),      // 4: keyservice.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),     // 5: keyservice.v1.CreateKeyResponse
-	(*GetKeyRequest)(nil),         // 6: keyservice.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),        // 7: keyservice.v1.GetKeyResponse
-	(*ListKeysRequest)(nil),       // 8: keyservice.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),      // 9: keyservice.v1.ListKeysResponse
-	(*RevokeKeyRequest)(nil),      // 10: keyservice.v1.RevokeKeyRequest
-	(*RevokeKeyResponse)(nil),     // 11: keyservice.v1.RevokeKeyResponse
-	nil,                           // 12: keyservice.v1.Key.MetadataEntry
-	nil,                           // 13: keyservice.v1.CreateKeyRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*RateLimit)(nil),             // 2: keyservice.v1.RateLimit
+	(*RateLimitStatus)(nil),       // 3: keyservice.v1.RateLimitStatus
+	(*ValidateRequest)(nil),       // 4: keyservice.v1.ValidateRequest
+	(*ValidateResponse)(nil),      // 5: keyservice.v1.ValidateResponse
+	(*CreateKeyRequest)(nil),      // 6: keyservice.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),     // 7: keyservice.v1.CreateKeyResponse
+	(*GetKeyRequest)(nil),         // 8: keyservice.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),        // 9: keyservice.v1.GetKeyResponse
+	(*ListKeysRequest)(nil),       // 10: keyservice.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),      // 11: keyservice.v1.ListKeysResponse
+	(*RevokeKeyRequest)(nil),      // 12: keyservice.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),     // 13: keyservice.v1.RevokeKeyResponse
+	nil,                           // 14: keyservice.v1.Key.MetadataEntry
+	nil,                           // 15: keyservice.v1.CreateKeyRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
 }
 var file_keyservice_v1_keyservice_proto_depIdxs = []int32{
-	12, // 0: keyservice.v1.Key.metadata:type_name -> keyservice.v1.Key.MetadataEntry
-	14, // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
-	14, // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	14, // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
-	14, // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
-	0,  // 5: keyservice.v1.ValidateResponse.code:type_name -> keyservice.v1.Code
-	1,  // 6: keyservice.v1.ValidateResponse.key:type_name -> keyservice.v1.Key
-	13, // 7: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
-	14, // 8: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 9: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
-	1,  // 10: keyservice.v1.GetKeyResponse.key:type_name -> keyservice.v1.Key
-	1,  // 11: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
-	1,  // 12: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
-	2,  // 13: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
-	4,  // 14: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
-	6,  // 15: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
-	8,  // 16: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
-	10, // 17: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
-	3,  // 18: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
-	5,  // 19: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
-	7,  // 20: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
-	9,  // 21: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
-	11, // 22: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
-	18, // [18:23] is the sub-list for method output_type
-	13, // [13:18] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	14, // 0: keyservice.v1.Key.metadata:type_name -> keyservice.v1.Key.MetadataEntry
+	16, // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
+	16, // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
+	16, // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
+	2,  // 5: keyservice.v1.Key.rate_limit:type_name -> keyservice.v1.RateLimit
+	17, // 6: keyservice.v1.RateLimit.period:type_name -> google.protobuf.Duration
+	17, // 7: keyservice.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
+	0,  // 8: keyservice.v1.ValidateResponse.code:type_name -> keyservice.v1.Code
+	1,  // 9: keyservice.v1.ValidateResponse.key:type_name -> keyservice.v1.Key
+	3,  // 10: keyservice.v1.ValidateResponse.rate_limit:type_name -> keyservice.v1.RateLimitStatus
+	15, // 11: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
+	16, // 12: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	2,  // 13: keyservice.v1.CreateKeyRequest.rate_limit:type_name -> keyservice.v1.RateLimit
+	1,  // 14: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
+	1,  // 15: keyservice.v1.GetKeyResponse.key:type_name -> keyservice.v1.Key
+	1,  // 16: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
+	1,  // 17: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
+	4,  // 18: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
+	6,  // 19: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
+	8,  // 20: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
+	10, // 21: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
+	12, // 22: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
+	5,  // 23: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
+	7,  // 24: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
+	9,  // 25: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
+	11, // 26: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
+	13, // 27: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
+	23, // [23:28] is the sub-list for method output_type
+	18, // [18:23] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_keyservice_v1_keyservice_proto_init() }
@@ -923,7 +1127,7 @@ func file_keyservice_v1_keyservice_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyservice_v1_keyservice_proto_rawDesc), len(file_keyservice_v1_keyservice_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

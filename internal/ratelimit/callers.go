@@ -1,0 +1,252 @@
+package ratelimit
+
+import (
+	"context"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+)
+
+// Kind says how a caller was identified.
+type Kind uint8
+
+// Kinds of caller identity, strongest first.
+const (
+	KindAddr  Kind = iota // the peer (or, through the gateway, HTTP client) address
+	KindToken             // a caller token (KEYSERVICE_CALLER_TOKENS)
+	KindCert              // a verified client certificate
+	KindAdmin             // an admin token
+)
+
+func (k Kind) String() string {
+	return [...]string{"addr", "token", "cert", "admin"}[k]
+}
+
+// Identity is who is calling. It is comparable, so it keys the limiter
+// table without building a string per call.
+type Identity struct {
+	Kind Kind
+	Name string     // token or certificate name; "admin"
+	Addr netip.Addr // for KindAddr
+}
+
+func (id Identity) String() string {
+	if id.Kind == KindAddr {
+		return "addr:" + id.Addr.String()
+	}
+	return id.Kind.String() + ":" + id.Name
+}
+
+type identityKey struct{}
+
+// WithCaller records the authenticated caller in ctx (the auth interceptor
+// does this before the limiter runs).
+func WithCaller(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// CallerFrom returns the caller recorded by WithCaller.
+func CallerFrom(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(Identity)
+	return id, ok
+}
+
+// Budget is a rate and a burst.
+type Budget struct {
+	Rate  float64 // per second
+	Burst int
+}
+
+// CallerConfig configures the caller limits.
+type CallerConfig struct {
+	Default   Budget
+	Overrides map[string]Budget // by caller name (token or certificate name)
+	// Failed is the budget of NOT_FOUND and MALFORMED answers per caller
+	// and end client.
+	Failed    Budget
+	TableSize int           // limiters kept, per table
+	Idle      time.Duration // a limiter unused this long is forgotten
+	Now       func() time.Time
+	Registry  prometheus.Registerer
+}
+
+// Callers limits each caller, and each caller's failed attempts.
+type Callers struct {
+	cfg       CallerConfig
+	now       func() time.Time
+	callers   *otter.Cache[Identity, *rate.Limiter]
+	failed    *otter.Cache[failedKey, *rate.Limiter]
+	refused   *prometheus.CounterVec
+	refusedRL prometheus.Counter
+	refusedFA prometheus.Counter
+}
+
+type failedKey struct {
+	caller Identity
+	client string // ValidateRequest.client_ip, normalised; "" when not given
+}
+
+// NewCallers builds the caller limiter.
+func NewCallers(cfg CallerConfig) *Callers {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Callers{
+		cfg: cfg, now: cfg.Now,
+		callers: otter.Must(&otter.Options[Identity, *rate.Limiter]{
+			MaximumSize:      cfg.TableSize,
+			ExpiryCalculator: otter.ExpiryAccessing[Identity, *rate.Limiter](cfg.Idle),
+		}),
+		failed: otter.Must(&otter.Options[failedKey, *rate.Limiter]{
+			MaximumSize:      cfg.TableSize,
+			ExpiryCalculator: otter.ExpiryAccessing[failedKey, *rate.Limiter](cfg.Idle),
+		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyservice_caller_refusals_total",
+			Help: "Calls refused by the caller limits, by reason (rate, failed_attempts).",
+		}, []string{"reason"}),
+	}
+	c.refusedRL = c.refused.WithLabelValues("rate")
+	c.refusedFA = c.refused.WithLabelValues("failed_attempts")
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(c.refused,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keyservice_caller_limiters", Help: "Caller limiters held."},
+				func() float64 { return float64(c.callers.EstimatedSize()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keyservice_failed_attempt_limiters", Help: "Failed-attempt limiters held."},
+				func() float64 { return float64(c.failed.EstimatedSize()) }),
+		)
+	}
+	return c
+}
+
+func (c *Callers) budgetFor(id Identity) Budget {
+	if id.Kind != KindAddr {
+		if b, ok := c.cfg.Overrides[id.Name]; ok {
+			return b
+		}
+	}
+	return c.cfg.Default
+}
+
+func (c *Callers) limiter(id Identity) *rate.Limiter {
+	if l, ok := c.callers.GetIfPresent(id); ok {
+		return l
+	}
+	b := c.budgetFor(id)
+	l, _ := c.callers.SetIfAbsent(id, rate.NewLimiter(rate.Limit(b.Rate), b.Burst))
+	return l
+}
+
+func (c *Callers) failedLimiter(k failedKey) *rate.Limiter {
+	if l, ok := c.failed.GetIfPresent(k); ok {
+		return l
+	}
+	l, _ := c.failed.SetIfAbsent(k, rate.NewLimiter(rate.Limit(c.cfg.Failed.Rate), c.cfg.Failed.Burst))
+	return l
+}
+
+// Allow spends one call from id's budget; when refused it returns the
+// wait until the next call is allowed.
+func (c *Callers) Allow(id Identity) (bool, time.Duration) {
+	l := c.limiter(id)
+	now := c.now()
+	if l.AllowN(now, 1) {
+		return true, 0
+	}
+	return false, wait(l, now, 1)
+}
+
+// TableSize reports how many caller limiters are held (after pending
+// evictions are applied).
+func (c *Callers) TableSize() int {
+	c.callers.CleanUp()
+	return c.callers.EstimatedSize()
+}
+
+func wait(l *rate.Limiter, now time.Time, n float64) time.Duration {
+	need := n - l.TokensAt(now)
+	if need <= 0 || l.Limit() <= 0 {
+		return 0
+	}
+	return time.Duration(math.Ceil(need / float64(l.Limit()) * float64(time.Second)))
+}
+
+var keyServicePrefix = "/" + keyservicev1.KeyService_ServiceDesc.ServiceName + "/"
+
+// Interceptor refuses a caller over its budget with RESOURCE_EXHAUSTED and
+// a RetryInfo (REST: 429, Retry-After, RateLimit-* headers), before any
+// hashing or lookup. On Validate it also enforces the failed-attempt
+// budget. Only KeyService methods are limited: health checks and
+// reflection are not.
+func (c *Callers) Interceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if !strings.HasPrefix(info.FullMethod, keyServicePrefix) {
+			return handler(ctx, req)
+		}
+		id, _ := CallerFrom(ctx)
+		if ok, retry := c.Allow(id); !ok {
+			c.refusedRL.Inc()
+			b := c.budgetFor(id)
+			return nil, refuse(ctx, "caller over its rate limit", retry, b.Burst)
+		}
+		vreq, isValidate := req.(*keyservicev1.ValidateRequest)
+		if !isValidate {
+			return handler(ctx, req)
+		}
+		client := vreq.GetClientIp()
+		if client != "" {
+			a, err := netip.ParseAddr(client)
+			if err != nil {
+				return handler(ctx, req) // the handler refuses a malformed client_ip
+			}
+			client = a.Unmap().String()
+		}
+		fk := failedKey{caller: id, client: client}
+		fl := c.failedLimiter(fk)
+		now := c.now()
+		if fl.TokensAt(now) < 1 {
+			c.refusedFA.Inc()
+			return nil, refuse(ctx, "too many failed validations from this client", wait(fl, now, 1), c.cfg.Failed.Burst)
+		}
+		resp, err := handler(ctx, req)
+		if v, ok := resp.(*keyservicev1.ValidateResponse); ok && err == nil {
+			switch v.GetCode() {
+			case keyservicev1.Code_CODE_NOT_FOUND, keyservicev1.Code_CODE_MALFORMED:
+				fl.AllowN(now, 1)
+			}
+		}
+		return resp, err
+	}
+}
+
+// refuse builds the RESOURCE_EXHAUSTED status and the headers the gateway
+// turns into Retry-After and RateLimit-* on a 429.
+func refuse(ctx context.Context, msg string, retry time.Duration, limit int) error {
+	secs := max(int64(math.Ceil(retry.Seconds())), 1)
+	s := strconv.FormatInt(secs, 10)
+	_ = grpc.SetHeader(ctx, metadata.Pairs(
+		"retry-after", s,
+		"ratelimit-limit", strconv.Itoa(limit),
+		"ratelimit-remaining", "0",
+		"ratelimit-reset", s,
+	))
+	st := status.New(codes.ResourceExhausted, msg)
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retry)}); err == nil {
+		st = d
+	}
+	return st.Err()
+}

@@ -1,0 +1,234 @@
+// Package ratelimit owns the budgets: a token bucket per caller (a unary
+// interceptor, in front of every KeyService call), a stricter budget of
+// failed validations per caller and end client, and the per-key limit
+// checked inside Validate, kept locally or in Redis.
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/maypok86/otter/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
+)
+
+// Limit is a token bucket: Burst calls at once, refilled at Limit per Period.
+type Limit struct {
+	Limit  int
+	Period time.Duration
+	Burst  int
+}
+
+// Valid explains why l cannot be used, or returns nil.
+func (l Limit) Valid() error {
+	switch {
+	case l.Limit < 1 || l.Limit > 1_000_000_000:
+		return fmt.Errorf("limit must be between 1 and 1000000000, got %d", l.Limit)
+	case l.Period < time.Millisecond || l.Period > 24*time.Hour:
+		return fmt.Errorf("period must be between 1ms and 24h, got %s", l.Period)
+	case l.Burst < 1 || l.Burst > 1_000_000_000:
+		return fmt.Errorf("burst must be between 1 and 1000000000, got %d", l.Burst)
+	}
+	return nil
+}
+
+func (l Limit) perSecond() rate.Limit { return rate.Limit(float64(l.Limit) / l.Period.Seconds()) }
+
+// Decision is the outcome of spending from a key's budget.
+type Decision struct {
+	Allowed   bool
+	Limit     int
+	Remaining int
+	// Reset is the time until the bucket is full again; when the call was
+	// refused, the time until its cost is available.
+	Reset time.Duration
+}
+
+// KeyStore keeps per-key budgets. cost 0 checks without spending, and is
+// allowed while at least one call's worth remains.
+type KeyStore interface {
+	Take(ctx context.Context, key string, l Limit, cost int) (Decision, error)
+}
+
+// Local keeps budgets in this process: each replica has its own.
+type Local struct {
+	now     func() time.Time
+	buckets *otter.Cache[string, *bucket]
+}
+
+type bucket struct {
+	mu    sync.Mutex
+	limit Limit
+	lim   *rate.Limiter
+}
+
+var _ KeyStore = (*Local)(nil)
+
+// NewLocal keeps up to size buckets, forgetting those idle for longer than
+// idle (a forgotten bucket starts full again).
+func NewLocal(size int, idle time.Duration, now func() time.Time) *Local {
+	if now == nil {
+		now = time.Now
+	}
+	return &Local{now: now, buckets: otter.Must(&otter.Options[string, *bucket]{
+		MaximumSize:      size,
+		ExpiryCalculator: otter.ExpiryAccessing[string, *bucket](idle),
+	})}
+}
+
+// Take spends cost from key's bucket.
+func (s *Local) Take(_ context.Context, key string, l Limit, cost int) (Decision, error) {
+	b, ok := s.buckets.GetIfPresent(key)
+	if !ok {
+		b, _ = s.buckets.SetIfAbsent(key, &bucket{limit: l, lim: rate.NewLimiter(l.perSecond(), l.Burst)})
+	}
+	now := s.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.limit != l {
+		// The key's limit changed: keep what was spent, in the new shape.
+		b.lim.SetLimitAt(now, l.perSecond())
+		b.lim.SetBurstAt(now, l.Burst)
+		b.limit = l
+	}
+	allowed := true
+	if cost > 0 {
+		allowed = b.lim.AllowN(now, cost)
+	}
+	tokens := b.lim.TokensAt(now)
+	if cost == 0 {
+		allowed = tokens >= 1
+	}
+	d := Decision{Allowed: allowed, Limit: l.Limit, Remaining: max(int(math.Floor(tokens)), 0)}
+	perSec := float64(l.perSecond())
+	if allowed {
+		d.Reset = secs((float64(l.Burst) - tokens) / perSec)
+	} else {
+		d.Reset = secs((float64(max(cost, 1)) - tokens) / perSec)
+	}
+	return d, nil
+}
+
+func secs(f float64) time.Duration {
+	if f <= 0 {
+		return 0
+	}
+	return time.Duration(math.Ceil(f * float64(time.Second)))
+}
+
+// Redis keeps one budget per key for every replica (GCRA in a Lua script,
+// github.com/go-redis/redis_rate).
+type Redis struct {
+	lim    *redis_rate.Limiter
+	prefix string
+}
+
+var _ KeyStore = (*Redis)(nil)
+
+// NewRedis returns a store on client; prefix separates deployments (and tests).
+func NewRedis(client *redis.Client, prefix string) *Redis {
+	return &Redis{lim: redis_rate.NewLimiter(client), prefix: prefix}
+}
+
+// Take spends cost from key's budget in Redis.
+func (s *Redis) Take(ctx context.Context, key string, l Limit, cost int) (Decision, error) {
+	res, err := s.lim.AllowN(ctx, s.prefix+key, redis_rate.Limit{Rate: l.Limit, Burst: l.Burst, Period: l.Period}, cost)
+	if err != nil {
+		return Decision{}, err
+	}
+	d := Decision{Limit: l.Limit, Remaining: res.Remaining, Reset: max(res.ResetAfter, 0)}
+	if cost == 0 {
+		d.Allowed = res.Remaining >= 1
+	} else {
+		d.Allowed = res.Allowed > 0
+	}
+	if !d.Allowed && res.RetryAfter > 0 {
+		d.Reset = res.RetryAfter
+	}
+	return d, nil
+}
+
+// Fallback uses primary (Redis) and, when it fails or is slower than
+// timeout, the local store: a call never fails or hangs because of Redis.
+// After a failure it retries primary at most once per probe interval, and
+// switches back as soon as primary answers.
+type Fallback struct {
+	primary  KeyStore
+	local    KeyStore
+	timeout  time.Duration
+	probe    time.Duration
+	log      *slog.Logger
+	down     atomic.Bool
+	retryAt  atomic.Int64
+	fallback prometheus.Counter
+}
+
+var _ KeyStore = (*Fallback)(nil)
+
+// NewFallback wraps primary with local. reg may be nil.
+func NewFallback(primary, local KeyStore, timeout time.Duration, log *slog.Logger, reg prometheus.Registerer) *Fallback {
+	f := &Fallback{
+		primary: primary, local: local, timeout: timeout, probe: time.Second, log: log,
+		fallback: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyservice_key_limit_fallbacks_total",
+			Help: "Per-key limit checks answered by the local store because Redis failed or was slow.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(f.fallback, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keyservice_key_limit_redis_up",
+			Help: "1 while the shared (Redis) per-key limit store answers, 0 while the local fallback is used.",
+		}, func() float64 {
+			if f.down.Load() {
+				return 0
+			}
+			return 1
+		}))
+	}
+	return f
+}
+
+// Take asks primary, falling back to local.
+func (f *Fallback) Take(ctx context.Context, key string, l Limit, cost int) (Decision, error) {
+	if f.down.Load() && time.Now().UnixNano() < f.retryAt.Load() {
+		f.fallback.Inc()
+		return f.local.Take(ctx, key, l, cost)
+	}
+	pctx, cancel := context.WithTimeout(ctx, f.timeout)
+	d, err := f.primary.Take(pctx, key, l, cost)
+	cancel()
+	if err == nil {
+		if f.down.CompareAndSwap(true, false) {
+			f.log.Info("redis answers again: per-key limits are shared across replicas again")
+		}
+		return d, nil
+	}
+	if ctx.Err() != nil {
+		return Decision{}, ctx.Err()
+	}
+	f.retryAt.Store(time.Now().Add(f.probe).UnixNano())
+	if f.down.CompareAndSwap(false, true) {
+		// Once per outage.
+		f.log.Warn("redis unreachable: per-key limits are local to each replica until it returns", "error", redisErr(err))
+	}
+	f.fallback.Inc()
+	return f.local.Take(ctx, key, l, cost)
+}
+
+// redisErr keeps a password in a URL out of the log.
+func redisErr(err error) string {
+	var netErr interface{ Timeout() bool }
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return "timeout"
+	}
+	return err.Error()
+}
