@@ -88,11 +88,18 @@ type CallerConfig struct {
 type Callers struct {
 	cfg       CallerConfig
 	now       func() time.Time
-	callers   *otter.Cache[Identity, *rate.Limiter]
+	callers   *otter.Cache[Identity, *callerEntry]
 	failed    *otter.Cache[failedKey, *rate.Limiter]
 	refused   *prometheus.CounterVec
 	refusedRL prometheus.Counter
 	refusedFA prometheus.Counter
+}
+
+// callerEntry holds a caller's budget and, for calls without client_ip,
+// its failed-attempt budget: one table lookup serves both.
+type callerEntry struct {
+	calls  *rate.Limiter
+	failed *rate.Limiter
 }
 
 type failedKey struct {
@@ -105,15 +112,20 @@ func NewCallers(cfg CallerConfig) *Callers {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	// Idle expiry needs no precision, and reading the precise time is most
+	// of the cost of a table read (it is slow on some virtual machines).
+	clock := otter.NewCoarseClock(time.Second)
 	c := &Callers{
 		cfg: cfg, now: cfg.Now,
-		callers: otter.Must(&otter.Options[Identity, *rate.Limiter]{
+		callers: otter.Must(&otter.Options[Identity, *callerEntry]{
 			MaximumSize:      cfg.TableSize,
-			ExpiryCalculator: otter.ExpiryAccessing[Identity, *rate.Limiter](cfg.Idle),
+			ExpiryCalculator: otter.ExpiryAccessing[Identity, *callerEntry](cfg.Idle),
+			Clock:            clock,
 		}),
 		failed: otter.Must(&otter.Options[failedKey, *rate.Limiter]{
 			MaximumSize:      cfg.TableSize,
 			ExpiryCalculator: otter.ExpiryAccessing[failedKey, *rate.Limiter](cfg.Idle),
+			Clock:            clock,
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyservice_caller_refusals_total",
@@ -142,13 +154,16 @@ func (c *Callers) budgetFor(id Identity) Budget {
 	return c.cfg.Default
 }
 
-func (c *Callers) limiter(id Identity) *rate.Limiter {
-	if l, ok := c.callers.GetIfPresent(id); ok {
-		return l
+func (c *Callers) entry(id Identity) *callerEntry {
+	if e, ok := c.callers.GetIfPresent(id); ok {
+		return e
 	}
 	b := c.budgetFor(id)
-	l, _ := c.callers.SetIfAbsent(id, rate.NewLimiter(rate.Limit(b.Rate), b.Burst))
-	return l
+	e, _ := c.callers.SetIfAbsent(id, &callerEntry{
+		calls:  rate.NewLimiter(rate.Limit(b.Rate), b.Burst),
+		failed: rate.NewLimiter(rate.Limit(c.cfg.Failed.Rate), c.cfg.Failed.Burst),
+	})
+	return e
 }
 
 func (c *Callers) failedLimiter(k failedKey) *rate.Limiter {
@@ -162,12 +177,16 @@ func (c *Callers) failedLimiter(k failedKey) *rate.Limiter {
 // Allow spends one call from id's budget; when refused it returns the
 // wait until the next call is allowed.
 func (c *Callers) Allow(id Identity) (bool, time.Duration) {
-	l := c.limiter(id)
-	now := c.now()
-	if l.AllowN(now, 1) {
-		return true, 0
+	ok, retry, _ := c.allow(id, c.now())
+	return ok, retry
+}
+
+func (c *Callers) allow(id Identity, now time.Time) (bool, time.Duration, *callerEntry) {
+	e := c.entry(id)
+	if e.calls.AllowN(now, 1) {
+		return true, 0, e
 	}
-	return false, wait(l, now, 1)
+	return false, wait(e.calls, now, 1), e
 }
 
 // TableSize reports how many caller limiters are held (after pending
@@ -198,7 +217,9 @@ func (c *Callers) Interceptor() grpc.UnaryServerInterceptor {
 			return handler(ctx, req)
 		}
 		id, _ := CallerFrom(ctx)
-		if ok, retry := c.Allow(id); !ok {
+		now := c.now()
+		ok, retry, entry := c.allow(id, now)
+		if !ok {
 			c.refusedRL.Inc()
 			b := c.budgetFor(id)
 			return nil, refuse(ctx, "caller over its rate limit", retry, b.Burst)
@@ -215,9 +236,10 @@ func (c *Callers) Interceptor() grpc.UnaryServerInterceptor {
 			}
 			client = a.Unmap().String()
 		}
-		fk := failedKey{caller: id, client: client}
-		fl := c.failedLimiter(fk)
-		now := c.now()
+		fl := entry.failed
+		if client != "" {
+			fl = c.failedLimiter(failedKey{caller: id, client: client})
+		}
 		if fl.TokensAt(now) < 1 {
 			c.refusedFA.Inc()
 			return nil, refuse(ctx, "too many failed validations from this client", wait(fl, now, 1), c.cfg.Failed.Burst)

@@ -82,6 +82,7 @@ func NewLocal(size int, idle time.Duration, now func() time.Time) *Local {
 	return &Local{now: now, buckets: otter.Must(&otter.Options[string, *bucket]{
 		MaximumSize:      size,
 		ExpiryCalculator: otter.ExpiryAccessing[string, *bucket](idle),
+		Clock:            otter.NewCoarseClock(time.Second),
 	})}
 }
 

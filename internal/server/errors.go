@@ -37,6 +37,10 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	var br *badRequest
 	switch {
+	case ctx.Err() == context.Canceled || errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "call canceled")
+	case ctx.Err() == context.DeadlineExceeded:
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.As(err, &br):
 		st := status.New(codes.InvalidArgument, br.Error())
 		if d, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
@@ -50,8 +54,6 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	case errors.Is(err, validate.ErrUnavailable), errors.Is(err, store.ErrUnavailable):
 		log.WarnContext(ctx, "store unavailable", "request_id", requestIDFrom(ctx), "error", err)
 		return status.Error(codes.Unavailable, "key store unavailable, retry later")
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "call canceled")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	}

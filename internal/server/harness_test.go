@@ -3,16 +3,20 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
@@ -54,6 +58,7 @@ type env struct {
 	grpc   keyservicev1.KeyServiceClient
 	conn   *grpc.ClientConn
 	base   string // http://host:port
+	http   *http.Client
 	logs   *syncBuffer
 	cancel context.CancelFunc
 	done   chan error
@@ -94,13 +99,28 @@ func startOn(t *testing.T, dbURL string, opts ...option) *env {
 	}
 	e := &env{dbURL: dbURL, srv: srv, logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { e.done <- srv.Serve(ctx) }()
-	conn, err := grpc.NewClient(srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	e.http = http.DefaultClient
+	e.base = "http://" + srv.HTTPAddr().String()
+	if cfg.TLSCertFile != "" {
+		// Test certificates are signed by the client CA (see tls_test.go).
+		pemCA, err := os.ReadFile(cfg.TLSClientCAFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(pemCA)
+		tc := &tls.Config{RootCAs: roots}
+		creds = credentials.NewTLS(tc)
+		e.http = &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+		e.base = "https://" + srv.HTTPAddr().String()
+	}
+	conn, err := grpc.NewClient(srv.GRPCAddr().String(), grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.conn = conn
 	e.grpc = keyservicev1.NewKeyServiceClient(conn)
-	e.base = "http://" + srv.HTTPAddr().String()
 	t.Cleanup(func() {
 		conn.Close()
 		e.stop(t)
@@ -126,7 +146,7 @@ func (e *env) waitReady(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(e.base + "/readyz")
+		resp, err := e.http.Get(e.base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -157,7 +177,7 @@ func (e *env) rest(t *testing.T, method, path, token, body string) (int, map[str
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.http.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

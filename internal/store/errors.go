@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 
 	"github.com/jackc/pgx/v5"
@@ -20,6 +21,8 @@ func classify(err error) error {
 		return err
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	case errors.Is(err, context.Canceled):
+		return err // the caller gave up; not an outage
 	case isUnavailable(err):
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -43,20 +46,18 @@ func isUnavailable(err error) bool {
 		switch {
 		case len(pgErr.Code) == 5 && pgErr.Code[:2] == "08": // connection exception
 			return true
+		case len(pgErr.Code) == 5 && pgErr.Code[:2] == "53": // insufficient resources (too many connections, out of memory, disk full)
+			return true
 		case pgErr.Code == "57014", // query_canceled (statement_timeout)
 			pgErr.Code == "57P01", // admin_shutdown
 			pgErr.Code == "57P02", // crash_shutdown
 			pgErr.Code == "57P03", // cannot_connect_now
-			pgErr.Code == "53300": // too_many_connections
+			pgErr.Code == "25006": // read_only_sql_transaction (a standby after failover)
 			return true
 		}
 		return false
 	}
 	// A connection that died mid-query surfaces as an unexpected EOF or a
 	// closed-connection error without a PgError.
-	var closed interface{ SafeToRetry() bool }
-	if errors.As(err, &closed) {
-		return true
-	}
-	return pgconn.SafeToRetry(err) || errors.Is(err, net.ErrClosed)
+	return pgconn.SafeToRetry(err) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }

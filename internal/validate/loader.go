@@ -68,6 +68,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // rebuild builds a new filter from every active key, streamed by pages, and
 // swaps it in. Additions applied meanwhile are carried over.
 func (v *Validator) rebuild(ctx context.Context) (err error) {
+	// One rebuild at a time: a second would reset the first's record of
+	// additions, and the first's swap would then lose them.
+	v.rebuildMu.Lock()
+	defer v.rebuildMu.Unlock()
 	start := time.Now()
 	defer func() {
 		if err != nil {
@@ -177,10 +181,13 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 	}
 	for _, c := range changes {
 		if c.RevokedAt != nil {
-			// Only a cached VALID needs undoing; anything else looks the key up.
-			if _, ok := v.pos.GetEntryQuietly(c.Hash); ok {
-				v.Apply(store.Event{Kind: store.EventRevoked, Hash: c.Hash, At: *c.RevokedAt}, "sync")
+			// Always applied, even with nothing cached: it also bumps the
+			// stripe epoch, so a lookup that read the row before the revoke
+			// cannot cache VALID afterwards. Skipped when already known.
+			if n, ok := v.neg.GetEntryQuietly(c.Hash); ok && n.Value.code == Revoked {
+				continue
 			}
+			v.Apply(store.Event{Kind: store.EventRevoked, Hash: c.Hash, At: *c.RevokedAt}, "sync")
 			continue
 		}
 		maybe, _ := v.filter.test(&c.Hash)

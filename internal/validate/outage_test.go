@@ -120,3 +120,39 @@ func TestStartsNotReadyWhileDatabaseIsDown(t *testing.T) {
 		t.Fatalf("after load: %v", r.Code)
 	}
 }
+
+// TestStaleEntryNeverOutlivesARevocation: once a lookup has found a key
+// revoked, its old positive entry must not be served later, even stale,
+// even with the database down.
+func TestStaleEntryNeverOutlivesARevocation(t *testing.T) {
+	c, u := privateCluster(t)
+	b := setupOn(t, u, true, func(cfg *validate.Config) {
+		cfg.PositiveTTL = 30 * time.Second
+		cfg.StaleFor = 5 * time.Minute
+		cfg.NegativeTTL = 10 * time.Second
+		cfg.SyncInterval = time.Hour // this replica misses the revocation
+	})
+	g, k := b.create(t, nil)
+	mustValidate(t, b.v, g.Secret)
+	// Revoked elsewhere, with no NOTIFY reaching this replica.
+	conn, err := pgxpool.New(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(context.Background(), "UPDATE api_keys SET revoked_at = now() WHERE id = $1", k.ID); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	b.clock.Advance(31 * time.Second) // stale: the next call looks the key up
+	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Revoked {
+		t.Fatalf("after the lookup: %v, want REVOKED", r.Code)
+	}
+	b.clock.Advance(11 * time.Second) // the negative entry expires
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.v.Validate(context.Background(), g.Secret)
+	if err == nil && r.Code == validate.Valid {
+		t.Fatal("a revoked key was served VALID from a stale entry")
+	}
+}

@@ -27,12 +27,17 @@ func (v *Validator) touch(p *posEntry, now time.Time) {
 	if n-prev < int64(v.cfg.UsageFlushInterval) || !p.touched.CompareAndSwap(prev, n) {
 		return
 	}
+	v.recordUse(p.key.ID, now)
+}
+
+// recordUse buffers a use of key id for the next flush.
+func (v *Validator) recordUse(id uuid.UUID, now time.Time) {
 	v.usage.mu.Lock()
 	if v.usage.last == nil {
 		v.usage.last = make(map[uuid.UUID]time.Time)
 	}
 	if len(v.usage.last) < maxUsageEntries {
-		v.usage.last[p.key.ID] = now
+		v.usage.last[id] = now
 	}
 	v.usage.mu.Unlock()
 }

@@ -70,6 +70,11 @@ func (c Code) String() string {
 // Callers must refuse the key: fail closed.
 var ErrUnavailable = errors.New("validate: key store unavailable")
 
+// errStoreDown marks the ErrUnavailable of a lookup that reached for the
+// database and failed: only then may a stale positive entry be served.
+// (Every lookup slot being busy means the database is up but loaded.)
+var errStoreDown = fmt.Errorf("%w: database unreachable", ErrUnavailable)
+
 // Result is the answer for one key. Key is set when the key exists.
 type Result struct {
 	Code Code
@@ -170,6 +175,7 @@ type Validator struct {
 	metrics *metrics
 
 	syncMu    sync.Mutex                // keeps syncs (the loop, catch-up after a reconnect) apart
+	rebuildMu sync.Mutex                // one filter rebuild at a time
 	watermark atomic.Pointer[time.Time] // database time up to which changes are known
 	loadedAt  atomic.Int64
 }
@@ -230,7 +236,9 @@ func New(cfg Config) (*Validator, error) {
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
-	var clock otter.Clock
+	// TTLs need no nanosecond precision, and reading the precise time is a
+	// large part of a cache read; an injected clock (tests) is used as is.
+	var clock otter.Clock = otter.NewCoarseClock(100 * time.Millisecond)
 	if cfg.Now != nil {
 		clock = fixedClock{cfg.Now}
 	}
@@ -307,7 +315,7 @@ func (v *Validator) Validate(ctx context.Context, key string) (Result, error) {
 		// Stale: ask the database, and serve the stale entry only if it
 		// cannot answer.
 		res, err := v.lookup(ctx, h)
-		if errors.Is(err, ErrUnavailable) {
+		if errors.Is(err, errStoreDown) && now.Sub(p.fetched) < v.cfg.PositiveTTL+v.cfg.StaleFor {
 			v.metrics.staleServed.Inc()
 			return v.answer(v.judgeCached(p, now)), nil
 		}
@@ -389,7 +397,11 @@ func (v *Validator) lookup(ctx context.Context, h keys.Hash) (Result, error) {
 		return Result{Code: NotFound, Path: PathLookup}, nil
 	}
 	k := lr.key
-	code := Judge(&k, v.now())
+	now := v.now()
+	code := Judge(&k, now)
+	if code == Valid {
+		v.recordUse(k.ID, now)
+	}
 	return Result{Code: code, Key: &k, Path: PathLookup}, nil
 }
 
@@ -415,11 +427,14 @@ func (v *Validator) fetch(h keys.Hash, epoch uint64) (lookupResult, error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		v.metrics.lookups.WithLabelValues("not_found").Inc()
-		v.fill(h, epoch, func() { v.neg.Set(h, negEntry{code: NotFound}) })
+		v.fill(h, epoch, func() {
+			v.neg.Set(h, negEntry{code: NotFound})
+			v.pos.Invalidate(h)
+		})
 		return lookupResult{}, nil
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		v.metrics.lookups.WithLabelValues("unavailable").Inc()
-		return lookupResult{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return lookupResult{}, fmt.Errorf("%w: %w", errStoreDown, err)
 	case err != nil:
 		v.metrics.lookups.WithLabelValues("error").Inc()
 		return lookupResult{}, err
@@ -430,6 +445,8 @@ func (v *Validator) fetch(h keys.Hash, epoch uint64) (lookupResult, error) {
 		if code := Judge(&k, now); code != Valid {
 			kc := k
 			v.neg.Set(h, negEntry{code: code, key: &kc})
+			// A stale positive entry must not outlive what the database said.
+			v.pos.Invalidate(h)
 			return
 		}
 		v.pos.Set(h, &posEntry{key: k, fetched: now})
@@ -458,7 +475,11 @@ func (v *Validator) Apply(e store.Event, source string) {
 		v.filter.add(e.Hash)
 		st.mu.Lock()
 		st.epoch.Add(1)
-		v.neg.Invalidate(e.Hash)
+		// A key is never un-revoked: a late "created" (a slow NOTIFY, a sync
+		// that read the row before its revocation) keeps a REVOKED answer.
+		if n, ok := v.neg.GetEntryQuietly(e.Hash); !ok || n.Value.code != Revoked {
+			v.neg.Invalidate(e.Hash)
+		}
 		st.mu.Unlock()
 	case store.EventRevoked:
 		st.mu.Lock()

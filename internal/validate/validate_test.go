@@ -570,3 +570,38 @@ func TestSyncFindsKeysCreatedWithoutNotify(t *testing.T) {
 		t.Fatal("the key was not found by incremental sync")
 	}
 }
+
+// TestConcurrentRebuildsKeepEveryNewKey runs rebuilds back to back while
+// keys are created; every key created must end up in the filter.
+func TestConcurrentRebuildsKeepEveryNewKey(t *testing.T) {
+	b := setup(t, func(c *validate.Config) { c.FilterFPRate = 1e-9 })
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := validate.Rebuild(b.v, context.Background()); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	var created []keys.Hash
+	for i := 0; i < 500; i++ {
+		_, k := b.create(t, nil)
+		created = append(created, k.Hash)
+	}
+	close(stop)
+	wg.Wait()
+	for i, h := range created {
+		if !validate.FilterMayContain(b.v, h) {
+			t.Fatalf("key %d created during rebuilds is missing from the filter", i)
+		}
+	}
+}

@@ -1,0 +1,265 @@
+package ratelimit_test
+
+import (
+	"context"
+	"fmt"
+
+	"log/slog"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keyservice/keyservice/internal/ratelimit"
+	"github.com/keyservice/keyservice/internal/redistest"
+)
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func newRedisClient(t testing.TB, u string) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.MaxRetries = -1
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// stores runs one contract test against every KeyStore.
+func stores(t *testing.T) map[string]ratelimit.KeyStore {
+	u, prefix := redistest.URL(t)
+	return map[string]ratelimit.KeyStore{
+		"local": ratelimit.NewLocal(1000, time.Minute, nil),
+		"redis": ratelimit.NewRedis(newRedisClient(t, u), prefix),
+	}
+}
+
+func TestExactlyBurstOutOfImmediateCalls(t *testing.T) {
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			l := ratelimit.Limit{Limit: 10, Period: time.Second, Burst: 10}
+			allowed := 0
+			for i := 0; i < 50; i++ {
+				d, err := s.Take(context.Background(), "k1", l, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Allowed {
+					allowed++
+				}
+				if d.Limit != 10 {
+					t.Fatalf("limit %d", d.Limit)
+				}
+			}
+			// 50 calls within a few ms: at most one more token can refill.
+			if allowed < 10 || allowed > 11 {
+				t.Fatalf("%d of 50 immediate calls allowed, want 10", allowed)
+			}
+		})
+	}
+}
+
+func TestCostZeroNeverSpends(t *testing.T) {
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			l := ratelimit.Limit{Limit: 5, Period: time.Hour, Burst: 5}
+			for i := 0; i < 100; i++ {
+				d, err := s.Take(context.Background(), "k0", l, 0)
+				if err != nil || !d.Allowed || d.Remaining != 5 {
+					t.Fatalf("check %d: %+v %v", i, d, err)
+				}
+			}
+			d, err := s.Take(context.Background(), "k0", l, 5)
+			if err != nil || !d.Allowed || d.Remaining != 0 {
+				t.Fatalf("spending the whole budget: %+v %v", d, err)
+			}
+			d, err = s.Take(context.Background(), "k0", l, 0)
+			if err != nil || d.Allowed || d.Reset <= 0 {
+				t.Fatalf("check of an empty budget: %+v %v", d, err)
+			}
+		})
+	}
+}
+
+func TestCostLargerThanRemainingIsRefusedWithoutSpending(t *testing.T) {
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			l := ratelimit.Limit{Limit: 10, Period: time.Hour, Burst: 10}
+			if d, _ := s.Take(context.Background(), "kc", l, 7); !d.Allowed || d.Remaining != 3 {
+				t.Fatalf("cost 7: %+v", d)
+			}
+			if d, _ := s.Take(context.Background(), "kc", l, 4); d.Allowed {
+				t.Fatalf("cost 4 with 3 left: %+v", d)
+			}
+			if d, _ := s.Take(context.Background(), "kc", l, 3); !d.Allowed {
+				t.Fatalf("cost 3 with 3 left: %+v", d)
+			}
+		})
+	}
+}
+
+func TestLocalRefillsWithTheInjectedClock(t *testing.T) {
+	c := &clock{now: time.Unix(1_700_000_000, 0)}
+	s := ratelimit.NewLocal(100, time.Hour, c.Now)
+	l := ratelimit.Limit{Limit: 10, Period: time.Second, Burst: 10}
+	for i := 0; i < 10; i++ {
+		if d, _ := s.Take(context.Background(), "k", l, 1); !d.Allowed {
+			t.Fatalf("call %d refused", i)
+		}
+	}
+	d, _ := s.Take(context.Background(), "k", l, 1)
+	if d.Allowed || d.Reset != 100*time.Millisecond {
+		t.Fatalf("11th call: %+v, want refused with reset 100ms", d)
+	}
+	c.Advance(100 * time.Millisecond)
+	if d, _ := s.Take(context.Background(), "k", l, 1); !d.Allowed {
+		t.Fatal("one token should have refilled after 100ms")
+	}
+	c.Advance(time.Second)
+	d, _ = s.Take(context.Background(), "k", l, 0)
+	if d.Remaining != 10 || d.Reset != 0 {
+		t.Fatalf("after a full period: %+v, want a full bucket", d)
+	}
+}
+
+func TestFallbackUsesLocalWhileRedisIsDownAndSharedAfter(t *testing.T) {
+	srv := redistest.Start(t)
+	var logs syncBuf
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	client := newRedisClient(t, srv.URL())
+	primary := ratelimit.NewRedis(client, "fb:")
+	f := ratelimit.NewFallback(primary, ratelimit.NewLocal(100, time.Hour, nil), 50*time.Millisecond, log, nil)
+	l := ratelimit.Limit{Limit: 100, Period: time.Hour, Burst: 100}
+	ctx := context.Background()
+	if d, err := f.Take(ctx, "k", l, 10); err != nil || d.Remaining != 90 {
+		t.Fatalf("redis up: %+v %v", d, err)
+	}
+	srv.Stop()
+	for i := 0; i < 20; i++ {
+		start := time.Now()
+		d, err := f.Take(ctx, "k", l, 1)
+		if err != nil || !d.Allowed {
+			t.Fatalf("redis down, call %d: %+v %v", i, d, err)
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Fatalf("call %d hung for %s", i, time.Since(start))
+		}
+	}
+	if n := countLines(logs.String(), "redis unreachable"); n != 1 {
+		t.Fatalf("outage logged %d times, want once", n)
+	}
+	srv.Restart()
+	// Within the probe interval the shared store is used again; the budget
+	// restarted with the server (it keeps nothing on disk).
+	var d ratelimit.Decision
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		d, err = f.Take(ctx, "k", l, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := client.Exists(ctx, "rate:fb:k").Result(); n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("did not switch back to redis")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if d.Remaining != 99 {
+		t.Fatalf("first shared call after the outage: %+v", d)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b = append(s.b, p...)
+	return len(p), nil
+}
+
+func (s *syncBuf) String() string { s.mu.Lock(); defer s.mu.Unlock(); return string(s.b) }
+
+func countLines(s, sub string) int {
+	n := 0
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			n++
+		}
+	}
+	return n
+}
+
+func TestCallerTableStaysBounded(t *testing.T) {
+	c := ratelimit.NewCallers(ratelimit.CallerConfig{
+		Default: ratelimit.Budget{Rate: 10, Burst: 10}, Failed: ratelimit.Budget{Rate: 1, Burst: 1},
+		TableSize: 10_000, Idle: time.Hour,
+	})
+	for i := 0; i < 1_000_000; i++ {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		c.Allow(ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: a})
+	}
+	if n := c.TableSize(); n > 10_000 {
+		t.Fatalf("1,000,000 callers left %d limiters, bound is 10,000", n)
+	}
+}
+
+func TestCallerBudgetsAreSeparateAndOverridable(t *testing.T) {
+	c := ratelimit.NewCallers(ratelimit.CallerConfig{
+		Default:   ratelimit.Budget{Rate: 1, Burst: 3},
+		Overrides: map[string]ratelimit.Budget{"big": {Rate: 1, Burst: 10}},
+		Failed:    ratelimit.Budget{Rate: 1, Burst: 1}, TableSize: 100, Idle: time.Hour,
+		Now: (&clock{now: time.Unix(1_700_000_000, 0)}).Now,
+	})
+	count := func(id ratelimit.Identity) int {
+		n := 0
+		for i := 0; i < 20; i++ {
+			if ok, _ := c.Allow(id); ok {
+				n++
+			}
+		}
+		return n
+	}
+	a := ratelimit.Identity{Kind: ratelimit.KindToken, Name: "a"}
+	b := ratelimit.Identity{Kind: ratelimit.KindToken, Name: "b"}
+	big := ratelimit.Identity{Kind: ratelimit.KindToken, Name: "big"}
+	if n := count(a); n != 3 {
+		t.Fatalf("a allowed %d, want 3", n)
+	}
+	if n := count(b); n != 3 {
+		t.Fatalf("b allowed %d after a ran out, want 3", n)
+	}
+	if n := count(big); n != 10 {
+		t.Fatalf("overridden caller allowed %d, want 10", n)
+	}
+	if ok, wait := c.Allow(a); ok || wait != time.Second {
+		t.Fatalf("a again: %v, wait %s; want refused for 1s", ok, wait)
+	}
+}
+
+func ExampleLimit() {
+	l := ratelimit.Limit{Limit: 1000, Period: time.Minute, Burst: 1000}
+	fmt.Println(l.Valid())
+	// Output: <nil>
+}

@@ -1,0 +1,113 @@
+// Package redistest gives tests a real Redis: TEST_REDIS_URL when set,
+// else 127.0.0.1:6379 when it answers, else a redis-server started for the
+// test. Tests that stop and start Redis get a private one from Start. It
+// never skips: a test that cannot get a Redis fails.
+package redistest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// URL returns a Redis URL for the test and a key prefix unique to it.
+func URL(t testing.TB) (string, string) {
+	t.Helper()
+	prefix := "kstest:" + randomHex() + ":"
+	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
+		if err := ping(u); err != nil {
+			t.Fatalf("TEST_REDIS_URL does not answer: %v", err)
+		}
+		return u, prefix
+	}
+	if ping("redis://127.0.0.1:6379/0") == nil {
+		return "redis://127.0.0.1:6379/0", prefix
+	}
+	s := Start(t)
+	return s.URL(), prefix
+}
+
+// Server is a private redis-server process.
+type Server struct {
+	t    testing.TB
+	port int
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// Start runs a private redis-server (stopped when the test ends).
+func Start(t testing.TB) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatal("redis-server not found: install Redis (Debian: apt-get install redis-server) or set TEST_REDIS_URL")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s := &Server{t: t, port: port, dir: t.TempDir()}
+	s.Restart()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// URL of the server.
+func (s *Server) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port) }
+
+// Stop kills the server (as an outage would).
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart starts the server again on the same port and waits for it.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("starting redis-server: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for ping(s.URL()) != nil {
+		if time.Now().After(deadline) {
+			s.t.Fatal("redis-server did not answer within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ping(u string) error {
+	opts, err := redis.ParseURL(u)
+	if err != nil {
+		return err
+	}
+	opts.DialTimeout = time.Second
+	c := redis.NewClient(opts)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return c.Ping(ctx).Err()
+}
+
+func randomHex() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
