@@ -29,8 +29,14 @@ run: ## Run the service (private Postgres unless DATABASE_URL is set) and print 
 	$(GO) run ./cmd/keyservice dev
 
 .PHONY: test
-test: ## Run all tests against real Postgres, race detector on
+test: node_modules ## Run all tests against real Postgres and Redis, race detector on
 	$(GO) test -race -count=1 ./...
+
+# The TypeScript generator and the Node.js client test's runtime, pinned in
+# package-lock.json.
+node_modules: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch node_modules
 
 .PHONY: build
 build: ## Build bin/keyservice
@@ -55,7 +61,7 @@ $(BIN)/grpcurl:
 	GOBIN=$(BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
 .PHONY: generate
-generate: tools ## Regenerate protobuf/gRPC/gateway/OpenAPI code (buf) and queries (sqlc)
+generate: tools node_modules ## Regenerate protobuf/gRPC/gateway/OpenAPI code (buf) and queries (sqlc)
 	rm -rf api/gen
 	$(BIN)/buf generate
 	$(BIN)/sqlc generate -f db/sqlc.yaml
@@ -74,9 +80,9 @@ lint: tools ## gofmt, go vet, buf lint
 .PHONY: check
 check: lint generate ## Lint, then fail if generated code differs from its sources
 	$(GO) mod tidy -diff
-	@if [ -n "$$(git status --porcelain -- api db internal/store/dbsqlc)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api db internal/store/dbsqlc package-lock.json)" ]; then \
 		echo "generated code is out of date: run 'make generate' and commit"; \
-		git status --porcelain -- api db internal/store/dbsqlc; git diff --stat; exit 1; fi
+		git status --porcelain -- api db internal/store/dbsqlc package-lock.json; git diff --stat; exit 1; fi
 	@echo "check: ok"
 
 .PHONY: fuzz
