@@ -23,6 +23,9 @@ Usage:
   keyservice migrate [flags]   apply pending database migrations and exit
   keyservice dev     [flags]   development: private Postgres if DATABASE_URL is unset,
                                migrate, a dev admin token, serve, print examples
+  keyservice keys    <create|get|list|revoke> [flags]
+                               admin commands against a running service
+                               (token from KEYSERVICE_ADMIN_TOKEN)
 
 Run 'keyservice <command> --help' for the flags; each flag also reads the
 environment variable named in its help.
@@ -42,6 +45,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = migrate(ctx, args[1:], stderr)
 	case "dev":
 		err = dev(ctx, args[1:], stdout, stderr)
+	case "keys":
+		err = keysMain(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

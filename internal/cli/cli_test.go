@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keyservice/keyservice/internal/cli"
+	"github.com/keyservice/keyservice/internal/server"
 	"github.com/keyservice/keyservice/internal/testdb"
 )
 
@@ -236,4 +238,87 @@ func waitReady(t *testing.T, addr string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatal("dev server never became ready")
+}
+
+func startServer(t *testing.T) (addr string) {
+	t.Helper()
+	u, _ := testdb.New(t)
+	cfg := server.Defaults()
+	cfg.DatabaseURL, cfg.GRPCAddr, cfg.HTTPAddr = u, "127.0.0.1:0", "127.0.0.1:0"
+	cfg.AdminTokens = []string{"cli-admin-token-0123456789"}
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = s.Serve(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s.GRPCAddr().String()
+}
+
+func TestKeysCommands(t *testing.T) {
+	addr := startServer(t)
+	run := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := cli.Main(context.Background(), append([]string{"keys"}, args...), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	t.Setenv("KEYSERVICE_ADMIN_TOKEN", "")
+	if code, _, e := run("list", "--addr", addr); code != 1 || !strings.Contains(e, "KEYSERVICE_ADMIN_TOKEN") {
+		t.Fatalf("no token: exit %d, %q", code, e)
+	}
+	t.Setenv("KEYSERVICE_ADMIN_TOKEN", "cli-admin-token-0123456789")
+	t.Setenv("KEYSERVICE_ADDR", addr)
+
+	code, out, e := run("create", "--name", "ci", "--owner", "acme", "--scope", "read", "--meta", "team=core", "--expires", "720h", "--rate-limit", "100/1m", "--json")
+	if code != 0 {
+		t.Fatalf("create: exit %d: %s", code, e)
+	}
+	var created struct {
+		Secret string `json:"secret"`
+		Key    struct {
+			ID        string            `json:"id"`
+			Metadata  map[string]string `json:"metadata"`
+			RateLimit struct {
+				Limit string `json:"limit"`
+			} `json:"rate_limit"`
+		} `json:"key"`
+	}
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.Key.ID == "" || created.Key.Metadata["team"] != "core" || created.Key.RateLimit.Limit != "100" {
+		t.Fatalf("create --json: %v\n%s", err, out)
+	}
+	if code, out, e = run("get", created.Key.ID); code != 0 || !strings.Contains(out, "ID") || !strings.Contains(out, created.Key.ID) || !strings.Contains(out, "acme") {
+		t.Fatalf("get: exit %d\n%s%s", code, out, e)
+	}
+	if code, out, _ = run("list", "--owner", "acme", "--json"); code != 0 || !strings.Contains(out, created.Key.ID) {
+		t.Fatalf("list: exit %d\n%s", code, out)
+	}
+	if code, out, _ = run("revoke", created.Key.ID); code != 0 || strings.Count(out, "\n") != 2 {
+		t.Fatalf("revoke: exit %d\n%s", code, out)
+	}
+	if code, out, _ = run("get", created.Key.ID, "--json"); code != 0 || !strings.Contains(out, `"revoked_at": "20`) {
+		t.Fatalf("get after revoke: exit %d\n%s", code, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"get", "not-a-uuid"}, 1, "InvalidArgument"},
+		{[]string{"get", "0b7e2c9a-4f1d-4c3e-9a51-2f6d8e0c1b2a"}, 1, "NotFound"},
+		{[]string{"create", "--name", "x"}, 1, "--owner"},
+		{[]string{"create", "--name", "x", "--owner", "o", "--expires", "yesterday"}, 1, "--expires"},
+		{[]string{"frob"}, 2, "unknown command"},
+		{[]string{"list", "--addr", "127.0.0.1:1", "--timeout", "500ms"}, 1, "Unavailable"},
+	} {
+		code, _, e := run(tc.args...)
+		if code != tc.code || !strings.Contains(e, tc.want) {
+			t.Errorf("keys %v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, e, tc.code, tc.want)
+		}
+	}
+	t.Setenv("KEYSERVICE_ADMIN_TOKEN", "wrong-admin-token-0123456789")
+	if code, _, e := run("list"); code != 1 || !strings.Contains(e, "PermissionDenied") {
+		t.Fatalf("wrong token: exit %d %q", code, e)
+	}
 }

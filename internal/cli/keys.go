@@ -1,0 +1,296 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+)
+
+const keysUsage = `Usage: keyservice keys <create|get|list|revoke> [flags]
+
+Admin commands against a running keyservice over gRPC. The admin token is
+read from KEYSERVICE_ADMIN_TOKEN (never from a flag: flags show in ps).
+
+  keys create --name N --owner O [--scope S]... [--meta k=v]... [--expires 2030-01-01T00:00:00Z|720h]
+              [--rate-limit 100/1m] [--burst B]
+  keys get ID
+  keys list [--owner O] [--page-size N] [--page-token T] [--all]
+  keys revoke ID
+
+Common flags: --addr host:port (env KEYSERVICE_ADDR, default 127.0.0.1:9090),
+--tls, --ca-file F, --json (machine-readable output), --timeout 10s.
+`
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+type keysCmd struct {
+	addr    string
+	useTLS  bool
+	caFile  string
+	asJSON  bool
+	timeout time.Duration
+	out     io.Writer
+}
+
+func keysMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, keysUsage)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return flag.ErrHelp
+	}
+	sub, rest := args[0], args[1:]
+	c := &keysCmd{out: stdout}
+	fs := flag.NewFlagSet("keyservice keys "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, keysUsage) }
+	addr := os.Getenv("KEYSERVICE_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:9090"
+	}
+	fs.StringVar(&c.addr, "addr", addr, "keyservice gRPC address")
+	fs.BoolVar(&c.useTLS, "tls", false, "connect with TLS")
+	fs.StringVar(&c.caFile, "ca-file", "", "CA bundle to verify the server (implies --tls)")
+	fs.BoolVar(&c.asJSON, "json", false, "print JSON")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "deadline of the call")
+
+	var (
+		name, owner, expires, rateLimit, pageToken string
+		burst, pageSize                            int
+		all                                        bool
+		scopes, meta                               multi
+	)
+	switch sub {
+	case "create":
+		fs.StringVar(&name, "name", "", "key name (required)")
+		fs.StringVar(&owner, "owner", "", "owner, the customer the key belongs to (required)")
+		fs.Var(&scopes, "scope", "scope (repeat for several)")
+		fs.Var(&meta, "meta", "metadata key=value (repeat for several)")
+		fs.StringVar(&expires, "expires", "", "expiry: an RFC 3339 time or a duration from now (720h)")
+		fs.StringVar(&rateLimit, "rate-limit", "", "the key's own limit as limit/period, e.g. 100/1m")
+		fs.IntVar(&burst, "burst", 0, "burst of the key's limit (default: the limit)")
+	case "list":
+		fs.StringVar(&owner, "owner", "", "only keys of this owner")
+		fs.IntVar(&pageSize, "page-size", 0, "keys per page (default 100, at most 1000)")
+		fs.StringVar(&pageToken, "page-token", "", "next_page_token of a previous page")
+		fs.BoolVar(&all, "all", false, "follow every page")
+	case "get", "revoke":
+	default:
+		fmt.Fprintf(stderr, "keyservice keys: unknown command %q\n\n%s", sub, keysUsage)
+		return errUsage
+	}
+	// Flags may come before or after the key id.
+	var positional []string
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return errUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	args = positional
+	token := os.Getenv("KEYSERVICE_ADMIN_TOKEN")
+	if token == "" {
+		return errors.New("KEYSERVICE_ADMIN_TOKEN is not set: export the admin token first")
+	}
+	client, closeConn, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token), c.timeout)
+	defer cancel()
+
+	switch sub {
+	case "create":
+		if len(args) > 0 {
+			return fmt.Errorf("unexpected argument %q", args[0])
+		}
+		req := &keyservicev1.CreateKeyRequest{Name: name, Owner: owner, Scopes: scopes}
+		if name == "" || owner == "" {
+			return errors.New("--name and --owner are required")
+		}
+		if len(meta) > 0 {
+			req.Metadata = map[string]string{}
+			for _, kv := range meta {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--meta %q: want key=value", kv)
+				}
+				req.Metadata[k] = v
+			}
+		}
+		if expires != "" {
+			t, err := parseExpiry(expires)
+			if err != nil {
+				return err
+			}
+			req.ExpiresAt = timestamppb.New(t)
+		}
+		if rateLimit != "" {
+			n, p, ok := strings.Cut(rateLimit, "/")
+			limit, err1 := strconv.ParseInt(n, 10, 64)
+			period, err2 := time.ParseDuration(p)
+			if !ok || err1 != nil || err2 != nil {
+				return fmt.Errorf("--rate-limit %q: want limit/period such as 100/1m", rateLimit)
+			}
+			req.RateLimit = &keyservicev1.RateLimit{Limit: limit, Period: durationpb.New(period), Burst: int64(burst)}
+		}
+		resp, err := client.CreateKey(ctx, req)
+		if err != nil {
+			return rpcErr(err)
+		}
+		if c.asJSON {
+			return c.printJSON(resp)
+		}
+		fmt.Fprintf(c.out, "secret: %s\n(shown only now: store it, keyservice keeps only its hash)\n\n", resp.GetSecret())
+		c.table([]*keyservicev1.Key{resp.GetKey()})
+	case "get", "revoke":
+		if len(args) != 1 {
+			return fmt.Errorf("keys %s takes one key id", sub)
+		}
+		var k *keyservicev1.Key
+		var m proto.Message
+		if sub == "get" {
+			resp, err := client.GetKey(ctx, &keyservicev1.GetKeyRequest{Id: args[0]})
+			if err != nil {
+				return rpcErr(err)
+			}
+			k, m = resp.GetKey(), resp
+		} else {
+			resp, err := client.RevokeKey(ctx, &keyservicev1.RevokeKeyRequest{Id: args[0]})
+			if err != nil {
+				return rpcErr(err)
+			}
+			k, m = resp.GetKey(), resp
+		}
+		if c.asJSON {
+			return c.printJSON(m)
+		}
+		c.table([]*keyservicev1.Key{k})
+	case "list":
+		if len(args) > 0 {
+			return fmt.Errorf("unexpected argument %q", args[0])
+		}
+		var keys []*keyservicev1.Key
+		next := pageToken
+		for {
+			resp, err := client.ListKeys(ctx, &keyservicev1.ListKeysRequest{Owner: owner, PageSize: int32(pageSize), PageToken: next})
+			if err != nil {
+				return rpcErr(err)
+			}
+			keys = append(keys, resp.GetKeys()...)
+			next = resp.GetNextPageToken()
+			if !all || next == "" {
+				break
+			}
+		}
+		if c.asJSON {
+			return c.printJSON(&keyservicev1.ListKeysResponse{Keys: keys, NextPageToken: next})
+		}
+		c.table(keys)
+		if next != "" {
+			fmt.Fprintf(c.out, "\nmore: --page-token %s (or --all)\n", next)
+		}
+	}
+	return nil
+}
+
+func parseExpiry(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return time.Now().Add(d), nil
+	}
+	return time.Time{}, fmt.Errorf("--expires %q: want an RFC 3339 time (2030-01-01T00:00:00Z) or a duration (720h)", s)
+}
+
+func (c *keysCmd) dial() (keyservicev1.KeyServiceClient, func(), error) {
+	creds := insecure.NewCredentials()
+	if c.useTLS || c.caFile != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.caFile != "" {
+			pem, err := os.ReadFile(c.caFile)
+			if err != nil {
+				return nil, nil, fmt.Errorf("--ca-file: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, nil, fmt.Errorf("--ca-file: no PEM certificate in %s", c.caFile)
+			}
+		}
+		creds = credentials.NewTLS(tc)
+	}
+	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, nil, fmt.Errorf("--addr %q: %w", c.addr, err)
+	}
+	return keyservicev1.NewKeyServiceClient(conn), func() { conn.Close() }, nil
+}
+
+// rpcErr turns a status into one clear line.
+func rpcErr(err error) error {
+	st := status.Convert(err)
+	return fmt.Errorf("%s: %s", st.Code(), st.Message())
+}
+
+func (c *keysCmd) printJSON(m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(c.out, string(b))
+	return err
+}
+
+func (c *keysCmd) table(keys []*keyservicev1.Key) {
+	w := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tNAME\tOWNER\tHINT\tSCOPES\tCREATED\tEXPIRES\tREVOKED")
+	ts := func(t *timestamppb.Timestamp) string {
+		if t == nil {
+			return "-"
+		}
+		return t.AsTime().UTC().Format(time.RFC3339)
+	}
+	for _, k := range keys {
+		scopes := strings.Join(k.GetScopes(), ",")
+		if scopes == "" {
+			scopes = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.GetId(), k.GetName(), k.GetOwner(), k.GetHint(), scopes,
+			ts(k.GetCreatedAt()), ts(k.GetExpiresAt()), ts(k.GetRevokedAt()))
+	}
+	w.Flush()
+}
