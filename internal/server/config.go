@@ -69,6 +69,10 @@ type Config struct {
 	RedisURL        string
 	RedisTimeout    time.Duration
 
+	// AuthHeader is where forward-auth and Envoy ext_authz find the key:
+	// "Authorization" (Bearer) or a header such as "X-API-Key".
+	AuthHeader string
+
 	// TLS; with a client CA, client certificates identify callers.
 	TLSCertFile     string
 	TLSKeyFile      string
@@ -111,6 +115,7 @@ func Defaults() Config {
 		FailedBurst:        100,
 		KeyRate:            "1000/1m",
 		RedisTimeout:       50 * time.Millisecond,
+		AuthHeader:         "Authorization",
 	}
 }
 
@@ -219,6 +224,9 @@ func (c Config) Validate() error {
 			bad("KEYSERVICE_REDIS_URL", "must be a redis:// URL such as redis://127.0.0.1:6379/0")
 		}
 	}
+	if c.AuthHeader == "" || strings.ContainsAny(c.AuthHeader, " :\t\r\n") {
+		bad("KEYSERVICE_AUTH_HEADER", "must be a header name such as Authorization or X-API-Key, got %q", c.AuthHeader)
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad("KEYSERVICE_TLS_CERT_FILE", "and KEYSERVICE_TLS_KEY_FILE must be set together")
 	}
@@ -300,6 +308,7 @@ func (c *Config) settings() []setting {
 		{"key-burst", "KEYSERVICE_KEY_BURST", "default per-key burst; 0: the limit", (*intValue)(&c.KeyBurst)},
 		{"redis-url", "KEYSERVICE_REDIS_URL", "Redis for per-key budgets shared by all replicas; empty: local budgets", (*stringValue)(&c.RedisURL)},
 		{"redis-timeout", "KEYSERVICE_REDIS_TIMEOUT", "past this a per-key check falls back to the local budget", (*durationValue)(&c.RedisTimeout)},
+		{"auth-header", "KEYSERVICE_AUTH_HEADER", "header holding the key for forward-auth (/v1/auth) and Envoy ext_authz: Authorization (Bearer) or e.g. X-API-Key", (*stringValue)(&c.AuthHeader)},
 		{"tls-cert-file", "KEYSERVICE_TLS_CERT_FILE", "serve gRPC and HTTP over TLS with this certificate (PEM)", (*stringValue)(&c.TLSCertFile)},
 		{"tls-key-file", "KEYSERVICE_TLS_KEY_FILE", "private key of the TLS certificate (PEM)", (*stringValue)(&c.TLSKeyFile)},
 		{"tls-client-ca-file", "KEYSERVICE_TLS_CLIENT_CA_FILE", "CA bundle for client certificates; a verified certificate identifies the caller, and Validate then needs a caller credential", (*stringValue)(&c.TLSClientCAFile)},

@@ -60,7 +60,8 @@ func (c *chained) RevokeKey(ctx context.Context, r *keyservicev1.RevokeKeyReques
 // newGateway returns the REST handler for the service. JSON always carries
 // every field (valid and code included, even when false or zero), uses the
 // proto field names, and rejects unknown fields.
-func newGateway(ctx context.Context, srv keyservicev1.KeyServiceServer, intercept grpc.UnaryServerInterceptor, maxBody int64, trusted []netip.Prefix) (http.Handler, error) {
+// srv must already run through the interceptor chain (a *chained).
+func newGateway(ctx context.Context, srv *chained, maxBody int64, trusted []netip.Prefix) (http.Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true},
@@ -84,7 +85,7 @@ func newGateway(ctx context.Context, srv keyservicev1.KeyServiceServer, intercep
 			return "", false
 		}),
 	)
-	if err := keyservicev1.RegisterKeyServiceHandlerServer(ctx, mux, &chained{srv: srv, intercept: intercept}); err != nil {
+	if err := keyservicev1.RegisterKeyServiceHandlerServer(ctx, mux, srv); err != nil {
 		return nil, err
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -188,16 +189,21 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	}
 	s.grpc = grpc.NewServer(gopts...)
 	keyservicev1.RegisterKeyServiceServer(s.grpc, svc)
+	// Every in-process caller of the service (gateway, forward-auth, Envoy)
+	// goes through the same chain as gRPC.
+	wrapped := &chained{srv: svc, intercept: intercept}
+	authv3.RegisterAuthorizationServer(s.grpc, &extAuthz{svc: wrapped, keyHeader: cfg.AuthHeader})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 
-	gw, err := newGateway(ctx, svc, intercept, int64(cfg.MaxRequestBytes), trusted)
+	gw, err := newGateway(ctx, wrapped, int64(cfg.MaxRequestBytes), trusted)
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", gw)
+	mux.Handle("/v1/auth", forwardAuth(wrapped, cfg.AuthHeader, trusted))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

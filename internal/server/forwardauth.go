@@ -1,0 +1,203 @@
+package server
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+)
+
+// Gateways in front of other services (nginx auth_request, Traefik
+// ForwardAuth, Caddy forward_auth, Envoy ext_authz) ask keyservice about
+// the key on each request. Both entry points call Validate through the
+// same interceptor chain as gRPC and REST: the same path, the same limits.
+
+// callerTokenHeader carries the gateway's own caller token to the
+// forward-auth endpoint (the Authorization header may hold the API key).
+const callerTokenHeader = "X-Keyservice-Caller-Token"
+
+// authDecision is what a gateway should do with a request.
+type authDecision struct {
+	status  int               // HTTP status for the gateway: 200, 401, 429, 503, 500
+	headers map[string]string // identity headers (200) or challenge / retry headers
+}
+
+// decide maps a Validate answer (or error) to a gateway decision.
+func decide(resp *keyservicev1.ValidateResponse, err error, keyHeader string, retryMD metadata.MD) authDecision {
+	challenge := map[string]string{"WWW-Authenticate": challengeFor(keyHeader)}
+	if err != nil {
+		switch status.Code(err) {
+		case codes.ResourceExhausted:
+			h := map[string]string{"Retry-After": "1"}
+			if v := retryMD.Get("retry-after"); len(v) > 0 {
+				h["Retry-After"] = v[0]
+			}
+			return authDecision{status: http.StatusTooManyRequests, headers: h}
+		case codes.Unavailable:
+			return authDecision{status: http.StatusServiceUnavailable, headers: map[string]string{"Retry-After": "1"}}
+		case codes.InvalidArgument, codes.Unauthenticated:
+			return authDecision{status: http.StatusUnauthorized, headers: challenge}
+		}
+		return authDecision{status: http.StatusInternalServerError}
+	}
+	switch resp.GetCode() {
+	case keyservicev1.Code_CODE_VALID:
+		k := resp.GetKey()
+		return authDecision{status: http.StatusOK, headers: map[string]string{
+			"X-Key-Id":     k.GetId(),
+			"X-Key-Owner":  k.GetOwner(),
+			"X-Key-Scopes": strings.Join(k.GetScopes(), ","),
+		}}
+	case keyservicev1.Code_CODE_RATE_LIMITED:
+		secs := int64(math.Ceil(resp.GetRateLimit().GetReset_().AsDuration().Seconds()))
+		return authDecision{status: http.StatusTooManyRequests, headers: map[string]string{
+			"Retry-After":         strconv.FormatInt(max(secs, 1), 10),
+			"RateLimit-Limit":     strconv.FormatInt(resp.GetRateLimit().GetLimit(), 10),
+			"RateLimit-Remaining": "0",
+			"RateLimit-Reset":     strconv.FormatInt(max(secs, 1), 10),
+		}}
+	}
+	// MALFORMED, NOT_FOUND, REVOKED, EXPIRED look the same from outside.
+	challenge["WWW-Authenticate"] += `, error="invalid_token"`
+	return authDecision{status: http.StatusUnauthorized, headers: challenge}
+}
+
+func challengeFor(keyHeader string) string {
+	if strings.EqualFold(keyHeader, "Authorization") {
+		return `Bearer realm="keyservice"`
+	}
+	return `ApiKey realm="keyservice", header="` + keyHeader + `"`
+}
+
+// keyFrom reads the key from the configured header: "Bearer <key>" in
+// Authorization, the raw value in any other header.
+func keyFrom(get func(string) string, header string) string {
+	v := strings.TrimSpace(get(header))
+	if strings.EqualFold(header, "Authorization") {
+		scheme, tok, ok := strings.Cut(v, " ")
+		if !ok || !strings.EqualFold(scheme, "bearer") {
+			return ""
+		}
+		return strings.TrimSpace(tok)
+	}
+	return v
+}
+
+// forwardAuth serves GET (any method) /v1/auth for HTTP gateways: 200 with
+// X-Key-Id, X-Key-Owner and X-Key-Scopes for a valid key; 401 with
+// WWW-Authenticate for a missing or wrong key; 429 with Retry-After when
+// limited; 503 when the store cannot answer.
+func forwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []netip.Prefix) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := keyFrom(r.Header.Get, keyHeader)
+		var d authDecision
+		if key == "" {
+			d = authDecision{status: http.StatusUnauthorized, headers: map[string]string{"WWW-Authenticate": challengeFor(keyHeader)}}
+		} else {
+			// The gateway in front is the caller (limited by its token or its
+			// address). When it is a trusted proxy, the end client it forwards
+			// for (X-Real-IP, else X-Forwarded-For) feeds the failed-attempt
+			// guard as client_ip.
+			req := &keyservicev1.ValidateRequest{Key: key}
+			g := gatewayCall{remoteAddr: r.RemoteAddr}
+			if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+				g.clientAddr = ap.Addr().Unmap()
+			}
+			if r.TLS != nil {
+				g.certName = nameOf(r.TLS.VerifiedChains)
+			}
+			if isTrusted(g.clientAddr, trusted) {
+				end := httpClientAddr(r, trusted)
+				if a, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get("X-Real-Ip"))); err == nil {
+					end = a.Unmap()
+				}
+				if end.IsValid() && end != g.clientAddr {
+					req.ClientIp = end.String()
+				}
+			}
+			md := metadata.MD{}
+			if tok := r.Header.Get(callerTokenHeader); tok != "" {
+				md.Set("authorization", "Bearer "+tok)
+			}
+			var stream runtime.ServerTransportStream
+			ctx := grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(withGateway(r.Context(), g), md), &stream)
+			resp, err := svc.Validate(ctx, req)
+			d = decide(resp, err, keyHeader, stream.Header())
+		}
+		for k, v := range d.headers {
+			w.Header().Set(k, v)
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(d.status)
+	})
+}
+
+// extAuthz is envoy.service.auth.v3.Authorization on the gRPC port, for
+// Envoy and Istio. The key header is removed before the request goes on.
+type extAuthz struct {
+	authv3.UnimplementedAuthorizationServer
+	svc       keyservicev1.KeyServiceServer
+	keyHeader string
+}
+
+func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	headers := req.GetAttributes().GetRequest().GetHttp().GetHeaders() // lower-case names
+	get := func(name string) string { return headers[strings.ToLower(name)] }
+	key := keyFrom(get, x.keyHeader)
+	var d authDecision
+	if key == "" {
+		d = authDecision{status: http.StatusUnauthorized, headers: map[string]string{"WWW-Authenticate": challengeFor(x.keyHeader)}}
+	} else {
+		vreq := &keyservicev1.ValidateRequest{Key: key}
+		if a, err := netip.ParseAddr(req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress()); err == nil {
+			vreq.ClientIp = a.Unmap().String()
+		}
+		var stream runtime.ServerTransportStream
+		vctx := grpc.NewContextWithServerTransportStream(ctx, &stream)
+		resp, err := x.svc.Validate(vctx, vreq)
+		d = decide(resp, err, x.keyHeader, stream.Header())
+	}
+	var hv []*corev3.HeaderValueOption
+	for k, v := range d.headers {
+		hv = append(hv, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v}})
+	}
+	if d.status == http.StatusOK {
+		return &authv3.CheckResponse{
+			Status: &rpcstatus.Status{Code: int32(codes.OK)},
+			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+				Headers:         hv,
+				HeadersToRemove: []string{strings.ToLower(x.keyHeader)},
+			}},
+		}, nil
+	}
+	code := codes.PermissionDenied
+	switch d.status {
+	case http.StatusUnauthorized:
+		code = codes.Unauthenticated
+	case http.StatusTooManyRequests:
+		code = codes.ResourceExhausted
+	case http.StatusServiceUnavailable:
+		code = codes.Unavailable
+	}
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(code)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.status)},
+			Headers: hv,
+		}},
+	}, nil
+}
