@@ -68,8 +68,11 @@ func newGateway(ctx context.Context, srv *chained, maxBody int64, trusted []neti
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
 		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
-			if textproto.CanonicalMIMEHeaderKey(h) == "X-Request-Id" {
+			switch textproto.CanonicalMIMEHeaderKey(h) {
+			case "X-Request-Id":
 				return requestIDHeader, true
+			case "Traceparent", "Tracestate":
+				return strings.ToLower(h), true
 			}
 			return runtime.DefaultHeaderMatcher(h)
 		}),

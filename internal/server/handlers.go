@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -89,6 +91,12 @@ func (s *keyService) Validate(ctx context.Context, req *keyservicev1.ValidateReq
 	out := &keyservicev1.ValidateResponse{Valid: res.Code == validate.Valid, Code: codeToProto(res.Code)}
 	if res.Key != nil {
 		out.Key = keyToProto(res.Key)
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		defer func() {
+			span.SetAttributes(attribute.String("keyservice.validate.path", res.Path.String()),
+				attribute.String("keyservice.validate.code", out.GetCode().String()))
+		}()
 	}
 	if res.Code == validate.Valid && s.keyLimits != nil {
 		lim := s.limitOf(res.Key)

@@ -64,9 +64,15 @@ type env struct {
 	done   chan error
 }
 
-type option func(*server.Config)
+// option changes the config, or adds a server.Option.
+type option struct {
+	cfg func(*server.Config)
+	srv server.Option
+}
 
-func withConfig(f func(*server.Config)) option { return f }
+func withConfig(f func(*server.Config)) option { return option{cfg: f} }
+
+func withServerOption(o server.Option) option { return option{srv: o} }
 
 // start runs a server on a fresh, migrated database.
 func start(t *testing.T, opts ...option) *env {
@@ -86,13 +92,19 @@ func startOn(t *testing.T, dbURL string, opts ...option) *env {
 	cfg.AdminTokens = []string{adminToken}
 	cfg.ReadyInterval = 100 * time.Millisecond
 	cfg.ShutdownTimeout = 10 * time.Second
+	var sopts []server.Option
 	for _, o := range opts {
-		o(&cfg)
+		if o.cfg != nil {
+			o.cfg(&cfg)
+		}
+		if o.srv != nil {
+			sopts = append(sopts, o.srv)
+		}
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, log)
+	srv, err := server.New(ctx, cfg, log, sopts...)
 	if err != nil {
 		cancel()
 		t.Fatalf("server.New: %v", err)

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -45,6 +46,8 @@ type Server struct {
 	validator *validate.Validator
 	registry  *prometheus.Registry
 	redis     *redis.Client
+
+	tracingShutdown func(context.Context) error
 	grpc      *grpc.Server
 	http      *http.Server
 	health    *health.Server
@@ -59,7 +62,14 @@ type Server struct {
 type Option func(*options)
 
 type options struct {
-	tracer pgx.QueryTracer
+	tracer         pgx.QueryTracer
+	tracerProvider trace.TracerProvider
+}
+
+// WithTracerProvider traces calls with tp (tests use an in-memory
+// exporter); without it, tracing follows the OTEL_* environment.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracerProvider = tp }
 }
 
 // WithQueryTracer sees every query the pool runs.
@@ -171,14 +181,25 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	// inside logging so a panic is logged as the INTERNAL it becomes; the
 	// caller limit follows authentication, which names the caller; errors
 	// are mapped innermost so every other interceptor sees the final status.
-	intercept := chain(
-		requestID(),
+	tp, tpShutdown, err := o.tracerProvider, func(context.Context) error { return nil }, error(nil)
+	if tp == nil {
+		if tp, tpShutdown, err = tracerProviderFromEnv(ctx); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_*: %w", err)
+		}
+	}
+	s.tracingShutdown = tpShutdown
+	ics := []grpc.UnaryServerInterceptor{requestID()}
+	if tp != nil {
+		ics = append(ics, tracing(tp))
+	}
+	intercept := chain(append(ics,
 		logging(log),
 		recovery(log),
 		authenticate(newAuthConfig(cfg.AdminTokens, callerTokens, cfg.TLSClientCAFile != "")),
 		callers.Interceptor(),
 		mapErrors(log),
-	)
+	)...)
 
 	gopts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(intercept),
@@ -298,6 +319,9 @@ func (s *Server) shutdown() {
 		s.log.Warn("gRPC drain timed out; closing remaining calls")
 		s.grpc.Stop()
 		<-done
+	}
+	if err := s.tracingShutdown(ctx); err != nil {
+		s.log.Warn("flushing traces", "error", err)
 	}
 	s.log.Info("stopped")
 }
