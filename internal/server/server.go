@@ -48,14 +48,14 @@ type Server struct {
 	redis     *redis.Client
 
 	tracingShutdown func(context.Context) error
-	grpc      *grpc.Server
-	http      *http.Server
-	health    *health.Server
-	grpcLis   net.Listener
-	httpLis   net.Listener
-	ready     atomic.Bool
-	notReady  atomic.Value // string: why not ready
-	dbOK      atomic.Bool
+	grpc            *grpc.Server
+	http            *http.Server
+	health          *health.Server
+	grpcLis         net.Listener
+	httpLis         net.Listener
+	ready           atomic.Bool
+	notReady        atomic.Value // string: why not ready
+	dbOK            atomic.Bool
 }
 
 // Option changes how New builds a Server (for tests and the bench tool).
