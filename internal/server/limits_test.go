@@ -291,6 +291,12 @@ func TestPerKeyLimit(t *testing.T) {
 		t.Fatalf("REST rate_limit: %v", body["rate_limit"])
 	}
 
+	// The README's REST example.
+	code, body, _ = e.rest(t, "POST", "/v1/keys", adminToken, `{"name":"partner","owner":"acme","rate_limit":{"limit":"100","period":"60s","burst":"20"}}`)
+	if code != 200 || fmt.Sprint(body["key"].(map[string]any)["rate_limit"]) != "map[burst:20 limit:100 period:60s]" {
+		t.Fatalf("REST create with a rate limit: %d %v", code, body)
+	}
+
 	// Bad limits are refused at creation.
 	for _, rl := range []*keyservicev1.RateLimit{
 		{Limit: 0, Period: durationpb.New(time.Second)},
