@@ -85,6 +85,22 @@ check: lint generate ## Lint, then fail if generated code differs from its sourc
 		git status --porcelain -- api db internal/store/dbsqlc package-lock.json; git diff --stat; exit 1; fi
 	@echo "check: ok"
 
+BENCH_FLAGS ?=
+.PHONY: bench
+bench: ## Measure every scenario over gRPC and REST against the ceiling and naive baselines
+	mkdir -p docs
+	$(GO) run ./cmd/keybench --json docs/bench.json --svg docs/bench.svg $(BENCH_FLAGS)
+
+.PHONY: bench-latency
+bench-latency: ## The same with 0.5 ms added each way between the service and Postgres
+	mkdir -p docs
+	$(GO) run ./cmd/keybench --db-latency 0.5ms --json docs/bench-latency.json --svg docs/bench-latency.svg $(BENCH_FLAGS)
+
+.PHONY: bench-faults
+bench-faults: ## Postgres outage, LISTEN killed, replica propagation, admin calls under a flood
+	mkdir -p docs
+	$(GO) run ./cmd/keybench --faults --json docs/bench-faults.json $(BENCH_FLAGS)
+
 .PHONY: fuzz
 fuzz: ## Fuzz the key parser for 30s
 	$(GO) test ./internal/keys -run '^$$' -fuzz FuzzParse -fuzztime 30s

@@ -3,15 +3,19 @@
 SELECT now()::timestamptz AS now;
 
 -- name: CountActiveKeys :one
+-- CountActiveKeys counts keys that are active, or ended (revoked or
+-- expired) after ended_since.
 SELECT count(*) FROM api_keys
-WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now());
+WHERE (revoked_at IS NULL OR revoked_at > @ended_since::timestamptz)
+  AND (expires_at IS NULL OR expires_at > @ended_since::timestamptz);
 
 -- name: ActiveKeyHashes :many
--- ActiveKeyHashes pages through active keys by id (keyset), so a full load
--- never holds all rows at once.
+-- ActiveKeyHashes pages through the same keys by id (keyset), so a full
+-- load never holds all rows at once.
 SELECT id, key_hash FROM api_keys
 WHERE id > @after_id
-  AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+  AND (revoked_at IS NULL OR revoked_at > @ended_since::timestamptz)
+  AND (expires_at IS NULL OR expires_at > @ended_since::timestamptz)
 ORDER BY id
 LIMIT @page_limit;
 

@@ -44,6 +44,7 @@ type Config struct {
 	SyncInterval       time.Duration
 	SyncOverlap        time.Duration
 	RebuildInterval    time.Duration
+	EndedKeptFor       time.Duration
 	CacheTTL           time.Duration
 	CacheSize          int
 	CacheStaleFor      time.Duration
@@ -98,6 +99,7 @@ func Defaults() Config {
 		SyncInterval:       5 * time.Second,
 		SyncOverlap:        30 * time.Second,
 		RebuildInterval:    time.Hour,
+		EndedKeptFor:       30 * 24 * time.Hour,
 		CacheTTL:           30 * time.Second,
 		CacheSize:          100_000,
 		CacheStaleFor:      5 * time.Minute,
@@ -164,6 +166,7 @@ func (c Config) Validate() error {
 		"KEYSERVICE_SYNC_INTERVAL":        c.SyncInterval,
 		"KEYSERVICE_SYNC_OVERLAP":         c.SyncOverlap,
 		"KEYSERVICE_REBUILD_INTERVAL":     c.RebuildInterval,
+		"KEYSERVICE_ENDED_KEPT_FOR":       c.EndedKeptFor,
 		"KEYSERVICE_CACHE_TTL":            c.CacheTTL,
 		"KEYSERVICE_CACHE_STALE_FOR":      c.CacheStaleFor,
 		"KEYSERVICE_NEGATIVE_CACHE_TTL":   c.NegativeCacheTTL,
@@ -286,6 +289,7 @@ func (c *Config) settings() []setting {
 		{"sync-interval", "KEYSERVICE_SYNC_INTERVAL", "how often new and revoked keys are read from the database (catch-up for NOTIFY)", (*durationValue)(&c.SyncInterval)},
 		{"sync-overlap", "KEYSERVICE_SYNC_OVERLAP", "how far behind the watermark each sync reads again, for late commits", (*durationValue)(&c.SyncOverlap)},
 		{"rebuild-interval", "KEYSERVICE_REBUILD_INTERVAL", "full filter rebuild period (±10% jitter), drops revoked and expired keys", (*durationValue)(&c.RebuildInterval)},
+		{"ended-kept-for", "KEYSERVICE_ENDED_KEPT_FOR", "keys revoked or expired this recently stay in the filter, answered REVOKED/EXPIRED rather than NOT_FOUND", (*durationValue)(&c.EndedKeptFor)},
 		{"cache-ttl", "KEYSERVICE_CACHE_TTL", "how long a found key is trusted without a lookup", (*durationValue)(&c.CacheTTL)},
 		{"cache-size", "KEYSERVICE_CACHE_SIZE", "positive cache entries", (*intValue)(&c.CacheSize)},
 		{"cache-stale-for", "KEYSERVICE_CACHE_STALE_FOR", "how long past its TTL a cached key may still be served while the database is unreachable", (*durationValue)(&c.CacheStaleFor)},

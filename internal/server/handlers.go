@@ -64,9 +64,23 @@ type keyService struct {
 	now          func() time.Time
 	keyLimits    ratelimit.KeyStore
 	defaultLimit ratelimit.Limit
+	ceiling      bool // bench baseline: answer at once (WithCeilingValidation)
 }
 
 const maxCost = 1_000_000
+
+// ceilingAnswer is what the bench's ceiling handler sends: an answer of the
+// same shape and size as a real VALID one, so the ceiling measures the
+// stack, not a smaller response.
+var ceilingAnswer = &keyservicev1.ValidateResponse{
+	Valid: true,
+	Code:  keyservicev1.Code_CODE_VALID,
+	Key: &keyservicev1.Key{
+		Id: "0b7e2c9a-4f1d-4c3e-9a51-2f6d8e0c1b2a", Hint: "ks_...Ab12", Name: "bench-1", Owner: "owner-1",
+		Scopes: []string{}, Metadata: map[string]string{}, CreatedAt: timestamppb.New(time.Unix(1_790_000_000, 0)),
+	},
+	RateLimit: &keyservicev1.RateLimitStatus{Limit: 1_000_000_000, Remaining: 999_999_999, Reset_: durationpb.New(0)},
+}
 
 func (s *keyService) Validate(ctx context.Context, req *keyservicev1.ValidateRequest) (*keyservicev1.ValidateResponse, error) {
 	if req.GetKey() == "" {
@@ -83,6 +97,9 @@ func (s *keyService) Validate(ctx context.Context, req *keyservicev1.ValidateReq
 		if _, err := netip.ParseAddr(ip); err != nil {
 			return nil, invalid("client_ip", "must be an IPv4 or IPv6 address")
 		}
+	}
+	if s.ceiling {
+		return ceilingAnswer, nil
 	}
 	res, err := s.validator.Validate(ctx, req.GetKey())
 	if err != nil {

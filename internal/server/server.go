@@ -64,7 +64,18 @@ type Option func(*options)
 type options struct {
 	tracer         pgx.QueryTracer
 	tracerProvider trace.TracerProvider
+	naive          bool
+	ceiling        bool
 }
+
+// WithNaiveValidation turns the fast path off (every Validate is a pooled
+// query): the bench tool's "naive" baseline, never for production.
+func WithNaiveValidation() Option { return func(o *options) { o.naive = true } }
+
+// WithCeilingValidation makes Validate answer VALID at once, after the
+// interceptor chain and request checks: the bench tool's "ceiling", the
+// cost of the gRPC/REST stack alone. Never for production.
+func WithCeilingValidation() Option { return func(o *options) { o.ceiling = true } }
 
 // WithTracerProvider traces calls with tp (tests use an in-memory
 // exporter); without it, tracing follows the OTEL_* environment.
@@ -125,6 +136,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		SyncInterval:       cfg.SyncInterval,
 		SyncOverlap:        cfg.SyncOverlap,
 		RebuildInterval:    cfg.RebuildInterval,
+		EndedKeptFor:       cfg.EndedKeptFor,
 		PositiveTTL:        cfg.CacheTTL,
 		PositiveSize:       cfg.CacheSize,
 		StaleFor:           cfg.CacheStaleFor,
@@ -134,6 +146,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		LookupTimeout:      cfg.LookupTimeout,
 		LookupWait:         cfg.LookupWait,
 		UsageFlushInterval: cfg.UsageFlushInterval,
+		Naive:              o.naive,
 	})
 	if err != nil {
 		pool.Close()
@@ -160,6 +173,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		now:          time.Now,
 		keyLimits:    keyStore,
 		defaultLimit: keyLimit,
+		ceiling:      o.ceiling,
 	}
 	callerTokens, _ := cfg.CallerTokenMap()  // validated
 	overrides, _ := cfg.CallerOverrides()    // validated

@@ -253,13 +253,13 @@ func TestActiveHashesPagesSkipRevokedAndExpired(t *testing.T) {
 	if _, err := b.store.CreateKey(ctx, store.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "old", Owner: "o", ExpiresAt: &past}); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := b.store.CountActiveKeys(ctx); err != nil || n != 5 {
+	if n, err := b.store.CountActiveKeys(ctx, time.Now().Add(time.Minute)); err != nil || n != 5 {
 		t.Fatalf("CountActiveKeys = %d, %v; want 5", n, err)
 	}
 	got := map[keys.Hash]bool{}
 	after := uuid.Nil
 	for {
-		page, err := b.store.ActiveHashes(ctx, after, 2)
+		page, err := b.store.ActiveHashes(ctx, after, time.Now().Add(time.Minute), 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -273,6 +273,10 @@ func TestActiveHashesPagesSkipRevokedAndExpired(t *testing.T) {
 	}
 	if len(got) != 5 {
 		t.Fatalf("streamed %d active keys, want 5", len(got))
+	}
+	// Keys that ended within the window are included too.
+	if n, err := b.store.CountActiveKeys(ctx, time.Now().Add(-24*time.Hour)); err != nil || n != 7 {
+		t.Fatalf("CountActiveKeys with ended keys = %d, %v; want 7", n, err)
 	}
 	for h := range want {
 		if !got[h] {

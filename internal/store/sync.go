@@ -39,25 +39,27 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	return t, classify(err)
 }
 
-// CountActiveKeys counts keys that are neither revoked nor expired.
-func (s *Store) CountActiveKeys(ctx context.Context) (int64, error) {
+// CountActiveKeys counts keys that are active, or that ended (revoked or
+// expired) after endedSince.
+func (s *Store) CountActiveKeys(ctx context.Context, endedSince time.Time) (int64, error) {
 	conn, err := s.acquire(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Release()
-	n, err := s.q.CountActiveKeys(ctx, conn)
+	n, err := s.q.CountActiveKeys(ctx, conn, endedSince)
 	return n, classify(err)
 }
 
-// ActiveHashes returns up to limit active keys with id > after, by id.
-func (s *Store) ActiveHashes(ctx context.Context, after uuid.UUID, limit int) ([]ActiveHash, error) {
+// ActiveHashes returns up to limit keys with id > after, by id, that are
+// active or ended after endedSince.
+func (s *Store) ActiveHashes(ctx context.Context, after uuid.UUID, endedSince time.Time, limit int) ([]ActiveHash, error) {
 	conn, err := s.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Release()
-	rows, err := s.q.ActiveKeyHashes(ctx, conn, dbsqlc.ActiveKeyHashesParams{AfterID: after, PageLimit: int32(limit)})
+	rows, err := s.q.ActiveKeyHashes(ctx, conn, dbsqlc.ActiveKeyHashesParams{AfterID: after, EndedSince: endedSince, PageLimit: int32(limit)})
 	if err != nil {
 		return nil, classify(fmt.Errorf("streaming active keys: %w", err))
 	}

@@ -84,7 +84,8 @@ func (v *Validator) rebuild(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	count, err := v.store.CountActiveKeys(ctx)
+	endedSince := dbNow.Add(-v.cfg.EndedKeptFor)
+	count, err := v.store.CountActiveKeys(ctx, endedSince)
 	if err != nil {
 		return err
 	}
@@ -95,7 +96,7 @@ func (v *Validator) rebuild(ctx context.Context) (err error) {
 	after := uuid.Nil
 	var n uint64
 	for {
-		page, err := v.store.ActiveHashes(ctx, after, loadPageSize)
+		page, err := v.store.ActiveHashes(ctx, after, endedSince, loadPageSize)
 		if err != nil {
 			v.filter.abortRebuild()
 			return fmt.Errorf("loading active keys: %w", err)

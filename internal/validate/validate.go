@@ -87,8 +87,8 @@ type Result struct {
 type Store interface {
 	KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error)
 	Now(ctx context.Context) (time.Time, error)
-	CountActiveKeys(ctx context.Context) (int64, error)
-	ActiveHashes(ctx context.Context, after uuid.UUID, limit int) ([]store.ActiveHash, error)
+	CountActiveKeys(ctx context.Context, endedSince time.Time) (int64, error)
+	ActiveHashes(ctx context.Context, after uuid.UUID, endedSince time.Time, limit int) ([]store.ActiveHash, error)
 	ChangedSince(ctx context.Context, since time.Time) ([]store.Change, error)
 	TouchLastUsed(ctx context.Context, ids []uuid.UUID, at []time.Time) error
 }
@@ -111,6 +111,10 @@ type Config struct {
 	SyncInterval    time.Duration // incremental sync period
 	SyncOverlap     time.Duration // how far before the watermark each sync reads again
 	RebuildInterval time.Duration // full rebuild period (±10% jitter)
+	// EndedKeptFor keeps keys revoked or expired this recently in the
+	// filter, so they are still answered REVOKED or EXPIRED (after a
+	// lookup, then from the negative cache) rather than NOT_FOUND.
+	EndedKeptFor time.Duration
 
 	PositiveTTL  time.Duration // how long a found key is trusted without a lookup
 	PositiveSize int           // entries
@@ -123,6 +127,12 @@ type Config struct {
 	LookupWait        time.Duration // longest wait for a lookup slot before UNAVAILABLE
 
 	UsageFlushInterval time.Duration // last_used_at is written in one batch per interval
+
+	// Naive turns the fast path off: after the key's format is checked,
+	// every Validate is a pooled query, with no filter, cache, single-flight
+	// or lookup bound. It is the design keyservice replaces, kept only as the
+	// bench tool's baseline.
+	Naive bool
 }
 
 // Defaults returns the default tuning.
@@ -133,6 +143,7 @@ func Defaults() Config {
 		SyncInterval:       5 * time.Second,
 		SyncOverlap:        30 * time.Second,
 		RebuildInterval:    time.Hour,
+		EndedKeptFor:       30 * 24 * time.Hour,
 		PositiveTTL:        30 * time.Second,
 		PositiveSize:       100_000,
 		StaleFor:           5 * time.Minute,
@@ -208,6 +219,7 @@ func New(cfg Config) (*Validator, error) {
 	setDefault(&cfg.SyncInterval, d.SyncInterval)
 	setDefault(&cfg.SyncOverlap, d.SyncOverlap)
 	setDefault(&cfg.RebuildInterval, d.RebuildInterval)
+	setDefault(&cfg.EndedKeptFor, d.EndedKeptFor)
 	setDefault(&cfg.PositiveTTL, d.PositiveTTL)
 	setDefault(&cfg.PositiveSize, d.PositiveSize)
 	setDefault(&cfg.StaleFor, d.StaleFor)
@@ -302,6 +314,9 @@ func (v *Validator) Validate(ctx context.Context, key string) (Result, error) {
 		return v.answer(Result{Code: Malformed, Path: PathShape}), nil
 	}
 	h := keys.HashOf(key)
+	if v.cfg.Naive {
+		return v.answered(v.naiveLookup(ctx, h))
+	}
 
 	if n, ok := v.neg.GetIfPresent(h); ok {
 		return v.answer(Result{Code: n.code, Key: n.key, Path: PathNegativeCache}), nil
@@ -364,6 +379,19 @@ func Judge(k *store.Key, now time.Time) Code {
 		return Expired
 	}
 	return Valid
+}
+
+func (v *Validator) naiveLookup(ctx context.Context, h keys.Hash) (Result, error) {
+	k, err := v.store.KeyByHash(ctx, h)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return Result{Code: NotFound, Path: PathLookup}, nil
+	case errors.Is(err, store.ErrUnavailable):
+		return Result{}, fmt.Errorf("%w: %w", errStoreDown, err)
+	case err != nil:
+		return Result{}, err
+	}
+	return Result{Code: Judge(&k, v.now()), Key: &k, Path: PathLookup}, nil
 }
 
 // lookupResult is shared by every caller joined on one lookup.

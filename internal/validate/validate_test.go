@@ -531,8 +531,25 @@ func TestUsageIsBufferedAndFlushedInOneStatement(t *testing.T) {
 	}
 }
 
-func TestRebuildDropsRevokedKeysAndKeepsNewOnes(t *testing.T) {
+func TestRebuildKeepsRecentlyRevokedKeys(t *testing.T) {
 	b := setup(t, func(c *validate.Config) { c.FilterFPRate = 1e-9 })
+	g, k := b.create(t, nil)
+	b.revoke(t, k)
+	if err := validate.Rebuild(b.v, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !validate.FilterMayContain(b.v, k.Hash) {
+		t.Fatal("a key revoked just now left the filter")
+	}
+	// A fresh replica (nothing cached) still tells REVOKED from NOT_FOUND.
+	fresh := setupOn(t, b.url, true)
+	if r := mustValidate(t, fresh.v, g.Secret); r.Code != validate.Revoked {
+		t.Fatalf("recently revoked key on a fresh replica: %v, want REVOKED", r.Code)
+	}
+}
+
+func TestRebuildDropsRevokedKeysAndKeepsNewOnes(t *testing.T) {
+	b := setup(t, func(c *validate.Config) { c.FilterFPRate = 1e-9; c.EndedKeptFor = time.Nanosecond })
 	_, k := b.create(t, nil)
 	kept, _ := b.create(t, nil)
 	b.revoke(t, k)

@@ -15,14 +15,16 @@ import (
 const activeKeyHashes = `-- name: ActiveKeyHashes :many
 SELECT id, key_hash FROM api_keys
 WHERE id > $1
-  AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+  AND (revoked_at IS NULL OR revoked_at > $2::timestamptz)
+  AND (expires_at IS NULL OR expires_at > $2::timestamptz)
 ORDER BY id
-LIMIT $2
+LIMIT $3
 `
 
 type ActiveKeyHashesParams struct {
-	AfterID   uuid.UUID
-	PageLimit int32
+	AfterID    uuid.UUID
+	EndedSince time.Time
+	PageLimit  int32
 }
 
 type ActiveKeyHashesRow struct {
@@ -30,10 +32,10 @@ type ActiveKeyHashesRow struct {
 	KeyHash []byte
 }
 
-// ActiveKeyHashes pages through active keys by id (keyset), so a full load
-// never holds all rows at once.
+// ActiveKeyHashes pages through the same keys by id (keyset), so a full
+// load never holds all rows at once.
 func (q *Queries) ActiveKeyHashes(ctx context.Context, db DBTX, arg ActiveKeyHashesParams) ([]ActiveKeyHashesRow, error) {
-	rows, err := db.Query(ctx, activeKeyHashes, arg.AfterID, arg.PageLimit)
+	rows, err := db.Query(ctx, activeKeyHashes, arg.AfterID, arg.EndedSince, arg.PageLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -54,11 +56,14 @@ func (q *Queries) ActiveKeyHashes(ctx context.Context, db DBTX, arg ActiveKeyHas
 
 const countActiveKeys = `-- name: CountActiveKeys :one
 SELECT count(*) FROM api_keys
-WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+WHERE (revoked_at IS NULL OR revoked_at > $1::timestamptz)
+  AND (expires_at IS NULL OR expires_at > $1::timestamptz)
 `
 
-func (q *Queries) CountActiveKeys(ctx context.Context, db DBTX) (int64, error) {
-	row := db.QueryRow(ctx, countActiveKeys)
+// CountActiveKeys counts keys that are active, or ended (revoked or
+// expired) after ended_since.
+func (q *Queries) CountActiveKeys(ctx context.Context, db DBTX, endedSince time.Time) (int64, error) {
+	row := db.QueryRow(ctx, countActiveKeys, endedSince)
 	var count int64
 	err := row.Scan(&count)
 	return count, err

@@ -1,0 +1,323 @@
+// Package bench measures keyservice: throughput, latency and database
+// lookups per scenario over gRPC and REST, against two baselines measured
+// in the same run (a "ceiling" handler that answers at once, and the
+// "naive" design where every Validate is a pooled query), plus fault runs.
+// The service runs in this process; load arrives over real loopback
+// sockets.
+package bench
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/pglocal"
+	"github.com/keyservice/keyservice/internal/server"
+	"github.com/keyservice/keyservice/internal/store"
+)
+
+// Scenarios, transports and modes.
+var (
+	AllScenarios  = []string{"hot", "cold", "malformed", "unknown", "revoked", "mixed", "churn"}
+	AllTransports = []string{"grpc", "rest"}
+	AllModes      = []string{"keyservice", "ceiling", "naive"}
+)
+
+// Config is one bench run.
+type Config struct {
+	DatabaseURL string        // empty: a throwaway cluster with pg_stat_statements
+	Keys        int           // keys seeded
+	Duration    time.Duration // measured time per scenario, transport and mode
+	Warmup      time.Duration // unmeasured load before each measurement
+	Conns       int           // gRPC connections (REST: one per worker)
+	Workers     int           // concurrent callers
+	Scenarios   []string
+	Transports  []string
+	Modes       []string
+	DBLatency   time.Duration // added each way between the service and Postgres
+	Faults      bool          // run the fault scenarios instead
+	Trials      int           // propagation trials (faults)
+	Log         *slog.Logger
+}
+
+// Defaults returns the default run.
+func Defaults() Config {
+	return Config{
+		Keys: 100_000, Duration: 5 * time.Second, Warmup: time.Second, Conns: 4, Workers: 64,
+		Scenarios: AllScenarios, Transports: AllTransports, Modes: AllModes, Trials: 200,
+	}
+}
+
+// Validate explains a bad setting.
+func (c Config) Validate() error {
+	switch {
+	case c.Keys < 2000 || c.Keys > 10_000_000:
+		return fmt.Errorf("--keys must be between 2000 and 10000000, got %d", c.Keys)
+	case c.Duration <= 0 || c.Warmup < 0:
+		return errors.New("--duration must be positive and --warmup not negative")
+	case c.Conns < 1 || c.Workers < 1:
+		return errors.New("--conns and --workers must be at least 1")
+	case c.DBLatency < 0 || c.DBLatency > time.Second:
+		return errors.New("--db-latency must be between 0 and 1s")
+	}
+	for _, s := range c.Scenarios {
+		if !contains(AllScenarios, s) {
+			return fmt.Errorf("unknown scenario %q (have %s)", s, strings.Join(AllScenarios, ", "))
+		}
+	}
+	for _, t := range c.Transports {
+		if !contains(AllTransports, t) {
+			return fmt.Errorf("unknown transport %q", t)
+		}
+	}
+	for _, m := range c.Modes {
+		if !contains(AllModes, m) {
+			return fmt.Errorf("unknown mode %q", m)
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// env is the database and the keys a run works on.
+type env struct {
+	cfg       Config
+	log       *slog.Logger
+	cluster   *pglocal.Cluster // nil with DatabaseURL
+	adminURL  string           // database to CREATE/DROP from
+	dbURL     string           // the bench database, direct
+	svcURL    string           // what the service dials (through the latency proxy if any)
+	proxy     *latencyProxy
+	dbName    string
+	pgss      bool // pg_stat_statements available
+	format    keys.Format
+	active    []string // secrets of active keys
+	revoked   []string
+	unknown   []string
+	malformed []string
+	machine   Machine
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	Cores    int    `json:"cores"`
+	MemoryGB int    `json:"memory_gb"`
+	Go       string `json:"go"`
+	Postgres string `json:"postgres"`
+	CPU      string `json:"cpu"`
+}
+
+func setup(ctx context.Context, cfg Config) (*env, error) {
+	e := &env{cfg: cfg, log: cfg.Log}
+	e.format, _ = keys.NewFormat(keys.DefaultPrefix)
+	if cfg.DatabaseURL == "" {
+		dir, err := os.MkdirTemp("", "keybench-")
+		if err != nil {
+			return nil, err
+		}
+		e.log.Info("starting a throwaway PostgreSQL cluster (with pg_stat_statements)", "dir", dir)
+		c, err := pglocal.Start(ctx, pglocal.Options{Dir: filepath.Join(dir, "data"), Ephemeral: true,
+			Settings: map[string]string{"shared_preload_libraries": "pg_stat_statements", "max_connections": "300"}})
+		if err != nil {
+			return nil, err
+		}
+		e.cluster = c
+		e.adminURL = c.URL("postgres")
+	} else {
+		e.adminURL = cfg.DatabaseURL
+	}
+	var b [4]byte
+	_, _ = crand.Read(b[:])
+	e.dbName = "keybench_" + hex.EncodeToString(b[:])
+	conn, err := pgx.Connect(ctx, e.adminURL)
+	if err != nil {
+		e.close()
+		return nil, fmt.Errorf("connecting: %w", err)
+	}
+	_ = conn.QueryRow(ctx, "SHOW server_version").Scan(&e.machine.Postgres)
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+e.dbName)
+	conn.Close(ctx)
+	if err != nil {
+		e.close()
+		return nil, fmt.Errorf("creating the bench database: %w", err)
+	}
+	u, err := url.Parse(e.adminURL)
+	if err != nil {
+		e.close()
+		return nil, fmt.Errorf("DATABASE_URL must be a postgres:// URL")
+	}
+	u.Path = "/" + e.dbName
+	e.dbURL = u.String()
+	e.svcURL = e.dbURL
+	if cfg.DBLatency > 0 {
+		p, err := startLatencyProxy(u.Host, cfg.DBLatency)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.proxy = p
+		su := *u
+		su.Host = p.Addr()
+		e.svcURL = su.String()
+	}
+	if err := e.migrateAndSeed(ctx); err != nil {
+		e.close()
+		return nil, err
+	}
+	e.machine.fill()
+	return e, nil
+}
+
+func (e *env) close() {
+	if e.proxy != nil {
+		e.proxy.Close()
+	}
+	if e.dbName != "" && e.adminURL != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if conn, err := pgx.Connect(ctx, e.adminURL); err == nil {
+			_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+e.dbName+" WITH (FORCE)")
+			conn.Close(ctx)
+		}
+		cancel()
+	}
+	if e.cluster != nil {
+		_ = e.cluster.Stop(context.Background())
+		os.RemoveAll(filepath.Dir(e.cluster.Dir()))
+	}
+}
+
+// migrateAndSeed creates the schema and N keys (COPY), revokes 1,000 of
+// them, and prepares unknown and malformed keys.
+func (e *env) migrateAndSeed(ctx context.Context) error {
+	pool, err := pgxpool.New(ctx, e.dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	m, err := store.NewMigrator(pool)
+	if err != nil {
+		return err
+	}
+	if err := m.Up(ctx, slog.New(slog.DiscardHandler)); err != nil {
+		m.Close()
+		return err
+	}
+	m.Close()
+	if _, err := pool.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"); err == nil {
+		var n int
+		e.pgss = pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_statements").Scan(&n) == nil
+	}
+	start := time.Now()
+	n := e.cfg.Keys
+	secrets := make([]string, n)
+	rows := make([][]any, n)
+	for i := range rows {
+		g, err := e.format.Generate()
+		if err != nil {
+			return err
+		}
+		secrets[i] = g.Secret
+		rows[i] = []any{g.Hash[:], g.Hint, fmt.Sprintf("bench-%d", i), fmt.Sprintf("owner-%d", i%1000)}
+	}
+	if _, err := pool.CopyFrom(ctx, pgx.Identifier{"api_keys"}, []string{"key_hash", "hint", "name", "owner"}, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("seeding keys: %w", err)
+	}
+	// The last 1,000 keys are revoked.
+	revoked := min(1000, n/2)
+	hashes := make([][]byte, 0, revoked)
+	for _, s := range secrets[n-revoked:] {
+		h := keys.HashOf(s)
+		hashes = append(hashes, h[:])
+	}
+	if _, err := pool.Exec(ctx, "UPDATE api_keys SET revoked_at = now() WHERE key_hash = ANY($1)", hashes); err != nil {
+		return err
+	}
+	if _, err := pool.Exec(ctx, "ANALYZE api_keys"); err != nil {
+		return err
+	}
+	e.active, e.revoked = secrets[:n-revoked], secrets[n-revoked:]
+	e.unknown = unknownKeys(e.format, 400_000)
+	e.malformed = malformedKeys(e.format, 30_000, rand.New(rand.NewPCG(1, 2)))
+	e.log.Info("seeded", "keys", n, "revoked", revoked, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// lookups counts the statements that read keys for Validate
+// (pg_stat_statements), or -1 when it is not available.
+func (e *env) lookups(ctx context.Context) int64 {
+	if !e.pgss {
+		return -1
+	}
+	conn, err := pgx.Connect(ctx, e.dbURL)
+	if err != nil {
+		return -1
+	}
+	defer conn.Close(ctx)
+	var n int64
+	if err := conn.QueryRow(ctx, "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements WHERE query LIKE '%name: GetKeyByHash%'").Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
+
+const benchAdminToken = "bench-admin-token-0123456789"
+
+// startService runs keyservice in mode on the bench database.
+func (e *env) startService(ctx context.Context, mode string) (*server.Server, func(), error) {
+	cfg := server.Defaults()
+	cfg.DatabaseURL = e.svcURL
+	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.AdminTokens = []string{benchAdminToken}
+	// The bench measures the validation path, not the callers' budgets.
+	cfg.CallerRate, cfg.CallerBurst = 1e9, 1<<30
+	cfg.FailedRate, cfg.FailedBurst = 1e9, 1<<30
+	cfg.KeyRate = "1000000000/1s"
+	cfg.CacheSize = max(100_000, e.cfg.Keys)
+	var opts []server.Option
+	switch mode {
+	case "naive":
+		opts = append(opts, server.WithNaiveValidation())
+	case "ceiling":
+		opts = append(opts, server.WithCeilingValidation())
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	// Request logs are discarded (the same in every mode).
+	s, err := server.New(sctx, cfg, slog.New(slog.DiscardHandler), opts...)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	done := make(chan struct{})
+	go func() { _ = s.Serve(sctx); close(done) }()
+	stop := func() { cancel(); <-done }
+	deadline := time.Now().Add(2 * time.Minute)
+	for !ready(s) {
+		if time.Now().After(deadline) {
+			stop()
+			return nil, nil, errors.New("service not ready after 2 minutes")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return s, stop, nil
+}

@@ -1,0 +1,146 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/testdb"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+func TestPercentileNearestRank(t *testing.T) {
+	var s []time.Duration
+	for i := 1; i <= 100; i++ {
+		s = append(s, time.Duration(i)*time.Millisecond)
+	}
+	for _, tc := range []struct {
+		p    float64
+		want time.Duration
+	}{{50, 50 * time.Millisecond}, {90, 90 * time.Millisecond}, {99, 99 * time.Millisecond}, {100, 100 * time.Millisecond}, {0.1, time.Millisecond}} {
+		if got := percentile(s, tc.p); got != tc.want {
+			t.Errorf("p%.1f = %s, want %s", tc.p, got, tc.want)
+		}
+	}
+	if got := percentile([]time.Duration{7}, 99); got != 7 {
+		t.Errorf("one sample: %s", got)
+	}
+	if got := percentile(nil, 50); got != 0 {
+		t.Errorf("no samples: %s", got)
+	}
+	l := summarise([]time.Duration{5, 1, 4, 2, 3})
+	if l.P50 != 3 || l.Max != 5 || l.P99 != 5 {
+		t.Errorf("summarise unsorted input: %+v", l)
+	}
+}
+
+func TestKeyGenerators(t *testing.T) {
+	f, _ := keys.NewFormat("ks")
+	for i, k := range malformedKeys(f, 3000, rand.New(rand.NewPCG(1, 2))) {
+		if f.Parse(k) == nil {
+			t.Fatalf("malformed key %d %q parses", i, k)
+		}
+		if strings.ContainsAny(k, `"\`) {
+			t.Fatalf("malformed key %d %q is not JSON-safe", i, k)
+		}
+	}
+	seen := map[string]bool{}
+	for _, k := range unknownKeys(f, 3000) {
+		if err := f.Parse(k); err != nil {
+			t.Fatalf("unknown key %q is not well formed: %v", k, err)
+		}
+		if seen[k] {
+			t.Fatal("unknown keys repeat")
+		}
+		seen[k] = true
+	}
+}
+
+func TestCodeOf(t *testing.T) {
+	if c, err := codeOf([]byte(`{"valid":true,"code":"CODE_VALID","key":{"name":"x"}}`)); err != nil || c != "CODE_VALID" {
+		t.Fatalf("%q %v", c, err)
+	}
+	if _, err := codeOf([]byte(`{"code":3,"message":"x"}`)); err == nil {
+		t.Fatal("an error status must not look like an answer")
+	}
+}
+
+func TestReportRatiosTargetsAndOutputs(t *testing.T) {
+	rep := &Report{Config: RunConfig{DBLatency: "0s"}, Results: []Result{
+		{Scenario: "unknown", Transport: "grpc", Mode: "keyservice", RPS: 900, LookupsPer1k: 0.5, Answers: map[string]int{"CODE_NOT_FOUND": 9}},
+		{Scenario: "unknown", Transport: "grpc", Mode: "ceiling", RPS: 1000},
+		{Scenario: "unknown", Transport: "grpc", Mode: "naive", RPS: 300, LookupsPer1k: 1000},
+		{Scenario: "unknown", Transport: "rest", Mode: "keyservice", RPS: 500, LookupsPer1k: 4},
+	}}
+	rep.ratios()
+	rep.check()
+	k := rep.find("keyservice", "unknown", "grpc")
+	if k.VsCeiling != 0.9 || k.VsNaive != 3 {
+		t.Fatalf("ratios %+v", k)
+	}
+	joined := strings.Join(rep.Missed, "\n")
+	if !strings.Contains(joined, "unknown/rest: 4.00 lookups") || !strings.Contains(joined, "REST 0.56× gRPC") {
+		t.Fatalf("missed targets not reported:\n%s", joined)
+	}
+	if !strings.Contains(strings.Join(rep.TargetsOK, "\n"), "unknown/grpc: 3.0× naive") {
+		t.Fatalf("met targets: %v", rep.TargetsOK)
+	}
+	var md bytes.Buffer
+	rep.WriteMarkdown(&md)
+	if !strings.Contains(md.String(), "| unknown | grpc | keyservice | 900 |") || !strings.Contains(md.String(), "NOT_FOUND 9") {
+		t.Fatalf("markdown:\n%s", md.String())
+	}
+	var svg bytes.Buffer
+	if err := rep.WriteSVG(&svg); err != nil || !strings.HasPrefix(svg.String(), "<svg") || strings.Count(svg.String(), "<rect") < 5 {
+		t.Fatalf("svg: %v\n%s", err, svg.String())
+	}
+}
+
+func TestLatencyProxyDelaysEachDirection(t *testing.T) {
+	echo, err := startLatencyProxy("127.0.0.1:1", time.Millisecond) // upstream unused here
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo.Close()
+}
+
+// TestSmokeEveryScenario runs every scenario for a second over both
+// transports against a real server and database, so the tool never rots.
+func TestSmokeEveryScenario(t *testing.T) {
+	cfg := Defaults()
+	cfg.DatabaseURL = testdb.ServerURL(t)
+	cfg.Keys, cfg.Duration, cfg.Warmup, cfg.Workers, cfg.Conns = 2000, time.Second, 0, 8, 2
+	cfg.Modes = []string{"keyservice"}
+	cfg.Log = testLogger(t)
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != len(AllScenarios)*2 {
+		t.Fatalf("%d results, want %d", len(rep.Results), len(AllScenarios)*2)
+	}
+	want := map[string]string{"hot": "CODE_VALID", "cold": "CODE_VALID", "malformed": "CODE_MALFORMED",
+		"unknown": "CODE_NOT_FOUND", "revoked": "CODE_REVOKED", "mixed": "CODE_VALID", "churn": "CODE_VALID"}
+	for _, r := range rep.Results {
+		if r.Requests == 0 || r.Answers[want[r.Scenario]] == 0 || len(r.Errors) > 0 {
+			t.Errorf("%s/%s: %d requests, answers %v, errors %v", r.Scenario, r.Transport, r.Requests, r.Answers, r.Errors)
+		}
+		if r.Scenario == "malformed" && r.LookupsPer1k > 0 {
+			t.Errorf("malformed keys made %.2f lookups per 1,000", r.LookupsPer1k)
+		}
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }

@@ -1,0 +1,319 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc/metadata"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/server"
+	"github.com/keyservice/keyservice/internal/store"
+)
+
+// Faults is what the fault runs measured.
+type Faults struct {
+	Outage      OutageResult      `json:"postgres_outage"`
+	Listen      ListenResult      `json:"listen_killed"`
+	Propagation PropagationResult `json:"propagation"`
+	Admin       AdminResult       `json:"admin_under_flood"`
+}
+
+// OutageResult: Postgres stopped for 10 s during "mixed".
+type OutageResult struct {
+	Ran          bool           `json:"ran"`
+	Note         string         `json:"note,omitempty"`
+	Before       map[string]int `json:"before"`
+	During       map[string]int `json:"during"`
+	After        map[string]int `json:"after"`
+	RecoveryMS   float64        `json:"recovery_ms"` // from Postgres up to an uncached key validating again
+	UnknownValid int64          `json:"unknown_keys_answered_valid"`
+}
+
+// ListenResult: the LISTEN backends terminated.
+type ListenResult struct {
+	ReconnectMS float64 `json:"reconnect_ms"`
+	Delivered   bool    `json:"event_after_reconnect_delivered"`
+	DelayMS     float64 `json:"create_visible_after_reconnect_ms"`
+}
+
+// PropagationResult: create and revoke on replica A, observed on B.
+type PropagationResult struct {
+	Trials   int       `json:"trials"`
+	CreateMS LatencyMS `json:"create_to_valid_ms"`
+	RevokeMS LatencyMS `json:"revoke_to_refused_ms"`
+}
+
+// AdminResult: admin call latency with and without an invalid-key flood.
+type AdminResult struct {
+	CallsQuiet int     `json:"calls_quiet"`
+	CallsFlood int     `json:"calls_flood"`
+	P99Quiet   float64 `json:"p99_quiet_ms"`
+	P99Flood   float64 `json:"p99_flood_ms"`
+	FloodRPS   float64 `json:"flood_rps"`
+}
+
+func adminCtx(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+benchAdminToken)
+}
+
+func (e *env) runFaults(ctx context.Context) (*Faults, error) {
+	f := &Faults{}
+	a, stopA, err := e.startService(ctx, "keyservice")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { stopA() }()
+	b, stopB, err := e.startService(ctx, "keyservice")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { stopB() }()
+	ga, err := newGRPC(a.GRPCAddr().String(), 1)
+	if err != nil {
+		return nil, err
+	}
+	defer ga.close()
+	gb, err := newGRPC(b.GRPCAddr().String(), 1)
+	if err != nil {
+		return nil, err
+	}
+	defer gb.close()
+
+	e.log.Info("fault: admin calls with and without an invalid-key flood")
+	f.Admin = e.adminUnderFlood(ctx, a, ga)
+	e.log.Info("fault: propagation between replicas", "trials", e.cfg.Trials)
+	if f.Propagation, err = e.propagation(ctx, ga, gb); err != nil {
+		return nil, err
+	}
+	e.log.Info("fault: LISTEN backends terminated")
+	if f.Listen, err = e.killListen(ctx, ga, gb); err != nil {
+		return nil, err
+	}
+	e.log.Info("fault: Postgres stopped for 10s during mixed")
+	f.Outage = e.outage(ctx, a)
+	return f, nil
+}
+
+// pollUntil calls Validate on g until it answers want, or 10 s pass.
+func pollUntil(ctx context.Context, g *grpcValidator, key, want string) (time.Duration, bool) {
+	start := time.Now()
+	for time.Since(start) < 10*time.Second {
+		if code, err := g.validate(ctx, 0, key); err == nil && code == want {
+			return time.Since(start), true
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	return time.Since(start), false
+}
+
+func (e *env) propagation(ctx context.Context, ga, gb *grpcValidator) (PropagationResult, error) {
+	var created, revoked []time.Duration
+	for i := 0; i < e.cfg.Trials; i++ {
+		k, err := ga.clients[0].CreateKey(adminCtx(ctx), &keyservicev1.CreateKeyRequest{Name: "prop", Owner: "bench"})
+		if err != nil {
+			return PropagationResult{}, err
+		}
+		d, ok := pollUntil(ctx, gb, k.GetSecret(), "CODE_VALID")
+		if !ok {
+			return PropagationResult{}, fmt.Errorf("trial %d: created key never became valid on the other replica", i)
+		}
+		created = append(created, d)
+		if _, err := ga.clients[0].RevokeKey(adminCtx(ctx), &keyservicev1.RevokeKeyRequest{Id: k.GetKey().GetId()}); err != nil {
+			return PropagationResult{}, err
+		}
+		d, ok = pollUntil(ctx, gb, k.GetSecret(), "CODE_REVOKED")
+		if !ok {
+			return PropagationResult{}, fmt.Errorf("trial %d: revoked key never refused on the other replica", i)
+		}
+		revoked = append(revoked, d)
+	}
+	c, r := summarise(created), summarise(revoked)
+	return PropagationResult{Trials: e.cfg.Trials,
+		CreateMS: LatencyMS{P50: ms(c.P50), P90: ms(c.P90), P99: ms(c.P99), Max: ms(c.Max)},
+		RevokeMS: LatencyMS{P50: ms(r.P50), P90: ms(r.P90), P99: ms(r.P99), Max: ms(r.Max)},
+	}, nil
+}
+
+func (e *env) killListen(ctx context.Context, ga, gb *grpcValidator) (ListenResult, error) {
+	conn, err := pgx.Connect(ctx, e.dbURL)
+	if err != nil {
+		return ListenResult{}, err
+	}
+	defer conn.Close(ctx)
+	count := func() int {
+		var n int
+		_ = conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
+			store.ListenApplicationName).Scan(&n)
+		return n
+	}
+	before := count()
+	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
+		store.ListenApplicationName); err != nil {
+		return ListenResult{}, err
+	}
+	start := time.Now()
+	for count() < before && time.Since(start) < 30*time.Second {
+		time.Sleep(5 * time.Millisecond)
+	}
+	res := ListenResult{ReconnectMS: ms(time.Since(start))}
+	k, err := ga.clients[0].CreateKey(adminCtx(ctx), &keyservicev1.CreateKeyRequest{Name: "listen", Owner: "bench"})
+	if err != nil {
+		return res, err
+	}
+	d, ok := pollUntil(ctx, gb, k.GetSecret(), "CODE_VALID")
+	res.Delivered, res.DelayMS = ok, ms(d)
+	return res, nil
+}
+
+func (e *env) adminUnderFlood(ctx context.Context, s *server.Server, g *grpcValidator) AdminResult {
+	adminLoop := func(d time.Duration) []time.Duration {
+		var lat []time.Duration
+		end := time.Now().Add(d)
+		for i := 0; time.Now().Before(end); i++ {
+			start := time.Now()
+			if i%2 == 0 {
+				_, _ = g.clients[0].ListKeys(adminCtx(ctx), &keyservicev1.ListKeysRequest{PageSize: 10})
+			} else {
+				_, _ = g.clients[0].CreateKey(adminCtx(ctx), &keyservicev1.CreateKeyRequest{Name: "admin", Owner: "bench"})
+			}
+			lat = append(lat, time.Since(start))
+		}
+		return lat
+	}
+	quiet := adminLoop(e.cfg.Duration)
+	flood, _ := newGRPC(s.GRPCAddr().String(), e.cfg.Conns)
+	defer flood.close()
+	fctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var floodN int64
+	start := time.Now()
+	wg.Go(func() {
+		pickMal, pickUnk := e.picker("malformed"), e.picker("unknown")
+		tallies := drive(fctx, flood, e.cfg.Workers, 24*time.Hour, func(w, i int) string {
+			if i%2 == 0 {
+				return pickMal(w, i)
+			}
+			return pickUnk(w, i)
+		})
+		for _, t := range tallies {
+			floodN += int64(len(t.lat))
+		}
+	})
+	time.Sleep(200 * time.Millisecond) // flood at full speed before measuring
+	loud := adminLoop(e.cfg.Duration)
+	cancel()
+	wg.Wait()
+	return AdminResult{CallsQuiet: len(quiet), CallsFlood: len(loud),
+		P99Quiet: ms(summarise(quiet).P99), P99Flood: ms(summarise(loud).P99),
+		FloodRPS: float64(floodN) / time.Since(start).Seconds()}
+}
+
+// outage runs "mixed" over gRPC while Postgres is stopped for 10 s.
+func (e *env) outage(ctx context.Context, s *server.Server) OutageResult {
+	res := OutageResult{}
+	if e.cluster == nil {
+		res.Note = "skipped: needs the throwaway cluster (unset DATABASE_URL)"
+		return res
+	}
+	res.Ran = true
+	unknown := make(map[string]struct{}, len(e.unknown))
+	for _, k := range e.unknown {
+		unknown[k] = struct{}{}
+	}
+	g, err := newGRPC(s.GRPCAddr().String(), e.cfg.Conns)
+	if err != nil {
+		res.Note = err.Error()
+		return res
+	}
+	defer g.close()
+	pick := e.picker("mixed")
+	var unknownValid atomic.Int64
+	phase := func(d time.Duration) map[string]int {
+		pctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		out := map[string]int{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for w := 0; w < e.cfg.Workers; w++ {
+			wg.Go(func() {
+				local := map[string]int{}
+				for i := 0; pctx.Err() == nil; i++ {
+					key := pick(w, i)
+					code, err := g.validate(pctx, w, key)
+					if pctx.Err() != nil {
+						break
+					}
+					if err != nil {
+						local[errName(err)]++
+						continue
+					}
+					local[code]++
+					if _, isUnknown := unknown[key]; isUnknown && code == "CODE_VALID" {
+						unknownValid.Add(1)
+					}
+				}
+				mu.Lock()
+				for k, n := range local {
+					out[k] += n
+				}
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		return out
+	}
+	phase(e.cfg.Warmup)
+	res.Before = phase(3 * time.Second)
+	if err := e.cluster.Stop(ctx); err != nil {
+		res.Note = "stopping Postgres: " + err.Error()
+		return res
+	}
+	res.During = phase(10 * time.Second)
+	if err := e.cluster.Start(ctx); err != nil {
+		res.Note = "starting Postgres: " + err.Error()
+		return res
+	}
+	// An active key this service never saw needs a lookup: it validates
+	// again once the service has recovered its connections.
+	cold := e.active[len(e.active)/2]
+	d, ok := pollUntil(ctx, g, cold, "CODE_VALID")
+	res.RecoveryMS = ms(d)
+	if !ok {
+		res.Note = "did not recover within 10s"
+	}
+	res.After = phase(3 * time.Second)
+	res.UnknownValid = unknownValid.Load()
+	return res
+}
+
+func (f *Faults) writeMarkdown(w io.Writer) {
+	fmt.Fprintln(w, "Fault runs:")
+	fmt.Fprintln(w)
+	a := f.Admin
+	fmt.Fprintf(w, "- **Admin calls during an invalid-key flood** (malformed + unknown keys at full speed, %.0f req/s): p99 %.2f ms (%d calls) vs %.2f ms quiet (%d calls).\n",
+		a.FloodRPS, a.P99Flood, a.CallsFlood, a.P99Quiet, a.CallsQuiet)
+	p := f.Propagation
+	fmt.Fprintf(w, "- **Propagation between two replicas** (%d trials): create→valid on the other replica p50 %.2f / p99 %.2f / max %.2f ms; revoke→refused p50 %.2f / p99 %.2f / max %.2f ms.\n",
+		p.Trials, p.CreateMS.P50, p.CreateMS.P99, p.CreateMS.Max, p.RevokeMS.P50, p.RevokeMS.P99, p.RevokeMS.Max)
+	l := f.Listen
+	fmt.Fprintf(w, "- **LISTEN backends terminated**: reconnected in %.0f ms; a key created afterwards was valid on the other replica %.2f ms later (delivered: %v).\n",
+		l.ReconnectMS, l.DelayMS, l.Delivered)
+	o := f.Outage
+	if !o.Ran {
+		fmt.Fprintf(w, "- **Postgres outage**: %s\n", o.Note)
+	} else {
+		fmt.Fprintf(w, "- **Postgres stopped for 10 s during mixed** (gRPC): before: %s; during: %s; after: %s. Recovery (Postgres up → an uncached key valid again): %.0f ms. Unknown keys answered VALID: %d.",
+			fmtCodes(o.Before), fmtCodes(o.During), fmtCodes(o.After), o.RecoveryMS, o.UnknownValid)
+		if o.Note != "" {
+			fmt.Fprintf(w, " (%s)", o.Note)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+}

@@ -1,0 +1,365 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/server"
+)
+
+// Result is one measured run.
+type Result struct {
+	Scenario  string         `json:"scenario"`
+	Transport string         `json:"transport"`
+	Mode      string         `json:"mode"`
+	Requests  int64          `json:"requests"`
+	Seconds   float64        `json:"seconds"`
+	RPS       float64        `json:"rps"`
+	Latency   LatencyMS      `json:"latency_ms"`
+	Errors    map[string]int `json:"errors"`  // by status
+	Answers   map[string]int `json:"answers"` // by code
+	// LookupsPer1k is database lookups per 1,000 requests; -1 when unknown.
+	LookupsPer1k float64 `json:"lookups_per_1k"`
+	PoolWaits    float64 `json:"pool_acquire_waits"`
+	VsCeiling    float64 `json:"vs_ceiling,omitempty"`
+	VsNaive      float64 `json:"vs_naive,omitempty"`
+}
+
+// LatencyMS is Latencies in milliseconds, for JSON.
+type LatencyMS struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// validator is one transport's client.
+type validator interface {
+	validate(ctx context.Context, worker int, key string) (code string, err error)
+	close()
+}
+
+type grpcValidator struct {
+	conns   []*grpc.ClientConn
+	clients []keyservicev1.KeyServiceClient
+}
+
+func newGRPC(addr string, n int) (*grpcValidator, error) {
+	g := &grpcValidator{}
+	for i := 0; i < n; i++ {
+		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			g.close()
+			return nil, err
+		}
+		g.conns = append(g.conns, c)
+		g.clients = append(g.clients, keyservicev1.NewKeyServiceClient(c))
+	}
+	return g, nil
+}
+
+func (g *grpcValidator) validate(ctx context.Context, w int, key string) (string, error) {
+	r, err := g.clients[w%len(g.clients)].Validate(ctx, &keyservicev1.ValidateRequest{Key: key})
+	if err != nil {
+		return "", err
+	}
+	return r.GetCode().String(), nil
+}
+
+func (g *grpcValidator) close() {
+	for _, c := range g.conns {
+		c.Close()
+	}
+}
+
+type restValidator struct {
+	client *http.Client
+	url    string
+}
+
+func newREST(addr string, conns int) *restValidator {
+	return &restValidator{
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, IdleConnTimeout: time.Minute}},
+		url:    "http://" + addr + "/v1/keys:validate",
+	}
+}
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (r *restValidator) validate(ctx context.Context, _ int, key string) (string, error) {
+	b := bodyPool.Get().(*bytes.Buffer)
+	b.Reset()
+	b.WriteString(`{"key":"`)
+	b.WriteString(key) // bench keys hold no quote or backslash
+	b.WriteString(`"}`)
+	req, _ := http.NewRequestWithContext(ctx, "POST", r.url, bytes.NewReader(b.Bytes()))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.client.Do(req)
+	bodyPool.Put(b)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return codeOf(raw)
+}
+
+// codeOf finds "code":"…" in a Validate answer without decoding all of it,
+// so the load generator's own JSON work does not weigh on the REST numbers.
+func codeOf(raw []byte) (string, error) {
+	const marker = `"code":"`
+	i := bytes.Index(raw, []byte(marker))
+	if i < 0 {
+		return "", fmt.Errorf("no code in answer %q", raw)
+	}
+	rest := raw[i+len(marker):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return "", fmt.Errorf("no code in answer %q", raw)
+	}
+	return string(rest[:j]), nil
+}
+
+func (r *restValidator) close() { r.client.CloseIdleConnections() }
+
+func newValidator(transport string, s *server.Server, cfg Config) (validator, error) {
+	if transport == "rest" {
+		// HTTP/1.1 carries one call per connection at a time: one per worker.
+		return newREST(s.HTTPAddr().String(), max(cfg.Conns, cfg.Workers)), nil
+	}
+	return newGRPC(s.GRPCAddr().String(), cfg.Conns)
+}
+
+// picker chooses the key of a worker's next call.
+type picker func(worker int, i int) string
+
+func (e *env) picker(scenario string) picker {
+	hot := e.active[:min(1000, len(e.active))]
+	var unknownNext atomic.Int64
+	unknown := func() string {
+		n := unknownNext.Add(1)
+		return e.unknown[int(n)%len(e.unknown)]
+	}
+	mix := func(w, i int) int { return (w*7919 + i*104729) & 0x7fffffff }
+	switch scenario {
+	case "hot", "churn":
+		return func(w, i int) string { return hot[mix(w, i)%len(hot)] }
+	case "cold":
+		return func(w, i int) string { return e.active[mix(w, i)%len(e.active)] }
+	case "malformed":
+		return func(w, i int) string { return e.malformed[mix(w, i)%len(e.malformed)] }
+	case "unknown":
+		return func(w, i int) string { return unknown() }
+	case "revoked":
+		return func(w, i int) string { return e.revoked[mix(w, i)%len(e.revoked)] }
+	case "mixed":
+		return func(w, i int) string {
+			if mix(w, i)%10 == 0 {
+				return unknown()
+			}
+			return hot[mix(w, i)%len(hot)]
+		}
+	}
+	panic("unknown scenario " + scenario)
+}
+
+// tally collects one worker's observations.
+type tally struct {
+	lat     []time.Duration
+	answers map[string]int
+	errors  map[string]int
+}
+
+// drive runs workers calling v with keys from pick for d (every call
+// started before the end completes and counts; none is cut off).
+func drive(ctx context.Context, v validator, workers int, d time.Duration, pick picker) []*tally {
+	out := make([]*tally, workers)
+	until := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		t := &tally{lat: make([]time.Duration, 0, 1<<14), answers: map[string]int{}, errors: map[string]int{}}
+		out[w] = t
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil && time.Now().Before(until); i++ {
+				key := pick(w, i)
+				start := time.Now()
+				code, err := v.validate(ctx, w, key)
+				d := time.Since(start)
+				if ctx.Err() != nil {
+					return // interrupted: not a sample
+				}
+				t.lat = append(t.lat, d)
+				if err != nil {
+					t.errors[errName(err)]++
+					continue
+				}
+				t.answers[code]++
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func errName(err error) string {
+	if st, ok := status.FromError(err); ok {
+		return st.Code().String()
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "HTTP ") {
+		return msg
+	}
+	return "transport"
+}
+
+// measure warms up, then drives load for the configured duration.
+func (e *env) measure(ctx context.Context, s *server.Server, mode, scenario, transport string) (Result, error) {
+	v, err := newValidator(transport, s, e.cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	defer v.close()
+	pick := e.picker(scenario)
+	var churnStop func()
+	if scenario == "churn" {
+		churnStop = e.churn(ctx, s)
+		defer churnStop()
+	}
+	if e.cfg.Warmup > 0 {
+		drive(ctx, v, e.cfg.Workers, e.cfg.Warmup, pick)
+	}
+	lookupsBefore := e.lookups(ctx)
+	waitsBefore := scrape(s, "keyservice_db_pool_acquire_waits_total")
+	runtime.GC()
+	start := time.Now()
+	tallies := drive(ctx, v, e.cfg.Workers, e.cfg.Duration, pick)
+	elapsed := time.Since(start)
+	r := Result{Scenario: scenario, Transport: transport, Mode: mode, Seconds: elapsed.Seconds(),
+		Errors: map[string]int{}, Answers: map[string]int{}}
+	var all []time.Duration
+	for _, t := range tallies {
+		all = append(all, t.lat...)
+		for k, n := range t.answers {
+			r.Answers[k] += n
+		}
+		for k, n := range t.errors {
+			r.Errors[k] += n
+		}
+	}
+	r.Requests = int64(len(all))
+	r.RPS = float64(r.Requests) / elapsed.Seconds()
+	l := summarise(all)
+	r.Latency = LatencyMS{P50: ms(l.P50), P90: ms(l.P90), P99: ms(l.P99), Max: ms(l.Max)}
+	r.LookupsPer1k = -1
+	if after := e.lookups(ctx); after >= 0 && lookupsBefore >= 0 && r.Requests > 0 {
+		r.LookupsPer1k = float64(after-lookupsBefore) / float64(r.Requests) * 1000
+	}
+	r.PoolWaits = scrape(s, "keyservice_db_pool_acquire_waits_total") - waitsBefore
+	return r, nil
+}
+
+// churn creates and revokes keys at a steady rate (20 each per second)
+// through the admin API while the scenario runs.
+func (e *env) churn(ctx context.Context, s *server.Server) func() {
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		g, err := newGRPC(s.GRPCAddr().String(), 1)
+		if err != nil {
+			return
+		}
+		defer g.close()
+		actx := metadata.AppendToOutgoingContext(cctx, "authorization", "Bearer "+benchAdminToken)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-cctx.Done():
+				return
+			case <-t.C:
+			}
+			k, err := g.clients[0].CreateKey(actx, &keyservicev1.CreateKeyRequest{Name: "churn", Owner: "churn"})
+			if err != nil {
+				continue
+			}
+			_, _ = g.clients[0].RevokeKey(actx, &keyservicev1.RevokeKeyRequest{Id: k.GetKey().GetId()})
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func ready(s *server.Server) bool {
+	resp, err := http.Get("http://" + s.HTTPAddr().String() + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == 200
+}
+
+// scrape reads one series (summed over labels) from the service's /metrics.
+func scrape(s *server.Server, name string) float64 {
+	resp, err := http.Get("http://" + s.HTTPAddr().String() + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(name) + `(\{[^}]*\})? (\S+)$`)
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			v, _ := strconv.ParseFloat(m[2], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
+func (m *Machine) fill() {
+	m.Cores = runtime.NumCPU()
+	m.Go = runtime.Version()
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int
+		if _, err := fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %d kB", &kb); err == nil {
+			m.MemoryGB = (kb + 512*1024) / (1024 * 1024)
+		}
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				if _, v, ok := strings.Cut(line, ":"); ok {
+					m.CPU = strings.TrimSpace(v)
+				}
+				break
+			}
+		}
+	}
+}

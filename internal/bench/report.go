@@ -1,0 +1,273 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/keyservice/keyservice/internal/server"
+)
+
+// Report is everything a run measured.
+type Report struct {
+	When      time.Time `json:"when"`
+	Command   string    `json:"command"`
+	Machine   Machine   `json:"machine"`
+	Config    RunConfig `json:"config"`
+	Lookups   string    `json:"lookups_source"`
+	Service   string    `json:"service"`
+	Results   []Result  `json:"results,omitempty"`
+	Faults    *Faults   `json:"faults,omitempty"`
+	TargetsOK []string  `json:"targets_met,omitempty"`
+	Missed    []string  `json:"targets_missed,omitempty"`
+}
+
+// RunConfig is the part of Config worth recording.
+type RunConfig struct {
+	Keys      int    `json:"keys"`
+	Duration  string `json:"duration"`
+	Warmup    string `json:"warmup"`
+	Conns     int    `json:"conns"`
+	Workers   int    `json:"workers"`
+	DBLatency string `json:"db_latency"`
+}
+
+// Run measures every scenario × transport × mode (or, with Faults, runs the
+// fault scenarios) and returns the report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e, err := setup(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	rep := &Report{When: time.Now().UTC(), Machine: e.machine, Command: strings.Join(os.Args, " "),
+		Config: RunConfig{Keys: cfg.Keys, Duration: cfg.Duration.String(), Warmup: cfg.Warmup.String(),
+			Conns: cfg.Conns, Workers: cfg.Workers, DBLatency: cfg.DBLatency.String()},
+		Service: "in process (this binary); load over loopback sockets: gRPC over " +
+			fmt.Sprint(cfg.Conns) + " connections, REST over one HTTP/1.1 connection per worker",
+		Lookups: "pg_stat_statements (calls of the GetKeyByHash statement)",
+	}
+	if !e.pgss {
+		rep.Lookups = "unavailable: pg_stat_statements is not loaded on DATABASE_URL's server"
+	}
+	if cfg.Faults {
+		f, err := e.runFaults(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rep.Faults = f
+		rep.check()
+		return rep, nil
+	}
+	// Every mode's service runs for the whole run, and each scenario is
+	// measured in every mode back to back, in an order that rotates, so
+	// drift on the machine (and GC of earlier runs) does not favour a mode.
+	services := map[string]*server.Server{}
+	for _, mode := range cfg.Modes {
+		s, stop, err := e.startService(ctx, mode)
+		if err != nil {
+			return nil, fmt.Errorf("starting %s: %w", mode, err)
+		}
+		defer stop()
+		services[mode] = s
+	}
+	turn := 0
+	for _, sc := range cfg.Scenarios {
+		for _, tr := range cfg.Transports {
+			for i := range cfg.Modes {
+				mode := cfg.Modes[(i+turn)%len(cfg.Modes)]
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				r, err := e.measure(ctx, services[mode], mode, sc, tr)
+				if err != nil {
+					return nil, err
+				}
+				e.log.Info("measured", "mode", mode, "scenario", sc, "transport", tr,
+					"rps", int(r.RPS), "p99_ms", r.Latency.P99, "lookups_per_1k", r.LookupsPer1k)
+				rep.Results = append(rep.Results, r)
+			}
+			turn++
+		}
+	}
+	sortResults(rep.Results, cfg)
+	rep.ratios()
+	rep.check()
+	return rep, nil
+}
+
+// sortResults orders results by scenario, transport, then mode, as given.
+func sortResults(rs []Result, cfg Config) {
+	idx := func(list []string, s string) int {
+		for i, x := range list {
+			if x == s {
+				return i
+			}
+		}
+		return len(list)
+	}
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if a.Scenario != b.Scenario {
+			return idx(cfg.Scenarios, a.Scenario) < idx(cfg.Scenarios, b.Scenario)
+		}
+		if a.Transport != b.Transport {
+			return idx(cfg.Transports, a.Transport) < idx(cfg.Transports, b.Transport)
+		}
+		return idx(cfg.Modes, a.Mode) < idx(cfg.Modes, b.Mode)
+	})
+}
+
+func (rep *Report) find(mode, scenario, transport string) *Result {
+	for i := range rep.Results {
+		r := &rep.Results[i]
+		if r.Mode == mode && r.Scenario == scenario && r.Transport == transport {
+			return r
+		}
+	}
+	return nil
+}
+
+func (rep *Report) ratios() {
+	for i := range rep.Results {
+		r := &rep.Results[i]
+		if c := rep.find("ceiling", r.Scenario, r.Transport); c != nil && c.RPS > 0 && r.Mode != "ceiling" {
+			r.VsCeiling = r.RPS / c.RPS
+		}
+		if n := rep.find("naive", r.Scenario, r.Transport); n != nil && n.RPS > 0 && r.Mode != "naive" {
+			r.VsNaive = r.RPS / n.RPS
+		}
+	}
+}
+
+// check compares the results with the project's targets.
+func (rep *Report) check() {
+	add := func(ok bool, format string, args ...any) {
+		s := fmt.Sprintf(format, args...)
+		if ok {
+			rep.TargetsOK = append(rep.TargetsOK, s)
+		} else {
+			rep.Missed = append(rep.Missed, s)
+		}
+	}
+	for _, r := range rep.Results {
+		if r.Mode != "keyservice" {
+			continue
+		}
+		switch r.Scenario {
+		case "hot", "malformed", "unknown", "revoked":
+			if r.VsCeiling > 0 {
+				add(r.VsCeiling >= 0.9, "%s/%s: %.2f× ceiling (target ≥ 0.9)", r.Scenario, r.Transport, r.VsCeiling)
+			}
+		}
+		if r.Scenario == "unknown" {
+			target := 2.5
+			if rep.Config.DBLatency != "0s" {
+				target = 5
+			}
+			if r.VsNaive > 0 {
+				add(r.VsNaive >= target, "unknown/%s: %.1f× naive (target ≥ %.1f× with db-latency %s)", r.Transport, r.VsNaive, target, rep.Config.DBLatency)
+			}
+			if r.LookupsPer1k >= 0 {
+				add(r.LookupsPer1k <= 3, "unknown/%s: %.2f lookups per 1,000 (target ≤ 3)", r.Transport, r.LookupsPer1k)
+			}
+		}
+		if r.Scenario == "malformed" && r.LookupsPer1k >= 0 {
+			add(r.LookupsPer1k == 0, "malformed/%s: %.2f lookups per 1,000 (target 0)", r.Transport, r.LookupsPer1k)
+		}
+		if r.Transport == "rest" {
+			if g := rep.find("keyservice", r.Scenario, "grpc"); g != nil && g.RPS > 0 {
+				add(r.RPS/g.RPS >= 0.8, "%s: REST %.2f× gRPC (target ≥ 0.8)", r.Scenario, r.RPS/g.RPS)
+			}
+		}
+	}
+	if f := rep.Faults; f != nil {
+		if f.Admin.P99Quiet > 0 {
+			add(f.Admin.P99Flood <= 2*f.Admin.P99Quiet, "admin p99 under an invalid-key flood: %.2f ms vs %.2f ms quiet (%.2f×, target ≤ 2×)",
+				f.Admin.P99Flood, f.Admin.P99Quiet, f.Admin.P99Flood/f.Admin.P99Quiet)
+		}
+		if f.Propagation.Trials > 0 {
+			add(f.Propagation.CreateMS.P99 < 100, "create→visible on another replica p99 %.2f ms (target < 100)", f.Propagation.CreateMS.P99)
+			add(f.Propagation.RevokeMS.P99 < 100, "revoke→refused on another replica p99 %.2f ms (target < 100)", f.Propagation.RevokeMS.P99)
+		}
+		if f.Outage.Ran {
+			add(f.Outage.UnknownValid == 0, "Postgres outage: %d unknown keys answered VALID (target 0)", f.Outage.UnknownValid)
+		}
+	}
+}
+
+// WriteJSON writes the report as JSON.
+func (rep *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func fmtCodes(m map[string]int) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", strings.TrimPrefix(k, "CODE_"), m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func ratio(f float64) string {
+	if f == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f×", f)
+}
+
+// WriteMarkdown writes the report as Markdown tables.
+func (rep *Report) WriteMarkdown(w io.Writer) {
+	fmt.Fprintf(w, "Run %s on %d cores, %d GB, %s, %s, PostgreSQL %s.\n\n", rep.When.Format(time.RFC3339),
+		rep.Machine.Cores, rep.Machine.MemoryGB, rep.Machine.CPU, rep.Machine.Go, rep.Machine.Postgres)
+	fmt.Fprintf(w, "Keys %d; %s per run after %s warm-up; %d workers; db-latency %s. Service: %s. Lookups: %s.\n\n",
+		rep.Config.Keys, rep.Config.Duration, rep.Config.Warmup, rep.Config.Workers, rep.Config.DBLatency, rep.Service, rep.Lookups)
+	if len(rep.Results) > 0 {
+		fmt.Fprintln(w, "| scenario | transport | mode | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | answers | lookups/1k | pool waits | × ceiling | × naive |")
+		fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|")
+		for _, r := range rep.Results {
+			lk := "n/a"
+			if r.LookupsPer1k >= 0 {
+				lk = fmt.Sprintf("%.2f", r.LookupsPer1k)
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %.0f | %s | %s |\n",
+				r.Scenario, r.Transport, r.Mode, r.RPS, r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max,
+				fmtCodes(r.Errors), fmtCodes(r.Answers), lk, r.PoolWaits, ratio(r.VsCeiling), ratio(r.VsNaive))
+		}
+		fmt.Fprintln(w)
+	}
+	if f := rep.Faults; f != nil {
+		f.writeMarkdown(w)
+	}
+	if len(rep.TargetsOK)+len(rep.Missed) > 0 {
+		fmt.Fprintln(w, "Targets:")
+		fmt.Fprintln(w)
+		for _, s := range rep.TargetsOK {
+			fmt.Fprintf(w, "- met: %s\n", s)
+		}
+		for _, s := range rep.Missed {
+			fmt.Fprintf(w, "- **missed**: %s\n", s)
+		}
+		fmt.Fprintln(w)
+	}
+}
