@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 )
@@ -45,6 +46,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(stderr, "keybench:", err)
 		return 2
+	}
+	for _, p := range []string{*jsonPath, *svgPath, *mdPath} {
+		if p != "" {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				fmt.Fprintln(stderr, "keybench:", err)
+				return 1
+			}
+		}
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

@@ -235,20 +235,16 @@ func (e *env) outage(ctx context.Context, s *server.Server) OutageResult {
 	pick := e.picker("mixed")
 	var unknownValid atomic.Int64
 	phase := func(d time.Duration) map[string]int {
-		pctx, cancel := context.WithTimeout(ctx, d)
-		defer cancel()
+		until := time.Now().Add(d)
 		out := map[string]int{}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for w := 0; w < e.cfg.Workers; w++ {
 			wg.Go(func() {
 				local := map[string]int{}
-				for i := 0; pctx.Err() == nil; i++ {
+				for i := 0; ctx.Err() == nil && time.Now().Before(until); i++ {
 					key := pick(w, i)
-					code, err := g.validate(pctx, w, key)
-					if pctx.Err() != nil {
-						break
-					}
+					code, err := g.validate(ctx, w, key)
 					if err != nil {
 						local[errName(err)]++
 						continue

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/maypok86/otter/v2"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -65,6 +66,24 @@ type keyService struct {
 	keyLimits    ratelimit.KeyStore
 	defaultLimit ratelimit.Limit
 	ceiling      bool // bench baseline: answer at once (WithCeilingValidation)
+	// views caches the API form of records served from memory, keyed by the
+	// cached record's address (stable while the cache entry lives; the key
+	// here keeps it from being reused): a hot key is converted once, not on
+	// every answer. Shared messages are only ever read (marshalled).
+	views *otter.Cache[*store.Key, *keyservicev1.Key]
+}
+
+// view returns the API form of the record of res.
+func (s *keyService) view(res validate.Result) *keyservicev1.Key {
+	if s.views == nil || (res.Path != validate.PathPositiveCache && res.Path != validate.PathNegativeCache) {
+		return keyToProto(res.Key)
+	}
+	if v, ok := s.views.GetIfPresent(res.Key); ok {
+		return v
+	}
+	v := keyToProto(res.Key)
+	s.views.Set(res.Key, v)
+	return v
 }
 
 const maxCost = 1_000_000
@@ -107,7 +126,7 @@ func (s *keyService) Validate(ctx context.Context, req *keyservicev1.ValidateReq
 	}
 	out := &keyservicev1.ValidateResponse{Valid: res.Code == validate.Valid, Code: codeToProto(res.Code)}
 	if res.Key != nil {
-		out.Key = keyToProto(res.Key)
+		out.Key = s.view(res)
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		defer func() {

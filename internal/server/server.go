@@ -17,6 +17,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/jackc/pgx/v5"
+	"github.com/maypok86/otter/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -174,6 +175,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		keyLimits:    keyStore,
 		defaultLimit: keyLimit,
 		ceiling:      o.ceiling,
+		views: otter.Must(&otter.Options[*store.Key, *keyservicev1.Key]{
+			MaximumSize: cfg.CacheSize + cfg.NegativeCacheSize,
+			Clock:       otter.NewCoarseClock(time.Second),
+		}),
 	}
 	callerTokens, _ := cfg.CallerTokenMap()  // validated
 	overrides, _ := cfg.CallerOverrides()    // validated
