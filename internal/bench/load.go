@@ -284,6 +284,17 @@ func (e *env) measure(ctx context.Context, s *server.Server, mode, scenario, tra
 	return r, nil
 }
 
+// warm drives the hot scenario, unmeasured, for twice the warm-up.
+func (e *env) warm(ctx context.Context, s *server.Server, transport string) error {
+	v, err := newValidator(transport, s, e.cfg)
+	if err != nil {
+		return err
+	}
+	defer v.close()
+	drive(ctx, v, e.cfg.Workers, 2*e.cfg.Warmup, e.picker("hot"))
+	return nil
+}
+
 // churn creates and revokes keys at a steady rate (20 each per second)
 // through the admin API while the scenario runs.
 func (e *env) churn(ctx context.Context, s *server.Server) func() {

@@ -79,6 +79,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer stop()
 		services[mode] = s
 	}
+	// The first minutes of a process run slower (heap growth, caches,
+	// connection pools): warm every service up before measuring anything.
+	for _, mode := range cfg.Modes {
+		for _, tr := range cfg.Transports {
+			if err := e.warm(ctx, services[mode], tr); err != nil {
+				return nil, err
+			}
+		}
+	}
 	turn := 0
 	for _, sc := range cfg.Scenarios {
 		for _, tr := range cfg.Transports {
