@@ -17,6 +17,7 @@ import (
 
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/ratelimit"
+	"github.com/keyservice/keyservice/internal/validate"
 )
 
 // Config is every setting of the service. Each has a flag and an
@@ -80,8 +81,10 @@ type Config struct {
 	TLSClientCAFile string
 }
 
-// Defaults returns the default configuration.
+// Defaults returns the default configuration. The fast path's tuning
+// comes from validate.Defaults, so the two cannot drift apart.
 func Defaults() Config {
+	v := validate.Defaults()
 	return Config{
 		GRPCAddr:           ":9090",
 		HTTPAddr:           ":8080",
@@ -95,20 +98,20 @@ func Defaults() Config {
 		MaxRequestBytes:    4 << 20,
 		LogLevel:           "info",
 		LogFormat:          "json",
-		FilterFPRate:       0.001,
-		SyncInterval:       5 * time.Second,
-		SyncOverlap:        30 * time.Second,
-		RebuildInterval:    time.Hour,
-		EndedKeptFor:       30 * 24 * time.Hour,
-		CacheTTL:           30 * time.Second,
-		CacheSize:          100_000,
-		CacheStaleFor:      5 * time.Minute,
-		NegativeCacheTTL:   30 * time.Second,
-		NegativeCacheSize:  100_000,
-		LookupConcurrency:  4,
-		LookupTimeout:      250 * time.Millisecond,
-		LookupWait:         20 * time.Millisecond,
-		UsageFlushInterval: 10 * time.Second,
+		FilterFPRate:       v.FilterFPRate,
+		SyncInterval:       v.SyncInterval,
+		SyncOverlap:        v.SyncOverlap,
+		RebuildInterval:    v.RebuildInterval,
+		EndedKeptFor:       v.EndedKeptFor,
+		CacheTTL:           v.PositiveTTL,
+		CacheSize:          v.PositiveSize,
+		CacheStaleFor:      v.StaleFor,
+		NegativeCacheTTL:   v.NegativeTTL,
+		NegativeCacheSize:  v.NegativeSize,
+		LookupConcurrency:  v.LookupConcurrency,
+		LookupTimeout:      v.LookupTimeout,
+		LookupWait:         v.LookupWait,
+		UsageFlushInterval: v.UsageFlushInterval,
 		CallerRate:         1000,
 		CallerBurst:        2000,
 		CallerTableSize:    100_000,
