@@ -26,7 +26,8 @@ help: ## Show this help
 
 .PHONY: run
 run: ## Run the service (private Postgres unless DATABASE_URL is set) and print examples
-	$(GO) run ./cmd/keyservice dev
+	$(GO) build -o $(BIN)/keyservice ./cmd/keyservice
+	exec $(BIN)/keyservice dev
 
 .PHONY: test
 test: node_modules ## Run all tests against real Postgres and Redis, race detector on
