@@ -311,6 +311,7 @@ func TestKeysCommands(t *testing.T) {
 		{[]string{"create", "--name", "x", "--owner", "o", "--expires", "yesterday"}, 1, "--expires"},
 		{[]string{"frob"}, 2, "unknown command"},
 		{[]string{"list", "--addr", "127.0.0.1:1", "--timeout", "500ms"}, 1, "Unavailable"},
+		{[]string{"list", "--addr", "keys.example.internal:9090"}, 1, "unencrypted"},
 	} {
 		code, _, e := run(tc.args...)
 		if code != tc.code || !strings.Contains(e, tc.want) {

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -50,12 +51,13 @@ func (m *multi) String() string     { return strings.Join(*m, ",") }
 func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
 type keysCmd struct {
-	addr    string
-	useTLS  bool
-	caFile  string
-	asJSON  bool
-	timeout time.Duration
-	out     io.Writer
+	addr      string
+	useTLS    bool
+	plaintext bool
+	caFile    string
+	asJSON    bool
+	timeout   time.Duration
+	out       io.Writer
 }
 
 func keysMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -77,6 +79,7 @@ func keysMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fs.StringVar(&c.addr, "addr", addr, "keyservice gRPC address")
 	fs.BoolVar(&c.useTLS, "tls", false, "connect with TLS")
+	fs.BoolVar(&c.plaintext, "plaintext", false, "allow sending the admin token without TLS to a non-loopback address")
 	fs.StringVar(&c.caFile, "ca-file", "", "CA bundle to verify the server (implies --tls)")
 	fs.BoolVar(&c.asJSON, "json", false, "print JSON")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "deadline of the call")
@@ -240,6 +243,9 @@ func parseExpiry(s string) (time.Time, error) {
 }
 
 func (c *keysCmd) dial() (keyservicev1.KeyServiceClient, func(), error) {
+	if !c.useTLS && c.caFile == "" && !c.plaintext && !isLoopback(c.addr) {
+		return nil, nil, fmt.Errorf("refusing to send the admin token unencrypted to %s: use --tls (and --ca-file), or --plaintext on a network you trust", c.addr)
+	}
 	creds := insecure.NewCredentials()
 	if c.useTLS || c.caFile != "" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -260,6 +266,18 @@ func (c *keysCmd) dial() (keyservicev1.KeyServiceClient, func(), error) {
 		return nil, nil, fmt.Errorf("--addr %q: %w", c.addr, err)
 	}
 	return keyservicev1.NewKeyServiceClient(conn), func() { conn.Close() }, nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // rpcErr turns a status into one clear line.

@@ -80,8 +80,11 @@ type CallerConfig struct {
 	Failed    Budget
 	TableSize int           // limiters kept, per table
 	Idle      time.Duration // a limiter unused this long is forgotten
-	Now       func() time.Time
-	Registry  prometheus.Registerer
+	// TrustedProxies may name end clients (client_ip) even when they are
+	// identified only by their address.
+	TrustedProxies []netip.Prefix
+	Now            func() time.Time
+	Registry       prometheus.Registerer
 }
 
 // Callers limits each caller, and each caller's failed attempts.
@@ -143,6 +146,32 @@ func NewCallers(cfg CallerConfig) *Callers {
 		)
 	}
 	return c
+}
+
+// mayForward reports whether id may name end clients (client_ip).
+func (c *Callers) mayForward(id Identity) bool {
+	if id.Kind != KindAddr {
+		return true
+	}
+	for _, p := range c.cfg.TrustedProxies {
+		if p.Contains(id.Addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// Group is the address a budget is kept for: the address itself for IPv4,
+// its /64 for IPv6 (one host commonly holds a whole /64, and could
+// otherwise take a fresh budget per address).
+func Group(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return a
 }
 
 func (c *Callers) budgetFor(id Identity) Budget {
@@ -228,28 +257,38 @@ func (c *Callers) Interceptor() grpc.UnaryServerInterceptor {
 		if !isValidate {
 			return handler(ctx, req)
 		}
-		client := vreq.GetClientIp()
-		if client != "" {
-			a, err := netip.ParseAddr(client)
+		// client_ip splits the failed-attempt budget per end client. It is
+		// believed only from callers that are not anonymous (a token, a
+		// certificate, an admin) or that are trusted proxies: otherwise a
+		// guesser would name a new end client per request and never run out.
+		client := ""
+		if raw := vreq.GetClientIp(); raw != "" && c.mayForward(id) {
+			a, err := netip.ParseAddr(raw)
 			if err != nil {
 				return handler(ctx, req) // the handler refuses a malformed client_ip
 			}
-			client = a.Unmap().String()
+			client = Group(a).String()
 		}
 		fl := entry.failed
 		if client != "" {
 			fl = c.failedLimiter(failedKey{caller: id, client: client})
 		}
-		if fl.TokensAt(now) < 1 {
+		// Take the token before judging the key, so concurrent calls cannot
+		// all pass a check made before any of them was counted; give it back
+		// if the key turns out to exist.
+		r := fl.ReserveN(now, 1)
+		if !r.OK() || r.DelayFrom(now) > 0 {
+			r.CancelAt(now)
 			c.refusedFA.Inc()
 			return nil, refuse(ctx, "too many failed validations from this client", wait(fl, now, 1), c.cfg.Failed.Burst)
 		}
 		resp, err := handler(ctx, req)
+		failed := false
 		if v, ok := resp.(*keyservicev1.ValidateResponse); ok && err == nil {
-			switch v.GetCode() {
-			case keyservicev1.Code_CODE_NOT_FOUND, keyservicev1.Code_CODE_MALFORMED:
-				fl.AllowN(now, 1)
-			}
+			failed = v.GetCode() == keyservicev1.Code_CODE_NOT_FOUND || v.GetCode() == keyservicev1.Code_CODE_MALFORMED
+		}
+		if !failed {
+			r.CancelAt(now)
 		}
 		return resp, err
 	}

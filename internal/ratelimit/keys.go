@@ -79,9 +79,15 @@ func NewLocal(size int, idle time.Duration, now func() time.Time) *Local {
 	if now == nil {
 		now = time.Now
 	}
+	// A bucket is kept at least as long as it takes to refill: forgetting
+	// it sooner would hand a key with a long period a fresh budget.
+	life := func(e otter.Entry[string, *bucket]) time.Duration {
+		l := e.Value.limit
+		return max(idle, time.Duration(float64(l.Period)*float64(l.Burst)/float64(l.Limit)))
+	}
 	return &Local{now: now, buckets: otter.Must(&otter.Options[string, *bucket]{
 		MaximumSize:      size,
-		ExpiryCalculator: otter.ExpiryAccessing[string, *bucket](idle),
+		ExpiryCalculator: otter.ExpiryAccessingFunc(life),
 		Clock:            otter.NewCoarseClock(time.Second),
 	})}
 }

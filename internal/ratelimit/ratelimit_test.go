@@ -263,3 +263,17 @@ func ExampleLimit() {
 	fmt.Println(l.Valid())
 	// Output: <nil>
 }
+
+func TestGroupKeepsIPv4AndFoldsIPv6To64(t *testing.T) {
+	a, b := netip.MustParseAddr("2001:db8:1:2::1"), netip.MustParseAddr("2001:db8:1:2:ffff::9")
+	if ratelimit.Group(a) != ratelimit.Group(b) {
+		t.Fatal("two addresses of one /64 got different budgets")
+	}
+	if ratelimit.Group(a) == ratelimit.Group(netip.MustParseAddr("2001:db8:1:3::1")) {
+		t.Fatal("different /64s share a budget")
+	}
+	v4 := netip.MustParseAddr("198.51.100.7")
+	if ratelimit.Group(v4) != v4 || ratelimit.Group(netip.MustParseAddr("::ffff:198.51.100.7")) != v4 {
+		t.Fatal("IPv4 (or IPv4-mapped) addresses must stay whole")
+	}
+}

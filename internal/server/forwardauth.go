@@ -110,8 +110,9 @@ func forwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 		} else {
 			// The gateway in front is the caller (limited by its token or its
 			// address). When it is a trusted proxy, the end client it forwards
-			// for (X-Real-IP, else X-Forwarded-For) feeds the failed-attempt
-			// guard as client_ip.
+			// for (the nearest untrusted X-Forwarded-For address; never
+			// X-Real-IP, which a client can send through an auth subrequest)
+			// feeds the failed-attempt guard as client_ip.
 			req := &keyservicev1.ValidateRequest{Key: key}
 			g := gatewayCall{remoteAddr: r.RemoteAddr}
 			if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
@@ -121,11 +122,7 @@ func forwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 				g.certName = nameOf(r.TLS.VerifiedChains)
 			}
 			if isTrusted(g.clientAddr, trusted) {
-				end := httpClientAddr(r, trusted)
-				if a, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get("X-Real-Ip"))); err == nil {
-					end = a.Unmap()
-				}
-				if end.IsValid() && end != g.clientAddr {
+				if end := httpClientAddr(r, trusted); end.IsValid() && end != g.clientAddr {
 					req.ClientIp = end.String()
 				}
 			}

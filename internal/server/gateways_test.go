@@ -139,7 +139,7 @@ const nginxSnippet = `    location = /_keyservice_auth {
       proxy_pass http://{{.Keyservice}}/v1/auth;
       proxy_pass_request_body off;
       proxy_set_header Content-Length "";
-      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     }`
 
 func freePort(t *testing.T) int {

@@ -200,8 +200,11 @@ func metricValue(t *testing.T, e *env, series string) float64 {
 }
 
 func TestFailedAttemptGuardPerEndClient(t *testing.T) {
-	e := start(t, withConfig(func(c *server.Config) { c.FailedRate, c.FailedBurst = 0.001, 5 }))
-	ctx := context.Background()
+	e := start(t, withConfig(func(c *server.Config) {
+		c.FailedRate, c.FailedBurst = 0.001, 5
+		c.CallerTokens = []string{"gw:" + tokenA}
+	}))
+	ctx := asCaller(context.Background(), tokenA)
 	answers := func() float64 {
 		return metricValue(t, e, `keyservice_validate_answers_total{code="NOT_FOUND",path="filter"}`)
 	}
@@ -228,6 +231,35 @@ func TestFailedAttemptGuardPerEndClient(t *testing.T) {
 	}
 	if _, err := e.grpc.Validate(ctx, &keyservicev1.ValidateRequest{Key: k, ClientIp: "not-an-ip"}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("malformed client_ip: %v, want InvalidArgument", err)
+	}
+	// Valid keys are never counted as failures.
+	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "n", Owner: "o"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		v, err := e.grpc.Validate(ctx, &keyservicev1.ValidateRequest{Key: created.GetSecret(), ClientIp: "198.51.100.3"})
+		if err != nil || !v.GetValid() {
+			t.Fatalf("valid key %d from a fresh end client: %v %v", i, v, err)
+		}
+	}
+}
+
+// TestAnonymousCallersCannotNameEndClients: a caller known only by its
+// address may not split its failed-attempt budget by inventing client_ip
+// values, or a guesser would never run out.
+func TestAnonymousCallersCannotNameEndClients(t *testing.T) {
+	e := start(t, withConfig(func(c *server.Config) { c.FailedRate, c.FailedBurst = 0.001, 3 }))
+	refused := 0
+	for i := 0; i < 8; i++ {
+		k, _ := keyFormatKey(t)
+		_, err := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: k, ClientIp: fmt.Sprintf("203.0.113.%d", i)})
+		if status.Code(err) == codes.ResourceExhausted {
+			refused++
+		}
+	}
+	if refused != 5 {
+		t.Fatalf("%d of 8 guesses with invented client_ip refused, want 5 (one budget of 3)", refused)
 	}
 }
 

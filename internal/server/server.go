@@ -184,12 +184,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	overrides, _ := cfg.CallerOverrides()    // validated
 	trusted, _ := cfg.TrustedProxyPrefixes() // validated
 	callers := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default:   ratelimit.Budget{Rate: cfg.CallerRate, Burst: cfg.CallerBurst},
-		Overrides: overrides,
-		Failed:    ratelimit.Budget{Rate: cfg.FailedRate, Burst: cfg.FailedBurst},
-		TableSize: cfg.CallerTableSize,
-		Idle:      cfg.CallerIdle,
-		Registry:  reg,
+		Default:        ratelimit.Budget{Rate: cfg.CallerRate, Burst: cfg.CallerBurst},
+		Overrides:      overrides,
+		Failed:         ratelimit.Budget{Rate: cfg.FailedRate, Burst: cfg.FailedBurst},
+		TableSize:      cfg.CallerTableSize,
+		Idle:           cfg.CallerIdle,
+		TrustedProxies: trusted,
+		Registry:       reg,
 	})
 	tlsCfg, err := cfg.serverTLS()
 	if err != nil {

@@ -185,10 +185,21 @@ type Validator struct {
 	usage   usageBuffer
 	metrics *metrics
 
+	// echoes remembers events this replica applied itself, so their NOTIFY
+	// (which Postgres also delivers to the writer's own LISTEN connection)
+	// is not applied twice: a second Apply would bump the epoch again and
+	// throw away a lookup's answer for nothing.
+	echoes *otter.Cache[echoKey, struct{}]
+
 	syncMu    sync.Mutex                // keeps syncs (the loop, catch-up after a reconnect) apart
 	rebuildMu sync.Mutex                // one filter rebuild at a time
 	watermark atomic.Pointer[time.Time] // database time up to which changes are known
 	loadedAt  atomic.Int64
+}
+
+type echoKey struct {
+	kind store.EventKind
+	hash keys.Hash
 }
 
 type stripe struct {
@@ -281,6 +292,11 @@ func New(cfg Config) (*Validator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("validate: negative cache: %w", err)
 	}
+	v.echoes = otter.Must(&otter.Options[echoKey, struct{}]{
+		MaximumSize:      10_000,
+		ExpiryCalculator: otter.ExpiryCreating[echoKey, struct{}](time.Minute),
+		Clock:            clock,
+	})
 	reg := cfg.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -497,6 +513,14 @@ func (v *Validator) fill(h keys.Hash, epoch uint64, set func()) {
 // before returning to their caller; other replicas apply it from NOTIFY or
 // incremental sync.
 func (v *Validator) Apply(e store.Event, source string) {
+	switch source {
+	case "local":
+		v.echoes.Set(echoKey{e.Kind, e.Hash}, struct{}{})
+	case "notify":
+		if _, mine := v.echoes.Invalidate(echoKey{e.Kind, e.Hash}); mine {
+			return // already applied when this replica made the change
+		}
+	}
 	st := &v.stripes[e.Hash[0]]
 	switch e.Kind {
 	case store.EventCreated:
