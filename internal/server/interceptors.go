@@ -56,10 +56,8 @@ func requestIDFrom(ctx context.Context) string {
 func requestID() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		id := ""
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			if v := md.Get(requestIDHeader); len(v) == 1 && saneID(v[0]) {
-				id = v[0]
-			}
+		if v := metadata.ValueFromIncomingContext(ctx, requestIDHeader); len(v) == 1 && saneID(v[0]) {
+			id = v[0]
 		}
 		if id == "" {
 			var b [12]byte
@@ -97,6 +95,9 @@ func logging(log *slog.Logger) grpc.UnaryServerInterceptor {
 		lvl := slog.LevelInfo
 		if code == codes.Internal || code == codes.Unknown {
 			lvl = slog.LevelError
+		}
+		if !log.Enabled(ctx, lvl) {
+			return resp, err // no line to write: build none
 		}
 		attrs := []slog.Attr{
 			slog.String("method", info.FullMethod),
@@ -249,11 +250,8 @@ func digestOf(tok string) [32]byte {
 
 // bearer returns the token of a single `authorization: Bearer` header.
 func bearer(ctx context.Context) (string, bool) {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
-		return "", false
-	}
-	v := md.Get("authorization")
+	// Only this header is copied, not the whole metadata.
+	v := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(v) != 1 {
 		return "", false
 	}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"github.com/jackc/pgx/v5"
 	"github.com/maypok86/otter/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -63,7 +62,6 @@ type Server struct {
 type Option func(*options)
 
 type options struct {
-	tracer         pgx.QueryTracer
 	tracerProvider trace.TracerProvider
 	naive          bool
 	ceiling        bool
@@ -83,9 +81,6 @@ func WithCeilingValidation() Option { return func(o *options) { o.ceiling = true
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(o *options) { o.tracerProvider = tp }
 }
-
-// WithQueryTracer sees every query the pool runs.
-func WithQueryTracer(t pgx.QueryTracer) Option { return func(o *options) { o.tracer = t } }
 
 // Run builds a Server from cfg and serves until ctx ends.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) error {
@@ -115,7 +110,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		MaxConns:         int32(cfg.DBMaxConns),
 		StatementTimeout: cfg.DBStatementTimeout,
 		ConnectTimeout:   cfg.DBConnectTimeout,
-		Tracer:           o.tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)

@@ -115,7 +115,6 @@ func (v *Validator) rebuild(ctx context.Context) (err error) {
 	if v.watermark.Load() == nil {
 		v.watermark.Store(&dbNow)
 	}
-	v.loadedAt.Store(time.Now().UnixNano())
 	return nil
 }
 

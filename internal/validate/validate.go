@@ -194,7 +194,6 @@ type Validator struct {
 	syncMu    sync.Mutex                // keeps syncs (the loop, catch-up after a reconnect) apart
 	rebuildMu sync.Mutex                // one filter rebuild at a time
 	watermark atomic.Pointer[time.Time] // database time up to which changes are known
-	loadedAt  atomic.Int64
 }
 
 type echoKey struct {
