@@ -75,8 +75,9 @@ type Budget struct {
 type CallerConfig struct {
 	Default   Budget
 	Overrides map[string]Budget // by caller name (token or certificate name)
-	// Failed is the budget of NOT_FOUND and MALFORMED answers per caller
-	// and end client.
+	// Failed is the budget of NOT_FOUND and MALFORMED answers per end
+	// client: an anonymous caller's address, or (caller, client_ip) when a
+	// caller allowed to name end clients names one.
 	Failed    Budget
 	TableSize int           // limiters kept, per table
 	Idle      time.Duration // a limiter unused this long is forgotten
@@ -96,18 +97,22 @@ type Callers struct {
 	refused   *prometheus.CounterVec
 	refusedRL prometheus.Counter
 	refusedFA prometheus.Counter
+	failures  *prometheus.CounterVec
+	anonFails prometheus.Counter
 }
 
-// callerEntry holds a caller's budget and, for calls without client_ip,
-// its failed-attempt budget: one table lookup serves both.
+// callerEntry holds a caller's budget, its failed-attempt budget (used
+// only for an anonymous caller, whose address is its end client), and
+// its count of failed validations: one table lookup serves all three.
 type callerEntry struct {
-	calls  *rate.Limiter
-	failed *rate.Limiter
+	calls    *rate.Limiter
+	failed   *rate.Limiter
+	failures prometheus.Counter
 }
 
 type failedKey struct {
 	caller Identity
-	client string // ValidateRequest.client_ip, normalised; "" when not given
+	client netip.Addr // ValidateRequest.client_ip, grouped (IPv6: its /64)
 }
 
 // NewCallers builds the caller limiter.
@@ -137,8 +142,13 @@ func NewCallers(cfg CallerConfig) *Callers {
 	}
 	c.refusedRL = c.refused.WithLabelValues("rate")
 	c.refusedFA = c.refused.WithLabelValues("failed_attempts")
+	c.failures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyservice_caller_failed_validations_total",
+		Help: "NOT_FOUND and MALFORMED answers by caller (token:NAME, cert:NAME, admin:admin; anonymous callers together as \"anonymous\"). A credentialed caller that names no end client (client_ip) is never refused for them: watch this instead.",
+	}, []string{"caller"})
+	c.anonFails = c.failures.WithLabelValues("anonymous")
 	if cfg.Registry != nil {
-		cfg.Registry.MustRegister(c.refused,
+		cfg.Registry.MustRegister(c.refused, c.failures,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keyservice_caller_limiters", Help: "Caller limiters held."},
 				func() float64 { return float64(c.callers.EstimatedSize()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keyservice_failed_attempt_limiters", Help: "Failed-attempt limiters held."},
@@ -188,10 +198,18 @@ func (c *Callers) entry(id Identity) *callerEntry {
 		return e
 	}
 	b := c.budgetFor(id)
-	e, _ := c.callers.SetIfAbsent(id, &callerEntry{
-		calls:  rate.NewLimiter(rate.Limit(b.Rate), b.Burst),
-		failed: rate.NewLimiter(rate.Limit(c.cfg.Failed.Rate), c.cfg.Failed.Burst),
-	})
+	ne := &callerEntry{
+		calls:    rate.NewLimiter(rate.Limit(b.Rate), b.Burst),
+		failures: c.anonFails,
+	}
+	if id.Kind == KindAddr {
+		ne.failed = rate.NewLimiter(rate.Limit(c.cfg.Failed.Rate), c.cfg.Failed.Burst)
+	} else {
+		// Bounded: credentialed callers are named in the configuration (or
+		// by a certificate authority it names).
+		ne.failures = c.failures.WithLabelValues(id.String())
+	}
+	e, _ := c.callers.SetIfAbsent(id, ne)
 	return e
 }
 
@@ -257,21 +275,31 @@ func (c *Callers) Interceptor() grpc.UnaryServerInterceptor {
 		if !isValidate {
 			return handler(ctx, req)
 		}
-		// client_ip splits the failed-attempt budget per end client. It is
-		// believed only from callers that are not anonymous (a token, a
-		// certificate, an admin) or that are trusted proxies: otherwise a
-		// guesser would name a new end client per request and never run out.
-		client := ""
+		// The failed-attempt guard punishes whoever sent the wrong keys, never
+		// a whole calling service: its budget belongs to the end client. An
+		// anonymous caller is its own end client (its address). A caller that
+		// may name end clients (a credential, or a trusted proxy) names them
+		// in client_ip; a credentialed caller that names none is never
+		// refused for wrong keys (its own budget still applies), and its
+		// failures are counted per caller instead. client_ip is believed only
+		// from such callers: otherwise a guesser would name a new end client
+		// per request and never run out.
+		var fl *rate.Limiter
 		if raw := vreq.GetClientIp(); raw != "" && c.mayForward(id) {
 			a, err := netip.ParseAddr(raw)
 			if err != nil {
 				return handler(ctx, req) // the handler refuses a malformed client_ip
 			}
-			client = Group(a).String()
+			fl = c.failedLimiter(failedKey{caller: id, client: Group(a)})
+		} else if id.Kind == KindAddr {
+			fl = entry.failed
 		}
-		fl := entry.failed
-		if client != "" {
-			fl = c.failedLimiter(failedKey{caller: id, client: client})
+		if fl == nil {
+			resp, err := handler(ctx, req)
+			if isFailure(resp, err) {
+				entry.failures.Inc()
+			}
+			return resp, err
 		}
 		// Take the token before judging the key, so concurrent calls cannot
 		// all pass a check made before any of them was counted; give it back
@@ -283,15 +311,23 @@ func (c *Callers) Interceptor() grpc.UnaryServerInterceptor {
 			return nil, refuse(ctx, "too many failed validations from this client", wait(fl, now, 1), c.cfg.Failed.Burst)
 		}
 		resp, err := handler(ctx, req)
-		failed := false
-		if v, ok := resp.(*keyservicev1.ValidateResponse); ok && err == nil {
-			failed = v.GetCode() == keyservicev1.Code_CODE_NOT_FOUND || v.GetCode() == keyservicev1.Code_CODE_MALFORMED
-		}
-		if !failed {
+		if isFailure(resp, err) {
+			entry.failures.Inc()
+		} else {
 			r.CancelAt(now)
 		}
 		return resp, err
 	}
+}
+
+// isFailure reports whether a Validate answer spends the failed-attempt
+// budget: a key that is not a keyservice key, or that does not exist.
+func isFailure(resp any, err error) bool {
+	v, ok := resp.(*keyservicev1.ValidateResponse)
+	if !ok || err != nil {
+		return false
+	}
+	return v.GetCode() == keyservicev1.Code_CODE_NOT_FOUND || v.GetCode() == keyservicev1.Code_CODE_MALFORMED
 }
 
 // refuse builds the RESOURCE_EXHAUSTED status and the headers the gateway

@@ -109,10 +109,12 @@ func forwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 			d = authDecision{status: http.StatusUnauthorized, headers: map[string]string{"WWW-Authenticate": challengeFor(keyHeader)}}
 		} else {
 			// The gateway in front is the caller (limited by its token or its
-			// address). When it is a trusted proxy, the end client it forwards
-			// for (the nearest untrusted X-Forwarded-For address; never
-			// X-Real-IP, which a client can send through an auth subrequest)
-			// feeds the failed-attempt guard as client_ip.
+			// address). The end client it forwards for (the nearest untrusted
+			// X-Forwarded-For address; never X-Real-IP, which a client can send
+			// through an auth subrequest) is passed as client_ip, so wrong keys
+			// are held against that end client, not the whole gateway. The
+			// caller limiter believes it only from a gateway with a caller
+			// token or from a trusted proxy.
 			req := &keyservicev1.ValidateRequest{Key: key}
 			g := gatewayCall{remoteAddr: r.RemoteAddr}
 			if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
@@ -121,10 +123,8 @@ func forwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 			if r.TLS != nil {
 				g.certName = nameOf(r.TLS.VerifiedChains)
 			}
-			if isTrusted(g.clientAddr, trusted) {
-				if end := httpClientAddr(r, trusted); end.IsValid() && end != g.clientAddr {
-					req.ClientIp = end.String()
-				}
+			if end := forwardedClient(r, g.clientAddr, trusted); end.IsValid() && end != g.clientAddr {
+				req.ClientIp = end.String()
 			}
 			md := metadata.MD{}
 			if tok := r.Header.Get(callerTokenHeader); tok != "" {
@@ -141,6 +141,28 @@ func forwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(d.status)
 	})
+}
+
+// forwardedClient is the end client a gateway forwards for: from a
+// trusted proxy, the nearest X-Forwarded-For address that is not itself a
+// trusted proxy; from any other peer, the last X-Forwarded-For address
+// (the one the gateway itself appended), skipping trusted proxies. The zero
+// Addr when there is none.
+func forwardedClient(r *http.Request, peerAddr netip.Addr, trusted []netip.Prefix) netip.Addr {
+	if isTrusted(peerAddr, trusted) {
+		return httpClientAddr(r, trusted)
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return netip.Addr{}
+		}
+		if a := hop.Unmap(); !isTrusted(a, trusted) {
+			return a
+		}
+	}
+	return netip.Addr{}
 }
 
 // extAuthz is envoy.service.auth.v3.Authorization on the gRPC port, for

@@ -1,0 +1,200 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/server"
+)
+
+// The failed-attempt guard punishes the end client that sent wrong keys,
+// never a whole calling service (issue: "real customers are never refused").
+
+// wrongKey is a well-formed key that does not exist.
+func wrongKey(t *testing.T) string {
+	t.Helper()
+	k, err := keyFormatKey(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestSharedCallerIsNeverLockedOutByItsUsersWrongKeys reproduces the
+// lockout: a service with a caller token validates its users' keys, 150
+// of them wrong (more than the default failed-attempt burst of 100), over
+// REST and over gRPC; its users' valid keys are still answered VALID, and
+// the failures are counted for the caller.
+func TestSharedCallerIsNeverLockedOutByItsUsersWrongKeys(t *testing.T) {
+	e := start(t, withConfig(func(c *server.Config) { c.CallerTokens = []string{"svc:" + tokenA} }))
+	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "customer", Owner: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := asCaller(context.Background(), tokenA)
+	for i := 0; i < 150; i++ {
+		if code, body, _ := e.rest(t, "POST", "/v1/keys:validate", tokenA, fmt.Sprintf(`{"key":%q}`, wrongKey(t))); code != 200 || body["code"] != "CODE_NOT_FOUND" {
+			t.Fatalf("wrong key %d over REST: %d %v", i, code, body)
+		}
+		v, err := e.grpc.Validate(ctx, &keyservicev1.ValidateRequest{Key: wrongKey(t)})
+		if err != nil || v.GetCode() != keyservicev1.Code_CODE_NOT_FOUND {
+			t.Fatalf("wrong key %d over gRPC: %v %v", i, v, err)
+		}
+	}
+	refusedValid := 0
+	for i := 0; i < 10; i++ {
+		if code, body, _ := e.rest(t, "POST", "/v1/keys:validate", tokenA, fmt.Sprintf(`{"key":%q}`, created.GetSecret())); code != 200 || body["valid"] != true {
+			refusedValid++
+		}
+		if v, err := e.grpc.Validate(ctx, &keyservicev1.ValidateRequest{Key: created.GetSecret()}); err != nil || !v.GetValid() {
+			refusedValid++
+		}
+	}
+	if refusedValid != 0 {
+		t.Fatalf("%d of 20 valid keys refused after the caller's users sent 300 wrong keys, want 0", refusedValid)
+	}
+	if n := metricValue(t, e, `keyservice_caller_failed_validations_total{caller="token:svc"}`); n != 300 {
+		t.Fatalf("failed validations counted for the caller: %v, want 300", n)
+	}
+}
+
+// TestEndClientFloodingIsRefusedWhileAnotherIsServedOverREST: the same as
+// TestFailedAttemptGuardPerEndClient (gRPC), through the REST gateway.
+func TestEndClientFloodingIsRefusedWhileAnotherIsServedOverREST(t *testing.T) {
+	e := start(t, withConfig(func(c *server.Config) {
+		c.FailedRate, c.FailedBurst = 0.001, 5
+		c.CallerTokens = []string{"svc:" + tokenA}
+	}))
+	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "customer", Owner: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := func(key, ip string) string { return fmt.Sprintf(`{"key":%q,"client_ip":%q}`, key, ip) }
+	for i := 0; i < 5; i++ {
+		if code, _, _ := e.rest(t, "POST", "/v1/keys:validate", tokenA, body(wrongKey(t), "198.51.100.1")); code != 200 {
+			t.Fatalf("wrong key %d: %d", i, code)
+		}
+	}
+	if code, _, hdr := e.rest(t, "POST", "/v1/keys:validate", tokenA, body(wrongKey(t), "198.51.100.1")); code != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" {
+		t.Fatalf("6th wrong key from the flooding end client: %d, want 429 with Retry-After", code)
+	}
+	if code, b, _ := e.rest(t, "POST", "/v1/keys:validate", tokenA, body(created.GetSecret(), "198.51.100.2")); code != 200 || b["valid"] != true {
+		t.Fatalf("another end client's valid key: %d %v", code, b)
+	}
+	if code, b, _ := e.rest(t, "POST", "/v1/keys:validate", tokenA, fmt.Sprintf(`{"key":%q}`, created.GetSecret())); code != 200 || b["valid"] != true {
+		t.Fatalf("the caller's valid key with no end client named: %d %v", code, b)
+	}
+}
+
+// TestAnonymousGuessersAreStillRefused over both transports: an anonymous
+// caller is its own end client, and invented client_ip values do not help.
+func TestAnonymousGuessersAreStillRefused(t *testing.T) {
+	e := start(t, withConfig(func(c *server.Config) { c.FailedRate, c.FailedBurst = 0.001, 3 }))
+	refusedREST := 0
+	for i := 0; i < 6; i++ {
+		code, _, _ := e.rest(t, "POST", "/v1/keys:validate", "", fmt.Sprintf(`{"key":%q,"client_ip":"203.0.113.%d"}`, wrongKey(t), i))
+		if code == http.StatusTooManyRequests {
+			refusedREST++
+		}
+	}
+	if refusedREST != 3 {
+		t.Fatalf("%d of 6 anonymous REST guesses refused, want 3 (one budget of 3)", refusedREST)
+	}
+	// gRPC comes from the same address: the same end client, still refused.
+	if _, err := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: wrongKey(t)}); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("anonymous gRPC guess after the budget is spent: %v, want ResourceExhausted", err)
+	}
+}
+
+// TestForwardAuthGuardsEachEndClient: a gateway with a caller token sends
+// X-Forwarded-For as nginx does; one end client sending wrong keys is
+// refused, another is served, and the gateway itself is never locked out.
+func TestForwardAuthGuardsEachEndClient(t *testing.T) {
+	e := start(t, withConfig(func(c *server.Config) {
+		c.FailedRate, c.FailedBurst = 0.001, 3
+		c.CallerTokens = []string{"nginx:" + tokenA}
+	}))
+	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "customer", Owner: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := func(key, xff string) int {
+		h := map[string]string{"Authorization": "Bearer " + key, "X-Keyservice-Caller-Token": tokenA}
+		if xff != "" {
+			h["X-Forwarded-For"] = xff
+		}
+		resp := get(t, e.base+"/v1/auth", h)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := 0; i < 3; i++ {
+		if c := auth(wrongKey(t), "198.51.100.1"); c != 401 {
+			t.Fatalf("wrong key %d: %d", i, c)
+		}
+	}
+	if c := auth(wrongKey(t), "198.51.100.1"); c != 429 {
+		t.Fatalf("the flooding end client's next wrong key: %d, want 429", c)
+	}
+	if c := auth(created.GetSecret(), "198.51.100.2"); c != 200 {
+		t.Fatalf("another end client's valid key: %d, want 200", c)
+	}
+	// With no end client named, the credentialed gateway is never refused
+	// for wrong keys.
+	for i := 0; i < 5; i++ {
+		if c := auth(wrongKey(t), ""); c != 401 {
+			t.Fatalf("wrong key %d with no end client: %d, want 401", i, c)
+		}
+	}
+	if c := auth(created.GetSecret(), ""); c != 200 {
+		t.Fatalf("valid key with no end client after wrong ones: %d, want 200", c)
+	}
+}
+
+// TestEnvoyCheckGuardsEachEndClient: Envoy (with a caller token) reports
+// each request's source address; it feeds the guard.
+func TestEnvoyCheckGuardsEachEndClient(t *testing.T) {
+	e := start(t, withConfig(func(c *server.Config) {
+		c.FailedRate, c.FailedBurst = 0.001, 3
+		c.CallerTokens = []string{"envoy:" + tokenA}
+	}))
+	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "customer", Owner: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := authv3.NewAuthorizationClient(e.conn)
+	check := func(key, source string) int32 {
+		t.Helper()
+		resp, err := client.Check(asCaller(context.Background(), tokenA), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+				SocketAddress: &corev3.SocketAddress{Address: source}}}},
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/",
+				Headers: map[string]string{"authorization": "Bearer " + key}}},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetOkResponse() != nil {
+			return 200
+		}
+		return int32(resp.GetDeniedResponse().GetStatus().GetCode())
+	}
+	for i := 0; i < 3; i++ {
+		if c := check(wrongKey(t), "198.51.100.1"); c != 401 {
+			t.Fatalf("wrong key %d: %d", i, c)
+		}
+	}
+	if c := check(wrongKey(t), "198.51.100.1"); c != 429 {
+		t.Fatalf("the flooding end client's next wrong key: %d, want 429", c)
+	}
+	if c := check(created.GetSecret(), "198.51.100.2"); c != 200 {
+		t.Fatalf("another end client's valid key: %d, want 200", c)
+	}
+}
