@@ -27,3 +27,8 @@ LIMIT sqlc.arg(page_limit);
 -- name: Notify :exec
 -- Notify tells every replica about a change; it is delivered at commit.
 SELECT pg_notify(sqlc.arg(channel)::text, sqlc.arg(payload)::text);
+
+-- name: GetKeysByHashes :many
+-- GetKeysByHashes is the validation path's batched lookup: every key whose
+-- SHA-256 is among key_hashes, in one statement.
+SELECT * FROM api_keys WHERE key_hash = ANY(sqlc.arg(key_hashes)::bytea[]);

@@ -31,3 +31,13 @@ UPDATE api_keys AS k SET last_used_at = u.used_at
 FROM (SELECT unnest(sqlc.arg(ids)::uuid[]) AS id,
              unnest(sqlc.arg(used_at)::timestamptz[]) AS used_at) AS u
 WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.used_at);
+
+-- name: RecentlyUsedKeys :many
+-- RecentlyUsedKeys pages through active keys by last use, newest first,
+-- before (before_used_at, before_id): the warm start of the positive cache.
+SELECT * FROM api_keys
+WHERE last_used_at IS NOT NULL AND revoked_at IS NULL
+  AND (expires_at IS NULL OR expires_at > now())
+  AND (last_used_at, id) < (sqlc.arg(before_used_at)::timestamptz, sqlc.arg(before_id)::uuid)
+ORDER BY last_used_at DESC, id DESC
+LIMIT sqlc.arg(page_limit);

@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/netdelay"
 	"github.com/keyservice/keyservice/internal/pglocal"
 	"github.com/keyservice/keyservice/internal/server"
 	"github.com/keyservice/keyservice/internal/store"
@@ -31,7 +32,7 @@ import (
 
 // Scenarios, transports and modes.
 var (
-	AllScenarios  = []string{"hot", "cold", "malformed", "unknown", "revoked", "mixed", "churn"}
+	AllScenarios  = []string{"hot", "cold", "malformed", "unknown", "revoked", "mixed", "churn", "restart"}
 	AllTransports = []string{"grpc", "rest"}
 	AllModes      = []string{"keyservice", "ceiling", "naive"}
 )
@@ -108,11 +109,12 @@ type env struct {
 	adminURL  string           // database to CREATE/DROP from
 	dbURL     string           // the bench database, direct
 	svcURL    string           // what the service dials (through the latency proxy if any)
-	proxy     *latencyProxy
+	proxy     *netdelay.Proxy
 	dbName    string
 	pgss      bool // pg_stat_statements available
 	format    keys.Format
 	active    []string // secrets of active keys
+	activeSet map[string]struct{}
 	revoked   []string
 	unknown   []string
 	malformed []string
@@ -171,7 +173,7 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 	e.dbURL = u.String()
 	e.svcURL = e.dbURL
 	if cfg.DBLatency > 0 {
-		p, err := startLatencyProxy(u.Host, cfg.DBLatency)
+		p, err := netdelay.Start(u.Host, cfg.DBLatency)
 		if err != nil {
 			e.close()
 			return nil, err
@@ -257,10 +259,20 @@ func (e *env) migrateAndSeed(ctx context.Context) error {
 		return err
 	}
 	e.active, e.revoked = secrets[:n-revoked], secrets[n-revoked:]
+	e.activeSet = make(map[string]struct{}, len(e.active))
+	for _, k := range e.active {
+		e.activeSet[k] = struct{}{}
+	}
 	e.unknown = unknownKeys(e.format, 400_000)
 	e.malformed = malformedKeys(e.format, 30_000, rand.New(rand.NewPCG(1, 2)))
 	e.log.Info("seeded", "keys", n, "revoked", revoked, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// isActive reports whether key is one of the seeded active keys.
+func (e *env) isActive(key string) bool {
+	_, ok := e.activeSet[key]
+	return ok
 }
 
 // lookups counts the statements that read keys for Validate
@@ -275,7 +287,7 @@ func (e *env) lookups(ctx context.Context) int64 {
 	}
 	defer conn.Close(ctx)
 	var n int64
-	if err := conn.QueryRow(ctx, "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements WHERE query LIKE '%name: GetKeyByHash%'").Scan(&n); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements WHERE query LIKE '%name: GetKey%ByHash%'").Scan(&n); err != nil {
 		return -1
 	}
 	return n

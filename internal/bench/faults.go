@@ -200,7 +200,7 @@ func (e *env) adminUnderFlood(ctx context.Context, s *server.Server, g *grpcVali
 				return pickMal(w, i)
 			}
 			return pickUnk(w, i)
-		})
+		}, nil)
 		for _, t := range tallies {
 			floodN += int64(len(t.lat))
 		}

@@ -36,6 +36,9 @@ type Result struct {
 	Latency   LatencyMS      `json:"latency_ms"`
 	Errors    map[string]int `json:"errors"`  // by status
 	Answers   map[string]int `json:"answers"` // by code
+	// ValidRefused counts calls with an active key answered UNAVAILABLE
+	// (gRPC) or 503 (REST): real customers refused.
+	ValidRefused int64 `json:"valid_refused"`
 	// LookupsPer1k is database lookups per 1,000 requests; -1 when unknown.
 	LookupsPer1k float64 `json:"lookups_per_1k"`
 	PoolWaits    float64 `json:"pool_acquire_waits"`
@@ -168,7 +171,7 @@ func (e *env) picker(scenario string) picker {
 	}
 	mix := func(w, i int) int { return (w*7919 + i*104729) & 0x7fffffff }
 	switch scenario {
-	case "hot", "churn":
+	case "hot", "churn", "restart":
 		return func(w, i int) string { return hot[mix(w, i)%len(hot)] }
 	case "cold":
 		return func(w, i int) string { return e.active[mix(w, i)%len(e.active)] }
@@ -191,14 +194,32 @@ func (e *env) picker(scenario string) picker {
 
 // tally collects one worker's observations.
 type tally struct {
-	lat     []time.Duration
-	answers map[string]int
-	errors  map[string]int
+	lat          []time.Duration
+	answers      map[string]int
+	errors       map[string]int
+	validRefused int64
+}
+
+// holder is a validator that may be swapped while load runs (a restart):
+// drive holds it before starting a call's clock, so the swap itself is not
+// counted as a call's latency.
+type holder interface {
+	hold()
+	release()
+}
+
+// isRefusal reports whether err is the service refusing to answer for want
+// of the database (gRPC UNAVAILABLE, REST 503).
+func isRefusal(err error) bool {
+	n := errName(err)
+	return n == "Unavailable" || n == "HTTP 503"
 }
 
 // drive runs workers calling v with keys from pick for d (every call
-// started before the end completes and counts; none is cut off).
-func drive(ctx context.Context, v validator, workers int, d time.Duration, pick picker) []*tally {
+// started before the end completes and counts; none is cut off). active
+// tells which keys exist and are active, for counting refused valid keys;
+// it may be nil.
+func drive(ctx context.Context, v validator, workers int, d time.Duration, pick picker, active func(string) bool) []*tally {
 	out := make([]*tally, workers)
 	until := time.Now().Add(d)
 	var wg sync.WaitGroup
@@ -206,17 +227,27 @@ func drive(ctx context.Context, v validator, workers int, d time.Duration, pick 
 		t := &tally{lat: make([]time.Duration, 0, 1<<14), answers: map[string]int{}, errors: map[string]int{}}
 		out[w] = t
 		wg.Go(func() {
+			h, swappable := v.(holder)
 			for i := 0; ctx.Err() == nil && time.Now().Before(until); i++ {
 				key := pick(w, i)
+				if swappable {
+					h.hold()
+				}
 				start := time.Now()
 				code, err := v.validate(ctx, w, key)
 				d := time.Since(start)
+				if swappable {
+					h.release()
+				}
 				if ctx.Err() != nil {
 					return // interrupted: not a sample
 				}
 				t.lat = append(t.lat, d)
 				if err != nil {
 					t.errors[errName(err)]++
+					if active != nil && isRefusal(err) && active(key) {
+						t.validRefused++
+					}
 					continue
 				}
 				t.answers[code]++
@@ -238,13 +269,20 @@ func errName(err error) string {
 	return "transport"
 }
 
-// measure warms up, then drives load for the configured duration.
-func (e *env) measure(ctx context.Context, s *server.Server, mode, scenario, transport string) (Result, error) {
+// measure warms up, then drives load for the configured duration. In the
+// restart scenario, restart replaces the service halfway through.
+func (e *env) measure(ctx context.Context, s *server.Server, mode, scenario, transport string, restart func() (*server.Server, error)) (Result, error) {
+	var v validator
 	v, err := newValidator(transport, s, e.cfg)
 	if err != nil {
 		return Result{}, err
 	}
-	defer v.close()
+	var sw *swapper
+	if scenario == "restart" {
+		sw = &swapper{cur: v}
+		v = sw
+	}
+	defer func() { v.close() }()
 	pick := e.picker(scenario)
 	var churnStop func()
 	if scenario == "churn" {
@@ -252,14 +290,38 @@ func (e *env) measure(ctx context.Context, s *server.Server, mode, scenario, tra
 		defer churnStop()
 	}
 	if e.cfg.Warmup > 0 {
-		drive(ctx, v, e.cfg.Workers, e.cfg.Warmup, pick)
+		drive(ctx, v, e.cfg.Workers, e.cfg.Warmup, pick, nil)
 	}
 	lookupsBefore := e.lookups(ctx)
 	waitsBefore := scrape(s, "keyservice_db_pool_acquire_waits_total")
 	runtime.GC()
+	restarted := make(chan error, 1)
+	if sw != nil {
+		go func() {
+			if !sleepCtx(ctx, e.cfg.Duration/2) {
+				restarted <- ctx.Err()
+				return
+			}
+			restarted <- sw.swap(func() (validator, error) {
+				oldWaits := scrape(s, "keyservice_db_pool_acquire_waits_total") - waitsBefore
+				ns, err := restart()
+				if err != nil {
+					return nil, err
+				}
+				// A new process counts from zero: carry the old one's waits.
+				s, waitsBefore = ns, -oldWaits
+				return newValidator(transport, ns, e.cfg)
+			})
+		}()
+	} else {
+		restarted <- nil
+	}
 	start := time.Now()
-	tallies := drive(ctx, v, e.cfg.Workers, e.cfg.Duration, pick)
+	tallies := drive(ctx, v, e.cfg.Workers, e.cfg.Duration, pick, e.isActive)
 	elapsed := time.Since(start)
+	if err := <-restarted; err != nil {
+		return Result{}, fmt.Errorf("restarting the service: %w", err)
+	}
 	r := Result{Scenario: scenario, Transport: transport, Mode: mode, Seconds: elapsed.Seconds(),
 		Errors: map[string]int{}, Answers: map[string]int{}}
 	var all []time.Duration
@@ -271,6 +333,7 @@ func (e *env) measure(ctx context.Context, s *server.Server, mode, scenario, tra
 		for k, n := range t.errors {
 			r.Errors[k] += n
 		}
+		r.ValidRefused += t.validRefused
 	}
 	r.Requests = int64(len(all))
 	r.RPS = float64(r.Requests) / elapsed.Seconds()
@@ -291,8 +354,54 @@ func (e *env) warm(ctx context.Context, s *server.Server, transport string) erro
 		return err
 	}
 	defer v.close()
-	drive(ctx, v, e.cfg.Workers, 2*e.cfg.Warmup, e.picker("hot"))
+	drive(ctx, v, e.cfg.Workers, 2*e.cfg.Warmup, e.picker("hot"), nil)
 	return nil
+}
+
+// swapper is the restart scenario's validator: swap stops the calls, runs
+// the restart and points the load at the new service.
+type swapper struct {
+	mu  sync.RWMutex
+	cur validator
+}
+
+func (s *swapper) hold()    { s.mu.RLock() }
+func (s *swapper) release() { s.mu.RUnlock() }
+
+func (s *swapper) validate(ctx context.Context, w int, key string) (string, error) {
+	return s.cur.validate(ctx, w, key) // under hold
+}
+
+func (s *swapper) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cur.close()
+}
+
+// swap waits for the calls in flight, then replaces the validator with the
+// one next returns (the old one is closed). Calls wait meanwhile, outside
+// their measured time.
+func (s *swapper) swap(next func() (validator, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	nv, err := next()
+	if err != nil {
+		return err
+	}
+	s.cur.close()
+	s.cur = nv
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // churn creates and revokes keys at a steady rate (20 each per second)

@@ -53,7 +53,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			Conns: cfg.Conns, Workers: cfg.Workers, DBLatency: cfg.DBLatency.String()},
 		Service: "in process (this binary); load over loopback sockets: gRPC over " +
 			fmt.Sprint(cfg.Conns) + " connections, REST over one HTTP/1.1 connection per worker",
-		Lookups: "pg_stat_statements (calls of the GetKeyByHash statement)",
+		Lookups: "pg_stat_statements (statements that read keys for Validate: GetKeysByHashes, batched; GetKeyByHash, naive)",
 	}
 	if !e.pgss {
 		rep.Lookups = "unavailable: pg_stat_statements is not loaded on DATABASE_URL's server"
@@ -71,13 +71,32 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// measured in every mode back to back, in an order that rotates, so
 	// drift on the machine (and GC of earlier runs) does not favour a mode.
 	services := map[string]*server.Server{}
+	stops := map[string]func(){}
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
 	for _, mode := range cfg.Modes {
 		s, stop, err := e.startService(ctx, mode)
 		if err != nil {
 			return nil, fmt.Errorf("starting %s: %w", mode, err)
 		}
-		defer stop()
-		services[mode] = s
+		services[mode], stops[mode] = s, stop
+	}
+	// restart stops a mode's service (it drains and flushes its usage, as
+	// on SIGTERM) and starts a new one on the same database.
+	restart := func(mode string) func() (*server.Server, error) {
+		return func() (*server.Server, error) {
+			stops[mode]()
+			delete(stops, mode)
+			s, stop, err := e.startService(ctx, mode)
+			if err != nil {
+				return nil, err
+			}
+			services[mode], stops[mode] = s, stop
+			return s, nil
+		}
 	}
 	// The first minutes of a process run slower (heap growth, caches,
 	// connection pools): warm every service up before measuring anything.
@@ -96,7 +115,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
-				r, err := e.measure(ctx, services[mode], mode, sc, tr)
+				r, err := e.measure(ctx, services[mode], mode, sc, tr, restart(mode))
 				if err != nil {
 					return nil, err
 				}
@@ -189,6 +208,18 @@ func (rep *Report) check() {
 				add(r.LookupsPer1k <= 3, "unknown/%s: %.2f lookups per 1,000 (target ≤ 3)", r.Transport, r.LookupsPer1k)
 			}
 		}
+		switch r.Scenario {
+		case "hot", "cold", "mixed", "churn", "restart":
+			add(r.ValidRefused == 0, "%s/%s: %d valid keys refused (target 0)", r.Scenario, r.Transport, r.ValidRefused)
+		}
+		if r.Scenario == "cold" {
+			if r.VsCeiling > 0 && rep.Config.DBLatency != "0s" {
+				add(r.VsCeiling >= 0.8, "cold/%s: %.2f× ceiling with db-latency %s (target ≥ 0.8)", r.Transport, r.VsCeiling, rep.Config.DBLatency)
+			}
+			if r.LookupsPer1k >= 0 {
+				add(r.LookupsPer1k <= 250, "cold/%s: %.0f key-reading statements per 1,000 (target ≤ 250)", r.Transport, r.LookupsPer1k)
+			}
+		}
 		if r.Scenario == "malformed" && r.LookupsPer1k >= 0 {
 			add(r.LookupsPer1k == 0, "malformed/%s: %.2f lookups per 1,000 (target 0)", r.Transport, r.LookupsPer1k)
 		}
@@ -252,16 +283,16 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "Keys %d; %s per run after %s warm-up; %d workers; db-latency %s. Service: %s. Lookups: %s.\n\n",
 		rep.Config.Keys, rep.Config.Duration, rep.Config.Warmup, rep.Config.Workers, rep.Config.DBLatency, rep.Service, rep.Lookups)
 	if len(rep.Results) > 0 {
-		fmt.Fprintln(w, "| scenario | transport | mode | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | answers | lookups/1k | pool waits | × ceiling | × naive |")
-		fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|")
+		fmt.Fprintln(w, "| scenario | transport | mode | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | valid keys refused | answers | lookups/1k | pool waits | × ceiling | × naive |")
+		fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---:|")
 		for _, r := range rep.Results {
 			lk := "n/a"
 			if r.LookupsPer1k >= 0 {
 				lk = fmt.Sprintf("%.2f", r.LookupsPer1k)
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %.0f | %s | %s |\n",
+			fmt.Fprintf(w, "| %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %d | %s | %s | %.0f | %s | %s |\n",
 				r.Scenario, r.Transport, r.Mode, r.RPS, r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max,
-				fmtCodes(r.Errors), fmtCodes(r.Answers), lk, r.PoolWaits, ratio(r.VsCeiling), ratio(r.VsNaive))
+				fmtCodes(r.Errors), r.ValidRefused, fmtCodes(r.Answers), lk, r.PoolWaits, ratio(r.VsCeiling), ratio(r.VsNaive))
 		}
 		fmt.Fprintln(w)
 	}

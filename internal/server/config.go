@@ -52,8 +52,8 @@ type Config struct {
 	NegativeCacheTTL   time.Duration
 	NegativeCacheSize  int
 	LookupConcurrency  int
+	LookupBatch        int
 	LookupTimeout      time.Duration
-	LookupWait         time.Duration
 	UsageFlushInterval time.Duration
 
 	// Limits (see internal/ratelimit).
@@ -109,8 +109,8 @@ func Defaults() Config {
 		NegativeCacheTTL:   v.NegativeTTL,
 		NegativeCacheSize:  v.NegativeSize,
 		LookupConcurrency:  v.LookupConcurrency,
+		LookupBatch:        v.LookupBatch,
 		LookupTimeout:      v.LookupTimeout,
-		LookupWait:         v.LookupWait,
 		UsageFlushInterval: v.UsageFlushInterval,
 		CallerRate:         1000,
 		CallerBurst:        2000,
@@ -174,7 +174,6 @@ func (c Config) Validate() error {
 		"KEYSERVICE_CACHE_STALE_FOR":      c.CacheStaleFor,
 		"KEYSERVICE_NEGATIVE_CACHE_TTL":   c.NegativeCacheTTL,
 		"KEYSERVICE_LOOKUP_TIMEOUT":       c.LookupTimeout,
-		"KEYSERVICE_LOOKUP_WAIT":          c.LookupWait,
 		"KEYSERVICE_USAGE_FLUSH_INTERVAL": c.UsageFlushInterval,
 		"KEYSERVICE_CALLER_IDLE":          c.CallerIdle,
 		"KEYSERVICE_REDIS_TIMEOUT":        c.RedisTimeout,
@@ -194,6 +193,9 @@ func (c Config) Validate() error {
 	}
 	if c.LookupConcurrency < 1 || c.LookupConcurrency >= c.DBMaxConns {
 		bad("KEYSERVICE_LOOKUP_CONCURRENCY", "must be at least 1 and below KEYSERVICE_DB_MAX_CONNS (%d), so admin calls and sync always find a connection; got %d", c.DBMaxConns, c.LookupConcurrency)
+	}
+	if c.LookupBatch < 1 || c.LookupBatch > 10_000 {
+		bad("KEYSERVICE_LOOKUP_BATCH", "must be between 1 and 10000, got %d", c.LookupBatch)
 	}
 	if _, err := c.CallerTokenMap(); err != nil {
 		bad("KEYSERVICE_CALLER_TOKENS", "%v", err)
@@ -298,9 +300,9 @@ func (c *Config) settings() []setting {
 		{"cache-stale-for", "KEYSERVICE_CACHE_STALE_FOR", "how long past its TTL a cached key may still be served while the database is unreachable", (*durationValue)(&c.CacheStaleFor)},
 		{"negative-cache-ttl", "KEYSERVICE_NEGATIVE_CACHE_TTL", "how long unknown, revoked and expired answers are remembered", (*durationValue)(&c.NegativeCacheTTL)},
 		{"negative-cache-size", "KEYSERVICE_NEGATIVE_CACHE_SIZE", "negative cache entries (separate, so unknown keys cannot evict real ones)", (*intValue)(&c.NegativeCacheSize)},
-		{"lookup-concurrency", "KEYSERVICE_LOOKUP_CONCURRENCY", "database lookups for Validate at once (below the pool size)", (*intValue)(&c.LookupConcurrency)},
-		{"lookup-timeout", "KEYSERVICE_LOOKUP_TIMEOUT", "deadline of one lookup; past it Validate answers UNAVAILABLE", (*durationValue)(&c.LookupTimeout)},
-		{"lookup-wait", "KEYSERVICE_LOOKUP_WAIT", "longest wait for a free lookup slot before UNAVAILABLE", (*durationValue)(&c.LookupWait)},
+		{"lookup-concurrency", "KEYSERVICE_LOOKUP_CONCURRENCY", "lookup statements for Validate at once (below the pool size)", (*intValue)(&c.LookupConcurrency)},
+		{"lookup-batch", "KEYSERVICE_LOOKUP_BATCH", "most keys looked up in one statement", (*intValue)(&c.LookupBatch)},
+		{"lookup-timeout", "KEYSERVICE_LOOKUP_TIMEOUT", "a lookup not answered this long after it was asked (queue and statement) is UNAVAILABLE", (*durationValue)(&c.LookupTimeout)},
 		{"usage-flush-interval", "KEYSERVICE_USAGE_FLUSH_INTERVAL", "last_used_at is written in one batch per interval", (*durationValue)(&c.UsageFlushInterval)},
 		{"caller-tokens", "KEYSERVICE_CALLER_TOKENS", "comma-separated name:token caller credentials; when set, Validate needs one (prefer the env var)", (*listValue)(&c.CallerTokens)},
 		{"caller-rate", "KEYSERVICE_CALLER_RATE", "calls per second each caller may make", (*floatValue)(&c.CallerRate)},
@@ -308,8 +310,8 @@ func (c *Config) settings() []setting {
 		{"caller-limits", "KEYSERVICE_CALLER_LIMITS", "per-caller overrides, comma-separated name=rate:burst", (*listValue)(&c.CallerLimits)},
 		{"caller-table-size", "KEYSERVICE_CALLER_TABLE_SIZE", "caller limiters kept in memory (idle ones are forgotten first)", (*intValue)(&c.CallerTableSize)},
 		{"caller-idle", "KEYSERVICE_CALLER_IDLE", "a caller's limiter unused this long is forgotten", (*durationValue)(&c.CallerIdle)},
-		{"failed-rate", "KEYSERVICE_FAILED_RATE", "NOT_FOUND/MALFORMED answers per second allowed per caller and end client (client_ip)", (*floatValue)(&c.FailedRate)},
-		{"failed-burst", "KEYSERVICE_FAILED_BURST", "NOT_FOUND/MALFORMED answers allowed at once per caller and end client", (*intValue)(&c.FailedBurst)},
+		{"failed-rate", "KEYSERVICE_FAILED_RATE", "NOT_FOUND/MALFORMED answers per second allowed per end client (an anonymous address, or a caller's client_ip)", (*floatValue)(&c.FailedRate)},
+		{"failed-burst", "KEYSERVICE_FAILED_BURST", "NOT_FOUND/MALFORMED answers allowed at once per end client", (*intValue)(&c.FailedBurst)},
 		{"trusted-proxies", "KEYSERVICE_TRUSTED_PROXIES", "comma-separated CIDRs whose X-Forwarded-For is believed for REST callers", (*listValue)(&c.TrustedProxies)},
 		{"key-rate", "KEYSERVICE_KEY_RATE", "default per-key limit as limit/period, for keys created without one", (*stringValue)(&c.KeyRate)},
 		{"key-burst", "KEYSERVICE_KEY_BURST", "default per-key burst; 0: the limit", (*intValue)(&c.KeyBurst)},

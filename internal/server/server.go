@@ -138,8 +138,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		NegativeTTL:        cfg.NegativeCacheTTL,
 		NegativeSize:       cfg.NegativeCacheSize,
 		LookupConcurrency:  cfg.LookupConcurrency,
+		LookupBatch:        cfg.LookupBatch,
 		LookupTimeout:      cfg.LookupTimeout,
-		LookupWait:         cfg.LookupWait,
 		UsageFlushInterval: cfg.UsageFlushInterval,
 		Naive:              o.naive,
 	})

@@ -622,7 +622,9 @@ func TestMetricsCountAnswersByPath(t *testing.T) {
 		`keyservice_filter_loaded 1`,
 		`keyservice_db_pool_max_conns 16`,
 		`keyservice_cache_positive_hits_total`,
-		`keyservice_lookup_semaphore_refusals_total 0`,
+		`keyservice_lookup_refusals_total{reason="deadline"} 0`,
+		`keyservice_lookup_statements_in_flight 0`,
+		`keyservice_cache_warmed_keys_total 0`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -299,3 +299,30 @@ func nonNilMap(m map[string]string) map[string]string {
 	}
 	return m
 }
+
+// KeysByHashes returns the keys whose SHA-256 is among hs, in one statement
+// (the validation path's batched lookup). Hashes with no key are absent.
+func (s *Store) KeysByHashes(ctx context.Context, hs []keys.Hash) ([]Key, error) {
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	arg := make([][]byte, len(hs))
+	for i := range hs {
+		arg[i] = hs[i][:]
+	}
+	rows, err := s.q.GetKeysByHashes(ctx, conn, arg)
+	if err != nil {
+		return nil, classify(fmt.Errorf("looking up keys: %w", err))
+	}
+	out := make([]Key, 0, len(rows))
+	for _, r := range rows {
+		k, err := fromRow(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}

@@ -119,3 +119,43 @@ func (s *Store) ListenConn(ctx context.Context) (*pgx.Conn, error) {
 
 // ListenApplicationName names the LISTEN connection in pg_stat_activity.
 const ListenApplicationName = "keyservice-listen"
+
+// UseCursor is a position in the (last_used_at, id) order of keys, newest
+// first; the zero UseCursor is the start.
+type UseCursor struct {
+	UsedAt time.Time
+	ID     uuid.UUID
+}
+
+// RecentlyUsed returns up to limit active keys used before after, most
+// recently used first, and the cursor of the next page (zero at the end).
+func (s *Store) RecentlyUsed(ctx context.Context, after UseCursor, limit int) ([]Key, UseCursor, error) {
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return nil, UseCursor{}, err
+	}
+	defer conn.Release()
+	if after.UsedAt.IsZero() {
+		after = UseCursor{UsedAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}
+	}
+	rows, err := s.q.RecentlyUsedKeys(ctx, conn, dbsqlc.RecentlyUsedKeysParams{
+		BeforeUsedAt: after.UsedAt, BeforeID: after.ID, PageLimit: int32(limit),
+	})
+	if err != nil {
+		return nil, UseCursor{}, classify(fmt.Errorf("reading recently used keys: %w", err))
+	}
+	out := make([]Key, 0, len(rows))
+	for _, r := range rows {
+		k, err := fromRow(r)
+		if err != nil {
+			return nil, UseCursor{}, err
+		}
+		out = append(out, k)
+	}
+	var next UseCursor
+	if len(rows) == limit && limit > 0 {
+		last := rows[len(rows)-1]
+		next = UseCursor{UsedAt: *last.LastUsedAt, ID: last.ID}
+	}
+	return out, next, nil
+}

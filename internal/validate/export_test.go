@@ -1,6 +1,8 @@
 package validate
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/keyservice/keyservice/internal/keys"
@@ -33,3 +35,17 @@ var Rebuild = (*Validator).rebuild
 
 // FlushUsage writes buffered last-use times now.
 var FlushUsage = (*Validator).flushUsage
+
+// CachedAt is when h's positive entry was fetched (zero when none).
+func CachedAt(v *Validator, h keys.Hash) time.Time {
+	if e, ok := v.pos.GetEntryQuietly(h); ok {
+		return e.Value.fetched
+	}
+	return time.Time{}
+}
+
+// LookupRefusals counts lookups refused for reason ("deadline", "queue_full", "store_down").
+func LookupRefusals(v *Validator, reason string) float64 {
+	i := map[string]int{"deadline": refusedDeadline, "queue_full": refusedQueueFull, "store_down": refusedStoreDown}[reason]
+	return testutil.ToFloat64(v.metrics.lookupRefusals[i])
+}

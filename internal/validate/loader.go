@@ -42,6 +42,8 @@ func (v *Validator) Run(ctx context.Context, connect func(context.Context) (*pgx
 	}
 	st := v.filter.stats()
 	v.log.Info("key filter loaded", "keys", st.keys, "capacity", st.capacity, "bits", st.bits)
+	v.warm(ctx)
+	v.ready.Store(true)
 
 	var wg sync.WaitGroup
 	if connect != nil {
@@ -125,10 +127,69 @@ func (v *Validator) rebuildLoop(ctx context.Context) {
 		if !sleep(ctx, d) {
 			return
 		}
-		if err := v.rebuild(ctx); err != nil && ctx.Err() == nil {
-			v.log.Warn("filter rebuild failed; keeping the current filter", "error", err)
+		if err := v.rebuild(ctx); err != nil {
+			if ctx.Err() == nil {
+				v.log.Warn("filter rebuild failed; keeping the current filter", "error", err)
+			}
+			continue
 		}
+		v.warm(ctx)
 	}
+}
+
+// warmPageSize is how many keys one page of the warm start reads.
+const warmPageSize = 1000
+
+// warm fills the positive cache with the most recently used active keys,
+// newest first, up to WarmKeys, so a replica that just (re)started answers
+// the keys in use from memory. Entries already cached are kept; a key
+// changed while its page was read is skipped (stripe epochs, as for a
+// lookup). Failures are logged: lookups still answer those keys.
+func (v *Validator) warm(ctx context.Context) {
+	if v.cfg.WarmKeys <= 0 {
+		return
+	}
+	start := time.Now()
+	var (
+		after  store.UseCursor
+		n      int
+		epochs [len(v.stripes)]uint64
+	)
+	for n < v.cfg.WarmKeys {
+		for i := range v.stripes {
+			epochs[i] = v.stripes[i].epoch.Load()
+		}
+		page, next, err := v.store.RecentlyUsed(ctx, after, min(warmPageSize, v.cfg.WarmKeys-n))
+		if err != nil {
+			if ctx.Err() == nil {
+				v.metrics.syncErrors.WithLabelValues("warm").Inc()
+				v.log.Warn("warming the key cache failed; those keys will be looked up", "error", err)
+			}
+			return
+		}
+		now := v.now()
+		before := n
+		for i := range page {
+			k := page[i]
+			if Judge(&k, now) != Valid {
+				continue
+			}
+			v.fill(k.Hash, epochs[k.Hash[0]], func() {
+				if _, negative := v.neg.GetEntryQuietly(k.Hash); negative {
+					return
+				}
+				if _, set := v.pos.SetIfAbsent(k.Hash, &posEntry{key: k, fetched: now}); set {
+					n++
+				}
+			})
+		}
+		v.metrics.warmed.Add(float64(n - before))
+		if next == (store.UseCursor{}) {
+			break
+		}
+		after = next
+	}
+	v.log.Info("key cache warmed with recently used keys", "keys", n, "took", time.Since(start).Round(time.Millisecond))
 }
 
 func (v *Validator) syncLoop(ctx context.Context) {

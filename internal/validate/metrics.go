@@ -27,17 +27,30 @@ const codeUnavailable Code = 0
 
 const numCodes = int(RateLimited) + 1
 
+// Reasons a lookup is refused (answered UNAVAILABLE).
+const (
+	refusedDeadline  = iota // not answered within LookupTimeout: the backlog is more than the database carries in time
+	refusedQueueFull        // the queue holds more than can be answered within a deadline
+	refusedStoreDown        // the statement failed: database down or too slow
+	numRefusals
+)
+
 type metrics struct {
-	answers      [numPaths][numCodes]prometheus.Counter
-	lookups      *prometheus.CounterVec
-	semWaits     prometheus.Counter
-	semRefusals  prometheus.Counter
-	staleServed  prometheus.Counter
-	events       *prometheus.CounterVec
-	syncSeconds  prometheus.Histogram
-	buildSeconds prometheus.Histogram
-	syncErrors   *prometheus.CounterVec
-	usageFlushes prometheus.Counter
+	answers            [numPaths][numCodes]prometheus.Counter
+	lookups            *prometheus.CounterVec
+	lookupRefusals     [numRefusals]prometheus.Counter
+	batchSize          prometheus.Histogram
+	queueWait          prometheus.Histogram
+	lookupQueue        prometheus.Gauge
+	statementsInFlight prometheus.Gauge
+	refreshes          prometheus.Counter
+	warmed             prometheus.Counter
+	staleServed        prometheus.Counter
+	events             *prometheus.CounterVec
+	syncSeconds        prometheus.Histogram
+	buildSeconds       prometheus.Histogram
+	syncErrors         *prometheus.CounterVec
+	usageFlushes       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
@@ -50,13 +63,31 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 			Name: "keyservice_lookups_total",
 			Help: "Database lookups made for Validate, by result (found, not_found, unavailable, error).",
 		}, []string{"result"}),
-		semWaits: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "keyservice_lookup_semaphore_waits_total",
-			Help: "Lookups that had to wait for a lookup slot.",
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "keyservice_lookup_batch_size",
+			Help:    "Distinct hashes per lookup statement.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
 		}),
-		semRefusals: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "keyservice_lookup_semaphore_refusals_total",
-			Help: "Lookups refused because every lookup slot stayed busy (answered UNAVAILABLE).",
+		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "keyservice_lookup_queue_wait_seconds",
+			Help:    "Time a lookup waited for a statement to take it.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 3, 9),
+		}),
+		lookupQueue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "keyservice_lookup_queue",
+			Help: "Lookups waiting for a statement.",
+		}),
+		statementsInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "keyservice_lookup_statements_in_flight",
+			Help: "Lookup statements running (at most KEYSERVICE_LOOKUP_CONCURRENCY).",
+		}),
+		refreshes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyservice_cache_refreshes_total",
+			Help: "Positive-cache entries refreshed ahead of expiry in the background.",
+		}),
+		warmed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyservice_cache_warmed_keys_total",
+			Help: "Recently used keys put in the positive cache after a filter load (warm start).",
 		}),
 		staleServed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "keyservice_positive_cache_stale_served_total",
@@ -85,6 +116,13 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 			Help: "Batched last_used_at writes.",
 		}),
 	}
+	refusals := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyservice_lookup_refusals_total",
+		Help: "Lookups answered UNAVAILABLE, by reason: deadline (not answered within KEYSERVICE_LOOKUP_TIMEOUT: more backlog than the database carries in time), queue_full (more waiting than can be answered within a deadline), store_down (the statement failed).",
+	}, []string{"reason"})
+	for r, name := range [numRefusals]string{"deadline", "queue_full", "store_down"} {
+		m.lookupRefusals[r] = refusals.WithLabelValues(name)
+	}
 	codes := []Code{codeUnavailable, Valid, Malformed, NotFound, Revoked, Expired, RateLimited}
 	for p := Path(0); p < numPaths; p++ {
 		for _, c := range codes {
@@ -104,7 +142,8 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 	cacheStat := func(cache string, f func(c cacheStats) uint64) func() float64 {
 		return func() float64 { return float64(f(v.cacheStats(cache))) }
 	}
-	collectors := []prometheus.Collector{answers, m.lookups, m.semWaits, m.semRefusals, m.staleServed,
+	collectors := []prometheus.Collector{answers, m.lookups, refusals, m.batchSize, m.queueWait, m.lookupQueue,
+		m.statementsInFlight, m.refreshes, m.warmed, m.staleServed,
 		m.events, m.syncSeconds, m.buildSeconds, m.syncErrors, m.usageFlushes,
 		gauge("keyservice_filter_loaded", "1 once the filter has been loaded.", func() float64 {
 			if v.filter.loaded() {
@@ -116,8 +155,7 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 		gauge("keyservice_filter_capacity", "Keys the current filter was sized for.", func() float64 { return float64(v.filter.stats().capacity) }),
 		gauge("keyservice_filter_bits", "Size of the current filter in bits.", func() float64 { return float64(v.filter.stats().bits) }),
 		gauge("keyservice_filter_false_positive_rate", "Estimated false-positive rate of the current filter.", func() float64 { return v.filter.stats().fpRate }),
-		gauge("keyservice_lookups_in_flight", "Lookups holding a lookup slot.", func() float64 { return float64(len(v.sem)) }),
-		gauge("keyservice_lookup_slots", "Lookup slots (KEYSERVICE_LOOKUP_CONCURRENCY).", func() float64 { return float64(cap(v.sem)) }),
+		gauge("keyservice_lookup_slots", "Lookup statements allowed at once (KEYSERVICE_LOOKUP_CONCURRENCY).", func() float64 { return float64(v.cfg.LookupConcurrency) }),
 	}
 	for _, c := range []string{"positive", "negative"} {
 		collectors = append(collectors,

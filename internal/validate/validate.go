@@ -6,9 +6,16 @@
 //	negative cache         -> NOT_FOUND, REVOKED, EXPIRED
 //	positive cache         -> VALID, EXPIRED            (stale entries only while the database is down)
 //	Bloom filter "no"      -> NOT_FOUND                 (no lookup)
-//	lookup                 -> single-flight per hash, at most LookupConcurrency at once,
-//	                          each with a deadline; fills a cache. Slots full, deadline
-//	                          passed or database down -> ErrUnavailable (fail closed)
+//	lookup                 -> single-flight per hash; concurrent lookups coalesce into
+//	                          batches (one statement for many hashes), at most
+//	                          LookupConcurrency statements at once; fills a cache. Not
+//	                          answered within LookupTimeout (backlog, database slow or
+//	                          down) -> ErrUnavailable (fail closed)
+//
+// A positive entry used in the last part of its TTL is refreshed in the
+// background through the same batches, and after every filter load the
+// positive cache is warmed with the most recently used keys, so a key in
+// steady use, or used just before a restart, never waits for a lookup.
 //
 // Memory learns of changes from Apply (local writes, NOTIFY from other
 // replicas, incremental sync) and is rebuilt from the database periodically;
@@ -66,13 +73,13 @@ func (c Code) String() string {
 }
 
 // ErrUnavailable: the answer needs the database, and it cannot answer now
-// (down, too slow, every lookup slot busy, or the filter not loaded yet).
+// (down, too slow to answer within the lookup deadline, or the filter not
+// loaded yet).
 // Callers must refuse the key: fail closed.
 var ErrUnavailable = errors.New("validate: key store unavailable")
 
 // errStoreDown marks the ErrUnavailable of a lookup that reached for the
-// database and failed: only then may a stale positive entry be served.
-// (Every lookup slot being busy means the database is up but loaded.)
+// database and failed.
 var errStoreDown = fmt.Errorf("%w: database unreachable", ErrUnavailable)
 
 // Result is the answer for one key. Key is set when the key exists.
@@ -86,6 +93,8 @@ type Result struct {
 // *store.Store implements it.
 type Store interface {
 	KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error)
+	KeysByHashes(ctx context.Context, hs []keys.Hash) ([]store.Key, error)
+	RecentlyUsed(ctx context.Context, after store.UseCursor, limit int) ([]store.Key, store.UseCursor, error)
 	Now(ctx context.Context) (time.Time, error)
 	CountActiveKeys(ctx context.Context, endedSince time.Time) (int64, error)
 	ActiveHashes(ctx context.Context, after uuid.UUID, endedSince time.Time, limit int) ([]store.ActiveHash, error)
@@ -122,9 +131,15 @@ type Config struct {
 	NegativeTTL  time.Duration
 	NegativeSize int
 
-	LookupConcurrency int           // lookups at once (keep well below the pool size)
-	LookupTimeout     time.Duration // deadline of one lookup
-	LookupWait        time.Duration // longest wait for a lookup slot before UNAVAILABLE
+	LookupConcurrency int           // lookup statements at once (keep well below the pool size)
+	LookupBatch       int           // most hashes in one lookup statement
+	LookupTimeout     time.Duration // a lookup not answered this long after it was asked is refused
+	// RefreshAhead: a positive entry used when less than this fraction of
+	// PositiveTTL is left is refreshed in the background.
+	RefreshAhead float64
+	// WarmKeys: at most this many recently used keys fill the positive
+	// cache after each filter load (default PositiveSize; -1: none).
+	WarmKeys int
 
 	UsageFlushInterval time.Duration // last_used_at is written in one batch per interval
 
@@ -150,8 +165,9 @@ func Defaults() Config {
 		NegativeTTL:        30 * time.Second,
 		NegativeSize:       100_000,
 		LookupConcurrency:  4,
+		LookupBatch:        256,
 		LookupTimeout:      250 * time.Millisecond,
-		LookupWait:         20 * time.Millisecond,
+		RefreshAhead:       0.25,
 		UsageFlushInterval: 10 * time.Second,
 	}
 }
@@ -171,8 +187,8 @@ type Validator struct {
 	posSt  *stats.Counter
 	negSt  *stats.Counter
 
-	sf  singleflight.Group
-	sem chan struct{}
+	sf    singleflight.Group
+	batch *batcher
 
 	// Per-hash-stripe epochs order cache fills after lookups against
 	// changes applied meanwhile: a lookup fills a cache only if no change
@@ -184,6 +200,10 @@ type Validator struct {
 
 	usage   usageBuffer
 	metrics *metrics
+	// refreshAfter: a positive entry this old is refreshed when used.
+	refreshAfter time.Duration
+	// ready: the filter has been loaded and the cache warmed once.
+	ready atomic.Bool
 
 	// echoes remembers events this replica applied itself, so their NOTIFY
 	// (which Postgres also delivers to the writer's own LISTEN connection)
@@ -210,6 +230,8 @@ type posEntry struct {
 	key     store.Key
 	fetched time.Time
 	touched atomic.Int64 // unix nanos of the last usage recorded for flushing
+	// refreshing: a background refresh of this entry is queued or running.
+	refreshing atomic.Bool
 }
 
 type negEntry struct {
@@ -237,10 +259,17 @@ func New(cfg Config) (*Validator, error) {
 	setDefault(&cfg.NegativeSize, d.NegativeSize)
 	setDefault(&cfg.LookupConcurrency, d.LookupConcurrency)
 	setDefault(&cfg.LookupTimeout, d.LookupTimeout)
-	setDefault(&cfg.LookupWait, d.LookupWait)
+	setDefault(&cfg.LookupBatch, d.LookupBatch)
+	setDefault(&cfg.RefreshAhead, d.RefreshAhead)
+	if cfg.WarmKeys == 0 {
+		cfg.WarmKeys = cfg.PositiveSize
+	}
 	setDefault(&cfg.UsageFlushInterval, d.UsageFlushInterval)
 	if cfg.FilterFPRate <= 0 || cfg.FilterFPRate >= 1 {
 		return nil, fmt.Errorf("validate: filter false-positive rate must be in (0, 1), got %g", cfg.FilterFPRate)
+	}
+	if cfg.RefreshAhead < 0 || cfg.RefreshAhead >= 1 {
+		return nil, fmt.Errorf("validate: refresh-ahead fraction must be in [0, 1), got %g", cfg.RefreshAhead)
 	}
 	v := &Validator{
 		cfg:    cfg,
@@ -248,7 +277,6 @@ func New(cfg Config) (*Validator, error) {
 		store:  cfg.Store,
 		now:    cfg.Now,
 		log:    cfg.Log,
-		sem:    make(chan struct{}, cfg.LookupConcurrency),
 		posSt:  stats.NewCounter(),
 		negSt:  stats.NewCounter(),
 	}
@@ -300,6 +328,8 @@ func New(cfg Config) (*Validator, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	v.batch = newBatcher(v, cfg)
+	v.refreshAfter = cfg.PositiveTTL - time.Duration(float64(cfg.PositiveTTL)*cfg.RefreshAhead)
 	v.metrics = newMetrics(reg, v)
 	return v, nil
 }
@@ -339,13 +369,16 @@ func (v *Validator) Validate(ctx context.Context, key string) (Result, error) {
 
 	now := v.now()
 	if p, ok := v.pos.GetIfPresent(h); ok {
-		if now.Sub(p.fetched) < v.cfg.PositiveTTL {
+		if age := now.Sub(p.fetched); age < v.cfg.PositiveTTL {
+			if age >= v.refreshAfter && !p.refreshing.Load() {
+				v.refresh(h, p)
+			}
 			return v.answer(v.judgeCached(p, now)), nil
 		}
 		// Stale: ask the database, and serve the stale entry only if it
-		// cannot answer.
+		// cannot answer in time.
 		res, err := v.lookup(ctx, h)
-		if errors.Is(err, errStoreDown) && now.Sub(p.fetched) < v.cfg.PositiveTTL+v.cfg.StaleFor {
+		if cannotAnswer(err) && now.Sub(p.fetched) < v.cfg.PositiveTTL+v.cfg.StaleFor {
 			v.metrics.staleServed.Inc()
 			return v.answer(v.judgeCached(p, now)), nil
 		}
@@ -416,7 +449,7 @@ type lookupResult struct {
 }
 
 // lookup asks the database for h: joined with concurrent lookups of the
-// same hash, bounded by the semaphore and by LookupTimeout.
+// same hash, then batched with other lookups (see batch.go).
 func (v *Validator) lookup(ctx context.Context, h keys.Hash) (Result, error) {
 	st := &v.stripes[h[0]]
 	epoch := st.epoch.Load()
@@ -446,55 +479,6 @@ func (v *Validator) lookup(ctx context.Context, h keys.Hash) (Result, error) {
 		v.recordUse(k.ID, now)
 	}
 	return Result{Code: code, Key: &k, Path: PathLookup}, nil
-}
-
-func (v *Validator) fetch(h keys.Hash, epoch uint64) (lookupResult, error) {
-	select {
-	case v.sem <- struct{}{}:
-	default:
-		v.metrics.semWaits.Inc()
-		t := time.NewTimer(v.cfg.LookupWait)
-		select {
-		case v.sem <- struct{}{}:
-			t.Stop()
-		case <-t.C:
-			v.metrics.semRefusals.Inc()
-			return lookupResult{}, fmt.Errorf("%w: every lookup slot is busy", ErrUnavailable)
-		}
-	}
-	defer func() { <-v.sem }()
-
-	ctx, cancel := context.WithTimeout(context.Background(), v.cfg.LookupTimeout)
-	defer cancel()
-	k, err := v.store.KeyByHash(ctx, h)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		v.metrics.lookups.WithLabelValues("not_found").Inc()
-		v.fill(h, epoch, func() {
-			v.neg.Set(h, negEntry{code: NotFound})
-			v.pos.Invalidate(h)
-		})
-		return lookupResult{}, nil
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		v.metrics.lookups.WithLabelValues("unavailable").Inc()
-		return lookupResult{}, fmt.Errorf("%w: %w", errStoreDown, err)
-	case err != nil:
-		v.metrics.lookups.WithLabelValues("error").Inc()
-		return lookupResult{}, err
-	}
-	v.metrics.lookups.WithLabelValues("found").Inc()
-	now := v.now()
-	v.fill(h, epoch, func() {
-		if code := Judge(&k, now); code != Valid {
-			kc := k
-			v.neg.Set(h, negEntry{code: code, key: &kc})
-			// A stale positive entry must not outlive what the database said.
-			v.pos.Invalidate(h)
-			return
-		}
-		v.pos.Set(h, &posEntry{key: k, fetched: now})
-	})
-	return lookupResult{key: k, found: true}, nil
 }
 
 // fill runs set under h's stripe lock, unless a change touched the stripe
@@ -569,5 +553,6 @@ func (v *Validator) cacheStats(which string) cacheStats {
 	return cacheStats{hits: s.Hits, misses: s.Misses, evictions: s.Evictions, size: uint64(n)}
 }
 
-// Loaded reports whether the filter has been loaded (the service is ready).
-func (v *Validator) Loaded() bool { return v.filter.loaded() }
+// Loaded reports whether the filter has been loaded and the cache warmed
+// (the service is ready).
+func (v *Validator) Loaded() bool { return v.ready.Load() }

@@ -66,6 +66,47 @@ func (q *Queries) GetKeyByID(ctx context.Context, db DBTX, id uuid.UUID) (APIKey
 	return i, err
 }
 
+const getKeysByHashes = `-- name: GetKeysByHashes :many
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst FROM api_keys WHERE key_hash = ANY($1::bytea[])
+`
+
+// GetKeysByHashes is the validation path's batched lookup: every key whose
+// SHA-256 is among key_hashes, in one statement.
+func (q *Queries) GetKeysByHashes(ctx context.Context, db DBTX, keyHashes [][]byte) ([]APIKey, error) {
+	rows, err := db.Query(ctx, getKeysByHashes, keyHashes)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []APIKey{}
+	for rows.Next() {
+		var i APIKey
+		if err := rows.Scan(
+			&i.ID,
+			&i.KeyHash,
+			&i.Hint,
+			&i.Name,
+			&i.Owner,
+			&i.Scopes,
+			&i.Metadata,
+			&i.ExpiresAt,
+			&i.CreatedAt,
+			&i.RevokedAt,
+			&i.LastUsedAt,
+			&i.RateLimit,
+			&i.RatePeriod,
+			&i.RateBurst,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const insertKey = `-- name: InsertKey :one
 INSERT INTO api_keys (key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)

@@ -114,6 +114,58 @@ func (q *Queries) KeysChangedSince(ctx context.Context, db DBTX, since time.Time
 	return items, nil
 }
 
+const recentlyUsedKeys = `-- name: RecentlyUsedKeys :many
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst FROM api_keys
+WHERE last_used_at IS NOT NULL AND revoked_at IS NULL
+  AND (expires_at IS NULL OR expires_at > now())
+  AND (last_used_at, id) < ($1::timestamptz, $2::uuid)
+ORDER BY last_used_at DESC, id DESC
+LIMIT $3
+`
+
+type RecentlyUsedKeysParams struct {
+	BeforeUsedAt time.Time
+	BeforeID     uuid.UUID
+	PageLimit    int32
+}
+
+// RecentlyUsedKeys pages through active keys by last use, newest first,
+// before (before_used_at, before_id): the warm start of the positive cache.
+func (q *Queries) RecentlyUsedKeys(ctx context.Context, db DBTX, arg RecentlyUsedKeysParams) ([]APIKey, error) {
+	rows, err := db.Query(ctx, recentlyUsedKeys, arg.BeforeUsedAt, arg.BeforeID, arg.PageLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []APIKey{}
+	for rows.Next() {
+		var i APIKey
+		if err := rows.Scan(
+			&i.ID,
+			&i.KeyHash,
+			&i.Hint,
+			&i.Name,
+			&i.Owner,
+			&i.Scopes,
+			&i.Metadata,
+			&i.ExpiresAt,
+			&i.CreatedAt,
+			&i.RevokedAt,
+			&i.LastUsedAt,
+			&i.RateLimit,
+			&i.RatePeriod,
+			&i.RateBurst,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const touchLastUsed = `-- name: TouchLastUsed :exec
 UPDATE api_keys AS k SET last_used_at = u.used_at
 FROM (SELECT unnest($1::uuid[]) AS id,

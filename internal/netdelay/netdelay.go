@@ -1,4 +1,7 @@
-package bench
+// Package netdelay is a TCP proxy that delays every chunk it forwards, as a
+// network hop to a remote database would: the bench's --db-latency and the
+// tests of a database that is a millisecond away.
+package netdelay
 
 import (
 	"context"
@@ -9,34 +12,34 @@ import (
 	"time"
 )
 
-// latencyProxy forwards TCP connections to upstream and delays every chunk
+// Proxy forwards TCP connections to upstream and delays every chunk
 // in each direction by delay, as a network hop would, without limiting
 // throughput (chunks are queued, not slept on one by one).
-type latencyProxy struct {
+type Proxy struct {
 	l        net.Listener
 	upstream string
 	delay    time.Duration
 	wg       sync.WaitGroup
 }
 
-func startLatencyProxy(upstream string, delay time.Duration) (*latencyProxy, error) {
+func Start(upstream string, delay time.Duration) (*Proxy, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	p := &latencyProxy{l: l, upstream: upstream, delay: delay}
+	p := &Proxy{l: l, upstream: upstream, delay: delay}
 	p.wg.Go(p.accept)
 	return p, nil
 }
 
-func (p *latencyProxy) Addr() string { return p.l.Addr().String() }
+func (p *Proxy) Addr() string { return p.l.Addr().String() }
 
-func (p *latencyProxy) Close() {
+func (p *Proxy) Close() {
 	p.l.Close()
 	p.wg.Wait()
 }
 
-func (p *latencyProxy) accept() {
+func (p *Proxy) accept() {
 	for {
 		c, err := p.l.Accept()
 		if err != nil {
@@ -46,7 +49,7 @@ func (p *latencyProxy) accept() {
 	}
 }
 
-func (p *latencyProxy) serve(c net.Conn) {
+func (p *Proxy) serve(c net.Conn) {
 	defer c.Close()
 	u, err := net.Dial("tcp", p.upstream)
 	if err != nil {
@@ -70,7 +73,7 @@ type chunk struct {
 }
 
 // pipe copies src to dst, each chunk delivered delay after it was read.
-func (p *latencyProxy) pipe(ctx context.Context, dst io.Writer, src io.Reader) {
+func (p *Proxy) pipe(ctx context.Context, dst io.Writer, src io.Reader) {
 	q := make(chan chunk, 1024)
 	go func() {
 		defer close(q)

@@ -1,0 +1,239 @@
+package validate_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/netdelay"
+	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/testdb"
+	"github.com/keyservice/keyservice/internal/validate"
+)
+
+// seedKeys inserts n active keys in one COPY and returns their secrets.
+func seedKeys(t testing.TB, u string, n int) []string {
+	t.Helper()
+	f, _ := keys.NewFormat("ks")
+	conn, err := pgx.Connect(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	secrets := make([]string, n)
+	rows := make([][]any, n)
+	for i := range rows {
+		g, err := f.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets[i] = g.Secret
+		rows[i] = []any{g.Hash[:], g.Hint, "seeded", "o"}
+	}
+	if _, err := conn.CopyFrom(context.Background(), pgx.Identifier{"api_keys"}, []string{"key_hash", "hint", "name", "owner"}, pgx.CopyFromRows(rows)); err != nil {
+		t.Fatal(err)
+	}
+	return secrets
+}
+
+// behind returns u reached through a proxy that delays each direction.
+func behind(t testing.TB, u string, delay time.Duration) string {
+	t.Helper()
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := netdelay.Start(pu.Host, delay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	pu.Host = p.Addr()
+	return pu.String()
+}
+
+// burst validates every key once, workers at a time, and counts answers.
+func burst(v *validate.Validator, secrets []string, workers int) (valid, unavailable, other int64) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(secrets)) {
+					return
+				}
+				r, err := v.Validate(context.Background(), secrets[i])
+				switch {
+				case errors.Is(err, validate.ErrUnavailable):
+					atomic.AddInt64(&unavailable, 1)
+				case err == nil && r.Code == validate.Valid:
+					atomic.AddInt64(&valid, 1)
+				default:
+					atomic.AddInt64(&other, 1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return
+}
+
+// TestColdBurstOfValidKeysIsAnswered: 1,500 first-seen valid keys, 64 at a
+// time, on a replica whose database is a millisecond away each way: every
+// one is answered VALID, in batches, never more statements at once than
+// the bound.
+func TestColdBurstOfValidKeysIsAnswered(t *testing.T) {
+	for _, delay := range []time.Duration{0, time.Millisecond} {
+		t.Run("db-latency "+delay.String(), func(t *testing.T) {
+			u, _ := testdb.New(t)
+			secrets := seedKeys(t, u, 1500)
+			const slots = 4
+			b := setupOn(t, behind(t, u, delay), true, func(c *validate.Config) {
+				c.LookupConcurrency = slots
+				c.WarmKeys = -1 // cold: nothing in memory
+				// The bookkeeping must not refuse; the deadline is not what is
+				// tested here, and the race detector on 2 shared cores must not
+				// decide the result (the bench measures the default deadline).
+				c.LookupTimeout = 10 * time.Second
+			})
+			before := b.tr.lookups.Load()
+			valid, unavailable, other := burst(b.v, secrets, 64)
+			stmts := b.tr.lookups.Load() - before
+			t.Logf("1,500 cold valid keys, 64 at a time, db %s away: %d VALID, %d UNAVAILABLE, %d other; %d statements (%.0f per 1,000), at most %d at once",
+				delay, valid, unavailable, other, stmts, float64(stmts)/1.5, b.tr.maxInflight.Load())
+			if unavailable != 0 || valid != 1500 {
+				t.Fatalf("%d valid keys refused, %d answered VALID of 1,500", unavailable, valid)
+			}
+			if m := b.tr.maxInflight.Load(); m > slots {
+				t.Fatalf("%d statements at once, the bound is %d", m, slots)
+			}
+			if stmts > 375 {
+				t.Fatalf("%d statements for 1,500 cold keys, want at most 250 per 1,000", stmts)
+			}
+		})
+	}
+}
+
+// TestLookupNotAnsweredInTimeIsRefused: when the database cannot answer
+// within the lookup deadline, the call is refused promptly (fail closed),
+// and the refusal is counted with its reason.
+func TestLookupNotAnsweredInTimeIsRefused(t *testing.T) {
+	u, _ := testdb.New(t)
+	secrets := seedKeys(t, u, 10)
+	b := setupOn(t, behind(t, u, 100*time.Millisecond), true, func(c *validate.Config) {
+		c.LookupTimeout = 30 * time.Millisecond
+		c.WarmKeys = -1
+	})
+	start := time.Now()
+	_, err := b.v.Validate(context.Background(), secrets[0])
+	took := time.Since(start)
+	if !errors.Is(err, validate.ErrUnavailable) {
+		t.Fatalf("a lookup the database cannot answer in time: %v, want ErrUnavailable", err)
+	}
+	if took > time.Second {
+		t.Fatalf("refused after %s: not promptly", took)
+	}
+	if validate.LookupRefusals(b.v, "deadline")+validate.LookupRefusals(b.v, "store_down") < 1 {
+		t.Fatal("the refusal was not counted")
+	}
+}
+
+// TestRefreshAheadKeepsAKeyInSteadyUseInMemory: a key used every 5 s (by
+// the injected clock) through four TTLs is always answered from memory;
+// its entry is refreshed in the background before it expires.
+func TestRefreshAheadKeepsAKeyInSteadyUseInMemory(t *testing.T) {
+	b := setup(t) // TTL 30 s, refreshed in its last quarter
+	g, k := b.create(t, nil)
+	mustValidate(t, b.v, g.Secret) // first use: a lookup
+	for i := 1; i <= 24; i++ {
+		b.clock.Advance(5 * time.Second)
+		r := mustValidate(t, b.v, g.Secret)
+		if r.Code != validate.Valid || r.Path != validate.PathPositiveCache {
+			t.Fatalf("use %d (%ds): %v from %v, want VALID from the positive cache", i, 5*i, r.Code, r.Path)
+		}
+		// A use in the entry's last quarter refreshed it: wait for the
+		// refresh to land before time moves on.
+		if now := b.clock.Now(); now.Sub(validate.CachedAt(b.v, k.Hash)) >= 22500*time.Millisecond {
+			waitFor(t, 5*time.Second, func() bool { return validate.CachedAt(b.v, k.Hash).Equal(now) })
+		}
+	}
+}
+
+// TestRefreshFindsARevocationNotifyMissed: a key revoked with no NOTIFY
+// (as if the notification were lost) is answered REVOKED once a refresh
+// has run, before its entry would have expired.
+func TestRefreshFindsARevocationNotifyMissed(t *testing.T) {
+	b := setup(t, func(c *validate.Config) { c.SyncInterval = time.Hour })
+	g, k := b.create(t, nil)
+	mustValidate(t, b.v, g.Secret)
+	if _, err := b.pool.Exec(context.Background(), "UPDATE api_keys SET revoked_at = now() WHERE id = $1", k.ID); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.Advance(25 * time.Second) // in the last quarter of the 30 s TTL
+	mustValidate(t, b.v, g.Secret)    // still VALID from memory; refreshes
+	waitFor(t, 5*time.Second, func() bool { return mustValidate(t, b.v, g.Secret).Code == validate.Revoked })
+}
+
+// TestWarmStartAnswersRecentlyUsedKeysFromMemory: a replica that stops
+// flushes its usage; a replica that starts fills its cache with the most
+// recently used keys, so it answers them with no lookup. Revoked keys are
+// not warmed.
+func TestWarmStartAnswersRecentlyUsedKeysFromMemory(t *testing.T) {
+	u, _ := testdb.New(t)
+	a := setupOn(t, u, true, func(c *validate.Config) { c.UsageFlushInterval = time.Hour })
+	var used []keys.Generated
+	var revoked store.Key
+	var revokedSecret string
+	for i := 0; i < 20; i++ {
+		g, k := a.create(t, nil)
+		mustValidate(t, a.v, g.Secret)
+		if i == 0 {
+			revoked, revokedSecret = k, g.Secret
+			continue
+		}
+		used = append(used, g)
+	}
+	unused, _ := a.create(t, nil)
+	a.revoke(t, revoked)
+	a.stop() // flushes usage on the way out
+	var n int
+	if err := testdbQueryRow(t, u, "SELECT count(*) FROM api_keys WHERE last_used_at IS NOT NULL", &n); err != nil || n != 20 {
+		t.Fatalf("%d keys with last_used_at after shutdown (%v), want 20", n, err)
+	}
+
+	fresh := setupOn(t, u, true)
+	before := fresh.tr.lookups.Load()
+	for _, g := range used {
+		r := mustValidate(t, fresh.v, g.Secret)
+		if r.Code != validate.Valid || r.Path != validate.PathPositiveCache {
+			t.Fatalf("recently used key on a restarted replica: %v from %v, want VALID from the positive cache", r.Code, r.Path)
+		}
+	}
+	if n := fresh.tr.lookups.Load() - before; n != 0 {
+		t.Fatalf("%d lookups for recently used keys after a restart, want 0", n)
+	}
+	if r := mustValidate(t, fresh.v, unused.Secret); r.Code != validate.Valid || r.Path != validate.PathLookup {
+		t.Fatalf("never-used key: %v from %v, want VALID from a lookup", r.Code, r.Path)
+	}
+	if r := mustValidate(t, fresh.v, revokedSecret); r.Code != validate.Revoked || r.Path == validate.PathPositiveCache {
+		t.Fatalf("used, then revoked key on a restarted replica: %v from %v, want REVOKED, not from the positive cache", r.Code, r.Path)
+	}
+}
+
+func testdbQueryRow(t testing.TB, u, sql string, dest ...any) error {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), u)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	return conn.QueryRow(context.Background(), sql).Scan(dest...)
+}
