@@ -40,8 +40,19 @@ func (k Kind) String() string {
 // table without building a string per call.
 type Identity struct {
 	Kind Kind
-	Name string     // token or certificate name; "admin"
-	Addr netip.Addr // for KindAddr
+	Name string // token or certificate name; "admin"
+	// Addr is the caller's address, for KindAddr. Budgets are kept per
+	// Group(Addr); the address itself decides whether it is a trusted proxy.
+	Addr netip.Addr
+}
+
+// budgetKey is the identity a caller's budgets are kept under: an address
+// is folded to its Group.
+func (id Identity) budgetKey() Identity {
+	if id.Kind == KindAddr {
+		id.Addr = Group(id.Addr)
+	}
+	return id
 }
 
 func (id Identity) String() string {
@@ -203,6 +214,7 @@ func (c *Callers) entry(id Identity) *callerEntry {
 		failures: c.anonFails,
 	}
 	if id.Kind == KindAddr {
+		// Used only when this address is not a trusted proxy.
 		ne.failed = rate.NewLimiter(rate.Limit(c.cfg.Failed.Rate), c.cfg.Failed.Burst)
 	} else {
 		// Bounded: credentialed callers are named in the configuration (or
@@ -229,7 +241,7 @@ func (c *Callers) Allow(id Identity) (bool, time.Duration) {
 }
 
 func (c *Callers) allow(id Identity, now time.Time) (bool, time.Duration, *callerEntry) {
-	e := c.entry(id)
+	e := c.entry(id.budgetKey())
 	if e.calls.AllowN(now, 1) {
 		return true, 0, e
 	}
@@ -279,20 +291,21 @@ func (c *Callers) Interceptor() grpc.UnaryServerInterceptor {
 		// a whole calling service: its budget belongs to the end client. An
 		// anonymous caller is its own end client (its address). A caller that
 		// may name end clients (a credential, or a trusted proxy) names them
-		// in client_ip; a credentialed caller that names none is never
-		// refused for wrong keys (its own budget still applies), and its
-		// failures are counted per caller instead. client_ip is believed only
+		// in client_ip; one that names none is never refused for wrong keys
+		// (its own budget still applies), and its failures are counted per
+		// caller instead. client_ip is believed only
 		// from such callers: otherwise a guesser would name a new end client
 		// per request and never run out.
 		var fl *rate.Limiter
-		if raw := vreq.GetClientIp(); raw != "" && c.mayForward(id) {
+		switch raw := vreq.GetClientIp(); {
+		case !c.mayForward(id):
+			fl = entry.failed // anonymous: the caller is the end client
+		case raw != "":
 			a, err := netip.ParseAddr(raw)
 			if err != nil {
 				return handler(ctx, req) // the handler refuses a malformed client_ip
 			}
-			fl = c.failedLimiter(failedKey{caller: id, client: Group(a)})
-		} else if id.Kind == KindAddr {
-			fl = entry.failed
+			fl = c.failedLimiter(failedKey{caller: id.budgetKey(), client: Group(a)})
 		}
 		if fl == nil {
 			resp, err := handler(ctx, req)

@@ -198,3 +198,46 @@ func TestEnvoyCheckGuardsEachEndClient(t *testing.T) {
 		t.Fatalf("another end client's valid key: %d, want 200", c)
 	}
 }
+
+// TestTrustedProxyGuardsEachEndClient: nginx without a caller token, listed
+// in KEYSERVICE_TRUSTED_PROXIES as one IPv6 address, forwards for two end
+// clients: the one sending wrong keys is refused, the other is served; and
+// with no X-Forwarded-For (no end client named) the proxy is never locked
+// out.
+func TestTrustedProxyGuardsEachEndClient(t *testing.T) {
+	e := start(t, withConfig(func(c *server.Config) {
+		c.HTTPAddr = "[::1]:0"
+		c.FailedRate, c.FailedBurst = 0.001, 3
+		c.TrustedProxies = []string{"::1/128"}
+	}))
+	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "customer", Owner: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := func(key, xff string) int {
+		h := map[string]string{"Authorization": "Bearer " + key}
+		if xff != "" {
+			h["X-Forwarded-For"] = xff
+		}
+		return get(t, e.base+"/v1/auth", h).StatusCode
+	}
+	for i := 0; i < 3; i++ {
+		if c := auth(wrongKey(t), "2001:db8:1::7"); c != 401 {
+			t.Fatalf("wrong key %d: %d", i, c)
+		}
+	}
+	if c := auth(wrongKey(t), "2001:db8:1::7"); c != 429 {
+		t.Fatalf("the flooding end client's next wrong key: %d, want 429", c)
+	}
+	if c := auth(created.GetSecret(), "2001:db8:2::7"); c != 200 {
+		t.Fatalf("another end client's valid key: %d, want 200", c)
+	}
+	for i := 0; i < 5; i++ {
+		if c := auth(wrongKey(t), ""); c != 401 {
+			t.Fatalf("wrong key %d with no end client: %d, want 401", i, c)
+		}
+	}
+	if c := auth(created.GetSecret(), ""); c != 200 {
+		t.Fatalf("valid key from the proxy itself after wrong ones: %d, want 200", c)
+	}
+}

@@ -231,7 +231,7 @@ func authenticate(a authConfig) grpc.UnaryServerInterceptor {
 			case a.requireCaller:
 				return nil, status.Error(codes.Unauthenticated, "caller credentials required: send 'authorization: Bearer <caller token>' or a client certificate")
 			default:
-				id = ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: ratelimit.Group(clientAddr(ctx))}
+				id = ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: clientAddr(ctx)}
 			}
 		}
 		return handler(ratelimit.WithCaller(ctx, id), req)

@@ -1,0 +1,85 @@
+package ratelimit_test
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/ratelimit"
+)
+
+// guardCase drives the caller interceptor's failed-attempt guard with a
+// handler that answers every key NOT_FOUND, as wrong keys are.
+func failedAttempts(t *testing.T, c *ratelimit.Callers, id ratelimit.Identity, clientIP string, n int) (refused int) {
+	t.Helper()
+	ic := c.Interceptor()
+	info := &grpc.UnaryServerInfo{FullMethod: keyservicev1.KeyService_Validate_FullMethodName}
+	notFound := func(context.Context, any) (any, error) {
+		return &keyservicev1.ValidateResponse{Code: keyservicev1.Code_CODE_NOT_FOUND}, nil
+	}
+	ctx := ratelimit.WithCaller(context.Background(), id)
+	for i := 0; i < n; i++ {
+		_, err := ic(ctx, &keyservicev1.ValidateRequest{Key: "k", ClientIp: clientIP}, info, notFound)
+		if status.Code(err) == codes.ResourceExhausted {
+			refused++
+		}
+	}
+	return refused
+}
+
+func guardCallers(trusted ...string) *ratelimit.Callers {
+	cfg := ratelimit.CallerConfig{
+		Default: ratelimit.Budget{Rate: 1e9, Burst: 1 << 30}, Failed: ratelimit.Budget{Rate: 0.001, Burst: 3},
+		TableSize: 1000, Idle: time.Hour,
+	}
+	for _, p := range trusted {
+		cfg.TrustedProxies = append(cfg.TrustedProxies, netip.MustParsePrefix(p))
+	}
+	return ratelimit.NewCallers(cfg)
+}
+
+// TestTrustedIPv6ProxyNamesEndClients: a proxy trusted as a single IPv6
+// address (a /128) is believed when it names end clients, although
+// anonymous budgets are kept per /64.
+func TestTrustedIPv6ProxyNamesEndClients(t *testing.T) {
+	c := guardCallers("2001:db8::10/128")
+	proxy := ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: netip.MustParseAddr("2001:db8::10")}
+	if n := failedAttempts(t, c, proxy, "198.51.100.1", 5); n != 2 {
+		t.Fatalf("flooding end client: %d of 5 refused, want 2", n)
+	}
+	if n := failedAttempts(t, c, proxy, "198.51.100.2", 3); n != 0 {
+		t.Fatalf("another end client behind the same proxy: %d of 3 refused, want 0", n)
+	}
+	// Its /64 neighbour is not trusted: an anonymous caller, one budget.
+	other := ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: netip.MustParseAddr("2001:db8::11")}
+	if n := failedAttempts(t, c, other, "198.51.100.3", 5); n != 2 {
+		t.Fatalf("untrusted neighbour naming end clients: %d of 5 refused, want 2", n)
+	}
+}
+
+// TestCallerThatMayNameEndClientsButNamesNoneIsNeverRefused: a trusted
+// proxy or a credentialed caller that sends no client_ip is not locked
+// out by its users' wrong keys; an anonymous caller is.
+func TestCallerThatMayNameEndClientsButNamesNoneIsNeverRefused(t *testing.T) {
+	c := guardCallers("10.0.0.0/8")
+	for _, id := range []ratelimit.Identity{
+		{Kind: ratelimit.KindAddr, Addr: netip.MustParseAddr("10.1.2.3")},
+		{Kind: ratelimit.KindToken, Name: "svc"},
+		{Kind: ratelimit.KindCert, Name: "svc.example"},
+		{Kind: ratelimit.KindAdmin, Name: "admin"},
+	} {
+		if n := failedAttempts(t, c, id, "", 50); n != 0 {
+			t.Errorf("%s naming no end client: %d of 50 refused, want 0", id, n)
+		}
+	}
+	anon := ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: netip.MustParseAddr("192.0.2.1")}
+	if n := failedAttempts(t, c, anon, "", 10); n != 7 {
+		t.Fatalf("anonymous caller: %d of 10 refused, want 7", n)
+	}
+}
