@@ -55,11 +55,12 @@ type batcher struct {
 	maxRunning int
 	maxBatch   int
 	maxQueue   int
-	timeout    time.Duration
 
 	mu      sync.Mutex
 	queue   []*lookupReq
 	running int
+	// stmtTime is a moving average of how long a statement takes (under mu).
+	stmtTime time.Duration
 }
 
 func newBatcher(v *Validator, cfg Config) *batcher {
@@ -71,15 +72,24 @@ func newBatcher(v *Validator, cfg Config) *batcher {
 		// times within a deadline; beyond this the backlog cannot be
 		// carried in time, and the queue must not grow without bound.
 		maxQueue: cfg.LookupConcurrency * cfg.LookupBatch * 8,
-		timeout:  cfg.LookupTimeout,
 	}
+}
+
+// submitRefresh is submit for a background refresh: refused unless the
+// queue is short, so refreshes never crowd out keys someone waits for.
+func (b *batcher) submitRefresh(r *lookupReq) bool {
+	return b.enqueue(r, b.maxQueue/4)
 }
 
 // submit queues r and starts a statement if a slot is free. It returns
 // false when the queue is full (the lookup is refused at once).
 func (b *batcher) submit(r *lookupReq) bool {
+	return b.enqueue(r, b.maxQueue)
+}
+
+func (b *batcher) enqueue(r *lookupReq, limit int) bool {
 	b.mu.Lock()
-	if len(b.queue) >= b.maxQueue {
+	if len(b.queue) >= limit {
 		b.mu.Unlock()
 		return false
 	}
@@ -91,11 +101,31 @@ func (b *batcher) submit(r *lookupReq) bool {
 	}
 	b.running++
 	b.v.metrics.statementsInFlight.Set(float64(b.running))
-	batch := b.takeLocked(time.Now())
+	if b.running == 1 {
+		// Idle until now: no batch to wait for, go at once.
+		batch := b.takeLocked(time.Now())
+		b.mu.Unlock()
+		go b.exec(batch)
+		return true
+	}
 	b.mu.Unlock()
-	go b.exec(batch)
+	// Other statements are running: lookups are arriving in a burst (the
+	// callers of a statement that just answered come back together). Wait
+	// a moment so they share this statement instead of each taking a slot
+	// with one key and leaving the rest to wait a whole round trip.
+	go func() {
+		time.Sleep(linger)
+		b.mu.Lock()
+		batch := b.takeLocked(time.Now())
+		b.mu.Unlock()
+		b.exec(batch)
+	}()
 	return true
 }
+
+// linger is how long a statement slot that frees up under load waits for
+// more lookups to join it: far below a database round trip.
+const linger = 200 * time.Microsecond
 
 // takeLocked removes up to maxBatch live requests from the queue; requests
 // whose deadline has passed are refused on the way.
@@ -106,8 +136,10 @@ func (b *batcher) takeLocked(now time.Time) []*lookupReq {
 		r := b.queue[n]
 		b.queue[n] = nil
 		n++
-		if !now.Before(r.deadline) {
-			// Its waiter has given up (and counted the refusal).
+		if now.Add(b.stmtTime).After(r.deadline) {
+			// Its deadline passes before a statement could answer it: refuse
+			// it now rather than spend the database on an answer nobody waits
+			// for.
 			b.finish(r, lookupOutcome{err: errBacklog})
 			continue
 		}
@@ -152,9 +184,21 @@ func (b *batcher) run(batch []*lookupReq) {
 		}
 	}
 	v.metrics.batchSize.Observe(float64(len(hs)))
-	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+	// The statement may run until the last of its lookups gives up.
+	deadline := batch[0].deadline
+	for _, r := range batch[1:] {
+		if r.deadline.After(deadline) {
+			deadline = r.deadline
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	started := time.Now()
 	found, err := v.store.KeysByHashes(ctx, hs)
+	took := time.Since(started)
 	cancel()
+	b.mu.Lock()
+	b.stmtTime += (took - b.stmtTime) / 8
+	b.mu.Unlock()
 	if err != nil {
 		var out error
 		switch {
@@ -203,8 +247,11 @@ func (b *batcher) run(batch []*lookupReq) {
 
 // finish answers r's waiter, or releases the entry a refresh was for.
 func (b *batcher) finish(r *lookupReq, o lookupOutcome) {
-	if r.refresh != nil {
-		r.refresh.refreshing.Store(false)
+	if p := r.refresh; p != nil {
+		if o.err != nil {
+			p.retryAt.Store(b.v.now().Add(refreshBackoff).UnixNano())
+		}
+		p.refreshing.Store(false)
 	}
 	if r.done != nil {
 		r.done <- o
@@ -240,8 +287,11 @@ func (v *Validator) fetch(h keys.Hash, epoch uint64) (lookupResult, error) {
 
 func (v *Validator) outcome(o lookupOutcome) (lookupResult, error) {
 	if o.err != nil {
-		if errors.Is(o.err, errStoreDown) {
+		switch {
+		case errors.Is(o.err, errStoreDown):
 			v.metrics.lookupRefusals[refusedStoreDown].Inc()
+		case errors.Is(o.err, errBacklog):
+			v.metrics.lookupRefusals[refusedDeadline].Inc()
 		}
 		return lookupResult{}, o.err
 	}
@@ -256,9 +306,13 @@ func (v *Validator) refresh(h keys.Hash, p *posEntry) {
 	}
 	now := time.Now()
 	r := &lookupReq{h: h, epoch: v.stripes[h[0]].epoch.Load(), queued: now, deadline: now.Add(v.cfg.LookupTimeout), refresh: p}
-	if !v.batch.submit(r) {
+	if !v.batch.submitRefresh(r) {
 		p.refreshing.Store(false) // the next use tries again
 		return
 	}
 	v.metrics.refreshes.Inc()
 }
+
+// refreshBackoff is how long an entry whose refresh failed waits before
+// the next try: a struggling database is not asked again on every use.
+const refreshBackoff = time.Second

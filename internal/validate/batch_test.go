@@ -237,3 +237,120 @@ func testdbQueryRow(t testing.TB, u, sql string, dest ...any) error {
 	defer conn.Close(context.Background())
 	return conn.QueryRow(context.Background(), sql).Scan(dest...)
 }
+
+// hookedStore wraps the real store to count or disturb what the validation
+// path reads.
+type hookedStore struct {
+	validate.Store
+	byHashes     atomic.Int64
+	failByHashes atomic.Bool
+	recent       atomic.Int64
+	afterRecent  func() // run once, after the first page of the warm start
+	once         sync.Once
+	// hold, when set, is called after a KeysByHashes statement has read
+	// the database and before its rows are returned.
+	hold atomic.Pointer[func()]
+}
+
+func (s *hookedStore) KeysByHashes(ctx context.Context, hs []keys.Hash) ([]store.Key, error) {
+	s.byHashes.Add(1)
+	if s.failByHashes.Load() {
+		return nil, store.ErrUnavailable
+	}
+	found, err := s.Store.KeysByHashes(ctx, hs)
+	if h := s.hold.Load(); h != nil {
+		(*h)()
+	}
+	return found, err
+}
+
+func (s *hookedStore) RecentlyUsed(ctx context.Context, after store.UseCursor, limit int) ([]store.Key, store.UseCursor, error) {
+	s.recent.Add(1)
+	page, next, err := s.Store.RecentlyUsed(ctx, after, limit)
+	if s.afterRecent != nil {
+		s.once.Do(s.afterRecent)
+	}
+	return page, next, err
+}
+
+func hook(h *hookedStore) setupOpt {
+	return func(c *validate.Config) { h.Store = c.Store; c.Store = h }
+}
+
+// TestWarmStartMissesNoRevocation: a key revoked on another replica after
+// the warm start read it, before this replica listens for changes, is
+// never answered VALID once the replica is ready.
+func TestWarmStartMissesNoRevocation(t *testing.T) {
+	u, _ := testdb.New(t)
+	a := setupOn(t, u, true, func(c *validate.Config) { c.UsageFlushInterval = time.Hour })
+	g, k := a.create(t, nil)
+	mustValidate(t, a.v, g.Secret)
+	validate.FlushUsage(a.v, context.Background())
+	h := &hookedStore{afterRecent: func() { a.revoke(t, k) }}
+	b := setupOn(t, u, true, hook(h), func(c *validate.Config) { c.SyncInterval = time.Hour })
+	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Revoked {
+		t.Fatalf("key revoked during the warm start: %v from %v, want REVOKED", r.Code, r.Path)
+	}
+}
+
+// TestFailedRefreshBacksOff: while the database cannot answer, a key used
+// a thousand times in its refresh window is not looked up on every use.
+func TestFailedRefreshBacksOff(t *testing.T) {
+	h := &hookedStore{}
+	b := setup(t, hook(h))
+	g, _ := b.create(t, nil)
+	mustValidate(t, b.v, g.Secret)
+	h.failByHashes.Store(true)
+	before := h.byHashes.Load()
+	b.clock.Advance(25 * time.Second) // in the refresh window of the 30 s TTL
+	for i := 0; i < 1000; i++ {
+		if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+			t.Fatalf("use %d: %v", i, r.Code)
+		}
+		time.Sleep(10 * time.Microsecond) // let a failed refresh come back
+	}
+	if n := h.byHashes.Load() - before; n > 2 {
+		t.Fatalf("%d refresh statements while the database fails, want at most 2 (backoff)", n)
+	}
+}
+
+// TestRewarmReadsAtMostWarmKeys: warming a cache that already holds every
+// recently used key reads no more than WarmKeys rows (one page here).
+func TestRewarmReadsAtMostWarmKeys(t *testing.T) {
+	h := &hookedStore{}
+	b := setup(t, hook(h), func(c *validate.Config) { c.WarmKeys = 5 })
+	for i := 0; i < 20; i++ {
+		g, _ := b.create(t, nil)
+		mustValidate(t, b.v, g.Secret)
+	}
+	validate.FlushUsage(b.v, context.Background())
+	before := h.recent.Load()
+	validate.Warm(b.v, context.Background())
+	if n := h.recent.Load() - before; n != 1 {
+		t.Fatalf("re-warming a full cache read %d pages, want 1", n)
+	}
+}
+
+// TestRefreshThatRacesARevokeIsDiscarded: a refresh that read the key
+// before a revoke, and comes back after the revoke was applied, must not
+// put VALID back in memory.
+func TestRefreshThatRacesARevokeIsDiscarded(t *testing.T) {
+	h := &hookedStore{}
+	b := setup(t, hook(h), func(c *validate.Config) { c.NegativeTTL = time.Second })
+	g, k := b.create(t, nil)
+	mustValidate(t, b.v, g.Secret)
+	read, release := make(chan struct{}), make(chan struct{})
+	hold := func() { close(read); <-release }
+	h.hold.Store(&hold)
+	b.clock.Advance(25 * time.Second)
+	mustValidate(t, b.v, g.Secret) // VALID from memory; starts the refresh
+	<-read                         // the refresh has read the key, still active
+	h.hold.Store(nil)
+	b.revoke(t, k)
+	close(release)
+	waitFor(t, 5*time.Second, func() bool { return validate.StatementsRunning(b.v) == 0 })
+	b.clock.Advance(2 * time.Second) // past the REVOKED negative entry
+	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Revoked {
+		t.Fatalf("after a refresh that raced the revoke: %v from %v, want REVOKED", r.Code, r.Path)
+	}
+}

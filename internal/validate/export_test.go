@@ -49,3 +49,14 @@ func LookupRefusals(v *Validator, reason string) float64 {
 	i := map[string]int{"deadline": refusedDeadline, "queue_full": refusedQueueFull, "store_down": refusedStoreDown}[reason]
 	return testutil.ToFloat64(v.metrics.lookupRefusals[i])
 }
+
+// Warm runs the warm start now.
+var Warm = (*Validator).warm
+
+// StatementsRunning is how many lookup statements are in flight or about
+// to start.
+func StatementsRunning(v *Validator) int {
+	v.batch.mu.Lock()
+	defer v.batch.mu.Unlock()
+	return v.batch.running
+}

@@ -43,6 +43,13 @@ func (v *Validator) Run(ctx context.Context, connect func(context.Context) (*pgx
 	st := v.filter.stats()
 	v.log.Info("key filter loaded", "keys", st.keys, "capacity", st.capacity, "bits", st.bits)
 	v.warm(ctx)
+	// The LISTEN connection starts below: changes made while the cache was
+	// being warmed (a key revoked after its page was read) are caught up
+	// now, before the first answer.
+	if err := v.sync(ctx); err != nil && ctx.Err() == nil {
+		v.log.Warn("catch-up sync after the warm start failed; will retry", "error", err)
+		v.pos.InvalidateAll() // nothing warmed may be served unchecked
+	}
 	v.ready.Store(true)
 
 	var wg sync.WaitGroup
@@ -151,15 +158,15 @@ func (v *Validator) warm(ctx context.Context) {
 	}
 	start := time.Now()
 	var (
-		after  store.UseCursor
-		n      int
-		epochs [len(v.stripes)]uint64
+		after          store.UseCursor
+		read, inserted int
+		epochs         [len(v.stripes)]uint64
 	)
-	for n < v.cfg.WarmKeys {
+	for read < v.cfg.WarmKeys {
 		for i := range v.stripes {
 			epochs[i] = v.stripes[i].epoch.Load()
 		}
-		page, next, err := v.store.RecentlyUsed(ctx, after, min(warmPageSize, v.cfg.WarmKeys-n))
+		page, next, err := v.store.RecentlyUsed(ctx, after, min(warmPageSize, v.cfg.WarmKeys-read))
 		if err != nil {
 			if ctx.Err() == nil {
 				v.metrics.syncErrors.WithLabelValues("warm").Inc()
@@ -167,29 +174,32 @@ func (v *Validator) warm(ctx context.Context) {
 			}
 			return
 		}
+		read += len(page)
 		now := v.now()
-		before := n
 		for i := range page {
 			k := page[i]
 			if Judge(&k, now) != Valid {
 				continue
 			}
+			// Entries of different ages, so they come up for refresh spread
+			// over the refresh window rather than all at once.
+			age := time.Duration(rand.Int64N(int64(v.refreshAfter) + 1))
 			v.fill(k.Hash, epochs[k.Hash[0]], func() {
 				if _, negative := v.neg.GetEntryQuietly(k.Hash); negative {
 					return
 				}
-				if _, set := v.pos.SetIfAbsent(k.Hash, &posEntry{key: k, fetched: now}); set {
-					n++
+				if _, set := v.pos.SetIfAbsent(k.Hash, &posEntry{key: k, fetched: now.Add(-age)}); set {
+					inserted++
 				}
 			})
 		}
-		v.metrics.warmed.Add(float64(n - before))
 		if next == (store.UseCursor{}) {
 			break
 		}
 		after = next
 	}
-	v.log.Info("key cache warmed with recently used keys", "keys", n, "took", time.Since(start).Round(time.Millisecond))
+	v.metrics.warmed.Add(float64(inserted))
+	v.log.Info("key cache warmed with recently used keys", "keys", inserted, "read", read, "took", time.Since(start).Round(time.Millisecond))
 }
 
 func (v *Validator) syncLoop(ctx context.Context) {

@@ -135,7 +135,7 @@ type Config struct {
 	LookupBatch       int           // most hashes in one lookup statement
 	LookupTimeout     time.Duration // a lookup not answered this long after it was asked is refused
 	// RefreshAhead: a positive entry used when less than this fraction of
-	// PositiveTTL is left is refreshed in the background.
+	// PositiveTTL is left is refreshed in the background (0: the default).
 	RefreshAhead float64
 	// WarmKeys: at most this many recently used keys fill the positive
 	// cache after each filter load (default PositiveSize; -1: none).
@@ -232,6 +232,8 @@ type posEntry struct {
 	touched atomic.Int64 // unix nanos of the last usage recorded for flushing
 	// refreshing: a background refresh of this entry is queued or running.
 	refreshing atomic.Bool
+	// retryAt: unix nanos before which a failed refresh is not tried again.
+	retryAt atomic.Int64
 }
 
 type negEntry struct {
@@ -370,7 +372,7 @@ func (v *Validator) Validate(ctx context.Context, key string) (Result, error) {
 	now := v.now()
 	if p, ok := v.pos.GetIfPresent(h); ok {
 		if age := now.Sub(p.fetched); age < v.cfg.PositiveTTL {
-			if age >= v.refreshAfter && !p.refreshing.Load() {
+			if age >= v.refreshAfter && !p.refreshing.Load() && now.UnixNano() >= p.retryAt.Load() {
 				v.refresh(h, p)
 			}
 			return v.answer(v.judgeCached(p, now)), nil

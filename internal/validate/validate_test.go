@@ -466,7 +466,11 @@ func TestRevocationRace(t *testing.T) {
 		{"every call looks up", func(c *validate.Config) { c.PositiveTTL = time.Nanosecond }},
 		// Every hit refreshes the entry in the background: refreshes that
 		// began before the revoke race with it.
-		{"every hit refreshes", func(c *validate.Config) { c.PositiveTTL = time.Millisecond; c.RefreshAhead = 0.999 }},
+		// The REVOKED negative entry expires quickly, so a refresh that
+		// cached VALID after the revoke would be served.
+		{"every hit refreshes", func(c *validate.Config) {
+			c.PositiveTTL, c.RefreshAhead, c.NegativeTTL = time.Millisecond, 0.999, 100*time.Microsecond
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := setup(t, tc.opt)
@@ -474,7 +478,7 @@ func TestRevocationRace(t *testing.T) {
 				// The fake clock must move for entries to go stale.
 				go func() {
 					for i := 0; i < 2000; i++ {
-						b.clock.Advance(time.Microsecond)
+						b.clock.Advance(10 * time.Microsecond)
 						time.Sleep(50 * time.Microsecond)
 					}
 				}()
