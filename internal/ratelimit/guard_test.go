@@ -83,3 +83,44 @@ func TestCallerThatMayNameEndClientsButNamesNoneIsNeverRefused(t *testing.T) {
 		t.Fatalf("anonymous caller: %d of 10 refused, want 7", n)
 	}
 }
+
+// TestGCRAAllowsBurstThenRefills: the caller bucket allows exactly its
+// burst at once, then one call per interval of the injected clock, and a
+// token given back is usable again (but never beyond the burst).
+func TestGCRAAllowsBurstThenRefills(t *testing.T) {
+	clk := &clock{now: time.Unix(1_800_000_000, 0)}
+	c := ratelimit.NewCallers(ratelimit.CallerConfig{
+		Default: ratelimit.Budget{Rate: 2, Burst: 5}, Failed: ratelimit.Budget{Rate: 1, Burst: 1},
+		TableSize: 10, Idle: time.Hour, Now: clk.Now,
+	})
+	id := ratelimit.Identity{Kind: ratelimit.KindToken, Name: "a"}
+	allowed := 0
+	for i := 0; i < 20; i++ {
+		if ok, _ := c.Allow(id); ok {
+			allowed++
+		}
+	}
+	if allowed != 5 {
+		t.Fatalf("%d of 20 immediate calls allowed, want the burst of 5", allowed)
+	}
+	if ok, wait := c.Allow(id); ok || wait != 500*time.Millisecond {
+		t.Fatalf("next call: %v, wait %s; want refused for 500ms (2 per second)", ok, wait)
+	}
+	clk.Advance(500 * time.Millisecond)
+	if ok, _ := c.Allow(id); !ok {
+		t.Fatal("one call after one interval: refused")
+	}
+	if ok, _ := c.Allow(id); ok {
+		t.Fatal("a second call after one interval: allowed")
+	}
+	clk.Advance(time.Hour)
+	allowed = 0
+	for i := 0; i < 20; i++ {
+		if ok, _ := c.Allow(id); ok {
+			allowed++
+		}
+	}
+	if allowed != 5 {
+		t.Fatalf("after an idle hour: %d allowed, want the burst of 5 (no more)", allowed)
+	}
+}

@@ -1,0 +1,55 @@
+package ratelimit
+
+import (
+	"math"
+	"sync/atomic"
+	"time"
+)
+
+// gcra is a token bucket kept as GCRA (generic cell rate algorithm): one
+// atomic "theoretical arrival time" instead of a mutex and floating-point
+// token counts, so a caller's check is a load and a compare-and-swap. It
+// allows burst calls at once and refills at rate per second, like
+// golang.org/x/time/rate, with no double burst at a window edge.
+type gcra struct {
+	tat      atomic.Int64 // theoretical arrival time, ns on the limiter's clock
+	interval int64        // ns per token (0: unlimited)
+	tau      int64        // burst tolerance: (burst-1) * interval
+}
+
+func newGCRA(b Budget) *gcra {
+	k := &gcra{}
+	if b.Rate > 0 && b.Rate < 1e9 {
+		k.interval = int64(math.Ceil(1e9 / b.Rate))
+	}
+	k.tau = int64(max(b.Burst-1, 0)) * k.interval
+	return k
+}
+
+// take spends one token at now, or returns how long until one is there.
+func (k *gcra) take(now int64) (bool, time.Duration) {
+	for {
+		old := k.tat.Load()
+		tat := max(old, now)
+		if tat-now > k.tau {
+			return false, time.Duration(tat - now - k.tau)
+		}
+		if k.tat.CompareAndSwap(old, tat+k.interval) {
+			return true, 0
+		}
+	}
+}
+
+// giveBack returns a token taken at now (the call turned out not to count);
+// the bucket never holds more than its burst.
+func (k *gcra) giveBack(now int64) {
+	for {
+		old := k.tat.Load()
+		if old <= now {
+			return // already full
+		}
+		if k.tat.CompareAndSwap(old, max(old-k.interval, now)) {
+			return
+		}
+	}
+}
