@@ -258,7 +258,6 @@ func (c *Callers) TableSize() int {
 	return c.callers.EstimatedSize()
 }
 
-
 var keyServicePrefix = "/" + keyservicev1.KeyService_ServiceDesc.ServiceName + "/"
 
 // Interceptor refuses a caller over its budget with RESOURCE_EXHAUSTED and
