@@ -28,6 +28,9 @@ func newGCRA(b Budget) *gcra {
 
 // take spends one token at now, or returns how long until one is there.
 func (k *gcra) take(now int64) (bool, time.Duration) {
+	if k.interval == 0 {
+		return true, 0 // a rate beyond a call per nanosecond: unlimited
+	}
 	for {
 		old := k.tat.Load()
 		tat := max(old, now)
@@ -43,6 +46,9 @@ func (k *gcra) take(now int64) (bool, time.Duration) {
 // giveBack returns a token taken at now (the call turned out not to count);
 // the bucket never holds more than its burst.
 func (k *gcra) giveBack(now int64) {
+	if k.interval == 0 {
+		return
+	}
 	for {
 		old := k.tat.Load()
 		if old <= now {

@@ -3,6 +3,8 @@ package ratelimit_test
 import (
 	"context"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,5 +124,31 @@ func TestGCRAAllowsBurstThenRefills(t *testing.T) {
 	}
 	if allowed != 5 {
 		t.Fatalf("after an idle hour: %d allowed, want the burst of 5 (no more)", allowed)
+	}
+}
+
+// TestUnlimitedBudgetNeverRefusesConcurrentCalls: a rate beyond a call per
+// nanosecond (as the bench configures) is unlimited, even when goroutines
+// read the clock in a different order than they update the bucket.
+func TestUnlimitedBudgetNeverRefusesConcurrentCalls(t *testing.T) {
+	c := ratelimit.NewCallers(ratelimit.CallerConfig{
+		Default: ratelimit.Budget{Rate: 1e9, Burst: 1 << 30}, Failed: ratelimit.Budget{Rate: 1, Burst: 1},
+		TableSize: 10, Idle: time.Hour,
+	})
+	id := ratelimit.Identity{Kind: ratelimit.KindToken, Name: "bench"}
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Go(func() {
+			for i := 0; i < 20_000; i++ {
+				if ok, _ := c.Allow(id); !ok {
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := refused.Load(); n != 0 {
+		t.Fatalf("%d of 160,000 calls refused by an unlimited budget", n)
 	}
 }

@@ -29,7 +29,12 @@ import (
 	"github.com/keyservice/keyservice/internal/testdb"
 )
 
-func TestMain(m *testing.M) { testdb.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(loadgenEnv) != "" {
+		os.Exit(runLoadgen()) // this binary, re-run as BenchmarkServerCPUPerCall's load generator
+	}
+	testdb.Main(m)
+}
 
 const adminToken = "test-admin-token-0123456789"
 
@@ -75,7 +80,7 @@ func withConfig(f func(*server.Config)) option { return option{cfg: f} }
 func withServerOption(o server.Option) option { return option{srv: o} }
 
 // start runs a server on a fresh, migrated database.
-func start(t *testing.T, opts ...option) *env {
+func start(t testing.TB, opts ...option) *env {
 	t.Helper()
 	u, _ := testdb.New(t)
 	e := startOn(t, u, opts...)
@@ -83,7 +88,7 @@ func start(t *testing.T, opts ...option) *env {
 	return e
 }
 
-func startOn(t *testing.T, dbURL string, opts ...option) *env {
+func startOn(t testing.TB, dbURL string, opts ...option) *env {
 	t.Helper()
 	cfg := server.Defaults()
 	cfg.DatabaseURL = dbURL
@@ -102,7 +107,11 @@ func startOn(t *testing.T, dbURL string, opts ...option) *env {
 		}
 	}
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	level := slog.LevelDebug // tests read the logs
+	if cfg.LogLevel == "error" {
+		level = slog.LevelError // benchmarks: as quiet as production
+	}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, log, sopts...)
 	if err != nil {
@@ -140,7 +149,7 @@ func startOn(t *testing.T, dbURL string, opts ...option) *env {
 	return e
 }
 
-func (e *env) stop(t *testing.T) {
+func (e *env) stop(t testing.TB) {
 	t.Helper()
 	e.cancel()
 	select {
@@ -154,7 +163,7 @@ func (e *env) stop(t *testing.T) {
 	}
 }
 
-func (e *env) waitReady(t *testing.T) {
+func (e *env) waitReady(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
