@@ -22,6 +22,7 @@ type Faults struct {
 	Listen      ListenResult      `json:"listen_killed"`
 	Propagation PropagationResult `json:"propagation"`
 	Admin       AdminResult       `json:"admin_under_flood"`
+	AdminCold   AdminResult       `json:"admin_under_cold_burst"`
 }
 
 // OutageResult: Postgres stopped for 10 s during "mixed".
@@ -49,13 +50,16 @@ type PropagationResult struct {
 	RevokeMS LatencyMS `json:"revoke_to_refused_ms"`
 }
 
-// AdminResult: admin call latency with and without an invalid-key flood.
+// AdminResult: admin call latency with and without a flood (of invalid
+// keys, or of first-seen valid keys that all need lookups).
 type AdminResult struct {
 	CallsQuiet int     `json:"calls_quiet"`
 	CallsFlood int     `json:"calls_flood"`
 	P99Quiet   float64 `json:"p99_quiet_ms"`
 	P99Flood   float64 `json:"p99_flood_ms"`
 	FloodRPS   float64 `json:"flood_rps"`
+	// ValidRefused: flood calls with an active key answered UNAVAILABLE.
+	ValidRefused int64 `json:"valid_refused"`
 }
 
 func adminCtx(ctx context.Context) context.Context {
@@ -86,7 +90,19 @@ func (e *env) runFaults(ctx context.Context) (*Faults, error) {
 	defer gb.close()
 
 	e.log.Info("fault: admin calls with and without an invalid-key flood")
-	f.Admin = e.adminUnderFlood(ctx, a, ga)
+	pickMal, pickUnk := e.picker("malformed"), e.picker("unknown")
+	f.Admin = e.adminUnderFlood(ctx, a, ga, func(w, i int) string {
+		if i%2 == 0 {
+			return pickMal(w, i)
+		}
+		return pickUnk(w, i)
+	})
+	e.log.Info("fault: admin calls during a burst of first-seen valid keys")
+	var next atomic.Int64
+	next.Store(1000) // past the hot keys: keys no replica has looked up
+	f.AdminCold = e.adminUnderFlood(ctx, a, ga, func(int, int) string {
+		return e.active[int(next.Add(1))%len(e.active)]
+	})
 	e.log.Info("fault: propagation between replicas", "trials", e.cfg.Trials)
 	if f.Propagation, err = e.propagation(ctx, ga, gb); err != nil {
 		return nil, err
@@ -171,7 +187,7 @@ func (e *env) killListen(ctx context.Context, ga, gb *grpcValidator) (ListenResu
 	return res, nil
 }
 
-func (e *env) adminUnderFlood(ctx context.Context, s *server.Server, g *grpcValidator) AdminResult {
+func (e *env) adminUnderFlood(ctx context.Context, s *server.Server, g *grpcValidator, pick picker) AdminResult {
 	adminLoop := func(d time.Duration) []time.Duration {
 		var lat []time.Duration
 		end := time.Now().Add(d)
@@ -191,18 +207,13 @@ func (e *env) adminUnderFlood(ctx context.Context, s *server.Server, g *grpcVali
 	defer flood.close()
 	fctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	var floodN int64
+	var floodN, refused int64
 	start := time.Now()
 	wg.Go(func() {
-		pickMal, pickUnk := e.picker("malformed"), e.picker("unknown")
-		tallies := drive(fctx, flood, e.cfg.Workers, 24*time.Hour, func(w, i int) string {
-			if i%2 == 0 {
-				return pickMal(w, i)
-			}
-			return pickUnk(w, i)
-		}, nil)
+		tallies := drive(fctx, flood, e.cfg.Workers, 24*time.Hour, pick, e.isActive)
 		for _, t := range tallies {
 			floodN += int64(len(t.lat))
+			refused += t.validRefused
 		}
 	})
 	time.Sleep(200 * time.Millisecond) // flood at full speed before measuring
@@ -211,7 +222,7 @@ func (e *env) adminUnderFlood(ctx context.Context, s *server.Server, g *grpcVali
 	wg.Wait()
 	return AdminResult{CallsQuiet: len(quiet), CallsFlood: len(loud),
 		P99Quiet: ms(summarise(quiet).P99), P99Flood: ms(summarise(loud).P99),
-		FloodRPS: float64(floodN) / time.Since(start).Seconds()}
+		FloodRPS: float64(floodN) / time.Since(start).Seconds(), ValidRefused: refused}
 }
 
 // outage runs "mixed" over gRPC while Postgres is stopped for 10 s.
@@ -294,6 +305,9 @@ func (f *Faults) writeMarkdown(w io.Writer) {
 	a := f.Admin
 	fmt.Fprintf(w, "- **Admin calls during an invalid-key flood** (malformed + unknown keys at full speed, %.0f req/s): p99 %.2f ms (%d calls) vs %.2f ms quiet (%d calls).\n",
 		a.FloodRPS, a.P99Flood, a.CallsFlood, a.P99Quiet, a.CallsQuiet)
+	c := f.AdminCold
+	fmt.Fprintf(w, "- **Admin calls during a burst of first-seen valid keys** (every key a lookup, %.0f req/s, %d valid keys refused): p99 %.2f ms (%d calls) vs %.2f ms quiet (%d calls).\n",
+		c.FloodRPS, c.ValidRefused, c.P99Flood, c.CallsFlood, c.P99Quiet, c.CallsQuiet)
 	p := f.Propagation
 	fmt.Fprintf(w, "- **Propagation between two replicas** (%d trials): create→valid on the other replica p50 %.2f / p99 %.2f / max %.2f ms; revoke→refused p50 %.2f / p99 %.2f / max %.2f ms.\n",
 		p.Trials, p.CreateMS.P50, p.CreateMS.P99, p.CreateMS.Max, p.RevokeMS.P50, p.RevokeMS.P99, p.RevokeMS.Max)

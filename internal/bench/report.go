@@ -234,6 +234,11 @@ func (rep *Report) check() {
 			add(f.Admin.P99Flood <= 2*f.Admin.P99Quiet, "admin p99 under an invalid-key flood: %.2f ms vs %.2f ms quiet (%.2f×, target ≤ 2×)",
 				f.Admin.P99Flood, f.Admin.P99Quiet, f.Admin.P99Flood/f.Admin.P99Quiet)
 		}
+		if c := f.AdminCold; c.P99Quiet > 0 {
+			add(c.P99Flood <= 2*c.P99Quiet, "admin p99 during a cold burst: %.2f ms vs %.2f ms quiet (%.2f×, target ≤ 2×)",
+				c.P99Flood, c.P99Quiet, c.P99Flood/c.P99Quiet)
+			add(c.ValidRefused == 0, "cold burst during admin calls: %d valid keys refused (target 0)", c.ValidRefused)
+		}
 		if f.Propagation.Trials > 0 {
 			add(f.Propagation.CreateMS.P99 < 100, "create→visible on another replica p99 %.2f ms (target < 100)", f.Propagation.CreateMS.P99)
 			add(f.Propagation.RevokeMS.P99 < 100, "revoke→refused on another replica p99 %.2f ms (target < 100)", f.Propagation.RevokeMS.P99)

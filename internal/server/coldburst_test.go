@@ -1,0 +1,124 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/netdelay"
+	"github.com/keyservice/keyservice/internal/server"
+	"github.com/keyservice/keyservice/internal/testdb"
+)
+
+// TestColdBurstIsAnsweredOverBothTransports: just after a (re)start, with
+// the database a millisecond away, 750 first-seen valid keys over gRPC and
+// 750 over REST, 64 callers at a time, are every one answered VALID (none
+// refused for want of a lookup slot), and an admin CreateKey made during
+// the burst succeeds.
+func TestColdBurstIsAnsweredOverBothTransports(t *testing.T) {
+	u, _ := testdb.New(t)
+	f, _ := keys.NewFormat(keys.DefaultPrefix)
+	secrets := make([]string, 1500)
+	rows := make([][]any, len(secrets))
+	for i := range rows {
+		g, err := f.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets[i] = g.Secret
+		rows[i] = []any{g.Hash[:], g.Hint, "cold", "acme"}
+	}
+	conn, err := pgx.Connect(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.CopyFrom(context.Background(), pgx.Identifier{"api_keys"}, []string{"key_hash", "hint", "name", "owner"}, pgx.CopyFromRows(rows)); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(context.Background())
+	pu, _ := url.Parse(u)
+	p, err := netdelay.Start(pu.Host, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	pu.Host = p.Addr()
+	e := startOn(t, pu.String(), withConfig(func(c *server.Config) {
+		c.CallerRate, c.CallerBurst = 1e6, 1e6 // one address sends the whole burst
+		// Bookkeeping is what this test is about: a deadline generous enough
+		// that the race detector on 2 shared cores cannot decide the result.
+		c.LookupTimeout = 10 * time.Second
+	}))
+	e.waitReady(t)
+
+	restValidate := func(key string) (string, error) {
+		resp, err := http.Post(e.base+"/v1/keys:validate", "application/json", strings.NewReader(fmt.Sprintf(`{"key":%q}`, key)))
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			return "", fmt.Errorf("HTTP %d: %s", resp.StatusCode, raw)
+		}
+		var out struct{ Code string }
+		err = json.Unmarshal(raw, &out)
+		return out.Code, err
+	}
+	grpcValidate := func(key string) (string, error) {
+		r, err := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: key})
+		return r.GetCode().String(), err
+	}
+	var adminErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		time.Sleep(20 * time.Millisecond) // into the burst
+		_, adminErr = e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "during", Owner: "acme"})
+	})
+	for name, call := range map[string]func(string) (string, error){"grpc": grpcValidate, "rest": restValidate} {
+		keys := secrets[:750]
+		if name == "rest" {
+			keys = secrets[750:]
+		}
+		wg.Go(func() {
+			var next, valid, refused atomic.Int64
+			var firstErr atomic.Value
+			var inner sync.WaitGroup
+			for w := 0; w < 32; w++ {
+				inner.Go(func() {
+					for i := next.Add(1) - 1; i < int64(len(keys)); i = next.Add(1) - 1 {
+						code, err := call(keys[i])
+						switch {
+						case err != nil:
+							refused.Add(1)
+							firstErr.CompareAndSwap(nil, err.Error())
+						case code == "CODE_VALID":
+							valid.Add(1)
+						}
+					}
+				})
+			}
+			inner.Wait()
+			if refused.Load() != 0 || valid.Load() != int64(len(keys)) {
+				t.Errorf("%s: %d of %d first-seen valid keys answered VALID, %d refused (first: %v)",
+					name, valid.Load(), len(keys), refused.Load(), firstErr.Load())
+			}
+		})
+	}
+	wg.Wait()
+	if adminErr != nil {
+		t.Fatalf("CreateKey during the cold burst: %v", adminErr)
+	}
+}
