@@ -45,10 +45,11 @@ type Identity struct {
 	Addr netip.Addr
 }
 
-// budgetKey is the identity a caller's budgets are kept under: an address
-// is folded to its Group.
-func (id Identity) budgetKey() Identity {
-	if id.Kind == KindAddr {
+// budgetKey is the identity a caller's budgets are kept under: an
+// untrusted address is folded to its Group; a trusted proxy keeps its own
+// budget, not shared with its /64 neighbours.
+func (c *Callers) budgetKey(id Identity) Identity {
+	if id.Kind == KindAddr && !c.mayForward(id) {
 		id.Addr = Group(id.Addr)
 	}
 	return id
@@ -246,7 +247,7 @@ func (c *Callers) Allow(id Identity) (bool, time.Duration) {
 }
 
 func (c *Callers) allow(id Identity, now int64) (bool, time.Duration, *callerEntry) {
-	e := c.entry(id.budgetKey())
+	e := c.entry(c.budgetKey(id))
 	ok, retry := e.calls.take(now)
 	return ok, retry, e
 }
@@ -300,7 +301,7 @@ func (c *Callers) Interceptor() grpc.UnaryServerInterceptor {
 			if err != nil {
 				return handler(ctx, req) // the handler refuses a malformed client_ip
 			}
-			fl = c.failedLimiter(failedKey{caller: id.budgetKey(), client: Group(a)})
+			fl = c.failedLimiter(failedKey{caller: c.budgetKey(id), client: Group(a)})
 		}
 		if fl == nil {
 			resp, err := handler(ctx, req)

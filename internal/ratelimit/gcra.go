@@ -22,7 +22,12 @@ func newGCRA(b Budget) *gcra {
 	if b.Rate > 0 && b.Rate < 1e9 {
 		k.interval = int64(math.Ceil(1e9 / b.Rate))
 	}
-	k.tau = int64(max(b.Burst-1, 0)) * k.interval
+	// Saturate rather than overflow for huge burst ÷ rate (centuries).
+	if burst := int64(max(b.Burst-1, 0)); k.interval > 0 && burst > math.MaxInt64/4/k.interval {
+		k.tau = math.MaxInt64 / 4
+	} else {
+		k.tau = burst * k.interval
+	}
 	return k
 }
 

@@ -152,3 +152,32 @@ func TestUnlimitedBudgetNeverRefusesConcurrentCalls(t *testing.T) {
 		t.Fatalf("%d of 160,000 calls refused by an unlimited budget", n)
 	}
 }
+
+// TestHugeBurstOverATinyRateDoesNotOverflow: a burst of ten million at one
+// per 1,000 s is a budget of ten million, not a negative one.
+func TestHugeBurstOverATinyRateDoesNotOverflow(t *testing.T) {
+	c := ratelimit.NewCallers(ratelimit.CallerConfig{
+		Default: ratelimit.Budget{Rate: 0.001, Burst: 10_000_000}, Failed: ratelimit.Budget{Rate: 1, Burst: 1},
+		TableSize: 10, Idle: time.Hour,
+	})
+	for i := 0; i < 1000; i++ {
+		if ok, wait := c.Allow(ratelimit.Identity{Kind: ratelimit.KindToken, Name: "a"}); !ok {
+			t.Fatalf("call %d refused (wait %s)", i, wait)
+		}
+	}
+}
+
+// TestTrustedProxyKeepsItsOwnCallBudget: an untrusted neighbour in the
+// same IPv6 /64 spending its budget does not spend the trusted proxy's.
+func TestTrustedProxyKeepsItsOwnCallBudget(t *testing.T) {
+	c := ratelimit.NewCallers(ratelimit.CallerConfig{
+		Default: ratelimit.Budget{Rate: 0.001, Burst: 5}, Failed: ratelimit.Budget{Rate: 1, Burst: 1},
+		TableSize: 10, Idle: time.Hour, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("2001:db8::10/128")},
+	})
+	for i := 0; i < 5; i++ {
+		c.Allow(ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: netip.MustParseAddr("2001:db8::11")})
+	}
+	if ok, _ := c.Allow(ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: netip.MustParseAddr("2001:db8::10")}); !ok {
+		t.Fatal("the trusted proxy was refused because its /64 neighbour spent a shared budget")
+	}
+}

@@ -297,7 +297,7 @@ func (c *Config) settings() []setting {
 		{"ended-kept-for", "KEYSERVICE_ENDED_KEPT_FOR", "keys revoked or expired this recently stay in the filter, answered REVOKED/EXPIRED rather than NOT_FOUND", (*durationValue)(&c.EndedKeptFor)},
 		{"cache-ttl", "KEYSERVICE_CACHE_TTL", "how long a found key is trusted without a lookup", (*durationValue)(&c.CacheTTL)},
 		{"cache-size", "KEYSERVICE_CACHE_SIZE", "positive cache entries", (*intValue)(&c.CacheSize)},
-		{"cache-stale-for", "KEYSERVICE_CACHE_STALE_FOR", "how long past its TTL a cached key may still be served while the database is unreachable", (*durationValue)(&c.CacheStaleFor)},
+		{"cache-stale-for", "KEYSERVICE_CACHE_STALE_FOR", "how long past its TTL a cached key may still be served while the database cannot answer in time", (*durationValue)(&c.CacheStaleFor)},
 		{"negative-cache-ttl", "KEYSERVICE_NEGATIVE_CACHE_TTL", "how long unknown, revoked and expired answers are remembered", (*durationValue)(&c.NegativeCacheTTL)},
 		{"negative-cache-size", "KEYSERVICE_NEGATIVE_CACHE_SIZE", "negative cache entries (separate, so unknown keys cannot evict real ones)", (*intValue)(&c.NegativeCacheSize)},
 		{"lookup-concurrency", "KEYSERVICE_LOOKUP_CONCURRENCY", "lookup statements for Validate at once (below the pool size)", (*intValue)(&c.LookupConcurrency)},

@@ -22,13 +22,16 @@ import (
 
 // The load generator of BenchmarkServerCPUPerCall runs in a child process
 // (this test binary again), so the parent's CPU time is the server's alone.
-const loadgenEnv = "KEYSERVICE_TEST_LOADGEN"
+const (
+	loadgenEnv     = "KEYSERVICE_TEST_LOADGEN"
+	loadgenAddrEnv = "KEYSERVICE_TEST_LOADGEN_ADDR"
+)
 
 // runLoadgen calls KEYSERVICE_TEST_LOADGEN_ADDR with 32 workers until
 // KEYSERVICE_TEST_LOADGEN_CALLS calls are made: a grpc.health.v1 Check, or
 // Validate of KEYSERVICE_TEST_LOADGEN_KEY.
 func runLoadgen() int {
-	addr, key := os.Getenv("KEYSERVICE_TEST_LOADGEN_ADDR"), os.Getenv("KEYSERVICE_TEST_LOADGEN_KEY")
+	addr, key := os.Getenv(loadgenAddrEnv), os.Getenv("KEYSERVICE_TEST_LOADGEN_KEY")
 	calls, _ := strconv.ParseInt(os.Getenv("KEYSERVICE_TEST_LOADGEN_CALLS"), 10, 64)
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -92,7 +95,7 @@ func BenchmarkServerCPUPerCall(b *testing.B) {
 	measure := func(method string, calls int) time.Duration {
 		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), loadgenEnv+"="+method,
-			"KEYSERVICE_TEST_LOADGEN_ADDR="+e.srv.GRPCAddr().String(),
+			loadgenAddrEnv+"="+e.srv.GRPCAddr().String(),
 			"KEYSERVICE_TEST_LOADGEN_KEY="+created.GetSecret(),
 			"KEYSERVICE_TEST_LOADGEN_CALLS="+strconv.Itoa(calls))
 		cmd.Stderr = os.Stderr

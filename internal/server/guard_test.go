@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"testing"
 
@@ -205,6 +206,11 @@ func TestEnvoyCheckGuardsEachEndClient(t *testing.T) {
 // with no X-Forwarded-For (no end client named) the proxy is never locked
 // out.
 func TestTrustedProxyGuardsEachEndClient(t *testing.T) {
+	if l, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback on this machine: %v", err)
+	} else {
+		l.Close()
+	}
 	e := start(t, withConfig(func(c *server.Config) {
 		c.HTTPAddr = "[::1]:0"
 		c.FailedRate, c.FailedBurst = 0.001, 3

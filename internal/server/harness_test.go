@@ -30,7 +30,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(loadgenEnv) != "" {
+	if os.Getenv(loadgenEnv) != "" && os.Getenv(loadgenAddrEnv) != "" {
 		os.Exit(runLoadgen()) // this binary, re-run as BenchmarkServerCPUPerCall's load generator
 	}
 	testdb.Main(m)

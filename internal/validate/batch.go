@@ -59,8 +59,10 @@ type batcher struct {
 	mu      sync.Mutex
 	queue   []*lookupReq
 	running int
-	// stmtTime is a moving average of how long a statement takes (under mu).
-	stmtTime time.Duration
+	// stmtTime is a moving average of how long an answered statement takes
+	// (under mu); samples are capped at maxSample.
+	stmtTime  time.Duration
+	maxSample time.Duration
 }
 
 func newBatcher(v *Validator, cfg Config) *batcher {
@@ -71,7 +73,8 @@ func newBatcher(v *Validator, cfg Config) *batcher {
 		// Enough for every statement slot to take full batches several
 		// times within a deadline; beyond this the backlog cannot be
 		// carried in time, and the queue must not grow without bound.
-		maxQueue: cfg.LookupConcurrency * cfg.LookupBatch * 8,
+		maxQueue:  cfg.LookupConcurrency * cfg.LookupBatch * 8,
+		maxSample: cfg.LookupTimeout / 4,
 	}
 }
 
@@ -136,10 +139,11 @@ func (b *batcher) takeLocked(now time.Time) []*lookupReq {
 		r := b.queue[n]
 		b.queue[n] = nil
 		n++
-		if now.Add(b.stmtTime).After(r.deadline) {
-			// Its deadline passes before a statement could answer it: refuse
-			// it now rather than spend the database on an answer nobody waits
-			// for.
+		if !now.Before(r.deadline) || (len(batch) > 0 && now.Add(b.stmtTime).After(r.deadline)) {
+			// Its deadline has passed, or passes before a statement could
+			// answer it: refuse it now rather than spend the database on an
+			// answer nobody waits for. (The first of a batch is never refused
+			// on the estimate alone, so a wrong estimate corrects itself.)
 			b.finish(r, lookupOutcome{err: errBacklog})
 			continue
 		}
@@ -196,9 +200,14 @@ func (b *batcher) run(batch []*lookupReq) {
 	found, err := v.store.KeysByHashes(ctx, hs)
 	took := time.Since(started)
 	cancel()
-	b.mu.Lock()
-	b.stmtTime += (took - b.stmtTime) / 8
-	b.mu.Unlock()
+	if err == nil {
+		// Only answered statements teach the estimate (a stalled database is
+		// not a statement's cost), and no one sample may dominate it.
+		took = min(took, b.maxSample)
+		b.mu.Lock()
+		b.stmtTime += (took - b.stmtTime) / 8
+		b.mu.Unlock()
+	}
 	if err != nil {
 		var out error
 		switch {
@@ -307,7 +316,9 @@ func (v *Validator) refresh(h keys.Hash, p *posEntry) {
 	now := time.Now()
 	r := &lookupReq{h: h, epoch: v.stripes[h[0]].epoch.Load(), queued: now, deadline: now.Add(v.cfg.LookupTimeout), refresh: p}
 	if !v.batch.submitRefresh(r) {
-		p.refreshing.Store(false) // the next use tries again
+		// The queue is long: try again a little later, not on every use.
+		p.retryAt.Store(v.now().Add(refreshBackoff / 10).UnixNano())
+		p.refreshing.Store(false)
 		return
 	}
 	v.metrics.refreshes.Inc()

@@ -247,6 +247,8 @@ type hookedStore struct {
 	recent       atomic.Int64
 	afterRecent  func() // run once, after the first page of the warm start
 	once         sync.Once
+	beforeSync   func() // run once, before the first incremental sync reads
+	syncOnce     sync.Once
 	// hold, when set, is called after a KeysByHashes statement has read
 	// the database and before its rows are returned.
 	hold atomic.Pointer[func()]
@@ -271,6 +273,13 @@ func (s *hookedStore) RecentlyUsed(ctx context.Context, after store.UseCursor, l
 		s.once.Do(s.afterRecent)
 	}
 	return page, next, err
+}
+
+func (s *hookedStore) ChangedSince(ctx context.Context, since time.Time) ([]store.Change, error) {
+	if s.beforeSync != nil {
+		s.syncOnce.Do(s.beforeSync)
+	}
+	return s.Store.ChangedSince(ctx, since)
 }
 
 func hook(h *hookedStore) setupOpt {
@@ -352,5 +361,48 @@ func TestRefreshThatRacesARevokeIsDiscarded(t *testing.T) {
 	b.clock.Advance(2 * time.Second) // past the REVOKED negative entry
 	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Revoked {
 		t.Fatalf("after a refresh that raced the revoke: %v from %v, want REVOKED", r.Code, r.Path)
+	}
+}
+
+// TestAWrongStatementEstimateRefusesNothingForGood: after a stall has
+// taught the batcher that statements take the whole deadline, a valid key
+// is still looked up and answered (the estimate never refuses the first
+// lookup of a batch), and answered statements correct the estimate.
+func TestAWrongStatementEstimateRefusesNothingForGood(t *testing.T) {
+	b := setup(t, func(c *validate.Config) { c.LookupTimeout = 250 * time.Millisecond })
+	validate.SetStatementEstimate(b.v, time.Hour)
+	for i := 0; i < 20; i++ {
+		g, _ := b.create(t, nil)
+		if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+			t.Fatalf("key %d: %v", i, r.Code)
+		}
+	}
+}
+
+// TestNoWarmedEntryAnswersBeforeReady: a caller that does not wait for
+// readiness, asking after the warm start but before the catch-up sync, right
+// after a revoke the replica has not caught up on yet, is not answered VALID
+// from a warmed entry.
+func TestNoWarmedEntryAnswersBeforeReady(t *testing.T) {
+	u, _ := testdb.New(t)
+	a := setupOn(t, u, true, func(c *validate.Config) { c.UsageFlushInterval = time.Hour })
+	g, k := a.create(t, nil)
+	mustValidate(t, a.v, g.Secret)
+	validate.FlushUsage(a.v, context.Background())
+	var self atomic.Pointer[validate.Validator]
+	answered := make(chan validate.Result, 1)
+	h := &hookedStore{beforeSync: func() {
+		a.revoke(t, k) // after this replica's warm start, before its catch-up
+		deadline := time.Now().Add(5 * time.Second)
+		for self.Load() == nil && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		r, _ := self.Load().Validate(context.Background(), g.Secret)
+		answered <- r
+	}}
+	b := setupOn(t, u, false, hook(h), func(c *validate.Config) { c.SyncInterval = time.Hour })
+	self.Store(b.v)
+	if r := <-answered; r.Code == validate.Valid {
+		t.Fatalf("during the warm start, after a revoke: VALID from %v", r.Path)
 	}
 }

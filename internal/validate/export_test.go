@@ -60,3 +60,10 @@ func StatementsRunning(v *Validator) int {
 	defer v.batch.mu.Unlock()
 	return v.batch.running
 }
+
+// SetStatementEstimate overrides the batcher's estimate of a statement's time.
+func SetStatementEstimate(v *Validator, d time.Duration) {
+	v.batch.mu.Lock()
+	v.batch.stmtTime = d
+	v.batch.mu.Unlock()
+}

@@ -370,6 +370,11 @@ func (v *Validator) Validate(ctx context.Context, key string) (Result, error) {
 	}
 
 	now := v.now()
+	// Until the catch-up after the warm start has run (ready), warmed
+	// entries may miss a revocation: only lookups answer.
+	if !v.ready.Load() {
+		return v.answeredBeforeReady(ctx, h)
+	}
 	if p, ok := v.pos.GetIfPresent(h); ok {
 		if age := now.Sub(p.fetched); age < v.cfg.PositiveTTL {
 			if age >= v.refreshAfter && !p.refreshing.Load() && now.UnixNano() >= p.retryAt.Load() {
@@ -387,6 +392,20 @@ func (v *Validator) Validate(ctx context.Context, key string) (Result, error) {
 		return v.answered(res, err)
 	}
 
+	maybe, loaded := v.filter.test(&h)
+	if !loaded {
+		v.metrics.answers[PathFilter][codeUnavailable].Inc()
+		return Result{}, fmt.Errorf("%w: key filter not loaded yet", ErrUnavailable)
+	}
+	if !maybe {
+		return v.answer(Result{Code: NotFound, Path: PathFilter}), nil
+	}
+	return v.answered(v.lookup(ctx, h))
+}
+
+// answeredBeforeReady answers a key while the replica starts: the filter
+// still says "no" from memory, everything else is looked up.
+func (v *Validator) answeredBeforeReady(ctx context.Context, h keys.Hash) (Result, error) {
 	maybe, loaded := v.filter.test(&h)
 	if !loaded {
 		v.metrics.answers[PathFilter][codeUnavailable].Inc()
