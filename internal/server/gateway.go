@@ -2,6 +2,10 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"net/textproto"
@@ -63,10 +67,10 @@ func (c *chained) RevokeKey(ctx context.Context, r *keyservicev1.RevokeKeyReques
 // srv must already run through the interceptor chain (a *chained).
 func newGateway(ctx context.Context, srv *chained, maxBody int64, trusted []netip.Prefix) (http.Handler, error) {
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, strictJSON{&runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
+		}}),
 		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
 			switch textproto.CanonicalMIMEHeaderKey(h) {
 			case "X-Request-Id":
@@ -99,6 +103,28 @@ func newGateway(ctx context.Context, srv *chained, maxBody int64, trusted []neti
 		}
 		mux.ServeHTTP(w, r.WithContext(withGateway(r.Context(), g)))
 	}), nil
+}
+
+// strictJSON is runtime.JSONPb whose request decoder accepts exactly one
+// JSON value: any bytes after it but white space (`{"name":"a"}garbage`, a
+// second object) make the request a 400 instead of being ignored.
+type strictJSON struct{ *runtime.JSONPb }
+
+func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		dec := json.NewDecoder(r)
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			if errors.Is(err, io.EOF) {
+				return err // an empty body: the gateway's own "no body" case
+			}
+			return fmt.Errorf("request body is not valid JSON: %w", err)
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return errors.New("request body is not valid JSON: unexpected data after the JSON value")
+		}
+		return m.Unmarshal(value, v)
+	})
 }
 
 // httpClientAddr is the address of the HTTP client: the connection's peer,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -245,5 +246,84 @@ func TestTrustedProxyGuardsEachEndClient(t *testing.T) {
 	}
 	if c := auth(created.GetSecret(), ""); c != 200 {
 		t.Fatalf("valid key from the proxy itself after wrong ones: %d, want 200", c)
+	}
+}
+
+// TestSuccessfulCallsLogAtDebugAndEveryCallIsCounted: a busy replica does
+// not write a line per successful call at INFO; refusals still are logged
+// at INFO, and every call is counted by method and code.
+func TestSuccessfulCallsLogAtDebugAndEveryCallIsCounted(t *testing.T) {
+	e := start(t)
+	for i := 0; i < 5; i++ {
+		if _, err := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: "garbage"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.grpc.CreateKey(context.Background(), &keyservicev1.CreateKeyRequest{Name: "n", Owner: "o"}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("CreateKey without a token: %v", err)
+	}
+	var okLines, refusedLines int
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if !strings.Contains(line, `"msg":"rpc"`) || !strings.Contains(line, "KeyService/") {
+			continue
+		}
+		switch {
+		case strings.Contains(line, `"code":"OK"`):
+			okLines++
+			if !strings.Contains(line, `"level":"DEBUG"`) {
+				t.Errorf("a successful call logged above DEBUG: %s", line)
+			}
+		case strings.Contains(line, `"code":"Unauthenticated"`):
+			refusedLines++
+			if !strings.Contains(line, `"level":"INFO"`) {
+				t.Errorf("a refused call not logged at INFO: %s", line)
+			}
+		}
+	}
+	if okLines != 5 || refusedLines != 1 {
+		t.Fatalf("%d successful and %d refused call lines (at DEBUG in this test), want 5 and 1", okLines, refusedLines)
+	}
+	if n := metricValue(t, e, `keyservice_rpc_requests_total{code="OK",method="/keyservice.v1.KeyService/Validate"}`); n != 5 {
+		t.Fatalf("counted %v successful Validate calls, want 5", n)
+	}
+	if n := metricValue(t, e, `keyservice_rpc_requests_total{code="Unauthenticated",method="/keyservice.v1.KeyService/CreateKey"}`); n != 1 {
+		t.Fatalf("counted %v unauthenticated CreateKey calls, want 1", n)
+	}
+}
+
+// TestTamperedPageTokenIsRefused: a page token with any byte changed is
+// INVALID_ARGUMENT naming page_token (it was a 500, "timestamp out of
+// range"), over gRPC and REST.
+func TestTamperedPageTokenIsRefused(t *testing.T) {
+	e := start(t)
+	ctx := admin(context.Background())
+	for i := 0; i < 2; i++ {
+		if _, err := e.grpc.CreateKey(ctx, &keyservicev1.CreateKeyRequest{Name: "n", Owner: "o"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := e.grpc.ListKeys(ctx, &keyservicev1.ListKeysRequest{PageSize: 1})
+	if err != nil || page.GetNextPageToken() == "" {
+		t.Fatalf("first page: %v %v", page, err)
+	}
+	tok := page.GetNextPageToken()
+	if _, err := e.grpc.ListKeys(ctx, &keyservicev1.ListKeysRequest{PageSize: 1, PageToken: tok}); err != nil {
+		t.Fatalf("the real token: %v", err)
+	}
+	for i := 0; i < len(tok); i++ {
+		b := []byte(tok)
+		b[i] = map[bool]byte{true: 'A', false: 'B'}[b[i] != 'A']
+		bad := string(b)
+		_, err := e.grpc.ListKeys(ctx, &keyservicev1.ListKeysRequest{PageSize: 1, PageToken: bad})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "page_token") {
+			t.Fatalf("gRPC, token with byte %d changed: %v, want InvalidArgument naming page_token", i, err)
+		}
+		code, body, _ := e.rest(t, "GET", "/v1/keys?page_size=1&page_token="+bad, adminToken, "")
+		if code != 400 {
+			t.Fatalf("REST, token with byte %d changed: %d %v, want 400", i, code, body)
+		}
+	}
+	if strings.Contains(e.logs.String(), `"level":"ERROR"`) {
+		t.Fatal("a tampered token was logged as an error of ours")
 	}
 }

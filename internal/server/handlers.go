@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -66,6 +67,7 @@ type keyService struct {
 	keyLimits    ratelimit.KeyStore
 	defaultLimit ratelimit.Limit
 	ceiling      bool // bench baseline: answer at once (WithCeilingValidation)
+	cursors      store.CursorCodec
 	// views caches the API form of records served from memory, keyed by the
 	// cached record's address (stable while the cache entry lives; the key
 	// here keeps it from being reused): a hot key is converted once, not on
@@ -185,9 +187,9 @@ func (s *keyService) newKeyFrom(req *keyservicev1.CreateKeyRequest) (store.NewKe
 	if len(nk.Scopes) > maxScopes {
 		return nk, invalid("scopes", "at most %d scopes, got %d", maxScopes, len(nk.Scopes))
 	}
-	for _, sc := range nk.Scopes {
-		if sc == "" || utf8.RuneCountInString(sc) > maxScopeLen || strings.IndexFunc(sc, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0 {
-			return nk, invalid("scopes", "each scope must be 1 to %d printable characters without spaces", maxScopeLen)
+	for i, sc := range nk.Scopes {
+		if !validScope(sc) {
+			return nk, invalid(fmt.Sprintf("scopes[%d]", i), "a scope is 1 to %d of the characters a-z A-Z 0-9 : . _ - / * (no commas or spaces: scopes travel comma-separated in X-Key-Scopes)", maxScopeLen)
 		}
 	}
 	if len(nk.Metadata) > maxMetadata {
@@ -200,8 +202,8 @@ func (s *keyService) newKeyFrom(req *keyservicev1.CreateKeyRequest) (store.NewKe
 		if utf8.RuneCountInString(v) > maxMetaValueLen {
 			return nk, invalid("metadata", "value of %q is over %d characters", k, maxMetaValueLen)
 		}
-		if strings.ContainsRune(k+v, 0) {
-			return nk, invalid("metadata", "must not contain NUL characters")
+		if strings.IndexFunc(k+v, unicode.IsControl) >= 0 {
+			return nk, invalid("metadata", "keys and values must not contain control characters")
 		}
 	}
 	if rl := req.GetRateLimit(); rl != nil {
@@ -231,6 +233,25 @@ func (s *keyService) newKeyFrom(req *keyservicev1.CreateKeyRequest) (store.NewKe
 		nk.ExpiresAt = &exp
 	}
 	return nk, nil
+}
+
+// validScope reports whether sc is 1 to maxScopeLen characters of the
+// scope alphabet: letters, digits and : . _ - / * (no comma, so the scopes
+// joined with commas in X-Key-Scopes stay unambiguous; no space or control
+// character, so they are safe in any header).
+func validScope(sc string) bool {
+	if sc == "" || len(sc) > maxScopeLen {
+		return false
+	}
+	for i := 0; i < len(sc); i++ {
+		switch c := sc[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == ':' || c == '.' || c == '_' || c == '-' || c == '/' || c == '*':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // checkText requires 1 to max printable characters.
@@ -270,7 +291,7 @@ func (s *keyService) ListKeys(ctx context.Context, req *keyservicev1.ListKeysReq
 	if utf8.RuneCountInString(req.GetOwner()) > maxOwnerLen {
 		return nil, invalid("owner", "must be at most %d characters", maxOwnerLen)
 	}
-	after, err := store.DecodeCursor(req.GetPageToken())
+	after, err := s.cursors.Decode(req.GetPageToken())
 	if err != nil {
 		return nil, invalid("page_token", "is malformed; pass the next_page_token of a previous response")
 	}
@@ -278,7 +299,7 @@ func (s *keyService) ListKeys(ctx context.Context, req *keyservicev1.ListKeysReq
 	if err != nil {
 		return nil, err
 	}
-	out := &keyservicev1.ListKeysResponse{Keys: make([]*keyservicev1.Key, 0, len(ks)), NextPageToken: next.Encode()}
+	out := &keyservicev1.ListKeysResponse{Keys: make([]*keyservicev1.Key, 0, len(ks)), NextPageToken: s.cursors.Encode(next)}
 	for i := range ks {
 		out.Keys = append(out.Keys, keyToProto(&ks[i]))
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -84,18 +85,20 @@ func saneID(s string) bool {
 
 // --- logging ----------------------------------------------------------------
 
-// logging writes one line per call: method, code, duration, caller address.
+// logging writes a line per refused or failed call: method, code,
+// duration, caller address. Successful calls (and calls the caller
+// cancelled) are logged at DEBUG only: at INFO a busy replica would write a
+// line per request. Every call is counted by method and code in
+// keyservice_rpc_requests_total, so the metrics see what the log leaves out.
 // It never logs requests, responses or metadata values, so no key or token
 // can reach the log.
-func logging(log *slog.Logger) grpc.UnaryServerInterceptor {
+func logging(log *slog.Logger, calls *prometheus.CounterVec) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
 		code := status.Code(err)
-		lvl := slog.LevelInfo
-		if code == codes.Internal || code == codes.Unknown {
-			lvl = slog.LevelError
-		}
+		calls.WithLabelValues(info.FullMethod, code.String()).Inc()
+		lvl := levelOf(code)
 		if !log.Enabled(ctx, lvl) {
 			return resp, err // no line to write: build none
 		}
@@ -113,6 +116,21 @@ func logging(log *slog.Logger) grpc.UnaryServerInterceptor {
 		log.LogAttrs(ctx, lvl, "rpc", attrs...)
 		return resp, err
 	}
+}
+
+// levelOf is the log level of a call that ended with code: DEBUG for
+// success, INFO for a refusal of the caller's request, WARN when the
+// service could not answer, ERROR for a fault of ours.
+func levelOf(code codes.Code) slog.Level {
+	switch code {
+	case codes.OK, codes.Canceled:
+		return slog.LevelDebug
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted:
+		return slog.LevelWarn
+	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 // --- recovery ---------------------------------------------------------------

@@ -6,12 +6,14 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -169,6 +171,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		keyLimits:    keyStore,
 		defaultLimit: keyLimit,
 		ceiling:      o.ceiling,
+		cursors:      store.NewCursorCodec(pageTokenSecret(cfg.AdminTokens)),
 		views: otter.Must(&otter.Options[*store.Key, *keyservicev1.Key]{
 			MaximumSize: cfg.CacheSize + cfg.NegativeCacheSize,
 			Clock:       otter.NewCoarseClock(time.Second),
@@ -203,12 +206,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		}
 	}
 	s.tracingShutdown = tpShutdown
+	rpcCalls := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyservice_rpc_requests_total",
+		Help: "Calls by method and gRPC code, REST included (it runs through the same chain).",
+	}, []string{"method", "code"})
+	reg.MustRegister(rpcCalls)
 	ics := []grpc.UnaryServerInterceptor{requestID()}
 	if tp != nil {
 		ics = append(ics, tracing(tp))
 	}
 	intercept := chain(append(ics,
-		logging(log),
+		logging(log, rpcCalls),
 		recovery(log),
 		authenticate(newAuthConfig(cfg.AdminTokens, callerTokens, cfg.TLSClientCAFile != "")),
 		callers.Interceptor(),
@@ -425,4 +433,20 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// pageTokenSecret is the key page tokens are signed with. Only admins list
+// keys, and every replica is configured with the same admin tokens, so the
+// key is derived from them: replicas agree without another secret to
+// distribute, and changing the admin tokens retires outstanding tokens.
+func pageTokenSecret(adminTokens []string) []byte {
+	sorted := slices.Clone(adminTokens)
+	slices.Sort(sorted)
+	h := sha256.New()
+	h.Write([]byte("keyservice page tokens v1"))
+	for _, t := range sorted {
+		h.Write([]byte{0})
+		h.Write([]byte(t))
+	}
+	return h.Sum(nil)
 }

@@ -398,6 +398,13 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 		{"non-uuid id (revoke)", "POST", "/v1/keys/12345:revoke", "", 400},
 		{"unknown id (get)", "GET", "/v1/keys/0b7e2c9a-4f1d-4c3e-9a51-2f6d8e0c1b2a", "", 404},
 		{"unknown id (revoke)", "POST", "/v1/keys/0b7e2c9a-4f1d-4c3e-9a51-2f6d8e0c1b2a:revoke", "", 404},
+		{"trailing garbage after the JSON", "POST", "/v1/keys", `{"name":"a","owner":"x"}garbage`, 400},
+		{"a second JSON value", "POST", "/v1/keys", `{"name":"a","owner":"x"}{"name":"b","owner":"y"}`, 400},
+		{"validate trailing garbage", "POST", "/v1/keys:validate", `{"key":"ks_x"} x`, 400},
+		{"scope with a comma", "POST", "/v1/keys", `{"name":"n","owner":"o","scopes":["read,admin"]}`, 400},
+		{"scope with a space", "POST", "/v1/keys", `{"name":"n","owner":"o","scopes":["read admin"]}`, 400},
+		{"scope with a non-ASCII letter", "POST", "/v1/keys", `{"name":"n","owner":"o","scopes":["lecture-é"]}`, 400},
+		{"control character in a metadata value", "POST", "/v1/keys", `{"name":"n","owner":"o","metadata":{"team":"a\r\nX-Evil: 1"}}`, 400},
 	}
 	for _, c := range restCases {
 		t.Run("REST/"+c.name, func(t *testing.T) {
@@ -427,6 +434,14 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 		}, codes.InvalidArgument},
 		{"too many scopes", func() error {
 			_, err := e.grpc.CreateKey(ctx, &keyservicev1.CreateKeyRequest{Name: "n", Owner: "o", Scopes: make([]string, 65)})
+			return err
+		}, codes.InvalidArgument},
+		{"scope with a comma", func() error {
+			_, err := e.grpc.CreateKey(ctx, &keyservicev1.CreateKeyRequest{Name: "n", Owner: "o", Scopes: []string{"read", "read,admin"}})
+			return err
+		}, codes.InvalidArgument},
+		{"control character in a metadata value", func() error {
+			_, err := e.grpc.CreateKey(ctx, &keyservicev1.CreateKeyRequest{Name: "n", Owner: "o", Metadata: map[string]string{"team": "a\x1b[31m"}})
 			return err
 		}, codes.InvalidArgument},
 		{"page size over max", func() error {

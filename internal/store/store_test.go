@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"testing"
@@ -167,7 +168,8 @@ func TestListPagesByOwner(t *testing.T) {
 			break
 		}
 		// The token round-trips through its opaque form.
-		if cur, err = store.DecodeCursor(next.Encode()); err != nil {
+		codec := store.NewCursorCodec([]byte("test secret"))
+		if cur, err = codec.Decode(codec.Encode(next)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -180,10 +182,25 @@ func TestListPagesByOwner(t *testing.T) {
 	}
 }
 
-func TestDecodeCursorRejectsGarbage(t *testing.T) {
-	for _, tok := range []string{"x", "!!!!", "AAAA", store.Cursor{}.Encode() + "A"} {
-		if _, err := store.DecodeCursor(tok); !errors.Is(err, store.ErrBadCursor) {
-			t.Errorf("DecodeCursor(%q) = %v", tok, err)
+func TestDecodeCursorRejectsGarbageAndForgeries(t *testing.T) {
+	codec := store.NewCursorCodec([]byte("secret one"))
+	real := codec.Encode(store.Cursor{CreatedAt: time.Now().UTC().Truncate(time.Microsecond), ID: uuid.New()})
+	if _, err := codec.Decode(real); err != nil {
+		t.Fatalf("a token this codec made: %v", err)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(real)
+	tampered := append([]byte(nil), raw...)
+	tampered[3] ^= 0x40 // another time, far out of range
+	other := store.NewCursorCodec([]byte("secret two")).Encode(store.Cursor{CreatedAt: time.Now(), ID: uuid.New()})
+	for name, tok := range map[string]string{
+		"not base64": "!!!!", "short": "AAAA", "garbage": "x",
+		"tampered time":          base64.RawURLEncoding.EncodeToString(tampered),
+		"truncated":              real[:len(real)-2],
+		"made with another key":  other,
+		"unsigned (old version)": base64.RawURLEncoding.EncodeToString(append([]byte{1}, raw[1:25]...)),
+	} {
+		if _, err := codec.Decode(tok); !errors.Is(err, store.ErrBadCursor) {
+			t.Errorf("%s: Decode(%q) = %v, want ErrBadCursor", name, tok, err)
 		}
 	}
 }
