@@ -49,7 +49,12 @@ func decide(resp *keyservicev1.ValidateResponse, err error, keyHeader string, re
 			return authDecision{status: http.StatusTooManyRequests, headers: h}
 		case codes.Unavailable:
 			return authDecision{status: http.StatusServiceUnavailable, headers: map[string]string{"Retry-After": "1"}}
-		case codes.InvalidArgument, codes.Unauthenticated:
+		case codes.Unauthenticated:
+			// The gateway's own caller token was missing or not accepted: a
+			// configuration error of the gateway, told apart from a bad key.
+			challenge["WWW-Authenticate"] += `, error="invalid_caller", error_description="the gateway's caller token (X-Keyservice-Caller-Token) was not accepted"`
+			return authDecision{status: http.StatusUnauthorized, headers: challenge}
+		case codes.InvalidArgument:
 			return authDecision{status: http.StatusUnauthorized, headers: challenge}
 		}
 		return authDecision{status: http.StatusInternalServerError}
@@ -59,7 +64,7 @@ func decide(resp *keyservicev1.ValidateResponse, err error, keyHeader string, re
 		k := resp.GetKey()
 		return authDecision{status: http.StatusOK, headers: map[string]string{
 			"X-Key-Id":     k.GetId(),
-			"X-Key-Owner":  k.GetOwner(),
+			"X-Key-Owner":  headerSafe(k.GetOwner()),
 			"X-Key-Scopes": strings.Join(k.GetScopes(), ","),
 		}}
 	case keyservicev1.Code_CODE_RATE_LIMITED:
@@ -74,6 +79,34 @@ func decide(resp *keyservicev1.ValidateResponse, err error, keyHeader string, re
 	// MALFORMED, NOT_FOUND, REVOKED, EXPIRED look the same from outside.
 	challenge["WWW-Authenticate"] += `, error="invalid_token"`
 	return authDecision{status: http.StatusUnauthorized, headers: challenge}
+}
+
+// headerSafe percent-encodes (RFC 3986, UTF-8) every byte of v that is not
+// printable ASCII, and "%" itself, so an owner such as "Zoë & Co" reaches
+// the upstream as one well-formed header value ("Zo%C3%AB & Co") that any
+// URL decoder restores; plain ASCII names pass unchanged.
+func headerSafe(v string) string {
+	plain := func(c byte) bool { return c >= 0x20 && c < 0x7f && c != '%' }
+	i := 0
+	for i < len(v) && plain(v[i]) {
+		i++
+	}
+	if i == len(v) {
+		return v
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.WriteString(v[:i])
+	for ; i < len(v); i++ {
+		if c := v[i]; plain(c) {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
 }
 
 func challengeFor(keyHeader string) string {

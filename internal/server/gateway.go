@@ -9,11 +9,17 @@ import (
 	"net/http"
 	"net/netip"
 	"net/textproto"
+	"net/url"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 )
@@ -66,11 +72,13 @@ func (c *chained) RevokeKey(ctx context.Context, r *keyservicev1.RevokeKeyReques
 // proto field names, and rejects unknown fields.
 // srv must already run through the interceptor chain (a *chained).
 func newGateway(ctx context.Context, srv *chained, maxBody int64, trusted []netip.Prefix) (http.Handler, error) {
+	marshaler := strictJSON{&runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, strictJSON{&runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}}),
+		runtime.SetQueryParameterParser(strictQuery{}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
 			switch textproto.CanonicalMIMEHeaderKey(h) {
 			case "X-Request-Id":
@@ -101,7 +109,16 @@ func newGateway(ctx context.Context, srv *chained, maxBody int64, trusted []neti
 		if r.TLS != nil {
 			g.certName = nameOf(r.TLS.VerifiedChains)
 		}
-		mux.ServeHTTP(w, r.WithContext(withGateway(r.Context(), g)))
+		// Answers carry identities (and CreateKey a secret): no cache may keep them.
+		w.Header().Set("Cache-Control", "no-store")
+		ctx := withGateway(r.Context(), g)
+		if r.URL.RawQuery != "" && !(r.Method == http.MethodGet && queryRoutes[r.URL.Path]) {
+			// Routes whose request is all path and body: grpc-gateway would
+			// ignore the query; refuse it like an unknown JSON field.
+			runtime.HTTPError(ctx, mux, marshaler, w, r, status.Error(codes.InvalidArgument, "this route takes no query parameters"))
+			return
+		}
+		mux.ServeHTTP(w, r.WithContext(ctx))
 	}), nil
 }
 
@@ -125,6 +142,39 @@ func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 		}
 		return m.Unmarshal(value, v)
 	})
+}
+
+// queryRoutes are the GET routes whose requests take query parameters
+// (checked field by field by strictQuery); any other route with a query
+// string is a 400.
+var queryRoutes = map[string]bool{"/v1/keys": true}
+
+// strictQuery refuses query parameters that name no field of the request
+// (grpc-gateway ignores them), like unknown JSON fields in a body: a typo
+// such as ?pagesize=10 must not silently list with the default.
+type strictQuery struct{ runtime.DefaultQueryParser }
+
+func (q strictQuery) Parse(msg proto.Message, values url.Values, filter *utilities.DoubleArray) error {
+	for key := range values {
+		md := msg.ProtoReflect().Descriptor()
+		parts := strings.Split(key, ".")
+		for i, part := range parts {
+			fd := md.Fields().ByName(protoreflect.Name(part))
+			if fd == nil {
+				fd = md.Fields().ByJSONName(part)
+			}
+			if fd == nil {
+				return fmt.Errorf("unknown query parameter %q", key)
+			}
+			if i < len(parts)-1 {
+				if fd.Message() == nil {
+					return fmt.Errorf("unknown query parameter %q", key)
+				}
+				md = fd.Message()
+			}
+		}
+	}
+	return q.DefaultQueryParser.Parse(msg, values, filter)
 }
 
 // httpClientAddr is the address of the HTTP client: the connection's peer,

@@ -399,6 +399,8 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 		{"unknown id (get)", "GET", "/v1/keys/0b7e2c9a-4f1d-4c3e-9a51-2f6d8e0c1b2a", "", 404},
 		{"unknown id (revoke)", "POST", "/v1/keys/0b7e2c9a-4f1d-4c3e-9a51-2f6d8e0c1b2a:revoke", "", 404},
 		{"trailing garbage after the JSON", "POST", "/v1/keys", `{"name":"a","owner":"x"}garbage`, 400},
+		{"unknown query parameter", "GET", "/v1/keys?colour=red", "", 400},
+		{"unknown query parameter (get)", "GET", "/v1/keys/0b7e2c9a-4f1d-4c3e-9a51-2f6d8e0c1b2a?verbose=1", "", 400},
 		{"a second JSON value", "POST", "/v1/keys", `{"name":"a","owner":"x"}{"name":"b","owner":"y"}`, 400},
 		{"validate trailing garbage", "POST", "/v1/keys:validate", `{"key":"ks_x"} x`, 400},
 		{"scope with a comma", "POST", "/v1/keys", `{"name":"n","owner":"o","scopes":["read,admin"]}`, 400},

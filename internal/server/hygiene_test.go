@@ -1,0 +1,93 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/server"
+)
+
+// TestRESTAnswersAreNeverCached: every REST answer (a secret, an identity,
+// an error) says Cache-Control: no-store.
+func TestRESTAnswersAreNeverCached(t *testing.T) {
+	e := start(t)
+	code, body, hdr := e.rest(t, "POST", "/v1/keys", adminToken, `{"name":"n","owner":"o"}`)
+	if code != 200 || hdr.Get("Cache-Control") != "no-store" {
+		t.Fatalf("CreateKey: %d, Cache-Control %q", code, hdr.Get("Cache-Control"))
+	}
+	secret, _ := body["secret"].(string)
+	id, _ := body["key"].(map[string]any)["id"].(string)
+	for _, c := range []struct{ method, path, token, body string }{
+		{"POST", "/v1/keys:validate", "", fmt.Sprintf(`{"key":%q}`, secret)},
+		{"GET", "/v1/keys/" + id, adminToken, ""},
+		{"GET", "/v1/keys", adminToken, ""},
+		{"GET", "/v1/keys/" + id, "", ""}, // an error answer
+	} {
+		if _, _, hdr := e.rest(t, c.method, c.path, c.token, c.body); hdr.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s %s: Cache-Control %q, want no-store", c.method, c.path, hdr.Get("Cache-Control"))
+		}
+	}
+}
+
+// TestIdentityHeadersAreEncodedSafely: an owner outside printable ASCII
+// reaches the gateway percent-encoded, in one well-formed header.
+func TestIdentityHeadersAreEncodedSafely(t *testing.T) {
+	e := start(t)
+	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "n", Owner: "Zoë & Co 100%"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := get(t, e.base+"/v1/auth", map[string]string{"Authorization": "Bearer " + created.GetSecret()})
+	if resp.StatusCode != 200 || resp.Header.Get("X-Key-Owner") != "Zo%C3%AB & Co 100%25" {
+		t.Fatalf("%d, X-Key-Owner %q, want %q", resp.StatusCode, resp.Header.Get("X-Key-Owner"), "Zo%C3%AB & Co 100%25")
+	}
+}
+
+// TestForwardAuthTellsABadCallerTokenFromABadKey: a gateway whose own
+// caller token is wrong (a configuration error) gets a 401 that says so,
+// distinct from the 401 for a wrong key.
+func TestForwardAuthTellsABadCallerTokenFromABadKey(t *testing.T) {
+	e := start(t, withConfig(func(c *server.Config) { c.CallerTokens = []string{"nginx:" + tokenA} }))
+	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "n", Owner: "o"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := func(key, callerToken string) *http.Response {
+		return get(t, e.base+"/v1/auth", map[string]string{"Authorization": "Bearer " + key, "X-Keyservice-Caller-Token": callerToken})
+	}
+	if r := auth(created.GetSecret(), tokenA); r.StatusCode != 200 {
+		t.Fatalf("valid key, good caller token: %d", r.StatusCode)
+	}
+	badCaller := auth(created.GetSecret(), "not-the-token-0123456789")
+	if badCaller.StatusCode != 401 || !strings.Contains(badCaller.Header.Get("WWW-Authenticate"), `error="invalid_caller"`) {
+		t.Fatalf("bad caller token: %d %q, want 401 with error=\"invalid_caller\"", badCaller.StatusCode, badCaller.Header.Get("WWW-Authenticate"))
+	}
+	badKey := auth(created.GetSecret()+"x", tokenA)
+	if badKey.StatusCode != 401 || !strings.Contains(badKey.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Fatalf("bad key: %d %q, want 401 with error=\"invalid_token\"", badKey.StatusCode, badKey.Header.Get("WWW-Authenticate"))
+	}
+}
+
+// TestGatewayLogLinesAreStructured: grpc-gateway's own complaint about a
+// client's header (it logs through grpclog) lands in the service's JSON
+// log, not as a plain-text line on stderr.
+func TestGatewayLogLinesAreStructured(t *testing.T) {
+	e := start(t)
+	r, _ := http.NewRequest("POST", e.base+"/v1/keys:validate", strings.NewReader(`{"key":"x"}`))
+	r.Header.Set("User-Agent", "café-client/1.0") // a permanent header, passed on as metadata
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitFor(t, func() bool { return strings.Contains(e.logs.String(), "non-ASCII") })
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(line, "non-ASCII") && !(strings.HasPrefix(line, "{") && strings.Contains(line, `"source":"grpc"`)) {
+			t.Fatalf("not a structured line: %s", line)
+		}
+	}
+}
