@@ -43,6 +43,10 @@ type Identity struct {
 	// Addr is the caller's address, for KindAddr. Budgets are kept per
 	// Group(Addr); the address itself decides whether it is a trusted proxy.
 	Addr netip.Addr
+	// Anonymous: a trusted proxy whose forwarded chain (X-Forwarded-For,
+	// Forwarded) was missing or did not parse. It counts as an anonymous
+	// end client at its own address: it may not name end clients.
+	Anonymous bool
 }
 
 // budgetKey is the identity a caller's budgets are kept under: an
@@ -179,6 +183,9 @@ func NewCallers(cfg CallerConfig) *Callers {
 func (c *Callers) mayForward(id Identity) bool {
 	if id.Kind != KindAddr {
 		return true
+	}
+	if id.Anonymous {
+		return false
 	}
 	for _, p := range c.cfg.TrustedProxies {
 		if p.Contains(id.Addr) {

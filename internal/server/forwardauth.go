@@ -158,6 +158,10 @@ func forwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 			}
 			if end := forwardedClient(r, g.clientAddr, trusted); end.IsValid() && end != g.clientAddr {
 				req.ClientIp = end.String()
+			} else if isTrusted(g.clientAddr, trusted) && r.Header.Get("X-Forwarded-For")+r.Header.Get("Forwarded") != "" {
+				// A trusted proxy whose chain does not parse counts as an
+				// anonymous end client, as on the REST gateway.
+				g.chainUnusable = true
 			}
 			md := metadata.MD{}
 			if tok := r.Header.Get(callerTokenHeader); tok != "" {
@@ -182,17 +186,13 @@ func forwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 // (the one the gateway itself appended), skipping trusted proxies. The zero
 // Addr when there is none.
 func forwardedClient(r *http.Request, peerAddr netip.Addr, trusted []netip.Prefix) netip.Addr {
-	if isTrusted(peerAddr, trusted) {
-		return httpClientAddr(r, trusted)
+	hops, ok := forwardedHops(r.Header)
+	if !ok {
+		return netip.Addr{}
 	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			return netip.Addr{}
-		}
-		if a := hop.Unmap(); !isTrusted(a, trusted) {
-			return a
+		if !isTrusted(hops[i], trusted) {
+			return hops[i]
 		}
 	}
 	return netip.Addr{}

@@ -105,7 +105,8 @@ func newGateway(ctx context.Context, srv *chained, maxBody int64, trusted []neti
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		g := gatewayCall{remoteAddr: r.RemoteAddr, clientAddr: httpClientAddr(r, trusted)}
+		g := gatewayCall{remoteAddr: r.RemoteAddr}
+		g.clientAddr, g.chainUnusable = httpClientAddr(r, trusted)
 		if r.TLS != nil {
 			g.certName = nameOf(r.TLS.VerifiedChains)
 		}
@@ -178,29 +179,83 @@ func (q strictQuery) Parse(msg proto.Message, values url.Values, filter *utiliti
 }
 
 // httpClientAddr is the address of the HTTP client: the connection's peer,
-// or, when that peer is a trusted proxy, the nearest address in
-// X-Forwarded-For that is not itself a trusted proxy.
-func httpClientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
+// or, when that peer is a trusted proxy, the nearest address of the
+// forwarded chain (X-Forwarded-For, else RFC 7239 Forwarded) that is not
+// itself a trusted proxy. unusable reports a trusted peer whose chain is
+// missing or does not parse: the peer's own address is returned, and it
+// must then count as an anonymous end client (never as a proxy that may
+// name end clients: a bad header must not make a body field believed).
+func httpClientAddr(r *http.Request, trusted []netip.Prefix) (addr netip.Addr, unusable bool) {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return netip.Addr{}
+		return netip.Addr{}, false
 	}
-	addr := ap.Addr().Unmap()
+	addr = ap.Addr().Unmap()
 	if !isTrusted(addr, trusted) {
-		return addr
+		return addr, false
 	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	hops, ok := forwardedHops(r.Header)
+	if !ok {
+		return addr, true
+	}
 	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break
-		}
-		addr = hop.Unmap()
-		if !isTrusted(addr, trusted) {
-			break
+		if hop := hops[i]; !isTrusted(hop, trusted) {
+			return hop, false
 		}
 	}
-	return addr
+	return addr, true // every hop is a trusted proxy: no client named
+}
+
+// forwardedHops parses the forwarded chain, nearest hop last: every
+// X-Forwarded-For entry, or, without one, every "for=" of Forwarded (RFC
+// 7239). An entry may be an address, address:port, [IPv6] or [IPv6]:port.
+// ok is false when there is no chain or any entry does not parse
+// ("unknown", an obfuscated identifier, garbage).
+func forwardedHops(h http.Header) (hops []netip.Addr, ok bool) {
+	var raw []string
+	if xff := h.Values("X-Forwarded-For"); len(xff) > 0 {
+		for _, v := range xff {
+			raw = append(raw, strings.Split(v, ",")...)
+		}
+	} else {
+		for _, v := range h.Values("Forwarded") {
+			for _, elem := range strings.Split(v, ",") {
+				for _, pair := range strings.Split(elem, ";") {
+					k, val, found := strings.Cut(strings.TrimSpace(pair), "=")
+					if found && strings.EqualFold(k, "for") {
+						raw = append(raw, strings.Trim(val, `"`))
+					}
+				}
+			}
+		}
+	}
+	if len(raw) == 0 {
+		return nil, false
+	}
+	for _, s := range raw {
+		a, ok := parseHop(strings.TrimSpace(s))
+		if !ok {
+			return nil, false
+		}
+		hops = append(hops, a)
+	}
+	return hops, true
+}
+
+// parseHop reads an address, address:port, [IPv6] or [IPv6]:port.
+func parseHop(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil && a.Is6() {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {

@@ -327,3 +327,74 @@ func TestTamperedPageTokenIsRefused(t *testing.T) {
 		t.Fatal("a tampered token was logged as an error of ours")
 	}
 }
+
+// TestUnusableForwardedChainNamesNoEndClient: through a trusted proxy, a
+// forwarded chain that is missing or does not parse makes the proxy an
+// anonymous end client, so rotating client_ip in the body escapes nothing
+// (it got 160 of 160 wrong keys answered); the common forms of a usable
+// chain name the end client.
+func TestUnusableForwardedChainNamesNoEndClient(t *testing.T) {
+	for _, bad := range []map[string]string{
+		{},
+		{"X-Forwarded-For": "unknown"},
+		{"X-Forwarded-For": "not an address"},
+		{"Forwarded": "for=_hidden"},
+	} {
+		t.Run(fmt.Sprint(bad), func(t *testing.T) {
+			e := start(t, withConfig(func(c *server.Config) {
+				c.FailedRate, c.FailedBurst = 0.001, 3
+				c.TrustedProxies = []string{"127.0.0.1/32"}
+			}))
+			refused := 0
+			for i := 0; i < 10; i++ {
+				r, _ := http.NewRequest("POST", e.base+"/v1/keys:validate",
+					strings.NewReader(fmt.Sprintf(`{"key":%q,"client_ip":"198.51.100.%d"}`, wrongKey(t), i)))
+				for k, v := range bad {
+					r.Header.Set(k, v)
+				}
+				resp, err := http.DefaultClient.Do(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusTooManyRequests {
+					refused++
+				}
+			}
+			if refused != 7 {
+				t.Fatalf("%d of 10 guesses with rotating client_ip refused, want 7 (one budget of 3)", refused)
+			}
+		})
+	}
+	// Usable forms each name an end client with a budget of its own.
+	e := start(t, withConfig(func(c *server.Config) {
+		c.FailedRate, c.FailedBurst = 0.001, 1
+		c.TrustedProxies = []string{"127.0.0.1/32"}
+	}))
+	for _, h := range []map[string]string{
+		{"X-Forwarded-For": "203.0.113.9:5555"},
+		{"X-Forwarded-For": "[2001:db8:1::1]"},
+		{"X-Forwarded-For": "[2001:db8:2::1]:443"},
+		{"Forwarded": `for="[2001:db8:3::1]:443";proto=https`},
+		{"Forwarded": "for=203.0.113.10"},
+	} {
+		send := func() int {
+			r, _ := http.NewRequest("POST", e.base+"/v1/keys:validate", strings.NewReader(fmt.Sprintf(`{"key":%q}`, wrongKey(t))))
+			for k, v := range h {
+				r.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if c := send(); c != 200 {
+			t.Fatalf("%v: first wrong key %d, want 200 (a fresh end client)", h, c)
+		}
+		if c := send(); c != 429 {
+			t.Fatalf("%v: second wrong key %d, want 429 (the same end client)", h, c)
+		}
+	}
+}

@@ -250,6 +250,9 @@ func authenticate(a authConfig) grpc.UnaryServerInterceptor {
 				return nil, status.Error(codes.Unauthenticated, "caller credentials required: send 'authorization: Bearer <caller token>' or a client certificate")
 			default:
 				id = ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: clientAddr(ctx)}
+				if g, ok := fromGateway(ctx); ok && g.chainUnusable {
+					id.Anonymous = true
+				}
 			}
 		}
 		return handler(ratelimit.WithCaller(ctx, id), req)
@@ -293,6 +296,9 @@ type gatewayCall struct {
 	remoteAddr string
 	clientAddr netip.Addr
 	certName   string
+	// chainUnusable: a trusted proxy sent no usable forwarded chain; it
+	// counts as an anonymous end client (see httpClientAddr).
+	chainUnusable bool
 }
 
 func withGateway(ctx context.Context, g gatewayCall) context.Context {
