@@ -234,7 +234,7 @@ func (b *batcher) run(batch []*lookupReq) {
 		k := byHash[r.h]
 		if k == nil {
 			v.fill(r.h, r.epoch, func() {
-				v.neg.Set(r.h, negEntry{code: NotFound})
+				v.neg.Set(r.h, negEntry{code: NotFound, short: v.streamDown()})
 				v.pos.Invalidate(r.h)
 			})
 			b.finish(r, lookupOutcome{})

@@ -67,3 +67,6 @@ func SetStatementEstimate(v *Validator, d time.Duration) {
 	v.batch.stmtTime = d
 	v.batch.mu.Unlock()
 }
+
+// StreamDown reports whether the replica knows its LISTEN connection is down.
+func StreamDown(v *Validator) bool { return v.streamDown() }

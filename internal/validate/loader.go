@@ -202,13 +202,25 @@ func (v *Validator) warm(ctx context.Context) {
 	v.log.Info("key cache warmed with recently used keys", "keys", inserted, "read", read, "took", time.Since(start).Round(time.Millisecond))
 }
 
+// streamDownSync is how often incremental sync runs while the LISTEN
+// connection is down: other replicas' new keys would otherwise be answered
+// NOT_FOUND here for a whole SyncInterval.
+const streamDownSync = 250 * time.Millisecond
+
 func (v *Validator) syncLoop(ctx context.Context) {
-	t := time.NewTicker(v.cfg.SyncInterval)
-	defer t.Stop()
 	for {
+		d := v.cfg.SyncInterval
+		if v.streamDown() {
+			d = min(d, streamDownSync)
+		}
+		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
+		case <-v.streamLost: // sooner from now on
+			t.Stop()
+			continue
 		case <-t.C:
 		}
 		if err := v.sync(ctx); err != nil && ctx.Err() == nil {
@@ -293,8 +305,17 @@ func (v *Validator) usageLoop(ctx context.Context) {
 // the connection was down are not missed.
 func (v *Validator) listen(ctx context.Context, connect func(context.Context) (*pgx.Conn, error)) {
 	var failures atomic.Int64
+	v.listening.Store(true)
 	l := &pgxlisten.Listener{
 		Connect: func(ctx context.Context) (*pgx.Conn, error) {
+			// A (re)connection: until its LISTEN is in place and the backlog
+			// read (HandleBacklog), events from other replicas are missed.
+			if v.streamUp.Swap(false) {
+				select {
+				case v.streamLost <- struct{}{}:
+				default:
+				}
+			}
 			if f := failures.Load(); f > 0 {
 				// Back off: 100ms, 200ms, ... up to 5s between attempts.
 				if !sleep(ctx, min(100*time.Millisecond<<min(f-1, 6), 5*time.Second)) {
@@ -332,5 +353,15 @@ func (h listenHandler) HandleNotification(_ context.Context, n *pgconn.Notificat
 }
 
 func (h listenHandler) HandleBacklog(ctx context.Context, _ string, _ *pgx.Conn) error {
-	return h.v.sync(ctx)
+	if err := h.v.sync(ctx); err != nil {
+		return err
+	}
+	h.v.streamUp.Store(true)
+	return nil
+}
+
+// streamDown reports whether this replica listens for changes but its
+// LISTEN connection is not up (so changes arrive only by sync).
+func (v *Validator) streamDown() bool {
+	return v.listening.Load() && !v.streamUp.Load()
 }

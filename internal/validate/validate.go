@@ -204,6 +204,10 @@ type Validator struct {
 	refreshAfter time.Duration
 	// ready: the filter has been loaded and the cache warmed once.
 	ready atomic.Bool
+	// listening: Run was given a LISTEN connection; streamUp: it is up and
+	// its backlog has been read.
+	listening, streamUp atomic.Bool
+	streamLost          chan struct{} // wakes the sync loop when the stream goes down
 
 	// echoes remembers events this replica applied itself, so their NOTIFY
 	// (which Postgres also delivers to the writer's own LISTEN connection)
@@ -239,6 +243,9 @@ type posEntry struct {
 type negEntry struct {
 	code Code
 	key  *store.Key // for REVOKED and EXPIRED
+	// short: cached while the LISTEN connection was down, when a key
+	// created on another replica may be unknown here; kept only briefly.
+	short bool
 }
 
 // New builds a Validator. Call Run to load and maintain its memory; until
@@ -313,10 +320,15 @@ func New(cfg Config) (*Validator, error) {
 		return nil, fmt.Errorf("validate: positive cache: %w", err)
 	}
 	v.neg, err = otter.New(&otter.Options[keys.Hash, negEntry]{
-		MaximumSize:      cfg.NegativeSize,
-		StatsRecorder:    v.negSt,
-		Clock:            clock,
-		ExpiryCalculator: otter.ExpiryCreating[keys.Hash, negEntry](cfg.NegativeTTL),
+		MaximumSize:   cfg.NegativeSize,
+		StatsRecorder: v.negSt,
+		Clock:         clock,
+		ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[keys.Hash, negEntry]) time.Duration {
+			if e.Value.short {
+				return min(cfg.NegativeTTL, streamDownSync)
+			}
+			return cfg.NegativeTTL
+		}),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("validate: negative cache: %w", err)
@@ -330,6 +342,7 @@ func New(cfg Config) (*Validator, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	v.streamLost = make(chan struct{}, 1)
 	v.batch = newBatcher(v, cfg)
 	v.refreshAfter = cfg.PositiveTTL - time.Duration(float64(cfg.PositiveTTL)*cfg.RefreshAhead)
 	v.metrics = newMetrics(reg, v)

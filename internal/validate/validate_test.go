@@ -84,6 +84,10 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 type setupOpt func(*validate.Config)
 
+// wrapConnect, when set (by a test, around setupOn), wraps the LISTEN
+// connection's dialler of the replicas set up meanwhile.
+var wrapConnect func(func(context.Context) (*pgx.Conn, error)) func(context.Context) (*pgx.Conn, error)
+
 func setup(t testing.TB, opts ...setupOpt) *bundle {
 	t.Helper()
 	u, _ := testdb.New(t)
@@ -120,7 +124,11 @@ func setupOn(t testing.TB, u string, waitLoaded bool, opts ...setupOpt) *bundle 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := v.Run(ctx, st.ListenConn); err != nil {
+		connect := st.ListenConn
+		if wrapConnect != nil {
+			connect = wrapConnect(connect)
+		}
+		if err := v.Run(ctx, connect); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	}()
