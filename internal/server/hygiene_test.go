@@ -7,6 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/server"
 )
@@ -89,5 +95,44 @@ func TestGatewayLogLinesAreStructured(t *testing.T) {
 		if strings.Contains(line, "non-ASCII") && !(strings.HasPrefix(line, "{") && strings.Contains(line, `"source":"grpc"`)) {
 			t.Fatalf("not a structured line: %s", line)
 		}
+	}
+}
+
+// TestUndecodableProtobufIsInvalidArgument: bytes that are not a valid
+// request (invalid UTF-8 in a string field, a truncated message) are the
+// client's mistake: INVALID_ARGUMENT, not INTERNAL; nothing is written.
+func TestUndecodableProtobufIsInvalidArgument(t *testing.T) {
+	e := start(t)
+	before := countKeys(t, e.dbURL)
+	conn, err := grpc.NewClient(e.srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	field := func(num protowire.Number, v string) []byte {
+		b := protowire.AppendTag(nil, num, protowire.BytesType)
+		return protowire.AppendBytes(b, []byte(v))
+	}
+	valid := append(field(1, "n"), field(2, "o")...)
+	for name, body := range map[string][]byte{
+		"invalid UTF-8 in name":   append(field(1, "n\xff\xfe"), field(2, "o")...),
+		"invalid UTF-8 in owner":  append(field(1, "n"), field(2, "\xc3\x28")...),
+		"invalid UTF-8 in scopes": append(valid, field(3, "read\xff")...),
+		"truncated":               valid[:len(valid)-1],
+		"a field with no value":   {0x0a},
+	} {
+		var out []byte
+		err := conn.Invoke(admin(context.Background()), keyservicev1.KeyService_CreateKey_FullMethodName, &body, &out)
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("CreateKey, %s: %v, want InvalidArgument", name, err)
+		}
+	}
+	var out []byte
+	if err := conn.Invoke(admin(context.Background()), keyservicev1.KeyService_CreateKey_FullMethodName, &valid, &out); err != nil {
+		t.Fatalf("the same request, well formed: %v", err)
+	}
+	if n := countKeys(t, e.dbURL) - before; n != 1 {
+		t.Fatalf("%d keys written, want only the well-formed one", n)
 	}
 }

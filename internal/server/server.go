@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -211,7 +212,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		Help: "Calls by method and gRPC code, REST included (it runs through the same chain).",
 	}, []string{"method", "code"})
 	reg.MustRegister(rpcCalls)
-	ics := []grpc.UnaryServerInterceptor{requestID()}
+	bad := &undecodable{}
+	ics := []grpc.UnaryServerInterceptor{bad.interceptor(), requestID()}
 	if tp != nil {
 		ics = append(ics, tracing(tp))
 	}
@@ -226,6 +228,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	gopts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(intercept),
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
+		grpc.ForceServerCodecV2(lenientCodec{CodecV2: encoding.GetCodecV2("proto"), bad: bad}),
 	}
 	if tlsCfg != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
