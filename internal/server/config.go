@@ -37,6 +37,9 @@ type Config struct {
 	ReadyInterval      time.Duration
 	ShutdownTimeout    time.Duration
 	MaxRequestBytes    int
+	MaxHeaderBytes     int           // largest header list (gRPC metadata, HTTP headers)
+	MaxStreams         int           // concurrent gRPC streams per connection
+	ConnIdle           time.Duration // an idle connection is closed after this
 	LogLevel           string
 	LogFormat          string
 
@@ -96,6 +99,9 @@ func Defaults() Config {
 		ReadyInterval:      2 * time.Second,
 		ShutdownTimeout:    15 * time.Second,
 		MaxRequestBytes:    4 << 20,
+		MaxHeaderBytes:     16 << 10,
+		MaxStreams:         256,
+		ConnIdle:           5 * time.Minute,
 		LogLevel:           "info",
 		LogFormat:          "json",
 		FilterFPRate:       v.FilterFPRate,
@@ -176,6 +182,7 @@ func (c Config) Validate() error {
 		"KEYSERVICE_LOOKUP_TIMEOUT":       c.LookupTimeout,
 		"KEYSERVICE_USAGE_FLUSH_INTERVAL": c.UsageFlushInterval,
 		"KEYSERVICE_CALLER_IDLE":          c.CallerIdle,
+		"KEYSERVICE_CONN_IDLE":            c.ConnIdle,
 		"KEYSERVICE_REDIS_TIMEOUT":        c.RedisTimeout,
 	} {
 		if d <= 0 {
@@ -241,6 +248,12 @@ func (c Config) Validate() error {
 	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
 		bad("KEYSERVICE_TLS_CLIENT_CA_FILE", "needs KEYSERVICE_TLS_CERT_FILE and KEYSERVICE_TLS_KEY_FILE")
 	}
+	if c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20 {
+		bad("KEYSERVICE_MAX_HEADER_BYTES", "must be between 1024 and 1048576, got %d", c.MaxHeaderBytes)
+	}
+	if c.MaxStreams < 1 {
+		bad("KEYSERVICE_MAX_STREAMS", "must be at least 1, got %d", c.MaxStreams)
+	}
 	if c.MaxRequestBytes < 1024 {
 		bad("KEYSERVICE_MAX_REQUEST_BYTES", "must be at least 1024, got %d", c.MaxRequestBytes)
 	}
@@ -288,6 +301,9 @@ func (c *Config) settings() []setting {
 		{"ready-interval", "KEYSERVICE_READY_INTERVAL", "how often readiness (database, schema) is checked", (*durationValue)(&c.ReadyInterval)},
 		{"shutdown-timeout", "KEYSERVICE_SHUTDOWN_TIMEOUT", "how long SIGTERM waits for in-flight calls", (*durationValue)(&c.ShutdownTimeout)},
 		{"max-request-bytes", "KEYSERVICE_MAX_REQUEST_BYTES", "largest request body (gRPC message or REST body)", (*intValue)(&c.MaxRequestBytes)},
+		{"max-header-bytes", "KEYSERVICE_MAX_HEADER_BYTES", "largest header list of a call (gRPC metadata or HTTP headers); past it the call or connection is refused", (*intValue)(&c.MaxHeaderBytes)},
+		{"max-streams", "KEYSERVICE_MAX_STREAMS", "concurrent gRPC calls per connection", (*intValue)(&c.MaxStreams)},
+		{"conn-idle", "KEYSERVICE_CONN_IDLE", "a connection with no call this long is closed (gRPC and HTTP)", (*durationValue)(&c.ConnIdle)},
 		{"log-level", "KEYSERVICE_LOG_LEVEL", "debug, info, warn or error", (*stringValue)(&c.LogLevel)},
 		{"log-format", "KEYSERVICE_LOG_FORMAT", "json or text", (*stringValue)(&c.LogFormat)},
 		{"filter-fp-rate", "KEYSERVICE_FILTER_FP_RATE", "target false-positive rate of the Bloom filter of active keys", (*floatValue)(&c.FilterFPRate)},
