@@ -21,8 +21,13 @@ type Faults struct {
 	Outage      OutageResult      `json:"postgres_outage"`
 	Listen      ListenResult      `json:"listen_killed"`
 	Propagation PropagationResult `json:"propagation"`
-	Admin       AdminResult       `json:"admin_under_flood"`
-	AdminCold   AdminResult       `json:"admin_under_cold_burst"`
+	// PropagationLoaded: the same trials while the observing replica serves
+	// hot keys at full speed.
+	PropagationLoaded PropagationResult `json:"propagation_under_load"`
+	Admin             AdminResult       `json:"admin_under_flood"`
+	AdminCold         AdminResult       `json:"admin_under_cold_burst"`
+
+	loadWorkers int
 }
 
 // OutageResult: Postgres stopped for 10 s during "mixed".
@@ -107,6 +112,23 @@ func (e *env) runFaults(ctx context.Context) (*Faults, error) {
 	})
 	e.log.Info("fault: propagation between replicas", "trials", e.cfg.Trials)
 	if f.Propagation, err = e.propagation(ctx, ga, gb); err != nil {
+		return nil, err
+	}
+	e.log.Info("fault: propagation between replicas, the observing one under load", "trials", e.cfg.Trials)
+	load, err := newGRPC(b.GRPCAddr().String(), e.cfg.Conns)
+	if err != nil {
+		return nil, err
+	}
+	lctx, stopLoad := context.WithCancel(ctx)
+	var lwg sync.WaitGroup
+	f.loadWorkers = e.cfg.Workers
+	lwg.Go(func() { drive(lctx, load, e.cfg.Workers, 24*time.Hour, e.picker("hot"), nil) })
+	time.Sleep(200 * time.Millisecond) // at full speed before measuring
+	f.PropagationLoaded, err = e.propagation(ctx, ga, gb)
+	stopLoad()
+	lwg.Wait()
+	load.close()
+	if err != nil {
 		return nil, err
 	}
 	e.log.Info("fault: LISTEN backends terminated")
@@ -313,6 +335,9 @@ func (f *Faults) writeMarkdown(w io.Writer) {
 	p := f.Propagation
 	fmt.Fprintf(w, "- **Propagation between two replicas** (%d trials): create→valid on the other replica p50 %.2f / p99 %.2f / max %.2f ms; revoke→refused p50 %.2f / p99 %.2f / max %.2f ms.\n",
 		p.Trials, p.CreateMS.P50, p.CreateMS.P99, p.CreateMS.Max, p.RevokeMS.P50, p.RevokeMS.P99, p.RevokeMS.Max)
+	pl := f.PropagationLoaded
+	fmt.Fprintf(w, "- **Propagation while the other replica serves hot keys at full speed** (%d trials, %d workers): create→valid p50 %.2f / p99 %.2f / max %.2f ms; revoke→refused p50 %.2f / p99 %.2f / max %.2f ms (each includes one Validate call on the loaded replica).\n",
+		pl.Trials, f.loadWorkers, pl.CreateMS.P50, pl.CreateMS.P99, pl.CreateMS.Max, pl.RevokeMS.P50, pl.RevokeMS.P99, pl.RevokeMS.Max)
 	l := f.Listen
 	fmt.Fprintf(w, "- **LISTEN backends terminated**: reconnected in %.0f ms; a key created afterwards was valid on the other replica %.2f ms later (delivered: %v).\n",
 		l.ReconnectMS, l.DelayMS, l.Delivered)

@@ -242,6 +242,9 @@ func (rep *Report) check() {
 		if f.Propagation.Trials > 0 {
 			add(f.Propagation.CreateMS.P99 < 100, "create→visible on another replica p99 %.2f ms (target < 100)", f.Propagation.CreateMS.P99)
 			add(f.Propagation.RevokeMS.P99 < 100, "revoke→refused on another replica p99 %.2f ms (target < 100)", f.Propagation.RevokeMS.P99)
+			if pl := f.PropagationLoaded; pl.Trials > 0 {
+				add(pl.RevokeMS.P99 < 100, "revoke→refused on another replica under load p99 %.2f ms, max %.2f ms (target p99 < 100)", pl.RevokeMS.P99, pl.RevokeMS.Max)
+			}
 		}
 		if f.Outage.Ran {
 			add(f.Outage.UnknownValid == 0, "Postgres outage: %d unknown keys answered VALID (target 0)", f.Outage.UnknownValid)
