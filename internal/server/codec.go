@@ -2,14 +2,17 @@ package server
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
@@ -51,10 +54,14 @@ func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return err
 }
 
-// interceptor is the first of the chain: a request that did not decode is
-// INVALID_ARGUMENT.
+// interceptor is the first of the chain: the request has arrived (its
+// read deadline, see readDeadline, no longer applies), and a request that
+// did not decode is INVALID_ARGUMENT.
 func (b *undecodable) interceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if t, ok := ctx.Value(readTimerKey{}).(*time.Timer); ok {
+			t.Stop()
+		}
 		if b.pending.Load() > 0 {
 			if err, found := b.m.LoadAndDelete(req); found {
 				b.pending.Add(-1)
@@ -62,5 +69,27 @@ func (b *undecodable) interceptor() grpc.UnaryServerInterceptor {
 			}
 		}
 		return handler(ctx, req)
+	}
+}
+
+// readTimerKey holds the timer of a KeyService call's read deadline.
+type readTimerKey struct{}
+
+// readDeadline bounds how long a KeyService call may take to send its
+// request after its headers: a client that opens calls and never sends the
+// message has them cancelled after limit, so it cannot hold goroutines (or
+// stream slots) for ever. The timer is stopped as soon as the request is
+// decoded (the first interceptor), so the handler's time is not limited.
+// Health and reflection streams are not affected.
+func readDeadline(limit time.Duration) tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		if !strings.HasPrefix(info.FullMethodName, keyServicePrefix) {
+			return ctx, nil
+		}
+		// The stream's context becomes this one: cancelling it ends the
+		// wait for the message; the stream's own end cancels it otherwise.
+		ctx, cancel := context.WithCancel(ctx)
+		t := time.AfterFunc(limit, cancel)
+		return context.WithValue(ctx, readTimerKey{}, t), nil
 	}
 }

@@ -40,6 +40,7 @@ type Config struct {
 	MaxHeaderBytes     int           // largest header list (gRPC metadata, HTTP headers)
 	MaxStreams         int           // concurrent gRPC streams per connection
 	ConnIdle           time.Duration // an idle connection is closed after this
+	RequestReadTimeout time.Duration // a gRPC call whose request has not arrived this long after its headers is cancelled
 	LogLevel           string
 	LogFormat          string
 
@@ -102,6 +103,7 @@ func Defaults() Config {
 		MaxHeaderBytes:     16 << 10,
 		MaxStreams:         256,
 		ConnIdle:           5 * time.Minute,
+		RequestReadTimeout: 10 * time.Second,
 		LogLevel:           "info",
 		LogFormat:          "json",
 		FilterFPRate:       v.FilterFPRate,
@@ -183,6 +185,7 @@ func (c Config) Validate() error {
 		"KEYSERVICE_USAGE_FLUSH_INTERVAL": c.UsageFlushInterval,
 		"KEYSERVICE_CALLER_IDLE":          c.CallerIdle,
 		"KEYSERVICE_CONN_IDLE":            c.ConnIdle,
+		"KEYSERVICE_REQUEST_READ_TIMEOUT": c.RequestReadTimeout,
 		"KEYSERVICE_REDIS_TIMEOUT":        c.RedisTimeout,
 	} {
 		if d <= 0 {
@@ -304,6 +307,7 @@ func (c *Config) settings() []setting {
 		{"max-header-bytes", "KEYSERVICE_MAX_HEADER_BYTES", "largest header list of a call (gRPC metadata or HTTP headers); past it the call or connection is refused", (*intValue)(&c.MaxHeaderBytes)},
 		{"max-streams", "KEYSERVICE_MAX_STREAMS", "concurrent gRPC calls per connection", (*intValue)(&c.MaxStreams)},
 		{"conn-idle", "KEYSERVICE_CONN_IDLE", "a connection with no call this long is closed (gRPC and HTTP)", (*durationValue)(&c.ConnIdle)},
+		{"request-read-timeout", "KEYSERVICE_REQUEST_READ_TIMEOUT", "a gRPC call whose request has not arrived this long after its headers is cancelled", (*durationValue)(&c.RequestReadTimeout)},
 		{"log-level", "KEYSERVICE_LOG_LEVEL", "debug, info, warn or error", (*stringValue)(&c.LogLevel)},
 		{"log-format", "KEYSERVICE_LOG_FORMAT", "json or text", (*stringValue)(&c.LogFormat)},
 		{"filter-fp-rate", "KEYSERVICE_FILTER_FP_RATE", "target false-positive rate of the Bloom filter of active keys", (*floatValue)(&c.FilterFPRate)},

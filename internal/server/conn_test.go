@@ -83,3 +83,37 @@ func TestStalledStreamsAreBoundedPerConnection(t *testing.T) {
 		t.Fatalf("another caller meanwhile: %v %v", v, err)
 	}
 }
+
+// TestStalledCallsAreCancelled: a call whose request never follows its
+// headers is cancelled after KEYSERVICE_REQUEST_READ_TIMEOUT, so a client
+// cannot hold goroutines by opening calls on ever more connections; a
+// call that sends its request at once is served as usual.
+func TestStalledCallsAreCancelled(t *testing.T) {
+	e := start(t, withConfig(func(c *server.Config) { c.RequestReadTimeout = 300 * time.Millisecond }))
+	conn, err := grpc.NewClient(e.srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	s, err := conn.NewStream(context.Background(), &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}, keyservicev1.KeyService_Validate_FullMethodName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var out keyservicev1.ValidateResponse
+	done := make(chan error, 1)
+	go func() { done <- s.RecvMsg(&out) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a call that never sent its request was answered")
+		}
+		t.Logf("stalled call ended after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a call that never sent its request is still open after 5 s (limit 300 ms)")
+	}
+	// Normal calls, slower handlers included, are not affected.
+	if v, err := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: "garbage"}); err != nil || v.GetCode() != keyservicev1.Code_CODE_MALFORMED {
+		t.Fatalf("a normal call: %v %v", v, err)
+	}
+}

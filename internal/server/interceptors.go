@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,11 +94,22 @@ func saneID(s string) bool {
 // It never logs requests, responses or metadata values, so no key or token
 // can reach the log.
 func logging(log *slog.Logger, calls *prometheus.CounterVec) grpc.UnaryServerInterceptor {
+	// The counter of each (method, code), found without hashing label values
+	// on every call.
+	var counters sync.Map // callKey -> prometheus.Counter
+	count := func(method string, code codes.Code) {
+		k := callKey{method, code}
+		c, ok := counters.Load(k)
+		if !ok {
+			c, _ = counters.LoadOrStore(k, calls.WithLabelValues(method, code.String()))
+		}
+		c.(prometheus.Counter).Inc()
+	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
 		code := status.Code(err)
-		calls.WithLabelValues(info.FullMethod, code.String()).Inc()
+		count(info.FullMethod, code)
 		lvl := levelOf(code)
 		if !log.Enabled(ctx, lvl) {
 			return resp, err // no line to write: build none
@@ -116,6 +128,11 @@ func logging(log *slog.Logger, calls *prometheus.CounterVec) grpc.UnaryServerInt
 		log.LogAttrs(ctx, lvl, "rpc", attrs...)
 		return resp, err
 	}
+}
+
+type callKey struct {
+	method string
+	code   codes.Code
 }
 
 // levelOf is the log level of a call that ended with code: DEBUG for
