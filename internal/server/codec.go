@@ -1,10 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -13,6 +12,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
@@ -25,18 +25,16 @@ import (
 // interceptor refuses it as INVALID_ARGUMENT before anything reads it.
 // Other services' messages (health, reflection) decode as before.
 
-// undecodable remembers KeyService requests whose bytes did not decode,
-// until the interceptor takes them (every KeyService method is unary and
-// runs the chain right after decoding).
-type undecodable struct {
-	pending atomic.Int64 // entries in m: the interceptor looks only when > 0
-	m       sync.Map     // request message -> decode error
-}
+// undecodableMark is the unknown field (the highest field number, bytes)
+// an undecodable request is reduced to: the message itself carries the
+// verdict to the interceptor, so nothing is kept anywhere if the call ends
+// before the interceptor runs. A client that sends this field itself only
+// fails its own call.
+var undecodableMark = protowire.AppendBytes(protowire.AppendTag(nil, protowire.MaxValidNumber, protowire.BytesType), []byte("keyservice: undecodable request"))
 
 // lenientCodec is the proto codec, except as above.
 type lenientCodec struct {
 	encoding.CodecV2
-	bad *undecodable
 }
 
 var keyServicePackage = keyservicev1.File_keyservice_v1_keyservice_proto.Package()
@@ -47,25 +45,23 @@ func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		return nil
 	}
 	if m, ok := v.(proto.Message); ok && m.ProtoReflect().Descriptor().ParentFile().Package() == keyServicePackage {
-		c.bad.m.Store(v, err)
-		c.bad.pending.Add(1)
+		proto.Reset(m)
+		m.ProtoReflect().SetUnknown(undecodableMark)
 		return nil
 	}
 	return err
 }
 
-// interceptor is the first of the chain: the request has arrived (its
-// read deadline, see readDeadline, no longer applies), and a request that
-// did not decode is INVALID_ARGUMENT.
-func (b *undecodable) interceptor() grpc.UnaryServerInterceptor {
+// refuseUndecodable answers a request the codec marked as undecodable with
+// INVALID_ARGUMENT, and stops its read deadline (the request has arrived).
+func refuseUndecodable() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if t, ok := ctx.Value(readTimerKey{}).(*time.Timer); ok {
 			t.Stop()
 		}
-		if b.pending.Load() > 0 {
-			if err, found := b.m.LoadAndDelete(req); found {
-				b.pending.Add(-1)
-				return nil, status.Errorf(codes.InvalidArgument, "the request is not a valid %s message: %v", proto.MessageName(req.(proto.Message)), err)
+		if m, ok := req.(proto.Message); ok {
+			if u := m.ProtoReflect().GetUnknown(); len(u) > 0 && bytes.HasSuffix(u, undecodableMark) {
+				return nil, status.Errorf(codes.InvalidArgument, "the request is not a valid %s message (truncated, or invalid UTF-8 in a string field)", proto.MessageName(m))
 			}
 		}
 		return handler(ctx, req)
@@ -90,6 +86,9 @@ func readDeadline(limit time.Duration) tap.ServerInHandle {
 		// wait for the message; the stream's own end cancels it otherwise.
 		ctx, cancel := context.WithCancel(ctx)
 		t := time.AfterFunc(limit, cancel)
+		// However the call ends (before the interceptors run, too), the
+		// timer goes with it rather than holding the call for limit.
+		context.AfterFunc(ctx, func() { t.Stop() })
 		return context.WithValue(ctx, readTimerKey{}, t), nil
 	}
 }

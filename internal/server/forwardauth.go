@@ -86,9 +86,12 @@ func decide(resp *keyservicev1.ValidateResponse, err error, keyHeader string, re
 // the upstream as one well-formed header value ("Zo%C3%AB & Co") that any
 // URL decoder restores; plain ASCII names pass unchanged.
 func headerSafe(v string) string {
-	plain := func(c byte) bool { return c >= 0x20 && c < 0x7f && c != '%' }
+	// Commas would split the value for some proxies, and spaces at either
+	// end are trimmed by HTTP: encode them too.
+	plain := func(c byte) bool { return c > 0x20 && c < 0x7f && c != '%' && c != ',' }
+	inner := func(i int) bool { return i > 0 && i < len(v)-1 && v[i] == ' ' }
 	i := 0
-	for i < len(v) && plain(v[i]) {
+	for i < len(v) && (plain(v[i]) || inner(i)) {
 		i++
 	}
 	if i == len(v) {
@@ -98,7 +101,7 @@ func headerSafe(v string) string {
 	var b strings.Builder
 	b.WriteString(v[:i])
 	for ; i < len(v); i++ {
-		if c := v[i]; plain(c) {
+		if c := v[i]; plain(c) || inner(i) {
 			b.WriteByte(c)
 		} else {
 			b.WriteByte('%')
@@ -156,11 +159,14 @@ func forwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 			if r.TLS != nil {
 				g.certName = nameOf(r.TLS.VerifiedChains)
 			}
-			if end := forwardedClient(r, g.clientAddr, trusted); end.IsValid() && end != g.clientAddr {
+			end, ok := forwardedClientOf(r.Header, trusted)
+			switch {
+			case ok && end != g.clientAddr:
 				req.ClientIp = end.String()
-			} else if isTrusted(g.clientAddr, trusted) && r.Header.Get("X-Forwarded-For")+r.Header.Get("Forwarded") != "" {
-				// A trusted proxy whose chain does not parse counts as an
-				// anonymous end client, as on the REST gateway.
+			case !ok && isTrusted(g.clientAddr, trusted) && hasForwardedChain(r.Header):
+				// A trusted proxy whose chain does not name a client counts
+				// as an anonymous end client, as on the REST gateway. (No
+				// chain at all: the gateway names no end client.)
 				g.chainUnusable = true
 			}
 			md := metadata.MD{}
@@ -178,24 +184,6 @@ func forwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(d.status)
 	})
-}
-
-// forwardedClient is the end client a gateway forwards for: from a
-// trusted proxy, the nearest X-Forwarded-For address that is not itself a
-// trusted proxy; from any other peer, the last X-Forwarded-For address
-// (the one the gateway itself appended), skipping trusted proxies. The zero
-// Addr when there is none.
-func forwardedClient(r *http.Request, peerAddr netip.Addr, trusted []netip.Prefix) netip.Addr {
-	hops, ok := forwardedHops(r.Header)
-	if !ok {
-		return netip.Addr{}
-	}
-	for i := len(hops) - 1; i >= 0; i-- {
-		if !isTrusted(hops[i], trusted) {
-			return hops[i]
-		}
-	}
-	return netip.Addr{}
 }
 
 // extAuthz is envoy.service.auth.v3.Authorization on the gRPC port, for

@@ -194,24 +194,20 @@ func httpClientAddr(r *http.Request, trusted []netip.Prefix) (addr netip.Addr, u
 	if !isTrusted(addr, trusted) {
 		return addr, false
 	}
-	hops, ok := forwardedHops(r.Header)
-	if !ok {
-		return addr, true
+	if end, ok := forwardedClientOf(r.Header, trusted); ok {
+		return end, false
 	}
-	for i := len(hops) - 1; i >= 0; i-- {
-		if hop := hops[i]; !isTrusted(hop, trusted) {
-			return hop, false
-		}
-	}
-	return addr, true // every hop is a trusted proxy: no client named
+	return addr, true
 }
 
-// forwardedHops parses the forwarded chain, nearest hop last: every
-// X-Forwarded-For entry, or, without one, every "for=" of Forwarded (RFC
-// 7239). An entry may be an address, address:port, [IPv6] or [IPv6]:port.
-// ok is false when there is no chain or any entry does not parse
-// ("unknown", an obfuscated identifier, garbage).
-func forwardedHops(h http.Header) (hops []netip.Addr, ok bool) {
+// forwardedClientOf walks the forwarded chain from the nearest hop (the
+// right): X-Forwarded-For, or without it RFC 7239 Forwarded "for=". It
+// returns the first hop that is not a trusted proxy; only the hops up to
+// it must parse (what a client put further left cannot spoil the chain).
+// ok is false when there is no chain, a hop up to the client does not
+// parse ("unknown", an obfuscated identifier, garbage), or every hop is a
+// trusted proxy. A hop may be addr, addr:port, [IPv6] or [IPv6]:port.
+func forwardedClientOf(h http.Header, trusted []netip.Prefix) (netip.Addr, bool) {
 	var raw []string
 	if xff := h.Values("X-Forwarded-For"); len(xff) > 0 {
 		for _, v := range xff {
@@ -229,17 +225,22 @@ func forwardedHops(h http.Header) (hops []netip.Addr, ok bool) {
 			}
 		}
 	}
-	if len(raw) == 0 {
-		return nil, false
-	}
-	for _, s := range raw {
-		a, ok := parseHop(strings.TrimSpace(s))
+	for i := len(raw) - 1; i >= 0; i-- {
+		hop, ok := parseHop(strings.TrimSpace(raw[i]))
 		if !ok {
-			return nil, false
+			return netip.Addr{}, false
 		}
-		hops = append(hops, a)
+		if !isTrusted(hop, trusted) {
+			return hop, true
+		}
 	}
-	return hops, true
+	return netip.Addr{}, false
+}
+
+// hasForwardedChain reports whether the request carries a forwarded chain
+// at all (any X-Forwarded-For or Forwarded line, even an empty one).
+func hasForwardedChain(h http.Header) bool {
+	return len(h.Values("X-Forwarded-For")) > 0 || len(h.Values("Forwarded")) > 0
 }
 
 // parseHop reads an address, address:port, [IPv6] or [IPv6]:port.
@@ -252,7 +253,7 @@ func parseHop(s string) (netip.Addr, bool) {
 	}
 	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
 		if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil && a.Is6() {
-			return a, true
+			return a.Unmap(), true
 		}
 	}
 	return netip.Addr{}, false

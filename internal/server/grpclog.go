@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync/atomic"
 
 	"google.golang.org/grpc/grpclog"
@@ -23,7 +24,7 @@ func init() { grpclog.SetLoggerV2(slogGRPC{}) }
 func useForGRPCLogs(log *slog.Logger) { grpcLog.Store(log) }
 
 // slogGRPC is a grpclog.LoggerV2 on slog. grpc-go's INFO lines (connection
-// states) go to DEBUG; warnings and errors keep their level.
+// states) go to DEBUG; its warnings and errors to WARN.
 type slogGRPC struct{}
 
 func (slogGRPC) log(lvl slog.Level, msg string) {
@@ -46,14 +47,19 @@ func (g slogGRPC) Warningln(args ...any) { g.log(slog.LevelWarn, fmt.Sprint(args
 func (g slogGRPC) Warningf(format string, args ...any) {
 	g.log(slog.LevelWarn, fmt.Sprintf(format, args...))
 }
-func (g slogGRPC) Error(args ...any)   { g.log(slog.LevelError, fmt.Sprint(args...)) }
-func (g slogGRPC) Errorln(args ...any) { g.log(slog.LevelError, fmt.Sprint(args...)) }
+
+// Errors reported by grpc-go and grpc-gateway are mostly about what a
+// client sent (a bad header, a bad content type): WARN, not ERROR.
+func (g slogGRPC) Error(args ...any)   { g.log(slog.LevelWarn, fmt.Sprint(args...)) }
+func (g slogGRPC) Errorln(args ...any) { g.log(slog.LevelWarn, fmt.Sprint(args...)) }
 func (g slogGRPC) Errorf(format string, args ...any) {
-	g.log(slog.LevelError, fmt.Sprintf(format, args...))
+	g.log(slog.LevelWarn, fmt.Sprintf(format, args...))
 }
+
+// Fatal keeps grpclog's contract: log, then exit.
 func (g slogGRPC) Fatal(args ...any) {
 	g.log(slog.LevelError, fmt.Sprint(args...))
-	panic(fmt.Sprint(args...))
+	os.Exit(1)
 }
 func (g slogGRPC) Fatalln(args ...any)               { g.Fatal(args...) }
 func (g slogGRPC) Fatalf(format string, args ...any) { g.Fatal(fmt.Sprintf(format, args...)) }

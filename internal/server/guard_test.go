@@ -377,6 +377,10 @@ func TestUnusableForwardedChainNamesNoEndClient(t *testing.T) {
 		{"X-Forwarded-For": "[2001:db8:2::1]:443"},
 		{"Forwarded": `for="[2001:db8:3::1]:443";proto=https`},
 		{"Forwarded": "for=203.0.113.10"},
+		// What a client writes further left cannot spoil the chain.
+		{"X-Forwarded-For": "garbage, 203.0.113.11"},
+		// A trusted hop written as an IPv4-mapped IPv6 address is skipped.
+		{"X-Forwarded-For": "203.0.113.12, [::ffff:127.0.0.1]"},
 	} {
 		send := func() int {
 			r, _ := http.NewRequest("POST", e.base+"/v1/keys:validate", strings.NewReader(fmt.Sprintf(`{"key":%q}`, wrongKey(t))))
@@ -396,5 +400,26 @@ func TestUnusableForwardedChainNamesNoEndClient(t *testing.T) {
 		if c := send(); c != 429 {
 			t.Fatalf("%v: second wrong key %d, want 429 (the same end client)", h, c)
 		}
+	}
+}
+
+// TestForwardAuthChainSpoiledByTheClientStillNamesTheEndClient: a client
+// that sends "X-Forwarded-For: x" through a gateway with a caller token
+// (nginx appends the real address) is still held to its own budget.
+func TestForwardAuthChainSpoiledByTheClientStillNamesTheEndClient(t *testing.T) {
+	e := start(t, withConfig(func(c *server.Config) {
+		c.FailedRate, c.FailedBurst = 0.001, 2
+		c.CallerTokens = []string{"nginx:" + tokenA}
+	}))
+	codes := []int{}
+	for i := 0; i < 4; i++ {
+		resp := get(t, e.base+"/v1/auth", map[string]string{
+			"Authorization": "Bearer " + wrongKey(t), "X-Keyservice-Caller-Token": tokenA,
+			"X-Forwarded-For": "x, 198.51.100.9",
+		})
+		codes = append(codes, resp.StatusCode)
+	}
+	if fmt.Sprint(codes) != "[401 401 429 429]" {
+		t.Fatalf("wrong keys from one end client behind a spoiled chain: %v, want [401 401 429 429]", codes)
 	}
 }

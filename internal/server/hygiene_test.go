@@ -136,3 +136,30 @@ func TestUndecodableProtobufIsInvalidArgument(t *testing.T) {
 		t.Fatalf("%d keys written, want only the well-formed one", n)
 	}
 }
+
+// TestHeaderSafeKeepsOneUnambiguousValue: commas and spaces at either end
+// are encoded too (a proxy may split on commas; HTTP trims the spaces).
+func TestHeaderSafeKeepsOneUnambiguousValue(t *testing.T) {
+	e := start(t)
+	for owner, want := range map[string]string{
+		"acme":         "acme",
+		"Acme, Inc.":   "Acme%2C Inc.",
+		" admin ":      "%20admin%20",
+		"a\r\nX-Evil:": "", // refused at creation: control characters
+	} {
+		created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "n", Owner: owner})
+		if want == "" {
+			if err == nil {
+				t.Fatalf("owner %q with control characters was accepted", owner)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("owner %q: %v", owner, err)
+		}
+		resp := get(t, e.base+"/v1/auth", map[string]string{"Authorization": "Bearer " + created.GetSecret()})
+		if got := resp.Header.Get("X-Key-Owner"); got != want {
+			t.Fatalf("owner %q: X-Key-Owner %q, want %q", owner, got, want)
+		}
+	}
+}

@@ -213,13 +213,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		Help: "Calls by method and gRPC code, REST included (it runs through the same chain).",
 	}, []string{"method", "code"})
 	reg.MustRegister(rpcCalls)
-	bad := &undecodable{}
-	ics := []grpc.UnaryServerInterceptor{bad.interceptor(), requestID()}
+	ics := []grpc.UnaryServerInterceptor{requestID()}
 	if tp != nil {
 		ics = append(ics, tracing(tp))
 	}
 	intercept := chain(append(ics,
 		logging(log, rpcCalls),
+		refuseUndecodable(), // after logging: counted and logged like any refusal
 		recovery(log),
 		authenticate(newAuthConfig(cfg.AdminTokens, callerTokens, cfg.TLSClientCAFile != "")),
 		callers.Interceptor(),
@@ -229,7 +229,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	gopts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(intercept),
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
-		grpc.ForceServerCodecV2(lenientCodec{CodecV2: encoding.GetCodecV2("proto"), bad: bad}),
+		grpc.ForceServerCodecV2(lenientCodec{CodecV2: encoding.GetCodecV2("proto")}),
 		// Connection hygiene: bounded headers and streams per connection,
 		// idle connections closed, clients that ping too often cut off.
 		grpc.MaxHeaderListSize(uint32(cfg.MaxHeaderBytes)),

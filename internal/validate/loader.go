@@ -223,8 +223,12 @@ func (v *Validator) syncLoop(ctx context.Context) {
 			continue
 		case <-t.C:
 		}
-		if err := v.sync(ctx); err != nil && ctx.Err() == nil {
-			v.log.Warn("incremental sync failed; will retry", "error", err)
+		if err := v.sync(ctx); err != nil {
+			if ctx.Err() == nil {
+				v.log.Warn("incremental sync failed; will retry", "error", err)
+			}
+		} else if v.backlogPending.CompareAndSwap(true, false) {
+			v.streamUp.Store(true)
 		}
 		// More keys than the filter was sized for: its false-positive rate
 		// climbs, so rebuild now rather than at the next interval.
@@ -310,6 +314,7 @@ func (v *Validator) listen(ctx context.Context, connect func(context.Context) (*
 		Connect: func(ctx context.Context) (*pgx.Conn, error) {
 			// A (re)connection: until its LISTEN is in place and the backlog
 			// read (HandleBacklog), events from other replicas are missed.
+			v.backlogPending.Store(false)
 			if v.streamUp.Swap(false) {
 				select {
 				case v.streamLost <- struct{}{}:
@@ -354,6 +359,9 @@ func (h listenHandler) HandleNotification(_ context.Context, n *pgconn.Notificat
 
 func (h listenHandler) HandleBacklog(ctx context.Context, _ string, _ *pgx.Conn) error {
 	if err := h.v.sync(ctx); err != nil {
+		// LISTEN is in place but the backlog is unread: the next successful
+		// sync of the loop reads it and marks the stream up.
+		h.v.backlogPending.Store(true)
 		return err
 	}
 	h.v.streamUp.Store(true)

@@ -207,6 +207,7 @@ type Validator struct {
 	// listening: Run was given a LISTEN connection; streamUp: it is up and
 	// its backlog has been read.
 	listening, streamUp atomic.Bool
+	backlogPending      atomic.Bool   // LISTEN is up, its backlog sync failed
 	streamLost          chan struct{} // wakes the sync loop when the stream goes down
 
 	// echoes remembers events this replica applied itself, so their NOTIFY
