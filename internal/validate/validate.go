@@ -387,7 +387,7 @@ func (v *Validator) Validate(ctx context.Context, key string) (Result, error) {
 	// Until the catch-up after the warm start has run (ready), warmed
 	// entries may miss a revocation: only lookups answer.
 	if !v.ready.Load() {
-		return v.answeredBeforeReady(ctx, h)
+		return v.filterThenLookup(ctx, h)
 	}
 	if p, ok := v.pos.GetIfPresent(h); ok {
 		if age := now.Sub(p.fetched); age < v.cfg.PositiveTTL {
@@ -405,21 +405,12 @@ func (v *Validator) Validate(ctx context.Context, key string) (Result, error) {
 		}
 		return v.answered(res, err)
 	}
-
-	maybe, loaded := v.filter.test(&h)
-	if !loaded {
-		v.metrics.answers[PathFilter][codeUnavailable].Inc()
-		return Result{}, fmt.Errorf("%w: key filter not loaded yet", ErrUnavailable)
-	}
-	if !maybe {
-		return v.answer(Result{Code: NotFound, Path: PathFilter}), nil
-	}
-	return v.answered(v.lookup(ctx, h))
+	return v.filterThenLookup(ctx, h)
 }
 
-// answeredBeforeReady answers a key while the replica starts: the filter
-// still says "no" from memory, everything else is looked up.
-func (v *Validator) answeredBeforeReady(ctx context.Context, h keys.Hash) (Result, error) {
+// filterThenLookup answers from the filter's "no", else by a lookup. It is
+// also all a starting replica answers with (see ready).
+func (v *Validator) filterThenLookup(ctx context.Context, h keys.Hash) (Result, error) {
 	maybe, loaded := v.filter.test(&h)
 	if !loaded {
 		v.metrics.answers[PathFilter][codeUnavailable].Inc()
