@@ -425,7 +425,9 @@ func TestKeysCreatedWhileListenIsDownAreSeenSoon(t *testing.T) {
 	}
 	b := setupOn(t, u, true, func(c *validate.Config) { c.SyncInterval = 10 * time.Second })
 	wrapConnect = nil
-	// Take B's LISTEN connection down and keep it down.
+	// B listens (its stream is up), then its LISTEN connection goes down
+	// and stays down.
+	waitFor(t, 10*time.Second, func() bool { return validate.StreamUp(b.v) })
 	down.Store(true)
 	conn, err := pgx.Connect(context.Background(), u)
 	if err != nil {
