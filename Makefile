@@ -79,12 +79,24 @@ lint: tools ## gofmt, go vet, buf lint
 	$(BIN)/buf lint
 
 .PHONY: check
-check: lint generate ## Lint, then fail if generated code differs from its sources
+check: lint generate breaking ## Lint, breaking-change check, then fail if generated code differs from its sources
 	$(GO) mod tidy -diff
 	@if [ -n "$$(git status --porcelain -- api db internal/store/dbsqlc package-lock.json)" ]; then \
 		echo "generated code is out of date: run 'make generate' and commit"; \
 		git status --porcelain -- api db internal/store/dbsqlc package-lock.json; git diff --stat; exit 1; fi
 	@echo "check: ok"
+
+# The proto is compared with the last committed one: HEAD while api/ has
+# uncommitted changes, else the commit before HEAD (so a clean checkout,
+# as in CI, checks the last commit's change). Override with
+# BUF_AGAINST='.git#branch=main' to compare with a branch.
+BUF_AGAINST ?= $(shell if [ -n "$$(git status --porcelain -- api/keyservice 2>/dev/null)" ]; then echo '.git\#ref=HEAD'; \
+	elif git rev-parse -q --verify HEAD~1 >/dev/null 2>&1; then echo '.git\#ref=HEAD~1'; fi)
+
+.PHONY: breaking
+breaking: tools ## buf breaking: the API change is additive (wire and JSON) against the last committed proto
+	@if [ -z "$(BUF_AGAINST)" ]; then echo "breaking: no earlier commit to compare with"; else \
+		echo "buf breaking --against '$(BUF_AGAINST)'"; $(BIN)/buf breaking --against '$(BUF_AGAINST)'; fi
 
 BENCH_FLAGS ?=
 .PHONY: bench

@@ -26,7 +26,6 @@ import (
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/netdelay"
 	"github.com/keyservice/keyservice/internal/pglocal"
-	"github.com/keyservice/keyservice/internal/server"
 	"github.com/keyservice/keyservice/internal/store"
 )
 
@@ -291,45 +290,4 @@ func (e *env) lookups(ctx context.Context) int64 {
 		return -1
 	}
 	return n
-}
-
-const benchAdminToken = "bench-admin-token-0123456789"
-
-// startService runs keyservice in mode on the bench database.
-func (e *env) startService(ctx context.Context, mode string) (*server.Server, func(), error) {
-	cfg := server.Defaults()
-	cfg.DatabaseURL = e.svcURL
-	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.AdminTokens = []string{benchAdminToken}
-	// The bench measures the validation path, not the callers' budgets.
-	cfg.CallerRate, cfg.CallerBurst = 1e9, 1<<30
-	cfg.FailedRate, cfg.FailedBurst = 1e9, 1<<30
-	cfg.KeyRate = "1000000000/1s"
-	cfg.CacheSize = max(100_000, e.cfg.Keys)
-	var opts []server.Option
-	switch mode {
-	case "naive":
-		opts = append(opts, server.WithNaiveValidation())
-	case "ceiling":
-		opts = append(opts, server.WithCeilingValidation())
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	// Request logs are discarded (the same in every mode).
-	s, err := server.New(sctx, cfg, slog.New(slog.DiscardHandler), opts...)
-	if err != nil {
-		cancel()
-		return nil, nil, err
-	}
-	done := make(chan struct{})
-	go func() { _ = s.Serve(sctx); close(done) }()
-	stop := func() { cancel(); <-done }
-	deadline := time.Now().Add(2 * time.Minute)
-	for !ready(s) {
-		if time.Now().After(deadline) {
-			stop()
-			return nil, nil, errors.New("service not ready after 2 minutes")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return s, stop, nil
 }

@@ -1,23 +1,15 @@
 package bench
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -55,109 +47,6 @@ type LatencyMS struct {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// validator is one transport's client.
-type validator interface {
-	validate(ctx context.Context, worker int, key string) (code string, err error)
-	close()
-}
-
-type grpcValidator struct {
-	conns   []*grpc.ClientConn
-	clients []keyservicev1.KeyServiceClient
-}
-
-func newGRPC(addr string, n int) (*grpcValidator, error) {
-	g := &grpcValidator{}
-	for i := 0; i < n; i++ {
-		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			g.close()
-			return nil, err
-		}
-		g.conns = append(g.conns, c)
-		g.clients = append(g.clients, keyservicev1.NewKeyServiceClient(c))
-	}
-	return g, nil
-}
-
-func (g *grpcValidator) validate(ctx context.Context, w int, key string) (string, error) {
-	r, err := g.clients[w%len(g.clients)].Validate(ctx, &keyservicev1.ValidateRequest{Key: key})
-	if err != nil {
-		return "", err
-	}
-	return r.GetCode().String(), nil
-}
-
-func (g *grpcValidator) close() {
-	for _, c := range g.conns {
-		c.Close()
-	}
-}
-
-type restValidator struct {
-	client *http.Client
-	url    string
-}
-
-func newREST(addr string, conns int) *restValidator {
-	return &restValidator{
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, IdleConnTimeout: time.Minute}},
-		url:    "http://" + addr + "/v1/keys:validate",
-	}
-}
-
-var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-func (r *restValidator) validate(ctx context.Context, _ int, key string) (string, error) {
-	b := bodyPool.Get().(*bytes.Buffer)
-	b.Reset()
-	b.WriteString(`{"key":"`)
-	b.WriteString(key) // bench keys hold no quote or backslash
-	b.WriteString(`"}`)
-	req, _ := http.NewRequestWithContext(ctx, "POST", r.url, bytes.NewReader(b.Bytes()))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.client.Do(req)
-	bodyPool.Put(b)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("HTTP %d", resp.StatusCode)
-	}
-	return codeOf(raw)
-}
-
-// codeOf finds "code":"…" in a Validate answer without decoding all of it,
-// so the load generator's own JSON work does not weigh on the REST numbers.
-func codeOf(raw []byte) (string, error) {
-	const marker = `"code":"`
-	i := bytes.Index(raw, []byte(marker))
-	if i < 0 {
-		return "", fmt.Errorf("no code in answer %q", raw)
-	}
-	rest := raw[i+len(marker):]
-	j := bytes.IndexByte(rest, '"')
-	if j < 0 {
-		return "", fmt.Errorf("no code in answer %q", raw)
-	}
-	return string(rest[:j]), nil
-}
-
-func (r *restValidator) close() { r.client.CloseIdleConnections() }
-
-func newValidator(transport string, s *server.Server, cfg Config) (validator, error) {
-	if transport == "rest" {
-		// HTTP/1.1 carries one call per connection at a time: one per worker.
-		return newREST(s.HTTPAddr().String(), max(cfg.Conns, cfg.Workers)), nil
-	}
-	return newGRPC(s.GRPCAddr().String(), cfg.Conns)
-}
 
 // picker chooses the key of a worker's next call.
 type picker func(worker int, i int) string
@@ -433,34 +322,6 @@ func (e *env) churn(ctx context.Context, s *server.Server) func() {
 		}
 	}()
 	return func() { cancel(); <-done }
-}
-
-func ready(s *server.Server) bool {
-	resp, err := http.Get("http://" + s.HTTPAddr().String() + "/readyz")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == 200
-}
-
-// scrape reads one series (summed over labels) from the service's /metrics.
-func scrape(s *server.Server, name string) float64 {
-	resp, err := http.Get("http://" + s.HTTPAddr().String() + "/metrics")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	re := regexp.MustCompile(`^` + regexp.QuoteMeta(name) + `(\{[^}]*\})? (\S+)$`)
-	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if m := re.FindStringSubmatch(sc.Text()); m != nil {
-			v, _ := strconv.ParseFloat(m[2], 64)
-			sum += v
-		}
-	}
-	return sum
 }
 
 func (m *Machine) fill() {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/server"
 	"github.com/keyservice/keyservice/internal/store"
 )
@@ -70,7 +71,7 @@ var errUsage = errors.New("usage")
 
 // parseConfig reads flags and environment into a validated Config.
 // extra registers command-specific flags.
-func parseConfig(name string, args []string, stderr io.Writer, defaults server.Config, extra ...func(*flag.FlagSet)) (server.Config, error) {
+func parseConfig(name string, args []string, stderr io.Writer, defaults config.Config, extra ...func(*flag.FlagSet)) (config.Config, error) {
 	cfg := defaults
 	fs := flag.NewFlagSet("keyservice "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -95,7 +96,7 @@ func parseConfig(name string, args []string, stderr io.Writer, defaults server.C
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := parseConfig("serve", args, stderr, server.Defaults())
+	cfg, err := parseConfig("serve", args, stderr, config.Defaults())
 	if err != nil {
 		return err
 	}
@@ -106,7 +107,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func migrate(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := parseConfig("migrate", args, stderr, server.Defaults())
+	cfg, err := parseConfig("migrate", args, stderr, config.Defaults())
 	if err != nil {
 		return err
 	}
@@ -116,7 +117,7 @@ func migrate(ctx context.Context, args []string, stderr io.Writer) error {
 	return runMigrations(ctx, cfg, cfg.Logger(os.Stderr))
 }
 
-func runMigrations(ctx context.Context, cfg server.Config, log *slog.Logger) error {
+func runMigrations(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	pool, err := store.OpenPool(ctx, store.PoolConfig{URL: cfg.DatabaseURL, MaxConns: 2, ConnectTimeout: cfg.DBConnectTimeout})
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keyservice/keyservice/internal/cli"
+	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/server"
 	"github.com/keyservice/keyservice/internal/testdb"
 )
@@ -89,7 +90,7 @@ func TestServeHelpListsEverySettingWithDefaults(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	for _, want := range []string{"DATABASE_URL", "KEYSERVICE_GRPC_ADDR", "KEYSERVICE_HTTP_ADDR",
-		"KEYSERVICE_ADMIN_TOKENS", "KEYSERVICE_KEY_PREFIX", "KEYSERVICE_MIGRATE", "(default :9090)", "(default ks)"} {
+		"KEYSERVICE_ADMIN_TOKENS", "KEYSERVICE_KEY_PREFIX", "KEYSERVICE_MIGRATE", `(default ":9090")`, `(default "ks")`} {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}
@@ -243,7 +244,7 @@ func waitReady(t *testing.T, addr string) {
 func startServer(t *testing.T) (addr string) {
 	t.Helper()
 	u, _ := testdb.New(t)
-	cfg := server.Defaults()
+	cfg := config.Defaults()
 	cfg.DatabaseURL, cfg.GRPCAddr, cfg.HTTPAddr = u, "127.0.0.1:0", "127.0.0.1:0"
 	cfg.AdminTokens = []string{"cli-admin-token-0123456789"}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/pglocal"
 	"github.com/keyservice/keyservice/internal/server"
 )
@@ -22,7 +23,7 @@ import (
 const devDataDir = ".data/postgres"
 
 func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	defaults := server.Defaults()
+	defaults := config.Defaults()
 	defaults.LogFormat = "text"
 	defaults.Migrate = true
 	dataDir := devDataDir

@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
+
+	"github.com/keyservice/keyservice/internal/backoff"
 )
 
 // Limit is a token bucket: Burst calls at once, refilled at Limit per Period.
@@ -174,6 +176,7 @@ type Fallback struct {
 	timeout  time.Duration
 	probe    time.Duration
 	log      *slog.Logger
+	now      func() time.Time // time.Now; tests move it instead of waiting
 	down     atomic.Bool
 	retryAt  atomic.Int64
 	fallback prometheus.Counter
@@ -184,7 +187,7 @@ var _ KeyStore = (*Fallback)(nil)
 // NewFallback wraps primary with local. reg may be nil.
 func NewFallback(primary, local KeyStore, timeout time.Duration, log *slog.Logger, reg prometheus.Registerer) *Fallback {
 	f := &Fallback{
-		primary: primary, local: local, timeout: timeout, probe: time.Second, log: log,
+		primary: primary, local: local, timeout: timeout, probe: time.Second, log: log, now: time.Now,
 		fallback: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "keyservice_key_limit_fallbacks_total",
 			Help: "Per-key limit checks answered by the local store because Redis failed or was slow.",
@@ -206,7 +209,7 @@ func NewFallback(primary, local KeyStore, timeout time.Duration, log *slog.Logge
 
 // Take asks primary, falling back to local.
 func (f *Fallback) Take(ctx context.Context, key string, l Limit, cost int) (Decision, error) {
-	if f.down.Load() && time.Now().UnixNano() < f.retryAt.Load() {
+	if f.down.Load() && f.now().UnixNano() < f.retryAt.Load() {
 		f.fallback.Inc()
 		return f.local.Take(ctx, key, l, cost)
 	}
@@ -222,7 +225,9 @@ func (f *Fallback) Take(ctx context.Context, key string, l Limit, cost int) (Dec
 	if ctx.Err() != nil {
 		return Decision{}, ctx.Err()
 	}
-	f.retryAt.Store(time.Now().Add(f.probe).UnixNano())
+	// Probe again after about a second, jittered: replicas that lost Redis
+	// together do not all ask it again in the same instant.
+	f.retryAt.Store(f.now().Add(backoff.Jitter(f.probe, 0.2)).UnixNano())
 	if f.down.CompareAndSwap(false, true) {
 		// Once per outage.
 		f.log.Warn("redis unreachable: per-key limits are local to each replica until it returns", "error", redisErr(err))

@@ -59,6 +59,7 @@ func validateKey(ctx context.Context, addr, callerToken, presented string) (bool
 }
 
 func TestGoCallerExample(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "go", Owner: "acme"})
 	if err != nil {
@@ -106,6 +107,7 @@ func TestTypeScriptClient(t *testing.T) {
 }
 
 func TestGrpcurlThroughReflection(t *testing.T) {
+	t.Parallel()
 	grpcurl := repoTool(t, "grpcurl", "make tools installs it into bin/")
 	e := start(t)
 	addr := e.srv.GRPCAddr().String()

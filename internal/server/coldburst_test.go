@@ -16,9 +16,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/netdelay"
-	"github.com/keyservice/keyservice/internal/server"
 	"github.com/keyservice/keyservice/internal/testdb"
 )
 
@@ -55,7 +55,7 @@ func TestColdBurstIsAnsweredOverBothTransports(t *testing.T) {
 	}
 	t.Cleanup(p.Close)
 	pu.Host = p.Addr()
-	e := startOn(t, pu.String(), withConfig(func(c *server.Config) {
+	e := startOn(t, pu.String(), withConfig(func(c *config.Config) {
 		c.CallerRate, c.CallerBurst = 1e6, 1e6 // one address sends the whole burst
 		// Bookkeeping is what this test is about: a deadline generous enough
 		// that the race detector on 2 shared cores cannot decide the result.
@@ -83,8 +83,10 @@ func TestColdBurstIsAnsweredOverBothTransports(t *testing.T) {
 	}
 	var adminErr error
 	var wg sync.WaitGroup
+	intoBurst := make(chan struct{}) // closed once 64 burst calls were answered
+	var answered atomic.Int64
 	wg.Go(func() {
-		time.Sleep(20 * time.Millisecond) // into the burst
+		<-intoBurst
 		_, adminErr = e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "during", Owner: "acme"})
 	})
 	for name, call := range map[string]func(string) (string, error){"grpc": grpcValidate, "rest": restValidate} {
@@ -100,6 +102,9 @@ func TestColdBurstIsAnsweredOverBothTransports(t *testing.T) {
 				inner.Go(func() {
 					for i := next.Add(1) - 1; i < int64(len(keys)); i = next.Add(1) - 1 {
 						code, err := call(keys[i])
+						if answered.Add(1) == 64 {
+							close(intoBurst)
+						}
 						switch {
 						case err != nil:
 							refused.Add(1)

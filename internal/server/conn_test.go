@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
-	"github.com/keyservice/keyservice/internal/server"
+	"github.com/keyservice/keyservice/internal/config"
 )
 
 // TestOversizedHeadersAreRefused: a call whose headers exceed
@@ -51,7 +51,7 @@ func TestOversizedHeadersAreRefused(t *testing.T) {
 // next one waits, and other callers are served meanwhile.
 func TestStalledStreamsAreBoundedPerConnection(t *testing.T) {
 	const limit = 20
-	e := start(t, withConfig(func(c *server.Config) { c.MaxStreams = limit }))
+	e := start(t, withConfig(func(c *config.Config) { c.MaxStreams = limit }))
 	conn, err := grpc.NewClient(e.srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestStalledStreamsAreBoundedPerConnection(t *testing.T) {
 // cannot hold goroutines by opening calls on ever more connections; a
 // call that sends its request at once is served as usual.
 func TestStalledCallsAreCancelled(t *testing.T) {
-	e := start(t, withConfig(func(c *server.Config) { c.RequestReadTimeout = 300 * time.Millisecond }))
+	e := start(t, withConfig(func(c *config.Config) { c.RequestReadTimeout = 300 * time.Millisecond }))
 	conn, err := grpc.NewClient(e.srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -17,7 +18,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
-	"github.com/keyservice/keyservice/internal/server"
+	"github.com/keyservice/keyservice/internal/config"
+	"github.com/keyservice/keyservice/internal/ratelimit"
 )
 
 // The load generator of BenchmarkServerCPUPerCall runs in a child process
@@ -84,9 +86,9 @@ func cpuTime() time.Duration {
 // Validate of a key in memory. "x-health" is the second over the first.
 // Run it with -benchtime Nx (N calls per method), e.g. -benchtime 200000x.
 func BenchmarkServerCPUPerCall(b *testing.B) {
-	e := start(b, withConfig(func(c *server.Config) {
-		c.CallerRate, c.CallerBurst, c.KeyRate = 1e9, 1<<30, "1000000000/1s"
-		c.LogLevel = "error"
+	e := start(b, withConfig(func(c *config.Config) {
+		c.CallerRate, c.CallerBurst, c.KeyRate = 1e9, 1<<30, ratelimit.Limit{Limit: 1_000_000_000, Period: time.Second}
+		c.LogLevel = slog.LevelError
 	}))
 	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "cpu", Owner: "acme"})
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
-	"github.com/keyservice/keyservice/internal/server"
+	"github.com/keyservice/keyservice/internal/config"
 )
 
 func get(t *testing.T, url string, hdr map[string]string) *http.Response {
@@ -39,6 +39,7 @@ func get(t *testing.T, url string, hdr map[string]string) *http.Response {
 }
 
 func TestForwardAuthEndpoint(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	ctx := context.Background()
 	created, err := e.grpc.CreateKey(admin(ctx), &keyservicev1.CreateKeyRequest{Name: "fa", Owner: "acme", Scopes: []string{"read", "write"}})
@@ -76,6 +77,7 @@ func TestForwardAuthEndpoint(t *testing.T) {
 }
 
 func TestForwardAuthUnavailableBeforeTheFilterLoads(t *testing.T) {
+	t.Parallel()
 	e := startOn(t, newEmptyDatabase(t)) // never migrated: the filter cannot load
 	k, _ := keyFormatKey(t)
 	if resp := get(t, e.base+"/v1/auth", map[string]string{"Authorization": "Bearer " + k}); resp.StatusCode != 503 {
@@ -153,8 +155,9 @@ func freePort(t *testing.T) int {
 }
 
 func TestNginxAuthRequest(t *testing.T) {
+	t.Parallel()
 	nginx := repoTool(t, "nginx", ".ci/run installs it (apt-get install nginx)")
-	e := start(t, withConfig(func(c *server.Config) { c.AuthHeader = "X-API-Key" }))
+	e := start(t, withConfig(func(c *config.Config) { c.AuthHeader = "X-API-Key" }))
 	ctx := context.Background()
 
 	var mu sync.Mutex
@@ -235,7 +238,8 @@ func TestNginxAuthRequest(t *testing.T) {
 }
 
 func TestEnvoyExtAuthz(t *testing.T) {
-	e := start(t, withConfig(func(c *server.Config) { c.AuthHeader = "X-API-Key" }))
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) { c.AuthHeader = "X-API-Key" }))
 	ctx := context.Background()
 	created, err := e.grpc.CreateKey(admin(ctx), &keyservicev1.CreateKeyRequest{Name: "envoy", Owner: "acme", Scopes: []string{"a", "b"},
 		RateLimit: &keyservicev1.RateLimit{Limit: 1, Period: durationpb.New(time.Hour)}})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -14,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
-	"github.com/keyservice/keyservice/internal/server"
+	"github.com/keyservice/keyservice/internal/config"
 )
 
 // The failed-attempt guard punishes the end client that sent wrong keys,
@@ -36,7 +37,8 @@ func wrongKey(t *testing.T) string {
 // REST and over gRPC; its users' valid keys are still answered VALID, and
 // the failures are counted for the caller.
 func TestSharedCallerIsNeverLockedOutByItsUsersWrongKeys(t *testing.T) {
-	e := start(t, withConfig(func(c *server.Config) { c.CallerTokens = []string{"svc:" + tokenA} }))
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) { c.CallerTokens = map[string]string{"svc": tokenA} }))
 	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "customer", Owner: "acme"})
 	if err != nil {
 		t.Fatal(err)
@@ -71,9 +73,10 @@ func TestSharedCallerIsNeverLockedOutByItsUsersWrongKeys(t *testing.T) {
 // TestEndClientFloodingIsRefusedWhileAnotherIsServedOverREST: the same as
 // TestFailedAttemptGuardPerEndClient (gRPC), through the REST gateway.
 func TestEndClientFloodingIsRefusedWhileAnotherIsServedOverREST(t *testing.T) {
-	e := start(t, withConfig(func(c *server.Config) {
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) {
 		c.FailedRate, c.FailedBurst = 0.001, 5
-		c.CallerTokens = []string{"svc:" + tokenA}
+		c.CallerTokens = map[string]string{"svc": tokenA}
 	}))
 	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "customer", Owner: "acme"})
 	if err != nil {
@@ -99,7 +102,8 @@ func TestEndClientFloodingIsRefusedWhileAnotherIsServedOverREST(t *testing.T) {
 // TestAnonymousGuessersAreStillRefused over both transports: an anonymous
 // caller is its own end client, and invented client_ip values do not help.
 func TestAnonymousGuessersAreStillRefused(t *testing.T) {
-	e := start(t, withConfig(func(c *server.Config) { c.FailedRate, c.FailedBurst = 0.001, 3 }))
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) { c.FailedRate, c.FailedBurst = 0.001, 3 }))
 	refusedREST := 0
 	for i := 0; i < 6; i++ {
 		code, _, _ := e.rest(t, "POST", "/v1/keys:validate", "", fmt.Sprintf(`{"key":%q,"client_ip":"203.0.113.%d"}`, wrongKey(t), i))
@@ -120,9 +124,10 @@ func TestAnonymousGuessersAreStillRefused(t *testing.T) {
 // X-Forwarded-For as nginx does; one end client sending wrong keys is
 // refused, another is served, and the gateway itself is never locked out.
 func TestForwardAuthGuardsEachEndClient(t *testing.T) {
-	e := start(t, withConfig(func(c *server.Config) {
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) {
 		c.FailedRate, c.FailedBurst = 0.001, 3
-		c.CallerTokens = []string{"nginx:" + tokenA}
+		c.CallerTokens = map[string]string{"nginx": tokenA}
 	}))
 	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "customer", Owner: "acme"})
 	if err != nil {
@@ -163,9 +168,10 @@ func TestForwardAuthGuardsEachEndClient(t *testing.T) {
 // TestEnvoyCheckGuardsEachEndClient: Envoy (with a caller token) reports
 // each request's source address; it feeds the guard.
 func TestEnvoyCheckGuardsEachEndClient(t *testing.T) {
-	e := start(t, withConfig(func(c *server.Config) {
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) {
 		c.FailedRate, c.FailedBurst = 0.001, 3
-		c.CallerTokens = []string{"envoy:" + tokenA}
+		c.CallerTokens = map[string]string{"envoy": tokenA}
 	}))
 	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "customer", Owner: "acme"})
 	if err != nil {
@@ -212,10 +218,10 @@ func TestTrustedProxyGuardsEachEndClient(t *testing.T) {
 	} else {
 		l.Close()
 	}
-	e := start(t, withConfig(func(c *server.Config) {
+	e := start(t, withConfig(func(c *config.Config) {
 		c.HTTPAddr = "[::1]:0"
 		c.FailedRate, c.FailedBurst = 0.001, 3
-		c.TrustedProxies = []string{"::1/128"}
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("::1/128")}
 	}))
 	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "customer", Owner: "acme"})
 	if err != nil {
@@ -253,6 +259,7 @@ func TestTrustedProxyGuardsEachEndClient(t *testing.T) {
 // not write a line per successful call at INFO; refusals still are logged
 // at INFO, and every call is counted by method and code.
 func TestSuccessfulCallsLogAtDebugAndEveryCallIsCounted(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	for i := 0; i < 5; i++ {
 		if _, err := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: "garbage"}); err != nil {
@@ -289,12 +296,25 @@ func TestSuccessfulCallsLogAtDebugAndEveryCallIsCounted(t *testing.T) {
 	if n := metricValue(t, e, `keyservice_rpc_requests_total{code="Unauthenticated",method="/keyservice.v1.KeyService/CreateKey"}`); n != 1 {
 		t.Fatalf("counted %v unauthenticated CreateKey calls, want 1", n)
 	}
+	// A wrong admin token over REST: counted and timed by the same chain.
+	if c, _, _ := e.rest(t, "GET", "/v1/keys", "not-the-admin-token-0000", ""); c != 403 {
+		t.Fatalf("ListKeys with a wrong token over REST: %d, want 403", c)
+	}
+	for _, series := range []string{
+		`keyservice_rpc_requests_total{code="PermissionDenied",method="/keyservice.v1.KeyService/ListKeys"}`,
+		`keyservice_rpc_duration_seconds{code="PermissionDenied",method="/keyservice.v1.KeyService/ListKeys"}`,
+	} {
+		if n := metricValue(t, e, series); n != 1 {
+			t.Fatalf("%s = %v, want 1", series, n)
+		}
+	}
 }
 
 // TestTamperedPageTokenIsRefused: a page token with any byte changed is
 // INVALID_ARGUMENT naming page_token (it was a 500, "timestamp out of
 // range"), over gRPC and REST.
 func TestTamperedPageTokenIsRefused(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	ctx := admin(context.Background())
 	for i := 0; i < 2; i++ {
@@ -341,9 +361,9 @@ func TestUnusableForwardedChainNamesNoEndClient(t *testing.T) {
 		{"Forwarded": "for=_hidden"},
 	} {
 		t.Run(fmt.Sprint(bad), func(t *testing.T) {
-			e := start(t, withConfig(func(c *server.Config) {
+			e := start(t, withConfig(func(c *config.Config) {
 				c.FailedRate, c.FailedBurst = 0.001, 3
-				c.TrustedProxies = []string{"127.0.0.1/32"}
+				c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 			}))
 			refused := 0
 			for i := 0; i < 10; i++ {
@@ -367,9 +387,9 @@ func TestUnusableForwardedChainNamesNoEndClient(t *testing.T) {
 		})
 	}
 	// Usable forms each name an end client with a budget of its own.
-	e := start(t, withConfig(func(c *server.Config) {
+	e := start(t, withConfig(func(c *config.Config) {
 		c.FailedRate, c.FailedBurst = 0.001, 1
-		c.TrustedProxies = []string{"127.0.0.1/32"}
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	}))
 	for _, h := range []map[string]string{
 		{"X-Forwarded-For": "203.0.113.9:5555"},
@@ -407,9 +427,10 @@ func TestUnusableForwardedChainNamesNoEndClient(t *testing.T) {
 // that sends "X-Forwarded-For: x" through a gateway with a caller token
 // (nginx appends the real address) is still held to its own budget.
 func TestForwardAuthChainSpoiledByTheClientStillNamesTheEndClient(t *testing.T) {
-	e := start(t, withConfig(func(c *server.Config) {
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) {
 		c.FailedRate, c.FailedBurst = 0.001, 2
-		c.CallerTokens = []string{"nginx:" + tokenA}
+		c.CallerTokens = map[string]string{"nginx": tokenA}
 	}))
 	codes := []int{}
 	for i := 0; i < 4; i++ {

@@ -15,15 +15,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/jackc/pgx/v5"
-
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/server"
 	"github.com/keyservice/keyservice/internal/testdb"
@@ -71,11 +74,11 @@ type env struct {
 
 // option changes the config, or adds a server.Option.
 type option struct {
-	cfg func(*server.Config)
+	cfg func(*config.Config)
 	srv server.Option
 }
 
-func withConfig(f func(*server.Config)) option { return option{cfg: f} }
+func withConfig(f func(*config.Config)) option { return option{cfg: f} }
 
 func withServerOption(o server.Option) option { return option{srv: o} }
 
@@ -90,7 +93,7 @@ func start(t testing.TB, opts ...option) *env {
 
 func startOn(t testing.TB, dbURL string, opts ...option) *env {
 	t.Helper()
-	cfg := server.Defaults()
+	cfg := config.Defaults()
 	cfg.DatabaseURL = dbURL
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
@@ -108,7 +111,7 @@ func startOn(t testing.TB, dbURL string, opts ...option) *env {
 	}
 	logs := &syncBuffer{}
 	level := slog.LevelDebug // tests read the logs
-	if cfg.LogLevel == "error" {
+	if cfg.LogLevel == slog.LevelError {
 		level = slog.LevelError // benchmarks: as quiet as production
 	}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level}))
@@ -165,18 +168,11 @@ func (e *env) stop(t testing.TB) {
 
 func (e *env) waitReady(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := e.http.Get(e.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
+	select {
+	case <-e.srv.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatal("server not ready after 20s")
 	}
-	t.Fatal("server not ready after 20s")
 }
 
 func admin(ctx context.Context) context.Context {
@@ -264,3 +260,65 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 }
 
 func (rawCodec) Name() string { return "proto" }
+
+// metrics reads the server's /metrics with the Prometheus text parser.
+func (e *env) metrics(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := e.http.Get(e.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics: %v", err)
+	}
+	return families
+}
+
+// sample finds the value of one series, named as Prometheus prints it:
+// name{label="value",...} (labels in any order). ok is false when the
+// series is not exported.
+func sample(families map[string]*dto.MetricFamily, series string) (v float64, ok bool) {
+	name, rest, _ := strings.Cut(series, "{")
+	want := map[string]string{}
+	if rest = strings.TrimSuffix(rest, "}"); rest != "" {
+		for _, pair := range strings.Split(rest, ",") {
+			k, val, _ := strings.Cut(pair, "=")
+			want[k] = strings.Trim(val, `"`)
+		}
+	}
+	for _, m := range families[name].GetMetric() {
+		if len(m.GetLabel()) != len(want) {
+			continue
+		}
+		match := true
+		for _, l := range m.GetLabel() {
+			if want[l.GetName()] != l.GetValue() {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return m.GetCounter().GetValue(), true
+		case m.Gauge != nil:
+			return m.GetGauge().GetValue(), true
+		case m.Untyped != nil:
+			return m.GetUntyped().GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.GetHistogram().GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+// metricValue is the value of one series (0 when it is not exported).
+func metricValue(t *testing.T, e *env, series string) float64 {
+	t.Helper()
+	v, _ := sample(e.metrics(t), series)
+	return v
+}

@@ -14,12 +14,13 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
-	"github.com/keyservice/keyservice/internal/server"
+	"github.com/keyservice/keyservice/internal/config"
 )
 
 // TestRESTAnswersAreNeverCached: every REST answer (a secret, an identity,
 // an error) says Cache-Control: no-store.
 func TestRESTAnswersAreNeverCached(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	code, body, hdr := e.rest(t, "POST", "/v1/keys", adminToken, `{"name":"n","owner":"o"}`)
 	if code != 200 || hdr.Get("Cache-Control") != "no-store" {
@@ -42,6 +43,7 @@ func TestRESTAnswersAreNeverCached(t *testing.T) {
 // TestIdentityHeadersAreEncodedSafely: an owner outside printable ASCII
 // reaches the gateway percent-encoded, in one well-formed header.
 func TestIdentityHeadersAreEncodedSafely(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "n", Owner: "Zoë & Co 100%"})
 	if err != nil {
@@ -57,7 +59,8 @@ func TestIdentityHeadersAreEncodedSafely(t *testing.T) {
 // caller token is wrong (a configuration error) gets a 401 that says so,
 // distinct from the 401 for a wrong key.
 func TestForwardAuthTellsABadCallerTokenFromABadKey(t *testing.T) {
-	e := start(t, withConfig(func(c *server.Config) { c.CallerTokens = []string{"nginx:" + tokenA} }))
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) { c.CallerTokens = map[string]string{"nginx": tokenA} }))
 	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "n", Owner: "o"})
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +85,8 @@ func TestForwardAuthTellsABadCallerTokenFromABadKey(t *testing.T) {
 // client's header (it logs through grpclog) lands in the service's JSON
 // log, not as a plain-text line on stderr.
 func TestGatewayLogLinesAreStructured(t *testing.T) {
+	// Not parallel: grpclog is process-wide, and goes to the logger of the
+	// server built last.
 	e := start(t)
 	r, _ := http.NewRequest("POST", e.base+"/v1/keys:validate", strings.NewReader(`{"key":"x"}`))
 	r.Header.Set("User-Agent", "café-client/1.0") // a permanent header, passed on as metadata
@@ -102,6 +107,7 @@ func TestGatewayLogLinesAreStructured(t *testing.T) {
 // request (invalid UTF-8 in a string field, a truncated message) are the
 // client's mistake: INVALID_ARGUMENT, not INTERNAL; nothing is written.
 func TestUndecodableProtobufIsInvalidArgument(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	before := countKeys(t, e.dbURL)
 	conn, err := grpc.NewClient(e.srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -140,6 +146,7 @@ func TestUndecodableProtobufIsInvalidArgument(t *testing.T) {
 // TestHeaderSafeKeepsOneUnambiguousValue: commas and spaces at either end
 // are encoded too (a proxy may split on commas; HTTP trims the spaces).
 func TestHeaderSafeKeepsOneUnambiguousValue(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	for owner, want := range map[string]string{
 		"acme":         "acme",

@@ -3,9 +3,8 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"regexp"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,8 +19,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/redistest"
-	"github.com/keyservice/keyservice/internal/server"
 )
 
 const (
@@ -34,8 +33,9 @@ func asCaller(ctx context.Context, tok string) context.Context {
 }
 
 func TestCallerOverBudgetIsRefusedWhileOthersAreNot(t *testing.T) {
-	e := start(t, withConfig(func(c *server.Config) {
-		c.CallerTokens = []string{"a:" + tokenA, "b:" + tokenB}
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) {
+		c.CallerTokens = map[string]string{"a": tokenA, "b": tokenB}
 		c.CallerRate, c.CallerBurst = 0.01, 3
 	}))
 	ctx := context.Background()
@@ -95,7 +95,8 @@ func TestCallerOverBudgetIsRefusedWhileOthersAreNot(t *testing.T) {
 }
 
 func TestCallerCredentialRequiredWhenConfigured(t *testing.T) {
-	e := start(t, withConfig(func(c *server.Config) { c.CallerTokens = []string{"a:" + tokenA} }))
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) { c.CallerTokens = map[string]string{"a": tokenA} }))
 	ctx := context.Background()
 	req := &keyservicev1.ValidateRequest{Key: "garbage"}
 	if _, err := e.grpc.Validate(ctx, req); status.Code(err) != codes.Unauthenticated {
@@ -122,7 +123,8 @@ func TestCallerCredentialRequiredWhenConfigured(t *testing.T) {
 }
 
 func TestSpoofedForwardedAddressesChangeNothing(t *testing.T) {
-	e := start(t, withConfig(func(c *server.Config) { c.CallerRate, c.CallerBurst = 0.01, 2 }))
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) { c.CallerRate, c.CallerBurst = 0.01, 2 }))
 	req := &keyservicev1.ValidateRequest{Key: "garbage"}
 	refused := 0
 	for i := 0; i < 6; i++ {
@@ -153,9 +155,10 @@ func TestSpoofedForwardedAddressesChangeNothing(t *testing.T) {
 }
 
 func TestForwardedForIsBelievedFromTrustedProxies(t *testing.T) {
-	e := start(t, withConfig(func(c *server.Config) {
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) {
 		c.CallerRate, c.CallerBurst = 0.01, 1
-		c.TrustedProxies = []string{"127.0.0.1/32"}
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	}))
 	send := func(xff string) int {
 		r, _ := http.NewRequest("POST", e.base+"/v1/keys:validate", strings.NewReader(`{"key":"garbage"}`))
@@ -183,26 +186,11 @@ func TestForwardedForIsBelievedFromTrustedProxies(t *testing.T) {
 	}
 }
 
-func metricValue(t *testing.T, e *env, series string) float64 {
-	t.Helper()
-	resp, err := http.Get(e.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)`).FindSubmatch(b)
-	if m == nil {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
-	return v
-}
-
 func TestFailedAttemptGuardPerEndClient(t *testing.T) {
-	e := start(t, withConfig(func(c *server.Config) {
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) {
 		c.FailedRate, c.FailedBurst = 0.001, 5
-		c.CallerTokens = []string{"gw:" + tokenA}
+		c.CallerTokens = map[string]string{"gw": tokenA}
 	}))
 	ctx := asCaller(context.Background(), tokenA)
 	answers := func() float64 {
@@ -249,7 +237,8 @@ func TestFailedAttemptGuardPerEndClient(t *testing.T) {
 // address may not split its failed-attempt budget by inventing client_ip
 // values, or a guesser would never run out.
 func TestAnonymousCallersCannotNameEndClients(t *testing.T) {
-	e := start(t, withConfig(func(c *server.Config) { c.FailedRate, c.FailedBurst = 0.001, 3 }))
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) { c.FailedRate, c.FailedBurst = 0.001, 3 }))
 	refused := 0
 	for i := 0; i < 8; i++ {
 		k, _ := keyFormatKey(t)
@@ -280,6 +269,7 @@ func createLimitedKey(t *testing.T, e *env, limit, burst int64, period time.Dura
 }
 
 func TestPerKeyLimit(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	ctx := context.Background()
 	secret := createLimitedKey(t, e, 10, 10, time.Hour)
@@ -368,13 +358,14 @@ func validCount(t *testing.T, a, b *env, key string, n int) int {
 
 func twoReplicas(t *testing.T, redisURL string) (*env, *env) {
 	t.Helper()
-	a := start(t, withConfig(func(c *server.Config) { c.RedisURL = redisURL }))
-	b := startOn(t, a.dbURL, withConfig(func(c *server.Config) { c.RedisURL = redisURL }))
+	a := start(t, withConfig(func(c *config.Config) { c.RedisURL = redisURL }))
+	b := startOn(t, a.dbURL, withConfig(func(c *config.Config) { c.RedisURL = redisURL }))
 	b.waitReady(t)
 	return a, b
 }
 
 func TestKeyBudgetAcrossReplicas(t *testing.T) {
+	t.Parallel()
 	t.Run("redis: one budget", func(t *testing.T) {
 		u, _ := redistest.URL(t)
 		a, b := twoReplicas(t, u)
@@ -401,6 +392,7 @@ func TestKeyBudgetAcrossReplicas(t *testing.T) {
 }
 
 func TestRedisOutageFallsBackAndResumes(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	a, b := twoReplicas(t, srv.URL())
 	secret := createLimitedKey(t, a, 10, 10, time.Hour)

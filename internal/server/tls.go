@@ -5,12 +5,14 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+
+	"github.com/keyservice/keyservice/internal/config"
 )
 
 // serverTLS builds the TLS configuration of both listeners, or nil when
 // TLS is off. With a client CA, client certificates are verified when
 // presented (VerifyClientCertIfGiven): a caller may still use a token.
-func (c Config) serverTLS() (*tls.Config, error) {
+func serverTLS(c config.Config) (*tls.Config, error) {
 	if c.TLSCertFile == "" {
 		return nil, nil
 	}

@@ -24,7 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
-	"github.com/keyservice/keyservice/internal/server"
+	"github.com/keyservice/keyservice/internal/config"
 )
 
 type pki struct {
@@ -92,9 +92,10 @@ func (p *pki) issue(t *testing.T, cn string, server bool) (tls.Certificate, stri
 }
 
 func TestClientCertificatesIdentifyCallers(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	_, certFile, keyFile := p.issue(t, "keyservice", true)
-	e := start(t, withConfig(func(c *server.Config) {
+	e := start(t, withConfig(func(c *config.Config) {
 		c.TLSCertFile, c.TLSKeyFile, c.TLSClientCAFile = certFile, keyFile, filepath.Join(p.dir, "ca.pem")
 		c.CallerRate, c.CallerBurst = 0.01, 2
 	}))

@@ -15,6 +15,7 @@ import (
 )
 
 func TestTracingSpansCarryThePathNeverTheKey(t *testing.T) {
+	t.Parallel()
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	e := start(t, withServerOption(server.WithTracerProvider(tp)))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -43,19 +44,17 @@ func isUnavailable(err error) bool {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch {
-		case len(pgErr.Code) == 5 && pgErr.Code[:2] == "08": // connection exception
-			return true
-		case len(pgErr.Code) == 5 && pgErr.Code[:2] == "53": // insufficient resources (too many connections, out of memory, disk full)
-			return true
-		case pgErr.Code == "57014", // query_canceled (statement_timeout)
-			pgErr.Code == "57P01", // admin_shutdown
-			pgErr.Code == "57P02", // crash_shutdown
-			pgErr.Code == "57P03", // cannot_connect_now
-			pgErr.Code == "25006": // read_only_sql_transaction (a standby after failover)
+		switch pgErr.Code {
+		case pgerrcode.QueryCanceled, // statement_timeout
+			pgerrcode.AdminShutdown,
+			pgerrcode.CrashShutdown,
+			pgerrcode.CannotConnectNow,
+			pgerrcode.ReadOnlySQLTransaction: // a standby after failover
 			return true
 		}
-		return false
+		// Connection exceptions, and insufficient resources (too many
+		// connections, out of memory, disk full).
+		return pgerrcode.IsConnectionException(pgErr.Code) || pgerrcode.IsInsufficientResources(pgErr.Code)
 	}
 	// A connection that died mid-query surfaces as an unexpected EOF or a
 	// closed-connection error without a PgError.

@@ -51,6 +51,7 @@ func (b bundle) create(t *testing.T, owner string) (keys.Generated, store.Key) {
 }
 
 func TestCreateGetAndLookupByHash(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
@@ -86,6 +87,7 @@ func TestCreateGetAndLookupByHash(t *testing.T) {
 }
 
 func TestStoresOnlyTheHash(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	g, _ := b.create(t, "acme")
 	conn, err := pgx.Connect(context.Background(), b.url)
@@ -107,6 +109,7 @@ func TestStoresOnlyTheHash(t *testing.T) {
 }
 
 func TestNotFound(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	if _, err := b.store.GetKey(ctx, uuid.New()); !errors.Is(err, store.ErrNotFound) {
@@ -121,6 +124,7 @@ func TestNotFound(t *testing.T) {
 }
 
 func TestRevokeIsIdempotent(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	_, k := b.create(t, "acme")
@@ -141,6 +145,7 @@ func TestRevokeIsIdempotent(t *testing.T) {
 }
 
 func TestListPagesByOwner(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	want := map[uuid.UUID]bool{}
@@ -206,6 +211,7 @@ func TestDecodeCursorRejectsGarbageAndForgeries(t *testing.T) {
 }
 
 func TestWritesNotifyAtCommit(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -251,6 +257,7 @@ func TestUnavailableWhenDatabaseUnreachable(t *testing.T) {
 }
 
 func TestActiveHashesPagesSkipRevokedAndExpired(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	want := map[keys.Hash]bool{}
@@ -303,6 +310,7 @@ func TestActiveHashesPagesSkipRevokedAndExpired(t *testing.T) {
 }
 
 func TestChangedSinceUsesTheDatabaseClock(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	_, old := b.create(t, "acme")
@@ -334,6 +342,7 @@ func TestChangedSinceUsesTheDatabaseClock(t *testing.T) {
 }
 
 func TestTouchLastUsedKeepsTheLatest(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	_, k := b.create(t, "acme")
@@ -355,6 +364,7 @@ func TestTouchLastUsedKeepsTheLatest(t *testing.T) {
 }
 
 func TestListenConnIsOutsideThePool(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	conn, err := b.store.ListenConn(ctx)

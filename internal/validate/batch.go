@@ -261,6 +261,9 @@ func (b *batcher) finish(r *lookupReq, o lookupOutcome) {
 			p.retryAt.Store(b.v.now().Add(refreshBackoff).UnixNano())
 		}
 		p.refreshing.Store(false)
+		if o.err != nil {
+			b.v.signals.refreshFailed.Signal()
+		}
 	}
 	if r.done != nil {
 		r.done <- o

@@ -91,6 +91,7 @@ func burst(v *validate.Validator, secrets []string, workers int) (valid, unavail
 // one is answered VALID, in batches, never more statements at once than
 // the bound.
 func TestColdBurstOfValidKeysIsAnswered(t *testing.T) {
+	t.Parallel()
 	for _, delay := range []time.Duration{0, time.Millisecond} {
 		t.Run("db-latency "+delay.String(), func(t *testing.T) {
 			u, _ := testdb.New(t)
@@ -126,6 +127,7 @@ func TestColdBurstOfValidKeysIsAnswered(t *testing.T) {
 // within the lookup deadline, the call is refused promptly (fail closed),
 // and the refusal is counted with its reason.
 func TestLookupNotAnsweredInTimeIsRefused(t *testing.T) {
+	t.Parallel()
 	u, _ := testdb.New(t)
 	secrets := seedKeys(t, u, 10)
 	b := setupOn(t, behind(t, u, 100*time.Millisecond), true, func(c *validate.Config) {
@@ -150,6 +152,7 @@ func TestLookupNotAnsweredInTimeIsRefused(t *testing.T) {
 // the injected clock) through four TTLs is always answered from memory;
 // its entry is refreshed in the background before it expires.
 func TestRefreshAheadKeepsAKeyInSteadyUseInMemory(t *testing.T) {
+	t.Parallel()
 	b := setup(t) // TTL 30 s, refreshed in its last quarter
 	g, k := b.create(t, nil)
 	mustValidate(t, b.v, g.Secret) // first use: a lookup
@@ -171,6 +174,7 @@ func TestRefreshAheadKeepsAKeyInSteadyUseInMemory(t *testing.T) {
 // (as if the notification were lost) is answered REVOKED once a refresh
 // has run, before its entry would have expired.
 func TestRefreshFindsARevocationNotifyMissed(t *testing.T) {
+	t.Parallel()
 	b := setup(t, func(c *validate.Config) { c.SyncInterval = time.Hour })
 	g, k := b.create(t, nil)
 	mustValidate(t, b.v, g.Secret)
@@ -187,6 +191,7 @@ func TestRefreshFindsARevocationNotifyMissed(t *testing.T) {
 // recently used keys, so it answers them with no lookup. Revoked keys are
 // not warmed.
 func TestWarmStartAnswersRecentlyUsedKeysFromMemory(t *testing.T) {
+	t.Parallel()
 	u, _ := testdb.New(t)
 	a := setupOn(t, u, true, func(c *validate.Config) { c.UsageFlushInterval = time.Hour })
 	var used []keys.Generated
@@ -290,6 +295,7 @@ func hook(h *hookedStore) setupOpt {
 // the warm start read it, before this replica listens for changes, is
 // never answered VALID once the replica is ready.
 func TestWarmStartMissesNoRevocation(t *testing.T) {
+	t.Parallel()
 	u, _ := testdb.New(t)
 	a := setupOn(t, u, true, func(c *validate.Config) { c.UsageFlushInterval = time.Hour })
 	g, k := a.create(t, nil)
@@ -305,6 +311,7 @@ func TestWarmStartMissesNoRevocation(t *testing.T) {
 // TestFailedRefreshBacksOff: while the database cannot answer, a key used
 // a thousand times in its refresh window is not looked up on every use.
 func TestFailedRefreshBacksOff(t *testing.T) {
+	t.Parallel()
 	h := &hookedStore{}
 	b := setup(t, hook(h))
 	g, _ := b.create(t, nil)
@@ -316,7 +323,9 @@ func TestFailedRefreshBacksOff(t *testing.T) {
 		if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
 			t.Fatalf("use %d: %v", i, r.Code)
 		}
-		time.Sleep(10 * time.Microsecond) // let a failed refresh come back
+		if i == 0 {
+			validate.Signals(b.v).RefreshFailed.Wait(t, 10*time.Second) // the first refresh came back failed
+		}
 	}
 	if n := h.byHashes.Load() - before; n > 2 {
 		t.Fatalf("%d refresh statements while the database fails, want at most 2 (backoff)", n)
@@ -326,6 +335,7 @@ func TestFailedRefreshBacksOff(t *testing.T) {
 // TestRewarmReadsAtMostWarmKeys: warming a cache that already holds every
 // recently used key reads no more than WarmKeys rows (one page here).
 func TestRewarmReadsAtMostWarmKeys(t *testing.T) {
+	t.Parallel()
 	h := &hookedStore{}
 	b := setup(t, hook(h), func(c *validate.Config) { c.WarmKeys = 5 })
 	for i := 0; i < 20; i++ {
@@ -344,6 +354,7 @@ func TestRewarmReadsAtMostWarmKeys(t *testing.T) {
 // before a revoke, and comes back after the revoke was applied, must not
 // put VALID back in memory.
 func TestRefreshThatRacesARevokeIsDiscarded(t *testing.T) {
+	t.Parallel()
 	h := &hookedStore{}
 	b := setup(t, hook(h), func(c *validate.Config) { c.NegativeTTL = time.Second })
 	g, k := b.create(t, nil)
@@ -369,6 +380,7 @@ func TestRefreshThatRacesARevokeIsDiscarded(t *testing.T) {
 // is still looked up and answered (the estimate never refuses the first
 // lookup of a batch), and answered statements correct the estimate.
 func TestAWrongStatementEstimateRefusesNothingForGood(t *testing.T) {
+	t.Parallel()
 	b := setup(t, func(c *validate.Config) { c.LookupTimeout = 250 * time.Millisecond })
 	validate.SetStatementEstimate(b.v, time.Hour)
 	for i := 0; i < 20; i++ {
@@ -384,6 +396,7 @@ func TestAWrongStatementEstimateRefusesNothingForGood(t *testing.T) {
 // after a revoke the replica has not caught up on yet, is not answered VALID
 // from a warmed entry.
 func TestNoWarmedEntryAnswersBeforeReady(t *testing.T) {
+	t.Parallel()
 	u, _ := testdb.New(t)
 	a := setupOn(t, u, true, func(c *validate.Config) { c.UsageFlushInterval = time.Hour })
 	g, k := a.create(t, nil)
@@ -414,37 +427,23 @@ func TestNoWarmedEntryAnswersBeforeReady(t *testing.T) {
 func TestKeysCreatedWhileListenIsDownAreSeenSoon(t *testing.T) {
 	u, _ := testdb.New(t)
 	a := setupOn(t, u, true)
-	var down atomic.Bool
-	wrapConnect = func(connect func(context.Context) (*pgx.Conn, error)) func(context.Context) (*pgx.Conn, error) {
-		return func(ctx context.Context) (*pgx.Conn, error) {
-			if down.Load() {
-				return nil, errors.New("test: LISTEN connection refused")
-			}
-			return connect(ctx)
-		}
-	}
+	down := &breakableFeed{cut: make(chan struct{})}
+	wrapFeed = func(f validate.Feed) validate.Feed { down.inner = f; return down }
 	b := setupOn(t, u, true, func(c *validate.Config) { c.SyncInterval = 10 * time.Second })
-	wrapConnect = nil
+	wrapFeed = nil
 	// B listens (its stream is up), then its LISTEN connection goes down
 	// and stays down.
 	waitFor(t, 10*time.Second, func() bool { return validate.StreamUp(b.v) })
-	down.Store(true)
-	conn, err := pgx.Connect(context.Background(), u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(context.Background(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()", store.ListenApplicationName); err != nil {
-		t.Fatal(err)
-	}
+	close(down.cut)
 	waitFor(t, 5*time.Second, func() bool { return validate.StreamDown(b.v) })
 	g, _ := a.create(t, nil) // B hears nothing of it
 	start := time.Now()
+	validate.Signals(b.v).Synced.Drain()
 	for mustValidate(t, b.v, g.Secret).Code != validate.Valid {
 		if time.Since(start) > 3*time.Second {
 			t.Fatalf("a key created on another replica while LISTEN was down: not VALID here after %s (SyncInterval is 10 s)", time.Since(start))
 		}
-		time.Sleep(20 * time.Millisecond)
+		validate.Signals(b.v).Synced.Wait(t, 5*time.Second)
 	}
 	t.Logf("seen after %s", time.Since(start).Round(time.Millisecond))
 	// A NOT_FOUND looked up while the stream is down is cached briefly.
@@ -457,4 +456,29 @@ func TestKeysCreatedWhileListenIsDownAreSeenSoon(t *testing.T) {
 	if r := mustValidate(t, b.v, unknown); r.Path != validate.PathLookup {
 		t.Fatalf("300 ms later the NOT_FOUND cached while LISTEN was down still answers (from %v); want it gone", r.Path)
 	}
+}
+
+// breakableFeed is the store's feed until cut is closed; then its stream
+// is lost and stays lost, as when the LISTEN connection cannot be made
+// again. (The store's own reconnects are tested in internal/store.)
+type breakableFeed struct {
+	inner validate.Feed
+	cut   chan struct{}
+}
+
+func (f *breakableFeed) Listen(ctx context.Context, h store.ChangeHandler) error {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f.inner.Listen(lctx, h) }()
+	select {
+	case <-ctx.Done():
+		return <-done
+	case <-f.cut:
+	}
+	cancel()
+	<-done
+	h.StreamLost()
+	<-ctx.Done()
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/testsignal"
 )
 
 // ForceFilterMaybe swaps in a filter that answers "maybe" for every hash,
@@ -74,3 +75,22 @@ func StreamDown(v *Validator) bool { return v.streamDown() }
 // StreamUp reports whether the replica listens and its LISTEN connection
 // is up with its backlog read.
 func StreamUp(v *Validator) bool { return v.listening.Load() && v.streamUp.Load() }
+
+// InitSignals turns v's test signals on; call it before Run.
+func InitSignals(v *Validator) {
+	v.signals.loadFailed.Init()
+	v.signals.streamUp.Init()
+	v.signals.synced.Init()
+	v.signals.refreshFailed.Init()
+}
+
+// TestSignals are v's test signals, for tests outside the package.
+type TestSignals struct {
+	LoadFailed, StreamUp, Synced, RefreshFailed testsignal.Signal
+}
+
+// Signals returns v's test signals (InitSignals first).
+func Signals(v *Validator) TestSignals {
+	s := &v.signals
+	return TestSignals{LoadFailed: s.loadFailed, StreamUp: s.streamUp, Synced: s.synced, RefreshFailed: s.refreshFailed}
+}

@@ -5,27 +5,31 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgxlisten"
 
+	"github.com/keyservice/keyservice/internal/backoff"
 	"github.com/keyservice/keyservice/internal/store"
 )
 
 // loadPageSize is how many keys one page of a full load reads.
 const loadPageSize = 10_000
 
-// Run loads the filter (retrying with backoff while the database is
-// unreachable), then keeps memory in step until ctx ends: LISTEN for
-// changes (on a connection from connect, outside the pool), incremental
-// sync, periodic rebuilds, and usage flushes. connect may be nil (no
-// LISTEN: sync alone keeps replicas in step, within SyncInterval).
-func (v *Validator) Run(ctx context.Context, connect func(context.Context) (*pgx.Conn, error)) error {
-	backoff := 100 * time.Millisecond
+// Feed delivers changes made by other replicas; *store.Store is one (its
+// LISTEN connection).
+type Feed interface {
+	Listen(ctx context.Context, h store.ChangeHandler) error
+}
+
+var _ Feed = (*store.Store)(nil)
+
+// Run loads the filter (retrying with jittered backoff while the database
+// is unreachable), then keeps memory in step until ctx ends: changes from
+// feed, incremental sync, periodic rebuilds, and usage flushes. feed may be
+// nil (sync alone then keeps replicas in step, within SyncInterval).
+func (v *Validator) Run(ctx context.Context, feed Feed) error {
+	var bo backoff.Backoff // 100 ms .. 5 s
 	for {
 		err := v.rebuild(ctx)
 		if err == nil {
@@ -34,18 +38,19 @@ func (v *Validator) Run(ctx context.Context, connect func(context.Context) (*pgx
 		if ctx.Err() != nil {
 			return nil
 		}
-		v.log.Warn("loading the key filter failed; retrying", "error", err, "retry_in", backoff)
-		if !sleep(ctx, backoff) {
+		wait := bo.Next()
+		v.log.Warn("loading the key filter failed; retrying", "error", err, "retry_in", wait.Round(time.Millisecond))
+		v.signals.loadFailed.Signal()
+		if !backoff.Sleep(ctx, wait) {
 			return nil
 		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
 	st := v.filter.stats()
 	v.log.Info("key filter loaded", "keys", st.keys, "capacity", st.capacity, "bits", st.bits)
 	v.warm(ctx)
-	// The LISTEN connection starts below: changes made while the cache was
-	// being warmed (a key revoked after its page was read) are caught up
-	// now, before the first answer.
+	// The feed starts below: changes made while the cache was being warmed
+	// (a key revoked after its page was read) are caught up now, before the
+	// first answer.
 	if err := v.sync(ctx); err != nil && ctx.Err() == nil {
 		v.log.Warn("catch-up sync after the warm start failed; will retry", "error", err)
 		v.pos.InvalidateAll() // nothing warmed may be served unchecked
@@ -53,25 +58,19 @@ func (v *Validator) Run(ctx context.Context, connect func(context.Context) (*pgx
 	v.ready.Store(true)
 
 	var wg sync.WaitGroup
-	if connect != nil {
-		wg.Go(func() { v.listen(ctx, connect) })
+	if feed != nil {
+		v.listening.Store(true)
+		wg.Go(func() {
+			if err := feed.Listen(ctx, changeHandler{v}); err != nil && ctx.Err() == nil {
+				v.log.Error("listening for key changes stopped; sync alone keeps this replica in step", "error", err)
+			}
+		})
 	}
 	wg.Go(func() { v.syncLoop(ctx) })
 	wg.Go(func() { v.rebuildLoop(ctx) })
 	wg.Go(func() { v.usageLoop(ctx) })
 	wg.Wait()
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // rebuild builds a new filter from every active key, streamed by pages, and
@@ -130,8 +129,7 @@ func (v *Validator) rebuild(ctx context.Context) (err error) {
 func (v *Validator) rebuildLoop(ctx context.Context) {
 	for {
 		// ±10% jitter, so replicas started together do not rebuild together.
-		d := time.Duration(float64(v.cfg.RebuildInterval) * (0.9 + 0.2*rand.Float64()))
-		if !sleep(ctx, d) {
+		if !backoff.Sleep(ctx, backoff.Jitter(v.cfg.RebuildInterval, 0.1)) {
 			return
 		}
 		if err := v.rebuild(ctx); err != nil {
@@ -274,16 +272,17 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 			if n, ok := v.neg.GetEntryQuietly(c.Hash); ok && n.Value.code == Revoked {
 				continue
 			}
-			v.Apply(store.Event{Kind: store.EventRevoked, Hash: c.Hash, At: *c.RevokedAt}, "sync")
+			v.apply(store.Event{Kind: store.EventRevoked, Hash: c.Hash, At: *c.RevokedAt}, fromSync)
 			continue
 		}
 		maybe, _ := v.filter.test(&c.Hash)
 		if _, negative := v.neg.GetEntryQuietly(c.Hash); maybe && !negative {
 			continue // already known
 		}
-		v.Apply(store.Event{Kind: store.EventCreated, Hash: c.Hash}, "sync")
+		v.apply(store.Event{Kind: store.EventCreated, Hash: c.Hash}, fromSync)
 	}
 	v.watermark.Store(&dbNow)
+	v.signals.synced.Signal()
 	return nil
 }
 
@@ -302,74 +301,4 @@ func (v *Validator) usageLoop(ctx context.Context) {
 			v.flushUsage(ctx)
 		}
 	}
-}
-
-// listen applies NOTIFY events from other replicas. After every
-// (re)connection it first runs an incremental sync, so events sent while
-// the connection was down are not missed.
-func (v *Validator) listen(ctx context.Context, connect func(context.Context) (*pgx.Conn, error)) {
-	var failures atomic.Int64
-	v.listening.Store(true)
-	l := &pgxlisten.Listener{
-		Connect: func(ctx context.Context) (*pgx.Conn, error) {
-			// A (re)connection: until its LISTEN is in place and the backlog
-			// read (HandleBacklog), events from other replicas are missed.
-			v.backlogPending.Store(false)
-			if v.streamUp.Swap(false) {
-				select {
-				case v.streamLost <- struct{}{}:
-				default:
-				}
-			}
-			if f := failures.Load(); f > 0 {
-				// Back off: 100ms, 200ms, ... up to 5s between attempts.
-				if !sleep(ctx, min(100*time.Millisecond<<min(f-1, 6), 5*time.Second)) {
-					return nil, ctx.Err()
-				}
-			}
-			conn, err := connect(ctx)
-			if err != nil {
-				failures.Add(1)
-				return nil, err
-			}
-			failures.Store(0)
-			return conn, nil
-		},
-		LogError: func(ctx context.Context, err error) {
-			if ctx.Err() == nil {
-				v.log.Warn("LISTEN connection problem; reconnecting", "error", err)
-			}
-		},
-		ReconnectDelay: 50 * time.Millisecond,
-	}
-	l.Handle(store.NotifyChannel, listenHandler{v})
-	_ = l.Listen(ctx)
-}
-
-type listenHandler struct{ v *Validator }
-
-func (h listenHandler) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
-	e, err := store.ParseEvent(n.Payload)
-	if err != nil {
-		return err
-	}
-	h.v.Apply(e, "notify")
-	return nil
-}
-
-func (h listenHandler) HandleBacklog(ctx context.Context, _ string, _ *pgx.Conn) error {
-	if err := h.v.sync(ctx); err != nil {
-		// LISTEN is in place but the backlog is unread: the next successful
-		// sync of the loop reads it and marks the stream up.
-		h.v.backlogPending.Store(true)
-		return err
-	}
-	h.v.streamUp.Store(true)
-	return nil
-}
-
-// streamDown reports whether this replica listens for changes but its
-// LISTEN connection is not up (so changes arrive only by sync).
-func (v *Validator) streamDown() bool {
-	return v.listening.Load() && !v.streamUp.Load()
 }

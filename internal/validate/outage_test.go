@@ -45,6 +45,7 @@ func privateCluster(t *testing.T) (*pglocal.Cluster, string) {
 }
 
 func TestPostgresDown(t *testing.T) {
+	t.Parallel()
 	c, u := privateCluster(t)
 	b := setupOn(t, u, true, func(cfg *validate.Config) {
 		cfg.PositiveTTL = 30 * time.Second
@@ -100,12 +101,15 @@ func TestPostgresDown(t *testing.T) {
 }
 
 func TestStartsNotReadyWhileDatabaseIsDown(t *testing.T) {
+	t.Parallel()
 	c, u := privateCluster(t)
 	if err := c.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	b := setupOn(t, u, false)
-	time.Sleep(500 * time.Millisecond) // several load attempts
+	for range 3 { // several load attempts
+		validate.Signals(b.v).LoadFailed.Wait(t, 30*time.Second)
+	}
 	if b.v.Loaded() {
 		t.Fatal("loaded with the database down")
 	}
@@ -125,6 +129,7 @@ func TestStartsNotReadyWhileDatabaseIsDown(t *testing.T) {
 // revoked, its old positive entry must not be served later, even stale,
 // even with the database down.
 func TestStaleEntryNeverOutlivesARevocation(t *testing.T) {
+	t.Parallel()
 	c, u := privateCluster(t)
 	b := setupOn(t, u, true, func(cfg *validate.Config) {
 		cfg.PositiveTTL = 30 * time.Second

@@ -57,6 +57,7 @@ func (tr *tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQue
 type bundle struct {
 	url    string
 	v      *validate.Validator
+	keys   *validate.Keys // the admin door: writes seen by v at once
 	store  *store.Store
 	pool   *pgxpool.Pool
 	tr     *tracer
@@ -84,9 +85,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 type setupOpt func(*validate.Config)
 
-// wrapConnect, when set (by a test, around setupOn), wraps the LISTEN
-// connection's dialler of the replicas set up meanwhile.
-var wrapConnect func(func(context.Context) (*pgx.Conn, error)) func(context.Context) (*pgx.Conn, error)
+// wrapFeed, when set (by a test, around setupOn), wraps the change feed
+// (the store's LISTEN connection) of the replicas set up meanwhile.
+var wrapFeed func(validate.Feed) validate.Feed
 
 func setup(t testing.TB, opts ...setupOpt) *bundle {
 	t.Helper()
@@ -120,15 +121,16 @@ func setupOn(t testing.TB, u string, waitLoaded bool, opts ...setupOpt) *bundle 
 	if err != nil {
 		t.Fatal(err)
 	}
+	validate.InitSignals(v)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		connect := st.ListenConn
-		if wrapConnect != nil {
-			connect = wrapConnect(connect)
+		var feed validate.Feed = st
+		if wrapFeed != nil {
+			feed = wrapFeed(feed)
 		}
-		if err := v.Run(ctx, connect); err != nil {
+		if err := v.Run(ctx, feed); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	}()
@@ -141,7 +143,7 @@ func setupOn(t testing.TB, u string, waitLoaded bool, opts ...setupOpt) *bundle 
 		})
 	}
 	t.Cleanup(stop)
-	b := &bundle{url: u, v: v, store: st, pool: pool, tr: tr, format: f, clock: clock, stop: stop}
+	b := &bundle{url: u, v: v, keys: v.Keys(st), store: st, pool: pool, tr: tr, format: f, clock: clock, stop: stop}
 	if waitLoaded {
 		waitFor(t, 20*time.Second, v.Loaded)
 	}
@@ -166,21 +168,19 @@ func (b *bundle) create(t testing.TB, exp *time.Time) (keys.Generated, store.Key
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := b.store.CreateKey(context.Background(), store.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "n", Owner: "o", ExpiresAt: exp})
+	k, err := b.keys.CreateKey(context.Background(), store.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "n", Owner: "o", ExpiresAt: exp})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.v.Apply(store.Event{Kind: store.EventCreated, Hash: k.Hash, Key: &k}, "local")
 	return g, k
 }
 
 func (b *bundle) revoke(t testing.TB, id store.Key) store.Key {
 	t.Helper()
-	k, err := b.store.RevokeKey(context.Background(), id.ID)
+	k, err := b.keys.RevokeKey(context.Background(), id.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.v.Apply(store.Event{Kind: store.EventRevoked, Hash: k.Hash, At: *k.RevokedAt, Key: &k}, "local")
 	return k
 }
 
@@ -203,6 +203,7 @@ func mustValidate(t testing.TB, v *validate.Validator, key string) validate.Resu
 }
 
 func TestOutcomes(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	exp := b.clock.Now().Add(time.Hour)
 	valid, _ := b.create(t, &exp)
@@ -237,6 +238,7 @@ func TestOutcomes(t *testing.T) {
 }
 
 func TestMalformedKeysNeverReachTheDatabase(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	g, _ := b.create(t, nil)
 	before := b.tr.lookups.Load()
@@ -269,6 +271,7 @@ func TestMalformedKeysNeverReachTheDatabase(t *testing.T) {
 }
 
 func TestUnknownKeysRarelyReachTheDatabase(t *testing.T) {
+	t.Parallel()
 	// A filter sized for exactly the keys there are (no spare capacity), so
 	// its false-positive rate is the configured 0.1%, not better.
 	b := setup(t, func(c *validate.Config) { c.FilterMinKeys = 1 })
@@ -296,6 +299,7 @@ func TestUnknownKeysRarelyReachTheDatabase(t *testing.T) {
 }
 
 func TestOneUnknownKeyIsLookedUpOnce(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	validate.ForceFilterMaybe(b.v)
 	key := b.unknownKey(t)
@@ -317,6 +321,7 @@ func TestOneUnknownKeyIsLookedUpOnce(t *testing.T) {
 }
 
 func TestValidKeyIsLookedUpOnce(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	g, _ := b.create(t, nil)
 	before := b.tr.lookups.Load()
@@ -401,6 +406,7 @@ func TestFloodIsBoundedAndAdminWritesStillSucceed(t *testing.T) {
 }
 
 func TestTwoReplicasStayInStep(t *testing.T) {
+	t.Parallel()
 	u, _ := testdb.New(t)
 	a := setupOn(t, u, true)
 	bb := setupOn(t, u, true)
@@ -419,6 +425,7 @@ func TestTwoReplicasStayInStep(t *testing.T) {
 }
 
 func TestListenerSurvivesBackendTermination(t *testing.T) {
+	t.Parallel()
 	u, _ := testdb.New(t)
 	a := setupOn(t, u, true)
 	// B syncs rarely, so whatever it learns quickly comes through LISTEN.
@@ -484,19 +491,16 @@ func TestRevocationRace(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := setup(t, tc.opt)
+			// The fake clock must move for entries to go stale: each
+			// validation moves it on.
+			tick := time.Duration(0)
 			if tc.name != "cached" {
-				// The fake clock must move for entries to go stale.
-				go func() {
-					for i := 0; i < 2000; i++ {
-						b.clock.Advance(10 * time.Microsecond)
-						time.Sleep(50 * time.Microsecond)
-					}
-				}()
+				tick = time.Microsecond
 			}
 			g, k := b.create(t, nil)
 			mustValidate(t, b.v, g.Secret)
 			var revoked atomic.Bool
-			var bad atomic.Int64
+			var bad, calls atomic.Int64
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
 			for w := 0; w < 8; w++ {
@@ -512,13 +516,18 @@ func TestRevocationRace(t *testing.T) {
 						if err == nil && after && r.Code == validate.Valid {
 							bad.Add(1)
 						}
+						calls.Add(1)
+						b.clock.Advance(tick)
 					}
 				})
 			}
-			time.Sleep(20 * time.Millisecond)
+			// Validations race the revoke: a few thousand before it, and
+			// a few thousand after.
+			waitFor(t, 10*time.Second, func() bool { return calls.Load() >= 2000 })
 			b.revoke(t, k)
 			revoked.Store(true)
-			time.Sleep(50 * time.Millisecond)
+			n := calls.Load()
+			waitFor(t, 10*time.Second, func() bool { return calls.Load() >= n+5000 })
 			close(stop)
 			wg.Wait()
 			if n := bad.Load(); n > 0 {
@@ -529,6 +538,7 @@ func TestRevocationRace(t *testing.T) {
 }
 
 func TestUsageIsBufferedAndFlushedInOneStatement(t *testing.T) {
+	t.Parallel()
 	b := setup(t, func(c *validate.Config) { c.UsageFlushInterval = time.Hour })
 	g1, k1 := b.create(t, nil)
 	g2, k2 := b.create(t, nil)
@@ -555,6 +565,7 @@ func TestUsageIsBufferedAndFlushedInOneStatement(t *testing.T) {
 }
 
 func TestRebuildKeepsRecentlyRevokedKeys(t *testing.T) {
+	t.Parallel()
 	b := setup(t, func(c *validate.Config) { c.FilterFPRate = 1e-9 })
 	g, k := b.create(t, nil)
 	b.revoke(t, k)
@@ -572,6 +583,7 @@ func TestRebuildKeepsRecentlyRevokedKeys(t *testing.T) {
 }
 
 func TestRebuildDropsRevokedKeysAndKeepsNewOnes(t *testing.T) {
+	t.Parallel()
 	b := setup(t, func(c *validate.Config) { c.FilterFPRate = 1e-9; c.EndedKeptFor = time.Nanosecond })
 	_, k := b.create(t, nil)
 	kept, _ := b.create(t, nil)
@@ -591,6 +603,7 @@ func TestRebuildDropsRevokedKeysAndKeepsNewOnes(t *testing.T) {
 }
 
 func TestSyncFindsKeysCreatedWithoutNotify(t *testing.T) {
+	t.Parallel()
 	u, _ := testdb.New(t)
 	b := setupOn(t, u, true)
 	// A write that sends no NOTIFY (as if the notification were lost).
@@ -614,6 +627,7 @@ func TestSyncFindsKeysCreatedWithoutNotify(t *testing.T) {
 // TestConcurrentRebuildsKeepEveryNewKey runs rebuilds back to back while
 // keys are created; every key created must end up in the filter.
 func TestConcurrentRebuildsKeepEveryNewKey(t *testing.T) {
+	t.Parallel()
 	b := setup(t, func(c *validate.Config) { c.FilterFPRate = 1e-9 })
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

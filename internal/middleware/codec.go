@@ -1,4 +1,4 @@
-package server
+package middleware
 
 import (
 	"bytes"
@@ -32,14 +32,14 @@ import (
 // fails its own call.
 var undecodableMark = protowire.AppendBytes(protowire.AppendTag(nil, protowire.MaxValidNumber, protowire.BytesType), []byte("keyservice: undecodable request"))
 
-// lenientCodec is the proto codec, except as above.
-type lenientCodec struct {
+// LenientCodec is the proto codec, except as above.
+type LenientCodec struct {
 	encoding.CodecV2
 }
 
 var keyServicePackage = keyservicev1.File_keyservice_v1_keyservice_proto.Package()
 
-func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
+func (c LenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	err := c.CodecV2.Unmarshal(data, v)
 	if err == nil {
 		return nil
@@ -54,7 +54,7 @@ func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 // refuseUndecodable answers a request the codec marked as undecodable with
 // INVALID_ARGUMENT, and stops its read deadline (the request has arrived).
-func refuseUndecodable() grpc.UnaryServerInterceptor {
+func RefuseUndecodable() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if t, ok := ctx.Value(readTimerKey{}).(*time.Timer); ok {
 			t.Stop()
@@ -77,7 +77,7 @@ type readTimerKey struct{}
 // stream slots) for ever. The timer is stopped as soon as the request is
 // decoded (the first interceptor), so the handler's time is not limited.
 // Health and reflection streams are not affected.
-func readDeadline(limit time.Duration) tap.ServerInHandle {
+func ReadDeadline(limit time.Duration) tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		if !strings.HasPrefix(info.FullMethodName, keyServicePrefix) {
 			return ctx, nil

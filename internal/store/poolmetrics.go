@@ -1,4 +1,4 @@
-package server
+package store
 
 import (
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -11,7 +11,8 @@ type poolCollector struct {
 	desc map[string]*prometheus.Desc
 }
 
-func newPoolCollector(pool *pgxpool.Pool) *poolCollector {
+// NewPoolCollector exports pool statistics as keyservice_db_pool_* metrics.
+func NewPoolCollector(pool *pgxpool.Pool) *poolCollector {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc("keyservice_db_pool_"+name, help, nil, nil)
 	}

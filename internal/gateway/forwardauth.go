@@ -1,24 +1,20 @@
-package server
+package gateway
 
 import (
-	"context"
 	"math"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/middleware"
 )
 
 // Gateways in front of other services (nginx auth_request, Traefik
@@ -133,11 +129,11 @@ func keyFrom(get func(string) string, header string) string {
 	return v
 }
 
-// forwardAuth serves GET (any method) /v1/auth for HTTP gateways: 200 with
+// ForwardAuth serves GET (any method) /v1/auth for HTTP gateways: 200 with
 // X-Key-Id, X-Key-Owner and X-Key-Scopes for a valid key; 401 with
 // WWW-Authenticate for a missing or wrong key; 429 with Retry-After when
 // limited; 503 when the store cannot answer.
-func forwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []netip.Prefix) http.Handler {
+func ForwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []netip.Prefix) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := keyFrom(r.Header.Get, keyHeader)
 		var d authDecision
@@ -152,29 +148,29 @@ func forwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 			// caller limiter believes it only from a gateway with a caller
 			// token or from a trusted proxy.
 			req := &keyservicev1.ValidateRequest{Key: key}
-			g := gatewayCall{remoteAddr: r.RemoteAddr}
+			g := middleware.HTTPCall{RemoteAddr: r.RemoteAddr}
 			if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-				g.clientAddr = ap.Addr().Unmap()
+				g.ClientAddr = ap.Addr().Unmap()
 			}
 			if r.TLS != nil {
-				g.certName = nameOf(r.TLS.VerifiedChains)
+				g.CertName = middleware.CertNameOf(r.TLS.VerifiedChains)
 			}
 			end, ok := forwardedClientOf(r.Header, trusted)
 			switch {
-			case ok && end != g.clientAddr:
+			case ok && end != g.ClientAddr:
 				req.ClientIp = end.String()
-			case !ok && isTrusted(g.clientAddr, trusted) && hasForwardedChain(r.Header):
+			case !ok && isTrusted(g.ClientAddr, trusted) && hasForwardedChain(r.Header):
 				// A trusted proxy whose chain does not name a client counts
 				// as an anonymous end client, as on the REST gateway. (No
 				// chain at all: the gateway names no end client.)
-				g.chainUnusable = true
+				g.ChainUnusable = true
 			}
 			md := metadata.MD{}
 			if tok := r.Header.Get(callerTokenHeader); tok != "" {
 				md.Set("authorization", "Bearer "+tok)
 			}
 			var stream runtime.ServerTransportStream
-			ctx := grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(withGateway(r.Context(), g), md), &stream)
+			ctx := grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(middleware.WithHTTPCall(r.Context(), g), md), &stream)
 			resp, err := svc.Validate(ctx, req)
 			d = decide(resp, err, keyHeader, stream.Header())
 		}
@@ -184,60 +180,4 @@ func forwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(d.status)
 	})
-}
-
-// extAuthz is envoy.service.auth.v3.Authorization on the gRPC port, for
-// Envoy and Istio. The key header is removed before the request goes on.
-type extAuthz struct {
-	authv3.UnimplementedAuthorizationServer
-	svc       keyservicev1.KeyServiceServer
-	keyHeader string
-}
-
-func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	headers := req.GetAttributes().GetRequest().GetHttp().GetHeaders() // lower-case names
-	get := func(name string) string { return headers[strings.ToLower(name)] }
-	key := keyFrom(get, x.keyHeader)
-	var d authDecision
-	if key == "" {
-		d = authDecision{status: http.StatusUnauthorized, headers: map[string]string{"WWW-Authenticate": challengeFor(x.keyHeader)}}
-	} else {
-		vreq := &keyservicev1.ValidateRequest{Key: key}
-		if a, err := netip.ParseAddr(req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress()); err == nil {
-			vreq.ClientIp = a.Unmap().String()
-		}
-		var stream runtime.ServerTransportStream
-		vctx := grpc.NewContextWithServerTransportStream(ctx, &stream)
-		resp, err := x.svc.Validate(vctx, vreq)
-		d = decide(resp, err, x.keyHeader, stream.Header())
-	}
-	var hv []*corev3.HeaderValueOption
-	for k, v := range d.headers {
-		hv = append(hv, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v}})
-	}
-	if d.status == http.StatusOK {
-		return &authv3.CheckResponse{
-			Status: &rpcstatus.Status{Code: int32(codes.OK)},
-			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
-				Headers:         hv,
-				HeadersToRemove: []string{strings.ToLower(x.keyHeader)},
-			}},
-		}, nil
-	}
-	code := codes.PermissionDenied
-	switch d.status {
-	case http.StatusUnauthorized:
-		code = codes.Unauthenticated
-	case http.StatusTooManyRequests:
-		code = codes.ResourceExhausted
-	case http.StatusServiceUnavailable:
-		code = codes.Unavailable
-	}
-	return &authv3.CheckResponse{
-		Status: &rpcstatus.Status{Code: int32(code)},
-		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.status)},
-			Headers: hv,
-		}},
-	}, nil
 }

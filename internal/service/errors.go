@@ -1,4 +1,4 @@
-package server
+package service
 
 import (
 	"context"
@@ -7,9 +7,11 @@ import (
 	"log/slog"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/keyservice/keyservice/internal/middleware"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/validate"
 )
@@ -25,10 +27,10 @@ func invalid(field, format string, args ...any) error {
 	return &badRequest{field: field, msg: fmt.Sprintf(format, args...)}
 }
 
-// toStatus is the one place where errors become gRPC statuses. Faults are
+// ToStatus is the one place where errors become gRPC statuses. Faults are
 // logged in full here and reach the client as a plain message, never with
 // SQL or driver detail.
-func toStatus(ctx context.Context, log *slog.Logger, err error) error {
+func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -52,11 +54,23 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	case errors.Is(err, store.ErrNotFound):
 		return status.Error(codes.NotFound, "key not found")
 	case errors.Is(err, validate.ErrUnavailable), errors.Is(err, store.ErrUnavailable):
-		log.WarnContext(ctx, "store unavailable", "request_id", requestIDFrom(ctx), "error", err)
+		log.WarnContext(ctx, "store unavailable", "request_id", middleware.RequestIDFrom(ctx), "error", err)
 		return status.Error(codes.Unavailable, "key store unavailable, retry later")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	}
-	log.ErrorContext(ctx, "internal error", "request_id", requestIDFrom(ctx), "error", err)
+	log.ErrorContext(ctx, "internal error", "request_id", middleware.RequestIDFrom(ctx), "error", err)
 	return status.Error(codes.Internal, "internal error")
+}
+
+// MapErrors is the innermost interceptor: every error a handler returns
+// becomes a status here, so every other interceptor sees the final code.
+func MapErrors(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		if err != nil {
+			return nil, ToStatus(ctx, log, err)
+		}
+		return resp, nil
+	}
 }

@@ -1,0 +1,120 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/server"
+)
+
+// validator is one transport's client.
+type validator interface {
+	validate(ctx context.Context, worker int, key string) (code string, err error)
+	close()
+}
+
+type grpcValidator struct {
+	conns   []*grpc.ClientConn
+	clients []keyservicev1.KeyServiceClient
+}
+
+func newGRPC(addr string, n int) (*grpcValidator, error) {
+	g := &grpcValidator{}
+	for i := 0; i < n; i++ {
+		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			g.close()
+			return nil, err
+		}
+		g.conns = append(g.conns, c)
+		g.clients = append(g.clients, keyservicev1.NewKeyServiceClient(c))
+	}
+	return g, nil
+}
+
+func (g *grpcValidator) validate(ctx context.Context, w int, key string) (string, error) {
+	r, err := g.clients[w%len(g.clients)].Validate(ctx, &keyservicev1.ValidateRequest{Key: key})
+	if err != nil {
+		return "", err
+	}
+	return r.GetCode().String(), nil
+}
+
+func (g *grpcValidator) close() {
+	for _, c := range g.conns {
+		c.Close()
+	}
+}
+
+type restValidator struct {
+	client *http.Client
+	url    string
+}
+
+func newREST(addr string, conns int) *restValidator {
+	return &restValidator{
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, IdleConnTimeout: time.Minute}},
+		url:    "http://" + addr + "/v1/keys:validate",
+	}
+}
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (r *restValidator) validate(ctx context.Context, _ int, key string) (string, error) {
+	b := bodyPool.Get().(*bytes.Buffer)
+	b.Reset()
+	b.WriteString(`{"key":"`)
+	b.WriteString(key) // bench keys hold no quote or backslash
+	b.WriteString(`"}`)
+	req, _ := http.NewRequestWithContext(ctx, "POST", r.url, bytes.NewReader(b.Bytes()))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.client.Do(req)
+	bodyPool.Put(b)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return codeOf(raw)
+}
+
+// codeOf finds "code":"…" in a Validate answer without decoding all of it,
+// so the load generator's own JSON work does not weigh on the REST numbers.
+func codeOf(raw []byte) (string, error) {
+	const marker = `"code":"`
+	i := bytes.Index(raw, []byte(marker))
+	if i < 0 {
+		return "", fmt.Errorf("no code in answer %q", raw)
+	}
+	rest := raw[i+len(marker):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return "", fmt.Errorf("no code in answer %q", raw)
+	}
+	return string(rest[:j]), nil
+}
+
+func (r *restValidator) close() { r.client.CloseIdleConnections() }
+
+func newValidator(transport string, s *server.Server, cfg Config) (validator, error) {
+	if transport == "rest" {
+		// HTTP/1.1 carries one call per connection at a time: one per worker.
+		return newREST(s.HTTPAddr().String(), max(cfg.Conns, cfg.Workers)), nil
+	}
+	return newGRPC(s.GRPCAddr().String(), cfg.Conns)
+}

@@ -1,0 +1,143 @@
+package config
+
+import (
+	"flag"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyservice/keyservice/internal/ratelimit"
+)
+
+func parse(t *testing.T, args []string, env map[string]string) (Config, error) {
+	t.Helper()
+	cfg := Defaults()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(new(strings.Builder))
+	err := cfg.Parse(fs, args, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	return cfg, err
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	t.Parallel()
+	cfg, err := parse(t, []string{"--grpc-addr", ":7001", "--db-statement-timeout", "2s"}, map[string]string{
+		"DATABASE_URL":            "postgres://env/db",
+		"KEYSERVICE_GRPC_ADDR":    ":7000",
+		"KEYSERVICE_ADMIN_TOKENS": "aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb",
+		"KEYSERVICE_MIGRATE":      "true",
+		"KEYSERVICE_DB_MAX_CONNS": "8",
+		"KEYSERVICE_LOG_LEVEL":    "debug",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.GRPCAddr != ":7001" {
+		t.Errorf("flag must win over env: %q", cfg.GRPCAddr)
+	}
+	if cfg.DatabaseURL != "postgres://env/db" || !cfg.Migrate || cfg.DBMaxConns != 8 || cfg.LogLevel != slog.LevelDebug {
+		t.Errorf("env not applied: %+v", cfg)
+	}
+	if len(cfg.AdminTokens) != 2 || cfg.AdminTokens[1] != "bbbbbbbbbbbbbbbb" {
+		t.Errorf("tokens %q", cfg.AdminTokens)
+	}
+	if cfg.DBStatementTimeout != 2*time.Second || cfg.HTTPAddr != ":8080" {
+		t.Errorf("flag or default lost: %+v", cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("valid config refused: %v", err)
+	}
+}
+
+// Settings are parsed once, into the types their users need.
+func TestSettingsAreParsedIntoTypedFields(t *testing.T) {
+	t.Parallel()
+	cfg, err := parse(t, nil, map[string]string{
+		"KEYSERVICE_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7, ::ffff:172.16.0.1, 2001:db8::/32",
+		"KEYSERVICE_CALLER_TOKENS":   "billing:bbbbbbbbbbbbbbbb, search:ssssssssssssssss",
+		"KEYSERVICE_CALLER_LIMITS":   "billing=500:1000",
+		"KEYSERVICE_KEY_RATE":        "10/1s",
+		"KEYSERVICE_KEY_BURST":       "0",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"),
+		netip.MustParsePrefix("172.16.0.1/32"), netip.MustParsePrefix("2001:db8::/32")}
+	if len(cfg.TrustedProxies) != len(want) {
+		t.Fatalf("trusted proxies %v", cfg.TrustedProxies)
+	}
+	for i := range want {
+		if cfg.TrustedProxies[i] != want[i] {
+			t.Errorf("trusted proxy %d: %v, want %v", i, cfg.TrustedProxies[i], want[i])
+		}
+	}
+	if cfg.CallerTokens["search"] != "ssssssssssssssss" || len(cfg.CallerTokens) != 2 {
+		t.Errorf("caller tokens %v", len(cfg.CallerTokens))
+	}
+	if cfg.CallerLimits["billing"] != (ratelimit.Budget{Rate: 500, Burst: 1000}) {
+		t.Errorf("caller limits %v", cfg.CallerLimits)
+	}
+	if got := cfg.KeyLimit(); got != (ratelimit.Limit{Limit: 10, Period: time.Second, Burst: 10}) {
+		t.Errorf("key limit %+v", got)
+	}
+	// Tokens never print.
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	c2 := cfg
+	c2.Parse(fs, nil, func(string) (string, bool) { return "", false })
+	for _, name := range []string{"admin-tokens", "caller-tokens"} {
+		if v := fs.Lookup(name).Value.String(); strings.Contains(v, "bbbb") || strings.Contains(v, "ssss") {
+			t.Errorf("%s prints its tokens: %q", name, v)
+		}
+	}
+}
+
+func TestConfigErrorsNameTheSetting(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ env, value string }{
+		{"KEYSERVICE_DB_MAX_CONNS", "many"},
+		{"KEYSERVICE_MIGRATE", "perhaps"},
+		{"KEYSERVICE_SHUTDOWN_TIMEOUT", "10"},
+		{"KEYSERVICE_LOG_LEVEL", "loud"},
+		{"KEYSERVICE_TRUSTED_PROXIES", "10.0.0.0/8,not-an-address"},
+		{"KEYSERVICE_CALLER_TOKENS", "billing:short"},
+		{"KEYSERVICE_CALLER_TOKENS", "a:aaaaaaaaaaaaaaaa,a:bbbbbbbbbbbbbbbb"},
+		{"KEYSERVICE_CALLER_TOKENS", "a:aaaaaaaaaaaaaaaa,b:aaaaaaaaaaaaaaaa"},
+		{"KEYSERVICE_CALLER_LIMITS", "billing=fast"},
+		{"KEYSERVICE_KEY_RATE", "1000 per minute"},
+	}
+	for _, tt := range tests {
+		_, err := parse(t, nil, map[string]string{tt.env: tt.value})
+		if err == nil || !strings.Contains(err.Error(), tt.env) {
+			t.Errorf("%s=%s: %v", tt.env, tt.value, err)
+		}
+	}
+	bad := []struct {
+		mut  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.DatabaseURL = "" }, "DATABASE_URL"},
+		{func(c *Config) { c.DatabaseURL = "mysql://x" }, "DATABASE_URL"},
+		{func(c *Config) { c.GRPCAddr = "9090" }, "KEYSERVICE_GRPC_ADDR"},
+		{func(c *Config) { c.HTTPAddr = c.GRPCAddr }, "KEYSERVICE_HTTP_ADDR"},
+		{func(c *Config) { c.AdminTokens = []string{"short"} }, "KEYSERVICE_ADMIN_TOKENS"},
+		{func(c *Config) { c.KeyPrefix = "Bad_Prefix" }, "KEYSERVICE_KEY_PREFIX"},
+		{func(c *Config) { c.DBMaxConns = 1 }, "KEYSERVICE_DB_MAX_CONNS"},
+		{func(c *Config) { c.DBAcquireTimeout = 0 }, "KEYSERVICE_DB_ACQUIRE_TIMEOUT"},
+		{func(c *Config) { c.LogFormat = "xml" }, "KEYSERVICE_LOG_FORMAT"},
+		{func(c *Config) { c.CallerTokens = map[string]string{"x": "short"} }, "KEYSERVICE_CALLER_TOKENS"},
+		{func(c *Config) { c.CallerLimits = map[string]ratelimit.Budget{"x": {Rate: 0, Burst: 1}} }, "KEYSERVICE_CALLER_LIMITS"},
+		{func(c *Config) { c.KeyRate = ratelimit.Limit{} }, "KEYSERVICE_KEY_RATE"},
+		{func(c *Config) { c.KeyBurst = -1 }, "KEYSERVICE_KEY_BURST"},
+		{func(c *Config) { c.RedisURL = "http://x" }, "KEYSERVICE_REDIS_URL"},
+	}
+	for _, b := range bad {
+		cfg := Defaults()
+		cfg.DatabaseURL = "postgres://x/y"
+		b.mut(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("want an error naming %s, got %v", b.want, err)
+		}
+	}
+}

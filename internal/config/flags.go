@@ -1,0 +1,267 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyservice/keyservice/internal/ratelimit"
+)
+
+// setting binds one Config field to a flag and an environment variable.
+// field is a pointer to a string, int, float64, bool or time.Duration (a
+// standard flag), an encoding.TextUnmarshaler, or a flag.Value for the
+// settings the standard flags cannot read.
+type setting struct {
+	flag, env, usage string
+	field            any
+}
+
+func (c *Config) settings() []setting {
+	return []setting{
+		{"database-url", "DATABASE_URL", "PostgreSQL URL", &c.DatabaseURL},
+		{"grpc-addr", "KEYSERVICE_GRPC_ADDR", "gRPC listen address", &c.GRPCAddr},
+		{"http-addr", "KEYSERVICE_HTTP_ADDR", "HTTP (REST, health, OpenAPI) listen address", &c.HTTPAddr},
+		{"admin-tokens", "KEYSERVICE_ADMIN_TOKENS", "comma-separated admin bearer tokens; none: admin calls are refused (prefer the env var: flags show in ps)", (*secretList)(&c.AdminTokens)},
+		{"key-prefix", "KEYSERVICE_KEY_PREFIX", "prefix of new keys (a-z, 0-9)", &c.KeyPrefix},
+		{"migrate", "KEYSERVICE_MIGRATE", "apply pending migrations before serving", &c.Migrate},
+		{"db-max-conns", "KEYSERVICE_DB_MAX_CONNS", "pool size (MaxConns)", &c.DBMaxConns},
+		{"db-connect-timeout", "KEYSERVICE_DB_CONNECT_TIMEOUT", "timeout to open a database connection", &c.DBConnectTimeout},
+		{"db-acquire-timeout", "KEYSERVICE_DB_ACQUIRE_TIMEOUT", "longest wait for a pooled connection", &c.DBAcquireTimeout},
+		{"db-statement-timeout", "KEYSERVICE_DB_STATEMENT_TIMEOUT", "statement_timeout of every connection", &c.DBStatementTimeout},
+		{"ready-interval", "KEYSERVICE_READY_INTERVAL", "how often readiness (database, schema) is checked", &c.ReadyInterval},
+		{"shutdown-timeout", "KEYSERVICE_SHUTDOWN_TIMEOUT", "how long SIGTERM waits for in-flight calls", &c.ShutdownTimeout},
+		{"max-request-bytes", "KEYSERVICE_MAX_REQUEST_BYTES", "largest request body (gRPC message or REST body)", &c.MaxRequestBytes},
+		{"max-header-bytes", "KEYSERVICE_MAX_HEADER_BYTES", "largest header list of a call (gRPC metadata or HTTP headers); past it the call or connection is refused", &c.MaxHeaderBytes},
+		{"max-streams", "KEYSERVICE_MAX_STREAMS", "concurrent gRPC calls per connection", &c.MaxStreams},
+		{"conn-idle", "KEYSERVICE_CONN_IDLE", "a connection with no call this long is closed (gRPC and HTTP)", &c.ConnIdle},
+		{"request-read-timeout", "KEYSERVICE_REQUEST_READ_TIMEOUT", "a gRPC call whose request has not arrived this long after its headers is cancelled", &c.RequestReadTimeout},
+		{"log-level", "KEYSERVICE_LOG_LEVEL", "debug, info, warn or error", &c.LogLevel},
+		{"log-format", "KEYSERVICE_LOG_FORMAT", "json or text", &c.LogFormat},
+		{"filter-fp-rate", "KEYSERVICE_FILTER_FP_RATE", "target false-positive rate of the Bloom filter of active keys", &c.FilterFPRate},
+		{"sync-interval", "KEYSERVICE_SYNC_INTERVAL", "how often new and revoked keys are read from the database (catch-up for NOTIFY)", &c.SyncInterval},
+		{"sync-overlap", "KEYSERVICE_SYNC_OVERLAP", "how far behind the watermark each sync reads again, for late commits", &c.SyncOverlap},
+		{"rebuild-interval", "KEYSERVICE_REBUILD_INTERVAL", "full filter rebuild period (±10% jitter), drops revoked and expired keys", &c.RebuildInterval},
+		{"ended-kept-for", "KEYSERVICE_ENDED_KEPT_FOR", "keys revoked or expired this recently stay in the filter, answered REVOKED/EXPIRED rather than NOT_FOUND", &c.EndedKeptFor},
+		{"cache-ttl", "KEYSERVICE_CACHE_TTL", "how long a found key is trusted without a lookup", &c.CacheTTL},
+		{"cache-size", "KEYSERVICE_CACHE_SIZE", "positive cache entries", &c.CacheSize},
+		{"cache-stale-for", "KEYSERVICE_CACHE_STALE_FOR", "how long past its TTL a cached key may still be served while the database cannot answer in time", &c.CacheStaleFor},
+		{"negative-cache-ttl", "KEYSERVICE_NEGATIVE_CACHE_TTL", "how long unknown, revoked and expired answers are remembered", &c.NegativeCacheTTL},
+		{"negative-cache-size", "KEYSERVICE_NEGATIVE_CACHE_SIZE", "negative cache entries (separate, so unknown keys cannot evict real ones)", &c.NegativeCacheSize},
+		{"lookup-concurrency", "KEYSERVICE_LOOKUP_CONCURRENCY", "lookup statements for Validate at once (below the pool size)", &c.LookupConcurrency},
+		{"lookup-batch", "KEYSERVICE_LOOKUP_BATCH", "most keys looked up in one statement", &c.LookupBatch},
+		{"lookup-timeout", "KEYSERVICE_LOOKUP_TIMEOUT", "a lookup not answered this long after it was asked (queue and statement) is UNAVAILABLE", &c.LookupTimeout},
+		{"usage-flush-interval", "KEYSERVICE_USAGE_FLUSH_INTERVAL", "last_used_at is written in one batch per interval", &c.UsageFlushInterval},
+		{"caller-tokens", "KEYSERVICE_CALLER_TOKENS", "comma-separated name:token caller credentials; when set, Validate needs one (prefer the env var)", (*callerTokens)(&c.CallerTokens)},
+		{"caller-rate", "KEYSERVICE_CALLER_RATE", "calls per second each caller may make", &c.CallerRate},
+		{"caller-burst", "KEYSERVICE_CALLER_BURST", "calls each caller may make at once", &c.CallerBurst},
+		{"caller-limits", "KEYSERVICE_CALLER_LIMITS", "per-caller overrides, comma-separated name=rate:burst", (*callerLimits)(&c.CallerLimits)},
+		{"caller-table-size", "KEYSERVICE_CALLER_TABLE_SIZE", "caller limiters kept in memory (idle ones are forgotten first)", &c.CallerTableSize},
+		{"caller-idle", "KEYSERVICE_CALLER_IDLE", "a caller's limiter unused this long is forgotten", &c.CallerIdle},
+		{"failed-rate", "KEYSERVICE_FAILED_RATE", "NOT_FOUND/MALFORMED answers per second allowed per end client (an anonymous address, or a caller's client_ip)", &c.FailedRate},
+		{"failed-burst", "KEYSERVICE_FAILED_BURST", "NOT_FOUND/MALFORMED answers allowed at once per end client", &c.FailedBurst},
+		{"trusted-proxies", "KEYSERVICE_TRUSTED_PROXIES", "comma-separated CIDRs whose X-Forwarded-For is believed for REST callers", (*prefixes)(&c.TrustedProxies)},
+		{"key-rate", "KEYSERVICE_KEY_RATE", "default per-key limit as limit/period, for keys created without one", (*keyRate)(&c.KeyRate)},
+		{"key-burst", "KEYSERVICE_KEY_BURST", "default per-key burst; 0: the limit", &c.KeyBurst},
+		{"redis-url", "KEYSERVICE_REDIS_URL", "Redis for per-key budgets shared by all replicas; empty: local budgets", &c.RedisURL},
+		{"redis-timeout", "KEYSERVICE_REDIS_TIMEOUT", "past this a per-key check falls back to the local budget", &c.RedisTimeout},
+		{"auth-header", "KEYSERVICE_AUTH_HEADER", "header holding the key for forward-auth (/v1/auth) and Envoy ext_authz: Authorization (Bearer) or e.g. X-API-Key", &c.AuthHeader},
+		{"tls-cert-file", "KEYSERVICE_TLS_CERT_FILE", "serve gRPC and HTTP over TLS with this certificate (PEM)", &c.TLSCertFile},
+		{"tls-key-file", "KEYSERVICE_TLS_KEY_FILE", "private key of the TLS certificate (PEM)", &c.TLSKeyFile},
+		{"tls-client-ca-file", "KEYSERVICE_TLS_CLIENT_CA_FILE", "CA bundle for client certificates; a verified certificate identifies the caller, and Validate then needs a caller credential", &c.TLSClientCAFile},
+	}
+}
+
+// register adds s to fs with the standard flag type of its field.
+func (s setting) register(fs *flag.FlagSet) {
+	usage := s.usage + " (env " + s.env + ")"
+	switch p := s.field.(type) {
+	case *string:
+		fs.StringVar(p, s.flag, *p, usage)
+	case *int:
+		fs.IntVar(p, s.flag, *p, usage)
+	case *float64:
+		fs.Float64Var(p, s.flag, *p, usage)
+	case *bool:
+		fs.BoolVar(p, s.flag, *p, usage)
+	case *time.Duration:
+		fs.DurationVar(p, s.flag, *p, usage)
+	case *slog.Level:
+		fs.TextVar(p, s.flag, *p, usage)
+	case flag.Value:
+		fs.Var(p, s.flag, usage)
+	default:
+		panic(fmt.Sprintf("config: setting %s has unsupported type %T", s.flag, s.field))
+	}
+}
+
+// expected says what a standard flag's value must look like (the flag
+// package only says "parse error").
+func (s setting) expected() string {
+	switch s.field.(type) {
+	case *int:
+		return "a whole number"
+	case *float64:
+		return "a number"
+	case *bool:
+		return "true or false"
+	case *time.Duration:
+		return "a duration such as 250ms, 5s or 1m"
+	}
+	return ""
+}
+
+// Parse fills c from args and the environment (lookup; os.LookupEnv when
+// nil). Values already in c are the defaults. A bad environment value is
+// an error naming its variable.
+func (c *Config) Parse(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	ss := c.settings()
+	for _, s := range ss {
+		s.register(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range ss {
+		if given[s.flag] {
+			continue
+		}
+		if v, ok := lookup(s.env); ok {
+			if err := fs.Set(s.flag, v); err != nil {
+				if want := s.expected(); want != "" {
+					return fmt.Errorf("%s: %q is not %s", s.env, v, want)
+				}
+				return fmt.Errorf("%s: %v", s.env, err)
+			}
+		}
+	}
+	return nil
+}
+
+// secretList is a comma-separated list that never prints its values.
+type secretList []string
+
+func (v *secretList) String() string { return strings.Repeat("*", min(len(*v), 1)*8) }
+func (v *secretList) Set(s string) error {
+	*v = splitList(s)
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// callerTokens reads name:token pairs; it never prints the tokens.
+type callerTokens map[string]string
+
+func (v *callerTokens) String() string { return strings.Repeat("*", min(len(*v), 1)*8) }
+func (v *callerTokens) Set(s string) error {
+	m := map[string]string{}
+	for _, pair := range splitList(s) {
+		name, tok, ok := strings.Cut(pair, ":")
+		name, tok = strings.TrimSpace(name), strings.TrimSpace(tok)
+		switch {
+		case !ok || !validName(name):
+			return fmt.Errorf("entries are name:token, names of a-z A-Z 0-9 . _ -; got an entry named %q", name)
+		case m[name] != "":
+			return fmt.Errorf("caller %q is listed twice", name)
+		}
+		m[name] = tok
+	}
+	if err := checkCallerTokens(m); err != nil {
+		return err
+	}
+	*v = m
+	return nil
+}
+
+// callerLimits reads name=rate:burst overrides.
+type callerLimits map[string]ratelimit.Budget
+
+func (v *callerLimits) String() string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(*v)) {
+		b := (*v)[name]
+		parts = append(parts, fmt.Sprintf("%s=%g:%d", name, b.Rate, b.Burst))
+	}
+	return strings.Join(parts, ",")
+}
+
+func (v *callerLimits) Set(s string) error {
+	m := map[string]ratelimit.Budget{}
+	for _, e := range splitList(s) {
+		name, rb, ok1 := strings.Cut(e, "=")
+		r, b, ok2 := strings.Cut(rb, ":")
+		rate, err1 := strconv.ParseFloat(strings.TrimSpace(r), 64)
+		burst, err2 := strconv.Atoi(strings.TrimSpace(b))
+		name = strings.TrimSpace(name)
+		if !ok1 || !ok2 || err1 != nil || err2 != nil || !validName(name) || rate <= 0 || burst < 1 {
+			return fmt.Errorf("entries are name=rate:burst, for example billing=500:1000; got %q", e)
+		}
+		m[name] = ratelimit.Budget{Rate: rate, Burst: burst}
+	}
+	*v = m
+	return nil
+}
+
+// prefixes reads comma-separated CIDRs or single addresses.
+type prefixes []netip.Prefix
+
+func (v *prefixes) String() string {
+	var parts []string
+	for _, p := range *v {
+		parts = append(parts, p.String())
+	}
+	return strings.Join(parts, ",")
+}
+
+func (v *prefixes) Set(s string) error {
+	var out []netip.Prefix
+	for _, e := range splitList(s) {
+		if p, err := netip.ParsePrefix(e); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(e)
+		if err != nil {
+			return fmt.Errorf("%q is neither a CIDR nor an address", e)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	*v = out
+	return nil
+}
+
+// keyRate reads limit/period, such as 1000/1m.
+type keyRate ratelimit.Limit
+
+func (v *keyRate) String() string { return fmt.Sprintf("%d/%s", v.Limit, v.Period) }
+func (v *keyRate) Set(s string) error {
+	n, p, ok := strings.Cut(s, "/")
+	limit, err1 := strconv.Atoi(strings.TrimSpace(n))
+	period, err2 := time.ParseDuration(strings.TrimSpace(p))
+	if !ok || err1 != nil || err2 != nil || limit < 1 || period <= 0 {
+		return fmt.Errorf("must be limit/period such as 1000/1m or 10/1s, got %q", s)
+	}
+	*v = keyRate{Limit: limit, Period: period}
+	return nil
+}

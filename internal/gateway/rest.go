@@ -1,0 +1,142 @@
+// Package gateway holds the HTTP-facing transports of the service, all in
+// process and all through the interceptor chain: the REST gateway
+// (grpc-gateway), forward-auth for HTTP proxies (/v1/auth: nginx, Traefik,
+// Caddy), and Envoy's ext_authz Check; and how each tells who the end
+// client is (the forwarded chain, believed only from trusted proxies).
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/textproto"
+	"net/url"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/middleware"
+)
+
+// REST returns the REST handler for the service (grpc-gateway, in
+// process). JSON always carries every field (valid and code included, even
+// when false or zero), uses the proto field names, and rejects unknown
+// fields and unknown query parameters. srv must already run through the
+// interceptor chain (middleware.Bind).
+func REST(ctx context.Context, srv keyservicev1.KeyServiceServer, maxBody int64, trusted []netip.Prefix) (http.Handler, error) {
+	marshaler := strictJSON{&runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
+	mux := runtime.NewServeMux(
+		runtime.SetQueryParameterParser(strictQuery{}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
+		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
+			switch textproto.CanonicalMIMEHeaderKey(h) {
+			case "X-Request-Id":
+				return middleware.RequestIDHeader, true
+			case "Traceparent", "Tracestate":
+				return strings.ToLower(h), true
+			}
+			return runtime.DefaultHeaderMatcher(h)
+		}),
+		runtime.WithOutgoingHeaderMatcher(func(h string) (string, bool) {
+			switch h {
+			case middleware.RequestIDHeader:
+				return "X-Request-Id", true
+			case "retry-after":
+				return "Retry-After", true
+			case "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset":
+				return textproto.CanonicalMIMEHeaderKey(h), true
+			}
+			return "", false
+		}),
+	)
+	if err := keyservicev1.RegisterKeyServiceHandlerServer(ctx, mux, srv); err != nil {
+		return nil, err
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		g := middleware.HTTPCall{RemoteAddr: r.RemoteAddr}
+		g.ClientAddr, g.ChainUnusable = httpClientAddr(r, trusted)
+		if r.TLS != nil {
+			g.CertName = middleware.CertNameOf(r.TLS.VerifiedChains)
+		}
+		// Answers carry identities (and CreateKey a secret): no cache may keep them.
+		w.Header().Set("Cache-Control", "no-store")
+		ctx := middleware.WithHTTPCall(r.Context(), g)
+		if r.URL.RawQuery != "" && !(r.Method == http.MethodGet && queryRoutes[r.URL.Path]) {
+			// Routes whose request is all path and body: grpc-gateway would
+			// ignore the query; refuse it like an unknown JSON field.
+			runtime.HTTPError(ctx, mux, marshaler, w, r, status.Error(codes.InvalidArgument, "this route takes no query parameters"))
+			return
+		}
+		mux.ServeHTTP(w, r.WithContext(ctx))
+	}), nil
+}
+
+// strictJSON is runtime.JSONPb whose request decoder accepts exactly one
+// JSON value: any bytes after it but white space (`{"name":"a"}garbage`, a
+// second object) make the request a 400 instead of being ignored.
+type strictJSON struct{ *runtime.JSONPb }
+
+func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		dec := json.NewDecoder(r)
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			if errors.Is(err, io.EOF) {
+				return err // an empty body: the gateway's own "no body" case
+			}
+			return fmt.Errorf("request body is not valid JSON: %w", err)
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return errors.New("request body is not valid JSON: unexpected data after the JSON value")
+		}
+		return m.Unmarshal(value, v)
+	})
+}
+
+// queryRoutes are the GET routes whose requests take query parameters
+// (checked field by field by strictQuery); any other route with a query
+// string is a 400.
+var queryRoutes = map[string]bool{"/v1/keys": true}
+
+// strictQuery refuses query parameters that name no field of the request
+// (grpc-gateway ignores them), like unknown JSON fields in a body: a typo
+// such as ?pagesize=10 must not silently list with the default.
+type strictQuery struct{ runtime.DefaultQueryParser }
+
+func (q strictQuery) Parse(msg proto.Message, values url.Values, filter *utilities.DoubleArray) error {
+	for key := range values {
+		md := msg.ProtoReflect().Descriptor()
+		parts := strings.Split(key, ".")
+		for i, part := range parts {
+			fd := md.Fields().ByName(protoreflect.Name(part))
+			if fd == nil {
+				fd = md.Fields().ByJSONName(part)
+			}
+			if fd == nil {
+				return fmt.Errorf("unknown query parameter %q", key)
+			}
+			if i < len(parts)-1 {
+				if fd.Message() == nil {
+					return fmt.Errorf("unknown query parameter %q", key)
+				}
+				md = fd.Message()
+			}
+		}
+	}
+	return q.DefaultQueryParser.Parse(msg, values, filter)
+}

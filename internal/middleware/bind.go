@@ -1,0 +1,60 @@
+package middleware
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+)
+
+// Bind returns srv as seen through intercept: each method runs the chain
+// first, exactly as the gRPC server would run it. The REST gateway,
+// forward-auth and Envoy call the service this way, in process: no
+// loopback hop, and no transport can skip auth, limits, logging or metrics.
+func Bind(srv keyservicev1.KeyServiceServer, intercept grpc.UnaryServerInterceptor) keyservicev1.KeyServiceServer {
+	return &bound{srv: srv, intercept: intercept}
+}
+
+// chained calls a KeyServiceServer through the interceptor chain, as the
+// gRPC server would. The gateway calls it in process: no loopback hop, and
+// no REST call can skip auth, limits, logging or metrics.
+//
+// Every method of the service must be listed here; one that is not falls
+// through to UnimplementedKeyServiceServer and is refused (fail closed), and
+// TestGatewayWrapsEveryMethod catches it.
+type bound struct {
+	keyservicev1.UnimplementedKeyServiceServer
+	srv       keyservicev1.KeyServiceServer
+	intercept grpc.UnaryServerInterceptor
+}
+
+func invoke[Req, Resp any](ctx context.Context, c *bound, method string, req Req, h func(context.Context, Req) (Resp, error)) (Resp, error) {
+	info := &grpc.UnaryServerInfo{Server: c.srv, FullMethod: method}
+	out, err := c.intercept(ctx, req, info, func(ctx context.Context, r any) (any, error) { return h(ctx, r.(Req)) })
+	if err != nil {
+		var zero Resp
+		return zero, err
+	}
+	return out.(Resp), nil
+}
+
+func (c *bound) Validate(ctx context.Context, r *keyservicev1.ValidateRequest) (*keyservicev1.ValidateResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_Validate_FullMethodName, r, c.srv.Validate)
+}
+
+func (c *bound) CreateKey(ctx context.Context, r *keyservicev1.CreateKeyRequest) (*keyservicev1.CreateKeyResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_CreateKey_FullMethodName, r, c.srv.CreateKey)
+}
+
+func (c *bound) GetKey(ctx context.Context, r *keyservicev1.GetKeyRequest) (*keyservicev1.GetKeyResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_GetKey_FullMethodName, r, c.srv.GetKey)
+}
+
+func (c *bound) ListKeys(ctx context.Context, r *keyservicev1.ListKeysRequest) (*keyservicev1.ListKeysResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_ListKeys_FullMethodName, r, c.srv.ListKeys)
+}
+
+func (c *bound) RevokeKey(ctx context.Context, r *keyservicev1.RevokeKeyRequest) (*keyservicev1.RevokeKeyResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_RevokeKey_FullMethodName, r, c.srv.RevokeKey)
+}

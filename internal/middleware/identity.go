@@ -1,0 +1,100 @@
+package middleware
+
+import (
+	"context"
+	"crypto/x509"
+	"net"
+	"net/netip"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+)
+
+// httpCallKey marks a call that came over HTTP (the REST gateway,
+// forward-auth). It is unexported, so no network input can set it.
+type httpCallKey struct{}
+
+// HTTPCall describes the HTTP client of a call, as the transport that
+// took it saw it. ClientAddr honours X-Forwarded-For only from trusted
+// proxies (the gateway decides).
+type HTTPCall struct {
+	RemoteAddr string
+	ClientAddr netip.Addr
+	CertName   string // of a verified client certificate
+	// ChainUnusable: a trusted proxy sent no usable forwarded chain; it
+	// counts as an anonymous end client.
+	ChainUnusable bool
+}
+
+// WithHTTPCall marks ctx as a call taken over HTTP by g's client.
+func WithHTTPCall(ctx context.Context, g HTTPCall) context.Context {
+	return context.WithValue(ctx, httpCallKey{}, g)
+}
+
+func httpCallOf(ctx context.Context) (HTTPCall, bool) {
+	g, ok := ctx.Value(httpCallKey{}).(HTTPCall)
+	return g, ok
+}
+
+func transportOf(ctx context.Context) string {
+	if _, ok := httpCallOf(ctx); ok {
+		return "rest"
+	}
+	return "grpc"
+}
+
+// clientAddr is the address a call is limited by when it has no credential:
+// the HTTP client for REST, else the gRPC peer. Metadata such as
+// x-forwarded-for from a gRPC client is never believed.
+func clientAddr(ctx context.Context) netip.Addr {
+	if g, ok := httpCallOf(ctx); ok {
+		return g.ClientAddr
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		if a, ok := p.Addr.(*net.TCPAddr); ok {
+			return a.AddrPort().Addr().Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// certName is the name in a verified client certificate: its common name,
+// else its first DNS name.
+func certName(ctx context.Context) string {
+	if g, ok := httpCallOf(ctx); ok {
+		return g.CertName
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return ""
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return ""
+	}
+	return CertNameOf(ti.State.VerifiedChains)
+}
+
+func CertNameOf(chains [][]*x509.Certificate) string {
+	if len(chains) == 0 || len(chains[0]) == 0 {
+		return ""
+	}
+	c := chains[0][0]
+	if c.Subject.CommonName != "" {
+		return c.Subject.CommonName
+	}
+	if len(c.DNSNames) > 0 {
+		return c.DNSNames[0]
+	}
+	return ""
+}
+
+func peerAddr(ctx context.Context) string {
+	if g, ok := httpCallOf(ctx); ok {
+		return g.RemoteAddr
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}

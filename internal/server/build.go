@@ -1,0 +1,141 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/encoding"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/keyservice/keyservice/api"
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/gateway"
+	"github.com/keyservice/keyservice/internal/middleware"
+	"github.com/keyservice/keyservice/internal/ratelimit"
+	"github.com/keyservice/keyservice/internal/service"
+)
+
+// chain is the interceptor chain, outermost first; the same chain serves
+// gRPC and, through middleware.Bind, every HTTP transport.
+//
+//   - Metrics first, so every call is counted, refusals included.
+//   - Recovery inside logging, so a panic is logged as the INTERNAL it
+//     becomes; undecodable requests are refused after logging, so they are
+//     logged like any refusal.
+//   - The caller limit follows authentication, which names the caller.
+//   - Errors are mapped innermost, so every other link sees the final code.
+func (s *Server) chain(reg prometheus.Registerer, tp trace.TracerProvider) grpc.UnaryServerInterceptor {
+	cfg := s.cfg
+	callers := ratelimit.NewCallers(ratelimit.CallerConfig{
+		Default:        ratelimit.Budget{Rate: cfg.CallerRate, Burst: cfg.CallerBurst},
+		Overrides:      cfg.CallerLimits,
+		Failed:         ratelimit.Budget{Rate: cfg.FailedRate, Burst: cfg.FailedBurst},
+		TableSize:      cfg.CallerTableSize,
+		Idle:           cfg.CallerIdle,
+		TrustedProxies: cfg.TrustedProxies,
+		Registry:       reg,
+	})
+	ics := []grpc.UnaryServerInterceptor{middleware.Metrics(reg), middleware.RequestID()}
+	if tp != nil {
+		ics = append(ics, middleware.Tracing(tp))
+	}
+	return middleware.Chain(append(ics,
+		middleware.Logging(s.log),
+		middleware.RefuseUndecodable(),
+		middleware.Recovery(s.log),
+		middleware.Authenticate(middleware.NewAuth(cfg.AdminTokens, cfg.CallerTokens, cfg.TLSClientCAFile != "")),
+		callers.Interceptor(),
+		service.MapErrors(s.log),
+	)...)
+}
+
+// keyLimits is the per-key budget store: local, or Redis shared by the
+// replicas with the local store as its fallback.
+func (s *Server) keyLimits(reg prometheus.Registerer) (ratelimit.KeyStore, error) {
+	local := ratelimit.NewLocal(s.cfg.CacheSize, s.cfg.CallerIdle, nil)
+	if s.cfg.RedisURL == "" {
+		return local, nil
+	}
+	ropts, err := redis.ParseURL(s.cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("KEYSERVICE_REDIS_URL: %w", err)
+	}
+	ropts.MaxRetries = -1 // a retry would only add to the fallback timeout
+	rdb := redis.NewClient(ropts)
+	s.closers.add(func() { _ = rdb.Close() })
+	return ratelimit.NewFallback(ratelimit.NewRedis(rdb, "keyservice:"), local, s.cfg.RedisTimeout, s.log, reg), nil
+}
+
+// newGRPCServer serves the KeyService, Envoy's ext_authz, health and
+// reflection on one port.
+func (s *Server) newGRPCServer(svc keyservicev1.KeyServiceServer, intercept grpc.UnaryServerInterceptor, tlsCfg *tls.Config) *grpc.Server {
+	cfg := s.cfg
+	gopts := []grpc.ServerOption{
+		grpc.UnaryInterceptor(intercept),
+		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
+		grpc.ForceServerCodecV2(middleware.LenientCodec{CodecV2: encoding.GetCodecV2("proto")}),
+		// Connection hygiene: bounded headers and streams per connection,
+		// idle connections closed, clients that ping too often cut off.
+		grpc.MaxHeaderListSize(uint32(cfg.MaxHeaderBytes)),
+		grpc.MaxConcurrentStreams(uint32(cfg.MaxStreams)),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.ConnIdle, Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.ConnectionTimeout(10 * time.Second),
+		grpc.InTapHandle(middleware.ReadDeadline(cfg.RequestReadTimeout)),
+	}
+	if tlsCfg != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	g := grpc.NewServer(gopts...)
+	keyservicev1.RegisterKeyServiceServer(g, svc)
+	// Envoy's Check runs Validate through the chain, like every transport.
+	authv3.RegisterAuthorizationServer(g, gateway.ExtAuthz(middleware.Bind(svc, intercept), cfg.AuthHeader))
+	healthpb.RegisterHealthServer(g, s.health)
+	reflection.Register(g)
+	return g
+}
+
+// newHTTPServer serves REST, forward-auth, health, readiness, metrics and
+// the OpenAPI document. bound is the service through the chain.
+func (s *Server) newHTTPServer(ctx context.Context, bound keyservicev1.KeyServiceServer, reg *prometheus.Registry, tlsCfg *tls.Config) (*http.Server, error) {
+	cfg := s.cfg
+	rest, err := gateway.REST(ctx, bound, int64(cfg.MaxRequestBytes), cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", rest)
+	mux.Handle("/v1/auth", gateway.ForwardAuth(bound, cfg.AuthHeader, cfg.TrustedProxies))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.serveReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(api.OpenAPI)
+	})
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       cfg.ConnIdle,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsCfg,
+	}, nil
+}

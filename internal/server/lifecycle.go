@@ -1,0 +1,96 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+)
+
+// closers are what New opened, closed in reverse order: by New itself when
+// a later step fails, else by Serve on the way out.
+type closers []func()
+
+func (c *closers) add(f func()) { *c = append(*c, f) }
+
+func (c *closers) close() {
+	for i := len(*c) - 1; i >= 0; i-- {
+		(*c)[i]()
+	}
+	*c = nil
+}
+
+// traceFlushTimeout bounds the last flush of spans at shutdown, apart from
+// the drain: an unreachable collector must not hold the process.
+const traceFlushTimeout = 5 * time.Second
+
+func (s *Server) flushTraces(shutdown func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), traceFlushTimeout)
+	defer cancel()
+	if err := shutdown(ctx); err != nil {
+		s.log.Warn("flushing traces", "error", err)
+	}
+}
+
+// Serve serves until ctx ends, then stops taking calls, lets in-flight calls
+// finish (up to ShutdownTimeout) and closes everything New opened.
+func (s *Server) Serve(ctx context.Context) error {
+	defer s.closers.close()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.grpc.Serve(s.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("gRPC server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		serve := s.http.Serve
+		if s.http.TLSConfig != nil {
+			serve = func(l net.Listener) error { return s.http.ServeTLS(l, "", "") }
+		}
+		if err := serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("HTTP server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { s.watchReadiness(gctx); return nil })
+	// The store's LISTEN connection feeds other replicas' changes.
+	g.Go(func() error { return s.validator.Run(gctx, s.store) })
+	s.log.Info("serving", "grpc", s.GRPCAddr().String(), "http", s.HTTPAddr().String())
+	g.Go(func() error {
+		<-gctx.Done()
+		s.shutdown()
+		return nil
+	})
+	return g.Wait()
+}
+
+func (s *Server) shutdown() {
+	s.log.Info("shutting down: draining in-flight calls", "timeout", s.cfg.ShutdownTimeout)
+	s.setReady(false, "shutting down")
+	s.health.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	if err := s.http.Shutdown(ctx); err != nil {
+		s.log.Warn("HTTP shutdown incomplete", "error", err)
+		_ = s.http.Close()
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("gRPC drain timed out; closing remaining calls")
+		s.grpc.Stop()
+		<-done
+	}
+	s.log.Info("stopped")
+}

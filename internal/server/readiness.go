@@ -1,0 +1,104 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/backoff"
+)
+
+// watchReadiness migrates (when configured) and checks the database and
+// schema every ReadyInterval, publishing the result to /readyz and
+// grpc.health.v1.
+func (s *Server) watchReadiness(ctx context.Context) {
+	migrated := !s.cfg.Migrate
+	for {
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.ReadyInterval+s.cfg.DBConnectTimeout)
+		if !migrated {
+			if err := s.migrator.Up(cctx, s.log); err != nil {
+				s.log.Warn("migration failed; will retry", "error", err)
+			} else {
+				migrated = true
+			}
+		}
+		s.check(cctx)
+		cancel()
+		// Jittered, so replicas started together do not check (and retry a
+		// failed migration) in the same instant.
+		if !backoff.Sleep(ctx, backoff.Jitter(s.cfg.ReadyInterval, 0.1)) {
+			return
+		}
+	}
+}
+
+// check decides readiness. Before the key filter has loaded, the service
+// cannot answer (it refuses rather than send every key to the database), so
+// it is not ready. Once loaded it stays ready through a database outage: it
+// still answers cached and filter-rejected keys, and refuses only what
+// needs a lookup, which is better than taking every replica out of the load
+// balancer at once. /readyz then reports "degraded".
+func (s *Server) check(ctx context.Context) {
+	dbErr := s.store.Ping(ctx)
+	s.dbOK.Store(dbErr == nil)
+	if s.validator.Loaded() {
+		s.setReady(true, "")
+		return
+	}
+	if dbErr != nil {
+		s.setReady(false, "database unreachable; key filter not loaded")
+		return
+	}
+	current, err := s.migrator.Current(ctx)
+	switch {
+	case err != nil:
+		s.setReady(false, "cannot read schema version")
+	case !current:
+		s.setReady(false, "schema not migrated: run keyservice migrate, or serve with --migrate")
+	default:
+		s.setReady(false, "loading the key filter")
+	}
+}
+
+func (s *Server) setReady(ok bool, why string) {
+	was := s.ready.Swap(ok)
+	s.notReady.Store(why)
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(keyservicev1.KeyService_ServiceDesc.ServiceName, st)
+	if was != ok {
+		s.log.Info("readiness changed", "ready", ok, "reason", why)
+	}
+	if ok {
+		s.readyOnce.Do(func() { close(s.readyCh) })
+	}
+}
+
+// Ready is closed the first time the service is ready (the key filter is
+// loaded): for tests and tools that start a server and wait for it.
+func (s *Server) Ready() <-chan struct{} { return s.readyCh }
+
+func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
+	if s.ready.Load() {
+		if !s.dbOK.Load() {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "degraded",
+				"reason": "database unreachable: answering from memory, keys that need a lookup get UNAVAILABLE"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return
+	}
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": s.notReady.Load().(string)})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

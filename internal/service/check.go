@@ -1,0 +1,66 @@
+package service
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Limits on request fields.
+const (
+	maxNameLen      = 200
+	maxOwnerLen     = 200
+	maxScopes       = 64
+	maxScopeLen     = 128
+	maxMetadata     = 32
+	maxMetaKeyLen   = 64
+	maxMetaValueLen = 1024
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// validScope reports whether sc is 1 to maxScopeLen characters of the
+// scope alphabet: letters, digits and : . _ - / * (no comma, so the scopes
+// joined with commas in X-Key-Scopes stay unambiguous; no space or control
+// character, so they are safe in any header).
+func validScope(sc string) bool {
+	if sc == "" || len(sc) > maxScopeLen {
+		return false
+	}
+	for i := 0; i < len(sc); i++ {
+		switch c := sc[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == ':' || c == '.' || c == '_' || c == '-' || c == '/' || c == '*':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// checkText requires 1 to max printable characters.
+func checkText(field, v string, max int) error {
+	n := utf8.RuneCountInString(v)
+	switch {
+	case strings.TrimSpace(v) == "":
+		return invalid(field, "is required")
+	case n > max:
+		return invalid(field, "must be at most %d characters, got %d", max, n)
+	case strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		return invalid(field, "must contain only printable characters")
+	}
+	return nil
+}
+
+func parseID(s string) (uuid.UUID, error) {
+	if s == "" {
+		return uuid.Nil, invalid("id", "is required")
+	}
+	id, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 {
+		return uuid.Nil, invalid("id", "must be a UUID such as 0b7e2c9a-4f1d-4c3e-9a51-2f6d8e0c1b2a")
+	}
+	return id, nil
+}

@@ -1,0 +1,53 @@
+package service
+
+import (
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/validate"
+)
+
+func keyToProto(k *store.Key) *keyservicev1.Key {
+	out := &keyservicev1.Key{
+		Id:        k.ID.String(),
+		Hint:      k.Hint,
+		Name:      k.Name,
+		Owner:     k.Owner,
+		Scopes:    k.Scopes,
+		Metadata:  k.Metadata,
+		CreatedAt: timestamppb.New(k.CreatedAt),
+	}
+	if k.ExpiresAt != nil {
+		out.ExpiresAt = timestamppb.New(*k.ExpiresAt)
+	}
+	if k.RevokedAt != nil {
+		out.RevokedAt = timestamppb.New(*k.RevokedAt)
+	}
+	if k.LastUsedAt != nil {
+		out.LastUsedAt = timestamppb.New(*k.LastUsedAt)
+	}
+	if rl := k.RateLimit; rl != nil {
+		out.RateLimit = &keyservicev1.RateLimit{Limit: int64(rl.Limit), Period: durationpb.New(rl.Period), Burst: int64(rl.Burst)}
+	}
+	return out
+}
+
+func codeToProto(c validate.Code) keyservicev1.Code {
+	switch c {
+	case validate.Valid:
+		return keyservicev1.Code_CODE_VALID
+	case validate.Malformed:
+		return keyservicev1.Code_CODE_MALFORMED
+	case validate.NotFound:
+		return keyservicev1.Code_CODE_NOT_FOUND
+	case validate.Revoked:
+		return keyservicev1.Code_CODE_REVOKED
+	case validate.Expired:
+		return keyservicev1.Code_CODE_EXPIRED
+	case validate.RateLimited:
+		return keyservicev1.Code_CODE_RATE_LIMITED
+	}
+	return keyservicev1.Code_CODE_UNSPECIFIED
+}

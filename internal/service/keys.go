@@ -1,0 +1,139 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/ratelimit"
+	"github.com/keyservice/keyservice/internal/store"
+)
+
+func (s *Service) CreateKey(ctx context.Context, req *keyservicev1.CreateKeyRequest) (*keyservicev1.CreateKeyResponse, error) {
+	nk, err := s.newKeyFrom(req)
+	if err != nil {
+		return nil, err
+	}
+	g, err := s.format.Generate()
+	if err != nil {
+		return nil, err
+	}
+	nk.Hash, nk.Hint = g.Hash, g.Hint
+	k, err := s.keys.CreateKey(ctx, nk)
+	if err != nil {
+		return nil, err
+	}
+	return &keyservicev1.CreateKeyResponse{Secret: g.Secret, Key: keyToProto(&k)}, nil
+}
+
+func (s *Service) newKeyFrom(req *keyservicev1.CreateKeyRequest) (store.NewKey, error) {
+	nk := store.NewKey{Name: req.GetName(), Owner: req.GetOwner(), Scopes: req.GetScopes(), Metadata: req.GetMetadata()}
+	if err := checkText("name", nk.Name, maxNameLen); err != nil {
+		return nk, err
+	}
+	if err := checkText("owner", nk.Owner, maxOwnerLen); err != nil {
+		return nk, err
+	}
+	if len(nk.Scopes) > maxScopes {
+		return nk, invalid("scopes", "at most %d scopes, got %d", maxScopes, len(nk.Scopes))
+	}
+	for i, sc := range nk.Scopes {
+		if !validScope(sc) {
+			return nk, invalid(fmt.Sprintf("scopes[%d]", i), "a scope is 1 to %d of the characters a-z A-Z 0-9 : . _ - / * (no commas or spaces: scopes travel comma-separated in X-Key-Scopes)", maxScopeLen)
+		}
+	}
+	if len(nk.Metadata) > maxMetadata {
+		return nk, invalid("metadata", "at most %d entries, got %d", maxMetadata, len(nk.Metadata))
+	}
+	for k, v := range nk.Metadata {
+		if k == "" || utf8.RuneCountInString(k) > maxMetaKeyLen {
+			return nk, invalid("metadata", "keys must be 1 to %d characters", maxMetaKeyLen)
+		}
+		if utf8.RuneCountInString(v) > maxMetaValueLen {
+			return nk, invalid("metadata", "value of %q is over %d characters", k, maxMetaValueLen)
+		}
+		if strings.IndexFunc(k+v, unicode.IsControl) >= 0 {
+			return nk, invalid("metadata", "keys and values must not contain control characters")
+		}
+	}
+	if rl := req.GetRateLimit(); rl != nil {
+		if err := rl.GetPeriod().CheckValid(); rl.GetPeriod() == nil || err != nil {
+			return nk, invalid("rate_limit", "period is required, for example \"60s\"")
+		}
+		lim := ratelimit.Limit{Limit: int(min(rl.GetLimit(), 1<<31-1)), Period: rl.GetPeriod().AsDuration(), Burst: int(min(rl.GetBurst(), 1<<31-1))}
+		if rl.GetBurst() == 0 {
+			lim.Burst = lim.Limit
+		}
+		if rl.GetLimit() < 0 || rl.GetBurst() < 0 {
+			return nk, invalid("rate_limit", "limit and burst must not be negative")
+		}
+		if err := lim.Valid(); err != nil {
+			return nk, invalid("rate_limit", "%v", err)
+		}
+		nk.RateLimit = &store.RateLimit{Limit: lim.Limit, Period: lim.Period, Burst: lim.Burst}
+	}
+	if ts := req.GetExpiresAt(); ts != nil {
+		if err := ts.CheckValid(); err != nil {
+			return nk, invalid("expires_at", "is not a valid time")
+		}
+		exp := ts.AsTime()
+		if !exp.After(s.now()) {
+			return nk, invalid("expires_at", "must be in the future")
+		}
+		nk.ExpiresAt = &exp
+	}
+	return nk, nil
+}
+
+func (s *Service) GetKey(ctx context.Context, req *keyservicev1.GetKeyRequest) (*keyservicev1.GetKeyResponse, error) {
+	id, err := parseID(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.keys.GetKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &keyservicev1.GetKeyResponse{Key: keyToProto(&k)}, nil
+}
+
+func (s *Service) ListKeys(ctx context.Context, req *keyservicev1.ListKeysRequest) (*keyservicev1.ListKeysResponse, error) {
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0 || size > maxPageSize:
+		return nil, invalid("page_size", "must be between 0 and %d, got %d", maxPageSize, size)
+	case size == 0:
+		size = defaultPageSize
+	}
+	if utf8.RuneCountInString(req.GetOwner()) > maxOwnerLen {
+		return nil, invalid("owner", "must be at most %d characters", maxOwnerLen)
+	}
+	after, err := s.cursors.Decode(req.GetPageToken())
+	if err != nil {
+		return nil, invalid("page_token", "is malformed; pass the next_page_token of a previous response")
+	}
+	ks, next, err := s.keys.ListKeys(ctx, store.ListParams{Owner: req.GetOwner(), After: after, Limit: size})
+	if err != nil {
+		return nil, err
+	}
+	out := &keyservicev1.ListKeysResponse{Keys: make([]*keyservicev1.Key, 0, len(ks)), NextPageToken: s.cursors.Encode(next)}
+	for i := range ks {
+		out.Keys = append(out.Keys, keyToProto(&ks[i]))
+	}
+	return out, nil
+}
+
+func (s *Service) RevokeKey(ctx context.Context, req *keyservicev1.RevokeKeyRequest) (*keyservicev1.RevokeKeyResponse, error) {
+	id, err := parseID(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.keys.RevokeKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &keyservicev1.RevokeKeyResponse{Key: keyToProto(&k)}, nil
+}

@@ -1,0 +1,188 @@
+// Package service implements the KeyService API: the handlers, the checks
+// on their input, the API form of keys, and the one error mapper (ToStatus)
+// that turns what they return into gRPC statuses. It knows no transport:
+// gRPC, the REST gateway, forward-auth and Envoy all reach it through the
+// interceptor chain (internal/middleware).
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/maypok86/otter/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/ratelimit"
+	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/validate"
+)
+
+// Keys is the admin door the handlers read and write through
+// (*validate.Keys: a write is visible to Validate on this replica when it
+// returns).
+type Keys interface {
+	CreateKey(ctx context.Context, k store.NewKey) (store.Key, error)
+	GetKey(ctx context.Context, id uuid.UUID) (store.Key, error)
+	ListKeys(ctx context.Context, p store.ListParams) ([]store.Key, store.Cursor, error)
+	RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error)
+}
+
+// Validator judges a presented key (*validate.Validator; the bench tool
+// passes its baselines here).
+type Validator interface {
+	Validate(ctx context.Context, key string) (validate.Result, error)
+}
+
+var (
+	_ Keys      = (*validate.Keys)(nil)
+	_ Validator = (*validate.Validator)(nil)
+)
+
+// Config is what a Service needs.
+type Config struct {
+	Keys      Keys
+	Validator Validator
+	Format    keys.Format // makes new secrets
+	// KeyLimits holds per-key budgets; nil: no per-key limit.
+	KeyLimits    ratelimit.KeyStore
+	DefaultLimit ratelimit.Limit // for keys created without their own
+	// PageTokenKey signs page tokens (see PageTokenKey).
+	PageTokenKey []byte
+	// ViewCacheSize bounds the cache of API forms of keys served from
+	// memory (0: no cache).
+	ViewCacheSize int
+	Now           func() time.Time // time.Now when nil
+}
+
+// Service implements keyservicev1.KeyServiceServer. Errors it returns
+// become statuses in MapErrors.
+type Service struct {
+	keyservicev1.UnimplementedKeyServiceServer
+	keys         Keys
+	validator    Validator
+	format       keys.Format
+	now          func() time.Time
+	keyLimits    ratelimit.KeyStore
+	defaultLimit ratelimit.Limit
+	cursors      store.CursorCodec
+	// views caches the API form of records served from memory, keyed by the
+	// cached record's address (stable while the cache entry lives; the key
+	// here keeps it from being reused): a hot key is converted once, not on
+	// every answer. Shared messages are only ever read (marshalled).
+	views *otter.Cache[*store.Key, *keyservicev1.Key]
+}
+
+// New builds a Service.
+func New(cfg Config) *Service {
+	s := &Service{
+		keys:         cfg.Keys,
+		validator:    cfg.Validator,
+		format:       cfg.Format,
+		now:          cfg.Now,
+		keyLimits:    cfg.KeyLimits,
+		defaultLimit: cfg.DefaultLimit,
+		cursors:      store.NewCursorCodec(cfg.PageTokenKey),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if cfg.ViewCacheSize > 0 {
+		s.views = otter.Must(&otter.Options[*store.Key, *keyservicev1.Key]{
+			MaximumSize: cfg.ViewCacheSize,
+			Clock:       otter.NewCoarseClock(time.Second),
+		})
+	}
+	return s
+}
+
+// PageTokenKey is the key page tokens are signed with. Only admins list
+// keys, and every replica is configured with the same admin tokens, so the
+// key is derived from them: replicas agree without another secret to
+// distribute, and changing the admin tokens retires outstanding tokens.
+func PageTokenKey(adminTokens []string) []byte {
+	sorted := slices.Clone(adminTokens)
+	slices.Sort(sorted)
+	h := sha256.New()
+	h.Write([]byte("keyservice page tokens v1"))
+	for _, t := range sorted {
+		h.Write([]byte{0})
+		h.Write([]byte(t))
+	}
+	return h.Sum(nil)
+}
+
+// view returns the API form of the record of res.
+func (s *Service) view(res validate.Result) *keyservicev1.Key {
+	if s.views == nil || (res.Path != validate.PathPositiveCache && res.Path != validate.PathNegativeCache) {
+		return keyToProto(res.Key)
+	}
+	if v, ok := s.views.GetIfPresent(res.Key); ok {
+		return v
+	}
+	v := keyToProto(res.Key)
+	s.views.Set(res.Key, v)
+	return v
+}
+
+// maxCost is the largest cost one Validate may take from a key's budget.
+const maxCost = 1_000_000
+
+func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateRequest) (*keyservicev1.ValidateResponse, error) {
+	if req.GetKey() == "" {
+		return nil, invalid("key", "is required")
+	}
+	cost := 1
+	if req.Cost != nil {
+		if c := req.GetCost(); c < 0 || c > maxCost {
+			return nil, invalid("cost", "must be between 0 and %d, got %d", maxCost, c)
+		}
+		cost = int(req.GetCost())
+	}
+	if ip := req.GetClientIp(); ip != "" {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return nil, invalid("client_ip", "must be an IPv4 or IPv6 address")
+		}
+	}
+	res, err := s.validator.Validate(ctx, req.GetKey())
+	if err != nil {
+		return nil, err
+	}
+	out := &keyservicev1.ValidateResponse{Valid: res.Code == validate.Valid, Code: codeToProto(res.Code)}
+	if res.Key != nil {
+		out.Key = s.view(res)
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		defer func() {
+			span.SetAttributes(attribute.String("keyservice.validate.path", res.Path.String()),
+				attribute.String("keyservice.validate.code", out.GetCode().String()))
+		}()
+	}
+	if res.Code == validate.Valid && s.keyLimits != nil {
+		lim := s.limitOf(res.Key)
+		d, err := s.keyLimits.Take(ctx, res.Key.ID.String(), lim, cost)
+		if err != nil {
+			return nil, err
+		}
+		out.RateLimit = &keyservicev1.RateLimitStatus{Limit: int64(d.Limit), Remaining: int64(d.Remaining), Reset_: durationpb.New(d.Reset)}
+		if !d.Allowed {
+			out.Valid, out.Code = false, keyservicev1.Code_CODE_RATE_LIMITED
+		}
+	}
+	return out, nil
+}
+
+// limitOf is the key's own limit, or the configured default.
+func (s *Service) limitOf(k *store.Key) ratelimit.Limit {
+	if rl := k.RateLimit; rl != nil {
+		return ratelimit.Limit{Limit: rl.Limit, Period: rl.Period, Burst: rl.Burst}
+	}
+	return s.defaultLimit
+}

@@ -1,0 +1,77 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keyservice/keyservice/internal/store"
+)
+
+// recorder is a store.ChangeHandler that hands every call to the test.
+type recorder struct {
+	events   chan store.Event
+	lost     chan struct{}
+	caughtUp chan struct{}
+}
+
+func newRecorder() *recorder {
+	return &recorder{events: make(chan store.Event, 16), lost: make(chan struct{}, 16), caughtUp: make(chan struct{}, 16)}
+}
+
+func (r *recorder) Changed(e store.Event)         { r.events <- e }
+func (r *recorder) StreamLost()                   { r.lost <- struct{}{} }
+func (r *recorder) CatchUp(context.Context) error { r.caughtUp <- struct{}{}; return nil }
+func (r *recorder) ListenError(error)             {}
+
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %s within 10 s", what)
+		panic("unreachable")
+	}
+}
+
+// TestListenDeliversEventsAndReconnects: the store's listener delivers
+// events, and when its connection is killed it tells the handler the
+// stream was lost, reconnects, asks for a catch-up, and delivers again.
+func TestListenDeliversEventsAndReconnects(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := newRecorder()
+	done := make(chan error, 1)
+	go func() { done <- b.store.Listen(ctx, r) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Listen returned %v after its context ended", err)
+		}
+	}()
+	receive(t, r.lost, "first StreamLost (connecting)")
+	receive(t, r.caughtUp, "first CatchUp")
+	g, _ := b.create(t, "acme")
+	if e := receive(t, r.events, "created event"); e.Kind != store.EventCreated || e.Hash != g.Hash {
+		t.Fatalf("event %+v", e)
+	}
+
+	conn, err := pgx.Connect(ctx, b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()", store.ListenApplicationName); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, r.lost, "StreamLost after the connection was killed")
+	receive(t, r.caughtUp, "CatchUp after the reconnect")
+	g2, _ := b.create(t, "acme")
+	if e := receive(t, r.events, "event after the reconnect"); e.Hash != g2.Hash {
+		t.Fatalf("event %+v", e)
+	}
+}

@@ -1,0 +1,284 @@
+package validate
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+	"github.com/maypok86/otter/v2/stats"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/testsignal"
+)
+
+// Config configures a Validator. Zero durations and sizes take the
+// defaults in Defaults.
+type Config struct {
+	Format keys.Format
+	Store  Store
+	// Now is the clock for expiry, TTLs and usage; time.Now when nil.
+	Now func() time.Time
+	Log *slog.Logger
+	// Registry receives the metrics; none are exported when nil.
+	Registry prometheus.Registerer
+
+	FilterFPRate    float64       // target false-positive rate of the Bloom filter
+	FilterMinKeys   int           // the filter is sized for at least this many keys
+	SyncInterval    time.Duration // incremental sync period
+	SyncOverlap     time.Duration // how far before the watermark each sync reads again
+	RebuildInterval time.Duration // full rebuild period (±10% jitter)
+	// EndedKeptFor keeps keys revoked or expired this recently in the
+	// filter, so they are still answered REVOKED or EXPIRED (after a
+	// lookup, then from the negative cache) rather than NOT_FOUND.
+	EndedKeptFor time.Duration
+
+	PositiveTTL  time.Duration // how long a found key is trusted without a lookup
+	PositiveSize int           // entries
+	StaleFor     time.Duration // how long past PositiveTTL an entry may serve while the database is down
+	NegativeTTL  time.Duration
+	NegativeSize int
+
+	LookupConcurrency int           // lookup statements at once (keep well below the pool size)
+	LookupBatch       int           // most hashes in one lookup statement
+	LookupTimeout     time.Duration // a lookup not answered this long after it was asked is refused
+	// RefreshAhead: a positive entry used when less than this fraction of
+	// PositiveTTL is left is refreshed in the background (0: the default).
+	RefreshAhead float64
+	// WarmKeys: at most this many recently used keys fill the positive
+	// cache after each filter load (default PositiveSize; -1: none).
+	WarmKeys int
+
+	UsageFlushInterval time.Duration // last_used_at is written in one batch per interval
+}
+
+// Defaults returns the default tuning.
+func Defaults() Config {
+	return Config{
+		FilterFPRate:       0.001,
+		FilterMinKeys:      100_000,
+		SyncInterval:       5 * time.Second,
+		SyncOverlap:        30 * time.Second,
+		RebuildInterval:    time.Hour,
+		EndedKeptFor:       30 * 24 * time.Hour,
+		PositiveTTL:        30 * time.Second,
+		PositiveSize:       100_000,
+		StaleFor:           5 * time.Minute,
+		NegativeTTL:        30 * time.Second,
+		NegativeSize:       100_000,
+		LookupConcurrency:  4,
+		LookupBatch:        256,
+		LookupTimeout:      250 * time.Millisecond,
+		RefreshAhead:       0.25,
+		UsageFlushInterval: 10 * time.Second,
+	}
+}
+
+// Validator answers Validate from memory, and keeps that memory in step
+// with the database.
+type Validator struct {
+	cfg    Config
+	format keys.Format
+	store  Store
+	now    func() time.Time
+	log    *slog.Logger
+
+	filter filter
+	pos    *otter.Cache[keys.Hash, *posEntry]
+	neg    *otter.Cache[keys.Hash, negEntry]
+	posSt  *stats.Counter
+	negSt  *stats.Counter
+
+	sf    singleflight.Group
+	batch *batcher
+
+	// Per-hash-stripe epochs order cache fills after lookups against
+	// changes applied meanwhile: a lookup fills a cache only if no change
+	// touched its stripe since it started, and a caller never joins a
+	// lookup that started before its own stripe epoch. Together they make
+	// a revoke that has returned visible to every Validate that starts
+	// after it.
+	stripes [256]stripe
+
+	usage   usageBuffer
+	metrics *metrics
+	// refreshAfter: a positive entry this old is refreshed when used.
+	refreshAfter time.Duration
+	// ready: the filter has been loaded and the cache warmed once.
+	ready atomic.Bool
+	// listening: Run was given a LISTEN connection; streamUp: it is up and
+	// its backlog has been read.
+	listening, streamUp atomic.Bool
+	backlogPending      atomic.Bool   // LISTEN is up, its backlog sync failed
+	streamLost          chan struct{} // wakes the sync loop when the stream goes down
+
+	// echoes remembers events this replica applied itself, so their NOTIFY
+	// (which Postgres also delivers to the writer's own LISTEN connection)
+	// is not applied twice: a second Apply would bump the epoch again and
+	// throw away a lookup's answer for nothing.
+	echoes *otter.Cache[echoKey, struct{}]
+
+	signals signals
+
+	syncMu    sync.Mutex                // keeps syncs (the loop, catch-up after a reconnect) apart
+	rebuildMu sync.Mutex                // one filter rebuild at a time
+	watermark atomic.Pointer[time.Time] // database time up to which changes are known
+}
+
+// signals are the validator's test signals (see internal/testsignal):
+// tests wait on them instead of sleeping.
+type signals struct {
+	loadFailed    testsignal.Signal // a filter load failed (a retry follows)
+	streamUp      testsignal.Signal // LISTEN is in place and its backlog read
+	synced        testsignal.Signal // an incremental sync completed
+	refreshFailed testsignal.Signal // a background refresh could not be answered
+}
+
+type echoKey struct {
+	kind store.EventKind
+	hash keys.Hash
+}
+
+type stripe struct {
+	mu    sync.Mutex
+	epoch atomic.Uint64
+}
+
+type posEntry struct {
+	key     store.Key
+	fetched time.Time
+	touched atomic.Int64 // unix nanos of the last usage recorded for flushing
+	// refreshing: a background refresh of this entry is queued or running.
+	refreshing atomic.Bool
+	// retryAt: unix nanos before which a failed refresh is not tried again.
+	retryAt atomic.Int64
+}
+
+type negEntry struct {
+	code Code
+	key  *store.Key // for REVOKED and EXPIRED
+	// short: cached while the LISTEN connection was down, when a key
+	// created on another replica may be unknown here; kept only briefly.
+	short bool
+}
+
+// New builds a Validator. Call Run to load and maintain its memory; until
+// the filter is loaded, keys that need it are answered ErrUnavailable.
+func New(cfg Config) (*Validator, error) {
+	d := Defaults()
+	if cfg.Store == nil {
+		return nil, errors.New("validate: Store is required")
+	}
+	setDefault(&cfg.FilterFPRate, d.FilterFPRate)
+	setDefault(&cfg.FilterMinKeys, d.FilterMinKeys)
+	setDefault(&cfg.SyncInterval, d.SyncInterval)
+	setDefault(&cfg.SyncOverlap, d.SyncOverlap)
+	setDefault(&cfg.RebuildInterval, d.RebuildInterval)
+	setDefault(&cfg.EndedKeptFor, d.EndedKeptFor)
+	setDefault(&cfg.PositiveTTL, d.PositiveTTL)
+	setDefault(&cfg.PositiveSize, d.PositiveSize)
+	setDefault(&cfg.StaleFor, d.StaleFor)
+	setDefault(&cfg.NegativeTTL, d.NegativeTTL)
+	setDefault(&cfg.NegativeSize, d.NegativeSize)
+	setDefault(&cfg.LookupConcurrency, d.LookupConcurrency)
+	setDefault(&cfg.LookupTimeout, d.LookupTimeout)
+	setDefault(&cfg.LookupBatch, d.LookupBatch)
+	setDefault(&cfg.RefreshAhead, d.RefreshAhead)
+	if cfg.WarmKeys == 0 {
+		cfg.WarmKeys = cfg.PositiveSize
+	}
+	setDefault(&cfg.UsageFlushInterval, d.UsageFlushInterval)
+	if cfg.FilterFPRate <= 0 || cfg.FilterFPRate >= 1 {
+		return nil, fmt.Errorf("validate: filter false-positive rate must be in (0, 1), got %g", cfg.FilterFPRate)
+	}
+	if cfg.RefreshAhead < 0 || cfg.RefreshAhead >= 1 {
+		return nil, fmt.Errorf("validate: refresh-ahead fraction must be in [0, 1), got %g", cfg.RefreshAhead)
+	}
+	v := &Validator{
+		cfg:    cfg,
+		format: cfg.Format,
+		store:  cfg.Store,
+		now:    cfg.Now,
+		log:    cfg.Log,
+		posSt:  stats.NewCounter(),
+		negSt:  stats.NewCounter(),
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	if v.log == nil {
+		v.log = slog.New(slog.DiscardHandler)
+	}
+	// TTLs need no nanosecond precision, and reading the precise time is a
+	// large part of a cache read; an injected clock (tests) is used as is.
+	var clock otter.Clock = otter.NewCoarseClock(100 * time.Millisecond)
+	if cfg.Now != nil {
+		clock = fixedClock{cfg.Now}
+	}
+	var err error
+	v.pos, err = otter.New(&otter.Options[keys.Hash, *posEntry]{
+		MaximumSize:   cfg.PositiveSize,
+		StatsRecorder: v.posSt,
+		Clock:         clock,
+		ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[keys.Hash, *posEntry]) time.Duration {
+			// Trusted for PositiveTTL, kept StaleFor longer for outages, never
+			// past the key's own expiry.
+			life := cfg.PositiveTTL + cfg.StaleFor
+			if exp := e.Value.key.ExpiresAt; exp != nil {
+				life = min(life, exp.Sub(v.now()))
+			}
+			return max(life, time.Millisecond)
+		}),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("validate: positive cache: %w", err)
+	}
+	v.neg, err = otter.New(&otter.Options[keys.Hash, negEntry]{
+		MaximumSize:   cfg.NegativeSize,
+		StatsRecorder: v.negSt,
+		Clock:         clock,
+		ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[keys.Hash, negEntry]) time.Duration {
+			if e.Value.short {
+				return min(cfg.NegativeTTL, streamDownSync)
+			}
+			return cfg.NegativeTTL
+		}),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("validate: negative cache: %w", err)
+	}
+	v.echoes = otter.Must(&otter.Options[echoKey, struct{}]{
+		MaximumSize:      10_000,
+		ExpiryCalculator: otter.ExpiryCreating[echoKey, struct{}](time.Minute),
+		Clock:            clock,
+	})
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	v.streamLost = make(chan struct{}, 1)
+	v.batch = newBatcher(v, cfg)
+	v.refreshAfter = cfg.PositiveTTL - time.Duration(float64(cfg.PositiveTTL)*cfg.RefreshAhead)
+	v.metrics = newMetrics(reg, v)
+	return v, nil
+}
+
+func setDefault[T comparable](p *T, d T) {
+	var zero T
+	if *p == zero {
+		*p = d
+	}
+}
+
+// fixedClock adapts an injected clock for otter; it has no ticker, so
+// expiry happens on access only.
+type fixedClock struct{ now func() time.Time }
+
+func (c fixedClock) NowNano() int64                      { return c.now().UnixNano() }
+func (c fixedClock) Tick(time.Duration) <-chan time.Time { return nil }

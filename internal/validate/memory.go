@@ -1,0 +1,183 @@
+package validate
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/store"
+)
+
+// lookupResult is shared by every caller joined on one lookup.
+type lookupResult struct {
+	key   store.Key
+	found bool
+}
+
+// lookup asks the database for h: joined with concurrent lookups of the
+// same hash, then batched with other lookups (see batch.go).
+func (v *Validator) lookup(ctx context.Context, h keys.Hash) (Result, error) {
+	st := &v.stripes[h[0]]
+	epoch := st.epoch.Load()
+	var flight [40]byte
+	copy(flight[:], h[:])
+	for i := 0; i < 8; i++ {
+		flight[32+i] = byte(epoch >> (8 * i))
+	}
+	ch := v.sf.DoChan(string(flight[:]), func() (any, error) { return v.fetch(h, epoch) })
+	var r singleflight.Result
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	if r.Err != nil {
+		return Result{}, r.Err
+	}
+	lr := r.Val.(lookupResult)
+	if !lr.found {
+		return Result{Code: NotFound, Path: PathLookup}, nil
+	}
+	k := lr.key
+	now := v.now()
+	code := Judge(&k, now)
+	if code == Valid {
+		v.recordUse(k.ID, now)
+	}
+	return Result{Code: code, Key: &k, Path: PathLookup}, nil
+}
+
+// fill runs set under h's stripe lock, unless a change touched the stripe
+// since the lookup began (its answer may predate the change).
+func (v *Validator) fill(h keys.Hash, epoch uint64, set func()) {
+	st := &v.stripes[h[0]]
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.epoch.Load() == epoch {
+		set()
+	}
+}
+
+// source says where a change applied to memory came from.
+type source uint8
+
+const (
+	fromLocal  source = iota // this replica's own write (Keys)
+	fromNotify               // another replica's NOTIFY, or this one's echo
+	fromSync                 // incremental sync
+)
+
+func (s source) String() string {
+	switch s {
+	case fromLocal:
+		return "local"
+	case fromNotify:
+		return "notify"
+	}
+	return "sync"
+}
+
+// apply makes a change to a key visible in memory. Local writes apply it
+// before returning to their caller; other replicas apply it from NOTIFY or
+// incremental sync.
+func (v *Validator) apply(e store.Event, src source) {
+	switch src {
+	case fromLocal:
+		v.echoes.Set(echoKey{e.Kind, e.Hash}, struct{}{})
+	case fromNotify:
+		if _, mine := v.echoes.Invalidate(echoKey{e.Kind, e.Hash}); mine {
+			return // already applied when this replica made the change
+		}
+	}
+	st := &v.stripes[e.Hash[0]]
+	switch e.Kind {
+	case store.EventCreated:
+		v.filter.add(e.Hash)
+		st.mu.Lock()
+		st.epoch.Add(1)
+		// A key is never un-revoked: a late "created" (a slow NOTIFY, a sync
+		// that read the row before its revocation) keeps a REVOKED answer.
+		if n, ok := v.neg.GetEntryQuietly(e.Hash); !ok || n.Value.code != Revoked {
+			v.neg.Invalidate(e.Hash)
+		}
+		st.mu.Unlock()
+	case store.EventRevoked:
+		st.mu.Lock()
+		st.epoch.Add(1)
+		old, had := v.pos.Invalidate(e.Hash)
+		rec := e.Key
+		if rec == nil && had {
+			k := old.key
+			at := e.At
+			if at.IsZero() {
+				at = v.now()
+			}
+			k.RevokedAt = &at
+			rec = &k
+		}
+		if rec != nil {
+			// Known record: answer REVOKED from memory from now on. Otherwise
+			// the next Validate looks the key up once and caches the answer.
+			v.neg.Set(e.Hash, negEntry{code: Revoked, key: rec})
+		}
+		st.mu.Unlock()
+	default:
+		return
+	}
+	v.metrics.events.WithLabelValues(string(e.Kind), src.String()).Inc()
+}
+
+// KeyStore is the admin side of the store: what Keys passes through.
+type KeyStore interface {
+	CreateKey(ctx context.Context, k store.NewKey) (store.Key, error)
+	GetKey(ctx context.Context, id uuid.UUID) (store.Key, error)
+	ListKeys(ctx context.Context, p store.ListParams) ([]store.Key, store.Cursor, error)
+	RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error)
+}
+
+var _ KeyStore = (*store.Store)(nil)
+
+// Keys is the one door for admin reads and writes. Reads go to the store.
+// A write goes to the store (whose transaction sends NOTIFY to the other
+// replicas) and its effect is applied to this replica's memory before the
+// write returns, so no Validate that starts afterwards on this replica can
+// answer from before it.
+type Keys struct {
+	store KeyStore
+	v     *Validator
+}
+
+// Keys returns the admin door to ks whose writes v sees at once.
+func (v *Validator) Keys(ks KeyStore) *Keys { return &Keys{store: ks, v: v} }
+
+// CreateKey stores a new key; it is VALID here when CreateKey returns.
+func (k *Keys) CreateKey(ctx context.Context, nk store.NewKey) (store.Key, error) {
+	rec, err := k.store.CreateKey(ctx, nk)
+	if err != nil {
+		return rec, err
+	}
+	k.v.apply(store.Event{Kind: store.EventCreated, Hash: rec.Hash, Key: &rec}, fromLocal)
+	return rec, nil
+}
+
+// RevokeKey revokes a key; it is REVOKED here when RevokeKey returns.
+func (k *Keys) RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error) {
+	rec, err := k.store.RevokeKey(ctx, id)
+	if err != nil {
+		return rec, err
+	}
+	k.v.apply(store.Event{Kind: store.EventRevoked, Hash: rec.Hash, At: *rec.RevokedAt, Key: &rec}, fromLocal)
+	return rec, nil
+}
+
+// GetKey reads a key.
+func (k *Keys) GetKey(ctx context.Context, id uuid.UUID) (store.Key, error) {
+	return k.store.GetKey(ctx, id)
+}
+
+// ListKeys reads a page of keys.
+func (k *Keys) ListKeys(ctx context.Context, p store.ListParams) ([]store.Key, store.Cursor, error) {
+	return k.store.ListKeys(ctx, p)
+}
