@@ -87,6 +87,10 @@ type Config struct {
 	TLSCertFile     string
 	TLSKeyFile      string
 	TLSClientCAFile string
+
+	// callerTokensErr: what was wrong with KEYSERVICE_CALLER_TOKENS as
+	// read (reported by Validate, which never shows a token).
+	callerTokensErr error
 }
 
 // Defaults returns the default configuration. The fast path's tuning
@@ -222,7 +226,9 @@ func (c Config) Validate() error {
 	if c.LookupBatch < 1 || c.LookupBatch > 10_000 {
 		bad("KEYSERVICE_LOOKUP_BATCH", "must be between 1 and 10000, got %d", c.LookupBatch)
 	}
-	if err := checkCallerTokens(c.CallerTokens); err != nil {
+	if c.callerTokensErr != nil {
+		bad("KEYSERVICE_CALLER_TOKENS", "%v", c.callerTokensErr)
+	} else if err := checkCallerTokens(c.CallerTokens); err != nil {
 		bad("KEYSERVICE_CALLER_TOKENS", "%v", err)
 	}
 	for name, b := range c.CallerLimits {

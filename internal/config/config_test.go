@@ -85,7 +85,9 @@ func TestSettingsAreParsedIntoTypedFields(t *testing.T) {
 	// Tokens never print.
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	c2 := cfg
-	c2.Parse(fs, nil, func(string) (string, bool) { return "", false })
+	if err := c2.Parse(fs, nil, func(string) (string, bool) { return "", false }); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"admin-tokens", "caller-tokens"} {
 		if v := fs.Lookup(name).Value.String(); strings.Contains(v, "bbbb") || strings.Contains(v, "ssss") {
 			t.Errorf("%s prints its tokens: %q", name, v)
@@ -104,13 +106,23 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{"KEYSERVICE_CALLER_TOKENS", "billing:short"},
 		{"KEYSERVICE_CALLER_TOKENS", "a:aaaaaaaaaaaaaaaa,a:bbbbbbbbbbbbbbbb"},
 		{"KEYSERVICE_CALLER_TOKENS", "a:aaaaaaaaaaaaaaaa,b:aaaaaaaaaaaaaaaa"},
+		{"KEYSERVICE_CALLER_TOKENS", "a:,a:aaaaaaaaaaaaaaaa"},
+		{"KEYSERVICE_DB_MAX_CONNS", "0x10"},
 		{"KEYSERVICE_CALLER_LIMITS", "billing=fast"},
 		{"KEYSERVICE_KEY_RATE", "1000 per minute"},
 	}
 	for _, tt := range tests {
-		_, err := parse(t, nil, map[string]string{tt.env: tt.value})
+		// Refused when read, or else by Validate.
+		cfg, err := parse(t, nil, map[string]string{tt.env: tt.value})
+		if err == nil {
+			cfg.DatabaseURL = "postgres://x/y"
+			err = cfg.Validate()
+		}
 		if err == nil || !strings.Contains(err.Error(), tt.env) {
 			t.Errorf("%s=%s: %v", tt.env, tt.value, err)
+		}
+		if err != nil && strings.Contains(tt.env, "TOKENS") && strings.Contains(err.Error(), "aaaaaaaaaaaaaaaa") {
+			t.Errorf("%s: the error shows a token: %v", tt.env, err)
 		}
 	}
 	bad := []struct {
@@ -138,6 +150,59 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		b.mut(&cfg)
 		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), b.want) {
 			t.Errorf("want an error naming %s, got %v", b.want, err)
+		}
+	}
+}
+
+// What operators write in environment files keeps working: surrounding
+// white space (a trailing newline), yes/no/on/off, base-10 numbers.
+func TestEnvironmentValuesAsOperatorsWriteThem(t *testing.T) {
+	t.Parallel()
+	cfg, err := parse(t, nil, map[string]string{
+		"KEYSERVICE_MIGRATE":         "yes",
+		"KEYSERVICE_DB_MAX_CONNS":    "16\n",
+		"KEYSERVICE_CACHE_SIZE":      " 010 ",
+		"KEYSERVICE_CALLER_RATE":     " 2.5 ",
+		"KEYSERVICE_SYNC_INTERVAL":   "2s\n",
+		"KEYSERVICE_LOG_LEVEL":       "WARN",
+		"KEYSERVICE_ADMIN_TOKENS":    "aaaaaaaaaaaaaaaa\n",
+		"KEYSERVICE_TRUSTED_PROXIES": "10.0.0.0/8\n",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Migrate || cfg.DBMaxConns != 16 || cfg.CacheSize != 10 || cfg.CallerRate != 2.5 ||
+		cfg.SyncInterval != 2*time.Second || cfg.LogLevel != slog.LevelWarn || cfg.AdminTokens[0] != "aaaaaaaaaaaaaaaa" {
+		t.Fatalf("read %+v", cfg)
+	}
+	for _, off := range []string{"no", "off", "0", "false", ""} {
+		if cfg, err := parse(t, nil, map[string]string{"KEYSERVICE_MIGRATE": off}); err != nil || cfg.Migrate {
+			t.Errorf("KEYSERVICE_MIGRATE=%q: %v, %v", off, cfg.Migrate, err)
+		}
+	}
+}
+
+// A bad --caller-tokens flag is refused by Validate, and its tokens are
+// printed nowhere (the flag package prints the value of a flag it
+// refuses).
+func TestBadCallerTokenFlagNeverPrintsTheToken(t *testing.T) {
+	t.Parallel()
+	const tok = "zzzzzzzzzzzzzzzz-secret"
+	for _, arg := range []string{"billing:" + tok + ",billing:" + tok, "bad name:" + tok, "short:" + tok[:5]} {
+		cfg := Defaults()
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		var out strings.Builder
+		fs.SetOutput(&out)
+		err := cfg.Parse(fs, []string{"--caller-tokens", arg}, func(string) (string, bool) { return "", false })
+		if err == nil {
+			cfg.DatabaseURL = "postgres://x/y"
+			err = cfg.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), "KEYSERVICE_CALLER_TOKENS") {
+			t.Errorf("--caller-tokens %q accepted: %v", arg, err)
+		}
+		if strings.Contains(out.String()+err.Error(), tok[:5]) {
+			t.Errorf("--caller-tokens %q: the token was printed: %q / %v", arg, out.String(), err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -16,9 +17,12 @@ import (
 )
 
 // setting binds one Config field to a flag and an environment variable.
-// field is a pointer to a string, int, float64, bool or time.Duration (a
-// standard flag), an encoding.TextUnmarshaler, or a flag.Value for the
-// settings the standard flags cannot read.
+// field is a pointer to a string, float64, time.Duration or slog.Level (a
+// standard flag), or a flag.Value for what the standard flags read
+// differently from what operators write in environment files: whole
+// numbers in base 10 only (the standard int flag reads "010" as octal 8),
+// booleans as yes/no/on/off too, and the settings holding secrets, which
+// never print their value.
 type setting struct {
 	flag, env, usage string
 	field            any
@@ -31,16 +35,16 @@ func (c *Config) settings() []setting {
 		{"http-addr", "KEYSERVICE_HTTP_ADDR", "HTTP (REST, health, OpenAPI) listen address", &c.HTTPAddr},
 		{"admin-tokens", "KEYSERVICE_ADMIN_TOKENS", "comma-separated admin bearer tokens; none: admin calls are refused (prefer the env var: flags show in ps)", (*secretList)(&c.AdminTokens)},
 		{"key-prefix", "KEYSERVICE_KEY_PREFIX", "prefix of new keys (a-z, 0-9)", &c.KeyPrefix},
-		{"migrate", "KEYSERVICE_MIGRATE", "apply pending migrations before serving", &c.Migrate},
-		{"db-max-conns", "KEYSERVICE_DB_MAX_CONNS", "pool size (MaxConns)", &c.DBMaxConns},
+		{"migrate", "KEYSERVICE_MIGRATE", "apply pending migrations before serving", (*boolWord)(&c.Migrate)},
+		{"db-max-conns", "KEYSERVICE_DB_MAX_CONNS", "pool size (MaxConns)", (*decimal)(&c.DBMaxConns)},
 		{"db-connect-timeout", "KEYSERVICE_DB_CONNECT_TIMEOUT", "timeout to open a database connection", &c.DBConnectTimeout},
 		{"db-acquire-timeout", "KEYSERVICE_DB_ACQUIRE_TIMEOUT", "longest wait for a pooled connection", &c.DBAcquireTimeout},
 		{"db-statement-timeout", "KEYSERVICE_DB_STATEMENT_TIMEOUT", "statement_timeout of every connection", &c.DBStatementTimeout},
 		{"ready-interval", "KEYSERVICE_READY_INTERVAL", "how often readiness (database, schema) is checked", &c.ReadyInterval},
 		{"shutdown-timeout", "KEYSERVICE_SHUTDOWN_TIMEOUT", "how long SIGTERM waits for in-flight calls", &c.ShutdownTimeout},
-		{"max-request-bytes", "KEYSERVICE_MAX_REQUEST_BYTES", "largest request body (gRPC message or REST body)", &c.MaxRequestBytes},
-		{"max-header-bytes", "KEYSERVICE_MAX_HEADER_BYTES", "largest header list of a call (gRPC metadata or HTTP headers); past it the call or connection is refused", &c.MaxHeaderBytes},
-		{"max-streams", "KEYSERVICE_MAX_STREAMS", "concurrent gRPC calls per connection", &c.MaxStreams},
+		{"max-request-bytes", "KEYSERVICE_MAX_REQUEST_BYTES", "largest request body (gRPC message or REST body)", (*decimal)(&c.MaxRequestBytes)},
+		{"max-header-bytes", "KEYSERVICE_MAX_HEADER_BYTES", "largest header list of a call (gRPC metadata or HTTP headers); past it the call or connection is refused", (*decimal)(&c.MaxHeaderBytes)},
+		{"max-streams", "KEYSERVICE_MAX_STREAMS", "concurrent gRPC calls per connection", (*decimal)(&c.MaxStreams)},
 		{"conn-idle", "KEYSERVICE_CONN_IDLE", "a connection with no call this long is closed (gRPC and HTTP)", &c.ConnIdle},
 		{"request-read-timeout", "KEYSERVICE_REQUEST_READ_TIMEOUT", "a gRPC call whose request has not arrived this long after its headers is cancelled", &c.RequestReadTimeout},
 		{"log-level", "KEYSERVICE_LOG_LEVEL", "debug, info, warn or error", &c.LogLevel},
@@ -51,25 +55,25 @@ func (c *Config) settings() []setting {
 		{"rebuild-interval", "KEYSERVICE_REBUILD_INTERVAL", "full filter rebuild period (±10% jitter), drops revoked and expired keys", &c.RebuildInterval},
 		{"ended-kept-for", "KEYSERVICE_ENDED_KEPT_FOR", "keys revoked or expired this recently stay in the filter, answered REVOKED/EXPIRED rather than NOT_FOUND", &c.EndedKeptFor},
 		{"cache-ttl", "KEYSERVICE_CACHE_TTL", "how long a found key is trusted without a lookup", &c.CacheTTL},
-		{"cache-size", "KEYSERVICE_CACHE_SIZE", "positive cache entries", &c.CacheSize},
+		{"cache-size", "KEYSERVICE_CACHE_SIZE", "positive cache entries", (*decimal)(&c.CacheSize)},
 		{"cache-stale-for", "KEYSERVICE_CACHE_STALE_FOR", "how long past its TTL a cached key may still be served while the database cannot answer in time", &c.CacheStaleFor},
 		{"negative-cache-ttl", "KEYSERVICE_NEGATIVE_CACHE_TTL", "how long unknown, revoked and expired answers are remembered", &c.NegativeCacheTTL},
-		{"negative-cache-size", "KEYSERVICE_NEGATIVE_CACHE_SIZE", "negative cache entries (separate, so unknown keys cannot evict real ones)", &c.NegativeCacheSize},
-		{"lookup-concurrency", "KEYSERVICE_LOOKUP_CONCURRENCY", "lookup statements for Validate at once (below the pool size)", &c.LookupConcurrency},
-		{"lookup-batch", "KEYSERVICE_LOOKUP_BATCH", "most keys looked up in one statement", &c.LookupBatch},
+		{"negative-cache-size", "KEYSERVICE_NEGATIVE_CACHE_SIZE", "negative cache entries (separate, so unknown keys cannot evict real ones)", (*decimal)(&c.NegativeCacheSize)},
+		{"lookup-concurrency", "KEYSERVICE_LOOKUP_CONCURRENCY", "lookup statements for Validate at once (below the pool size)", (*decimal)(&c.LookupConcurrency)},
+		{"lookup-batch", "KEYSERVICE_LOOKUP_BATCH", "most keys looked up in one statement", (*decimal)(&c.LookupBatch)},
 		{"lookup-timeout", "KEYSERVICE_LOOKUP_TIMEOUT", "a lookup not answered this long after it was asked (queue and statement) is UNAVAILABLE", &c.LookupTimeout},
 		{"usage-flush-interval", "KEYSERVICE_USAGE_FLUSH_INTERVAL", "last_used_at is written in one batch per interval", &c.UsageFlushInterval},
-		{"caller-tokens", "KEYSERVICE_CALLER_TOKENS", "comma-separated name:token caller credentials; when set, Validate needs one (prefer the env var)", (*callerTokens)(&c.CallerTokens)},
+		{"caller-tokens", "KEYSERVICE_CALLER_TOKENS", "comma-separated name:token caller credentials; when set, Validate needs one (prefer the env var)", &callerTokens{m: &c.CallerTokens, err: &c.callerTokensErr}},
 		{"caller-rate", "KEYSERVICE_CALLER_RATE", "calls per second each caller may make", &c.CallerRate},
-		{"caller-burst", "KEYSERVICE_CALLER_BURST", "calls each caller may make at once", &c.CallerBurst},
+		{"caller-burst", "KEYSERVICE_CALLER_BURST", "calls each caller may make at once", (*decimal)(&c.CallerBurst)},
 		{"caller-limits", "KEYSERVICE_CALLER_LIMITS", "per-caller overrides, comma-separated name=rate:burst", (*callerLimits)(&c.CallerLimits)},
-		{"caller-table-size", "KEYSERVICE_CALLER_TABLE_SIZE", "caller limiters kept in memory (idle ones are forgotten first)", &c.CallerTableSize},
+		{"caller-table-size", "KEYSERVICE_CALLER_TABLE_SIZE", "caller limiters kept in memory (idle ones are forgotten first)", (*decimal)(&c.CallerTableSize)},
 		{"caller-idle", "KEYSERVICE_CALLER_IDLE", "a caller's limiter unused this long is forgotten", &c.CallerIdle},
 		{"failed-rate", "KEYSERVICE_FAILED_RATE", "NOT_FOUND/MALFORMED answers per second allowed per end client (an anonymous address, or a caller's client_ip)", &c.FailedRate},
-		{"failed-burst", "KEYSERVICE_FAILED_BURST", "NOT_FOUND/MALFORMED answers allowed at once per end client", &c.FailedBurst},
+		{"failed-burst", "KEYSERVICE_FAILED_BURST", "NOT_FOUND/MALFORMED answers allowed at once per end client", (*decimal)(&c.FailedBurst)},
 		{"trusted-proxies", "KEYSERVICE_TRUSTED_PROXIES", "comma-separated CIDRs whose X-Forwarded-For is believed for REST callers", (*prefixes)(&c.TrustedProxies)},
 		{"key-rate", "KEYSERVICE_KEY_RATE", "default per-key limit as limit/period, for keys created without one", (*keyRate)(&c.KeyRate)},
-		{"key-burst", "KEYSERVICE_KEY_BURST", "default per-key burst; 0: the limit", &c.KeyBurst},
+		{"key-burst", "KEYSERVICE_KEY_BURST", "default per-key burst; 0: the limit", (*decimal)(&c.KeyBurst)},
 		{"redis-url", "KEYSERVICE_REDIS_URL", "Redis for per-key budgets shared by all replicas; empty: local budgets", &c.RedisURL},
 		{"redis-timeout", "KEYSERVICE_REDIS_TIMEOUT", "past this a per-key check falls back to the local budget", &c.RedisTimeout},
 		{"auth-header", "KEYSERVICE_AUTH_HEADER", "header holding the key for forward-auth (/v1/auth) and Envoy ext_authz: Authorization (Bearer) or e.g. X-API-Key", &c.AuthHeader},
@@ -85,12 +89,8 @@ func (s setting) register(fs *flag.FlagSet) {
 	switch p := s.field.(type) {
 	case *string:
 		fs.StringVar(p, s.flag, *p, usage)
-	case *int:
-		fs.IntVar(p, s.flag, *p, usage)
 	case *float64:
 		fs.Float64Var(p, s.flag, *p, usage)
-	case *bool:
-		fs.BoolVar(p, s.flag, *p, usage)
 	case *time.Duration:
 		fs.DurationVar(p, s.flag, *p, usage)
 	case *slog.Level:
@@ -106,12 +106,8 @@ func (s setting) register(fs *flag.FlagSet) {
 // package only says "parse error").
 func (s setting) expected() string {
 	switch s.field.(type) {
-	case *int:
-		return "a whole number"
 	case *float64:
 		return "a number"
-	case *bool:
-		return "true or false"
 	case *time.Duration:
 		return "a duration such as 250ms, 5s or 1m"
 	}
@@ -139,6 +135,7 @@ func (c *Config) Parse(fs *flag.FlagSet, args []string, lookup func(string) (str
 			continue
 		}
 		if v, ok := lookup(s.env); ok {
+			v = strings.TrimSpace(v) // a trailing newline from a file or a ConfigMap
 			if err := fs.Set(s.flag, v); err != nil {
 				if want := s.expected(); want != "" {
 					return fmt.Errorf("%s: %q is not %s", s.env, v, want)
@@ -169,27 +166,69 @@ func splitList(s string) []string {
 	return out
 }
 
-// callerTokens reads name:token pairs; it never prints the tokens.
-type callerTokens map[string]string
+// callerTokens reads name:token pairs. Its Set never fails, because the
+// flag package would print the rejected value, tokens and all: a problem
+// is kept for Validate, whose messages name entries, never tokens.
+type callerTokens struct {
+	m   *map[string]string
+	err *error
+}
 
-func (v *callerTokens) String() string { return strings.Repeat("*", min(len(*v), 1)*8) }
+func (v *callerTokens) String() string {
+	if v.m == nil {
+		return ""
+	}
+	return strings.Repeat("*", min(len(*v.m), 1)*8)
+}
+
 func (v *callerTokens) Set(s string) error {
 	m := map[string]string{}
-	for _, pair := range splitList(s) {
+	var problem error
+	for i, pair := range splitList(s) {
 		name, tok, ok := strings.Cut(pair, ":")
 		name, tok = strings.TrimSpace(name), strings.TrimSpace(tok)
 		switch {
+		case problem != nil:
 		case !ok || !validName(name):
-			return fmt.Errorf("entries are name:token, names of a-z A-Z 0-9 . _ -; got an entry named %q", name)
+			problem = fmt.Errorf("entries are name:token, names of a-z A-Z 0-9 . _ -; entry %d is not", i+1)
+		case tok == "":
+			problem = fmt.Errorf("caller %q has no token", name)
 		case m[name] != "":
-			return fmt.Errorf("caller %q is listed twice", name)
+			problem = fmt.Errorf("caller %q is listed twice", name)
 		}
 		m[name] = tok
 	}
-	if err := checkCallerTokens(m); err != nil {
-		return err
+	*v.m, *v.err = m, problem
+	return nil
+}
+
+// decimal is a whole number in base 10.
+type decimal int
+
+func (v *decimal) String() string { return strconv.Itoa(int(*v)) }
+func (v *decimal) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("not a whole number")
 	}
-	*v = m
+	*v = decimal(n)
+	return nil
+}
+
+// boolWord is a boolean: true/false, 1/0, t/f, yes/no, on/off (any case).
+type boolWord bool
+
+func (v *boolWord) String() string   { return strconv.FormatBool(bool(*v)) }
+func (v *boolWord) IsBoolFlag() bool { return true }
+func (v *boolWord) Set(s string) error {
+	switch strings.ToLower(s) {
+	case "1", "t", "true", "yes", "on":
+		*v = true
+	case "0", "f", "false", "no", "off", "":
+		*v = false
+	default:
+		return errors.New("not a boolean (true or false)")
+	}
 	return nil
 }
 

@@ -26,7 +26,8 @@ import (
 )
 
 func TestLifecycleOverGRPC(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it checks that no secret reaches the log, and grpclog
+	// (process-wide) writes to the logger of the server built last.
 	e := start(t)
 	ctx := context.Background()
 	created, err := e.grpc.CreateKey(admin(ctx), &keyservicev1.CreateKeyRequest{
@@ -538,6 +539,10 @@ func TestNotReadyUntilMigrated(t *testing.T) {
 	}
 	if code, body, _ := e.rest(t, "POST", "/v1/keys:validate", "", fmt.Sprintf(`{"key":%q}`, k)); code != http.StatusServiceUnavailable {
 		t.Fatalf("REST Validate before the filter loads: %d %v, want 503", code, body)
+	}
+	// And it stays unready: checks since the first still say so.
+	if code, body, _ := e.rest(t, "GET", "/readyz", "", ""); code != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(body["reason"]), "migrat") {
+		t.Fatalf("readyz later on the unmigrated database: %d %v", code, body)
 	}
 
 	// The same database, served with --migrate, becomes ready.

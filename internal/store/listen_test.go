@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/testdb"
 )
 
 // recorder is a store.ChangeHandler that hands every call to the test.
@@ -73,5 +74,70 @@ func TestListenDeliversEventsAndReconnects(t *testing.T) {
 	g2, _ := b.create(t, "acme")
 	if e := receive(t, r.events, "event after the reconnect"); e.Hash != g2.Hash {
 		t.Fatalf("event %+v", e)
+	}
+}
+
+// TestListenKeepsTryingWhileTheDatabaseRefusesConnections: when the LISTEN
+// connection is lost and new connections are refused, the listener
+// reports each failed attempt and keeps trying (with backoff) until the
+// database takes connections again; then it catches up and delivers.
+func TestListenKeepsTryingWhileTheDatabaseRefusesConnections(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := newRecorder()
+	errs := make(chan error, 64)
+	h := &erring{recorder: r, errs: errs}
+	done := make(chan error, 1)
+	go func() { done <- b.store.Listen(ctx, h) }()
+	defer func() { cancel(); <-done }()
+	receive(t, r.caughtUp, "first CatchUp")
+
+	adm, err := pgx.Connect(ctx, testdb.ServerURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close(context.Background())
+	conn, err := pgx.Connect(ctx, b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var db string
+	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	// Whatever happens, the database takes connections again afterwards.
+	defer adm.Exec(context.Background(), "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" ALLOW_CONNECTIONS true")
+	// Refuse new connections to the test database, then kill the listener's.
+	if _, err := adm.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" ALLOW_CONNECTIONS false"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()", store.ListenApplicationName); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		receive(t, errs, "a failed reconnect")
+	}
+	if _, err := adm.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" ALLOW_CONNECTIONS true"); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, r.caughtUp, "CatchUp once connections are allowed again")
+	g, _ := b.create(t, "acme")
+	if e := receive(t, r.events, "event after the outage"); e.Hash != g.Hash {
+		t.Fatalf("event %+v", e)
+	}
+}
+
+// erring is a recorder that also hands listen errors to the test.
+type erring struct {
+	*recorder
+	errs chan error
+}
+
+func (e *erring) ListenError(err error) {
+	select {
+	case e.errs <- err:
+	default:
 	}
 }

@@ -403,18 +403,17 @@ func TestNoWarmedEntryAnswersBeforeReady(t *testing.T) {
 	mustValidate(t, a.v, g.Secret)
 	validate.FlushUsage(a.v, context.Background())
 	var self atomic.Pointer[validate.Validator]
+	built := make(chan struct{}) // self is set
 	answered := make(chan validate.Result, 1)
 	h := &hookedStore{beforeSync: func() {
 		a.revoke(t, k) // after this replica's warm start, before its catch-up
-		deadline := time.Now().Add(5 * time.Second)
-		for self.Load() == nil && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
+		<-built
 		r, _ := self.Load().Validate(context.Background(), g.Secret)
 		answered <- r
 	}}
 	b := setupOn(t, u, false, hook(h), func(c *validate.Config) { c.SyncInterval = time.Hour })
 	self.Store(b.v)
+	close(built)
 	if r := <-answered; r.Code == validate.Valid {
 		t.Fatalf("during the warm start, after a revoke: VALID from %v", r.Path)
 	}

@@ -61,7 +61,11 @@ func (v *Validator) Run(ctx context.Context, feed Feed) error {
 	if feed != nil {
 		v.listening.Store(true)
 		wg.Go(func() {
-			if err := feed.Listen(ctx, changeHandler{v}); err != nil && ctx.Err() == nil {
+			err := feed.Listen(ctx, changeHandler{v})
+			if ctx.Err() == nil {
+				// The feed ended early: treat the stream as down for good
+				// (frequent sync, short NOT_FOUND entries).
+				changeHandler{v}.StreamLost()
 				v.log.Error("listening for key changes stopped; sync alone keeps this replica in step", "error", err)
 			}
 		})
