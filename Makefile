@@ -90,8 +90,9 @@ check: lint generate breaking ## Lint, breaking-change check, then fail if gener
 # uncommitted changes, else the commit before HEAD (so a clean checkout,
 # as in CI, checks the last commit's change). Override with
 # BUF_AGAINST='.git#branch=main' to compare with a branch.
-BUF_AGAINST ?= $(shell if [ -n "$$(git status --porcelain -- api/keyservice 2>/dev/null)" ]; then echo '.git\#ref=HEAD'; \
-	elif git rev-parse -q --verify HEAD~1 >/dev/null 2>&1; then echo '.git\#ref=HEAD~1'; fi)
+# (\043 is "#", which make would take for a comment.)
+BUF_AGAINST ?= $(shell if [ -n "$$(git status --porcelain -- api/keyservice 2>/dev/null)" ]; then printf '.git\043ref=HEAD'; \
+	elif git rev-parse -q --verify HEAD~1 >/dev/null 2>&1; then printf '.git\043ref=HEAD~1'; fi)
 
 .PHONY: breaking
 breaking: tools ## buf breaking: the API change is additive (wire and JSON) against the last committed proto
