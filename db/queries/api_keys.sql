@@ -1,6 +1,8 @@
 -- name: InsertKey :one
-INSERT INTO api_keys (key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst)
-VALUES (@key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @rate_limit, @rate_period, @rate_burst)
+-- The id comes from the caller: a UUIDv7, so new keys append to the
+-- primary key index and listing by creation is index order.
+INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst)
+VALUES (@id, @key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @rate_limit, @rate_period, @rate_burst)
 RETURNING *;
 
 -- name: GetKeyByID :one

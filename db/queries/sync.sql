@@ -9,15 +9,46 @@ SELECT count(*) FROM api_keys
 WHERE (revoked_at IS NULL OR revoked_at > @ended_since::timestamptz)
   AND (expires_at IS NULL OR expires_at > @ended_since::timestamptz);
 
--- name: ActiveKeyHashes :many
--- ActiveKeyHashes pages through the same keys by id (keyset), so a full
--- load never holds all rows at once.
-SELECT id, key_hash FROM api_keys
-WHERE id > @after_id
-  AND (revoked_at IS NULL OR revoked_at > @ended_since::timestamptz)
-  AND (expires_at IS NULL OR expires_at > @ended_since::timestamptz)
-ORDER BY id
-LIMIT @page_limit;
+-- name: ScanActiveKeyHashes :many
+-- ScanActiveKeyHashes is the full load: one sequential read of the hash of
+-- every key active, or ended after ended_since. It is run streamed
+-- (dbsqlc.StreamActiveKeyHashes), never collected into a slice.
+SELECT key_hash FROM api_keys
+WHERE (revoked_at IS NULL OR revoked_at > @ended_since::timestamptz)
+  AND (expires_at IS NULL OR expires_at > @ended_since::timestamptz);
+
+-- name: ReadStart :one
+-- ReadStart is the database time a full read is consistent with (its
+-- transaction's snapshot), and the planner's estimate of the table's rows,
+-- to size the filter without counting them.
+SELECT now()::timestamptz AS watermark,
+       (SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = 'api_keys'::regclass)::bigint AS estimate;
+
+-- name: TryRebuildLock :one
+-- TryRebuildLock takes the fleet's rebuild lock for this session, if no
+-- other replica holds it.
+SELECT pg_try_advisory_lock(@lock_key::bigint) AS locked;
+
+-- name: RebuildUnlock :exec
+SELECT pg_advisory_unlock(@lock_key::bigint);
+
+-- name: InsertSnapshot :one
+INSERT INTO filter_snapshots (watermark, keys, capacity, fp_rate, filter, checksum)
+VALUES (@watermark, @keys, @capacity, @fp_rate, @filter, @checksum)
+RETURNING id;
+
+-- name: DeleteSnapshotsBefore :exec
+-- DeleteSnapshotsBefore keeps the newest snapshots only.
+DELETE FROM filter_snapshots WHERE id < @before_id;
+
+-- name: NewestSnapshotInfo :one
+-- NewestSnapshotInfo describes the newest snapshot without its filter.
+SELECT id, created_at, watermark, extract(epoch FROM now() - created_at)::float8 AS age_seconds
+FROM filter_snapshots ORDER BY id DESC LIMIT 1;
+
+-- name: GetSnapshot :one
+SELECT id, created_at, watermark, keys, capacity, fp_rate, filter, checksum
+FROM filter_snapshots WHERE id = @id;
 
 -- name: KeysChangedSince :many
 -- KeysChangedSince finds keys created or revoked after since; the two
@@ -41,3 +72,8 @@ WHERE last_used_at IS NOT NULL AND revoked_at IS NULL
   AND (last_used_at, id) < (sqlc.arg(before_used_at)::timestamptz, sqlc.arg(before_id)::uuid)
 ORDER BY last_used_at DESC, id DESC
 LIMIT sqlc.arg(page_limit);
+
+-- name: NoStatementTimeout :exec
+-- NoStatementTimeout lifts statement_timeout for the rest of the
+-- transaction: a full read of a large table takes longer than a lookup may.
+SELECT set_config('statement_timeout', '0', true);

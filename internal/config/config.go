@@ -63,6 +63,7 @@ type Config struct {
 	LookupBatch        int
 	LookupTimeout      time.Duration
 	UsageFlushInterval time.Duration
+	FilterSnapshots    bool // load the fleet's filter snapshot instead of reading the table (see internal/validate/snapshot.go)
 
 	// Limits (see internal/ratelimit).
 	CallerTokens    map[string]string // caller name -> token
@@ -128,6 +129,7 @@ func Defaults() Config {
 		LookupBatch:        v.LookupBatch,
 		LookupTimeout:      v.LookupTimeout,
 		UsageFlushInterval: v.UsageFlushInterval,
+		FilterSnapshots:    !v.NoSnapshots,
 		CallerRate:         1000,
 		CallerBurst:        2000,
 		CallerTableSize:    100_000,

@@ -62,6 +62,7 @@ func (c *Config) settings() []setting {
 		{"lookup-concurrency", "KEYSERVICE_LOOKUP_CONCURRENCY", "lookup statements for Validate at once (below the pool size)", (*decimal)(&c.LookupConcurrency)},
 		{"lookup-batch", "KEYSERVICE_LOOKUP_BATCH", "most keys looked up in one statement", (*decimal)(&c.LookupBatch)},
 		{"lookup-timeout", "KEYSERVICE_LOOKUP_TIMEOUT", "a lookup not answered this long after it was asked (queue and statement) is UNAVAILABLE", &c.LookupTimeout},
+		{"filter-snapshots", "KEYSERVICE_FILTER_SNAPSHOTS", "one replica per rebuild interval reads the table and writes the filter as a snapshot; the others load it", (*boolWord)(&c.FilterSnapshots)},
 		{"usage-flush-interval", "KEYSERVICE_USAGE_FLUSH_INTERVAL", "last_used_at is written in one batch per interval", &c.UsageFlushInterval},
 		{"caller-tokens", "KEYSERVICE_CALLER_TOKENS", "comma-separated name:token caller credentials; when set, Validate needs one (prefer the env var)", &callerTokens{m: &c.CallerTokens, err: &c.callerTokensErr}},
 		{"caller-rate", "KEYSERVICE_CALLER_RATE", "calls per second each caller may make", &c.CallerRate},

@@ -205,5 +205,6 @@ func newValidator(cfg config.Config, format keys.Format, st *store.Store, log *s
 		LookupBatch:        cfg.LookupBatch,
 		LookupTimeout:      cfg.LookupTimeout,
 		UsageFlushInterval: cfg.UsageFlushInterval,
+		NoSnapshots:        !cfg.FilterSnapshots,
 	})
 }

@@ -113,7 +113,13 @@ func (s *Store) CreateKey(ctx context.Context, k NewKey) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("encoding metadata: %w", err)
 	}
+	// UUIDv7: time-ordered, so inserts append to the primary key index.
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Key{}, fmt.Errorf("making a key id: %w", err)
+	}
 	p := dbsqlc.InsertKeyParams{
+		ID:        id,
 		KeyHash:   k.Hash[:],
 		Hint:      k.Hint,
 		Name:      k.Name,

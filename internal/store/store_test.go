@@ -280,27 +280,28 @@ func TestActiveHashesPagesSkipRevokedAndExpired(t *testing.T) {
 	if n, err := b.store.CountActiveKeys(ctx, time.Now().Add(time.Minute)); err != nil || n != 5 {
 		t.Fatalf("CountActiveKeys = %d, %v; want 5", n, err)
 	}
-	got := map[keys.Hash]bool{}
-	after := uuid.Nil
-	for {
-		page, err := b.store.ActiveHashes(ctx, after, time.Now().Add(time.Minute), 2)
-		if err != nil {
-			t.Fatal(err)
+	scan := func(endedFor time.Duration) (map[keys.Hash]bool, store.ScanInfo) {
+		got := map[keys.Hash]bool{}
+		var info store.ScanInfo
+		n, err := b.store.ScanActiveHashes(ctx, endedFor, func(i store.ScanInfo) error { info = i; return nil }, func(h keys.Hash) { got[h] = true })
+		if err != nil || n != int64(len(got)) {
+			t.Fatalf("ScanActiveHashes: %d, %v (%d distinct)", n, err, len(got))
 		}
-		for _, a := range page {
-			got[a.Hash] = true
-		}
-		if len(page) < 2 {
-			break
-		}
-		after = page[len(page)-1].ID
+		return got, info
 	}
+	got, info := scan(-time.Minute) // ended after a minute from now: active only
 	if len(got) != 5 {
 		t.Fatalf("streamed %d active keys, want 5", len(got))
+	}
+	if info.Estimate < 5 || time.Since(info.Watermark) > time.Minute {
+		t.Fatalf("scan info %+v", info)
 	}
 	// Keys that ended within the window are included too.
 	if n, err := b.store.CountActiveKeys(ctx, time.Now().Add(-24*time.Hour)); err != nil || n != 7 {
 		t.Fatalf("CountActiveKeys with ended keys = %d, %v; want 7", n, err)
+	}
+	if all, _ := scan(24 * time.Hour); len(all) != 7 {
+		t.Fatalf("streamed %d keys with ended ones, want 7", len(all))
 	}
 	for h := range want {
 		if !got[h] {

@@ -15,12 +15,6 @@ import (
 // These queries feed the in-memory view of the validation path: the full
 // load of the filter, incremental sync, and buffered usage.
 
-// ActiveHash is one active key, as streamed by ActiveHashes.
-type ActiveHash struct {
-	ID   uuid.UUID
-	Hash keys.Hash
-}
-
 // Change is a key created or revoked since a watermark.
 type Change struct {
 	Hash      keys.Hash
@@ -49,26 +43,6 @@ func (s *Store) CountActiveKeys(ctx context.Context, endedSince time.Time) (int6
 	defer conn.Release()
 	n, err := s.q.CountActiveKeys(ctx, conn, endedSince)
 	return n, classify(err)
-}
-
-// ActiveHashes returns up to limit keys with id > after, by id, that are
-// active or ended after endedSince.
-func (s *Store) ActiveHashes(ctx context.Context, after uuid.UUID, endedSince time.Time, limit int) ([]ActiveHash, error) {
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Release()
-	rows, err := s.q.ActiveKeyHashes(ctx, conn, dbsqlc.ActiveKeyHashesParams{AfterID: after, EndedSince: endedSince, PageLimit: int32(limit)})
-	if err != nil {
-		return nil, classify(fmt.Errorf("streaming active keys: %w", err))
-	}
-	out := make([]ActiveHash, len(rows))
-	for i, r := range rows {
-		out[i].ID = r.ID
-		copy(out[i].Hash[:], r.KeyHash)
-	}
-	return out, nil
 }
 
 // ChangedSince returns keys created or revoked after since.

@@ -56,6 +56,13 @@ type Config struct {
 	WarmKeys int
 
 	UsageFlushInterval time.Duration // last_used_at is written in one batch per interval
+
+	// NoSnapshots: every load reads the whole table, and no snapshot is
+	// written or read (see snapshot.go).
+	NoSnapshots bool
+	// SnapshotWait is how long a replica waits for the snapshot of the
+	// replica that holds the rebuild lock before reading the table itself.
+	SnapshotWait time.Duration
 }
 
 // Defaults returns the default tuning.
@@ -77,6 +84,7 @@ func Defaults() Config {
 		LookupTimeout:      250 * time.Millisecond,
 		RefreshAhead:       0.25,
 		UsageFlushInterval: 10 * time.Second,
+		SnapshotWait:       2 * time.Minute,
 	}
 }
 
@@ -129,6 +137,12 @@ type Validator struct {
 	syncMu    sync.Mutex                // keeps syncs (the loop, catch-up after a reconnect) apart
 	rebuildMu sync.Mutex                // one filter rebuild at a time
 	watermark atomic.Pointer[time.Time] // database time up to which changes are known
+	// lastKeys: keys in the last full read, to size the next filter when the
+	// planner's estimate is low.
+	lastKeys atomic.Int64
+	// basis is the watermark of the read the current filter came from
+	// (guarded by rebuildMu): a snapshot is loaded only if it is newer.
+	basis time.Time
 }
 
 // signals are the validator's test signals (see internal/testsignal):
@@ -194,6 +208,7 @@ func New(cfg Config) (*Validator, error) {
 		cfg.WarmKeys = cfg.PositiveSize
 	}
 	setDefault(&cfg.UsageFlushInterval, d.UsageFlushInterval)
+	setDefault(&cfg.SnapshotWait, d.SnapshotWait)
 	if cfg.FilterFPRate <= 0 || cfg.FilterFPRate >= 1 {
 		return nil, fmt.Errorf("validate: filter false-positive rate must be in (0, 1), got %g", cfg.FilterFPRate)
 	}

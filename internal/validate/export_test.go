@@ -94,3 +94,17 @@ func Signals(v *Validator) TestSignals {
 	s := &v.signals
 	return TestSignals{LoadFailed: s.loadFailed, StreamUp: s.streamUp, Synced: s.synced, RefreshFailed: s.refreshFailed}
 }
+
+// FilterLoads counts v's loads by kind: "full" (the table was read),
+// "snapshot" (loaded), "written" (snapshots written).
+func FilterLoads(v *Validator, kind string) float64 {
+	switch kind {
+	case "full":
+		return testutil.ToFloat64(v.metrics.fullReads)
+	case "snapshot":
+		return testutil.ToFloat64(v.metrics.snapshotLoads)
+	case "written":
+		return testutil.ToFloat64(v.metrics.snapshotWrites)
+	}
+	return testutil.ToFloat64(v.metrics.snapshotsIgnored.WithLabelValues(kind))
+}

@@ -2,19 +2,13 @@ package validate
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/keyservice/keyservice/internal/backoff"
 	"github.com/keyservice/keyservice/internal/store"
 )
-
-// loadPageSize is how many keys one page of a full load reads.
-const loadPageSize = 10_000
 
 // Feed delivers changes made by other replicas; *store.Store is one (its
 // LISTEN connection).
@@ -74,59 +68,6 @@ func (v *Validator) Run(ctx context.Context, feed Feed) error {
 	wg.Go(func() { v.rebuildLoop(ctx) })
 	wg.Go(func() { v.usageLoop(ctx) })
 	wg.Wait()
-	return nil
-}
-
-// rebuild builds a new filter from every active key, streamed by pages, and
-// swaps it in. Additions applied meanwhile are carried over.
-func (v *Validator) rebuild(ctx context.Context) (err error) {
-	// One rebuild at a time: a second would reset the first's record of
-	// additions, and the first's swap would then lose them.
-	v.rebuildMu.Lock()
-	defer v.rebuildMu.Unlock()
-	start := time.Now()
-	defer func() {
-		if err != nil {
-			v.metrics.syncErrors.WithLabelValues("rebuild").Inc()
-		} else {
-			v.metrics.buildSeconds.Observe(time.Since(start).Seconds())
-		}
-	}()
-	dbNow, err := v.store.Now(ctx)
-	if err != nil {
-		return err
-	}
-	endedSince := dbNow.Add(-v.cfg.EndedKeptFor)
-	count, err := v.store.CountActiveKeys(ctx, endedSince)
-	if err != nil {
-		return err
-	}
-	// Headroom for keys created until the next rebuild.
-	capacity := max(uint(float64(count)*1.5), uint(v.cfg.FilterMinKeys))
-	next := newGeneration(capacity, v.cfg.FilterFPRate)
-	v.filter.startRebuild()
-	after := uuid.Nil
-	var n uint64
-	for {
-		page, err := v.store.ActiveHashes(ctx, after, endedSince, loadPageSize)
-		if err != nil {
-			v.filter.abortRebuild()
-			return fmt.Errorf("loading active keys: %w", err)
-		}
-		for i := range page {
-			next.f.Add(page[i].Hash[:])
-		}
-		n += uint64(len(page))
-		if len(page) < loadPageSize {
-			break
-		}
-		after = page[len(page)-1].ID
-	}
-	next.added.Store(n)
-	v.filter.swap(next)
-	if v.watermark.Load() == nil {
-		v.watermark.Store(&dbNow)
-	}
 	return nil
 }
 

@@ -51,6 +51,10 @@ type metrics struct {
 	buildSeconds       prometheus.Histogram
 	syncErrors         *prometheus.CounterVec
 	usageFlushes       prometheus.Counter
+	fullReads          prometheus.Counter
+	snapshotLoads      prometheus.Counter
+	snapshotWrites     prometheus.Counter
+	snapshotsIgnored   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
@@ -115,6 +119,22 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 			Name: "keyservice_usage_flushes_total",
 			Help: "Batched last_used_at writes.",
 		}),
+		fullReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyservice_filter_full_reads_total",
+			Help: "Filter loads that read every active key from the table (the rest load the fleet's snapshot).",
+		}),
+		snapshotLoads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyservice_filter_snapshot_loads_total",
+			Help: "Filter loads from a snapshot another replica (or this one) wrote.",
+		}),
+		snapshotWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyservice_filter_snapshot_writes_total",
+			Help: "Filter snapshots this replica wrote for the fleet.",
+		}),
+		snapshotsIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyservice_filter_snapshots_ignored_total",
+			Help: "Snapshots not used, by reason: too_old, corrupt, settings (another false-positive rate).",
+		}, []string{"reason"}),
 	}
 	refusals := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keyservice_lookup_refusals_total",
@@ -145,6 +165,7 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 	collectors := []prometheus.Collector{answers, m.lookups, refusals, m.batchSize, m.queueWait, m.lookupQueue,
 		m.statementsInFlight, m.refreshes, m.warmed, m.staleServed,
 		m.events, m.syncSeconds, m.buildSeconds, m.syncErrors, m.usageFlushes,
+		m.fullReads, m.snapshotLoads, m.snapshotWrites, m.snapshotsIgnored,
 		gauge("keyservice_filter_loaded", "1 once the filter has been loaded.", func() float64 {
 			if v.filter.loaded() {
 				return 1

@@ -91,8 +91,11 @@ type Store interface {
 	KeysByHashes(ctx context.Context, hs []keys.Hash) ([]store.Key, error)
 	RecentlyUsed(ctx context.Context, after store.UseCursor, limit int) ([]store.Key, store.UseCursor, error)
 	Now(ctx context.Context) (time.Time, error)
-	CountActiveKeys(ctx context.Context, endedSince time.Time) (int64, error)
-	ActiveHashes(ctx context.Context, after uuid.UUID, endedSince time.Time, limit int) ([]store.ActiveHash, error)
+	ScanActiveHashes(ctx context.Context, endedFor time.Duration, start func(store.ScanInfo) error, add func(keys.Hash)) (int64, error)
+	WriteSnapshot(ctx context.Context, sn store.Snapshot) (int64, error)
+	NewestSnapshot(ctx context.Context) (info store.SnapshotInfo, ok bool, err error)
+	LoadSnapshot(ctx context.Context, id int64) (store.Snapshot, error)
+	WithRebuildLock(ctx context.Context, fn func(context.Context) error) (held bool, err error)
 	ChangedSince(ctx context.Context, since time.Time) ([]store.Change, error)
 	TouchLastUsed(ctx context.Context, ids []uuid.UUID, at []time.Time) error
 }

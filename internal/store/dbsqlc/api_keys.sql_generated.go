@@ -108,12 +108,13 @@ func (q *Queries) GetKeysByHashes(ctx context.Context, db DBTX, keyHashes [][]by
 }
 
 const insertKey = `-- name: InsertKey :one
-INSERT INTO api_keys (key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst
 `
 
 type InsertKeyParams struct {
+	ID         uuid.UUID
 	KeyHash    []byte
 	Hint       string
 	Name       string
@@ -126,8 +127,11 @@ type InsertKeyParams struct {
 	RateBurst  pgtype.Int4
 }
 
+// The id comes from the caller: a UUIDv7, so new keys append to the
+// primary key index and listing by creation is index order.
 func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (APIKey, error) {
 	row := db.QueryRow(ctx, insertKey,
+		arg.ID,
 		arg.KeyHash,
 		arg.Hint,
 		arg.Name,

@@ -28,3 +28,14 @@ type APIKey struct {
 	RatePeriod pgtype.Interval
 	RateBurst  pgtype.Int4
 }
+
+type FilterSnapshot struct {
+	ID        int64
+	CreatedAt time.Time
+	Watermark time.Time
+	Keys      int64
+	Capacity  int64
+	FpRate    float64
+	Filter    []byte
+	Checksum  []byte
+}

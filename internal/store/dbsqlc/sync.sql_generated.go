@@ -12,48 +12,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const activeKeyHashes = `-- name: ActiveKeyHashes :many
-SELECT id, key_hash FROM api_keys
-WHERE id > $1
-  AND (revoked_at IS NULL OR revoked_at > $2::timestamptz)
-  AND (expires_at IS NULL OR expires_at > $2::timestamptz)
-ORDER BY id
-LIMIT $3
-`
-
-type ActiveKeyHashesParams struct {
-	AfterID    uuid.UUID
-	EndedSince time.Time
-	PageLimit  int32
-}
-
-type ActiveKeyHashesRow struct {
-	ID      uuid.UUID
-	KeyHash []byte
-}
-
-// ActiveKeyHashes pages through the same keys by id (keyset), so a full
-// load never holds all rows at once.
-func (q *Queries) ActiveKeyHashes(ctx context.Context, db DBTX, arg ActiveKeyHashesParams) ([]ActiveKeyHashesRow, error) {
-	rows, err := db.Query(ctx, activeKeyHashes, arg.AfterID, arg.EndedSince, arg.PageLimit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []ActiveKeyHashesRow{}
-	for rows.Next() {
-		var i ActiveKeyHashesRow
-		if err := rows.Scan(&i.ID, &i.KeyHash); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const countActiveKeys = `-- name: CountActiveKeys :one
 SELECT count(*) FROM api_keys
 WHERE (revoked_at IS NULL OR revoked_at > $1::timestamptz)
@@ -79,6 +37,66 @@ func (q *Queries) DBNow(ctx context.Context, db DBTX) (time.Time, error) {
 	var now time.Time
 	err := row.Scan(&now)
 	return now, err
+}
+
+const deleteSnapshotsBefore = `-- name: DeleteSnapshotsBefore :exec
+DELETE FROM filter_snapshots WHERE id < $1
+`
+
+// DeleteSnapshotsBefore keeps the newest snapshots only.
+func (q *Queries) DeleteSnapshotsBefore(ctx context.Context, db DBTX, beforeID int64) error {
+	_, err := db.Exec(ctx, deleteSnapshotsBefore, beforeID)
+	return err
+}
+
+const getSnapshot = `-- name: GetSnapshot :one
+SELECT id, created_at, watermark, keys, capacity, fp_rate, filter, checksum
+FROM filter_snapshots WHERE id = $1
+`
+
+func (q *Queries) GetSnapshot(ctx context.Context, db DBTX, id int64) (FilterSnapshot, error) {
+	row := db.QueryRow(ctx, getSnapshot, id)
+	var i FilterSnapshot
+	err := row.Scan(
+		&i.ID,
+		&i.CreatedAt,
+		&i.Watermark,
+		&i.Keys,
+		&i.Capacity,
+		&i.FpRate,
+		&i.Filter,
+		&i.Checksum,
+	)
+	return i, err
+}
+
+const insertSnapshot = `-- name: InsertSnapshot :one
+INSERT INTO filter_snapshots (watermark, keys, capacity, fp_rate, filter, checksum)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING id
+`
+
+type InsertSnapshotParams struct {
+	Watermark time.Time
+	Keys      int64
+	Capacity  int64
+	FpRate    float64
+	Filter    []byte
+	Checksum  []byte
+}
+
+func (q *Queries) InsertSnapshot(ctx context.Context, db DBTX, arg InsertSnapshotParams) (int64, error) {
+	row := db.QueryRow(ctx, insertSnapshot,
+		arg.Watermark,
+		arg.Keys,
+		arg.Capacity,
+		arg.FpRate,
+		arg.Filter,
+		arg.Checksum,
+	)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
 }
 
 const keysChangedSince = `-- name: KeysChangedSince :many
@@ -112,6 +130,71 @@ func (q *Queries) KeysChangedSince(ctx context.Context, db DBTX, since time.Time
 		return nil, err
 	}
 	return items, nil
+}
+
+const newestSnapshotInfo = `-- name: NewestSnapshotInfo :one
+SELECT id, created_at, watermark, extract(epoch FROM now() - created_at)::float8 AS age_seconds
+FROM filter_snapshots ORDER BY id DESC LIMIT 1
+`
+
+type NewestSnapshotInfoRow struct {
+	ID         int64
+	CreatedAt  time.Time
+	Watermark  time.Time
+	AgeSeconds float64
+}
+
+// NewestSnapshotInfo describes the newest snapshot without its filter.
+func (q *Queries) NewestSnapshotInfo(ctx context.Context, db DBTX) (NewestSnapshotInfoRow, error) {
+	row := db.QueryRow(ctx, newestSnapshotInfo)
+	var i NewestSnapshotInfoRow
+	err := row.Scan(
+		&i.ID,
+		&i.CreatedAt,
+		&i.Watermark,
+		&i.AgeSeconds,
+	)
+	return i, err
+}
+
+const noStatementTimeout = `-- name: NoStatementTimeout :exec
+SELECT set_config('statement_timeout', '0', true)
+`
+
+// NoStatementTimeout lifts statement_timeout for the rest of the
+// transaction: a full read of a large table takes longer than a lookup may.
+func (q *Queries) NoStatementTimeout(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, noStatementTimeout)
+	return err
+}
+
+const readStart = `-- name: ReadStart :one
+SELECT now()::timestamptz AS watermark,
+       (SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = 'api_keys'::regclass)::bigint AS estimate
+`
+
+type ReadStartRow struct {
+	Watermark time.Time
+	Estimate  int64
+}
+
+// ReadStart is the database time a full read is consistent with (its
+// transaction's snapshot), and the planner's estimate of the table's rows,
+// to size the filter without counting them.
+func (q *Queries) ReadStart(ctx context.Context, db DBTX) (ReadStartRow, error) {
+	row := db.QueryRow(ctx, readStart)
+	var i ReadStartRow
+	err := row.Scan(&i.Watermark, &i.Estimate)
+	return i, err
+}
+
+const rebuildUnlock = `-- name: RebuildUnlock :exec
+SELECT pg_advisory_unlock($1::bigint)
+`
+
+func (q *Queries) RebuildUnlock(ctx context.Context, db DBTX, lockKey int64) error {
+	_, err := db.Exec(ctx, rebuildUnlock, lockKey)
+	return err
 }
 
 const recentlyUsedKeys = `-- name: RecentlyUsedKeys :many
@@ -166,6 +249,35 @@ func (q *Queries) RecentlyUsedKeys(ctx context.Context, db DBTX, arg RecentlyUse
 	return items, nil
 }
 
+const scanActiveKeyHashes = `-- name: ScanActiveKeyHashes :many
+SELECT key_hash FROM api_keys
+WHERE (revoked_at IS NULL OR revoked_at > $1::timestamptz)
+  AND (expires_at IS NULL OR expires_at > $1::timestamptz)
+`
+
+// ScanActiveKeyHashes is the full load: one sequential read of the hash of
+// every key active, or ended after ended_since. It is run streamed
+// (dbsqlc.StreamActiveKeyHashes), never collected into a slice.
+func (q *Queries) ScanActiveKeyHashes(ctx context.Context, db DBTX, endedSince time.Time) ([][]byte, error) {
+	rows, err := db.Query(ctx, scanActiveKeyHashes, endedSince)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := [][]byte{}
+	for rows.Next() {
+		var key_hash []byte
+		if err := rows.Scan(&key_hash); err != nil {
+			return nil, err
+		}
+		items = append(items, key_hash)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const touchLastUsed = `-- name: TouchLastUsed :exec
 UPDATE api_keys AS k SET last_used_at = u.used_at
 FROM (SELECT unnest($1::uuid[]) AS id,
@@ -182,4 +294,17 @@ type TouchLastUsedParams struct {
 func (q *Queries) TouchLastUsed(ctx context.Context, db DBTX, arg TouchLastUsedParams) error {
 	_, err := db.Exec(ctx, touchLastUsed, arg.IDs, arg.UsedAt)
 	return err
+}
+
+const tryRebuildLock = `-- name: TryRebuildLock :one
+SELECT pg_try_advisory_lock($1::bigint) AS locked
+`
+
+// TryRebuildLock takes the fleet's rebuild lock for this session, if no
+// other replica holds it.
+func (q *Queries) TryRebuildLock(ctx context.Context, db DBTX, lockKey int64) (bool, error) {
+	row := db.QueryRow(ctx, tryRebuildLock, lockKey)
+	var locked bool
+	err := row.Scan(&locked)
+	return locked, err
 }

@@ -1,0 +1,195 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/store/dbsqlc"
+)
+
+// ScanInfo describes a full read of the active keys.
+type ScanInfo struct {
+	// Watermark is the database time the read is consistent with: every
+	// change committed after it is found by an incremental sync from it.
+	Watermark time.Time
+	// Estimate is how many keys the read may return, to size a filter
+	// before reading: the planner's row estimate, or a count when the
+	// table has never been analysed.
+	Estimate int64
+}
+
+// ScanActiveHashes reads the hash of every key that is active, or that
+// ended (revoked or expired) within endedFor of the read, in one
+// sequential pass inside one REPEATABLE READ transaction: start is called
+// first, then add for each hash as it arrives. Nothing but the current row
+// is held in memory.
+func (s *Store) ScanActiveHashes(ctx context.Context, endedFor time.Duration, start func(ScanInfo) error, add func(keys.Hash)) (int64, error) {
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return 0, classify(fmt.Errorf("beginning the full read: %w", err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read only
+	if err := s.q.NoStatementTimeout(ctx, tx); err != nil {
+		return 0, classify(err)
+	}
+	rs, err := s.q.ReadStart(ctx, tx)
+	if err != nil {
+		return 0, classify(fmt.Errorf("starting the full read: %w", err))
+	}
+	info := ScanInfo{Watermark: rs.Watermark, Estimate: rs.Estimate}
+	endedSince := rs.Watermark.Add(-endedFor)
+	if info.Estimate <= 0 { // never analysed: count (in the same snapshot)
+		if info.Estimate, err = s.q.CountActiveKeys(ctx, tx, endedSince); err != nil {
+			return 0, classify(fmt.Errorf("counting active keys: %w", err))
+		}
+	}
+	if err := start(info); err != nil {
+		return 0, err
+	}
+	var h keys.Hash
+	n, err := s.q.StreamActiveKeyHashes(ctx, tx, endedSince, func(raw []byte) error {
+		if len(raw) != len(h) {
+			return fmt.Errorf("a key_hash of %d bytes", len(raw))
+		}
+		copy(h[:], raw)
+		add(h)
+		return nil
+	})
+	if err != nil {
+		return n, classify(fmt.Errorf("reading active keys: %w", err))
+	}
+	return n, nil
+}
+
+// Snapshot is a filter built from a full read, stored for other replicas.
+type Snapshot struct {
+	ID        int64
+	CreatedAt time.Time
+	Watermark time.Time // see ScanInfo
+	Keys      int64
+	Capacity  int64
+	FPRate    float64
+	Filter    []byte // the filter's binary form
+}
+
+// ErrCorruptSnapshot: a stored snapshot does not match its checksum.
+var ErrCorruptSnapshot = errors.New("store: snapshot does not match its checksum")
+
+// snapshotsKept is how many snapshots stay in the table.
+const snapshotsKept = 2
+
+// WriteSnapshot stores sn (with its checksum) and deletes all but the
+// newest snapshots.
+func (s *Store) WriteSnapshot(ctx context.Context, sn Snapshot) (int64, error) {
+	sum := sha256.Sum256(sn.Filter)
+	var id int64
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := s.q.NoStatementTimeout(ctx, tx); err != nil {
+			return err
+		}
+		var err error
+		id, err = s.q.InsertSnapshot(ctx, tx, dbsqlc.InsertSnapshotParams{
+			Watermark: sn.Watermark, Keys: sn.Keys, Capacity: sn.Capacity, FpRate: sn.FPRate,
+			Filter: sn.Filter, Checksum: sum[:],
+		})
+		if err != nil {
+			return fmt.Errorf("writing the filter snapshot: %w", err)
+		}
+		return s.q.DeleteSnapshotsBefore(ctx, tx, id-snapshotsKept+1)
+	})
+	return id, err
+}
+
+// SnapshotInfo describes a stored snapshot without its filter.
+type SnapshotInfo struct {
+	ID        int64
+	Watermark time.Time
+	Age       time.Duration // by the database clock
+}
+
+// NewestSnapshot describes the newest snapshot; ok is false when there is
+// none.
+func (s *Store) NewestSnapshot(ctx context.Context) (info SnapshotInfo, ok bool, err error) {
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return info, false, err
+	}
+	defer conn.Release()
+	row, err := s.q.NewestSnapshotInfo(ctx, conn)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return info, false, nil
+	}
+	if err != nil {
+		return info, false, classify(err)
+	}
+	return SnapshotInfo{ID: row.ID, Watermark: row.Watermark, Age: time.Duration(row.AgeSeconds * float64(time.Second))}, true, nil
+}
+
+// LoadSnapshot reads snapshot id and checks it against its checksum
+// (ErrCorruptSnapshot).
+func (s *Store) LoadSnapshot(ctx context.Context, id int64) (Snapshot, error) {
+	var sn Snapshot
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := s.q.NoStatementTimeout(ctx, tx); err != nil {
+			return err
+		}
+		r, err := s.q.GetSnapshot(ctx, tx, id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(r.Filter)
+		if subtle.ConstantTimeCompare(sum[:], r.Checksum) != 1 {
+			return ErrCorruptSnapshot
+		}
+		sn = Snapshot{ID: r.ID, CreatedAt: r.CreatedAt, Watermark: r.Watermark, Keys: r.Keys,
+			Capacity: r.Capacity, FPRate: r.FpRate, Filter: r.Filter}
+		return nil
+	})
+	return sn, err
+}
+
+// rebuildLockKey names the fleet's rebuild lock (pg_advisory_lock): the
+// first bytes of "keyservice filter rebuild".
+const rebuildLockKey int64 = 0x6b65797365727669
+
+// WithRebuildLock runs fn while this replica holds the fleet's rebuild
+// lock, a session advisory lock on a pooled connection: one replica at a
+// time reads the whole table and writes the snapshot, and the lock goes
+// with the session if the replica dies. held is false, and fn not run,
+// when another replica holds it.
+func (s *Store) WithRebuildLock(ctx context.Context, fn func(context.Context) error) (held bool, err error) {
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Release()
+	locked, err := s.q.TryRebuildLock(ctx, conn, rebuildLockKey)
+	if err != nil {
+		return false, classify(err)
+	}
+	if !locked {
+		return false, nil
+	}
+	defer func() {
+		if uerr := s.q.RebuildUnlock(context.WithoutCancel(ctx), conn, rebuildLockKey); uerr != nil {
+			// Closing the session releases the lock.
+			_ = conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}()
+	return true, fn(ctx)
+}

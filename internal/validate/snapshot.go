@@ -1,0 +1,191 @@
+package validate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bits-and-blooms/bloom/v3"
+
+	"github.com/keyservice/keyservice/internal/backoff"
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/store"
+)
+
+// A filter load (at start-up, and every RebuildInterval) takes the fleet's
+// newest snapshot when it is younger than RebuildInterval, and reads the
+// whole table only when there is none:
+//
+//  1. A young enough snapshot is loaded, and the changes made since its
+//     watermark are read by an incremental sync, as after any load.
+//  2. Otherwise the replica that takes the rebuild lock reads every
+//     active key (one sequential pass) and writes the filter it built as
+//     the new snapshot.
+//  3. A replica that finds the lock taken waits (up to SnapshotWait) for
+//     that snapshot, and reads the table itself if none comes.
+//
+// So the table is read about once per RebuildInterval, however many
+// replicas there are. A snapshot that does not match its checksum, does
+// not decode, or was built for another false-positive rate is ignored
+// with a log line, and the table is read instead.
+
+// rebuild replaces the filter, from a snapshot or a full read, and swaps
+// it in; additions applied meanwhile are carried over.
+func (v *Validator) rebuild(ctx context.Context) (err error) {
+	// One rebuild at a time: a second would reset the first's record of
+	// additions, and the first's swap would then lose them.
+	v.rebuildMu.Lock()
+	defer v.rebuildMu.Unlock()
+	start := time.Now()
+	defer func() {
+		if err != nil {
+			v.metrics.syncErrors.WithLabelValues("rebuild").Inc()
+		} else {
+			v.metrics.buildSeconds.Observe(time.Since(start).Seconds())
+		}
+	}()
+	if v.cfg.NoSnapshots {
+		return v.fullRead(ctx, false)
+	}
+	seen, loaded, err := v.loadNewestSnapshot(ctx, 0)
+	if err != nil || loaded {
+		return err
+	}
+	held, err := v.store.WithRebuildLock(ctx, func(ctx context.Context) error {
+		return v.fullRead(ctx, true)
+	})
+	if held || err != nil {
+		return err
+	}
+	// Another replica is reading the table: wait for its snapshot.
+	deadline := time.Now().Add(v.cfg.SnapshotWait)
+	for time.Now().Before(deadline) {
+		if !backoff.Sleep(ctx, 200*time.Millisecond) {
+			return ctx.Err()
+		}
+		if _, loaded, err := v.loadNewestSnapshot(ctx, seen); err != nil || loaded {
+			return err
+		}
+	}
+	v.log.Warn("no filter snapshot from the replica holding the rebuild lock; reading the table", "waited", v.cfg.SnapshotWait)
+	return v.fullRead(ctx, false)
+}
+
+// loadNewestSnapshot loads the newest snapshot if its id is above after,
+// it is younger than RebuildInterval, and it was read after the current
+// filter's own read (a replica never goes back to what it had, or to its
+// own snapshot: then it is its turn to read the table). seen is the
+// newest snapshot's id (0: none).
+func (v *Validator) loadNewestSnapshot(ctx context.Context, after int64) (seen int64, loaded bool, err error) {
+	info, ok, err := v.store.NewestSnapshot(ctx)
+	id, age := info.ID, info.Age
+	if err != nil || !ok || id <= after || !info.Watermark.After(v.basis) {
+		return id, false, err
+	}
+	if age >= v.cfg.RebuildInterval {
+		v.metrics.snapshotsIgnored.WithLabelValues("too_old").Inc()
+		v.log.Info("filter snapshot too old; reading the table", "snapshot", id, "age", age.Round(time.Second), "max_age", v.cfg.RebuildInterval)
+		return id, false, nil
+	}
+	sn, err := v.store.LoadSnapshot(ctx, id)
+	if errors.Is(err, store.ErrCorruptSnapshot) {
+		v.metrics.snapshotsIgnored.WithLabelValues("corrupt").Inc()
+		v.log.Warn("filter snapshot does not match its checksum; ignored, reading the table", "snapshot", id)
+		return id, false, nil
+	}
+	if errors.Is(err, store.ErrNotFound) { // deleted meanwhile: a newer one exists
+		return id, false, nil
+	}
+	if err != nil {
+		return id, false, err
+	}
+	if sn.FPRate != v.cfg.FilterFPRate {
+		v.metrics.snapshotsIgnored.WithLabelValues("settings").Inc()
+		v.log.Info("filter snapshot built for another false-positive rate; reading the table", "snapshot", id, "fp_rate", sn.FPRate)
+		return id, false, nil
+	}
+	next := &generation{f: &bloom.BloomFilter{}, capacity: uint(sn.Capacity)}
+	if err := next.f.UnmarshalBinary(sn.Filter); err != nil || next.f.Cap() == 0 {
+		v.metrics.snapshotsIgnored.WithLabelValues("corrupt").Inc()
+		v.log.Warn("filter snapshot does not decode; ignored, reading the table", "snapshot", id, "error", err)
+		return id, false, nil
+	}
+	next.added.Store(uint64(sn.Keys))
+	// The snapshot knows nothing of keys created after its watermark: add
+	// them before the swap (and capture additions meanwhile), so no key
+	// this replica already knew is missing from the filter for a moment.
+	v.filter.startRebuild()
+	changes, err := v.store.ChangedSince(ctx, sn.Watermark.Add(-v.cfg.SyncOverlap))
+	if err != nil {
+		v.filter.abortRebuild()
+		return id, false, fmt.Errorf("reading changes since the snapshot: %w", err)
+	}
+	for _, c := range changes {
+		next.f.Add(c.Hash[:]) // revoked ones too: recently ended keys stay in the filter
+	}
+	next.added.Add(uint64(len(changes)))
+	v.filter.swap(next)
+	v.basis = sn.Watermark
+	v.metrics.snapshotLoads.Inc()
+	v.lastKeys.Store(sn.Keys)
+	v.log.Info("key filter loaded from the fleet's snapshot", "snapshot", id, "age", age.Round(time.Second), "keys", sn.Keys, "changed_since", len(changes))
+	if v.watermark.Load() == nil {
+		// First load: the catch-up sync in Run applies the revocations
+		// since the watermark to memory.
+		w := sn.Watermark
+		v.watermark.Store(&w)
+	}
+	return id, true, nil
+}
+
+// fullRead builds the filter from every active key, in one pass, and
+// writes it as the fleet's snapshot when write is set.
+func (v *Validator) fullRead(ctx context.Context, write bool) error {
+	var (
+		next *generation
+		info store.ScanInfo
+	)
+	// Capture additions from before the read's snapshot is taken, so that
+	// a key created just then is in the new filter one way or the other.
+	v.filter.startRebuild()
+	n, err := v.store.ScanActiveHashes(ctx, v.cfg.EndedKeptFor, func(i store.ScanInfo) error {
+		info = i
+		// Headroom for keys created until the next rebuild.
+		expect := max(i.Estimate, v.lastKeys.Load())
+		next = newGeneration(max(uint(float64(expect)*1.5), uint(v.cfg.FilterMinKeys)), v.cfg.FilterFPRate)
+		return nil
+	}, func(h keys.Hash) { next.f.Add(h[:]) })
+	if err != nil {
+		v.filter.abortRebuild()
+		return fmt.Errorf("loading active keys: %w", err)
+	}
+	v.metrics.fullReads.Inc()
+	next.added.Store(uint64(n))
+	v.lastKeys.Store(n)
+	var raw []byte
+	if write {
+		// Before the swap, while no one else can add to next.
+		if raw, err = next.f.MarshalBinary(); err != nil {
+			v.log.Warn("encoding the filter snapshot failed", "error", err)
+		}
+	}
+	v.filter.swap(next)
+	v.basis = info.Watermark
+	if v.watermark.Load() == nil {
+		w := info.Watermark
+		v.watermark.Store(&w)
+	}
+	if raw != nil {
+		id, err := v.store.WriteSnapshot(ctx, store.Snapshot{Watermark: info.Watermark, Keys: n,
+			Capacity: int64(next.capacity), FPRate: v.cfg.FilterFPRate, Filter: raw})
+		if err != nil {
+			// The filter is in use here; other replicas read the table.
+			v.log.Warn("writing the filter snapshot failed", "error", err)
+			return nil
+		}
+		v.metrics.snapshotWrites.Inc()
+		v.log.Info("filter snapshot written for the fleet", "snapshot", id, "keys", n, "bytes", len(raw))
+	}
+	return nil
+}

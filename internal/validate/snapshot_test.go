@@ -1,0 +1,200 @@
+package validate_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/testdb"
+	"github.com/keyservice/keyservice/internal/validate"
+)
+
+// scanHook runs during a full read, once, after the first hash was read.
+type scanHook struct {
+	validate.Store
+	during func()
+	once   sync.Once
+}
+
+func (s *scanHook) ScanActiveHashes(ctx context.Context, endedFor time.Duration, start func(store.ScanInfo) error, add func(keys.Hash)) (int64, error) {
+	return s.Store.ScanActiveHashes(ctx, endedFor, start, func(h keys.Hash) {
+		add(h)
+		s.once.Do(s.during)
+	})
+}
+
+func withScanHook(h *scanHook) setupOpt {
+	return func(c *validate.Config) { h.Store = c.Store; c.Store = h }
+}
+
+// TestSecondReplicaLoadsTheSnapshotInsteadOfTheTable: the first replica
+// reads the table and writes the snapshot; the second reads no table, and
+// answers keys created before and after the snapshot, and unknown keys,
+// as the first does.
+func TestSecondReplicaLoadsTheSnapshotInsteadOfTheTable(t *testing.T) {
+	t.Parallel()
+	u, _ := testdb.New(t)
+	a := setupOn(t, u, true)
+	before, _ := a.create(t, nil)
+	if n := validate.FilterLoads(a.v, "full"); n != 1 {
+		t.Fatalf("first replica: %v full reads, want 1", n)
+	}
+	if n := validate.FilterLoads(a.v, "written"); n != 1 {
+		t.Fatalf("first replica wrote %v snapshots, want 1", n)
+	}
+	b := setupOn(t, u, true)
+	after, _ := a.create(t, nil)
+	if n := validate.FilterLoads(b.v, "full"); n != 0 {
+		t.Fatalf("second replica read the table %v times, want 0", n)
+	}
+	if n := validate.FilterLoads(b.v, "snapshot"); n != 1 {
+		t.Fatalf("second replica loaded %v snapshots, want 1", n)
+	}
+	if r := mustValidate(t, b.v, before.Secret); r.Code != validate.Valid {
+		t.Fatalf("key created before the snapshot: %v from %v", r.Code, r.Path)
+	}
+	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, b.v, after.Secret).Code == validate.Valid })
+	if r := mustValidate(t, b.v, b.unknownKey(t)); r.Code != validate.NotFound {
+		t.Fatalf("unknown key: %v", r.Code)
+	}
+	// At its next rebuild, b finds no snapshot newer than its own filter:
+	// its turn to read the table and write one. a then loads that one.
+	if err := validate.Rebuild(b.v, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Rebuild(a.v, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		v          *validate.Validator
+		kind       string
+		want       float64
+		replicaIdx string
+	}{
+		{b.v, "full", 1, "b"}, {b.v, "written", 1, "b"},
+		{a.v, "full", 1, "a"}, {a.v, "snapshot", 1, "a"},
+	} {
+		if n := validate.FilterLoads(c.v, c.kind); n != c.want {
+			t.Errorf("after a rebuild of each: replica %s %s = %v, want %v", c.replicaIdx, c.kind, n, c.want)
+		}
+	}
+	if r := mustValidate(t, a.v, after.Secret); r.Code != validate.Valid {
+		t.Fatalf("after loading b's snapshot, a answers %v", r.Code)
+	}
+}
+
+// TestKeysChangedWhileTheSnapshotIsWrittenAreAnsweredRight: keys created
+// and revoked while the first replica reads the table (after its read's
+// snapshot was taken) are answered correctly on a replica that loads the
+// snapshot: the catch-up from the watermark finds them.
+func TestKeysChangedWhileTheSnapshotIsWrittenAreAnsweredRight(t *testing.T) {
+	t.Parallel()
+	u, pool := testdb.New(t)
+	writer := store.New(pool, time.Second)
+	f, _ := keys.NewFormat("ks")
+	newKey := func() (keys.Generated, store.Key) {
+		g, err := f.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := writer.CreateKey(context.Background(), store.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "n", Owner: "o"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g, k
+	}
+	toRevoke, toRevokeKey := newKey()
+	var created keys.Generated
+	h := &scanHook{during: func() {
+		created, _ = newKey()
+		if _, err := writer.RevokeKey(context.Background(), toRevokeKey.ID); err != nil {
+			t.Error(err)
+		}
+	}}
+	a := setupOn(t, u, true, withScanHook(h))
+	if n := validate.FilterLoads(a.v, "written"); n != 1 {
+		t.Fatalf("snapshots written: %v", n)
+	}
+	b := setupOn(t, u, true)
+	if n := validate.FilterLoads(b.v, "snapshot"); n != 1 {
+		t.Fatalf("the second replica loaded %v snapshots", n)
+	}
+	if r := mustValidate(t, b.v, created.Secret); r.Code != validate.Valid {
+		t.Fatalf("key created during the snapshot's read: %v from %v", r.Code, r.Path)
+	}
+	if r := mustValidate(t, b.v, toRevoke.Secret); r.Code != validate.Revoked {
+		t.Fatalf("key revoked during the snapshot's read: %v from %v", r.Code, r.Path)
+	}
+	for _, v := range []*validate.Validator{a.v, b.v} {
+		if r := mustValidate(t, v, created.Secret); r.Code != validate.Valid {
+			t.Fatalf("created key on a replica: %v", r.Code)
+		}
+	}
+}
+
+// TestCorruptOrOldSnapshotsAreIgnored: a snapshot that does not match its
+// checksum, or is older than the rebuild interval, is ignored (counted,
+// logged) and the table is read instead.
+func TestCorruptOrOldSnapshotsAreIgnored(t *testing.T) {
+	t.Parallel()
+	u, _ := testdb.New(t)
+	a := setupOn(t, u, true)
+	g, _ := a.create(t, nil)
+	conn, err := pgx.Connect(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, tc := range []struct{ reason, sql string }{
+		{"corrupt", "UPDATE filter_snapshots SET filter = overlay(filter placing '\\xff'::bytea from 40 for 1)"},
+		{"too_old", "UPDATE filter_snapshots SET created_at = now() - interval '2 hours', checksum = sha256(filter)"},
+	} {
+		if _, err := conn.Exec(context.Background(), tc.sql); err != nil {
+			t.Fatal(err)
+		}
+		b := setupOn(t, u, true)
+		if n := validate.FilterLoads(b.v, tc.reason); n != 1 {
+			t.Fatalf("%s snapshot: ignored %v times, want 1", tc.reason, n)
+		}
+		if n := validate.FilterLoads(b.v, "full"); n != 1 {
+			t.Fatalf("%s snapshot: %v full reads, want 1", tc.reason, n)
+		}
+		if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+			t.Fatalf("%s snapshot: a key is %v", tc.reason, r.Code)
+		}
+		// b wrote a good snapshot: spoil it for the next case.
+	}
+}
+
+// TestOnlyOneReplicaReadsTheTable: replicas starting together on a table
+// with no snapshot: one reads it and writes the snapshot, the others wait
+// for it and load it.
+func TestOnlyOneReplicaReadsTheTable(t *testing.T) {
+	t.Parallel()
+	u, _ := testdb.New(t)
+	seed := setupOn(t, u, true, func(c *validate.Config) { c.NoSnapshots = true })
+	g, _ := seed.create(t, nil)
+	var wg sync.WaitGroup
+	var replicas [3]*bundle
+	for i := range replicas {
+		wg.Go(func() { replicas[i] = setupOn(t, u, true) })
+	}
+	wg.Wait()
+	var full, loads atomic.Int64
+	for _, r := range replicas {
+		full.Add(int64(validate.FilterLoads(r.v, "full")))
+		loads.Add(int64(validate.FilterLoads(r.v, "snapshot")))
+		if res := mustValidate(t, r.v, g.Secret); res.Code != validate.Valid {
+			t.Fatalf("a replica answers %v", res.Code)
+		}
+	}
+	if full.Load() != 1 || loads.Load() != 2 {
+		t.Fatalf("3 replicas: %d read the table, %d loaded the snapshot; want 1 and 2", full.Load(), loads.Load())
+	}
+}
