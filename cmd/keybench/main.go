@@ -1,6 +1,8 @@
 // Command keybench measures keyservice against its baselines (a ceiling
-// handler and the naive query-per-request design) and under faults; see
-// docs/benchmarks.md. The service runs in this process.
+// handler and the naive query-per-request design), under faults, and at
+// start-up; see docs/benchmarks.md. The service runs in this process,
+// except in the start-up step, where keybench runs itself as `keyservice
+// serve` (KEYBENCH_CHILD=serve) for each replica.
 package main
 
 import (
@@ -10,11 +12,17 @@ import (
 	"syscall"
 
 	"github.com/keyservice/keyservice/internal/bench"
+	"github.com/keyservice/keyservice/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := bench.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	var code int
+	if os.Getenv(bench.ChildEnv) == "serve" {
+		code = cli.Main(ctx, []string{"serve"}, os.Stdout, os.Stderr)
+	} else {
+		code = bench.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	}
 	stop()
 	os.Exit(code)
 }

@@ -49,6 +49,7 @@ type Config struct {
 	Modes       []string
 	DBLatency   time.Duration // added each way between the service and Postgres
 	Faults      bool          // run the fault scenarios instead
+	Startup     []int         // run the start-up step instead, on tables of these sizes
 	Trials      int           // propagation trials (faults)
 	Log         *slog.Logger
 }
@@ -72,6 +73,11 @@ func (c Config) Validate() error {
 		return errors.New("--conns and --workers must be at least 1")
 	case c.DBLatency < 0 || c.DBLatency > time.Second:
 		return errors.New("--db-latency must be between 0 and 1s")
+	}
+	for i, n := range c.Startup {
+		if n < 1000 || n > 100_000_000 || (i > 0 && n <= c.Startup[i-1]) {
+			return errors.New("--startup takes increasing sizes between 1000 and 100000000, such as 1000000,10000000")
+		}
 	}
 	for _, s := range c.Scenarios {
 		if !contains(AllScenarios, s) {
@@ -182,7 +188,11 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 		su.Host = p.Addr()
 		e.svcURL = su.String()
 	}
-	if err := e.migrateAndSeed(ctx); err != nil {
+	seed := e.migrateAndSeed
+	if len(cfg.Startup) > 0 {
+		seed = e.migrate // the start-up step seeds its own keys
+	}
+	if err := seed(ctx); err != nil {
 		e.close()
 		return nil, err
 	}
@@ -208,9 +218,8 @@ func (e *env) close() {
 	}
 }
 
-// migrateAndSeed creates the schema and N keys (COPY), revokes 1,000 of
-// them, and prepares unknown and malformed keys.
-func (e *env) migrateAndSeed(ctx context.Context) error {
+// migrate creates the schema.
+func (e *env) migrate(ctx context.Context) error {
 	pool, err := pgxpool.New(ctx, e.dbURL)
 	if err != nil {
 		return err
@@ -220,11 +229,21 @@ func (e *env) migrateAndSeed(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := m.Up(ctx, slog.New(slog.DiscardHandler)); err != nil {
-		m.Close()
+	defer m.Close()
+	return m.Up(ctx, slog.New(slog.DiscardHandler))
+}
+
+// migrateAndSeed creates the schema and N keys (COPY), revokes 1,000 of
+// them, and prepares unknown and malformed keys.
+func (e *env) migrateAndSeed(ctx context.Context) error {
+	if err := e.migrate(ctx); err != nil {
 		return err
 	}
-	m.Close()
+	pool, err := pgxpool.New(ctx, e.dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
 	if _, err := pool.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"); err == nil {
 		var n int
 		e.pgss = pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_statements").Scan(&n) == nil

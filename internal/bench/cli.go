@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 )
 
@@ -31,6 +32,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.DBLatency, "db-latency", 0, "delay added each way between the service and Postgres (a TCP proxy), e.g. 0.5ms")
 	fs.BoolVar(&cfg.Faults, "faults", false, "run the fault scenarios instead (outage, LISTEN killed, propagation, admin under flood)")
 	fs.IntVar(&cfg.Trials, "trials", cfg.Trials, "propagation trials (faults)")
+	startup := fs.String("startup", "", "run the start-up step instead: seed tables of these sizes in turn (e.g. 1000000,10000000) and time replicas to ready")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
 	svgPath := fs.String("svg", "", "also draw throughput and p99 per scenario to this SVG file")
 	mdPath := fs.String("markdown", "", "also write the Markdown report to this file")
@@ -42,6 +44,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Scenarios, cfg.Transports, cfg.Modes = split(*scenarios), split(*transports), split(*modes)
+	for _, n := range split(*startup) {
+		v, err := strconv.Atoi(n)
+		if err != nil {
+			fmt.Fprintf(stderr, "keybench: --startup: %q is not a number of keys\n", n)
+			return 2
+		}
+		cfg.Startup = append(cfg.Startup, v)
+	}
 	cfg.Log = slog.New(slog.NewTextHandler(stderr, nil))
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(stderr, "keybench:", err)

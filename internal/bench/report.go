@@ -23,6 +23,7 @@ type Report struct {
 	Service   string    `json:"service"`
 	Results   []Result  `json:"results,omitempty"`
 	Faults    *Faults   `json:"faults,omitempty"`
+	Startup   *Startup  `json:"startup,omitempty"`
 	TargetsOK []string  `json:"targets_met,omitempty"`
 	Missed    []string  `json:"targets_missed,omitempty"`
 }
@@ -57,6 +58,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if !e.pgss {
 		rep.Lookups = "unavailable: pg_stat_statements is not loaded on DATABASE_URL's server"
+	}
+	if len(cfg.Startup) > 0 {
+		st, err := e.runStartup(ctx, cfg.Startup)
+		if err != nil {
+			return nil, err
+		}
+		rep.Startup = st
+		rep.Service = "each replica a separate process (keybench re-run as `keyservice serve`), on the bench database"
+		return rep, nil
 	}
 	if cfg.Faults {
 		f, err := e.runFaults(ctx)
@@ -306,6 +316,10 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	}
 	if f := rep.Faults; f != nil {
 		f.writeMarkdown(w)
+	}
+	if st := rep.Startup; st != nil {
+		st.writeMarkdown(w)
+		fmt.Fprintln(w)
 	}
 	if len(rep.TargetsOK)+len(rep.Missed) > 0 {
 		fmt.Fprintln(w, "Targets:")

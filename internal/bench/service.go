@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -58,16 +59,26 @@ func (e *env) startService(ctx context.Context, mode string) (*server.Server, fu
 // scrape reads one metric (summed over its series) from the service's
 // /metrics; 0 when it cannot be read.
 func scrape(s *server.Server, name string) float64 {
-	resp, err := http.Get("http://" + s.HTTPAddr().String() + "/metrics")
+	return scrapeURL("http://" + s.HTTPAddr().String() + "/metrics")(name)
+}
+
+// scrapeURL reads a /metrics page once and returns a reader of its
+// metrics (each summed over its series; 0 when absent or unreadable).
+func scrapeURL(url string) func(name string) float64 {
+	resp, err := http.Get(url)
 	if err != nil {
-		return 0
+		return func(string) float64 { return 0 }
 	}
 	defer resp.Body.Close()
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := p.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		return 0
+		return func(string) float64 { return 0 }
 	}
+	return func(name string) float64 { return sum(families, name) }
+}
+
+func sum(families map[string]*dto.MetricFamily, name string) float64 {
 	var sum float64
 	for _, m := range families[name].GetMetric() {
 		switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -16,6 +17,7 @@ import (
 // grpc.health.v1.
 func (s *Server) watchReadiness(ctx context.Context) {
 	migrated := !s.cfg.Migrate
+	loaded := s.validator.Ready()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.ReadyInterval+s.cfg.DBConnectTimeout)
 		if !migrated {
@@ -28,10 +30,18 @@ func (s *Server) watchReadiness(ctx context.Context) {
 		s.check(cctx)
 		cancel()
 		// Jittered, so replicas started together do not check (and retry a
-		// failed migration) in the same instant.
-		if !backoff.Sleep(ctx, backoff.Jitter(s.cfg.ReadyInterval, 0.1)) {
+		// failed migration) in the same instant; at once when the key filter
+		// has just loaded, so the replica is ready as soon as it can be.
+		t := time.NewTimer(backoff.Jitter(s.cfg.ReadyInterval, 0.1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return
+		case <-loaded:
+			loaded = nil // once
+		case <-t.C:
 		}
+		t.Stop()
 	}
 }
 

@@ -119,7 +119,8 @@ type Validator struct {
 	// refreshAfter: a positive entry this old is refreshed when used.
 	refreshAfter time.Duration
 	// ready: the filter has been loaded and the cache warmed once.
-	ready atomic.Bool
+	ready   atomic.Bool
+	readyCh chan struct{} // closed when ready is first set
 	// listening: Run was given a LISTEN connection; streamUp: it is up and
 	// its backlog has been read.
 	listening, streamUp atomic.Bool
@@ -278,6 +279,7 @@ func New(cfg Config) (*Validator, error) {
 		reg = prometheus.NewRegistry()
 	}
 	v.streamLost = make(chan struct{}, 1)
+	v.readyCh = make(chan struct{})
 	v.batch = newBatcher(v, cfg)
 	v.refreshAfter = cfg.PositiveTTL - time.Duration(float64(cfg.PositiveTTL)*cfg.RefreshAhead)
 	v.metrics = newMetrics(reg, v)

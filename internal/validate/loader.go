@@ -50,6 +50,7 @@ func (v *Validator) Run(ctx context.Context, feed Feed) error {
 		v.pos.InvalidateAll() // nothing warmed may be served unchecked
 	}
 	v.ready.Store(true)
+	close(v.readyCh)
 
 	var wg sync.WaitGroup
 	if feed != nil {

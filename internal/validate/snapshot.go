@@ -123,8 +123,10 @@ func (v *Validator) loadNewestSnapshot(ctx context.Context, after int64) (seen i
 	}
 	for _, c := range changes {
 		next.f.Add(c.Hash[:]) // revoked ones too: recently ended keys stay in the filter
+		if c.CreatedAt.After(sn.Watermark) {
+			next.added.Add(1) // not counted in the snapshot yet
+		}
 	}
-	next.added.Add(uint64(len(changes)))
 	v.filter.swap(next)
 	v.basis = sn.Watermark
 	v.metrics.snapshotLoads.Inc()

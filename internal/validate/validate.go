@@ -204,3 +204,6 @@ func (v *Validator) cacheStats(which string) cacheStats {
 // Loaded reports whether the filter has been loaded and the cache warmed
 // (the service is ready).
 func (v *Validator) Loaded() bool { return v.ready.Load() }
+
+// Ready is closed once the validator is loaded (Loaded is true).
+func (v *Validator) Ready() <-chan struct{} { return v.readyCh }
