@@ -101,9 +101,17 @@ breaking: tools ## buf breaking: the API change is additive (wire and JSON) agai
 
 BENCH_FLAGS ?=
 .PHONY: bench
-bench: ## Measure every scenario over gRPC and REST against the ceiling and naive baselines
+bench: ## Measure every scenario over gRPC and REST against the ceiling and naive baselines, then start-up
 	mkdir -p docs
 	$(GO) run ./cmd/keybench --json docs/bench.json --svg docs/bench.svg $(BENCH_FLAGS)
+	$(MAKE) bench-startup
+
+STARTUP_SIZES ?= 1000000,10000000
+.PHONY: bench-startup
+bench-startup: ## Seed 1M, then 10M keys (COPY) and time replicas to ready: table read vs the fleet's snapshot
+	mkdir -p docs
+	$(GO) build -o $(BIN)/keybench ./cmd/keybench
+	$(BIN)/keybench --startup $(STARTUP_SIZES) --json docs/bench-startup.json $(BENCH_FLAGS)
 
 .PHONY: bench-latency
 bench-latency: ## The same with 0.5 ms added each way between the service and Postgres
