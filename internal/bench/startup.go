@@ -64,7 +64,7 @@ func (e *env) runStartup(ctx context.Context, sizes []int) (*Startup, error) {
 	have := 0
 	for _, n := range sizes {
 		start := time.Now()
-		if err := seedHashes(ctx, pool, have, n-have); err != nil {
+		if err := seedHashes(ctx, pool, have, n-have, sizes[len(sizes)-1]); err != nil {
 			return nil, fmt.Errorf("seeding %d keys: %w", n, err)
 		}
 		have = n
@@ -101,13 +101,15 @@ func (e *env) runStartup(ctx context.Context, sizes []int) (*Startup, error) {
 }
 
 // seedHashes adds n keys after the first `from` (random hashes; start-up
-// reads only hashes) in one COPY, generated as it is sent.
-func seedHashes(ctx context.Context, pool *pgxpool.Pool, from, n int) error {
+// reads only hashes) in one COPY, generated as it is sent; creation times
+// spread the largest size over the past year.
+func seedHashes(ctx context.Context, pool *pgxpool.Pool, from, n, largest int) error {
 	i := 0
 	hash := make([]byte, 32)
 	// Created over the past year, as in a table that grew over time (the
 	// incremental sync reads only what is recent).
-	epoch := time.Now().Add(-365 * 24 * time.Hour)
+	const year = 365 * 24 * time.Hour
+	epoch, step := time.Now().Add(-year), year/time.Duration(largest)
 	_, err := pool.CopyFrom(ctx, pgx.Identifier{"api_keys"}, []string{"id", "key_hash", "hint", "name", "owner", "created_at"},
 		pgx.CopyFromFunc(func() ([]any, error) {
 			if i == n {
@@ -119,7 +121,7 @@ func seedHashes(ctx context.Context, pool *pgxpool.Pool, from, n int) error {
 			_, _ = crand.Read(id[:])
 			id[6], id[8] = id[6]&0x0f|0x40, id[8]&0x3f|0x80 // a random (v4) id, as keys made before UUIDv7 have
 			k := from + i
-			created := epoch.Add(time.Duration(k) * time.Second)
+			created := epoch.Add(time.Duration(k) * step)
 			return []any{id, hash, "ks_...seed", "seed-" + strconv.Itoa(k), "owner-" + strconv.Itoa(k%1000), created}, nil
 		}))
 	return err
@@ -127,18 +129,17 @@ func seedHashes(ctx context.Context, pool *pgxpool.Pool, from, n int) error {
 
 type replica struct {
 	cmd    *exec.Cmd
+	exited chan struct{} // closed when the process has exited
 	result StartupResult
 }
 
 func (r *replica) stop() {
 	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = r.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-r.exited:
 	case <-time.After(30 * time.Second):
 		_ = r.cmd.Process.Kill()
-		<-done
+		<-r.exited
 	}
 }
 
@@ -164,20 +165,30 @@ func (e *env) startReplica(ctx context.Context, keys int, name string, snapshots
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	r := &replica{cmd: cmd, result: StartupResult{Keys: keys, Replica: name}}
+	exited := make(chan struct{})
+	r := &replica{cmd: cmd, exited: exited, result: StartupResult{Keys: keys, Replica: name}}
+	go func() { _ = cmd.Wait(); close(exited) }()
 	base := "http://" + httpAddr
+	client := &http.Client{Timeout: 2 * time.Second}
 	for {
-		if resp, err := http.Get(base + "/readyz"); err == nil {
+		if resp, err := client.Get(base + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				break
 			}
 		}
+		select {
+		case <-exited:
+			return nil, fmt.Errorf("%s: the replica exited before it was ready", name)
+		case <-ctx.Done():
+			r.stop()
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond): // polling another process
+		}
 		if time.Since(start) > 10*time.Minute {
 			r.stop()
 			return nil, fmt.Errorf("%s: not ready after 10 minutes", name)
 		}
-		time.Sleep(10 * time.Millisecond) // polling another process
 	}
 	r.result.ReadySeconds = time.Since(start).Seconds()
 	r.result.RSSMB = float64(rssBytes(cmd.Process.Pid)) / (1 << 20)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -60,10 +61,16 @@ func (s *Store) ScanActiveHashes(ctx context.Context, endedFor time.Duration, st
 	}
 	var h keys.Hash
 	n, err := s.q.StreamActiveKeyHashes(ctx, tx, endedSince, func(raw []byte) error {
-		if len(raw) != len(h) {
+		switch {
+		case len(raw) == len(h): // binary format (pgx's default)
+			copy(h[:], raw)
+		case len(raw) == 2+2*len(h) && raw[0] == '\\' && raw[1] == 'x': // text format (simple protocol)
+			if _, err := hex.Decode(h[:], raw[2:]); err != nil {
+				return fmt.Errorf("a key_hash that is not hex: %w", err)
+			}
+		default:
 			return fmt.Errorf("a key_hash of %d bytes", len(raw))
 		}
-		copy(h[:], raw)
 		add(h)
 		return nil
 	})
@@ -186,9 +193,12 @@ func (s *Store) WithRebuildLock(ctx context.Context, fn func(context.Context) er
 		return false, nil
 	}
 	defer func() {
-		if uerr := s.q.RebuildUnlock(context.WithoutCancel(ctx), conn, rebuildLockKey); uerr != nil {
-			// Closing the session releases the lock.
-			_ = conn.Conn().Close(context.WithoutCancel(ctx))
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if uerr := s.q.RebuildUnlock(uctx, conn, rebuildLockKey); uerr != nil {
+			// Closing the session releases the lock (and the pool drops
+			// the closed connection).
+			_ = conn.Conn().Close(uctx)
 		}
 	}()
 	return true, fn(ctx)

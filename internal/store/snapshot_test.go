@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/url"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store"
 )
 
@@ -87,5 +89,31 @@ func TestRebuildLockIsHeldByOneAtATime(t *testing.T) {
 	}
 	if held, err := b.store.WithRebuildLock(ctx, func(context.Context) error { return nil }); !held || err != nil {
 		t.Fatalf("after release: held %v, %v", held, err)
+	}
+}
+
+// The full read works whatever query mode DATABASE_URL picks: with the
+// simple protocol, bytea arrives as text.
+func TestScanReadsHashesInTextFormatToo(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	g, _ := b.create(t, "acme")
+	u, err := url.Parse(b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("default_query_exec_mode", "simple_protocol")
+	u.RawQuery = q.Encode()
+	pool, err := store.OpenPool(ctx, store.PoolConfig{URL: u.String(), MaxConns: 2, ConnectTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var got []keys.Hash
+	n, err := store.New(pool, time.Second).ScanActiveHashes(ctx, time.Hour, func(store.ScanInfo) error { return nil }, func(h keys.Hash) { got = append(got, h) })
+	if err != nil || n != 1 || got[0] != g.Hash {
+		t.Fatalf("scan with the simple protocol: %d keys, %v", n, err)
 	}
 }

@@ -126,6 +126,7 @@ type Validator struct {
 	listening, streamUp atomic.Bool
 	backlogPending      atomic.Bool   // LISTEN is up, its backlog sync failed
 	streamLost          chan struct{} // wakes the sync loop when the stream goes down
+	rebuildNow          chan struct{} // asks the rebuild loop for a rebuild before its time
 
 	// echoes remembers events this replica applied itself, so their NOTIFY
 	// (which Postgres also delivers to the writer's own LISTEN connection)
@@ -279,6 +280,7 @@ func New(cfg Config) (*Validator, error) {
 		reg = prometheus.NewRegistry()
 	}
 	v.streamLost = make(chan struct{}, 1)
+	v.rebuildNow = make(chan struct{}, 1)
 	v.readyCh = make(chan struct{})
 	v.batch = newBatcher(v, cfg)
 	v.refreshAfter = cfg.PositiveTTL - time.Duration(float64(cfg.PositiveTTL)*cfg.RefreshAhead)

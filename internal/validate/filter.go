@@ -68,6 +68,17 @@ func (f *filter) add(h keys.Hash) {
 	}
 }
 
+// captureOnly records h for the generation being built, if a rebuild
+// runs, without adding it to the current one (which already answers
+// "maybe" for it).
+func (f *filter) captureOnly(h keys.Hash) {
+	f.mu.Lock()
+	if f.capture {
+		f.pending = append(f.pending, h)
+	}
+	f.mu.Unlock()
+}
+
 // startRebuild begins recording additions for a generation being built.
 func (f *filter) startRebuild() {
 	f.mu.Lock()

@@ -75,8 +75,14 @@ func (v *Validator) Run(ctx context.Context, feed Feed) error {
 func (v *Validator) rebuildLoop(ctx context.Context) {
 	for {
 		// ±10% jitter, so replicas started together do not rebuild together.
-		if !backoff.Sleep(ctx, backoff.Jitter(v.cfg.RebuildInterval, 0.1)) {
+		t := time.NewTimer(backoff.Jitter(v.cfg.RebuildInterval, 0.1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return
+		case <-v.rebuildNow: // grown past capacity (syncLoop)
+			t.Stop()
+		case <-t.C:
 		}
 		if err := v.rebuild(ctx); err != nil {
 			if ctx.Err() == nil {
@@ -175,10 +181,13 @@ func (v *Validator) syncLoop(ctx context.Context) {
 			v.streamUp.Store(true)
 		}
 		// More keys than the filter was sized for: its false-positive rate
-		// climbs, so rebuild now rather than at the next interval.
+		// climbs, so ask for a rebuild now rather than at the next interval
+		// (the rebuild loop runs it: a rebuild may wait minutes for another
+		// replica's snapshot, and sync must not wait with it).
 		if st := v.filter.stats(); st.loaded && st.keys > uint64(st.capacity) {
-			if err := v.rebuild(ctx); err != nil && ctx.Err() == nil {
-				v.log.Warn("filter rebuild (grown past capacity) failed", "error", err)
+			select {
+			case v.rebuildNow <- struct{}{}:
+			default:
 			}
 		}
 	}
@@ -223,7 +232,10 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 		}
 		maybe, _ := v.filter.test(&c.Hash)
 		if _, negative := v.neg.GetEntryQuietly(c.Hash); maybe && !negative {
-			continue // already known
+			// Known, or a false positive of the current filter: either way
+			// a filter being rebuilt must get it too.
+			v.filter.captureOnly(c.Hash)
+			continue
 		}
 		v.apply(store.Event{Kind: store.EventCreated, Hash: c.Hash}, fromSync)
 	}

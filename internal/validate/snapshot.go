@@ -49,8 +49,15 @@ func (v *Validator) rebuild(ctx context.Context) (err error) {
 		return v.fullRead(ctx, false)
 	}
 	seen, loaded, err := v.loadNewestSnapshot(ctx, 0)
-	if err != nil || loaded {
+	if loaded {
 		return err
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		// The snapshot path failing must not keep the filter from loading.
+		v.log.Warn("loading the filter snapshot failed; reading the table", "error", err)
 	}
 	held, err := v.store.WithRebuildLock(ctx, func(ctx context.Context) error {
 		return v.fullRead(ctx, true)
@@ -64,8 +71,11 @@ func (v *Validator) rebuild(ctx context.Context) (err error) {
 		if !backoff.Sleep(ctx, 200*time.Millisecond) {
 			return ctx.Err()
 		}
-		if _, loaded, err := v.loadNewestSnapshot(ctx, seen); err != nil || loaded {
+		if _, loaded, err := v.loadNewestSnapshot(ctx, seen); loaded {
 			return err
+		} else if err != nil {
+			v.log.Warn("loading the filter snapshot failed; reading the table", "error", err)
+			break
 		}
 	}
 	v.log.Warn("no filter snapshot from the replica holding the rebuild lock; reading the table", "waited", v.cfg.SnapshotWait)
@@ -165,6 +175,12 @@ func (v *Validator) fullRead(ctx context.Context, write bool) error {
 	v.metrics.fullReads.Inc()
 	next.added.Store(uint64(n))
 	v.lastKeys.Store(n)
+	if write && uint64(n) > uint64(next.capacity) {
+		// Sized from a stale estimate: not worth sharing. The sync loop
+		// asks for a rebuild, sized from n this time, which writes one.
+		v.log.Warn("the table holds more keys than the filter was sized for; not writing it as a snapshot", "keys", n, "capacity", next.capacity)
+		write = false
+	}
 	var raw []byte
 	if write {
 		// Before the swap, while no one else can add to next.
