@@ -16,6 +16,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
@@ -39,8 +40,12 @@ func REST(ctx context.Context, srv keyservicev1.KeyServiceServer, maxBody int64,
 		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 	}}
+	// grpc-gateway keeps the query parser in a package variable, which
+	// SetQueryParameterParser writes each time a mux is built: set it once,
+	// so a second server in the process (tests, the bench) does not write it
+	// while the first serves.
+	queryParserOnce.Do(func() { runtime.NewServeMux(runtime.SetQueryParameterParser(strictQuery{})) })
 	mux := runtime.NewServeMux(
-		runtime.SetQueryParameterParser(strictQuery{}),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
 			switch textproto.CanonicalMIMEHeaderKey(h) {
@@ -107,6 +112,8 @@ func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 		return m.Unmarshal(value, v)
 	})
 }
+
+var queryParserOnce sync.Once
 
 // queryRoutes are the GET routes whose requests take query parameters
 // (checked field by field by strictQuery); any other route with a query
