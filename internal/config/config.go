@@ -33,6 +33,15 @@ type Config struct {
 	HTTPAddr           string
 	AdminTokens        []string
 	KeyPrefix          string
+	// The signed key format (internal/keys/signed.go): its prefix, and the
+	// signing secrets, the first of which signs new keys. None: off.
+	SignedKeyPrefix  string
+	SigningKeys      []keys.SigningKey
+	DefaultKeyFormat string // "checksum" or "signed"
+	// Legacy formats of imported keys (internal/keys/legacy.go), and the
+	// names of those turned off.
+	LegacyFormats []keys.Legacy
+	LegacyRefuse  []string
 	Migrate            bool
 	DBMaxConns         int
 	DBConnectTimeout   time.Duration
@@ -89,9 +98,11 @@ type Config struct {
 	TLSKeyFile      string
 	TLSClientCAFile string
 
-	// callerTokensErr: what was wrong with KEYSERVICE_CALLER_TOKENS as
-	// read (reported by Validate, which never shows a token).
+	// callerTokensErr, signingKeysErr: what was wrong with
+	// KEYSERVICE_CALLER_TOKENS or KEYSERVICE_SIGNING_KEYS as read (reported
+	// by Validate, which never shows a secret).
 	callerTokensErr error
+	signingKeysErr  error
 }
 
 // Defaults returns the default configuration. The fast path's tuning
@@ -102,6 +113,8 @@ func Defaults() Config {
 		GRPCAddr:           ":9090",
 		HTTPAddr:           ":8080",
 		KeyPrefix:          keys.DefaultPrefix,
+		SignedKeyPrefix:    "kss",
+		DefaultKeyFormat:   "checksum",
 		DBMaxConns:         16,
 		DBConnectTimeout:   5 * time.Second,
 		DBAcquireTimeout:   time.Second,
@@ -185,6 +198,22 @@ func (c Config) Validate() error {
 	}
 	if err := keys.ValidatePrefix(c.KeyPrefix); err != nil {
 		bad("KEYSERVICE_KEY_PREFIX", "%v", err)
+	} else if _, err := c.KeyFormat(); err != nil {
+		var se *settingError
+		if errors.As(err, &se) {
+			bad(se.env, "%v", se.err)
+		} else {
+			bad("KEYSERVICE_KEY_PREFIX", "%v", err)
+		}
+	}
+	switch c.DefaultKeyFormat {
+	case "checksum":
+	case "signed":
+		if len(c.SigningKeys) == 0 {
+			bad("KEYSERVICE_DEFAULT_KEY_FORMAT", "signed needs KEYSERVICE_SIGNING_KEYS")
+		}
+	default:
+		bad("KEYSERVICE_DEFAULT_KEY_FORMAT", "must be checksum or signed, got %q", c.DefaultKeyFormat)
 	}
 	if c.DBMaxConns < 2 || c.DBMaxConns > 1000 {
 		bad("KEYSERVICE_DB_MAX_CONNS", "must be between 2 and 1000, got %d", c.DBMaxConns)
@@ -292,6 +321,47 @@ func (c Config) Validate() error {
 	// Sort for a stable message: map iteration above is random.
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)
+}
+
+// settingError is a problem with one setting.
+type settingError struct {
+	env string
+	err error
+}
+
+func (e *settingError) Error() string { return e.env + ": " + e.err.Error() }
+
+// KeyFormat is the key format the service issues and accepts: the
+// checksum format, and the signed and legacy formats when configured.
+func (c Config) KeyFormat() (keys.Format, error) {
+	f, err := keys.NewFormat(c.KeyPrefix)
+	if err != nil {
+		return f, &settingError{"KEYSERVICE_KEY_PREFIX", err}
+	}
+	if c.signingKeysErr != nil {
+		return f, &settingError{"KEYSERVICE_SIGNING_KEYS", c.signingKeysErr}
+	}
+	if len(c.SigningKeys) > 0 {
+		if f, err = f.WithSigned(c.SignedKeyPrefix, c.SigningKeys); err != nil {
+			return f, &settingError{"KEYSERVICE_SIGNED_KEY_PREFIX", err}
+		}
+	}
+	legacy := append([]keys.Legacy(nil), c.LegacyFormats...)
+	for _, r := range c.LegacyRefuse {
+		found := false
+		for i := range legacy {
+			if legacy[i].Name == r {
+				legacy[i].Refuse, found = true, true
+			}
+		}
+		if !found {
+			return f, &settingError{"KEYSERVICE_LEGACY_REFUSE", fmt.Errorf("%q is not a legacy format", r)}
+		}
+	}
+	if f, err = f.WithLegacy(legacy); err != nil {
+		return f, &settingError{"KEYSERVICE_LEGACY_FORMATS", err}
+	}
+	return f, nil
 }
 
 // checkCallerTokens: names of the caller alphabet, tokens long enough, no

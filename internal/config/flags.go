@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 )
 
@@ -35,6 +36,11 @@ func (c *Config) settings() []setting {
 		{"http-addr", "KEYSERVICE_HTTP_ADDR", "HTTP (REST, health, OpenAPI) listen address", &c.HTTPAddr},
 		{"admin-tokens", "KEYSERVICE_ADMIN_TOKENS", "comma-separated admin bearer tokens; none: admin calls are refused (prefer the env var: flags show in ps)", (*secretList)(&c.AdminTokens)},
 		{"key-prefix", "KEYSERVICE_KEY_PREFIX", "prefix of new keys (a-z, 0-9)", &c.KeyPrefix},
+		{"signed-key-prefix", "KEYSERVICE_SIGNED_KEY_PREFIX", "prefix of signed keys (a-z, 0-9), different from --key-prefix", &c.SignedKeyPrefix},
+		{"signing-keys", "KEYSERVICE_SIGNING_KEYS", "comma-separated kid:<base64 secret of 32+ bytes>; the first signs new signed keys, all verify (prefer the env var)", &signingKeys{ks: &c.SigningKeys, err: &c.signingKeysErr}},
+		{"default-key-format", "KEYSERVICE_DEFAULT_KEY_FORMAT", "format of keys created without one: checksum or signed", &c.DefaultKeyFormat},
+		{"legacy-formats", "KEYSERVICE_LEGACY_FORMATS", "formats of imported keys, name:prefix:regex separated by ;", (*legacyFormats)(&c.LegacyFormats)},
+		{"legacy-refuse", "KEYSERVICE_LEGACY_REFUSE", "comma-separated legacy formats whose keys are refused (MALFORMED)", (*list)(&c.LegacyRefuse)},
 		{"migrate", "KEYSERVICE_MIGRATE", "apply pending migrations before serving", (*boolWord)(&c.Migrate)},
 		{"db-max-conns", "KEYSERVICE_DB_MAX_CONNS", "pool size (MaxConns)", (*decimal)(&c.DBMaxConns)},
 		{"db-connect-timeout", "KEYSERVICE_DB_CONNECT_TIMEOUT", "timeout to open a database connection", &c.DBConnectTimeout},
@@ -202,6 +208,51 @@ func (v *callerTokens) Set(s string) error {
 	*v.m, *v.err = m, problem
 	return nil
 }
+
+// signingKeys reads kid:<base64> pairs. Like callerTokens, its Set never
+// fails (the flag package would print the secrets).
+type signingKeys struct {
+	ks  *[]keys.SigningKey
+	err *error
+}
+
+func (v *signingKeys) String() string {
+	if v.ks == nil {
+		return ""
+	}
+	return strings.Repeat("*", min(len(*v.ks), 1)*8)
+}
+
+func (v *signingKeys) Set(s string) error {
+	*v.ks, *v.err = keys.ParseSigningKeys(s)
+	return nil
+}
+
+// legacyFormats reads name:prefix:regex entries separated by ";".
+type legacyFormats []keys.Legacy
+
+func (v *legacyFormats) String() string {
+	var parts []string
+	for _, l := range *v {
+		parts = append(parts, l.Name+":"+l.Prefix+":"+l.Pattern.String())
+	}
+	return strings.Join(parts, ";")
+}
+
+func (v *legacyFormats) Set(s string) error {
+	ls, err := keys.ParseLegacyFormats(s, nil)
+	if err != nil {
+		return err
+	}
+	*v = ls
+	return nil
+}
+
+// list is a plain comma-separated list.
+type list []string
+
+func (v *list) String() string     { return strings.Join(*v, ",") }
+func (v *list) Set(s string) error { *v = splitList(s); return nil }
 
 // decimal is a whole number in base 10.
 type decimal int

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"strings"
 )
 
 const (
@@ -58,9 +59,14 @@ type Hash [sha256.Size]byte
 // not something to log casually.
 func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 
-// Format generates and parses keys with one prefix.
+// Format generates and parses keys: the checksum format with its prefix,
+// and, when configured, the signed format (signed.go) and legacy formats
+// (legacy.go), told apart by their prefixes.
 type Format struct {
 	prefix string
+	signed *signer
+	legacy []Legacy
+	maxLen int // the longest key any format accepts
 }
 
 // NewFormat returns a Format for prefix, which must be 1 to 16 characters of
@@ -69,7 +75,7 @@ func NewFormat(prefix string) (Format, error) {
 	if err := ValidatePrefix(prefix); err != nil {
 		return Format{}, err
 	}
-	return Format{prefix: prefix}, nil
+	return Format{prefix: prefix, maxLen: MaxLen}, nil
 }
 
 // ValidatePrefix explains why prefix cannot be used, or returns nil.
@@ -120,14 +126,43 @@ func (f Format) Hint(key string) string {
 	return f.prefix + "_..." + key[len(key)-4:]
 }
 
-// Parse checks the key's shape, prefix and checksum, cheapest test first,
-// and returns nil if the key is well formed. It never allocates.
+// Parse checks the key's shape, prefix and checksum (or signature, or
+// legacy pattern), cheapest test first, and returns nil if the key is well
+// formed.
 func (f Format) Parse(key string) error {
+	_, err := f.Classify(key)
+	return err
+}
+
+// Classify tells which format key is in (KindChecksum, KindSigned, or
+// KindLegacy+i for the i-th legacy format; KindUnknown when none) and
+// whether it is well formed in it.
+func (f Format) Classify(key string) (Kind, error) {
 	n := len(key)
 	switch {
 	case n == 0:
-		return ErrEmpty
-	case n > MaxLen:
+		return KindUnknown, ErrEmpty
+	case n > f.maxLen:
+		return KindUnknown, ErrTooLong
+	}
+	if s := f.signed; s != nil && n > len(s.prefix) && key[len(s.prefix)] == '_' && key[:len(s.prefix)] == s.prefix {
+		return KindSigned, s.verify(key)
+	}
+	if n > len(f.prefix) && key[len(f.prefix)] == '_' && key[:len(f.prefix)] == f.prefix {
+		return KindChecksum, f.parseChecksum(key)
+	}
+	for i := range f.legacy {
+		if l := &f.legacy[i]; strings.HasPrefix(key, l.Prefix) {
+			return KindLegacy + Kind(i), l.check(key)
+		}
+	}
+	return KindUnknown, ErrPrefix
+}
+
+// parseChecksum checks a key of the checksum format. It never allocates.
+func (f Format) parseChecksum(key string) error {
+	n := len(key)
+	if n > MaxLen {
 		return ErrTooLong
 	}
 	want := len(f.prefix) + 1 + BodyLen + ChecksumLen

@@ -97,7 +97,7 @@ func TestParse(t *testing.T) {
 		{"just over max", strings.Repeat("a", MaxLen+1), ErrTooLong},
 		{"short", k[:len(k)-1], ErrLength},
 		{"long", k + "a", ErrLength},
-		{"other prefix", otherKey.Secret, ErrLength},
+		{"other prefix", otherKey.Secret, ErrPrefix}, // formats are told apart by prefix first,
 		{"same length other prefix", "xx" + k[2:], ErrPrefix},
 		{"missing underscore", "ks-" + k[3:], ErrPrefix},
 		{"invalid utf8", k[:10] + "\xff" + k[11:], ErrCharset},

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/middleware"
@@ -106,7 +107,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 			s.closers.close()
 		}
 	}()
-	format, err := keys.NewFormat(cfg.KeyPrefix)
+	format, err := cfg.KeyFormat()
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +146,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Keys:          s.validator.Keys(s.store),
 		Validator:     judge,
 		Format:        format,
+		DefaultFormat: defaultFormat(cfg.DefaultKeyFormat),
 		KeyLimits:     keyLimits,
 		DefaultLimit:  cfg.KeyLimit(),
 		PageTokenKey:  service.PageTokenKey(cfg.AdminTokens),
@@ -207,4 +209,11 @@ func newValidator(cfg config.Config, format keys.Format, st *store.Store, log *s
 		UsageFlushInterval: cfg.UsageFlushInterval,
 		NoSnapshots:        !cfg.FilterSnapshots,
 	})
+}
+
+func defaultFormat(name string) keyservicev1.Format {
+	if name == "signed" {
+		return keyservicev1.Format_FORMAT_SIGNED
+	}
+	return keyservicev1.Format_FORMAT_CHECKSUM
 }

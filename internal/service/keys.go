@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/store"
 )
@@ -17,7 +18,22 @@ func (s *Service) CreateKey(ctx context.Context, req *keyservicev1.CreateKeyRequ
 	if err != nil {
 		return nil, err
 	}
-	g, err := s.format.Generate()
+	format := req.GetFormat()
+	if format == keyservicev1.Format_FORMAT_UNSPECIFIED {
+		format = s.defaultFormat
+	}
+	var g keys.Generated
+	switch format {
+	case keyservicev1.Format_FORMAT_CHECKSUM:
+		g, err = s.format.Generate()
+	case keyservicev1.Format_FORMAT_SIGNED:
+		if !s.format.CanSign() {
+			return nil, invalid("format", "signed keys need signing keys on the server (KEYSERVICE_SIGNING_KEYS)")
+		}
+		g, err = s.format.GenerateSigned()
+	default:
+		return nil, invalid("format", "must be FORMAT_CHECKSUM or FORMAT_SIGNED, got %d", format)
+	}
 	if err != nil {
 		return nil, err
 	}

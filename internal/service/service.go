@@ -51,6 +51,9 @@ type Config struct {
 	Keys      Keys
 	Validator Validator
 	Format    keys.Format // makes new secrets
+	// DefaultFormat is the format of keys created without one
+	// (FORMAT_CHECKSUM when unset).
+	DefaultFormat keyservicev1.Format
 	// KeyLimits holds per-key budgets; nil: no per-key limit.
 	KeyLimits    ratelimit.KeyStore
 	DefaultLimit ratelimit.Limit // for keys created without their own
@@ -66,13 +69,14 @@ type Config struct {
 // become statuses in MapErrors.
 type Service struct {
 	keyservicev1.UnimplementedKeyServiceServer
-	keys         Keys
-	validator    Validator
-	format       keys.Format
-	now          func() time.Time
-	keyLimits    ratelimit.KeyStore
-	defaultLimit ratelimit.Limit
-	cursors      store.CursorCodec
+	keys          Keys
+	validator     Validator
+	format        keys.Format
+	defaultFormat keyservicev1.Format
+	now           func() time.Time
+	keyLimits     ratelimit.KeyStore
+	defaultLimit  ratelimit.Limit
+	cursors       store.CursorCodec
 	// views caches the API form of records served from memory, keyed by the
 	// cached record's address (stable while the cache entry lives; the key
 	// here keeps it from being reused): a hot key is converted once, not on
@@ -83,16 +87,20 @@ type Service struct {
 // New builds a Service.
 func New(cfg Config) *Service {
 	s := &Service{
-		keys:         cfg.Keys,
-		validator:    cfg.Validator,
-		format:       cfg.Format,
-		now:          cfg.Now,
-		keyLimits:    cfg.KeyLimits,
-		defaultLimit: cfg.DefaultLimit,
-		cursors:      store.NewCursorCodec(cfg.PageTokenKey),
+		keys:          cfg.Keys,
+		validator:     cfg.Validator,
+		format:        cfg.Format,
+		defaultFormat: cfg.DefaultFormat,
+		now:           cfg.Now,
+		keyLimits:     cfg.KeyLimits,
+		defaultLimit:  cfg.DefaultLimit,
+		cursors:       store.NewCursorCodec(cfg.PageTokenKey),
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.defaultFormat == keyservicev1.Format_FORMAT_UNSPECIFIED {
+		s.defaultFormat = keyservicev1.Format_FORMAT_CHECKSUM
 	}
 	if cfg.ViewCacheSize > 0 {
 		s.views = otter.Must(&otter.Options[*store.Key, *keyservicev1.Key]{

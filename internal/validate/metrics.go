@@ -11,6 +11,7 @@ type Path int
 const (
 	PathShape Path = iota
 	PathChecksum
+	PathSignature
 	PathNegativeCache
 	PathPositiveCache
 	PathFilter
@@ -19,7 +20,7 @@ const (
 )
 
 func (p Path) String() string {
-	return [...]string{"shape", "checksum", "negative_cache", "positive_cache", "filter", "lookup"}[p]
+	return [...]string{"shape", "checksum", "signature", "negative_cache", "positive_cache", "filter", "lookup"}[p]
 }
 
 // codeUnavailable indexes the answers metric for calls that got no answer.
@@ -51,6 +52,8 @@ type metrics struct {
 	buildSeconds       prometheus.Histogram
 	syncErrors         *prometheus.CounterVec
 	usageFlushes       prometheus.Counter
+	formats            []prometheus.Counter // by keys.Kind+1 (0: unknown)
+	filterProbes       prometheus.Counter
 	fullReads          prometheus.Counter
 	snapshotLoads      prometheus.Counter
 	snapshotWrites     prometheus.Counter
@@ -119,6 +122,10 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 			Name: "keyservice_usage_flushes_total",
 			Help: "Batched last_used_at writes.",
 		}),
+		filterProbes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyservice_filter_probes_total",
+			Help: "Keys tested against the Bloom filter (a key answered before the filter, such as a malformed or forged one, is not).",
+		}),
 		fullReads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "keyservice_filter_full_reads_total",
 			Help: "Filter loads that read every active key from the table (the rest load the fleet's snapshot).",
@@ -140,6 +147,14 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 		Name: "keyservice_lookup_refusals_total",
 		Help: "Lookups answered UNAVAILABLE, by reason: deadline (not answered within KEYSERVICE_LOOKUP_TIMEOUT: more backlog than the database carries in time), queue_full (more waiting than can be answered within a deadline), store_down (the statement failed).",
 	}, []string{"reason"})
+	formats := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyservice_validate_formats_total",
+		Help: "Presented keys by format: checksum, signed, each legacy format by name, unknown (no format's prefix).",
+	}, []string{"format"})
+	m.formats = append(m.formats, formats.WithLabelValues("unknown"))
+	for _, name := range v.format.KindNames() {
+		m.formats = append(m.formats, formats.WithLabelValues(name))
+	}
 	for r, name := range [numRefusals]string{"deadline", "queue_full", "store_down"} {
 		m.lookupRefusals[r] = refusals.WithLabelValues(name)
 	}
@@ -165,7 +180,7 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 	collectors := []prometheus.Collector{answers, m.lookups, refusals, m.batchSize, m.queueWait, m.lookupQueue,
 		m.statementsInFlight, m.refreshes, m.warmed, m.staleServed,
 		m.events, m.syncSeconds, m.buildSeconds, m.syncErrors, m.usageFlushes,
-		m.fullReads, m.snapshotLoads, m.snapshotWrites, m.snapshotsIgnored,
+		formats, m.filterProbes, m.fullReads, m.snapshotLoads, m.snapshotWrites, m.snapshotsIgnored,
 		gauge("keyservice_filter_loaded", "1 once the filter has been loaded.", func() float64 {
 			if v.filter.loaded() {
 				return 1

@@ -105,10 +105,14 @@ var _ Store = (*store.Store)(nil)
 // Validate judges key. The error is non-nil only when no answer can be
 // given (ErrUnavailable, or a fault); a wrong key is a Result.
 func (v *Validator) Validate(ctx context.Context, key string) (Result, error) {
-	switch err := v.format.Parse(key); {
+	kind, err := v.format.Classify(key)
+	v.metrics.formats[kind+1].Inc()
+	switch {
 	case err == nil:
 	case errors.Is(err, keys.ErrChecksum):
 		return v.answer(Result{Code: Malformed, Path: PathChecksum}), nil
+	case errors.Is(err, keys.ErrSignature), errors.Is(err, keys.ErrUnknownKid):
+		return v.answer(Result{Code: Malformed, Path: PathSignature}), nil
 	default:
 		return v.answer(Result{Code: Malformed, Path: PathShape}), nil
 	}
@@ -146,6 +150,7 @@ func (v *Validator) Validate(ctx context.Context, key string) (Result, error) {
 // filterThenLookup answers from the filter's "no", else by a lookup. It is
 // also all a starting replica answers with (see ready).
 func (v *Validator) filterThenLookup(ctx context.Context, h keys.Hash) (Result, error) {
+	v.metrics.filterProbes.Inc()
 	maybe, loaded := v.filter.test(&h)
 	if !loaded {
 		v.metrics.answers[PathFilter][codeUnavailable].Inc()

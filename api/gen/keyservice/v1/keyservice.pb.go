@@ -34,7 +34,8 @@ const (
 	Code_CODE_UNSPECIFIED Code = 0
 	// The key exists, is active and may be used.
 	Code_CODE_VALID Code = 1
-	// The key is not a well-formed keyservice key (shape, prefix or checksum).
+	// The key is not a well-formed key of any configured format (shape,
+	// prefix, checksum, signature, or a legacy format that is refused).
 	Code_CODE_MALFORMED Code = 2
 	// No such key.
 	Code_CODE_NOT_FOUND Code = 3
@@ -93,6 +94,62 @@ func (x Code) Number() protoreflect.EnumNumber {
 // Deprecated: Use Code.Descriptor instead.
 func (Code) EnumDescriptor() ([]byte, []int) {
 	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{0}
+}
+
+// Format is the format of a new key's secret.
+type Format int32
+
+const (
+	// The configured default (KEYSERVICE_DEFAULT_KEY_FORMAT).
+	Format_FORMAT_UNSPECIFIED Format = 0
+	// <prefix>_<30 random base62><6-character CRC32 checksum>: typos and
+	// garbage are rejected without a lookup.
+	Format_FORMAT_CHECKSUM Format = 1
+	// <signed prefix>_<kid>_<24 random base62><22-character HMAC-SHA-256
+	// tag>: keys no one issued are rejected without a lookup. Needs
+	// KEYSERVICE_SIGNING_KEYS.
+	Format_FORMAT_SIGNED Format = 2
+)
+
+// Enum value maps for Format.
+var (
+	Format_name = map[int32]string{
+		0: "FORMAT_UNSPECIFIED",
+		1: "FORMAT_CHECKSUM",
+		2: "FORMAT_SIGNED",
+	}
+	Format_value = map[string]int32{
+		"FORMAT_UNSPECIFIED": 0,
+		"FORMAT_CHECKSUM":    1,
+		"FORMAT_SIGNED":      2,
+	}
+)
+
+func (x Format) Enum() *Format {
+	p := new(Format)
+	*p = x
+	return p
+}
+
+func (x Format) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Format) Descriptor() protoreflect.EnumDescriptor {
+	return file_keyservice_v1_keyservice_proto_enumTypes[1].Descriptor()
+}
+
+func (Format) Type() protoreflect.EnumType {
+	return &file_keyservice_v1_keyservice_proto_enumTypes[1]
+}
+
+func (x Format) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Format.Descriptor instead.
+func (Format) EnumDescriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{1}
 }
 
 // Key is the stored record of an API key. It never contains the secret.
@@ -518,7 +575,9 @@ type CreateKeyRequest struct {
 	// Optional expiry; must be in the future.
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
 	// Optional rate limit of this key; unset: the configured default.
-	RateLimit     *RateLimit `protobuf:"bytes,6,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
+	RateLimit *RateLimit `protobuf:"bytes,6,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
+	// The secret's format; unset: the configured default.
+	Format        Format `protobuf:"varint,7,opt,name=format,enum=keyservice.v1.Format" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -593,6 +652,13 @@ func (x *CreateKeyRequest) GetRateLimit() *RateLimit {
 		return x.RateLimit
 	}
 	return nil
+}
+
+func (x *CreateKeyRequest) GetFormat() Format {
+	if x != nil {
+		return x.Format
+	}
+	return Format_FORMAT_UNSPECIFIED
 }
 
 // CreateKeyResponse returns the new key's secret, once, and its record.
@@ -996,7 +1062,7 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.keyservice.v1.CodeR\x04code\x12$\n" +
 	"\x03key\x18\x03 \x01(\v2\x12.keyservice.v1.KeyR\x03key\x12=\n" +
 	"\n" +
-	"rate_limit\x18\x04 \x01(\v2\x1e.keyservice.v1.RateLimitStatusR\trateLimit\"\xd0\x02\n" +
+	"rate_limit\x18\x04 \x01(\v2\x1e.keyservice.v1.RateLimitStatusR\trateLimit\"\xff\x02\n" +
 	"\x10CreateKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x16\n" +
@@ -1005,7 +1071,8 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x127\n" +
 	"\n" +
-	"rate_limit\x18\x06 \x01(\v2\x18.keyservice.v1.RateLimitR\trateLimit\x1a;\n" +
+	"rate_limit\x18\x06 \x01(\v2\x18.keyservice.v1.RateLimitR\trateLimit\x12-\n" +
+	"\x06format\x18\a \x01(\x0e2\x15.keyservice.v1.FormatR\x06format\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Q\n" +
@@ -1036,7 +1103,11 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x0eCODE_NOT_FOUND\x10\x03\x12\x10\n" +
 	"\fCODE_REVOKED\x10\x04\x12\x10\n" +
 	"\fCODE_EXPIRED\x10\x05\x12\x15\n" +
-	"\x11CODE_RATE_LIMITED\x10\x062\x8a\x04\n" +
+	"\x11CODE_RATE_LIMITED\x10\x06*H\n" +
+	"\x06Format\x12\x16\n" +
+	"\x12FORMAT_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fFORMAT_CHECKSUM\x10\x01\x12\x11\n" +
+	"\rFORMAT_SIGNED\x10\x022\x8a\x04\n" +
 	"\n" +
 	"KeyService\x12i\n" +
 	"\bValidate\x12\x1e.keyservice.v1.ValidateRequest\x1a\x1f.keyservice.v1.ValidateResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/keys:validate\x12c\n" +
@@ -1058,62 +1129,64 @@ func file_keyservice_v1_keyservice_proto_rawDescGZIP() []byte {
 	return file_keyservice_v1_keyservice_proto_rawDescData
 }
 
-var file_keyservice_v1_keyservice_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_keyservice_v1_keyservice_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_keyservice_v1_keyservice_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_keyservice_v1_keyservice_proto_goTypes = []any{
 	(Code)(0),                     // 0: keyservice.v1.Code
-	(*Key)(nil),                   // 1: keyservice.v1.Key
-	(*RateLimit)(nil),             // 2: keyservice.v1.RateLimit
-	(*RateLimitStatus)(nil),       // 3: keyservice.v1.RateLimitStatus
-	(*ValidateRequest)(nil),       // 4: keyservice.v1.ValidateRequest
-	(*ValidateResponse)(nil),      // 5: keyservice.v1.ValidateResponse
-	(*CreateKeyRequest)(nil),      // 6: keyservice.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),     // 7: keyservice.v1.CreateKeyResponse
-	(*GetKeyRequest)(nil),         // 8: keyservice.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),        // 9: keyservice.v1.GetKeyResponse
-	(*ListKeysRequest)(nil),       // 10: keyservice.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),      // 11: keyservice.v1.ListKeysResponse
-	(*RevokeKeyRequest)(nil),      // 12: keyservice.v1.RevokeKeyRequest
-	(*RevokeKeyResponse)(nil),     // 13: keyservice.v1.RevokeKeyResponse
-	nil,                           // 14: keyservice.v1.Key.MetadataEntry
-	nil,                           // 15: keyservice.v1.CreateKeyRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
+	(Format)(0),                   // 1: keyservice.v1.Format
+	(*Key)(nil),                   // 2: keyservice.v1.Key
+	(*RateLimit)(nil),             // 3: keyservice.v1.RateLimit
+	(*RateLimitStatus)(nil),       // 4: keyservice.v1.RateLimitStatus
+	(*ValidateRequest)(nil),       // 5: keyservice.v1.ValidateRequest
+	(*ValidateResponse)(nil),      // 6: keyservice.v1.ValidateResponse
+	(*CreateKeyRequest)(nil),      // 7: keyservice.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),     // 8: keyservice.v1.CreateKeyResponse
+	(*GetKeyRequest)(nil),         // 9: keyservice.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),        // 10: keyservice.v1.GetKeyResponse
+	(*ListKeysRequest)(nil),       // 11: keyservice.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),      // 12: keyservice.v1.ListKeysResponse
+	(*RevokeKeyRequest)(nil),      // 13: keyservice.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),     // 14: keyservice.v1.RevokeKeyResponse
+	nil,                           // 15: keyservice.v1.Key.MetadataEntry
+	nil,                           // 16: keyservice.v1.CreateKeyRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
 }
 var file_keyservice_v1_keyservice_proto_depIdxs = []int32{
-	14, // 0: keyservice.v1.Key.metadata:type_name -> keyservice.v1.Key.MetadataEntry
-	16, // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
-	16, // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	16, // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
-	16, // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
-	2,  // 5: keyservice.v1.Key.rate_limit:type_name -> keyservice.v1.RateLimit
-	17, // 6: keyservice.v1.RateLimit.period:type_name -> google.protobuf.Duration
-	17, // 7: keyservice.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
+	15, // 0: keyservice.v1.Key.metadata:type_name -> keyservice.v1.Key.MetadataEntry
+	17, // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
+	17, // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	17, // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
+	17, // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
+	3,  // 5: keyservice.v1.Key.rate_limit:type_name -> keyservice.v1.RateLimit
+	18, // 6: keyservice.v1.RateLimit.period:type_name -> google.protobuf.Duration
+	18, // 7: keyservice.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
 	0,  // 8: keyservice.v1.ValidateResponse.code:type_name -> keyservice.v1.Code
-	1,  // 9: keyservice.v1.ValidateResponse.key:type_name -> keyservice.v1.Key
-	3,  // 10: keyservice.v1.ValidateResponse.rate_limit:type_name -> keyservice.v1.RateLimitStatus
-	15, // 11: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
-	16, // 12: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	2,  // 13: keyservice.v1.CreateKeyRequest.rate_limit:type_name -> keyservice.v1.RateLimit
-	1,  // 14: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
-	1,  // 15: keyservice.v1.GetKeyResponse.key:type_name -> keyservice.v1.Key
-	1,  // 16: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
-	1,  // 17: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
-	4,  // 18: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
-	6,  // 19: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
-	8,  // 20: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
-	10, // 21: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
-	12, // 22: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
-	5,  // 23: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
-	7,  // 24: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
-	9,  // 25: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
-	11, // 26: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
-	13, // 27: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
-	23, // [23:28] is the sub-list for method output_type
-	18, // [18:23] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	2,  // 9: keyservice.v1.ValidateResponse.key:type_name -> keyservice.v1.Key
+	4,  // 10: keyservice.v1.ValidateResponse.rate_limit:type_name -> keyservice.v1.RateLimitStatus
+	16, // 11: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
+	17, // 12: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 13: keyservice.v1.CreateKeyRequest.rate_limit:type_name -> keyservice.v1.RateLimit
+	1,  // 14: keyservice.v1.CreateKeyRequest.format:type_name -> keyservice.v1.Format
+	2,  // 15: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
+	2,  // 16: keyservice.v1.GetKeyResponse.key:type_name -> keyservice.v1.Key
+	2,  // 17: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
+	2,  // 18: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
+	5,  // 19: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
+	7,  // 20: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
+	9,  // 21: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
+	11, // 22: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
+	13, // 23: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
+	6,  // 24: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
+	8,  // 25: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
+	10, // 26: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
+	12, // 27: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
+	14, // 28: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
+	24, // [24:29] is the sub-list for method output_type
+	19, // [19:24] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_keyservice_v1_keyservice_proto_init() }
@@ -1126,7 +1199,7 @@ func file_keyservice_v1_keyservice_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyservice_v1_keyservice_proto_rawDesc), len(file_keyservice_v1_keyservice_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,

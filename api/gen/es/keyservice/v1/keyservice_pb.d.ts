@@ -302,6 +302,13 @@ export declare type CreateKeyRequest = Message<"keyservice.v1.CreateKeyRequest">
    * @generated from field: keyservice.v1.RateLimit rate_limit = 6;
    */
   rateLimit?: RateLimit | undefined;
+
+  /**
+   * The secret's format; unset: the configured default.
+   *
+   * @generated from field: keyservice.v1.Format format = 7;
+   */
+  format: Format;
 };
 
 /**
@@ -499,7 +506,8 @@ export enum Code {
   VALID = 1,
 
   /**
-   * The key is not a well-formed keyservice key (shape, prefix or checksum).
+   * The key is not a well-formed key of any configured format (shape,
+   * prefix, checksum, signature, or a legacy format that is refused).
    *
    * @generated from enum value: CODE_MALFORMED = 2;
    */
@@ -538,6 +546,42 @@ export enum Code {
  * Describes the enum keyservice.v1.Code.
  */
 export declare const CodeSchema: GenEnum<Code>;
+
+/**
+ * Format is the format of a new key's secret.
+ *
+ * @generated from enum keyservice.v1.Format
+ */
+export enum Format {
+  /**
+   * The configured default (KEYSERVICE_DEFAULT_KEY_FORMAT).
+   *
+   * @generated from enum value: FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * <prefix>_<30 random base62><6-character CRC32 checksum>: typos and
+   * garbage are rejected without a lookup.
+   *
+   * @generated from enum value: FORMAT_CHECKSUM = 1;
+   */
+  CHECKSUM = 1,
+
+  /**
+   * <signed prefix>_<kid>_<24 random base62><22-character HMAC-SHA-256
+   * tag>: keys no one issued are rejected without a lookup. Needs
+   * KEYSERVICE_SIGNING_KEYS.
+   *
+   * @generated from enum value: FORMAT_SIGNED = 2;
+   */
+  SIGNED = 2,
+}
+
+/**
+ * Describes the enum keyservice.v1.Format.
+ */
+export declare const FormatSchema: GenEnum<Format>;
 
 /**
  * KeyService answers "is this API key valid, and whose is it?" and lets
