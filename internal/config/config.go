@@ -28,11 +28,11 @@ import (
 // environment variable; a flag given on the command line wins over the
 // variable, which wins over the default.
 type Config struct {
-	DatabaseURL        string
-	GRPCAddr           string
-	HTTPAddr           string
-	AdminTokens        []string
-	KeyPrefix          string
+	DatabaseURL string
+	GRPCAddr    string
+	HTTPAddr    string
+	AdminTokens []string
+	KeyPrefix   string
 	// The signed key format (internal/keys/signed.go): its prefix, and the
 	// signing secrets, the first of which signs new keys. None: off.
 	SignedKeyPrefix  string
@@ -40,8 +40,8 @@ type Config struct {
 	DefaultKeyFormat string // "checksum" or "signed"
 	// Legacy formats of imported keys (internal/keys/legacy.go), and the
 	// names of those turned off.
-	LegacyFormats []keys.Legacy
-	LegacyRefuse  []string
+	LegacyFormats      []keys.Legacy
+	LegacyRefuse       []string
 	Migrate            bool
 	DBMaxConns         int
 	DBConnectTimeout   time.Duration

@@ -67,7 +67,7 @@ func TestSignedKeysValidateBesideChecksumKeys(t *testing.T) {
 // MALFORMED from the signature step: no filter probe, no lookup.
 func TestForgedSignedKeysCostNoLookupAndNoFilterProbe(t *testing.T) {
 	t.Parallel()
-	e := start(t, withSigning("checksum"), withConfig(func(c *config.Config) { c.FailedRate, c.FailedBurst = 1e9, 1 << 30 }))
+	e := start(t, withSigning("checksum"), withConfig(func(c *config.Config) { c.FailedRate, c.FailedBurst = 1e9, 1<<30 }))
 	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "s", Owner: "o", Format: keyservicev1.Format_FORMAT_SIGNED})
 	if err != nil {
 		t.Fatal(err)
