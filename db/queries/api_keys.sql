@@ -34,3 +34,13 @@ SELECT pg_notify(sqlc.arg(channel)::text, sqlc.arg(payload)::text);
 -- GetKeysByHashes is the validation path's batched lookup: every key whose
 -- SHA-256 is among key_hashes, in one statement.
 SELECT * FROM api_keys WHERE key_hash = ANY(sqlc.arg(key_hashes)::bytea[]);
+
+-- name: CopyKeys :copyfrom
+-- CopyKeys is the import's bulk insert (COPY); keyservice import skips
+-- hashes already present first.
+INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, revoked_at, rate_limit, rate_period, rate_burst)
+VALUES (@id, @key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @revoked_at, @rate_limit, @rate_period, @rate_burst);
+
+-- name: ExistingHashes :many
+-- ExistingHashes returns which of key_hashes are already stored.
+SELECT key_hash FROM api_keys WHERE key_hash = ANY(sqlc.arg(key_hashes)::bytea[]);

@@ -27,6 +27,8 @@ Usage:
   keyservice keys    <create|get|list|revoke> [flags]
                                admin commands against a running service
                                (token from KEYSERVICE_ADMIN_TOKEN)
+  keyservice import  [--skip-bad] FILE|-
+                               bring existing keys in by their SHA-256 (JSON Lines; needs DATABASE_URL)
 
 Run 'keyservice <command> --help' for the flags; each flag also reads the
 environment variable named in its help.
@@ -48,6 +50,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = dev(ctx, args[1:], stdout, stderr)
 	case "keys":
 		err = keysMain(ctx, args[1:], stdout, stderr)
+	case "import":
+		err = importKeys(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -12,6 +13,8 @@ import (
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/testdb"
 )
 
 const signingSecret = "c2lnbmluZy1zZWNyZXQtZm9yLXRoZS10ZXN0cy0wMTIzNDU2Nzg5" // 38 bytes
@@ -113,5 +116,50 @@ func TestSignedFormatNeedsSigningKeys(t *testing.T) {
 	r, err := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: "kss_t1_" + strings.Repeat("A", 46)})
 	if err != nil || r.GetCode() != keyservicev1.Code_CODE_MALFORMED {
 		t.Fatalf("%v %v", r.GetCode(), err)
+	}
+}
+
+// TestImportedLegacyKeysValidateUntilRefused: a key of a declared legacy
+// format, imported by its hash, is VALID through the usual path (no
+// checksum to check) and counted by format; marked refuse, the format's
+// keys are MALFORMED at once.
+func TestImportedLegacyKeysValidateUntilRefused(t *testing.T) {
+	t.Parallel()
+	u, pool := testdb.New(t)
+	legacy := func(refuse bool) option {
+		return withConfig(func(c *config.Config) {
+			ls, err := keys.ParseLegacyFormats("openai:sk-:^sk-[0-9a-f]{32}$", nil)
+			if err != nil {
+				panic(err)
+			}
+			c.LegacyFormats = ls
+			if refuse {
+				c.LegacyRefuse = []string{"openai"}
+			}
+		})
+	}
+	e := startOn(t, u, legacy(false))
+	e.waitReady(t)
+	const key = "sk-0123456789abcdef0123456789abcdef"
+	res, err := store.New(pool, time.Second).ImportKeys(context.Background(), []store.ImportedKey{{NewKey: store.NewKey{Hash: keys.HashOf(key), Hint: "sk-...cdef", Name: "old", Owner: "acme"}}})
+	if err != nil || res.Imported != 1 {
+		t.Fatalf("import: %+v %v", res, err)
+	}
+	// The import sends no NOTIFY: the incremental sync finds the key.
+	waitFor(t, func() bool {
+		r, err := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: key})
+		return err == nil && r.GetCode() == keyservicev1.Code_CODE_VALID
+	})
+	if r, _ := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: "sk-0123456789abcdef0123456789abcdeZ"}); r.GetCode() != keyservicev1.Code_CODE_MALFORMED {
+		t.Fatalf("a key that does not match the pattern: %v", r.GetCode())
+	}
+	if n := metricValue(t, e, `keyservice_validate_formats_total{format="openai"}`); n < 2 {
+		t.Fatalf("legacy validations counted %v", n)
+	}
+	e.stop(t)
+	refused := startOn(t, u, legacy(true))
+	refused.waitReady(t)
+	if r, _ := refused.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: key}); r.GetCode() != keyservicev1.Code_CODE_MALFORMED {
+		t.Fatalf("a refused legacy format's key: %v, want MALFORMED", r.GetCode())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -46,6 +47,17 @@ func (s *Service) CreateKey(ctx context.Context, req *keyservicev1.CreateKeyRequ
 }
 
 func (s *Service) newKeyFrom(req *keyservicev1.CreateKeyRequest) (store.NewKey, error) {
+	return checkNewKey(req, s.now(), true)
+}
+
+// CheckImported checks the fields of a key being imported (keyservice
+// import) with the rules of CreateKey, except that it may have expired.
+// A problem is an error naming the field.
+func CheckImported(req *keyservicev1.CreateKeyRequest) (store.NewKey, error) {
+	return checkNewKey(req, time.Time{}, false)
+}
+
+func checkNewKey(req *keyservicev1.CreateKeyRequest, now time.Time, future bool) (store.NewKey, error) {
 	nk := store.NewKey{Name: req.GetName(), Owner: req.GetOwner(), Scopes: req.GetScopes(), Metadata: req.GetMetadata()}
 	if err := checkText("name", nk.Name, maxNameLen); err != nil {
 		return nk, err
@@ -96,7 +108,7 @@ func (s *Service) newKeyFrom(req *keyservicev1.CreateKeyRequest) (store.NewKey, 
 			return nk, invalid("expires_at", "is not a valid time")
 		}
 		exp := ts.AsTime()
-		if !exp.After(s.now()) {
+		if future && !exp.After(now) {
 			return nk, invalid("expires_at", "must be in the future")
 		}
 		nk.ExpiresAt = &exp

@@ -14,6 +14,46 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+type CopyKeysParams struct {
+	ID         uuid.UUID
+	KeyHash    []byte
+	Hint       string
+	Name       string
+	Owner      string
+	Scopes     []string
+	Metadata   json.RawMessage
+	ExpiresAt  *time.Time
+	RevokedAt  *time.Time
+	RateLimit  pgtype.Int4
+	RatePeriod pgtype.Interval
+	RateBurst  pgtype.Int4
+}
+
+const existingHashes = `-- name: ExistingHashes :many
+SELECT key_hash FROM api_keys WHERE key_hash = ANY($1::bytea[])
+`
+
+// ExistingHashes returns which of key_hashes are already stored.
+func (q *Queries) ExistingHashes(ctx context.Context, db DBTX, keyHashes [][]byte) ([][]byte, error) {
+	rows, err := db.Query(ctx, existingHashes, keyHashes)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := [][]byte{}
+	for rows.Next() {
+		var key_hash []byte
+		if err := rows.Scan(&key_hash); err != nil {
+			return nil, err
+		}
+		items = append(items, key_hash)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const getKeyByHash = `-- name: GetKeyByHash :one
 SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst FROM api_keys WHERE key_hash = $1
 `

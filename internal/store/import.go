@@ -1,0 +1,104 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/store/dbsqlc"
+)
+
+// ImportedKey is a key that exists already (in customers' hands) and is
+// brought into keyservice by its hash.
+type ImportedKey struct {
+	NewKey
+	RevokedAt *time.Time
+}
+
+// ImportResult says what an import did.
+type ImportResult struct {
+	Imported   int64 // new keys stored
+	Duplicates int64 // hashes already stored, or repeated in the input: skipped
+}
+
+// importBatch is how many hashes one duplicate check reads.
+const importBatch = 10_000
+
+// ImportKeys stores ks in one transaction, by COPY, skipping hashes that
+// are already stored or repeated: importing the same keys twice stores
+// them once. No NOTIFY is sent (a million of them would flood every
+// replica); the replicas' incremental sync finds the new keys within
+// KEYSERVICE_SYNC_INTERVAL.
+func (s *Store) ImportKeys(ctx context.Context, ks []ImportedKey) (ImportResult, error) {
+	var res ImportResult
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := s.q.NoStatementTimeout(ctx, tx); err != nil {
+			return err
+		}
+		seen := make(map[keys.Hash]bool, len(ks))
+		rows := make([]dbsqlc.CopyKeysParams, 0, len(ks))
+		for start := 0; start < len(ks); start += importBatch {
+			batch := ks[start:min(start+importBatch, len(ks))]
+			hashes := make([][]byte, len(batch))
+			for i := range batch {
+				hashes[i] = batch[i].Hash[:]
+			}
+			existing, err := s.q.ExistingHashes(ctx, tx, hashes)
+			if err != nil {
+				return fmt.Errorf("checking for keys already stored: %w", err)
+			}
+			for _, h := range existing {
+				var k keys.Hash
+				copy(k[:], h)
+				seen[k] = true
+			}
+			for i := range batch {
+				k := &batch[i]
+				if seen[k.Hash] {
+					res.Duplicates++
+					continue
+				}
+				seen[k.Hash] = true
+				p, err := importRow(k)
+				if err != nil {
+					return err
+				}
+				rows = append(rows, p)
+			}
+		}
+		n, err := s.q.CopyKeys(ctx, tx, rows)
+		if err != nil {
+			return fmt.Errorf("copying keys: %w", err)
+		}
+		res.Imported = n
+		return nil
+	})
+	return res, err
+}
+
+func importRow(k *ImportedKey) (dbsqlc.CopyKeysParams, error) {
+	meta, err := json.Marshal(nonNilMap(k.Metadata))
+	if err != nil {
+		return dbsqlc.CopyKeysParams{}, fmt.Errorf("encoding metadata: %w", err)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return dbsqlc.CopyKeysParams{}, err
+	}
+	p := dbsqlc.CopyKeysParams{
+		ID: id, KeyHash: append([]byte(nil), k.Hash[:]...), Hint: k.Hint, Name: k.Name, Owner: k.Owner,
+		Scopes: nonNilSlice(k.Scopes), Metadata: meta, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt,
+	}
+	if rl := k.RateLimit; rl != nil {
+		p.RateLimit = pgtype.Int4{Int32: int32(rl.Limit), Valid: true}
+		p.RatePeriod = pgtype.Interval{Microseconds: rl.Period.Microseconds(), Valid: true}
+		p.RateBurst = pgtype.Int4{Int32: int32(rl.Burst), Valid: true}
+	}
+	return p, nil
+}
