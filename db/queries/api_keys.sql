@@ -44,3 +44,9 @@ VALUES (@id, @key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @
 -- name: ExistingHashes :many
 -- ExistingHashes returns which of key_hashes are already stored.
 SELECT key_hash FROM api_keys WHERE key_hash = ANY(sqlc.arg(key_hashes)::bytea[]);
+
+-- name: InsertLeakReport :execrows
+-- InsertLeakReport records a leak report once per key and URL.
+INSERT INTO leak_reports (key_id, url, source, token_type, action)
+VALUES (@key_id, @url, @source, @token_type, @action)
+ON CONFLICT (key_id, url) DO NOTHING;

@@ -89,6 +89,13 @@ type Config struct {
 	RedisURL        string
 	RedisTimeout    time.Duration
 
+	// ScanningKeysFile holds GitHub's secret scanning public keys (their
+	// JSON shape); set, POST /v1/secret-scanning/reports takes reports.
+	ScanningKeysFile string
+	// ScanningAction is what a report of a live key does: "revoke" it, or
+	// "flag" it (record the report only).
+	ScanningAction string
+
 	// AuthHeader is where forward-auth and Envoy ext_authz find the key:
 	// "Authorization" (Bearer) or a header such as "X-API-Key".
 	AuthHeader string
@@ -152,6 +159,7 @@ func Defaults() Config {
 		KeyRate:            ratelimit.Limit{Limit: 1000, Period: time.Minute},
 		RedisTimeout:       50 * time.Millisecond,
 		AuthHeader:         "Authorization",
+		ScanningAction:     "revoke",
 	}
 }
 
@@ -296,6 +304,9 @@ func (c Config) Validate() error {
 		if _, err := redis.ParseURL(c.RedisURL); err != nil {
 			bad("KEYSERVICE_REDIS_URL", "must be a redis:// URL such as redis://127.0.0.1:6379/0")
 		}
+	}
+	if c.ScanningAction != "revoke" && c.ScanningAction != "flag" {
+		bad("KEYSERVICE_SCANNING_ACTION", "must be revoke or flag, got %q", c.ScanningAction)
 	}
 	if c.AuthHeader == "" || strings.ContainsAny(c.AuthHeader, " :\t\r\n") {
 		bad("KEYSERVICE_AUTH_HEADER", "must be a header name such as Authorization or X-API-Key, got %q", c.AuthHeader)

@@ -84,6 +84,8 @@ func (c *Config) settings() []setting {
 		{"redis-url", "KEYSERVICE_REDIS_URL", "Redis for per-key budgets shared by all replicas; empty: local budgets", &c.RedisURL},
 		{"redis-timeout", "KEYSERVICE_REDIS_TIMEOUT", "past this a per-key check falls back to the local budget", &c.RedisTimeout},
 		{"auth-header", "KEYSERVICE_AUTH_HEADER", "header holding the key for forward-auth (/v1/auth) and Envoy ext_authz: Authorization (Bearer) or e.g. X-API-Key", &c.AuthHeader},
+		{"scanning-keys-file", "KEYSERVICE_SCANNING_KEYS_FILE", "GitHub's secret scanning public keys (JSON); set: POST /v1/secret-scanning/reports takes leak reports", &c.ScanningKeysFile},
+		{"scanning-action", "KEYSERVICE_SCANNING_ACTION", "what a leak report of a live key does: revoke, or flag (record only)", &c.ScanningAction},
 		{"tls-cert-file", "KEYSERVICE_TLS_CERT_FILE", "serve gRPC and HTTP over TLS with this certificate (PEM)", &c.TLSCertFile},
 		{"tls-key-file", "KEYSERVICE_TLS_KEY_FILE", "private key of the TLS certificate (PEM)", &c.TLSKeyFile},
 		{"tls-client-ca-file", "KEYSERVICE_TLS_CLIENT_CA_FILE", "CA bundle for client certificates; a verified certificate identifies the caller, and Validate then needs a caller credential", &c.TLSClientCAFile},

@@ -110,7 +110,7 @@ func (s *Server) newGRPCServer(svc keyservicev1.KeyServiceServer, intercept grpc
 
 // newHTTPServer serves REST, forward-auth, health, readiness, metrics and
 // the OpenAPI document. bound is the service through the chain.
-func (s *Server) newHTTPServer(ctx context.Context, bound keyservicev1.KeyServiceServer, reg *prometheus.Registry, tlsCfg *tls.Config) (*http.Server, error) {
+func (s *Server) newHTTPServer(ctx context.Context, svc *service.Service, bound keyservicev1.KeyServiceServer, reg *prometheus.Registry, tlsCfg *tls.Config) (*http.Server, error) {
 	cfg := s.cfg
 	rest, err := gateway.REST(ctx, bound, int64(cfg.MaxRequestBytes), cfg.TrustedProxies)
 	if err != nil {
@@ -119,6 +119,29 @@ func (s *Server) newHTTPServer(ctx context.Context, bound keyservicev1.KeyServic
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", rest)
 	mux.Handle("/v1/auth", gateway.ForwardAuth(bound, cfg.AuthHeader, cfg.TrustedProxies))
+	if cfg.ScanningKeysFile != "" {
+		ks, err := gateway.LoadScanningKeys(cfg.ScanningKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("KEYSERVICE_SCANNING_KEYS_FILE: %w", err)
+		}
+		flagOnly := cfg.ScanningAction == "flag"
+		handle := func(ctx context.Context, reports []gateway.LeakReport) ([]bool, error) {
+			leaks := make([]service.Leak, len(reports))
+			for i, r := range reports {
+				leaks[i] = service.Leak{Token: r.Token, Type: r.Type, URL: r.URL, Source: r.Source}
+			}
+			verdicts, err := svc.ReportLeaks(ctx, leaks, flagOnly)
+			if err != nil {
+				return nil, err
+			}
+			found := make([]bool, len(verdicts))
+			for i, v := range verdicts {
+				found[i] = v.TruePositive
+			}
+			return found, nil
+		}
+		mux.Handle("POST /v1/secret-scanning/reports", gateway.SecretScanning(handle, ks, int64(cfg.MaxRequestBytes), s.log, reg))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

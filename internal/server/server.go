@@ -166,7 +166,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	s.grpc = s.newGRPCServer(svc, intercept, tlsCfg)
-	if s.http, err = s.newHTTPServer(ctx, middleware.Bind(svc, intercept), reg, tlsCfg); err != nil {
+	if s.http, err = s.newHTTPServer(ctx, svc, middleware.Bind(svc, intercept), reg, tlsCfg); err != nil {
 		return nil, err
 	}
 	useForGRPCLogs(log)

@@ -33,6 +33,8 @@ type Keys interface {
 	GetKey(ctx context.Context, id uuid.UUID) (store.Key, error)
 	ListKeys(ctx context.Context, p store.ListParams) ([]store.Key, store.Cursor, error)
 	RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error)
+	KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error)
+	RecordLeak(ctx context.Context, r store.LeakReport) (bool, error)
 }
 
 // Validator judges a presented key (*validate.Validator; the bench tool

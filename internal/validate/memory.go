@@ -135,6 +135,8 @@ type KeyStore interface {
 	GetKey(ctx context.Context, id uuid.UUID) (store.Key, error)
 	ListKeys(ctx context.Context, p store.ListParams) ([]store.Key, store.Cursor, error)
 	RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error)
+	KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error)
+	RecordLeak(ctx context.Context, r store.LeakReport) (bool, error)
 }
 
 var _ KeyStore = (*store.Store)(nil)
@@ -180,4 +182,14 @@ func (k *Keys) GetKey(ctx context.Context, id uuid.UUID) (store.Key, error) {
 // ListKeys reads a page of keys.
 func (k *Keys) ListKeys(ctx context.Context, p store.ListParams) ([]store.Key, store.Cursor, error) {
 	return k.store.ListKeys(ctx, p)
+}
+
+// KeyByHash reads a key by the SHA-256 of its secret.
+func (k *Keys) KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error) {
+	return k.store.KeyByHash(ctx, h)
+}
+
+// RecordLeak records a leak report.
+func (k *Keys) RecordLeak(ctx context.Context, r store.LeakReport) (bool, error) {
+	return k.store.RecordLeak(ctx, r)
 }

@@ -203,6 +203,35 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 	return i, err
 }
 
+const insertLeakReport = `-- name: InsertLeakReport :execrows
+INSERT INTO leak_reports (key_id, url, source, token_type, action)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (key_id, url) DO NOTHING
+`
+
+type InsertLeakReportParams struct {
+	KeyID     uuid.UUID
+	Url       string
+	Source    string
+	TokenType string
+	Action    string
+}
+
+// InsertLeakReport records a leak report once per key and URL.
+func (q *Queries) InsertLeakReport(ctx context.Context, db DBTX, arg InsertLeakReportParams) (int64, error) {
+	result, err := db.Exec(ctx, insertLeakReport,
+		arg.KeyID,
+		arg.Url,
+		arg.Source,
+		arg.TokenType,
+		arg.Action,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const listKeys = `-- name: ListKeys :many
 SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst FROM api_keys
 WHERE ($1::text = '' OR owner = $1::text)

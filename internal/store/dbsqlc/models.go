@@ -39,3 +39,13 @@ type FilterSnapshot struct {
 	Filter    []byte
 	Checksum  []byte
 }
+
+type LeakReport struct {
+	ID         int64
+	KeyID      uuid.UUID
+	Url        string
+	Source     string
+	TokenType  string
+	Action     string
+	ReportedAt time.Time
+}

@@ -1,0 +1,53 @@
+package service
+
+import (
+	"context"
+	"errors"
+
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/store"
+)
+
+// Leak is one token reported as found in public.
+type Leak struct {
+	Token, Type, URL, Source string
+}
+
+// LeakVerdict is the answer for one reported token.
+type LeakVerdict struct {
+	TruePositive bool   // the token is one of our keys
+	Action       string // revoked, flagged, already_revoked; "" for false positives
+}
+
+// ReportLeaks handles leaked-key reports (GitHub secret scanning): each
+// token is looked up by its hash; one of our keys is revoked (or, with
+// flagOnly, only flagged) and the report recorded once per key and URL.
+// Reporting the same token twice revokes once and answers the same. The
+// tokens are never logged.
+func (s *Service) ReportLeaks(ctx context.Context, leaks []Leak, flagOnly bool) ([]LeakVerdict, error) {
+	out := make([]LeakVerdict, len(leaks))
+	for i, l := range leaks {
+		k, err := s.keys.KeyByHash(ctx, keys.HashOf(l.Token))
+		if errors.Is(err, store.ErrNotFound) {
+			continue // a false positive
+		}
+		if err != nil {
+			return nil, err
+		}
+		action := "flagged"
+		switch {
+		case k.RevokedAt != nil:
+			action = "already_revoked"
+		case !flagOnly:
+			if _, err := s.keys.RevokeKey(ctx, k.ID); err != nil {
+				return nil, err
+			}
+			action = "revoked"
+		}
+		if _, err := s.keys.RecordLeak(ctx, store.LeakReport{KeyID: k.ID, URL: l.URL, Source: l.Source, TokenType: l.Type, Action: action}); err != nil {
+			return nil, err
+		}
+		out[i] = LeakVerdict{TruePositive: true, Action: action}
+	}
+	return out, nil
+}
