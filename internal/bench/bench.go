@@ -31,7 +31,7 @@ import (
 
 // Scenarios, transports and modes.
 var (
-	AllScenarios  = []string{"hot", "cold", "malformed", "unknown", "revoked", "mixed", "churn", "restart"}
+	AllScenarios  = []string{"hot", "cold", "malformed", "forged", "unknown", "revoked", "mixed", "churn", "restart"}
 	AllTransports = []string{"grpc", "rest"}
 	AllModes      = []string{"keyservice", "ceiling", "naive"}
 )
@@ -123,6 +123,7 @@ type env struct {
 	revoked   []string
 	unknown   []string
 	malformed []string
+	forged    []string // well-shaped signed keys with wrong tags
 	machine   Machine
 }
 
@@ -283,6 +284,7 @@ func (e *env) migrateAndSeed(ctx context.Context) error {
 	}
 	e.unknown = unknownKeys(e.format, 400_000)
 	e.malformed = malformedKeys(e.format, 30_000, rand.New(rand.NewPCG(1, 2)))
+	e.forged = forgedKeys(30_000, rand.New(rand.NewPCG(3, 4)))
 	e.log.Info("seeded", "keys", n, "revoked", revoked, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -52,3 +52,22 @@ func unknownKeys(f keys.Format, n int) []string {
 	}
 	return out
 }
+
+// benchSigningKeys sign the bench service's signed keys (every mode has
+// them, so the forged scenario meets the same configuration everywhere).
+const benchSigningKeys = "b1:YmVuY2gtc2lnbmluZy1zZWNyZXQtMDEyMzQ1Njc4OWFiY2RlZg"
+
+// forgedKeys makes n signed keys of a listed kid with random tags: the
+// flood a forger without the secret can make.
+func forgedKeys(n int, r *rand.Rand) []string {
+	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	out := make([]string, n)
+	b := make([]byte, keys.SignedBodyLen+keys.TagLen)
+	for i := range out {
+		for j := range b {
+			b[j] = alphabet[r.IntN(len(alphabet))]
+		}
+		out[i] = "kss_b1_" + string(b)
+	}
+	return out
+}

@@ -66,6 +66,8 @@ func (e *env) picker(scenario string) picker {
 		return func(w, i int) string { return e.active[mix(w, i)%len(e.active)] }
 	case "malformed":
 		return func(w, i int) string { return e.malformed[mix(w, i)%len(e.malformed)] }
+	case "forged":
+		return func(w, i int) string { return e.forged[mix(w, i)%len(e.forged)] }
 	case "unknown":
 		return func(w, i int) string { return unknown() }
 	case "revoked":

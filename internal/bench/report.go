@@ -201,7 +201,7 @@ func (rep *Report) check() {
 			continue
 		}
 		switch r.Scenario {
-		case "hot", "malformed", "unknown", "revoked":
+		case "hot", "malformed", "forged", "unknown", "revoked":
 			if r.VsCeiling > 0 {
 				add(r.VsCeiling >= 0.9, "%s/%s: %.2f× ceiling (target ≥ 0.9)", r.Scenario, r.Transport, r.VsCeiling)
 			}
@@ -230,8 +230,8 @@ func (rep *Report) check() {
 				add(r.LookupsPer1k <= 250, "cold/%s: %.0f key-reading statements per 1,000 (target ≤ 250)", r.Transport, r.LookupsPer1k)
 			}
 		}
-		if r.Scenario == "malformed" && r.LookupsPer1k >= 0 {
-			add(r.LookupsPer1k == 0, "malformed/%s: %.2f lookups per 1,000 (target 0)", r.Transport, r.LookupsPer1k)
+		if (r.Scenario == "malformed" || r.Scenario == "forged") && r.LookupsPer1k >= 0 {
+			add(r.LookupsPer1k == 0, "%s/%s: %.2f lookups per 1,000 (target 0)", r.Scenario, r.Transport, r.LookupsPer1k)
 		}
 		if r.Transport == "rest" {
 			if g := rep.find("keyservice", r.Scenario, "grpc"); g != nil && g.RPS > 0 {

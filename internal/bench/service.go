@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/keyservice/keyservice/internal/config"
+	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/server"
 	"github.com/keyservice/keyservice/internal/service"
@@ -30,6 +31,7 @@ func (e *env) startService(ctx context.Context, mode string) (*server.Server, fu
 	cfg.FailedRate, cfg.FailedBurst = 1e9, 1<<30
 	cfg.KeyRate = ratelimit.Limit{Limit: 1_000_000_000, Period: time.Second}
 	cfg.CacheSize = max(100_000, e.cfg.Keys)
+	cfg.SigningKeys, _ = keys.ParseSigningKeys(benchSigningKeys)
 	var opts []server.Option
 	switch mode {
 	case "naive":
