@@ -120,14 +120,14 @@ func TestSmokeEveryScenario(t *testing.T) {
 	if len(rep.Results) != len(AllScenarios)*2 {
 		t.Fatalf("%d results, want %d", len(rep.Results), len(AllScenarios)*2)
 	}
-	want := map[string]string{"hot": "CODE_VALID", "cold": "CODE_VALID", "malformed": "CODE_MALFORMED",
+	want := map[string]string{"hot": "CODE_VALID", "cold": "CODE_VALID", "malformed": "CODE_MALFORMED", "forged": "CODE_MALFORMED",
 		"unknown": "CODE_NOT_FOUND", "revoked": "CODE_REVOKED", "mixed": "CODE_VALID", "churn": "CODE_VALID", "restart": "CODE_VALID"}
 	for _, r := range rep.Results {
 		if r.Requests == 0 || r.Answers[want[r.Scenario]] == 0 || len(r.Errors) > 0 || r.ValidRefused != 0 {
 			t.Errorf("%s/%s: %d requests, answers %v, errors %v, %d valid keys refused", r.Scenario, r.Transport, r.Requests, r.Answers, r.Errors, r.ValidRefused)
 		}
-		if r.Scenario == "malformed" && r.LookupsPer1k > 0 {
-			t.Errorf("malformed keys made %.2f lookups per 1,000", r.LookupsPer1k)
+		if (r.Scenario == "malformed" || r.Scenario == "forged") && r.LookupsPer1k > 0 {
+			t.Errorf("%s keys made %.2f lookups per 1,000", r.Scenario, r.LookupsPer1k)
 		}
 	}
 }

@@ -12,11 +12,13 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/config"
+	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/service"
 	"github.com/keyservice/keyservice/internal/store"
 )
@@ -131,8 +133,11 @@ func parseImportLine(line []byte) (store.ImportedKey, error) {
 		copy(k.Hash[:], b)
 	}
 	var hint, revoked string
-	if err := takeString(fields, "hint", &hint); err != nil || len(hint) > 40 {
-		return k, errors.New("hint: must be a string of at most 40 characters")
+	if err := takeString(fields, "hint", &hint); err != nil || len(hint) > 40 || strings.IndexFunc(hint, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return k, errors.New("hint: must be at most 40 printable characters")
+	}
+	if hint != "" && keys.HashOf(hint) == k.Hash {
+		return k, errors.New("hint: is the key itself; give a short part of it, such as its last four characters")
 	}
 	if err := takeString(fields, "revoked_at", &revoked); err != nil {
 		return k, errors.New("revoked_at: must be an RFC 3339 time")
@@ -141,6 +146,9 @@ func parseImportLine(line []byte) (store.ImportedKey, error) {
 		t, err := time.Parse(time.RFC3339Nano, revoked)
 		if err != nil {
 			return k, errors.New("revoked_at: must be an RFC 3339 time")
+		}
+		if t.After(time.Now()) {
+			return k, errors.New("revoked_at: must not be in the future")
 		}
 		k.RevokedAt = &t
 	}

@@ -82,6 +82,8 @@ func TestImportIsIdempotentAndRefusesBadFiles(t *testing.T) {
 		fmt.Sprintf(`{"key_hash":%q,"owner":"o"}`, sha("sk-5")),
 		fmt.Sprintf(`{"key_hash":%q,"name":"n","owner":"o","colour":"red"}`, sha("sk-6")),
 		fmt.Sprintf(`{"key_hash":%q,"name":"n","owner":"o","scopes":["a,b"]}`, sha("sk-7")),
+		fmt.Sprintf(`{"key_hash":%q,"name":"n","owner":"o","revoked_at":"2999-01-01T00:00:00Z"}`, sha("sk-8")),
+		fmt.Sprintf(`{"key_hash":%q,"name":"n","owner":"o","hint":"sk-9"}`, sha("sk-9")),
 	}
 	badFile := filepath.Join(dir, "bad.jsonl")
 	if err := os.WriteFile(badFile, []byte(strings.Join(bad, "\n")), 0o600); err != nil {
@@ -91,7 +93,7 @@ func TestImportIsIdempotentAndRefusesBadFiles(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("bad file: exit %d, want 1", code)
 	}
-	for _, want := range []string{"line 2: key_hash", "line 3: not a JSON object", "line 4: name", "line 5:", "colour", "line 6: scopes[0]", "nothing imported"} {
+	for _, want := range []string{"line 2: key_hash", "line 3: not a JSON object", "line 4: name", "line 5:", "colour", "line 6: scopes[0]", "line 7: revoked_at", "line 8: hint", "nothing imported"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("report lacks %q:\n%s", want, errOut)
 		}
@@ -100,7 +102,7 @@ func TestImportIsIdempotentAndRefusesBadFiles(t *testing.T) {
 		t.Fatalf("a bad file imported rows: %d", n)
 	}
 	code, out, _ = runImport(t, u, badFile, "--skip-bad")
-	if code != 0 || !strings.Contains(out, "imported 1 keys") || !strings.Contains(out, "5 bad lines skipped") {
+	if code != 0 || !strings.Contains(out, "imported 1 keys") || !strings.Contains(out, "7 bad lines skipped") {
 		t.Fatalf("--skip-bad: exit %d, %q", code, out)
 	}
 	if code, _, _ := runImport(t, u, filepath.Join(dir, "missing.jsonl")); code != 1 {

@@ -76,8 +76,12 @@ func LoadScanningKeys(path string) (ScanningKeys, error) {
 	return out, nil
 }
 
-// maxReports bounds the tokens of one report.
-const maxReports = 1000
+// maxReports bounds the tokens of one report, and MaxReportBytes its body
+// (GitHub sends a few kilobytes).
+const (
+	maxReports     = 1000
+	MaxReportBytes = 1 << 20
+)
 
 // SecretScanning serves GitHub's reports: the signature
 // (GITHUB-PUBLIC-KEY-SIGNATURE: base64 DER ECDSA P-256 over the SHA-256 of
@@ -92,15 +96,24 @@ func SecretScanning(handle LeakHandler, ks ScanningKeys, maxBody int64, log *slo
 	reg.MustRegister(reports)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
+		refuse := func(err error) {
+			reports.WithLabelValues("bad_signature").Inc()
+			log.Info("secret scanning report refused", "reason", err.Error(), "peer", r.RemoteAddr)
+			http.Error(w, "signature not accepted", http.StatusUnauthorized)
+		}
+		// Headers first: no body is read for a request that cannot be signed.
+		pub, err := signer(ks, r.Header)
+		if err != nil {
+			refuse(err)
+			return
+		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 		if err != nil {
 			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
 			return
 		}
-		if err := verifySignature(ks, r.Header, body); err != nil {
-			reports.WithLabelValues("bad_signature").Inc()
-			log.Info("secret scanning report refused", "reason", err.Error(), "peer", r.RemoteAddr)
-			http.Error(w, "signature not accepted", http.StatusUnauthorized)
+		if err := verifySignature(pub, r.Header, body); err != nil {
+			refuse(err)
 			return
 		}
 		var in []LeakReport
@@ -138,16 +151,21 @@ func SecretScanning(handle LeakHandler, ks ScanningKeys, maxBody int64, log *slo
 
 var errNoSignature = errors.New("missing GITHUB-PUBLIC-KEY-IDENTIFIER or GITHUB-PUBLIC-KEY-SIGNATURE")
 
-func verifySignature(ks ScanningKeys, h http.Header, body []byte) error {
-	id, sig64 := h.Get("Github-Public-Key-Identifier"), h.Get("Github-Public-Key-Signature")
-	if id == "" || sig64 == "" {
-		return errNoSignature
+// signer is the key the request says it is signed with.
+func signer(ks ScanningKeys, h http.Header) (*ecdsa.PublicKey, error) {
+	id, sig := h.Get("Github-Public-Key-Identifier"), h.Get("Github-Public-Key-Signature")
+	if id == "" || sig == "" {
+		return nil, errNoSignature
 	}
 	pub := ks[id]
 	if pub == nil {
-		return errors.New("unknown key identifier")
+		return nil, errors.New("unknown key identifier")
 	}
-	sig, err := base64.StdEncoding.DecodeString(sig64)
+	return pub, nil
+}
+
+func verifySignature(pub *ecdsa.PublicKey, h http.Header, body []byte) error {
+	sig, err := base64.StdEncoding.DecodeString(h.Get("Github-Public-Key-Signature"))
 	if err != nil {
 		return errors.New("the signature is not base64")
 	}

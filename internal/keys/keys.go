@@ -187,11 +187,11 @@ func (f Format) parseChecksum(key string) error {
 	return nil
 }
 
-// HashOf returns the SHA-256 of key. Keys of up to MaxLen bytes are copied
+// HashOf returns the SHA-256 of key. Keys of up to MaxSignedLen bytes are copied
 // to the stack first, so hashing a well-formed key does not allocate.
 func HashOf(key string) Hash {
-	if len(key) <= MaxLen {
-		var buf [MaxLen]byte
+	if len(key) <= MaxSignedLen {
+		var buf [MaxSignedLen]byte
 		n := copy(buf[:], key)
 		return sha256.Sum256(buf[:n])
 	}

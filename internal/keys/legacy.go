@@ -49,12 +49,17 @@ func ParseLegacyFormats(s string, refuse []string) ([]Legacy, error) {
 		if len(parts) != 3 || ValidateKid(parts[0]) != nil && !validLegacyName(parts[0]) || parts[1] == "" {
 			return nil, fmt.Errorf("entry %d: entries are name:prefix:regex, for example openai:sk-:^sk-[0-9a-f]{32}$", i+1)
 		}
-		re, err := regexp.Compile(parts[2])
+		if !strings.HasPrefix(parts[2], "^") || !strings.HasSuffix(parts[2], "$") {
+			return nil, fmt.Errorf("format %q: anchor the pattern with ^ and $, so it matches whole keys", parts[0])
+		}
+		// Anchored as a whole, whatever alternations it holds (^a|b$).
+		re, err := regexp.Compile(`^(?:` + parts[2] + `)$`)
 		if err != nil {
 			return nil, fmt.Errorf("format %q: the pattern does not compile: %v", parts[0], err)
 		}
-		if !strings.HasPrefix(parts[2], "^") || !strings.HasSuffix(parts[2], "$") {
-			return nil, fmt.Errorf("format %q: anchor the pattern with ^ and $, so it matches whole keys", parts[0])
+		switch parts[0] {
+		case "checksum", "signed", "unknown":
+			return nil, fmt.Errorf("format %q: the name is taken by keyservice's own formats", parts[0])
 		}
 		if names[parts[0]] {
 			return nil, fmt.Errorf("format %q is listed twice", parts[0])
@@ -115,13 +120,21 @@ func (f Format) WithSigned(prefix string, ks []SigningKey) (Format, error) {
 	return f, nil
 }
 
-// WithLegacy adds legacy formats. Their prefixes must not be taken by the
-// checksum or signed format.
+// WithLegacy adds legacy formats. No prefix may overlap another (one a
+// prefix of the other), theirs or the checksum and signed formats': a key
+// must be judged by exactly one format, so a refused one stays refused.
 func (f Format) WithLegacy(ls []Legacy) (Format, error) {
-	for _, l := range ls {
+	overlap := func(a, b string) bool { return strings.HasPrefix(a, b) || strings.HasPrefix(b, a) }
+	all := append(append([]Legacy(nil), f.legacy...), ls...)
+	for i, l := range all {
 		for _, own := range []string{f.prefix, f.SignedPrefix()} {
-			if own != "" && strings.HasPrefix(l.Prefix, own+"_") || own != "" && strings.HasPrefix(own+"_", l.Prefix) {
-				return f, fmt.Errorf("legacy format %q: its prefix %q overlaps the prefix %q", l.Name, l.Prefix, own)
+			if own != "" && overlap(l.Prefix, own+"_") {
+				return f, fmt.Errorf("legacy format %q: its prefix %q overlaps the prefix %q", l.Name, l.Prefix, own+"_")
+			}
+		}
+		for _, m := range all[:i] {
+			if overlap(l.Prefix, m.Prefix) {
+				return f, fmt.Errorf("legacy formats %q and %q: their prefixes %q and %q overlap", m.Name, l.Name, m.Prefix, l.Prefix)
 			}
 		}
 	}

@@ -103,7 +103,7 @@ func TestLegacyFormats(t *testing.T) {
 			t.Errorf("%q: %v, %v; want %v, %v", key, kind, err, want.kind, want.err)
 		}
 	}
-	for _, bad := range []string{"x", "a:b:^(unclosed$", "a:b:unanchored", "a:b:^x$;a:c:^y$"} {
+	for _, bad := range []string{"x", "a:b:^(unclosed$", "a:b:unanchored", "a:b:^x$;a:c:^y$", "signed:q:^q$"} {
 		if _, err := ParseLegacyFormats(bad, nil); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
@@ -113,6 +113,18 @@ func TestLegacyFormats(t *testing.T) {
 	}
 	if _, err := f.WithLegacy([]Legacy{{Name: "clash", Prefix: "ks_", Pattern: regexp.MustCompile("^ks_$")}}); err == nil {
 		t.Error("a legacy prefix overlapping ks_ was accepted")
+	}
+	// Overlapping legacy prefixes would let a refused format's keys be
+	// judged by another.
+	two, _ := ParseLegacyFormats("a:sk-:^sk-[a-z-]+$;b:sk-proj-:^sk-proj-[a-z]+$", []string{"b"})
+	if _, err := NewFormatMust(t).WithLegacy(two); err == nil {
+		t.Error("overlapping legacy prefixes sk- and sk-proj- were accepted")
+	}
+	// An alternation is anchored as a whole.
+	alt, _ := ParseLegacyFormats("alt:zz:^zz1|zz2$", nil)
+	fa, _ := NewFormatMust(t).WithLegacy(alt)
+	if _, err := fa.Classify("zz1-and-more"); err == nil {
+		t.Error("^zz1|zz2$ matched zz1-and-more")
 	}
 }
 
@@ -135,4 +147,13 @@ func BenchmarkVerifySigned(b *testing.B) {
 			_ = f.Parse(forged)
 		}
 	})
+}
+
+func NewFormatMust(t *testing.T) Format {
+	t.Helper()
+	f, err := NewFormat("ks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

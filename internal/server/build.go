@@ -140,7 +140,7 @@ func (s *Server) newHTTPServer(ctx context.Context, svc *service.Service, bound 
 			}
 			return found, nil
 		}
-		mux.Handle("POST /v1/secret-scanning/reports", gateway.SecretScanning(handle, ks, int64(cfg.MaxRequestBytes), s.log, reg))
+		mux.Handle("POST /v1/secret-scanning/reports", gateway.SecretScanning(handle, ks, min(int64(cfg.MaxRequestBytes), gateway.MaxReportBytes), s.log, reg))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -77,11 +77,12 @@ func TestForgedSignedKeysCostNoLookupAndNoFilterProbe(t *testing.T) {
 	}
 	real := created.GetSecret()
 	probes := metricValue(t, e, "keyservice_filter_probes_total")
-	lookups := metricValue(t, e, "keyservice_lookups_total")
+	lookups := metricSum(t, e, "keyservice_lookups_total")
 	const n = 500
 	for i := 0; i < n; i++ {
 		b := []byte(real)
-		b[len("kss_t1_")+i%(len(b)-len("kss_t1_"))] ^= 1 // one character changed: body or tag
+		at := len("kss_t1_") + i%(len(b)-len("kss_t1_"))
+		b[at] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"[(strings.IndexByte("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", b[at])+1)%62] // another base62 character: body or tag
 		forged := string(b)
 		if i%5 == 0 {
 			forged = "kss_zz_" + real[len("kss_t1_"):] // a kid no one lists
@@ -94,10 +95,10 @@ func TestForgedSignedKeysCostNoLookupAndNoFilterProbe(t *testing.T) {
 	if d := metricValue(t, e, "keyservice_filter_probes_total") - probes; d != 0 {
 		t.Fatalf("%d forged keys made %v filter probes, want 0", n, d)
 	}
-	if d := metricValue(t, e, "keyservice_lookups_total") - lookups; d != 0 {
+	if d := metricSum(t, e, "keyservice_lookups_total") - lookups; d != 0 {
 		t.Fatalf("%d forged keys made %v lookups, want 0", n, d)
 	}
-	if got := metricValue(t, e, `keyservice_validate_answers_total{code="MALFORMED",path="signature"}`); got < n*0.9 {
+	if got := metricValue(t, e, `keyservice_validate_answers_total{code="MALFORMED",path="signature"}`); got != n {
 		t.Fatalf("answers from the signature step: %v", got)
 	}
 	if r, _ := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: real}); r.GetCode() != keyservicev1.Code_CODE_VALID {

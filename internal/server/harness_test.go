@@ -322,3 +322,13 @@ func metricValue(t *testing.T, e *env, series string) float64 {
 	v, _ := sample(e.metrics(t), series)
 	return v
 }
+
+// metricSum is a metric summed over all its series (0 when absent).
+func metricSum(t *testing.T, e *env, name string) float64 {
+	t.Helper()
+	var sum float64
+	for _, m := range e.metrics(t)[name].GetMetric() {
+		sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
+	}
+	return sum
+}

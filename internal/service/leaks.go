@@ -27,6 +27,11 @@ type LeakVerdict struct {
 func (s *Service) ReportLeaks(ctx context.Context, leaks []Leak, flagOnly bool) ([]LeakVerdict, error) {
 	out := make([]LeakVerdict, len(leaks))
 	for i, l := range leaks {
+		// A token that is not a well-formed key of ours (a forgery, a
+		// scanner's false match) costs no lookup.
+		if err := s.format.Parse(l.Token); err != nil {
+			continue
+		}
 		k, err := s.keys.KeyByHash(ctx, keys.HashOf(l.Token))
 		if errors.Is(err, store.ErrNotFound) {
 			continue // a false positive

@@ -27,24 +27,25 @@ type ImportResult struct {
 	Duplicates int64 // hashes already stored, or repeated in the input: skipped
 }
 
-// importBatch is how many hashes one duplicate check reads.
+// importBatch is how many keys one transaction of an import stores.
 const importBatch = 10_000
 
-// ImportKeys stores ks in one transaction, by COPY, skipping hashes that
-// are already stored or repeated: importing the same keys twice stores
-// them once. No NOTIFY is sent (a million of them would flood every
-// replica); the replicas' incremental sync finds the new keys within
-// KEYSERVICE_SYNC_INTERVAL.
+// ImportKeys stores ks by COPY, in transactions of importBatch keys,
+// skipping hashes that are already stored or repeated: importing the same
+// keys twice stores them once, so an import cut short is finished by
+// running it again. No NOTIFY is sent (a million of them would flood every
+// replica): the replicas' incremental sync finds the new keys within
+// KEYSERVICE_SYNC_INTERVAL. Short transactions matter for that: a row's
+// created_at is its transaction's start, and sync reads back only
+// KEYSERVICE_SYNC_OVERLAP (30 s) before its watermark, so a batch must
+// commit well within that.
 func (s *Store) ImportKeys(ctx context.Context, ks []ImportedKey) (ImportResult, error) {
 	var res ImportResult
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := s.q.NoStatementTimeout(ctx, tx); err != nil {
-			return err
-		}
-		seen := make(map[keys.Hash]bool, len(ks))
-		rows := make([]dbsqlc.CopyKeysParams, 0, len(ks))
-		for start := 0; start < len(ks); start += importBatch {
-			batch := ks[start:min(start+importBatch, len(ks))]
+	seen := make(map[keys.Hash]bool, len(ks))
+	for start := 0; start < len(ks); start += importBatch {
+		batch := ks[start:min(start+importBatch, len(ks))]
+		err := s.inTx(ctx, func(tx pgx.Tx) error {
+			rows := make([]dbsqlc.CopyKeysParams, 0, len(batch))
 			hashes := make([][]byte, len(batch))
 			for i := range batch {
 				hashes[i] = batch[i].Hash[:]
@@ -71,15 +72,18 @@ func (s *Store) ImportKeys(ctx context.Context, ks []ImportedKey) (ImportResult,
 				}
 				rows = append(rows, p)
 			}
-		}
-		n, err := s.q.CopyKeys(ctx, tx, rows)
+			n, err := s.q.CopyKeys(ctx, tx, rows)
+			if err != nil {
+				return fmt.Errorf("copying keys: %w", err)
+			}
+			res.Imported += n
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("copying keys: %w", err)
+			return res, err
 		}
-		res.Imported = n
-		return nil
-	})
-	return res, err
+	}
+	return res, nil
 }
 
 func importRow(k *ImportedKey) (dbsqlc.CopyKeysParams, error) {
