@@ -112,3 +112,27 @@ func TestImportIsIdempotentAndRefusesBadFiles(t *testing.T) {
 		t.Fatalf("empty file name: exit %d", code)
 	}
 }
+
+// TestImportOfALargeGeneratedFile: 25,000 keys (three transactions of the
+// import) from standard input, all stored once, and all there on a second
+// run as duplicates.
+func TestImportOfALargeGeneratedFile(t *testing.T) {
+	u, _ := testdb.New(t)
+	var b strings.Builder
+	for i := 0; i < 25_000; i++ {
+		fmt.Fprintf(&b, "{\"key_hash\":%q,\"name\":\"k-%d\",\"owner\":\"owner-%d\"}\n", sha(fmt.Sprintf("sk-%032x", i)), i, i%100)
+	}
+	file := filepath.Join(t.TempDir(), "large.jsonl")
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runImport(t, u, file); code != 0 || !strings.Contains(out, "imported 25000 keys; 0 already") {
+		t.Fatalf("exit %d, %q, %q", code, out, errOut)
+	}
+	if code, out, _ := runImport(t, u, file); code != 0 || !strings.Contains(out, "imported 0 keys; 25000 already") {
+		t.Fatalf("again: exit %d, %q", code, out)
+	}
+	if n := countRows(t, u, "true"); n != 25_000 {
+		t.Fatalf("%d rows, want 25000", n)
+	}
+}
