@@ -65,6 +65,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
+		if ue := (usageError{}); errors.As(err, &ue) {
+			fmt.Fprintln(stderr, "keyservice:", ue.err)
+		}
 		return 2
 	}
 	fmt.Fprintln(stderr, "keyservice:", err)

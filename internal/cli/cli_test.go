@@ -140,14 +140,14 @@ func TestDevRunsAndItsPrintedCommandsWork(t *testing.T) {
 		}
 	}
 	text := out.String()
-	token := regexp.MustCompile(`export KS_ADMIN_TOKEN=(\S+)`).FindStringSubmatch(text)
+	token := regexp.MustCompile(`export KEYSERVICE_ADMIN_TOKEN=(\S+)`).FindStringSubmatch(text)
 	if token == nil {
 		t.Fatalf("no admin token printed:\n%s", text)
 	}
 	httpAddr := regexp.MustCompile(`REST  http://(\S+)`).FindStringSubmatch(text)[1]
 	waitReady(t, httpAddr)
 
-	env := append(os.Environ(), "KS_ADMIN_TOKEN="+token[1])
+	env := append(os.Environ(), "KEYSERVICE_ADMIN_TOKEN="+token[1])
 	run := func(cmd string, env []string) string {
 		t.Helper()
 		c := exec.Command("bash", "-c", cmd)
@@ -269,6 +269,10 @@ func TestKeysCommands(t *testing.T) {
 	if code, _, e := run("list", "--addr", addr); code != 1 || !strings.Contains(e, "KEYSERVICE_ADMIN_TOKEN") {
 		t.Fatalf("no token: exit %d, %q", code, e)
 	}
+	// A missing id is a usage mistake, not a missing token.
+	if code, _, e := run("get", "--addr", addr); code != 2 || strings.Contains(e, "KEYSERVICE_ADMIN_TOKEN") {
+		t.Fatalf("get without an id and without a token: exit %d, %q", code, e)
+	}
 	t.Setenv("KEYSERVICE_ADMIN_TOKEN", "cli-admin-token-0123456789")
 	t.Setenv("KEYSERVICE_ADDR", addr)
 
@@ -308,8 +312,12 @@ func TestKeysCommands(t *testing.T) {
 	}{
 		{[]string{"get", "not-a-uuid"}, 1, "InvalidArgument"},
 		{[]string{"get", "0b7e2c9a-4f1d-4c3e-9a51-2f6d8e0c1b2a"}, 1, "NotFound"},
-		{[]string{"create", "--name", "x"}, 1, "--owner"},
-		{[]string{"create", "--name", "x", "--owner", "o", "--expires", "yesterday"}, 1, "--expires"},
+		// Usage mistakes exit 2, as the README says, and say what is wrong.
+		{[]string{"create", "--name", "x"}, 2, "--owner"},
+		{[]string{"create", "--name", "x", "--owner", "o", "--expires", "yesterday"}, 2, "--expires"},
+		{[]string{"create", "--name", "x", "--owner", "o", "--expires", "tomorrow"}, 2, "--expires"},
+		{[]string{"get"}, 2, "one key id"},
+		{[]string{"revoke", "a", "b"}, 2, "one key id"},
 		{[]string{"frob"}, 2, "unknown command"},
 		{[]string{"list", "--addr", "127.0.0.1:1", "--timeout", "500ms"}, 1, "Unavailable"},
 		{[]string{"list", "--addr", "keys.example.internal:9090"}, 1, "unencrypted"},

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"text/template"
 	"time"
 
@@ -23,9 +25,7 @@ import (
 const devDataDir = ".data/postgres"
 
 func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	defaults := config.Defaults()
-	defaults.LogFormat = "text"
-	defaults.Migrate = true
+	defaults := devDefaults()
 	dataDir := devDataDir
 	if v := os.Getenv("KEYSERVICE_DEV_DATA_DIR"); v != "" {
 		dataDir = v
@@ -37,8 +37,14 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg.Migrate = true
+	tokenNote := ""
 	if len(cfg.AdminTokens) == 0 {
-		cfg.AdminTokens = []string{"dev_" + rand.Text()}
+		// Kept next to the data, so it stays valid as long as the keys do.
+		tok, note, err := devToken(filepath.Join(filepath.Dir(dataDir), "admin-token"))
+		if err != nil {
+			return err
+		}
+		cfg.AdminTokens, tokenNote = []string{tok}, note
 	}
 	if cfg.DatabaseURL == "" {
 		cluster, url, err := startDevCluster(ctx, dataDir, stdout)
@@ -62,7 +68,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	printExamples(stdout, cfg.AdminTokens[0], loopback(s.GRPCAddr()), loopback(s.HTTPAddr()))
+	printExamples(stdout, cfg.AdminTokens[0], tokenNote, loopback(s.GRPCAddr()), loopback(s.HTTPAddr()))
 	return s.Serve(ctx)
 }
 
@@ -93,6 +99,35 @@ func startDevCluster(ctx context.Context, dataDir string, stdout io.Writer) (*pg
 	return c, c.URL("keyservice"), nil
 }
 
+// devDefaults are serve's defaults, except that the development server
+// listens on loopback only (it prints 127.0.0.1 addresses, and its admin
+// token is printed for anyone to paste), logs text, and migrates.
+func devDefaults() config.Config {
+	d := config.Defaults()
+	d.GRPCAddr, d.HTTPAddr = "127.0.0.1:9090", "127.0.0.1:8080"
+	d.LogFormat = "text"
+	d.Migrate = true
+	return d
+}
+
+// devToken reads the development admin token kept at path, or makes one
+// and keeps it there (0600). note says which, for the banner.
+func devToken(path string) (token, note string, err error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if tok := strings.TrimSpace(string(b)); len(tok) >= config.MinTokenLen {
+			return tok, "the same as last time, kept in " + path, nil
+		}
+	}
+	tok := "dev_" + rand.Text()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", "", err
+	}
+	return tok, "new, kept in " + path + " for the next runs", nil
+}
+
 // loopback turns a wildcard listen address into one a local client can dial.
 func loopback(a net.Addr) string {
 	host, port, err := net.SplitHostPort(a.String())
@@ -111,33 +146,55 @@ keyservice is running (development mode). Ctrl-C stops it.
   gRPC  {{.GRPC}}   (reflection on: grpcurl -plaintext {{.GRPC}} list)
   REST  http://{{.HTTP}}   (OpenAPI: http://{{.HTTP}}/openapi.json)
 
-Paste into another shell:
+Paste into another shell (the admin token is {{.Note}}):
 
-  export KS_ADMIN_TOKEN={{.Token}}
+  export KEYSERVICE_ADMIN_TOKEN={{.Token}}
+
+  # --- CLI ---
+  {{.Bin}} keys create --name demo --owner acme --scope read --addr {{.GRPC}}
+  {{.Bin}} keys list --addr {{.GRPC}}
 
   # --- gRPC (grpcurl) ---
-  grpcurl -plaintext -H "authorization: Bearer $KS_ADMIN_TOKEN" \
+  grpcurl -plaintext -H "authorization: Bearer $KEYSERVICE_ADMIN_TOKEN" \
     -d '{"name":"demo","owner":"acme","scopes":["read"]}' \
     {{.GRPC}} keyservice.v1.KeyService/CreateKey
   # copy "secret" and "key.id" from the answer:
   export KS_KEY=<secret> KS_KEY_ID=<key.id>
   grpcurl -plaintext -d "{\"key\":\"$KS_KEY\"}" {{.GRPC}} keyservice.v1.KeyService/Validate
-  grpcurl -plaintext -H "authorization: Bearer $KS_ADMIN_TOKEN" -d "{\"id\":\"$KS_KEY_ID\"}" \
+  grpcurl -plaintext -H "authorization: Bearer $KEYSERVICE_ADMIN_TOKEN" -d "{\"id\":\"$KS_KEY_ID\"}" \
     {{.GRPC}} keyservice.v1.KeyService/RevokeKey
   grpcurl -plaintext -d "{\"key\":\"$KS_KEY\"}" {{.GRPC}} keyservice.v1.KeyService/Validate
 
   # --- REST (curl) ---
-  curl -s -X POST http://{{.HTTP}}/v1/keys -H "authorization: Bearer $KS_ADMIN_TOKEN" \
+  curl -s -X POST http://{{.HTTP}}/v1/keys -H "authorization: Bearer $KEYSERVICE_ADMIN_TOKEN" \
     -d '{"name":"demo","owner":"acme","scopes":["read"]}'
   # copy "secret" and "key.id" from the answer:
   export KS_KEY=<secret> KS_KEY_ID=<key.id>
   curl -s -X POST http://{{.HTTP}}/v1/keys:validate -d "{\"key\":\"$KS_KEY\"}"
-  curl -s -X POST http://{{.HTTP}}/v1/keys/$KS_KEY_ID:revoke -H "authorization: Bearer $KS_ADMIN_TOKEN"
+  curl -s -X POST http://{{.HTTP}}/v1/keys/$KS_KEY_ID:revoke -H "authorization: Bearer $KEYSERVICE_ADMIN_TOKEN"
   curl -s -X POST http://{{.HTTP}}/v1/keys:validate -d "{\"key\":\"$KS_KEY\"}"
-  curl -s "http://{{.HTTP}}/v1/keys?owner=acme" -H "authorization: Bearer $KS_ADMIN_TOKEN"
+  curl -s "http://{{.HTTP}}/v1/keys?owner=acme" -H "authorization: Bearer $KEYSERVICE_ADMIN_TOKEN"
 
 `))
 
-func printExamples(w io.Writer, token, grpcAddr, httpAddr string) {
-	_ = examples.Execute(w, struct{ Token, GRPC, HTTP string }{token, grpcAddr, httpAddr})
+func printExamples(w io.Writer, token, note, grpcAddr, httpAddr string) {
+	if note == "" {
+		note = "from KEYSERVICE_ADMIN_TOKENS"
+	}
+	_ = examples.Execute(w, struct{ Token, Note, Bin, GRPC, HTTP string }{token, note, binPath(), grpcAddr, httpAddr})
+}
+
+// binPath is how the running binary is named in a pasted command: its path
+// relative to the working directory (./bin/keyservice after make run).
+func binPath() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "keyservice"
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, exe); err == nil && !strings.HasPrefix(rel, "..") {
+			return "./" + rel
+		}
+	}
+	return exe
 }

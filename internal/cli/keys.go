@@ -125,6 +125,25 @@ func keysMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rest = fs.Args()[1:]
 	}
 	args = positional
+	// Usage mistakes are found before anything else (exit 2), so a
+	// missing id is not reported as a missing token.
+	var req *keyservicev1.CreateKeyRequest
+	switch sub {
+	case "create":
+		r, err := createRequest(args, name, owner, expires, rateLimit, burst, scopes, meta)
+		if err != nil {
+			return usageError{err}
+		}
+		req = r
+	case "get", "revoke":
+		if len(args) != 1 {
+			return usageError{fmt.Errorf("keys %s takes one key id", sub)}
+		}
+	case "list":
+		if len(args) > 0 {
+			return usageError{fmt.Errorf("unexpected argument %q", args[0])}
+		}
+	}
 	token := os.Getenv("KEYSERVICE_ADMIN_TOKEN")
 	if token == "" {
 		return errors.New("KEYSERVICE_ADMIN_TOKEN is not set: export the admin token first")
@@ -139,39 +158,6 @@ func keysMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	switch sub {
 	case "create":
-		if len(args) > 0 {
-			return fmt.Errorf("unexpected argument %q", args[0])
-		}
-		req := &keyservicev1.CreateKeyRequest{Name: name, Owner: owner, Scopes: scopes}
-		if name == "" || owner == "" {
-			return errors.New("--name and --owner are required")
-		}
-		if len(meta) > 0 {
-			req.Metadata = map[string]string{}
-			for _, kv := range meta {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
-					return fmt.Errorf("--meta %q: want key=value", kv)
-				}
-				req.Metadata[k] = v
-			}
-		}
-		if expires != "" {
-			t, err := parseExpiry(expires)
-			if err != nil {
-				return err
-			}
-			req.ExpiresAt = timestamppb.New(t)
-		}
-		if rateLimit != "" {
-			n, p, ok := strings.Cut(rateLimit, "/")
-			limit, err1 := strconv.ParseInt(n, 10, 64)
-			period, err2 := time.ParseDuration(p)
-			if !ok || err1 != nil || err2 != nil {
-				return fmt.Errorf("--rate-limit %q: want limit/period such as 100/1m", rateLimit)
-			}
-			req.RateLimit = &keyservicev1.RateLimit{Limit: limit, Period: durationpb.New(period), Burst: int64(burst)}
-		}
 		resp, err := client.CreateKey(ctx, req)
 		if err != nil {
 			return rpcErr(err)
@@ -182,9 +168,6 @@ func keysMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(c.out, "secret: %s\n(shown only now: store it, keyservice keeps only its hash)\n\n", resp.GetSecret())
 		c.table([]*keyservicev1.Key{resp.GetKey()})
 	case "get", "revoke":
-		if len(args) != 1 {
-			return fmt.Errorf("keys %s takes one key id", sub)
-		}
 		var k *keyservicev1.Key
 		var m proto.Message
 		if sub == "get" {
@@ -318,4 +301,48 @@ func (c *keysCmd) table(keys []*keyservicev1.Key) {
 			ts(k.GetCreatedAt()), ts(k.GetExpiresAt()), ts(k.GetRevokedAt()))
 	}
 	w.Flush()
+}
+
+// usageError is a mistake in the command line: exit 2, with its message.
+type usageError struct{ err error }
+
+func (e usageError) Error() string        { return e.err.Error() }
+func (e usageError) Is(target error) bool { return target == errUsage }
+
+// createRequest builds CreateKey's request from the command line.
+func createRequest(args []string, name, owner, expires, rateLimit string, burst int, scopes, meta multi) (*keyservicev1.CreateKeyRequest, error) {
+	if len(args) > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", args[0])
+	}
+	if name == "" || owner == "" {
+		return nil, errors.New("--name and --owner are required")
+	}
+	req := &keyservicev1.CreateKeyRequest{Name: name, Owner: owner, Scopes: scopes}
+	if len(meta) > 0 {
+		req.Metadata = map[string]string{}
+		for _, kv := range meta {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return nil, fmt.Errorf("--meta %q: want key=value", kv)
+			}
+			req.Metadata[k] = v
+		}
+	}
+	if expires != "" {
+		t, err := parseExpiry(expires)
+		if err != nil {
+			return nil, err
+		}
+		req.ExpiresAt = timestamppb.New(t)
+	}
+	if rateLimit != "" {
+		n, p, ok := strings.Cut(rateLimit, "/")
+		limit, err1 := strconv.ParseInt(n, 10, 64)
+		period, err2 := time.ParseDuration(p)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("--rate-limit %q: want limit/period such as 100/1m", rateLimit)
+		}
+		req.RateLimit = &keyservicev1.RateLimit{Limit: limit, Period: durationpb.New(period), Burst: int64(burst)}
+	}
+	return req, nil
 }

@@ -46,6 +46,7 @@ func REST(ctx context.Context, srv keyservicev1.KeyServiceServer, maxBody int64,
 	// while the first serves.
 	queryParserOnce.Do(func() { runtime.NewServeMux(runtime.SetQueryParameterParser(strictQuery{})) })
 	mux := runtime.NewServeMux(
+		runtime.WithRoutingErrorHandler(routingError),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
 			switch textproto.CanonicalMIMEHeaderKey(h) {
@@ -114,6 +115,27 @@ func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 }
 
 var queryParserOnce sync.Once
+
+// routingError answers a request no route takes: a wrong method is 405
+// (grpc-gateway says 501, as if the server lacked the feature), with the
+// same JSON Status body as every other error.
+func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if httpStatus != http.StatusMethodNotAllowed {
+		runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
+		return
+	}
+	WriteStatus(w, http.StatusMethodNotAllowed, codes.Unimplemented, "method "+r.Method+" not allowed on "+r.URL.Path)
+}
+
+// WriteStatus writes a google.rpc.Status as JSON with the HTTP status
+// code, as the gateway writes errors.
+func WriteStatus(w http.ResponseWriter, httpStatus int, code codes.Code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(httpStatus)
+	b, _ := protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true}.Marshal(status.New(code, msg).Proto())
+	_, _ = w.Write(b)
+}
 
 // queryRoutes are the GET routes whose requests take query parameters
 // (checked field by field by strictQuery); any other route with a query

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/encoding"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -142,6 +143,9 @@ func (s *Server) newHTTPServer(ctx context.Context, svc *service.Service, bound 
 		}
 		mux.Handle("POST /v1/secret-scanning/reports", gateway.SecretScanning(handle, ks, min(int64(cfg.MaxRequestBytes), gateway.MaxReportBytes), s.log, reg))
 	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		gateway.WriteStatus(w, http.StatusNotFound, codes.NotFound, "no such path: "+r.URL.Path+" (the API is described at /openapi.json)")
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -87,7 +87,7 @@ func TestTypeScriptClient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "../../test/node/keyservice_e2e.mjs")
-	cmd.Env = append(os.Environ(), "KS_ADDR="+e.srv.GRPCAddr().String(), "KS_ADMIN_TOKEN="+adminToken)
+	cmd.Env = append(os.Environ(), "KEYSERVICE_ADDR="+e.srv.GRPCAddr().String(), "KEYSERVICE_ADMIN_TOKEN="+adminToken)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("node client: %v\n%s", err, out)

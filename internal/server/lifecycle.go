@@ -59,8 +59,17 @@ func (s *Server) Serve(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { s.watchReadiness(gctx); return nil })
-	// The store's LISTEN connection feeds other replicas' changes.
-	g.Go(func() error { return s.validator.Run(gctx, s.store) })
+	// The store's LISTEN connection feeds other replicas' changes. With
+	// --migrate, the filter loads once the schema is there (before, every
+	// first start logged a failed load of a table that did not exist yet).
+	g.Go(func() error {
+		select {
+		case <-s.migrated:
+		case <-gctx.Done():
+			return nil
+		}
+		return s.validator.Run(gctx, s.store)
+	})
 	s.log.Info("serving", "grpc", s.GRPCAddr().String(), "http", s.HTTPAddr().String())
 	g.Go(func() error {
 		<-gctx.Done()

@@ -25,6 +25,7 @@ func (s *Server) watchReadiness(ctx context.Context) {
 				s.log.Warn("migration failed; will retry", "error", err)
 			} else {
 				migrated = true
+				close(s.migrated)
 			}
 		}
 		s.check(cctx)

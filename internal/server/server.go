@@ -47,6 +47,9 @@ type Server struct {
 	ready    atomic.Bool
 	notReady atomic.Value // string: why not ready
 	dbOK     atomic.Bool
+	// migrated is closed once --migrate has applied the migrations (at
+	// once without --migrate).
+	migrated chan struct{}
 	// readyCh is closed the first time the service is ready.
 	readyCh   chan struct{}
 	readyOnce sync.Once
@@ -100,7 +103,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &Server{cfg: cfg, log: log, health: health.NewServer(), readyCh: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, health: health.NewServer(), readyCh: make(chan struct{}), migrated: make(chan struct{})}
+	if !cfg.Migrate {
+		close(s.migrated)
+	}
 	s.notReady.Store("starting")
 	defer func() {
 		if err != nil {
