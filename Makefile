@@ -17,6 +17,13 @@ GRPCURL_VERSION             := v1.9.4
 # The google/api annotation protos are copied from this module.
 GOOGLEAPIS_MODULE           := github.com/grpc-ecosystem/grpc-gateway@v1.16.0
 
+# Python and Java stubs come from the distribution's own toolchain (Debian's
+# protoc 3.21 and its gRPC plugins), as polyglot callers build them.
+PROTOC             ?= /usr/bin/protoc
+GRPC_PYTHON_PLUGIN ?= /usr/bin/grpc_python_plugin
+GRPC_JAVA_PLUGIN   ?= /usr/bin/grpc_java_plugin
+PROTO_FILES        := keyservice/v1/keyservice.proto google/api/annotations.proto google/api/http.proto
+
 TOOLS := $(BIN)/buf $(BIN)/sqlc $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc \
          $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2 $(BIN)/grpcurl
 
@@ -65,9 +72,17 @@ $(BIN)/grpcurl:
 	GOBIN=$(BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
 .PHONY: generate
-generate: tools node_modules ## Regenerate protobuf/gRPC/gateway/OpenAPI code (buf) and queries (sqlc)
+generate: tools node_modules ## Regenerate protobuf/gRPC/gateway/OpenAPI code (buf), Python and Java stubs (Debian's protoc), queries (sqlc)
 	rm -rf api/gen
 	$(BIN)/buf generate
+	@command -v $(PROTOC) >/dev/null && [ -x $(GRPC_PYTHON_PLUGIN) ] && [ -x $(GRPC_JAVA_PLUGIN) ] || { \
+		echo "make generate: Debian's protoc and gRPC plugins are needed:"; \
+		echo "  apt-get install protobuf-compiler protobuf-compiler-grpc protobuf-compiler-grpc-java-plugin"; exit 1; }
+	mkdir -p api/gen/python api/gen/java
+	$(PROTOC) -I api -I third_party/googleapis --python_out=api/gen/python --grpc_python_out=api/gen/python \
+		--plugin=protoc-gen-grpc_python=$(GRPC_PYTHON_PLUGIN) $(PROTO_FILES)
+	$(PROTOC) -I api -I third_party/googleapis --java_out=api/gen/java --grpc-java_out=api/gen/java \
+		--plugin=protoc-gen-grpc-java=$(GRPC_JAVA_PLUGIN) $(PROTO_FILES)
 	$(BIN)/sqlc generate -f db/sqlc.yaml
 
 .PHONY: googleapis

@@ -156,29 +156,29 @@ func (Format) EnumDescriptor() ([]byte, []int) {
 type Key struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique id (UUID).
-	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Prefix and last four characters of the secret, for display ("ks_...Ab12").
-	Hint string `protobuf:"bytes,2,opt,name=hint" json:"hint,omitempty"`
+	Hint string `protobuf:"bytes,2,opt,name=hint,proto3" json:"hint,omitempty"`
 	// Human-readable name.
-	Name string `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// The customer the key belongs to.
-	Owner string `protobuf:"bytes,4,opt,name=owner" json:"owner,omitempty"`
+	Owner string `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
 	// Scopes granted to the key; keyservice stores them, callers interpret them.
-	Scopes []string `protobuf:"bytes,5,rep,name=scopes" json:"scopes,omitempty"`
+	Scopes []string `protobuf:"bytes,5,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// Free-form string metadata.
-	Metadata map[string]string `protobuf:"bytes,6,rep,name=metadata" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,6,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// When the key was created (database clock).
-	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt" json:"created_at,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// When the key expires; unset for keys that never expire.
-	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// When the key was revoked; unset for keys that are not revoked.
-	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=revoked_at,json=revokedAt" json:"revoked_at,omitempty"`
+	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
 	// When the key was last validated, to within KEYSERVICE_USAGE_FLUSH_INTERVAL
 	// (uses are recorded in batches, never on the validation path).
-	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_used_at,json=lastUsedAt" json:"last_used_at,omitempty"`
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
 	// The key's own rate limit; unset for keys that use the configured
 	// default (KEYSERVICE_KEY_RATE, 1,000 per minute unless changed).
-	RateLimit     *RateLimit `protobuf:"bytes,11,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
+	RateLimit     *RateLimit `protobuf:"bytes,11,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -295,11 +295,11 @@ func (x *Key) GetRateLimit() *RateLimit {
 type RateLimit struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Calls allowed per period, at least 1.
-	Limit int64 `protobuf:"varint,1,opt,name=limit" json:"limit,omitempty"`
+	Limit int64 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
 	// The period, from 1ms to 24h.
-	Period *durationpb.Duration `protobuf:"bytes,2,opt,name=period" json:"period,omitempty"`
+	Period *durationpb.Duration `protobuf:"bytes,2,opt,name=period,proto3" json:"period,omitempty"`
 	// Bucket size: calls allowed at once; 0 means limit.
-	Burst         int64 `protobuf:"varint,3,opt,name=burst" json:"burst,omitempty"`
+	Burst         int64 `protobuf:"varint,3,opt,name=burst,proto3" json:"burst,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -359,12 +359,12 @@ func (x *RateLimit) GetBurst() int64 {
 type RateLimitStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Calls allowed per period.
-	Limit int64 `protobuf:"varint,1,opt,name=limit" json:"limit,omitempty"`
+	Limit int64 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Calls that may still be made at once.
-	Remaining int64 `protobuf:"varint,2,opt,name=remaining" json:"remaining,omitempty"`
+	Remaining int64 `protobuf:"varint,2,opt,name=remaining,proto3" json:"remaining,omitempty"`
 	// Time until the budget is full again (when limited: until the call's
 	// cost is available).
-	Reset_        *durationpb.Duration `protobuf:"bytes,3,opt,name=reset" json:"reset,omitempty"`
+	Reset_        *durationpb.Duration `protobuf:"bytes,3,opt,name=reset,proto3" json:"reset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -423,16 +423,17 @@ func (x *RateLimitStatus) GetReset_() *durationpb.Duration {
 // ValidateRequest carries the key to check.
 type ValidateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The API key as presented by the end client. Not UTF-8 checked on the
-	// wire: any bytes are a key to judge (CODE_MALFORMED), not a broken request.
-	Key string `protobuf:"bytes,1,opt,name=key" json:"key,omitempty"`
+	// The API key as presented by the end client. Over gRPC it must be
+	// valid UTF-8 (proto3): other bytes are INVALID_ARGUMENT. Any string is a
+	// key to judge: a wrong one is an answer (CODE_MALFORMED), not an error.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// How much of the key's rate limit this call spends: 1 when unset; 0
 	// checks the key and its budget without spending.
-	Cost *int32 `protobuf:"varint,2,opt,name=cost" json:"cost,omitempty"`
+	Cost *int32 `protobuf:"varint,2,opt,name=cost,proto3,oneof" json:"cost,omitempty"`
 	// Optional: the address of the end client that presented the key. With
 	// it, the failed-attempt guard limits guessing per end client, so one
 	// noisy client does not block the caller's others.
-	ClientIp      string `protobuf:"bytes,3,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
+	ClientIp      string `protobuf:"bytes,3,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -492,13 +493,13 @@ func (x *ValidateRequest) GetClientIp() string {
 type ValidateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// True only when code is CODE_VALID.
-	Valid bool `protobuf:"varint,1,opt,name=valid" json:"valid,omitempty"`
+	Valid bool `protobuf:"varint,1,opt,name=valid,proto3" json:"valid,omitempty"`
 	// The outcome.
-	Code Code `protobuf:"varint,2,opt,name=code,enum=keyservice.v1.Code" json:"code,omitempty"`
+	Code Code `protobuf:"varint,2,opt,name=code,proto3,enum=keyservice.v1.Code" json:"code,omitempty"`
 	// The key's record when the key exists (valid, revoked or expired).
-	Key *Key `protobuf:"bytes,3,opt,name=key" json:"key,omitempty"`
+	Key *Key `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
 	// The key's budget, on CODE_VALID and CODE_RATE_LIMITED answers.
-	RateLimit     *RateLimitStatus `protobuf:"bytes,4,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
+	RateLimit     *RateLimitStatus `protobuf:"bytes,4,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -565,19 +566,19 @@ func (x *ValidateResponse) GetRateLimit() *RateLimitStatus {
 type CreateKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Human-readable name, 1 to 200 characters.
-	Name string `protobuf:"bytes,1,opt,name=name" json:"name,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The customer the key belongs to, 1 to 200 characters.
-	Owner string `protobuf:"bytes,2,opt,name=owner" json:"owner,omitempty"`
+	Owner string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
 	// Scopes, at most 64, each 1 to 128 printable characters without spaces.
-	Scopes []string `protobuf:"bytes,3,rep,name=scopes" json:"scopes,omitempty"`
+	Scopes []string `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// Metadata, at most 32 entries; keys 1 to 64 characters, values up to 1024.
-	Metadata map[string]string `protobuf:"bytes,4,rep,name=metadata" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Optional expiry; must be in the future.
-	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// Optional rate limit of this key; unset: the configured default.
-	RateLimit *RateLimit `protobuf:"bytes,6,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
+	RateLimit *RateLimit `protobuf:"bytes,6,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	// The secret's format; unset: the configured default.
-	Format        Format `protobuf:"varint,7,opt,name=format,enum=keyservice.v1.Format" json:"format,omitempty"`
+	Format        Format `protobuf:"varint,7,opt,name=format,proto3,enum=keyservice.v1.Format" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -665,9 +666,9 @@ func (x *CreateKeyRequest) GetFormat() Format {
 type CreateKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The plaintext key. It is shown only here; store it now.
-	Secret string `protobuf:"bytes,1,opt,name=secret" json:"secret,omitempty"`
+	Secret string `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
 	// The stored record.
-	Key           *Key `protobuf:"bytes,2,opt,name=key" json:"key,omitempty"`
+	Key           *Key `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -720,7 +721,7 @@ func (x *CreateKeyResponse) GetKey() *Key {
 type GetKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The key's id (UUID).
-	Id            string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -766,7 +767,7 @@ func (x *GetKeyRequest) GetId() string {
 type GetKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The stored record.
-	Key           *Key `protobuf:"bytes,1,opt,name=key" json:"key,omitempty"`
+	Key           *Key `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -812,11 +813,11 @@ func (x *GetKeyResponse) GetKey() *Key {
 type ListKeysRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only keys of this owner; empty for all owners.
-	Owner string `protobuf:"bytes,1,opt,name=owner" json:"owner,omitempty"`
+	Owner string `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
 	// Page size: 0 means 100; at most 1000.
-	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Token from a previous ListKeysResponse; empty for the first page.
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -876,9 +877,9 @@ func (x *ListKeysRequest) GetPageToken() string {
 type ListKeysResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The keys, oldest first.
-	Keys []*Key `protobuf:"bytes,1,rep,name=keys" json:"keys,omitempty"`
+	Keys []*Key `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
 	// Token for the next page; empty on the last page.
-	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken" json:"next_page_token,omitempty"`
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -931,7 +932,7 @@ func (x *ListKeysResponse) GetNextPageToken() string {
 type RevokeKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The key's id (UUID).
-	Id            string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -977,7 +978,7 @@ func (x *RevokeKeyRequest) GetId() string {
 type RevokeKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The stored record, with revoked_at set.
-	Key           *Key `protobuf:"bytes,1,opt,name=key" json:"key,omitempty"`
+	Key           *Key `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1053,10 +1054,11 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x05limit\x18\x01 \x01(\x03R\x05limit\x12\x1c\n" +
 	"\tremaining\x18\x02 \x01(\x03R\tremaining\x12/\n" +
 	"\x05reset\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x05reset\"b\n" +
-	"\x0fValidateRequest\x12\x17\n" +
-	"\x03key\x18\x01 \x01(\tB\x05\xaa\x01\x02 \x03R\x03key\x12\x19\n" +
-	"\x04cost\x18\x02 \x01(\x05B\x05\xaa\x01\x02\b\x01R\x04cost\x12\x1b\n" +
-	"\tclient_ip\x18\x03 \x01(\tR\bclientIp\"\xb6\x01\n" +
+	"\x0fValidateRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x17\n" +
+	"\x04cost\x18\x02 \x01(\x05H\x00R\x04cost\x88\x01\x01\x12\x1b\n" +
+	"\tclient_ip\x18\x03 \x01(\tR\bclientIpB\a\n" +
+	"\x05_cost\"\xb6\x01\n" +
 	"\x10ValidateResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12'\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.keyservice.v1.CodeR\x04code\x12$\n" +
@@ -1115,7 +1117,8 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x06GetKey\x12\x1c.keyservice.v1.GetKeyRequest\x1a\x1d.keyservice.v1.GetKeyResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/keys/{id}\x12]\n" +
 	"\bListKeys\x12\x1e.keyservice.v1.ListKeysRequest\x1a\x1f.keyservice.v1.ListKeysResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
 	"\x12\b/v1/keys\x12o\n" +
-	"\tRevokeKey\x12\x1f.keyservice.v1.RevokeKeyRequest\x1a .keyservice.v1.RevokeKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/keys/{id}:revokeBJZCgithub.com/keyservice/keyservice/api/gen/keyservice/v1;keyservicev1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\tRevokeKey\x12\x1f.keyservice.v1.RevokeKeyRequest\x1a .keyservice.v1.RevokeKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/keys/{id}:revokeBk\n" +
+	"\x11dev.keyservice.v1B\x0fKeyServiceProtoP\x01ZCgithub.com/keyservice/keyservice/api/gen/keyservice/v1;keyservicev1b\x06proto3"
 
 var (
 	file_keyservice_v1_keyservice_proto_rawDescOnce sync.Once
@@ -1194,6 +1197,7 @@ func file_keyservice_v1_keyservice_proto_init() {
 	if File_keyservice_v1_keyservice_proto != nil {
 		return
 	}
+	file_keyservice_v1_keyservice_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
