@@ -42,6 +42,7 @@ test: node_modules ## Run all tests against real Postgres and Redis, race detect
 	@echo "make test: every package against real PostgreSQL and Redis, race detector on; about 2.5 minutes on 2 cores."
 	@echo "Packages print 'ok' as they finish; the slowest (server, validate) take about a minute."
 	$(GO) test -race -count=1 ./...
+	cd deploy && $(GO) test -count=1 ./...   # the manifests, a module of their own
 
 # The TypeScript generator and the Node.js client test's runtime, pinned in
 # package-lock.json.
@@ -52,6 +53,18 @@ node_modules: package.json package-lock.json
 .PHONY: build
 build: ## Build bin/keyservice
 	$(GO) build -o $(BIN)/keyservice ./cmd/keyservice
+
+IMAGE ?= localhost/keyservice:latest
+.PHONY: image
+image: ## Build the container image (static binary, non-root, CA certificates, tzdata; no shell) with podman
+	rm -rf .image && mkdir -p .image
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o .image/keyservice ./cmd/keyservice
+	cp /etc/ssl/certs/ca-certificates.crt .image/
+	cp -rL /usr/share/zoneinfo .image/zoneinfo
+	printf 'root:x:0:0:root:/:/sbin/nologin\nkeyservice:x:65532:65532:keyservice:/:/sbin/nologin\n' > .image/passwd
+	printf 'root:x:0:\nkeyservice:x:65532:\n' > .image/group
+	cp Containerfile .image/
+	podman build --quiet -t $(IMAGE) -f .image/Containerfile .image
 
 .PHONY: tools
 tools: $(TOOLS) ## Install the pinned code generators and grpcurl into bin/
@@ -99,6 +112,7 @@ lint: tools ## gofmt, go vet, buf lint
 .PHONY: check
 check: lint generate breaking ## Lint, breaking-change check, then fail if generated code differs from its sources
 	$(GO) mod tidy -diff
+	cd deploy && $(GO) mod tidy -diff && $(GO) vet ./...
 	@if [ -n "$$(git status --porcelain -- api db internal/store/dbsqlc package-lock.json)" ]; then \
 		echo "generated code is out of date: run 'make generate' and commit"; \
 		git status --porcelain -- api db internal/store/dbsqlc package-lock.json; git diff --stat; exit 1; fi
