@@ -50,8 +50,16 @@ type Config struct {
 	DBLatency   time.Duration // added each way between the service and Postgres
 	Faults      bool          // run the fault scenarios instead
 	Startup     []int         // run the start-up step instead, on tables of these sizes
-	Trials      int           // propagation trials (faults)
-	Log         *slog.Logger
+	// Target is a service already running elsewhere
+	// ("grpc=HOST:PORT,http=HOST:PORT"): its keys are made through the
+	// admin API (AdminToken), the mode is keyservice only, and scenarios
+	// that need the service in this process (restart) are not run.
+	Target     string
+	AdminToken string
+	TLS        bool
+	CAFile     string
+	Trials     int // propagation trials (faults)
+	Log        *slog.Logger
 }
 
 // Defaults returns the default run.
@@ -73,6 +81,24 @@ func (c Config) Validate() error {
 		return errors.New("--conns and --workers must be at least 1")
 	case c.DBLatency < 0 || c.DBLatency > time.Second:
 		return errors.New("--db-latency must be between 0 and 1s")
+	}
+	if c.Target != "" {
+		if _, err := parseTarget(c.Target); err != nil {
+			return err
+		}
+		for _, m := range c.Modes {
+			if m != "keyservice" {
+				return errors.New("--target runs the keyservice mode only: the baselines need the service in this process (--modes keyservice)")
+			}
+		}
+		for _, s := range c.Scenarios {
+			if s == "restart" {
+				return errors.New("--target cannot run the restart scenario: it restarts the service in this process")
+			}
+		}
+		if len(c.Startup) > 0 {
+			return errors.New("--target and --startup do not go together")
+		}
 	}
 	for i, n := range c.Startup {
 		if n < 1000 || n > 100_000_000 || (i > 0 && n <= c.Startup[i-1]) {
@@ -125,6 +151,7 @@ type env struct {
 	malformed []string
 	forged    []string // well-shaped signed keys with wrong tags
 	machine   Machine
+	target    endpoint // --target: nil when the service runs in this process
 }
 
 // Machine describes where the run happened.

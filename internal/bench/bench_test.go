@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/server"
 	"github.com/keyservice/keyservice/internal/testdb"
 )
 
@@ -141,4 +143,59 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// TestTargetRunsAgainstAServiceElsewhere: --target benches a service this
+// process did not start, seeding its keys through the admin API, and runs
+// the admin-under-flood fault against it.
+func TestTargetRunsAgainstAServiceElsewhere(t *testing.T) {
+	u, _ := testdb.New(t)
+	scfg := config.Defaults()
+	scfg.DatabaseURL = u
+	scfg.GRPCAddr, scfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	scfg.AdminTokens = []string{"target-admin-token-0123456789"}
+	scfg.CallerRate, scfg.CallerBurst, scfg.FailedRate, scfg.FailedBurst = 1e9, 1<<30, 1e9, 1<<30
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := server.New(ctx, scfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = s.Serve(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	<-s.Ready()
+
+	cfg := Defaults()
+	cfg.Target = "grpc=" + s.GRPCAddr().String() + ",http=" + s.HTTPAddr().String()
+	cfg.AdminToken = "target-admin-token-0123456789"
+	cfg.Keys, cfg.Duration, cfg.Warmup, cfg.Workers, cfg.Conns = 2000, time.Second, 0, 8, 2
+	cfg.Modes, cfg.Scenarios = []string{"keyservice"}, []string{"hot", "unknown", "revoked"}
+	cfg.Log = testLogger(t)
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"hot": "CODE_VALID", "unknown": "CODE_NOT_FOUND", "revoked": "CODE_REVOKED"}
+	if len(rep.Results) != 6 {
+		t.Fatalf("%d results, want 6", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		if r.Answers[want[r.Scenario]] == 0 || len(r.Errors) > 0 || r.ValidRefused != 0 || r.LookupsPer1k != -1 {
+			t.Errorf("%s/%s: answers %v, errors %v, %d refused, lookups %v", r.Scenario, r.Transport, r.Answers, r.Errors, r.ValidRefused, r.LookupsPer1k)
+		}
+	}
+	cfg.Faults = true
+	rep, err = Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := rep.Faults; f == nil || !f.AdminOnly || f.Admin.CallsQuiet == 0 || f.Admin.CallsFlood == 0 || f.Admin.FloodRPS == 0 {
+		t.Fatalf("admin under flood against the target: %+v", rep.Faults)
+	}
+	// A wrong admin token is a clear error, not a silent run.
+	cfg.Faults, cfg.AdminToken = false, "wrong-admin-token-0123456789"
+	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "admin") {
+		t.Fatalf("wrong admin token: %v", err)
+	}
 }

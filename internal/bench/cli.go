@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -32,6 +33,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.DBLatency, "db-latency", 0, "delay added each way between the service and Postgres (a TCP proxy), e.g. 0.5ms")
 	fs.BoolVar(&cfg.Faults, "faults", false, "run the fault scenarios instead (outage, LISTEN killed, propagation, admin under flood)")
 	fs.IntVar(&cfg.Trials, "trials", cfg.Trials, "propagation trials (faults)")
+	fs.StringVar(&cfg.Target, "target", "", "bench a service already running elsewhere: grpc=HOST:PORT,http=HOST:PORT (keys made through its admin API; mode keyservice only)")
+	fs.StringVar(&cfg.AdminToken, "admin-token", os.Getenv("KEYSERVICE_ADMIN_TOKEN"), "admin token of the --target service (default $KEYSERVICE_ADMIN_TOKEN; prefer the variable: flags show in ps)")
+	fs.BoolVar(&cfg.TLS, "tls", false, "connect to --target over TLS")
+	fs.StringVar(&cfg.CAFile, "ca-file", "", "CA bundle to verify --target (implies --tls)")
 	startup := fs.String("startup", "", "run the start-up step instead: seed tables of these sizes in turn (e.g. 1000000,10000000) and time replicas to ready")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
 	svgPath := fs.String("svg", "", "also draw throughput and p99 per scenario to this SVG file")
@@ -44,6 +49,18 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Scenarios, cfg.Transports, cfg.Modes = split(*scenarios), split(*transports), split(*modes)
+	if cfg.Target != "" {
+		// Defaults that cannot apply to a service elsewhere are dropped:
+		// the baselines and the restart scenario.
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		if !given["modes"] {
+			cfg.Modes = []string{"keyservice"}
+		}
+		if !given["scenarios"] {
+			cfg.Scenarios = slices.DeleteFunc(cfg.Scenarios, func(s string) bool { return s == "restart" })
+		}
+	}
 	for _, n := range split(*startup) {
 		v, err := strconv.Atoi(n)
 		if err != nil {

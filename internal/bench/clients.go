@@ -3,18 +3,52 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
-	"github.com/keyservice/keyservice/internal/server"
 )
+
+// endpoint is a keyservice to load: one this process runs
+// (*server.Server), or one running elsewhere (--target).
+type endpoint interface {
+	GRPCAddr() net.Addr
+	HTTPAddr() net.Addr
+}
+
+// remote is a service named by --target.
+type remote struct{ grpc, http hostPort }
+
+func (r remote) GRPCAddr() net.Addr { return r.grpc }
+func (r remote) HTTPAddr() net.Addr { return r.http }
+
+type hostPort string
+
+func (h hostPort) Network() string { return "tcp" }
+func (h hostPort) String() string  { return string(h) }
+
+// The client side of a run (one run per process): TLS to the service
+// (--tls, --ca-file; nil: plaintext) and the admin token (--admin-token).
+var (
+	dialTLS    *tls.Config
+	adminToken = benchAdminToken
+)
+
+func httpScheme() string {
+	if dialTLS != nil {
+		return "https://"
+	}
+	return "http://"
+}
 
 // validator is one transport's client.
 type validator interface {
@@ -30,7 +64,11 @@ type grpcValidator struct {
 func newGRPC(addr string, n int) (*grpcValidator, error) {
 	g := &grpcValidator{}
 	for i := 0; i < n; i++ {
-		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		creds := insecure.NewCredentials()
+		if dialTLS != nil {
+			creds = credentials.NewTLS(dialTLS)
+		}
+		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			g.close()
 			return nil, err
@@ -62,8 +100,8 @@ type restValidator struct {
 
 func newREST(addr string, conns int) *restValidator {
 	return &restValidator{
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, IdleConnTimeout: time.Minute}},
-		url:    "http://" + addr + "/v1/keys:validate",
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, IdleConnTimeout: time.Minute, TLSClientConfig: dialTLS}},
+		url:    httpScheme() + addr + "/v1/keys:validate",
 	}
 }
 
@@ -111,7 +149,7 @@ func codeOf(raw []byte) (string, error) {
 
 func (r *restValidator) close() { r.client.CloseIdleConnections() }
 
-func newValidator(transport string, s *server.Server, cfg Config) (validator, error) {
+func newValidator(transport string, s endpoint, cfg Config) (validator, error) {
 	if transport == "rest" {
 		// HTTP/1.1 carries one call per connection at a time: one per worker.
 		return newREST(s.HTTPAddr().String(), max(cfg.Conns, cfg.Workers)), nil

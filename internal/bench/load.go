@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
-	"github.com/keyservice/keyservice/internal/server"
 )
 
 // Result is one measured run.
@@ -162,7 +161,7 @@ func errName(err error) string {
 
 // measure warms up, then drives load for the configured duration. In the
 // restart scenario, restart replaces the service halfway through.
-func (e *env) measure(ctx context.Context, s *server.Server, mode, scenario, transport string, restart func() (*server.Server, error)) (Result, error) {
+func (e *env) measure(ctx context.Context, s endpoint, mode, scenario, transport string, restart func() (endpoint, error)) (Result, error) {
 	var v validator
 	v, err := newValidator(transport, s, e.cfg)
 	if err != nil {
@@ -239,7 +238,7 @@ func (e *env) measure(ctx context.Context, s *server.Server, mode, scenario, tra
 }
 
 // warm drives the hot scenario, unmeasured, for twice the warm-up.
-func (e *env) warm(ctx context.Context, s *server.Server, transport string) error {
+func (e *env) warm(ctx context.Context, s endpoint, transport string) error {
 	v, err := newValidator(transport, s, e.cfg)
 	if err != nil {
 		return err
@@ -297,7 +296,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // churn creates and revokes keys at a steady rate (20 each per second)
 // through the admin API while the scenario runs.
-func (e *env) churn(ctx context.Context, s *server.Server) func() {
+func (e *env) churn(ctx context.Context, s endpoint) func() {
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -307,7 +306,7 @@ func (e *env) churn(ctx context.Context, s *server.Server) func() {
 			return
 		}
 		defer g.close()
-		actx := metadata.AppendToOutgoingContext(cctx, "authorization", "Bearer "+benchAdminToken)
+		actx := metadata.AppendToOutgoingContext(cctx, "authorization", "Bearer "+adminToken)
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {

@@ -60,8 +60,8 @@ func (e *env) startService(ctx context.Context, mode string) (*server.Server, fu
 
 // scrape reads one metric (summed over its series) from the service's
 // /metrics; 0 when it cannot be read.
-func scrape(s *server.Server, name string) float64 {
-	return scrapeURL("http://" + s.HTTPAddr().String() + "/metrics")(name)
+func scrape(s endpoint, name string) float64 {
+	return scrapeURL(httpScheme() + s.HTTPAddr().String() + "/metrics")(name)
 }
 
 // scrapeURL reads a /metrics page once and returns a reader of its
