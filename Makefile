@@ -56,15 +56,16 @@ build: ## Build bin/keyservice
 
 IMAGE ?= localhost/keyservice:latest
 .PHONY: image
+IMAGE_CONTEXT ?= .image
 image: ## Build the container image (static binary, non-root, CA certificates, tzdata; no shell) with podman
-	rm -rf .image && mkdir -p .image
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o .image/keyservice ./cmd/keyservice
-	cp /etc/ssl/certs/ca-certificates.crt .image/
-	cp -rL /usr/share/zoneinfo .image/zoneinfo
-	printf 'root:x:0:0:root:/:/sbin/nologin\nkeyservice:x:65532:65532:keyservice:/:/sbin/nologin\n' > .image/passwd
-	printf 'root:x:0:\nkeyservice:x:65532:\n' > .image/group
-	cp Containerfile .image/
-	podman build --quiet -t $(IMAGE) -f .image/Containerfile .image
+	rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(IMAGE_CONTEXT)/keyservice ./cmd/keyservice
+	cp /etc/ssl/certs/ca-certificates.crt $(IMAGE_CONTEXT)/
+	cp -rL /usr/share/zoneinfo $(IMAGE_CONTEXT)/zoneinfo
+	printf 'root:x:0:0:root:/:/sbin/nologin\nkeyservice:x:65532:65532:keyservice:/:/sbin/nologin\n' > $(IMAGE_CONTEXT)/passwd
+	printf 'root:x:0:\nkeyservice:x:65532:\n' > $(IMAGE_CONTEXT)/group
+	cp Containerfile $(IMAGE_CONTEXT)/
+	podman build --quiet -t $(IMAGE) -f $(IMAGE_CONTEXT)/Containerfile $(IMAGE_CONTEXT)
 
 .PHONY: tools
 tools: $(TOOLS) ## Install the pinned code generators and grpcurl into bin/
@@ -86,11 +87,11 @@ $(BIN)/grpcurl:
 
 .PHONY: generate
 generate: tools node_modules ## Regenerate protobuf/gRPC/gateway/OpenAPI code (buf), Python and Java stubs (Debian's protoc), queries (sqlc)
-	rm -rf api/gen
-	$(BIN)/buf generate
-	@command -v $(PROTOC) >/dev/null && [ -x $(GRPC_PYTHON_PLUGIN) ] && [ -x $(GRPC_JAVA_PLUGIN) ] || { \
+	@[ -x $(PROTOC) ] && [ -x $(GRPC_PYTHON_PLUGIN) ] && [ -x $(GRPC_JAVA_PLUGIN) ] || { \
 		echo "make generate: Debian's protoc and gRPC plugins are needed:"; \
 		echo "  apt-get install protobuf-compiler protobuf-compiler-grpc protobuf-compiler-grpc-java-plugin"; exit 1; }
+	rm -rf api/gen
+	$(BIN)/buf generate
 	mkdir -p api/gen/python api/gen/java
 	$(PROTOC) -I api -I third_party/googleapis --python_out=api/gen/python --grpc_python_out=api/gen/python \
 		--plugin=protoc-gen-grpc_python=$(GRPC_PYTHON_PLUGIN) $(PROTO_FILES)

@@ -82,6 +82,9 @@ func (c Config) Validate() error {
 	case c.DBLatency < 0 || c.DBLatency > time.Second:
 		return errors.New("--db-latency must be between 0 and 1s")
 	}
+	if c.Target == "" && (c.TLS || c.CAFile != "") {
+		return errors.New("--tls and --ca-file are for --target (the service in this process speaks plaintext)")
+	}
 	if c.Target != "" {
 		if _, err := parseTarget(c.Target); err != nil {
 			return err

@@ -47,7 +47,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	adminToken = benchAdminToken
-	if cfg.AdminToken != "" {
+	if cfg.Target != "" && cfg.AdminToken != "" {
 		adminToken = cfg.AdminToken
 	}
 	setupEnv := setup

@@ -67,7 +67,11 @@ func scrape(s endpoint, name string) float64 {
 // scrapeURL reads a /metrics page once and returns a reader of its
 // metrics (each summed over its series; 0 when absent or unreadable).
 func scrapeURL(url string) func(name string) float64 {
-	resp, err := http.Get(url)
+	client := http.DefaultClient
+	if dialTLS != nil {
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: dialTLS}}
+	}
+	resp, err := client.Get(url)
 	if err != nil {
 		return func(string) float64 { return 0 }
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/template"
 	"time"
 
@@ -40,7 +41,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tokenNote := ""
 	if len(cfg.AdminTokens) == 0 {
 		// Kept next to the data, so it stays valid as long as the keys do.
-		tok, note, err := devToken(filepath.Join(filepath.Dir(dataDir), "admin-token"))
+		tok, note, err := devToken(filepath.Clean(dataDir) + ".admin-token")
 		if err != nil {
 			return err
 		}
@@ -111,9 +112,22 @@ func devDefaults() config.Config {
 }
 
 // devToken reads the development admin token kept at path, or makes one
-// and keeps it there (0600). note says which, for the banner.
+// and keeps it there. note says which, for the banner. The file is trusted
+// only if it is a regular file of this user, readable by no one else: a
+// token planted by someone else would be theirs to use.
 func devToken(path string) (token, note string, err error) {
-	if b, err := os.ReadFile(path); err == nil {
+	if st, err := os.Lstat(path); err == nil {
+		owned := false
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			owned = int(sys.Uid) == os.Geteuid()
+		}
+		if !st.Mode().IsRegular() || st.Mode().Perm() != 0o600 || !owned {
+			return "", "", fmt.Errorf("%s is not a private file of yours (a regular file, mode 0600): remove it, or set KEYSERVICE_ADMIN_TOKENS", path)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", "", err
+		}
 		if tok := strings.TrimSpace(string(b)); len(tok) >= config.MinTokenLen {
 			return tok, "the same as last time, kept in " + path, nil
 		}
@@ -122,7 +136,15 @@ func devToken(path string) (token, note string, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", "", err
 	}
-	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := f.WriteString(tok + "\n"); err != nil {
+		f.Close()
+		return "", "", err
+	}
+	if err := f.Close(); err != nil {
 		return "", "", err
 	}
 	return tok, "new, kept in " + path + " for the next runs", nil

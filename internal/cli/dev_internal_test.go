@@ -39,3 +39,23 @@ func TestDevTokenIsKeptWithTheData(t *testing.T) {
 		t.Fatalf("token file: %v %v", st.Mode(), err)
 	}
 }
+
+// A token file planted by someone else, or readable by others, is refused.
+func TestDevTokenFileMustBePrivate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "admin-token")
+	if err := os.WriteFile(path, []byte("dev_planted-token-0123456789\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := devToken(path); err == nil {
+		t.Fatal("a world-readable token file was used")
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := devToken(link); err == nil {
+		t.Fatal("a symlinked token file was used")
+	}
+}

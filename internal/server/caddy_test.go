@@ -23,12 +23,19 @@ import (
 
 // caddySnippet is the README's Caddy site, word for word.
 const caddySnippet = `http://{{.Front}} {
-	forward_auth {{.Keyservice}} {
-		uri /v1/auth
-		copy_headers X-Key-Id X-Key-Owner X-Key-Scopes
-	}
-	reverse_proxy {{.Upstream}} {
-		header_up -X-API-Key
+	# route keeps this order: the client's own identity headers are
+	# dropped first, then forward_auth sets keyservice's.
+	route {
+		request_header -X-Key-Id
+		request_header -X-Key-Owner
+		request_header -X-Key-Scopes
+		forward_auth {{.Keyservice}} {
+			uri /v1/auth
+			copy_headers X-Key-Id X-Key-Owner X-Key-Scopes
+		}
+		reverse_proxy {{.Upstream}} {
+			header_up -X-API-Key
+		}
 	}
 }`
 
@@ -79,7 +86,8 @@ func TestCaddyForwardAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp := get(t, front, map[string]string{"X-API-Key": created.GetSecret()}); resp.StatusCode != 200 {
+	// The client's own identity headers are not believed.
+	if resp := get(t, front, map[string]string{"X-API-Key": created.GetSecret(), "X-Key-Scopes": "admin", "X-Key-Owner": "mallory"}); resp.StatusCode != 200 {
 		t.Fatalf("valid key through caddy: %d\n%s", resp.StatusCode, logs.String())
 	}
 	mu.Lock()

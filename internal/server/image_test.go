@@ -43,7 +43,7 @@ func TestContainerImageServes(t *testing.T) {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	run("make", "image", "IMAGE="+image)
+	run("make", "image", "IMAGE="+image, "IMAGE_CONTEXT="+t.TempDir()) // its own staging folder
 	t.Cleanup(func() { _ = exec.Command(podman, "rmi", "-f", image).Run() })
 	ctr := run(podman, "create", image)
 	t.Cleanup(func() { _ = exec.Command(podman, "rm", "-f", ctr).Run() })
