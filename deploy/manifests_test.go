@@ -98,13 +98,13 @@ func TestKubernetesManifestsDecodeStrictlyAndMatchTheServer(t *testing.T) {
 	if p := c.ReadinessProbe.GRPC; p == nil || itoa(p.Port) != grpcPort {
 		t.Errorf("readiness probe %+v, want gRPC health on %s", c.ReadinessProbe, grpcPort)
 	}
-	// Termination outlasts the drain.
-	var drain int64 = 15
-	if v := env["KEYSERVICE_SHUTDOWN_TIMEOUT"]; v != "15s" {
-		t.Errorf("KEYSERVICE_SHUTDOWN_TIMEOUT %q", v)
+	// Termination outlasts the delay and the drain.
+	var drain int64 = 20
+	if env["KEYSERVICE_SHUTDOWN_TIMEOUT"] != "15s" || env["KEYSERVICE_SHUTDOWN_DELAY"] != "5s" {
+		t.Errorf("KEYSERVICE_SHUTDOWN_TIMEOUT %q, KEYSERVICE_SHUTDOWN_DELAY %q", env["KEYSERVICE_SHUTDOWN_TIMEOUT"], env["KEYSERVICE_SHUTDOWN_DELAY"])
 	}
 	if g := dep.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g <= drain {
-		t.Errorf("terminationGracePeriodSeconds %v, want more than the %d s drain", g, drain)
+		t.Errorf("terminationGracePeriodSeconds %v, want more than the %d s of delay and drain", g, drain)
 	}
 	if sc := dep.Spec.Template.Spec.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
 		t.Error("pods may run as root")

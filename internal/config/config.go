@@ -49,6 +49,10 @@ type Config struct {
 	DBStatementTimeout time.Duration
 	ReadyInterval      time.Duration
 	ShutdownTimeout    time.Duration
+	// ShutdownDelay: after SIGTERM the service reports not ready but keeps
+	// serving this long before it drains, so load balancers (Kubernetes
+	// endpoints) stop sending it calls first. 0: drain at once.
+	ShutdownDelay time.Duration
 	MaxRequestBytes    int
 	MaxHeaderBytes     int           // largest header list (gRPC metadata, HTTP headers)
 	MaxStreams         int           // concurrent gRPC streams per connection
@@ -249,6 +253,9 @@ func (c Config) Validate() error {
 		if d <= 0 {
 			bad(env, "must be a positive duration such as 500ms or 5s, got %s", d)
 		}
+	}
+	if c.ShutdownDelay < 0 {
+		bad("KEYSERVICE_SHUTDOWN_DELAY", "must be 0 or a positive duration, got %s", c.ShutdownDelay)
 	}
 	if c.FilterFPRate <= 0 || c.FilterFPRate >= 0.5 {
 		bad("KEYSERVICE_FILTER_FP_RATE", "must be between 0 and 0.5 (for example 0.001), got %g", c.FilterFPRate)

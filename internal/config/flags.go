@@ -48,6 +48,7 @@ func (c *Config) settings() []setting {
 		{"db-statement-timeout", "KEYSERVICE_DB_STATEMENT_TIMEOUT", "statement_timeout of every connection", &c.DBStatementTimeout},
 		{"ready-interval", "KEYSERVICE_READY_INTERVAL", "how often readiness (database, schema) is checked", &c.ReadyInterval},
 		{"shutdown-timeout", "KEYSERVICE_SHUTDOWN_TIMEOUT", "how long SIGTERM waits for in-flight calls", &c.ShutdownTimeout},
+		{"shutdown-delay", "KEYSERVICE_SHUTDOWN_DELAY", "after SIGTERM, keep serving (not ready) this long before draining, so load balancers stop sending calls first", &c.ShutdownDelay},
 		{"max-request-bytes", "KEYSERVICE_MAX_REQUEST_BYTES", "largest request body (gRPC message or REST body)", (*decimal)(&c.MaxRequestBytes)},
 		{"max-header-bytes", "KEYSERVICE_MAX_HEADER_BYTES", "largest header list of a call (gRPC metadata or HTTP headers); past it the call or connection is refused", (*decimal)(&c.MaxHeaderBytes)},
 		{"max-streams", "KEYSERVICE_MAX_STREAMS", "concurrent gRPC calls per connection", (*decimal)(&c.MaxStreams)},

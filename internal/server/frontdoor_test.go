@@ -1,9 +1,15 @@
 package server_test
 
 import (
+	"context"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/config"
 )
 
@@ -44,5 +50,27 @@ func TestFirstStartWithMigrateLogsNoFailedLoad(t *testing.T) {
 	e.waitReady(t)
 	if logs := e.logs.String(); strings.Contains(logs, "loading the key filter failed") || strings.Contains(logs, "does not exist") {
 		t.Fatalf("the first start logged a failed load:\n%s", logs)
+	}
+}
+
+// TestShutdownDelayKeepsServingWhileNotReady: after SIGTERM, with
+// KEYSERVICE_SHUTDOWN_DELAY, the replica reports not ready at once but
+// still answers calls until the delay is over, so a load balancer can
+// take it out before its listeners close.
+func TestShutdownDelayKeepsServingWhileNotReady(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) { c.ShutdownDelay = 3 * time.Second }))
+	h := healthpb.NewHealthClient(e.conn)
+	e.cancel() // SIGTERM
+	waitFor(t, func() bool {
+		r, err := h.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING
+	})
+	r, err := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: "garbage"})
+	if err != nil || r.GetCode() != keyservicev1.Code_CODE_MALFORMED {
+		t.Fatalf("a call during the shutdown delay: %v, %v", r.GetCode(), err)
+	}
+	if code, _, _ := e.rest(t, "GET", "/readyz", "", ""); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz during the shutdown delay: %d, want 503", code)
 	}
 }

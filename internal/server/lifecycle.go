@@ -83,6 +83,12 @@ func (s *Server) shutdown() {
 	s.log.Info("shutting down: draining in-flight calls", "timeout", s.cfg.ShutdownTimeout)
 	s.setReady(false, "shutting down")
 	s.health.Shutdown()
+	if d := s.cfg.ShutdownDelay; d > 0 {
+		// Not ready, still serving: load balancers take the replica out
+		// before its listeners close.
+		s.log.Info("shutting down: serving until load balancers have noticed", "delay", d)
+		time.Sleep(d)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	done := make(chan struct{})
