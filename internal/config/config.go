@@ -52,7 +52,7 @@ type Config struct {
 	// ShutdownDelay: after SIGTERM the service reports not ready but keeps
 	// serving this long before it drains, so load balancers (Kubernetes
 	// endpoints) stop sending it calls first. 0: drain at once.
-	ShutdownDelay time.Duration
+	ShutdownDelay      time.Duration
 	MaxRequestBytes    int
 	MaxHeaderBytes     int           // largest header list (gRPC metadata, HTTP headers)
 	MaxStreams         int           // concurrent gRPC streams per connection
