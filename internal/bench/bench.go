@@ -307,16 +307,22 @@ func (e *env) migrateAndSeed(ctx context.Context) error {
 	if _, err := pool.Exec(ctx, "ANALYZE api_keys"); err != nil {
 		return err
 	}
-	e.active, e.revoked = secrets[:n-revoked], secrets[n-revoked:]
-	e.activeSet = make(map[string]struct{}, len(e.active))
-	for _, k := range e.active {
-		e.activeSet[k] = struct{}{}
-	}
-	e.unknown = unknownKeys(e.format, 400_000)
-	e.malformed = malformedKeys(e.format, 30_000, rand.New(rand.NewPCG(1, 2)))
-	e.forged = forgedKeys(30_000, rand.New(rand.NewPCG(3, 4)))
+	e.useKeys(secrets[:n-revoked], secrets[n-revoked:], 400_000)
 	e.log.Info("seeded", "keys", n, "revoked", revoked, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// useKeys records the seeded keys and makes the unknown, malformed and
+// forged ones the scenarios send.
+func (e *env) useKeys(active, revoked []string, unknown int) {
+	e.active, e.revoked = active, revoked
+	e.activeSet = make(map[string]struct{}, len(active))
+	for _, k := range active {
+		e.activeSet[k] = struct{}{}
+	}
+	e.unknown = unknownKeys(e.format, unknown)
+	e.malformed = malformedKeys(e.format, 30_000, rand.New(rand.NewPCG(1, 2)))
+	e.forged = forgedKeys(30_000, rand.New(rand.NewPCG(3, 4)))
 }
 
 // isActive reports whether key is one of the seeded active keys.

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/backoff"
 )
 
 // Result is one measured run.
@@ -188,7 +189,7 @@ func (e *env) measure(ctx context.Context, s endpoint, mode, scenario, transport
 	restarted := make(chan error, 1)
 	if sw != nil {
 		go func() {
-			if !sleepCtx(ctx, e.cfg.Duration/2) {
+			if !backoff.Sleep(ctx, e.cfg.Duration/2) {
 				restarted <- ctx.Err()
 				return
 			}
@@ -281,17 +282,6 @@ func (s *swapper) swap(next func() (validator, error)) error {
 	s.cur.close()
 	s.cur = nv
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // churn creates and revokes keys at a steady rate (20 each per second)

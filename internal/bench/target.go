@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
@@ -113,14 +112,7 @@ func setupTarget(ctx context.Context, cfg Config) (*env, error) {
 			return nil, fmt.Errorf("revoking keys: %w", err)
 		}
 	}
-	e.active, e.revoked = secrets[:cfg.Keys-revoked], secrets[cfg.Keys-revoked:]
-	e.activeSet = make(map[string]struct{}, len(e.active))
-	for _, k := range e.active {
-		e.activeSet[k] = struct{}{}
-	}
-	e.unknown = unknownKeys(e.format, 100_000)
-	e.malformed = malformedKeys(e.format, 30_000, rand.New(rand.NewPCG(1, 2)))
-	e.forged = forgedKeys(30_000, rand.New(rand.NewPCG(3, 4)))
+	e.useKeys(secrets[:cfg.Keys-revoked], secrets[cfg.Keys-revoked:], 100_000)
 	e.log.Info("seeded through the admin API", "keys", cfg.Keys, "revoked", revoked, "took", time.Since(start).Round(time.Millisecond))
 	return e, nil
 }

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -67,7 +66,7 @@ func TestContainerImageServes(t *testing.T) {
 	}
 
 	u, _ := testdb.New(t)
-	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+	grpcAddr, httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "chroot", "--userspec=65532:65532", root, "/usr/local/bin/keyservice", "serve")
@@ -106,14 +105,4 @@ func TestContainerImageServes(t *testing.T) {
 		t.Fatalf("REST Validate: %v %v", resp, err)
 	}
 	resp.Body.Close()
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
