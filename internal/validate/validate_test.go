@@ -412,6 +412,9 @@ func TestTwoReplicasStayInStep(t *testing.T) {
 	u, _ := testdb.New(t)
 	a := setupOn(t, u, true)
 	bb := setupOn(t, u, true)
+	// B's LISTEN must be in place, or a NOTIFY sent before it is read by
+	// the catch-up sync instead (and the test below cannot tell which).
+	validate.Signals(bb.v).StreamUp.Wait(t, 10*time.Second)
 	g, k := a.create(t, nil)
 	start := time.Now()
 	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, bb.v, g.Secret).Code == validate.Valid })
