@@ -81,6 +81,7 @@ func (s *Server) Serve(ctx context.Context) error {
 
 func (s *Server) shutdown() {
 	s.log.Info("shutting down: draining in-flight calls", "timeout", s.cfg.ShutdownTimeout)
+	s.stopping.Store(true)
 	s.setReady(false, "shutting down")
 	s.health.Shutdown()
 	if d := s.cfg.ShutdownDelay; d > 0 {

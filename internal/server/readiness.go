@@ -75,6 +75,9 @@ func (s *Server) check(ctx context.Context) {
 }
 
 func (s *Server) setReady(ok bool, why string) {
+	if ok && s.stopping.Load() {
+		return // a check that was in flight when shutdown began
+	}
 	was := s.ready.Swap(ok)
 	s.notReady.Store(why)
 	st := healthpb.HealthCheckResponse_NOT_SERVING

@@ -47,6 +47,9 @@ type Server struct {
 	ready    atomic.Bool
 	notReady atomic.Value // string: why not ready
 	dbOK     atomic.Bool
+	// stopping is set when shutdown begins: from then on no readiness
+	// check in flight may report the replica ready again.
+	stopping atomic.Bool
 	// migrated is closed once --migrate has applied the migrations (at
 	// once without --migrate).
 	migrated chan struct{}
