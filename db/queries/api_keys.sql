@@ -1,12 +1,36 @@
 -- name: InsertKey :one
 -- The id comes from the caller: a UUIDv7, so new keys append to the
 -- primary key index and listing by creation is index order.
-INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst)
-VALUES (@id, @key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @rate_limit, @rate_period, @rate_burst)
+INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from)
+VALUES (@id, @key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @rate_limit, @rate_period, @rate_burst, @allowed_cidrs, @rotated_from)
 RETURNING *;
 
 -- name: GetKeyByID :one
 SELECT * FROM api_keys WHERE id = @id;
+
+-- name: GetKeyForUpdate :one
+-- GetKeyForUpdate reads a key and locks its row until the transaction
+-- ends, so two admin writes to one key run one after the other.
+SELECT * FROM api_keys WHERE id = @id FOR UPDATE;
+
+-- name: UpdateKey :one
+-- UpdateKey writes every changeable field (UpdateKey in Go applies the
+-- field mask to the row read by GetKeyForUpdate).
+UPDATE api_keys
+SET name = @name, scopes = @scopes, metadata = @metadata, expires_at = @expires_at,
+    rate_limit = @rate_limit, rate_period = @rate_period, rate_burst = @rate_burst,
+    enabled = @enabled, allowed_cidrs = @allowed_cidrs, updated_at = now()
+WHERE id = @id
+RETURNING *;
+
+-- name: MarkRotated :one
+-- MarkRotated lets a rotated key expire after the grace period (database
+-- clock), never later than it already would, and names its successor.
+UPDATE api_keys
+SET expires_at = least(coalesce(expires_at, 'infinity'::timestamptz), now() + sqlc.arg(grace)::interval),
+    rotated_to = @rotated_to, updated_at = now()
+WHERE id = @id
+RETURNING *;
 
 -- name: GetKeyByHash :one
 SELECT * FROM api_keys WHERE key_hash = @key_hash;
@@ -50,3 +74,18 @@ SELECT key_hash FROM api_keys WHERE key_hash = ANY(sqlc.arg(key_hashes)::bytea[]
 INSERT INTO leak_reports (key_id, url, source, token_type, action)
 VALUES (@key_id, @url, @source, @token_type, @action)
 ON CONFLICT (key_id, url) DO NOTHING;
+
+-- name: InsertAuditEvent :exec
+-- InsertAuditEvent records an admin write, in the write's transaction.
+INSERT INTO audit_events (id, actor, action, key_id, request_id, changes)
+VALUES (@id, @actor, @action, @key_id, @request_id, @changes);
+
+-- name: ListAuditEvents :many
+-- ListAuditEvents pages by (at, id), newest first, optionally for one key
+-- and one actor.
+SELECT * FROM audit_events
+WHERE (NOT sqlc.arg(by_key)::bool OR key_id = sqlc.arg(key_id)::uuid)
+  AND (sqlc.arg(actor)::text = '' OR actor = sqlc.arg(actor)::text)
+  AND (at, id) < (sqlc.arg(before_at)::timestamptz, sqlc.arg(before_id)::uuid)
+ORDER BY at DESC, id DESC
+LIMIT sqlc.arg(page_limit);

@@ -51,10 +51,11 @@ SELECT id, created_at, watermark, keys, capacity, fp_rate, filter, checksum
 FROM filter_snapshots WHERE id = @id;
 
 -- name: KeysChangedSince :many
--- KeysChangedSince finds keys created or revoked after since; the two
--- indexes on created_at and revoked_at serve it.
-SELECT key_hash, created_at, revoked_at FROM api_keys
-WHERE created_at > @since::timestamptz OR revoked_at > @since::timestamptz;
+-- KeysChangedSince finds keys created, revoked or updated after since; the
+-- indexes on created_at, revoked_at and updated_at serve it.
+SELECT key_hash, created_at, revoked_at, updated_at FROM api_keys
+WHERE created_at > @since::timestamptz OR revoked_at > @since::timestamptz
+   OR updated_at > @since::timestamptz;
 
 -- name: TouchLastUsed :exec
 -- TouchLastUsed records buffered last-use times in one statement.

@@ -27,7 +27,7 @@ type ceiling struct{ key store.Key }
 func newCeiling() *ceiling {
 	return &ceiling{key: store.Key{
 		ID: uuid.MustParse("0b7e2c9a-4f1d-4c3e-9a51-2f6d8e0c1b2a"), Hint: "ks_...Ab12", Name: "bench-1", Owner: "owner-1",
-		Scopes: []string{}, Metadata: map[string]string{}, CreatedAt: time.Unix(1_790_000_000, 0),
+		Scopes: []string{}, Metadata: map[string]string{}, CreatedAt: time.Unix(1_790_000_000, 0), Enabled: true,
 		RateLimit: &store.RateLimit{Limit: 1_000_000_000, Period: time.Second, Burst: 1_000_000_000},
 	}}
 }

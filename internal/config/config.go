@@ -31,7 +31,11 @@ type Config struct {
 	DatabaseURL string
 	GRPCAddr    string
 	HTTPAddr    string
+	// AdminTokens and AdminNames (KEYSERVICE_ADMIN_TOKENS, name:token or a
+	// bare token) are parallel: AdminNames[i] names AdminTokens[i] in the
+	// audit trail; a bare token is admin-<its position>.
 	AdminTokens []string
+	AdminNames  []string
 	KeyPrefix   string
 	// The signed key format (internal/keys/signed.go): its prefix, and the
 	// signing secrets, the first of which signs new keys. None: off.
@@ -114,6 +118,7 @@ type Config struct {
 	// by Validate, which never shows a secret).
 	callerTokensErr error
 	signingKeysErr  error
+	adminTokensErr  error
 }
 
 // Defaults returns the default configuration. The fast path's tuning
@@ -199,6 +204,9 @@ func (c Config) Validate() error {
 	}
 	if c.GRPCAddr == c.HTTPAddr && c.GRPCAddr != "" && !strings.HasSuffix(c.GRPCAddr, ":0") {
 		bad("KEYSERVICE_HTTP_ADDR", "must differ from KEYSERVICE_GRPC_ADDR")
+	}
+	if c.adminTokensErr != nil {
+		bad("KEYSERVICE_ADMIN_TOKENS", "%v", c.adminTokensErr)
 	}
 	for i, tok := range c.AdminTokens {
 		if len(tok) < MinTokenLen {

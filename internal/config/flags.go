@@ -34,7 +34,7 @@ func (c *Config) settings() []setting {
 		{"database-url", "DATABASE_URL", "PostgreSQL URL", &c.DatabaseURL},
 		{"grpc-addr", "KEYSERVICE_GRPC_ADDR", "gRPC listen address", &c.GRPCAddr},
 		{"http-addr", "KEYSERVICE_HTTP_ADDR", "HTTP (REST, health, OpenAPI) listen address", &c.HTTPAddr},
-		{"admin-tokens", "KEYSERVICE_ADMIN_TOKENS", "comma-separated admin bearer tokens; none: admin calls are refused (prefer the env var: flags show in ps)", (*secretList)(&c.AdminTokens)},
+		{"admin-tokens", "KEYSERVICE_ADMIN_TOKENS", "comma-separated admin bearer tokens, each name:token or a bare token (named admin-1, admin-2, ... by position) — the name is the actor in the audit trail; none: admin calls are refused (prefer the env var: flags show in ps)", &adminTokens{tokens: &c.AdminTokens, names: &c.AdminNames, err: &c.adminTokensErr}},
 		{"key-prefix", "KEYSERVICE_KEY_PREFIX", "prefix of new keys (a-z, 0-9)", &c.KeyPrefix},
 		{"signed-key-prefix", "KEYSERVICE_SIGNED_KEY_PREFIX", "prefix of signed keys (a-z, 0-9), different from --key-prefix", &c.SignedKeyPrefix},
 		{"signing-keys", "KEYSERVICE_SIGNING_KEYS", "comma-separated kid:<base64 secret of 32+ bytes>; the first signs new signed keys, all verify (prefer the env var)", &signingKeys{ks: &c.SigningKeys, err: &c.signingKeysErr}},
@@ -157,15 +157,6 @@ func (c *Config) Parse(fs *flag.FlagSet, args []string, lookup func(string) (str
 	return nil
 }
 
-// secretList is a comma-separated list that never prints its values.
-type secretList []string
-
-func (v *secretList) String() string { return strings.Repeat("*", min(len(*v), 1)*8) }
-func (v *secretList) Set(s string) error {
-	*v = splitList(s)
-	return nil
-}
-
 func splitList(s string) []string {
 	var out []string
 	for _, part := range strings.Split(s, ",") {
@@ -209,6 +200,47 @@ func (v *callerTokens) Set(s string) error {
 		m[name] = tok
 	}
 	*v.m, *v.err = m, problem
+	return nil
+}
+
+// adminTokens reads admin tokens, each name:token or a bare token (named
+// admin-<position>). Like callerTokens, its Set never fails: a problem is
+// kept for Validate, whose messages never show a token.
+type adminTokens struct {
+	tokens, names *[]string
+	err           *error
+}
+
+func (v *adminTokens) String() string {
+	if v.tokens == nil {
+		return ""
+	}
+	return strings.Repeat("*", min(len(*v.tokens), 1)*8)
+}
+
+func (v *adminTokens) Set(s string) error {
+	var tokens, names []string
+	var problem error
+	seen := map[string]bool{}
+	for i, entry := range splitList(s) {
+		name, tok, named := strings.Cut(entry, ":")
+		if !named {
+			name, tok = fmt.Sprintf("admin-%d", i+1), entry
+		}
+		name, tok = strings.TrimSpace(name), strings.TrimSpace(tok)
+		switch {
+		case problem != nil:
+		case !validName(name):
+			problem = fmt.Errorf("entries are name:token or a bare token, names of a-z A-Z 0-9 . _ -; entry %d is not", i+1)
+		case tok == "":
+			problem = fmt.Errorf("admin %q has no token", name)
+		case seen[name]:
+			problem = fmt.Errorf("admin name %q is used twice", name)
+		}
+		seen[name] = true
+		tokens, names = append(tokens, tok), append(names, name)
+	}
+	*v.tokens, *v.names, *v.err = tokens, names, problem
 	return nil
 }
 

@@ -22,13 +22,34 @@ import (
 // the key on each request. Both entry points call Validate through the
 // same interceptor chain as gRPC and REST: the same path, the same limits.
 
+// RequiredScopesHeader names the scopes a route needs (comma-separated):
+// the gateway in front sets it per route, and a key without all of them is
+// refused with 403.
+const RequiredScopesHeader = "X-Required-Scopes"
+
+// RequiredScopesExtension is the Envoy context extension (per route:
+// check_settings.context_extensions) with the scopes a route needs,
+// comma-separated.
+const RequiredScopesExtension = "required_scopes"
+
+// splitScopes reads a comma-separated scope list; empty items are skipped.
+func splitScopes(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // callerTokenHeader carries the gateway's own caller token to the
 // forward-auth endpoint (the Authorization header may hold the API key).
 const callerTokenHeader = "X-Keyservice-Caller-Token"
 
 // authDecision is what a gateway should do with a request.
 type authDecision struct {
-	status  int               // HTTP status for the gateway: 200, 401, 429, 503, 500
+	status  int               // HTTP status for the gateway: 200, 401, 403, 429, 503, 500
 	headers map[string]string // identity headers (200) or challenge / retry headers
 }
 
@@ -71,8 +92,17 @@ func decide(resp *keyservicev1.ValidateResponse, err error, keyHeader string, re
 			"RateLimit-Remaining": "0",
 			"RateLimit-Reset":     strconv.FormatInt(max(secs, 1), 10),
 		}}
+	case keyservicev1.Code_CODE_INSUFFICIENT_SCOPE:
+		// RFC 6750: the key is good, the route needs more than it grants.
+		challenge["WWW-Authenticate"] += `, error="insufficient_scope"`
+		return authDecision{status: http.StatusForbidden, headers: challenge}
+	case keyservicev1.Code_CODE_FORBIDDEN:
+		// The key is good but pinned to addresses the end client is not in.
+		challenge["WWW-Authenticate"] += `, error="invalid_token", error_description="not allowed from this address"`
+		return authDecision{status: http.StatusForbidden, headers: challenge}
 	}
-	// MALFORMED, NOT_FOUND, REVOKED, EXPIRED look the same from outside.
+	// MALFORMED, NOT_FOUND, REVOKED, EXPIRED, DISABLED look the same from
+	// outside.
 	challenge["WWW-Authenticate"] += `, error="invalid_token"`
 	return authDecision{status: http.StatusUnauthorized, headers: challenge}
 }
@@ -131,8 +161,10 @@ func keyFrom(get func(string) string, header string) string {
 
 // ForwardAuth serves GET (any method) /v1/auth for HTTP gateways: 200 with
 // X-Key-Id, X-Key-Owner and X-Key-Scopes for a valid key; 401 with
-// WWW-Authenticate for a missing or wrong key; 429 with Retry-After when
-// limited; 503 when the store cannot answer.
+// WWW-Authenticate for a missing or wrong key; 403 for a key without the
+// scopes named in X-Required-Scopes, or used from outside its allowed
+// addresses; 429 with Retry-After when limited; 503 when the store cannot
+// answer.
 func ForwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []netip.Prefix) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := keyFrom(r.Header.Get, keyHeader)
@@ -147,7 +179,7 @@ func ForwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 			// are held against that end client, not the whole gateway. The
 			// caller limiter believes it only from a gateway with a caller
 			// token or from a trusted proxy.
-			req := &keyservicev1.ValidateRequest{Key: key}
+			req := &keyservicev1.ValidateRequest{Key: key, RequiredScopes: splitScopes(r.Header.Get(RequiredScopesHeader))}
 			g := middleware.HTTPCall{RemoteAddr: r.RemoteAddr}
 			if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 				g.ClientAddr = ap.Addr().Unmap()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -27,17 +28,25 @@ var publicMethods = map[string]bool{
 // Auth holds the credentials the auth interceptor accepts, as
 // SHA-256 digests.
 type Auth struct {
-	admins  [][32]byte
+	admins     [][32]byte
+	adminNames []string // parallel to admins: the actor in the audit trail
 	callers map[[32]byte]string // caller token digest -> caller name
 	// requireCaller: caller tokens or mTLS are configured, so Validate
 	// needs a caller credential.
 	requireCaller bool
 }
 
-func NewAuth(adminTokens []string, callerTokens map[string]string, mtls bool) Auth {
+// NewAuth accepts adminTokens, named by adminNames (parallel; a token
+// without a name is admin-<its position>), and callerTokens by name.
+func NewAuth(adminTokens, adminNames []string, callerTokens map[string]string, mtls bool) Auth {
 	a := Auth{callers: map[[32]byte]string{}}
-	for _, t := range adminTokens {
+	for i, t := range adminTokens {
 		a.admins = append(a.admins, sha256.Sum256([]byte(t)))
+		name := fmt.Sprintf("admin-%d", i+1)
+		if i < len(adminNames) && adminNames[i] != "" {
+			name = adminNames[i]
+		}
+		a.adminNames = append(a.adminNames, name)
 	}
 	for name, t := range callerTokens {
 		a.callers[sha256.Sum256([]byte(t))] = name
@@ -46,13 +55,28 @@ func NewAuth(adminTokens []string, callerTokens map[string]string, mtls bool) Au
 	return a
 }
 
-// isAdmin compares against every admin token in constant time.
-func (a Auth) isAdmin(digest *[32]byte) bool {
-	match := 0
+// admin compares against every admin token in constant time, and returns
+// the name of the one that matches.
+func (a Auth) admin(digest *[32]byte) (string, bool) {
+	match, which := 0, 0
 	for i := range a.admins {
-		match |= subtle.ConstantTimeCompare(digest[:], a.admins[i][:])
+		eq := subtle.ConstantTimeCompare(digest[:], a.admins[i][:])
+		which = subtle.ConstantTimeSelect(eq, i, which)
+		match |= eq
 	}
-	return match == 1
+	if match != 1 {
+		return "", false
+	}
+	return a.adminNames[which], true
+}
+
+type actorKey struct{}
+
+// ActorFrom is the name of the admin token that authenticated the call
+// ("" for a call that is not an admin's): the actor of the audit trail.
+func ActorFrom(ctx context.Context) string {
+	name, _ := ctx.Value(actorKey{}).(string)
+	return name
 }
 
 // Authenticate establishes who is calling and records it for the limiter.
@@ -78,16 +102,18 @@ func Authenticate(a Auth) grpc.UnaryServerInterceptor {
 			if !hasTok {
 				return nil, status.Error(codes.Unauthenticated, "admin credentials required: send 'authorization: Bearer <admin token>'")
 			}
-			if !a.isAdmin(&digest) {
+			name, ok := a.admin(&digest)
+			if !ok {
 				return nil, status.Error(codes.PermissionDenied, "admin token not accepted")
 			}
+			ctx = context.WithValue(ctx, actorKey{}, name)
 			return handler(ratelimit.WithCaller(ctx, ratelimit.Identity{Kind: ratelimit.KindAdmin, Name: "admin"}), req)
 		}
 		var id ratelimit.Identity
 		if hasTok {
 			if name, ok := a.callers[digest]; ok {
 				id = ratelimit.Identity{Kind: ratelimit.KindToken, Name: name}
-			} else if a.isAdmin(&digest) {
+			} else if _, ok := a.admin(&digest); ok {
 				id = ratelimit.Identity{Kind: ratelimit.KindAdmin, Name: "admin"}
 			} else if a.requireCaller {
 				return nil, status.Error(codes.Unauthenticated, "caller token not accepted")
@@ -100,7 +126,7 @@ func Authenticate(a Auth) grpc.UnaryServerInterceptor {
 			case a.requireCaller:
 				return nil, status.Error(codes.Unauthenticated, "caller credentials required: send 'authorization: Bearer <caller token>' or a client certificate")
 			default:
-				id = ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: clientAddr(ctx)}
+				id = ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: ClientAddr(ctx)}
 				if g, ok := httpCallOf(ctx); ok && g.ChainUnusable {
 					id.Anonymous = true
 				}

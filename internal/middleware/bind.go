@@ -58,3 +58,15 @@ func (c *bound) ListKeys(ctx context.Context, r *keyservicev1.ListKeysRequest) (
 func (c *bound) RevokeKey(ctx context.Context, r *keyservicev1.RevokeKeyRequest) (*keyservicev1.RevokeKeyResponse, error) {
 	return invoke(ctx, c, keyservicev1.KeyService_RevokeKey_FullMethodName, r, c.srv.RevokeKey)
 }
+
+func (c *bound) UpdateKey(ctx context.Context, r *keyservicev1.UpdateKeyRequest) (*keyservicev1.UpdateKeyResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_UpdateKey_FullMethodName, r, c.srv.UpdateKey)
+}
+
+func (c *bound) RotateKey(ctx context.Context, r *keyservicev1.RotateKeyRequest) (*keyservicev1.RotateKeyResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_RotateKey_FullMethodName, r, c.srv.RotateKey)
+}
+
+func (c *bound) ListAuditEvents(ctx context.Context, r *keyservicev1.ListAuditEventsRequest) (*keyservicev1.ListAuditEventsResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_ListAuditEvents_FullMethodName, r, c.srv.ListAuditEvents)
+}

@@ -43,10 +43,12 @@ func transportOf(ctx context.Context) string {
 	return "grpc"
 }
 
-// clientAddr is the address a call is limited by when it has no credential:
+// ClientAddr is the address of the call's client as its transport saw it
+// (the address a call is limited by when it has no credential, and the one
+// checked against a key's allowed addresses when no end client is named):
 // the HTTP client for REST, else the gRPC peer. Metadata such as
 // x-forwarded-for from a gRPC client is never believed.
-func clientAddr(ctx context.Context) netip.Addr {
+func ClientAddr(ctx context.Context) netip.Addr {
 	if g, ok := httpCallOf(ctx); ok {
 		return g.ClientAddr
 	}

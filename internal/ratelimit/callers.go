@@ -180,14 +180,19 @@ func NewCallers(cfg CallerConfig) *Callers {
 }
 
 // mayForward reports whether id may name end clients (client_ip).
-func (c *Callers) mayForward(id Identity) bool {
+func (c *Callers) mayForward(id Identity) bool { return MayForward(id, c.cfg.TrustedProxies) }
+
+// MayForward reports whether a caller id may name end clients
+// (ValidateRequest.client_ip): a caller with a credential, or one whose
+// address is among trusted. Everything that believes client_ip asks this.
+func MayForward(id Identity, trusted []netip.Prefix) bool {
 	if id.Kind != KindAddr {
 		return true
 	}
 	if id.Anonymous {
 		return false
 	}
-	for _, p := range c.cfg.TrustedProxies {
+	for _, p := range trusted {
 		if p.Contains(id.Addr) {
 			return true
 		}

@@ -57,7 +57,7 @@ func (s *Server) chain(reg prometheus.Registerer, tp trace.TracerProvider) grpc.
 		middleware.Logging(s.log),
 		middleware.RefuseUndecodable(),
 		middleware.Recovery(s.log),
-		middleware.Authenticate(middleware.NewAuth(cfg.AdminTokens, cfg.CallerTokens, cfg.TLSClientCAFile != "")),
+		middleware.Authenticate(middleware.NewAuth(cfg.AdminTokens, cfg.AdminNames, cfg.CallerTokens, cfg.TLSClientCAFile != "")),
 		callers.Interceptor(),
 		service.MapErrors(s.log),
 	)...)

@@ -152,14 +152,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		judge = o.validator(Deps{Store: s.store, Format: format})
 	}
 	svc := service.New(service.Config{
-		Keys:          s.validator.Keys(s.store),
-		Validator:     judge,
-		Format:        format,
-		DefaultFormat: defaultFormat(cfg.DefaultKeyFormat),
-		KeyLimits:     keyLimits,
-		DefaultLimit:  cfg.KeyLimit(),
-		PageTokenKey:  service.PageTokenKey(cfg.AdminTokens),
-		ViewCacheSize: cfg.CacheSize + cfg.NegativeCacheSize,
+		Keys:           s.validator.Keys(s.store),
+		Validator:      judge,
+		Format:         format,
+		DefaultFormat:  defaultFormat(cfg.DefaultKeyFormat),
+		KeyLimits:      keyLimits,
+		DefaultLimit:   cfg.KeyLimit(),
+		PageTokenKey:   service.PageTokenKey(cfg.AdminTokens),
+		TrustedProxies: cfg.TrustedProxies,
+		ViewCacheSize:  cfg.CacheSize + cfg.NegativeCacheSize,
 	})
 	tp := o.tracerProvider
 	if tp == nil {

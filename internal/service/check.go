@@ -54,13 +54,15 @@ func checkText(field, v string, max int) error {
 	return nil
 }
 
-func parseID(s string) (uuid.UUID, error) {
+func parseID(s string) (uuid.UUID, error) { return parseIDField("id", s) }
+
+func parseIDField(field, s string) (uuid.UUID, error) {
 	if s == "" {
-		return uuid.Nil, invalid("id", "is required")
+		return uuid.Nil, invalid(field, "is required")
 	}
 	id, err := uuid.Parse(s)
 	if err != nil || len(s) != 36 {
-		return uuid.Nil, invalid("id", "must be a UUID such as 0b7e2c9a-4f1d-4c3e-9a51-2f6d8e0c1b2a")
+		return uuid.Nil, invalid(field, "must be a UUID such as 0b7e2c9a-4f1d-4c3e-9a51-2f6d8e0c1b2a")
 	}
 	return id, nil
 }

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -18,6 +19,22 @@ func keyToProto(k *store.Key) *keyservicev1.Key {
 		Scopes:    k.Scopes,
 		Metadata:  k.Metadata,
 		CreatedAt: timestamppb.New(k.CreatedAt),
+		Enabled:   k.Enabled,
+	}
+	if len(k.AllowedCIDRs) > 0 {
+		out.AllowedCidrs = make([]string, len(k.AllowedCIDRs))
+		for i, p := range k.AllowedCIDRs {
+			out.AllowedCidrs[i] = p.String()
+		}
+	}
+	if k.RotatedFrom != uuid.Nil {
+		out.RotatedFrom = k.RotatedFrom.String()
+	}
+	if k.RotatedTo != uuid.Nil {
+		out.RotatedTo = k.RotatedTo.String()
+	}
+	if k.UpdatedAt != nil {
+		out.UpdatedAt = timestamppb.New(*k.UpdatedAt)
 	}
 	if k.ExpiresAt != nil {
 		out.ExpiresAt = timestamppb.New(*k.ExpiresAt)
@@ -48,6 +65,12 @@ func codeToProto(c validate.Code) keyservicev1.Code {
 		return keyservicev1.Code_CODE_EXPIRED
 	case validate.RateLimited:
 		return keyservicev1.Code_CODE_RATE_LIMITED
+	case validate.Disabled:
+		return keyservicev1.Code_CODE_DISABLED
+	case validate.Forbidden:
+		return keyservicev1.Code_CODE_FORBIDDEN
+	case validate.InsufficientScope:
+		return keyservicev1.Code_CODE_INSUFFICIENT_SCOPE
 	}
 	return keyservicev1.Code_CODE_UNSPECIFIED
 }

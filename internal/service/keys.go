@@ -8,6 +8,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/ratelimit"
@@ -19,31 +21,33 @@ func (s *Service) CreateKey(ctx context.Context, req *keyservicev1.CreateKeyRequ
 	if err != nil {
 		return nil, err
 	}
-	format := req.GetFormat()
-	if format == keyservicev1.Format_FORMAT_UNSPECIFIED {
-		format = s.defaultFormat
-	}
-	var g keys.Generated
-	switch format {
-	case keyservicev1.Format_FORMAT_CHECKSUM:
-		g, err = s.format.Generate()
-	case keyservicev1.Format_FORMAT_SIGNED:
-		if !s.format.CanSign() {
-			return nil, invalid("format", "signed keys need signing keys on the server (KEYSERVICE_SIGNING_KEYS)")
-		}
-		g, err = s.format.GenerateSigned()
-	default:
-		return nil, invalid("format", "must be FORMAT_CHECKSUM or FORMAT_SIGNED, got %d", format)
-	}
+	g, err := s.generate(req.GetFormat())
 	if err != nil {
 		return nil, err
 	}
 	nk.Hash, nk.Hint = g.Hash, g.Hint
-	k, err := s.keys.CreateKey(ctx, nk)
+	k, err := s.keys.CreateKey(audited(ctx), nk)
 	if err != nil {
 		return nil, err
 	}
 	return &keyservicev1.CreateKeyResponse{Secret: g.Secret, Key: keyToProto(&k)}, nil
+}
+
+// generate makes a new secret in format (unspecified: the default).
+func (s *Service) generate(format keyservicev1.Format) (keys.Generated, error) {
+	if format == keyservicev1.Format_FORMAT_UNSPECIFIED {
+		format = s.defaultFormat
+	}
+	switch format {
+	case keyservicev1.Format_FORMAT_CHECKSUM:
+		return s.format.Generate()
+	case keyservicev1.Format_FORMAT_SIGNED:
+		if !s.format.CanSign() {
+			return keys.Generated{}, invalid("format", "signed keys need signing keys on the server (KEYSERVICE_SIGNING_KEYS)")
+		}
+		return s.format.GenerateSigned()
+	}
+	return keys.Generated{}, invalid("format", "must be FORMAT_CHECKSUM or FORMAT_SIGNED, got %d", format)
 }
 
 func (s *Service) newKeyFrom(req *keyservicev1.CreateKeyRequest) (store.NewKey, error) {
@@ -65,55 +69,90 @@ func checkNewKey(req *keyservicev1.CreateKeyRequest, now time.Time, future bool)
 	if err := checkText("owner", nk.Owner, maxOwnerLen); err != nil {
 		return nk, err
 	}
-	if len(nk.Scopes) > maxScopes {
-		return nk, invalid("scopes", "at most %d scopes, got %d", maxScopes, len(nk.Scopes))
+	if err := checkScopes("scopes", nk.Scopes); err != nil {
+		return nk, err
 	}
-	for i, sc := range nk.Scopes {
-		if !validScope(sc) {
-			return nk, invalid(fmt.Sprintf("scopes[%d]", i), "a scope is 1 to %d of the characters a-z A-Z 0-9 : . _ - / * (no commas or spaces: scopes travel comma-separated in X-Key-Scopes)", maxScopeLen)
-		}
+	if err := checkMetadata(nk.Metadata); err != nil {
+		return nk, err
 	}
-	if len(nk.Metadata) > maxMetadata {
-		return nk, invalid("metadata", "at most %d entries, got %d", maxMetadata, len(nk.Metadata))
+	var err error
+	if nk.RateLimit, err = checkRateLimit(req.GetRateLimit()); err != nil {
+		return nk, err
 	}
-	for k, v := range nk.Metadata {
-		if k == "" || utf8.RuneCountInString(k) > maxMetaKeyLen {
-			return nk, invalid("metadata", "keys must be 1 to %d characters", maxMetaKeyLen)
-		}
-		if utf8.RuneCountInString(v) > maxMetaValueLen {
-			return nk, invalid("metadata", "value of %q is over %d characters", k, maxMetaValueLen)
-		}
-		if strings.IndexFunc(k+v, unicode.IsControl) >= 0 {
-			return nk, invalid("metadata", "keys and values must not contain control characters")
-		}
+	if nk.ExpiresAt, err = checkExpiry(req.GetExpiresAt(), now, future); err != nil {
+		return nk, err
 	}
-	if rl := req.GetRateLimit(); rl != nil {
-		if err := rl.GetPeriod().CheckValid(); rl.GetPeriod() == nil || err != nil {
-			return nk, invalid("rate_limit", "period is required, for example \"60s\"")
-		}
-		lim := ratelimit.Limit{Limit: int(min(rl.GetLimit(), 1<<31-1)), Period: rl.GetPeriod().AsDuration(), Burst: int(min(rl.GetBurst(), 1<<31-1))}
-		if rl.GetBurst() == 0 {
-			lim.Burst = lim.Limit
-		}
-		if rl.GetLimit() < 0 || rl.GetBurst() < 0 {
-			return nk, invalid("rate_limit", "limit and burst must not be negative")
-		}
-		if err := lim.Valid(); err != nil {
-			return nk, invalid("rate_limit", "%v", err)
-		}
-		nk.RateLimit = &store.RateLimit{Limit: lim.Limit, Period: lim.Period, Burst: lim.Burst}
-	}
-	if ts := req.GetExpiresAt(); ts != nil {
-		if err := ts.CheckValid(); err != nil {
-			return nk, invalid("expires_at", "is not a valid time")
-		}
-		exp := ts.AsTime()
-		if future && !exp.After(now) {
-			return nk, invalid("expires_at", "must be in the future")
-		}
-		nk.ExpiresAt = &exp
+	if nk.AllowedCIDRs, err = checkCIDRs("allowed_cidrs", req.GetAllowedCidrs()); err != nil {
+		return nk, err
 	}
 	return nk, nil
+}
+
+func checkScopes(field string, scopes []string) error {
+	if len(scopes) > maxScopes {
+		return invalid(field, "at most %d scopes, got %d", maxScopes, len(scopes))
+	}
+	for i, sc := range scopes {
+		if !validScope(sc) {
+			return invalid(fmt.Sprintf("%s[%d]", field, i), "a scope is 1 to %d of the characters a-z A-Z 0-9 : . _ - / * (no commas or spaces: scopes travel comma-separated in X-Key-Scopes)", maxScopeLen)
+		}
+	}
+	return nil
+}
+
+func checkMetadata(m map[string]string) error {
+	if len(m) > maxMetadata {
+		return invalid("metadata", "at most %d entries, got %d", maxMetadata, len(m))
+	}
+	for k, v := range m {
+		if k == "" || utf8.RuneCountInString(k) > maxMetaKeyLen {
+			return invalid("metadata", "keys must be 1 to %d characters", maxMetaKeyLen)
+		}
+		if utf8.RuneCountInString(v) > maxMetaValueLen {
+			return invalid("metadata", "value of %q is over %d characters", k, maxMetaValueLen)
+		}
+		if strings.IndexFunc(k+v, unicode.IsControl) >= 0 {
+			return invalid("metadata", "keys and values must not contain control characters")
+		}
+	}
+	return nil
+}
+
+// checkRateLimit turns a requested limit into a stored one (nil: none).
+func checkRateLimit(rl *keyservicev1.RateLimit) (*store.RateLimit, error) {
+	if rl == nil {
+		return nil, nil
+	}
+	if err := rl.GetPeriod().CheckValid(); rl.GetPeriod() == nil || err != nil {
+		return nil, invalid("rate_limit", "period is required, for example \"60s\"")
+	}
+	lim := ratelimit.Limit{Limit: int(min(rl.GetLimit(), 1<<31-1)), Period: rl.GetPeriod().AsDuration(), Burst: int(min(rl.GetBurst(), 1<<31-1))}
+	if rl.GetBurst() == 0 {
+		lim.Burst = lim.Limit
+	}
+	if rl.GetLimit() < 0 || rl.GetBurst() < 0 {
+		return nil, invalid("rate_limit", "limit and burst must not be negative")
+	}
+	if err := lim.Valid(); err != nil {
+		return nil, invalid("rate_limit", "%v", err)
+	}
+	return &store.RateLimit{Limit: lim.Limit, Period: lim.Period, Burst: lim.Burst}, nil
+}
+
+// checkExpiry turns a requested expiry into a stored one (nil: never);
+// with future, it must be after now.
+func checkExpiry(ts *timestamppb.Timestamp, now time.Time, future bool) (*time.Time, error) {
+	if ts == nil {
+		return nil, nil
+	}
+	if err := ts.CheckValid(); err != nil {
+		return nil, invalid("expires_at", "is not a valid time")
+	}
+	exp := ts.AsTime()
+	if future && !exp.After(now) {
+		return nil, invalid("expires_at", "must be in the future")
+	}
+	return &exp, nil
 }
 
 func (s *Service) GetKey(ctx context.Context, req *keyservicev1.GetKeyRequest) (*keyservicev1.GetKeyResponse, error) {
@@ -159,7 +198,7 @@ func (s *Service) RevokeKey(ctx context.Context, req *keyservicev1.RevokeKeyRequ
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.keys.RevokeKey(ctx, id)
+	k, err := s.keys.RevokeKey(audited(ctx), id)
 	if err != nil {
 		return nil, err
 	}

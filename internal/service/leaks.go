@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/middleware"
 	"github.com/keyservice/keyservice/internal/store"
 )
 
@@ -44,7 +45,8 @@ func (s *Service) ReportLeaks(ctx context.Context, leaks []Leak, flagOnly bool) 
 		case k.RevokedAt != nil:
 			action = "already_revoked"
 		case !flagOnly:
-			if _, err := s.keys.RevokeKey(ctx, k.ID); err != nil {
+			actx := store.WithAudit(ctx, store.Audit{Actor: ScanningActor, RequestID: middleware.RequestIDFrom(ctx)})
+			if _, err := s.keys.RevokeKey(actx, k.ID); err != nil {
 				return nil, err
 			}
 			action = "revoked"

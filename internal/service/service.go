@@ -33,6 +33,9 @@ type Keys interface {
 	GetKey(ctx context.Context, id uuid.UUID) (store.Key, error)
 	ListKeys(ctx context.Context, p store.ListParams) ([]store.Key, store.Cursor, error)
 	RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error)
+	UpdateKey(ctx context.Context, id uuid.UUID, u store.Update) (store.Key, error)
+	RotateKey(ctx context.Context, id uuid.UUID, r store.Rotation) (newKey, oldKey store.Key, err error)
+	ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, store.Cursor, error)
 	KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error)
 	RecordLeak(ctx context.Context, r store.LeakReport) (bool, error)
 }
@@ -61,6 +64,9 @@ type Config struct {
 	DefaultLimit ratelimit.Limit // for keys created without their own
 	// PageTokenKey signs page tokens (see PageTokenKey).
 	PageTokenKey []byte
+	// TrustedProxies may name end clients (client_ip) even when they are
+	// identified only by their address (as for the caller limiter).
+	TrustedProxies []netip.Prefix
 	// ViewCacheSize bounds the cache of API forms of keys served from
 	// memory (0: no cache).
 	ViewCacheSize int
@@ -79,6 +85,7 @@ type Service struct {
 	keyLimits     ratelimit.KeyStore
 	defaultLimit  ratelimit.Limit
 	cursors       store.CursorCodec
+	trusted       []netip.Prefix
 	// views caches the API form of records served from memory, keyed by the
 	// cached record's address (stable while the cache entry lives; the key
 	// here keeps it from being reused): a hot key is converted once, not on
@@ -97,6 +104,7 @@ func New(cfg Config) *Service {
 		keyLimits:     cfg.KeyLimits,
 		defaultLimit:  cfg.DefaultLimit,
 		cursors:       store.NewCursorCodec(cfg.PageTokenKey),
+		trusted:       cfg.TrustedProxies,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -161,6 +169,11 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 			return nil, invalid("client_ip", "must be an IPv4 or IPv6 address")
 		}
 	}
+	if rs := req.GetRequiredScopes(); len(rs) > 0 {
+		if err := checkScopes("required_scopes", rs); err != nil {
+			return nil, err
+		}
+	}
 	res, err := s.validator.Validate(ctx, req.GetKey())
 	if err != nil {
 		return nil, err
@@ -174,6 +187,14 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 			span.SetAttributes(attribute.String("keyservice.validate.path", res.Path.String()),
 				attribute.String("keyservice.validate.code", out.GetCode().String()))
 		}()
+	}
+	if res.Code == validate.Valid {
+		// The checks that depend on the call, in the documented order;
+		// a key refused by one spends nothing from its budget.
+		if code := s.access(ctx, req, res.Key); code != validate.Valid {
+			out.Valid, out.Code = false, codeToProto(code)
+			return out, nil
+		}
 	}
 	if res.Code == validate.Valid && s.keyLimits != nil {
 		lim := s.limitOf(res.Key)

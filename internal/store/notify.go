@@ -21,6 +21,9 @@ type EventKind string
 const (
 	EventCreated EventKind = "created"
 	EventRevoked EventKind = "revoked"
+	// EventUpdated: a key's record changed (UpdateKey, or the old key of a
+	// RotateKey); replicas drop what they cached of it.
+	EventUpdated EventKind = "updated"
 )
 
 // Event is one change to a key, as sent between replicas.
@@ -62,7 +65,7 @@ func ParseEvent(payload string) (Event, error) {
 		return Event{}, fmt.Errorf("store: malformed event hash: %w", err)
 	}
 	switch k := EventKind(kind); k {
-	case EventCreated, EventRevoked:
+	case EventCreated, EventRevoked, EventUpdated:
 		e.Kind = k
 	default:
 		return Event{}, fmt.Errorf("store: unknown event kind %q", kind)

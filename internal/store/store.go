@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
@@ -44,6 +45,16 @@ type Key struct {
 	RevokedAt  *time.Time
 	LastUsedAt *time.Time
 	RateLimit  *RateLimit // nil: the configured default
+	// Enabled is false while the key is switched off (CODE_DISABLED).
+	Enabled bool
+	// AllowedCIDRs are the addresses the key may be used from; empty: any.
+	AllowedCIDRs []netip.Prefix
+	// RotatedFrom and RotatedTo link a rotated key and its successor
+	// (uuid.Nil: none).
+	RotatedFrom uuid.UUID
+	RotatedTo   uuid.UUID
+	// UpdatedAt is the database time of the last UpdateKey or RotateKey.
+	UpdatedAt *time.Time
 }
 
 // RateLimit is a key's own token bucket: Burst calls at once, refilled at
@@ -64,6 +75,10 @@ type NewKey struct {
 	Metadata  map[string]string
 	ExpiresAt *time.Time
 	RateLimit *RateLimit
+	// AllowedCIDRs, when not empty, pins the key to these addresses.
+	AllowedCIDRs []netip.Prefix
+	// RotatedFrom is the key this one replaces (RotateKey).
+	RotatedFrom uuid.UUID
 }
 
 // Store runs keyservice's queries on a pool.
@@ -107,8 +122,23 @@ func (s *Store) Ping(ctx context.Context) error {
 	return classify(conn.Ping(ctx))
 }
 
-// CreateKey stores a new key and notifies every replica.
+// CreateKey stores a new key, records it in the audit trail (the actor
+// of ctx, see WithAudit) and notifies every replica.
 func (s *Store) CreateKey(ctx context.Context, k NewKey) (Key, error) {
+	var out Key
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = s.insertKey(ctx, tx, k)
+		if err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, ActionCreate, out.ID, createdChanges(out))
+	})
+	return out, err
+}
+
+// insertKey inserts k with a new id and queues its NOTIFY in tx.
+func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, k NewKey) (Key, error) {
 	meta, err := json.Marshal(nonNilMap(k.Metadata))
 	if err != nil {
 		return Key{}, fmt.Errorf("encoding metadata: %w", err)
@@ -119,44 +149,58 @@ func (s *Store) CreateKey(ctx context.Context, k NewKey) (Key, error) {
 		return Key{}, fmt.Errorf("making a key id: %w", err)
 	}
 	p := dbsqlc.InsertKeyParams{
-		ID:        id,
-		KeyHash:   k.Hash[:],
-		Hint:      k.Hint,
-		Name:      k.Name,
-		Owner:     k.Owner,
-		Scopes:    nonNilSlice(k.Scopes),
-		Metadata:  meta,
-		ExpiresAt: k.ExpiresAt,
+		ID:           id,
+		KeyHash:      k.Hash[:],
+		Hint:         k.Hint,
+		Name:         k.Name,
+		Owner:        k.Owner,
+		Scopes:       nonNilSlice(k.Scopes),
+		Metadata:     meta,
+		ExpiresAt:    k.ExpiresAt,
+		AllowedCIDRs: cidrStrings(k.AllowedCIDRs),
+		RotatedFrom:  nullUUID(k.RotatedFrom),
 	}
-	if rl := k.RateLimit; rl != nil {
-		p.RateLimit = pgtype.Int4{Int32: int32(rl.Limit), Valid: true}
-		p.RatePeriod = pgtype.Interval{Microseconds: rl.Period.Microseconds(), Valid: true}
-		p.RateBurst = pgtype.Int4{Int32: int32(rl.Burst), Valid: true}
+	p.RateLimit, p.RatePeriod, p.RateBurst = rateColumns(k.RateLimit)
+	row, err := s.q.InsertKey(ctx, tx, p)
+	if err != nil {
+		return Key{}, fmt.Errorf("inserting key: %w", err)
 	}
-	var out Key
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		row, err := s.q.InsertKey(ctx, tx, p)
-		if err != nil {
-			return fmt.Errorf("inserting key: %w", err)
-		}
-		if out, err = fromRow(row); err != nil {
-			return err
-		}
-		return s.notify(ctx, tx, Event{Kind: EventCreated, Hash: out.Hash})
-	})
-	return out, err
+	out, err := fromRow(row)
+	if err != nil {
+		return Key{}, err
+	}
+	return out, s.notify(ctx, tx, Event{Kind: EventCreated, Hash: out.Hash})
 }
 
-// RevokeKey revokes the key with id; revoking twice keeps the first time.
+func rateColumns(rl *RateLimit) (limit pgtype.Int4, period pgtype.Interval, burst pgtype.Int4) {
+	if rl == nil {
+		return
+	}
+	return pgtype.Int4{Int32: int32(rl.Limit), Valid: true},
+		pgtype.Interval{Microseconds: rl.Period.Microseconds(), Valid: true},
+		pgtype.Int4{Int32: int32(rl.Burst), Valid: true}
+}
+
+// RevokeKey revokes the key with id; revoking twice keeps the first time
+// (and records nothing the second time).
 func (s *Store) RevokeKey(ctx context.Context, id uuid.UUID) (Key, error) {
 	var out Key
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		before, err := s.q.GetKeyForUpdate(ctx, tx, id)
+		if err != nil {
+			return fmt.Errorf("reading key: %w", err)
+		}
 		row, err := s.q.RevokeKey(ctx, tx, id)
 		if err != nil {
 			return fmt.Errorf("revoking key: %w", err)
 		}
 		if out, err = fromRow(row); err != nil {
 			return err
+		}
+		if before.RevokedAt == nil {
+			if err := s.audit(ctx, tx, ActionRevoke, id, []Change{{Field: "revoked_at", Old: nil, New: out.RevokedAt}}); err != nil {
+				return err
+			}
 		}
 		return s.notify(ctx, tx, Event{Kind: EventRevoked, Hash: out.Hash, At: *out.RevokedAt})
 	})
@@ -270,6 +314,24 @@ func fromRow(r dbsqlc.APIKey) (Key, error) {
 		CreatedAt:  r.CreatedAt,
 		RevokedAt:  r.RevokedAt,
 		LastUsedAt: r.LastUsedAt,
+		Enabled:    r.Enabled,
+		UpdatedAt:  r.UpdatedAt,
+	}
+	if r.RotatedFrom.Valid {
+		k.RotatedFrom = r.RotatedFrom.Bytes
+	}
+	if r.RotatedTo.Valid {
+		k.RotatedTo = r.RotatedTo.Bytes
+	}
+	if len(r.AllowedCIDRs) > 0 {
+		k.AllowedCIDRs = make([]netip.Prefix, len(r.AllowedCIDRs))
+		for i, c := range r.AllowedCIDRs {
+			p, err := netip.ParsePrefix(c)
+			if err != nil {
+				return Key{}, fmt.Errorf("store: key %s has a malformed allowed CIDR %q: %w", r.ID, c, err)
+			}
+			k.AllowedCIDRs[i] = p
+		}
 	}
 	if len(r.KeyHash) != len(k.Hash) {
 		return Key{}, fmt.Errorf("store: key %s has a %d-byte hash", r.ID, len(r.KeyHash))
@@ -290,6 +352,18 @@ func fromRow(r dbsqlc.APIKey) (Key, error) {
 		}
 	}
 	return k, nil
+}
+
+func cidrStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}
+
+func nullUUID(id uuid.UUID) pgtype.UUID {
+	return pgtype.UUID{Bytes: id, Valid: id != uuid.Nil}
 }
 
 func nonNilSlice(s []string) []string {

@@ -327,7 +327,7 @@ func TestChangedSinceUsesTheDatabaseClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[keys.Hash]store.Change{}
+	seen := map[keys.Hash]store.KeyChange{}
 	for _, c := range changes {
 		seen[c.Hash] = c
 	}

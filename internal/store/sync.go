@@ -15,11 +15,12 @@ import (
 // These queries feed the in-memory view of the validation path: the full
 // load of the filter, incremental sync, and buffered usage.
 
-// Change is a key created or revoked since a watermark.
-type Change struct {
+// KeyChange is a key created, revoked or updated since a watermark.
+type KeyChange struct {
 	Hash      keys.Hash
 	CreatedAt time.Time
 	RevokedAt *time.Time
+	UpdatedAt *time.Time
 }
 
 // Now returns the database clock.
@@ -45,8 +46,8 @@ func (s *Store) CountActiveKeys(ctx context.Context, endedSince time.Time) (int6
 	return n, classify(err)
 }
 
-// ChangedSince returns keys created or revoked after since.
-func (s *Store) ChangedSince(ctx context.Context, since time.Time) ([]Change, error) {
+// ChangedSince returns keys created, revoked or updated after since.
+func (s *Store) ChangedSince(ctx context.Context, since time.Time) ([]KeyChange, error) {
 	conn, err := s.acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -56,10 +57,10 @@ func (s *Store) ChangedSince(ctx context.Context, since time.Time) ([]Change, er
 	if err != nil {
 		return nil, classify(fmt.Errorf("reading changes: %w", err))
 	}
-	out := make([]Change, len(rows))
+	out := make([]KeyChange, len(rows))
 	for i, r := range rows {
 		copy(out[i].Hash[:], r.KeyHash)
-		out[i].CreatedAt, out[i].RevokedAt = r.CreatedAt, r.RevokedAt
+		out[i].CreatedAt, out[i].RevokedAt, out[i].UpdatedAt = r.CreatedAt, r.RevokedAt, r.UpdatedAt
 	}
 	return out, nil
 }

@@ -280,7 +280,7 @@ func (s *hookedStore) RecentlyUsed(ctx context.Context, after store.UseCursor, l
 	return page, next, err
 }
 
-func (s *hookedStore) ChangedSince(ctx context.Context, since time.Time) ([]store.Change, error) {
+func (s *hookedStore) ChangedSince(ctx context.Context, since time.Time) ([]store.KeyChange, error) {
 	if s.beforeSync != nil {
 		s.syncOnce.Do(s.beforeSync)
 	}

@@ -215,7 +215,8 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	changes, err := v.store.ChangedSince(ctx, wm.Add(-v.cfg.SyncOverlap))
+	since := wm.Add(-v.cfg.SyncOverlap)
+	changes, err := v.store.ChangedSince(ctx, since)
 	if err != nil {
 		return err
 	}
@@ -228,6 +229,14 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 				continue
 			}
 			v.apply(store.Event{Kind: store.EventRevoked, Hash: c.Hash, At: *c.RevokedAt}, fromSync)
+			continue
+		}
+		if c.UpdatedAt != nil && c.UpdatedAt.After(since) {
+			// Skipped when memory already holds the record as updated (the
+			// overlap re-reads recent changes at every sync).
+			if !v.holdsUpdate(c.Hash, *c.UpdatedAt) {
+				v.apply(store.Event{Kind: store.EventUpdated, Hash: c.Hash}, fromSync)
+			}
 			continue
 		}
 		maybe, _ := v.filter.test(&c.Hash)

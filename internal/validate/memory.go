@@ -2,6 +2,7 @@ package validate
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/singleflight"
@@ -123,6 +124,30 @@ func (v *Validator) apply(e store.Event, src source) {
 			v.neg.Set(e.Hash, negEntry{code: Revoked, key: rec})
 		}
 		st.mu.Unlock()
+	case store.EventUpdated:
+		// The record changed (fields, expiry, enabled, allowed addresses,
+		// limit): what memory holds of it is out of date. The replica that
+		// made the change puts the new record in its place; the others
+		// look it up on the next Validate. The filter learns the key too,
+		// in case a new expiry brought back a key it had dropped.
+		v.filter.add(e.Hash)
+		st.mu.Lock()
+		st.epoch.Add(1)
+		v.pos.Invalidate(e.Hash)
+		if n, ok := v.neg.GetEntryQuietly(e.Hash); !ok || n.Value.code != Revoked {
+			v.neg.Invalidate(e.Hash)
+			if rec := e.Key; rec != nil {
+				now := v.now()
+				switch code := Judge(rec, now); code {
+				case Valid:
+					v.pos.Set(e.Hash, &posEntry{key: *rec, fetched: now})
+				case Revoked:
+				default:
+					v.neg.Set(e.Hash, negEntry{code: code, key: rec})
+				}
+			}
+		}
+		st.mu.Unlock()
 	default:
 		return
 	}
@@ -135,6 +160,9 @@ type KeyStore interface {
 	GetKey(ctx context.Context, id uuid.UUID) (store.Key, error)
 	ListKeys(ctx context.Context, p store.ListParams) ([]store.Key, store.Cursor, error)
 	RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error)
+	UpdateKey(ctx context.Context, id uuid.UUID, u store.Update) (store.Key, bool, error)
+	RotateKey(ctx context.Context, id uuid.UUID, r store.Rotation) (newKey, oldKey store.Key, err error)
+	ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, store.Cursor, error)
 	KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error)
 	RecordLeak(ctx context.Context, r store.LeakReport) (bool, error)
 }
@@ -174,6 +202,34 @@ func (k *Keys) RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error) {
 	return rec, nil
 }
 
+// UpdateKey changes a key; the change is what Validate answers here when
+// UpdateKey returns (cached answers and the key's limit included).
+func (k *Keys) UpdateKey(ctx context.Context, id uuid.UUID, u store.Update) (store.Key, error) {
+	rec, changed, err := k.store.UpdateKey(ctx, id, u)
+	if err != nil || !changed {
+		return rec, err
+	}
+	k.v.apply(store.Event{Kind: store.EventUpdated, Hash: rec.Hash, Key: &rec}, fromLocal)
+	return rec, nil
+}
+
+// RotateKey issues a key's successor; here, when RotateKey returns, the new
+// key is VALID and the old one answers by its new expiry.
+func (k *Keys) RotateKey(ctx context.Context, id uuid.UUID, r store.Rotation) (newKey, oldKey store.Key, err error) {
+	newKey, oldKey, err = k.store.RotateKey(ctx, id, r)
+	if err != nil {
+		return newKey, oldKey, err
+	}
+	k.v.apply(store.Event{Kind: store.EventCreated, Hash: newKey.Hash, Key: &newKey}, fromLocal)
+	k.v.apply(store.Event{Kind: store.EventUpdated, Hash: oldKey.Hash, Key: &oldKey}, fromLocal)
+	return newKey, oldKey, nil
+}
+
+// ListAuditEvents reads a page of the audit trail.
+func (k *Keys) ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, store.Cursor, error) {
+	return k.store.ListAuditEvents(ctx, q)
+}
+
 // GetKey reads a key.
 func (k *Keys) GetKey(ctx context.Context, id uuid.UUID) (store.Key, error) {
 	return k.store.GetKey(ctx, id)
@@ -192,4 +248,16 @@ func (k *Keys) KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error) {
 // RecordLeak records a leak report.
 func (k *Keys) RecordLeak(ctx context.Context, r store.LeakReport) (bool, error) {
 	return k.store.RecordLeak(ctx, r)
+}
+
+// holdsUpdate reports whether memory holds h's record as of the update at
+// updatedAt (so an incremental sync need not drop it again).
+func (v *Validator) holdsUpdate(h keys.Hash, updatedAt time.Time) bool {
+	var rec *store.Key
+	if p, ok := v.pos.GetEntryQuietly(h); ok {
+		rec = &p.Value.key
+	} else if n, ok := v.neg.GetEntryQuietly(h); ok {
+		rec = n.Value.key
+	}
+	return rec != nil && rec.UpdatedAt != nil && rec.UpdatedAt.Equal(updatedAt)
 }

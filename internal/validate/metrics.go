@@ -26,7 +26,7 @@ func (p Path) String() string {
 // codeUnavailable indexes the answers metric for calls that got no answer.
 const codeUnavailable Code = 0
 
-const numCodes = int(RateLimited) + 1
+const numCodes = int(InsufficientScope) + 1
 
 // Reasons a lookup is refused (answered UNAVAILABLE).
 const (

@@ -47,6 +47,14 @@ const (
 	Revoked
 	Expired
 	RateLimited
+	// Disabled: the key exists but is switched off (Key.Enabled false).
+	Disabled
+	// Forbidden: the key may not be used from the end client's address.
+	// Decided by the caller of Validate, which knows the address.
+	Forbidden
+	// InsufficientScope: the key lacks a scope the call requires. Decided
+	// by the caller of Validate, which knows the required scopes.
+	InsufficientScope
 )
 
 func (c Code) String() string {
@@ -63,6 +71,12 @@ func (c Code) String() string {
 		return "EXPIRED"
 	case RateLimited:
 		return "RATE_LIMITED"
+	case Disabled:
+		return "DISABLED"
+	case Forbidden:
+		return "FORBIDDEN"
+	case InsufficientScope:
+		return "INSUFFICIENT_SCOPE"
 	}
 	return "UNSPECIFIED"
 }
@@ -96,7 +110,7 @@ type Store interface {
 	NewestSnapshot(ctx context.Context) (info store.SnapshotInfo, ok bool, err error)
 	LoadSnapshot(ctx context.Context, id int64) (store.Snapshot, error)
 	WithRebuildLock(ctx context.Context, fn func(context.Context) error) (held bool, err error)
-	ChangedSince(ctx context.Context, since time.Time) ([]store.Change, error)
+	ChangedSince(ctx context.Context, since time.Time) ([]store.KeyChange, error)
 	TouchLastUsed(ctx context.Context, ids []uuid.UUID, at []time.Time) error
 }
 
@@ -183,14 +197,19 @@ func (v *Validator) answered(r Result, err error) (Result, error) {
 	return v.answer(r), nil
 }
 
-// Judge tells whether an existing key may be used at now. A revoked key is
-// REVOKED even if it has also expired.
+// Judge tells whether an existing key may be used at now, by its own
+// state, in the documented order of precedence: REVOKED, EXPIRED, then
+// DISABLED (a revoked key is REVOKED even if it has also expired). The
+// checks that depend on the call (allowed addresses, required scopes, the
+// key's limit) come after, in the service.
 func Judge(k *store.Key, now time.Time) Code {
 	switch {
 	case k.RevokedAt != nil:
 		return Revoked
 	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
 		return Expired
+	case !k.Enabled:
+		return Disabled
 	}
 	return Valid
 }

@@ -55,7 +55,7 @@ func (q *Queries) ExistingHashes(ctx context.Context, db DBTX, keyHashes [][]byt
 }
 
 const getKeyByHash = `-- name: GetKeyByHash :one
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst FROM api_keys WHERE key_hash = $1
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at FROM api_keys WHERE key_hash = $1
 `
 
 func (q *Queries) GetKeyByHash(ctx context.Context, db DBTX, keyHash []byte) (APIKey, error) {
@@ -76,12 +76,17 @@ func (q *Queries) GetKeyByHash(ctx context.Context, db DBTX, keyHash []byte) (AP
 		&i.RateLimit,
 		&i.RatePeriod,
 		&i.RateBurst,
+		&i.Enabled,
+		&i.AllowedCIDRs,
+		&i.RotatedFrom,
+		&i.RotatedTo,
+		&i.UpdatedAt,
 	)
 	return i, err
 }
 
 const getKeyByID = `-- name: GetKeyByID :one
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst FROM api_keys WHERE id = $1
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at FROM api_keys WHERE id = $1
 `
 
 func (q *Queries) GetKeyByID(ctx context.Context, db DBTX, id uuid.UUID) (APIKey, error) {
@@ -102,12 +107,50 @@ func (q *Queries) GetKeyByID(ctx context.Context, db DBTX, id uuid.UUID) (APIKey
 		&i.RateLimit,
 		&i.RatePeriod,
 		&i.RateBurst,
+		&i.Enabled,
+		&i.AllowedCIDRs,
+		&i.RotatedFrom,
+		&i.RotatedTo,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const getKeyForUpdate = `-- name: GetKeyForUpdate :one
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at FROM api_keys WHERE id = $1 FOR UPDATE
+`
+
+// GetKeyForUpdate reads a key and locks its row until the transaction
+// ends, so two admin writes to one key run one after the other.
+func (q *Queries) GetKeyForUpdate(ctx context.Context, db DBTX, id uuid.UUID) (APIKey, error) {
+	row := db.QueryRow(ctx, getKeyForUpdate, id)
+	var i APIKey
+	err := row.Scan(
+		&i.ID,
+		&i.KeyHash,
+		&i.Hint,
+		&i.Name,
+		&i.Owner,
+		&i.Scopes,
+		&i.Metadata,
+		&i.ExpiresAt,
+		&i.CreatedAt,
+		&i.RevokedAt,
+		&i.LastUsedAt,
+		&i.RateLimit,
+		&i.RatePeriod,
+		&i.RateBurst,
+		&i.Enabled,
+		&i.AllowedCIDRs,
+		&i.RotatedFrom,
+		&i.RotatedTo,
+		&i.UpdatedAt,
 	)
 	return i, err
 }
 
 const getKeysByHashes = `-- name: GetKeysByHashes :many
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst FROM api_keys WHERE key_hash = ANY($1::bytea[])
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at FROM api_keys WHERE key_hash = ANY($1::bytea[])
 `
 
 // GetKeysByHashes is the validation path's batched lookup: every key whose
@@ -136,6 +179,11 @@ func (q *Queries) GetKeysByHashes(ctx context.Context, db DBTX, keyHashes [][]by
 			&i.RateLimit,
 			&i.RatePeriod,
 			&i.RateBurst,
+			&i.Enabled,
+			&i.AllowedCIDRs,
+			&i.RotatedFrom,
+			&i.RotatedTo,
+			&i.UpdatedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -147,24 +195,53 @@ func (q *Queries) GetKeysByHashes(ctx context.Context, db DBTX, keyHashes [][]by
 	return items, nil
 }
 
+const insertAuditEvent = `-- name: InsertAuditEvent :exec
+INSERT INTO audit_events (id, actor, action, key_id, request_id, changes)
+VALUES ($1, $2, $3, $4, $5, $6)
+`
+
+type InsertAuditEventParams struct {
+	ID        uuid.UUID
+	Actor     string
+	Action    string
+	KeyID     uuid.UUID
+	RequestID string
+	Changes   json.RawMessage
+}
+
+// InsertAuditEvent records an admin write, in the write's transaction.
+func (q *Queries) InsertAuditEvent(ctx context.Context, db DBTX, arg InsertAuditEventParams) error {
+	_, err := db.Exec(ctx, insertAuditEvent,
+		arg.ID,
+		arg.Actor,
+		arg.Action,
+		arg.KeyID,
+		arg.RequestID,
+		arg.Changes,
+	)
+	return err
+}
+
 const insertKey = `-- name: InsertKey :one
-INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst
+INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at
 `
 
 type InsertKeyParams struct {
-	ID         uuid.UUID
-	KeyHash    []byte
-	Hint       string
-	Name       string
-	Owner      string
-	Scopes     []string
-	Metadata   json.RawMessage
-	ExpiresAt  *time.Time
-	RateLimit  pgtype.Int4
-	RatePeriod pgtype.Interval
-	RateBurst  pgtype.Int4
+	ID           uuid.UUID
+	KeyHash      []byte
+	Hint         string
+	Name         string
+	Owner        string
+	Scopes       []string
+	Metadata     json.RawMessage
+	ExpiresAt    *time.Time
+	RateLimit    pgtype.Int4
+	RatePeriod   pgtype.Interval
+	RateBurst    pgtype.Int4
+	AllowedCIDRs []string
+	RotatedFrom  pgtype.UUID
 }
 
 // The id comes from the caller: a UUIDv7, so new keys append to the
@@ -182,6 +259,8 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		arg.RateLimit,
 		arg.RatePeriod,
 		arg.RateBurst,
+		arg.AllowedCIDRs,
+		arg.RotatedFrom,
 	)
 	var i APIKey
 	err := row.Scan(
@@ -199,6 +278,11 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		&i.RateLimit,
 		&i.RatePeriod,
 		&i.RateBurst,
+		&i.Enabled,
+		&i.AllowedCIDRs,
+		&i.RotatedFrom,
+		&i.RotatedTo,
+		&i.UpdatedAt,
 	)
 	return i, err
 }
@@ -232,8 +316,63 @@ func (q *Queries) InsertLeakReport(ctx context.Context, db DBTX, arg InsertLeakR
 	return result.RowsAffected(), nil
 }
 
+const listAuditEvents = `-- name: ListAuditEvents :many
+SELECT id, at, actor, action, key_id, request_id, changes FROM audit_events
+WHERE (NOT $1::bool OR key_id = $2::uuid)
+  AND ($3::text = '' OR actor = $3::text)
+  AND (at, id) < ($4::timestamptz, $5::uuid)
+ORDER BY at DESC, id DESC
+LIMIT $6
+`
+
+type ListAuditEventsParams struct {
+	ByKey     bool
+	KeyID     uuid.UUID
+	Actor     string
+	BeforeAt  time.Time
+	BeforeID  uuid.UUID
+	PageLimit int32
+}
+
+// ListAuditEvents pages by (at, id), newest first, optionally for one key
+// and one actor.
+func (q *Queries) ListAuditEvents(ctx context.Context, db DBTX, arg ListAuditEventsParams) ([]AuditEvent, error) {
+	rows, err := db.Query(ctx, listAuditEvents,
+		arg.ByKey,
+		arg.KeyID,
+		arg.Actor,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.PageLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AuditEvent{}
+	for rows.Next() {
+		var i AuditEvent
+		if err := rows.Scan(
+			&i.ID,
+			&i.At,
+			&i.Actor,
+			&i.Action,
+			&i.KeyID,
+			&i.RequestID,
+			&i.Changes,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listKeys = `-- name: ListKeys :many
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst FROM api_keys
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at FROM api_keys
 WHERE ($1::text = '' OR owner = $1::text)
   AND (created_at, id) > ($2::timestamptz, $3::uuid)
 ORDER BY created_at, id
@@ -277,6 +416,11 @@ func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]
 			&i.RateLimit,
 			&i.RatePeriod,
 			&i.RateBurst,
+			&i.Enabled,
+			&i.AllowedCIDRs,
+			&i.RotatedFrom,
+			&i.RotatedTo,
+			&i.UpdatedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -286,6 +430,49 @@ func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]
 		return nil, err
 	}
 	return items, nil
+}
+
+const markRotated = `-- name: MarkRotated :one
+UPDATE api_keys
+SET expires_at = least(coalesce(expires_at, 'infinity'::timestamptz), now() + $1::interval),
+    rotated_to = $2, updated_at = now()
+WHERE id = $3
+RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at
+`
+
+type MarkRotatedParams struct {
+	Grace     pgtype.Interval
+	RotatedTo pgtype.UUID
+	ID        uuid.UUID
+}
+
+// MarkRotated lets a rotated key expire after the grace period (database
+// clock), never later than it already would, and names its successor.
+func (q *Queries) MarkRotated(ctx context.Context, db DBTX, arg MarkRotatedParams) (APIKey, error) {
+	row := db.QueryRow(ctx, markRotated, arg.Grace, arg.RotatedTo, arg.ID)
+	var i APIKey
+	err := row.Scan(
+		&i.ID,
+		&i.KeyHash,
+		&i.Hint,
+		&i.Name,
+		&i.Owner,
+		&i.Scopes,
+		&i.Metadata,
+		&i.ExpiresAt,
+		&i.CreatedAt,
+		&i.RevokedAt,
+		&i.LastUsedAt,
+		&i.RateLimit,
+		&i.RatePeriod,
+		&i.RateBurst,
+		&i.Enabled,
+		&i.AllowedCIDRs,
+		&i.RotatedFrom,
+		&i.RotatedTo,
+		&i.UpdatedAt,
+	)
+	return i, err
 }
 
 const notify = `-- name: Notify :exec
@@ -307,7 +494,7 @@ const revokeKey = `-- name: RevokeKey :one
 UPDATE api_keys
 SET revoked_at = coalesce(revoked_at, now())
 WHERE id = $1
-RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst
+RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at
 `
 
 // RevokeKey keeps the first revoked_at, so revoking twice is idempotent.
@@ -329,6 +516,73 @@ func (q *Queries) RevokeKey(ctx context.Context, db DBTX, id uuid.UUID) (APIKey,
 		&i.RateLimit,
 		&i.RatePeriod,
 		&i.RateBurst,
+		&i.Enabled,
+		&i.AllowedCIDRs,
+		&i.RotatedFrom,
+		&i.RotatedTo,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const updateKey = `-- name: UpdateKey :one
+UPDATE api_keys
+SET name = $1, scopes = $2, metadata = $3, expires_at = $4,
+    rate_limit = $5, rate_period = $6, rate_burst = $7,
+    enabled = $8, allowed_cidrs = $9, updated_at = now()
+WHERE id = $10
+RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at
+`
+
+type UpdateKeyParams struct {
+	Name         string
+	Scopes       []string
+	Metadata     json.RawMessage
+	ExpiresAt    *time.Time
+	RateLimit    pgtype.Int4
+	RatePeriod   pgtype.Interval
+	RateBurst    pgtype.Int4
+	Enabled      bool
+	AllowedCIDRs []string
+	ID           uuid.UUID
+}
+
+// UpdateKey writes every changeable field (UpdateKey in Go applies the
+// field mask to the row read by GetKeyForUpdate).
+func (q *Queries) UpdateKey(ctx context.Context, db DBTX, arg UpdateKeyParams) (APIKey, error) {
+	row := db.QueryRow(ctx, updateKey,
+		arg.Name,
+		arg.Scopes,
+		arg.Metadata,
+		arg.ExpiresAt,
+		arg.RateLimit,
+		arg.RatePeriod,
+		arg.RateBurst,
+		arg.Enabled,
+		arg.AllowedCIDRs,
+		arg.ID,
+	)
+	var i APIKey
+	err := row.Scan(
+		&i.ID,
+		&i.KeyHash,
+		&i.Hint,
+		&i.Name,
+		&i.Owner,
+		&i.Scopes,
+		&i.Metadata,
+		&i.ExpiresAt,
+		&i.CreatedAt,
+		&i.RevokedAt,
+		&i.LastUsedAt,
+		&i.RateLimit,
+		&i.RatePeriod,
+		&i.RateBurst,
+		&i.Enabled,
+		&i.AllowedCIDRs,
+		&i.RotatedFrom,
+		&i.RotatedTo,
+		&i.UpdatedAt,
 	)
 	return i, err
 }

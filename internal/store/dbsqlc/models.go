@@ -13,20 +13,35 @@ import (
 )
 
 type APIKey struct {
-	ID         uuid.UUID
-	KeyHash    []byte
-	Hint       string
-	Name       string
-	Owner      string
-	Scopes     []string
-	Metadata   json.RawMessage
-	ExpiresAt  *time.Time
-	CreatedAt  time.Time
-	RevokedAt  *time.Time
-	LastUsedAt *time.Time
-	RateLimit  pgtype.Int4
-	RatePeriod pgtype.Interval
-	RateBurst  pgtype.Int4
+	ID           uuid.UUID
+	KeyHash      []byte
+	Hint         string
+	Name         string
+	Owner        string
+	Scopes       []string
+	Metadata     json.RawMessage
+	ExpiresAt    *time.Time
+	CreatedAt    time.Time
+	RevokedAt    *time.Time
+	LastUsedAt   *time.Time
+	RateLimit    pgtype.Int4
+	RatePeriod   pgtype.Interval
+	RateBurst    pgtype.Int4
+	Enabled      bool
+	AllowedCIDRs []string
+	RotatedFrom  pgtype.UUID
+	RotatedTo    pgtype.UUID
+	UpdatedAt    *time.Time
+}
+
+type AuditEvent struct {
+	ID        uuid.UUID
+	At        time.Time
+	Actor     string
+	Action    string
+	KeyID     uuid.UUID
+	RequestID string
+	Changes   json.RawMessage
 }
 
 type FilterSnapshot struct {

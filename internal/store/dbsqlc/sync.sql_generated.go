@@ -100,18 +100,20 @@ func (q *Queries) InsertSnapshot(ctx context.Context, db DBTX, arg InsertSnapsho
 }
 
 const keysChangedSince = `-- name: KeysChangedSince :many
-SELECT key_hash, created_at, revoked_at FROM api_keys
+SELECT key_hash, created_at, revoked_at, updated_at FROM api_keys
 WHERE created_at > $1::timestamptz OR revoked_at > $1::timestamptz
+   OR updated_at > $1::timestamptz
 `
 
 type KeysChangedSinceRow struct {
 	KeyHash   []byte
 	CreatedAt time.Time
 	RevokedAt *time.Time
+	UpdatedAt *time.Time
 }
 
-// KeysChangedSince finds keys created or revoked after since; the two
-// indexes on created_at and revoked_at serve it.
+// KeysChangedSince finds keys created, revoked or updated after since; the
+// indexes on created_at, revoked_at and updated_at serve it.
 func (q *Queries) KeysChangedSince(ctx context.Context, db DBTX, since time.Time) ([]KeysChangedSinceRow, error) {
 	rows, err := db.Query(ctx, keysChangedSince, since)
 	if err != nil {
@@ -121,7 +123,12 @@ func (q *Queries) KeysChangedSince(ctx context.Context, db DBTX, since time.Time
 	items := []KeysChangedSinceRow{}
 	for rows.Next() {
 		var i KeysChangedSinceRow
-		if err := rows.Scan(&i.KeyHash, &i.CreatedAt, &i.RevokedAt); err != nil {
+		if err := rows.Scan(
+			&i.KeyHash,
+			&i.CreatedAt,
+			&i.RevokedAt,
+			&i.UpdatedAt,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -198,7 +205,7 @@ func (q *Queries) RebuildUnlock(ctx context.Context, db DBTX, lockKey int64) err
 }
 
 const recentlyUsedKeys = `-- name: RecentlyUsedKeys :many
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst FROM api_keys
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at FROM api_keys
 WHERE last_used_at IS NOT NULL AND revoked_at IS NULL
   AND (expires_at IS NULL OR expires_at > now())
   AND (last_used_at, id) < ($1::timestamptz, $2::uuid)
@@ -238,6 +245,11 @@ func (q *Queries) RecentlyUsedKeys(ctx context.Context, db DBTX, arg RecentlyUse
 			&i.RateLimit,
 			&i.RatePeriod,
 			&i.RateBurst,
+			&i.Enabled,
+			&i.AllowedCIDRs,
+			&i.RotatedFrom,
+			&i.RotatedTo,
+			&i.UpdatedAt,
 		); err != nil {
 			return nil, err
 		}

@@ -13,6 +13,8 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -45,6 +47,13 @@ const (
 	Code_CODE_EXPIRED Code = 5
 	// The key is valid but over its rate limit.
 	Code_CODE_RATE_LIMITED Code = 6
+	// The key exists but is disabled (Key.enabled is false).
+	Code_CODE_DISABLED Code = 7
+	// The key may not be used from the end client's address (it is outside
+	// Key.allowed_cidrs, or no address is known).
+	Code_CODE_FORBIDDEN Code = 8
+	// The key lacks a scope named in ValidateRequest.required_scopes.
+	Code_CODE_INSUFFICIENT_SCOPE Code = 9
 )
 
 // Enum value maps for Code.
@@ -57,15 +66,21 @@ var (
 		4: "CODE_REVOKED",
 		5: "CODE_EXPIRED",
 		6: "CODE_RATE_LIMITED",
+		7: "CODE_DISABLED",
+		8: "CODE_FORBIDDEN",
+		9: "CODE_INSUFFICIENT_SCOPE",
 	}
 	Code_value = map[string]int32{
-		"CODE_UNSPECIFIED":  0,
-		"CODE_VALID":        1,
-		"CODE_MALFORMED":    2,
-		"CODE_NOT_FOUND":    3,
-		"CODE_REVOKED":      4,
-		"CODE_EXPIRED":      5,
-		"CODE_RATE_LIMITED": 6,
+		"CODE_UNSPECIFIED":        0,
+		"CODE_VALID":              1,
+		"CODE_MALFORMED":          2,
+		"CODE_NOT_FOUND":          3,
+		"CODE_REVOKED":            4,
+		"CODE_EXPIRED":            5,
+		"CODE_RATE_LIMITED":       6,
+		"CODE_DISABLED":           7,
+		"CODE_FORBIDDEN":          8,
+		"CODE_INSUFFICIENT_SCOPE": 9,
 	}
 )
 
@@ -178,7 +193,20 @@ type Key struct {
 	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
 	// The key's own rate limit; unset for keys that use the configured
 	// default (KEYSERVICE_KEY_RATE, 1,000 per minute unless changed).
-	RateLimit     *RateLimit `protobuf:"bytes,11,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	RateLimit *RateLimit `protobuf:"bytes,11,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	// False while the key is disabled: it then answers CODE_DISABLED. True
+	// when created.
+	Enabled bool `protobuf:"varint,12,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+	// for anywhere.
+	AllowedCidrs []string `protobuf:"bytes,13,rep,name=allowed_cidrs,json=allowedCidrs,proto3" json:"allowed_cidrs,omitempty"`
+	// The id of the key this one replaced (RotateKey); empty otherwise.
+	RotatedFrom string `protobuf:"bytes,14,opt,name=rotated_from,json=rotatedFrom,proto3" json:"rotated_from,omitempty"`
+	// The id of the key that replaced this one (RotateKey); empty otherwise.
+	RotatedTo string `protobuf:"bytes,15,opt,name=rotated_to,json=rotatedTo,proto3" json:"rotated_to,omitempty"`
+	// When the key was last changed by UpdateKey or RotateKey (database
+	// clock); unset if never.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -286,6 +314,41 @@ func (x *Key) GetLastUsedAt() *timestamppb.Timestamp {
 func (x *Key) GetRateLimit() *RateLimit {
 	if x != nil {
 		return x.RateLimit
+	}
+	return nil
+}
+
+func (x *Key) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *Key) GetAllowedCidrs() []string {
+	if x != nil {
+		return x.AllowedCidrs
+	}
+	return nil
+}
+
+func (x *Key) GetRotatedFrom() string {
+	if x != nil {
+		return x.RotatedFrom
+	}
+	return ""
+}
+
+func (x *Key) GetRotatedTo() string {
+	if x != nil {
+		return x.RotatedTo
+	}
+	return ""
+}
+
+func (x *Key) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
 	}
 	return nil
 }
@@ -432,10 +495,17 @@ type ValidateRequest struct {
 	Cost *int32 `protobuf:"varint,2,opt,name=cost,proto3,oneof" json:"cost,omitempty"`
 	// Optional: the address of the end client that presented the key. With
 	// it, the failed-attempt guard limits guessing per end client, so one
-	// noisy client does not block the caller's others.
-	ClientIp      string `protobuf:"bytes,3,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// noisy client does not block the caller's others. It is also the
+	// address checked against the key's allowed_cidrs, when believed (from a
+	// caller with a credential or a trusted proxy); otherwise the caller's
+	// own address is checked.
+	ClientIp string `protobuf:"bytes,3,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
+	// Scopes the call needs: every one must be among the key's scopes (exact,
+	// case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+	// most 64.
+	RequiredScopes []string `protobuf:"bytes,4,rep,name=required_scopes,json=requiredScopes,proto3" json:"required_scopes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ValidateRequest) Reset() {
@@ -487,6 +557,13 @@ func (x *ValidateRequest) GetClientIp() string {
 		return x.ClientIp
 	}
 	return ""
+}
+
+func (x *ValidateRequest) GetRequiredScopes() []string {
+	if x != nil {
+		return x.RequiredScopes
+	}
+	return nil
 }
 
 // ValidateResponse is the outcome of a validation.
@@ -578,7 +655,10 @@ type CreateKeyRequest struct {
 	// Optional rate limit of this key; unset: the configured default.
 	RateLimit *RateLimit `protobuf:"bytes,6,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	// The secret's format; unset: the configured default.
-	Format        Format `protobuf:"varint,7,opt,name=format,proto3,enum=keyservice.v1.Format" json:"format,omitempty"`
+	Format Format `protobuf:"varint,7,opt,name=format,proto3,enum=keyservice.v1.Format" json:"format,omitempty"`
+	// Optional: the addresses the key may be used from, at most 64 IPv4 or
+	// IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+	AllowedCidrs  []string `protobuf:"bytes,8,rep,name=allowed_cidrs,json=allowedCidrs,proto3" json:"allowed_cidrs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -660,6 +740,13 @@ func (x *CreateKeyRequest) GetFormat() Format {
 		return x.Format
 	}
 	return Format_FORMAT_UNSPECIFIED
+}
+
+func (x *CreateKeyRequest) GetAllowedCidrs() []string {
+	if x != nil {
+		return x.AllowedCidrs
+	}
+	return nil
 }
 
 // CreateKeyResponse returns the new key's secret, once, and its record.
@@ -1020,11 +1107,539 @@ func (x *RevokeKeyResponse) GetKey() *Key {
 	return nil
 }
 
+// UpdateKeyRequest changes the fields of key named in update_mask.
+type UpdateKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key's new fields; key.id names the key.
+	Key *Key `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The fields to change: name, scopes, metadata, expires_at, rate_limit,
+	// enabled, allowed_cidrs. Required (over REST, the fields in the body
+	// when not given).
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateKeyRequest) Reset() {
+	*x = UpdateKeyRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateKeyRequest) ProtoMessage() {}
+
+func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateKeyRequest.ProtoReflect.Descriptor instead.
+func (*UpdateKeyRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *UpdateKeyRequest) GetKey() *Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *UpdateKeyRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+// UpdateKeyResponse returns the updated key.
+type UpdateKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored record after the change.
+	Key           *Key `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateKeyResponse) Reset() {
+	*x = UpdateKeyResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateKeyResponse) ProtoMessage() {}
+
+func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateKeyResponse.ProtoReflect.Descriptor instead.
+func (*UpdateKeyResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *UpdateKeyResponse) GetKey() *Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+// RotateKeyRequest names the key to rotate.
+type RotateKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key's id (UUID).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// How long the old key stays valid, from 0 (it expires at once) to 30
+	// days; unset means 0. Never beyond the old key's own expiry.
+	GracePeriod *durationpb.Duration `protobuf:"bytes,2,opt,name=grace_period,json=gracePeriod,proto3" json:"grace_period,omitempty"`
+	// The new secret's format; unset: the configured default.
+	Format        Format `protobuf:"varint,3,opt,name=format,proto3,enum=keyservice.v1.Format" json:"format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKeyRequest) Reset() {
+	*x = RotateKeyRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeyRequest) ProtoMessage() {}
+
+func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RotateKeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RotateKeyRequest) GetGracePeriod() *durationpb.Duration {
+	if x != nil {
+		return x.GracePeriod
+	}
+	return nil
+}
+
+func (x *RotateKeyRequest) GetFormat() Format {
+	if x != nil {
+		return x.Format
+	}
+	return Format_FORMAT_UNSPECIFIED
+}
+
+// RotateKeyResponse returns the new key's secret, once, and both records.
+type RotateKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new plaintext key. It is shown only here; store it now.
+	Secret string `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	// The new key's record (rotated_from names the old key).
+	Key *Key `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// The old key's record, with its new expires_at and rotated_to.
+	OldKey        *Key `protobuf:"bytes,3,opt,name=old_key,json=oldKey,proto3" json:"old_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKeyResponse) Reset() {
+	*x = RotateKeyResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeyResponse) ProtoMessage() {}
+
+func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RotateKeyResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *RotateKeyResponse) GetKey() *Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *RotateKeyResponse) GetOldKey() *Key {
+	if x != nil {
+		return x.OldKey
+	}
+	return nil
+}
+
+// ListAuditEventsRequest selects a page of audit events.
+type ListAuditEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only events of this key (UUID); empty for all keys.
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// Only events by this actor (admin token name); empty for all actors.
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Page size: 0 means 100; at most 1000.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous ListAuditEventsResponse; empty for the first page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsRequest) Reset() {
+	*x = ListAuditEventsRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsRequest) ProtoMessage() {}
+
+func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListAuditEventsRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAuditEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListAuditEventsResponse is one page of audit events.
+type ListAuditEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events, newest first.
+	Events []*AuditEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsResponse) Reset() {
+	*x = ListAuditEventsResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsResponse) ProtoMessage() {}
+
+func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListAuditEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// AuditEvent is one admin change to a key, written in the same transaction
+// as the change.
+type AuditEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique id (UUID).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// When the change was made (database clock).
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// Who made it: the name of the admin token (KEYSERVICE_ADMIN_TOKENS
+	// name:token; admin-1, admin-2, ... for tokens without a name), or
+	// "secret-scanning" for a revocation by a leak report.
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// What was done: create, update, rotate, revoke, enable or disable.
+	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	// The key changed.
+	KeyId string `protobuf:"bytes,5,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The x-request-id of the call that made the change.
+	RequestId string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The fields changed, with their old and new values (never a secret or
+	// a hash).
+	Changes       []*FieldChange `protobuf:"bytes,7,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *AuditEvent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetChanges() []*FieldChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// FieldChange is one field of a key before and after a change.
+type FieldChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The field's name, as in Key (for example "scopes").
+	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// The value before the change; null when there was none.
+	OldValue *structpb.Value `protobuf:"bytes,2,opt,name=old_value,json=oldValue,proto3" json:"old_value,omitempty"`
+	// The value after the change; null when there is none.
+	NewValue      *structpb.Value `protobuf:"bytes,3,opt,name=new_value,json=newValue,proto3" json:"new_value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldChange) Reset() {
+	*x = FieldChange{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldChange) ProtoMessage() {}
+
+func (x *FieldChange) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldChange.ProtoReflect.Descriptor instead.
+func (*FieldChange) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *FieldChange) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *FieldChange) GetOldValue() *structpb.Value {
+	if x != nil {
+		return x.OldValue
+	}
+	return nil
+}
+
+func (x *FieldChange) GetNewValue() *structpb.Value {
+	if x != nil {
+		return x.NewValue
+	}
+	return nil
+}
+
 var File_keyservice_v1_keyservice_proto protoreflect.FileDescriptor
 
 const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\n" +
-	"\x1ekeyservice/v1/keyservice.proto\x12\rkeyservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x04\n" +
+	"\x1ekeyservice/v1/keyservice.proto\x12\rkeyservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x05\n" +
 	"\x03Key\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04hint\x18\x02 \x01(\tR\x04hint\x12\x12\n" +
@@ -1042,7 +1657,14 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"lastUsedAt\x127\n" +
 	"\n" +
-	"rate_limit\x18\v \x01(\v2\x18.keyservice.v1.RateLimitR\trateLimit\x1a;\n" +
+	"rate_limit\x18\v \x01(\v2\x18.keyservice.v1.RateLimitR\trateLimit\x12\x18\n" +
+	"\aenabled\x18\f \x01(\bR\aenabled\x12#\n" +
+	"\rallowed_cidrs\x18\r \x03(\tR\fallowedCidrs\x12!\n" +
+	"\frotated_from\x18\x0e \x01(\tR\vrotatedFrom\x12\x1d\n" +
+	"\n" +
+	"rotated_to\x18\x0f \x01(\tR\trotatedTo\x129\n" +
+	"\n" +
+	"updated_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"j\n" +
@@ -1053,18 +1675,19 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x0fRateLimitStatus\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\x03R\x05limit\x12\x1c\n" +
 	"\tremaining\x18\x02 \x01(\x03R\tremaining\x12/\n" +
-	"\x05reset\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x05reset\"b\n" +
+	"\x05reset\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x05reset\"\x8b\x01\n" +
 	"\x0fValidateRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x17\n" +
 	"\x04cost\x18\x02 \x01(\x05H\x00R\x04cost\x88\x01\x01\x12\x1b\n" +
-	"\tclient_ip\x18\x03 \x01(\tR\bclientIpB\a\n" +
+	"\tclient_ip\x18\x03 \x01(\tR\bclientIp\x12'\n" +
+	"\x0frequired_scopes\x18\x04 \x03(\tR\x0erequiredScopesB\a\n" +
 	"\x05_cost\"\xb6\x01\n" +
 	"\x10ValidateResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12'\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.keyservice.v1.CodeR\x04code\x12$\n" +
 	"\x03key\x18\x03 \x01(\v2\x12.keyservice.v1.KeyR\x03key\x12=\n" +
 	"\n" +
-	"rate_limit\x18\x04 \x01(\v2\x1e.keyservice.v1.RateLimitStatusR\trateLimit\"\xff\x02\n" +
+	"rate_limit\x18\x04 \x01(\v2\x1e.keyservice.v1.RateLimitStatusR\trateLimit\"\xa4\x03\n" +
 	"\x10CreateKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x16\n" +
@@ -1074,7 +1697,8 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x127\n" +
 	"\n" +
 	"rate_limit\x18\x06 \x01(\v2\x18.keyservice.v1.RateLimitR\trateLimit\x12-\n" +
-	"\x06format\x18\a \x01(\x0e2\x15.keyservice.v1.FormatR\x06format\x1a;\n" +
+	"\x06format\x18\a \x01(\x0e2\x15.keyservice.v1.FormatR\x06format\x12#\n" +
+	"\rallowed_cidrs\x18\b \x03(\tR\fallowedCidrs\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Q\n" +
@@ -1096,7 +1720,44 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x10RevokeKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"9\n" +
 	"\x11RevokeKeyResponse\x12$\n" +
-	"\x03key\x18\x01 \x01(\v2\x12.keyservice.v1.KeyR\x03key*\x8f\x01\n" +
+	"\x03key\x18\x01 \x01(\v2\x12.keyservice.v1.KeyR\x03key\"u\n" +
+	"\x10UpdateKeyRequest\x12$\n" +
+	"\x03key\x18\x01 \x01(\v2\x12.keyservice.v1.KeyR\x03key\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"9\n" +
+	"\x11UpdateKeyResponse\x12$\n" +
+	"\x03key\x18\x01 \x01(\v2\x12.keyservice.v1.KeyR\x03key\"\x8f\x01\n" +
+	"\x10RotateKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12<\n" +
+	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\x12-\n" +
+	"\x06format\x18\x03 \x01(\x0e2\x15.keyservice.v1.FormatR\x06format\"~\n" +
+	"\x11RotateKeyResponse\x12\x16\n" +
+	"\x06secret\x18\x01 \x01(\tR\x06secret\x12$\n" +
+	"\x03key\x18\x02 \x01(\v2\x12.keyservice.v1.KeyR\x03key\x12+\n" +
+	"\aold_key\x18\x03 \x01(\v2\x12.keyservice.v1.KeyR\x06oldKey\"\x81\x01\n" +
+	"\x16ListAuditEventsRequest\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"t\n" +
+	"\x17ListAuditEventsResponse\x121\n" +
+	"\x06events\x18\x01 \x03(\v2\x19.keyservice.v1.AuditEventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe6\x01\n" +
+	"\n" +
+	"AuditEvent\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x15\n" +
+	"\x06key_id\x18\x05 \x01(\tR\x05keyId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x06 \x01(\tR\trequestId\x124\n" +
+	"\achanges\x18\a \x03(\v2\x1a.keyservice.v1.FieldChangeR\achanges\"\x8d\x01\n" +
+	"\vFieldChange\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x123\n" +
+	"\told_value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\boldValue\x123\n" +
+	"\tnew_value\x18\x03 \x01(\v2\x16.google.protobuf.ValueR\bnewValue*\xd3\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1105,11 +1766,14 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x0eCODE_NOT_FOUND\x10\x03\x12\x10\n" +
 	"\fCODE_REVOKED\x10\x04\x12\x10\n" +
 	"\fCODE_EXPIRED\x10\x05\x12\x15\n" +
-	"\x11CODE_RATE_LIMITED\x10\x06*H\n" +
+	"\x11CODE_RATE_LIMITED\x10\x06\x12\x11\n" +
+	"\rCODE_DISABLED\x10\a\x12\x12\n" +
+	"\x0eCODE_FORBIDDEN\x10\b\x12\x1b\n" +
+	"\x17CODE_INSUFFICIENT_SCOPE\x10\t*H\n" +
 	"\x06Format\x12\x16\n" +
 	"\x12FORMAT_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fFORMAT_CHECKSUM\x10\x01\x12\x11\n" +
-	"\rFORMAT_SIGNED\x10\x022\x8a\x04\n" +
+	"\rFORMAT_SIGNED\x10\x022\xe7\x06\n" +
 	"\n" +
 	"KeyService\x12i\n" +
 	"\bValidate\x12\x1e.keyservice.v1.ValidateRequest\x1a\x1f.keyservice.v1.ValidateResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/keys:validate\x12c\n" +
@@ -1117,7 +1781,10 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x06GetKey\x12\x1c.keyservice.v1.GetKeyRequest\x1a\x1d.keyservice.v1.GetKeyResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/keys/{id}\x12]\n" +
 	"\bListKeys\x12\x1e.keyservice.v1.ListKeysRequest\x1a\x1f.keyservice.v1.ListKeysResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
 	"\x12\b/v1/keys\x12o\n" +
-	"\tRevokeKey\x12\x1f.keyservice.v1.RevokeKeyRequest\x1a .keyservice.v1.RevokeKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/keys/{id}:revokeBk\n" +
+	"\tRevokeKey\x12\x1f.keyservice.v1.RevokeKeyRequest\x1a .keyservice.v1.RevokeKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/keys/{id}:revoke\x12n\n" +
+	"\tUpdateKey\x12\x1f.keyservice.v1.UpdateKeyRequest\x1a .keyservice.v1.UpdateKeyResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x03key2\x11/v1/keys/{key.id}\x12o\n" +
+	"\tRotateKey\x12\x1f.keyservice.v1.RotateKeyRequest\x1a .keyservice.v1.RotateKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/keys/{id}:rotate\x12z\n" +
+	"\x0fListAuditEvents\x12%.keyservice.v1.ListAuditEventsRequest\x1a&.keyservice.v1.ListAuditEventsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit-eventsBk\n" +
 	"\x11dev.keyservice.v1B\x0fKeyServiceProtoP\x01ZCgithub.com/keyservice/keyservice/api/gen/keyservice/v1;keyservicev1b\x06proto3"
 
 var (
@@ -1133,63 +1800,92 @@ func file_keyservice_v1_keyservice_proto_rawDescGZIP() []byte {
 }
 
 var file_keyservice_v1_keyservice_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_keyservice_v1_keyservice_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_keyservice_v1_keyservice_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_keyservice_v1_keyservice_proto_goTypes = []any{
-	(Code)(0),                     // 0: keyservice.v1.Code
-	(Format)(0),                   // 1: keyservice.v1.Format
-	(*Key)(nil),                   // 2: keyservice.v1.Key
-	(*RateLimit)(nil),             // 3: keyservice.v1.RateLimit
-	(*RateLimitStatus)(nil),       // 4: keyservice.v1.RateLimitStatus
-	(*ValidateRequest)(nil),       // 5: keyservice.v1.ValidateRequest
-	(*ValidateResponse)(nil),      // 6: keyservice.v1.ValidateResponse
-	(*CreateKeyRequest)(nil),      // 7: keyservice.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),     // 8: keyservice.v1.CreateKeyResponse
-	(*GetKeyRequest)(nil),         // 9: keyservice.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),        // 10: keyservice.v1.GetKeyResponse
-	(*ListKeysRequest)(nil),       // 11: keyservice.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),      // 12: keyservice.v1.ListKeysResponse
-	(*RevokeKeyRequest)(nil),      // 13: keyservice.v1.RevokeKeyRequest
-	(*RevokeKeyResponse)(nil),     // 14: keyservice.v1.RevokeKeyResponse
-	nil,                           // 15: keyservice.v1.Key.MetadataEntry
-	nil,                           // 16: keyservice.v1.CreateKeyRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
+	(Code)(0),                       // 0: keyservice.v1.Code
+	(Format)(0),                     // 1: keyservice.v1.Format
+	(*Key)(nil),                     // 2: keyservice.v1.Key
+	(*RateLimit)(nil),               // 3: keyservice.v1.RateLimit
+	(*RateLimitStatus)(nil),         // 4: keyservice.v1.RateLimitStatus
+	(*ValidateRequest)(nil),         // 5: keyservice.v1.ValidateRequest
+	(*ValidateResponse)(nil),        // 6: keyservice.v1.ValidateResponse
+	(*CreateKeyRequest)(nil),        // 7: keyservice.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),       // 8: keyservice.v1.CreateKeyResponse
+	(*GetKeyRequest)(nil),           // 9: keyservice.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),          // 10: keyservice.v1.GetKeyResponse
+	(*ListKeysRequest)(nil),         // 11: keyservice.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),        // 12: keyservice.v1.ListKeysResponse
+	(*RevokeKeyRequest)(nil),        // 13: keyservice.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),       // 14: keyservice.v1.RevokeKeyResponse
+	(*UpdateKeyRequest)(nil),        // 15: keyservice.v1.UpdateKeyRequest
+	(*UpdateKeyResponse)(nil),       // 16: keyservice.v1.UpdateKeyResponse
+	(*RotateKeyRequest)(nil),        // 17: keyservice.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),       // 18: keyservice.v1.RotateKeyResponse
+	(*ListAuditEventsRequest)(nil),  // 19: keyservice.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil), // 20: keyservice.v1.ListAuditEventsResponse
+	(*AuditEvent)(nil),              // 21: keyservice.v1.AuditEvent
+	(*FieldChange)(nil),             // 22: keyservice.v1.FieldChange
+	nil,                             // 23: keyservice.v1.Key.MetadataEntry
+	nil,                             // 24: keyservice.v1.CreateKeyRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),   // 25: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 26: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),   // 27: google.protobuf.FieldMask
+	(*structpb.Value)(nil),          // 28: google.protobuf.Value
 }
 var file_keyservice_v1_keyservice_proto_depIdxs = []int32{
-	15, // 0: keyservice.v1.Key.metadata:type_name -> keyservice.v1.Key.MetadataEntry
-	17, // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
-	17, // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	17, // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
-	17, // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
+	23, // 0: keyservice.v1.Key.metadata:type_name -> keyservice.v1.Key.MetadataEntry
+	25, // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
+	25, // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	25, // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
+	25, // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
 	3,  // 5: keyservice.v1.Key.rate_limit:type_name -> keyservice.v1.RateLimit
-	18, // 6: keyservice.v1.RateLimit.period:type_name -> google.protobuf.Duration
-	18, // 7: keyservice.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
-	0,  // 8: keyservice.v1.ValidateResponse.code:type_name -> keyservice.v1.Code
-	2,  // 9: keyservice.v1.ValidateResponse.key:type_name -> keyservice.v1.Key
-	4,  // 10: keyservice.v1.ValidateResponse.rate_limit:type_name -> keyservice.v1.RateLimitStatus
-	16, // 11: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
-	17, // 12: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	3,  // 13: keyservice.v1.CreateKeyRequest.rate_limit:type_name -> keyservice.v1.RateLimit
-	1,  // 14: keyservice.v1.CreateKeyRequest.format:type_name -> keyservice.v1.Format
-	2,  // 15: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
-	2,  // 16: keyservice.v1.GetKeyResponse.key:type_name -> keyservice.v1.Key
-	2,  // 17: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
-	2,  // 18: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
-	5,  // 19: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
-	7,  // 20: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
-	9,  // 21: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
-	11, // 22: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
-	13, // 23: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
-	6,  // 24: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
-	8,  // 25: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
-	10, // 26: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
-	12, // 27: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
-	14, // 28: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
-	24, // [24:29] is the sub-list for method output_type
-	19, // [19:24] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	25, // 6: keyservice.v1.Key.updated_at:type_name -> google.protobuf.Timestamp
+	26, // 7: keyservice.v1.RateLimit.period:type_name -> google.protobuf.Duration
+	26, // 8: keyservice.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
+	0,  // 9: keyservice.v1.ValidateResponse.code:type_name -> keyservice.v1.Code
+	2,  // 10: keyservice.v1.ValidateResponse.key:type_name -> keyservice.v1.Key
+	4,  // 11: keyservice.v1.ValidateResponse.rate_limit:type_name -> keyservice.v1.RateLimitStatus
+	24, // 12: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
+	25, // 13: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 14: keyservice.v1.CreateKeyRequest.rate_limit:type_name -> keyservice.v1.RateLimit
+	1,  // 15: keyservice.v1.CreateKeyRequest.format:type_name -> keyservice.v1.Format
+	2,  // 16: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
+	2,  // 17: keyservice.v1.GetKeyResponse.key:type_name -> keyservice.v1.Key
+	2,  // 18: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
+	2,  // 19: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
+	2,  // 20: keyservice.v1.UpdateKeyRequest.key:type_name -> keyservice.v1.Key
+	27, // 21: keyservice.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 22: keyservice.v1.UpdateKeyResponse.key:type_name -> keyservice.v1.Key
+	26, // 23: keyservice.v1.RotateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	1,  // 24: keyservice.v1.RotateKeyRequest.format:type_name -> keyservice.v1.Format
+	2,  // 25: keyservice.v1.RotateKeyResponse.key:type_name -> keyservice.v1.Key
+	2,  // 26: keyservice.v1.RotateKeyResponse.old_key:type_name -> keyservice.v1.Key
+	21, // 27: keyservice.v1.ListAuditEventsResponse.events:type_name -> keyservice.v1.AuditEvent
+	25, // 28: keyservice.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	22, // 29: keyservice.v1.AuditEvent.changes:type_name -> keyservice.v1.FieldChange
+	28, // 30: keyservice.v1.FieldChange.old_value:type_name -> google.protobuf.Value
+	28, // 31: keyservice.v1.FieldChange.new_value:type_name -> google.protobuf.Value
+	5,  // 32: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
+	7,  // 33: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
+	9,  // 34: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
+	11, // 35: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
+	13, // 36: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
+	15, // 37: keyservice.v1.KeyService.UpdateKey:input_type -> keyservice.v1.UpdateKeyRequest
+	17, // 38: keyservice.v1.KeyService.RotateKey:input_type -> keyservice.v1.RotateKeyRequest
+	19, // 39: keyservice.v1.KeyService.ListAuditEvents:input_type -> keyservice.v1.ListAuditEventsRequest
+	6,  // 40: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
+	8,  // 41: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
+	10, // 42: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
+	12, // 43: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
+	14, // 44: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
+	16, // 45: keyservice.v1.KeyService.UpdateKey:output_type -> keyservice.v1.UpdateKeyResponse
+	18, // 46: keyservice.v1.KeyService.RotateKey:output_type -> keyservice.v1.RotateKeyResponse
+	20, // 47: keyservice.v1.KeyService.ListAuditEvents:output_type -> keyservice.v1.ListAuditEventsResponse
+	40, // [40:48] is the sub-list for method output_type
+	32, // [32:40] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_keyservice_v1_keyservice_proto_init() }
@@ -1204,7 +1900,7 @@ func file_keyservice_v1_keyservice_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyservice_v1_keyservice_proto_rawDesc), len(file_keyservice_v1_keyservice_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   15,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,11 +21,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	KeyService_Validate_FullMethodName  = "/keyservice.v1.KeyService/Validate"
-	KeyService_CreateKey_FullMethodName = "/keyservice.v1.KeyService/CreateKey"
-	KeyService_GetKey_FullMethodName    = "/keyservice.v1.KeyService/GetKey"
-	KeyService_ListKeys_FullMethodName  = "/keyservice.v1.KeyService/ListKeys"
-	KeyService_RevokeKey_FullMethodName = "/keyservice.v1.KeyService/RevokeKey"
+	KeyService_Validate_FullMethodName        = "/keyservice.v1.KeyService/Validate"
+	KeyService_CreateKey_FullMethodName       = "/keyservice.v1.KeyService/CreateKey"
+	KeyService_GetKey_FullMethodName          = "/keyservice.v1.KeyService/GetKey"
+	KeyService_ListKeys_FullMethodName        = "/keyservice.v1.KeyService/ListKeys"
+	KeyService_RevokeKey_FullMethodName       = "/keyservice.v1.KeyService/RevokeKey"
+	KeyService_UpdateKey_FullMethodName       = "/keyservice.v1.KeyService/UpdateKey"
+	KeyService_RotateKey_FullMethodName       = "/keyservice.v1.KeyService/RotateKey"
+	KeyService_ListAuditEvents_FullMethodName = "/keyservice.v1.KeyService/ListAuditEvents"
 )
 
 // KeyServiceClient is the client API for KeyService service.
@@ -33,7 +36,8 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // KeyService answers "is this API key valid, and whose is it?" and lets
-// administrators create, inspect, list and revoke keys.
+// administrators create, inspect, list, update, rotate and revoke keys, and
+// read the audit trail of those changes.
 //
 // Validate may be called by any caller. Every other method needs an admin
 // token: `authorization: Bearer <token>`.
@@ -51,6 +55,20 @@ type KeyServiceClient interface {
 	// RevokeKey revokes a key. It is idempotent: revoking a revoked key
 	// returns the original revoked_at.
 	RevokeKey(ctx context.Context, in *RevokeKeyRequest, opts ...grpc.CallOption) (*RevokeKeyResponse, error)
+	// UpdateKey changes the fields of a key named in update_mask (AIP-134):
+	// name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs.
+	// A field in the mask but unset in key is cleared (expires_at: never
+	// expires; rate_limit: the configured default). Over REST the mask may be
+	// given as ?update_mask=name,scopes; without it, the fields present in the
+	// body are the mask. A revoked key cannot be updated (FAILED_PRECONDITION).
+	UpdateKey(ctx context.Context, in *UpdateKeyRequest, opts ...grpc.CallOption) (*UpdateKeyResponse, error)
+	// RotateKey issues a new key that copies the old key's name, owner,
+	// scopes, metadata, limits and allowed addresses, and lets the old key
+	// expire after grace_period. Both are valid during the grace period.
+	RotateKey(ctx context.Context, in *RotateKeyRequest, opts ...grpc.CallOption) (*RotateKeyResponse, error)
+	// ListAuditEvents lists admin changes to keys, newest first, optionally
+	// for one key or one actor.
+	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 }
 
 type keyServiceClient struct {
@@ -111,12 +129,43 @@ func (c *keyServiceClient) RevokeKey(ctx context.Context, in *RevokeKeyRequest, 
 	return out, nil
 }
 
+func (c *keyServiceClient) UpdateKey(ctx context.Context, in *UpdateKeyRequest, opts ...grpc.CallOption) (*UpdateKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateKeyResponse)
+	err := c.cc.Invoke(ctx, KeyService_UpdateKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) RotateKey(ctx context.Context, in *RotateKeyRequest, opts ...grpc.CallOption) (*RotateKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateKeyResponse)
+	err := c.cc.Invoke(ctx, KeyService_RotateKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditEventsResponse)
+	err := c.cc.Invoke(ctx, KeyService_ListAuditEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KeyServiceServer is the server API for KeyService service.
 // All implementations must embed UnimplementedKeyServiceServer
 // for forward compatibility.
 //
 // KeyService answers "is this API key valid, and whose is it?" and lets
-// administrators create, inspect, list and revoke keys.
+// administrators create, inspect, list, update, rotate and revoke keys, and
+// read the audit trail of those changes.
 //
 // Validate may be called by any caller. Every other method needs an admin
 // token: `authorization: Bearer <token>`.
@@ -134,6 +183,20 @@ type KeyServiceServer interface {
 	// RevokeKey revokes a key. It is idempotent: revoking a revoked key
 	// returns the original revoked_at.
 	RevokeKey(context.Context, *RevokeKeyRequest) (*RevokeKeyResponse, error)
+	// UpdateKey changes the fields of a key named in update_mask (AIP-134):
+	// name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs.
+	// A field in the mask but unset in key is cleared (expires_at: never
+	// expires; rate_limit: the configured default). Over REST the mask may be
+	// given as ?update_mask=name,scopes; without it, the fields present in the
+	// body are the mask. A revoked key cannot be updated (FAILED_PRECONDITION).
+	UpdateKey(context.Context, *UpdateKeyRequest) (*UpdateKeyResponse, error)
+	// RotateKey issues a new key that copies the old key's name, owner,
+	// scopes, metadata, limits and allowed addresses, and lets the old key
+	// expire after grace_period. Both are valid during the grace period.
+	RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error)
+	// ListAuditEvents lists admin changes to keys, newest first, optionally
+	// for one key or one actor.
+	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	mustEmbedUnimplementedKeyServiceServer()
 }
 
@@ -158,6 +221,15 @@ func (UnimplementedKeyServiceServer) ListKeys(context.Context, *ListKeysRequest)
 }
 func (UnimplementedKeyServiceServer) RevokeKey(context.Context, *RevokeKeyRequest) (*RevokeKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeKey not implemented")
+}
+func (UnimplementedKeyServiceServer) UpdateKey(context.Context, *UpdateKeyRequest) (*UpdateKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateKey not implemented")
+}
+func (UnimplementedKeyServiceServer) RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateKey not implemented")
+}
+func (UnimplementedKeyServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
 }
 func (UnimplementedKeyServiceServer) mustEmbedUnimplementedKeyServiceServer() {}
 func (UnimplementedKeyServiceServer) testEmbeddedByValue()                    {}
@@ -270,6 +342,60 @@ func _KeyService_RevokeKey_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyService_UpdateKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).UpdateKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_UpdateKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).UpdateKey(ctx, req.(*UpdateKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_RotateKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).RotateKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_RotateKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).RotateKey(ctx, req.(*RotateKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).ListAuditEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_ListAuditEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).ListAuditEvents(ctx, req.(*ListAuditEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KeyService_ServiceDesc is the grpc.ServiceDesc for KeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -296,6 +422,18 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeKey",
 			Handler:    _KeyService_RevokeKey_Handler,
+		},
+		{
+			MethodName: "UpdateKey",
+			Handler:    _KeyService_UpdateKey_Handler,
+		},
+		{
+			MethodName: "RotateKey",
+			Handler:    _KeyService_RotateKey_Handler,
+		},
+		{
+			MethodName: "ListAuditEvents",
+			Handler:    _KeyService_ListAuditEvents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -6,7 +6,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, FieldMask, Timestamp, Value } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file keyservice/v1/keyservice.proto.
@@ -97,6 +97,44 @@ export declare type Key = Message<"keyservice.v1.Key"> & {
    * @generated from field: keyservice.v1.RateLimit rate_limit = 11;
    */
   rateLimit?: RateLimit | undefined;
+
+  /**
+   * False while the key is disabled: it then answers CODE_DISABLED. True
+   * when created.
+   *
+   * @generated from field: bool enabled = 12;
+   */
+  enabled: boolean;
+
+  /**
+   * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+   * for anywhere.
+   *
+   * @generated from field: repeated string allowed_cidrs = 13;
+   */
+  allowedCidrs: string[];
+
+  /**
+   * The id of the key this one replaced (RotateKey); empty otherwise.
+   *
+   * @generated from field: string rotated_from = 14;
+   */
+  rotatedFrom: string;
+
+  /**
+   * The id of the key that replaced this one (RotateKey); empty otherwise.
+   *
+   * @generated from field: string rotated_to = 15;
+   */
+  rotatedTo: string;
+
+  /**
+   * When the key was last changed by UpdateKey or RotateKey (database
+   * clock); unset if never.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 16;
+   */
+  updatedAt?: Timestamp | undefined;
 };
 
 /**
@@ -201,11 +239,23 @@ export declare type ValidateRequest = Message<"keyservice.v1.ValidateRequest"> &
   /**
    * Optional: the address of the end client that presented the key. With
    * it, the failed-attempt guard limits guessing per end client, so one
-   * noisy client does not block the caller's others.
+   * noisy client does not block the caller's others. It is also the
+   * address checked against the key's allowed_cidrs, when believed (from a
+   * caller with a credential or a trusted proxy); otherwise the caller's
+   * own address is checked.
    *
    * @generated from field: string client_ip = 3;
    */
   clientIp: string;
+
+  /**
+   * Scopes the call needs: every one must be among the key's scopes (exact,
+   * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+   * most 64.
+   *
+   * @generated from field: repeated string required_scopes = 4;
+   */
+  requiredScopes: string[];
 };
 
 /**
@@ -309,6 +359,14 @@ export declare type CreateKeyRequest = Message<"keyservice.v1.CreateKeyRequest">
    * @generated from field: keyservice.v1.Format format = 7;
    */
   format: Format;
+
+  /**
+   * Optional: the addresses the key may be used from, at most 64 IPv4 or
+   * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+   *
+   * @generated from field: repeated string allowed_cidrs = 8;
+   */
+  allowedCidrs: string[];
 };
 
 /**
@@ -486,6 +544,292 @@ export declare type RevokeKeyResponse = Message<"keyservice.v1.RevokeKeyResponse
 export declare const RevokeKeyResponseSchema: GenMessage<RevokeKeyResponse>;
 
 /**
+ * UpdateKeyRequest changes the fields of key named in update_mask.
+ *
+ * @generated from message keyservice.v1.UpdateKeyRequest
+ */
+export declare type UpdateKeyRequest = Message<"keyservice.v1.UpdateKeyRequest"> & {
+  /**
+   * The key's new fields; key.id names the key.
+   *
+   * @generated from field: keyservice.v1.Key key = 1;
+   */
+  key?: Key | undefined;
+
+  /**
+   * The fields to change: name, scopes, metadata, expires_at, rate_limit,
+   * enabled, allowed_cidrs. Required (over REST, the fields in the body
+   * when not given).
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.UpdateKeyRequest.
+ * Use `create(UpdateKeyRequestSchema)` to create a new message.
+ */
+export declare const UpdateKeyRequestSchema: GenMessage<UpdateKeyRequest>;
+
+/**
+ * UpdateKeyResponse returns the updated key.
+ *
+ * @generated from message keyservice.v1.UpdateKeyResponse
+ */
+export declare type UpdateKeyResponse = Message<"keyservice.v1.UpdateKeyResponse"> & {
+  /**
+   * The stored record after the change.
+   *
+   * @generated from field: keyservice.v1.Key key = 1;
+   */
+  key?: Key | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.UpdateKeyResponse.
+ * Use `create(UpdateKeyResponseSchema)` to create a new message.
+ */
+export declare const UpdateKeyResponseSchema: GenMessage<UpdateKeyResponse>;
+
+/**
+ * RotateKeyRequest names the key to rotate.
+ *
+ * @generated from message keyservice.v1.RotateKeyRequest
+ */
+export declare type RotateKeyRequest = Message<"keyservice.v1.RotateKeyRequest"> & {
+  /**
+   * The key's id (UUID).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * How long the old key stays valid, from 0 (it expires at once) to 30
+   * days; unset means 0. Never beyond the old key's own expiry.
+   *
+   * @generated from field: google.protobuf.Duration grace_period = 2;
+   */
+  gracePeriod?: Duration | undefined;
+
+  /**
+   * The new secret's format; unset: the configured default.
+   *
+   * @generated from field: keyservice.v1.Format format = 3;
+   */
+  format: Format;
+};
+
+/**
+ * Describes the message keyservice.v1.RotateKeyRequest.
+ * Use `create(RotateKeyRequestSchema)` to create a new message.
+ */
+export declare const RotateKeyRequestSchema: GenMessage<RotateKeyRequest>;
+
+/**
+ * RotateKeyResponse returns the new key's secret, once, and both records.
+ *
+ * @generated from message keyservice.v1.RotateKeyResponse
+ */
+export declare type RotateKeyResponse = Message<"keyservice.v1.RotateKeyResponse"> & {
+  /**
+   * The new plaintext key. It is shown only here; store it now.
+   *
+   * @generated from field: string secret = 1;
+   */
+  secret: string;
+
+  /**
+   * The new key's record (rotated_from names the old key).
+   *
+   * @generated from field: keyservice.v1.Key key = 2;
+   */
+  key?: Key | undefined;
+
+  /**
+   * The old key's record, with its new expires_at and rotated_to.
+   *
+   * @generated from field: keyservice.v1.Key old_key = 3;
+   */
+  oldKey?: Key | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.RotateKeyResponse.
+ * Use `create(RotateKeyResponseSchema)` to create a new message.
+ */
+export declare const RotateKeyResponseSchema: GenMessage<RotateKeyResponse>;
+
+/**
+ * ListAuditEventsRequest selects a page of audit events.
+ *
+ * @generated from message keyservice.v1.ListAuditEventsRequest
+ */
+export declare type ListAuditEventsRequest = Message<"keyservice.v1.ListAuditEventsRequest"> & {
+  /**
+   * Only events of this key (UUID); empty for all keys.
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * Only events by this actor (admin token name); empty for all actors.
+   *
+   * @generated from field: string actor = 2;
+   */
+  actor: string;
+
+  /**
+   * Page size: 0 means 100; at most 1000.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * Token from a previous ListAuditEventsResponse; empty for the first page.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message keyservice.v1.ListAuditEventsRequest.
+ * Use `create(ListAuditEventsRequestSchema)` to create a new message.
+ */
+export declare const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest>;
+
+/**
+ * ListAuditEventsResponse is one page of audit events.
+ *
+ * @generated from message keyservice.v1.ListAuditEventsResponse
+ */
+export declare type ListAuditEventsResponse = Message<"keyservice.v1.ListAuditEventsResponse"> & {
+  /**
+   * The events, newest first.
+   *
+   * @generated from field: repeated keyservice.v1.AuditEvent events = 1;
+   */
+  events: AuditEvent[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message keyservice.v1.ListAuditEventsResponse.
+ * Use `create(ListAuditEventsResponseSchema)` to create a new message.
+ */
+export declare const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse>;
+
+/**
+ * AuditEvent is one admin change to a key, written in the same transaction
+ * as the change.
+ *
+ * @generated from message keyservice.v1.AuditEvent
+ */
+export declare type AuditEvent = Message<"keyservice.v1.AuditEvent"> & {
+  /**
+   * Unique id (UUID).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * When the change was made (database clock).
+   *
+   * @generated from field: google.protobuf.Timestamp time = 2;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * Who made it: the name of the admin token (KEYSERVICE_ADMIN_TOKENS
+   * name:token; admin-1, admin-2, ... for tokens without a name), or
+   * "secret-scanning" for a revocation by a leak report.
+   *
+   * @generated from field: string actor = 3;
+   */
+  actor: string;
+
+  /**
+   * What was done: create, update, rotate, revoke, enable or disable.
+   *
+   * @generated from field: string action = 4;
+   */
+  action: string;
+
+  /**
+   * The key changed.
+   *
+   * @generated from field: string key_id = 5;
+   */
+  keyId: string;
+
+  /**
+   * The x-request-id of the call that made the change.
+   *
+   * @generated from field: string request_id = 6;
+   */
+  requestId: string;
+
+  /**
+   * The fields changed, with their old and new values (never a secret or
+   * a hash).
+   *
+   * @generated from field: repeated keyservice.v1.FieldChange changes = 7;
+   */
+  changes: FieldChange[];
+};
+
+/**
+ * Describes the message keyservice.v1.AuditEvent.
+ * Use `create(AuditEventSchema)` to create a new message.
+ */
+export declare const AuditEventSchema: GenMessage<AuditEvent>;
+
+/**
+ * FieldChange is one field of a key before and after a change.
+ *
+ * @generated from message keyservice.v1.FieldChange
+ */
+export declare type FieldChange = Message<"keyservice.v1.FieldChange"> & {
+  /**
+   * The field's name, as in Key (for example "scopes").
+   *
+   * @generated from field: string field = 1;
+   */
+  field: string;
+
+  /**
+   * The value before the change; null when there was none.
+   *
+   * @generated from field: google.protobuf.Value old_value = 2;
+   */
+  oldValue?: Value | undefined;
+
+  /**
+   * The value after the change; null when there is none.
+   *
+   * @generated from field: google.protobuf.Value new_value = 3;
+   */
+  newValue?: Value | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.FieldChange.
+ * Use `create(FieldChangeSchema)` to create a new message.
+ */
+export declare const FieldChangeSchema: GenMessage<FieldChange>;
+
+/**
  * Code is the outcome of a validation.
  *
  * @generated from enum keyservice.v1.Code
@@ -540,6 +884,28 @@ export enum Code {
    * @generated from enum value: CODE_RATE_LIMITED = 6;
    */
   RATE_LIMITED = 6,
+
+  /**
+   * The key exists but is disabled (Key.enabled is false).
+   *
+   * @generated from enum value: CODE_DISABLED = 7;
+   */
+  DISABLED = 7,
+
+  /**
+   * The key may not be used from the end client's address (it is outside
+   * Key.allowed_cidrs, or no address is known).
+   *
+   * @generated from enum value: CODE_FORBIDDEN = 8;
+   */
+  FORBIDDEN = 8,
+
+  /**
+   * The key lacks a scope named in ValidateRequest.required_scopes.
+   *
+   * @generated from enum value: CODE_INSUFFICIENT_SCOPE = 9;
+   */
+  INSUFFICIENT_SCOPE = 9,
 }
 
 /**
@@ -585,7 +951,8 @@ export declare const FormatSchema: GenEnum<Format>;
 
 /**
  * KeyService answers "is this API key valid, and whose is it?" and lets
- * administrators create, inspect, list and revoke keys.
+ * administrators create, inspect, list, update, rotate and revoke keys, and
+ * read the audit trail of those changes.
  *
  * Validate may be called by any caller. Every other method needs an admin
  * token: `authorization: Bearer <token>`.
@@ -645,6 +1012,44 @@ export declare const KeyService: GenService<{
     methodKind: "unary";
     input: typeof RevokeKeyRequestSchema;
     output: typeof RevokeKeyResponseSchema;
+  },
+  /**
+   * UpdateKey changes the fields of a key named in update_mask (AIP-134):
+   * name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs.
+   * A field in the mask but unset in key is cleared (expires_at: never
+   * expires; rate_limit: the configured default). Over REST the mask may be
+   * given as ?update_mask=name,scopes; without it, the fields present in the
+   * body are the mask. A revoked key cannot be updated (FAILED_PRECONDITION).
+   *
+   * @generated from rpc keyservice.v1.KeyService.UpdateKey
+   */
+  updateKey: {
+    methodKind: "unary";
+    input: typeof UpdateKeyRequestSchema;
+    output: typeof UpdateKeyResponseSchema;
+  },
+  /**
+   * RotateKey issues a new key that copies the old key's name, owner,
+   * scopes, metadata, limits and allowed addresses, and lets the old key
+   * expire after grace_period. Both are valid during the grace period.
+   *
+   * @generated from rpc keyservice.v1.KeyService.RotateKey
+   */
+  rotateKey: {
+    methodKind: "unary";
+    input: typeof RotateKeyRequestSchema;
+    output: typeof RotateKeyResponseSchema;
+  },
+  /**
+   * ListAuditEvents lists admin changes to keys, newest first, optionally
+   * for one key or one actor.
+   *
+   * @generated from rpc keyservice.v1.KeyService.ListAuditEvents
+   */
+  listAuditEvents: {
+    methodKind: "unary";
+    input: typeof ListAuditEventsRequestSchema;
+    output: typeof ListAuditEventsResponseSchema;
   },
 }>;
 

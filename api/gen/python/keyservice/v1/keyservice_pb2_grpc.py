@@ -7,7 +7,8 @@ from keyservice.v1 import keyservice_pb2 as keyservice_dot_v1_dot_keyservice__pb
 
 class KeyServiceStub(object):
     """KeyService answers "is this API key valid, and whose is it?" and lets
-    administrators create, inspect, list and revoke keys.
+    administrators create, inspect, list, update, rotate and revoke keys, and
+    read the audit trail of those changes.
 
     Validate may be called by any caller. Every other method needs an admin
     token: `authorization: Bearer <token>`.
@@ -44,11 +45,27 @@ class KeyServiceStub(object):
                 request_serializer=keyservice_dot_v1_dot_keyservice__pb2.RevokeKeyRequest.SerializeToString,
                 response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.RevokeKeyResponse.FromString,
                 )
+        self.UpdateKey = channel.unary_unary(
+                '/keyservice.v1.KeyService/UpdateKey',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.UpdateKeyRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.UpdateKeyResponse.FromString,
+                )
+        self.RotateKey = channel.unary_unary(
+                '/keyservice.v1.KeyService/RotateKey',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.RotateKeyRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.RotateKeyResponse.FromString,
+                )
+        self.ListAuditEvents = channel.unary_unary(
+                '/keyservice.v1.KeyService/ListAuditEvents',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.ListAuditEventsResponse.FromString,
+                )
 
 
 class KeyServiceServicer(object):
     """KeyService answers "is this API key valid, and whose is it?" and lets
-    administrators create, inspect, list and revoke keys.
+    administrators create, inspect, list, update, rotate and revoke keys, and
+    read the audit trail of those changes.
 
     Validate may be called by any caller. Every other method needs an admin
     token: `authorization: Bearer <token>`.
@@ -92,6 +109,35 @@ class KeyServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateKey(self, request, context):
+        """UpdateKey changes the fields of a key named in update_mask (AIP-134):
+        name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs.
+        A field in the mask but unset in key is cleared (expires_at: never
+        expires; rate_limit: the configured default). Over REST the mask may be
+        given as ?update_mask=name,scopes; without it, the fields present in the
+        body are the mask. A revoked key cannot be updated (FAILED_PRECONDITION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateKey(self, request, context):
+        """RotateKey issues a new key that copies the old key's name, owner,
+        scopes, metadata, limits and allowed addresses, and lets the old key
+        expire after grace_period. Both are valid during the grace period.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEvents(self, request, context):
+        """ListAuditEvents lists admin changes to keys, newest first, optionally
+        for one key or one actor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -120,6 +166,21 @@ def add_KeyServiceServicer_to_server(servicer, server):
                     request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.RevokeKeyRequest.FromString,
                     response_serializer=keyservice_dot_v1_dot_keyservice__pb2.RevokeKeyResponse.SerializeToString,
             ),
+            'UpdateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateKey,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.UpdateKeyRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.UpdateKeyResponse.SerializeToString,
+            ),
+            'RotateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateKey,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.RotateKeyRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.RotateKeyResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'keyservice.v1.KeyService', rpc_method_handlers)
@@ -129,7 +190,8 @@ def add_KeyServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class KeyService(object):
     """KeyService answers "is this API key valid, and whose is it?" and lets
-    administrators create, inspect, list and revoke keys.
+    administrators create, inspect, list, update, rotate and revoke keys, and
+    read the audit trail of those changes.
 
     Validate may be called by any caller. Every other method needs an admin
     token: `authorization: Bearer <token>`.
@@ -217,5 +279,56 @@ class KeyService(object):
         return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/RevokeKey',
             keyservice_dot_v1_dot_keyservice__pb2.RevokeKeyRequest.SerializeToString,
             keyservice_dot_v1_dot_keyservice__pb2.RevokeKeyResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def UpdateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/UpdateKey',
+            keyservice_dot_v1_dot_keyservice__pb2.UpdateKeyRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.UpdateKeyResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RotateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/RotateKey',
+            keyservice_dot_v1_dot_keyservice__pb2.RotateKeyRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.RotateKeyResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/ListAuditEvents',
+            keyservice_dot_v1_dot_keyservice__pb2.ListAuditEventsRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.ListAuditEventsResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

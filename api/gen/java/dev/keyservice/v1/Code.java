@@ -69,6 +69,31 @@ public enum Code
    * <code>CODE_RATE_LIMITED = 6;</code>
    */
   CODE_RATE_LIMITED(6),
+  /**
+   * <pre>
+   * The key exists but is disabled (Key.enabled is false).
+   * </pre>
+   *
+   * <code>CODE_DISABLED = 7;</code>
+   */
+  CODE_DISABLED(7),
+  /**
+   * <pre>
+   * The key may not be used from the end client's address (it is outside
+   * Key.allowed_cidrs, or no address is known).
+   * </pre>
+   *
+   * <code>CODE_FORBIDDEN = 8;</code>
+   */
+  CODE_FORBIDDEN(8),
+  /**
+   * <pre>
+   * The key lacks a scope named in ValidateRequest.required_scopes.
+   * </pre>
+   *
+   * <code>CODE_INSUFFICIENT_SCOPE = 9;</code>
+   */
+  CODE_INSUFFICIENT_SCOPE(9),
   UNRECOGNIZED(-1),
   ;
 
@@ -129,6 +154,31 @@ public enum Code
    * <code>CODE_RATE_LIMITED = 6;</code>
    */
   public static final int CODE_RATE_LIMITED_VALUE = 6;
+  /**
+   * <pre>
+   * The key exists but is disabled (Key.enabled is false).
+   * </pre>
+   *
+   * <code>CODE_DISABLED = 7;</code>
+   */
+  public static final int CODE_DISABLED_VALUE = 7;
+  /**
+   * <pre>
+   * The key may not be used from the end client's address (it is outside
+   * Key.allowed_cidrs, or no address is known).
+   * </pre>
+   *
+   * <code>CODE_FORBIDDEN = 8;</code>
+   */
+  public static final int CODE_FORBIDDEN_VALUE = 8;
+  /**
+   * <pre>
+   * The key lacks a scope named in ValidateRequest.required_scopes.
+   * </pre>
+   *
+   * <code>CODE_INSUFFICIENT_SCOPE = 9;</code>
+   */
+  public static final int CODE_INSUFFICIENT_SCOPE_VALUE = 9;
 
 
   public final int getNumber() {
@@ -162,6 +212,9 @@ public enum Code
       case 4: return CODE_REVOKED;
       case 5: return CODE_EXPIRED;
       case 6: return CODE_RATE_LIMITED;
+      case 7: return CODE_DISABLED;
+      case 8: return CODE_FORBIDDEN;
+      case 9: return CODE_INSUFFICIENT_SCOPE;
       default: return null;
     }
   }

@@ -24,6 +24,7 @@ private static final long serialVersionUID = 0L;
     owner_ = "";
     scopes_ = com.google.protobuf.LazyStringArrayList.EMPTY;
     format_ = 0;
+    allowedCidrs_ = com.google.protobuf.LazyStringArrayList.EMPTY;
   }
 
   @java.lang.Override
@@ -406,6 +407,62 @@ java.lang.String defaultValue) {
     return result == null ? dev.keyservice.v1.Format.UNRECOGNIZED : result;
   }
 
+  public static final int ALLOWED_CIDRS_FIELD_NUMBER = 8;
+  @SuppressWarnings("serial")
+  private com.google.protobuf.LazyStringList allowedCidrs_;
+  /**
+   * <pre>
+   * Optional: the addresses the key may be used from, at most 64 IPv4 or
+   * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+   * </pre>
+   *
+   * <code>repeated string allowed_cidrs = 8;</code>
+   * @return A list containing the allowedCidrs.
+   */
+  public com.google.protobuf.ProtocolStringList
+      getAllowedCidrsList() {
+    return allowedCidrs_;
+  }
+  /**
+   * <pre>
+   * Optional: the addresses the key may be used from, at most 64 IPv4 or
+   * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+   * </pre>
+   *
+   * <code>repeated string allowed_cidrs = 8;</code>
+   * @return The count of allowedCidrs.
+   */
+  public int getAllowedCidrsCount() {
+    return allowedCidrs_.size();
+  }
+  /**
+   * <pre>
+   * Optional: the addresses the key may be used from, at most 64 IPv4 or
+   * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+   * </pre>
+   *
+   * <code>repeated string allowed_cidrs = 8;</code>
+   * @param index The index of the element to return.
+   * @return The allowedCidrs at the given index.
+   */
+  public java.lang.String getAllowedCidrs(int index) {
+    return allowedCidrs_.get(index);
+  }
+  /**
+   * <pre>
+   * Optional: the addresses the key may be used from, at most 64 IPv4 or
+   * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+   * </pre>
+   *
+   * <code>repeated string allowed_cidrs = 8;</code>
+   * @param index The index of the value to return.
+   * @return The bytes of the allowedCidrs at the given index.
+   */
+  public com.google.protobuf.ByteString
+      getAllowedCidrsBytes(int index) {
+    return allowedCidrs_.getByteString(index);
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -443,6 +500,9 @@ java.lang.String defaultValue) {
     }
     if (format_ != dev.keyservice.v1.Format.FORMAT_UNSPECIFIED.getNumber()) {
       output.writeEnum(7, format_);
+    }
+    for (int i = 0; i < allowedCidrs_.size(); i++) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 8, allowedCidrs_.getRaw(i));
     }
     getUnknownFields().writeTo(output);
   }
@@ -489,6 +549,14 @@ java.lang.String defaultValue) {
       size += com.google.protobuf.CodedOutputStream
         .computeEnumSize(7, format_);
     }
+    {
+      int dataSize = 0;
+      for (int i = 0; i < allowedCidrs_.size(); i++) {
+        dataSize += computeStringSizeNoTag(allowedCidrs_.getRaw(i));
+      }
+      size += dataSize;
+      size += 1 * getAllowedCidrsList().size();
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -523,6 +591,8 @@ java.lang.String defaultValue) {
           .equals(other.getRateLimit())) return false;
     }
     if (format_ != other.format_) return false;
+    if (!getAllowedCidrsList()
+        .equals(other.getAllowedCidrsList())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -556,6 +626,10 @@ java.lang.String defaultValue) {
     }
     hash = (37 * hash) + FORMAT_FIELD_NUMBER;
     hash = (53 * hash) + format_;
+    if (getAllowedCidrsCount() > 0) {
+      hash = (37 * hash) + ALLOWED_CIDRS_FIELD_NUMBER;
+      hash = (53 * hash) + getAllowedCidrsList().hashCode();
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -727,6 +801,8 @@ java.lang.String defaultValue) {
         rateLimitBuilder_ = null;
       }
       format_ = 0;
+      allowedCidrs_ = com.google.protobuf.LazyStringArrayList.EMPTY;
+      bitField0_ = (bitField0_ & ~0x00000080);
       return this;
     }
 
@@ -765,6 +841,11 @@ java.lang.String defaultValue) {
         bitField0_ = (bitField0_ & ~0x00000004);
       }
       result.scopes_ = scopes_;
+      if (((bitField0_ & 0x00000080) != 0)) {
+        allowedCidrs_ = allowedCidrs_.getUnmodifiableView();
+        bitField0_ = (bitField0_ & ~0x00000080);
+      }
+      result.allowedCidrs_ = allowedCidrs_;
     }
 
     private void buildPartial0(dev.keyservice.v1.CreateKeyRequest result) {
@@ -870,6 +951,16 @@ java.lang.String defaultValue) {
       if (other.format_ != 0) {
         setFormatValue(other.getFormatValue());
       }
+      if (!other.allowedCidrs_.isEmpty()) {
+        if (allowedCidrs_.isEmpty()) {
+          allowedCidrs_ = other.allowedCidrs_;
+          bitField0_ = (bitField0_ & ~0x00000080);
+        } else {
+          ensureAllowedCidrsIsMutable();
+          allowedCidrs_.addAll(other.allowedCidrs_);
+        }
+        onChanged();
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -940,6 +1031,12 @@ java.lang.String defaultValue) {
               bitField0_ |= 0x00000040;
               break;
             } // case 56
+            case 66: {
+              java.lang.String s = input.readStringRequireUtf8();
+              ensureAllowedCidrsIsMutable();
+              allowedCidrs_.add(s);
+              break;
+            } // case 66
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1815,6 +1912,155 @@ java.lang.String defaultValue) {
     public Builder clearFormat() {
       bitField0_ = (bitField0_ & ~0x00000040);
       format_ = 0;
+      onChanged();
+      return this;
+    }
+
+    private com.google.protobuf.LazyStringList allowedCidrs_ = com.google.protobuf.LazyStringArrayList.EMPTY;
+    private void ensureAllowedCidrsIsMutable() {
+      if (!((bitField0_ & 0x00000080) != 0)) {
+        allowedCidrs_ = new com.google.protobuf.LazyStringArrayList(allowedCidrs_);
+        bitField0_ |= 0x00000080;
+       }
+    }
+    /**
+     * <pre>
+     * Optional: the addresses the key may be used from, at most 64 IPv4 or
+     * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 8;</code>
+     * @return A list containing the allowedCidrs.
+     */
+    public com.google.protobuf.ProtocolStringList
+        getAllowedCidrsList() {
+      return allowedCidrs_.getUnmodifiableView();
+    }
+    /**
+     * <pre>
+     * Optional: the addresses the key may be used from, at most 64 IPv4 or
+     * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 8;</code>
+     * @return The count of allowedCidrs.
+     */
+    public int getAllowedCidrsCount() {
+      return allowedCidrs_.size();
+    }
+    /**
+     * <pre>
+     * Optional: the addresses the key may be used from, at most 64 IPv4 or
+     * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 8;</code>
+     * @param index The index of the element to return.
+     * @return The allowedCidrs at the given index.
+     */
+    public java.lang.String getAllowedCidrs(int index) {
+      return allowedCidrs_.get(index);
+    }
+    /**
+     * <pre>
+     * Optional: the addresses the key may be used from, at most 64 IPv4 or
+     * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 8;</code>
+     * @param index The index of the value to return.
+     * @return The bytes of the allowedCidrs at the given index.
+     */
+    public com.google.protobuf.ByteString
+        getAllowedCidrsBytes(int index) {
+      return allowedCidrs_.getByteString(index);
+    }
+    /**
+     * <pre>
+     * Optional: the addresses the key may be used from, at most 64 IPv4 or
+     * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 8;</code>
+     * @param index The index to set the value at.
+     * @param value The allowedCidrs to set.
+     * @return This builder for chaining.
+     */
+    public Builder setAllowedCidrs(
+        int index, java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      ensureAllowedCidrsIsMutable();
+      allowedCidrs_.set(index, value);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: the addresses the key may be used from, at most 64 IPv4 or
+     * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 8;</code>
+     * @param value The allowedCidrs to add.
+     * @return This builder for chaining.
+     */
+    public Builder addAllowedCidrs(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      ensureAllowedCidrsIsMutable();
+      allowedCidrs_.add(value);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: the addresses the key may be used from, at most 64 IPv4 or
+     * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 8;</code>
+     * @param values The allowedCidrs to add.
+     * @return This builder for chaining.
+     */
+    public Builder addAllAllowedCidrs(
+        java.lang.Iterable<java.lang.String> values) {
+      ensureAllowedCidrsIsMutable();
+      com.google.protobuf.AbstractMessageLite.Builder.addAll(
+          values, allowedCidrs_);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: the addresses the key may be used from, at most 64 IPv4 or
+     * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 8;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearAllowedCidrs() {
+      allowedCidrs_ = com.google.protobuf.LazyStringArrayList.EMPTY;
+      bitField0_ = (bitField0_ & ~0x00000080);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: the addresses the key may be used from, at most 64 IPv4 or
+     * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 8;</code>
+     * @param value The bytes of the allowedCidrs to add.
+     * @return This builder for chaining.
+     */
+    public Builder addAllowedCidrsBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      ensureAllowedCidrsIsMutable();
+      allowedCidrs_.add(value);
       onChanged();
       return this;
     }

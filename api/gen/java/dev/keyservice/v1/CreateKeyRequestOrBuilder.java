@@ -214,4 +214,49 @@ java.lang.String defaultValue);
    * @return The format.
    */
   dev.keyservice.v1.Format getFormat();
+
+  /**
+   * <pre>
+   * Optional: the addresses the key may be used from, at most 64 IPv4 or
+   * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+   * </pre>
+   *
+   * <code>repeated string allowed_cidrs = 8;</code>
+   * @return A list containing the allowedCidrs.
+   */
+  java.util.List<java.lang.String>
+      getAllowedCidrsList();
+  /**
+   * <pre>
+   * Optional: the addresses the key may be used from, at most 64 IPv4 or
+   * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+   * </pre>
+   *
+   * <code>repeated string allowed_cidrs = 8;</code>
+   * @return The count of allowedCidrs.
+   */
+  int getAllowedCidrsCount();
+  /**
+   * <pre>
+   * Optional: the addresses the key may be used from, at most 64 IPv4 or
+   * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+   * </pre>
+   *
+   * <code>repeated string allowed_cidrs = 8;</code>
+   * @param index The index of the element to return.
+   * @return The allowedCidrs at the given index.
+   */
+  java.lang.String getAllowedCidrs(int index);
+  /**
+   * <pre>
+   * Optional: the addresses the key may be used from, at most 64 IPv4 or
+   * IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
+   * </pre>
+   *
+   * <code>repeated string allowed_cidrs = 8;</code>
+   * @param index The index of the value to return.
+   * @return The bytes of the allowedCidrs at the given index.
+   */
+  com.google.protobuf.ByteString
+      getAllowedCidrsBytes(int index);
 }

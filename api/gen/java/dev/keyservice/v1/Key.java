@@ -25,6 +25,9 @@ private static final long serialVersionUID = 0L;
     name_ = "";
     owner_ = "";
     scopes_ = com.google.protobuf.LazyStringArrayList.EMPTY;
+    allowedCidrs_ = com.google.protobuf.LazyStringArrayList.EMPTY;
+    rotatedFrom_ = "";
+    rotatedTo_ = "";
   }
 
   @java.lang.Override
@@ -595,6 +598,213 @@ java.lang.String defaultValue) {
     return rateLimit_ == null ? dev.keyservice.v1.RateLimit.getDefaultInstance() : rateLimit_;
   }
 
+  public static final int ENABLED_FIELD_NUMBER = 12;
+  private boolean enabled_ = false;
+  /**
+   * <pre>
+   * False while the key is disabled: it then answers CODE_DISABLED. True
+   * when created.
+   * </pre>
+   *
+   * <code>bool enabled = 12;</code>
+   * @return The enabled.
+   */
+  @java.lang.Override
+  public boolean getEnabled() {
+    return enabled_;
+  }
+
+  public static final int ALLOWED_CIDRS_FIELD_NUMBER = 13;
+  @SuppressWarnings("serial")
+  private com.google.protobuf.LazyStringList allowedCidrs_;
+  /**
+   * <pre>
+   * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+   * for anywhere.
+   * </pre>
+   *
+   * <code>repeated string allowed_cidrs = 13;</code>
+   * @return A list containing the allowedCidrs.
+   */
+  public com.google.protobuf.ProtocolStringList
+      getAllowedCidrsList() {
+    return allowedCidrs_;
+  }
+  /**
+   * <pre>
+   * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+   * for anywhere.
+   * </pre>
+   *
+   * <code>repeated string allowed_cidrs = 13;</code>
+   * @return The count of allowedCidrs.
+   */
+  public int getAllowedCidrsCount() {
+    return allowedCidrs_.size();
+  }
+  /**
+   * <pre>
+   * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+   * for anywhere.
+   * </pre>
+   *
+   * <code>repeated string allowed_cidrs = 13;</code>
+   * @param index The index of the element to return.
+   * @return The allowedCidrs at the given index.
+   */
+  public java.lang.String getAllowedCidrs(int index) {
+    return allowedCidrs_.get(index);
+  }
+  /**
+   * <pre>
+   * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+   * for anywhere.
+   * </pre>
+   *
+   * <code>repeated string allowed_cidrs = 13;</code>
+   * @param index The index of the value to return.
+   * @return The bytes of the allowedCidrs at the given index.
+   */
+  public com.google.protobuf.ByteString
+      getAllowedCidrsBytes(int index) {
+    return allowedCidrs_.getByteString(index);
+  }
+
+  public static final int ROTATED_FROM_FIELD_NUMBER = 14;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object rotatedFrom_ = "";
+  /**
+   * <pre>
+   * The id of the key this one replaced (RotateKey); empty otherwise.
+   * </pre>
+   *
+   * <code>string rotated_from = 14;</code>
+   * @return The rotatedFrom.
+   */
+  @java.lang.Override
+  public java.lang.String getRotatedFrom() {
+    java.lang.Object ref = rotatedFrom_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      rotatedFrom_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The id of the key this one replaced (RotateKey); empty otherwise.
+   * </pre>
+   *
+   * <code>string rotated_from = 14;</code>
+   * @return The bytes for rotatedFrom.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getRotatedFromBytes() {
+    java.lang.Object ref = rotatedFrom_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      rotatedFrom_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
+  public static final int ROTATED_TO_FIELD_NUMBER = 15;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object rotatedTo_ = "";
+  /**
+   * <pre>
+   * The id of the key that replaced this one (RotateKey); empty otherwise.
+   * </pre>
+   *
+   * <code>string rotated_to = 15;</code>
+   * @return The rotatedTo.
+   */
+  @java.lang.Override
+  public java.lang.String getRotatedTo() {
+    java.lang.Object ref = rotatedTo_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      rotatedTo_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The id of the key that replaced this one (RotateKey); empty otherwise.
+   * </pre>
+   *
+   * <code>string rotated_to = 15;</code>
+   * @return The bytes for rotatedTo.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getRotatedToBytes() {
+    java.lang.Object ref = rotatedTo_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      rotatedTo_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
+  public static final int UPDATED_AT_FIELD_NUMBER = 16;
+  private com.google.protobuf.Timestamp updatedAt_;
+  /**
+   * <pre>
+   * When the key was last changed by UpdateKey or RotateKey (database
+   * clock); unset if never.
+   * </pre>
+   *
+   * <code>.google.protobuf.Timestamp updated_at = 16;</code>
+   * @return Whether the updatedAt field is set.
+   */
+  @java.lang.Override
+  public boolean hasUpdatedAt() {
+    return updatedAt_ != null;
+  }
+  /**
+   * <pre>
+   * When the key was last changed by UpdateKey or RotateKey (database
+   * clock); unset if never.
+   * </pre>
+   *
+   * <code>.google.protobuf.Timestamp updated_at = 16;</code>
+   * @return The updatedAt.
+   */
+  @java.lang.Override
+  public com.google.protobuf.Timestamp getUpdatedAt() {
+    return updatedAt_ == null ? com.google.protobuf.Timestamp.getDefaultInstance() : updatedAt_;
+  }
+  /**
+   * <pre>
+   * When the key was last changed by UpdateKey or RotateKey (database
+   * clock); unset if never.
+   * </pre>
+   *
+   * <code>.google.protobuf.Timestamp updated_at = 16;</code>
+   */
+  @java.lang.Override
+  public com.google.protobuf.TimestampOrBuilder getUpdatedAtOrBuilder() {
+    return updatedAt_ == null ? com.google.protobuf.Timestamp.getDefaultInstance() : updatedAt_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -644,6 +854,21 @@ java.lang.String defaultValue) {
     }
     if (rateLimit_ != null) {
       output.writeMessage(11, getRateLimit());
+    }
+    if (enabled_ != false) {
+      output.writeBool(12, enabled_);
+    }
+    for (int i = 0; i < allowedCidrs_.size(); i++) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 13, allowedCidrs_.getRaw(i));
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(rotatedFrom_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 14, rotatedFrom_);
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(rotatedTo_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 15, rotatedTo_);
+    }
+    if (updatedAt_ != null) {
+      output.writeMessage(16, getUpdatedAt());
     }
     getUnknownFields().writeTo(output);
   }
@@ -704,6 +929,28 @@ java.lang.String defaultValue) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(11, getRateLimit());
     }
+    if (enabled_ != false) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBoolSize(12, enabled_);
+    }
+    {
+      int dataSize = 0;
+      for (int i = 0; i < allowedCidrs_.size(); i++) {
+        dataSize += computeStringSizeNoTag(allowedCidrs_.getRaw(i));
+      }
+      size += dataSize;
+      size += 1 * getAllowedCidrsList().size();
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(rotatedFrom_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(14, rotatedFrom_);
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(rotatedTo_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(15, rotatedTo_);
+    }
+    if (updatedAt_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(16, getUpdatedAt());
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -756,6 +1003,19 @@ java.lang.String defaultValue) {
       if (!getRateLimit()
           .equals(other.getRateLimit())) return false;
     }
+    if (getEnabled()
+        != other.getEnabled()) return false;
+    if (!getAllowedCidrsList()
+        .equals(other.getAllowedCidrsList())) return false;
+    if (!getRotatedFrom()
+        .equals(other.getRotatedFrom())) return false;
+    if (!getRotatedTo()
+        .equals(other.getRotatedTo())) return false;
+    if (hasUpdatedAt() != other.hasUpdatedAt()) return false;
+    if (hasUpdatedAt()) {
+      if (!getUpdatedAt()
+          .equals(other.getUpdatedAt())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -802,6 +1062,21 @@ java.lang.String defaultValue) {
     if (hasRateLimit()) {
       hash = (37 * hash) + RATE_LIMIT_FIELD_NUMBER;
       hash = (53 * hash) + getRateLimit().hashCode();
+    }
+    hash = (37 * hash) + ENABLED_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
+        getEnabled());
+    if (getAllowedCidrsCount() > 0) {
+      hash = (37 * hash) + ALLOWED_CIDRS_FIELD_NUMBER;
+      hash = (53 * hash) + getAllowedCidrsList().hashCode();
+    }
+    hash = (37 * hash) + ROTATED_FROM_FIELD_NUMBER;
+    hash = (53 * hash) + getRotatedFrom().hashCode();
+    hash = (37 * hash) + ROTATED_TO_FIELD_NUMBER;
+    hash = (53 * hash) + getRotatedTo().hashCode();
+    if (hasUpdatedAt()) {
+      hash = (37 * hash) + UPDATED_AT_FIELD_NUMBER;
+      hash = (53 * hash) + getUpdatedAt().hashCode();
     }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
@@ -990,6 +1265,16 @@ java.lang.String defaultValue) {
         rateLimitBuilder_.dispose();
         rateLimitBuilder_ = null;
       }
+      enabled_ = false;
+      allowedCidrs_ = com.google.protobuf.LazyStringArrayList.EMPTY;
+      bitField0_ = (bitField0_ & ~0x00001000);
+      rotatedFrom_ = "";
+      rotatedTo_ = "";
+      updatedAt_ = null;
+      if (updatedAtBuilder_ != null) {
+        updatedAtBuilder_.dispose();
+        updatedAtBuilder_ = null;
+      }
       return this;
     }
 
@@ -1028,6 +1313,11 @@ java.lang.String defaultValue) {
         bitField0_ = (bitField0_ & ~0x00000010);
       }
       result.scopes_ = scopes_;
+      if (((bitField0_ & 0x00001000) != 0)) {
+        allowedCidrs_ = allowedCidrs_.getUnmodifiableView();
+        bitField0_ = (bitField0_ & ~0x00001000);
+      }
+      result.allowedCidrs_ = allowedCidrs_;
     }
 
     private void buildPartial0(dev.keyservice.v1.Key result) {
@@ -1072,6 +1362,20 @@ java.lang.String defaultValue) {
         result.rateLimit_ = rateLimitBuilder_ == null
             ? rateLimit_
             : rateLimitBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00000800) != 0)) {
+        result.enabled_ = enabled_;
+      }
+      if (((from_bitField0_ & 0x00002000) != 0)) {
+        result.rotatedFrom_ = rotatedFrom_;
+      }
+      if (((from_bitField0_ & 0x00004000) != 0)) {
+        result.rotatedTo_ = rotatedTo_;
+      }
+      if (((from_bitField0_ & 0x00008000) != 0)) {
+        result.updatedAt_ = updatedAtBuilder_ == null
+            ? updatedAt_
+            : updatedAtBuilder_.build();
       }
     }
 
@@ -1166,6 +1470,32 @@ java.lang.String defaultValue) {
       }
       if (other.hasRateLimit()) {
         mergeRateLimit(other.getRateLimit());
+      }
+      if (other.getEnabled() != false) {
+        setEnabled(other.getEnabled());
+      }
+      if (!other.allowedCidrs_.isEmpty()) {
+        if (allowedCidrs_.isEmpty()) {
+          allowedCidrs_ = other.allowedCidrs_;
+          bitField0_ = (bitField0_ & ~0x00001000);
+        } else {
+          ensureAllowedCidrsIsMutable();
+          allowedCidrs_.addAll(other.allowedCidrs_);
+        }
+        onChanged();
+      }
+      if (!other.getRotatedFrom().isEmpty()) {
+        rotatedFrom_ = other.rotatedFrom_;
+        bitField0_ |= 0x00002000;
+        onChanged();
+      }
+      if (!other.getRotatedTo().isEmpty()) {
+        rotatedTo_ = other.rotatedTo_;
+        bitField0_ |= 0x00004000;
+        onChanged();
+      }
+      if (other.hasUpdatedAt()) {
+        mergeUpdatedAt(other.getUpdatedAt());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -1263,6 +1593,34 @@ java.lang.String defaultValue) {
               bitField0_ |= 0x00000400;
               break;
             } // case 90
+            case 96: {
+              enabled_ = input.readBool();
+              bitField0_ |= 0x00000800;
+              break;
+            } // case 96
+            case 106: {
+              java.lang.String s = input.readStringRequireUtf8();
+              ensureAllowedCidrsIsMutable();
+              allowedCidrs_.add(s);
+              break;
+            } // case 106
+            case 114: {
+              rotatedFrom_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00002000;
+              break;
+            } // case 114
+            case 122: {
+              rotatedTo_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00004000;
+              break;
+            } // case 122
+            case 130: {
+              input.readMessage(
+                  getUpdatedAtFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00008000;
+              break;
+            } // case 130
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2734,6 +3092,550 @@ java.lang.String defaultValue) {
         rateLimit_ = null;
       }
       return rateLimitBuilder_;
+    }
+
+    private boolean enabled_ ;
+    /**
+     * <pre>
+     * False while the key is disabled: it then answers CODE_DISABLED. True
+     * when created.
+     * </pre>
+     *
+     * <code>bool enabled = 12;</code>
+     * @return The enabled.
+     */
+    @java.lang.Override
+    public boolean getEnabled() {
+      return enabled_;
+    }
+    /**
+     * <pre>
+     * False while the key is disabled: it then answers CODE_DISABLED. True
+     * when created.
+     * </pre>
+     *
+     * <code>bool enabled = 12;</code>
+     * @param value The enabled to set.
+     * @return This builder for chaining.
+     */
+    public Builder setEnabled(boolean value) {
+      
+      enabled_ = value;
+      bitField0_ |= 0x00000800;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * False while the key is disabled: it then answers CODE_DISABLED. True
+     * when created.
+     * </pre>
+     *
+     * <code>bool enabled = 12;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearEnabled() {
+      bitField0_ = (bitField0_ & ~0x00000800);
+      enabled_ = false;
+      onChanged();
+      return this;
+    }
+
+    private com.google.protobuf.LazyStringList allowedCidrs_ = com.google.protobuf.LazyStringArrayList.EMPTY;
+    private void ensureAllowedCidrsIsMutable() {
+      if (!((bitField0_ & 0x00001000) != 0)) {
+        allowedCidrs_ = new com.google.protobuf.LazyStringArrayList(allowedCidrs_);
+        bitField0_ |= 0x00001000;
+       }
+    }
+    /**
+     * <pre>
+     * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+     * for anywhere.
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 13;</code>
+     * @return A list containing the allowedCidrs.
+     */
+    public com.google.protobuf.ProtocolStringList
+        getAllowedCidrsList() {
+      return allowedCidrs_.getUnmodifiableView();
+    }
+    /**
+     * <pre>
+     * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+     * for anywhere.
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 13;</code>
+     * @return The count of allowedCidrs.
+     */
+    public int getAllowedCidrsCount() {
+      return allowedCidrs_.size();
+    }
+    /**
+     * <pre>
+     * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+     * for anywhere.
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 13;</code>
+     * @param index The index of the element to return.
+     * @return The allowedCidrs at the given index.
+     */
+    public java.lang.String getAllowedCidrs(int index) {
+      return allowedCidrs_.get(index);
+    }
+    /**
+     * <pre>
+     * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+     * for anywhere.
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 13;</code>
+     * @param index The index of the value to return.
+     * @return The bytes of the allowedCidrs at the given index.
+     */
+    public com.google.protobuf.ByteString
+        getAllowedCidrsBytes(int index) {
+      return allowedCidrs_.getByteString(index);
+    }
+    /**
+     * <pre>
+     * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+     * for anywhere.
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 13;</code>
+     * @param index The index to set the value at.
+     * @param value The allowedCidrs to set.
+     * @return This builder for chaining.
+     */
+    public Builder setAllowedCidrs(
+        int index, java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      ensureAllowedCidrsIsMutable();
+      allowedCidrs_.set(index, value);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+     * for anywhere.
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 13;</code>
+     * @param value The allowedCidrs to add.
+     * @return This builder for chaining.
+     */
+    public Builder addAllowedCidrs(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      ensureAllowedCidrsIsMutable();
+      allowedCidrs_.add(value);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+     * for anywhere.
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 13;</code>
+     * @param values The allowedCidrs to add.
+     * @return This builder for chaining.
+     */
+    public Builder addAllAllowedCidrs(
+        java.lang.Iterable<java.lang.String> values) {
+      ensureAllowedCidrsIsMutable();
+      com.google.protobuf.AbstractMessageLite.Builder.addAll(
+          values, allowedCidrs_);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+     * for anywhere.
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 13;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearAllowedCidrs() {
+      allowedCidrs_ = com.google.protobuf.LazyStringArrayList.EMPTY;
+      bitField0_ = (bitField0_ & ~0x00001000);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+     * for anywhere.
+     * </pre>
+     *
+     * <code>repeated string allowed_cidrs = 13;</code>
+     * @param value The bytes of the allowedCidrs to add.
+     * @return This builder for chaining.
+     */
+    public Builder addAllowedCidrsBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      ensureAllowedCidrsIsMutable();
+      allowedCidrs_.add(value);
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object rotatedFrom_ = "";
+    /**
+     * <pre>
+     * The id of the key this one replaced (RotateKey); empty otherwise.
+     * </pre>
+     *
+     * <code>string rotated_from = 14;</code>
+     * @return The rotatedFrom.
+     */
+    public java.lang.String getRotatedFrom() {
+      java.lang.Object ref = rotatedFrom_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        rotatedFrom_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The id of the key this one replaced (RotateKey); empty otherwise.
+     * </pre>
+     *
+     * <code>string rotated_from = 14;</code>
+     * @return The bytes for rotatedFrom.
+     */
+    public com.google.protobuf.ByteString
+        getRotatedFromBytes() {
+      java.lang.Object ref = rotatedFrom_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        rotatedFrom_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The id of the key this one replaced (RotateKey); empty otherwise.
+     * </pre>
+     *
+     * <code>string rotated_from = 14;</code>
+     * @param value The rotatedFrom to set.
+     * @return This builder for chaining.
+     */
+    public Builder setRotatedFrom(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      rotatedFrom_ = value;
+      bitField0_ |= 0x00002000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The id of the key this one replaced (RotateKey); empty otherwise.
+     * </pre>
+     *
+     * <code>string rotated_from = 14;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearRotatedFrom() {
+      rotatedFrom_ = getDefaultInstance().getRotatedFrom();
+      bitField0_ = (bitField0_ & ~0x00002000);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The id of the key this one replaced (RotateKey); empty otherwise.
+     * </pre>
+     *
+     * <code>string rotated_from = 14;</code>
+     * @param value The bytes for rotatedFrom to set.
+     * @return This builder for chaining.
+     */
+    public Builder setRotatedFromBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      rotatedFrom_ = value;
+      bitField0_ |= 0x00002000;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object rotatedTo_ = "";
+    /**
+     * <pre>
+     * The id of the key that replaced this one (RotateKey); empty otherwise.
+     * </pre>
+     *
+     * <code>string rotated_to = 15;</code>
+     * @return The rotatedTo.
+     */
+    public java.lang.String getRotatedTo() {
+      java.lang.Object ref = rotatedTo_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        rotatedTo_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The id of the key that replaced this one (RotateKey); empty otherwise.
+     * </pre>
+     *
+     * <code>string rotated_to = 15;</code>
+     * @return The bytes for rotatedTo.
+     */
+    public com.google.protobuf.ByteString
+        getRotatedToBytes() {
+      java.lang.Object ref = rotatedTo_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        rotatedTo_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The id of the key that replaced this one (RotateKey); empty otherwise.
+     * </pre>
+     *
+     * <code>string rotated_to = 15;</code>
+     * @param value The rotatedTo to set.
+     * @return This builder for chaining.
+     */
+    public Builder setRotatedTo(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      rotatedTo_ = value;
+      bitField0_ |= 0x00004000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The id of the key that replaced this one (RotateKey); empty otherwise.
+     * </pre>
+     *
+     * <code>string rotated_to = 15;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearRotatedTo() {
+      rotatedTo_ = getDefaultInstance().getRotatedTo();
+      bitField0_ = (bitField0_ & ~0x00004000);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The id of the key that replaced this one (RotateKey); empty otherwise.
+     * </pre>
+     *
+     * <code>string rotated_to = 15;</code>
+     * @param value The bytes for rotatedTo to set.
+     * @return This builder for chaining.
+     */
+    public Builder setRotatedToBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      rotatedTo_ = value;
+      bitField0_ |= 0x00004000;
+      onChanged();
+      return this;
+    }
+
+    private com.google.protobuf.Timestamp updatedAt_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        com.google.protobuf.Timestamp, com.google.protobuf.Timestamp.Builder, com.google.protobuf.TimestampOrBuilder> updatedAtBuilder_;
+    /**
+     * <pre>
+     * When the key was last changed by UpdateKey or RotateKey (database
+     * clock); unset if never.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp updated_at = 16;</code>
+     * @return Whether the updatedAt field is set.
+     */
+    public boolean hasUpdatedAt() {
+      return ((bitField0_ & 0x00008000) != 0);
+    }
+    /**
+     * <pre>
+     * When the key was last changed by UpdateKey or RotateKey (database
+     * clock); unset if never.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp updated_at = 16;</code>
+     * @return The updatedAt.
+     */
+    public com.google.protobuf.Timestamp getUpdatedAt() {
+      if (updatedAtBuilder_ == null) {
+        return updatedAt_ == null ? com.google.protobuf.Timestamp.getDefaultInstance() : updatedAt_;
+      } else {
+        return updatedAtBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * When the key was last changed by UpdateKey or RotateKey (database
+     * clock); unset if never.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp updated_at = 16;</code>
+     */
+    public Builder setUpdatedAt(com.google.protobuf.Timestamp value) {
+      if (updatedAtBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        updatedAt_ = value;
+      } else {
+        updatedAtBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00008000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * When the key was last changed by UpdateKey or RotateKey (database
+     * clock); unset if never.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp updated_at = 16;</code>
+     */
+    public Builder setUpdatedAt(
+        com.google.protobuf.Timestamp.Builder builderForValue) {
+      if (updatedAtBuilder_ == null) {
+        updatedAt_ = builderForValue.build();
+      } else {
+        updatedAtBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00008000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * When the key was last changed by UpdateKey or RotateKey (database
+     * clock); unset if never.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp updated_at = 16;</code>
+     */
+    public Builder mergeUpdatedAt(com.google.protobuf.Timestamp value) {
+      if (updatedAtBuilder_ == null) {
+        if (((bitField0_ & 0x00008000) != 0) &&
+          updatedAt_ != null &&
+          updatedAt_ != com.google.protobuf.Timestamp.getDefaultInstance()) {
+          getUpdatedAtBuilder().mergeFrom(value);
+        } else {
+          updatedAt_ = value;
+        }
+      } else {
+        updatedAtBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00008000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * When the key was last changed by UpdateKey or RotateKey (database
+     * clock); unset if never.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp updated_at = 16;</code>
+     */
+    public Builder clearUpdatedAt() {
+      bitField0_ = (bitField0_ & ~0x00008000);
+      updatedAt_ = null;
+      if (updatedAtBuilder_ != null) {
+        updatedAtBuilder_.dispose();
+        updatedAtBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * When the key was last changed by UpdateKey or RotateKey (database
+     * clock); unset if never.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp updated_at = 16;</code>
+     */
+    public com.google.protobuf.Timestamp.Builder getUpdatedAtBuilder() {
+      bitField0_ |= 0x00008000;
+      onChanged();
+      return getUpdatedAtFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * When the key was last changed by UpdateKey or RotateKey (database
+     * clock); unset if never.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp updated_at = 16;</code>
+     */
+    public com.google.protobuf.TimestampOrBuilder getUpdatedAtOrBuilder() {
+      if (updatedAtBuilder_ != null) {
+        return updatedAtBuilder_.getMessageOrBuilder();
+      } else {
+        return updatedAt_ == null ?
+            com.google.protobuf.Timestamp.getDefaultInstance() : updatedAt_;
+      }
+    }
+    /**
+     * <pre>
+     * When the key was last changed by UpdateKey or RotateKey (database
+     * clock); unset if never.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp updated_at = 16;</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        com.google.protobuf.Timestamp, com.google.protobuf.Timestamp.Builder, com.google.protobuf.TimestampOrBuilder> 
+        getUpdatedAtFieldBuilder() {
+      if (updatedAtBuilder_ == null) {
+        updatedAtBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            com.google.protobuf.Timestamp, com.google.protobuf.Timestamp.Builder, com.google.protobuf.TimestampOrBuilder>(
+                getUpdatedAt(),
+                getParentForChildren(),
+                isClean());
+        updatedAt_ = null;
+      }
+      return updatedAtBuilder_;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

@@ -322,4 +322,130 @@ java.lang.String defaultValue);
    * <code>.keyservice.v1.RateLimit rate_limit = 11;</code>
    */
   dev.keyservice.v1.RateLimitOrBuilder getRateLimitOrBuilder();
+
+  /**
+   * <pre>
+   * False while the key is disabled: it then answers CODE_DISABLED. True
+   * when created.
+   * </pre>
+   *
+   * <code>bool enabled = 12;</code>
+   * @return The enabled.
+   */
+  boolean getEnabled();
+
+  /**
+   * <pre>
+   * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+   * for anywhere.
+   * </pre>
+   *
+   * <code>repeated string allowed_cidrs = 13;</code>
+   * @return A list containing the allowedCidrs.
+   */
+  java.util.List<java.lang.String>
+      getAllowedCidrsList();
+  /**
+   * <pre>
+   * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+   * for anywhere.
+   * </pre>
+   *
+   * <code>repeated string allowed_cidrs = 13;</code>
+   * @return The count of allowedCidrs.
+   */
+  int getAllowedCidrsCount();
+  /**
+   * <pre>
+   * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+   * for anywhere.
+   * </pre>
+   *
+   * <code>repeated string allowed_cidrs = 13;</code>
+   * @param index The index of the element to return.
+   * @return The allowedCidrs at the given index.
+   */
+  java.lang.String getAllowedCidrs(int index);
+  /**
+   * <pre>
+   * The addresses the key may be used from (IPv4 and IPv6 CIDRs); empty
+   * for anywhere.
+   * </pre>
+   *
+   * <code>repeated string allowed_cidrs = 13;</code>
+   * @param index The index of the value to return.
+   * @return The bytes of the allowedCidrs at the given index.
+   */
+  com.google.protobuf.ByteString
+      getAllowedCidrsBytes(int index);
+
+  /**
+   * <pre>
+   * The id of the key this one replaced (RotateKey); empty otherwise.
+   * </pre>
+   *
+   * <code>string rotated_from = 14;</code>
+   * @return The rotatedFrom.
+   */
+  java.lang.String getRotatedFrom();
+  /**
+   * <pre>
+   * The id of the key this one replaced (RotateKey); empty otherwise.
+   * </pre>
+   *
+   * <code>string rotated_from = 14;</code>
+   * @return The bytes for rotatedFrom.
+   */
+  com.google.protobuf.ByteString
+      getRotatedFromBytes();
+
+  /**
+   * <pre>
+   * The id of the key that replaced this one (RotateKey); empty otherwise.
+   * </pre>
+   *
+   * <code>string rotated_to = 15;</code>
+   * @return The rotatedTo.
+   */
+  java.lang.String getRotatedTo();
+  /**
+   * <pre>
+   * The id of the key that replaced this one (RotateKey); empty otherwise.
+   * </pre>
+   *
+   * <code>string rotated_to = 15;</code>
+   * @return The bytes for rotatedTo.
+   */
+  com.google.protobuf.ByteString
+      getRotatedToBytes();
+
+  /**
+   * <pre>
+   * When the key was last changed by UpdateKey or RotateKey (database
+   * clock); unset if never.
+   * </pre>
+   *
+   * <code>.google.protobuf.Timestamp updated_at = 16;</code>
+   * @return Whether the updatedAt field is set.
+   */
+  boolean hasUpdatedAt();
+  /**
+   * <pre>
+   * When the key was last changed by UpdateKey or RotateKey (database
+   * clock); unset if never.
+   * </pre>
+   *
+   * <code>.google.protobuf.Timestamp updated_at = 16;</code>
+   * @return The updatedAt.
+   */
+  com.google.protobuf.Timestamp getUpdatedAt();
+  /**
+   * <pre>
+   * When the key was last changed by UpdateKey or RotateKey (database
+   * clock); unset if never.
+   * </pre>
+   *
+   * <code>.google.protobuf.Timestamp updated_at = 16;</code>
+   */
+  com.google.protobuf.TimestampOrBuilder getUpdatedAtOrBuilder();
 }

@@ -5,7 +5,8 @@ import static io.grpc.MethodDescriptor.generateFullMethodName;
 /**
  * <pre>
  * KeyService answers "is this API key valid, and whose is it?" and lets
- * administrators create, inspect, list and revoke keys.
+ * administrators create, inspect, list, update, rotate and revoke keys, and
+ * read the audit trail of those changes.
  * Validate may be called by any caller. Every other method needs an admin
  * token: `authorization: Bearer &lt;token&gt;`.
  * </pre>
@@ -176,6 +177,99 @@ public final class KeyServiceGrpc {
     return getRevokeKeyMethod;
   }
 
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.UpdateKeyRequest,
+      dev.keyservice.v1.UpdateKeyResponse> getUpdateKeyMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "UpdateKey",
+      requestType = dev.keyservice.v1.UpdateKeyRequest.class,
+      responseType = dev.keyservice.v1.UpdateKeyResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.UpdateKeyRequest,
+      dev.keyservice.v1.UpdateKeyResponse> getUpdateKeyMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.UpdateKeyRequest, dev.keyservice.v1.UpdateKeyResponse> getUpdateKeyMethod;
+    if ((getUpdateKeyMethod = KeyServiceGrpc.getUpdateKeyMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getUpdateKeyMethod = KeyServiceGrpc.getUpdateKeyMethod) == null) {
+          KeyServiceGrpc.getUpdateKeyMethod = getUpdateKeyMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.UpdateKeyRequest, dev.keyservice.v1.UpdateKeyResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "UpdateKey"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.UpdateKeyRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.UpdateKeyResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("UpdateKey"))
+              .build();
+        }
+      }
+    }
+    return getUpdateKeyMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.RotateKeyRequest,
+      dev.keyservice.v1.RotateKeyResponse> getRotateKeyMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "RotateKey",
+      requestType = dev.keyservice.v1.RotateKeyRequest.class,
+      responseType = dev.keyservice.v1.RotateKeyResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.RotateKeyRequest,
+      dev.keyservice.v1.RotateKeyResponse> getRotateKeyMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.RotateKeyRequest, dev.keyservice.v1.RotateKeyResponse> getRotateKeyMethod;
+    if ((getRotateKeyMethod = KeyServiceGrpc.getRotateKeyMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getRotateKeyMethod = KeyServiceGrpc.getRotateKeyMethod) == null) {
+          KeyServiceGrpc.getRotateKeyMethod = getRotateKeyMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.RotateKeyRequest, dev.keyservice.v1.RotateKeyResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "RotateKey"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.RotateKeyRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.RotateKeyResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("RotateKey"))
+              .build();
+        }
+      }
+    }
+    return getRotateKeyMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.ListAuditEventsRequest,
+      dev.keyservice.v1.ListAuditEventsResponse> getListAuditEventsMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "ListAuditEvents",
+      requestType = dev.keyservice.v1.ListAuditEventsRequest.class,
+      responseType = dev.keyservice.v1.ListAuditEventsResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.ListAuditEventsRequest,
+      dev.keyservice.v1.ListAuditEventsResponse> getListAuditEventsMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.ListAuditEventsRequest, dev.keyservice.v1.ListAuditEventsResponse> getListAuditEventsMethod;
+    if ((getListAuditEventsMethod = KeyServiceGrpc.getListAuditEventsMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getListAuditEventsMethod = KeyServiceGrpc.getListAuditEventsMethod) == null) {
+          KeyServiceGrpc.getListAuditEventsMethod = getListAuditEventsMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.ListAuditEventsRequest, dev.keyservice.v1.ListAuditEventsResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "ListAuditEvents"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.ListAuditEventsRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.ListAuditEventsResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("ListAuditEvents"))
+              .build();
+        }
+      }
+    }
+    return getListAuditEventsMethod;
+  }
+
   /**
    * Creates a new async stub that supports all call types for the service
    */
@@ -223,7 +317,8 @@ public final class KeyServiceGrpc {
   /**
    * <pre>
    * KeyService answers "is this API key valid, and whose is it?" and lets
-   * administrators create, inspect, list and revoke keys.
+   * administrators create, inspect, list, update, rotate and revoke keys, and
+   * read the audit trail of those changes.
    * Validate may be called by any caller. Every other method needs an admin
    * token: `authorization: Bearer &lt;token&gt;`.
    * </pre>
@@ -283,6 +378,44 @@ public final class KeyServiceGrpc {
       io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getRevokeKeyMethod(), responseObserver);
     }
 
+    /**
+     * <pre>
+     * UpdateKey changes the fields of a key named in update_mask (AIP-134):
+     * name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs.
+     * A field in the mask but unset in key is cleared (expires_at: never
+     * expires; rate_limit: the configured default). Over REST the mask may be
+     * given as ?update_mask=name,scopes; without it, the fields present in the
+     * body are the mask. A revoked key cannot be updated (FAILED_PRECONDITION).
+     * </pre>
+     */
+    public void updateKey(dev.keyservice.v1.UpdateKeyRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.UpdateKeyResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getUpdateKeyMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * RotateKey issues a new key that copies the old key's name, owner,
+     * scopes, metadata, limits and allowed addresses, and lets the old key
+     * expire after grace_period. Both are valid during the grace period.
+     * </pre>
+     */
+    public void rotateKey(dev.keyservice.v1.RotateKeyRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.RotateKeyResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getRotateKeyMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * ListAuditEvents lists admin changes to keys, newest first, optionally
+     * for one key or one actor.
+     * </pre>
+     */
+    public void listAuditEvents(dev.keyservice.v1.ListAuditEventsRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.ListAuditEventsResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getListAuditEventsMethod(), responseObserver);
+    }
+
     @java.lang.Override public final io.grpc.ServerServiceDefinition bindService() {
       return io.grpc.ServerServiceDefinition.builder(getServiceDescriptor())
           .addMethod(
@@ -320,6 +453,27 @@ public final class KeyServiceGrpc {
                 dev.keyservice.v1.RevokeKeyRequest,
                 dev.keyservice.v1.RevokeKeyResponse>(
                   this, METHODID_REVOKE_KEY)))
+          .addMethod(
+            getUpdateKeyMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.UpdateKeyRequest,
+                dev.keyservice.v1.UpdateKeyResponse>(
+                  this, METHODID_UPDATE_KEY)))
+          .addMethod(
+            getRotateKeyMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.RotateKeyRequest,
+                dev.keyservice.v1.RotateKeyResponse>(
+                  this, METHODID_ROTATE_KEY)))
+          .addMethod(
+            getListAuditEventsMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.ListAuditEventsRequest,
+                dev.keyservice.v1.ListAuditEventsResponse>(
+                  this, METHODID_LIST_AUDIT_EVENTS)))
           .build();
     }
   }
@@ -327,7 +481,8 @@ public final class KeyServiceGrpc {
   /**
    * <pre>
    * KeyService answers "is this API key valid, and whose is it?" and lets
-   * administrators create, inspect, list and revoke keys.
+   * administrators create, inspect, list, update, rotate and revoke keys, and
+   * read the audit trail of those changes.
    * Validate may be called by any caller. Every other method needs an admin
    * token: `authorization: Bearer &lt;token&gt;`.
    * </pre>
@@ -401,12 +556,54 @@ public final class KeyServiceGrpc {
       io.grpc.stub.ClientCalls.asyncUnaryCall(
           getChannel().newCall(getRevokeKeyMethod(), getCallOptions()), request, responseObserver);
     }
+
+    /**
+     * <pre>
+     * UpdateKey changes the fields of a key named in update_mask (AIP-134):
+     * name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs.
+     * A field in the mask but unset in key is cleared (expires_at: never
+     * expires; rate_limit: the configured default). Over REST the mask may be
+     * given as ?update_mask=name,scopes; without it, the fields present in the
+     * body are the mask. A revoked key cannot be updated (FAILED_PRECONDITION).
+     * </pre>
+     */
+    public void updateKey(dev.keyservice.v1.UpdateKeyRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.UpdateKeyResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getUpdateKeyMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * RotateKey issues a new key that copies the old key's name, owner,
+     * scopes, metadata, limits and allowed addresses, and lets the old key
+     * expire after grace_period. Both are valid during the grace period.
+     * </pre>
+     */
+    public void rotateKey(dev.keyservice.v1.RotateKeyRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.RotateKeyResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getRotateKeyMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * ListAuditEvents lists admin changes to keys, newest first, optionally
+     * for one key or one actor.
+     * </pre>
+     */
+    public void listAuditEvents(dev.keyservice.v1.ListAuditEventsRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.ListAuditEventsResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getListAuditEventsMethod(), getCallOptions()), request, responseObserver);
+    }
   }
 
   /**
    * <pre>
    * KeyService answers "is this API key valid, and whose is it?" and lets
-   * administrators create, inspect, list and revoke keys.
+   * administrators create, inspect, list, update, rotate and revoke keys, and
+   * read the audit trail of those changes.
    * Validate may be called by any caller. Every other method needs an admin
    * token: `authorization: Bearer &lt;token&gt;`.
    * </pre>
@@ -475,12 +672,51 @@ public final class KeyServiceGrpc {
       return io.grpc.stub.ClientCalls.blockingUnaryCall(
           getChannel(), getRevokeKeyMethod(), getCallOptions(), request);
     }
+
+    /**
+     * <pre>
+     * UpdateKey changes the fields of a key named in update_mask (AIP-134):
+     * name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs.
+     * A field in the mask but unset in key is cleared (expires_at: never
+     * expires; rate_limit: the configured default). Over REST the mask may be
+     * given as ?update_mask=name,scopes; without it, the fields present in the
+     * body are the mask. A revoked key cannot be updated (FAILED_PRECONDITION).
+     * </pre>
+     */
+    public dev.keyservice.v1.UpdateKeyResponse updateKey(dev.keyservice.v1.UpdateKeyRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getUpdateKeyMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * RotateKey issues a new key that copies the old key's name, owner,
+     * scopes, metadata, limits and allowed addresses, and lets the old key
+     * expire after grace_period. Both are valid during the grace period.
+     * </pre>
+     */
+    public dev.keyservice.v1.RotateKeyResponse rotateKey(dev.keyservice.v1.RotateKeyRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getRotateKeyMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * ListAuditEvents lists admin changes to keys, newest first, optionally
+     * for one key or one actor.
+     * </pre>
+     */
+    public dev.keyservice.v1.ListAuditEventsResponse listAuditEvents(dev.keyservice.v1.ListAuditEventsRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getListAuditEventsMethod(), getCallOptions(), request);
+    }
   }
 
   /**
    * <pre>
    * KeyService answers "is this API key valid, and whose is it?" and lets
-   * administrators create, inspect, list and revoke keys.
+   * administrators create, inspect, list, update, rotate and revoke keys, and
+   * read the audit trail of those changes.
    * Validate may be called by any caller. Every other method needs an admin
    * token: `authorization: Bearer &lt;token&gt;`.
    * </pre>
@@ -554,6 +790,47 @@ public final class KeyServiceGrpc {
       return io.grpc.stub.ClientCalls.futureUnaryCall(
           getChannel().newCall(getRevokeKeyMethod(), getCallOptions()), request);
     }
+
+    /**
+     * <pre>
+     * UpdateKey changes the fields of a key named in update_mask (AIP-134):
+     * name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs.
+     * A field in the mask but unset in key is cleared (expires_at: never
+     * expires; rate_limit: the configured default). Over REST the mask may be
+     * given as ?update_mask=name,scopes; without it, the fields present in the
+     * body are the mask. A revoked key cannot be updated (FAILED_PRECONDITION).
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.UpdateKeyResponse> updateKey(
+        dev.keyservice.v1.UpdateKeyRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getUpdateKeyMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * RotateKey issues a new key that copies the old key's name, owner,
+     * scopes, metadata, limits and allowed addresses, and lets the old key
+     * expire after grace_period. Both are valid during the grace period.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.RotateKeyResponse> rotateKey(
+        dev.keyservice.v1.RotateKeyRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getRotateKeyMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * ListAuditEvents lists admin changes to keys, newest first, optionally
+     * for one key or one actor.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.ListAuditEventsResponse> listAuditEvents(
+        dev.keyservice.v1.ListAuditEventsRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getListAuditEventsMethod(), getCallOptions()), request);
+    }
   }
 
   private static final int METHODID_VALIDATE = 0;
@@ -561,6 +838,9 @@ public final class KeyServiceGrpc {
   private static final int METHODID_GET_KEY = 2;
   private static final int METHODID_LIST_KEYS = 3;
   private static final int METHODID_REVOKE_KEY = 4;
+  private static final int METHODID_UPDATE_KEY = 5;
+  private static final int METHODID_ROTATE_KEY = 6;
+  private static final int METHODID_LIST_AUDIT_EVENTS = 7;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -598,6 +878,18 @@ public final class KeyServiceGrpc {
         case METHODID_REVOKE_KEY:
           serviceImpl.revokeKey((dev.keyservice.v1.RevokeKeyRequest) request,
               (io.grpc.stub.StreamObserver<dev.keyservice.v1.RevokeKeyResponse>) responseObserver);
+          break;
+        case METHODID_UPDATE_KEY:
+          serviceImpl.updateKey((dev.keyservice.v1.UpdateKeyRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.UpdateKeyResponse>) responseObserver);
+          break;
+        case METHODID_ROTATE_KEY:
+          serviceImpl.rotateKey((dev.keyservice.v1.RotateKeyRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.RotateKeyResponse>) responseObserver);
+          break;
+        case METHODID_LIST_AUDIT_EVENTS:
+          serviceImpl.listAuditEvents((dev.keyservice.v1.ListAuditEventsRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.ListAuditEventsResponse>) responseObserver);
           break;
         default:
           throw new AssertionError();
@@ -665,6 +957,9 @@ public final class KeyServiceGrpc {
               .addMethod(getGetKeyMethod())
               .addMethod(getListKeysMethod())
               .addMethod(getRevokeKeyMethod())
+              .addMethod(getUpdateKeyMethod())
+              .addMethod(getRotateKeyMethod())
+              .addMethod(getListAuditEventsMethod())
               .build();
         }
       }

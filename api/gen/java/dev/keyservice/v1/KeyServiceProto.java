@@ -89,6 +89,46 @@ public final class KeyServiceProto {
   static final 
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_keyservice_v1_RevokeKeyResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_UpdateKeyRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_UpdateKeyRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_UpdateKeyResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_UpdateKeyResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_RotateKeyRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_RotateKeyRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_RotateKeyResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_RotateKeyResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_ListAuditEventsRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_ListAuditEventsRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_ListAuditEventsResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_ListAuditEventsResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_AuditEvent_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_AuditEvent_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_FieldChange_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_FieldChange_fieldAccessorTable;
 
   public static com.google.protobuf.Descriptors.FileDescriptor
       getDescriptor() {
@@ -100,74 +140,114 @@ public final class KeyServiceProto {
     java.lang.String[] descriptorData = {
       "\n\036keyservice/v1/keyservice.proto\022\rkeyser" +
       "vice.v1\032\034google/api/annotations.proto\032\036g" +
-      "oogle/protobuf/duration.proto\032\037google/pr" +
-      "otobuf/timestamp.proto\"\241\003\n\003Key\022\n\n\002id\030\001 \001" +
-      "(\t\022\014\n\004hint\030\002 \001(\t\022\014\n\004name\030\003 \001(\t\022\r\n\005owner\030" +
-      "\004 \001(\t\022\016\n\006scopes\030\005 \003(\t\0222\n\010metadata\030\006 \003(\0132" +
-      " .keyservice.v1.Key.MetadataEntry\022.\n\ncre" +
-      "ated_at\030\007 \001(\0132\032.google.protobuf.Timestam" +
-      "p\022.\n\nexpires_at\030\010 \001(\0132\032.google.protobuf." +
-      "Timestamp\022.\n\nrevoked_at\030\t \001(\0132\032.google.p" +
-      "rotobuf.Timestamp\0220\n\014last_used_at\030\n \001(\0132" +
-      "\032.google.protobuf.Timestamp\022,\n\nrate_limi" +
-      "t\030\013 \001(\0132\030.keyservice.v1.RateLimit\032/\n\rMet" +
-      "adataEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\002" +
-      "8\001\"T\n\tRateLimit\022\r\n\005limit\030\001 \001(\003\022)\n\006period" +
-      "\030\002 \001(\0132\031.google.protobuf.Duration\022\r\n\005bur" +
-      "st\030\003 \001(\003\"]\n\017RateLimitStatus\022\r\n\005limit\030\001 \001" +
-      "(\003\022\021\n\tremaining\030\002 \001(\003\022(\n\005reset\030\003 \001(\0132\031.g" +
-      "oogle.protobuf.Duration\"M\n\017ValidateReque" +
-      "st\022\013\n\003key\030\001 \001(\t\022\021\n\004cost\030\002 \001(\005H\000\210\001\001\022\021\n\tcl" +
-      "ient_ip\030\003 \001(\tB\007\n\005_cost\"\231\001\n\020ValidateRespo" +
-      "nse\022\r\n\005valid\030\001 \001(\010\022!\n\004code\030\002 \001(\0162\023.keyse" +
-      "rvice.v1.Code\022\037\n\003key\030\003 \001(\0132\022.keyservice." +
-      "v1.Key\0222\n\nrate_limit\030\004 \001(\0132\036.keyservice." +
-      "v1.RateLimitStatus\"\266\002\n\020CreateKeyRequest\022" +
-      "\014\n\004name\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\016\n\006scopes\030\003" +
-      " \003(\t\022?\n\010metadata\030\004 \003(\0132-.keyservice.v1.C" +
-      "reateKeyRequest.MetadataEntry\022.\n\nexpires" +
-      "_at\030\005 \001(\0132\032.google.protobuf.Timestamp\022,\n" +
-      "\nrate_limit\030\006 \001(\0132\030.keyservice.v1.RateLi" +
-      "mit\022%\n\006format\030\007 \001(\0162\025.keyservice.v1.Form" +
-      "at\032/\n\rMetadataEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005valu" +
-      "e\030\002 \001(\t:\0028\001\"D\n\021CreateKeyResponse\022\016\n\006secr" +
-      "et\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyservice.v1.Ke" +
-      "y\"\033\n\rGetKeyRequest\022\n\n\002id\030\001 \001(\t\"1\n\016GetKey" +
+      "oogle/protobuf/duration.proto\032 google/pr" +
+      "otobuf/field_mask.proto\032\034google/protobuf" +
+      "/struct.proto\032\037google/protobuf/timestamp" +
+      ".proto\"\243\004\n\003Key\022\n\n\002id\030\001 \001(\t\022\014\n\004hint\030\002 \001(\t" +
+      "\022\014\n\004name\030\003 \001(\t\022\r\n\005owner\030\004 \001(\t\022\016\n\006scopes\030" +
+      "\005 \003(\t\0222\n\010metadata\030\006 \003(\0132 .keyservice.v1." +
+      "Key.MetadataEntry\022.\n\ncreated_at\030\007 \001(\0132\032." +
+      "google.protobuf.Timestamp\022.\n\nexpires_at\030" +
+      "\010 \001(\0132\032.google.protobuf.Timestamp\022.\n\nrev" +
+      "oked_at\030\t \001(\0132\032.google.protobuf.Timestam" +
+      "p\0220\n\014last_used_at\030\n \001(\0132\032.google.protobu" +
+      "f.Timestamp\022,\n\nrate_limit\030\013 \001(\0132\030.keyser" +
+      "vice.v1.RateLimit\022\017\n\007enabled\030\014 \001(\010\022\025\n\ral" +
+      "lowed_cidrs\030\r \003(\t\022\024\n\014rotated_from\030\016 \001(\t\022" +
+      "\022\n\nrotated_to\030\017 \001(\t\022.\n\nupdated_at\030\020 \001(\0132" +
+      "\032.google.protobuf.Timestamp\032/\n\rMetadataE" +
+      "ntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"T\n\t" +
+      "RateLimit\022\r\n\005limit\030\001 \001(\003\022)\n\006period\030\002 \001(\013" +
+      "2\031.google.protobuf.Duration\022\r\n\005burst\030\003 \001" +
+      "(\003\"]\n\017RateLimitStatus\022\r\n\005limit\030\001 \001(\003\022\021\n\t" +
+      "remaining\030\002 \001(\003\022(\n\005reset\030\003 \001(\0132\031.google." +
+      "protobuf.Duration\"f\n\017ValidateRequest\022\013\n\003" +
+      "key\030\001 \001(\t\022\021\n\004cost\030\002 \001(\005H\000\210\001\001\022\021\n\tclient_i" +
+      "p\030\003 \001(\t\022\027\n\017required_scopes\030\004 \003(\tB\007\n\005_cos" +
+      "t\"\231\001\n\020ValidateResponse\022\r\n\005valid\030\001 \001(\010\022!\n" +
+      "\004code\030\002 \001(\0162\023.keyservice.v1.Code\022\037\n\003key\030" +
+      "\003 \001(\0132\022.keyservice.v1.Key\0222\n\nrate_limit\030" +
+      "\004 \001(\0132\036.keyservice.v1.RateLimitStatus\"\315\002" +
+      "\n\020CreateKeyRequest\022\014\n\004name\030\001 \001(\t\022\r\n\005owne" +
+      "r\030\002 \001(\t\022\016\n\006scopes\030\003 \003(\t\022?\n\010metadata\030\004 \003(" +
+      "\0132-.keyservice.v1.CreateKeyRequest.Metad" +
+      "ataEntry\022.\n\nexpires_at\030\005 \001(\0132\032.google.pr" +
+      "otobuf.Timestamp\022,\n\nrate_limit\030\006 \001(\0132\030.k" +
+      "eyservice.v1.RateLimit\022%\n\006format\030\007 \001(\0162\025" +
+      ".keyservice.v1.Format\022\025\n\rallowed_cidrs\030\010" +
+      " \003(\t\032/\n\rMetadataEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005va" +
+      "lue\030\002 \001(\t:\0028\001\"D\n\021CreateKeyResponse\022\016\n\006se" +
+      "cret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyservice.v1." +
+      "Key\"\033\n\rGetKeyRequest\022\n\n\002id\030\001 \001(\t\"1\n\016GetK" +
+      "eyResponse\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1." +
+      "Key\"G\n\017ListKeysRequest\022\r\n\005owner\030\001 \001(\t\022\021\n" +
+      "\tpage_size\030\002 \001(\005\022\022\n\npage_token\030\003 \001(\t\"M\n\020" +
+      "ListKeysResponse\022 \n\004keys\030\001 \003(\0132\022.keyserv" +
+      "ice.v1.Key\022\027\n\017next_page_token\030\002 \001(\t\"\036\n\020R" +
+      "evokeKeyRequest\022\n\n\002id\030\001 \001(\t\"4\n\021RevokeKey" +
       "Response\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Ke" +
-      "y\"G\n\017ListKeysRequest\022\r\n\005owner\030\001 \001(\t\022\021\n\tp" +
-      "age_size\030\002 \001(\005\022\022\n\npage_token\030\003 \001(\t\"M\n\020Li" +
-      "stKeysResponse\022 \n\004keys\030\001 \003(\0132\022.keyservic" +
-      "e.v1.Key\022\027\n\017next_page_token\030\002 \001(\t\"\036\n\020Rev" +
-      "okeKeyRequest\022\n\n\002id\030\001 \001(\t\"4\n\021RevokeKeyRe" +
-      "sponse\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Key*" +
-      "\217\001\n\004Code\022\024\n\020CODE_UNSPECIFIED\020\000\022\016\n\nCODE_V" +
-      "ALID\020\001\022\022\n\016CODE_MALFORMED\020\002\022\022\n\016CODE_NOT_F" +
-      "OUND\020\003\022\020\n\014CODE_REVOKED\020\004\022\020\n\014CODE_EXPIRED" +
-      "\020\005\022\025\n\021CODE_RATE_LIMITED\020\006*H\n\006Format\022\026\n\022F" +
-      "ORMAT_UNSPECIFIED\020\000\022\023\n\017FORMAT_CHECKSUM\020\001" +
-      "\022\021\n\rFORMAT_SIGNED\020\0022\212\004\n\nKeyService\022i\n\010Va" +
-      "lidate\022\036.keyservice.v1.ValidateRequest\032\037" +
-      ".keyservice.v1.ValidateResponse\"\034\202\323\344\223\002\026\"" +
-      "\021/v1/keys:validate:\001*\022c\n\tCreateKey\022\037.key" +
-      "service.v1.CreateKeyRequest\032 .keyservice" +
-      ".v1.CreateKeyResponse\"\023\202\323\344\223\002\r\"\010/v1/keys:" +
-      "\001*\022\\\n\006GetKey\022\034.keyservice.v1.GetKeyReque" +
-      "st\032\035.keyservice.v1.GetKeyResponse\"\025\202\323\344\223\002" +
-      "\017\022\r/v1/keys/{id}\022]\n\010ListKeys\022\036.keyservic" +
-      "e.v1.ListKeysRequest\032\037.keyservice.v1.Lis" +
-      "tKeysResponse\"\020\202\323\344\223\002\n\022\010/v1/keys\022o\n\tRevok" +
-      "eKey\022\037.keyservice.v1.RevokeKeyRequest\032 ." +
-      "keyservice.v1.RevokeKeyResponse\"\037\202\323\344\223\002\031\"" +
-      "\024/v1/keys/{id}:revoke:\001*Bk\n\021dev.keyservi" +
-      "ce.v1B\017KeyServiceProtoP\001ZCgithub.com/key" +
-      "service/keyservice/api/gen/keyservice/v1" +
-      ";keyservicev1b\006proto3"
+      "y\"d\n\020UpdateKeyRequest\022\037\n\003key\030\001 \001(\0132\022.key" +
+      "service.v1.Key\022/\n\013update_mask\030\002 \001(\0132\032.go" +
+      "ogle.protobuf.FieldMask\"4\n\021UpdateKeyResp" +
+      "onse\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Key\"v\n" +
+      "\020RotateKeyRequest\022\n\n\002id\030\001 \001(\t\022/\n\014grace_p" +
+      "eriod\030\002 \001(\0132\031.google.protobuf.Duration\022%" +
+      "\n\006format\030\003 \001(\0162\025.keyservice.v1.Format\"i\n" +
+      "\021RotateKeyResponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003ke" +
+      "y\030\002 \001(\0132\022.keyservice.v1.Key\022#\n\007old_key\030\003" +
+      " \001(\0132\022.keyservice.v1.Key\"^\n\026ListAuditEve" +
+      "ntsRequest\022\016\n\006key_id\030\001 \001(\t\022\r\n\005actor\030\002 \001(" +
+      "\t\022\021\n\tpage_size\030\003 \001(\005\022\022\n\npage_token\030\004 \001(\t" +
+      "\"]\n\027ListAuditEventsResponse\022)\n\006events\030\001 " +
+      "\003(\0132\031.keyservice.v1.AuditEvent\022\027\n\017next_p" +
+      "age_token\030\002 \001(\t\"\262\001\n\nAuditEvent\022\n\n\002id\030\001 \001" +
+      "(\t\022(\n\004time\030\002 \001(\0132\032.google.protobuf.Times" +
+      "tamp\022\r\n\005actor\030\003 \001(\t\022\016\n\006action\030\004 \001(\t\022\016\n\006k" +
+      "ey_id\030\005 \001(\t\022\022\n\nrequest_id\030\006 \001(\t\022+\n\007chang" +
+      "es\030\007 \003(\0132\032.keyservice.v1.FieldChange\"r\n\013" +
+      "FieldChange\022\r\n\005field\030\001 \001(\t\022)\n\told_value\030" +
+      "\002 \001(\0132\026.google.protobuf.Value\022)\n\tnew_val" +
+      "ue\030\003 \001(\0132\026.google.protobuf.Value*\323\001\n\004Cod" +
+      "e\022\024\n\020CODE_UNSPECIFIED\020\000\022\016\n\nCODE_VALID\020\001\022" +
+      "\022\n\016CODE_MALFORMED\020\002\022\022\n\016CODE_NOT_FOUND\020\003\022" +
+      "\020\n\014CODE_REVOKED\020\004\022\020\n\014CODE_EXPIRED\020\005\022\025\n\021C" +
+      "ODE_RATE_LIMITED\020\006\022\021\n\rCODE_DISABLED\020\007\022\022\n" +
+      "\016CODE_FORBIDDEN\020\010\022\033\n\027CODE_INSUFFICIENT_S" +
+      "COPE\020\t*H\n\006Format\022\026\n\022FORMAT_UNSPECIFIED\020\000" +
+      "\022\023\n\017FORMAT_CHECKSUM\020\001\022\021\n\rFORMAT_SIGNED\020\002" +
+      "2\347\006\n\nKeyService\022i\n\010Validate\022\036.keyservice" +
+      ".v1.ValidateRequest\032\037.keyservice.v1.Vali" +
+      "dateResponse\"\034\202\323\344\223\002\026\"\021/v1/keys:validate:" +
+      "\001*\022c\n\tCreateKey\022\037.keyservice.v1.CreateKe" +
+      "yRequest\032 .keyservice.v1.CreateKeyRespon" +
+      "se\"\023\202\323\344\223\002\r\"\010/v1/keys:\001*\022\\\n\006GetKey\022\034.keys" +
+      "ervice.v1.GetKeyRequest\032\035.keyservice.v1." +
+      "GetKeyResponse\"\025\202\323\344\223\002\017\022\r/v1/keys/{id}\022]\n" +
+      "\010ListKeys\022\036.keyservice.v1.ListKeysReques" +
+      "t\032\037.keyservice.v1.ListKeysResponse\"\020\202\323\344\223" +
+      "\002\n\022\010/v1/keys\022o\n\tRevokeKey\022\037.keyservice.v" +
+      "1.RevokeKeyRequest\032 .keyservice.v1.Revok" +
+      "eKeyResponse\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:revo" +
+      "ke:\001*\022n\n\tUpdateKey\022\037.keyservice.v1.Updat" +
+      "eKeyRequest\032 .keyservice.v1.UpdateKeyRes" +
+      "ponse\"\036\202\323\344\223\002\0302\021/v1/keys/{key.id}:\003key\022o\n" +
+      "\tRotateKey\022\037.keyservice.v1.RotateKeyRequ" +
+      "est\032 .keyservice.v1.RotateKeyResponse\"\037\202" +
+      "\323\344\223\002\031\"\024/v1/keys/{id}:rotate:\001*\022z\n\017ListAu" +
+      "ditEvents\022%.keyservice.v1.ListAuditEvent" +
+      "sRequest\032&.keyservice.v1.ListAuditEvents" +
+      "Response\"\030\202\323\344\223\002\022\022\020/v1/audit-eventsBk\n\021de" +
+      "v.keyservice.v1B\017KeyServiceProtoP\001ZCgith" +
+      "ub.com/keyservice/keyservice/api/gen/key" +
+      "service/v1;keyservicev1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
         new com.google.protobuf.Descriptors.FileDescriptor[] {
           com.google.api.AnnotationsProto.getDescriptor(),
           com.google.protobuf.DurationProto.getDescriptor(),
+          com.google.protobuf.FieldMaskProto.getDescriptor(),
+          com.google.protobuf.StructProto.getDescriptor(),
           com.google.protobuf.TimestampProto.getDescriptor(),
         });
     internal_static_keyservice_v1_Key_descriptor =
@@ -175,7 +255,7 @@ public final class KeyServiceProto {
     internal_static_keyservice_v1_Key_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_Key_descriptor,
-        new java.lang.String[] { "Id", "Hint", "Name", "Owner", "Scopes", "Metadata", "CreatedAt", "ExpiresAt", "RevokedAt", "LastUsedAt", "RateLimit", });
+        new java.lang.String[] { "Id", "Hint", "Name", "Owner", "Scopes", "Metadata", "CreatedAt", "ExpiresAt", "RevokedAt", "LastUsedAt", "RateLimit", "Enabled", "AllowedCidrs", "RotatedFrom", "RotatedTo", "UpdatedAt", });
     internal_static_keyservice_v1_Key_MetadataEntry_descriptor =
       internal_static_keyservice_v1_Key_descriptor.getNestedTypes().get(0);
     internal_static_keyservice_v1_Key_MetadataEntry_fieldAccessorTable = new
@@ -199,7 +279,7 @@ public final class KeyServiceProto {
     internal_static_keyservice_v1_ValidateRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ValidateRequest_descriptor,
-        new java.lang.String[] { "Key", "Cost", "ClientIp", "Cost", });
+        new java.lang.String[] { "Key", "Cost", "ClientIp", "RequiredScopes", "Cost", });
     internal_static_keyservice_v1_ValidateResponse_descriptor =
       getDescriptor().getMessageTypes().get(4);
     internal_static_keyservice_v1_ValidateResponse_fieldAccessorTable = new
@@ -211,7 +291,7 @@ public final class KeyServiceProto {
     internal_static_keyservice_v1_CreateKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateKeyRequest_descriptor,
-        new java.lang.String[] { "Name", "Owner", "Scopes", "Metadata", "ExpiresAt", "RateLimit", "Format", });
+        new java.lang.String[] { "Name", "Owner", "Scopes", "Metadata", "ExpiresAt", "RateLimit", "Format", "AllowedCidrs", });
     internal_static_keyservice_v1_CreateKeyRequest_MetadataEntry_descriptor =
       internal_static_keyservice_v1_CreateKeyRequest_descriptor.getNestedTypes().get(0);
     internal_static_keyservice_v1_CreateKeyRequest_MetadataEntry_fieldAccessorTable = new
@@ -260,6 +340,54 @@ public final class KeyServiceProto {
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RevokeKeyResponse_descriptor,
         new java.lang.String[] { "Key", });
+    internal_static_keyservice_v1_UpdateKeyRequest_descriptor =
+      getDescriptor().getMessageTypes().get(13);
+    internal_static_keyservice_v1_UpdateKeyRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_UpdateKeyRequest_descriptor,
+        new java.lang.String[] { "Key", "UpdateMask", });
+    internal_static_keyservice_v1_UpdateKeyResponse_descriptor =
+      getDescriptor().getMessageTypes().get(14);
+    internal_static_keyservice_v1_UpdateKeyResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_UpdateKeyResponse_descriptor,
+        new java.lang.String[] { "Key", });
+    internal_static_keyservice_v1_RotateKeyRequest_descriptor =
+      getDescriptor().getMessageTypes().get(15);
+    internal_static_keyservice_v1_RotateKeyRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_RotateKeyRequest_descriptor,
+        new java.lang.String[] { "Id", "GracePeriod", "Format", });
+    internal_static_keyservice_v1_RotateKeyResponse_descriptor =
+      getDescriptor().getMessageTypes().get(16);
+    internal_static_keyservice_v1_RotateKeyResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_RotateKeyResponse_descriptor,
+        new java.lang.String[] { "Secret", "Key", "OldKey", });
+    internal_static_keyservice_v1_ListAuditEventsRequest_descriptor =
+      getDescriptor().getMessageTypes().get(17);
+    internal_static_keyservice_v1_ListAuditEventsRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_ListAuditEventsRequest_descriptor,
+        new java.lang.String[] { "KeyId", "Actor", "PageSize", "PageToken", });
+    internal_static_keyservice_v1_ListAuditEventsResponse_descriptor =
+      getDescriptor().getMessageTypes().get(18);
+    internal_static_keyservice_v1_ListAuditEventsResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_ListAuditEventsResponse_descriptor,
+        new java.lang.String[] { "Events", "NextPageToken", });
+    internal_static_keyservice_v1_AuditEvent_descriptor =
+      getDescriptor().getMessageTypes().get(19);
+    internal_static_keyservice_v1_AuditEvent_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_AuditEvent_descriptor,
+        new java.lang.String[] { "Id", "Time", "Actor", "Action", "KeyId", "RequestId", "Changes", });
+    internal_static_keyservice_v1_FieldChange_descriptor =
+      getDescriptor().getMessageTypes().get(20);
+    internal_static_keyservice_v1_FieldChange_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_FieldChange_descriptor,
+        new java.lang.String[] { "Field", "OldValue", "NewValue", });
     com.google.protobuf.ExtensionRegistry registry =
         com.google.protobuf.ExtensionRegistry.newInstance();
     registry.add(com.google.api.AnnotationsProto.http);
@@ -267,6 +395,8 @@ public final class KeyServiceProto {
         .internalUpdateFileDescriptor(descriptor, registry);
     com.google.api.AnnotationsProto.getDescriptor();
     com.google.protobuf.DurationProto.getDescriptor();
+    com.google.protobuf.FieldMaskProto.getDescriptor();
+    com.google.protobuf.StructProto.getDescriptor();
     com.google.protobuf.TimestampProto.getDescriptor();
   }
 

@@ -22,6 +22,7 @@ private static final long serialVersionUID = 0L;
   private ValidateRequest() {
     key_ = "";
     clientIp_ = "";
+    requiredScopes_ = com.google.protobuf.LazyStringArrayList.EMPTY;
   }
 
   @java.lang.Override
@@ -137,7 +138,10 @@ private static final long serialVersionUID = 0L;
    * <pre>
    * Optional: the address of the end client that presented the key. With
    * it, the failed-attempt guard limits guessing per end client, so one
-   * noisy client does not block the caller's others.
+   * noisy client does not block the caller's others. It is also the
+   * address checked against the key's allowed_cidrs, when believed (from a
+   * caller with a credential or a trusted proxy); otherwise the caller's
+   * own address is checked.
    * </pre>
    *
    * <code>string client_ip = 3;</code>
@@ -160,7 +164,10 @@ private static final long serialVersionUID = 0L;
    * <pre>
    * Optional: the address of the end client that presented the key. With
    * it, the failed-attempt guard limits guessing per end client, so one
-   * noisy client does not block the caller's others.
+   * noisy client does not block the caller's others. It is also the
+   * address checked against the key's allowed_cidrs, when believed (from a
+   * caller with a credential or a trusted proxy); otherwise the caller's
+   * own address is checked.
    * </pre>
    *
    * <code>string client_ip = 3;</code>
@@ -179,6 +186,66 @@ private static final long serialVersionUID = 0L;
     } else {
       return (com.google.protobuf.ByteString) ref;
     }
+  }
+
+  public static final int REQUIRED_SCOPES_FIELD_NUMBER = 4;
+  @SuppressWarnings("serial")
+  private com.google.protobuf.LazyStringList requiredScopes_;
+  /**
+   * <pre>
+   * Scopes the call needs: every one must be among the key's scopes (exact,
+   * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+   * most 64.
+   * </pre>
+   *
+   * <code>repeated string required_scopes = 4;</code>
+   * @return A list containing the requiredScopes.
+   */
+  public com.google.protobuf.ProtocolStringList
+      getRequiredScopesList() {
+    return requiredScopes_;
+  }
+  /**
+   * <pre>
+   * Scopes the call needs: every one must be among the key's scopes (exact,
+   * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+   * most 64.
+   * </pre>
+   *
+   * <code>repeated string required_scopes = 4;</code>
+   * @return The count of requiredScopes.
+   */
+  public int getRequiredScopesCount() {
+    return requiredScopes_.size();
+  }
+  /**
+   * <pre>
+   * Scopes the call needs: every one must be among the key's scopes (exact,
+   * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+   * most 64.
+   * </pre>
+   *
+   * <code>repeated string required_scopes = 4;</code>
+   * @param index The index of the element to return.
+   * @return The requiredScopes at the given index.
+   */
+  public java.lang.String getRequiredScopes(int index) {
+    return requiredScopes_.get(index);
+  }
+  /**
+   * <pre>
+   * Scopes the call needs: every one must be among the key's scopes (exact,
+   * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+   * most 64.
+   * </pre>
+   *
+   * <code>repeated string required_scopes = 4;</code>
+   * @param index The index of the value to return.
+   * @return The bytes of the requiredScopes at the given index.
+   */
+  public com.google.protobuf.ByteString
+      getRequiredScopesBytes(int index) {
+    return requiredScopes_.getByteString(index);
   }
 
   private byte memoizedIsInitialized = -1;
@@ -204,6 +271,9 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(clientIp_)) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 3, clientIp_);
     }
+    for (int i = 0; i < requiredScopes_.size(); i++) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 4, requiredScopes_.getRaw(i));
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -222,6 +292,14 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(clientIp_)) {
       size += com.google.protobuf.GeneratedMessageV3.computeStringSize(3, clientIp_);
+    }
+    {
+      int dataSize = 0;
+      for (int i = 0; i < requiredScopes_.size(); i++) {
+        dataSize += computeStringSizeNoTag(requiredScopes_.getRaw(i));
+      }
+      size += dataSize;
+      size += 1 * getRequiredScopesList().size();
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -247,6 +325,8 @@ private static final long serialVersionUID = 0L;
     }
     if (!getClientIp()
         .equals(other.getClientIp())) return false;
+    if (!getRequiredScopesList()
+        .equals(other.getRequiredScopesList())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -266,6 +346,10 @@ private static final long serialVersionUID = 0L;
     }
     hash = (37 * hash) + CLIENT_IP_FIELD_NUMBER;
     hash = (53 * hash) + getClientIp().hashCode();
+    if (getRequiredScopesCount() > 0) {
+      hash = (37 * hash) + REQUIRED_SCOPES_FIELD_NUMBER;
+      hash = (53 * hash) + getRequiredScopesList().hashCode();
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -402,6 +486,8 @@ private static final long serialVersionUID = 0L;
       key_ = "";
       cost_ = 0;
       clientIp_ = "";
+      requiredScopes_ = com.google.protobuf.LazyStringArrayList.EMPTY;
+      bitField0_ = (bitField0_ & ~0x00000008);
       return this;
     }
 
@@ -428,9 +514,18 @@ private static final long serialVersionUID = 0L;
     @java.lang.Override
     public dev.keyservice.v1.ValidateRequest buildPartial() {
       dev.keyservice.v1.ValidateRequest result = new dev.keyservice.v1.ValidateRequest(this);
+      buildPartialRepeatedFields(result);
       if (bitField0_ != 0) { buildPartial0(result); }
       onBuilt();
       return result;
+    }
+
+    private void buildPartialRepeatedFields(dev.keyservice.v1.ValidateRequest result) {
+      if (((bitField0_ & 0x00000008) != 0)) {
+        requiredScopes_ = requiredScopes_.getUnmodifiableView();
+        bitField0_ = (bitField0_ & ~0x00000008);
+      }
+      result.requiredScopes_ = requiredScopes_;
     }
 
     private void buildPartial0(dev.keyservice.v1.ValidateRequest result) {
@@ -506,6 +601,16 @@ private static final long serialVersionUID = 0L;
         bitField0_ |= 0x00000004;
         onChanged();
       }
+      if (!other.requiredScopes_.isEmpty()) {
+        if (requiredScopes_.isEmpty()) {
+          requiredScopes_ = other.requiredScopes_;
+          bitField0_ = (bitField0_ & ~0x00000008);
+        } else {
+          ensureRequiredScopesIsMutable();
+          requiredScopes_.addAll(other.requiredScopes_);
+        }
+        onChanged();
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -547,6 +652,12 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000004;
               break;
             } // case 26
+            case 34: {
+              java.lang.String s = input.readStringRequireUtf8();
+              ensureRequiredScopesIsMutable();
+              requiredScopes_.add(s);
+              break;
+            } // case 34
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -731,7 +842,10 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * Optional: the address of the end client that presented the key. With
      * it, the failed-attempt guard limits guessing per end client, so one
-     * noisy client does not block the caller's others.
+     * noisy client does not block the caller's others. It is also the
+     * address checked against the key's allowed_cidrs, when believed (from a
+     * caller with a credential or a trusted proxy); otherwise the caller's
+     * own address is checked.
      * </pre>
      *
      * <code>string client_ip = 3;</code>
@@ -753,7 +867,10 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * Optional: the address of the end client that presented the key. With
      * it, the failed-attempt guard limits guessing per end client, so one
-     * noisy client does not block the caller's others.
+     * noisy client does not block the caller's others. It is also the
+     * address checked against the key's allowed_cidrs, when believed (from a
+     * caller with a credential or a trusted proxy); otherwise the caller's
+     * own address is checked.
      * </pre>
      *
      * <code>string client_ip = 3;</code>
@@ -776,7 +893,10 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * Optional: the address of the end client that presented the key. With
      * it, the failed-attempt guard limits guessing per end client, so one
-     * noisy client does not block the caller's others.
+     * noisy client does not block the caller's others. It is also the
+     * address checked against the key's allowed_cidrs, when believed (from a
+     * caller with a credential or a trusted proxy); otherwise the caller's
+     * own address is checked.
      * </pre>
      *
      * <code>string client_ip = 3;</code>
@@ -795,7 +915,10 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * Optional: the address of the end client that presented the key. With
      * it, the failed-attempt guard limits guessing per end client, so one
-     * noisy client does not block the caller's others.
+     * noisy client does not block the caller's others. It is also the
+     * address checked against the key's allowed_cidrs, when believed (from a
+     * caller with a credential or a trusted proxy); otherwise the caller's
+     * own address is checked.
      * </pre>
      *
      * <code>string client_ip = 3;</code>
@@ -811,7 +934,10 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * Optional: the address of the end client that presented the key. With
      * it, the failed-attempt guard limits guessing per end client, so one
-     * noisy client does not block the caller's others.
+     * noisy client does not block the caller's others. It is also the
+     * address checked against the key's allowed_cidrs, when believed (from a
+     * caller with a credential or a trusted proxy); otherwise the caller's
+     * own address is checked.
      * </pre>
      *
      * <code>string client_ip = 3;</code>
@@ -824,6 +950,164 @@ private static final long serialVersionUID = 0L;
       checkByteStringIsUtf8(value);
       clientIp_ = value;
       bitField0_ |= 0x00000004;
+      onChanged();
+      return this;
+    }
+
+    private com.google.protobuf.LazyStringList requiredScopes_ = com.google.protobuf.LazyStringArrayList.EMPTY;
+    private void ensureRequiredScopesIsMutable() {
+      if (!((bitField0_ & 0x00000008) != 0)) {
+        requiredScopes_ = new com.google.protobuf.LazyStringArrayList(requiredScopes_);
+        bitField0_ |= 0x00000008;
+       }
+    }
+    /**
+     * <pre>
+     * Scopes the call needs: every one must be among the key's scopes (exact,
+     * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+     * most 64.
+     * </pre>
+     *
+     * <code>repeated string required_scopes = 4;</code>
+     * @return A list containing the requiredScopes.
+     */
+    public com.google.protobuf.ProtocolStringList
+        getRequiredScopesList() {
+      return requiredScopes_.getUnmodifiableView();
+    }
+    /**
+     * <pre>
+     * Scopes the call needs: every one must be among the key's scopes (exact,
+     * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+     * most 64.
+     * </pre>
+     *
+     * <code>repeated string required_scopes = 4;</code>
+     * @return The count of requiredScopes.
+     */
+    public int getRequiredScopesCount() {
+      return requiredScopes_.size();
+    }
+    /**
+     * <pre>
+     * Scopes the call needs: every one must be among the key's scopes (exact,
+     * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+     * most 64.
+     * </pre>
+     *
+     * <code>repeated string required_scopes = 4;</code>
+     * @param index The index of the element to return.
+     * @return The requiredScopes at the given index.
+     */
+    public java.lang.String getRequiredScopes(int index) {
+      return requiredScopes_.get(index);
+    }
+    /**
+     * <pre>
+     * Scopes the call needs: every one must be among the key's scopes (exact,
+     * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+     * most 64.
+     * </pre>
+     *
+     * <code>repeated string required_scopes = 4;</code>
+     * @param index The index of the value to return.
+     * @return The bytes of the requiredScopes at the given index.
+     */
+    public com.google.protobuf.ByteString
+        getRequiredScopesBytes(int index) {
+      return requiredScopes_.getByteString(index);
+    }
+    /**
+     * <pre>
+     * Scopes the call needs: every one must be among the key's scopes (exact,
+     * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+     * most 64.
+     * </pre>
+     *
+     * <code>repeated string required_scopes = 4;</code>
+     * @param index The index to set the value at.
+     * @param value The requiredScopes to set.
+     * @return This builder for chaining.
+     */
+    public Builder setRequiredScopes(
+        int index, java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      ensureRequiredScopesIsMutable();
+      requiredScopes_.set(index, value);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Scopes the call needs: every one must be among the key's scopes (exact,
+     * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+     * most 64.
+     * </pre>
+     *
+     * <code>repeated string required_scopes = 4;</code>
+     * @param value The requiredScopes to add.
+     * @return This builder for chaining.
+     */
+    public Builder addRequiredScopes(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      ensureRequiredScopesIsMutable();
+      requiredScopes_.add(value);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Scopes the call needs: every one must be among the key's scopes (exact,
+     * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+     * most 64.
+     * </pre>
+     *
+     * <code>repeated string required_scopes = 4;</code>
+     * @param values The requiredScopes to add.
+     * @return This builder for chaining.
+     */
+    public Builder addAllRequiredScopes(
+        java.lang.Iterable<java.lang.String> values) {
+      ensureRequiredScopesIsMutable();
+      com.google.protobuf.AbstractMessageLite.Builder.addAll(
+          values, requiredScopes_);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Scopes the call needs: every one must be among the key's scopes (exact,
+     * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+     * most 64.
+     * </pre>
+     *
+     * <code>repeated string required_scopes = 4;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearRequiredScopes() {
+      requiredScopes_ = com.google.protobuf.LazyStringArrayList.EMPTY;
+      bitField0_ = (bitField0_ & ~0x00000008);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Scopes the call needs: every one must be among the key's scopes (exact,
+     * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+     * most 64.
+     * </pre>
+     *
+     * <code>repeated string required_scopes = 4;</code>
+     * @param value The bytes of the requiredScopes to add.
+     * @return This builder for chaining.
+     */
+    public Builder addRequiredScopesBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      ensureRequiredScopesIsMutable();
+      requiredScopes_.add(value);
       onChanged();
       return this;
     }

@@ -56,7 +56,10 @@ public interface ValidateRequestOrBuilder extends
    * <pre>
    * Optional: the address of the end client that presented the key. With
    * it, the failed-attempt guard limits guessing per end client, so one
-   * noisy client does not block the caller's others.
+   * noisy client does not block the caller's others. It is also the
+   * address checked against the key's allowed_cidrs, when believed (from a
+   * caller with a credential or a trusted proxy); otherwise the caller's
+   * own address is checked.
    * </pre>
    *
    * <code>string client_ip = 3;</code>
@@ -67,7 +70,10 @@ public interface ValidateRequestOrBuilder extends
    * <pre>
    * Optional: the address of the end client that presented the key. With
    * it, the failed-attempt guard limits guessing per end client, so one
-   * noisy client does not block the caller's others.
+   * noisy client does not block the caller's others. It is also the
+   * address checked against the key's allowed_cidrs, when believed (from a
+   * caller with a credential or a trusted proxy); otherwise the caller's
+   * own address is checked.
    * </pre>
    *
    * <code>string client_ip = 3;</code>
@@ -75,4 +81,53 @@ public interface ValidateRequestOrBuilder extends
    */
   com.google.protobuf.ByteString
       getClientIpBytes();
+
+  /**
+   * <pre>
+   * Scopes the call needs: every one must be among the key's scopes (exact,
+   * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+   * most 64.
+   * </pre>
+   *
+   * <code>repeated string required_scopes = 4;</code>
+   * @return A list containing the requiredScopes.
+   */
+  java.util.List<java.lang.String>
+      getRequiredScopesList();
+  /**
+   * <pre>
+   * Scopes the call needs: every one must be among the key's scopes (exact,
+   * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+   * most 64.
+   * </pre>
+   *
+   * <code>repeated string required_scopes = 4;</code>
+   * @return The count of requiredScopes.
+   */
+  int getRequiredScopesCount();
+  /**
+   * <pre>
+   * Scopes the call needs: every one must be among the key's scopes (exact,
+   * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+   * most 64.
+   * </pre>
+   *
+   * <code>repeated string required_scopes = 4;</code>
+   * @param index The index of the element to return.
+   * @return The requiredScopes at the given index.
+   */
+  java.lang.String getRequiredScopes(int index);
+  /**
+   * <pre>
+   * Scopes the call needs: every one must be among the key's scopes (exact,
+   * case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
+   * most 64.
+   * </pre>
+   *
+   * <code>repeated string required_scopes = 4;</code>
+   * @param index The index of the value to return.
+   * @return The bytes of the requiredScopes at the given index.
+   */
+  com.google.protobuf.ByteString
+      getRequiredScopesBytes(int index);
 }

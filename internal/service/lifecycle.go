@@ -1,0 +1,279 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/middleware"
+	"github.com/keyservice/keyservice/internal/ratelimit"
+	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/validate"
+)
+
+const (
+	// maxCIDRs bounds a key's allowed addresses.
+	maxCIDRs = 64
+	// maxGrace bounds a rotation's grace period.
+	maxGrace = 30 * 24 * time.Hour
+)
+
+// ScanningActor is the actor of revocations made by leak reports.
+const ScanningActor = "secret-scanning"
+
+// audited marks ctx with the actor and request id of the call, for the
+// audit trail of the writes made with it.
+func audited(ctx context.Context) context.Context {
+	return store.WithAudit(ctx, store.Audit{Actor: middleware.ActorFrom(ctx), RequestID: middleware.RequestIDFrom(ctx)})
+}
+
+// access makes the checks of a VALID key that depend on the call: the end
+// client's address (FORBIDDEN), then the required scopes
+// (INSUFFICIENT_SCOPE). A key with no allowed addresses and a call with no
+// required scopes cost two length checks.
+func (s *Service) access(ctx context.Context, req *keyservicev1.ValidateRequest, k *store.Key) validate.Code {
+	if len(k.AllowedCIDRs) > 0 {
+		a, ok := s.endClient(ctx, req)
+		if !ok || !slices.ContainsFunc(k.AllowedCIDRs, func(p netip.Prefix) bool { return p.Contains(a) }) {
+			return validate.Forbidden
+		}
+	}
+	for _, sc := range req.GetRequiredScopes() {
+		if !slices.Contains(k.Scopes, sc) {
+			return validate.InsufficientScope
+		}
+	}
+	return validate.Valid
+}
+
+// endClient is the address a key's allowed addresses are checked against:
+// client_ip when the caller may name end clients (as the failed-attempt
+// guard believes it), else the caller's own address. An anonymous end
+// client behind a trusted proxy has none (fail closed).
+func (s *Service) endClient(ctx context.Context, req *keyservicev1.ValidateRequest) (netip.Addr, bool) {
+	id, _ := ratelimit.CallerFrom(ctx)
+	if raw := req.GetClientIp(); raw != "" && ratelimit.MayForward(id, s.trusted) {
+		a, err := netip.ParseAddr(raw)
+		return a.Unmap(), err == nil
+	}
+	if id.Anonymous {
+		return netip.Addr{}, false
+	}
+	a := middleware.ClientAddr(ctx).Unmap()
+	return a, a.IsValid()
+}
+
+// checkCIDRs parses allowed addresses: IPv4 or IPv6 prefixes without host
+// bits, at most maxCIDRs, duplicates dropped, in the order given.
+func checkCIDRs(field string, in []string) ([]netip.Prefix, error) {
+	if len(in) > maxCIDRs {
+		return nil, invalid(field, "at most %d CIDRs, got %d", maxCIDRs, len(in))
+	}
+	var out []netip.Prefix
+	for i, c := range in {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		switch {
+		case err != nil:
+			if _, aerr := netip.ParseAddr(strings.TrimSpace(c)); aerr == nil {
+				return nil, invalid(f, "%q is an address, not a CIDR: write it as %s/32 (IPv4) or /128 (IPv6)", c, strings.TrimSpace(c))
+			}
+			return nil, invalid(f, "%q is not an IPv4 or IPv6 CIDR such as 203.0.113.0/24 or 2001:db8::/32", c)
+		case p.Addr().Zone() != "":
+			return nil, invalid(f, "%q has a zone; zones are not allowed", c)
+		case p != p.Masked():
+			return nil, invalid(f, "%q has host bits set; did you mean %s?", c, p.Masked())
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			if p.Bits() < 0 {
+				return nil, invalid(f, "%q is an IPv4-mapped prefix shorter than ::ffff:0:0/96", c)
+			}
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func (s *Service) UpdateKey(ctx context.Context, req *keyservicev1.UpdateKeyRequest) (*keyservicev1.UpdateKeyResponse, error) {
+	k := req.GetKey()
+	if k == nil {
+		return nil, invalid("key", "is required: the key's new fields, with key.id")
+	}
+	id, err := parseIDField("key.id", k.GetId())
+	if err != nil {
+		return nil, err
+	}
+	paths := req.GetUpdateMask().GetPaths()
+	if len(paths) == 0 {
+		return nil, invalid("update_mask", "is required: name the fields to change among %s", strings.Join(store.UpdatableFields, ", "))
+	}
+	u := store.Update{}
+	for _, p := range paths {
+		field := snakeCase(p)
+		// Over REST without ?update_mask, the mask is the body's fields,
+		// and a message field is named by its parts: rate_limit.limit.
+		if strings.HasPrefix(p, "rate_limit.") {
+			field = store.FieldRateLimit
+		}
+		if !slices.Contains(store.UpdatableFields, field) {
+			return nil, invalid("update_mask", "%q cannot be updated; updatable fields are %s", p, strings.Join(store.UpdatableFields, ", "))
+		}
+		if slices.Contains(u.Fields, field) {
+			continue
+		}
+		u.Fields = append(u.Fields, field)
+		switch field {
+		case store.FieldName:
+			if err := checkText("key.name", k.GetName(), maxNameLen); err != nil {
+				return nil, err
+			}
+			u.Name = k.GetName()
+		case store.FieldScopes:
+			if err := checkScopes("key.scopes", k.GetScopes()); err != nil {
+				return nil, err
+			}
+			u.Scopes = k.GetScopes()
+		case store.FieldMetadata:
+			if err := checkMetadata(k.GetMetadata()); err != nil {
+				return nil, err
+			}
+			u.Metadata = k.GetMetadata()
+		case store.FieldExpiresAt:
+			if u.ExpiresAt, err = checkExpiry(k.GetExpiresAt(), s.now(), true); err != nil {
+				return nil, err
+			}
+		case store.FieldRateLimit:
+			if u.RateLimit, err = checkRateLimit(k.GetRateLimit()); err != nil {
+				return nil, err
+			}
+		case store.FieldEnabled:
+			u.Enabled = k.GetEnabled()
+		case store.FieldAllowedCIDRs:
+			if u.AllowedCIDRs, err = checkCIDRs("key.allowed_cidrs", k.GetAllowedCidrs()); err != nil {
+				return nil, err
+			}
+		}
+	}
+	rec, err := s.keys.UpdateKey(audited(ctx), id, u)
+	if err != nil {
+		return nil, err
+	}
+	return &keyservicev1.UpdateKeyResponse{Key: keyToProto(&rec)}, nil
+}
+
+func (s *Service) RotateKey(ctx context.Context, req *keyservicev1.RotateKeyRequest) (*keyservicev1.RotateKeyResponse, error) {
+	id, err := parseID(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	var grace time.Duration
+	if gp := req.GetGracePeriod(); gp != nil {
+		if err := gp.CheckValid(); err != nil {
+			return nil, invalid("grace_period", "is not a valid duration")
+		}
+		grace = gp.AsDuration()
+		if grace < 0 || grace > maxGrace {
+			return nil, invalid("grace_period", "must be between 0s and 30 days (2592000s), got %s", grace)
+		}
+	}
+	g, err := s.generate(req.GetFormat())
+	if err != nil {
+		return nil, err
+	}
+	nk, old, err := s.keys.RotateKey(audited(ctx), id, store.Rotation{NewKey: store.NewKey{Hash: g.Hash, Hint: g.Hint}, Grace: grace})
+	if err != nil {
+		return nil, err
+	}
+	return &keyservicev1.RotateKeyResponse{Secret: g.Secret, Key: keyToProto(&nk), OldKey: keyToProto(&old)}, nil
+}
+
+func (s *Service) ListAuditEvents(ctx context.Context, req *keyservicev1.ListAuditEventsRequest) (*keyservicev1.ListAuditEventsResponse, error) {
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0 || size > maxPageSize:
+		return nil, invalid("page_size", "must be between 0 and %d, got %d", maxPageSize, size)
+	case size == 0:
+		size = defaultPageSize
+	}
+	q := store.AuditQuery{Actor: req.GetActor(), Limit: size}
+	if raw := req.GetKeyId(); raw != "" {
+		id, err := parseIDField("key_id", raw)
+		if err != nil {
+			return nil, err
+		}
+		q.KeyID = id
+	}
+	if utf8.RuneCountInString(q.Actor) > maxOwnerLen {
+		return nil, invalid("actor", "must be at most %d characters", maxOwnerLen)
+	}
+	after, err := s.cursors.Decode(req.GetPageToken())
+	if err != nil {
+		return nil, invalid("page_token", "is malformed; pass the next_page_token of a previous response")
+	}
+	q.After = after
+	evs, next, err := s.keys.ListAuditEvents(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	out := &keyservicev1.ListAuditEventsResponse{Events: make([]*keyservicev1.AuditEvent, 0, len(evs)), NextPageToken: s.cursors.Encode(next)}
+	for _, e := range evs {
+		pe := &keyservicev1.AuditEvent{
+			Id: e.ID.String(), Time: timestamppb.New(e.At), Actor: e.Actor, Action: e.Action,
+			KeyId: e.KeyID.String(), RequestId: e.RequestID,
+		}
+		for _, c := range e.Changes {
+			ov, err := structpb.NewValue(c.Old)
+			if err != nil {
+				return nil, fmt.Errorf("audit event %s: %w", e.ID, err)
+			}
+			nv, err := structpb.NewValue(c.New)
+			if err != nil {
+				return nil, fmt.Errorf("audit event %s: %w", e.ID, err)
+			}
+			pe.Changes = append(pe.Changes, &keyservicev1.FieldChange{Field: c.Field, OldValue: ov, NewValue: nv})
+		}
+		out.Events = append(out.Events, pe)
+	}
+	return out, nil
+}
+
+// preconditionOf explains a write refused because of the key's state.
+func preconditionOf(err error) (string, bool) {
+	switch {
+	case errors.Is(err, store.ErrRevoked):
+		return "the key is revoked: a revoked key cannot be updated or rotated", true
+	case errors.Is(err, store.ErrRotated):
+		return "the key was already rotated: rotate its successor (rotated_to) instead", true
+	}
+	return "", false
+}
+
+// snakeCase turns a lowerCamelCase mask path (expiresAt: the JSON form,
+// which some clients send) into the proto name (expires_at).
+func snakeCase(p string) string {
+	if strings.IndexFunc(p, unicode.IsUpper) < 0 {
+		return p
+	}
+	var b strings.Builder
+	for _, r := range p {
+		if unicode.IsUpper(r) {
+			b.WriteByte('_')
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
