@@ -29,8 +29,8 @@ var publicMethods = map[string]bool{
 // SHA-256 digests.
 type Auth struct {
 	admins     [][32]byte
-	adminNames []string // parallel to admins: the actor in the audit trail
-	callers map[[32]byte]string // caller token digest -> caller name
+	adminNames []string            // parallel to admins: the actor in the audit trail
+	callers    map[[32]byte]string // caller token digest -> caller name
 	// requireCaller: caller tokens or mTLS are configured, so Validate
 	// needs a caller credential.
 	requireCaller bool
