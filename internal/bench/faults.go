@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc/metadata"
+
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/store"
@@ -50,11 +53,15 @@ type ListenResult struct {
 	DelayMS     float64 `json:"create_visible_after_reconnect_ms"`
 }
 
-// PropagationResult: create and revoke on replica A, observed on B.
+// PropagationResult: create, update, disable, rotate and revoke on
+// replica A, observed on B (whose memory held the key's earlier answer).
 type PropagationResult struct {
-	Trials   int       `json:"trials"`
-	CreateMS LatencyMS `json:"create_to_valid_ms"`
-	RevokeMS LatencyMS `json:"revoke_to_refused_ms"`
+	Trials    int       `json:"trials"`
+	CreateMS  LatencyMS `json:"create_to_valid_ms"`
+	UpdateMS  LatencyMS `json:"update_scopes_to_valid_ms"`
+	DisableMS LatencyMS `json:"disable_to_disabled_ms"`
+	RotateMS  LatencyMS `json:"rotate_to_old_expired_ms"`
+	RevokeMS  LatencyMS `json:"revoke_to_refused_ms"`
 }
 
 // AdminResult: admin call latency with and without a flood (of invalid
@@ -162,10 +169,11 @@ func (e *env) runFaults(ctx context.Context) (*Faults, error) {
 }
 
 // pollUntil calls Validate on g until it answers want, or 10 s pass.
-func pollUntil(ctx context.Context, g *grpcValidator, key, want string) (time.Duration, bool) {
+func pollUntil(ctx context.Context, g *grpcValidator, key, want string, requiredScopes ...string) (time.Duration, bool) {
 	start := time.Now()
 	for time.Since(start) < 10*time.Second {
-		if code, err := g.validate(ctx, 0, key); err == nil && code == want {
+		r, err := g.clients[0].Validate(ctx, &keyservicev1.ValidateRequest{Key: key, RequiredScopes: requiredScopes})
+		if err == nil && r.GetCode().String() == want {
 			return time.Since(start), true
 		}
 		time.Sleep(100 * time.Microsecond)
@@ -173,10 +181,33 @@ func pollUntil(ctx context.Context, g *grpcValidator, key, want string) (time.Du
 	return time.Since(start), false
 }
 
+func latency(d []time.Duration) LatencyMS {
+	s := summarise(d)
+	return LatencyMS{P50: ms(s.P50), P90: ms(s.P90), P99: ms(s.P99), Max: ms(s.Max)}
+}
+
+// propagation runs, per trial, each kind of admin write on replica A and
+// times until replica B answers accordingly. Before each write, B has
+// answered the key (so a cached answer must be replaced, not filled).
 func (e *env) propagation(ctx context.Context, ga, gb *grpcValidator) (PropagationResult, error) {
-	var created, revoked []time.Duration
+	var created, updated, disabled, rotated, revoked []time.Duration
+	a := ga.clients[0]
+	step := func(i int, what string, into *[]time.Duration, write func() error, key, want string, scopes ...string) error {
+		if err := write(); err != nil {
+			return fmt.Errorf("trial %d: %s: %w", i, what, err)
+		}
+		d, ok := pollUntil(ctx, gb, key, want, scopes...)
+		if !ok {
+			return fmt.Errorf("trial %d: %s never reached the other replica (want %s)", i, what, want)
+		}
+		if into != nil {
+			*into = append(*into, d)
+		}
+		return nil
+	}
+	mask := func(paths ...string) *fieldmaskpb.FieldMask { return &fieldmaskpb.FieldMask{Paths: paths} }
 	for i := 0; i < e.cfg.Trials; i++ {
-		k, err := ga.clients[0].CreateKey(adminCtx(ctx), &keyservicev1.CreateKeyRequest{Name: "prop", Owner: "bench"})
+		k, err := a.CreateKey(adminCtx(ctx), &keyservicev1.CreateKeyRequest{Name: "prop", Owner: "bench", Scopes: []string{"a"}})
 		if err != nil {
 			return PropagationResult{}, err
 		}
@@ -185,20 +216,50 @@ func (e *env) propagation(ctx context.Context, ga, gb *grpcValidator) (Propagati
 			return PropagationResult{}, fmt.Errorf("trial %d: created key never became valid on the other replica", i)
 		}
 		created = append(created, d)
-		if _, err := ga.clients[0].RevokeKey(adminCtx(ctx), &keyservicev1.RevokeKeyRequest{Id: k.GetKey().GetId()}); err != nil {
+		var next string
+		id := k.GetKey().GetId()
+		for _, st := range []struct {
+			what   string
+			into   *[]time.Duration
+			write  func() error
+			key    func() string
+			want   string
+			scopes []string
+		}{
+			{"update scopes", &updated, func() error {
+				_, err := a.UpdateKey(adminCtx(ctx), &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: id, Scopes: []string{"a", "b"}}, UpdateMask: mask("scopes")})
+				return err
+			}, func() string { return k.GetSecret() }, "CODE_VALID", []string{"b"}},
+			{"disable", &disabled, func() error {
+				_, err := a.UpdateKey(adminCtx(ctx), &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: id}, UpdateMask: mask("enabled")})
+				return err
+			}, func() string { return k.GetSecret() }, "CODE_DISABLED", nil},
+			{"enable", nil, func() error {
+				_, err := a.UpdateKey(adminCtx(ctx), &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: id, Enabled: true}, UpdateMask: mask("enabled")})
+				return err
+			}, func() string { return k.GetSecret() }, "CODE_VALID", nil},
+			{"rotate", &rotated, func() error {
+				r, err := a.RotateKey(adminCtx(ctx), &keyservicev1.RotateKeyRequest{Id: id})
+				next = r.GetSecret()
+				return err
+			}, func() string { return k.GetSecret() }, "CODE_EXPIRED", nil},
+			{"the successor", nil, func() error { return nil }, func() string { return next }, "CODE_VALID", nil},
+			{"revoke", &revoked, func() error {
+				_, err := a.RevokeKey(adminCtx(ctx), &keyservicev1.RevokeKeyRequest{Id: id})
+				return err
+			}, func() string { return k.GetSecret() }, "CODE_REVOKED", nil},
+		} {
+			if err != nil {
+				break
+			}
+			err = step(i, st.what, st.into, st.write, st.key(), st.want, st.scopes...)
+		}
+		if err != nil {
 			return PropagationResult{}, err
 		}
-		d, ok = pollUntil(ctx, gb, k.GetSecret(), "CODE_REVOKED")
-		if !ok {
-			return PropagationResult{}, fmt.Errorf("trial %d: revoked key never refused on the other replica", i)
-		}
-		revoked = append(revoked, d)
 	}
-	c, r := summarise(created), summarise(revoked)
-	return PropagationResult{Trials: e.cfg.Trials,
-		CreateMS: LatencyMS{P50: ms(c.P50), P90: ms(c.P90), P99: ms(c.P99), Max: ms(c.Max)},
-		RevokeMS: LatencyMS{P50: ms(r.P50), P90: ms(r.P90), P99: ms(r.P99), Max: ms(r.Max)},
-	}, nil
+	return PropagationResult{Trials: e.cfg.Trials, CreateMS: latency(created), UpdateMS: latency(updated),
+		DisableMS: latency(disabled), RotateMS: latency(rotated), RevokeMS: latency(revoked)}, nil
 }
 
 func (e *env) killListen(ctx context.Context, ga, gb *grpcValidator) (ListenResult, error) {
@@ -358,11 +419,10 @@ func (f *Faults) writeMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "- **Admin calls during a burst of first-seen valid keys** (every key a lookup, %.0f req/s, %d valid keys refused): p99 %.2f ms (%d calls) vs %.2f ms quiet (%d calls).\n",
 		c.FloodRPS, c.ValidRefused, c.P99Flood, c.CallsFlood, c.P99Quiet, c.CallsQuiet)
 	p := f.Propagation
-	fmt.Fprintf(w, "- **Propagation between two replicas** (%d trials): create→valid on the other replica p50 %.2f / p99 %.2f / max %.2f ms; revoke→refused p50 %.2f / p99 %.2f / max %.2f ms.\n",
-		p.Trials, p.CreateMS.P50, p.CreateMS.P99, p.CreateMS.Max, p.RevokeMS.P50, p.RevokeMS.P99, p.RevokeMS.Max)
+	fmt.Fprintf(w, "- **Propagation between two replicas** (%d trials; p50 / p99 / max on the other replica): %s.\n", p.Trials, p.kinds())
 	pl := f.PropagationLoaded
-	fmt.Fprintf(w, "- **Propagation while the other replica serves hot keys at full speed** (%d trials, %d workers): create→valid p50 %.2f / p99 %.2f / max %.2f ms; revoke→refused p50 %.2f / p99 %.2f / max %.2f ms (each includes one Validate call on the loaded replica).\n",
-		pl.Trials, f.loadWorkers, pl.CreateMS.P50, pl.CreateMS.P99, pl.CreateMS.Max, pl.RevokeMS.P50, pl.RevokeMS.P99, pl.RevokeMS.Max)
+	fmt.Fprintf(w, "- **Propagation while the other replica serves hot keys at full speed** (%d trials, %d workers; each includes one Validate call on the loaded replica): %s.\n",
+		pl.Trials, f.loadWorkers, pl.kinds())
 	l := f.Listen
 	fmt.Fprintf(w, "- **LISTEN backends terminated**: reconnected in %.0f ms; a key created afterwards was valid on the other replica %.2f ms later (delivered: %v).\n",
 		l.ReconnectMS, l.DelayMS, l.Delivered)
@@ -378,4 +438,19 @@ func (f *Faults) writeMarkdown(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
+}
+
+// kinds writes each kind of write's propagation latency.
+func (p PropagationResult) kinds() string {
+	var parts []string
+	for _, k := range []struct {
+		name string
+		l    LatencyMS
+	}{
+		{"create→valid", p.CreateMS}, {"update→new scopes", p.UpdateMS}, {"disable→disabled", p.DisableMS},
+		{"rotate→old key expired", p.RotateMS}, {"revoke→refused", p.RevokeMS},
+	} {
+		parts = append(parts, fmt.Sprintf("%s %.2f / %.2f / %.2f ms", k.name, k.l.P50, k.l.P99, k.l.Max))
+	}
+	return strings.Join(parts, "; ")
 }

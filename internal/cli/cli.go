@@ -24,9 +24,11 @@ Usage:
   keyservice migrate [flags]   apply pending database migrations and exit
   keyservice dev     [flags]   development: private Postgres if DATABASE_URL is unset,
                                migrate, a dev admin token, serve, print examples
-  keyservice keys    <create|get|list|revoke> [flags]
+  keyservice keys    <create|get|list|update|rotate|enable|disable|revoke> [flags]
                                admin commands against a running service
                                (token from KEYSERVICE_ADMIN_TOKEN)
+  keyservice audit   list [flags]
+                               who changed which key, newest first
   keyservice import  [--skip-bad] FILE|-
                                bring existing keys in by their SHA-256 (JSON Lines; needs DATABASE_URL)
 
@@ -50,6 +52,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = dev(ctx, args[1:], stdout, stderr)
 	case "keys":
 		err = keysMain(ctx, args[1:], stdout, stderr)
+	case "audit":
+		err = auditMain(ctx, args[1:], stdout, stderr)
 	case "import":
 		err = importKeys(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

@@ -332,3 +332,80 @@ func TestKeysCommands(t *testing.T) {
 		t.Fatalf("wrong token: exit %d %q", code, e)
 	}
 }
+
+// TestKeysLifecycleCommands: update (the flags given are the mask),
+// disable, enable, rotate and audit list, in tables and JSON; usage
+// mistakes exit 2.
+func TestKeysLifecycleCommands(t *testing.T) {
+	addr := startServer(t)
+	run := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := cli.Main(context.Background(), args, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	t.Setenv("KEYSERVICE_ADMIN_TOKEN", "cli-admin-token-0123456789")
+	t.Setenv("KEYSERVICE_ADDR", addr)
+	code, out, e := run("keys", "create", "--name", "life", "--owner", "acme", "--scope", "read", "--meta", "team=core", "--allow-cidr", "10.0.0.0/8", "--json")
+	var created struct {
+		Key struct {
+			ID           string   `json:"id"`
+			AllowedCIDRs []string `json:"allowed_cidrs"`
+		} `json:"key"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &created) != nil || len(created.Key.AllowedCIDRs) != 1 {
+		t.Fatalf("create: exit %d\n%s%s", code, out, e)
+	}
+	id := created.Key.ID
+	code, out, e = run("keys", "update", id, "--scope", "read", "--scope", "write", "--any-address", "--json")
+	var updated struct {
+		Key struct {
+			Scopes       []string          `json:"scopes"`
+			Metadata     map[string]string `json:"metadata"`
+			AllowedCIDRs []string          `json:"allowed_cidrs"`
+			Name         string            `json:"name"`
+		} `json:"key"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &updated) != nil || strings.Join(updated.Key.Scopes, ",") != "read,write" ||
+		len(updated.Key.AllowedCIDRs) != 0 || updated.Key.Metadata["team"] != "core" || updated.Key.Name != "life" {
+		t.Fatalf("update: exit %d\n%s%s", code, out, e)
+	}
+	if code, out, e = run("keys", "disable", id); code != 0 || !strings.Contains(out, "ENABLED") || !strings.Contains(out, " no ") {
+		t.Fatalf("disable: exit %d\n%s%s", code, out, e)
+	}
+	if code, out, e = run("keys", "enable", id); code != 0 || !strings.Contains(out, " yes ") {
+		t.Fatalf("enable: exit %d\n%s%s", code, out, e)
+	}
+	code, out, e = run("keys", "rotate", id, "--grace", "24h")
+	if code != 0 || !strings.Contains(out, "secret: ") || strings.Count(out, "life") != 2 {
+		t.Fatalf("rotate: exit %d\n%s%s", code, out, e)
+	}
+	code, out, e = run("audit", "list", "--key", id)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 6 || !strings.HasPrefix(lines[0], "TIME") || !strings.Contains(lines[1], "rotate") ||
+		!strings.Contains(lines[1], "admin-1") || !strings.Contains(lines[4], "scopes,allowed_cidrs") {
+		t.Fatalf("audit list: exit %d\n%s%s", code, out, e)
+	}
+	if code, out, _ = run("audit", "list", "--actor", "admin-1", "--json", "--all"); code != 0 || strings.Count(out, `"action"`) != 6 {
+		t.Fatalf("audit list --json --all: exit %d\n%s", code, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"keys", "update", id}, 2, "nothing to change"},
+		{[]string{"keys", "update", id, "--scope", "a", "--no-scopes"}, 2, "contradict"},
+		{[]string{"keys", "update", id, "--burst", "3"}, 2, "--burst needs --rate-limit"},
+		{[]string{"keys", "update"}, 2, "one key id"},
+		{[]string{"keys", "rotate", id, "--grace", "soon"}, 2, "grace"},
+		{[]string{"keys", "rotate", id}, 1, "FailedPrecondition"},
+		{[]string{"keys", "update", id, "--allow-cidr", "10.1.2.3/8"}, 1, "did you mean 10.0.0.0/8"},
+		{[]string{"audit", "frob"}, 2, "unknown command"},
+		{[]string{"audit", "list", "--key", "nope"}, 1, "InvalidArgument"},
+	} {
+		code, _, e := run(tc.args...)
+		if code != tc.code || !strings.Contains(e, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, e, tc.code, tc.want)
+		}
+	}
+}

@@ -25,21 +25,31 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 )
 
-const keysUsage = `Usage: keyservice keys <create|get|list|revoke> [flags]
+const keysUsage = `Usage: keyservice keys <create|get|list|update|rotate|enable|disable|revoke> [flags]
+       keyservice audit list [flags]
 
 Admin commands against a running keyservice over gRPC. The admin token is
 read from KEYSERVICE_ADMIN_TOKEN (never from a flag: flags show in ps).
 
   keys create --name N --owner O [--scope S]... [--meta k=v]... [--expires 2030-01-01T00:00:00Z|720h]
-              [--rate-limit 100/1m] [--burst B]
+              [--rate-limit 100/1m] [--burst B] [--allow-cidr 203.0.113.0/24]...
   keys get ID
   keys list [--owner O] [--page-size N] [--page-token T] [--all]
+  keys update ID [--name N] [--scope S]... [--no-scopes] [--meta k=v]... [--no-meta]
+              [--expires T|--no-expiry] [--rate-limit 100/1m [--burst B]|--default-rate-limit]
+              [--allow-cidr C]... [--any-address]
+              (changes only what is given: the flags are the update mask)
+  keys rotate ID [--grace 168h]    (the old key stays valid for the grace period; default 0)
+  keys enable ID
+  keys disable ID
   keys revoke ID
+  audit list [--key ID] [--actor NAME] [--page-size N] [--page-token T] [--all]
 
 Common flags: --addr host:port (env KEYSERVICE_ADDR, default 127.0.0.1:9090),
 --tls, --ca-file F, --json (machine-readable output), --timeout 10s.
@@ -60,7 +70,15 @@ type keysCmd struct {
 	out       io.Writer
 }
 
+func auditMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return adminMain(ctx, "audit", args, stdout, stderr)
+}
+
 func keysMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return adminMain(ctx, "keys", args, stdout, stderr)
+}
+
+func adminMain(ctx context.Context, group string, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, keysUsage)
 		if len(args) == 0 {
@@ -69,8 +87,15 @@ func keysMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return flag.ErrHelp
 	}
 	sub, rest := args[0], args[1:]
+	if group == "audit" {
+		if sub != "list" {
+			fmt.Fprintf(stderr, "keyservice audit: unknown command %q\n\n%s", sub, keysUsage)
+			return errUsage
+		}
+		sub = "audit-list"
+	}
 	c := &keysCmd{out: stdout}
-	fs := flag.NewFlagSet("keyservice keys "+sub, flag.ContinueOnError)
+	fs := flag.NewFlagSet("keyservice "+group+" "+strings.TrimPrefix(sub, "audit-"), flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, keysUsage) }
 	addr := os.Getenv("KEYSERVICE_ADDR")
@@ -86,25 +111,45 @@ func keysMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	var (
 		name, owner, expires, rateLimit, pageToken string
+		keyID, actor                               string
 		burst, pageSize                            int
 		all                                        bool
-		scopes, meta                               multi
+		scopes, meta, cidrs                        multi
+		grace                                      time.Duration
+		u                                          updateFlags
 	)
 	switch sub {
-	case "create":
+	case "create", "update":
 		fs.StringVar(&name, "name", "", "key name (required)")
-		fs.StringVar(&owner, "owner", "", "owner, the customer the key belongs to (required)")
 		fs.Var(&scopes, "scope", "scope (repeat for several)")
 		fs.Var(&meta, "meta", "metadata key=value (repeat for several)")
 		fs.StringVar(&expires, "expires", "", "expiry: an RFC 3339 time or a duration from now (720h)")
 		fs.StringVar(&rateLimit, "rate-limit", "", "the key's own limit as limit/period, e.g. 100/1m")
 		fs.IntVar(&burst, "burst", 0, "burst of the key's limit (default: the limit)")
+		fs.Var(&cidrs, "allow-cidr", "an address range the key may be used from, e.g. 203.0.113.0/24 (repeat for several)")
+		if sub == "create" {
+			fs.StringVar(&owner, "owner", "", "owner, the customer the key belongs to (required)")
+		} else {
+			fs.BoolVar(&u.noScopes, "no-scopes", false, "remove every scope")
+			fs.BoolVar(&u.noMeta, "no-meta", false, "remove all metadata")
+			fs.BoolVar(&u.noExpiry, "no-expiry", false, "the key never expires")
+			fs.BoolVar(&u.defaultLimit, "default-rate-limit", false, "use the configured default limit")
+			fs.BoolVar(&u.anyAddress, "any-address", false, "remove the address restriction")
+		}
 	case "list":
 		fs.StringVar(&owner, "owner", "", "only keys of this owner")
 		fs.IntVar(&pageSize, "page-size", 0, "keys per page (default 100, at most 1000)")
 		fs.StringVar(&pageToken, "page-token", "", "next_page_token of a previous page")
 		fs.BoolVar(&all, "all", false, "follow every page")
-	case "get", "revoke":
+	case "audit-list":
+		fs.StringVar(&keyID, "key", "", "only events of this key id")
+		fs.StringVar(&actor, "actor", "", "only events by this admin (token name)")
+		fs.IntVar(&pageSize, "page-size", 0, "events per page (default 100, at most 1000)")
+		fs.StringVar(&pageToken, "page-token", "", "next_page_token of a previous page")
+		fs.BoolVar(&all, "all", false, "follow every page")
+	case "rotate":
+		fs.DurationVar(&grace, "grace", 0, "how long the old key stays valid (0 to 720h)")
+	case "get", "revoke", "enable", "disable":
 	default:
 		fmt.Fprintf(stderr, "keyservice keys: unknown command %q\n\n%s", sub, keysUsage)
 		return errUsage
@@ -128,16 +173,33 @@ func keysMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Usage mistakes are found before anything else (exit 2), so a
 	// missing id is not reported as a missing token.
 	var req *keyservicev1.CreateKeyRequest
+	var upd *keyservicev1.UpdateKeyRequest
 	switch sub {
 	case "create":
 		r, err := createRequest(args, name, owner, expires, rateLimit, burst, scopes, meta)
 		if err != nil {
 			return usageError{err}
 		}
+		r.AllowedCidrs = cidrs
 		req = r
-	case "get", "revoke":
+	case "update":
 		if len(args) != 1 {
 			return usageError{fmt.Errorf("keys %s takes one key id", sub)}
+		}
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		r, err := updateRequest(args[0], set, name, expires, rateLimit, burst, scopes, meta, cidrs, u)
+		if err != nil {
+			return usageError{err}
+		}
+		upd = r
+	case "get", "revoke", "rotate", "enable", "disable":
+		if len(args) != 1 {
+			return usageError{fmt.Errorf("keys %s takes one key id", sub)}
+		}
+	case "audit-list":
+		if len(args) > 0 {
+			return usageError{fmt.Errorf("unexpected argument %q", args[0])}
 		}
 	case "list":
 		if len(args) > 0 {
@@ -187,6 +249,49 @@ func keysMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return c.printJSON(m)
 		}
 		c.table([]*keyservicev1.Key{k})
+	case "update", "enable", "disable":
+		if sub != "update" {
+			upd = &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: args[0], Enabled: sub == "enable"}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"enabled"}}}
+		}
+		resp, err := client.UpdateKey(ctx, upd)
+		if err != nil {
+			return rpcErr(err)
+		}
+		if c.asJSON {
+			return c.printJSON(resp)
+		}
+		c.table([]*keyservicev1.Key{resp.GetKey()})
+	case "rotate":
+		resp, err := client.RotateKey(ctx, &keyservicev1.RotateKeyRequest{Id: args[0], GracePeriod: durationpb.New(grace)})
+		if err != nil {
+			return rpcErr(err)
+		}
+		if c.asJSON {
+			return c.printJSON(resp)
+		}
+		fmt.Fprintf(c.out, "secret: %s\n(shown only now: store it, keyservice keeps only its hash)\n\n", resp.GetSecret())
+		c.table([]*keyservicev1.Key{resp.GetKey(), resp.GetOldKey()})
+	case "audit-list":
+		var events []*keyservicev1.AuditEvent
+		next := pageToken
+		for {
+			resp, err := client.ListAuditEvents(ctx, &keyservicev1.ListAuditEventsRequest{KeyId: keyID, Actor: actor, PageSize: int32(pageSize), PageToken: next})
+			if err != nil {
+				return rpcErr(err)
+			}
+			events = append(events, resp.GetEvents()...)
+			next = resp.GetNextPageToken()
+			if !all || next == "" {
+				break
+			}
+		}
+		if c.asJSON {
+			return c.printJSON(&keyservicev1.ListAuditEventsResponse{Events: events, NextPageToken: next})
+		}
+		c.auditTable(events)
+		if next != "" {
+			fmt.Fprintf(c.out, "\nmore: --page-token %s (or --all)\n", next)
+		}
 	case "list":
 		if len(args) > 0 {
 			return fmt.Errorf("unexpected argument %q", args[0])
@@ -285,7 +390,7 @@ func (c *keysCmd) printJSON(m proto.Message) error {
 
 func (c *keysCmd) table(keys []*keyservicev1.Key) {
 	w := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tNAME\tOWNER\tHINT\tSCOPES\tCREATED\tEXPIRES\tREVOKED")
+	fmt.Fprintln(w, "ID\tNAME\tOWNER\tHINT\tSCOPES\tENABLED\tCREATED\tEXPIRES\tREVOKED")
 	ts := func(t *timestamppb.Timestamp) string {
 		if t == nil {
 			return "-"
@@ -297,7 +402,11 @@ func (c *keysCmd) table(keys []*keyservicev1.Key) {
 		if scopes == "" {
 			scopes = "-"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.GetId(), k.GetName(), k.GetOwner(), k.GetHint(), scopes,
+		enabled := "yes"
+		if !k.GetEnabled() {
+			enabled = "no"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.GetId(), k.GetName(), k.GetOwner(), k.GetHint(), scopes, enabled,
 			ts(k.GetCreatedAt()), ts(k.GetExpiresAt()), ts(k.GetRevokedAt()))
 	}
 	w.Flush()
@@ -345,4 +454,75 @@ func createRequest(args []string, name, owner, expires, rateLimit string, burst 
 		req.RateLimit = &keyservicev1.RateLimit{Limit: limit, Period: durationpb.New(period), Burst: int64(burst)}
 	}
 	return req, nil
+}
+
+// updateFlags are update's flags that clear a field.
+type updateFlags struct {
+	noScopes, noMeta, noExpiry, defaultLimit, anyAddress bool
+}
+
+// updateRequest builds UpdateKey's request: the flags given are the mask.
+func updateRequest(id string, set map[string]bool, name, expires, rateLimit string, burst int, scopes, meta, cidrs multi, u updateFlags) (*keyservicev1.UpdateKeyRequest, error) {
+	conflict := func(a, b string) error {
+		if set[a] && set[b] {
+			return fmt.Errorf("--%s and --%s contradict each other", a, b)
+		}
+		return nil
+	}
+	for _, p := range [][2]string{{"scope", "no-scopes"}, {"meta", "no-meta"}, {"expires", "no-expiry"}, {"rate-limit", "default-rate-limit"}, {"allow-cidr", "any-address"}} {
+		if err := conflict(p[0], p[1]); err != nil {
+			return nil, err
+		}
+	}
+	if set["burst"] && !set["rate-limit"] {
+		return nil, errors.New("--burst needs --rate-limit")
+	}
+	// The common parts are checked as create checks them.
+	base, err := createRequest(nil, "-", "-", expires, rateLimit, burst, scopes, meta)
+	if err != nil {
+		return nil, err
+	}
+	k := &keyservicev1.Key{Id: id, Name: name, Scopes: base.GetScopes(), Metadata: base.GetMetadata(),
+		ExpiresAt: base.GetExpiresAt(), RateLimit: base.GetRateLimit(), AllowedCidrs: cidrs}
+	var paths []string
+	for _, f := range []struct {
+		flags []string
+		path  string
+	}{
+		{[]string{"name"}, "name"},
+		{[]string{"scope", "no-scopes"}, "scopes"},
+		{[]string{"meta", "no-meta"}, "metadata"},
+		{[]string{"expires", "no-expiry"}, "expires_at"},
+		{[]string{"rate-limit", "default-rate-limit"}, "rate_limit"},
+		{[]string{"allow-cidr", "any-address"}, "allowed_cidrs"},
+	} {
+		for _, fl := range f.flags {
+			if set[fl] {
+				paths = append(paths, f.path)
+				break
+			}
+		}
+	}
+	if len(paths) == 0 {
+		return nil, errors.New("nothing to change: give at least one of --name, --scope, --no-scopes, --meta, --no-meta, --expires, --no-expiry, --rate-limit, --default-rate-limit, --allow-cidr, --any-address (enable and disable are their own commands)")
+	}
+	return &keyservicev1.UpdateKeyRequest{Key: k, UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}}, nil
+}
+
+func (c *keysCmd) auditTable(events []*keyservicev1.AuditEvent) {
+	w := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TIME\tACTOR\tACTION\tKEY\tCHANGES\tREQUEST")
+	for _, e := range events {
+		var ch []string
+		for _, c := range e.GetChanges() {
+			ch = append(ch, c.GetField())
+		}
+		changes := strings.Join(ch, ",")
+		if changes == "" {
+			changes = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.GetTime().AsTime().UTC().Format(time.RFC3339), e.GetActor(), e.GetAction(),
+			e.GetKeyId(), changes, e.GetRequestId())
+	}
+	w.Flush()
 }

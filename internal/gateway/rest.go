@@ -82,7 +82,7 @@ func REST(ctx context.Context, srv keyservicev1.KeyServiceServer, maxBody int64,
 		// Answers carry identities (and CreateKey a secret): no cache may keep them.
 		w.Header().Set("Cache-Control", "no-store")
 		ctx := middleware.WithHTTPCall(r.Context(), g)
-		if r.URL.RawQuery != "" && !(r.Method == http.MethodGet && queryRoutes[r.URL.Path]) {
+		if r.URL.RawQuery != "" && !takesQuery(r) {
 			// Routes whose request is all path and body: grpc-gateway would
 			// ignore the query; refuse it like an unknown JSON field.
 			runtime.HTTPError(ctx, mux, marshaler, w, r, status.Error(codes.InvalidArgument, "this route takes no query parameters"))
@@ -140,7 +140,25 @@ func WriteStatus(w http.ResponseWriter, httpStatus int, code codes.Code, msg str
 // queryRoutes are the GET routes whose requests take query parameters
 // (checked field by field by strictQuery); any other route with a query
 // string is a 400.
-var queryRoutes = map[string]bool{"/v1/keys": true}
+var queryRoutes = map[string]bool{"/v1/keys": true, "/v1/audit-events": true}
+
+// takesQuery reports whether r's route takes query parameters: the GET
+// routes above, and PATCH /v1/keys/{id} its update_mask (and nothing else:
+// the key's fields travel in the body).
+func takesQuery(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet:
+		return queryRoutes[r.URL.Path]
+	case http.MethodPatch:
+		for k := range r.URL.Query() {
+			if k != "update_mask" && k != "updateMask" {
+				return false
+			}
+		}
+		return strings.HasPrefix(r.URL.Path, "/v1/keys/")
+	}
+	return false
+}
 
 // strictQuery refuses query parameters that name no field of the request
 // (grpc-gateway ignores them), like unknown JSON fields in a body: a typo

@@ -1,0 +1,93 @@
+package store_test
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/keyservice/keyservice/internal/store"
+)
+
+// TestAdminWritesAndTheirAuditEventsCommitTogether: when the audit event
+// cannot be written, the change it records is rolled back with it, and a
+// successful write records exactly one event with the actor of ctx.
+func TestAdminWritesAndTheirAuditEventsCommitTogether(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := store.WithAudit(context.Background(), store.Audit{Actor: "alice", RequestID: "req-1"})
+	_, k := b.create(t, "acme")
+	pool := b.store.Pool()
+	if _, err := pool.Exec(ctx, `CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'audit refused'; END $$;
+		CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_audit()`); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.store.UpdateKey(ctx, k.ID, store.Update{Fields: []string{store.FieldName, store.FieldEnabled}, Name: "changed", Enabled: false}); err == nil {
+		t.Fatal("UpdateKey succeeded without its audit event")
+	}
+	if _, _, err := b.store.RotateKey(ctx, k.ID, store.Rotation{NewKey: store.NewKey{Hash: [32]byte{1}, Hint: "h"}, Grace: time.Hour}); err == nil {
+		t.Fatal("RotateKey succeeded without its audit event")
+	}
+	if _, err := b.store.RevokeKey(ctx, k.ID); err == nil {
+		t.Fatal("RevokeKey succeeded without its audit event")
+	}
+	got, err := b.store.GetKey(ctx, k.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "n" || !got.Enabled || got.RotatedTo != uuid.Nil || got.ExpiresAt != nil || got.RevokedAt != nil || got.UpdatedAt != nil {
+		t.Fatalf("a write whose audit event failed changed the key: %+v", got)
+	}
+	var keysN int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM api_keys").Scan(&keysN); err != nil || keysN != 1 {
+		t.Fatalf("keys after the failed rotation: %d %v", keysN, err)
+	}
+	if _, err := pool.Exec(ctx, "DROP TRIGGER refuse_audit ON audit_events"); err != nil {
+		t.Fatal(err)
+	}
+	cidrs := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	up, changed, err := b.store.UpdateKey(ctx, k.ID, store.Update{Fields: []string{store.FieldAllowedCIDRs}, AllowedCIDRs: cidrs})
+	if err != nil || !changed || len(up.AllowedCIDRs) != 1 || up.AllowedCIDRs[0] != cidrs[0] {
+		t.Fatalf("UpdateKey: %+v %v %v", up, changed, err)
+	}
+	// The same update again changes nothing and records nothing.
+	if _, changed, err := b.store.UpdateKey(ctx, k.ID, store.Update{Fields: []string{store.FieldAllowedCIDRs}, AllowedCIDRs: cidrs}); err != nil || changed {
+		t.Fatalf("a no-op update: changed %v, %v", changed, err)
+	}
+	evs, _, err := b.store.ListAuditEvents(ctx, store.AuditQuery{KeyID: k.ID, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The key was created by b.create, with no actor in its context.
+	if len(evs) != 2 || evs[0].Action != store.ActionUpdate || evs[0].Actor != "alice" || evs[0].RequestID != "req-1" ||
+		evs[1].Action != store.ActionCreate || evs[1].Actor != store.SystemActor {
+		t.Fatalf("audit events: %+v", evs)
+	}
+}
+
+// TestSyncSeesUpdates: incremental sync's query returns keys updated after
+// the watermark, with their update time.
+func TestSyncSeesUpdates(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	_, k := b.create(t, "acme")
+	since, err := b.store.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, _, err := b.store.UpdateKey(ctx, k.ID, store.Update{Fields: []string{store.FieldName}, Name: "renamed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes, err := b.store.ChangedSince(ctx, since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || changes[0].Hash != k.Hash || changes[0].UpdatedAt == nil || !changes[0].UpdatedAt.Equal(*up.UpdatedAt) {
+		t.Fatalf("changes since the update: %+v", changes)
+	}
+}
