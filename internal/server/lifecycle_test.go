@@ -194,6 +194,9 @@ func TestRequiredScopesMustAllBeGranted(t *testing.T) {
 	if code != 200 || body["code"] != "CODE_INSUFFICIENT_SCOPE" || body["key"] == nil {
 		t.Fatalf("REST: %d %v", code, body)
 	}
+	if n := metricValue(t, e, `keyservice_validate_access_refusals_total{code="INSUFFICIENT_SCOPE"}`); n != 4 {
+		t.Fatalf("INSUFFICIENT_SCOPE answers counted: %v, want 4", n)
+	}
 }
 
 // TestAllowedCIDRsPinAKeyToAddresses: a key with allowed_cidrs is VALID
@@ -614,6 +617,12 @@ func TestLifecycleChangesReachTheOtherReplica(t *testing.T) {
 	if v := validate(t, b, &keyservicev1.ValidateRequest{Key: newSecret}); !v.GetValid() {
 		t.Fatalf("the rotated key on B: %v", v)
 	}
+	// B holds the old key's EXPIRED answer; a revocation replaces it.
+	step("revoke an expired key", func() {
+		if _, err := a.grpc.RevokeKey(ctx, &keyservicev1.RevokeKeyRequest{Id: k.GetId()}); err != nil {
+			t.Fatal(err)
+		}
+	}, func(v *keyservicev1.ValidateResponse) bool { return v.GetCode() == keyservicev1.Code_CODE_REVOKED }, req)
 }
 
 // TestGatewaysAnswer403ForMissingScopesAndAddresses: forward-auth reads

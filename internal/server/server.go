@@ -161,6 +161,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		PageTokenKey:   service.PageTokenKey(cfg.AdminTokens),
 		TrustedProxies: cfg.TrustedProxies,
 		ViewCacheSize:  cfg.CacheSize + cfg.NegativeCacheSize,
+		Registry:       reg,
 	})
 	tp := o.tracerProvider
 	if tp == nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/maypok86/otter/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -71,6 +72,8 @@ type Config struct {
 	// memory (0: no cache).
 	ViewCacheSize int
 	Now           func() time.Time // time.Now when nil
+	// Registry, when set, gets the counter of answers decided here.
+	Registry prometheus.Registerer
 }
 
 // Service implements keyservicev1.KeyServiceServer. Errors it returns
@@ -91,6 +94,9 @@ type Service struct {
 	// here keeps it from being reused): a hot key is converted once, not on
 	// every answer. Shared messages are only ever read (marshalled).
 	views *otter.Cache[*store.Key, *keyservicev1.Key]
+	// refusals counts FORBIDDEN and INSUFFICIENT_SCOPE answers (the
+	// validation path counts the rest in keyservice_validate_answers_total).
+	refusals [2]prometheus.Counter
 }
 
 // New builds a Service.
@@ -108,6 +114,14 @@ func New(cfg Config) *Service {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	refusals := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyservice_validate_access_refusals_total",
+		Help: "Validate answers refused for the call, not the key: FORBIDDEN (end client outside the key's allowed_cidrs) and INSUFFICIENT_SCOPE (a required scope missing).",
+	}, []string{"code"})
+	s.refusals = [2]prometheus.Counter{refusals.WithLabelValues("FORBIDDEN"), refusals.WithLabelValues("INSUFFICIENT_SCOPE")}
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(refusals)
 	}
 	if s.defaultFormat == keyservicev1.Format_FORMAT_UNSPECIFIED {
 		s.defaultFormat = keyservicev1.Format_FORMAT_CHECKSUM
@@ -192,6 +206,11 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 		// The checks that depend on the call, in the documented order;
 		// a key refused by one spends nothing from its budget.
 		if code := s.access(ctx, req, res.Key); code != validate.Valid {
+			if code == validate.Forbidden {
+				s.refusals[0].Inc()
+			} else {
+				s.refusals[1].Inc()
+			}
 			out.Valid, out.Code = false, codeToProto(code)
 			return out, nil
 		}

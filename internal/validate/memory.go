@@ -109,14 +109,24 @@ func (v *Validator) apply(e store.Event, src source) {
 		st.epoch.Add(1)
 		old, had := v.pos.Invalidate(e.Hash)
 		rec := e.Key
-		if rec == nil && had {
-			k := old.key
-			at := e.At
-			if at.IsZero() {
-				at = v.now()
+		if rec == nil {
+			// The record memory holds, as a VALID answer or as another
+			// refusal (EXPIRED, DISABLED), now revoked.
+			var k store.Key
+			known := had
+			if had {
+				k = old.key
+			} else if n, ok := v.neg.GetEntryQuietly(e.Hash); ok && n.Value.key != nil && n.Value.code != Revoked {
+				k, known = *n.Value.key, true
 			}
-			k.RevokedAt = &at
-			rec = &k
+			if known {
+				at := e.At
+				if at.IsZero() {
+					at = v.now()
+				}
+				k.RevokedAt = &at
+				rec = &k
+			}
 		}
 		if rec != nil {
 			// Known record: answer REVOKED from memory from now on. Otherwise
