@@ -273,8 +273,13 @@ func (rep *Report) check() {
 		if f.Propagation.Trials > 0 {
 			add(f.Propagation.CreateMS.P99 < 100, "create→visible on another replica p99 %.2f ms (target < 100)", f.Propagation.CreateMS.P99)
 			add(f.Propagation.RevokeMS.P99 < 100, "revoke→refused on another replica p99 %.2f ms (target < 100)", f.Propagation.RevokeMS.P99)
+			add(f.Propagation.UpdateMS.P99 < 100, "update→new scopes on another replica p99 %.2f ms (target < 100)", f.Propagation.UpdateMS.P99)
+			add(f.Propagation.DisableMS.P99 < 100, "disable→DISABLED on another replica p99 %.2f ms (target < 100)", f.Propagation.DisableMS.P99)
+			add(f.Propagation.RotateMS.P99 < 100, "rotate→old key EXPIRED on another replica p99 %.2f ms (target < 100)", f.Propagation.RotateMS.P99)
 			if pl := f.PropagationLoaded; pl.Trials > 0 {
 				add(pl.RevokeMS.P99 < 100, "revoke→refused on another replica under load p99 %.2f ms, max %.2f ms (target p99 < 100)", pl.RevokeMS.P99, pl.RevokeMS.Max)
+				worst := max(pl.UpdateMS.P99, pl.DisableMS.P99, pl.RotateMS.P99)
+				add(worst < 100, "update, disable and rotate on another replica under load: worst p99 %.2f ms (target < 100)", worst)
 			}
 		}
 		if f.Outage.Ran {
