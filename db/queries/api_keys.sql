@@ -15,11 +15,13 @@ SELECT * FROM api_keys WHERE id = @id FOR UPDATE;
 
 -- name: UpdateKey :one
 -- UpdateKey writes every changeable field (UpdateKey in Go applies the
--- field mask to the row read by GetKeyForUpdate).
+-- field mask to the row read by GetKeyForUpdate). updated_at is the clock
+-- when the row is written, not the transaction's start: a write that
+-- waited for the row lock must not look older than the sync window.
 UPDATE api_keys
 SET name = @name, scopes = @scopes, metadata = @metadata, expires_at = @expires_at,
     rate_limit = @rate_limit, rate_period = @rate_period, rate_burst = @rate_burst,
-    enabled = @enabled, allowed_cidrs = @allowed_cidrs, updated_at = now()
+    enabled = @enabled, allowed_cidrs = @allowed_cidrs, updated_at = clock_timestamp()
 WHERE id = @id
 RETURNING *;
 
@@ -28,7 +30,7 @@ RETURNING *;
 -- clock), never later than it already would, and names its successor.
 UPDATE api_keys
 SET expires_at = least(coalesce(expires_at, 'infinity'::timestamptz), now() + sqlc.arg(grace)::interval),
-    rotated_to = @rotated_to, updated_at = now()
+    rotated_to = @rotated_to, updated_at = clock_timestamp()
 WHERE id = @id
 RETURNING *;
 
@@ -62,8 +64,8 @@ SELECT * FROM api_keys WHERE key_hash = ANY(sqlc.arg(key_hashes)::bytea[]);
 -- name: CopyKeys :copyfrom
 -- CopyKeys is the import's bulk insert (COPY); keyservice import skips
 -- hashes already present first.
-INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, revoked_at, rate_limit, rate_period, rate_burst)
-VALUES (@id, @key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @revoked_at, @rate_limit, @rate_period, @rate_burst);
+INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, revoked_at, rate_limit, rate_period, rate_burst, allowed_cidrs)
+VALUES (@id, @key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @revoked_at, @rate_limit, @rate_period, @rate_burst, @allowed_cidrs);
 
 -- name: ExistingHashes :many
 -- ExistingHashes returns which of key_hashes are already stored.
@@ -77,8 +79,8 @@ ON CONFLICT (key_id, url) DO NOTHING;
 
 -- name: InsertAuditEvent :exec
 -- InsertAuditEvent records an admin write, in the write's transaction.
-INSERT INTO audit_events (id, actor, action, key_id, request_id, changes)
-VALUES (@id, @actor, @action, @key_id, @request_id, @changes);
+INSERT INTO audit_events (id, at, actor, action, key_id, request_id, changes)
+VALUES (@id, clock_timestamp(), @actor, @action, @key_id, @request_id, @changes);
 
 -- name: ListAuditEvents :many
 -- ListAuditEvents pages by (at, id), newest first, optionally for one key

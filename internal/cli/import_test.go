@@ -48,7 +48,7 @@ func TestImportIsIdempotentAndRefusesBadFiles(t *testing.T) {
 	u, _ := testdb.New(t)
 	dir := t.TempDir()
 	good := []string{
-		fmt.Sprintf(`{"key_hash":%q,"name":"billing","owner":"acme","scopes":["read"],"metadata":{"env":"prod"},"hint":"sk-...abcd"}`, sha("sk-1")),
+		fmt.Sprintf(`{"key_hash":%q,"name":"billing","owner":"acme","scopes":["read"],"metadata":{"env":"prod"},"hint":"sk-...abcd","allowed_cidrs":["10.0.0.0/8"]}`, sha("sk-1")),
 		fmt.Sprintf(`{"key_hash":%q,"name":"old","owner":"acme","expires_at":"2020-01-01T00:00:00Z","rate_limit":{"limit":10,"period":"60s"}}`, sha("sk-2")),
 		fmt.Sprintf(`{"key_hash":%q,"name":"gone","owner":"acme","revoked_at":"2024-05-01T10:00:00Z"}`, sha("sk-3")),
 		fmt.Sprintf(`{"key_hash":%q,"name":"repeat","owner":"acme"}`, sha("sk-1")), // the same hash again
@@ -67,6 +67,9 @@ func TestImportIsIdempotentAndRefusesBadFiles(t *testing.T) {
 	}
 	if n := countRows(t, u, "true"); n != 3 {
 		t.Fatalf("%d rows after importing twice, want 3", n)
+	}
+	if n := countRows(t, u, "name = 'billing' AND allowed_cidrs = '{10.0.0.0/8}' AND enabled"); n != 1 {
+		t.Fatalf("the imported key's allowed_cidrs were not stored")
 	}
 	if n := countRows(t, u, "revoked_at IS NOT NULL AND hint = 'imported'"); n != 1 {
 		t.Fatalf("revoked key with the default hint: %d", n)

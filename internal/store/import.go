@@ -98,6 +98,7 @@ func importRow(k *ImportedKey) (dbsqlc.CopyKeysParams, error) {
 	p := dbsqlc.CopyKeysParams{
 		ID: id, KeyHash: append([]byte(nil), k.Hash[:]...), Hint: k.Hint, Name: k.Name, Owner: k.Owner,
 		Scopes: nonNilSlice(k.Scopes), Metadata: meta, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt,
+		AllowedCIDRs: cidrStrings(k.AllowedCIDRs),
 	}
 	if rl := k.RateLimit; rl != nil {
 		p.RateLimit = pgtype.Int4{Int32: int32(rl.Limit), Valid: true}

@@ -15,18 +15,19 @@ import (
 )
 
 type CopyKeysParams struct {
-	ID         uuid.UUID
-	KeyHash    []byte
-	Hint       string
-	Name       string
-	Owner      string
-	Scopes     []string
-	Metadata   json.RawMessage
-	ExpiresAt  *time.Time
-	RevokedAt  *time.Time
-	RateLimit  pgtype.Int4
-	RatePeriod pgtype.Interval
-	RateBurst  pgtype.Int4
+	ID           uuid.UUID
+	KeyHash      []byte
+	Hint         string
+	Name         string
+	Owner        string
+	Scopes       []string
+	Metadata     json.RawMessage
+	ExpiresAt    *time.Time
+	RevokedAt    *time.Time
+	RateLimit    pgtype.Int4
+	RatePeriod   pgtype.Interval
+	RateBurst    pgtype.Int4
+	AllowedCIDRs []string
 }
 
 const existingHashes = `-- name: ExistingHashes :many
@@ -196,8 +197,8 @@ func (q *Queries) GetKeysByHashes(ctx context.Context, db DBTX, keyHashes [][]by
 }
 
 const insertAuditEvent = `-- name: InsertAuditEvent :exec
-INSERT INTO audit_events (id, actor, action, key_id, request_id, changes)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO audit_events (id, at, actor, action, key_id, request_id, changes)
+VALUES ($1, clock_timestamp(), $2, $3, $4, $5, $6)
 `
 
 type InsertAuditEventParams struct {
@@ -435,7 +436,7 @@ func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]
 const markRotated = `-- name: MarkRotated :one
 UPDATE api_keys
 SET expires_at = least(coalesce(expires_at, 'infinity'::timestamptz), now() + $1::interval),
-    rotated_to = $2, updated_at = now()
+    rotated_to = $2, updated_at = clock_timestamp()
 WHERE id = $3
 RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at
 `
@@ -529,7 +530,7 @@ const updateKey = `-- name: UpdateKey :one
 UPDATE api_keys
 SET name = $1, scopes = $2, metadata = $3, expires_at = $4,
     rate_limit = $5, rate_period = $6, rate_burst = $7,
-    enabled = $8, allowed_cidrs = $9, updated_at = now()
+    enabled = $8, allowed_cidrs = $9, updated_at = clock_timestamp()
 WHERE id = $10
 RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at
 `
@@ -548,7 +549,9 @@ type UpdateKeyParams struct {
 }
 
 // UpdateKey writes every changeable field (UpdateKey in Go applies the
-// field mask to the row read by GetKeyForUpdate).
+// field mask to the row read by GetKeyForUpdate). updated_at is the clock
+// when the row is written, not the transaction's start: a write that
+// waited for the row lock must not look older than the sync window.
 func (q *Queries) UpdateKey(ctx context.Context, db DBTX, arg UpdateKeyParams) (APIKey, error) {
 	row := db.QueryRow(ctx, updateKey,
 		arg.Name,

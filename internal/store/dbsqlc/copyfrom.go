@@ -41,6 +41,7 @@ func (r iteratorForCopyKeys) Values() ([]interface{}, error) {
 		r.rows[0].RateLimit,
 		r.rows[0].RatePeriod,
 		r.rows[0].RateBurst,
+		r.rows[0].AllowedCIDRs,
 	}, nil
 }
 
@@ -51,5 +52,5 @@ func (r iteratorForCopyKeys) Err() error {
 // CopyKeys is the import's bulk insert (COPY); keyservice import skips
 // hashes already present first.
 func (q *Queries) CopyKeys(ctx context.Context, db DBTX, arg []CopyKeysParams) (int64, error) {
-	return db.CopyFrom(ctx, []string{"api_keys"}, []string{"id", "key_hash", "hint", "name", "owner", "scopes", "metadata", "expires_at", "revoked_at", "rate_limit", "rate_period", "rate_burst"}, &iteratorForCopyKeys{rows: arg})
+	return db.CopyFrom(ctx, []string{"api_keys"}, []string{"id", "key_hash", "hint", "name", "owner", "scopes", "metadata", "expires_at", "revoked_at", "rate_limit", "rate_period", "rate_burst", "allowed_cidrs"}, &iteratorForCopyKeys{rows: arg})
 }
