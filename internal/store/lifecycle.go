@@ -201,7 +201,7 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key,
 			return err
 		}
 		changed = true
-		return s.notify(ctx, tx, Event{Kind: EventUpdated, Hash: out.Hash})
+		return s.notify(ctx, tx, Event{Kind: EventUpdated, Hash: out.Hash, At: *out.UpdatedAt})
 	})
 	return out, changed, err
 }
@@ -258,7 +258,7 @@ func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey
 		if err := s.audit(ctx, tx, ActionCreate, newKey.ID, createdChanges(newKey)); err != nil {
 			return err
 		}
-		return s.notify(ctx, tx, Event{Kind: EventUpdated, Hash: oldKey.Hash})
+		return s.notify(ctx, tx, Event{Kind: EventUpdated, Hash: oldKey.Hash, At: *oldKey.UpdatedAt})
 	})
 	return newKey, oldKey, err
 }

@@ -30,7 +30,8 @@ const (
 type Event struct {
 	Kind EventKind
 	Hash keys.Hash
-	// At is revoked_at for EventRevoked (microsecond precision).
+	// At is revoked_at for EventRevoked and updated_at for EventUpdated
+	// (microsecond precision).
 	At time.Time
 	// Key is the full record when the event is applied on the replica that
 	// made the change; it never travels in a NOTIFY payload.

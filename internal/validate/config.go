@@ -133,6 +133,8 @@ type Validator struct {
 	// is not applied twice: a second Apply would bump the epoch again and
 	// throw away a lookup's answer for nothing.
 	echoes *otter.Cache[echoKey, struct{}]
+	// applied counts events applied to memory (see updatedEvent).
+	applied atomic.Uint64
 
 	signals signals
 
@@ -159,6 +161,9 @@ type signals struct {
 type echoKey struct {
 	kind store.EventKind
 	hash keys.Hash
+	// at tells one write's event from another's of the same kind and key
+	// (revoked_at, updated_at; zero for created).
+	at int64
 }
 
 type stripe struct {

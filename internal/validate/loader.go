@@ -232,10 +232,16 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 			continue
 		}
 		if c.UpdatedAt != nil && c.UpdatedAt.After(since) {
-			// Skipped when memory already holds the record as updated (the
-			// overlap re-reads recent changes at every sync).
-			if !v.holdsUpdate(c.Hash, *c.UpdatedAt) {
-				v.apply(store.Event{Kind: store.EventUpdated, Hash: c.Hash}, fromSync)
+			// The overlap re-reads recent changes at every sync: skipped when
+			// memory already holds the record as updated, and, for a key
+			// memory holds nothing of that the filter knows, only noted for
+			// a filter being rebuilt (as for a known created key).
+			switch maybe, _ := v.filter.test(&c.Hash); {
+			case v.holdsUpdate(c.Hash, *c.UpdatedAt):
+			case maybe && !v.holds(c.Hash):
+				v.filter.captureOnly(c.Hash)
+			default:
+				v.apply(store.Event{Kind: store.EventUpdated, Hash: c.Hash, At: *c.UpdatedAt}, fromSync)
 			}
 			continue
 		}

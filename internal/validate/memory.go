@@ -84,11 +84,12 @@ func (s source) String() string {
 // before returning to their caller; other replicas apply it from NOTIFY or
 // incremental sync.
 func (v *Validator) apply(e store.Event, src source) {
+	v.applied.Add(1)
 	switch src {
 	case fromLocal:
-		v.echoes.Set(echoKey{e.Kind, e.Hash}, struct{}{})
+		v.echoes.Set(echoKey{e.Kind, e.Hash, e.At.UnixMicro()}, struct{}{})
 	case fromNotify:
-		if _, mine := v.echoes.Invalidate(echoKey{e.Kind, e.Hash}); mine {
+		if _, mine := v.echoes.Invalidate(echoKey{e.Kind, e.Hash, e.At.UnixMicro()}); mine {
 			return // already applied when this replica made the change
 		}
 	}
@@ -215,23 +216,40 @@ func (k *Keys) RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error) {
 // UpdateKey changes a key; the change is what Validate answers here when
 // UpdateKey returns (cached answers and the key's limit included).
 func (k *Keys) UpdateKey(ctx context.Context, id uuid.UUID, u store.Update) (store.Key, error) {
+	before := k.v.applied.Load()
 	rec, changed, err := k.store.UpdateKey(ctx, id, u)
 	if err != nil || !changed {
 		return rec, err
 	}
-	k.v.apply(store.Event{Kind: store.EventUpdated, Hash: rec.Hash, Key: &rec}, fromLocal)
+	k.v.apply(k.v.updatedEvent(&rec, before), fromLocal)
 	return rec, nil
+}
+
+// updatedEvent is the local event of an update that returned rec. It
+// carries rec, to be cached in place of the old answer, only if no other
+// change reached memory while the write ran: otherwise rec may already be
+// out of date (another replica's revocation committed right after it, and
+// its NOTIFY was applied first), and memory only drops the key, whose next
+// Validate looks it up.
+func (v *Validator) updatedEvent(rec *store.Key, before uint64) store.Event {
+	e := store.Event{Kind: store.EventUpdated, Hash: rec.Hash, At: *rec.UpdatedAt}
+	if v.applied.Load() == before {
+		e.Key = rec
+	}
+	return e
 }
 
 // RotateKey issues a key's successor; here, when RotateKey returns, the new
 // key is VALID and the old one answers by its new expiry.
 func (k *Keys) RotateKey(ctx context.Context, id uuid.UUID, r store.Rotation) (newKey, oldKey store.Key, err error) {
+	before := k.v.applied.Load()
 	newKey, oldKey, err = k.store.RotateKey(ctx, id, r)
 	if err != nil {
 		return newKey, oldKey, err
 	}
+	old := k.v.updatedEvent(&oldKey, before)
 	k.v.apply(store.Event{Kind: store.EventCreated, Hash: newKey.Hash, Key: &newKey}, fromLocal)
-	k.v.apply(store.Event{Kind: store.EventUpdated, Hash: oldKey.Hash, Key: &oldKey}, fromLocal)
+	k.v.apply(old, fromLocal)
 	return newKey, oldKey, nil
 }
 
@@ -270,4 +288,13 @@ func (v *Validator) holdsUpdate(h keys.Hash, updatedAt time.Time) bool {
 		rec = n.Value.key
 	}
 	return rec != nil && rec.UpdatedAt != nil && rec.UpdatedAt.Equal(updatedAt)
+}
+
+// holds reports whether memory holds an answer for h (cached either way).
+func (v *Validator) holds(h keys.Hash) bool {
+	if _, ok := v.pos.GetEntryQuietly(h); ok {
+		return true
+	}
+	_, ok := v.neg.GetEntryQuietly(h)
+	return ok
 }

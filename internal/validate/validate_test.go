@@ -664,3 +664,53 @@ func TestConcurrentRebuildsKeepEveryNewKey(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncFindsUpdatesWithoutNotify: an update whose NOTIFY was lost
+// replaces the cached answer at the next incremental sync, and the syncs
+// after it, which re-read the same change in their overlap, leave memory
+// alone.
+func TestSyncFindsUpdatesWithoutNotify(t *testing.T) {
+	t.Parallel()
+	u, _ := testdb.New(t)
+	b := setupOn(t, u, true)
+	g, k := b.create(t, nil)
+	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+		t.Fatalf("before: %v", r.Code)
+	}
+	conn, err := pgx.Connect(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// A write that sends no NOTIFY (as if the notification were lost).
+	if _, err := conn.Exec(context.Background(), "UPDATE api_keys SET enabled = false, updated_at = clock_timestamp() WHERE id = $1", k.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, b.v, g.Secret).Code == validate.Disabled })
+	applied := validate.EventsApplied(b.v, "updated", "sync")
+	if applied < 1 {
+		t.Fatal("the update was not found by incremental sync")
+	}
+	s := validate.Signals(b.v).Synced
+	s.Drain()
+	for i := 0; i < 3; i++ {
+		s.Wait(t, 10*time.Second)
+	}
+	if again := validate.EventsApplied(b.v, "updated", "sync"); again != applied {
+		t.Fatalf("later syncs applied the same update %v more times", again-applied)
+	}
+	// A key nobody validates here: its update is noted for a filter being
+	// rebuilt, not applied at every sync.
+	_, idle := b.create(t, nil)
+	if _, err := conn.Exec(context.Background(), "UPDATE api_keys SET name = 'x', updated_at = clock_timestamp() WHERE id = $1", idle.ID); err != nil {
+		t.Fatal(err)
+	}
+	before := validate.EventsApplied(b.v, "updated", "sync")
+	s.Drain()
+	for i := 0; i < 3; i++ {
+		s.Wait(t, 10*time.Second)
+	}
+	if n := validate.EventsApplied(b.v, "updated", "sync") - before; n != 0 {
+		t.Fatalf("an update of a key memory does not hold was applied %v times by sync", n)
+	}
+}
