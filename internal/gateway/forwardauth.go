@@ -32,12 +32,16 @@ const RequiredScopesHeader = "X-Required-Scopes"
 // comma-separated.
 const RequiredScopesExtension = "required_scopes"
 
-// splitScopes reads a comma-separated scope list; empty items are skipped.
-func splitScopes(v string) []string {
+// splitScopes reads comma-separated scope lists; empty items are skipped.
+// Every value counts: a header sent twice (the client's and the gateway's)
+// can only add requirements, never remove one.
+func splitScopes(vs ...string) []string {
 	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
+	for _, v := range vs {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
 		}
 	}
 	return out
@@ -179,7 +183,7 @@ func ForwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 			// are held against that end client, not the whole gateway. The
 			// caller limiter believes it only from a gateway with a caller
 			// token or from a trusted proxy.
-			req := &keyservicev1.ValidateRequest{Key: key, RequiredScopes: splitScopes(r.Header.Get(RequiredScopesHeader))}
+			req := &keyservicev1.ValidateRequest{Key: key, RequiredScopes: splitScopes(r.Header.Values(RequiredScopesHeader)...)}
 			g := middleware.HTTPCall{RemoteAddr: r.RemoteAddr}
 			if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 				g.ClientAddr = ap.Addr().Unmap()

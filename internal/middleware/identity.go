@@ -100,3 +100,10 @@ func peerAddr(ctx context.Context) string {
 	}
 	return ""
 }
+
+// EndClientUnknown reports whether the call came from a trusted proxy that
+// named no usable end client (so ClientAddr is the proxy's own address).
+func EndClientUnknown(ctx context.Context) bool {
+	g, ok := httpCallOf(ctx)
+	return ok && g.ChainUnusable
+}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -222,6 +223,9 @@ func TestAllowedCIDRsPinAKeyToAddresses(t *testing.T) {
 	check("inside IPv6", "2001:db8::7", keyservicev1.Code_CODE_VALID)
 	check("IPv4-mapped IPv6", "::ffff:10.9.9.9", keyservicev1.Code_CODE_VALID)
 	check("outside", "192.0.2.1", keyservicev1.Code_CODE_FORBIDDEN)
+	if v, _ := e.grpc.Validate(asCaller(ctx, tokenA), &keyservicev1.ValidateRequest{Key: secret, ClientIp: "192.0.2.1"}); v.GetKey() != nil {
+		t.Fatalf("a FORBIDDEN answer shows the key's record: %v", v.GetKey())
+	}
 	check("no client_ip: the caller's address 127.0.0.1", "", keyservicev1.Code_CODE_FORBIDDEN)
 	// Without the caller token the caller is its address, which may not
 	// name end clients: 127.0.0.1 is checked, not the claimed 10.1.2.3.
@@ -450,6 +454,10 @@ func TestLifecycleBadInputIsRefusedAndWritesNothing(t *testing.T) {
 			_, err := e.grpc.UpdateKey(ctx, &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: id, Name: "m", Hint: "x"}, UpdateMask: mask("name", "hint")})
 			return err
 		}, codes.InvalidArgument, `"hint" cannot be updated`},
+		"unknown sub-path": {func() error {
+			_, err := e.grpc.UpdateKey(ctx, &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: id}, UpdateMask: mask("rate_limit.bogus")})
+			return err
+		}, codes.InvalidArgument, `"rate_limit.bogus" cannot be updated`},
 		"bad CIDR": {func() error {
 			_, err := e.grpc.UpdateKey(ctx, &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: id, AllowedCidrs: []string{"10.0.0.0/8", "10.0.0/33"}}, UpdateMask: mask("allowed_cidrs")})
 			return err
@@ -647,6 +655,20 @@ func TestGatewaysAnswer403ForMissingScopesAndAddresses(t *testing.T) {
 	if r := get(t, url, bearer(pinned)); r.StatusCode != 403 {
 		t.Fatalf("forward-auth, end client outside the allowed addresses: %d", r.StatusCode)
 	}
+	// A header sent twice (the client's value and the gateway's) adds
+	// requirements; the client's value cannot replace the gateway's.
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+secret)
+	req.Header.Add("X-Required-Scopes", "orders:read")
+	req.Header.Add("X-Required-Scopes", "orders:write")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("forward-auth, scopes in two headers, one missing: %d", resp.StatusCode)
+	}
 
 	client := authv3.NewAuthorizationClient(e.conn)
 	check := func(key, from, scopes string) int32 {
@@ -703,4 +725,37 @@ func TestEnvoyFromATrustedProxyChecksTheEndClient(t *testing.T) {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// TestAllowedCIDRsFailClosedBehindAProxyWithNoUsableChain: a caller with a
+// token, behind a trusted proxy whose forwarded chain names no end client,
+// has no end client address: a pinned key is refused even though the
+// proxy's own address is inside the allowed range.
+func TestAllowedCIDRsFailClosedBehindAProxyWithNoUsableChain(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		c.CallerTokens = map[string]string{"gw": tokenA}
+	}))
+	pinned, _ := createKey(t, e, &keyservicev1.CreateKeyRequest{Name: "pinned", Owner: "acme", AllowedCidrs: []string{"127.0.0.0/8"}})
+	do := func(xff string) int {
+		req, _ := http.NewRequest("GET", e.base+"/v1/auth", nil)
+		req.Header.Set("Authorization", "Bearer "+pinned)
+		req.Header.Set("X-Keyservice-Caller-Token", tokenA)
+		if xff != "" {
+			req.Header.Set("X-Forwarded-For", xff)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := do("127.0.0.9"); c != 200 {
+		t.Fatalf("end client 127.0.0.9 named by the proxy: %d, want 200", c)
+	}
+	if c := do("not-an-address"); c != 403 {
+		t.Fatalf("unusable forwarded chain: %d, want 403 (no end client address)", c)
+	}
 }

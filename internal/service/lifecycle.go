@@ -66,7 +66,9 @@ func (s *Service) endClient(ctx context.Context, req *keyservicev1.ValidateReque
 		a, err := netip.ParseAddr(raw)
 		return a.Unmap(), err == nil
 	}
-	if id.Anonymous {
+	if id.Anonymous || middleware.EndClientUnknown(ctx) {
+		// Behind a trusted proxy that named no usable end client, the
+		// address at hand is the proxy's: no address, fail closed.
 		return netip.Addr{}, false
 	}
 	a := middleware.ClientAddr(ctx).Unmap()
@@ -125,7 +127,7 @@ func (s *Service) UpdateKey(ctx context.Context, req *keyservicev1.UpdateKeyRequ
 		field := snakeCase(p)
 		// Over REST without ?update_mask, the mask is the body's fields,
 		// and a message field is named by its parts: rate_limit.limit.
-		if strings.HasPrefix(p, "rate_limit.") {
+		if sub, ok := strings.CutPrefix(field, "rate_limit."); ok && (sub == "limit" || sub == "period" || sub == "burst") {
 			field = store.FieldRateLimit
 		}
 		if !slices.Contains(store.UpdatableFields, field) {

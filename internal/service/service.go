@@ -212,6 +212,11 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 				s.refusals[1].Inc()
 			}
 			out.Valid, out.Code = false, codeToProto(code)
+			if code == validate.Forbidden {
+				// Not from here: the record (its allowed addresses above
+				// all) is not shown to whoever holds the key elsewhere.
+				out.Key = nil
+			}
 			return out, nil
 		}
 	}

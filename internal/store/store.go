@@ -198,7 +198,7 @@ func (s *Store) RevokeKey(ctx context.Context, id uuid.UUID) (Key, error) {
 			return err
 		}
 		if before.RevokedAt == nil {
-			if err := s.audit(ctx, tx, ActionRevoke, id, []Change{{Field: "revoked_at", Old: nil, New: out.RevokedAt}}); err != nil {
+			if err := s.audit(ctx, tx, ActionRevoke, id, []Change{{Field: "revoked_at", Old: nil, New: timeOrNil(out.RevokedAt)}}); err != nil {
 				return err
 			}
 		}

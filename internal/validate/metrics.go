@@ -158,7 +158,7 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 	for r, name := range [numRefusals]string{"deadline", "queue_full", "store_down"} {
 		m.lookupRefusals[r] = refusals.WithLabelValues(name)
 	}
-	codes := []Code{codeUnavailable, Valid, Malformed, NotFound, Revoked, Expired, Disabled}
+	codes := []Code{codeUnavailable, Valid, Malformed, NotFound, Revoked, Expired, RateLimited, Disabled}
 	for p := Path(0); p < numPaths; p++ {
 		for _, c := range codes {
 			name := c.String()
