@@ -396,6 +396,8 @@ func TestKeysLifecycleCommands(t *testing.T) {
 		{[]string{"keys", "update", id}, 2, "nothing to change"},
 		{[]string{"keys", "update", id, "--scope", "a", "--no-scopes"}, 2, "contradict"},
 		{[]string{"keys", "update", id, "--burst", "3"}, 2, "--burst needs --rate-limit"},
+		{[]string{"keys", "update", id, "--no-expiry=false"}, 2, "nothing to change"},
+		{[]string{"keys", "update", id, "--expires", ""}, 2, "--expires is empty"},
 		{[]string{"keys", "update"}, 2, "one key id"},
 		{[]string{"keys", "rotate", id, "--grace", "soon"}, 2, "grace"},
 		{[]string{"keys", "rotate", id}, 1, "FailedPrecondition"},

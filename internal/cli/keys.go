@@ -186,8 +186,17 @@ func adminMain(ctx context.Context, group string, args []string, stdout, stderr 
 		if len(args) != 1 {
 			return usageError{fmt.Errorf("keys %s takes one key id", sub)}
 		}
+		// The flags given are the mask; a clearing flag counts only when
+		// true (--no-expiry=false changes nothing).
 		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		fs.Visit(func(f *flag.Flag) {
+			if g, ok := f.Value.(flag.Getter); ok {
+				if b, isBool := g.Get().(bool); isBool && !b {
+					return
+				}
+			}
+			set[f.Name] = true
+		})
 		r, err := updateRequest(args[0], set, name, expires, rateLimit, burst, scopes, meta, cidrs, u)
 		if err != nil {
 			return usageError{err}
@@ -476,6 +485,13 @@ func updateRequest(id string, set map[string]bool, name, expires, rateLimit stri
 	}
 	if set["burst"] && !set["rate-limit"] {
 		return nil, errors.New("--burst needs --rate-limit")
+	}
+	// An empty value (an unset shell variable) must not clear the field:
+	// clearing has its own flags.
+	for fl, v := range map[string]string{"name": name, "expires": expires, "rate-limit": rateLimit} {
+		if set[fl] && strings.TrimSpace(v) == "" {
+			return nil, fmt.Errorf("--%s is empty", fl)
+		}
 	}
 	// The common parts are checked as create checks them.
 	base, err := createRequest(nil, "-", "-", expires, rateLimit, burst, scopes, meta)

@@ -206,3 +206,44 @@ func TestBadCallerTokenFlagNeverPrintsTheToken(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminTokensAreNamedForTheAuditTrail: name:token entries and bare
+// tokens (admin-<position>); duplicate names or tokens, reserved names and
+// bad names are refused without printing a token.
+func TestAdminTokensAreNamedForTheAuditTrail(t *testing.T) {
+	t.Parallel()
+	const a, b = "aaaaaaaaaaaaaaaa-secret", "bbbbbbbbbbbbbbbb-secret"
+	cfg, err := parse(t, nil, map[string]string{"KEYSERVICE_ADMIN_TOKENS": "alice:" + a + "," + b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DatabaseURL = "postgres://x/y"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.AdminTokens, ",") != a+","+b || strings.Join(cfg.AdminNames, ",") != "alice,admin-2" {
+		t.Fatalf("tokens %v names %v", cfg.AdminTokens, cfg.AdminNames)
+	}
+	for _, v := range []string{
+		"alice:" + a + ",alice:" + b, // a name twice
+		"alice:" + a + ",bob:" + a,   // a token twice
+		"system:" + a,                // a reserved name
+		"secret-scanning:" + a,       // a reserved name
+		"bad name:" + a,              // not a name
+		"alice:",                     // no token
+		"ops/x:" + b,                 // a token with a colon, unnamed: its left part is no name
+	} {
+		cfg, err := parse(t, nil, map[string]string{"KEYSERVICE_ADMIN_TOKENS": v})
+		if err == nil {
+			cfg.DatabaseURL = "postgres://x/y"
+			err = cfg.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), "KEYSERVICE_ADMIN_TOKENS") {
+			t.Errorf("%q accepted: %v", v, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "-secret") {
+			t.Errorf("%q: the error shows a token: %v", v, err)
+		}
+	}
+}

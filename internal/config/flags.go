@@ -221,28 +221,37 @@ func (v *adminTokens) String() string {
 func (v *adminTokens) Set(s string) error {
 	var tokens, names []string
 	var problem error
-	seen := map[string]bool{}
+	seenName, seenToken := map[string]bool{}, map[string]bool{}
 	for i, entry := range splitList(s) {
 		name, tok, named := strings.Cut(entry, ":")
 		if !named {
 			name, tok = fmt.Sprintf("admin-%d", i+1), entry
 		}
 		name, tok = strings.TrimSpace(name), strings.TrimSpace(tok)
+		// Messages name entries by position only: a mistyped entry may
+		// hold the token on either side of its colon.
 		switch {
 		case problem != nil:
 		case !validName(name):
-			problem = fmt.Errorf("entries are name:token or a bare token, names of a-z A-Z 0-9 . _ -; entry %d is not", i+1)
+			problem = fmt.Errorf("entries are name:token or a bare token (a token containing ':' must be given a name: name:token), names of a-z A-Z 0-9 . _ -; entry %d is not", i+1)
+		case reservedActors[name]:
+			problem = fmt.Errorf("entry %d: the name %s is reserved for the audit trail's own actors", i+1, name)
 		case tok == "":
-			problem = fmt.Errorf("admin %q has no token", name)
-		case seen[name]:
-			problem = fmt.Errorf("admin name %q is used twice", name)
+			problem = fmt.Errorf("entry %d has no token", i+1)
+		case seenName[name]:
+			problem = fmt.Errorf("entry %d: its name is used twice", i+1)
+		case seenToken[tok]:
+			problem = fmt.Errorf("entry %d: its token is listed twice (each admin needs a token of its own, or the audit trail cannot tell them apart)", i+1)
 		}
-		seen[name] = true
+		seenName[name], seenToken[tok] = true, true
 		tokens, names = append(tokens, tok), append(names, name)
 	}
 	*v.tokens, *v.names, *v.err = tokens, names, problem
 	return nil
 }
+
+// reservedActors are the audit trail's actors that are not admin tokens.
+var reservedActors = map[string]bool{"system": true, "secret-scanning": true}
 
 // signingKeys reads kid:<base64> pairs. Like callerTokens, its Set never
 // fails (the flag package would print the secrets).

@@ -324,6 +324,23 @@ func TestRotateKeyKeepsBothValidDuringTheGracePeriod(t *testing.T) {
 	if _, err := e.grpc.RotateKey(ctx, &keyservicev1.RotateKeyRequest{Id: revoked.GetId()}); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("rotating a revoked key: %v", err)
 	}
+	// An expired key's successor would be born expired.
+	_, expired := createKey(t, e, nil)
+	var gone string
+	if err := e.queryRow(t, "UPDATE api_keys SET expires_at = now() - interval '1 minute' WHERE id = '"+expired.GetId()+"' RETURNING id::text", &gone); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.grpc.RotateKey(ctx, &keyservicev1.RotateKeyRequest{Id: expired.GetId()}); status.Code(err) != codes.FailedPrecondition ||
+		!strings.Contains(status.Convert(err).Message(), "expired") {
+		t.Fatalf("rotating an expired key: %v", err)
+	}
+	_, off := createKey(t, e, nil)
+	if _, err := e.grpc.UpdateKey(ctx, &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: off.GetId()}, UpdateMask: mask("enabled")}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := e.grpc.RotateKey(ctx, &keyservicev1.RotateKeyRequest{Id: off.GetId()}); err != nil || !r.GetKey().GetEnabled() || r.GetOldKey().GetEnabled() {
+		t.Fatalf("rotating a disabled key (a leak: disable, then rotate) gives an enabled successor: %v %v", r, err)
+	}
 	if _, err := e.grpc.UpdateKey(ctx, &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: revoked.GetId(), Name: "x"}, UpdateMask: mask("name")}); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("updating a revoked key: %v", err)
 	}

@@ -53,7 +53,7 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return st.Err()
 	case errors.Is(err, store.ErrNotFound):
 		return status.Error(codes.NotFound, "key not found")
-	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrRotated):
+	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrRotated), errors.Is(err, store.ErrExpired):
 		msg, _ := preconditionOf(err)
 		return status.Error(codes.FailedPrecondition, msg)
 	case errors.Is(err, validate.ErrUnavailable), errors.Is(err, store.ErrUnavailable):

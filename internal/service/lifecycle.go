@@ -259,6 +259,8 @@ func preconditionOf(err error) (string, bool) {
 		return "the key is revoked: a revoked key cannot be updated or rotated", true
 	case errors.Is(err, store.ErrRotated):
 		return "the key was already rotated: rotate its successor (rotated_to) instead", true
+	case errors.Is(err, store.ErrExpired):
+		return "the key has expired: create a new key instead (a successor would copy the expiry)", true
 	}
 	return "", false
 }

@@ -23,6 +23,8 @@ var (
 	ErrRevoked = errors.New("store: key is revoked")
 	// ErrRotated: the key was already rotated.
 	ErrRotated = errors.New("store: key was already rotated")
+	// ErrExpired: the key has expired, so it cannot be rotated.
+	ErrExpired = errors.New("store: key has expired")
 )
 
 // Actions recorded in the audit trail.
@@ -215,8 +217,10 @@ type Rotation struct {
 
 // RotateKey issues the successor of the key with id: a new key copying its
 // name, owner, scopes, metadata, expiry, limit and allowed addresses, with
-// RotatedFrom set. The old key gets an expiry at most Grace away and
-// RotatedTo. A revoked key is ErrRevoked, a rotated one ErrRotated. Both
+// RotatedFrom set; it is enabled even if the old key is disabled (disable,
+// then rotate, is the answer to a leak). The old key gets an expiry at
+// most Grace away and RotatedTo. A revoked key is ErrRevoked, a rotated
+// one ErrRotated, an expired one ErrExpired. Both
 // writes, their audit events (rotate on the old key, create on the new)
 // and their NOTIFYs are one transaction.
 func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey, oldKey Key, err error) {
@@ -229,11 +233,18 @@ func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey
 		if err != nil {
 			return err
 		}
+		now, err := s.q.DBNow(ctx, tx)
+		if err != nil {
+			return fmt.Errorf("reading the clock: %w", err)
+		}
 		switch {
 		case old.RevokedAt != nil:
 			return ErrRevoked
 		case old.RotatedTo != uuid.Nil:
 			return ErrRotated
+		case old.ExpiresAt != nil && !old.ExpiresAt.After(now):
+			// Its successor would copy the expiry and be born expired.
+			return ErrExpired
 		}
 		nk := r.NewKey
 		nk.Name, nk.Owner, nk.Scopes, nk.Metadata = old.Name, old.Owner, old.Scopes, old.Metadata

@@ -573,7 +573,8 @@ type ValidateResponse struct {
 	Valid bool `protobuf:"varint,1,opt,name=valid,proto3" json:"valid,omitempty"`
 	// The outcome.
 	Code Code `protobuf:"varint,2,opt,name=code,proto3,enum=keyservice.v1.Code" json:"code,omitempty"`
-	// The key's record when the key exists (valid, revoked or expired).
+	// The key's record when the key exists, except on CODE_FORBIDDEN (the
+	// record is not shown to a client outside the key's allowed addresses).
 	Key *Key `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
 	// The key's budget, on CODE_VALID and CODE_RATE_LIMITED answers.
 	RateLimit     *RateLimitStatus `protobuf:"bytes,4,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`

@@ -285,7 +285,8 @@ export declare type ValidateResponse = Message<"keyservice.v1.ValidateResponse">
   code: Code;
 
   /**
-   * The key's record when the key exists (valid, revoked or expired).
+   * The key's record when the key exists, except on CODE_FORBIDDEN (the
+   * record is not shown to a client outside the key's allowed addresses).
    *
    * @generated from field: keyservice.v1.Key key = 3;
    */

@@ -93,7 +93,8 @@ private static final long serialVersionUID = 0L;
   private dev.keyservice.v1.Key key_;
   /**
    * <pre>
-   * The key's record when the key exists (valid, revoked or expired).
+   * The key's record when the key exists, except on CODE_FORBIDDEN (the
+   * record is not shown to a client outside the key's allowed addresses).
    * </pre>
    *
    * <code>.keyservice.v1.Key key = 3;</code>
@@ -105,7 +106,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The key's record when the key exists (valid, revoked or expired).
+   * The key's record when the key exists, except on CODE_FORBIDDEN (the
+   * record is not shown to a client outside the key's allowed addresses).
    * </pre>
    *
    * <code>.keyservice.v1.Key key = 3;</code>
@@ -117,7 +119,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The key's record when the key exists (valid, revoked or expired).
+   * The key's record when the key exists, except on CODE_FORBIDDEN (the
+   * record is not shown to a client outside the key's allowed addresses).
    * </pre>
    *
    * <code>.keyservice.v1.Key key = 3;</code>
@@ -709,7 +712,8 @@ private static final long serialVersionUID = 0L;
         dev.keyservice.v1.Key, dev.keyservice.v1.Key.Builder, dev.keyservice.v1.KeyOrBuilder> keyBuilder_;
     /**
      * <pre>
-     * The key's record when the key exists (valid, revoked or expired).
+     * The key's record when the key exists, except on CODE_FORBIDDEN (the
+     * record is not shown to a client outside the key's allowed addresses).
      * </pre>
      *
      * <code>.keyservice.v1.Key key = 3;</code>
@@ -720,7 +724,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The key's record when the key exists (valid, revoked or expired).
+     * The key's record when the key exists, except on CODE_FORBIDDEN (the
+     * record is not shown to a client outside the key's allowed addresses).
      * </pre>
      *
      * <code>.keyservice.v1.Key key = 3;</code>
@@ -735,7 +740,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The key's record when the key exists (valid, revoked or expired).
+     * The key's record when the key exists, except on CODE_FORBIDDEN (the
+     * record is not shown to a client outside the key's allowed addresses).
      * </pre>
      *
      * <code>.keyservice.v1.Key key = 3;</code>
@@ -755,7 +761,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The key's record when the key exists (valid, revoked or expired).
+     * The key's record when the key exists, except on CODE_FORBIDDEN (the
+     * record is not shown to a client outside the key's allowed addresses).
      * </pre>
      *
      * <code>.keyservice.v1.Key key = 3;</code>
@@ -773,7 +780,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The key's record when the key exists (valid, revoked or expired).
+     * The key's record when the key exists, except on CODE_FORBIDDEN (the
+     * record is not shown to a client outside the key's allowed addresses).
      * </pre>
      *
      * <code>.keyservice.v1.Key key = 3;</code>
@@ -796,7 +804,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The key's record when the key exists (valid, revoked or expired).
+     * The key's record when the key exists, except on CODE_FORBIDDEN (the
+     * record is not shown to a client outside the key's allowed addresses).
      * </pre>
      *
      * <code>.keyservice.v1.Key key = 3;</code>
@@ -813,7 +822,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The key's record when the key exists (valid, revoked or expired).
+     * The key's record when the key exists, except on CODE_FORBIDDEN (the
+     * record is not shown to a client outside the key's allowed addresses).
      * </pre>
      *
      * <code>.keyservice.v1.Key key = 3;</code>
@@ -825,7 +835,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The key's record when the key exists (valid, revoked or expired).
+     * The key's record when the key exists, except on CODE_FORBIDDEN (the
+     * record is not shown to a client outside the key's allowed addresses).
      * </pre>
      *
      * <code>.keyservice.v1.Key key = 3;</code>
@@ -840,7 +851,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The key's record when the key exists (valid, revoked or expired).
+     * The key's record when the key exists, except on CODE_FORBIDDEN (the
+     * record is not shown to a client outside the key's allowed addresses).
      * </pre>
      *
      * <code>.keyservice.v1.Key key = 3;</code>

@@ -38,7 +38,8 @@ public interface ValidateResponseOrBuilder extends
 
   /**
    * <pre>
-   * The key's record when the key exists (valid, revoked or expired).
+   * The key's record when the key exists, except on CODE_FORBIDDEN (the
+   * record is not shown to a client outside the key's allowed addresses).
    * </pre>
    *
    * <code>.keyservice.v1.Key key = 3;</code>
@@ -47,7 +48,8 @@ public interface ValidateResponseOrBuilder extends
   boolean hasKey();
   /**
    * <pre>
-   * The key's record when the key exists (valid, revoked or expired).
+   * The key's record when the key exists, except on CODE_FORBIDDEN (the
+   * record is not shown to a client outside the key's allowed addresses).
    * </pre>
    *
    * <code>.keyservice.v1.Key key = 3;</code>
@@ -56,7 +58,8 @@ public interface ValidateResponseOrBuilder extends
   dev.keyservice.v1.Key getKey();
   /**
    * <pre>
-   * The key's record when the key exists (valid, revoked or expired).
+   * The key's record when the key exists, except on CODE_FORBIDDEN (the
+   * record is not shown to a client outside the key's allowed addresses).
    * </pre>
    *
    * <code>.keyservice.v1.Key key = 3;</code>
