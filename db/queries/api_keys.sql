@@ -40,7 +40,7 @@ SELECT * FROM api_keys WHERE key_hash = @key_hash;
 -- name: RevokeKey :one
 -- RevokeKey keeps the first revoked_at, so revoking twice is idempotent.
 UPDATE api_keys
-SET revoked_at = coalesce(revoked_at, now())
+SET revoked_at = coalesce(revoked_at, clock_timestamp())
 WHERE id = @id
 RETURNING *;
 

@@ -234,7 +234,7 @@ func (v *adminTokens) Set(s string) error {
 		case problem != nil:
 		case !validName(name):
 			problem = fmt.Errorf("entries are name:token or a bare token (a token containing ':' must be given a name: name:token), names of a-z A-Z 0-9 . _ -; entry %d is not", i+1)
-		case reservedActors[name]:
+		case reservedActors[strings.ToLower(name)]:
 			problem = fmt.Errorf("entry %d: the name %s is reserved for the audit trail's own actors", i+1, name)
 		case tok == "":
 			problem = fmt.Errorf("entry %d has no token", i+1)

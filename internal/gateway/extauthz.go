@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/middleware"
 )
 
 // ExtAuthz returns envoy.service.auth.v3.Authorization, served on the gRPC
@@ -43,7 +44,7 @@ func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 			vreq.ClientIp = a.Unmap().String()
 		}
 		var stream runtime.ServerTransportStream
-		vctx := grpc.NewContextWithServerTransportStream(ctx, &stream)
+		vctx := grpc.NewContextWithServerTransportStream(middleware.WithGatewayCall(ctx, false), &stream)
 		resp, err := x.svc.Validate(vctx, vreq)
 		d = decide(resp, err, x.keyHeader, stream.Header())
 	}

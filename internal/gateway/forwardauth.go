@@ -206,7 +206,8 @@ func ForwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 				md.Set("authorization", "Bearer "+tok)
 			}
 			var stream runtime.ServerTransportStream
-			ctx := grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(middleware.WithHTTPCall(r.Context(), g), md), &stream)
+			ctx := middleware.WithGatewayCall(middleware.WithHTTPCall(r.Context(), g), ok && end == g.ClientAddr)
+			ctx = grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(ctx, md), &stream)
 			resp, err := svc.Validate(ctx, req)
 			d = decide(resp, err, keyHeader, stream.Header())
 		}

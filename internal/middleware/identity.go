@@ -107,3 +107,18 @@ func EndClientUnknown(ctx context.Context) bool {
 	g, ok := httpCallOf(ctx)
 	return ok && g.ChainUnusable
 }
+
+type gatewayCallKey struct{}
+
+// WithGatewayCall marks a Validate that forward-auth or Envoy makes for the
+// end client they forward for. peerIsEnd: the request names the gateway's
+// own address as its end client (so no client_ip is sent).
+func WithGatewayCall(ctx context.Context, peerIsEnd bool) context.Context {
+	return context.WithValue(ctx, gatewayCallKey{}, peerIsEnd)
+}
+
+// GatewayCall reports whether ctx is a gateway's Validate (WithGatewayCall).
+func GatewayCall(ctx context.Context) (gateway, peerIsEnd bool) {
+	v, ok := ctx.Value(gatewayCallKey{}).(bool)
+	return ok, v
+}

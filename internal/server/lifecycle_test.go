@@ -239,6 +239,20 @@ func TestAllowedCIDRsPinAKeyToAddresses(t *testing.T) {
 	}
 	check("loopback caller, no client_ip", "", keyservicev1.Code_CODE_VALID)
 	check("client_ip outside", "10.1.2.3", keyservicev1.Code_CODE_FORBIDDEN)
+	// A pinned key's record is not shown outside its addresses, whatever
+	// the answer.
+	if _, err := e.grpc.UpdateKey(admin(ctx), &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: k.GetId()}, UpdateMask: mask("enabled")}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := e.grpc.Validate(asCaller(ctx, tokenA), &keyservicev1.ValidateRequest{Key: secret, ClientIp: "192.0.2.1"}); err != nil || v.GetCode() != keyservicev1.Code_CODE_DISABLED || v.GetKey() != nil {
+		t.Fatalf("disabled pinned key from outside: %v %v, want DISABLED without the record", v, err)
+	}
+	if v, err := e.grpc.Validate(asCaller(ctx, tokenA), &keyservicev1.ValidateRequest{Key: secret}); err != nil || v.GetCode() != keyservicev1.Code_CODE_DISABLED || v.GetKey() == nil {
+		t.Fatalf("disabled pinned key from inside: %v %v, want DISABLED with the record", v, err)
+	}
+	if _, err := e.grpc.UpdateKey(admin(ctx), &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: k.GetId(), Enabled: true}, UpdateMask: mask("enabled")}); err != nil {
+		t.Fatal(err)
+	}
 	// Cleared: any address.
 	if _, err := e.grpc.UpdateKey(admin(ctx), &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: k.GetId()}, UpdateMask: mask("allowed_cidrs")}); err != nil {
 		t.Fatal(err)
@@ -471,6 +485,10 @@ func TestLifecycleBadInputIsRefusedAndWritesNothing(t *testing.T) {
 			_, err := e.grpc.UpdateKey(ctx, &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: id, Name: "m", Hint: "x"}, UpdateMask: mask("name", "hint")})
 			return err
 		}, codes.InvalidArgument, `"hint" cannot be updated`},
+		"sub-path without the field": {func() error {
+			_, err := e.grpc.UpdateKey(ctx, &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: id}, UpdateMask: mask("rate_limit.burst")})
+			return err
+		}, codes.InvalidArgument, "needs key.rate_limit"},
 		"unknown sub-path": {func() error {
 			_, err := e.grpc.UpdateKey(ctx, &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: id}, UpdateMask: mask("rate_limit.bogus")})
 			return err
@@ -774,5 +792,8 @@ func TestAllowedCIDRsFailClosedBehindAProxyWithNoUsableChain(t *testing.T) {
 	}
 	if c := do("not-an-address"); c != 403 {
 		t.Fatalf("unusable forwarded chain: %d, want 403 (no end client address)", c)
+	}
+	if c := do(""); c != 403 {
+		t.Fatalf("no forwarded chain at all: %d, want 403 (the gateway's own address is not the end client's)", c)
 	}
 }

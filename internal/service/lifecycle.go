@@ -42,11 +42,8 @@ func audited(ctx context.Context) context.Context {
 // (INSUFFICIENT_SCOPE). A key with no allowed addresses and a call with no
 // required scopes cost two length checks.
 func (s *Service) access(ctx context.Context, req *keyservicev1.ValidateRequest, k *store.Key) validate.Code {
-	if len(k.AllowedCIDRs) > 0 {
-		a, ok := s.endClient(ctx, req)
-		if !ok || !slices.ContainsFunc(k.AllowedCIDRs, func(p netip.Prefix) bool { return p.Contains(a) }) {
-			return validate.Forbidden
-		}
+	if len(k.AllowedCIDRs) > 0 && !s.inside(ctx, req, k) {
+		return validate.Forbidden
 	}
 	for _, sc := range req.GetRequiredScopes() {
 		if !slices.Contains(k.Scopes, sc) {
@@ -54,6 +51,13 @@ func (s *Service) access(ctx context.Context, req *keyservicev1.ValidateRequest,
 		}
 	}
 	return validate.Valid
+}
+
+// inside reports whether the end client is inside one of k's allowed
+// addresses (false when no end client address is known).
+func (s *Service) inside(ctx context.Context, req *keyservicev1.ValidateRequest, k *store.Key) bool {
+	a, ok := s.endClient(ctx, req)
+	return ok && slices.ContainsFunc(k.AllowedCIDRs, func(p netip.Prefix) bool { return p.Contains(a) })
 }
 
 // endClient is the address a key's allowed addresses are checked against:
@@ -65,6 +69,11 @@ func (s *Service) endClient(ctx context.Context, req *keyservicev1.ValidateReque
 	if raw := req.GetClientIp(); raw != "" && ratelimit.MayForward(id, s.trusted) {
 		a, err := netip.ParseAddr(raw)
 		return a.Unmap(), err == nil
+	}
+	if gw, peerIsEnd := middleware.GatewayCall(ctx); gw && !peerIsEnd {
+		// Forward-auth and Envoy ask for the end client they forward for:
+		// one they do not name believably is unknown, never the gateway.
+		return netip.Addr{}, false
 	}
 	if id.Anonymous || middleware.EndClientUnknown(ctx) {
 		// Behind a trusted proxy that named no usable end client, the
@@ -128,6 +137,11 @@ func (s *Service) UpdateKey(ctx context.Context, req *keyservicev1.UpdateKeyRequ
 		// Over REST without ?update_mask, the mask is the body's fields,
 		// and a message field is named by its parts: rate_limit.limit.
 		if sub, ok := strings.CutPrefix(field, "rate_limit."); ok && (sub == "limit" || sub == "period" || sub == "burst") {
+			// A part names the whole limit, which is replaced: without one
+			// in key, it would silently fall back to the default.
+			if k.GetRateLimit() == nil {
+				return nil, invalid("update_mask", "%q needs key.rate_limit (the whole rate_limit is replaced)", p)
+			}
 			field = store.FieldRateLimit
 		}
 		if !slices.Contains(store.UpdatableFields, field) {

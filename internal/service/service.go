@@ -193,7 +193,9 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 		return nil, err
 	}
 	out := &keyservicev1.ValidateResponse{Valid: res.Code == validate.Valid, Code: codeToProto(res.Code)}
-	if res.Key != nil {
+	if res.Key != nil && (len(res.Key.AllowedCIDRs) == 0 || res.Code == validate.Valid || s.inside(ctx, req, res.Key)) {
+		// A pinned key's record is shown only inside its allowed addresses
+		// (a VALID answer outside them is FORBIDDEN, below, without it).
 		out.Key = s.view(res)
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {

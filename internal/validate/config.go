@@ -133,8 +133,6 @@ type Validator struct {
 	// is not applied twice: a second Apply would bump the epoch again and
 	// throw away a lookup's answer for nothing.
 	echoes *otter.Cache[echoKey, struct{}]
-	// applied counts events applied to memory (see updatedEvent).
-	applied atomic.Uint64
 
 	signals signals
 

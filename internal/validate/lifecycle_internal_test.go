@@ -4,23 +4,46 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store"
 )
 
+// nopStore satisfies Store; these tests never reach the database.
+type nopStore struct{ Store }
+
 // TestLocalUpdateCachesItsRecordOnlyIfNothingOvertookIt: when another
-// change reached memory while an update's write ran (another replica's
-// revocation committed right after it, say), the writer must not put its
-// now possibly stale record in the cache.
+// change to the key's stripe reached memory while an update's write ran
+// (another replica's revocation committed right after it, or a later
+// update on this replica), the writer must not put its possibly stale
+// record in the cache; otherwise it does, and answers from it at once.
 func TestLocalUpdateCachesItsRecordOnlyIfNothingOvertookIt(t *testing.T) {
-	v := &Validator{}
-	at := time.Now()
-	rec := &store.Key{UpdatedAt: &at}
-	before := v.applied.Load()
-	if e := v.updatedEvent(rec, before); e.Key != rec || !e.At.Equal(at) {
-		t.Fatalf("nothing overtook the write: %+v", e)
+	f, err := keys.NewFormat("ks")
+	if err != nil {
+		t.Fatal(err)
 	}
-	v.applied.Add(1) // a NOTIFY applied while the write ran
-	if e := v.updatedEvent(rec, before); e.Key != nil {
-		t.Fatal("an overtaken update would cache its record")
+	v, err := New(Config{Store: nopStore{}, Format: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	rec := store.Key{Hash: keys.Hash{7, 1}, Enabled: true, UpdatedAt: &at}
+	update := store.Event{Kind: store.EventUpdated, Hash: rec.Hash, At: at, Key: &rec}
+
+	before := v.epochs()
+	v.applyAfter(update, fromLocal, before)
+	if _, ok := v.pos.GetIfPresent(rec.Hash); !ok {
+		t.Fatal("an update nothing overtook did not cache its record")
+	}
+
+	// A key memory holds nothing of: another replica's revocation arrives
+	// while this replica's update of it is being written, and finds
+	// nothing to mark revoked.
+	other := rec
+	other.Hash = keys.Hash{7, 2}
+	before = v.epochs()
+	v.apply(store.Event{Kind: store.EventRevoked, Hash: other.Hash, At: at.Add(time.Millisecond)}, fromNotify)
+	v.applyAfter(store.Event{Kind: store.EventUpdated, Hash: other.Hash, At: at, Key: &other}, fromLocal, before)
+	if p, ok := v.pos.GetIfPresent(other.Hash); ok {
+		t.Fatalf("an overtaken update cached its record (VALID for a revoked key): %+v", p.key)
 	}
 }

@@ -240,6 +240,12 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 			case v.holdsUpdate(c.Hash, *c.UpdatedAt):
 			case maybe && !v.holds(c.Hash):
 				v.filter.captureOnly(c.Hash)
+				// A lookup that read the row before the update must not
+				// cache it afterwards.
+				st := &v.stripes[c.Hash[0]]
+				st.mu.Lock()
+				st.epoch.Add(1)
+				st.mu.Unlock()
 			default:
 				v.apply(store.Event{Kind: store.EventUpdated, Hash: c.Hash, At: *c.UpdatedAt}, fromSync)
 			}

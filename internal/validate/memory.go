@@ -83,8 +83,28 @@ func (s source) String() string {
 // apply makes a change to a key visible in memory. Local writes apply it
 // before returning to their caller; other replicas apply it from NOTIFY or
 // incremental sync.
-func (v *Validator) apply(e store.Event, src source) {
-	v.applied.Add(1)
+func (v *Validator) apply(e store.Event, src source) { v.applyAfter(e, src, nil) }
+
+// epochs is every stripe's epoch, read before an admin write: see
+// applyAfter.
+type epochs [256]uint64
+
+func (v *Validator) epochs() *epochs {
+	var out epochs
+	for i := range v.stripes {
+		out[i] = v.stripes[i].epoch.Load()
+	}
+	return &out
+}
+
+// applyAfter is apply for a local update whose write began when the stripe
+// epochs were before: its record (e.Key) is cached only if no other change
+// to the key's stripe reached memory meanwhile — checked under the stripe
+// lock, which every change takes. Otherwise the record may already be out
+// of date (another replica's revocation committed right after it and its
+// NOTIFY was applied first, or a later update on this replica was applied
+// first), and memory only drops the key, whose next Validate looks it up.
+func (v *Validator) applyAfter(e store.Event, src source, before *epochs) {
 	switch src {
 	case fromLocal:
 		v.echoes.Set(echoKey{e.Kind, e.Hash, e.At.UnixMicro()}, struct{}{})
@@ -143,6 +163,9 @@ func (v *Validator) apply(e store.Event, src source) {
 		// in case a new expiry brought back a key it had dropped.
 		v.filter.add(e.Hash)
 		st.mu.Lock()
+		if before != nil && st.epoch.Load() != before[e.Hash[0]] {
+			e.Key = nil
+		}
 		st.epoch.Add(1)
 		v.pos.Invalidate(e.Hash)
 		if n, ok := v.neg.GetEntryQuietly(e.Hash); !ok || n.Value.code != Revoked {
@@ -216,40 +239,26 @@ func (k *Keys) RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error) {
 // UpdateKey changes a key; the change is what Validate answers here when
 // UpdateKey returns (cached answers and the key's limit included).
 func (k *Keys) UpdateKey(ctx context.Context, id uuid.UUID, u store.Update) (store.Key, error) {
-	before := k.v.applied.Load()
+	before := k.v.epochs()
 	rec, changed, err := k.store.UpdateKey(ctx, id, u)
 	if err != nil || !changed {
 		return rec, err
 	}
-	k.v.apply(k.v.updatedEvent(&rec, before), fromLocal)
+	k.v.applyAfter(store.Event{Kind: store.EventUpdated, Hash: rec.Hash, At: *rec.UpdatedAt, Key: &rec}, fromLocal, before)
 	return rec, nil
-}
-
-// updatedEvent is the local event of an update that returned rec. It
-// carries rec, to be cached in place of the old answer, only if no other
-// change reached memory while the write ran: otherwise rec may already be
-// out of date (another replica's revocation committed right after it, and
-// its NOTIFY was applied first), and memory only drops the key, whose next
-// Validate looks it up.
-func (v *Validator) updatedEvent(rec *store.Key, before uint64) store.Event {
-	e := store.Event{Kind: store.EventUpdated, Hash: rec.Hash, At: *rec.UpdatedAt}
-	if v.applied.Load() == before {
-		e.Key = rec
-	}
-	return e
 }
 
 // RotateKey issues a key's successor; here, when RotateKey returns, the new
 // key is VALID and the old one answers by its new expiry.
 func (k *Keys) RotateKey(ctx context.Context, id uuid.UUID, r store.Rotation) (newKey, oldKey store.Key, err error) {
-	before := k.v.applied.Load()
+	before := k.v.epochs()
 	newKey, oldKey, err = k.store.RotateKey(ctx, id, r)
 	if err != nil {
 		return newKey, oldKey, err
 	}
-	old := k.v.updatedEvent(&oldKey, before)
+	// The old key first: the new key's event may bump the same stripe.
+	k.v.applyAfter(store.Event{Kind: store.EventUpdated, Hash: oldKey.Hash, At: *oldKey.UpdatedAt, Key: &oldKey}, fromLocal, before)
 	k.v.apply(store.Event{Kind: store.EventCreated, Hash: newKey.Hash, Key: &newKey}, fromLocal)
-	k.v.apply(old, fromLocal)
 	return newKey, oldKey, nil
 }
 

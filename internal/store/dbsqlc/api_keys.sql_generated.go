@@ -493,7 +493,7 @@ func (q *Queries) Notify(ctx context.Context, db DBTX, arg NotifyParams) error {
 
 const revokeKey = `-- name: RevokeKey :one
 UPDATE api_keys
-SET revoked_at = coalesce(revoked_at, now())
+SET revoked_at = coalesce(revoked_at, clock_timestamp())
 WHERE id = $1
 RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at
 `
