@@ -138,15 +138,21 @@ func TestDisabledKeyAnswersDisabledUntilEnabled(t *testing.T) {
 		}
 	}
 	set(false)
-	lookups := metricSum(t, e, "keyservice_lookups_total")
-	for i := 0; i < 3; i++ {
+	// DISABLED at once; the replica that made the change answers from the
+	// new record, or (when another change reached memory meanwhile) from
+	// one lookup, and from memory after that.
+	var lookups float64
+	for i := 0; i < 4; i++ {
+		if i == 1 {
+			lookups = metricSum(t, e, "keyservice_lookups_total")
+		}
 		v := validate(t, e, &keyservicev1.ValidateRequest{Key: secret})
 		if v.GetValid() || v.GetCode() != keyservicev1.Code_CODE_DISABLED || v.GetKey().GetId() != k.GetId() || v.GetKey().GetEnabled() {
 			t.Fatalf("disabled key: %v", v)
 		}
 	}
 	if after := metricSum(t, e, "keyservice_lookups_total"); after != lookups {
-		t.Fatalf("DISABLED answers made %v lookups, want 0 (from memory)", after-lookups)
+		t.Fatalf("DISABLED answers after the first made %v lookups, want 0 (from memory)", after-lookups)
 	}
 	code, body, _ := e.rest(t, "POST", "/v1/keys:validate", "", fmt.Sprintf(`{"key":%q}`, secret))
 	if code != 200 || body["code"] != "CODE_DISABLED" {

@@ -131,6 +131,9 @@ type Update struct {
 	RateLimit    *RateLimit
 	Enabled      bool
 	AllowedCIDRs []netip.Prefix
+	// BeforeCommit, when set, is called with the updated record just
+	// before the transaction commits (and its NOTIFY is sent).
+	BeforeCommit func(Key)
 }
 
 // UpdateKey applies u to the key with id, records the fields that changed
@@ -203,7 +206,13 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key,
 			return err
 		}
 		changed = true
-		return s.notify(ctx, tx, Event{Kind: EventUpdated, Hash: out.Hash, At: *out.UpdatedAt})
+		if err := s.notify(ctx, tx, Event{Kind: EventUpdated, Hash: out.Hash, At: *out.UpdatedAt}); err != nil {
+			return err
+		}
+		if u.BeforeCommit != nil {
+			u.BeforeCommit(out)
+		}
+		return nil
 	})
 	return out, changed, err
 }
@@ -213,6 +222,9 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key,
 type Rotation struct {
 	NewKey NewKey        // Hash and Hint; the rest is copied from the old key
 	Grace  time.Duration // the old key expires at now+Grace (database clock), never later than it would
+	// BeforeCommit, when set, is called with both records just before the
+	// transaction commits (and its NOTIFYs are sent).
+	BeforeCommit func(newKey, oldKey Key)
 }
 
 // RotateKey issues the successor of the key with id: a new key copying its
@@ -269,7 +281,13 @@ func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey
 		if err := s.audit(ctx, tx, ActionCreate, newKey.ID, createdChanges(newKey)); err != nil {
 			return err
 		}
-		return s.notify(ctx, tx, Event{Kind: EventUpdated, Hash: oldKey.Hash, At: *oldKey.UpdatedAt})
+		if err := s.notify(ctx, tx, Event{Kind: EventUpdated, Hash: oldKey.Hash, At: *oldKey.UpdatedAt}); err != nil {
+			return err
+		}
+		if r.BeforeCommit != nil {
+			r.BeforeCommit(newKey, oldKey)
+		}
+		return nil
 	})
 	return newKey, oldKey, err
 }

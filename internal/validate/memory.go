@@ -107,7 +107,7 @@ func (v *Validator) epochs() *epochs {
 func (v *Validator) applyAfter(e store.Event, src source, before *epochs) {
 	switch src {
 	case fromLocal:
-		v.echoes.Set(echoKey{e.Kind, e.Hash, e.At.UnixMicro()}, struct{}{})
+		v.expectEcho(e.Kind, e.Hash, e.At)
 	case fromNotify:
 		if _, mine := v.echoes.Invalidate(echoKey{e.Kind, e.Hash, e.At.UnixMicro()}); mine {
 			return // already applied when this replica made the change
@@ -240,6 +240,9 @@ func (k *Keys) RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error) {
 // UpdateKey returns (cached answers and the key's limit included).
 func (k *Keys) UpdateKey(ctx context.Context, id uuid.UUID, u store.Update) (store.Key, error) {
 	before := k.v.epochs()
+	// This replica's own NOTIFY is known as its echo before it can arrive,
+	// so it does not count as another change to the stripe.
+	u.BeforeCommit = func(rec store.Key) { k.v.expectEcho(store.EventUpdated, rec.Hash, *rec.UpdatedAt) }
 	rec, changed, err := k.store.UpdateKey(ctx, id, u)
 	if err != nil || !changed {
 		return rec, err
@@ -252,6 +255,10 @@ func (k *Keys) UpdateKey(ctx context.Context, id uuid.UUID, u store.Update) (sto
 // key is VALID and the old one answers by its new expiry.
 func (k *Keys) RotateKey(ctx context.Context, id uuid.UUID, r store.Rotation) (newKey, oldKey store.Key, err error) {
 	before := k.v.epochs()
+	r.BeforeCommit = func(newKey, oldKey store.Key) {
+		k.v.expectEcho(store.EventCreated, newKey.Hash, time.Time{})
+		k.v.expectEcho(store.EventUpdated, oldKey.Hash, *oldKey.UpdatedAt)
+	}
 	newKey, oldKey, err = k.store.RotateKey(ctx, id, r)
 	if err != nil {
 		return newKey, oldKey, err
@@ -306,4 +313,10 @@ func (v *Validator) holds(h keys.Hash) bool {
 	}
 	_, ok := v.neg.GetEntryQuietly(h)
 	return ok
+}
+
+// expectEcho notes that this replica's NOTIFY of a change it applies itself
+// will come back, so it is not applied twice.
+func (v *Validator) expectEcho(kind store.EventKind, h keys.Hash, at time.Time) {
+	v.echoes.Set(echoKey{kind, h, at.UnixMicro()}, struct{}{})
 }
