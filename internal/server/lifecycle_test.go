@@ -201,7 +201,7 @@ func TestRequiredScopesMustAllBeGranted(t *testing.T) {
 	if code != 200 || body["code"] != "CODE_INSUFFICIENT_SCOPE" || body["key"] == nil {
 		t.Fatalf("REST: %d %v", code, body)
 	}
-	if n := metricValue(t, e, `keyservice_validate_access_refusals_total{code="INSUFFICIENT_SCOPE"}`); n != 4 {
+	if n := metricValue(t, e, `keyservice_validate_call_refusals_total{code="INSUFFICIENT_SCOPE"}`); n != 4 {
 		t.Fatalf("INSUFFICIENT_SCOPE answers counted: %v, want 4", n)
 	}
 }
@@ -610,6 +610,11 @@ func TestAnswersFollowTheDocumentedPrecedence(t *testing.T) {
 	}
 	if v := validate(t, e, &keyservicev1.ValidateRequest{Key: secret}); v.GetCode() != keyservicev1.Code_CODE_RATE_LIMITED {
 		t.Fatalf("second call: %v, want RATE_LIMITED", v.GetCode())
+	}
+	for code, want := range map[string]float64{"FORBIDDEN": 1, "INSUFFICIENT_SCOPE": 3, "RATE_LIMITED": 1} {
+		if n := metricValue(t, e, `keyservice_validate_call_refusals_total{code="`+code+`"}`); n != want {
+			t.Errorf("%s answers counted: %v, want %v", code, n, want)
+		}
 	}
 	// A changed limit applies from the next call (what was spent is kept,
 	// refilled at the new rate).

@@ -94,9 +94,9 @@ type Service struct {
 	// here keeps it from being reused): a hot key is converted once, not on
 	// every answer. Shared messages are only ever read (marshalled).
 	views *otter.Cache[*store.Key, *keyservicev1.Key]
-	// refusals counts FORBIDDEN and INSUFFICIENT_SCOPE answers (the
-	// validation path counts the rest in keyservice_validate_answers_total).
-	refusals [2]prometheus.Counter
+	// refusals counts the answers refused for the call after the key
+	// itself was judged VALID: FORBIDDEN, INSUFFICIENT_SCOPE, RATE_LIMITED.
+	refusals [3]prometheus.Counter
 }
 
 // New builds a Service.
@@ -116,10 +116,10 @@ func New(cfg Config) *Service {
 		s.now = time.Now
 	}
 	refusals := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "keyservice_validate_access_refusals_total",
-		Help: "Validate answers refused for the call, not the key: FORBIDDEN (end client outside the key's allowed_cidrs) and INSUFFICIENT_SCOPE (a required scope missing).",
+		Name: "keyservice_validate_call_refusals_total",
+		Help: "Validate answers refused for the call after the validation path judged the key VALID (and counted it so in keyservice_validate_answers_total): FORBIDDEN (end client outside the key's allowed_cidrs), INSUFFICIENT_SCOPE (a required scope missing), RATE_LIMITED (the key's own limit).",
 	}, []string{"code"})
-	s.refusals = [2]prometheus.Counter{refusals.WithLabelValues("FORBIDDEN"), refusals.WithLabelValues("INSUFFICIENT_SCOPE")}
+	s.refusals = [3]prometheus.Counter{refusals.WithLabelValues("FORBIDDEN"), refusals.WithLabelValues("INSUFFICIENT_SCOPE"), refusals.WithLabelValues("RATE_LIMITED")}
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(refusals)
 	}
@@ -230,6 +230,7 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 		}
 		out.RateLimit = &keyservicev1.RateLimitStatus{Limit: int64(d.Limit), Remaining: int64(d.Remaining), Reset_: durationpb.New(d.Reset)}
 		if !d.Allowed {
+			s.refusals[2].Inc()
 			out.Valid, out.Code = false, keyservicev1.Code_CODE_RATE_LIMITED
 		}
 	}

@@ -1,8 +1,12 @@
 package validate
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store"
@@ -45,5 +49,47 @@ func TestLocalUpdateCachesItsRecordOnlyIfNothingOvertookIt(t *testing.T) {
 	v.applyAfter(store.Event{Kind: store.EventUpdated, Hash: other.Hash, At: at, Key: &other}, fromLocal, before)
 	if p, ok := v.pos.GetIfPresent(other.Hash); ok {
 		t.Fatalf("an overtaken update cached its record (VALID for a revoked key): %+v", p.key)
+	}
+}
+
+// ambiguousCommit is a KeyStore whose UpdateKey gets as far as the commit
+// (BeforeCommit runs) and then fails, as when the connection breaks during
+// COMMIT: the write may have happened.
+type ambiguousCommit struct {
+	KeyStore
+	rec store.Key
+}
+
+func (a ambiguousCommit) UpdateKey(_ context.Context, _ uuid.UUID, u store.Update) (store.Key, bool, error) {
+	u.BeforeCommit(a.rec)
+	return store.Key{}, false, errors.New("connection lost during COMMIT")
+}
+
+// TestAnAmbiguousCommitDropsTheKeyAndExpectsNoEcho: after an update that
+// failed at its commit, the writer drops its cached answer, and the
+// update's NOTIFY, should it come, is applied, not taken for an echo.
+func TestAnAmbiguousCommitDropsTheKeyAndExpectsNoEcho(t *testing.T) {
+	f, err := keys.NewFormat("ks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := New(Config{Store: nopStore{}, Format: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	old := store.Key{Hash: keys.Hash{9, 9}, Enabled: true}
+	v.pos.Set(old.Hash, &posEntry{key: old, fetched: time.Now()})
+	disabled := old
+	disabled.Enabled, disabled.UpdatedAt = false, &at
+	k := v.Keys(ambiguousCommit{rec: disabled})
+	if _, err := k.UpdateKey(context.Background(), uuid.New(), store.Update{Fields: []string{store.FieldEnabled}}); err == nil {
+		t.Fatal("the failed update succeeded")
+	}
+	if _, ok := v.pos.GetIfPresent(old.Hash); ok {
+		t.Fatal("the writer still answers from its old record after a commit that may have happened")
+	}
+	if _, expected := v.echoes.GetIfPresent(echoKey{store.EventUpdated, old.Hash, at.UnixMicro()}); expected {
+		t.Fatal("the update's NOTIFY would be taken for an echo")
 	}
 }

@@ -236,19 +236,24 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 			// memory already holds the record as updated, and, for a key
 			// memory holds nothing of that the filter knows, only noted for
 			// a filter being rebuilt (as for a known created key).
-			switch maybe, _ := v.filter.test(&c.Hash); {
-			case v.holdsUpdate(c.Hash, *c.UpdatedAt):
-			case maybe && !v.holds(c.Hash):
-				v.filter.captureOnly(c.Hash)
-				// A lookup that read the row before the update must not
-				// cache it afterwards.
+			if v.holdsUpdate(c.Hash, *c.UpdatedAt) {
+				continue
+			}
+			if maybe, _ := v.filter.test(&c.Hash); maybe {
+				// Bump first, then look, in one critical section: no lookup
+				// that read the row before the update can fill afterwards,
+				// and one that filled before is seen here and dropped.
 				st := &v.stripes[c.Hash[0]]
 				st.mu.Lock()
 				st.epoch.Add(1)
+				held := v.holds(c.Hash)
 				st.mu.Unlock()
-			default:
-				v.apply(store.Event{Kind: store.EventUpdated, Hash: c.Hash, At: *c.UpdatedAt}, fromSync)
+				if !held {
+					v.filter.captureOnly(c.Hash)
+					continue
+				}
 			}
+			v.apply(store.Event{Kind: store.EventUpdated, Hash: c.Hash, At: *c.UpdatedAt}, fromSync)
 			continue
 		}
 		maybe, _ := v.filter.test(&c.Hash)

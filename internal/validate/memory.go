@@ -242,10 +242,20 @@ func (k *Keys) UpdateKey(ctx context.Context, id uuid.UUID, u store.Update) (sto
 	before := k.v.epochs()
 	// This replica's own NOTIFY is known as its echo before it can arrive,
 	// so it does not count as another change to the stripe.
-	u.BeforeCommit = func(rec store.Key) { k.v.expectEcho(store.EventUpdated, rec.Hash, *rec.UpdatedAt) }
+	var pending *store.Key
+	u.BeforeCommit = func(rec store.Key) {
+		pending = &rec
+		k.v.expectEcho(store.EventUpdated, rec.Hash, *rec.UpdatedAt)
+	}
 	rec, changed, err := k.store.UpdateKey(ctx, id, u)
-	if err != nil || !changed {
+	if err != nil {
+		if pending != nil {
+			k.v.unsure(store.EventUpdated, pending)
+		}
 		return rec, err
+	}
+	if !changed {
+		return rec, nil
 	}
 	k.v.applyAfter(store.Event{Kind: store.EventUpdated, Hash: rec.Hash, At: *rec.UpdatedAt, Key: &rec}, fromLocal, before)
 	return rec, nil
@@ -255,12 +265,18 @@ func (k *Keys) UpdateKey(ctx context.Context, id uuid.UUID, u store.Update) (sto
 // key is VALID and the old one answers by its new expiry.
 func (k *Keys) RotateKey(ctx context.Context, id uuid.UUID, r store.Rotation) (newKey, oldKey store.Key, err error) {
 	before := k.v.epochs()
+	var pendingNew, pendingOld *store.Key
 	r.BeforeCommit = func(newKey, oldKey store.Key) {
+		pendingNew, pendingOld = &newKey, &oldKey
 		k.v.expectEcho(store.EventCreated, newKey.Hash, time.Time{})
 		k.v.expectEcho(store.EventUpdated, oldKey.Hash, *oldKey.UpdatedAt)
 	}
 	newKey, oldKey, err = k.store.RotateKey(ctx, id, r)
 	if err != nil {
+		if pendingNew != nil {
+			k.v.unsure(store.EventCreated, pendingNew)
+			k.v.unsure(store.EventUpdated, pendingOld)
+		}
 		return newKey, oldKey, err
 	}
 	// The old key first: the new key's event may bump the same stripe.
@@ -319,4 +335,19 @@ func (v *Validator) holds(h keys.Hash) bool {
 // will come back, so it is not applied twice.
 func (v *Validator) expectEcho(kind store.EventKind, h keys.Hash, at time.Time) {
 	v.echoes.Set(echoKey{kind, h, at.UnixMicro()}, struct{}{})
+}
+
+// unsure handles a write that failed after its NOTIFY's echo was expected:
+// the commit may still have happened (a cancelled or broken connection
+// during COMMIT), and then its NOTIFY comes back and, as an expected echo,
+// would be ignored. So the echo is forgotten and the change is applied as
+// if sync had found it: the key is dropped (and, created, added to the
+// filter), and its next Validate looks it up. Safe either way.
+func (v *Validator) unsure(kind store.EventKind, rec *store.Key) {
+	at := time.Time{}
+	if kind == store.EventUpdated {
+		at = *rec.UpdatedAt
+	}
+	v.echoes.Invalidate(echoKey{kind, rec.Hash, at.UnixMicro()})
+	v.apply(store.Event{Kind: kind, Hash: rec.Hash, At: at}, fromSync)
 }
