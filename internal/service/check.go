@@ -54,6 +54,19 @@ func checkText(field, v string, max int) error {
 	return nil
 }
 
+// pageSize checks a list's page_size: 0 is the default, at most
+// maxPageSize.
+func pageSize(n int32) (int, error) {
+	switch size := int(n); {
+	case size < 0 || size > maxPageSize:
+		return 0, invalid("page_size", "must be between 0 and %d, got %d", maxPageSize, size)
+	case size == 0:
+		return defaultPageSize, nil
+	default:
+		return size, nil
+	}
+}
+
 func parseID(s string) (uuid.UUID, error) { return parseIDField("id", s) }
 
 func parseIDField(field, s string) (uuid.UUID, error) {

@@ -54,8 +54,7 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 	case errors.Is(err, store.ErrNotFound):
 		return status.Error(codes.NotFound, "key not found")
 	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrRotated), errors.Is(err, store.ErrExpired):
-		msg, _ := preconditionOf(err)
-		return status.Error(codes.FailedPrecondition, msg)
+		return status.Error(codes.FailedPrecondition, preconditionOf(err))
 	case errors.Is(err, validate.ErrUnavailable), errors.Is(err, store.ErrUnavailable):
 		log.WarnContext(ctx, "store unavailable", "request_id", middleware.RequestIDFrom(ctx), "error", err)
 		return status.Error(codes.Unavailable, "key store unavailable, retry later")

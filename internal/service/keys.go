@@ -168,12 +168,9 @@ func (s *Service) GetKey(ctx context.Context, req *keyservicev1.GetKeyRequest) (
 }
 
 func (s *Service) ListKeys(ctx context.Context, req *keyservicev1.ListKeysRequest) (*keyservicev1.ListKeysResponse, error) {
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0 || size > maxPageSize:
-		return nil, invalid("page_size", "must be between 0 and %d, got %d", maxPageSize, size)
-	case size == 0:
-		size = defaultPageSize
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
 	}
 	if utf8.RuneCountInString(req.GetOwner()) > maxOwnerLen {
 		return nil, invalid("owner", "must be at most %d characters", maxOwnerLen)

@@ -217,12 +217,9 @@ func (s *Service) RotateKey(ctx context.Context, req *keyservicev1.RotateKeyRequ
 }
 
 func (s *Service) ListAuditEvents(ctx context.Context, req *keyservicev1.ListAuditEventsRequest) (*keyservicev1.ListAuditEventsResponse, error) {
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0 || size > maxPageSize:
-		return nil, invalid("page_size", "must be between 0 and %d, got %d", maxPageSize, size)
-	case size == 0:
-		size = defaultPageSize
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
 	}
 	q := store.AuditQuery{Actor: req.GetActor(), Limit: size}
 	if raw := req.GetKeyId(); raw != "" {
@@ -266,17 +263,16 @@ func (s *Service) ListAuditEvents(ctx context.Context, req *keyservicev1.ListAud
 	return out, nil
 }
 
-// preconditionOf explains a write refused because of the key's state.
-func preconditionOf(err error) (string, bool) {
+// preconditionOf explains a write refused because of the key's state
+// (store.ErrRevoked, ErrRotated, ErrExpired).
+func preconditionOf(err error) string {
 	switch {
 	case errors.Is(err, store.ErrRevoked):
-		return "the key is revoked: a revoked key cannot be updated or rotated", true
+		return "the key is revoked: a revoked key cannot be updated or rotated"
 	case errors.Is(err, store.ErrRotated):
-		return "the key was already rotated: rotate its successor (rotated_to) instead", true
-	case errors.Is(err, store.ErrExpired):
-		return "the key has expired: create a new key instead (a successor would copy the expiry)", true
+		return "the key was already rotated: rotate its successor (rotated_to) instead"
 	}
-	return "", false
+	return "the key has expired: create a new key instead (a successor would copy the expiry)"
 }
 
 // snakeCase turns a lowerCamelCase mask path (expiresAt: the JSON form,

@@ -106,6 +106,16 @@ func (s *Store) audit(ctx context.Context, tx pgx.Tx, action string, keyID uuid.
 	return nil
 }
 
+// lockKey reads the key with id and locks its row until tx ends, so two
+// admin writes to one key run one after the other.
+func (s *Store) lockKey(ctx context.Context, tx pgx.Tx, id uuid.UUID) (Key, error) {
+	row, err := s.q.GetKeyForUpdate(ctx, tx, id)
+	if err != nil {
+		return Key{}, fmt.Errorf("reading key: %w", err)
+	}
+	return fromRow(row)
+}
+
 // Field names of UpdateKey's mask.
 const (
 	FieldName         = "name"
@@ -142,11 +152,7 @@ type Update struct {
 // the key as it is (changed is false).
 func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key, changed bool, err error) {
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		row, err := s.q.GetKeyForUpdate(ctx, tx, id)
-		if err != nil {
-			return fmt.Errorf("reading key: %w", err)
-		}
-		old, err := fromRow(row)
+		old, err := s.lockKey(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -188,7 +194,7 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key,
 			Enabled: next.Enabled, AllowedCIDRs: cidrStrings(next.AllowedCIDRs),
 		}
 		p.RateLimit, p.RatePeriod, p.RateBurst = rateColumns(next.RateLimit)
-		row, err = s.q.UpdateKey(ctx, tx, p)
+		row, err := s.q.UpdateKey(ctx, tx, p)
 		if err != nil {
 			return fmt.Errorf("updating key: %w", err)
 		}
@@ -237,11 +243,7 @@ type Rotation struct {
 // and their NOTIFYs are one transaction.
 func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey, oldKey Key, err error) {
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		row, err := s.q.GetKeyForUpdate(ctx, tx, id)
-		if err != nil {
-			return fmt.Errorf("reading key: %w", err)
-		}
-		old, err := fromRow(row)
+		old, err := s.lockKey(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -264,7 +266,7 @@ func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey
 		if newKey, err = s.insertKey(ctx, tx, nk); err != nil {
 			return err
 		}
-		row, err = s.q.MarkRotated(ctx, tx, dbsqlc.MarkRotatedParams{
+		row, err := s.q.MarkRotated(ctx, tx, dbsqlc.MarkRotatedParams{
 			ID:        id,
 			Grace:     pgtype.Interval{Microseconds: r.Grace.Microseconds(), Valid: true},
 			RotatedTo: nullUUID(newKey.ID),

@@ -186,9 +186,9 @@ func rateColumns(rl *RateLimit) (limit pgtype.Int4, period pgtype.Interval, burs
 func (s *Store) RevokeKey(ctx context.Context, id uuid.UUID) (Key, error) {
 	var out Key
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		before, err := s.q.GetKeyForUpdate(ctx, tx, id)
+		before, err := s.lockKey(ctx, tx, id)
 		if err != nil {
-			return fmt.Errorf("reading key: %w", err)
+			return err
 		}
 		row, err := s.q.RevokeKey(ctx, tx, id)
 		if err != nil {
