@@ -100,12 +100,16 @@ func (s *Server) Ready() <-chan struct{} { return s.readyCh }
 
 func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 	if s.ready.Load() {
+		body := map[string]string{"status": "ready"}
 		if !s.dbOK.Load() {
-			writeJSON(w, http.StatusOK, map[string]string{"status": "degraded",
-				"reason": "database unreachable: answering from memory, keys that need a lookup get UNAVAILABLE"})
-			return
+			body = map[string]string{"status": "degraded",
+				"reason": "database unreachable: answering from memory, keys that need a lookup get UNAVAILABLE"}
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		// Ready: the pool answers on the connections it has.
+		if d := s.store.PoolState().Detail(); d != "" {
+			body["pool"] = d
+		}
+		writeJSON(w, http.StatusOK, body)
 		return
 	}
 	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": s.notReady.Load().(string)})

@@ -120,23 +120,26 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
-	pool, err := store.OpenPool(ctx, store.PoolConfig{
+	// The lookups' statements and one admin write always have a connection
+	// open, even if the database later runs out of connection slots.
+	if s.store, err = store.Open(ctx, store.PoolConfig{
 		URL:              cfg.DatabaseURL,
 		MaxConns:         int32(cfg.DBMaxConns),
+		MinConns:         int32(cfg.LookupConcurrency + 1),
 		StatementTimeout: cfg.DBStatementTimeout,
 		ConnectTimeout:   cfg.DBConnectTimeout,
-	})
-	if err != nil {
+	}, cfg.DBAcquireTimeout, log); err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
+	pool := s.store.Pool()
 	s.closers.add(pool.Close)
 	if s.migrator, err = store.NewMigrator(pool); err != nil {
 		return nil, err
 	}
 	s.closers.add(func() { _ = s.migrator.Close() })
-	s.store = store.New(pool, cfg.DBAcquireTimeout)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), store.NewPoolCollector(pool))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(s.store.Collectors()...)
 	if s.validator, err = newValidator(cfg, format, s.store, log, reg); err != nil {
 		return nil, err
 	}

@@ -56,7 +56,9 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrRotated), errors.Is(err, store.ErrExpired):
 		return status.Error(codes.FailedPrecondition, preconditionOf(err))
 	case errors.Is(err, validate.ErrUnavailable), errors.Is(err, store.ErrUnavailable):
-		log.WarnContext(ctx, "store unavailable", "request_id", middleware.RequestIDFrom(ctx), "error", err)
+		if !errors.Is(err, store.ErrNoSlot) { // the store logs those once per episode
+			log.WarnContext(ctx, "store unavailable", "request_id", middleware.RequestIDFrom(ctx), "error", err)
+		}
 		return status.Error(codes.Unavailable, "key store unavailable, retry later")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")

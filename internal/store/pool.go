@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -18,11 +19,34 @@ type PoolConfig struct {
 	ConnectTimeout   time.Duration
 	// Tracer, when set, sees every query (tests count lookups with it).
 	Tracer pgx.QueryTracer
+	// MinConns are opened at start and kept open, so that a database that
+	// later runs out of connection slots cannot starve the pool below them.
+	MinConns int32
 }
 
 // OpenPool builds a pool. It does not wait for the database: a service may
 // start before Postgres and become ready when it appears.
 func OpenPool(ctx context.Context, c PoolConfig) (*pgxpool.Pool, error) {
+	return openPool(ctx, c, nil)
+}
+
+// Open builds a pool and a Store on it that, when the database has no slot
+// for a new connection, waits for one of the pool's open connections
+// instead of failing, and backs off from connecting (see slots).
+// acquireTimeout bounds every wait for a connection.
+func Open(ctx context.Context, c PoolConfig, acquireTimeout time.Duration, log *slog.Logger) (*Store, error) {
+	sl := newSlots(log)
+	pool, err := openPool(ctx, c, sl)
+	if err != nil {
+		return nil, err
+	}
+	sl.pool = pool
+	st := New(pool, acquireTimeout)
+	st.slots = sl
+	return st, nil
+}
+
+func openPool(ctx context.Context, c PoolConfig, sl *slots) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(c.URL)
 	if err != nil {
 		// pgx's message may quote the URL, password included; keep it out.
@@ -31,6 +55,7 @@ func OpenPool(ctx context.Context, c PoolConfig) (*pgxpool.Pool, error) {
 	if c.MaxConns > 0 {
 		cfg.MaxConns = c.MaxConns
 	}
+	cfg.MinConns = min(c.MinConns, cfg.MaxConns)
 	if c.ConnectTimeout > 0 {
 		cfg.ConnConfig.ConnectTimeout = c.ConnectTimeout
 	}
@@ -40,6 +65,10 @@ func OpenPool(ctx context.Context, c PoolConfig) (*pgxpool.Pool, error) {
 	cfg.ConnConfig.RuntimeParams["application_name"] = "keyservice"
 	if c.Tracer != nil {
 		cfg.ConnConfig.Tracer = c.Tracer
+	}
+	if sl != nil {
+		cfg.BeforeConnect = sl.beforeConnect
+		cfg.AfterConnect = sl.afterConnect
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

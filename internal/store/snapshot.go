@@ -198,7 +198,7 @@ func (s *Store) WithRebuildLock(ctx context.Context, fn func(context.Context) er
 		if uerr := s.q.RebuildUnlock(uctx, conn, rebuildLockKey); uerr != nil {
 			// Closing the session releases the lock (and the pool drops
 			// the closed connection).
-			_ = conn.Conn().Close(uctx)
+			_ = conn.Conn.Conn().Close(uctx)
 		}
 	}()
 	return true, fn(ctx)

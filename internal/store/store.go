@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
@@ -86,10 +87,12 @@ type Store struct {
 	pool           *pgxpool.Pool
 	q              *dbsqlc.Queries
 	acquireTimeout time.Duration
+	slots          *slots // nil: a refused new connection fails the acquire
 }
 
 // New returns a Store on pool. acquireTimeout bounds the wait for a pooled
-// connection (0: only the caller's context bounds it).
+// connection (0: only the caller's context bounds it). Open builds the pool
+// and the Store together, with the wait for a connection slot (see slots).
 func New(pool *pgxpool.Pool, acquireTimeout time.Duration) *Store {
 	return &Store{pool: pool, q: dbsqlc.New(), acquireTimeout: acquireTimeout}
 }
@@ -97,19 +100,71 @@ func New(pool *pgxpool.Pool, acquireTimeout time.Duration) *Store {
 // Pool returns the underlying pool.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// acquire takes a connection, waiting at most acquireTimeout.
-func (s *Store) acquire(ctx context.Context) (*pgxpool.Conn, error) {
+// conn is a pooled connection whose Release wakes acquires waiting for a
+// connection slot.
+type conn struct {
+	*pgxpool.Conn
+	slots *slots
+}
+
+func (c conn) Release() {
+	c.Conn.Release()
+	if c.slots != nil {
+		c.slots.release()
+	}
+}
+
+// acquire takes a connection, waiting at most acquireTimeout. When the
+// database has no slot for a new connection it waits, within the same
+// bound, for one of the pool's open connections (see slots).
+func (s *Store) acquire(ctx context.Context) (conn, error) {
 	actx := ctx
 	if s.acquireTimeout > 0 {
 		var cancel context.CancelFunc
 		actx, cancel = context.WithTimeout(ctx, s.acquireTimeout)
 		defer cancel()
 	}
-	conn, err := s.pool.Acquire(actx)
-	if err != nil {
-		return nil, classify(fmt.Errorf("acquiring connection: %w", err))
+	waited := false
+	for {
+		c, err := s.pool.Acquire(actx)
+		if err == nil {
+			return conn{Conn: c, slots: s.slots}, nil
+		}
+		if s.slots == nil || !noSlot(err) || ctx.Err() != nil {
+			return conn{}, classify(fmt.Errorf("acquiring connection: %w", err))
+		}
+		s.slots.refused(err)
+		if !waited {
+			waited = true
+			s.slots.waited()
+		}
+		if werr := s.slots.wait(actx); werr != nil {
+			if ctx.Err() == context.Canceled {
+				return conn{}, ctx.Err() // the caller gave up
+			}
+			s.slots.refusedWait()
+			return conn{}, fmt.Errorf("%w: %w", ErrUnavailable, ErrNoSlot)
+		}
 	}
-	return conn, nil
+}
+
+// PoolState reports whether the pool could open the connections it wants.
+func (s *Store) PoolState() PoolState {
+	st := PoolState{Open: s.pool.Stat().TotalConns(), Min: s.pool.Config().MinConns}
+	if s.slots != nil {
+		st.Blocked = s.slots.blocked.Load()
+	}
+	return st
+}
+
+// Collectors returns the pool's metrics: pgxpool's statistics and the
+// connection-slot episodes.
+func (s *Store) Collectors() []prometheus.Collector {
+	cs := []prometheus.Collector{NewPoolCollector(s.pool)}
+	if s.slots != nil {
+		cs = append(cs, s.slots.collectors()...)
+	}
+	return cs
 }
 
 // Ping checks that the database answers.

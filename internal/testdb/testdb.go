@@ -102,7 +102,13 @@ func ping(u string) error {
 // test ends, and returns its URL. It is not migrated.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	server := ServerURL(t)
+	return NewDatabaseOn(t, ServerURL(t))
+}
+
+// NewDatabaseOn is NewDatabase on the server of the URL server (a
+// database there from which to CREATE DATABASE).
+func NewDatabaseOn(t testing.TB, server string) string {
+	t.Helper()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := "kstest_" + hex.EncodeToString(b[:])
@@ -141,7 +147,13 @@ func NewDatabase(t testing.TB) string {
 // the test ends.
 func New(t testing.TB) (string, *pgxpool.Pool) {
 	t.Helper()
-	u := NewDatabase(t)
+	return NewOn(t, ServerURL(t))
+}
+
+// NewOn is New on the server of the URL server.
+func NewOn(t testing.TB, server string) (string, *pgxpool.Pool) {
+	t.Helper()
+	u := NewDatabaseOn(t, server)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	pool, err := pgxpool.New(ctx, u)
@@ -158,4 +170,25 @@ func New(t testing.TB) (string, *pgxpool.Pool) {
 		t.Fatalf("testdb: migrating: %v", err)
 	}
 	return u, pool
+}
+
+// PrivateCluster starts a throwaway cluster of this test's own with the
+// given server settings (for example a small max_connections), stopped
+// when the test ends, and returns the URL of its postgres database.
+func PrivateCluster(t testing.TB, settings map[string]string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := pglocal.Start(ctx, pglocal.Options{Dir: t.TempDir() + "/data", Ephemeral: true, Settings: settings})
+	if err != nil {
+		t.Fatalf("testdb: starting a private cluster: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := c.Stop(ctx); err != nil {
+			t.Errorf("testdb: stopping the private cluster: %v", err)
+		}
+	})
+	return c.URL("postgres")
 }
