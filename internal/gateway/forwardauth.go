@@ -55,6 +55,7 @@ const callerTokenHeader = "X-Keyservice-Caller-Token"
 type authDecision struct {
 	status  int               // HTTP status for the gateway: 200, 401, 403, 429, 503, 500
 	headers map[string]string // identity headers (200) or challenge / retry headers
+	key     *keyservicev1.Key // the key allowed (200 only)
 }
 
 // decide maps a Validate answer (or error) to a gateway decision.
@@ -83,7 +84,7 @@ func decide(resp *keyservicev1.ValidateResponse, err error, keyHeader string, re
 	switch resp.GetCode() {
 	case keyservicev1.Code_CODE_VALID:
 		k := resp.GetKey()
-		return authDecision{status: http.StatusOK, headers: map[string]string{
+		return authDecision{status: http.StatusOK, key: k, headers: map[string]string{
 			"X-Key-Id":     k.GetId(),
 			"X-Key-Owner":  headerSafe(k.GetOwner()),
 			"X-Key-Scopes": strings.Join(k.GetScopes(), ","),

@@ -15,9 +15,6 @@ import (
 	"text/template"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
@@ -234,58 +231,5 @@ func TestNginxAuthRequest(t *testing.T) {
 	}
 	if n := reached(); n != before {
 		t.Fatalf("wrong, missing or limited keys reached the upstream (%d calls, want %d)", n, before)
-	}
-}
-
-func TestEnvoyExtAuthz(t *testing.T) {
-	t.Parallel()
-	e := start(t, withConfig(func(c *config.Config) { c.AuthHeader = "X-API-Key" }))
-	ctx := context.Background()
-	created, err := e.grpc.CreateKey(admin(ctx), &keyservicev1.CreateKeyRequest{Name: "envoy", Owner: "acme", Scopes: []string{"a", "b"},
-		RateLimit: &keyservicev1.RateLimit{Limit: 1, Period: durationpb.New(time.Hour)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := authv3.NewAuthorizationClient(e.conn)
-	check := func(headers map[string]string) *authv3.CheckResponse {
-		t.Helper()
-		resp, err := client.Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-			Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
-				SocketAddress: &corev3.SocketAddress{Address: "198.51.100.7"}}}},
-			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/orders", Headers: headers}},
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
-	header := func(hs []*corev3.HeaderValueOption, name string) string {
-		for _, h := range hs {
-			if strings.EqualFold(h.GetHeader().GetKey(), name) {
-				return h.GetHeader().GetValue()
-			}
-		}
-		return ""
-	}
-	ok := check(map[string]string{"x-api-key": created.GetSecret()})
-	if codes.Code(ok.GetStatus().GetCode()) != codes.OK {
-		t.Fatalf("valid key: %v", ok)
-	}
-	okr := ok.GetOkResponse()
-	if header(okr.GetHeaders(), "X-Key-Id") != created.GetKey().GetId() || header(okr.GetHeaders(), "X-Key-Owner") != "acme" ||
-		header(okr.GetHeaders(), "X-Key-Scopes") != "a,b" || len(okr.GetHeadersToRemove()) != 1 || okr.GetHeadersToRemove()[0] != "x-api-key" {
-		t.Fatalf("OK response: %v", okr)
-	}
-	denied := check(map[string]string{"x-api-key": created.GetSecret() + "x"})
-	if codes.Code(denied.GetStatus().GetCode()) != codes.Unauthenticated || denied.GetDeniedResponse().GetStatus().GetCode() != 401 ||
-		header(denied.GetDeniedResponse().GetHeaders(), "WWW-Authenticate") == "" {
-		t.Fatalf("wrong key: %v", denied)
-	}
-	if r := check(nil); r.GetDeniedResponse().GetStatus().GetCode() != 401 {
-		t.Fatalf("no key: %v", r)
-	}
-	limited := check(map[string]string{"x-api-key": created.GetSecret()})
-	if limited.GetDeniedResponse().GetStatus().GetCode() != 429 || header(limited.GetDeniedResponse().GetHeaders(), "Retry-After") == "" {
-		t.Fatalf("limited key: %v", limited)
 	}
 }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -162,48 +160,6 @@ func TestForwardAuthGuardsEachEndClient(t *testing.T) {
 	}
 	if c := auth(created.GetSecret(), ""); c != 200 {
 		t.Fatalf("valid key with no end client after wrong ones: %d, want 200", c)
-	}
-}
-
-// TestEnvoyCheckGuardsEachEndClient: Envoy (with a caller token) reports
-// each request's source address; it feeds the guard.
-func TestEnvoyCheckGuardsEachEndClient(t *testing.T) {
-	t.Parallel()
-	e := start(t, withConfig(func(c *config.Config) {
-		c.FailedRate, c.FailedBurst = 0.001, 3
-		c.CallerTokens = map[string]string{"envoy": tokenA}
-	}))
-	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "customer", Owner: "acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := authv3.NewAuthorizationClient(e.conn)
-	check := func(key, source string) int32 {
-		t.Helper()
-		resp, err := client.Check(asCaller(context.Background(), tokenA), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-			Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
-				SocketAddress: &corev3.SocketAddress{Address: source}}}},
-			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/",
-				Headers: map[string]string{"authorization": "Bearer " + key}}},
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.GetOkResponse() != nil {
-			return 200
-		}
-		return int32(resp.GetDeniedResponse().GetStatus().GetCode())
-	}
-	for i := 0; i < 3; i++ {
-		if c := check(wrongKey(t), "198.51.100.1"); c != 401 {
-			t.Fatalf("wrong key %d: %d", i, c)
-		}
-	}
-	if c := check(wrongKey(t), "198.51.100.1"); c != 429 {
-		t.Fatalf("the flooding end client's next wrong key: %d, want 429", c)
-	}
-	if c := check(created.GetSecret(), "198.51.100.2"); c != 200 {
-		t.Fatalf("another end client's valid key: %d, want 200", c)
 	}
 }
 

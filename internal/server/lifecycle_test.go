@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -716,54 +714,22 @@ func TestGatewaysAnswer403ForMissingScopesAndAddresses(t *testing.T) {
 		t.Fatalf("forward-auth, scopes in two headers, one missing: %d", resp.StatusCode)
 	}
 
-	client := authv3.NewAuthorizationClient(e.conn)
-	check := func(key, from, scopes string) int32 {
-		t.Helper()
-		resp, err := client.Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-			Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
-				SocketAddress: &corev3.SocketAddress{Address: from}}}},
-			Request:           &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/orders", Headers: map[string]string{"authorization": "Bearer " + key}}},
-			ContextExtensions: map[string]string{"required_scopes": scopes},
-		}})
-		if err != nil {
-			t.Fatal(err)
+	for _, mode := range envoyModes {
+		check := func(key, from, scopes string) int32 {
+			t.Helper()
+			return envoyStatus(envoyCheck(t, e, mode, envoyRequest{source: from, headers: []string{"authorization", "Bearer " + key},
+				ext: map[string]string{"required_scopes": scopes}}))
 		}
-		if resp.GetOkResponse() != nil {
-			return 200
+		if c := check(secret, "198.51.100.7", "orders:read"); c != 200 {
+			t.Fatalf("Envoy (%s), scope granted: %d", mode, c)
 		}
-		return int32(resp.GetDeniedResponse().GetStatus().GetCode())
-	}
-	if c := check(secret, "198.51.100.7", "orders:read"); c != 200 {
-		t.Fatalf("Envoy, scope granted: %d", c)
-	}
-	if c := check(secret, "198.51.100.7", "orders:write"); c != 403 {
-		t.Fatalf("Envoy, scope missing: %d", c)
-	}
-	// Envoy's peer (127.0.0.1) is not a trusted proxy here, so the source
-	// address it names is not believed: the pinned key is refused.
-	if c := check(pinned, "10.1.2.3", ""); c != 403 {
-		t.Fatalf("Envoy, pinned key from an unbelieved source: %d", c)
-	}
-}
-
-// TestEnvoyFromATrustedProxyChecksTheEndClient: Envoy on a trusted address
-// names the end client, whose address is checked.
-func TestEnvoyFromATrustedProxyChecksTheEndClient(t *testing.T) {
-	t.Parallel()
-	e := start(t, withConfig(func(c *config.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} }))
-	pinned, _ := createKey(t, e, &keyservicev1.CreateKeyRequest{Name: "pinned", Owner: "acme", AllowedCidrs: []string{"10.0.0.0/8"}})
-	client := authv3.NewAuthorizationClient(e.conn)
-	for from, want := range map[string]bool{"10.1.2.3": true, "192.0.2.1": false} {
-		resp, err := client.Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-			Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
-				SocketAddress: &corev3.SocketAddress{Address: from}}}},
-			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Headers: map[string]string{"authorization": "Bearer " + pinned}}},
-		}})
-		if err != nil {
-			t.Fatal(err)
+		if c := check(secret, "198.51.100.7", "orders:write"); c != 403 {
+			t.Fatalf("Envoy (%s), scope missing: %d", mode, c)
 		}
-		if got := resp.GetOkResponse() != nil; got != want {
-			t.Errorf("end client %s: allowed %v, want %v (%v)", from, got, want, resp)
+		// Envoy's peer (127.0.0.1) is not a trusted proxy here, so the source
+		// address it names is not believed: the pinned key is refused.
+		if c := check(pinned, "10.1.2.3", ""); c != 403 {
+			t.Fatalf("Envoy (%s), pinned key from an unbelieved source: %d", mode, c)
 		}
 	}
 }
