@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyservice/keyservice/internal/keys"
@@ -56,34 +54,6 @@ func gauge(t *testing.T, st *store.Store, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
-}
-
-// fillServer opens connections until the server refuses one for want of a
-// slot, and closes them when the test ends (or when the returned func is
-// called).
-func fillServer(t *testing.T, u string) (free func()) {
-	t.Helper()
-	var hogs []*pgx.Conn
-	free = func() {
-		for _, c := range hogs {
-			c.Close(context.Background())
-		}
-		hogs = nil
-	}
-	t.Cleanup(free)
-	for i := 0; i < 200; i++ {
-		c, err := pgx.Connect(context.Background(), u)
-		if err != nil {
-			var pgErr *pgconn.PgError
-			if !errors.As(err, &pgErr) || pgErr.Code != "53300" {
-				t.Fatalf("filling the server: want SQLSTATE 53300, got %v", err)
-			}
-			return free
-		}
-		hogs = append(hogs, c)
-	}
-	t.Fatal("the server never ran out of connection slots")
-	return nil
 }
 
 // TestNoSlotWaitsForOpenConnections: with every connection slot of the
@@ -143,7 +113,7 @@ func TestNoSlotWaitsForOpenConnections(t *testing.T) {
 	}
 	release := hold()
 	open := st.PoolState().Open
-	freeServer := fillServer(t, u)
+	freeServer := testdb.FillServer(t, u, 0)
 	if n := st.PoolState().Open; n != open {
 		release()
 		t.Fatalf("the pool has %d connections open, want the %d it held", n, open)
