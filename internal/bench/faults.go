@@ -31,6 +31,7 @@ type Faults struct {
 	PropagationLoaded PropagationResult `json:"propagation_under_load"`
 	Admin             AdminResult       `json:"admin_under_flood"`
 	AdminCold         AdminResult       `json:"admin_under_cold_burst"`
+	Slots             SlotsResult       `json:"no_connection_slots"`
 
 	loadWorkers int
 }
@@ -138,6 +139,9 @@ func (e *env) runFaults(ctx context.Context) (*Faults, error) {
 	f.AdminCold = e.adminUnderFlood(ctx, a, ga, func(int, int) string {
 		return cold[int(next.Add(1)-1)%len(cold)]
 	})
+	e.log.Info("fault: every connection slot of the server taken, a burst of first-seen valid keys")
+	// B has looked none of the cold keys up (A did, above).
+	f.Slots = e.noSlots(ctx, b, cold)
 	e.log.Info("fault: propagation between replicas", "trials", e.cfg.Trials)
 	if f.Propagation, err = e.propagation(ctx, ga, gb); err != nil {
 		return nil, err
@@ -418,6 +422,7 @@ func (f *Faults) writeMarkdown(w io.Writer) {
 	c := f.AdminCold
 	fmt.Fprintf(w, "- **Admin calls during a burst of first-seen valid keys** (every key a lookup, %.0f req/s, %d valid keys refused): p99 %.2f ms (%d calls) vs %.2f ms quiet (%d calls).\n",
 		c.FloodRPS, c.ValidRefused, c.P99Flood, c.CallsFlood, c.P99Quiet, c.CallsQuiet)
+	f.Slots.writeMarkdown(w)
 	p := f.Propagation
 	fmt.Fprintf(w, "- **Propagation between two replicas** (%d trials; p50 / p99 / max on the other replica): %s.\n", p.Trials, p.kinds())
 	pl := f.PropagationLoaded

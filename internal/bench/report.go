@@ -270,6 +270,9 @@ func (rep *Report) check() {
 				c.P99Flood, c.P99Quiet, c.P99Flood/c.P99Quiet)
 			add(c.ValidRefused == 0, "cold burst during admin calls: %d valid keys refused (target 0)", c.ValidRefused)
 		}
+		if f.Slots.Ran {
+			add(f.Slots.Refused == 0 && f.Slots.Valid == int64(f.Slots.Keys), "server out of connection slots: %d of %d first-seen valid keys refused (target 0)", f.Slots.Refused, f.Slots.Keys)
+		}
 		if f.Propagation.Trials > 0 {
 			add(f.Propagation.CreateMS.P99 < 100, "create→visible on another replica p99 %.2f ms (target < 100)", f.Propagation.CreateMS.P99)
 			add(f.Propagation.RevokeMS.P99 < 100, "revoke→refused on another replica p99 %.2f ms (target < 100)", f.Propagation.RevokeMS.P99)
