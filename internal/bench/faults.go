@@ -35,7 +35,7 @@ type Faults struct {
 	// fixed rate that keeps the machine about 70% busy, as a deployment
 	// with headroom sees a flood (Admin and AdminCold saturate it).
 	Steady SteadyResult `json:"steady_flood"`
-	Slots             SlotsResult       `json:"no_connection_slots"`
+	Slots  SlotsResult  `json:"no_connection_slots"`
 
 	loadWorkers int
 }
