@@ -49,7 +49,10 @@ func (e *env) adminCalls(ctx context.Context, g *grpcValidator, d time.Duration)
 // pick runs at full speed against s.
 func (e *env) adminUnderFlood(ctx context.Context, s endpoint, g *grpcValidator, pick picker) AdminResult {
 	quiet := e.adminCalls(ctx, g, e.cfg.Duration)
-	flood, _ := newGRPC(s.GRPCAddr().String(), e.cfg.Conns)
+	flood, err := newGRPC(s.GRPCAddr().String(), e.cfg.Conns)
+	if err != nil {
+		return AdminResult{}
+	}
 	defer flood.close()
 	fctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -84,7 +87,7 @@ func (e *env) steadyFlood(ctx context.Context, a, b endpoint, ga, gb *grpcValida
 		return res, nil
 	}
 	res.Ran = true
-	res.Rate = full.FloodRPS * steadyCPU / full.CPU
+	res.Rate = min(full.FloodRPS, full.FloodRPS*steadyCPU/full.CPU)
 	quiet := e.adminCalls(ctx, ga, e.cfg.Duration)
 	pickMal, pickUnk := e.picker("malformed"), e.picker("unknown")
 	pick := func(w, i int) string {
@@ -93,17 +96,20 @@ func (e *env) steadyFlood(ctx context.Context, a, b endpoint, ga, gb *grpcValida
 		}
 		return pickUnk(w, i)
 	}
+	var floods []*grpcValidator
+	for _, s := range []endpoint{a, b} {
+		flood, err := newGRPC(s.GRPCAddr().String(), e.cfg.Conns)
+		if err != nil {
+			return res, err
+		}
+		defer flood.close()
+		floods = append(floods, flood)
+	}
 	fctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var sent atomic.Int64
 	start := time.Now()
-	for _, s := range []endpoint{a, b} {
-		flood, err := newGRPC(s.GRPCAddr().String(), e.cfg.Conns)
-		if err != nil {
-			cancel()
-			return res, err
-		}
-		defer flood.close()
+	for _, flood := range floods {
 		wg.Go(func() { sent.Add(paced(fctx, flood, e.cfg.Workers, res.Rate/2, pick)) })
 	}
 	time.Sleep(500 * time.Millisecond) // at its rate before measuring
@@ -120,30 +126,33 @@ func (e *env) steadyFlood(ctx context.Context, a, b endpoint, ga, gb *grpcValida
 	return res, err
 }
 
-// paced calls v at rate calls a second in all, from workers goroutines,
-// until ctx ends, and returns how many calls it made. Calls are due on a
-// fixed schedule (not one after another's answer); a late worker catches
-// up, so a slow answer does not lower the rate unless every worker waits.
+// paced calls v at rate calls a second in all, from workers goroutines
+// that each keep their own fixed schedule, until ctx ends, and returns how
+// many calls it made. A worker whose call ran late skips the slots it
+// missed (a time.Ticker drops ticks) rather than catch up at full speed,
+// so the rate is a ceiling, never exceeded.
 func paced(ctx context.Context, v validator, workers int, rate float64, pick picker) int64 {
-	var next, done atomic.Int64
-	start := time.Now()
+	var done atomic.Int64
+	every := time.Duration(float64(workers) / rate * float64(time.Second))
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Go(func() {
-			for ctx.Err() == nil {
-				n := next.Add(1) - 1
-				due := start.Add(time.Duration(float64(n) / rate * float64(time.Second)))
-				if d := time.Until(due); d > 0 {
-					t := time.NewTimer(d)
-					select {
-					case <-ctx.Done():
-						t.Stop()
-						return
-					case <-t.C:
-					}
-				}
-				_, _ = v.validate(ctx, w, pick(w, int(n)))
+			// Spread the workers' first calls over one interval.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(every * time.Duration(w) / time.Duration(workers)):
+			}
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for i := 0; ; i++ {
+				_, _ = v.validate(ctx, w, pick(w, i))
 				done.Add(1)
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
 			}
 		})
 	}

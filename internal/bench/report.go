@@ -269,7 +269,12 @@ func (rep *Report) check() {
 			}
 			return
 		}
-		if s := f.Steady; s.Ran && s.Admin.P99Quiet > 0 {
+		switch s := f.Steady; {
+		case !s.Ran || s.Admin.P99Quiet == 0:
+			add(false, "admin p99 and propagation during a steady invalid-key flood: not measured (%s)", s.Note)
+		case s.Admin.CPU < steadyCPU-15 || s.Admin.CPU > steadyCPU+15:
+			add(false, "admin p99 and propagation during a steady invalid-key flood: cannot judge, the machine was %.0f%% busy, not about %d%% (other load on it?)", s.Admin.CPU, steadyCPU)
+		default:
 			a := s.Admin
 			add(a.P99Flood <= 3*a.P99Quiet, "admin p99 during a steady invalid-key flood (machine %.0f%% busy): %.2f ms vs %.2f ms quiet (%.2f×, target ≤ 3×)",
 				a.CPU, a.P99Flood, a.P99Quiet, a.P99Flood/a.P99Quiet)

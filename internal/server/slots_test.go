@@ -115,6 +115,15 @@ func TestFullConnectionTableRefusesNoValidKey(t *testing.T) {
 	if adminErr != nil {
 		t.Errorf("CreateKey during the burst with the connection table full: %v", adminErr)
 	}
+	// The late replica answered on its one pooled connection: it waited,
+	// and says so while the server stays full.
+	late := envs[replicas-1]
+	if n := metricValue(t, late, "keyservice_db_slot_waits_total"); n == 0 {
+		t.Error("the replica started with two slots left never waited for its open connections")
+	}
+	if code, body, _ := late.rest(t, "GET", "/readyz", "", ""); code != 200 || body["status"] != "ready" || body["pool"] == nil {
+		t.Errorf("late replica: /readyz %d %v while the server is full, want 200 ready with a pool detail", code, body)
+	}
 	for r, e := range envs {
 		code, body, _ := e.rest(t, "GET", "/readyz", "", "")
 		if code != 200 || body["status"] != "ready" {

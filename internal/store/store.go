@@ -126,11 +126,15 @@ func (s *Store) acquire(ctx context.Context) (conn, error) {
 	}
 	waited := false
 	for {
+		var released <-chan struct{}
+		if s.slots != nil {
+			released = s.slots.releasedChan()
+		}
 		c, err := s.pool.Acquire(actx)
 		if err == nil {
 			return conn{Conn: c, slots: s.slots}, nil
 		}
-		if s.slots == nil || !noSlot(err) || ctx.Err() != nil {
+		if s.slots == nil || !noSlot(err) {
 			return conn{}, classify(fmt.Errorf("acquiring connection: %w", err))
 		}
 		s.slots.refused(err)
@@ -138,7 +142,11 @@ func (s *Store) acquire(ctx context.Context) (conn, error) {
 			waited = true
 			s.slots.waited()
 		}
-		if werr := s.slots.wait(actx); werr != nil {
+		werr := actx.Err()
+		if werr == nil {
+			werr = s.slots.wait(actx, released)
+		}
+		if werr != nil {
 			if ctx.Err() == context.Canceled {
 				return conn{}, ctx.Err() // the caller gave up
 			}
@@ -150,7 +158,8 @@ func (s *Store) acquire(ctx context.Context) (conn, error) {
 
 // PoolState reports whether the pool could open the connections it wants.
 func (s *Store) PoolState() PoolState {
-	st := PoolState{Open: s.pool.Stat().TotalConns(), Min: s.pool.Config().MinConns}
+	ps := s.pool.Stat()
+	st := PoolState{Open: ps.TotalConns() - ps.ConstructingConns(), Min: s.pool.Config().MinConns}
 	if s.slots != nil {
 		st.Blocked = s.slots.blocked.Load()
 	}
