@@ -38,7 +38,7 @@ type Keys interface {
 	RotateKey(ctx context.Context, id uuid.UUID, r store.Rotation) (newKey, oldKey store.Key, err error)
 	ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, store.Cursor, error)
 	KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error)
-	RecordLeak(ctx context.Context, r store.LeakReport) (bool, error)
+	ReportLeak(ctx context.Context, r store.LeakReport, revoke bool) (store.Key, string, error)
 }
 
 // Validator judges a presented key (*validate.Validator; the bench tool

@@ -190,21 +190,29 @@ func (s *Store) RevokeKey(ctx context.Context, id uuid.UUID) (Key, error) {
 		if err != nil {
 			return err
 		}
-		row, err := s.q.RevokeKey(ctx, tx, id)
-		if err != nil {
-			return fmt.Errorf("revoking key: %w", err)
-		}
-		if out, err = fromRow(row); err != nil {
-			return err
-		}
-		if before.RevokedAt == nil {
-			if err := s.audit(ctx, tx, ActionRevoke, id, []Change{{Field: "revoked_at", Old: nil, New: timeOrNil(out.RevokedAt)}}); err != nil {
-				return err
-			}
-		}
-		return s.notify(ctx, tx, Event{Kind: EventRevoked, Hash: out.Hash, At: *out.RevokedAt})
+		out, err = s.revoke(ctx, tx, before)
+		return err
 	})
 	return out, err
+}
+
+// revoke revokes before, the key as read under its row lock in tx: the
+// first revocation is audited, and every one notifies.
+func (s *Store) revoke(ctx context.Context, tx pgx.Tx, before Key) (Key, error) {
+	row, err := s.q.RevokeKey(ctx, tx, before.ID)
+	if err != nil {
+		return Key{}, fmt.Errorf("revoking key: %w", err)
+	}
+	out, err := fromRow(row)
+	if err != nil {
+		return Key{}, err
+	}
+	if before.RevokedAt == nil {
+		if err := s.audit(ctx, tx, ActionRevoke, out.ID, []Change{{Field: "revoked_at", Old: nil, New: timeOrNil(out.RevokedAt)}}); err != nil {
+			return Key{}, err
+		}
+	}
+	return out, s.notify(ctx, tx, Event{Kind: EventRevoked, Hash: out.Hash, At: *out.RevokedAt})
 }
 
 // GetKey returns the key with id.

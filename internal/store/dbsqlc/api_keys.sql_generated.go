@@ -289,24 +289,27 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 }
 
 const insertLeakReport = `-- name: InsertLeakReport :execrows
-INSERT INTO leak_reports (key_id, url, source, token_type, action)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (key_id, url) DO NOTHING
+INSERT INTO leak_reports (key_id, url, url_sha256, source, token_type, action)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (key_id, url_sha256) DO NOTHING
 `
 
 type InsertLeakReportParams struct {
 	KeyID     uuid.UUID
 	Url       string
+	UrlSha256 []byte
 	Source    string
 	TokenType string
 	Action    string
 }
 
-// InsertLeakReport records a leak report once per key and URL.
+// InsertLeakReport records a leak report once per key and URL (by the
+// URL's SHA-256, which any URL fits in an index by).
 func (q *Queries) InsertLeakReport(ctx context.Context, db DBTX, arg InsertLeakReportParams) (int64, error) {
 	result, err := db.Exec(ctx, insertLeakReport,
 		arg.KeyID,
 		arg.Url,
+		arg.UrlSha256,
 		arg.Source,
 		arg.TokenType,
 		arg.Action,

@@ -63,4 +63,5 @@ type LeakReport struct {
 	TokenType  string
 	Action     string
 	ReportedAt time.Time
+	UrlSha256  []byte
 }
