@@ -271,6 +271,10 @@ func preconditionOf(err error) string {
 		return "the key is revoked: a revoked key cannot be updated or rotated"
 	case errors.Is(err, store.ErrRotated):
 		return "the key was already rotated: rotate its successor (rotated_to) instead"
+	case errors.Is(err, store.ErrExpiredStays):
+		return "the key has expired, and an expired key stays expired: its expires_at cannot change; reissue or rotate instead (create a new key, or rotate its successor)"
+	case errors.Is(err, store.ErrRotatedExpiry):
+		return "the key was rotated: its expires_at may only move earlier (not later, not cleared); to keep it, rotate its successor instead"
 	}
 	return "the key has expired: create a new key instead (a successor would copy the expiry)"
 }
