@@ -1,8 +1,8 @@
 -- name: InsertKey :one
 -- The id comes from the caller: a UUIDv7, so new keys append to the
 -- primary key index and listing by creation is index order.
-INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from)
-VALUES (@id, @key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @rate_limit, @rate_period, @rate_burst, @allowed_cidrs, @rotated_from)
+INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from, budget_id)
+VALUES (@id, @key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @rate_limit, @rate_period, @rate_burst, @allowed_cidrs, @rotated_from, @budget_id)
 RETURNING *;
 
 -- name: GetKeyByID :one

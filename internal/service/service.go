@@ -224,7 +224,8 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 	}
 	if res.Code == validate.Valid && s.keyLimits != nil {
 		lim := s.limitOf(res.Key)
-		d, err := s.keyLimits.Take(ctx, res.Key.ID.String(), lim, cost)
+		// A rotation chain's keys spend one budget: its first key's.
+		d, err := s.keyLimits.Take(ctx, res.Key.Budget().String(), lim, cost)
 		if err != nil {
 			return nil, err
 		}

@@ -185,12 +185,12 @@ type Rotation struct {
 
 // RotateKey issues the successor of the key with id: a new key copying its
 // name, owner, scopes, metadata, expiry, limit and allowed addresses, with
-// RotatedFrom set; it is enabled even if the old key is disabled (disable,
-// then rotate, is the answer to a leak). The old key gets an expiry at
-// most Grace away and RotatedTo. A revoked key is ErrRevoked, a rotated
-// one ErrRotated, an expired one ErrExpired. Both
-// writes, their audit events (rotate on the old key, create on the new)
-// and their NOTIFYs are one transaction.
+// RotatedFrom set and sharing its budget (BudgetID); it is enabled even if
+// the old key is disabled (disable, then rotate, is the answer to a leak).
+// The old key gets an expiry at most Grace away and RotatedTo. A revoked
+// key is ErrRevoked, a rotated one ErrRotated, an expired one ErrExpired.
+// Both writes, their audit events (rotate on the old key, create on the
+// new) and their NOTIFYs are one transaction.
 func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey, oldKey Key, err error) {
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		old, err := s.lockKey(ctx, tx, id)
@@ -213,6 +213,7 @@ func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey
 		nk := r.NewKey
 		nk.Name, nk.Owner, nk.Scopes, nk.Metadata = old.Name, old.Owner, old.Scopes, old.Metadata
 		nk.ExpiresAt, nk.RateLimit, nk.AllowedCIDRs, nk.RotatedFrom = old.ExpiresAt, old.RateLimit, old.AllowedCIDRs, old.ID
+		nk.BudgetID = old.Budget() // one budget for the whole chain
 		if newKey, err = s.insertKey(ctx, tx, nk); err != nil {
 			return err
 		}

@@ -55,6 +55,18 @@ type Key struct {
 	RotatedTo   uuid.UUID
 	// UpdatedAt is the database time of the last UpdateKey or RotateKey.
 	UpdatedAt *time.Time
+	// BudgetID names the per-key budget the key spends from: the first key
+	// of its rotation chain (uuid.Nil: its own; see Budget).
+	BudgetID uuid.UUID
+}
+
+// Budget names the per-key budget k spends from: every key of a rotation
+// chain spends from its first key's, so rotating never adds budget.
+func (k *Key) Budget() uuid.UUID {
+	if k.BudgetID != uuid.Nil {
+		return k.BudgetID
+	}
+	return k.ID
 }
 
 // RateLimit is a key's own token bucket: Burst calls at once, refilled at
@@ -77,8 +89,10 @@ type NewKey struct {
 	RateLimit *RateLimit
 	// AllowedCIDRs, when not empty, pins the key to these addresses.
 	AllowedCIDRs []netip.Prefix
-	// RotatedFrom is the key this one replaces (RotateKey).
+	// RotatedFrom is the key this one replaces, and BudgetID the budget it
+	// shares with it (RotateKey).
 	RotatedFrom uuid.UUID
+	BudgetID    uuid.UUID
 }
 
 // Store runs keyservice's queries on a pool.
@@ -159,6 +173,7 @@ func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, k NewKey) (Key, error)
 		ExpiresAt:    k.ExpiresAt,
 		AllowedCIDRs: cidrStrings(k.AllowedCIDRs),
 		RotatedFrom:  nullUUID(k.RotatedFrom),
+		BudgetID:     nullUUID(k.BudgetID),
 	}
 	p.RateLimit, p.RatePeriod, p.RateBurst = rateColumns(k.RateLimit)
 	row, err := s.q.InsertKey(ctx, tx, p)
@@ -330,6 +345,9 @@ func fromRow(r dbsqlc.APIKey) (Key, error) {
 	}
 	if r.RotatedTo.Valid {
 		k.RotatedTo = r.RotatedTo.Bytes
+	}
+	if r.BudgetID.Valid {
+		k.BudgetID = r.BudgetID.Bytes
 	}
 	if len(r.AllowedCIDRs) > 0 {
 		k.AllowedCIDRs = make([]netip.Prefix, len(r.AllowedCIDRs))

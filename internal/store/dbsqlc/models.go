@@ -32,6 +32,7 @@ type APIKey struct {
 	RotatedFrom  pgtype.UUID
 	RotatedTo    pgtype.UUID
 	UpdatedAt    *time.Time
+	BudgetID     pgtype.UUID
 }
 
 type AuditEvent struct {
