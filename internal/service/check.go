@@ -1,11 +1,14 @@
 package service
 
 import (
+	"errors"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/keyservice/keyservice/internal/store"
 )
 
 // Limits on request fields.
@@ -65,6 +68,23 @@ func pageSize(n int32) (int, error) {
 	default:
 		return size, nil
 	}
+}
+
+// pageToken decodes the page_token of a request for p (its list and
+// filters): a token of another list, or of the same list with other
+// filters, is refused like a malformed one, never read as a position in
+// this one.
+func (s *Service) pageToken(p store.Page, token string) (store.Cursor, error) {
+	c, err := s.cursors.Decode(p, token)
+	switch {
+	case errors.Is(err, store.ErrCursorOtherList):
+		return c, invalid("page_token", "was issued for another list: pass the next_page_token of a previous %s response", p.List)
+	case errors.Is(err, store.ErrCursorOtherFilters):
+		return c, invalid("page_token", "was issued for other filters: send it with the same filters as the request that returned it, or start again without a page_token")
+	case err != nil:
+		return c, invalid("page_token", "is malformed; pass the next_page_token of a previous response")
+	}
+	return c, nil
 }
 
 func parseID(s string) (uuid.UUID, error) { return parseIDField("id", s) }

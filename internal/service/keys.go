@@ -175,15 +175,16 @@ func (s *Service) ListKeys(ctx context.Context, req *keyservicev1.ListKeysReques
 	if utf8.RuneCountInString(req.GetOwner()) > maxOwnerLen {
 		return nil, invalid("owner", "must be at most %d characters", maxOwnerLen)
 	}
-	after, err := s.cursors.Decode(req.GetPageToken())
+	page := store.Page{List: store.ListKeys, Filters: []string{req.GetOwner()}}
+	after, err := s.pageToken(page, req.GetPageToken())
 	if err != nil {
-		return nil, invalid("page_token", "is malformed; pass the next_page_token of a previous response")
+		return nil, err
 	}
 	ks, next, err := s.keys.ListKeys(ctx, store.ListParams{Owner: req.GetOwner(), After: after, Limit: size})
 	if err != nil {
 		return nil, err
 	}
-	out := &keyservicev1.ListKeysResponse{Keys: make([]*keyservicev1.Key, 0, len(ks)), NextPageToken: s.cursors.Encode(next)}
+	out := &keyservicev1.ListKeysResponse{Keys: make([]*keyservicev1.Key, 0, len(ks)), NextPageToken: s.cursors.Encode(page, next)}
 	for i := range ks {
 		out.Keys = append(out.Keys, keyToProto(&ks[i]))
 	}

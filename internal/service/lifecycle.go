@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -232,16 +233,18 @@ func (s *Service) ListAuditEvents(ctx context.Context, req *keyservicev1.ListAud
 	if utf8.RuneCountInString(q.Actor) > maxOwnerLen {
 		return nil, invalid("actor", "must be at most %d characters", maxOwnerLen)
 	}
-	after, err := s.cursors.Decode(req.GetPageToken())
-	if err != nil {
-		return nil, invalid("page_token", "is malformed; pass the next_page_token of a previous response")
+	page := store.Page{List: store.ListAuditEvents, Filters: []string{"", q.Actor}}
+	if q.KeyID != uuid.Nil {
+		page.Filters[0] = q.KeyID.String() // canonical: any spelling of the id is the same filter
 	}
-	q.After = after
+	if q.After, err = s.pageToken(page, req.GetPageToken()); err != nil {
+		return nil, err
+	}
 	evs, next, err := s.keys.ListAuditEvents(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	out := &keyservicev1.ListAuditEventsResponse{Events: make([]*keyservicev1.AuditEvent, 0, len(evs)), NextPageToken: s.cursors.Encode(next)}
+	out := &keyservicev1.ListAuditEventsResponse{Events: make([]*keyservicev1.AuditEvent, 0, len(evs)), NextPageToken: s.cursors.Encode(page, next)}
 	for _, e := range evs {
 		pe := &keyservicev1.AuditEvent{
 			Id: e.ID.String(), Time: timestamppb.New(e.At), Actor: e.Actor, Action: e.Action,
