@@ -3,16 +3,19 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/store"
 )
 
 // TestExpiredOrRotatedKeysCannotBeRevived: an expired key stays expired
@@ -92,5 +95,93 @@ func TestExpiredOrRotatedKeysCannotBeRevived(t *testing.T) {
 	}
 	if g, err := e.grpc.GetKey(ctx, &keyservicev1.GetKeyRequest{Id: graced.GetId()}); err != nil || !g.GetKey().GetExpiresAt().AsTime().Equal(sooner.Truncate(time.Microsecond)) {
 		t.Fatalf("after ending the grace earlier: %v %v", g.GetKey().GetExpiresAt(), err)
+	}
+}
+
+// TestSubMicrosecondValuesMakeNoPhantomWrites: values are compared as they
+// are stored (microseconds), so the same PATCH of expires_at
+// ("….0000007Z") or of a rate_limit period ("60.0000001s") sent three
+// times writes once: one audit event, one updated_at, one NOTIFY each; and
+// a key created with such a time is unchanged by a PATCH with the same.
+func TestSubMicrosecondValuesMakeNoPhantomWrites(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	listen, err := pgx.Connect(context.Background(), e.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listen.Close(context.Background())
+	if _, err := listen.Exec(context.Background(), "LISTEN "+store.NotifyChannel); err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second).Add(700 * time.Nanosecond)
+	_, k := createKey(t, e, nil)
+	path := "/v1/keys/" + k.GetId()
+	var updatedAt []any
+	for i := 0; i < 3; i++ {
+		code, body, _ := e.rest(t, "PATCH", path+"?update_mask=expires_at", adminToken, fmt.Sprintf(`{"expires_at":%q}`, exp.Format(time.RFC3339Nano)))
+		if code != 200 {
+			t.Fatalf("PATCH %d: %d %v", i+1, code, body)
+		}
+		updatedAt = append(updatedAt, body["key"].(map[string]any)["updated_at"])
+	}
+	for i := 0; i < 3; i++ {
+		if code, body, _ := e.rest(t, "PATCH", path+"?update_mask=rate_limit", adminToken, `{"rate_limit":{"limit":"5","period":"60.0000001s"}}`); code != 200 {
+			t.Fatalf("PATCH of the limit %d: %d %v", i+1, code, body)
+		}
+	}
+	if updatedAt[0] != updatedAt[2] {
+		t.Fatalf("updated_at moved with the same PATCH: %v", updatedAt)
+	}
+	marker, err := e.grpc.UpdateKey(admin(context.Background()), &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: k.GetId(), Name: "marker"}, UpdateMask: mask("name")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	code, body, _ := e.rest(t, "GET", "/v1/audit-events?key_id="+k.GetId(), adminToken, "")
+	if code != 200 {
+		t.Fatalf("audit events: %d %v", code, body)
+	}
+	for _, ev := range body["events"].([]any) {
+		m := ev.(map[string]any)
+		var fields []string
+		for _, c := range m["changes"].([]any) {
+			fields = append(fields, c.(map[string]any)["field"].(string))
+		}
+		actions = append(actions, m["action"].(string)+"("+strings.Join(fields, ",")+")")
+	}
+	if strings.Join(actions, " ") != "update(name) update(rate_limit) update(expires_at) create(name,owner)" {
+		t.Fatalf("audit events, newest first: %v", actions)
+	}
+	// NOTIFYs arrive in commit order: every update before the marker's.
+	wctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	updates := 0
+	markerAt := strconv.FormatInt(marker.GetKey().GetUpdatedAt().AsTime().UnixMicro(), 10)
+	for {
+		n, err := listen.WaitForNotification(wctx)
+		if err != nil {
+			t.Fatalf("waiting for the marker's NOTIFY: %v", err)
+		}
+		if !strings.HasPrefix(n.Payload, string(store.EventUpdated)+":") {
+			continue
+		}
+		updates++
+		if strings.HasSuffix(n.Payload, ":"+markerAt) {
+			break
+		}
+	}
+	if updates != 3 {
+		t.Fatalf("%d update notifications (marker included), want 3: one per real change", updates)
+	}
+
+	// Created with a sub-microsecond time, then PATCHed with the same.
+	_, c := createKey(t, e, &keyservicev1.CreateKeyRequest{Name: "n", Owner: "o", ExpiresAt: timestamppb.New(exp)})
+	before := auditCount(t, e)
+	if _, err := e.grpc.UpdateKey(admin(context.Background()), &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: c.GetId(), ExpiresAt: timestamppb.New(exp)}, UpdateMask: mask("expires_at")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := auditCount(t, e); n != before {
+		t.Fatalf("a PATCH with the expiry the key was created with wrote %d audit events", n-before)
 	}
 }

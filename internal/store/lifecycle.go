@@ -94,9 +94,9 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key,
 			case FieldMetadata:
 				next.Metadata = u.Metadata
 			case FieldExpiresAt:
-				next.ExpiresAt = u.ExpiresAt
+				next.ExpiresAt = storedTime(u.ExpiresAt) // compared as stored
 			case FieldRateLimit:
-				next.RateLimit = u.RateLimit
+				next.RateLimit = storedRate(u.RateLimit)
 			case FieldEnabled:
 				next.Enabled = u.Enabled
 			case FieldAllowedCIDRs:

@@ -170,12 +170,12 @@ func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, k NewKey) (Key, error)
 		Owner:        k.Owner,
 		Scopes:       nonNilSlice(k.Scopes),
 		Metadata:     meta,
-		ExpiresAt:    k.ExpiresAt,
+		ExpiresAt:    storedTime(k.ExpiresAt),
 		AllowedCIDRs: cidrStrings(k.AllowedCIDRs),
 		RotatedFrom:  nullUUID(k.RotatedFrom),
 		BudgetID:     nullUUID(k.BudgetID),
 	}
-	p.RateLimit, p.RatePeriod, p.RateBurst = rateColumns(k.RateLimit)
+	p.RateLimit, p.RatePeriod, p.RateBurst = rateColumns(storedRate(k.RateLimit))
 	row, err := s.q.InsertKey(ctx, tx, p)
 	if err != nil {
 		return Key{}, fmt.Errorf("inserting key: %w", err)
@@ -185,6 +185,27 @@ func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, k NewKey) (Key, error)
 		return Key{}, err
 	}
 	return out, s.notify(ctx, tx, Event{Kind: EventCreated, Hash: out.Hash})
+}
+
+// storedTime is what PostgreSQL keeps of t (timestamptz: microseconds),
+// and storedRate what it keeps of r (the period as an interval:
+// microseconds). Values are cut to that before they are compared or
+// written: a difference finer than the store keeps is no change.
+func storedTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	st := t.Truncate(time.Microsecond)
+	return &st
+}
+
+func storedRate(r *RateLimit) *RateLimit {
+	if r == nil {
+		return nil
+	}
+	sr := *r
+	sr.Period = sr.Period.Truncate(time.Microsecond)
+	return &sr
 }
 
 func rateColumns(rl *RateLimit) (limit pgtype.Int4, period pgtype.Interval, burst pgtype.Int4) {
