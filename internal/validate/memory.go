@@ -139,6 +139,10 @@ func (v *Validator) applyAfter(e store.Event, src source, before *epochs) {
 				k = old.key
 			} else if n, ok := v.neg.GetEntryQuietly(e.Hash); ok && n.Value.key != nil && n.Value.code != Revoked {
 				k, known = *n.Value.key, true
+			} else if ok && n.Value.code == NotFound {
+				// A NOT_FOUND remembered for a key that exists: forget it,
+				// so the next Validate looks it up and answers REVOKED.
+				v.neg.Invalidate(e.Hash)
 			}
 			if known {
 				at := e.At
