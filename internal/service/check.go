@@ -43,16 +43,34 @@ func validScope(sc string) bool {
 	return true
 }
 
-// checkText requires 1 to max printable characters.
+// checkText requires 1 to max printable characters (see checkChars).
 func checkText(field, v string, max int) error {
-	n := utf8.RuneCountInString(v)
-	switch {
-	case strings.TrimSpace(v) == "":
+	if strings.TrimSpace(v) == "" {
 		return invalid(field, "is required")
-	case n > max:
+	}
+	return checkOptionalText(field, v, max)
+}
+
+// checkOptionalText allows at most max printable characters, or none.
+func checkOptionalText(field, v string, max int) error {
+	if n := utf8.RuneCountInString(v); n > max {
 		return invalid(field, "must be at most %d characters, got %d", max, n)
-	case strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
-		return invalid(field, "must contain only printable characters")
+	}
+	return checkChars(field, v)
+}
+
+// printableRule is what checkChars asks of free text, as a message says it.
+const printableRule = "only printable characters (no control or format characters such as U+202E or U+200B, no line or paragraph separators)"
+
+// checkChars is the one rule of every free-text field (name, owner,
+// metadata keys and values, the owner and actor filters, an imported
+// key's hint): printable characters only (unicode.IsPrint, space being the
+// only space allowed). What is stored is shown to admins and copied into
+// headers: nothing in it may reverse the text after it on screen (U+202E),
+// hide (U+200B), or break a line (U+2028).
+func checkChars(field, v string) error {
+	if strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return invalid(field, "must contain %s", printableRule)
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -164,7 +163,7 @@ func (s *Service) UpdateKey(ctx context.Context, req *keyservicev1.UpdateKeyRequ
 			}
 			u.Scopes = k.GetScopes()
 		case store.FieldMetadata:
-			if err := checkMetadata(k.GetMetadata()); err != nil {
+			if err := checkMetadata("key.metadata", k.GetMetadata()); err != nil {
 				return nil, err
 			}
 			u.Metadata = k.GetMetadata()
@@ -230,8 +229,8 @@ func (s *Service) ListAuditEvents(ctx context.Context, req *keyservicev1.ListAud
 		}
 		q.KeyID = id
 	}
-	if utf8.RuneCountInString(q.Actor) > maxOwnerLen {
-		return nil, invalid("actor", "must be at most %d characters", maxOwnerLen)
+	if err := checkOptionalText("actor", q.Actor, maxOwnerLen); err != nil {
+		return nil, err
 	}
 	page := store.Page{List: store.ListAuditEvents, Filters: []string{"", q.Actor}}
 	if q.KeyID != uuid.Nil {
