@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store"
 )
 
@@ -71,6 +72,38 @@ const printableRule = "only printable characters (no control or format character
 func checkChars(field, v string) error {
 	if strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
 		return invalid(field, "must contain %s", printableRule)
+	}
+	return nil
+}
+
+// Bounds of an imported key's hint (keyservice makes its own: Format.Hint,
+// the prefix, "_..." and the last 4 characters of the key). A hint is shown
+// to every admin who lists keys, so it may show no more of a key than a
+// prefix: a run of letters and digits longer than the longest prefix is a
+// key's body.
+const (
+	maxHintLen = 40
+	maxHintRun = keys.MaxPrefixLen
+)
+
+// CheckHint checks the hint of an imported key: free text (checkChars) of
+// at most maxHintLen characters with no run of more than maxHintRun
+// letters and digits. Every hint keyservice makes passes it. It cannot
+// know whether a short hint is a whole key of some other format: keyservice
+// import also refuses a hint that is the secret of any key it knows.
+func CheckHint(hint string) error {
+	if err := checkOptionalText("hint", hint, maxHintLen); err != nil {
+		return err
+	}
+	run := 0
+	for _, r := range hint {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			run = 0
+			continue
+		}
+		if run++; run > maxHintRun {
+			return invalid("hint", "has more than %d letters and digits in a row, as a key has: a hint is a short part of the key, such as its prefix and last four characters (ks_...Ab12)", maxHintRun)
+		}
 	}
 	return nil
 }

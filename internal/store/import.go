@@ -102,3 +102,31 @@ func importRow(k *ImportedKey) (dbsqlc.CopyKeysParams, error) {
 	p.RateLimit, p.RatePeriod, p.RateBurst = rateColumns(storedRate(k.RateLimit))
 	return p, nil
 }
+
+// StoredHashes returns which of hs are the hashes of stored keys (keyservice
+// import refuses a hint that is a stored key's secret).
+func (s *Store) StoredHashes(ctx context.Context, hs []keys.Hash) (map[keys.Hash]bool, error) {
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	out := map[keys.Hash]bool{}
+	for start := 0; start < len(hs); start += importBatch {
+		batch := hs[start:min(start+importBatch, len(hs))]
+		arg := make([][]byte, len(batch))
+		for i := range batch {
+			arg[i] = batch[i][:]
+		}
+		found, err := s.q.ExistingHashes(ctx, conn, arg)
+		if err != nil {
+			return nil, classify(fmt.Errorf("looking up hashes: %w", err))
+		}
+		for _, h := range found {
+			var k keys.Hash
+			copy(k[:], h)
+			out[k] = true
+		}
+	}
+	return out, nil
+}
