@@ -244,3 +244,43 @@ func TestLeakReportWithALongURLActsOnEveryToken(t *testing.T) {
 		t.Fatalf("after the retry the key is %v, want REVOKED", v.GetCode())
 	}
 }
+
+// TestLeakRevocationIsAuditedWithARequestID: a revocation by a leak report
+// is audited with the report's request id — the X-Request-Id it came with,
+// or one made for it — which the answer carries in X-Request-Id, as every
+// API answer does.
+func TestLeakRevocationIsAuditedWithARequestID(t *testing.T) {
+	t.Parallel()
+	path, sign := githubKeys(t)
+	e := start(t, withConfig(func(c *config.Config) { c.ScanningKeysFile = path }))
+	for _, sent := range []string{"gh-delivery-1", ""} {
+		created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "leaky", Owner: "acme"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := []byte(fmt.Sprintf(`[{"token":%q,"type":"t","url":"https://example.com/a","source":"content"}]`, created.GetSecret()))
+		req, _ := http.NewRequest("POST", e.base+"/v1/secret-scanning/reports", bytes.NewReader(body))
+		req.Header.Set("GITHUB-PUBLIC-KEY-IDENTIFIER", "test-key-1")
+		req.Header.Set("GITHUB-PUBLIC-KEY-SIGNATURE", sign(body))
+		if sent != "" {
+			req.Header.Set("X-Request-Id", sent)
+		}
+		resp, err := e.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		answered := resp.Header.Get("X-Request-Id")
+		if resp.StatusCode != 200 || answered == "" || (sent != "" && answered != sent) {
+			t.Fatalf("report sent with X-Request-Id %q: %d, answered with X-Request-Id %q", sent, resp.StatusCode, answered)
+		}
+		list, err := e.grpc.ListAuditEvents(admin(context.Background()), &keyservicev1.ListAuditEventsRequest{KeyId: created.GetKey().GetId()})
+		if err != nil || len(list.GetEvents()) == 0 {
+			t.Fatalf("audit events: %v %v", list, err)
+		}
+		ev := list.GetEvents()[0]
+		if ev.GetAction() != "revoke" || ev.GetActor() != "secret-scanning" || ev.GetRequestId() != answered {
+			t.Fatalf("the revocation's audit event: %v, want actor secret-scanning and request id %q", ev, answered)
+		}
+	}
+}
