@@ -53,7 +53,8 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return st.Err()
 	case errors.Is(err, store.ErrNotFound):
 		return status.Error(codes.NotFound, "key not found")
-	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrRotated), errors.Is(err, store.ErrExpired):
+	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrRotated), errors.Is(err, store.ErrExpired),
+		errors.Is(err, store.ErrExpiredStays), errors.Is(err, store.ErrRotatedExpiry):
 		return status.Error(codes.FailedPrecondition, preconditionOf(err))
 	case errors.Is(err, validate.ErrUnavailable), errors.Is(err, store.ErrUnavailable):
 		if !errors.Is(err, store.ErrNoSlot) { // the store logs those once per episode

@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -56,6 +55,18 @@ type Key struct {
 	RotatedTo   uuid.UUID
 	// UpdatedAt is the database time of the last UpdateKey or RotateKey.
 	UpdatedAt *time.Time
+	// BudgetID names the per-key budget the key spends from: the first key
+	// of its rotation chain (uuid.Nil: its own; see Budget).
+	BudgetID uuid.UUID
+}
+
+// Budget names the per-key budget k spends from: every key of a rotation
+// chain spends from its first key's, so rotating never adds budget.
+func (k *Key) Budget() uuid.UUID {
+	if k.BudgetID != uuid.Nil {
+		return k.BudgetID
+	}
+	return k.ID
 }
 
 // RateLimit is a key's own token bucket: Burst calls at once, refilled at
@@ -78,8 +89,10 @@ type NewKey struct {
 	RateLimit *RateLimit
 	// AllowedCIDRs, when not empty, pins the key to these addresses.
 	AllowedCIDRs []netip.Prefix
-	// RotatedFrom is the key this one replaces (RotateKey).
+	// RotatedFrom is the key this one replaces, and BudgetID the budget it
+	// shares with it (RotateKey).
 	RotatedFrom uuid.UUID
+	BudgetID    uuid.UUID
 }
 
 // Store runs keyservice's queries on a pool.
@@ -220,11 +233,12 @@ func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, k NewKey) (Key, error)
 		Owner:        k.Owner,
 		Scopes:       nonNilSlice(k.Scopes),
 		Metadata:     meta,
-		ExpiresAt:    k.ExpiresAt,
+		ExpiresAt:    storedTime(k.ExpiresAt),
 		AllowedCIDRs: cidrStrings(k.AllowedCIDRs),
 		RotatedFrom:  nullUUID(k.RotatedFrom),
+		BudgetID:     nullUUID(k.BudgetID),
 	}
-	p.RateLimit, p.RatePeriod, p.RateBurst = rateColumns(k.RateLimit)
+	p.RateLimit, p.RatePeriod, p.RateBurst = rateColumns(storedRate(k.RateLimit))
 	row, err := s.q.InsertKey(ctx, tx, p)
 	if err != nil {
 		return Key{}, fmt.Errorf("inserting key: %w", err)
@@ -236,15 +250,6 @@ func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, k NewKey) (Key, error)
 	return out, s.notify(ctx, tx, Event{Kind: EventCreated, Hash: out.Hash})
 }
 
-func rateColumns(rl *RateLimit) (limit pgtype.Int4, period pgtype.Interval, burst pgtype.Int4) {
-	if rl == nil {
-		return
-	}
-	return pgtype.Int4{Int32: int32(rl.Limit), Valid: true},
-		pgtype.Interval{Microseconds: rl.Period.Microseconds(), Valid: true},
-		pgtype.Int4{Int32: int32(rl.Burst), Valid: true}
-}
-
 // RevokeKey revokes the key with id; revoking twice keeps the first time
 // (and records nothing the second time).
 func (s *Store) RevokeKey(ctx context.Context, id uuid.UUID) (Key, error) {
@@ -254,21 +259,29 @@ func (s *Store) RevokeKey(ctx context.Context, id uuid.UUID) (Key, error) {
 		if err != nil {
 			return err
 		}
-		row, err := s.q.RevokeKey(ctx, tx, id)
-		if err != nil {
-			return fmt.Errorf("revoking key: %w", err)
-		}
-		if out, err = fromRow(row); err != nil {
-			return err
-		}
-		if before.RevokedAt == nil {
-			if err := s.audit(ctx, tx, ActionRevoke, id, []Change{{Field: "revoked_at", Old: nil, New: timeOrNil(out.RevokedAt)}}); err != nil {
-				return err
-			}
-		}
-		return s.notify(ctx, tx, Event{Kind: EventRevoked, Hash: out.Hash, At: *out.RevokedAt})
+		out, err = s.revoke(ctx, tx, before)
+		return err
 	})
 	return out, err
+}
+
+// revoke revokes before, the key as read under its row lock in tx: the
+// first revocation is audited, and every one notifies.
+func (s *Store) revoke(ctx context.Context, tx pgx.Tx, before Key) (Key, error) {
+	row, err := s.q.RevokeKey(ctx, tx, before.ID)
+	if err != nil {
+		return Key{}, fmt.Errorf("revoking key: %w", err)
+	}
+	out, err := fromRow(row)
+	if err != nil {
+		return Key{}, err
+	}
+	if before.RevokedAt == nil {
+		if err := s.audit(ctx, tx, ActionRevoke, out.ID, []Change{{Field: "revoked_at", Old: nil, New: timeOrNil(out.RevokedAt)}}); err != nil {
+			return Key{}, err
+		}
+	}
+	return out, s.notify(ctx, tx, Event{Kind: EventRevoked, Hash: out.Hash, At: *out.RevokedAt})
 }
 
 // GetKey returns the key with id.
@@ -365,83 +378,6 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		return classify(fmt.Errorf("committing: %w", err))
 	}
 	return nil
-}
-
-func fromRow(r dbsqlc.APIKey) (Key, error) {
-	k := Key{
-		ID:         r.ID,
-		Hint:       r.Hint,
-		Name:       r.Name,
-		Owner:      r.Owner,
-		Scopes:     r.Scopes,
-		ExpiresAt:  r.ExpiresAt,
-		CreatedAt:  r.CreatedAt,
-		RevokedAt:  r.RevokedAt,
-		LastUsedAt: r.LastUsedAt,
-		Enabled:    r.Enabled,
-		UpdatedAt:  r.UpdatedAt,
-	}
-	if r.RotatedFrom.Valid {
-		k.RotatedFrom = r.RotatedFrom.Bytes
-	}
-	if r.RotatedTo.Valid {
-		k.RotatedTo = r.RotatedTo.Bytes
-	}
-	if len(r.AllowedCIDRs) > 0 {
-		k.AllowedCIDRs = make([]netip.Prefix, len(r.AllowedCIDRs))
-		for i, c := range r.AllowedCIDRs {
-			p, err := netip.ParsePrefix(c)
-			if err != nil {
-				return Key{}, fmt.Errorf("store: key %s has a malformed allowed CIDR %q: %w", r.ID, c, err)
-			}
-			k.AllowedCIDRs[i] = p
-		}
-	}
-	if len(r.KeyHash) != len(k.Hash) {
-		return Key{}, fmt.Errorf("store: key %s has a %d-byte hash", r.ID, len(r.KeyHash))
-	}
-	copy(k.Hash[:], r.KeyHash)
-	if r.RateLimit.Valid && r.RatePeriod.Valid {
-		period := time.Duration(r.RatePeriod.Microseconds)*time.Microsecond +
-			time.Duration(r.RatePeriod.Days)*24*time.Hour + time.Duration(r.RatePeriod.Months)*30*24*time.Hour
-		burst := int(r.RateLimit.Int32)
-		if r.RateBurst.Valid {
-			burst = int(r.RateBurst.Int32)
-		}
-		k.RateLimit = &RateLimit{Limit: int(r.RateLimit.Int32), Period: period, Burst: burst}
-	}
-	if len(r.Metadata) > 0 {
-		if err := json.Unmarshal(r.Metadata, &k.Metadata); err != nil {
-			return Key{}, fmt.Errorf("store: decoding metadata of key %s: %w", r.ID, err)
-		}
-	}
-	return k, nil
-}
-
-func cidrStrings(ps []netip.Prefix) []string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.String()
-	}
-	return out
-}
-
-func nullUUID(id uuid.UUID) pgtype.UUID {
-	return pgtype.UUID{Bytes: id, Valid: id != uuid.Nil}
-}
-
-func nonNilSlice(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func nonNilMap(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
 }
 
 // KeysByHashes returns the keys whose SHA-256 is among hs, in one statement
