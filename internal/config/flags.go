@@ -83,7 +83,7 @@ func (c *Config) settings() []setting {
 		{"key-rate", "KEYSERVICE_KEY_RATE", "default per-key limit as limit/period, for keys created without one", (*keyRate)(&c.KeyRate)},
 		{"key-burst", "KEYSERVICE_KEY_BURST", "default per-key burst; 0: the limit", (*decimal)(&c.KeyBurst)},
 		{"redis-url", "KEYSERVICE_REDIS_URL", "Redis for per-key budgets shared by all replicas; empty: local budgets", &c.RedisURL},
-		{"redis-timeout", "KEYSERVICE_REDIS_TIMEOUT", "past this a per-key check falls back to the local budget", &c.RedisTimeout},
+		{"redis-timeout", "KEYSERVICE_REDIS_TIMEOUT", "bounds each per-key check in Redis (connect, send, read); past it the local budget answers", &c.RedisTimeout},
 		{"auth-header", "KEYSERVICE_AUTH_HEADER", "header holding the key for forward-auth (/v1/auth) and Envoy ext_authz: Authorization (Bearer) or e.g. X-API-Key", &c.AuthHeader},
 		{"scanning-keys-file", "KEYSERVICE_SCANNING_KEYS_FILE", "GitHub's secret scanning public keys (JSON); set: POST /v1/secret-scanning/reports takes leak reports", &c.ScanningKeysFile},
 		{"scanning-action", "KEYSERVICE_SCANNING_ACTION", "what a leak report of a live key does: revoke, or flag (record only)", &c.ScanningAction},

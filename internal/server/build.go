@@ -11,7 +11,6 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -70,12 +69,10 @@ func (s *Server) keyLimits(reg prometheus.Registerer) (ratelimit.KeyStore, error
 	if s.cfg.RedisURL == "" {
 		return local, nil
 	}
-	ropts, err := redis.ParseURL(s.cfg.RedisURL)
+	rdb, err := ratelimit.NewRedisClient(s.cfg.RedisURL, s.cfg.RedisTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("KEYSERVICE_REDIS_URL: %w", err)
 	}
-	ropts.MaxRetries = -1 // a retry would only add to the fallback timeout
-	rdb := redis.NewClient(ropts)
 	s.closers.add(func() { _ = rdb.Close() })
 	return ratelimit.NewFallback(ratelimit.NewRedis(rdb, "keyservice:"), local, s.cfg.RedisTimeout, s.log, reg), nil
 }
