@@ -61,7 +61,7 @@ type Config struct {
 	MaxHeaderBytes     int           // largest header list (gRPC metadata, HTTP headers)
 	MaxStreams         int           // concurrent gRPC streams per connection
 	ConnIdle           time.Duration // an idle connection is closed after this
-	RequestReadTimeout time.Duration // a gRPC call whose request has not arrived this long after its headers is cancelled
+	RequestReadTimeout time.Duration // a call on the gRPC port whose request has not arrived this long after its headers is cancelled
 	LogLevel           slog.Level
 	LogFormat          string
 

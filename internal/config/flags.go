@@ -53,7 +53,7 @@ func (c *Config) settings() []setting {
 		{"max-header-bytes", "KEYSERVICE_MAX_HEADER_BYTES", "largest header list of a call (gRPC metadata or HTTP headers); past it the call or connection is refused", (*decimal)(&c.MaxHeaderBytes)},
 		{"max-streams", "KEYSERVICE_MAX_STREAMS", "concurrent gRPC calls per connection", (*decimal)(&c.MaxStreams)},
 		{"conn-idle", "KEYSERVICE_CONN_IDLE", "a connection with no call this long is closed (gRPC and HTTP)", &c.ConnIdle},
-		{"request-read-timeout", "KEYSERVICE_REQUEST_READ_TIMEOUT", "a gRPC call whose request has not arrived this long after its headers is cancelled", &c.RequestReadTimeout},
+		{"request-read-timeout", "KEYSERVICE_REQUEST_READ_TIMEOUT", "a call on the gRPC port (any service) whose request (a stream's first message) has not arrived this long after its headers is cancelled", &c.RequestReadTimeout},
 		{"log-level", "KEYSERVICE_LOG_LEVEL", "debug, info, warn or error", &c.LogLevel},
 		{"log-format", "KEYSERVICE_LOG_FORMAT", "json or text", &c.LogFormat},
 		{"filter-fp-rate", "KEYSERVICE_FILTER_FP_RATE", "target false-positive rate of the Bloom filter of active keys", &c.FilterFPRate},

@@ -3,15 +3,12 @@ package middleware
 import (
 	"bytes"
 	"context"
-	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -52,43 +49,16 @@ func (c LenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return err
 }
 
-// refuseUndecodable answers a request the codec marked as undecodable with
+// RefuseUndecodable answers a request the codec marked as undecodable with
 // INVALID_ARGUMENT, and stops its read deadline (the request has arrived).
 func RefuseUndecodable() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if t, ok := ctx.Value(readTimerKey{}).(*time.Timer); ok {
-			t.Stop()
-		}
+		requestArrived(ctx)
 		if m, ok := req.(proto.Message); ok {
 			if u := m.ProtoReflect().GetUnknown(); len(u) > 0 && bytes.HasSuffix(u, undecodableMark) {
 				return nil, status.Errorf(codes.InvalidArgument, "the request is not a valid %s message (truncated, or invalid UTF-8 in a string field)", proto.MessageName(m))
 			}
 		}
 		return handler(ctx, req)
-	}
-}
-
-// readTimerKey holds the timer of a KeyService call's read deadline.
-type readTimerKey struct{}
-
-// readDeadline bounds how long a KeyService call may take to send its
-// request after its headers: a client that opens calls and never sends the
-// message has them cancelled after limit, so it cannot hold goroutines (or
-// stream slots) for ever. The timer is stopped as soon as the request is
-// decoded (the first interceptor), so the handler's time is not limited.
-// Health and reflection streams are not affected.
-func ReadDeadline(limit time.Duration) tap.ServerInHandle {
-	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
-		if !strings.HasPrefix(info.FullMethodName, keyServicePrefix) {
-			return ctx, nil
-		}
-		// The stream's context becomes this one: cancelling it ends the
-		// wait for the message; the stream's own end cancels it otherwise.
-		ctx, cancel := context.WithCancel(ctx)
-		t := time.AfterFunc(limit, cancel)
-		// However the call ends (before the interceptors run, too), the
-		// timer goes with it rather than holding the call for limit.
-		context.AfterFunc(ctx, func() { t.Stop() })
-		return context.WithValue(ctx, readTimerKey{}, t), nil
 	}
 }

@@ -92,7 +92,10 @@ func (s *Server) newGRPCServer(svc keyservicev1.KeyServiceServer, intercept grpc
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.ConnIdle, Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.ConnectionTimeout(10 * time.Second),
+		// Every service on the port, not only KeyService: the same read
+		// deadline, and the same refusals of what a client sent.
 		grpc.InTapHandle(middleware.ReadDeadline(cfg.RequestReadTimeout)),
+		grpc.StreamInterceptor(middleware.StreamRequests()),
 	}
 	if tlsCfg != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
