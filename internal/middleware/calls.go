@@ -46,7 +46,8 @@ func requestArrived(ctx context.Context) {
 
 // StreamRequests is, for streaming calls, what the chain's first links do
 // for unary ones: the read deadline stops when the first message has
-// arrived (or the client has closed its side without one).
+// arrived (or the client has closed its side without one), and a message
+// that does not decode is INVALID_ARGUMENT.
 func StreamRequests() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		return handler(srv, &receiving{ServerStream: ss})
@@ -61,5 +62,8 @@ type receiving struct {
 func (s *receiving) RecvMsg(m any) error {
 	err := s.ServerStream.RecvMsg(m)
 	requestArrived(s.Context())
-	return err
+	if err != nil {
+		return err
+	}
+	return refusal(m)
 }
