@@ -58,7 +58,7 @@ type Config struct {
 	// endpoints) stop sending it calls first. 0: drain at once.
 	ShutdownDelay      time.Duration
 	MaxRequestBytes    int
-	MaxHeaderBytes     int           // largest header list (gRPC metadata, HTTP headers)
+	MaxHeaderBytes     int           // largest header list of a call, as HTTP/2 counts it (gateway.HeaderListSize, middleware.MetadataSize)
 	MaxStreams         int           // concurrent gRPC streams per connection
 	ConnIdle           time.Duration // an idle connection is closed after this
 	RequestReadTimeout time.Duration // a call on the gRPC port whose request has not arrived this long after its headers is cancelled

@@ -50,7 +50,7 @@ func (c *Config) settings() []setting {
 		{"shutdown-timeout", "KEYSERVICE_SHUTDOWN_TIMEOUT", "how long SIGTERM waits for in-flight calls", &c.ShutdownTimeout},
 		{"shutdown-delay", "KEYSERVICE_SHUTDOWN_DELAY", "after SIGTERM, keep serving (not ready) this long before draining, so load balancers stop sending calls first", &c.ShutdownDelay},
 		{"max-request-bytes", "KEYSERVICE_MAX_REQUEST_BYTES", "largest request body (gRPC message or REST body)", (*decimal)(&c.MaxRequestBytes)},
-		{"max-header-bytes", "KEYSERVICE_MAX_HEADER_BYTES", "largest header list of a call (gRPC metadata or HTTP headers); past it the call or connection is refused", (*decimal)(&c.MaxHeaderBytes)},
+		{"max-header-bytes", "KEYSERVICE_MAX_HEADER_BYTES", "largest header list of a call, name + value + 32 bytes per field (HTTP headers with the method, scheme, host and path; gRPC metadata with the method's path); past it the call is refused (HTTP 431, gRPC RESOURCE_EXHAUSTED)", (*decimal)(&c.MaxHeaderBytes)},
 		{"max-streams", "KEYSERVICE_MAX_STREAMS", "concurrent gRPC calls per connection", (*decimal)(&c.MaxStreams)},
 		{"conn-idle", "KEYSERVICE_CONN_IDLE", "a connection with no call this long is closed (gRPC and HTTP)", &c.ConnIdle},
 		{"request-read-timeout", "KEYSERVICE_REQUEST_READ_TIMEOUT", "a call on the gRPC port (any service) whose request (a stream's first message) has not arrived this long after its headers is cancelled", &c.RequestReadTimeout},

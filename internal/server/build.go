@@ -87,14 +87,18 @@ func (s *Server) newGRPCServer(svc keyservicev1.KeyServiceServer, intercept grpc
 		grpc.ForceServerCodecV2(middleware.LenientCodec{CodecV2: encoding.GetCodecV2("proto")}),
 		// Connection hygiene: bounded headers and streams per connection,
 		// idle connections closed, clients that ping too often cut off.
-		grpc.MaxHeaderListSize(uint32(cfg.MaxHeaderBytes)),
+		// The header limit itself is the tap's, which refuses only the
+		// call; HTTP/2 stops reading a block only past 4 x the limit (past
+		// that, x/net/http2 resets the stream, or closes the connection if
+		// the block goes on in further frames or one field is larger).
+		grpc.MaxHeaderListSize(uint32(4 * cfg.MaxHeaderBytes)),
 		grpc.MaxConcurrentStreams(uint32(cfg.MaxStreams)),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.ConnIdle, Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.ConnectionTimeout(10 * time.Second),
 		// Every service on the port, not only KeyService: the same read
 		// deadline, and the same refusals of what a client sent.
-		grpc.InTapHandle(middleware.ReadDeadline(cfg.RequestReadTimeout)),
+		grpc.InTapHandle(middleware.Tap(cfg.RequestReadTimeout, cfg.MaxHeaderBytes)),
 		grpc.StreamInterceptor(middleware.StreamRequests()),
 	}
 	if tlsCfg != nil {
@@ -156,7 +160,10 @@ func (s *Server) newHTTPServer(ctx context.Context, svc *service.Service, bound 
 		_, _ = w.Write(api.OpenAPI)
 	})
 	return &http.Server{
-		Handler:           mux,
+		// Go's own header limit lets MaxHeaderBytes + 4096 bytes through
+		// (HTTP/1.1) or + 320 (HTTP/2), counted differently by each: it
+		// only bounds memory; LimitHeaders is the documented limit.
+		Handler:           gateway.LimitHeaders(mux, cfg.MaxHeaderBytes),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
