@@ -52,6 +52,8 @@ func (c *Config) settings() []setting {
 		{"max-request-bytes", "KEYSERVICE_MAX_REQUEST_BYTES", "largest request body (gRPC message or REST body)", (*decimal)(&c.MaxRequestBytes)},
 		{"max-header-bytes", "KEYSERVICE_MAX_HEADER_BYTES", "largest header list of a call, name + value + 32 bytes per field (HTTP headers with the method, scheme, host and path; gRPC metadata with the method's path); past it the call is refused (HTTP 431, gRPC RESOURCE_EXHAUSTED)", (*decimal)(&c.MaxHeaderBytes)},
 		{"max-streams", "KEYSERVICE_MAX_STREAMS", "concurrent gRPC calls per connection", (*decimal)(&c.MaxStreams)},
+		{"max-conns", "KEYSERVICE_MAX_CONNS", "connections each listener (gRPC, HTTP) holds; over it a new one is closed at once, and its last tenth is kept for addresses holding none; 0: derived from the open file limit", (*decimal)(&c.MaxConns)},
+		{"max-conns-per-addr", "KEYSERVICE_MAX_CONNS_PER_ADDR", "connections one client address (IPv6: its /64) holds on each listener, trusted proxies exempt; 0: an eighth of --max-conns", (*decimal)(&c.MaxConnsPerAddr)},
 		{"conn-idle", "KEYSERVICE_CONN_IDLE", "a connection with no call this long is closed (gRPC and HTTP)", &c.ConnIdle},
 		{"request-read-timeout", "KEYSERVICE_REQUEST_READ_TIMEOUT", "a call on the gRPC port (any service) whose request (a stream's first message) has not arrived this long after its headers is cancelled", &c.RequestReadTimeout},
 		{"log-level", "KEYSERVICE_LOG_LEVEL", "debug, info, warn or error", &c.LogLevel},

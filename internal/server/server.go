@@ -189,6 +189,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, fmt.Errorf("KEYSERVICE_HTTP_ADDR: %w", err)
 	}
 	s.closers.add(func() { _ = s.httpLis.Close() })
+	if err := s.capListeners(reg); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
