@@ -169,7 +169,9 @@ func (s *Server) newHTTPServer(ctx context.Context, svc *service.Service, bound 
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       cfg.ConnIdle,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		TLSConfig:         tlsCfg,
+		// net/http's lines (a TLS handshake a client broke off, ...) say
+		// what the client did in their message: one kind, by source.
+		ErrorLog:  slog.NewLogLogger(s.log.Handler().WithAttrs([]slog.Attr{slog.String("source", "http")}), slog.LevelWarn),
+		TLSConfig: tlsCfg,
 	}, nil
 }
