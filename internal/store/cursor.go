@@ -135,7 +135,7 @@ func (cc CursorCodec) Decode(p Page, token string) (Cursor, error) {
 	if token == "" {
 		return Cursor{}, nil
 	}
-	b, err := base64.RawURLEncoding.DecodeString(token)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(token) // Strict: no second spelling of a token
 	if err != nil || len(b) != cursorPayload+cursorMAC || b[0] != cursorVersion {
 		return Cursor{}, ErrBadCursor
 	}

@@ -112,7 +112,8 @@ func TestNoSlotWaitsForOpenConnections(t *testing.T) {
 		return free
 	}
 	// The pool opens its MinConns in the background at start.
-	for deadline := time.Now().Add(10 * time.Second); st.PoolState().Open < 3 && time.Now().Before(deadline); {
+	settled := func() bool { return st.PoolState().Open >= 3 && st.Pool().Stat().ConstructingConns() == 0 }
+	for deadline := time.Now().Add(10 * time.Second); !settled() && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 	release := hold()
