@@ -29,6 +29,7 @@ func TestToStatus(t *testing.T) {
 		{"bad request", invalid("name", "is required"), codes.InvalidArgument, "name: is required"},
 		{"not found", fmt.Errorf("get: %w", store.ErrNotFound), codes.NotFound, "key not found"},
 		{"store unavailable", fmt.Errorf("x: %w", store.ErrUnavailable), codes.Unavailable, "key store unavailable, retry later"},
+		{"commit outcome unknown", fmt.Errorf("x: %w", store.ErrCommitUnknown), codes.Unavailable, commitUnknownMsg},
 		{"validate unavailable", validate.ErrUnavailable, codes.Unavailable, "key store unavailable, retry later"},
 		{"canceled", context.Canceled, codes.Canceled, "call canceled"},
 		{"deadline", fmt.Errorf("q: %w", context.DeadlineExceeded), codes.DeadlineExceeded, "deadline exceeded"},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,10 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrUnavailable: the database could not be reached or answered in time.
 	ErrUnavailable = errors.New("store: database unavailable")
+	// ErrCommitUnknown: the connection broke after COMMIT was sent, so the
+	// write may or may not have been applied. It is an ErrUnavailable: the
+	// caller retries, safely when it names the write with a request id.
+	ErrCommitUnknown = fmt.Errorf("%w: the connection broke at COMMIT, the write may have been applied", ErrUnavailable)
 )
 
 // Key is the stored record of an API key. It never holds the secret.
@@ -353,9 +358,24 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		return classify(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return classify(fmt.Errorf("committing: %w", err))
+		return commitError(err)
 	}
 	return nil
+}
+
+// commitError classifies a failed COMMIT. Only the server's own answer
+// (an error, or ROLLBACK for a failed transaction) says that nothing was
+// applied; any other failure came after COMMIT may have reached the server
+// and is ErrCommitUnknown, whatever broke the connection.
+func commitError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxCommitRollback) {
+		return classify(fmt.Errorf("committing: %w", err))
+	}
+	if errors.Is(err, context.Canceled) {
+		return err // the caller gave up; it will not read the answer
+	}
+	return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
 }
 
 func fromRow(r dbsqlc.APIKey) (Key, error) {
