@@ -37,75 +37,6 @@ const (
 	ActionDisable = "disable"
 )
 
-// Audit says who makes a write and in which call; every admin write
-// records it with the change.
-type Audit struct {
-	Actor     string
-	RequestID string
-}
-
-// SystemActor is recorded for writes whose context names no actor (tests,
-// tools).
-const SystemActor = "system"
-
-type auditKey struct{}
-
-// WithAudit makes the writes made with ctx record a.
-func WithAudit(ctx context.Context, a Audit) context.Context {
-	return context.WithValue(ctx, auditKey{}, a)
-}
-
-func auditOf(ctx context.Context) Audit {
-	a, _ := ctx.Value(auditKey{}).(Audit)
-	if a.Actor == "" {
-		a.Actor = SystemActor
-	}
-	return a
-}
-
-// Change is one field of a key before and after a write. Values are what
-// the API shows (strings, lists, maps, times, numbers); never a secret or
-// a hash.
-type Change struct {
-	Field string `json:"field"`
-	Old   any    `json:"old"`
-	New   any    `json:"new"`
-}
-
-// AuditEvent is one recorded admin write.
-type AuditEvent struct {
-	ID        uuid.UUID
-	At        time.Time
-	Actor     string
-	Action    string
-	KeyID     uuid.UUID
-	RequestID string
-	Changes   []Change
-}
-
-// audit records a write in tx.
-func (s *Store) audit(ctx context.Context, tx pgx.Tx, action string, keyID uuid.UUID, changes []Change) error {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return fmt.Errorf("making an audit event id: %w", err)
-	}
-	if changes == nil {
-		changes = []Change{}
-	}
-	js, err := json.Marshal(changes)
-	if err != nil {
-		return fmt.Errorf("encoding audit changes: %w", err)
-	}
-	a := auditOf(ctx)
-	err = s.q.InsertAuditEvent(ctx, tx, dbsqlc.InsertAuditEventParams{
-		ID: id, Actor: a.Actor, Action: action, KeyID: keyID, RequestID: a.RequestID, Changes: js,
-	})
-	if err != nil {
-		return fmt.Errorf("recording audit event: %w", err)
-	}
-	return nil
-}
-
 // lockKey reads the key with id and locks its row until tx ends, so two
 // admin writes to one key run one after the other.
 func (s *Store) lockKey(ctx context.Context, tx pgx.Tx, id uuid.UUID) (Key, error) {
@@ -183,7 +114,7 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key,
 		changes := diff(&old, &next)
 		if len(changes) == 0 {
 			out = old
-			return nil
+			return s.answer(ctx, tx, out)
 		}
 		meta, err := json.Marshal(nonNilMap(next.Metadata))
 		if err != nil {
@@ -213,6 +144,9 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key,
 		}
 		changed = true
 		if err := s.notify(ctx, tx, Event{Kind: EventUpdated, Hash: out.Hash, At: *out.UpdatedAt}); err != nil {
+			return err
+		}
+		if err := s.answer(ctx, tx, out); err != nil {
 			return err
 		}
 		if u.BeforeCommit != nil {
@@ -284,6 +218,9 @@ func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey
 			return err
 		}
 		if err := s.notify(ctx, tx, Event{Kind: EventUpdated, Hash: oldKey.Hash, At: *oldKey.UpdatedAt}); err != nil {
+			return err
+		}
+		if err := s.answer(ctx, tx, newKey, oldKey); err != nil {
 			return err
 		}
 		if r.BeforeCommit != nil {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -183,7 +182,8 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // CreateKey stores a new key, records it in the audit trail (the actor
-// of ctx, see WithAudit) and notifies every replica.
+// of ctx, see WithAudit) and notifies every replica. Like every admin
+// write, it is idempotent under the request of ctx, if any (WithRequest).
 func (s *Store) CreateKey(ctx context.Context, k NewKey) (Key, error) {
 	var out Key
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -192,7 +192,10 @@ func (s *Store) CreateKey(ctx context.Context, k NewKey) (Key, error) {
 		if err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, ActionCreate, out.ID, createdChanges(out))
+		if err := s.audit(ctx, tx, ActionCreate, out.ID, createdChanges(out)); err != nil {
+			return err
+		}
+		return s.answer(ctx, tx, out)
 	})
 	return out, err
 }
@@ -262,7 +265,10 @@ func (s *Store) RevokeKey(ctx context.Context, id uuid.UUID) (Key, error) {
 				return err
 			}
 		}
-		return s.notify(ctx, tx, Event{Kind: EventRevoked, Hash: out.Hash, At: *out.RevokedAt})
+		if err := s.notify(ctx, tx, Event{Kind: EventRevoked, Hash: out.Hash, At: *out.RevokedAt}); err != nil {
+			return err
+		}
+		return s.answer(ctx, tx, out)
 	})
 	return out, err
 }
@@ -341,118 +347,6 @@ func (s *Store) ListKeys(ctx context.Context, p ListParams) ([]Key, Cursor, erro
 		out = append(out, k)
 	}
 	return out, next, nil
-}
-
-func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return classify(fmt.Errorf("beginning transaction: %w", err))
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
-	if err := fn(tx); err != nil {
-		return classify(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return commitError(err)
-	}
-	return nil
-}
-
-// commitError classifies a failed COMMIT. Only the server's own answer
-// (an error, or ROLLBACK for a failed transaction) says that nothing was
-// applied; any other failure came after COMMIT may have reached the server
-// and is ErrCommitUnknown, whatever broke the connection.
-func commitError(err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxCommitRollback) {
-		return classify(fmt.Errorf("committing: %w", err))
-	}
-	if errors.Is(err, context.Canceled) {
-		return err // the caller gave up; it will not read the answer
-	}
-	return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
-}
-
-func fromRow(r dbsqlc.APIKey) (Key, error) {
-	k := Key{
-		ID:         r.ID,
-		Hint:       r.Hint,
-		Name:       r.Name,
-		Owner:      r.Owner,
-		Scopes:     r.Scopes,
-		ExpiresAt:  r.ExpiresAt,
-		CreatedAt:  r.CreatedAt,
-		RevokedAt:  r.RevokedAt,
-		LastUsedAt: r.LastUsedAt,
-		Enabled:    r.Enabled,
-		UpdatedAt:  r.UpdatedAt,
-	}
-	if r.RotatedFrom.Valid {
-		k.RotatedFrom = r.RotatedFrom.Bytes
-	}
-	if r.RotatedTo.Valid {
-		k.RotatedTo = r.RotatedTo.Bytes
-	}
-	if len(r.AllowedCIDRs) > 0 {
-		k.AllowedCIDRs = make([]netip.Prefix, len(r.AllowedCIDRs))
-		for i, c := range r.AllowedCIDRs {
-			p, err := netip.ParsePrefix(c)
-			if err != nil {
-				return Key{}, fmt.Errorf("store: key %s has a malformed allowed CIDR %q: %w", r.ID, c, err)
-			}
-			k.AllowedCIDRs[i] = p
-		}
-	}
-	if len(r.KeyHash) != len(k.Hash) {
-		return Key{}, fmt.Errorf("store: key %s has a %d-byte hash", r.ID, len(r.KeyHash))
-	}
-	copy(k.Hash[:], r.KeyHash)
-	if r.RateLimit.Valid && r.RatePeriod.Valid {
-		period := time.Duration(r.RatePeriod.Microseconds)*time.Microsecond +
-			time.Duration(r.RatePeriod.Days)*24*time.Hour + time.Duration(r.RatePeriod.Months)*30*24*time.Hour
-		burst := int(r.RateLimit.Int32)
-		if r.RateBurst.Valid {
-			burst = int(r.RateBurst.Int32)
-		}
-		k.RateLimit = &RateLimit{Limit: int(r.RateLimit.Int32), Period: period, Burst: burst}
-	}
-	if len(r.Metadata) > 0 {
-		if err := json.Unmarshal(r.Metadata, &k.Metadata); err != nil {
-			return Key{}, fmt.Errorf("store: decoding metadata of key %s: %w", r.ID, err)
-		}
-	}
-	return k, nil
-}
-
-func cidrStrings(ps []netip.Prefix) []string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.String()
-	}
-	return out
-}
-
-func nullUUID(id uuid.UUID) pgtype.UUID {
-	return pgtype.UUID{Bytes: id, Valid: id != uuid.Nil}
-}
-
-func nonNilSlice(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func nonNilMap(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
 }
 
 // KeysByHashes returns the keys whose SHA-256 is among hs, in one statement
