@@ -54,6 +54,7 @@ func (c *Config) settings() []setting {
 		{"max-streams", "KEYSERVICE_MAX_STREAMS", "concurrent gRPC calls per connection", (*decimal)(&c.MaxStreams)},
 		{"conn-idle", "KEYSERVICE_CONN_IDLE", "a connection with no call this long is closed (gRPC and HTTP)", &c.ConnIdle},
 		{"request-read-timeout", "KEYSERVICE_REQUEST_READ_TIMEOUT", "a gRPC call whose request has not arrived this long after its headers is cancelled", &c.RequestReadTimeout},
+		{"idempotency-window", "KEYSERVICE_IDEMPOTENCY_WINDOW", "how long an admin write made with a request_id is remembered (its answer sealed) and answered again to a retry", &c.IdempotencyWindow},
 		{"log-level", "KEYSERVICE_LOG_LEVEL", "debug, info, warn or error", &c.LogLevel},
 		{"log-format", "KEYSERVICE_LOG_FORMAT", "json or text", &c.LogFormat},
 		{"filter-fp-rate", "KEYSERVICE_FILTER_FP_RATE", "target false-positive rate of the Bloom filter of active keys", &c.FilterFPRate},

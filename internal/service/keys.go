@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
@@ -26,11 +27,17 @@ func (s *Service) CreateKey(ctx context.Context, req *keyservicev1.CreateKeyRequ
 		return nil, err
 	}
 	nk.Hash, nk.Hint = g.Hash, g.Hint
-	k, err := s.keys.CreateKey(audited(ctx), nk)
-	if err != nil {
+	answer := func(recs ...store.Key) proto.Message {
+		return &keyservicev1.CreateKeyResponse{Secret: g.Secret, Key: keyToProto(&recs[0])}
+	}
+	if ctx, err = s.withRequest(ctx, "CreateKey", req, answer); err != nil {
 		return nil, err
 	}
-	return &keyservicev1.CreateKeyResponse{Secret: g.Secret, Key: keyToProto(&k)}, nil
+	k, err := s.keys.CreateKey(audited(ctx), nk)
+	if err != nil {
+		return replay(s, ctx, "CreateKey", req, err, &keyservicev1.CreateKeyResponse{})
+	}
+	return answer(k).(*keyservicev1.CreateKeyResponse), nil
 }
 
 // generate makes a new secret in format (unspecified: the default).
@@ -195,9 +202,15 @@ func (s *Service) RevokeKey(ctx context.Context, req *keyservicev1.RevokeKeyRequ
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.keys.RevokeKey(audited(ctx), id)
-	if err != nil {
+	answer := func(recs ...store.Key) proto.Message {
+		return &keyservicev1.RevokeKeyResponse{Key: keyToProto(&recs[0])}
+	}
+	if ctx, err = s.withRequest(ctx, "RevokeKey", req, answer); err != nil {
 		return nil, err
 	}
-	return &keyservicev1.RevokeKeyResponse{Key: keyToProto(&k)}, nil
+	k, err := s.keys.RevokeKey(audited(ctx), id)
+	if err != nil {
+		return replay(s, ctx, "RevokeKey", req, err, &keyservicev1.RevokeKeyResponse{})
+	}
+	return answer(k).(*keyservicev1.RevokeKeyResponse), nil
 }
