@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -209,5 +210,35 @@ func TestExpiredRequestIDIsNotHonoured(t *testing.T) {
 	after, err := e.grpc.CreateKey(ctx, req)
 	if err != nil || after.GetKey().GetId() == first.GetKey().GetId() {
 		t.Fatalf("past the window: %v, %v; want a new key", after.GetKey().GetId(), err)
+	}
+}
+
+// TestConcurrentRetriesRotateOnce: calls of one RotateKey with one
+// request_id at the same time rotate once, and every call answers the one
+// rotation's new secret (none "already rotated").
+func TestConcurrentRetriesRotateOnce(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	_, k := createKey(t, e, nil)
+	req := &keyservicev1.RotateKeyRequest{Id: k.GetId(), GracePeriod: durationpb.New(0), RequestId: uuid.NewString()}
+	const n = 6
+	secrets := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			resp, err := e.grpc.RotateKey(admin(context.Background()), req)
+			secrets[i], errs[i] = resp.GetSecret(), err
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || secrets[i] != secrets[0] {
+			t.Fatalf("call %d: %v; want the one rotation's secret", i, errs[i])
+		}
+	}
+	var successors int
+	if err := e.queryRow(t, "SELECT count(*) FROM api_keys WHERE rotated_from = '"+k.GetId()+"'", &successors); err != nil || successors != 1 {
+		t.Fatalf("successors: %d, %v; want 1", successors, err)
 	}
 }
