@@ -1,8 +1,8 @@
 -- name: InsertKey :one
 -- The id comes from the caller: a UUIDv7, so new keys append to the
 -- primary key index and listing by creation is index order.
-INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from)
-VALUES (@id, @key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @rate_limit, @rate_period, @rate_burst, @allowed_cidrs, @rotated_from)
+INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from, budget_id)
+VALUES (@id, @key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @rate_limit, @rate_period, @rate_burst, @allowed_cidrs, @rotated_from, @budget_id)
 RETURNING *;
 
 -- name: GetKeyByID :one
@@ -72,10 +72,11 @@ VALUES (@id, @key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @
 SELECT key_hash FROM api_keys WHERE key_hash = ANY(sqlc.arg(key_hashes)::bytea[]);
 
 -- name: InsertLeakReport :execrows
--- InsertLeakReport records a leak report once per key and URL.
-INSERT INTO leak_reports (key_id, url, source, token_type, action)
-VALUES (@key_id, @url, @source, @token_type, @action)
-ON CONFLICT (key_id, url) DO NOTHING;
+-- InsertLeakReport records a leak report once per key and URL (by the
+-- URL's SHA-256, which any URL fits in an index by).
+INSERT INTO leak_reports (key_id, url, url_sha256, source, token_type, action)
+VALUES (@key_id, @url, @url_sha256, @source, @token_type, @action)
+ON CONFLICT (key_id, url_sha256) DO NOTHING;
 
 -- name: InsertAuditEvent :exec
 -- InsertAuditEvent records an admin write, in the write's transaction.

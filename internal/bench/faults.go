@@ -31,6 +31,11 @@ type Faults struct {
 	PropagationLoaded PropagationResult `json:"propagation_under_load"`
 	Admin             AdminResult       `json:"admin_under_flood"`
 	AdminCold         AdminResult       `json:"admin_under_cold_burst"`
+	// Steady: admin calls and propagation under an invalid-key flood at a
+	// fixed rate that keeps the machine about 70% busy, as a deployment
+	// with headroom sees a flood (Admin and AdminCold saturate it).
+	Steady SteadyResult `json:"steady_flood"`
+	Slots  SlotsResult  `json:"no_connection_slots"`
 
 	loadWorkers int
 }
@@ -74,6 +79,8 @@ type AdminResult struct {
 	FloodRPS   float64 `json:"flood_rps"`
 	// ValidRefused: flood calls with an active key answered UNAVAILABLE.
 	ValidRefused int64 `json:"valid_refused"`
+	// CPU: how busy the whole machine was during the flood, in percent.
+	CPU float64 `json:"cpu_pct"`
 }
 
 func adminCtx(ctx context.Context) context.Context {
@@ -138,6 +145,13 @@ func (e *env) runFaults(ctx context.Context) (*Faults, error) {
 	f.AdminCold = e.adminUnderFlood(ctx, a, ga, func(int, int) string {
 		return cold[int(next.Add(1)-1)%len(cold)]
 	})
+	e.log.Info("fault: admin calls and propagation during an invalid-key flood at about 70% of the CPU")
+	if f.Steady, err = e.steadyFlood(ctx, a, b, ga, gb, f.Admin); err != nil {
+		return nil, err
+	}
+	e.log.Info("fault: every connection slot of the server taken, a burst of first-seen valid keys")
+	// B has looked none of the cold keys up (A did, above).
+	f.Slots = e.noSlots(ctx, b, cold)
 	e.log.Info("fault: propagation between replicas", "trials", e.cfg.Trials)
 	if f.Propagation, err = e.propagation(ctx, ga, gb); err != nil {
 		return nil, err
@@ -293,44 +307,6 @@ func (e *env) killListen(ctx context.Context, ga, gb *grpcValidator) (ListenResu
 	return res, nil
 }
 
-func (e *env) adminUnderFlood(ctx context.Context, s endpoint, g *grpcValidator, pick picker) AdminResult {
-	adminLoop := func(d time.Duration) []time.Duration {
-		var lat []time.Duration
-		end := time.Now().Add(d)
-		for i := 0; time.Now().Before(end); i++ {
-			start := time.Now()
-			if i%2 == 0 {
-				_, _ = g.clients[0].ListKeys(adminCtx(ctx), &keyservicev1.ListKeysRequest{PageSize: 10})
-			} else {
-				_, _ = g.clients[0].CreateKey(adminCtx(ctx), &keyservicev1.CreateKeyRequest{Name: "admin", Owner: "bench"})
-			}
-			lat = append(lat, time.Since(start))
-		}
-		return lat
-	}
-	quiet := adminLoop(e.cfg.Duration)
-	flood, _ := newGRPC(s.GRPCAddr().String(), e.cfg.Conns)
-	defer flood.close()
-	fctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	var floodN, refused int64
-	start := time.Now()
-	wg.Go(func() {
-		tallies := drive(fctx, flood, e.cfg.Workers, 24*time.Hour, pick, e.isActive)
-		for _, t := range tallies {
-			floodN += int64(len(t.lat))
-			refused += t.validRefused
-		}
-	})
-	time.Sleep(200 * time.Millisecond) // flood at full speed before measuring
-	loud := adminLoop(e.cfg.Duration)
-	cancel()
-	wg.Wait()
-	return AdminResult{CallsQuiet: len(quiet), CallsFlood: len(loud),
-		P99Quiet: ms(summarise(quiet).P99), P99Flood: ms(summarise(loud).P99),
-		FloodRPS: float64(floodN) / time.Since(start).Seconds(), ValidRefused: refused}
-}
-
 // outage runs "mixed" over gRPC while Postgres is stopped for 10 s.
 func (e *env) outage(ctx context.Context, s endpoint) OutageResult {
 	res := OutageResult{}
@@ -409,8 +385,8 @@ func (f *Faults) writeMarkdown(w io.Writer) {
 	fmt.Fprintln(w, "Fault runs:")
 	fmt.Fprintln(w)
 	a := f.Admin
-	fmt.Fprintf(w, "- **Admin calls during an invalid-key flood** (malformed + unknown keys at full speed, %.0f req/s): p99 %.2f ms (%d calls) vs %.2f ms quiet (%d calls).\n",
-		a.FloodRPS, a.P99Flood, a.CallsFlood, a.P99Quiet, a.CallsQuiet)
+	fmt.Fprintf(w, "- **Admin calls during an invalid-key flood** (malformed + unknown keys at full speed, %.0f req/s, the machine %.0f%% busy): p99 %.2f ms (%d calls) vs %.2f ms quiet (%d calls).\n",
+		a.FloodRPS, a.CPU, a.P99Flood, a.CallsFlood, a.P99Quiet, a.CallsQuiet)
 	if f.AdminOnly {
 		fmt.Fprintln(w)
 		return
@@ -418,6 +394,8 @@ func (f *Faults) writeMarkdown(w io.Writer) {
 	c := f.AdminCold
 	fmt.Fprintf(w, "- **Admin calls during a burst of first-seen valid keys** (every key a lookup, %.0f req/s, %d valid keys refused): p99 %.2f ms (%d calls) vs %.2f ms quiet (%d calls).\n",
 		c.FloodRPS, c.ValidRefused, c.P99Flood, c.CallsFlood, c.P99Quiet, c.CallsQuiet)
+	f.Steady.writeMarkdown(w)
+	f.Slots.writeMarkdown(w)
 	p := f.Propagation
 	fmt.Fprintf(w, "- **Propagation between two replicas** (%d trials; p50 / p99 / max on the other replica): %s.\n", p.Trials, p.kinds())
 	pl := f.PropagationLoaded

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -10,9 +11,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
-	"unicode"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -66,22 +67,34 @@ func importKeys(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		in = f
 	}
 	start := time.Now()
-	ks, bad, err := readImport(in)
+	lines, bad, err := readImport(in)
 	if err != nil {
 		return err
-	}
-	for _, b := range bad {
-		fmt.Fprintln(stderr, b)
-	}
-	if len(bad) > 0 && !*skipBad {
-		return fmt.Errorf("%d bad lines: nothing imported (fix them, or pass --skip-bad to import the %d good ones)", len(bad), len(ks))
 	}
 	pool, err := store.OpenPool(ctx, store.PoolConfig{URL: cfg.DatabaseURL, MaxConns: 2, ConnectTimeout: cfg.DBConnectTimeout})
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	res, err := store.New(pool, cfg.DBAcquireTimeout).ImportKeys(ctx, ks)
+	st := store.New(pool, cfg.DBAcquireTimeout)
+	if lines, bad, err = refuseSecretHints(ctx, st, lines, bad); err != nil {
+		return err
+	}
+	slices.SortFunc(bad, func(a, b badLine) int { return a.n - b.n })
+	for _, b := range bad {
+		fmt.Fprintf(stderr, "line %d: %v\n", b.n, b.err)
+	}
+	if len(bad) > 0 && !*skipBad {
+		return fmt.Errorf("%d bad lines: nothing imported (fix them, or pass --skip-bad to import the %d good ones)", len(bad), len(lines))
+	}
+	ks := make([]store.ImportedKey, len(lines))
+	for i, l := range lines {
+		ks[i] = l.key
+		if ks[i].Hint == "" {
+			ks[i].Hint = "imported"
+		}
+	}
+	res, err := st.ImportKeys(ctx, ks)
 	if err != nil {
 		return err
 	}
@@ -90,14 +103,26 @@ func importKeys(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
+// importLine is a good line of an import file, and its number.
+type importLine struct {
+	n   int
+	key store.ImportedKey
+}
+
+// badLine is a bad line's number and what is wrong with it.
+type badLine struct {
+	n   int
+	err error
+}
+
 // readImport parses every line; bad lines are reported with their number
 // and reason, never their content (it may hold a hash worth keeping quiet).
-func readImport(in io.Reader) ([]store.ImportedKey, []string, error) {
+func readImport(in io.Reader) ([]importLine, []badLine, error) {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), maxImportLine)
 	var (
-		ks  []store.ImportedKey
-		bad []string
+		good []importLine
+		bad  []badLine
 	)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -106,21 +131,59 @@ func readImport(in io.Reader) ([]store.ImportedKey, []string, error) {
 		}
 		k, err := parseImportLine([]byte(line))
 		if err != nil {
-			bad = append(bad, fmt.Sprintf("line %d: %v", n, err))
+			bad = append(bad, badLine{n, err})
 			continue
 		}
-		ks = append(ks, k)
+		good = append(good, importLine{n, k})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, nil, fmt.Errorf("reading the file: %w", err)
 	}
-	return ks, bad, nil
+	return good, bad, nil
+}
+
+// refuseSecretHints moves to bad the lines whose hint is the secret of a
+// key: of another line's key, or of a key already stored (a hint is shown
+// to every admin who lists keys).
+func refuseSecretHints(ctx context.Context, st *store.Store, lines []importLine, bad []badLine) ([]importLine, []badLine, error) {
+	lineOf := make(map[keys.Hash]int, len(lines))
+	var hinted []keys.Hash
+	for _, l := range lines {
+		lineOf[l.key.Hash] = l.n
+		if l.key.Hint != "" {
+			hinted = append(hinted, keys.HashOf(l.key.Hint))
+		}
+	}
+	stored, err := st.StoredHashes(ctx, hinted)
+	if err != nil {
+		return nil, nil, err
+	}
+	good := lines[:0]
+	for _, l := range lines {
+		if l.key.Hint != "" {
+			h := keys.HashOf(l.key.Hint)
+			if n, ok := lineOf[h]; ok {
+				bad = append(bad, badLine{l.n, fmt.Errorf("hint: is the full secret of the key on line %d; give a short part of it, such as its last four characters", n)})
+				continue
+			}
+			if stored[h] {
+				bad = append(bad, badLine{l.n, errors.New("hint: is the full secret of a key already stored; give a short part of it, such as its last four characters")})
+				continue
+			}
+		}
+		good = append(good, l)
+	}
+	return good, bad, nil
 }
 
 func parseImportLine(line []byte) (store.ImportedKey, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(line, &fields); err != nil {
 		return store.ImportedKey{}, errors.New("not a JSON object")
+	}
+	if name, ok := repeatedField(line); ok {
+		// As the API refuses it: which value would count is anyone's guess.
+		return store.ImportedKey{}, fmt.Errorf("%q appears twice: give each field once", name)
 	}
 	var k store.ImportedKey
 	var hashHex string
@@ -133,11 +196,14 @@ func parseImportLine(line []byte) (store.ImportedKey, error) {
 		copy(k.Hash[:], b)
 	}
 	var hint, revoked string
-	if err := takeString(fields, "hint", &hint); err != nil || len(hint) > 40 || strings.IndexFunc(hint, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		return k, errors.New("hint: must be at most 40 printable characters")
+	if err := takeString(fields, "hint", &hint); err != nil {
+		return k, errors.New("hint: must be a string")
 	}
 	if hint != "" && keys.HashOf(hint) == k.Hash {
 		return k, errors.New("hint: is the key itself; give a short part of it, such as its last four characters")
+	}
+	if err := service.CheckHint(hint); err != nil {
+		return k, err
 	}
 	if err := takeString(fields, "revoked_at", &revoked); err != nil {
 		return k, errors.New("revoked_at: must be an RFC 3339 time")
@@ -164,12 +230,35 @@ func parseImportLine(line []byte) (store.ImportedKey, error) {
 	if err != nil {
 		return k, err
 	}
-	if hint == "" {
-		hint = "imported"
-	}
-	nk.Hash, nk.Hint = k.Hash, hint
+	nk.Hash, nk.Hint = k.Hash, hint // "" until the import names it "imported"
 	k.NewKey = nk
 	return k, nil
+}
+
+// repeatedField names a field given twice at the top of the JSON object
+// line (protojson refuses repeats inside, as REST does everywhere).
+func repeatedField(line []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		name, _ := t.(string)
+		if seen[name] {
+			return name, true
+		}
+		seen[name] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 // takeString moves fields[name] (a JSON string, or absent) into dst.

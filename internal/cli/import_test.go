@@ -139,3 +139,68 @@ func TestImportOfALargeGeneratedFile(t *testing.T) {
 		t.Fatalf("%d rows, want 25000", n)
 	}
 }
+
+// TestImportRefusesWhatRESTRefuses: a line with a field given twice (REST
+// refuses duplicate JSON fields) is a bad line naming the field, whether
+// it is one of CreateKey's or the import's own; a hint that is the full
+// secret of another key (in the same file, or already stored), or that
+// shows more of a key than a hint may, is a bad line; a hint of the shape
+// keyservice makes itself is fine; printable text follows the API's rule.
+func TestImportRefusesWhatRESTRefuses(t *testing.T) {
+	u, _ := testdb.New(t)
+	dir := t.TempDir()
+	stored := "old-key-7777" // short secrets of some older format
+	first := filepath.Join(dir, "first.jsonl")
+	if err := os.WriteFile(first, []byte(fmt.Sprintf(`{"key_hash":%q,"name":"stored","owner":"acme"}`+"\n", sha(stored))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runImport(t, u, first); code != 0 {
+		t.Fatalf("first import: exit %d, %q, %q", code, out, errOut)
+	}
+	other := "legacy-key-0042"
+	lines := []string{
+		fmt.Sprintf(`{"key_hash":%q,"name":"a","owner":"acme","name":"b"}`, sha("k-1")),
+		fmt.Sprintf(`{"key_hash":%q,"name":"a","owner":"acme","key_hash":%q}`, sha("k-2"), sha("k-3")),
+		fmt.Sprintf(`{"key_hash":%q,"name":"a","owner":"acme","hint":"x","hint":"y"}`, sha("k-4")),
+		fmt.Sprintf(`{"key_hash":%q,"name":"a","owner":"acme","hint":%q}`, sha("k-5"), other),
+		fmt.Sprintf(`{"key_hash":%q,"name":"other","owner":"acme"}`, sha(other)),
+		fmt.Sprintf(`{"key_hash":%q,"name":"a","owner":"acme","hint":%q}`, sha("k-7"), stored),
+		fmt.Sprintf(`{"key_hash":%q,"name":"a","owner":"acme","hint":"ks_npVyizZsgzzozoojrXsA2nyDiKYoIX0JqeOr"}`, sha("k-8")),
+		fmt.Sprintf(`{"key_hash":%q,"name":"a","owner":"acme","hint":"ks_...Ab12"}`, sha("k-9")),
+		fmt.Sprintf(`{"key_hash":%q,"name":"a","owner":"acme","metadata":{"team":"x\u202ey"}}`, sha("k-10")),
+		fmt.Sprintf(`{"key_hash":%q,"name":"a","owner":"acme","hint":"sk-\u2028abc"}`, sha("k-11")),
+	}
+	file := filepath.Join(dir, "keys.jsonl")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runImport(t, u, file)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, errOut)
+	}
+	for _, want := range []string{
+		`line 1: "name" appears twice`,
+		`line 2: "key_hash" appears twice`,
+		`line 3: "hint" appears twice`,
+		"line 4: hint: is the full secret of the key on line 5",
+		"line 6: hint: is the full secret of a key already stored",
+		"line 7: hint:",
+		"line 9: metadata:",
+		"line 10: hint:",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("report lacks %q:\n%s", want, errOut)
+		}
+	}
+	for _, good := range []string{"line 5:", "line 8:"} {
+		if strings.Contains(errOut, good) {
+			t.Errorf("a good line reported bad (%s):\n%s", good, errOut)
+		}
+	}
+	if strings.Contains(errOut, stored) || strings.Contains(errOut, other) {
+		t.Fatalf("the report shows a secret:\n%s", errOut)
+	}
+	if n := countRows(t, u, "true"); n != 1 {
+		t.Fatalf("a bad file imported rows: %d", n)
+	}
+}

@@ -58,10 +58,12 @@ type Config struct {
 	// endpoints) stop sending it calls first. 0: drain at once.
 	ShutdownDelay      time.Duration
 	MaxRequestBytes    int
-	MaxHeaderBytes     int           // largest header list (gRPC metadata, HTTP headers)
+	MaxHeaderBytes     int           // largest header list of a call, as HTTP/2 counts it (gateway.HeaderListSize, middleware.MetadataSize)
 	MaxStreams         int           // concurrent gRPC streams per connection
+	MaxConns           int           // connections per listener; 0: derived from the open file limit
+	MaxConnsPerAddr    int           // connections per client address (IPv6: /64) per listener; 0: derived
 	ConnIdle           time.Duration // an idle connection is closed after this
-	RequestReadTimeout time.Duration // a gRPC call whose request has not arrived this long after its headers is cancelled
+	RequestReadTimeout time.Duration // a call on the gRPC port whose request has not arrived this long after its headers is cancelled
 	LogLevel           slog.Level
 	LogFormat          string
 
@@ -345,6 +347,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxStreams < 1 {
 		bad("KEYSERVICE_MAX_STREAMS", "must be at least 1, got %d", c.MaxStreams)
+	}
+	for env, n := range map[string]int{"KEYSERVICE_MAX_CONNS": c.MaxConns, "KEYSERVICE_MAX_CONNS_PER_ADDR": c.MaxConnsPerAddr} {
+		if n < 0 {
+			bad(env, "must be 0 (derived from the open file limit) or more, got %d", n)
+		}
 	}
 	if c.MaxRequestBytes < 1024 {
 		bad("KEYSERVICE_MAX_REQUEST_BYTES", "must be at least 1024, got %d", c.MaxRequestBytes)

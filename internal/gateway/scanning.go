@@ -17,6 +17,8 @@ import (
 	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyservice/keyservice/internal/middleware"
 )
 
 // GitHub's secret scanning partner programme posts tokens found in public
@@ -96,6 +98,10 @@ func SecretScanning(handle LeakHandler, ks ScanningKeys, maxBody int64, log *slo
 	reg.MustRegister(reports)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
+		// Not an API method, so outside the chain: the request id is
+		// given here, for the log and the audit trail of what it revokes.
+		ctx, rid := middleware.WithRequestID(r.Context(), r.Header.Get("X-Request-Id"))
+		w.Header().Set("X-Request-Id", rid)
 		refuse := func(err error) {
 			reports.WithLabelValues("bad_signature").Inc()
 			log.Info("secret scanning report refused", "reason", err.Error(), "peer", r.RemoteAddr)
@@ -121,9 +127,9 @@ func SecretScanning(handle LeakHandler, ks ScanningKeys, maxBody int64, log *slo
 			http.Error(w, fmt.Sprintf("the body must be a JSON array of at most %d {token, type, url, source}", maxReports), http.StatusBadRequest)
 			return
 		}
-		found, err := handle(r.Context(), in)
+		found, err := handle(ctx, in)
 		if err != nil {
-			log.Warn("secret scanning report could not be handled", "error", err)
+			log.Warn("secret scanning report could not be handled", "error", err, "request_id", rid)
 			http.Error(w, "could not handle the report, retry later", http.StatusServiceUnavailable)
 			return
 		}
@@ -143,7 +149,7 @@ func SecretScanning(handle LeakHandler, ks ScanningKeys, maxBody int64, log *slo
 		}
 		reports.WithLabelValues("true_positive").Add(float64(tp))
 		reports.WithLabelValues("false_positive").Add(float64(len(in) - tp))
-		log.Info("secret scanning report handled", "tokens", len(in), "true_positives", tp)
+		log.Info("secret scanning report handled", "tokens", len(in), "true_positives", tp, "request_id", rid)
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(out)
 	})

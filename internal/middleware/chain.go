@@ -4,7 +4,10 @@
 // requests, recovery, authentication and caller identity. The caller
 // limit (internal/ratelimit) and the error mapper (internal/service) are
 // links of the same chain, composed in internal/server. Bind runs a
-// KeyService implementation through a chain in process.
+// KeyService implementation through a chain in process. Tap and
+// StreamRequests (calls.go) are what the gRPC server applies to every call
+// on its port, whatever the service: the metadata limit, the read deadline
+// and, for streams, the refusal of undecodable messages.
 package middleware
 
 import (

@@ -3,27 +3,24 @@ package middleware
 import (
 	"bytes"
 	"context"
-	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-
-	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 )
 
 // grpc-go answers INTERNAL when a request does not decode (a truncated
 // message, invalid UTF-8 in a string field): the client's bytes would look
-// like our fault. The server's codec therefore lets a KeyService request
-// that fails to decode through, remembering the failure, and the first
-// interceptor refuses it as INVALID_ARGUMENT before anything reads it.
-// Other services' messages (health, reflection) decode as before.
+// like our fault. The server's codec therefore lets a request that fails to
+// decode through, remembering the failure, and the first link that sees
+// the message refuses it as INVALID_ARGUMENT before anything reads it: for
+// a unary call the chain's RefuseUndecodable, for a streaming call
+// StreamRequests. It holds for every service on the port (KeyService,
+// Envoy's Authorization, health, reflection).
 
 // undecodableMark is the unknown field (the highest field number, bytes)
 // an undecodable request is reduced to: the message itself carries the
@@ -37,14 +34,12 @@ type LenientCodec struct {
 	encoding.CodecV2
 }
 
-var keyServicePackage = keyservicev1.File_keyservice_v1_keyservice_proto.Package()
-
 func (c LenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	err := c.CodecV2.Unmarshal(data, v)
 	if err == nil {
 		return nil
 	}
-	if m, ok := v.(proto.Message); ok && m.ProtoReflect().Descriptor().ParentFile().Package() == keyServicePackage {
+	if m, ok := v.(proto.Message); ok {
 		proto.Reset(m)
 		m.ProtoReflect().SetUnknown(undecodableMark)
 		return nil
@@ -52,43 +47,25 @@ func (c LenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return err
 }
 
-// refuseUndecodable answers a request the codec marked as undecodable with
+// refusal is the answer to a request the codec marked as undecodable, nil
+// for any other.
+func refusal(req any) error {
+	if m, ok := req.(proto.Message); ok {
+		if u := m.ProtoReflect().GetUnknown(); len(u) > 0 && bytes.HasSuffix(u, undecodableMark) {
+			return status.Errorf(codes.InvalidArgument, "the request is not a valid %s message (truncated, or invalid UTF-8 in a string field)", proto.MessageName(m))
+		}
+	}
+	return nil
+}
+
+// RefuseUndecodable answers a request the codec marked as undecodable with
 // INVALID_ARGUMENT, and stops its read deadline (the request has arrived).
 func RefuseUndecodable() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if t, ok := ctx.Value(readTimerKey{}).(*time.Timer); ok {
-			t.Stop()
-		}
-		if m, ok := req.(proto.Message); ok {
-			if u := m.ProtoReflect().GetUnknown(); len(u) > 0 && bytes.HasSuffix(u, undecodableMark) {
-				return nil, status.Errorf(codes.InvalidArgument, "the request is not a valid %s message (truncated, or invalid UTF-8 in a string field)", proto.MessageName(m))
-			}
+		requestArrived(ctx)
+		if err := refusal(req); err != nil {
+			return nil, err
 		}
 		return handler(ctx, req)
-	}
-}
-
-// readTimerKey holds the timer of a KeyService call's read deadline.
-type readTimerKey struct{}
-
-// readDeadline bounds how long a KeyService call may take to send its
-// request after its headers: a client that opens calls and never sends the
-// message has them cancelled after limit, so it cannot hold goroutines (or
-// stream slots) for ever. The timer is stopped as soon as the request is
-// decoded (the first interceptor), so the handler's time is not limited.
-// Health and reflection streams are not affected.
-func ReadDeadline(limit time.Duration) tap.ServerInHandle {
-	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
-		if !strings.HasPrefix(info.FullMethodName, keyServicePrefix) {
-			return ctx, nil
-		}
-		// The stream's context becomes this one: cancelling it ends the
-		// wait for the message; the stream's own end cancels it otherwise.
-		ctx, cancel := context.WithCancel(ctx)
-		t := time.AfterFunc(limit, cancel)
-		// However the call ends (before the interceptors run, too), the
-		// timer goes with it rather than holding the call for limit.
-		context.AfterFunc(ctx, func() { t.Stop() })
-		return context.WithValue(ctx, readTimerKey{}, t), nil
 	}
 }

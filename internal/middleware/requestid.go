@@ -25,18 +25,28 @@ func RequestIDFrom(ctx context.Context) string {
 // and returns it in the response headers.
 func RequestID() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		id := ""
-		if v := metadata.ValueFromIncomingContext(ctx, RequestIDHeader); len(v) == 1 && saneID(v[0]) {
-			id = v[0]
+		sent := ""
+		if v := metadata.ValueFromIncomingContext(ctx, RequestIDHeader); len(v) == 1 {
+			sent = v[0]
 		}
-		if id == "" {
-			var b [12]byte
-			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
-		}
+		ctx, id := WithRequestID(ctx, sent)
 		_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
-		return handler(context.WithValue(ctx, requestIDKey{}, id), req)
+		return handler(ctx, req)
 	}
+}
+
+// WithRequestID gives a call outside the chain (an HTTP handler that is
+// not an API method, such as the secret-scanning endpoint) its request id,
+// by the chain's rule: sent when it is sane, else a new one. The caller
+// returns id in its answer's X-Request-Id.
+func WithRequestID(ctx context.Context, sent string) (_ context.Context, id string) {
+	id = sent
+	if !saneID(id) {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	return context.WithValue(ctx, requestIDKey{}, id), id
 }
 
 func saneID(s string) bool {

@@ -143,6 +143,30 @@ type Redis struct {
 
 var _ KeyStore = (*Redis)(nil)
 
+// NewRedisClient connects to the Redis at url (redis:// or rediss://) for
+// per-key budgets, with every command bounded by timeout: connecting,
+// writing and reading, the caller's context deadline included. Without
+// ContextTimeoutEnabled, go-redis ignores the context's deadline on the
+// socket and waits for its own read timeout (5 s) on a Redis that accepts
+// connections but does not answer (stopped, swapping, partitioned after
+// the handshake); the fallback's timeout then did not hold.
+func NewRedisClient(url string, timeout time.Duration) (*redis.Client, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	opts.ContextTimeoutEnabled = true
+	opts.DialTimeout = timeout
+	opts.ReadTimeout = timeout
+	opts.WriteTimeout = timeout
+	opts.PoolTimeout = timeout
+	// A retry would only add to the fallback timeout: the local budget
+	// answers instead, and Redis is probed again later.
+	opts.MaxRetries = -1
+	opts.DialerRetries = 1
+	return redis.NewClient(opts), nil
+}
+
 // NewRedis returns a store on client; prefix separates deployments (and tests).
 func NewRedis(client *redis.Client, prefix string) *Redis {
 	return &Redis{lim: redis_rate.NewLimiter(client), prefix: prefix}

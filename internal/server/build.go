@@ -11,7 +11,6 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -70,12 +69,10 @@ func (s *Server) keyLimits(reg prometheus.Registerer) (ratelimit.KeyStore, error
 	if s.cfg.RedisURL == "" {
 		return local, nil
 	}
-	ropts, err := redis.ParseURL(s.cfg.RedisURL)
+	rdb, err := ratelimit.NewRedisClient(s.cfg.RedisURL, s.cfg.RedisTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("KEYSERVICE_REDIS_URL: %w", err)
 	}
-	ropts.MaxRetries = -1 // a retry would only add to the fallback timeout
-	rdb := redis.NewClient(ropts)
 	s.closers.add(func() { _ = rdb.Close() })
 	return ratelimit.NewFallback(ratelimit.NewRedis(rdb, "keyservice:"), local, s.cfg.RedisTimeout, s.log, reg), nil
 }
@@ -90,12 +87,19 @@ func (s *Server) newGRPCServer(svc keyservicev1.KeyServiceServer, intercept grpc
 		grpc.ForceServerCodecV2(middleware.LenientCodec{CodecV2: encoding.GetCodecV2("proto")}),
 		// Connection hygiene: bounded headers and streams per connection,
 		// idle connections closed, clients that ping too often cut off.
-		grpc.MaxHeaderListSize(uint32(cfg.MaxHeaderBytes)),
+		// The header limit itself is the tap's, which refuses only the
+		// call; HTTP/2 stops reading a block only past 4 x the limit (past
+		// that, x/net/http2 resets the stream, or closes the connection if
+		// the block goes on in further frames or one field is larger).
+		grpc.MaxHeaderListSize(uint32(4 * cfg.MaxHeaderBytes)),
 		grpc.MaxConcurrentStreams(uint32(cfg.MaxStreams)),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.ConnIdle, Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.ConnectionTimeout(10 * time.Second),
-		grpc.InTapHandle(middleware.ReadDeadline(cfg.RequestReadTimeout)),
+		// Every service on the port, not only KeyService: the same read
+		// deadline, and the same refusals of what a client sent.
+		grpc.InTapHandle(middleware.Tap(cfg.RequestReadTimeout, cfg.MaxHeaderBytes)),
+		grpc.StreamInterceptor(middleware.StreamRequests()),
 	}
 	if tlsCfg != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
@@ -156,13 +160,18 @@ func (s *Server) newHTTPServer(ctx context.Context, svc *service.Service, bound 
 		_, _ = w.Write(api.OpenAPI)
 	})
 	return &http.Server{
-		Handler:           mux,
+		// Go's own header limit lets MaxHeaderBytes + 4096 bytes through
+		// (HTTP/1.1) or + 320 (HTTP/2), counted differently by each: it
+		// only bounds memory; LimitHeaders is the documented limit.
+		Handler:           gateway.LimitHeaders(mux, cfg.MaxHeaderBytes),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       cfg.ConnIdle,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		TLSConfig:         tlsCfg,
+		// net/http's lines (a TLS handshake a client broke off, ...) say
+		// what the client did in their message: one kind, by source.
+		ErrorLog:  slog.NewLogLogger(s.log.Handler().WithAttrs([]slog.Attr{slog.String("source", "http")}), slog.LevelWarn),
+		TLSConfig: tlsCfg,
 	}, nil
 }

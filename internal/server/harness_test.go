@@ -264,7 +264,15 @@ func (rawCodec) Name() string { return "proto" }
 // metrics reads the server's /metrics with the Prometheus text parser.
 func (e *env) metrics(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := e.http.Get(e.base + "/metrics")
+	return e.metricsVia(t, e.http)
+}
+
+// metricsVia reads /metrics with client (for example one bound to an
+// address of its own, so the scrape is not counted with the test's
+// connections).
+func (e *env) metricsVia(t *testing.T, client *http.Client) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := client.Get(e.base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

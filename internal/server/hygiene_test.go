@@ -7,9 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -140,6 +143,74 @@ func TestUndecodableProtobufIsInvalidArgument(t *testing.T) {
 	}
 	if n := countKeys(t, e.dbURL) - before; n != 1 {
 		t.Fatalf("%d keys written, want only the well-formed one", n)
+	}
+}
+
+// TestUndecodableProtobufIsInvalidArgumentOnEveryService: the same bytes
+// sent to Envoy's Check, to health (Check and Watch) and to reflection are
+// INVALID_ARGUMENT too, as on KeyService (they were INTERNAL, "cannot parse
+// invalid wire-format data"); a well-formed request is still served.
+func TestUndecodableProtobufIsInvalidArgumentOnEveryService(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	conn, err := grpc.NewClient(e.srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	field := func(num protowire.Number, v string) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), []byte(v))
+	}
+	// CheckRequest.attributes.context_extensions{"\xff": ""}: a string
+	// three messages deep.
+	badCheck := field(1, string(field(10, string(field(1, "\xff")))))
+	for _, c := range []struct {
+		method string
+		stream bool
+		bad    map[string][]byte
+		good   []byte
+	}{
+		{authv3.Authorization_Check_FullMethodName, false, map[string][]byte{
+			"invalid UTF-8": badCheck, "truncated": badCheck[:len(badCheck)-1], "a field with no value": {0x0a},
+		}, field(1, "")},
+		{healthpb.Health_Check_FullMethodName, false, map[string][]byte{
+			"invalid UTF-8": field(1, "\xff"), "truncated": field(1, "ab")[:3], "a field with no value": {0x0a},
+		}, field(1, "")},
+		{healthpb.Health_Watch_FullMethodName, true, map[string][]byte{
+			"invalid UTF-8": field(1, "\xff"), "a field with no value": {0x0a},
+		}, field(1, "")},
+		{reflectionpb.ServerReflection_ServerReflectionInfo_FullMethodName, true, map[string][]byte{
+			"invalid UTF-8": field(7, "\xff"), "a field with no value": {0x0a},
+		}, field(7, "*")},
+	} {
+		call := func(body []byte) error {
+			var out []byte
+			if !c.stream {
+				return conn.Invoke(context.Background(), c.method, &body, &out)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			s, err := conn.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}, c.method)
+			if err != nil {
+				return err
+			}
+			if err := s.SendMsg(&body); err != nil {
+				return err
+			}
+			if err := s.CloseSend(); err != nil {
+				return err
+			}
+			return s.RecvMsg(&out) // the first answer, or the error
+		}
+		for name, body := range c.bad {
+			if err := call(body); status.Code(err) != codes.InvalidArgument {
+				t.Errorf("%s, %s: %v, want InvalidArgument", c.method, name, err)
+			}
+		}
+		if err := call(c.good); err != nil {
+			t.Errorf("%s, well formed: %v", c.method, err)
+		}
 	}
 }
 

@@ -624,7 +624,8 @@ func TestAnswersFollowTheDocumentedPrecedence(t *testing.T) {
 
 // TestLifecycleChangesReachTheOtherReplica: update, disable, a lowered
 // limit and rotation made on replica A are answered on replica B, whose
-// cached answers they replace (B learns them by NOTIFY).
+// cached answers they replace (B learns them by NOTIFY); the successor
+// spends the budget its predecessor spent.
 func TestLifecycleChangesReachTheOtherReplica(t *testing.T) {
 	t.Parallel()
 	a := start(t)
@@ -666,8 +667,10 @@ func TestLifecycleChangesReachTheOtherReplica(t *testing.T) {
 		}
 		newSecret = r.GetSecret()
 	}, func(v *keyservicev1.ValidateResponse) bool { return v.GetCode() == keyservicev1.Code_CODE_EXPIRED }, req)
-	if v := validate(t, b, &keyservicev1.ValidateRequest{Key: newSecret}); !v.GetValid() {
-		t.Fatalf("the rotated key on B: %v", v)
+	// The successor is known on B, and spends the budget its predecessor
+	// spent there: one budget for a rotation chain.
+	if v := validate(t, b, &keyservicev1.ValidateRequest{Key: newSecret}); v.GetCode() != keyservicev1.Code_CODE_RATE_LIMITED || v.GetKey().GetRotatedFrom() != k.GetId() {
+		t.Fatalf("the rotated key on B: %v, want RATE_LIMITED (its chain's budget is spent)", v)
 	}
 	// B holds the old key's EXPIRED answer; a revocation replaces it.
 	step("revoke an expired key", func() {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/backoff"
+	"github.com/keyservice/keyservice/internal/store"
 )
 
 // watchReadiness migrates (when configured) and checks the database and
@@ -54,6 +56,9 @@ func (s *Server) watchReadiness(ctx context.Context) {
 // balancer at once. /readyz then reports "degraded".
 func (s *Server) check(ctx context.Context) {
 	dbErr := s.store.Ping(ctx)
+	if errors.Is(dbErr, store.ErrNoSlot) {
+		dbErr = nil // it answers, on the connections the pool has
+	}
 	s.dbOK.Store(dbErr == nil)
 	if s.validator.Loaded() {
 		s.setReady(true, "")

@@ -24,6 +24,7 @@ import (
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/loglimit"
 	"github.com/keyservice/keyservice/internal/middleware"
 	"github.com/keyservice/keyservice/internal/service"
 	"github.com/keyservice/keyservice/internal/store"
@@ -106,6 +107,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	for _, opt := range opts {
 		opt(&o)
 	}
+	reg := prometheus.NewRegistry()
+	// No kind of line is written more than a few times a second, whoever
+	// causes it (internal/loglimit).
+	log = loglimit.New(log, reg, nil)
 	s := &Server{cfg: cfg, log: log, health: health.NewServer(), readyCh: make(chan struct{}), migrated: make(chan struct{})}
 	if !cfg.Migrate {
 		close(s.migrated)
@@ -137,7 +142,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	s.closers.add(func() { _ = s.migrator.Close() })
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(s.store.Collectors()...)
 	if s.validator, err = newValidator(cfg, format, s.store, log, reg); err != nil {
@@ -184,7 +188,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if s.http, err = s.newHTTPServer(ctx, svc, middleware.Bind(svc, intercept), reg, tlsCfg); err != nil {
 		return nil, err
 	}
-	useForGRPCLogs(log)
+	useForLibraryLogs(log)
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("KEYSERVICE_GRPC_ADDR: %w", err)
 	}
@@ -193,6 +197,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, fmt.Errorf("KEYSERVICE_HTTP_ADDR: %w", err)
 	}
 	s.closers.add(func() { _ = s.httpLis.Close() })
+	if err := s.capListeners(reg); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -58,7 +58,8 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.NotFound, "key not found")
 	case errors.Is(err, store.ErrRequestReused):
 		return status.Error(codes.AlreadyExists, "request_id was already used for a different request (another method or body) within the idempotency window: use a new request_id for a new write")
-	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrRotated), errors.Is(err, store.ErrExpired):
+	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrRotated), errors.Is(err, store.ErrExpired),
+		errors.Is(err, store.ErrExpiredStays), errors.Is(err, store.ErrRotatedExpiry):
 		return status.Error(codes.FailedPrecondition, preconditionOf(err))
 	case errors.Is(err, validate.ErrUnavailable), errors.Is(err, store.ErrUnavailable):
 		if !errors.Is(err, store.ErrNoSlot) { // the store logs those once per episode

@@ -3,9 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
@@ -79,7 +77,7 @@ func checkNewKey(req *keyservicev1.CreateKeyRequest, now time.Time, future bool)
 	if err := checkScopes("scopes", nk.Scopes); err != nil {
 		return nk, err
 	}
-	if err := checkMetadata(nk.Metadata); err != nil {
+	if err := checkMetadata("metadata", nk.Metadata); err != nil {
 		return nk, err
 	}
 	var err error
@@ -107,19 +105,19 @@ func checkScopes(field string, scopes []string) error {
 	return nil
 }
 
-func checkMetadata(m map[string]string) error {
+func checkMetadata(field string, m map[string]string) error {
 	if len(m) > maxMetadata {
-		return invalid("metadata", "at most %d entries, got %d", maxMetadata, len(m))
+		return invalid(field, "at most %d entries, got %d", maxMetadata, len(m))
 	}
 	for k, v := range m {
 		if k == "" || utf8.RuneCountInString(k) > maxMetaKeyLen {
-			return invalid("metadata", "keys must be 1 to %d characters", maxMetaKeyLen)
+			return invalid(field, "keys must be 1 to %d characters", maxMetaKeyLen)
 		}
 		if utf8.RuneCountInString(v) > maxMetaValueLen {
-			return invalid("metadata", "value of %q is over %d characters", k, maxMetaValueLen)
+			return invalid(field, "value of %q is over %d characters", k, maxMetaValueLen)
 		}
-		if strings.IndexFunc(k+v, unicode.IsControl) >= 0 {
-			return invalid("metadata", "keys and values must not contain control characters")
+		if checkChars(field, k) != nil || checkChars(field, v) != nil {
+			return invalid(field, "keys and values must contain %s", printableRule)
 		}
 	}
 	return nil
@@ -179,18 +177,19 @@ func (s *Service) ListKeys(ctx context.Context, req *keyservicev1.ListKeysReques
 	if err != nil {
 		return nil, err
 	}
-	if utf8.RuneCountInString(req.GetOwner()) > maxOwnerLen {
-		return nil, invalid("owner", "must be at most %d characters", maxOwnerLen)
+	if err := checkOptionalText("owner", req.GetOwner(), maxOwnerLen); err != nil {
+		return nil, err
 	}
-	after, err := s.cursors.Decode(req.GetPageToken())
+	page := store.Page{List: store.ListKeys, Filters: []string{req.GetOwner()}}
+	after, err := s.pageToken(page, req.GetPageToken())
 	if err != nil {
-		return nil, invalid("page_token", "is malformed; pass the next_page_token of a previous response")
+		return nil, err
 	}
 	ks, next, err := s.keys.ListKeys(ctx, store.ListParams{Owner: req.GetOwner(), After: after, Limit: size})
 	if err != nil {
 		return nil, err
 	}
-	out := &keyservicev1.ListKeysResponse{Keys: make([]*keyservicev1.Key, 0, len(ks)), NextPageToken: s.cursors.Encode(next)}
+	out := &keyservicev1.ListKeysResponse{Keys: make([]*keyservicev1.Key, 0, len(ks)), NextPageToken: s.cursors.Encode(page, next)}
 	for i := range ks {
 		out.Keys = append(out.Keys, keyToProto(&ks[i]))
 	}

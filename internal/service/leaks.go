@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/middleware"
@@ -22,11 +23,16 @@ type LeakVerdict struct {
 
 // ReportLeaks handles leaked-key reports (GitHub secret scanning): each
 // token is looked up by its hash; one of our keys is revoked (or, with
-// flagOnly, only flagged) and the report recorded once per key and URL.
-// Reporting the same token twice revokes once and answers the same. The
-// tokens are never logged.
+// flagOnly, only flagged) and the report recorded once per key and URL,
+// the two in one transaction. Every token is acted on, whatever happens to
+// the others: a token that fails is named in the error (by its position,
+// never its value) after the rest are done, and the report as a whole is
+// to be retried; reporting the same token again revokes once and answers
+// the same. The tokens are never logged.
 func (s *Service) ReportLeaks(ctx context.Context, leaks []Leak, flagOnly bool) ([]LeakVerdict, error) {
 	out := make([]LeakVerdict, len(leaks))
+	var errs []error
+	actx := store.WithAudit(ctx, store.Audit{Actor: ScanningActor, RequestID: middleware.RequestIDFrom(ctx)})
 	for i, l := range leaks {
 		// A token that is not a well-formed key of ours (a forgery, a
 		// scanner's false match) costs no lookup.
@@ -37,24 +43,15 @@ func (s *Service) ReportLeaks(ctx context.Context, leaks []Leak, flagOnly bool) 
 		if errors.Is(err, store.ErrNotFound) {
 			continue // a false positive
 		}
-		if err != nil {
-			return nil, err
-		}
-		action := "flagged"
-		switch {
-		case k.RevokedAt != nil:
-			action = "already_revoked"
-		case !flagOnly:
-			actx := store.WithAudit(ctx, store.Audit{Actor: ScanningActor, RequestID: middleware.RequestIDFrom(ctx)})
-			if _, err := s.keys.RevokeKey(actx, k.ID); err != nil {
-				return nil, err
+		if err == nil {
+			var action string
+			_, action, err = s.keys.ReportLeak(actx, store.LeakReport{KeyID: k.ID, URL: l.URL, Source: l.Source, TokenType: l.Type}, !flagOnly)
+			if err == nil {
+				out[i] = LeakVerdict{TruePositive: true, Action: action}
+				continue
 			}
-			action = "revoked"
 		}
-		if _, err := s.keys.RecordLeak(ctx, store.LeakReport{KeyID: k.ID, URL: l.URL, Source: l.Source, TokenType: l.Type, Action: action}); err != nil {
-			return nil, err
-		}
-		out[i] = LeakVerdict{TruePositive: true, Action: action}
+		errs = append(errs, fmt.Errorf("token %d of %d: %w", i+1, len(leaks), err))
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -164,7 +164,7 @@ func (s *Service) UpdateKey(ctx context.Context, req *keyservicev1.UpdateKeyRequ
 			}
 			u.Scopes = k.GetScopes()
 		case store.FieldMetadata:
-			if err := checkMetadata(k.GetMetadata()); err != nil {
+			if err := checkMetadata("key.metadata", k.GetMetadata()); err != nil {
 				return nil, err
 			}
 			u.Metadata = k.GetMetadata()
@@ -242,19 +242,21 @@ func (s *Service) ListAuditEvents(ctx context.Context, req *keyservicev1.ListAud
 		}
 		q.KeyID = id
 	}
-	if utf8.RuneCountInString(q.Actor) > maxOwnerLen {
-		return nil, invalid("actor", "must be at most %d characters", maxOwnerLen)
+	if err := checkOptionalText("actor", q.Actor, maxOwnerLen); err != nil {
+		return nil, err
 	}
-	after, err := s.cursors.Decode(req.GetPageToken())
-	if err != nil {
-		return nil, invalid("page_token", "is malformed; pass the next_page_token of a previous response")
+	page := store.Page{List: store.ListAuditEvents, Filters: []string{"", q.Actor}}
+	if q.KeyID != uuid.Nil {
+		page.Filters[0] = q.KeyID.String() // canonical: any spelling of the id is the same filter
 	}
-	q.After = after
+	if q.After, err = s.pageToken(page, req.GetPageToken()); err != nil {
+		return nil, err
+	}
 	evs, next, err := s.keys.ListAuditEvents(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	out := &keyservicev1.ListAuditEventsResponse{Events: make([]*keyservicev1.AuditEvent, 0, len(evs)), NextPageToken: s.cursors.Encode(next)}
+	out := &keyservicev1.ListAuditEventsResponse{Events: make([]*keyservicev1.AuditEvent, 0, len(evs)), NextPageToken: s.cursors.Encode(page, next)}
 	for _, e := range evs {
 		pe := &keyservicev1.AuditEvent{
 			Id: e.ID.String(), Time: timestamppb.New(e.At), Actor: e.Actor, Action: e.Action,
@@ -284,6 +286,10 @@ func preconditionOf(err error) string {
 		return "the key is revoked: a revoked key cannot be updated or rotated"
 	case errors.Is(err, store.ErrRotated):
 		return "the key was already rotated: rotate its successor (rotated_to) instead"
+	case errors.Is(err, store.ErrExpiredStays):
+		return "the key has expired, and an expired key stays expired: its expires_at cannot change; reissue or rotate instead (create a new key, or rotate its successor)"
+	case errors.Is(err, store.ErrRotatedExpiry):
+		return "the key was rotated: its expires_at may only move earlier (not later, not cleared); to keep it, rotate its successor instead"
 	}
 	return "the key has expired: create a new key instead (a successor would copy the expiry)"
 }

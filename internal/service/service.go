@@ -39,7 +39,7 @@ type Keys interface {
 	RotateKey(ctx context.Context, id uuid.UUID, r store.Rotation) (newKey, oldKey store.Key, err error)
 	ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, store.Cursor, error)
 	KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error)
-	RecordLeak(ctx context.Context, r store.LeakReport) (bool, error)
+	ReportLeak(ctx context.Context, r store.LeakReport, revoke bool) (store.Key, string, error)
 }
 
 // Validator judges a presented key (*validate.Validator; the bench tool
@@ -234,7 +234,8 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 	}
 	if res.Code == validate.Valid && s.keyLimits != nil {
 		lim := s.limitOf(res.Key)
-		d, err := s.keyLimits.Take(ctx, res.Key.ID.String(), lim, cost)
+		// A rotation chain's keys spend one budget: its first key's.
+		d, err := s.keyLimits.Take(ctx, res.Key.Budget().String(), lim, cost)
 		if err != nil {
 			return nil, err
 		}

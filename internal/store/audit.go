@@ -3,13 +3,29 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
+)
+
+// The audit trail: every admin write records who made it, in which call,
+// and the fields it changed, in the write's own transaction.
+
+// Actions recorded in the audit trail.
+const (
+	ActionCreate  = "create"
+	ActionUpdate  = "update"
+	ActionRotate  = "rotate"
+	ActionRevoke  = "revoke"
+	ActionEnable  = "enable"
+	ActionDisable = "disable"
 )
 
 // Audit says who makes a write and in which call; every admin write
@@ -79,4 +95,163 @@ func (s *Store) audit(ctx context.Context, tx pgx.Tx, action string, keyID uuid.
 		return fmt.Errorf("recording audit event: %w", err)
 	}
 	return nil
+}
+
+// AuditQuery selects a page of audit events.
+type AuditQuery struct {
+	KeyID uuid.UUID // uuid.Nil: every key
+	Actor string    // empty: every actor
+	After Cursor    // zero: from the newest
+	Limit int
+}
+
+// ListAuditEvents returns up to q.Limit events after q.After, newest first,
+// and the cursor of the next page (zero when there is none).
+func (s *Store) ListAuditEvents(ctx context.Context, q AuditQuery) ([]AuditEvent, Cursor, error) {
+	if q.Limit <= 0 {
+		return nil, Cursor{}, errors.New("store: list limit must be positive")
+	}
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return nil, Cursor{}, err
+	}
+	defer conn.Release()
+	before := q.After
+	if before.IsZero() {
+		before = Cursor{CreatedAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}
+	}
+	rows, err := s.q.ListAuditEvents(ctx, conn, dbsqlc.ListAuditEventsParams{
+		ByKey: q.KeyID != uuid.Nil, KeyID: q.KeyID, Actor: q.Actor,
+		BeforeAt: before.CreatedAt, BeforeID: before.ID, PageLimit: int32(q.Limit + 1),
+	})
+	if err != nil {
+		return nil, Cursor{}, classify(fmt.Errorf("listing audit events: %w", err))
+	}
+	var next Cursor
+	if len(rows) > q.Limit {
+		rows = rows[:q.Limit]
+		last := rows[len(rows)-1]
+		next = Cursor{CreatedAt: last.At, ID: last.ID}
+	}
+	out := make([]AuditEvent, len(rows))
+	for i, r := range rows {
+		out[i] = AuditEvent{ID: r.ID, At: r.At, Actor: r.Actor, Action: r.Action, KeyID: r.KeyID, RequestID: r.RequestID}
+		if err := json.Unmarshal(r.Changes, &out[i].Changes); err != nil {
+			return nil, Cursor{}, fmt.Errorf("store: decoding audit event %s: %w", r.ID, err)
+		}
+	}
+	return out, next, nil
+}
+
+// createdChanges lists the fields a new key was created with.
+func createdChanges(k Key) []Change {
+	return diff(&Key{Enabled: k.Enabled}, &k)
+}
+
+// diff lists the API-visible fields that differ between a and b, in a
+// fixed order. Ids, hashes and secrets are never part of it, except the
+// ids of a rotation's other key.
+func diff(a, b *Key) []Change {
+	var out []Change
+	add := func(field string, old, new any) { out = append(out, Change{Field: field, Old: old, New: new}) }
+	if a.Name != b.Name {
+		add(FieldName, textOrNil(a.Name), textOrNil(b.Name))
+	}
+	if a.Owner != b.Owner {
+		add("owner", textOrNil(a.Owner), textOrNil(b.Owner))
+	}
+	if !slices.Equal(a.Scopes, b.Scopes) {
+		add(FieldScopes, listOrNil(a.Scopes), listOrNil(b.Scopes))
+	}
+	if !mapsEqual(a.Metadata, b.Metadata) {
+		add(FieldMetadata, mapOrNil(a.Metadata), mapOrNil(b.Metadata))
+	}
+	if !timesEqual(a.ExpiresAt, b.ExpiresAt) {
+		add(FieldExpiresAt, timeOrNil(a.ExpiresAt), timeOrNil(b.ExpiresAt))
+	}
+	if !ratesEqual(a.RateLimit, b.RateLimit) {
+		add(FieldRateLimit, rateOrNil(a.RateLimit), rateOrNil(b.RateLimit))
+	}
+	if a.Enabled != b.Enabled {
+		add(FieldEnabled, a.Enabled, b.Enabled)
+	}
+	if !slices.Equal(a.AllowedCIDRs, b.AllowedCIDRs) {
+		add(FieldAllowedCIDRs, listOrNil(cidrStrings(a.AllowedCIDRs)), listOrNil(cidrStrings(b.AllowedCIDRs)))
+	}
+	if a.RotatedFrom != b.RotatedFrom {
+		add("rotated_from", idOrNil(a.RotatedFrom), idOrNil(b.RotatedFrom))
+	}
+	if a.RotatedTo != b.RotatedTo {
+		add("rotated_to", idOrNil(a.RotatedTo), idOrNil(b.RotatedTo))
+	}
+	return out
+}
+
+func textOrNil(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func listOrNil(l []string) any {
+	if len(l) == 0 {
+		return nil
+	}
+	return l
+}
+
+func mapOrNil(m map[string]string) any {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+func timeOrNil(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func idOrNil(id uuid.UUID) any {
+	if id == uuid.Nil {
+		return nil
+	}
+	return id.String()
+}
+
+func rateOrNil(r *RateLimit) any {
+	if r == nil {
+		return nil
+	}
+	// The period as the API's JSON writes a Duration ("60s").
+	return map[string]any{"limit": r.Limit, "period": strconv.FormatFloat(r.Period.Seconds(), 'f', -1, 64) + "s", "burst": r.Burst}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func timesEqual(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+func ratesEqual(a, b *RateLimit) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }

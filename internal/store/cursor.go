@@ -17,10 +17,64 @@ type Cursor struct {
 	ID        uuid.UUID
 }
 
-// ErrBadCursor: a page token that this service did not make.
-var ErrBadCursor = errors.New("malformed page token")
+// Errors of Decode.
+var (
+	// ErrBadCursor: a page token that this service did not make.
+	ErrBadCursor = errors.New("malformed page token")
+	// ErrCursorOtherList: a page token made for another list.
+	ErrCursorOtherList = errors.New("page token of another list")
+	// ErrCursorOtherFilters: a page token made for the same list with
+	// other filters.
+	ErrCursorOtherFilters = errors.New("page token of other filters")
+)
 
-const cursorVersion = 2
+// List names the list a page token is made for.
+type List byte
+
+// Lists with page tokens.
+const (
+	ListKeys        List = 1
+	ListAuditEvents List = 2
+)
+
+func (l List) String() string {
+	switch l {
+	case ListKeys:
+		return "ListKeys"
+	case ListAuditEvents:
+		return "ListAuditEvents"
+	}
+	return "an unknown list"
+}
+
+// Page says what a page token is for: the list, and the filters of the
+// request that returned it (in a fixed order per list; "" for a filter not
+// given). A token works only for the same list and filters, so it can
+// never continue another list or another selection with a silently wrong
+// page.
+type Page struct {
+	List    List
+	Filters []string
+}
+
+// digest is the first 8 bytes of the SHA-256 of p's filters (each length
+// prefixed, so ("ab","") and ("a","b") differ). Within a signed token, 8
+// bytes are enough: only this service makes tokens.
+func (p Page) digest() [8]byte {
+	h := sha256.New()
+	var n [4]byte
+	for _, f := range p.Filters {
+		binary.BigEndian.PutUint32(n[:], uint32(len(f)))
+		h.Write(n[:])
+		h.Write([]byte(f))
+	}
+	var out [8]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// cursorVersion 3 names the list and its filters; 2 did not.
+const cursorVersion = 3
 
 // Bounds a decoded cursor must fall within (defence in depth: a token
 // carries an HMAC, so only this service can have made it).
@@ -33,9 +87,10 @@ var (
 func (c Cursor) IsZero() bool { return c.CreatedAt.IsZero() && c.ID == uuid.Nil }
 
 // CursorCodec turns cursors into page tokens and back. A token is
-// base64url(version, created_at in µs, id, HMAC-SHA-256 of those, first 16
-// bytes): opaque to clients, and a token that was altered or made elsewhere
-// is refused before anything is read from it.
+// base64url(version, list, digest of the filters, created_at in µs, id,
+// HMAC-SHA-256 of those, first 16 bytes): opaque to clients, and a token
+// that was altered or made elsewhere is refused before anything is read
+// from it.
 type CursorCodec struct {
 	key []byte
 }
@@ -46,8 +101,10 @@ func NewCursorCodec(secret []byte) CursorCodec {
 	return CursorCodec{key: append([]byte(nil), secret...)}
 }
 
-const cursorPayload = 1 + 8 + 16
-const cursorMAC = 16
+const (
+	cursorPayload = 1 + 1 + 8 + 8 + 16
+	cursorMAC     = 16
+)
 
 func (cc CursorCodec) mac(payload []byte) []byte {
 	m := hmac.New(sha256.New, cc.key)
@@ -55,22 +112,26 @@ func (cc CursorCodec) mac(payload []byte) []byte {
 	return m.Sum(nil)[:cursorMAC]
 }
 
-// Encode returns the page token of c; the zero cursor encodes as "".
-func (cc CursorCodec) Encode(c Cursor) string {
+// Encode returns the page token of c for p; the zero cursor encodes as "".
+func (cc CursorCodec) Encode(p Page, c Cursor) string {
 	if c.IsZero() {
 		return ""
 	}
 	var b [cursorPayload + cursorMAC]byte
-	b[0] = cursorVersion
-	binary.BigEndian.PutUint64(b[1:9], uint64(c.CreatedAt.UnixMicro()))
-	copy(b[9:cursorPayload], c.ID[:])
+	b[0], b[1] = cursorVersion, byte(p.List)
+	d := p.digest()
+	copy(b[2:10], d[:])
+	binary.BigEndian.PutUint64(b[10:18], uint64(c.CreatedAt.UnixMicro()))
+	copy(b[18:cursorPayload], c.ID[:])
 	copy(b[cursorPayload:], cc.mac(b[:cursorPayload]))
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// Decode parses a token made by Encode with the same secret; "" is the
-// zero cursor. Anything else is ErrBadCursor.
-func (cc CursorCodec) Decode(token string) (Cursor, error) {
+// Decode parses a token made by Encode with the same secret for p; "" is
+// the zero cursor. A token made for another list is ErrCursorOtherList,
+// for other filters ErrCursorOtherFilters; anything else that is not such
+// a token is ErrBadCursor.
+func (cc CursorCodec) Decode(p Page, token string) (Cursor, error) {
 	if token == "" {
 		return Cursor{}, nil
 	}
@@ -81,9 +142,15 @@ func (cc CursorCodec) Decode(token string) (Cursor, error) {
 	if !hmac.Equal(b[cursorPayload:], cc.mac(b[:cursorPayload])) {
 		return Cursor{}, ErrBadCursor
 	}
+	if List(b[1]) != p.List {
+		return Cursor{}, ErrCursorOtherList
+	}
+	if d := p.digest(); !hmac.Equal(b[2:10], d[:]) {
+		return Cursor{}, ErrCursorOtherFilters
+	}
 	var c Cursor
-	c.CreatedAt = time.UnixMicro(int64(binary.BigEndian.Uint64(b[1:9]))).UTC()
-	copy(c.ID[:], b[9:cursorPayload])
+	c.CreatedAt = time.UnixMicro(int64(binary.BigEndian.Uint64(b[10:18]))).UTC()
+	copy(c.ID[:], b[18:cursorPayload])
 	if c.ID == uuid.Nil || c.CreatedAt.Before(minCursorTime) || c.CreatedAt.After(maxCursorTime) {
 		return Cursor{}, ErrBadCursor
 	}

@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // HoldConn takes one of the store's connections, as a query in flight
 // would, until the returned func gives it back.
@@ -11,3 +14,10 @@ func (s *Store) HoldConn(ctx context.Context) (release func(), err error) {
 	}
 	return c.Release, nil
 }
+
+// SetSlotReportEvery sets how often an episode without a free connection
+// slot is reported (and how long it must stay over to be reported ended).
+func (s *Store) SetSlotReportEvery(d time.Duration) { s.slots.reportEvery = d }
+
+// MaxConnLifetime is the pool's.
+func (s *Store) MaxConnLifetime() time.Duration { return s.pool.Config().MaxConnLifetime }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
@@ -97,13 +96,37 @@ func importRow(k *ImportedKey) (dbsqlc.CopyKeysParams, error) {
 	}
 	p := dbsqlc.CopyKeysParams{
 		ID: id, KeyHash: append([]byte(nil), k.Hash[:]...), Hint: k.Hint, Name: k.Name, Owner: k.Owner,
-		Scopes: nonNilSlice(k.Scopes), Metadata: meta, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt,
+		Scopes: nonNilSlice(k.Scopes), Metadata: meta, ExpiresAt: storedTime(k.ExpiresAt), RevokedAt: storedTime(k.RevokedAt),
 		AllowedCIDRs: cidrStrings(k.AllowedCIDRs),
 	}
-	if rl := k.RateLimit; rl != nil {
-		p.RateLimit = pgtype.Int4{Int32: int32(rl.Limit), Valid: true}
-		p.RatePeriod = pgtype.Interval{Microseconds: rl.Period.Microseconds(), Valid: true}
-		p.RateBurst = pgtype.Int4{Int32: int32(rl.Burst), Valid: true}
-	}
+	p.RateLimit, p.RatePeriod, p.RateBurst = rateColumns(storedRate(k.RateLimit))
 	return p, nil
+}
+
+// StoredHashes returns which of hs are the hashes of stored keys (keyservice
+// import refuses a hint that is a stored key's secret).
+func (s *Store) StoredHashes(ctx context.Context, hs []keys.Hash) (map[keys.Hash]bool, error) {
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	out := map[keys.Hash]bool{}
+	for start := 0; start < len(hs); start += importBatch {
+		batch := hs[start:min(start+importBatch, len(hs))]
+		arg := make([][]byte, len(batch))
+		for i := range batch {
+			arg[i] = batch[i][:]
+		}
+		found, err := s.q.ExistingHashes(ctx, conn, arg)
+		if err != nil {
+			return nil, classify(fmt.Errorf("looking up hashes: %w", err))
+		}
+		for _, h := range found {
+			var k keys.Hash
+			copy(k[:], h)
+			out[k] = true
+		}
+	}
+	return out, nil
 }

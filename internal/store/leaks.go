@@ -2,32 +2,64 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
 )
 
+// Actions recorded for a leak report.
+const (
+	LeakRevoked        = "revoked"         // revoked by this report
+	LeakFlagged        = "flagged"         // recorded only (KEYSERVICE_SCANNING_ACTION=flag)
+	LeakAlreadyRevoked = "already_revoked" // nothing to do
+)
+
 // LeakReport is a report that a key was found in public (GitHub secret
-// scanning), and what was done about it.
+// scanning).
 type LeakReport struct {
 	KeyID     uuid.UUID
-	URL       string
+	URL       string // any length: recorded whole, told apart by its SHA-256
 	Source    string
 	TokenType string
-	Action    string // "revoked", "flagged" or "already_revoked"
 }
 
-// RecordLeak stores r once per key and URL; recorded is false when the
-// same report was recorded before.
-func (s *Store) RecordLeak(ctx context.Context, r LeakReport) (recorded bool, err error) {
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Release()
-	n, err := s.q.InsertLeakReport(ctx, conn, dbsqlc.InsertLeakReportParams{
-		KeyID: r.KeyID, Url: r.URL, Source: r.Source, TokenType: r.TokenType, Action: r.Action,
+// ReportLeak acts on r in one transaction, under the key's row lock: with
+// revoke, a live key is revoked (audited, NOTIFY) and the report recorded
+// as revoked; without, as flagged; a revoked key's report is recorded as
+// already_revoked. A report is recorded once per key and URL: delivered
+// again, it records nothing. Either the revocation and its record both
+// commit or neither does, so a report that failed half-way is retried in
+// full. The returned key is as it is after the report (RevokedAt set when
+// revoked); action is what the report did.
+func (s *Store) ReportLeak(ctx context.Context, r LeakReport, revoke bool) (out Key, action string, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		k, err := s.lockKey(ctx, tx, r.KeyID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case k.RevokedAt != nil:
+			action = LeakAlreadyRevoked
+		case revoke:
+			action = LeakRevoked
+			if k, err = s.revoke(ctx, tx, k); err != nil {
+				return err
+			}
+		default:
+			action = LeakFlagged
+		}
+		out = k
+		sum := sha256.Sum256([]byte(r.URL))
+		if _, err := s.q.InsertLeakReport(ctx, tx, dbsqlc.InsertLeakReportParams{
+			KeyID: r.KeyID, Url: r.URL, UrlSha256: sum[:], Source: r.Source, TokenType: r.TokenType, Action: action,
+		}); err != nil {
+			return fmt.Errorf("recording leak report: %w", err)
+		}
+		return nil
 	})
-	return n == 1, classify(err)
+	return out, action, err
 }

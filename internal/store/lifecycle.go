@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,16 +23,11 @@ var (
 	ErrRotated = errors.New("store: key was already rotated")
 	// ErrExpired: the key has expired, so it cannot be rotated.
 	ErrExpired = errors.New("store: key has expired")
-)
-
-// Actions recorded in the audit trail.
-const (
-	ActionCreate  = "create"
-	ActionUpdate  = "update"
-	ActionRotate  = "rotate"
-	ActionRevoke  = "revoke"
-	ActionEnable  = "enable"
-	ActionDisable = "disable"
+	// ErrExpiredStays: the key has expired, and an expired key's expiry
+	// cannot change (it would bring the key back).
+	ErrExpiredStays = errors.New("store: an expired key stays expired")
+	// ErrRotatedExpiry: a rotated key's expiry may only move earlier.
+	ErrRotatedExpiry = errors.New("store: a rotated key's expiry may only move earlier")
 )
 
 // lockKey reads the key with id and locks its row until tx ends, so two
@@ -79,7 +72,8 @@ type Update struct {
 
 // UpdateKey applies u to the key with id, records the fields that changed
 // in the audit trail and notifies every replica. A revoked key is
-// ErrRevoked. An update that changes nothing writes nothing and returns
+// ErrRevoked; a new expiry for an expired key is ErrExpiredStays, and for
+// a rotated key one that is later or none is ErrRotatedExpiry. An update that changes nothing writes nothing and returns
 // the key as it is (changed is false).
 func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key, changed bool, err error) {
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
@@ -100,9 +94,9 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key,
 			case FieldMetadata:
 				next.Metadata = u.Metadata
 			case FieldExpiresAt:
-				next.ExpiresAt = u.ExpiresAt
+				next.ExpiresAt = storedTime(u.ExpiresAt) // compared as stored
 			case FieldRateLimit:
-				next.RateLimit = u.RateLimit
+				next.RateLimit = storedRate(u.RateLimit)
 			case FieldEnabled:
 				next.Enabled = u.Enabled
 			case FieldAllowedCIDRs:
@@ -115,6 +109,11 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key,
 		if len(changes) == 0 {
 			out = old
 			return s.answer(ctx, tx, out)
+		}
+		if !timesEqual(old.ExpiresAt, next.ExpiresAt) {
+			if err := s.expiryMayChange(ctx, tx, &old, next.ExpiresAt); err != nil {
+				return err
+			}
 		}
 		meta, err := json.Marshal(nonNilMap(next.Metadata))
 		if err != nil {
@@ -157,6 +156,26 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key,
 	return out, changed, err
 }
 
+// expiryMayChange enforces, under old's row lock, what a new expiry may
+// not do: bring back an expired key (database clock), or keep a rotated
+// key alive longer than its rotation allowed (its expiry may only move
+// earlier, so a revived or extended old key cannot outlive its grace).
+func (s *Store) expiryMayChange(ctx context.Context, tx pgx.Tx, old *Key, next *time.Time) error {
+	if old.ExpiresAt != nil {
+		now, err := s.q.DBNow(ctx, tx)
+		if err != nil {
+			return fmt.Errorf("reading the clock: %w", err)
+		}
+		if !old.ExpiresAt.After(now) {
+			return ErrExpiredStays
+		}
+	}
+	if old.RotatedTo != uuid.Nil && (next == nil || (old.ExpiresAt != nil && next.After(*old.ExpiresAt))) {
+		return ErrRotatedExpiry
+	}
+	return nil
+}
+
 // Rotation is what RotateKey needs: the new secret's hash and hint, and
 // how long the old key stays valid.
 type Rotation struct {
@@ -169,12 +188,12 @@ type Rotation struct {
 
 // RotateKey issues the successor of the key with id: a new key copying its
 // name, owner, scopes, metadata, expiry, limit and allowed addresses, with
-// RotatedFrom set; it is enabled even if the old key is disabled (disable,
-// then rotate, is the answer to a leak). The old key gets an expiry at
-// most Grace away and RotatedTo. A revoked key is ErrRevoked, a rotated
-// one ErrRotated, an expired one ErrExpired. Both
-// writes, their audit events (rotate on the old key, create on the new)
-// and their NOTIFYs are one transaction.
+// RotatedFrom set and sharing its budget (BudgetID); it is enabled even if
+// the old key is disabled (disable, then rotate, is the answer to a leak).
+// The old key gets an expiry at most Grace away and RotatedTo. A revoked
+// key is ErrRevoked, a rotated one ErrRotated, an expired one ErrExpired.
+// Both writes, their audit events (rotate on the old key, create on the
+// new) and their NOTIFYs are one transaction.
 func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey, oldKey Key, err error) {
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		old, err := s.lockKey(ctx, tx, id)
@@ -197,6 +216,7 @@ func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey
 		nk := r.NewKey
 		nk.Name, nk.Owner, nk.Scopes, nk.Metadata = old.Name, old.Owner, old.Scopes, old.Metadata
 		nk.ExpiresAt, nk.RateLimit, nk.AllowedCIDRs, nk.RotatedFrom = old.ExpiresAt, old.RateLimit, old.AllowedCIDRs, old.ID
+		nk.BudgetID = old.Budget() // one budget for the whole chain
 		if newKey, err = s.insertKey(ctx, tx, nk); err != nil {
 			return err
 		}
@@ -229,163 +249,4 @@ func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey
 		return nil
 	})
 	return newKey, oldKey, err
-}
-
-// AuditQuery selects a page of audit events.
-type AuditQuery struct {
-	KeyID uuid.UUID // uuid.Nil: every key
-	Actor string    // empty: every actor
-	After Cursor    // zero: from the newest
-	Limit int
-}
-
-// ListAuditEvents returns up to q.Limit events after q.After, newest first,
-// and the cursor of the next page (zero when there is none).
-func (s *Store) ListAuditEvents(ctx context.Context, q AuditQuery) ([]AuditEvent, Cursor, error) {
-	if q.Limit <= 0 {
-		return nil, Cursor{}, errors.New("store: list limit must be positive")
-	}
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return nil, Cursor{}, err
-	}
-	defer conn.Release()
-	before := q.After
-	if before.IsZero() {
-		before = Cursor{CreatedAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}
-	}
-	rows, err := s.q.ListAuditEvents(ctx, conn, dbsqlc.ListAuditEventsParams{
-		ByKey: q.KeyID != uuid.Nil, KeyID: q.KeyID, Actor: q.Actor,
-		BeforeAt: before.CreatedAt, BeforeID: before.ID, PageLimit: int32(q.Limit + 1),
-	})
-	if err != nil {
-		return nil, Cursor{}, classify(fmt.Errorf("listing audit events: %w", err))
-	}
-	var next Cursor
-	if len(rows) > q.Limit {
-		rows = rows[:q.Limit]
-		last := rows[len(rows)-1]
-		next = Cursor{CreatedAt: last.At, ID: last.ID}
-	}
-	out := make([]AuditEvent, len(rows))
-	for i, r := range rows {
-		out[i] = AuditEvent{ID: r.ID, At: r.At, Actor: r.Actor, Action: r.Action, KeyID: r.KeyID, RequestID: r.RequestID}
-		if err := json.Unmarshal(r.Changes, &out[i].Changes); err != nil {
-			return nil, Cursor{}, fmt.Errorf("store: decoding audit event %s: %w", r.ID, err)
-		}
-	}
-	return out, next, nil
-}
-
-// createdChanges lists the fields a new key was created with.
-func createdChanges(k Key) []Change {
-	return diff(&Key{Enabled: k.Enabled}, &k)
-}
-
-// diff lists the API-visible fields that differ between a and b, in a
-// fixed order. Ids, hashes and secrets are never part of it, except the
-// ids of a rotation's other key.
-func diff(a, b *Key) []Change {
-	var out []Change
-	add := func(field string, old, new any) { out = append(out, Change{Field: field, Old: old, New: new}) }
-	if a.Name != b.Name {
-		add(FieldName, textOrNil(a.Name), textOrNil(b.Name))
-	}
-	if a.Owner != b.Owner {
-		add("owner", textOrNil(a.Owner), textOrNil(b.Owner))
-	}
-	if !slices.Equal(a.Scopes, b.Scopes) {
-		add(FieldScopes, listOrNil(a.Scopes), listOrNil(b.Scopes))
-	}
-	if !mapsEqual(a.Metadata, b.Metadata) {
-		add(FieldMetadata, mapOrNil(a.Metadata), mapOrNil(b.Metadata))
-	}
-	if !timesEqual(a.ExpiresAt, b.ExpiresAt) {
-		add(FieldExpiresAt, timeOrNil(a.ExpiresAt), timeOrNil(b.ExpiresAt))
-	}
-	if !ratesEqual(a.RateLimit, b.RateLimit) {
-		add(FieldRateLimit, rateOrNil(a.RateLimit), rateOrNil(b.RateLimit))
-	}
-	if a.Enabled != b.Enabled {
-		add(FieldEnabled, a.Enabled, b.Enabled)
-	}
-	if !slices.Equal(a.AllowedCIDRs, b.AllowedCIDRs) {
-		add(FieldAllowedCIDRs, listOrNil(cidrStrings(a.AllowedCIDRs)), listOrNil(cidrStrings(b.AllowedCIDRs)))
-	}
-	if a.RotatedFrom != b.RotatedFrom {
-		add("rotated_from", idOrNil(a.RotatedFrom), idOrNil(b.RotatedFrom))
-	}
-	if a.RotatedTo != b.RotatedTo {
-		add("rotated_to", idOrNil(a.RotatedTo), idOrNil(b.RotatedTo))
-	}
-	return out
-}
-
-func textOrNil(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func listOrNil(l []string) any {
-	if len(l) == 0 {
-		return nil
-	}
-	return l
-}
-
-func mapOrNil(m map[string]string) any {
-	if len(m) == 0 {
-		return nil
-	}
-	return m
-}
-
-func timeOrNil(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return t.UTC().Format(time.RFC3339Nano)
-}
-
-func idOrNil(id uuid.UUID) any {
-	if id == uuid.Nil {
-		return nil
-	}
-	return id.String()
-}
-
-func rateOrNil(r *RateLimit) any {
-	if r == nil {
-		return nil
-	}
-	// The period as the API's JSON writes a Duration ("60s").
-	return map[string]any{"limit": r.Limit, "period": strconv.FormatFloat(r.Period.Seconds(), 'f', -1, 64) + "s", "burst": r.Burst}
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
-func timesEqual(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Equal(*b)
-}
-
-func ratesEqual(a, b *RateLimit) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return *a == *b
 }

@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,5 +91,69 @@ func TestSyncSeesUpdates(t *testing.T) {
 	}
 	if len(changes) != 1 || changes[0].Hash != k.Hash || changes[0].UpdatedAt == nil || !changes[0].UpdatedAt.Equal(*up.UpdatedAt) {
 		t.Fatalf("changes since the update: %+v", changes)
+	}
+}
+
+// TestExpiryOfRotatedAndExpiredKeys: under the row lock, an expired key's
+// expires_at cannot change (ErrExpiredStays) and a rotated key's may only
+// move earlier (ErrRotatedExpiry); an extension racing a rotation with no
+// grace never leaves the old key alive.
+func TestExpiryOfRotatedAndExpiredKeys(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	setExpiry := func(id uuid.UUID, at *time.Time) error {
+		_, _, err := b.store.UpdateKey(ctx, id, store.Update{Fields: []string{store.FieldExpiresAt}, ExpiresAt: at})
+		return err
+	}
+	later := time.Now().Add(48 * time.Hour)
+	_, k := b.create(t, "acme")
+	_, old, err := b.store.RotateKey(ctx, k.ID, store.Rotation{NewKey: store.NewKey{Hash: [32]byte{1}, Hint: "h"}, Grace: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := setExpiry(k.ID, nil); !errors.Is(err, store.ErrRotatedExpiry) {
+		t.Fatalf("clearing a rotated key's expiry: %v", err)
+	}
+	if err := setExpiry(k.ID, &later); !errors.Is(err, store.ErrRotatedExpiry) {
+		t.Fatalf("extending a rotated key: %v", err)
+	}
+	sooner := old.ExpiresAt.Add(-time.Minute)
+	if err := setExpiry(k.ID, &sooner); err != nil {
+		t.Fatalf("moving a rotated key's expiry earlier: %v", err)
+	}
+	past := time.Now().Add(-time.Minute)
+	if err := setExpiry(k.ID, &past); err != nil {
+		t.Fatalf("ending a rotated key's grace now: %v", err)
+	}
+	if err := setExpiry(k.ID, &sooner); !errors.Is(err, store.ErrExpiredStays) {
+		t.Fatalf("reviving an expired key: %v", err)
+	}
+
+	// An extension racing a rotation with no grace: whichever runs first,
+	// the old key ends expired.
+	for i := 0; i < 20; i++ {
+		_, k := b.create(t, "acme")
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			var h [32]byte
+			h[0], h[1] = 2, byte(i)
+			if _, _, err := b.store.RotateKey(ctx, k.ID, store.Rotation{NewKey: store.NewKey{Hash: h, Hint: "h"}}); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Go(func() {
+			if err := setExpiry(k.ID, nil); err != nil && !errors.Is(err, store.ErrRotatedExpiry) && !errors.Is(err, store.ErrExpiredStays) {
+				t.Error(err)
+			}
+		})
+		wg.Wait()
+		got, err := b.store.GetKey(ctx, k.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ExpiresAt == nil || got.ExpiresAt.After(time.Now()) {
+			t.Fatalf("round %d: the rotated key expires at %v, want expired", i, got.ExpiresAt)
+		}
 	}
 }

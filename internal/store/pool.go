@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,6 +42,13 @@ func Open(ctx context.Context, c PoolConfig, acquireTimeout time.Duration, log *
 		return nil, err
 	}
 	sl.pool = pool
+	sl.probe = func(ctx context.Context) error {
+		c, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+		if err == nil {
+			_ = c.Close(ctx)
+		}
+		return err
+	}
 	st := New(pool, acquireTimeout)
 	st.slots = sl
 	return st, nil
@@ -56,6 +64,13 @@ func openPool(ctx context.Context, c PoolConfig, sl *slots) (*pgxpool.Pool, erro
 		cfg.MaxConns = c.MaxConns
 	}
 	cfg.MinConns = min(c.MinConns, cfg.MaxConns)
+	if cfg.MinConns > 0 && !strings.Contains(c.URL, "pool_max_conn_lifetime") {
+		// The connections kept open are kept: closed by age, they would all
+		// go at once (opened together), and on a server at its limit
+		// another client would take their slots. Idle ones above MinConns
+		// still close after pool_max_conn_idle_time.
+		cfg.MaxConnLifetime = 0
+	}
 	if c.ConnectTimeout > 0 {
 		cfg.ConnConfig.ConnectTimeout = c.ConnectTimeout
 	}
@@ -68,7 +83,6 @@ func openPool(ctx context.Context, c PoolConfig, sl *slots) (*pgxpool.Pool, erro
 	}
 	if sl != nil {
 		cfg.BeforeConnect = sl.beforeConnect
-		cfg.AfterConnect = sl.afterConnect
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

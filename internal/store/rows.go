@@ -12,7 +12,38 @@ import (
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
 )
 
-// fromRow turns a row of api_keys into a Key.
+// A key and its row: what is stored of each field, and how it is read back.
+
+// storedTime is what PostgreSQL keeps of t (timestamptz: microseconds),
+// and storedRate what it keeps of r (the period as an interval:
+// microseconds). Values are cut to that before they are compared or
+// written: a difference finer than the store keeps is no change.
+func storedTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	st := t.Truncate(time.Microsecond)
+	return &st
+}
+
+func storedRate(r *RateLimit) *RateLimit {
+	if r == nil {
+		return nil
+	}
+	sr := *r
+	sr.Period = sr.Period.Truncate(time.Microsecond)
+	return &sr
+}
+
+func rateColumns(rl *RateLimit) (limit pgtype.Int4, period pgtype.Interval, burst pgtype.Int4) {
+	if rl == nil {
+		return
+	}
+	return pgtype.Int4{Int32: int32(rl.Limit), Valid: true},
+		pgtype.Interval{Microseconds: rl.Period.Microseconds(), Valid: true},
+		pgtype.Int4{Int32: int32(rl.Burst), Valid: true}
+}
+
 func fromRow(r dbsqlc.APIKey) (Key, error) {
 	k := Key{
 		ID:         r.ID,
@@ -32,6 +63,9 @@ func fromRow(r dbsqlc.APIKey) (Key, error) {
 	}
 	if r.RotatedTo.Valid {
 		k.RotatedTo = r.RotatedTo.Bytes
+	}
+	if r.BudgetID.Valid {
+		k.BudgetID = r.BudgetID.Bytes
 	}
 	if len(r.AllowedCIDRs) > 0 {
 		k.AllowedCIDRs = make([]netip.Prefix, len(r.AllowedCIDRs))

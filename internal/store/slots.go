@@ -21,32 +21,40 @@ import (
 // every connection the pool already holds can still run statements. The
 // pool would fail the acquire that tried to grow; slots turns that into a
 // wait for one of the pool's own connections, within the caller's
-// deadline, and stops the pool from asking the server again until a
-// backoff has passed (one attempt per backoff, not one per acquire). The
-// first connection the server accepts again ends the episode.
+// deadline. While such an episode lasts the pool opens no connection at
+// all; one prober asks the server once per backoff (50 ms, doubling to
+// 5 s, a connection it closes at once), so a full server sees no connect
+// storm, and the first connection the server accepts ends the episode.
 //
-// The episode is logged three ways only: when it starts, every
-// slotReportEvery while it goes on (with counts), and when it ends.
+// The episode is logged three ways only: when it starts, every reportEvery
+// while it goes on (with counts), and once it has been over for
+// reportEvery (a refusal within that time resumes it silently, so a server
+// at its limit that frees a slot now and then does not make a line each
+// time).
 
 // ErrNoSlot means the server had no connection slot for a new connection
 // and none of the pool's connections came free within the deadline. It
-// wraps ErrUnavailable where it reaches callers.
+// reaches callers wrapped with ErrUnavailable.
 var ErrNoSlot = errors.New("the database has no connection slot free and every open connection stayed busy")
 
-// errConnectBackoff is what BeforeConnect answers while the pool must not
-// ask the server for a new connection (it refused one moments ago).
-var errConnectBackoff = errors.New("not opening a connection: the database refused one for want of a slot; waiting for an open connection")
+// errConnectBackoff is what BeforeConnect answers while an episode lasts:
+// the prober alone asks the server.
+var errConnectBackoff = fmt.Errorf("%w: not opening a connection: the database has no slot free; waiting for an open connection", ErrUnavailable)
 
 const (
-	slotBackoffMin  = 50 * time.Millisecond
-	slotBackoffMax  = 5 * time.Second
-	slotReportEvery = 10 * time.Second
+	slotBackoffMin = 50 * time.Millisecond
+	slotBackoffMax = 5 * time.Second
+	// slotWaitMax bounds one wait between tries, for connections that go
+	// back to the pool without passing conn.Release (the migrator's, a
+	// ping pgxpool abandoned).
+	slotWaitMax = 50 * time.Millisecond
 )
 
 // noSlot reports whether err is a refused connection for want of a slot:
 // PostgreSQL's 53300 (max_connections, reserved slots, a role's or a
 // database's CONNECTION LIMIT), PgBouncer's max_client_conn, and poolers
-// that answer with PostgreSQL's words; or this pool backing off after one.
+// that answer with PostgreSQL's words; or this pool holding back during an
+// episode.
 func noSlot(err error) bool {
 	if errors.Is(err, errConnectBackoff) {
 		return true
@@ -69,19 +77,24 @@ func noSlot(err error) bool {
 
 // slots tracks the episodes in which the pool could not grow.
 type slots struct {
-	pool *pgxpool.Pool
-	log  *slog.Logger
-	now  func() time.Time
+	pool        *pgxpool.Pool
+	log         *slog.Logger
+	now         func() time.Time
+	reportEvery time.Duration
+	// probe opens and closes one connection (nil error: the server had a
+	// slot).
+	probe func(context.Context) error
 
 	blocked atomic.Bool // an episode is on
 
 	mu          sync.Mutex
 	released    chan struct{} // closed and replaced when a connection goes back
-	nextConnect time.Time     // no connection attempt before this
 	backoff     time.Duration
 	started     time.Time
 	lastReport  time.Time
-	waits       int64 // in this episode
+	ended       time.Time // when the last episode's prober got a connection
+	logged      bool      // this episode's start line was written
+	waits       int64     // in this episode
 	refusals    int64
 	connRefused int64
 
@@ -90,7 +103,7 @@ type slots struct {
 }
 
 func newSlots(log *slog.Logger) *slots {
-	s := &slots{log: log, now: time.Now, released: make(chan struct{})}
+	s := &slots{log: log, now: time.Now, reportEvery: 10 * time.Second, released: make(chan struct{})}
 	s.waitsTotal = prometheus.NewCounter(prometheus.CounterOpts{Name: "keyservice_db_slot_waits_total",
 		Help: "Acquires that waited for one of the pool's open connections because the database had no slot for a new one."})
 	s.refusalsTotal = prometheus.NewCounter(prometheus.CounterOpts{Name: "keyservice_db_slot_refusals_total",
@@ -108,82 +121,115 @@ func newSlots(log *slog.Logger) *slots {
 	return s
 }
 
-// Collectors returns the episode metrics for registration.
+// collectors returns the episode metrics for registration.
 func (s *slots) collectors() []prometheus.Collector {
 	return []prometheus.Collector{s.waitsTotal, s.refusalsTotal, s.connRefusedTotal, s.blockedGauge}
 }
 
 // beforeConnect is the pool's BeforeConnect hook: while an episode is on,
-// at most one connection attempt per backoff reaches the server.
+// the pool opens nothing (the prober asks the server).
 func (s *slots) beforeConnect(context.Context, *pgx.ConnConfig) error {
-	if !s.blocked.Load() {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	if s.blocked.Load() && now.Before(s.nextConnect) {
+	if s.blocked.Load() {
 		return errConnectBackoff
 	}
-	// This attempt probes; the next waits a full backoff whatever it gets.
-	s.nextConnect = now.Add(s.backoff)
 	return nil
 }
 
-// afterConnect is the pool's AfterConnect hook: the server accepted a new
-// connection, so the episode (if any) is over.
-func (s *slots) afterConnect(context.Context, *pgx.Conn) error {
-	if !s.blocked.Load() {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.blocked.Load() {
-		return nil
-	}
-	s.blocked.Store(false)
-	s.log.Info("database connection slots: the pool can grow again",
-		"lasted", s.now().Sub(s.started).Round(time.Millisecond), "waits", s.waits, "refused", s.refusals, "connects_refused", s.connRefused)
-	s.wakeLocked() // waiters may now open a connection
-	return nil
-}
-
-// refused records that the server refused a connection for want of a slot
-// (err is that refusal, or the pool's own backoff).
+// refused records that the server refused one of the pool's connections
+// for want of a slot (err is that refusal, or the pool holding back).
 func (s *slots) refused(err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if errors.Is(err, errConnectBackoff) {
 		return // nothing reached the server
 	}
 	s.connRefusedTotal.Inc()
+	s.mu.Lock()
+	s.connRefused++
+	if s.blocked.Load() {
+		s.mu.Unlock()
+		return
+	}
 	now := s.now()
-	if !s.blocked.Load() {
-		s.blocked.Store(true)
-		s.started, s.lastReport = now, now
-		s.waits, s.refusals, s.connRefused = 0, 0, 0
-		s.backoff = slotBackoffMin
+	s.blocked.Store(true)
+	s.backoff = slotBackoffMin
+	start := s.ended.IsZero() || now.Sub(s.ended) >= s.reportEvery
+	if start { // else: the last one ended moments ago; it goes on
+		s.started, s.lastReport, s.logged = now, now, true
+		s.waits, s.refusals, s.connRefused = 0, 0, 1
+	}
+	s.mu.Unlock()
+	if start {
 		s.log.Warn("database connection slots: the server refused a new connection for want of a slot; waiting for the pool's open connections",
 			"open", s.openConns(), "pool_max", s.poolMax(), "error", err)
-	} else {
-		s.backoff = min(2*s.backoff, slotBackoffMax)
 	}
-	s.connRefused++
-	s.nextConnect = now.Add(s.backoff)
-	s.reportLocked(now)
+	go s.runProber()
 }
 
-// wait blocks until a connection goes back to the pool, a new connection
-// may be tried, or ctx ends.
-func (s *slots) wait(ctx context.Context) error {
+// runProber asks the server for a connection once per backoff until it
+// gets one, then ends the episode.
+func (s *slots) runProber() {
+	for {
+		s.mu.Lock()
+		wait := s.backoff
+		s.mu.Unlock()
+		time.Sleep(wait)
+		ctx, cancel := context.WithTimeout(context.Background(), slotBackoffMax)
+		err := s.probe(ctx)
+		cancel()
+		if err == nil || !noSlot(err) {
+			// Accepted (or failed for another reason, which is not this
+			// episode's to handle: the pool's own attempts will say).
+			s.end()
+			return
+		}
+		s.connRefusedTotal.Inc()
+		s.mu.Lock()
+		s.connRefused++
+		s.backoff = min(2*s.backoff, slotBackoffMax)
+		line := s.reportLocked(s.now())
+		s.mu.Unlock()
+		line()
+	}
+}
+
+// end lets the pool open connections again, wakes the waiters, and writes
+// the end line once the episode has stayed over for reportEvery.
+func (s *slots) end() {
 	s.mu.Lock()
-	ch := s.released
-	until := s.nextConnect.Sub(s.now())
+	now := s.now()
+	s.ended = now
+	s.blocked.Store(false)
+	s.wakeLocked()
 	s.mu.Unlock()
+	time.AfterFunc(s.reportEvery, func() {
+		s.mu.Lock()
+		over := !s.blocked.Load() && s.ended.Equal(now) && s.logged
+		if over {
+			s.logged = false
+		}
+		lasted, waits, refusals, connRefused := now.Sub(s.started), s.waits, s.refusals, s.connRefused
+		s.mu.Unlock()
+		if over {
+			s.log.Info("database connection slots: the pool can grow again",
+				"lasted", lasted.Round(time.Millisecond), "waits", waits, "refused", refusals, "connects_refused", connRefused)
+		}
+	})
+}
+
+// releasedChan is closed when a connection next goes back to the pool (or
+// the episode ends). Take it before trying to acquire, so a release
+// between the try and the wait is not missed.
+func (s *slots) releasedChan() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.released
+}
+
+// wait blocks until ch is closed, slotWaitMax passes, or ctx ends.
+func (s *slots) wait(ctx context.Context, ch <-chan struct{}) error {
 	if !s.blocked.Load() {
 		return nil // ended meanwhile: try again at once
 	}
-	t := time.NewTimer(max(until, time.Millisecond))
+	t := time.NewTimer(slotWaitMax)
 	defer t.Stop()
 	select {
 	case <-ch:
@@ -201,16 +247,18 @@ func (s *slots) waited() {
 	s.waitsTotal.Inc()
 	s.mu.Lock()
 	s.waits++
-	s.reportLocked(s.now())
+	line := s.reportLocked(s.now())
 	s.mu.Unlock()
+	line()
 }
 
 func (s *slots) refusedWait() {
 	s.refusalsTotal.Inc()
 	s.mu.Lock()
 	s.refusals++
-	s.reportLocked(s.now())
+	line := s.reportLocked(s.now())
 	s.mu.Unlock()
+	line()
 }
 
 // release is called after every connection goes back to the pool: it wakes
@@ -229,20 +277,26 @@ func (s *slots) wakeLocked() {
 	s.released = make(chan struct{})
 }
 
-func (s *slots) reportLocked(now time.Time) {
-	if !s.blocked.Load() || now.Sub(s.lastReport) < slotReportEvery {
-		return
+// reportLocked returns the "still" line to write (after unlocking) when
+// reportEvery has passed since the last line, else a no-op.
+func (s *slots) reportLocked(now time.Time) func() {
+	if !s.blocked.Load() || now.Sub(s.lastReport) < s.reportEvery {
+		return func() {}
 	}
 	s.lastReport = now
-	s.log.Warn("database connection slots: the pool still cannot grow",
-		"for", now.Sub(s.started).Round(time.Second), "waits", s.waits, "refused", s.refusals, "connects_refused", s.connRefused, "open", s.openConns())
+	lasted, waits, refusals, connRefused := now.Sub(s.started), s.waits, s.refusals, s.connRefused
+	return func() {
+		s.log.Warn("database connection slots: the pool still cannot grow",
+			"for", lasted.Round(time.Second), "waits", waits, "refused", refusals, "connects_refused", connRefused, "open", s.openConns())
+	}
 }
 
 func (s *slots) openConns() int32 {
 	if s.pool == nil {
 		return 0
 	}
-	return s.pool.Stat().TotalConns()
+	st := s.pool.Stat()
+	return st.TotalConns() - st.ConstructingConns()
 }
 
 func (s *slots) poolMax() int32 {

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyservice/keyservice/internal/keys"
@@ -58,34 +56,6 @@ func gauge(t *testing.T, st *store.Store, name string) float64 {
 	return 0
 }
 
-// fillServer opens connections until the server refuses one for want of a
-// slot, and closes them when the test ends (or when the returned func is
-// called).
-func fillServer(t *testing.T, u string) (free func()) {
-	t.Helper()
-	var hogs []*pgx.Conn
-	free = func() {
-		for _, c := range hogs {
-			c.Close(context.Background())
-		}
-		hogs = nil
-	}
-	t.Cleanup(free)
-	for i := 0; i < 200; i++ {
-		c, err := pgx.Connect(context.Background(), u)
-		if err != nil {
-			var pgErr *pgconn.PgError
-			if !errors.As(err, &pgErr) || pgErr.Code != "53300" {
-				t.Fatalf("filling the server: want SQLSTATE 53300, got %v", err)
-			}
-			return free
-		}
-		hogs = append(hogs, c)
-	}
-	t.Fatal("the server never ran out of connection slots")
-	return nil
-}
-
 // TestNoSlotWaitsForOpenConnections: with every connection slot of the
 // server taken (max_connections) and the pool's own connections busy,
 // lookups wait for one of those connections instead of failing; the pool
@@ -106,6 +76,10 @@ func TestNoSlotWaitsForOpenConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Pool().Close)
+	st.SetSlotReportEvery(2 * time.Second)
+	if st.MaxConnLifetime() != 0 {
+		t.Error("the connections kept open would be closed by age")
+	}
 	f, _ := keys.NewFormat("ks")
 	var hashes []keys.Hash
 	for i := 0; i < 3; i++ {
@@ -143,7 +117,7 @@ func TestNoSlotWaitsForOpenConnections(t *testing.T) {
 	}
 	release := hold()
 	open := st.PoolState().Open
-	freeServer := fillServer(t, u)
+	freeServer := testdb.FillServer(t, u, 0)
 	if n := st.PoolState().Open; n != open {
 		release()
 		t.Fatalf("the pool has %d connections open, want the %d it held", n, open)
@@ -182,8 +156,8 @@ func TestNoSlotWaitsForOpenConnections(t *testing.T) {
 		t.Errorf("slot waits = %v, want 1 to %d", n, lookups)
 	}
 	// One attempt per backoff (50 ms, doubling), not one per waiter and try.
-	if n := gauge(t, st, "keyservice_db_slot_connects_refused_total"); n < 1 || n > 6 {
-		t.Errorf("connection attempts refused by the server = %v, want 1 to 6 (a backoff, no storm)", n)
+	if n := gauge(t, st, "keyservice_db_slot_connects_refused_total"); n < 1 || n > 8 {
+		t.Errorf("connection attempts refused by the server = %v, want 1 to 8 (a backoff, no storm)", n)
 	}
 
 	// 2. Lookups that cannot get a connection within their deadline are
@@ -202,6 +176,12 @@ func TestNoSlotWaitsForOpenConnections(t *testing.T) {
 			t.Errorf("a lookup with no connection by its deadline: got %v, want ErrUnavailable and ErrNoSlot", err)
 		}
 	}
+	// A caller that gives up is not a refusal.
+	cctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(100*time.Millisecond, cancel)
+	if _, err := st.KeysByHashes(cctx, hashes); !errors.Is(err, context.Canceled) {
+		t.Errorf("a lookup whose caller gave up: got %v, want context.Canceled", err)
+	}
 	if n := gauge(t, st, "keyservice_db_slot_refusals_total"); n != 3 {
 		t.Errorf("slot refusals = %v, want 3", n)
 	}
@@ -209,22 +189,30 @@ func TestNoSlotWaitsForOpenConnections(t *testing.T) {
 		t.Errorf("pool detail = %q, want it to say the pool cannot grow", d)
 	}
 
-	// 3. Slots free up: the next lookup that needs a connection opens one
-	// (after the backoff) and the episode ends.
+	// 3. Slots free up: the prober, asking once per backoff, finds one and
+	// ends the episode, with no lookup needing a new connection meanwhile.
 	freeServer()
+	release()
+	for deadline := time.Now().Add(15 * time.Second); st.PoolState().Blocked && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st.PoolState().Blocked || gauge(t, st, "keyservice_db_pool_growth_blocked") != 0 {
+		t.Fatal("the episode did not end when the server had slots again")
+	}
+	release = hold()
 	found, err := st.KeysByHashes(ctx, hashes)
+	release()
 	if err != nil || len(found) != len(hashes) {
 		t.Fatalf("lookup after slots freed up: %d found, %v", len(found), err)
-	}
-	release()
-	if st.PoolState().Blocked || gauge(t, st, "keyservice_db_pool_growth_blocked") != 0 {
-		t.Error("the episode did not end when the server accepted a connection again")
 	}
 	if n := st.PoolState().Open; n <= open {
 		t.Errorf("the pool did not grow: %d open", n)
 	}
-	// One line when it started, one when it ended (it lasted under the
-	// 10 s report interval); none per lookup.
+	// One line when it started and one when it had been over for the
+	// report interval; none per lookup.
+	for deadline := time.Now().Add(10 * time.Second); logs.count("can grow again") == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if n, m := logs.count("refused a new connection"), logs.count("can grow again"); n != 1 || m != 1 {
 		t.Errorf("episode logged %d start and %d end lines, want 1 and 1:\n%s", n, m, logs.b.String())
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -60,6 +59,18 @@ type Key struct {
 	RotatedTo   uuid.UUID
 	// UpdatedAt is the database time of the last UpdateKey or RotateKey.
 	UpdatedAt *time.Time
+	// BudgetID names the per-key budget the key spends from: the first key
+	// of its rotation chain (uuid.Nil: its own; see Budget).
+	BudgetID uuid.UUID
+}
+
+// Budget names the per-key budget k spends from: every key of a rotation
+// chain spends from its first key's, so rotating never adds budget.
+func (k *Key) Budget() uuid.UUID {
+	if k.BudgetID != uuid.Nil {
+		return k.BudgetID
+	}
+	return k.ID
 }
 
 // RateLimit is a key's own token bucket: Burst calls at once, refilled at
@@ -82,8 +93,10 @@ type NewKey struct {
 	RateLimit *RateLimit
 	// AllowedCIDRs, when not empty, pins the key to these addresses.
 	AllowedCIDRs []netip.Prefix
-	// RotatedFrom is the key this one replaces (RotateKey).
+	// RotatedFrom is the key this one replaces, and BudgetID the budget it
+	// shares with it (RotateKey).
 	RotatedFrom uuid.UUID
+	BudgetID    uuid.UUID
 }
 
 // Store runs keyservice's queries on a pool.
@@ -130,11 +143,15 @@ func (s *Store) acquire(ctx context.Context) (conn, error) {
 	}
 	waited := false
 	for {
+		var released <-chan struct{}
+		if s.slots != nil {
+			released = s.slots.releasedChan()
+		}
 		c, err := s.pool.Acquire(actx)
 		if err == nil {
 			return conn{Conn: c, slots: s.slots}, nil
 		}
-		if s.slots == nil || !noSlot(err) || ctx.Err() != nil {
+		if s.slots == nil || !noSlot(err) {
 			return conn{}, classify(fmt.Errorf("acquiring connection: %w", err))
 		}
 		s.slots.refused(err)
@@ -142,7 +159,11 @@ func (s *Store) acquire(ctx context.Context) (conn, error) {
 			waited = true
 			s.slots.waited()
 		}
-		if werr := s.slots.wait(actx); werr != nil {
+		werr := actx.Err()
+		if werr == nil {
+			werr = s.slots.wait(actx, released)
+		}
+		if werr != nil {
 			if ctx.Err() == context.Canceled {
 				return conn{}, ctx.Err() // the caller gave up
 			}
@@ -154,7 +175,8 @@ func (s *Store) acquire(ctx context.Context) (conn, error) {
 
 // PoolState reports whether the pool could open the connections it wants.
 func (s *Store) PoolState() PoolState {
-	st := PoolState{Open: s.pool.Stat().TotalConns(), Min: s.pool.Config().MinConns}
+	ps := s.pool.Stat()
+	st := PoolState{Open: ps.TotalConns() - ps.ConstructingConns(), Min: s.pool.Config().MinConns}
 	if s.slots != nil {
 		st.Blocked = s.slots.blocked.Load()
 	}
@@ -219,11 +241,12 @@ func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, k NewKey) (Key, error)
 		Owner:        k.Owner,
 		Scopes:       nonNilSlice(k.Scopes),
 		Metadata:     meta,
-		ExpiresAt:    k.ExpiresAt,
+		ExpiresAt:    storedTime(k.ExpiresAt),
 		AllowedCIDRs: cidrStrings(k.AllowedCIDRs),
 		RotatedFrom:  nullUUID(k.RotatedFrom),
+		BudgetID:     nullUUID(k.BudgetID),
 	}
-	p.RateLimit, p.RatePeriod, p.RateBurst = rateColumns(k.RateLimit)
+	p.RateLimit, p.RatePeriod, p.RateBurst = rateColumns(storedRate(k.RateLimit))
 	row, err := s.q.InsertKey(ctx, tx, p)
 	if err != nil {
 		return Key{}, fmt.Errorf("inserting key: %w", err)
@@ -235,15 +258,6 @@ func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, k NewKey) (Key, error)
 	return out, s.notify(ctx, tx, Event{Kind: EventCreated, Hash: out.Hash})
 }
 
-func rateColumns(rl *RateLimit) (limit pgtype.Int4, period pgtype.Interval, burst pgtype.Int4) {
-	if rl == nil {
-		return
-	}
-	return pgtype.Int4{Int32: int32(rl.Limit), Valid: true},
-		pgtype.Interval{Microseconds: rl.Period.Microseconds(), Valid: true},
-		pgtype.Int4{Int32: int32(rl.Burst), Valid: true}
-}
-
 // RevokeKey revokes the key with id; revoking twice keeps the first time
 // (and records nothing the second time).
 func (s *Store) RevokeKey(ctx context.Context, id uuid.UUID) (Key, error) {
@@ -253,24 +267,31 @@ func (s *Store) RevokeKey(ctx context.Context, id uuid.UUID) (Key, error) {
 		if err != nil {
 			return err
 		}
-		row, err := s.q.RevokeKey(ctx, tx, id)
-		if err != nil {
-			return fmt.Errorf("revoking key: %w", err)
-		}
-		if out, err = fromRow(row); err != nil {
-			return err
-		}
-		if before.RevokedAt == nil {
-			if err := s.audit(ctx, tx, ActionRevoke, id, []Change{{Field: "revoked_at", Old: nil, New: timeOrNil(out.RevokedAt)}}); err != nil {
-				return err
-			}
-		}
-		if err := s.notify(ctx, tx, Event{Kind: EventRevoked, Hash: out.Hash, At: *out.RevokedAt}); err != nil {
+		if out, err = s.revoke(ctx, tx, before); err != nil {
 			return err
 		}
 		return s.answer(ctx, tx, out)
 	})
 	return out, err
+}
+
+// revoke revokes before, the key as read under its row lock in tx: the
+// first revocation is audited, and every one notifies.
+func (s *Store) revoke(ctx context.Context, tx pgx.Tx, before Key) (Key, error) {
+	row, err := s.q.RevokeKey(ctx, tx, before.ID)
+	if err != nil {
+		return Key{}, fmt.Errorf("revoking key: %w", err)
+	}
+	out, err := fromRow(row)
+	if err != nil {
+		return Key{}, err
+	}
+	if before.RevokedAt == nil {
+		if err := s.audit(ctx, tx, ActionRevoke, out.ID, []Change{{Field: "revoked_at", Old: nil, New: timeOrNil(out.RevokedAt)}}); err != nil {
+			return Key{}, err
+		}
+	}
+	return out, s.notify(ctx, tx, Event{Kind: EventRevoked, Hash: out.Hash, At: *out.RevokedAt})
 }
 
 // GetKey returns the key with id.

@@ -174,7 +174,8 @@ func TestListPagesByOwner(t *testing.T) {
 		}
 		// The token round-trips through its opaque form.
 		codec := store.NewCursorCodec([]byte("test secret"))
-		if cur, err = codec.Decode(codec.Encode(next)); err != nil {
+		scope := store.Page{List: store.ListKeys, Filters: []string{"acme"}}
+		if cur, err = codec.Decode(scope, codec.Encode(scope, next)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -189,23 +190,41 @@ func TestListPagesByOwner(t *testing.T) {
 
 func TestDecodeCursorRejectsGarbageAndForgeries(t *testing.T) {
 	codec := store.NewCursorCodec([]byte("secret one"))
-	real := codec.Encode(store.Cursor{CreatedAt: time.Now().UTC().Truncate(time.Microsecond), ID: uuid.New()})
-	if _, err := codec.Decode(real); err != nil {
+	page := store.Page{List: store.ListKeys, Filters: []string{"acme"}}
+	real := codec.Encode(page, store.Cursor{CreatedAt: time.Now().UTC().Truncate(time.Microsecond), ID: uuid.New()})
+	if _, err := codec.Decode(page, real); err != nil {
 		t.Fatalf("a token this codec made: %v", err)
 	}
 	raw, _ := base64.RawURLEncoding.DecodeString(real)
 	tampered := append([]byte(nil), raw...)
-	tampered[3] ^= 0x40 // another time, far out of range
-	other := store.NewCursorCodec([]byte("secret two")).Encode(store.Cursor{CreatedAt: time.Now(), ID: uuid.New()})
+	tampered[11] ^= 0x40 // another time, far out of range
+	relisted := append([]byte(nil), raw...)
+	relisted[1] = byte(store.ListAuditEvents) // another list, without signing it again
+	other := store.NewCursorCodec([]byte("secret two")).Encode(page, store.Cursor{CreatedAt: time.Now(), ID: uuid.New()})
 	for name, tok := range map[string]string{
 		"not base64": "!!!!", "short": "AAAA", "garbage": "x",
 		"tampered time":          base64.RawURLEncoding.EncodeToString(tampered),
+		"tampered list":          base64.RawURLEncoding.EncodeToString(relisted),
 		"truncated":              real[:len(real)-2],
 		"made with another key":  other,
 		"unsigned (old version)": base64.RawURLEncoding.EncodeToString(append([]byte{1}, raw[1:25]...)),
 	} {
-		if _, err := codec.Decode(tok); !errors.Is(err, store.ErrBadCursor) {
+		if _, err := codec.Decode(page, tok); !errors.Is(err, store.ErrBadCursor) {
 			t.Errorf("%s: Decode(%q) = %v, want ErrBadCursor", name, tok, err)
+		}
+	}
+	// A token works for its own list and filters only.
+	for name, c := range map[string]struct {
+		page store.Page
+		want error
+	}{
+		"another list":              {store.Page{List: store.ListAuditEvents, Filters: []string{"acme"}}, store.ErrCursorOtherList},
+		"another owner":             {store.Page{List: store.ListKeys, Filters: []string{"other"}}, store.ErrCursorOtherFilters},
+		"no owner":                  {store.Page{List: store.ListKeys, Filters: []string{""}}, store.ErrCursorOtherFilters},
+		"filters split another way": {store.Page{List: store.ListKeys, Filters: []string{"ac", "me"}}, store.ErrCursorOtherFilters},
+	} {
+		if _, err := codec.Decode(c.page, real); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keyservice/keyservice/internal/pglocal"
@@ -191,4 +193,36 @@ func PrivateCluster(t testing.TB, settings map[string]string) string {
 		}
 	})
 	return c.URL("postgres")
+}
+
+// FillServer opens connections to u until the server refuses one for want
+// of a connection slot (SQLSTATE 53300), then closes leave of them again;
+// it closes the rest when the test ends or when free is called.
+func FillServer(t testing.TB, u string, leave int) (free func()) {
+	t.Helper()
+	var hogs []*pgx.Conn
+	free = func() {
+		for _, c := range hogs {
+			c.Close(context.Background())
+		}
+		hogs = nil
+	}
+	t.Cleanup(free)
+	for i := 0; i < 1000; i++ {
+		c, err := pgx.Connect(context.Background(), u)
+		if err != nil {
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "53300" {
+				t.Fatalf("testdb: filling the server: want SQLSTATE 53300, got %v", err)
+			}
+			for ; leave > 0 && len(hogs) > 0; leave-- {
+				hogs[len(hogs)-1].Close(context.Background())
+				hogs = hogs[:len(hogs)-1]
+			}
+			return free
+		}
+		hogs = append(hogs, c)
+	}
+	t.Fatal("testdb: the server never ran out of connection slots")
+	return nil
 }

@@ -228,6 +228,19 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 			if n, ok := v.neg.GetEntryQuietly(c.Hash); ok && n.Value.code == Revoked {
 				continue
 			}
+			if c.RevokedAt.After(dbNow.Add(-v.cfg.EndedKeptFor)) {
+				// A key ended this recently is answered REVOKED, so the
+				// filter must know it, as a full load would: one this
+				// replica never saw (imported already revoked, with no
+				// NOTIFY; created and revoked between two syncs while
+				// NOTIFY was down) would otherwise be NOT_FOUND until the
+				// next rebuild, and spend end clients' failed attempts.
+				if maybe, _ := v.filter.test(&c.Hash); maybe {
+					v.filter.captureOnly(c.Hash)
+				} else {
+					v.filter.add(c.Hash)
+				}
+			}
 			v.apply(store.Event{Kind: store.EventRevoked, Hash: c.Hash, At: *c.RevokedAt}, fromSync)
 			continue
 		}

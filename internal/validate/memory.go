@@ -139,6 +139,10 @@ func (v *Validator) applyAfter(e store.Event, src source, before *epochs) {
 				k = old.key
 			} else if n, ok := v.neg.GetEntryQuietly(e.Hash); ok && n.Value.key != nil && n.Value.code != Revoked {
 				k, known = *n.Value.key, true
+			} else if ok && n.Value.code == NotFound {
+				// A NOT_FOUND remembered for a key that exists: forget it,
+				// so the next Validate looks it up and answers REVOKED.
+				v.neg.Invalidate(e.Hash)
 			}
 			if known {
 				at := e.At
@@ -198,7 +202,7 @@ type KeyStore interface {
 	RotateKey(ctx context.Context, id uuid.UUID, r store.Rotation) (newKey, oldKey store.Key, err error)
 	ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, store.Cursor, error)
 	KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error)
-	RecordLeak(ctx context.Context, r store.LeakReport) (bool, error)
+	ReportLeak(ctx context.Context, r store.LeakReport, revoke bool) (store.Key, string, error)
 }
 
 var _ KeyStore = (*store.Store)(nil)
@@ -305,9 +309,17 @@ func (k *Keys) KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error) {
 	return k.store.KeyByHash(ctx, h)
 }
 
-// RecordLeak records a leak report.
-func (k *Keys) RecordLeak(ctx context.Context, r store.LeakReport) (bool, error) {
-	return k.store.RecordLeak(ctx, r)
+// ReportLeak records a leak report and, with revoke, revokes the key in
+// the same transaction; a key it revokes is REVOKED here when it returns.
+func (k *Keys) ReportLeak(ctx context.Context, r store.LeakReport, revoke bool) (store.Key, string, error) {
+	rec, action, err := k.store.ReportLeak(ctx, r, revoke)
+	if err != nil {
+		return rec, action, err
+	}
+	if action == store.LeakRevoked {
+		k.v.apply(store.Event{Kind: store.EventRevoked, Hash: rec.Hash, At: *rec.RevokedAt, Key: &rec}, fromLocal)
+	}
+	return rec, action, nil
 }
 
 // holdsUpdate reports whether memory holds h's record as of the update at

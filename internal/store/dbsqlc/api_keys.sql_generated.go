@@ -56,7 +56,7 @@ func (q *Queries) ExistingHashes(ctx context.Context, db DBTX, keyHashes [][]byt
 }
 
 const getKeyByHash = `-- name: GetKeyByHash :one
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at FROM api_keys WHERE key_hash = $1
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id FROM api_keys WHERE key_hash = $1
 `
 
 func (q *Queries) GetKeyByHash(ctx context.Context, db DBTX, keyHash []byte) (APIKey, error) {
@@ -82,12 +82,13 @@ func (q *Queries) GetKeyByHash(ctx context.Context, db DBTX, keyHash []byte) (AP
 		&i.RotatedFrom,
 		&i.RotatedTo,
 		&i.UpdatedAt,
+		&i.BudgetID,
 	)
 	return i, err
 }
 
 const getKeyByID = `-- name: GetKeyByID :one
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at FROM api_keys WHERE id = $1
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id FROM api_keys WHERE id = $1
 `
 
 func (q *Queries) GetKeyByID(ctx context.Context, db DBTX, id uuid.UUID) (APIKey, error) {
@@ -113,12 +114,13 @@ func (q *Queries) GetKeyByID(ctx context.Context, db DBTX, id uuid.UUID) (APIKey
 		&i.RotatedFrom,
 		&i.RotatedTo,
 		&i.UpdatedAt,
+		&i.BudgetID,
 	)
 	return i, err
 }
 
 const getKeyForUpdate = `-- name: GetKeyForUpdate :one
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at FROM api_keys WHERE id = $1 FOR UPDATE
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id FROM api_keys WHERE id = $1 FOR UPDATE
 `
 
 // GetKeyForUpdate reads a key and locks its row until the transaction
@@ -146,12 +148,13 @@ func (q *Queries) GetKeyForUpdate(ctx context.Context, db DBTX, id uuid.UUID) (A
 		&i.RotatedFrom,
 		&i.RotatedTo,
 		&i.UpdatedAt,
+		&i.BudgetID,
 	)
 	return i, err
 }
 
 const getKeysByHashes = `-- name: GetKeysByHashes :many
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at FROM api_keys WHERE key_hash = ANY($1::bytea[])
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id FROM api_keys WHERE key_hash = ANY($1::bytea[])
 `
 
 // GetKeysByHashes is the validation path's batched lookup: every key whose
@@ -185,6 +188,7 @@ func (q *Queries) GetKeysByHashes(ctx context.Context, db DBTX, keyHashes [][]by
 			&i.RotatedFrom,
 			&i.RotatedTo,
 			&i.UpdatedAt,
+			&i.BudgetID,
 		); err != nil {
 			return nil, err
 		}
@@ -224,9 +228,9 @@ func (q *Queries) InsertAuditEvent(ctx context.Context, db DBTX, arg InsertAudit
 }
 
 const insertKey = `-- name: InsertKey :one
-INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at
+INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from, budget_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id
 `
 
 type InsertKeyParams struct {
@@ -243,6 +247,7 @@ type InsertKeyParams struct {
 	RateBurst    pgtype.Int4
 	AllowedCIDRs []string
 	RotatedFrom  pgtype.UUID
+	BudgetID     pgtype.UUID
 }
 
 // The id comes from the caller: a UUIDv7, so new keys append to the
@@ -262,6 +267,7 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		arg.RateBurst,
 		arg.AllowedCIDRs,
 		arg.RotatedFrom,
+		arg.BudgetID,
 	)
 	var i APIKey
 	err := row.Scan(
@@ -284,29 +290,33 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		&i.RotatedFrom,
 		&i.RotatedTo,
 		&i.UpdatedAt,
+		&i.BudgetID,
 	)
 	return i, err
 }
 
 const insertLeakReport = `-- name: InsertLeakReport :execrows
-INSERT INTO leak_reports (key_id, url, source, token_type, action)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (key_id, url) DO NOTHING
+INSERT INTO leak_reports (key_id, url, url_sha256, source, token_type, action)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (key_id, url_sha256) DO NOTHING
 `
 
 type InsertLeakReportParams struct {
 	KeyID     uuid.UUID
 	Url       string
+	UrlSha256 []byte
 	Source    string
 	TokenType string
 	Action    string
 }
 
-// InsertLeakReport records a leak report once per key and URL.
+// InsertLeakReport records a leak report once per key and URL (by the
+// URL's SHA-256, which any URL fits in an index by).
 func (q *Queries) InsertLeakReport(ctx context.Context, db DBTX, arg InsertLeakReportParams) (int64, error) {
 	result, err := db.Exec(ctx, insertLeakReport,
 		arg.KeyID,
 		arg.Url,
+		arg.UrlSha256,
 		arg.Source,
 		arg.TokenType,
 		arg.Action,
@@ -373,7 +383,7 @@ func (q *Queries) ListAuditEvents(ctx context.Context, db DBTX, arg ListAuditEve
 }
 
 const listKeys = `-- name: ListKeys :many
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at FROM api_keys
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id FROM api_keys
 WHERE ($1::text = '' OR owner = $1::text)
   AND (created_at, id) > ($2::timestamptz, $3::uuid)
 ORDER BY created_at, id
@@ -422,6 +432,7 @@ func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]
 			&i.RotatedFrom,
 			&i.RotatedTo,
 			&i.UpdatedAt,
+			&i.BudgetID,
 		); err != nil {
 			return nil, err
 		}
@@ -438,7 +449,7 @@ UPDATE api_keys
 SET expires_at = least(coalesce(expires_at, 'infinity'::timestamptz), now() + $1::interval),
     rotated_to = $2, updated_at = clock_timestamp()
 WHERE id = $3
-RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at
+RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id
 `
 
 type MarkRotatedParams struct {
@@ -472,6 +483,7 @@ func (q *Queries) MarkRotated(ctx context.Context, db DBTX, arg MarkRotatedParam
 		&i.RotatedFrom,
 		&i.RotatedTo,
 		&i.UpdatedAt,
+		&i.BudgetID,
 	)
 	return i, err
 }
@@ -495,7 +507,7 @@ const revokeKey = `-- name: RevokeKey :one
 UPDATE api_keys
 SET revoked_at = coalesce(revoked_at, clock_timestamp())
 WHERE id = $1
-RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at
+RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id
 `
 
 // RevokeKey keeps the first revoked_at, so revoking twice is idempotent.
@@ -522,6 +534,7 @@ func (q *Queries) RevokeKey(ctx context.Context, db DBTX, id uuid.UUID) (APIKey,
 		&i.RotatedFrom,
 		&i.RotatedTo,
 		&i.UpdatedAt,
+		&i.BudgetID,
 	)
 	return i, err
 }
@@ -532,7 +545,7 @@ SET name = $1, scopes = $2, metadata = $3, expires_at = $4,
     rate_limit = $5, rate_period = $6, rate_burst = $7,
     enabled = $8, allowed_cidrs = $9, updated_at = clock_timestamp()
 WHERE id = $10
-RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at
+RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id
 `
 
 type UpdateKeyParams struct {
@@ -586,6 +599,7 @@ func (q *Queries) UpdateKey(ctx context.Context, db DBTX, arg UpdateKeyParams) (
 		&i.RotatedFrom,
 		&i.RotatedTo,
 		&i.UpdatedAt,
+		&i.BudgetID,
 	)
 	return i, err
 }

@@ -32,6 +32,7 @@ type APIKey struct {
 	RotatedFrom  pgtype.UUID
 	RotatedTo    pgtype.UUID
 	UpdatedAt    *time.Time
+	BudgetID     pgtype.UUID
 }
 
 type AuditEvent struct {
@@ -73,4 +74,5 @@ type LeakReport struct {
 	TokenType  string
 	Action     string
 	ReportedAt time.Time
+	UrlSha256  []byte
 }

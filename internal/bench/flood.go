@@ -1,0 +1,209 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+)
+
+// steadyCPU is the share of the machine the steady flood aims to keep busy.
+const steadyCPU = 70
+
+// SteadyResult: admin calls and propagation while invalid keys arrive at a
+// fixed rate chosen to keep the machine about steadyCPU% busy.
+type SteadyResult struct {
+	Ran         bool              `json:"ran"`
+	Note        string            `json:"note,omitempty"`
+	Rate        float64           `json:"target_rps"`
+	Admin       AdminResult       `json:"admin"`
+	Propagation PropagationResult `json:"propagation"`
+}
+
+// adminCalls alternates ListKeys and CreateKey on g for d and returns each
+// call's latency.
+func (e *env) adminCalls(ctx context.Context, g *grpcValidator, d time.Duration) []time.Duration {
+	var lat []time.Duration
+	end := time.Now().Add(d)
+	for i := 0; time.Now().Before(end); i++ {
+		start := time.Now()
+		if i%2 == 0 {
+			_, _ = g.clients[0].ListKeys(adminCtx(ctx), &keyservicev1.ListKeysRequest{PageSize: 10})
+		} else {
+			_, _ = g.clients[0].CreateKey(adminCtx(ctx), &keyservicev1.CreateKeyRequest{Name: "admin", Owner: "bench"})
+		}
+		lat = append(lat, time.Since(start))
+	}
+	return lat
+}
+
+// adminUnderFlood times admin calls quiet, then while a flood of keys from
+// pick runs at full speed against s.
+func (e *env) adminUnderFlood(ctx context.Context, s endpoint, g *grpcValidator, pick picker) AdminResult {
+	quiet := e.adminCalls(ctx, g, e.cfg.Duration)
+	flood, err := newGRPC(s.GRPCAddr().String(), e.cfg.Conns)
+	if err != nil {
+		return AdminResult{}
+	}
+	defer flood.close()
+	fctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var floodN, refused int64
+	start := time.Now()
+	wg.Go(func() {
+		tallies := drive(fctx, flood, e.cfg.Workers, 24*time.Hour, pick, e.isActive)
+		for _, t := range tallies {
+			floodN += int64(len(t.lat))
+			refused += t.validRefused
+		}
+	})
+	time.Sleep(200 * time.Millisecond) // flood at full speed before measuring
+	cpu := startCPU()
+	loud := e.adminCalls(ctx, g, e.cfg.Duration)
+	busy := cpu()
+	cancel()
+	wg.Wait()
+	return AdminResult{CallsQuiet: len(quiet), CallsFlood: len(loud),
+		P99Quiet: ms(summarise(quiet).P99), P99Flood: ms(summarise(loud).P99),
+		FloodRPS: float64(floodN) / time.Since(start).Seconds(), ValidRefused: refused, CPU: busy}
+}
+
+// steadyFlood sends malformed and unknown keys to a and b at a fixed total
+// rate (from full, the saturating run: its rate scaled to steadyCPU% of
+// the machine) and meanwhile times admin calls on a and propagation from a
+// to b.
+func (e *env) steadyFlood(ctx context.Context, a, b endpoint, ga, gb *grpcValidator, full AdminResult) (SteadyResult, error) {
+	res := SteadyResult{}
+	if full.CPU <= 0 || full.FloodRPS <= 0 {
+		res.Note = "skipped: the saturating run measured no CPU (no /proc/stat?)"
+		return res, nil
+	}
+	res.Ran = true
+	res.Rate = min(full.FloodRPS, full.FloodRPS*steadyCPU/full.CPU)
+	quiet := e.adminCalls(ctx, ga, e.cfg.Duration)
+	pickMal, pickUnk := e.picker("malformed"), e.picker("unknown")
+	pick := func(w, i int) string {
+		if i%2 == 0 {
+			return pickMal(w, i)
+		}
+		return pickUnk(w, i)
+	}
+	var floods []*grpcValidator
+	for _, s := range []endpoint{a, b} {
+		flood, err := newGRPC(s.GRPCAddr().String(), e.cfg.Conns)
+		if err != nil {
+			return res, err
+		}
+		defer flood.close()
+		floods = append(floods, flood)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var sent atomic.Int64
+	start := time.Now()
+	for _, flood := range floods {
+		wg.Go(func() { sent.Add(paced(fctx, flood, e.cfg.Workers, res.Rate/2, pick)) })
+	}
+	time.Sleep(500 * time.Millisecond) // at its rate before measuring
+	cpu := startCPU()
+	loud := e.adminCalls(ctx, ga, e.cfg.Duration)
+	var err error
+	res.Propagation, err = e.propagation(ctx, ga, gb)
+	busy := cpu()
+	cancel()
+	wg.Wait()
+	res.Admin = AdminResult{CallsQuiet: len(quiet), CallsFlood: len(loud),
+		P99Quiet: ms(summarise(quiet).P99), P99Flood: ms(summarise(loud).P99),
+		FloodRPS: float64(sent.Load()) / time.Since(start).Seconds(), CPU: busy}
+	return res, err
+}
+
+// paced calls v at rate calls a second in all, from workers goroutines
+// that each keep their own fixed schedule, until ctx ends, and returns how
+// many calls it made. A worker whose call ran late skips the slots it
+// missed (a time.Ticker drops ticks) rather than catch up at full speed,
+// so the rate is a ceiling, never exceeded.
+func paced(ctx context.Context, v validator, workers int, rate float64, pick picker) int64 {
+	var done atomic.Int64
+	every := time.Duration(float64(workers) / rate * float64(time.Second))
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Go(func() {
+			// Spread the workers' first calls over one interval.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(every * time.Duration(w) / time.Duration(workers)):
+			}
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for i := 0; ; i++ {
+				_, _ = v.validate(ctx, w, pick(w, i))
+				done.Add(1)
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return done.Load()
+}
+
+// startCPU starts measuring how busy the whole machine is; the returned
+// func gives the percentage since (0 when /proc/stat cannot be read).
+func startCPU() func() float64 {
+	b0, t0 := machineCPU()
+	return func() float64 {
+		b1, t1 := machineCPU()
+		if t1 <= t0 {
+			return 0
+		}
+		return 100 * float64(b1-b0) / float64(t1-t0)
+	}
+}
+
+// machineCPU reads the machine's busy and total CPU time (in ticks) from
+// the first line of /proc/stat.
+func machineCPU() (busy, total uint64) {
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	line, err := bufio.NewReader(f).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "cpu ") {
+		return 0, 0
+	}
+	for i, field := range strings.Fields(line)[1:] {
+		v, err := strconv.ParseUint(field, 10, 64)
+		if err != nil {
+			return 0, 0
+		}
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
+}
+
+func (r SteadyResult) writeMarkdown(w io.Writer) {
+	if !r.Ran {
+		fmt.Fprintf(w, "- **Steady invalid-key flood**: %s\n", r.Note)
+		return
+	}
+	a := r.Admin
+	fmt.Fprintf(w, "- **Admin calls and propagation during a steady invalid-key flood** (%.0f req/s asked, %.0f sent, to both replicas; the machine %.0f%% busy): admin p99 %.2f ms (%d calls) vs %.2f ms quiet (%d calls); propagation (%d trials): %s.\n",
+		r.Rate, a.FloodRPS, a.CPU, a.P99Flood, a.CallsFlood, a.P99Quiet, a.CallsQuiet, r.Propagation.Trials, r.Propagation.kinds())
+}
