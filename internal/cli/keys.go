@@ -1,32 +1,27 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 )
@@ -50,6 +45,11 @@ read from KEYSERVICE_ADMIN_TOKEN (never from a flag: flags show in ps).
   keys disable ID
   keys revoke ID
   audit list [--key ID] [--actor NAME] [--page-size N] [--page-token T] [--all]
+
+Every write (create, update, rotate, enable, disable, revoke) is sent with a
+new request_id, and sent again with it while the server answers UNAVAILABLE
+(3 tries): a write is applied once and a retry gets its answer. To retry a
+write yourself, give the id it printed: --request-id ID.
 
 Common flags: --addr host:port (env KEYSERVICE_ADDR, default 127.0.0.1:9090),
 --tls, --ca-file F, --json (machine-readable output), --timeout 10s.
@@ -117,7 +117,12 @@ func adminMain(ctx context.Context, group string, args []string, stdout, stderr 
 		scopes, meta, cidrs                        multi
 		grace                                      time.Duration
 		u                                          updateFlags
+		requestID                                  string
 	)
+	switch sub {
+	case "create", "update", "rotate", "enable", "disable", "revoke":
+		fs.StringVar(&requestID, "request-id", "", "the write's request_id, a UUID (default: a new one); give an earlier attempt's to retry it safely")
+	}
 	switch sub {
 	case "create", "update":
 		fs.StringVar(&name, "name", "", "key name (required)")
@@ -215,6 +220,9 @@ func adminMain(ctx context.Context, group string, args []string, stdout, stderr 
 			return usageError{fmt.Errorf("unexpected argument %q", args[0])}
 		}
 	}
+	if requestID == "" {
+		requestID = uuid.NewString()
+	}
 	token := os.Getenv("KEYSERVICE_ADMIN_TOKEN")
 	if token == "" {
 		return errors.New("KEYSERVICE_ADMIN_TOKEN is not set: export the admin token first")
@@ -229,9 +237,10 @@ func adminMain(ctx context.Context, group string, args []string, stdout, stderr 
 
 	switch sub {
 	case "create":
-		resp, err := client.CreateKey(ctx, req)
+		req.RequestId = requestID
+		resp, err := send(ctx, requestID, func(ctx context.Context) (*keyservicev1.CreateKeyResponse, error) { return client.CreateKey(ctx, req) })
 		if err != nil {
-			return rpcErr(err)
+			return err
 		}
 		if c.asJSON {
 			return c.printJSON(resp)
@@ -248,9 +257,10 @@ func adminMain(ctx context.Context, group string, args []string, stdout, stderr 
 			}
 			k, m = resp.GetKey(), resp
 		} else {
-			resp, err := client.RevokeKey(ctx, &keyservicev1.RevokeKeyRequest{Id: args[0]})
+			r := &keyservicev1.RevokeKeyRequest{Id: args[0], RequestId: requestID}
+			resp, err := send(ctx, requestID, func(ctx context.Context) (*keyservicev1.RevokeKeyResponse, error) { return client.RevokeKey(ctx, r) })
 			if err != nil {
-				return rpcErr(err)
+				return err
 			}
 			k, m = resp.GetKey(), resp
 		}
@@ -262,18 +272,20 @@ func adminMain(ctx context.Context, group string, args []string, stdout, stderr 
 		if sub != "update" {
 			upd = &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: args[0], Enabled: sub == "enable"}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"enabled"}}}
 		}
-		resp, err := client.UpdateKey(ctx, upd)
+		upd.RequestId = requestID
+		resp, err := send(ctx, requestID, func(ctx context.Context) (*keyservicev1.UpdateKeyResponse, error) { return client.UpdateKey(ctx, upd) })
 		if err != nil {
-			return rpcErr(err)
+			return err
 		}
 		if c.asJSON {
 			return c.printJSON(resp)
 		}
 		c.table([]*keyservicev1.Key{resp.GetKey()})
 	case "rotate":
-		resp, err := client.RotateKey(ctx, &keyservicev1.RotateKeyRequest{Id: args[0], GracePeriod: durationpb.New(grace)})
+		r := &keyservicev1.RotateKeyRequest{Id: args[0], GracePeriod: durationpb.New(grace), RequestId: requestID}
+		resp, err := send(ctx, requestID, func(ctx context.Context) (*keyservicev1.RotateKeyResponse, error) { return client.RotateKey(ctx, r) })
 		if err != nil {
-			return rpcErr(err)
+			return err
 		}
 		if c.asJSON {
 			return c.printJSON(resp)
@@ -329,16 +341,6 @@ func adminMain(ctx context.Context, group string, args []string, stdout, stderr 
 	return nil
 }
 
-func parseExpiry(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return time.Now().Add(d), nil
-	}
-	return time.Time{}, fmt.Errorf("--expires %q: want an RFC 3339 time (2030-01-01T00:00:00Z) or a duration (720h)", s)
-}
-
 func (c *keysCmd) dial() (keyservicev1.KeyServiceClient, func(), error) {
 	if !c.useTLS && c.caFile == "" && !c.plaintext && !isLoopback(c.addr) {
 		return nil, nil, fmt.Errorf("refusing to send the admin token unencrypted to %s: use --tls (and --ca-file), or --plaintext on a network you trust", c.addr)
@@ -383,162 +385,8 @@ func rpcErr(err error) error {
 	return fmt.Errorf("%s: %s", st.Code(), st.Message())
 }
 
-func (c *keysCmd) printJSON(m proto.Message) error {
-	b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
-	if err != nil {
-		return err
-	}
-	// protojson varies its white space on purpose; indent it stably.
-	var out bytes.Buffer
-	if err := json.Indent(&out, b, "", "  "); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(c.out, out.String())
-	return err
-}
-
-func (c *keysCmd) table(keys []*keyservicev1.Key) {
-	w := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tNAME\tOWNER\tHINT\tSCOPES\tENABLED\tCREATED\tEXPIRES\tREVOKED")
-	ts := func(t *timestamppb.Timestamp) string {
-		if t == nil {
-			return "-"
-		}
-		return t.AsTime().UTC().Format(time.RFC3339)
-	}
-	for _, k := range keys {
-		scopes := strings.Join(k.GetScopes(), ",")
-		if scopes == "" {
-			scopes = "-"
-		}
-		enabled := "yes"
-		if !k.GetEnabled() {
-			enabled = "no"
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.GetId(), k.GetName(), k.GetOwner(), k.GetHint(), scopes, enabled,
-			ts(k.GetCreatedAt()), ts(k.GetExpiresAt()), ts(k.GetRevokedAt()))
-	}
-	w.Flush()
-}
-
 // usageError is a mistake in the command line: exit 2, with its message.
 type usageError struct{ err error }
 
 func (e usageError) Error() string        { return e.err.Error() }
 func (e usageError) Is(target error) bool { return target == errUsage }
-
-// createRequest builds CreateKey's request from the command line.
-func createRequest(args []string, name, owner, expires, rateLimit string, burst int, scopes, meta multi) (*keyservicev1.CreateKeyRequest, error) {
-	if len(args) > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", args[0])
-	}
-	if name == "" || owner == "" {
-		return nil, errors.New("--name and --owner are required")
-	}
-	req := &keyservicev1.CreateKeyRequest{Name: name, Owner: owner, Scopes: scopes}
-	if len(meta) > 0 {
-		req.Metadata = map[string]string{}
-		for _, kv := range meta {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return nil, fmt.Errorf("--meta %q: want key=value", kv)
-			}
-			req.Metadata[k] = v
-		}
-	}
-	if expires != "" {
-		t, err := parseExpiry(expires)
-		if err != nil {
-			return nil, err
-		}
-		req.ExpiresAt = timestamppb.New(t)
-	}
-	if rateLimit != "" {
-		n, p, ok := strings.Cut(rateLimit, "/")
-		limit, err1 := strconv.ParseInt(n, 10, 64)
-		period, err2 := time.ParseDuration(p)
-		if !ok || err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("--rate-limit %q: want limit/period such as 100/1m", rateLimit)
-		}
-		req.RateLimit = &keyservicev1.RateLimit{Limit: limit, Period: durationpb.New(period), Burst: int64(burst)}
-	}
-	return req, nil
-}
-
-// updateFlags are update's flags that clear a field.
-type updateFlags struct {
-	noScopes, noMeta, noExpiry, defaultLimit, anyAddress bool
-}
-
-// updateRequest builds UpdateKey's request: the flags given are the mask.
-func updateRequest(id string, set map[string]bool, name, expires, rateLimit string, burst int, scopes, meta, cidrs multi, u updateFlags) (*keyservicev1.UpdateKeyRequest, error) {
-	conflict := func(a, b string) error {
-		if set[a] && set[b] {
-			return fmt.Errorf("--%s and --%s contradict each other", a, b)
-		}
-		return nil
-	}
-	for _, p := range [][2]string{{"scope", "no-scopes"}, {"meta", "no-meta"}, {"expires", "no-expiry"}, {"rate-limit", "default-rate-limit"}, {"allow-cidr", "any-address"}} {
-		if err := conflict(p[0], p[1]); err != nil {
-			return nil, err
-		}
-	}
-	if set["burst"] && !set["rate-limit"] {
-		return nil, errors.New("--burst needs --rate-limit")
-	}
-	// An empty value (an unset shell variable) must not clear the field:
-	// clearing has its own flags.
-	for fl, v := range map[string]string{"name": name, "expires": expires, "rate-limit": rateLimit} {
-		if set[fl] && strings.TrimSpace(v) == "" {
-			return nil, fmt.Errorf("--%s is empty", fl)
-		}
-	}
-	// The common parts are checked as create checks them.
-	base, err := createRequest(nil, "-", "-", expires, rateLimit, burst, scopes, meta)
-	if err != nil {
-		return nil, err
-	}
-	k := &keyservicev1.Key{Id: id, Name: name, Scopes: base.GetScopes(), Metadata: base.GetMetadata(),
-		ExpiresAt: base.GetExpiresAt(), RateLimit: base.GetRateLimit(), AllowedCidrs: cidrs}
-	var paths []string
-	for _, f := range []struct {
-		flags []string
-		path  string
-	}{
-		{[]string{"name"}, "name"},
-		{[]string{"scope", "no-scopes"}, "scopes"},
-		{[]string{"meta", "no-meta"}, "metadata"},
-		{[]string{"expires", "no-expiry"}, "expires_at"},
-		{[]string{"rate-limit", "default-rate-limit"}, "rate_limit"},
-		{[]string{"allow-cidr", "any-address"}, "allowed_cidrs"},
-	} {
-		for _, fl := range f.flags {
-			if set[fl] {
-				paths = append(paths, f.path)
-				break
-			}
-		}
-	}
-	if len(paths) == 0 {
-		return nil, errors.New("nothing to change: give at least one of --name, --scope, --no-scopes, --meta, --no-meta, --expires, --no-expiry, --rate-limit, --default-rate-limit, --allow-cidr, --any-address (enable and disable are their own commands)")
-	}
-	return &keyservicev1.UpdateKeyRequest{Key: k, UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}}, nil
-}
-
-func (c *keysCmd) auditTable(events []*keyservicev1.AuditEvent) {
-	w := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "TIME\tACTOR\tACTION\tKEY\tCHANGES\tREQUEST")
-	for _, e := range events {
-		var ch []string
-		for _, c := range e.GetChanges() {
-			ch = append(ch, c.GetField())
-		}
-		changes := strings.Join(ch, ",")
-		if changes == "" {
-			changes = "-"
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.GetTime().AsTime().UTC().Format(time.RFC3339), e.GetActor(), e.GetAction(),
-			e.GetKeyId(), changes, e.GetRequestId())
-	}
-	w.Flush()
-}

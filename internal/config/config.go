@@ -106,6 +106,10 @@ type Config struct {
 	// "flag" it (record the report only).
 	ScanningAction string
 
+	// IdempotencyWindow: how long the answer of an admin write made with a
+	// request_id is kept (sealed) and given again to a retry.
+	IdempotencyWindow time.Duration
+
 	// AuthHeader is where forward-auth and Envoy ext_authz find the key:
 	// "Authorization" (Bearer) or a header such as "X-API-Key".
 	AuthHeader string
@@ -144,6 +148,7 @@ func Defaults() Config {
 		MaxStreams:         256,
 		ConnIdle:           5 * time.Minute,
 		RequestReadTimeout: 10 * time.Second,
+		IdempotencyWindow:  24 * time.Hour,
 		LogLevel:           slog.LevelInfo,
 		LogFormat:          "json",
 		FilterFPRate:       v.FilterFPRate,
@@ -263,6 +268,9 @@ func (c Config) Validate() error {
 		if d <= 0 {
 			bad(env, "must be a positive duration such as 500ms or 5s, got %s", d)
 		}
+	}
+	if c.IdempotencyWindow < time.Minute || c.IdempotencyWindow > 30*24*time.Hour {
+		bad("KEYSERVICE_IDEMPOTENCY_WINDOW", "must be between 1m and 720h (30 days), got %s", c.IdempotencyWindow)
 	}
 	if c.ShutdownDelay < 0 {
 		bad("KEYSERVICE_SHUTDOWN_DELAY", "must be 0 or a positive duration, got %s", c.ShutdownDelay)

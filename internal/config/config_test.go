@@ -110,6 +110,8 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{"KEYSERVICE_DB_MAX_CONNS", "0x10"},
 		{"KEYSERVICE_CALLER_LIMITS", "billing=fast"},
 		{"KEYSERVICE_KEY_RATE", "1000 per minute"},
+		{"KEYSERVICE_IDEMPOTENCY_WINDOW", "10s"},
+		{"KEYSERVICE_IDEMPOTENCY_WINDOW", "1000h"},
 	}
 	for _, tt := range tests {
 		// Refused when read, or else by Validate.

@@ -56,6 +56,7 @@ func (c *Config) settings() []setting {
 		{"max-conns-per-addr", "KEYSERVICE_MAX_CONNS_PER_ADDR", "connections one client address (IPv6: its /64) holds on each listener, trusted proxies exempt; 0: an eighth of --max-conns", (*decimal)(&c.MaxConnsPerAddr)},
 		{"conn-idle", "KEYSERVICE_CONN_IDLE", "a connection with no call this long is closed (gRPC and HTTP)", &c.ConnIdle},
 		{"request-read-timeout", "KEYSERVICE_REQUEST_READ_TIMEOUT", "a call on the gRPC port (any service) whose request (a stream's first message) has not arrived this long after its headers is cancelled", &c.RequestReadTimeout},
+		{"idempotency-window", "KEYSERVICE_IDEMPOTENCY_WINDOW", "how long an admin write made with a request_id is remembered (its answer sealed) and answered again to a retry", &c.IdempotencyWindow},
 		{"log-level", "KEYSERVICE_LOG_LEVEL", "debug, info, warn or error", &c.LogLevel},
 		{"log-format", "KEYSERVICE_LOG_FORMAT", "json or text", &c.LogFormat},
 		{"filter-fp-rate", "KEYSERVICE_FILTER_FP_RATE", "target false-positive rate of the Bloom filter of active keys", &c.FilterFPRate},

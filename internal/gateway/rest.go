@@ -143,15 +143,17 @@ func WriteStatus(w http.ResponseWriter, httpStatus int, code codes.Code, msg str
 var queryRoutes = map[string]bool{"/v1/keys": true, "/v1/audit-events": true}
 
 // takesQuery reports whether r's route takes query parameters: the GET
-// routes above, and PATCH /v1/keys/{id} its update_mask (and nothing else:
-// the key's fields travel in the body).
+// routes above, and PATCH /v1/keys/{id} its update_mask and request_id (and
+// nothing else: the key's fields travel in the body).
 func takesQuery(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet:
 		return queryRoutes[r.URL.Path]
 	case http.MethodPatch:
 		for k := range r.URL.Query() {
-			if k != "update_mask" && k != "updateMask" {
+			switch k {
+			case "update_mask", "updateMask", "request_id", "requestId":
+			default:
 				return false
 			}
 		}

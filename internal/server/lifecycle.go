@@ -25,6 +25,11 @@ func (c *closers) close() {
 	*c = nil
 }
 
+// requestExpiryInterval is how often the records of admin writes made
+// with a request_id that are past the idempotency window are deleted
+// (they are never honoured once expired, deleted or not).
+const requestExpiryInterval = 10 * time.Minute
+
 // traceFlushTimeout bounds the last flush of spans at shutdown, apart from
 // the drain: an unreachable collector must not hold the process.
 const traceFlushTimeout = 5 * time.Second
@@ -69,6 +74,14 @@ func (s *Server) Serve(ctx context.Context) error {
 			return nil
 		}
 		return s.validator.Run(gctx, s.store)
+	})
+	g.Go(func() error {
+		select {
+		case <-s.migrated:
+			s.store.ExpireRequests(gctx, requestExpiryInterval, s.log)
+		case <-gctx.Done():
+		}
+		return nil
 	})
 	s.log.Info("serving", "grpc", s.GRPCAddr().String(), "http", s.HTTPAddr().String())
 	g.Go(func() error {

@@ -74,7 +74,7 @@ func TestREADMELifecycleSnippetsRun(t *testing.T) {
 	readme := string(raw)
 	e := start(t)
 	path := filepath.Dir(grpcurl) + string(os.PathListSeparator) + filepath.Dir(curl) + string(os.PathListSeparator) + os.Getenv("PATH")
-	for _, heading := range []string{"### Lifecycle with curl", "### Lifecycle with grpcurl"} {
+	for _, heading := range []string{"### Lifecycle with curl", "### Lifecycle with grpcurl", "### Retrying admin writes (request_id)"} {
 		cmds := readmeBlock(t, readme, heading)
 		if len(cmds) < 4 {
 			t.Fatalf("%s: only %d commands", heading, len(cmds))

@@ -166,6 +166,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		KeyLimits:      keyLimits,
 		DefaultLimit:   cfg.KeyLimit(),
 		PageTokenKey:   service.PageTokenKey(cfg.AdminTokens),
+		Idempotency:    service.Idempotency{Key: service.IdempotencyKey(cfg.AdminTokens), Window: cfg.IdempotencyWindow},
 		TrustedProxies: cfg.TrustedProxies,
 		ViewCacheSize:  cfg.CacheSize + cfg.NegativeCacheSize,
 		Registry:       reg,

@@ -27,6 +27,9 @@ func invalid(field, format string, args ...any) error {
 	return &badRequest{field: field, msg: fmt.Sprintf(format, args...)}
 }
 
+// commitUnknownMsg answers a write whose COMMIT lost its answer.
+const commitUnknownMsg = "the connection to the key store broke as the write committed: it may have been applied; retry with the same request_id"
+
 // ToStatus is the one place where errors become gRPC statuses. Faults are
 // logged in full here and reach the client as a plain message, never with
 // SQL or driver detail.
@@ -53,12 +56,17 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return st.Err()
 	case errors.Is(err, store.ErrNotFound):
 		return status.Error(codes.NotFound, "key not found")
+	case errors.Is(err, store.ErrRequestReused):
+		return status.Error(codes.AlreadyExists, "request_id was already used for a different request (another method or body) within the idempotency window: use a new request_id for a new write")
 	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrRotated), errors.Is(err, store.ErrExpired),
 		errors.Is(err, store.ErrExpiredStays), errors.Is(err, store.ErrRotatedExpiry):
 		return status.Error(codes.FailedPrecondition, preconditionOf(err))
 	case errors.Is(err, validate.ErrUnavailable), errors.Is(err, store.ErrUnavailable):
 		if !errors.Is(err, store.ErrNoSlot) { // the store logs those once per episode
 			log.WarnContext(ctx, "store unavailable", "request_id", middleware.RequestIDFrom(ctx), "error", err)
+		}
+		if errors.Is(err, store.ErrCommitUnknown) {
+			return status.Error(codes.Unavailable, commitUnknownMsg)
 		}
 		return status.Error(codes.Unavailable, "key store unavailable, retry later")
 	case errors.Is(err, context.DeadlineExceeded):

@@ -29,6 +29,8 @@ func TestToStatus(t *testing.T) {
 		{"bad request", invalid("name", "is required"), codes.InvalidArgument, "name: is required"},
 		{"not found", fmt.Errorf("get: %w", store.ErrNotFound), codes.NotFound, "key not found"},
 		{"store unavailable", fmt.Errorf("x: %w", store.ErrUnavailable), codes.Unavailable, "key store unavailable, retry later"},
+		{"commit outcome unknown", fmt.Errorf("x: %w", store.ErrCommitUnknown), codes.Unavailable, commitUnknownMsg},
+		{"request id reused", fmt.Errorf("x: %w", store.ErrRequestReused), codes.AlreadyExists, "request_id was already used for a different request (another method or body) within the idempotency window: use a new request_id for a new write"},
 		{"validate unavailable", validate.ErrUnavailable, codes.Unavailable, "key store unavailable, retry later"},
 		{"canceled", context.Canceled, codes.Canceled, "call canceled"},
 		{"deadline", fmt.Errorf("q: %w", context.DeadlineExceeded), codes.DeadlineExceeded, "deadline exceeded"},

@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
@@ -24,11 +25,17 @@ func (s *Service) CreateKey(ctx context.Context, req *keyservicev1.CreateKeyRequ
 		return nil, err
 	}
 	nk.Hash, nk.Hint = g.Hash, g.Hint
-	k, err := s.keys.CreateKey(audited(ctx), nk)
-	if err != nil {
+	answer := func(recs ...store.Key) proto.Message {
+		return &keyservicev1.CreateKeyResponse{Secret: g.Secret, Key: keyToProto(&recs[0])}
+	}
+	if ctx, err = s.withRequest(ctx, "CreateKey", req, answer); err != nil {
 		return nil, err
 	}
-	return &keyservicev1.CreateKeyResponse{Secret: g.Secret, Key: keyToProto(&k)}, nil
+	k, err := s.keys.CreateKey(audited(ctx), nk)
+	if err != nil {
+		return replay(s, ctx, "CreateKey", req, err, &keyservicev1.CreateKeyResponse{})
+	}
+	return answer(k).(*keyservicev1.CreateKeyResponse), nil
 }
 
 // generate makes a new secret in format (unspecified: the default).
@@ -194,9 +201,15 @@ func (s *Service) RevokeKey(ctx context.Context, req *keyservicev1.RevokeKeyRequ
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.keys.RevokeKey(audited(ctx), id)
-	if err != nil {
+	answer := func(recs ...store.Key) proto.Message {
+		return &keyservicev1.RevokeKeyResponse{Key: keyToProto(&recs[0])}
+	}
+	if ctx, err = s.withRequest(ctx, "RevokeKey", req, answer); err != nil {
 		return nil, err
 	}
-	return &keyservicev1.RevokeKeyResponse{Key: keyToProto(&k)}, nil
+	k, err := s.keys.RevokeKey(audited(ctx), id)
+	if err != nil {
+		return replay(s, ctx, "RevokeKey", req, err, &keyservicev1.RevokeKeyResponse{})
+	}
+	return answer(k).(*keyservicev1.RevokeKeyResponse), nil
 }

@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -183,11 +184,17 @@ func (s *Service) UpdateKey(ctx context.Context, req *keyservicev1.UpdateKeyRequ
 			}
 		}
 	}
-	rec, err := s.keys.UpdateKey(audited(ctx), id, u)
-	if err != nil {
+	answer := func(recs ...store.Key) proto.Message {
+		return &keyservicev1.UpdateKeyResponse{Key: keyToProto(&recs[0])}
+	}
+	if ctx, err = s.withRequest(ctx, "UpdateKey", req, answer); err != nil {
 		return nil, err
 	}
-	return &keyservicev1.UpdateKeyResponse{Key: keyToProto(&rec)}, nil
+	rec, err := s.keys.UpdateKey(audited(ctx), id, u)
+	if err != nil {
+		return replay(s, ctx, "UpdateKey", req, err, &keyservicev1.UpdateKeyResponse{})
+	}
+	return answer(rec).(*keyservicev1.UpdateKeyResponse), nil
 }
 
 func (s *Service) RotateKey(ctx context.Context, req *keyservicev1.RotateKeyRequest) (*keyservicev1.RotateKeyResponse, error) {
@@ -209,11 +216,17 @@ func (s *Service) RotateKey(ctx context.Context, req *keyservicev1.RotateKeyRequ
 	if err != nil {
 		return nil, err
 	}
-	nk, old, err := s.keys.RotateKey(audited(ctx), id, store.Rotation{NewKey: store.NewKey{Hash: g.Hash, Hint: g.Hint}, Grace: grace})
-	if err != nil {
+	answer := func(recs ...store.Key) proto.Message {
+		return &keyservicev1.RotateKeyResponse{Secret: g.Secret, Key: keyToProto(&recs[0]), OldKey: keyToProto(&recs[1])}
+	}
+	if ctx, err = s.withRequest(ctx, "RotateKey", req, answer); err != nil {
 		return nil, err
 	}
-	return &keyservicev1.RotateKeyResponse{Secret: g.Secret, Key: keyToProto(&nk), OldKey: keyToProto(&old)}, nil
+	nk, old, err := s.keys.RotateKey(audited(ctx), id, store.Rotation{NewKey: store.NewKey{Hash: g.Hash, Hint: g.Hint}, Grace: grace})
+	if err != nil {
+		return replay(s, ctx, "RotateKey", req, err, &keyservicev1.RotateKeyResponse{})
+	}
+	return answer(nk, old).(*keyservicev1.RotateKeyResponse), nil
 }
 
 func (s *Service) ListAuditEvents(ctx context.Context, req *keyservicev1.ListAuditEventsRequest) (*keyservicev1.ListAuditEventsResponse, error) {

@@ -7,6 +7,7 @@ package service
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/sha256"
 	"net/netip"
 	"slices"
@@ -65,6 +66,8 @@ type Config struct {
 	DefaultLimit ratelimit.Limit // for keys created without their own
 	// PageTokenKey signs page tokens (see PageTokenKey).
 	PageTokenKey []byte
+	// Idempotency keeps the answers of admin writes made with a request_id.
+	Idempotency Idempotency
 	// TrustedProxies may name end clients (client_ip) even when they are
 	// identified only by their address (as for the caller limiter).
 	TrustedProxies []netip.Prefix
@@ -89,6 +92,8 @@ type Service struct {
 	defaultLimit  ratelimit.Limit
 	cursors       store.CursorCodec
 	trusted       []netip.Prefix
+	aead          cipher.AEAD   // seals recorded answers
+	window        time.Duration // how long they are kept
 	// views caches the API form of records served from memory, keyed by the
 	// cached record's address (stable while the cache entry lives; the key
 	// here keeps it from being reused): a hot key is converted once, not on
@@ -111,6 +116,11 @@ func New(cfg Config) *Service {
 		defaultLimit:  cfg.DefaultLimit,
 		cursors:       store.NewCursorCodec(cfg.PageTokenKey),
 		trusted:       cfg.TrustedProxies,
+		aead:          newAEAD(cfg.Idempotency.Key),
+		window:        cfg.Idempotency.Window,
+	}
+	if s.window <= 0 {
+		s.window = DefaultIdempotencyWindow
 	}
 	if s.now == nil {
 		s.now = time.Now

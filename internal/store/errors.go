@@ -57,6 +57,8 @@ func isUnavailable(err error) bool {
 		return pgerrcode.IsConnectionException(pgErr.Code) || pgerrcode.IsInsufficientResources(pgErr.Code)
 	}
 	// A connection that died mid-query surfaces as an unexpected EOF or a
-	// closed-connection error without a PgError.
-	return pgconn.SafeToRetry(err) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+	// closed-connection error without a PgError (pgconn's "conn closed" when
+	// the socket went away while a statement waited for its answer).
+	return pgconn.SafeToRetry(err) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, pgconn.ErrConnClosed)
 }

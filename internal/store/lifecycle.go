@@ -108,7 +108,7 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key,
 		changes := diff(&old, &next)
 		if len(changes) == 0 {
 			out = old
-			return nil
+			return s.answer(ctx, tx, out)
 		}
 		if !timesEqual(old.ExpiresAt, next.ExpiresAt) {
 			if err := s.expiryMayChange(ctx, tx, &old, next.ExpiresAt); err != nil {
@@ -143,6 +143,9 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key,
 		}
 		changed = true
 		if err := s.notify(ctx, tx, Event{Kind: EventUpdated, Hash: out.Hash, At: *out.UpdatedAt}); err != nil {
+			return err
+		}
+		if err := s.answer(ctx, tx, out); err != nil {
 			return err
 		}
 		if u.BeforeCommit != nil {
@@ -235,6 +238,9 @@ func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey
 			return err
 		}
 		if err := s.notify(ctx, tx, Event{Kind: EventUpdated, Hash: oldKey.Hash, At: *oldKey.UpdatedAt}); err != nil {
+			return err
+		}
+		if err := s.answer(ctx, tx, newKey, oldKey); err != nil {
 			return err
 		}
 		if r.BeforeCommit != nil {

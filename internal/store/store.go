@@ -29,6 +29,10 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrUnavailable: the database could not be reached or answered in time.
 	ErrUnavailable = errors.New("store: database unavailable")
+	// ErrCommitUnknown: the connection broke after COMMIT was sent, so the
+	// write may or may not have been applied. It is an ErrUnavailable: the
+	// caller retries, safely when it names the write with a request id.
+	ErrCommitUnknown = fmt.Errorf("%w: the connection broke at COMMIT, the write may have been applied", ErrUnavailable)
 )
 
 // Key is the stored record of an API key. It never holds the secret.
@@ -200,7 +204,8 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // CreateKey stores a new key, records it in the audit trail (the actor
-// of ctx, see WithAudit) and notifies every replica.
+// of ctx, see WithAudit) and notifies every replica. Like every admin
+// write, it is idempotent under the request of ctx, if any (WithRequest).
 func (s *Store) CreateKey(ctx context.Context, k NewKey) (Key, error) {
 	var out Key
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -209,7 +214,10 @@ func (s *Store) CreateKey(ctx context.Context, k NewKey) (Key, error) {
 		if err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, ActionCreate, out.ID, createdChanges(out))
+		if err := s.audit(ctx, tx, ActionCreate, out.ID, createdChanges(out)); err != nil {
+			return err
+		}
+		return s.answer(ctx, tx, out)
 	})
 	return out, err
 }
@@ -259,8 +267,10 @@ func (s *Store) RevokeKey(ctx context.Context, id uuid.UUID) (Key, error) {
 		if err != nil {
 			return err
 		}
-		out, err = s.revoke(ctx, tx, before)
-		return err
+		if out, err = s.revoke(ctx, tx, before); err != nil {
+			return err
+		}
+		return s.answer(ctx, tx, out)
 	})
 	return out, err
 }
@@ -358,26 +368,6 @@ func (s *Store) ListKeys(ctx context.Context, p ListParams) ([]Key, Cursor, erro
 		out = append(out, k)
 	}
 	return out, next, nil
-}
-
-func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	conn, err := s.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return classify(fmt.Errorf("beginning transaction: %w", err))
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
-	if err := fn(tx); err != nil {
-		return classify(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return classify(fmt.Errorf("committing: %w", err))
-	}
-	return nil
 }
 
 // KeysByHashes returns the keys whose SHA-256 is among hs, in one statement

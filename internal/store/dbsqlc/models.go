@@ -56,6 +56,16 @@ type FilterSnapshot struct {
 	Checksum  []byte
 }
 
+type IdempotencyRecord struct {
+	Actor     string
+	RequestID uuid.UUID
+	Method    string
+	BodyHash  []byte
+	Response  []byte
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
 type LeakReport struct {
 	ID         int64
 	KeyID      uuid.UUID

@@ -659,7 +659,15 @@ type CreateKeyRequest struct {
 	Format Format `protobuf:"varint,7,opt,name=format,proto3,enum=keyservice.v1.Format" json:"format,omitempty"`
 	// Optional: the addresses the key may be used from, at most 64 IPv4 or
 	// IPv6 CIDRs such as "203.0.113.0/24" (one address: "/32" or "/128").
-	AllowedCidrs  []string `protobuf:"bytes,8,rep,name=allowed_cidrs,json=allowedCidrs,proto3" json:"allowed_cidrs,omitempty"`
+	AllowedCidrs []string `protobuf:"bytes,8,rep,name=allowed_cidrs,json=allowedCidrs,proto3" json:"allowed_cidrs,omitempty"`
+	// Optional: a UUID naming this call so that retrying it is safe
+	// (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+	// 24 hours by default), a call with the same request_id and the same
+	// request is applied once and answers as the first did (the same
+	// secret); the same request_id with a different request is
+	// ALREADY_EXISTS. Request ids are per admin token name: another admin's
+	// ids are not seen.
+	RequestId     string `protobuf:"bytes,9,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -748,6 +756,13 @@ func (x *CreateKeyRequest) GetAllowedCidrs() []string {
 		return x.AllowedCidrs
 	}
 	return nil
+}
+
+func (x *CreateKeyRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // CreateKeyResponse returns the new key's secret, once, and its record.
@@ -1020,7 +1035,14 @@ func (x *ListKeysResponse) GetNextPageToken() string {
 type RevokeKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The key's id (UUID).
-	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Optional: a UUID naming this call so that retrying it is safe
+	// (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+	// 24 hours by default), a call with the same request_id and the same
+	// request is applied once and answers as the first did; the same
+	// request_id with a different request is ALREADY_EXISTS. Request ids are
+	// per admin token name: another admin's ids are not seen.
+	RequestId     string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1058,6 +1080,13 @@ func (*RevokeKeyRequest) Descriptor() ([]byte, []int) {
 func (x *RevokeKeyRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *RevokeKeyRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -1116,7 +1145,15 @@ type UpdateKeyRequest struct {
 	// The fields to change: name, scopes, metadata, expires_at, rate_limit,
 	// enabled, allowed_cidrs. Required (over REST, the fields in the body
 	// when not given).
-	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// Optional: a UUID naming this call so that retrying it is safe
+	// (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+	// 24 hours by default), a call with the same request_id and the same
+	// request is applied once and answers as the first did; the same
+	// request_id with a different request is ALREADY_EXISTS. Request ids are
+	// per admin token name: another admin's ids are not seen. Over REST it is
+	// a query parameter: ?request_id=.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1163,6 +1200,13 @@ func (x *UpdateKeyRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 		return x.UpdateMask
 	}
 	return nil
+}
+
+func (x *UpdateKeyRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // UpdateKeyResponse returns the updated key.
@@ -1220,7 +1264,15 @@ type RotateKeyRequest struct {
 	// days; unset means 0. Never beyond the old key's own expiry.
 	GracePeriod *durationpb.Duration `protobuf:"bytes,2,opt,name=grace_period,json=gracePeriod,proto3" json:"grace_period,omitempty"`
 	// The new secret's format; unset: the configured default.
-	Format        Format `protobuf:"varint,3,opt,name=format,proto3,enum=keyservice.v1.Format" json:"format,omitempty"`
+	Format Format `protobuf:"varint,3,opt,name=format,proto3,enum=keyservice.v1.Format" json:"format,omitempty"`
+	// Optional: a UUID naming this call so that retrying it is safe
+	// (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+	// 24 hours by default), a call with the same request_id and the same
+	// request is applied once and answers as the first did (the same new
+	// secret); the same request_id with a different request is
+	// ALREADY_EXISTS. Request ids are per admin token name: another admin's
+	// ids are not seen.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1274,6 +1326,13 @@ func (x *RotateKeyRequest) GetFormat() Format {
 		return x.Format
 	}
 	return Format_FORMAT_UNSPECIFIED
+}
+
+func (x *RotateKeyRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // RotateKeyResponse returns the new key's secret, once, and both records.
@@ -1688,7 +1747,7 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.keyservice.v1.CodeR\x04code\x12$\n" +
 	"\x03key\x18\x03 \x01(\v2\x12.keyservice.v1.KeyR\x03key\x12=\n" +
 	"\n" +
-	"rate_limit\x18\x04 \x01(\v2\x1e.keyservice.v1.RateLimitStatusR\trateLimit\"\xa4\x03\n" +
+	"rate_limit\x18\x04 \x01(\v2\x1e.keyservice.v1.RateLimitStatusR\trateLimit\"\xc3\x03\n" +
 	"\x10CreateKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x16\n" +
@@ -1699,7 +1758,9 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\n" +
 	"rate_limit\x18\x06 \x01(\v2\x18.keyservice.v1.RateLimitR\trateLimit\x12-\n" +
 	"\x06format\x18\a \x01(\x0e2\x15.keyservice.v1.FormatR\x06format\x12#\n" +
-	"\rallowed_cidrs\x18\b \x03(\tR\fallowedCidrs\x1a;\n" +
+	"\rallowed_cidrs\x18\b \x03(\tR\fallowedCidrs\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\t \x01(\tR\trequestId\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Q\n" +
@@ -1717,21 +1778,27 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"b\n" +
 	"\x10ListKeysResponse\x12&\n" +
 	"\x04keys\x18\x01 \x03(\v2\x12.keyservice.v1.KeyR\x04keys\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\"\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"A\n" +
 	"\x10RevokeKeyRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"9\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\"9\n" +
 	"\x11RevokeKeyResponse\x12$\n" +
-	"\x03key\x18\x01 \x01(\v2\x12.keyservice.v1.KeyR\x03key\"u\n" +
+	"\x03key\x18\x01 \x01(\v2\x12.keyservice.v1.KeyR\x03key\"\x94\x01\n" +
 	"\x10UpdateKeyRequest\x12$\n" +
 	"\x03key\x18\x01 \x01(\v2\x12.keyservice.v1.KeyR\x03key\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
-	"updateMask\"9\n" +
+	"updateMask\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\"9\n" +
 	"\x11UpdateKeyResponse\x12$\n" +
-	"\x03key\x18\x01 \x01(\v2\x12.keyservice.v1.KeyR\x03key\"\x8f\x01\n" +
+	"\x03key\x18\x01 \x01(\v2\x12.keyservice.v1.KeyR\x03key\"\xae\x01\n" +
 	"\x10RotateKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12<\n" +
 	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\x12-\n" +
-	"\x06format\x18\x03 \x01(\x0e2\x15.keyservice.v1.FormatR\x06format\"~\n" +
+	"\x06format\x18\x03 \x01(\x0e2\x15.keyservice.v1.FormatR\x06format\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"~\n" +
 	"\x11RotateKeyResponse\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\x12$\n" +
 	"\x03key\x18\x02 \x01(\v2\x12.keyservice.v1.KeyR\x03key\x12+\n" +

@@ -368,6 +368,19 @@ export declare type CreateKeyRequest = Message<"keyservice.v1.CreateKeyRequest">
    * @generated from field: repeated string allowed_cidrs = 8;
    */
   allowedCidrs: string[];
+
+  /**
+   * Optional: a UUID naming this call so that retrying it is safe
+   * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+   * 24 hours by default), a call with the same request_id and the same
+   * request is applied once and answers as the first did (the same
+   * secret); the same request_id with a different request is
+   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ids are not seen.
+   *
+   * @generated from field: string request_id = 9;
+   */
+  requestId: string;
 };
 
 /**
@@ -516,6 +529,18 @@ export declare type RevokeKeyRequest = Message<"keyservice.v1.RevokeKeyRequest">
    * @generated from field: string id = 1;
    */
   id: string;
+
+  /**
+   * Optional: a UUID naming this call so that retrying it is safe
+   * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+   * 24 hours by default), a call with the same request_id and the same
+   * request is applied once and answers as the first did; the same
+   * request_id with a different request is ALREADY_EXISTS. Request ids are
+   * per admin token name: another admin's ids are not seen.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
 };
 
 /**
@@ -565,6 +590,19 @@ export declare type UpdateKeyRequest = Message<"keyservice.v1.UpdateKeyRequest">
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
   updateMask?: FieldMask | undefined;
+
+  /**
+   * Optional: a UUID naming this call so that retrying it is safe
+   * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+   * 24 hours by default), a call with the same request_id and the same
+   * request is applied once and answers as the first did; the same
+   * request_id with a different request is ALREADY_EXISTS. Request ids are
+   * per admin token name: another admin's ids are not seen. Over REST it is
+   * a query parameter: ?request_id=.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
 };
 
 /**
@@ -620,6 +658,19 @@ export declare type RotateKeyRequest = Message<"keyservice.v1.RotateKeyRequest">
    * @generated from field: keyservice.v1.Format format = 3;
    */
   format: Format;
+
+  /**
+   * Optional: a UUID naming this call so that retrying it is safe
+   * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+   * 24 hours by default), a call with the same request_id and the same
+   * request is applied once and answers as the first did (the same new
+   * secret); the same request_id with a different request is
+   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ids are not seen.
+   *
+   * @generated from field: string request_id = 4;
+   */
+  requestId: string;
 };
 
 /**

@@ -25,6 +25,7 @@ private static final long serialVersionUID = 0L;
     scopes_ = com.google.protobuf.LazyStringArrayList.EMPTY;
     format_ = 0;
     allowedCidrs_ = com.google.protobuf.LazyStringArrayList.EMPTY;
+    requestId_ = "";
   }
 
   @java.lang.Override
@@ -463,6 +464,65 @@ java.lang.String defaultValue) {
     return allowedCidrs_.getByteString(index);
   }
 
+  public static final int REQUEST_ID_FIELD_NUMBER = 9;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object requestId_ = "";
+  /**
+   * <pre>
+   * Optional: a UUID naming this call so that retrying it is safe
+   * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+   * 24 hours by default), a call with the same request_id and the same
+   * request is applied once and answers as the first did (the same
+   * secret); the same request_id with a different request is
+   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ids are not seen.
+   * </pre>
+   *
+   * <code>string request_id = 9;</code>
+   * @return The requestId.
+   */
+  @java.lang.Override
+  public java.lang.String getRequestId() {
+    java.lang.Object ref = requestId_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      requestId_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * Optional: a UUID naming this call so that retrying it is safe
+   * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+   * 24 hours by default), a call with the same request_id and the same
+   * request is applied once and answers as the first did (the same
+   * secret); the same request_id with a different request is
+   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ids are not seen.
+   * </pre>
+   *
+   * <code>string request_id = 9;</code>
+   * @return The bytes for requestId.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getRequestIdBytes() {
+    java.lang.Object ref = requestId_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      requestId_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -503,6 +563,9 @@ java.lang.String defaultValue) {
     }
     for (int i = 0; i < allowedCidrs_.size(); i++) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 8, allowedCidrs_.getRaw(i));
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(requestId_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 9, requestId_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -557,6 +620,9 @@ java.lang.String defaultValue) {
       size += dataSize;
       size += 1 * getAllowedCidrsList().size();
     }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(requestId_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(9, requestId_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -593,6 +659,8 @@ java.lang.String defaultValue) {
     if (format_ != other.format_) return false;
     if (!getAllowedCidrsList()
         .equals(other.getAllowedCidrsList())) return false;
+    if (!getRequestId()
+        .equals(other.getRequestId())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -630,6 +698,8 @@ java.lang.String defaultValue) {
       hash = (37 * hash) + ALLOWED_CIDRS_FIELD_NUMBER;
       hash = (53 * hash) + getAllowedCidrsList().hashCode();
     }
+    hash = (37 * hash) + REQUEST_ID_FIELD_NUMBER;
+    hash = (53 * hash) + getRequestId().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -803,6 +873,7 @@ java.lang.String defaultValue) {
       format_ = 0;
       allowedCidrs_ = com.google.protobuf.LazyStringArrayList.EMPTY;
       bitField0_ = (bitField0_ & ~0x00000080);
+      requestId_ = "";
       return this;
     }
 
@@ -872,6 +943,9 @@ java.lang.String defaultValue) {
       }
       if (((from_bitField0_ & 0x00000040) != 0)) {
         result.format_ = format_;
+      }
+      if (((from_bitField0_ & 0x00000100) != 0)) {
+        result.requestId_ = requestId_;
       }
     }
 
@@ -961,6 +1035,11 @@ java.lang.String defaultValue) {
         }
         onChanged();
       }
+      if (!other.getRequestId().isEmpty()) {
+        requestId_ = other.requestId_;
+        bitField0_ |= 0x00000100;
+        onChanged();
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -1037,6 +1116,11 @@ java.lang.String defaultValue) {
               allowedCidrs_.add(s);
               break;
             } // case 66
+            case 74: {
+              requestId_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000100;
+              break;
+            } // case 74
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2061,6 +2145,128 @@ java.lang.String defaultValue) {
       checkByteStringIsUtf8(value);
       ensureAllowedCidrsIsMutable();
       allowedCidrs_.add(value);
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object requestId_ = "";
+    /**
+     * <pre>
+     * Optional: a UUID naming this call so that retrying it is safe
+     * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+     * 24 hours by default), a call with the same request_id and the same
+     * request is applied once and answers as the first did (the same
+     * secret); the same request_id with a different request is
+     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ids are not seen.
+     * </pre>
+     *
+     * <code>string request_id = 9;</code>
+     * @return The requestId.
+     */
+    public java.lang.String getRequestId() {
+      java.lang.Object ref = requestId_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        requestId_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Optional: a UUID naming this call so that retrying it is safe
+     * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+     * 24 hours by default), a call with the same request_id and the same
+     * request is applied once and answers as the first did (the same
+     * secret); the same request_id with a different request is
+     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ids are not seen.
+     * </pre>
+     *
+     * <code>string request_id = 9;</code>
+     * @return The bytes for requestId.
+     */
+    public com.google.protobuf.ByteString
+        getRequestIdBytes() {
+      java.lang.Object ref = requestId_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        requestId_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Optional: a UUID naming this call so that retrying it is safe
+     * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+     * 24 hours by default), a call with the same request_id and the same
+     * request is applied once and answers as the first did (the same
+     * secret); the same request_id with a different request is
+     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ids are not seen.
+     * </pre>
+     *
+     * <code>string request_id = 9;</code>
+     * @param value The requestId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setRequestId(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      requestId_ = value;
+      bitField0_ |= 0x00000100;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: a UUID naming this call so that retrying it is safe
+     * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+     * 24 hours by default), a call with the same request_id and the same
+     * request is applied once and answers as the first did (the same
+     * secret); the same request_id with a different request is
+     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ids are not seen.
+     * </pre>
+     *
+     * <code>string request_id = 9;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearRequestId() {
+      requestId_ = getDefaultInstance().getRequestId();
+      bitField0_ = (bitField0_ & ~0x00000100);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: a UUID naming this call so that retrying it is safe
+     * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+     * 24 hours by default), a call with the same request_id and the same
+     * request is applied once and answers as the first did (the same
+     * secret); the same request_id with a different request is
+     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ids are not seen.
+     * </pre>
+     *
+     * <code>string request_id = 9;</code>
+     * @param value The bytes for requestId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setRequestIdBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      requestId_ = value;
+      bitField0_ |= 0x00000100;
       onChanged();
       return this;
     }

@@ -167,7 +167,7 @@ public final class KeyServiceProto {
       "t\"\231\001\n\020ValidateResponse\022\r\n\005valid\030\001 \001(\010\022!\n" +
       "\004code\030\002 \001(\0162\023.keyservice.v1.Code\022\037\n\003key\030" +
       "\003 \001(\0132\022.keyservice.v1.Key\0222\n\nrate_limit\030" +
-      "\004 \001(\0132\036.keyservice.v1.RateLimitStatus\"\315\002" +
+      "\004 \001(\0132\036.keyservice.v1.RateLimitStatus\"\341\002" +
       "\n\020CreateKeyRequest\022\014\n\004name\030\001 \001(\t\022\r\n\005owne" +
       "r\030\002 \001(\t\022\016\n\006scopes\030\003 \003(\t\022?\n\010metadata\030\004 \003(" +
       "\0132-.keyservice.v1.CreateKeyRequest.Metad" +
@@ -175,71 +175,73 @@ public final class KeyServiceProto {
       "otobuf.Timestamp\022,\n\nrate_limit\030\006 \001(\0132\030.k" +
       "eyservice.v1.RateLimit\022%\n\006format\030\007 \001(\0162\025" +
       ".keyservice.v1.Format\022\025\n\rallowed_cidrs\030\010" +
-      " \003(\t\032/\n\rMetadataEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005va" +
-      "lue\030\002 \001(\t:\0028\001\"D\n\021CreateKeyResponse\022\016\n\006se" +
-      "cret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyservice.v1." +
-      "Key\"\033\n\rGetKeyRequest\022\n\n\002id\030\001 \001(\t\"1\n\016GetK" +
-      "eyResponse\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1." +
-      "Key\"G\n\017ListKeysRequest\022\r\n\005owner\030\001 \001(\t\022\021\n" +
-      "\tpage_size\030\002 \001(\005\022\022\n\npage_token\030\003 \001(\t\"M\n\020" +
-      "ListKeysResponse\022 \n\004keys\030\001 \003(\0132\022.keyserv" +
-      "ice.v1.Key\022\027\n\017next_page_token\030\002 \001(\t\"\036\n\020R" +
-      "evokeKeyRequest\022\n\n\002id\030\001 \001(\t\"4\n\021RevokeKey" +
+      " \003(\t\022\022\n\nrequest_id\030\t \001(\t\032/\n\rMetadataEntr" +
+      "y\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"D\n\021Cre" +
+      "ateKeyResponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 " +
+      "\001(\0132\022.keyservice.v1.Key\"\033\n\rGetKeyRequest" +
+      "\022\n\n\002id\030\001 \001(\t\"1\n\016GetKeyResponse\022\037\n\003key\030\001 " +
+      "\001(\0132\022.keyservice.v1.Key\"G\n\017ListKeysReque" +
+      "st\022\r\n\005owner\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\n" +
+      "page_token\030\003 \001(\t\"M\n\020ListKeysResponse\022 \n\004" +
+      "keys\030\001 \003(\0132\022.keyservice.v1.Key\022\027\n\017next_p" +
+      "age_token\030\002 \001(\t\"2\n\020RevokeKeyRequest\022\n\n\002i" +
+      "d\030\001 \001(\t\022\022\n\nrequest_id\030\002 \001(\t\"4\n\021RevokeKey" +
       "Response\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Ke" +
-      "y\"d\n\020UpdateKeyRequest\022\037\n\003key\030\001 \001(\0132\022.key" +
+      "y\"x\n\020UpdateKeyRequest\022\037\n\003key\030\001 \001(\0132\022.key" +
       "service.v1.Key\022/\n\013update_mask\030\002 \001(\0132\032.go" +
-      "ogle.protobuf.FieldMask\"4\n\021UpdateKeyResp" +
-      "onse\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Key\"v\n" +
-      "\020RotateKeyRequest\022\n\n\002id\030\001 \001(\t\022/\n\014grace_p" +
-      "eriod\030\002 \001(\0132\031.google.protobuf.Duration\022%" +
-      "\n\006format\030\003 \001(\0162\025.keyservice.v1.Format\"i\n" +
-      "\021RotateKeyResponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003ke" +
-      "y\030\002 \001(\0132\022.keyservice.v1.Key\022#\n\007old_key\030\003" +
-      " \001(\0132\022.keyservice.v1.Key\"^\n\026ListAuditEve" +
-      "ntsRequest\022\016\n\006key_id\030\001 \001(\t\022\r\n\005actor\030\002 \001(" +
-      "\t\022\021\n\tpage_size\030\003 \001(\005\022\022\n\npage_token\030\004 \001(\t" +
-      "\"]\n\027ListAuditEventsResponse\022)\n\006events\030\001 " +
-      "\003(\0132\031.keyservice.v1.AuditEvent\022\027\n\017next_p" +
-      "age_token\030\002 \001(\t\"\262\001\n\nAuditEvent\022\n\n\002id\030\001 \001" +
-      "(\t\022(\n\004time\030\002 \001(\0132\032.google.protobuf.Times" +
-      "tamp\022\r\n\005actor\030\003 \001(\t\022\016\n\006action\030\004 \001(\t\022\016\n\006k" +
-      "ey_id\030\005 \001(\t\022\022\n\nrequest_id\030\006 \001(\t\022+\n\007chang" +
-      "es\030\007 \003(\0132\032.keyservice.v1.FieldChange\"r\n\013" +
-      "FieldChange\022\r\n\005field\030\001 \001(\t\022)\n\told_value\030" +
-      "\002 \001(\0132\026.google.protobuf.Value\022)\n\tnew_val" +
-      "ue\030\003 \001(\0132\026.google.protobuf.Value*\323\001\n\004Cod" +
-      "e\022\024\n\020CODE_UNSPECIFIED\020\000\022\016\n\nCODE_VALID\020\001\022" +
-      "\022\n\016CODE_MALFORMED\020\002\022\022\n\016CODE_NOT_FOUND\020\003\022" +
-      "\020\n\014CODE_REVOKED\020\004\022\020\n\014CODE_EXPIRED\020\005\022\025\n\021C" +
-      "ODE_RATE_LIMITED\020\006\022\021\n\rCODE_DISABLED\020\007\022\022\n" +
-      "\016CODE_FORBIDDEN\020\010\022\033\n\027CODE_INSUFFICIENT_S" +
-      "COPE\020\t*H\n\006Format\022\026\n\022FORMAT_UNSPECIFIED\020\000" +
-      "\022\023\n\017FORMAT_CHECKSUM\020\001\022\021\n\rFORMAT_SIGNED\020\002" +
-      "2\347\006\n\nKeyService\022i\n\010Validate\022\036.keyservice" +
-      ".v1.ValidateRequest\032\037.keyservice.v1.Vali" +
-      "dateResponse\"\034\202\323\344\223\002\026\"\021/v1/keys:validate:" +
-      "\001*\022c\n\tCreateKey\022\037.keyservice.v1.CreateKe" +
-      "yRequest\032 .keyservice.v1.CreateKeyRespon" +
-      "se\"\023\202\323\344\223\002\r\"\010/v1/keys:\001*\022\\\n\006GetKey\022\034.keys" +
-      "ervice.v1.GetKeyRequest\032\035.keyservice.v1." +
-      "GetKeyResponse\"\025\202\323\344\223\002\017\022\r/v1/keys/{id}\022]\n" +
-      "\010ListKeys\022\036.keyservice.v1.ListKeysReques" +
-      "t\032\037.keyservice.v1.ListKeysResponse\"\020\202\323\344\223" +
-      "\002\n\022\010/v1/keys\022o\n\tRevokeKey\022\037.keyservice.v" +
-      "1.RevokeKeyRequest\032 .keyservice.v1.Revok" +
-      "eKeyResponse\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:revo" +
-      "ke:\001*\022n\n\tUpdateKey\022\037.keyservice.v1.Updat" +
-      "eKeyRequest\032 .keyservice.v1.UpdateKeyRes" +
-      "ponse\"\036\202\323\344\223\002\0302\021/v1/keys/{key.id}:\003key\022o\n" +
-      "\tRotateKey\022\037.keyservice.v1.RotateKeyRequ" +
-      "est\032 .keyservice.v1.RotateKeyResponse\"\037\202" +
-      "\323\344\223\002\031\"\024/v1/keys/{id}:rotate:\001*\022z\n\017ListAu" +
-      "ditEvents\022%.keyservice.v1.ListAuditEvent" +
-      "sRequest\032&.keyservice.v1.ListAuditEvents" +
-      "Response\"\030\202\323\344\223\002\022\022\020/v1/audit-eventsBk\n\021de" +
-      "v.keyservice.v1B\017KeyServiceProtoP\001ZCgith" +
-      "ub.com/keyservice/keyservice/api/gen/key" +
-      "service/v1;keyservicev1b\006proto3"
+      "ogle.protobuf.FieldMask\022\022\n\nrequest_id\030\003 " +
+      "\001(\t\"4\n\021UpdateKeyResponse\022\037\n\003key\030\001 \001(\0132\022." +
+      "keyservice.v1.Key\"\212\001\n\020RotateKeyRequest\022\n" +
+      "\n\002id\030\001 \001(\t\022/\n\014grace_period\030\002 \001(\0132\031.googl" +
+      "e.protobuf.Duration\022%\n\006format\030\003 \001(\0162\025.ke" +
+      "yservice.v1.Format\022\022\n\nrequest_id\030\004 \001(\t\"i" +
+      "\n\021RotateKeyResponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003k" +
+      "ey\030\002 \001(\0132\022.keyservice.v1.Key\022#\n\007old_key\030" +
+      "\003 \001(\0132\022.keyservice.v1.Key\"^\n\026ListAuditEv" +
+      "entsRequest\022\016\n\006key_id\030\001 \001(\t\022\r\n\005actor\030\002 \001" +
+      "(\t\022\021\n\tpage_size\030\003 \001(\005\022\022\n\npage_token\030\004 \001(" +
+      "\t\"]\n\027ListAuditEventsResponse\022)\n\006events\030\001" +
+      " \003(\0132\031.keyservice.v1.AuditEvent\022\027\n\017next_" +
+      "page_token\030\002 \001(\t\"\262\001\n\nAuditEvent\022\n\n\002id\030\001 " +
+      "\001(\t\022(\n\004time\030\002 \001(\0132\032.google.protobuf.Time" +
+      "stamp\022\r\n\005actor\030\003 \001(\t\022\016\n\006action\030\004 \001(\t\022\016\n\006" +
+      "key_id\030\005 \001(\t\022\022\n\nrequest_id\030\006 \001(\t\022+\n\007chan" +
+      "ges\030\007 \003(\0132\032.keyservice.v1.FieldChange\"r\n" +
+      "\013FieldChange\022\r\n\005field\030\001 \001(\t\022)\n\told_value" +
+      "\030\002 \001(\0132\026.google.protobuf.Value\022)\n\tnew_va" +
+      "lue\030\003 \001(\0132\026.google.protobuf.Value*\323\001\n\004Co" +
+      "de\022\024\n\020CODE_UNSPECIFIED\020\000\022\016\n\nCODE_VALID\020\001" +
+      "\022\022\n\016CODE_MALFORMED\020\002\022\022\n\016CODE_NOT_FOUND\020\003" +
+      "\022\020\n\014CODE_REVOKED\020\004\022\020\n\014CODE_EXPIRED\020\005\022\025\n\021" +
+      "CODE_RATE_LIMITED\020\006\022\021\n\rCODE_DISABLED\020\007\022\022" +
+      "\n\016CODE_FORBIDDEN\020\010\022\033\n\027CODE_INSUFFICIENT_" +
+      "SCOPE\020\t*H\n\006Format\022\026\n\022FORMAT_UNSPECIFIED\020" +
+      "\000\022\023\n\017FORMAT_CHECKSUM\020\001\022\021\n\rFORMAT_SIGNED\020" +
+      "\0022\347\006\n\nKeyService\022i\n\010Validate\022\036.keyservic" +
+      "e.v1.ValidateRequest\032\037.keyservice.v1.Val" +
+      "idateResponse\"\034\202\323\344\223\002\026\"\021/v1/keys:validate" +
+      ":\001*\022c\n\tCreateKey\022\037.keyservice.v1.CreateK" +
+      "eyRequest\032 .keyservice.v1.CreateKeyRespo" +
+      "nse\"\023\202\323\344\223\002\r\"\010/v1/keys:\001*\022\\\n\006GetKey\022\034.key" +
+      "service.v1.GetKeyRequest\032\035.keyservice.v1" +
+      ".GetKeyResponse\"\025\202\323\344\223\002\017\022\r/v1/keys/{id}\022]" +
+      "\n\010ListKeys\022\036.keyservice.v1.ListKeysReque" +
+      "st\032\037.keyservice.v1.ListKeysResponse\"\020\202\323\344" +
+      "\223\002\n\022\010/v1/keys\022o\n\tRevokeKey\022\037.keyservice." +
+      "v1.RevokeKeyRequest\032 .keyservice.v1.Revo" +
+      "keKeyResponse\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:rev" +
+      "oke:\001*\022n\n\tUpdateKey\022\037.keyservice.v1.Upda" +
+      "teKeyRequest\032 .keyservice.v1.UpdateKeyRe" +
+      "sponse\"\036\202\323\344\223\002\0302\021/v1/keys/{key.id}:\003key\022o" +
+      "\n\tRotateKey\022\037.keyservice.v1.RotateKeyReq" +
+      "uest\032 .keyservice.v1.RotateKeyResponse\"\037" +
+      "\202\323\344\223\002\031\"\024/v1/keys/{id}:rotate:\001*\022z\n\017ListA" +
+      "uditEvents\022%.keyservice.v1.ListAuditEven" +
+      "tsRequest\032&.keyservice.v1.ListAuditEvent" +
+      "sResponse\"\030\202\323\344\223\002\022\022\020/v1/audit-eventsBk\n\021d" +
+      "ev.keyservice.v1B\017KeyServiceProtoP\001ZCgit" +
+      "hub.com/keyservice/keyservice/api/gen/ke" +
+      "yservice/v1;keyservicev1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -291,7 +293,7 @@ public final class KeyServiceProto {
     internal_static_keyservice_v1_CreateKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateKeyRequest_descriptor,
-        new java.lang.String[] { "Name", "Owner", "Scopes", "Metadata", "ExpiresAt", "RateLimit", "Format", "AllowedCidrs", });
+        new java.lang.String[] { "Name", "Owner", "Scopes", "Metadata", "ExpiresAt", "RateLimit", "Format", "AllowedCidrs", "RequestId", });
     internal_static_keyservice_v1_CreateKeyRequest_MetadataEntry_descriptor =
       internal_static_keyservice_v1_CreateKeyRequest_descriptor.getNestedTypes().get(0);
     internal_static_keyservice_v1_CreateKeyRequest_MetadataEntry_fieldAccessorTable = new
@@ -333,7 +335,7 @@ public final class KeyServiceProto {
     internal_static_keyservice_v1_RevokeKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RevokeKeyRequest_descriptor,
-        new java.lang.String[] { "Id", });
+        new java.lang.String[] { "Id", "RequestId", });
     internal_static_keyservice_v1_RevokeKeyResponse_descriptor =
       getDescriptor().getMessageTypes().get(12);
     internal_static_keyservice_v1_RevokeKeyResponse_fieldAccessorTable = new
@@ -345,7 +347,7 @@ public final class KeyServiceProto {
     internal_static_keyservice_v1_UpdateKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_UpdateKeyRequest_descriptor,
-        new java.lang.String[] { "Key", "UpdateMask", });
+        new java.lang.String[] { "Key", "UpdateMask", "RequestId", });
     internal_static_keyservice_v1_UpdateKeyResponse_descriptor =
       getDescriptor().getMessageTypes().get(14);
     internal_static_keyservice_v1_UpdateKeyResponse_fieldAccessorTable = new
@@ -357,7 +359,7 @@ public final class KeyServiceProto {
     internal_static_keyservice_v1_RotateKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RotateKeyRequest_descriptor,
-        new java.lang.String[] { "Id", "GracePeriod", "Format", });
+        new java.lang.String[] { "Id", "GracePeriod", "Format", "RequestId", });
     internal_static_keyservice_v1_RotateKeyResponse_descriptor =
       getDescriptor().getMessageTypes().get(16);
     internal_static_keyservice_v1_RotateKeyResponse_fieldAccessorTable = new

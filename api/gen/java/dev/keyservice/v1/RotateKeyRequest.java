@@ -22,6 +22,7 @@ private static final long serialVersionUID = 0L;
   private RotateKeyRequest() {
     id_ = "";
     format_ = 0;
+    requestId_ = "";
   }
 
   @java.lang.Override
@@ -163,6 +164,65 @@ private static final long serialVersionUID = 0L;
     return result == null ? dev.keyservice.v1.Format.UNRECOGNIZED : result;
   }
 
+  public static final int REQUEST_ID_FIELD_NUMBER = 4;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object requestId_ = "";
+  /**
+   * <pre>
+   * Optional: a UUID naming this call so that retrying it is safe
+   * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+   * 24 hours by default), a call with the same request_id and the same
+   * request is applied once and answers as the first did (the same new
+   * secret); the same request_id with a different request is
+   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ids are not seen.
+   * </pre>
+   *
+   * <code>string request_id = 4;</code>
+   * @return The requestId.
+   */
+  @java.lang.Override
+  public java.lang.String getRequestId() {
+    java.lang.Object ref = requestId_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      requestId_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * Optional: a UUID naming this call so that retrying it is safe
+   * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+   * 24 hours by default), a call with the same request_id and the same
+   * request is applied once and answers as the first did (the same new
+   * secret); the same request_id with a different request is
+   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ids are not seen.
+   * </pre>
+   *
+   * <code>string request_id = 4;</code>
+   * @return The bytes for requestId.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getRequestIdBytes() {
+    java.lang.Object ref = requestId_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      requestId_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -186,6 +246,9 @@ private static final long serialVersionUID = 0L;
     if (format_ != dev.keyservice.v1.Format.FORMAT_UNSPECIFIED.getNumber()) {
       output.writeEnum(3, format_);
     }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(requestId_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 4, requestId_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -205,6 +268,9 @@ private static final long serialVersionUID = 0L;
     if (format_ != dev.keyservice.v1.Format.FORMAT_UNSPECIFIED.getNumber()) {
       size += com.google.protobuf.CodedOutputStream
         .computeEnumSize(3, format_);
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(requestId_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(4, requestId_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -229,6 +295,8 @@ private static final long serialVersionUID = 0L;
           .equals(other.getGracePeriod())) return false;
     }
     if (format_ != other.format_) return false;
+    if (!getRequestId()
+        .equals(other.getRequestId())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -248,6 +316,8 @@ private static final long serialVersionUID = 0L;
     }
     hash = (37 * hash) + FORMAT_FIELD_NUMBER;
     hash = (53 * hash) + format_;
+    hash = (37 * hash) + REQUEST_ID_FIELD_NUMBER;
+    hash = (53 * hash) + getRequestId().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -388,6 +458,7 @@ private static final long serialVersionUID = 0L;
         gracePeriodBuilder_ = null;
       }
       format_ = 0;
+      requestId_ = "";
       return this;
     }
 
@@ -431,6 +502,9 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000004) != 0)) {
         result.format_ = format_;
+      }
+      if (((from_bitField0_ & 0x00000008) != 0)) {
+        result.requestId_ = requestId_;
       }
     }
 
@@ -489,6 +563,11 @@ private static final long serialVersionUID = 0L;
       if (other.format_ != 0) {
         setFormatValue(other.getFormatValue());
       }
+      if (!other.getRequestId().isEmpty()) {
+        requestId_ = other.requestId_;
+        bitField0_ |= 0x00000008;
+        onChanged();
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -532,6 +611,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000004;
               break;
             } // case 24
+            case 34: {
+              requestId_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000008;
+              break;
+            } // case 34
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -874,6 +958,128 @@ private static final long serialVersionUID = 0L;
     public Builder clearFormat() {
       bitField0_ = (bitField0_ & ~0x00000004);
       format_ = 0;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object requestId_ = "";
+    /**
+     * <pre>
+     * Optional: a UUID naming this call so that retrying it is safe
+     * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+     * 24 hours by default), a call with the same request_id and the same
+     * request is applied once and answers as the first did (the same new
+     * secret); the same request_id with a different request is
+     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ids are not seen.
+     * </pre>
+     *
+     * <code>string request_id = 4;</code>
+     * @return The requestId.
+     */
+    public java.lang.String getRequestId() {
+      java.lang.Object ref = requestId_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        requestId_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Optional: a UUID naming this call so that retrying it is safe
+     * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+     * 24 hours by default), a call with the same request_id and the same
+     * request is applied once and answers as the first did (the same new
+     * secret); the same request_id with a different request is
+     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ids are not seen.
+     * </pre>
+     *
+     * <code>string request_id = 4;</code>
+     * @return The bytes for requestId.
+     */
+    public com.google.protobuf.ByteString
+        getRequestIdBytes() {
+      java.lang.Object ref = requestId_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        requestId_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Optional: a UUID naming this call so that retrying it is safe
+     * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+     * 24 hours by default), a call with the same request_id and the same
+     * request is applied once and answers as the first did (the same new
+     * secret); the same request_id with a different request is
+     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ids are not seen.
+     * </pre>
+     *
+     * <code>string request_id = 4;</code>
+     * @param value The requestId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setRequestId(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      requestId_ = value;
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: a UUID naming this call so that retrying it is safe
+     * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+     * 24 hours by default), a call with the same request_id and the same
+     * request is applied once and answers as the first did (the same new
+     * secret); the same request_id with a different request is
+     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ids are not seen.
+     * </pre>
+     *
+     * <code>string request_id = 4;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearRequestId() {
+      requestId_ = getDefaultInstance().getRequestId();
+      bitField0_ = (bitField0_ & ~0x00000008);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: a UUID naming this call so that retrying it is safe
+     * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+     * 24 hours by default), a call with the same request_id and the same
+     * request is applied once and answers as the first did (the same new
+     * secret); the same request_id with a different request is
+     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ids are not seen.
+     * </pre>
+     *
+     * <code>string request_id = 4;</code>
+     * @param value The bytes for requestId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setRequestIdBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      requestId_ = value;
+      bitField0_ |= 0x00000008;
       onChanged();
       return this;
     }

@@ -75,4 +75,36 @@ public interface RotateKeyRequestOrBuilder extends
    * @return The format.
    */
   dev.keyservice.v1.Format getFormat();
+
+  /**
+   * <pre>
+   * Optional: a UUID naming this call so that retrying it is safe
+   * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+   * 24 hours by default), a call with the same request_id and the same
+   * request is applied once and answers as the first did (the same new
+   * secret); the same request_id with a different request is
+   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ids are not seen.
+   * </pre>
+   *
+   * <code>string request_id = 4;</code>
+   * @return The requestId.
+   */
+  java.lang.String getRequestId();
+  /**
+   * <pre>
+   * Optional: a UUID naming this call so that retrying it is safe
+   * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+   * 24 hours by default), a call with the same request_id and the same
+   * request is applied once and answers as the first did (the same new
+   * secret); the same request_id with a different request is
+   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ids are not seen.
+   * </pre>
+   *
+   * <code>string request_id = 4;</code>
+   * @return The bytes for requestId.
+   */
+  com.google.protobuf.ByteString
+      getRequestIdBytes();
 }

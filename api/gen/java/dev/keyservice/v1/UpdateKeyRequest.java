@@ -20,6 +20,7 @@ private static final long serialVersionUID = 0L;
     super(builder);
   }
   private UpdateKeyRequest() {
+    requestId_ = "";
   }
 
   @java.lang.Override
@@ -129,6 +130,65 @@ private static final long serialVersionUID = 0L;
     return updateMask_ == null ? com.google.protobuf.FieldMask.getDefaultInstance() : updateMask_;
   }
 
+  public static final int REQUEST_ID_FIELD_NUMBER = 3;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object requestId_ = "";
+  /**
+   * <pre>
+   * Optional: a UUID naming this call so that retrying it is safe
+   * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+   * 24 hours by default), a call with the same request_id and the same
+   * request is applied once and answers as the first did; the same
+   * request_id with a different request is ALREADY_EXISTS. Request ids are
+   * per admin token name: another admin's ids are not seen. Over REST it is
+   * a query parameter: ?request_id=.
+   * </pre>
+   *
+   * <code>string request_id = 3;</code>
+   * @return The requestId.
+   */
+  @java.lang.Override
+  public java.lang.String getRequestId() {
+    java.lang.Object ref = requestId_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      requestId_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * Optional: a UUID naming this call so that retrying it is safe
+   * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+   * 24 hours by default), a call with the same request_id and the same
+   * request is applied once and answers as the first did; the same
+   * request_id with a different request is ALREADY_EXISTS. Request ids are
+   * per admin token name: another admin's ids are not seen. Over REST it is
+   * a query parameter: ?request_id=.
+   * </pre>
+   *
+   * <code>string request_id = 3;</code>
+   * @return The bytes for requestId.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getRequestIdBytes() {
+    java.lang.Object ref = requestId_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      requestId_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -149,6 +209,9 @@ private static final long serialVersionUID = 0L;
     if (updateMask_ != null) {
       output.writeMessage(2, getUpdateMask());
     }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(requestId_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 3, requestId_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -165,6 +228,9 @@ private static final long serialVersionUID = 0L;
     if (updateMask_ != null) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(2, getUpdateMask());
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(requestId_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(3, requestId_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -191,6 +257,8 @@ private static final long serialVersionUID = 0L;
       if (!getUpdateMask()
           .equals(other.getUpdateMask())) return false;
     }
+    if (!getRequestId()
+        .equals(other.getRequestId())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -210,6 +278,8 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + UPDATE_MASK_FIELD_NUMBER;
       hash = (53 * hash) + getUpdateMask().hashCode();
     }
+    hash = (37 * hash) + REQUEST_ID_FIELD_NUMBER;
+    hash = (53 * hash) + getRequestId().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -353,6 +423,7 @@ private static final long serialVersionUID = 0L;
         updateMaskBuilder_.dispose();
         updateMaskBuilder_ = null;
       }
+      requestId_ = "";
       return this;
     }
 
@@ -395,6 +466,9 @@ private static final long serialVersionUID = 0L;
         result.updateMask_ = updateMaskBuilder_ == null
             ? updateMask_
             : updateMaskBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00000004) != 0)) {
+        result.requestId_ = requestId_;
       }
     }
 
@@ -448,6 +522,11 @@ private static final long serialVersionUID = 0L;
       if (other.hasUpdateMask()) {
         mergeUpdateMask(other.getUpdateMask());
       }
+      if (!other.getRequestId().isEmpty()) {
+        requestId_ = other.requestId_;
+        bitField0_ |= 0x00000004;
+        onChanged();
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -488,6 +567,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000002;
               break;
             } // case 18
+            case 26: {
+              requestId_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000004;
+              break;
+            } // case 26
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -831,6 +915,128 @@ private static final long serialVersionUID = 0L;
         updateMask_ = null;
       }
       return updateMaskBuilder_;
+    }
+
+    private java.lang.Object requestId_ = "";
+    /**
+     * <pre>
+     * Optional: a UUID naming this call so that retrying it is safe
+     * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+     * 24 hours by default), a call with the same request_id and the same
+     * request is applied once and answers as the first did; the same
+     * request_id with a different request is ALREADY_EXISTS. Request ids are
+     * per admin token name: another admin's ids are not seen. Over REST it is
+     * a query parameter: ?request_id=.
+     * </pre>
+     *
+     * <code>string request_id = 3;</code>
+     * @return The requestId.
+     */
+    public java.lang.String getRequestId() {
+      java.lang.Object ref = requestId_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        requestId_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Optional: a UUID naming this call so that retrying it is safe
+     * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+     * 24 hours by default), a call with the same request_id and the same
+     * request is applied once and answers as the first did; the same
+     * request_id with a different request is ALREADY_EXISTS. Request ids are
+     * per admin token name: another admin's ids are not seen. Over REST it is
+     * a query parameter: ?request_id=.
+     * </pre>
+     *
+     * <code>string request_id = 3;</code>
+     * @return The bytes for requestId.
+     */
+    public com.google.protobuf.ByteString
+        getRequestIdBytes() {
+      java.lang.Object ref = requestId_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        requestId_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Optional: a UUID naming this call so that retrying it is safe
+     * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+     * 24 hours by default), a call with the same request_id and the same
+     * request is applied once and answers as the first did; the same
+     * request_id with a different request is ALREADY_EXISTS. Request ids are
+     * per admin token name: another admin's ids are not seen. Over REST it is
+     * a query parameter: ?request_id=.
+     * </pre>
+     *
+     * <code>string request_id = 3;</code>
+     * @param value The requestId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setRequestId(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      requestId_ = value;
+      bitField0_ |= 0x00000004;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: a UUID naming this call so that retrying it is safe
+     * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+     * 24 hours by default), a call with the same request_id and the same
+     * request is applied once and answers as the first did; the same
+     * request_id with a different request is ALREADY_EXISTS. Request ids are
+     * per admin token name: another admin's ids are not seen. Over REST it is
+     * a query parameter: ?request_id=.
+     * </pre>
+     *
+     * <code>string request_id = 3;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearRequestId() {
+      requestId_ = getDefaultInstance().getRequestId();
+      bitField0_ = (bitField0_ & ~0x00000004);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: a UUID naming this call so that retrying it is safe
+     * (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
+     * 24 hours by default), a call with the same request_id and the same
+     * request is applied once and answers as the first did; the same
+     * request_id with a different request is ALREADY_EXISTS. Request ids are
+     * per admin token name: another admin's ids are not seen. Over REST it is
+     * a query parameter: ?request_id=.
+     * </pre>
+     *
+     * <code>string request_id = 3;</code>
+     * @param value The bytes for requestId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setRequestIdBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      requestId_ = value;
+      bitField0_ |= 0x00000004;
+      onChanged();
+      return this;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

@@ -1,0 +1,158 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/keyservice/keyservice/internal/store/dbsqlc"
+)
+
+// Request names an admin write so that retrying it is safe (AIP-155). A
+// write made with a context that carries one (WithRequest) claims the
+// request id, per actor, at the start of its transaction and records its
+// answer in the same transaction: a crash or a lost COMMIT keeps both or
+// neither. A retry within the window finds the record and gets *Replayed
+// (or ErrRequestReused) instead of writing again; a concurrent retry waits
+// for the first write's transaction, then finds its record.
+type Request struct {
+	ID       uuid.UUID
+	Method   string        // the API method, part of what must match
+	BodyHash []byte        // a hash of the request without its id
+	Window   time.Duration // how long the record is honoured
+	// Answer encodes the write's answer from the records it returns (for
+	// RotateKey the new key, then the old one). It runs inside the write's
+	// transaction; its bytes are stored as given, so a secret in them must
+	// already be sealed.
+	Answer func(recs ...Key) ([]byte, error)
+
+	answered bool
+}
+
+// Replayed is what a write returns, as its error, when its request was
+// already applied within the window: Answer is what was recorded then.
+// Nothing was written.
+type Replayed struct{ Answer []byte }
+
+func (*Replayed) Error() string { return "store: request already applied" }
+
+// ErrRequestReused: the request id was already used within the window for
+// another request (another method or body). Nothing was written.
+var ErrRequestReused = errors.New("store: request id already used for a different request")
+
+type requestKey struct{}
+
+// WithRequest makes the admin write made with ctx idempotent under r.
+func WithRequest(ctx context.Context, r *Request) context.Context {
+	return context.WithValue(ctx, requestKey{}, r)
+}
+
+func requestOf(ctx context.Context) *Request {
+	r, _ := ctx.Value(requestKey{}).(*Request)
+	return r
+}
+
+// claim records ctx's request in tx before the write, or reports the
+// answer recorded by an earlier write with the same id.
+func (s *Store) claim(ctx context.Context, tx pgx.Tx, r *Request) error {
+	actor := auditOf(ctx).Actor
+	for range 2 {
+		n, err := s.q.ClaimRequest(ctx, tx, dbsqlc.ClaimRequestParams{
+			Actor: actor, RequestID: r.ID, Method: r.Method, BodyHash: r.BodyHash,
+			Lifetime: pgtype.Interval{Microseconds: r.Window.Microseconds(), Valid: true},
+		})
+		if err != nil {
+			return fmt.Errorf("claiming request id: %w", err)
+		}
+		if n == 1 {
+			return nil
+		}
+		row, err := s.q.GetRequest(ctx, tx, dbsqlc.GetRequestParams{Actor: actor, RequestID: r.ID})
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue // it expired between the two statements: claim it
+		}
+		if err != nil {
+			return fmt.Errorf("reading request record: %w", err)
+		}
+		if row.Method != r.Method || !bytes.Equal(row.BodyHash, r.BodyHash) {
+			return ErrRequestReused
+		}
+		if row.Response == nil {
+			return fmt.Errorf("store: the record of request %s holds no answer", r.ID)
+		}
+		return &Replayed{Answer: row.Response}
+	}
+	return fmt.Errorf("store: request %s expired twice while claimed", r.ID)
+}
+
+// answer records the answer of the write made with ctx's request, if any,
+// in the write's transaction. Every write that may carry a request calls
+// it once, after its last change.
+func (s *Store) answer(ctx context.Context, tx pgx.Tx, recs ...Key) error {
+	r := requestOf(ctx)
+	if r == nil {
+		return nil
+	}
+	b, err := r.Answer(recs...)
+	if err != nil {
+		return fmt.Errorf("encoding the answer of request %s: %w", r.ID, err)
+	}
+	if err := s.q.SetRequestResponse(ctx, tx, dbsqlc.SetRequestResponseParams{Response: b, Actor: auditOf(ctx).Actor, RequestID: r.ID}); err != nil {
+		return fmt.Errorf("recording the answer of request %s: %w", r.ID, err)
+	}
+	r.answered = true
+	return nil
+}
+
+// expiryBatch bounds the rows one statement of ExpireRequests deletes.
+const expiryBatch = 1000
+
+// DeleteExpiredRequests deletes the request records past their window, in
+// batches, and returns how many it deleted. Expired records are never
+// honoured; this only keeps the table small.
+func (s *Store) DeleteExpiredRequests(ctx context.Context) (int64, error) {
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
+	var total int64
+	for {
+		n, err := s.q.DeleteExpiredRequests(ctx, conn, expiryBatch)
+		total += n
+		if err != nil {
+			return total, classify(fmt.Errorf("deleting expired request records: %w", err))
+		}
+		if n < expiryBatch {
+			return total, nil
+		}
+	}
+}
+
+// ExpireRequests runs DeleteExpiredRequests every interval until ctx ends
+// (every replica does: a run that finds nothing costs one index probe).
+func (s *Store) ExpireRequests(ctx context.Context, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.DeleteExpiredRequests(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("deleting expired request records", "error", err)
+		case n > 0:
+			log.Debug("deleted expired request records", "rows", n)
+		}
+	}
+}
