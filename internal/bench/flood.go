@@ -21,17 +21,17 @@ const steadyCPU = 70
 // SteadyResult: admin calls and propagation while invalid keys arrive at a
 // fixed rate chosen to keep the machine about steadyCPU% busy.
 type SteadyResult struct {
-	Ran         bool              `json:"ran"`
-	Note        string            `json:"note,omitempty"`
-	Rate        float64           `json:"target_rps"`
+	Ran  bool    `json:"ran"`
+	Note string  `json:"note,omitempty"`
+	Rate float64 `json:"target_rps"`
 	// FloodCPU: the machine's CPU with the flood alone at Rate (what the
 	// rate was chosen for); Admin.CPU is with the admin calls and the
 	// propagation trials on top.
 	FloodCPU float64 `json:"flood_cpu_pct"`
 	// ListP99 and CreateP99 split the admin p99 by call: ListKeys is one
 	// statement, CreateKey a transaction of several round trips.
-	ListP99   float64 `json:"list_p99_ms"`
-	CreateP99 float64 `json:"create_p99_ms"`
+	ListP99     float64           `json:"list_p99_ms"`
+	CreateP99   float64           `json:"create_p99_ms"`
 	Admin       AdminResult       `json:"admin"`
 	Propagation PropagationResult `json:"propagation"`
 }
