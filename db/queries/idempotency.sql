@@ -28,4 +28,8 @@ WHERE (actor, request_id) IN (
     WHERE expires_at <= clock_timestamp()
     ORDER BY expires_at
     LIMIT @batch
-);
+)
+-- Checked again on the row as it is when the delete reaches it: a claim
+-- that replaced an expired record meanwhile keeps it (READ COMMITTED
+-- rechecks this WHERE, not the subquery).
+AND expires_at <= clock_timestamp();

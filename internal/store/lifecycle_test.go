@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/keyservice/keyservice/internal/store"
 )
@@ -155,5 +156,32 @@ func TestExpiryOfRotatedAndExpiredKeys(t *testing.T) {
 		if got.ExpiresAt == nil || got.ExpiresAt.After(time.Now()) {
 			t.Fatalf("round %d: the rotated key expires at %v, want expired", i, got.ExpiresAt)
 		}
+	}
+}
+
+// TestSuccessorInsertedWithoutBudgetJoinsTheChain: a successor that a
+// replica still on the code before budget_id inserts (no budget_id, as
+// during a rolling deploy) spends its chain's one budget all the same.
+func TestSuccessorInsertedWithoutBudgetJoinsTheChain(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	_, first := b.create(t, "acme")
+	second, _, err := b.store.RotateKey(ctx, first.ID, store.Rotation{NewKey: store.NewKey{Hash: [32]byte{2}, Hint: "h"}, Grace: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var budget uuid.UUID
+	if err := conn.QueryRow(ctx, `INSERT INTO api_keys (key_hash, hint, name, owner, rotated_from)
+		VALUES ($1, 'h', 'old code', 'acme', $2) RETURNING budget_id`, make([]byte, 32), second.ID).Scan(&budget); err != nil {
+		t.Fatal(err)
+	}
+	if budget != first.ID {
+		t.Errorf("successor inserted without budget_id spends %v, want the chain's first key %v", budget, first.ID)
 	}
 }

@@ -55,9 +55,13 @@ WHERE (actor, request_id) IN (
     ORDER BY expires_at
     LIMIT $1
 )
+AND expires_at <= clock_timestamp()
 `
 
 // DeleteExpiredRequests deletes up to batch expired records.
+// Checked again on the row as it is when the delete reaches it: a claim
+// that replaced an expired record meanwhile keeps it (READ COMMITTED
+// rechecks this WHERE, not the subquery).
 func (q *Queries) DeleteExpiredRequests(ctx context.Context, db DBTX, batch int32) (int64, error) {
 	result, err := db.Exec(ctx, deleteExpiredRequests, batch)
 	if err != nil {
