@@ -24,8 +24,9 @@ type Config struct {
 	// PerAddr is the most connections one client address holds (an IPv6
 	// address counts as its /64, which one client usually has whole).
 	PerAddr int
-	// Exempt are addresses the per-address cap does not apply to (trusted
-	// proxies, which carry many clients' calls); Max still does.
+	// Exempt are addresses the per-address cap and the reserve do not apply
+	// to (trusted proxies, which carry many clients' calls), matched on the
+	// client's own address; Max still applies.
 	Exempt []netip.Prefix
 	// Open counts the connections held; Refused counts refusals by reason:
 	// "per_listener" or "per_address". Either may be nil.
@@ -56,8 +57,8 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		addr, ok := clientAddr(c.RemoteAddr())
-		if reason := l.admit(addr, ok); reason != "" {
+		raw, addr, ok := clientAddr(c.RemoteAddr())
+		if reason := l.admit(raw, addr, ok); reason != "" {
 			if tc, ok := c.(*net.TCPConn); ok {
 				_ = tc.SetLinger(0) // a reset: no TIME_WAIT left behind here
 			}
@@ -71,18 +72,22 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
-// admit takes a slot for addr, or says why there is none.
-func (l *Listener) admit(addr netip.Addr, known bool) (refused string) {
+// admit takes a slot for addr (the key a client is counted under), or
+// says why there is none. raw is the client's own address: a trusted proxy
+// is exempt by its address, not by the /64 it is counted under, and may
+// use the reserve.
+func (l *Listener) admit(raw, addr netip.Addr, known bool) (refused string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	held := 0
 	if known {
 		held = l.byAddr[addr]
 	}
+	exempt := known && l.exempt(raw)
 	switch {
-	case l.open >= l.cfg.Max, l.open >= l.cfg.Max-l.reserve && held > 0:
+	case l.open >= l.cfg.Max, l.open >= l.cfg.Max-l.reserve && held > 0 && !exempt:
 		return "per_listener"
-	case known && held >= l.cfg.PerAddr && !l.exempt(addr):
+	case known && held >= l.cfg.PerAddr && !exempt:
 		return "per_address"
 	}
 	l.open++
@@ -120,21 +125,23 @@ func (l *Listener) release(addr netip.Addr, known bool) {
 	}
 }
 
-// clientAddr is the address a connection is counted under: IPv4 as is,
-// IPv6 as its /64.
-func clientAddr(a net.Addr) (netip.Addr, bool) {
+// clientAddr is the client's address and the address its connection is
+// counted under: IPv4 as is, IPv6 as its /64.
+func clientAddr(a net.Addr) (raw, counted netip.Addr, ok bool) {
 	tcp, ok := a.(*net.TCPAddr)
 	if !ok {
-		return netip.Addr{}, false
+		return netip.Addr{}, netip.Addr{}, false
 	}
 	ip, ok := netip.AddrFromSlice(tcp.IP)
 	if !ok {
-		return netip.Addr{}, false
+		return netip.Addr{}, netip.Addr{}, false
 	}
-	if ip = ip.Unmap(); ip.Is6() {
-		ip = netip.PrefixFrom(ip, 64).Masked().Addr()
+	raw = ip.Unmap()
+	counted = raw
+	if raw.Is6() {
+		counted = netip.PrefixFrom(raw, 64).Masked().Addr()
 	}
-	return ip, true
+	return raw, counted, true
 }
 
 // conn gives its slot back when closed (once, however often it is closed).

@@ -29,7 +29,8 @@ const (
 )
 
 // Kinds: a line's kind is its level and its source attribute (grpc, http,
-// redis: libraries whose messages vary) when it has one, else its message.
+// redis: libraries whose messages vary) when it has one, else its message
+// with its method and code attributes (a call's line).
 
 // New returns log with its lines limited per kind; reg (may be nil) gets
 // keyservice_log_lines_suppressed_total{level}. now is time.Now when nil.
@@ -106,15 +107,23 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 		return h.next.Handle(ctx, r)
 	}
 	kind := h.source
+	var method, code string
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "source" {
+		switch a.Key {
+		case "source":
 			kind = a.Value.String()
-			return false
+		case "method":
+			method = a.Value.String()
+		case "code":
+			code = a.Value.String()
 		}
 		return true
 	})
 	if kind == "" {
-		kind = r.Message
+		// A call's line is of its method and code: a flood of one refusal
+		// (unauthenticated Validate) does not hide another (a wrong admin
+		// token, an outage). Both are bounded sets.
+		kind = r.Message + "\x00" + method + "\x00" + code
 	}
 	ok, dropped := h.l.take(r.Level.String() + "\x00" + kind)
 	if !ok {

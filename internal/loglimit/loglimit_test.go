@@ -98,3 +98,21 @@ func suppressed(t *testing.T, reg *prometheus.Registry, level string) float64 {
 	}
 	return 0
 }
+
+// TestCallLinesAreKindsByMethodAndCode: a flood of one refused call (say
+// unauthenticated Validates) does not use up the lines of another (a wrong
+// admin token, an outage on another method).
+func TestCallLinesAreKindsByMethodAndCode(t *testing.T) {
+	var buf bytes.Buffer
+	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	log := loglimit.New(slog.New(slog.NewJSONHandler(&buf, nil)), nil, clock.now)
+	for range 100 {
+		log.Info("rpc", "method", "/keyservice.v1.KeyService/Validate", "code", "Unauthenticated")
+	}
+	lines(t, &buf)
+	log.Info("rpc", "method", "/keyservice.v1.KeyService/CreateKey", "code", "PermissionDenied")
+	log.Info("rpc", "method", "/keyservice.v1.KeyService/Validate", "code", "ResourceExhausted")
+	if got := lines(t, &buf); len(got) != 2 {
+		t.Fatalf("after a flood of one refusal, %d of 2 other calls' lines written", len(got))
+	}
+}
