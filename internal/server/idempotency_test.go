@@ -8,12 +8,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/config"
@@ -164,8 +166,21 @@ func TestRequestIDOverREST(t *testing.T) {
 			t.Fatalf("PATCH: %d %v", code, out)
 		}
 	}
-	if n := auditCount(t, e); n != 2 {
-		t.Fatalf("audit events: %d; want 2 (one create, one update)", n)
+	// A rate limit sent as a REST body (the mask is rate_limit.limit,
+	// rate_limit.period) and then over gRPC (the mask rate_limit, the id in
+	// capitals) is the same update: the retry replays it.
+	rl := uuid.NewString()
+	if code, out, _ := e.rest(t, http.MethodPatch, "/v1/keys/"+id+"?request_id="+rl, adminToken, `{"rate_limit":{"limit":7,"period":"60s"}}`); code != http.StatusOK {
+		t.Fatalf("PATCH rate_limit: %d %v", code, out)
+	}
+	if _, err := e.grpc.UpdateKey(admin(context.Background()), &keyservicev1.UpdateKeyRequest{
+		Key:        &keyservicev1.Key{Id: strings.ToUpper(id), RateLimit: &keyservicev1.RateLimit{Limit: 7, Period: durationpb.New(time.Minute)}},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"rateLimit"}}, RequestId: rl,
+	}); err != nil {
+		t.Fatalf("the same update over gRPC, mask and id spelled otherwise: %v; want the first answer", err)
+	}
+	if n := auditCount(t, e); n != 3 {
+		t.Fatalf("audit events: %d; want 3 (one create, two updates)", n)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -160,11 +161,35 @@ func bodyHash(req idempotent) ([]byte, error) {
 	m := proto.Clone(req)
 	r := m.ProtoReflect()
 	r.Clear(r.Descriptor().Fields().ByName("request_id"))
-	if u, ok := m.(*keyservicev1.UpdateKeyRequest); ok && u.GetUpdateMask() != nil {
-		// The order of a mask's paths means nothing, and the gateway builds
-		// a REST body's mask in map order.
-		slices.Sort(u.UpdateMask.Paths)
-		u.UpdateMask.Paths = slices.Compact(u.UpdateMask.Paths)
+	// Spellings UpdateKey, RevokeKey and RotateKey read as one are one: a
+	// UUID in any case, a mask's paths in camelCase or snake_case, in any
+	// order, and rate_limit's parts (the mask the gateway makes of a REST
+	// body) as the whole limit.
+	canonical := func(id *string) {
+		if u, err := uuid.Parse(*id); err == nil {
+			*id = u.String()
+		}
+	}
+	switch r := m.(type) {
+	case *keyservicev1.UpdateKeyRequest:
+		if r.Key != nil {
+			canonical(&r.Key.Id)
+		}
+		if r.UpdateMask != nil {
+			for i, p := range r.UpdateMask.Paths {
+				if f := snakeCase(p); strings.HasPrefix(f, "rate_limit.") {
+					r.UpdateMask.Paths[i] = store.FieldRateLimit
+				} else {
+					r.UpdateMask.Paths[i] = f
+				}
+			}
+			slices.Sort(r.UpdateMask.Paths)
+			r.UpdateMask.Paths = slices.Compact(r.UpdateMask.Paths)
+		}
+	case *keyservicev1.RevokeKeyRequest:
+		canonical(&r.Id)
+	case *keyservicev1.RotateKeyRequest:
+		canonical(&r.Id)
 	}
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil {
