@@ -99,7 +99,7 @@ func (s *Server) newGRPCServer(svc keyservicev1.KeyServiceServer, intercept grpc
 		// Every service on the port, not only KeyService: the same read
 		// deadline, and the same refusals of what a client sent.
 		grpc.InTapHandle(middleware.Tap(cfg.RequestReadTimeout, cfg.MaxHeaderBytes)),
-		grpc.StreamInterceptor(middleware.StreamRequests()),
+		grpc.ChainStreamInterceptor(middleware.LimitStreams(middleware.StreamsPerAddr, middleware.StreamsTotal), middleware.StreamRequests()),
 	}
 	if tlsCfg != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
