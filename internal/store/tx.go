@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -45,9 +46,20 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 // (an error, or ROLLBACK for a failed transaction) says that nothing was
 // applied; any other failure came after COMMIT may have reached the server
 // and is ErrCommitUnknown, whatever broke the connection.
+//
+// A FATAL answer, or one of class 57 (operator intervention: the backend
+// terminated) or 08 (connection), is not the server refusing the commit:
+// with synchronous replication a backend terminated while waiting for the
+// standby has committed locally. Those are unknown too.
 func commitError(err error) error {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxCommitRollback) {
+	if errors.As(err, &pgErr) {
+		if pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC" || strings.HasPrefix(pgErr.Code, "57") || strings.HasPrefix(pgErr.Code, "08") {
+			return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+		}
+		return classify(fmt.Errorf("committing: %w", err))
+	}
+	if errors.Is(err, pgx.ErrTxCommitRollback) {
 		return classify(fmt.Errorf("committing: %w", err))
 	}
 	if errors.Is(err, context.Canceled) {
