@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 )
@@ -238,7 +240,7 @@ func adminMain(ctx context.Context, group string, args []string, stdout, stderr 
 	switch sub {
 	case "create":
 		req.RequestId = requestID
-		resp, err := send(ctx, requestID, func(ctx context.Context) (*keyservicev1.CreateKeyResponse, error) { return client.CreateKey(ctx, req) })
+		resp, err := send(ctx, retryFlags(requestID, req.GetExpiresAt()), func(ctx context.Context) (*keyservicev1.CreateKeyResponse, error) { return client.CreateKey(ctx, req) })
 		if err != nil {
 			return err
 		}
@@ -258,7 +260,7 @@ func adminMain(ctx context.Context, group string, args []string, stdout, stderr 
 			k, m = resp.GetKey(), resp
 		} else {
 			r := &keyservicev1.RevokeKeyRequest{Id: args[0], RequestId: requestID}
-			resp, err := send(ctx, requestID, func(ctx context.Context) (*keyservicev1.RevokeKeyResponse, error) { return client.RevokeKey(ctx, r) })
+			resp, err := send(ctx, retryFlags(requestID, nil), func(ctx context.Context) (*keyservicev1.RevokeKeyResponse, error) { return client.RevokeKey(ctx, r) })
 			if err != nil {
 				return err
 			}
@@ -273,7 +275,11 @@ func adminMain(ctx context.Context, group string, args []string, stdout, stderr 
 			upd = &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: args[0], Enabled: sub == "enable"}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"enabled"}}}
 		}
 		upd.RequestId = requestID
-		resp, err := send(ctx, requestID, func(ctx context.Context) (*keyservicev1.UpdateKeyResponse, error) { return client.UpdateKey(ctx, upd) })
+		var expires *timestamppb.Timestamp
+		if slices.Contains(upd.GetUpdateMask().GetPaths(), "expires_at") {
+			expires = upd.GetKey().GetExpiresAt()
+		}
+		resp, err := send(ctx, retryFlags(requestID, expires), func(ctx context.Context) (*keyservicev1.UpdateKeyResponse, error) { return client.UpdateKey(ctx, upd) })
 		if err != nil {
 			return err
 		}
@@ -283,7 +289,7 @@ func adminMain(ctx context.Context, group string, args []string, stdout, stderr 
 		c.table([]*keyservicev1.Key{resp.GetKey()})
 	case "rotate":
 		r := &keyservicev1.RotateKeyRequest{Id: args[0], GracePeriod: durationpb.New(grace), RequestId: requestID}
-		resp, err := send(ctx, requestID, func(ctx context.Context) (*keyservicev1.RotateKeyResponse, error) { return client.RotateKey(ctx, r) })
+		resp, err := send(ctx, retryFlags(requestID, nil), func(ctx context.Context) (*keyservicev1.RotateKeyResponse, error) { return client.RotateKey(ctx, r) })
 		if err != nil {
 			return err
 		}

@@ -28,7 +28,9 @@ const writeAttempts = 3
 // at most writeAttempts times within ctx. The request carries the same
 // request_id each time, so the server applies it once and a retry of a
 // write that was applied gets its answer (the same secret).
-func send[R any](ctx context.Context, requestID string, call func(context.Context) (R, error)) (R, error) {
+//
+// retry is what to add to the command to retry it by hand (see retryFlags).
+func send[R any](ctx context.Context, retry string, call func(context.Context) (R, error)) (R, error) {
 	b := backoff.Backoff{Min: 200 * time.Millisecond, Max: 2 * time.Second}
 	for attempt := 1; ; attempt++ {
 		resp, err := call(ctx)
@@ -36,19 +38,31 @@ func send[R any](ctx context.Context, requestID string, call func(context.Contex
 			return resp, nil
 		}
 		if status.Code(err) != codes.Unavailable || attempt == writeAttempts || !backoff.Sleep(ctx, b.Next()) {
-			return resp, writeErr(err, requestID)
+			return resp, writeErr(err, retry)
 		}
 	}
 }
 
 // writeErr is rpcErr, and for an outcome the client cannot know (the
 // server unavailable, the deadline passed) how to retry the write safely.
-func writeErr(err error, requestID string) error {
+func writeErr(err error, retry string) error {
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded:
-		return fmt.Errorf("%w (the write may have been applied: run the same command with --request-id %s to retry it safely)", rpcErr(err), requestID)
+		return fmt.Errorf("%w (the write may have been applied: run the same command with %s to retry it safely)", rpcErr(err), retry)
 	}
 	return rpcErr(err)
+}
+
+// retryFlags are the flags that make a rerun of the command the same
+// request: its request id and, when the write sets an expiry, that expiry
+// as a time (a relative --expires would move, the request would differ,
+// and the server would refuse the retry as another request).
+func retryFlags(requestID string, expires *timestamppb.Timestamp) string {
+	s := "--request-id " + requestID
+	if expires != nil {
+		s += " --expires " + expires.AsTime().UTC().Format(time.RFC3339Nano)
+	}
+	return s
 }
 
 func parseExpiry(s string) (time.Time, error) {
