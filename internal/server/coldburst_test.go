@@ -29,25 +29,7 @@ import (
 // the burst succeeds.
 func TestColdBurstIsAnsweredOverBothTransports(t *testing.T) {
 	u, _ := testdb.New(t)
-	f, _ := keys.NewFormat(keys.DefaultPrefix)
-	secrets := make([]string, 1500)
-	rows := make([][]any, len(secrets))
-	for i := range rows {
-		g, err := f.Generate()
-		if err != nil {
-			t.Fatal(err)
-		}
-		secrets[i] = g.Secret
-		rows[i] = []any{g.Hash[:], g.Hint, "cold", "acme"}
-	}
-	conn, err := pgx.Connect(context.Background(), u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.CopyFrom(context.Background(), pgx.Identifier{"api_keys"}, []string{"key_hash", "hint", "name", "owner"}, pgx.CopyFromRows(rows)); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close(context.Background())
+	secrets := seedKeys(t, u, 1500)
 	pu, _ := url.Parse(u)
 	p, err := netdelay.Start(pu.Host, time.Millisecond)
 	if err != nil {
@@ -126,4 +108,30 @@ func TestColdBurstIsAnsweredOverBothTransports(t *testing.T) {
 	if adminErr != nil {
 		t.Fatalf("CreateKey during the cold burst: %v", adminErr)
 	}
+}
+
+// seedKeys stores n active keys straight into the database at u (as an
+// import would: no replica has seen them) and returns their secrets.
+func seedKeys(t *testing.T, u string, n int) []string {
+	t.Helper()
+	f, _ := keys.NewFormat(keys.DefaultPrefix)
+	secrets := make([]string, n)
+	rows := make([][]any, n)
+	for i := range rows {
+		g, err := f.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets[i] = g.Secret
+		rows[i] = []any{g.Hash[:], g.Hint, "cold", "acme"}
+	}
+	conn, err := pgx.Connect(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.CopyFrom(context.Background(), pgx.Identifier{"api_keys"}, []string{"key_hash", "hint", "name", "owner"}, pgx.CopyFromRows(rows)); err != nil {
+		t.Fatal(err)
+	}
+	return secrets
 }

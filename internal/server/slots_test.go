@@ -8,11 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/config"
-	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/testdb"
 )
 
@@ -28,25 +25,7 @@ func TestFullConnectionTableRefusesNoValidKey(t *testing.T) {
 	u, setup := testdb.NewOn(t, server)
 	setup.Close()
 	const replicas, perReplica = 3, 300
-	f, _ := keys.NewFormat(keys.DefaultPrefix)
-	secrets := make([]string, replicas*perReplica)
-	rows := make([][]any, len(secrets))
-	for i := range rows {
-		g, err := f.Generate()
-		if err != nil {
-			t.Fatal(err)
-		}
-		secrets[i] = g.Secret
-		rows[i] = []any{g.Hash[:], g.Hint, "cold", "acme"}
-	}
-	conn, err := pgx.Connect(context.Background(), u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.CopyFrom(context.Background(), pgx.Identifier{"api_keys"}, []string{"key_hash", "hint", "name", "owner"}, pgx.CopyFromRows(rows)); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close(context.Background())
+	secrets := seedKeys(t, u, replicas*perReplica)
 
 	start := func() *env {
 		e := startOn(t, u, withConfig(func(c *config.Config) {
