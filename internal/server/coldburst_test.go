@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -45,65 +44,21 @@ func TestColdBurstIsAnsweredOverBothTransports(t *testing.T) {
 	}))
 	e.waitReady(t)
 
-	restValidate := func(key string) (string, error) {
-		resp, err := http.Post(e.base+"/v1/keys:validate", "application/json", strings.NewReader(fmt.Sprintf(`{"key":%q}`, key)))
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			return "", fmt.Errorf("HTTP %d: %s", resp.StatusCode, raw)
-		}
-		var out struct{ Code string }
-		err = json.Unmarshal(raw, &out)
-		return out.Code, err
-	}
-	grpcValidate := func(key string) (string, error) {
-		r, err := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: key})
-		return r.GetCode().String(), err
-	}
 	var adminErr error
 	var wg sync.WaitGroup
 	intoBurst := make(chan struct{}) // closed once 64 burst calls were answered
 	var answered atomic.Int64
+	onAnswer := func() {
+		if answered.Add(1) == 64 {
+			close(intoBurst)
+		}
+	}
 	wg.Go(func() {
 		<-intoBurst
 		_, adminErr = e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "during", Owner: "acme"})
 	})
-	for name, call := range map[string]func(string) (string, error){"grpc": grpcValidate, "rest": restValidate} {
-		keys := secrets[:750]
-		if name == "rest" {
-			keys = secrets[750:]
-		}
-		wg.Go(func() {
-			var next, valid, refused atomic.Int64
-			var firstErr atomic.Value
-			var inner sync.WaitGroup
-			for w := 0; w < 32; w++ {
-				inner.Go(func() {
-					for i := next.Add(1) - 1; i < int64(len(keys)); i = next.Add(1) - 1 {
-						code, err := call(keys[i])
-						if answered.Add(1) == 64 {
-							close(intoBurst)
-						}
-						switch {
-						case err != nil:
-							refused.Add(1)
-							firstErr.CompareAndSwap(nil, err.Error())
-						case code == "CODE_VALID":
-							valid.Add(1)
-						}
-					}
-				})
-			}
-			inner.Wait()
-			if refused.Load() != 0 || valid.Load() != int64(len(keys)) {
-				t.Errorf("%s: %d of %d first-seen valid keys answered VALID, %d refused (first: %v)",
-					name, valid.Load(), len(keys), refused.Load(), firstErr.Load())
-			}
-		})
-	}
+	wg.Go(func() { validateAll(t, "grpc", secrets[:750], e.validateGRPC, onAnswer) })
+	wg.Go(func() { validateAll(t, "rest", secrets[750:], e.validateREST, onAnswer) })
 	wg.Wait()
 	if adminErr != nil {
 		t.Fatalf("CreateKey during the cold burst: %v", adminErr)
@@ -134,4 +89,55 @@ func seedKeys(t *testing.T, u string, n int) []string {
 		t.Fatal(err)
 	}
 	return secrets
+}
+
+// validateGRPC and validateREST answer a key's code, or an error for a
+// call that got no answer (a refusal such as UNAVAILABLE or 503).
+func (e *env) validateGRPC(key string) (string, error) {
+	r, err := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: key})
+	return r.GetCode().String(), err
+}
+
+func (e *env) validateREST(key string) (string, error) {
+	resp, err := e.http.Post(e.base+"/v1/keys:validate", "application/json", strings.NewReader(fmt.Sprintf(`{"key":%q}`, key)))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("HTTP %d: %s", resp.StatusCode, raw)
+	}
+	var out struct{ Code string }
+	err = json.Unmarshal(raw, &out)
+	return out.Code, err
+}
+
+// validateAll validates each of keys once through call, 32 callers at a
+// time, calling onAnswer after each answer, and fails t unless every key
+// was answered VALID (none refused).
+func validateAll(t *testing.T, name string, keys []string, call func(string) (string, error), onAnswer func()) {
+	var next, valid, refused atomic.Int64
+	var firstErr atomic.Value
+	var inner sync.WaitGroup
+	for w := 0; w < 32; w++ {
+		inner.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(keys)); i = next.Add(1) - 1 {
+				code, err := call(keys[i])
+				onAnswer()
+				switch {
+				case err != nil:
+					refused.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				case code == "CODE_VALID":
+					valid.Add(1)
+				}
+			}
+		})
+	}
+	inner.Wait()
+	if refused.Load() != 0 || valid.Load() != int64(len(keys)) {
+		t.Errorf("%s: %d of %d first-seen valid keys answered VALID, %d refused (first: %v)",
+			name, valid.Load(), len(keys), refused.Load(), firstErr.Load())
+	}
 }

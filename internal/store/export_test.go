@@ -21,3 +21,12 @@ func (s *Store) SetSlotReportEvery(d time.Duration) { s.slots.reportEvery = d }
 
 // MaxConnLifetime is the pool's.
 func (s *Store) MaxConnLifetime() time.Duration { return s.pool.Config().MaxConnLifetime }
+
+// LogBuffer collects log lines written from many goroutines.
+type LogBuffer = syncBuf
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

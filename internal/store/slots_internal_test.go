@@ -24,7 +24,7 @@ func (s *syncBuf) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
-func (s *syncBuf) count(sub string) int {
+func (s *syncBuf) Count(sub string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return strings.Count(s.b.String(), sub)
@@ -51,17 +51,17 @@ func TestSlotEpisodesThatFlapAreLoggedOnce(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	if n := logs.count("refused a new connection"); n != 1 {
+	if n := logs.Count("refused a new connection"); n != 1 {
 		t.Errorf("%d start lines for one flapping episode, want 1:\n%s", n, logs.b.String())
 	}
-	if n := logs.count("can grow again"); n != 0 {
+	if n := logs.Count("can grow again"); n != 0 {
 		t.Errorf("an end line before the episode stayed over:\n%s", logs.b.String())
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for logs.count("can grow again") == 0 && time.Now().Before(deadline) {
+	for logs.Count("can grow again") == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := logs.count("can grow again"); n != 1 {
+	if n := logs.Count("can grow again"); n != 1 {
 		t.Errorf("%d end lines, want 1:\n%s", n, logs.b.String())
 	}
 	if !strings.Contains(logs.b.String(), `"connects_refused":8`) {

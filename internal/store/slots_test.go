@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -16,24 +15,6 @@ import (
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/testdb"
 )
-
-// lockedBuffer collects log lines written from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
 
 func gauge(t *testing.T, st *store.Store, name string) float64 {
 	t.Helper()
@@ -68,7 +49,7 @@ func TestNoSlotWaitsForOpenConnections(t *testing.T) {
 	server := testdb.PrivateCluster(t, map[string]string{"max_connections": "12", "superuser_reserved_connections": "0"})
 	u, setup := testdb.NewOn(t, server)
 	setup.Close()
-	logs := &lockedBuffer{}
+	logs := &store.LogBuffer{}
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.PoolConfig{URL: u, MaxConns: 8, MinConns: 3}, 10*time.Second,
 		slog.New(slog.NewJSONHandler(logs, nil)))
@@ -211,13 +192,13 @@ func TestNoSlotWaitsForOpenConnections(t *testing.T) {
 	}
 	// One line when it started and one when it had been over for the
 	// report interval; none per lookup.
-	for deadline := time.Now().Add(10 * time.Second); logs.count("can grow again") == 0 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(10 * time.Second); logs.Count("can grow again") == 0 && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n, m := logs.count("refused a new connection"), logs.count("can grow again"); n != 1 || m != 1 {
-		t.Errorf("episode logged %d start and %d end lines, want 1 and 1:\n%s", n, m, logs.b.String())
+	if n, m := logs.Count("refused a new connection"), logs.Count("can grow again"); n != 1 || m != 1 {
+		t.Errorf("episode logged %d start and %d end lines, want 1 and 1:\n%s", n, m, logs.String())
 	}
-	if n := logs.count(`"level":"WARN"`) + logs.count(`"level":"INFO"`); n != 2 {
-		t.Errorf("%d log lines during the episode, want 2:\n%s", n, logs.b.String())
+	if n := logs.Count(`"level":"WARN"`) + logs.Count(`"level":"INFO"`); n != 2 {
+		t.Errorf("%d log lines during the episode, want 2:\n%s", n, logs.String())
 	}
 }
