@@ -18,6 +18,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Proxy forwards TCP connections to a PostgreSQL server.
@@ -29,7 +30,14 @@ type Proxy struct {
 	mu     sync.Mutex
 	marker string        // armed: the next transaction that ran a statement containing it
 	cut    chan struct{} // closed once its COMMIT was answered and dropped
+
+	roundTrips atomic.Int64
 }
+
+// RoundTrips counts the client's messages after which it waits for the
+// server's answer (Sync, and simple Query) on every connection: how many
+// times the client's work waited for the server.
+func (p *Proxy) RoundTrips() int64 { return p.roundTrips.Load() }
 
 // Start listens on a loopback port and forwards to upstream (host:port).
 func Start(upstream string) (*Proxy, error) {
@@ -184,6 +192,9 @@ func (s *session) fromClient() {
 		if err != nil {
 			return
 		}
+		if typ == 'S' || typ == 'Q' {
+			s.p.roundTrips.Add(1)
+		}
 		s.watch(typ, msg[5:])
 		if _, err := s.db.Write(msg); err != nil {
 			return
@@ -194,34 +205,33 @@ func (s *session) fromClient() {
 // watch follows one client message: the statement texts it names, and
 // whether it commits the marked transaction.
 func (s *session) watch(typ byte, body []byte) {
-	var texts []string
+	// A Parse only names a statement (pgx parses a batch's statements,
+	// COMMIT among them, before it runs any): a statement runs at its
+	// Bind, or as a simple Query.
+	var t string
 	switch typ {
 	case 'Q': // Query: text
-		texts = append(texts, cstring(body))
+		t = cstring(body)
 	case 'P': // Parse: name, text, ...
 		name := cstring(body)
-		text := cstring(body[min(len(name)+1, len(body)):])
-		s.statements[name] = text
-		texts = append(texts, text)
+		s.statements[name] = cstring(body[min(len(name)+1, len(body)):])
+		return
 	case 'B': // Bind: portal, statement, ...
 		portal := cstring(body)
-		texts = append(texts, s.statements[cstring(body[min(len(portal)+1, len(body)):])])
+		t = s.statements[cstring(body[min(len(portal)+1, len(body)):])]
 	default:
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, t := range texts {
-		switch {
-		case s.victim != nil && isCommit(t):
-			s.commitSent = true // set before the COMMIT is forwarded
-			return
-		case s.victim != nil && isRollback(t):
-			s.p.rearm(s.marker, s.victim) // not the transaction to cut after all
-			s.victim, s.marker = nil, ""
-		case s.victim == nil:
-			s.marker, s.victim = s.p.claim(t)
-		}
+	switch {
+	case s.victim != nil && isCommit(t):
+		s.commitSent = true // set before the COMMIT is forwarded
+	case s.victim != nil && isRollback(t):
+		s.p.rearm(s.marker, s.victim) // not the transaction to cut after all
+		s.victim, s.marker = nil, ""
+	case s.victim == nil:
+		s.marker, s.victim = s.p.claim(t)
 	}
 }
 

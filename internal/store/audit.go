@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
 )
@@ -75,7 +74,7 @@ type AuditEvent struct {
 }
 
 // audit records a write in tx.
-func (s *Store) audit(ctx context.Context, tx pgx.Tx, action string, keyID uuid.UUID, changes []Change) error {
+func (s *Store) audit(ctx context.Context, tx *writeTx, action string, keyID uuid.UUID, changes []Change) error {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return fmt.Errorf("making an audit event id: %w", err)
@@ -88,7 +87,7 @@ func (s *Store) audit(ctx context.Context, tx pgx.Tx, action string, keyID uuid.
 		return fmt.Errorf("encoding audit changes: %w", err)
 	}
 	a := auditOf(ctx)
-	err = s.q.InsertAuditEvent(ctx, tx, dbsqlc.InsertAuditEventParams{
+	err = s.q.InsertAuditEvent(ctx, tx.deferred(), dbsqlc.InsertAuditEventParams{
 		ID: id, Actor: a.Actor, Action: action, KeyID: keyID, RequestID: a.RequestID, Changes: js,
 	})
 	if err != nil {

@@ -61,7 +61,7 @@ func requestOf(ctx context.Context) *Request {
 
 // claim records ctx's request in tx before the write, or reports the
 // answer recorded by an earlier write with the same id.
-func (s *Store) claim(ctx context.Context, tx pgx.Tx, r *Request) error {
+func (s *Store) claim(ctx context.Context, tx *writeTx, r *Request) error {
 	actor := auditOf(ctx).Actor
 	for range 2 {
 		n, err := s.q.ClaimRequest(ctx, tx, dbsqlc.ClaimRequestParams{
@@ -95,7 +95,7 @@ func (s *Store) claim(ctx context.Context, tx pgx.Tx, r *Request) error {
 // answer records the answer of the write made with ctx's request, if any,
 // in the write's transaction. Every write that may carry a request calls
 // it once, after its last change.
-func (s *Store) answer(ctx context.Context, tx pgx.Tx, recs ...Key) error {
+func (s *Store) answer(ctx context.Context, tx *writeTx, recs ...Key) error {
 	r := requestOf(ctx)
 	if r == nil {
 		return nil
@@ -104,7 +104,7 @@ func (s *Store) answer(ctx context.Context, tx pgx.Tx, recs ...Key) error {
 	if err != nil {
 		return fmt.Errorf("encoding the answer of request %s: %w", r.ID, err)
 	}
-	if err := s.q.SetRequestResponse(ctx, tx, dbsqlc.SetRequestResponseParams{Response: b, Actor: auditOf(ctx).Actor, RequestID: r.ID}); err != nil {
+	if err := s.q.SetRequestResponse(ctx, tx.deferred(), dbsqlc.SetRequestResponseParams{Response: b, Actor: auditOf(ctx).Actor, RequestID: r.ID}); err != nil {
 		return fmt.Errorf("recording the answer of request %s: %w", r.ID, err)
 	}
 	r.answered = true

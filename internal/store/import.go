@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
@@ -43,7 +42,7 @@ func (s *Store) ImportKeys(ctx context.Context, ks []ImportedKey) (ImportResult,
 	seen := make(map[keys.Hash]bool, len(ks))
 	for start := 0; start < len(ks); start += importBatch {
 		batch := ks[start:min(start+importBatch, len(ks))]
-		err := s.inTx(ctx, func(tx pgx.Tx) error {
+		err := s.inTx(ctx, func(tx *writeTx) error {
 			rows := make([]dbsqlc.CopyKeysParams, 0, len(batch))
 			hashes := make([][]byte, len(batch))
 			for i := range batch {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
 )
@@ -36,7 +35,7 @@ type LeakReport struct {
 // full. The returned key is as it is after the report (RevokedAt set when
 // revoked); action is what the report did.
 func (s *Store) ReportLeak(ctx context.Context, r LeakReport, revoke bool) (out Key, action string, err error) {
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx *writeTx) error {
 		k, err := s.lockKey(ctx, tx, r.KeyID)
 		if err != nil {
 			return err

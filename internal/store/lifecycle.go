@@ -76,7 +76,7 @@ type Update struct {
 // a rotated key one that is later or none is ErrRotatedExpiry. An update that changes nothing writes nothing and returns
 // the key as it is (changed is false).
 func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key, changed bool, err error) {
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx *writeTx) error {
 		old, err := s.lockKey(ctx, tx, id)
 		if err != nil {
 			return err
@@ -195,7 +195,7 @@ type Rotation struct {
 // Both writes, their audit events (rotate on the old key, create on the
 // new) and their NOTIFYs are one transaction.
 func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey, oldKey Key, err error) {
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx *writeTx) error {
 		old, err := s.lockKey(ctx, tx, id)
 		if err != nil {
 			return err

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
 )
@@ -75,9 +73,9 @@ func ParseEvent(payload string) (Event, error) {
 }
 
 // notify queues an event in tx; Postgres delivers it only if tx commits.
-func (s *Store) notify(ctx context.Context, tx pgx.Tx, e Event) error {
+func (s *Store) notify(ctx context.Context, tx *writeTx, e Event) error {
 	p := dbsqlc.NotifyParams{Channel: NotifyChannel, Payload: e.Payload()}
-	if err := s.q.Notify(ctx, tx, p); err != nil {
+	if err := s.q.Notify(ctx, tx.deferred(), p); err != nil {
 		return fmt.Errorf("sending notify: %w", err)
 	}
 	return nil

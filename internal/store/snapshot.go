@@ -102,7 +102,7 @@ const snapshotsKept = 2
 func (s *Store) WriteSnapshot(ctx context.Context, sn Snapshot) (int64, error) {
 	sum := sha256.Sum256(sn.Filter)
 	var id int64
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *writeTx) error {
 		if err := s.q.NoStatementTimeout(ctx, tx); err != nil {
 			return err
 		}
@@ -148,7 +148,7 @@ func (s *Store) NewestSnapshot(ctx context.Context) (info SnapshotInfo, ok bool,
 // (ErrCorruptSnapshot).
 func (s *Store) LoadSnapshot(ctx context.Context, id int64) (Snapshot, error) {
 	var sn Snapshot
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *writeTx) error {
 		if err := s.q.NoStatementTimeout(ctx, tx); err != nil {
 			return err
 		}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -208,7 +207,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // write, it is idempotent under the request of ctx, if any (WithRequest).
 func (s *Store) CreateKey(ctx context.Context, k NewKey) (Key, error) {
 	var out Key
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *writeTx) error {
 		var err error
 		out, err = s.insertKey(ctx, tx, k)
 		if err != nil {
@@ -223,7 +222,7 @@ func (s *Store) CreateKey(ctx context.Context, k NewKey) (Key, error) {
 }
 
 // insertKey inserts k with a new id and queues its NOTIFY in tx.
-func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, k NewKey) (Key, error) {
+func (s *Store) insertKey(ctx context.Context, tx *writeTx, k NewKey) (Key, error) {
 	meta, err := json.Marshal(nonNilMap(k.Metadata))
 	if err != nil {
 		return Key{}, fmt.Errorf("encoding metadata: %w", err)
@@ -262,7 +261,7 @@ func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, k NewKey) (Key, error)
 // (and records nothing the second time).
 func (s *Store) RevokeKey(ctx context.Context, id uuid.UUID) (Key, error) {
 	var out Key
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx *writeTx) error {
 		before, err := s.lockKey(ctx, tx, id)
 		if err != nil {
 			return err
@@ -277,7 +276,7 @@ func (s *Store) RevokeKey(ctx context.Context, id uuid.UUID) (Key, error) {
 
 // revoke revokes before, the key as read under its row lock in tx: the
 // first revocation is audited, and every one notifies.
-func (s *Store) revoke(ctx context.Context, tx pgx.Tx, before Key) (Key, error) {
+func (s *Store) revoke(ctx context.Context, tx *writeTx, before Key) (Key, error) {
 	row, err := s.q.RevokeKey(ctx, tx, before.ID)
 	if err != nil {
 		return Key{}, fmt.Errorf("revoking key: %w", err)
