@@ -2,6 +2,7 @@ package validate
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -234,7 +235,7 @@ func (k *Keys) CreateKey(ctx context.Context, nk store.NewKey) (store.Key, error
 func (k *Keys) RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error) {
 	rec, err := k.store.RevokeKey(ctx, id)
 	if err != nil {
-		return rec, err
+		return rec, k.settle(ctx, err, id)
 	}
 	k.v.apply(store.Event{Kind: store.EventRevoked, Hash: rec.Hash, At: *rec.RevokedAt, Key: &rec}, fromLocal)
 	return rec, nil
@@ -256,7 +257,7 @@ func (k *Keys) UpdateKey(ctx context.Context, id uuid.UUID, u store.Update) (sto
 		if pending != nil {
 			k.v.unsure(store.EventUpdated, pending)
 		}
-		return rec, err
+		return rec, k.settle(ctx, err, id)
 	}
 	if !changed {
 		return rec, nil
@@ -281,12 +282,50 @@ func (k *Keys) RotateKey(ctx context.Context, id uuid.UUID, r store.Rotation) (n
 			k.v.unsure(store.EventCreated, pendingNew)
 			k.v.unsure(store.EventUpdated, pendingOld)
 		}
-		return newKey, oldKey, err
+		return newKey, oldKey, k.settle(ctx, err, id)
 	}
 	// The old key first: the new key's event may bump the same stripe.
 	k.v.applyAfter(store.Event{Kind: store.EventUpdated, Hash: oldKey.Hash, At: *oldKey.UpdatedAt, Key: &oldKey}, fromLocal, before)
 	k.v.apply(store.Event{Kind: store.EventCreated, Hash: newKey.Hash, Key: &newKey}, fromLocal)
 	return newKey, oldKey, nil
+}
+
+// settle brings this replica's memory up to date with the keys a write
+// named when the write was a retry of one already applied
+// (store.Replayed): the first attempt's NOTIFY may not have reached this
+// replica yet, and a write answered here is seen here when it returns, as
+// any other. It re-reads each key (and a rotated key's successor) and
+// applies what is stored; if it cannot, the retry answers that error, to
+// be retried again, rather than an answer memory does not yet reflect.
+func (k *Keys) settle(ctx context.Context, err error, ids ...uuid.UUID) error {
+	var r *store.Replayed
+	if !errors.As(err, &r) {
+		return err
+	}
+	for hops := 0; len(ids) > 0 && hops < 4; hops++ {
+		id := ids[0]
+		ids = ids[1:]
+		before := k.v.epochs()
+		rec, gerr := k.store.GetKey(ctx, id)
+		if errors.Is(gerr, store.ErrNotFound) {
+			continue // nothing of it to hold
+		}
+		if gerr != nil {
+			return gerr
+		}
+		switch {
+		case rec.RevokedAt != nil:
+			k.v.apply(store.Event{Kind: store.EventRevoked, Hash: rec.Hash, At: *rec.RevokedAt, Key: &rec}, fromLocal)
+		case rec.UpdatedAt != nil:
+			k.v.applyAfter(store.Event{Kind: store.EventUpdated, Hash: rec.Hash, At: *rec.UpdatedAt, Key: &rec}, fromLocal, before)
+		default:
+			k.v.apply(store.Event{Kind: store.EventCreated, Hash: rec.Hash, Key: &rec}, fromLocal)
+		}
+		if rec.RotatedTo != uuid.Nil {
+			ids = append(ids, rec.RotatedTo)
+		}
+	}
+	return err
 }
 
 // ListAuditEvents reads a page of the audit trail.

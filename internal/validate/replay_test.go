@@ -1,0 +1,135 @@
+package validate_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/validate"
+)
+
+// heldFeed is the store's feed, except that it holds back every event
+// while held is set: a NOTIFY still on its way.
+type heldFeed struct {
+	inner validate.Feed
+	mu    sync.Mutex
+	held  bool
+}
+
+func (f *heldFeed) hold(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held = on
+}
+
+func (f *heldFeed) Listen(ctx context.Context, h store.ChangeHandler) error {
+	return f.inner.Listen(ctx, heldHandler{h, f})
+}
+
+type heldHandler struct {
+	store.ChangeHandler
+	f *heldFeed
+}
+
+func (h heldHandler) Changed(e store.Event) {
+	h.f.mu.Lock()
+	held := h.f.held
+	h.f.mu.Unlock()
+	if !held {
+		h.ChangeHandler.Changed(e)
+	}
+}
+
+// TestReplayedWritesAreSeenHereWhenTheyReturn: a retried write whose
+// request_id was already applied (by another replica, or by this one
+// whose COMMIT answer was lost) answers from the record; when it returns,
+// this replica answers as the write left the key, even though the first
+// attempt's NOTIFY has not arrived (it is held back here, and the
+// periodic sync is an hour away).
+func TestReplayedWritesAreSeenHereWhenTheyReturn(t *testing.T) {
+	feed := &heldFeed{}
+	wrapFeed = func(f validate.Feed) validate.Feed { feed.inner = f; return feed }
+	b := setup(t, func(c *validate.Config) { c.SyncInterval = time.Hour })
+	wrapFeed = nil
+	other := store.New(b.pool, time.Second) // the replica that applied the first attempt
+
+	withRequest := func(method string) context.Context {
+		return store.WithRequest(context.Background(), &store.Request{
+			ID: uuid.New(), Method: method, BodyHash: []byte(method), Window: time.Hour,
+			Answer: func(...store.Key) ([]byte, error) { return []byte("answer"), nil },
+		})
+	}
+	replayed := func(what string, err error) {
+		t.Helper()
+		var r *store.Replayed
+		if !errors.As(err, &r) {
+			t.Fatalf("%s retried: %v; want it replayed", what, err)
+		}
+	}
+
+	// Update: the key is disabled by the first attempt.
+	g, k := b.create(t, nil)
+	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+		t.Fatalf("new key: %v", r.Code)
+	}
+	feed.hold(true)
+	ctx := withRequest("UpdateKey")
+	u := store.Update{Fields: []string{store.FieldEnabled}, Enabled: false}
+	if _, _, err := other.UpdateKey(ctx, k.ID, u); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.keys.UpdateKey(ctx, k.ID, u)
+	replayed("UpdateKey", err)
+	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Disabled {
+		t.Fatalf("after a replayed disable returned: %v; want DISABLED", r.Code)
+	}
+	feed.hold(false)
+
+	// Revoke.
+	g, k = b.create(t, nil)
+	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+		t.Fatalf("new key: %v", r.Code)
+	}
+	feed.hold(true)
+	ctx = withRequest("RevokeKey")
+	if _, err := other.RevokeKey(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.keys.RevokeKey(ctx, k.ID)
+	replayed("RevokeKey", err)
+	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Revoked {
+		t.Fatalf("after a replayed revoke returned: %v; want REVOKED", r.Code)
+	}
+	feed.hold(false)
+
+	// Rotate with no grace: the old key expires, its successor is valid.
+	g, k = b.create(t, nil)
+	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+		t.Fatalf("new key: %v", r.Code)
+	}
+	next, err := b.format.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed.hold(true)
+	ctx = withRequest("RotateKey")
+	rot := store.Rotation{NewKey: store.NewKey{Hash: next.Hash, Hint: next.Hint}}
+	if _, _, err := other.RotateKey(ctx, k.ID, rot); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = b.keys.RotateKey(ctx, k.ID, rot)
+	replayed("RotateKey", err)
+	b.clock.Advance(time.Second) // past the old key's expiry (now, on the database clock)
+	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Expired {
+		t.Fatalf("old key after a replayed rotation with no grace returned: %v; want EXPIRED", r.Code)
+	}
+	if r := mustValidate(t, b.v, next.Secret); r.Code != validate.Valid {
+		t.Fatalf("successor after a replayed rotation returned: %v; want VALID", r.Code)
+	}
+	feed.hold(false)
+}
