@@ -18,9 +18,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	var code int
-	if os.Getenv(bench.ChildEnv) == "serve" {
+	switch os.Getenv(bench.ChildEnv) {
+	case "serve":
 		code = cli.Main(ctx, []string{"serve"}, os.Stdout, os.Stderr)
-	} else {
+	case "flood":
+		code = bench.FloodChild(ctx, os.Stdin, os.Stdout)
+	default:
 		code = bench.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	}
 	stop()

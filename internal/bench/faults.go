@@ -146,7 +146,7 @@ func (e *env) runFaults(ctx context.Context) (*Faults, error) {
 		return cold[int(next.Add(1)-1)%len(cold)]
 	})
 	e.log.Info("fault: admin calls and propagation during an invalid-key flood at about 70% of the CPU")
-	if f.Steady, err = e.steadyFlood(ctx, a, b, ga, gb, f.Admin); err != nil {
+	if f.Steady, err = e.steadyFloodApart(ctx, f.Admin); err != nil {
 		return nil, err
 	}
 	e.log.Info("fault: every connection slot of the server taken, a burst of first-seen valid keys")

@@ -128,6 +128,7 @@ func seedHashes(ctx context.Context, pool *pgxpool.Pool, from, n, largest int) e
 }
 
 type replica struct {
+	remote // its addresses
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the process has exited
 	result StartupResult
@@ -145,7 +146,7 @@ func (r *replica) stop() {
 
 // startReplica runs keyservice serve (this binary, as a child) on the
 // bench database and waits until it is ready.
-func (e *env) startReplica(ctx context.Context, keys int, name string, snapshots bool) (*replica, error) {
+func (e *env) startReplica(ctx context.Context, keys int, name string, snapshots bool, env ...string) (*replica, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -160,13 +161,15 @@ func (e *env) startReplica(ctx context.Context, keys int, name string, snapshots
 		"KEYSERVICE_LOG_LEVEL=warn",
 		"KEYSERVICE_FILTER_SNAPSHOTS="+strconv.FormatBool(snapshots),
 	)
+	cmd.Env = append(cmd.Env, env...) // the last of a name wins
+	r0 := remote{grpc: hostPort(grpcAddr), http: hostPort(httpAddr)}
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	exited := make(chan struct{})
-	r := &replica{cmd: cmd, exited: exited, result: StartupResult{Keys: keys, Replica: name}}
+	r := &replica{cmd: cmd, exited: exited, remote: r0, result: StartupResult{Keys: keys, Replica: name}}
 	go func() { _ = cmd.Wait(); close(exited) }()
 	base := "http://" + httpAddr
 	client := &http.Client{Timeout: 2 * time.Second}
