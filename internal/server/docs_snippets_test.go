@@ -87,12 +87,13 @@ func docBlocks(t *testing.T, name, doc string) []docBlock {
 	var blocks []docBlock
 	lines := strings.Split(doc, "\n")
 	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		if !strings.HasPrefix(l, "```") {
+		fence := strings.TrimLeft(lines[i], " ") // a block in a list item is indented
+		if !strings.HasPrefix(fence, "```") {
 			continue
 		}
+		indent := strings.Repeat(" ", len(lines[i])-len(fence))
 		b := docBlock{line: i + 1}
-		if f := strings.Fields(strings.TrimPrefix(l, "```")); len(f) > 0 {
+		if f := strings.Fields(strings.TrimPrefix(fence, "```")); len(f) > 0 {
 			b.lang = f[0]
 		}
 		for j := i - 1; j >= 0; j-- {
@@ -105,8 +106,8 @@ func docBlocks(t *testing.T, name, doc string) []docBlock {
 			}
 		}
 		var body []string
-		for i++; i < len(lines) && !strings.HasPrefix(lines[i], "```"); i++ {
-			body = append(body, lines[i])
+		for i++; i < len(lines) && !strings.HasPrefix(strings.TrimLeft(lines[i], " "), "```"); i++ {
+			body = append(body, strings.TrimPrefix(lines[i], indent))
 		}
 		if i == len(lines) {
 			t.Fatalf("%s:%d: block never closed", name, b.line)
