@@ -47,7 +47,9 @@ import (
 //     a command says what its output (stdout and stderr) must contain,
 //     compared without white space. Every command must exit 0.
 //   - The session is one bash (with pipefail), so variables, exports and cd
-//     carry from block to block, as in the reader's terminal.
+//     carry from block to block, as in the reader's terminal. It starts as a
+//     new terminal would: PATH and a HOME of its own, none of the test
+//     process's other variables.
 //
 // What the reader has and the test provides (nothing else is rewritten):
 //
@@ -233,6 +235,8 @@ func TestDocsShellSnippetsRun(t *testing.T) {
 
 func runDocument(t *testing.T, name string, blocks []docBlock, keyserviceBinary func(*testing.T) string) {
 	grpcurl := repoTool(t, "grpcurl", "make tools installs it into bin/")
+	repoTool(t, "curl", "apt-get install curl") // the pages say a reader needs these
+	repoTool(t, "jq", "apt-get install jq")
 	e := start(t)
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, ".data"), 0o700); err != nil {
@@ -295,7 +299,8 @@ func newDocShell(t *testing.T, dir string) *docShell {
 	t.Helper()
 	cmd := exec.Command("bash", "--noprofile", "--norc")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "HOME="+dir)
+	// A reader's new terminal: none of the test's KEYSERVICE_*, DATABASE_URL...
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + os.TempDir(), "LANG=C.UTF-8"}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
