@@ -312,7 +312,7 @@ func TestKeysCommands(t *testing.T) {
 	}{
 		{[]string{"get", "not-a-uuid"}, 1, "InvalidArgument"},
 		{[]string{"get", "0b7e2c9a-4f1d-4c3e-9a51-2f6d8e0c1b2a"}, 1, "NotFound"},
-		// Usage mistakes exit 2, as the README says, and say what is wrong.
+		// Usage mistakes exit 2, as docs/clients.md says, and say what is wrong.
 		{[]string{"create", "--name", "x"}, 2, "--owner"},
 		{[]string{"create", "--name", "x", "--owner", "o", "--expires", "yesterday"}, 2, "--expires"},
 		{[]string{"create", "--name", "x", "--owner", "o", "--expires", "tomorrow"}, 2, "--expires"},

@@ -21,7 +21,7 @@ import (
 	"github.com/keyservice/keyservice/internal/config"
 )
 
-// caddySnippet is the README's Caddy site, word for word.
+// caddySnippet is the Caddy site of docs/gateways.md, word for word.
 const caddySnippet = `http://{{.Front}} {
 	# route keeps this order: the client's own identity headers are
 	# dropped first, then forward_auth sets keyservice's.
@@ -39,7 +39,7 @@ const caddySnippet = `http://{{.Front}} {
 	}
 }`
 
-// TestCaddyForwardAuth runs a real caddy with the README's snippet: a
+// TestCaddyForwardAuth runs a real caddy with docs/gateways.md's site: a
 // valid key reaches the upstream with the identity headers and without the
 // key; wrong, missing and limited keys do not reach it.
 func TestCaddyForwardAuth(t *testing.T) {

@@ -37,7 +37,7 @@ func repoTool(t *testing.T, name, install string) string {
 	return ""
 }
 
-// validateKey is the Go caller example of the README, word for word.
+// validateKey is the Go caller example of docs/clients.md, word for word.
 func validateKey(ctx context.Context, addr, callerToken, presented string) (bool, string, error) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -132,7 +132,7 @@ http {
 }
 `))
 
-// nginxSnippet is the README's auth location, word for word.
+// nginxSnippet is the auth location of docs/gateways.md (its first lines).
 const nginxSnippet = `    location = /_keyservice_auth {
       internal;
       proxy_pass http://{{.Keyservice}}/v1/auth;

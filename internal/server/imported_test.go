@@ -18,7 +18,7 @@ import (
 // answer REVOKED once the replica's incremental sync has found them, even
 // one whose NOT_FOUND the replica remembered from before the import, and
 // spend nothing from the end client's failed-attempt budget; one revoked
-// longer ago than that answers NOT_FOUND, as the README says.
+// longer ago than that answers NOT_FOUND, as docs/keys.md says.
 func TestImportedRevokedKeysAnswerRevoked(t *testing.T) {
 	t.Parallel()
 	e := start(t, withConfig(func(c *config.Config) { c.SyncInterval = 100 * time.Millisecond }))

@@ -574,7 +574,7 @@ func TestLifecycleBadInputIsRefusedAndWritesNothing(t *testing.T) {
 }
 
 // TestAnswersFollowTheDocumentedPrecedence: a key that fails several
-// checks gets the first in the README's order, and a key refused before
+// checks gets the first in the order docs/api.md gives, and a key refused before
 // its limit spends nothing from its budget.
 func TestAnswersFollowTheDocumentedPrecedence(t *testing.T) {
 	t.Parallel()

@@ -313,7 +313,7 @@ func TestPerKeyLimit(t *testing.T) {
 		t.Fatalf("REST rate_limit: %v", body["rate_limit"])
 	}
 
-	// The README's REST example.
+	// The REST example of docs/limits.md.
 	code, body, _ = e.rest(t, "POST", "/v1/keys", adminToken, `{"name":"partner","owner":"acme","rate_limit":{"limit":"100","period":"60s","burst":"20"}}`)
 	if code != 200 || fmt.Sprint(body["key"].(map[string]any)["rate_limit"]) != "map[burst:20 limit:100 period:60s]" {
 		t.Fatalf("REST create with a rate limit: %d %v", code, body)

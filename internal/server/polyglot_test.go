@@ -40,7 +40,7 @@ func checkE2E(t *testing.T, name string, out []byte) {
 	}
 }
 
-// TestPythonClient runs the README's Python example with Debian's
+// TestPythonClient runs the Python example of docs/clients.md with Debian's
 // python3-grpcio against the stubs in api/gen/python: create, validate,
 // revoke, validate again.
 func TestPythonClient(t *testing.T) {
@@ -66,7 +66,7 @@ var javaJars = []string{"grpc-api", "grpc-core", "grpc-context", "grpc-netty", "
 	"netty-codec-http2", "netty-handler", "netty-resolver", "netty-handler-proxy", "netty-codec-socks",
 	"netty-transport-native-unix-common", "geronimo-annotation-1.3-spec", "error_prone_annotations", "jsr305"}
 
-// TestJavaClient compiles the README's Java example and the stubs in
+// TestJavaClient compiles the Java example of docs/clients.md and the stubs in
 // api/gen/java with javac against Debian's jars (no Maven), and runs it.
 func TestJavaClient(t *testing.T) {
 	t.Parallel()
@@ -104,17 +104,17 @@ func TestJavaClient(t *testing.T) {
 	checkE2E(t, "java", out)
 }
 
-// TestREADMEShowsThePolyglotExamplesWordForWord: the Python and Java code
-// in the README is the code the tests above run.
-func TestREADMEShowsThePolyglotExamplesWordForWord(t *testing.T) {
+// TestDocsShowThePolyglotExamplesWordForWord: the Python and Java code
+// in docs/clients.md is the code the tests above run.
+func TestDocsShowThePolyglotExamplesWordForWord(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/clients.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for file, marks := range map[string][2]string{
-		"../../test/python/keyservice_e2e.py": {"# --- README: Python ---\n", "# --- end ---"},
-		"../../test/java/KeyserviceE2E.java":  {"  // --- README: Java ---\n", "    // --- end ---"},
+		"../../test/python/keyservice_e2e.py": {"# --- docs/clients.md: Python ---\n", "# --- end ---"},
+		"../../test/java/KeyserviceE2E.java":  {"  // --- docs/clients.md: Java ---\n", "    // --- end ---"},
 	} {
 		src, err := os.ReadFile(file)
 		if err != nil {
@@ -123,7 +123,7 @@ func TestREADMEShowsThePolyglotExamplesWordForWord(t *testing.T) {
 		_, rest, ok1 := strings.Cut(string(src), marks[0])
 		snippet, _, ok2 := strings.Cut(rest, marks[1])
 		if !ok1 || !ok2 || !strings.Contains(string(readme), snippet) {
-			t.Errorf("README.md does not show %s's example word for word", file)
+			t.Errorf("docs/clients.md does not show %s's example word for word", file)
 		}
 	}
 }

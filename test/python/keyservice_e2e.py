@@ -1,4 +1,4 @@
-"""The README's Python example, run end to end by internal/server/callers_test.go.
+"""The Python example of docs/clients.md, run end to end by internal/server/callers_test.go.
 
     PYTHONPATH=api/gen/python KEYSERVICE_ADDR=127.0.0.1:9090 KEYSERVICE_ADMIN_TOKEN=... \
         /usr/bin/python3 test/python/keyservice_e2e.py
@@ -14,7 +14,7 @@ import grpc
 from keyservice.v1 import keyservice_pb2 as ks
 from keyservice.v1 import keyservice_pb2_grpc as ks_grpc
 
-# --- README: Python ---
+# --- docs/clients.md: Python ---
 channel = grpc.insecure_channel(os.environ["KEYSERVICE_ADDR"])
 client = ks_grpc.KeyServiceStub(channel)
 admin = [("authorization", "Bearer " + os.environ["KEYSERVICE_ADMIN_TOKEN"])]
