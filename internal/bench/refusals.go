@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -84,27 +85,32 @@ func refusalBy(err error) string {
 // more than judgeRefusedMax of its calls were refused, not counting the
 // refusals named in counted (a target that counts them judges them).
 func (r *Result) unjudgeable(counted ...string) string {
-	if r == nil || r.Requests == 0 {
+	if r == nil {
 		return ""
 	}
-	var refused int
+	return tooRefused(r.Scenario+"/"+r.Transport+"/"+r.Mode, r.Refused, r.Requests, counted...)
+}
+
+// tooRefused says, for what (a row, a flood), who refused more than
+// judgeRefusedMax of its calls and what to change; "" when they did not.
+// Refusals named in counted are left out.
+func tooRefused(what string, refusedBy map[string]int, calls int64, counted ...string) string {
+	if calls <= 0 {
+		return ""
+	}
 	type part struct {
 		by string
 		n  int
 	}
 	var parts []part
-	for by, n := range r.Refused {
-		skip := false
-		for _, c := range counted {
-			skip = skip || by == c
-		}
-		if !skip && n > 0 {
+	refused := 0
+	for by, n := range refusedBy {
+		if n > 0 && !slices.Contains(counted, by) {
 			refused += n
 			parts = append(parts, part{by, n})
 		}
 	}
-	share := float64(refused) / float64(r.Requests)
-	if share <= judgeRefusedMax {
+	if float64(refused)/float64(calls) <= judgeRefusedMax {
 		return ""
 	}
 	sort.Slice(parts, func(i, j int) bool {
@@ -112,13 +118,14 @@ func (r *Result) unjudgeable(counted ...string) string {
 	})
 	var out []string
 	for _, p := range parts {
-		s := fmt.Sprintf("%.0f%% refused by %s", 100*float64(p.n)/float64(r.Requests), p.by)
+		pct := 100 * float64(p.n) / float64(calls)
 		if h := refusalHints[p.by]; h != "" {
-			s = fmt.Sprintf("%.0f%% refused by the %s: %s", 100*float64(p.n)/float64(r.Requests), p.by, h)
+			out = append(out, fmt.Sprintf("%.0f%% refused by the %s: %s", pct, p.by, h))
+		} else {
+			out = append(out, fmt.Sprintf("%.0f%% refused by %s", pct, p.by))
 		}
-		out = append(out, s)
 	}
-	return fmt.Sprintf("%s/%s/%s: %s", r.Scenario, r.Transport, r.Mode, strings.Join(out, "; "))
+	return what + ": " + strings.Join(out, "; ")
 }
 
 // refusedShare is the share of r's calls refused, for the table.
