@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -126,7 +127,10 @@ func (r *restValidator) validate(ctx context.Context, _ int, key string) (string
 		return "", err
 	}
 	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("HTTP %d", resp.StatusCode)
+		// An error body (gateway.RESTError): keep who refused, for refusalBy.
+		var body struct{ Status, Message string }
+		_ = json.Unmarshal(raw, &body)
+		return "", &restRefusal{httpStatus: resp.StatusCode, name: body.Status, msg: body.Message}
 	}
 	return codeOf(raw)
 }

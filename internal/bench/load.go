@@ -19,15 +19,23 @@ import (
 
 // Result is one measured run.
 type Result struct {
-	Scenario  string         `json:"scenario"`
-	Transport string         `json:"transport"`
-	Mode      string         `json:"mode"`
-	Requests  int64          `json:"requests"`
-	Seconds   float64        `json:"seconds"`
-	RPS       float64        `json:"rps"`
-	Latency   LatencyMS      `json:"latency_ms"`
-	Errors    map[string]int `json:"errors"`  // by status
-	Answers   map[string]int `json:"answers"` // by code
+	Scenario  string `json:"scenario"`
+	Transport string `json:"transport"`
+	Mode      string `json:"mode"`
+	// Requests counts every call made; Answered those the service judged
+	// (an answer with a code). RPS is answered calls per second and the
+	// latencies are theirs: a refusal is not a validation.
+	Requests int64     `json:"requests"`
+	Answered int64     `json:"answered"`
+	Seconds  float64   `json:"seconds"`
+	RPS      float64   `json:"rps"`
+	Latency  LatencyMS `json:"latency_ms"`
+	// Refused counts every call that got an error instead of an answer, by
+	// who refused it (refusalBy: "caller budget", "failed-attempt guard",
+	// "database unavailable", ...); Errors counts the same calls by status.
+	Refused map[string]int `json:"refused"`
+	Errors  map[string]int `json:"errors"`  // by status
+	Answers map[string]int `json:"answers"` // by code
 	// ValidRefused counts calls with an active key answered UNAVAILABLE
 	// (gRPC) or 503 (REST): real customers refused.
 	ValidRefused int64 `json:"valid_refused"`
@@ -85,9 +93,11 @@ func (e *env) picker(scenario string) picker {
 
 // tally collects one worker's observations.
 type tally struct {
-	lat          []time.Duration
+	lat          []time.Duration // every call
+	answeredLat  []time.Duration // the calls answered
 	answers      map[string]int
 	errors       map[string]int
+	refused      map[string]int // by who refused (refusalBy)
 	validRefused int64
 }
 
@@ -115,7 +125,8 @@ func drive(ctx context.Context, v validator, workers int, d time.Duration, pick 
 	until := time.Now().Add(d)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
-		t := &tally{lat: make([]time.Duration, 0, 1<<14), answers: map[string]int{}, errors: map[string]int{}}
+		t := &tally{lat: make([]time.Duration, 0, 1<<14), answeredLat: make([]time.Duration, 0, 1<<14),
+			answers: map[string]int{}, errors: map[string]int{}, refused: map[string]int{}}
 		out[w] = t
 		wg.Go(func() {
 			h, swappable := v.(holder)
@@ -136,12 +147,14 @@ func drive(ctx context.Context, v validator, workers int, d time.Duration, pick 
 				t.lat = append(t.lat, d)
 				if err != nil {
 					t.errors[errName(err)]++
+					t.refused[refusalBy(err)]++
 					if active != nil && isRefusal(err) && active(key) {
 						t.validRefused++
 					}
 					continue
 				}
 				t.answers[code]++
+				t.answeredLat = append(t.answeredLat, d)
 			}
 		})
 	}
@@ -214,21 +227,25 @@ func (e *env) measure(ctx context.Context, s endpoint, mode, scenario, transport
 		return Result{}, fmt.Errorf("restarting the service: %w", err)
 	}
 	r := Result{Scenario: scenario, Transport: transport, Mode: mode, Seconds: elapsed.Seconds(),
-		Errors: map[string]int{}, Answers: map[string]int{}}
-	var all []time.Duration
+		Errors: map[string]int{}, Answers: map[string]int{}, Refused: map[string]int{}}
+	var answered []time.Duration
 	for _, t := range tallies {
-		all = append(all, t.lat...)
+		r.Requests += int64(len(t.lat))
+		answered = append(answered, t.answeredLat...)
 		for k, n := range t.answers {
 			r.Answers[k] += n
 		}
 		for k, n := range t.errors {
 			r.Errors[k] += n
 		}
+		for k, n := range t.refused {
+			r.Refused[k] += n
+		}
 		r.ValidRefused += t.validRefused
 	}
-	r.Requests = int64(len(all))
-	r.RPS = float64(r.Requests) / elapsed.Seconds()
-	l := summarise(all)
+	r.Answered = int64(len(answered))
+	r.RPS = float64(r.Answered) / elapsed.Seconds()
+	l := summarise(answered)
 	r.Latency = LatencyMS{P50: ms(l.P50), P90: ms(l.P90), P99: ms(l.P99), Max: ms(l.Max)}
 	r.LookupsPer1k = -1
 	if after := e.lookups(ctx); after >= 0 && lookupsBefore >= 0 && r.Requests > 0 {

@@ -31,13 +31,14 @@ import (
 )
 
 // REST returns the REST handler for the service (grpc-gateway, in
-// process). JSON always carries every field (valid and code included, even
-// when false or zero), uses the proto field names, and rejects unknown
-// fields and unknown query parameters. srv must already run through the
+// process). JSON carries every scalar, list and map field (valid and code
+// included, even when false or zero) and leaves out message fields that
+// are not set (jsonOptions), uses the proto field names, and rejects
+// unknown fields and unknown query parameters. Errors are RESTError. srv must already run through the
 // interceptor chain (middleware.Bind).
 func REST(ctx context.Context, srv keyservicev1.KeyServiceServer, maxBody int64, trusted []netip.Prefix) (http.Handler, error) {
 	marshaler := strictJSON{&runtime.JSONPb{
-		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true},
+		MarshalOptions:   jsonOptions,
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 	}}
 	// grpc-gateway keeps the query parser in a package variable, which
@@ -47,6 +48,7 @@ func REST(ctx context.Context, srv keyservicev1.KeyServiceServer, maxBody int64,
 	queryParserOnce.Do(func() { runtime.NewServeMux(runtime.SetQueryParameterParser(strictQuery{})) })
 	mux := runtime.NewServeMux(
 		runtime.WithRoutingErrorHandler(routingError),
+		runtime.WithErrorHandler(restErrorHandler),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
 			switch textproto.CanonicalMIMEHeaderKey(h) {
@@ -125,16 +127,6 @@ func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 		return
 	}
 	WriteStatus(w, http.StatusMethodNotAllowed, codes.Unimplemented, "method "+r.Method+" not allowed on "+r.URL.Path)
-}
-
-// WriteStatus writes a google.rpc.Status as JSON with the HTTP status
-// code, as the gateway writes errors.
-func WriteStatus(w http.ResponseWriter, httpStatus int, code codes.Code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(httpStatus)
-	b, _ := protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true}.Marshal(status.New(code, msg).Proto())
-	_, _ = w.Write(b)
 }
 
 // queryRoutes are the GET routes whose requests take query parameters

@@ -12,6 +12,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	anypb "google.golang.org/protobuf/types/known/anypb"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	structpb "google.golang.org/protobuf/types/known/structpb"
@@ -1695,11 +1696,172 @@ func (x *FieldChange) GetNewValue() *structpb.Value {
 	return nil
 }
 
+// RestError is the JSON body of every REST error (gRPC callers get
+// google.rpc.Status). At the top it is google.rpc.Status as REST answers
+// always carried it (code is the gRPC code number) with the code's name
+// beside it; error holds the same error in the shape of AIP-193, whose code
+// is the HTTP status.
+type RestError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The gRPC status code, as a number (5 for NOT_FOUND).
+	Code int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	// What went wrong, for a developer; never a secret.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The code's canonical name ("NOT_FOUND").
+	Status string `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	// Typed details (google.rpc.BadRequest naming the field, RetryInfo...),
+	// each with its "@type".
+	Details []*anypb.Any `protobuf:"bytes,3,rep,name=details,proto3" json:"details,omitempty"`
+	// The same error as AIP-193 puts it: {"error": {code, message, status,
+	// details}} with the HTTP status as code.
+	Error         *RestErrorStatus `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestError) Reset() {
+	*x = RestError{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestError) ProtoMessage() {}
+
+func (x *RestError) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestError.ProtoReflect.Descriptor instead.
+func (*RestError) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RestError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *RestError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *RestError) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *RestError) GetDetails() []*anypb.Any {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+func (x *RestError) GetError() *RestErrorStatus {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// RestErrorStatus is a REST error in the shape of AIP-193.
+type RestErrorStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The HTTP status of the answer (404 for NOT_FOUND).
+	Code int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	// What went wrong, for a developer; never a secret.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The gRPC code's canonical name ("NOT_FOUND").
+	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	// Typed details, each with its "@type".
+	Details       []*anypb.Any `protobuf:"bytes,4,rep,name=details,proto3" json:"details,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestErrorStatus) Reset() {
+	*x = RestErrorStatus{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestErrorStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestErrorStatus) ProtoMessage() {}
+
+func (x *RestErrorStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestErrorStatus.ProtoReflect.Descriptor instead.
+func (*RestErrorStatus) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RestErrorStatus) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *RestErrorStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *RestErrorStatus) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *RestErrorStatus) GetDetails() []*anypb.Any {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
 var File_keyservice_v1_keyservice_proto protoreflect.FileDescriptor
 
 const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\n" +
-	"\x1ekeyservice/v1/keyservice.proto\x12\rkeyservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x05\n" +
+	"\x1ekeyservice/v1/keyservice.proto\x12\rkeyservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x05\n" +
 	"\x03Key\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04hint\x18\x02 \x01(\tR\x04hint\x12\x12\n" +
@@ -1825,7 +1987,18 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\vFieldChange\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x123\n" +
 	"\told_value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\boldValue\x123\n" +
-	"\tnew_value\x18\x03 \x01(\v2\x16.google.protobuf.ValueR\bnewValue*\xd3\x01\n" +
+	"\tnew_value\x18\x03 \x01(\v2\x16.google.protobuf.ValueR\bnewValue\"\xb7\x01\n" +
+	"\tRestError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x12.\n" +
+	"\adetails\x18\x03 \x03(\v2\x14.google.protobuf.AnyR\adetails\x124\n" +
+	"\x05error\x18\x05 \x01(\v2\x1e.keyservice.v1.RestErrorStatusR\x05error\"\x87\x01\n" +
+	"\x0fRestErrorStatus\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12.\n" +
+	"\adetails\x18\x04 \x03(\v2\x14.google.protobuf.AnyR\adetails*\xd3\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1868,7 +2041,7 @@ func file_keyservice_v1_keyservice_proto_rawDescGZIP() []byte {
 }
 
 var file_keyservice_v1_keyservice_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_keyservice_v1_keyservice_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_keyservice_v1_keyservice_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_keyservice_v1_keyservice_proto_goTypes = []any{
 	(Code)(0),                       // 0: keyservice.v1.Code
 	(Format)(0),                     // 1: keyservice.v1.Format
@@ -1893,28 +2066,31 @@ var file_keyservice_v1_keyservice_proto_goTypes = []any{
 	(*ListAuditEventsResponse)(nil), // 20: keyservice.v1.ListAuditEventsResponse
 	(*AuditEvent)(nil),              // 21: keyservice.v1.AuditEvent
 	(*FieldChange)(nil),             // 22: keyservice.v1.FieldChange
-	nil,                             // 23: keyservice.v1.Key.MetadataEntry
-	nil,                             // 24: keyservice.v1.CreateKeyRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil),   // 25: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 26: google.protobuf.Duration
-	(*fieldmaskpb.FieldMask)(nil),   // 27: google.protobuf.FieldMask
-	(*structpb.Value)(nil),          // 28: google.protobuf.Value
+	(*RestError)(nil),               // 23: keyservice.v1.RestError
+	(*RestErrorStatus)(nil),         // 24: keyservice.v1.RestErrorStatus
+	nil,                             // 25: keyservice.v1.Key.MetadataEntry
+	nil,                             // 26: keyservice.v1.CreateKeyRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),   // 27: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 28: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),   // 29: google.protobuf.FieldMask
+	(*structpb.Value)(nil),          // 30: google.protobuf.Value
+	(*anypb.Any)(nil),               // 31: google.protobuf.Any
 }
 var file_keyservice_v1_keyservice_proto_depIdxs = []int32{
-	23, // 0: keyservice.v1.Key.metadata:type_name -> keyservice.v1.Key.MetadataEntry
-	25, // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
-	25, // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	25, // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
-	25, // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
+	25, // 0: keyservice.v1.Key.metadata:type_name -> keyservice.v1.Key.MetadataEntry
+	27, // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
+	27, // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	27, // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
+	27, // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
 	3,  // 5: keyservice.v1.Key.rate_limit:type_name -> keyservice.v1.RateLimit
-	25, // 6: keyservice.v1.Key.updated_at:type_name -> google.protobuf.Timestamp
-	26, // 7: keyservice.v1.RateLimit.period:type_name -> google.protobuf.Duration
-	26, // 8: keyservice.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
+	27, // 6: keyservice.v1.Key.updated_at:type_name -> google.protobuf.Timestamp
+	28, // 7: keyservice.v1.RateLimit.period:type_name -> google.protobuf.Duration
+	28, // 8: keyservice.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
 	0,  // 9: keyservice.v1.ValidateResponse.code:type_name -> keyservice.v1.Code
 	2,  // 10: keyservice.v1.ValidateResponse.key:type_name -> keyservice.v1.Key
 	4,  // 11: keyservice.v1.ValidateResponse.rate_limit:type_name -> keyservice.v1.RateLimitStatus
-	24, // 12: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
-	25, // 13: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	26, // 12: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
+	27, // 13: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	3,  // 14: keyservice.v1.CreateKeyRequest.rate_limit:type_name -> keyservice.v1.RateLimit
 	1,  // 15: keyservice.v1.CreateKeyRequest.format:type_name -> keyservice.v1.Format
 	2,  // 16: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
@@ -1922,38 +2098,41 @@ var file_keyservice_v1_keyservice_proto_depIdxs = []int32{
 	2,  // 18: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
 	2,  // 19: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
 	2,  // 20: keyservice.v1.UpdateKeyRequest.key:type_name -> keyservice.v1.Key
-	27, // 21: keyservice.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	29, // 21: keyservice.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 22: keyservice.v1.UpdateKeyResponse.key:type_name -> keyservice.v1.Key
-	26, // 23: keyservice.v1.RotateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	28, // 23: keyservice.v1.RotateKeyRequest.grace_period:type_name -> google.protobuf.Duration
 	1,  // 24: keyservice.v1.RotateKeyRequest.format:type_name -> keyservice.v1.Format
 	2,  // 25: keyservice.v1.RotateKeyResponse.key:type_name -> keyservice.v1.Key
 	2,  // 26: keyservice.v1.RotateKeyResponse.old_key:type_name -> keyservice.v1.Key
 	21, // 27: keyservice.v1.ListAuditEventsResponse.events:type_name -> keyservice.v1.AuditEvent
-	25, // 28: keyservice.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	27, // 28: keyservice.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
 	22, // 29: keyservice.v1.AuditEvent.changes:type_name -> keyservice.v1.FieldChange
-	28, // 30: keyservice.v1.FieldChange.old_value:type_name -> google.protobuf.Value
-	28, // 31: keyservice.v1.FieldChange.new_value:type_name -> google.protobuf.Value
-	5,  // 32: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
-	7,  // 33: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
-	9,  // 34: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
-	11, // 35: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
-	13, // 36: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
-	15, // 37: keyservice.v1.KeyService.UpdateKey:input_type -> keyservice.v1.UpdateKeyRequest
-	17, // 38: keyservice.v1.KeyService.RotateKey:input_type -> keyservice.v1.RotateKeyRequest
-	19, // 39: keyservice.v1.KeyService.ListAuditEvents:input_type -> keyservice.v1.ListAuditEventsRequest
-	6,  // 40: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
-	8,  // 41: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
-	10, // 42: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
-	12, // 43: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
-	14, // 44: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
-	16, // 45: keyservice.v1.KeyService.UpdateKey:output_type -> keyservice.v1.UpdateKeyResponse
-	18, // 46: keyservice.v1.KeyService.RotateKey:output_type -> keyservice.v1.RotateKeyResponse
-	20, // 47: keyservice.v1.KeyService.ListAuditEvents:output_type -> keyservice.v1.ListAuditEventsResponse
-	40, // [40:48] is the sub-list for method output_type
-	32, // [32:40] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	30, // 30: keyservice.v1.FieldChange.old_value:type_name -> google.protobuf.Value
+	30, // 31: keyservice.v1.FieldChange.new_value:type_name -> google.protobuf.Value
+	31, // 32: keyservice.v1.RestError.details:type_name -> google.protobuf.Any
+	24, // 33: keyservice.v1.RestError.error:type_name -> keyservice.v1.RestErrorStatus
+	31, // 34: keyservice.v1.RestErrorStatus.details:type_name -> google.protobuf.Any
+	5,  // 35: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
+	7,  // 36: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
+	9,  // 37: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
+	11, // 38: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
+	13, // 39: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
+	15, // 40: keyservice.v1.KeyService.UpdateKey:input_type -> keyservice.v1.UpdateKeyRequest
+	17, // 41: keyservice.v1.KeyService.RotateKey:input_type -> keyservice.v1.RotateKeyRequest
+	19, // 42: keyservice.v1.KeyService.ListAuditEvents:input_type -> keyservice.v1.ListAuditEventsRequest
+	6,  // 43: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
+	8,  // 44: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
+	10, // 45: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
+	12, // 46: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
+	14, // 47: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
+	16, // 48: keyservice.v1.KeyService.UpdateKey:output_type -> keyservice.v1.UpdateKeyResponse
+	18, // 49: keyservice.v1.KeyService.RotateKey:output_type -> keyservice.v1.RotateKeyResponse
+	20, // 50: keyservice.v1.KeyService.ListAuditEvents:output_type -> keyservice.v1.ListAuditEventsResponse
+	43, // [43:51] is the sub-list for method output_type
+	35, // [35:43] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_keyservice_v1_keyservice_proto_init() }
@@ -1968,7 +2147,7 @@ func file_keyservice_v1_keyservice_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyservice_v1_keyservice_proto_rawDesc), len(file_keyservice_v1_keyservice_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

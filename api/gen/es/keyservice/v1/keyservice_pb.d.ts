@@ -6,7 +6,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Duration, FieldMask, Timestamp, Value } from "@bufbuild/protobuf/wkt";
+import type { Any, Duration, FieldMask, Timestamp, Value } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file keyservice/v1/keyservice.proto.
@@ -880,6 +880,101 @@ export declare type FieldChange = Message<"keyservice.v1.FieldChange"> & {
  * Use `create(FieldChangeSchema)` to create a new message.
  */
 export declare const FieldChangeSchema: GenMessage<FieldChange>;
+
+/**
+ * RestError is the JSON body of every REST error (gRPC callers get
+ * google.rpc.Status). At the top it is google.rpc.Status as REST answers
+ * always carried it (code is the gRPC code number) with the code's name
+ * beside it; error holds the same error in the shape of AIP-193, whose code
+ * is the HTTP status.
+ *
+ * @generated from message keyservice.v1.RestError
+ */
+export declare type RestError = Message<"keyservice.v1.RestError"> & {
+  /**
+   * The gRPC status code, as a number (5 for NOT_FOUND).
+   *
+   * @generated from field: int32 code = 1;
+   */
+  code: number;
+
+  /**
+   * What went wrong, for a developer; never a secret.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * The code's canonical name ("NOT_FOUND").
+   *
+   * @generated from field: string status = 4;
+   */
+  status: string;
+
+  /**
+   * Typed details (google.rpc.BadRequest naming the field, RetryInfo...),
+   * each with its "@type".
+   *
+   * @generated from field: repeated google.protobuf.Any details = 3;
+   */
+  details: Any[];
+
+  /**
+   * The same error as AIP-193 puts it: {"error": {code, message, status,
+   * details}} with the HTTP status as code.
+   *
+   * @generated from field: keyservice.v1.RestErrorStatus error = 5;
+   */
+  error?: RestErrorStatus | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.RestError.
+ * Use `create(RestErrorSchema)` to create a new message.
+ */
+export declare const RestErrorSchema: GenMessage<RestError>;
+
+/**
+ * RestErrorStatus is a REST error in the shape of AIP-193.
+ *
+ * @generated from message keyservice.v1.RestErrorStatus
+ */
+export declare type RestErrorStatus = Message<"keyservice.v1.RestErrorStatus"> & {
+  /**
+   * The HTTP status of the answer (404 for NOT_FOUND).
+   *
+   * @generated from field: int32 code = 1;
+   */
+  code: number;
+
+  /**
+   * What went wrong, for a developer; never a secret.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * The gRPC code's canonical name ("NOT_FOUND").
+   *
+   * @generated from field: string status = 3;
+   */
+  status: string;
+
+  /**
+   * Typed details, each with its "@type".
+   *
+   * @generated from field: repeated google.protobuf.Any details = 4;
+   */
+  details: Any[];
+};
+
+/**
+ * Describes the message keyservice.v1.RestErrorStatus.
+ * Use `create(RestErrorStatusSchema)` to create a new message.
+ */
+export declare const RestErrorStatusSchema: GenMessage<RestErrorStatus>;
 
 /**
  * Code is the outcome of a validation.

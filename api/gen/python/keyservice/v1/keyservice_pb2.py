@@ -12,13 +12,14 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekeyservice/v1/keyservice.proto\x12\rkeyservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x04\n\x03Key\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04hint\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05owner\x18\x04 \x01(\t\x12\x0e\n\x06scopes\x18\x05 \x03(\t\x12\x32\n\x08metadata\x18\x06 \x03(\x0b\x32 .keyservice.v1.Key.MetadataEntry\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\nrate_limit\x18\x0b \x01(\x0b\x32\x18.keyservice.v1.RateLimit\x12\x0f\n\x07\x65nabled\x18\x0c \x01(\x08\x12\x15\n\rallowed_cidrs\x18\r \x03(\t\x12\x14\n\x0crotated_from\x18\x0e \x01(\t\x12\x12\n\nrotated_to\x18\x0f \x01(\t\x12.\n\nupdated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"T\n\tRateLimit\x12\r\n\x05limit\x18\x01 \x01(\x03\x12)\n\x06period\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05\x62urst\x18\x03 \x01(\x03\"]\n\x0fRateLimitStatus\x12\r\n\x05limit\x18\x01 \x01(\x03\x12\x11\n\tremaining\x18\x02 \x01(\x03\x12(\n\x05reset\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"f\n\x0fValidateRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x11\n\x04\x63ost\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x11\n\tclient_ip\x18\x03 \x01(\t\x12\x17\n\x0frequired_scopes\x18\x04 \x03(\tB\x07\n\x05_cost\"\x99\x01\n\x10ValidateResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12!\n\x04\x63ode\x18\x02 \x01(\x0e\x32\x13.keyservice.v1.Code\x12\x1f\n\x03key\x18\x03 \x01(\x0b\x32\x12.keyservice.v1.Key\x12\x32\n\nrate_limit\x18\x04 \x01(\x0b\x32\x1e.keyservice.v1.RateLimitStatus\"\xe1\x02\n\x10\x43reateKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\x12?\n\x08metadata\x18\x04 \x03(\x0b\x32-.keyservice.v1.CreateKeyRequest.MetadataEntry\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\nrate_limit\x18\x06 \x01(\x0b\x32\x18.keyservice.v1.RateLimit\x12%\n\x06\x66ormat\x18\x07 \x01(\x0e\x32\x15.keyservice.v1.Format\x12\x15\n\rallowed_cidrs\x18\x08 \x03(\t\x12\x12\n\nrequest_id\x18\t \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"D\n\x11\x43reateKeyResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x1f\n\x03key\x18\x02 \x01(\x0b\x32\x12.keyservice.v1.Key\"\x1b\n\rGetKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x0eGetKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyservice.v1.Key\"G\n\x0fListKeysRequest\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"M\n\x10ListKeysResponse\x12 \n\x04keys\x18\x01 \x03(\x0b\x32\x12.keyservice.v1.Key\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x10RevokeKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x11RevokeKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyservice.v1.Key\"x\n\x10UpdateKeyRequest\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyservice.v1.Key\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"4\n\x11UpdateKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyservice.v1.Key\"\x8a\x01\n\x10RotateKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x0cgrace_period\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12%\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x15.keyservice.v1.Format\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"i\n\x11RotateKeyResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x1f\n\x03key\x18\x02 \x01(\x0b\x32\x12.keyservice.v1.Key\x12#\n\x07old_key\x18\x03 \x01(\x0b\x32\x12.keyservice.v1.Key\"^\n\x16ListAuditEventsRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"]\n\x17ListAuditEventsResponse\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.keyservice.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb2\x01\n\nAuditEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0e\n\x06key_id\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12+\n\x07\x63hanges\x18\x07 \x03(\x0b\x32\x1a.keyservice.v1.FieldChange\"r\n\x0b\x46ieldChange\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12)\n\told_value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12)\n\tnew_value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value*\xd3\x01\n\x04\x43ode\x12\x14\n\x10\x43ODE_UNSPECIFIED\x10\x00\x12\x0e\n\nCODE_VALID\x10\x01\x12\x12\n\x0e\x43ODE_MALFORMED\x10\x02\x12\x12\n\x0e\x43ODE_NOT_FOUND\x10\x03\x12\x10\n\x0c\x43ODE_REVOKED\x10\x04\x12\x10\n\x0c\x43ODE_EXPIRED\x10\x05\x12\x15\n\x11\x43ODE_RATE_LIMITED\x10\x06\x12\x11\n\rCODE_DISABLED\x10\x07\x12\x12\n\x0e\x43ODE_FORBIDDEN\x10\x08\x12\x1b\n\x17\x43ODE_INSUFFICIENT_SCOPE\x10\t*H\n\x06\x46ormat\x12\x16\n\x12\x46ORMAT_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46ORMAT_CHECKSUM\x10\x01\x12\x11\n\rFORMAT_SIGNED\x10\x02\x32\xe7\x06\n\nKeyService\x12i\n\x08Validate\x12\x1e.keyservice.v1.ValidateRequest\x1a\x1f.keyservice.v1.ValidateResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x11/v1/keys:validate:\x01*\x12\x63\n\tCreateKey\x12\x1f.keyservice.v1.CreateKeyRequest\x1a .keyservice.v1.CreateKeyResponse\"\x13\x82\xd3\xe4\x93\x02\r\"\x08/v1/keys:\x01*\x12\\\n\x06GetKey\x12\x1c.keyservice.v1.GetKeyRequest\x1a\x1d.keyservice.v1.GetKeyResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/keys/{id}\x12]\n\x08ListKeys\x12\x1e.keyservice.v1.ListKeysRequest\x1a\x1f.keyservice.v1.ListKeysResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/keys\x12o\n\tRevokeKey\x12\x1f.keyservice.v1.RevokeKeyRequest\x1a .keyservice.v1.RevokeKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/keys/{id}:revoke:\x01*\x12n\n\tUpdateKey\x12\x1f.keyservice.v1.UpdateKeyRequest\x1a .keyservice.v1.UpdateKeyResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x32\x11/v1/keys/{key.id}:\x03key\x12o\n\tRotateKey\x12\x1f.keyservice.v1.RotateKeyRequest\x1a .keyservice.v1.RotateKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/keys/{id}:rotate:\x01*\x12z\n\x0fListAuditEvents\x12%.keyservice.v1.ListAuditEventsRequest\x1a&.keyservice.v1.ListAuditEventsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit-eventsBk\n\x11\x64\x65v.keyservice.v1B\x0fKeyServiceProtoP\x01ZCgithub.com/keyservice/keyservice/api/gen/keyservice/v1;keyservicev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekeyservice/v1/keyservice.proto\x12\rkeyservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x04\n\x03Key\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04hint\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05owner\x18\x04 \x01(\t\x12\x0e\n\x06scopes\x18\x05 \x03(\t\x12\x32\n\x08metadata\x18\x06 \x03(\x0b\x32 .keyservice.v1.Key.MetadataEntry\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\nrate_limit\x18\x0b \x01(\x0b\x32\x18.keyservice.v1.RateLimit\x12\x0f\n\x07\x65nabled\x18\x0c \x01(\x08\x12\x15\n\rallowed_cidrs\x18\r \x03(\t\x12\x14\n\x0crotated_from\x18\x0e \x01(\t\x12\x12\n\nrotated_to\x18\x0f \x01(\t\x12.\n\nupdated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"T\n\tRateLimit\x12\r\n\x05limit\x18\x01 \x01(\x03\x12)\n\x06period\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05\x62urst\x18\x03 \x01(\x03\"]\n\x0fRateLimitStatus\x12\r\n\x05limit\x18\x01 \x01(\x03\x12\x11\n\tremaining\x18\x02 \x01(\x03\x12(\n\x05reset\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"f\n\x0fValidateRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x11\n\x04\x63ost\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x11\n\tclient_ip\x18\x03 \x01(\t\x12\x17\n\x0frequired_scopes\x18\x04 \x03(\tB\x07\n\x05_cost\"\x99\x01\n\x10ValidateResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12!\n\x04\x63ode\x18\x02 \x01(\x0e\x32\x13.keyservice.v1.Code\x12\x1f\n\x03key\x18\x03 \x01(\x0b\x32\x12.keyservice.v1.Key\x12\x32\n\nrate_limit\x18\x04 \x01(\x0b\x32\x1e.keyservice.v1.RateLimitStatus\"\xe1\x02\n\x10\x43reateKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\x12?\n\x08metadata\x18\x04 \x03(\x0b\x32-.keyservice.v1.CreateKeyRequest.MetadataEntry\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\nrate_limit\x18\x06 \x01(\x0b\x32\x18.keyservice.v1.RateLimit\x12%\n\x06\x66ormat\x18\x07 \x01(\x0e\x32\x15.keyservice.v1.Format\x12\x15\n\rallowed_cidrs\x18\x08 \x03(\t\x12\x12\n\nrequest_id\x18\t \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"D\n\x11\x43reateKeyResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x1f\n\x03key\x18\x02 \x01(\x0b\x32\x12.keyservice.v1.Key\"\x1b\n\rGetKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x0eGetKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyservice.v1.Key\"G\n\x0fListKeysRequest\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"M\n\x10ListKeysResponse\x12 \n\x04keys\x18\x01 \x03(\x0b\x32\x12.keyservice.v1.Key\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x10RevokeKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x11RevokeKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyservice.v1.Key\"x\n\x10UpdateKeyRequest\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyservice.v1.Key\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"4\n\x11UpdateKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyservice.v1.Key\"\x8a\x01\n\x10RotateKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x0cgrace_period\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12%\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x15.keyservice.v1.Format\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"i\n\x11RotateKeyResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x1f\n\x03key\x18\x02 \x01(\x0b\x32\x12.keyservice.v1.Key\x12#\n\x07old_key\x18\x03 \x01(\x0b\x32\x12.keyservice.v1.Key\"^\n\x16ListAuditEventsRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"]\n\x17ListAuditEventsResponse\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.keyservice.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb2\x01\n\nAuditEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0e\n\x06key_id\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12+\n\x07\x63hanges\x18\x07 \x03(\x0b\x32\x1a.keyservice.v1.FieldChange\"r\n\x0b\x46ieldChange\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12)\n\told_value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12)\n\tnew_value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"\x90\x01\n\tRestError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12%\n\x07\x64\x65tails\x18\x03 \x03(\x0b\x32\x14.google.protobuf.Any\x12-\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x1e.keyservice.v1.RestErrorStatus\"g\n\x0fRestErrorStatus\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12%\n\x07\x64\x65tails\x18\x04 \x03(\x0b\x32\x14.google.protobuf.Any*\xd3\x01\n\x04\x43ode\x12\x14\n\x10\x43ODE_UNSPECIFIED\x10\x00\x12\x0e\n\nCODE_VALID\x10\x01\x12\x12\n\x0e\x43ODE_MALFORMED\x10\x02\x12\x12\n\x0e\x43ODE_NOT_FOUND\x10\x03\x12\x10\n\x0c\x43ODE_REVOKED\x10\x04\x12\x10\n\x0c\x43ODE_EXPIRED\x10\x05\x12\x15\n\x11\x43ODE_RATE_LIMITED\x10\x06\x12\x11\n\rCODE_DISABLED\x10\x07\x12\x12\n\x0e\x43ODE_FORBIDDEN\x10\x08\x12\x1b\n\x17\x43ODE_INSUFFICIENT_SCOPE\x10\t*H\n\x06\x46ormat\x12\x16\n\x12\x46ORMAT_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46ORMAT_CHECKSUM\x10\x01\x12\x11\n\rFORMAT_SIGNED\x10\x02\x32\xe7\x06\n\nKeyService\x12i\n\x08Validate\x12\x1e.keyservice.v1.ValidateRequest\x1a\x1f.keyservice.v1.ValidateResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x11/v1/keys:validate:\x01*\x12\x63\n\tCreateKey\x12\x1f.keyservice.v1.CreateKeyRequest\x1a .keyservice.v1.CreateKeyResponse\"\x13\x82\xd3\xe4\x93\x02\r\"\x08/v1/keys:\x01*\x12\\\n\x06GetKey\x12\x1c.keyservice.v1.GetKeyRequest\x1a\x1d.keyservice.v1.GetKeyResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/keys/{id}\x12]\n\x08ListKeys\x12\x1e.keyservice.v1.ListKeysRequest\x1a\x1f.keyservice.v1.ListKeysResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/keys\x12o\n\tRevokeKey\x12\x1f.keyservice.v1.RevokeKeyRequest\x1a .keyservice.v1.RevokeKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/keys/{id}:revoke:\x01*\x12n\n\tUpdateKey\x12\x1f.keyservice.v1.UpdateKeyRequest\x1a .keyservice.v1.UpdateKeyResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x32\x11/v1/keys/{key.id}:\x03key\x12o\n\tRotateKey\x12\x1f.keyservice.v1.RotateKeyRequest\x1a .keyservice.v1.RotateKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/keys/{id}:rotate:\x01*\x12z\n\x0fListAuditEvents\x12%.keyservice.v1.ListAuditEventsRequest\x1a&.keyservice.v1.ListAuditEventsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit-eventsBk\n\x11\x64\x65v.keyservice.v1B\x0fKeyServiceProtoP\x01ZCgithub.com/keyservice/keyservice/api/gen/keyservice/v1;keyservicev1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyservice.v1.keyservice_pb2', globals())
@@ -46,56 +47,60 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _KEYSERVICE.methods_by_name['RotateKey']._serialized_options = b'\202\323\344\223\002\031\"\024/v1/keys/{id}:rotate:\001*'
   _KEYSERVICE.methods_by_name['ListAuditEvents']._options = None
   _KEYSERVICE.methods_by_name['ListAuditEvents']._serialized_options = b'\202\323\344\223\002\022\022\020/v1/audit-events'
-  _CODE._serialized_start=2876
-  _CODE._serialized_end=3087
-  _FORMAT._serialized_start=3089
-  _FORMAT._serialized_end=3161
-  _KEY._serialized_start=209
-  _KEY._serialized_end=756
-  _KEY_METADATAENTRY._serialized_start=709
-  _KEY_METADATAENTRY._serialized_end=756
-  _RATELIMIT._serialized_start=758
-  _RATELIMIT._serialized_end=842
-  _RATELIMITSTATUS._serialized_start=844
-  _RATELIMITSTATUS._serialized_end=937
-  _VALIDATEREQUEST._serialized_start=939
-  _VALIDATEREQUEST._serialized_end=1041
-  _VALIDATERESPONSE._serialized_start=1044
-  _VALIDATERESPONSE._serialized_end=1197
-  _CREATEKEYREQUEST._serialized_start=1200
-  _CREATEKEYREQUEST._serialized_end=1553
-  _CREATEKEYREQUEST_METADATAENTRY._serialized_start=709
-  _CREATEKEYREQUEST_METADATAENTRY._serialized_end=756
-  _CREATEKEYRESPONSE._serialized_start=1555
-  _CREATEKEYRESPONSE._serialized_end=1623
-  _GETKEYREQUEST._serialized_start=1625
-  _GETKEYREQUEST._serialized_end=1652
-  _GETKEYRESPONSE._serialized_start=1654
-  _GETKEYRESPONSE._serialized_end=1703
-  _LISTKEYSREQUEST._serialized_start=1705
-  _LISTKEYSREQUEST._serialized_end=1776
-  _LISTKEYSRESPONSE._serialized_start=1778
-  _LISTKEYSRESPONSE._serialized_end=1855
-  _REVOKEKEYREQUEST._serialized_start=1857
-  _REVOKEKEYREQUEST._serialized_end=1907
-  _REVOKEKEYRESPONSE._serialized_start=1909
-  _REVOKEKEYRESPONSE._serialized_end=1961
-  _UPDATEKEYREQUEST._serialized_start=1963
-  _UPDATEKEYREQUEST._serialized_end=2083
-  _UPDATEKEYRESPONSE._serialized_start=2085
-  _UPDATEKEYRESPONSE._serialized_end=2137
-  _ROTATEKEYREQUEST._serialized_start=2140
-  _ROTATEKEYREQUEST._serialized_end=2278
-  _ROTATEKEYRESPONSE._serialized_start=2280
-  _ROTATEKEYRESPONSE._serialized_end=2385
-  _LISTAUDITEVENTSREQUEST._serialized_start=2387
-  _LISTAUDITEVENTSREQUEST._serialized_end=2481
-  _LISTAUDITEVENTSRESPONSE._serialized_start=2483
-  _LISTAUDITEVENTSRESPONSE._serialized_end=2576
-  _AUDITEVENT._serialized_start=2579
-  _AUDITEVENT._serialized_end=2757
-  _FIELDCHANGE._serialized_start=2759
-  _FIELDCHANGE._serialized_end=2873
-  _KEYSERVICE._serialized_start=3164
-  _KEYSERVICE._serialized_end=4035
+  _CODE._serialized_start=3155
+  _CODE._serialized_end=3366
+  _FORMAT._serialized_start=3368
+  _FORMAT._serialized_end=3440
+  _KEY._serialized_start=236
+  _KEY._serialized_end=783
+  _KEY_METADATAENTRY._serialized_start=736
+  _KEY_METADATAENTRY._serialized_end=783
+  _RATELIMIT._serialized_start=785
+  _RATELIMIT._serialized_end=869
+  _RATELIMITSTATUS._serialized_start=871
+  _RATELIMITSTATUS._serialized_end=964
+  _VALIDATEREQUEST._serialized_start=966
+  _VALIDATEREQUEST._serialized_end=1068
+  _VALIDATERESPONSE._serialized_start=1071
+  _VALIDATERESPONSE._serialized_end=1224
+  _CREATEKEYREQUEST._serialized_start=1227
+  _CREATEKEYREQUEST._serialized_end=1580
+  _CREATEKEYREQUEST_METADATAENTRY._serialized_start=736
+  _CREATEKEYREQUEST_METADATAENTRY._serialized_end=783
+  _CREATEKEYRESPONSE._serialized_start=1582
+  _CREATEKEYRESPONSE._serialized_end=1650
+  _GETKEYREQUEST._serialized_start=1652
+  _GETKEYREQUEST._serialized_end=1679
+  _GETKEYRESPONSE._serialized_start=1681
+  _GETKEYRESPONSE._serialized_end=1730
+  _LISTKEYSREQUEST._serialized_start=1732
+  _LISTKEYSREQUEST._serialized_end=1803
+  _LISTKEYSRESPONSE._serialized_start=1805
+  _LISTKEYSRESPONSE._serialized_end=1882
+  _REVOKEKEYREQUEST._serialized_start=1884
+  _REVOKEKEYREQUEST._serialized_end=1934
+  _REVOKEKEYRESPONSE._serialized_start=1936
+  _REVOKEKEYRESPONSE._serialized_end=1988
+  _UPDATEKEYREQUEST._serialized_start=1990
+  _UPDATEKEYREQUEST._serialized_end=2110
+  _UPDATEKEYRESPONSE._serialized_start=2112
+  _UPDATEKEYRESPONSE._serialized_end=2164
+  _ROTATEKEYREQUEST._serialized_start=2167
+  _ROTATEKEYREQUEST._serialized_end=2305
+  _ROTATEKEYRESPONSE._serialized_start=2307
+  _ROTATEKEYRESPONSE._serialized_end=2412
+  _LISTAUDITEVENTSREQUEST._serialized_start=2414
+  _LISTAUDITEVENTSREQUEST._serialized_end=2508
+  _LISTAUDITEVENTSRESPONSE._serialized_start=2510
+  _LISTAUDITEVENTSRESPONSE._serialized_end=2603
+  _AUDITEVENT._serialized_start=2606
+  _AUDITEVENT._serialized_end=2784
+  _FIELDCHANGE._serialized_start=2786
+  _FIELDCHANGE._serialized_end=2900
+  _RESTERROR._serialized_start=2903
+  _RESTERROR._serialized_end=3047
+  _RESTERRORSTATUS._serialized_start=3049
+  _RESTERRORSTATUS._serialized_end=3152
+  _KEYSERVICE._serialized_start=3443
+  _KEYSERVICE._serialized_end=4314
 # @@protoc_insertion_point(module_scope)

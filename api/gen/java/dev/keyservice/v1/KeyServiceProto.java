@@ -129,6 +129,16 @@ public final class KeyServiceProto {
   static final 
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_keyservice_v1_FieldChange_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_RestError_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_RestError_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_RestErrorStatus_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_RestErrorStatus_fieldAccessorTable;
 
   public static com.google.protobuf.Descriptors.FileDescriptor
       getDescriptor() {
@@ -139,114 +149,122 @@ public final class KeyServiceProto {
   static {
     java.lang.String[] descriptorData = {
       "\n\036keyservice/v1/keyservice.proto\022\rkeyser" +
-      "vice.v1\032\034google/api/annotations.proto\032\036g" +
-      "oogle/protobuf/duration.proto\032 google/pr" +
-      "otobuf/field_mask.proto\032\034google/protobuf" +
-      "/struct.proto\032\037google/protobuf/timestamp" +
-      ".proto\"\243\004\n\003Key\022\n\n\002id\030\001 \001(\t\022\014\n\004hint\030\002 \001(\t" +
-      "\022\014\n\004name\030\003 \001(\t\022\r\n\005owner\030\004 \001(\t\022\016\n\006scopes\030" +
-      "\005 \003(\t\0222\n\010metadata\030\006 \003(\0132 .keyservice.v1." +
-      "Key.MetadataEntry\022.\n\ncreated_at\030\007 \001(\0132\032." +
-      "google.protobuf.Timestamp\022.\n\nexpires_at\030" +
-      "\010 \001(\0132\032.google.protobuf.Timestamp\022.\n\nrev" +
-      "oked_at\030\t \001(\0132\032.google.protobuf.Timestam" +
-      "p\0220\n\014last_used_at\030\n \001(\0132\032.google.protobu" +
-      "f.Timestamp\022,\n\nrate_limit\030\013 \001(\0132\030.keyser" +
-      "vice.v1.RateLimit\022\017\n\007enabled\030\014 \001(\010\022\025\n\ral" +
-      "lowed_cidrs\030\r \003(\t\022\024\n\014rotated_from\030\016 \001(\t\022" +
-      "\022\n\nrotated_to\030\017 \001(\t\022.\n\nupdated_at\030\020 \001(\0132" +
-      "\032.google.protobuf.Timestamp\032/\n\rMetadataE" +
-      "ntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"T\n\t" +
-      "RateLimit\022\r\n\005limit\030\001 \001(\003\022)\n\006period\030\002 \001(\013" +
-      "2\031.google.protobuf.Duration\022\r\n\005burst\030\003 \001" +
-      "(\003\"]\n\017RateLimitStatus\022\r\n\005limit\030\001 \001(\003\022\021\n\t" +
-      "remaining\030\002 \001(\003\022(\n\005reset\030\003 \001(\0132\031.google." +
-      "protobuf.Duration\"f\n\017ValidateRequest\022\013\n\003" +
-      "key\030\001 \001(\t\022\021\n\004cost\030\002 \001(\005H\000\210\001\001\022\021\n\tclient_i" +
-      "p\030\003 \001(\t\022\027\n\017required_scopes\030\004 \003(\tB\007\n\005_cos" +
-      "t\"\231\001\n\020ValidateResponse\022\r\n\005valid\030\001 \001(\010\022!\n" +
-      "\004code\030\002 \001(\0162\023.keyservice.v1.Code\022\037\n\003key\030" +
-      "\003 \001(\0132\022.keyservice.v1.Key\0222\n\nrate_limit\030" +
-      "\004 \001(\0132\036.keyservice.v1.RateLimitStatus\"\341\002" +
-      "\n\020CreateKeyRequest\022\014\n\004name\030\001 \001(\t\022\r\n\005owne" +
-      "r\030\002 \001(\t\022\016\n\006scopes\030\003 \003(\t\022?\n\010metadata\030\004 \003(" +
-      "\0132-.keyservice.v1.CreateKeyRequest.Metad" +
-      "ataEntry\022.\n\nexpires_at\030\005 \001(\0132\032.google.pr" +
-      "otobuf.Timestamp\022,\n\nrate_limit\030\006 \001(\0132\030.k" +
-      "eyservice.v1.RateLimit\022%\n\006format\030\007 \001(\0162\025" +
-      ".keyservice.v1.Format\022\025\n\rallowed_cidrs\030\010" +
-      " \003(\t\022\022\n\nrequest_id\030\t \001(\t\032/\n\rMetadataEntr" +
-      "y\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"D\n\021Cre" +
-      "ateKeyResponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 " +
-      "\001(\0132\022.keyservice.v1.Key\"\033\n\rGetKeyRequest" +
-      "\022\n\n\002id\030\001 \001(\t\"1\n\016GetKeyResponse\022\037\n\003key\030\001 " +
-      "\001(\0132\022.keyservice.v1.Key\"G\n\017ListKeysReque" +
-      "st\022\r\n\005owner\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\n" +
-      "page_token\030\003 \001(\t\"M\n\020ListKeysResponse\022 \n\004" +
-      "keys\030\001 \003(\0132\022.keyservice.v1.Key\022\027\n\017next_p" +
-      "age_token\030\002 \001(\t\"2\n\020RevokeKeyRequest\022\n\n\002i" +
-      "d\030\001 \001(\t\022\022\n\nrequest_id\030\002 \001(\t\"4\n\021RevokeKey" +
-      "Response\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Ke" +
-      "y\"x\n\020UpdateKeyRequest\022\037\n\003key\030\001 \001(\0132\022.key" +
-      "service.v1.Key\022/\n\013update_mask\030\002 \001(\0132\032.go" +
-      "ogle.protobuf.FieldMask\022\022\n\nrequest_id\030\003 " +
-      "\001(\t\"4\n\021UpdateKeyResponse\022\037\n\003key\030\001 \001(\0132\022." +
-      "keyservice.v1.Key\"\212\001\n\020RotateKeyRequest\022\n" +
-      "\n\002id\030\001 \001(\t\022/\n\014grace_period\030\002 \001(\0132\031.googl" +
-      "e.protobuf.Duration\022%\n\006format\030\003 \001(\0162\025.ke" +
-      "yservice.v1.Format\022\022\n\nrequest_id\030\004 \001(\t\"i" +
-      "\n\021RotateKeyResponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003k" +
-      "ey\030\002 \001(\0132\022.keyservice.v1.Key\022#\n\007old_key\030" +
-      "\003 \001(\0132\022.keyservice.v1.Key\"^\n\026ListAuditEv" +
-      "entsRequest\022\016\n\006key_id\030\001 \001(\t\022\r\n\005actor\030\002 \001" +
-      "(\t\022\021\n\tpage_size\030\003 \001(\005\022\022\n\npage_token\030\004 \001(" +
-      "\t\"]\n\027ListAuditEventsResponse\022)\n\006events\030\001" +
-      " \003(\0132\031.keyservice.v1.AuditEvent\022\027\n\017next_" +
-      "page_token\030\002 \001(\t\"\262\001\n\nAuditEvent\022\n\n\002id\030\001 " +
-      "\001(\t\022(\n\004time\030\002 \001(\0132\032.google.protobuf.Time" +
-      "stamp\022\r\n\005actor\030\003 \001(\t\022\016\n\006action\030\004 \001(\t\022\016\n\006" +
-      "key_id\030\005 \001(\t\022\022\n\nrequest_id\030\006 \001(\t\022+\n\007chan" +
-      "ges\030\007 \003(\0132\032.keyservice.v1.FieldChange\"r\n" +
-      "\013FieldChange\022\r\n\005field\030\001 \001(\t\022)\n\told_value" +
-      "\030\002 \001(\0132\026.google.protobuf.Value\022)\n\tnew_va" +
-      "lue\030\003 \001(\0132\026.google.protobuf.Value*\323\001\n\004Co" +
-      "de\022\024\n\020CODE_UNSPECIFIED\020\000\022\016\n\nCODE_VALID\020\001" +
-      "\022\022\n\016CODE_MALFORMED\020\002\022\022\n\016CODE_NOT_FOUND\020\003" +
-      "\022\020\n\014CODE_REVOKED\020\004\022\020\n\014CODE_EXPIRED\020\005\022\025\n\021" +
-      "CODE_RATE_LIMITED\020\006\022\021\n\rCODE_DISABLED\020\007\022\022" +
-      "\n\016CODE_FORBIDDEN\020\010\022\033\n\027CODE_INSUFFICIENT_" +
-      "SCOPE\020\t*H\n\006Format\022\026\n\022FORMAT_UNSPECIFIED\020" +
-      "\000\022\023\n\017FORMAT_CHECKSUM\020\001\022\021\n\rFORMAT_SIGNED\020" +
-      "\0022\347\006\n\nKeyService\022i\n\010Validate\022\036.keyservic" +
-      "e.v1.ValidateRequest\032\037.keyservice.v1.Val" +
-      "idateResponse\"\034\202\323\344\223\002\026\"\021/v1/keys:validate" +
-      ":\001*\022c\n\tCreateKey\022\037.keyservice.v1.CreateK" +
-      "eyRequest\032 .keyservice.v1.CreateKeyRespo" +
-      "nse\"\023\202\323\344\223\002\r\"\010/v1/keys:\001*\022\\\n\006GetKey\022\034.key" +
-      "service.v1.GetKeyRequest\032\035.keyservice.v1" +
-      ".GetKeyResponse\"\025\202\323\344\223\002\017\022\r/v1/keys/{id}\022]" +
-      "\n\010ListKeys\022\036.keyservice.v1.ListKeysReque" +
-      "st\032\037.keyservice.v1.ListKeysResponse\"\020\202\323\344" +
-      "\223\002\n\022\010/v1/keys\022o\n\tRevokeKey\022\037.keyservice." +
-      "v1.RevokeKeyRequest\032 .keyservice.v1.Revo" +
-      "keKeyResponse\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:rev" +
-      "oke:\001*\022n\n\tUpdateKey\022\037.keyservice.v1.Upda" +
-      "teKeyRequest\032 .keyservice.v1.UpdateKeyRe" +
-      "sponse\"\036\202\323\344\223\002\0302\021/v1/keys/{key.id}:\003key\022o" +
-      "\n\tRotateKey\022\037.keyservice.v1.RotateKeyReq" +
-      "uest\032 .keyservice.v1.RotateKeyResponse\"\037" +
-      "\202\323\344\223\002\031\"\024/v1/keys/{id}:rotate:\001*\022z\n\017ListA" +
-      "uditEvents\022%.keyservice.v1.ListAuditEven" +
-      "tsRequest\032&.keyservice.v1.ListAuditEvent" +
-      "sResponse\"\030\202\323\344\223\002\022\022\020/v1/audit-eventsBk\n\021d" +
-      "ev.keyservice.v1B\017KeyServiceProtoP\001ZCgit" +
-      "hub.com/keyservice/keyservice/api/gen/ke" +
-      "yservice/v1;keyservicev1b\006proto3"
+      "vice.v1\032\034google/api/annotations.proto\032\031g" +
+      "oogle/protobuf/any.proto\032\036google/protobu" +
+      "f/duration.proto\032 google/protobuf/field_" +
+      "mask.proto\032\034google/protobuf/struct.proto" +
+      "\032\037google/protobuf/timestamp.proto\"\243\004\n\003Ke" +
+      "y\022\n\n\002id\030\001 \001(\t\022\014\n\004hint\030\002 \001(\t\022\014\n\004name\030\003 \001(" +
+      "\t\022\r\n\005owner\030\004 \001(\t\022\016\n\006scopes\030\005 \003(\t\0222\n\010meta" +
+      "data\030\006 \003(\0132 .keyservice.v1.Key.MetadataE" +
+      "ntry\022.\n\ncreated_at\030\007 \001(\0132\032.google.protob" +
+      "uf.Timestamp\022.\n\nexpires_at\030\010 \001(\0132\032.googl" +
+      "e.protobuf.Timestamp\022.\n\nrevoked_at\030\t \001(\013" +
+      "2\032.google.protobuf.Timestamp\0220\n\014last_use" +
+      "d_at\030\n \001(\0132\032.google.protobuf.Timestamp\022," +
+      "\n\nrate_limit\030\013 \001(\0132\030.keyservice.v1.RateL" +
+      "imit\022\017\n\007enabled\030\014 \001(\010\022\025\n\rallowed_cidrs\030\r" +
+      " \003(\t\022\024\n\014rotated_from\030\016 \001(\t\022\022\n\nrotated_to" +
+      "\030\017 \001(\t\022.\n\nupdated_at\030\020 \001(\0132\032.google.prot" +
+      "obuf.Timestamp\032/\n\rMetadataEntry\022\013\n\003key\030\001" +
+      " \001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"T\n\tRateLimit\022\r\n\005" +
+      "limit\030\001 \001(\003\022)\n\006period\030\002 \001(\0132\031.google.pro" +
+      "tobuf.Duration\022\r\n\005burst\030\003 \001(\003\"]\n\017RateLim" +
+      "itStatus\022\r\n\005limit\030\001 \001(\003\022\021\n\tremaining\030\002 \001" +
+      "(\003\022(\n\005reset\030\003 \001(\0132\031.google.protobuf.Dura" +
+      "tion\"f\n\017ValidateRequest\022\013\n\003key\030\001 \001(\t\022\021\n\004" +
+      "cost\030\002 \001(\005H\000\210\001\001\022\021\n\tclient_ip\030\003 \001(\t\022\027\n\017re" +
+      "quired_scopes\030\004 \003(\tB\007\n\005_cost\"\231\001\n\020Validat" +
+      "eResponse\022\r\n\005valid\030\001 \001(\010\022!\n\004code\030\002 \001(\0162\023" +
+      ".keyservice.v1.Code\022\037\n\003key\030\003 \001(\0132\022.keyse" +
+      "rvice.v1.Key\0222\n\nrate_limit\030\004 \001(\0132\036.keyse" +
+      "rvice.v1.RateLimitStatus\"\341\002\n\020CreateKeyRe" +
+      "quest\022\014\n\004name\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\016\n\006sc" +
+      "opes\030\003 \003(\t\022?\n\010metadata\030\004 \003(\0132-.keyservic" +
+      "e.v1.CreateKeyRequest.MetadataEntry\022.\n\ne" +
+      "xpires_at\030\005 \001(\0132\032.google.protobuf.Timest" +
+      "amp\022,\n\nrate_limit\030\006 \001(\0132\030.keyservice.v1." +
+      "RateLimit\022%\n\006format\030\007 \001(\0162\025.keyservice.v" +
+      "1.Format\022\025\n\rallowed_cidrs\030\010 \003(\t\022\022\n\nreque" +
+      "st_id\030\t \001(\t\032/\n\rMetadataEntry\022\013\n\003key\030\001 \001(" +
+      "\t\022\r\n\005value\030\002 \001(\t:\0028\001\"D\n\021CreateKeyRespons" +
+      "e\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyserv" +
+      "ice.v1.Key\"\033\n\rGetKeyRequest\022\n\n\002id\030\001 \001(\t\"" +
+      "1\n\016GetKeyResponse\022\037\n\003key\030\001 \001(\0132\022.keyserv" +
+      "ice.v1.Key\"G\n\017ListKeysRequest\022\r\n\005owner\030\001" +
+      " \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\npage_token\030\003 " +
+      "\001(\t\"M\n\020ListKeysResponse\022 \n\004keys\030\001 \003(\0132\022." +
+      "keyservice.v1.Key\022\027\n\017next_page_token\030\002 \001" +
+      "(\t\"2\n\020RevokeKeyRequest\022\n\n\002id\030\001 \001(\t\022\022\n\nre" +
+      "quest_id\030\002 \001(\t\"4\n\021RevokeKeyResponse\022\037\n\003k" +
+      "ey\030\001 \001(\0132\022.keyservice.v1.Key\"x\n\020UpdateKe" +
+      "yRequest\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Ke" +
+      "y\022/\n\013update_mask\030\002 \001(\0132\032.google.protobuf" +
+      ".FieldMask\022\022\n\nrequest_id\030\003 \001(\t\"4\n\021Update" +
+      "KeyResponse\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1" +
+      ".Key\"\212\001\n\020RotateKeyRequest\022\n\n\002id\030\001 \001(\t\022/\n" +
+      "\014grace_period\030\002 \001(\0132\031.google.protobuf.Du" +
+      "ration\022%\n\006format\030\003 \001(\0162\025.keyservice.v1.F" +
+      "ormat\022\022\n\nrequest_id\030\004 \001(\t\"i\n\021RotateKeyRe" +
+      "sponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.ke" +
+      "yservice.v1.Key\022#\n\007old_key\030\003 \001(\0132\022.keyse" +
+      "rvice.v1.Key\"^\n\026ListAuditEventsRequest\022\016" +
+      "\n\006key_id\030\001 \001(\t\022\r\n\005actor\030\002 \001(\t\022\021\n\tpage_si" +
+      "ze\030\003 \001(\005\022\022\n\npage_token\030\004 \001(\t\"]\n\027ListAudi" +
+      "tEventsResponse\022)\n\006events\030\001 \003(\0132\031.keyser" +
+      "vice.v1.AuditEvent\022\027\n\017next_page_token\030\002 " +
+      "\001(\t\"\262\001\n\nAuditEvent\022\n\n\002id\030\001 \001(\t\022(\n\004time\030\002" +
+      " \001(\0132\032.google.protobuf.Timestamp\022\r\n\005acto" +
+      "r\030\003 \001(\t\022\016\n\006action\030\004 \001(\t\022\016\n\006key_id\030\005 \001(\t\022" +
+      "\022\n\nrequest_id\030\006 \001(\t\022+\n\007changes\030\007 \003(\0132\032.k" +
+      "eyservice.v1.FieldChange\"r\n\013FieldChange\022" +
+      "\r\n\005field\030\001 \001(\t\022)\n\told_value\030\002 \001(\0132\026.goog" +
+      "le.protobuf.Value\022)\n\tnew_value\030\003 \001(\0132\026.g" +
+      "oogle.protobuf.Value\"\220\001\n\tRestError\022\014\n\004co" +
+      "de\030\001 \001(\005\022\017\n\007message\030\002 \001(\t\022\016\n\006status\030\004 \001(" +
+      "\t\022%\n\007details\030\003 \003(\0132\024.google.protobuf.Any" +
+      "\022-\n\005error\030\005 \001(\0132\036.keyservice.v1.RestErro" +
+      "rStatus\"g\n\017RestErrorStatus\022\014\n\004code\030\001 \001(\005" +
+      "\022\017\n\007message\030\002 \001(\t\022\016\n\006status\030\003 \001(\t\022%\n\007det" +
+      "ails\030\004 \003(\0132\024.google.protobuf.Any*\323\001\n\004Cod" +
+      "e\022\024\n\020CODE_UNSPECIFIED\020\000\022\016\n\nCODE_VALID\020\001\022" +
+      "\022\n\016CODE_MALFORMED\020\002\022\022\n\016CODE_NOT_FOUND\020\003\022" +
+      "\020\n\014CODE_REVOKED\020\004\022\020\n\014CODE_EXPIRED\020\005\022\025\n\021C" +
+      "ODE_RATE_LIMITED\020\006\022\021\n\rCODE_DISABLED\020\007\022\022\n" +
+      "\016CODE_FORBIDDEN\020\010\022\033\n\027CODE_INSUFFICIENT_S" +
+      "COPE\020\t*H\n\006Format\022\026\n\022FORMAT_UNSPECIFIED\020\000" +
+      "\022\023\n\017FORMAT_CHECKSUM\020\001\022\021\n\rFORMAT_SIGNED\020\002" +
+      "2\347\006\n\nKeyService\022i\n\010Validate\022\036.keyservice" +
+      ".v1.ValidateRequest\032\037.keyservice.v1.Vali" +
+      "dateResponse\"\034\202\323\344\223\002\026\"\021/v1/keys:validate:" +
+      "\001*\022c\n\tCreateKey\022\037.keyservice.v1.CreateKe" +
+      "yRequest\032 .keyservice.v1.CreateKeyRespon" +
+      "se\"\023\202\323\344\223\002\r\"\010/v1/keys:\001*\022\\\n\006GetKey\022\034.keys" +
+      "ervice.v1.GetKeyRequest\032\035.keyservice.v1." +
+      "GetKeyResponse\"\025\202\323\344\223\002\017\022\r/v1/keys/{id}\022]\n" +
+      "\010ListKeys\022\036.keyservice.v1.ListKeysReques" +
+      "t\032\037.keyservice.v1.ListKeysResponse\"\020\202\323\344\223" +
+      "\002\n\022\010/v1/keys\022o\n\tRevokeKey\022\037.keyservice.v" +
+      "1.RevokeKeyRequest\032 .keyservice.v1.Revok" +
+      "eKeyResponse\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:revo" +
+      "ke:\001*\022n\n\tUpdateKey\022\037.keyservice.v1.Updat" +
+      "eKeyRequest\032 .keyservice.v1.UpdateKeyRes" +
+      "ponse\"\036\202\323\344\223\002\0302\021/v1/keys/{key.id}:\003key\022o\n" +
+      "\tRotateKey\022\037.keyservice.v1.RotateKeyRequ" +
+      "est\032 .keyservice.v1.RotateKeyResponse\"\037\202" +
+      "\323\344\223\002\031\"\024/v1/keys/{id}:rotate:\001*\022z\n\017ListAu" +
+      "ditEvents\022%.keyservice.v1.ListAuditEvent" +
+      "sRequest\032&.keyservice.v1.ListAuditEvents" +
+      "Response\"\030\202\323\344\223\002\022\022\020/v1/audit-eventsBk\n\021de" +
+      "v.keyservice.v1B\017KeyServiceProtoP\001ZCgith" +
+      "ub.com/keyservice/keyservice/api/gen/key" +
+      "service/v1;keyservicev1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
         new com.google.protobuf.Descriptors.FileDescriptor[] {
           com.google.api.AnnotationsProto.getDescriptor(),
+          com.google.protobuf.AnyProto.getDescriptor(),
           com.google.protobuf.DurationProto.getDescriptor(),
           com.google.protobuf.FieldMaskProto.getDescriptor(),
           com.google.protobuf.StructProto.getDescriptor(),
@@ -390,12 +408,25 @@ public final class KeyServiceProto {
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_FieldChange_descriptor,
         new java.lang.String[] { "Field", "OldValue", "NewValue", });
+    internal_static_keyservice_v1_RestError_descriptor =
+      getDescriptor().getMessageTypes().get(21);
+    internal_static_keyservice_v1_RestError_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_RestError_descriptor,
+        new java.lang.String[] { "Code", "Message", "Status", "Details", "Error", });
+    internal_static_keyservice_v1_RestErrorStatus_descriptor =
+      getDescriptor().getMessageTypes().get(22);
+    internal_static_keyservice_v1_RestErrorStatus_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_RestErrorStatus_descriptor,
+        new java.lang.String[] { "Code", "Message", "Status", "Details", });
     com.google.protobuf.ExtensionRegistry registry =
         com.google.protobuf.ExtensionRegistry.newInstance();
     registry.add(com.google.api.AnnotationsProto.http);
     com.google.protobuf.Descriptors.FileDescriptor
         .internalUpdateFileDescriptor(descriptor, registry);
     com.google.api.AnnotationsProto.getDescriptor();
+    com.google.protobuf.AnyProto.getDescriptor();
     com.google.protobuf.DurationProto.getDescriptor();
     com.google.protobuf.FieldMaskProto.getDescriptor();
     com.google.protobuf.StructProto.getDescriptor();
