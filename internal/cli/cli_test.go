@@ -144,7 +144,7 @@ func TestDevRunsAndItsPrintedCommandsWork(t *testing.T) {
 	if token == nil {
 		t.Fatalf("no admin token printed:\n%s", text)
 	}
-	httpAddr := regexp.MustCompile(`REST  http://(\S+)`).FindStringSubmatch(text)[1]
+	httpAddr := regexp.MustCompile(`REST\s+http://(\S+)`).FindStringSubmatch(text)[1]
 	waitReady(t, httpAddr)
 
 	env := append(os.Environ(), "KEYSERVICE_ADMIN_TOKEN="+token[1])
