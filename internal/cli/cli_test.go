@@ -22,7 +22,14 @@ import (
 	"github.com/keyservice/keyservice/internal/testdb"
 )
 
-func TestMain(m *testing.M) { testdb.Main(m) }
+func TestMain(m *testing.M) {
+	// The commands `keyservice dev` prints name the running binary: in
+	// these tests, this one, which then acts as keyservice.
+	if os.Getenv("KEYSERVICE_TEST_BINARY_IS_KEYSERVICE") == "1" {
+		os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	testdb.Main(m)
+}
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -158,6 +165,7 @@ func TestDevRunsAndItsPrintedCommandsWork(t *testing.T) {
 		}
 		return string(b)
 	}
+	runCLIFlow(t, text, env, run)
 	flows := map[string][]string{"REST": section(text, "--- REST (curl) ---")}
 	if grpcurl := findGrpcurl(); grpcurl != "" {
 		env = append(env, "PATH="+filepath.Dir(grpcurl)+":"+os.Getenv("PATH"))
@@ -189,6 +197,52 @@ func TestDevRunsAndItsPrintedCommandsWork(t *testing.T) {
 		if got := run(cmds[3], kenv); !strings.Contains(got, "CODE_REVOKED") {
 			t.Fatalf("%s validate after revoke: %s", name, got)
 		}
+	}
+}
+
+// runCLIFlow runs the CLI commands dev printed, in order, as a reader
+// pastes them: exports apply to the next commands, the secret is copied
+// from create's answer. import reaches the private cluster by the
+// DATABASE_URL printed.
+func runCLIFlow(t *testing.T, text string, env []string, run func(string, []string) string) {
+	t.Helper()
+	if !regexp.MustCompile(`Postgres\s+postgres://`).MatchString(text) {
+		t.Errorf("dev did not print its cluster's DATABASE_URL:\n%s", text)
+	}
+	cmds := section(text, "--- CLI (docs/cli.md) ---")
+	env = append(env, "KEYSERVICE_TEST_BINARY_IS_KEYSERVICE=1", "DATABASE_URL=", "KEYSERVICE_ADDR=", "KEYSERVICE_KEY=")
+	ran := map[string]string{}
+	for _, cmd := range cmds {
+		if v, ok := strings.CutPrefix(cmd, "export "); ok {
+			name, val, _ := strings.Cut(v, "=")
+			env = append(env, name+"="+strings.Trim(val, "'"))
+			continue
+		}
+		out := run(cmd, env)
+		switch {
+		case strings.Contains(cmd, "keys create"):
+			m := regexp.MustCompile(`(?m)^secret: (\S+)$`).FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("%s\nprinted no secret:\n%s", cmd, out)
+			}
+			env = append(env, "KS_KEY="+m[1])
+			ran["create"] = out
+		case strings.Contains(cmd, "keys validate"):
+			ran["validate"] = out
+		case strings.Contains(cmd, " import "):
+			ran["import"] = out
+		case strings.Contains(cmd, "keys list") && strings.Contains(cmd, "--json"):
+			ran["list"] = out
+		}
+	}
+	if l, _, _ := strings.Cut(ran["validate"], "\n"); l != "VALID" {
+		t.Errorf("CLI validate answered %q:\n%s", l, ran["validate"])
+	}
+	if !strings.Contains(ran["import"], "imported 1 keys") {
+		t.Errorf("CLI import: %q", ran["import"])
+	}
+	if !strings.Contains(ran["list"], `"name": "legacy"`) || !strings.Contains(ran["list"], `"name": "demo"`) {
+		t.Errorf("CLI list --json lacks the created and the imported key:\n%s", ran["list"])
 	}
 }
 
@@ -241,20 +295,31 @@ func waitReady(t *testing.T, addr string) {
 	t.Fatal("dev server never became ready")
 }
 
-func startServer(t *testing.T) (addr string) {
+// startServer serves a fresh database; opts change its configuration.
+func startServer(t *testing.T, opts ...func(*config.Config)) (addr string) {
 	t.Helper()
 	u, _ := testdb.New(t)
 	cfg := config.Defaults()
 	cfg.DatabaseURL, cfg.GRPCAddr, cfg.HTTPAddr = u, "127.0.0.1:0", "127.0.0.1:0"
 	cfg.AdminTokens = []string{"cli-admin-token-0123456789"}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { _ = s.Serve(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+	// Ready: the keys are loaded, so Validate answers (before, UNAVAILABLE).
+	select {
+	case <-s.Ready():
+	case <-done:
+		t.Fatal("the server stopped before it was ready")
+	}
 	return s.GRPCAddr().String()
 }
 

@@ -47,7 +47,7 @@ KEYSERVICE_DB_ACQUIRE_TIMEOUT, as serve reads them.`,
 		Args:    exactArgs(1, "one file (or - for standard input)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.file = args[0]
-			return importKeys(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return importKeys(cmd.Context(), o, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := c.Flags()
@@ -63,7 +63,7 @@ type importOptions struct {
 }
 
 // importKeys imports o.file: existing keys, stored by COPY.
-func importKeys(ctx context.Context, o importOptions, stdout, stderr io.Writer) error {
+func importKeys(ctx context.Context, o importOptions, stdin io.Reader, stdout, stderr io.Writer) error {
 	// The service's settings from the environment, as serve reads them
 	// (the database URL and timeouts are the ones used here).
 	cfg := config.Defaults()
@@ -78,7 +78,7 @@ func importKeys(ctx context.Context, o importOptions, stdout, stderr io.Writer) 
 	if cfg.DatabaseURL == "" {
 		return usageError{errors.New("import: DATABASE_URL is required (the service's database; `make run` prints its cluster's)")}
 	}
-	in := io.Reader(os.Stdin)
+	in := stdin
 	if name := o.file; name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
