@@ -19,8 +19,8 @@ import (
 
 // The keys commands: the admin API's key calls, and validate.
 
-// admin is what every admin command shares: the connection, --json, and
-// where to print.
+// admin is what the commands of a group (keys, audit) share: the
+// connection and --json, persistent flags of the group.
 type admin struct {
 	conn
 	asJSON bool
