@@ -74,9 +74,18 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	printExamples(stdout, banner{Token: cfg.AdminTokens[0], Note: tokenNote, DatabaseURL: privateURL, DataDir: dataDir,
-		GRPC: loopback(s.GRPCAddr()), HTTP: loopback(s.HTTPAddr())})
-	return s.Serve(ctx)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	// The examples once the service is ready (migrated, keys loaded):
+	// pasted at once, they work.
+	select {
+	case <-s.Ready():
+		printExamples(stdout, banner{Token: cfg.AdminTokens[0], Note: tokenNote, DatabaseURL: privateURL, DataDir: dataDir,
+			GRPC: loopback(s.GRPCAddr()), HTTP: loopback(s.HTTPAddr())})
+	case err := <-served:
+		return err
+	}
+	return <-served
 }
 
 func startDevCluster(ctx context.Context, dataDir string, stdout io.Writer) (*pglocal.Cluster, string, error) {
