@@ -1,5 +1,6 @@
 // Command keyservice validates API keys for other services over gRPC and
-// REST. Subcommands: serve, migrate, dev; run `keyservice help`.
+// REST, and is their command line: serve, migrate, dev, import, keys and
+// audit (internal/cli; docs/cli.md). Run `keyservice --help`.
 package main
 
 import (

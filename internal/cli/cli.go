@@ -1,5 +1,6 @@
-// Package cli owns keyservice's command line: the subcommands serve,
-// migrate and dev, their flags, and their exit codes.
+// Package cli owns keyservice's command line: its commands (serve,
+// migrate, dev, import, keys, audit), their flags, help and exit codes.
+// Each command group has its file; the commands are cobra commands.
 package cli
 
 import (
@@ -8,142 +9,116 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"time"
 
-	"github.com/keyservice/keyservice/internal/config"
-	"github.com/keyservice/keyservice/internal/server"
-	"github.com/keyservice/keyservice/internal/store"
+	"github.com/spf13/cobra"
 )
 
-const usage = `keyservice validates API keys for other services, over gRPC and REST.
-
-Usage:
-  keyservice serve   [flags]   serve gRPC and REST (needs DATABASE_URL)
-  keyservice migrate [flags]   apply pending database migrations and exit
-  keyservice dev     [flags]   development: private Postgres if DATABASE_URL is unset,
-                               migrate, a dev admin token, serve, print examples
-  keyservice keys    <create|get|list|update|rotate|enable|disable|revoke> [flags]
-                               admin commands against a running service
-                               (token from KEYSERVICE_ADMIN_TOKEN)
-  keyservice audit   list [flags]
-                               who changed which key, newest first
-  keyservice import  [--skip-bad] FILE|-
-                               bring existing keys in by their SHA-256 (JSON Lines; needs DATABASE_URL)
-
-Run 'keyservice <command> --help' for the flags; each flag also reads the
-environment variable named in its help.
-`
+// Exit codes.
+const (
+	exitOK       = 0
+	exitError    = 1 // the command failed
+	exitUsage    = 2 // a mistake in the command line
+	exitNotValid = 3 // keys validate: answered, and the key is not valid
+)
 
 // Main runs the command in args and returns the process exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	var err error
-	switch args[0] {
-	case "serve":
-		err = serve(ctx, args[1:], stderr)
-	case "migrate":
-		err = migrate(ctx, args[1:], stderr)
-	case "dev":
-		err = dev(ctx, args[1:], stdout, stderr)
-	case "keys":
-		err = keysMain(ctx, args[1:], stdout, stderr)
-	case "audit":
-		err = auditMain(ctx, args[1:], stdout, stderr)
-	case "import":
-		err = importKeys(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "keyservice: unknown command %q\n\n%s", args[0], usage)
-		return 2
-	}
+	return MainIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// MainIO is Main with standard input given (keys validate --key-stdin
+// and import - read it).
+func MainIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetIn(stdin)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	var nv notValid
 	switch {
 	case err == nil:
-		return 0
+		return exitOK
 	case errors.Is(err, flag.ErrHelp):
-		return 0
+		return exitOK
+	case errors.As(err, &nv):
+		return exitNotValid
 	case errors.Is(err, errUsage):
 		if ue := (usageError{}); errors.As(err, &ue) {
 			fmt.Fprintln(stderr, "keyservice:", ue.err)
 		}
-		return 2
+		return exitUsage
 	}
 	fmt.Fprintln(stderr, "keyservice:", err)
-	return 1
+	return exitError
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "keyservice",
+		Short: "keyservice validates API keys for other services, over gRPC and REST",
+		Long: `keyservice validates API keys for other services, over gRPC and REST.
+
+The server commands (serve, migrate, dev) read their settings from flags and
+environment variables: run 'keyservice serve --help' for them. The admin
+commands (keys, audit) talk to a running service over gRPC with the admin
+token in KEYSERVICE_ADMIN_TOKEN. Run 'keyservice <command> --help' for the
+flags of any command.
+
+Exit codes: 0 success, 1 failure, 2 a mistake in the command line,
+3 'keys validate' answered that the key is not valid.`,
+		Args:          cobra.ArbitraryArgs,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE:          groupRun,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddGroup(&cobra.Group{ID: "server", Title: "Server and database commands:"}, &cobra.Group{ID: "admin", Title: "Admin commands (against a running service):"})
+	root.AddCommand(serveCmd(), migrateCmd(), devCmd(), importCmd(), keysCmd(), auditCmd())
+	return root
+}
+
+// groupRun is the Run of a command that only groups others: given no
+// command it prints its help and exits 2; an unknown one is a usage error.
+func groupRun(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		cmd.SetOut(cmd.ErrOrStderr())
+		_ = cmd.Help()
+		return errUsage
+	}
+	return usageError{fmt.Errorf("unknown command %q for %q (run '%s --help')", args[0], cmd.CommandPath(), cmd.CommandPath())}
+}
+
+// group makes a command that only groups its subcommands.
+func group(use, short, long, groupID string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{Use: use, Short: short, Long: long, GroupID: groupID, Args: cobra.ArbitraryArgs, RunE: groupRun}
+	c.AddCommand(subs...)
+	return c
 }
 
 var errUsage = errors.New("usage")
 
-// parseConfig reads flags and environment into a validated Config.
-// extra registers command-specific flags.
-func parseConfig(name string, args []string, stderr io.Writer, defaults config.Config, extra ...func(*flag.FlagSet)) (config.Config, error) {
-	cfg := defaults
-	fs := flag.NewFlagSet("keyservice "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	for _, f := range extra {
-		f(fs)
-	}
-	if err := cfg.Parse(fs, args, nil); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, err
+// usageError is a mistake in the command line: exit 2, with its message.
+type usageError struct{ err error }
+
+func (e usageError) Error() string        { return e.err.Error() }
+func (e usageError) Is(target error) bool { return target == errUsage }
+
+// exactArgs wants n positional arguments, named what in the message.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s takes %s", cmd.CommandPath()[len("keyservice "):], what)}
 		}
-		if fs.Parsed() {
-			// An environment variable was bad; flag errors are printed by fs.
-			fmt.Fprintln(stderr, "keyservice:", err)
-		}
-		return cfg, errUsage
+		return nil
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "keyservice %s: unexpected argument %q\n", name, fs.Arg(0))
-		return cfg, errUsage
-	}
-	return cfg, nil
 }
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := parseConfig("serve", args, stderr, config.Defaults())
-	if err != nil {
-		return err
+// noArgs refuses positional arguments.
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", args[0])}
 	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	return server.Run(ctx, cfg, cfg.Logger(os.Stderr))
-}
-
-func migrate(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := parseConfig("migrate", args, stderr, config.Defaults())
-	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	return runMigrations(ctx, cfg, cfg.Logger(os.Stderr))
-}
-
-func runMigrations(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	pool, err := store.OpenPool(ctx, store.PoolConfig{URL: cfg.DatabaseURL, MaxConns: 2, ConnectTimeout: cfg.DBConnectTimeout})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	m, err := store.NewMigrator(pool)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	if err := m.Up(ctx, log); err != nil {
-		return err
-	}
-	log.Info("database schema is current")
 	return nil
 }

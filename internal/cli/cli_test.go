@@ -6,13 +6,9 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -22,7 +18,14 @@ import (
 	"github.com/keyservice/keyservice/internal/testdb"
 )
 
-func TestMain(m *testing.M) { testdb.Main(m) }
+func TestMain(m *testing.M) {
+	// The commands `keyservice dev` prints name the running binary: in
+	// these tests, this one, which then acts as keyservice.
+	if os.Getenv("KEYSERVICE_TEST_BINARY_IS_KEYSERVICE") == "1" {
+		os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	testdb.Main(m)
+}
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -97,164 +100,31 @@ func TestServeHelpListsEverySettingWithDefaults(t *testing.T) {
 	}
 }
 
-// TestDevRunsAndItsPrintedCommandsWork starts `keyservice dev` as a new user
-// would (no DATABASE_URL: a private cluster from the local binaries), then
-// runs the curl and grpcurl commands it prints, word for word, in bash.
-func TestDevRunsAndItsPrintedCommandsWork(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Fatal("curl is needed to run the printed commands (.ci/run installs it)")
-	}
-	t.Setenv("DATABASE_URL", "")
-	t.Setenv("KEYSERVICE_ADMIN_TOKENS", "")
-	out := &syncBuffer{}
-	dataDir := filepath.Join(t.TempDir(), "pg") // before the cleanup below, so removed after it
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() {
-		done <- cli.Main(ctx, []string{"dev", "--data-dir", dataDir,
-			"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn"}, out, out)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 || !strings.Contains(out.String(), "stopping the private PostgreSQL cluster") {
-				t.Errorf("dev exited %d:\n%s", code, out.String())
-			}
-			if b, err := exec.Command("pgrep", "-f", "postgres -D "+dataDir).Output(); err == nil {
-				t.Errorf("private cluster still running after dev stopped: %s", b)
-			}
-		case <-time.After(time.Minute):
-			t.Error("dev did not stop")
-		}
-	})
-	deadline := time.Now().Add(2 * time.Minute)
-	for !strings.Contains(out.String(), "--- REST (curl) ---") {
-		if time.Now().After(deadline) {
-			t.Fatalf("dev printed no examples:\n%s", out.String())
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("dev exited %d:\n%s", code, out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	text := out.String()
-	token := regexp.MustCompile(`export KEYSERVICE_ADMIN_TOKEN=(\S+)`).FindStringSubmatch(text)
-	if token == nil {
-		t.Fatalf("no admin token printed:\n%s", text)
-	}
-	httpAddr := regexp.MustCompile(`REST  http://(\S+)`).FindStringSubmatch(text)[1]
-	waitReady(t, httpAddr)
-
-	env := append(os.Environ(), "KEYSERVICE_ADMIN_TOKEN="+token[1])
-	run := func(cmd string, env []string) string {
-		t.Helper()
-		c := exec.Command("bash", "-c", cmd)
-		c.Env = env
-		b, err := c.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s\nfailed: %v\n%s", cmd, err, b)
-		}
-		return string(b)
-	}
-	flows := map[string][]string{"REST": section(text, "--- REST (curl) ---")}
-	if grpcurl := findGrpcurl(); grpcurl != "" {
-		env = append(env, "PATH="+filepath.Dir(grpcurl)+":"+os.Getenv("PATH"))
-		flows["gRPC"] = section(text, "--- gRPC (grpcurl) ---")
-	} else if os.Getenv("CI") != "" {
-		t.Fatal("grpcurl not found (make tools installs it into bin/)")
-	}
-	for name, cmds := range flows {
-		if len(cmds) < 4 {
-			t.Fatalf("%s: too few commands printed: %q", name, cmds)
-		}
-		// 1: create; 2: validate; 3: revoke; 4: validate again.
-		var created struct {
-			Secret string `json:"secret"`
-			Key    struct {
-				ID string `json:"id"`
-			} `json:"key"`
-		}
-		if err := json.Unmarshal([]byte(run(cmds[0], env)), &created); err != nil || created.Secret == "" || created.Key.ID == "" {
-			t.Fatalf("%s create printed no secret/id: %v", name, err)
-		}
-		kenv := append(env, "KS_KEY="+created.Secret, "KS_KEY_ID="+created.Key.ID)
-		if got := run(cmds[1], kenv); !strings.Contains(got, "CODE_VALID") {
-			t.Fatalf("%s validate: %s", name, got)
-		}
-		if got := run(cmds[2], kenv); !strings.Contains(strings.ToLower(got), "revoked") {
-			t.Fatalf("%s revoke: %s", name, got)
-		}
-		if got := run(cmds[3], kenv); !strings.Contains(got, "CODE_REVOKED") {
-			t.Fatalf("%s validate after revoke: %s", name, got)
-		}
-	}
-}
-
-// section returns the commands printed after marker, up to the next
-// section: continuation lines joined, comments and paste-here lines dropped.
-func section(text, marker string) []string {
-	_, rest, _ := strings.Cut(text, marker)
-	var cmds []string
-	cur := ""
-	for _, line := range strings.Split(rest, "\n") {
-		line = strings.TrimSpace(line)
-		if strings.HasPrefix(line, "# ---") {
-			break
-		}
-		if line == "" || strings.HasPrefix(line, "#") || strings.Contains(line, "<secret>") {
-			continue
-		}
-		if strings.HasSuffix(line, "\\") {
-			cur += strings.TrimSuffix(line, "\\") + " "
-			continue
-		}
-		cmds = append(cmds, cur+line)
-		cur = ""
-	}
-	return cmds
-}
-
-func findGrpcurl() string {
-	if p, err := exec.LookPath("grpcurl"); err == nil {
-		return p
-	}
-	// The repository's bin/, where `make tools` puts it.
-	if p, err := filepath.Abs("../../bin/grpcurl"); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-func waitReady(t *testing.T, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if out, err := exec.Command("curl", "-sf", "http://"+addr+"/readyz").CombinedOutput(); err == nil && strings.Contains(string(out), "ready") {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal("dev server never became ready")
-}
-
-func startServer(t *testing.T) (addr string) {
+// startServer serves a fresh database; opts change its configuration.
+func startServer(t *testing.T, opts ...func(*config.Config)) (addr string) {
 	t.Helper()
 	u, _ := testdb.New(t)
 	cfg := config.Defaults()
 	cfg.DatabaseURL, cfg.GRPCAddr, cfg.HTTPAddr = u, "127.0.0.1:0", "127.0.0.1:0"
 	cfg.AdminTokens = []string{"cli-admin-token-0123456789"}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { _ = s.Serve(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+	// Ready: the keys are loaded, so Validate answers (before, UNAVAILABLE).
+	select {
+	case <-s.Ready():
+	case <-done:
+		t.Fatal("the server stopped before it was ready")
+	}
 	return s.GRPCAddr().String()
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
 
 	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/pglocal"
@@ -24,6 +25,10 @@ import (
 
 // devDataDir is where `keyservice dev` keeps its private cluster (git-ignored).
 const devDataDir = ".data/postgres"
+
+func devCmd() *cobra.Command {
+	return configCmd("dev", "Development: a private Postgres if DATABASE_URL is unset, migrate, a dev admin token, serve, print examples", dev)
+}
 
 func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defaults := devDefaults()
@@ -38,7 +43,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg.Migrate = true
-	tokenNote := ""
+	tokenNote, privateURL := "", ""
 	if len(cfg.AdminTokens) == 0 {
 		// Kept next to the data, so it stays valid as long as the keys do.
 		tok, note, err := devToken(filepath.Clean(dataDir) + ".admin-token")
@@ -60,7 +65,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				fmt.Fprintln(stderr, "keyservice dev:", err)
 			}
 		}()
-		cfg.DatabaseURL = url
+		cfg.DatabaseURL, privateURL = url, url
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
@@ -69,8 +74,18 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	printExamples(stdout, cfg.AdminTokens[0], tokenNote, loopback(s.GRPCAddr()), loopback(s.HTTPAddr()))
-	return s.Serve(ctx)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	// The examples once the service is ready (migrated, keys loaded):
+	// pasted at once, they work.
+	select {
+	case <-s.Ready():
+		printExamples(stdout, banner{Token: cfg.AdminTokens[0], Note: tokenNote, DatabaseURL: privateURL, DataDir: dataDir,
+			GRPC: loopback(s.GRPCAddr()), HTTP: loopback(s.HTTPAddr())})
+	case err := <-served:
+		return err
+	}
+	return <-served
 }
 
 func startDevCluster(ctx context.Context, dataDir string, stdout io.Writer) (*pglocal.Cluster, string, error) {
@@ -162,19 +177,43 @@ func loopback(a net.Addr) string {
 	return net.JoinHostPort(host, port)
 }
 
+// banner is what `keyservice dev` prints once it serves.
+type banner struct {
+	Token, Note string
+	// DatabaseURL is the private cluster's ("" when DATABASE_URL was
+	// given: it is the user's, and may hold a password).
+	DatabaseURL, DataDir string
+	Bin, GRPC, HTTP      string
+}
+
 var examples = template.Must(template.New("").Parse(`
 keyservice is running (development mode). Ctrl-C stops it.
 
-  gRPC  {{.GRPC}}   (reflection on: grpcurl -plaintext {{.GRPC}} list)
-  REST  http://{{.HTTP}}   (OpenAPI: http://{{.HTTP}}/openapi.json)
+  gRPC      {{.GRPC}}   (reflection on: grpcurl -plaintext {{.GRPC}} list)
+  REST      http://{{.HTTP}}   (OpenAPI: http://{{.HTTP}}/openapi.json)
+{{- if .DatabaseURL}}
+  Postgres  {{.DatabaseURL}}
+            (the private cluster in {{.DataDir}}; it stops with this process)
+{{- end}}
 
 Paste into another shell (the admin token is {{.Note}}):
 
   export KEYSERVICE_ADMIN_TOKEN={{.Token}}
 
-  # --- CLI ---
-  {{.Bin}} keys create --name demo --owner acme --scope read --addr {{.GRPC}}
-  {{.Bin}} keys list --addr {{.GRPC}}
+  # --- CLI (docs/cli.md) ---
+  export KEYSERVICE_ADDR={{.GRPC}}
+  {{.Bin}} keys create --name demo --owner acme --scope read
+  # copy the secret from the answer (it is shown once):
+  export KS_KEY=<secret>
+  # validate reads the key from standard input, never from the command line:
+  printf '%s' "$KS_KEY" | {{.Bin}} keys validate --key-stdin --scope read
+  {{.Bin}} keys list --owner acme
+{{- if .DatabaseURL}}
+  # import writes to the database itself: it needs the cluster's DATABASE_URL
+  export DATABASE_URL='{{.DatabaseURL}}'
+{{- end}}
+  printf '{"key_hash":"%s","name":"legacy","owner":"acme"}\n' "$(printf '%s' old-system-key-1 | sha256sum | cut -d' ' -f1)" | {{.Bin}} import -
+  {{.Bin}} keys list --owner acme --json
 
   # --- gRPC (grpcurl) ---
   grpcurl -plaintext -H "authorization: Bearer $KEYSERVICE_ADMIN_TOKEN" \
@@ -199,11 +238,12 @@ Paste into another shell (the admin token is {{.Note}}):
 
 `))
 
-func printExamples(w io.Writer, token, note, grpcAddr, httpAddr string) {
-	if note == "" {
-		note = "from KEYSERVICE_ADMIN_TOKENS"
+func printExamples(w io.Writer, b banner) {
+	if b.Note == "" {
+		b.Note = "from KEYSERVICE_ADMIN_TOKENS"
 	}
-	_ = examples.Execute(w, struct{ Token, Note, Bin, GRPC, HTTP string }{token, note, binPath(), grpcAddr, httpAddr})
+	b.Bin = binPath()
+	_ = examples.Execute(w, b)
 }
 
 // binPath is how the running binary is named in a pasted command: its path

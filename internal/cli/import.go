@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
@@ -27,38 +28,58 @@ import (
 // maxImportLine bounds one line of an import file.
 const maxImportLine = 1 << 20
 
-// importKeys runs `keyservice import [--skip-bad] FILE|-`: existing keys,
-// one JSON object a line (the API's field names plus key_hash, the hex
-// SHA-256 of the plaintext, and optionally revoked_at and hint), stored by
-// COPY. A file with bad lines imports nothing unless --skip-bad.
-func importKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func importCmd() *cobra.Command {
+	var o importOptions
+	c := &cobra.Command{
+		Use:   "import [--skip-bad] FILE|-",
+		Short: "Bring existing keys in by their SHA-256 (JSON Lines; needs DATABASE_URL)",
+		Long: `Bring existing keys in by their SHA-256, writing to the database directly
+(the service need not run). FILE holds one JSON object a line: the API's
+CreateKey fields (name, owner, scopes, metadata, expires_at, rate_limit,
+allowed_cidrs) plus key_hash, the hex SHA-256 of the key, and optionally
+hint and revoked_at. FILE - reads standard input. A file with bad lines
+imports nothing unless --skip-bad; importing a file twice imports its keys
+once. The database timeouts are read from KEYSERVICE_DB_CONNECT_TIMEOUT and
+KEYSERVICE_DB_ACQUIRE_TIMEOUT, as serve reads them.`,
+		Example: `  printf '{"key_hash":"%s","name":"legacy","owner":"acme"}\n' \
+    "$(printf '%s' old-system-key-1 | sha256sum | cut -d' ' -f1)" | keyservice import -`,
+		GroupID: "server",
+		Args:    exactArgs(1, "one file (or - for standard input)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.file = args[0]
+			return importKeys(cmd.Context(), o, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL of the service's database (env DATABASE_URL)")
+	f.BoolVar(&o.skipBad, "skip-bad", false, "import the good lines of a file that has bad ones (default: import nothing)")
+	f.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
+	return c
+}
+
+type importOptions struct {
+	databaseURL, file string
+	skipBad, asJSON   bool
+}
+
+// importKeys imports o.file: existing keys, stored by COPY.
+func importKeys(ctx context.Context, o importOptions, stdin io.Reader, stdout, stderr io.Writer) error {
+	// The service's settings from the environment, as serve reads them
+	// (the database URL and timeouts are the ones used here).
 	cfg := config.Defaults()
-	fs := flag.NewFlagSet("keyservice import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	skipBad := fs.Bool("skip-bad", false, "import the good lines of a file that has bad ones (default: import nothing)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: keyservice import [--skip-bad] FILE   (FILE - reads standard input)")
-		fs.PrintDefaults()
+	envOnly := flag.NewFlagSet("import", flag.ContinueOnError)
+	envOnly.SetOutput(io.Discard)
+	if err := cfg.Parse(envOnly, nil, nil); err != nil {
+		return usageError{err}
 	}
-	if err := cfg.Parse(fs, args, nil); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		if fs.Parsed() {
-			fmt.Fprintln(stderr, "keyservice import:", err)
-		}
-		return errUsage
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "keyservice import: name one file (or - for standard input)")
-		return errUsage
+	if o.databaseURL != "" {
+		cfg.DatabaseURL = o.databaseURL
 	}
 	if cfg.DatabaseURL == "" {
-		fmt.Fprintln(stderr, "keyservice import: DATABASE_URL is required")
-		return errUsage
+		return usageError{errors.New("import: DATABASE_URL is required (the service's database; `make run` prints its cluster's)")}
 	}
-	in := io.Reader(os.Stdin)
-	if name := fs.Arg(0); name != "-" {
+	in := stdin
+	if name := o.file; name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
 			return err
@@ -84,7 +105,7 @@ func importKeys(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for _, b := range bad {
 		fmt.Fprintf(stderr, "line %d: %v\n", b.n, b.err)
 	}
-	if len(bad) > 0 && !*skipBad {
+	if len(bad) > 0 && !o.skipBad {
 		return fmt.Errorf("%d bad lines: nothing imported (fix them, or pass --skip-bad to import the %d good ones)", len(bad), len(lines))
 	}
 	ks := make([]store.ImportedKey, len(lines))
@@ -97,6 +118,9 @@ func importKeys(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	res, err := st.ImportKeys(ctx, ks)
 	if err != nil {
 		return err
+	}
+	if o.asJSON {
+		return printJSON(stdout, map[string]any{"imported": res.Imported, "duplicates": res.Duplicates, "bad_lines_skipped": len(bad)})
 	}
 	fmt.Fprintf(stdout, "imported %d keys; %d already present or repeated, skipped; %d bad lines skipped (%s)\n",
 		res.Imported, res.Duplicates, len(bad), time.Since(start).Round(time.Millisecond))

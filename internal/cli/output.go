@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,12 +14,20 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/ratelimit"
 )
 
-// What the admin commands print: tables, or JSON with --json.
+// What the commands print: tables, or JSON with --json (a proto message
+// in the API's field names, every field present).
 
-func (c *keysCmd) printJSON(m proto.Message) error {
-	b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+func printJSON(w io.Writer, v any) error {
+	var b []byte
+	var err error
+	if m, ok := v.(proto.Message); ok {
+		b, err = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		return err
 	}
@@ -27,48 +36,85 @@ func (c *keysCmd) printJSON(m proto.Message) error {
 	if err := json.Indent(&out, b, "", "  "); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(c.out, out.String())
+	_, err = fmt.Fprintln(w, out.String())
 	return err
 }
 
-func (c *keysCmd) table(keys []*keyservicev1.Key) {
-	w := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tNAME\tOWNER\tHINT\tSCOPES\tENABLED\tCREATED\tEXPIRES\tREVOKED")
-	ts := func(t *timestamppb.Timestamp) string {
-		if t == nil {
-			return "-"
-		}
-		return t.AsTime().UTC().Format(time.RFC3339)
-	}
+// keyColumns are the key table's columns, in order.
+var keyColumns = []string{"ID", "NAME", "OWNER", "HINT", "SCOPES", "ENABLED", "CREATED", "EXPIRES", "REVOKED",
+	"RATE_LIMIT", "ALLOWED_CIDRS", "ROTATED_FROM", "ROTATED_TO"}
+
+func keyTable(w io.Writer, keys []*keyservicev1.Key) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(keyColumns, "\t"))
 	for _, k := range keys {
-		scopes := strings.Join(k.GetScopes(), ",")
-		if scopes == "" {
-			scopes = "-"
-		}
 		enabled := "yes"
 		if !k.GetEnabled() {
 			enabled = "no"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.GetId(), k.GetName(), k.GetOwner(), k.GetHint(), scopes, enabled,
-			ts(k.GetCreatedAt()), ts(k.GetExpiresAt()), ts(k.GetRevokedAt()))
+		fmt.Fprintln(tw, strings.Join([]string{k.GetId(), k.GetName(), k.GetOwner(), k.GetHint(), list(k.GetScopes(), "-"), enabled,
+			ts(k.GetCreatedAt()), ts(k.GetExpiresAt()), ts(k.GetRevokedAt()),
+			rateLimit(k.GetRateLimit()), list(k.GetAllowedCidrs(), "any"), orDash(k.GetRotatedFrom()), orDash(k.GetRotatedTo())}, "\t"))
 	}
-	w.Flush()
+	tw.Flush()
 }
 
-func (c *keysCmd) auditTable(events []*keyservicev1.AuditEvent) {
-	w := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "TIME\tACTOR\tACTION\tKEY\tCHANGES\tREQUEST")
+// rateLimit shows a key's own limit as --rate-limit takes it, with its
+// burst when that is not the limit; "default" for the configured one.
+func rateLimit(rl *keyservicev1.RateLimit) string {
+	if rl == nil {
+		return "default"
+	}
+	s := ratelimit.FormatRate(rl.GetLimit(), rl.GetPeriod().AsDuration())
+	if b := rl.GetBurst(); b != 0 && b != rl.GetLimit() {
+		s += fmt.Sprintf(" burst %d", b)
+	}
+	return s
+}
+
+func ts(t *timestamppb.Timestamp) string {
+	if t == nil {
+		return "-"
+	}
+	return t.AsTime().UTC().Format(time.RFC3339)
+}
+
+func list(items []string, empty string) string {
+	if len(items) == 0 {
+		return empty
+	}
+	return strings.Join(items, ",")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func auditTable(w io.Writer, events []*keyservicev1.AuditEvent) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tKEY\tCHANGES\tREQUEST")
 	for _, e := range events {
 		var ch []string
 		for _, c := range e.GetChanges() {
 			ch = append(ch, c.GetField())
 		}
-		changes := strings.Join(ch, ",")
-		if changes == "" {
-			changes = "-"
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.GetTime().AsTime().UTC().Format(time.RFC3339), e.GetActor(), e.GetAction(),
-			e.GetKeyId(), changes, e.GetRequestId())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.GetTime().AsTime().UTC().Format(time.RFC3339), e.GetActor(), e.GetAction(),
+			e.GetKeyId(), list(ch, "-"), e.GetRequestId())
 	}
-	w.Flush()
+	tw.Flush()
+}
+
+// validateAnswer prints a validation: its code, the key's budget, the key.
+func validateAnswer(w io.Writer, r *keyservicev1.ValidateResponse) {
+	fmt.Fprintf(w, "%s\n", strings.TrimPrefix(r.GetCode().String(), "CODE_"))
+	if rl := r.GetRateLimit(); rl != nil {
+		fmt.Fprintf(w, "budget: %d of %d left, full again in %s\n", rl.GetRemaining(), rl.GetLimit(), rl.GetReset_().AsDuration())
+	}
+	if k := r.GetKey(); k != nil {
+		fmt.Fprintln(w)
+		keyTable(w, []*keyservicev1.Key{k})
+	}
 }

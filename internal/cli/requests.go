@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -16,6 +16,7 @@ import (
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/backoff"
+	"github.com/keyservice/keyservice/internal/ratelimit"
 )
 
 // Admin writes: their requests built from the command line, and sent
@@ -75,40 +76,75 @@ func parseExpiry(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("--expires %q: want an RFC 3339 time (2030-01-01T00:00:00Z) or a duration (720h)", s)
 }
 
-// createRequest builds CreateKey's request from the command line.
-func createRequest(args []string, name, owner, expires, rateLimit string, burst int, scopes, meta multi) (*keyservicev1.CreateKeyRequest, error) {
-	if len(args) > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", args[0])
+// keyFields are the flags of create and update that set a key's fields.
+type keyFields struct {
+	name, owner, expires, rateLimit, format string
+	burst                                   int
+	scopes, meta, cidrs                     []string
+}
+
+func (k *keyFields) register(f *pflag.FlagSet, create bool) {
+	if create {
+		f.StringVar(&k.name, "name", "", "key name (required)")
+		f.StringVar(&k.owner, "owner", "", "owner, the customer the key belongs to (required)")
+		f.StringVar(&k.format, "format", "", "the secret's format: checksum or signed (default: the service's KEYSERVICE_DEFAULT_KEY_FORMAT; signed needs KEYSERVICE_SIGNING_KEYS)")
+	} else {
+		f.StringVar(&k.name, "name", "", "key name")
 	}
-	if name == "" || owner == "" {
+	f.StringArrayVar(&k.scopes, "scope", nil, "scope (repeat for several)")
+	f.StringArrayVar(&k.meta, "meta", nil, "metadata key=value (repeat for several)")
+	f.StringVar(&k.expires, "expires", "", "expiry: an RFC 3339 time (2030-01-01T00:00:00Z) or a duration from now (720h)")
+	f.StringVar(&k.rateLimit, "rate-limit", "", "the key's own limit as limit/period, e.g. 100/1m (limit 1 to 1000000000, period 1ms to 24h)")
+	f.IntVar(&k.burst, "burst", 0, "burst of the key's limit (default: the limit)")
+	f.StringArrayVar(&k.cidrs, "allow-cidr", nil, "an address range the key may be used from, e.g. 203.0.113.0/24 (repeat for several)")
+}
+
+// parseFormat reads --format.
+func parseFormat(s string) (keyservicev1.Format, error) {
+	switch s {
+	case "":
+		return keyservicev1.Format_FORMAT_UNSPECIFIED, nil
+	case "checksum":
+		return keyservicev1.Format_FORMAT_CHECKSUM, nil
+	case "signed":
+		return keyservicev1.Format_FORMAT_SIGNED, nil
+	}
+	return 0, fmt.Errorf("--format %q: want checksum or signed", s)
+}
+
+// createRequest builds CreateKey's request from the command line.
+func createRequest(k keyFields) (*keyservicev1.CreateKeyRequest, error) {
+	if k.name == "" || k.owner == "" {
 		return nil, errors.New("--name and --owner are required")
 	}
-	req := &keyservicev1.CreateKeyRequest{Name: name, Owner: owner, Scopes: scopes}
-	if len(meta) > 0 {
+	format, err := parseFormat(k.format)
+	if err != nil {
+		return nil, err
+	}
+	req := &keyservicev1.CreateKeyRequest{Name: k.name, Owner: k.owner, Scopes: k.scopes, Format: format, AllowedCidrs: k.cidrs}
+	if len(k.meta) > 0 {
 		req.Metadata = map[string]string{}
-		for _, kv := range meta {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
+		for _, kv := range k.meta {
+			mk, v, ok := strings.Cut(kv, "=")
+			if !ok || mk == "" {
 				return nil, fmt.Errorf("--meta %q: want key=value", kv)
 			}
-			req.Metadata[k] = v
+			req.Metadata[mk] = v
 		}
 	}
-	if expires != "" {
-		t, err := parseExpiry(expires)
+	if k.expires != "" {
+		t, err := parseExpiry(k.expires)
 		if err != nil {
 			return nil, err
 		}
 		req.ExpiresAt = timestamppb.New(t)
 	}
-	if rateLimit != "" {
-		n, p, ok := strings.Cut(rateLimit, "/")
-		limit, err1 := strconv.ParseInt(n, 10, 64)
-		period, err2 := time.ParseDuration(p)
-		if !ok || err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("--rate-limit %q: want limit/period such as 100/1m", rateLimit)
+	if k.rateLimit != "" {
+		l, err := ratelimit.ParseRate(k.rateLimit)
+		if err != nil {
+			return nil, fmt.Errorf("--rate-limit: %w", err)
 		}
-		req.RateLimit = &keyservicev1.RateLimit{Limit: limit, Period: durationpb.New(period), Burst: int64(burst)}
+		req.RateLimit = &keyservicev1.RateLimit{Limit: int64(l.Limit), Period: durationpb.New(l.Period), Burst: int64(k.burst)}
 	}
 	return req, nil
 }
@@ -118,8 +154,8 @@ type updateFlags struct {
 	noScopes, noMeta, noExpiry, defaultLimit, anyAddress bool
 }
 
-// updateRequest builds UpdateKey's request: the flags given are the mask.
-func updateRequest(id string, set map[string]bool, name, expires, rateLimit string, burst int, scopes, meta, cidrs multi, u updateFlags) (*keyservicev1.UpdateKeyRequest, error) {
+// updateRequest builds UpdateKey's request: the flags given (set) are the mask.
+func updateRequest(id string, set map[string]bool, kf keyFields, u updateFlags) (*keyservicev1.UpdateKeyRequest, error) {
 	conflict := func(a, b string) error {
 		if set[a] && set[b] {
 			return fmt.Errorf("--%s and --%s contradict each other", a, b)
@@ -136,18 +172,20 @@ func updateRequest(id string, set map[string]bool, name, expires, rateLimit stri
 	}
 	// An empty value (an unset shell variable) must not clear the field:
 	// clearing has its own flags.
-	for fl, v := range map[string]string{"name": name, "expires": expires, "rate-limit": rateLimit} {
+	for fl, v := range map[string]string{"name": kf.name, "expires": kf.expires, "rate-limit": kf.rateLimit} {
 		if set[fl] && strings.TrimSpace(v) == "" {
 			return nil, fmt.Errorf("--%s is empty", fl)
 		}
 	}
 	// The common parts are checked as create checks them.
-	base, err := createRequest(nil, "-", "-", expires, rateLimit, burst, scopes, meta)
+	common := kf
+	common.name, common.owner = "-", "-"
+	base, err := createRequest(common)
 	if err != nil {
 		return nil, err
 	}
-	k := &keyservicev1.Key{Id: id, Name: name, Scopes: base.GetScopes(), Metadata: base.GetMetadata(),
-		ExpiresAt: base.GetExpiresAt(), RateLimit: base.GetRateLimit(), AllowedCidrs: cidrs}
+	k := &keyservicev1.Key{Id: id, Name: kf.name, Scopes: base.GetScopes(), Metadata: base.GetMetadata(),
+		ExpiresAt: base.GetExpiresAt(), RateLimit: base.GetRateLimit(), AllowedCidrs: kf.cidrs}
 	var paths []string
 	for _, f := range []struct {
 		flags []string

@@ -394,12 +394,10 @@ type keyRate ratelimit.Limit
 
 func (v *keyRate) String() string { return fmt.Sprintf("%d/%s", v.Limit, v.Period) }
 func (v *keyRate) Set(s string) error {
-	n, p, ok := strings.Cut(s, "/")
-	limit, err1 := strconv.Atoi(strings.TrimSpace(n))
-	period, err2 := time.ParseDuration(strings.TrimSpace(p))
-	if !ok || err1 != nil || err2 != nil || limit < 1 || period <= 0 {
-		return fmt.Errorf("must be limit/period such as 1000/1m or 10/1s, got %q", s)
+	l, err := ratelimit.ParseRate(s)
+	if err != nil {
+		return err
 	}
-	*v = keyRate{Limit: limit, Period: period}
+	*v = keyRate{Limit: l.Limit, Period: l.Period}
 	return nil
 }

@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+)
+
+// The audit commands: who changed which key.
+
+func auditCmd() *cobra.Command {
+	a := &admin{}
+	c := group("audit", "Who changed which key, newest first",
+		"The audit trail of a running service: who changed which key, newest first.\n\n"+adminLong, "admin",
+		auditListCmd(a))
+	a.register(c)
+	return c
+}
+
+func auditListCmd(a *admin) *cobra.Command {
+	var keyID, actor string
+	var p pages
+	c := &cobra.Command{
+		Use:     "list [--key ID] [--actor NAME] [flags]",
+		Short:   "List audit events, newest first",
+		Example: "  keyservice audit list --key $ID\n  keyservice audit list --actor admin-1 --all --json",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.call(cmd.Context(), func(ctx context.Context, client keyservicev1.KeyServiceClient) error {
+				var events []*keyservicev1.AuditEvent
+				next := p.token
+				for {
+					resp, err := client.ListAuditEvents(ctx, &keyservicev1.ListAuditEventsRequest{KeyId: keyID, Actor: actor, PageSize: int32(p.size), PageToken: next})
+					if err != nil {
+						return rpcErr(err)
+					}
+					events = append(events, resp.GetEvents()...)
+					if next = resp.GetNextPageToken(); !p.all || next == "" {
+						break
+					}
+				}
+				if a.asJSON {
+					return printJSON(cmd.OutOrStdout(), &keyservicev1.ListAuditEventsResponse{Events: events, NextPageToken: next})
+				}
+				auditTable(cmd.OutOrStdout(), events)
+				p.more(cmd.OutOrStdout(), next)
+				return nil
+			})
+		},
+	}
+	c.Flags().StringVar(&keyID, "key", "", "only events of this key id")
+	c.Flags().StringVar(&actor, "actor", "", "only events by this admin (token name)")
+	p.register(c.Flags(), "events")
+	return c
+}
