@@ -168,7 +168,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		PageTokenKey:   service.PageTokenKey(cfg.AdminTokens),
 		Idempotency:    service.Idempotency{Key: service.IdempotencyKey(cfg.AdminTokens), Window: cfg.IdempotencyWindow},
 		TrustedProxies: cfg.TrustedProxies,
-		ViewCacheSize:  cfg.CacheSize + cfg.NegativeCacheSize,
+		ViewCacheSize:  cfg.PositiveSize + cfg.NegativeSize,
 		Registry:       reg,
 	})
 	tp := o.tracerProvider
@@ -210,27 +210,7 @@ func (s *Server) GRPCAddr() net.Addr { return s.grpcLis.Addr() }
 func (s *Server) HTTPAddr() net.Addr { return s.httpLis.Addr() }
 
 func newValidator(cfg config.Config, format keys.Format, st *store.Store, log *slog.Logger, reg prometheus.Registerer) (*validate.Validator, error) {
-	return validate.New(validate.Config{
-		Format:             format,
-		Store:              st,
-		Log:                log,
-		Registry:           reg,
-		FilterFPRate:       cfg.FilterFPRate,
-		SyncInterval:       cfg.SyncInterval,
-		SyncOverlap:        cfg.SyncOverlap,
-		RebuildInterval:    cfg.RebuildInterval,
-		EndedKeptFor:       cfg.EndedKeptFor,
-		PositiveTTL:        cfg.CacheTTL,
-		PositiveSize:       cfg.CacheSize,
-		StaleFor:           cfg.CacheStaleFor,
-		NegativeTTL:        cfg.NegativeCacheTTL,
-		NegativeSize:       cfg.NegativeCacheSize,
-		LookupConcurrency:  cfg.LookupConcurrency,
-		LookupBatch:        cfg.LookupBatch,
-		LookupTimeout:      cfg.LookupTimeout,
-		UsageFlushInterval: cfg.UsageFlushInterval,
-		NoSnapshots:        !cfg.FilterSnapshots,
-	})
+	return validate.New(validate.Config{Format: format, Store: st, Log: log, Registry: reg, Tuning: cfg.Tuning})
 }
 
 func defaultFormat(name string) keyservicev1.Format {
