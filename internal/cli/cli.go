@@ -111,9 +111,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
 	return server.Run(ctx, cfg, cfg.Logger(os.Stderr))
 }
 

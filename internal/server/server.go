@@ -96,12 +96,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	return s.Serve(ctx)
 }
 
-// New validates cfg, opens the pool (without waiting for the database) and
-// the listeners, and wires the service. When it fails, everything it had
-// opened is closed again.
+// New validates cfg (the one place serve and dev do: callers need not),
+// opens the pool (without waiting for the database) and the listeners, and
+// wires the service. When it fails, everything it had opened is closed
+// again.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	var o options
 	for _, opt := range opts {
