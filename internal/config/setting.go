@@ -77,10 +77,6 @@ func def[T any](k kind[T], p *T, env, flagName string, dflt T, r rule[T], help s
 // see adds a link to the setting's row in the docs.
 func (s Setting) see(link string) Setting { s.See = link; return s }
 
-// shown replaces the default as the docs and --help's text describe it
-// (for a zero that means "derived").
-func (s Setting) shown(d string) Setting { s.Default = d; return s }
-
 // field is a Config field as a flag.Value.
 type field[T any] struct {
 	p *T
