@@ -86,7 +86,7 @@ $(BIN)/grpcurl:
 	GOBIN=$(BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
 .PHONY: generate
-generate: tools node_modules ## Regenerate protobuf/gRPC/gateway/OpenAPI code (buf), Python and Java stubs (Debian's protoc), queries (sqlc)
+generate: tools node_modules ## Regenerate protobuf/gRPC/gateway/OpenAPI code (buf), Python and Java stubs (Debian's protoc), queries (sqlc), the settings table (docs/configuration.md)
 	@[ -x $(PROTOC) ] && [ -x $(GRPC_PYTHON_PLUGIN) ] && [ -x $(GRPC_JAVA_PLUGIN) ] || { \
 		echo "make generate: Debian's protoc and gRPC plugins are needed:"; \
 		echo "  apt-get install protobuf-compiler protobuf-compiler-grpc protobuf-compiler-grpc-java-plugin"; exit 1; }
@@ -98,6 +98,7 @@ generate: tools node_modules ## Regenerate protobuf/gRPC/gateway/OpenAPI code (b
 	$(PROTOC) -I api -I third_party/googleapis --java_out=api/gen/java --grpc-java_out=api/gen/java \
 		--plugin=protoc-gen-grpc-java=$(GRPC_JAVA_PLUGIN) $(PROTO_FILES)
 	$(BIN)/sqlc generate -f db/sqlc.yaml
+	$(GO) generate ./internal/config   # docs/configuration.md's settings table, from the declarations
 
 .PHONY: googleapis
 googleapis: ## Refresh third_party/googleapis from the pinned grpc-gateway v1 module
@@ -122,9 +123,9 @@ lint-openapi: node_modules ## redocly lint of the generated OpenAPI file (about 
 check: lint generate breaking ## Lint, breaking-change check, then fail if generated code differs from its sources
 	$(GO) mod tidy -diff
 	cd deploy && $(GO) mod tidy -diff && $(GO) vet ./...
-	@if [ -n "$$(git status --porcelain -- api db internal/store/dbsqlc package-lock.json)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api db internal/store/dbsqlc package-lock.json docs/configuration.md)" ]; then \
 		echo "generated code is out of date: run 'make generate' and commit"; \
-		git status --porcelain -- api db internal/store/dbsqlc package-lock.json; git diff --stat; exit 1; fi
+		git status --porcelain -- api db internal/store/dbsqlc package-lock.json docs/configuration.md; git diff --stat; exit 1; fi
 	@echo "check: ok"
 
 # The proto is compared with the last committed one: HEAD while api/ has

@@ -30,7 +30,7 @@ func (e *env) startService(ctx context.Context, mode string) (*server.Server, fu
 	cfg.CallerRate, cfg.CallerBurst = 1e9, 1<<30
 	cfg.FailedRate, cfg.FailedBurst = 1e9, 1<<30
 	cfg.KeyRate = ratelimit.Limit{Limit: 1_000_000_000, Period: time.Second}
-	cfg.CacheSize = max(100_000, e.cfg.Keys)
+	cfg.PositiveSize = max(100_000, e.cfg.Keys)
 	cfg.SigningKeys, _ = keys.ParseSigningKeys(benchSigningKeys)
 	var opts []server.Option
 	switch mode {

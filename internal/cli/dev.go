@@ -67,9 +67,6 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}()
 		cfg.DatabaseURL, privateURL = url, url
 	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
 	s, err := server.New(ctx, cfg, cfg.Logger(os.Stderr))
 	if err != nil {
 		return err

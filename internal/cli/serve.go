@@ -78,9 +78,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
+	// server.New validates it (once, on every path that serves).
 	return server.Run(ctx, cfg, cfg.Logger(os.Stderr))
 }
 

@@ -173,7 +173,7 @@ func TestEnvironmentValuesAsOperatorsWriteThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cfg.Migrate || cfg.DBMaxConns != 16 || cfg.CacheSize != 10 || cfg.CallerRate != 2.5 ||
+	if !cfg.Migrate || cfg.DBMaxConns != 16 || cfg.PositiveSize != 10 || cfg.CallerRate != 2.5 ||
 		cfg.SyncInterval != 2*time.Second || cfg.LogLevel != slog.LevelWarn || cfg.AdminTokens[0] != "aaaaaaaaaaaaaaaa" {
 		t.Fatalf("read %+v", cfg)
 	}

@@ -96,12 +96,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	return s.Serve(ctx)
 }
 
-// New validates cfg, opens the pool (without waiting for the database) and
-// the listeners, and wires the service. When it fails, everything it had
-// opened is closed again.
+// New validates cfg (the one place serve and dev do: callers need not),
+// opens the pool (without waiting for the database) and the listeners, and
+// wires the service. When it fails, everything it had opened is closed
+// again.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	var o options
 	for _, opt := range opts {
@@ -168,7 +169,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		PageTokenKey:   service.PageTokenKey(cfg.AdminTokens),
 		Idempotency:    service.Idempotency{Key: service.IdempotencyKey(cfg.AdminTokens), Window: cfg.IdempotencyWindow},
 		TrustedProxies: cfg.TrustedProxies,
-		ViewCacheSize:  cfg.CacheSize + cfg.NegativeCacheSize,
+		ViewCacheSize:  cfg.PositiveSize + cfg.NegativeSize,
 		Registry:       reg,
 	})
 	tp := o.tracerProvider
@@ -210,27 +211,7 @@ func (s *Server) GRPCAddr() net.Addr { return s.grpcLis.Addr() }
 func (s *Server) HTTPAddr() net.Addr { return s.httpLis.Addr() }
 
 func newValidator(cfg config.Config, format keys.Format, st *store.Store, log *slog.Logger, reg prometheus.Registerer) (*validate.Validator, error) {
-	return validate.New(validate.Config{
-		Format:             format,
-		Store:              st,
-		Log:                log,
-		Registry:           reg,
-		FilterFPRate:       cfg.FilterFPRate,
-		SyncInterval:       cfg.SyncInterval,
-		SyncOverlap:        cfg.SyncOverlap,
-		RebuildInterval:    cfg.RebuildInterval,
-		EndedKeptFor:       cfg.EndedKeptFor,
-		PositiveTTL:        cfg.CacheTTL,
-		PositiveSize:       cfg.CacheSize,
-		StaleFor:           cfg.CacheStaleFor,
-		NegativeTTL:        cfg.NegativeCacheTTL,
-		NegativeSize:       cfg.NegativeCacheSize,
-		LookupConcurrency:  cfg.LookupConcurrency,
-		LookupBatch:        cfg.LookupBatch,
-		LookupTimeout:      cfg.LookupTimeout,
-		UsageFlushInterval: cfg.UsageFlushInterval,
-		NoSnapshots:        !cfg.FilterSnapshots,
-	})
+	return validate.New(validate.Config{Format: format, Store: st, Log: log, Registry: reg, Tuning: cfg.Tuning})
 }
 
 func defaultFormat(name string) keyservicev1.Format {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,8 +20,8 @@ import (
 	"github.com/keyservice/keyservice/internal/testsignal"
 )
 
-// Config configures a Validator. Zero durations and sizes take the
-// defaults in Defaults.
+// Config configures a Validator: its collaborators, the operator's
+// Tuning, and internal knobs that are not settings.
 type Config struct {
 	Format keys.Format
 	Store  Store
@@ -29,8 +31,29 @@ type Config struct {
 	// Registry receives the metrics; none are exported when nil.
 	Registry prometheus.Registerer
 
+	// Tuning is what operators set. Its defaults, rules, flags and
+	// environment variables are declared once, in internal/config; New
+	// only refuses values it cannot run with (a programming error).
+	Tuning
+
+	// Internal knobs; zero takes the value in knobDefaults.
+	FilterMinKeys int // the filter is sized for at least this many keys
+	// RefreshAhead: a positive entry used when less than this fraction of
+	// PositiveTTL is left is refreshed in the background.
+	RefreshAhead float64
+	// WarmKeys: at most this many recently used keys fill the positive
+	// cache after each filter load (default PositiveSize; -1: none).
+	WarmKeys int
+	// SnapshotWait is how long a replica waits for the snapshot of the
+	// replica that holds the rebuild lock before reading the table itself.
+	SnapshotWait time.Duration
+}
+
+// Tuning is the fast path's part of the service's settings (see
+// internal/config, which declares each with its variable, flag, default
+// and rule).
+type Tuning struct {
 	FilterFPRate    float64       // target false-positive rate of the Bloom filter
-	FilterMinKeys   int           // the filter is sized for at least this many keys
 	SyncInterval    time.Duration // incremental sync period
 	SyncOverlap     time.Duration // how far before the watermark each sync reads again
 	RebuildInterval time.Duration // full rebuild period (±10% jitter)
@@ -48,44 +71,52 @@ type Config struct {
 	LookupConcurrency int           // lookup statements at once (keep well below the pool size)
 	LookupBatch       int           // most hashes in one lookup statement
 	LookupTimeout     time.Duration // a lookup not answered this long after it was asked is refused
-	// RefreshAhead: a positive entry used when less than this fraction of
-	// PositiveTTL is left is refreshed in the background (0: the default).
-	RefreshAhead float64
-	// WarmKeys: at most this many recently used keys fill the positive
-	// cache after each filter load (default PositiveSize; -1: none).
-	WarmKeys int
 
 	UsageFlushInterval time.Duration // last_used_at is written in one batch per interval
 
-	// NoSnapshots: every load reads the whole table, and no snapshot is
-	// written or read (see snapshot.go).
-	NoSnapshots bool
-	// SnapshotWait is how long a replica waits for the snapshot of the
-	// replica that holds the rebuild lock before reading the table itself.
-	SnapshotWait time.Duration
+	// Snapshots: one replica per rebuild writes the filter as a snapshot
+	// and the others load it; false: every load reads the whole table
+	// (see snapshot.go).
+	Snapshots bool
 }
 
-// Defaults returns the default tuning.
-func Defaults() Config {
-	return Config{
-		FilterFPRate:       0.001,
-		FilterMinKeys:      100_000,
-		SyncInterval:       5 * time.Second,
-		SyncOverlap:        30 * time.Second,
-		RebuildInterval:    time.Hour,
-		EndedKeptFor:       30 * 24 * time.Hour,
-		PositiveTTL:        30 * time.Second,
-		PositiveSize:       100_000,
-		StaleFor:           5 * time.Minute,
-		NegativeTTL:        30 * time.Second,
-		NegativeSize:       100_000,
-		LookupConcurrency:  4,
-		LookupBatch:        256,
-		LookupTimeout:      250 * time.Millisecond,
-		RefreshAhead:       0.25,
-		UsageFlushInterval: 10 * time.Second,
-		SnapshotWait:       2 * time.Minute,
+// knobDefaults are the internal knobs' values when Config leaves them zero.
+var knobDefaults = Config{
+	FilterMinKeys: 100_000,
+	RefreshAhead:  0.25,
+	SnapshotWait:  2 * time.Minute,
+}
+
+// check refuses what the validator cannot run with: a filter rate outside
+// (0, 1), a period or size that is not positive. The operator's rules
+// (narrower) are internal/config's; these catch a Config built by hand.
+func (t Tuning) check() error {
+	var errs []error
+	if t.FilterFPRate <= 0 || t.FilterFPRate >= 1 {
+		errs = append(errs, fmt.Errorf("FilterFPRate must be in (0, 1), got %g", t.FilterFPRate))
 	}
+	for name, d := range map[string]time.Duration{
+		"SyncInterval": t.SyncInterval, "SyncOverlap": t.SyncOverlap, "RebuildInterval": t.RebuildInterval,
+		"EndedKeptFor": t.EndedKeptFor, "PositiveTTL": t.PositiveTTL, "StaleFor": t.StaleFor,
+		"NegativeTTL": t.NegativeTTL, "LookupTimeout": t.LookupTimeout, "UsageFlushInterval": t.UsageFlushInterval,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
+		}
+	}
+	for name, n := range map[string]int{
+		"PositiveSize": t.PositiveSize, "NegativeSize": t.NegativeSize,
+		"LookupConcurrency": t.LookupConcurrency, "LookupBatch": t.LookupBatch,
+	} {
+		if n < 1 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1, got %d", name, n))
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("validate: Tuning (set it from config.Config, whose declarations give every default): %w", err)
+	}
+	return nil
 }
 
 // Validator answers Validate from memory, and keeps that memory in step
@@ -190,32 +221,18 @@ type negEntry struct {
 // New builds a Validator. Call Run to load and maintain its memory; until
 // the filter is loaded, keys that need it are answered ErrUnavailable.
 func New(cfg Config) (*Validator, error) {
-	d := Defaults()
 	if cfg.Store == nil {
 		return nil, errors.New("validate: Store is required")
 	}
-	setDefault(&cfg.FilterFPRate, d.FilterFPRate)
+	if err := cfg.Tuning.check(); err != nil {
+		return nil, err
+	}
+	d := knobDefaults
 	setDefault(&cfg.FilterMinKeys, d.FilterMinKeys)
-	setDefault(&cfg.SyncInterval, d.SyncInterval)
-	setDefault(&cfg.SyncOverlap, d.SyncOverlap)
-	setDefault(&cfg.RebuildInterval, d.RebuildInterval)
-	setDefault(&cfg.EndedKeptFor, d.EndedKeptFor)
-	setDefault(&cfg.PositiveTTL, d.PositiveTTL)
-	setDefault(&cfg.PositiveSize, d.PositiveSize)
-	setDefault(&cfg.StaleFor, d.StaleFor)
-	setDefault(&cfg.NegativeTTL, d.NegativeTTL)
-	setDefault(&cfg.NegativeSize, d.NegativeSize)
-	setDefault(&cfg.LookupConcurrency, d.LookupConcurrency)
-	setDefault(&cfg.LookupTimeout, d.LookupTimeout)
-	setDefault(&cfg.LookupBatch, d.LookupBatch)
 	setDefault(&cfg.RefreshAhead, d.RefreshAhead)
+	setDefault(&cfg.SnapshotWait, d.SnapshotWait)
 	if cfg.WarmKeys == 0 {
 		cfg.WarmKeys = cfg.PositiveSize
-	}
-	setDefault(&cfg.UsageFlushInterval, d.UsageFlushInterval)
-	setDefault(&cfg.SnapshotWait, d.SnapshotWait)
-	if cfg.FilterFPRate <= 0 || cfg.FilterFPRate >= 1 {
-		return nil, fmt.Errorf("validate: filter false-positive rate must be in (0, 1), got %g", cfg.FilterFPRate)
 	}
 	if cfg.RefreshAhead < 0 || cfg.RefreshAhead >= 1 {
 		return nil, fmt.Errorf("validate: refresh-ahead fraction must be in [0, 1), got %g", cfg.RefreshAhead)

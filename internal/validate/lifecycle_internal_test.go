@@ -25,7 +25,7 @@ func TestLocalUpdateCachesItsRecordOnlyIfNothingOvertookIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := New(Config{Store: nopStore{}, Format: f})
+	v, err := New(Config{Store: nopStore{}, Format: f, Tuning: testTuning})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestAnAmbiguousCommitDropsTheKeyAndExpectsNoEcho(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := New(Config{Store: nopStore{}, Format: f})
+	v, err := New(Config{Store: nopStore{}, Format: f, Tuning: testTuning})
 	if err != nil {
 		t.Fatal(err)
 	}

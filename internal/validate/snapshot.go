@@ -45,7 +45,7 @@ func (v *Validator) rebuild(ctx context.Context) (err error) {
 			v.metrics.buildSeconds.Observe(time.Since(start).Seconds())
 		}
 	}()
-	if v.cfg.NoSnapshots {
+	if !v.cfg.Snapshots {
 		return v.fullRead(ctx, false)
 	}
 	seen, loaded, err := v.loadNewestSnapshot(ctx, 0)

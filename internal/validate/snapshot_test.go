@@ -178,7 +178,7 @@ func TestCorruptOrOldSnapshotsAreIgnored(t *testing.T) {
 func TestOnlyOneReplicaReadsTheTable(t *testing.T) {
 	t.Parallel()
 	u, _ := testdb.New(t)
-	seed := setupOn(t, u, true, func(c *validate.Config) { c.NoSnapshots = true })
+	seed := setupOn(t, u, true, func(c *validate.Config) { c.Snapshots = false })
 	g, _ := seed.create(t, nil)
 	var wg sync.WaitGroup
 	var replicas [3]*bundle

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/testdb"
@@ -110,10 +111,9 @@ func setupOn(t testing.TB, u string, waitLoaded bool, opts ...setupOpt) *bundle 
 	}
 	st := store.New(pool, time.Second)
 	clock := &fakeClock{now: time.Now()}
-	cfg := validate.Config{
-		Format: f, Store: st, Now: clock.Now,
-		SyncInterval: 50 * time.Millisecond, RebuildInterval: time.Hour,
-	}
+	// The service's defaults, from the settings' declarations.
+	cfg := validate.Config{Format: f, Store: st, Now: clock.Now, Tuning: config.Defaults().Tuning}
+	cfg.SyncInterval, cfg.RebuildInterval = 50*time.Millisecond, time.Hour
 	for _, o := range opts {
 		o(&cfg)
 	}
