@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/keyservice/keyservice/internal/caller"
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -50,7 +51,7 @@ func Tracing(tp trace.TracerProvider) grpc.UnaryServerInterceptor {
 				semconv.RPCSystemGRPC,
 				semconv.RPCService(service),
 				semconv.RPCMethod(method),
-				attribute.String("keyservice.transport", transportOf(ctx)),
+				attribute.String("keyservice.transport", caller.Transport(ctx)),
 				attribute.String("keyservice.request_id", RequestIDFrom(ctx)),
 			))
 		defer span.End()

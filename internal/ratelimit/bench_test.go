@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/redistest"
 )
@@ -21,7 +22,7 @@ func BenchmarkCallerInterceptor(b *testing.B) {
 		TableSize: 100_000, Idle: time.Hour,
 	})
 	ic := c.Interceptor()
-	ctx := ratelimit.WithCaller(context.Background(), ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: netip.MustParseAddr("10.0.0.1")})
+	ctx := caller.WithIdentity(context.Background(), caller.Identity{Kind: caller.KindAddr, Addr: netip.MustParseAddr("10.0.0.1")})
 	noop := func(context.Context, any) (any, error) { return nil, nil }
 	for _, m := range []struct {
 		name string

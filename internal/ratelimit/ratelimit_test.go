@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/redistest"
 )
@@ -224,7 +225,7 @@ func TestCallerTableStaysBounded(t *testing.T) {
 	})
 	for i := 0; i < 100_000; i++ {
 		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		c.Allow(ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: a})
+		c.Allow(caller.Identity{Kind: caller.KindAddr, Addr: a})
 	}
 	if n := c.TableSize(); n > 1_000 {
 		t.Fatalf("100,000 callers left %d limiters, bound is 1,000", n)
@@ -238,7 +239,7 @@ func TestCallerBudgetsAreSeparateAndOverridable(t *testing.T) {
 		Failed:    ratelimit.Budget{Rate: 1, Burst: 1}, TableSize: 100, Idle: time.Hour,
 		Now: (&clock{now: time.Unix(1_700_000_000, 0)}).Now,
 	})
-	count := func(id ratelimit.Identity) int {
+	count := func(id caller.Identity) int {
 		n := 0
 		for i := 0; i < 20; i++ {
 			if ok, _ := c.Allow(id); ok {
@@ -247,9 +248,9 @@ func TestCallerBudgetsAreSeparateAndOverridable(t *testing.T) {
 		}
 		return n
 	}
-	a := ratelimit.Identity{Kind: ratelimit.KindToken, Name: "a"}
-	b := ratelimit.Identity{Kind: ratelimit.KindToken, Name: "b"}
-	big := ratelimit.Identity{Kind: ratelimit.KindToken, Name: "big"}
+	a := caller.Identity{Kind: caller.KindToken, Name: "a"}
+	b := caller.Identity{Kind: caller.KindToken, Name: "b"}
+	big := caller.Identity{Kind: caller.KindToken, Name: "big"}
 	if n := count(a); n != 3 {
 		t.Fatalf("a allowed %d, want 3", n)
 	}

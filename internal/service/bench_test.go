@@ -12,6 +12,7 @@ import (
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/service"
 	"github.com/keyservice/keyservice/internal/validate"
@@ -36,7 +37,7 @@ func BenchmarkServiceValidate(b *testing.B) {
 	pinned := key
 	pinned.AllowedCIDRs = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("10.0.0.0/8")}
 	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 5000}})
-	ctx = ratelimit.WithCaller(ctx, ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: netip.MustParseAddr("10.1.2.3")})
+	ctx = caller.WithIdentity(ctx, caller.Identity{Kind: caller.KindAddr, Addr: netip.MustParseAddr("10.1.2.3")})
 	for _, bc := range []struct {
 		name string
 		key  apikey.Key

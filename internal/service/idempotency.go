@@ -20,7 +20,7 @@ import (
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/apikey"
-	"github.com/keyservice/keyservice/internal/middleware"
+	"github.com/keyservice/keyservice/internal/caller"
 )
 
 // Admin writes named by a request_id (AIP-155): the store claims the id,
@@ -144,7 +144,7 @@ func replay[R proto.Message](s *Service, ctx context.Context, method string, req
 // additionalData binds a sealed answer to its admin, request and method,
 // so that no row can be opened as another's.
 func additionalData(ctx context.Context, method string, id uuid.UUID) []byte {
-	return fmt.Appendf(nil, "%s\x00%s\x00%s", middleware.ActorFrom(ctx), id, method)
+	return fmt.Appendf(nil, "%s\x00%s\x00%s", caller.ActorFrom(ctx), id, method)
 }
 
 func requestID(req idempotent) (uuid.UUID, error) {

@@ -17,8 +17,8 @@ import (
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/middleware"
-	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/validate"
 )
 
@@ -35,7 +35,7 @@ const ScanningActor = "secret-scanning"
 // audited marks ctx with the actor and request id of the call, for the
 // audit trail of the writes made with it.
 func audited(ctx context.Context) context.Context {
-	return apikey.WithAudit(ctx, apikey.Audit{Actor: middleware.ActorFrom(ctx), RequestID: middleware.RequestIDFrom(ctx)})
+	return apikey.WithAudit(ctx, apikey.Audit{Actor: caller.ActorFrom(ctx), RequestID: middleware.RequestIDFrom(ctx)})
 }
 
 // access makes the checks of a VALID key that depend on the call: the end
@@ -66,22 +66,22 @@ func (s *Service) inside(ctx context.Context, req *keyservicev1.ValidateRequest,
 // guard believes it), else the caller's own address. An anonymous end
 // client behind a trusted proxy has none (fail closed).
 func (s *Service) endClient(ctx context.Context, req *keyservicev1.ValidateRequest) (netip.Addr, bool) {
-	id, _ := ratelimit.CallerFrom(ctx)
-	if raw := req.GetClientIp(); raw != "" && ratelimit.MayForward(id, s.trusted) {
+	id, _ := caller.IdentityFrom(ctx)
+	if raw := req.GetClientIp(); raw != "" && caller.MayForward(id, s.trusted) {
 		a, err := netip.ParseAddr(raw)
 		return a.Unmap(), err == nil
 	}
-	if gw, peerIsEnd := middleware.GatewayCall(ctx); gw && !peerIsEnd {
+	if gw, peerIsEnd := caller.GatewayCall(ctx); gw && !peerIsEnd {
 		// Forward-auth and Envoy ask for the end client they forward for:
 		// one they do not name believably is unknown, never the gateway.
 		return netip.Addr{}, false
 	}
-	if id.Anonymous || middleware.EndClientUnknown(ctx) {
+	if id.Anonymous || caller.EndClientUnknown(ctx) {
 		// Behind a trusted proxy that named no usable end client, the
 		// address at hand is the proxy's: no address, fail closed.
 		return netip.Addr{}, false
 	}
-	a := middleware.ClientAddr(ctx).Unmap()
+	a := caller.ClientAddr(ctx).Unmap()
 	return a, a.IsValid()
 }
 
