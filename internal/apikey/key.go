@@ -9,6 +9,7 @@
 package apikey
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -54,12 +55,25 @@ func (k *Key) Budget() uuid.UUID {
 	return k.ID
 }
 
-// RateLimit is a key's own token bucket: Burst calls at once, refilled at
-// Limit per Period.
+// RateLimit is a token bucket (a key's own, or the default): Burst calls at
+// once, refilled at Limit per Period.
 type RateLimit struct {
 	Limit  int
 	Period time.Duration
 	Burst  int
+}
+
+// Valid explains why l cannot be used, or returns nil.
+func (l RateLimit) Valid() error {
+	switch {
+	case l.Limit < 1 || l.Limit > 1_000_000_000:
+		return fmt.Errorf("limit must be between 1 and 1000000000, got %d", l.Limit)
+	case l.Period < time.Millisecond || l.Period > 24*time.Hour:
+		return fmt.Errorf("period must be between 1ms and 24h, got %s", l.Period)
+	case l.Burst < 1 || l.Burst > 1_000_000_000:
+		return fmt.Errorf("burst must be between 1 and 1000000000, got %d", l.Burst)
+	}
+	return nil
 }
 
 // NewKey is what CreateKey stores.

@@ -81,6 +81,13 @@ func MayForward(id Identity, trusted []netip.Prefix) bool {
 	return false
 }
 
+// Budget is how fast a caller may call: Rate calls a second, Burst at
+// once (the limiter enforces it; the configuration names one per caller).
+type Budget struct {
+	Rate  float64 // per second
+	Burst int
+}
+
 type actorKey struct{}
 
 // WithActor records the name of the admin token that authenticated the

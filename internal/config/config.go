@@ -19,8 +19,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/keys"
-	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/validate"
 )
 
@@ -88,14 +89,14 @@ type Config struct {
 	CallerTokens    map[string]string // caller name -> token
 	CallerRate      float64
 	CallerBurst     int
-	CallerLimits    map[string]ratelimit.Budget // per-caller overrides
+	CallerLimits    map[string]caller.Budget // per-caller overrides
 	CallerTableSize int
 	CallerIdle      time.Duration
 	FailedRate      float64
 	FailedBurst     int
 	TrustedProxies  []netip.Prefix
-	KeyRate         ratelimit.Limit // default per-key limit (its Burst is KeyBurst)
-	KeyBurst        int             // 0: the limit
+	KeyRate         apikey.RateLimit // default per-key limit (its Burst is KeyBurst)
+	KeyBurst        int              // 0: the limit
 	RedisURL        string
 	RedisTimeout    time.Duration
 
@@ -172,7 +173,7 @@ func Defaults() Config {
 		CallerIdle:         10 * time.Minute,
 		FailedRate:         10,
 		FailedBurst:        100,
-		KeyRate:            ratelimit.Limit{Limit: 1000, Period: time.Minute},
+		KeyRate:            apikey.RateLimit{Limit: 1000, Period: time.Minute},
 		RedisTimeout:       50 * time.Millisecond,
 		AuthHeader:         "Authorization",
 		ScanningAction:     "revoke",
@@ -184,7 +185,7 @@ const MinTokenLen = 16
 
 // KeyLimit is the default per-key limit: KeyRate with KeyBurst (the limit
 // when KeyBurst is 0).
-func (c Config) KeyLimit() ratelimit.Limit {
+func (c Config) KeyLimit() apikey.RateLimit {
 	l := c.KeyRate
 	l.Burst = c.KeyBurst
 	if l.Burst == 0 {

@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyservice/keyservice/internal/ratelimit"
+	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/caller"
 )
 
 func parse(t *testing.T, args []string, env map[string]string) (Config, error) {
@@ -76,10 +77,10 @@ func TestSettingsAreParsedIntoTypedFields(t *testing.T) {
 	if cfg.CallerTokens["search"] != "ssssssssssssssss" || len(cfg.CallerTokens) != 2 {
 		t.Errorf("caller tokens %v", len(cfg.CallerTokens))
 	}
-	if cfg.CallerLimits["billing"] != (ratelimit.Budget{Rate: 500, Burst: 1000}) {
+	if cfg.CallerLimits["billing"] != (caller.Budget{Rate: 500, Burst: 1000}) {
 		t.Errorf("caller limits %v", cfg.CallerLimits)
 	}
-	if got := cfg.KeyLimit(); got != (ratelimit.Limit{Limit: 10, Period: time.Second, Burst: 10}) {
+	if got := cfg.KeyLimit(); got != (apikey.RateLimit{Limit: 10, Period: time.Second, Burst: 10}) {
 		t.Errorf("key limit %+v", got)
 	}
 	// Tokens never print.
@@ -141,8 +142,8 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{func(c *Config) { c.DBAcquireTimeout = 0 }, "KEYSERVICE_DB_ACQUIRE_TIMEOUT"},
 		{func(c *Config) { c.LogFormat = "xml" }, "KEYSERVICE_LOG_FORMAT"},
 		{func(c *Config) { c.CallerTokens = map[string]string{"x": "short"} }, "KEYSERVICE_CALLER_TOKENS"},
-		{func(c *Config) { c.CallerLimits = map[string]ratelimit.Budget{"x": {Rate: 0, Burst: 1}} }, "KEYSERVICE_CALLER_LIMITS"},
-		{func(c *Config) { c.KeyRate = ratelimit.Limit{} }, "KEYSERVICE_KEY_RATE"},
+		{func(c *Config) { c.CallerLimits = map[string]caller.Budget{"x": {Rate: 0, Burst: 1}} }, "KEYSERVICE_CALLER_LIMITS"},
+		{func(c *Config) { c.KeyRate = apikey.RateLimit{} }, "KEYSERVICE_KEY_RATE"},
 		{func(c *Config) { c.KeyBurst = -1 }, "KEYSERVICE_KEY_BURST"},
 		{func(c *Config) { c.RedisURL = "http://x" }, "KEYSERVICE_REDIS_URL"},
 	}

@@ -13,8 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/keys"
-	"github.com/keyservice/keyservice/internal/ratelimit"
 )
 
 // setting binds one Config field to a flag and an environment variable.
@@ -332,7 +333,7 @@ func (v *boolWord) Set(s string) error {
 }
 
 // callerLimits reads name=rate:burst overrides.
-type callerLimits map[string]ratelimit.Budget
+type callerLimits map[string]caller.Budget
 
 func (v *callerLimits) String() string {
 	var parts []string
@@ -344,7 +345,7 @@ func (v *callerLimits) String() string {
 }
 
 func (v *callerLimits) Set(s string) error {
-	m := map[string]ratelimit.Budget{}
+	m := map[string]caller.Budget{}
 	for _, e := range splitList(s) {
 		name, rb, ok1 := strings.Cut(e, "=")
 		r, b, ok2 := strings.Cut(rb, ":")
@@ -354,7 +355,7 @@ func (v *callerLimits) Set(s string) error {
 		if !ok1 || !ok2 || err1 != nil || err2 != nil || !validName(name) || rate <= 0 || burst < 1 {
 			return fmt.Errorf("entries are name=rate:burst, for example billing=500:1000; got %q", e)
 		}
-		m[name] = ratelimit.Budget{Rate: rate, Burst: burst}
+		m[name] = caller.Budget{Rate: rate, Burst: burst}
 	}
 	*v = m
 	return nil
@@ -390,7 +391,7 @@ func (v *prefixes) Set(s string) error {
 }
 
 // keyRate reads limit/period, such as 1000/1m.
-type keyRate ratelimit.Limit
+type keyRate apikey.RateLimit
 
 func (v *keyRate) String() string { return fmt.Sprintf("%d/%s", v.Limit, v.Period) }
 func (v *keyRate) Set(s string) error {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/redistest"
@@ -18,7 +19,7 @@ import (
 // (the handler does nothing).
 func BenchmarkCallerInterceptor(b *testing.B) {
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: ratelimit.Budget{Rate: 1e12, Burst: 1 << 30}, Failed: ratelimit.Budget{Rate: 1e12, Burst: 1 << 30},
+		Default: caller.Budget{Rate: 1e12, Burst: 1 << 30}, Failed: caller.Budget{Rate: 1e12, Burst: 1 << 30},
 		TableSize: 100_000, Idle: time.Hour,
 	})
 	ic := c.Interceptor()
@@ -45,7 +46,7 @@ func BenchmarkCallerInterceptor(b *testing.B) {
 
 func BenchmarkKeyStore(b *testing.B) {
 	u, prefix := redistest.URL(b)
-	l := ratelimit.Limit{Limit: 1 << 30, Period: time.Second, Burst: 1 << 30}
+	l := apikey.RateLimit{Limit: 1 << 30, Period: time.Second, Burst: 1 << 30}
 	for name, s := range map[string]ratelimit.KeyStore{
 		"local": ratelimit.NewLocal(1000, time.Hour, nil),
 		"redis": ratelimit.NewRedis(newRedisClient(b, u), prefix),

@@ -31,20 +31,14 @@ func (c *Callers) budgetKey(id caller.Identity) caller.Identity {
 	return id
 }
 
-// Budget is a rate and a burst.
-type Budget struct {
-	Rate  float64 // per second
-	Burst int
-}
-
 // CallerConfig configures the caller limits.
 type CallerConfig struct {
-	Default   Budget
-	Overrides map[string]Budget // by caller name (token or certificate name)
+	Default   caller.Budget
+	Overrides map[string]caller.Budget // by caller name (token or certificate name)
 	// Failed is the budget of NOT_FOUND and MALFORMED answers per end
 	// client: an anonymous caller's address, or (caller, client_ip) when a
 	// caller allowed to name end clients names one.
-	Failed    Budget
+	Failed    caller.Budget
 	TableSize int           // limiters kept, per table
 	Idle      time.Duration // a limiter unused this long is forgotten
 	// TrustedProxies may name end clients (client_ip) even when they are
@@ -148,7 +142,7 @@ func Group(a netip.Addr) netip.Addr {
 	return a
 }
 
-func (c *Callers) budgetFor(id caller.Identity) Budget {
+func (c *Callers) budgetFor(id caller.Identity) caller.Budget {
 	if id.Kind != caller.KindAddr {
 		if b, ok := c.cfg.Overrides[id.Name]; ok {
 			return b

@@ -38,7 +38,7 @@ func failedAttempts(t *testing.T, c *ratelimit.Callers, id caller.Identity, clie
 
 func guardCallers(trusted ...string) *ratelimit.Callers {
 	cfg := ratelimit.CallerConfig{
-		Default: ratelimit.Budget{Rate: 1e9, Burst: 1 << 30}, Failed: ratelimit.Budget{Rate: 0.001, Burst: 3},
+		Default: caller.Budget{Rate: 1e9, Burst: 1 << 30}, Failed: caller.Budget{Rate: 0.001, Burst: 3},
 		TableSize: 1000, Idle: time.Hour,
 	}
 	for _, p := range trusted {
@@ -93,7 +93,7 @@ func TestCallerThatMayNameEndClientsButNamesNoneIsNeverRefused(t *testing.T) {
 func TestGCRAAllowsBurstThenRefills(t *testing.T) {
 	clk := &clock{now: time.Unix(1_800_000_000, 0)}
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: ratelimit.Budget{Rate: 2, Burst: 5}, Failed: ratelimit.Budget{Rate: 1, Burst: 1},
+		Default: caller.Budget{Rate: 2, Burst: 5}, Failed: caller.Budget{Rate: 1, Burst: 1},
 		TableSize: 10, Idle: time.Hour, Now: clk.Now,
 	})
 	id := caller.Identity{Kind: caller.KindToken, Name: "a"}
@@ -133,7 +133,7 @@ func TestGCRAAllowsBurstThenRefills(t *testing.T) {
 // read the clock in a different order than they update the bucket.
 func TestUnlimitedBudgetNeverRefusesConcurrentCalls(t *testing.T) {
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: ratelimit.Budget{Rate: 1e9, Burst: 1 << 30}, Failed: ratelimit.Budget{Rate: 1, Burst: 1},
+		Default: caller.Budget{Rate: 1e9, Burst: 1 << 30}, Failed: caller.Budget{Rate: 1, Burst: 1},
 		TableSize: 10, Idle: time.Hour,
 	})
 	id := caller.Identity{Kind: caller.KindToken, Name: "bench"}
@@ -158,7 +158,7 @@ func TestUnlimitedBudgetNeverRefusesConcurrentCalls(t *testing.T) {
 // per 1,000 s is a budget of ten million, not a negative one.
 func TestHugeBurstOverATinyRateDoesNotOverflow(t *testing.T) {
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: ratelimit.Budget{Rate: 0.001, Burst: 10_000_000}, Failed: ratelimit.Budget{Rate: 1, Burst: 1},
+		Default: caller.Budget{Rate: 0.001, Burst: 10_000_000}, Failed: caller.Budget{Rate: 1, Burst: 1},
 		TableSize: 10, Idle: time.Hour,
 	})
 	for i := 0; i < 1000; i++ {
@@ -172,7 +172,7 @@ func TestHugeBurstOverATinyRateDoesNotOverflow(t *testing.T) {
 // same IPv6 /64 spending its budget does not spend the trusted proxy's.
 func TestTrustedProxyKeepsItsOwnCallBudget(t *testing.T) {
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: ratelimit.Budget{Rate: 0.001, Burst: 5}, Failed: ratelimit.Budget{Rate: 1, Burst: 1},
+		Default: caller.Budget{Rate: 0.001, Burst: 5}, Failed: caller.Budget{Rate: 1, Burst: 1},
 		TableSize: 10, Idle: time.Hour, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("2001:db8::10/128")},
 	})
 	for i := 0; i < 5; i++ {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/keyservice/keyservice/api"
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/gateway"
 	"github.com/keyservice/keyservice/internal/middleware"
 	"github.com/keyservice/keyservice/internal/ratelimit"
@@ -40,9 +41,9 @@ import (
 func (s *Server) chain(reg prometheus.Registerer, tp trace.TracerProvider) grpc.UnaryServerInterceptor {
 	cfg := s.cfg
 	callers := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default:        ratelimit.Budget{Rate: cfg.CallerRate, Burst: cfg.CallerBurst},
+		Default:        caller.Budget{Rate: cfg.CallerRate, Burst: cfg.CallerBurst},
 		Overrides:      cfg.CallerLimits,
-		Failed:         ratelimit.Budget{Rate: cfg.FailedRate, Burst: cfg.FailedBurst},
+		Failed:         caller.Budget{Rate: cfg.FailedRate, Burst: cfg.FailedBurst},
 		TableSize:      cfg.CallerTableSize,
 		Idle:           cfg.CallerIdle,
 		TrustedProxies: cfg.TrustedProxies,

@@ -12,7 +12,6 @@ import (
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
-	"github.com/keyservice/keyservice/internal/ratelimit"
 )
 
 func (s *Service) CreateKey(ctx context.Context, req *keyservicev1.CreateKeyRequest) (*keyservicev1.CreateKeyResponse, error) {
@@ -131,7 +130,7 @@ func checkRateLimit(rl *keyservicev1.RateLimit) (*apikey.RateLimit, error) {
 	if err := rl.GetPeriod().CheckValid(); rl.GetPeriod() == nil || err != nil {
 		return nil, invalid("rate_limit", "period is required, for example \"60s\"")
 	}
-	lim := ratelimit.Limit{Limit: int(min(rl.GetLimit(), 1<<31-1)), Period: rl.GetPeriod().AsDuration(), Burst: int(min(rl.GetBurst(), 1<<31-1))}
+	lim := apikey.RateLimit{Limit: int(min(rl.GetLimit(), 1<<31-1)), Period: rl.GetPeriod().AsDuration(), Burst: int(min(rl.GetBurst(), 1<<31-1))}
 	if rl.GetBurst() == 0 {
 		lim.Burst = lim.Limit
 	}

@@ -44,7 +44,7 @@ type Config struct {
 	DefaultFormat keyservicev1.Format
 	// KeyLimits holds per-key budgets; nil: no per-key limit.
 	KeyLimits    ratelimit.KeyStore
-	DefaultLimit ratelimit.Limit // for keys created without their own
+	DefaultLimit apikey.RateLimit // for keys created without their own
 	// PageTokenKey signs page tokens (see PageTokenKey).
 	PageTokenKey []byte
 	// Idempotency keeps the answers of admin writes made with a request_id.
@@ -70,7 +70,7 @@ type Service struct {
 	defaultFormat keyservicev1.Format
 	now           func() time.Time
 	keyLimits     ratelimit.KeyStore
-	defaultLimit  ratelimit.Limit
+	defaultLimit  apikey.RateLimit
 	cursors       apikey.CursorCodec
 	trusted       []netip.Prefix
 	aead          cipher.AEAD   // seals recorded answers
@@ -230,9 +230,9 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 }
 
 // limitOf is the key's own limit, or the configured default.
-func (s *Service) limitOf(k *apikey.Key) ratelimit.Limit {
+func (s *Service) limitOf(k *apikey.Key) apikey.RateLimit {
 	if rl := k.RateLimit; rl != nil {
-		return ratelimit.Limit{Limit: rl.Limit, Period: rl.Period, Burst: rl.Burst}
+		return *rl
 	}
 	return s.defaultLimit
 }
