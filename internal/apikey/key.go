@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
 	"github.com/keyservice/keyservice/internal/keys"
 )
 

@@ -8,9 +8,10 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/keyservice/keyservice/internal/apikey"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/keyservice/keyservice/internal/apikey"
 )
 
 func TestToStatus(t *testing.T) {

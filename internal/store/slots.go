@@ -13,8 +13,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyservice/keyservice/internal/apikey"
 )
 
 // A server (or pooler) that is out of connection slots refuses a new
