@@ -44,10 +44,10 @@ func BenchmarkCallerInterceptor(b *testing.B) {
 	}
 }
 
-func BenchmarkKeyStore(b *testing.B) {
+func BenchmarkKeyBudgets(b *testing.B) {
 	u, prefix := redistest.URL(b)
 	l := apikey.RateLimit{Limit: 1 << 30, Period: time.Second, Burst: 1 << 30}
-	for name, s := range map[string]ratelimit.KeyStore{
+	for name, s := range map[string]ratelimit.KeyBudgets{
 		"local": ratelimit.NewLocal(1000, time.Hour, nil),
 		"redis": ratelimit.NewRedis(newRedisClient(b, u), prefix),
 	} {

@@ -41,10 +41,10 @@ func newRedisClient(t testing.TB, u string) *redis.Client {
 	return c
 }
 
-// stores runs one contract test against every KeyStore.
-func stores(t *testing.T) map[string]ratelimit.KeyStore {
+// stores runs one contract test against every KeyBudgets.
+func stores(t *testing.T) map[string]ratelimit.KeyBudgets {
 	u, prefix := redistest.URL(t)
-	return map[string]ratelimit.KeyStore{
+	return map[string]ratelimit.KeyBudgets{
 		"local": ratelimit.NewLocal(1000, time.Minute, nil),
 		"redis": ratelimit.NewRedis(newRedisClient(t, u), prefix),
 	}

@@ -65,7 +65,7 @@ func (s *Server) chain(reg prometheus.Registerer, tp trace.TracerProvider) grpc.
 
 // keyLimits is the per-key budget store: local, or Redis shared by the
 // replicas with the local store as its fallback.
-func (s *Server) keyLimits(reg prometheus.Registerer) (ratelimit.KeyStore, error) {
+func (s *Server) keyLimits(reg prometheus.Registerer) (ratelimit.KeyBudgets, error) {
 	local := ratelimit.NewLocal(s.cfg.CacheSize, s.cfg.CallerIdle, nil)
 	if s.cfg.RedisURL == "" {
 		return local, nil

@@ -43,7 +43,7 @@ type Config struct {
 	// (FORMAT_CHECKSUM when unset).
 	DefaultFormat keyservicev1.Format
 	// KeyLimits holds per-key budgets; nil: no per-key limit.
-	KeyLimits    ratelimit.KeyStore
+	KeyLimits    ratelimit.KeyBudgets
 	DefaultLimit apikey.RateLimit // for keys created without their own
 	// PageTokenKey signs page tokens (see PageTokenKey).
 	PageTokenKey []byte
@@ -69,7 +69,7 @@ type Service struct {
 	format        keys.Format
 	defaultFormat keyservicev1.Format
 	now           func() time.Time
-	keyLimits     ratelimit.KeyStore
+	keyLimits     ratelimit.KeyBudgets
 	defaultLimit  apikey.RateLimit
 	cursors       apikey.CursorCodec
 	trusted       []netip.Prefix

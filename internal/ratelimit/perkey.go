@@ -37,9 +37,9 @@ type Decision struct {
 	Reset time.Duration
 }
 
-// KeyStore keeps per-key budgets. cost 0 checks without spending, and is
+// KeyBudgets keeps per-key budgets. cost 0 checks without spending, and is
 // allowed while at least one call's worth remains.
-type KeyStore interface {
+type KeyBudgets interface {
 	Take(ctx context.Context, key string, l apikey.RateLimit, cost int) (Decision, error)
 }
 
@@ -55,7 +55,7 @@ type bucket struct {
 	lim   *rate.Limiter
 }
 
-var _ KeyStore = (*Local)(nil)
+var _ KeyBudgets = (*Local)(nil)
 
 // NewLocal keeps up to size buckets, forgetting those idle for longer than
 // idle (a forgotten bucket starts full again).
@@ -123,7 +123,7 @@ type Redis struct {
 	prefix string
 }
 
-var _ KeyStore = (*Redis)(nil)
+var _ KeyBudgets = (*Redis)(nil)
 
 // NewRedisClient connects to the Redis at url (redis:// or rediss://) for
 // per-key budgets, with every command bounded by timeout: connecting,
@@ -177,8 +177,8 @@ func (s *Redis) Take(ctx context.Context, key string, l apikey.RateLimit, cost i
 // After a failure it retries primary at most once per probe interval, and
 // switches back as soon as primary answers.
 type Fallback struct {
-	primary  KeyStore
-	local    KeyStore
+	primary  KeyBudgets
+	local    KeyBudgets
 	timeout  time.Duration
 	probe    time.Duration
 	log      *slog.Logger
@@ -188,10 +188,10 @@ type Fallback struct {
 	fallback prometheus.Counter
 }
 
-var _ KeyStore = (*Fallback)(nil)
+var _ KeyBudgets = (*Fallback)(nil)
 
 // NewFallback wraps primary with local. reg may be nil.
-func NewFallback(primary, local KeyStore, timeout time.Duration, log *slog.Logger, reg prometheus.Registerer) *Fallback {
+func NewFallback(primary, local KeyBudgets, timeout time.Duration, log *slog.Logger, reg prometheus.Registerer) *Fallback {
 	f := &Fallback{
 		primary: primary, local: local, timeout: timeout, probe: time.Second, log: log, now: time.Now,
 		fallback: prometheus.NewCounter(prometheus.CounterOpts{
