@@ -111,7 +111,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return server.Run(ctx, cfg, cfg.Logger(os.Stderr))
@@ -122,7 +122,7 @@ func migrate(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return runMigrations(ctx, cfg, cfg.Logger(os.Stderr))

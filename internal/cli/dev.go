@@ -62,7 +62,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}()
 		cfg.DatabaseURL = url
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	s, err := server.New(ctx, cfg, cfg.Logger(os.Stderr))

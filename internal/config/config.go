@@ -1,5 +1,5 @@
 // Package config owns the service's settings: the Config struct, its
-// defaults, its flags and environment variables, and Validate. Every value
+// defaults, its flags and environment variables, and Check. Every value
 // is parsed once, when it is read, into the type its user needs (prefixes,
 // budgets, limits, durations, a log level), so nothing downstream parses a
 // setting again or can drop a parse error.
@@ -122,7 +122,7 @@ type Config struct {
 
 	// callerTokensErr, signingKeysErr: what was wrong with
 	// KEYSERVICE_CALLER_TOKENS or KEYSERVICE_SIGNING_KEYS as read (reported
-	// by Validate, which never shows a secret).
+	// by Check, which never shows a secret).
 	callerTokensErr error
 	signingKeysErr  error
 	adminTokensErr  error
@@ -194,8 +194,8 @@ func (c Config) KeyLimit() apikey.RateLimit {
 	return l
 }
 
-// Validate explains every bad setting, naming its variable.
-func (c Config) Validate() error {
+// Check explains every bad setting, naming its variable (nil: none).
+func (c Config) Check() error {
 	var errs []error
 	bad := func(env, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{env}, args...)...))

@@ -46,7 +46,7 @@ func TestConfigPrecedence(t *testing.T) {
 	if cfg.DBStatementTimeout != 2*time.Second || cfg.HTTPAddr != ":8080" {
 		t.Errorf("flag or default lost: %+v", cfg)
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		t.Errorf("valid config refused: %v", err)
 	}
 }
@@ -119,7 +119,7 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		cfg, err := parse(t, nil, map[string]string{tt.env: tt.value})
 		if err == nil {
 			cfg.DatabaseURL = "postgres://x/y"
-			err = cfg.Validate()
+			err = cfg.Check()
 		}
 		if err == nil || !strings.Contains(err.Error(), tt.env) {
 			t.Errorf("%s=%s: %v", tt.env, tt.value, err)
@@ -151,7 +151,7 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		cfg := Defaults()
 		cfg.DatabaseURL = "postgres://x/y"
 		b.mut(&cfg)
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), b.want) {
+		if err := cfg.Check(); err == nil || !strings.Contains(err.Error(), b.want) {
 			t.Errorf("want an error naming %s, got %v", b.want, err)
 		}
 	}
@@ -199,7 +199,7 @@ func TestBadCallerTokenFlagNeverPrintsTheToken(t *testing.T) {
 		err := cfg.Parse(fs, []string{"--caller-tokens", arg}, func(string) (string, bool) { return "", false })
 		if err == nil {
 			cfg.DatabaseURL = "postgres://x/y"
-			err = cfg.Validate()
+			err = cfg.Check()
 		}
 		if err == nil || !strings.Contains(err.Error(), "KEYSERVICE_CALLER_TOKENS") {
 			t.Errorf("--caller-tokens %q accepted: %v", arg, err)
@@ -221,7 +221,7 @@ func TestAdminTokensAreNamedForTheAuditTrail(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.DatabaseURL = "postgres://x/y"
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(cfg.AdminTokens, ",") != a+","+b || strings.Join(cfg.AdminNames, ",") != "alice,admin-2" {
@@ -239,7 +239,7 @@ func TestAdminTokensAreNamedForTheAuditTrail(t *testing.T) {
 		cfg, err := parse(t, nil, map[string]string{"KEYSERVICE_ADMIN_TOKENS": v})
 		if err == nil {
 			cfg.DatabaseURL = "postgres://x/y"
-			err = cfg.Validate()
+			err = cfg.Check()
 		}
 		if err == nil || !strings.Contains(err.Error(), "KEYSERVICE_ADMIN_TOKENS") {
 			t.Errorf("%q accepted: %v", v, err)

@@ -173,7 +173,7 @@ func splitList(s string) []string {
 
 // callerTokens reads name:token pairs. Its Set never fails, because the
 // flag package would print the rejected value, tokens and all: a problem
-// is kept for Validate, whose messages name entries, never tokens.
+// is kept for Check, whose messages name entries, never tokens.
 type callerTokens struct {
 	m   *map[string]string
 	err *error
@@ -209,7 +209,7 @@ func (v *callerTokens) Set(s string) error {
 
 // adminTokens reads admin tokens, each name:token or a bare token (named
 // admin-<position>). Like callerTokens, its Set never fails: a problem is
-// kept for Validate, whose messages never show a token.
+// kept for Check, whose messages never show a token.
 type adminTokens struct {
 	tokens, names *[]string
 	err           *error
