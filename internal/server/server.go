@@ -159,7 +159,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		judge = o.validator(Deps{Store: s.store, Format: format})
 	}
 	svc := service.New(service.Config{
-		Keys:           s.validator.Keys(s.store),
+		Keys:           s.validator.AdminKeys(s.store),
 		Validator:      judge,
 		Format:         format,
 		DefaultFormat:  defaultFormat(cfg.DefaultKeyFormat),

@@ -36,7 +36,7 @@ var _ Validator = (*validate.Validator)(nil)
 
 // Config is what a Service needs.
 type Config struct {
-	Keys      validate.KeyStore // a *validate.Keys: a write is visible to Validate here when it returns
+	Keys      validate.KeyStore // a *validate.AdminKeys: a write is visible to Validate here when it returns
 	Validator Validator
 	Format    keys.Format // makes new secrets
 	// DefaultFormat is the format of keys created without one

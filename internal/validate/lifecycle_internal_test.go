@@ -82,7 +82,7 @@ func TestAnAmbiguousCommitDropsTheKeyAndExpectsNoEcho(t *testing.T) {
 	v.pos.Set(old.Hash, &posEntry{key: old, fetched: time.Now()})
 	disabled := old
 	disabled.Enabled, disabled.UpdatedAt = false, &at
-	k := v.Keys(ambiguousCommit{rec: disabled})
+	k := v.AdminKeys(ambiguousCommit{rec: disabled})
 	if _, _, err := k.UpdateKey(context.Background(), uuid.New(), apikey.Update{Fields: []string{apikey.FieldEnabled}}); err == nil {
 		t.Fatal("the failed update succeeded")
 	}

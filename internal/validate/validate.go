@@ -17,7 +17,7 @@
 // positive cache is warmed with the most recently used keys, so a key in
 // steady use, or used just before a restart, never waits for a lookup.
 //
-// Memory learns of changes from this replica's own writes (Keys, the one
+// Memory learns of changes from this replica's own writes (AdminKeys, the one
 // door for admin writes), from NOTIFY sent by other replicas (the store's
 // LISTEN connection), and from incremental sync, and is rebuilt from the
 // database periodically; see Run. The package knows no database driver:

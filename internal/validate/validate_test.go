@@ -58,7 +58,7 @@ func (tr *tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQue
 type bundle struct {
 	url    string
 	v      *validate.Validator
-	keys   *validate.Keys // the admin door: writes seen by v at once
+	keys   *validate.AdminKeys // the admin door: writes seen by v at once
 	store  *store.Store
 	pool   *pgxpool.Pool
 	tr     *tracer
@@ -144,7 +144,7 @@ func setupOn(t testing.TB, u string, waitLoaded bool, opts ...setupOpt) *bundle 
 		})
 	}
 	t.Cleanup(stop)
-	b := &bundle{url: u, v: v, keys: v.Keys(st), store: st, pool: pool, tr: tr, format: f, clock: clock, stop: stop}
+	b := &bundle{url: u, v: v, keys: v.AdminKeys(st), store: st, pool: pool, tr: tr, format: f, clock: clock, stop: stop}
 	if waitLoaded {
 		waitFor(t, 20*time.Second, v.Loaded)
 	}
