@@ -297,4 +297,13 @@ func TestArchitectureDocNamesRealFiles(t *testing.T) {
 	if n < 20 {
 		t.Fatalf("found only %d file names in docs/architecture.md; is the pattern still right?", n)
 	}
+	// The diagrams name files short, under internal/: validate/batch.go.
+	short := regexp.MustCompile(`(?:^|[\s>"(])([a-z]+/[a-z_]+\.go)\b`)
+	for _, m := range short.FindAllStringSubmatch(string(b), -1) {
+		_, errShort := os.Stat(filepath.Join(root, "internal", m[1]))
+		_, errFull := os.Stat(filepath.Join(root, m[1]))
+		if errShort != nil && errFull != nil {
+			t.Errorf("docs/architecture.md names %s, which is neither internal/%s nor a file of the module", m[1], m[1])
+		}
+	}
 }
