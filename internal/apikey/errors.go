@@ -13,7 +13,7 @@ var (
 	// ErrUnavailable: the answer needs the database, and it could not be
 	// reached or did not answer in time (a transient outage: retry). The
 	// store and the validation path both wrap it with what failed.
-	ErrUnavailable = errors.New("key store unavailable")
+	ErrUnavailable = errors.New("database unavailable")
 	// ErrCommitUnknown: the connection broke after COMMIT was sent, so the
 	// write may or may not have been applied. It is an ErrUnavailable: the
 	// caller retries, safely when it names the write with a request id.
