@@ -3,11 +3,11 @@ package bench
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/service"
 	"github.com/keyservice/keyservice/internal/store"
@@ -22,13 +22,13 @@ import (
 // the cost of everything around the validation path (transport,
 // interceptor chain, request checks, the per-key limit, the answer's API
 // form), with none of the path itself.
-type ceiling struct{ key store.Key }
+type ceiling struct{ key apikey.Key }
 
 func newCeiling() *ceiling {
-	return &ceiling{key: store.Key{
+	return &ceiling{key: apikey.Key{
 		ID: uuid.MustParse("0b7e2c9a-4f1d-4c3e-9a51-2f6d8e0c1b2a"), Hint: "ks_...Ab12", Name: "bench-1", Owner: "owner-1",
 		Scopes: []string{}, Metadata: map[string]string{}, CreatedAt: time.Unix(1_790_000_000, 0), Enabled: true,
-		RateLimit: &store.RateLimit{Limit: 1_000_000_000, Period: time.Second, Burst: 1_000_000_000},
+		RateLimit: &apikey.RateLimit{Limit: 1_000_000_000, Period: time.Second, Burst: 1_000_000_000},
 	}}
 }
 
@@ -52,10 +52,8 @@ func (n naive) Validate(ctx context.Context, key string) (validate.Result, error
 	}
 	k, err := n.store.KeyByHash(ctx, keys.HashOf(key))
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, apikey.ErrNotFound):
 		return validate.Result{Code: validate.NotFound, Path: validate.PathLookup}, nil
-	case errors.Is(err, store.ErrUnavailable):
-		return validate.Result{}, fmt.Errorf("%w: %w", validate.ErrUnavailable, err)
 	case err != nil:
 		return validate.Result{}, err
 	}

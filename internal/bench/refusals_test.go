@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/config"
-	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/server"
 	"github.com/keyservice/keyservice/internal/testdb"
 )
@@ -70,7 +70,7 @@ func TestTargetWithCallerBudgetIsNotJudged(t *testing.T) {
 	// 100 calls a second per caller, which the load (an anonymous caller)
 	// outruns; admin calls (the caller "admin") that seed the keys have room.
 	scfg.CallerRate, scfg.CallerBurst = 100, 100
-	scfg.CallerLimits = map[string]ratelimit.Budget{"admin": {Rate: 1e9, Burst: 1 << 30}}
+	scfg.CallerLimits = map[string]caller.Budget{"admin": {Rate: 1e9, Burst: 1 << 30}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s, err := server.New(ctx, scfg, testLogger(t))

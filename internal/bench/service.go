@@ -11,9 +11,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/keys"
-	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/server"
 	"github.com/keyservice/keyservice/internal/service"
 )
@@ -29,7 +29,7 @@ func (e *env) startService(ctx context.Context, mode string) (*server.Server, fu
 	// The bench measures the validation path, not the callers' budgets.
 	cfg.CallerRate, cfg.CallerBurst = 1e9, 1<<30
 	cfg.FailedRate, cfg.FailedBurst = 1e9, 1<<30
-	cfg.KeyRate = ratelimit.Limit{Limit: 1_000_000_000, Period: time.Second}
+	cfg.KeyRate = apikey.RateLimit{Limit: 1_000_000_000, Period: time.Second}
 	cfg.PositiveSize = max(100_000, e.cfg.Keys)
 	cfg.SigningKeys, _ = keys.ParseSigningKeys(benchSigningKeys)
 	var opts []server.Option

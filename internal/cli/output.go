@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
-	"github.com/keyservice/keyservice/internal/ratelimit"
+	"github.com/keyservice/keyservice/internal/apikey"
 )
 
 // What the commands print: tables, or JSON with --json (a proto message
@@ -65,7 +65,7 @@ func rateLimit(rl *keyservicev1.RateLimit) string {
 	if rl == nil {
 		return "default"
 	}
-	s := ratelimit.FormatRate(rl.GetLimit(), rl.GetPeriod().AsDuration())
+	s := apikey.FormatRate(rl.GetLimit(), rl.GetPeriod().AsDuration())
 	if b := rl.GetBurst(); b != 0 && b != rl.GetLimit() {
 		s += fmt.Sprintf(" burst %d", b)
 	}

@@ -15,8 +15,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/backoff"
-	"github.com/keyservice/keyservice/internal/ratelimit"
 )
 
 // Admin writes: their requests built from the command line, and sent
@@ -140,7 +140,7 @@ func createRequest(k keyFields) (*keyservicev1.CreateKeyRequest, error) {
 		req.ExpiresAt = timestamppb.New(t)
 	}
 	if k.rateLimit != "" {
-		l, err := ratelimit.ParseRate(k.rateLimit)
+		l, err := apikey.ParseRate(k.rateLimit)
 		if err != nil {
 			return nil, fmt.Errorf("--rate-limit: %w", err)
 		}

@@ -87,7 +87,7 @@ func migrate(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return runMigrations(ctx, cfg, cfg.Logger(os.Stderr))

@@ -18,8 +18,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/keys"
-	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/validate"
 )
 
@@ -75,14 +76,14 @@ type Config struct {
 	CallerTokens    map[string]string // caller name -> token
 	CallerRate      float64
 	CallerBurst     int
-	CallerLimits    map[string]ratelimit.Budget // per-caller overrides
+	CallerLimits    map[string]caller.Budget // per-caller overrides
 	CallerTableSize int
 	CallerIdle      time.Duration
 	FailedRate      float64
 	FailedBurst     int
 	TrustedProxies  []netip.Prefix
-	KeyRate         ratelimit.Limit // default per-key limit (its Burst is KeyBurst)
-	KeyBurst        int             // 0: the limit
+	KeyRate         apikey.RateLimit // default per-key limit (its Burst is KeyBurst)
+	KeyBurst        int              // 0: the limit
 	RedisURL        string
 	RedisTimeout    time.Duration
 
@@ -119,7 +120,7 @@ const MinTokenLen = 16
 
 // KeyLimit is the default per-key limit: KeyRate with KeyBurst (the limit
 // when KeyBurst is 0).
-func (c Config) KeyLimit() ratelimit.Limit {
+func (c Config) KeyLimit() apikey.RateLimit {
 	l := c.KeyRate
 	l.Burst = c.KeyBurst
 	if l.Burst == 0 {
@@ -147,7 +148,7 @@ func (c *Config) checkAdminTokens() error {
 	return errors.Join(errs...)
 }
 
-func checkCallerLimits(m map[string]ratelimit.Budget) error {
+func checkCallerLimits(m map[string]caller.Budget) error {
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(m)) {
 		if b := m[name]; !validName(name) || b.Rate <= 0 || b.Burst < 1 {

@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyservice/keyservice/internal/ratelimit"
+	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/caller"
 )
 
 func parse(t *testing.T, args []string, env map[string]string) (Config, error) {
@@ -45,7 +46,7 @@ func TestConfigPrecedence(t *testing.T) {
 	if cfg.DBStatementTimeout != 2*time.Second || cfg.HTTPAddr != ":8080" {
 		t.Errorf("flag or default lost: %+v", cfg)
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		t.Errorf("valid config refused: %v", err)
 	}
 }
@@ -76,10 +77,10 @@ func TestSettingsAreParsedIntoTypedFields(t *testing.T) {
 	if cfg.CallerTokens["search"] != "ssssssssssssssss" || len(cfg.CallerTokens) != 2 {
 		t.Errorf("caller tokens %v", len(cfg.CallerTokens))
 	}
-	if cfg.CallerLimits["billing"] != (ratelimit.Budget{Rate: 500, Burst: 1000}) {
+	if cfg.CallerLimits["billing"] != (caller.Budget{Rate: 500, Burst: 1000}) {
 		t.Errorf("caller limits %v", cfg.CallerLimits)
 	}
-	if got := cfg.KeyLimit(); got != (ratelimit.Limit{Limit: 10, Period: time.Second, Burst: 10}) {
+	if got := cfg.KeyLimit(); got != (apikey.RateLimit{Limit: 10, Period: time.Second, Burst: 10}) {
 		t.Errorf("key limit %+v", got)
 	}
 	// Tokens never print.
@@ -118,7 +119,7 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		cfg, err := parse(t, nil, map[string]string{tt.env: tt.value})
 		if err == nil {
 			cfg.DatabaseURL = "postgres://x/y"
-			err = cfg.Validate()
+			err = cfg.Check()
 		}
 		if err == nil || !strings.Contains(err.Error(), tt.env) {
 			t.Errorf("%s=%s: %v", tt.env, tt.value, err)
@@ -141,8 +142,8 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{func(c *Config) { c.DBAcquireTimeout = 0 }, "KEYSERVICE_DB_ACQUIRE_TIMEOUT"},
 		{func(c *Config) { c.LogFormat = "xml" }, "KEYSERVICE_LOG_FORMAT"},
 		{func(c *Config) { c.CallerTokens = map[string]string{"x": "short"} }, "KEYSERVICE_CALLER_TOKENS"},
-		{func(c *Config) { c.CallerLimits = map[string]ratelimit.Budget{"x": {Rate: 0, Burst: 1}} }, "KEYSERVICE_CALLER_LIMITS"},
-		{func(c *Config) { c.KeyRate = ratelimit.Limit{} }, "KEYSERVICE_KEY_RATE"},
+		{func(c *Config) { c.CallerLimits = map[string]caller.Budget{"x": {Rate: 0, Burst: 1}} }, "KEYSERVICE_CALLER_LIMITS"},
+		{func(c *Config) { c.KeyRate = apikey.RateLimit{} }, "KEYSERVICE_KEY_RATE"},
 		{func(c *Config) { c.KeyBurst = -1 }, "KEYSERVICE_KEY_BURST"},
 		{func(c *Config) { c.RedisURL = "http://x" }, "KEYSERVICE_REDIS_URL"},
 	}
@@ -150,7 +151,7 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		cfg := Defaults()
 		cfg.DatabaseURL = "postgres://x/y"
 		b.mut(&cfg)
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), b.want) {
+		if err := cfg.Check(); err == nil || !strings.Contains(err.Error(), b.want) {
 			t.Errorf("want an error naming %s, got %v", b.want, err)
 		}
 	}
@@ -198,7 +199,7 @@ func TestBadCallerTokenFlagNeverPrintsTheToken(t *testing.T) {
 		err := cfg.Parse(fs, []string{"--caller-tokens", arg}, func(string) (string, bool) { return "", false })
 		if err == nil {
 			cfg.DatabaseURL = "postgres://x/y"
-			err = cfg.Validate()
+			err = cfg.Check()
 		}
 		if err == nil || !strings.Contains(err.Error(), "KEYSERVICE_CALLER_TOKENS") {
 			t.Errorf("--caller-tokens %q accepted: %v", arg, err)
@@ -220,7 +221,7 @@ func TestAdminTokensAreNamedForTheAuditTrail(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.DatabaseURL = "postgres://x/y"
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(cfg.AdminTokens, ",") != a+","+b || strings.Join(cfg.AdminNames, ",") != "alice,admin-2" {
@@ -238,7 +239,7 @@ func TestAdminTokensAreNamedForTheAuditTrail(t *testing.T) {
 		cfg, err := parse(t, nil, map[string]string{"KEYSERVICE_ADMIN_TOKENS": v})
 		if err == nil {
 			cfg.DatabaseURL = "postgres://x/y"
-			err = cfg.Validate()
+			err = cfg.Check()
 		}
 		if err == nil || !strings.Contains(err.Error(), "KEYSERVICE_ADMIN_TOKENS") {
 			t.Errorf("%q accepted: %v", v, err)

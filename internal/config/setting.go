@@ -14,7 +14,7 @@ import (
 
 // Setting declares one setting: the environment variable and flag that
 // set it, what its values look like, its default, its rule, its help, and
-// the Config field it fills. Parse, Defaults, Validate, --help and the
+// the Config field it fills. Parse, Defaults, Check, --help and the
 // table in docs/configuration.md are all made from the declarations in
 // settings.go; nothing else lists the settings.
 type Setting struct {
@@ -50,7 +50,7 @@ type kind[T any] struct {
 
 // rule is a setting's rule: doc says it in words for the docs, check
 // explains a value that breaks it (without naming the variable, which
-// Validate adds). A rule that reads other settings is a closure over the
+// Check adds). A rule that reads other settings is a closure over the
 // Config being declared.
 type rule[T any] struct {
 	doc   string
@@ -320,9 +320,9 @@ func Defaults() Config {
 	return c
 }
 
-// Validate explains every setting that breaks its rule, naming its
+// Check explains every setting that breaks its rule, naming its
 // variable, all together and never showing a secret.
-func (c Config) Validate() error {
+func (c Config) Check() error {
 	var errs []error
 	for _, s := range c.settings() {
 		if s.check == nil {

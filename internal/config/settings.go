@@ -12,8 +12,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/keys"
-	"github.com/keyservice/keyservice/internal/ratelimit"
 )
 
 //go:generate go run ./cmd/settingsdoc ../../docs/configuration.md
@@ -178,7 +179,7 @@ func (c *Config) settings() []Setting {
 			"calls per second each caller may make"),
 		def(whole, &c.CallerBurst, "KEYSERVICE_CALLER_BURST", "caller-burst", 2000, atLeast(1),
 			"calls each caller may make at once"),
-		def(limitsKind, &c.CallerLimits, "KEYSERVICE_CALLER_LIMITS", "caller-limits", nil, rule[map[string]ratelimit.Budget]{"positive rates and bursts", checkCallerLimits},
+		def(limitsKind, &c.CallerLimits, "KEYSERVICE_CALLER_LIMITS", "caller-limits", nil, rule[map[string]caller.Budget]{"positive rates and bursts", checkCallerLimits},
 			"per-caller overrides of the two above"),
 		def(whole, &c.CallerTableSize, "KEYSERVICE_CALLER_TABLE_SIZE", "caller-table-size", 100_000, atLeast(1),
 			"caller limiters kept in memory (idle ones are forgotten first)"),
@@ -190,7 +191,7 @@ func (c *Config) settings() []Setting {
 			"`NOT_FOUND`/`MALFORMED` answers allowed at once per end client"),
 		def(prefixesKind, &c.TrustedProxies, "KEYSERVICE_TRUSTED_PROXIES", "trusted-proxies", nil, rule[[]netip.Prefix]{"", checkPrefixes},
 			"proxies whose `X-Forwarded-For` is believed for REST callers"),
-		def(keyRateKind, &c.KeyRate, "KEYSERVICE_KEY_RATE", "key-rate", ratelimit.Limit{Limit: 1000, Period: time.Minute}, rule[ratelimit.Limit]{"limit 1 to 10⁹, period 1ms to 24h", func(ratelimit.Limit) error {
+		def(keyRateKind, &c.KeyRate, "KEYSERVICE_KEY_RATE", "key-rate", apikey.RateLimit{Limit: 1000, Period: time.Minute}, rule[apikey.RateLimit]{"limit 1 to 10⁹, period 1ms to 24h", func(apikey.RateLimit) error {
 			if c.KeyBurst < 0 { // reported by KEYSERVICE_KEY_BURST
 				return nil
 			}

@@ -105,7 +105,7 @@ func TestDefaultsAreTheDeclaredOnes(t *testing.T) {
 		t.Errorf("defaults %+v", c)
 	}
 	c.DatabaseURL = "postgres://x/y"
-	if err := c.Validate(); err != nil {
+	if err := c.Check(); err != nil {
 		t.Errorf("the defaults are refused: %v", err)
 	}
 }
@@ -141,13 +141,13 @@ func TestFilterRateHasOneRule(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg.DatabaseURL = "postgres://x/y"
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "KEYSERVICE_FILTER_FP_RATE: must be between 0 and 0.5") {
+		if err := cfg.Check(); err == nil || !strings.Contains(err.Error(), "KEYSERVICE_FILTER_FP_RATE: must be between 0 and 0.5") {
 			t.Errorf("%s: %v", v, err)
 		}
 	}
 	cfg, _ := parse(t, nil, map[string]string{"KEYSERVICE_FILTER_FP_RATE": "0.25"})
 	cfg.DatabaseURL = "postgres://x/y"
-	if err := cfg.Validate(); err != nil || cfg.FilterFPRate != 0.25 {
+	if err := cfg.Check(); err != nil || cfg.FilterFPRate != 0.25 {
 		t.Errorf("0.25: %v, %v", cfg.FilterFPRate, err)
 	}
 }

@@ -1,17 +1,16 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/keys"
-	"github.com/keyservice/keyservice/internal/ratelimit"
 )
 
 // The flag.Values of the settings whose values are lists or pairs, and
@@ -20,11 +19,11 @@ var (
 	legacyKind = valueKind("legacy formats", "formats", "`name:prefix:regex` entries separated by `;`",
 		func(p *[]keys.Legacy) *legacyFormats { return (*legacyFormats)(p) })
 	limitsKind = valueKind("caller limits", "limits", "comma-separated `name=rate:burst`, such as `billing=500:1000`",
-		func(p *map[string]ratelimit.Budget) *callerLimits { return (*callerLimits)(p) })
+		func(p *map[string]caller.Budget) *callerLimits { return (*callerLimits)(p) })
 	prefixesKind = valueKind("list of CIDRs", "cidrs", "comma-separated CIDRs or single addresses, such as `10.0.0.0/8,192.168.1.7`",
 		func(p *[]netip.Prefix) *prefixes { return (*prefixes)(p) })
 	keyRateKind = valueKind("limit/period", "limit/period", "a whole number of calls, `/`, a duration: `1000/1m`, `10/1s`",
-		func(p *ratelimit.Limit) *keyRate { return (*keyRate)(p) })
+		func(p *apikey.RateLimit) *keyRate { return (*keyRate)(p) })
 )
 
 func splitList(s string) []string {
@@ -163,7 +162,7 @@ func (v *legacyFormats) Set(s string) error {
 }
 
 // callerLimits reads name=rate:burst overrides.
-type callerLimits map[string]ratelimit.Budget
+type callerLimits map[string]caller.Budget
 
 func (v *callerLimits) String() string {
 	var parts []string
@@ -175,7 +174,7 @@ func (v *callerLimits) String() string {
 }
 
 func (v *callerLimits) Set(s string) error {
-	m := map[string]ratelimit.Budget{}
+	m := map[string]caller.Budget{}
 	for _, e := range splitList(s) {
 		name, rb, ok1 := strings.Cut(e, "=")
 		r, b, ok2 := strings.Cut(rb, ":")
@@ -185,7 +184,7 @@ func (v *callerLimits) Set(s string) error {
 		if !ok1 || !ok2 || err1 != nil || err2 != nil || !validName(name) || rate <= 0 || burst < 1 {
 			return fmt.Errorf("entries are name=rate:burst, for example billing=500:1000; %q is not", e)
 		}
-		m[name] = ratelimit.Budget{Rate: rate, Burst: burst}
+		m[name] = caller.Budget{Rate: rate, Burst: burst}
 	}
 	*v = m
 	return nil
@@ -221,16 +220,14 @@ func (v *prefixes) Set(s string) error {
 }
 
 // keyRate reads limit/period, such as 1000/1m.
-type keyRate ratelimit.Limit
+type keyRate apikey.RateLimit
 
 func (v *keyRate) String() string { return fmt.Sprintf("%d/%s", v.Limit, shortDuration(v.Period)) }
 func (v *keyRate) Set(s string) error {
-	n, p, ok := strings.Cut(s, "/")
-	limit, err1 := strconv.Atoi(strings.TrimSpace(n))
-	period, err2 := time.ParseDuration(strings.TrimSpace(p))
-	if !ok || err1 != nil || err2 != nil || limit < 1 || period <= 0 {
-		return errors.New("must be limit/period such as 1000/1m or 10/1s")
+	l, err := apikey.ParseRate(s) // the one reading of limit/period (the CLI's too)
+	if err != nil {
+		return err
 	}
-	*v = keyRate{Limit: limit, Period: period}
+	*v = keyRate{Limit: l.Limit, Period: l.Period}
 	return nil
 }

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
-	"github.com/keyservice/keyservice/internal/middleware"
+	"github.com/keyservice/keyservice/internal/caller"
 )
 
 // ExtAuthz returns envoy.service.auth.v3.Authorization, served on the gRPC
@@ -51,7 +51,7 @@ func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 			vreq.ClientIp = a.Unmap().String()
 		}
 		var stream runtime.ServerTransportStream
-		vctx := grpc.NewContextWithServerTransportStream(middleware.WithGatewayCall(ctx, false), &stream)
+		vctx := grpc.NewContextWithServerTransportStream(caller.WithGatewayCall(ctx, false), &stream)
 		resp, err := x.svc.Validate(vctx, vreq)
 		d = decide(resp, err, x.keyHeader, stream.Header())
 	}

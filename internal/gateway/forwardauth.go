@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
-	"github.com/keyservice/keyservice/internal/middleware"
+	"github.com/keyservice/keyservice/internal/caller"
 )
 
 // Gateways in front of other services (nginx auth_request, Traefik
@@ -185,12 +185,12 @@ func ForwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 			// caller limiter believes it only from a gateway with a caller
 			// token or from a trusted proxy.
 			req := &keyservicev1.ValidateRequest{Key: key, RequiredScopes: splitScopes(r.Header.Values(RequiredScopesHeader)...)}
-			g := middleware.HTTPCall{RemoteAddr: r.RemoteAddr}
+			g := caller.HTTPCall{RemoteAddr: r.RemoteAddr}
 			if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 				g.ClientAddr = ap.Addr().Unmap()
 			}
 			if r.TLS != nil {
-				g.CertName = middleware.CertNameOf(r.TLS.VerifiedChains)
+				g.CertName = caller.CertNameOf(r.TLS.VerifiedChains)
 			}
 			end, ok := forwardedClientOf(r.Header, trusted)
 			switch {
@@ -207,7 +207,7 @@ func ForwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 				md.Set("authorization", "Bearer "+tok)
 			}
 			var stream runtime.ServerTransportStream
-			ctx := middleware.WithGatewayCall(middleware.WithHTTPCall(r.Context(), g), ok && end == g.ClientAddr)
+			ctx := caller.WithGatewayCall(caller.WithHTTPCall(r.Context(), g), ok && end == g.ClientAddr)
 			ctx = grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(ctx, md), &stream)
 			resp, err := svc.Validate(ctx, req)
 			d = decide(resp, err, keyHeader, stream.Header())

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/middleware"
 )
 
@@ -76,14 +77,14 @@ func REST(ctx context.Context, srv keyservicev1.KeyServiceServer, maxBody int64,
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		g := middleware.HTTPCall{RemoteAddr: r.RemoteAddr}
+		g := caller.HTTPCall{RemoteAddr: r.RemoteAddr}
 		g.ClientAddr, g.ChainUnusable = httpClientAddr(r, trusted)
 		if r.TLS != nil {
-			g.CertName = middleware.CertNameOf(r.TLS.VerifiedChains)
+			g.CertName = caller.CertNameOf(r.TLS.VerifiedChains)
 		}
 		// Answers carry identities (and CreateKey a secret): no cache may keep them.
 		w.Header().Set("Cache-Control", "no-store")
-		ctx := middleware.WithHTTPCall(r.Context(), g)
+		ctx := caller.WithHTTPCall(r.Context(), g)
 		if r.URL.RawQuery != "" && !takesQuery(r) {
 			// Routes whose request is all path and body: grpc-gateway would
 			// ignore the query; refuse it like an unknown JSON field.

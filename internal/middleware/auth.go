@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
-	"github.com/keyservice/keyservice/internal/ratelimit"
+	"github.com/keyservice/keyservice/internal/caller"
 )
 
 var keyServicePrefix = "/" + keyservicev1.KeyService_ServiceDesc.ServiceName + "/"
@@ -70,15 +70,6 @@ func (a Auth) admin(digest *[32]byte) (string, bool) {
 	return a.adminNames[which], true
 }
 
-type actorKey struct{}
-
-// ActorFrom is the name of the admin token that authenticated the call
-// ("" for a call that is not an admin's): the actor of the audit trail.
-func ActorFrom(ctx context.Context) string {
-	name, _ := ctx.Value(actorKey{}).(string)
-	return name
-}
-
 // Authenticate establishes who is calling and records it for the limiter.
 // Admin methods need an admin token: missing -> UNAUTHENTICATED, wrong ->
 // PERMISSION_DENIED. Validate takes a caller token, an admin token or a
@@ -106,33 +97,33 @@ func Authenticate(a Auth) grpc.UnaryServerInterceptor {
 			if !ok {
 				return nil, status.Error(codes.PermissionDenied, "admin token not accepted")
 			}
-			ctx = context.WithValue(ctx, actorKey{}, name)
-			return handler(ratelimit.WithCaller(ctx, ratelimit.Identity{Kind: ratelimit.KindAdmin, Name: "admin"}), req)
+			ctx = caller.WithActor(ctx, name)
+			return handler(caller.WithIdentity(ctx, caller.Identity{Kind: caller.KindAdmin, Name: "admin"}), req)
 		}
-		var id ratelimit.Identity
+		var id caller.Identity
 		if hasTok {
 			if name, ok := a.callers[digest]; ok {
-				id = ratelimit.Identity{Kind: ratelimit.KindToken, Name: name}
+				id = caller.Identity{Kind: caller.KindToken, Name: name}
 			} else if _, ok := a.admin(&digest); ok {
-				id = ratelimit.Identity{Kind: ratelimit.KindAdmin, Name: "admin"}
+				id = caller.Identity{Kind: caller.KindAdmin, Name: "admin"}
 			} else if a.requireCaller {
 				return nil, status.Error(codes.Unauthenticated, "caller token not accepted")
 			}
 		}
 		if id.Name == "" {
-			switch name := certName(ctx); {
+			switch name := caller.CertName(ctx); {
 			case name != "":
-				id = ratelimit.Identity{Kind: ratelimit.KindCert, Name: name}
+				id = caller.Identity{Kind: caller.KindCert, Name: name}
 			case a.requireCaller:
 				return nil, status.Error(codes.Unauthenticated, "caller credentials required: send 'authorization: Bearer <caller token>' or a client certificate")
 			default:
-				id = ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: ClientAddr(ctx)}
-				if g, ok := httpCallOf(ctx); ok && g.ChainUnusable {
+				id = caller.Identity{Kind: caller.KindAddr, Addr: caller.ClientAddr(ctx)}
+				if g, ok := caller.HTTPCallOf(ctx); ok && g.ChainUnusable {
 					id.Anonymous = true
 				}
 			}
 		}
-		return handler(ratelimit.WithCaller(ctx, id), req)
+		return handler(caller.WithIdentity(ctx, id), req)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/caller"
 )
 
 // Logging writes a line per refused or failed call: method, code,
@@ -34,8 +35,8 @@ func Logging(log *slog.Logger) grpc.UnaryServerInterceptor {
 			slog.String("code", code.String()),
 			slog.Duration("duration", time.Since(start)),
 			slog.String("request_id", RequestIDFrom(ctx)),
-			slog.String("transport", transportOf(ctx)),
-			slog.String("peer", peerAddr(ctx)),
+			slog.String("transport", caller.Transport(ctx)),
+			slog.String("peer", caller.PeerAddr(ctx)),
 		}
 		if v, ok := resp.(*keyservicev1.ValidateResponse); ok && err == nil {
 			attrs = append(attrs, slog.String("outcome", v.GetCode().String()))

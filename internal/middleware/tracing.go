@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/keyservice/keyservice/internal/caller"
 )
 
 var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
@@ -50,7 +52,7 @@ func Tracing(tp trace.TracerProvider) grpc.UnaryServerInterceptor {
 				semconv.RPCSystemGRPC,
 				semconv.RPCService(service),
 				semconv.RPCMethod(method),
-				attribute.String("keyservice.transport", transportOf(ctx)),
+				attribute.String("keyservice.transport", caller.Transport(ctx)),
 				attribute.String("keyservice.request_id", RequestIDFrom(ctx)),
 			))
 		defer span.End()

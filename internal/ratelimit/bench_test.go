@@ -9,6 +9,8 @@ import (
 	"google.golang.org/grpc"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/redistest"
 )
@@ -17,11 +19,11 @@ import (
 // (the handler does nothing).
 func BenchmarkCallerInterceptor(b *testing.B) {
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: ratelimit.Budget{Rate: 1e12, Burst: 1 << 30}, Failed: ratelimit.Budget{Rate: 1e12, Burst: 1 << 30},
+		Default: caller.Budget{Rate: 1e12, Burst: 1 << 30}, Failed: caller.Budget{Rate: 1e12, Burst: 1 << 30},
 		TableSize: 100_000, Idle: time.Hour,
 	})
 	ic := c.Interceptor()
-	ctx := ratelimit.WithCaller(context.Background(), ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: netip.MustParseAddr("10.0.0.1")})
+	ctx := caller.WithIdentity(context.Background(), caller.Identity{Kind: caller.KindAddr, Addr: netip.MustParseAddr("10.0.0.1")})
 	noop := func(context.Context, any) (any, error) { return nil, nil }
 	for _, m := range []struct {
 		name string
@@ -42,10 +44,10 @@ func BenchmarkCallerInterceptor(b *testing.B) {
 	}
 }
 
-func BenchmarkKeyStore(b *testing.B) {
+func BenchmarkKeyBudgets(b *testing.B) {
 	u, prefix := redistest.URL(b)
-	l := ratelimit.Limit{Limit: 1 << 30, Period: time.Second, Burst: 1 << 30}
-	for name, s := range map[string]ratelimit.KeyStore{
+	l := apikey.RateLimit{Limit: 1 << 30, Period: time.Second, Burst: 1 << 30}
+	for name, s := range map[string]ratelimit.KeyBudgets{
 		"local": ratelimit.NewLocal(1000, time.Hour, nil),
 		"redis": ratelimit.NewRedis(newRedisClient(b, u), prefix),
 	} {

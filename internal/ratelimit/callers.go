@@ -18,82 +18,27 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/caller"
 )
-
-// Kind says how a caller was identified.
-type Kind uint8
-
-// Kinds of caller identity, strongest first.
-const (
-	KindAddr  Kind = iota // the peer (or, through the gateway, HTTP client) address
-	KindToken             // a caller token (KEYSERVICE_CALLER_TOKENS)
-	KindCert              // a verified client certificate
-	KindAdmin             // an admin token
-)
-
-func (k Kind) String() string {
-	return [...]string{"addr", "token", "cert", "admin"}[k]
-}
-
-// Identity is who is calling. It is comparable, so it keys the limiter
-// table without building a string per call.
-type Identity struct {
-	Kind Kind
-	Name string // token or certificate name; "admin"
-	// Addr is the caller's address, for KindAddr. Budgets are kept per
-	// Group(Addr); the address itself decides whether it is a trusted proxy.
-	Addr netip.Addr
-	// Anonymous: a trusted proxy whose forwarded chain (X-Forwarded-For,
-	// Forwarded) was missing or did not parse. It counts as an anonymous
-	// end client at its own address: it may not name end clients.
-	Anonymous bool
-}
 
 // budgetKey is the identity a caller's budgets are kept under: an
 // untrusted address is folded to its Group; a trusted proxy keeps its own
 // budget, not shared with its /64 neighbours.
-func (c *Callers) budgetKey(id Identity) Identity {
-	if id.Kind == KindAddr && !c.mayForward(id) {
+func (c *Callers) budgetKey(id caller.Identity) caller.Identity {
+	if id.Kind == caller.KindAddr && !c.mayForward(id) {
 		id.Addr = Group(id.Addr)
 	}
 	return id
 }
 
-func (id Identity) String() string {
-	if id.Kind == KindAddr {
-		return "addr:" + id.Addr.String()
-	}
-	return id.Kind.String() + ":" + id.Name
-}
-
-type identityKey struct{}
-
-// WithCaller records the authenticated caller in ctx (the auth interceptor
-// does this before the limiter runs).
-func WithCaller(ctx context.Context, id Identity) context.Context {
-	return context.WithValue(ctx, identityKey{}, id)
-}
-
-// CallerFrom returns the caller recorded by WithCaller.
-func CallerFrom(ctx context.Context) (Identity, bool) {
-	id, ok := ctx.Value(identityKey{}).(Identity)
-	return id, ok
-}
-
-// Budget is a rate and a burst.
-type Budget struct {
-	Rate  float64 // per second
-	Burst int
-}
-
 // CallerConfig configures the caller limits.
 type CallerConfig struct {
-	Default   Budget
-	Overrides map[string]Budget // by caller name (token or certificate name)
+	Default   caller.Budget
+	Overrides map[string]caller.Budget // by caller name (token or certificate name)
 	// Failed is the budget of NOT_FOUND and MALFORMED answers per end
 	// client: an anonymous caller's address, or (caller, client_ip) when a
 	// caller allowed to name end clients names one.
-	Failed    Budget
+	Failed    caller.Budget
 	TableSize int           // limiters kept, per table
 	Idle      time.Duration // a limiter unused this long is forgotten
 	// TrustedProxies may name end clients (client_ip) even when they are
@@ -107,7 +52,7 @@ type CallerConfig struct {
 type Callers struct {
 	cfg       CallerConfig
 	now       func() int64 // ns, monotonic
-	callers   *otter.Cache[Identity, *callerEntry]
+	callers   *otter.Cache[caller.Identity, *callerEntry]
 	failed    *otter.Cache[failedKey, *gcra]
 	refused   *prometheus.CounterVec
 	refusedRL prometheus.Counter
@@ -126,7 +71,7 @@ type callerEntry struct {
 }
 
 type failedKey struct {
-	caller Identity
+	caller caller.Identity
 	client netip.Addr // ValidateRequest.client_ip, grouped (IPv6: its /64)
 }
 
@@ -146,9 +91,9 @@ func NewCallers(cfg CallerConfig) *Callers {
 	clock := otter.NewCoarseClock(time.Second)
 	c := &Callers{
 		cfg: cfg, now: now,
-		callers: otter.Must(&otter.Options[Identity, *callerEntry]{
+		callers: otter.Must(&otter.Options[caller.Identity, *callerEntry]{
 			MaximumSize:      cfg.TableSize,
-			ExpiryCalculator: otter.ExpiryAccessing[Identity, *callerEntry](cfg.Idle),
+			ExpiryCalculator: otter.ExpiryAccessing[caller.Identity, *callerEntry](cfg.Idle),
 			Clock:            clock,
 		}),
 		failed: otter.Must(&otter.Options[failedKey, *gcra]{
@@ -180,24 +125,8 @@ func NewCallers(cfg CallerConfig) *Callers {
 }
 
 // mayForward reports whether id may name end clients (client_ip).
-func (c *Callers) mayForward(id Identity) bool { return MayForward(id, c.cfg.TrustedProxies) }
-
-// MayForward reports whether a caller id may name end clients
-// (ValidateRequest.client_ip): a caller with a credential, or one whose
-// address is among trusted. Everything that believes client_ip asks this.
-func MayForward(id Identity, trusted []netip.Prefix) bool {
-	if id.Kind != KindAddr {
-		return true
-	}
-	if id.Anonymous {
-		return false
-	}
-	for _, p := range trusted {
-		if p.Contains(id.Addr) {
-			return true
-		}
-	}
-	return false
+func (c *Callers) mayForward(id caller.Identity) bool {
+	return caller.MayForward(id, c.cfg.TrustedProxies)
 }
 
 // Group is the address a budget is kept for: the address itself for IPv4,
@@ -213,8 +142,8 @@ func Group(a netip.Addr) netip.Addr {
 	return a
 }
 
-func (c *Callers) budgetFor(id Identity) Budget {
-	if id.Kind != KindAddr {
+func (c *Callers) budgetFor(id caller.Identity) caller.Budget {
+	if id.Kind != caller.KindAddr {
 		if b, ok := c.cfg.Overrides[id.Name]; ok {
 			return b
 		}
@@ -222,7 +151,7 @@ func (c *Callers) budgetFor(id Identity) Budget {
 	return c.cfg.Default
 }
 
-func (c *Callers) entry(id Identity) *callerEntry {
+func (c *Callers) entry(id caller.Identity) *callerEntry {
 	if e, ok := c.callers.GetIfPresent(id); ok {
 		return e
 	}
@@ -231,7 +160,7 @@ func (c *Callers) entry(id Identity) *callerEntry {
 		calls:    newGCRA(b),
 		failures: c.anonFails,
 	}
-	if id.Kind == KindAddr {
+	if id.Kind == caller.KindAddr {
 		// Used only when this address is not a trusted proxy.
 		ne.failed = newGCRA(c.cfg.Failed)
 	} else {
@@ -253,12 +182,12 @@ func (c *Callers) failedLimiter(k failedKey) *gcra {
 
 // Allow spends one call from id's budget; when refused it returns the
 // wait until the next call is allowed.
-func (c *Callers) Allow(id Identity) (bool, time.Duration) {
+func (c *Callers) Allow(id caller.Identity) (bool, time.Duration) {
 	ok, retry, _ := c.allow(id, c.now())
 	return ok, retry
 }
 
-func (c *Callers) allow(id Identity, now int64) (bool, time.Duration, *callerEntry) {
+func (c *Callers) allow(id caller.Identity, now int64) (bool, time.Duration, *callerEntry) {
 	e := c.entry(c.budgetKey(id))
 	ok, retry := e.calls.take(now)
 	return ok, retry, e
@@ -283,7 +212,7 @@ func (c *Callers) Interceptor() grpc.UnaryServerInterceptor {
 		if !strings.HasPrefix(info.FullMethod, keyServicePrefix) {
 			return handler(ctx, req)
 		}
-		id, _ := CallerFrom(ctx)
+		id, _ := caller.IdentityFrom(ctx)
 		now := c.now()
 		ok, retry, entry := c.allow(id, now)
 		if !ok {

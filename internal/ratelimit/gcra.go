@@ -4,6 +4,8 @@ import (
 	"math"
 	"sync/atomic"
 	"time"
+
+	"github.com/keyservice/keyservice/internal/caller"
 )
 
 // gcra is a token bucket kept as GCRA (generic cell rate algorithm): one
@@ -17,7 +19,7 @@ type gcra struct {
 	tau      int64        // burst tolerance: (burst-1) * interval
 }
 
-func newGCRA(b Budget) *gcra {
+func newGCRA(b caller.Budget) *gcra {
 	k := &gcra{}
 	if b.Rate > 0 && b.Rate < 1e9 {
 		k.interval = int64(math.Ceil(1e9 / b.Rate))

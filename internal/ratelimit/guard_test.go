@@ -13,19 +13,20 @@ import (
 	"google.golang.org/grpc/status"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 )
 
 // guardCase drives the caller interceptor's failed-attempt guard with a
 // handler that answers every key NOT_FOUND, as wrong keys are.
-func failedAttempts(t *testing.T, c *ratelimit.Callers, id ratelimit.Identity, clientIP string, n int) (refused int) {
+func failedAttempts(t *testing.T, c *ratelimit.Callers, id caller.Identity, clientIP string, n int) (refused int) {
 	t.Helper()
 	ic := c.Interceptor()
 	info := &grpc.UnaryServerInfo{FullMethod: keyservicev1.KeyService_Validate_FullMethodName}
 	notFound := func(context.Context, any) (any, error) {
 		return &keyservicev1.ValidateResponse{Code: keyservicev1.Code_CODE_NOT_FOUND}, nil
 	}
-	ctx := ratelimit.WithCaller(context.Background(), id)
+	ctx := caller.WithIdentity(context.Background(), id)
 	for i := 0; i < n; i++ {
 		_, err := ic(ctx, &keyservicev1.ValidateRequest{Key: "k", ClientIp: clientIP}, info, notFound)
 		if status.Code(err) == codes.ResourceExhausted {
@@ -37,7 +38,7 @@ func failedAttempts(t *testing.T, c *ratelimit.Callers, id ratelimit.Identity, c
 
 func guardCallers(trusted ...string) *ratelimit.Callers {
 	cfg := ratelimit.CallerConfig{
-		Default: ratelimit.Budget{Rate: 1e9, Burst: 1 << 30}, Failed: ratelimit.Budget{Rate: 0.001, Burst: 3},
+		Default: caller.Budget{Rate: 1e9, Burst: 1 << 30}, Failed: caller.Budget{Rate: 0.001, Burst: 3},
 		TableSize: 1000, Idle: time.Hour,
 	}
 	for _, p := range trusted {
@@ -51,7 +52,7 @@ func guardCallers(trusted ...string) *ratelimit.Callers {
 // anonymous budgets are kept per /64.
 func TestTrustedIPv6ProxyNamesEndClients(t *testing.T) {
 	c := guardCallers("2001:db8::10/128")
-	proxy := ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: netip.MustParseAddr("2001:db8::10")}
+	proxy := caller.Identity{Kind: caller.KindAddr, Addr: netip.MustParseAddr("2001:db8::10")}
 	if n := failedAttempts(t, c, proxy, "198.51.100.1", 5); n != 2 {
 		t.Fatalf("flooding end client: %d of 5 refused, want 2", n)
 	}
@@ -59,7 +60,7 @@ func TestTrustedIPv6ProxyNamesEndClients(t *testing.T) {
 		t.Fatalf("another end client behind the same proxy: %d of 3 refused, want 0", n)
 	}
 	// Its /64 neighbour is not trusted: an anonymous caller, one budget.
-	other := ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: netip.MustParseAddr("2001:db8::11")}
+	other := caller.Identity{Kind: caller.KindAddr, Addr: netip.MustParseAddr("2001:db8::11")}
 	if n := failedAttempts(t, c, other, "198.51.100.3", 5); n != 2 {
 		t.Fatalf("untrusted neighbour naming end clients: %d of 5 refused, want 2", n)
 	}
@@ -70,17 +71,17 @@ func TestTrustedIPv6ProxyNamesEndClients(t *testing.T) {
 // out by its users' wrong keys; an anonymous caller is.
 func TestCallerThatMayNameEndClientsButNamesNoneIsNeverRefused(t *testing.T) {
 	c := guardCallers("10.0.0.0/8")
-	for _, id := range []ratelimit.Identity{
-		{Kind: ratelimit.KindAddr, Addr: netip.MustParseAddr("10.1.2.3")},
-		{Kind: ratelimit.KindToken, Name: "svc"},
-		{Kind: ratelimit.KindCert, Name: "svc.example"},
-		{Kind: ratelimit.KindAdmin, Name: "admin"},
+	for _, id := range []caller.Identity{
+		{Kind: caller.KindAddr, Addr: netip.MustParseAddr("10.1.2.3")},
+		{Kind: caller.KindToken, Name: "svc"},
+		{Kind: caller.KindCert, Name: "svc.example"},
+		{Kind: caller.KindAdmin, Name: "admin"},
 	} {
 		if n := failedAttempts(t, c, id, "", 50); n != 0 {
 			t.Errorf("%s naming no end client: %d of 50 refused, want 0", id, n)
 		}
 	}
-	anon := ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: netip.MustParseAddr("192.0.2.1")}
+	anon := caller.Identity{Kind: caller.KindAddr, Addr: netip.MustParseAddr("192.0.2.1")}
 	if n := failedAttempts(t, c, anon, "", 10); n != 7 {
 		t.Fatalf("anonymous caller: %d of 10 refused, want 7", n)
 	}
@@ -92,10 +93,10 @@ func TestCallerThatMayNameEndClientsButNamesNoneIsNeverRefused(t *testing.T) {
 func TestGCRAAllowsBurstThenRefills(t *testing.T) {
 	clk := &clock{now: time.Unix(1_800_000_000, 0)}
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: ratelimit.Budget{Rate: 2, Burst: 5}, Failed: ratelimit.Budget{Rate: 1, Burst: 1},
+		Default: caller.Budget{Rate: 2, Burst: 5}, Failed: caller.Budget{Rate: 1, Burst: 1},
 		TableSize: 10, Idle: time.Hour, Now: clk.Now,
 	})
-	id := ratelimit.Identity{Kind: ratelimit.KindToken, Name: "a"}
+	id := caller.Identity{Kind: caller.KindToken, Name: "a"}
 	allowed := 0
 	for i := 0; i < 20; i++ {
 		if ok, _ := c.Allow(id); ok {
@@ -132,10 +133,10 @@ func TestGCRAAllowsBurstThenRefills(t *testing.T) {
 // read the clock in a different order than they update the bucket.
 func TestUnlimitedBudgetNeverRefusesConcurrentCalls(t *testing.T) {
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: ratelimit.Budget{Rate: 1e9, Burst: 1 << 30}, Failed: ratelimit.Budget{Rate: 1, Burst: 1},
+		Default: caller.Budget{Rate: 1e9, Burst: 1 << 30}, Failed: caller.Budget{Rate: 1, Burst: 1},
 		TableSize: 10, Idle: time.Hour,
 	})
-	id := ratelimit.Identity{Kind: ratelimit.KindToken, Name: "bench"}
+	id := caller.Identity{Kind: caller.KindToken, Name: "bench"}
 	var refused atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < 8; w++ {
@@ -157,11 +158,11 @@ func TestUnlimitedBudgetNeverRefusesConcurrentCalls(t *testing.T) {
 // per 1,000 s is a budget of ten million, not a negative one.
 func TestHugeBurstOverATinyRateDoesNotOverflow(t *testing.T) {
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: ratelimit.Budget{Rate: 0.001, Burst: 10_000_000}, Failed: ratelimit.Budget{Rate: 1, Burst: 1},
+		Default: caller.Budget{Rate: 0.001, Burst: 10_000_000}, Failed: caller.Budget{Rate: 1, Burst: 1},
 		TableSize: 10, Idle: time.Hour,
 	})
 	for i := 0; i < 1000; i++ {
-		if ok, wait := c.Allow(ratelimit.Identity{Kind: ratelimit.KindToken, Name: "a"}); !ok {
+		if ok, wait := c.Allow(caller.Identity{Kind: caller.KindToken, Name: "a"}); !ok {
 			t.Fatalf("call %d refused (wait %s)", i, wait)
 		}
 	}
@@ -171,13 +172,13 @@ func TestHugeBurstOverATinyRateDoesNotOverflow(t *testing.T) {
 // same IPv6 /64 spending its budget does not spend the trusted proxy's.
 func TestTrustedProxyKeepsItsOwnCallBudget(t *testing.T) {
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: ratelimit.Budget{Rate: 0.001, Burst: 5}, Failed: ratelimit.Budget{Rate: 1, Burst: 1},
+		Default: caller.Budget{Rate: 0.001, Burst: 5}, Failed: caller.Budget{Rate: 1, Burst: 1},
 		TableSize: 10, Idle: time.Hour, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("2001:db8::10/128")},
 	})
 	for i := 0; i < 5; i++ {
-		c.Allow(ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: netip.MustParseAddr("2001:db8::11")})
+		c.Allow(caller.Identity{Kind: caller.KindAddr, Addr: netip.MustParseAddr("2001:db8::11")})
 	}
-	if ok, _ := c.Allow(ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: netip.MustParseAddr("2001:db8::10")}); !ok {
+	if ok, _ := c.Allow(caller.Identity{Kind: caller.KindAddr, Addr: netip.MustParseAddr("2001:db8::10")}); !ok {
 		t.Fatal("the trusted proxy was refused because its /64 neighbour spent a shared budget")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/redistest"
 )
@@ -30,7 +31,7 @@ func TestHungRedisFallsBackOnEveryProbe(t *testing.T) {
 		timeout, slog.New(slog.NewTextHandler(&logs, nil)), nil)
 	fc := &clock{now: time.Now()}
 	ratelimit.SetFallbackClock(f, fc.Now)
-	l := ratelimit.Limit{Limit: 100, Period: time.Hour, Burst: 100}
+	l := apikey.RateLimit{Limit: 100, Period: time.Hour, Burst: 100}
 	ctx := context.Background()
 	if d, err := f.Take(ctx, "k", l, 10); err != nil || d.Remaining != 90 {
 		t.Fatalf("redis answering: %+v %v", d, err)

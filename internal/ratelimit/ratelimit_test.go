@@ -2,7 +2,6 @@ package ratelimit_test
 
 import (
 	"context"
-	"fmt"
 
 	"log/slog"
 	"net/netip"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/redistest"
 )
@@ -40,10 +41,10 @@ func newRedisClient(t testing.TB, u string) *redis.Client {
 	return c
 }
 
-// stores runs one contract test against every KeyStore.
-func stores(t *testing.T) map[string]ratelimit.KeyStore {
+// stores runs one contract test against every KeyBudgets.
+func stores(t *testing.T) map[string]ratelimit.KeyBudgets {
 	u, prefix := redistest.URL(t)
-	return map[string]ratelimit.KeyStore{
+	return map[string]ratelimit.KeyBudgets{
 		"local": ratelimit.NewLocal(1000, time.Minute, nil),
 		"redis": ratelimit.NewRedis(newRedisClient(t, u), prefix),
 	}
@@ -52,7 +53,7 @@ func stores(t *testing.T) map[string]ratelimit.KeyStore {
 func TestExactlyBurstOutOfImmediateCalls(t *testing.T) {
 	for name, s := range stores(t) {
 		t.Run(name, func(t *testing.T) {
-			l := ratelimit.Limit{Limit: 10, Period: time.Second, Burst: 10}
+			l := apikey.RateLimit{Limit: 10, Period: time.Second, Burst: 10}
 			allowed := 0
 			for i := 0; i < 50; i++ {
 				d, err := s.Take(context.Background(), "k1", l, 1)
@@ -77,7 +78,7 @@ func TestExactlyBurstOutOfImmediateCalls(t *testing.T) {
 func TestCostZeroNeverSpends(t *testing.T) {
 	for name, s := range stores(t) {
 		t.Run(name, func(t *testing.T) {
-			l := ratelimit.Limit{Limit: 5, Period: time.Hour, Burst: 5}
+			l := apikey.RateLimit{Limit: 5, Period: time.Hour, Burst: 5}
 			for i := 0; i < 100; i++ {
 				d, err := s.Take(context.Background(), "k0", l, 0)
 				if err != nil || !d.Allowed || d.Remaining != 5 {
@@ -99,7 +100,7 @@ func TestCostZeroNeverSpends(t *testing.T) {
 func TestCostLargerThanRemainingIsRefusedWithoutSpending(t *testing.T) {
 	for name, s := range stores(t) {
 		t.Run(name, func(t *testing.T) {
-			l := ratelimit.Limit{Limit: 10, Period: time.Hour, Burst: 10}
+			l := apikey.RateLimit{Limit: 10, Period: time.Hour, Burst: 10}
 			if d, _ := s.Take(context.Background(), "kc", l, 7); !d.Allowed || d.Remaining != 3 {
 				t.Fatalf("cost 7: %+v", d)
 			}
@@ -116,7 +117,7 @@ func TestCostLargerThanRemainingIsRefusedWithoutSpending(t *testing.T) {
 func TestLocalRefillsWithTheInjectedClock(t *testing.T) {
 	c := &clock{now: time.Unix(1_700_000_000, 0)}
 	s := ratelimit.NewLocal(100, time.Hour, c.Now)
-	l := ratelimit.Limit{Limit: 10, Period: time.Second, Burst: 10}
+	l := apikey.RateLimit{Limit: 10, Period: time.Second, Burst: 10}
 	for i := 0; i < 10; i++ {
 		if d, _ := s.Take(context.Background(), "k", l, 1); !d.Allowed {
 			t.Fatalf("call %d refused", i)
@@ -146,7 +147,7 @@ func TestFallbackUsesLocalWhileRedisIsDownAndSharedAfter(t *testing.T) {
 	f := ratelimit.NewFallback(primary, ratelimit.NewLocal(100, time.Hour, nil), 50*time.Millisecond, log, nil)
 	fc := &clock{now: time.Now()}
 	ratelimit.SetFallbackClock(f, fc.Now)
-	l := ratelimit.Limit{Limit: 100, Period: time.Hour, Burst: 100}
+	l := apikey.RateLimit{Limit: 100, Period: time.Hour, Burst: 100}
 	ctx := context.Background()
 	if d, err := f.Take(ctx, "k", l, 10); err != nil || d.Remaining != 90 {
 		t.Fatalf("redis up: %+v %v", d, err)
@@ -219,12 +220,12 @@ func TestCallerTableStaysBounded(t *testing.T) {
 	// A hundred times more callers than the table holds (1,000,000 against
 	// 10,000 took 16 s under the race detector and proved nothing more).
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: ratelimit.Budget{Rate: 10, Burst: 10}, Failed: ratelimit.Budget{Rate: 1, Burst: 1},
+		Default: caller.Budget{Rate: 10, Burst: 10}, Failed: caller.Budget{Rate: 1, Burst: 1},
 		TableSize: 1_000, Idle: time.Hour,
 	})
 	for i := 0; i < 100_000; i++ {
 		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		c.Allow(ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: a})
+		c.Allow(caller.Identity{Kind: caller.KindAddr, Addr: a})
 	}
 	if n := c.TableSize(); n > 1_000 {
 		t.Fatalf("100,000 callers left %d limiters, bound is 1,000", n)
@@ -233,12 +234,12 @@ func TestCallerTableStaysBounded(t *testing.T) {
 
 func TestCallerBudgetsAreSeparateAndOverridable(t *testing.T) {
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default:   ratelimit.Budget{Rate: 1, Burst: 3},
-		Overrides: map[string]ratelimit.Budget{"big": {Rate: 1, Burst: 10}},
-		Failed:    ratelimit.Budget{Rate: 1, Burst: 1}, TableSize: 100, Idle: time.Hour,
+		Default:   caller.Budget{Rate: 1, Burst: 3},
+		Overrides: map[string]caller.Budget{"big": {Rate: 1, Burst: 10}},
+		Failed:    caller.Budget{Rate: 1, Burst: 1}, TableSize: 100, Idle: time.Hour,
 		Now: (&clock{now: time.Unix(1_700_000_000, 0)}).Now,
 	})
-	count := func(id ratelimit.Identity) int {
+	count := func(id caller.Identity) int {
 		n := 0
 		for i := 0; i < 20; i++ {
 			if ok, _ := c.Allow(id); ok {
@@ -247,9 +248,9 @@ func TestCallerBudgetsAreSeparateAndOverridable(t *testing.T) {
 		}
 		return n
 	}
-	a := ratelimit.Identity{Kind: ratelimit.KindToken, Name: "a"}
-	b := ratelimit.Identity{Kind: ratelimit.KindToken, Name: "b"}
-	big := ratelimit.Identity{Kind: ratelimit.KindToken, Name: "big"}
+	a := caller.Identity{Kind: caller.KindToken, Name: "a"}
+	b := caller.Identity{Kind: caller.KindToken, Name: "b"}
+	big := caller.Identity{Kind: caller.KindToken, Name: "big"}
 	if n := count(a); n != 3 {
 		t.Fatalf("a allowed %d, want 3", n)
 	}
@@ -262,12 +263,6 @@ func TestCallerBudgetsAreSeparateAndOverridable(t *testing.T) {
 	if ok, wait := c.Allow(a); ok || wait != time.Second {
 		t.Fatalf("a again: %v, wait %s; want refused for 1s", ok, wait)
 	}
-}
-
-func ExampleLimit() {
-	l := ratelimit.Limit{Limit: 1000, Period: time.Minute, Burst: 1000}
-	fmt.Println(l.Valid())
-	// Output: <nil>
 }
 
 func TestGroupKeepsIPv4AndFoldsIPv6To64(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/keyservice/keyservice/api"
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/gateway"
 	"github.com/keyservice/keyservice/internal/middleware"
 	"github.com/keyservice/keyservice/internal/ratelimit"
@@ -40,9 +41,9 @@ import (
 func (s *Server) chain(reg prometheus.Registerer, tp trace.TracerProvider) grpc.UnaryServerInterceptor {
 	cfg := s.cfg
 	callers := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default:        ratelimit.Budget{Rate: cfg.CallerRate, Burst: cfg.CallerBurst},
+		Default:        caller.Budget{Rate: cfg.CallerRate, Burst: cfg.CallerBurst},
 		Overrides:      cfg.CallerLimits,
-		Failed:         ratelimit.Budget{Rate: cfg.FailedRate, Burst: cfg.FailedBurst},
+		Failed:         caller.Budget{Rate: cfg.FailedRate, Burst: cfg.FailedBurst},
 		TableSize:      cfg.CallerTableSize,
 		Idle:           cfg.CallerIdle,
 		TrustedProxies: cfg.TrustedProxies,
@@ -64,7 +65,7 @@ func (s *Server) chain(reg prometheus.Registerer, tp trace.TracerProvider) grpc.
 
 // keyLimits is the per-key budget store: local, or Redis shared by the
 // replicas with the local store as its fallback.
-func (s *Server) keyLimits(reg prometheus.Registerer) (ratelimit.KeyStore, error) {
+func (s *Server) keyLimits(reg prometheus.Registerer) (ratelimit.KeyBudgets, error) {
 	local := ratelimit.NewLocal(s.cfg.PositiveSize, s.cfg.CallerIdle, nil)
 	if s.cfg.RedisURL == "" {
 		return local, nil

@@ -18,8 +18,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/config"
-	"github.com/keyservice/keyservice/internal/ratelimit"
 )
 
 // The load generator of BenchmarkServerCPUPerCall runs in a child process
@@ -87,7 +87,7 @@ func cpuTime() time.Duration {
 // Run it with -benchtime Nx (N calls per method), e.g. -benchtime 200000x.
 func BenchmarkServerCPUPerCall(b *testing.B) {
 	e := start(b, withConfig(func(c *config.Config) {
-		c.CallerRate, c.CallerBurst, c.KeyRate = 1e9, 1<<30, ratelimit.Limit{Limit: 1_000_000_000, Period: time.Second}
+		c.CallerRate, c.CallerBurst, c.KeyRate = 1e9, 1<<30, apikey.RateLimit{Limit: 1_000_000_000, Period: time.Second}
 		c.LogLevel = slog.LevelError
 	}))
 	created, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "cpu", Owner: "acme"})

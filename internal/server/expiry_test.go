@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/store"
 )
 
@@ -163,7 +164,7 @@ func TestSubMicrosecondValuesMakeNoPhantomWrites(t *testing.T) {
 		if err != nil {
 			t.Fatalf("waiting for the marker's NOTIFY: %v", err)
 		}
-		if !strings.HasPrefix(n.Payload, string(store.EventUpdated)+":") {
+		if !strings.HasPrefix(n.Payload, string(apikey.EventUpdated)+":") {
 			continue
 		}
 		updates++

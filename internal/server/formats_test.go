@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store"
@@ -142,7 +143,7 @@ func TestImportedLegacyKeysValidateUntilRefused(t *testing.T) {
 	e := startOn(t, u, legacy(false))
 	e.waitReady(t)
 	const key = "sk-0123456789abcdef0123456789abcdef"
-	res, err := store.New(pool, time.Second).ImportKeys(context.Background(), []store.ImportedKey{{NewKey: store.NewKey{Hash: keys.HashOf(key), Hint: "sk-...cdef", Name: "old", Owner: "acme"}}})
+	res, err := store.New(pool, time.Second).ImportKeys(context.Background(), []store.ImportedKey{{NewKey: apikey.NewKey{Hash: keys.HashOf(key), Hint: "sk-...cdef", Name: "old", Owner: "acme"}}})
 	if err != nil || res.Imported != 1 {
 		t.Fatalf("import: %+v %v", res, err)
 	}

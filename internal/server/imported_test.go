@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store"
@@ -33,7 +34,7 @@ func TestImportedRevokedKeysAnswerRevoked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		k := store.ImportedKey{NewKey: store.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "imported", Owner: "acme"}}
+		k := store.ImportedKey{NewKey: apikey.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "imported", Owner: "acme"}}
 		if revokedAgo > 0 {
 			at := time.Now().Add(-revokedAgo)
 			k.RevokedAt = &at

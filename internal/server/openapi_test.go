@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/config"
-	"github.com/keyservice/keyservice/internal/ratelimit"
 )
 
 // specClient sends REST calls to a live server and checks each against the
@@ -160,7 +160,7 @@ func TestRESTAnswersMatchTheOpenAPIFile(t *testing.T) {
 	// the admin has room.
 	e := start(t, withConfig(func(c *config.Config) {
 		c.CallerRate, c.CallerBurst = 0.001, 30
-		c.CallerLimits = map[string]ratelimit.Budget{"admin": {Rate: 1e6, Burst: 1e6}}
+		c.CallerLimits = map[string]caller.Budget{"admin": {Rate: 1e6, Burst: 1e6}}
 	}))
 	c := newSpecClient(t, e)
 	field := func(m map[string]any, path ...string) any {

@@ -10,8 +10,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/backoff"
-	"github.com/keyservice/keyservice/internal/store"
 )
 
 // watchReadiness migrates (when configured) and checks the database and
@@ -56,7 +56,7 @@ func (s *Server) watchReadiness(ctx context.Context) {
 // balancer at once. /readyz then reports "degraded".
 func (s *Server) check(ctx context.Context) {
 	dbErr := s.store.Ping(ctx)
-	if errors.Is(dbErr, store.ErrNoSlot) {
+	if errors.Is(dbErr, apikey.ErrNoSlot) {
 		dbErr = nil // it answers, on the connections the pool has
 	}
 	s.dbOK.Store(dbErr == nil)

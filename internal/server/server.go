@@ -101,7 +101,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 // wires the service. When it fails, everything it had opened is closed
 // again.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	var o options
@@ -145,7 +145,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	s.closers.add(func() { _ = s.migrator.Close() })
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(s.store.Collectors()...)
-	if s.validator, err = newValidator(cfg, format, s.store, log, reg); err != nil {
+	if s.validator, err = validatorFromConfig(cfg, format, s.store, log, reg); err != nil {
 		return nil, err
 	}
 	if len(cfg.AdminTokens) == 0 {
@@ -160,7 +160,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		judge = o.validator(Deps{Store: s.store, Format: format})
 	}
 	svc := service.New(service.Config{
-		Keys:           s.validator.Keys(s.store),
+		Keys:           s.validator.AdminKeys(s.store),
 		Validator:      judge,
 		Format:         format,
 		DefaultFormat:  defaultFormat(cfg.DefaultKeyFormat),
@@ -210,7 +210,9 @@ func (s *Server) GRPCAddr() net.Addr { return s.grpcLis.Addr() }
 // HTTPAddr is the bound HTTP address.
 func (s *Server) HTTPAddr() net.Addr { return s.httpLis.Addr() }
 
-func newValidator(cfg config.Config, format keys.Format, st *store.Store, log *slog.Logger, reg prometheus.Registerer) (*validate.Validator, error) {
+// validatorFromConfig builds the validation path (the key validator, not a
+// client of the Validate RPC) from the settings.
+func validatorFromConfig(cfg config.Config, format keys.Format, st *store.Store, log *slog.Logger, reg prometheus.Registerer) (*validate.Validator, error) {
 	return validate.New(validate.Config{Format: format, Store: st, Log: log, Registry: reg, Tuning: cfg.Tuning})
 }
 

@@ -11,15 +11,16 @@ import (
 	"google.golang.org/grpc/peer"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/service"
-	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/validate"
 )
 
 // cached answers every key VALID from the positive cache with one record:
 // the validation path is not under test here, the handler around it is.
-type cached struct{ key store.Key }
+type cached struct{ key apikey.Key }
 
 func (c *cached) Validate(context.Context, string) (validate.Result, error) {
 	return validate.Result{Code: validate.Valid, Key: &c.key, Path: validate.PathPositiveCache}, nil
@@ -30,16 +31,16 @@ func (c *cached) Validate(context.Context, string) (validate.Result, error) {
 // API form): plain is a key with no allowed addresses and a call with no
 // required scopes, the case whose cost the key lifecycle must not change.
 func BenchmarkServiceValidate(b *testing.B) {
-	key := store.Key{ID: uuid.New(), Hint: "ks_...Ab12", Name: "bench", Owner: "acme", Scopes: []string{"read", "write"},
+	key := apikey.Key{ID: uuid.New(), Hint: "ks_...Ab12", Name: "bench", Owner: "acme", Scopes: []string{"read", "write"},
 		Metadata: map[string]string{}, CreatedAt: time.Unix(1_790_000_000, 0), Enabled: true,
-		RateLimit: &store.RateLimit{Limit: 1_000_000_000, Period: time.Second, Burst: 1_000_000_000}}
+		RateLimit: &apikey.RateLimit{Limit: 1_000_000_000, Period: time.Second, Burst: 1_000_000_000}}
 	pinned := key
 	pinned.AllowedCIDRs = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("10.0.0.0/8")}
 	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 5000}})
-	ctx = ratelimit.WithCaller(ctx, ratelimit.Identity{Kind: ratelimit.KindAddr, Addr: netip.MustParseAddr("10.1.2.3")})
+	ctx = caller.WithIdentity(ctx, caller.Identity{Kind: caller.KindAddr, Addr: netip.MustParseAddr("10.1.2.3")})
 	for _, bc := range []struct {
 		name string
-		key  store.Key
+		key  apikey.Key
 		req  *keyservicev1.ValidateRequest
 	}{
 		{"plain", key, &keyservicev1.ValidateRequest{Key: "k"}},

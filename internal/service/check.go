@@ -8,8 +8,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
-	"github.com/keyservice/keyservice/internal/store"
 )
 
 // Limits on request fields.
@@ -125,12 +125,12 @@ func pageSize(n int32) (int, error) {
 // filters): a token of another list, or of the same list with other
 // filters, is refused like a malformed one, never read as a position in
 // this one.
-func (s *Service) pageToken(p store.Page, token string) (store.Cursor, error) {
+func (s *Service) pageToken(p apikey.Page, token string) (apikey.Cursor, error) {
 	c, err := s.cursors.Decode(p, token)
 	switch {
-	case errors.Is(err, store.ErrCursorOtherList):
+	case errors.Is(err, apikey.ErrCursorOtherList):
 		return c, invalid("page_token", "was issued for another list: pass the next_page_token of a previous %s response", p.List)
-	case errors.Is(err, store.ErrCursorOtherFilters):
+	case errors.Is(err, apikey.ErrCursorOtherFilters):
 		return c, invalid("page_token", "was issued for other filters: send it with the same filters as the request that returned it, or start again without a page_token")
 	case err != nil:
 		return c, invalid("page_token", "is malformed; pass the next_page_token of a previous response")

@@ -6,11 +6,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
-	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/validate"
 )
 
-func keyToProto(k *store.Key) *keyservicev1.Key {
+func keyToProto(k *apikey.Key) *keyservicev1.Key {
 	out := &keyservicev1.Key{
 		Id:        k.ID.String(),
 		Hint:      k.Hint,

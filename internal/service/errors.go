@@ -11,9 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/middleware"
-	"github.com/keyservice/keyservice/internal/store"
-	"github.com/keyservice/keyservice/internal/validate"
 )
 
 // badRequest is a client mistake in one field of a request.
@@ -54,18 +53,18 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 			st = d
 		}
 		return st.Err()
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, apikey.ErrNotFound):
 		return status.Error(codes.NotFound, "key not found")
-	case errors.Is(err, store.ErrRequestReused):
+	case errors.Is(err, apikey.ErrRequestReused):
 		return status.Error(codes.AlreadyExists, "request_id was already used for a different request (another method or body) within the idempotency window: use a new request_id for a new write")
-	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrRotated), errors.Is(err, store.ErrExpired),
-		errors.Is(err, store.ErrExpiredStays), errors.Is(err, store.ErrRotatedExpiry):
+	case errors.Is(err, apikey.ErrRevoked), errors.Is(err, apikey.ErrRotated), errors.Is(err, apikey.ErrExpired),
+		errors.Is(err, apikey.ErrExpiredStays), errors.Is(err, apikey.ErrRotatedExpiry):
 		return status.Error(codes.FailedPrecondition, preconditionOf(err))
-	case errors.Is(err, validate.ErrUnavailable), errors.Is(err, store.ErrUnavailable):
-		if !errors.Is(err, store.ErrNoSlot) { // the store logs those once per episode
+	case errors.Is(err, apikey.ErrUnavailable):
+		if !errors.Is(err, apikey.ErrNoSlot) { // the store logs those once per episode
 			log.WarnContext(ctx, "store unavailable", "request_id", middleware.RequestIDFrom(ctx), "error", err)
 		}
-		if errors.Is(err, store.ErrCommitUnknown) {
+		if errors.Is(err, apikey.ErrCommitUnknown) {
 			return status.Error(codes.Unavailable, commitUnknownMsg)
 		}
 		return status.Error(codes.Unavailable, "key store unavailable, retry later")

@@ -11,8 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/keyservice/keyservice/internal/store"
-	"github.com/keyservice/keyservice/internal/validate"
+	"github.com/keyservice/keyservice/internal/apikey"
 )
 
 func TestToStatus(t *testing.T) {
@@ -27,11 +26,11 @@ func TestToStatus(t *testing.T) {
 	}{
 		{"status passes through", status.Error(codes.PermissionDenied, "no"), codes.PermissionDenied, "no"},
 		{"bad request", invalid("name", "is required"), codes.InvalidArgument, "name: is required"},
-		{"not found", fmt.Errorf("get: %w", store.ErrNotFound), codes.NotFound, "key not found"},
-		{"store unavailable", fmt.Errorf("x: %w", store.ErrUnavailable), codes.Unavailable, "key store unavailable, retry later"},
-		{"commit outcome unknown", fmt.Errorf("x: %w", store.ErrCommitUnknown), codes.Unavailable, commitUnknownMsg},
-		{"request id reused", fmt.Errorf("x: %w", store.ErrRequestReused), codes.AlreadyExists, "request_id was already used for a different request (another method or body) within the idempotency window: use a new request_id for a new write"},
-		{"validate unavailable", validate.ErrUnavailable, codes.Unavailable, "key store unavailable, retry later"},
+		{"not found", fmt.Errorf("get: %w", apikey.ErrNotFound), codes.NotFound, "key not found"},
+		{"store unavailable", fmt.Errorf("x: %w", apikey.ErrUnavailable), codes.Unavailable, "key store unavailable, retry later"},
+		{"commit outcome unknown", fmt.Errorf("x: %w", apikey.ErrCommitUnknown), codes.Unavailable, commitUnknownMsg},
+		{"request id reused", fmt.Errorf("x: %w", apikey.ErrRequestReused), codes.AlreadyExists, "request_id was already used for a different request (another method or body) within the idempotency window: use a new request_id for a new write"},
+		{"filter not loaded", fmt.Errorf("%w: key filter not loaded yet", apikey.ErrUnavailable), codes.Unavailable, "key store unavailable, retry later"},
 		{"canceled", context.Canceled, codes.Canceled, "call canceled"},
 		{"deadline", fmt.Errorf("q: %w", context.DeadlineExceeded), codes.DeadlineExceeded, "deadline exceeded"},
 		{"driver detail is hidden", sqlErr, codes.Internal, "internal error"},

@@ -19,14 +19,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
-	"github.com/keyservice/keyservice/internal/middleware"
-	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/caller"
 )
 
 // Admin writes named by a request_id (AIP-155): the store claims the id,
 // per admin token name, in the write's own transaction and records the
 // answer there, sealed with AES-256-GCM; a retry within the window gets
-// that answer instead of a second write (see store.Request).
+// that answer instead of a second write (see apikey.Request).
 
 // Idempotency says how the answers of admin writes made with a request_id
 // are kept: sealed with Key (see IdempotencyKey; nil: derived from no
@@ -81,7 +81,7 @@ type idempotent interface {
 }
 
 // answerFunc builds a write's answer from the records the store returns.
-type answerFunc func(recs ...store.Key) proto.Message
+type answerFunc func(recs ...apikey.Key) proto.Message
 
 // withRequest returns ctx for the write of req: with a request_id, the
 // store records the write's answer (built by answer, sealed) and gives it
@@ -99,9 +99,9 @@ func (s *Service) withRequest(ctx context.Context, method string, req idempotent
 		return ctx, err
 	}
 	ad := additionalData(ctx, method, id)
-	return store.WithRequest(ctx, &store.Request{
+	return apikey.WithRequest(ctx, &apikey.Request{
 		ID: id, Method: method, BodyHash: hash, Window: s.window,
-		Answer: func(recs ...store.Key) ([]byte, error) {
+		Answer: func(recs ...apikey.Key) ([]byte, error) {
 			plain, err := proto.MarshalOptions{Deterministic: true}.Marshal(answer(recs...))
 			if err != nil {
 				return nil, err
@@ -116,10 +116,10 @@ func (s *Service) withRequest(ctx context.Context, method string, req idempotent
 }
 
 // replay returns the answer recorded for req when err says that req was
-// already applied (store.Replayed), decoded into out; else err.
+// already applied (apikey.Replayed), decoded into out; else err.
 func replay[R proto.Message](s *Service, ctx context.Context, method string, req idempotent, err error, out R) (R, error) {
 	var zero R
-	var r *store.Replayed
+	var r *apikey.Replayed
 	if !errors.As(err, &r) {
 		return zero, err
 	}
@@ -144,7 +144,7 @@ func replay[R proto.Message](s *Service, ctx context.Context, method string, req
 // additionalData binds a sealed answer to its admin, request and method,
 // so that no row can be opened as another's.
 func additionalData(ctx context.Context, method string, id uuid.UUID) []byte {
-	return fmt.Appendf(nil, "%s\x00%s\x00%s", middleware.ActorFrom(ctx), id, method)
+	return fmt.Appendf(nil, "%s\x00%s\x00%s", caller.ActorFrom(ctx), id, method)
 }
 
 func requestID(req idempotent) (uuid.UUID, error) {
@@ -178,7 +178,7 @@ func bodyHash(req idempotent) ([]byte, error) {
 		if r.UpdateMask != nil {
 			for i, p := range r.UpdateMask.Paths {
 				if f := snakeCase(p); strings.HasPrefix(f, "rate_limit.") {
-					r.UpdateMask.Paths[i] = store.FieldRateLimit
+					r.UpdateMask.Paths[i] = apikey.FieldRateLimit
 				} else {
 					r.UpdateMask.Paths[i] = f
 				}

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/middleware"
-	"github.com/keyservice/keyservice/internal/store"
 )
 
 // Leak is one token reported as found in public.
@@ -32,7 +32,7 @@ type LeakVerdict struct {
 func (s *Service) ReportLeaks(ctx context.Context, leaks []Leak, flagOnly bool) ([]LeakVerdict, error) {
 	out := make([]LeakVerdict, len(leaks))
 	var errs []error
-	actx := store.WithAudit(ctx, store.Audit{Actor: ScanningActor, RequestID: middleware.RequestIDFrom(ctx)})
+	actx := apikey.WithAudit(ctx, apikey.Audit{Actor: ScanningActor, RequestID: middleware.RequestIDFrom(ctx)})
 	for i, l := range leaks {
 		// A token that is not a well-formed key of ours (a forgery, a
 		// scanner's false match) costs no lookup.
@@ -40,12 +40,12 @@ func (s *Service) ReportLeaks(ctx context.Context, leaks []Leak, flagOnly bool) 
 			continue
 		}
 		k, err := s.keys.KeyByHash(ctx, keys.HashOf(l.Token))
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, apikey.ErrNotFound) {
 			continue // a false positive
 		}
 		if err == nil {
 			var action string
-			_, action, err = s.keys.ReportLeak(actx, store.LeakReport{KeyID: k.ID, URL: l.URL, Source: l.Source, TokenType: l.Type}, !flagOnly)
+			_, action, err = s.keys.ReportLeak(actx, apikey.LeakReport{KeyID: k.ID, URL: l.URL, Source: l.Source, TokenType: l.Type}, !flagOnly)
 			if err == nil {
 				out[i] = LeakVerdict{TruePositive: true, Action: action}
 				continue

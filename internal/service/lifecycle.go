@@ -16,9 +16,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/middleware"
-	"github.com/keyservice/keyservice/internal/ratelimit"
-	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/validate"
 )
 
@@ -35,14 +35,14 @@ const ScanningActor = "secret-scanning"
 // audited marks ctx with the actor and request id of the call, for the
 // audit trail of the writes made with it.
 func audited(ctx context.Context) context.Context {
-	return store.WithAudit(ctx, store.Audit{Actor: middleware.ActorFrom(ctx), RequestID: middleware.RequestIDFrom(ctx)})
+	return apikey.WithAudit(ctx, apikey.Audit{Actor: caller.ActorFrom(ctx), RequestID: middleware.RequestIDFrom(ctx)})
 }
 
 // access makes the checks of a VALID key that depend on the call: the end
 // client's address (FORBIDDEN), then the required scopes
 // (INSUFFICIENT_SCOPE). A key with no allowed addresses and a call with no
 // required scopes cost two length checks.
-func (s *Service) access(ctx context.Context, req *keyservicev1.ValidateRequest, k *store.Key) validate.Code {
+func (s *Service) access(ctx context.Context, req *keyservicev1.ValidateRequest, k *apikey.Key) validate.Code {
 	if len(k.AllowedCIDRs) > 0 && !s.inside(ctx, req, k) {
 		return validate.Forbidden
 	}
@@ -56,7 +56,7 @@ func (s *Service) access(ctx context.Context, req *keyservicev1.ValidateRequest,
 
 // inside reports whether the end client is inside one of k's allowed
 // addresses (false when no end client address is known).
-func (s *Service) inside(ctx context.Context, req *keyservicev1.ValidateRequest, k *store.Key) bool {
+func (s *Service) inside(ctx context.Context, req *keyservicev1.ValidateRequest, k *apikey.Key) bool {
 	a, ok := s.endClient(ctx, req)
 	return ok && slices.ContainsFunc(k.AllowedCIDRs, func(p netip.Prefix) bool { return p.Contains(a) })
 }
@@ -66,22 +66,22 @@ func (s *Service) inside(ctx context.Context, req *keyservicev1.ValidateRequest,
 // guard believes it), else the caller's own address. An anonymous end
 // client behind a trusted proxy has none (fail closed).
 func (s *Service) endClient(ctx context.Context, req *keyservicev1.ValidateRequest) (netip.Addr, bool) {
-	id, _ := ratelimit.CallerFrom(ctx)
-	if raw := req.GetClientIp(); raw != "" && ratelimit.MayForward(id, s.trusted) {
+	id, _ := caller.IdentityFrom(ctx)
+	if raw := req.GetClientIp(); raw != "" && caller.MayForward(id, s.trusted) {
 		a, err := netip.ParseAddr(raw)
 		return a.Unmap(), err == nil
 	}
-	if gw, peerIsEnd := middleware.GatewayCall(ctx); gw && !peerIsEnd {
+	if gw, peerIsEnd := caller.GatewayCall(ctx); gw && !peerIsEnd {
 		// Forward-auth and Envoy ask for the end client they forward for:
 		// one they do not name believably is unknown, never the gateway.
 		return netip.Addr{}, false
 	}
-	if id.Anonymous || middleware.EndClientUnknown(ctx) {
+	if id.Anonymous || caller.EndClientUnknown(ctx) {
 		// Behind a trusted proxy that named no usable end client, the
 		// address at hand is the proxy's: no address, fail closed.
 		return netip.Addr{}, false
 	}
-	a := middleware.ClientAddr(ctx).Unmap()
+	a := caller.ClientAddr(ctx).Unmap()
 	return a, a.IsValid()
 }
 
@@ -130,9 +130,9 @@ func (s *Service) UpdateKey(ctx context.Context, req *keyservicev1.UpdateKeyRequ
 	}
 	paths := req.GetUpdateMask().GetPaths()
 	if len(paths) == 0 {
-		return nil, invalid("update_mask", "is required: name the fields to change among %s", strings.Join(store.UpdatableFields, ", "))
+		return nil, invalid("update_mask", "is required: name the fields to change among %s", strings.Join(apikey.UpdatableFields, ", "))
 	}
-	u := store.Update{}
+	u := apikey.Update{}
 	for _, p := range paths {
 		field := snakeCase(p)
 		// Over REST without ?update_mask, the mask is the body's fields,
@@ -143,54 +143,54 @@ func (s *Service) UpdateKey(ctx context.Context, req *keyservicev1.UpdateKeyRequ
 			if k.GetRateLimit() == nil {
 				return nil, invalid("update_mask", "%q needs key.rate_limit (the whole rate_limit is replaced)", p)
 			}
-			field = store.FieldRateLimit
+			field = apikey.FieldRateLimit
 		}
-		if !slices.Contains(store.UpdatableFields, field) {
-			return nil, invalid("update_mask", "%q cannot be updated; updatable fields are %s", p, strings.Join(store.UpdatableFields, ", "))
+		if !slices.Contains(apikey.UpdatableFields, field) {
+			return nil, invalid("update_mask", "%q cannot be updated; updatable fields are %s", p, strings.Join(apikey.UpdatableFields, ", "))
 		}
 		if slices.Contains(u.Fields, field) {
 			continue
 		}
 		u.Fields = append(u.Fields, field)
 		switch field {
-		case store.FieldName:
+		case apikey.FieldName:
 			if err := checkText("key.name", k.GetName(), maxNameLen); err != nil {
 				return nil, err
 			}
 			u.Name = k.GetName()
-		case store.FieldScopes:
+		case apikey.FieldScopes:
 			if err := checkScopes("key.scopes", k.GetScopes()); err != nil {
 				return nil, err
 			}
 			u.Scopes = k.GetScopes()
-		case store.FieldMetadata:
+		case apikey.FieldMetadata:
 			if err := checkMetadata("key.metadata", k.GetMetadata()); err != nil {
 				return nil, err
 			}
 			u.Metadata = k.GetMetadata()
-		case store.FieldExpiresAt:
+		case apikey.FieldExpiresAt:
 			if u.ExpiresAt, err = checkExpiry(k.GetExpiresAt(), s.now(), true); err != nil {
 				return nil, err
 			}
-		case store.FieldRateLimit:
+		case apikey.FieldRateLimit:
 			if u.RateLimit, err = checkRateLimit(k.GetRateLimit()); err != nil {
 				return nil, err
 			}
-		case store.FieldEnabled:
+		case apikey.FieldEnabled:
 			u.Enabled = k.GetEnabled()
-		case store.FieldAllowedCIDRs:
+		case apikey.FieldAllowedCIDRs:
 			if u.AllowedCIDRs, err = checkCIDRs("key.allowed_cidrs", k.GetAllowedCidrs()); err != nil {
 				return nil, err
 			}
 		}
 	}
-	answer := func(recs ...store.Key) proto.Message {
+	answer := func(recs ...apikey.Key) proto.Message {
 		return &keyservicev1.UpdateKeyResponse{Key: keyToProto(&recs[0])}
 	}
 	if ctx, err = s.withRequest(ctx, "UpdateKey", req, answer); err != nil {
 		return nil, err
 	}
-	rec, err := s.keys.UpdateKey(audited(ctx), id, u)
+	rec, _, err := s.keys.UpdateKey(audited(ctx), id, u)
 	if err != nil {
 		return replay(s, ctx, "UpdateKey", req, err, &keyservicev1.UpdateKeyResponse{})
 	}
@@ -216,13 +216,13 @@ func (s *Service) RotateKey(ctx context.Context, req *keyservicev1.RotateKeyRequ
 	if err != nil {
 		return nil, err
 	}
-	answer := func(recs ...store.Key) proto.Message {
+	answer := func(recs ...apikey.Key) proto.Message {
 		return &keyservicev1.RotateKeyResponse{Secret: g.Secret, Key: keyToProto(&recs[0]), OldKey: keyToProto(&recs[1])}
 	}
 	if ctx, err = s.withRequest(ctx, "RotateKey", req, answer); err != nil {
 		return nil, err
 	}
-	nk, old, err := s.keys.RotateKey(audited(ctx), id, store.Rotation{NewKey: store.NewKey{Hash: g.Hash, Hint: g.Hint}, Grace: grace})
+	nk, old, err := s.keys.RotateKey(audited(ctx), id, apikey.Rotation{NewKey: apikey.NewKey{Hash: g.Hash, Hint: g.Hint}, Grace: grace})
 	if err != nil {
 		return replay(s, ctx, "RotateKey", req, err, &keyservicev1.RotateKeyResponse{})
 	}
@@ -234,7 +234,7 @@ func (s *Service) ListAuditEvents(ctx context.Context, req *keyservicev1.ListAud
 	if err != nil {
 		return nil, err
 	}
-	q := store.AuditQuery{Actor: req.GetActor(), Limit: size}
+	q := apikey.AuditQuery{Actor: req.GetActor(), Limit: size}
 	if raw := req.GetKeyId(); raw != "" {
 		id, err := parseIDField("key_id", raw)
 		if err != nil {
@@ -245,7 +245,7 @@ func (s *Service) ListAuditEvents(ctx context.Context, req *keyservicev1.ListAud
 	if err := checkOptionalText("actor", q.Actor, maxOwnerLen); err != nil {
 		return nil, err
 	}
-	page := store.Page{List: store.ListAuditEvents, Filters: []string{"", q.Actor}}
+	page := apikey.Page{List: apikey.ListAuditEvents, Filters: []string{"", q.Actor}}
 	if q.KeyID != uuid.Nil {
 		page.Filters[0] = q.KeyID.String() // canonical: any spelling of the id is the same filter
 	}
@@ -279,16 +279,16 @@ func (s *Service) ListAuditEvents(ctx context.Context, req *keyservicev1.ListAud
 }
 
 // preconditionOf explains a write refused because of the key's state
-// (store.ErrRevoked, ErrRotated, ErrExpired).
+// (apikey.ErrRevoked, ErrRotated, ErrExpired).
 func preconditionOf(err error) string {
 	switch {
-	case errors.Is(err, store.ErrRevoked):
+	case errors.Is(err, apikey.ErrRevoked):
 		return "the key is revoked: a revoked key cannot be updated or rotated"
-	case errors.Is(err, store.ErrRotated):
+	case errors.Is(err, apikey.ErrRotated):
 		return "the key was already rotated: rotate its successor (rotated_to) instead"
-	case errors.Is(err, store.ErrExpiredStays):
+	case errors.Is(err, apikey.ErrExpiredStays):
 		return "the key has expired, and an expired key stays expired: its expires_at cannot change; reissue or rotate instead (create a new key, or rotate its successor)"
-	case errors.Is(err, store.ErrRotatedExpiry):
+	case errors.Is(err, apikey.ErrRotatedExpiry):
 		return "the key was rotated: its expires_at may only move earlier (not later, not cleared); to keep it, rotate its successor instead"
 	}
 	return "the key has expired: create a new key instead (a successor would copy the expiry)"

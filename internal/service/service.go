@@ -13,7 +13,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/maypok86/otter/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
@@ -21,26 +20,11 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/ratelimit"
-	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/validate"
 )
-
-// Keys is the admin door the handlers read and write through
-// (*validate.Keys: a write is visible to Validate on this replica when it
-// returns).
-type Keys interface {
-	CreateKey(ctx context.Context, k store.NewKey) (store.Key, error)
-	GetKey(ctx context.Context, id uuid.UUID) (store.Key, error)
-	ListKeys(ctx context.Context, p store.ListParams) ([]store.Key, store.Cursor, error)
-	RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error)
-	UpdateKey(ctx context.Context, id uuid.UUID, u store.Update) (store.Key, error)
-	RotateKey(ctx context.Context, id uuid.UUID, r store.Rotation) (newKey, oldKey store.Key, err error)
-	ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, store.Cursor, error)
-	KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error)
-	ReportLeak(ctx context.Context, r store.LeakReport, revoke bool) (store.Key, string, error)
-}
 
 // Validator judges a presented key (*validate.Validator; the bench tool
 // passes its baselines here).
@@ -48,22 +32,19 @@ type Validator interface {
 	Validate(ctx context.Context, key string) (validate.Result, error)
 }
 
-var (
-	_ Keys      = (*validate.Keys)(nil)
-	_ Validator = (*validate.Validator)(nil)
-)
+var _ Validator = (*validate.Validator)(nil)
 
 // Config is what a Service needs.
 type Config struct {
-	Keys      Keys
+	Keys      validate.KeyStore // a *validate.AdminKeys: a write is visible to Validate here when it returns
 	Validator Validator
 	Format    keys.Format // makes new secrets
 	// DefaultFormat is the format of keys created without one
 	// (FORMAT_CHECKSUM when unset).
 	DefaultFormat keyservicev1.Format
 	// KeyLimits holds per-key budgets; nil: no per-key limit.
-	KeyLimits    ratelimit.KeyStore
-	DefaultLimit ratelimit.Limit // for keys created without their own
+	KeyLimits    ratelimit.KeyBudgets
+	DefaultLimit apikey.RateLimit // for keys created without their own
 	// PageTokenKey signs page tokens (see PageTokenKey).
 	PageTokenKey []byte
 	// Idempotency keeps the answers of admin writes made with a request_id.
@@ -83,14 +64,14 @@ type Config struct {
 // become statuses in MapErrors.
 type Service struct {
 	keyservicev1.UnimplementedKeyServiceServer
-	keys          Keys
+	keys          validate.KeyStore
 	validator     Validator
 	format        keys.Format
 	defaultFormat keyservicev1.Format
 	now           func() time.Time
-	keyLimits     ratelimit.KeyStore
-	defaultLimit  ratelimit.Limit
-	cursors       store.CursorCodec
+	keyLimits     ratelimit.KeyBudgets
+	defaultLimit  apikey.RateLimit
+	cursors       apikey.CursorCodec
 	trusted       []netip.Prefix
 	aead          cipher.AEAD   // seals recorded answers
 	window        time.Duration // how long they are kept
@@ -98,7 +79,7 @@ type Service struct {
 	// cached record's address (stable while the cache entry lives; the key
 	// here keeps it from being reused): a hot key is converted once, not on
 	// every answer. Shared messages are only ever read (marshalled).
-	views *otter.Cache[*store.Key, *keyservicev1.Key]
+	views *otter.Cache[*apikey.Key, *keyservicev1.Key]
 	// refusals counts the answers refused for the call after the key
 	// itself was judged VALID: FORBIDDEN, INSUFFICIENT_SCOPE, RATE_LIMITED.
 	refusals [3]prometheus.Counter
@@ -114,7 +95,7 @@ func New(cfg Config) *Service {
 		now:           cfg.Now,
 		keyLimits:     cfg.KeyLimits,
 		defaultLimit:  cfg.DefaultLimit,
-		cursors:       store.NewCursorCodec(cfg.PageTokenKey),
+		cursors:       apikey.NewCursorCodec(cfg.PageTokenKey),
 		trusted:       cfg.TrustedProxies,
 		aead:          newAEAD(cfg.Idempotency.Key),
 		window:        cfg.Idempotency.Window,
@@ -137,7 +118,7 @@ func New(cfg Config) *Service {
 		s.defaultFormat = keyservicev1.Format_FORMAT_CHECKSUM
 	}
 	if cfg.ViewCacheSize > 0 {
-		s.views = otter.Must(&otter.Options[*store.Key, *keyservicev1.Key]{
+		s.views = otter.Must(&otter.Options[*apikey.Key, *keyservicev1.Key]{
 			MaximumSize: cfg.ViewCacheSize,
 			Clock:       otter.NewCoarseClock(time.Second),
 		})
@@ -249,9 +230,9 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 }
 
 // limitOf is the key's own limit, or the configured default.
-func (s *Service) limitOf(k *store.Key) ratelimit.Limit {
+func (s *Service) limitOf(k *apikey.Key) apikey.RateLimit {
 	if rl := k.RateLimit; rl != nil {
-		return ratelimit.Limit{Limit: rl.Limit, Period: rl.Period, Burst: rl.Burst}
+		return *rl
 	}
 	return s.defaultLimit
 }

@@ -11,82 +11,27 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
 )
 
 // The audit trail: every admin write records who made it, in which call,
 // and the fields it changed, in the write's own transaction.
 
-// Actions recorded in the audit trail.
-const (
-	ActionCreate  = "create"
-	ActionUpdate  = "update"
-	ActionRotate  = "rotate"
-	ActionRevoke  = "revoke"
-	ActionEnable  = "enable"
-	ActionDisable = "disable"
-)
-
-// Audit says who makes a write and in which call; every admin write
-// records it with the change.
-type Audit struct {
-	Actor     string
-	RequestID string
-}
-
-// SystemActor is recorded for writes whose context names no actor (tests,
-// tools).
-const SystemActor = "system"
-
-type auditKey struct{}
-
-// WithAudit makes the writes made with ctx record a.
-func WithAudit(ctx context.Context, a Audit) context.Context {
-	return context.WithValue(ctx, auditKey{}, a)
-}
-
-func auditOf(ctx context.Context) Audit {
-	a, _ := ctx.Value(auditKey{}).(Audit)
-	if a.Actor == "" {
-		a.Actor = SystemActor
-	}
-	return a
-}
-
-// Change is one field of a key before and after a write. Values are what
-// the API shows (strings, lists, maps, times, numbers); never a secret or
-// a hash.
-type Change struct {
-	Field string `json:"field"`
-	Old   any    `json:"old"`
-	New   any    `json:"new"`
-}
-
-// AuditEvent is one recorded admin write.
-type AuditEvent struct {
-	ID        uuid.UUID
-	At        time.Time
-	Actor     string
-	Action    string
-	KeyID     uuid.UUID
-	RequestID string
-	Changes   []Change
-}
-
 // audit records a write in tx.
-func (s *Store) audit(ctx context.Context, tx *writeTx, action string, keyID uuid.UUID, changes []Change) error {
+func (s *Store) audit(ctx context.Context, tx *writeTx, action string, keyID uuid.UUID, changes []apikey.Change) error {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return fmt.Errorf("making an audit event id: %w", err)
 	}
 	if changes == nil {
-		changes = []Change{}
+		changes = []apikey.Change{}
 	}
 	js, err := json.Marshal(changes)
 	if err != nil {
 		return fmt.Errorf("encoding audit changes: %w", err)
 	}
-	a := auditOf(ctx)
+	a := apikey.AuditOf(ctx)
 	err = s.q.InsertAuditEvent(ctx, tx.deferred(), dbsqlc.InsertAuditEventParams{
 		ID: id, Actor: a.Actor, Action: action, KeyID: keyID, RequestID: a.RequestID, Changes: js,
 	})
@@ -96,86 +41,78 @@ func (s *Store) audit(ctx context.Context, tx *writeTx, action string, keyID uui
 	return nil
 }
 
-// AuditQuery selects a page of audit events.
-type AuditQuery struct {
-	KeyID uuid.UUID // uuid.Nil: every key
-	Actor string    // empty: every actor
-	After Cursor    // zero: from the newest
-	Limit int
-}
-
 // ListAuditEvents returns up to q.Limit events after q.After, newest first,
 // and the cursor of the next page (zero when there is none).
-func (s *Store) ListAuditEvents(ctx context.Context, q AuditQuery) ([]AuditEvent, Cursor, error) {
+func (s *Store) ListAuditEvents(ctx context.Context, q apikey.AuditQuery) ([]apikey.AuditEvent, apikey.Cursor, error) {
 	if q.Limit <= 0 {
-		return nil, Cursor{}, errors.New("store: list limit must be positive")
+		return nil, apikey.Cursor{}, errors.New("store: list limit must be positive")
 	}
 	conn, err := s.acquire(ctx)
 	if err != nil {
-		return nil, Cursor{}, err
+		return nil, apikey.Cursor{}, err
 	}
 	defer conn.Release()
 	before := q.After
 	if before.IsZero() {
-		before = Cursor{CreatedAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}
+		before = apikey.Cursor{CreatedAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}
 	}
 	rows, err := s.q.ListAuditEvents(ctx, conn, dbsqlc.ListAuditEventsParams{
 		ByKey: q.KeyID != uuid.Nil, KeyID: q.KeyID, Actor: q.Actor,
 		BeforeAt: before.CreatedAt, BeforeID: before.ID, PageLimit: int32(q.Limit + 1),
 	})
 	if err != nil {
-		return nil, Cursor{}, classify(fmt.Errorf("listing audit events: %w", err))
+		return nil, apikey.Cursor{}, classify(fmt.Errorf("listing audit events: %w", err))
 	}
-	var next Cursor
+	var next apikey.Cursor
 	if len(rows) > q.Limit {
 		rows = rows[:q.Limit]
 		last := rows[len(rows)-1]
-		next = Cursor{CreatedAt: last.At, ID: last.ID}
+		next = apikey.Cursor{CreatedAt: last.At, ID: last.ID}
 	}
-	out := make([]AuditEvent, len(rows))
+	out := make([]apikey.AuditEvent, len(rows))
 	for i, r := range rows {
-		out[i] = AuditEvent{ID: r.ID, At: r.At, Actor: r.Actor, Action: r.Action, KeyID: r.KeyID, RequestID: r.RequestID}
+		out[i] = apikey.AuditEvent{ID: r.ID, At: r.At, Actor: r.Actor, Action: r.Action, KeyID: r.KeyID, RequestID: r.RequestID}
 		if err := json.Unmarshal(r.Changes, &out[i].Changes); err != nil {
-			return nil, Cursor{}, fmt.Errorf("store: decoding audit event %s: %w", r.ID, err)
+			return nil, apikey.Cursor{}, fmt.Errorf("store: decoding audit event %s: %w", r.ID, err)
 		}
 	}
 	return out, next, nil
 }
 
 // createdChanges lists the fields a new key was created with.
-func createdChanges(k Key) []Change {
-	return diff(&Key{Enabled: k.Enabled}, &k)
+func createdChanges(k apikey.Key) []apikey.Change {
+	return diff(&apikey.Key{Enabled: k.Enabled}, &k)
 }
 
 // diff lists the API-visible fields that differ between a and b, in a
 // fixed order. Ids, hashes and secrets are never part of it, except the
 // ids of a rotation's other key.
-func diff(a, b *Key) []Change {
-	var out []Change
-	add := func(field string, old, new any) { out = append(out, Change{Field: field, Old: old, New: new}) }
+func diff(a, b *apikey.Key) []apikey.Change {
+	var out []apikey.Change
+	add := func(field string, old, new any) { out = append(out, apikey.Change{Field: field, Old: old, New: new}) }
 	if a.Name != b.Name {
-		add(FieldName, textOrNil(a.Name), textOrNil(b.Name))
+		add(apikey.FieldName, textOrNil(a.Name), textOrNil(b.Name))
 	}
 	if a.Owner != b.Owner {
 		add("owner", textOrNil(a.Owner), textOrNil(b.Owner))
 	}
 	if !slices.Equal(a.Scopes, b.Scopes) {
-		add(FieldScopes, listOrNil(a.Scopes), listOrNil(b.Scopes))
+		add(apikey.FieldScopes, listOrNil(a.Scopes), listOrNil(b.Scopes))
 	}
 	if !mapsEqual(a.Metadata, b.Metadata) {
-		add(FieldMetadata, mapOrNil(a.Metadata), mapOrNil(b.Metadata))
+		add(apikey.FieldMetadata, mapOrNil(a.Metadata), mapOrNil(b.Metadata))
 	}
 	if !timesEqual(a.ExpiresAt, b.ExpiresAt) {
-		add(FieldExpiresAt, timeOrNil(a.ExpiresAt), timeOrNil(b.ExpiresAt))
+		add(apikey.FieldExpiresAt, timeOrNil(a.ExpiresAt), timeOrNil(b.ExpiresAt))
 	}
 	if !ratesEqual(a.RateLimit, b.RateLimit) {
-		add(FieldRateLimit, rateOrNil(a.RateLimit), rateOrNil(b.RateLimit))
+		add(apikey.FieldRateLimit, rateOrNil(a.RateLimit), rateOrNil(b.RateLimit))
 	}
 	if a.Enabled != b.Enabled {
-		add(FieldEnabled, a.Enabled, b.Enabled)
+		add(apikey.FieldEnabled, a.Enabled, b.Enabled)
 	}
 	if !slices.Equal(a.AllowedCIDRs, b.AllowedCIDRs) {
-		add(FieldAllowedCIDRs, listOrNil(cidrStrings(a.AllowedCIDRs)), listOrNil(cidrStrings(b.AllowedCIDRs)))
+		add(apikey.FieldAllowedCIDRs, listOrNil(cidrStrings(a.AllowedCIDRs)), listOrNil(cidrStrings(b.AllowedCIDRs)))
 	}
 	if a.RotatedFrom != b.RotatedFrom {
 		add("rotated_from", idOrNil(a.RotatedFrom), idOrNil(b.RotatedFrom))
@@ -221,7 +158,7 @@ func idOrNil(id uuid.UUID) any {
 	return id.String()
 }
 
-func rateOrNil(r *RateLimit) any {
+func rateOrNil(r *apikey.RateLimit) any {
 	if r == nil {
 		return nil
 	}
@@ -248,7 +185,7 @@ func timesEqual(a, b *time.Time) bool {
 	return a.Equal(*b)
 }
 
-func ratesEqual(a, b *RateLimit) bool {
+func ratesEqual(a, b *apikey.RateLimit) bool {
 	if a == nil || b == nil {
 		return a == b
 	}

@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/keyservice/keyservice/internal/apikey"
 )
 
 // classify wraps err with ErrNotFound or ErrUnavailable when it means that,
@@ -18,14 +20,14 @@ func classify(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrUnavailable):
+	case errors.Is(err, apikey.ErrNotFound), errors.Is(err, apikey.ErrUnavailable):
 		return err
 	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("%w: %w", ErrNotFound, err)
+		return fmt.Errorf("%w: %w", apikey.ErrNotFound, err)
 	case errors.Is(err, context.Canceled):
 		return err // the caller gave up; not an outage
 	case isUnavailable(err):
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", apikey.ErrUnavailable, err)
 	}
 	return err
 }

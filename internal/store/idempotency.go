@@ -8,61 +8,17 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
 )
 
-// Request names an admin write so that retrying it is safe (AIP-155). A
-// write made with a context that carries one (WithRequest) claims the
-// request id, per actor, at the start of its transaction and records its
-// answer in the same transaction: a crash or a lost COMMIT keeps both or
-// neither. A retry within the window finds the record and gets *Replayed
-// (or ErrRequestReused) instead of writing again; a concurrent retry waits
-// for the first write's transaction, then finds its record.
-type Request struct {
-	ID       uuid.UUID
-	Method   string        // the API method, part of what must match
-	BodyHash []byte        // a hash of the request without its id
-	Window   time.Duration // how long the record is honoured
-	// Answer encodes the write's answer from the records it returns (for
-	// RotateKey the new key, then the old one). It runs inside the write's
-	// transaction; its bytes are stored as given, so a secret in them must
-	// already be sealed.
-	Answer func(recs ...Key) ([]byte, error)
-
-	answered bool
-}
-
-// Replayed is what a write returns, as its error, when its request was
-// already applied within the window: Answer is what was recorded then.
-// Nothing was written.
-type Replayed struct{ Answer []byte }
-
-func (*Replayed) Error() string { return "store: request already applied" }
-
-// ErrRequestReused: the request id was already used within the window for
-// another request (another method or body). Nothing was written.
-var ErrRequestReused = errors.New("store: request id already used for a different request")
-
-type requestKey struct{}
-
-// WithRequest makes the admin write made with ctx idempotent under r.
-func WithRequest(ctx context.Context, r *Request) context.Context {
-	return context.WithValue(ctx, requestKey{}, r)
-}
-
-func requestOf(ctx context.Context) *Request {
-	r, _ := ctx.Value(requestKey{}).(*Request)
-	return r
-}
-
 // claim records ctx's request in tx before the write, or reports the
 // answer recorded by an earlier write with the same id.
-func (s *Store) claim(ctx context.Context, tx *writeTx, r *Request) error {
-	actor := auditOf(ctx).Actor
+func (s *Store) claim(ctx context.Context, tx *writeTx, r *apikey.Request) error {
+	actor := apikey.AuditOf(ctx).Actor
 	for range 2 {
 		n, err := s.q.ClaimRequest(ctx, tx, dbsqlc.ClaimRequestParams{
 			Actor: actor, RequestID: r.ID, Method: r.Method, BodyHash: r.BodyHash,
@@ -82,12 +38,12 @@ func (s *Store) claim(ctx context.Context, tx *writeTx, r *Request) error {
 			return fmt.Errorf("reading request record: %w", err)
 		}
 		if row.Method != r.Method || !bytes.Equal(row.BodyHash, r.BodyHash) {
-			return ErrRequestReused
+			return apikey.ErrRequestReused
 		}
 		if row.Response == nil {
 			return fmt.Errorf("store: the record of request %s holds no answer", r.ID)
 		}
-		return &Replayed{Answer: row.Response}
+		return &apikey.Replayed{Answer: row.Response}
 	}
 	return fmt.Errorf("store: request %s expired twice while claimed", r.ID)
 }
@@ -95,8 +51,8 @@ func (s *Store) claim(ctx context.Context, tx *writeTx, r *Request) error {
 // answer records the answer of the write made with ctx's request, if any,
 // in the write's transaction. Every write that may carry a request calls
 // it once, after its last change.
-func (s *Store) answer(ctx context.Context, tx *writeTx, recs ...Key) error {
-	r := requestOf(ctx)
+func (s *Store) answer(ctx context.Context, tx *writeTx, recs ...apikey.Key) error {
+	r := apikey.RequestOf(ctx)
 	if r == nil {
 		return nil
 	}
@@ -104,10 +60,10 @@ func (s *Store) answer(ctx context.Context, tx *writeTx, recs ...Key) error {
 	if err != nil {
 		return fmt.Errorf("encoding the answer of request %s: %w", r.ID, err)
 	}
-	if err := s.q.SetRequestResponse(ctx, tx.deferred(), dbsqlc.SetRequestResponseParams{Response: b, Actor: auditOf(ctx).Actor, RequestID: r.ID}); err != nil {
+	if err := s.q.SetRequestResponse(ctx, tx.deferred(), dbsqlc.SetRequestResponseParams{Response: b, Actor: apikey.AuditOf(ctx).Actor, RequestID: r.ID}); err != nil {
 		return fmt.Errorf("recording the answer of request %s: %w", r.ID, err)
 	}
-	r.answered = true
+	tx.answered = true
 	return nil
 }
 

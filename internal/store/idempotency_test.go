@@ -10,16 +10,16 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/apikey"
 )
 
 // request returns a context whose CreateKey is idempotent under id, with
 // the answer "<method>:<key id>".
 func request(actor string, id uuid.UUID, body string) context.Context {
-	ctx := store.WithAudit(context.Background(), store.Audit{Actor: actor})
-	return store.WithRequest(ctx, &store.Request{
+	ctx := apikey.WithAudit(context.Background(), apikey.Audit{Actor: actor})
+	return apikey.WithRequest(ctx, &apikey.Request{
 		ID: id, Method: "CreateKey", BodyHash: []byte(body), Window: time.Hour,
-		Answer: func(recs ...store.Key) ([]byte, error) { return []byte("CreateKey:" + recs[0].ID.String()), nil },
+		Answer: func(recs ...apikey.Key) ([]byte, error) { return []byte("CreateKey:" + recs[0].ID.String()), nil },
 	})
 }
 
@@ -49,13 +49,13 @@ func (b bundle) exec(t *testing.T, sql string) {
 	}
 }
 
-func (b bundle) newKey(t *testing.T) store.NewKey {
+func (b bundle) newKey(t *testing.T) apikey.NewKey {
 	t.Helper()
 	g, err := b.fmt.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return store.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "idem", Owner: "acme"}
+	return apikey.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "idem", Owner: "acme"}
 }
 
 // TestRequestIsAppliedOnceAndReplayed: a write retried with the same
@@ -71,11 +71,11 @@ func TestRequestIsAppliedOnceAndReplayed(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = b.store.CreateKey(request("alice", id, "body"), b.newKey(t))
-	var r *store.Replayed
+	var r *apikey.Replayed
 	if !errors.As(err, &r) || string(r.Answer) != "CreateKey:"+k.ID.String() {
 		t.Fatalf("retry: %v; want the recorded answer CreateKey:%s", err, k.ID)
 	}
-	if _, err := b.store.CreateKey(request("alice", id, "another body"), b.newKey(t)); !errors.Is(err, store.ErrRequestReused) {
+	if _, err := b.store.CreateKey(request("alice", id, "another body"), b.newKey(t)); !errors.Is(err, apikey.ErrRequestReused) {
 		t.Fatalf("same id, another body: %v; want ErrRequestReused", err)
 	}
 	if n := b.count(t, "SELECT count(*) FROM api_keys"); n != 1 {
@@ -105,7 +105,7 @@ func TestConcurrentRetriesApplyOnce(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			k, err := b.store.CreateKey(request("alice", id, "body"), nk)
-			var r *store.Replayed
+			var r *apikey.Replayed
 			switch {
 			case err == nil:
 				answers[i] = "CreateKey:" + k.ID.String()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
 )
@@ -15,7 +16,7 @@ import (
 // ImportedKey is a key that exists already (in customers' hands) and is
 // brought into keyservice by its hash.
 type ImportedKey struct {
-	NewKey
+	apikey.NewKey
 	RevokedAt *time.Time
 }
 

@@ -5,26 +5,9 @@ import (
 	"crypto/sha256"
 	"fmt"
 
-	"github.com/google/uuid"
-
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
 )
-
-// Actions recorded for a leak report.
-const (
-	LeakRevoked        = "revoked"         // revoked by this report
-	LeakFlagged        = "flagged"         // recorded only (KEYSERVICE_SCANNING_ACTION=flag)
-	LeakAlreadyRevoked = "already_revoked" // nothing to do
-)
-
-// LeakReport is a report that a key was found in public (GitHub secret
-// scanning).
-type LeakReport struct {
-	KeyID     uuid.UUID
-	URL       string // any length: recorded whole, told apart by its SHA-256
-	Source    string
-	TokenType string
-}
 
 // ReportLeak acts on r in one transaction, under the key's row lock: with
 // revoke, a live key is revoked (audited, NOTIFY) and the report recorded
@@ -34,7 +17,7 @@ type LeakReport struct {
 // commit or neither does, so a report that failed half-way is retried in
 // full. The returned key is as it is after the report (RevokedAt set when
 // revoked); action is what the report did.
-func (s *Store) ReportLeak(ctx context.Context, r LeakReport, revoke bool) (out Key, action string, err error) {
+func (s *Store) ReportLeak(ctx context.Context, r apikey.LeakReport, revoke bool) (out apikey.Key, action string, err error) {
 	err = s.inTx(ctx, func(tx *writeTx) error {
 		k, err := s.lockKey(ctx, tx, r.KeyID)
 		if err != nil {
@@ -42,14 +25,14 @@ func (s *Store) ReportLeak(ctx context.Context, r LeakReport, revoke bool) (out 
 		}
 		switch {
 		case k.RevokedAt != nil:
-			action = LeakAlreadyRevoked
+			action = apikey.LeakAlreadyRevoked
 		case revoke:
-			action = LeakRevoked
+			action = apikey.LeakRevoked
 			if k, err = s.revoke(ctx, tx, k); err != nil {
 				return err
 			}
 		default:
-			action = LeakFlagged
+			action = apikey.LeakFlagged
 		}
 		out = k
 		sum := sha256.Sum256([]byte(r.URL))

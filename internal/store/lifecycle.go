@@ -3,71 +3,25 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
-)
-
-// Errors of the key lifecycle, which callers tell apart.
-var (
-	// ErrRevoked: the key is revoked, and a revoked key cannot change.
-	ErrRevoked = errors.New("store: key is revoked")
-	// ErrRotated: the key was already rotated.
-	ErrRotated = errors.New("store: key was already rotated")
-	// ErrExpired: the key has expired, so it cannot be rotated.
-	ErrExpired = errors.New("store: key has expired")
-	// ErrExpiredStays: the key has expired, and an expired key's expiry
-	// cannot change (it would bring the key back).
-	ErrExpiredStays = errors.New("store: an expired key stays expired")
-	// ErrRotatedExpiry: a rotated key's expiry may only move earlier.
-	ErrRotatedExpiry = errors.New("store: a rotated key's expiry may only move earlier")
 )
 
 // lockKey reads the key with id and locks its row until tx ends, so two
 // admin writes to one key run one after the other.
-func (s *Store) lockKey(ctx context.Context, tx pgx.Tx, id uuid.UUID) (Key, error) {
+func (s *Store) lockKey(ctx context.Context, tx pgx.Tx, id uuid.UUID) (apikey.Key, error) {
 	row, err := s.q.GetKeyForUpdate(ctx, tx, id)
 	if err != nil {
-		return Key{}, fmt.Errorf("reading key: %w", err)
+		return apikey.Key{}, fmt.Errorf("reading key: %w", err)
 	}
 	return fromRow(row)
-}
-
-// Field names of UpdateKey's mask.
-const (
-	FieldName         = "name"
-	FieldScopes       = "scopes"
-	FieldMetadata     = "metadata"
-	FieldExpiresAt    = "expires_at"
-	FieldRateLimit    = "rate_limit"
-	FieldEnabled      = "enabled"
-	FieldAllowedCIDRs = "allowed_cidrs"
-)
-
-// UpdatableFields are the fields UpdateKey may change.
-var UpdatableFields = []string{FieldName, FieldScopes, FieldMetadata, FieldExpiresAt, FieldRateLimit, FieldEnabled, FieldAllowedCIDRs}
-
-// Update is a change to some fields of a key: those named in Fields take
-// the values given here (a nil ExpiresAt or RateLimit clears it).
-type Update struct {
-	Fields       []string
-	Name         string
-	Scopes       []string
-	Metadata     map[string]string
-	ExpiresAt    *time.Time
-	RateLimit    *RateLimit
-	Enabled      bool
-	AllowedCIDRs []netip.Prefix
-	// BeforeCommit, when set, is called with the updated record just
-	// before the transaction commits (and its NOTIFY is sent).
-	BeforeCommit func(Key)
 }
 
 // UpdateKey applies u to the key with id, records the fields that changed
@@ -75,31 +29,31 @@ type Update struct {
 // ErrRevoked; a new expiry for an expired key is ErrExpiredStays, and for
 // a rotated key one that is later or none is ErrRotatedExpiry. An update that changes nothing writes nothing and returns
 // the key as it is (changed is false).
-func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key, changed bool, err error) {
+func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u apikey.Update) (out apikey.Key, changed bool, err error) {
 	err = s.inTx(ctx, func(tx *writeTx) error {
 		old, err := s.lockKey(ctx, tx, id)
 		if err != nil {
 			return err
 		}
 		if old.RevokedAt != nil {
-			return ErrRevoked
+			return apikey.ErrRevoked
 		}
 		next := old
 		for _, f := range u.Fields {
 			switch f {
-			case FieldName:
+			case apikey.FieldName:
 				next.Name = u.Name
-			case FieldScopes:
+			case apikey.FieldScopes:
 				next.Scopes = nonNilSlice(u.Scopes)
-			case FieldMetadata:
+			case apikey.FieldMetadata:
 				next.Metadata = u.Metadata
-			case FieldExpiresAt:
+			case apikey.FieldExpiresAt:
 				next.ExpiresAt = storedTime(u.ExpiresAt) // compared as stored
-			case FieldRateLimit:
+			case apikey.FieldRateLimit:
 				next.RateLimit = storedRate(u.RateLimit)
-			case FieldEnabled:
+			case apikey.FieldEnabled:
 				next.Enabled = u.Enabled
-			case FieldAllowedCIDRs:
+			case apikey.FieldAllowedCIDRs:
 				next.AllowedCIDRs = u.AllowedCIDRs
 			default:
 				return fmt.Errorf("store: %q cannot be updated", f)
@@ -131,18 +85,18 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key,
 		if out, err = fromRow(row); err != nil {
 			return err
 		}
-		action := ActionUpdate
-		if len(changes) == 1 && changes[0].Field == FieldEnabled {
-			action = ActionDisable
+		action := apikey.ActionUpdate
+		if len(changes) == 1 && changes[0].Field == apikey.FieldEnabled {
+			action = apikey.ActionDisable
 			if next.Enabled {
-				action = ActionEnable
+				action = apikey.ActionEnable
 			}
 		}
 		if err := s.audit(ctx, tx, action, id, changes); err != nil {
 			return err
 		}
 		changed = true
-		if err := s.notify(ctx, tx, Event{Kind: EventUpdated, Hash: out.Hash, At: *out.UpdatedAt}); err != nil {
+		if err := s.notify(ctx, tx, apikey.Event{Kind: apikey.EventUpdated, Hash: out.Hash, At: *out.UpdatedAt}); err != nil {
 			return err
 		}
 		if err := s.answer(ctx, tx, out); err != nil {
@@ -160,30 +114,20 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u Update) (out Key,
 // not do: bring back an expired key (database clock), or keep a rotated
 // key alive longer than its rotation allowed (its expiry may only move
 // earlier, so a revived or extended old key cannot outlive its grace).
-func (s *Store) expiryMayChange(ctx context.Context, tx pgx.Tx, old *Key, next *time.Time) error {
+func (s *Store) expiryMayChange(ctx context.Context, tx pgx.Tx, old *apikey.Key, next *time.Time) error {
 	if old.ExpiresAt != nil {
 		now, err := s.q.DBNow(ctx, tx)
 		if err != nil {
 			return fmt.Errorf("reading the clock: %w", err)
 		}
 		if !old.ExpiresAt.After(now) {
-			return ErrExpiredStays
+			return apikey.ErrExpiredStays
 		}
 	}
 	if old.RotatedTo != uuid.Nil && (next == nil || (old.ExpiresAt != nil && next.After(*old.ExpiresAt))) {
-		return ErrRotatedExpiry
+		return apikey.ErrRotatedExpiry
 	}
 	return nil
-}
-
-// Rotation is what RotateKey needs: the new secret's hash and hint, and
-// how long the old key stays valid.
-type Rotation struct {
-	NewKey NewKey        // Hash and Hint; the rest is copied from the old key
-	Grace  time.Duration // the old key expires at now+Grace (database clock), never later than it would
-	// BeforeCommit, when set, is called with both records just before the
-	// transaction commits (and its NOTIFYs are sent).
-	BeforeCommit func(newKey, oldKey Key)
 }
 
 // RotateKey issues the successor of the key with id: a new key copying its
@@ -194,7 +138,7 @@ type Rotation struct {
 // key is ErrRevoked, a rotated one ErrRotated, an expired one ErrExpired.
 // Both writes, their audit events (rotate on the old key, create on the
 // new) and their NOTIFYs are one transaction.
-func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey, oldKey Key, err error) {
+func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r apikey.Rotation) (newKey, oldKey apikey.Key, err error) {
 	err = s.inTx(ctx, func(tx *writeTx) error {
 		old, err := s.lockKey(ctx, tx, id)
 		if err != nil {
@@ -206,12 +150,12 @@ func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey
 		}
 		switch {
 		case old.RevokedAt != nil:
-			return ErrRevoked
+			return apikey.ErrRevoked
 		case old.RotatedTo != uuid.Nil:
-			return ErrRotated
+			return apikey.ErrRotated
 		case old.ExpiresAt != nil && !old.ExpiresAt.After(now):
 			// Its successor would copy the expiry and be born expired.
-			return ErrExpired
+			return apikey.ErrExpired
 		}
 		nk := r.NewKey
 		nk.Name, nk.Owner, nk.Scopes, nk.Metadata = old.Name, old.Owner, old.Scopes, old.Metadata
@@ -231,13 +175,13 @@ func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r Rotation) (newKey
 		if oldKey, err = fromRow(row); err != nil {
 			return err
 		}
-		if err := s.audit(ctx, tx, ActionRotate, id, diff(&old, &oldKey)); err != nil {
+		if err := s.audit(ctx, tx, apikey.ActionRotate, id, diff(&old, &oldKey)); err != nil {
 			return err
 		}
-		if err := s.audit(ctx, tx, ActionCreate, newKey.ID, createdChanges(newKey)); err != nil {
+		if err := s.audit(ctx, tx, apikey.ActionCreate, newKey.ID, createdChanges(newKey)); err != nil {
 			return err
 		}
-		if err := s.notify(ctx, tx, Event{Kind: EventUpdated, Hash: oldKey.Hash, At: *oldKey.UpdatedAt}); err != nil {
+		if err := s.notify(ctx, tx, apikey.Event{Kind: apikey.EventUpdated, Hash: oldKey.Hash, At: *oldKey.UpdatedAt}); err != nil {
 			return err
 		}
 		if err := s.answer(ctx, tx, newKey, oldKey); err != nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/apikey"
 )
 
 // TestAdminWritesAndTheirAuditEventsCommitTogether: when the audit event
@@ -20,7 +20,7 @@ import (
 func TestAdminWritesAndTheirAuditEventsCommitTogether(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	ctx := store.WithAudit(context.Background(), store.Audit{Actor: "alice", RequestID: "req-1"})
+	ctx := apikey.WithAudit(context.Background(), apikey.Audit{Actor: "alice", RequestID: "req-1"})
 	_, k := b.create(t, "acme")
 	pool := b.store.Pool()
 	if _, err := pool.Exec(ctx, `CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -28,10 +28,10 @@ func TestAdminWritesAndTheirAuditEventsCommitTogether(t *testing.T) {
 		CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_audit()`); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := b.store.UpdateKey(ctx, k.ID, store.Update{Fields: []string{store.FieldName, store.FieldEnabled}, Name: "changed", Enabled: false}); err == nil {
+	if _, _, err := b.store.UpdateKey(ctx, k.ID, apikey.Update{Fields: []string{apikey.FieldName, apikey.FieldEnabled}, Name: "changed", Enabled: false}); err == nil {
 		t.Fatal("UpdateKey succeeded without its audit event")
 	}
-	if _, _, err := b.store.RotateKey(ctx, k.ID, store.Rotation{NewKey: store.NewKey{Hash: [32]byte{1}, Hint: "h"}, Grace: time.Hour}); err == nil {
+	if _, _, err := b.store.RotateKey(ctx, k.ID, apikey.Rotation{NewKey: apikey.NewKey{Hash: [32]byte{1}, Hint: "h"}, Grace: time.Hour}); err == nil {
 		t.Fatal("RotateKey succeeded without its audit event")
 	}
 	if _, err := b.store.RevokeKey(ctx, k.ID); err == nil {
@@ -52,21 +52,21 @@ func TestAdminWritesAndTheirAuditEventsCommitTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	cidrs := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
-	up, changed, err := b.store.UpdateKey(ctx, k.ID, store.Update{Fields: []string{store.FieldAllowedCIDRs}, AllowedCIDRs: cidrs})
+	up, changed, err := b.store.UpdateKey(ctx, k.ID, apikey.Update{Fields: []string{apikey.FieldAllowedCIDRs}, AllowedCIDRs: cidrs})
 	if err != nil || !changed || len(up.AllowedCIDRs) != 1 || up.AllowedCIDRs[0] != cidrs[0] {
 		t.Fatalf("UpdateKey: %+v %v %v", up, changed, err)
 	}
 	// The same update again changes nothing and records nothing.
-	if _, changed, err := b.store.UpdateKey(ctx, k.ID, store.Update{Fields: []string{store.FieldAllowedCIDRs}, AllowedCIDRs: cidrs}); err != nil || changed {
+	if _, changed, err := b.store.UpdateKey(ctx, k.ID, apikey.Update{Fields: []string{apikey.FieldAllowedCIDRs}, AllowedCIDRs: cidrs}); err != nil || changed {
 		t.Fatalf("a no-op update: changed %v, %v", changed, err)
 	}
-	evs, _, err := b.store.ListAuditEvents(ctx, store.AuditQuery{KeyID: k.ID, Limit: 10})
+	evs, _, err := b.store.ListAuditEvents(ctx, apikey.AuditQuery{KeyID: k.ID, Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The key was created by b.create, with no actor in its context.
-	if len(evs) != 2 || evs[0].Action != store.ActionUpdate || evs[0].Actor != "alice" || evs[0].RequestID != "req-1" ||
-		evs[1].Action != store.ActionCreate || evs[1].Actor != store.SystemActor {
+	if len(evs) != 2 || evs[0].Action != apikey.ActionUpdate || evs[0].Actor != "alice" || evs[0].RequestID != "req-1" ||
+		evs[1].Action != apikey.ActionCreate || evs[1].Actor != apikey.SystemActor {
 		t.Fatalf("audit events: %+v", evs)
 	}
 }
@@ -82,7 +82,7 @@ func TestSyncSeesUpdates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, _, err := b.store.UpdateKey(ctx, k.ID, store.Update{Fields: []string{store.FieldName}, Name: "renamed"})
+	up, _, err := b.store.UpdateKey(ctx, k.ID, apikey.Update{Fields: []string{apikey.FieldName}, Name: "renamed"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,19 +104,19 @@ func TestExpiryOfRotatedAndExpiredKeys(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	setExpiry := func(id uuid.UUID, at *time.Time) error {
-		_, _, err := b.store.UpdateKey(ctx, id, store.Update{Fields: []string{store.FieldExpiresAt}, ExpiresAt: at})
+		_, _, err := b.store.UpdateKey(ctx, id, apikey.Update{Fields: []string{apikey.FieldExpiresAt}, ExpiresAt: at})
 		return err
 	}
 	later := time.Now().Add(48 * time.Hour)
 	_, k := b.create(t, "acme")
-	_, old, err := b.store.RotateKey(ctx, k.ID, store.Rotation{NewKey: store.NewKey{Hash: [32]byte{1}, Hint: "h"}, Grace: time.Hour})
+	_, old, err := b.store.RotateKey(ctx, k.ID, apikey.Rotation{NewKey: apikey.NewKey{Hash: [32]byte{1}, Hint: "h"}, Grace: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := setExpiry(k.ID, nil); !errors.Is(err, store.ErrRotatedExpiry) {
+	if err := setExpiry(k.ID, nil); !errors.Is(err, apikey.ErrRotatedExpiry) {
 		t.Fatalf("clearing a rotated key's expiry: %v", err)
 	}
-	if err := setExpiry(k.ID, &later); !errors.Is(err, store.ErrRotatedExpiry) {
+	if err := setExpiry(k.ID, &later); !errors.Is(err, apikey.ErrRotatedExpiry) {
 		t.Fatalf("extending a rotated key: %v", err)
 	}
 	sooner := old.ExpiresAt.Add(-time.Minute)
@@ -127,7 +127,7 @@ func TestExpiryOfRotatedAndExpiredKeys(t *testing.T) {
 	if err := setExpiry(k.ID, &past); err != nil {
 		t.Fatalf("ending a rotated key's grace now: %v", err)
 	}
-	if err := setExpiry(k.ID, &sooner); !errors.Is(err, store.ErrExpiredStays) {
+	if err := setExpiry(k.ID, &sooner); !errors.Is(err, apikey.ErrExpiredStays) {
 		t.Fatalf("reviving an expired key: %v", err)
 	}
 
@@ -139,12 +139,12 @@ func TestExpiryOfRotatedAndExpiredKeys(t *testing.T) {
 		wg.Go(func() {
 			var h [32]byte
 			h[0], h[1] = 2, byte(i)
-			if _, _, err := b.store.RotateKey(ctx, k.ID, store.Rotation{NewKey: store.NewKey{Hash: h, Hint: "h"}}); err != nil {
+			if _, _, err := b.store.RotateKey(ctx, k.ID, apikey.Rotation{NewKey: apikey.NewKey{Hash: h, Hint: "h"}}); err != nil {
 				t.Error(err)
 			}
 		})
 		wg.Go(func() {
-			if err := setExpiry(k.ID, nil); err != nil && !errors.Is(err, store.ErrRotatedExpiry) && !errors.Is(err, store.ErrExpiredStays) {
+			if err := setExpiry(k.ID, nil); err != nil && !errors.Is(err, apikey.ErrRotatedExpiry) && !errors.Is(err, apikey.ErrExpiredStays) {
 				t.Error(err)
 			}
 		})
@@ -167,7 +167,7 @@ func TestSuccessorInsertedWithoutBudgetJoinsTheChain(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	_, first := b.create(t, "acme")
-	second, _, err := b.store.RotateKey(ctx, first.ID, store.Rotation{NewKey: store.NewKey{Hash: [32]byte{2}, Hint: "h"}, Grace: time.Hour})
+	second, _, err := b.store.RotateKey(ctx, first.ID, apikey.Rotation{NewKey: apikey.NewKey{Hash: [32]byte{2}, Hint: "h"}, Grace: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

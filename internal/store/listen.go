@@ -8,31 +8,14 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgxlisten"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/backoff"
 )
-
-// ChangeHandler receives what the LISTEN connection learns of changes to
-// keys. Its methods are called from one goroutine.
-type ChangeHandler interface {
-	// Changed delivers an event sent by a replica (this one included: the
-	// writer's own NOTIFY comes back to it too).
-	Changed(e Event)
-	// StreamLost: the connection is being (re)made; events sent until the
-	// next CatchUp returns may be missed.
-	StreamLost()
-	// CatchUp runs each time LISTEN is in place on a new connection: it
-	// reads what was missed meanwhile (an incremental sync). An error
-	// leaves that to the handler's next sync.
-	CatchUp(ctx context.Context) error
-	// ListenError reports a connection problem or an unreadable payload,
-	// for the log; the listener reconnects by itself.
-	ListenError(err error)
-}
 
 // Listen delivers key changes to h until ctx ends. It holds one
 // connection outside the pool (ListenConn) and reconnects, with jittered
 // backoff, whenever that connection fails.
-func (s *Store) Listen(ctx context.Context, h ChangeHandler) error {
+func (s *Store) Listen(ctx context.Context, h apikey.ChangeHandler) error {
 	var (
 		bo     backoff.Backoff // 100 ms .. 5 s
 		failed bool
@@ -67,10 +50,10 @@ func (s *Store) Listen(ctx context.Context, h ChangeHandler) error {
 	return err
 }
 
-type listenHandler struct{ h ChangeHandler }
+type listenHandler struct{ h apikey.ChangeHandler }
 
 func (l listenHandler) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
-	e, err := ParseEvent(n.Payload)
+	e, err := apikey.ParseEvent(n.Payload)
 	if err != nil {
 		return err
 	}

@@ -7,22 +7,23 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/testdb"
 )
 
-// recorder is a store.ChangeHandler that hands every call to the test.
+// recorder is a apikey.ChangeHandler that hands every call to the test.
 type recorder struct {
-	events   chan store.Event
+	events   chan apikey.Event
 	lost     chan struct{}
 	caughtUp chan struct{}
 }
 
 func newRecorder() *recorder {
-	return &recorder{events: make(chan store.Event, 16), lost: make(chan struct{}, 16), caughtUp: make(chan struct{}, 16)}
+	return &recorder{events: make(chan apikey.Event, 16), lost: make(chan struct{}, 16), caughtUp: make(chan struct{}, 16)}
 }
 
-func (r *recorder) Changed(e store.Event)         { r.events <- e }
+func (r *recorder) Changed(e apikey.Event)        { r.events <- e }
 func (r *recorder) StreamLost()                   { r.lost <- struct{}{} }
 func (r *recorder) CatchUp(context.Context) error { r.caughtUp <- struct{}{}; return nil }
 func (r *recorder) ListenError(error)             {}
@@ -57,7 +58,7 @@ func TestListenDeliversEventsAndReconnects(t *testing.T) {
 	receive(t, r.lost, "first StreamLost (connecting)")
 	receive(t, r.caughtUp, "first CatchUp")
 	g, _ := b.create(t, "acme")
-	if e := receive(t, r.events, "created event"); e.Kind != store.EventCreated || e.Hash != g.Hash {
+	if e := receive(t, r.events, "created event"); e.Kind != apikey.EventCreated || e.Hash != g.Hash {
 		t.Fatalf("event %+v", e)
 	}
 

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/pgfault"
 	"github.com/keyservice/keyservice/internal/store"
 )
@@ -36,27 +37,27 @@ func TestAdminWritesWaitForTheServerFewTimes(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.MaxConns, cfg.MinConns = 1, 1 // one connection: its statements are prepared once
-	ctx := store.WithAudit(context.Background(), store.Audit{Actor: "alice"})
+	ctx := apikey.WithAudit(context.Background(), apikey.Audit{Actor: "alice"})
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
 	s := store.New(pool, 5*time.Second)
-	newKey := func() store.NewKey {
+	newKey := func() apikey.NewKey {
 		g, err := b.fmt.Generate()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return store.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "n", Owner: "o"}
+		return apikey.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "n", Owner: "o"}
 	}
 	withRequest := func() context.Context {
-		return store.WithRequest(ctx, &store.Request{
+		return apikey.WithRequest(ctx, &apikey.Request{
 			ID: uuid.New(), Method: "CreateKey", BodyHash: []byte("b"), Window: time.Hour,
-			Answer: func(recs ...store.Key) ([]byte, error) { return []byte(recs[0].ID.String()), nil },
+			Answer: func(recs ...apikey.Key) ([]byte, error) { return []byte(recs[0].ID.String()), nil },
 		})
 	}
-	var k store.Key
+	var k apikey.Key
 	writes := []struct {
 		name  string
 		want  int64
@@ -65,12 +66,12 @@ func TestAdminWritesWaitForTheServerFewTimes(t *testing.T) {
 		{"CreateKey", 3, func() (err error) { k, err = s.CreateKey(ctx, newKey()); return err }},
 		{"CreateKey with request_id", 4, func() error { _, err := s.CreateKey(withRequest(), newKey()); return err }},
 		{"UpdateKey", 4, func() error {
-			_, _, err := s.UpdateKey(ctx, k.ID, store.Update{Fields: []string{store.FieldName}, Name: time.Now().String()})
+			_, _, err := s.UpdateKey(ctx, k.ID, apikey.Update{Fields: []string{apikey.FieldName}, Name: time.Now().String()})
 			return err
 		}},
 		{"RotateKey", 6, // BEGIN, lock, clock, insert, mark, the batch
 			func() (err error) {
-				k, _, err = s.RotateKey(ctx, k.ID, store.Rotation{NewKey: newKey(), Grace: time.Hour})
+				k, _, err = s.RotateKey(ctx, k.ID, apikey.Rotation{NewKey: newKey(), Grace: time.Hour})
 				return err
 			}},
 		{"RevokeKey", 4, func() error { _, err := s.RevokeKey(ctx, k.ID); return err }},

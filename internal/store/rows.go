@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
 )
 
@@ -26,7 +27,7 @@ func storedTime(t *time.Time) *time.Time {
 	return &st
 }
 
-func storedRate(r *RateLimit) *RateLimit {
+func storedRate(r *apikey.RateLimit) *apikey.RateLimit {
 	if r == nil {
 		return nil
 	}
@@ -35,7 +36,7 @@ func storedRate(r *RateLimit) *RateLimit {
 	return &sr
 }
 
-func rateColumns(rl *RateLimit) (limit pgtype.Int4, period pgtype.Interval, burst pgtype.Int4) {
+func rateColumns(rl *apikey.RateLimit) (limit pgtype.Int4, period pgtype.Interval, burst pgtype.Int4) {
 	if rl == nil {
 		return
 	}
@@ -44,8 +45,8 @@ func rateColumns(rl *RateLimit) (limit pgtype.Int4, period pgtype.Interval, burs
 		pgtype.Int4{Int32: int32(rl.Burst), Valid: true}
 }
 
-func fromRow(r dbsqlc.APIKey) (Key, error) {
-	k := Key{
+func fromRow(r dbsqlc.APIKey) (apikey.Key, error) {
+	k := apikey.Key{
 		ID:         r.ID,
 		Hint:       r.Hint,
 		Name:       r.Name,
@@ -72,13 +73,13 @@ func fromRow(r dbsqlc.APIKey) (Key, error) {
 		for i, c := range r.AllowedCIDRs {
 			p, err := netip.ParsePrefix(c)
 			if err != nil {
-				return Key{}, fmt.Errorf("store: key %s has a malformed allowed CIDR %q: %w", r.ID, c, err)
+				return apikey.Key{}, fmt.Errorf("store: key %s has a malformed allowed CIDR %q: %w", r.ID, c, err)
 			}
 			k.AllowedCIDRs[i] = p
 		}
 	}
 	if len(r.KeyHash) != len(k.Hash) {
-		return Key{}, fmt.Errorf("store: key %s has a %d-byte hash", r.ID, len(r.KeyHash))
+		return apikey.Key{}, fmt.Errorf("store: key %s has a %d-byte hash", r.ID, len(r.KeyHash))
 	}
 	copy(k.Hash[:], r.KeyHash)
 	if r.RateLimit.Valid && r.RatePeriod.Valid {
@@ -88,11 +89,11 @@ func fromRow(r dbsqlc.APIKey) (Key, error) {
 		if r.RateBurst.Valid {
 			burst = int(r.RateBurst.Int32)
 		}
-		k.RateLimit = &RateLimit{Limit: int(r.RateLimit.Int32), Period: period, Burst: burst}
+		k.RateLimit = &apikey.RateLimit{Limit: int(r.RateLimit.Int32), Period: period, Burst: burst}
 	}
 	if len(r.Metadata) > 0 {
 		if err := json.Unmarshal(r.Metadata, &k.Metadata); err != nil {
-			return Key{}, fmt.Errorf("store: decoding metadata of key %s: %w", r.ID, err)
+			return apikey.Key{}, fmt.Errorf("store: decoding metadata of key %s: %w", r.ID, err)
 		}
 	}
 	return k, nil

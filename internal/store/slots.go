@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyservice/keyservice/internal/apikey"
 )
 
 // A server (or pooler) that is out of connection slots refuses a new
@@ -32,14 +34,9 @@ import (
 // at its limit that frees a slot now and then does not make a line each
 // time).
 
-// ErrNoSlot means the server had no connection slot for a new connection
-// and none of the pool's connections came free within the deadline. It
-// reaches callers wrapped with ErrUnavailable.
-var ErrNoSlot = errors.New("the database has no connection slot free and every open connection stayed busy")
-
 // errConnectBackoff is what BeforeConnect answers while an episode lasts:
 // the prober alone asks the server.
-var errConnectBackoff = fmt.Errorf("%w: not opening a connection: the database has no slot free; waiting for an open connection", ErrUnavailable)
+var errConnectBackoff = fmt.Errorf("%w: not opening a connection: the database has no slot free; waiting for an open connection", apikey.ErrUnavailable)
 
 const (
 	slotBackoffMin = 50 * time.Millisecond

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/keyservice/keyservice/internal/apikey"
 )
 
 type syncBuf struct {
@@ -77,18 +79,18 @@ func TestConnectBackoffIsUnavailable(t *testing.T) {
 	}
 }
 
-func isUnavailableErr(err error) bool { return errors.Is(err, ErrUnavailable) }
+func isUnavailableErr(err error) bool { return errors.Is(err, apikey.ErrUnavailable) }
 
 // TestCommitTerminatedIsUnknown: a backend terminated at COMMIT (as while
 // waiting for a synchronous standby) may have committed: the outcome is
 // unknown, not a refusal; the server refusing the commit is not unknown.
 func TestCommitTerminatedIsUnknown(t *testing.T) {
 	terminated := &pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection due to administrator command"}
-	if err := commitError(terminated); !errors.Is(err, ErrCommitUnknown) {
+	if err := commitError(terminated); !errors.Is(err, apikey.ErrCommitUnknown) {
 		t.Errorf("commitError(57P01 FATAL) = %v, want ErrCommitUnknown", err)
 	}
 	refused := &pgconn.PgError{Severity: "ERROR", Code: "40001", Message: "could not serialize access"}
-	if err := commitError(refused); errors.Is(err, ErrCommitUnknown) {
+	if err := commitError(refused); errors.Is(err, apikey.ErrCommitUnknown) {
 		t.Errorf("commitError(40001) = %v: the server refused the commit, nothing was applied", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/testdb"
@@ -65,7 +66,7 @@ func TestNoSlotWaitsForOpenConnections(t *testing.T) {
 	var hashes []keys.Hash
 	for i := 0; i < 3; i++ {
 		g, _ := f.Generate()
-		if _, err := st.CreateKey(ctx, store.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "n", Owner: "o"}); err != nil {
+		if _, err := st.CreateKey(ctx, apikey.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "n", Owner: "o"}); err != nil {
 			t.Fatal(err)
 		}
 		hashes = append(hashes, g.Hash)
@@ -154,7 +155,7 @@ func TestNoSlotWaitsForOpenConnections(t *testing.T) {
 		}()
 	}
 	for i := 0; i < 3; i++ {
-		if err := <-errs; !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, store.ErrNoSlot) {
+		if err := <-errs; !errors.Is(err, apikey.ErrUnavailable) || !errors.Is(err, apikey.ErrNoSlot) {
 			t.Errorf("a lookup with no connection by its deadline: got %v, want ErrUnavailable and ErrNoSlot", err)
 		}
 	}

@@ -11,27 +11,17 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
 )
-
-// ScanInfo describes a full read of the active keys.
-type ScanInfo struct {
-	// Watermark is the database time the read is consistent with: every
-	// change committed after it is found by an incremental sync from it.
-	Watermark time.Time
-	// Estimate is how many keys the read may return, to size a filter
-	// before reading: the planner's row estimate, or a count when the
-	// table has never been analysed.
-	Estimate int64
-}
 
 // ScanActiveHashes reads the hash of every key that is active, or that
 // ended (revoked or expired) within endedFor of the read, in one
 // sequential pass inside one REPEATABLE READ transaction: start is called
 // first, then add for each hash as it arrives. Nothing but the current row
 // is held in memory.
-func (s *Store) ScanActiveHashes(ctx context.Context, endedFor time.Duration, start func(ScanInfo) error, add func(keys.Hash)) (int64, error) {
+func (s *Store) ScanActiveHashes(ctx context.Context, endedFor time.Duration, start func(apikey.ScanInfo) error, add func(keys.Hash)) (int64, error) {
 	conn, err := s.acquire(ctx)
 	if err != nil {
 		return 0, err
@@ -49,7 +39,7 @@ func (s *Store) ScanActiveHashes(ctx context.Context, endedFor time.Duration, st
 	if err != nil {
 		return 0, classify(fmt.Errorf("starting the full read: %w", err))
 	}
-	info := ScanInfo{Watermark: rs.Watermark, Estimate: rs.Estimate}
+	info := apikey.ScanInfo{Watermark: rs.Watermark, Estimate: rs.Estimate}
 	endedSince := rs.Watermark.Add(-endedFor)
 	if info.Estimate <= 0 { // never analysed: count (in the same snapshot)
 		if info.Estimate, err = s.q.CountActiveKeys(ctx, tx, endedSince); err != nil {
@@ -80,26 +70,12 @@ func (s *Store) ScanActiveHashes(ctx context.Context, endedFor time.Duration, st
 	return n, nil
 }
 
-// Snapshot is a filter built from a full read, stored for other replicas.
-type Snapshot struct {
-	ID        int64
-	CreatedAt time.Time
-	Watermark time.Time // see ScanInfo
-	Keys      int64
-	Capacity  int64
-	FPRate    float64
-	Filter    []byte // the filter's binary form
-}
-
-// ErrCorruptSnapshot: a stored snapshot does not match its checksum.
-var ErrCorruptSnapshot = errors.New("store: snapshot does not match its checksum")
-
 // snapshotsKept is how many snapshots stay in the table.
 const snapshotsKept = 2
 
 // WriteSnapshot stores sn (with its checksum) and deletes all but the
 // newest snapshots.
-func (s *Store) WriteSnapshot(ctx context.Context, sn Snapshot) (int64, error) {
+func (s *Store) WriteSnapshot(ctx context.Context, sn apikey.Snapshot) (int64, error) {
 	sum := sha256.Sum256(sn.Filter)
 	var id int64
 	err := s.inTx(ctx, func(tx *writeTx) error {
@@ -119,16 +95,9 @@ func (s *Store) WriteSnapshot(ctx context.Context, sn Snapshot) (int64, error) {
 	return id, err
 }
 
-// SnapshotInfo describes a stored snapshot without its filter.
-type SnapshotInfo struct {
-	ID        int64
-	Watermark time.Time
-	Age       time.Duration // by the database clock
-}
-
 // NewestSnapshot describes the newest snapshot; ok is false when there is
 // none.
-func (s *Store) NewestSnapshot(ctx context.Context) (info SnapshotInfo, ok bool, err error) {
+func (s *Store) NewestSnapshot(ctx context.Context) (info apikey.SnapshotInfo, ok bool, err error) {
 	conn, err := s.acquire(ctx)
 	if err != nil {
 		return info, false, err
@@ -141,29 +110,29 @@ func (s *Store) NewestSnapshot(ctx context.Context) (info SnapshotInfo, ok bool,
 	if err != nil {
 		return info, false, classify(err)
 	}
-	return SnapshotInfo{ID: row.ID, Watermark: row.Watermark, Age: time.Duration(row.AgeSeconds * float64(time.Second))}, true, nil
+	return apikey.SnapshotInfo{ID: row.ID, Watermark: row.Watermark, Age: time.Duration(row.AgeSeconds * float64(time.Second))}, true, nil
 }
 
 // LoadSnapshot reads snapshot id and checks it against its checksum
 // (ErrCorruptSnapshot).
-func (s *Store) LoadSnapshot(ctx context.Context, id int64) (Snapshot, error) {
-	var sn Snapshot
+func (s *Store) LoadSnapshot(ctx context.Context, id int64) (apikey.Snapshot, error) {
+	var sn apikey.Snapshot
 	err := s.inTx(ctx, func(tx *writeTx) error {
 		if err := s.q.NoStatementTimeout(ctx, tx); err != nil {
 			return err
 		}
 		r, err := s.q.GetSnapshot(ctx, tx, id)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNotFound
+			return apikey.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
 		sum := sha256.Sum256(r.Filter)
 		if subtle.ConstantTimeCompare(sum[:], r.Checksum) != 1 {
-			return ErrCorruptSnapshot
+			return apikey.ErrCorruptSnapshot
 		}
-		sn = Snapshot{ID: r.ID, CreatedAt: r.CreatedAt, Watermark: r.Watermark, Keys: r.Keys,
+		sn = apikey.Snapshot{ID: r.ID, CreatedAt: r.CreatedAt, Watermark: r.Watermark, Keys: r.Keys,
 			Capacity: r.Capacity, FPRate: r.FpRate, Filter: r.Filter}
 		return nil
 	})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store"
 )
@@ -41,7 +42,7 @@ func TestSnapshotsRoundTripAndAreChecked(t *testing.T) {
 	wm := time.Now().UTC().Truncate(time.Microsecond)
 	var ids []int64
 	for i := 0; i < 3; i++ {
-		id, err := b.store.WriteSnapshot(ctx, store.Snapshot{Watermark: wm, Keys: int64(i), Capacity: 100, FPRate: 0.001, Filter: []byte{1, 2, 3, byte(i)}})
+		id, err := b.store.WriteSnapshot(ctx, apikey.Snapshot{Watermark: wm, Keys: int64(i), Capacity: 100, FPRate: 0.001, Filter: []byte{1, 2, 3, byte(i)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +57,7 @@ func TestSnapshotsRoundTripAndAreChecked(t *testing.T) {
 		t.Fatalf("loaded %+v, %v", sn, err)
 	}
 	// Only the newest two are kept.
-	if _, err := b.store.LoadSnapshot(ctx, ids[0]); !errors.Is(err, store.ErrNotFound) {
+	if _, err := b.store.LoadSnapshot(ctx, ids[0]); !errors.Is(err, apikey.ErrNotFound) {
 		t.Fatalf("oldest snapshot: %v, want ErrNotFound", err)
 	}
 	conn, err := pgx.Connect(ctx, b.url)
@@ -67,7 +68,7 @@ func TestSnapshotsRoundTripAndAreChecked(t *testing.T) {
 	if _, err := conn.Exec(ctx, "UPDATE filter_snapshots SET filter = '\\x00'"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.store.LoadSnapshot(ctx, ids[2]); !errors.Is(err, store.ErrCorruptSnapshot) {
+	if _, err := b.store.LoadSnapshot(ctx, ids[2]); !errors.Is(err, apikey.ErrCorruptSnapshot) {
 		t.Fatalf("altered snapshot: %v, want ErrCorruptSnapshot", err)
 	}
 }
@@ -112,7 +113,7 @@ func TestScanReadsHashesInTextFormatToo(t *testing.T) {
 	}
 	defer pool.Close()
 	var got []keys.Hash
-	n, err := store.New(pool, time.Second).ScanActiveHashes(ctx, time.Hour, func(store.ScanInfo) error { return nil }, func(h keys.Hash) { got = append(got, h) })
+	n, err := store.New(pool, time.Second).ScanActiveHashes(ctx, time.Hour, func(apikey.ScanInfo) error { return nil }, func(h keys.Hash) { got = append(got, h) })
 	if err != nil || n != 1 || got[0] != g.Hash {
 		t.Fatalf("scan with the simple protocol: %d keys, %v", n, err)
 	}

@@ -8,95 +8,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
 )
 
 // NotifyChannel is the LISTEN/NOTIFY channel for key changes.
 const NotifyChannel = "keyservice_keys"
-
-// Errors callers tell apart. Anything else is an internal fault.
-var (
-	// ErrNotFound: no key matches.
-	ErrNotFound = errors.New("store: not found")
-	// ErrUnavailable: the database could not be reached or answered in time.
-	ErrUnavailable = errors.New("store: database unavailable")
-	// ErrCommitUnknown: the connection broke after COMMIT was sent, so the
-	// write may or may not have been applied. It is an ErrUnavailable: the
-	// caller retries, safely when it names the write with a request id.
-	ErrCommitUnknown = fmt.Errorf("%w: the connection broke at COMMIT, the write may have been applied", ErrUnavailable)
-)
-
-// Key is the stored record of an API key. It never holds the secret.
-type Key struct {
-	ID         uuid.UUID
-	Hash       keys.Hash
-	Hint       string
-	Name       string
-	Owner      string
-	Scopes     []string
-	Metadata   map[string]string
-	ExpiresAt  *time.Time
-	CreatedAt  time.Time
-	RevokedAt  *time.Time
-	LastUsedAt *time.Time
-	RateLimit  *RateLimit // nil: the configured default
-	// Enabled is false while the key is switched off (CODE_DISABLED).
-	Enabled bool
-	// AllowedCIDRs are the addresses the key may be used from; empty: any.
-	AllowedCIDRs []netip.Prefix
-	// RotatedFrom and RotatedTo link a rotated key and its successor
-	// (uuid.Nil: none).
-	RotatedFrom uuid.UUID
-	RotatedTo   uuid.UUID
-	// UpdatedAt is the database time of the last UpdateKey or RotateKey.
-	UpdatedAt *time.Time
-	// BudgetID names the per-key budget the key spends from: the first key
-	// of its rotation chain (uuid.Nil: its own; see Budget).
-	BudgetID uuid.UUID
-}
-
-// Budget names the per-key budget k spends from: every key of a rotation
-// chain spends from its first key's, so rotating never adds budget.
-func (k *Key) Budget() uuid.UUID {
-	if k.BudgetID != uuid.Nil {
-		return k.BudgetID
-	}
-	return k.ID
-}
-
-// RateLimit is a key's own token bucket: Burst calls at once, refilled at
-// Limit per Period.
-type RateLimit struct {
-	Limit  int
-	Period time.Duration
-	Burst  int
-}
-
-// NewKey is what CreateKey stores.
-type NewKey struct {
-	Hash      keys.Hash
-	Hint      string
-	Name      string
-	Owner     string
-	Scopes    []string
-	Metadata  map[string]string
-	ExpiresAt *time.Time
-	RateLimit *RateLimit
-	// AllowedCIDRs, when not empty, pins the key to these addresses.
-	AllowedCIDRs []netip.Prefix
-	// RotatedFrom is the key this one replaces, and BudgetID the budget it
-	// shares with it (RotateKey).
-	RotatedFrom uuid.UUID
-	BudgetID    uuid.UUID
-}
 
 // Store runs keyservice's queries on a pool.
 type Store struct {
@@ -167,7 +91,7 @@ func (s *Store) acquire(ctx context.Context) (conn, error) {
 				return conn{}, ctx.Err() // the caller gave up
 			}
 			s.slots.refusedWait()
-			return conn{}, fmt.Errorf("%w: %w", ErrUnavailable, ErrNoSlot)
+			return conn{}, fmt.Errorf("%w: %w", apikey.ErrUnavailable, apikey.ErrNoSlot)
 		}
 	}
 }
@@ -205,15 +129,15 @@ func (s *Store) Ping(ctx context.Context) error {
 // CreateKey stores a new key, records it in the audit trail (the actor
 // of ctx, see WithAudit) and notifies every replica. Like every admin
 // write, it is idempotent under the request of ctx, if any (WithRequest).
-func (s *Store) CreateKey(ctx context.Context, k NewKey) (Key, error) {
-	var out Key
+func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey) (apikey.Key, error) {
+	var out apikey.Key
 	err := s.inTx(ctx, func(tx *writeTx) error {
 		var err error
 		out, err = s.insertKey(ctx, tx, k)
 		if err != nil {
 			return err
 		}
-		if err := s.audit(ctx, tx, ActionCreate, out.ID, createdChanges(out)); err != nil {
+		if err := s.audit(ctx, tx, apikey.ActionCreate, out.ID, createdChanges(out)); err != nil {
 			return err
 		}
 		return s.answer(ctx, tx, out)
@@ -222,15 +146,15 @@ func (s *Store) CreateKey(ctx context.Context, k NewKey) (Key, error) {
 }
 
 // insertKey inserts k with a new id and queues its NOTIFY in tx.
-func (s *Store) insertKey(ctx context.Context, tx *writeTx, k NewKey) (Key, error) {
+func (s *Store) insertKey(ctx context.Context, tx *writeTx, k apikey.NewKey) (apikey.Key, error) {
 	meta, err := json.Marshal(nonNilMap(k.Metadata))
 	if err != nil {
-		return Key{}, fmt.Errorf("encoding metadata: %w", err)
+		return apikey.Key{}, fmt.Errorf("encoding metadata: %w", err)
 	}
 	// UUIDv7: time-ordered, so inserts append to the primary key index.
 	id, err := uuid.NewV7()
 	if err != nil {
-		return Key{}, fmt.Errorf("making a key id: %w", err)
+		return apikey.Key{}, fmt.Errorf("making a key id: %w", err)
 	}
 	p := dbsqlc.InsertKeyParams{
 		ID:           id,
@@ -248,19 +172,19 @@ func (s *Store) insertKey(ctx context.Context, tx *writeTx, k NewKey) (Key, erro
 	p.RateLimit, p.RatePeriod, p.RateBurst = rateColumns(storedRate(k.RateLimit))
 	row, err := s.q.InsertKey(ctx, tx, p)
 	if err != nil {
-		return Key{}, fmt.Errorf("inserting key: %w", err)
+		return apikey.Key{}, fmt.Errorf("inserting key: %w", err)
 	}
 	out, err := fromRow(row)
 	if err != nil {
-		return Key{}, err
+		return apikey.Key{}, err
 	}
-	return out, s.notify(ctx, tx, Event{Kind: EventCreated, Hash: out.Hash})
+	return out, s.notify(ctx, tx, apikey.Event{Kind: apikey.EventCreated, Hash: out.Hash})
 }
 
 // RevokeKey revokes the key with id; revoking twice keeps the first time
 // (and records nothing the second time).
-func (s *Store) RevokeKey(ctx context.Context, id uuid.UUID) (Key, error) {
-	var out Key
+func (s *Store) RevokeKey(ctx context.Context, id uuid.UUID) (apikey.Key, error) {
+	var out apikey.Key
 	err := s.inTx(ctx, func(tx *writeTx) error {
 		before, err := s.lockKey(ctx, tx, id)
 		if err != nil {
@@ -276,72 +200,65 @@ func (s *Store) RevokeKey(ctx context.Context, id uuid.UUID) (Key, error) {
 
 // revoke revokes before, the key as read under its row lock in tx: the
 // first revocation is audited, and every one notifies.
-func (s *Store) revoke(ctx context.Context, tx *writeTx, before Key) (Key, error) {
+func (s *Store) revoke(ctx context.Context, tx *writeTx, before apikey.Key) (apikey.Key, error) {
 	row, err := s.q.RevokeKey(ctx, tx, before.ID)
 	if err != nil {
-		return Key{}, fmt.Errorf("revoking key: %w", err)
+		return apikey.Key{}, fmt.Errorf("revoking key: %w", err)
 	}
 	out, err := fromRow(row)
 	if err != nil {
-		return Key{}, err
+		return apikey.Key{}, err
 	}
 	if before.RevokedAt == nil {
-		if err := s.audit(ctx, tx, ActionRevoke, out.ID, []Change{{Field: "revoked_at", Old: nil, New: timeOrNil(out.RevokedAt)}}); err != nil {
-			return Key{}, err
+		if err := s.audit(ctx, tx, apikey.ActionRevoke, out.ID, []apikey.Change{{Field: "revoked_at", Old: nil, New: timeOrNil(out.RevokedAt)}}); err != nil {
+			return apikey.Key{}, err
 		}
 	}
-	return out, s.notify(ctx, tx, Event{Kind: EventRevoked, Hash: out.Hash, At: *out.RevokedAt})
+	return out, s.notify(ctx, tx, apikey.Event{Kind: apikey.EventRevoked, Hash: out.Hash, At: *out.RevokedAt})
 }
 
 // GetKey returns the key with id.
-func (s *Store) GetKey(ctx context.Context, id uuid.UUID) (Key, error) {
+func (s *Store) GetKey(ctx context.Context, id uuid.UUID) (apikey.Key, error) {
 	conn, err := s.acquire(ctx)
 	if err != nil {
-		return Key{}, err
+		return apikey.Key{}, err
 	}
 	defer conn.Release()
 	row, err := s.q.GetKeyByID(ctx, conn, id)
 	if err != nil {
-		return Key{}, classify(fmt.Errorf("getting key: %w", err))
+		return apikey.Key{}, classify(fmt.Errorf("getting key: %w", err))
 	}
 	return fromRow(row)
 }
 
 // KeyByHash returns the key whose SHA-256 is h.
-func (s *Store) KeyByHash(ctx context.Context, h keys.Hash) (Key, error) {
+func (s *Store) KeyByHash(ctx context.Context, h keys.Hash) (apikey.Key, error) {
 	conn, err := s.acquire(ctx)
 	if err != nil {
-		return Key{}, err
+		return apikey.Key{}, err
 	}
 	defer conn.Release()
 	row, err := s.q.GetKeyByHash(ctx, conn, h[:])
 	if err != nil {
-		return Key{}, classify(fmt.Errorf("looking up key: %w", err))
+		return apikey.Key{}, classify(fmt.Errorf("looking up key: %w", err))
 	}
 	return fromRow(row)
 }
 
-// ListParams selects a page of keys.
-type ListParams struct {
-	Owner string // empty: all owners
-	After Cursor // zero: from the start
-	Limit int
-}
-
 // ListKeys returns up to p.Limit keys after p.After, oldest first, and the
 // cursor of the next page (zero when there is none).
-func (s *Store) ListKeys(ctx context.Context, p ListParams) ([]Key, Cursor, error) {
+func (s *Store) ListKeys(ctx context.Context, p apikey.ListParams) ([]apikey.Key, apikey.Cursor, error) {
 	if p.Limit <= 0 {
-		return nil, Cursor{}, errors.New("store: list limit must be positive")
+		return nil, apikey.Cursor{}, errors.New("store: list limit must be positive")
 	}
 	conn, err := s.acquire(ctx)
 	if err != nil {
-		return nil, Cursor{}, err
+		return nil, apikey.Cursor{}, err
 	}
 	defer conn.Release()
 	after := p.After
 	if after.IsZero() {
-		after = Cursor{CreatedAt: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)}
+		after = apikey.Cursor{CreatedAt: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)}
 	}
 	rows, err := s.q.ListKeys(ctx, conn, dbsqlc.ListKeysParams{
 		Owner:          p.Owner,
@@ -350,19 +267,19 @@ func (s *Store) ListKeys(ctx context.Context, p ListParams) ([]Key, Cursor, erro
 		PageLimit:      int32(p.Limit + 1), // one extra row tells whether a next page exists
 	})
 	if err != nil {
-		return nil, Cursor{}, classify(fmt.Errorf("listing keys: %w", err))
+		return nil, apikey.Cursor{}, classify(fmt.Errorf("listing keys: %w", err))
 	}
-	var next Cursor
+	var next apikey.Cursor
 	if len(rows) > p.Limit {
 		rows = rows[:p.Limit]
 		last := rows[len(rows)-1]
-		next = Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
+		next = apikey.Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
 	}
-	out := make([]Key, 0, len(rows))
+	out := make([]apikey.Key, 0, len(rows))
 	for _, r := range rows {
 		k, err := fromRow(r)
 		if err != nil {
-			return nil, Cursor{}, err
+			return nil, apikey.Cursor{}, err
 		}
 		out = append(out, k)
 	}
@@ -371,7 +288,7 @@ func (s *Store) ListKeys(ctx context.Context, p ListParams) ([]Key, Cursor, erro
 
 // KeysByHashes returns the keys whose SHA-256 is among hs, in one statement
 // (the validation path's batched lookup). Hashes with no key are absent.
-func (s *Store) KeysByHashes(ctx context.Context, hs []keys.Hash) ([]Key, error) {
+func (s *Store) KeysByHashes(ctx context.Context, hs []keys.Hash) ([]apikey.Key, error) {
 	conn, err := s.acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -385,7 +302,7 @@ func (s *Store) KeysByHashes(ctx context.Context, hs []keys.Hash) ([]Key, error)
 	if err != nil {
 		return nil, classify(fmt.Errorf("looking up keys: %w", err))
 	}
-	out := make([]Key, 0, len(rows))
+	out := make([]apikey.Key, 0, len(rows))
 	for _, r := range rows {
 		k, err := fromRow(r)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/testdb"
@@ -34,13 +35,13 @@ func setup(t *testing.T) bundle {
 	return bundle{url: u, store: store.New(pool, time.Second), fmt: f}
 }
 
-func (b bundle) create(t *testing.T, owner string) (keys.Generated, store.Key) {
+func (b bundle) create(t *testing.T, owner string) (keys.Generated, apikey.Key) {
 	t.Helper()
 	g, err := b.fmt.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := b.store.CreateKey(context.Background(), store.NewKey{
+	k, err := b.store.CreateKey(context.Background(), apikey.NewKey{
 		Hash: g.Hash, Hint: g.Hint, Name: "n", Owner: owner,
 		Scopes: []string{"read"}, Metadata: map[string]string{"env": "test"},
 	})
@@ -59,7 +60,7 @@ func TestCreateGetAndLookupByHash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	created, err := b.store.CreateKey(ctx, store.NewKey{
+	created, err := b.store.CreateKey(ctx, apikey.NewKey{
 		Hash: g.Hash, Hint: g.Hint, Name: "ci", Owner: "acme",
 		Scopes: []string{"read", "write"}, Metadata: map[string]string{"team": "core"}, ExpiresAt: &exp,
 	})
@@ -77,7 +78,7 @@ func TestCreateGetAndLookupByHash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []store.Key{got, byHash} {
+	for _, k := range []apikey.Key{got, byHash} {
 		if k.ID != created.ID || k.Hash != g.Hash || k.Name != "ci" || k.Owner != "acme" ||
 			fmt.Sprint(k.Scopes) != "[read write]" || k.Metadata["team"] != "core" ||
 			k.ExpiresAt == nil || !k.ExpiresAt.Equal(exp) || k.Hint != g.Hint {
@@ -112,13 +113,13 @@ func TestNotFound(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	if _, err := b.store.GetKey(ctx, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := b.store.GetKey(ctx, uuid.New()); !errors.Is(err, apikey.ErrNotFound) {
 		t.Fatalf("GetKey = %v, want ErrNotFound", err)
 	}
-	if _, err := b.store.KeyByHash(ctx, keys.HashOf("nope")); !errors.Is(err, store.ErrNotFound) {
+	if _, err := b.store.KeyByHash(ctx, keys.HashOf("nope")); !errors.Is(err, apikey.ErrNotFound) {
 		t.Fatalf("KeyByHash = %v, want ErrNotFound", err)
 	}
-	if _, err := b.store.RevokeKey(ctx, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := b.store.RevokeKey(ctx, uuid.New()); !errors.Is(err, apikey.ErrNotFound) {
 		t.Fatalf("RevokeKey = %v, want ErrNotFound", err)
 	}
 }
@@ -154,11 +155,11 @@ func TestListPagesByOwner(t *testing.T) {
 		want[k.ID] = true
 		b.create(t, "other")
 	}
-	var cur store.Cursor
+	var cur apikey.Cursor
 	seen := map[uuid.UUID]bool{}
 	pages := 0
 	for {
-		page, next, err := b.store.ListKeys(ctx, store.ListParams{Owner: "acme", After: cur, Limit: 3})
+		page, next, err := b.store.ListKeys(ctx, apikey.ListParams{Owner: "acme", After: cur, Limit: 3})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,8 +174,8 @@ func TestListPagesByOwner(t *testing.T) {
 			break
 		}
 		// The token round-trips through its opaque form.
-		codec := store.NewCursorCodec([]byte("test secret"))
-		scope := store.Page{List: store.ListKeys, Filters: []string{"acme"}}
+		codec := apikey.NewCursorCodec([]byte("test secret"))
+		scope := apikey.Page{List: apikey.ListKeys, Filters: []string{"acme"}}
 		if cur, err = codec.Decode(scope, codec.Encode(scope, next)); err != nil {
 			t.Fatal(err)
 		}
@@ -182,16 +183,16 @@ func TestListPagesByOwner(t *testing.T) {
 	if len(seen) != len(want) || pages != 3 {
 		t.Fatalf("listed %d keys in %d pages, want 7 in 3", len(seen), pages)
 	}
-	all, next, err := b.store.ListKeys(ctx, store.ListParams{Limit: 100})
+	all, next, err := b.store.ListKeys(ctx, apikey.ListParams{Limit: 100})
 	if err != nil || len(all) != 14 || !next.IsZero() {
 		t.Fatalf("all owners: %d keys, next %v, err %v", len(all), next, err)
 	}
 }
 
 func TestDecodeCursorRejectsGarbageAndForgeries(t *testing.T) {
-	codec := store.NewCursorCodec([]byte("secret one"))
-	page := store.Page{List: store.ListKeys, Filters: []string{"acme"}}
-	real := codec.Encode(page, store.Cursor{CreatedAt: time.Now().UTC().Truncate(time.Microsecond), ID: uuid.New()})
+	codec := apikey.NewCursorCodec([]byte("secret one"))
+	page := apikey.Page{List: apikey.ListKeys, Filters: []string{"acme"}}
+	real := codec.Encode(page, apikey.Cursor{CreatedAt: time.Now().UTC().Truncate(time.Microsecond), ID: uuid.New()})
 	if _, err := codec.Decode(page, real); err != nil {
 		t.Fatalf("a token this codec made: %v", err)
 	}
@@ -199,8 +200,8 @@ func TestDecodeCursorRejectsGarbageAndForgeries(t *testing.T) {
 	tampered := append([]byte(nil), raw...)
 	tampered[11] ^= 0x40 // another time, far out of range
 	relisted := append([]byte(nil), raw...)
-	relisted[1] = byte(store.ListAuditEvents) // another list, without signing it again
-	other := store.NewCursorCodec([]byte("secret two")).Encode(page, store.Cursor{CreatedAt: time.Now(), ID: uuid.New()})
+	relisted[1] = byte(apikey.ListAuditEvents) // another list, without signing it again
+	other := apikey.NewCursorCodec([]byte("secret two")).Encode(page, apikey.Cursor{CreatedAt: time.Now(), ID: uuid.New()})
 	for name, tok := range map[string]string{
 		"not base64": "!!!!", "short": "AAAA", "garbage": "x",
 		"tampered time":          base64.RawURLEncoding.EncodeToString(tampered),
@@ -209,19 +210,19 @@ func TestDecodeCursorRejectsGarbageAndForgeries(t *testing.T) {
 		"made with another key":  other,
 		"unsigned (old version)": base64.RawURLEncoding.EncodeToString(append([]byte{1}, raw[1:25]...)),
 	} {
-		if _, err := codec.Decode(page, tok); !errors.Is(err, store.ErrBadCursor) {
+		if _, err := codec.Decode(page, tok); !errors.Is(err, apikey.ErrBadCursor) {
 			t.Errorf("%s: Decode(%q) = %v, want ErrBadCursor", name, tok, err)
 		}
 	}
 	// A token works for its own list and filters only.
 	for name, c := range map[string]struct {
-		page store.Page
+		page apikey.Page
 		want error
 	}{
-		"another list":              {store.Page{List: store.ListAuditEvents, Filters: []string{"acme"}}, store.ErrCursorOtherList},
-		"another owner":             {store.Page{List: store.ListKeys, Filters: []string{"other"}}, store.ErrCursorOtherFilters},
-		"no owner":                  {store.Page{List: store.ListKeys, Filters: []string{""}}, store.ErrCursorOtherFilters},
-		"filters split another way": {store.Page{List: store.ListKeys, Filters: []string{"ac", "me"}}, store.ErrCursorOtherFilters},
+		"another list":              {apikey.Page{List: apikey.ListAuditEvents, Filters: []string{"acme"}}, apikey.ErrCursorOtherList},
+		"another owner":             {apikey.Page{List: apikey.ListKeys, Filters: []string{"other"}}, apikey.ErrCursorOtherFilters},
+		"no owner":                  {apikey.Page{List: apikey.ListKeys, Filters: []string{""}}, apikey.ErrCursorOtherFilters},
+		"filters split another way": {apikey.Page{List: apikey.ListKeys, Filters: []string{"ac", "me"}}, apikey.ErrCursorOtherFilters},
 	} {
 		if _, err := codec.Decode(c.page, real); !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", name, err, c.want)
@@ -247,12 +248,12 @@ func TestWritesNotifyAtCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []store.Event{{Kind: store.EventCreated, Hash: g.Hash}, {Kind: store.EventRevoked, Hash: g.Hash, At: *revoked.RevokedAt}} {
+	for _, want := range []apikey.Event{{Kind: apikey.EventCreated, Hash: g.Hash}, {Kind: apikey.EventRevoked, Hash: g.Hash, At: *revoked.RevokedAt}} {
 		n, err := l.WaitForNotification(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := store.ParseEvent(n.Payload)
+		got, err := apikey.ParseEvent(n.Payload)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +271,7 @@ func TestUnavailableWhenDatabaseUnreachable(t *testing.T) {
 	}
 	defer pool.Close()
 	s := store.New(pool, time.Second)
-	if _, err := s.KeyByHash(ctx, keys.HashOf("x")); !errors.Is(err, store.ErrUnavailable) {
+	if _, err := s.KeyByHash(ctx, keys.HashOf("x")); !errors.Is(err, apikey.ErrUnavailable) {
 		t.Fatalf("KeyByHash = %v, want ErrUnavailable", err)
 	}
 }
@@ -293,16 +294,16 @@ func TestActiveHashesPagesSkipRevokedAndExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 	past := time.Now().Add(-time.Hour)
-	if _, err := b.store.CreateKey(ctx, store.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "old", Owner: "o", ExpiresAt: &past}); err != nil {
+	if _, err := b.store.CreateKey(ctx, apikey.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "old", Owner: "o", ExpiresAt: &past}); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := b.store.CountActiveKeys(ctx, time.Now().Add(time.Minute)); err != nil || n != 5 {
 		t.Fatalf("CountActiveKeys = %d, %v; want 5", n, err)
 	}
-	scan := func(endedFor time.Duration) (map[keys.Hash]bool, store.ScanInfo) {
+	scan := func(endedFor time.Duration) (map[keys.Hash]bool, apikey.ScanInfo) {
 		got := map[keys.Hash]bool{}
-		var info store.ScanInfo
-		n, err := b.store.ScanActiveHashes(ctx, endedFor, func(i store.ScanInfo) error { info = i; return nil }, func(h keys.Hash) { got[h] = true })
+		var info apikey.ScanInfo
+		n, err := b.store.ScanActiveHashes(ctx, endedFor, func(i apikey.ScanInfo) error { info = i; return nil }, func(h keys.Hash) { got[h] = true })
 		if err != nil || n != int64(len(got)) {
 			t.Fatalf("ScanActiveHashes: %d, %v (%d distinct)", n, err, len(got))
 		}
@@ -346,7 +347,7 @@ func TestChangedSinceUsesTheDatabaseClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[keys.Hash]store.KeyChange{}
+	seen := map[keys.Hash]apikey.KeyChange{}
 	for _, c := range changes {
 		seen[c.Hash] = c
 	}

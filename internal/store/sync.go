@@ -8,20 +8,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
 )
 
 // These queries feed the in-memory view of the validation path: the full
 // load of the filter, incremental sync, and buffered usage.
-
-// KeyChange is a key created, revoked or updated since a watermark.
-type KeyChange struct {
-	Hash      keys.Hash
-	CreatedAt time.Time
-	RevokedAt *time.Time
-	UpdatedAt *time.Time
-}
 
 // Now returns the database clock.
 func (s *Store) Now(ctx context.Context) (time.Time, error) {
@@ -47,7 +39,7 @@ func (s *Store) CountActiveKeys(ctx context.Context, endedSince time.Time) (int6
 }
 
 // ChangedSince returns keys created, revoked or updated after since.
-func (s *Store) ChangedSince(ctx context.Context, since time.Time) ([]KeyChange, error) {
+func (s *Store) ChangedSince(ctx context.Context, since time.Time) ([]apikey.KeyChange, error) {
 	conn, err := s.acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -57,7 +49,7 @@ func (s *Store) ChangedSince(ctx context.Context, since time.Time) ([]KeyChange,
 	if err != nil {
 		return nil, classify(fmt.Errorf("reading changes: %w", err))
 	}
-	out := make([]KeyChange, len(rows))
+	out := make([]apikey.KeyChange, len(rows))
 	for i, r := range rows {
 		copy(out[i].Hash[:], r.KeyHash)
 		out[i].CreatedAt, out[i].RevokedAt, out[i].UpdatedAt = r.CreatedAt, r.RevokedAt, r.UpdatedAt
@@ -95,42 +87,35 @@ func (s *Store) ListenConn(ctx context.Context) (*pgx.Conn, error) {
 // ListenApplicationName names the LISTEN connection in pg_stat_activity.
 const ListenApplicationName = "keyservice-listen"
 
-// UseCursor is a position in the (last_used_at, id) order of keys, newest
-// first; the zero UseCursor is the start.
-type UseCursor struct {
-	UsedAt time.Time
-	ID     uuid.UUID
-}
-
 // RecentlyUsed returns up to limit active keys used before after, most
 // recently used first, and the cursor of the next page (zero at the end).
-func (s *Store) RecentlyUsed(ctx context.Context, after UseCursor, limit int) ([]Key, UseCursor, error) {
+func (s *Store) RecentlyUsed(ctx context.Context, after apikey.UseCursor, limit int) ([]apikey.Key, apikey.UseCursor, error) {
 	conn, err := s.acquire(ctx)
 	if err != nil {
-		return nil, UseCursor{}, err
+		return nil, apikey.UseCursor{}, err
 	}
 	defer conn.Release()
 	if after.UsedAt.IsZero() {
-		after = UseCursor{UsedAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}
+		after = apikey.UseCursor{UsedAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}
 	}
 	rows, err := s.q.RecentlyUsedKeys(ctx, conn, dbsqlc.RecentlyUsedKeysParams{
 		BeforeUsedAt: after.UsedAt, BeforeID: after.ID, PageLimit: int32(limit),
 	})
 	if err != nil {
-		return nil, UseCursor{}, classify(fmt.Errorf("reading recently used keys: %w", err))
+		return nil, apikey.UseCursor{}, classify(fmt.Errorf("reading recently used keys: %w", err))
 	}
-	out := make([]Key, 0, len(rows))
+	out := make([]apikey.Key, 0, len(rows))
 	for _, r := range rows {
 		k, err := fromRow(r)
 		if err != nil {
-			return nil, UseCursor{}, err
+			return nil, apikey.UseCursor{}, err
 		}
 		out = append(out, k)
 	}
-	var next UseCursor
+	var next apikey.UseCursor
 	if len(rows) == limit && limit > 0 {
 		last := rows[len(rows)-1]
-		next = UseCursor{UsedAt: *last.LastUsedAt, ID: last.ID}
+		next = apikey.UseCursor{UsedAt: *last.LastUsedAt, ID: last.ID}
 	}
 	return out, next, nil
 }

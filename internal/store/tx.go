@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/store/dbsqlc"
 )
 
@@ -21,6 +22,8 @@ import (
 type writeTx struct {
 	pgx.Tx
 	later pgx.Batch
+	// answered: the write recorded the answer of its request (answer).
+	answered bool
 }
 
 // deferred is where sqlc's :exec statements go to wait for COMMIT: its
@@ -71,7 +74,7 @@ func (s *Store) inTx(ctx context.Context, fn func(*writeTx) error) error {
 		}
 	}()
 	wt := &writeTx{Tx: tx}
-	req := requestOf(ctx)
+	req := apikey.RequestOf(ctx)
 	if req != nil {
 		if err := s.claim(ctx, wt, req); err != nil {
 			return classify(err)
@@ -80,7 +83,7 @@ func (s *Store) inTx(ctx context.Context, fn func(*writeTx) error) error {
 	if err := fn(wt); err != nil {
 		return classify(err)
 	}
-	if req != nil && !req.answered {
+	if req != nil && !wt.answered {
 		return fmt.Errorf("store: the write of request %s recorded no answer", req.ID)
 	}
 	if err := commitWith(ctx, tx, &wt.later); err != nil {
@@ -131,7 +134,7 @@ func commitError(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		if pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC" || strings.HasPrefix(pgErr.Code, "57") || strings.HasPrefix(pgErr.Code, "08") {
-			return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+			return fmt.Errorf("%w: %w", apikey.ErrCommitUnknown, err)
 		}
 		return classify(fmt.Errorf("committing: %w", err))
 	}
@@ -141,5 +144,5 @@ func commitError(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err // the caller gave up; it will not read the answer
 	}
-	return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+	return fmt.Errorf("%w: %w", apikey.ErrCommitUnknown, err)
 }

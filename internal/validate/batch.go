@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
-	"github.com/keyservice/keyservice/internal/store"
 )
 
 // Lookups of keys that memory cannot decide are batched: whoever needs a
@@ -23,7 +23,7 @@ import (
 // errBacklog: the lookup could not be answered within the deadline because
 // the statements ahead of it took too long. It is the database not
 // answering in time, like a statement that times out.
-var errBacklog = fmt.Errorf("%w: the database cannot carry the lookup backlog within the deadline", ErrUnavailable)
+var errBacklog = fmt.Errorf("%w: the database cannot carry the lookup backlog within the deadline", apikey.ErrUnavailable)
 
 // cannotAnswer reports whether err means the database could not answer in
 // time (down, too slow, or too far behind): only then may a stale positive
@@ -34,7 +34,7 @@ func cannotAnswer(err error) bool {
 
 // lookupOutcome is what the database said about one hash.
 type lookupOutcome struct {
-	key   store.Key
+	key   apikey.Key
 	found bool
 	err   error
 }
@@ -211,7 +211,7 @@ func (b *batcher) run(batch []*lookupReq) {
 	if err != nil {
 		var out error
 		switch {
-		case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, apikey.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 			v.metrics.lookups.WithLabelValues("unavailable").Add(float64(len(hs)))
 			out = fmt.Errorf("%w: %w", errStoreDown, err)
 		default:
@@ -223,7 +223,7 @@ func (b *batcher) run(batch []*lookupReq) {
 		}
 		return
 	}
-	byHash := make(map[keys.Hash]*store.Key, len(found))
+	byHash := make(map[keys.Hash]*apikey.Key, len(found))
 	for i := range found {
 		byHash[found[i].Hash] = &found[i]
 	}

@@ -11,9 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/netdelay"
-	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/testdb"
 	"github.com/keyservice/keyservice/internal/validate"
 )
@@ -72,7 +72,7 @@ func burst(v *validate.Validator, secrets []string, workers int) (valid, unavail
 				}
 				r, err := v.Validate(context.Background(), secrets[i])
 				switch {
-				case errors.Is(err, validate.ErrUnavailable):
+				case errors.Is(err, apikey.ErrUnavailable):
 					atomic.AddInt64(&unavailable, 1)
 				case err == nil && r.Code == validate.Valid:
 					atomic.AddInt64(&valid, 1)
@@ -137,7 +137,7 @@ func TestLookupNotAnsweredInTimeIsRefused(t *testing.T) {
 	start := time.Now()
 	_, err := b.v.Validate(context.Background(), secrets[0])
 	took := time.Since(start)
-	if !errors.Is(err, validate.ErrUnavailable) {
+	if !errors.Is(err, apikey.ErrUnavailable) {
 		t.Fatalf("a lookup the database cannot answer in time: %v, want ErrUnavailable", err)
 	}
 	if took > time.Second {
@@ -195,7 +195,7 @@ func TestWarmStartAnswersRecentlyUsedKeysFromMemory(t *testing.T) {
 	u, _ := testdb.New(t)
 	a := setupOn(t, u, true, func(c *validate.Config) { c.UsageFlushInterval = time.Hour })
 	var used []keys.Generated
-	var revoked store.Key
+	var revoked apikey.Key
 	var revokedSecret string
 	for i := 0; i < 20; i++ {
 		g, k := a.create(t, nil)
@@ -259,10 +259,10 @@ type hookedStore struct {
 	hold atomic.Pointer[func()]
 }
 
-func (s *hookedStore) KeysByHashes(ctx context.Context, hs []keys.Hash) ([]store.Key, error) {
+func (s *hookedStore) KeysByHashes(ctx context.Context, hs []keys.Hash) ([]apikey.Key, error) {
 	s.byHashes.Add(1)
 	if s.failByHashes.Load() {
-		return nil, store.ErrUnavailable
+		return nil, apikey.ErrUnavailable
 	}
 	found, err := s.Store.KeysByHashes(ctx, hs)
 	if h := s.hold.Load(); h != nil {
@@ -271,7 +271,7 @@ func (s *hookedStore) KeysByHashes(ctx context.Context, hs []keys.Hash) ([]store
 	return found, err
 }
 
-func (s *hookedStore) RecentlyUsed(ctx context.Context, after store.UseCursor, limit int) ([]store.Key, store.UseCursor, error) {
+func (s *hookedStore) RecentlyUsed(ctx context.Context, after apikey.UseCursor, limit int) ([]apikey.Key, apikey.UseCursor, error) {
 	s.recent.Add(1)
 	page, next, err := s.Store.RecentlyUsed(ctx, after, limit)
 	if s.afterRecent != nil {
@@ -280,7 +280,7 @@ func (s *hookedStore) RecentlyUsed(ctx context.Context, after store.UseCursor, l
 	return page, next, err
 }
 
-func (s *hookedStore) ChangedSince(ctx context.Context, since time.Time) ([]store.KeyChange, error) {
+func (s *hookedStore) ChangedSince(ctx context.Context, since time.Time) ([]apikey.KeyChange, error) {
 	if s.beforeSync != nil {
 		s.syncOnce.Do(s.beforeSync)
 	}
@@ -465,7 +465,7 @@ type breakableFeed struct {
 	cut   chan struct{}
 }
 
-func (f *breakableFeed) Listen(ctx context.Context, h store.ChangeHandler) error {
+func (f *breakableFeed) Listen(ctx context.Context, h apikey.ChangeHandler) error {
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)

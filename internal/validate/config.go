@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
-	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/testsignal"
 )
 
@@ -188,7 +188,7 @@ type signals struct {
 }
 
 type echoKey struct {
-	kind store.EventKind
+	kind apikey.EventKind
 	hash keys.Hash
 	// at tells one write's event from another's of the same kind and key
 	// (revoked_at, updated_at; zero for created).
@@ -201,7 +201,7 @@ type stripe struct {
 }
 
 type posEntry struct {
-	key     store.Key
+	key     apikey.Key
 	fetched time.Time
 	touched atomic.Int64 // unix nanos of the last usage recorded for flushing
 	// refreshing: a background refresh of this entry is queued or running.
@@ -212,7 +212,7 @@ type posEntry struct {
 
 type negEntry struct {
 	code Code
-	key  *store.Key // for REVOKED and EXPIRED
+	key  *apikey.Key // for REVOKED and EXPIRED
 	// short: cached while the LISTEN connection was down, when a key
 	// created on another replica may be unknown here; kept only briefly.
 	short bool

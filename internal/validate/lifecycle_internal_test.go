@@ -8,8 +8,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
-	"github.com/keyservice/keyservice/internal/store"
 )
 
 // nopStore satisfies Store; these tests never reach the database.
@@ -30,8 +30,8 @@ func TestLocalUpdateCachesItsRecordOnlyIfNothingOvertookIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().UTC().Truncate(time.Microsecond)
-	rec := store.Key{Hash: keys.Hash{7, 1}, Enabled: true, UpdatedAt: &at}
-	update := store.Event{Kind: store.EventUpdated, Hash: rec.Hash, At: at, Key: &rec}
+	rec := apikey.Key{Hash: keys.Hash{7, 1}, Enabled: true, UpdatedAt: &at}
+	update := apikey.Event{Kind: apikey.EventUpdated, Hash: rec.Hash, At: at, Key: &rec}
 
 	before := v.epochs()
 	v.applyAfter(update, fromLocal, before)
@@ -45,8 +45,8 @@ func TestLocalUpdateCachesItsRecordOnlyIfNothingOvertookIt(t *testing.T) {
 	other := rec
 	other.Hash = keys.Hash{7, 2}
 	before = v.epochs()
-	v.apply(store.Event{Kind: store.EventRevoked, Hash: other.Hash, At: at.Add(time.Millisecond)}, fromNotify)
-	v.applyAfter(store.Event{Kind: store.EventUpdated, Hash: other.Hash, At: at, Key: &other}, fromLocal, before)
+	v.apply(apikey.Event{Kind: apikey.EventRevoked, Hash: other.Hash, At: at.Add(time.Millisecond)}, fromNotify)
+	v.applyAfter(apikey.Event{Kind: apikey.EventUpdated, Hash: other.Hash, At: at, Key: &other}, fromLocal, before)
 	if p, ok := v.pos.GetIfPresent(other.Hash); ok {
 		t.Fatalf("an overtaken update cached its record (VALID for a revoked key): %+v", p.key)
 	}
@@ -57,12 +57,12 @@ func TestLocalUpdateCachesItsRecordOnlyIfNothingOvertookIt(t *testing.T) {
 // COMMIT: the write may have happened.
 type ambiguousCommit struct {
 	KeyStore
-	rec store.Key
+	rec apikey.Key
 }
 
-func (a ambiguousCommit) UpdateKey(_ context.Context, _ uuid.UUID, u store.Update) (store.Key, bool, error) {
+func (a ambiguousCommit) UpdateKey(_ context.Context, _ uuid.UUID, u apikey.Update) (apikey.Key, bool, error) {
 	u.BeforeCommit(a.rec)
-	return store.Key{}, false, errors.New("connection lost during COMMIT")
+	return apikey.Key{}, false, errors.New("connection lost during COMMIT")
 }
 
 // TestAnAmbiguousCommitDropsTheKeyAndExpectsNoEcho: after an update that
@@ -78,18 +78,18 @@ func TestAnAmbiguousCommitDropsTheKeyAndExpectsNoEcho(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().UTC().Truncate(time.Microsecond)
-	old := store.Key{Hash: keys.Hash{9, 9}, Enabled: true}
+	old := apikey.Key{Hash: keys.Hash{9, 9}, Enabled: true}
 	v.pos.Set(old.Hash, &posEntry{key: old, fetched: time.Now()})
 	disabled := old
 	disabled.Enabled, disabled.UpdatedAt = false, &at
-	k := v.Keys(ambiguousCommit{rec: disabled})
-	if _, err := k.UpdateKey(context.Background(), uuid.New(), store.Update{Fields: []string{store.FieldEnabled}}); err == nil {
+	k := v.AdminKeys(ambiguousCommit{rec: disabled})
+	if _, _, err := k.UpdateKey(context.Background(), uuid.New(), apikey.Update{Fields: []string{apikey.FieldEnabled}}); err == nil {
 		t.Fatal("the failed update succeeded")
 	}
 	if _, ok := v.pos.GetIfPresent(old.Hash); ok {
 		t.Fatal("the writer still answers from its old record after a commit that may have happened")
 	}
-	if _, expected := v.echoes.GetIfPresent(echoKey{store.EventUpdated, old.Hash, at.UnixMicro()}); expected {
+	if _, expected := v.echoes.GetIfPresent(echoKey{apikey.EventUpdated, old.Hash, at.UnixMicro()}); expected {
 		t.Fatal("the update's NOTIFY would be taken for an echo")
 	}
 }

@@ -3,18 +3,18 @@ package validate
 import (
 	"context"
 
-	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/apikey"
 )
 
 // changeHandler is how the validator hears the store's LISTEN connection
-// (store.ChangeHandler). It tracks whether the stream is up: while it is
+// (apikey.ChangeHandler). It tracks whether the stream is up: while it is
 // known to be down, sync runs every streamDownSync and NOT_FOUND answers
 // are cached only briefly (see negEntry.short).
 type changeHandler struct{ v *Validator }
 
-var _ store.ChangeHandler = changeHandler{}
+var _ apikey.ChangeHandler = changeHandler{}
 
-func (h changeHandler) Changed(e store.Event) { h.v.apply(e, fromNotify) }
+func (h changeHandler) Changed(e apikey.Event) { h.v.apply(e, fromNotify) }
 
 // StreamLost: a (re)connection; until its LISTEN is in place and the
 // backlog read (CatchUp), events from other replicas are missed.

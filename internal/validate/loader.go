@@ -6,17 +6,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/backoff"
-	"github.com/keyservice/keyservice/internal/store"
 )
 
 // Feed delivers changes made by other replicas; *store.Store is one (its
 // LISTEN connection).
 type Feed interface {
-	Listen(ctx context.Context, h store.ChangeHandler) error
+	Listen(ctx context.Context, h apikey.ChangeHandler) error
 }
-
-var _ Feed = (*store.Store)(nil)
 
 // Run loads the filter (retrying with jittered backoff while the database
 // is unreachable), then keeps memory in step until ctx ends: changes from
@@ -108,7 +106,7 @@ func (v *Validator) warm(ctx context.Context) {
 	}
 	start := time.Now()
 	var (
-		after          store.UseCursor
+		after          apikey.UseCursor
 		read, inserted int
 		epochs         [len(v.stripes)]uint64
 	)
@@ -143,7 +141,7 @@ func (v *Validator) warm(ctx context.Context) {
 				}
 			})
 		}
-		if next == (store.UseCursor{}) {
+		if next == (apikey.UseCursor{}) {
 			break
 		}
 		after = next
@@ -241,7 +239,7 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 					v.filter.add(c.Hash)
 				}
 			}
-			v.apply(store.Event{Kind: store.EventRevoked, Hash: c.Hash, At: *c.RevokedAt}, fromSync)
+			v.apply(apikey.Event{Kind: apikey.EventRevoked, Hash: c.Hash, At: *c.RevokedAt}, fromSync)
 			continue
 		}
 		if c.UpdatedAt != nil && c.UpdatedAt.After(since) {
@@ -266,7 +264,7 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 					continue
 				}
 			}
-			v.apply(store.Event{Kind: store.EventUpdated, Hash: c.Hash, At: *c.UpdatedAt}, fromSync)
+			v.apply(apikey.Event{Kind: apikey.EventUpdated, Hash: c.Hash, At: *c.UpdatedAt}, fromSync)
 			continue
 		}
 		maybe, _ := v.filter.test(&c.Hash)
@@ -276,7 +274,7 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 			v.filter.captureOnly(c.Hash)
 			continue
 		}
-		v.apply(store.Event{Kind: store.EventCreated, Hash: c.Hash}, fromSync)
+		v.apply(apikey.Event{Kind: apikey.EventCreated, Hash: c.Hash}, fromSync)
 	}
 	v.watermark.Store(&dbNow)
 	v.signals.synced.Signal()

@@ -2,19 +2,17 @@ package validate
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/google/uuid"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
-	"github.com/keyservice/keyservice/internal/store"
 )
 
 // lookupResult is shared by every caller joined on one lookup.
 type lookupResult struct {
-	key   store.Key
+	key   apikey.Key
 	found bool
 }
 
@@ -66,7 +64,7 @@ func (v *Validator) fill(h keys.Hash, epoch uint64, set func()) {
 type source uint8
 
 const (
-	fromLocal  source = iota // this replica's own write (Keys)
+	fromLocal  source = iota // this replica's own write (AdminKeys)
 	fromNotify               // another replica's NOTIFY, or this one's echo
 	fromSync                 // incremental sync
 )
@@ -84,7 +82,7 @@ func (s source) String() string {
 // apply makes a change to a key visible in memory. Local writes apply it
 // before returning to their caller; other replicas apply it from NOTIFY or
 // incremental sync.
-func (v *Validator) apply(e store.Event, src source) { v.applyAfter(e, src, nil) }
+func (v *Validator) apply(e apikey.Event, src source) { v.applyAfter(e, src, nil) }
 
 // epochs is every stripe's epoch, read before an admin write: see
 // applyAfter.
@@ -105,7 +103,7 @@ func (v *Validator) epochs() *epochs {
 // of date (another replica's revocation committed right after it and its
 // NOTIFY was applied first, or a later update on this replica was applied
 // first), and memory only drops the key, whose next Validate looks it up.
-func (v *Validator) applyAfter(e store.Event, src source, before *epochs) {
+func (v *Validator) applyAfter(e apikey.Event, src source, before *epochs) {
 	switch src {
 	case fromLocal:
 		v.expectEcho(e.Kind, e.Hash, e.At)
@@ -116,7 +114,7 @@ func (v *Validator) applyAfter(e store.Event, src source, before *epochs) {
 	}
 	st := &v.stripes[e.Hash[0]]
 	switch e.Kind {
-	case store.EventCreated:
+	case apikey.EventCreated:
 		v.filter.add(e.Hash)
 		st.mu.Lock()
 		st.epoch.Add(1)
@@ -126,7 +124,7 @@ func (v *Validator) applyAfter(e store.Event, src source, before *epochs) {
 			v.neg.Invalidate(e.Hash)
 		}
 		st.mu.Unlock()
-	case store.EventRevoked:
+	case apikey.EventRevoked:
 		st.mu.Lock()
 		st.epoch.Add(1)
 		old, had := v.pos.Invalidate(e.Hash)
@@ -134,7 +132,7 @@ func (v *Validator) applyAfter(e store.Event, src source, before *epochs) {
 		if rec == nil {
 			// The record memory holds, as a VALID answer or as another
 			// refusal (EXPIRED, DISABLED), now revoked.
-			var k store.Key
+			var k apikey.Key
 			known := had
 			if had {
 				k = old.key
@@ -160,7 +158,7 @@ func (v *Validator) applyAfter(e store.Event, src source, before *epochs) {
 			v.neg.Set(e.Hash, negEntry{code: Revoked, key: rec})
 		}
 		st.mu.Unlock()
-	case store.EventUpdated:
+	case apikey.EventUpdated:
 		// The record changed (fields, expiry, enabled, allowed addresses,
 		// limit): what memory holds of it is out of date. The replica that
 		// made the change puts the new record in its place; the others
@@ -193,178 +191,10 @@ func (v *Validator) applyAfter(e store.Event, src source, before *epochs) {
 	v.metrics.events.WithLabelValues(string(e.Kind), src.String()).Inc()
 }
 
-// KeyStore is the admin side of the store: what Keys passes through.
-type KeyStore interface {
-	CreateKey(ctx context.Context, k store.NewKey) (store.Key, error)
-	GetKey(ctx context.Context, id uuid.UUID) (store.Key, error)
-	ListKeys(ctx context.Context, p store.ListParams) ([]store.Key, store.Cursor, error)
-	RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error)
-	UpdateKey(ctx context.Context, id uuid.UUID, u store.Update) (store.Key, bool, error)
-	RotateKey(ctx context.Context, id uuid.UUID, r store.Rotation) (newKey, oldKey store.Key, err error)
-	ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, store.Cursor, error)
-	KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error)
-	ReportLeak(ctx context.Context, r store.LeakReport, revoke bool) (store.Key, string, error)
-}
-
-var _ KeyStore = (*store.Store)(nil)
-
-// Keys is the one door for admin reads and writes. Reads go to the store.
-// A write goes to the store (whose transaction sends NOTIFY to the other
-// replicas) and its effect is applied to this replica's memory before the
-// write returns, so no Validate that starts afterwards on this replica can
-// answer from before it.
-type Keys struct {
-	store KeyStore
-	v     *Validator
-}
-
-// Keys returns the admin door to ks whose writes v sees at once.
-func (v *Validator) Keys(ks KeyStore) *Keys { return &Keys{store: ks, v: v} }
-
-// CreateKey stores a new key; it is VALID here when CreateKey returns.
-func (k *Keys) CreateKey(ctx context.Context, nk store.NewKey) (store.Key, error) {
-	rec, err := k.store.CreateKey(ctx, nk)
-	if err != nil {
-		return rec, err
-	}
-	k.v.apply(store.Event{Kind: store.EventCreated, Hash: rec.Hash, Key: &rec}, fromLocal)
-	return rec, nil
-}
-
-// RevokeKey revokes a key; it is REVOKED here when RevokeKey returns.
-func (k *Keys) RevokeKey(ctx context.Context, id uuid.UUID) (store.Key, error) {
-	rec, err := k.store.RevokeKey(ctx, id)
-	if err != nil {
-		return rec, k.settle(ctx, err, id)
-	}
-	k.v.apply(store.Event{Kind: store.EventRevoked, Hash: rec.Hash, At: *rec.RevokedAt, Key: &rec}, fromLocal)
-	return rec, nil
-}
-
-// UpdateKey changes a key; the change is what Validate answers here when
-// UpdateKey returns (cached answers and the key's limit included).
-func (k *Keys) UpdateKey(ctx context.Context, id uuid.UUID, u store.Update) (store.Key, error) {
-	before := k.v.epochs()
-	// This replica's own NOTIFY is known as its echo before it can arrive,
-	// so it does not count as another change to the stripe.
-	var pending *store.Key
-	u.BeforeCommit = func(rec store.Key) {
-		pending = &rec
-		k.v.expectEcho(store.EventUpdated, rec.Hash, *rec.UpdatedAt)
-	}
-	rec, changed, err := k.store.UpdateKey(ctx, id, u)
-	if err != nil {
-		if pending != nil {
-			k.v.unsure(store.EventUpdated, pending)
-		}
-		return rec, k.settle(ctx, err, id)
-	}
-	if !changed {
-		return rec, nil
-	}
-	k.v.applyAfter(store.Event{Kind: store.EventUpdated, Hash: rec.Hash, At: *rec.UpdatedAt, Key: &rec}, fromLocal, before)
-	return rec, nil
-}
-
-// RotateKey issues a key's successor; here, when RotateKey returns, the new
-// key is VALID and the old one answers by its new expiry.
-func (k *Keys) RotateKey(ctx context.Context, id uuid.UUID, r store.Rotation) (newKey, oldKey store.Key, err error) {
-	before := k.v.epochs()
-	var pendingNew, pendingOld *store.Key
-	r.BeforeCommit = func(newKey, oldKey store.Key) {
-		pendingNew, pendingOld = &newKey, &oldKey
-		k.v.expectEcho(store.EventCreated, newKey.Hash, time.Time{})
-		k.v.expectEcho(store.EventUpdated, oldKey.Hash, *oldKey.UpdatedAt)
-	}
-	newKey, oldKey, err = k.store.RotateKey(ctx, id, r)
-	if err != nil {
-		if pendingNew != nil {
-			k.v.unsure(store.EventCreated, pendingNew)
-			k.v.unsure(store.EventUpdated, pendingOld)
-		}
-		return newKey, oldKey, k.settle(ctx, err, id)
-	}
-	// The old key first: the new key's event may bump the same stripe.
-	k.v.applyAfter(store.Event{Kind: store.EventUpdated, Hash: oldKey.Hash, At: *oldKey.UpdatedAt, Key: &oldKey}, fromLocal, before)
-	k.v.apply(store.Event{Kind: store.EventCreated, Hash: newKey.Hash, Key: &newKey}, fromLocal)
-	return newKey, oldKey, nil
-}
-
-// settle brings this replica's memory up to date with the keys a write
-// named when the write was a retry of one already applied
-// (store.Replayed): the first attempt's NOTIFY may not have reached this
-// replica yet, and a write answered here is seen here when it returns, as
-// any other. It re-reads each key (and a rotated key's successor) and
-// applies what is stored; if it cannot, the retry answers that error, to
-// be retried again, rather than an answer memory does not yet reflect.
-func (k *Keys) settle(ctx context.Context, err error, ids ...uuid.UUID) error {
-	var r *store.Replayed
-	if !errors.As(err, &r) {
-		return err
-	}
-	for hops := 0; len(ids) > 0 && hops < 4; hops++ {
-		id := ids[0]
-		ids = ids[1:]
-		before := k.v.epochs()
-		rec, gerr := k.store.GetKey(ctx, id)
-		if errors.Is(gerr, store.ErrNotFound) {
-			continue // nothing of it to hold
-		}
-		if gerr != nil {
-			return gerr
-		}
-		switch {
-		case rec.RevokedAt != nil:
-			k.v.apply(store.Event{Kind: store.EventRevoked, Hash: rec.Hash, At: *rec.RevokedAt, Key: &rec}, fromLocal)
-		case rec.UpdatedAt != nil:
-			k.v.applyAfter(store.Event{Kind: store.EventUpdated, Hash: rec.Hash, At: *rec.UpdatedAt, Key: &rec}, fromLocal, before)
-		default:
-			k.v.apply(store.Event{Kind: store.EventCreated, Hash: rec.Hash, Key: &rec}, fromLocal)
-		}
-		if rec.RotatedTo != uuid.Nil {
-			ids = append(ids, rec.RotatedTo)
-		}
-	}
-	return err
-}
-
-// ListAuditEvents reads a page of the audit trail.
-func (k *Keys) ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, store.Cursor, error) {
-	return k.store.ListAuditEvents(ctx, q)
-}
-
-// GetKey reads a key.
-func (k *Keys) GetKey(ctx context.Context, id uuid.UUID) (store.Key, error) {
-	return k.store.GetKey(ctx, id)
-}
-
-// ListKeys reads a page of keys.
-func (k *Keys) ListKeys(ctx context.Context, p store.ListParams) ([]store.Key, store.Cursor, error) {
-	return k.store.ListKeys(ctx, p)
-}
-
-// KeyByHash reads a key by the SHA-256 of its secret.
-func (k *Keys) KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error) {
-	return k.store.KeyByHash(ctx, h)
-}
-
-// ReportLeak records a leak report and, with revoke, revokes the key in
-// the same transaction; a key it revokes is REVOKED here when it returns.
-func (k *Keys) ReportLeak(ctx context.Context, r store.LeakReport, revoke bool) (store.Key, string, error) {
-	rec, action, err := k.store.ReportLeak(ctx, r, revoke)
-	if err != nil {
-		return rec, action, err
-	}
-	if action == store.LeakRevoked {
-		k.v.apply(store.Event{Kind: store.EventRevoked, Hash: rec.Hash, At: *rec.RevokedAt, Key: &rec}, fromLocal)
-	}
-	return rec, action, nil
-}
-
 // holdsUpdate reports whether memory holds h's record as of the update at
 // updatedAt (so an incremental sync need not drop it again).
 func (v *Validator) holdsUpdate(h keys.Hash, updatedAt time.Time) bool {
-	var rec *store.Key
+	var rec *apikey.Key
 	if p, ok := v.pos.GetEntryQuietly(h); ok {
 		rec = &p.Value.key
 	} else if n, ok := v.neg.GetEntryQuietly(h); ok {
@@ -384,7 +214,7 @@ func (v *Validator) holds(h keys.Hash) bool {
 
 // expectEcho notes that this replica's NOTIFY of a change it applies itself
 // will come back, so it is not applied twice.
-func (v *Validator) expectEcho(kind store.EventKind, h keys.Hash, at time.Time) {
+func (v *Validator) expectEcho(kind apikey.EventKind, h keys.Hash, at time.Time) {
 	v.echoes.Set(echoKey{kind, h, at.UnixMicro()}, struct{}{})
 }
 
@@ -394,11 +224,11 @@ func (v *Validator) expectEcho(kind store.EventKind, h keys.Hash, at time.Time) 
 // would be ignored. So the echo is forgotten and the change is applied as
 // if sync had found it: the key is dropped (and, created, added to the
 // filter), and its next Validate looks it up. Safe either way.
-func (v *Validator) unsure(kind store.EventKind, rec *store.Key) {
+func (v *Validator) unsure(kind apikey.EventKind, rec *apikey.Key) {
 	at := time.Time{}
-	if kind == store.EventUpdated {
+	if kind == apikey.EventUpdated {
 		at = *rec.UpdatedAt
 	}
 	v.echoes.Invalidate(echoKey{kind, rec.Hash, at.UnixMicro()})
-	v.apply(store.Event{Kind: kind, Hash: rec.Hash, At: at}, fromSync)
+	v.apply(apikey.Event{Kind: kind, Hash: rec.Hash, At: at}, fromSync)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/pglocal"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/validate"
@@ -69,7 +70,7 @@ func TestPostgresDown(t *testing.T) {
 	}
 	start := time.Now()
 	_, err := b.v.Validate(context.Background(), uncached.Secret)
-	if !errors.Is(err, validate.ErrUnavailable) {
+	if !errors.Is(err, apikey.ErrUnavailable) {
 		t.Fatalf("key needing a lookup while down: %v, want ErrUnavailable", err)
 	}
 	// Bounded by the lookup deadline; the slack is for a loaded machine, not a speed claim.
@@ -84,7 +85,7 @@ func TestPostgresDown(t *testing.T) {
 	}
 	// Past TTL + StaleFor it is gone: no answer without the database.
 	b.clock.Advance(5 * time.Minute)
-	if _, err := b.v.Validate(context.Background(), cached.Secret); !errors.Is(err, validate.ErrUnavailable) {
+	if _, err := b.v.Validate(context.Background(), cached.Secret); !errors.Is(err, apikey.ErrUnavailable) {
 		t.Fatalf("entry past its stale bound: %v, want ErrUnavailable", err)
 	}
 
@@ -113,7 +114,7 @@ func TestStartsNotReadyWhileDatabaseIsDown(t *testing.T) {
 	if b.v.Loaded() {
 		t.Fatal("loaded with the database down")
 	}
-	if _, err := b.v.Validate(context.Background(), b.unknownKey(t)); !errors.Is(err, validate.ErrUnavailable) {
+	if _, err := b.v.Validate(context.Background(), b.unknownKey(t)); !errors.Is(err, apikey.ErrUnavailable) {
 		t.Fatalf("Validate before load: %v, want ErrUnavailable", err)
 	}
 	if err := c.Start(context.Background()); err != nil {

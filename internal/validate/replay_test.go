@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/validate"
 )
@@ -27,16 +28,16 @@ func (f *heldFeed) hold(on bool) {
 	f.held = on
 }
 
-func (f *heldFeed) Listen(ctx context.Context, h store.ChangeHandler) error {
+func (f *heldFeed) Listen(ctx context.Context, h apikey.ChangeHandler) error {
 	return f.inner.Listen(ctx, heldHandler{h, f})
 }
 
 type heldHandler struct {
-	store.ChangeHandler
+	apikey.ChangeHandler
 	f *heldFeed
 }
 
-func (h heldHandler) Changed(e store.Event) {
+func (h heldHandler) Changed(e apikey.Event) {
 	h.f.mu.Lock()
 	held := h.f.held
 	h.f.mu.Unlock()
@@ -59,14 +60,14 @@ func TestReplayedWritesAreSeenHereWhenTheyReturn(t *testing.T) {
 	other := store.New(b.pool, time.Second) // the replica that applied the first attempt
 
 	withRequest := func(method string) context.Context {
-		return store.WithRequest(context.Background(), &store.Request{
+		return apikey.WithRequest(context.Background(), &apikey.Request{
 			ID: uuid.New(), Method: method, BodyHash: []byte(method), Window: time.Hour,
-			Answer: func(...store.Key) ([]byte, error) { return []byte("answer"), nil },
+			Answer: func(...apikey.Key) ([]byte, error) { return []byte("answer"), nil },
 		})
 	}
 	replayed := func(what string, err error) {
 		t.Helper()
-		var r *store.Replayed
+		var r *apikey.Replayed
 		if !errors.As(err, &r) {
 			t.Fatalf("%s retried: %v; want it replayed", what, err)
 		}
@@ -79,11 +80,11 @@ func TestReplayedWritesAreSeenHereWhenTheyReturn(t *testing.T) {
 	}
 	feed.hold(true)
 	ctx := withRequest("UpdateKey")
-	u := store.Update{Fields: []string{store.FieldEnabled}, Enabled: false}
+	u := apikey.Update{Fields: []string{apikey.FieldEnabled}, Enabled: false}
 	if _, _, err := other.UpdateKey(ctx, k.ID, u); err != nil {
 		t.Fatal(err)
 	}
-	_, err := b.keys.UpdateKey(ctx, k.ID, u)
+	_, _, err := b.keys.UpdateKey(ctx, k.ID, u)
 	replayed("UpdateKey", err)
 	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Disabled {
 		t.Fatalf("after a replayed disable returned: %v; want DISABLED", r.Code)
@@ -118,7 +119,7 @@ func TestReplayedWritesAreSeenHereWhenTheyReturn(t *testing.T) {
 	}
 	feed.hold(true)
 	ctx = withRequest("RotateKey")
-	rot := store.Rotation{NewKey: store.NewKey{Hash: next.Hash, Hint: next.Hint}}
+	rot := apikey.Rotation{NewKey: apikey.NewKey{Hash: next.Hash, Hint: next.Hint}}
 	if _, _, err := other.RotateKey(ctx, k.ID, rot); err != nil {
 		t.Fatal(err)
 	}

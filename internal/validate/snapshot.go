@@ -8,9 +8,9 @@ import (
 
 	"github.com/bits-and-blooms/bloom/v3"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/backoff"
 	"github.com/keyservice/keyservice/internal/keys"
-	"github.com/keyservice/keyservice/internal/store"
 )
 
 // A filter load (at start-up, and every RebuildInterval) takes the fleet's
@@ -99,12 +99,12 @@ func (v *Validator) loadNewestSnapshot(ctx context.Context, after int64) (seen i
 		return id, false, nil
 	}
 	sn, err := v.store.LoadSnapshot(ctx, id)
-	if errors.Is(err, store.ErrCorruptSnapshot) {
+	if errors.Is(err, apikey.ErrCorruptSnapshot) {
 		v.metrics.snapshotsIgnored.WithLabelValues("corrupt").Inc()
 		v.log.Warn("filter snapshot does not match its checksum; ignored, reading the table", "snapshot", id)
 		return id, false, nil
 	}
-	if errors.Is(err, store.ErrNotFound) { // deleted meanwhile: a newer one exists
+	if errors.Is(err, apikey.ErrNotFound) { // deleted meanwhile: a newer one exists
 		return id, false, nil
 	}
 	if err != nil {
@@ -156,12 +156,12 @@ func (v *Validator) loadNewestSnapshot(ctx context.Context, after int64) (seen i
 func (v *Validator) fullRead(ctx context.Context, write bool) error {
 	var (
 		next *generation
-		info store.ScanInfo
+		info apikey.ScanInfo
 	)
 	// Capture additions from before the read's snapshot is taken, so that
 	// a key created just then is in the new filter one way or the other.
 	v.filter.startRebuild()
-	n, err := v.store.ScanActiveHashes(ctx, v.cfg.EndedKeptFor, func(i store.ScanInfo) error {
+	n, err := v.store.ScanActiveHashes(ctx, v.cfg.EndedKeptFor, func(i apikey.ScanInfo) error {
 		info = i
 		// Headroom for keys created until the next rebuild.
 		expect := max(i.Estimate, v.lastKeys.Load())
@@ -195,7 +195,7 @@ func (v *Validator) fullRead(ctx context.Context, write bool) error {
 		v.watermark.Store(&w)
 	}
 	if raw != nil {
-		id, err := v.store.WriteSnapshot(ctx, store.Snapshot{Watermark: info.Watermark, Keys: n,
+		id, err := v.store.WriteSnapshot(ctx, apikey.Snapshot{Watermark: info.Watermark, Keys: n,
 			Capacity: int64(next.capacity), FPRate: v.cfg.FilterFPRate, Filter: raw})
 		if err != nil {
 			// The filter is in use here; other replicas read the table.

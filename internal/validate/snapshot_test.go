@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/testdb"
@@ -22,7 +23,7 @@ type scanHook struct {
 	once   sync.Once
 }
 
-func (s *scanHook) ScanActiveHashes(ctx context.Context, endedFor time.Duration, start func(store.ScanInfo) error, add func(keys.Hash)) (int64, error) {
+func (s *scanHook) ScanActiveHashes(ctx context.Context, endedFor time.Duration, start func(apikey.ScanInfo) error, add func(keys.Hash)) (int64, error) {
 	return s.Store.ScanActiveHashes(ctx, endedFor, start, func(h keys.Hash) {
 		add(h)
 		s.once.Do(s.during)
@@ -98,12 +99,12 @@ func TestKeysChangedWhileTheSnapshotIsWrittenAreAnsweredRight(t *testing.T) {
 	u, pool := testdb.New(t)
 	writer := store.New(pool, time.Second)
 	f, _ := keys.NewFormat("ks")
-	newKey := func() (keys.Generated, store.Key) {
+	newKey := func() (keys.Generated, apikey.Key) {
 		g, err := f.Generate()
 		if err != nil {
 			t.Fatal(err)
 		}
-		k, err := writer.CreateKey(context.Background(), store.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "n", Owner: "o"})
+		k, err := writer.CreateKey(context.Background(), apikey.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "n", Owner: "o"})
 		if err != nil {
 			t.Fatal(err)
 		}

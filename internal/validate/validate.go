@@ -17,7 +17,7 @@
 // positive cache is warmed with the most recently used keys, so a key in
 // steady use, or used just before a restart, never waits for a lookup.
 //
-// Memory learns of changes from this replica's own writes (Keys, the one
+// Memory learns of changes from this replica's own writes (AdminKeys, the one
 // door for admin writes), from NOTIFY sent by other replicas (the store's
 // LISTEN connection), and from incremental sync, and is rebuilt from the
 // database periodically; see Run. The package knows no database driver:
@@ -32,8 +32,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
-	"github.com/keyservice/keyservice/internal/store"
 )
 
 // Code is the outcome of a validation. Outcomes are values, not errors.
@@ -81,40 +81,36 @@ func (c Code) String() string {
 	return "UNSPECIFIED"
 }
 
-// ErrUnavailable: the answer needs the database, and it cannot answer now
-// (down, too slow to answer within the lookup deadline, or the filter not
-// loaded yet).
-// Callers must refuse the key: fail closed.
-var ErrUnavailable = errors.New("validate: key store unavailable")
+// A Validate whose answer needs the database when it cannot answer (down,
+// too slow within the lookup deadline, or the filter not loaded yet) fails
+// with apikey.ErrUnavailable: callers must refuse the key (fail closed).
 
 // errStoreDown marks the ErrUnavailable of a lookup that reached for the
 // database and failed.
-var errStoreDown = fmt.Errorf("%w: database unreachable", ErrUnavailable)
+var errStoreDown = fmt.Errorf("%w: database unreachable", apikey.ErrUnavailable)
 
 // Result is the answer for one key. Key is set when the key exists.
 type Result struct {
 	Code Code
-	Key  *store.Key
+	Key  *apikey.Key
 	Path Path
 }
 
 // Store is what the validation path reads from the database.
 // *store.Store implements it.
 type Store interface {
-	KeyByHash(ctx context.Context, h keys.Hash) (store.Key, error)
-	KeysByHashes(ctx context.Context, hs []keys.Hash) ([]store.Key, error)
-	RecentlyUsed(ctx context.Context, after store.UseCursor, limit int) ([]store.Key, store.UseCursor, error)
+	KeyByHash(ctx context.Context, h keys.Hash) (apikey.Key, error)
+	KeysByHashes(ctx context.Context, hs []keys.Hash) ([]apikey.Key, error)
+	RecentlyUsed(ctx context.Context, after apikey.UseCursor, limit int) ([]apikey.Key, apikey.UseCursor, error)
 	Now(ctx context.Context) (time.Time, error)
-	ScanActiveHashes(ctx context.Context, endedFor time.Duration, start func(store.ScanInfo) error, add func(keys.Hash)) (int64, error)
-	WriteSnapshot(ctx context.Context, sn store.Snapshot) (int64, error)
-	NewestSnapshot(ctx context.Context) (info store.SnapshotInfo, ok bool, err error)
-	LoadSnapshot(ctx context.Context, id int64) (store.Snapshot, error)
+	ScanActiveHashes(ctx context.Context, endedFor time.Duration, start func(apikey.ScanInfo) error, add func(keys.Hash)) (int64, error)
+	WriteSnapshot(ctx context.Context, sn apikey.Snapshot) (int64, error)
+	NewestSnapshot(ctx context.Context) (info apikey.SnapshotInfo, ok bool, err error)
+	LoadSnapshot(ctx context.Context, id int64) (apikey.Snapshot, error)
 	WithRebuildLock(ctx context.Context, fn func(context.Context) error) (held bool, err error)
-	ChangedSince(ctx context.Context, since time.Time) ([]store.KeyChange, error)
+	ChangedSince(ctx context.Context, since time.Time) ([]apikey.KeyChange, error)
 	TouchLastUsed(ctx context.Context, ids []uuid.UUID, at []time.Time) error
 }
-
-var _ Store = (*store.Store)(nil)
 
 // Validate judges key. The error is non-nil only when no answer can be
 // given (ErrUnavailable, or a fault); a wrong key is a Result.
@@ -168,7 +164,7 @@ func (v *Validator) filterThenLookup(ctx context.Context, h keys.Hash) (Result, 
 	maybe, loaded := v.filter.test(&h)
 	if !loaded {
 		v.metrics.answers[PathFilter][codeUnavailable].Inc()
-		return Result{}, fmt.Errorf("%w: key filter not loaded yet", ErrUnavailable)
+		return Result{}, fmt.Errorf("%w: key filter not loaded yet", apikey.ErrUnavailable)
 	}
 	if !maybe {
 		return v.answer(Result{Code: NotFound, Path: PathFilter}), nil
@@ -202,7 +198,7 @@ func (v *Validator) answered(r Result, err error) (Result, error) {
 // DISABLED (a revoked key is REVOKED even if it has also expired). The
 // checks that depend on the call (allowed addresses, required scopes, the
 // key's limit) come after, in the service.
-func Judge(k *store.Key, now time.Time) Code {
+func Judge(k *apikey.Key, now time.Time) Code {
 	switch {
 	case k.RevokedAt != nil:
 		return Revoked

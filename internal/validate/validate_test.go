@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store"
@@ -58,7 +59,7 @@ func (tr *tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQue
 type bundle struct {
 	url    string
 	v      *validate.Validator
-	keys   *validate.Keys // the admin door: writes seen by v at once
+	keys   *validate.AdminKeys // the admin door: writes seen by v at once
 	store  *store.Store
 	pool   *pgxpool.Pool
 	tr     *tracer
@@ -143,7 +144,7 @@ func setupOn(t testing.TB, u string, waitLoaded bool, opts ...setupOpt) *bundle 
 		})
 	}
 	t.Cleanup(stop)
-	b := &bundle{url: u, v: v, keys: v.Keys(st), store: st, pool: pool, tr: tr, format: f, clock: clock, stop: stop}
+	b := &bundle{url: u, v: v, keys: v.AdminKeys(st), store: st, pool: pool, tr: tr, format: f, clock: clock, stop: stop}
 	if waitLoaded {
 		waitFor(t, 20*time.Second, v.Loaded)
 	}
@@ -162,20 +163,20 @@ func waitFor(t testing.TB, d time.Duration, cond func() bool) {
 }
 
 // create stores a key as CreateKey does on the replica that makes it.
-func (b *bundle) create(t testing.TB, exp *time.Time) (keys.Generated, store.Key) {
+func (b *bundle) create(t testing.TB, exp *time.Time) (keys.Generated, apikey.Key) {
 	t.Helper()
 	g, err := b.format.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := b.keys.CreateKey(context.Background(), store.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "n", Owner: "o", ExpiresAt: exp})
+	k, err := b.keys.CreateKey(context.Background(), apikey.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "n", Owner: "o", ExpiresAt: exp})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return g, k
 }
 
-func (b *bundle) revoke(t testing.TB, id store.Key) store.Key {
+func (b *bundle) revoke(t testing.TB, id apikey.Key) apikey.Key {
 	t.Helper()
 	k, err := b.keys.RevokeKey(context.Background(), id.ID)
 	if err != nil {
@@ -363,7 +364,7 @@ func TestFloodIsBoundedAndAdminWritesStillSucceed(t *testing.T) {
 			<-start
 			r, err := b.v.Validate(context.Background(), k)
 			switch {
-			case errors.Is(err, validate.ErrUnavailable):
+			case errors.Is(err, apikey.ErrUnavailable):
 				unavailable.Add(1)
 			case err != nil:
 				t.Errorf("Validate: %v", err)
@@ -388,7 +389,7 @@ func TestFloodIsBoundedAndAdminWritesStillSucceed(t *testing.T) {
 	close(start)
 	go func() {
 		g, _ := b.format.Generate()
-		_, err := b.store.CreateKey(context.Background(), store.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "admin", Owner: "o"})
+		_, err := b.store.CreateKey(context.Background(), apikey.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "admin", Owner: "o"})
 		adminErr <- err
 	}()
 	wg.Wait()
@@ -558,7 +559,7 @@ func TestUsageIsBufferedAndFlushedInOneStatement(t *testing.T) {
 	if n := b.tr.updates.Load(); n != 1 {
 		t.Fatalf("%d usage statements for two keys, want 1", n)
 	}
-	for _, k := range []store.Key{k1, k2} {
+	for _, k := range []apikey.Key{k1, k2} {
 		got, err := b.store.GetKey(context.Background(), k.ID)
 		if err != nil {
 			t.Fatal(err)

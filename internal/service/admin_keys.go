@@ -10,9 +10,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
-	"github.com/keyservice/keyservice/internal/ratelimit"
-	"github.com/keyservice/keyservice/internal/store"
 )
 
 func (s *Service) CreateKey(ctx context.Context, req *keyservicev1.CreateKeyRequest) (*keyservicev1.CreateKeyResponse, error) {
@@ -25,7 +24,7 @@ func (s *Service) CreateKey(ctx context.Context, req *keyservicev1.CreateKeyRequ
 		return nil, err
 	}
 	nk.Hash, nk.Hint = g.Hash, g.Hint
-	answer := func(recs ...store.Key) proto.Message {
+	answer := func(recs ...apikey.Key) proto.Message {
 		return &keyservicev1.CreateKeyResponse{Secret: g.Secret, Key: keyToProto(&recs[0])}
 	}
 	if ctx, err = s.withRequest(ctx, "CreateKey", req, answer); err != nil {
@@ -55,19 +54,19 @@ func (s *Service) generate(format keyservicev1.Format) (keys.Generated, error) {
 	return keys.Generated{}, invalid("format", "must be FORMAT_CHECKSUM or FORMAT_SIGNED, got %d", format)
 }
 
-func (s *Service) newKeyFrom(req *keyservicev1.CreateKeyRequest) (store.NewKey, error) {
+func (s *Service) newKeyFrom(req *keyservicev1.CreateKeyRequest) (apikey.NewKey, error) {
 	return checkNewKey(req, s.now(), true)
 }
 
 // CheckImported checks the fields of a key being imported (keyservice
 // import) with the rules of CreateKey, except that it may have expired.
 // A problem is an error naming the field.
-func CheckImported(req *keyservicev1.CreateKeyRequest) (store.NewKey, error) {
+func CheckImported(req *keyservicev1.CreateKeyRequest) (apikey.NewKey, error) {
 	return checkNewKey(req, time.Time{}, false)
 }
 
-func checkNewKey(req *keyservicev1.CreateKeyRequest, now time.Time, future bool) (store.NewKey, error) {
-	nk := store.NewKey{Name: req.GetName(), Owner: req.GetOwner(), Scopes: req.GetScopes(), Metadata: req.GetMetadata()}
+func checkNewKey(req *keyservicev1.CreateKeyRequest, now time.Time, future bool) (apikey.NewKey, error) {
+	nk := apikey.NewKey{Name: req.GetName(), Owner: req.GetOwner(), Scopes: req.GetScopes(), Metadata: req.GetMetadata()}
 	if err := checkText("name", nk.Name, maxNameLen); err != nil {
 		return nk, err
 	}
@@ -124,14 +123,14 @@ func checkMetadata(field string, m map[string]string) error {
 }
 
 // checkRateLimit turns a requested limit into a stored one (nil: none).
-func checkRateLimit(rl *keyservicev1.RateLimit) (*store.RateLimit, error) {
+func checkRateLimit(rl *keyservicev1.RateLimit) (*apikey.RateLimit, error) {
 	if rl == nil {
 		return nil, nil
 	}
 	if err := rl.GetPeriod().CheckValid(); rl.GetPeriod() == nil || err != nil {
 		return nil, invalid("rate_limit", "period is required, for example \"60s\"")
 	}
-	lim := ratelimit.Limit{Limit: int(min(rl.GetLimit(), 1<<31-1)), Period: rl.GetPeriod().AsDuration(), Burst: int(min(rl.GetBurst(), 1<<31-1))}
+	lim := apikey.RateLimit{Limit: int(min(rl.GetLimit(), 1<<31-1)), Period: rl.GetPeriod().AsDuration(), Burst: int(min(rl.GetBurst(), 1<<31-1))}
 	if rl.GetBurst() == 0 {
 		lim.Burst = lim.Limit
 	}
@@ -141,7 +140,7 @@ func checkRateLimit(rl *keyservicev1.RateLimit) (*store.RateLimit, error) {
 	if err := lim.Valid(); err != nil {
 		return nil, invalid("rate_limit", "%v", err)
 	}
-	return &store.RateLimit{Limit: lim.Limit, Period: lim.Period, Burst: lim.Burst}, nil
+	return &apikey.RateLimit{Limit: lim.Limit, Period: lim.Period, Burst: lim.Burst}, nil
 }
 
 // checkExpiry turns a requested expiry into a stored one (nil: never);
@@ -180,12 +179,12 @@ func (s *Service) ListKeys(ctx context.Context, req *keyservicev1.ListKeysReques
 	if err := checkOptionalText("owner", req.GetOwner(), maxOwnerLen); err != nil {
 		return nil, err
 	}
-	page := store.Page{List: store.ListKeys, Filters: []string{req.GetOwner()}}
+	page := apikey.Page{List: apikey.ListKeys, Filters: []string{req.GetOwner()}}
 	after, err := s.pageToken(page, req.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
-	ks, next, err := s.keys.ListKeys(ctx, store.ListParams{Owner: req.GetOwner(), After: after, Limit: size})
+	ks, next, err := s.keys.ListKeys(ctx, apikey.ListParams{Owner: req.GetOwner(), After: after, Limit: size})
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +200,7 @@ func (s *Service) RevokeKey(ctx context.Context, req *keyservicev1.RevokeKeyRequ
 	if err != nil {
 		return nil, err
 	}
-	answer := func(recs ...store.Key) proto.Message {
+	answer := func(recs ...apikey.Key) proto.Message {
 		return &keyservicev1.RevokeKeyResponse{Key: keyToProto(&recs[0])}
 	}
 	if ctx, err = s.withRequest(ctx, "RevokeKey", req, answer); err != nil {

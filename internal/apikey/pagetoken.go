@@ -1,4 +1,4 @@
-package store
+package apikey
 
 import (
 	"crypto/hmac"

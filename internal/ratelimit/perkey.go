@@ -7,7 +7,6 @@ package ratelimit
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math"
 	"sync"
@@ -20,30 +19,13 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/backoff"
 )
 
-// Limit is a token bucket: Burst calls at once, refilled at Limit per Period.
-type Limit struct {
-	Limit  int
-	Period time.Duration
-	Burst  int
+func perSecond(l apikey.RateLimit) rate.Limit {
+	return rate.Limit(float64(l.Limit) / l.Period.Seconds())
 }
-
-// Valid explains why l cannot be used, or returns nil.
-func (l Limit) Valid() error {
-	switch {
-	case l.Limit < 1 || l.Limit > 1_000_000_000:
-		return fmt.Errorf("limit must be between 1 and 1000000000, got %d", l.Limit)
-	case l.Period < time.Millisecond || l.Period > 24*time.Hour:
-		return fmt.Errorf("period must be between 1ms and 24h, got %s", l.Period)
-	case l.Burst < 1 || l.Burst > 1_000_000_000:
-		return fmt.Errorf("burst must be between 1 and 1000000000, got %d", l.Burst)
-	}
-	return nil
-}
-
-func (l Limit) perSecond() rate.Limit { return rate.Limit(float64(l.Limit) / l.Period.Seconds()) }
 
 // Decision is the outcome of spending from a key's budget.
 type Decision struct {
@@ -55,10 +37,10 @@ type Decision struct {
 	Reset time.Duration
 }
 
-// KeyStore keeps per-key budgets. cost 0 checks without spending, and is
+// KeyBudgets keeps per-key budgets. cost 0 checks without spending, and is
 // allowed while at least one call's worth remains.
-type KeyStore interface {
-	Take(ctx context.Context, key string, l Limit, cost int) (Decision, error)
+type KeyBudgets interface {
+	Take(ctx context.Context, key string, l apikey.RateLimit, cost int) (Decision, error)
 }
 
 // Local keeps budgets in this process: each replica has its own.
@@ -69,11 +51,11 @@ type Local struct {
 
 type bucket struct {
 	mu    sync.Mutex
-	limit Limit
+	limit apikey.RateLimit
 	lim   *rate.Limiter
 }
 
-var _ KeyStore = (*Local)(nil)
+var _ KeyBudgets = (*Local)(nil)
 
 // NewLocal keeps up to size buckets, forgetting those idle for longer than
 // idle (a forgotten bucket starts full again).
@@ -95,17 +77,17 @@ func NewLocal(size int, idle time.Duration, now func() time.Time) *Local {
 }
 
 // Take spends cost from key's bucket.
-func (s *Local) Take(_ context.Context, key string, l Limit, cost int) (Decision, error) {
+func (s *Local) Take(_ context.Context, key string, l apikey.RateLimit, cost int) (Decision, error) {
 	b, ok := s.buckets.GetIfPresent(key)
 	if !ok {
-		b, _ = s.buckets.SetIfAbsent(key, &bucket{limit: l, lim: rate.NewLimiter(l.perSecond(), l.Burst)})
+		b, _ = s.buckets.SetIfAbsent(key, &bucket{limit: l, lim: rate.NewLimiter(perSecond(l), l.Burst)})
 	}
 	now := s.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.limit != l {
 		// The key's limit changed: keep what was spent, in the new shape.
-		b.lim.SetLimitAt(now, l.perSecond())
+		b.lim.SetLimitAt(now, perSecond(l))
 		b.lim.SetBurstAt(now, l.Burst)
 		b.limit = l
 	}
@@ -118,7 +100,7 @@ func (s *Local) Take(_ context.Context, key string, l Limit, cost int) (Decision
 		allowed = tokens >= 1
 	}
 	d := Decision{Allowed: allowed, Limit: l.Limit, Remaining: max(int(math.Floor(tokens)), 0)}
-	perSec := float64(l.perSecond())
+	perSec := float64(perSecond(l))
 	if allowed {
 		d.Reset = secs((float64(l.Burst) - tokens) / perSec)
 	} else {
@@ -141,7 +123,7 @@ type Redis struct {
 	prefix string
 }
 
-var _ KeyStore = (*Redis)(nil)
+var _ KeyBudgets = (*Redis)(nil)
 
 // NewRedisClient connects to the Redis at url (redis:// or rediss://) for
 // per-key budgets, with every command bounded by timeout: connecting,
@@ -173,7 +155,7 @@ func NewRedis(client *redis.Client, prefix string) *Redis {
 }
 
 // Take spends cost from key's budget in Redis.
-func (s *Redis) Take(ctx context.Context, key string, l Limit, cost int) (Decision, error) {
+func (s *Redis) Take(ctx context.Context, key string, l apikey.RateLimit, cost int) (Decision, error) {
 	res, err := s.lim.AllowN(ctx, s.prefix+key, redis_rate.Limit{Rate: l.Limit, Burst: l.Burst, Period: l.Period}, cost)
 	if err != nil {
 		return Decision{}, err
@@ -195,8 +177,8 @@ func (s *Redis) Take(ctx context.Context, key string, l Limit, cost int) (Decisi
 // After a failure it retries primary at most once per probe interval, and
 // switches back as soon as primary answers.
 type Fallback struct {
-	primary  KeyStore
-	local    KeyStore
+	primary  KeyBudgets
+	local    KeyBudgets
 	timeout  time.Duration
 	probe    time.Duration
 	log      *slog.Logger
@@ -206,10 +188,10 @@ type Fallback struct {
 	fallback prometheus.Counter
 }
 
-var _ KeyStore = (*Fallback)(nil)
+var _ KeyBudgets = (*Fallback)(nil)
 
 // NewFallback wraps primary with local. reg may be nil.
-func NewFallback(primary, local KeyStore, timeout time.Duration, log *slog.Logger, reg prometheus.Registerer) *Fallback {
+func NewFallback(primary, local KeyBudgets, timeout time.Duration, log *slog.Logger, reg prometheus.Registerer) *Fallback {
 	f := &Fallback{
 		primary: primary, local: local, timeout: timeout, probe: time.Second, log: log, now: time.Now,
 		fallback: prometheus.NewCounter(prometheus.CounterOpts{
@@ -232,7 +214,7 @@ func NewFallback(primary, local KeyStore, timeout time.Duration, log *slog.Logge
 }
 
 // Take asks primary, falling back to local.
-func (f *Fallback) Take(ctx context.Context, key string, l Limit, cost int) (Decision, error) {
+func (f *Fallback) Take(ctx context.Context, key string, l apikey.RateLimit, cost int) (Decision, error) {
 	if f.down.Load() && f.now().UnixNano() < f.retryAt.Load() {
 		f.fallback.Inc()
 		return f.local.Take(ctx, key, l, cost)

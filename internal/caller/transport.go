@@ -1,4 +1,4 @@
-package middleware
+package caller
 
 import (
 	"context"
@@ -31,13 +31,16 @@ func WithHTTPCall(ctx context.Context, g HTTPCall) context.Context {
 	return context.WithValue(ctx, httpCallKey{}, g)
 }
 
-func httpCallOf(ctx context.Context) (HTTPCall, bool) {
+// HTTPCallOf returns the HTTP client recorded by WithHTTPCall; ok is false
+// for a call taken over gRPC.
+func HTTPCallOf(ctx context.Context) (HTTPCall, bool) {
 	g, ok := ctx.Value(httpCallKey{}).(HTTPCall)
 	return g, ok
 }
 
-func transportOf(ctx context.Context) string {
-	if _, ok := httpCallOf(ctx); ok {
+// Transport names the transport that took the call: "rest" or "grpc".
+func Transport(ctx context.Context) string {
+	if _, ok := HTTPCallOf(ctx); ok {
 		return "rest"
 	}
 	return "grpc"
@@ -49,7 +52,7 @@ func transportOf(ctx context.Context) string {
 // the HTTP client for REST, else the gRPC peer. Metadata such as
 // x-forwarded-for from a gRPC client is never believed.
 func ClientAddr(ctx context.Context) netip.Addr {
-	if g, ok := httpCallOf(ctx); ok {
+	if g, ok := HTTPCallOf(ctx); ok {
 		return g.ClientAddr
 	}
 	if p, ok := peer.FromContext(ctx); ok {
@@ -60,10 +63,10 @@ func ClientAddr(ctx context.Context) netip.Addr {
 	return netip.Addr{}
 }
 
-// certName is the name in a verified client certificate: its common name,
-// else its first DNS name.
-func certName(ctx context.Context) string {
-	if g, ok := httpCallOf(ctx); ok {
+// CertName is the name in the call's verified client certificate: its
+// common name, else its first DNS name ("" without one).
+func CertName(ctx context.Context) string {
+	if g, ok := HTTPCallOf(ctx); ok {
 		return g.CertName
 	}
 	p, ok := peer.FromContext(ctx)
@@ -77,6 +80,7 @@ func certName(ctx context.Context) string {
 	return CertNameOf(ti.State.VerifiedChains)
 }
 
+// CertNameOf is the name in the first verified chain (see CertName).
 func CertNameOf(chains [][]*x509.Certificate) string {
 	if len(chains) == 0 || len(chains[0]) == 0 {
 		return ""
@@ -91,8 +95,9 @@ func CertNameOf(chains [][]*x509.Certificate) string {
 	return ""
 }
 
-func peerAddr(ctx context.Context) string {
-	if g, ok := httpCallOf(ctx); ok {
+// PeerAddr is the remote address of the connection the call came on.
+func PeerAddr(ctx context.Context) string {
+	if g, ok := HTTPCallOf(ctx); ok {
 		return g.RemoteAddr
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
@@ -104,7 +109,7 @@ func peerAddr(ctx context.Context) string {
 // EndClientUnknown reports whether the call came from a trusted proxy that
 // named no usable end client (so ClientAddr is the proxy's own address).
 func EndClientUnknown(ctx context.Context) bool {
-	g, ok := httpCallOf(ctx)
+	g, ok := HTTPCallOf(ctx)
 	return ok && g.ChainUnusable
 }
 

@@ -1,4 +1,4 @@
-package ratelimit
+package apikey
 
 import (
 	"fmt"
@@ -10,16 +10,16 @@ import (
 // ParseRate reads a rate written limit/period, such as 1000/1m or 10/1s:
 // the one reading of it for the service's settings and the command line.
 // Its bounds are Valid's; the Limit's Burst is its Limit.
-func ParseRate(s string) (Limit, error) {
+func ParseRate(s string) (RateLimit, error) {
 	n, p, ok := strings.Cut(s, "/")
 	limit, err1 := strconv.Atoi(strings.TrimSpace(n))
 	period, err2 := time.ParseDuration(strings.TrimSpace(p))
 	if !ok || err1 != nil || err2 != nil {
-		return Limit{}, fmt.Errorf("must be limit/period such as 1000/1m or 10/1s, got %q", s)
+		return RateLimit{}, fmt.Errorf("must be limit/period such as 1000/1m or 10/1s, got %q", s)
 	}
-	l := Limit{Limit: limit, Period: period, Burst: limit}
+	l := RateLimit{Limit: limit, Period: period, Burst: limit}
 	if err := l.Valid(); err != nil {
-		return Limit{}, fmt.Errorf("%q: %w", s, err)
+		return RateLimit{}, fmt.Errorf("%q: %w", s, err)
 	}
 	return l, nil
 }
