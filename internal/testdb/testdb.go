@@ -2,7 +2,8 @@
 // real server: TEST_DATABASE_URL or DATABASE_URL when set, else
 // 127.0.0.1:5432 when it answers, else a throwaway cluster started from the
 // local binaries (stopped by Main). It never skips: a test that cannot get a
-// database fails.
+// database fails. Migrated databases are copies of a template database
+// migrated once per server and schema (template.go).
 package testdb
 
 import (
@@ -11,9 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/url"
 	"os"
 	"sync"
 	"testing"
@@ -24,7 +22,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keyservice/keyservice/internal/pglocal"
-	"github.com/keyservice/keyservice/internal/store"
 )
 
 var (
@@ -111,9 +108,20 @@ func NewDatabase(t testing.TB) string {
 // database there from which to CREATE DATABASE).
 func NewDatabaseOn(t testing.TB, server string) string {
 	t.Helper()
+	return createDatabase(t, server, "")
+}
+
+// createDatabase creates a database for this test, a copy of template
+// when one is named, and drops it when the test ends.
+func createDatabase(t testing.TB, server, template string) string {
+	t.Helper()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := "kstest_" + hex.EncodeToString(b[:])
+	u, err := withDatabase(server, name)
+	if err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, server)
@@ -121,7 +129,11 @@ func NewDatabaseOn(t testing.TB, server string) string {
 		t.Fatalf("testdb: connecting: %v", err)
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	create := "CREATE DATABASE " + name
+	if template != "" {
+		create += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
+	}
+	if _, err := conn.Exec(ctx, create); err != nil {
 		t.Fatalf("testdb: creating database: %v", err)
 	}
 	t.Cleanup(func() {
@@ -137,25 +149,26 @@ func NewDatabaseOn(t testing.TB, server string) string {
 			t.Errorf("testdb: dropping %s: %v", name, err)
 		}
 	})
-	u, err := url.Parse(server)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("testdb: the server URL must be a postgres:// URL (got a %q scheme)", u.Scheme)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return u
 }
 
-// New returns a migrated fresh database's URL and a pool on it, closed when
-// the test ends.
+// New returns the URL of a fresh migrated database of this test's own
+// (dropped when the test ends) and a pool on it, closed when the test
+// ends.
 func New(t testing.TB) (string, *pgxpool.Pool) {
 	t.Helper()
 	return NewOn(t, ServerURL(t))
 }
 
-// NewOn is New on the server of the URL server.
+// NewOn is New on the server of the URL server. The database is a copy of
+// a template migrated once per server and schema (see template.go).
 func NewOn(t testing.TB, server string) (string, *pgxpool.Pool) {
 	t.Helper()
-	u := NewDatabaseOn(t, server)
+	tmpl, err := templateOn(server)
+	if err != nil {
+		t.Fatalf("testdb: the migrated template: %v", err)
+	}
+	u := createDatabase(t, server, tmpl)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	pool, err := pgxpool.New(ctx, u)
@@ -163,14 +176,6 @@ func NewOn(t testing.TB, server string) (string, *pgxpool.Pool) {
 		t.Fatalf("testdb: pool: %v", err)
 	}
 	t.Cleanup(pool.Close)
-	m, err := store.NewMigrator(pool)
-	if err != nil {
-		t.Fatalf("testdb: %v", err)
-	}
-	defer m.Close()
-	if err := m.Up(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		t.Fatalf("testdb: migrating: %v", err)
-	}
 	return u, pool
 }
 
