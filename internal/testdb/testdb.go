@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,12 +31,35 @@ var (
 	setupErr error
 	cluster  *pglocal.Cluster
 	tmpDir   string
+	shared   atomic.Pointer[string] // adminURL, for readers that must not start the search
 )
 
-// Main runs the package's tests and stops the throwaway cluster, if one was
-// started. Use it from TestMain.
+// drops are the databases of ended tests being dropped. Under Main, those
+// on the shared server are dropped in the background, a few at a time,
+// and Main waits for them:
+// DROP DATABASE waits for a checkpoint, which drops at once share, and a
+// test need not wait for it.
+var drops struct {
+	async bool // set by Main before the tests run
+	wg    sync.WaitGroup
+	slots chan struct{}
+	mu    sync.Mutex
+	errs  []error
+}
+
+// Main runs the package's tests, drops their databases and stops the
+// throwaway cluster, if one was started. Use it from TestMain.
 func Main(m *testing.M) {
+	drops.async = true
+	drops.slots = make(chan struct{}, 4)
 	code := m.Run()
+	drops.wg.Wait()
+	for _, err := range drops.errs {
+		fmt.Fprintln(os.Stderr, "testdb:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
 	if cluster != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		if err := cluster.Stop(ctx); err != nil {
@@ -51,7 +75,10 @@ func Main(m *testing.M) {
 // starting a throwaway cluster when needed.
 func ServerURL(t testing.TB) string {
 	t.Helper()
-	once.Do(func() { adminURL, setupErr = findServer() })
+	once.Do(func() {
+		adminURL, setupErr = findServer()
+		shared.Store(&adminURL)
+	})
 	if setupErr != nil {
 		t.Fatalf("testdb: no PostgreSQL for the tests: %v", setupErr)
 	}
@@ -137,19 +164,40 @@ func createDatabase(t testing.TB, server, template string) string {
 		t.Fatalf("testdb: creating database: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, server)
-		if err != nil {
-			t.Errorf("testdb: connecting to drop %s: %v", name, err)
+		if u := shared.Load(); !drops.async || u == nil || server != *u { // a private cluster may stop first
+			if err := dropDatabase(server, name); err != nil {
+				t.Errorf("testdb: %v", err)
+			}
 			return
 		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("testdb: dropping %s: %v", name, err)
-		}
+		drops.wg.Add(1)
+		go func() {
+			defer drops.wg.Done()
+			drops.slots <- struct{}{}
+			err := dropDatabase(server, name)
+			<-drops.slots
+			if err != nil {
+				drops.mu.Lock()
+				drops.errs = append(drops.errs, err)
+				drops.mu.Unlock()
+			}
+		}()
 	})
 	return u
+}
+
+func dropDatabase(server, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, server)
+	if err != nil {
+		return fmt.Errorf("connecting to drop %s: %w", name, err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("dropping %s: %w", name, err)
+	}
+	return nil
 }
 
 // New returns the URL of a fresh migrated database of this test's own
