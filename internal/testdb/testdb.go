@@ -35,10 +35,9 @@ var (
 )
 
 // drops are the databases of ended tests being dropped. Under Main, those
-// on the shared server are dropped in the background, a few at a time,
-// and Main waits for them:
-// DROP DATABASE waits for a checkpoint, which drops at once share, and a
-// test need not wait for it.
+// on the shared server are dropped in the background, a few at a time, and
+// Main waits for them: DROP DATABASE waits for a checkpoint, which drops at
+// once share, and a test need not wait for it.
 var drops struct {
 	async bool // set by Main before the tests run
 	wg    sync.WaitGroup
