@@ -24,8 +24,9 @@ import (
 )
 
 // A migrated database is a copy of a template database that was migrated
-// once: CREATE DATABASE … TEMPLATE copies files, where migrating a fresh
-// database runs every migration again.
+// once: CREATE DATABASE … TEMPLATE copies its pages, where migrating a fresh
+// database runs every migration again (0.43 s a database against 0.10 s
+// here, BenchmarkNew).
 //
 // The template is named after a hash of the migrations, so the test
 // processes of every package (go test runs them side by side), and later
@@ -34,7 +35,9 @@ import (
 // renamed when complete, so a name that exists is a finished template; an
 // advisory lock keeps concurrent processes from building it twice. It takes
 // no connections (ALLOW_CONNECTIONS false): CREATE DATABASE … TEMPLATE
-// fails while anyone is connected to the template.
+// fails while anyone is connected to the template. Templates of earlier
+// migrations stay on the server (about 8 MB each); remove one with
+// ALTER DATABASE kstmpl_… IS_TEMPLATE false, then DROP DATABASE.
 
 // recipe changes when the way templates are made changes, to retire the
 // templates made the old way.
