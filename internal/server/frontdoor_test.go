@@ -60,13 +60,22 @@ func TestFirstStartWithMigrateLogsNoFailedLoad(t *testing.T) {
 func TestShutdownDelayKeepsServingWhileNotReady(t *testing.T) {
 	t.Parallel()
 	e := start(t, withConfig(func(c *config.Config) { c.ShutdownDelay = 3 * time.Second }))
-	h := healthpb.NewHealthClient(e.conn)
+	// Health's Watch stream tells of each change: SERVING now, then
+	// NOT_SERVING once SIGTERM is handled.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	watch, err := healthpb.NewHealthClient(e.conn).Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := watch.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health before SIGTERM: %v, %v", r.GetStatus(), err)
+	}
 	e.cancel() // SIGTERM
-	waitFor(t, func() bool {
-		r, err := h.Check(context.Background(), &healthpb.HealthCheckRequest{})
-		return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING
-	})
-	r, err := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: "garbage"})
+	if r, err := watch.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health after SIGTERM: %v, %v; want NOT_SERVING", r.GetStatus(), err)
+	}
+	r, err := e.grpc.Validate(ctx, &keyservicev1.ValidateRequest{Key: "garbage"})
 	if err != nil || r.GetCode() != keyservicev1.Code_CODE_MALFORMED {
 		t.Fatalf("a call during the shutdown delay: %v, %v", r.GetCode(), err)
 	}

@@ -169,6 +169,7 @@ func TestForwardAuthGuardsEachEndClient(t *testing.T) {
 // with no X-Forwarded-For (no end client named) the proxy is never locked
 // out.
 func TestTrustedProxyGuardsEachEndClient(t *testing.T) {
+	t.Parallel()
 	if l, err := net.Listen("tcp", "[::1]:0"); err != nil {
 		t.Skipf("no IPv6 loopback on this machine: %v", err)
 	} else {
@@ -310,6 +311,7 @@ func TestTamperedPageTokenIsRefused(t *testing.T) {
 // (it got 160 of 160 wrong keys answered); the common forms of a usable
 // chain name the end client.
 func TestUnusableForwardedChainNamesNoEndClient(t *testing.T) {
+	t.Parallel()
 	for _, bad := range []map[string]string{
 		{},
 		{"X-Forwarded-For": "unknown"},
@@ -317,6 +319,7 @@ func TestUnusableForwardedChainNamesNoEndClient(t *testing.T) {
 		{"Forwarded": "for=_hidden"},
 	} {
 		t.Run(fmt.Sprint(bad), func(t *testing.T) {
+			t.Parallel() // a server, and so a failed-attempt budget, each
 			e := start(t, withConfig(func(c *config.Config) {
 				c.FailedRate, c.FailedBurst = 0.001, 3
 				c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}

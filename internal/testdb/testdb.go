@@ -2,7 +2,8 @@
 // real server: TEST_DATABASE_URL or DATABASE_URL when set, else
 // 127.0.0.1:5432 when it answers, else a throwaway cluster started from the
 // local binaries (stopped by Main). It never skips: a test that cannot get a
-// database fails.
+// database fails. Migrated databases are copies of a template database
+// migrated once per server and schema (template.go).
 package testdb
 
 import (
@@ -11,11 +12,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,7 +23,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keyservice/keyservice/internal/pglocal"
-	"github.com/keyservice/keyservice/internal/store"
 )
 
 var (
@@ -33,12 +31,34 @@ var (
 	setupErr error
 	cluster  *pglocal.Cluster
 	tmpDir   string
+	shared   atomic.Pointer[string] // adminURL, for readers that must not start the search
 )
 
-// Main runs the package's tests and stops the throwaway cluster, if one was
-// started. Use it from TestMain.
+// drops are the databases of ended tests being dropped. Under Main, those
+// on the shared server are dropped in the background, a few at a time, and
+// Main waits for them: DROP DATABASE waits for a checkpoint, which drops at
+// once share, and a test need not wait for it.
+var drops struct {
+	async bool // set by Main before the tests run
+	wg    sync.WaitGroup
+	slots chan struct{}
+	mu    sync.Mutex
+	errs  []error
+}
+
+// Main runs the package's tests, drops their databases and stops the
+// throwaway cluster, if one was started. Use it from TestMain.
 func Main(m *testing.M) {
+	drops.async = true
+	drops.slots = make(chan struct{}, 4)
 	code := m.Run()
+	drops.wg.Wait()
+	for _, err := range drops.errs {
+		fmt.Fprintln(os.Stderr, "testdb:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
 	if cluster != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		if err := cluster.Stop(ctx); err != nil {
@@ -54,7 +74,10 @@ func Main(m *testing.M) {
 // starting a throwaway cluster when needed.
 func ServerURL(t testing.TB) string {
 	t.Helper()
-	once.Do(func() { adminURL, setupErr = findServer() })
+	once.Do(func() {
+		adminURL, setupErr = findServer()
+		shared.Store(&adminURL)
+	})
 	if setupErr != nil {
 		t.Fatalf("testdb: no PostgreSQL for the tests: %v", setupErr)
 	}
@@ -111,9 +134,20 @@ func NewDatabase(t testing.TB) string {
 // database there from which to CREATE DATABASE).
 func NewDatabaseOn(t testing.TB, server string) string {
 	t.Helper()
+	return createDatabase(t, server, "")
+}
+
+// createDatabase creates a database for this test, a copy of template
+// when one is named, and drops it when the test ends.
+func createDatabase(t testing.TB, server, template string) string {
+	t.Helper()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := "kstest_" + hex.EncodeToString(b[:])
+	u, err := withDatabase(server, name)
+	if err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, server)
@@ -121,41 +155,67 @@ func NewDatabaseOn(t testing.TB, server string) string {
 		t.Fatalf("testdb: connecting: %v", err)
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	create := "CREATE DATABASE " + name
+	if template != "" {
+		create += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
+	}
+	if _, err := conn.Exec(ctx, create); err != nil {
 		t.Fatalf("testdb: creating database: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, server)
-		if err != nil {
-			t.Errorf("testdb: connecting to drop %s: %v", name, err)
+		if u := shared.Load(); !drops.async || u == nil || server != *u { // a private cluster may stop first
+			if err := dropDatabase(server, name); err != nil {
+				t.Errorf("testdb: %v", err)
+			}
 			return
 		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("testdb: dropping %s: %v", name, err)
-		}
+		drops.wg.Add(1)
+		go func() {
+			defer drops.wg.Done()
+			drops.slots <- struct{}{}
+			err := dropDatabase(server, name)
+			<-drops.slots
+			if err != nil {
+				drops.mu.Lock()
+				drops.errs = append(drops.errs, err)
+				drops.mu.Unlock()
+			}
+		}()
 	})
-	u, err := url.Parse(server)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("testdb: the server URL must be a postgres:// URL (got a %q scheme)", u.Scheme)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return u
 }
 
-// New returns a migrated fresh database's URL and a pool on it, closed when
-// the test ends.
+func dropDatabase(server, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, server)
+	if err != nil {
+		return fmt.Errorf("connecting to drop %s: %w", name, err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("dropping %s: %w", name, err)
+	}
+	return nil
+}
+
+// New returns the URL of a fresh migrated database of this test's own
+// (dropped when the test ends) and a pool on it, closed when the test
+// ends.
 func New(t testing.TB) (string, *pgxpool.Pool) {
 	t.Helper()
 	return NewOn(t, ServerURL(t))
 }
 
-// NewOn is New on the server of the URL server.
+// NewOn is New on the server of the URL server. The database is a copy of
+// a template migrated once per server and schema (see template.go).
 func NewOn(t testing.TB, server string) (string, *pgxpool.Pool) {
 	t.Helper()
-	u := NewDatabaseOn(t, server)
+	tmpl, err := templateOn(server)
+	if err != nil {
+		t.Fatalf("testdb: the migrated template: %v", err)
+	}
+	u := createDatabase(t, server, tmpl)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	pool, err := pgxpool.New(ctx, u)
@@ -163,14 +223,6 @@ func NewOn(t testing.TB, server string) (string, *pgxpool.Pool) {
 		t.Fatalf("testdb: pool: %v", err)
 	}
 	t.Cleanup(pool.Close)
-	m, err := store.NewMigrator(pool)
-	if err != nil {
-		t.Fatalf("testdb: %v", err)
-	}
-	defer m.Close()
-	if err := m.Up(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		t.Fatalf("testdb: migrating: %v", err)
-	}
 	return u, pool
 }
 

@@ -432,7 +432,7 @@ func TestKeysCreatedWhileListenIsDownAreSeenSoon(t *testing.T) {
 	wrapFeed = nil
 	// B listens (its stream is up), then its LISTEN connection goes down
 	// and stays down.
-	waitFor(t, 10*time.Second, func() bool { return validate.StreamUp(b.v) })
+	validate.Signals(b.v).StreamUp.Wait(t, 10*time.Second)
 	close(down.cut)
 	waitFor(t, 5*time.Second, func() bool { return validate.StreamDown(b.v) })
 	g, _ := a.create(t, nil) // B hears nothing of it

@@ -72,10 +72,6 @@ func SetStatementEstimate(v *Validator, d time.Duration) {
 // StreamDown reports whether the replica knows its LISTEN connection is down.
 func StreamDown(v *Validator) bool { return v.streamDown() }
 
-// StreamUp reports whether the replica listens and its LISTEN connection
-// is up with its backlog read.
-func StreamUp(v *Validator) bool { return v.listening.Load() && v.streamUp.Load() }
-
 // InitSignals turns v's test signals on; call it before Run.
 func InitSignals(v *Validator) {
 	v.signals.loadFailed.Init()

@@ -120,7 +120,7 @@ func TestStartsNotReadyWhileDatabaseIsDown(t *testing.T) {
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, b.v.Loaded)
+	waitForLoad(t, b.v, 30*time.Second)
 	if r := mustValidate(t, b.v, b.unknownKey(t)); r.Code != validate.NotFound {
 		t.Fatalf("after load: %v", r.Code)
 	}

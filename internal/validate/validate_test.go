@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/testdb"
+	"github.com/keyservice/keyservice/internal/testsignal"
 	"github.com/keyservice/keyservice/internal/validate"
 )
 
@@ -146,20 +148,9 @@ func setupOn(t testing.TB, u string, waitLoaded bool, opts ...setupOpt) *bundle 
 	t.Cleanup(stop)
 	b := &bundle{url: u, v: v, keys: v.AdminKeys(st), store: st, pool: pool, tr: tr, format: f, clock: clock, stop: stop}
 	if waitLoaded {
-		waitFor(t, 20*time.Second, v.Loaded)
+		waitForLoad(t, v, 20*time.Second)
 	}
 	return b
-}
-
-func waitFor(t testing.TB, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // create stores a key as CreateKey does on the replica that makes it.
@@ -450,26 +441,33 @@ func TestListenerSurvivesBackendTermination(t *testing.T) {
 		}
 		return pids
 	}
-	waitFor(t, 10*time.Second, func() bool { return len(listeners()) == 2 })
+	// Each replica signals when its LISTEN is in place and its backlog read.
+	ups := []testsignal.Signal{validate.Signals(a.v).StreamUp, validate.Signals(bb.v).StreamUp}
+	for _, up := range ups {
+		up.Wait(t, 10*time.Second)
+		up.Drain()
+	}
 	old := listeners()
+	if len(old) != 2 {
+		t.Fatalf("%d LISTEN connections, want the two replicas'", len(old))
+	}
 	if _, err := conn.Exec(context.Background(), "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", old); err != nil {
 		t.Fatal(err)
 	}
-	// Both replicas reconnect.
-	waitFor(t, 10*time.Second, func() bool {
-		now := listeners()
-		if len(now) != 2 {
-			return false
+	// Both replicas reconnect (the ended backends may linger a moment in
+	// pg_stat_activity: count the new ones).
+	for _, up := range ups {
+		up.Wait(t, 10*time.Second)
+	}
+	fresh := 0
+	for _, p := range listeners() {
+		if !slices.Contains(old, p) {
+			fresh++
 		}
-		for _, p := range now {
-			for _, o := range old {
-				if p == o {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	}
+	if fresh != 2 {
+		t.Fatalf("%d new LISTEN connections after both replicas said they listen again, want 2", fresh)
+	}
 	notified := validate.EventsApplied(bb.v, "created", "notify")
 	g, _ := a.create(t, nil)
 	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, bb.v, g.Secret).Code == validate.Valid })
@@ -620,11 +618,15 @@ func TestSyncFindsKeysCreatedWithoutNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
+	synced := validate.Signals(b.v).Synced
 	if _, err := conn.Exec(context.Background(),
 		"INSERT INTO api_keys (key_hash, hint, name, owner) VALUES ($1, 'h', 'n', 'o')", g.Hash[:]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, b.v, g.Secret).Code == validate.Valid })
+	waitSyncAfter(t, synced)
+	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+		t.Fatalf("after a sync that began after the write: %v, want VALID", r.Code)
+	}
 	if validate.EventsApplied(b.v, "created", "sync") < 1 {
 		t.Fatal("the key was not found by incremental sync")
 	}
@@ -687,12 +689,15 @@ func TestSyncFindsUpdatesWithoutNotify(t *testing.T) {
 	if _, err := conn.Exec(context.Background(), "UPDATE api_keys SET enabled = false, updated_at = clock_timestamp() WHERE id = $1", k.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, b.v, g.Secret).Code == validate.Disabled })
+	s := validate.Signals(b.v).Synced
+	waitSyncAfter(t, s)
+	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Disabled {
+		t.Fatalf("after a sync that began after the write: %v, want DISABLED", r.Code)
+	}
 	applied := validate.EventsApplied(b.v, "updated", "sync")
 	if applied < 1 {
 		t.Fatal("the update was not found by incremental sync")
 	}
-	s := validate.Signals(b.v).Synced
 	s.Drain()
 	for i := 0; i < 3; i++ {
 		s.Wait(t, 10*time.Second)

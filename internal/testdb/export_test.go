@@ -1,0 +1,4 @@
+package testdb
+
+// TemplateName is the name of the migrations' template.
+var TemplateName = templateName
