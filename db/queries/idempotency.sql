@@ -6,18 +6,18 @@
 INSERT INTO idempotency_records AS r (actor, request_id, method, body_hash, created_at, expires_at)
 VALUES (@actor, @request_id, @method, @body_hash, clock_timestamp(), clock_timestamp() + @lifetime::interval)
 ON CONFLICT (actor, request_id) DO UPDATE
-    SET method = EXCLUDED.method, body_hash = EXCLUDED.body_hash, response = NULL,
+    SET method = EXCLUDED.method, body_hash = EXCLUDED.body_hash, response = NULL, key_ids = '{}',
         created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
     WHERE r.expires_at <= clock_timestamp();
 
 -- name: GetRequest :one
 -- GetRequest reads a live record.
-SELECT method, body_hash, response FROM idempotency_records
+SELECT method, body_hash, response, key_ids FROM idempotency_records
 WHERE actor = @actor AND request_id = @request_id AND expires_at > clock_timestamp();
 
 -- name: SetRequestResponse :exec
 -- SetRequestResponse stores the answer of the write, in its transaction.
-UPDATE idempotency_records SET response = @response
+UPDATE idempotency_records SET response = @response, key_ids = @key_ids
 WHERE actor = @actor AND request_id = @request_id;
 
 -- name: DeleteExpiredRequests :execrows

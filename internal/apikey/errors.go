@@ -3,6 +3,8 @@ package apikey
 import (
 	"errors"
 	"fmt"
+
+	"github.com/google/uuid"
 )
 
 // Errors callers tell apart (with errors.Is). Anything else is an internal
@@ -41,9 +43,13 @@ var (
 var ErrNoSlot = errors.New("the database has no connection slot free and every open connection stayed busy")
 
 // Replayed is what a write returns, as its error, when its request was
-// already applied within the window: Answer is what was recorded then.
-// Nothing was written.
-type Replayed struct{ Answer []byte }
+// already applied within the window: Answer is what was recorded then,
+// KeyIDs the keys it returned (none for records from before they were
+// kept). Nothing was written.
+type Replayed struct {
+	Answer []byte
+	KeyIDs []uuid.UUID
+}
 
 func (*Replayed) Error() string { return "store: request already applied" }
 

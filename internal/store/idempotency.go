@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -43,7 +44,7 @@ func (s *Store) claim(ctx context.Context, tx *writeTx, r *apikey.Request) error
 		if row.Response == nil {
 			return fmt.Errorf("store: the record of request %s holds no answer", r.ID)
 		}
-		return &apikey.Replayed{Answer: row.Response}
+		return &apikey.Replayed{Answer: row.Response, KeyIDs: row.KeyIDs}
 	}
 	return fmt.Errorf("store: request %s expired twice while claimed", r.ID)
 }
@@ -60,7 +61,12 @@ func (s *Store) answer(ctx context.Context, tx *writeTx, recs ...apikey.Key) err
 	if err != nil {
 		return fmt.Errorf("encoding the answer of request %s: %w", r.ID, err)
 	}
-	if err := s.q.SetRequestResponse(ctx, tx.deferred(), dbsqlc.SetRequestResponseParams{Response: b, Actor: apikey.AuditOf(ctx).Actor, RequestID: r.ID}); err != nil {
+	ids := make([]uuid.UUID, len(recs))
+	for i := range recs {
+		ids[i] = recs[i].ID
+	}
+	p := dbsqlc.SetRequestResponseParams{Response: b, KeyIDs: ids, Actor: apikey.AuditOf(ctx).Actor, RequestID: r.ID}
+	if err := s.q.SetRequestResponse(ctx, tx.deferred(), p); err != nil {
 		return fmt.Errorf("recording the answer of request %s: %w", r.ID, err)
 	}
 	tx.answered = true

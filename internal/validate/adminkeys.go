@@ -54,7 +54,7 @@ func (v *Validator) AdminKeys(ks KeyStore) *AdminKeys { return &AdminKeys{store:
 func (k *AdminKeys) CreateKey(ctx context.Context, nk apikey.NewKey) (apikey.Key, error) {
 	rec, err := k.store.CreateKey(ctx, nk)
 	if err != nil {
-		return rec, err
+		return rec, k.settle(ctx, err)
 	}
 	k.v.apply(apikey.Event{Kind: apikey.EventCreated, Hash: rec.Hash, Key: &rec}, fromLocal)
 	return rec, nil
@@ -130,6 +130,9 @@ func (k *AdminKeys) settle(ctx context.Context, err error, ids ...uuid.UUID) err
 	var r *apikey.Replayed
 	if !errors.As(err, &r) {
 		return err
+	}
+	if len(r.KeyIDs) > 0 {
+		ids = r.KeyIDs // the keys the first attempt returned (a created key's too)
 	}
 	for hops := 0; len(ids) > 0 && hops < 4; hops++ {
 		id := ids[0]

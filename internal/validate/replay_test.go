@@ -73,18 +73,40 @@ func TestReplayedWritesAreSeenHereWhenTheyReturn(t *testing.T) {
 		}
 	}
 
+	// Create: the retry made a secret of its own, but is answered with the
+	// first attempt's key, which is VALID here when the retry returns.
+	first, err := b.format.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry, err := b.format.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed.hold(true)
+	ctx := withRequest("CreateKey")
+	if _, err := other.CreateKey(ctx, apikey.NewKey{Hash: first.Hash, Hint: first.Hint, Name: "n", Owner: "o"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.keys.CreateKey(ctx, apikey.NewKey{Hash: retry.Hash, Hint: retry.Hint, Name: "n", Owner: "o"})
+	replayed("CreateKey", err)
+	if r := mustValidate(t, b.v, first.Secret); r.Code != validate.Valid {
+		t.Fatalf("the key of a replayed create: %v; want VALID", r.Code)
+	}
+	feed.hold(false)
+
 	// Update: the key is disabled by the first attempt.
 	g, k := b.create(t, nil)
 	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
 		t.Fatalf("new key: %v", r.Code)
 	}
 	feed.hold(true)
-	ctx := withRequest("UpdateKey")
+	ctx = withRequest("UpdateKey")
 	u := apikey.Update{Fields: []string{apikey.FieldEnabled}, Enabled: false}
 	if _, _, err := other.UpdateKey(ctx, k.ID, u); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := b.keys.UpdateKey(ctx, k.ID, u)
+	_, _, err = b.keys.UpdateKey(ctx, k.ID, u)
 	replayed("UpdateKey", err)
 	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Disabled {
 		t.Fatalf("after a replayed disable returned: %v; want DISABLED", r.Code)

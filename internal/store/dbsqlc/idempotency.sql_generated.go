@@ -16,7 +16,7 @@ const claimRequest = `-- name: ClaimRequest :execrows
 INSERT INTO idempotency_records AS r (actor, request_id, method, body_hash, created_at, expires_at)
 VALUES ($1, $2, $3, $4, clock_timestamp(), clock_timestamp() + $5::interval)
 ON CONFLICT (actor, request_id) DO UPDATE
-    SET method = EXCLUDED.method, body_hash = EXCLUDED.body_hash, response = NULL,
+    SET method = EXCLUDED.method, body_hash = EXCLUDED.body_hash, response = NULL, key_ids = '{}',
         created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
     WHERE r.expires_at <= clock_timestamp()
 `
@@ -71,7 +71,7 @@ func (q *Queries) DeleteExpiredRequests(ctx context.Context, db DBTX, batch int3
 }
 
 const getRequest = `-- name: GetRequest :one
-SELECT method, body_hash, response FROM idempotency_records
+SELECT method, body_hash, response, key_ids FROM idempotency_records
 WHERE actor = $1 AND request_id = $2 AND expires_at > clock_timestamp()
 `
 
@@ -84,29 +84,41 @@ type GetRequestRow struct {
 	Method   string
 	BodyHash []byte
 	Response []byte
+	KeyIDs   []uuid.UUID
 }
 
 // GetRequest reads a live record.
 func (q *Queries) GetRequest(ctx context.Context, db DBTX, arg GetRequestParams) (GetRequestRow, error) {
 	row := db.QueryRow(ctx, getRequest, arg.Actor, arg.RequestID)
 	var i GetRequestRow
-	err := row.Scan(&i.Method, &i.BodyHash, &i.Response)
+	err := row.Scan(
+		&i.Method,
+		&i.BodyHash,
+		&i.Response,
+		&i.KeyIDs,
+	)
 	return i, err
 }
 
 const setRequestResponse = `-- name: SetRequestResponse :exec
-UPDATE idempotency_records SET response = $1
-WHERE actor = $2 AND request_id = $3
+UPDATE idempotency_records SET response = $1, key_ids = $2
+WHERE actor = $3 AND request_id = $4
 `
 
 type SetRequestResponseParams struct {
 	Response  []byte
+	KeyIDs    []uuid.UUID
 	Actor     string
 	RequestID uuid.UUID
 }
 
 // SetRequestResponse stores the answer of the write, in its transaction.
 func (q *Queries) SetRequestResponse(ctx context.Context, db DBTX, arg SetRequestResponseParams) error {
-	_, err := db.Exec(ctx, setRequestResponse, arg.Response, arg.Actor, arg.RequestID)
+	_, err := db.Exec(ctx, setRequestResponse,
+		arg.Response,
+		arg.KeyIDs,
+		arg.Actor,
+		arg.RequestID,
+	)
 	return err
 }

@@ -64,6 +64,7 @@ type IdempotencyRecord struct {
 	Response  []byte
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	KeyIDs    []uuid.UUID
 }
 
 type LeakReport struct {
