@@ -55,7 +55,7 @@ func (c *Config) settings() []Setting {
 			return err
 		}}, "prefix of new keys"),
 		str(&c.SignedKeyPrefix, "KEYSERVICE_SIGNED_KEY_PREFIX", "signed-key-prefix", "kss", rule[string]{doc: "a-z, 0-9, not the key prefix"},
-			"prefix of signed keys").see("[Signed keys](../README.md#signed-keys)"),
+			"prefix of signed keys").see("[Signed keys](keys.md#signed-keys)"),
 		secret("KEYSERVICE_SIGNING_KEYS", "signing-keys",
 			&signingKeys{ks: &c.SigningKeys, err: &c.signingKeysErr},
 			func() { c.SigningKeys, c.signingKeysErr = nil, nil },
@@ -99,12 +99,12 @@ func (c *Config) settings() []Setting {
 			"largest request body (gRPC message or REST body)"),
 		def(whole, &c.MaxHeaderBytes, "KEYSERVICE_MAX_HEADER_BYTES", "max-header-bytes", 16<<10, between(1024, 1<<20),
 			"largest header list of a call, name + value + 32 bytes per field (HTTP headers with the method, scheme, host and path; gRPC metadata with the method's path); past it the call is refused (HTTP 431, gRPC `RESOURCE_EXHAUSTED`)").
-			see("[Security notes](../README.md#security-notes)"),
+			see("[Security](security.md)"),
 		def(whole, &c.MaxStreams, "KEYSERVICE_MAX_STREAMS", "max-streams", 256, atLeast(1),
 			"concurrent gRPC calls per connection"),
 		def(whole, &c.MaxConns, "KEYSERVICE_MAX_CONNS", "max-conns", 0, derived,
 			"connections each listener (gRPC, HTTP) holds; over it a new one is closed at once, and its last tenth is kept for addresses holding none; 0: derived from the open file limit").
-			see("[Security notes](../README.md#security-notes)"),
+			see("[Security](security.md)"),
 		def(whole, &c.MaxConnsPerAddr, "KEYSERVICE_MAX_CONNS_PER_ADDR", "max-conns-per-addr", 0, derived,
 			"connections one client address (IPv6: its /64) holds on each listener, trusted proxies exempt; 0: an eighth of `--max-conns`"),
 		def(duration, &c.ConnIdle, "KEYSERVICE_CONN_IDLE", "conn-idle", 5*time.Minute, positive(),
@@ -117,7 +117,7 @@ func (c *Config) settings() []Setting {
 			}
 			return nil
 		}}, "how long an admin write made with a `request_id` is remembered (its answer sealed) and answered again to a retry").
-			see("[Retrying admin writes](../README.md#retrying-admin-writes-request_id)"),
+			see("[Retrying admin writes](api.md#retrying-admin-writes-request_id)"),
 		def(level, &c.LogLevel, "KEYSERVICE_LOG_LEVEL", "log-level", 0, anyValue[slog.Level](),
 			"lowest level of the lines logged"),
 		str(&c.LogFormat, "KEYSERVICE_LOG_FORMAT", "log-format", "json", oneOf("json", "text"),
