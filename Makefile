@@ -99,6 +99,7 @@ generate: tools node_modules ## Regenerate protobuf/gRPC/gateway/OpenAPI code (b
 		--plugin=protoc-gen-grpc-java=$(GRPC_JAVA_PLUGIN) $(PROTO_FILES)
 	$(BIN)/sqlc generate -f db/sqlc.yaml
 	$(GO) generate ./internal/config   # docs/configuration.md's settings table, from the declarations
+	$(GO) generate ./internal/outcome  # docs/api.md's table of answers, from the outcome table
 
 .PHONY: googleapis
 googleapis: ## Refresh third_party/googleapis from the pinned grpc-gateway v1 module

@@ -9,9 +9,11 @@ import (
 
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/outcome"
 	"github.com/keyservice/keyservice/internal/service"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/validate"
+	"github.com/keyservice/keyservice/internal/verify"
 )
 
 // The two baselines keyservice is measured against, each a validator the
@@ -35,7 +37,7 @@ func newCeiling() *ceiling {
 func (c *ceiling) Validate(context.Context, string) (validate.Result, error) {
 	// The positive-cache path: the service serves its cached API form, as
 	// for a hot key.
-	return validate.Result{Code: validate.Valid, Key: &c.key, Path: validate.PathPositiveCache}, nil
+	return validate.Result{Code: outcome.Valid, Key: &c.key, Path: validate.PathPositiveCache}, nil
 }
 
 // naive is the design keyservice replaces: after the key's format is
@@ -48,16 +50,16 @@ type naive struct {
 
 func (n naive) Validate(ctx context.Context, key string) (validate.Result, error) {
 	if err := n.format.Parse(key); err != nil {
-		return validate.Result{Code: validate.Malformed, Path: validate.PathShape}, nil
+		return validate.Result{Code: outcome.Malformed, Path: validate.PathShape}, nil
 	}
 	k, err := n.store.KeyByHash(ctx, keys.HashOf(key))
 	switch {
 	case errors.Is(err, apikey.ErrNotFound):
-		return validate.Result{Code: validate.NotFound, Path: validate.PathLookup}, nil
+		return validate.Result{Code: outcome.NotFound, Path: validate.PathLookup}, nil
 	case err != nil:
 		return validate.Result{}, err
 	}
-	return validate.Result{Code: validate.Judge(&k, time.Now()), Key: &k, Path: validate.PathLookup}, nil
+	return validate.Result{Code: verify.State(&k, time.Now()), Key: &k, Path: validate.PathLookup}, nil
 }
 
 var (

@@ -15,6 +15,7 @@ import (
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/caller"
+	"github.com/keyservice/keyservice/internal/outcome"
 )
 
 // Gateways in front of other services (nginx auth_request, Traefik
@@ -81,35 +82,33 @@ func decide(resp *keyservicev1.ValidateResponse, err error, keyHeader string, re
 		}
 		return authDecision{status: http.StatusInternalServerError}
 	}
-	switch resp.GetCode() {
-	case keyservicev1.Code_CODE_VALID:
+	row := outcome.Of(outcome.Code(resp.GetCode()))
+	switch {
+	case row.Code == outcome.Valid:
 		k := resp.GetKey()
-		return authDecision{status: http.StatusOK, key: k, headers: map[string]string{
+		return authDecision{status: row.HTTP, key: k, headers: map[string]string{
 			"X-Key-Id":     k.GetId(),
 			"X-Key-Owner":  headerSafe(k.GetOwner()),
 			"X-Key-Scopes": strings.Join(k.GetScopes(), ","),
 		}}
-	case keyservicev1.Code_CODE_RATE_LIMITED:
+	case row.Stage == outcome.Budget && resp.GetRateLimit() != nil:
+		// Over a budget: when it is worth trying again.
 		secs := int64(math.Ceil(resp.GetRateLimit().GetReset_().AsDuration().Seconds()))
-		return authDecision{status: http.StatusTooManyRequests, headers: map[string]string{
+		return authDecision{status: row.HTTP, headers: map[string]string{
 			"Retry-After":         strconv.FormatInt(max(secs, 1), 10),
 			"RateLimit-Limit":     strconv.FormatInt(resp.GetRateLimit().GetLimit(), 10),
 			"RateLimit-Remaining": "0",
 			"RateLimit-Reset":     strconv.FormatInt(max(secs, 1), 10),
 		}}
-	case keyservicev1.Code_CODE_INSUFFICIENT_SCOPE:
-		// RFC 6750: the key is good, the route needs more than it grants.
-		challenge["WWW-Authenticate"] += `, error="insufficient_scope"`
-		return authDecision{status: http.StatusForbidden, headers: challenge}
-	case keyservicev1.Code_CODE_FORBIDDEN:
-		// The key is good but pinned to addresses the end client is not in.
-		challenge["WWW-Authenticate"] += `, error="invalid_token", error_description="not allowed from this address"`
-		return authDecision{status: http.StatusForbidden, headers: challenge}
 	}
-	// MALFORMED, NOT_FOUND, REVOKED, EXPIRED, DISABLED look the same from
-	// outside.
-	challenge["WWW-Authenticate"] += `, error="invalid_token"`
-	return authDecision{status: http.StatusUnauthorized, headers: challenge}
+	// Every refusal's status and RFC 6750 challenge come from outcome's
+	// table: MALFORMED, NOT_FOUND, REVOKED, EXPIRED, DISABLED look the same
+	// from outside (401, invalid_token); a good key the route may not use
+	// is 403 (insufficient_scope, or not from this address).
+	if row.Challenge != "" {
+		challenge["WWW-Authenticate"] += ", " + row.Challenge
+	}
+	return authDecision{status: row.HTTP, headers: challenge}
 }
 
 // headerSafe percent-encodes (RFC 3986, UTF-8) every byte of v that is not

@@ -1,38 +1,40 @@
-// Package outcome is the one table of Validate's answers. Each outcome's
-// number and name come from the API's Code enum; the table adds what the
-// HTTP gateways answer with it, whether it spends the failed-attempt
-// budget, and the line the docs show. Its order is the order in which the
+// Package outcome is the one table of Validate's answers: each outcome's
+// number and name (those of the API's Code enum, CODE_ dropped: a test
+// holds them equal), what the HTTP gateways answer with it, whether it
+// spends the failed-attempt budget, and the line the docs show. Its order is the order in which the
 // answers are decided: a key refused by an earlier row is never judged by
 // a later one.
 //
 // Adding an outcome: a value in the proto's Code enum, a constant and a
 // row here. Everything else (String, the API code, metric labels,
-// forward-auth, Envoy, the docs' table) reads the table.
+// forward-auth, Envoy, the docs' table) reads the table. The package
+// imports no generated code, so the validation path stays free of it.
 package outcome
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
-
-	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 )
+
+//go:generate go run ./cmd/outcomedoc ../../docs/api.md
 
 // Code is the outcome of a validation: a value, never an error.
 type Code int32
 
 // The outcomes, numbered as the API's Code enum.
 const (
-	Unspecified       = Code(keyservicev1.Code_CODE_UNSPECIFIED)
-	Valid             = Code(keyservicev1.Code_CODE_VALID)
-	Malformed         = Code(keyservicev1.Code_CODE_MALFORMED)
-	NotFound          = Code(keyservicev1.Code_CODE_NOT_FOUND)
-	Revoked           = Code(keyservicev1.Code_CODE_REVOKED)
-	Expired           = Code(keyservicev1.Code_CODE_EXPIRED)
-	RateLimited       = Code(keyservicev1.Code_CODE_RATE_LIMITED)
-	Disabled          = Code(keyservicev1.Code_CODE_DISABLED)
-	Forbidden         = Code(keyservicev1.Code_CODE_FORBIDDEN)
-	InsufficientScope = Code(keyservicev1.Code_CODE_INSUFFICIENT_SCOPE)
+	Unspecified       Code = 0
+	Valid             Code = 1
+	Malformed         Code = 2
+	NotFound          Code = 3
+	Revoked           Code = 4
+	Expired           Code = 5
+	RateLimited       Code = 6
+	Disabled          Code = 7
+	Forbidden         Code = 8
+	InsufficientScope Code = 9
 )
 
 // Stage is where an outcome is decided.
@@ -54,7 +56,10 @@ const (
 
 // Info is one row of the table.
 type Info struct {
-	Code  Code
+	Code Code
+	// Name is the enum value's name without CODE_: the metric label and
+	// what String says.
+	Name  string
 	Stage Stage
 	// HTTP is the status forward-auth answers (Envoy's gRPC code follows
 	// from it).
@@ -71,32 +76,29 @@ type Info struct {
 
 // table is in the order of precedence.
 var table = []Info{
-	{Code: Malformed, Stage: Shape, HTTP: http.StatusUnauthorized, Challenge: `error="invalid_token"`, Failed: true,
+	{Code: Malformed, Name: "MALFORMED", Stage: Shape, HTTP: http.StatusUnauthorized, Challenge: `error="invalid_token"`, Failed: true,
 		Doc: "not a well-formed key of any configured format (shape, prefix, checksum, signature); decided without any lookup"},
-	{Code: NotFound, Stage: Lookup, HTTP: http.StatusUnauthorized, Challenge: `error="invalid_token"`, Failed: true,
+	{Code: NotFound, Name: "NOT_FOUND", Stage: Lookup, HTTP: http.StatusUnauthorized, Challenge: `error="invalid_token"`, Failed: true,
 		Doc: "no such key"},
-	{Code: Revoked, Stage: State, HTTP: http.StatusUnauthorized, Challenge: `error="invalid_token"`,
+	{Code: Revoked, Name: "REVOKED", Stage: State, HTTP: http.StatusUnauthorized, Challenge: `error="invalid_token"`,
 		Doc: "the key was revoked (even if it has also expired)"},
-	{Code: Expired, Stage: State, HTTP: http.StatusUnauthorized, Challenge: `error="invalid_token"`,
+	{Code: Expired, Name: "EXPIRED", Stage: State, HTTP: http.StatusUnauthorized, Challenge: `error="invalid_token"`,
 		Doc: "the key's expiry has passed"},
-	{Code: Disabled, Stage: State, HTTP: http.StatusUnauthorized, Challenge: `error="invalid_token"`,
+	{Code: Disabled, Name: "DISABLED", Stage: State, HTTP: http.StatusUnauthorized, Challenge: `error="invalid_token"`,
 		Doc: "the key is switched off (enabled false)"},
-	{Code: Forbidden, Stage: Call, HTTP: http.StatusForbidden, Challenge: `error="invalid_token", error_description="not allowed from this address"`,
+	{Code: Forbidden, Name: "FORBIDDEN", Stage: Call, HTTP: http.StatusForbidden, Challenge: `error="invalid_token", error_description="not allowed from this address"`,
 		Doc: "the end client's address is outside the key's allowed_cidrs, or unknown"},
-	{Code: InsufficientScope, Stage: Call, HTTP: http.StatusForbidden, Challenge: `error="insufficient_scope"`,
+	{Code: InsufficientScope, Name: "INSUFFICIENT_SCOPE", Stage: Call, HTTP: http.StatusForbidden, Challenge: `error="insufficient_scope"`,
 		Doc: "the key lacks a scope the call requires"},
-	{Code: RateLimited, Stage: Budget, HTTP: http.StatusTooManyRequests,
+	{Code: RateLimited, Name: "RATE_LIMITED", Stage: Budget, HTTP: http.StatusTooManyRequests,
 		Doc: "the key is over its rate limit (nothing is spent by a refused call)"},
-	{Code: Valid, Stage: Budget, HTTP: http.StatusOK,
+	{Code: Valid, Name: "VALID", Stage: Budget, HTTP: http.StatusOK,
 		Doc: "the key may be used"},
 }
 
 var byCode = func() map[Code]*Info {
 	m := make(map[Code]*Info, len(table))
 	for i := range table {
-		if _, ok := keyservicev1.Code_name[int32(table[i].Code)]; !ok {
-			panic(fmt.Sprintf("outcome: %d is not a value of the API's Code enum", table[i].Code))
-		}
 		m[table[i].Code] = &table[i]
 	}
 	return m
@@ -115,17 +117,11 @@ func Of(c Code) Info {
 
 // String is the enum's name without CODE_: VALID, NOT_FOUND, …
 func (c Code) String() string {
-	if n, ok := keyservicev1.Code_name[int32(c)]; ok {
-		return strings.TrimPrefix(n, "CODE_")
+	if i, ok := byCode[c]; ok {
+		return i.Name
 	}
 	return "UNSPECIFIED"
 }
-
-// Proto is c as the API sends it.
-func (c Code) Proto() keyservicev1.Code { return keyservicev1.Code(c) }
-
-// FromProto is the API's code as an outcome.
-func FromProto(c keyservicev1.Code) Code { return Code(c) }
 
 // Markdown is the docs' precedence table.
 func Markdown() string {
@@ -133,7 +129,23 @@ func Markdown() string {
 	b.WriteString("| order | code | decided by | forward-auth | meaning |\n|---:|---|---|---:|---|\n")
 	stages := map[Stage]string{Shape: "the key's text", Lookup: "the lookup", State: "the key's state", Call: "the call", Budget: "the key's budget"}
 	for i, r := range table {
-		fmt.Fprintf(&b, "| %d | `CODE_%s` | %s | %d | %s |\n", i+1, r.Code, stages[r.Stage], r.HTTP, r.Doc)
+		fmt.Fprintf(&b, "| %d | `CODE_%s` | %s | %d | %s |\n", i+1, r.Name, stages[r.Stage], r.HTTP, r.Doc)
 	}
 	return b.String()
+}
+
+// The markers around the table in docs/api.md.
+const (
+	DocsBegin = "<!-- outcomes:begin -->"
+	DocsEnd   = "<!-- outcomes:end -->"
+)
+
+// UpdateDocs puts Markdown between the markers of doc.
+func UpdateDocs(doc string) (string, error) {
+	i := strings.Index(doc, DocsBegin)
+	j := strings.Index(doc, DocsEnd)
+	if i < 0 || j < i {
+		return "", errors.New("the markers " + DocsBegin + " and " + DocsEnd + " are missing or out of order")
+	}
+	return doc[:i+len(DocsBegin)] + "\n<!-- Generated from internal/outcome by `make generate`; edit the table there. -->\n\n" + Markdown() + doc[j:], nil
 }

@@ -1,6 +1,7 @@
 package outcome_test
 
 import (
+	"os"
 	"testing"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
@@ -19,8 +20,8 @@ func TestEveryAPICodeHasARow(t *testing.T) {
 		if r.HTTP == 0 || r.Stage == 0 || r.Doc == "" {
 			t.Errorf("%s: row incomplete: %+v", r.Code, r)
 		}
-		if r.Code.Proto().String() != "CODE_"+r.Code.String() {
-			t.Errorf("%s: proto name %s", r.Code, r.Code.Proto())
+		if n, ok := keyservicev1.Code_value["CODE_"+r.Name]; !ok || outcome.Code(n) != r.Code {
+			t.Errorf("%s is %d here; the API's CODE_%s is %d (%v)", r.Name, r.Code, r.Name, n, ok)
 		}
 	}
 	for n := range keyservicev1.Code_name {
@@ -42,5 +43,21 @@ func TestStagesComeInOrder(t *testing.T) {
 	}
 	if got := outcome.Of(outcome.Code(999)).Code; got != outcome.NotFound {
 		t.Errorf("an unknown code is answered as %s, want NOT_FOUND (fail closed)", got)
+	}
+}
+
+// TestDocsTableIsGenerated: docs/api.md shows the table as it is here
+// (make generate writes it).
+func TestDocsTableIsGenerated(t *testing.T) {
+	b, err := os.ReadFile("../../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := outcome.UpdateDocs(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want != string(b) {
+		t.Fatal("docs/api.md's table of answers is not the outcome table's: run make generate")
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/caller"
+	"github.com/keyservice/keyservice/internal/outcome"
 )
 
 // budgetKey is the identity a caller's budgets are kept under: an
@@ -275,7 +276,7 @@ func isFailure(resp any, err error) bool {
 	if !ok || err != nil {
 		return false
 	}
-	return v.GetCode() == keyservicev1.Code_CODE_NOT_FOUND || v.GetCode() == keyservicev1.Code_CODE_MALFORMED
+	return outcome.Of(outcome.Code(v.GetCode())).Failed
 }
 
 // refuse builds the RESOURCE_EXHAUSTED status and the headers the gateway

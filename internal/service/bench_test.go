@@ -13,6 +13,7 @@ import (
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/caller"
+	"github.com/keyservice/keyservice/internal/outcome"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/service"
 	"github.com/keyservice/keyservice/internal/validate"
@@ -23,7 +24,7 @@ import (
 type cached struct{ key apikey.Key }
 
 func (c *cached) Validate(context.Context, string) (validate.Result, error) {
-	return validate.Result{Code: validate.Valid, Key: &c.key, Path: validate.PathPositiveCache}, nil
+	return validate.Result{Code: outcome.Valid, Key: &c.key, Path: validate.PathPositiveCache}, nil
 }
 
 // BenchmarkServiceValidate is the handler's cost around a cached VALID

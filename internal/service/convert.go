@@ -7,7 +7,6 @@ import (
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/apikey"
-	"github.com/keyservice/keyservice/internal/validate"
 )
 
 func keyToProto(k *apikey.Key) *keyservicev1.Key {
@@ -49,28 +48,4 @@ func keyToProto(k *apikey.Key) *keyservicev1.Key {
 		out.RateLimit = &keyservicev1.RateLimit{Limit: int64(rl.Limit), Period: durationpb.New(rl.Period), Burst: int64(rl.Burst)}
 	}
 	return out
-}
-
-func codeToProto(c validate.Code) keyservicev1.Code {
-	switch c {
-	case validate.Valid:
-		return keyservicev1.Code_CODE_VALID
-	case validate.Malformed:
-		return keyservicev1.Code_CODE_MALFORMED
-	case validate.NotFound:
-		return keyservicev1.Code_CODE_NOT_FOUND
-	case validate.Revoked:
-		return keyservicev1.Code_CODE_REVOKED
-	case validate.Expired:
-		return keyservicev1.Code_CODE_EXPIRED
-	case validate.RateLimited:
-		return keyservicev1.Code_CODE_RATE_LIMITED
-	case validate.Disabled:
-		return keyservicev1.Code_CODE_DISABLED
-	case validate.Forbidden:
-		return keyservicev1.Code_CODE_FORBIDDEN
-	case validate.InsufficientScope:
-		return keyservicev1.Code_CODE_INSUFFICIENT_SCOPE
-	}
-	return keyservicev1.Code_CODE_UNSPECIFIED
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/middleware"
-	"github.com/keyservice/keyservice/internal/validate"
 )
 
 const (
@@ -36,29 +35,6 @@ const ScanningActor = "secret-scanning"
 // audit trail of the writes made with it.
 func audited(ctx context.Context) context.Context {
 	return apikey.WithAudit(ctx, apikey.Audit{Actor: caller.ActorFrom(ctx), RequestID: middleware.RequestIDFrom(ctx)})
-}
-
-// access makes the checks of a VALID key that depend on the call: the end
-// client's address (FORBIDDEN), then the required scopes
-// (INSUFFICIENT_SCOPE). A key with no allowed addresses and a call with no
-// required scopes cost two length checks.
-func (s *Service) access(ctx context.Context, req *keyservicev1.ValidateRequest, k *apikey.Key) validate.Code {
-	if len(k.AllowedCIDRs) > 0 && !s.inside(ctx, req, k) {
-		return validate.Forbidden
-	}
-	for _, sc := range req.GetRequiredScopes() {
-		if !slices.Contains(k.Scopes, sc) {
-			return validate.InsufficientScope
-		}
-	}
-	return validate.Valid
-}
-
-// inside reports whether the end client is inside one of k's allowed
-// addresses (false when no end client address is known).
-func (s *Service) inside(ctx context.Context, req *keyservicev1.ValidateRequest, k *apikey.Key) bool {
-	a, ok := s.endClient(ctx, req)
-	return ok && slices.ContainsFunc(k.AllowedCIDRs, func(p netip.Prefix) bool { return p.Contains(a) })
 }
 
 // endClient is the address a key's allowed addresses are checked against:

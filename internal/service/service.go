@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/maypok86/otter/v2"
@@ -22,8 +23,10 @@ import (
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/outcome"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/validate"
+	"github.com/keyservice/keyservice/internal/verify"
 )
 
 // Validator judges a presented key (*validate.Validator; the bench tool
@@ -80,9 +83,12 @@ type Service struct {
 	// here keeps it from being reused): a hot key is converted once, not on
 	// every answer. Shared messages are only ever read (marshalled).
 	views *otter.Cache[*apikey.Key, *keyservicev1.Key]
-	// refusals counts the answers refused for the call after the key
-	// itself was judged VALID: FORBIDDEN, INSUFFICIENT_SCOPE, RATE_LIMITED.
-	refusals [3]prometheus.Counter
+	// verifier runs the checks after the key is found.
+	verifier verify.Verifier
+	// refusals counts, by outcome, the answers refused for the call after
+	// the validation path judged the key VALID (outcome's Call and Budget
+	// stages).
+	refusals []prometheus.Counter
 }
 
 // New builds a Service.
@@ -106,13 +112,29 @@ func New(cfg Config) *Service {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	var after []string
+	for _, r := range outcome.All() {
+		if r.Stage >= outcome.Call && r.Code != outcome.Valid {
+			after = append(after, r.Code.String()+" ("+r.Doc+")")
+		}
+	}
 	refusals := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keyservice_validate_call_refusals_total",
-		Help: "Validate answers refused for the call after the validation path judged the key VALID (and counted it so in keyservice_validate_answers_total): FORBIDDEN (end client outside the key's allowed_cidrs), INSUFFICIENT_SCOPE (a required scope missing), RATE_LIMITED (the key's own limit).",
+		Help: "Validate answers refused for the call after the validation path judged the key VALID (and counted it so in keyservice_validate_answers_total): " + strings.Join(after, "; ") + ".",
 	}, []string{"code"})
-	s.refusals = [3]prometheus.Counter{refusals.WithLabelValues("FORBIDDEN"), refusals.WithLabelValues("INSUFFICIENT_SCOPE"), refusals.WithLabelValues("RATE_LIMITED")}
+	for _, r := range outcome.All() {
+		if r.Stage >= outcome.Call && r.Code != outcome.Valid {
+			if int(r.Code) >= len(s.refusals) {
+				s.refusals = append(s.refusals, make([]prometheus.Counter, int(r.Code)+1-len(s.refusals))...)
+			}
+			s.refusals[r.Code] = refusals.WithLabelValues(r.Code.String())
+		}
+	}
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(refusals)
+	}
+	if s.keyLimits != nil {
+		s.verifier.Spend = s.spend
 	}
 	if s.defaultFormat == keyservicev1.Format_FORMAT_UNSPECIFIED {
 		s.defaultFormat = keyservicev1.Format_FORMAT_CHECKSUM
@@ -183,50 +205,41 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 	if err != nil {
 		return nil, err
 	}
-	out := &keyservicev1.ValidateResponse{Valid: res.Code == validate.Valid, Code: codeToProto(res.Code)}
-	if res.Key != nil && (len(res.Key.AllowedCIDRs) == 0 || res.Code == validate.Valid || s.inside(ctx, req, res.Key)) {
-		// A pinned key's record is shown only inside its allowed addresses
-		// (a VALID answer outside them is FORBIDDEN, below, without it).
-		out.Key = s.view(res)
+	call := verify.Call{
+		EndClient: func() (netip.Addr, bool) { return s.endClient(ctx, req) },
+		Scopes:    req.GetRequiredScopes(),
+		Cost:      cost,
 	}
-	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		defer func() {
-			span.SetAttributes(attribute.String("keyservice.validate.path", res.Path.String()),
-				attribute.String("keyservice.validate.code", out.GetCode().String()))
-		}()
-	}
-	if res.Code == validate.Valid {
-		// The checks that depend on the call, in the documented order;
-		// a key refused by one spends nothing from its budget.
-		if code := s.access(ctx, req, res.Key); code != validate.Valid {
-			if code == validate.Forbidden {
-				s.refusals[0].Inc()
-			} else {
-				s.refusals[1].Inc()
-			}
-			out.Valid, out.Code = false, codeToProto(code)
-			if code == validate.Forbidden {
-				// Not from here: the record (its allowed addresses above
-				// all) is not shown to whoever holds the key elsewhere.
-				out.Key = nil
-			}
-			return out, nil
-		}
-	}
-	if res.Code == validate.Valid && s.keyLimits != nil {
-		lim := s.limitOf(res.Key)
-		// A rotation chain's keys spend one budget: its first key's.
-		d, err := s.keyLimits.Take(ctx, res.Key.Budget().String(), lim, cost)
-		if err != nil {
+	verdict := verify.Verdict{Code: res.Code}
+	if res.Key != nil {
+		if verdict, err = s.verifier.Verify(ctx, res.Key, res.Code, &call); err != nil {
 			return nil, err
 		}
-		out.RateLimit = &keyservicev1.RateLimitStatus{Limit: int64(d.Limit), Remaining: int64(d.Remaining), Reset_: durationpb.New(d.Reset)}
-		if !d.Allowed {
-			s.refusals[2].Inc()
-			out.Valid, out.Code = false, keyservicev1.Code_CODE_RATE_LIMITED
-		}
+	}
+	out := &keyservicev1.ValidateResponse{Valid: verdict.Code == outcome.Valid, Code: keyservicev1.Code(verdict.Code)}
+	if res.Key != nil && (len(res.Key.AllowedCIDRs) == 0 || verify.Inside(res.Key, &call)) {
+		// A pinned key's record is shown only inside its allowed addresses:
+		// not to whoever holds the key elsewhere (FORBIDDEN has none).
+		out.Key = s.view(res)
+	}
+	if b := verdict.Budget; b != nil {
+		out.RateLimit = &keyservicev1.RateLimitStatus{Limit: int64(b.Limit), Remaining: int64(b.Remaining), Reset_: durationpb.New(b.Reset)}
+	}
+	if verdict.Code != res.Code {
+		s.refusals[verdict.Code].Inc()
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.String("keyservice.validate.path", res.Path.String()),
+			attribute.String("keyservice.validate.code", out.GetCode().String()))
 	}
 	return out, nil
+}
+
+// spend takes cost from k's budget: a rotation chain's keys spend one
+// budget, its first key's.
+func (s *Service) spend(ctx context.Context, k *apikey.Key, cost int) (verify.Budget, error) {
+	d, err := s.keyLimits.Take(ctx, k.Budget().String(), s.limitOf(k), cost)
+	return verify.Budget{Allowed: d.Allowed, Limit: d.Limit, Remaining: d.Remaining, Reset: d.Reset}, err
 }
 
 // limitOf is the key's own limit, or the configured default.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/outcome"
+	"github.com/keyservice/keyservice/internal/verify"
 )
 
 // Lookups of keys that memory cannot decide are batched: whoever needs a
@@ -234,7 +236,7 @@ func (b *batcher) run(batch []*lookupReq) {
 		k := byHash[r.h]
 		if k == nil {
 			v.fill(r.h, r.epoch, func() {
-				v.neg.Set(r.h, negEntry{code: NotFound, short: v.streamDown()})
+				v.neg.Set(r.h, negEntry{code: outcome.NotFound, short: v.streamDown()})
 				v.pos.Invalidate(r.h)
 			})
 			b.finish(r, lookupOutcome{})
@@ -242,7 +244,7 @@ func (b *batcher) run(batch []*lookupReq) {
 		}
 		kc := *k
 		v.fill(r.h, r.epoch, func() {
-			if code := Judge(&kc, now); code != Valid {
+			if code := verify.State(&kc, now); code != outcome.Valid {
 				v.neg.Set(r.h, negEntry{code: code, key: &kc})
 				// A stale positive entry must not outlive what the database said.
 				v.pos.Invalidate(r.h)

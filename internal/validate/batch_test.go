@@ -14,6 +14,7 @@ import (
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/netdelay"
+	"github.com/keyservice/keyservice/internal/outcome"
 	"github.com/keyservice/keyservice/internal/testdb"
 	"github.com/keyservice/keyservice/internal/validate"
 )
@@ -74,7 +75,7 @@ func burst(v *validate.Validator, secrets []string, workers int) (valid, unavail
 				switch {
 				case errors.Is(err, apikey.ErrUnavailable):
 					atomic.AddInt64(&unavailable, 1)
-				case err == nil && r.Code == validate.Valid:
+				case err == nil && r.Code == outcome.Valid:
 					atomic.AddInt64(&valid, 1)
 				default:
 					atomic.AddInt64(&other, 1)
@@ -159,7 +160,7 @@ func TestRefreshAheadKeepsAKeyInSteadyUseInMemory(t *testing.T) {
 	for i := 1; i <= 24; i++ {
 		b.clock.Advance(5 * time.Second)
 		r := mustValidate(t, b.v, g.Secret)
-		if r.Code != validate.Valid || r.Path != validate.PathPositiveCache {
+		if r.Code != outcome.Valid || r.Path != validate.PathPositiveCache {
 			t.Fatalf("use %d (%ds): %v from %v, want VALID from the positive cache", i, 5*i, r.Code, r.Path)
 		}
 		// A use in the entry's last quarter refreshed it: wait for the
@@ -183,7 +184,7 @@ func TestRefreshFindsARevocationNotifyMissed(t *testing.T) {
 	}
 	b.clock.Advance(25 * time.Second) // in the last quarter of the 30 s TTL
 	mustValidate(t, b.v, g.Secret)    // still VALID from memory; refreshes
-	waitFor(t, 5*time.Second, func() bool { return mustValidate(t, b.v, g.Secret).Code == validate.Revoked })
+	waitFor(t, 5*time.Second, func() bool { return mustValidate(t, b.v, g.Secret).Code == outcome.Revoked })
 }
 
 // TestWarmStartAnswersRecentlyUsedKeysFromMemory: a replica that stops
@@ -218,17 +219,17 @@ func TestWarmStartAnswersRecentlyUsedKeysFromMemory(t *testing.T) {
 	before := fresh.tr.lookups.Load()
 	for _, g := range used {
 		r := mustValidate(t, fresh.v, g.Secret)
-		if r.Code != validate.Valid || r.Path != validate.PathPositiveCache {
+		if r.Code != outcome.Valid || r.Path != validate.PathPositiveCache {
 			t.Fatalf("recently used key on a restarted replica: %v from %v, want VALID from the positive cache", r.Code, r.Path)
 		}
 	}
 	if n := fresh.tr.lookups.Load() - before; n != 0 {
 		t.Fatalf("%d lookups for recently used keys after a restart, want 0", n)
 	}
-	if r := mustValidate(t, fresh.v, unused.Secret); r.Code != validate.Valid || r.Path != validate.PathLookup {
+	if r := mustValidate(t, fresh.v, unused.Secret); r.Code != outcome.Valid || r.Path != validate.PathLookup {
 		t.Fatalf("never-used key: %v from %v, want VALID from a lookup", r.Code, r.Path)
 	}
-	if r := mustValidate(t, fresh.v, revokedSecret); r.Code != validate.Revoked || r.Path == validate.PathPositiveCache {
+	if r := mustValidate(t, fresh.v, revokedSecret); r.Code != outcome.Revoked || r.Path == validate.PathPositiveCache {
 		t.Fatalf("used, then revoked key on a restarted replica: %v from %v, want REVOKED, not from the positive cache", r.Code, r.Path)
 	}
 }
@@ -303,7 +304,7 @@ func TestWarmStartMissesNoRevocation(t *testing.T) {
 	validate.FlushUsage(a.v, context.Background())
 	h := &hookedStore{afterRecent: func() { a.revoke(t, k) }}
 	b := setupOn(t, u, true, hook(h), func(c *validate.Config) { c.SyncInterval = time.Hour })
-	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Revoked {
+	if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Revoked {
 		t.Fatalf("key revoked during the warm start: %v from %v, want REVOKED", r.Code, r.Path)
 	}
 }
@@ -320,7 +321,7 @@ func TestFailedRefreshBacksOff(t *testing.T) {
 	before := h.byHashes.Load()
 	b.clock.Advance(25 * time.Second) // in the refresh window of the 30 s TTL
 	for i := 0; i < 1000; i++ {
-		if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+		if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Valid {
 			t.Fatalf("use %d: %v", i, r.Code)
 		}
 		if i == 0 {
@@ -370,7 +371,7 @@ func TestRefreshThatRacesARevokeIsDiscarded(t *testing.T) {
 	close(release)
 	waitFor(t, 5*time.Second, func() bool { return validate.StatementsRunning(b.v) == 0 })
 	b.clock.Advance(2 * time.Second) // past the REVOKED negative entry
-	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Revoked {
+	if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Revoked {
 		t.Fatalf("after a refresh that raced the revoke: %v from %v, want REVOKED", r.Code, r.Path)
 	}
 }
@@ -385,7 +386,7 @@ func TestAWrongStatementEstimateRefusesNothingForGood(t *testing.T) {
 	validate.SetStatementEstimate(b.v, time.Hour)
 	for i := 0; i < 20; i++ {
 		g, _ := b.create(t, nil)
-		if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+		if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Valid {
 			t.Fatalf("key %d: %v", i, r.Code)
 		}
 	}
@@ -414,7 +415,7 @@ func TestNoWarmedEntryAnswersBeforeReady(t *testing.T) {
 	b := setupOn(t, u, false, hook(h), func(c *validate.Config) { c.SyncInterval = time.Hour })
 	self.Store(b.v)
 	close(built)
-	if r := <-answered; r.Code == validate.Valid {
+	if r := <-answered; r.Code == outcome.Valid {
 		t.Fatalf("during the warm start, after a revoke: VALID from %v", r.Path)
 	}
 }
@@ -438,7 +439,7 @@ func TestKeysCreatedWhileListenIsDownAreSeenSoon(t *testing.T) {
 	g, _ := a.create(t, nil) // B hears nothing of it
 	start := time.Now()
 	validate.Signals(b.v).Synced.Drain()
-	for mustValidate(t, b.v, g.Secret).Code != validate.Valid {
+	for mustValidate(t, b.v, g.Secret).Code != outcome.Valid {
 		if time.Since(start) > 3*time.Second {
 			t.Fatalf("a key created on another replica while LISTEN was down: not VALID here after %s (SyncInterval is 10 s)", time.Since(start))
 		}
@@ -448,7 +449,7 @@ func TestKeysCreatedWhileListenIsDownAreSeenSoon(t *testing.T) {
 	// A NOT_FOUND looked up while the stream is down is cached briefly.
 	validate.ForceFilterMaybe(b.v)
 	unknown := b.unknownKey(t)
-	if r := mustValidate(t, b.v, unknown); r.Code != validate.NotFound || r.Path != validate.PathLookup {
+	if r := mustValidate(t, b.v, unknown); r.Code != outcome.NotFound || r.Path != validate.PathLookup {
 		t.Fatalf("unknown key: %v from %v", r.Code, r.Path)
 	}
 	b.clock.Advance(300 * time.Millisecond)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyservice/keyservice/internal/outcome"
 	"github.com/keyservice/keyservice/internal/testdb"
 	"github.com/keyservice/keyservice/internal/validate"
 )
@@ -12,7 +13,7 @@ import (
 // Benchmarks of each step of the path that answers, in process, on a real
 // database (only the lookup benchmark reaches it).
 
-func benchPath(b *testing.B, v *validate.Validator, keys []string, want validate.Code) {
+func benchPath(b *testing.B, v *validate.Validator, keys []string, want outcome.Code) {
 	b.Helper()
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -41,16 +42,16 @@ func BenchmarkValidate(b *testing.B) {
 	if wrongSum == valid.Secret {
 		wrongSum = valid.Secret[:len(valid.Secret)-1] + "1"
 	}
-	b.Run("shape", func(b *testing.B) { benchPath(b, bb.v, []string{"not-a-key"}, validate.Malformed) })
-	b.Run("checksum", func(b *testing.B) { benchPath(b, bb.v, []string{wrongSum}, validate.Malformed) })
-	b.Run("negative_cache", func(b *testing.B) { benchPath(b, bb.v, []string{revoked.Secret}, validate.Revoked) })
-	b.Run("positive_cache", func(b *testing.B) { benchPath(b, bb.v, []string{valid.Secret}, validate.Valid) })
-	b.Run("filter", func(b *testing.B) { benchPath(b, bb.v, unknown, validate.NotFound) })
+	b.Run("shape", func(b *testing.B) { benchPath(b, bb.v, []string{"not-a-key"}, outcome.Malformed) })
+	b.Run("checksum", func(b *testing.B) { benchPath(b, bb.v, []string{wrongSum}, outcome.Malformed) })
+	b.Run("negative_cache", func(b *testing.B) { benchPath(b, bb.v, []string{revoked.Secret}, outcome.Revoked) })
+	b.Run("positive_cache", func(b *testing.B) { benchPath(b, bb.v, []string{valid.Secret}, outcome.Valid) })
+	b.Run("filter", func(b *testing.B) { benchPath(b, bb.v, unknown, outcome.NotFound) })
 	b.Run("positive_cache_parallel", func(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if r, _ := bb.v.Validate(context.Background(), valid.Secret); r.Code != validate.Valid {
+				if r, _ := bb.v.Validate(context.Background(), valid.Secret); r.Code != outcome.Valid {
 					b.Fatal(r.Code)
 				}
 			}
@@ -70,7 +71,7 @@ func BenchmarkLookup(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if r, err := bb.v.Validate(context.Background(), keys[i]); err != nil || r.Code != validate.NotFound {
+		if r, err := bb.v.Validate(context.Background(), keys[i]); err != nil || r.Code != outcome.NotFound {
 			b.Fatalf("%v %v", r.Code, err)
 		}
 	}

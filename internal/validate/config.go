@@ -17,6 +17,7 @@ import (
 
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/outcome"
 	"github.com/keyservice/keyservice/internal/testsignal"
 )
 
@@ -211,7 +212,7 @@ type posEntry struct {
 }
 
 type negEntry struct {
-	code Code
+	code outcome.Code
 	key  *apikey.Key // for REVOKED and EXPIRED
 	// short: cached while the LISTEN connection was down, when a key
 	// created on another replica may be unknown here; kept only briefly.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/backoff"
+	"github.com/keyservice/keyservice/internal/outcome"
+	"github.com/keyservice/keyservice/internal/verify"
 )
 
 // Feed delivers changes made by other replicas; *store.Store is one (its
@@ -126,7 +128,7 @@ func (v *Validator) warm(ctx context.Context) {
 		now := v.now()
 		for i := range page {
 			k := page[i]
-			if Judge(&k, now) != Valid {
+			if verify.State(&k, now) != outcome.Valid {
 				continue
 			}
 			// Entries of different ages, so they come up for refresh spread
@@ -223,7 +225,7 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 			// Always applied, even with nothing cached: it also bumps the
 			// stripe epoch, so a lookup that read the row before the revoke
 			// cannot cache VALID afterwards. Skipped when already known.
-			if n, ok := v.neg.GetEntryQuietly(c.Hash); ok && n.Value.code == Revoked {
+			if n, ok := v.neg.GetEntryQuietly(c.Hash); ok && n.Value.code == outcome.Revoked {
 				continue
 			}
 			if c.RevokedAt.After(dbNow.Add(-v.cfg.EndedKeptFor)) {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/outcome"
+	"github.com/keyservice/keyservice/internal/verify"
 )
 
 // lookupResult is shared by every caller joined on one lookup.
@@ -38,12 +40,12 @@ func (v *Validator) lookup(ctx context.Context, h keys.Hash) (Result, error) {
 	}
 	lr := r.Val.(lookupResult)
 	if !lr.found {
-		return Result{Code: NotFound, Path: PathLookup}, nil
+		return Result{Code: outcome.NotFound, Path: PathLookup}, nil
 	}
 	k := lr.key
 	now := v.now()
-	code := Judge(&k, now)
-	if code == Valid {
+	code := verify.State(&k, now)
+	if code == outcome.Valid {
 		v.recordUse(k.ID, now)
 	}
 	return Result{Code: code, Key: &k, Path: PathLookup}, nil
@@ -120,7 +122,7 @@ func (v *Validator) applyAfter(e apikey.Event, src source, before *epochs) {
 		st.epoch.Add(1)
 		// A key is never un-revoked: a late "created" (a slow NOTIFY, a sync
 		// that read the row before its revocation) keeps a REVOKED answer.
-		if n, ok := v.neg.GetEntryQuietly(e.Hash); !ok || n.Value.code != Revoked {
+		if n, ok := v.neg.GetEntryQuietly(e.Hash); !ok || n.Value.code != outcome.Revoked {
 			v.neg.Invalidate(e.Hash)
 		}
 		st.mu.Unlock()
@@ -136,9 +138,9 @@ func (v *Validator) applyAfter(e apikey.Event, src source, before *epochs) {
 			known := had
 			if had {
 				k = old.key
-			} else if n, ok := v.neg.GetEntryQuietly(e.Hash); ok && n.Value.key != nil && n.Value.code != Revoked {
+			} else if n, ok := v.neg.GetEntryQuietly(e.Hash); ok && n.Value.key != nil && n.Value.code != outcome.Revoked {
 				k, known = *n.Value.key, true
-			} else if ok && n.Value.code == NotFound {
+			} else if ok && n.Value.code == outcome.NotFound {
 				// A NOT_FOUND remembered for a key that exists: forget it,
 				// so the next Validate looks it up and answers REVOKED.
 				v.neg.Invalidate(e.Hash)
@@ -155,7 +157,7 @@ func (v *Validator) applyAfter(e apikey.Event, src source, before *epochs) {
 		if rec != nil {
 			// Known record: answer REVOKED from memory from now on. Otherwise
 			// the next Validate looks the key up once and caches the answer.
-			v.neg.Set(e.Hash, negEntry{code: Revoked, key: rec})
+			v.neg.Set(e.Hash, negEntry{code: outcome.Revoked, key: rec})
 		}
 		st.mu.Unlock()
 	case apikey.EventUpdated:
@@ -171,14 +173,14 @@ func (v *Validator) applyAfter(e apikey.Event, src source, before *epochs) {
 		}
 		st.epoch.Add(1)
 		v.pos.Invalidate(e.Hash)
-		if n, ok := v.neg.GetEntryQuietly(e.Hash); !ok || n.Value.code != Revoked {
+		if n, ok := v.neg.GetEntryQuietly(e.Hash); !ok || n.Value.code != outcome.Revoked {
 			v.neg.Invalidate(e.Hash)
 			if rec := e.Key; rec != nil {
 				now := v.now()
-				switch code := Judge(rec, now); code {
-				case Valid:
+				switch code := verify.State(rec, now); code {
+				case outcome.Valid:
 					v.pos.Set(e.Hash, &posEntry{key: *rec, fetched: now})
-				case Revoked:
+				case outcome.Revoked:
 				default:
 					v.neg.Set(e.Hash, negEntry{code: code, key: rec})
 				}

@@ -1,7 +1,11 @@
 package validate
 
 import (
+	"slices"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyservice/keyservice/internal/outcome"
 )
 
 // Path is the step of the validation path that gave an answer.
@@ -24,9 +28,7 @@ func (p Path) String() string {
 }
 
 // codeUnavailable indexes the answers metric for calls that got no answer.
-const codeUnavailable Code = 0
-
-const numCodes = int(InsufficientScope) + 1
+const codeUnavailable outcome.Code = 0
 
 // Reasons a lookup is refused (answered UNAVAILABLE).
 const (
@@ -37,7 +39,7 @@ const (
 )
 
 type metrics struct {
-	answers            [numPaths][numCodes]prometheus.Counter
+	answers            [numPaths][]prometheus.Counter // by outcome.Code
 	lookups            *prometheus.CounterVec
 	lookupRefusals     [numRefusals]prometheus.Counter
 	batchSize          prometheus.Histogram
@@ -158,8 +160,17 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 	for r, name := range [numRefusals]string{"deadline", "queue_full", "store_down"} {
 		m.lookupRefusals[r] = refusals.WithLabelValues(name)
 	}
-	codes := []Code{codeUnavailable, Valid, Malformed, NotFound, Revoked, Expired, RateLimited, Disabled}
+	// The codes the validation path answers (outcome's table: up to the
+	// key's own state, and VALID), and none (UNAVAILABLE).
+	codes := []outcome.Code{codeUnavailable}
+	for _, r := range outcome.All() {
+		if r.Stage <= outcome.State || r.Code == outcome.Valid {
+			codes = append(codes, r.Code)
+		}
+	}
+	top := slices.Max(codes)
 	for p := Path(0); p < numPaths; p++ {
+		m.answers[p] = make([]prometheus.Counter, top+1)
 		for _, c := range codes {
 			name := c.String()
 			if c == codeUnavailable {

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/outcome"
 	"github.com/keyservice/keyservice/internal/pglocal"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/validate"
@@ -55,17 +56,17 @@ func TestPostgresDown(t *testing.T) {
 	})
 	cached, _ := b.create(t, nil)
 	uncached, _ := b.create(t, nil)
-	if r := mustValidate(t, b.v, cached.Secret); r.Code != validate.Valid {
+	if r := mustValidate(t, b.v, cached.Secret); r.Code != outcome.Valid {
 		t.Fatalf("warm-up: %v", r.Code)
 	}
 	if err := c.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
-	if r := mustValidate(t, b.v, cached.Secret); r.Code != validate.Valid {
+	if r := mustValidate(t, b.v, cached.Secret); r.Code != outcome.Valid {
 		t.Fatalf("cached key while down: %v", r.Code)
 	}
-	if r := mustValidate(t, b.v, b.unknownKey(t)); r.Code != validate.NotFound {
+	if r := mustValidate(t, b.v, b.unknownKey(t)); r.Code != outcome.NotFound {
 		t.Fatalf("filter-rejected key while down: %v", r.Code)
 	}
 	start := time.Now()
@@ -80,7 +81,7 @@ func TestPostgresDown(t *testing.T) {
 
 	// Past its TTL the cached entry is stale; the lookup fails, so it is served.
 	b.clock.Advance(31 * time.Second)
-	if r := mustValidate(t, b.v, cached.Secret); r.Code != validate.Valid {
+	if r := mustValidate(t, b.v, cached.Secret); r.Code != outcome.Valid {
 		t.Fatalf("stale cached key while down: %v", r.Code)
 	}
 	// Past TTL + StaleFor it is gone: no answer without the database.
@@ -94,9 +95,9 @@ func TestPostgresDown(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, func() bool {
 		r, err := b.v.Validate(context.Background(), uncached.Secret)
-		return err == nil && r.Code == validate.Valid
+		return err == nil && r.Code == outcome.Valid
 	})
-	if r := mustValidate(t, b.v, cached.Secret); r.Code != validate.Valid {
+	if r := mustValidate(t, b.v, cached.Secret); r.Code != outcome.Valid {
 		t.Fatalf("after recovery: %v", r.Code)
 	}
 }
@@ -121,7 +122,7 @@ func TestStartsNotReadyWhileDatabaseIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForLoad(t, b.v, 30*time.Second)
-	if r := mustValidate(t, b.v, b.unknownKey(t)); r.Code != validate.NotFound {
+	if r := mustValidate(t, b.v, b.unknownKey(t)); r.Code != outcome.NotFound {
 		t.Fatalf("after load: %v", r.Code)
 	}
 }
@@ -150,7 +151,7 @@ func TestStaleEntryNeverOutlivesARevocation(t *testing.T) {
 	}
 	conn.Close()
 	b.clock.Advance(31 * time.Second) // stale: the next call looks the key up
-	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Revoked {
+	if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Revoked {
 		t.Fatalf("after the lookup: %v, want REVOKED", r.Code)
 	}
 	b.clock.Advance(11 * time.Second) // the negative entry expires
@@ -158,7 +159,7 @@ func TestStaleEntryNeverOutlivesARevocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := b.v.Validate(context.Background(), g.Secret)
-	if err == nil && r.Code == validate.Valid {
+	if err == nil && r.Code == outcome.Valid {
 		t.Fatal("a revoked key was served VALID from a stale entry")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/outcome"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/validate"
 )
@@ -90,14 +91,14 @@ func TestReplayedWritesAreSeenHereWhenTheyReturn(t *testing.T) {
 	}
 	_, err = b.keys.CreateKey(ctx, apikey.NewKey{Hash: retry.Hash, Hint: retry.Hint, Name: "n", Owner: "o"})
 	replayed("CreateKey", err)
-	if r := mustValidate(t, b.v, first.Secret); r.Code != validate.Valid {
+	if r := mustValidate(t, b.v, first.Secret); r.Code != outcome.Valid {
 		t.Fatalf("the key of a replayed create: %v; want VALID", r.Code)
 	}
 	feed.hold(false)
 
 	// Update: the key is disabled by the first attempt.
 	g, k := b.create(t, nil)
-	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+	if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Valid {
 		t.Fatalf("new key: %v", r.Code)
 	}
 	feed.hold(true)
@@ -108,14 +109,14 @@ func TestReplayedWritesAreSeenHereWhenTheyReturn(t *testing.T) {
 	}
 	_, _, err = b.keys.UpdateKey(ctx, k.ID, u)
 	replayed("UpdateKey", err)
-	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Disabled {
+	if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Disabled {
 		t.Fatalf("after a replayed disable returned: %v; want DISABLED", r.Code)
 	}
 	feed.hold(false)
 
 	// Revoke.
 	g, k = b.create(t, nil)
-	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+	if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Valid {
 		t.Fatalf("new key: %v", r.Code)
 	}
 	feed.hold(true)
@@ -125,14 +126,14 @@ func TestReplayedWritesAreSeenHereWhenTheyReturn(t *testing.T) {
 	}
 	_, err = b.keys.RevokeKey(ctx, k.ID)
 	replayed("RevokeKey", err)
-	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Revoked {
+	if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Revoked {
 		t.Fatalf("after a replayed revoke returned: %v; want REVOKED", r.Code)
 	}
 	feed.hold(false)
 
 	// Rotate with no grace: the old key expires, its successor is valid.
 	g, k = b.create(t, nil)
-	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+	if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Valid {
 		t.Fatalf("new key: %v", r.Code)
 	}
 	next, err := b.format.Generate()
@@ -148,10 +149,10 @@ func TestReplayedWritesAreSeenHereWhenTheyReturn(t *testing.T) {
 	_, _, err = b.keys.RotateKey(ctx, k.ID, rot)
 	replayed("RotateKey", err)
 	b.clock.Advance(time.Second) // past the old key's expiry (now, on the database clock)
-	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Expired {
+	if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Expired {
 		t.Fatalf("old key after a replayed rotation with no grace returned: %v; want EXPIRED", r.Code)
 	}
-	if r := mustValidate(t, b.v, next.Secret); r.Code != validate.Valid {
+	if r := mustValidate(t, b.v, next.Secret); r.Code != outcome.Valid {
 		t.Fatalf("successor after a replayed rotation returned: %v; want VALID", r.Code)
 	}
 	feed.hold(false)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/outcome"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/testdb"
 	"github.com/keyservice/keyservice/internal/validate"
@@ -57,11 +58,11 @@ func TestSecondReplicaLoadsTheSnapshotInsteadOfTheTable(t *testing.T) {
 	if n := validate.FilterLoads(b.v, "snapshot"); n != 1 {
 		t.Fatalf("second replica loaded %v snapshots, want 1", n)
 	}
-	if r := mustValidate(t, b.v, before.Secret); r.Code != validate.Valid {
+	if r := mustValidate(t, b.v, before.Secret); r.Code != outcome.Valid {
 		t.Fatalf("key created before the snapshot: %v from %v", r.Code, r.Path)
 	}
-	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, b.v, after.Secret).Code == validate.Valid })
-	if r := mustValidate(t, b.v, b.unknownKey(t)); r.Code != validate.NotFound {
+	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, b.v, after.Secret).Code == outcome.Valid })
+	if r := mustValidate(t, b.v, b.unknownKey(t)); r.Code != outcome.NotFound {
 		t.Fatalf("unknown key: %v", r.Code)
 	}
 	// At its next rebuild, b finds no snapshot newer than its own filter:
@@ -85,7 +86,7 @@ func TestSecondReplicaLoadsTheSnapshotInsteadOfTheTable(t *testing.T) {
 			t.Errorf("after a rebuild of each: replica %s %s = %v, want %v", c.replicaIdx, c.kind, n, c.want)
 		}
 	}
-	if r := mustValidate(t, a.v, after.Secret); r.Code != validate.Valid {
+	if r := mustValidate(t, a.v, after.Secret); r.Code != outcome.Valid {
 		t.Fatalf("after loading b's snapshot, a answers %v", r.Code)
 	}
 }
@@ -126,14 +127,14 @@ func TestKeysChangedWhileTheSnapshotIsWrittenAreAnsweredRight(t *testing.T) {
 	if n := validate.FilterLoads(b.v, "snapshot"); n != 1 {
 		t.Fatalf("the second replica loaded %v snapshots", n)
 	}
-	if r := mustValidate(t, b.v, created.Secret); r.Code != validate.Valid {
+	if r := mustValidate(t, b.v, created.Secret); r.Code != outcome.Valid {
 		t.Fatalf("key created during the snapshot's read: %v from %v", r.Code, r.Path)
 	}
-	if r := mustValidate(t, b.v, toRevoke.Secret); r.Code != validate.Revoked {
+	if r := mustValidate(t, b.v, toRevoke.Secret); r.Code != outcome.Revoked {
 		t.Fatalf("key revoked during the snapshot's read: %v from %v", r.Code, r.Path)
 	}
 	for _, v := range []*validate.Validator{a.v, b.v} {
-		if r := mustValidate(t, v, created.Secret); r.Code != validate.Valid {
+		if r := mustValidate(t, v, created.Secret); r.Code != outcome.Valid {
 			t.Fatalf("created key on a replica: %v", r.Code)
 		}
 	}
@@ -166,7 +167,7 @@ func TestCorruptOrOldSnapshotsAreIgnored(t *testing.T) {
 		if n := validate.FilterLoads(b.v, "full"); n != 1 {
 			t.Fatalf("%s snapshot: %v full reads, want 1", tc.reason, n)
 		}
-		if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+		if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Valid {
 			t.Fatalf("%s snapshot: a key is %v", tc.reason, r.Code)
 		}
 		// b wrote a good snapshot: spoil it for the next case.
@@ -191,7 +192,7 @@ func TestOnlyOneReplicaReadsTheTable(t *testing.T) {
 	for _, r := range replicas {
 		full.Add(int64(validate.FilterLoads(r.v, "full")))
 		loads.Add(int64(validate.FilterLoads(r.v, "snapshot")))
-		if res := mustValidate(t, r.v, g.Secret); res.Code != validate.Valid {
+		if res := mustValidate(t, r.v, g.Secret); res.Code != outcome.Valid {
 			t.Fatalf("a replica answers %v", res.Code)
 		}
 	}

@@ -34,52 +34,9 @@ import (
 
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/outcome"
+	"github.com/keyservice/keyservice/internal/verify"
 )
-
-// Code is the outcome of a validation. Outcomes are values, not errors.
-type Code int
-
-// Outcomes.
-const (
-	Valid Code = iota + 1
-	Malformed
-	NotFound
-	Revoked
-	Expired
-	RateLimited
-	// Disabled: the key exists but is switched off (Key.Enabled false).
-	Disabled
-	// Forbidden: the key may not be used from the end client's address.
-	// Decided by the caller of Validate, which knows the address.
-	Forbidden
-	// InsufficientScope: the key lacks a scope the call requires. Decided
-	// by the caller of Validate, which knows the required scopes.
-	InsufficientScope
-)
-
-func (c Code) String() string {
-	switch c {
-	case Valid:
-		return "VALID"
-	case Malformed:
-		return "MALFORMED"
-	case NotFound:
-		return "NOT_FOUND"
-	case Revoked:
-		return "REVOKED"
-	case Expired:
-		return "EXPIRED"
-	case RateLimited:
-		return "RATE_LIMITED"
-	case Disabled:
-		return "DISABLED"
-	case Forbidden:
-		return "FORBIDDEN"
-	case InsufficientScope:
-		return "INSUFFICIENT_SCOPE"
-	}
-	return "UNSPECIFIED"
-}
 
 // A Validate whose answer needs the database when it cannot answer (down,
 // too slow within the lookup deadline, or the filter not loaded yet) fails
@@ -91,7 +48,7 @@ var errStoreDown = fmt.Errorf("%w: database unreachable", apikey.ErrUnavailable)
 
 // Result is the answer for one key. Key is set when the key exists.
 type Result struct {
-	Code Code
+	Code outcome.Code
 	Key  *apikey.Key
 	Path Path
 }
@@ -120,11 +77,11 @@ func (v *Validator) Validate(ctx context.Context, key string) (Result, error) {
 	switch {
 	case err == nil:
 	case errors.Is(err, keys.ErrChecksum):
-		return v.answer(Result{Code: Malformed, Path: PathChecksum}), nil
+		return v.answer(Result{Code: outcome.Malformed, Path: PathChecksum}), nil
 	case errors.Is(err, keys.ErrSignature), errors.Is(err, keys.ErrUnknownKid):
-		return v.answer(Result{Code: Malformed, Path: PathSignature}), nil
+		return v.answer(Result{Code: outcome.Malformed, Path: PathSignature}), nil
 	default:
-		return v.answer(Result{Code: Malformed, Path: PathShape}), nil
+		return v.answer(Result{Code: outcome.Malformed, Path: PathShape}), nil
 	}
 	h := keys.HashOf(key)
 
@@ -167,14 +124,14 @@ func (v *Validator) filterThenLookup(ctx context.Context, h keys.Hash) (Result, 
 		return Result{}, fmt.Errorf("%w: key filter not loaded yet", apikey.ErrUnavailable)
 	}
 	if !maybe {
-		return v.answer(Result{Code: NotFound, Path: PathFilter}), nil
+		return v.answer(Result{Code: outcome.NotFound, Path: PathFilter}), nil
 	}
 	return v.answered(v.lookup(ctx, h))
 }
 
 func (v *Validator) judgeCached(p *posEntry, now time.Time) Result {
-	code := Judge(&p.key, now)
-	if code == Valid {
+	code := verify.State(&p.key, now)
+	if code == outcome.Valid {
 		v.touch(p, now)
 	}
 	return Result{Code: code, Key: &p.key, Path: PathPositiveCache}
@@ -191,23 +148,6 @@ func (v *Validator) answered(r Result, err error) (Result, error) {
 		return Result{}, err
 	}
 	return v.answer(r), nil
-}
-
-// Judge tells whether an existing key may be used at now, by its own
-// state, in the documented order of precedence: REVOKED, EXPIRED, then
-// DISABLED (a revoked key is REVOKED even if it has also expired). The
-// checks that depend on the call (allowed addresses, required scopes, the
-// key's limit) come after, in the service.
-func Judge(k *apikey.Key, now time.Time) Code {
-	switch {
-	case k.RevokedAt != nil:
-		return Revoked
-	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
-		return Expired
-	case !k.Enabled:
-		return Disabled
-	}
-	return Valid
 }
 
 type cacheStats struct{ hits, misses, evictions, size uint64 }

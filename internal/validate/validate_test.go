@@ -17,6 +17,7 @@ import (
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/outcome"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/testdb"
 	"github.com/keyservice/keyservice/internal/testsignal"
@@ -204,16 +205,16 @@ func TestOutcomes(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		key  string
-		want validate.Code
+		want outcome.Code
 		key_ bool
 	}{
-		{"valid", valid.Secret, validate.Valid, true},
-		{"revoked", revoked.Secret, validate.Revoked, true},
-		{"unknown", b.unknownKey(t), validate.NotFound, false},
-		{"garbage", "hello", validate.Malformed, false},
+		{"valid", valid.Secret, outcome.Valid, true},
+		{"revoked", revoked.Secret, outcome.Revoked, true},
+		{"unknown", b.unknownKey(t), outcome.NotFound, false},
+		{"garbage", "hello", outcome.Malformed, false},
 		// The last character changed (to one it is not: "x" when the key
 		// happened to end in "x" made this test fail one run in 62).
-		{"wrong checksum", valid.Secret[:len(valid.Secret)-1] + map[bool]string{true: "x", false: "y"}[!strings.HasSuffix(valid.Secret, "x")], validate.Malformed, false},
+		{"wrong checksum", valid.Secret[:len(valid.Secret)-1] + map[bool]string{true: "x", false: "y"}[!strings.HasSuffix(valid.Secret, "x")], outcome.Malformed, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := mustValidate(t, b.v, tt.key)
@@ -224,7 +225,7 @@ func TestOutcomes(t *testing.T) {
 	}
 	// The injected clock passes the expiry: the cached key is now EXPIRED.
 	b.clock.Advance(time.Hour)
-	if r := mustValidate(t, b.v, valid.Secret); r.Code != validate.Expired {
+	if r := mustValidate(t, b.v, valid.Secret); r.Code != outcome.Expired {
 		t.Fatalf("after expiry: %v", r.Code)
 	}
 }
@@ -253,7 +254,7 @@ func TestMalformedKeysNeverReachTheDatabase(t *testing.T) {
 		case 3: // wrong prefix
 			key = "zz" + g.Secret[2:]
 		}
-		if r := mustValidate(t, b.v, key); r.Code != validate.Malformed {
+		if r := mustValidate(t, b.v, key); r.Code != outcome.Malformed {
 			t.Fatalf("key %d: %v", i, r.Code)
 		}
 	}
@@ -279,7 +280,7 @@ func TestUnknownKeysRarelyReachTheDatabase(t *testing.T) {
 	}
 	before := b.tr.lookups.Load()
 	for _, k := range unknown {
-		if r := mustValidate(t, b.v, k); r.Code != validate.NotFound {
+		if r := mustValidate(t, b.v, k); r.Code != outcome.NotFound {
 			t.Fatalf("unknown key: %v", r.Code)
 		}
 	}
@@ -300,7 +301,7 @@ func TestOneUnknownKeyIsLookedUpOnce(t *testing.T) {
 	for w := 0; w < 10; w++ {
 		wg.Go(func() {
 			for i := 0; i < 100; i++ {
-				if r := mustValidate(t, b.v, key); r.Code != validate.NotFound {
+				if r := mustValidate(t, b.v, key); r.Code != outcome.NotFound {
 					t.Errorf("got %v", r.Code)
 				}
 			}
@@ -320,7 +321,7 @@ func TestValidKeyIsLookedUpOnce(t *testing.T) {
 	mustValidate(t, b.v, g.Secret) // warm-up
 	warm := b.tr.lookups.Load()
 	for i := 0; i < 100_000; i++ {
-		if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+		if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Valid {
 			t.Fatalf("got %v", r.Code)
 		}
 	}
@@ -359,7 +360,7 @@ func TestFloodIsBoundedAndAdminWritesStillSucceed(t *testing.T) {
 				unavailable.Add(1)
 			case err != nil:
 				t.Errorf("Validate: %v", err)
-			case r.Code != validate.NotFound:
+			case r.Code != outcome.NotFound:
 				t.Errorf("unknown key answered %v", r.Code)
 			}
 		})
@@ -409,12 +410,12 @@ func TestTwoReplicasStayInStep(t *testing.T) {
 	validate.Signals(bb.v).StreamUp.Wait(t, 10*time.Second)
 	g, k := a.create(t, nil)
 	start := time.Now()
-	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, bb.v, g.Secret).Code == validate.Valid })
+	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, bb.v, g.Secret).Code == outcome.Valid })
 	t.Logf("created on A, valid on B after %s", time.Since(start))
 
 	a.revoke(t, k)
 	start = time.Now()
-	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, bb.v, g.Secret).Code == validate.Revoked })
+	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, bb.v, g.Secret).Code == outcome.Revoked })
 	t.Logf("revoked on A, refused on B after %s", time.Since(start))
 	if validate.EventsApplied(bb.v, "revoked", "notify") < 1 {
 		t.Fatal("B did not learn of the revocation through NOTIFY")
@@ -470,7 +471,7 @@ func TestListenerSurvivesBackendTermination(t *testing.T) {
 	}
 	notified := validate.EventsApplied(bb.v, "created", "notify")
 	g, _ := a.create(t, nil)
-	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, bb.v, g.Secret).Code == validate.Valid })
+	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, bb.v, g.Secret).Code == outcome.Valid })
 	if validate.EventsApplied(bb.v, "created", "notify") <= notified {
 		t.Fatal("the event after the reconnect did not arrive through NOTIFY")
 	}
@@ -517,7 +518,7 @@ func TestRevocationRace(t *testing.T) {
 						}
 						after := revoked.Load()
 						r, err := b.v.Validate(context.Background(), g.Secret)
-						if err == nil && after && r.Code == validate.Valid {
+						if err == nil && after && r.Code == outcome.Valid {
 							bad.Add(1)
 						}
 						calls.Add(1)
@@ -581,7 +582,7 @@ func TestRebuildKeepsRecentlyRevokedKeys(t *testing.T) {
 	}
 	// A fresh replica (nothing cached) still tells REVOKED from NOT_FOUND.
 	fresh := setupOn(t, b.url, true)
-	if r := mustValidate(t, fresh.v, g.Secret); r.Code != validate.Revoked {
+	if r := mustValidate(t, fresh.v, g.Secret); r.Code != outcome.Revoked {
 		t.Fatalf("recently revoked key on a fresh replica: %v, want REVOKED", r.Code)
 	}
 }
@@ -624,7 +625,7 @@ func TestSyncFindsKeysCreatedWithoutNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSyncAfter(t, synced)
-	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+	if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Valid {
 		t.Fatalf("after a sync that began after the write: %v, want VALID", r.Code)
 	}
 	if validate.EventsApplied(b.v, "created", "sync") < 1 {
@@ -677,7 +678,7 @@ func TestSyncFindsUpdatesWithoutNotify(t *testing.T) {
 	u, _ := testdb.New(t)
 	b := setupOn(t, u, true)
 	g, k := b.create(t, nil)
-	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Valid {
+	if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Valid {
 		t.Fatalf("before: %v", r.Code)
 	}
 	conn, err := pgx.Connect(context.Background(), u)
@@ -691,7 +692,7 @@ func TestSyncFindsUpdatesWithoutNotify(t *testing.T) {
 	}
 	s := validate.Signals(b.v).Synced
 	waitSyncAfter(t, s)
-	if r := mustValidate(t, b.v, g.Secret); r.Code != validate.Disabled {
+	if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Disabled {
 		t.Fatalf("after a sync that began after the write: %v, want DISABLED", r.Code)
 	}
 	applied := validate.EventsApplied(b.v, "updated", "sync")
