@@ -205,10 +205,10 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 	if err != nil {
 		return nil, err
 	}
-	call := verify.Call{
-		EndClient: func() (netip.Addr, bool) { return s.endClient(ctx, req) },
-		Scopes:    req.GetRequiredScopes(),
-		Cost:      cost,
+	call := verify.Call{Scopes: req.GetRequiredScopes(), Cost: cost}
+	if res.Key != nil && len(res.Key.AllowedCIDRs) > 0 {
+		// Only a pinned key reads it (resolving it has a cost).
+		call.EndClient, call.EndClientKnown = s.endClient(ctx, req)
 	}
 	verdict := verify.Verdict{Code: res.Code}
 	if res.Key != nil {
@@ -222,7 +222,7 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 		// not to whoever holds the key elsewhere (FORBIDDEN has none).
 		out.Key = s.view(res)
 	}
-	if b := verdict.Budget; b != nil {
+	if b := verdict.Budget; verdict.Asked {
 		out.RateLimit = &keyservicev1.RateLimitStatus{Limit: int64(b.Limit), Remaining: int64(b.Remaining), Reset_: durationpb.New(b.Reset)}
 	}
 	if verdict.Code != res.Code {

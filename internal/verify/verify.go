@@ -39,9 +39,11 @@ var stateChecks = []struct {
 // Call is what a Validate call asks beyond its key.
 type Call struct {
 	// EndClient is the address the key's allowed addresses are checked
-	// against; ok false when none is known (a pinned key is then
-	// refused: fail closed). Called only for a pinned key.
-	EndClient func() (addr netip.Addr, ok bool)
+	// against, when EndClientKnown (a pinned key is refused when it is not:
+	// fail closed). Only a pinned key (one with allowed addresses) reads
+	// it: the caller may leave it unset for others.
+	EndClient      netip.Addr
+	EndClientKnown bool
 	// Scopes the call requires; every one must be among the key's.
 	Scopes []string
 	// Cost is what the call spends from the key's budget.
@@ -64,8 +66,11 @@ type Spend func(ctx context.Context, k *apikey.Key, cost int) (Budget, error)
 // Verdict is the answer for one call with a found key.
 type Verdict struct {
 	Code outcome.Code
-	// Budget is set when the budget was asked (VALID and RATE_LIMITED).
-	Budget *Budget
+	// Budget is the key's budget when it was asked (Asked: VALID and
+	// RATE_LIMITED answers, with budgets); a value, so a verdict costs no
+	// allocation.
+	Budget Budget
+	Asked  bool
 }
 
 // Verifier runs the checks that depend on the call.
@@ -75,8 +80,7 @@ type Verifier struct {
 }
 
 // callChecks are the checks that depend on the call, in their order
-// (refusesCall makes each: a direct call, so a Call's closure stays on the
-// caller's stack).
+// (refusesCall makes each).
 var callChecks = []outcome.Code{outcome.Forbidden, outcome.InsufficientScope}
 
 func refusesCall(code outcome.Code, k *apikey.Key, c *Call) bool {
@@ -96,11 +100,7 @@ func refusesCall(code outcome.Code, k *apikey.Key, c *Call) bool {
 // Inside reports whether the call's end client is inside one of k's
 // allowed addresses (false when no end client is known).
 func Inside(k *apikey.Key, c *Call) bool {
-	if c.EndClient == nil {
-		return false
-	}
-	a, ok := c.EndClient()
-	return ok && slices.ContainsFunc(k.AllowedCIDRs, func(p netip.Prefix) bool { return p.Contains(a) })
+	return c.EndClientKnown && slices.ContainsFunc(k.AllowedCIDRs, func(p netip.Prefix) bool { return p.Contains(c.EndClient) })
 }
 
 // Verify judges a call with key k, whose state (State, possibly cached)
@@ -126,7 +126,7 @@ func (v *Verifier) Verify(ctx context.Context, k *apikey.Key, state outcome.Code
 	if !b.Allowed {
 		code = outcome.RateLimited
 	}
-	return Verdict{Code: code, Budget: &b}, nil
+	return Verdict{Code: code, Budget: b, Asked: true}, nil
 }
 
 // Order is the codes this package can answer for a found key, in the order

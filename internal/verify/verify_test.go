@@ -52,9 +52,7 @@ func TestStatePrecedence(t *testing.T) {
 // refused before the budget spends nothing.
 func TestCallChecksAndBudget(t *testing.T) {
 	pinned := apikey.Key{Enabled: true, Scopes: []string{"read"}, AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
-	inside := func() (netip.Addr, bool) { return netip.MustParseAddr("10.1.2.3"), true }
-	outside := func() (netip.Addr, bool) { return netip.MustParseAddr("192.0.2.1"), true }
-	unknown := func() (netip.Addr, bool) { return netip.Addr{}, false }
+	inside, outside := netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("192.0.2.1")
 	spent := 0
 	left := 1
 	v := verify.Verifier{Spend: func(_ context.Context, _ *apikey.Key, cost int) (verify.Budget, error) {
@@ -72,12 +70,12 @@ func TestCallChecksAndBudget(t *testing.T) {
 		want  outcome.Code
 		spend bool
 	}{
-		{"disabled, outside, missing a scope", outcome.Disabled, verify.Call{EndClient: outside, Scopes: []string{"write"}, Cost: 1}, outcome.Disabled, false},
-		{"outside and missing a scope", outcome.Valid, verify.Call{EndClient: outside, Scopes: []string{"write"}, Cost: 1}, outcome.Forbidden, false},
-		{"no end client known", outcome.Valid, verify.Call{EndClient: unknown, Cost: 1}, outcome.Forbidden, false},
-		{"missing a scope", outcome.Valid, verify.Call{EndClient: inside, Scopes: []string{"read", "write"}, Cost: 1}, outcome.InsufficientScope, false},
-		{"allowed", outcome.Valid, verify.Call{EndClient: inside, Scopes: []string{"read"}, Cost: 1}, outcome.Valid, true},
-		{"over budget", outcome.Valid, verify.Call{EndClient: inside, Cost: 1}, outcome.RateLimited, true},
+		{"disabled, outside, missing a scope", outcome.Disabled, verify.Call{EndClient: outside, EndClientKnown: true, Scopes: []string{"write"}, Cost: 1}, outcome.Disabled, false},
+		{"outside and missing a scope", outcome.Valid, verify.Call{EndClient: outside, EndClientKnown: true, Scopes: []string{"write"}, Cost: 1}, outcome.Forbidden, false},
+		{"no end client known", outcome.Valid, verify.Call{Cost: 1}, outcome.Forbidden, false},
+		{"missing a scope", outcome.Valid, verify.Call{EndClient: inside, EndClientKnown: true, Scopes: []string{"read", "write"}, Cost: 1}, outcome.InsufficientScope, false},
+		{"allowed", outcome.Valid, verify.Call{EndClient: inside, EndClientKnown: true, Scopes: []string{"read"}, Cost: 1}, outcome.Valid, true},
+		{"over budget", outcome.Valid, verify.Call{EndClient: inside, EndClientKnown: true, Cost: 1}, outcome.RateLimited, true},
 	}
 	for _, c := range cases {
 		before := spent
@@ -88,8 +86,8 @@ func TestCallChecksAndBudget(t *testing.T) {
 		if got.Code != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got.Code, c.want)
 		}
-		if did := spent > before; did != c.spend || (got.Budget != nil) != c.spend {
-			t.Errorf("%s: budget asked %v (budget in verdict %v), want %v", c.name, did, got.Budget != nil, c.spend)
+		if did := spent > before; did != c.spend || got.Asked != c.spend {
+			t.Errorf("%s: budget asked %v (budget in verdict %v), want %v", c.name, did, got.Asked, c.spend)
 		}
 	}
 }
