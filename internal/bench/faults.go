@@ -81,6 +81,11 @@ type AdminResult struct {
 	ValidRefused int64 `json:"valid_refused"`
 	// CPU: how busy the whole machine was during the flood, in percent.
 	CPU float64 `json:"cpu_pct"`
+	// FloodCalls and Refused: the flood's calls, and those refused by who
+	// refused them (refusalBy): a flood mostly refused by a budget is not
+	// the flood the target is about.
+	FloodCalls int64          `json:"flood_calls"`
+	Refused    map[string]int `json:"refused,omitempty"`
 }
 
 func adminCtx(ctx context.Context) context.Context {

@@ -65,12 +65,16 @@ func (e *env) adminUnderFlood(ctx context.Context, s endpoint, g *grpcValidator,
 	fctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var floodN, refused int64
+	refusedBy := map[string]int{}
 	start := time.Now()
 	wg.Go(func() {
 		tallies := drive(fctx, flood, e.cfg.Workers, 24*time.Hour, pick, e.isActive)
 		for _, t := range tallies {
 			floodN += int64(len(t.lat))
 			refused += t.validRefused
+			for by, n := range t.refused {
+				refusedBy[by] += n
+			}
 		}
 	})
 	time.Sleep(200 * time.Millisecond) // flood at full speed before measuring
@@ -81,7 +85,8 @@ func (e *env) adminUnderFlood(ctx context.Context, s endpoint, g *grpcValidator,
 	wg.Wait()
 	return AdminResult{CallsQuiet: len(quiet), CallsFlood: len(loud),
 		P99Quiet: ms(summarise(quiet).P99), P99Flood: ms(summarise(loud).P99),
-		FloodRPS: float64(floodN) / time.Since(start).Seconds(), ValidRefused: refused, CPU: busy}
+		FloodRPS: float64(floodN) / time.Since(start).Seconds(), ValidRefused: refused, CPU: busy,
+		FloodCalls: floodN, Refused: refusedBy}
 }
 
 // steadyFlood sends malformed and unknown keys to a and b at a fixed total
@@ -107,7 +112,7 @@ func (e *env) steadyFlood(ctx context.Context, a, b endpoint, ga, gb *grpcValida
 		}
 	}
 	addrs := []string{a.GRPCAddr().String(), b.GRPCAddr().String()}
-	flood := func(ctx context.Context, rate float64) (func() int64, error) {
+	flood := func(ctx context.Context, rate float64) (func() (int64, map[string]int), error) {
 		return e.floodProc(ctx, addrs, rate, ks)
 	}
 	// The machine's CPU does not scale linearly with the rate (a slower
@@ -150,7 +155,7 @@ func (e *env) steadyFlood(ctx context.Context, a, b endpoint, ga, gb *grpcValida
 	loud := e.adminCalls(ctx, ga, e.cfg.Duration)
 	res.Propagation, err = e.propagation(ctx, ga, gb)
 	busy := cpu()
-	sent := stop()
+	sent, refusedBy := stop()
 	var lists, creates []time.Duration
 	for i, d := range loud {
 		if i%2 == 0 {
@@ -162,7 +167,7 @@ func (e *env) steadyFlood(ctx context.Context, a, b endpoint, ga, gb *grpcValida
 	res.ListP99, res.CreateP99 = ms(summarise(lists).P99), ms(summarise(creates).P99)
 	res.Admin = AdminResult{CallsQuiet: len(quiet), CallsFlood: len(loud),
 		P99Quiet: ms(summarise(quiet).P99), P99Flood: ms(summarise(loud).P99),
-		FloodRPS: float64(sent) / time.Since(start).Seconds(), CPU: busy}
+		FloodRPS: float64(sent) / time.Since(start).Seconds(), CPU: busy, FloodCalls: sent, Refused: refusedBy}
 	return res, err
 }
 
@@ -171,8 +176,10 @@ func (e *env) steadyFlood(ctx context.Context, a, b endpoint, ga, gb *grpcValida
 // many calls it made. A worker whose call ran late skips the slots it
 // missed (a time.Ticker drops ticks) rather than catch up at full speed,
 // so the rate is a ceiling, never exceeded.
-func paced(ctx context.Context, v validator, workers int, rate float64, pick picker) int64 {
+func paced(ctx context.Context, v validator, workers int, rate float64, pick picker) (int64, map[string]int) {
 	var done atomic.Int64
+	var mu sync.Mutex
+	refused := map[string]int{}
 	every := time.Duration(float64(workers) / rate * float64(time.Second))
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -186,7 +193,11 @@ func paced(ctx context.Context, v validator, workers int, rate float64, pick pic
 			t := time.NewTicker(every)
 			defer t.Stop()
 			for i := 0; ; i++ {
-				_, _ = v.validate(ctx, w, pick(w, i))
+				if _, err := v.validate(ctx, w, pick(w, i)); err != nil && ctx.Err() == nil {
+					mu.Lock()
+					refused[refusalBy(err)]++
+					mu.Unlock()
+				}
 				done.Add(1)
 				select {
 				case <-ctx.Done():
@@ -197,7 +208,7 @@ func paced(ctx context.Context, v validator, workers int, rate float64, pick pic
 		})
 	}
 	wg.Wait()
-	return done.Load()
+	return done.Load(), refused
 }
 
 // startCPU starts measuring how busy the whole machine is; the returned

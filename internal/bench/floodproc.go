@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -48,6 +49,8 @@ func FloodChild(ctx context.Context, in io.Reader, out io.Writer) int {
 	var next atomic.Int64
 	pick := func(int, int) string { return ks[int(next.Add(1))%len(ks)] }
 	var sent atomic.Int64
+	var mu sync.Mutex
+	refused := map[string]int{}
 	var wg sync.WaitGroup
 	for _, a := range addrs {
 		g, err := newGRPC(a, conns)
@@ -56,16 +59,31 @@ func FloodChild(ctx context.Context, in io.Reader, out io.Writer) int {
 			return 1
 		}
 		defer g.close()
-		wg.Go(func() { sent.Add(paced(ctx, g, workers, rate/float64(len(addrs)), pick)) })
+		wg.Go(func() {
+			n, by := paced(ctx, g, workers, rate/float64(len(addrs)), pick)
+			sent.Add(n)
+			mu.Lock()
+			defer mu.Unlock()
+			for k, v := range by {
+				refused[k] += v
+			}
+		})
 	}
 	wg.Wait()
-	fmt.Fprintln(out, sent.Load())
+	_ = json.NewEncoder(out).Encode(floodCount{Sent: sent.Load(), Refused: refused})
 	return 0
 }
 
+// floodCount is what the attacker process reports when it stops.
+type floodCount struct {
+	Sent    int64          `json:"sent"`
+	Refused map[string]int `json:"refused"`
+}
+
 // floodProc starts the attacker process against addrs at rate; stop ends
-// it and returns how many calls it made.
-func (e *env) floodProc(ctx context.Context, addrs []string, rate float64, ks []string) (stop func() int64, err error) {
+// it and returns how many calls it made, and the refused ones by who
+// refused them.
+func (e *env) floodProc(ctx context.Context, addrs []string, rate float64, ks []string) (stop func() (int64, map[string]int), err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -82,7 +100,7 @@ func (e *env) floodProc(ctx context.Context, addrs []string, rate float64, ks []
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	return func() int64 {
+	return func() (int64, map[string]int) {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
@@ -92,8 +110,9 @@ func (e *env) floodProc(ctx context.Context, addrs []string, rate float64, ks []
 			_ = cmd.Process.Kill()
 			<-done
 		}
-		n, _ := strconv.ParseInt(strings.TrimSpace(outb.String()), 10, 64)
-		return n
+		var c floodCount
+		_ = json.Unmarshal([]byte(outb.String()), &c)
+		return c.Sent, c.Refused
 	}, nil
 }
 

@@ -119,3 +119,33 @@ func TestTargetWithCallerBudgetIsNotJudged(t *testing.T) {
 		t.Errorf("targets met on refusals: %v", rep.TargetsOK)
 	}
 }
+
+// TestFloodMostlyRefusedIsNotJudged: admin p99 under a flood that a budget
+// refused (the failed-attempt guard of a --target, here) is not the flood
+// the target is about: it is missed as "cannot judge", for the saturating
+// run of --target and for the steady run alike.
+func TestFloodMostlyRefusedIsNotJudged(t *testing.T) {
+	refused := map[string]int{byGuard: 900}
+	target := &Report{Config: RunConfig{DBLatency: "0s"}, Faults: &Faults{AdminOnly: true,
+		Admin: AdminResult{P99Quiet: 1, P99Flood: 1.5, FloodCalls: 1000, Refused: refused}}}
+	target.check()
+	steady := &Report{Config: RunConfig{DBLatency: "0s"}, Faults: &Faults{Steady: SteadyResult{Ran: true, FloodCPU: steadyCPU,
+		Admin: AdminResult{P99Quiet: 1, P99Flood: 1.5, FloodCalls: 1000, Refused: refused}}}}
+	steady.check()
+	for name, rep := range map[string]*Report{"--target": target, "steady": steady} {
+		missed, met := strings.Join(rep.Missed, "\n"), strings.Join(rep.TargetsOK, "\n")
+		if !strings.Contains(missed, "cannot judge admin p99") || !strings.Contains(missed, "90% refused by the failed-attempt guard") {
+			t.Errorf("%s: missed:\n%s", name, missed)
+		}
+		if strings.Contains(met, "admin p99") {
+			t.Errorf("%s: judged a flood that was 90%% refused; met:\n%s", name, met)
+		}
+	}
+	// A flood that was answered is judged.
+	ok := &Report{Config: RunConfig{DBLatency: "0s"}, Faults: &Faults{AdminOnly: true,
+		Admin: AdminResult{P99Quiet: 1, P99Flood: 1.5, FloodCalls: 1000}}}
+	ok.check()
+	if !strings.Contains(strings.Join(ok.TargetsOK, "\n"), "admin p99 under an invalid-key flood") {
+		t.Errorf("an answered flood was not judged: %v %v", ok.TargetsOK, ok.Missed)
+	}
+}

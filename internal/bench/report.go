@@ -287,7 +287,9 @@ func (rep *Report) check() {
 		// steady flood that keeps the machine about 70% busy. The
 		// saturating runs are reported, not judged.
 		if f.AdminOnly {
-			if f.Admin.P99Quiet > 0 {
+			if why := tooRefused("the flood", f.Admin.Refused, f.Admin.FloodCalls); why != "" {
+				add(false, "cannot judge admin p99 under an invalid-key flood: %s", why)
+			} else if f.Admin.P99Quiet > 0 {
 				add(f.Admin.P99Flood <= 3*f.Admin.P99Quiet, "admin p99 under an invalid-key flood at full speed (--target: no steady run): %.2f ms vs %.2f ms quiet (%.2f×, target ≤ 3×)",
 					f.Admin.P99Flood, f.Admin.P99Quiet, f.Admin.P99Flood/f.Admin.P99Quiet)
 			}
@@ -296,6 +298,8 @@ func (rep *Report) check() {
 		switch s := f.Steady; {
 		case !s.Ran || s.Admin.P99Quiet == 0:
 			add(false, "admin p99 and propagation during a steady invalid-key flood: not measured (%s)", s.Note)
+		case tooRefused("the flood", s.Admin.Refused, s.Admin.FloodCalls) != "":
+			add(false, "cannot judge admin p99 and propagation during a steady invalid-key flood: %s", tooRefused("the flood", s.Admin.Refused, s.Admin.FloodCalls))
 		case s.FloodCPU < steadyCPU-10 || s.FloodCPU > steadyCPU+10:
 			add(false, "admin p99 and propagation during a steady invalid-key flood: cannot judge, no rate kept the machine about %d%% busy (%.0f%% at the last; other load on it?)", steadyCPU, s.FloodCPU)
 		default:
