@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -87,7 +89,17 @@ func groupRun(cmd *cobra.Command, args []string) error {
 		_ = cmd.Help()
 		return errUsage
 	}
-	return usageError{fmt.Errorf("unknown command %q for %q (run '%s --help')", args[0], cmd.CommandPath(), cmd.CommandPath())}
+	return usageError{fmt.Errorf("unknown command %s for %q (run '%s --help')", shown(args[0]), cmd.CommandPath(), cmd.CommandPath())}
+}
+
+// shown quotes a positional argument in an error only when it looks like
+// a command word: anything else may be a key pasted in the wrong place,
+// and an error message ends up in logs.
+func shown(arg string) string {
+	if len(arg) <= 24 && strings.IndexFunc(arg, func(r rune) bool { return (r < 'a' || r > 'z') && r != '-' }) < 0 {
+		return strconv.Quote(arg)
+	}
+	return "(not shown: it may be a secret)"
 }
 
 // group makes a command that only groups its subcommands.
@@ -116,9 +128,9 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 }
 
 // noArgs refuses positional arguments.
-func noArgs(_ *cobra.Command, args []string) error {
+func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", args[0])}
+		return usageError{fmt.Errorf("%s takes no arguments, got %s (a key is never read from the command line: see --help)", cmd.CommandPath()[len("keyservice "):], shown(args[0]))}
 	}
 	return nil
 }

@@ -92,17 +92,17 @@ func TestCommandLineMistakes(t *testing.T) {
 		{[]string{"keys", "create", "--name", "x", "--owner", "o", "--rate-limit", "10/48h"}, "period must be between 1ms and 24h"},
 		{[]string{"keys", "create", "--name", "x", "--owner", "o", "--rate-limit", "ten/1m"}, "limit/period"},
 		{[]string{"keys", "create", "--name", "x", "--owner", "o", "--meta", "novalue"}, "--meta"},
-		{[]string{"keys", "create", "--name", "x", "--owner", "o", "extra"}, "unexpected argument"},
+		{[]string{"keys", "create", "--name", "x", "--owner", "o", "extra"}, "takes no arguments"},
 		{[]string{"keys", "create", "--nmae", "x"}, "unknown flag: --nmae"},
 		{[]string{"keys", "rotate", "id", "--format", "fancy"}, "--format"},
 		{[]string{"keys", "rotate", "id", "--owner", "o"}, "unknown flag: --owner"},
 		{[]string{"keys", "get", "a", "b"}, "one key id"},
-		{[]string{"keys", "list", "extra"}, "unexpected argument"},
+		{[]string{"keys", "list", "extra"}, "takes no arguments"},
 		{[]string{"keys", "list", "--page-size", "many"}, "--page-size"},
-		{[]string{"keys", "validate", "sk_in_argv"}, "unexpected argument"},
+		{[]string{"keys", "validate", "sk_in_argv"}, "takes no arguments"},
 		{[]string{"keys", "validate"}, "no key to validate"},
 		{[]string{"keys", "validate", "--key-stdin"}, "held no key"},
-		{[]string{"audit", "list", "extra"}, "unexpected argument"},
+		{[]string{"audit", "list", "extra"}, "takes no arguments"},
 		{[]string{"import"}, "one file"},
 		{[]string{"import", "--grpc-addr", ":1", "f"}, "unknown flag: --grpc-addr"},
 		{[]string{"serve", "--no-such-flag"}, "no-such-flag"},
@@ -110,6 +110,26 @@ func TestCommandLineMistakes(t *testing.T) {
 		code, _, errOut := runCLI(t, "", tc.args...)
 		if code != 2 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 mentioning %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}
+
+// TestAKeyInTheWrongPlaceIsNotEchoed: a key typed as an argument (where
+// none is read) is refused with exit 2, and the error, which ends up in
+// logs, does not repeat it.
+func TestAKeyInTheWrongPlaceIsNotEchoed(t *testing.T) {
+	t.Setenv("KEYSERVICE_ADMIN_TOKEN", "")
+	const secret = "ks_SecretPastedHere0123456789abcdef"
+	for _, args := range [][]string{
+		{"keys", "validate", secret},
+		{"keys", "list", secret},
+		{"audit", "list", secret},
+		{"keys", secret},
+		{secret},
+	} {
+		code, out, errOut := runCLI(t, "", args...)
+		if code != 2 || strings.Contains(errOut+out, "SecretPastedHere") {
+			t.Errorf("%v: exit %d; output repeats the key: %q", args[:len(args)-1], code, errOut+out)
 		}
 	}
 }
