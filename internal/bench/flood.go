@@ -130,7 +130,7 @@ func (e *env) steadyFlood(ctx context.Context, a, b endpoint, ga, gb *grpcValida
 		cpu := startCPU()
 		time.Sleep(time.Second)
 		busy := cpu()
-		stop()
+		stop() // stops the process; a panic before it leaves it to Pdeathsig
 		e.log.Debug("steady flood: calibrating", "rate", res.Rate, "cpu", busy)
 		res.FloodCPU = busy
 		switch {
@@ -150,6 +150,7 @@ func (e *env) steadyFlood(ctx context.Context, a, b endpoint, ga, gb *grpcValida
 	if err != nil {
 		return res, err
 	}
+	defer stop() // once: the call below reads its report
 	time.Sleep(500 * time.Millisecond) // at its rate before measuring
 	cpu := startCPU()
 	loud := e.adminCalls(ctx, ga, e.cfg.Duration)

@@ -97,23 +97,34 @@ func (e *env) floodProc(ctx context.Context, addrs []string, rate float64, ks []
 	cmd.Stdin = strings.NewReader(strings.Join(ks, "\n") + "\n\n")
 	var outb strings.Builder
 	cmd.Stdout, cmd.Stderr = &outb, os.Stderr
+	// The attacker dies with keybench, whatever way keybench ends.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
+	var once sync.Once
+	var sent int64
+	var refused map[string]int
 	return func() (int64, map[string]int) {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		var c floodCount
-		_ = json.Unmarshal([]byte(outb.String()), &c)
-		return c.Sent, c.Refused
+		once.Do(func() { sent, refused = e.stopFlood(cmd, &outb) })
+		return sent, refused
 	}, nil
+}
+
+// stopFlood ends the attacker and reads what it reports.
+func (e *env) stopFlood(cmd *exec.Cmd, outb *strings.Builder) (int64, map[string]int) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	var c floodCount
+	_ = json.Unmarshal([]byte(outb.String()), &c)
+	return c.Sent, c.Refused
 }
 
 // benchEnv is the environment of a replica run as a child: the settings

@@ -276,7 +276,8 @@ func isFailure(resp any, err error) bool {
 	if !ok || err != nil {
 		return false
 	}
-	return outcome.Of(outcome.Code(v.GetCode())).Failed
+	row := outcome.Of(outcome.Code(v.GetCode()))
+	return row.Code == outcome.Code(v.GetCode()) && row.Failed
 }
 
 // refuse builds the RESOURCE_EXHAUSTED status and the headers the gateway

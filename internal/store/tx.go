@@ -105,6 +105,15 @@ func commitWith(ctx context.Context, tx pgx.Tx, later *pgx.Batch) error {
 	for range n {
 		if _, err := br.Exec(); err != nil {
 			br.Close()
+			// The server's own refusal of a deferred statement (any
+			// severity or class: the server then skips what follows in the
+			// batch, COMMIT included), or an error pgx met before sending
+			// anything, means that nothing was applied. Anything else came
+			// after COMMIT may have reached the server.
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) || pgconn.SafeToRetry(err) {
+				return classify(fmt.Errorf("committing: %w", err))
+			}
 			return commitError(err)
 		}
 	}
