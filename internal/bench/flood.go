@@ -150,7 +150,7 @@ func (e *env) steadyFlood(ctx context.Context, a, b endpoint, ga, gb *grpcValida
 	if err != nil {
 		return res, err
 	}
-	defer stop() // once: the call below reads its report
+	defer stop()                       // once: the call below reads its report
 	time.Sleep(500 * time.Millisecond) // at its rate before measuring
 	cpu := startCPU()
 	loud := e.adminCalls(ctx, ga, e.cfg.Duration)
