@@ -52,34 +52,36 @@ func (v *Validator) AdminKeys(ks KeyStore) *AdminKeys { return &AdminKeys{store:
 
 // CreateKey stores a new key; it is VALID here when CreateKey returns.
 func (k *AdminKeys) CreateKey(ctx context.Context, nk apikey.NewKey) (apikey.Key, error) {
+	before := k.v.mem.snapshot()
 	rec, err := k.store.CreateKey(ctx, nk)
 	if err != nil {
 		return rec, k.settle(ctx, err)
 	}
-	k.v.apply(apikey.Event{Kind: apikey.EventCreated, Hash: rec.Hash, Key: &rec}, fromLocal)
+	k.v.applyLocal(apikey.Event{Kind: apikey.EventCreated, Hash: rec.Hash, Key: &rec}, before)
 	return rec, nil
 }
 
 // RevokeKey revokes a key; it is REVOKED here when RevokeKey returns.
 func (k *AdminKeys) RevokeKey(ctx context.Context, id uuid.UUID) (apikey.Key, error) {
+	before := k.v.mem.snapshot()
 	rec, err := k.store.RevokeKey(ctx, id)
 	if err != nil {
 		return rec, k.settle(ctx, err, id)
 	}
-	k.v.apply(apikey.Event{Kind: apikey.EventRevoked, Hash: rec.Hash, At: *rec.RevokedAt, Key: &rec}, fromLocal)
+	k.v.applyLocal(apikey.Event{Kind: apikey.EventRevoked, Hash: rec.Hash, At: *rec.RevokedAt, Key: &rec}, before)
 	return rec, nil
 }
 
 // UpdateKey changes a key; the change is what Validate answers here when
 // UpdateKey returns (cached answers and the key's limit included).
 func (k *AdminKeys) UpdateKey(ctx context.Context, id uuid.UUID, u apikey.Update) (apikey.Key, bool, error) {
-	before := k.v.epochs()
+	before := k.v.mem.snapshot()
 	// This replica's own NOTIFY is known as its echo before it can arrive,
 	// so it does not count as another change to the stripe.
 	var pending *apikey.Key
 	u.BeforeCommit = func(rec apikey.Key) {
 		pending = &rec
-		k.v.expectEcho(apikey.EventUpdated, rec.Hash, *rec.UpdatedAt)
+		k.v.mem.expectEcho(apikey.EventUpdated, rec.Hash, *rec.UpdatedAt)
 	}
 	rec, changed, err := k.store.UpdateKey(ctx, id, u)
 	if err != nil {
@@ -91,19 +93,19 @@ func (k *AdminKeys) UpdateKey(ctx context.Context, id uuid.UUID, u apikey.Update
 	if !changed {
 		return rec, false, nil
 	}
-	k.v.applyAfter(apikey.Event{Kind: apikey.EventUpdated, Hash: rec.Hash, At: *rec.UpdatedAt, Key: &rec}, fromLocal, before)
+	k.v.applyLocal(apikey.Event{Kind: apikey.EventUpdated, Hash: rec.Hash, At: *rec.UpdatedAt, Key: &rec}, before)
 	return rec, true, nil
 }
 
 // RotateKey issues a key's successor; here, when RotateKey returns, the new
 // key is VALID and the old one answers by its new expiry.
 func (k *AdminKeys) RotateKey(ctx context.Context, id uuid.UUID, r apikey.Rotation) (newKey, oldKey apikey.Key, err error) {
-	before := k.v.epochs()
+	before := k.v.mem.snapshot()
 	var pendingNew, pendingOld *apikey.Key
 	r.BeforeCommit = func(newKey, oldKey apikey.Key) {
 		pendingNew, pendingOld = &newKey, &oldKey
-		k.v.expectEcho(apikey.EventCreated, newKey.Hash, time.Time{})
-		k.v.expectEcho(apikey.EventUpdated, oldKey.Hash, *oldKey.UpdatedAt)
+		k.v.mem.expectEcho(apikey.EventCreated, newKey.Hash, time.Time{})
+		k.v.mem.expectEcho(apikey.EventUpdated, oldKey.Hash, *oldKey.UpdatedAt)
 	}
 	newKey, oldKey, err = k.store.RotateKey(ctx, id, r)
 	if err != nil {
@@ -114,8 +116,8 @@ func (k *AdminKeys) RotateKey(ctx context.Context, id uuid.UUID, r apikey.Rotati
 		return newKey, oldKey, k.settle(ctx, err, id)
 	}
 	// The old key first: the new key's event may bump the same stripe.
-	k.v.applyAfter(apikey.Event{Kind: apikey.EventUpdated, Hash: oldKey.Hash, At: *oldKey.UpdatedAt, Key: &oldKey}, fromLocal, before)
-	k.v.apply(apikey.Event{Kind: apikey.EventCreated, Hash: newKey.Hash, Key: &newKey}, fromLocal)
+	k.v.applyLocal(apikey.Event{Kind: apikey.EventUpdated, Hash: oldKey.Hash, At: *oldKey.UpdatedAt, Key: &oldKey}, before)
+	k.v.applyLocal(apikey.Event{Kind: apikey.EventCreated, Hash: newKey.Hash, Key: &newKey}, before)
 	return newKey, oldKey, nil
 }
 
@@ -137,7 +139,7 @@ func (k *AdminKeys) settle(ctx context.Context, err error, ids ...uuid.UUID) err
 	for hops := 0; len(ids) > 0 && hops < 4; hops++ {
 		id := ids[0]
 		ids = ids[1:]
-		before := k.v.epochs()
+		before := k.v.mem.snapshot()
 		rec, gerr := k.store.GetKey(ctx, id)
 		if errors.Is(gerr, apikey.ErrNotFound) {
 			continue // nothing of it to hold
@@ -147,11 +149,11 @@ func (k *AdminKeys) settle(ctx context.Context, err error, ids ...uuid.UUID) err
 		}
 		switch {
 		case rec.RevokedAt != nil:
-			k.v.apply(apikey.Event{Kind: apikey.EventRevoked, Hash: rec.Hash, At: *rec.RevokedAt, Key: &rec}, fromLocal)
+			k.v.applyLocal(apikey.Event{Kind: apikey.EventRevoked, Hash: rec.Hash, At: *rec.RevokedAt, Key: &rec}, before)
 		case rec.UpdatedAt != nil:
-			k.v.applyAfter(apikey.Event{Kind: apikey.EventUpdated, Hash: rec.Hash, At: *rec.UpdatedAt, Key: &rec}, fromLocal, before)
+			k.v.applyLocal(apikey.Event{Kind: apikey.EventUpdated, Hash: rec.Hash, At: *rec.UpdatedAt, Key: &rec}, before)
 		default:
-			k.v.apply(apikey.Event{Kind: apikey.EventCreated, Hash: rec.Hash, Key: &rec}, fromLocal)
+			k.v.applyLocal(apikey.Event{Kind: apikey.EventCreated, Hash: rec.Hash, Key: &rec}, before)
 		}
 		if rec.RotatedTo != uuid.Nil {
 			ids = append(ids, rec.RotatedTo)
@@ -183,12 +185,13 @@ func (k *AdminKeys) KeyByHash(ctx context.Context, h keys.Hash) (apikey.Key, err
 // ReportLeak records a leak report and, with revoke, revokes the key in
 // the same transaction; a key it revokes is REVOKED here when it returns.
 func (k *AdminKeys) ReportLeak(ctx context.Context, r apikey.LeakReport, revoke bool) (apikey.Key, string, error) {
+	before := k.v.mem.snapshot()
 	rec, action, err := k.store.ReportLeak(ctx, r, revoke)
 	if err != nil {
 		return rec, action, err
 	}
 	if action == apikey.LeakRevoked {
-		k.v.apply(apikey.Event{Kind: apikey.EventRevoked, Hash: rec.Hash, At: *rec.RevokedAt, Key: &rec}, fromLocal)
+		k.v.applyLocal(apikey.Event{Kind: apikey.EventRevoked, Hash: rec.Hash, At: *rec.RevokedAt, Key: &rec}, before)
 	}
 	return rec, action, nil
 }

@@ -44,7 +44,7 @@ type lookupOutcome struct {
 // lookupReq is one hash waiting for a statement.
 type lookupReq struct {
 	h        keys.Hash
-	epoch    uint64    // stripe epoch when the lookup began (see fill)
+	ticket   ticket    // h's stripe epoch when the lookup began (see memoryProtocol.fill)
 	queued   time.Time // monotonic
 	deadline time.Time
 	done     chan lookupOutcome // buffered; nil for a refresh nobody waits on
@@ -235,7 +235,7 @@ func (b *batcher) run(batch []*lookupReq) {
 	for _, r := range batch {
 		k := byHash[r.h]
 		if k == nil {
-			v.fill(r.h, r.epoch, func() {
+			v.mem.fill(r.h, r.ticket, func() {
 				v.neg.Set(r.h, negEntry{code: outcome.NotFound, short: v.streamDown()})
 				v.pos.Invalidate(r.h)
 			})
@@ -243,7 +243,7 @@ func (b *batcher) run(batch []*lookupReq) {
 			continue
 		}
 		kc := *k
-		v.fill(r.h, r.epoch, func() {
+		v.mem.fill(r.h, r.ticket, func() {
 			if code := verify.State(&kc, now); code != outcome.Valid {
 				v.neg.Set(r.h, negEntry{code: code, key: &kc})
 				// A stale positive entry must not outlive what the database said.
@@ -274,9 +274,9 @@ func (b *batcher) finish(r *lookupReq, o lookupOutcome) {
 
 // fetch looks h up through the batcher and waits for the answer, at most
 // until LookupTimeout has passed since it asked.
-func (v *Validator) fetch(h keys.Hash, epoch uint64) (lookupResult, error) {
+func (v *Validator) fetch(h keys.Hash, tk ticket) (lookupResult, error) {
 	now := time.Now()
-	r := &lookupReq{h: h, epoch: epoch, queued: now, deadline: now.Add(v.cfg.LookupTimeout), done: make(chan lookupOutcome, 1)}
+	r := &lookupReq{h: h, ticket: tk, queued: now, deadline: now.Add(v.cfg.LookupTimeout), done: make(chan lookupOutcome, 1)}
 	if !v.batch.submit(r) {
 		v.metrics.lookupRefusals[refusedQueueFull].Inc()
 		return lookupResult{}, errBacklog
@@ -319,7 +319,7 @@ func (v *Validator) refresh(h keys.Hash, p *posEntry) {
 		return // one refresh per entry at a time
 	}
 	now := time.Now()
-	r := &lookupReq{h: h, epoch: v.stripes[h[0]].epoch.Load(), queued: now, deadline: now.Add(v.cfg.LookupTimeout), refresh: p}
+	r := &lookupReq{h: h, ticket: v.mem.begin(h), queued: now, deadline: now.Add(v.cfg.LookupTimeout), refresh: p}
 	if !v.batch.submitRefresh(r) {
 		// The queue is long: try again a little later, not on every use.
 		p.retryAt.Store(v.now().Add(refreshBackoff / 10).UnixNano())

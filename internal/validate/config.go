@@ -138,13 +138,9 @@ type Validator struct {
 	sf    singleflight.Group
 	batch *batcher
 
-	// Per-hash-stripe epochs order cache fills after lookups against
-	// changes applied meanwhile: a lookup fills a cache only if no change
-	// touched its stripe since it started, and a caller never joins a
-	// lookup that started before its own stripe epoch. Together they make
-	// a revoke that has returned visible to every Validate that starts
-	// after it.
-	stripes [256]stripe
+	// mem orders cache fills after lookups against changes applied
+	// meanwhile, and knows this replica's own NOTIFY echoes (protocol.go).
+	mem memoryProtocol
 
 	usage   usageBuffer
 	metrics *metrics
@@ -159,12 +155,6 @@ type Validator struct {
 	backlogPending      atomic.Bool   // LISTEN is up, its backlog sync failed
 	streamLost          chan struct{} // wakes the sync loop when the stream goes down
 	rebuildNow          chan struct{} // asks the rebuild loop for a rebuild before its time
-
-	// echoes remembers events this replica applied itself, so their NOTIFY
-	// (which Postgres also delivers to the writer's own LISTEN connection)
-	// is not applied twice: a second Apply would bump the epoch again and
-	// throw away a lookup's answer for nothing.
-	echoes *otter.Cache[echoKey, struct{}]
 
 	signals signals
 
@@ -186,19 +176,6 @@ type signals struct {
 	streamUp      testsignal.Signal // LISTEN is in place and its backlog read
 	synced        testsignal.Signal // an incremental sync completed
 	refreshFailed testsignal.Signal // a background refresh could not be answered
-}
-
-type echoKey struct {
-	kind apikey.EventKind
-	hash keys.Hash
-	// at tells one write's event from another's of the same kind and key
-	// (revoked_at, updated_at; zero for created).
-	at int64
-}
-
-type stripe struct {
-	mu    sync.Mutex
-	epoch atomic.Uint64
 }
 
 type posEntry struct {
@@ -291,11 +268,7 @@ func New(cfg Config) (*Validator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("validate: negative cache: %w", err)
 	}
-	v.echoes = otter.Must(&otter.Options[echoKey, struct{}]{
-		MaximumSize:      10_000,
-		ExpiryCalculator: otter.ExpiryCreating[echoKey, struct{}](time.Minute),
-		Clock:            clock,
-	})
+	v.mem.init(clock)
 	reg := cfg.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()

@@ -33,8 +33,8 @@ func TestLocalUpdateCachesItsRecordOnlyIfNothingOvertookIt(t *testing.T) {
 	rec := apikey.Key{Hash: keys.Hash{7, 1}, Enabled: true, UpdatedAt: &at}
 	update := apikey.Event{Kind: apikey.EventUpdated, Hash: rec.Hash, At: at, Key: &rec}
 
-	before := v.epochs()
-	v.applyAfter(update, fromLocal, before)
+	before := v.mem.snapshot()
+	v.applyLocal(update, before)
 	if _, ok := v.pos.GetIfPresent(rec.Hash); !ok {
 		t.Fatal("an update nothing overtook did not cache its record")
 	}
@@ -44,9 +44,9 @@ func TestLocalUpdateCachesItsRecordOnlyIfNothingOvertookIt(t *testing.T) {
 	// nothing to mark revoked.
 	other := rec
 	other.Hash = keys.Hash{7, 2}
-	before = v.epochs()
-	v.apply(apikey.Event{Kind: apikey.EventRevoked, Hash: other.Hash, At: at.Add(time.Millisecond)}, fromNotify)
-	v.applyAfter(apikey.Event{Kind: apikey.EventUpdated, Hash: other.Hash, At: at, Key: &other}, fromLocal, before)
+	before = v.mem.snapshot()
+	v.applyRemote(apikey.Event{Kind: apikey.EventRevoked, Hash: other.Hash, At: at.Add(time.Millisecond)}, fromNotify)
+	v.applyLocal(apikey.Event{Kind: apikey.EventUpdated, Hash: other.Hash, At: at, Key: &other}, before)
 	if p, ok := v.pos.GetIfPresent(other.Hash); ok {
 		t.Fatalf("an overtaken update cached its record (VALID for a revoked key): %+v", p.key)
 	}
@@ -89,7 +89,39 @@ func TestAnAmbiguousCommitDropsTheKeyAndExpectsNoEcho(t *testing.T) {
 	if _, ok := v.pos.GetIfPresent(old.Hash); ok {
 		t.Fatal("the writer still answers from its old record after a commit that may have happened")
 	}
-	if _, expected := v.echoes.GetIfPresent(echoKey{apikey.EventUpdated, old.Hash, at.UnixMicro()}); expected {
+	if _, expected := v.mem.echoes.GetIfPresent(echoKey{apikey.EventUpdated, old.Hash, at.UnixMicro()}); expected {
 		t.Fatal("the update's NOTIFY would be taken for an echo")
+	}
+}
+
+// TestAWritersNotifyEchoIsAppliedOnce: a local write's NOTIFY coming back
+// to the writer is swallowed once (applying it again would bump the
+// stripe and drop lookups' answers for nothing); the same event heard
+// again is another write's and is applied.
+func TestAWritersNotifyEchoIsAppliedOnce(t *testing.T) {
+	f, err := keys.NewFormat("ks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := New(Config{Store: nopStore{}, Format: f, Tuning: testTuning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := apikey.Key{Hash: keys.Hash{5, 5}, Enabled: true}
+	created := apikey.Event{Kind: apikey.EventCreated, Hash: rec.Hash, Key: &rec}
+	applied := func(src source) float64 { return EventsApplied(v, string(apikey.EventCreated), src.String()) }
+
+	v.applyLocal(created, v.mem.snapshot())
+	epoch := v.mem.begin(rec.Hash)
+	v.applyRemote(apikey.Event{Kind: created.Kind, Hash: created.Hash}, fromNotify)
+	if applied(fromLocal) != 1 || applied(fromNotify) != 0 {
+		t.Fatalf("local %v, notify %v: the echo was applied", applied(fromLocal), applied(fromNotify))
+	}
+	if v.mem.begin(rec.Hash) != epoch {
+		t.Fatal("the echo bumped the stripe")
+	}
+	v.applyRemote(apikey.Event{Kind: created.Kind, Hash: created.Hash}, fromNotify)
+	if applied(fromNotify) != 1 {
+		t.Fatal("a second NOTIFY like the echo was swallowed too")
 	}
 }

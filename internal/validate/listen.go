@@ -14,7 +14,7 @@ type changeHandler struct{ v *Validator }
 
 var _ apikey.ChangeHandler = changeHandler{}
 
-func (h changeHandler) Changed(e apikey.Event) { h.v.apply(e, fromNotify) }
+func (h changeHandler) Changed(e apikey.Event) { h.v.applyRemote(e, fromNotify) }
 
 // StreamLost: a (re)connection; until its LISTEN is in place and the
 // backlog read (CatchUp), events from other replicas are missed.

@@ -110,12 +110,9 @@ func (v *Validator) warm(ctx context.Context) {
 	var (
 		after          apikey.UseCursor
 		read, inserted int
-		epochs         [len(v.stripes)]uint64
 	)
 	for read < v.cfg.WarmKeys {
-		for i := range v.stripes {
-			epochs[i] = v.stripes[i].epoch.Load()
-		}
+		before := v.mem.snapshot()
 		page, next, err := v.store.RecentlyUsed(ctx, after, min(warmPageSize, v.cfg.WarmKeys-read))
 		if err != nil {
 			if ctx.Err() == nil {
@@ -134,7 +131,7 @@ func (v *Validator) warm(ctx context.Context) {
 			// Entries of different ages, so they come up for refresh spread
 			// over the refresh window rather than all at once.
 			age := time.Duration(rand.Int64N(int64(v.refreshAfter) + 1))
-			v.fill(k.Hash, epochs[k.Hash[0]], func() {
+			v.mem.fill(k.Hash, before.ticket(k.Hash), func() {
 				if _, negative := v.neg.GetEntryQuietly(k.Hash); negative {
 					return
 				}
@@ -241,7 +238,7 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 					v.filter.add(c.Hash)
 				}
 			}
-			v.apply(apikey.Event{Kind: apikey.EventRevoked, Hash: c.Hash, At: *c.RevokedAt}, fromSync)
+			v.applyRemote(apikey.Event{Kind: apikey.EventRevoked, Hash: c.Hash, At: *c.RevokedAt}, fromSync)
 			continue
 		}
 		if c.UpdatedAt != nil && c.UpdatedAt.After(since) {
@@ -256,17 +253,14 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 				// Bump first, then look, in one critical section: no lookup
 				// that read the row before the update can fill afterwards,
 				// and one that filled before is seen here and dropped.
-				st := &v.stripes[c.Hash[0]]
-				st.mu.Lock()
-				st.epoch.Add(1)
-				held := v.holds(c.Hash)
-				st.mu.Unlock()
+				var held bool
+				v.mem.change(c.Hash, func() { held = v.holds(c.Hash) })
 				if !held {
 					v.filter.captureOnly(c.Hash)
 					continue
 				}
 			}
-			v.apply(apikey.Event{Kind: apikey.EventUpdated, Hash: c.Hash, At: *c.UpdatedAt}, fromSync)
+			v.applyRemote(apikey.Event{Kind: apikey.EventUpdated, Hash: c.Hash, At: *c.UpdatedAt}, fromSync)
 			continue
 		}
 		maybe, _ := v.filter.test(&c.Hash)
@@ -276,7 +270,7 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 			v.filter.captureOnly(c.Hash)
 			continue
 		}
-		v.apply(apikey.Event{Kind: apikey.EventCreated, Hash: c.Hash}, fromSync)
+		v.applyRemote(apikey.Event{Kind: apikey.EventCreated, Hash: c.Hash}, fromSync)
 	}
 	v.watermark.Store(&dbNow)
 	v.signals.synced.Signal()
