@@ -155,15 +155,16 @@ func (f *fakeStore) ReportLeak(ctx context.Context, _ apikey.LeakReport, _ bool)
 }
 
 // fakeValidator answers every key with res (the validation path's verdict
-// on the key's state) and counts its calls.
+// on the key's state), or err, and counts its calls.
 type fakeValidator struct {
 	res   validate.Result
+	err   error
 	calls int
 }
 
 func (v *fakeValidator) Validate(context.Context, string) (validate.Result, error) {
 	v.calls++
-	return v.res, nil
+	return v.res, v.err
 }
 
 // fakeBudgets is a ratelimit.KeyBudgets with remaining calls per budget
