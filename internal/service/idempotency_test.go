@@ -130,7 +130,8 @@ func TestRequestIDOfAnotherRequestIsAlreadyExists(t *testing.T) {
 
 // TestRecordedAnswerOpensOnlyForItsAdminAndTokens: an answer recorded by
 // one admin does not open as another's, nor after the admin tokens
-// changed (FAILED_PRECONDITION, pointing to the audit trail); a damaged
+// changed, nor as another method's (FAILED_PRECONDITION, pointing to the
+// audit trail); a damaged
 // record is an internal error, never a wrong answer.
 func TestRecordedAnswerOpensOnlyForItsAdminAndTokens(t *testing.T) {
 	t.Parallel()
@@ -149,6 +150,14 @@ func TestRecordedAnswerOpensOnlyForItsAdminAndTokens(t *testing.T) {
 		if st := statusOf(call()); st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "find the write in the audit trail") {
 			t.Errorf("%s: %v %q", name, st.Code(), st.Message())
 		}
+	}
+	// Were the store to replay it for another method, it would not open.
+	st.anyRequest = true
+	if st := statusOf(func() error {
+		_, err := old.RevokeKey(asAdmin("ci"), &keyservicev1.RevokeKeyRequest{Id: goodID, RequestId: rid})
+		return err
+	}()); st.Code() != codes.FailedPrecondition {
+		t.Errorf("another method's answer: %v %q", st.Code(), st.Message())
 	}
 	for _, m := range st.requests {
 		m.answer = m.answer[:5]
