@@ -43,6 +43,11 @@ type fakeStore struct {
 	// anyRequest replays a recorded answer whatever the retry's method
 	// and body (a store that failed to compare them).
 	anyRequest bool
+	audits     []apikey.Audit           // of each write
+	known      map[keys.Hash]apikey.Key // what KeyByHash finds
+	leaked     []apikey.LeakReport      // ReportLeak's
+	failing    map[uuid.UUID]error      // ReportLeak's answer for these keys
+	events     []apikey.AuditEvent      // what ListAuditEvents returns
 }
 
 type made struct {
@@ -77,6 +82,9 @@ func (f *fakeStore) Calls() []string {
 // write runs a write under the idempotency contract.
 func (f *fakeStore) write(ctx context.Context, name string, recs ...apikey.Key) error {
 	f.record(name)
+	f.mu.Lock()
+	f.audits = append(f.audits, apikey.AuditOf(ctx))
+	f.mu.Unlock()
 	if f.err != nil {
 		return f.err
 	}
@@ -145,16 +153,27 @@ func (f *fakeStore) RotateKey(ctx context.Context, _ uuid.UUID, r apikey.Rotatio
 func (f *fakeStore) ListAuditEvents(_ context.Context, q apikey.AuditQuery) ([]apikey.AuditEvent, apikey.Cursor, error) {
 	f.record("ListAuditEvents")
 	f.audit = q
-	return nil, f.next, nil
+	return f.events, f.next, nil
 }
 
-func (f *fakeStore) KeyByHash(context.Context, keys.Hash) (apikey.Key, error) {
+func (f *fakeStore) KeyByHash(_ context.Context, h keys.Hash) (apikey.Key, error) {
 	f.record("KeyByHash")
-	return f.key, nil
+	if k, ok := f.known[h]; ok {
+		return k, nil
+	}
+	return apikey.Key{}, apikey.ErrNotFound
 }
 
-func (f *fakeStore) ReportLeak(ctx context.Context, _ apikey.LeakReport, _ bool) (apikey.Key, string, error) {
-	return f.key, apikey.LeakRevoked, f.write(ctx, "ReportLeak", f.key)
+func (f *fakeStore) ReportLeak(ctx context.Context, r apikey.LeakReport, revoke bool) (apikey.Key, string, error) {
+	f.leaked = append(f.leaked, r)
+	if err := f.failing[r.KeyID]; err != nil {
+		return apikey.Key{}, "", err
+	}
+	action := apikey.LeakRevoked
+	if !revoke {
+		action = apikey.LeakFlagged
+	}
+	return f.key, action, f.write(ctx, "ReportLeak", f.key)
 }
 
 // fakeValidator answers every key with res (the validation path's verdict
