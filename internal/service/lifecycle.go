@@ -73,12 +73,17 @@ func checkCIDRs(field string, in []string) ([]netip.Prefix, error) {
 		p, err := netip.ParsePrefix(strings.TrimSpace(c))
 		switch {
 		case err != nil:
-			if _, aerr := netip.ParseAddr(strings.TrimSpace(c)); aerr == nil {
+			// netip.ParsePrefix refuses zones, and ParseAddr reads all
+			// after "%" as one ("fe80::%eth0/64" is an address in zone
+			// "eth0/64"): a zone is told apart before an address is.
+			a, aerr := netip.ParseAddr(strings.TrimSpace(c))
+			switch {
+			case aerr == nil && a.Zone() != "":
+				return nil, invalid(f, "%q has a zone; zones are not allowed", c)
+			case aerr == nil:
 				return nil, invalid(f, "%q is an address, not a CIDR: write it as %s/32 (IPv4) or /128 (IPv6)", c, strings.TrimSpace(c))
 			}
 			return nil, invalid(f, "%q is not an IPv4 or IPv6 CIDR such as 203.0.113.0/24 or 2001:db8::/32", c)
-		case p.Addr().Zone() != "":
-			return nil, invalid(f, "%q has a zone; zones are not allowed", c)
 		case p != p.Masked():
 			return nil, invalid(f, "%q has host bits set; did you mean %s?", c, p.Masked())
 		}
