@@ -70,8 +70,8 @@ func Defaults() Config {
 	}
 }
 
-// Validate explains a bad setting.
-func (c Config) Validate() error {
+// Check explains a bad setting.
+func (c Config) Check() error {
 	switch {
 	case c.Keys < 2000 || c.Keys > 10_000_000:
 		return fmt.Errorf("--keys must be between 2000 and 10000000, got %d", c.Keys)

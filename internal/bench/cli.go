@@ -70,7 +70,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfg.Startup = append(cfg.Startup, v)
 	}
 	cfg.Log = slog.New(slog.NewTextHandler(stderr, nil))
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		fmt.Fprintln(stderr, "keybench:", err)
 		return 2
 	}

@@ -153,7 +153,9 @@ func codeOf(raw []byte) (string, error) {
 
 func (r *restValidator) close() { r.client.CloseIdleConnections() }
 
-func newValidator(transport string, s endpoint, cfg Config) (validator, error) {
+// newValidateClient is a client of the Validate RPC over transport (the
+// load's caller), not a validator.
+func newValidateClient(transport string, s endpoint, cfg Config) (validator, error) {
 	if transport == "rest" {
 		// HTTP/1.1 carries one call per connection at a time: one per worker.
 		return newREST(s.HTTPAddr().String(), max(cfg.Conns, cfg.Workers)), nil

@@ -177,7 +177,7 @@ func errName(err error) string {
 // restart scenario, restart replaces the service halfway through.
 func (e *env) measure(ctx context.Context, s endpoint, mode, scenario, transport string, restart func() (endpoint, error)) (Result, error) {
 	var v validator
-	v, err := newValidator(transport, s, e.cfg)
+	v, err := newValidateClient(transport, s, e.cfg)
 	if err != nil {
 		return Result{}, err
 	}
@@ -214,7 +214,7 @@ func (e *env) measure(ctx context.Context, s endpoint, mode, scenario, transport
 				}
 				// A new process counts from zero: carry the old one's waits.
 				s, waitsBefore = ns, -oldWaits
-				return newValidator(transport, ns, e.cfg)
+				return newValidateClient(transport, ns, e.cfg)
 			})
 		}()
 	} else {
@@ -257,7 +257,7 @@ func (e *env) measure(ctx context.Context, s endpoint, mode, scenario, transport
 
 // warm drives the hot scenario, unmeasured, for twice the warm-up.
 func (e *env) warm(ctx context.Context, s endpoint, transport string) error {
-	v, err := newValidator(transport, s, e.cfg)
+	v, err := newValidateClient(transport, s, e.cfg)
 	if err != nil {
 		return err
 	}

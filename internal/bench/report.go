@@ -39,7 +39,7 @@ type RunConfig struct {
 // Run measures every scenario × transport × mode (or, with Faults, runs the
 // fault scenarios) and returns the report.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	var err error
