@@ -251,17 +251,7 @@ func (e *env) close() {
 
 // migrate creates the schema.
 func (e *env) migrate(ctx context.Context) error {
-	pool, err := pgxpool.New(ctx, e.dbURL)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	m, err := store.NewMigrator(pool)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	return m.Up(ctx, slog.New(slog.DiscardHandler))
+	return store.Migrate(ctx, store.PoolConfig{URL: e.dbURL}, slog.New(slog.DiscardHandler))
 }
 
 // migrateAndSeed creates the schema and N keys (COPY), revokes 1,000 of

@@ -94,19 +94,9 @@ func migrate(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 func runMigrations(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	pool, err := store.OpenPool(ctx, store.PoolConfig{URL: cfg.DatabaseURL, MaxConns: 2, ConnectTimeout: cfg.DBConnectTimeout})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	m, err := store.NewMigrator(pool)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	if err := m.Up(ctx, log); err != nil {
+	if err := store.Migrate(ctx, store.PoolConfig{URL: cfg.DatabaseURL, ConnectTimeout: cfg.DBConnectTimeout}, log); err != nil {
 		return err
 	}
 	log.Info("database schema is current")

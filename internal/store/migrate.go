@@ -49,6 +49,26 @@ func (m *Migrator) Up(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
+// Migrate applies every pending migration to the database c names, on a
+// pool of its own that it closes: the one way a command, the bench or a
+// test brings a database up to date.
+func Migrate(ctx context.Context, c PoolConfig, log *slog.Logger) error {
+	if c.MaxConns == 0 {
+		c.MaxConns = 2
+	}
+	pool, err := OpenPool(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	m, err := NewMigrator(pool)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return m.Up(ctx, log)
+}
+
 // Current reports whether every embedded migration has been applied.
 func (m *Migrator) Current(ctx context.Context) (bool, error) {
 	pending, err := m.provider.HasPending(ctx)

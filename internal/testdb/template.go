@@ -17,7 +17,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/migrations"
@@ -179,17 +178,7 @@ func dropBuild(ctx context.Context, conn *pgx.Conn, name string) error {
 // migrate applies the migrations to the database at u and closes its
 // connections.
 func migrate(ctx context.Context, u string) error {
-	pool, err := pgxpool.New(ctx, u)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	m, err := store.NewMigrator(pool)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	return m.Up(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return store.Migrate(ctx, store.PoolConfig{URL: u}, slog.New(slog.DiscardHandler))
 }
 
 // withDatabase is the URL server with its database replaced by name.
