@@ -41,7 +41,7 @@ run: ## Run the service (private Postgres unless DATABASE_URL is set); print its
 test: node_modules ## Run all tests against real Postgres and Redis, race detector on (~2 min here)
 	@echo "make test: every package against real PostgreSQL and Redis, race detector on; about 2 minutes on 2 cores from a warm build cache (117 s measured, nginx, Caddy and the image included), about 5 on a clean clone (builds and the first image build)."
 	@echo "Packages print 'ok' as they finish, then every skipped test with its reason; run one with go test -race ./internal/NAME/"
-	$(GO) build -o $(BIN)/testreport ./internal/testreport
+	mkdir -p $(BIN) && $(GO) build -o $(BIN)/testreport ./internal/testreport
 	$(GO) test -race -count=1 -json ./... | $(BIN)/testreport
 	cd deploy && $(GO) test -count=1 ./...   # the manifests, a module of their own
 
