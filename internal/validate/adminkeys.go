@@ -190,8 +190,15 @@ func (k *AdminKeys) ReportLeak(ctx context.Context, r apikey.LeakReport, revoke 
 	if err != nil {
 		return rec, action, err
 	}
-	if action == apikey.LeakRevoked {
+	switch {
+	case action == apikey.LeakRevoked:
 		k.v.applyLocal(apikey.Event{Kind: apikey.EventRevoked, Hash: rec.Hash, At: *rec.RevokedAt, Key: &rec}, before)
+	case rec.RevokedAt != nil:
+		// Already revoked, by another replica whose NOTIFY may not have
+		// reached this one: answering "already revoked" while memory still
+		// says VALID would contradict itself. No NOTIFY comes of this
+		// write, so none is expected (as a sync's change).
+		k.v.applyRemote(apikey.Event{Kind: apikey.EventRevoked, Hash: rec.Hash, At: *rec.RevokedAt, Key: &rec}, fromSync)
 	}
 	return rec, action, nil
 }

@@ -13,9 +13,13 @@ package validate
 // it: no lookup that read the row before the revoke can cache VALID.
 //
 // A write on this replica also sends NOTIFY, which Postgres delivers to
-// this replica's own LISTEN connection too. That echo is expected before
-// the write commits and swallowed once when it arrives, so it neither
-// counts as another change nor is applied twice.
+// this replica's own LISTEN connection too. An update or a rotation
+// expects that echo before it commits, and it is swallowed once when it
+// arrives, so it neither counts as another change nor is applied twice. A
+// create or a revocation expects it after the commit: an echo that beats
+// it is applied twice, which costs one more epoch bump (fills in flight are
+// dropped and looked up again) and nothing else, since a key is created
+// once and revoked once; its expectation then lapses within a minute.
 //
 // Every user goes through memoryProtocol's methods; nothing else touches a
 // stripe or the expected echoes.
@@ -124,8 +128,8 @@ func (p *memoryProtocol) change(h keys.Hash, apply func()) {
 // out of date (another replica's revocation committed right after it and
 // its NOTIFY was applied first, or a later write here was applied first).
 // The check is under the stripe lock, which every change takes. The
-// write's own echo does not count: it is expected before the write
-// commits (expectEcho) and swallowed.
+// write's own echo does not count: an update or rotation expects it
+// before it commits (expectEcho), and it is swallowed.
 func (p *memoryProtocol) changeAfter(h keys.Hash, before *epochs, apply func(stale bool)) {
 	st := p.stripe(h)
 	st.mu.Lock()
@@ -136,8 +140,9 @@ func (p *memoryProtocol) changeAfter(h keys.Hash, before *epochs, apply func(sta
 }
 
 // expectEcho notes that this replica's NOTIFY of a change it applies
-// itself will come back, so it is not applied twice. A write expects it
-// before it commits: the echo may arrive before the write returns.
+// itself will come back, so it is not applied twice. An update or a
+// rotation expects it before it commits (its echo may arrive before the
+// write returns); see the package comment for creates and revocations.
 func (p *memoryProtocol) expectEcho(kind apikey.EventKind, h keys.Hash, at time.Time) {
 	p.echoes.Set(echoKey{kind, h, at.UnixMicro()}, struct{}{})
 }

@@ -157,3 +157,30 @@ func TestReplayedWritesAreSeenHereWhenTheyReturn(t *testing.T) {
 	}
 	feed.hold(false)
 }
+
+// TestALeakReportOfARevokedKeyIsSeenHere: a leak report of a key another
+// replica revoked answers "already revoked"; this replica, whose NOTIFY of
+// that revocation is still on its way, answers REVOKED when it returns.
+func TestALeakReportOfARevokedKeyIsSeenHere(t *testing.T) {
+	feed := &heldFeed{}
+	wrapFeed = func(f validate.Feed) validate.Feed { feed.inner = f; return feed }
+	b := setup(t, func(c *validate.Config) { c.SyncInterval = time.Hour })
+	wrapFeed = nil
+	other := store.New(b.pool, time.Second)
+	g, k := b.create(t, nil)
+	if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Valid {
+		t.Fatalf("new key: %v", r.Code)
+	}
+	feed.hold(true)
+	defer feed.hold(false)
+	if _, err := other.RevokeKey(context.Background(), k.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, action, err := b.keys.ReportLeak(context.Background(), apikey.LeakReport{KeyID: k.ID, URL: "https://example.com/leak", Source: "test"}, true)
+	if err != nil || action != apikey.LeakAlreadyRevoked {
+		t.Fatalf("report: %v, %v; want already_revoked", action, err)
+	}
+	if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Revoked {
+		t.Fatalf("after a leak report said already revoked: %v here; want REVOKED", r.Code)
+	}
+}
