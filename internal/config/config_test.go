@@ -104,6 +104,7 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{"KEYSERVICE_SHUTDOWN_TIMEOUT", "10"},
 		{"KEYSERVICE_LOG_LEVEL", "loud"},
 		{"KEYSERVICE_TRUSTED_PROXIES", "10.0.0.0/8,not-an-address"},
+		{"KEYSERVICE_TRUSTED_PROXIES", "fe80::%eth0/64"},
 		{"KEYSERVICE_CALLER_TOKENS", "billing:short"},
 		{"KEYSERVICE_CALLER_TOKENS", "a:aaaaaaaaaaaaaaaa,a:bbbbbbbbbbbbbbbb"},
 		{"KEYSERVICE_CALLER_TOKENS", "a:aaaaaaaaaaaaaaaa,b:aaaaaaaaaaaaaaaa"},

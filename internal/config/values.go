@@ -212,6 +212,11 @@ func (v *prefixes) Set(s string) error {
 		if err != nil {
 			return fmt.Errorf("%q is neither a CIDR nor an address", e)
 		}
+		if a.Zone() != "" {
+			// fe80::%eth0/64 reads as the address fe80:: in zone "eth0/64":
+			// a zone is never what a peer's address carries.
+			return fmt.Errorf("%q has a zone (%%%s); zones are not allowed: write the CIDR without it", e, a.Zone())
+		}
 		a = a.Unmap()
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
