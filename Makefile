@@ -33,7 +33,7 @@ help: ## Show this help (colours only on a terminal)
 	grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -v c="$$c" -v r="$$r" 'BEGIN {FS = ":.*?## "}; {printf "  %s%-14s%s %s\n", c, $$1, r, $$2}'
 
 .PHONY: run
-run: ## Run the service (private Postgres unless DATABASE_URL is set); print its DATABASE_URL and commands to paste (docs/cli.md)
+run: $(BIN)/grpcurl ## Run the service (private Postgres unless DATABASE_URL is set); print its DATABASE_URL and commands to paste (docs/cli.md); installs the pinned grpcurl the tour uses
 	$(GO) build -o $(BIN)/keyservice ./cmd/keyservice
 	exec $(BIN)/keyservice dev
 
