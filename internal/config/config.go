@@ -18,9 +18,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/limits"
 	"github.com/keyservice/keyservice/internal/validate"
 )
 
@@ -28,7 +28,7 @@ import (
 // settings.go with its flag, environment variable, default, rule and help.
 // A flag given on the command line wins over the variable, which wins over
 // the default. The packages that use a group of settings own its type
-// (validate.Tuning), and receive it whole.
+// (validate.Tuning, limits.Limits), and receive it whole.
 type Config struct {
 	DatabaseURL string
 	GRPCAddr    string
@@ -72,20 +72,14 @@ type Config struct {
 	// The fast path's settings, given whole to validate.New.
 	validate.Tuning
 
-	// Limits (see internal/ratelimit).
-	CallerTokens    map[string]string // caller name -> token
-	CallerRate      float64
-	CallerBurst     int
-	CallerLimits    map[string]caller.Budget // per-caller overrides
-	CallerTableSize int
-	CallerIdle      time.Duration
-	FailedRate      float64
-	FailedBurst     int
-	TrustedProxies  []netip.Prefix
-	KeyRate         apikey.RateLimit // default per-key limit (its Burst is KeyBurst)
-	KeyBurst        int              // 0: the limit
-	RedisURL        string
-	RedisTimeout    time.Duration
+	// The rate limits' settings (internal/limits), given whole to
+	// ratelimit.NewCallers and ratelimit.NewKeyBudgets.
+	limits.Limits
+
+	// Callers (middleware.NewAuth) and the proxies believed when they name
+	// end clients (ratelimit, gateway, service).
+	CallerTokens   map[string]string // caller name -> token
+	TrustedProxies []netip.Prefix
 
 	// ScanningKeysFile holds GitHub's secret scanning public keys (their
 	// JSON shape); set, POST /v1/secret-scanning/reports takes reports.
@@ -117,17 +111,6 @@ type Config struct {
 
 // MinTokenLen is the shortest admin or caller token accepted.
 const MinTokenLen = 16
-
-// KeyLimit is the default per-key limit: KeyRate with KeyBurst (the limit
-// when KeyBurst is 0).
-func (c Config) KeyLimit() apikey.RateLimit {
-	l := c.KeyRate
-	l.Burst = c.KeyBurst
-	if l.Burst == 0 {
-		l.Burst = l.Limit
-	}
-	return l
-}
 
 // checkAdminTokens: the problem found when they were read, else each
 // token long enough and free of white space. Messages name tokens by
