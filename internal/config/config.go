@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keyservice/keyservice/internal/caller"
+	"github.com/keyservice/keyservice/internal/connlimit"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/limits"
 	"github.com/keyservice/keyservice/internal/validate"
@@ -28,7 +29,7 @@ import (
 // settings.go with its flag, environment variable, default, rule and help.
 // A flag given on the command line wins over the variable, which wins over
 // the default. The packages that use a group of settings own its type
-// (validate.Tuning, limits.Limits), and receive it whole.
+// (validate.Tuning, limits.Limits, connlimit.Caps), and receive it whole.
 type Config struct {
 	DatabaseURL string
 	GRPCAddr    string
@@ -62,12 +63,14 @@ type Config struct {
 	MaxRequestBytes    int
 	MaxHeaderBytes     int           // largest header list of a call, as HTTP/2 counts it (gateway.HeaderListSize, middleware.MetadataSize)
 	MaxStreams         int           // concurrent gRPC streams per connection
-	MaxConns           int           // connections per listener; 0: derived from the open file limit
-	MaxConnsPerAddr    int           // connections per client address (IPv6: /64) per listener; 0: derived
 	ConnIdle           time.Duration // an idle connection is closed after this
 	RequestReadTimeout time.Duration // a call on the gRPC port whose request has not arrived this long after its headers is cancelled
 	LogLevel           slog.Level
 	LogFormat          string
+
+	// The connection caps of each listener (0: derived from the open file
+	// limit), given whole to connlimit.
+	connlimit.Caps
 
 	// The fast path's settings, given whole to validate.New.
 	validate.Tuning
