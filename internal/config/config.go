@@ -18,9 +18,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/caller"
+	"github.com/keyservice/keyservice/internal/connlimit"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/limits"
 	"github.com/keyservice/keyservice/internal/validate"
 )
 
@@ -28,7 +29,7 @@ import (
 // settings.go with its flag, environment variable, default, rule and help.
 // A flag given on the command line wins over the variable, which wins over
 // the default. The packages that use a group of settings own its type
-// (validate.Tuning), and receive it whole.
+// (validate.Tuning, limits.Limits, connlimit.Caps), and receive it whole.
 type Config struct {
 	DatabaseURL string
 	GRPCAddr    string
@@ -62,30 +63,26 @@ type Config struct {
 	MaxRequestBytes    int
 	MaxHeaderBytes     int           // largest header list of a call, as HTTP/2 counts it (gateway.HeaderListSize, middleware.MetadataSize)
 	MaxStreams         int           // concurrent gRPC streams per connection
-	MaxConns           int           // connections per listener; 0: derived from the open file limit
-	MaxConnsPerAddr    int           // connections per client address (IPv6: /64) per listener; 0: derived
 	ConnIdle           time.Duration // an idle connection is closed after this
 	RequestReadTimeout time.Duration // a call on the gRPC port whose request has not arrived this long after its headers is cancelled
 	LogLevel           slog.Level
 	LogFormat          string
 
+	// The connection caps of each listener (0: derived from the open file
+	// limit), given whole to connlimit.
+	connlimit.Caps
+
 	// The fast path's settings, given whole to validate.New.
 	validate.Tuning
 
-	// Limits (see internal/ratelimit).
-	CallerTokens    map[string]string // caller name -> token
-	CallerRate      float64
-	CallerBurst     int
-	CallerLimits    map[string]caller.Budget // per-caller overrides
-	CallerTableSize int
-	CallerIdle      time.Duration
-	FailedRate      float64
-	FailedBurst     int
-	TrustedProxies  []netip.Prefix
-	KeyRate         apikey.RateLimit // default per-key limit (its Burst is KeyBurst)
-	KeyBurst        int              // 0: the limit
-	RedisURL        string
-	RedisTimeout    time.Duration
+	// The rate limits' settings (internal/limits), given whole to
+	// ratelimit.NewCallers and ratelimit.NewKeyBudgets.
+	limits.Limits
+
+	// Callers (middleware.NewAuth) and the proxies believed when they name
+	// end clients (ratelimit, gateway, service).
+	CallerTokens   map[string]string // caller name -> token
+	TrustedProxies []netip.Prefix
 
 	// ScanningKeysFile holds GitHub's secret scanning public keys (their
 	// JSON shape); set, POST /v1/secret-scanning/reports takes reports.
@@ -117,17 +114,6 @@ type Config struct {
 
 // MinTokenLen is the shortest admin or caller token accepted.
 const MinTokenLen = 16
-
-// KeyLimit is the default per-key limit: KeyRate with KeyBurst (the limit
-// when KeyBurst is 0).
-func (c Config) KeyLimit() apikey.RateLimit {
-	l := c.KeyRate
-	l.Burst = c.KeyBurst
-	if l.Burst == 0 {
-		l.Burst = l.Limit
-	}
-	return l
-}
 
 // checkAdminTokens: the problem found when they were read, else each
 // token long enough and free of white space. Messages name tokens by

@@ -164,7 +164,7 @@ func (c *Config) settings() []Setting {
 		def(duration, &c.UsageFlushInterval, "KEYSERVICE_USAGE_FLUSH_INTERVAL", "usage-flush-interval", 10*time.Second, positive(),
 			"`last_used_at` is written in one batch per interval"),
 
-		// Callers and limits (internal/ratelimit).
+		// Callers and limits: limits.Limits (and CallerTokens, TrustedProxies).
 		secret("KEYSERVICE_CALLER_TOKENS", "caller-tokens",
 			&callerTokens{m: &c.CallerTokens, err: &c.callerTokensErr},
 			func() { c.CallerTokens, c.callerTokensErr = nil, nil },

@@ -16,14 +16,8 @@ import (
 
 // Config is one listener's caps.
 type Config struct {
-	// Max is the most connections the listener holds. Its last tenth (at
-	// least one) is kept for addresses that hold none yet: a listener
-	// filled by a few addresses still admits a health probe or a new
-	// caller, while those addresses are refused.
-	Max int
-	// PerAddr is the most connections one client address holds (an IPv6
-	// address counts as its /64, which one client usually has whole).
-	PerAddr int
+	// Caps, derived (none 0).
+	Caps
 	// Exempt are addresses the per-address cap and the reserve do not apply
 	// to (trusted proxies, which carry many clients' calls), matched on the
 	// client's own address; Max still applies.
@@ -46,7 +40,7 @@ type Listener struct {
 
 // New caps l.
 func New(l net.Listener, cfg Config) *Listener {
-	return &Listener{Listener: l, cfg: cfg, reserve: max(cfg.Max/10, 1), byAddr: map[netip.Addr]int{}}
+	return &Listener{Listener: l, cfg: cfg, reserve: max(cfg.MaxConns/10, 1), byAddr: map[netip.Addr]int{}}
 }
 
 // Accept returns the next connection within the caps; those over them are
@@ -85,9 +79,9 @@ func (l *Listener) admit(raw, addr netip.Addr, known bool) (refused string) {
 	}
 	exempt := known && l.exempt(raw)
 	switch {
-	case l.open >= l.cfg.Max, l.open >= l.cfg.Max-l.reserve && held > 0 && !exempt:
+	case l.open >= l.cfg.MaxConns, l.open >= l.cfg.MaxConns-l.reserve && held > 0 && !exempt:
 		return "per_listener"
-	case known && held >= l.cfg.PerAddr && !exempt:
+	case known && held >= l.cfg.MaxConnsPerAddr && !exempt:
 		return "per_address"
 	}
 	l.open++

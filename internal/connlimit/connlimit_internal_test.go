@@ -20,7 +20,7 @@ func addrOf(t *testing.T, s string) (raw, counted netip.Addr) {
 // trusted prefix smaller than a /64 does not exempt the rest of that /64,
 // and an exempt proxy may use the reserve.
 func TestExemptionIsByTheClientsOwnAddress(t *testing.T) {
-	l := New(nil, Config{Max: 20, PerAddr: 2, Exempt: []netip.Prefix{
+	l := New(nil, Config{Caps: Caps{MaxConns: 20, MaxConnsPerAddr: 2}, Exempt: []netip.Prefix{
 		netip.MustParsePrefix("2001:db8::10/128"), netip.MustParsePrefix("2001:db8:1::/120"),
 	}})
 	proxyRaw, proxy := addrOf(t, "2001:db8::10")

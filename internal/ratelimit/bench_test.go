@@ -11,6 +11,7 @@ import (
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/caller"
+	"github.com/keyservice/keyservice/internal/limits"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/redistest"
 )
@@ -19,8 +20,9 @@ import (
 // (the handler does nothing).
 func BenchmarkCallerInterceptor(b *testing.B) {
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: caller.Budget{Rate: 1e12, Burst: 1 << 30}, Failed: caller.Budget{Rate: 1e12, Burst: 1 << 30},
-		TableSize: 100_000, Idle: time.Hour,
+		Limits: limits.Limits{
+			CallerRate: 1e12, CallerBurst: 1 << 30, FailedRate: 1e12, FailedBurst: 1 << 30, CallerTableSize: 100_000, CallerIdle: time.Hour,
+		},
 	})
 	ic := c.Interceptor()
 	ctx := caller.WithIdentity(context.Background(), caller.Identity{Kind: caller.KindAddr, Addr: netip.MustParseAddr("10.0.0.1")})

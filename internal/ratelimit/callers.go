@@ -19,6 +19,7 @@ import (
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/caller"
+	"github.com/keyservice/keyservice/internal/limits"
 	"github.com/keyservice/keyservice/internal/outcome"
 )
 
@@ -32,16 +33,10 @@ func (c *Callers) budgetKey(id caller.Identity) caller.Identity {
 	return id
 }
 
-// CallerConfig configures the caller limits.
+// CallerConfig configures the caller limits: the operator's Limits, and
+// the collaborators.
 type CallerConfig struct {
-	Default   caller.Budget
-	Overrides map[string]caller.Budget // by caller name (token or certificate name)
-	// Failed is the budget of NOT_FOUND and MALFORMED answers per end
-	// client: an anonymous caller's address, or (caller, client_ip) when a
-	// caller allowed to name end clients names one.
-	Failed    caller.Budget
-	TableSize int           // limiters kept, per table
-	Idle      time.Duration // a limiter unused this long is forgotten
+	limits.Limits
 	// TrustedProxies may name end clients (client_ip) even when they are
 	// identified only by their address.
 	TrustedProxies []netip.Prefix
@@ -93,13 +88,13 @@ func NewCallers(cfg CallerConfig) *Callers {
 	c := &Callers{
 		cfg: cfg, now: now,
 		callers: otter.Must(&otter.Options[caller.Identity, *callerEntry]{
-			MaximumSize:      cfg.TableSize,
-			ExpiryCalculator: otter.ExpiryAccessing[caller.Identity, *callerEntry](cfg.Idle),
+			MaximumSize:      cfg.CallerTableSize,
+			ExpiryCalculator: otter.ExpiryAccessing[caller.Identity, *callerEntry](cfg.CallerIdle),
 			Clock:            clock,
 		}),
 		failed: otter.Must(&otter.Options[failedKey, *gcra]{
-			MaximumSize:      cfg.TableSize,
-			ExpiryCalculator: otter.ExpiryAccessing[failedKey, *gcra](cfg.Idle),
+			MaximumSize:      cfg.CallerTableSize,
+			ExpiryCalculator: otter.ExpiryAccessing[failedKey, *gcra](cfg.CallerIdle),
 			Clock:            clock,
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -145,11 +140,11 @@ func Group(a netip.Addr) netip.Addr {
 
 func (c *Callers) budgetFor(id caller.Identity) caller.Budget {
 	if id.Kind != caller.KindAddr {
-		if b, ok := c.cfg.Overrides[id.Name]; ok {
+		if b, ok := c.cfg.CallerLimits[id.Name]; ok {
 			return b
 		}
 	}
-	return c.cfg.Default
+	return c.cfg.DefaultBudget()
 }
 
 func (c *Callers) entry(id caller.Identity) *callerEntry {
@@ -163,7 +158,7 @@ func (c *Callers) entry(id caller.Identity) *callerEntry {
 	}
 	if id.Kind == caller.KindAddr {
 		// Used only when this address is not a trusted proxy.
-		ne.failed = newGCRA(c.cfg.Failed)
+		ne.failed = newGCRA(c.cfg.FailedBudget())
 	} else {
 		// Bounded: credentialed callers are named in the configuration (or
 		// by a certificate authority it names).
@@ -177,7 +172,7 @@ func (c *Callers) failedLimiter(k failedKey) *gcra {
 	if l, ok := c.failed.GetIfPresent(k); ok {
 		return l
 	}
-	l, _ := c.failed.SetIfAbsent(k, newGCRA(c.cfg.Failed))
+	l, _ := c.failed.SetIfAbsent(k, newGCRA(c.cfg.FailedBudget()))
 	return l
 }
 
@@ -257,7 +252,7 @@ func (c *Callers) Interceptor() grpc.UnaryServerInterceptor {
 		// if the key turns out to exist.
 		if ok, retry := fl.take(now); !ok {
 			c.refusedFA.Inc()
-			return nil, refuse(ctx, "too many failed validations from this client", retry, c.cfg.Failed.Burst)
+			return nil, refuse(ctx, "too many failed validations from this client", retry, c.cfg.FailedBurst)
 		}
 		resp, err := handler(ctx, req)
 		if isFailure(resp, err) {

@@ -14,6 +14,7 @@ import (
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/caller"
+	"github.com/keyservice/keyservice/internal/limits"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 )
 
@@ -38,8 +39,9 @@ func failedAttempts(t *testing.T, c *ratelimit.Callers, id caller.Identity, clie
 
 func guardCallers(trusted ...string) *ratelimit.Callers {
 	cfg := ratelimit.CallerConfig{
-		Default: caller.Budget{Rate: 1e9, Burst: 1 << 30}, Failed: caller.Budget{Rate: 0.001, Burst: 3},
-		TableSize: 1000, Idle: time.Hour,
+		Limits: limits.Limits{
+			CallerRate: 1e9, CallerBurst: 1 << 30, FailedRate: 0.001, FailedBurst: 3, CallerTableSize: 1000, CallerIdle: time.Hour,
+		},
 	}
 	for _, p := range trusted {
 		cfg.TrustedProxies = append(cfg.TrustedProxies, netip.MustParsePrefix(p))
@@ -93,8 +95,10 @@ func TestCallerThatMayNameEndClientsButNamesNoneIsNeverRefused(t *testing.T) {
 func TestGCRAAllowsBurstThenRefills(t *testing.T) {
 	clk := &clock{now: time.Unix(1_800_000_000, 0)}
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: caller.Budget{Rate: 2, Burst: 5}, Failed: caller.Budget{Rate: 1, Burst: 1},
-		TableSize: 10, Idle: time.Hour, Now: clk.Now,
+		Limits: limits.Limits{
+			CallerRate: 2, CallerBurst: 5, FailedRate: 1, FailedBurst: 1, CallerTableSize: 10, CallerIdle: time.Hour,
+		},
+		Now: clk.Now,
 	})
 	id := caller.Identity{Kind: caller.KindToken, Name: "a"}
 	allowed := 0
@@ -133,8 +137,9 @@ func TestGCRAAllowsBurstThenRefills(t *testing.T) {
 // read the clock in a different order than they update the bucket.
 func TestUnlimitedBudgetNeverRefusesConcurrentCalls(t *testing.T) {
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: caller.Budget{Rate: 1e9, Burst: 1 << 30}, Failed: caller.Budget{Rate: 1, Burst: 1},
-		TableSize: 10, Idle: time.Hour,
+		Limits: limits.Limits{
+			CallerRate: 1e9, CallerBurst: 1 << 30, FailedRate: 1, FailedBurst: 1, CallerTableSize: 10, CallerIdle: time.Hour,
+		},
 	})
 	id := caller.Identity{Kind: caller.KindToken, Name: "bench"}
 	var refused atomic.Int64
@@ -158,8 +163,9 @@ func TestUnlimitedBudgetNeverRefusesConcurrentCalls(t *testing.T) {
 // per 1,000 s is a budget of ten million, not a negative one.
 func TestHugeBurstOverATinyRateDoesNotOverflow(t *testing.T) {
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: caller.Budget{Rate: 0.001, Burst: 10_000_000}, Failed: caller.Budget{Rate: 1, Burst: 1},
-		TableSize: 10, Idle: time.Hour,
+		Limits: limits.Limits{
+			CallerRate: 0.001, CallerBurst: 10_000_000, FailedRate: 1, FailedBurst: 1, CallerTableSize: 10, CallerIdle: time.Hour,
+		},
 	})
 	for i := 0; i < 1000; i++ {
 		if ok, wait := c.Allow(caller.Identity{Kind: caller.KindToken, Name: "a"}); !ok {
@@ -172,8 +178,10 @@ func TestHugeBurstOverATinyRateDoesNotOverflow(t *testing.T) {
 // same IPv6 /64 spending its budget does not spend the trusted proxy's.
 func TestTrustedProxyKeepsItsOwnCallBudget(t *testing.T) {
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: caller.Budget{Rate: 0.001, Burst: 5}, Failed: caller.Budget{Rate: 1, Burst: 1},
-		TableSize: 10, Idle: time.Hour, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("2001:db8::10/128")},
+		Limits: limits.Limits{
+			CallerRate: 0.001, CallerBurst: 5, FailedRate: 1, FailedBurst: 1, CallerTableSize: 10, CallerIdle: time.Hour,
+		},
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("2001:db8::10/128")},
 	})
 	for i := 0; i < 5; i++ {
 		c.Allow(caller.Identity{Kind: caller.KindAddr, Addr: netip.MustParseAddr("2001:db8::11")})

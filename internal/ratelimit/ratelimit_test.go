@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/caller"
+	"github.com/keyservice/keyservice/internal/limits"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/redistest"
 )
@@ -220,8 +221,9 @@ func TestCallerTableStaysBounded(t *testing.T) {
 	// A hundred times more callers than the table holds (1,000,000 against
 	// 10,000 took 16 s under the race detector and proved nothing more).
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default: caller.Budget{Rate: 10, Burst: 10}, Failed: caller.Budget{Rate: 1, Burst: 1},
-		TableSize: 1_000, Idle: time.Hour,
+		Limits: limits.Limits{
+			CallerRate: 10, CallerBurst: 10, FailedRate: 1, FailedBurst: 1, CallerTableSize: 1_000, CallerIdle: time.Hour,
+		},
 	})
 	for i := 0; i < 100_000; i++ {
 		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
@@ -234,9 +236,11 @@ func TestCallerTableStaysBounded(t *testing.T) {
 
 func TestCallerBudgetsAreSeparateAndOverridable(t *testing.T) {
 	c := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default:   caller.Budget{Rate: 1, Burst: 3},
-		Overrides: map[string]caller.Budget{"big": {Rate: 1, Burst: 10}},
-		Failed:    caller.Budget{Rate: 1, Burst: 1}, TableSize: 100, Idle: time.Hour,
+		Limits: limits.Limits{
+			CallerRate: 1, CallerBurst: 3,
+			CallerLimits: map[string]caller.Budget{"big": {Rate: 1, Burst: 10}},
+			FailedRate:   1, FailedBurst: 1, CallerTableSize: 100, CallerIdle: time.Hour,
+		},
 		Now: (&clock{now: time.Unix(1_700_000_000, 0)}).Now,
 	})
 	count := func(id caller.Identity) int {

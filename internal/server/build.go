@@ -22,7 +22,6 @@ import (
 
 	"github.com/keyservice/keyservice/api"
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
-	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/gateway"
 	"github.com/keyservice/keyservice/internal/middleware"
 	"github.com/keyservice/keyservice/internal/ratelimit"
@@ -40,15 +39,7 @@ import (
 //   - Errors are mapped innermost, so every other link sees the final code.
 func (s *Server) chain(reg prometheus.Registerer, tp trace.TracerProvider) grpc.UnaryServerInterceptor {
 	cfg := s.cfg
-	callers := ratelimit.NewCallers(ratelimit.CallerConfig{
-		Default:        caller.Budget{Rate: cfg.CallerRate, Burst: cfg.CallerBurst},
-		Overrides:      cfg.CallerLimits,
-		Failed:         caller.Budget{Rate: cfg.FailedRate, Burst: cfg.FailedBurst},
-		TableSize:      cfg.CallerTableSize,
-		Idle:           cfg.CallerIdle,
-		TrustedProxies: cfg.TrustedProxies,
-		Registry:       reg,
-	})
+	callers := ratelimit.NewCallers(ratelimit.CallerConfig{Limits: cfg.Limits, TrustedProxies: cfg.TrustedProxies, Registry: reg})
 	ics := []grpc.UnaryServerInterceptor{middleware.Metrics(reg), middleware.RequestID()}
 	if tp != nil {
 		ics = append(ics, middleware.Tracing(tp))
@@ -63,19 +54,16 @@ func (s *Server) chain(reg prometheus.Registerer, tp trace.TracerProvider) grpc.
 	)...)
 }
 
-// keyLimits is the per-key budget store: local, or Redis shared by the
-// replicas with the local store as its fallback.
+// keyLimits is the per-key budget store: local (as many budgets as the
+// positive cache holds keys), or Redis shared by the replicas with the
+// local store as its fallback.
 func (s *Server) keyLimits(reg prometheus.Registerer) (ratelimit.KeyBudgets, error) {
-	local := ratelimit.NewLocal(s.cfg.PositiveSize, s.cfg.CallerIdle, nil)
-	if s.cfg.RedisURL == "" {
-		return local, nil
-	}
-	rdb, err := ratelimit.NewRedisClient(s.cfg.RedisURL, s.cfg.RedisTimeout)
+	kb, closeKB, err := ratelimit.NewKeyBudgets(s.cfg.Limits, s.cfg.PositiveSize, s.log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("KEYSERVICE_REDIS_URL: %w", err)
 	}
-	s.closers.add(func() { _ = rdb.Close() })
-	return ratelimit.NewFallback(ratelimit.NewRedis(rdb, "keyservice:"), local, s.cfg.RedisTimeout, s.log, reg), nil
+	s.closers.add(closeKB)
+	return kb, nil
 }
 
 // newGRPCServer serves the KeyService, Envoy's ext_authz, health and

@@ -5,30 +5,6 @@ import (
 	"testing"
 )
 
-// TestConnectionCapsFollowTheFileLimit: the default caps leave a tenth of
-// the descriptors (at least 512) to the process, share the rest between
-// the two listeners, and give one address an eighth of a listener's;
-// settings win.
-func TestConnectionCapsFollowTheFileLimit(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct {
-		maxConns, perAddr int
-		fds               uint64
-		want              connCaps
-	}{
-		{0, 0, 20_000, connCaps{perListener: 9_000, perAddr: 1_125, fds: 20_000}},
-		{0, 0, 1_024, connCaps{perListener: 256, perAddr: 32, fds: 1_024}},
-		{0, 0, 256, connCaps{perListener: 64, perAddr: 8, fds: 256}},
-		{0, 0, 1 << 30, connCaps{perListener: 471_859, perAddr: 58_982, fds: 1 << 30}},
-		{500, 0, 20_000, connCaps{perListener: 500, perAddr: 62, fds: 20_000}},
-		{0, 7, 20_000, connCaps{perListener: 9_000, perAddr: 7, fds: 20_000}},
-	} {
-		if got := connectionCaps(c.maxConns, c.perAddr, c.fds); got != c.want {
-			t.Errorf("connectionCaps(%d, %d, %d) = %+v, want %+v", c.maxConns, c.perAddr, c.fds, got, c.want)
-		}
-	}
-}
-
 // TestFileLimitIsRaisedToTheHardLimit: a soft limit below the hard one is
 // raised at start.
 func TestFileLimitIsRaisedToTheHardLimit(t *testing.T) {
