@@ -1,9 +1,10 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/keyservice/keyservice/internal/docmarkers"
 )
 
 // The markers around the generated part of docs/configuration.md.
@@ -49,10 +50,5 @@ func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 
 // UpdateDocs puts Markdown between the markers of doc.
 func UpdateDocs(doc string) (string, error) {
-	i := strings.Index(doc, DocsBegin)
-	j := strings.Index(doc, DocsEnd)
-	if i < 0 || j < i {
-		return "", errors.New("the markers " + DocsBegin + " and " + DocsEnd + " are missing or out of order")
-	}
-	return doc[:i+len(DocsBegin)] + "\n" + Markdown() + doc[j:], nil
+	return docmarkers.Replace(doc, DocsBegin, DocsEnd, Markdown())
 }

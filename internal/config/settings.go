@@ -17,7 +17,7 @@ import (
 	"github.com/keyservice/keyservice/internal/keys"
 )
 
-//go:generate go run ./cmd/settingsdoc ../../docs/configuration.md
+//go:generate go run ../docmarkers/cmd/gendocs settings ../../docs/configuration.md
 
 // settings declares every setting of the service, bound to c's fields: one
 // entry per setting, holding its variable, flag, kind, default, rule and

@@ -12,13 +12,14 @@
 package outcome
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/keyservice/keyservice/internal/docmarkers"
 )
 
-//go:generate go run ./cmd/outcomedoc ../../docs/api.md
+//go:generate go run ../docmarkers/cmd/gendocs outcomes ../../docs/api.md
 
 // Code is the outcome of a validation: a value, never an error.
 type Code int32
@@ -142,10 +143,5 @@ const (
 
 // UpdateDocs puts Markdown between the markers of doc.
 func UpdateDocs(doc string) (string, error) {
-	i := strings.Index(doc, DocsBegin)
-	j := strings.Index(doc, DocsEnd)
-	if i < 0 || j < i {
-		return "", errors.New("the markers " + DocsBegin + " and " + DocsEnd + " are missing or out of order")
-	}
-	return doc[:i+len(DocsBegin)] + "\n<!-- Generated from internal/outcome by `make generate`; edit the table there. -->\n\n" + Markdown() + doc[j:], nil
+	return docmarkers.Replace(doc, DocsBegin, DocsEnd, "<!-- Generated from internal/outcome by `make generate`; edit the table there. -->\n\n"+Markdown())
 }
