@@ -157,3 +157,14 @@ type LeakReport struct {
 	Source    string
 	TokenType string
 }
+
+// Budget is the state of a key's budget after a call spent its cost, or
+// was refused it: what the per-key limiter answers and Validate shows.
+type Budget struct {
+	Allowed   bool
+	Limit     int
+	Remaining int
+	// Reset is the time until the bucket is full again; when the call was
+	// refused, the time until its cost is available.
+	Reset time.Duration
+}

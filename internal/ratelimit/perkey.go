@@ -27,20 +27,10 @@ func perSecond(l apikey.RateLimit) rate.Limit {
 	return rate.Limit(float64(l.Limit) / l.Period.Seconds())
 }
 
-// Decision is the outcome of spending from a key's budget.
-type Decision struct {
-	Allowed   bool
-	Limit     int
-	Remaining int
-	// Reset is the time until the bucket is full again; when the call was
-	// refused, the time until its cost is available.
-	Reset time.Duration
-}
-
 // KeyBudgets keeps per-key budgets. cost 0 checks without spending, and is
 // allowed while at least one call's worth remains.
 type KeyBudgets interface {
-	Take(ctx context.Context, key string, l apikey.RateLimit, cost int) (Decision, error)
+	Take(ctx context.Context, key string, l apikey.RateLimit, cost int) (apikey.Budget, error)
 }
 
 // Local keeps budgets in this process: each replica has its own.
@@ -77,7 +67,7 @@ func NewLocal(size int, idle time.Duration, now func() time.Time) *Local {
 }
 
 // Take spends cost from key's bucket.
-func (s *Local) Take(_ context.Context, key string, l apikey.RateLimit, cost int) (Decision, error) {
+func (s *Local) Take(_ context.Context, key string, l apikey.RateLimit, cost int) (apikey.Budget, error) {
 	b, ok := s.buckets.GetIfPresent(key)
 	if !ok {
 		b, _ = s.buckets.SetIfAbsent(key, &bucket{limit: l, lim: rate.NewLimiter(perSecond(l), l.Burst)})
@@ -99,7 +89,7 @@ func (s *Local) Take(_ context.Context, key string, l apikey.RateLimit, cost int
 	if cost == 0 {
 		allowed = tokens >= 1
 	}
-	d := Decision{Allowed: allowed, Limit: l.Limit, Remaining: max(int(math.Floor(tokens)), 0)}
+	d := apikey.Budget{Allowed: allowed, Limit: l.Limit, Remaining: max(int(math.Floor(tokens)), 0)}
 	perSec := float64(perSecond(l))
 	if allowed {
 		d.Reset = secs((float64(l.Burst) - tokens) / perSec)
@@ -155,12 +145,12 @@ func NewRedis(client *redis.Client, prefix string) *Redis {
 }
 
 // Take spends cost from key's budget in Redis.
-func (s *Redis) Take(ctx context.Context, key string, l apikey.RateLimit, cost int) (Decision, error) {
+func (s *Redis) Take(ctx context.Context, key string, l apikey.RateLimit, cost int) (apikey.Budget, error) {
 	res, err := s.lim.AllowN(ctx, s.prefix+key, redis_rate.Limit{Rate: l.Limit, Burst: l.Burst, Period: l.Period}, cost)
 	if err != nil {
-		return Decision{}, err
+		return apikey.Budget{}, err
 	}
-	d := Decision{Limit: l.Limit, Remaining: res.Remaining, Reset: max(res.ResetAfter, 0)}
+	d := apikey.Budget{Limit: l.Limit, Remaining: res.Remaining, Reset: max(res.ResetAfter, 0)}
 	if cost == 0 {
 		d.Allowed = res.Remaining >= 1
 	} else {
@@ -214,7 +204,7 @@ func NewFallback(primary, local KeyBudgets, timeout time.Duration, log *slog.Log
 }
 
 // Take asks primary, falling back to local.
-func (f *Fallback) Take(ctx context.Context, key string, l apikey.RateLimit, cost int) (Decision, error) {
+func (f *Fallback) Take(ctx context.Context, key string, l apikey.RateLimit, cost int) (apikey.Budget, error) {
 	if f.down.Load() && f.now().UnixNano() < f.retryAt.Load() {
 		f.fallback.Inc()
 		return f.local.Take(ctx, key, l, cost)
@@ -229,7 +219,7 @@ func (f *Fallback) Take(ctx context.Context, key string, l apikey.RateLimit, cos
 		return d, nil
 	}
 	if ctx.Err() != nil {
-		return Decision{}, ctx.Err()
+		return apikey.Budget{}, ctx.Err()
 	}
 	// Probe again after about a second, jittered: replicas that lost Redis
 	// together do not all ask it again in the same instant.

@@ -173,7 +173,7 @@ func TestFallbackUsesLocalWhileRedisIsDownAndSharedAfter(t *testing.T) {
 	// Past each probe interval the next call asks Redis again (the clock
 	// is moved, not waited for); the first may still time out while the
 	// restarted server warms up.
-	var d ratelimit.Decision
+	var d apikey.Budget
 	for attempt := 0; ; attempt++ {
 		fc.Advance(2 * time.Second)
 		var err error

@@ -204,7 +204,7 @@ type take struct {
 
 var _ ratelimit.KeyBudgets = (*fakeBudgets)(nil)
 
-func (b *fakeBudgets) Take(_ context.Context, key string, l apikey.RateLimit, cost int) (ratelimit.Decision, error) {
+func (b *fakeBudgets) Take(_ context.Context, key string, l apikey.RateLimit, cost int) (apikey.Budget, error) {
 	b.takes = append(b.takes, take{key, l, cost})
 	if b.remaining == nil {
 		b.remaining = map[string]int{}
@@ -214,10 +214,10 @@ func (b *fakeBudgets) Take(_ context.Context, key string, l apikey.RateLimit, co
 		left = l.Burst
 	}
 	if cost > left || (cost == 0 && left == 0) {
-		return ratelimit.Decision{Allowed: false, Limit: l.Limit, Remaining: left, Reset: l.Period}, nil
+		return apikey.Budget{Allowed: false, Limit: l.Limit, Remaining: left, Reset: l.Period}, nil
 	}
 	b.remaining[key] = left - cost
-	return ratelimit.Decision{Allowed: true, Limit: l.Limit, Remaining: left - cost, Reset: l.Period}, nil
+	return apikey.Budget{Allowed: true, Limit: l.Limit, Remaining: left - cost, Reset: l.Period}, nil
 }
 
 // testFormat makes checksum keys with prefix ks.

@@ -237,9 +237,8 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 
 // spend takes cost from k's budget: a rotation chain's keys spend one
 // budget, its first key's.
-func (s *Service) spend(ctx context.Context, k *apikey.Key, cost int) (verify.Budget, error) {
-	d, err := s.keyLimits.Take(ctx, k.Budget().String(), s.limitOf(k), cost)
-	return verify.Budget{Allowed: d.Allowed, Limit: d.Limit, Remaining: d.Remaining, Reset: d.Reset}, err
+func (s *Service) spend(ctx context.Context, k *apikey.Key, cost int) (apikey.Budget, error) {
+	return s.keyLimits.Take(ctx, k.Budget().String(), s.limitOf(k), cost)
 }
 
 // limitOf is the key's own limit, or the configured default.

@@ -50,18 +50,9 @@ type Call struct {
 	Cost int
 }
 
-// Budget is the state of a key's budget after a call spent (or was
-// refused) its cost.
-type Budget struct {
-	Allowed   bool
-	Limit     int
-	Remaining int
-	Reset     time.Duration
-}
-
 // Spend takes cost from k's budget. It fails only when no answer could be
 // had.
-type Spend func(ctx context.Context, k *apikey.Key, cost int) (Budget, error)
+type Spend func(ctx context.Context, k *apikey.Key, cost int) (apikey.Budget, error)
 
 // Verdict is the answer for one call with a found key.
 type Verdict struct {
@@ -69,7 +60,7 @@ type Verdict struct {
 	// Budget is the key's budget when it was asked (Asked: VALID and
 	// RATE_LIMITED answers, with budgets); a value, so a verdict costs no
 	// allocation.
-	Budget Budget
+	Budget apikey.Budget
 	Asked  bool
 }
 

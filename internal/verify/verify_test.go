@@ -55,13 +55,13 @@ func TestCallChecksAndBudget(t *testing.T) {
 	inside, outside := netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("192.0.2.1")
 	spent := 0
 	left := 1
-	v := verify.Verifier{Spend: func(_ context.Context, _ *apikey.Key, cost int) (verify.Budget, error) {
+	v := verify.Verifier{Spend: func(_ context.Context, _ *apikey.Key, cost int) (apikey.Budget, error) {
 		spent++
 		if left < cost {
-			return verify.Budget{Allowed: false, Limit: 1}, nil
+			return apikey.Budget{Allowed: false, Limit: 1}, nil
 		}
 		left -= cost
-		return verify.Budget{Allowed: true, Limit: 1, Remaining: left}, nil
+		return apikey.Budget{Allowed: true, Limit: 1, Remaining: left}, nil
 	}}
 	cases := []struct {
 		name  string
