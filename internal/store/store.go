@@ -74,6 +74,13 @@ func (s *Store) acquire(ctx context.Context) (conn, error) {
 		if err == nil {
 			return conn{Conn: c, slots: s.slots}, nil
 		}
+		if s.slots != nil && !noSlot(err) && actx.Err() != nil && ctx.Err() != context.Canceled && s.slots.blocked.Load() {
+			// The deadline passed while the pool could not grow (its
+			// connection attempt still on its way to a full server, or
+			// queued behind one): the same refusal as a wait that ran out.
+			s.slots.refusedWait()
+			return conn{}, fmt.Errorf("%w: %w", apikey.ErrUnavailable, apikey.ErrNoSlot)
+		}
 		if s.slots == nil || !noSlot(err) {
 			return conn{}, classify(fmt.Errorf("acquiring connection: %w", err))
 		}
