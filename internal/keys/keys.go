@@ -60,13 +60,18 @@ type Hash [sha256.Size]byte
 func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 
 // Format generates and parses keys: the checksum format with its prefix,
-// and, when configured, the signed format (signed.go) and legacy formats
-// (legacy.go), told apart by their prefixes.
+// and, when configured, the signed format (signed.go), legacy formats
+// (legacy.go) and further keyspaces (spaces.go), told apart by their
+// prefixes.
 type Format struct {
 	prefix string
 	signed *signer
 	legacy []Legacy
-	maxLen int // the longest key any format accepts
+	// Keyspaces 1..n by prefix and by number; never written once set, so
+	// copies of a Format share them (WithSpace replaces both).
+	spaces      map[string]int
+	spacePrefix map[int]string
+	maxLen      int // the longest key any format accepts
 }
 
 // NewFormat returns a Format for prefix, which must be 1 to 16 characters of
@@ -105,25 +110,38 @@ type Generated struct {
 
 // Generate makes a new random key.
 func (f Format) Generate() (Generated, error) {
-	body := make([]byte, BodyLen)
-	if err := randomBase62(body); err != nil {
-		return Generated{}, fmt.Errorf("keys: reading random bytes: %w", err)
+	secret, err := generateChecksum(f.prefix)
+	if err != nil {
+		return Generated{}, err
 	}
-	buf := make([]byte, 0, len(f.prefix)+1+BodyLen+ChecksumLen)
-	buf = append(buf, f.prefix...)
-	buf = append(buf, '_')
-	buf = append(buf, body...)
-	buf = appendChecksum(buf, body)
-	secret := string(buf)
 	return Generated{Secret: secret, Hash: HashOf(secret), Hint: f.Hint(secret)}, nil
 }
 
-// Hint returns the display hint of a key: its prefix and last 4 characters.
-func (f Format) Hint(key string) string {
-	if len(key) < 4 {
-		return f.prefix + "_..."
+func generateChecksum(prefix string) (string, error) {
+	body := make([]byte, BodyLen)
+	if err := randomBase62(body); err != nil {
+		return "", fmt.Errorf("keys: reading random bytes: %w", err)
 	}
-	return f.prefix + "_..." + key[len(key)-4:]
+	buf := make([]byte, 0, len(prefix)+1+BodyLen+ChecksumLen)
+	buf = append(buf, prefix...)
+	buf = append(buf, '_')
+	buf = append(buf, body...)
+	buf = appendChecksum(buf, body)
+	return string(buf), nil
+}
+
+// Hint returns the display hint of a key: its prefix and last 4
+// characters. The prefix is the key's own when it is one of the format's
+// (checksum, signed or a keyspace's), else the checksum format's.
+func (f Format) Hint(key string) string {
+	prefix := f.prefix
+	if i := prefixEnd(key); i > 0 && f.ownPrefix(key[:i]) {
+		prefix = key[:i]
+	}
+	if len(key) < 4 {
+		return prefix + "_..."
+	}
+	return prefix + "_..." + key[len(key)-4:]
 }
 
 // Parse checks the key's shape, prefix and checksum (or signature, or
@@ -136,43 +154,67 @@ func (f Format) Parse(key string) error {
 
 // Classify tells which format key is in (KindChecksum, KindSigned, or
 // KindLegacy+i for the i-th legacy format; KindUnknown when none) and
-// whether it is well formed in it.
+// whether it is well formed in it. Keys of every keyspace are classified
+// alike; Locate also tells the keyspace.
 func (f Format) Classify(key string) (Kind, error) {
+	kind, _, err := f.Locate(key)
+	return kind, err
+}
+
+// Locate is Classify that also tells the key's keyspace: 0 for the
+// checksum, signed and legacy formats, the keyspace's number for its
+// prefix, -1 when the kind is KindUnknown. It never allocates.
+func (f Format) Locate(key string) (kind Kind, space int, err error) {
 	n := len(key)
 	switch {
 	case n == 0:
-		return KindUnknown, ErrEmpty
+		return KindUnknown, -1, ErrEmpty
 	case n > f.maxLen:
-		return KindUnknown, ErrTooLong
+		return KindUnknown, -1, ErrTooLong
 	}
+	// The default keyspace first, so that its keys cost what they did
+	// before keyspaces.
 	if s := f.signed; s != nil && n > len(s.prefix) && key[len(s.prefix)] == '_' && key[:len(s.prefix)] == s.prefix {
-		return KindSigned, s.verify(key)
+		return KindSigned, 0, s.verify(key)
 	}
 	if n > len(f.prefix) && key[len(f.prefix)] == '_' && key[:len(f.prefix)] == f.prefix {
-		return KindChecksum, f.parseChecksum(key)
+		return KindChecksum, 0, checkChecksum(key, len(f.prefix))
+	}
+	// Prefixes hold no '_', so the first one ends the only prefix the key
+	// can be in; indexing a map by a substring does not allocate.
+	if len(f.spaces) > 0 {
+		if i := prefixEnd(key); i > 0 {
+			if sp, ok := f.spaces[key[:i]]; ok {
+				kind, err := f.checkSpace(key, i)
+				return kind, sp, err
+			}
+		}
 	}
 	for i := range f.legacy {
 		if l := &f.legacy[i]; strings.HasPrefix(key, l.Prefix) {
-			return KindLegacy + Kind(i), l.check(key)
+			return KindLegacy + Kind(i), 0, l.check(key)
 		}
 	}
-	return KindUnknown, ErrPrefix
+	return KindUnknown, -1, ErrPrefix
 }
 
-// parseChecksum checks a key of the checksum format. It never allocates.
-func (f Format) parseChecksum(key string) error {
+// prefixEnd is the index of the '_' that ends key's prefix, or -1 when
+// there is none where a prefix could end.
+func prefixEnd(key string) int {
+	return strings.IndexByte(key[:min(len(key), MaxPrefixLen+1)], '_')
+}
+
+// checkChecksum checks a key of the checksum format whose prefix, plen
+// bytes, and '_' were matched. It never allocates.
+func checkChecksum(key string, plen int) error {
 	n := len(key)
 	if n > MaxLen {
 		return ErrTooLong
 	}
-	want := len(f.prefix) + 1 + BodyLen + ChecksumLen
-	if n != want {
+	if n != plen+1+BodyLen+ChecksumLen {
 		return ErrLength
 	}
-	if key[:len(f.prefix)] != f.prefix || key[len(f.prefix)] != '_' {
-		return ErrPrefix
-	}
-	rest := key[len(f.prefix)+1:]
+	rest := key[plen+1:]
 	for i := 0; i < len(rest); i++ {
 		if base62Value[rest[i]] < 0 {
 			return ErrCharset

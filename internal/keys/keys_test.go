@@ -150,7 +150,18 @@ func FuzzParse(f *testing.F) {
 	f.Add("")
 	f.Add("ks_")
 	f.Add("ks_000000000000000000000000000000000000")
+	// Locate, on this format and on one with every kind of format and
+	// keyspace, never panics and agrees with Classify.
+	full := testSpaces(f, true)
+	alone := aloneFormats(f, full)
+	for _, sp := range [][2]int{{0, 0}, {0, 1}, {2, 0}, {2, 1}, {3, 1}} {
+		f.Add(mustGenerateIn(f, full, sp[0], sp[1] == 1).Secret)
+	}
+	f.Add("us_k2_")
+	f.Add("sk-0123456789abcdef0123456789abcdef")
 	f.Fuzz(func(t *testing.T, s string) {
+		checkLocate(t, fm, nil, s)
+		checkLocate(t, full, alone, s)
 		err := fm.Parse(s)
 		if err != nil {
 			return

@@ -111,6 +111,9 @@ func (f Format) WithSigned(prefix string, ks []SigningKey) (Format, error) {
 	if prefix == f.prefix {
 		return f, fmt.Errorf("the signed format's prefix must differ from the checksum format's (%q)", f.prefix)
 	}
+	if sp, ok := f.spaces[prefix]; ok {
+		return f, fmt.Errorf("the signed format's prefix %q is keyspace %d's", prefix, sp)
+	}
 	s, err := newSigner(prefix, ks)
 	if err != nil {
 		return f, err
@@ -121,14 +124,15 @@ func (f Format) WithSigned(prefix string, ks []SigningKey) (Format, error) {
 }
 
 // WithLegacy adds legacy formats. No prefix may overlap another (one a
-// prefix of the other), theirs or the checksum and signed formats': a key
-// must be judged by exactly one format, so a refused one stays refused.
+// prefix of the other), theirs or the checksum, signed and keyspace
+// formats': a key must be judged by exactly one format, so a refused one
+// stays refused.
 func (f Format) WithLegacy(ls []Legacy) (Format, error) {
-	overlap := func(a, b string) bool { return strings.HasPrefix(a, b) || strings.HasPrefix(b, a) }
 	all := append(append([]Legacy(nil), f.legacy...), ls...)
+	owns := f.ownPrefixes()
 	for i, l := range all {
-		for _, own := range []string{f.prefix, f.SignedPrefix()} {
-			if own != "" && overlap(l.Prefix, own+"_") {
+		for _, own := range owns {
+			if overlap(l.Prefix, own+"_") {
 				return f, fmt.Errorf("legacy format %q: its prefix %q overlaps the prefix %q", l.Name, l.Prefix, own+"_")
 			}
 		}
@@ -138,10 +142,13 @@ func (f Format) WithLegacy(ls []Legacy) (Format, error) {
 			}
 		}
 	}
-	f.legacy = append(append([]Legacy(nil), f.legacy...), ls...)
+	f.legacy = all
 	f.maxLen = max(f.maxLen, MaxLegacyLen)
 	return f, nil
 }
+
+// overlap reports whether a is a prefix of b or b of a.
+func overlap(a, b string) bool { return strings.HasPrefix(a, b) || strings.HasPrefix(b, a) }
 
 // SignedPrefix is the signed format's prefix ("" when it is off).
 func (f Format) SignedPrefix() string {
@@ -159,11 +166,11 @@ func (f Format) GenerateSigned() (Generated, error) {
 	if f.signed == nil {
 		return Generated{}, errors.New("keys: no signing keys configured")
 	}
-	secret, err := f.signed.generate()
+	secret, err := f.signed.generate(f.signed.prefix)
 	if err != nil {
 		return Generated{}, err
 	}
-	return Generated{Secret: secret, Hash: HashOf(secret), Hint: f.signed.prefix + "_..." + secret[len(secret)-4:]}, nil
+	return Generated{Secret: secret, Hash: HashOf(secret), Hint: f.Hint(secret)}, nil
 }
 
 // KindNames names every kind Classify returns, for metrics: KindUnknown

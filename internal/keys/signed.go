@@ -171,23 +171,30 @@ func encode64(dst []byte, v uint64) {
 	}
 }
 
-func (s *signer) generate() (string, error) {
+// generate makes a signed key under prefix: the signed format's own, or a
+// keyspace's.
+func (s *signer) generate(prefix string) (string, error) {
 	body := make([]byte, SignedBodyLen)
 	if err := randomBase62(body); err != nil {
 		return "", fmt.Errorf("keys: reading random bytes: %w", err)
 	}
-	signed := s.prefix + "_" + s.first.kid + "_" + string(body)
+	signed := prefix + "_" + s.first.kid + "_" + string(body)
 	var t [TagLen]byte
 	s.first.tag(&t, signed)
 	return signed + string(t[:]), nil
 }
 
 // verify checks a key that starts with the signed prefix and '_'.
-func (s *signer) verify(key string) error {
+func (s *signer) verify(key string) error { return s.verifyAt(key, len(s.prefix)) }
+
+// verifyAt checks a signed key whose prefix, plen bytes, and '_' were
+// matched. The tag covers the prefix, so a key moved to another prefix
+// fails.
+func (s *signer) verifyAt(key string, plen int) error {
 	if len(key) > MaxSignedLen {
 		return ErrTooLong
 	}
-	rest := key[len(s.prefix)+1:]
+	rest := key[plen+1:]
 	kid, tail, ok := strings.Cut(rest, "_")
 	if !ok || len(tail) != SignedBodyLen+TagLen {
 		return ErrLength
