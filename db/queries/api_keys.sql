@@ -1,8 +1,8 @@
 -- name: InsertKey :one
 -- The id comes from the caller: a UUIDv7, so new keys append to the
 -- primary key index and listing by creation is index order.
-INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from, budget_id)
-VALUES (@id, @key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @rate_limit, @rate_period, @rate_burst, @allowed_cidrs, @rotated_from, @budget_id)
+INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from, budget_id, keyspace_id)
+VALUES (@id, @key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @rate_limit, @rate_period, @rate_burst, @allowed_cidrs, @rotated_from, @budget_id, @keyspace_id)
 RETURNING *;
 
 -- name: GetKeyByID :one
@@ -45,9 +45,11 @@ WHERE id = @id
 RETURNING *;
 
 -- name: ListKeys :many
--- ListKeys pages by (created_at, id), oldest first. An empty owner lists all.
+-- ListKeys pages by (created_at, id), oldest first. An empty owner lists
+-- all owners; with by_keyspace, only keys of the keyspaces named.
 SELECT * FROM api_keys
 WHERE (sqlc.arg(owner)::text = '' OR owner = sqlc.arg(owner)::text)
+  AND (NOT sqlc.arg(by_keyspace)::bool OR keyspace_id = ANY(sqlc.arg(keyspace_ids)::uuid[]))
   AND (created_at, id) > (sqlc.arg(after_created_at)::timestamptz, sqlc.arg(after_id)::uuid)
 ORDER BY created_at, id
 LIMIT sqlc.arg(page_limit);
@@ -80,14 +82,15 @@ ON CONFLICT (key_id, url_sha256) DO NOTHING;
 
 -- name: InsertAuditEvent :exec
 -- InsertAuditEvent records an admin write, in the write's transaction.
-INSERT INTO audit_events (id, at, actor, action, key_id, request_id, changes)
-VALUES (@id, clock_timestamp(), @actor, @action, @key_id, @request_id, @changes);
+INSERT INTO audit_events (id, at, actor, action, key_id, request_id, changes, resource_type, resource_id, keyspace_id)
+VALUES (@id, clock_timestamp(), @actor, @action, @key_id, @request_id, @changes, @resource_type, @resource_id, @keyspace_id);
 
 -- name: ListAuditEvents :many
 -- ListAuditEvents pages by (at, id), newest first, optionally for one key
--- and one actor.
+-- and one actor; with by_keyspace, only events of the keyspaces named.
 SELECT * FROM audit_events
 WHERE (NOT sqlc.arg(by_key)::bool OR key_id = sqlc.arg(key_id)::uuid)
+  AND (NOT sqlc.arg(by_keyspace)::bool OR keyspace_id = ANY(sqlc.arg(keyspace_ids)::uuid[]))
   AND (sqlc.arg(actor)::text = '' OR actor = sqlc.arg(actor)::text)
   AND (at, id) < (sqlc.arg(before_at)::timestamptz, sqlc.arg(before_id)::uuid)
 ORDER BY at DESC, id DESC

@@ -60,17 +60,26 @@ type AuditEvent struct {
 	At        time.Time
 	Actor     string
 	Action    string
-	KeyID     uuid.UUID
+	KeyID     uuid.UUID // uuid.Nil for a change to a keyspace or credential
 	RequestID string
 	Changes   []Change
+	// ResourceType (ResourceKey, ResourceKeyspace, ResourceCredential) and
+	// ResourceID name what changed; KeyspaceID its keyspace (uuid.Nil for
+	// credentials).
+	ResourceType string
+	ResourceID   uuid.UUID
+	KeyspaceID   uuid.UUID
 }
 
 // AuditQuery selects a page of audit events.
 type AuditQuery struct {
 	KeyID uuid.UUID // uuid.Nil: every key
 	Actor string    // empty: every actor
-	After Cursor    // zero: from the newest
-	Limit int
+	// Keyspaces, when not nil, keeps only events of these keyspaces (a
+	// credential bound to keyspaces reads only theirs).
+	Keyspaces []uuid.UUID
+	After     Cursor // zero: from the newest
+	Limit     int
 }
 
 // Request names an admin write so that retrying it is safe (AIP-155). A

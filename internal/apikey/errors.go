@@ -59,3 +59,8 @@ var ErrRequestReused = errors.New("store: request id already used for a differen
 
 // ErrCorruptSnapshot: a stored snapshot does not match its checksum.
 var ErrCorruptSnapshot = errors.New("store: snapshot does not match its checksum")
+
+// ErrExists: a keyspace or credential with the same unique field (name,
+// prefix) already exists. Nothing was written. The error's text names the
+// field.
+var ErrExists = errors.New("already exists")

@@ -23,7 +23,16 @@ const (
 	// EventUpdated: a key's record changed (UpdateKey, or the old key of a
 	// RotateKey); replicas drop what they cached of it.
 	EventUpdated EventKind = "updated"
+	// EventKeyspaces and EventCredentials: a keyspace or a credential was
+	// created or changed; replicas read those (small) tables again. They
+	// carry no hash.
+	EventKeyspaces   EventKind = "keyspaces"
+	EventCredentials EventKind = "credentials"
 )
+
+// Tenancy reports whether e is about keyspaces or credentials rather than
+// one key.
+func (e Event) Tenancy() bool { return e.Kind == EventKeyspaces || e.Kind == EventCredentials }
 
 // Event is one change to a key, as sent between replicas.
 type Event struct {
@@ -39,6 +48,9 @@ type Event struct {
 
 // Payload encodes e for NOTIFY: "<kind>:<hex hash>[:<unix micros>]".
 func (e Event) Payload() string {
+	if e.Tenancy() {
+		return string(e.Kind)
+	}
 	p := string(e.Kind) + ":" + e.Hash.String()
 	if !e.At.IsZero() {
 		p += ":" + strconv.FormatInt(e.At.UnixMicro(), 10)
@@ -48,6 +60,9 @@ func (e Event) Payload() string {
 
 // ParseEvent decodes a NOTIFY payload made by Payload.
 func ParseEvent(payload string) (Event, error) {
+	if k := EventKind(payload); k == EventKeyspaces || k == EventCredentials {
+		return Event{Kind: k}, nil
+	}
 	kind, rest, ok := strings.Cut(payload, ":")
 	hexHash, at, hasAt := strings.Cut(rest, ":")
 	var e Event

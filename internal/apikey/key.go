@@ -45,6 +45,8 @@ type Key struct {
 	// BudgetID names the per-key budget the key spends from: the first key
 	// of its rotation chain (uuid.Nil: its own; see Budget).
 	BudgetID uuid.UUID
+	// KeyspaceID is the keyspace the key belongs to.
+	KeyspaceID uuid.UUID
 }
 
 // Budget names the per-key budget k spends from: every key of a rotation
@@ -93,11 +95,15 @@ type NewKey struct {
 	// shares with it (RotateKey).
 	RotatedFrom uuid.UUID
 	BudgetID    uuid.UUID
+	// KeyspaceID is the new key's keyspace (uuid.Nil: the default).
+	KeyspaceID uuid.UUID
 }
 
 // ListParams selects a page of keys.
 type ListParams struct {
 	Owner string // empty: all owners
+	// Keyspaces, when not nil, keeps only keys of these keyspaces.
+	Keyspaces []uuid.UUID
 	After Cursor // zero: from the start
 	Limit int
 }

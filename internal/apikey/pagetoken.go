@@ -1,6 +1,7 @@
 package apikey
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -35,6 +36,8 @@ type List byte
 const (
 	ListKeys        List = 1
 	ListAuditEvents List = 2
+	ListKeyspaces   List = 3
+	ListCredentials List = 4
 )
 
 func (l List) String() string {
@@ -43,6 +46,10 @@ func (l List) String() string {
 		return "ListKeys"
 	case ListAuditEvents:
 		return "ListAuditEvents"
+	case ListKeyspaces:
+		return "ListKeyspaces"
+	case ListCredentials:
+		return "ListCredentials"
 	}
 	return "an unknown list"
 }
@@ -85,6 +92,18 @@ var (
 
 // IsZero reports whether c is the start of the list.
 func (c Cursor) IsZero() bool { return c.CreatedAt.IsZero() && c.ID == uuid.Nil }
+
+// Before reports whether c comes before (at, id) in the oldest-first order
+// of a list; the zero Cursor comes before everything.
+func (c Cursor) Before(at time.Time, id uuid.UUID) bool {
+	if c.IsZero() {
+		return true
+	}
+	if !c.CreatedAt.Equal(at) {
+		return c.CreatedAt.Before(at)
+	}
+	return bytes.Compare(c.ID[:], id[:]) < 0
+}
 
 // CursorCodec turns cursors into page tokens and back. A token is
 // base64url(version, list, digest of the filters, created_at in µs, id,

@@ -34,7 +34,7 @@ func newCeiling() *ceiling {
 	}}
 }
 
-func (c *ceiling) Validate(context.Context, string) (validate.Result, error) {
+func (c *ceiling) ValidateIn(context.Context, string, validate.Scope) (validate.Result, error) {
 	// The positive-cache path: the service serves its cached API form, as
 	// for a hot key.
 	return validate.Result{Code: outcome.Valid, Key: &c.key, Path: validate.PathPositiveCache}, nil
@@ -48,7 +48,7 @@ type naive struct {
 	store  *store.Store
 }
 
-func (n naive) Validate(ctx context.Context, key string) (validate.Result, error) {
+func (n naive) ValidateIn(ctx context.Context, key string, _ validate.Scope) (validate.Result, error) {
 	if err := n.format.Parse(key); err != nil {
 		return validate.Result{Code: outcome.Malformed, Path: validate.PathShape}, nil
 	}

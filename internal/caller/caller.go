@@ -18,9 +18,9 @@ type Kind uint8
 // Kinds of caller identity, strongest first.
 const (
 	KindAddr  Kind = iota // the peer (or, through the gateway, HTTP client) address
-	KindToken             // a caller token (KEYSERVICE_CALLER_TOKENS)
+	KindToken             // a credential (stored, or KEYSERVICE_CALLER_TOKENS)
 	KindCert              // a verified client certificate
-	KindAdmin             // an admin token
+	KindAdmin             // a bootstrap admin token (KEYSERVICE_ADMIN_TOKENS)
 )
 
 func (k Kind) String() string {
@@ -40,6 +40,9 @@ type Identity struct {
 	// Forwarded) was missing or did not parse. It counts as an anonymous
 	// end client at its own address: it may not name end clients.
 	Anonymous bool
+	// Own is the caller's own budget when its credential names one (zero:
+	// the configured budgets decide).
+	Own Budget
 }
 
 func (id Identity) String() string {

@@ -22,6 +22,7 @@ import (
 	"github.com/keyservice/keyservice/internal/connlimit"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/limits"
+	"github.com/keyservice/keyservice/internal/perm"
 	"github.com/keyservice/keyservice/internal/validate"
 )
 
@@ -39,7 +40,10 @@ type Config struct {
 	// audit trail; a bare token is admin-<its position>.
 	AdminTokens []string
 	AdminNames  []string
-	KeyPrefix   string
+	// AdminPermissions narrows named admin tokens to these permissions
+	// (KEYSERVICE_ADMIN_PERMISSIONS); unnamed ones hold every permission.
+	AdminPermissions map[string]perm.Set
+	KeyPrefix        string
 	// The signed key format (internal/keys/signed.go): its prefix, and the
 	// signing secrets, the first of which signs new keys. None: off.
 	SignedKeyPrefix  string

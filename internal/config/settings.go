@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/perm"
 )
 
 //go:generate go run ../docmarkers/cmd/gendocs settings ../../docs/configuration.md
@@ -44,6 +46,14 @@ func (c *Config) settings() []Setting {
 			func() { c.AdminTokens, c.AdminNames, c.adminTokensErr = nil, nil, nil },
 			fmt.Sprintf("entries `name:token` or a bare token, each token ≥ %d characters", MinTokenLen), c.checkAdminTokens,
 			"comma-separated admin tokens, each `name:token` or a bare token (named `admin-1`, `admin-2`… by position); the name is the actor in the audit trail; none: admin calls are refused (prefer the variable: flags show in ps)"),
+		def(permsKind, &c.AdminPermissions, "KEYSERVICE_ADMIN_PERMISSIONS", "admin-permissions", nil, rule[map[string]perm.Set]{"names of KEYSERVICE_ADMIN_TOKENS", func(m map[string]perm.Set) error {
+			for name := range m {
+				if !slices.Contains(c.AdminNames, name) {
+					return fmt.Errorf("%s is not the name of an admin token", name)
+				}
+			}
+			return nil
+		}}, "what named admin tokens may do, when not everything (see [Tenancy](tenancy.md))"),
 		str(&c.KeyPrefix, "KEYSERVICE_KEY_PREFIX", "key-prefix", keys.DefaultPrefix, rule[string]{"a-z, 0-9", func(p string) error {
 			if err := keys.ValidatePrefix(p); err != nil {
 				return err

@@ -11,6 +11,7 @@ import (
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/perm"
 )
 
 // The flag.Values of the settings whose values are lists or pairs, and
@@ -22,6 +23,8 @@ var (
 		func(p *map[string]caller.Budget) *callerLimits { return (*callerLimits)(p) })
 	prefixesKind = valueKind("list of CIDRs", "cidrs", "comma-separated CIDRs or single addresses, such as `10.0.0.0/8,192.168.1.7`",
 		func(p *[]netip.Prefix) *prefixes { return (*prefixes)(p) })
+	permsKind = valueKind("admin permissions", "permissions", "comma-separated `name=permission+permission`, such as `billing=keys.read+audit.read`",
+		func(p *map[string]perm.Set) *adminPerms { return (*adminPerms)(p) })
 	keyRateKind = valueKind("limit/period", "limit/period", "a whole number of calls, `/`, a duration: `1000/1m`, `10/1s`",
 		func(p *apikey.RateLimit) *keyRate { return (*keyRate)(p) })
 )
@@ -188,6 +191,49 @@ func (v *callerLimits) Set(s string) error {
 	}
 	*v = m
 	return nil
+}
+
+// adminPerms reads name=permission+permission entries: what a bootstrap
+// admin token may do, when not everything.
+type adminPerms map[string]perm.Set
+
+func (v *adminPerms) String() string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(*v)) {
+		parts = append(parts, name+"="+strings.Join((*v)[name].Names(), "+"))
+	}
+	return strings.Join(parts, ",")
+}
+
+func (v *adminPerms) Set(s string) error {
+	m := map[string]perm.Set{}
+	for _, e := range splitList(s) {
+		name, ps, ok := strings.Cut(e, "=")
+		name = strings.TrimSpace(name)
+		if !ok || !validName(name) {
+			return fmt.Errorf("entries are name=permission+permission, for example billing=keys.read+audit.read; %q is not", e)
+		}
+		set, err := perm.Parse(splitOn(ps, "+"))
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if set == 0 {
+			return fmt.Errorf("%s: no permission named", name)
+		}
+		m[name] = set
+	}
+	*v = m
+	return nil
+}
+
+func splitOn(s, sep string) []string {
+	var out []string
+	for _, part := range strings.Split(s, sep) {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 // prefixes reads comma-separated CIDRs or single addresses.

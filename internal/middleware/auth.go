@@ -3,9 +3,8 @@ package middleware
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
-	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -13,114 +12,114 @@ import (
 	"google.golang.org/grpc/status"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/caller"
+	"github.com/keyservice/keyservice/internal/perm"
+	"github.com/keyservice/keyservice/internal/tenancy"
 )
 
 var keyServicePrefix = "/" + keyservicev1.KeyService_ServiceDesc.ServiceName + "/"
 
-// publicMethods may be called without an admin token. Every other
-// KeyService method needs one: a method added later is admin-only until it
-// is listed here (fail closed).
-var publicMethods = map[string]bool{
-	keyservicev1.KeyService_Validate_FullMethodName: true,
+// Permissions is the permission every KeyService method needs: the one
+// table of who may call what. A method missing here is refused for every
+// credential (fail closed), and TestEveryMethodDeclaresAPermission fails.
+var Permissions = map[string]perm.Permission{
+	keyservicev1.KeyService_Validate_FullMethodName:         perm.KeysValidate,
+	keyservicev1.KeyService_GetKey_FullMethodName:           perm.KeysRead,
+	keyservicev1.KeyService_ListKeys_FullMethodName:         perm.KeysRead,
+	keyservicev1.KeyService_CreateKey_FullMethodName:        perm.KeysCreate,
+	keyservicev1.KeyService_UpdateKey_FullMethodName:        perm.KeysUpdate,
+	keyservicev1.KeyService_RotateKey_FullMethodName:        perm.KeysRotate,
+	keyservicev1.KeyService_RevokeKey_FullMethodName:        perm.KeysRevoke,
+	keyservicev1.KeyService_ListAuditEvents_FullMethodName:  perm.AuditRead,
+	keyservicev1.KeyService_GetKeyspace_FullMethodName:      perm.KeyspacesRead,
+	keyservicev1.KeyService_ListKeyspaces_FullMethodName:    perm.KeyspacesRead,
+	keyservicev1.KeyService_CreateKeyspace_FullMethodName:   perm.KeyspacesWrite,
+	keyservicev1.KeyService_UpdateKeyspace_FullMethodName:   perm.KeyspacesWrite,
+	keyservicev1.KeyService_ListCredentials_FullMethodName:  perm.CredentialsRead,
+	keyservicev1.KeyService_CreateCredential_FullMethodName: perm.CredentialsWrite,
+	keyservicev1.KeyService_RevokeCredential_FullMethodName: perm.CredentialsWrite,
 }
 
-// Auth holds the credentials the auth interceptor accepts, as
-// SHA-256 digests.
+// Auth is what the auth interceptor checks credentials against.
 type Auth struct {
-	admins     [][32]byte
-	adminNames []string            // parallel to admins: the actor in the audit trail
-	callers    map[[32]byte]string // caller token digest -> caller name
-	// requireCaller: caller tokens or mTLS are configured, so Validate
-	// needs a caller credential.
-	requireCaller bool
+	// Registry holds every credential (stored and bootstrap) by the
+	// SHA-256 of its secret.
+	Registry *tenancy.Registry
+	// RequireCaller: caller tokens or mTLS are configured, so Validate
+	// needs a credential (or a client certificate).
+	RequireCaller bool
+	Now           func() time.Time // time.Now when nil
 }
 
-// NewAuth accepts adminTokens, named by adminNames (parallel; a token
-// without a name is admin-<its position>), and callerTokens by name.
-func NewAuth(adminTokens, adminNames []string, callerTokens map[string]string, mtls bool) Auth {
-	a := Auth{callers: map[[32]byte]string{}}
-	for i, t := range adminTokens {
-		a.admins = append(a.admins, sha256.Sum256([]byte(t)))
-		name := fmt.Sprintf("admin-%d", i+1)
-		if i < len(adminNames) && adminNames[i] != "" {
-			name = adminNames[i]
-		}
-		a.adminNames = append(a.adminNames, name)
-	}
-	for name, t := range callerTokens {
-		a.callers[sha256.Sum256([]byte(t))] = name
-	}
-	a.requireCaller = len(callerTokens) > 0 || mtls
-	return a
-}
-
-// admin compares against every admin token in constant time, and returns
-// the name of the one that matches.
-func (a Auth) admin(digest *[32]byte) (string, bool) {
-	match, which := 0, 0
-	for i := range a.admins {
-		eq := subtle.ConstantTimeCompare(digest[:], a.admins[i][:])
-		which = subtle.ConstantTimeSelect(eq, i, which)
-		match |= eq
-	}
-	if match != 1 {
-		return "", false
-	}
-	return a.adminNames[which], true
-}
-
-// Authenticate establishes who is calling and records it for the limiter.
-// Admin methods need an admin token: missing -> UNAUTHENTICATED, wrong ->
-// PERMISSION_DENIED. Validate takes a caller token, an admin token or a
-// verified client certificate; without one it is UNAUTHENTICATED when
-// caller credentials are configured, else the caller is its address.
+// Authenticate establishes who is calling and what it may do. Every
+// KeyService method needs its permission (Permissions): no credential, or
+// an unknown, revoked or expired one -> UNAUTHENTICATED; a credential
+// without the permission -> PERMISSION_DENIED. Validate may also be
+// called with a verified client certificate, or, when caller credentials
+// are not required, by address alone (a presented token that is not a
+// credential then counts for nothing, as before credentials were stored).
 //
-// Caller tokens are found by the SHA-256 of the presented token; comparing
-// digests leaks nothing usable about a token, and keeps the hot path free
-// of a loop over every caller.
+// Credentials are found by the SHA-256 of the presented secret in a map:
+// comparing digests leaks nothing usable about a secret, and the hot path
+// makes one lookup, never a query or a loop over every credential.
 func Authenticate(a Auth) grpc.UnaryServerInterceptor {
+	if a.Now == nil {
+		a.Now = time.Now
+	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if !strings.HasPrefix(info.FullMethod, keyServicePrefix) {
 			return handler(ctx, req)
 		}
-		tok, hasTok := bearer(ctx)
-		var digest [32]byte
-		if hasTok {
-			digest = digestOf(tok)
+		need, declared := Permissions[info.FullMethod]
+		if !declared {
+			return nil, status.Error(codes.PermissionDenied, "this method declares no permission, so no credential may call it")
 		}
-		if !publicMethods[info.FullMethod] {
+		tok, hasTok := bearer(ctx)
+		var e *tenancy.Entry
+		now := a.Now()
+		if hasTok {
+			digest := digestOf(tok)
+			var found bool
+			if e, found = a.Registry.Current().Credential(&digest); found && !e.Usable(now) {
+				return nil, status.Error(codes.Unauthenticated, "credential revoked or expired")
+			}
+		}
+		if e != nil {
+			if !e.Permissions.Has(need) {
+				return nil, status.Errorf(codes.PermissionDenied, "credential %q lacks the permission %s", e.Name, need)
+			}
+			e.Used(now)
+			id := caller.Identity{Kind: caller.KindToken, Name: e.Name}
+			if e.Bootstrap && e.Permissions != perm.Of(perm.KeysValidate) {
+				id = caller.Identity{Kind: caller.KindAdmin, Name: "admin"}
+			}
+			if r := e.Rate; r != nil {
+				id.Own = caller.Budget{Rate: float64(r.Limit) / r.Period.Seconds(), Burst: r.Burst}
+			}
+			ctx = caller.WithActor(ctx, e.Name)
+			ctx = apikey.WithCredential(ctx, &e.Credential)
+			return handler(caller.WithIdentity(ctx, id), req)
+		}
+		if need != perm.KeysValidate {
 			if !hasTok {
-				return nil, status.Error(codes.Unauthenticated, "admin credentials required: send 'authorization: Bearer <admin token>'")
+				return nil, status.Error(codes.Unauthenticated, "credentials required: send 'authorization: Bearer <credential>'")
 			}
-			name, ok := a.admin(&digest)
-			if !ok {
-				return nil, status.Error(codes.PermissionDenied, "admin token not accepted")
-			}
-			ctx = caller.WithActor(ctx, name)
-			return handler(caller.WithIdentity(ctx, caller.Identity{Kind: caller.KindAdmin, Name: "admin"}), req)
+			return nil, status.Error(codes.Unauthenticated, "credential not accepted")
+		}
+		if hasTok && a.RequireCaller {
+			return nil, status.Error(codes.Unauthenticated, "caller token not accepted")
 		}
 		var id caller.Identity
-		if hasTok {
-			if name, ok := a.callers[digest]; ok {
-				id = caller.Identity{Kind: caller.KindToken, Name: name}
-			} else if _, ok := a.admin(&digest); ok {
-				id = caller.Identity{Kind: caller.KindAdmin, Name: "admin"}
-			} else if a.requireCaller {
-				return nil, status.Error(codes.Unauthenticated, "caller token not accepted")
-			}
-		}
-		if id.Name == "" {
-			switch name := caller.CertName(ctx); {
-			case name != "":
-				id = caller.Identity{Kind: caller.KindCert, Name: name}
-			case a.requireCaller:
-				return nil, status.Error(codes.Unauthenticated, "caller credentials required: send 'authorization: Bearer <caller token>' or a client certificate")
-			default:
-				id = caller.Identity{Kind: caller.KindAddr, Addr: caller.ClientAddr(ctx)}
-				if g, ok := caller.HTTPCallOf(ctx); ok && g.ChainUnusable {
-					id.Anonymous = true
-				}
+		switch name := caller.CertName(ctx); {
+		case name != "":
+			id = caller.Identity{Kind: caller.KindCert, Name: name}
+		case a.RequireCaller:
+			return nil, status.Error(codes.Unauthenticated, "caller credentials required: send 'authorization: Bearer <caller token>' or a client certificate")
+		default:
+			id = caller.Identity{Kind: caller.KindAddr, Addr: caller.ClientAddr(ctx)}
+			if g, ok := caller.HTTPCallOf(ctx); ok && g.ChainUnusable {
+				id.Anonymous = true
 			}
 		}
 		return handler(caller.WithIdentity(ctx, id), req)

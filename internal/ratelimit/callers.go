@@ -139,6 +139,9 @@ func Group(a netip.Addr) netip.Addr {
 }
 
 func (c *Callers) budgetFor(id caller.Identity) caller.Budget {
+	if id.Own.Burst > 0 {
+		return id.Own
+	}
 	if id.Kind != caller.KindAddr {
 		if b, ok := c.cfg.CallerLimits[id.Name]; ok {
 			return b

@@ -73,7 +73,13 @@ func (s *Server) Serve(ctx context.Context) error {
 		case <-gctx.Done():
 			return nil
 		}
-		return s.validator.Run(gctx, s.store)
+		// Credentials and keyspaces first: the replica is ready only once
+		// the validator is, so never before a stored credential is known.
+		if !s.tenancy.LoadRetrying(gctx) {
+			return nil
+		}
+		g.Go(func() error { return s.tenancy.Run(gctx) })
+		return s.validator.Run(gctx, s.tenancy.Feed(s.store))
 	})
 	g.Go(func() error {
 		select {

@@ -28,6 +28,7 @@ import (
 	"github.com/keyservice/keyservice/internal/middleware"
 	"github.com/keyservice/keyservice/internal/service"
 	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/tenancy"
 	"github.com/keyservice/keyservice/internal/validate"
 )
 
@@ -38,6 +39,7 @@ type Server struct {
 	store     *store.Store
 	migrator  *store.Migrator
 	validator *validate.Validator
+	tenancy   *tenancy.Registry
 	closers   closers // what New opened, closed in reverse by Serve
 
 	grpc     *grpc.Server
@@ -148,8 +150,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if s.validator, err = validatorFromConfig(cfg, format, s.store, log, reg); err != nil {
 		return nil, err
 	}
+	if s.tenancy, err = tenancy.New(tenancy.Config{
+		Store:     s.store,
+		Format:    format,
+		Bootstrap: tenancy.Bootstrap(cfg.AdminTokens, cfg.AdminNames, cfg.AdminPermissions, cfg.CallerTokens),
+		OnChange:  func(st *tenancy.State) { s.validator.SetKeyspaces(st.Format, st.Spaces) },
+		SyncEvery: cfg.SyncInterval,
+		Log:       log,
+	}); err != nil {
+		return nil, err
+	}
 	if len(cfg.AdminTokens) == 0 {
-		log.Warn("no admin token configured (KEYSERVICE_ADMIN_TOKENS): admin calls will be refused")
+		log.Warn("no admin token configured (KEYSERVICE_ADMIN_TOKENS): only stored credentials may make admin calls")
 	}
 	keyLimits, err := s.keyLimits(reg)
 	if err != nil {
@@ -162,7 +174,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	svc := service.New(service.Config{
 		Keys:           s.validator.AdminKeys(s.store),
 		Validator:      judge,
-		Format:         format,
+		Tenancy:        s.tenancy,
+		Tenants:        s.store,
 		DefaultFormat:  defaultFormat(cfg.DefaultKeyFormat),
 		KeyLimits:      keyLimits,
 		DefaultLimit:   cfg.KeyLimit(),

@@ -19,11 +19,16 @@ func (s *Service) CreateKey(ctx context.Context, req *keyservicev1.CreateKeyRequ
 	if err != nil {
 		return nil, err
 	}
-	g, err := s.generate(req.GetFormat())
+	ks, err := s.keyspaceFor(ctx, "keyspace", req.GetKeyspace())
 	if err != nil {
 		return nil, err
 	}
-	nk.Hash, nk.Hint = g.Hash, g.Hint
+	withDefaults(&nk, req, ks, s.now())
+	g, err := s.generate(ks, req.GetFormat())
+	if err != nil {
+		return nil, err
+	}
+	nk.Hash, nk.Hint, nk.KeyspaceID = g.Hash, g.Hint, ks.ID
 	answer := func(recs ...apikey.Key) proto.Message {
 		return &keyservicev1.CreateKeyResponse{Secret: g.Secret, Key: keyToProto(&recs[0])}
 	}
@@ -37,21 +42,54 @@ func (s *Service) CreateKey(ctx context.Context, req *keyservicev1.CreateKeyRequ
 	return answer(k).(*keyservicev1.CreateKeyResponse), nil
 }
 
-// generate makes a new secret in format (unspecified: the default).
-func (s *Service) generate(format keyservicev1.Format) (keys.Generated, error) {
+// withDefaults fills what the request left unset from ks's defaults:
+// rate limit, expiry (now + default_expiry) and scopes.
+func withDefaults(nk *apikey.NewKey, req *keyservicev1.CreateKeyRequest, ks *apikey.Keyspace, now time.Time) {
+	if req.GetRateLimit() == nil && ks.DefaultRate != nil {
+		r := *ks.DefaultRate
+		nk.RateLimit = &r
+	}
+	if req.GetExpiresAt() == nil && ks.DefaultExpiry > 0 {
+		t := now.Add(ks.DefaultExpiry)
+		nk.ExpiresAt = &t
+	}
+	if len(req.GetScopes()) == 0 && len(ks.DefaultScopes) > 0 {
+		nk.Scopes = ks.DefaultScopes
+	}
+}
+
+// generate makes a new secret of keyspace ks in format (unspecified: the
+// keyspace's default, else the configured one).
+func (s *Service) generate(ks *apikey.Keyspace, format keyservicev1.Format) (keys.Generated, error) {
 	if format == keyservicev1.Format_FORMAT_UNSPECIFIED {
-		format = s.defaultFormat
+		format = formatOf(ks.DefaultFormat, s.defaultFormat)
+	}
+	st := s.tenancy.Current()
+	space := st.Space(ks.ID)
+	if space < 0 {
+		return keys.Generated{}, fmt.Errorf("keyspace %s has no prefix in this replica's format", ks.ID)
 	}
 	switch format {
 	case keyservicev1.Format_FORMAT_CHECKSUM:
-		return s.format.Generate()
+		return st.Format.GenerateIn(space, false)
 	case keyservicev1.Format_FORMAT_SIGNED:
-		if !s.format.CanSign() {
+		if !st.Format.CanSign() {
 			return keys.Generated{}, invalid("format", "signed keys need signing keys on the server (KEYSERVICE_SIGNING_KEYS)")
 		}
-		return s.format.GenerateSigned()
+		return st.Format.GenerateIn(space, true)
 	}
 	return keys.Generated{}, invalid("format", "must be FORMAT_CHECKSUM or FORMAT_SIGNED, got %d", format)
+}
+
+// formatOf is the API format named by a keyspace's default_format.
+func formatOf(name string, dflt keyservicev1.Format) keyservicev1.Format {
+	switch name {
+	case "checksum":
+		return keyservicev1.Format_FORMAT_CHECKSUM
+	case "signed":
+		return keyservicev1.Format_FORMAT_SIGNED
+	}
+	return dflt
 }
 
 func (s *Service) newKeyFrom(req *keyservicev1.CreateKeyRequest) (apikey.NewKey, error) {
@@ -168,6 +206,9 @@ func (s *Service) GetKey(ctx context.Context, req *keyservicev1.GetKeyRequest) (
 	if err != nil {
 		return nil, err
 	}
+	if c := apikey.CredentialOf(ctx); c != nil && !c.InKeyspace(k.KeyspaceID) {
+		return nil, apikey.ErrNotFound
+	}
 	return &keyservicev1.GetKeyResponse{Key: keyToProto(&k)}, nil
 }
 
@@ -179,12 +220,16 @@ func (s *Service) ListKeys(ctx context.Context, req *keyservicev1.ListKeysReques
 	if err := checkOptionalText("owner", req.GetOwner(), maxOwnerLen); err != nil {
 		return nil, err
 	}
-	page := apikey.Page{List: apikey.ListKeys, Filters: []string{req.GetOwner()}}
+	scope, err := s.listScope(ctx, "keyspace", req.GetKeyspace())
+	if err != nil {
+		return nil, err
+	}
+	page := apikey.Page{List: apikey.ListKeys, Filters: []string{req.GetOwner(), req.GetKeyspace()}}
 	after, err := s.pageToken(page, req.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
-	ks, next, err := s.keys.ListKeys(ctx, apikey.ListParams{Owner: req.GetOwner(), After: after, Limit: size})
+	ks, next, err := s.keys.ListKeys(ctx, apikey.ListParams{Owner: req.GetOwner(), Keyspaces: scope, After: after, Limit: size})
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +243,9 @@ func (s *Service) ListKeys(ctx context.Context, req *keyservicev1.ListKeysReques
 func (s *Service) RevokeKey(ctx context.Context, req *keyservicev1.RevokeKeyRequest) (*keyservicev1.RevokeKeyResponse, error) {
 	id, err := parseID(req.GetId())
 	if err != nil {
+		return nil, err
+	}
+	if err := s.visibleKey(ctx, id); err != nil {
 		return nil, err
 	}
 	answer := func(recs ...apikey.Key) proto.Message {

@@ -23,7 +23,7 @@ import (
 // the validation path is not under test here, the handler around it is.
 type cached struct{ key apikey.Key }
 
-func (c *cached) Validate(context.Context, string) (validate.Result, error) {
+func (c *cached) ValidateIn(context.Context, string, validate.Scope) (validate.Result, error) {
 	return validate.Result{Code: outcome.Valid, Key: &c.key, Path: validate.PathPositiveCache}, nil
 }
 

@@ -1,6 +1,8 @@
 package service
 
 import (
+	"cmp"
+
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -19,6 +21,8 @@ func keyToProto(k *apikey.Key) *keyservicev1.Key {
 		Metadata:  k.Metadata,
 		CreatedAt: timestamppb.New(k.CreatedAt),
 		Enabled:   k.Enabled,
+		// Records from before keyspaces are the default keyspace's.
+		KeyspaceId: cmp.Or(k.KeyspaceID, apikey.DefaultKeyspaceID).String(),
 	}
 	if len(k.AllowedCIDRs) > 0 {
 		out.AllowedCidrs = make([]string, len(k.AllowedCIDRs))

@@ -26,6 +26,19 @@ func invalid(field, format string, args ...any) error {
 	return &badRequest{field: field, msg: fmt.Sprintf(format, args...)}
 }
 
+// notFound: the named thing does not exist, or the credential may not see
+// it (the two look the same).
+type notFound struct{ what string }
+
+func (e *notFound) Error() string { return e.what + " not found" }
+
+// denied: the credential may not do this (PERMISSION_DENIED).
+type denied struct{ msg string }
+
+func (e *denied) Error() string { return e.msg }
+
+func deny(format string, args ...any) error { return &denied{msg: fmt.Sprintf(format, args...)} }
+
 // commitUnknownMsg answers a write whose COMMIT lost its answer.
 const commitUnknownMsg = "the connection to the key store broke as the write committed: it may have been applied; retry with the same request_id"
 
@@ -40,7 +53,15 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return err
 	}
 	var br *badRequest
+	var nf *notFound
+	var dn *denied
 	switch {
+	case errors.As(err, &nf):
+		return status.Error(codes.NotFound, nf.Error())
+	case errors.As(err, &dn):
+		return status.Error(codes.PermissionDenied, dn.msg)
+	case errors.Is(err, apikey.ErrExists):
+		return status.Error(codes.AlreadyExists, err.Error())
 	case ctx.Err() == context.Canceled || errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "call canceled")
 	case ctx.Err() == context.DeadlineExceeded:

@@ -16,6 +16,7 @@ import (
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/outcome"
 	"github.com/keyservice/keyservice/internal/ratelimit"
+	"github.com/keyservice/keyservice/internal/tenancy"
 	"github.com/keyservice/keyservice/internal/validate"
 )
 
@@ -184,7 +185,7 @@ type fakeValidator struct {
 	calls int
 }
 
-func (v *fakeValidator) Validate(context.Context, string) (validate.Result, error) {
+func (v *fakeValidator) ValidateIn(context.Context, string, validate.Scope) (validate.Result, error) {
 	v.calls++
 	return v.res, v.err
 }
@@ -230,10 +231,21 @@ func testFormat(t *testing.T) keys.Format {
 	return f
 }
 
+// testTenancy is a registry of the default keyspace (format ks) and no
+// credentials, never loaded.
+func testTenancy(t *testing.T) *tenancy.Registry {
+	t.Helper()
+	r, err := tenancy.New(tenancy.Config{Format: testFormat(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // newTestService is a Service over fakes at a fixed time.
 func newTestService(t *testing.T, st *fakeStore, v *fakeValidator, b *fakeBudgets) *Service {
 	t.Helper()
-	cfg := Config{Keys: st, Format: testFormat(t), PageTokenKey: []byte("page tokens"),
+	cfg := Config{Keys: st, Tenancy: testTenancy(t), PageTokenKey: []byte("page tokens"),
 		Now:          func() time.Time { return time.Unix(1_790_000_000, 0).UTC() },
 		DefaultLimit: apikey.RateLimit{Limit: 10, Period: time.Second, Burst: 10}}
 	if v != nil {

@@ -62,7 +62,7 @@ func TestRetriedWriteGetsTheFirstAnswer(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			st := newFakeStore()
-			s := New(Config{Keys: st, Format: testFormat(t), Idempotency: Idempotency{Key: IdempotencyKey([]string{"tok"}), Window: time.Hour}})
+			s := New(Config{Keys: st, Tenancy: testTenancy(t), Idempotency: Idempotency{Key: IdempotencyKey([]string{"tok"}), Window: time.Hour}})
 			first, err := tt.first(s)
 			if err != nil {
 				t.Fatal(err)
@@ -138,11 +138,11 @@ func TestRecordedAnswerOpensOnlyForItsAdminAndTokens(t *testing.T) {
 	rid := uuid.NewString()
 	req := &keyservicev1.CreateKeyRequest{Name: "n", Owner: "o", RequestId: rid}
 	st := newFakeStore()
-	old := New(Config{Keys: st, Format: testFormat(t), Idempotency: Idempotency{Key: IdempotencyKey([]string{"old"})}})
+	old := New(Config{Keys: st, Tenancy: testTenancy(t), Idempotency: Idempotency{Key: IdempotencyKey([]string{"old"})}})
 	if _, err := old.CreateKey(asAdmin("ci"), req); err != nil {
 		t.Fatal(err)
 	}
-	renewed := New(Config{Keys: st, Format: testFormat(t), Idempotency: Idempotency{Key: IdempotencyKey([]string{"new"})}})
+	renewed := New(Config{Keys: st, Tenancy: testTenancy(t), Idempotency: Idempotency{Key: IdempotencyKey([]string{"new"})}})
 	for name, call := range map[string]func() error{
 		"another admin": func() error { _, err := old.CreateKey(asAdmin("ops"), req); return err },
 		"new tokens":    func() error { _, err := renewed.CreateKey(asAdmin("ci"), req); return err },

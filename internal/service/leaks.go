@@ -36,7 +36,7 @@ func (s *Service) ReportLeaks(ctx context.Context, leaks []Leak, flagOnly bool) 
 	for i, l := range leaks {
 		// A token that is not a well-formed key of ours (a forgery, a
 		// scanner's false match) costs no lookup.
-		if err := s.format.Parse(l.Token); err != nil {
+		if err := s.tenancy.Current().Format.Parse(l.Token); err != nil {
 			continue
 		}
 		k, err := s.keys.KeyByHash(ctx, keys.HashOf(l.Token))

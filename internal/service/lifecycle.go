@@ -165,6 +165,9 @@ func (s *Service) UpdateKey(ctx context.Context, req *keyservicev1.UpdateKeyRequ
 			}
 		}
 	}
+	if err := s.visibleKey(ctx, id); err != nil {
+		return nil, err
+	}
 	answer := func(recs ...apikey.Key) proto.Message {
 		return &keyservicev1.UpdateKeyResponse{Key: keyToProto(&recs[0])}
 	}
@@ -193,7 +196,19 @@ func (s *Service) RotateKey(ctx context.Context, req *keyservicev1.RotateKeyRequ
 			return nil, invalid("grace_period", "must be between 0s and 30 days (2592000s), got %s", grace)
 		}
 	}
-	g, err := s.generate(req.GetFormat())
+	// The new key is of the old one's keyspace: its prefix makes the secret.
+	old, err := s.keys.GetKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c := apikey.CredentialOf(ctx); c != nil && !c.InKeyspace(old.KeyspaceID) {
+		return nil, apikey.ErrNotFound
+	}
+	ks, ok := s.tenancy.Current().KeyspaceByID(old.KeyspaceID)
+	if !ok {
+		return nil, fmt.Errorf("key %s is of keyspace %s, which this replica does not know", id, old.KeyspaceID)
+	}
+	g, err := s.generate(ks, req.GetFormat())
 	if err != nil {
 		return nil, err
 	}
@@ -233,6 +248,12 @@ func (s *Service) ListAuditEvents(ctx context.Context, req *keyservicev1.ListAud
 	if q.After, err = s.pageToken(page, req.GetPageToken()); err != nil {
 		return nil, err
 	}
+	// A credential bound to keyspaces reads only their events (credentials'
+	// own events have no keyspace: only a credential of every keyspace
+	// reads them).
+	if c := bound(ctx); c != nil {
+		q.Keyspaces = c.Keyspaces
+	}
 	evs, next, err := s.keys.ListAuditEvents(ctx, q)
 	if err != nil {
 		return nil, err
@@ -241,7 +262,8 @@ func (s *Service) ListAuditEvents(ctx context.Context, req *keyservicev1.ListAud
 	for _, e := range evs {
 		pe := &keyservicev1.AuditEvent{
 			Id: e.ID.String(), Time: timestamppb.New(e.At), Actor: e.Actor, Action: e.Action,
-			KeyId: e.KeyID.String(), RequestId: e.RequestID,
+			RequestId: e.RequestID, ResourceType: e.ResourceType, ResourceId: idString(e.ResourceID),
+			KeyId: idString(e.KeyID), KeyspaceId: idString(e.KeyspaceID),
 		}
 		for _, c := range e.Changes {
 			ov, err := structpb.NewValue(c.Old)
@@ -257,6 +279,14 @@ func (s *Service) ListAuditEvents(ctx context.Context, req *keyservicev1.ListAud
 		out.Events = append(out.Events, pe)
 	}
 	return out, nil
+}
+
+// idString is id's text, "" for uuid.Nil.
+func idString(id uuid.UUID) string {
+	if id == uuid.Nil {
+		return ""
+	}
+	return id.String()
 }
 
 // preconditionOf explains a write refused because of the key's state

@@ -22,9 +22,9 @@ import (
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/apikey"
-	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/outcome"
 	"github.com/keyservice/keyservice/internal/ratelimit"
+	"github.com/keyservice/keyservice/internal/tenancy"
 	"github.com/keyservice/keyservice/internal/validate"
 	"github.com/keyservice/keyservice/internal/verify"
 )
@@ -32,7 +32,8 @@ import (
 // Validator judges a presented key (*validate.Validator; the bench tool
 // passes its baselines here).
 type Validator interface {
-	Validate(ctx context.Context, key string) (validate.Result, error)
+	// ValidateIn judges key for a call that may see keys of scope only.
+	ValidateIn(ctx context.Context, key string, scope validate.Scope) (validate.Result, error)
 }
 
 var _ Validator = (*validate.Validator)(nil)
@@ -41,7 +42,10 @@ var _ Validator = (*validate.Validator)(nil)
 type Config struct {
 	Keys      validate.KeyStore // a *validate.AdminKeys: a write is visible to Validate here when it returns
 	Validator Validator
-	Format    keys.Format // makes new secrets
+	// Tenancy holds the keyspaces (their formats make new secrets) and
+	// credentials; Tenants writes them.
+	Tenancy *tenancy.Registry
+	Tenants Tenants
 	// DefaultFormat is the format of keys created without one
 	// (FORMAT_CHECKSUM when unset).
 	DefaultFormat keyservicev1.Format
@@ -69,7 +73,8 @@ type Service struct {
 	keyservicev1.UnimplementedKeyServiceServer
 	keys          validate.KeyStore
 	validator     Validator
-	format        keys.Format
+	tenancy       *tenancy.Registry
+	tenants       Tenants
 	defaultFormat keyservicev1.Format
 	now           func() time.Time
 	keyLimits     ratelimit.KeyBudgets
@@ -96,7 +101,8 @@ func New(cfg Config) *Service {
 	s := &Service{
 		keys:          cfg.Keys,
 		validator:     cfg.Validator,
-		format:        cfg.Format,
+		tenancy:       cfg.Tenancy,
+		tenants:       cfg.Tenants,
 		defaultFormat: cfg.DefaultFormat,
 		now:           cfg.Now,
 		keyLimits:     cfg.KeyLimits,
@@ -201,7 +207,11 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 			return nil, err
 		}
 	}
-	res, err := s.validator.Validate(ctx, req.GetKey())
+	scope, err := s.validateScope(ctx, req.GetKeyspace())
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.validator.ValidateIn(ctx, req.GetKey(), scope)
 	if err != nil {
 		return nil, err
 	}

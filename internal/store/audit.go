@@ -18,8 +18,17 @@ import (
 // The audit trail: every admin write records who made it, in which call,
 // and the fields it changed, in the write's own transaction.
 
+// ref names what a write changed, for its audit event.
+type ref struct {
+	typ      string
+	id       uuid.UUID
+	keyspace uuid.UUID // uuid.Nil for credentials
+}
+
+func keyRef(k *apikey.Key) ref { return ref{apikey.ResourceKey, k.ID, k.KeyspaceID} }
+
 // audit records a write in tx.
-func (s *Store) audit(ctx context.Context, tx *writeTx, action string, keyID uuid.UUID, changes []apikey.Change) error {
+func (s *Store) audit(ctx context.Context, tx *writeTx, action string, r ref, changes []apikey.Change) error {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return fmt.Errorf("making an audit event id: %w", err)
@@ -32,10 +41,14 @@ func (s *Store) audit(ctx context.Context, tx *writeTx, action string, keyID uui
 		return fmt.Errorf("encoding audit changes: %w", err)
 	}
 	a := apikey.AuditOf(ctx)
-	err = s.q.InsertAuditEvent(ctx, tx.deferred(), dbsqlc.InsertAuditEventParams{
-		ID: id, Actor: a.Actor, Action: action, KeyID: keyID, RequestID: a.RequestID, Changes: js,
-	})
-	if err != nil {
+	p := dbsqlc.InsertAuditEventParams{
+		ID: id, Actor: a.Actor, Action: action, RequestID: a.RequestID, Changes: js,
+		ResourceType: r.typ, ResourceID: nullUUID(r.id), KeyspaceID: nullUUID(r.keyspace),
+	}
+	if r.typ == apikey.ResourceKey {
+		p.KeyID = nullUUID(r.id)
+	}
+	if err := s.q.InsertAuditEvent(ctx, tx.deferred(), p); err != nil {
 		return fmt.Errorf("recording audit event: %w", err)
 	}
 	return nil
@@ -58,6 +71,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, q apikey.AuditQuery) ([]api
 	}
 	rows, err := s.q.ListAuditEvents(ctx, conn, dbsqlc.ListAuditEventsParams{
 		ByKey: q.KeyID != uuid.Nil, KeyID: q.KeyID, Actor: q.Actor,
+		ByKeyspace: q.Keyspaces != nil, KeyspaceIDs: nonNilIDs(q.Keyspaces),
 		BeforeAt: before.CreatedAt, BeforeID: before.ID, PageLimit: int32(q.Limit + 1),
 	})
 	if err != nil {
@@ -71,7 +85,8 @@ func (s *Store) ListAuditEvents(ctx context.Context, q apikey.AuditQuery) ([]api
 	}
 	out := make([]apikey.AuditEvent, len(rows))
 	for i, r := range rows {
-		out[i] = apikey.AuditEvent{ID: r.ID, At: r.At, Actor: r.Actor, Action: r.Action, KeyID: r.KeyID, RequestID: r.RequestID}
+		out[i] = apikey.AuditEvent{ID: r.ID, At: r.At, Actor: r.Actor, Action: r.Action, RequestID: r.RequestID,
+			ResourceType: r.ResourceType, KeyID: r.KeyID.Bytes, ResourceID: r.ResourceID.Bytes, KeyspaceID: r.KeyspaceID.Bytes}
 		if err := json.Unmarshal(r.Changes, &out[i].Changes); err != nil {
 			return nil, apikey.Cursor{}, fmt.Errorf("store: decoding audit event %s: %w", r.ID, err)
 		}

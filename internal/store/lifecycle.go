@@ -92,7 +92,7 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u apikey.Update) (o
 				action = apikey.ActionEnable
 			}
 		}
-		if err := s.audit(ctx, tx, action, id, changes); err != nil {
+		if err := s.audit(ctx, tx, action, keyRef(&out), changes); err != nil {
 			return err
 		}
 		changed = true
@@ -161,6 +161,7 @@ func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r apikey.Rotation) 
 		nk.Name, nk.Owner, nk.Scopes, nk.Metadata = old.Name, old.Owner, old.Scopes, old.Metadata
 		nk.ExpiresAt, nk.RateLimit, nk.AllowedCIDRs, nk.RotatedFrom = old.ExpiresAt, old.RateLimit, old.AllowedCIDRs, old.ID
 		nk.BudgetID = old.Budget() // one budget for the whole chain
+		nk.KeyspaceID = old.KeyspaceID
 		if newKey, err = s.insertKey(ctx, tx, nk); err != nil {
 			return err
 		}
@@ -175,10 +176,10 @@ func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r apikey.Rotation) 
 		if oldKey, err = fromRow(row); err != nil {
 			return err
 		}
-		if err := s.audit(ctx, tx, apikey.ActionRotate, id, diff(&old, &oldKey)); err != nil {
+		if err := s.audit(ctx, tx, apikey.ActionRotate, keyRef(&oldKey), diff(&old, &oldKey)); err != nil {
 			return err
 		}
-		if err := s.audit(ctx, tx, apikey.ActionCreate, newKey.ID, createdChanges(newKey)); err != nil {
+		if err := s.audit(ctx, tx, apikey.ActionCreate, keyRef(&newKey), createdChanges(newKey)); err != nil {
 			return err
 		}
 		if err := s.notify(ctx, tx, apikey.Event{Kind: apikey.EventUpdated, Hash: oldKey.Hash, At: *oldKey.UpdatedAt}); err != nil {

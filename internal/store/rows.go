@@ -58,6 +58,7 @@ func fromRow(r dbsqlc.APIKey) (apikey.Key, error) {
 		LastUsedAt: r.LastUsedAt,
 		Enabled:    r.Enabled,
 		UpdatedAt:  r.UpdatedAt,
+		KeyspaceID: r.KeyspaceID,
 	}
 	if r.RotatedFrom.Valid {
 		k.RotatedFrom = r.RotatedFrom.Bytes
@@ -109,6 +110,13 @@ func cidrStrings(ps []netip.Prefix) []string {
 
 func nullUUID(id uuid.UUID) pgtype.UUID {
 	return pgtype.UUID{Bytes: id, Valid: id != uuid.Nil}
+}
+
+func nonNilIDs(ids []uuid.UUID) []uuid.UUID {
+	if ids == nil {
+		return []uuid.UUID{}
+	}
+	return ids
 }
 
 func nonNilSlice(s []string) []string {

@@ -144,7 +144,7 @@ func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey) (apikey.Key, err
 		if err != nil {
 			return err
 		}
-		if err := s.audit(ctx, tx, apikey.ActionCreate, out.ID, createdChanges(out)); err != nil {
+		if err := s.audit(ctx, tx, apikey.ActionCreate, keyRef(&out), createdChanges(out)); err != nil {
 			return err
 		}
 		return s.answer(ctx, tx, out)
@@ -175,6 +175,10 @@ func (s *Store) insertKey(ctx context.Context, tx *writeTx, k apikey.NewKey) (ap
 		AllowedCIDRs: cidrStrings(k.AllowedCIDRs),
 		RotatedFrom:  nullUUID(k.RotatedFrom),
 		BudgetID:     nullUUID(k.BudgetID),
+		KeyspaceID:   k.KeyspaceID,
+	}
+	if p.KeyspaceID == uuid.Nil {
+		p.KeyspaceID = apikey.DefaultKeyspaceID
 	}
 	p.RateLimit, p.RatePeriod, p.RateBurst = rateColumns(storedRate(k.RateLimit))
 	row, err := s.q.InsertKey(ctx, tx, p)
@@ -217,7 +221,7 @@ func (s *Store) revoke(ctx context.Context, tx *writeTx, before apikey.Key) (api
 		return apikey.Key{}, err
 	}
 	if before.RevokedAt == nil {
-		if err := s.audit(ctx, tx, apikey.ActionRevoke, out.ID, []apikey.Change{{Field: "revoked_at", Old: nil, New: timeOrNil(out.RevokedAt)}}); err != nil {
+		if err := s.audit(ctx, tx, apikey.ActionRevoke, keyRef(&out), []apikey.Change{{Field: "revoked_at", Old: nil, New: timeOrNil(out.RevokedAt)}}); err != nil {
 			return apikey.Key{}, err
 		}
 	}
@@ -269,6 +273,8 @@ func (s *Store) ListKeys(ctx context.Context, p apikey.ListParams) ([]apikey.Key
 	}
 	rows, err := s.q.ListKeys(ctx, conn, dbsqlc.ListKeysParams{
 		Owner:          p.Owner,
+		ByKeyspace:     p.Keyspaces != nil,
+		KeyspaceIDs:    nonNilIDs(p.Keyspaces),
 		AfterCreatedAt: after.CreatedAt,
 		AfterID:        after.ID,
 		PageLimit:      int32(p.Limit + 1), // one extra row tells whether a next page exists

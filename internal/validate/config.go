@@ -123,8 +123,9 @@ func (t Tuning) check() error {
 // Validator answers Validate from memory, and keeps that memory in step
 // with the database.
 type Validator struct {
-	cfg    Config
-	format keys.Format
+	cfg Config
+	// shapes is the key format with every keyspace's prefix (SetKeyspaces).
+	shapes atomic.Pointer[shapes]
 	store  Store
 	now    func() time.Time
 	log    *slog.Logger
@@ -217,7 +218,6 @@ func New(cfg Config) (*Validator, error) {
 	}
 	v := &Validator{
 		cfg:    cfg,
-		format: cfg.Format,
 		store:  cfg.Store,
 		now:    cfg.Now,
 		log:    cfg.Log,
@@ -279,6 +279,7 @@ func New(cfg Config) (*Validator, error) {
 	v.batch = newBatcher(v, cfg)
 	v.refreshAfter = cfg.PositiveTTL - time.Duration(float64(cfg.PositiveTTL)*cfg.RefreshAhead)
 	v.metrics = newMetrics(reg, v)
+	v.SetKeyspaces(cfg.Format, nil)
 	return v, nil
 }
 

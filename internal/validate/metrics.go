@@ -14,6 +14,9 @@ type Path int
 // Steps, cheapest first.
 const (
 	PathShape Path = iota
+	// PathKeyspace: the key's prefix (or, once found, its record) is of a
+	// keyspace the call may not see: NOT_FOUND, as for an unknown key.
+	PathKeyspace
 	PathChecksum
 	PathSignature
 	PathNegativeCache
@@ -24,7 +27,7 @@ const (
 )
 
 func (p Path) String() string {
-	return [...]string{"shape", "checksum", "signature", "negative_cache", "positive_cache", "filter", "lookup"}[p]
+	return [...]string{"shape", "keyspace", "checksum", "signature", "negative_cache", "positive_cache", "filter", "lookup"}[p]
 }
 
 // codeUnavailable indexes the answers metric for calls that got no answer.
@@ -154,7 +157,7 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 		Help: "Presented keys by format: checksum, signed, each legacy format by name, unknown (no format's prefix).",
 	}, []string{"format"})
 	m.formats = append(m.formats, formats.WithLabelValues("unknown"))
-	for _, name := range v.format.KindNames() {
+	for _, name := range v.cfg.Format.KindNames() {
 		m.formats = append(m.formats, formats.WithLabelValues(name))
 	}
 	for r, name := range [numRefusals]string{"deadline", "queue_full", "store_down"} {

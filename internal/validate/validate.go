@@ -69,10 +69,31 @@ type Store interface {
 	TouchLastUsed(ctx context.Context, ids []uuid.UUID, at []time.Time) error
 }
 
-// Validate judges key. The error is non-nil only when no answer can be
-// given (ErrUnavailable, or a fault); a wrong key is a Result.
+// Validate judges key in every keyspace. The error is non-nil only when no
+// answer can be given (ErrUnavailable, or a fault); a wrong key is a
+// Result.
 func (v *Validator) Validate(ctx context.Context, key string) (Result, error) {
-	kind, err := v.format.Classify(key)
+	return v.ValidateIn(ctx, key, Scope{})
+}
+
+// ValidateIn judges key for a call that may see keys of the keyspaces in
+// scope only. A key of another keyspace is NOT_FOUND, as an unknown key
+// is: refused from its prefix before it is hashed when the prefix tells,
+// else once its record is found (never cached as NOT_FOUND, so the same
+// key is still found for calls that may see it).
+func (v *Validator) ValidateIn(ctx context.Context, key string, scope Scope) (Result, error) {
+	res, err := v.validateIn(ctx, key, scope)
+	if err == nil && res.Key != nil && !scope.Allows(res.Key.KeyspaceID) {
+		// Counted as answered on its path already; the call sees NOT_FOUND.
+		v.metrics.answers[PathKeyspace][outcome.NotFound].Inc()
+		return Result{Code: outcome.NotFound, Path: PathKeyspace}, nil
+	}
+	return res, err
+}
+
+func (v *Validator) validateIn(ctx context.Context, key string, scope Scope) (Result, error) {
+	sh := v.shapes.Load()
+	kind, space, err := sh.format.Locate(key)
 	v.metrics.formats[kind+1].Inc()
 	switch {
 	case err == nil:
@@ -82,6 +103,9 @@ func (v *Validator) Validate(ctx context.Context, key string) (Result, error) {
 		return v.answer(Result{Code: outcome.Malformed, Path: PathSignature}), nil
 	default:
 		return v.answer(Result{Code: outcome.Malformed, Path: PathShape}), nil
+	}
+	if scope.Restricted && !scope.Allows(sh.keyspaceOf(space)) {
+		return v.answer(Result{Code: outcome.NotFound, Path: PathKeyspace}), nil
 	}
 	h := keys.HashOf(key)
 

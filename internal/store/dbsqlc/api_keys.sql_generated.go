@@ -56,7 +56,7 @@ func (q *Queries) ExistingHashes(ctx context.Context, db DBTX, keyHashes [][]byt
 }
 
 const getKeyByHash = `-- name: GetKeyByHash :one
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id FROM api_keys WHERE key_hash = $1
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id FROM api_keys WHERE key_hash = $1
 `
 
 func (q *Queries) GetKeyByHash(ctx context.Context, db DBTX, keyHash []byte) (APIKey, error) {
@@ -83,12 +83,13 @@ func (q *Queries) GetKeyByHash(ctx context.Context, db DBTX, keyHash []byte) (AP
 		&i.RotatedTo,
 		&i.UpdatedAt,
 		&i.BudgetID,
+		&i.KeyspaceID,
 	)
 	return i, err
 }
 
 const getKeyByID = `-- name: GetKeyByID :one
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id FROM api_keys WHERE id = $1
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id FROM api_keys WHERE id = $1
 `
 
 func (q *Queries) GetKeyByID(ctx context.Context, db DBTX, id uuid.UUID) (APIKey, error) {
@@ -115,12 +116,13 @@ func (q *Queries) GetKeyByID(ctx context.Context, db DBTX, id uuid.UUID) (APIKey
 		&i.RotatedTo,
 		&i.UpdatedAt,
 		&i.BudgetID,
+		&i.KeyspaceID,
 	)
 	return i, err
 }
 
 const getKeyForUpdate = `-- name: GetKeyForUpdate :one
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id FROM api_keys WHERE id = $1 FOR UPDATE
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id FROM api_keys WHERE id = $1 FOR UPDATE
 `
 
 // GetKeyForUpdate reads a key and locks its row until the transaction
@@ -149,12 +151,13 @@ func (q *Queries) GetKeyForUpdate(ctx context.Context, db DBTX, id uuid.UUID) (A
 		&i.RotatedTo,
 		&i.UpdatedAt,
 		&i.BudgetID,
+		&i.KeyspaceID,
 	)
 	return i, err
 }
 
 const getKeysByHashes = `-- name: GetKeysByHashes :many
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id FROM api_keys WHERE key_hash = ANY($1::bytea[])
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id FROM api_keys WHERE key_hash = ANY($1::bytea[])
 `
 
 // GetKeysByHashes is the validation path's batched lookup: every key whose
@@ -189,6 +192,7 @@ func (q *Queries) GetKeysByHashes(ctx context.Context, db DBTX, keyHashes [][]by
 			&i.RotatedTo,
 			&i.UpdatedAt,
 			&i.BudgetID,
+			&i.KeyspaceID,
 		); err != nil {
 			return nil, err
 		}
@@ -201,17 +205,20 @@ func (q *Queries) GetKeysByHashes(ctx context.Context, db DBTX, keyHashes [][]by
 }
 
 const insertAuditEvent = `-- name: InsertAuditEvent :exec
-INSERT INTO audit_events (id, at, actor, action, key_id, request_id, changes)
-VALUES ($1, clock_timestamp(), $2, $3, $4, $5, $6)
+INSERT INTO audit_events (id, at, actor, action, key_id, request_id, changes, resource_type, resource_id, keyspace_id)
+VALUES ($1, clock_timestamp(), $2, $3, $4, $5, $6, $7, $8, $9)
 `
 
 type InsertAuditEventParams struct {
-	ID        uuid.UUID
-	Actor     string
-	Action    string
-	KeyID     uuid.UUID
-	RequestID string
-	Changes   json.RawMessage
+	ID           uuid.UUID
+	Actor        string
+	Action       string
+	KeyID        pgtype.UUID
+	RequestID    string
+	Changes      json.RawMessage
+	ResourceType string
+	ResourceID   pgtype.UUID
+	KeyspaceID   pgtype.UUID
 }
 
 // InsertAuditEvent records an admin write, in the write's transaction.
@@ -223,14 +230,17 @@ func (q *Queries) InsertAuditEvent(ctx context.Context, db DBTX, arg InsertAudit
 		arg.KeyID,
 		arg.RequestID,
 		arg.Changes,
+		arg.ResourceType,
+		arg.ResourceID,
+		arg.KeyspaceID,
 	)
 	return err
 }
 
 const insertKey = `-- name: InsertKey :one
-INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from, budget_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id
+INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from, budget_id, keyspace_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id
 `
 
 type InsertKeyParams struct {
@@ -248,6 +258,7 @@ type InsertKeyParams struct {
 	AllowedCIDRs []string
 	RotatedFrom  pgtype.UUID
 	BudgetID     pgtype.UUID
+	KeyspaceID   uuid.UUID
 }
 
 // The id comes from the caller: a UUIDv7, so new keys append to the
@@ -268,6 +279,7 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		arg.AllowedCIDRs,
 		arg.RotatedFrom,
 		arg.BudgetID,
+		arg.KeyspaceID,
 	)
 	var i APIKey
 	err := row.Scan(
@@ -291,6 +303,7 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		&i.RotatedTo,
 		&i.UpdatedAt,
 		&i.BudgetID,
+		&i.KeyspaceID,
 	)
 	return i, err
 }
@@ -328,29 +341,34 @@ func (q *Queries) InsertLeakReport(ctx context.Context, db DBTX, arg InsertLeakR
 }
 
 const listAuditEvents = `-- name: ListAuditEvents :many
-SELECT id, at, actor, action, key_id, request_id, changes FROM audit_events
+SELECT id, at, actor, action, key_id, request_id, changes, resource_type, resource_id, keyspace_id FROM audit_events
 WHERE (NOT $1::bool OR key_id = $2::uuid)
-  AND ($3::text = '' OR actor = $3::text)
-  AND (at, id) < ($4::timestamptz, $5::uuid)
+  AND (NOT $3::bool OR keyspace_id = ANY($4::uuid[]))
+  AND ($5::text = '' OR actor = $5::text)
+  AND (at, id) < ($6::timestamptz, $7::uuid)
 ORDER BY at DESC, id DESC
-LIMIT $6
+LIMIT $8
 `
 
 type ListAuditEventsParams struct {
-	ByKey     bool
-	KeyID     uuid.UUID
-	Actor     string
-	BeforeAt  time.Time
-	BeforeID  uuid.UUID
-	PageLimit int32
+	ByKey       bool
+	KeyID       uuid.UUID
+	ByKeyspace  bool
+	KeyspaceIDs []uuid.UUID
+	Actor       string
+	BeforeAt    time.Time
+	BeforeID    uuid.UUID
+	PageLimit   int32
 }
 
 // ListAuditEvents pages by (at, id), newest first, optionally for one key
-// and one actor.
+// and one actor; with by_keyspace, only events of the keyspaces named.
 func (q *Queries) ListAuditEvents(ctx context.Context, db DBTX, arg ListAuditEventsParams) ([]AuditEvent, error) {
 	rows, err := db.Query(ctx, listAuditEvents,
 		arg.ByKey,
 		arg.KeyID,
+		arg.ByKeyspace,
+		arg.KeyspaceIDs,
 		arg.Actor,
 		arg.BeforeAt,
 		arg.BeforeID,
@@ -371,6 +389,9 @@ func (q *Queries) ListAuditEvents(ctx context.Context, db DBTX, arg ListAuditEve
 			&i.KeyID,
 			&i.RequestID,
 			&i.Changes,
+			&i.ResourceType,
+			&i.ResourceID,
+			&i.KeyspaceID,
 		); err != nil {
 			return nil, err
 		}
@@ -383,24 +404,30 @@ func (q *Queries) ListAuditEvents(ctx context.Context, db DBTX, arg ListAuditEve
 }
 
 const listKeys = `-- name: ListKeys :many
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id FROM api_keys
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id FROM api_keys
 WHERE ($1::text = '' OR owner = $1::text)
-  AND (created_at, id) > ($2::timestamptz, $3::uuid)
+  AND (NOT $2::bool OR keyspace_id = ANY($3::uuid[]))
+  AND (created_at, id) > ($4::timestamptz, $5::uuid)
 ORDER BY created_at, id
-LIMIT $4
+LIMIT $6
 `
 
 type ListKeysParams struct {
 	Owner          string
+	ByKeyspace     bool
+	KeyspaceIDs    []uuid.UUID
 	AfterCreatedAt time.Time
 	AfterID        uuid.UUID
 	PageLimit      int32
 }
 
-// ListKeys pages by (created_at, id), oldest first. An empty owner lists all.
+// ListKeys pages by (created_at, id), oldest first. An empty owner lists
+// all owners; with by_keyspace, only keys of the keyspaces named.
 func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]APIKey, error) {
 	rows, err := db.Query(ctx, listKeys,
 		arg.Owner,
+		arg.ByKeyspace,
+		arg.KeyspaceIDs,
 		arg.AfterCreatedAt,
 		arg.AfterID,
 		arg.PageLimit,
@@ -433,6 +460,7 @@ func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]
 			&i.RotatedTo,
 			&i.UpdatedAt,
 			&i.BudgetID,
+			&i.KeyspaceID,
 		); err != nil {
 			return nil, err
 		}
@@ -449,7 +477,7 @@ UPDATE api_keys
 SET expires_at = least(coalesce(expires_at, 'infinity'::timestamptz), now() + $1::interval),
     rotated_to = $2, updated_at = clock_timestamp()
 WHERE id = $3
-RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id
+RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id
 `
 
 type MarkRotatedParams struct {
@@ -484,6 +512,7 @@ func (q *Queries) MarkRotated(ctx context.Context, db DBTX, arg MarkRotatedParam
 		&i.RotatedTo,
 		&i.UpdatedAt,
 		&i.BudgetID,
+		&i.KeyspaceID,
 	)
 	return i, err
 }
@@ -507,7 +536,7 @@ const revokeKey = `-- name: RevokeKey :one
 UPDATE api_keys
 SET revoked_at = coalesce(revoked_at, clock_timestamp())
 WHERE id = $1
-RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id
+RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id
 `
 
 // RevokeKey keeps the first revoked_at, so revoking twice is idempotent.
@@ -535,6 +564,7 @@ func (q *Queries) RevokeKey(ctx context.Context, db DBTX, id uuid.UUID) (APIKey,
 		&i.RotatedTo,
 		&i.UpdatedAt,
 		&i.BudgetID,
+		&i.KeyspaceID,
 	)
 	return i, err
 }
@@ -545,7 +575,7 @@ SET name = $1, scopes = $2, metadata = $3, expires_at = $4,
     rate_limit = $5, rate_period = $6, rate_burst = $7,
     enabled = $8, allowed_cidrs = $9, updated_at = clock_timestamp()
 WHERE id = $10
-RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id
+RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id
 `
 
 type UpdateKeyParams struct {
@@ -600,6 +630,7 @@ func (q *Queries) UpdateKey(ctx context.Context, db DBTX, arg UpdateKeyParams) (
 		&i.RotatedTo,
 		&i.UpdatedAt,
 		&i.BudgetID,
+		&i.KeyspaceID,
 	)
 	return i, err
 }

@@ -33,16 +33,37 @@ type APIKey struct {
 	RotatedTo    pgtype.UUID
 	UpdatedAt    *time.Time
 	BudgetID     pgtype.UUID
+	KeyspaceID   uuid.UUID
 }
 
 type AuditEvent struct {
-	ID        uuid.UUID
-	At        time.Time
-	Actor     string
-	Action    string
-	KeyID     uuid.UUID
-	RequestID string
-	Changes   json.RawMessage
+	ID           uuid.UUID
+	At           time.Time
+	Actor        string
+	Action       string
+	KeyID        pgtype.UUID
+	RequestID    string
+	Changes      json.RawMessage
+	ResourceType string
+	ResourceID   pgtype.UUID
+	KeyspaceID   pgtype.UUID
+}
+
+type Credential struct {
+	ID           uuid.UUID
+	Name         string
+	SecretHash   []byte
+	Permissions  []string
+	AllKeyspaces bool
+	KeyspaceIDs  []uuid.UUID
+	ExpiresAt    *time.Time
+	CreatedAt    time.Time
+	CreatedBy    string
+	RevokedAt    *time.Time
+	LastUsedAt   *time.Time
+	RateLimit    pgtype.Int4
+	RatePeriod   pgtype.Interval
+	RateBurst    pgtype.Int4
 }
 
 type FilterSnapshot struct {
@@ -65,6 +86,20 @@ type IdempotencyRecord struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	KeyIDs    []uuid.UUID
+}
+
+type Keyspace struct {
+	ID            uuid.UUID
+	Name          string
+	Prefix        string
+	DefaultFormat string
+	RateLimit     pgtype.Int4
+	RatePeriod    pgtype.Interval
+	RateBurst     pgtype.Int4
+	DefaultExpiry pgtype.Interval
+	DefaultScopes []string
+	CreatedAt     time.Time
+	UpdatedAt     *time.Time
 }
 
 type LeakReport struct {

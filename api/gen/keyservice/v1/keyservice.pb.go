@@ -207,7 +207,9 @@ type Key struct {
 	RotatedTo string `protobuf:"bytes,15,opt,name=rotated_to,json=rotatedTo,proto3" json:"rotated_to,omitempty"`
 	// When the key was last changed by UpdateKey or RotateKey (database
 	// clock); unset if never.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The id of the keyspace the key belongs to.
+	KeyspaceId    string `protobuf:"bytes,17,opt,name=keyspace_id,json=keyspaceId,proto3" json:"keyspace_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -352,6 +354,13 @@ func (x *Key) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Key) GetKeyspaceId() string {
+	if x != nil {
+		return x.KeyspaceId
+	}
+	return ""
 }
 
 // RateLimit is a token bucket: up to burst calls at once, refilled at
@@ -505,8 +514,13 @@ type ValidateRequest struct {
 	// case-sensitive match), or the answer is CODE_INSUFFICIENT_SCOPE. At
 	// most 64.
 	RequiredScopes []string `protobuf:"bytes,4,rep,name=required_scopes,json=requiredScopes,proto3" json:"required_scopes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Optional: the keyspace (name or id) the key must belong to; a key of
+	// another keyspace is CODE_NOT_FOUND, as an unknown key is. A caller
+	// bound to keyspaces may only name those (else PERMISSION_DENIED), and
+	// its keys are judged within them whether or not it names one.
+	Keyspace      string `protobuf:"bytes,5,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ValidateRequest) Reset() {
@@ -565,6 +579,13 @@ func (x *ValidateRequest) GetRequiredScopes() []string {
 		return x.RequiredScopes
 	}
 	return nil
+}
+
+func (x *ValidateRequest) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
 }
 
 // ValidateResponse is the outcome of a validation.
@@ -666,9 +687,13 @@ type CreateKeyRequest struct {
 	// 24 hours by default), a call with the same request_id and the same
 	// request is applied once and answers as the first did (the same
 	// secret); the same request_id with a different request is
-	// ALREADY_EXISTS. Request ids are per admin token name: another admin's
+	// ALREADY_EXISTS. Request ids are per credential name: another credential's
 	// ids are not seen.
-	RequestId     string `protobuf:"bytes,9,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,9,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Optional: the keyspace (name or id) of the new key; unset: the
+	// default keyspace. Its defaults fill rate_limit, expires_at (now +
+	// default_expiry), scopes and format when they are unset.
+	Keyspace      string `protobuf:"bytes,10,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -762,6 +787,13 @@ func (x *CreateKeyRequest) GetAllowedCidrs() []string {
 func (x *CreateKeyRequest) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CreateKeyRequest) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
 	}
 	return ""
 }
@@ -921,7 +953,10 @@ type ListKeysRequest struct {
 	// Page size: 0 means 100; at most 1000.
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Token from a previous ListKeysResponse; empty for the first page.
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only keys of this keyspace (name or id); empty for every keyspace the
+	// credential may see.
+	Keyspace      string `protobuf:"bytes,4,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -973,6 +1008,13 @@ func (x *ListKeysRequest) GetPageSize() int32 {
 func (x *ListKeysRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListKeysRequest) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
 	}
 	return ""
 }
@@ -1042,7 +1084,7 @@ type RevokeKeyRequest struct {
 	// 24 hours by default), a call with the same request_id and the same
 	// request is applied once and answers as the first did; the same
 	// request_id with a different request is ALREADY_EXISTS. Request ids are
-	// per admin token name: another admin's ids are not seen.
+	// per credential name: another credential's ids are not seen.
 	RequestId     string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1152,7 +1194,7 @@ type UpdateKeyRequest struct {
 	// 24 hours by default), a call with the same request_id and the same
 	// request is applied once and answers as the first did; the same
 	// request_id with a different request is ALREADY_EXISTS. Request ids are
-	// per admin token name: another admin's ids are not seen. Over REST it is
+	// per credential name: another credential's ids are not seen. Over REST it is
 	// a query parameter: ?request_id=.
 	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1271,7 +1313,7 @@ type RotateKeyRequest struct {
 	// 24 hours by default), a call with the same request_id and the same
 	// request is applied once and answers as the first did (the same new
 	// secret); the same request_id with a different request is
-	// ALREADY_EXISTS. Request ids are per admin token name: another admin's
+	// ALREADY_EXISTS. Request ids are per credential name: another credential's
 	// ids are not seen.
 	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1405,7 +1447,7 @@ type ListAuditEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only events of this key (UUID); empty for all keys.
 	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	// Only events by this actor (admin token name); empty for all actors.
+	// Only events by this actor (a credential name); empty for all actors.
 	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Page size: 0 means 100; at most 1000.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -1536,19 +1578,27 @@ type AuditEvent struct {
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// When the change was made (database clock).
 	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
-	// Who made it: the name of the admin token (KEYSERVICE_ADMIN_TOKENS
-	// name:token; admin-1, admin-2, ... for tokens without a name), or
-	// "secret-scanning" for a revocation by a leak report.
+	// Who made it: the name of the credential (a stored credential, or a
+	// bootstrap token of KEYSERVICE_ADMIN_TOKENS name:token; admin-1,
+	// admin-2, ... for tokens without a name), or "secret-scanning" for a
+	// revocation by a leak report.
 	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
 	// What was done: create, update, rotate, revoke, enable or disable.
 	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
-	// The key changed.
+	// The key changed; empty when the change was to a keyspace or a
+	// credential.
 	KeyId string `protobuf:"bytes,5,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	// The x-request-id of the call that made the change.
 	RequestId string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The fields changed, with their old and new values (never a secret or
 	// a hash).
-	Changes       []*FieldChange `protobuf:"bytes,7,rep,name=changes,proto3" json:"changes,omitempty"`
+	Changes []*FieldChange `protobuf:"bytes,7,rep,name=changes,proto3" json:"changes,omitempty"`
+	// What was changed: "key", "keyspace" or "credential".
+	ResourceType string `protobuf:"bytes,8,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	// The id of what was changed (for keys, the same as key_id).
+	ResourceId string `protobuf:"bytes,9,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
+	// The keyspace of the key or keyspace changed; empty for credentials.
+	KeyspaceId    string `protobuf:"bytes,10,opt,name=keyspace_id,json=keyspaceId,proto3" json:"keyspace_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1632,6 +1682,27 @@ func (x *AuditEvent) GetChanges() []*FieldChange {
 	return nil
 }
 
+func (x *AuditEvent) GetResourceType() string {
+	if x != nil {
+		return x.ResourceType
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetResourceId() string {
+	if x != nil {
+		return x.ResourceId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetKeyspaceId() string {
+	if x != nil {
+		return x.KeyspaceId
+	}
+	return ""
+}
+
 // FieldChange is one field of a key before and after a change.
 type FieldChange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1696,6 +1767,1018 @@ func (x *FieldChange) GetNewValue() *structpb.Value {
 	return nil
 }
 
+// Keyspace is a product's own space of keys: its own prefix and defaults.
+// A key of one keyspace is never valid for another.
+type Keyspace struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique id (UUID).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Unique name: 1 to 63 of a-z, 0-9 and '-', starting with a letter.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The prefix of its keys (1 to 16 of a-z and 0-9), unique across
+	// keyspaces; fixed at creation. The default keyspace's is the configured
+	// one (KEYSERVICE_KEY_PREFIX).
+	Prefix string `protobuf:"bytes,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// The format of new keys created without one.
+	DefaultFormat Format `protobuf:"varint,4,opt,name=default_format,json=defaultFormat,proto3,enum=keyservice.v1.Format" json:"default_format,omitempty"`
+	// The rate limit of new keys created without one; unset: the configured
+	// default.
+	DefaultRateLimit *RateLimit `protobuf:"bytes,5,opt,name=default_rate_limit,json=defaultRateLimit,proto3" json:"default_rate_limit,omitempty"`
+	// New keys created without expires_at expire this long after creation;
+	// unset: they never expire.
+	DefaultExpiry *durationpb.Duration `protobuf:"bytes,6,opt,name=default_expiry,json=defaultExpiry,proto3" json:"default_expiry,omitempty"`
+	// Scopes of new keys created without any.
+	DefaultScopes []string `protobuf:"bytes,7,rep,name=default_scopes,json=defaultScopes,proto3" json:"default_scopes,omitempty"`
+	// When it was created (database clock).
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When it was last changed; unset if never.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Keyspace) Reset() {
+	*x = Keyspace{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Keyspace) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Keyspace) ProtoMessage() {}
+
+func (x *Keyspace) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Keyspace.ProtoReflect.Descriptor instead.
+func (*Keyspace) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Keyspace) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Keyspace) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Keyspace) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *Keyspace) GetDefaultFormat() Format {
+	if x != nil {
+		return x.DefaultFormat
+	}
+	return Format_FORMAT_UNSPECIFIED
+}
+
+func (x *Keyspace) GetDefaultRateLimit() *RateLimit {
+	if x != nil {
+		return x.DefaultRateLimit
+	}
+	return nil
+}
+
+func (x *Keyspace) GetDefaultExpiry() *durationpb.Duration {
+	if x != nil {
+		return x.DefaultExpiry
+	}
+	return nil
+}
+
+func (x *Keyspace) GetDefaultScopes() []string {
+	if x != nil {
+		return x.DefaultScopes
+	}
+	return nil
+}
+
+func (x *Keyspace) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Keyspace) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// CreateKeyspaceRequest describes the keyspace to create.
+type CreateKeyspaceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its fields (id, created_at and updated_at are ignored). name and
+	// prefix are required.
+	Keyspace      *Keyspace `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateKeyspaceRequest) Reset() {
+	*x = CreateKeyspaceRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateKeyspaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateKeyspaceRequest) ProtoMessage() {}
+
+func (x *CreateKeyspaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateKeyspaceRequest.ProtoReflect.Descriptor instead.
+func (*CreateKeyspaceRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CreateKeyspaceRequest) GetKeyspace() *Keyspace {
+	if x != nil {
+		return x.Keyspace
+	}
+	return nil
+}
+
+// CreateKeyspaceResponse returns the new keyspace.
+type CreateKeyspaceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored keyspace.
+	Keyspace      *Keyspace `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateKeyspaceResponse) Reset() {
+	*x = CreateKeyspaceResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateKeyspaceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateKeyspaceResponse) ProtoMessage() {}
+
+func (x *CreateKeyspaceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateKeyspaceResponse.ProtoReflect.Descriptor instead.
+func (*CreateKeyspaceResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CreateKeyspaceResponse) GetKeyspace() *Keyspace {
+	if x != nil {
+		return x.Keyspace
+	}
+	return nil
+}
+
+// GetKeyspaceRequest names a keyspace.
+type GetKeyspaceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The keyspace's id or name.
+	Keyspace      string `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetKeyspaceRequest) Reset() {
+	*x = GetKeyspaceRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetKeyspaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetKeyspaceRequest) ProtoMessage() {}
+
+func (x *GetKeyspaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetKeyspaceRequest.ProtoReflect.Descriptor instead.
+func (*GetKeyspaceRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetKeyspaceRequest) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+// GetKeyspaceResponse returns a keyspace.
+type GetKeyspaceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored keyspace.
+	Keyspace      *Keyspace `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetKeyspaceResponse) Reset() {
+	*x = GetKeyspaceResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetKeyspaceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetKeyspaceResponse) ProtoMessage() {}
+
+func (x *GetKeyspaceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetKeyspaceResponse.ProtoReflect.Descriptor instead.
+func (*GetKeyspaceResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetKeyspaceResponse) GetKeyspace() *Keyspace {
+	if x != nil {
+		return x.Keyspace
+	}
+	return nil
+}
+
+// ListKeyspacesRequest selects a page of keyspaces.
+type ListKeyspacesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Page size: 0 means 100; at most 1000.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous ListKeyspacesResponse; empty for the first page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKeyspacesRequest) Reset() {
+	*x = ListKeyspacesRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKeyspacesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKeyspacesRequest) ProtoMessage() {}
+
+func (x *ListKeyspacesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKeyspacesRequest.ProtoReflect.Descriptor instead.
+func (*ListKeyspacesRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListKeyspacesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListKeyspacesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListKeyspacesResponse is one page of keyspaces.
+type ListKeyspacesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The keyspaces, oldest first.
+	Keyspaces []*Keyspace `protobuf:"bytes,1,rep,name=keyspaces,proto3" json:"keyspaces,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKeyspacesResponse) Reset() {
+	*x = ListKeyspacesResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKeyspacesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKeyspacesResponse) ProtoMessage() {}
+
+func (x *ListKeyspacesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKeyspacesResponse.ProtoReflect.Descriptor instead.
+func (*ListKeyspacesResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListKeyspacesResponse) GetKeyspaces() []*Keyspace {
+	if x != nil {
+		return x.Keyspaces
+	}
+	return nil
+}
+
+func (x *ListKeyspacesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// UpdateKeyspaceRequest changes the fields of keyspace named in update_mask.
+type UpdateKeyspaceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The keyspace's new fields; keyspace.id names it.
+	Keyspace *Keyspace `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	// The fields to change: name, default_format, default_rate_limit,
+	// default_expiry, default_scopes. Required (over REST, the fields in the
+	// body when not given).
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateKeyspaceRequest) Reset() {
+	*x = UpdateKeyspaceRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateKeyspaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateKeyspaceRequest) ProtoMessage() {}
+
+func (x *UpdateKeyspaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateKeyspaceRequest.ProtoReflect.Descriptor instead.
+func (*UpdateKeyspaceRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *UpdateKeyspaceRequest) GetKeyspace() *Keyspace {
+	if x != nil {
+		return x.Keyspace
+	}
+	return nil
+}
+
+func (x *UpdateKeyspaceRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+// UpdateKeyspaceResponse returns the updated keyspace.
+type UpdateKeyspaceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored keyspace after the change.
+	Keyspace      *Keyspace `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateKeyspaceResponse) Reset() {
+	*x = UpdateKeyspaceResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateKeyspaceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateKeyspaceResponse) ProtoMessage() {}
+
+func (x *UpdateKeyspaceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateKeyspaceResponse.ProtoReflect.Descriptor instead.
+func (*UpdateKeyspaceResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *UpdateKeyspaceResponse) GetKeyspace() *Keyspace {
+	if x != nil {
+		return x.Keyspace
+	}
+	return nil
+}
+
+// Credential is a stored credential: who may call which methods for which
+// keyspaces. It never contains the secret.
+type Credential struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique id (UUID).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Unique name: the actor of the audit trail and the caller's name in
+	// limits and logs; 1 to 64 of a-z, A-Z, 0-9, '.', '_' and '-'.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The permissions: keys.validate, keys.read, keys.create, keys.update,
+	// keys.rotate, keys.revoke, audit.read, keyspaces.read, keyspaces.write,
+	// credentials.read, credentials.write.
+	Permissions []string `protobuf:"bytes,3,rep,name=permissions,proto3" json:"permissions,omitempty"`
+	// True: every keyspace, present and future.
+	AllKeyspaces bool `protobuf:"varint,4,opt,name=all_keyspaces,json=allKeyspaces,proto3" json:"all_keyspaces,omitempty"`
+	// The ids of the keyspaces it may act on (when all_keyspaces is false).
+	KeyspaceIds []string `protobuf:"bytes,5,rep,name=keyspace_ids,json=keyspaceIds,proto3" json:"keyspace_ids,omitempty"`
+	// When it expires; unset: never.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// When it was created (database clock).
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The credential that created it.
+	CreatedBy string `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// When it was last used, to within KEYSERVICE_USAGE_FLUSH_INTERVAL.
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	// When it was revoked; unset if not.
+	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	// Its own caller budget (Validate calls); unset: KEYSERVICE_CALLER_RATE.
+	RateLimit     *RateLimit `protobuf:"bytes,11,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Credential) Reset() {
+	*x = Credential{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Credential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Credential) ProtoMessage() {}
+
+func (x *Credential) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Credential.ProtoReflect.Descriptor instead.
+func (*Credential) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *Credential) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Credential) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Credential) GetPermissions() []string {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+func (x *Credential) GetAllKeyspaces() bool {
+	if x != nil {
+		return x.AllKeyspaces
+	}
+	return false
+}
+
+func (x *Credential) GetKeyspaceIds() []string {
+	if x != nil {
+		return x.KeyspaceIds
+	}
+	return nil
+}
+
+func (x *Credential) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *Credential) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Credential) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *Credential) GetLastUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return nil
+}
+
+func (x *Credential) GetRevokedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return nil
+}
+
+func (x *Credential) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
+// CreateCredentialRequest describes the credential to create.
+type CreateCredentialRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique name (see Credential.name).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Its permissions: a subset of the calling credential's.
+	Permissions []string `protobuf:"bytes,2,rep,name=permissions,proto3" json:"permissions,omitempty"`
+	// Every keyspace (only for a credential that has every keyspace itself).
+	AllKeyspaces bool `protobuf:"varint,3,opt,name=all_keyspaces,json=allKeyspaces,proto3" json:"all_keyspaces,omitempty"`
+	// Or these keyspaces (names or ids), among the calling credential's.
+	// Exactly one of all_keyspaces and keyspaces must be given.
+	Keyspaces []string `protobuf:"bytes,4,rep,name=keyspaces,proto3" json:"keyspaces,omitempty"`
+	// Optional expiry, in the future and no later than the calling
+	// credential's own.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// Optional caller budget for its Validate calls.
+	RateLimit     *RateLimit `protobuf:"bytes,6,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCredentialRequest) Reset() {
+	*x = CreateCredentialRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCredentialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCredentialRequest) ProtoMessage() {}
+
+func (x *CreateCredentialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCredentialRequest.ProtoReflect.Descriptor instead.
+func (*CreateCredentialRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *CreateCredentialRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateCredentialRequest) GetPermissions() []string {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+func (x *CreateCredentialRequest) GetAllKeyspaces() bool {
+	if x != nil {
+		return x.AllKeyspaces
+	}
+	return false
+}
+
+func (x *CreateCredentialRequest) GetKeyspaces() []string {
+	if x != nil {
+		return x.Keyspaces
+	}
+	return nil
+}
+
+func (x *CreateCredentialRequest) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *CreateCredentialRequest) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
+// CreateCredentialResponse returns the new credential's secret, once.
+type CreateCredentialResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The secret to send as `authorization: Bearer <secret>`. It is shown
+	// only here; keyservice stores only its SHA-256 hash.
+	Secret string `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	// The stored record.
+	Credential    *Credential `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCredentialResponse) Reset() {
+	*x = CreateCredentialResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCredentialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCredentialResponse) ProtoMessage() {}
+
+func (x *CreateCredentialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCredentialResponse.ProtoReflect.Descriptor instead.
+func (*CreateCredentialResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *CreateCredentialResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *CreateCredentialResponse) GetCredential() *Credential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+// ListCredentialsRequest selects a page of credentials.
+type ListCredentialsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Page size: 0 means 100; at most 1000.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous ListCredentialsResponse; empty for the first page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCredentialsRequest) Reset() {
+	*x = ListCredentialsRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCredentialsRequest) ProtoMessage() {}
+
+func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*ListCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListCredentialsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListCredentialsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListCredentialsResponse is one page of credentials.
+type ListCredentialsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credentials, oldest first.
+	Credentials []*Credential `protobuf:"bytes,1,rep,name=credentials,proto3" json:"credentials,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCredentialsResponse) Reset() {
+	*x = ListCredentialsResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCredentialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCredentialsResponse) ProtoMessage() {}
+
+func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCredentialsResponse.ProtoReflect.Descriptor instead.
+func (*ListCredentialsResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListCredentialsResponse) GetCredentials() []*Credential {
+	if x != nil {
+		return x.Credentials
+	}
+	return nil
+}
+
+func (x *ListCredentialsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// RevokeCredentialRequest names the credential to revoke.
+type RevokeCredentialRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credential's id (UUID).
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeCredentialRequest) Reset() {
+	*x = RevokeCredentialRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeCredentialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeCredentialRequest) ProtoMessage() {}
+
+func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeCredentialRequest.ProtoReflect.Descriptor instead.
+func (*RevokeCredentialRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RevokeCredentialRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// RevokeCredentialResponse returns the revoked credential.
+type RevokeCredentialResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored record, with revoked_at set.
+	Credential    *Credential `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeCredentialResponse) Reset() {
+	*x = RevokeCredentialResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeCredentialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeCredentialResponse) ProtoMessage() {}
+
+func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeCredentialResponse.ProtoReflect.Descriptor instead.
+func (*RevokeCredentialResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RevokeCredentialResponse) GetCredential() *Credential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
 // RestError is the JSON body of every REST error (gRPC callers get
 // google.rpc.Status). At the top it is google.rpc.Status as REST answers
 // always carried it (code is the gRPC code number) with the code's name
@@ -1721,7 +2804,7 @@ type RestError struct {
 
 func (x *RestError) Reset() {
 	*x = RestError{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[21]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +2816,7 @@ func (x *RestError) String() string {
 func (*RestError) ProtoMessage() {}
 
 func (x *RestError) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[21]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +2829,7 @@ func (x *RestError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestError.ProtoReflect.Descriptor instead.
 func (*RestError) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{21}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RestError) GetCode() int32 {
@@ -1801,7 +2884,7 @@ type RestErrorStatus struct {
 
 func (x *RestErrorStatus) Reset() {
 	*x = RestErrorStatus{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[22]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +2896,7 @@ func (x *RestErrorStatus) String() string {
 func (*RestErrorStatus) ProtoMessage() {}
 
 func (x *RestErrorStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[22]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +2909,7 @@ func (x *RestErrorStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestErrorStatus.ProtoReflect.Descriptor instead.
 func (*RestErrorStatus) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{22}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RestErrorStatus) GetCode() int32 {
@@ -1861,7 +2944,7 @@ var File_keyservice_v1_keyservice_proto protoreflect.FileDescriptor
 
 const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\n" +
-	"\x1ekeyservice/v1/keyservice.proto\x12\rkeyservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x05\n" +
+	"\x1ekeyservice/v1/keyservice.proto\x12\rkeyservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x05\n" +
 	"\x03Key\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04hint\x18\x02 \x01(\tR\x04hint\x12\x12\n" +
@@ -1886,7 +2969,9 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\n" +
 	"rotated_to\x18\x0f \x01(\tR\trotatedTo\x129\n" +
 	"\n" +
-	"updated_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x1a;\n" +
+	"updated_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1f\n" +
+	"\vkeyspace_id\x18\x11 \x01(\tR\n" +
+	"keyspaceId\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"j\n" +
@@ -1897,19 +2982,20 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x0fRateLimitStatus\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\x03R\x05limit\x12\x1c\n" +
 	"\tremaining\x18\x02 \x01(\x03R\tremaining\x12/\n" +
-	"\x05reset\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x05reset\"\x8b\x01\n" +
+	"\x05reset\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x05reset\"\xa7\x01\n" +
 	"\x0fValidateRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x17\n" +
 	"\x04cost\x18\x02 \x01(\x05H\x00R\x04cost\x88\x01\x01\x12\x1b\n" +
 	"\tclient_ip\x18\x03 \x01(\tR\bclientIp\x12'\n" +
-	"\x0frequired_scopes\x18\x04 \x03(\tR\x0erequiredScopesB\a\n" +
+	"\x0frequired_scopes\x18\x04 \x03(\tR\x0erequiredScopes\x12\x1a\n" +
+	"\bkeyspace\x18\x05 \x01(\tR\bkeyspaceB\a\n" +
 	"\x05_cost\"\xb6\x01\n" +
 	"\x10ValidateResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12'\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.keyservice.v1.CodeR\x04code\x12$\n" +
 	"\x03key\x18\x03 \x01(\v2\x12.keyservice.v1.KeyR\x03key\x12=\n" +
 	"\n" +
-	"rate_limit\x18\x04 \x01(\v2\x1e.keyservice.v1.RateLimitStatusR\trateLimit\"\xc3\x03\n" +
+	"rate_limit\x18\x04 \x01(\v2\x1e.keyservice.v1.RateLimitStatusR\trateLimit\"\xdf\x03\n" +
 	"\x10CreateKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x16\n" +
@@ -1922,7 +3008,9 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x06format\x18\a \x01(\x0e2\x15.keyservice.v1.FormatR\x06format\x12#\n" +
 	"\rallowed_cidrs\x18\b \x03(\tR\fallowedCidrs\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\t \x01(\tR\trequestId\x1a;\n" +
+	"request_id\x18\t \x01(\tR\trequestId\x12\x1a\n" +
+	"\bkeyspace\x18\n" +
+	" \x01(\tR\bkeyspace\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Q\n" +
@@ -1932,12 +3020,13 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\rGetKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"6\n" +
 	"\x0eGetKeyResponse\x12$\n" +
-	"\x03key\x18\x01 \x01(\v2\x12.keyservice.v1.KeyR\x03key\"c\n" +
+	"\x03key\x18\x01 \x01(\v2\x12.keyservice.v1.KeyR\x03key\"\x7f\n" +
 	"\x0fListKeysRequest\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"b\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x1a\n" +
+	"\bkeyspace\x18\x04 \x01(\tR\bkeyspace\"b\n" +
 	"\x10ListKeysResponse\x12&\n" +
 	"\x04keys\x18\x01 \x03(\v2\x12.keyservice.v1.KeyR\x04keys\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"A\n" +
@@ -1973,7 +3062,7 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"t\n" +
 	"\x17ListAuditEventsResponse\x121\n" +
 	"\x06events\x18\x01 \x03(\v2\x19.keyservice.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe6\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcd\x02\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
@@ -1983,11 +3072,97 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x06key_id\x18\x05 \x01(\tR\x05keyId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x06 \x01(\tR\trequestId\x124\n" +
-	"\achanges\x18\a \x03(\v2\x1a.keyservice.v1.FieldChangeR\achanges\"\x8d\x01\n" +
+	"\achanges\x18\a \x03(\v2\x1a.keyservice.v1.FieldChangeR\achanges\x12#\n" +
+	"\rresource_type\x18\b \x01(\tR\fresourceType\x12\x1f\n" +
+	"\vresource_id\x18\t \x01(\tR\n" +
+	"resourceId\x12\x1f\n" +
+	"\vkeyspace_id\x18\n" +
+	" \x01(\tR\n" +
+	"keyspaceId\"\x8d\x01\n" +
 	"\vFieldChange\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x123\n" +
 	"\told_value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\boldValue\x123\n" +
-	"\tnew_value\x18\x03 \x01(\v2\x16.google.protobuf.ValueR\bnewValue\"\xb7\x01\n" +
+	"\tnew_value\x18\x03 \x01(\v2\x16.google.protobuf.ValueR\bnewValue\"\xab\x03\n" +
+	"\bKeyspace\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\tR\x06prefix\x12<\n" +
+	"\x0edefault_format\x18\x04 \x01(\x0e2\x15.keyservice.v1.FormatR\rdefaultFormat\x12F\n" +
+	"\x12default_rate_limit\x18\x05 \x01(\v2\x18.keyservice.v1.RateLimitR\x10defaultRateLimit\x12@\n" +
+	"\x0edefault_expiry\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\rdefaultExpiry\x12%\n" +
+	"\x0edefault_scopes\x18\a \x03(\tR\rdefaultScopes\x129\n" +
+	"\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"L\n" +
+	"\x15CreateKeyspaceRequest\x123\n" +
+	"\bkeyspace\x18\x01 \x01(\v2\x17.keyservice.v1.KeyspaceR\bkeyspace\"M\n" +
+	"\x16CreateKeyspaceResponse\x123\n" +
+	"\bkeyspace\x18\x01 \x01(\v2\x17.keyservice.v1.KeyspaceR\bkeyspace\"0\n" +
+	"\x12GetKeyspaceRequest\x12\x1a\n" +
+	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\"J\n" +
+	"\x13GetKeyspaceResponse\x123\n" +
+	"\bkeyspace\x18\x01 \x01(\v2\x17.keyservice.v1.KeyspaceR\bkeyspace\"R\n" +
+	"\x14ListKeyspacesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"v\n" +
+	"\x15ListKeyspacesResponse\x125\n" +
+	"\tkeyspaces\x18\x01 \x03(\v2\x17.keyservice.v1.KeyspaceR\tkeyspaces\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x89\x01\n" +
+	"\x15UpdateKeyspaceRequest\x123\n" +
+	"\bkeyspace\x18\x01 \x01(\v2\x17.keyservice.v1.KeyspaceR\bkeyspace\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"M\n" +
+	"\x16UpdateKeyspaceResponse\x123\n" +
+	"\bkeyspace\x18\x01 \x01(\v2\x17.keyservice.v1.KeyspaceR\bkeyspace\"\xe1\x03\n" +
+	"\n" +
+	"Credential\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\vpermissions\x18\x03 \x03(\tR\vpermissions\x12#\n" +
+	"\rall_keyspaces\x18\x04 \x01(\bR\fallKeyspaces\x12!\n" +
+	"\fkeyspace_ids\x18\x05 \x03(\tR\vkeyspaceIds\x129\n" +
+	"\n" +
+	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x129\n" +
+	"\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\b \x01(\tR\tcreatedBy\x12<\n" +
+	"\flast_used_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUsedAt\x129\n" +
+	"\n" +
+	"revoked_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x127\n" +
+	"\n" +
+	"rate_limit\x18\v \x01(\v2\x18.keyservice.v1.RateLimitR\trateLimit\"\x86\x02\n" +
+	"\x17CreateCredentialRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vpermissions\x18\x02 \x03(\tR\vpermissions\x12#\n" +
+	"\rall_keyspaces\x18\x03 \x01(\bR\fallKeyspaces\x12\x1c\n" +
+	"\tkeyspaces\x18\x04 \x03(\tR\tkeyspaces\x129\n" +
+	"\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x127\n" +
+	"\n" +
+	"rate_limit\x18\x06 \x01(\v2\x18.keyservice.v1.RateLimitR\trateLimit\"m\n" +
+	"\x18CreateCredentialResponse\x12\x16\n" +
+	"\x06secret\x18\x01 \x01(\tR\x06secret\x129\n" +
+	"\n" +
+	"credential\x18\x02 \x01(\v2\x19.keyservice.v1.CredentialR\n" +
+	"credential\"T\n" +
+	"\x16ListCredentialsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"~\n" +
+	"\x17ListCredentialsResponse\x12;\n" +
+	"\vcredentials\x18\x01 \x03(\v2\x19.keyservice.v1.CredentialR\vcredentials\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\")\n" +
+	"\x17RevokeCredentialRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"U\n" +
+	"\x18RevokeCredentialResponse\x129\n" +
+	"\n" +
+	"credential\x18\x01 \x01(\v2\x19.keyservice.v1.CredentialR\n" +
+	"credential\"\xb7\x01\n" +
 	"\tRestError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
@@ -2014,7 +3189,7 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x06Format\x12\x16\n" +
 	"\x12FORMAT_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fFORMAT_CHECKSUM\x10\x01\x12\x11\n" +
-	"\rFORMAT_SIGNED\x10\x022\xe7\x06\n" +
+	"\rFORMAT_SIGNED\x10\x022\xe4\r\n" +
 	"\n" +
 	"KeyService\x12i\n" +
 	"\bValidate\x12\x1e.keyservice.v1.ValidateRequest\x1a\x1f.keyservice.v1.ValidateResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/keys:validate\x12c\n" +
@@ -2025,7 +3200,14 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\tRevokeKey\x12\x1f.keyservice.v1.RevokeKeyRequest\x1a .keyservice.v1.RevokeKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/keys/{id}:revoke\x12n\n" +
 	"\tUpdateKey\x12\x1f.keyservice.v1.UpdateKeyRequest\x1a .keyservice.v1.UpdateKeyResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x03key2\x11/v1/keys/{key.id}\x12o\n" +
 	"\tRotateKey\x12\x1f.keyservice.v1.RotateKeyRequest\x1a .keyservice.v1.RotateKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/keys/{id}:rotate\x12z\n" +
-	"\x0fListAuditEvents\x12%.keyservice.v1.ListAuditEventsRequest\x1a&.keyservice.v1.ListAuditEventsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit-eventsBk\n" +
+	"\x0fListAuditEvents\x12%.keyservice.v1.ListAuditEventsRequest\x1a&.keyservice.v1.ListAuditEventsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit-events\x12w\n" +
+	"\x0eCreateKeyspace\x12$.keyservice.v1.CreateKeyspaceRequest\x1a%.keyservice.v1.CreateKeyspaceResponse\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/v1/keyspaces\x12v\n" +
+	"\vGetKeyspace\x12!.keyservice.v1.GetKeyspaceRequest\x1a\".keyservice.v1.GetKeyspaceResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/keyspaces/{keyspace}\x12q\n" +
+	"\rListKeyspaces\x12#.keyservice.v1.ListKeyspacesRequest\x1a$.keyservice.v1.ListKeyspacesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/keyspaces\x12\x8c\x01\n" +
+	"\x0eUpdateKeyspace\x12$.keyservice.v1.UpdateKeyspaceRequest\x1a%.keyservice.v1.UpdateKeyspaceResponse\"-\x82\xd3\xe4\x93\x02':\bkeyspace2\x1b/v1/keyspaces/{keyspace.id}\x12\x7f\n" +
+	"\x10CreateCredential\x12&.keyservice.v1.CreateCredentialRequest\x1a'.keyservice.v1.CreateCredentialResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/credentials\x12y\n" +
+	"\x0fListCredentials\x12%.keyservice.v1.ListCredentialsRequest\x1a&.keyservice.v1.ListCredentialsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/credentials\x12\x8b\x01\n" +
+	"\x10RevokeCredential\x12&.keyservice.v1.RevokeCredentialRequest\x1a'.keyservice.v1.RevokeCredentialResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/credentials/{id}:revokeBk\n" +
 	"\x11dev.keyservice.v1B\x0fKeyServiceProtoP\x01ZCgithub.com/keyservice/keyservice/api/gen/keyservice/v1;keyservicev1b\x06proto3"
 
 var (
@@ -2041,56 +3223,72 @@ func file_keyservice_v1_keyservice_proto_rawDescGZIP() []byte {
 }
 
 var file_keyservice_v1_keyservice_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_keyservice_v1_keyservice_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_keyservice_v1_keyservice_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_keyservice_v1_keyservice_proto_goTypes = []any{
-	(Code)(0),                       // 0: keyservice.v1.Code
-	(Format)(0),                     // 1: keyservice.v1.Format
-	(*Key)(nil),                     // 2: keyservice.v1.Key
-	(*RateLimit)(nil),               // 3: keyservice.v1.RateLimit
-	(*RateLimitStatus)(nil),         // 4: keyservice.v1.RateLimitStatus
-	(*ValidateRequest)(nil),         // 5: keyservice.v1.ValidateRequest
-	(*ValidateResponse)(nil),        // 6: keyservice.v1.ValidateResponse
-	(*CreateKeyRequest)(nil),        // 7: keyservice.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),       // 8: keyservice.v1.CreateKeyResponse
-	(*GetKeyRequest)(nil),           // 9: keyservice.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),          // 10: keyservice.v1.GetKeyResponse
-	(*ListKeysRequest)(nil),         // 11: keyservice.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),        // 12: keyservice.v1.ListKeysResponse
-	(*RevokeKeyRequest)(nil),        // 13: keyservice.v1.RevokeKeyRequest
-	(*RevokeKeyResponse)(nil),       // 14: keyservice.v1.RevokeKeyResponse
-	(*UpdateKeyRequest)(nil),        // 15: keyservice.v1.UpdateKeyRequest
-	(*UpdateKeyResponse)(nil),       // 16: keyservice.v1.UpdateKeyResponse
-	(*RotateKeyRequest)(nil),        // 17: keyservice.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),       // 18: keyservice.v1.RotateKeyResponse
-	(*ListAuditEventsRequest)(nil),  // 19: keyservice.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil), // 20: keyservice.v1.ListAuditEventsResponse
-	(*AuditEvent)(nil),              // 21: keyservice.v1.AuditEvent
-	(*FieldChange)(nil),             // 22: keyservice.v1.FieldChange
-	(*RestError)(nil),               // 23: keyservice.v1.RestError
-	(*RestErrorStatus)(nil),         // 24: keyservice.v1.RestErrorStatus
-	nil,                             // 25: keyservice.v1.Key.MetadataEntry
-	nil,                             // 26: keyservice.v1.CreateKeyRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil),   // 27: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 28: google.protobuf.Duration
-	(*fieldmaskpb.FieldMask)(nil),   // 29: google.protobuf.FieldMask
-	(*structpb.Value)(nil),          // 30: google.protobuf.Value
-	(*anypb.Any)(nil),               // 31: google.protobuf.Any
+	(Code)(0),                        // 0: keyservice.v1.Code
+	(Format)(0),                      // 1: keyservice.v1.Format
+	(*Key)(nil),                      // 2: keyservice.v1.Key
+	(*RateLimit)(nil),                // 3: keyservice.v1.RateLimit
+	(*RateLimitStatus)(nil),          // 4: keyservice.v1.RateLimitStatus
+	(*ValidateRequest)(nil),          // 5: keyservice.v1.ValidateRequest
+	(*ValidateResponse)(nil),         // 6: keyservice.v1.ValidateResponse
+	(*CreateKeyRequest)(nil),         // 7: keyservice.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),        // 8: keyservice.v1.CreateKeyResponse
+	(*GetKeyRequest)(nil),            // 9: keyservice.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),           // 10: keyservice.v1.GetKeyResponse
+	(*ListKeysRequest)(nil),          // 11: keyservice.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),         // 12: keyservice.v1.ListKeysResponse
+	(*RevokeKeyRequest)(nil),         // 13: keyservice.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),        // 14: keyservice.v1.RevokeKeyResponse
+	(*UpdateKeyRequest)(nil),         // 15: keyservice.v1.UpdateKeyRequest
+	(*UpdateKeyResponse)(nil),        // 16: keyservice.v1.UpdateKeyResponse
+	(*RotateKeyRequest)(nil),         // 17: keyservice.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),        // 18: keyservice.v1.RotateKeyResponse
+	(*ListAuditEventsRequest)(nil),   // 19: keyservice.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),  // 20: keyservice.v1.ListAuditEventsResponse
+	(*AuditEvent)(nil),               // 21: keyservice.v1.AuditEvent
+	(*FieldChange)(nil),              // 22: keyservice.v1.FieldChange
+	(*Keyspace)(nil),                 // 23: keyservice.v1.Keyspace
+	(*CreateKeyspaceRequest)(nil),    // 24: keyservice.v1.CreateKeyspaceRequest
+	(*CreateKeyspaceResponse)(nil),   // 25: keyservice.v1.CreateKeyspaceResponse
+	(*GetKeyspaceRequest)(nil),       // 26: keyservice.v1.GetKeyspaceRequest
+	(*GetKeyspaceResponse)(nil),      // 27: keyservice.v1.GetKeyspaceResponse
+	(*ListKeyspacesRequest)(nil),     // 28: keyservice.v1.ListKeyspacesRequest
+	(*ListKeyspacesResponse)(nil),    // 29: keyservice.v1.ListKeyspacesResponse
+	(*UpdateKeyspaceRequest)(nil),    // 30: keyservice.v1.UpdateKeyspaceRequest
+	(*UpdateKeyspaceResponse)(nil),   // 31: keyservice.v1.UpdateKeyspaceResponse
+	(*Credential)(nil),               // 32: keyservice.v1.Credential
+	(*CreateCredentialRequest)(nil),  // 33: keyservice.v1.CreateCredentialRequest
+	(*CreateCredentialResponse)(nil), // 34: keyservice.v1.CreateCredentialResponse
+	(*ListCredentialsRequest)(nil),   // 35: keyservice.v1.ListCredentialsRequest
+	(*ListCredentialsResponse)(nil),  // 36: keyservice.v1.ListCredentialsResponse
+	(*RevokeCredentialRequest)(nil),  // 37: keyservice.v1.RevokeCredentialRequest
+	(*RevokeCredentialResponse)(nil), // 38: keyservice.v1.RevokeCredentialResponse
+	(*RestError)(nil),                // 39: keyservice.v1.RestError
+	(*RestErrorStatus)(nil),          // 40: keyservice.v1.RestErrorStatus
+	nil,                              // 41: keyservice.v1.Key.MetadataEntry
+	nil,                              // 42: keyservice.v1.CreateKeyRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),    // 43: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 44: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),    // 45: google.protobuf.FieldMask
+	(*structpb.Value)(nil),           // 46: google.protobuf.Value
+	(*anypb.Any)(nil),                // 47: google.protobuf.Any
 }
 var file_keyservice_v1_keyservice_proto_depIdxs = []int32{
-	25, // 0: keyservice.v1.Key.metadata:type_name -> keyservice.v1.Key.MetadataEntry
-	27, // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
-	27, // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	27, // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
-	27, // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
+	41, // 0: keyservice.v1.Key.metadata:type_name -> keyservice.v1.Key.MetadataEntry
+	43, // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
+	43, // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	43, // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
+	43, // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
 	3,  // 5: keyservice.v1.Key.rate_limit:type_name -> keyservice.v1.RateLimit
-	27, // 6: keyservice.v1.Key.updated_at:type_name -> google.protobuf.Timestamp
-	28, // 7: keyservice.v1.RateLimit.period:type_name -> google.protobuf.Duration
-	28, // 8: keyservice.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
+	43, // 6: keyservice.v1.Key.updated_at:type_name -> google.protobuf.Timestamp
+	44, // 7: keyservice.v1.RateLimit.period:type_name -> google.protobuf.Duration
+	44, // 8: keyservice.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
 	0,  // 9: keyservice.v1.ValidateResponse.code:type_name -> keyservice.v1.Code
 	2,  // 10: keyservice.v1.ValidateResponse.key:type_name -> keyservice.v1.Key
 	4,  // 11: keyservice.v1.ValidateResponse.rate_limit:type_name -> keyservice.v1.RateLimitStatus
-	26, // 12: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
-	27, // 13: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	42, // 12: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
+	43, // 13: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	3,  // 14: keyservice.v1.CreateKeyRequest.rate_limit:type_name -> keyservice.v1.RateLimit
 	1,  // 15: keyservice.v1.CreateKeyRequest.format:type_name -> keyservice.v1.Format
 	2,  // 16: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
@@ -2098,41 +3296,77 @@ var file_keyservice_v1_keyservice_proto_depIdxs = []int32{
 	2,  // 18: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
 	2,  // 19: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
 	2,  // 20: keyservice.v1.UpdateKeyRequest.key:type_name -> keyservice.v1.Key
-	29, // 21: keyservice.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	45, // 21: keyservice.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 22: keyservice.v1.UpdateKeyResponse.key:type_name -> keyservice.v1.Key
-	28, // 23: keyservice.v1.RotateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	44, // 23: keyservice.v1.RotateKeyRequest.grace_period:type_name -> google.protobuf.Duration
 	1,  // 24: keyservice.v1.RotateKeyRequest.format:type_name -> keyservice.v1.Format
 	2,  // 25: keyservice.v1.RotateKeyResponse.key:type_name -> keyservice.v1.Key
 	2,  // 26: keyservice.v1.RotateKeyResponse.old_key:type_name -> keyservice.v1.Key
 	21, // 27: keyservice.v1.ListAuditEventsResponse.events:type_name -> keyservice.v1.AuditEvent
-	27, // 28: keyservice.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	43, // 28: keyservice.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
 	22, // 29: keyservice.v1.AuditEvent.changes:type_name -> keyservice.v1.FieldChange
-	30, // 30: keyservice.v1.FieldChange.old_value:type_name -> google.protobuf.Value
-	30, // 31: keyservice.v1.FieldChange.new_value:type_name -> google.protobuf.Value
-	31, // 32: keyservice.v1.RestError.details:type_name -> google.protobuf.Any
-	24, // 33: keyservice.v1.RestError.error:type_name -> keyservice.v1.RestErrorStatus
-	31, // 34: keyservice.v1.RestErrorStatus.details:type_name -> google.protobuf.Any
-	5,  // 35: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
-	7,  // 36: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
-	9,  // 37: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
-	11, // 38: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
-	13, // 39: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
-	15, // 40: keyservice.v1.KeyService.UpdateKey:input_type -> keyservice.v1.UpdateKeyRequest
-	17, // 41: keyservice.v1.KeyService.RotateKey:input_type -> keyservice.v1.RotateKeyRequest
-	19, // 42: keyservice.v1.KeyService.ListAuditEvents:input_type -> keyservice.v1.ListAuditEventsRequest
-	6,  // 43: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
-	8,  // 44: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
-	10, // 45: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
-	12, // 46: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
-	14, // 47: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
-	16, // 48: keyservice.v1.KeyService.UpdateKey:output_type -> keyservice.v1.UpdateKeyResponse
-	18, // 49: keyservice.v1.KeyService.RotateKey:output_type -> keyservice.v1.RotateKeyResponse
-	20, // 50: keyservice.v1.KeyService.ListAuditEvents:output_type -> keyservice.v1.ListAuditEventsResponse
-	43, // [43:51] is the sub-list for method output_type
-	35, // [35:43] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	46, // 30: keyservice.v1.FieldChange.old_value:type_name -> google.protobuf.Value
+	46, // 31: keyservice.v1.FieldChange.new_value:type_name -> google.protobuf.Value
+	1,  // 32: keyservice.v1.Keyspace.default_format:type_name -> keyservice.v1.Format
+	3,  // 33: keyservice.v1.Keyspace.default_rate_limit:type_name -> keyservice.v1.RateLimit
+	44, // 34: keyservice.v1.Keyspace.default_expiry:type_name -> google.protobuf.Duration
+	43, // 35: keyservice.v1.Keyspace.created_at:type_name -> google.protobuf.Timestamp
+	43, // 36: keyservice.v1.Keyspace.updated_at:type_name -> google.protobuf.Timestamp
+	23, // 37: keyservice.v1.CreateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
+	23, // 38: keyservice.v1.CreateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
+	23, // 39: keyservice.v1.GetKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
+	23, // 40: keyservice.v1.ListKeyspacesResponse.keyspaces:type_name -> keyservice.v1.Keyspace
+	23, // 41: keyservice.v1.UpdateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
+	45, // 42: keyservice.v1.UpdateKeyspaceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	23, // 43: keyservice.v1.UpdateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
+	43, // 44: keyservice.v1.Credential.expires_at:type_name -> google.protobuf.Timestamp
+	43, // 45: keyservice.v1.Credential.created_at:type_name -> google.protobuf.Timestamp
+	43, // 46: keyservice.v1.Credential.last_used_at:type_name -> google.protobuf.Timestamp
+	43, // 47: keyservice.v1.Credential.revoked_at:type_name -> google.protobuf.Timestamp
+	3,  // 48: keyservice.v1.Credential.rate_limit:type_name -> keyservice.v1.RateLimit
+	43, // 49: keyservice.v1.CreateCredentialRequest.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 50: keyservice.v1.CreateCredentialRequest.rate_limit:type_name -> keyservice.v1.RateLimit
+	32, // 51: keyservice.v1.CreateCredentialResponse.credential:type_name -> keyservice.v1.Credential
+	32, // 52: keyservice.v1.ListCredentialsResponse.credentials:type_name -> keyservice.v1.Credential
+	32, // 53: keyservice.v1.RevokeCredentialResponse.credential:type_name -> keyservice.v1.Credential
+	47, // 54: keyservice.v1.RestError.details:type_name -> google.protobuf.Any
+	40, // 55: keyservice.v1.RestError.error:type_name -> keyservice.v1.RestErrorStatus
+	47, // 56: keyservice.v1.RestErrorStatus.details:type_name -> google.protobuf.Any
+	5,  // 57: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
+	7,  // 58: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
+	9,  // 59: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
+	11, // 60: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
+	13, // 61: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
+	15, // 62: keyservice.v1.KeyService.UpdateKey:input_type -> keyservice.v1.UpdateKeyRequest
+	17, // 63: keyservice.v1.KeyService.RotateKey:input_type -> keyservice.v1.RotateKeyRequest
+	19, // 64: keyservice.v1.KeyService.ListAuditEvents:input_type -> keyservice.v1.ListAuditEventsRequest
+	24, // 65: keyservice.v1.KeyService.CreateKeyspace:input_type -> keyservice.v1.CreateKeyspaceRequest
+	26, // 66: keyservice.v1.KeyService.GetKeyspace:input_type -> keyservice.v1.GetKeyspaceRequest
+	28, // 67: keyservice.v1.KeyService.ListKeyspaces:input_type -> keyservice.v1.ListKeyspacesRequest
+	30, // 68: keyservice.v1.KeyService.UpdateKeyspace:input_type -> keyservice.v1.UpdateKeyspaceRequest
+	33, // 69: keyservice.v1.KeyService.CreateCredential:input_type -> keyservice.v1.CreateCredentialRequest
+	35, // 70: keyservice.v1.KeyService.ListCredentials:input_type -> keyservice.v1.ListCredentialsRequest
+	37, // 71: keyservice.v1.KeyService.RevokeCredential:input_type -> keyservice.v1.RevokeCredentialRequest
+	6,  // 72: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
+	8,  // 73: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
+	10, // 74: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
+	12, // 75: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
+	14, // 76: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
+	16, // 77: keyservice.v1.KeyService.UpdateKey:output_type -> keyservice.v1.UpdateKeyResponse
+	18, // 78: keyservice.v1.KeyService.RotateKey:output_type -> keyservice.v1.RotateKeyResponse
+	20, // 79: keyservice.v1.KeyService.ListAuditEvents:output_type -> keyservice.v1.ListAuditEventsResponse
+	25, // 80: keyservice.v1.KeyService.CreateKeyspace:output_type -> keyservice.v1.CreateKeyspaceResponse
+	27, // 81: keyservice.v1.KeyService.GetKeyspace:output_type -> keyservice.v1.GetKeyspaceResponse
+	29, // 82: keyservice.v1.KeyService.ListKeyspaces:output_type -> keyservice.v1.ListKeyspacesResponse
+	31, // 83: keyservice.v1.KeyService.UpdateKeyspace:output_type -> keyservice.v1.UpdateKeyspaceResponse
+	34, // 84: keyservice.v1.KeyService.CreateCredential:output_type -> keyservice.v1.CreateCredentialResponse
+	36, // 85: keyservice.v1.KeyService.ListCredentials:output_type -> keyservice.v1.ListCredentialsResponse
+	38, // 86: keyservice.v1.KeyService.RevokeCredential:output_type -> keyservice.v1.RevokeCredentialResponse
+	72, // [72:87] is the sub-list for method output_type
+	57, // [57:72] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_keyservice_v1_keyservice_proto_init() }
@@ -2147,7 +3381,7 @@ func file_keyservice_v1_keyservice_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyservice_v1_keyservice_proto_rawDesc), len(file_keyservice_v1_keyservice_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

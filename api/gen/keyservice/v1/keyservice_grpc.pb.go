@@ -21,14 +21,21 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	KeyService_Validate_FullMethodName        = "/keyservice.v1.KeyService/Validate"
-	KeyService_CreateKey_FullMethodName       = "/keyservice.v1.KeyService/CreateKey"
-	KeyService_GetKey_FullMethodName          = "/keyservice.v1.KeyService/GetKey"
-	KeyService_ListKeys_FullMethodName        = "/keyservice.v1.KeyService/ListKeys"
-	KeyService_RevokeKey_FullMethodName       = "/keyservice.v1.KeyService/RevokeKey"
-	KeyService_UpdateKey_FullMethodName       = "/keyservice.v1.KeyService/UpdateKey"
-	KeyService_RotateKey_FullMethodName       = "/keyservice.v1.KeyService/RotateKey"
-	KeyService_ListAuditEvents_FullMethodName = "/keyservice.v1.KeyService/ListAuditEvents"
+	KeyService_Validate_FullMethodName         = "/keyservice.v1.KeyService/Validate"
+	KeyService_CreateKey_FullMethodName        = "/keyservice.v1.KeyService/CreateKey"
+	KeyService_GetKey_FullMethodName           = "/keyservice.v1.KeyService/GetKey"
+	KeyService_ListKeys_FullMethodName         = "/keyservice.v1.KeyService/ListKeys"
+	KeyService_RevokeKey_FullMethodName        = "/keyservice.v1.KeyService/RevokeKey"
+	KeyService_UpdateKey_FullMethodName        = "/keyservice.v1.KeyService/UpdateKey"
+	KeyService_RotateKey_FullMethodName        = "/keyservice.v1.KeyService/RotateKey"
+	KeyService_ListAuditEvents_FullMethodName  = "/keyservice.v1.KeyService/ListAuditEvents"
+	KeyService_CreateKeyspace_FullMethodName   = "/keyservice.v1.KeyService/CreateKeyspace"
+	KeyService_GetKeyspace_FullMethodName      = "/keyservice.v1.KeyService/GetKeyspace"
+	KeyService_ListKeyspaces_FullMethodName    = "/keyservice.v1.KeyService/ListKeyspaces"
+	KeyService_UpdateKeyspace_FullMethodName   = "/keyservice.v1.KeyService/UpdateKeyspace"
+	KeyService_CreateCredential_FullMethodName = "/keyservice.v1.KeyService/CreateCredential"
+	KeyService_ListCredentials_FullMethodName  = "/keyservice.v1.KeyService/ListCredentials"
+	KeyService_RevokeCredential_FullMethodName = "/keyservice.v1.KeyService/RevokeCredential"
 )
 
 // KeyServiceClient is the client API for KeyService service.
@@ -39,8 +46,11 @@ const (
 // administrators create, inspect, list, update, rotate and revoke keys, and
 // read the audit trail of those changes.
 //
-// Validate may be called by any caller. Every other method needs an admin
-// token: `authorization: Bearer <token>`.
+// Every method needs a credential with its permission (`authorization:
+// Bearer <credential>`; see docs/tenancy.md): keys.validate for Validate
+// (which callers may also call without one unless caller credentials are
+// required), keys.read, keys.create, ... for the others. A credential bound
+// to keyspaces sees only their keys.
 type KeyServiceClient interface {
 	// Validate checks a key. A wrong key is an answer (code != CODE_VALID),
 	// not an error.
@@ -69,6 +79,27 @@ type KeyServiceClient interface {
 	// ListAuditEvents lists admin changes to keys, newest first, optionally
 	// for one key or one actor.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// CreateKeyspace creates a keyspace: a product whose keys have their own
+	// prefix and defaults, and are never valid for another keyspace.
+	CreateKeyspace(ctx context.Context, in *CreateKeyspaceRequest, opts ...grpc.CallOption) (*CreateKeyspaceResponse, error)
+	// GetKeyspace returns a keyspace by id or name.
+	GetKeyspace(ctx context.Context, in *GetKeyspaceRequest, opts ...grpc.CallOption) (*GetKeyspaceResponse, error)
+	// ListKeyspaces lists the keyspaces the credential may see, oldest first.
+	ListKeyspaces(ctx context.Context, in *ListKeyspacesRequest, opts ...grpc.CallOption) (*ListKeyspacesResponse, error)
+	// UpdateKeyspace changes the fields of a keyspace named in update_mask:
+	// name, default_format, default_rate_limit, default_expiry,
+	// default_scopes. The prefix never changes (keys carry it).
+	UpdateKeyspace(ctx context.Context, in *UpdateKeyspaceRequest, opts ...grpc.CallOption) (*UpdateKeyspaceResponse, error)
+	// CreateCredential creates a credential and returns its secret, once.
+	// A credential may only create credentials with a subset of its own
+	// permissions and keyspaces, expiring no later than itself.
+	CreateCredential(ctx context.Context, in *CreateCredentialRequest, opts ...grpc.CallOption) (*CreateCredentialResponse, error)
+	// ListCredentials lists stored credentials (never their secrets), oldest
+	// first: those within the calling credential's keyspaces.
+	ListCredentials(ctx context.Context, in *ListCredentialsRequest, opts ...grpc.CallOption) (*ListCredentialsResponse, error)
+	// RevokeCredential revokes a stored credential: every replica refuses it
+	// within 100 ms. It is idempotent.
+	RevokeCredential(ctx context.Context, in *RevokeCredentialRequest, opts ...grpc.CallOption) (*RevokeCredentialResponse, error)
 }
 
 type keyServiceClient struct {
@@ -159,6 +190,76 @@ func (c *keyServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEve
 	return out, nil
 }
 
+func (c *keyServiceClient) CreateKeyspace(ctx context.Context, in *CreateKeyspaceRequest, opts ...grpc.CallOption) (*CreateKeyspaceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateKeyspaceResponse)
+	err := c.cc.Invoke(ctx, KeyService_CreateKeyspace_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) GetKeyspace(ctx context.Context, in *GetKeyspaceRequest, opts ...grpc.CallOption) (*GetKeyspaceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetKeyspaceResponse)
+	err := c.cc.Invoke(ctx, KeyService_GetKeyspace_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) ListKeyspaces(ctx context.Context, in *ListKeyspacesRequest, opts ...grpc.CallOption) (*ListKeyspacesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListKeyspacesResponse)
+	err := c.cc.Invoke(ctx, KeyService_ListKeyspaces_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) UpdateKeyspace(ctx context.Context, in *UpdateKeyspaceRequest, opts ...grpc.CallOption) (*UpdateKeyspaceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateKeyspaceResponse)
+	err := c.cc.Invoke(ctx, KeyService_UpdateKeyspace_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) CreateCredential(ctx context.Context, in *CreateCredentialRequest, opts ...grpc.CallOption) (*CreateCredentialResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateCredentialResponse)
+	err := c.cc.Invoke(ctx, KeyService_CreateCredential_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) ListCredentials(ctx context.Context, in *ListCredentialsRequest, opts ...grpc.CallOption) (*ListCredentialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCredentialsResponse)
+	err := c.cc.Invoke(ctx, KeyService_ListCredentials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) RevokeCredential(ctx context.Context, in *RevokeCredentialRequest, opts ...grpc.CallOption) (*RevokeCredentialResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeCredentialResponse)
+	err := c.cc.Invoke(ctx, KeyService_RevokeCredential_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KeyServiceServer is the server API for KeyService service.
 // All implementations must embed UnimplementedKeyServiceServer
 // for forward compatibility.
@@ -167,8 +268,11 @@ func (c *keyServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEve
 // administrators create, inspect, list, update, rotate and revoke keys, and
 // read the audit trail of those changes.
 //
-// Validate may be called by any caller. Every other method needs an admin
-// token: `authorization: Bearer <token>`.
+// Every method needs a credential with its permission (`authorization:
+// Bearer <credential>`; see docs/tenancy.md): keys.validate for Validate
+// (which callers may also call without one unless caller credentials are
+// required), keys.read, keys.create, ... for the others. A credential bound
+// to keyspaces sees only their keys.
 type KeyServiceServer interface {
 	// Validate checks a key. A wrong key is an answer (code != CODE_VALID),
 	// not an error.
@@ -197,6 +301,27 @@ type KeyServiceServer interface {
 	// ListAuditEvents lists admin changes to keys, newest first, optionally
 	// for one key or one actor.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// CreateKeyspace creates a keyspace: a product whose keys have their own
+	// prefix and defaults, and are never valid for another keyspace.
+	CreateKeyspace(context.Context, *CreateKeyspaceRequest) (*CreateKeyspaceResponse, error)
+	// GetKeyspace returns a keyspace by id or name.
+	GetKeyspace(context.Context, *GetKeyspaceRequest) (*GetKeyspaceResponse, error)
+	// ListKeyspaces lists the keyspaces the credential may see, oldest first.
+	ListKeyspaces(context.Context, *ListKeyspacesRequest) (*ListKeyspacesResponse, error)
+	// UpdateKeyspace changes the fields of a keyspace named in update_mask:
+	// name, default_format, default_rate_limit, default_expiry,
+	// default_scopes. The prefix never changes (keys carry it).
+	UpdateKeyspace(context.Context, *UpdateKeyspaceRequest) (*UpdateKeyspaceResponse, error)
+	// CreateCredential creates a credential and returns its secret, once.
+	// A credential may only create credentials with a subset of its own
+	// permissions and keyspaces, expiring no later than itself.
+	CreateCredential(context.Context, *CreateCredentialRequest) (*CreateCredentialResponse, error)
+	// ListCredentials lists stored credentials (never their secrets), oldest
+	// first: those within the calling credential's keyspaces.
+	ListCredentials(context.Context, *ListCredentialsRequest) (*ListCredentialsResponse, error)
+	// RevokeCredential revokes a stored credential: every replica refuses it
+	// within 100 ms. It is idempotent.
+	RevokeCredential(context.Context, *RevokeCredentialRequest) (*RevokeCredentialResponse, error)
 	mustEmbedUnimplementedKeyServiceServer()
 }
 
@@ -230,6 +355,27 @@ func (UnimplementedKeyServiceServer) RotateKey(context.Context, *RotateKeyReques
 }
 func (UnimplementedKeyServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedKeyServiceServer) CreateKeyspace(context.Context, *CreateKeyspaceRequest) (*CreateKeyspaceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateKeyspace not implemented")
+}
+func (UnimplementedKeyServiceServer) GetKeyspace(context.Context, *GetKeyspaceRequest) (*GetKeyspaceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetKeyspace not implemented")
+}
+func (UnimplementedKeyServiceServer) ListKeyspaces(context.Context, *ListKeyspacesRequest) (*ListKeyspacesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListKeyspaces not implemented")
+}
+func (UnimplementedKeyServiceServer) UpdateKeyspace(context.Context, *UpdateKeyspaceRequest) (*UpdateKeyspaceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateKeyspace not implemented")
+}
+func (UnimplementedKeyServiceServer) CreateCredential(context.Context, *CreateCredentialRequest) (*CreateCredentialResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateCredential not implemented")
+}
+func (UnimplementedKeyServiceServer) ListCredentials(context.Context, *ListCredentialsRequest) (*ListCredentialsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCredentials not implemented")
+}
+func (UnimplementedKeyServiceServer) RevokeCredential(context.Context, *RevokeCredentialRequest) (*RevokeCredentialResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeCredential not implemented")
 }
 func (UnimplementedKeyServiceServer) mustEmbedUnimplementedKeyServiceServer() {}
 func (UnimplementedKeyServiceServer) testEmbeddedByValue()                    {}
@@ -396,6 +542,132 @@ func _KeyService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyService_CreateKeyspace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateKeyspaceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).CreateKeyspace(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_CreateKeyspace_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).CreateKeyspace(ctx, req.(*CreateKeyspaceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_GetKeyspace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetKeyspaceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).GetKeyspace(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_GetKeyspace_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).GetKeyspace(ctx, req.(*GetKeyspaceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_ListKeyspaces_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListKeyspacesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).ListKeyspaces(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_ListKeyspaces_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).ListKeyspaces(ctx, req.(*ListKeyspacesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_UpdateKeyspace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateKeyspaceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).UpdateKeyspace(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_UpdateKeyspace_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).UpdateKeyspace(ctx, req.(*UpdateKeyspaceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_CreateCredential_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateCredentialRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).CreateCredential(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_CreateCredential_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).CreateCredential(ctx, req.(*CreateCredentialRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_ListCredentials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCredentialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).ListCredentials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_ListCredentials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).ListCredentials(ctx, req.(*ListCredentialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_RevokeCredential_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeCredentialRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).RevokeCredential(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_RevokeCredential_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).RevokeCredential(ctx, req.(*RevokeCredentialRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KeyService_ServiceDesc is the grpc.ServiceDesc for KeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -434,6 +706,34 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAuditEvents",
 			Handler:    _KeyService_ListAuditEvents_Handler,
+		},
+		{
+			MethodName: "CreateKeyspace",
+			Handler:    _KeyService_CreateKeyspace_Handler,
+		},
+		{
+			MethodName: "GetKeyspace",
+			Handler:    _KeyService_GetKeyspace_Handler,
+		},
+		{
+			MethodName: "ListKeyspaces",
+			Handler:    _KeyService_ListKeyspaces_Handler,
+		},
+		{
+			MethodName: "UpdateKeyspace",
+			Handler:    _KeyService_UpdateKeyspace_Handler,
+		},
+		{
+			MethodName: "CreateCredential",
+			Handler:    _KeyService_CreateCredential_Handler,
+		},
+		{
+			MethodName: "ListCredentials",
+			Handler:    _KeyService_ListCredentials_Handler,
+		},
+		{
+			MethodName: "RevokeCredential",
+			Handler:    _KeyService_RevokeCredential_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

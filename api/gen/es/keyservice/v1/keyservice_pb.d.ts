@@ -135,6 +135,13 @@ export declare type Key = Message<"keyservice.v1.Key"> & {
    * @generated from field: google.protobuf.Timestamp updated_at = 16;
    */
   updatedAt?: Timestamp | undefined;
+
+  /**
+   * The id of the keyspace the key belongs to.
+   *
+   * @generated from field: string keyspace_id = 17;
+   */
+  keyspaceId: string;
 };
 
 /**
@@ -256,6 +263,16 @@ export declare type ValidateRequest = Message<"keyservice.v1.ValidateRequest"> &
    * @generated from field: repeated string required_scopes = 4;
    */
   requiredScopes: string[];
+
+  /**
+   * Optional: the keyspace (name or id) the key must belong to; a key of
+   * another keyspace is CODE_NOT_FOUND, as an unknown key is. A caller
+   * bound to keyspaces may only name those (else PERMISSION_DENIED), and
+   * its keys are judged within them whether or not it names one.
+   *
+   * @generated from field: string keyspace = 5;
+   */
+  keyspace: string;
 };
 
 /**
@@ -375,12 +392,21 @@ export declare type CreateKeyRequest = Message<"keyservice.v1.CreateKeyRequest">
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did (the same
    * secret); the same request_id with a different request is
-   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ALREADY_EXISTS. Request ids are per credential name: another credential's
    * ids are not seen.
    *
    * @generated from field: string request_id = 9;
    */
   requestId: string;
+
+  /**
+   * Optional: the keyspace (name or id) of the new key; unset: the
+   * default keyspace. Its defaults fill rate_limit, expires_at (now +
+   * default_expiry), scopes and format when they are unset.
+   *
+   * @generated from field: string keyspace = 10;
+   */
+  keyspace: string;
 };
 
 /**
@@ -482,6 +508,14 @@ export declare type ListKeysRequest = Message<"keyservice.v1.ListKeysRequest"> &
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
+
+  /**
+   * Only keys of this keyspace (name or id); empty for every keyspace the
+   * credential may see.
+   *
+   * @generated from field: string keyspace = 4;
+   */
+  keyspace: string;
 };
 
 /**
@@ -536,7 +570,7 @@ export declare type RevokeKeyRequest = Message<"keyservice.v1.RevokeKeyRequest">
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did; the same
    * request_id with a different request is ALREADY_EXISTS. Request ids are
-   * per admin token name: another admin's ids are not seen.
+   * per credential name: another credential's ids are not seen.
    *
    * @generated from field: string request_id = 2;
    */
@@ -597,7 +631,7 @@ export declare type UpdateKeyRequest = Message<"keyservice.v1.UpdateKeyRequest">
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did; the same
    * request_id with a different request is ALREADY_EXISTS. Request ids are
-   * per admin token name: another admin's ids are not seen. Over REST it is
+   * per credential name: another credential's ids are not seen. Over REST it is
    * a query parameter: ?request_id=.
    *
    * @generated from field: string request_id = 3;
@@ -665,7 +699,7 @@ export declare type RotateKeyRequest = Message<"keyservice.v1.RotateKeyRequest">
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did (the same new
    * secret); the same request_id with a different request is
-   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ALREADY_EXISTS. Request ids are per credential name: another credential's
    * ids are not seen.
    *
    * @generated from field: string request_id = 4;
@@ -727,7 +761,7 @@ export declare type ListAuditEventsRequest = Message<"keyservice.v1.ListAuditEve
   keyId: string;
 
   /**
-   * Only events by this actor (admin token name); empty for all actors.
+   * Only events by this actor (a credential name); empty for all actors.
    *
    * @generated from field: string actor = 2;
    */
@@ -803,9 +837,10 @@ export declare type AuditEvent = Message<"keyservice.v1.AuditEvent"> & {
   time?: Timestamp | undefined;
 
   /**
-   * Who made it: the name of the admin token (KEYSERVICE_ADMIN_TOKENS
-   * name:token; admin-1, admin-2, ... for tokens without a name), or
-   * "secret-scanning" for a revocation by a leak report.
+   * Who made it: the name of the credential (a stored credential, or a
+   * bootstrap token of KEYSERVICE_ADMIN_TOKENS name:token; admin-1,
+   * admin-2, ... for tokens without a name), or "secret-scanning" for a
+   * revocation by a leak report.
    *
    * @generated from field: string actor = 3;
    */
@@ -819,7 +854,8 @@ export declare type AuditEvent = Message<"keyservice.v1.AuditEvent"> & {
   action: string;
 
   /**
-   * The key changed.
+   * The key changed; empty when the change was to a keyspace or a
+   * credential.
    *
    * @generated from field: string key_id = 5;
    */
@@ -839,6 +875,27 @@ export declare type AuditEvent = Message<"keyservice.v1.AuditEvent"> & {
    * @generated from field: repeated keyservice.v1.FieldChange changes = 7;
    */
   changes: FieldChange[];
+
+  /**
+   * What was changed: "key", "keyspace" or "credential".
+   *
+   * @generated from field: string resource_type = 8;
+   */
+  resourceType: string;
+
+  /**
+   * The id of what was changed (for keys, the same as key_id).
+   *
+   * @generated from field: string resource_id = 9;
+   */
+  resourceId: string;
+
+  /**
+   * The keyspace of the key or keyspace changed; empty for credentials.
+   *
+   * @generated from field: string keyspace_id = 10;
+   */
+  keyspaceId: string;
 };
 
 /**
@@ -880,6 +937,544 @@ export declare type FieldChange = Message<"keyservice.v1.FieldChange"> & {
  * Use `create(FieldChangeSchema)` to create a new message.
  */
 export declare const FieldChangeSchema: GenMessage<FieldChange>;
+
+/**
+ * Keyspace is a product's own space of keys: its own prefix and defaults.
+ * A key of one keyspace is never valid for another.
+ *
+ * @generated from message keyservice.v1.Keyspace
+ */
+export declare type Keyspace = Message<"keyservice.v1.Keyspace"> & {
+  /**
+   * Unique id (UUID).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Unique name: 1 to 63 of a-z, 0-9 and '-', starting with a letter.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The prefix of its keys (1 to 16 of a-z and 0-9), unique across
+   * keyspaces; fixed at creation. The default keyspace's is the configured
+   * one (KEYSERVICE_KEY_PREFIX).
+   *
+   * @generated from field: string prefix = 3;
+   */
+  prefix: string;
+
+  /**
+   * The format of new keys created without one.
+   *
+   * @generated from field: keyservice.v1.Format default_format = 4;
+   */
+  defaultFormat: Format;
+
+  /**
+   * The rate limit of new keys created without one; unset: the configured
+   * default.
+   *
+   * @generated from field: keyservice.v1.RateLimit default_rate_limit = 5;
+   */
+  defaultRateLimit?: RateLimit | undefined;
+
+  /**
+   * New keys created without expires_at expire this long after creation;
+   * unset: they never expire.
+   *
+   * @generated from field: google.protobuf.Duration default_expiry = 6;
+   */
+  defaultExpiry?: Duration | undefined;
+
+  /**
+   * Scopes of new keys created without any.
+   *
+   * @generated from field: repeated string default_scopes = 7;
+   */
+  defaultScopes: string[];
+
+  /**
+   * When it was created (database clock).
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 8;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When it was last changed; unset if never.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 9;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.Keyspace.
+ * Use `create(KeyspaceSchema)` to create a new message.
+ */
+export declare const KeyspaceSchema: GenMessage<Keyspace>;
+
+/**
+ * CreateKeyspaceRequest describes the keyspace to create.
+ *
+ * @generated from message keyservice.v1.CreateKeyspaceRequest
+ */
+export declare type CreateKeyspaceRequest = Message<"keyservice.v1.CreateKeyspaceRequest"> & {
+  /**
+   * Its fields (id, created_at and updated_at are ignored). name and
+   * prefix are required.
+   *
+   * @generated from field: keyservice.v1.Keyspace keyspace = 1;
+   */
+  keyspace?: Keyspace | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.CreateKeyspaceRequest.
+ * Use `create(CreateKeyspaceRequestSchema)` to create a new message.
+ */
+export declare const CreateKeyspaceRequestSchema: GenMessage<CreateKeyspaceRequest>;
+
+/**
+ * CreateKeyspaceResponse returns the new keyspace.
+ *
+ * @generated from message keyservice.v1.CreateKeyspaceResponse
+ */
+export declare type CreateKeyspaceResponse = Message<"keyservice.v1.CreateKeyspaceResponse"> & {
+  /**
+   * The stored keyspace.
+   *
+   * @generated from field: keyservice.v1.Keyspace keyspace = 1;
+   */
+  keyspace?: Keyspace | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.CreateKeyspaceResponse.
+ * Use `create(CreateKeyspaceResponseSchema)` to create a new message.
+ */
+export declare const CreateKeyspaceResponseSchema: GenMessage<CreateKeyspaceResponse>;
+
+/**
+ * GetKeyspaceRequest names a keyspace.
+ *
+ * @generated from message keyservice.v1.GetKeyspaceRequest
+ */
+export declare type GetKeyspaceRequest = Message<"keyservice.v1.GetKeyspaceRequest"> & {
+  /**
+   * The keyspace's id or name.
+   *
+   * @generated from field: string keyspace = 1;
+   */
+  keyspace: string;
+};
+
+/**
+ * Describes the message keyservice.v1.GetKeyspaceRequest.
+ * Use `create(GetKeyspaceRequestSchema)` to create a new message.
+ */
+export declare const GetKeyspaceRequestSchema: GenMessage<GetKeyspaceRequest>;
+
+/**
+ * GetKeyspaceResponse returns a keyspace.
+ *
+ * @generated from message keyservice.v1.GetKeyspaceResponse
+ */
+export declare type GetKeyspaceResponse = Message<"keyservice.v1.GetKeyspaceResponse"> & {
+  /**
+   * The stored keyspace.
+   *
+   * @generated from field: keyservice.v1.Keyspace keyspace = 1;
+   */
+  keyspace?: Keyspace | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.GetKeyspaceResponse.
+ * Use `create(GetKeyspaceResponseSchema)` to create a new message.
+ */
+export declare const GetKeyspaceResponseSchema: GenMessage<GetKeyspaceResponse>;
+
+/**
+ * ListKeyspacesRequest selects a page of keyspaces.
+ *
+ * @generated from message keyservice.v1.ListKeyspacesRequest
+ */
+export declare type ListKeyspacesRequest = Message<"keyservice.v1.ListKeyspacesRequest"> & {
+  /**
+   * Page size: 0 means 100; at most 1000.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * Token from a previous ListKeyspacesResponse; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message keyservice.v1.ListKeyspacesRequest.
+ * Use `create(ListKeyspacesRequestSchema)` to create a new message.
+ */
+export declare const ListKeyspacesRequestSchema: GenMessage<ListKeyspacesRequest>;
+
+/**
+ * ListKeyspacesResponse is one page of keyspaces.
+ *
+ * @generated from message keyservice.v1.ListKeyspacesResponse
+ */
+export declare type ListKeyspacesResponse = Message<"keyservice.v1.ListKeyspacesResponse"> & {
+  /**
+   * The keyspaces, oldest first.
+   *
+   * @generated from field: repeated keyservice.v1.Keyspace keyspaces = 1;
+   */
+  keyspaces: Keyspace[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message keyservice.v1.ListKeyspacesResponse.
+ * Use `create(ListKeyspacesResponseSchema)` to create a new message.
+ */
+export declare const ListKeyspacesResponseSchema: GenMessage<ListKeyspacesResponse>;
+
+/**
+ * UpdateKeyspaceRequest changes the fields of keyspace named in update_mask.
+ *
+ * @generated from message keyservice.v1.UpdateKeyspaceRequest
+ */
+export declare type UpdateKeyspaceRequest = Message<"keyservice.v1.UpdateKeyspaceRequest"> & {
+  /**
+   * The keyspace's new fields; keyspace.id names it.
+   *
+   * @generated from field: keyservice.v1.Keyspace keyspace = 1;
+   */
+  keyspace?: Keyspace | undefined;
+
+  /**
+   * The fields to change: name, default_format, default_rate_limit,
+   * default_expiry, default_scopes. Required (over REST, the fields in the
+   * body when not given).
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.UpdateKeyspaceRequest.
+ * Use `create(UpdateKeyspaceRequestSchema)` to create a new message.
+ */
+export declare const UpdateKeyspaceRequestSchema: GenMessage<UpdateKeyspaceRequest>;
+
+/**
+ * UpdateKeyspaceResponse returns the updated keyspace.
+ *
+ * @generated from message keyservice.v1.UpdateKeyspaceResponse
+ */
+export declare type UpdateKeyspaceResponse = Message<"keyservice.v1.UpdateKeyspaceResponse"> & {
+  /**
+   * The stored keyspace after the change.
+   *
+   * @generated from field: keyservice.v1.Keyspace keyspace = 1;
+   */
+  keyspace?: Keyspace | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.UpdateKeyspaceResponse.
+ * Use `create(UpdateKeyspaceResponseSchema)` to create a new message.
+ */
+export declare const UpdateKeyspaceResponseSchema: GenMessage<UpdateKeyspaceResponse>;
+
+/**
+ * Credential is a stored credential: who may call which methods for which
+ * keyspaces. It never contains the secret.
+ *
+ * @generated from message keyservice.v1.Credential
+ */
+export declare type Credential = Message<"keyservice.v1.Credential"> & {
+  /**
+   * Unique id (UUID).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Unique name: the actor of the audit trail and the caller's name in
+   * limits and logs; 1 to 64 of a-z, A-Z, 0-9, '.', '_' and '-'.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The permissions: keys.validate, keys.read, keys.create, keys.update,
+   * keys.rotate, keys.revoke, audit.read, keyspaces.read, keyspaces.write,
+   * credentials.read, credentials.write.
+   *
+   * @generated from field: repeated string permissions = 3;
+   */
+  permissions: string[];
+
+  /**
+   * True: every keyspace, present and future.
+   *
+   * @generated from field: bool all_keyspaces = 4;
+   */
+  allKeyspaces: boolean;
+
+  /**
+   * The ids of the keyspaces it may act on (when all_keyspaces is false).
+   *
+   * @generated from field: repeated string keyspace_ids = 5;
+   */
+  keyspaceIds: string[];
+
+  /**
+   * When it expires; unset: never.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 6;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * When it was created (database clock).
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 7;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * The credential that created it.
+   *
+   * @generated from field: string created_by = 8;
+   */
+  createdBy: string;
+
+  /**
+   * When it was last used, to within KEYSERVICE_USAGE_FLUSH_INTERVAL.
+   *
+   * @generated from field: google.protobuf.Timestamp last_used_at = 9;
+   */
+  lastUsedAt?: Timestamp | undefined;
+
+  /**
+   * When it was revoked; unset if not.
+   *
+   * @generated from field: google.protobuf.Timestamp revoked_at = 10;
+   */
+  revokedAt?: Timestamp | undefined;
+
+  /**
+   * Its own caller budget (Validate calls); unset: KEYSERVICE_CALLER_RATE.
+   *
+   * @generated from field: keyservice.v1.RateLimit rate_limit = 11;
+   */
+  rateLimit?: RateLimit | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.Credential.
+ * Use `create(CredentialSchema)` to create a new message.
+ */
+export declare const CredentialSchema: GenMessage<Credential>;
+
+/**
+ * CreateCredentialRequest describes the credential to create.
+ *
+ * @generated from message keyservice.v1.CreateCredentialRequest
+ */
+export declare type CreateCredentialRequest = Message<"keyservice.v1.CreateCredentialRequest"> & {
+  /**
+   * Unique name (see Credential.name).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Its permissions: a subset of the calling credential's.
+   *
+   * @generated from field: repeated string permissions = 2;
+   */
+  permissions: string[];
+
+  /**
+   * Every keyspace (only for a credential that has every keyspace itself).
+   *
+   * @generated from field: bool all_keyspaces = 3;
+   */
+  allKeyspaces: boolean;
+
+  /**
+   * Or these keyspaces (names or ids), among the calling credential's.
+   * Exactly one of all_keyspaces and keyspaces must be given.
+   *
+   * @generated from field: repeated string keyspaces = 4;
+   */
+  keyspaces: string[];
+
+  /**
+   * Optional expiry, in the future and no later than the calling
+   * credential's own.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 5;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Optional caller budget for its Validate calls.
+   *
+   * @generated from field: keyservice.v1.RateLimit rate_limit = 6;
+   */
+  rateLimit?: RateLimit | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.CreateCredentialRequest.
+ * Use `create(CreateCredentialRequestSchema)` to create a new message.
+ */
+export declare const CreateCredentialRequestSchema: GenMessage<CreateCredentialRequest>;
+
+/**
+ * CreateCredentialResponse returns the new credential's secret, once.
+ *
+ * @generated from message keyservice.v1.CreateCredentialResponse
+ */
+export declare type CreateCredentialResponse = Message<"keyservice.v1.CreateCredentialResponse"> & {
+  /**
+   * The secret to send as `authorization: Bearer <secret>`. It is shown
+   * only here; keyservice stores only its SHA-256 hash.
+   *
+   * @generated from field: string secret = 1;
+   */
+  secret: string;
+
+  /**
+   * The stored record.
+   *
+   * @generated from field: keyservice.v1.Credential credential = 2;
+   */
+  credential?: Credential | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.CreateCredentialResponse.
+ * Use `create(CreateCredentialResponseSchema)` to create a new message.
+ */
+export declare const CreateCredentialResponseSchema: GenMessage<CreateCredentialResponse>;
+
+/**
+ * ListCredentialsRequest selects a page of credentials.
+ *
+ * @generated from message keyservice.v1.ListCredentialsRequest
+ */
+export declare type ListCredentialsRequest = Message<"keyservice.v1.ListCredentialsRequest"> & {
+  /**
+   * Page size: 0 means 100; at most 1000.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * Token from a previous ListCredentialsResponse; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message keyservice.v1.ListCredentialsRequest.
+ * Use `create(ListCredentialsRequestSchema)` to create a new message.
+ */
+export declare const ListCredentialsRequestSchema: GenMessage<ListCredentialsRequest>;
+
+/**
+ * ListCredentialsResponse is one page of credentials.
+ *
+ * @generated from message keyservice.v1.ListCredentialsResponse
+ */
+export declare type ListCredentialsResponse = Message<"keyservice.v1.ListCredentialsResponse"> & {
+  /**
+   * The credentials, oldest first.
+   *
+   * @generated from field: repeated keyservice.v1.Credential credentials = 1;
+   */
+  credentials: Credential[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message keyservice.v1.ListCredentialsResponse.
+ * Use `create(ListCredentialsResponseSchema)` to create a new message.
+ */
+export declare const ListCredentialsResponseSchema: GenMessage<ListCredentialsResponse>;
+
+/**
+ * RevokeCredentialRequest names the credential to revoke.
+ *
+ * @generated from message keyservice.v1.RevokeCredentialRequest
+ */
+export declare type RevokeCredentialRequest = Message<"keyservice.v1.RevokeCredentialRequest"> & {
+  /**
+   * The credential's id (UUID).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message keyservice.v1.RevokeCredentialRequest.
+ * Use `create(RevokeCredentialRequestSchema)` to create a new message.
+ */
+export declare const RevokeCredentialRequestSchema: GenMessage<RevokeCredentialRequest>;
+
+/**
+ * RevokeCredentialResponse returns the revoked credential.
+ *
+ * @generated from message keyservice.v1.RevokeCredentialResponse
+ */
+export declare type RevokeCredentialResponse = Message<"keyservice.v1.RevokeCredentialResponse"> & {
+  /**
+   * The stored record, with revoked_at set.
+   *
+   * @generated from field: keyservice.v1.Credential credential = 1;
+   */
+  credential?: Credential | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.RevokeCredentialResponse.
+ * Use `create(RevokeCredentialResponseSchema)` to create a new message.
+ */
+export declare const RevokeCredentialResponseSchema: GenMessage<RevokeCredentialResponse>;
 
 /**
  * RestError is the JSON body of every REST error (gRPC callers get
@@ -1101,8 +1696,11 @@ export declare const FormatSchema: GenEnum<Format>;
  * administrators create, inspect, list, update, rotate and revoke keys, and
  * read the audit trail of those changes.
  *
- * Validate may be called by any caller. Every other method needs an admin
- * token: `authorization: Bearer <token>`.
+ * Every method needs a credential with its permission (`authorization:
+ * Bearer <credential>`; see docs/tenancy.md): keys.validate for Validate
+ * (which callers may also call without one unless caller credentials are
+ * required), keys.read, keys.create, ... for the others. A credential bound
+ * to keyspaces sees only their keys.
  *
  * @generated from service keyservice.v1.KeyService
  */
@@ -1197,6 +1795,83 @@ export declare const KeyService: GenService<{
     methodKind: "unary";
     input: typeof ListAuditEventsRequestSchema;
     output: typeof ListAuditEventsResponseSchema;
+  },
+  /**
+   * CreateKeyspace creates a keyspace: a product whose keys have their own
+   * prefix and defaults, and are never valid for another keyspace.
+   *
+   * @generated from rpc keyservice.v1.KeyService.CreateKeyspace
+   */
+  createKeyspace: {
+    methodKind: "unary";
+    input: typeof CreateKeyspaceRequestSchema;
+    output: typeof CreateKeyspaceResponseSchema;
+  },
+  /**
+   * GetKeyspace returns a keyspace by id or name.
+   *
+   * @generated from rpc keyservice.v1.KeyService.GetKeyspace
+   */
+  getKeyspace: {
+    methodKind: "unary";
+    input: typeof GetKeyspaceRequestSchema;
+    output: typeof GetKeyspaceResponseSchema;
+  },
+  /**
+   * ListKeyspaces lists the keyspaces the credential may see, oldest first.
+   *
+   * @generated from rpc keyservice.v1.KeyService.ListKeyspaces
+   */
+  listKeyspaces: {
+    methodKind: "unary";
+    input: typeof ListKeyspacesRequestSchema;
+    output: typeof ListKeyspacesResponseSchema;
+  },
+  /**
+   * UpdateKeyspace changes the fields of a keyspace named in update_mask:
+   * name, default_format, default_rate_limit, default_expiry,
+   * default_scopes. The prefix never changes (keys carry it).
+   *
+   * @generated from rpc keyservice.v1.KeyService.UpdateKeyspace
+   */
+  updateKeyspace: {
+    methodKind: "unary";
+    input: typeof UpdateKeyspaceRequestSchema;
+    output: typeof UpdateKeyspaceResponseSchema;
+  },
+  /**
+   * CreateCredential creates a credential and returns its secret, once.
+   * A credential may only create credentials with a subset of its own
+   * permissions and keyspaces, expiring no later than itself.
+   *
+   * @generated from rpc keyservice.v1.KeyService.CreateCredential
+   */
+  createCredential: {
+    methodKind: "unary";
+    input: typeof CreateCredentialRequestSchema;
+    output: typeof CreateCredentialResponseSchema;
+  },
+  /**
+   * ListCredentials lists stored credentials (never their secrets), oldest
+   * first: those within the calling credential's keyspaces.
+   *
+   * @generated from rpc keyservice.v1.KeyService.ListCredentials
+   */
+  listCredentials: {
+    methodKind: "unary";
+    input: typeof ListCredentialsRequestSchema;
+    output: typeof ListCredentialsResponseSchema;
+  },
+  /**
+   * RevokeCredential revokes a stored credential: every replica refuses it
+   * within 100 ms. It is idempotent.
+   *
+   * @generated from rpc keyservice.v1.KeyService.RevokeCredential
+   */
+  revokeCredential: {
+    methodKind: "unary";
+    input: typeof RevokeCredentialRequestSchema;
+    output: typeof RevokeCredentialResponseSchema;
   },
 }>;
 

@@ -10,8 +10,11 @@ class KeyServiceStub(object):
     administrators create, inspect, list, update, rotate and revoke keys, and
     read the audit trail of those changes.
 
-    Validate may be called by any caller. Every other method needs an admin
-    token: `authorization: Bearer <token>`.
+    Every method needs a credential with its permission (`authorization:
+    Bearer <credential>`; see docs/tenancy.md): keys.validate for Validate
+    (which callers may also call without one unless caller credentials are
+    required), keys.read, keys.create, ... for the others. A credential bound
+    to keyspaces sees only their keys.
     """
 
     def __init__(self, channel):
@@ -60,6 +63,41 @@ class KeyServiceStub(object):
                 request_serializer=keyservice_dot_v1_dot_keyservice__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.ListAuditEventsResponse.FromString,
                 )
+        self.CreateKeyspace = channel.unary_unary(
+                '/keyservice.v1.KeyService/CreateKeyspace',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.CreateKeyspaceRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.CreateKeyspaceResponse.FromString,
+                )
+        self.GetKeyspace = channel.unary_unary(
+                '/keyservice.v1.KeyService/GetKeyspace',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.GetKeyspaceRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.GetKeyspaceResponse.FromString,
+                )
+        self.ListKeyspaces = channel.unary_unary(
+                '/keyservice.v1.KeyService/ListKeyspaces',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.ListKeyspacesRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.ListKeyspacesResponse.FromString,
+                )
+        self.UpdateKeyspace = channel.unary_unary(
+                '/keyservice.v1.KeyService/UpdateKeyspace',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.UpdateKeyspaceRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.UpdateKeyspaceResponse.FromString,
+                )
+        self.CreateCredential = channel.unary_unary(
+                '/keyservice.v1.KeyService/CreateCredential',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.CreateCredentialRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.CreateCredentialResponse.FromString,
+                )
+        self.ListCredentials = channel.unary_unary(
+                '/keyservice.v1.KeyService/ListCredentials',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.ListCredentialsRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.ListCredentialsResponse.FromString,
+                )
+        self.RevokeCredential = channel.unary_unary(
+                '/keyservice.v1.KeyService/RevokeCredential',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.RevokeCredentialRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.RevokeCredentialResponse.FromString,
+                )
 
 
 class KeyServiceServicer(object):
@@ -67,8 +105,11 @@ class KeyServiceServicer(object):
     administrators create, inspect, list, update, rotate and revoke keys, and
     read the audit trail of those changes.
 
-    Validate may be called by any caller. Every other method needs an admin
-    token: `authorization: Bearer <token>`.
+    Every method needs a credential with its permission (`authorization:
+    Bearer <credential>`; see docs/tenancy.md): keys.validate for Validate
+    (which callers may also call without one unless caller credentials are
+    required), keys.read, keys.create, ... for the others. A credential bound
+    to keyspaces sees only their keys.
     """
 
     def Validate(self, request, context):
@@ -138,6 +179,62 @@ class KeyServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateKeyspace(self, request, context):
+        """CreateKeyspace creates a keyspace: a product whose keys have their own
+        prefix and defaults, and are never valid for another keyspace.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetKeyspace(self, request, context):
+        """GetKeyspace returns a keyspace by id or name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeyspaces(self, request, context):
+        """ListKeyspaces lists the keyspaces the credential may see, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateKeyspace(self, request, context):
+        """UpdateKeyspace changes the fields of a keyspace named in update_mask:
+        name, default_format, default_rate_limit, default_expiry,
+        default_scopes. The prefix never changes (keys carry it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCredential(self, request, context):
+        """CreateCredential creates a credential and returns its secret, once.
+        A credential may only create credentials with a subset of its own
+        permissions and keyspaces, expiring no later than itself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCredentials(self, request, context):
+        """ListCredentials lists stored credentials (never their secrets), oldest
+        first: those within the calling credential's keyspaces.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeCredential(self, request, context):
+        """RevokeCredential revokes a stored credential: every replica refuses it
+        within 100 ms. It is idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +278,41 @@ def add_KeyServiceServicer_to_server(servicer, server):
                     request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=keyservice_dot_v1_dot_keyservice__pb2.ListAuditEventsResponse.SerializeToString,
             ),
+            'CreateKeyspace': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateKeyspace,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.CreateKeyspaceRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.CreateKeyspaceResponse.SerializeToString,
+            ),
+            'GetKeyspace': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetKeyspace,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.GetKeyspaceRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.GetKeyspaceResponse.SerializeToString,
+            ),
+            'ListKeyspaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeyspaces,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.ListKeyspacesRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.ListKeyspacesResponse.SerializeToString,
+            ),
+            'UpdateKeyspace': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateKeyspace,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.UpdateKeyspaceRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.UpdateKeyspaceResponse.SerializeToString,
+            ),
+            'CreateCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCredential,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.CreateCredentialRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.CreateCredentialResponse.SerializeToString,
+            ),
+            'ListCredentials': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCredentials,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.ListCredentialsRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.ListCredentialsResponse.SerializeToString,
+            ),
+            'RevokeCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeCredential,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.RevokeCredentialRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.RevokeCredentialResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'keyservice.v1.KeyService', rpc_method_handlers)
@@ -193,8 +325,11 @@ class KeyService(object):
     administrators create, inspect, list, update, rotate and revoke keys, and
     read the audit trail of those changes.
 
-    Validate may be called by any caller. Every other method needs an admin
-    token: `authorization: Bearer <token>`.
+    Every method needs a credential with its permission (`authorization:
+    Bearer <credential>`; see docs/tenancy.md): keys.validate for Validate
+    (which callers may also call without one unless caller credentials are
+    required), keys.read, keys.create, ... for the others. A credential bound
+    to keyspaces sees only their keys.
     """
 
     @staticmethod
@@ -330,5 +465,124 @@ class KeyService(object):
         return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/ListAuditEvents',
             keyservice_dot_v1_dot_keyservice__pb2.ListAuditEventsRequest.SerializeToString,
             keyservice_dot_v1_dot_keyservice__pb2.ListAuditEventsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CreateKeyspace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/CreateKeyspace',
+            keyservice_dot_v1_dot_keyservice__pb2.CreateKeyspaceRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.CreateKeyspaceResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetKeyspace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/GetKeyspace',
+            keyservice_dot_v1_dot_keyservice__pb2.GetKeyspaceRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.GetKeyspaceResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListKeyspaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/ListKeyspaces',
+            keyservice_dot_v1_dot_keyservice__pb2.ListKeyspacesRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.ListKeyspacesResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def UpdateKeyspace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/UpdateKeyspace',
+            keyservice_dot_v1_dot_keyservice__pb2.UpdateKeyspaceRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.UpdateKeyspaceResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CreateCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/CreateCredential',
+            keyservice_dot_v1_dot_keyservice__pb2.CreateCredentialRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.CreateCredentialResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListCredentials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/ListCredentials',
+            keyservice_dot_v1_dot_keyservice__pb2.ListCredentialsRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.ListCredentialsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RevokeCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/RevokeCredential',
+            keyservice_dot_v1_dot_keyservice__pb2.RevokeCredentialRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.RevokeCredentialResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -27,6 +27,9 @@ private static final long serialVersionUID = 0L;
     keyId_ = "";
     requestId_ = "";
     changes_ = java.util.Collections.emptyList();
+    resourceType_ = "";
+    resourceId_ = "";
+    keyspaceId_ = "";
   }
 
   @java.lang.Override
@@ -144,9 +147,10 @@ private static final long serialVersionUID = 0L;
   private volatile java.lang.Object actor_ = "";
   /**
    * <pre>
-   * Who made it: the name of the admin token (KEYSERVICE_ADMIN_TOKENS
-   * name:token; admin-1, admin-2, ... for tokens without a name), or
-   * "secret-scanning" for a revocation by a leak report.
+   * Who made it: the name of the credential (a stored credential, or a
+   * bootstrap token of KEYSERVICE_ADMIN_TOKENS name:token; admin-1,
+   * admin-2, ... for tokens without a name), or "secret-scanning" for a
+   * revocation by a leak report.
    * </pre>
    *
    * <code>string actor = 3;</code>
@@ -167,9 +171,10 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * Who made it: the name of the admin token (KEYSERVICE_ADMIN_TOKENS
-   * name:token; admin-1, admin-2, ... for tokens without a name), or
-   * "secret-scanning" for a revocation by a leak report.
+   * Who made it: the name of the credential (a stored credential, or a
+   * bootstrap token of KEYSERVICE_ADMIN_TOKENS name:token; admin-1,
+   * admin-2, ... for tokens without a name), or "secret-scanning" for a
+   * revocation by a leak report.
    * </pre>
    *
    * <code>string actor = 3;</code>
@@ -242,7 +247,8 @@ private static final long serialVersionUID = 0L;
   private volatile java.lang.Object keyId_ = "";
   /**
    * <pre>
-   * The key changed.
+   * The key changed; empty when the change was to a keyspace or a
+   * credential.
    * </pre>
    *
    * <code>string key_id = 5;</code>
@@ -263,7 +269,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The key changed.
+   * The key changed; empty when the change was to a keyspace or a
+   * credential.
    * </pre>
    *
    * <code>string key_id = 5;</code>
@@ -397,6 +404,147 @@ private static final long serialVersionUID = 0L;
     return changes_.get(index);
   }
 
+  public static final int RESOURCE_TYPE_FIELD_NUMBER = 8;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object resourceType_ = "";
+  /**
+   * <pre>
+   * What was changed: "key", "keyspace" or "credential".
+   * </pre>
+   *
+   * <code>string resource_type = 8;</code>
+   * @return The resourceType.
+   */
+  @java.lang.Override
+  public java.lang.String getResourceType() {
+    java.lang.Object ref = resourceType_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      resourceType_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * What was changed: "key", "keyspace" or "credential".
+   * </pre>
+   *
+   * <code>string resource_type = 8;</code>
+   * @return The bytes for resourceType.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getResourceTypeBytes() {
+    java.lang.Object ref = resourceType_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      resourceType_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
+  public static final int RESOURCE_ID_FIELD_NUMBER = 9;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object resourceId_ = "";
+  /**
+   * <pre>
+   * The id of what was changed (for keys, the same as key_id).
+   * </pre>
+   *
+   * <code>string resource_id = 9;</code>
+   * @return The resourceId.
+   */
+  @java.lang.Override
+  public java.lang.String getResourceId() {
+    java.lang.Object ref = resourceId_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      resourceId_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The id of what was changed (for keys, the same as key_id).
+   * </pre>
+   *
+   * <code>string resource_id = 9;</code>
+   * @return The bytes for resourceId.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getResourceIdBytes() {
+    java.lang.Object ref = resourceId_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      resourceId_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
+  public static final int KEYSPACE_ID_FIELD_NUMBER = 10;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object keyspaceId_ = "";
+  /**
+   * <pre>
+   * The keyspace of the key or keyspace changed; empty for credentials.
+   * </pre>
+   *
+   * <code>string keyspace_id = 10;</code>
+   * @return The keyspaceId.
+   */
+  @java.lang.Override
+  public java.lang.String getKeyspaceId() {
+    java.lang.Object ref = keyspaceId_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      keyspaceId_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The keyspace of the key or keyspace changed; empty for credentials.
+   * </pre>
+   *
+   * <code>string keyspace_id = 10;</code>
+   * @return The bytes for keyspaceId.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getKeyspaceIdBytes() {
+    java.lang.Object ref = keyspaceId_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      keyspaceId_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -432,6 +580,15 @@ private static final long serialVersionUID = 0L;
     for (int i = 0; i < changes_.size(); i++) {
       output.writeMessage(7, changes_.get(i));
     }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(resourceType_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 8, resourceType_);
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(resourceId_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 9, resourceId_);
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspaceId_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 10, keyspaceId_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -463,6 +620,15 @@ private static final long serialVersionUID = 0L;
     for (int i = 0; i < changes_.size(); i++) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(7, changes_.get(i));
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(resourceType_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(8, resourceType_);
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(resourceId_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(9, resourceId_);
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspaceId_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(10, keyspaceId_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -496,6 +662,12 @@ private static final long serialVersionUID = 0L;
         .equals(other.getRequestId())) return false;
     if (!getChangesList()
         .equals(other.getChangesList())) return false;
+    if (!getResourceType()
+        .equals(other.getResourceType())) return false;
+    if (!getResourceId()
+        .equals(other.getResourceId())) return false;
+    if (!getKeyspaceId()
+        .equals(other.getKeyspaceId())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -525,6 +697,12 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + CHANGES_FIELD_NUMBER;
       hash = (53 * hash) + getChangesList().hashCode();
     }
+    hash = (37 * hash) + RESOURCE_TYPE_FIELD_NUMBER;
+    hash = (53 * hash) + getResourceType().hashCode();
+    hash = (37 * hash) + RESOURCE_ID_FIELD_NUMBER;
+    hash = (53 * hash) + getResourceId().hashCode();
+    hash = (37 * hash) + KEYSPACE_ID_FIELD_NUMBER;
+    hash = (53 * hash) + getKeyspaceId().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -676,6 +854,9 @@ private static final long serialVersionUID = 0L;
         changesBuilder_.clear();
       }
       bitField0_ = (bitField0_ & ~0x00000040);
+      resourceType_ = "";
+      resourceId_ = "";
+      keyspaceId_ = "";
       return this;
     }
 
@@ -741,6 +922,15 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000020) != 0)) {
         result.requestId_ = requestId_;
+      }
+      if (((from_bitField0_ & 0x00000080) != 0)) {
+        result.resourceType_ = resourceType_;
+      }
+      if (((from_bitField0_ & 0x00000100) != 0)) {
+        result.resourceId_ = resourceId_;
+      }
+      if (((from_bitField0_ & 0x00000200) != 0)) {
+        result.keyspaceId_ = keyspaceId_;
       }
     }
 
@@ -842,6 +1032,21 @@ private static final long serialVersionUID = 0L;
           }
         }
       }
+      if (!other.getResourceType().isEmpty()) {
+        resourceType_ = other.resourceType_;
+        bitField0_ |= 0x00000080;
+        onChanged();
+      }
+      if (!other.getResourceId().isEmpty()) {
+        resourceId_ = other.resourceId_;
+        bitField0_ |= 0x00000100;
+        onChanged();
+      }
+      if (!other.getKeyspaceId().isEmpty()) {
+        keyspaceId_ = other.keyspaceId_;
+        bitField0_ |= 0x00000200;
+        onChanged();
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -913,6 +1118,21 @@ private static final long serialVersionUID = 0L;
               }
               break;
             } // case 58
+            case 66: {
+              resourceType_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000080;
+              break;
+            } // case 66
+            case 74: {
+              resourceId_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000100;
+              break;
+            } // case 74
+            case 82: {
+              keyspaceId_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000200;
+              break;
+            } // case 82
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1180,9 +1400,10 @@ private static final long serialVersionUID = 0L;
     private java.lang.Object actor_ = "";
     /**
      * <pre>
-     * Who made it: the name of the admin token (KEYSERVICE_ADMIN_TOKENS
-     * name:token; admin-1, admin-2, ... for tokens without a name), or
-     * "secret-scanning" for a revocation by a leak report.
+     * Who made it: the name of the credential (a stored credential, or a
+     * bootstrap token of KEYSERVICE_ADMIN_TOKENS name:token; admin-1,
+     * admin-2, ... for tokens without a name), or "secret-scanning" for a
+     * revocation by a leak report.
      * </pre>
      *
      * <code>string actor = 3;</code>
@@ -1202,9 +1423,10 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Who made it: the name of the admin token (KEYSERVICE_ADMIN_TOKENS
-     * name:token; admin-1, admin-2, ... for tokens without a name), or
-     * "secret-scanning" for a revocation by a leak report.
+     * Who made it: the name of the credential (a stored credential, or a
+     * bootstrap token of KEYSERVICE_ADMIN_TOKENS name:token; admin-1,
+     * admin-2, ... for tokens without a name), or "secret-scanning" for a
+     * revocation by a leak report.
      * </pre>
      *
      * <code>string actor = 3;</code>
@@ -1225,9 +1447,10 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Who made it: the name of the admin token (KEYSERVICE_ADMIN_TOKENS
-     * name:token; admin-1, admin-2, ... for tokens without a name), or
-     * "secret-scanning" for a revocation by a leak report.
+     * Who made it: the name of the credential (a stored credential, or a
+     * bootstrap token of KEYSERVICE_ADMIN_TOKENS name:token; admin-1,
+     * admin-2, ... for tokens without a name), or "secret-scanning" for a
+     * revocation by a leak report.
      * </pre>
      *
      * <code>string actor = 3;</code>
@@ -1244,9 +1467,10 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Who made it: the name of the admin token (KEYSERVICE_ADMIN_TOKENS
-     * name:token; admin-1, admin-2, ... for tokens without a name), or
-     * "secret-scanning" for a revocation by a leak report.
+     * Who made it: the name of the credential (a stored credential, or a
+     * bootstrap token of KEYSERVICE_ADMIN_TOKENS name:token; admin-1,
+     * admin-2, ... for tokens without a name), or "secret-scanning" for a
+     * revocation by a leak report.
      * </pre>
      *
      * <code>string actor = 3;</code>
@@ -1260,9 +1484,10 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Who made it: the name of the admin token (KEYSERVICE_ADMIN_TOKENS
-     * name:token; admin-1, admin-2, ... for tokens without a name), or
-     * "secret-scanning" for a revocation by a leak report.
+     * Who made it: the name of the credential (a stored credential, or a
+     * bootstrap token of KEYSERVICE_ADMIN_TOKENS name:token; admin-1,
+     * admin-2, ... for tokens without a name), or "secret-scanning" for a
+     * revocation by a leak report.
      * </pre>
      *
      * <code>string actor = 3;</code>
@@ -1374,7 +1599,8 @@ private static final long serialVersionUID = 0L;
     private java.lang.Object keyId_ = "";
     /**
      * <pre>
-     * The key changed.
+     * The key changed; empty when the change was to a keyspace or a
+     * credential.
      * </pre>
      *
      * <code>string key_id = 5;</code>
@@ -1394,7 +1620,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The key changed.
+     * The key changed; empty when the change was to a keyspace or a
+     * credential.
      * </pre>
      *
      * <code>string key_id = 5;</code>
@@ -1415,7 +1642,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The key changed.
+     * The key changed; empty when the change was to a keyspace or a
+     * credential.
      * </pre>
      *
      * <code>string key_id = 5;</code>
@@ -1432,7 +1660,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The key changed.
+     * The key changed; empty when the change was to a keyspace or a
+     * credential.
      * </pre>
      *
      * <code>string key_id = 5;</code>
@@ -1446,7 +1675,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The key changed.
+     * The key changed; empty when the change was to a keyspace or a
+     * credential.
      * </pre>
      *
      * <code>string key_id = 5;</code>
@@ -1883,6 +2113,282 @@ private static final long serialVersionUID = 0L;
         changes_ = null;
       }
       return changesBuilder_;
+    }
+
+    private java.lang.Object resourceType_ = "";
+    /**
+     * <pre>
+     * What was changed: "key", "keyspace" or "credential".
+     * </pre>
+     *
+     * <code>string resource_type = 8;</code>
+     * @return The resourceType.
+     */
+    public java.lang.String getResourceType() {
+      java.lang.Object ref = resourceType_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        resourceType_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * What was changed: "key", "keyspace" or "credential".
+     * </pre>
+     *
+     * <code>string resource_type = 8;</code>
+     * @return The bytes for resourceType.
+     */
+    public com.google.protobuf.ByteString
+        getResourceTypeBytes() {
+      java.lang.Object ref = resourceType_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        resourceType_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * What was changed: "key", "keyspace" or "credential".
+     * </pre>
+     *
+     * <code>string resource_type = 8;</code>
+     * @param value The resourceType to set.
+     * @return This builder for chaining.
+     */
+    public Builder setResourceType(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      resourceType_ = value;
+      bitField0_ |= 0x00000080;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * What was changed: "key", "keyspace" or "credential".
+     * </pre>
+     *
+     * <code>string resource_type = 8;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearResourceType() {
+      resourceType_ = getDefaultInstance().getResourceType();
+      bitField0_ = (bitField0_ & ~0x00000080);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * What was changed: "key", "keyspace" or "credential".
+     * </pre>
+     *
+     * <code>string resource_type = 8;</code>
+     * @param value The bytes for resourceType to set.
+     * @return This builder for chaining.
+     */
+    public Builder setResourceTypeBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      resourceType_ = value;
+      bitField0_ |= 0x00000080;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object resourceId_ = "";
+    /**
+     * <pre>
+     * The id of what was changed (for keys, the same as key_id).
+     * </pre>
+     *
+     * <code>string resource_id = 9;</code>
+     * @return The resourceId.
+     */
+    public java.lang.String getResourceId() {
+      java.lang.Object ref = resourceId_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        resourceId_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The id of what was changed (for keys, the same as key_id).
+     * </pre>
+     *
+     * <code>string resource_id = 9;</code>
+     * @return The bytes for resourceId.
+     */
+    public com.google.protobuf.ByteString
+        getResourceIdBytes() {
+      java.lang.Object ref = resourceId_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        resourceId_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The id of what was changed (for keys, the same as key_id).
+     * </pre>
+     *
+     * <code>string resource_id = 9;</code>
+     * @param value The resourceId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setResourceId(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      resourceId_ = value;
+      bitField0_ |= 0x00000100;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The id of what was changed (for keys, the same as key_id).
+     * </pre>
+     *
+     * <code>string resource_id = 9;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearResourceId() {
+      resourceId_ = getDefaultInstance().getResourceId();
+      bitField0_ = (bitField0_ & ~0x00000100);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The id of what was changed (for keys, the same as key_id).
+     * </pre>
+     *
+     * <code>string resource_id = 9;</code>
+     * @param value The bytes for resourceId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setResourceIdBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      resourceId_ = value;
+      bitField0_ |= 0x00000100;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object keyspaceId_ = "";
+    /**
+     * <pre>
+     * The keyspace of the key or keyspace changed; empty for credentials.
+     * </pre>
+     *
+     * <code>string keyspace_id = 10;</code>
+     * @return The keyspaceId.
+     */
+    public java.lang.String getKeyspaceId() {
+      java.lang.Object ref = keyspaceId_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        keyspaceId_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The keyspace of the key or keyspace changed; empty for credentials.
+     * </pre>
+     *
+     * <code>string keyspace_id = 10;</code>
+     * @return The bytes for keyspaceId.
+     */
+    public com.google.protobuf.ByteString
+        getKeyspaceIdBytes() {
+      java.lang.Object ref = keyspaceId_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        keyspaceId_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The keyspace of the key or keyspace changed; empty for credentials.
+     * </pre>
+     *
+     * <code>string keyspace_id = 10;</code>
+     * @param value The keyspaceId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setKeyspaceId(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      keyspaceId_ = value;
+      bitField0_ |= 0x00000200;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The keyspace of the key or keyspace changed; empty for credentials.
+     * </pre>
+     *
+     * <code>string keyspace_id = 10;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearKeyspaceId() {
+      keyspaceId_ = getDefaultInstance().getKeyspaceId();
+      bitField0_ = (bitField0_ & ~0x00000200);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The keyspace of the key or keyspace changed; empty for credentials.
+     * </pre>
+     *
+     * <code>string keyspace_id = 10;</code>
+     * @param value The bytes for keyspaceId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setKeyspaceIdBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      keyspaceId_ = value;
+      bitField0_ |= 0x00000200;
+      onChanged();
+      return this;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

@@ -56,9 +56,10 @@ public interface AuditEventOrBuilder extends
 
   /**
    * <pre>
-   * Who made it: the name of the admin token (KEYSERVICE_ADMIN_TOKENS
-   * name:token; admin-1, admin-2, ... for tokens without a name), or
-   * "secret-scanning" for a revocation by a leak report.
+   * Who made it: the name of the credential (a stored credential, or a
+   * bootstrap token of KEYSERVICE_ADMIN_TOKENS name:token; admin-1,
+   * admin-2, ... for tokens without a name), or "secret-scanning" for a
+   * revocation by a leak report.
    * </pre>
    *
    * <code>string actor = 3;</code>
@@ -67,9 +68,10 @@ public interface AuditEventOrBuilder extends
   java.lang.String getActor();
   /**
    * <pre>
-   * Who made it: the name of the admin token (KEYSERVICE_ADMIN_TOKENS
-   * name:token; admin-1, admin-2, ... for tokens without a name), or
-   * "secret-scanning" for a revocation by a leak report.
+   * Who made it: the name of the credential (a stored credential, or a
+   * bootstrap token of KEYSERVICE_ADMIN_TOKENS name:token; admin-1,
+   * admin-2, ... for tokens without a name), or "secret-scanning" for a
+   * revocation by a leak report.
    * </pre>
    *
    * <code>string actor = 3;</code>
@@ -100,7 +102,8 @@ public interface AuditEventOrBuilder extends
 
   /**
    * <pre>
-   * The key changed.
+   * The key changed; empty when the change was to a keyspace or a
+   * credential.
    * </pre>
    *
    * <code>string key_id = 5;</code>
@@ -109,7 +112,8 @@ public interface AuditEventOrBuilder extends
   java.lang.String getKeyId();
   /**
    * <pre>
-   * The key changed.
+   * The key changed; empty when the change was to a keyspace or a
+   * credential.
    * </pre>
    *
    * <code>string key_id = 5;</code>
@@ -186,4 +190,64 @@ public interface AuditEventOrBuilder extends
    */
   dev.keyservice.v1.FieldChangeOrBuilder getChangesOrBuilder(
       int index);
+
+  /**
+   * <pre>
+   * What was changed: "key", "keyspace" or "credential".
+   * </pre>
+   *
+   * <code>string resource_type = 8;</code>
+   * @return The resourceType.
+   */
+  java.lang.String getResourceType();
+  /**
+   * <pre>
+   * What was changed: "key", "keyspace" or "credential".
+   * </pre>
+   *
+   * <code>string resource_type = 8;</code>
+   * @return The bytes for resourceType.
+   */
+  com.google.protobuf.ByteString
+      getResourceTypeBytes();
+
+  /**
+   * <pre>
+   * The id of what was changed (for keys, the same as key_id).
+   * </pre>
+   *
+   * <code>string resource_id = 9;</code>
+   * @return The resourceId.
+   */
+  java.lang.String getResourceId();
+  /**
+   * <pre>
+   * The id of what was changed (for keys, the same as key_id).
+   * </pre>
+   *
+   * <code>string resource_id = 9;</code>
+   * @return The bytes for resourceId.
+   */
+  com.google.protobuf.ByteString
+      getResourceIdBytes();
+
+  /**
+   * <pre>
+   * The keyspace of the key or keyspace changed; empty for credentials.
+   * </pre>
+   *
+   * <code>string keyspace_id = 10;</code>
+   * @return The keyspaceId.
+   */
+  java.lang.String getKeyspaceId();
+  /**
+   * <pre>
+   * The keyspace of the key or keyspace changed; empty for credentials.
+   * </pre>
+   *
+   * <code>string keyspace_id = 10;</code>
+   * @return The bytes for keyspaceId.
+   */
+  com.google.protobuf.ByteString
+      getKeyspaceIdBytes();
 }

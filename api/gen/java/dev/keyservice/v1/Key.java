@@ -28,6 +28,7 @@ private static final long serialVersionUID = 0L;
     allowedCidrs_ = com.google.protobuf.LazyStringArrayList.EMPTY;
     rotatedFrom_ = "";
     rotatedTo_ = "";
+    keyspaceId_ = "";
   }
 
   @java.lang.Override
@@ -805,6 +806,53 @@ java.lang.String defaultValue) {
     return updatedAt_ == null ? com.google.protobuf.Timestamp.getDefaultInstance() : updatedAt_;
   }
 
+  public static final int KEYSPACE_ID_FIELD_NUMBER = 17;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object keyspaceId_ = "";
+  /**
+   * <pre>
+   * The id of the keyspace the key belongs to.
+   * </pre>
+   *
+   * <code>string keyspace_id = 17;</code>
+   * @return The keyspaceId.
+   */
+  @java.lang.Override
+  public java.lang.String getKeyspaceId() {
+    java.lang.Object ref = keyspaceId_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      keyspaceId_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The id of the keyspace the key belongs to.
+   * </pre>
+   *
+   * <code>string keyspace_id = 17;</code>
+   * @return The bytes for keyspaceId.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getKeyspaceIdBytes() {
+    java.lang.Object ref = keyspaceId_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      keyspaceId_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -869,6 +917,9 @@ java.lang.String defaultValue) {
     }
     if (updatedAt_ != null) {
       output.writeMessage(16, getUpdatedAt());
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspaceId_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 17, keyspaceId_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -951,6 +1002,9 @@ java.lang.String defaultValue) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(16, getUpdatedAt());
     }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspaceId_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(17, keyspaceId_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -1016,6 +1070,8 @@ java.lang.String defaultValue) {
       if (!getUpdatedAt()
           .equals(other.getUpdatedAt())) return false;
     }
+    if (!getKeyspaceId()
+        .equals(other.getKeyspaceId())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -1078,6 +1134,8 @@ java.lang.String defaultValue) {
       hash = (37 * hash) + UPDATED_AT_FIELD_NUMBER;
       hash = (53 * hash) + getUpdatedAt().hashCode();
     }
+    hash = (37 * hash) + KEYSPACE_ID_FIELD_NUMBER;
+    hash = (53 * hash) + getKeyspaceId().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -1275,6 +1333,7 @@ java.lang.String defaultValue) {
         updatedAtBuilder_.dispose();
         updatedAtBuilder_ = null;
       }
+      keyspaceId_ = "";
       return this;
     }
 
@@ -1376,6 +1435,9 @@ java.lang.String defaultValue) {
         result.updatedAt_ = updatedAtBuilder_ == null
             ? updatedAt_
             : updatedAtBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00010000) != 0)) {
+        result.keyspaceId_ = keyspaceId_;
       }
     }
 
@@ -1496,6 +1558,11 @@ java.lang.String defaultValue) {
       }
       if (other.hasUpdatedAt()) {
         mergeUpdatedAt(other.getUpdatedAt());
+      }
+      if (!other.getKeyspaceId().isEmpty()) {
+        keyspaceId_ = other.keyspaceId_;
+        bitField0_ |= 0x00010000;
+        onChanged();
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -1621,6 +1688,11 @@ java.lang.String defaultValue) {
               bitField0_ |= 0x00008000;
               break;
             } // case 130
+            case 138: {
+              keyspaceId_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00010000;
+              break;
+            } // case 138
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -3636,6 +3708,98 @@ java.lang.String defaultValue) {
         updatedAt_ = null;
       }
       return updatedAtBuilder_;
+    }
+
+    private java.lang.Object keyspaceId_ = "";
+    /**
+     * <pre>
+     * The id of the keyspace the key belongs to.
+     * </pre>
+     *
+     * <code>string keyspace_id = 17;</code>
+     * @return The keyspaceId.
+     */
+    public java.lang.String getKeyspaceId() {
+      java.lang.Object ref = keyspaceId_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        keyspaceId_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The id of the keyspace the key belongs to.
+     * </pre>
+     *
+     * <code>string keyspace_id = 17;</code>
+     * @return The bytes for keyspaceId.
+     */
+    public com.google.protobuf.ByteString
+        getKeyspaceIdBytes() {
+      java.lang.Object ref = keyspaceId_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        keyspaceId_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The id of the keyspace the key belongs to.
+     * </pre>
+     *
+     * <code>string keyspace_id = 17;</code>
+     * @param value The keyspaceId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setKeyspaceId(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      keyspaceId_ = value;
+      bitField0_ |= 0x00010000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The id of the keyspace the key belongs to.
+     * </pre>
+     *
+     * <code>string keyspace_id = 17;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearKeyspaceId() {
+      keyspaceId_ = getDefaultInstance().getKeyspaceId();
+      bitField0_ = (bitField0_ & ~0x00010000);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The id of the keyspace the key belongs to.
+     * </pre>
+     *
+     * <code>string keyspace_id = 17;</code>
+     * @param value The bytes for keyspaceId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setKeyspaceIdBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      keyspaceId_ = value;
+      bitField0_ |= 0x00010000;
+      onChanged();
+      return this;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

@@ -448,4 +448,24 @@ java.lang.String defaultValue);
    * <code>.google.protobuf.Timestamp updated_at = 16;</code>
    */
   com.google.protobuf.TimestampOrBuilder getUpdatedAtOrBuilder();
+
+  /**
+   * <pre>
+   * The id of the keyspace the key belongs to.
+   * </pre>
+   *
+   * <code>string keyspace_id = 17;</code>
+   * @return The keyspaceId.
+   */
+  java.lang.String getKeyspaceId();
+  /**
+   * <pre>
+   * The id of the keyspace the key belongs to.
+   * </pre>
+   *
+   * <code>string keyspace_id = 17;</code>
+   * @return The bytes for keyspaceId.
+   */
+  com.google.protobuf.ByteString
+      getKeyspaceIdBytes();
 }

@@ -7,8 +7,11 @@ import static io.grpc.MethodDescriptor.generateFullMethodName;
  * KeyService answers "is this API key valid, and whose is it?" and lets
  * administrators create, inspect, list, update, rotate and revoke keys, and
  * read the audit trail of those changes.
- * Validate may be called by any caller. Every other method needs an admin
- * token: `authorization: Bearer &lt;token&gt;`.
+ * Every method needs a credential with its permission (`authorization:
+ * Bearer &lt;credential&gt;`; see docs/tenancy.md): keys.validate for Validate
+ * (which callers may also call without one unless caller credentials are
+ * required), keys.read, keys.create, ... for the others. A credential bound
+ * to keyspaces sees only their keys.
  * </pre>
  */
 @javax.annotation.Generated(
@@ -270,6 +273,223 @@ public final class KeyServiceGrpc {
     return getListAuditEventsMethod;
   }
 
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.CreateKeyspaceRequest,
+      dev.keyservice.v1.CreateKeyspaceResponse> getCreateKeyspaceMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "CreateKeyspace",
+      requestType = dev.keyservice.v1.CreateKeyspaceRequest.class,
+      responseType = dev.keyservice.v1.CreateKeyspaceResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.CreateKeyspaceRequest,
+      dev.keyservice.v1.CreateKeyspaceResponse> getCreateKeyspaceMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.CreateKeyspaceRequest, dev.keyservice.v1.CreateKeyspaceResponse> getCreateKeyspaceMethod;
+    if ((getCreateKeyspaceMethod = KeyServiceGrpc.getCreateKeyspaceMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getCreateKeyspaceMethod = KeyServiceGrpc.getCreateKeyspaceMethod) == null) {
+          KeyServiceGrpc.getCreateKeyspaceMethod = getCreateKeyspaceMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.CreateKeyspaceRequest, dev.keyservice.v1.CreateKeyspaceResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "CreateKeyspace"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.CreateKeyspaceRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.CreateKeyspaceResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("CreateKeyspace"))
+              .build();
+        }
+      }
+    }
+    return getCreateKeyspaceMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.GetKeyspaceRequest,
+      dev.keyservice.v1.GetKeyspaceResponse> getGetKeyspaceMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "GetKeyspace",
+      requestType = dev.keyservice.v1.GetKeyspaceRequest.class,
+      responseType = dev.keyservice.v1.GetKeyspaceResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.GetKeyspaceRequest,
+      dev.keyservice.v1.GetKeyspaceResponse> getGetKeyspaceMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.GetKeyspaceRequest, dev.keyservice.v1.GetKeyspaceResponse> getGetKeyspaceMethod;
+    if ((getGetKeyspaceMethod = KeyServiceGrpc.getGetKeyspaceMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getGetKeyspaceMethod = KeyServiceGrpc.getGetKeyspaceMethod) == null) {
+          KeyServiceGrpc.getGetKeyspaceMethod = getGetKeyspaceMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.GetKeyspaceRequest, dev.keyservice.v1.GetKeyspaceResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "GetKeyspace"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.GetKeyspaceRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.GetKeyspaceResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("GetKeyspace"))
+              .build();
+        }
+      }
+    }
+    return getGetKeyspaceMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.ListKeyspacesRequest,
+      dev.keyservice.v1.ListKeyspacesResponse> getListKeyspacesMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "ListKeyspaces",
+      requestType = dev.keyservice.v1.ListKeyspacesRequest.class,
+      responseType = dev.keyservice.v1.ListKeyspacesResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.ListKeyspacesRequest,
+      dev.keyservice.v1.ListKeyspacesResponse> getListKeyspacesMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.ListKeyspacesRequest, dev.keyservice.v1.ListKeyspacesResponse> getListKeyspacesMethod;
+    if ((getListKeyspacesMethod = KeyServiceGrpc.getListKeyspacesMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getListKeyspacesMethod = KeyServiceGrpc.getListKeyspacesMethod) == null) {
+          KeyServiceGrpc.getListKeyspacesMethod = getListKeyspacesMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.ListKeyspacesRequest, dev.keyservice.v1.ListKeyspacesResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "ListKeyspaces"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.ListKeyspacesRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.ListKeyspacesResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("ListKeyspaces"))
+              .build();
+        }
+      }
+    }
+    return getListKeyspacesMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.UpdateKeyspaceRequest,
+      dev.keyservice.v1.UpdateKeyspaceResponse> getUpdateKeyspaceMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "UpdateKeyspace",
+      requestType = dev.keyservice.v1.UpdateKeyspaceRequest.class,
+      responseType = dev.keyservice.v1.UpdateKeyspaceResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.UpdateKeyspaceRequest,
+      dev.keyservice.v1.UpdateKeyspaceResponse> getUpdateKeyspaceMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.UpdateKeyspaceRequest, dev.keyservice.v1.UpdateKeyspaceResponse> getUpdateKeyspaceMethod;
+    if ((getUpdateKeyspaceMethod = KeyServiceGrpc.getUpdateKeyspaceMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getUpdateKeyspaceMethod = KeyServiceGrpc.getUpdateKeyspaceMethod) == null) {
+          KeyServiceGrpc.getUpdateKeyspaceMethod = getUpdateKeyspaceMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.UpdateKeyspaceRequest, dev.keyservice.v1.UpdateKeyspaceResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "UpdateKeyspace"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.UpdateKeyspaceRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.UpdateKeyspaceResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("UpdateKeyspace"))
+              .build();
+        }
+      }
+    }
+    return getUpdateKeyspaceMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.CreateCredentialRequest,
+      dev.keyservice.v1.CreateCredentialResponse> getCreateCredentialMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "CreateCredential",
+      requestType = dev.keyservice.v1.CreateCredentialRequest.class,
+      responseType = dev.keyservice.v1.CreateCredentialResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.CreateCredentialRequest,
+      dev.keyservice.v1.CreateCredentialResponse> getCreateCredentialMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.CreateCredentialRequest, dev.keyservice.v1.CreateCredentialResponse> getCreateCredentialMethod;
+    if ((getCreateCredentialMethod = KeyServiceGrpc.getCreateCredentialMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getCreateCredentialMethod = KeyServiceGrpc.getCreateCredentialMethod) == null) {
+          KeyServiceGrpc.getCreateCredentialMethod = getCreateCredentialMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.CreateCredentialRequest, dev.keyservice.v1.CreateCredentialResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "CreateCredential"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.CreateCredentialRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.CreateCredentialResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("CreateCredential"))
+              .build();
+        }
+      }
+    }
+    return getCreateCredentialMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.ListCredentialsRequest,
+      dev.keyservice.v1.ListCredentialsResponse> getListCredentialsMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "ListCredentials",
+      requestType = dev.keyservice.v1.ListCredentialsRequest.class,
+      responseType = dev.keyservice.v1.ListCredentialsResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.ListCredentialsRequest,
+      dev.keyservice.v1.ListCredentialsResponse> getListCredentialsMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.ListCredentialsRequest, dev.keyservice.v1.ListCredentialsResponse> getListCredentialsMethod;
+    if ((getListCredentialsMethod = KeyServiceGrpc.getListCredentialsMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getListCredentialsMethod = KeyServiceGrpc.getListCredentialsMethod) == null) {
+          KeyServiceGrpc.getListCredentialsMethod = getListCredentialsMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.ListCredentialsRequest, dev.keyservice.v1.ListCredentialsResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "ListCredentials"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.ListCredentialsRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.ListCredentialsResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("ListCredentials"))
+              .build();
+        }
+      }
+    }
+    return getListCredentialsMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.RevokeCredentialRequest,
+      dev.keyservice.v1.RevokeCredentialResponse> getRevokeCredentialMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "RevokeCredential",
+      requestType = dev.keyservice.v1.RevokeCredentialRequest.class,
+      responseType = dev.keyservice.v1.RevokeCredentialResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.RevokeCredentialRequest,
+      dev.keyservice.v1.RevokeCredentialResponse> getRevokeCredentialMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.RevokeCredentialRequest, dev.keyservice.v1.RevokeCredentialResponse> getRevokeCredentialMethod;
+    if ((getRevokeCredentialMethod = KeyServiceGrpc.getRevokeCredentialMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getRevokeCredentialMethod = KeyServiceGrpc.getRevokeCredentialMethod) == null) {
+          KeyServiceGrpc.getRevokeCredentialMethod = getRevokeCredentialMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.RevokeCredentialRequest, dev.keyservice.v1.RevokeCredentialResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "RevokeCredential"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.RevokeCredentialRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.RevokeCredentialResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("RevokeCredential"))
+              .build();
+        }
+      }
+    }
+    return getRevokeCredentialMethod;
+  }
+
   /**
    * Creates a new async stub that supports all call types for the service
    */
@@ -319,8 +539,11 @@ public final class KeyServiceGrpc {
    * KeyService answers "is this API key valid, and whose is it?" and lets
    * administrators create, inspect, list, update, rotate and revoke keys, and
    * read the audit trail of those changes.
-   * Validate may be called by any caller. Every other method needs an admin
-   * token: `authorization: Bearer &lt;token&gt;`.
+   * Every method needs a credential with its permission (`authorization:
+   * Bearer &lt;credential&gt;`; see docs/tenancy.md): keys.validate for Validate
+   * (which callers may also call without one unless caller credentials are
+   * required), keys.read, keys.create, ... for the others. A credential bound
+   * to keyspaces sees only their keys.
    * </pre>
    */
   public static abstract class KeyServiceImplBase implements io.grpc.BindableService {
@@ -416,6 +639,83 @@ public final class KeyServiceGrpc {
       io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getListAuditEventsMethod(), responseObserver);
     }
 
+    /**
+     * <pre>
+     * CreateKeyspace creates a keyspace: a product whose keys have their own
+     * prefix and defaults, and are never valid for another keyspace.
+     * </pre>
+     */
+    public void createKeyspace(dev.keyservice.v1.CreateKeyspaceRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.CreateKeyspaceResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getCreateKeyspaceMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * GetKeyspace returns a keyspace by id or name.
+     * </pre>
+     */
+    public void getKeyspace(dev.keyservice.v1.GetKeyspaceRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.GetKeyspaceResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getGetKeyspaceMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * ListKeyspaces lists the keyspaces the credential may see, oldest first.
+     * </pre>
+     */
+    public void listKeyspaces(dev.keyservice.v1.ListKeyspacesRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.ListKeyspacesResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getListKeyspacesMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * UpdateKeyspace changes the fields of a keyspace named in update_mask:
+     * name, default_format, default_rate_limit, default_expiry,
+     * default_scopes. The prefix never changes (keys carry it).
+     * </pre>
+     */
+    public void updateKeyspace(dev.keyservice.v1.UpdateKeyspaceRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.UpdateKeyspaceResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getUpdateKeyspaceMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * CreateCredential creates a credential and returns its secret, once.
+     * A credential may only create credentials with a subset of its own
+     * permissions and keyspaces, expiring no later than itself.
+     * </pre>
+     */
+    public void createCredential(dev.keyservice.v1.CreateCredentialRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.CreateCredentialResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getCreateCredentialMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * ListCredentials lists stored credentials (never their secrets), oldest
+     * first: those within the calling credential's keyspaces.
+     * </pre>
+     */
+    public void listCredentials(dev.keyservice.v1.ListCredentialsRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.ListCredentialsResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getListCredentialsMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * RevokeCredential revokes a stored credential: every replica refuses it
+     * within 100 ms. It is idempotent.
+     * </pre>
+     */
+    public void revokeCredential(dev.keyservice.v1.RevokeCredentialRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.RevokeCredentialResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getRevokeCredentialMethod(), responseObserver);
+    }
+
     @java.lang.Override public final io.grpc.ServerServiceDefinition bindService() {
       return io.grpc.ServerServiceDefinition.builder(getServiceDescriptor())
           .addMethod(
@@ -474,6 +774,55 @@ public final class KeyServiceGrpc {
                 dev.keyservice.v1.ListAuditEventsRequest,
                 dev.keyservice.v1.ListAuditEventsResponse>(
                   this, METHODID_LIST_AUDIT_EVENTS)))
+          .addMethod(
+            getCreateKeyspaceMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.CreateKeyspaceRequest,
+                dev.keyservice.v1.CreateKeyspaceResponse>(
+                  this, METHODID_CREATE_KEYSPACE)))
+          .addMethod(
+            getGetKeyspaceMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.GetKeyspaceRequest,
+                dev.keyservice.v1.GetKeyspaceResponse>(
+                  this, METHODID_GET_KEYSPACE)))
+          .addMethod(
+            getListKeyspacesMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.ListKeyspacesRequest,
+                dev.keyservice.v1.ListKeyspacesResponse>(
+                  this, METHODID_LIST_KEYSPACES)))
+          .addMethod(
+            getUpdateKeyspaceMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.UpdateKeyspaceRequest,
+                dev.keyservice.v1.UpdateKeyspaceResponse>(
+                  this, METHODID_UPDATE_KEYSPACE)))
+          .addMethod(
+            getCreateCredentialMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.CreateCredentialRequest,
+                dev.keyservice.v1.CreateCredentialResponse>(
+                  this, METHODID_CREATE_CREDENTIAL)))
+          .addMethod(
+            getListCredentialsMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.ListCredentialsRequest,
+                dev.keyservice.v1.ListCredentialsResponse>(
+                  this, METHODID_LIST_CREDENTIALS)))
+          .addMethod(
+            getRevokeCredentialMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.RevokeCredentialRequest,
+                dev.keyservice.v1.RevokeCredentialResponse>(
+                  this, METHODID_REVOKE_CREDENTIAL)))
           .build();
     }
   }
@@ -483,8 +832,11 @@ public final class KeyServiceGrpc {
    * KeyService answers "is this API key valid, and whose is it?" and lets
    * administrators create, inspect, list, update, rotate and revoke keys, and
    * read the audit trail of those changes.
-   * Validate may be called by any caller. Every other method needs an admin
-   * token: `authorization: Bearer &lt;token&gt;`.
+   * Every method needs a credential with its permission (`authorization:
+   * Bearer &lt;credential&gt;`; see docs/tenancy.md): keys.validate for Validate
+   * (which callers may also call without one unless caller credentials are
+   * required), keys.read, keys.create, ... for the others. A credential bound
+   * to keyspaces sees only their keys.
    * </pre>
    */
   public static final class KeyServiceStub extends io.grpc.stub.AbstractAsyncStub<KeyServiceStub> {
@@ -597,6 +949,90 @@ public final class KeyServiceGrpc {
       io.grpc.stub.ClientCalls.asyncUnaryCall(
           getChannel().newCall(getListAuditEventsMethod(), getCallOptions()), request, responseObserver);
     }
+
+    /**
+     * <pre>
+     * CreateKeyspace creates a keyspace: a product whose keys have their own
+     * prefix and defaults, and are never valid for another keyspace.
+     * </pre>
+     */
+    public void createKeyspace(dev.keyservice.v1.CreateKeyspaceRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.CreateKeyspaceResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getCreateKeyspaceMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * GetKeyspace returns a keyspace by id or name.
+     * </pre>
+     */
+    public void getKeyspace(dev.keyservice.v1.GetKeyspaceRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.GetKeyspaceResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getGetKeyspaceMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * ListKeyspaces lists the keyspaces the credential may see, oldest first.
+     * </pre>
+     */
+    public void listKeyspaces(dev.keyservice.v1.ListKeyspacesRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.ListKeyspacesResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getListKeyspacesMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * UpdateKeyspace changes the fields of a keyspace named in update_mask:
+     * name, default_format, default_rate_limit, default_expiry,
+     * default_scopes. The prefix never changes (keys carry it).
+     * </pre>
+     */
+    public void updateKeyspace(dev.keyservice.v1.UpdateKeyspaceRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.UpdateKeyspaceResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getUpdateKeyspaceMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * CreateCredential creates a credential and returns its secret, once.
+     * A credential may only create credentials with a subset of its own
+     * permissions and keyspaces, expiring no later than itself.
+     * </pre>
+     */
+    public void createCredential(dev.keyservice.v1.CreateCredentialRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.CreateCredentialResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getCreateCredentialMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * ListCredentials lists stored credentials (never their secrets), oldest
+     * first: those within the calling credential's keyspaces.
+     * </pre>
+     */
+    public void listCredentials(dev.keyservice.v1.ListCredentialsRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.ListCredentialsResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getListCredentialsMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * RevokeCredential revokes a stored credential: every replica refuses it
+     * within 100 ms. It is idempotent.
+     * </pre>
+     */
+    public void revokeCredential(dev.keyservice.v1.RevokeCredentialRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.RevokeCredentialResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getRevokeCredentialMethod(), getCallOptions()), request, responseObserver);
+    }
   }
 
   /**
@@ -604,8 +1040,11 @@ public final class KeyServiceGrpc {
    * KeyService answers "is this API key valid, and whose is it?" and lets
    * administrators create, inspect, list, update, rotate and revoke keys, and
    * read the audit trail of those changes.
-   * Validate may be called by any caller. Every other method needs an admin
-   * token: `authorization: Bearer &lt;token&gt;`.
+   * Every method needs a credential with its permission (`authorization:
+   * Bearer &lt;credential&gt;`; see docs/tenancy.md): keys.validate for Validate
+   * (which callers may also call without one unless caller credentials are
+   * required), keys.read, keys.create, ... for the others. A credential bound
+   * to keyspaces sees only their keys.
    * </pre>
    */
   public static final class KeyServiceBlockingStub extends io.grpc.stub.AbstractBlockingStub<KeyServiceBlockingStub> {
@@ -710,6 +1149,83 @@ public final class KeyServiceGrpc {
       return io.grpc.stub.ClientCalls.blockingUnaryCall(
           getChannel(), getListAuditEventsMethod(), getCallOptions(), request);
     }
+
+    /**
+     * <pre>
+     * CreateKeyspace creates a keyspace: a product whose keys have their own
+     * prefix and defaults, and are never valid for another keyspace.
+     * </pre>
+     */
+    public dev.keyservice.v1.CreateKeyspaceResponse createKeyspace(dev.keyservice.v1.CreateKeyspaceRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getCreateKeyspaceMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * GetKeyspace returns a keyspace by id or name.
+     * </pre>
+     */
+    public dev.keyservice.v1.GetKeyspaceResponse getKeyspace(dev.keyservice.v1.GetKeyspaceRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getGetKeyspaceMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * ListKeyspaces lists the keyspaces the credential may see, oldest first.
+     * </pre>
+     */
+    public dev.keyservice.v1.ListKeyspacesResponse listKeyspaces(dev.keyservice.v1.ListKeyspacesRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getListKeyspacesMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * UpdateKeyspace changes the fields of a keyspace named in update_mask:
+     * name, default_format, default_rate_limit, default_expiry,
+     * default_scopes. The prefix never changes (keys carry it).
+     * </pre>
+     */
+    public dev.keyservice.v1.UpdateKeyspaceResponse updateKeyspace(dev.keyservice.v1.UpdateKeyspaceRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getUpdateKeyspaceMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * CreateCredential creates a credential and returns its secret, once.
+     * A credential may only create credentials with a subset of its own
+     * permissions and keyspaces, expiring no later than itself.
+     * </pre>
+     */
+    public dev.keyservice.v1.CreateCredentialResponse createCredential(dev.keyservice.v1.CreateCredentialRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getCreateCredentialMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * ListCredentials lists stored credentials (never their secrets), oldest
+     * first: those within the calling credential's keyspaces.
+     * </pre>
+     */
+    public dev.keyservice.v1.ListCredentialsResponse listCredentials(dev.keyservice.v1.ListCredentialsRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getListCredentialsMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * RevokeCredential revokes a stored credential: every replica refuses it
+     * within 100 ms. It is idempotent.
+     * </pre>
+     */
+    public dev.keyservice.v1.RevokeCredentialResponse revokeCredential(dev.keyservice.v1.RevokeCredentialRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getRevokeCredentialMethod(), getCallOptions(), request);
+    }
   }
 
   /**
@@ -717,8 +1233,11 @@ public final class KeyServiceGrpc {
    * KeyService answers "is this API key valid, and whose is it?" and lets
    * administrators create, inspect, list, update, rotate and revoke keys, and
    * read the audit trail of those changes.
-   * Validate may be called by any caller. Every other method needs an admin
-   * token: `authorization: Bearer &lt;token&gt;`.
+   * Every method needs a credential with its permission (`authorization:
+   * Bearer &lt;credential&gt;`; see docs/tenancy.md): keys.validate for Validate
+   * (which callers may also call without one unless caller credentials are
+   * required), keys.read, keys.create, ... for the others. A credential bound
+   * to keyspaces sees only their keys.
    * </pre>
    */
   public static final class KeyServiceFutureStub extends io.grpc.stub.AbstractFutureStub<KeyServiceFutureStub> {
@@ -831,6 +1350,90 @@ public final class KeyServiceGrpc {
       return io.grpc.stub.ClientCalls.futureUnaryCall(
           getChannel().newCall(getListAuditEventsMethod(), getCallOptions()), request);
     }
+
+    /**
+     * <pre>
+     * CreateKeyspace creates a keyspace: a product whose keys have their own
+     * prefix and defaults, and are never valid for another keyspace.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.CreateKeyspaceResponse> createKeyspace(
+        dev.keyservice.v1.CreateKeyspaceRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getCreateKeyspaceMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * GetKeyspace returns a keyspace by id or name.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.GetKeyspaceResponse> getKeyspace(
+        dev.keyservice.v1.GetKeyspaceRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getGetKeyspaceMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * ListKeyspaces lists the keyspaces the credential may see, oldest first.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.ListKeyspacesResponse> listKeyspaces(
+        dev.keyservice.v1.ListKeyspacesRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getListKeyspacesMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * UpdateKeyspace changes the fields of a keyspace named in update_mask:
+     * name, default_format, default_rate_limit, default_expiry,
+     * default_scopes. The prefix never changes (keys carry it).
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.UpdateKeyspaceResponse> updateKeyspace(
+        dev.keyservice.v1.UpdateKeyspaceRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getUpdateKeyspaceMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * CreateCredential creates a credential and returns its secret, once.
+     * A credential may only create credentials with a subset of its own
+     * permissions and keyspaces, expiring no later than itself.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.CreateCredentialResponse> createCredential(
+        dev.keyservice.v1.CreateCredentialRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getCreateCredentialMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * ListCredentials lists stored credentials (never their secrets), oldest
+     * first: those within the calling credential's keyspaces.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.ListCredentialsResponse> listCredentials(
+        dev.keyservice.v1.ListCredentialsRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getListCredentialsMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * RevokeCredential revokes a stored credential: every replica refuses it
+     * within 100 ms. It is idempotent.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.RevokeCredentialResponse> revokeCredential(
+        dev.keyservice.v1.RevokeCredentialRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getRevokeCredentialMethod(), getCallOptions()), request);
+    }
   }
 
   private static final int METHODID_VALIDATE = 0;
@@ -841,6 +1444,13 @@ public final class KeyServiceGrpc {
   private static final int METHODID_UPDATE_KEY = 5;
   private static final int METHODID_ROTATE_KEY = 6;
   private static final int METHODID_LIST_AUDIT_EVENTS = 7;
+  private static final int METHODID_CREATE_KEYSPACE = 8;
+  private static final int METHODID_GET_KEYSPACE = 9;
+  private static final int METHODID_LIST_KEYSPACES = 10;
+  private static final int METHODID_UPDATE_KEYSPACE = 11;
+  private static final int METHODID_CREATE_CREDENTIAL = 12;
+  private static final int METHODID_LIST_CREDENTIALS = 13;
+  private static final int METHODID_REVOKE_CREDENTIAL = 14;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -890,6 +1500,34 @@ public final class KeyServiceGrpc {
         case METHODID_LIST_AUDIT_EVENTS:
           serviceImpl.listAuditEvents((dev.keyservice.v1.ListAuditEventsRequest) request,
               (io.grpc.stub.StreamObserver<dev.keyservice.v1.ListAuditEventsResponse>) responseObserver);
+          break;
+        case METHODID_CREATE_KEYSPACE:
+          serviceImpl.createKeyspace((dev.keyservice.v1.CreateKeyspaceRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.CreateKeyspaceResponse>) responseObserver);
+          break;
+        case METHODID_GET_KEYSPACE:
+          serviceImpl.getKeyspace((dev.keyservice.v1.GetKeyspaceRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.GetKeyspaceResponse>) responseObserver);
+          break;
+        case METHODID_LIST_KEYSPACES:
+          serviceImpl.listKeyspaces((dev.keyservice.v1.ListKeyspacesRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.ListKeyspacesResponse>) responseObserver);
+          break;
+        case METHODID_UPDATE_KEYSPACE:
+          serviceImpl.updateKeyspace((dev.keyservice.v1.UpdateKeyspaceRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.UpdateKeyspaceResponse>) responseObserver);
+          break;
+        case METHODID_CREATE_CREDENTIAL:
+          serviceImpl.createCredential((dev.keyservice.v1.CreateCredentialRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.CreateCredentialResponse>) responseObserver);
+          break;
+        case METHODID_LIST_CREDENTIALS:
+          serviceImpl.listCredentials((dev.keyservice.v1.ListCredentialsRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.ListCredentialsResponse>) responseObserver);
+          break;
+        case METHODID_REVOKE_CREDENTIAL:
+          serviceImpl.revokeCredential((dev.keyservice.v1.RevokeCredentialRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.RevokeCredentialResponse>) responseObserver);
           break;
         default:
           throw new AssertionError();
@@ -960,6 +1598,13 @@ public final class KeyServiceGrpc {
               .addMethod(getUpdateKeyMethod())
               .addMethod(getRotateKeyMethod())
               .addMethod(getListAuditEventsMethod())
+              .addMethod(getCreateKeyspaceMethod())
+              .addMethod(getGetKeyspaceMethod())
+              .addMethod(getListKeyspacesMethod())
+              .addMethod(getUpdateKeyspaceMethod())
+              .addMethod(getCreateCredentialMethod())
+              .addMethod(getListCredentialsMethod())
+              .addMethod(getRevokeCredentialMethod())
               .build();
         }
       }

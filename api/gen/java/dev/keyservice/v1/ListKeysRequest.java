@@ -22,6 +22,7 @@ private static final long serialVersionUID = 0L;
   private ListKeysRequest() {
     owner_ = "";
     pageToken_ = "";
+    keyspace_ = "";
   }
 
   @java.lang.Override
@@ -158,6 +159,55 @@ private static final long serialVersionUID = 0L;
     }
   }
 
+  public static final int KEYSPACE_FIELD_NUMBER = 4;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object keyspace_ = "";
+  /**
+   * <pre>
+   * Only keys of this keyspace (name or id); empty for every keyspace the
+   * credential may see.
+   * </pre>
+   *
+   * <code>string keyspace = 4;</code>
+   * @return The keyspace.
+   */
+  @java.lang.Override
+  public java.lang.String getKeyspace() {
+    java.lang.Object ref = keyspace_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      keyspace_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * Only keys of this keyspace (name or id); empty for every keyspace the
+   * credential may see.
+   * </pre>
+   *
+   * <code>string keyspace = 4;</code>
+   * @return The bytes for keyspace.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getKeyspaceBytes() {
+    java.lang.Object ref = keyspace_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      keyspace_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -181,6 +231,9 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(pageToken_)) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 3, pageToken_);
     }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspace_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 4, keyspace_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -199,6 +252,9 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(pageToken_)) {
       size += com.google.protobuf.GeneratedMessageV3.computeStringSize(3, pageToken_);
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspace_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(4, keyspace_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -221,6 +277,8 @@ private static final long serialVersionUID = 0L;
         != other.getPageSize()) return false;
     if (!getPageToken()
         .equals(other.getPageToken())) return false;
+    if (!getKeyspace()
+        .equals(other.getKeyspace())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -238,6 +296,8 @@ private static final long serialVersionUID = 0L;
     hash = (53 * hash) + getPageSize();
     hash = (37 * hash) + PAGE_TOKEN_FIELD_NUMBER;
     hash = (53 * hash) + getPageToken().hashCode();
+    hash = (37 * hash) + KEYSPACE_FIELD_NUMBER;
+    hash = (53 * hash) + getKeyspace().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -374,6 +434,7 @@ private static final long serialVersionUID = 0L;
       owner_ = "";
       pageSize_ = 0;
       pageToken_ = "";
+      keyspace_ = "";
       return this;
     }
 
@@ -415,6 +476,9 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000004) != 0)) {
         result.pageToken_ = pageToken_;
+      }
+      if (((from_bitField0_ & 0x00000008) != 0)) {
+        result.keyspace_ = keyspace_;
       }
     }
 
@@ -475,6 +539,11 @@ private static final long serialVersionUID = 0L;
         bitField0_ |= 0x00000004;
         onChanged();
       }
+      if (!other.getKeyspace().isEmpty()) {
+        keyspace_ = other.keyspace_;
+        bitField0_ |= 0x00000008;
+        onChanged();
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -516,6 +585,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000004;
               break;
             } // case 26
+            case 34: {
+              keyspace_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000008;
+              break;
+            } // case 34
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -757,6 +831,103 @@ private static final long serialVersionUID = 0L;
       checkByteStringIsUtf8(value);
       pageToken_ = value;
       bitField0_ |= 0x00000004;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object keyspace_ = "";
+    /**
+     * <pre>
+     * Only keys of this keyspace (name or id); empty for every keyspace the
+     * credential may see.
+     * </pre>
+     *
+     * <code>string keyspace = 4;</code>
+     * @return The keyspace.
+     */
+    public java.lang.String getKeyspace() {
+      java.lang.Object ref = keyspace_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        keyspace_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Only keys of this keyspace (name or id); empty for every keyspace the
+     * credential may see.
+     * </pre>
+     *
+     * <code>string keyspace = 4;</code>
+     * @return The bytes for keyspace.
+     */
+    public com.google.protobuf.ByteString
+        getKeyspaceBytes() {
+      java.lang.Object ref = keyspace_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        keyspace_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Only keys of this keyspace (name or id); empty for every keyspace the
+     * credential may see.
+     * </pre>
+     *
+     * <code>string keyspace = 4;</code>
+     * @param value The keyspace to set.
+     * @return This builder for chaining.
+     */
+    public Builder setKeyspace(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      keyspace_ = value;
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Only keys of this keyspace (name or id); empty for every keyspace the
+     * credential may see.
+     * </pre>
+     *
+     * <code>string keyspace = 4;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearKeyspace() {
+      keyspace_ = getDefaultInstance().getKeyspace();
+      bitField0_ = (bitField0_ & ~0x00000008);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Only keys of this keyspace (name or id); empty for every keyspace the
+     * credential may see.
+     * </pre>
+     *
+     * <code>string keyspace = 4;</code>
+     * @param value The bytes for keyspace to set.
+     * @return This builder for chaining.
+     */
+    public Builder setKeyspaceBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      keyspace_ = value;
+      bitField0_ |= 0x00000008;
       onChanged();
       return this;
     }

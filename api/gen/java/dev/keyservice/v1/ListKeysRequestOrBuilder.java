@@ -56,4 +56,26 @@ public interface ListKeysRequestOrBuilder extends
    */
   com.google.protobuf.ByteString
       getPageTokenBytes();
+
+  /**
+   * <pre>
+   * Only keys of this keyspace (name or id); empty for every keyspace the
+   * credential may see.
+   * </pre>
+   *
+   * <code>string keyspace = 4;</code>
+   * @return The keyspace.
+   */
+  java.lang.String getKeyspace();
+  /**
+   * <pre>
+   * Only keys of this keyspace (name or id); empty for every keyspace the
+   * credential may see.
+   * </pre>
+   *
+   * <code>string keyspace = 4;</code>
+   * @return The bytes for keyspace.
+   */
+  com.google.protobuf.ByteString
+      getKeyspaceBytes();
 }

@@ -23,6 +23,7 @@ private static final long serialVersionUID = 0L;
     key_ = "";
     clientIp_ = "";
     requiredScopes_ = com.google.protobuf.LazyStringArrayList.EMPTY;
+    keyspace_ = "";
   }
 
   @java.lang.Override
@@ -248,6 +249,59 @@ private static final long serialVersionUID = 0L;
     return requiredScopes_.getByteString(index);
   }
 
+  public static final int KEYSPACE_FIELD_NUMBER = 5;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object keyspace_ = "";
+  /**
+   * <pre>
+   * Optional: the keyspace (name or id) the key must belong to; a key of
+   * another keyspace is CODE_NOT_FOUND, as an unknown key is. A caller
+   * bound to keyspaces may only name those (else PERMISSION_DENIED), and
+   * its keys are judged within them whether or not it names one.
+   * </pre>
+   *
+   * <code>string keyspace = 5;</code>
+   * @return The keyspace.
+   */
+  @java.lang.Override
+  public java.lang.String getKeyspace() {
+    java.lang.Object ref = keyspace_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      keyspace_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * Optional: the keyspace (name or id) the key must belong to; a key of
+   * another keyspace is CODE_NOT_FOUND, as an unknown key is. A caller
+   * bound to keyspaces may only name those (else PERMISSION_DENIED), and
+   * its keys are judged within them whether or not it names one.
+   * </pre>
+   *
+   * <code>string keyspace = 5;</code>
+   * @return The bytes for keyspace.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getKeyspaceBytes() {
+    java.lang.Object ref = keyspace_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      keyspace_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -273,6 +327,9 @@ private static final long serialVersionUID = 0L;
     }
     for (int i = 0; i < requiredScopes_.size(); i++) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 4, requiredScopes_.getRaw(i));
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspace_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 5, keyspace_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -301,6 +358,9 @@ private static final long serialVersionUID = 0L;
       size += dataSize;
       size += 1 * getRequiredScopesList().size();
     }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspace_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(5, keyspace_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -327,6 +387,8 @@ private static final long serialVersionUID = 0L;
         .equals(other.getClientIp())) return false;
     if (!getRequiredScopesList()
         .equals(other.getRequiredScopesList())) return false;
+    if (!getKeyspace()
+        .equals(other.getKeyspace())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -350,6 +412,8 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + REQUIRED_SCOPES_FIELD_NUMBER;
       hash = (53 * hash) + getRequiredScopesList().hashCode();
     }
+    hash = (37 * hash) + KEYSPACE_FIELD_NUMBER;
+    hash = (53 * hash) + getKeyspace().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -488,6 +552,7 @@ private static final long serialVersionUID = 0L;
       clientIp_ = "";
       requiredScopes_ = com.google.protobuf.LazyStringArrayList.EMPTY;
       bitField0_ = (bitField0_ & ~0x00000008);
+      keyspace_ = "";
       return this;
     }
 
@@ -540,6 +605,9 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000004) != 0)) {
         result.clientIp_ = clientIp_;
+      }
+      if (((from_bitField0_ & 0x00000010) != 0)) {
+        result.keyspace_ = keyspace_;
       }
       result.bitField0_ |= to_bitField0_;
     }
@@ -611,6 +679,11 @@ private static final long serialVersionUID = 0L;
         }
         onChanged();
       }
+      if (!other.getKeyspace().isEmpty()) {
+        keyspace_ = other.keyspace_;
+        bitField0_ |= 0x00000010;
+        onChanged();
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -658,6 +731,11 @@ private static final long serialVersionUID = 0L;
               requiredScopes_.add(s);
               break;
             } // case 34
+            case 42: {
+              keyspace_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000010;
+              break;
+            } // case 42
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1108,6 +1186,113 @@ private static final long serialVersionUID = 0L;
       checkByteStringIsUtf8(value);
       ensureRequiredScopesIsMutable();
       requiredScopes_.add(value);
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object keyspace_ = "";
+    /**
+     * <pre>
+     * Optional: the keyspace (name or id) the key must belong to; a key of
+     * another keyspace is CODE_NOT_FOUND, as an unknown key is. A caller
+     * bound to keyspaces may only name those (else PERMISSION_DENIED), and
+     * its keys are judged within them whether or not it names one.
+     * </pre>
+     *
+     * <code>string keyspace = 5;</code>
+     * @return The keyspace.
+     */
+    public java.lang.String getKeyspace() {
+      java.lang.Object ref = keyspace_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        keyspace_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Optional: the keyspace (name or id) the key must belong to; a key of
+     * another keyspace is CODE_NOT_FOUND, as an unknown key is. A caller
+     * bound to keyspaces may only name those (else PERMISSION_DENIED), and
+     * its keys are judged within them whether or not it names one.
+     * </pre>
+     *
+     * <code>string keyspace = 5;</code>
+     * @return The bytes for keyspace.
+     */
+    public com.google.protobuf.ByteString
+        getKeyspaceBytes() {
+      java.lang.Object ref = keyspace_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        keyspace_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Optional: the keyspace (name or id) the key must belong to; a key of
+     * another keyspace is CODE_NOT_FOUND, as an unknown key is. A caller
+     * bound to keyspaces may only name those (else PERMISSION_DENIED), and
+     * its keys are judged within them whether or not it names one.
+     * </pre>
+     *
+     * <code>string keyspace = 5;</code>
+     * @param value The keyspace to set.
+     * @return This builder for chaining.
+     */
+    public Builder setKeyspace(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      keyspace_ = value;
+      bitField0_ |= 0x00000010;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: the keyspace (name or id) the key must belong to; a key of
+     * another keyspace is CODE_NOT_FOUND, as an unknown key is. A caller
+     * bound to keyspaces may only name those (else PERMISSION_DENIED), and
+     * its keys are judged within them whether or not it names one.
+     * </pre>
+     *
+     * <code>string keyspace = 5;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearKeyspace() {
+      keyspace_ = getDefaultInstance().getKeyspace();
+      bitField0_ = (bitField0_ & ~0x00000010);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: the keyspace (name or id) the key must belong to; a key of
+     * another keyspace is CODE_NOT_FOUND, as an unknown key is. A caller
+     * bound to keyspaces may only name those (else PERMISSION_DENIED), and
+     * its keys are judged within them whether or not it names one.
+     * </pre>
+     *
+     * <code>string keyspace = 5;</code>
+     * @param value The bytes for keyspace to set.
+     * @return This builder for chaining.
+     */
+    public Builder setKeyspaceBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      keyspace_ = value;
+      bitField0_ |= 0x00000010;
       onChanged();
       return this;
     }

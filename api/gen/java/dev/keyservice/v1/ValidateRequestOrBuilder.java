@@ -130,4 +130,30 @@ public interface ValidateRequestOrBuilder extends
    */
   com.google.protobuf.ByteString
       getRequiredScopesBytes(int index);
+
+  /**
+   * <pre>
+   * Optional: the keyspace (name or id) the key must belong to; a key of
+   * another keyspace is CODE_NOT_FOUND, as an unknown key is. A caller
+   * bound to keyspaces may only name those (else PERMISSION_DENIED), and
+   * its keys are judged within them whether or not it names one.
+   * </pre>
+   *
+   * <code>string keyspace = 5;</code>
+   * @return The keyspace.
+   */
+  java.lang.String getKeyspace();
+  /**
+   * <pre>
+   * Optional: the keyspace (name or id) the key must belong to; a key of
+   * another keyspace is CODE_NOT_FOUND, as an unknown key is. A caller
+   * bound to keyspaces may only name those (else PERMISSION_DENIED), and
+   * its keys are judged within them whether or not it names one.
+   * </pre>
+   *
+   * <code>string keyspace = 5;</code>
+   * @return The bytes for keyspace.
+   */
+  com.google.protobuf.ByteString
+      getKeyspaceBytes();
 }
