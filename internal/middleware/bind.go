@@ -70,3 +70,31 @@ func (c *bound) RotateKey(ctx context.Context, r *keyservicev1.RotateKeyRequest)
 func (c *bound) ListAuditEvents(ctx context.Context, r *keyservicev1.ListAuditEventsRequest) (*keyservicev1.ListAuditEventsResponse, error) {
 	return invoke(ctx, c, keyservicev1.KeyService_ListAuditEvents_FullMethodName, r, c.srv.ListAuditEvents)
 }
+
+func (c *bound) CreateKeyspace(ctx context.Context, r *keyservicev1.CreateKeyspaceRequest) (*keyservicev1.CreateKeyspaceResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_CreateKeyspace_FullMethodName, r, c.srv.CreateKeyspace)
+}
+
+func (c *bound) GetKeyspace(ctx context.Context, r *keyservicev1.GetKeyspaceRequest) (*keyservicev1.GetKeyspaceResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_GetKeyspace_FullMethodName, r, c.srv.GetKeyspace)
+}
+
+func (c *bound) ListKeyspaces(ctx context.Context, r *keyservicev1.ListKeyspacesRequest) (*keyservicev1.ListKeyspacesResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_ListKeyspaces_FullMethodName, r, c.srv.ListKeyspaces)
+}
+
+func (c *bound) UpdateKeyspace(ctx context.Context, r *keyservicev1.UpdateKeyspaceRequest) (*keyservicev1.UpdateKeyspaceResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_UpdateKeyspace_FullMethodName, r, c.srv.UpdateKeyspace)
+}
+
+func (c *bound) CreateCredential(ctx context.Context, r *keyservicev1.CreateCredentialRequest) (*keyservicev1.CreateCredentialResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_CreateCredential_FullMethodName, r, c.srv.CreateCredential)
+}
+
+func (c *bound) ListCredentials(ctx context.Context, r *keyservicev1.ListCredentialsRequest) (*keyservicev1.ListCredentialsResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_ListCredentials_FullMethodName, r, c.srv.ListCredentials)
+}
+
+func (c *bound) RevokeCredential(ctx context.Context, r *keyservicev1.RevokeCredentialRequest) (*keyservicev1.RevokeCredentialResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_RevokeCredential_FullMethodName, r, c.srv.RevokeCredential)
+}

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -196,6 +197,9 @@ func (s *Service) RotateKey(ctx context.Context, req *keyservicev1.RotateKeyRequ
 			return nil, invalid("grace_period", "must be between 0s and 30 days (2592000s), got %s", grace)
 		}
 	}
+	if f := req.GetFormat(); f != keyservicev1.Format_FORMAT_UNSPECIFIED && f != keyservicev1.Format_FORMAT_CHECKSUM && f != keyservicev1.Format_FORMAT_SIGNED {
+		return nil, invalid("format", "must be FORMAT_CHECKSUM or FORMAT_SIGNED, got %d", f)
+	}
 	// The new key is of the old one's keyspace: its prefix makes the secret.
 	old, err := s.keys.GetKey(ctx, id)
 	if err != nil {
@@ -204,7 +208,7 @@ func (s *Service) RotateKey(ctx context.Context, req *keyservicev1.RotateKeyRequ
 	if c := apikey.CredentialOf(ctx); c != nil && !c.InKeyspace(old.KeyspaceID) {
 		return nil, apikey.ErrNotFound
 	}
-	ks, ok := s.tenancy.Current().KeyspaceByID(old.KeyspaceID)
+	ks, ok := s.tenancy.Current().KeyspaceByID(cmp.Or(old.KeyspaceID, apikey.DefaultKeyspaceID))
 	if !ok {
 		return nil, fmt.Errorf("key %s is of keyspace %s, which this replica does not know", id, old.KeyspaceID)
 	}

@@ -2,6 +2,7 @@ package tenancy
 
 import (
 	"crypto/sha256"
+	"fmt"
 
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/perm"
@@ -16,11 +17,15 @@ import (
 func Bootstrap(adminTokens, adminNames []string, perms map[string]perm.Set, callerTokens map[string]string) []apikey.Credential {
 	var out []apikey.Credential
 	for i, tok := range adminTokens {
-		ps, ok := perms[adminNames[i]]
+		name := fmt.Sprintf("admin-%d", i+1)
+		if i < len(adminNames) && adminNames[i] != "" {
+			name = adminNames[i]
+		}
+		ps, ok := perms[name]
 		if !ok {
 			ps = perm.All
 		}
-		out = append(out, apikey.Credential{Name: adminNames[i], Hash: sha256.Sum256([]byte(tok)), Permissions: ps, AllKeyspaces: true, Bootstrap: true})
+		out = append(out, apikey.Credential{Name: name, Hash: sha256.Sum256([]byte(tok)), Permissions: ps, AllKeyspaces: true, Bootstrap: true})
 	}
 	for name, tok := range callerTokens {
 		out = append(out, apikey.Credential{Name: name, Hash: sha256.Sum256([]byte(tok)), Permissions: perm.Of(perm.KeysValidate), AllKeyspaces: true, Bootstrap: true})
