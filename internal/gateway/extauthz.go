@@ -46,7 +46,8 @@ func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 	if key == "" {
 		d = authDecision{status: http.StatusUnauthorized, headers: map[string]string{"WWW-Authenticate": challengeFor(x.keyHeader)}}
 	} else {
-		vreq := &keyservicev1.ValidateRequest{Key: key, RequiredScopes: splitScopes(req.GetAttributes().GetContextExtensions()[RequiredScopesExtension])}
+		ext := req.GetAttributes().GetContextExtensions()
+		vreq := &keyservicev1.ValidateRequest{Key: key, RequiredScopes: splitScopes(ext[RequiredScopesExtension]), Keyspace: ext[KeyspaceExtension]}
 		if a, err := netip.ParseAddr(req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress()); err == nil {
 			vreq.ClientIp = a.Unmap().String()
 		}

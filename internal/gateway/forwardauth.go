@@ -33,6 +33,33 @@ const RequiredScopesHeader = "X-Required-Scopes"
 // comma-separated.
 const RequiredScopesExtension = "required_scopes"
 
+// KeyspaceHeader names the keyspace a route's keys must belong to (its
+// name or id): the gateway in front sets it per route. A key of another
+// keyspace is refused as an unknown key is (401).
+const KeyspaceHeader = "X-Keyspace"
+
+// KeyspaceExtension is the Envoy context extension (per route) with the
+// keyspace a route's keys must belong to.
+const KeyspaceExtension = "keyspace"
+
+// oneKeyspace is the keyspace named by every value of a header (a client's
+// copy and the gateway's must agree); "" with ok when none is named, and
+// !ok when values disagree: then no key may pass (fail closed).
+func oneKeyspace(vs []string) (string, bool) {
+	name := ""
+	for _, v := range vs {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		if name != "" && v != name {
+			return "", false
+		}
+		name = v
+	}
+	return name, true
+}
+
 // splitScopes reads comma-separated scope lists; empty items are skipped.
 // Every value counts: a header sent twice (the client's and the gateway's)
 // can only add requirements, never remove one.
@@ -167,15 +194,21 @@ func keyFrom(get func(string) string, header string) string {
 // X-Key-Id, X-Key-Owner and X-Key-Scopes for a valid key; 401 with
 // WWW-Authenticate for a missing or wrong key; 403 for a key without the
 // scopes named in X-Required-Scopes, or used from outside its allowed
-// addresses; 429 with Retry-After when limited; 503 when the store cannot
+// addresses; a key of another keyspace than X-Keyspace names is 401, as an
+// unknown key; 429 with Retry-After when limited; 503 when the store cannot
 // answer.
 func ForwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []netip.Prefix) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := keyFrom(r.Header.Get, keyHeader)
 		var d authDecision
-		if key == "" {
+		ks, agreed := oneKeyspace(r.Header.Values(KeyspaceHeader))
+		switch {
+		case key == "":
 			d = authDecision{status: http.StatusUnauthorized, headers: map[string]string{"WWW-Authenticate": challengeFor(keyHeader)}}
-		} else {
+		case !agreed:
+			// Two keyspaces named: the key belongs to at most one.
+			d = decide(&keyservicev1.ValidateResponse{Code: keyservicev1.Code_CODE_NOT_FOUND}, nil, keyHeader, nil)
+		default:
 			// The gateway in front is the caller (limited by its token or its
 			// address). The end client it forwards for (the nearest untrusted
 			// X-Forwarded-For address; never X-Real-IP, which a client can send
@@ -183,7 +216,7 @@ func ForwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 			// are held against that end client, not the whole gateway. The
 			// caller limiter believes it only from a gateway with a caller
 			// token or from a trusted proxy.
-			req := &keyservicev1.ValidateRequest{Key: key, RequiredScopes: splitScopes(r.Header.Values(RequiredScopesHeader)...)}
+			req := &keyservicev1.ValidateRequest{Key: key, RequiredScopes: splitScopes(r.Header.Values(RequiredScopesHeader)...), Keyspace: ks}
 			g := caller.HTTPCall{RemoteAddr: r.RemoteAddr}
 			if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 				g.ClientAddr = ap.Addr().Unmap()

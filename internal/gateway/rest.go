@@ -133,11 +133,12 @@ func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 // queryRoutes are the GET routes whose requests take query parameters
 // (checked field by field by strictQuery); any other route with a query
 // string is a 400.
-var queryRoutes = map[string]bool{"/v1/keys": true, "/v1/audit-events": true}
+var queryRoutes = map[string]bool{"/v1/keys": true, "/v1/audit-events": true, "/v1/keyspaces": true, "/v1/credentials": true}
 
 // takesQuery reports whether r's route takes query parameters: the GET
-// routes above, and PATCH /v1/keys/{id} its update_mask and request_id (and
-// nothing else: the key's fields travel in the body).
+// routes above, and PATCH /v1/keys/{id} and /v1/keyspaces/{id} their
+// update_mask and request_id (and nothing else: the fields travel in the
+// body).
 func takesQuery(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet:
@@ -150,7 +151,7 @@ func takesQuery(r *http.Request) bool {
 				return false
 			}
 		}
-		return strings.HasPrefix(r.URL.Path, "/v1/keys/")
+		return strings.HasPrefix(r.URL.Path, "/v1/keys/") || strings.HasPrefix(r.URL.Path, "/v1/keyspaces/")
 	}
 	return false
 }

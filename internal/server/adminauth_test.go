@@ -62,8 +62,8 @@ func TestAdminAuth(t *testing.T) {
 				t.Errorf("gRPC without token: %v, want Unauthenticated", code)
 			}
 			wrong := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+adminToken+"x")
-			if code := status.Code(c.grpc(wrong)); code != codes.PermissionDenied {
-				t.Errorf("gRPC wrong token: %v, want PermissionDenied", code)
+			if code := status.Code(c.grpc(wrong)); code != codes.Unauthenticated {
+				t.Errorf("gRPC wrong token: %v, want Unauthenticated", code)
 			}
 			basic := metadata.AppendToOutgoingContext(ctx, "authorization", "Basic "+adminToken)
 			if code := status.Code(c.grpc(basic)); code != codes.Unauthenticated {
@@ -75,8 +75,8 @@ func TestAdminAuth(t *testing.T) {
 			if code := c.rest(""); code != http.StatusUnauthorized {
 				t.Errorf("REST without token: %d, want 401", code)
 			}
-			if code := c.rest("not-the-token-at-all"); code != http.StatusForbidden {
-				t.Errorf("REST wrong token: %d, want 403", code)
+			if code := c.rest("not-the-token-at-all"); code != http.StatusUnauthorized {
+				t.Errorf("REST wrong token: %d, want 401", code)
 			}
 			if code := c.rest(adminToken); code == http.StatusUnauthorized || code == http.StatusForbidden {
 				t.Errorf("REST right token refused: %d", code)
@@ -93,10 +93,10 @@ func TestNoAdminTokenConfiguredRefusesAdminCalls(t *testing.T) {
 	t.Parallel()
 	e := start(t, withConfig(func(c *config.Config) { c.AdminTokens = nil }))
 	_, err := e.grpc.CreateKey(admin(context.Background()), &keyservicev1.CreateKeyRequest{Name: "n", Owner: "o"})
-	if status.Code(err) != codes.PermissionDenied {
-		t.Fatalf("CreateKey with no configured tokens: %v, want PermissionDenied", err)
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("CreateKey with no configured tokens: %v, want Unauthenticated", err)
 	}
-	if code, _, _ := e.rest(t, "POST", "/v1/keys", adminToken, `{"name":"n","owner":"o"}`); code != http.StatusForbidden {
-		t.Fatalf("REST: %d, want 403", code)
+	if code, _, _ := e.rest(t, "POST", "/v1/keys", adminToken, `{"name":"n","owner":"o"}`); code != http.StatusUnauthorized {
+		t.Fatalf("REST: %d, want 401", code)
 	}
 }

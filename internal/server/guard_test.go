@@ -254,12 +254,12 @@ func TestSuccessfulCallsLogAtDebugAndEveryCallIsCounted(t *testing.T) {
 		t.Fatalf("counted %v unauthenticated CreateKey calls, want 1", n)
 	}
 	// A wrong admin token over REST: counted and timed by the same chain.
-	if c, _, _ := e.rest(t, "GET", "/v1/keys", "not-the-admin-token-0000", ""); c != 403 {
-		t.Fatalf("ListKeys with a wrong token over REST: %d, want 403", c)
+	if c, _, _ := e.rest(t, "GET", "/v1/keys", "not-the-admin-token-0000", ""); c != 401 {
+		t.Fatalf("ListKeys with a wrong token over REST: %d, want 401", c)
 	}
 	for _, series := range []string{
-		`keyservice_rpc_requests_total{code="PermissionDenied",method="/keyservice.v1.KeyService/ListKeys"}`,
-		`keyservice_rpc_duration_seconds{code="PermissionDenied",method="/keyservice.v1.KeyService/ListKeys"}`,
+		`keyservice_rpc_requests_total{code="Unauthenticated",method="/keyservice.v1.KeyService/ListKeys"}`,
+		`keyservice_rpc_duration_seconds{code="Unauthenticated",method="/keyservice.v1.KeyService/ListKeys"}`,
 	} {
 		if n := metricValue(t, e, series); n != 1 {
 			t.Fatalf("%s = %v, want 1", series, n)

@@ -205,6 +205,32 @@ func TestRESTAnswersMatchTheOpenAPIFile(t *testing.T) {
 	c.call("GET", "/v1/audit-events?key_id="+id+"&page_size=2", adminToken, "")
 	c.call("GET", "/v1/audit-events?actor=admin-1", adminToken, "")
 
+	// Keyspaces and credentials, with every field set and unset.
+	code, ks := c.call("POST", "/v1/keyspaces", adminToken, `{"keyspace":{"name":"spec-space","prefix":"spec",
+		"default_format":"FORMAT_CHECKSUM","default_rate_limit":{"limit":"10","period":"1s","burst":"10"},"default_expiry":"3600s","default_scopes":["read"]}}`)
+	if code != 200 {
+		t.Fatalf("CreateKeyspace: %d %v", code, ks)
+	}
+	ksID := field(ks, "keyspace", "id").(string)
+	c.call("GET", "/v1/keyspaces/spec-space", adminToken, "")
+	c.call("GET", "/v1/keyspaces?page_size=1", adminToken, "")
+	if code, v := c.call("PATCH", "/v1/keyspaces/"+ksID+"?update_mask=default_scopes,default_expiry,default_rate_limit", adminToken, `{"default_scopes":[]}`); code != 200 {
+		t.Errorf("UpdateKeyspace: %d %v", code, v)
+	}
+	code, cred := c.call("POST", "/v1/credentials", adminToken, `{"name":"spec-reader","permissions":["keys.read"],"keyspaces":["spec-space"],
+		"expires_at":"2999-01-01T00:00:00Z","rate_limit":{"limit":"5","period":"1s"}}`)
+	if code != 200 {
+		t.Fatalf("CreateCredential: %d %v", code, cred)
+	}
+	c.call("GET", "/v1/credentials", adminToken, "")
+	reader := cred["secret"].(string)
+	if code, v := c.call("POST", "/v1/keys", reader, `{"name":"x","owner":"spec"}`); code != 403 {
+		t.Errorf("CreateKey by a read-only credential: %d %v, want 403", code, v)
+	}
+	if code, v := c.call("POST", "/v1/credentials/"+field(cred, "credential", "id").(string)+":revoke", adminToken, `{}`); code != 200 {
+		t.Errorf("RevokeCredential: %d %v", code, v)
+	}
+
 	// Errors, each with the status its caller meets.
 	for _, tc := range []struct {
 		method, target, token, body string
@@ -214,7 +240,9 @@ func TestRESTAnswersMatchTheOpenAPIFile(t *testing.T) {
 		{"GET", "/v1/keys/not-a-uuid", adminToken, "", 400, false},
 		{"GET", "/v1/keys/00000000-0000-4000-8000-000000000000", adminToken, "", 404, false},
 		{"GET", "/v1/keys", "", "", 401, false},
-		{"GET", "/v1/keys", "wrong-token-0123456789", "", 403, false},
+		{"GET", "/v1/keys", "wrong-token-0123456789", "", 401, false},
+		{"GET", "/v1/keyspaces/no-such-space", adminToken, "", 404, false},
+		{"POST", "/v1/keyspaces", adminToken, `{"keyspace":{"name":"spec-space","prefix":"spec2"}}`, 409, false},
 		{"POST", "/v1/keys", adminToken, `{"name":"x","owner":"spec","colour":"red"}`, 400, true},
 		{"PATCH", "/v1/keys/" + id + "?update_mask=name", adminToken, `{"name":"after revoke"}`, 400, false},
 		{"POST", "/v1/keys", adminToken, `{"name":"other","owner":"spec","request_id":"6f1d3c2a-9b8e-4d7f-a6c5-1e2d3f4a5b6c"}`, 409, false},

@@ -104,6 +104,10 @@ func (s *Service) CreateCredential(ctx context.Context, req *keyservicev1.Create
 	if nc.ExpiresAt, err = checkExpiry(req.GetExpiresAt(), s.now(), true); err != nil {
 		return nil, err
 	}
+	if nc.ExpiresAt != nil {
+		t := nc.ExpiresAt.Truncate(time.Microsecond) // as it is stored
+		nc.ExpiresAt = &t
+	}
 	if me.ExpiresAt != nil && (nc.ExpiresAt == nil || nc.ExpiresAt.After(*me.ExpiresAt)) {
 		return nil, deny("expires_at: a credential may not outlive the one creating it (it expires at %s)", me.ExpiresAt.UTC().Format(time.RFC3339))
 	}
