@@ -104,8 +104,8 @@ type ListParams struct {
 	Owner string // empty: all owners
 	// Keyspaces, when not nil, keeps only keys of these keyspaces.
 	Keyspaces []uuid.UUID
-	After Cursor // zero: from the start
-	Limit int
+	After     Cursor // zero: from the start
+	Limit     int
 }
 
 // Field names of UpdateKey's mask.

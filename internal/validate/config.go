@@ -217,12 +217,12 @@ func New(cfg Config) (*Validator, error) {
 		return nil, fmt.Errorf("validate: refresh-ahead fraction must be in [0, 1), got %g", cfg.RefreshAhead)
 	}
 	v := &Validator{
-		cfg:    cfg,
-		store:  cfg.Store,
-		now:    cfg.Now,
-		log:    cfg.Log,
-		posSt:  stats.NewCounter(),
-		negSt:  stats.NewCounter(),
+		cfg:   cfg,
+		store: cfg.Store,
+		now:   cfg.Now,
+		log:   cfg.Log,
+		posSt: stats.NewCounter(),
+		negSt: stats.NewCounter(),
 	}
 	if v.now == nil {
 		v.now = time.Now
