@@ -58,7 +58,7 @@ type Config struct {
 	AdminToken string
 	TLS        bool
 	CAFile     string
-	Trials     int // propagation trials (faults)
+	Trials     int // propagation and credential revocation trials (faults)
 	Log        *slog.Logger
 }
 

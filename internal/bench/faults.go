@@ -37,6 +37,9 @@ type Faults struct {
 	Steady SteadyResult `json:"steady_flood"`
 	Slots  SlotsResult  `json:"no_connection_slots"`
 
+	// CredentialRevocation: a stored credential revoked on A, refused on B.
+	CredentialRevocation CredentialRevocationResult `json:"credential_revocation"`
+
 	loadWorkers int
 }
 
@@ -159,6 +162,10 @@ func (e *env) runFaults(ctx context.Context) (*Faults, error) {
 	f.Slots = e.noSlots(ctx, b, cold)
 	e.log.Info("fault: propagation between replicas", "trials", e.cfg.Trials)
 	if f.Propagation, err = e.propagation(ctx, ga, gb); err != nil {
+		return nil, err
+	}
+	e.log.Info("fault: credential revoked on one replica, refused on the other", "trials", e.cfg.Trials)
+	if f.CredentialRevocation, err = e.credentialRevocation(ctx, ga, gb); err != nil {
 		return nil, err
 	}
 	e.log.Info("fault: propagation between replicas, the observing one under load", "trials", e.cfg.Trials)
@@ -406,6 +413,7 @@ func (f *Faults) writeMarkdown(w io.Writer) {
 	pl := f.PropagationLoaded
 	fmt.Fprintf(w, "- **Propagation while the other replica serves hot keys at full speed** (%d trials, %d workers; each includes one Validate call on the loaded replica): %s.\n",
 		pl.Trials, f.loadWorkers, pl.kinds())
+	f.CredentialRevocation.writeMarkdown(w)
 	l := f.Listen
 	fmt.Fprintf(w, "- **LISTEN backends terminated**: reconnected in %.0f ms; a key created afterwards was valid on the other replica %.2f ms later (delivered: %v).\n",
 		l.ReconnectMS, l.DelayMS, l.Delivered)

@@ -328,6 +328,7 @@ func (rep *Report) check() {
 				add(worst < 100, "update, disable and rotate on another replica under load: worst p99 %.2f ms (target < 100)", worst)
 			}
 		}
+		f.CredentialRevocation.judge(add)
 		if f.Outage.Ran {
 			add(f.Outage.UnknownValid == 0, "Postgres outage: %d unknown keys answered VALID (target 0)", f.Outage.UnknownValid)
 		}
