@@ -8,12 +8,12 @@ import (
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 )
 
-// The audit commands: who changed which key.
+// The audit commands: who changed which key, keyspace or credential.
 
 func auditCmd() *cobra.Command {
 	a := &admin{}
-	c := group("audit", "Who changed which key, newest first",
-		"The audit trail of a running service: who changed which key, newest first.\n\n"+adminLong, "admin",
+	c := group("audit", "Who changed which key, keyspace or credential, newest first",
+		"The audit trail of a running service: who changed which key, keyspace or credential, newest first.\n\n"+adminLong, "admin",
 		auditListCmd(a))
 	a.register(c)
 	return c

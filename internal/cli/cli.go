@@ -1,5 +1,5 @@
 // Package cli owns keyservice's command line: its commands (serve,
-// migrate, dev, import, keys, audit), their flags, help and exit codes.
+// migrate, dev, import, keys, keyspaces, credentials, audit), their flags, help and exit codes.
 // Each command group has its file; the commands are cobra commands.
 package cli
 
@@ -62,9 +62,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 
 The server commands (serve, migrate, dev) read their settings from flags and
 environment variables: run 'keyservice serve --help' for them. The admin
-commands (keys, audit) talk to a running service over gRPC with the admin
-token in KEYSERVICE_ADMIN_TOKEN. Run 'keyservice <command> --help' for the
-flags of any command.
+commands (keys, keyspaces, credentials, audit) talk to a running service over
+gRPC with the admin token (or a stored credential) in KEYSERVICE_ADMIN_TOKEN.
+Run 'keyservice <command> --help' for the flags of any command.
 
 Exit codes: 0 success, 1 failure, 2 a mistake in the command line,
 3 'keys validate' answered that the key is not valid.`,
@@ -77,7 +77,7 @@ Exit codes: 0 success, 1 failure, 2 a mistake in the command line,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddGroup(&cobra.Group{ID: "server", Title: "Server and database commands:"}, &cobra.Group{ID: "admin", Title: "Admin commands (against a running service):"})
-	root.AddCommand(serveCmd(), migrateCmd(), devCmd(), importCmd(), keysCmd(), auditCmd())
+	root.AddCommand(serveCmd(), migrateCmd(), devCmd(), importCmd(), keysCmd(), keyspacesCmd(), credentialsCmd(), auditCmd())
 	return root
 }
 

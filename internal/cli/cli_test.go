@@ -197,8 +197,11 @@ func TestKeysCommands(t *testing.T) {
 			t.Errorf("keys %v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, e, tc.code, tc.want)
 		}
 	}
+	// An unknown credential is UNAUTHENTICATED since stored credentials
+	// (internal/middleware/auth.go); PERMISSION_DENIED is a known one
+	// lacking the permission.
 	t.Setenv("KEYSERVICE_ADMIN_TOKEN", "wrong-admin-token-0123456789")
-	if code, _, e := run("list"); code != 1 || !strings.Contains(e, "PermissionDenied") {
+	if code, _, e := run("list"); code != 1 || !strings.Contains(e, "Unauthenticated") {
 		t.Fatalf("wrong token: exit %d %q", code, e)
 	}
 }

@@ -19,7 +19,8 @@ import (
 
 // The keys commands: the admin API's key calls, and validate.
 
-// admin is what the commands of a group (keys, audit) share: the
+// admin is what the commands of a group (keys, keyspaces, credentials,
+// audit) share: the
 // connection and --json, persistent flags of the group.
 type admin struct {
 	conn
@@ -160,10 +161,10 @@ func (p *pages) more(w io.Writer, next string) {
 }
 
 func listCmd(a *admin) *cobra.Command {
-	var owner string
+	var owner, keyspace string
 	var p pages
 	c := &cobra.Command{
-		Use:     "list [--owner O] [flags]",
+		Use:     "list [--owner O] [--keyspace K] [flags]",
 		Short:   "List keys, newest first",
 		Example: "  keyservice keys list --owner acme --all",
 		Args:    noArgs,
@@ -172,7 +173,7 @@ func listCmd(a *admin) *cobra.Command {
 				var keys []*keyservicev1.Key
 				next := p.token
 				for {
-					resp, err := client.ListKeys(ctx, &keyservicev1.ListKeysRequest{Owner: owner, PageSize: int32(p.size), PageToken: next})
+					resp, err := client.ListKeys(ctx, &keyservicev1.ListKeysRequest{Owner: owner, Keyspace: keyspace, PageSize: int32(p.size), PageToken: next})
 					if err != nil {
 						return rpcErr(err)
 					}
@@ -191,6 +192,7 @@ func listCmd(a *admin) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&owner, "owner", "", "only keys of this owner")
+	c.Flags().StringVar(&keyspace, "keyspace", "", "only keys of this keyspace (name or id)")
 	p.register(c.Flags(), "keys")
 	return c
 }

@@ -42,7 +42,7 @@ func printJSON(w io.Writer, v any) error {
 
 // keyColumns are the key table's columns, in order.
 var keyColumns = []string{"ID", "NAME", "OWNER", "HINT", "SCOPES", "ENABLED", "CREATED", "EXPIRES", "REVOKED",
-	"RATE_LIMIT", "ALLOWED_CIDRS", "ROTATED_FROM", "ROTATED_TO"}
+	"RATE_LIMIT", "ALLOWED_CIDRS", "ROTATED_FROM", "ROTATED_TO", "KEYSPACE"}
 
 func keyTable(w io.Writer, keys []*keyservicev1.Key) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -54,7 +54,8 @@ func keyTable(w io.Writer, keys []*keyservicev1.Key) {
 		}
 		fmt.Fprintln(tw, strings.Join([]string{k.GetId(), k.GetName(), k.GetOwner(), k.GetHint(), list(k.GetScopes(), "-"), enabled,
 			ts(k.GetCreatedAt()), ts(k.GetExpiresAt()), ts(k.GetRevokedAt()),
-			rateLimit(k.GetRateLimit()), list(k.GetAllowedCidrs(), "any"), orDash(k.GetRotatedFrom()), orDash(k.GetRotatedTo())}, "\t"))
+			rateLimit(k.GetRateLimit()), list(k.GetAllowedCidrs(), "any"), orDash(k.GetRotatedFrom()), orDash(k.GetRotatedTo()),
+			orDash(k.GetKeyspaceId())}, "\t"))
 	}
 	tw.Flush()
 }
@@ -93,16 +94,22 @@ func orDash(s string) string {
 	return s
 }
 
+// auditTable prints events; RESOURCE and ID name what changed (a key, a
+// keyspace or a credential: only a key's event has a key_id).
 func auditTable(w io.Writer, events []*keyservicev1.AuditEvent) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tKEY\tCHANGES\tREQUEST")
+	fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tRESOURCE\tID\tCHANGES\tREQUEST")
 	for _, e := range events {
 		var ch []string
 		for _, c := range e.GetChanges() {
 			ch = append(ch, c.GetField())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.GetTime().AsTime().UTC().Format(time.RFC3339), e.GetActor(), e.GetAction(),
-			e.GetKeyId(), list(ch, "-"), e.GetRequestId())
+		typ, id := e.GetResourceType(), e.GetResourceId()
+		if typ == "" && e.GetKeyId() != "" { // a server from before keyspaces
+			typ, id = "key", e.GetKeyId()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.GetTime().AsTime().UTC().Format(time.RFC3339), e.GetActor(), e.GetAction(),
+			orDash(typ), orDash(id), list(ch, "-"), e.GetRequestId())
 	}
 	tw.Flush()
 }

@@ -79,6 +79,7 @@ func parseExpiry(s string) (time.Time, error) {
 // keyFields are the flags of create and update that set a key's fields.
 type keyFields struct {
 	name, owner, expires, rateLimit, format string
+	keyspace                                string
 	burst                                   int
 	scopes, meta, cidrs                     []string
 }
@@ -87,7 +88,8 @@ func (k *keyFields) register(f *pflag.FlagSet, create bool) {
 	if create {
 		f.StringVar(&k.name, "name", "", "key name (required)")
 		f.StringVar(&k.owner, "owner", "", "owner, the customer the key belongs to (required)")
-		f.StringVar(&k.format, "format", "", "the secret's format: checksum or signed (default: the service's KEYSERVICE_DEFAULT_KEY_FORMAT; signed needs KEYSERVICE_SIGNING_KEYS)")
+		f.StringVar(&k.format, "format", "", "the secret's format: checksum or signed (default: the keyspace's, else the service's KEYSERVICE_DEFAULT_KEY_FORMAT; signed needs KEYSERVICE_SIGNING_KEYS)")
+		f.StringVar(&k.keyspace, "keyspace", "", "the keyspace (name or id) of the new key, whose defaults fill what is not given (default: the default keyspace)")
 	} else {
 		f.StringVar(&k.name, "name", "", "key name")
 	}
@@ -121,7 +123,7 @@ func createRequest(k keyFields) (*keyservicev1.CreateKeyRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := &keyservicev1.CreateKeyRequest{Name: k.name, Owner: k.owner, Scopes: k.scopes, Format: format, AllowedCidrs: k.cidrs}
+	req := &keyservicev1.CreateKeyRequest{Name: k.name, Owner: k.owner, Scopes: k.scopes, Format: format, AllowedCidrs: k.cidrs, Keyspace: k.keyspace}
 	if len(k.meta) > 0 {
 		req.Metadata = map[string]string{}
 		for _, kv := range k.meta {

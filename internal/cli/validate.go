@@ -42,6 +42,7 @@ func validateCmd(a *admin) *cobra.Command {
 		fromStdin bool
 		scopes    []string
 		clientIP  string
+		keyspace  string
 		cost      int32
 	)
 	c := &cobra.Command{
@@ -56,7 +57,7 @@ func validateCmd(a *admin) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := &keyservicev1.ValidateRequest{Key: key, ClientIp: clientIP, RequiredScopes: scopes}
+			req := &keyservicev1.ValidateRequest{Key: key, ClientIp: clientIP, RequiredScopes: scopes, Keyspace: keyspace}
 			if cmd.Flags().Changed("cost") {
 				req.Cost = &cost
 			}
@@ -91,6 +92,7 @@ func validateCmd(a *admin) *cobra.Command {
 	f.BoolVar(&fromStdin, "key-stdin", false, "read the key from the first line of standard input")
 	f.StringArrayVar(&scopes, "scope", nil, "a scope the call needs (repeat for several): without it the answer is INSUFFICIENT_SCOPE")
 	f.StringVar(&clientIP, "client-ip", "", "the end client's address, checked against the key's allowed CIDRs")
+	f.StringVar(&keyspace, "keyspace", "", "the keyspace (name or id) the key must belong to: a key of another answers NOT_FOUND")
 	f.Int32Var(&cost, "cost", 1, "how much of the key's rate limit the call spends (0: check without spending)")
 	return c
 }
