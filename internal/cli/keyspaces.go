@@ -190,7 +190,7 @@ func keyspaceGetCmd(a *admin) *cobra.Command {
 		Args:  exactArgs(1, "one keyspace id or name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.call(cmd.Context(), func(ctx context.Context, client keyservicev1.KeyServiceClient) error {
-				resp, err := client.GetKeyspace(ctx, &keyservicev1.GetKeyspaceRequest{Keyspace: args[0]})
+				resp, err := client.GetKeyspace(ctx, &keyservicev1.GetKeyspaceRequest{Id: args[0]})
 				if err != nil {
 					return rpcErr(err)
 				}

@@ -83,7 +83,7 @@ func rows() map[string]row {
 				"POST", "/v1/keyspaces", `{"keyspace":{"name":"` + name + `","prefix":"` + prefix + `"}}`}
 		}},
 		"GetKeyspace": {byID, func(_ *testing.T, _ *env, tn *tenants, _ int64) cellCall {
-			return cellCall{&keyservicev1.GetKeyspaceRequest{Keyspace: tn.alpha.GetId()}, "GET", "/v1/keyspaces/" + tn.alpha.GetId(), ""}
+			return cellCall{&keyservicev1.GetKeyspaceRequest{Id: tn.alpha.GetId()}, "GET", "/v1/keyspaces/" + tn.alpha.GetId(), ""}
 		}},
 		"ListKeyspaces": {listing, func(*testing.T, *env, *tenants, int64) cellCall {
 			return cellCall{&keyservicev1.ListKeyspacesRequest{}, "GET", "/v1/keyspaces", ""}

@@ -113,10 +113,10 @@ func (s *Service) CreateKeyspace(ctx context.Context, req *keyservicev1.CreateKe
 }
 
 func (s *Service) GetKeyspace(ctx context.Context, req *keyservicev1.GetKeyspaceRequest) (*keyservicev1.GetKeyspaceResponse, error) {
-	if req.GetKeyspace() == "" {
-		return nil, invalid("keyspace", "is required: the keyspace's id or name")
+	if req.GetId() == "" {
+		return nil, invalid("id", "is required: the keyspace's id or name")
 	}
-	ks, ok := s.tenancy.Current().Keyspace(req.GetKeyspace())
+	ks, ok := s.tenancy.Current().Keyspace(req.GetId())
 	if c := apikey.CredentialOf(ctx); !ok || (c != nil && !c.InKeyspace(ks.ID)) {
 		return nil, &notFound{what: "keyspace"}
 	}

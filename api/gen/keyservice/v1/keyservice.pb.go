@@ -1986,8 +1986,8 @@ func (x *CreateKeyspaceResponse) GetKeyspace() *Keyspace {
 // GetKeyspaceRequest names a keyspace.
 type GetKeyspaceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The keyspace's id or name.
-	Keyspace      string `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	// The keyspace's id, or its name.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2022,9 +2022,9 @@ func (*GetKeyspaceRequest) Descriptor() ([]byte, []int) {
 	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{24}
 }
 
-func (x *GetKeyspaceRequest) GetKeyspace() string {
+func (x *GetKeyspaceRequest) GetId() string {
 	if x != nil {
-		return x.Keyspace
+		return x.Id
 	}
 	return ""
 }
@@ -3098,9 +3098,9 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x15CreateKeyspaceRequest\x123\n" +
 	"\bkeyspace\x18\x01 \x01(\v2\x17.keyservice.v1.KeyspaceR\bkeyspace\"M\n" +
 	"\x16CreateKeyspaceResponse\x123\n" +
-	"\bkeyspace\x18\x01 \x01(\v2\x17.keyservice.v1.KeyspaceR\bkeyspace\"0\n" +
-	"\x12GetKeyspaceRequest\x12\x1a\n" +
-	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\"J\n" +
+	"\bkeyspace\x18\x01 \x01(\v2\x17.keyservice.v1.KeyspaceR\bkeyspace\"$\n" +
+	"\x12GetKeyspaceRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"J\n" +
 	"\x13GetKeyspaceResponse\x123\n" +
 	"\bkeyspace\x18\x01 \x01(\v2\x17.keyservice.v1.KeyspaceR\bkeyspace\"R\n" +
 	"\x14ListKeyspacesRequest\x12\x1b\n" +
@@ -3189,7 +3189,7 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x06Format\x12\x16\n" +
 	"\x12FORMAT_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fFORMAT_CHECKSUM\x10\x01\x12\x11\n" +
-	"\rFORMAT_SIGNED\x10\x022\xe4\r\n" +
+	"\rFORMAT_SIGNED\x10\x022\xde\r\n" +
 	"\n" +
 	"KeyService\x12i\n" +
 	"\bValidate\x12\x1e.keyservice.v1.ValidateRequest\x1a\x1f.keyservice.v1.ValidateResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/keys:validate\x12c\n" +
@@ -3201,8 +3201,8 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\tUpdateKey\x12\x1f.keyservice.v1.UpdateKeyRequest\x1a .keyservice.v1.UpdateKeyResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x03key2\x11/v1/keys/{key.id}\x12o\n" +
 	"\tRotateKey\x12\x1f.keyservice.v1.RotateKeyRequest\x1a .keyservice.v1.RotateKeyResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/keys/{id}:rotate\x12z\n" +
 	"\x0fListAuditEvents\x12%.keyservice.v1.ListAuditEventsRequest\x1a&.keyservice.v1.ListAuditEventsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit-events\x12w\n" +
-	"\x0eCreateKeyspace\x12$.keyservice.v1.CreateKeyspaceRequest\x1a%.keyservice.v1.CreateKeyspaceResponse\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/v1/keyspaces\x12v\n" +
-	"\vGetKeyspace\x12!.keyservice.v1.GetKeyspaceRequest\x1a\".keyservice.v1.GetKeyspaceResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/keyspaces/{keyspace}\x12q\n" +
+	"\x0eCreateKeyspace\x12$.keyservice.v1.CreateKeyspaceRequest\x1a%.keyservice.v1.CreateKeyspaceResponse\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/v1/keyspaces\x12p\n" +
+	"\vGetKeyspace\x12!.keyservice.v1.GetKeyspaceRequest\x1a\".keyservice.v1.GetKeyspaceResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/keyspaces/{id}\x12q\n" +
 	"\rListKeyspaces\x12#.keyservice.v1.ListKeyspacesRequest\x1a$.keyservice.v1.ListKeyspacesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/keyspaces\x12\x8c\x01\n" +
 	"\x0eUpdateKeyspace\x12$.keyservice.v1.UpdateKeyspaceRequest\x1a%.keyservice.v1.UpdateKeyspaceResponse\"-\x82\xd3\xe4\x93\x02':\bkeyspace2\x1b/v1/keyspaces/{keyspace.id}\x12\x7f\n" +
 	"\x10CreateCredential\x12&.keyservice.v1.CreateCredentialRequest\x1a'.keyservice.v1.CreateCredentialResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/credentials\x12y\n" +

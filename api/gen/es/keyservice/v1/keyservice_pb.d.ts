@@ -1067,11 +1067,11 @@ export declare const CreateKeyspaceResponseSchema: GenMessage<CreateKeyspaceResp
  */
 export declare type GetKeyspaceRequest = Message<"keyservice.v1.GetKeyspaceRequest"> & {
   /**
-   * The keyspace's id or name.
+   * The keyspace's id, or its name.
    *
-   * @generated from field: string keyspace = 1;
+   * @generated from field: string id = 1;
    */
-  keyspace: string;
+  id: string;
 };
 
 /**

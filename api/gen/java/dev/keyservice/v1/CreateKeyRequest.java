@@ -26,6 +26,7 @@ private static final long serialVersionUID = 0L;
     format_ = 0;
     allowedCidrs_ = com.google.protobuf.LazyStringArrayList.EMPTY;
     requestId_ = "";
+    keyspace_ = "";
   }
 
   @java.lang.Override
@@ -474,7 +475,7 @@ java.lang.String defaultValue) {
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did (the same
    * secret); the same request_id with a different request is
-   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ALREADY_EXISTS. Request ids are per credential name: another credential's
    * ids are not seen.
    * </pre>
    *
@@ -501,7 +502,7 @@ java.lang.String defaultValue) {
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did (the same
    * secret); the same request_id with a different request is
-   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ALREADY_EXISTS. Request ids are per credential name: another credential's
    * ids are not seen.
    * </pre>
    *
@@ -517,6 +518,57 @@ java.lang.String defaultValue) {
           com.google.protobuf.ByteString.copyFromUtf8(
               (java.lang.String) ref);
       requestId_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
+  public static final int KEYSPACE_FIELD_NUMBER = 10;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object keyspace_ = "";
+  /**
+   * <pre>
+   * Optional: the keyspace (name or id) of the new key; unset: the
+   * default keyspace. Its defaults fill rate_limit, expires_at (now +
+   * default_expiry), scopes and format when they are unset.
+   * </pre>
+   *
+   * <code>string keyspace = 10;</code>
+   * @return The keyspace.
+   */
+  @java.lang.Override
+  public java.lang.String getKeyspace() {
+    java.lang.Object ref = keyspace_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      keyspace_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * Optional: the keyspace (name or id) of the new key; unset: the
+   * default keyspace. Its defaults fill rate_limit, expires_at (now +
+   * default_expiry), scopes and format when they are unset.
+   * </pre>
+   *
+   * <code>string keyspace = 10;</code>
+   * @return The bytes for keyspace.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getKeyspaceBytes() {
+    java.lang.Object ref = keyspace_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      keyspace_ = b;
       return b;
     } else {
       return (com.google.protobuf.ByteString) ref;
@@ -566,6 +618,9 @@ java.lang.String defaultValue) {
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(requestId_)) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 9, requestId_);
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspace_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 10, keyspace_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -623,6 +678,9 @@ java.lang.String defaultValue) {
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(requestId_)) {
       size += com.google.protobuf.GeneratedMessageV3.computeStringSize(9, requestId_);
     }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspace_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(10, keyspace_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -661,6 +719,8 @@ java.lang.String defaultValue) {
         .equals(other.getAllowedCidrsList())) return false;
     if (!getRequestId()
         .equals(other.getRequestId())) return false;
+    if (!getKeyspace()
+        .equals(other.getKeyspace())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -700,6 +760,8 @@ java.lang.String defaultValue) {
     }
     hash = (37 * hash) + REQUEST_ID_FIELD_NUMBER;
     hash = (53 * hash) + getRequestId().hashCode();
+    hash = (37 * hash) + KEYSPACE_FIELD_NUMBER;
+    hash = (53 * hash) + getKeyspace().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -874,6 +936,7 @@ java.lang.String defaultValue) {
       allowedCidrs_ = com.google.protobuf.LazyStringArrayList.EMPTY;
       bitField0_ = (bitField0_ & ~0x00000080);
       requestId_ = "";
+      keyspace_ = "";
       return this;
     }
 
@@ -946,6 +1009,9 @@ java.lang.String defaultValue) {
       }
       if (((from_bitField0_ & 0x00000100) != 0)) {
         result.requestId_ = requestId_;
+      }
+      if (((from_bitField0_ & 0x00000200) != 0)) {
+        result.keyspace_ = keyspace_;
       }
     }
 
@@ -1040,6 +1106,11 @@ java.lang.String defaultValue) {
         bitField0_ |= 0x00000100;
         onChanged();
       }
+      if (!other.getKeyspace().isEmpty()) {
+        keyspace_ = other.keyspace_;
+        bitField0_ |= 0x00000200;
+        onChanged();
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -1121,6 +1192,11 @@ java.lang.String defaultValue) {
               bitField0_ |= 0x00000100;
               break;
             } // case 74
+            case 82: {
+              keyspace_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000200;
+              break;
+            } // case 82
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2157,7 +2233,7 @@ java.lang.String defaultValue) {
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did (the same
      * secret); the same request_id with a different request is
-     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ALREADY_EXISTS. Request ids are per credential name: another credential's
      * ids are not seen.
      * </pre>
      *
@@ -2183,7 +2259,7 @@ java.lang.String defaultValue) {
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did (the same
      * secret); the same request_id with a different request is
-     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ALREADY_EXISTS. Request ids are per credential name: another credential's
      * ids are not seen.
      * </pre>
      *
@@ -2210,7 +2286,7 @@ java.lang.String defaultValue) {
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did (the same
      * secret); the same request_id with a different request is
-     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ALREADY_EXISTS. Request ids are per credential name: another credential's
      * ids are not seen.
      * </pre>
      *
@@ -2233,7 +2309,7 @@ java.lang.String defaultValue) {
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did (the same
      * secret); the same request_id with a different request is
-     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ALREADY_EXISTS. Request ids are per credential name: another credential's
      * ids are not seen.
      * </pre>
      *
@@ -2253,7 +2329,7 @@ java.lang.String defaultValue) {
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did (the same
      * secret); the same request_id with a different request is
-     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ALREADY_EXISTS. Request ids are per credential name: another credential's
      * ids are not seen.
      * </pre>
      *
@@ -2267,6 +2343,108 @@ java.lang.String defaultValue) {
       checkByteStringIsUtf8(value);
       requestId_ = value;
       bitField0_ |= 0x00000100;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object keyspace_ = "";
+    /**
+     * <pre>
+     * Optional: the keyspace (name or id) of the new key; unset: the
+     * default keyspace. Its defaults fill rate_limit, expires_at (now +
+     * default_expiry), scopes and format when they are unset.
+     * </pre>
+     *
+     * <code>string keyspace = 10;</code>
+     * @return The keyspace.
+     */
+    public java.lang.String getKeyspace() {
+      java.lang.Object ref = keyspace_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        keyspace_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Optional: the keyspace (name or id) of the new key; unset: the
+     * default keyspace. Its defaults fill rate_limit, expires_at (now +
+     * default_expiry), scopes and format when they are unset.
+     * </pre>
+     *
+     * <code>string keyspace = 10;</code>
+     * @return The bytes for keyspace.
+     */
+    public com.google.protobuf.ByteString
+        getKeyspaceBytes() {
+      java.lang.Object ref = keyspace_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        keyspace_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Optional: the keyspace (name or id) of the new key; unset: the
+     * default keyspace. Its defaults fill rate_limit, expires_at (now +
+     * default_expiry), scopes and format when they are unset.
+     * </pre>
+     *
+     * <code>string keyspace = 10;</code>
+     * @param value The keyspace to set.
+     * @return This builder for chaining.
+     */
+    public Builder setKeyspace(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      keyspace_ = value;
+      bitField0_ |= 0x00000200;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: the keyspace (name or id) of the new key; unset: the
+     * default keyspace. Its defaults fill rate_limit, expires_at (now +
+     * default_expiry), scopes and format when they are unset.
+     * </pre>
+     *
+     * <code>string keyspace = 10;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearKeyspace() {
+      keyspace_ = getDefaultInstance().getKeyspace();
+      bitField0_ = (bitField0_ & ~0x00000200);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: the keyspace (name or id) of the new key; unset: the
+     * default keyspace. Its defaults fill rate_limit, expires_at (now +
+     * default_expiry), scopes and format when they are unset.
+     * </pre>
+     *
+     * <code>string keyspace = 10;</code>
+     * @param value The bytes for keyspace to set.
+     * @return This builder for chaining.
+     */
+    public Builder setKeyspaceBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      keyspace_ = value;
+      bitField0_ |= 0x00000200;
       onChanged();
       return this;
     }

@@ -267,7 +267,7 @@ java.lang.String defaultValue);
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did (the same
    * secret); the same request_id with a different request is
-   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ALREADY_EXISTS. Request ids are per credential name: another credential's
    * ids are not seen.
    * </pre>
    *
@@ -282,7 +282,7 @@ java.lang.String defaultValue);
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did (the same
    * secret); the same request_id with a different request is
-   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ALREADY_EXISTS. Request ids are per credential name: another credential's
    * ids are not seen.
    * </pre>
    *
@@ -291,4 +291,28 @@ java.lang.String defaultValue);
    */
   com.google.protobuf.ByteString
       getRequestIdBytes();
+
+  /**
+   * <pre>
+   * Optional: the keyspace (name or id) of the new key; unset: the
+   * default keyspace. Its defaults fill rate_limit, expires_at (now +
+   * default_expiry), scopes and format when they are unset.
+   * </pre>
+   *
+   * <code>string keyspace = 10;</code>
+   * @return The keyspace.
+   */
+  java.lang.String getKeyspace();
+  /**
+   * <pre>
+   * Optional: the keyspace (name or id) of the new key; unset: the
+   * default keyspace. Its defaults fill rate_limit, expires_at (now +
+   * default_expiry), scopes and format when they are unset.
+   * </pre>
+   *
+   * <code>string keyspace = 10;</code>
+   * @return The bytes for keyspace.
+   */
+  com.google.protobuf.ByteString
+      getKeyspaceBytes();
 }

@@ -20,7 +20,7 @@ private static final long serialVersionUID = 0L;
     super(builder);
   }
   private GetKeyspaceRequest() {
-    keyspace_ = "";
+    id_ = "";
   }
 
   @java.lang.Override
@@ -48,47 +48,47 @@ private static final long serialVersionUID = 0L;
             dev.keyservice.v1.GetKeyspaceRequest.class, dev.keyservice.v1.GetKeyspaceRequest.Builder.class);
   }
 
-  public static final int KEYSPACE_FIELD_NUMBER = 1;
+  public static final int ID_FIELD_NUMBER = 1;
   @SuppressWarnings("serial")
-  private volatile java.lang.Object keyspace_ = "";
+  private volatile java.lang.Object id_ = "";
   /**
    * <pre>
-   * The keyspace's id or name.
+   * The keyspace's id, or its name.
    * </pre>
    *
-   * <code>string keyspace = 1;</code>
-   * @return The keyspace.
+   * <code>string id = 1;</code>
+   * @return The id.
    */
   @java.lang.Override
-  public java.lang.String getKeyspace() {
-    java.lang.Object ref = keyspace_;
+  public java.lang.String getId() {
+    java.lang.Object ref = id_;
     if (ref instanceof java.lang.String) {
       return (java.lang.String) ref;
     } else {
       com.google.protobuf.ByteString bs = 
           (com.google.protobuf.ByteString) ref;
       java.lang.String s = bs.toStringUtf8();
-      keyspace_ = s;
+      id_ = s;
       return s;
     }
   }
   /**
    * <pre>
-   * The keyspace's id or name.
+   * The keyspace's id, or its name.
    * </pre>
    *
-   * <code>string keyspace = 1;</code>
-   * @return The bytes for keyspace.
+   * <code>string id = 1;</code>
+   * @return The bytes for id.
    */
   @java.lang.Override
   public com.google.protobuf.ByteString
-      getKeyspaceBytes() {
-    java.lang.Object ref = keyspace_;
+      getIdBytes() {
+    java.lang.Object ref = id_;
     if (ref instanceof java.lang.String) {
       com.google.protobuf.ByteString b = 
           com.google.protobuf.ByteString.copyFromUtf8(
               (java.lang.String) ref);
-      keyspace_ = b;
+      id_ = b;
       return b;
     } else {
       return (com.google.protobuf.ByteString) ref;
@@ -109,8 +109,8 @@ private static final long serialVersionUID = 0L;
   @java.lang.Override
   public void writeTo(com.google.protobuf.CodedOutputStream output)
                       throws java.io.IOException {
-    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspace_)) {
-      com.google.protobuf.GeneratedMessageV3.writeString(output, 1, keyspace_);
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(id_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 1, id_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -121,8 +121,8 @@ private static final long serialVersionUID = 0L;
     if (size != -1) return size;
 
     size = 0;
-    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspace_)) {
-      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(1, keyspace_);
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(id_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(1, id_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -139,8 +139,8 @@ private static final long serialVersionUID = 0L;
     }
     dev.keyservice.v1.GetKeyspaceRequest other = (dev.keyservice.v1.GetKeyspaceRequest) obj;
 
-    if (!getKeyspace()
-        .equals(other.getKeyspace())) return false;
+    if (!getId()
+        .equals(other.getId())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -152,8 +152,8 @@ private static final long serialVersionUID = 0L;
     }
     int hash = 41;
     hash = (19 * hash) + getDescriptor().hashCode();
-    hash = (37 * hash) + KEYSPACE_FIELD_NUMBER;
-    hash = (53 * hash) + getKeyspace().hashCode();
+    hash = (37 * hash) + ID_FIELD_NUMBER;
+    hash = (53 * hash) + getId().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -287,7 +287,7 @@ private static final long serialVersionUID = 0L;
     public Builder clear() {
       super.clear();
       bitField0_ = 0;
-      keyspace_ = "";
+      id_ = "";
       return this;
     }
 
@@ -322,7 +322,7 @@ private static final long serialVersionUID = 0L;
     private void buildPartial0(dev.keyservice.v1.GetKeyspaceRequest result) {
       int from_bitField0_ = bitField0_;
       if (((from_bitField0_ & 0x00000001) != 0)) {
-        result.keyspace_ = keyspace_;
+        result.id_ = id_;
       }
     }
 
@@ -370,8 +370,8 @@ private static final long serialVersionUID = 0L;
 
     public Builder mergeFrom(dev.keyservice.v1.GetKeyspaceRequest other) {
       if (other == dev.keyservice.v1.GetKeyspaceRequest.getDefaultInstance()) return this;
-      if (!other.getKeyspace().isEmpty()) {
-        keyspace_ = other.keyspace_;
+      if (!other.getId().isEmpty()) {
+        id_ = other.id_;
         bitField0_ |= 0x00000001;
         onChanged();
       }
@@ -402,7 +402,7 @@ private static final long serialVersionUID = 0L;
               done = true;
               break;
             case 10: {
-              keyspace_ = input.readStringRequireUtf8();
+              id_ = input.readStringRequireUtf8();
               bitField0_ |= 0x00000001;
               break;
             } // case 10
@@ -423,22 +423,22 @@ private static final long serialVersionUID = 0L;
     }
     private int bitField0_;
 
-    private java.lang.Object keyspace_ = "";
+    private java.lang.Object id_ = "";
     /**
      * <pre>
-     * The keyspace's id or name.
+     * The keyspace's id, or its name.
      * </pre>
      *
-     * <code>string keyspace = 1;</code>
-     * @return The keyspace.
+     * <code>string id = 1;</code>
+     * @return The id.
      */
-    public java.lang.String getKeyspace() {
-      java.lang.Object ref = keyspace_;
+    public java.lang.String getId() {
+      java.lang.Object ref = id_;
       if (!(ref instanceof java.lang.String)) {
         com.google.protobuf.ByteString bs =
             (com.google.protobuf.ByteString) ref;
         java.lang.String s = bs.toStringUtf8();
-        keyspace_ = s;
+        id_ = s;
         return s;
       } else {
         return (java.lang.String) ref;
@@ -446,20 +446,20 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keyspace's id or name.
+     * The keyspace's id, or its name.
      * </pre>
      *
-     * <code>string keyspace = 1;</code>
-     * @return The bytes for keyspace.
+     * <code>string id = 1;</code>
+     * @return The bytes for id.
      */
     public com.google.protobuf.ByteString
-        getKeyspaceBytes() {
-      java.lang.Object ref = keyspace_;
+        getIdBytes() {
+      java.lang.Object ref = id_;
       if (ref instanceof String) {
         com.google.protobuf.ByteString b = 
             com.google.protobuf.ByteString.copyFromUtf8(
                 (java.lang.String) ref);
-        keyspace_ = b;
+        id_ = b;
         return b;
       } else {
         return (com.google.protobuf.ByteString) ref;
@@ -467,49 +467,49 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keyspace's id or name.
+     * The keyspace's id, or its name.
      * </pre>
      *
-     * <code>string keyspace = 1;</code>
-     * @param value The keyspace to set.
+     * <code>string id = 1;</code>
+     * @param value The id to set.
      * @return This builder for chaining.
      */
-    public Builder setKeyspace(
+    public Builder setId(
         java.lang.String value) {
       if (value == null) { throw new NullPointerException(); }
-      keyspace_ = value;
+      id_ = value;
       bitField0_ |= 0x00000001;
       onChanged();
       return this;
     }
     /**
      * <pre>
-     * The keyspace's id or name.
+     * The keyspace's id, or its name.
      * </pre>
      *
-     * <code>string keyspace = 1;</code>
+     * <code>string id = 1;</code>
      * @return This builder for chaining.
      */
-    public Builder clearKeyspace() {
-      keyspace_ = getDefaultInstance().getKeyspace();
+    public Builder clearId() {
+      id_ = getDefaultInstance().getId();
       bitField0_ = (bitField0_ & ~0x00000001);
       onChanged();
       return this;
     }
     /**
      * <pre>
-     * The keyspace's id or name.
+     * The keyspace's id, or its name.
      * </pre>
      *
-     * <code>string keyspace = 1;</code>
-     * @param value The bytes for keyspace to set.
+     * <code>string id = 1;</code>
+     * @param value The bytes for id to set.
      * @return This builder for chaining.
      */
-    public Builder setKeyspaceBytes(
+    public Builder setIdBytes(
         com.google.protobuf.ByteString value) {
       if (value == null) { throw new NullPointerException(); }
       checkByteStringIsUtf8(value);
-      keyspace_ = value;
+      id_ = value;
       bitField0_ |= 0x00000001;
       onChanged();
       return this;

@@ -9,21 +9,21 @@ public interface GetKeyspaceRequestOrBuilder extends
 
   /**
    * <pre>
-   * The keyspace's id or name.
+   * The keyspace's id, or its name.
    * </pre>
    *
-   * <code>string keyspace = 1;</code>
-   * @return The keyspace.
+   * <code>string id = 1;</code>
+   * @return The id.
    */
-  java.lang.String getKeyspace();
+  java.lang.String getId();
   /**
    * <pre>
-   * The keyspace's id or name.
+   * The keyspace's id, or its name.
    * </pre>
    *
-   * <code>string keyspace = 1;</code>
-   * @return The bytes for keyspace.
+   * <code>string id = 1;</code>
+   * @return The bytes for id.
    */
   com.google.protobuf.ByteString
-      getKeyspaceBytes();
+      getIdBytes();
 }

@@ -259,7 +259,7 @@ public final class KeyServiceProto {
       "Response\022\r\n\005valid\030\001 \001(\010\022!\n\004code\030\002 \001(\0162\023." +
       "keyservice.v1.Code\022\037\n\003key\030\003 \001(\0132\022.keyser" +
       "vice.v1.Key\0222\n\nrate_limit\030\004 \001(\0132\036.keyser" +
-      "vice.v1.RateLimitStatus\"\341\002\n\020CreateKeyReq" +
+      "vice.v1.RateLimitStatus\"\363\002\n\020CreateKeyReq" +
       "uest\022\014\n\004name\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\016\n\006sco" +
       "pes\030\003 \003(\t\022?\n\010metadata\030\004 \003(\0132-.keyservice" +
       ".v1.CreateKeyRequest.MetadataEntry\022.\n\nex" +
@@ -267,150 +267,150 @@ public final class KeyServiceProto {
       "mp\022,\n\nrate_limit\030\006 \001(\0132\030.keyservice.v1.R" +
       "ateLimit\022%\n\006format\030\007 \001(\0162\025.keyservice.v1" +
       ".Format\022\025\n\rallowed_cidrs\030\010 \003(\t\022\022\n\nreques" +
-      "t_id\030\t \001(\t\032/\n\rMetadataEntry\022\013\n\003key\030\001 \001(\t" +
-      "\022\r\n\005value\030\002 \001(\t:\0028\001\"D\n\021CreateKeyResponse" +
-      "\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyservi" +
-      "ce.v1.Key\"\033\n\rGetKeyRequest\022\n\n\002id\030\001 \001(\t\"1" +
-      "\n\016GetKeyResponse\022\037\n\003key\030\001 \001(\0132\022.keyservi" +
-      "ce.v1.Key\"Y\n\017ListKeysRequest\022\r\n\005owner\030\001 " +
-      "\001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\npage_token\030\003 \001" +
-      "(\t\022\020\n\010keyspace\030\004 \001(\t\"M\n\020ListKeysResponse" +
-      "\022 \n\004keys\030\001 \003(\0132\022.keyservice.v1.Key\022\027\n\017ne" +
-      "xt_page_token\030\002 \001(\t\"2\n\020RevokeKeyRequest\022" +
-      "\n\n\002id\030\001 \001(\t\022\022\n\nrequest_id\030\002 \001(\t\"4\n\021Revok" +
-      "eKeyResponse\022\037\n\003key\030\001 \001(\0132\022.keyservice.v" +
-      "1.Key\"x\n\020UpdateKeyRequest\022\037\n\003key\030\001 \001(\0132\022" +
-      ".keyservice.v1.Key\022/\n\013update_mask\030\002 \001(\0132" +
-      "\032.google.protobuf.FieldMask\022\022\n\nrequest_i" +
-      "d\030\003 \001(\t\"4\n\021UpdateKeyResponse\022\037\n\003key\030\001 \001(" +
-      "\0132\022.keyservice.v1.Key\"\212\001\n\020RotateKeyReque" +
-      "st\022\n\n\002id\030\001 \001(\t\022/\n\014grace_period\030\002 \001(\0132\031.g" +
-      "oogle.protobuf.Duration\022%\n\006format\030\003 \001(\0162" +
-      "\025.keyservice.v1.Format\022\022\n\nrequest_id\030\004 \001" +
-      "(\t\"i\n\021RotateKeyResponse\022\016\n\006secret\030\001 \001(\t\022" +
-      "\037\n\003key\030\002 \001(\0132\022.keyservice.v1.Key\022#\n\007old_" +
-      "key\030\003 \001(\0132\022.keyservice.v1.Key\"^\n\026ListAud" +
-      "itEventsRequest\022\016\n\006key_id\030\001 \001(\t\022\r\n\005actor" +
-      "\030\002 \001(\t\022\021\n\tpage_size\030\003 \001(\005\022\022\n\npage_token\030" +
-      "\004 \001(\t\"]\n\027ListAuditEventsResponse\022)\n\006even" +
-      "ts\030\001 \003(\0132\031.keyservice.v1.AuditEvent\022\027\n\017n" +
-      "ext_page_token\030\002 \001(\t\"\363\001\n\nAuditEvent\022\n\n\002i" +
-      "d\030\001 \001(\t\022(\n\004time\030\002 \001(\0132\032.google.protobuf." +
-      "Timestamp\022\r\n\005actor\030\003 \001(\t\022\016\n\006action\030\004 \001(\t" +
-      "\022\016\n\006key_id\030\005 \001(\t\022\022\n\nrequest_id\030\006 \001(\t\022+\n\007" +
-      "changes\030\007 \003(\0132\032.keyservice.v1.FieldChang" +
-      "e\022\025\n\rresource_type\030\010 \001(\t\022\023\n\013resource_id\030" +
-      "\t \001(\t\022\023\n\013keyspace_id\030\n \001(\t\"r\n\013FieldChang" +
-      "e\022\r\n\005field\030\001 \001(\t\022)\n\told_value\030\002 \001(\0132\026.go" +
-      "ogle.protobuf.Value\022)\n\tnew_value\030\003 \001(\0132\026" +
-      ".google.protobuf.Value\"\304\002\n\010Keyspace\022\n\n\002i" +
-      "d\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\016\n\006prefix\030\003 \001(\t\022-\n" +
-      "\016default_format\030\004 \001(\0162\025.keyservice.v1.Fo" +
-      "rmat\0224\n\022default_rate_limit\030\005 \001(\0132\030.keyse" +
-      "rvice.v1.RateLimit\0221\n\016default_expiry\030\006 \001" +
-      "(\0132\031.google.protobuf.Duration\022\026\n\016default" +
-      "_scopes\030\007 \003(\t\022.\n\ncreated_at\030\010 \001(\0132\032.goog" +
-      "le.protobuf.Timestamp\022.\n\nupdated_at\030\t \001(" +
-      "\0132\032.google.protobuf.Timestamp\"B\n\025CreateK" +
-      "eyspaceRequest\022)\n\010keyspace\030\001 \001(\0132\027.keyse" +
-      "rvice.v1.Keyspace\"C\n\026CreateKeyspaceRespo" +
-      "nse\022)\n\010keyspace\030\001 \001(\0132\027.keyservice.v1.Ke" +
-      "yspace\"&\n\022GetKeyspaceRequest\022\020\n\010keyspace" +
-      "\030\001 \001(\t\"@\n\023GetKeyspaceResponse\022)\n\010keyspac" +
-      "e\030\001 \001(\0132\027.keyservice.v1.Keyspace\"=\n\024List" +
-      "KeyspacesRequest\022\021\n\tpage_size\030\001 \001(\005\022\022\n\np" +
-      "age_token\030\002 \001(\t\"\\\n\025ListKeyspacesResponse" +
-      "\022*\n\tkeyspaces\030\001 \003(\0132\027.keyservice.v1.Keys" +
-      "pace\022\027\n\017next_page_token\030\002 \001(\t\"s\n\025UpdateK" +
-      "eyspaceRequest\022)\n\010keyspace\030\001 \001(\0132\027.keyse" +
-      "rvice.v1.Keyspace\022/\n\013update_mask\030\002 \001(\0132\032" +
-      ".google.protobuf.FieldMask\"C\n\026UpdateKeys" +
-      "paceResponse\022)\n\010keyspace\030\001 \001(\0132\027.keyserv" +
-      "ice.v1.Keyspace\"\354\002\n\nCredential\022\n\n\002id\030\001 \001" +
-      "(\t\022\014\n\004name\030\002 \001(\t\022\023\n\013permissions\030\003 \003(\t\022\025\n" +
-      "\rall_keyspaces\030\004 \001(\010\022\024\n\014keyspace_ids\030\005 \003" +
-      "(\t\022.\n\nexpires_at\030\006 \001(\0132\032.google.protobuf" +
-      ".Timestamp\022.\n\ncreated_at\030\007 \001(\0132\032.google." +
-      "protobuf.Timestamp\022\022\n\ncreated_by\030\010 \001(\t\0220" +
-      "\n\014last_used_at\030\t \001(\0132\032.google.protobuf.T" +
-      "imestamp\022.\n\nrevoked_at\030\n \001(\0132\032.google.pr" +
-      "otobuf.Timestamp\022,\n\nrate_limit\030\013 \001(\0132\030.k" +
-      "eyservice.v1.RateLimit\"\304\001\n\027CreateCredent" +
-      "ialRequest\022\014\n\004name\030\001 \001(\t\022\023\n\013permissions\030" +
-      "\002 \003(\t\022\025\n\rall_keyspaces\030\003 \001(\010\022\021\n\tkeyspace" +
-      "s\030\004 \003(\t\022.\n\nexpires_at\030\005 \001(\0132\032.google.pro" +
-      "tobuf.Timestamp\022,\n\nrate_limit\030\006 \001(\0132\030.ke" +
-      "yservice.v1.RateLimit\"Y\n\030CreateCredentia" +
-      "lResponse\022\016\n\006secret\030\001 \001(\t\022-\n\ncredential\030" +
-      "\002 \001(\0132\031.keyservice.v1.Credential\"?\n\026List" +
-      "CredentialsRequest\022\021\n\tpage_size\030\001 \001(\005\022\022\n" +
-      "\npage_token\030\002 \001(\t\"b\n\027ListCredentialsResp" +
-      "onse\022.\n\013credentials\030\001 \003(\0132\031.keyservice.v" +
-      "1.Credential\022\027\n\017next_page_token\030\002 \001(\t\"%\n" +
-      "\027RevokeCredentialRequest\022\n\n\002id\030\001 \001(\t\"I\n\030" +
-      "RevokeCredentialResponse\022-\n\ncredential\030\001" +
-      " \001(\0132\031.keyservice.v1.Credential\"\220\001\n\tRest" +
-      "Error\022\014\n\004code\030\001 \001(\005\022\017\n\007message\030\002 \001(\t\022\016\n\006" +
-      "status\030\004 \001(\t\022%\n\007details\030\003 \003(\0132\024.google.p" +
-      "rotobuf.Any\022-\n\005error\030\005 \001(\0132\036.keyservice." +
-      "v1.RestErrorStatus\"g\n\017RestErrorStatus\022\014\n" +
-      "\004code\030\001 \001(\005\022\017\n\007message\030\002 \001(\t\022\016\n\006status\030\003" +
-      " \001(\t\022%\n\007details\030\004 \003(\0132\024.google.protobuf." +
-      "Any*\323\001\n\004Code\022\024\n\020CODE_UNSPECIFIED\020\000\022\016\n\nCO" +
-      "DE_VALID\020\001\022\022\n\016CODE_MALFORMED\020\002\022\022\n\016CODE_N" +
-      "OT_FOUND\020\003\022\020\n\014CODE_REVOKED\020\004\022\020\n\014CODE_EXP" +
-      "IRED\020\005\022\025\n\021CODE_RATE_LIMITED\020\006\022\021\n\rCODE_DI" +
-      "SABLED\020\007\022\022\n\016CODE_FORBIDDEN\020\010\022\033\n\027CODE_INS" +
-      "UFFICIENT_SCOPE\020\t*H\n\006Format\022\026\n\022FORMAT_UN" +
-      "SPECIFIED\020\000\022\023\n\017FORMAT_CHECKSUM\020\001\022\021\n\rFORM" +
-      "AT_SIGNED\020\0022\344\r\n\nKeyService\022i\n\010Validate\022\036" +
-      ".keyservice.v1.ValidateRequest\032\037.keyserv" +
-      "ice.v1.ValidateResponse\"\034\202\323\344\223\002\026\"\021/v1/key" +
-      "s:validate:\001*\022c\n\tCreateKey\022\037.keyservice." +
-      "v1.CreateKeyRequest\032 .keyservice.v1.Crea" +
-      "teKeyResponse\"\023\202\323\344\223\002\r\"\010/v1/keys:\001*\022\\\n\006Ge" +
-      "tKey\022\034.keyservice.v1.GetKeyRequest\032\035.key" +
-      "service.v1.GetKeyResponse\"\025\202\323\344\223\002\017\022\r/v1/k" +
-      "eys/{id}\022]\n\010ListKeys\022\036.keyservice.v1.Lis" +
-      "tKeysRequest\032\037.keyservice.v1.ListKeysRes" +
-      "ponse\"\020\202\323\344\223\002\n\022\010/v1/keys\022o\n\tRevokeKey\022\037.k" +
-      "eyservice.v1.RevokeKeyRequest\032 .keyservi" +
-      "ce.v1.RevokeKeyResponse\"\037\202\323\344\223\002\031\"\024/v1/key" +
-      "s/{id}:revoke:\001*\022n\n\tUpdateKey\022\037.keyservi" +
-      "ce.v1.UpdateKeyRequest\032 .keyservice.v1.U" +
-      "pdateKeyResponse\"\036\202\323\344\223\002\0302\021/v1/keys/{key." +
-      "id}:\003key\022o\n\tRotateKey\022\037.keyservice.v1.Ro" +
-      "tateKeyRequest\032 .keyservice.v1.RotateKey" +
-      "Response\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:rotate:\001" +
-      "*\022z\n\017ListAuditEvents\022%.keyservice.v1.Lis" +
-      "tAuditEventsRequest\032&.keyservice.v1.List" +
-      "AuditEventsResponse\"\030\202\323\344\223\002\022\022\020/v1/audit-e" +
-      "vents\022w\n\016CreateKeyspace\022$.keyservice.v1." +
-      "CreateKeyspaceRequest\032%.keyservice.v1.Cr" +
-      "eateKeyspaceResponse\"\030\202\323\344\223\002\022\"\r/v1/keyspa" +
-      "ces:\001*\022v\n\013GetKeyspace\022!.keyservice.v1.Ge" +
-      "tKeyspaceRequest\032\".keyservice.v1.GetKeys" +
-      "paceResponse\" \202\323\344\223\002\032\022\030/v1/keyspaces/{key" +
-      "space}\022q\n\rListKeyspaces\022#.keyservice.v1." +
-      "ListKeyspacesRequest\032$.keyservice.v1.Lis" +
-      "tKeyspacesResponse\"\025\202\323\344\223\002\017\022\r/v1/keyspace" +
-      "s\022\214\001\n\016UpdateKeyspace\022$.keyservice.v1.Upd" +
-      "ateKeyspaceRequest\032%.keyservice.v1.Updat" +
-      "eKeyspaceResponse\"-\202\323\344\223\002\'2\033/v1/keyspaces" +
-      "/{keyspace.id}:\010keyspace\022\177\n\020CreateCreden" +
-      "tial\022&.keyservice.v1.CreateCredentialReq" +
-      "uest\032\'.keyservice.v1.CreateCredentialRes" +
-      "ponse\"\032\202\323\344\223\002\024\"\017/v1/credentials:\001*\022y\n\017Lis" +
-      "tCredentials\022%.keyservice.v1.ListCredent" +
-      "ialsRequest\032&.keyservice.v1.ListCredenti" +
-      "alsResponse\"\027\202\323\344\223\002\021\022\017/v1/credentials\022\213\001\n" +
-      "\020RevokeCredential\022&.keyservice.v1.Revoke" +
-      "CredentialRequest\032\'.keyservice.v1.Revoke" +
-      "CredentialResponse\"&\202\323\344\223\002 \"\033/v1/credenti" +
-      "als/{id}:revoke:\001*Bk\n\021dev.keyservice.v1B" +
-      "\017KeyServiceProtoP\001ZCgithub.com/keyservic" +
-      "e/keyservice/api/gen/keyservice/v1;keyse" +
-      "rvicev1b\006proto3"
+      "t_id\030\t \001(\t\022\020\n\010keyspace\030\n \001(\t\032/\n\rMetadata" +
+      "Entry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"D\n" +
+      "\021CreateKeyResponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003ke" +
+      "y\030\002 \001(\0132\022.keyservice.v1.Key\"\033\n\rGetKeyReq" +
+      "uest\022\n\n\002id\030\001 \001(\t\"1\n\016GetKeyResponse\022\037\n\003ke" +
+      "y\030\001 \001(\0132\022.keyservice.v1.Key\"Y\n\017ListKeysR" +
+      "equest\022\r\n\005owner\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005" +
+      "\022\022\n\npage_token\030\003 \001(\t\022\020\n\010keyspace\030\004 \001(\t\"M" +
+      "\n\020ListKeysResponse\022 \n\004keys\030\001 \003(\0132\022.keyse" +
+      "rvice.v1.Key\022\027\n\017next_page_token\030\002 \001(\t\"2\n" +
+      "\020RevokeKeyRequest\022\n\n\002id\030\001 \001(\t\022\022\n\nrequest" +
+      "_id\030\002 \001(\t\"4\n\021RevokeKeyResponse\022\037\n\003key\030\001 " +
+      "\001(\0132\022.keyservice.v1.Key\"x\n\020UpdateKeyRequ" +
+      "est\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Key\022/\n\013" +
+      "update_mask\030\002 \001(\0132\032.google.protobuf.Fiel" +
+      "dMask\022\022\n\nrequest_id\030\003 \001(\t\"4\n\021UpdateKeyRe" +
+      "sponse\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Key\"" +
+      "\212\001\n\020RotateKeyRequest\022\n\n\002id\030\001 \001(\t\022/\n\014grac" +
+      "e_period\030\002 \001(\0132\031.google.protobuf.Duratio" +
+      "n\022%\n\006format\030\003 \001(\0162\025.keyservice.v1.Format" +
+      "\022\022\n\nrequest_id\030\004 \001(\t\"i\n\021RotateKeyRespons" +
+      "e\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyserv" +
+      "ice.v1.Key\022#\n\007old_key\030\003 \001(\0132\022.keyservice" +
+      ".v1.Key\"^\n\026ListAuditEventsRequest\022\016\n\006key" +
+      "_id\030\001 \001(\t\022\r\n\005actor\030\002 \001(\t\022\021\n\tpage_size\030\003 " +
+      "\001(\005\022\022\n\npage_token\030\004 \001(\t\"]\n\027ListAuditEven" +
+      "tsResponse\022)\n\006events\030\001 \003(\0132\031.keyservice." +
+      "v1.AuditEvent\022\027\n\017next_page_token\030\002 \001(\t\"\363" +
+      "\001\n\nAuditEvent\022\n\n\002id\030\001 \001(\t\022(\n\004time\030\002 \001(\0132" +
+      "\032.google.protobuf.Timestamp\022\r\n\005actor\030\003 \001" +
+      "(\t\022\016\n\006action\030\004 \001(\t\022\016\n\006key_id\030\005 \001(\t\022\022\n\nre" +
+      "quest_id\030\006 \001(\t\022+\n\007changes\030\007 \003(\0132\032.keyser" +
+      "vice.v1.FieldChange\022\025\n\rresource_type\030\010 \001" +
+      "(\t\022\023\n\013resource_id\030\t \001(\t\022\023\n\013keyspace_id\030\n" +
+      " \001(\t\"r\n\013FieldChange\022\r\n\005field\030\001 \001(\t\022)\n\tol" +
+      "d_value\030\002 \001(\0132\026.google.protobuf.Value\022)\n" +
+      "\tnew_value\030\003 \001(\0132\026.google.protobuf.Value" +
+      "\"\304\002\n\010Keyspace\022\n\n\002id\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\022" +
+      "\016\n\006prefix\030\003 \001(\t\022-\n\016default_format\030\004 \001(\0162" +
+      "\025.keyservice.v1.Format\0224\n\022default_rate_l" +
+      "imit\030\005 \001(\0132\030.keyservice.v1.RateLimit\0221\n\016" +
+      "default_expiry\030\006 \001(\0132\031.google.protobuf.D" +
+      "uration\022\026\n\016default_scopes\030\007 \003(\t\022.\n\ncreat" +
+      "ed_at\030\010 \001(\0132\032.google.protobuf.Timestamp\022" +
+      ".\n\nupdated_at\030\t \001(\0132\032.google.protobuf.Ti" +
+      "mestamp\"B\n\025CreateKeyspaceRequest\022)\n\010keys" +
+      "pace\030\001 \001(\0132\027.keyservice.v1.Keyspace\"C\n\026C" +
+      "reateKeyspaceResponse\022)\n\010keyspace\030\001 \001(\0132" +
+      "\027.keyservice.v1.Keyspace\" \n\022GetKeyspaceR" +
+      "equest\022\n\n\002id\030\001 \001(\t\"@\n\023GetKeyspaceRespons" +
+      "e\022)\n\010keyspace\030\001 \001(\0132\027.keyservice.v1.Keys" +
+      "pace\"=\n\024ListKeyspacesRequest\022\021\n\tpage_siz" +
+      "e\030\001 \001(\005\022\022\n\npage_token\030\002 \001(\t\"\\\n\025ListKeysp" +
+      "acesResponse\022*\n\tkeyspaces\030\001 \003(\0132\027.keyser" +
+      "vice.v1.Keyspace\022\027\n\017next_page_token\030\002 \001(" +
+      "\t\"s\n\025UpdateKeyspaceRequest\022)\n\010keyspace\030\001" +
+      " \001(\0132\027.keyservice.v1.Keyspace\022/\n\013update_" +
+      "mask\030\002 \001(\0132\032.google.protobuf.FieldMask\"C" +
+      "\n\026UpdateKeyspaceResponse\022)\n\010keyspace\030\001 \001" +
+      "(\0132\027.keyservice.v1.Keyspace\"\354\002\n\nCredenti" +
+      "al\022\n\n\002id\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\023\n\013permissi" +
+      "ons\030\003 \003(\t\022\025\n\rall_keyspaces\030\004 \001(\010\022\024\n\014keys" +
+      "pace_ids\030\005 \003(\t\022.\n\nexpires_at\030\006 \001(\0132\032.goo" +
+      "gle.protobuf.Timestamp\022.\n\ncreated_at\030\007 \001" +
+      "(\0132\032.google.protobuf.Timestamp\022\022\n\ncreate" +
+      "d_by\030\010 \001(\t\0220\n\014last_used_at\030\t \001(\0132\032.googl" +
+      "e.protobuf.Timestamp\022.\n\nrevoked_at\030\n \001(\013" +
+      "2\032.google.protobuf.Timestamp\022,\n\nrate_lim" +
+      "it\030\013 \001(\0132\030.keyservice.v1.RateLimit\"\304\001\n\027C" +
+      "reateCredentialRequest\022\014\n\004name\030\001 \001(\t\022\023\n\013" +
+      "permissions\030\002 \003(\t\022\025\n\rall_keyspaces\030\003 \001(\010" +
+      "\022\021\n\tkeyspaces\030\004 \003(\t\022.\n\nexpires_at\030\005 \001(\0132" +
+      "\032.google.protobuf.Timestamp\022,\n\nrate_limi" +
+      "t\030\006 \001(\0132\030.keyservice.v1.RateLimit\"Y\n\030Cre" +
+      "ateCredentialResponse\022\016\n\006secret\030\001 \001(\t\022-\n" +
+      "\ncredential\030\002 \001(\0132\031.keyservice.v1.Creden" +
+      "tial\"?\n\026ListCredentialsRequest\022\021\n\tpage_s" +
+      "ize\030\001 \001(\005\022\022\n\npage_token\030\002 \001(\t\"b\n\027ListCre" +
+      "dentialsResponse\022.\n\013credentials\030\001 \003(\0132\031." +
+      "keyservice.v1.Credential\022\027\n\017next_page_to" +
+      "ken\030\002 \001(\t\"%\n\027RevokeCredentialRequest\022\n\n\002" +
+      "id\030\001 \001(\t\"I\n\030RevokeCredentialResponse\022-\n\n" +
+      "credential\030\001 \001(\0132\031.keyservice.v1.Credent" +
+      "ial\"\220\001\n\tRestError\022\014\n\004code\030\001 \001(\005\022\017\n\007messa" +
+      "ge\030\002 \001(\t\022\016\n\006status\030\004 \001(\t\022%\n\007details\030\003 \003(" +
+      "\0132\024.google.protobuf.Any\022-\n\005error\030\005 \001(\0132\036" +
+      ".keyservice.v1.RestErrorStatus\"g\n\017RestEr" +
+      "rorStatus\022\014\n\004code\030\001 \001(\005\022\017\n\007message\030\002 \001(\t" +
+      "\022\016\n\006status\030\003 \001(\t\022%\n\007details\030\004 \003(\0132\024.goog" +
+      "le.protobuf.Any*\323\001\n\004Code\022\024\n\020CODE_UNSPECI" +
+      "FIED\020\000\022\016\n\nCODE_VALID\020\001\022\022\n\016CODE_MALFORMED" +
+      "\020\002\022\022\n\016CODE_NOT_FOUND\020\003\022\020\n\014CODE_REVOKED\020\004" +
+      "\022\020\n\014CODE_EXPIRED\020\005\022\025\n\021CODE_RATE_LIMITED\020" +
+      "\006\022\021\n\rCODE_DISABLED\020\007\022\022\n\016CODE_FORBIDDEN\020\010" +
+      "\022\033\n\027CODE_INSUFFICIENT_SCOPE\020\t*H\n\006Format\022" +
+      "\026\n\022FORMAT_UNSPECIFIED\020\000\022\023\n\017FORMAT_CHECKS" +
+      "UM\020\001\022\021\n\rFORMAT_SIGNED\020\0022\336\r\n\nKeyService\022i" +
+      "\n\010Validate\022\036.keyservice.v1.ValidateReque" +
+      "st\032\037.keyservice.v1.ValidateResponse\"\034\202\323\344" +
+      "\223\002\026\"\021/v1/keys:validate:\001*\022c\n\tCreateKey\022\037" +
+      ".keyservice.v1.CreateKeyRequest\032 .keyser" +
+      "vice.v1.CreateKeyResponse\"\023\202\323\344\223\002\r\"\010/v1/k" +
+      "eys:\001*\022\\\n\006GetKey\022\034.keyservice.v1.GetKeyR" +
+      "equest\032\035.keyservice.v1.GetKeyResponse\"\025\202" +
+      "\323\344\223\002\017\022\r/v1/keys/{id}\022]\n\010ListKeys\022\036.keyse" +
+      "rvice.v1.ListKeysRequest\032\037.keyservice.v1" +
+      ".ListKeysResponse\"\020\202\323\344\223\002\n\022\010/v1/keys\022o\n\tR" +
+      "evokeKey\022\037.keyservice.v1.RevokeKeyReques" +
+      "t\032 .keyservice.v1.RevokeKeyResponse\"\037\202\323\344" +
+      "\223\002\031\"\024/v1/keys/{id}:revoke:\001*\022n\n\tUpdateKe" +
+      "y\022\037.keyservice.v1.UpdateKeyRequest\032 .key" +
+      "service.v1.UpdateKeyResponse\"\036\202\323\344\223\002\0302\021/v" +
+      "1/keys/{key.id}:\003key\022o\n\tRotateKey\022\037.keys" +
+      "ervice.v1.RotateKeyRequest\032 .keyservice." +
+      "v1.RotateKeyResponse\"\037\202\323\344\223\002\031\"\024/v1/keys/{" +
+      "id}:rotate:\001*\022z\n\017ListAuditEvents\022%.keyse" +
+      "rvice.v1.ListAuditEventsRequest\032&.keyser" +
+      "vice.v1.ListAuditEventsResponse\"\030\202\323\344\223\002\022\022" +
+      "\020/v1/audit-events\022w\n\016CreateKeyspace\022$.ke" +
+      "yservice.v1.CreateKeyspaceRequest\032%.keys" +
+      "ervice.v1.CreateKeyspaceResponse\"\030\202\323\344\223\002\022" +
+      "\"\r/v1/keyspaces:\001*\022p\n\013GetKeyspace\022!.keys" +
+      "ervice.v1.GetKeyspaceRequest\032\".keyservic" +
+      "e.v1.GetKeyspaceResponse\"\032\202\323\344\223\002\024\022\022/v1/ke" +
+      "yspaces/{id}\022q\n\rListKeyspaces\022#.keyservi" +
+      "ce.v1.ListKeyspacesRequest\032$.keyservice." +
+      "v1.ListKeyspacesResponse\"\025\202\323\344\223\002\017\022\r/v1/ke" +
+      "yspaces\022\214\001\n\016UpdateKeyspace\022$.keyservice." +
+      "v1.UpdateKeyspaceRequest\032%.keyservice.v1" +
+      ".UpdateKeyspaceResponse\"-\202\323\344\223\002\'2\033/v1/key" +
+      "spaces/{keyspace.id}:\010keyspace\022\177\n\020Create" +
+      "Credential\022&.keyservice.v1.CreateCredent" +
+      "ialRequest\032\'.keyservice.v1.CreateCredent" +
+      "ialResponse\"\032\202\323\344\223\002\024\"\017/v1/credentials:\001*\022" +
+      "y\n\017ListCredentials\022%.keyservice.v1.ListC" +
+      "redentialsRequest\032&.keyservice.v1.ListCr" +
+      "edentialsResponse\"\027\202\323\344\223\002\021\022\017/v1/credentia" +
+      "ls\022\213\001\n\020RevokeCredential\022&.keyservice.v1." +
+      "RevokeCredentialRequest\032\'.keyservice.v1." +
+      "RevokeCredentialResponse\"&\202\323\344\223\002 \"\033/v1/cr" +
+      "edentials/{id}:revoke:\001*Bk\n\021dev.keyservi" +
+      "ce.v1B\017KeyServiceProtoP\001ZCgithub.com/key" +
+      "service/keyservice/api/gen/keyservice/v1" +
+      ";keyservicev1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -463,7 +463,7 @@ public final class KeyServiceProto {
     internal_static_keyservice_v1_CreateKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateKeyRequest_descriptor,
-        new java.lang.String[] { "Name", "Owner", "Scopes", "Metadata", "ExpiresAt", "RateLimit", "Format", "AllowedCidrs", "RequestId", });
+        new java.lang.String[] { "Name", "Owner", "Scopes", "Metadata", "ExpiresAt", "RateLimit", "Format", "AllowedCidrs", "RequestId", "Keyspace", });
     internal_static_keyservice_v1_CreateKeyRequest_MetadataEntry_descriptor =
       internal_static_keyservice_v1_CreateKeyRequest_descriptor.getNestedTypes().get(0);
     internal_static_keyservice_v1_CreateKeyRequest_MetadataEntry_fieldAccessorTable = new
@@ -583,7 +583,7 @@ public final class KeyServiceProto {
     internal_static_keyservice_v1_GetKeyspaceRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_GetKeyspaceRequest_descriptor,
-        new java.lang.String[] { "Keyspace", });
+        new java.lang.String[] { "Id", });
     internal_static_keyservice_v1_GetKeyspaceResponse_descriptor =
       getDescriptor().getMessageTypes().get(25);
     internal_static_keyservice_v1_GetKeyspaceResponse_fieldAccessorTable = new

@@ -102,7 +102,7 @@ private static final long serialVersionUID = 0L;
   private volatile java.lang.Object actor_ = "";
   /**
    * <pre>
-   * Only events by this actor (admin token name); empty for all actors.
+   * Only events by this actor (a credential name); empty for all actors.
    * </pre>
    *
    * <code>string actor = 2;</code>
@@ -123,7 +123,7 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * Only events by this actor (admin token name); empty for all actors.
+   * Only events by this actor (a credential name); empty for all actors.
    * </pre>
    *
    * <code>string actor = 2;</code>
@@ -700,7 +700,7 @@ private static final long serialVersionUID = 0L;
     private java.lang.Object actor_ = "";
     /**
      * <pre>
-     * Only events by this actor (admin token name); empty for all actors.
+     * Only events by this actor (a credential name); empty for all actors.
      * </pre>
      *
      * <code>string actor = 2;</code>
@@ -720,7 +720,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Only events by this actor (admin token name); empty for all actors.
+     * Only events by this actor (a credential name); empty for all actors.
      * </pre>
      *
      * <code>string actor = 2;</code>
@@ -741,7 +741,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Only events by this actor (admin token name); empty for all actors.
+     * Only events by this actor (a credential name); empty for all actors.
      * </pre>
      *
      * <code>string actor = 2;</code>
@@ -758,7 +758,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Only events by this actor (admin token name); empty for all actors.
+     * Only events by this actor (a credential name); empty for all actors.
      * </pre>
      *
      * <code>string actor = 2;</code>
@@ -772,7 +772,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Only events by this actor (admin token name); empty for all actors.
+     * Only events by this actor (a credential name); empty for all actors.
      * </pre>
      *
      * <code>string actor = 2;</code>

@@ -29,7 +29,7 @@ public interface ListAuditEventsRequestOrBuilder extends
 
   /**
    * <pre>
-   * Only events by this actor (admin token name); empty for all actors.
+   * Only events by this actor (a credential name); empty for all actors.
    * </pre>
    *
    * <code>string actor = 2;</code>
@@ -38,7 +38,7 @@ public interface ListAuditEventsRequestOrBuilder extends
   java.lang.String getActor();
   /**
    * <pre>
-   * Only events by this actor (admin token name); empty for all actors.
+   * Only events by this actor (a credential name); empty for all actors.
    * </pre>
    *
    * <code>string actor = 2;</code>

@@ -106,7 +106,7 @@ private static final long serialVersionUID = 0L;
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did; the same
    * request_id with a different request is ALREADY_EXISTS. Request ids are
-   * per admin token name: another admin's ids are not seen.
+   * per credential name: another credential's ids are not seen.
    * </pre>
    *
    * <code>string request_id = 2;</code>
@@ -132,7 +132,7 @@ private static final long serialVersionUID = 0L;
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did; the same
    * request_id with a different request is ALREADY_EXISTS. Request ids are
-   * per admin token name: another admin's ids are not seen.
+   * per credential name: another credential's ids are not seen.
    * </pre>
    *
    * <code>string request_id = 2;</code>
@@ -605,7 +605,7 @@ private static final long serialVersionUID = 0L;
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did; the same
      * request_id with a different request is ALREADY_EXISTS. Request ids are
-     * per admin token name: another admin's ids are not seen.
+     * per credential name: another credential's ids are not seen.
      * </pre>
      *
      * <code>string request_id = 2;</code>
@@ -630,7 +630,7 @@ private static final long serialVersionUID = 0L;
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did; the same
      * request_id with a different request is ALREADY_EXISTS. Request ids are
-     * per admin token name: another admin's ids are not seen.
+     * per credential name: another credential's ids are not seen.
      * </pre>
      *
      * <code>string request_id = 2;</code>
@@ -656,7 +656,7 @@ private static final long serialVersionUID = 0L;
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did; the same
      * request_id with a different request is ALREADY_EXISTS. Request ids are
-     * per admin token name: another admin's ids are not seen.
+     * per credential name: another credential's ids are not seen.
      * </pre>
      *
      * <code>string request_id = 2;</code>
@@ -678,7 +678,7 @@ private static final long serialVersionUID = 0L;
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did; the same
      * request_id with a different request is ALREADY_EXISTS. Request ids are
-     * per admin token name: another admin's ids are not seen.
+     * per credential name: another credential's ids are not seen.
      * </pre>
      *
      * <code>string request_id = 2;</code>
@@ -697,7 +697,7 @@ private static final long serialVersionUID = 0L;
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did; the same
      * request_id with a different request is ALREADY_EXISTS. Request ids are
-     * per admin token name: another admin's ids are not seen.
+     * per credential name: another credential's ids are not seen.
      * </pre>
      *
      * <code>string request_id = 2;</code>

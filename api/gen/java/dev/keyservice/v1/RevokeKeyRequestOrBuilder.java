@@ -34,7 +34,7 @@ public interface RevokeKeyRequestOrBuilder extends
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did; the same
    * request_id with a different request is ALREADY_EXISTS. Request ids are
-   * per admin token name: another admin's ids are not seen.
+   * per credential name: another credential's ids are not seen.
    * </pre>
    *
    * <code>string request_id = 2;</code>
@@ -48,7 +48,7 @@ public interface RevokeKeyRequestOrBuilder extends
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did; the same
    * request_id with a different request is ALREADY_EXISTS. Request ids are
-   * per admin token name: another admin's ids are not seen.
+   * per credential name: another credential's ids are not seen.
    * </pre>
    *
    * <code>string request_id = 2;</code>

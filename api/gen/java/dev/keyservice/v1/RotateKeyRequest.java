@@ -174,7 +174,7 @@ private static final long serialVersionUID = 0L;
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did (the same new
    * secret); the same request_id with a different request is
-   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ALREADY_EXISTS. Request ids are per credential name: another credential's
    * ids are not seen.
    * </pre>
    *
@@ -201,7 +201,7 @@ private static final long serialVersionUID = 0L;
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did (the same new
    * secret); the same request_id with a different request is
-   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ALREADY_EXISTS. Request ids are per credential name: another credential's
    * ids are not seen.
    * </pre>
    *
@@ -970,7 +970,7 @@ private static final long serialVersionUID = 0L;
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did (the same new
      * secret); the same request_id with a different request is
-     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ALREADY_EXISTS. Request ids are per credential name: another credential's
      * ids are not seen.
      * </pre>
      *
@@ -996,7 +996,7 @@ private static final long serialVersionUID = 0L;
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did (the same new
      * secret); the same request_id with a different request is
-     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ALREADY_EXISTS. Request ids are per credential name: another credential's
      * ids are not seen.
      * </pre>
      *
@@ -1023,7 +1023,7 @@ private static final long serialVersionUID = 0L;
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did (the same new
      * secret); the same request_id with a different request is
-     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ALREADY_EXISTS. Request ids are per credential name: another credential's
      * ids are not seen.
      * </pre>
      *
@@ -1046,7 +1046,7 @@ private static final long serialVersionUID = 0L;
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did (the same new
      * secret); the same request_id with a different request is
-     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ALREADY_EXISTS. Request ids are per credential name: another credential's
      * ids are not seen.
      * </pre>
      *
@@ -1066,7 +1066,7 @@ private static final long serialVersionUID = 0L;
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did (the same new
      * secret); the same request_id with a different request is
-     * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+     * ALREADY_EXISTS. Request ids are per credential name: another credential's
      * ids are not seen.
      * </pre>
      *

@@ -83,7 +83,7 @@ public interface RotateKeyRequestOrBuilder extends
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did (the same new
    * secret); the same request_id with a different request is
-   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ALREADY_EXISTS. Request ids are per credential name: another credential's
    * ids are not seen.
    * </pre>
    *
@@ -98,7 +98,7 @@ public interface RotateKeyRequestOrBuilder extends
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did (the same new
    * secret); the same request_id with a different request is
-   * ALREADY_EXISTS. Request ids are per admin token name: another admin's
+   * ALREADY_EXISTS. Request ids are per credential name: another credential's
    * ids are not seen.
    * </pre>
    *

@@ -140,7 +140,7 @@ private static final long serialVersionUID = 0L;
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did; the same
    * request_id with a different request is ALREADY_EXISTS. Request ids are
-   * per admin token name: another admin's ids are not seen. Over REST it is
+   * per credential name: another credential's ids are not seen. Over REST it is
    * a query parameter: ?request_id=.
    * </pre>
    *
@@ -167,7 +167,7 @@ private static final long serialVersionUID = 0L;
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did; the same
    * request_id with a different request is ALREADY_EXISTS. Request ids are
-   * per admin token name: another admin's ids are not seen. Over REST it is
+   * per credential name: another credential's ids are not seen. Over REST it is
    * a query parameter: ?request_id=.
    * </pre>
    *
@@ -925,7 +925,7 @@ private static final long serialVersionUID = 0L;
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did; the same
      * request_id with a different request is ALREADY_EXISTS. Request ids are
-     * per admin token name: another admin's ids are not seen. Over REST it is
+     * per credential name: another credential's ids are not seen. Over REST it is
      * a query parameter: ?request_id=.
      * </pre>
      *
@@ -951,7 +951,7 @@ private static final long serialVersionUID = 0L;
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did; the same
      * request_id with a different request is ALREADY_EXISTS. Request ids are
-     * per admin token name: another admin's ids are not seen. Over REST it is
+     * per credential name: another credential's ids are not seen. Over REST it is
      * a query parameter: ?request_id=.
      * </pre>
      *
@@ -978,7 +978,7 @@ private static final long serialVersionUID = 0L;
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did; the same
      * request_id with a different request is ALREADY_EXISTS. Request ids are
-     * per admin token name: another admin's ids are not seen. Over REST it is
+     * per credential name: another credential's ids are not seen. Over REST it is
      * a query parameter: ?request_id=.
      * </pre>
      *
@@ -1001,7 +1001,7 @@ private static final long serialVersionUID = 0L;
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did; the same
      * request_id with a different request is ALREADY_EXISTS. Request ids are
-     * per admin token name: another admin's ids are not seen. Over REST it is
+     * per credential name: another credential's ids are not seen. Over REST it is
      * a query parameter: ?request_id=.
      * </pre>
      *
@@ -1021,7 +1021,7 @@ private static final long serialVersionUID = 0L;
      * 24 hours by default), a call with the same request_id and the same
      * request is applied once and answers as the first did; the same
      * request_id with a different request is ALREADY_EXISTS. Request ids are
-     * per admin token name: another admin's ids are not seen. Over REST it is
+     * per credential name: another credential's ids are not seen. Over REST it is
      * a query parameter: ?request_id=.
      * </pre>
      *

@@ -74,7 +74,7 @@ public interface UpdateKeyRequestOrBuilder extends
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did; the same
    * request_id with a different request is ALREADY_EXISTS. Request ids are
-   * per admin token name: another admin's ids are not seen. Over REST it is
+   * per credential name: another credential's ids are not seen. Over REST it is
    * a query parameter: ?request_id=.
    * </pre>
    *
@@ -89,7 +89,7 @@ public interface UpdateKeyRequestOrBuilder extends
    * 24 hours by default), a call with the same request_id and the same
    * request is applied once and answers as the first did; the same
    * request_id with a different request is ALREADY_EXISTS. Request ids are
-   * per admin token name: another admin's ids are not seen. Over REST it is
+   * per credential name: another credential's ids are not seen. Over REST it is
    * a query parameter: ?request_id=.
    * </pre>
    *
