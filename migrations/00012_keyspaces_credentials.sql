@@ -27,8 +27,6 @@ INSERT INTO keyspaces (id, name, prefix) VALUES ('00000000-0000-0000-0000-000000
 -- of them are in the default keyspace, which exists); new rows are checked.
 ALTER TABLE api_keys ADD COLUMN keyspace_id uuid NOT NULL DEFAULT '00000000-0000-0000-0000-000000000001';
 ALTER TABLE api_keys ADD CONSTRAINT api_keys_keyspace_fk FOREIGN KEY (keyspace_id) REFERENCES keyspaces (id) NOT VALID;
--- Serves listing one keyspace's keys, oldest first.
-CREATE INDEX api_keys_keyspace_idx ON api_keys (keyspace_id, created_at, id);
 
 -- Credentials: who may call which methods for which keyspaces. Only the
 -- SHA-256 of a secret is stored; the secret is shown once.
@@ -53,18 +51,16 @@ CREATE TABLE credentials (
 
 -- The audit trail records writes to keyspaces and credentials too, and
 -- each event's keyspace, so a credential bound to keyspaces reads only
--- theirs.
+-- theirs. Events from before (and written by replicas still running the
+-- release before) have no resource_id or keyspace_id: they are of keys
+-- (key_id), of the default keyspace, and read so (no table rewrite).
 ALTER TABLE audit_events
     ALTER COLUMN key_id DROP NOT NULL,
     ADD COLUMN resource_type text NOT NULL DEFAULT 'key' CHECK (resource_type IN ('key', 'keyspace', 'credential')),
     ADD COLUMN resource_id   uuid,
     ADD COLUMN keyspace_id   uuid;
--- Events from before this migration are all of keys of the default keyspace.
-UPDATE audit_events SET resource_id = key_id, keyspace_id = '00000000-0000-0000-0000-000000000001';
-CREATE INDEX audit_events_keyspace_idx ON audit_events (keyspace_id, at DESC, id DESC);
 
 -- +goose Down
-DROP INDEX audit_events_keyspace_idx;
 DELETE FROM audit_events WHERE resource_type <> 'key';
 ALTER TABLE audit_events
     DROP COLUMN resource_type,
@@ -72,7 +68,6 @@ ALTER TABLE audit_events
     DROP COLUMN keyspace_id,
     ALTER COLUMN key_id SET NOT NULL;
 DROP TABLE credentials;
-DROP INDEX api_keys_keyspace_idx;
 ALTER TABLE api_keys DROP CONSTRAINT api_keys_keyspace_fk;
 ALTER TABLE api_keys DROP COLUMN keyspace_id;
 DROP TABLE keyspaces;

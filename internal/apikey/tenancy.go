@@ -92,6 +92,21 @@ func (c *Credential) InKeyspace(id uuid.UUID) bool {
 	return false
 }
 
+// Admin reports whether c is a bootstrap admin token: the caller limiter
+// knows every one of them as the one caller "admin", as before stored
+// credentials (KEYSERVICE_CALLER_LIMITS names it so).
+func (c *Credential) Admin() bool {
+	return c.Bootstrap && c.Permissions != perm.Of(perm.KeysValidate)
+}
+
+// CallerName is the name the caller limiter keeps c's budget under.
+func (c *Credential) CallerName() string {
+	if c.Admin() {
+		return "admin"
+	}
+	return c.Name
+}
+
 // Resource types of the audit trail.
 const (
 	ResourceKey        = "key"

@@ -43,6 +43,13 @@ type Config struct {
 	// AdminPermissions narrows named admin tokens to these permissions
 	// (KEYSERVICE_ADMIN_PERMISSIONS); unnamed ones hold every permission.
 	AdminPermissions map[string]perm.Set
+	// SealKey (KEYSERVICE_SEAL_KEY) is what the keys sealing recorded
+	// answers and signing page tokens are derived from; "" : from the admin
+	// tokens.
+	SealKey string
+	// RequireCaller (KEYSERVICE_REQUIRE_CALLER): Validate needs a credential
+	// or a client certificate even without caller tokens or a client CA.
+	RequireCaller bool
 	KeyPrefix        string
 	// The signed key format (internal/keys/signed.go): its prefix, and the
 	// signing secrets, the first of which signs new keys. None: off.

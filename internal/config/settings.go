@@ -54,6 +54,16 @@ func (c *Config) settings() []Setting {
 			}
 			return nil
 		}}, "what named admin tokens may do, when not everything (see [Tenancy](tenancy.md))"),
+		secret("KEYSERVICE_SEAL_KEY", "seal-key", &secretString{&c.SealKey}, func() { c.SealKey = "" },
+			fmt.Sprintf("≥ %d characters", MinTokenLen), func() error {
+				if c.SealKey != "" && len(c.SealKey) < MinTokenLen {
+					return fmt.Errorf("must be at least %d characters", MinTokenLen)
+				}
+				return nil
+			},
+			"the secret the answers kept for retried writes are sealed with and page tokens signed with, the same on every replica; none: derived from `KEYSERVICE_ADMIN_TOKENS` (with neither, writes with a `request_id` are refused)").see("[Tenancy](tenancy.md#rotating-a-bootstrap-token-away)"),
+		def(boolean, &c.RequireCaller, "KEYSERVICE_REQUIRE_CALLER", "require-caller", false, anyValue[bool](),
+			"`Validate` needs a credential (or a client certificate) even when no caller token or client CA is configured"),
 		str(&c.KeyPrefix, "KEYSERVICE_KEY_PREFIX", "key-prefix", keys.DefaultPrefix, rule[string]{"a-z, 0-9", func(p string) error {
 			if err := keys.ValidatePrefix(p); err != nil {
 				return err

@@ -282,3 +282,18 @@ func (v *keyRate) Set(s string) error {
 	*v = keyRate{Limit: l.Limit, Period: l.Period}
 	return nil
 }
+
+// secretString reads one secret; String never shows it.
+type secretString struct{ s *string }
+
+func (v *secretString) String() string {
+	if v.s == nil || *v.s == "" {
+		return ""
+	}
+	return "********"
+}
+
+func (v *secretString) Set(s string) error {
+	*v.s = strings.TrimSpace(s)
+	return nil
+}

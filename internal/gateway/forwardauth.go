@@ -104,7 +104,10 @@ func decide(resp *keyservicev1.ValidateResponse, err error, keyHeader string, re
 			// configuration error of the gateway, told apart from a bad key.
 			challenge["WWW-Authenticate"] += `, error="invalid_caller", error_description="the gateway's caller token (X-Keyservice-Caller-Token) was not accepted"`
 			return authDecision{status: http.StatusUnauthorized, headers: challenge}
-		case codes.InvalidArgument:
+		case codes.InvalidArgument, codes.NotFound, codes.PermissionDenied:
+			// A malformed request, or a keyspace named (by the route, or by a
+			// client the gateway let name one) that does not exist or that
+			// the gateway's credential may not use: no key passes it.
 			return authDecision{status: http.StatusUnauthorized, headers: challenge}
 		}
 		return authDecision{status: http.StatusInternalServerError}

@@ -90,9 +90,9 @@ func Authenticate(a Auth) grpc.UnaryServerInterceptor {
 				return nil, status.Errorf(codes.PermissionDenied, "credential %q lacks the permission %s", e.Name, need)
 			}
 			e.Used(now)
-			id := caller.Identity{Kind: caller.KindToken, Name: e.Name}
-			if e.Bootstrap && e.Permissions != perm.Of(perm.KeysValidate) {
-				id = caller.Identity{Kind: caller.KindAdmin, Name: "admin"}
+			id := caller.Identity{Kind: caller.KindToken, Name: e.CallerName()}
+			if e.Admin() {
+				id.Kind = caller.KindAdmin
 			}
 			if r := e.Rate; r != nil {
 				id.Own = caller.Budget{Rate: float64(r.Limit) / r.Period.Seconds(), Burst: r.Burst}

@@ -104,3 +104,19 @@ func Parse(in []string) (Set, error) {
 	}
 	return s, nil
 }
+
+// ParseKnown reads the permission names it knows and returns the others:
+// a stored credential written by a newer release keeps what this one
+// understands, and gains nothing it does not (fail closed).
+func ParseKnown(in []string) (Set, []string) {
+	var s Set
+	var unknown []string
+	for _, n := range in {
+		if i := slices.Index(names[:], n); i >= 0 {
+			s |= 1 << i
+		} else {
+			unknown = append(unknown, n)
+		}
+	}
+	return s, unknown
+}

@@ -26,3 +26,10 @@ func TestWithin(t *testing.T) {
 		t.Fatal("Within disagrees with set inclusion")
 	}
 }
+
+func TestParseKnownDropsWhatItDoesNotKnow(t *testing.T) {
+	s, unknown := ParseKnown([]string{"keys.read", "usage.read", "keys.validate"})
+	if s != Of(KeysRead, KeysValidate) || len(unknown) != 1 || unknown[0] != "usage.read" {
+		t.Fatalf("ParseKnown = %v, %v", s, unknown)
+	}
+}

@@ -48,7 +48,7 @@ func (s *Server) chain(reg prometheus.Registerer, tp trace.TracerProvider) grpc.
 		middleware.Logging(s.log),
 		middleware.RefuseUndecodable(),
 		middleware.Recovery(s.log),
-		middleware.Authenticate(middleware.Auth{Registry: s.tenancy, RequireCaller: len(cfg.CallerTokens) > 0 || cfg.TLSClientCAFile != ""}),
+		middleware.Authenticate(middleware.Auth{Registry: s.tenancy, RequireCaller: cfg.RequireCaller || len(cfg.CallerTokens) > 0 || cfg.TLSClientCAFile != ""}),
 		callers.Interceptor(),
 		service.MapErrors(s.log),
 	)...)

@@ -163,6 +163,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if len(cfg.AdminTokens) == 0 {
 		log.Warn("no admin token configured (KEYSERVICE_ADMIN_TOKENS): only stored credentials may make admin calls")
 	}
+	// Page tokens and the answers kept for retries are sealed with keys
+	// derived from a secret every replica shares and the database does not
+	// hold: KEYSERVICE_SEAL_KEY, else the admin tokens.
+	sealSecrets := cfg.AdminTokens
+	if cfg.SealKey != "" {
+		sealSecrets = []string{"seal-key:" + cfg.SealKey}
+	}
+	if len(sealSecrets) == 0 {
+		log.Warn("neither KEYSERVICE_SEAL_KEY nor an admin token is configured: writes with a request_id are refused (their answers could not be sealed)")
+	}
 	keyLimits, err := s.keyLimits(reg)
 	if err != nil {
 		return nil, err
@@ -179,9 +189,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		DefaultFormat:  defaultFormat(cfg.DefaultKeyFormat),
 		KeyLimits:      keyLimits,
 		DefaultLimit:   cfg.KeyLimit(),
-		PageTokenKey:   service.PageTokenKey(cfg.AdminTokens),
-		Idempotency:    service.Idempotency{Key: service.IdempotencyKey(cfg.AdminTokens), Window: cfg.IdempotencyWindow},
+		PageTokenKey:   service.PageTokenKey(sealSecrets),
+		Idempotency:    service.Idempotency{Key: service.IdempotencyKey(sealSecrets), Window: cfg.IdempotencyWindow, Off: len(sealSecrets) == 0},
 		TrustedProxies: cfg.TrustedProxies,
+		CallerBudget:   cfg.DefaultBudget(),
+		CallerLimits:   cfg.CallerLimits,
 		ViewCacheSize:  cfg.PositiveSize + cfg.NegativeSize,
 		Registry:       reg,
 	})

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"database/sql"
+	"net/http"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -95,5 +96,38 @@ func TestUpgradeFromBeforeKeyspaces(t *testing.T) {
 	ev, err := e.grpc.ListAuditEvents(admin(ctx), &keyservicev1.ListAuditEventsRequest{})
 	if err != nil || len(ev.GetEvents()) != 1 || ev.GetEvents()[0].GetResourceType() != "key" || ev.GetEvents()[0].GetKeyspaceId() != apikey.DefaultKeyspaceID.String() {
 		t.Fatalf("the old audit trail: %v, %v", ev, err)
+	}
+}
+
+// TestRequireCallerWithStoredCredentialsOnly: with KEYSERVICE_REQUIRE_CALLER
+// and no caller token in the environment, Validate needs a credential; and
+// with neither a seal key nor an admin token, a write with a request_id is
+// refused rather than kept under a known key.
+func TestRequireCallerWithStoredCredentialsOnly(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) { c.RequireCaller = true }))
+	ctx := context.Background()
+	if _, err := e.grpc.Validate(ctx, &keyservicev1.ValidateRequest{Key: "ks_x"}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("anonymous Validate: %v, want Unauthenticated", err)
+	}
+	r, err := e.grpc.CreateCredential(admin(ctx), &keyservicev1.CreateCredentialRequest{Name: "gw", Permissions: []string{"keys.validate"}, AllKeyspaces: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.grpc.Validate(bearer(ctx, r.GetSecret()), &keyservicev1.ValidateRequest{Key: "ks_x"}); err != nil {
+		t.Fatalf("Validate with a stored credential: %v", err)
+	}
+	// Forward-auth naming a keyspace that does not exist: no key passes.
+	req, _ := http.NewRequest("GET", e.base+"/v1/auth", nil)
+	req.Header.Set("Authorization", "Bearer ks_x")
+	req.Header.Set("X-Keyspace", "no-such-space")
+	req.Header.Set("X-Keyservice-Caller-Token", r.GetSecret())
+	resp, err := e.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("forward-auth with an unknown keyspace: %d, want 401", resp.StatusCode)
 	}
 }

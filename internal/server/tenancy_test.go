@@ -234,6 +234,27 @@ func TestNoEscalation(t *testing.T) {
 			t.Errorf("%s: %v, want PermissionDenied", c.name, err)
 		}
 	}
+	// Nor a faster caller than itself (the configured budget: 1000/s).
+	fast := &keyservicev1.CreateCredentialRequest{Name: "x6", Permissions: []string{"keys.read"}, Keyspaces: []string{"alpha"},
+		ExpiresAt: timestamppb.New(until), RateLimit: &keyservicev1.RateLimit{Limit: 1_000_000, Period: durationpb.New(time.Second)}}
+	if _, err := e.grpc.CreateCredential(mgr, fast); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("a faster caller budget: %v, want PermissionDenied", err)
+	}
+	// It may not revoke a credential it could not have made: one that
+	// outlives it, with fewer permissions in its own keyspace.
+	longer, err := e.grpc.CreateCredential(ctx, &keyservicev1.CreateCredentialRequest{Name: "longer", Permissions: []string{"keys.read"}, Keyspaces: []string{"alpha"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.grpc.RevokeCredential(mgr, &keyservicev1.RevokeCredentialRequest{Id: longer.GetCredential().GetId()}); status.Code(err) != codes.NotFound {
+		t.Errorf("revoking a credential that outlives it: %v, want NotFound", err)
+	}
+	// A credential of alpha may change alpha's defaults, not its name
+	// (routes name keyspaces).
+	rename := &keyservicev1.UpdateKeyspaceRequest{Keyspace: &keyservicev1.Keyspace{Id: tn.alpha.GetId(), Name: "gamma"}, UpdateMask: mask("name")}
+	if _, err := e.grpc.UpdateKeyspace(bearer(context.Background(), tn.credA), rename); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("a credential of alpha renaming it: %v, want PermissionDenied", err)
+	}
 	ok, err := e.grpc.CreateCredential(mgr, &keyservicev1.CreateCredentialRequest{Name: "sub", Permissions: []string{"keys.read"}, Keyspaces: []string{"alpha"}, ExpiresAt: timestamppb.New(until)})
 	if err != nil {
 		t.Fatalf("a narrower credential: %v", err)

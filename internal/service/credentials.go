@@ -12,6 +12,7 @@ import (
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/perm"
 	"github.com/keyservice/keyservice/internal/tenancy"
 )
@@ -73,6 +74,11 @@ func (s *Service) CreateCredential(ctx context.Context, req *keyservicev1.Create
 			return nil, invalid("name", "is the name of a bootstrap token of the environment")
 		}
 	}
+	if _, ok := s.callerLimits[req.GetName()]; ok {
+		// Budgets are kept by name: the new credential would take the
+		// configured override of that caller.
+		return nil, invalid("name", "is the name of a caller in KEYSERVICE_CALLER_LIMITS")
+	}
 	ps, err := perm.Parse(req.GetPermissions())
 	if err != nil {
 		return nil, invalid("permissions", "%v", err)
@@ -114,15 +120,16 @@ func (s *Service) CreateCredential(ctx context.Context, req *keyservicev1.Create
 	if nc.Rate, err = checkRateLimit(req.GetRateLimit()); err != nil {
 		return nil, err
 	}
+	if err := s.withinBudget(me, nc.Rate); err != nil {
+		return nil, err
+	}
 	secret := newCredentialSecret()
 	nc.Hash = sha256.Sum256([]byte(secret))
 	out, err := s.tenants.CreateCredential(audited(ctx), nc)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.tenancy.Load(ctx); err != nil {
-		return nil, err
-	}
+	s.reload(ctx)
 	return &keyservicev1.CreateCredentialResponse{Secret: secret, Credential: credentialToProto(&out, nil)}, nil
 }
 
@@ -131,6 +138,9 @@ func (s *Service) CreateCredential(ctx context.Context, req *keyservicev1.Create
 // keyspaces.
 func mayManage(me *apikey.Credential, c *apikey.Credential) error {
 	if me == nil || !c.Permissions.Within(me.Permissions) {
+		return &notFound{what: "credential"}
+	}
+	if me.ExpiresAt != nil && (c.ExpiresAt == nil || c.ExpiresAt.After(*me.ExpiresAt)) {
 		return &notFound{what: "credential"}
 	}
 	if me.AllKeyspaces {
@@ -184,12 +194,42 @@ func (s *Service) RevokeCredential(ctx context.Context, req *keyservicev1.Revoke
 	if err != nil {
 		return nil, notFoundAs(err, "credential")
 	}
-	// Visible here when the call returns; every other replica reads it on
-	// the write's NOTIFY (or the next sync).
-	if err := s.tenancy.Load(ctx); err != nil {
-		return nil, err
-	}
+	s.reload(ctx)
 	return &keyservicev1.RevokeCredentialResponse{Credential: credentialToProto(&out, nil)}, nil
+}
+
+// withinBudget refuses a caller budget above the creating credential's
+// own (its rate_limit, else its KEYSERVICE_CALLER_LIMITS entry, else the
+// configured caller budget): a credential
+// cannot mint a faster caller than itself.
+func (s *Service) withinBudget(me *apikey.Credential, r *apikey.RateLimit) error {
+	if r == nil {
+		return nil
+	}
+	mine := s.callerBudget
+	if b, ok := s.callerLimits[me.CallerName()]; ok {
+		mine = b
+	}
+	if me.Rate != nil {
+		mine = caller.Budget{Rate: float64(me.Rate.Limit) / me.Rate.Period.Seconds(), Burst: me.Rate.Burst}
+	}
+	if mine.Burst == 0 {
+		return nil // no budget known: nothing to compare with
+	}
+	if float64(r.Limit)/r.Period.Seconds() > mine.Rate || r.Burst > mine.Burst {
+		return deny("rate_limit: a credential may not grant a caller budget above its own (%g per second, burst %d)", mine.Rate, mine.Burst)
+	}
+	return nil
+}
+
+// reload reads the registry again after a write, so that the write is
+// visible on this replica when the call returns. The write has committed:
+// a failure here is not the call's (the write's NOTIFY and the periodic
+// sync read it again), and a cancelled call does not stop it.
+func (s *Service) reload(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = s.tenancy.Load(ctx)
 }
 
 func credentialToProto(c *apikey.Credential, lastUsed *time.Time) *keyservicev1.Credential {

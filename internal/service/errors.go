@@ -39,6 +39,10 @@ func (e *denied) Error() string { return e.msg }
 
 func deny(format string, args ...any) error { return &denied{msg: fmt.Sprintf(format, args...)} }
 
+// errNoSeal: a write with a request_id on a service with nothing to seal
+// its kept answer with.
+var errNoSeal = errors.New("request_id needs KEYSERVICE_SEAL_KEY (or an admin token) on the server, to seal the answer kept for retries: without it the write was not made; retry without request_id or configure the key")
+
 // commitUnknownMsg answers a write whose COMMIT lost its answer.
 const commitUnknownMsg = "the connection to the key store broke as the write committed: it may have been applied; retry with the same request_id"
 
@@ -60,6 +64,8 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.NotFound, nf.Error())
 	case errors.As(err, &dn):
 		return status.Error(codes.PermissionDenied, dn.msg)
+	case errors.Is(err, errNoSeal):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, apikey.ErrExists):
 		return status.Error(codes.AlreadyExists, err.Error())
 	case ctx.Err() == context.Canceled || errors.Is(err, context.Canceled):

@@ -3,12 +3,14 @@ package service
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -183,5 +185,21 @@ func TestIdempotencyKeyDependsOnTheSetOfTokens(t *testing.T) {
 	}
 	if bytes.Equal(IdempotencyKey([]string{"x"}), PageTokenKey([]string{"x"})) {
 		t.Error("page tokens and recorded answers share a key")
+	}
+}
+
+// TestRequestIDRefusedWithoutASealKey: with nothing to seal the kept
+// answer with, a write with a request_id is FAILED_PRECONDITION and writes
+// nothing.
+func TestRequestIDRefusedWithoutASealKey(t *testing.T) {
+	t.Parallel()
+	st := &fakeStore{}
+	s := New(Config{Keys: st, Tenancy: testTenancy(t), Idempotency: Idempotency{Off: true}})
+	_, err := s.CreateKey(context.Background(), &keyservicev1.CreateKeyRequest{Name: "n", Owner: "o", RequestId: "6f1d3c2a-9b8e-4d7f-a6c5-1e2d3f4a5b6c"})
+	if got := status.Code(ToStatus(context.Background(), slog.New(slog.DiscardHandler), err)); got != codes.FailedPrecondition {
+		t.Fatalf("CreateKey with a request_id: %v, want FailedPrecondition", err)
+	}
+	if len(st.calls) != 0 {
+		t.Fatalf("the store was called: %v", st.calls)
 	}
 }

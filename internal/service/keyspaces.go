@@ -106,9 +106,7 @@ func (s *Service) CreateKeyspace(ctx context.Context, req *keyservicev1.CreateKe
 	if err != nil {
 		return nil, err
 	}
-	if err := s.tenancy.Load(ctx); err != nil {
-		return nil, err
-	}
+	s.reload(ctx)
 	return &keyservicev1.CreateKeyspaceResponse{Keyspace: keyspaceToProto(&out, s.tenancy.Current().Format.Prefix())}, nil
 }
 
@@ -177,6 +175,11 @@ func (s *Service) UpdateKeyspace(ctx context.Context, req *keyservicev1.UpdateKe
 	if len(u.Fields) == 0 {
 		return nil, invalid("update_mask", "is required: name the fields to change among %s", strings.Join(apikey.KeyspaceFields, ", "))
 	}
+	if slices.Contains(u.Fields, apikey.KeyspaceFieldName) && bound(ctx) != nil {
+		// Gateways name keyspaces: a credential of some keyspaces must not
+		// take a name routes give to another.
+		return nil, deny("only a credential of every keyspace may rename a keyspace")
+	}
 	if err := keyspaceFields(in, u.Fields, &u.Keyspace); err != nil {
 		return nil, err
 	}
@@ -187,9 +190,7 @@ func (s *Service) UpdateKeyspace(ctx context.Context, req *keyservicev1.UpdateKe
 	if err != nil {
 		return nil, notFoundAs(err, "keyspace")
 	}
-	if err := s.tenancy.Load(ctx); err != nil {
-		return nil, err
-	}
+	s.reload(ctx)
 	return &keyservicev1.UpdateKeyspaceResponse{Keyspace: keyspaceToProto(&out, s.tenancy.Current().Format.Prefix())}, nil
 }
 

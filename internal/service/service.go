@@ -22,6 +22,7 @@ import (
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/caller"
 	"github.com/keyservice/keyservice/internal/outcome"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/tenancy"
@@ -59,6 +60,11 @@ type Config struct {
 	// TrustedProxies may name end clients (client_ip) even when they are
 	// identified only by their address (as for the caller limiter).
 	TrustedProxies []netip.Prefix
+	// CallerBudget is the configured caller budget, and CallerLimits its
+	// overrides by name: a credential may not grant a faster one than its
+	// own, nor take an overridden caller's name.
+	CallerBudget caller.Budget
+	CallerLimits map[string]caller.Budget
 	// ViewCacheSize bounds the cache of API forms of keys served from
 	// memory (0: no cache).
 	ViewCacheSize int
@@ -83,6 +89,9 @@ type Service struct {
 	trusted       []netip.Prefix
 	aead          cipher.AEAD   // seals recorded answers
 	window        time.Duration // how long they are kept
+	idemOff       bool          // no secret to seal them with: request_id refused
+	callerBudget  caller.Budget
+	callerLimits  map[string]caller.Budget
 	// views caches the API form of records served from memory, keyed by the
 	// cached record's address (stable while the cache entry lives; the key
 	// here keeps it from being reused): a hot key is converted once, not on
@@ -111,6 +120,9 @@ func New(cfg Config) *Service {
 		trusted:       cfg.TrustedProxies,
 		aead:          newAEAD(cfg.Idempotency.Key),
 		window:        cfg.Idempotency.Window,
+		idemOff:       cfg.Idempotency.Off,
+		callerBudget:  cfg.CallerBudget,
+		callerLimits:  cfg.CallerLimits,
 	}
 	if s.window <= 0 {
 		s.window = DefaultIdempotencyWindow

@@ -87,6 +87,10 @@ func (s *Store) ListAuditEvents(ctx context.Context, q apikey.AuditQuery) ([]api
 	for i, r := range rows {
 		out[i] = apikey.AuditEvent{ID: r.ID, At: r.At, Actor: r.Actor, Action: r.Action, RequestID: r.RequestID,
 			ResourceType: r.ResourceType, KeyID: r.KeyID.Bytes, ResourceID: r.ResourceID.Bytes, KeyspaceID: r.KeyspaceID.Bytes}
+		if r.ResourceType == apikey.ResourceKey && !r.ResourceID.Valid {
+			// Written before keyspaces (or by a replica of the release before).
+			out[i].ResourceID, out[i].KeyspaceID = out[i].KeyID, apikey.DefaultKeyspaceID
+		}
 		if err := json.Unmarshal(r.Changes, &out[i].Changes); err != nil {
 			return nil, apikey.Cursor{}, fmt.Errorf("store: decoding audit event %s: %w", r.ID, err)
 		}

@@ -256,10 +256,9 @@ func keyspaceFromRow(r dbsqlc.Keyspace) apikey.Keyspace {
 }
 
 func credentialFromRow(r dbsqlc.Credential) (apikey.Credential, error) {
-	ps, err := perm.Parse(r.Permissions)
-	if err != nil {
-		return apikey.Credential{}, fmt.Errorf("store: credential %s: %w", r.ID, err)
-	}
+	// Names this release does not know (written by a newer one) grant
+	// nothing here; the rest of the credential stands.
+	ps, _ := perm.ParseKnown(r.Permissions)
 	c := apikey.Credential{ID: r.ID, Name: r.Name, Permissions: ps, AllKeyspaces: r.AllKeyspaces, Keyspaces: r.KeyspaceIDs,
 		ExpiresAt: r.ExpiresAt, CreatedAt: r.CreatedAt, CreatedBy: r.CreatedBy, RevokedAt: r.RevokedAt, LastUsedAt: r.LastUsedAt,
 		Rate: rateOf(r.RateLimit, r.RatePeriod, r.RateBurst)}

@@ -54,6 +54,17 @@ type Registry struct {
 	cfg   Config
 	state atomic.Pointer[State]
 	mu    sync.Mutex // one Load at a time
+	// kicked asks Run to read the tables again (a credential changed).
+	kicked chan struct{}
+}
+
+// kick asks Run for a read, without waiting; asks made before it reads
+// are one read.
+func (r *Registry) kick() {
+	select {
+	case r.kicked <- struct{}{}:
+	default:
+	}
 }
 
 // New returns a registry holding only the bootstrap credentials and the
@@ -71,7 +82,7 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	r := &Registry{cfg: cfg}
+	r := &Registry{cfg: cfg, kicked: make(chan struct{}, 1)}
 	def := apikey.Keyspace{ID: apikey.DefaultKeyspaceID, Name: apikey.DefaultKeyspaceName}
 	st, err := r.build([]apikey.Keyspace{def}, nil, nil)
 	if err != nil {
@@ -151,6 +162,10 @@ func (r *Registry) build(kss []apikey.Keyspace, creds []apikey.Credential, prev 
 		c := creds[i]
 		if _, clash := st.creds[c.Hash]; clash {
 			continue // a bootstrap token's secret is never shadowed
+		}
+		if slices.ContainsFunc(r.cfg.Bootstrap, func(b apikey.Credential) bool { return b.Name == c.Name }) {
+			r.cfg.Log.Warn("a stored credential has the name of a bootstrap token: they share an audit actor and a caller budget; rename the token in the environment",
+				"name", c.Name)
 		}
 		e := &Entry{Credential: c}
 		if prev != nil {

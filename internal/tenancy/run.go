@@ -2,6 +2,7 @@ package tenancy
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,6 +30,13 @@ func (h handler) Changed(e apikey.Event) {
 		h.next.Changed(e)
 		return
 	}
+	if e.Kind == apikey.EventCredentials {
+		// Keys never wait on credentials: Run reads them at once, and a
+		// burst of changes costs one read (a flood of credential writes
+		// cannot hold up key events).
+		h.r.kick()
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := h.r.Load(ctx); err != nil {
@@ -40,10 +48,10 @@ func (h handler) Changed(e apikey.Event) {
 func (h handler) StreamLost() { h.next.StreamLost() }
 
 func (h handler) CatchUp(ctx context.Context) error {
-	if err := h.r.Load(ctx); err != nil {
-		return err
-	}
-	return h.next.CatchUp(ctx)
+	// The keys' catch-up runs whatever became of this one: a failed read of
+	// credentials must not leave missed key revocations unread.
+	err := h.r.Load(ctx)
+	return errors.Join(err, h.next.CatchUp(ctx))
 }
 
 func (h handler) ListenError(err error) { h.next.ListenError(err) }
@@ -66,6 +74,10 @@ func (r *Registry) Run(ctx context.Context) error {
 		case <-sync.C:
 			if err := r.Load(ctx); err != nil && ctx.Err() == nil {
 				r.cfg.Log.Warn("reading keyspaces and credentials", "error", err)
+			}
+		case <-r.kicked:
+			if err := r.Load(ctx); err != nil && ctx.Err() == nil {
+				r.cfg.Log.Warn("reading credentials after a change; the periodic sync retries", "error", err)
 			}
 		case <-flush.C:
 			r.Flush(ctx)

@@ -84,7 +84,10 @@ func (v *Validator) Validate(ctx context.Context, key string) (Result, error) {
 func (v *Validator) ValidateIn(ctx context.Context, key string, scope Scope) (Result, error) {
 	res, err := v.validateIn(ctx, key, scope)
 	if err == nil && res.Key != nil && !scope.Allows(res.Key.KeyspaceID) {
-		// Counted as answered on its path already; the call sees NOT_FOUND.
+		// Rare: the prefix told no keyspace the call may not see (a legacy
+		// format's key, which is the default keyspace's), but the record
+		// does. Counted as answered on its path already, and counted here
+		// too: the call sees NOT_FOUND.
 		v.metrics.answers[PathKeyspace][outcome.NotFound].Inc()
 		return Result{Code: outcome.NotFound, Path: PathKeyspace}, nil
 	}
