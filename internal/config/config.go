@@ -50,7 +50,7 @@ type Config struct {
 	// RequireCaller (KEYSERVICE_REQUIRE_CALLER): Validate needs a credential
 	// or a client certificate even without caller tokens or a client CA.
 	RequireCaller bool
-	KeyPrefix        string
+	KeyPrefix     string
 	// The signed key format (internal/keys/signed.go): its prefix, and the
 	// signing secrets, the first of which signs new keys. None: off.
 	SignedKeyPrefix  string
