@@ -29,17 +29,12 @@ func auditListCmd(a *admin) *cobra.Command {
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.call(cmd.Context(), func(ctx context.Context, client keyservicev1.KeyServiceClient) error {
-				var events []*keyservicev1.AuditEvent
-				next := p.token
-				for {
-					resp, err := client.ListAuditEvents(ctx, &keyservicev1.ListAuditEventsRequest{KeyId: keyID, Actor: actor, PageSize: int32(p.size), PageToken: next})
-					if err != nil {
-						return rpcErr(err)
-					}
-					events = append(events, resp.GetEvents()...)
-					if next = resp.GetNextPageToken(); !p.all || next == "" {
-						break
-					}
+				events, next, err := collect(&p, func(size int32, token string) ([]*keyservicev1.AuditEvent, string, error) {
+					resp, err := client.ListAuditEvents(ctx, &keyservicev1.ListAuditEventsRequest{KeyId: keyID, Actor: actor, PageSize: size, PageToken: token})
+					return resp.GetEvents(), resp.GetNextPageToken(), err
+				})
+				if err != nil {
+					return err
 				}
 				if a.asJSON {
 					return printJSON(cmd.OutOrStdout(), &keyservicev1.ListAuditEventsResponse{Events: events, NextPageToken: next})

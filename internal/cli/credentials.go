@@ -138,17 +138,12 @@ func credentialListCmd(a *admin) *cobra.Command {
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.call(cmd.Context(), func(ctx context.Context, client keyservicev1.KeyServiceClient) error {
-				var creds []*keyservicev1.Credential
-				next := p.token
-				for {
-					resp, err := client.ListCredentials(ctx, &keyservicev1.ListCredentialsRequest{PageSize: int32(p.size), PageToken: next})
-					if err != nil {
-						return rpcErr(err)
-					}
-					creds = append(creds, resp.GetCredentials()...)
-					if next = resp.GetNextPageToken(); !p.all || next == "" {
-						break
-					}
+				creds, next, err := collect(&p, func(size int32, token string) ([]*keyservicev1.Credential, string, error) {
+					resp, err := client.ListCredentials(ctx, &keyservicev1.ListCredentialsRequest{PageSize: size, PageToken: token})
+					return resp.GetCredentials(), resp.GetNextPageToken(), err
+				})
+				if err != nil {
+					return err
 				}
 				if a.asJSON {
 					return printJSON(cmd.OutOrStdout(), &keyservicev1.ListCredentialsResponse{Credentials: creds, NextPageToken: next})

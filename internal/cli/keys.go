@@ -153,6 +153,23 @@ func (p *pages) register(f *pflag.FlagSet, what string) {
 	f.BoolVar(&p.all, "all", false, "follow every page")
 }
 
+// collect reads the page p names, or with --all every page from it: fetch
+// returns one page's items and the next page's token.
+func collect[T any](p *pages, fetch func(size int32, token string) ([]T, string, error)) ([]T, string, error) {
+	var out []T
+	next := p.token
+	for {
+		items, n, err := fetch(int32(p.size), next)
+		if err != nil {
+			return nil, "", rpcErr(err)
+		}
+		out, next = append(out, items...), n
+		if !p.all || next == "" {
+			return out, next, nil
+		}
+	}
+}
+
 // more says how to get the next page, if there is one.
 func (p *pages) more(w io.Writer, next string) {
 	if next != "" {
@@ -170,17 +187,12 @@ func listCmd(a *admin) *cobra.Command {
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.call(cmd.Context(), func(ctx context.Context, client keyservicev1.KeyServiceClient) error {
-				var keys []*keyservicev1.Key
-				next := p.token
-				for {
-					resp, err := client.ListKeys(ctx, &keyservicev1.ListKeysRequest{Owner: owner, Keyspace: keyspace, PageSize: int32(p.size), PageToken: next})
-					if err != nil {
-						return rpcErr(err)
-					}
-					keys = append(keys, resp.GetKeys()...)
-					if next = resp.GetNextPageToken(); !p.all || next == "" {
-						break
-					}
+				keys, next, err := collect(&p, func(size int32, token string) ([]*keyservicev1.Key, string, error) {
+					resp, err := client.ListKeys(ctx, &keyservicev1.ListKeysRequest{Owner: owner, Keyspace: keyspace, PageSize: size, PageToken: token})
+					return resp.GetKeys(), resp.GetNextPageToken(), err
+				})
+				if err != nil {
+					return err
 				}
 				if a.asJSON {
 					return printJSON(cmd.OutOrStdout(), &keyservicev1.ListKeysResponse{Keys: keys, NextPageToken: next})

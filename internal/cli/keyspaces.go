@@ -209,17 +209,12 @@ func keyspaceListCmd(a *admin) *cobra.Command {
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.call(cmd.Context(), func(ctx context.Context, client keyservicev1.KeyServiceClient) error {
-				var spaces []*keyservicev1.Keyspace
-				next := p.token
-				for {
-					resp, err := client.ListKeyspaces(ctx, &keyservicev1.ListKeyspacesRequest{PageSize: int32(p.size), PageToken: next})
-					if err != nil {
-						return rpcErr(err)
-					}
-					spaces = append(spaces, resp.GetKeyspaces()...)
-					if next = resp.GetNextPageToken(); !p.all || next == "" {
-						break
-					}
+				spaces, next, err := collect(&p, func(size int32, token string) ([]*keyservicev1.Keyspace, string, error) {
+					resp, err := client.ListKeyspaces(ctx, &keyservicev1.ListKeyspacesRequest{PageSize: size, PageToken: token})
+					return resp.GetKeyspaces(), resp.GetNextPageToken(), err
+				})
+				if err != nil {
+					return err
 				}
 				if a.asJSON {
 					return printJSON(cmd.OutOrStdout(), &keyservicev1.ListKeyspacesResponse{Keyspaces: spaces, NextPageToken: next})
