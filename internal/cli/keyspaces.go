@@ -18,6 +18,7 @@ import (
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/config"
 )
 
 // The keyspaces commands: a product's own prefix and key defaults.
@@ -280,23 +281,10 @@ func keyspaceTable(w io.Writer, spaces []*keyservicev1.Keyspace) {
 		}
 		expiry := "never"
 		if d := k.GetDefaultExpiry(); d != nil {
-			expiry = shortDuration(d.AsDuration())
+			expiry = config.ShortDuration(d.AsDuration())
 		}
 		fmt.Fprintln(tw, strings.Join([]string{k.GetId(), k.GetName(), k.GetPrefix(), format, rateLimit(k.GetDefaultRateLimit()), expiry,
 			list(k.GetDefaultScopes(), "-"), ts(k.GetCreatedAt()), ts(k.GetUpdatedAt())}, "\t"))
 	}
 	tw.Flush()
-}
-
-// shortDuration writes d as time.ParseDuration reads it, without zero
-// units (720h, not 720h0m0s).
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

@@ -151,7 +151,7 @@ var (
 			}
 			return d, nil
 		},
-		format: shortDuration,
+		format: ShortDuration,
 	}
 	// boolean reads what operators write in environment files as well as
 	// what Go's flag package reads (which has no yes/no/on/off).
@@ -201,8 +201,8 @@ func valueKind[T any, V flag.Value](typ, arg, written string, wrap func(*T) V) k
 	}
 }
 
-// shortDuration prints a duration as operators write it: 1h, not 1h0m0s.
-func shortDuration(d time.Duration) string {
+// ShortDuration prints a duration as operators write it: 1h, not 1h0m0s.
+func ShortDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

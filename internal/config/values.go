@@ -273,7 +273,7 @@ func (v *prefixes) Set(s string) error {
 // keyRate reads limit/period, such as 1000/1m.
 type keyRate apikey.RateLimit
 
-func (v *keyRate) String() string { return fmt.Sprintf("%d/%s", v.Limit, shortDuration(v.Period)) }
+func (v *keyRate) String() string { return fmt.Sprintf("%d/%s", v.Limit, ShortDuration(v.Period)) }
 func (v *keyRate) Set(s string) error {
 	l, err := apikey.ParseRate(s) // the one reading of limit/period (the CLI's too)
 	if err != nil {
