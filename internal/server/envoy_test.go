@@ -315,3 +315,35 @@ func TestEnvoyInvalidBytesAnswerLikeAMalformedKey(t *testing.T) {
 		})
 	}
 }
+
+// TestEnvoyKeyspacePerRoute: a route's keyspace context extension admits
+// only keys of that keyspace; another keyspace's key is refused as an
+// unknown one (401), in both modes.
+func TestEnvoyKeyspacePerRoute(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	if _, err := e.grpc.CreateKeyspace(admin(context.Background()), &keyservicev1.CreateKeyspaceRequest{Keyspace: &keyservicev1.Keyspace{Name: "orders", Prefix: "ord"}}); err != nil {
+		t.Fatal(err)
+	}
+	inOrders, _ := createKey(t, e, &keyservicev1.CreateKeyRequest{Name: "o", Owner: "acme", Keyspace: "orders"})
+	inDefault, _ := createKey(t, e, &keyservicev1.CreateKeyRequest{Name: "d", Owner: "acme"})
+	for _, mode := range envoyModes {
+		for _, tc := range []struct {
+			key, keyspace string
+			want          int32
+		}{
+			{inOrders, "orders", 200},
+			{inDefault, "orders", 401},
+			{inOrders, "default", 401},
+			{inOrders, "", 200},
+		} {
+			r := envoyRequest{source: "198.51.100.7", headers: []string{"authorization", "Bearer " + tc.key}}
+			if tc.keyspace != "" {
+				r.ext = map[string]string{"keyspace": tc.keyspace}
+			}
+			if c := envoyStatus(envoyCheck(t, e, mode, r)); c != tc.want {
+				t.Errorf("%s: key %.4s… on a route of keyspace %q: %d, want %d", mode, tc.key, tc.keyspace, c, tc.want)
+			}
+		}
+	}
+}
