@@ -356,10 +356,16 @@ func validCount(t *testing.T, a, b *env, key string, n int) int {
 	return valid
 }
 
-func twoReplicas(t *testing.T, redisURL string) (*env, *env) {
+func twoReplicas(t *testing.T, redisURL string, redisTimeout ...time.Duration) (*env, *env) {
 	t.Helper()
-	a := start(t, withConfig(func(c *config.Config) { c.RedisURL = redisURL }))
-	b := startOn(t, a.dbURL, withConfig(func(c *config.Config) { c.RedisURL = redisURL }))
+	set := func(c *config.Config) {
+		c.RedisURL = redisURL
+		if len(redisTimeout) > 0 {
+			c.RedisTimeout = redisTimeout[0]
+		}
+	}
+	a := start(t, withConfig(set))
+	b := startOn(t, a.dbURL, withConfig(set))
 	b.waitReady(t)
 	return a, b
 }
@@ -368,7 +374,10 @@ func TestKeyBudgetAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	t.Run("redis: one budget", func(t *testing.T) {
 		u, _ := redistest.URL(t)
-		a, b := twoReplicas(t, u)
+		// This is about one budget, not the timeout: on a machine busy with
+		// every other package's tests, 50 ms can pass and each replica
+		// would fall back to its own budget (TestHungRedis... covers that).
+		a, b := twoReplicas(t, u, 5*time.Second)
 		secret := createLimitedKey(t, a, 20, 20, time.Hour)
 		waitFor(t, func() bool {
 			v, _ := b.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: secret, Cost: proto.Int32(0)})
