@@ -66,6 +66,9 @@ type RateLimit struct {
 	Burst  int
 }
 
+// PerSecond is l's steady rate, in calls a second.
+func (l RateLimit) PerSecond() float64 { return float64(l.Limit) / l.Period.Seconds() }
+
 // Valid explains why l cannot be used, or returns nil.
 func (l RateLimit) Valid() error {
 	switch {

@@ -95,7 +95,7 @@ func Authenticate(a Auth) grpc.UnaryServerInterceptor {
 				id.Kind = caller.KindAdmin
 			}
 			if r := e.Rate; r != nil {
-				id.Own = caller.Budget{Rate: float64(r.Limit) / r.Period.Seconds(), Burst: r.Burst}
+				id.Own = caller.Budget{Rate: r.PerSecond(), Burst: r.Burst}
 			}
 			// Validate needs the credential only when it narrows the
 			// keyspaces, and no actor: the hot path adds no more to ctx

@@ -24,7 +24,7 @@ import (
 )
 
 func perSecond(l apikey.RateLimit) rate.Limit {
-	return rate.Limit(float64(l.Limit) / l.Period.Seconds())
+	return rate.Limit(l.PerSecond())
 }
 
 // KeyBudgets keeps per-key budgets. cost 0 checks without spending, and is

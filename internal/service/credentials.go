@@ -211,12 +211,12 @@ func (s *Service) withinBudget(me *apikey.Credential, r *apikey.RateLimit) error
 		mine = b
 	}
 	if me.Rate != nil {
-		mine = caller.Budget{Rate: float64(me.Rate.Limit) / me.Rate.Period.Seconds(), Burst: me.Rate.Burst}
+		mine = caller.Budget{Rate: me.Rate.PerSecond(), Burst: me.Rate.Burst}
 	}
 	if mine.Burst == 0 {
 		return nil // no budget known: nothing to compare with
 	}
-	if float64(r.Limit)/r.Period.Seconds() > mine.Rate || r.Burst > mine.Burst {
+	if r.PerSecond() > mine.Rate || r.Burst > mine.Burst {
 		return deny("rate_limit: a credential may not grant a caller budget above its own (%g per second, burst %d)", mine.Rate, mine.Burst)
 	}
 	return nil
