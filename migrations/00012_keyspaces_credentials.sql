@@ -53,16 +53,21 @@ CREATE TABLE credentials (
 -- each event's keyspace, so a credential bound to keyspaces reads only
 -- theirs. Events from before (and written by replicas still running the
 -- release before) have no resource_id or keyspace_id: they are of keys
--- (key_id), of the default keyspace, and read so (no table rewrite).
+-- (key_id), and their key's keyspace is theirs (ListAuditEvents reads it;
+-- no table rewrite). The CHECK is NOT VALID: adding it validated would scan
+-- the whole audit trail while this transaction holds api_keys' lock.
 ALTER TABLE audit_events
     ALTER COLUMN key_id DROP NOT NULL,
-    ADD COLUMN resource_type text NOT NULL DEFAULT 'key' CHECK (resource_type IN ('key', 'keyspace', 'credential')),
+    ADD COLUMN resource_type text NOT NULL DEFAULT 'key',
     ADD COLUMN resource_id   uuid,
     ADD COLUMN keyspace_id   uuid;
+ALTER TABLE audit_events ADD CONSTRAINT audit_events_resource_type_check
+    CHECK (resource_type IN ('key', 'keyspace', 'credential')) NOT VALID;
 
 -- +goose Down
 DELETE FROM audit_events WHERE resource_type <> 'key';
 ALTER TABLE audit_events
+    DROP CONSTRAINT audit_events_resource_type_check,
     DROP COLUMN resource_type,
     DROP COLUMN resource_id,
     DROP COLUMN keyspace_id,

@@ -87,11 +87,17 @@ VALUES (@id, clock_timestamp(), @actor, @action, @key_id, @request_id, @changes,
 
 -- name: ListAuditEvents :many
 -- ListAuditEvents pages by (at, id), newest first, optionally for one key
--- and one actor; with by_keyspace, only events of the keyspaces named.
-SELECT * FROM audit_events
-WHERE (NOT sqlc.arg(by_key)::bool OR key_id = sqlc.arg(key_id)::uuid)
-  AND (NOT sqlc.arg(by_keyspace)::bool OR keyspace_id = ANY(sqlc.arg(keyspace_ids)::uuid[]))
-  AND (sqlc.arg(actor)::text = '' OR actor = sqlc.arg(actor)::text)
-  AND (at, id) < (sqlc.arg(before_at)::timestamptz, sqlc.arg(before_id)::uuid)
-ORDER BY at DESC, id DESC
+-- and one actor; with by_keyspace, only events of the keyspaces named. An
+-- event of a key written before keyspaces (or by a replica of the release
+-- before) has no keyspace_id: its key's keyspace is its own (a key never
+-- changes keyspace).
+SELECT a.id, a.at, a.actor, a.action, a.key_id, a.request_id, a.changes, a.resource_type, a.resource_id,
+       coalesce(a.keyspace_id, (SELECT k.keyspace_id FROM api_keys k WHERE k.id = a.key_id)) AS keyspace_id
+FROM audit_events a
+WHERE (NOT sqlc.arg(by_key)::bool OR a.key_id = sqlc.arg(key_id)::uuid)
+  AND (NOT sqlc.arg(by_keyspace)::bool
+       OR coalesce(a.keyspace_id, (SELECT k.keyspace_id FROM api_keys k WHERE k.id = a.key_id)) = ANY(sqlc.arg(keyspace_ids)::uuid[]))
+  AND (sqlc.arg(actor)::text = '' OR a.actor = sqlc.arg(actor)::text)
+  AND (a.at, a.id) < (sqlc.arg(before_at)::timestamptz, sqlc.arg(before_id)::uuid)
+ORDER BY a.at DESC, a.id DESC
 LIMIT sqlc.arg(page_limit);

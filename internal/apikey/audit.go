@@ -22,6 +22,27 @@ const (
 type Audit struct {
 	Actor     string
 	RequestID string
+	// Owner names whose request ids a write's request_id is among (and
+	// whose kept answers it may read): a stored credential's id
+	// ("cred:<uuid>"), so a later credential given a freed name reads none
+	// of them; "" is the Actor (bootstrap tokens, as before).
+	Owner string
+}
+
+// RequestOwner is whose request ids a's writes use.
+func (a Audit) RequestOwner() string {
+	if a.Owner != "" {
+		return a.Owner
+	}
+	return a.Actor
+}
+
+// OwnerOf is the Audit.Owner of c's writes.
+func OwnerOf(c *Credential) string {
+	if c == nil || c.ID == uuid.Nil {
+		return ""
+	}
+	return "cred:" + c.ID.String()
 }
 
 // SystemActor is recorded for writes whose context names no actor (tests,

@@ -84,6 +84,11 @@ func Authenticate(a Auth) grpc.UnaryServerInterceptor {
 			if e, found = a.Registry.Current().Credential(&digest); found && !e.Usable(now) {
 				return nil, status.Error(codes.Unauthenticated, "credential revoked or expired")
 			}
+			if !found && !a.Registry.Loaded() {
+				// Maybe a stored credential this replica has not read yet
+				// (it is starting): not a refusal of the credential.
+				return nil, status.Error(codes.Unavailable, "credentials not loaded yet, retry later")
+			}
 		}
 		if e != nil {
 			if !e.Permissions.Has(need) {

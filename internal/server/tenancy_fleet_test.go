@@ -97,6 +97,15 @@ func TestUpgradeFromBeforeKeyspaces(t *testing.T) {
 	if err != nil || len(ev.GetEvents()) != 1 || ev.GetEvents()[0].GetResourceType() != "key" || ev.GetEvents()[0].GetKeyspaceId() != apikey.DefaultKeyspaceID.String() {
 		t.Fatalf("the old audit trail: %v, %v", ev, err)
 	}
+	// A credential bound to the default keyspace reads the old event too.
+	r, err := e.grpc.CreateCredential(admin(ctx), &keyservicev1.CreateCredentialRequest{Name: "auditor", Permissions: []string{"audit.read"}, Keyspaces: []string{"default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err = e.grpc.ListAuditEvents(bearer(ctx, r.GetSecret()), &keyservicev1.ListAuditEventsRequest{Actor: "admin-1"})
+	if err != nil || len(ev.GetEvents()) != 1 {
+		t.Fatalf("the old audit trail, read by a credential of the default keyspace: %d events, %v", len(ev.GetEvents()), err)
+	}
 }
 
 // TestRequireCallerWithStoredCredentialsOnly: with KEYSERVICE_REQUIRE_CALLER

@@ -240,6 +240,17 @@ func TestNoEscalation(t *testing.T) {
 	if _, err := e.grpc.CreateCredential(mgr, fast); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("a faster caller budget: %v, want PermissionDenied", err)
 	}
+	// A credential with a budget of its own passes it on to one made
+	// without: not the (larger) configured budget.
+	slow, err := e.grpc.CreateCredential(ctx, &keyservicev1.CreateCredentialRequest{Name: "slow", Permissions: []string{"keys.validate", "credentials.write"},
+		AllKeyspaces: true, RateLimit: &keyservicev1.RateLimit{Limit: 10, Period: durationpb.New(time.Second)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := e.grpc.CreateCredential(bearer(context.Background(), slow.GetSecret()), &keyservicev1.CreateCredentialRequest{Name: "slow-child", Permissions: []string{"keys.validate"}, AllKeyspaces: true})
+	if err != nil || child.GetCredential().GetRateLimit().GetLimit() != 10 {
+		t.Errorf("a child made without a budget: %v, %v; want its creator's 10/s", child.GetCredential().GetRateLimit(), err)
+	}
 	// It may not revoke a credential it could not have made: one that
 	// outlives it, with fewer permissions in its own keyspace.
 	longer, err := e.grpc.CreateCredential(ctx, &keyservicev1.CreateCredentialRequest{Name: "longer", Permissions: []string{"keys.read"}, Keyspaces: []string{"alpha"}})

@@ -120,6 +120,13 @@ func (s *Service) CreateCredential(ctx context.Context, req *keyservicev1.Create
 	if nc.Rate, err = checkRateLimit(req.GetRateLimit()); err != nil {
 		return nil, err
 	}
+	if nc.Rate == nil && me.Rate != nil {
+		// Without a budget of its own the new credential would get the
+		// configured one, which may be more than its creator's: it takes
+		// its creator's.
+		r := *me.Rate
+		nc.Rate = &r
+	}
 	if err := s.withinBudget(me, nc.Rate); err != nil {
 		return nil, err
 	}
@@ -203,9 +210,6 @@ func (s *Service) RevokeCredential(ctx context.Context, req *keyservicev1.Revoke
 // configured caller budget): a credential
 // cannot mint a faster caller than itself.
 func (s *Service) withinBudget(me *apikey.Credential, r *apikey.RateLimit) error {
-	if r == nil {
-		return nil
-	}
 	mine := s.callerBudget
 	if b, ok := s.callerLimits[me.CallerName()]; ok {
 		mine = b
@@ -215,6 +219,13 @@ func (s *Service) withinBudget(me *apikey.Credential, r *apikey.RateLimit) error
 	}
 	if mine.Burst == 0 {
 		return nil // no budget known: nothing to compare with
+	}
+	if r == nil {
+		// The new credential would get the configured budget.
+		if s.callerBudget.Rate > mine.Rate || s.callerBudget.Burst > mine.Burst {
+			return deny("rate_limit: required: this credential's own caller budget (%g per second, burst %d) is below the configured one", mine.Rate, mine.Burst)
+		}
+		return nil
 	}
 	if r.PerSecond() > mine.Rate || r.Burst > mine.Burst {
 		return deny("rate_limit: a credential may not grant a caller budget above its own (%g per second, burst %d)", mine.Rate, mine.Burst)

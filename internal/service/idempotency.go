@@ -150,7 +150,11 @@ func replay[R proto.Message](s *Service, ctx context.Context, method string, req
 // additionalData binds a sealed answer to its admin, request and method,
 // so that no row can be opened as another's.
 func additionalData(ctx context.Context, method string, id uuid.UUID) []byte {
-	return fmt.Appendf(nil, "%s\x00%s\x00%s", caller.ActorFrom(ctx), id, method)
+	owner := apikey.OwnerOf(apikey.CredentialOf(ctx))
+	if owner == "" {
+		owner = caller.ActorFrom(ctx)
+	}
+	return fmt.Appendf(nil, "%s\x00%s\x00%s", owner, id, method)
 }
 
 func requestID(req idempotent) (uuid.UUID, error) {

@@ -35,7 +35,8 @@ const ScanningActor = "secret-scanning"
 // audited marks ctx with the actor and request id of the call, for the
 // audit trail of the writes made with it.
 func audited(ctx context.Context) context.Context {
-	return apikey.WithAudit(ctx, apikey.Audit{Actor: caller.ActorFrom(ctx), RequestID: middleware.RequestIDFrom(ctx)})
+	return apikey.WithAudit(ctx, apikey.Audit{Actor: caller.ActorFrom(ctx), RequestID: middleware.RequestIDFrom(ctx),
+		Owner: apikey.OwnerOf(apikey.CredentialOf(ctx))})
 }
 
 // endClient is the address a key's allowed addresses are checked against:

@@ -88,8 +88,9 @@ func (s *Store) ListAuditEvents(ctx context.Context, q apikey.AuditQuery) ([]api
 		out[i] = apikey.AuditEvent{ID: r.ID, At: r.At, Actor: r.Actor, Action: r.Action, RequestID: r.RequestID,
 			ResourceType: r.ResourceType, KeyID: r.KeyID.Bytes, ResourceID: r.ResourceID.Bytes, KeyspaceID: r.KeyspaceID.Bytes}
 		if r.ResourceType == apikey.ResourceKey && !r.ResourceID.Valid {
-			// Written before keyspaces (or by a replica of the release before).
-			out[i].ResourceID, out[i].KeyspaceID = out[i].KeyID, apikey.DefaultKeyspaceID
+			// Written before keyspaces (or by a replica of the release
+			// before); its keyspace is its key's (the query reads it).
+			out[i].ResourceID = out[i].KeyID
 		}
 		if err := json.Unmarshal(r.Changes, &out[i].Changes); err != nil {
 			return nil, apikey.Cursor{}, fmt.Errorf("store: decoding audit event %s: %w", r.ID, err)

@@ -19,7 +19,7 @@ import (
 // claim records ctx's request in tx before the write, or reports the
 // answer recorded by an earlier write with the same id.
 func (s *Store) claim(ctx context.Context, tx *writeTx, r *apikey.Request) error {
-	actor := apikey.AuditOf(ctx).Actor
+	actor := apikey.AuditOf(ctx).RequestOwner()
 	for range 2 {
 		n, err := s.q.ClaimRequest(ctx, tx, dbsqlc.ClaimRequestParams{
 			Actor: actor, RequestID: r.ID, Method: r.Method, BodyHash: r.BodyHash,
@@ -65,7 +65,7 @@ func (s *Store) answer(ctx context.Context, tx *writeTx, recs ...apikey.Key) err
 	for i := range recs {
 		ids[i] = recs[i].ID
 	}
-	p := dbsqlc.SetRequestResponseParams{Response: b, KeyIDs: ids, Actor: apikey.AuditOf(ctx).Actor, RequestID: r.ID}
+	p := dbsqlc.SetRequestResponseParams{Response: b, KeyIDs: ids, Actor: apikey.AuditOf(ctx).RequestOwner(), RequestID: r.ID}
 	if err := s.q.SetRequestResponse(ctx, tx.deferred(), p); err != nil {
 		return fmt.Errorf("recording the answer of request %s: %w", r.ID, err)
 	}

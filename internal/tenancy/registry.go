@@ -56,7 +56,13 @@ type Registry struct {
 	mu    sync.Mutex // one Load at a time
 	// kicked asks Run to read the tables again (a credential changed).
 	kicked chan struct{}
+	// loaded: Load has succeeded once. Before, a secret that is no
+	// bootstrap token may be a stored credential not read yet.
+	loaded atomic.Bool
 }
+
+// Loaded reports whether the tables have been read once.
+func (r *Registry) Loaded() bool { return r.loaded.Load() }
 
 // kick asks Run for a read, without waiting; asks made before it reads
 // are one read.
@@ -115,6 +121,7 @@ func (r *Registry) Load(ctx context.Context) error {
 		return err
 	}
 	r.publish(st)
+	r.loaded.Store(true)
 	return nil
 }
 

@@ -37,7 +37,7 @@ func (h handler) Changed(e apikey.Event) {
 		h.r.kick()
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	if err := h.r.Load(ctx); err != nil {
 		// The periodic sync reads them again.
@@ -67,22 +67,34 @@ func (r *Registry) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
 			defer cancel()
 			r.Flush(fctx)
 			return nil
 		case <-sync.C:
-			if err := r.Load(ctx); err != nil && ctx.Err() == nil {
+			if err := r.loadWithin(ctx); err != nil && ctx.Err() == nil {
 				r.cfg.Log.Warn("reading keyspaces and credentials", "error", err)
 			}
 		case <-r.kicked:
-			if err := r.Load(ctx); err != nil && ctx.Err() == nil {
+			if err := r.loadWithin(ctx); err != nil && ctx.Err() == nil {
 				r.cfg.Log.Warn("reading credentials after a change; the periodic sync retries", "error", err)
 			}
 		case <-flush.C:
-			r.Flush(ctx)
+			fctx, cancel := context.WithTimeout(ctx, opTimeout)
+			r.Flush(fctx)
+			cancel()
 		}
 	}
+}
+
+// opTimeout bounds each read and write of the registry: a stuck read
+// must not hold the lock (and the listener, which may wait on it) for long.
+const opTimeout = 5 * time.Second
+
+func (r *Registry) loadWithin(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	return r.Load(ctx)
 }
 
 // Flush writes the last uses seen since the last flush, in one statement.
@@ -130,7 +142,7 @@ func (w wrapped) Listen(ctx context.Context, h apikey.ChangeHandler) error {
 func (r *Registry) LoadRetrying(ctx context.Context) bool {
 	var bo backoff.Backoff
 	for {
-		err := r.Load(ctx)
+		err := r.loadWithin(ctx)
 		if err == nil {
 			return true
 		}

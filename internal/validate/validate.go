@@ -104,6 +104,11 @@ func (v *Validator) validateIn(ctx context.Context, key string, scope Scope) (Re
 		return v.answer(Result{Code: outcome.Malformed, Path: PathChecksum}), nil
 	case errors.Is(err, keys.ErrSignature), errors.Is(err, keys.ErrUnknownKid):
 		return v.answer(Result{Code: outcome.Malformed, Path: PathSignature}), nil
+	case errors.Is(err, keys.ErrPrefix) && !v.ready.Load():
+		// Until the replica is ready, a prefix no format knows may be a
+		// keyspace's it has not read yet: not an answer (fail closed).
+		v.metrics.answers[PathShape][codeUnavailable].Inc()
+		return Result{}, fmt.Errorf("%w: keyspaces not loaded yet", apikey.ErrUnavailable)
 	default:
 		return v.answer(Result{Code: outcome.Malformed, Path: PathShape}), nil
 	}

@@ -341,12 +341,15 @@ func (q *Queries) InsertLeakReport(ctx context.Context, db DBTX, arg InsertLeakR
 }
 
 const listAuditEvents = `-- name: ListAuditEvents :many
-SELECT id, at, actor, action, key_id, request_id, changes, resource_type, resource_id, keyspace_id FROM audit_events
-WHERE (NOT $1::bool OR key_id = $2::uuid)
-  AND (NOT $3::bool OR keyspace_id = ANY($4::uuid[]))
-  AND ($5::text = '' OR actor = $5::text)
-  AND (at, id) < ($6::timestamptz, $7::uuid)
-ORDER BY at DESC, id DESC
+SELECT a.id, a.at, a.actor, a.action, a.key_id, a.request_id, a.changes, a.resource_type, a.resource_id,
+       coalesce(a.keyspace_id, (SELECT k.keyspace_id FROM api_keys k WHERE k.id = a.key_id)) AS keyspace_id
+FROM audit_events a
+WHERE (NOT $1::bool OR a.key_id = $2::uuid)
+  AND (NOT $3::bool
+       OR coalesce(a.keyspace_id, (SELECT k.keyspace_id FROM api_keys k WHERE k.id = a.key_id)) = ANY($4::uuid[]))
+  AND ($5::text = '' OR a.actor = $5::text)
+  AND (a.at, a.id) < ($6::timestamptz, $7::uuid)
+ORDER BY a.at DESC, a.id DESC
 LIMIT $8
 `
 
@@ -362,7 +365,10 @@ type ListAuditEventsParams struct {
 }
 
 // ListAuditEvents pages by (at, id), newest first, optionally for one key
-// and one actor; with by_keyspace, only events of the keyspaces named.
+// and one actor; with by_keyspace, only events of the keyspaces named. An
+// event of a key written before keyspaces (or by a replica of the release
+// before) has no keyspace_id: its key's keyspace is its own (a key never
+// changes keyspace).
 func (q *Queries) ListAuditEvents(ctx context.Context, db DBTX, arg ListAuditEventsParams) ([]AuditEvent, error) {
 	rows, err := db.Query(ctx, listAuditEvents,
 		arg.ByKey,
