@@ -167,12 +167,12 @@ func (r *Registry) build(kss []apikey.Keyspace, creds []apikey.Credential, prev 
 	}
 	for i := range creds {
 		c := creds[i]
-		if _, clash := st.creds[c.Hash]; clash {
-			continue // a bootstrap token's secret is never shadowed
-		}
 		if slices.ContainsFunc(r.cfg.Bootstrap, func(b apikey.Credential) bool { return b.Name == c.Name }) {
 			r.cfg.Log.Warn("a stored credential has the name of a bootstrap token: they share an audit actor and a caller budget; rename the token in the environment",
 				"name", c.Name)
+		}
+		if _, clash := st.creds[c.Hash]; clash {
+			continue // a bootstrap token's secret is never shadowed
 		}
 		e := &Entry{Credential: c}
 		if prev != nil {
