@@ -154,7 +154,10 @@ func buildTemplate(ctx context.Context, conn *pgx.Conn, server, name string) (st
 	}
 	_, err = conn.Exec(ctx, "ALTER DATABASE "+id+" RENAME TO "+pgx.Identifier{name}.Sanitize())
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // duplicate_database
+	// Another build got there first: duplicate_database when it had
+	// committed before, or, when both renames ran at once, the catalog's
+	// own unique index on database names.
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P04" || (pgErr.Code == "23505" && pgErr.ConstraintName == "pg_database_datname_index")) {
 		return name, nil // the deferred dropBuild removes ours
 	}
 	if err != nil {
