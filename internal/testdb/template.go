@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -157,7 +158,7 @@ func buildTemplate(ctx context.Context, conn *pgx.Conn, server, name string) (st
 	// Another build got there first: duplicate_database when it had
 	// committed before, or, when both renames ran at once, the catalog's
 	// own unique index on database names.
-	if errors.As(err, &pgErr) && (pgErr.Code == "42P04" || (pgErr.Code == "23505" && pgErr.ConstraintName == "pg_database_datname_index")) {
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P04" || (pgErr.Code == "23505" && strings.Contains(pgErr.ConstraintName+pgErr.Message, "pg_database_datname_index"))) {
 		return name, nil // the deferred dropBuild removes ours
 	}
 	if err != nil {
