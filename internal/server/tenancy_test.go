@@ -234,6 +234,16 @@ func TestNoEscalation(t *testing.T) {
 			t.Errorf("%s: %v, want PermissionDenied", c.name, err)
 		}
 	}
+	// Bad input is INVALID_ARGUMENT and makes nothing: an empty keyspace
+	// entry, an unknown permission.
+	for _, bad := range []*keyservicev1.CreateCredentialRequest{
+		{Name: "x7", Permissions: []string{"keys.read"}, Keyspaces: []string{""}, ExpiresAt: timestamppb.New(until)},
+		{Name: "x8", Permissions: []string{"keys.delete"}, Keyspaces: []string{"alpha"}, ExpiresAt: timestamppb.New(until)},
+	} {
+		if _, err := e.grpc.CreateCredential(mgr, bad); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("CreateCredential %v: %v, want InvalidArgument", bad.GetKeyspaces(), err)
+		}
+	}
 	// Nor a faster caller than itself (the configured budget: 1000/s).
 	fast := &keyservicev1.CreateCredentialRequest{Name: "x6", Permissions: []string{"keys.read"}, Keyspaces: []string{"alpha"},
 		ExpiresAt: timestamppb.New(until), RateLimit: &keyservicev1.RateLimit{Limit: 1_000_000, Period: durationpb.New(time.Second)}}

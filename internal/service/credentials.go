@@ -99,6 +99,11 @@ func (s *Service) CreateCredential(ctx context.Context, req *keyservicev1.Create
 		return nil, invalid("keyspaces", "name the keyspaces the credential may act on, or set all_keyspaces")
 	}
 	for _, ref := range req.GetKeyspaces() {
+		if ref == "" {
+			// keyspaceFor reads "" as the default keyspace: here it is a
+			// mistake, not a choice.
+			return nil, invalid("keyspaces", "an empty entry: name each keyspace by its name or id")
+		}
 		ks, err := s.keyspaceFor(ctx, "keyspaces", ref)
 		if err != nil {
 			return nil, err
