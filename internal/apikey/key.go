@@ -47,6 +47,9 @@ type Key struct {
 	BudgetID uuid.UUID
 	// KeyspaceID is the keyspace the key belongs to.
 	KeyspaceID uuid.UUID
+	// Credits: the key spends credits (stored under Budget()); Validate's
+	// cost takes them.
+	Credits bool
 }
 
 // Budget names the per-key budget k spends from: every key of a rotation
@@ -100,6 +103,9 @@ type NewKey struct {
 	BudgetID    uuid.UUID
 	// KeyspaceID is the new key's keyspace (uuid.Nil: the default).
 	KeyspaceID uuid.UUID
+	// Credits, when set, gives the key credits (a rotated key shares its
+	// predecessor's: Credits is then nil and the flag is copied).
+	Credits *CreditsSetting
 }
 
 // ListParams selects a page of keys.
@@ -120,10 +126,11 @@ const (
 	FieldRateLimit    = "rate_limit"
 	FieldEnabled      = "enabled"
 	FieldAllowedCIDRs = "allowed_cidrs"
+	FieldCredits      = "credits"
 )
 
 // UpdatableFields are the fields UpdateKey may change.
-var UpdatableFields = []string{FieldName, FieldScopes, FieldMetadata, FieldExpiresAt, FieldRateLimit, FieldEnabled, FieldAllowedCIDRs}
+var UpdatableFields = []string{FieldName, FieldScopes, FieldMetadata, FieldExpiresAt, FieldRateLimit, FieldEnabled, FieldAllowedCIDRs, FieldCredits}
 
 // Update is a change to some fields of a key: those named in Fields take
 // the values given here (a nil ExpiresAt or RateLimit clears it).
@@ -136,6 +143,8 @@ type Update struct {
 	RateLimit    *RateLimit
 	Enabled      bool
 	AllowedCIDRs []netip.Prefix
+	// Credits sets the key's credits (nil: the key has none any more).
+	Credits *CreditsSetting
 	// BeforeCommit, when set, is called with the updated record just
 	// before the transaction commits (and its NOTIFY is sent).
 	BeforeCommit func(Key)

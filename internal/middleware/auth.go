@@ -39,6 +39,15 @@ var Permissions = map[string]perm.Permission{
 	keyservicev1.KeyService_ListCredentials_FullMethodName:  perm.CredentialsRead,
 	keyservicev1.KeyService_CreateCredential_FullMethodName: perm.CredentialsWrite,
 	keyservicev1.KeyService_RevokeCredential_FullMethodName: perm.CredentialsWrite,
+	// ReportUsage charges what a key's call cost after the fact: the
+	// caller that validated it reports it.
+	keyservicev1.KeyService_ReportUsage_FullMethodName: perm.KeysValidate,
+	keyservicev1.KeyService_AddCredits_FullMethodName:  perm.KeysUpdate,
+	keyservicev1.KeyService_GetUsage_FullMethodName:    perm.UsageRead,
+	keyservicev1.KeyService_GetOwner_FullMethodName:    perm.KeysRead,
+	keyservicev1.KeyService_ListOwners_FullMethodName:  perm.KeysRead,
+	keyservicev1.KeyService_CreateOwner_FullMethodName: perm.KeysUpdate,
+	keyservicev1.KeyService_UpdateOwner_FullMethodName: perm.KeysUpdate,
 }
 
 // Auth is what the auth interceptor checks credentials against.

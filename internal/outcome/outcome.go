@@ -36,6 +36,7 @@ const (
 	Disabled          Code = 7
 	Forbidden         Code = 8
 	InsufficientScope Code = 9
+	UsageExceeded     Code = 10
 )
 
 // Stage is where an outcome is decided.
@@ -91,6 +92,8 @@ var table = []Info{
 		Doc: "the end client's address is outside the key's allowed_cidrs, or unknown"},
 	{Code: InsufficientScope, Name: "INSUFFICIENT_SCOPE", Stage: Call, HTTP: http.StatusForbidden, Challenge: `error="insufficient_scope"`,
 		Doc: "the key lacks a scope the call requires"},
+	{Code: UsageExceeded, Name: "USAGE_EXCEEDED", Stage: Budget, HTTP: http.StatusPaymentRequired,
+		Doc: "the key, or its owner, has fewer credits left than the call's cost (nothing is spent; `refused_by` says whose)"},
 	{Code: RateLimited, Name: "RATE_LIMITED", Stage: Budget, HTTP: http.StatusTooManyRequests,
 		Doc: "the key is over its rate limit (nothing is spent by a refused call)"},
 	{Code: Valid, Name: "VALID", Stage: Budget, HTTP: http.StatusOK,

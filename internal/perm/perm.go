@@ -27,6 +27,7 @@ const (
 	KeyspacesWrite
 	CredentialsRead
 	CredentialsWrite
+	UsageRead
 	count
 )
 
@@ -42,6 +43,7 @@ var names = [count]string{
 	KeyspacesWrite:   "keyspaces.write",
 	CredentialsRead:  "credentials.read",
 	CredentialsWrite: "credentials.write",
+	UsageRead:        "usage.read",
 }
 
 func (p Permission) String() string {

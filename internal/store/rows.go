@@ -59,6 +59,7 @@ func fromRow(r dbsqlc.APIKey) (apikey.Key, error) {
 		Enabled:    r.Enabled,
 		UpdatedAt:  r.UpdatedAt,
 		KeyspaceID: r.KeyspaceID,
+		Credits:    r.Credits,
 	}
 	if r.RotatedFrom.Valid {
 		k.RotatedFrom = r.RotatedFrom.Bytes

@@ -56,7 +56,7 @@ func (q *Queries) ExistingHashes(ctx context.Context, db DBTX, keyHashes [][]byt
 }
 
 const getKeyByHash = `-- name: GetKeyByHash :one
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id FROM api_keys WHERE key_hash = $1
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id, credits FROM api_keys WHERE key_hash = $1
 `
 
 func (q *Queries) GetKeyByHash(ctx context.Context, db DBTX, keyHash []byte) (APIKey, error) {
@@ -84,12 +84,13 @@ func (q *Queries) GetKeyByHash(ctx context.Context, db DBTX, keyHash []byte) (AP
 		&i.UpdatedAt,
 		&i.BudgetID,
 		&i.KeyspaceID,
+		&i.Credits,
 	)
 	return i, err
 }
 
 const getKeyByID = `-- name: GetKeyByID :one
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id FROM api_keys WHERE id = $1
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id, credits FROM api_keys WHERE id = $1
 `
 
 func (q *Queries) GetKeyByID(ctx context.Context, db DBTX, id uuid.UUID) (APIKey, error) {
@@ -117,12 +118,13 @@ func (q *Queries) GetKeyByID(ctx context.Context, db DBTX, id uuid.UUID) (APIKey
 		&i.UpdatedAt,
 		&i.BudgetID,
 		&i.KeyspaceID,
+		&i.Credits,
 	)
 	return i, err
 }
 
 const getKeyForUpdate = `-- name: GetKeyForUpdate :one
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id FROM api_keys WHERE id = $1 FOR UPDATE
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id, credits FROM api_keys WHERE id = $1 FOR UPDATE
 `
 
 // GetKeyForUpdate reads a key and locks its row until the transaction
@@ -152,12 +154,13 @@ func (q *Queries) GetKeyForUpdate(ctx context.Context, db DBTX, id uuid.UUID) (A
 		&i.UpdatedAt,
 		&i.BudgetID,
 		&i.KeyspaceID,
+		&i.Credits,
 	)
 	return i, err
 }
 
 const getKeysByHashes = `-- name: GetKeysByHashes :many
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id FROM api_keys WHERE key_hash = ANY($1::bytea[])
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id, credits FROM api_keys WHERE key_hash = ANY($1::bytea[])
 `
 
 // GetKeysByHashes is the validation path's batched lookup: every key whose
@@ -193,6 +196,7 @@ func (q *Queries) GetKeysByHashes(ctx context.Context, db DBTX, keyHashes [][]by
 			&i.UpdatedAt,
 			&i.BudgetID,
 			&i.KeyspaceID,
+			&i.Credits,
 		); err != nil {
 			return nil, err
 		}
@@ -240,7 +244,7 @@ func (q *Queries) InsertAuditEvent(ctx context.Context, db DBTX, arg InsertAudit
 const insertKey = `-- name: InsertKey :one
 INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from, budget_id, keyspace_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id
+RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id, credits
 `
 
 type InsertKeyParams struct {
@@ -304,6 +308,7 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		&i.UpdatedAt,
 		&i.BudgetID,
 		&i.KeyspaceID,
+		&i.Credits,
 	)
 	return i, err
 }
@@ -410,7 +415,7 @@ func (q *Queries) ListAuditEvents(ctx context.Context, db DBTX, arg ListAuditEve
 }
 
 const listKeys = `-- name: ListKeys :many
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id FROM api_keys
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id, credits FROM api_keys
 WHERE ($1::text = '' OR owner = $1::text)
   AND (NOT $2::bool OR keyspace_id = ANY($3::uuid[]))
   AND (created_at, id) > ($4::timestamptz, $5::uuid)
@@ -467,6 +472,7 @@ func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]
 			&i.UpdatedAt,
 			&i.BudgetID,
 			&i.KeyspaceID,
+			&i.Credits,
 		); err != nil {
 			return nil, err
 		}
@@ -483,7 +489,7 @@ UPDATE api_keys
 SET expires_at = least(coalesce(expires_at, 'infinity'::timestamptz), now() + $1::interval),
     rotated_to = $2, updated_at = clock_timestamp()
 WHERE id = $3
-RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id
+RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id, credits
 `
 
 type MarkRotatedParams struct {
@@ -519,6 +525,7 @@ func (q *Queries) MarkRotated(ctx context.Context, db DBTX, arg MarkRotatedParam
 		&i.UpdatedAt,
 		&i.BudgetID,
 		&i.KeyspaceID,
+		&i.Credits,
 	)
 	return i, err
 }
@@ -542,7 +549,7 @@ const revokeKey = `-- name: RevokeKey :one
 UPDATE api_keys
 SET revoked_at = coalesce(revoked_at, clock_timestamp())
 WHERE id = $1
-RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id
+RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id, credits
 `
 
 // RevokeKey keeps the first revoked_at, so revoking twice is idempotent.
@@ -571,6 +578,7 @@ func (q *Queries) RevokeKey(ctx context.Context, db DBTX, id uuid.UUID) (APIKey,
 		&i.UpdatedAt,
 		&i.BudgetID,
 		&i.KeyspaceID,
+		&i.Credits,
 	)
 	return i, err
 }
@@ -581,7 +589,7 @@ SET name = $1, scopes = $2, metadata = $3, expires_at = $4,
     rate_limit = $5, rate_period = $6, rate_burst = $7,
     enabled = $8, allowed_cidrs = $9, updated_at = clock_timestamp()
 WHERE id = $10
-RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id
+RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id, credits
 `
 
 type UpdateKeyParams struct {
@@ -637,6 +645,7 @@ func (q *Queries) UpdateKey(ctx context.Context, db DBTX, arg UpdateKeyParams) (
 		&i.UpdatedAt,
 		&i.BudgetID,
 		&i.KeyspaceID,
+		&i.Credits,
 	)
 	return i, err
 }

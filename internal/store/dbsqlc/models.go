@@ -34,6 +34,7 @@ type APIKey struct {
 	UpdatedAt    *time.Time
 	BudgetID     pgtype.UUID
 	KeyspaceID   uuid.UUID
+	Credits      bool
 }
 
 type AuditEvent struct {
@@ -64,6 +65,26 @@ type Credential struct {
 	RateLimit    pgtype.Int4
 	RatePeriod   pgtype.Interval
 	RateBurst    pgtype.Int4
+}
+
+type Credit struct {
+	SubjectID      uuid.UUID
+	Remaining      int64
+	RefillAmount   pgtype.Int8
+	RefillInterval pgtype.Text
+	RefillDay      pgtype.Int2
+	RefillEvery    pgtype.Interval
+	PeriodStart    time.Time
+	NextRefillAt   *time.Time
+	Epoch          int64
+	UpdatedAt      time.Time
+}
+
+type CreditRequest struct {
+	Caller    string
+	RequestID uuid.UUID
+	BodyHash  []byte
+	CreatedAt time.Time
 }
 
 type FilterSnapshot struct {
@@ -111,4 +132,45 @@ type LeakReport struct {
 	Action     string
 	ReportedAt time.Time
 	UrlSha256  []byte
+}
+
+type Owner struct {
+	ID         uuid.UUID
+	KeyspaceID uuid.UUID
+	Name       string
+	RateLimit  pgtype.Int4
+	RatePeriod pgtype.Interval
+	RateBurst  pgtype.Int4
+	CreatedAt  time.Time
+	UpdatedAt  *time.Time
+}
+
+type UsageDay struct {
+	Bucket     time.Time
+	KeyID      uuid.UUID
+	Code       int16
+	KeyspaceID uuid.UUID
+	Owner      string
+	Calls      int64
+	Credits    int64
+}
+
+type UsageHour struct {
+	Bucket     time.Time
+	KeyID      uuid.UUID
+	Code       int16
+	KeyspaceID uuid.UUID
+	Owner      string
+	Calls      int64
+	Credits    int64
+}
+
+type UsageMinute struct {
+	Bucket     time.Time
+	KeyID      uuid.UUID
+	Code       int16
+	KeyspaceID uuid.UUID
+	Owner      string
+	Calls      int64
+	Credits    int64
 }

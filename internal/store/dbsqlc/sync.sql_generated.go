@@ -205,7 +205,7 @@ func (q *Queries) RebuildUnlock(ctx context.Context, db DBTX, lockKey int64) err
 }
 
 const recentlyUsedKeys = `-- name: RecentlyUsedKeys :many
-SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id FROM api_keys
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id, credits FROM api_keys
 WHERE last_used_at IS NOT NULL AND revoked_at IS NULL
   AND (expires_at IS NULL OR expires_at > now())
   AND (last_used_at, id) < ($1::timestamptz, $2::uuid)
@@ -252,6 +252,7 @@ func (q *Queries) RecentlyUsedKeys(ctx context.Context, db DBTX, arg RecentlyUse
 			&i.UpdatedAt,
 			&i.BudgetID,
 			&i.KeyspaceID,
+			&i.Credits,
 		); err != nil {
 			return nil, err
 		}

@@ -55,21 +55,25 @@ const (
 	Code_CODE_FORBIDDEN Code = 8
 	// The key lacks a scope named in ValidateRequest.required_scopes.
 	Code_CODE_INSUFFICIENT_SCOPE Code = 9
+	// The key, or its owner, has fewer credits left than the call's cost
+	// (nothing is spent); ValidateResponse.refused_by says which.
+	Code_CODE_USAGE_EXCEEDED Code = 10
 )
 
 // Enum value maps for Code.
 var (
 	Code_name = map[int32]string{
-		0: "CODE_UNSPECIFIED",
-		1: "CODE_VALID",
-		2: "CODE_MALFORMED",
-		3: "CODE_NOT_FOUND",
-		4: "CODE_REVOKED",
-		5: "CODE_EXPIRED",
-		6: "CODE_RATE_LIMITED",
-		7: "CODE_DISABLED",
-		8: "CODE_FORBIDDEN",
-		9: "CODE_INSUFFICIENT_SCOPE",
+		0:  "CODE_UNSPECIFIED",
+		1:  "CODE_VALID",
+		2:  "CODE_MALFORMED",
+		3:  "CODE_NOT_FOUND",
+		4:  "CODE_REVOKED",
+		5:  "CODE_EXPIRED",
+		6:  "CODE_RATE_LIMITED",
+		7:  "CODE_DISABLED",
+		8:  "CODE_FORBIDDEN",
+		9:  "CODE_INSUFFICIENT_SCOPE",
+		10: "CODE_USAGE_EXCEEDED",
 	}
 	Code_value = map[string]int32{
 		"CODE_UNSPECIFIED":        0,
@@ -82,6 +86,7 @@ var (
 		"CODE_DISABLED":           7,
 		"CODE_FORBIDDEN":          8,
 		"CODE_INSUFFICIENT_SCOPE": 9,
+		"CODE_USAGE_EXCEEDED":     10,
 	}
 )
 
@@ -168,6 +173,226 @@ func (Format) EnumDescriptor() ([]byte, []int) {
 	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{1}
 }
 
+// RefillInterval is when credits are refilled.
+type RefillInterval int32
+
+const (
+	// Never refilled; the zero value (not valid in a Refill).
+	RefillInterval_REFILL_INTERVAL_UNSPECIFIED RefillInterval = 0
+	// Every day at 00:00 UTC.
+	RefillInterval_REFILL_INTERVAL_DAILY RefillInterval = 1
+	// Every month on Refill.day_of_month at 00:00 UTC.
+	RefillInterval_REFILL_INTERVAL_MONTHLY RefillInterval = 2
+	// Every Refill.every.
+	RefillInterval_REFILL_INTERVAL_EVERY RefillInterval = 3
+)
+
+// Enum value maps for RefillInterval.
+var (
+	RefillInterval_name = map[int32]string{
+		0: "REFILL_INTERVAL_UNSPECIFIED",
+		1: "REFILL_INTERVAL_DAILY",
+		2: "REFILL_INTERVAL_MONTHLY",
+		3: "REFILL_INTERVAL_EVERY",
+	}
+	RefillInterval_value = map[string]int32{
+		"REFILL_INTERVAL_UNSPECIFIED": 0,
+		"REFILL_INTERVAL_DAILY":       1,
+		"REFILL_INTERVAL_MONTHLY":     2,
+		"REFILL_INTERVAL_EVERY":       3,
+	}
+)
+
+func (x RefillInterval) Enum() *RefillInterval {
+	p := new(RefillInterval)
+	*p = x
+	return p
+}
+
+func (x RefillInterval) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RefillInterval) Descriptor() protoreflect.EnumDescriptor {
+	return file_keyservice_v1_keyservice_proto_enumTypes[2].Descriptor()
+}
+
+func (RefillInterval) Type() protoreflect.EnumType {
+	return &file_keyservice_v1_keyservice_proto_enumTypes[2]
+}
+
+func (x RefillInterval) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RefillInterval.Descriptor instead.
+func (RefillInterval) EnumDescriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{2}
+}
+
+// Holder names whose budget refused a call.
+type Holder int32
+
+const (
+	// None refused; the zero value.
+	Holder_HOLDER_UNSPECIFIED Holder = 0
+	// The key's own budget (rate limit or credits).
+	Holder_HOLDER_KEY Holder = 1
+	// The budget of the key's owner (Owner).
+	Holder_HOLDER_OWNER Holder = 2
+)
+
+// Enum value maps for Holder.
+var (
+	Holder_name = map[int32]string{
+		0: "HOLDER_UNSPECIFIED",
+		1: "HOLDER_KEY",
+		2: "HOLDER_OWNER",
+	}
+	Holder_value = map[string]int32{
+		"HOLDER_UNSPECIFIED": 0,
+		"HOLDER_KEY":         1,
+		"HOLDER_OWNER":       2,
+	}
+)
+
+func (x Holder) Enum() *Holder {
+	p := new(Holder)
+	*p = x
+	return p
+}
+
+func (x Holder) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Holder) Descriptor() protoreflect.EnumDescriptor {
+	return file_keyservice_v1_keyservice_proto_enumTypes[3].Descriptor()
+}
+
+func (Holder) Type() protoreflect.EnumType {
+	return &file_keyservice_v1_keyservice_proto_enumTypes[3]
+}
+
+func (x Holder) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Holder.Descriptor instead.
+func (Holder) EnumDescriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{3}
+}
+
+// Granularity is the width of a usage bucket.
+type Granularity int32
+
+const (
+	// GRANULARITY_HOUR; the zero value.
+	Granularity_GRANULARITY_UNSPECIFIED Granularity = 0
+	// One minute (kept for KEYSERVICE_USAGE_MINUTE_RETENTION).
+	Granularity_GRANULARITY_MINUTE Granularity = 1
+	// One hour (kept for KEYSERVICE_USAGE_HOUR_RETENTION).
+	Granularity_GRANULARITY_HOUR Granularity = 2
+	// One day, UTC (kept for KEYSERVICE_USAGE_DAY_RETENTION).
+	Granularity_GRANULARITY_DAY Granularity = 3
+)
+
+// Enum value maps for Granularity.
+var (
+	Granularity_name = map[int32]string{
+		0: "GRANULARITY_UNSPECIFIED",
+		1: "GRANULARITY_MINUTE",
+		2: "GRANULARITY_HOUR",
+		3: "GRANULARITY_DAY",
+	}
+	Granularity_value = map[string]int32{
+		"GRANULARITY_UNSPECIFIED": 0,
+		"GRANULARITY_MINUTE":      1,
+		"GRANULARITY_HOUR":        2,
+		"GRANULARITY_DAY":         3,
+	}
+)
+
+func (x Granularity) Enum() *Granularity {
+	p := new(Granularity)
+	*p = x
+	return p
+}
+
+func (x Granularity) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Granularity) Descriptor() protoreflect.EnumDescriptor {
+	return file_keyservice_v1_keyservice_proto_enumTypes[4].Descriptor()
+}
+
+func (Granularity) Type() protoreflect.EnumType {
+	return &file_keyservice_v1_keyservice_proto_enumTypes[4]
+}
+
+func (x Granularity) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Granularity.Descriptor instead.
+func (Granularity) EnumDescriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{4}
+}
+
+// UsageGroup is how usage is grouped into series.
+type UsageGroup int32
+
+const (
+	// One series for everything selected; the zero value.
+	UsageGroup_USAGE_GROUP_UNSPECIFIED UsageGroup = 0
+	// A series per key.
+	UsageGroup_USAGE_GROUP_KEY UsageGroup = 1
+	// A series per owner (within its keyspace).
+	UsageGroup_USAGE_GROUP_OWNER UsageGroup = 2
+)
+
+// Enum value maps for UsageGroup.
+var (
+	UsageGroup_name = map[int32]string{
+		0: "USAGE_GROUP_UNSPECIFIED",
+		1: "USAGE_GROUP_KEY",
+		2: "USAGE_GROUP_OWNER",
+	}
+	UsageGroup_value = map[string]int32{
+		"USAGE_GROUP_UNSPECIFIED": 0,
+		"USAGE_GROUP_KEY":         1,
+		"USAGE_GROUP_OWNER":       2,
+	}
+)
+
+func (x UsageGroup) Enum() *UsageGroup {
+	p := new(UsageGroup)
+	*p = x
+	return p
+}
+
+func (x UsageGroup) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UsageGroup) Descriptor() protoreflect.EnumDescriptor {
+	return file_keyservice_v1_keyservice_proto_enumTypes[5].Descriptor()
+}
+
+func (UsageGroup) Type() protoreflect.EnumType {
+	return &file_keyservice_v1_keyservice_proto_enumTypes[5]
+}
+
+func (x UsageGroup) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UsageGroup.Descriptor instead.
+func (UsageGroup) EnumDescriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{5}
+}
+
 // Key is the stored record of an API key. It never contains the secret.
 type Key struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -209,7 +434,10 @@ type Key struct {
 	// clock); unset if never.
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// The id of the keyspace the key belongs to.
-	KeyspaceId    string `protobuf:"bytes,17,opt,name=keyspace_id,json=keyspaceId,proto3" json:"keyspace_id,omitempty"`
+	KeyspaceId string `protobuf:"bytes,17,opt,name=keyspace_id,json=keyspaceId,proto3" json:"keyspace_id,omitempty"`
+	// The key's credits; unset: the key has none (it spends only its rate
+	// limit). A rotated key shares its predecessor's credits.
+	Credits       *Credits `protobuf:"bytes,18,opt,name=credits,proto3" json:"credits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -363,6 +591,213 @@ func (x *Key) GetKeyspaceId() string {
 	return ""
 }
 
+func (x *Key) GetCredits() *Credits {
+	if x != nil {
+		return x.Credits
+	}
+	return nil
+}
+
+// Credits is a quota that Validate's cost spends: when fewer than the cost
+// remain, the answer is CODE_USAGE_EXCEEDED.
+type Credits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Credits left, as stored. Replicas hold small leases of credits taken
+	// from it (see docs/credits.md), so it may be below what may still be
+	// spent by up to those leases. Negative only after ReportUsage charged
+	// more than remained.
+	Remaining int64 `protobuf:"varint,1,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	// Optional: how the credits are refilled.
+	Refill *Refill `protobuf:"bytes,2,opt,name=refill,proto3" json:"refill,omitempty"`
+	// When the next refill is due (output only; unset without refill).
+	NextRefillAt  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=next_refill_at,json=nextRefillAt,proto3" json:"next_refill_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Credits) Reset() {
+	*x = Credits{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Credits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Credits) ProtoMessage() {}
+
+func (x *Credits) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Credits.ProtoReflect.Descriptor instead.
+func (*Credits) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Credits) GetRemaining() int64 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
+func (x *Credits) GetRefill() *Refill {
+	if x != nil {
+		return x.Refill
+	}
+	return nil
+}
+
+func (x *Credits) GetNextRefillAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextRefillAt
+	}
+	return nil
+}
+
+// Refill sets a key's or owner's credits to amount at each interval
+// boundary (credits unused by then expire; a debt from ReportUsage is
+// carried: remaining becomes amount plus the debt).
+type Refill struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credits after a refill, from 1 to 10^15.
+	Amount int64 `protobuf:"varint,1,opt,name=amount,proto3" json:"amount,omitempty"`
+	// When: every day at 00:00 UTC, every month on day_of_month, or every
+	// `every` since the credits were set.
+	Interval RefillInterval `protobuf:"varint,2,opt,name=interval,proto3,enum=keyservice.v1.RefillInterval" json:"interval,omitempty"`
+	// For REFILL_INTERVAL_MONTHLY: the day, 1 to 28 (a day every month
+	// has), at 00:00 UTC.
+	DayOfMonth int32 `protobuf:"varint,3,opt,name=day_of_month,json=dayOfMonth,proto3" json:"day_of_month,omitempty"`
+	// For REFILL_INTERVAL_EVERY: from 1 minute to 366 days.
+	Every         *durationpb.Duration `protobuf:"bytes,4,opt,name=every,proto3" json:"every,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Refill) Reset() {
+	*x = Refill{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Refill) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Refill) ProtoMessage() {}
+
+func (x *Refill) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Refill.ProtoReflect.Descriptor instead.
+func (*Refill) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Refill) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *Refill) GetInterval() RefillInterval {
+	if x != nil {
+		return x.Interval
+	}
+	return RefillInterval_REFILL_INTERVAL_UNSPECIFIED
+}
+
+func (x *Refill) GetDayOfMonth() int32 {
+	if x != nil {
+		return x.DayOfMonth
+	}
+	return 0
+}
+
+func (x *Refill) GetEvery() *durationpb.Duration {
+	if x != nil {
+		return x.Every
+	}
+	return nil
+}
+
+// CreditsStatus is the state of credits after a validation.
+type CreditsStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Credits that may still be spent, as this replica knows them.
+	Remaining int64 `protobuf:"varint,1,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	// When the next refill is due; unset without refill.
+	NextRefillAt  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=next_refill_at,json=nextRefillAt,proto3" json:"next_refill_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreditsStatus) Reset() {
+	*x = CreditsStatus{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreditsStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreditsStatus) ProtoMessage() {}
+
+func (x *CreditsStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreditsStatus.ProtoReflect.Descriptor instead.
+func (*CreditsStatus) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CreditsStatus) GetRemaining() int64 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
+func (x *CreditsStatus) GetNextRefillAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextRefillAt
+	}
+	return nil
+}
+
 // RateLimit is a token bucket: up to burst calls at once, refilled at
 // limit calls per period.
 type RateLimit struct {
@@ -379,7 +814,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[1]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -391,7 +826,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[1]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -404,7 +839,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{1}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RateLimit) GetLimit() int64 {
@@ -444,7 +879,7 @@ type RateLimitStatus struct {
 
 func (x *RateLimitStatus) Reset() {
 	*x = RateLimitStatus{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[2]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +891,7 @@ func (x *RateLimitStatus) String() string {
 func (*RateLimitStatus) ProtoMessage() {}
 
 func (x *RateLimitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[2]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +904,7 @@ func (x *RateLimitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitStatus.ProtoReflect.Descriptor instead.
 func (*RateLimitStatus) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{2}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RateLimitStatus) GetLimit() int64 {
@@ -500,8 +935,9 @@ type ValidateRequest struct {
 	// valid UTF-8 (proto3): other bytes are INVALID_ARGUMENT. Any string is a
 	// key to judge: a wrong one is an answer (CODE_MALFORMED), not an error.
 	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	// How much of the key's rate limit this call spends: 1 when unset; 0
-	// checks the key and its budget without spending.
+	// How much of the key's rate limit, and of its credits when it has any
+	// (and its owner's), this call spends: 1 when unset; 0 checks the key and
+	// its budgets without spending (credits then need at least 1 left).
 	Cost *int32 `protobuf:"varint,2,opt,name=cost,proto3,oneof" json:"cost,omitempty"`
 	// Optional: the address of the end client that presented the key. With
 	// it, the failed-attempt guard limits guessing per end client, so one
@@ -525,7 +961,7 @@ type ValidateRequest struct {
 
 func (x *ValidateRequest) Reset() {
 	*x = ValidateRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[3]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -537,7 +973,7 @@ func (x *ValidateRequest) String() string {
 func (*ValidateRequest) ProtoMessage() {}
 
 func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[3]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -550,7 +986,7 @@ func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateRequest.ProtoReflect.Descriptor instead.
 func (*ValidateRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{3}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ValidateRequest) GetKey() string {
@@ -599,14 +1035,25 @@ type ValidateResponse struct {
 	// record is not shown to a client outside the key's allowed addresses).
 	Key *Key `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
 	// The key's budget, on CODE_VALID and CODE_RATE_LIMITED answers.
-	RateLimit     *RateLimitStatus `protobuf:"bytes,4,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	RateLimit *RateLimitStatus `protobuf:"bytes,4,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	// The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+	// and CODE_USAGE_EXCEEDED answers.
+	Credits *CreditsStatus `protobuf:"bytes,5,opt,name=credits,proto3" json:"credits,omitempty"`
+	// The owner's rate limit, when the key's owner has one (Owner), on the
+	// same answers.
+	OwnerRateLimit *RateLimitStatus `protobuf:"bytes,6,opt,name=owner_rate_limit,json=ownerRateLimit,proto3" json:"owner_rate_limit,omitempty"`
+	// The owner's credits, when the key's owner has any, on the same answers.
+	OwnerCredits *CreditsStatus `protobuf:"bytes,7,opt,name=owner_credits,json=ownerCredits,proto3" json:"owner_credits,omitempty"`
+	// On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
+	// the key's or its owner's.
+	RefusedBy     Holder `protobuf:"varint,8,opt,name=refused_by,json=refusedBy,proto3,enum=keyservice.v1.Holder" json:"refused_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ValidateResponse) Reset() {
 	*x = ValidateResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[4]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -618,7 +1065,7 @@ func (x *ValidateResponse) String() string {
 func (*ValidateResponse) ProtoMessage() {}
 
 func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[4]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -631,7 +1078,7 @@ func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
 func (*ValidateResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{4}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ValidateResponse) GetValid() bool {
@@ -660,6 +1107,34 @@ func (x *ValidateResponse) GetRateLimit() *RateLimitStatus {
 		return x.RateLimit
 	}
 	return nil
+}
+
+func (x *ValidateResponse) GetCredits() *CreditsStatus {
+	if x != nil {
+		return x.Credits
+	}
+	return nil
+}
+
+func (x *ValidateResponse) GetOwnerRateLimit() *RateLimitStatus {
+	if x != nil {
+		return x.OwnerRateLimit
+	}
+	return nil
+}
+
+func (x *ValidateResponse) GetOwnerCredits() *CreditsStatus {
+	if x != nil {
+		return x.OwnerCredits
+	}
+	return nil
+}
+
+func (x *ValidateResponse) GetRefusedBy() Holder {
+	if x != nil {
+		return x.RefusedBy
+	}
+	return Holder_HOLDER_UNSPECIFIED
 }
 
 // CreateKeyRequest describes the key to create.
@@ -700,7 +1175,7 @@ type CreateKeyRequest struct {
 
 func (x *CreateKeyRequest) Reset() {
 	*x = CreateKeyRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[5]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +1187,7 @@ func (x *CreateKeyRequest) String() string {
 func (*CreateKeyRequest) ProtoMessage() {}
 
 func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[5]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +1200,7 @@ func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{5}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateKeyRequest) GetName() string {
@@ -811,7 +1286,7 @@ type CreateKeyResponse struct {
 
 func (x *CreateKeyResponse) Reset() {
 	*x = CreateKeyResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[6]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +1298,7 @@ func (x *CreateKeyResponse) String() string {
 func (*CreateKeyResponse) ProtoMessage() {}
 
 func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[6]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +1311,7 @@ func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{6}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateKeyResponse) GetSecret() string {
@@ -864,7 +1339,7 @@ type GetKeyRequest struct {
 
 func (x *GetKeyRequest) Reset() {
 	*x = GetKeyRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[7]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +1351,7 @@ func (x *GetKeyRequest) String() string {
 func (*GetKeyRequest) ProtoMessage() {}
 
 func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[7]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +1364,7 @@ func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{7}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetKeyRequest) GetId() string {
@@ -910,7 +1385,7 @@ type GetKeyResponse struct {
 
 func (x *GetKeyResponse) Reset() {
 	*x = GetKeyResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[8]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1397,7 @@ func (x *GetKeyResponse) String() string {
 func (*GetKeyResponse) ProtoMessage() {}
 
 func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[8]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1410,7 @@ func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{8}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetKeyResponse) GetKey() *Key {
@@ -963,7 +1438,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[9]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1450,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[9]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1463,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{9}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListKeysRequest) GetOwner() string {
@@ -1032,7 +1507,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[10]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1519,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[10]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1532,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{10}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListKeysResponse) GetKeys() []*Key {
@@ -1092,7 +1567,7 @@ type RevokeKeyRequest struct {
 
 func (x *RevokeKeyRequest) Reset() {
 	*x = RevokeKeyRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[11]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1579,7 @@ func (x *RevokeKeyRequest) String() string {
 func (*RevokeKeyRequest) ProtoMessage() {}
 
 func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[11]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1592,7 @@ func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeKeyRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{11}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RevokeKeyRequest) GetId() string {
@@ -1145,7 +1620,7 @@ type RevokeKeyResponse struct {
 
 func (x *RevokeKeyResponse) Reset() {
 	*x = RevokeKeyResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[12]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1632,7 @@ func (x *RevokeKeyResponse) String() string {
 func (*RevokeKeyResponse) ProtoMessage() {}
 
 func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[12]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1645,7 @@ func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeKeyResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{12}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RevokeKeyResponse) GetKey() *Key {
@@ -1186,8 +1661,8 @@ type UpdateKeyRequest struct {
 	// The key's new fields; key.id names the key.
 	Key *Key `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// The fields to change: name, scopes, metadata, expires_at, rate_limit,
-	// enabled, allowed_cidrs. Required (over REST, the fields in the body
-	// when not given).
+	// enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+	// body when not given).
 	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	// Optional: a UUID naming this call so that retrying it is safe
 	// (AIP-155). Within the idempotency window (KEYSERVICE_IDEMPOTENCY_WINDOW,
@@ -1203,7 +1678,7 @@ type UpdateKeyRequest struct {
 
 func (x *UpdateKeyRequest) Reset() {
 	*x = UpdateKeyRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[13]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1690,7 @@ func (x *UpdateKeyRequest) String() string {
 func (*UpdateKeyRequest) ProtoMessage() {}
 
 func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[13]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1703,7 @@ func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyRequest.ProtoReflect.Descriptor instead.
 func (*UpdateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{13}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateKeyRequest) GetKey() *Key {
@@ -1263,7 +1738,7 @@ type UpdateKeyResponse struct {
 
 func (x *UpdateKeyResponse) Reset() {
 	*x = UpdateKeyResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[14]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1275,7 +1750,7 @@ func (x *UpdateKeyResponse) String() string {
 func (*UpdateKeyResponse) ProtoMessage() {}
 
 func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[14]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1288,7 +1763,7 @@ func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyResponse.ProtoReflect.Descriptor instead.
 func (*UpdateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{14}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateKeyResponse) GetKey() *Key {
@@ -1322,7 +1797,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[15]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1809,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[15]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1822,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{15}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RotateKeyRequest) GetId() string {
@@ -1393,7 +1868,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[16]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1880,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[16]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1893,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{16}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RotateKeyResponse) GetSecret() string {
@@ -1459,7 +1934,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[17]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +1946,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[17]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +1959,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{17}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListAuditEventsRequest) GetKeyId() string {
@@ -1528,7 +2003,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[18]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +2015,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[18]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +2028,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{18}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -1593,7 +2068,7 @@ type AuditEvent struct {
 	// The fields changed, with their old and new values (never a secret or
 	// a hash).
 	Changes []*FieldChange `protobuf:"bytes,7,rep,name=changes,proto3" json:"changes,omitempty"`
-	// What was changed: "key", "keyspace" or "credential".
+	// What was changed: "key", "keyspace", "credential" or "owner".
 	ResourceType string `protobuf:"bytes,8,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
 	// The id of what was changed (for keys, the same as key_id).
 	ResourceId string `protobuf:"bytes,9,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
@@ -1605,7 +2080,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[19]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1617,7 +2092,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[19]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1630,7 +2105,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{19}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AuditEvent) GetId() string {
@@ -1718,7 +2193,7 @@ type FieldChange struct {
 
 func (x *FieldChange) Reset() {
 	*x = FieldChange{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[20]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1730,7 +2205,7 @@ func (x *FieldChange) String() string {
 func (*FieldChange) ProtoMessage() {}
 
 func (x *FieldChange) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[20]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1743,7 +2218,7 @@ func (x *FieldChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FieldChange.ProtoReflect.Descriptor instead.
 func (*FieldChange) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{20}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FieldChange) GetField() string {
@@ -1799,7 +2274,7 @@ type Keyspace struct {
 
 func (x *Keyspace) Reset() {
 	*x = Keyspace{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[21]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1811,7 +2286,7 @@ func (x *Keyspace) String() string {
 func (*Keyspace) ProtoMessage() {}
 
 func (x *Keyspace) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[21]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1824,7 +2299,7 @@ func (x *Keyspace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Keyspace.ProtoReflect.Descriptor instead.
 func (*Keyspace) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{21}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Keyspace) GetId() string {
@@ -1902,7 +2377,7 @@ type CreateKeyspaceRequest struct {
 
 func (x *CreateKeyspaceRequest) Reset() {
 	*x = CreateKeyspaceRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[22]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1914,7 +2389,7 @@ func (x *CreateKeyspaceRequest) String() string {
 func (*CreateKeyspaceRequest) ProtoMessage() {}
 
 func (x *CreateKeyspaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[22]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1927,7 +2402,7 @@ func (x *CreateKeyspaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyspaceRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyspaceRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{22}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateKeyspaceRequest) GetKeyspace() *Keyspace {
@@ -1948,7 +2423,7 @@ type CreateKeyspaceResponse struct {
 
 func (x *CreateKeyspaceResponse) Reset() {
 	*x = CreateKeyspaceResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[23]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1960,7 +2435,7 @@ func (x *CreateKeyspaceResponse) String() string {
 func (*CreateKeyspaceResponse) ProtoMessage() {}
 
 func (x *CreateKeyspaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[23]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1973,7 +2448,7 @@ func (x *CreateKeyspaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyspaceResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyspaceResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{23}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateKeyspaceResponse) GetKeyspace() *Keyspace {
@@ -1994,7 +2469,7 @@ type GetKeyspaceRequest struct {
 
 func (x *GetKeyspaceRequest) Reset() {
 	*x = GetKeyspaceRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[24]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2006,7 +2481,7 @@ func (x *GetKeyspaceRequest) String() string {
 func (*GetKeyspaceRequest) ProtoMessage() {}
 
 func (x *GetKeyspaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[24]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2019,7 +2494,7 @@ func (x *GetKeyspaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyspaceRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyspaceRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{24}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetKeyspaceRequest) GetId() string {
@@ -2040,7 +2515,7 @@ type GetKeyspaceResponse struct {
 
 func (x *GetKeyspaceResponse) Reset() {
 	*x = GetKeyspaceResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[25]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2527,7 @@ func (x *GetKeyspaceResponse) String() string {
 func (*GetKeyspaceResponse) ProtoMessage() {}
 
 func (x *GetKeyspaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[25]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2540,7 @@ func (x *GetKeyspaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyspaceResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyspaceResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{25}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetKeyspaceResponse) GetKeyspace() *Keyspace {
@@ -2088,7 +2563,7 @@ type ListKeyspacesRequest struct {
 
 func (x *ListKeyspacesRequest) Reset() {
 	*x = ListKeyspacesRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[26]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2575,7 @@ func (x *ListKeyspacesRequest) String() string {
 func (*ListKeyspacesRequest) ProtoMessage() {}
 
 func (x *ListKeyspacesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[26]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +2588,7 @@ func (x *ListKeyspacesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyspacesRequest.ProtoReflect.Descriptor instead.
 func (*ListKeyspacesRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{26}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListKeyspacesRequest) GetPageSize() int32 {
@@ -2143,7 +2618,7 @@ type ListKeyspacesResponse struct {
 
 func (x *ListKeyspacesResponse) Reset() {
 	*x = ListKeyspacesResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[27]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2155,7 +2630,7 @@ func (x *ListKeyspacesResponse) String() string {
 func (*ListKeyspacesResponse) ProtoMessage() {}
 
 func (x *ListKeyspacesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[27]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2168,7 +2643,7 @@ func (x *ListKeyspacesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyspacesResponse.ProtoReflect.Descriptor instead.
 func (*ListKeyspacesResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{27}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListKeyspacesResponse) GetKeyspaces() []*Keyspace {
@@ -2200,7 +2675,7 @@ type UpdateKeyspaceRequest struct {
 
 func (x *UpdateKeyspaceRequest) Reset() {
 	*x = UpdateKeyspaceRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[28]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2687,7 @@ func (x *UpdateKeyspaceRequest) String() string {
 func (*UpdateKeyspaceRequest) ProtoMessage() {}
 
 func (x *UpdateKeyspaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[28]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2700,7 @@ func (x *UpdateKeyspaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyspaceRequest.ProtoReflect.Descriptor instead.
 func (*UpdateKeyspaceRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{28}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UpdateKeyspaceRequest) GetKeyspace() *Keyspace {
@@ -2253,7 +2728,7 @@ type UpdateKeyspaceResponse struct {
 
 func (x *UpdateKeyspaceResponse) Reset() {
 	*x = UpdateKeyspaceResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[29]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2740,7 @@ func (x *UpdateKeyspaceResponse) String() string {
 func (*UpdateKeyspaceResponse) ProtoMessage() {}
 
 func (x *UpdateKeyspaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[29]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2753,7 @@ func (x *UpdateKeyspaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyspaceResponse.ProtoReflect.Descriptor instead.
 func (*UpdateKeyspaceResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{29}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UpdateKeyspaceResponse) GetKeyspace() *Keyspace {
@@ -2323,7 +2798,7 @@ type Credential struct {
 
 func (x *Credential) Reset() {
 	*x = Credential{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[30]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2335,7 +2810,7 @@ func (x *Credential) String() string {
 func (*Credential) ProtoMessage() {}
 
 func (x *Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[30]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2348,7 +2823,7 @@ func (x *Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credential.ProtoReflect.Descriptor instead.
 func (*Credential) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{30}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Credential) GetId() string {
@@ -2451,7 +2926,7 @@ type CreateCredentialRequest struct {
 
 func (x *CreateCredentialRequest) Reset() {
 	*x = CreateCredentialRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[31]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2463,7 +2938,7 @@ func (x *CreateCredentialRequest) String() string {
 func (*CreateCredentialRequest) ProtoMessage() {}
 
 func (x *CreateCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[31]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2476,7 +2951,7 @@ func (x *CreateCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCredentialRequest.ProtoReflect.Descriptor instead.
 func (*CreateCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{31}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateCredentialRequest) GetName() string {
@@ -2535,7 +3010,7 @@ type CreateCredentialResponse struct {
 
 func (x *CreateCredentialResponse) Reset() {
 	*x = CreateCredentialResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[32]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2547,7 +3022,7 @@ func (x *CreateCredentialResponse) String() string {
 func (*CreateCredentialResponse) ProtoMessage() {}
 
 func (x *CreateCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[32]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,7 +3035,7 @@ func (x *CreateCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCredentialResponse.ProtoReflect.Descriptor instead.
 func (*CreateCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{32}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateCredentialResponse) GetSecret() string {
@@ -2590,7 +3065,7 @@ type ListCredentialsRequest struct {
 
 func (x *ListCredentialsRequest) Reset() {
 	*x = ListCredentialsRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[33]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2602,7 +3077,7 @@ func (x *ListCredentialsRequest) String() string {
 func (*ListCredentialsRequest) ProtoMessage() {}
 
 func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[33]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2615,7 +3090,7 @@ func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*ListCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{33}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListCredentialsRequest) GetPageSize() int32 {
@@ -2645,7 +3120,7 @@ type ListCredentialsResponse struct {
 
 func (x *ListCredentialsResponse) Reset() {
 	*x = ListCredentialsResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[34]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2657,7 +3132,7 @@ func (x *ListCredentialsResponse) String() string {
 func (*ListCredentialsResponse) ProtoMessage() {}
 
 func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[34]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2670,7 +3145,7 @@ func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*ListCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{34}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListCredentialsResponse) GetCredentials() []*Credential {
@@ -2698,7 +3173,7 @@ type RevokeCredentialRequest struct {
 
 func (x *RevokeCredentialRequest) Reset() {
 	*x = RevokeCredentialRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[35]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2710,7 +3185,7 @@ func (x *RevokeCredentialRequest) String() string {
 func (*RevokeCredentialRequest) ProtoMessage() {}
 
 func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[35]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2723,7 +3198,7 @@ func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCredentialRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{35}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RevokeCredentialRequest) GetId() string {
@@ -2744,7 +3219,7 @@ type RevokeCredentialResponse struct {
 
 func (x *RevokeCredentialResponse) Reset() {
 	*x = RevokeCredentialResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[36]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2756,7 +3231,7 @@ func (x *RevokeCredentialResponse) String() string {
 func (*RevokeCredentialResponse) ProtoMessage() {}
 
 func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[36]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2769,12 +3244,1180 @@ func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCredentialResponse.ProtoReflect.Descriptor instead.
 func (*RevokeCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{36}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RevokeCredentialResponse) GetCredential() *Credential {
 	if x != nil {
 		return x.Credential
+	}
+	return nil
+}
+
+// AddCreditsRequest names whose credits to change, and by how much.
+type AddCreditsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key's id (UUID); or owner_id.
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The owner's id (UUID); or key_id.
+	OwnerId string `protobuf:"bytes,2,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	// Credits to add (negative: to take away), not 0, at most 10^15 either
+	// way. The key or owner must have credits (set them with UpdateKey or
+	// UpdateOwner first).
+	Amount int64 `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Optional: a UUID naming this call so that retrying it is safe: within
+	// the idempotency window, the same request_id and body add once; the
+	// same request_id with another body is INVALID_ARGUMENT.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddCreditsRequest) Reset() {
+	*x = AddCreditsRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddCreditsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddCreditsRequest) ProtoMessage() {}
+
+func (x *AddCreditsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddCreditsRequest.ProtoReflect.Descriptor instead.
+func (*AddCreditsRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *AddCreditsRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *AddCreditsRequest) GetOwnerId() string {
+	if x != nil {
+		return x.OwnerId
+	}
+	return ""
+}
+
+func (x *AddCreditsRequest) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *AddCreditsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// AddCreditsResponse returns the credits after the change.
+type AddCreditsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored credits.
+	Credits       *Credits `protobuf:"bytes,1,opt,name=credits,proto3" json:"credits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddCreditsResponse) Reset() {
+	*x = AddCreditsResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddCreditsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddCreditsResponse) ProtoMessage() {}
+
+func (x *AddCreditsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddCreditsResponse.ProtoReflect.Descriptor instead.
+func (*AddCreditsResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *AddCreditsResponse) GetCredits() *Credits {
+	if x != nil {
+		return x.Credits
+	}
+	return nil
+}
+
+// ReportUsageRequest charges a cost to a key after the fact.
+type ReportUsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key as presented by the end client; or key_id.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The key's id (UUID); or key.
+	KeyId string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// Credits to charge, from 1 to 10^12.
+	Cost int64 `protobuf:"varint,3,opt,name=cost,proto3" json:"cost,omitempty"`
+	// Required: a UUID naming the charge; a retry with the same request_id
+	// and body charges once (within the idempotency window); the same
+	// request_id with another body is INVALID_ARGUMENT.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportUsageRequest) Reset() {
+	*x = ReportUsageRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportUsageRequest) ProtoMessage() {}
+
+func (x *ReportUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportUsageRequest.ProtoReflect.Descriptor instead.
+func (*ReportUsageRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ReportUsageRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ReportUsageRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *ReportUsageRequest) GetCost() int64 {
+	if x != nil {
+		return x.Cost
+	}
+	return 0
+}
+
+func (x *ReportUsageRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// ReportUsageResponse returns the credits after the charge.
+type ReportUsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key's credits after the charge (unset: the key has none).
+	Credits *CreditsStatus `protobuf:"bytes,1,opt,name=credits,proto3" json:"credits,omitempty"`
+	// Its owner's, when the owner has credits.
+	OwnerCredits *CreditsStatus `protobuf:"bytes,2,opt,name=owner_credits,json=ownerCredits,proto3" json:"owner_credits,omitempty"`
+	// True when this request_id had already been charged (nothing was
+	// charged again).
+	Duplicate     bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportUsageResponse) Reset() {
+	*x = ReportUsageResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportUsageResponse) ProtoMessage() {}
+
+func (x *ReportUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportUsageResponse.ProtoReflect.Descriptor instead.
+func (*ReportUsageResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ReportUsageResponse) GetCredits() *CreditsStatus {
+	if x != nil {
+		return x.Credits
+	}
+	return nil
+}
+
+func (x *ReportUsageResponse) GetOwnerCredits() *CreditsStatus {
+	if x != nil {
+		return x.OwnerCredits
+	}
+	return nil
+}
+
+func (x *ReportUsageResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
+// GetUsageRequest selects usage history.
+type GetUsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this key (UUID).
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// Only keys of this owner (with keyspace, or in the default keyspace).
+	Owner string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	// Only keys of this keyspace (name or id); empty: every keyspace the
+	// credential may see.
+	Keyspace string `protobuf:"bytes,3,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	// From this time (inclusive, rounded down to the granularity); unset:
+	// 24 hours before `to`.
+	From *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=from,proto3" json:"from,omitempty"`
+	// To this time (exclusive); unset: now.
+	To *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=to,proto3" json:"to,omitempty"`
+	// The width of a bucket; unset: an hour.
+	Granularity Granularity `protobuf:"varint,6,opt,name=granularity,proto3,enum=keyservice.v1.Granularity" json:"granularity,omitempty"`
+	// How to group into series; unset: one series.
+	GroupBy UsageGroup `protobuf:"varint,7,opt,name=group_by,json=groupBy,proto3,enum=keyservice.v1.UsageGroup" json:"group_by,omitempty"`
+	// Page size in series: 0 means 100; at most 1000.
+	PageSize int32 `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous GetUsageResponse; empty for the first page.
+	PageToken     string `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageRequest) Reset() {
+	*x = GetUsageRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageRequest) ProtoMessage() {}
+
+func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageRequest.ProtoReflect.Descriptor instead.
+func (*GetUsageRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *GetUsageRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *GetUsageRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *GetUsageRequest) GetGranularity() Granularity {
+	if x != nil {
+		return x.Granularity
+	}
+	return Granularity_GRANULARITY_UNSPECIFIED
+}
+
+func (x *GetUsageRequest) GetGroupBy() UsageGroup {
+	if x != nil {
+		return x.GroupBy
+	}
+	return UsageGroup_USAGE_GROUP_UNSPECIFIED
+}
+
+func (x *GetUsageRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetUsageRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// GetUsageResponse is usage history, as series of buckets.
+type GetUsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The series, by key id or by keyspace and owner.
+	Series []*UsageSeries `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	// Token for the next page of series; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageResponse) Reset() {
+	*x = GetUsageResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageResponse) ProtoMessage() {}
+
+func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageResponse.ProtoReflect.Descriptor instead.
+func (*GetUsageResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *GetUsageResponse) GetSeries() []*UsageSeries {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
+func (x *GetUsageResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// UsageSeries is the usage of one key, one owner, or everything selected.
+type UsageSeries struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key (USAGE_GROUP_KEY).
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The owner (USAGE_GROUP_OWNER, and USAGE_GROUP_KEY: the key's owner).
+	Owner string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	// The keyspace of the key or owner (empty when ungrouped).
+	KeyspaceId string `protobuf:"bytes,3,opt,name=keyspace_id,json=keyspaceId,proto3" json:"keyspace_id,omitempty"`
+	// The buckets with any usage, oldest first.
+	Points []*UsagePoint `protobuf:"bytes,4,rep,name=points,proto3" json:"points,omitempty"`
+	// The sums over the points.
+	Total         *UsagePoint `protobuf:"bytes,5,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageSeries) Reset() {
+	*x = UsageSeries{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageSeries) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageSeries) ProtoMessage() {}
+
+func (x *UsageSeries) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageSeries.ProtoReflect.Descriptor instead.
+func (*UsageSeries) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *UsageSeries) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *UsageSeries) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *UsageSeries) GetKeyspaceId() string {
+	if x != nil {
+		return x.KeyspaceId
+	}
+	return ""
+}
+
+func (x *UsageSeries) GetPoints() []*UsagePoint {
+	if x != nil {
+		return x.Points
+	}
+	return nil
+}
+
+func (x *UsageSeries) GetTotal() *UsagePoint {
+	if x != nil {
+		return x.Total
+	}
+	return nil
+}
+
+// UsagePoint is the usage in one bucket.
+type UsagePoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bucket's start (unset in a total).
+	Start *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	// Validate answers by outcome code.
+	Counts []*UsageCount `protobuf:"bytes,2,rep,name=counts,proto3" json:"counts,omitempty"`
+	// Credits spent by Validate calls.
+	Credits int64 `protobuf:"varint,3,opt,name=credits,proto3" json:"credits,omitempty"`
+	// Charges reported with ReportUsage, and the credits they charged.
+	Reports         int64 `protobuf:"varint,4,opt,name=reports,proto3" json:"reports,omitempty"`
+	ReportedCredits int64 `protobuf:"varint,5,opt,name=reported_credits,json=reportedCredits,proto3" json:"reported_credits,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UsagePoint) Reset() {
+	*x = UsagePoint{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsagePoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsagePoint) ProtoMessage() {}
+
+func (x *UsagePoint) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsagePoint.ProtoReflect.Descriptor instead.
+func (*UsagePoint) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *UsagePoint) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *UsagePoint) GetCounts() []*UsageCount {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+func (x *UsagePoint) GetCredits() int64 {
+	if x != nil {
+		return x.Credits
+	}
+	return 0
+}
+
+func (x *UsagePoint) GetReports() int64 {
+	if x != nil {
+		return x.Reports
+	}
+	return 0
+}
+
+func (x *UsagePoint) GetReportedCredits() int64 {
+	if x != nil {
+		return x.ReportedCredits
+	}
+	return 0
+}
+
+// UsageCount is how many Validate answers had one code.
+type UsageCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The outcome.
+	Code Code `protobuf:"varint,1,opt,name=code,proto3,enum=keyservice.v1.Code" json:"code,omitempty"`
+	// How many answers.
+	Calls         int64 `protobuf:"varint,2,opt,name=calls,proto3" json:"calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageCount) Reset() {
+	*x = UsageCount{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageCount) ProtoMessage() {}
+
+func (x *UsageCount) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageCount.ProtoReflect.Descriptor instead.
+func (*UsageCount) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *UsageCount) GetCode() Code {
+	if x != nil {
+		return x.Code
+	}
+	return Code_CODE_UNSPECIFIED
+}
+
+func (x *UsageCount) GetCalls() int64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+// Owner gives the owner string of keys within a keyspace its own budgets:
+// every key with that owner in that keyspace spends from them as well as
+// its own. Keys need no change to join: creating a key for the owner is
+// enough.
+type Owner struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique id (UUID).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The keyspace's id (CreateOwner takes a name or an id; unset: the
+	// default keyspace).
+	KeyspaceId string `protobuf:"bytes,2,opt,name=keyspace_id,json=keyspaceId,proto3" json:"keyspace_id,omitempty"`
+	// The owner, exactly as in Key.owner; unique within the keyspace.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// The rate limit shared by the owner's keys; unset: none.
+	RateLimit *RateLimit `protobuf:"bytes,4,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	// The credits shared by the owner's keys; unset: none.
+	Credits *Credits `protobuf:"bytes,5,opt,name=credits,proto3" json:"credits,omitempty"`
+	// When it was created (database clock).
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When it was last changed; unset if never.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Owner) Reset() {
+	*x = Owner{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Owner) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Owner) ProtoMessage() {}
+
+func (x *Owner) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Owner.ProtoReflect.Descriptor instead.
+func (*Owner) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *Owner) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Owner) GetKeyspaceId() string {
+	if x != nil {
+		return x.KeyspaceId
+	}
+	return ""
+}
+
+func (x *Owner) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Owner) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
+func (x *Owner) GetCredits() *Credits {
+	if x != nil {
+		return x.Credits
+	}
+	return nil
+}
+
+func (x *Owner) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Owner) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// CreateOwnerRequest describes the owner's budgets.
+type CreateOwnerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its fields (id, created_at and updated_at are ignored); name is
+	// required, and at least one of rate_limit and credits.
+	Owner         *Owner `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateOwnerRequest) Reset() {
+	*x = CreateOwnerRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateOwnerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateOwnerRequest) ProtoMessage() {}
+
+func (x *CreateOwnerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateOwnerRequest.ProtoReflect.Descriptor instead.
+func (*CreateOwnerRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *CreateOwnerRequest) GetOwner() *Owner {
+	if x != nil {
+		return x.Owner
+	}
+	return nil
+}
+
+// CreateOwnerResponse returns the new owner.
+type CreateOwnerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored owner.
+	Owner         *Owner `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateOwnerResponse) Reset() {
+	*x = CreateOwnerResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateOwnerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateOwnerResponse) ProtoMessage() {}
+
+func (x *CreateOwnerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateOwnerResponse.ProtoReflect.Descriptor instead.
+func (*CreateOwnerResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *CreateOwnerResponse) GetOwner() *Owner {
+	if x != nil {
+		return x.Owner
+	}
+	return nil
+}
+
+// GetOwnerRequest names an owner.
+type GetOwnerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The owner's id (UUID).
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOwnerRequest) Reset() {
+	*x = GetOwnerRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOwnerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOwnerRequest) ProtoMessage() {}
+
+func (x *GetOwnerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOwnerRequest.ProtoReflect.Descriptor instead.
+func (*GetOwnerRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *GetOwnerRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// GetOwnerResponse returns an owner.
+type GetOwnerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored owner.
+	Owner         *Owner `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOwnerResponse) Reset() {
+	*x = GetOwnerResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOwnerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOwnerResponse) ProtoMessage() {}
+
+func (x *GetOwnerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOwnerResponse.ProtoReflect.Descriptor instead.
+func (*GetOwnerResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *GetOwnerResponse) GetOwner() *Owner {
+	if x != nil {
+		return x.Owner
+	}
+	return nil
+}
+
+// ListOwnersRequest selects a page of owners.
+type ListOwnersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only owners of this keyspace (name or id); empty: every keyspace the
+	// credential may see.
+	Keyspace string `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	// Page size: 0 means 100; at most 1000.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous ListOwnersResponse; empty for the first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOwnersRequest) Reset() {
+	*x = ListOwnersRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOwnersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOwnersRequest) ProtoMessage() {}
+
+func (x *ListOwnersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOwnersRequest.ProtoReflect.Descriptor instead.
+func (*ListOwnersRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ListOwnersRequest) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *ListOwnersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListOwnersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListOwnersResponse is one page of owners.
+type ListOwnersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The owners, oldest first.
+	Owners []*Owner `protobuf:"bytes,1,rep,name=owners,proto3" json:"owners,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOwnersResponse) Reset() {
+	*x = ListOwnersResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOwnersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOwnersResponse) ProtoMessage() {}
+
+func (x *ListOwnersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOwnersResponse.ProtoReflect.Descriptor instead.
+func (*ListOwnersResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ListOwnersResponse) GetOwners() []*Owner {
+	if x != nil {
+		return x.Owners
+	}
+	return nil
+}
+
+func (x *ListOwnersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// UpdateOwnerRequest changes the fields of owner named in update_mask.
+type UpdateOwnerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The owner's new fields; owner.id names it.
+	Owner *Owner `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	// The fields to change: rate_limit, credits. Required (over REST, the
+	// fields in the body when not given). A field in the mask but unset is
+	// cleared.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateOwnerRequest) Reset() {
+	*x = UpdateOwnerRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateOwnerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateOwnerRequest) ProtoMessage() {}
+
+func (x *UpdateOwnerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateOwnerRequest.ProtoReflect.Descriptor instead.
+func (*UpdateOwnerRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *UpdateOwnerRequest) GetOwner() *Owner {
+	if x != nil {
+		return x.Owner
+	}
+	return nil
+}
+
+func (x *UpdateOwnerRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+// UpdateOwnerResponse returns the updated owner.
+type UpdateOwnerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored owner after the change.
+	Owner         *Owner `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateOwnerResponse) Reset() {
+	*x = UpdateOwnerResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateOwnerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateOwnerResponse) ProtoMessage() {}
+
+func (x *UpdateOwnerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateOwnerResponse.ProtoReflect.Descriptor instead.
+func (*UpdateOwnerResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *UpdateOwnerResponse) GetOwner() *Owner {
+	if x != nil {
+		return x.Owner
 	}
 	return nil
 }
@@ -2804,7 +4447,7 @@ type RestError struct {
 
 func (x *RestError) Reset() {
 	*x = RestError{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[37]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2816,7 +4459,7 @@ func (x *RestError) String() string {
 func (*RestError) ProtoMessage() {}
 
 func (x *RestError) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[37]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2829,7 +4472,7 @@ func (x *RestError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestError.ProtoReflect.Descriptor instead.
 func (*RestError) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{37}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RestError) GetCode() int32 {
@@ -2884,7 +4527,7 @@ type RestErrorStatus struct {
 
 func (x *RestErrorStatus) Reset() {
 	*x = RestErrorStatus{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[38]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2896,7 +4539,7 @@ func (x *RestErrorStatus) String() string {
 func (*RestErrorStatus) ProtoMessage() {}
 
 func (x *RestErrorStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[38]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2909,7 +4552,7 @@ func (x *RestErrorStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestErrorStatus.ProtoReflect.Descriptor instead.
 func (*RestErrorStatus) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{38}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RestErrorStatus) GetCode() int32 {
@@ -2944,7 +4587,7 @@ var File_keyservice_v1_keyservice_proto protoreflect.FileDescriptor
 
 const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\n" +
-	"\x1ekeyservice/v1/keyservice.proto\x12\rkeyservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x05\n" +
+	"\x1ekeyservice/v1/keyservice.proto\x12\rkeyservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9d\x06\n" +
 	"\x03Key\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04hint\x18\x02 \x01(\tR\x04hint\x12\x12\n" +
@@ -2971,10 +4614,24 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1f\n" +
 	"\vkeyspace_id\x18\x11 \x01(\tR\n" +
-	"keyspaceId\x1a;\n" +
+	"keyspaceId\x120\n" +
+	"\acredits\x18\x12 \x01(\v2\x16.keyservice.v1.CreditsR\acredits\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"j\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x98\x01\n" +
+	"\aCredits\x12\x1c\n" +
+	"\tremaining\x18\x01 \x01(\x03R\tremaining\x12-\n" +
+	"\x06refill\x18\x02 \x01(\v2\x15.keyservice.v1.RefillR\x06refill\x12@\n" +
+	"\x0enext_refill_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fnextRefillAt\"\xae\x01\n" +
+	"\x06Refill\x12\x16\n" +
+	"\x06amount\x18\x01 \x01(\x03R\x06amount\x129\n" +
+	"\binterval\x18\x02 \x01(\x0e2\x1d.keyservice.v1.RefillIntervalR\binterval\x12 \n" +
+	"\fday_of_month\x18\x03 \x01(\x05R\n" +
+	"dayOfMonth\x12/\n" +
+	"\x05every\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05every\"o\n" +
+	"\rCreditsStatus\x12\x1c\n" +
+	"\tremaining\x18\x01 \x01(\x03R\tremaining\x12@\n" +
+	"\x0enext_refill_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fnextRefillAt\"j\n" +
 	"\tRateLimit\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\x03R\x05limit\x121\n" +
 	"\x06period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06period\x12\x14\n" +
@@ -2989,13 +4646,18 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\tclient_ip\x18\x03 \x01(\tR\bclientIp\x12'\n" +
 	"\x0frequired_scopes\x18\x04 \x03(\tR\x0erequiredScopes\x12\x1a\n" +
 	"\bkeyspace\x18\x05 \x01(\tR\bkeyspaceB\a\n" +
-	"\x05_cost\"\xb6\x01\n" +
+	"\x05_cost\"\xb1\x03\n" +
 	"\x10ValidateResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12'\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.keyservice.v1.CodeR\x04code\x12$\n" +
 	"\x03key\x18\x03 \x01(\v2\x12.keyservice.v1.KeyR\x03key\x12=\n" +
 	"\n" +
-	"rate_limit\x18\x04 \x01(\v2\x1e.keyservice.v1.RateLimitStatusR\trateLimit\"\xdf\x03\n" +
+	"rate_limit\x18\x04 \x01(\v2\x1e.keyservice.v1.RateLimitStatusR\trateLimit\x126\n" +
+	"\acredits\x18\x05 \x01(\v2\x1c.keyservice.v1.CreditsStatusR\acredits\x12H\n" +
+	"\x10owner_rate_limit\x18\x06 \x01(\v2\x1e.keyservice.v1.RateLimitStatusR\x0eownerRateLimit\x12A\n" +
+	"\rowner_credits\x18\a \x01(\v2\x1c.keyservice.v1.CreditsStatusR\fownerCredits\x124\n" +
+	"\n" +
+	"refused_by\x18\b \x01(\x0e2\x15.keyservice.v1.HolderR\trefusedBy\"\xdf\x03\n" +
 	"\x10CreateKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x16\n" +
@@ -3162,7 +4824,91 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x18RevokeCredentialResponse\x129\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x19.keyservice.v1.CredentialR\n" +
-	"credential\"\xb7\x01\n" +
+	"credential\"|\n" +
+	"\x11AddCreditsRequest\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x19\n" +
+	"\bowner_id\x18\x02 \x01(\tR\aownerId\x12\x16\n" +
+	"\x06amount\x18\x03 \x01(\x03R\x06amount\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"F\n" +
+	"\x12AddCreditsResponse\x120\n" +
+	"\acredits\x18\x01 \x01(\v2\x16.keyservice.v1.CreditsR\acredits\"p\n" +
+	"\x12ReportUsageRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x12\n" +
+	"\x04cost\x18\x03 \x01(\x03R\x04cost\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"\xae\x01\n" +
+	"\x13ReportUsageResponse\x126\n" +
+	"\acredits\x18\x01 \x01(\v2\x1c.keyservice.v1.CreditsStatusR\acredits\x12A\n" +
+	"\rowner_credits\x18\x02 \x01(\v2\x1c.keyservice.v1.CreditsStatusR\fownerCredits\x12\x1c\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\xe6\x02\n" +
+	"\x0fGetUsageRequest\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1a\n" +
+	"\bkeyspace\x18\x03 \x01(\tR\bkeyspace\x12.\n" +
+	"\x04from\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12<\n" +
+	"\vgranularity\x18\x06 \x01(\x0e2\x1a.keyservice.v1.GranularityR\vgranularity\x124\n" +
+	"\bgroup_by\x18\a \x01(\x0e2\x19.keyservice.v1.UsageGroupR\agroupBy\x12\x1b\n" +
+	"\tpage_size\x18\b \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\t \x01(\tR\tpageToken\"n\n" +
+	"\x10GetUsageResponse\x122\n" +
+	"\x06series\x18\x01 \x03(\v2\x1a.keyservice.v1.UsageSeriesR\x06series\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xbf\x01\n" +
+	"\vUsageSeries\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1f\n" +
+	"\vkeyspace_id\x18\x03 \x01(\tR\n" +
+	"keyspaceId\x121\n" +
+	"\x06points\x18\x04 \x03(\v2\x19.keyservice.v1.UsagePointR\x06points\x12/\n" +
+	"\x05total\x18\x05 \x01(\v2\x19.keyservice.v1.UsagePointR\x05total\"\xd0\x01\n" +
+	"\n" +
+	"UsagePoint\x120\n" +
+	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x121\n" +
+	"\x06counts\x18\x02 \x03(\v2\x19.keyservice.v1.UsageCountR\x06counts\x12\x18\n" +
+	"\acredits\x18\x03 \x01(\x03R\acredits\x12\x18\n" +
+	"\areports\x18\x04 \x01(\x03R\areports\x12)\n" +
+	"\x10reported_credits\x18\x05 \x01(\x03R\x0freportedCredits\"K\n" +
+	"\n" +
+	"UsageCount\x12'\n" +
+	"\x04code\x18\x01 \x01(\x0e2\x13.keyservice.v1.CodeR\x04code\x12\x14\n" +
+	"\x05calls\x18\x02 \x01(\x03R\x05calls\"\xad\x02\n" +
+	"\x05Owner\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vkeyspace_id\x18\x02 \x01(\tR\n" +
+	"keyspaceId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x127\n" +
+	"\n" +
+	"rate_limit\x18\x04 \x01(\v2\x18.keyservice.v1.RateLimitR\trateLimit\x120\n" +
+	"\acredits\x18\x05 \x01(\v2\x16.keyservice.v1.CreditsR\acredits\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"@\n" +
+	"\x12CreateOwnerRequest\x12*\n" +
+	"\x05owner\x18\x01 \x01(\v2\x14.keyservice.v1.OwnerR\x05owner\"A\n" +
+	"\x13CreateOwnerResponse\x12*\n" +
+	"\x05owner\x18\x01 \x01(\v2\x14.keyservice.v1.OwnerR\x05owner\"!\n" +
+	"\x0fGetOwnerRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\">\n" +
+	"\x10GetOwnerResponse\x12*\n" +
+	"\x05owner\x18\x01 \x01(\v2\x14.keyservice.v1.OwnerR\x05owner\"k\n" +
+	"\x11ListOwnersRequest\x12\x1a\n" +
+	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"j\n" +
+	"\x12ListOwnersResponse\x12,\n" +
+	"\x06owners\x18\x01 \x03(\v2\x14.keyservice.v1.OwnerR\x06owners\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"}\n" +
+	"\x12UpdateOwnerRequest\x12*\n" +
+	"\x05owner\x18\x01 \x01(\v2\x14.keyservice.v1.OwnerR\x05owner\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"A\n" +
+	"\x13UpdateOwnerResponse\x12*\n" +
+	"\x05owner\x18\x01 \x01(\v2\x14.keyservice.v1.OwnerR\x05owner\"\xb7\x01\n" +
 	"\tRestError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
@@ -3173,7 +4919,7 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
 	"\x06status\x18\x03 \x01(\tR\x06status\x12.\n" +
-	"\adetails\x18\x04 \x03(\v2\x14.google.protobuf.AnyR\adetails*\xd3\x01\n" +
+	"\adetails\x18\x04 \x03(\v2\x14.google.protobuf.AnyR\adetails*\xec\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -3185,11 +4931,33 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x11CODE_RATE_LIMITED\x10\x06\x12\x11\n" +
 	"\rCODE_DISABLED\x10\a\x12\x12\n" +
 	"\x0eCODE_FORBIDDEN\x10\b\x12\x1b\n" +
-	"\x17CODE_INSUFFICIENT_SCOPE\x10\t*H\n" +
+	"\x17CODE_INSUFFICIENT_SCOPE\x10\t\x12\x17\n" +
+	"\x13CODE_USAGE_EXCEEDED\x10\n" +
+	"*H\n" +
 	"\x06Format\x12\x16\n" +
 	"\x12FORMAT_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fFORMAT_CHECKSUM\x10\x01\x12\x11\n" +
-	"\rFORMAT_SIGNED\x10\x022\xde\r\n" +
+	"\rFORMAT_SIGNED\x10\x02*\x84\x01\n" +
+	"\x0eRefillInterval\x12\x1f\n" +
+	"\x1bREFILL_INTERVAL_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15REFILL_INTERVAL_DAILY\x10\x01\x12\x1b\n" +
+	"\x17REFILL_INTERVAL_MONTHLY\x10\x02\x12\x19\n" +
+	"\x15REFILL_INTERVAL_EVERY\x10\x03*B\n" +
+	"\x06Holder\x12\x16\n" +
+	"\x12HOLDER_UNSPECIFIED\x10\x00\x12\x0e\n" +
+	"\n" +
+	"HOLDER_KEY\x10\x01\x12\x10\n" +
+	"\fHOLDER_OWNER\x10\x02*m\n" +
+	"\vGranularity\x12\x1b\n" +
+	"\x17GRANULARITY_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12GRANULARITY_MINUTE\x10\x01\x12\x14\n" +
+	"\x10GRANULARITY_HOUR\x10\x02\x12\x13\n" +
+	"\x0fGRANULARITY_DAY\x10\x03*U\n" +
+	"\n" +
+	"UsageGroup\x12\x1b\n" +
+	"\x17USAGE_GROUP_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fUSAGE_GROUP_KEY\x10\x01\x12\x15\n" +
+	"\x11USAGE_GROUP_OWNER\x10\x022\x8b\x14\n" +
 	"\n" +
 	"KeyService\x12i\n" +
 	"\bValidate\x12\x1e.keyservice.v1.ValidateRequest\x1a\x1f.keyservice.v1.ValidateResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/keys:validate\x12c\n" +
@@ -3207,7 +4975,18 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x0eUpdateKeyspace\x12$.keyservice.v1.UpdateKeyspaceRequest\x1a%.keyservice.v1.UpdateKeyspaceResponse\"-\x82\xd3\xe4\x93\x02':\bkeyspace2\x1b/v1/keyspaces/{keyspace.id}\x12\x7f\n" +
 	"\x10CreateCredential\x12&.keyservice.v1.CreateCredentialRequest\x1a'.keyservice.v1.CreateCredentialResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/credentials\x12y\n" +
 	"\x0fListCredentials\x12%.keyservice.v1.ListCredentialsRequest\x1a&.keyservice.v1.ListCredentialsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/credentials\x12\x8b\x01\n" +
-	"\x10RevokeCredential\x12&.keyservice.v1.RevokeCredentialRequest\x1a'.keyservice.v1.RevokeCredentialResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/credentials/{id}:revokeBk\n" +
+	"\x10RevokeCredential\x12&.keyservice.v1.RevokeCredentialRequest\x1a'.keyservice.v1.RevokeCredentialResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/credentials/{id}:revoke\x12\xa1\x01\n" +
+	"\n" +
+	"AddCredits\x12 .keyservice.v1.AddCreditsRequest\x1a!.keyservice.v1.AddCreditsResponse\"N\x82\xd3\xe4\x93\x02H:\x01*Z%:\x01*\" /v1/owners/{owner_id}:addCredits\"\x1c/v1/keys/{key_id}:addCredits\x12q\n" +
+	"\vReportUsage\x12!.keyservice.v1.ReportUsageRequest\x1a\".keyservice.v1.ReportUsageResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/usage:report\x12^\n" +
+	"\bGetUsage\x12\x1e.keyservice.v1.GetUsageRequest\x1a\x1f.keyservice.v1.GetUsageResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/usage\x12k\n" +
+	"\vCreateOwner\x12!.keyservice.v1.CreateOwnerRequest\x1a\".keyservice.v1.CreateOwnerResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
+	"/v1/owners\x12d\n" +
+	"\bGetOwner\x12\x1e.keyservice.v1.GetOwnerRequest\x1a\x1f.keyservice.v1.GetOwnerResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/owners/{id}\x12e\n" +
+	"\n" +
+	"ListOwners\x12 .keyservice.v1.ListOwnersRequest\x1a!.keyservice.v1.ListOwnersResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/owners\x12z\n" +
+	"\vUpdateOwner\x12!.keyservice.v1.UpdateOwnerRequest\x1a\".keyservice.v1.UpdateOwnerResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x05owner2\x15/v1/owners/{owner.id}Bk\n" +
 	"\x11dev.keyservice.v1B\x0fKeyServiceProtoP\x01ZCgithub.com/keyservice/keyservice/api/gen/keyservice/v1;keyservicev1b\x06proto3"
 
 var (
@@ -3222,151 +5001,224 @@ func file_keyservice_v1_keyservice_proto_rawDescGZIP() []byte {
 	return file_keyservice_v1_keyservice_proto_rawDescData
 }
 
-var file_keyservice_v1_keyservice_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_keyservice_v1_keyservice_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_keyservice_v1_keyservice_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_keyservice_v1_keyservice_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_keyservice_v1_keyservice_proto_goTypes = []any{
 	(Code)(0),                        // 0: keyservice.v1.Code
 	(Format)(0),                      // 1: keyservice.v1.Format
-	(*Key)(nil),                      // 2: keyservice.v1.Key
-	(*RateLimit)(nil),                // 3: keyservice.v1.RateLimit
-	(*RateLimitStatus)(nil),          // 4: keyservice.v1.RateLimitStatus
-	(*ValidateRequest)(nil),          // 5: keyservice.v1.ValidateRequest
-	(*ValidateResponse)(nil),         // 6: keyservice.v1.ValidateResponse
-	(*CreateKeyRequest)(nil),         // 7: keyservice.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),        // 8: keyservice.v1.CreateKeyResponse
-	(*GetKeyRequest)(nil),            // 9: keyservice.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),           // 10: keyservice.v1.GetKeyResponse
-	(*ListKeysRequest)(nil),          // 11: keyservice.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),         // 12: keyservice.v1.ListKeysResponse
-	(*RevokeKeyRequest)(nil),         // 13: keyservice.v1.RevokeKeyRequest
-	(*RevokeKeyResponse)(nil),        // 14: keyservice.v1.RevokeKeyResponse
-	(*UpdateKeyRequest)(nil),         // 15: keyservice.v1.UpdateKeyRequest
-	(*UpdateKeyResponse)(nil),        // 16: keyservice.v1.UpdateKeyResponse
-	(*RotateKeyRequest)(nil),         // 17: keyservice.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),        // 18: keyservice.v1.RotateKeyResponse
-	(*ListAuditEventsRequest)(nil),   // 19: keyservice.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),  // 20: keyservice.v1.ListAuditEventsResponse
-	(*AuditEvent)(nil),               // 21: keyservice.v1.AuditEvent
-	(*FieldChange)(nil),              // 22: keyservice.v1.FieldChange
-	(*Keyspace)(nil),                 // 23: keyservice.v1.Keyspace
-	(*CreateKeyspaceRequest)(nil),    // 24: keyservice.v1.CreateKeyspaceRequest
-	(*CreateKeyspaceResponse)(nil),   // 25: keyservice.v1.CreateKeyspaceResponse
-	(*GetKeyspaceRequest)(nil),       // 26: keyservice.v1.GetKeyspaceRequest
-	(*GetKeyspaceResponse)(nil),      // 27: keyservice.v1.GetKeyspaceResponse
-	(*ListKeyspacesRequest)(nil),     // 28: keyservice.v1.ListKeyspacesRequest
-	(*ListKeyspacesResponse)(nil),    // 29: keyservice.v1.ListKeyspacesResponse
-	(*UpdateKeyspaceRequest)(nil),    // 30: keyservice.v1.UpdateKeyspaceRequest
-	(*UpdateKeyspaceResponse)(nil),   // 31: keyservice.v1.UpdateKeyspaceResponse
-	(*Credential)(nil),               // 32: keyservice.v1.Credential
-	(*CreateCredentialRequest)(nil),  // 33: keyservice.v1.CreateCredentialRequest
-	(*CreateCredentialResponse)(nil), // 34: keyservice.v1.CreateCredentialResponse
-	(*ListCredentialsRequest)(nil),   // 35: keyservice.v1.ListCredentialsRequest
-	(*ListCredentialsResponse)(nil),  // 36: keyservice.v1.ListCredentialsResponse
-	(*RevokeCredentialRequest)(nil),  // 37: keyservice.v1.RevokeCredentialRequest
-	(*RevokeCredentialResponse)(nil), // 38: keyservice.v1.RevokeCredentialResponse
-	(*RestError)(nil),                // 39: keyservice.v1.RestError
-	(*RestErrorStatus)(nil),          // 40: keyservice.v1.RestErrorStatus
-	nil,                              // 41: keyservice.v1.Key.MetadataEntry
-	nil,                              // 42: keyservice.v1.CreateKeyRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil),    // 43: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 44: google.protobuf.Duration
-	(*fieldmaskpb.FieldMask)(nil),    // 45: google.protobuf.FieldMask
-	(*structpb.Value)(nil),           // 46: google.protobuf.Value
-	(*anypb.Any)(nil),                // 47: google.protobuf.Any
+	(RefillInterval)(0),              // 2: keyservice.v1.RefillInterval
+	(Holder)(0),                      // 3: keyservice.v1.Holder
+	(Granularity)(0),                 // 4: keyservice.v1.Granularity
+	(UsageGroup)(0),                  // 5: keyservice.v1.UsageGroup
+	(*Key)(nil),                      // 6: keyservice.v1.Key
+	(*Credits)(nil),                  // 7: keyservice.v1.Credits
+	(*Refill)(nil),                   // 8: keyservice.v1.Refill
+	(*CreditsStatus)(nil),            // 9: keyservice.v1.CreditsStatus
+	(*RateLimit)(nil),                // 10: keyservice.v1.RateLimit
+	(*RateLimitStatus)(nil),          // 11: keyservice.v1.RateLimitStatus
+	(*ValidateRequest)(nil),          // 12: keyservice.v1.ValidateRequest
+	(*ValidateResponse)(nil),         // 13: keyservice.v1.ValidateResponse
+	(*CreateKeyRequest)(nil),         // 14: keyservice.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),        // 15: keyservice.v1.CreateKeyResponse
+	(*GetKeyRequest)(nil),            // 16: keyservice.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),           // 17: keyservice.v1.GetKeyResponse
+	(*ListKeysRequest)(nil),          // 18: keyservice.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),         // 19: keyservice.v1.ListKeysResponse
+	(*RevokeKeyRequest)(nil),         // 20: keyservice.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),        // 21: keyservice.v1.RevokeKeyResponse
+	(*UpdateKeyRequest)(nil),         // 22: keyservice.v1.UpdateKeyRequest
+	(*UpdateKeyResponse)(nil),        // 23: keyservice.v1.UpdateKeyResponse
+	(*RotateKeyRequest)(nil),         // 24: keyservice.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),        // 25: keyservice.v1.RotateKeyResponse
+	(*ListAuditEventsRequest)(nil),   // 26: keyservice.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),  // 27: keyservice.v1.ListAuditEventsResponse
+	(*AuditEvent)(nil),               // 28: keyservice.v1.AuditEvent
+	(*FieldChange)(nil),              // 29: keyservice.v1.FieldChange
+	(*Keyspace)(nil),                 // 30: keyservice.v1.Keyspace
+	(*CreateKeyspaceRequest)(nil),    // 31: keyservice.v1.CreateKeyspaceRequest
+	(*CreateKeyspaceResponse)(nil),   // 32: keyservice.v1.CreateKeyspaceResponse
+	(*GetKeyspaceRequest)(nil),       // 33: keyservice.v1.GetKeyspaceRequest
+	(*GetKeyspaceResponse)(nil),      // 34: keyservice.v1.GetKeyspaceResponse
+	(*ListKeyspacesRequest)(nil),     // 35: keyservice.v1.ListKeyspacesRequest
+	(*ListKeyspacesResponse)(nil),    // 36: keyservice.v1.ListKeyspacesResponse
+	(*UpdateKeyspaceRequest)(nil),    // 37: keyservice.v1.UpdateKeyspaceRequest
+	(*UpdateKeyspaceResponse)(nil),   // 38: keyservice.v1.UpdateKeyspaceResponse
+	(*Credential)(nil),               // 39: keyservice.v1.Credential
+	(*CreateCredentialRequest)(nil),  // 40: keyservice.v1.CreateCredentialRequest
+	(*CreateCredentialResponse)(nil), // 41: keyservice.v1.CreateCredentialResponse
+	(*ListCredentialsRequest)(nil),   // 42: keyservice.v1.ListCredentialsRequest
+	(*ListCredentialsResponse)(nil),  // 43: keyservice.v1.ListCredentialsResponse
+	(*RevokeCredentialRequest)(nil),  // 44: keyservice.v1.RevokeCredentialRequest
+	(*RevokeCredentialResponse)(nil), // 45: keyservice.v1.RevokeCredentialResponse
+	(*AddCreditsRequest)(nil),        // 46: keyservice.v1.AddCreditsRequest
+	(*AddCreditsResponse)(nil),       // 47: keyservice.v1.AddCreditsResponse
+	(*ReportUsageRequest)(nil),       // 48: keyservice.v1.ReportUsageRequest
+	(*ReportUsageResponse)(nil),      // 49: keyservice.v1.ReportUsageResponse
+	(*GetUsageRequest)(nil),          // 50: keyservice.v1.GetUsageRequest
+	(*GetUsageResponse)(nil),         // 51: keyservice.v1.GetUsageResponse
+	(*UsageSeries)(nil),              // 52: keyservice.v1.UsageSeries
+	(*UsagePoint)(nil),               // 53: keyservice.v1.UsagePoint
+	(*UsageCount)(nil),               // 54: keyservice.v1.UsageCount
+	(*Owner)(nil),                    // 55: keyservice.v1.Owner
+	(*CreateOwnerRequest)(nil),       // 56: keyservice.v1.CreateOwnerRequest
+	(*CreateOwnerResponse)(nil),      // 57: keyservice.v1.CreateOwnerResponse
+	(*GetOwnerRequest)(nil),          // 58: keyservice.v1.GetOwnerRequest
+	(*GetOwnerResponse)(nil),         // 59: keyservice.v1.GetOwnerResponse
+	(*ListOwnersRequest)(nil),        // 60: keyservice.v1.ListOwnersRequest
+	(*ListOwnersResponse)(nil),       // 61: keyservice.v1.ListOwnersResponse
+	(*UpdateOwnerRequest)(nil),       // 62: keyservice.v1.UpdateOwnerRequest
+	(*UpdateOwnerResponse)(nil),      // 63: keyservice.v1.UpdateOwnerResponse
+	(*RestError)(nil),                // 64: keyservice.v1.RestError
+	(*RestErrorStatus)(nil),          // 65: keyservice.v1.RestErrorStatus
+	nil,                              // 66: keyservice.v1.Key.MetadataEntry
+	nil,                              // 67: keyservice.v1.CreateKeyRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),    // 68: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 69: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),    // 70: google.protobuf.FieldMask
+	(*structpb.Value)(nil),           // 71: google.protobuf.Value
+	(*anypb.Any)(nil),                // 72: google.protobuf.Any
 }
 var file_keyservice_v1_keyservice_proto_depIdxs = []int32{
-	41, // 0: keyservice.v1.Key.metadata:type_name -> keyservice.v1.Key.MetadataEntry
-	43, // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
-	43, // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	43, // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
-	43, // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
-	3,  // 5: keyservice.v1.Key.rate_limit:type_name -> keyservice.v1.RateLimit
-	43, // 6: keyservice.v1.Key.updated_at:type_name -> google.protobuf.Timestamp
-	44, // 7: keyservice.v1.RateLimit.period:type_name -> google.protobuf.Duration
-	44, // 8: keyservice.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
-	0,  // 9: keyservice.v1.ValidateResponse.code:type_name -> keyservice.v1.Code
-	2,  // 10: keyservice.v1.ValidateResponse.key:type_name -> keyservice.v1.Key
-	4,  // 11: keyservice.v1.ValidateResponse.rate_limit:type_name -> keyservice.v1.RateLimitStatus
-	42, // 12: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
-	43, // 13: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	3,  // 14: keyservice.v1.CreateKeyRequest.rate_limit:type_name -> keyservice.v1.RateLimit
-	1,  // 15: keyservice.v1.CreateKeyRequest.format:type_name -> keyservice.v1.Format
-	2,  // 16: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
-	2,  // 17: keyservice.v1.GetKeyResponse.key:type_name -> keyservice.v1.Key
-	2,  // 18: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
-	2,  // 19: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
-	2,  // 20: keyservice.v1.UpdateKeyRequest.key:type_name -> keyservice.v1.Key
-	45, // 21: keyservice.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 22: keyservice.v1.UpdateKeyResponse.key:type_name -> keyservice.v1.Key
-	44, // 23: keyservice.v1.RotateKeyRequest.grace_period:type_name -> google.protobuf.Duration
-	1,  // 24: keyservice.v1.RotateKeyRequest.format:type_name -> keyservice.v1.Format
-	2,  // 25: keyservice.v1.RotateKeyResponse.key:type_name -> keyservice.v1.Key
-	2,  // 26: keyservice.v1.RotateKeyResponse.old_key:type_name -> keyservice.v1.Key
-	21, // 27: keyservice.v1.ListAuditEventsResponse.events:type_name -> keyservice.v1.AuditEvent
-	43, // 28: keyservice.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	22, // 29: keyservice.v1.AuditEvent.changes:type_name -> keyservice.v1.FieldChange
-	46, // 30: keyservice.v1.FieldChange.old_value:type_name -> google.protobuf.Value
-	46, // 31: keyservice.v1.FieldChange.new_value:type_name -> google.protobuf.Value
-	1,  // 32: keyservice.v1.Keyspace.default_format:type_name -> keyservice.v1.Format
-	3,  // 33: keyservice.v1.Keyspace.default_rate_limit:type_name -> keyservice.v1.RateLimit
-	44, // 34: keyservice.v1.Keyspace.default_expiry:type_name -> google.protobuf.Duration
-	43, // 35: keyservice.v1.Keyspace.created_at:type_name -> google.protobuf.Timestamp
-	43, // 36: keyservice.v1.Keyspace.updated_at:type_name -> google.protobuf.Timestamp
-	23, // 37: keyservice.v1.CreateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
-	23, // 38: keyservice.v1.CreateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
-	23, // 39: keyservice.v1.GetKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
-	23, // 40: keyservice.v1.ListKeyspacesResponse.keyspaces:type_name -> keyservice.v1.Keyspace
-	23, // 41: keyservice.v1.UpdateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
-	45, // 42: keyservice.v1.UpdateKeyspaceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	23, // 43: keyservice.v1.UpdateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
-	43, // 44: keyservice.v1.Credential.expires_at:type_name -> google.protobuf.Timestamp
-	43, // 45: keyservice.v1.Credential.created_at:type_name -> google.protobuf.Timestamp
-	43, // 46: keyservice.v1.Credential.last_used_at:type_name -> google.protobuf.Timestamp
-	43, // 47: keyservice.v1.Credential.revoked_at:type_name -> google.protobuf.Timestamp
-	3,  // 48: keyservice.v1.Credential.rate_limit:type_name -> keyservice.v1.RateLimit
-	43, // 49: keyservice.v1.CreateCredentialRequest.expires_at:type_name -> google.protobuf.Timestamp
-	3,  // 50: keyservice.v1.CreateCredentialRequest.rate_limit:type_name -> keyservice.v1.RateLimit
-	32, // 51: keyservice.v1.CreateCredentialResponse.credential:type_name -> keyservice.v1.Credential
-	32, // 52: keyservice.v1.ListCredentialsResponse.credentials:type_name -> keyservice.v1.Credential
-	32, // 53: keyservice.v1.RevokeCredentialResponse.credential:type_name -> keyservice.v1.Credential
-	47, // 54: keyservice.v1.RestError.details:type_name -> google.protobuf.Any
-	40, // 55: keyservice.v1.RestError.error:type_name -> keyservice.v1.RestErrorStatus
-	47, // 56: keyservice.v1.RestErrorStatus.details:type_name -> google.protobuf.Any
-	5,  // 57: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
-	7,  // 58: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
-	9,  // 59: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
-	11, // 60: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
-	13, // 61: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
-	15, // 62: keyservice.v1.KeyService.UpdateKey:input_type -> keyservice.v1.UpdateKeyRequest
-	17, // 63: keyservice.v1.KeyService.RotateKey:input_type -> keyservice.v1.RotateKeyRequest
-	19, // 64: keyservice.v1.KeyService.ListAuditEvents:input_type -> keyservice.v1.ListAuditEventsRequest
-	24, // 65: keyservice.v1.KeyService.CreateKeyspace:input_type -> keyservice.v1.CreateKeyspaceRequest
-	26, // 66: keyservice.v1.KeyService.GetKeyspace:input_type -> keyservice.v1.GetKeyspaceRequest
-	28, // 67: keyservice.v1.KeyService.ListKeyspaces:input_type -> keyservice.v1.ListKeyspacesRequest
-	30, // 68: keyservice.v1.KeyService.UpdateKeyspace:input_type -> keyservice.v1.UpdateKeyspaceRequest
-	33, // 69: keyservice.v1.KeyService.CreateCredential:input_type -> keyservice.v1.CreateCredentialRequest
-	35, // 70: keyservice.v1.KeyService.ListCredentials:input_type -> keyservice.v1.ListCredentialsRequest
-	37, // 71: keyservice.v1.KeyService.RevokeCredential:input_type -> keyservice.v1.RevokeCredentialRequest
-	6,  // 72: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
-	8,  // 73: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
-	10, // 74: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
-	12, // 75: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
-	14, // 76: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
-	16, // 77: keyservice.v1.KeyService.UpdateKey:output_type -> keyservice.v1.UpdateKeyResponse
-	18, // 78: keyservice.v1.KeyService.RotateKey:output_type -> keyservice.v1.RotateKeyResponse
-	20, // 79: keyservice.v1.KeyService.ListAuditEvents:output_type -> keyservice.v1.ListAuditEventsResponse
-	25, // 80: keyservice.v1.KeyService.CreateKeyspace:output_type -> keyservice.v1.CreateKeyspaceResponse
-	27, // 81: keyservice.v1.KeyService.GetKeyspace:output_type -> keyservice.v1.GetKeyspaceResponse
-	29, // 82: keyservice.v1.KeyService.ListKeyspaces:output_type -> keyservice.v1.ListKeyspacesResponse
-	31, // 83: keyservice.v1.KeyService.UpdateKeyspace:output_type -> keyservice.v1.UpdateKeyspaceResponse
-	34, // 84: keyservice.v1.KeyService.CreateCredential:output_type -> keyservice.v1.CreateCredentialResponse
-	36, // 85: keyservice.v1.KeyService.ListCredentials:output_type -> keyservice.v1.ListCredentialsResponse
-	38, // 86: keyservice.v1.KeyService.RevokeCredential:output_type -> keyservice.v1.RevokeCredentialResponse
-	72, // [72:87] is the sub-list for method output_type
-	57, // [57:72] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	66,  // 0: keyservice.v1.Key.metadata:type_name -> keyservice.v1.Key.MetadataEntry
+	68,  // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
+	68,  // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	68,  // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
+	68,  // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
+	10,  // 5: keyservice.v1.Key.rate_limit:type_name -> keyservice.v1.RateLimit
+	68,  // 6: keyservice.v1.Key.updated_at:type_name -> google.protobuf.Timestamp
+	7,   // 7: keyservice.v1.Key.credits:type_name -> keyservice.v1.Credits
+	8,   // 8: keyservice.v1.Credits.refill:type_name -> keyservice.v1.Refill
+	68,  // 9: keyservice.v1.Credits.next_refill_at:type_name -> google.protobuf.Timestamp
+	2,   // 10: keyservice.v1.Refill.interval:type_name -> keyservice.v1.RefillInterval
+	69,  // 11: keyservice.v1.Refill.every:type_name -> google.protobuf.Duration
+	68,  // 12: keyservice.v1.CreditsStatus.next_refill_at:type_name -> google.protobuf.Timestamp
+	69,  // 13: keyservice.v1.RateLimit.period:type_name -> google.protobuf.Duration
+	69,  // 14: keyservice.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
+	0,   // 15: keyservice.v1.ValidateResponse.code:type_name -> keyservice.v1.Code
+	6,   // 16: keyservice.v1.ValidateResponse.key:type_name -> keyservice.v1.Key
+	11,  // 17: keyservice.v1.ValidateResponse.rate_limit:type_name -> keyservice.v1.RateLimitStatus
+	9,   // 18: keyservice.v1.ValidateResponse.credits:type_name -> keyservice.v1.CreditsStatus
+	11,  // 19: keyservice.v1.ValidateResponse.owner_rate_limit:type_name -> keyservice.v1.RateLimitStatus
+	9,   // 20: keyservice.v1.ValidateResponse.owner_credits:type_name -> keyservice.v1.CreditsStatus
+	3,   // 21: keyservice.v1.ValidateResponse.refused_by:type_name -> keyservice.v1.Holder
+	67,  // 22: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
+	68,  // 23: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	10,  // 24: keyservice.v1.CreateKeyRequest.rate_limit:type_name -> keyservice.v1.RateLimit
+	1,   // 25: keyservice.v1.CreateKeyRequest.format:type_name -> keyservice.v1.Format
+	6,   // 26: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
+	6,   // 27: keyservice.v1.GetKeyResponse.key:type_name -> keyservice.v1.Key
+	6,   // 28: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
+	6,   // 29: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
+	6,   // 30: keyservice.v1.UpdateKeyRequest.key:type_name -> keyservice.v1.Key
+	70,  // 31: keyservice.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	6,   // 32: keyservice.v1.UpdateKeyResponse.key:type_name -> keyservice.v1.Key
+	69,  // 33: keyservice.v1.RotateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	1,   // 34: keyservice.v1.RotateKeyRequest.format:type_name -> keyservice.v1.Format
+	6,   // 35: keyservice.v1.RotateKeyResponse.key:type_name -> keyservice.v1.Key
+	6,   // 36: keyservice.v1.RotateKeyResponse.old_key:type_name -> keyservice.v1.Key
+	28,  // 37: keyservice.v1.ListAuditEventsResponse.events:type_name -> keyservice.v1.AuditEvent
+	68,  // 38: keyservice.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	29,  // 39: keyservice.v1.AuditEvent.changes:type_name -> keyservice.v1.FieldChange
+	71,  // 40: keyservice.v1.FieldChange.old_value:type_name -> google.protobuf.Value
+	71,  // 41: keyservice.v1.FieldChange.new_value:type_name -> google.protobuf.Value
+	1,   // 42: keyservice.v1.Keyspace.default_format:type_name -> keyservice.v1.Format
+	10,  // 43: keyservice.v1.Keyspace.default_rate_limit:type_name -> keyservice.v1.RateLimit
+	69,  // 44: keyservice.v1.Keyspace.default_expiry:type_name -> google.protobuf.Duration
+	68,  // 45: keyservice.v1.Keyspace.created_at:type_name -> google.protobuf.Timestamp
+	68,  // 46: keyservice.v1.Keyspace.updated_at:type_name -> google.protobuf.Timestamp
+	30,  // 47: keyservice.v1.CreateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
+	30,  // 48: keyservice.v1.CreateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
+	30,  // 49: keyservice.v1.GetKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
+	30,  // 50: keyservice.v1.ListKeyspacesResponse.keyspaces:type_name -> keyservice.v1.Keyspace
+	30,  // 51: keyservice.v1.UpdateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
+	70,  // 52: keyservice.v1.UpdateKeyspaceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	30,  // 53: keyservice.v1.UpdateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
+	68,  // 54: keyservice.v1.Credential.expires_at:type_name -> google.protobuf.Timestamp
+	68,  // 55: keyservice.v1.Credential.created_at:type_name -> google.protobuf.Timestamp
+	68,  // 56: keyservice.v1.Credential.last_used_at:type_name -> google.protobuf.Timestamp
+	68,  // 57: keyservice.v1.Credential.revoked_at:type_name -> google.protobuf.Timestamp
+	10,  // 58: keyservice.v1.Credential.rate_limit:type_name -> keyservice.v1.RateLimit
+	68,  // 59: keyservice.v1.CreateCredentialRequest.expires_at:type_name -> google.protobuf.Timestamp
+	10,  // 60: keyservice.v1.CreateCredentialRequest.rate_limit:type_name -> keyservice.v1.RateLimit
+	39,  // 61: keyservice.v1.CreateCredentialResponse.credential:type_name -> keyservice.v1.Credential
+	39,  // 62: keyservice.v1.ListCredentialsResponse.credentials:type_name -> keyservice.v1.Credential
+	39,  // 63: keyservice.v1.RevokeCredentialResponse.credential:type_name -> keyservice.v1.Credential
+	7,   // 64: keyservice.v1.AddCreditsResponse.credits:type_name -> keyservice.v1.Credits
+	9,   // 65: keyservice.v1.ReportUsageResponse.credits:type_name -> keyservice.v1.CreditsStatus
+	9,   // 66: keyservice.v1.ReportUsageResponse.owner_credits:type_name -> keyservice.v1.CreditsStatus
+	68,  // 67: keyservice.v1.GetUsageRequest.from:type_name -> google.protobuf.Timestamp
+	68,  // 68: keyservice.v1.GetUsageRequest.to:type_name -> google.protobuf.Timestamp
+	4,   // 69: keyservice.v1.GetUsageRequest.granularity:type_name -> keyservice.v1.Granularity
+	5,   // 70: keyservice.v1.GetUsageRequest.group_by:type_name -> keyservice.v1.UsageGroup
+	52,  // 71: keyservice.v1.GetUsageResponse.series:type_name -> keyservice.v1.UsageSeries
+	53,  // 72: keyservice.v1.UsageSeries.points:type_name -> keyservice.v1.UsagePoint
+	53,  // 73: keyservice.v1.UsageSeries.total:type_name -> keyservice.v1.UsagePoint
+	68,  // 74: keyservice.v1.UsagePoint.start:type_name -> google.protobuf.Timestamp
+	54,  // 75: keyservice.v1.UsagePoint.counts:type_name -> keyservice.v1.UsageCount
+	0,   // 76: keyservice.v1.UsageCount.code:type_name -> keyservice.v1.Code
+	10,  // 77: keyservice.v1.Owner.rate_limit:type_name -> keyservice.v1.RateLimit
+	7,   // 78: keyservice.v1.Owner.credits:type_name -> keyservice.v1.Credits
+	68,  // 79: keyservice.v1.Owner.created_at:type_name -> google.protobuf.Timestamp
+	68,  // 80: keyservice.v1.Owner.updated_at:type_name -> google.protobuf.Timestamp
+	55,  // 81: keyservice.v1.CreateOwnerRequest.owner:type_name -> keyservice.v1.Owner
+	55,  // 82: keyservice.v1.CreateOwnerResponse.owner:type_name -> keyservice.v1.Owner
+	55,  // 83: keyservice.v1.GetOwnerResponse.owner:type_name -> keyservice.v1.Owner
+	55,  // 84: keyservice.v1.ListOwnersResponse.owners:type_name -> keyservice.v1.Owner
+	55,  // 85: keyservice.v1.UpdateOwnerRequest.owner:type_name -> keyservice.v1.Owner
+	70,  // 86: keyservice.v1.UpdateOwnerRequest.update_mask:type_name -> google.protobuf.FieldMask
+	55,  // 87: keyservice.v1.UpdateOwnerResponse.owner:type_name -> keyservice.v1.Owner
+	72,  // 88: keyservice.v1.RestError.details:type_name -> google.protobuf.Any
+	65,  // 89: keyservice.v1.RestError.error:type_name -> keyservice.v1.RestErrorStatus
+	72,  // 90: keyservice.v1.RestErrorStatus.details:type_name -> google.protobuf.Any
+	12,  // 91: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
+	14,  // 92: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
+	16,  // 93: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
+	18,  // 94: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
+	20,  // 95: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
+	22,  // 96: keyservice.v1.KeyService.UpdateKey:input_type -> keyservice.v1.UpdateKeyRequest
+	24,  // 97: keyservice.v1.KeyService.RotateKey:input_type -> keyservice.v1.RotateKeyRequest
+	26,  // 98: keyservice.v1.KeyService.ListAuditEvents:input_type -> keyservice.v1.ListAuditEventsRequest
+	31,  // 99: keyservice.v1.KeyService.CreateKeyspace:input_type -> keyservice.v1.CreateKeyspaceRequest
+	33,  // 100: keyservice.v1.KeyService.GetKeyspace:input_type -> keyservice.v1.GetKeyspaceRequest
+	35,  // 101: keyservice.v1.KeyService.ListKeyspaces:input_type -> keyservice.v1.ListKeyspacesRequest
+	37,  // 102: keyservice.v1.KeyService.UpdateKeyspace:input_type -> keyservice.v1.UpdateKeyspaceRequest
+	40,  // 103: keyservice.v1.KeyService.CreateCredential:input_type -> keyservice.v1.CreateCredentialRequest
+	42,  // 104: keyservice.v1.KeyService.ListCredentials:input_type -> keyservice.v1.ListCredentialsRequest
+	44,  // 105: keyservice.v1.KeyService.RevokeCredential:input_type -> keyservice.v1.RevokeCredentialRequest
+	46,  // 106: keyservice.v1.KeyService.AddCredits:input_type -> keyservice.v1.AddCreditsRequest
+	48,  // 107: keyservice.v1.KeyService.ReportUsage:input_type -> keyservice.v1.ReportUsageRequest
+	50,  // 108: keyservice.v1.KeyService.GetUsage:input_type -> keyservice.v1.GetUsageRequest
+	56,  // 109: keyservice.v1.KeyService.CreateOwner:input_type -> keyservice.v1.CreateOwnerRequest
+	58,  // 110: keyservice.v1.KeyService.GetOwner:input_type -> keyservice.v1.GetOwnerRequest
+	60,  // 111: keyservice.v1.KeyService.ListOwners:input_type -> keyservice.v1.ListOwnersRequest
+	62,  // 112: keyservice.v1.KeyService.UpdateOwner:input_type -> keyservice.v1.UpdateOwnerRequest
+	13,  // 113: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
+	15,  // 114: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
+	17,  // 115: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
+	19,  // 116: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
+	21,  // 117: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
+	23,  // 118: keyservice.v1.KeyService.UpdateKey:output_type -> keyservice.v1.UpdateKeyResponse
+	25,  // 119: keyservice.v1.KeyService.RotateKey:output_type -> keyservice.v1.RotateKeyResponse
+	27,  // 120: keyservice.v1.KeyService.ListAuditEvents:output_type -> keyservice.v1.ListAuditEventsResponse
+	32,  // 121: keyservice.v1.KeyService.CreateKeyspace:output_type -> keyservice.v1.CreateKeyspaceResponse
+	34,  // 122: keyservice.v1.KeyService.GetKeyspace:output_type -> keyservice.v1.GetKeyspaceResponse
+	36,  // 123: keyservice.v1.KeyService.ListKeyspaces:output_type -> keyservice.v1.ListKeyspacesResponse
+	38,  // 124: keyservice.v1.KeyService.UpdateKeyspace:output_type -> keyservice.v1.UpdateKeyspaceResponse
+	41,  // 125: keyservice.v1.KeyService.CreateCredential:output_type -> keyservice.v1.CreateCredentialResponse
+	43,  // 126: keyservice.v1.KeyService.ListCredentials:output_type -> keyservice.v1.ListCredentialsResponse
+	45,  // 127: keyservice.v1.KeyService.RevokeCredential:output_type -> keyservice.v1.RevokeCredentialResponse
+	47,  // 128: keyservice.v1.KeyService.AddCredits:output_type -> keyservice.v1.AddCreditsResponse
+	49,  // 129: keyservice.v1.KeyService.ReportUsage:output_type -> keyservice.v1.ReportUsageResponse
+	51,  // 130: keyservice.v1.KeyService.GetUsage:output_type -> keyservice.v1.GetUsageResponse
+	57,  // 131: keyservice.v1.KeyService.CreateOwner:output_type -> keyservice.v1.CreateOwnerResponse
+	59,  // 132: keyservice.v1.KeyService.GetOwner:output_type -> keyservice.v1.GetOwnerResponse
+	61,  // 133: keyservice.v1.KeyService.ListOwners:output_type -> keyservice.v1.ListOwnersResponse
+	63,  // 134: keyservice.v1.KeyService.UpdateOwner:output_type -> keyservice.v1.UpdateOwnerResponse
+	113, // [113:135] is the sub-list for method output_type
+	91,  // [91:113] is the sub-list for method input_type
+	91,  // [91:91] is the sub-list for extension type_name
+	91,  // [91:91] is the sub-list for extension extendee
+	0,   // [0:91] is the sub-list for field type_name
 }
 
 func init() { file_keyservice_v1_keyservice_proto_init() }
@@ -3374,14 +5226,14 @@ func file_keyservice_v1_keyservice_proto_init() {
 	if File_keyservice_v1_keyservice_proto != nil {
 		return
 	}
-	file_keyservice_v1_keyservice_proto_msgTypes[3].OneofWrappers = []any{}
+	file_keyservice_v1_keyservice_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyservice_v1_keyservice_proto_rawDesc), len(file_keyservice_v1_keyservice_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   41,
+			NumEnums:      6,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

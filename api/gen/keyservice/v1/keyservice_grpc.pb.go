@@ -36,6 +36,13 @@ const (
 	KeyService_CreateCredential_FullMethodName = "/keyservice.v1.KeyService/CreateCredential"
 	KeyService_ListCredentials_FullMethodName  = "/keyservice.v1.KeyService/ListCredentials"
 	KeyService_RevokeCredential_FullMethodName = "/keyservice.v1.KeyService/RevokeCredential"
+	KeyService_AddCredits_FullMethodName       = "/keyservice.v1.KeyService/AddCredits"
+	KeyService_ReportUsage_FullMethodName      = "/keyservice.v1.KeyService/ReportUsage"
+	KeyService_GetUsage_FullMethodName         = "/keyservice.v1.KeyService/GetUsage"
+	KeyService_CreateOwner_FullMethodName      = "/keyservice.v1.KeyService/CreateOwner"
+	KeyService_GetOwner_FullMethodName         = "/keyservice.v1.KeyService/GetOwner"
+	KeyService_ListOwners_FullMethodName       = "/keyservice.v1.KeyService/ListOwners"
+	KeyService_UpdateOwner_FullMethodName      = "/keyservice.v1.KeyService/UpdateOwner"
 )
 
 // KeyServiceClient is the client API for KeyService service.
@@ -66,9 +73,9 @@ type KeyServiceClient interface {
 	// returns the original revoked_at.
 	RevokeKey(ctx context.Context, in *RevokeKeyRequest, opts ...grpc.CallOption) (*RevokeKeyResponse, error)
 	// UpdateKey changes the fields of a key named in update_mask (AIP-134):
-	// name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs.
-	// A field in the mask but unset in key is cleared (expires_at: never
-	// expires; rate_limit: the configured default). Over REST the mask may be
+	// name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs,
+	// credits. A field in the mask but unset in key is cleared (expires_at:
+	// never expires; rate_limit: the configured default; credits: none). Over REST the mask may be
 	// given as ?update_mask=name,scopes; without it, the fields present in the
 	// body are the mask. A revoked key cannot be updated (FAILED_PRECONDITION).
 	UpdateKey(ctx context.Context, in *UpdateKeyRequest, opts ...grpc.CallOption) (*UpdateKeyResponse, error)
@@ -100,6 +107,30 @@ type KeyServiceClient interface {
 	// RevokeCredential revokes a stored credential: every replica refuses it
 	// within 100 ms. It is idempotent.
 	RevokeCredential(ctx context.Context, in *RevokeCredentialRequest, opts ...grpc.CallOption) (*RevokeCredentialResponse, error)
+	// AddCredits adds credits to a key (key_id) or an owner (owner_id); a
+	// negative amount takes them away. With request_id it is safe to retry:
+	// the same request_id and body add once.
+	AddCredits(ctx context.Context, in *AddCreditsRequest, opts ...grpc.CallOption) (*AddCreditsResponse, error)
+	// ReportUsage charges a cost known after the fact (an LLM call's tokens)
+	// to a key's credits and its owner's. A retry with the same request_id
+	// charges once. A key may go below zero only this way; it is then
+	// refused (CODE_USAGE_EXCEEDED) until refilled or topped up.
+	ReportUsage(ctx context.Context, in *ReportUsageRequest, opts ...grpc.CallOption) (*ReportUsageResponse, error)
+	// GetUsage reads the usage history: Validate answers by outcome code and
+	// credits spent, per minute, hour or day, for a key, an owner or a
+	// keyspace, optionally grouped by key or owner.
+	GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error)
+	// CreateOwner gives an owner (the owner string of keys, within a
+	// keyspace) its own rate limit and credits: every key of that owner
+	// spends from both its own budgets and the owner's.
+	CreateOwner(ctx context.Context, in *CreateOwnerRequest, opts ...grpc.CallOption) (*CreateOwnerResponse, error)
+	// GetOwner returns an owner by id.
+	GetOwner(ctx context.Context, in *GetOwnerRequest, opts ...grpc.CallOption) (*GetOwnerResponse, error)
+	// ListOwners lists the owners with budgets, oldest first.
+	ListOwners(ctx context.Context, in *ListOwnersRequest, opts ...grpc.CallOption) (*ListOwnersResponse, error)
+	// UpdateOwner changes the fields of an owner named in update_mask:
+	// rate_limit, credits.
+	UpdateOwner(ctx context.Context, in *UpdateOwnerRequest, opts ...grpc.CallOption) (*UpdateOwnerResponse, error)
 }
 
 type keyServiceClient struct {
@@ -260,6 +291,76 @@ func (c *keyServiceClient) RevokeCredential(ctx context.Context, in *RevokeCrede
 	return out, nil
 }
 
+func (c *keyServiceClient) AddCredits(ctx context.Context, in *AddCreditsRequest, opts ...grpc.CallOption) (*AddCreditsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddCreditsResponse)
+	err := c.cc.Invoke(ctx, KeyService_AddCredits_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) ReportUsage(ctx context.Context, in *ReportUsageRequest, opts ...grpc.CallOption) (*ReportUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportUsageResponse)
+	err := c.cc.Invoke(ctx, KeyService_ReportUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUsageResponse)
+	err := c.cc.Invoke(ctx, KeyService_GetUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) CreateOwner(ctx context.Context, in *CreateOwnerRequest, opts ...grpc.CallOption) (*CreateOwnerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateOwnerResponse)
+	err := c.cc.Invoke(ctx, KeyService_CreateOwner_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) GetOwner(ctx context.Context, in *GetOwnerRequest, opts ...grpc.CallOption) (*GetOwnerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetOwnerResponse)
+	err := c.cc.Invoke(ctx, KeyService_GetOwner_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) ListOwners(ctx context.Context, in *ListOwnersRequest, opts ...grpc.CallOption) (*ListOwnersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOwnersResponse)
+	err := c.cc.Invoke(ctx, KeyService_ListOwners_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) UpdateOwner(ctx context.Context, in *UpdateOwnerRequest, opts ...grpc.CallOption) (*UpdateOwnerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateOwnerResponse)
+	err := c.cc.Invoke(ctx, KeyService_UpdateOwner_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KeyServiceServer is the server API for KeyService service.
 // All implementations must embed UnimplementedKeyServiceServer
 // for forward compatibility.
@@ -288,9 +389,9 @@ type KeyServiceServer interface {
 	// returns the original revoked_at.
 	RevokeKey(context.Context, *RevokeKeyRequest) (*RevokeKeyResponse, error)
 	// UpdateKey changes the fields of a key named in update_mask (AIP-134):
-	// name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs.
-	// A field in the mask but unset in key is cleared (expires_at: never
-	// expires; rate_limit: the configured default). Over REST the mask may be
+	// name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs,
+	// credits. A field in the mask but unset in key is cleared (expires_at:
+	// never expires; rate_limit: the configured default; credits: none). Over REST the mask may be
 	// given as ?update_mask=name,scopes; without it, the fields present in the
 	// body are the mask. A revoked key cannot be updated (FAILED_PRECONDITION).
 	UpdateKey(context.Context, *UpdateKeyRequest) (*UpdateKeyResponse, error)
@@ -322,6 +423,30 @@ type KeyServiceServer interface {
 	// RevokeCredential revokes a stored credential: every replica refuses it
 	// within 100 ms. It is idempotent.
 	RevokeCredential(context.Context, *RevokeCredentialRequest) (*RevokeCredentialResponse, error)
+	// AddCredits adds credits to a key (key_id) or an owner (owner_id); a
+	// negative amount takes them away. With request_id it is safe to retry:
+	// the same request_id and body add once.
+	AddCredits(context.Context, *AddCreditsRequest) (*AddCreditsResponse, error)
+	// ReportUsage charges a cost known after the fact (an LLM call's tokens)
+	// to a key's credits and its owner's. A retry with the same request_id
+	// charges once. A key may go below zero only this way; it is then
+	// refused (CODE_USAGE_EXCEEDED) until refilled or topped up.
+	ReportUsage(context.Context, *ReportUsageRequest) (*ReportUsageResponse, error)
+	// GetUsage reads the usage history: Validate answers by outcome code and
+	// credits spent, per minute, hour or day, for a key, an owner or a
+	// keyspace, optionally grouped by key or owner.
+	GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error)
+	// CreateOwner gives an owner (the owner string of keys, within a
+	// keyspace) its own rate limit and credits: every key of that owner
+	// spends from both its own budgets and the owner's.
+	CreateOwner(context.Context, *CreateOwnerRequest) (*CreateOwnerResponse, error)
+	// GetOwner returns an owner by id.
+	GetOwner(context.Context, *GetOwnerRequest) (*GetOwnerResponse, error)
+	// ListOwners lists the owners with budgets, oldest first.
+	ListOwners(context.Context, *ListOwnersRequest) (*ListOwnersResponse, error)
+	// UpdateOwner changes the fields of an owner named in update_mask:
+	// rate_limit, credits.
+	UpdateOwner(context.Context, *UpdateOwnerRequest) (*UpdateOwnerResponse, error)
 	mustEmbedUnimplementedKeyServiceServer()
 }
 
@@ -376,6 +501,27 @@ func (UnimplementedKeyServiceServer) ListCredentials(context.Context, *ListCrede
 }
 func (UnimplementedKeyServiceServer) RevokeCredential(context.Context, *RevokeCredentialRequest) (*RevokeCredentialResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeCredential not implemented")
+}
+func (UnimplementedKeyServiceServer) AddCredits(context.Context, *AddCreditsRequest) (*AddCreditsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddCredits not implemented")
+}
+func (UnimplementedKeyServiceServer) ReportUsage(context.Context, *ReportUsageRequest) (*ReportUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportUsage not implemented")
+}
+func (UnimplementedKeyServiceServer) GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUsage not implemented")
+}
+func (UnimplementedKeyServiceServer) CreateOwner(context.Context, *CreateOwnerRequest) (*CreateOwnerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateOwner not implemented")
+}
+func (UnimplementedKeyServiceServer) GetOwner(context.Context, *GetOwnerRequest) (*GetOwnerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetOwner not implemented")
+}
+func (UnimplementedKeyServiceServer) ListOwners(context.Context, *ListOwnersRequest) (*ListOwnersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOwners not implemented")
+}
+func (UnimplementedKeyServiceServer) UpdateOwner(context.Context, *UpdateOwnerRequest) (*UpdateOwnerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateOwner not implemented")
 }
 func (UnimplementedKeyServiceServer) mustEmbedUnimplementedKeyServiceServer() {}
 func (UnimplementedKeyServiceServer) testEmbeddedByValue()                    {}
@@ -668,6 +814,132 @@ func _KeyService_RevokeCredential_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyService_AddCredits_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddCreditsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).AddCredits(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_AddCredits_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).AddCredits(ctx, req.(*AddCreditsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_ReportUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).ReportUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_ReportUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).ReportUsage(ctx, req.(*ReportUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_GetUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).GetUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_GetUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).GetUsage(ctx, req.(*GetUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_CreateOwner_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateOwnerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).CreateOwner(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_CreateOwner_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).CreateOwner(ctx, req.(*CreateOwnerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_GetOwner_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetOwnerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).GetOwner(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_GetOwner_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).GetOwner(ctx, req.(*GetOwnerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_ListOwners_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOwnersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).ListOwners(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_ListOwners_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).ListOwners(ctx, req.(*ListOwnersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_UpdateOwner_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateOwnerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).UpdateOwner(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_UpdateOwner_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).UpdateOwner(ctx, req.(*UpdateOwnerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KeyService_ServiceDesc is the grpc.ServiceDesc for KeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -734,6 +1006,34 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeCredential",
 			Handler:    _KeyService_RevokeCredential_Handler,
+		},
+		{
+			MethodName: "AddCredits",
+			Handler:    _KeyService_AddCredits_Handler,
+		},
+		{
+			MethodName: "ReportUsage",
+			Handler:    _KeyService_ReportUsage_Handler,
+		},
+		{
+			MethodName: "GetUsage",
+			Handler:    _KeyService_GetUsage_Handler,
+		},
+		{
+			MethodName: "CreateOwner",
+			Handler:    _KeyService_CreateOwner_Handler,
+		},
+		{
+			MethodName: "GetOwner",
+			Handler:    _KeyService_GetOwner_Handler,
+		},
+		{
+			MethodName: "ListOwners",
+			Handler:    _KeyService_ListOwners_Handler,
+		},
+		{
+			MethodName: "UpdateOwner",
+			Handler:    _KeyService_UpdateOwner_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

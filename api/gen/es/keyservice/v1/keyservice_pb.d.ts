@@ -142,6 +142,14 @@ export declare type Key = Message<"keyservice.v1.Key"> & {
    * @generated from field: string keyspace_id = 17;
    */
   keyspaceId: string;
+
+  /**
+   * The key's credits; unset: the key has none (it spends only its rate
+   * limit). A rotated key shares its predecessor's credits.
+   *
+   * @generated from field: keyservice.v1.Credits credits = 18;
+   */
+  credits?: Credits | undefined;
 };
 
 /**
@@ -149,6 +157,116 @@ export declare type Key = Message<"keyservice.v1.Key"> & {
  * Use `create(KeySchema)` to create a new message.
  */
 export declare const KeySchema: GenMessage<Key>;
+
+/**
+ * Credits is a quota that Validate's cost spends: when fewer than the cost
+ * remain, the answer is CODE_USAGE_EXCEEDED.
+ *
+ * @generated from message keyservice.v1.Credits
+ */
+export declare type Credits = Message<"keyservice.v1.Credits"> & {
+  /**
+   * Credits left, as stored. Replicas hold small leases of credits taken
+   * from it (see docs/credits.md), so it may be below what may still be
+   * spent by up to those leases. Negative only after ReportUsage charged
+   * more than remained.
+   *
+   * @generated from field: int64 remaining = 1;
+   */
+  remaining: bigint;
+
+  /**
+   * Optional: how the credits are refilled.
+   *
+   * @generated from field: keyservice.v1.Refill refill = 2;
+   */
+  refill?: Refill | undefined;
+
+  /**
+   * When the next refill is due (output only; unset without refill).
+   *
+   * @generated from field: google.protobuf.Timestamp next_refill_at = 3;
+   */
+  nextRefillAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.Credits.
+ * Use `create(CreditsSchema)` to create a new message.
+ */
+export declare const CreditsSchema: GenMessage<Credits>;
+
+/**
+ * Refill sets a key's or owner's credits to amount at each interval
+ * boundary (credits unused by then expire; a debt from ReportUsage is
+ * carried: remaining becomes amount plus the debt).
+ *
+ * @generated from message keyservice.v1.Refill
+ */
+export declare type Refill = Message<"keyservice.v1.Refill"> & {
+  /**
+   * The credits after a refill, from 1 to 10^15.
+   *
+   * @generated from field: int64 amount = 1;
+   */
+  amount: bigint;
+
+  /**
+   * When: every day at 00:00 UTC, every month on day_of_month, or every
+   * `every` since the credits were set.
+   *
+   * @generated from field: keyservice.v1.RefillInterval interval = 2;
+   */
+  interval: RefillInterval;
+
+  /**
+   * For REFILL_INTERVAL_MONTHLY: the day, 1 to 28 (a day every month
+   * has), at 00:00 UTC.
+   *
+   * @generated from field: int32 day_of_month = 3;
+   */
+  dayOfMonth: number;
+
+  /**
+   * For REFILL_INTERVAL_EVERY: from 1 minute to 366 days.
+   *
+   * @generated from field: google.protobuf.Duration every = 4;
+   */
+  every?: Duration | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.Refill.
+ * Use `create(RefillSchema)` to create a new message.
+ */
+export declare const RefillSchema: GenMessage<Refill>;
+
+/**
+ * CreditsStatus is the state of credits after a validation.
+ *
+ * @generated from message keyservice.v1.CreditsStatus
+ */
+export declare type CreditsStatus = Message<"keyservice.v1.CreditsStatus"> & {
+  /**
+   * Credits that may still be spent, as this replica knows them.
+   *
+   * @generated from field: int64 remaining = 1;
+   */
+  remaining: bigint;
+
+  /**
+   * When the next refill is due; unset without refill.
+   *
+   * @generated from field: google.protobuf.Timestamp next_refill_at = 2;
+   */
+  nextRefillAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.CreditsStatus.
+ * Use `create(CreditsStatusSchema)` to create a new message.
+ */
+export declare const CreditsStatusSchema: GenMessage<CreditsStatus>;
 
 /**
  * RateLimit is a token bucket: up to burst calls at once, refilled at
@@ -236,8 +354,9 @@ export declare type ValidateRequest = Message<"keyservice.v1.ValidateRequest"> &
   key: string;
 
   /**
-   * How much of the key's rate limit this call spends: 1 when unset; 0
-   * checks the key and its budget without spending.
+   * How much of the key's rate limit, and of its credits when it has any
+   * (and its owner's), this call spends: 1 when unset; 0 checks the key and
+   * its budgets without spending (credits then need at least 1 left).
    *
    * @generated from field: optional int32 cost = 2;
    */
@@ -315,6 +434,37 @@ export declare type ValidateResponse = Message<"keyservice.v1.ValidateResponse">
    * @generated from field: keyservice.v1.RateLimitStatus rate_limit = 4;
    */
   rateLimit?: RateLimitStatus | undefined;
+
+  /**
+   * The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+   * and CODE_USAGE_EXCEEDED answers.
+   *
+   * @generated from field: keyservice.v1.CreditsStatus credits = 5;
+   */
+  credits?: CreditsStatus | undefined;
+
+  /**
+   * The owner's rate limit, when the key's owner has one (Owner), on the
+   * same answers.
+   *
+   * @generated from field: keyservice.v1.RateLimitStatus owner_rate_limit = 6;
+   */
+  ownerRateLimit?: RateLimitStatus | undefined;
+
+  /**
+   * The owner's credits, when the key's owner has any, on the same answers.
+   *
+   * @generated from field: keyservice.v1.CreditsStatus owner_credits = 7;
+   */
+  ownerCredits?: CreditsStatus | undefined;
+
+  /**
+   * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
+   * the key's or its owner's.
+   *
+   * @generated from field: keyservice.v1.Holder refused_by = 8;
+   */
+  refusedBy: Holder;
 };
 
 /**
@@ -618,8 +768,8 @@ export declare type UpdateKeyRequest = Message<"keyservice.v1.UpdateKeyRequest">
 
   /**
    * The fields to change: name, scopes, metadata, expires_at, rate_limit,
-   * enabled, allowed_cidrs. Required (over REST, the fields in the body
-   * when not given).
+   * enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+   * body when not given).
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -877,7 +1027,7 @@ export declare type AuditEvent = Message<"keyservice.v1.AuditEvent"> & {
   changes: FieldChange[];
 
   /**
-   * What was changed: "key", "keyspace" or "credential".
+   * What was changed: "key", "keyspace", "credential" or "owner".
    *
    * @generated from field: string resource_type = 8;
    */
@@ -1477,6 +1627,633 @@ export declare type RevokeCredentialResponse = Message<"keyservice.v1.RevokeCred
 export declare const RevokeCredentialResponseSchema: GenMessage<RevokeCredentialResponse>;
 
 /**
+ * AddCreditsRequest names whose credits to change, and by how much.
+ *
+ * @generated from message keyservice.v1.AddCreditsRequest
+ */
+export declare type AddCreditsRequest = Message<"keyservice.v1.AddCreditsRequest"> & {
+  /**
+   * The key's id (UUID); or owner_id.
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * The owner's id (UUID); or key_id.
+   *
+   * @generated from field: string owner_id = 2;
+   */
+  ownerId: string;
+
+  /**
+   * Credits to add (negative: to take away), not 0, at most 10^15 either
+   * way. The key or owner must have credits (set them with UpdateKey or
+   * UpdateOwner first).
+   *
+   * @generated from field: int64 amount = 3;
+   */
+  amount: bigint;
+
+  /**
+   * Optional: a UUID naming this call so that retrying it is safe: within
+   * the idempotency window, the same request_id and body add once; the
+   * same request_id with another body is INVALID_ARGUMENT.
+   *
+   * @generated from field: string request_id = 4;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message keyservice.v1.AddCreditsRequest.
+ * Use `create(AddCreditsRequestSchema)` to create a new message.
+ */
+export declare const AddCreditsRequestSchema: GenMessage<AddCreditsRequest>;
+
+/**
+ * AddCreditsResponse returns the credits after the change.
+ *
+ * @generated from message keyservice.v1.AddCreditsResponse
+ */
+export declare type AddCreditsResponse = Message<"keyservice.v1.AddCreditsResponse"> & {
+  /**
+   * The stored credits.
+   *
+   * @generated from field: keyservice.v1.Credits credits = 1;
+   */
+  credits?: Credits | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.AddCreditsResponse.
+ * Use `create(AddCreditsResponseSchema)` to create a new message.
+ */
+export declare const AddCreditsResponseSchema: GenMessage<AddCreditsResponse>;
+
+/**
+ * ReportUsageRequest charges a cost to a key after the fact.
+ *
+ * @generated from message keyservice.v1.ReportUsageRequest
+ */
+export declare type ReportUsageRequest = Message<"keyservice.v1.ReportUsageRequest"> & {
+  /**
+   * The key as presented by the end client; or key_id.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * The key's id (UUID); or key.
+   *
+   * @generated from field: string key_id = 2;
+   */
+  keyId: string;
+
+  /**
+   * Credits to charge, from 1 to 10^12.
+   *
+   * @generated from field: int64 cost = 3;
+   */
+  cost: bigint;
+
+  /**
+   * Required: a UUID naming the charge; a retry with the same request_id
+   * and body charges once (within the idempotency window); the same
+   * request_id with another body is INVALID_ARGUMENT.
+   *
+   * @generated from field: string request_id = 4;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message keyservice.v1.ReportUsageRequest.
+ * Use `create(ReportUsageRequestSchema)` to create a new message.
+ */
+export declare const ReportUsageRequestSchema: GenMessage<ReportUsageRequest>;
+
+/**
+ * ReportUsageResponse returns the credits after the charge.
+ *
+ * @generated from message keyservice.v1.ReportUsageResponse
+ */
+export declare type ReportUsageResponse = Message<"keyservice.v1.ReportUsageResponse"> & {
+  /**
+   * The key's credits after the charge (unset: the key has none).
+   *
+   * @generated from field: keyservice.v1.CreditsStatus credits = 1;
+   */
+  credits?: CreditsStatus | undefined;
+
+  /**
+   * Its owner's, when the owner has credits.
+   *
+   * @generated from field: keyservice.v1.CreditsStatus owner_credits = 2;
+   */
+  ownerCredits?: CreditsStatus | undefined;
+
+  /**
+   * True when this request_id had already been charged (nothing was
+   * charged again).
+   *
+   * @generated from field: bool duplicate = 3;
+   */
+  duplicate: boolean;
+};
+
+/**
+ * Describes the message keyservice.v1.ReportUsageResponse.
+ * Use `create(ReportUsageResponseSchema)` to create a new message.
+ */
+export declare const ReportUsageResponseSchema: GenMessage<ReportUsageResponse>;
+
+/**
+ * GetUsageRequest selects usage history.
+ *
+ * @generated from message keyservice.v1.GetUsageRequest
+ */
+export declare type GetUsageRequest = Message<"keyservice.v1.GetUsageRequest"> & {
+  /**
+   * Only this key (UUID).
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * Only keys of this owner (with keyspace, or in the default keyspace).
+   *
+   * @generated from field: string owner = 2;
+   */
+  owner: string;
+
+  /**
+   * Only keys of this keyspace (name or id); empty: every keyspace the
+   * credential may see.
+   *
+   * @generated from field: string keyspace = 3;
+   */
+  keyspace: string;
+
+  /**
+   * From this time (inclusive, rounded down to the granularity); unset:
+   * 24 hours before `to`.
+   *
+   * @generated from field: google.protobuf.Timestamp from = 4;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * To this time (exclusive); unset: now.
+   *
+   * @generated from field: google.protobuf.Timestamp to = 5;
+   */
+  to?: Timestamp | undefined;
+
+  /**
+   * The width of a bucket; unset: an hour.
+   *
+   * @generated from field: keyservice.v1.Granularity granularity = 6;
+   */
+  granularity: Granularity;
+
+  /**
+   * How to group into series; unset: one series.
+   *
+   * @generated from field: keyservice.v1.UsageGroup group_by = 7;
+   */
+  groupBy: UsageGroup;
+
+  /**
+   * Page size in series: 0 means 100; at most 1000.
+   *
+   * @generated from field: int32 page_size = 8;
+   */
+  pageSize: number;
+
+  /**
+   * Token from a previous GetUsageResponse; empty for the first page.
+   *
+   * @generated from field: string page_token = 9;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message keyservice.v1.GetUsageRequest.
+ * Use `create(GetUsageRequestSchema)` to create a new message.
+ */
+export declare const GetUsageRequestSchema: GenMessage<GetUsageRequest>;
+
+/**
+ * GetUsageResponse is usage history, as series of buckets.
+ *
+ * @generated from message keyservice.v1.GetUsageResponse
+ */
+export declare type GetUsageResponse = Message<"keyservice.v1.GetUsageResponse"> & {
+  /**
+   * The series, by key id or by keyspace and owner.
+   *
+   * @generated from field: repeated keyservice.v1.UsageSeries series = 1;
+   */
+  series: UsageSeries[];
+
+  /**
+   * Token for the next page of series; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message keyservice.v1.GetUsageResponse.
+ * Use `create(GetUsageResponseSchema)` to create a new message.
+ */
+export declare const GetUsageResponseSchema: GenMessage<GetUsageResponse>;
+
+/**
+ * UsageSeries is the usage of one key, one owner, or everything selected.
+ *
+ * @generated from message keyservice.v1.UsageSeries
+ */
+export declare type UsageSeries = Message<"keyservice.v1.UsageSeries"> & {
+  /**
+   * The key (USAGE_GROUP_KEY).
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * The owner (USAGE_GROUP_OWNER, and USAGE_GROUP_KEY: the key's owner).
+   *
+   * @generated from field: string owner = 2;
+   */
+  owner: string;
+
+  /**
+   * The keyspace of the key or owner (empty when ungrouped).
+   *
+   * @generated from field: string keyspace_id = 3;
+   */
+  keyspaceId: string;
+
+  /**
+   * The buckets with any usage, oldest first.
+   *
+   * @generated from field: repeated keyservice.v1.UsagePoint points = 4;
+   */
+  points: UsagePoint[];
+
+  /**
+   * The sums over the points.
+   *
+   * @generated from field: keyservice.v1.UsagePoint total = 5;
+   */
+  total?: UsagePoint | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.UsageSeries.
+ * Use `create(UsageSeriesSchema)` to create a new message.
+ */
+export declare const UsageSeriesSchema: GenMessage<UsageSeries>;
+
+/**
+ * UsagePoint is the usage in one bucket.
+ *
+ * @generated from message keyservice.v1.UsagePoint
+ */
+export declare type UsagePoint = Message<"keyservice.v1.UsagePoint"> & {
+  /**
+   * The bucket's start (unset in a total).
+   *
+   * @generated from field: google.protobuf.Timestamp start = 1;
+   */
+  start?: Timestamp | undefined;
+
+  /**
+   * Validate answers by outcome code.
+   *
+   * @generated from field: repeated keyservice.v1.UsageCount counts = 2;
+   */
+  counts: UsageCount[];
+
+  /**
+   * Credits spent by Validate calls.
+   *
+   * @generated from field: int64 credits = 3;
+   */
+  credits: bigint;
+
+  /**
+   * Charges reported with ReportUsage, and the credits they charged.
+   *
+   * @generated from field: int64 reports = 4;
+   */
+  reports: bigint;
+
+  /**
+   * @generated from field: int64 reported_credits = 5;
+   */
+  reportedCredits: bigint;
+};
+
+/**
+ * Describes the message keyservice.v1.UsagePoint.
+ * Use `create(UsagePointSchema)` to create a new message.
+ */
+export declare const UsagePointSchema: GenMessage<UsagePoint>;
+
+/**
+ * UsageCount is how many Validate answers had one code.
+ *
+ * @generated from message keyservice.v1.UsageCount
+ */
+export declare type UsageCount = Message<"keyservice.v1.UsageCount"> & {
+  /**
+   * The outcome.
+   *
+   * @generated from field: keyservice.v1.Code code = 1;
+   */
+  code: Code;
+
+  /**
+   * How many answers.
+   *
+   * @generated from field: int64 calls = 2;
+   */
+  calls: bigint;
+};
+
+/**
+ * Describes the message keyservice.v1.UsageCount.
+ * Use `create(UsageCountSchema)` to create a new message.
+ */
+export declare const UsageCountSchema: GenMessage<UsageCount>;
+
+/**
+ * Owner gives the owner string of keys within a keyspace its own budgets:
+ * every key with that owner in that keyspace spends from them as well as
+ * its own. Keys need no change to join: creating a key for the owner is
+ * enough.
+ *
+ * @generated from message keyservice.v1.Owner
+ */
+export declare type Owner = Message<"keyservice.v1.Owner"> & {
+  /**
+   * Unique id (UUID).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The keyspace's id (CreateOwner takes a name or an id; unset: the
+   * default keyspace).
+   *
+   * @generated from field: string keyspace_id = 2;
+   */
+  keyspaceId: string;
+
+  /**
+   * The owner, exactly as in Key.owner; unique within the keyspace.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * The rate limit shared by the owner's keys; unset: none.
+   *
+   * @generated from field: keyservice.v1.RateLimit rate_limit = 4;
+   */
+  rateLimit?: RateLimit | undefined;
+
+  /**
+   * The credits shared by the owner's keys; unset: none.
+   *
+   * @generated from field: keyservice.v1.Credits credits = 5;
+   */
+  credits?: Credits | undefined;
+
+  /**
+   * When it was created (database clock).
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 6;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When it was last changed; unset if never.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 7;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.Owner.
+ * Use `create(OwnerSchema)` to create a new message.
+ */
+export declare const OwnerSchema: GenMessage<Owner>;
+
+/**
+ * CreateOwnerRequest describes the owner's budgets.
+ *
+ * @generated from message keyservice.v1.CreateOwnerRequest
+ */
+export declare type CreateOwnerRequest = Message<"keyservice.v1.CreateOwnerRequest"> & {
+  /**
+   * Its fields (id, created_at and updated_at are ignored); name is
+   * required, and at least one of rate_limit and credits.
+   *
+   * @generated from field: keyservice.v1.Owner owner = 1;
+   */
+  owner?: Owner | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.CreateOwnerRequest.
+ * Use `create(CreateOwnerRequestSchema)` to create a new message.
+ */
+export declare const CreateOwnerRequestSchema: GenMessage<CreateOwnerRequest>;
+
+/**
+ * CreateOwnerResponse returns the new owner.
+ *
+ * @generated from message keyservice.v1.CreateOwnerResponse
+ */
+export declare type CreateOwnerResponse = Message<"keyservice.v1.CreateOwnerResponse"> & {
+  /**
+   * The stored owner.
+   *
+   * @generated from field: keyservice.v1.Owner owner = 1;
+   */
+  owner?: Owner | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.CreateOwnerResponse.
+ * Use `create(CreateOwnerResponseSchema)` to create a new message.
+ */
+export declare const CreateOwnerResponseSchema: GenMessage<CreateOwnerResponse>;
+
+/**
+ * GetOwnerRequest names an owner.
+ *
+ * @generated from message keyservice.v1.GetOwnerRequest
+ */
+export declare type GetOwnerRequest = Message<"keyservice.v1.GetOwnerRequest"> & {
+  /**
+   * The owner's id (UUID).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message keyservice.v1.GetOwnerRequest.
+ * Use `create(GetOwnerRequestSchema)` to create a new message.
+ */
+export declare const GetOwnerRequestSchema: GenMessage<GetOwnerRequest>;
+
+/**
+ * GetOwnerResponse returns an owner.
+ *
+ * @generated from message keyservice.v1.GetOwnerResponse
+ */
+export declare type GetOwnerResponse = Message<"keyservice.v1.GetOwnerResponse"> & {
+  /**
+   * The stored owner.
+   *
+   * @generated from field: keyservice.v1.Owner owner = 1;
+   */
+  owner?: Owner | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.GetOwnerResponse.
+ * Use `create(GetOwnerResponseSchema)` to create a new message.
+ */
+export declare const GetOwnerResponseSchema: GenMessage<GetOwnerResponse>;
+
+/**
+ * ListOwnersRequest selects a page of owners.
+ *
+ * @generated from message keyservice.v1.ListOwnersRequest
+ */
+export declare type ListOwnersRequest = Message<"keyservice.v1.ListOwnersRequest"> & {
+  /**
+   * Only owners of this keyspace (name or id); empty: every keyspace the
+   * credential may see.
+   *
+   * @generated from field: string keyspace = 1;
+   */
+  keyspace: string;
+
+  /**
+   * Page size: 0 means 100; at most 1000.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * Token from a previous ListOwnersResponse; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message keyservice.v1.ListOwnersRequest.
+ * Use `create(ListOwnersRequestSchema)` to create a new message.
+ */
+export declare const ListOwnersRequestSchema: GenMessage<ListOwnersRequest>;
+
+/**
+ * ListOwnersResponse is one page of owners.
+ *
+ * @generated from message keyservice.v1.ListOwnersResponse
+ */
+export declare type ListOwnersResponse = Message<"keyservice.v1.ListOwnersResponse"> & {
+  /**
+   * The owners, oldest first.
+   *
+   * @generated from field: repeated keyservice.v1.Owner owners = 1;
+   */
+  owners: Owner[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message keyservice.v1.ListOwnersResponse.
+ * Use `create(ListOwnersResponseSchema)` to create a new message.
+ */
+export declare const ListOwnersResponseSchema: GenMessage<ListOwnersResponse>;
+
+/**
+ * UpdateOwnerRequest changes the fields of owner named in update_mask.
+ *
+ * @generated from message keyservice.v1.UpdateOwnerRequest
+ */
+export declare type UpdateOwnerRequest = Message<"keyservice.v1.UpdateOwnerRequest"> & {
+  /**
+   * The owner's new fields; owner.id names it.
+   *
+   * @generated from field: keyservice.v1.Owner owner = 1;
+   */
+  owner?: Owner | undefined;
+
+  /**
+   * The fields to change: rate_limit, credits. Required (over REST, the
+   * fields in the body when not given). A field in the mask but unset is
+   * cleared.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.UpdateOwnerRequest.
+ * Use `create(UpdateOwnerRequestSchema)` to create a new message.
+ */
+export declare const UpdateOwnerRequestSchema: GenMessage<UpdateOwnerRequest>;
+
+/**
+ * UpdateOwnerResponse returns the updated owner.
+ *
+ * @generated from message keyservice.v1.UpdateOwnerResponse
+ */
+export declare type UpdateOwnerResponse = Message<"keyservice.v1.UpdateOwnerResponse"> & {
+  /**
+   * The stored owner after the change.
+   *
+   * @generated from field: keyservice.v1.Owner owner = 1;
+   */
+  owner?: Owner | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.UpdateOwnerResponse.
+ * Use `create(UpdateOwnerResponseSchema)` to create a new message.
+ */
+export declare const UpdateOwnerResponseSchema: GenMessage<UpdateOwnerResponse>;
+
+/**
  * RestError is the JSON body of every REST error (gRPC callers get
  * google.rpc.Status). At the top it is google.rpc.Status as REST answers
  * always carried it (code is the gRPC code number) with the code's name
@@ -1648,6 +2425,14 @@ export enum Code {
    * @generated from enum value: CODE_INSUFFICIENT_SCOPE = 9;
    */
   INSUFFICIENT_SCOPE = 9,
+
+  /**
+   * The key, or its owner, has fewer credits left than the call's cost
+   * (nothing is spent); ValidateResponse.refused_by says which.
+   *
+   * @generated from enum value: CODE_USAGE_EXCEEDED = 10;
+   */
+  USAGE_EXCEEDED = 10,
 }
 
 /**
@@ -1690,6 +2475,152 @@ export enum Format {
  * Describes the enum keyservice.v1.Format.
  */
 export declare const FormatSchema: GenEnum<Format>;
+
+/**
+ * RefillInterval is when credits are refilled.
+ *
+ * @generated from enum keyservice.v1.RefillInterval
+ */
+export enum RefillInterval {
+  /**
+   * Never refilled; the zero value (not valid in a Refill).
+   *
+   * @generated from enum value: REFILL_INTERVAL_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Every day at 00:00 UTC.
+   *
+   * @generated from enum value: REFILL_INTERVAL_DAILY = 1;
+   */
+  DAILY = 1,
+
+  /**
+   * Every month on Refill.day_of_month at 00:00 UTC.
+   *
+   * @generated from enum value: REFILL_INTERVAL_MONTHLY = 2;
+   */
+  MONTHLY = 2,
+
+  /**
+   * Every Refill.every.
+   *
+   * @generated from enum value: REFILL_INTERVAL_EVERY = 3;
+   */
+  EVERY = 3,
+}
+
+/**
+ * Describes the enum keyservice.v1.RefillInterval.
+ */
+export declare const RefillIntervalSchema: GenEnum<RefillInterval>;
+
+/**
+ * Holder names whose budget refused a call.
+ *
+ * @generated from enum keyservice.v1.Holder
+ */
+export enum Holder {
+  /**
+   * None refused; the zero value.
+   *
+   * @generated from enum value: HOLDER_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The key's own budget (rate limit or credits).
+   *
+   * @generated from enum value: HOLDER_KEY = 1;
+   */
+  KEY = 1,
+
+  /**
+   * The budget of the key's owner (Owner).
+   *
+   * @generated from enum value: HOLDER_OWNER = 2;
+   */
+  OWNER = 2,
+}
+
+/**
+ * Describes the enum keyservice.v1.Holder.
+ */
+export declare const HolderSchema: GenEnum<Holder>;
+
+/**
+ * Granularity is the width of a usage bucket.
+ *
+ * @generated from enum keyservice.v1.Granularity
+ */
+export enum Granularity {
+  /**
+   * GRANULARITY_HOUR; the zero value.
+   *
+   * @generated from enum value: GRANULARITY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * One minute (kept for KEYSERVICE_USAGE_MINUTE_RETENTION).
+   *
+   * @generated from enum value: GRANULARITY_MINUTE = 1;
+   */
+  MINUTE = 1,
+
+  /**
+   * One hour (kept for KEYSERVICE_USAGE_HOUR_RETENTION).
+   *
+   * @generated from enum value: GRANULARITY_HOUR = 2;
+   */
+  HOUR = 2,
+
+  /**
+   * One day, UTC (kept for KEYSERVICE_USAGE_DAY_RETENTION).
+   *
+   * @generated from enum value: GRANULARITY_DAY = 3;
+   */
+  DAY = 3,
+}
+
+/**
+ * Describes the enum keyservice.v1.Granularity.
+ */
+export declare const GranularitySchema: GenEnum<Granularity>;
+
+/**
+ * UsageGroup is how usage is grouped into series.
+ *
+ * @generated from enum keyservice.v1.UsageGroup
+ */
+export enum UsageGroup {
+  /**
+   * One series for everything selected; the zero value.
+   *
+   * @generated from enum value: USAGE_GROUP_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A series per key.
+   *
+   * @generated from enum value: USAGE_GROUP_KEY = 1;
+   */
+  KEY = 1,
+
+  /**
+   * A series per owner (within its keyspace).
+   *
+   * @generated from enum value: USAGE_GROUP_OWNER = 2;
+   */
+  OWNER = 2,
+}
+
+/**
+ * Describes the enum keyservice.v1.UsageGroup.
+ */
+export declare const UsageGroupSchema: GenEnum<UsageGroup>;
 
 /**
  * KeyService answers "is this API key valid, and whose is it?" and lets
@@ -1760,9 +2691,9 @@ export declare const KeyService: GenService<{
   },
   /**
    * UpdateKey changes the fields of a key named in update_mask (AIP-134):
-   * name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs.
-   * A field in the mask but unset in key is cleared (expires_at: never
-   * expires; rate_limit: the configured default). Over REST the mask may be
+   * name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs,
+   * credits. A field in the mask but unset in key is cleared (expires_at:
+   * never expires; rate_limit: the configured default; credits: none). Over REST the mask may be
    * given as ?update_mask=name,scopes; without it, the fields present in the
    * body are the mask. A revoked key cannot be updated (FAILED_PRECONDITION).
    *
@@ -1872,6 +2803,86 @@ export declare const KeyService: GenService<{
     methodKind: "unary";
     input: typeof RevokeCredentialRequestSchema;
     output: typeof RevokeCredentialResponseSchema;
+  },
+  /**
+   * AddCredits adds credits to a key (key_id) or an owner (owner_id); a
+   * negative amount takes them away. With request_id it is safe to retry:
+   * the same request_id and body add once.
+   *
+   * @generated from rpc keyservice.v1.KeyService.AddCredits
+   */
+  addCredits: {
+    methodKind: "unary";
+    input: typeof AddCreditsRequestSchema;
+    output: typeof AddCreditsResponseSchema;
+  },
+  /**
+   * ReportUsage charges a cost known after the fact (an LLM call's tokens)
+   * to a key's credits and its owner's. A retry with the same request_id
+   * charges once. A key may go below zero only this way; it is then
+   * refused (CODE_USAGE_EXCEEDED) until refilled or topped up.
+   *
+   * @generated from rpc keyservice.v1.KeyService.ReportUsage
+   */
+  reportUsage: {
+    methodKind: "unary";
+    input: typeof ReportUsageRequestSchema;
+    output: typeof ReportUsageResponseSchema;
+  },
+  /**
+   * GetUsage reads the usage history: Validate answers by outcome code and
+   * credits spent, per minute, hour or day, for a key, an owner or a
+   * keyspace, optionally grouped by key or owner.
+   *
+   * @generated from rpc keyservice.v1.KeyService.GetUsage
+   */
+  getUsage: {
+    methodKind: "unary";
+    input: typeof GetUsageRequestSchema;
+    output: typeof GetUsageResponseSchema;
+  },
+  /**
+   * CreateOwner gives an owner (the owner string of keys, within a
+   * keyspace) its own rate limit and credits: every key of that owner
+   * spends from both its own budgets and the owner's.
+   *
+   * @generated from rpc keyservice.v1.KeyService.CreateOwner
+   */
+  createOwner: {
+    methodKind: "unary";
+    input: typeof CreateOwnerRequestSchema;
+    output: typeof CreateOwnerResponseSchema;
+  },
+  /**
+   * GetOwner returns an owner by id.
+   *
+   * @generated from rpc keyservice.v1.KeyService.GetOwner
+   */
+  getOwner: {
+    methodKind: "unary";
+    input: typeof GetOwnerRequestSchema;
+    output: typeof GetOwnerResponseSchema;
+  },
+  /**
+   * ListOwners lists the owners with budgets, oldest first.
+   *
+   * @generated from rpc keyservice.v1.KeyService.ListOwners
+   */
+  listOwners: {
+    methodKind: "unary";
+    input: typeof ListOwnersRequestSchema;
+    output: typeof ListOwnersResponseSchema;
+  },
+  /**
+   * UpdateOwner changes the fields of an owner named in update_mask:
+   * rate_limit, credits.
+   *
+   * @generated from rpc keyservice.v1.KeyService.UpdateOwner
+   */
+  updateOwner: {
+    methodKind: "unary";
+    input: typeof UpdateOwnerRequestSchema;
+    output: typeof UpdateOwnerResponseSchema;
   },
 }>;
 

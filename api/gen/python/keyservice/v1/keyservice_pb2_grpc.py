@@ -98,6 +98,41 @@ class KeyServiceStub(object):
                 request_serializer=keyservice_dot_v1_dot_keyservice__pb2.RevokeCredentialRequest.SerializeToString,
                 response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.RevokeCredentialResponse.FromString,
                 )
+        self.AddCredits = channel.unary_unary(
+                '/keyservice.v1.KeyService/AddCredits',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.AddCreditsRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.AddCreditsResponse.FromString,
+                )
+        self.ReportUsage = channel.unary_unary(
+                '/keyservice.v1.KeyService/ReportUsage',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.ReportUsageRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.ReportUsageResponse.FromString,
+                )
+        self.GetUsage = channel.unary_unary(
+                '/keyservice.v1.KeyService/GetUsage',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.GetUsageResponse.FromString,
+                )
+        self.CreateOwner = channel.unary_unary(
+                '/keyservice.v1.KeyService/CreateOwner',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.CreateOwnerRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.CreateOwnerResponse.FromString,
+                )
+        self.GetOwner = channel.unary_unary(
+                '/keyservice.v1.KeyService/GetOwner',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.GetOwnerRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.GetOwnerResponse.FromString,
+                )
+        self.ListOwners = channel.unary_unary(
+                '/keyservice.v1.KeyService/ListOwners',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.ListOwnersRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.ListOwnersResponse.FromString,
+                )
+        self.UpdateOwner = channel.unary_unary(
+                '/keyservice.v1.KeyService/UpdateOwner',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.UpdateOwnerRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.UpdateOwnerResponse.FromString,
+                )
 
 
 class KeyServiceServicer(object):
@@ -152,9 +187,9 @@ class KeyServiceServicer(object):
 
     def UpdateKey(self, request, context):
         """UpdateKey changes the fields of a key named in update_mask (AIP-134):
-        name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs.
-        A field in the mask but unset in key is cleared (expires_at: never
-        expires; rate_limit: the configured default). Over REST the mask may be
+        name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs,
+        credits. A field in the mask but unset in key is cleared (expires_at:
+        never expires; rate_limit: the configured default; credits: none). Over REST the mask may be
         given as ?update_mask=name,scopes; without it, the fields present in the
         body are the mask. A revoked key cannot be updated (FAILED_PRECONDITION).
         """
@@ -230,6 +265,65 @@ class KeyServiceServicer(object):
     def RevokeCredential(self, request, context):
         """RevokeCredential revokes a stored credential: every replica refuses it
         within 100 ms. It is idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddCredits(self, request, context):
+        """AddCredits adds credits to a key (key_id) or an owner (owner_id); a
+        negative amount takes them away. With request_id it is safe to retry:
+        the same request_id and body add once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportUsage(self, request, context):
+        """ReportUsage charges a cost known after the fact (an LLM call's tokens)
+        to a key's credits and its owner's. A retry with the same request_id
+        charges once. A key may go below zero only this way; it is then
+        refused (CODE_USAGE_EXCEEDED) until refilled or topped up.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsage(self, request, context):
+        """GetUsage reads the usage history: Validate answers by outcome code and
+        credits spent, per minute, hour or day, for a key, an owner or a
+        keyspace, optionally grouped by key or owner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateOwner(self, request, context):
+        """CreateOwner gives an owner (the owner string of keys, within a
+        keyspace) its own rate limit and credits: every key of that owner
+        spends from both its own budgets and the owner's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOwner(self, request, context):
+        """GetOwner returns an owner by id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOwners(self, request, context):
+        """ListOwners lists the owners with budgets, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateOwner(self, request, context):
+        """UpdateOwner changes the fields of an owner named in update_mask:
+        rate_limit, credits.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -312,6 +406,41 @@ def add_KeyServiceServicer_to_server(servicer, server):
                     servicer.RevokeCredential,
                     request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.RevokeCredentialRequest.FromString,
                     response_serializer=keyservice_dot_v1_dot_keyservice__pb2.RevokeCredentialResponse.SerializeToString,
+            ),
+            'AddCredits': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCredits,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.AddCreditsRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.AddCreditsResponse.SerializeToString,
+            ),
+            'ReportUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportUsage,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.ReportUsageRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.ReportUsageResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.GetUsageRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'CreateOwner': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateOwner,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.CreateOwnerRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.CreateOwnerResponse.SerializeToString,
+            ),
+            'GetOwner': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOwner,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.GetOwnerRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.GetOwnerResponse.SerializeToString,
+            ),
+            'ListOwners': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOwners,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.ListOwnersRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.ListOwnersResponse.SerializeToString,
+            ),
+            'UpdateOwner': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateOwner,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.UpdateOwnerRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.UpdateOwnerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -584,5 +713,124 @@ class KeyService(object):
         return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/RevokeCredential',
             keyservice_dot_v1_dot_keyservice__pb2.RevokeCredentialRequest.SerializeToString,
             keyservice_dot_v1_dot_keyservice__pb2.RevokeCredentialResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def AddCredits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/AddCredits',
+            keyservice_dot_v1_dot_keyservice__pb2.AddCreditsRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.AddCreditsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ReportUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/ReportUsage',
+            keyservice_dot_v1_dot_keyservice__pb2.ReportUsageRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.ReportUsageResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/GetUsage',
+            keyservice_dot_v1_dot_keyservice__pb2.GetUsageRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.GetUsageResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CreateOwner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/CreateOwner',
+            keyservice_dot_v1_dot_keyservice__pb2.CreateOwnerRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.CreateOwnerResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetOwner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/GetOwner',
+            keyservice_dot_v1_dot_keyservice__pb2.GetOwnerRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.GetOwnerResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListOwners(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/ListOwners',
+            keyservice_dot_v1_dot_keyservice__pb2.ListOwnersRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.ListOwnersResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def UpdateOwner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/UpdateOwner',
+            keyservice_dot_v1_dot_keyservice__pb2.UpdateOwnerRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.UpdateOwnerResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -409,7 +409,7 @@ private static final long serialVersionUID = 0L;
   private volatile java.lang.Object resourceType_ = "";
   /**
    * <pre>
-   * What was changed: "key", "keyspace" or "credential".
+   * What was changed: "key", "keyspace", "credential" or "owner".
    * </pre>
    *
    * <code>string resource_type = 8;</code>
@@ -430,7 +430,7 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * What was changed: "key", "keyspace" or "credential".
+   * What was changed: "key", "keyspace", "credential" or "owner".
    * </pre>
    *
    * <code>string resource_type = 8;</code>
@@ -2118,7 +2118,7 @@ private static final long serialVersionUID = 0L;
     private java.lang.Object resourceType_ = "";
     /**
      * <pre>
-     * What was changed: "key", "keyspace" or "credential".
+     * What was changed: "key", "keyspace", "credential" or "owner".
      * </pre>
      *
      * <code>string resource_type = 8;</code>
@@ -2138,7 +2138,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * What was changed: "key", "keyspace" or "credential".
+     * What was changed: "key", "keyspace", "credential" or "owner".
      * </pre>
      *
      * <code>string resource_type = 8;</code>
@@ -2159,7 +2159,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * What was changed: "key", "keyspace" or "credential".
+     * What was changed: "key", "keyspace", "credential" or "owner".
      * </pre>
      *
      * <code>string resource_type = 8;</code>
@@ -2176,7 +2176,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * What was changed: "key", "keyspace" or "credential".
+     * What was changed: "key", "keyspace", "credential" or "owner".
      * </pre>
      *
      * <code>string resource_type = 8;</code>
@@ -2190,7 +2190,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * What was changed: "key", "keyspace" or "credential".
+     * What was changed: "key", "keyspace", "credential" or "owner".
      * </pre>
      *
      * <code>string resource_type = 8;</code>

@@ -193,7 +193,7 @@ public interface AuditEventOrBuilder extends
 
   /**
    * <pre>
-   * What was changed: "key", "keyspace" or "credential".
+   * What was changed: "key", "keyspace", "credential" or "owner".
    * </pre>
    *
    * <code>string resource_type = 8;</code>
@@ -202,7 +202,7 @@ public interface AuditEventOrBuilder extends
   java.lang.String getResourceType();
   /**
    * <pre>
-   * What was changed: "key", "keyspace" or "credential".
+   * What was changed: "key", "keyspace", "credential" or "owner".
    * </pre>
    *
    * <code>string resource_type = 8;</code>

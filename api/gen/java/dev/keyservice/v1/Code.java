@@ -94,6 +94,15 @@ public enum Code
    * <code>CODE_INSUFFICIENT_SCOPE = 9;</code>
    */
   CODE_INSUFFICIENT_SCOPE(9),
+  /**
+   * <pre>
+   * The key, or its owner, has fewer credits left than the call's cost
+   * (nothing is spent); ValidateResponse.refused_by says which.
+   * </pre>
+   *
+   * <code>CODE_USAGE_EXCEEDED = 10;</code>
+   */
+  CODE_USAGE_EXCEEDED(10),
   UNRECOGNIZED(-1),
   ;
 
@@ -179,6 +188,15 @@ public enum Code
    * <code>CODE_INSUFFICIENT_SCOPE = 9;</code>
    */
   public static final int CODE_INSUFFICIENT_SCOPE_VALUE = 9;
+  /**
+   * <pre>
+   * The key, or its owner, has fewer credits left than the call's cost
+   * (nothing is spent); ValidateResponse.refused_by says which.
+   * </pre>
+   *
+   * <code>CODE_USAGE_EXCEEDED = 10;</code>
+   */
+  public static final int CODE_USAGE_EXCEEDED_VALUE = 10;
 
 
   public final int getNumber() {
@@ -215,6 +233,7 @@ public enum Code
       case 7: return CODE_DISABLED;
       case 8: return CODE_FORBIDDEN;
       case 9: return CODE_INSUFFICIENT_SCOPE;
+      case 10: return CODE_USAGE_EXCEEDED;
       default: return null;
     }
   }

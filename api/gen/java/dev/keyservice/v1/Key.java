@@ -853,6 +853,47 @@ java.lang.String defaultValue) {
     }
   }
 
+  public static final int CREDITS_FIELD_NUMBER = 18;
+  private dev.keyservice.v1.Credits credits_;
+  /**
+   * <pre>
+   * The key's credits; unset: the key has none (it spends only its rate
+   * limit). A rotated key shares its predecessor's credits.
+   * </pre>
+   *
+   * <code>.keyservice.v1.Credits credits = 18;</code>
+   * @return Whether the credits field is set.
+   */
+  @java.lang.Override
+  public boolean hasCredits() {
+    return credits_ != null;
+  }
+  /**
+   * <pre>
+   * The key's credits; unset: the key has none (it spends only its rate
+   * limit). A rotated key shares its predecessor's credits.
+   * </pre>
+   *
+   * <code>.keyservice.v1.Credits credits = 18;</code>
+   * @return The credits.
+   */
+  @java.lang.Override
+  public dev.keyservice.v1.Credits getCredits() {
+    return credits_ == null ? dev.keyservice.v1.Credits.getDefaultInstance() : credits_;
+  }
+  /**
+   * <pre>
+   * The key's credits; unset: the key has none (it spends only its rate
+   * limit). A rotated key shares its predecessor's credits.
+   * </pre>
+   *
+   * <code>.keyservice.v1.Credits credits = 18;</code>
+   */
+  @java.lang.Override
+  public dev.keyservice.v1.CreditsOrBuilder getCreditsOrBuilder() {
+    return credits_ == null ? dev.keyservice.v1.Credits.getDefaultInstance() : credits_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -920,6 +961,9 @@ java.lang.String defaultValue) {
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspaceId_)) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 17, keyspaceId_);
+    }
+    if (credits_ != null) {
+      output.writeMessage(18, getCredits());
     }
     getUnknownFields().writeTo(output);
   }
@@ -1005,6 +1049,10 @@ java.lang.String defaultValue) {
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspaceId_)) {
       size += com.google.protobuf.GeneratedMessageV3.computeStringSize(17, keyspaceId_);
     }
+    if (credits_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(18, getCredits());
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -1072,6 +1120,11 @@ java.lang.String defaultValue) {
     }
     if (!getKeyspaceId()
         .equals(other.getKeyspaceId())) return false;
+    if (hasCredits() != other.hasCredits()) return false;
+    if (hasCredits()) {
+      if (!getCredits()
+          .equals(other.getCredits())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -1136,6 +1189,10 @@ java.lang.String defaultValue) {
     }
     hash = (37 * hash) + KEYSPACE_ID_FIELD_NUMBER;
     hash = (53 * hash) + getKeyspaceId().hashCode();
+    if (hasCredits()) {
+      hash = (37 * hash) + CREDITS_FIELD_NUMBER;
+      hash = (53 * hash) + getCredits().hashCode();
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -1334,6 +1391,11 @@ java.lang.String defaultValue) {
         updatedAtBuilder_ = null;
       }
       keyspaceId_ = "";
+      credits_ = null;
+      if (creditsBuilder_ != null) {
+        creditsBuilder_.dispose();
+        creditsBuilder_ = null;
+      }
       return this;
     }
 
@@ -1438,6 +1500,11 @@ java.lang.String defaultValue) {
       }
       if (((from_bitField0_ & 0x00010000) != 0)) {
         result.keyspaceId_ = keyspaceId_;
+      }
+      if (((from_bitField0_ & 0x00020000) != 0)) {
+        result.credits_ = creditsBuilder_ == null
+            ? credits_
+            : creditsBuilder_.build();
       }
     }
 
@@ -1563,6 +1630,9 @@ java.lang.String defaultValue) {
         keyspaceId_ = other.keyspaceId_;
         bitField0_ |= 0x00010000;
         onChanged();
+      }
+      if (other.hasCredits()) {
+        mergeCredits(other.getCredits());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -1693,6 +1763,13 @@ java.lang.String defaultValue) {
               bitField0_ |= 0x00010000;
               break;
             } // case 138
+            case 146: {
+              input.readMessage(
+                  getCreditsFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00020000;
+              break;
+            } // case 146
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -3800,6 +3877,170 @@ java.lang.String defaultValue) {
       bitField0_ |= 0x00010000;
       onChanged();
       return this;
+    }
+
+    private dev.keyservice.v1.Credits credits_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        dev.keyservice.v1.Credits, dev.keyservice.v1.Credits.Builder, dev.keyservice.v1.CreditsOrBuilder> creditsBuilder_;
+    /**
+     * <pre>
+     * The key's credits; unset: the key has none (it spends only its rate
+     * limit). A rotated key shares its predecessor's credits.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 18;</code>
+     * @return Whether the credits field is set.
+     */
+    public boolean hasCredits() {
+      return ((bitField0_ & 0x00020000) != 0);
+    }
+    /**
+     * <pre>
+     * The key's credits; unset: the key has none (it spends only its rate
+     * limit). A rotated key shares its predecessor's credits.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 18;</code>
+     * @return The credits.
+     */
+    public dev.keyservice.v1.Credits getCredits() {
+      if (creditsBuilder_ == null) {
+        return credits_ == null ? dev.keyservice.v1.Credits.getDefaultInstance() : credits_;
+      } else {
+        return creditsBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * The key's credits; unset: the key has none (it spends only its rate
+     * limit). A rotated key shares its predecessor's credits.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 18;</code>
+     */
+    public Builder setCredits(dev.keyservice.v1.Credits value) {
+      if (creditsBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        credits_ = value;
+      } else {
+        creditsBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00020000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The key's credits; unset: the key has none (it spends only its rate
+     * limit). A rotated key shares its predecessor's credits.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 18;</code>
+     */
+    public Builder setCredits(
+        dev.keyservice.v1.Credits.Builder builderForValue) {
+      if (creditsBuilder_ == null) {
+        credits_ = builderForValue.build();
+      } else {
+        creditsBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00020000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The key's credits; unset: the key has none (it spends only its rate
+     * limit). A rotated key shares its predecessor's credits.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 18;</code>
+     */
+    public Builder mergeCredits(dev.keyservice.v1.Credits value) {
+      if (creditsBuilder_ == null) {
+        if (((bitField0_ & 0x00020000) != 0) &&
+          credits_ != null &&
+          credits_ != dev.keyservice.v1.Credits.getDefaultInstance()) {
+          getCreditsBuilder().mergeFrom(value);
+        } else {
+          credits_ = value;
+        }
+      } else {
+        creditsBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00020000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The key's credits; unset: the key has none (it spends only its rate
+     * limit). A rotated key shares its predecessor's credits.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 18;</code>
+     */
+    public Builder clearCredits() {
+      bitField0_ = (bitField0_ & ~0x00020000);
+      credits_ = null;
+      if (creditsBuilder_ != null) {
+        creditsBuilder_.dispose();
+        creditsBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The key's credits; unset: the key has none (it spends only its rate
+     * limit). A rotated key shares its predecessor's credits.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 18;</code>
+     */
+    public dev.keyservice.v1.Credits.Builder getCreditsBuilder() {
+      bitField0_ |= 0x00020000;
+      onChanged();
+      return getCreditsFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * The key's credits; unset: the key has none (it spends only its rate
+     * limit). A rotated key shares its predecessor's credits.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 18;</code>
+     */
+    public dev.keyservice.v1.CreditsOrBuilder getCreditsOrBuilder() {
+      if (creditsBuilder_ != null) {
+        return creditsBuilder_.getMessageOrBuilder();
+      } else {
+        return credits_ == null ?
+            dev.keyservice.v1.Credits.getDefaultInstance() : credits_;
+      }
+    }
+    /**
+     * <pre>
+     * The key's credits; unset: the key has none (it spends only its rate
+     * limit). A rotated key shares its predecessor's credits.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 18;</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        dev.keyservice.v1.Credits, dev.keyservice.v1.Credits.Builder, dev.keyservice.v1.CreditsOrBuilder> 
+        getCreditsFieldBuilder() {
+      if (creditsBuilder_ == null) {
+        creditsBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            dev.keyservice.v1.Credits, dev.keyservice.v1.Credits.Builder, dev.keyservice.v1.CreditsOrBuilder>(
+                getCredits(),
+                getParentForChildren(),
+                isClean());
+        credits_ = null;
+      }
+      return creditsBuilder_;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

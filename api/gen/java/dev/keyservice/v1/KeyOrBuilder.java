@@ -468,4 +468,34 @@ java.lang.String defaultValue);
    */
   com.google.protobuf.ByteString
       getKeyspaceIdBytes();
+
+  /**
+   * <pre>
+   * The key's credits; unset: the key has none (it spends only its rate
+   * limit). A rotated key shares its predecessor's credits.
+   * </pre>
+   *
+   * <code>.keyservice.v1.Credits credits = 18;</code>
+   * @return Whether the credits field is set.
+   */
+  boolean hasCredits();
+  /**
+   * <pre>
+   * The key's credits; unset: the key has none (it spends only its rate
+   * limit). A rotated key shares its predecessor's credits.
+   * </pre>
+   *
+   * <code>.keyservice.v1.Credits credits = 18;</code>
+   * @return The credits.
+   */
+  dev.keyservice.v1.Credits getCredits();
+  /**
+   * <pre>
+   * The key's credits; unset: the key has none (it spends only its rate
+   * limit). A rotated key shares its predecessor's credits.
+   * </pre>
+   *
+   * <code>.keyservice.v1.Credits credits = 18;</code>
+   */
+  dev.keyservice.v1.CreditsOrBuilder getCreditsOrBuilder();
 }

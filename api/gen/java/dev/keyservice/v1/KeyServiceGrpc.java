@@ -490,6 +490,223 @@ public final class KeyServiceGrpc {
     return getRevokeCredentialMethod;
   }
 
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.AddCreditsRequest,
+      dev.keyservice.v1.AddCreditsResponse> getAddCreditsMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "AddCredits",
+      requestType = dev.keyservice.v1.AddCreditsRequest.class,
+      responseType = dev.keyservice.v1.AddCreditsResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.AddCreditsRequest,
+      dev.keyservice.v1.AddCreditsResponse> getAddCreditsMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.AddCreditsRequest, dev.keyservice.v1.AddCreditsResponse> getAddCreditsMethod;
+    if ((getAddCreditsMethod = KeyServiceGrpc.getAddCreditsMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getAddCreditsMethod = KeyServiceGrpc.getAddCreditsMethod) == null) {
+          KeyServiceGrpc.getAddCreditsMethod = getAddCreditsMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.AddCreditsRequest, dev.keyservice.v1.AddCreditsResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "AddCredits"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.AddCreditsRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.AddCreditsResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("AddCredits"))
+              .build();
+        }
+      }
+    }
+    return getAddCreditsMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.ReportUsageRequest,
+      dev.keyservice.v1.ReportUsageResponse> getReportUsageMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "ReportUsage",
+      requestType = dev.keyservice.v1.ReportUsageRequest.class,
+      responseType = dev.keyservice.v1.ReportUsageResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.ReportUsageRequest,
+      dev.keyservice.v1.ReportUsageResponse> getReportUsageMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.ReportUsageRequest, dev.keyservice.v1.ReportUsageResponse> getReportUsageMethod;
+    if ((getReportUsageMethod = KeyServiceGrpc.getReportUsageMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getReportUsageMethod = KeyServiceGrpc.getReportUsageMethod) == null) {
+          KeyServiceGrpc.getReportUsageMethod = getReportUsageMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.ReportUsageRequest, dev.keyservice.v1.ReportUsageResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "ReportUsage"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.ReportUsageRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.ReportUsageResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("ReportUsage"))
+              .build();
+        }
+      }
+    }
+    return getReportUsageMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.GetUsageRequest,
+      dev.keyservice.v1.GetUsageResponse> getGetUsageMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "GetUsage",
+      requestType = dev.keyservice.v1.GetUsageRequest.class,
+      responseType = dev.keyservice.v1.GetUsageResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.GetUsageRequest,
+      dev.keyservice.v1.GetUsageResponse> getGetUsageMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.GetUsageRequest, dev.keyservice.v1.GetUsageResponse> getGetUsageMethod;
+    if ((getGetUsageMethod = KeyServiceGrpc.getGetUsageMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getGetUsageMethod = KeyServiceGrpc.getGetUsageMethod) == null) {
+          KeyServiceGrpc.getGetUsageMethod = getGetUsageMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.GetUsageRequest, dev.keyservice.v1.GetUsageResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "GetUsage"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.GetUsageRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.GetUsageResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("GetUsage"))
+              .build();
+        }
+      }
+    }
+    return getGetUsageMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.CreateOwnerRequest,
+      dev.keyservice.v1.CreateOwnerResponse> getCreateOwnerMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "CreateOwner",
+      requestType = dev.keyservice.v1.CreateOwnerRequest.class,
+      responseType = dev.keyservice.v1.CreateOwnerResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.CreateOwnerRequest,
+      dev.keyservice.v1.CreateOwnerResponse> getCreateOwnerMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.CreateOwnerRequest, dev.keyservice.v1.CreateOwnerResponse> getCreateOwnerMethod;
+    if ((getCreateOwnerMethod = KeyServiceGrpc.getCreateOwnerMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getCreateOwnerMethod = KeyServiceGrpc.getCreateOwnerMethod) == null) {
+          KeyServiceGrpc.getCreateOwnerMethod = getCreateOwnerMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.CreateOwnerRequest, dev.keyservice.v1.CreateOwnerResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "CreateOwner"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.CreateOwnerRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.CreateOwnerResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("CreateOwner"))
+              .build();
+        }
+      }
+    }
+    return getCreateOwnerMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.GetOwnerRequest,
+      dev.keyservice.v1.GetOwnerResponse> getGetOwnerMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "GetOwner",
+      requestType = dev.keyservice.v1.GetOwnerRequest.class,
+      responseType = dev.keyservice.v1.GetOwnerResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.GetOwnerRequest,
+      dev.keyservice.v1.GetOwnerResponse> getGetOwnerMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.GetOwnerRequest, dev.keyservice.v1.GetOwnerResponse> getGetOwnerMethod;
+    if ((getGetOwnerMethod = KeyServiceGrpc.getGetOwnerMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getGetOwnerMethod = KeyServiceGrpc.getGetOwnerMethod) == null) {
+          KeyServiceGrpc.getGetOwnerMethod = getGetOwnerMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.GetOwnerRequest, dev.keyservice.v1.GetOwnerResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "GetOwner"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.GetOwnerRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.GetOwnerResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("GetOwner"))
+              .build();
+        }
+      }
+    }
+    return getGetOwnerMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.ListOwnersRequest,
+      dev.keyservice.v1.ListOwnersResponse> getListOwnersMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "ListOwners",
+      requestType = dev.keyservice.v1.ListOwnersRequest.class,
+      responseType = dev.keyservice.v1.ListOwnersResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.ListOwnersRequest,
+      dev.keyservice.v1.ListOwnersResponse> getListOwnersMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.ListOwnersRequest, dev.keyservice.v1.ListOwnersResponse> getListOwnersMethod;
+    if ((getListOwnersMethod = KeyServiceGrpc.getListOwnersMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getListOwnersMethod = KeyServiceGrpc.getListOwnersMethod) == null) {
+          KeyServiceGrpc.getListOwnersMethod = getListOwnersMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.ListOwnersRequest, dev.keyservice.v1.ListOwnersResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "ListOwners"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.ListOwnersRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.ListOwnersResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("ListOwners"))
+              .build();
+        }
+      }
+    }
+    return getListOwnersMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.UpdateOwnerRequest,
+      dev.keyservice.v1.UpdateOwnerResponse> getUpdateOwnerMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "UpdateOwner",
+      requestType = dev.keyservice.v1.UpdateOwnerRequest.class,
+      responseType = dev.keyservice.v1.UpdateOwnerResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.UpdateOwnerRequest,
+      dev.keyservice.v1.UpdateOwnerResponse> getUpdateOwnerMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.UpdateOwnerRequest, dev.keyservice.v1.UpdateOwnerResponse> getUpdateOwnerMethod;
+    if ((getUpdateOwnerMethod = KeyServiceGrpc.getUpdateOwnerMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getUpdateOwnerMethod = KeyServiceGrpc.getUpdateOwnerMethod) == null) {
+          KeyServiceGrpc.getUpdateOwnerMethod = getUpdateOwnerMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.UpdateOwnerRequest, dev.keyservice.v1.UpdateOwnerResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "UpdateOwner"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.UpdateOwnerRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.UpdateOwnerResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("UpdateOwner"))
+              .build();
+        }
+      }
+    }
+    return getUpdateOwnerMethod;
+  }
+
   /**
    * Creates a new async stub that supports all call types for the service
    */
@@ -604,9 +821,9 @@ public final class KeyServiceGrpc {
     /**
      * <pre>
      * UpdateKey changes the fields of a key named in update_mask (AIP-134):
-     * name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs.
-     * A field in the mask but unset in key is cleared (expires_at: never
-     * expires; rate_limit: the configured default). Over REST the mask may be
+     * name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs,
+     * credits. A field in the mask but unset in key is cleared (expires_at:
+     * never expires; rate_limit: the configured default; credits: none). Over REST the mask may be
      * given as ?update_mask=name,scopes; without it, the fields present in the
      * body are the mask. A revoked key cannot be updated (FAILED_PRECONDITION).
      * </pre>
@@ -716,6 +933,86 @@ public final class KeyServiceGrpc {
       io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getRevokeCredentialMethod(), responseObserver);
     }
 
+    /**
+     * <pre>
+     * AddCredits adds credits to a key (key_id) or an owner (owner_id); a
+     * negative amount takes them away. With request_id it is safe to retry:
+     * the same request_id and body add once.
+     * </pre>
+     */
+    public void addCredits(dev.keyservice.v1.AddCreditsRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.AddCreditsResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getAddCreditsMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * ReportUsage charges a cost known after the fact (an LLM call's tokens)
+     * to a key's credits and its owner's. A retry with the same request_id
+     * charges once. A key may go below zero only this way; it is then
+     * refused (CODE_USAGE_EXCEEDED) until refilled or topped up.
+     * </pre>
+     */
+    public void reportUsage(dev.keyservice.v1.ReportUsageRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.ReportUsageResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getReportUsageMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * GetUsage reads the usage history: Validate answers by outcome code and
+     * credits spent, per minute, hour or day, for a key, an owner or a
+     * keyspace, optionally grouped by key or owner.
+     * </pre>
+     */
+    public void getUsage(dev.keyservice.v1.GetUsageRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.GetUsageResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getGetUsageMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * CreateOwner gives an owner (the owner string of keys, within a
+     * keyspace) its own rate limit and credits: every key of that owner
+     * spends from both its own budgets and the owner's.
+     * </pre>
+     */
+    public void createOwner(dev.keyservice.v1.CreateOwnerRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.CreateOwnerResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getCreateOwnerMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * GetOwner returns an owner by id.
+     * </pre>
+     */
+    public void getOwner(dev.keyservice.v1.GetOwnerRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.GetOwnerResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getGetOwnerMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * ListOwners lists the owners with budgets, oldest first.
+     * </pre>
+     */
+    public void listOwners(dev.keyservice.v1.ListOwnersRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.ListOwnersResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getListOwnersMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * UpdateOwner changes the fields of an owner named in update_mask:
+     * rate_limit, credits.
+     * </pre>
+     */
+    public void updateOwner(dev.keyservice.v1.UpdateOwnerRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.UpdateOwnerResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getUpdateOwnerMethod(), responseObserver);
+    }
+
     @java.lang.Override public final io.grpc.ServerServiceDefinition bindService() {
       return io.grpc.ServerServiceDefinition.builder(getServiceDescriptor())
           .addMethod(
@@ -823,6 +1120,55 @@ public final class KeyServiceGrpc {
                 dev.keyservice.v1.RevokeCredentialRequest,
                 dev.keyservice.v1.RevokeCredentialResponse>(
                   this, METHODID_REVOKE_CREDENTIAL)))
+          .addMethod(
+            getAddCreditsMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.AddCreditsRequest,
+                dev.keyservice.v1.AddCreditsResponse>(
+                  this, METHODID_ADD_CREDITS)))
+          .addMethod(
+            getReportUsageMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.ReportUsageRequest,
+                dev.keyservice.v1.ReportUsageResponse>(
+                  this, METHODID_REPORT_USAGE)))
+          .addMethod(
+            getGetUsageMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.GetUsageRequest,
+                dev.keyservice.v1.GetUsageResponse>(
+                  this, METHODID_GET_USAGE)))
+          .addMethod(
+            getCreateOwnerMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.CreateOwnerRequest,
+                dev.keyservice.v1.CreateOwnerResponse>(
+                  this, METHODID_CREATE_OWNER)))
+          .addMethod(
+            getGetOwnerMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.GetOwnerRequest,
+                dev.keyservice.v1.GetOwnerResponse>(
+                  this, METHODID_GET_OWNER)))
+          .addMethod(
+            getListOwnersMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.ListOwnersRequest,
+                dev.keyservice.v1.ListOwnersResponse>(
+                  this, METHODID_LIST_OWNERS)))
+          .addMethod(
+            getUpdateOwnerMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                dev.keyservice.v1.UpdateOwnerRequest,
+                dev.keyservice.v1.UpdateOwnerResponse>(
+                  this, METHODID_UPDATE_OWNER)))
           .build();
     }
   }
@@ -912,9 +1258,9 @@ public final class KeyServiceGrpc {
     /**
      * <pre>
      * UpdateKey changes the fields of a key named in update_mask (AIP-134):
-     * name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs.
-     * A field in the mask but unset in key is cleared (expires_at: never
-     * expires; rate_limit: the configured default). Over REST the mask may be
+     * name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs,
+     * credits. A field in the mask but unset in key is cleared (expires_at:
+     * never expires; rate_limit: the configured default; credits: none). Over REST the mask may be
      * given as ?update_mask=name,scopes; without it, the fields present in the
      * body are the mask. A revoked key cannot be updated (FAILED_PRECONDITION).
      * </pre>
@@ -1033,6 +1379,93 @@ public final class KeyServiceGrpc {
       io.grpc.stub.ClientCalls.asyncUnaryCall(
           getChannel().newCall(getRevokeCredentialMethod(), getCallOptions()), request, responseObserver);
     }
+
+    /**
+     * <pre>
+     * AddCredits adds credits to a key (key_id) or an owner (owner_id); a
+     * negative amount takes them away. With request_id it is safe to retry:
+     * the same request_id and body add once.
+     * </pre>
+     */
+    public void addCredits(dev.keyservice.v1.AddCreditsRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.AddCreditsResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getAddCreditsMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * ReportUsage charges a cost known after the fact (an LLM call's tokens)
+     * to a key's credits and its owner's. A retry with the same request_id
+     * charges once. A key may go below zero only this way; it is then
+     * refused (CODE_USAGE_EXCEEDED) until refilled or topped up.
+     * </pre>
+     */
+    public void reportUsage(dev.keyservice.v1.ReportUsageRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.ReportUsageResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getReportUsageMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * GetUsage reads the usage history: Validate answers by outcome code and
+     * credits spent, per minute, hour or day, for a key, an owner or a
+     * keyspace, optionally grouped by key or owner.
+     * </pre>
+     */
+    public void getUsage(dev.keyservice.v1.GetUsageRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.GetUsageResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getGetUsageMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * CreateOwner gives an owner (the owner string of keys, within a
+     * keyspace) its own rate limit and credits: every key of that owner
+     * spends from both its own budgets and the owner's.
+     * </pre>
+     */
+    public void createOwner(dev.keyservice.v1.CreateOwnerRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.CreateOwnerResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getCreateOwnerMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * GetOwner returns an owner by id.
+     * </pre>
+     */
+    public void getOwner(dev.keyservice.v1.GetOwnerRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.GetOwnerResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getGetOwnerMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * ListOwners lists the owners with budgets, oldest first.
+     * </pre>
+     */
+    public void listOwners(dev.keyservice.v1.ListOwnersRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.ListOwnersResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getListOwnersMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * UpdateOwner changes the fields of an owner named in update_mask:
+     * rate_limit, credits.
+     * </pre>
+     */
+    public void updateOwner(dev.keyservice.v1.UpdateOwnerRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.UpdateOwnerResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getUpdateOwnerMethod(), getCallOptions()), request, responseObserver);
+    }
   }
 
   /**
@@ -1115,9 +1548,9 @@ public final class KeyServiceGrpc {
     /**
      * <pre>
      * UpdateKey changes the fields of a key named in update_mask (AIP-134):
-     * name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs.
-     * A field in the mask but unset in key is cleared (expires_at: never
-     * expires; rate_limit: the configured default). Over REST the mask may be
+     * name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs,
+     * credits. A field in the mask but unset in key is cleared (expires_at:
+     * never expires; rate_limit: the configured default; credits: none). Over REST the mask may be
      * given as ?update_mask=name,scopes; without it, the fields present in the
      * body are the mask. A revoked key cannot be updated (FAILED_PRECONDITION).
      * </pre>
@@ -1226,6 +1659,86 @@ public final class KeyServiceGrpc {
       return io.grpc.stub.ClientCalls.blockingUnaryCall(
           getChannel(), getRevokeCredentialMethod(), getCallOptions(), request);
     }
+
+    /**
+     * <pre>
+     * AddCredits adds credits to a key (key_id) or an owner (owner_id); a
+     * negative amount takes them away. With request_id it is safe to retry:
+     * the same request_id and body add once.
+     * </pre>
+     */
+    public dev.keyservice.v1.AddCreditsResponse addCredits(dev.keyservice.v1.AddCreditsRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getAddCreditsMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * ReportUsage charges a cost known after the fact (an LLM call's tokens)
+     * to a key's credits and its owner's. A retry with the same request_id
+     * charges once. A key may go below zero only this way; it is then
+     * refused (CODE_USAGE_EXCEEDED) until refilled or topped up.
+     * </pre>
+     */
+    public dev.keyservice.v1.ReportUsageResponse reportUsage(dev.keyservice.v1.ReportUsageRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getReportUsageMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * GetUsage reads the usage history: Validate answers by outcome code and
+     * credits spent, per minute, hour or day, for a key, an owner or a
+     * keyspace, optionally grouped by key or owner.
+     * </pre>
+     */
+    public dev.keyservice.v1.GetUsageResponse getUsage(dev.keyservice.v1.GetUsageRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getGetUsageMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * CreateOwner gives an owner (the owner string of keys, within a
+     * keyspace) its own rate limit and credits: every key of that owner
+     * spends from both its own budgets and the owner's.
+     * </pre>
+     */
+    public dev.keyservice.v1.CreateOwnerResponse createOwner(dev.keyservice.v1.CreateOwnerRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getCreateOwnerMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * GetOwner returns an owner by id.
+     * </pre>
+     */
+    public dev.keyservice.v1.GetOwnerResponse getOwner(dev.keyservice.v1.GetOwnerRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getGetOwnerMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * ListOwners lists the owners with budgets, oldest first.
+     * </pre>
+     */
+    public dev.keyservice.v1.ListOwnersResponse listOwners(dev.keyservice.v1.ListOwnersRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getListOwnersMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * UpdateOwner changes the fields of an owner named in update_mask:
+     * rate_limit, credits.
+     * </pre>
+     */
+    public dev.keyservice.v1.UpdateOwnerResponse updateOwner(dev.keyservice.v1.UpdateOwnerRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getUpdateOwnerMethod(), getCallOptions(), request);
+    }
   }
 
   /**
@@ -1313,9 +1826,9 @@ public final class KeyServiceGrpc {
     /**
      * <pre>
      * UpdateKey changes the fields of a key named in update_mask (AIP-134):
-     * name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs.
-     * A field in the mask but unset in key is cleared (expires_at: never
-     * expires; rate_limit: the configured default). Over REST the mask may be
+     * name, scopes, metadata, expires_at, rate_limit, enabled, allowed_cidrs,
+     * credits. A field in the mask but unset in key is cleared (expires_at:
+     * never expires; rate_limit: the configured default; credits: none). Over REST the mask may be
      * given as ?update_mask=name,scopes; without it, the fields present in the
      * body are the mask. A revoked key cannot be updated (FAILED_PRECONDITION).
      * </pre>
@@ -1434,6 +1947,93 @@ public final class KeyServiceGrpc {
       return io.grpc.stub.ClientCalls.futureUnaryCall(
           getChannel().newCall(getRevokeCredentialMethod(), getCallOptions()), request);
     }
+
+    /**
+     * <pre>
+     * AddCredits adds credits to a key (key_id) or an owner (owner_id); a
+     * negative amount takes them away. With request_id it is safe to retry:
+     * the same request_id and body add once.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.AddCreditsResponse> addCredits(
+        dev.keyservice.v1.AddCreditsRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getAddCreditsMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * ReportUsage charges a cost known after the fact (an LLM call's tokens)
+     * to a key's credits and its owner's. A retry with the same request_id
+     * charges once. A key may go below zero only this way; it is then
+     * refused (CODE_USAGE_EXCEEDED) until refilled or topped up.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.ReportUsageResponse> reportUsage(
+        dev.keyservice.v1.ReportUsageRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getReportUsageMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * GetUsage reads the usage history: Validate answers by outcome code and
+     * credits spent, per minute, hour or day, for a key, an owner or a
+     * keyspace, optionally grouped by key or owner.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.GetUsageResponse> getUsage(
+        dev.keyservice.v1.GetUsageRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getGetUsageMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * CreateOwner gives an owner (the owner string of keys, within a
+     * keyspace) its own rate limit and credits: every key of that owner
+     * spends from both its own budgets and the owner's.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.CreateOwnerResponse> createOwner(
+        dev.keyservice.v1.CreateOwnerRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getCreateOwnerMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * GetOwner returns an owner by id.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.GetOwnerResponse> getOwner(
+        dev.keyservice.v1.GetOwnerRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getGetOwnerMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * ListOwners lists the owners with budgets, oldest first.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.ListOwnersResponse> listOwners(
+        dev.keyservice.v1.ListOwnersRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getListOwnersMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * UpdateOwner changes the fields of an owner named in update_mask:
+     * rate_limit, credits.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<dev.keyservice.v1.UpdateOwnerResponse> updateOwner(
+        dev.keyservice.v1.UpdateOwnerRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getUpdateOwnerMethod(), getCallOptions()), request);
+    }
   }
 
   private static final int METHODID_VALIDATE = 0;
@@ -1451,6 +2051,13 @@ public final class KeyServiceGrpc {
   private static final int METHODID_CREATE_CREDENTIAL = 12;
   private static final int METHODID_LIST_CREDENTIALS = 13;
   private static final int METHODID_REVOKE_CREDENTIAL = 14;
+  private static final int METHODID_ADD_CREDITS = 15;
+  private static final int METHODID_REPORT_USAGE = 16;
+  private static final int METHODID_GET_USAGE = 17;
+  private static final int METHODID_CREATE_OWNER = 18;
+  private static final int METHODID_GET_OWNER = 19;
+  private static final int METHODID_LIST_OWNERS = 20;
+  private static final int METHODID_UPDATE_OWNER = 21;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -1529,6 +2136,34 @@ public final class KeyServiceGrpc {
           serviceImpl.revokeCredential((dev.keyservice.v1.RevokeCredentialRequest) request,
               (io.grpc.stub.StreamObserver<dev.keyservice.v1.RevokeCredentialResponse>) responseObserver);
           break;
+        case METHODID_ADD_CREDITS:
+          serviceImpl.addCredits((dev.keyservice.v1.AddCreditsRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.AddCreditsResponse>) responseObserver);
+          break;
+        case METHODID_REPORT_USAGE:
+          serviceImpl.reportUsage((dev.keyservice.v1.ReportUsageRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.ReportUsageResponse>) responseObserver);
+          break;
+        case METHODID_GET_USAGE:
+          serviceImpl.getUsage((dev.keyservice.v1.GetUsageRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.GetUsageResponse>) responseObserver);
+          break;
+        case METHODID_CREATE_OWNER:
+          serviceImpl.createOwner((dev.keyservice.v1.CreateOwnerRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.CreateOwnerResponse>) responseObserver);
+          break;
+        case METHODID_GET_OWNER:
+          serviceImpl.getOwner((dev.keyservice.v1.GetOwnerRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.GetOwnerResponse>) responseObserver);
+          break;
+        case METHODID_LIST_OWNERS:
+          serviceImpl.listOwners((dev.keyservice.v1.ListOwnersRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.ListOwnersResponse>) responseObserver);
+          break;
+        case METHODID_UPDATE_OWNER:
+          serviceImpl.updateOwner((dev.keyservice.v1.UpdateOwnerRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.UpdateOwnerResponse>) responseObserver);
+          break;
         default:
           throw new AssertionError();
       }
@@ -1605,6 +2240,13 @@ public final class KeyServiceGrpc {
               .addMethod(getCreateCredentialMethod())
               .addMethod(getListCredentialsMethod())
               .addMethod(getRevokeCredentialMethod())
+              .addMethod(getAddCreditsMethod())
+              .addMethod(getReportUsageMethod())
+              .addMethod(getGetUsageMethod())
+              .addMethod(getCreateOwnerMethod())
+              .addMethod(getGetOwnerMethod())
+              .addMethod(getListOwnersMethod())
+              .addMethod(getUpdateOwnerMethod())
               .build();
         }
       }

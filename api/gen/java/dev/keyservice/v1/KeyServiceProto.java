@@ -25,6 +25,21 @@ public final class KeyServiceProto {
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_keyservice_v1_Key_MetadataEntry_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_Credits_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_Credits_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_Refill_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_Refill_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_CreditsStatus_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_CreditsStatus_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_keyservice_v1_RateLimit_descriptor;
   static final 
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
@@ -210,6 +225,96 @@ public final class KeyServiceProto {
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_keyservice_v1_RevokeCredentialResponse_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_AddCreditsRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_AddCreditsRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_AddCreditsResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_AddCreditsResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_ReportUsageRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_ReportUsageRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_ReportUsageResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_ReportUsageResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_GetUsageRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_GetUsageRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_GetUsageResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_GetUsageResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_UsageSeries_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_UsageSeries_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_UsagePoint_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_UsagePoint_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_UsageCount_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_UsageCount_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_Owner_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_Owner_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_CreateOwnerRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_CreateOwnerRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_CreateOwnerResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_CreateOwnerResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_GetOwnerRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_GetOwnerRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_GetOwnerResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_GetOwnerResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_ListOwnersRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_ListOwnersRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_ListOwnersResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_ListOwnersResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_UpdateOwnerRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_UpdateOwnerRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_UpdateOwnerResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_UpdateOwnerResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_keyservice_v1_RestError_descriptor;
   static final 
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
@@ -233,7 +338,7 @@ public final class KeyServiceProto {
       "oogle/protobuf/any.proto\032\036google/protobu" +
       "f/duration.proto\032 google/protobuf/field_" +
       "mask.proto\032\034google/protobuf/struct.proto" +
-      "\032\037google/protobuf/timestamp.proto\"\270\004\n\003Ke" +
+      "\032\037google/protobuf/timestamp.proto\"\341\004\n\003Ke" +
       "y\022\n\n\002id\030\001 \001(\t\022\014\n\004hint\030\002 \001(\t\022\014\n\004name\030\003 \001(" +
       "\t\022\r\n\005owner\030\004 \001(\t\022\016\n\006scopes\030\005 \003(\t\0222\n\010meta" +
       "data\030\006 \003(\0132 .keyservice.v1.Key.MetadataE" +
@@ -246,171 +351,265 @@ public final class KeyServiceProto {
       "imit\022\017\n\007enabled\030\014 \001(\010\022\025\n\rallowed_cidrs\030\r" +
       " \003(\t\022\024\n\014rotated_from\030\016 \001(\t\022\022\n\nrotated_to" +
       "\030\017 \001(\t\022.\n\nupdated_at\030\020 \001(\0132\032.google.prot" +
-      "obuf.Timestamp\022\023\n\013keyspace_id\030\021 \001(\t\032/\n\rM" +
-      "etadataEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t" +
-      ":\0028\001\"T\n\tRateLimit\022\r\n\005limit\030\001 \001(\003\022)\n\006peri" +
-      "od\030\002 \001(\0132\031.google.protobuf.Duration\022\r\n\005b" +
-      "urst\030\003 \001(\003\"]\n\017RateLimitStatus\022\r\n\005limit\030\001" +
-      " \001(\003\022\021\n\tremaining\030\002 \001(\003\022(\n\005reset\030\003 \001(\0132\031" +
-      ".google.protobuf.Duration\"x\n\017ValidateReq" +
-      "uest\022\013\n\003key\030\001 \001(\t\022\021\n\004cost\030\002 \001(\005H\000\210\001\001\022\021\n\t" +
-      "client_ip\030\003 \001(\t\022\027\n\017required_scopes\030\004 \003(\t" +
-      "\022\020\n\010keyspace\030\005 \001(\tB\007\n\005_cost\"\231\001\n\020Validate" +
-      "Response\022\r\n\005valid\030\001 \001(\010\022!\n\004code\030\002 \001(\0162\023." +
-      "keyservice.v1.Code\022\037\n\003key\030\003 \001(\0132\022.keyser" +
-      "vice.v1.Key\0222\n\nrate_limit\030\004 \001(\0132\036.keyser" +
-      "vice.v1.RateLimitStatus\"\363\002\n\020CreateKeyReq" +
-      "uest\022\014\n\004name\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\016\n\006sco" +
-      "pes\030\003 \003(\t\022?\n\010metadata\030\004 \003(\0132-.keyservice" +
-      ".v1.CreateKeyRequest.MetadataEntry\022.\n\nex" +
-      "pires_at\030\005 \001(\0132\032.google.protobuf.Timesta" +
-      "mp\022,\n\nrate_limit\030\006 \001(\0132\030.keyservice.v1.R" +
-      "ateLimit\022%\n\006format\030\007 \001(\0162\025.keyservice.v1" +
-      ".Format\022\025\n\rallowed_cidrs\030\010 \003(\t\022\022\n\nreques" +
-      "t_id\030\t \001(\t\022\020\n\010keyspace\030\n \001(\t\032/\n\rMetadata" +
-      "Entry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"D\n" +
-      "\021CreateKeyResponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003ke" +
-      "y\030\002 \001(\0132\022.keyservice.v1.Key\"\033\n\rGetKeyReq" +
-      "uest\022\n\n\002id\030\001 \001(\t\"1\n\016GetKeyResponse\022\037\n\003ke" +
-      "y\030\001 \001(\0132\022.keyservice.v1.Key\"Y\n\017ListKeysR" +
-      "equest\022\r\n\005owner\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005" +
-      "\022\022\n\npage_token\030\003 \001(\t\022\020\n\010keyspace\030\004 \001(\t\"M" +
-      "\n\020ListKeysResponse\022 \n\004keys\030\001 \003(\0132\022.keyse" +
-      "rvice.v1.Key\022\027\n\017next_page_token\030\002 \001(\t\"2\n" +
-      "\020RevokeKeyRequest\022\n\n\002id\030\001 \001(\t\022\022\n\nrequest" +
-      "_id\030\002 \001(\t\"4\n\021RevokeKeyResponse\022\037\n\003key\030\001 " +
-      "\001(\0132\022.keyservice.v1.Key\"x\n\020UpdateKeyRequ" +
-      "est\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Key\022/\n\013" +
+      "obuf.Timestamp\022\023\n\013keyspace_id\030\021 \001(\t\022\'\n\007c" +
+      "redits\030\022 \001(\0132\026.keyservice.v1.Credits\032/\n\r" +
+      "MetadataEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(" +
+      "\t:\0028\001\"w\n\007Credits\022\021\n\tremaining\030\001 \001(\003\022%\n\006r" +
+      "efill\030\002 \001(\0132\025.keyservice.v1.Refill\0222\n\016ne" +
+      "xt_refill_at\030\003 \001(\0132\032.google.protobuf.Tim" +
+      "estamp\"\211\001\n\006Refill\022\016\n\006amount\030\001 \001(\003\022/\n\010int" +
+      "erval\030\002 \001(\0162\035.keyservice.v1.RefillInterv" +
+      "al\022\024\n\014day_of_month\030\003 \001(\005\022(\n\005every\030\004 \001(\0132" +
+      "\031.google.protobuf.Duration\"V\n\rCreditsSta" +
+      "tus\022\021\n\tremaining\030\001 \001(\003\0222\n\016next_refill_at" +
+      "\030\002 \001(\0132\032.google.protobuf.Timestamp\"T\n\tRa" +
+      "teLimit\022\r\n\005limit\030\001 \001(\003\022)\n\006period\030\002 \001(\0132\031" +
+      ".google.protobuf.Duration\022\r\n\005burst\030\003 \001(\003" +
+      "\"]\n\017RateLimitStatus\022\r\n\005limit\030\001 \001(\003\022\021\n\tre" +
+      "maining\030\002 \001(\003\022(\n\005reset\030\003 \001(\0132\031.google.pr" +
+      "otobuf.Duration\"x\n\017ValidateRequest\022\013\n\003ke" +
+      "y\030\001 \001(\t\022\021\n\004cost\030\002 \001(\005H\000\210\001\001\022\021\n\tclient_ip\030" +
+      "\003 \001(\t\022\027\n\017required_scopes\030\004 \003(\t\022\020\n\010keyspa" +
+      "ce\030\005 \001(\tB\007\n\005_cost\"\342\002\n\020ValidateResponse\022\r" +
+      "\n\005valid\030\001 \001(\010\022!\n\004code\030\002 \001(\0162\023.keyservice" +
+      ".v1.Code\022\037\n\003key\030\003 \001(\0132\022.keyservice.v1.Ke" +
+      "y\0222\n\nrate_limit\030\004 \001(\0132\036.keyservice.v1.Ra" +
+      "teLimitStatus\022-\n\007credits\030\005 \001(\0132\034.keyserv" +
+      "ice.v1.CreditsStatus\0228\n\020owner_rate_limit" +
+      "\030\006 \001(\0132\036.keyservice.v1.RateLimitStatus\0223" +
+      "\n\rowner_credits\030\007 \001(\0132\034.keyservice.v1.Cr" +
+      "editsStatus\022)\n\nrefused_by\030\010 \001(\0162\025.keyser" +
+      "vice.v1.Holder\"\363\002\n\020CreateKeyRequest\022\014\n\004n" +
+      "ame\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\016\n\006scopes\030\003 \003(\t" +
+      "\022?\n\010metadata\030\004 \003(\0132-.keyservice.v1.Creat" +
+      "eKeyRequest.MetadataEntry\022.\n\nexpires_at\030" +
+      "\005 \001(\0132\032.google.protobuf.Timestamp\022,\n\nrat" +
+      "e_limit\030\006 \001(\0132\030.keyservice.v1.RateLimit\022" +
+      "%\n\006format\030\007 \001(\0162\025.keyservice.v1.Format\022\025" +
+      "\n\rallowed_cidrs\030\010 \003(\t\022\022\n\nrequest_id\030\t \001(" +
+      "\t\022\020\n\010keyspace\030\n \001(\t\032/\n\rMetadataEntry\022\013\n\003" +
+      "key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"D\n\021CreateKe" +
+      "yResponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022" +
+      ".keyservice.v1.Key\"\033\n\rGetKeyRequest\022\n\n\002i" +
+      "d\030\001 \001(\t\"1\n\016GetKeyResponse\022\037\n\003key\030\001 \001(\0132\022" +
+      ".keyservice.v1.Key\"Y\n\017ListKeysRequest\022\r\n" +
+      "\005owner\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\npage_" +
+      "token\030\003 \001(\t\022\020\n\010keyspace\030\004 \001(\t\"M\n\020ListKey" +
+      "sResponse\022 \n\004keys\030\001 \003(\0132\022.keyservice.v1." +
+      "Key\022\027\n\017next_page_token\030\002 \001(\t\"2\n\020RevokeKe" +
+      "yRequest\022\n\n\002id\030\001 \001(\t\022\022\n\nrequest_id\030\002 \001(\t" +
+      "\"4\n\021RevokeKeyResponse\022\037\n\003key\030\001 \001(\0132\022.key" +
+      "service.v1.Key\"x\n\020UpdateKeyRequest\022\037\n\003ke" +
+      "y\030\001 \001(\0132\022.keyservice.v1.Key\022/\n\013update_ma" +
+      "sk\030\002 \001(\0132\032.google.protobuf.FieldMask\022\022\n\n" +
+      "request_id\030\003 \001(\t\"4\n\021UpdateKeyResponse\022\037\n" +
+      "\003key\030\001 \001(\0132\022.keyservice.v1.Key\"\212\001\n\020Rotat" +
+      "eKeyRequest\022\n\n\002id\030\001 \001(\t\022/\n\014grace_period\030" +
+      "\002 \001(\0132\031.google.protobuf.Duration\022%\n\006form" +
+      "at\030\003 \001(\0162\025.keyservice.v1.Format\022\022\n\nreque" +
+      "st_id\030\004 \001(\t\"i\n\021RotateKeyResponse\022\016\n\006secr" +
+      "et\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyservice.v1.Ke" +
+      "y\022#\n\007old_key\030\003 \001(\0132\022.keyservice.v1.Key\"^" +
+      "\n\026ListAuditEventsRequest\022\016\n\006key_id\030\001 \001(\t" +
+      "\022\r\n\005actor\030\002 \001(\t\022\021\n\tpage_size\030\003 \001(\005\022\022\n\npa" +
+      "ge_token\030\004 \001(\t\"]\n\027ListAuditEventsRespons" +
+      "e\022)\n\006events\030\001 \003(\0132\031.keyservice.v1.AuditE" +
+      "vent\022\027\n\017next_page_token\030\002 \001(\t\"\363\001\n\nAuditE" +
+      "vent\022\n\n\002id\030\001 \001(\t\022(\n\004time\030\002 \001(\0132\032.google." +
+      "protobuf.Timestamp\022\r\n\005actor\030\003 \001(\t\022\016\n\006act" +
+      "ion\030\004 \001(\t\022\016\n\006key_id\030\005 \001(\t\022\022\n\nrequest_id\030" +
+      "\006 \001(\t\022+\n\007changes\030\007 \003(\0132\032.keyservice.v1.F" +
+      "ieldChange\022\025\n\rresource_type\030\010 \001(\t\022\023\n\013res" +
+      "ource_id\030\t \001(\t\022\023\n\013keyspace_id\030\n \001(\t\"r\n\013F" +
+      "ieldChange\022\r\n\005field\030\001 \001(\t\022)\n\told_value\030\002" +
+      " \001(\0132\026.google.protobuf.Value\022)\n\tnew_valu" +
+      "e\030\003 \001(\0132\026.google.protobuf.Value\"\304\002\n\010Keys" +
+      "pace\022\n\n\002id\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\016\n\006prefix" +
+      "\030\003 \001(\t\022-\n\016default_format\030\004 \001(\0162\025.keyserv" +
+      "ice.v1.Format\0224\n\022default_rate_limit\030\005 \001(" +
+      "\0132\030.keyservice.v1.RateLimit\0221\n\016default_e" +
+      "xpiry\030\006 \001(\0132\031.google.protobuf.Duration\022\026" +
+      "\n\016default_scopes\030\007 \003(\t\022.\n\ncreated_at\030\010 \001" +
+      "(\0132\032.google.protobuf.Timestamp\022.\n\nupdate" +
+      "d_at\030\t \001(\0132\032.google.protobuf.Timestamp\"B" +
+      "\n\025CreateKeyspaceRequest\022)\n\010keyspace\030\001 \001(" +
+      "\0132\027.keyservice.v1.Keyspace\"C\n\026CreateKeys" +
+      "paceResponse\022)\n\010keyspace\030\001 \001(\0132\027.keyserv" +
+      "ice.v1.Keyspace\" \n\022GetKeyspaceRequest\022\n\n" +
+      "\002id\030\001 \001(\t\"@\n\023GetKeyspaceResponse\022)\n\010keys" +
+      "pace\030\001 \001(\0132\027.keyservice.v1.Keyspace\"=\n\024L" +
+      "istKeyspacesRequest\022\021\n\tpage_size\030\001 \001(\005\022\022" +
+      "\n\npage_token\030\002 \001(\t\"\\\n\025ListKeyspacesRespo" +
+      "nse\022*\n\tkeyspaces\030\001 \003(\0132\027.keyservice.v1.K" +
+      "eyspace\022\027\n\017next_page_token\030\002 \001(\t\"s\n\025Upda" +
+      "teKeyspaceRequest\022)\n\010keyspace\030\001 \001(\0132\027.ke" +
+      "yservice.v1.Keyspace\022/\n\013update_mask\030\002 \001(" +
+      "\0132\032.google.protobuf.FieldMask\"C\n\026UpdateK" +
+      "eyspaceResponse\022)\n\010keyspace\030\001 \001(\0132\027.keys" +
+      "ervice.v1.Keyspace\"\354\002\n\nCredential\022\n\n\002id\030" +
+      "\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\023\n\013permissions\030\003 \003(\t" +
+      "\022\025\n\rall_keyspaces\030\004 \001(\010\022\024\n\014keyspace_ids\030" +
+      "\005 \003(\t\022.\n\nexpires_at\030\006 \001(\0132\032.google.proto" +
+      "buf.Timestamp\022.\n\ncreated_at\030\007 \001(\0132\032.goog" +
+      "le.protobuf.Timestamp\022\022\n\ncreated_by\030\010 \001(" +
+      "\t\0220\n\014last_used_at\030\t \001(\0132\032.google.protobu" +
+      "f.Timestamp\022.\n\nrevoked_at\030\n \001(\0132\032.google" +
+      ".protobuf.Timestamp\022,\n\nrate_limit\030\013 \001(\0132" +
+      "\030.keyservice.v1.RateLimit\"\304\001\n\027CreateCred" +
+      "entialRequest\022\014\n\004name\030\001 \001(\t\022\023\n\013permissio" +
+      "ns\030\002 \003(\t\022\025\n\rall_keyspaces\030\003 \001(\010\022\021\n\tkeysp" +
+      "aces\030\004 \003(\t\022.\n\nexpires_at\030\005 \001(\0132\032.google." +
+      "protobuf.Timestamp\022,\n\nrate_limit\030\006 \001(\0132\030" +
+      ".keyservice.v1.RateLimit\"Y\n\030CreateCreden" +
+      "tialResponse\022\016\n\006secret\030\001 \001(\t\022-\n\ncredenti" +
+      "al\030\002 \001(\0132\031.keyservice.v1.Credential\"?\n\026L" +
+      "istCredentialsRequest\022\021\n\tpage_size\030\001 \001(\005" +
+      "\022\022\n\npage_token\030\002 \001(\t\"b\n\027ListCredentialsR" +
+      "esponse\022.\n\013credentials\030\001 \003(\0132\031.keyservic" +
+      "e.v1.Credential\022\027\n\017next_page_token\030\002 \001(\t" +
+      "\"%\n\027RevokeCredentialRequest\022\n\n\002id\030\001 \001(\t\"" +
+      "I\n\030RevokeCredentialResponse\022-\n\ncredentia" +
+      "l\030\001 \001(\0132\031.keyservice.v1.Credential\"Y\n\021Ad" +
+      "dCreditsRequest\022\016\n\006key_id\030\001 \001(\t\022\020\n\010owner" +
+      "_id\030\002 \001(\t\022\016\n\006amount\030\003 \001(\003\022\022\n\nrequest_id\030" +
+      "\004 \001(\t\"=\n\022AddCreditsResponse\022\'\n\007credits\030\001" +
+      " \001(\0132\026.keyservice.v1.Credits\"S\n\022ReportUs" +
+      "ageRequest\022\013\n\003key\030\001 \001(\t\022\016\n\006key_id\030\002 \001(\t\022" +
+      "\014\n\004cost\030\003 \001(\003\022\022\n\nrequest_id\030\004 \001(\t\"\214\001\n\023Re" +
+      "portUsageResponse\022-\n\007credits\030\001 \001(\0132\034.key" +
+      "service.v1.CreditsStatus\0223\n\rowner_credit" +
+      "s\030\002 \001(\0132\034.keyservice.v1.CreditsStatus\022\021\n" +
+      "\tduplicate\030\003 \001(\010\"\231\002\n\017GetUsageRequest\022\016\n\006" +
+      "key_id\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\020\n\010keyspace\030" +
+      "\003 \001(\t\022(\n\004from\030\004 \001(\0132\032.google.protobuf.Ti" +
+      "mestamp\022&\n\002to\030\005 \001(\0132\032.google.protobuf.Ti" +
+      "mestamp\022/\n\013granularity\030\006 \001(\0162\032.keyservic" +
+      "e.v1.Granularity\022+\n\010group_by\030\007 \001(\0162\031.key" +
+      "service.v1.UsageGroup\022\021\n\tpage_size\030\010 \001(\005" +
+      "\022\022\n\npage_token\030\t \001(\t\"W\n\020GetUsageResponse" +
+      "\022*\n\006series\030\001 \003(\0132\032.keyservice.v1.UsageSe" +
+      "ries\022\027\n\017next_page_token\030\002 \001(\t\"\226\001\n\013UsageS" +
+      "eries\022\016\n\006key_id\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\023\n\013" +
+      "keyspace_id\030\003 \001(\t\022)\n\006points\030\004 \003(\0132\031.keys" +
+      "ervice.v1.UsagePoint\022(\n\005total\030\005 \001(\0132\031.ke" +
+      "yservice.v1.UsagePoint\"\236\001\n\nUsagePoint\022)\n" +
+      "\005start\030\001 \001(\0132\032.google.protobuf.Timestamp" +
+      "\022)\n\006counts\030\002 \003(\0132\031.keyservice.v1.UsageCo" +
+      "unt\022\017\n\007credits\030\003 \001(\003\022\017\n\007reports\030\004 \001(\003\022\030\n" +
+      "\020reported_credits\030\005 \001(\003\">\n\nUsageCount\022!\n" +
+      "\004code\030\001 \001(\0162\023.keyservice.v1.Code\022\r\n\005call" +
+      "s\030\002 \001(\003\"\355\001\n\005Owner\022\n\n\002id\030\001 \001(\t\022\023\n\013keyspac" +
+      "e_id\030\002 \001(\t\022\014\n\004name\030\003 \001(\t\022,\n\nrate_limit\030\004" +
+      " \001(\0132\030.keyservice.v1.RateLimit\022\'\n\007credit" +
+      "s\030\005 \001(\0132\026.keyservice.v1.Credits\022.\n\ncreat" +
+      "ed_at\030\006 \001(\0132\032.google.protobuf.Timestamp\022" +
+      ".\n\nupdated_at\030\007 \001(\0132\032.google.protobuf.Ti" +
+      "mestamp\"9\n\022CreateOwnerRequest\022#\n\005owner\030\001" +
+      " \001(\0132\024.keyservice.v1.Owner\":\n\023CreateOwne" +
+      "rResponse\022#\n\005owner\030\001 \001(\0132\024.keyservice.v1" +
+      ".Owner\"\035\n\017GetOwnerRequest\022\n\n\002id\030\001 \001(\t\"7\n" +
+      "\020GetOwnerResponse\022#\n\005owner\030\001 \001(\0132\024.keyse" +
+      "rvice.v1.Owner\"L\n\021ListOwnersRequest\022\020\n\010k" +
+      "eyspace\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\npage" +
+      "_token\030\003 \001(\t\"S\n\022ListOwnersResponse\022$\n\006ow" +
+      "ners\030\001 \003(\0132\024.keyservice.v1.Owner\022\027\n\017next" +
+      "_page_token\030\002 \001(\t\"j\n\022UpdateOwnerRequest\022" +
+      "#\n\005owner\030\001 \001(\0132\024.keyservice.v1.Owner\022/\n\013" +
       "update_mask\030\002 \001(\0132\032.google.protobuf.Fiel" +
-      "dMask\022\022\n\nrequest_id\030\003 \001(\t\"4\n\021UpdateKeyRe" +
-      "sponse\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Key\"" +
-      "\212\001\n\020RotateKeyRequest\022\n\n\002id\030\001 \001(\t\022/\n\014grac" +
-      "e_period\030\002 \001(\0132\031.google.protobuf.Duratio" +
-      "n\022%\n\006format\030\003 \001(\0162\025.keyservice.v1.Format" +
-      "\022\022\n\nrequest_id\030\004 \001(\t\"i\n\021RotateKeyRespons" +
-      "e\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyserv" +
-      "ice.v1.Key\022#\n\007old_key\030\003 \001(\0132\022.keyservice" +
-      ".v1.Key\"^\n\026ListAuditEventsRequest\022\016\n\006key" +
-      "_id\030\001 \001(\t\022\r\n\005actor\030\002 \001(\t\022\021\n\tpage_size\030\003 " +
-      "\001(\005\022\022\n\npage_token\030\004 \001(\t\"]\n\027ListAuditEven" +
-      "tsResponse\022)\n\006events\030\001 \003(\0132\031.keyservice." +
-      "v1.AuditEvent\022\027\n\017next_page_token\030\002 \001(\t\"\363" +
-      "\001\n\nAuditEvent\022\n\n\002id\030\001 \001(\t\022(\n\004time\030\002 \001(\0132" +
-      "\032.google.protobuf.Timestamp\022\r\n\005actor\030\003 \001" +
-      "(\t\022\016\n\006action\030\004 \001(\t\022\016\n\006key_id\030\005 \001(\t\022\022\n\nre" +
-      "quest_id\030\006 \001(\t\022+\n\007changes\030\007 \003(\0132\032.keyser" +
-      "vice.v1.FieldChange\022\025\n\rresource_type\030\010 \001" +
-      "(\t\022\023\n\013resource_id\030\t \001(\t\022\023\n\013keyspace_id\030\n" +
-      " \001(\t\"r\n\013FieldChange\022\r\n\005field\030\001 \001(\t\022)\n\tol" +
-      "d_value\030\002 \001(\0132\026.google.protobuf.Value\022)\n" +
-      "\tnew_value\030\003 \001(\0132\026.google.protobuf.Value" +
-      "\"\304\002\n\010Keyspace\022\n\n\002id\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\022" +
-      "\016\n\006prefix\030\003 \001(\t\022-\n\016default_format\030\004 \001(\0162" +
-      "\025.keyservice.v1.Format\0224\n\022default_rate_l" +
-      "imit\030\005 \001(\0132\030.keyservice.v1.RateLimit\0221\n\016" +
-      "default_expiry\030\006 \001(\0132\031.google.protobuf.D" +
-      "uration\022\026\n\016default_scopes\030\007 \003(\t\022.\n\ncreat" +
-      "ed_at\030\010 \001(\0132\032.google.protobuf.Timestamp\022" +
-      ".\n\nupdated_at\030\t \001(\0132\032.google.protobuf.Ti" +
-      "mestamp\"B\n\025CreateKeyspaceRequest\022)\n\010keys" +
-      "pace\030\001 \001(\0132\027.keyservice.v1.Keyspace\"C\n\026C" +
-      "reateKeyspaceResponse\022)\n\010keyspace\030\001 \001(\0132" +
-      "\027.keyservice.v1.Keyspace\" \n\022GetKeyspaceR" +
-      "equest\022\n\n\002id\030\001 \001(\t\"@\n\023GetKeyspaceRespons" +
-      "e\022)\n\010keyspace\030\001 \001(\0132\027.keyservice.v1.Keys" +
-      "pace\"=\n\024ListKeyspacesRequest\022\021\n\tpage_siz" +
-      "e\030\001 \001(\005\022\022\n\npage_token\030\002 \001(\t\"\\\n\025ListKeysp" +
-      "acesResponse\022*\n\tkeyspaces\030\001 \003(\0132\027.keyser" +
-      "vice.v1.Keyspace\022\027\n\017next_page_token\030\002 \001(" +
-      "\t\"s\n\025UpdateKeyspaceRequest\022)\n\010keyspace\030\001" +
-      " \001(\0132\027.keyservice.v1.Keyspace\022/\n\013update_" +
-      "mask\030\002 \001(\0132\032.google.protobuf.FieldMask\"C" +
-      "\n\026UpdateKeyspaceResponse\022)\n\010keyspace\030\001 \001" +
-      "(\0132\027.keyservice.v1.Keyspace\"\354\002\n\nCredenti" +
-      "al\022\n\n\002id\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\023\n\013permissi" +
-      "ons\030\003 \003(\t\022\025\n\rall_keyspaces\030\004 \001(\010\022\024\n\014keys" +
-      "pace_ids\030\005 \003(\t\022.\n\nexpires_at\030\006 \001(\0132\032.goo" +
-      "gle.protobuf.Timestamp\022.\n\ncreated_at\030\007 \001" +
-      "(\0132\032.google.protobuf.Timestamp\022\022\n\ncreate" +
-      "d_by\030\010 \001(\t\0220\n\014last_used_at\030\t \001(\0132\032.googl" +
-      "e.protobuf.Timestamp\022.\n\nrevoked_at\030\n \001(\013" +
-      "2\032.google.protobuf.Timestamp\022,\n\nrate_lim" +
-      "it\030\013 \001(\0132\030.keyservice.v1.RateLimit\"\304\001\n\027C" +
-      "reateCredentialRequest\022\014\n\004name\030\001 \001(\t\022\023\n\013" +
-      "permissions\030\002 \003(\t\022\025\n\rall_keyspaces\030\003 \001(\010" +
-      "\022\021\n\tkeyspaces\030\004 \003(\t\022.\n\nexpires_at\030\005 \001(\0132" +
-      "\032.google.protobuf.Timestamp\022,\n\nrate_limi" +
-      "t\030\006 \001(\0132\030.keyservice.v1.RateLimit\"Y\n\030Cre" +
-      "ateCredentialResponse\022\016\n\006secret\030\001 \001(\t\022-\n" +
-      "\ncredential\030\002 \001(\0132\031.keyservice.v1.Creden" +
-      "tial\"?\n\026ListCredentialsRequest\022\021\n\tpage_s" +
-      "ize\030\001 \001(\005\022\022\n\npage_token\030\002 \001(\t\"b\n\027ListCre" +
-      "dentialsResponse\022.\n\013credentials\030\001 \003(\0132\031." +
-      "keyservice.v1.Credential\022\027\n\017next_page_to" +
-      "ken\030\002 \001(\t\"%\n\027RevokeCredentialRequest\022\n\n\002" +
-      "id\030\001 \001(\t\"I\n\030RevokeCredentialResponse\022-\n\n" +
-      "credential\030\001 \001(\0132\031.keyservice.v1.Credent" +
-      "ial\"\220\001\n\tRestError\022\014\n\004code\030\001 \001(\005\022\017\n\007messa" +
-      "ge\030\002 \001(\t\022\016\n\006status\030\004 \001(\t\022%\n\007details\030\003 \003(" +
-      "\0132\024.google.protobuf.Any\022-\n\005error\030\005 \001(\0132\036" +
-      ".keyservice.v1.RestErrorStatus\"g\n\017RestEr" +
-      "rorStatus\022\014\n\004code\030\001 \001(\005\022\017\n\007message\030\002 \001(\t" +
-      "\022\016\n\006status\030\003 \001(\t\022%\n\007details\030\004 \003(\0132\024.goog" +
-      "le.protobuf.Any*\323\001\n\004Code\022\024\n\020CODE_UNSPECI" +
-      "FIED\020\000\022\016\n\nCODE_VALID\020\001\022\022\n\016CODE_MALFORMED" +
-      "\020\002\022\022\n\016CODE_NOT_FOUND\020\003\022\020\n\014CODE_REVOKED\020\004" +
-      "\022\020\n\014CODE_EXPIRED\020\005\022\025\n\021CODE_RATE_LIMITED\020" +
-      "\006\022\021\n\rCODE_DISABLED\020\007\022\022\n\016CODE_FORBIDDEN\020\010" +
-      "\022\033\n\027CODE_INSUFFICIENT_SCOPE\020\t*H\n\006Format\022" +
-      "\026\n\022FORMAT_UNSPECIFIED\020\000\022\023\n\017FORMAT_CHECKS" +
-      "UM\020\001\022\021\n\rFORMAT_SIGNED\020\0022\336\r\n\nKeyService\022i" +
-      "\n\010Validate\022\036.keyservice.v1.ValidateReque" +
-      "st\032\037.keyservice.v1.ValidateResponse\"\034\202\323\344" +
-      "\223\002\026\"\021/v1/keys:validate:\001*\022c\n\tCreateKey\022\037" +
-      ".keyservice.v1.CreateKeyRequest\032 .keyser" +
-      "vice.v1.CreateKeyResponse\"\023\202\323\344\223\002\r\"\010/v1/k" +
-      "eys:\001*\022\\\n\006GetKey\022\034.keyservice.v1.GetKeyR" +
-      "equest\032\035.keyservice.v1.GetKeyResponse\"\025\202" +
-      "\323\344\223\002\017\022\r/v1/keys/{id}\022]\n\010ListKeys\022\036.keyse" +
-      "rvice.v1.ListKeysRequest\032\037.keyservice.v1" +
-      ".ListKeysResponse\"\020\202\323\344\223\002\n\022\010/v1/keys\022o\n\tR" +
-      "evokeKey\022\037.keyservice.v1.RevokeKeyReques" +
-      "t\032 .keyservice.v1.RevokeKeyResponse\"\037\202\323\344" +
-      "\223\002\031\"\024/v1/keys/{id}:revoke:\001*\022n\n\tUpdateKe" +
-      "y\022\037.keyservice.v1.UpdateKeyRequest\032 .key" +
-      "service.v1.UpdateKeyResponse\"\036\202\323\344\223\002\0302\021/v" +
-      "1/keys/{key.id}:\003key\022o\n\tRotateKey\022\037.keys" +
-      "ervice.v1.RotateKeyRequest\032 .keyservice." +
-      "v1.RotateKeyResponse\"\037\202\323\344\223\002\031\"\024/v1/keys/{" +
-      "id}:rotate:\001*\022z\n\017ListAuditEvents\022%.keyse" +
-      "rvice.v1.ListAuditEventsRequest\032&.keyser" +
-      "vice.v1.ListAuditEventsResponse\"\030\202\323\344\223\002\022\022" +
-      "\020/v1/audit-events\022w\n\016CreateKeyspace\022$.ke" +
-      "yservice.v1.CreateKeyspaceRequest\032%.keys" +
-      "ervice.v1.CreateKeyspaceResponse\"\030\202\323\344\223\002\022" +
-      "\"\r/v1/keyspaces:\001*\022p\n\013GetKeyspace\022!.keys" +
-      "ervice.v1.GetKeyspaceRequest\032\".keyservic" +
-      "e.v1.GetKeyspaceResponse\"\032\202\323\344\223\002\024\022\022/v1/ke" +
-      "yspaces/{id}\022q\n\rListKeyspaces\022#.keyservi" +
-      "ce.v1.ListKeyspacesRequest\032$.keyservice." +
-      "v1.ListKeyspacesResponse\"\025\202\323\344\223\002\017\022\r/v1/ke" +
-      "yspaces\022\214\001\n\016UpdateKeyspace\022$.keyservice." +
-      "v1.UpdateKeyspaceRequest\032%.keyservice.v1" +
-      ".UpdateKeyspaceResponse\"-\202\323\344\223\002\'2\033/v1/key" +
-      "spaces/{keyspace.id}:\010keyspace\022\177\n\020Create" +
-      "Credential\022&.keyservice.v1.CreateCredent" +
-      "ialRequest\032\'.keyservice.v1.CreateCredent" +
-      "ialResponse\"\032\202\323\344\223\002\024\"\017/v1/credentials:\001*\022" +
-      "y\n\017ListCredentials\022%.keyservice.v1.ListC" +
-      "redentialsRequest\032&.keyservice.v1.ListCr" +
-      "edentialsResponse\"\027\202\323\344\223\002\021\022\017/v1/credentia" +
-      "ls\022\213\001\n\020RevokeCredential\022&.keyservice.v1." +
-      "RevokeCredentialRequest\032\'.keyservice.v1." +
-      "RevokeCredentialResponse\"&\202\323\344\223\002 \"\033/v1/cr" +
-      "edentials/{id}:revoke:\001*Bk\n\021dev.keyservi" +
-      "ce.v1B\017KeyServiceProtoP\001ZCgithub.com/key" +
-      "service/keyservice/api/gen/keyservice/v1" +
-      ";keyservicev1b\006proto3"
+      "dMask\":\n\023UpdateOwnerResponse\022#\n\005owner\030\001 " +
+      "\001(\0132\024.keyservice.v1.Owner\"\220\001\n\tRestError\022" +
+      "\014\n\004code\030\001 \001(\005\022\017\n\007message\030\002 \001(\t\022\016\n\006status" +
+      "\030\004 \001(\t\022%\n\007details\030\003 \003(\0132\024.google.protobu" +
+      "f.Any\022-\n\005error\030\005 \001(\0132\036.keyservice.v1.Res" +
+      "tErrorStatus\"g\n\017RestErrorStatus\022\014\n\004code\030" +
+      "\001 \001(\005\022\017\n\007message\030\002 \001(\t\022\016\n\006status\030\003 \001(\t\022%" +
+      "\n\007details\030\004 \003(\0132\024.google.protobuf.Any*\354\001" +
+      "\n\004Code\022\024\n\020CODE_UNSPECIFIED\020\000\022\016\n\nCODE_VAL" +
+      "ID\020\001\022\022\n\016CODE_MALFORMED\020\002\022\022\n\016CODE_NOT_FOU" +
+      "ND\020\003\022\020\n\014CODE_REVOKED\020\004\022\020\n\014CODE_EXPIRED\020\005" +
+      "\022\025\n\021CODE_RATE_LIMITED\020\006\022\021\n\rCODE_DISABLED" +
+      "\020\007\022\022\n\016CODE_FORBIDDEN\020\010\022\033\n\027CODE_INSUFFICI" +
+      "ENT_SCOPE\020\t\022\027\n\023CODE_USAGE_EXCEEDED\020\n*H\n\006" +
+      "Format\022\026\n\022FORMAT_UNSPECIFIED\020\000\022\023\n\017FORMAT" +
+      "_CHECKSUM\020\001\022\021\n\rFORMAT_SIGNED\020\002*\204\001\n\016Refil" +
+      "lInterval\022\037\n\033REFILL_INTERVAL_UNSPECIFIED" +
+      "\020\000\022\031\n\025REFILL_INTERVAL_DAILY\020\001\022\033\n\027REFILL_" +
+      "INTERVAL_MONTHLY\020\002\022\031\n\025REFILL_INTERVAL_EV" +
+      "ERY\020\003*B\n\006Holder\022\026\n\022HOLDER_UNSPECIFIED\020\000\022" +
+      "\016\n\nHOLDER_KEY\020\001\022\020\n\014HOLDER_OWNER\020\002*m\n\013Gra" +
+      "nularity\022\033\n\027GRANULARITY_UNSPECIFIED\020\000\022\026\n" +
+      "\022GRANULARITY_MINUTE\020\001\022\024\n\020GRANULARITY_HOU" +
+      "R\020\002\022\023\n\017GRANULARITY_DAY\020\003*U\n\nUsageGroup\022\033" +
+      "\n\027USAGE_GROUP_UNSPECIFIED\020\000\022\023\n\017USAGE_GRO" +
+      "UP_KEY\020\001\022\025\n\021USAGE_GROUP_OWNER\020\0022\213\024\n\nKeyS" +
+      "ervice\022i\n\010Validate\022\036.keyservice.v1.Valid" +
+      "ateRequest\032\037.keyservice.v1.ValidateRespo" +
+      "nse\"\034\202\323\344\223\002\026\"\021/v1/keys:validate:\001*\022c\n\tCre" +
+      "ateKey\022\037.keyservice.v1.CreateKeyRequest\032" +
+      " .keyservice.v1.CreateKeyResponse\"\023\202\323\344\223\002" +
+      "\r\"\010/v1/keys:\001*\022\\\n\006GetKey\022\034.keyservice.v1" +
+      ".GetKeyRequest\032\035.keyservice.v1.GetKeyRes" +
+      "ponse\"\025\202\323\344\223\002\017\022\r/v1/keys/{id}\022]\n\010ListKeys" +
+      "\022\036.keyservice.v1.ListKeysRequest\032\037.keyse" +
+      "rvice.v1.ListKeysResponse\"\020\202\323\344\223\002\n\022\010/v1/k" +
+      "eys\022o\n\tRevokeKey\022\037.keyservice.v1.RevokeK" +
+      "eyRequest\032 .keyservice.v1.RevokeKeyRespo" +
+      "nse\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:revoke:\001*\022n\n\t" +
+      "UpdateKey\022\037.keyservice.v1.UpdateKeyReque" +
+      "st\032 .keyservice.v1.UpdateKeyResponse\"\036\202\323" +
+      "\344\223\002\0302\021/v1/keys/{key.id}:\003key\022o\n\tRotateKe" +
+      "y\022\037.keyservice.v1.RotateKeyRequest\032 .key" +
+      "service.v1.RotateKeyResponse\"\037\202\323\344\223\002\031\"\024/v" +
+      "1/keys/{id}:rotate:\001*\022z\n\017ListAuditEvents" +
+      "\022%.keyservice.v1.ListAuditEventsRequest\032" +
+      "&.keyservice.v1.ListAuditEventsResponse\"" +
+      "\030\202\323\344\223\002\022\022\020/v1/audit-events\022w\n\016CreateKeysp" +
+      "ace\022$.keyservice.v1.CreateKeyspaceReques" +
+      "t\032%.keyservice.v1.CreateKeyspaceResponse" +
+      "\"\030\202\323\344\223\002\022\"\r/v1/keyspaces:\001*\022p\n\013GetKeyspac" +
+      "e\022!.keyservice.v1.GetKeyspaceRequest\032\".k" +
+      "eyservice.v1.GetKeyspaceResponse\"\032\202\323\344\223\002\024" +
+      "\022\022/v1/keyspaces/{id}\022q\n\rListKeyspaces\022#." +
+      "keyservice.v1.ListKeyspacesRequest\032$.key" +
+      "service.v1.ListKeyspacesResponse\"\025\202\323\344\223\002\017" +
+      "\022\r/v1/keyspaces\022\214\001\n\016UpdateKeyspace\022$.key" +
+      "service.v1.UpdateKeyspaceRequest\032%.keyse" +
+      "rvice.v1.UpdateKeyspaceResponse\"-\202\323\344\223\002\'2" +
+      "\033/v1/keyspaces/{keyspace.id}:\010keyspace\022\177" +
+      "\n\020CreateCredential\022&.keyservice.v1.Creat" +
+      "eCredentialRequest\032\'.keyservice.v1.Creat" +
+      "eCredentialResponse\"\032\202\323\344\223\002\024\"\017/v1/credent" +
+      "ials:\001*\022y\n\017ListCredentials\022%.keyservice." +
+      "v1.ListCredentialsRequest\032&.keyservice.v" +
+      "1.ListCredentialsResponse\"\027\202\323\344\223\002\021\022\017/v1/c" +
+      "redentials\022\213\001\n\020RevokeCredential\022&.keyser" +
+      "vice.v1.RevokeCredentialRequest\032\'.keyser" +
+      "vice.v1.RevokeCredentialResponse\"&\202\323\344\223\002 " +
+      "\"\033/v1/credentials/{id}:revoke:\001*\022\241\001\n\nAdd" +
+      "Credits\022 .keyservice.v1.AddCreditsReques" +
+      "t\032!.keyservice.v1.AddCreditsResponse\"N\202\323" +
+      "\344\223\002H\"\034/v1/keys/{key_id}:addCredits:\001*Z%\"" +
+      " /v1/owners/{owner_id}:addCredits:\001*\022q\n\013" +
+      "ReportUsage\022!.keyservice.v1.ReportUsageR" +
+      "equest\032\".keyservice.v1.ReportUsageRespon" +
+      "se\"\033\202\323\344\223\002\025\"\020/v1/usage:report:\001*\022^\n\010GetUs" +
+      "age\022\036.keyservice.v1.GetUsageRequest\032\037.ke" +
+      "yservice.v1.GetUsageResponse\"\021\202\323\344\223\002\013\022\t/v" +
+      "1/usage\022k\n\013CreateOwner\022!.keyservice.v1.C" +
+      "reateOwnerRequest\032\".keyservice.v1.Create" +
+      "OwnerResponse\"\025\202\323\344\223\002\017\"\n/v1/owners:\001*\022d\n\010" +
+      "GetOwner\022\036.keyservice.v1.GetOwnerRequest" +
+      "\032\037.keyservice.v1.GetOwnerResponse\"\027\202\323\344\223\002" +
+      "\021\022\017/v1/owners/{id}\022e\n\nListOwners\022 .keyse" +
+      "rvice.v1.ListOwnersRequest\032!.keyservice." +
+      "v1.ListOwnersResponse\"\022\202\323\344\223\002\014\022\n/v1/owner" +
+      "s\022z\n\013UpdateOwner\022!.keyservice.v1.UpdateO" +
+      "wnerRequest\032\".keyservice.v1.UpdateOwnerR" +
+      "esponse\"$\202\323\344\223\002\0362\025/v1/owners/{owner.id}:\005" +
+      "ownerBk\n\021dev.keyservice.v1B\017KeyServicePr" +
+      "otoP\001ZCgithub.com/keyservice/keyservice/" +
+      "api/gen/keyservice/v1;keyservicev1b\006prot" +
+      "o3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -427,39 +626,57 @@ public final class KeyServiceProto {
     internal_static_keyservice_v1_Key_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_Key_descriptor,
-        new java.lang.String[] { "Id", "Hint", "Name", "Owner", "Scopes", "Metadata", "CreatedAt", "ExpiresAt", "RevokedAt", "LastUsedAt", "RateLimit", "Enabled", "AllowedCidrs", "RotatedFrom", "RotatedTo", "UpdatedAt", "KeyspaceId", });
+        new java.lang.String[] { "Id", "Hint", "Name", "Owner", "Scopes", "Metadata", "CreatedAt", "ExpiresAt", "RevokedAt", "LastUsedAt", "RateLimit", "Enabled", "AllowedCidrs", "RotatedFrom", "RotatedTo", "UpdatedAt", "KeyspaceId", "Credits", });
     internal_static_keyservice_v1_Key_MetadataEntry_descriptor =
       internal_static_keyservice_v1_Key_descriptor.getNestedTypes().get(0);
     internal_static_keyservice_v1_Key_MetadataEntry_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_Key_MetadataEntry_descriptor,
         new java.lang.String[] { "Key", "Value", });
-    internal_static_keyservice_v1_RateLimit_descriptor =
+    internal_static_keyservice_v1_Credits_descriptor =
       getDescriptor().getMessageTypes().get(1);
+    internal_static_keyservice_v1_Credits_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_Credits_descriptor,
+        new java.lang.String[] { "Remaining", "Refill", "NextRefillAt", });
+    internal_static_keyservice_v1_Refill_descriptor =
+      getDescriptor().getMessageTypes().get(2);
+    internal_static_keyservice_v1_Refill_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_Refill_descriptor,
+        new java.lang.String[] { "Amount", "Interval", "DayOfMonth", "Every", });
+    internal_static_keyservice_v1_CreditsStatus_descriptor =
+      getDescriptor().getMessageTypes().get(3);
+    internal_static_keyservice_v1_CreditsStatus_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_CreditsStatus_descriptor,
+        new java.lang.String[] { "Remaining", "NextRefillAt", });
+    internal_static_keyservice_v1_RateLimit_descriptor =
+      getDescriptor().getMessageTypes().get(4);
     internal_static_keyservice_v1_RateLimit_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RateLimit_descriptor,
         new java.lang.String[] { "Limit", "Period", "Burst", });
     internal_static_keyservice_v1_RateLimitStatus_descriptor =
-      getDescriptor().getMessageTypes().get(2);
+      getDescriptor().getMessageTypes().get(5);
     internal_static_keyservice_v1_RateLimitStatus_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RateLimitStatus_descriptor,
         new java.lang.String[] { "Limit", "Remaining", "Reset", });
     internal_static_keyservice_v1_ValidateRequest_descriptor =
-      getDescriptor().getMessageTypes().get(3);
+      getDescriptor().getMessageTypes().get(6);
     internal_static_keyservice_v1_ValidateRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ValidateRequest_descriptor,
         new java.lang.String[] { "Key", "Cost", "ClientIp", "RequiredScopes", "Keyspace", "Cost", });
     internal_static_keyservice_v1_ValidateResponse_descriptor =
-      getDescriptor().getMessageTypes().get(4);
+      getDescriptor().getMessageTypes().get(7);
     internal_static_keyservice_v1_ValidateResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ValidateResponse_descriptor,
-        new java.lang.String[] { "Valid", "Code", "Key", "RateLimit", });
+        new java.lang.String[] { "Valid", "Code", "Key", "RateLimit", "Credits", "OwnerRateLimit", "OwnerCredits", "RefusedBy", });
     internal_static_keyservice_v1_CreateKeyRequest_descriptor =
-      getDescriptor().getMessageTypes().get(5);
+      getDescriptor().getMessageTypes().get(8);
     internal_static_keyservice_v1_CreateKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateKeyRequest_descriptor,
@@ -471,199 +688,307 @@ public final class KeyServiceProto {
         internal_static_keyservice_v1_CreateKeyRequest_MetadataEntry_descriptor,
         new java.lang.String[] { "Key", "Value", });
     internal_static_keyservice_v1_CreateKeyResponse_descriptor =
-      getDescriptor().getMessageTypes().get(6);
+      getDescriptor().getMessageTypes().get(9);
     internal_static_keyservice_v1_CreateKeyResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateKeyResponse_descriptor,
         new java.lang.String[] { "Secret", "Key", });
     internal_static_keyservice_v1_GetKeyRequest_descriptor =
-      getDescriptor().getMessageTypes().get(7);
+      getDescriptor().getMessageTypes().get(10);
     internal_static_keyservice_v1_GetKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_GetKeyRequest_descriptor,
         new java.lang.String[] { "Id", });
     internal_static_keyservice_v1_GetKeyResponse_descriptor =
-      getDescriptor().getMessageTypes().get(8);
+      getDescriptor().getMessageTypes().get(11);
     internal_static_keyservice_v1_GetKeyResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_GetKeyResponse_descriptor,
         new java.lang.String[] { "Key", });
     internal_static_keyservice_v1_ListKeysRequest_descriptor =
-      getDescriptor().getMessageTypes().get(9);
+      getDescriptor().getMessageTypes().get(12);
     internal_static_keyservice_v1_ListKeysRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListKeysRequest_descriptor,
         new java.lang.String[] { "Owner", "PageSize", "PageToken", "Keyspace", });
     internal_static_keyservice_v1_ListKeysResponse_descriptor =
-      getDescriptor().getMessageTypes().get(10);
+      getDescriptor().getMessageTypes().get(13);
     internal_static_keyservice_v1_ListKeysResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListKeysResponse_descriptor,
         new java.lang.String[] { "Keys", "NextPageToken", });
     internal_static_keyservice_v1_RevokeKeyRequest_descriptor =
-      getDescriptor().getMessageTypes().get(11);
+      getDescriptor().getMessageTypes().get(14);
     internal_static_keyservice_v1_RevokeKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RevokeKeyRequest_descriptor,
         new java.lang.String[] { "Id", "RequestId", });
     internal_static_keyservice_v1_RevokeKeyResponse_descriptor =
-      getDescriptor().getMessageTypes().get(12);
+      getDescriptor().getMessageTypes().get(15);
     internal_static_keyservice_v1_RevokeKeyResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RevokeKeyResponse_descriptor,
         new java.lang.String[] { "Key", });
     internal_static_keyservice_v1_UpdateKeyRequest_descriptor =
-      getDescriptor().getMessageTypes().get(13);
+      getDescriptor().getMessageTypes().get(16);
     internal_static_keyservice_v1_UpdateKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_UpdateKeyRequest_descriptor,
         new java.lang.String[] { "Key", "UpdateMask", "RequestId", });
     internal_static_keyservice_v1_UpdateKeyResponse_descriptor =
-      getDescriptor().getMessageTypes().get(14);
+      getDescriptor().getMessageTypes().get(17);
     internal_static_keyservice_v1_UpdateKeyResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_UpdateKeyResponse_descriptor,
         new java.lang.String[] { "Key", });
     internal_static_keyservice_v1_RotateKeyRequest_descriptor =
-      getDescriptor().getMessageTypes().get(15);
+      getDescriptor().getMessageTypes().get(18);
     internal_static_keyservice_v1_RotateKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RotateKeyRequest_descriptor,
         new java.lang.String[] { "Id", "GracePeriod", "Format", "RequestId", });
     internal_static_keyservice_v1_RotateKeyResponse_descriptor =
-      getDescriptor().getMessageTypes().get(16);
+      getDescriptor().getMessageTypes().get(19);
     internal_static_keyservice_v1_RotateKeyResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RotateKeyResponse_descriptor,
         new java.lang.String[] { "Secret", "Key", "OldKey", });
     internal_static_keyservice_v1_ListAuditEventsRequest_descriptor =
-      getDescriptor().getMessageTypes().get(17);
+      getDescriptor().getMessageTypes().get(20);
     internal_static_keyservice_v1_ListAuditEventsRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListAuditEventsRequest_descriptor,
         new java.lang.String[] { "KeyId", "Actor", "PageSize", "PageToken", });
     internal_static_keyservice_v1_ListAuditEventsResponse_descriptor =
-      getDescriptor().getMessageTypes().get(18);
+      getDescriptor().getMessageTypes().get(21);
     internal_static_keyservice_v1_ListAuditEventsResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListAuditEventsResponse_descriptor,
         new java.lang.String[] { "Events", "NextPageToken", });
     internal_static_keyservice_v1_AuditEvent_descriptor =
-      getDescriptor().getMessageTypes().get(19);
+      getDescriptor().getMessageTypes().get(22);
     internal_static_keyservice_v1_AuditEvent_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_AuditEvent_descriptor,
         new java.lang.String[] { "Id", "Time", "Actor", "Action", "KeyId", "RequestId", "Changes", "ResourceType", "ResourceId", "KeyspaceId", });
     internal_static_keyservice_v1_FieldChange_descriptor =
-      getDescriptor().getMessageTypes().get(20);
+      getDescriptor().getMessageTypes().get(23);
     internal_static_keyservice_v1_FieldChange_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_FieldChange_descriptor,
         new java.lang.String[] { "Field", "OldValue", "NewValue", });
     internal_static_keyservice_v1_Keyspace_descriptor =
-      getDescriptor().getMessageTypes().get(21);
+      getDescriptor().getMessageTypes().get(24);
     internal_static_keyservice_v1_Keyspace_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_Keyspace_descriptor,
         new java.lang.String[] { "Id", "Name", "Prefix", "DefaultFormat", "DefaultRateLimit", "DefaultExpiry", "DefaultScopes", "CreatedAt", "UpdatedAt", });
     internal_static_keyservice_v1_CreateKeyspaceRequest_descriptor =
-      getDescriptor().getMessageTypes().get(22);
+      getDescriptor().getMessageTypes().get(25);
     internal_static_keyservice_v1_CreateKeyspaceRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateKeyspaceRequest_descriptor,
         new java.lang.String[] { "Keyspace", });
     internal_static_keyservice_v1_CreateKeyspaceResponse_descriptor =
-      getDescriptor().getMessageTypes().get(23);
+      getDescriptor().getMessageTypes().get(26);
     internal_static_keyservice_v1_CreateKeyspaceResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateKeyspaceResponse_descriptor,
         new java.lang.String[] { "Keyspace", });
     internal_static_keyservice_v1_GetKeyspaceRequest_descriptor =
-      getDescriptor().getMessageTypes().get(24);
+      getDescriptor().getMessageTypes().get(27);
     internal_static_keyservice_v1_GetKeyspaceRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_GetKeyspaceRequest_descriptor,
         new java.lang.String[] { "Id", });
     internal_static_keyservice_v1_GetKeyspaceResponse_descriptor =
-      getDescriptor().getMessageTypes().get(25);
+      getDescriptor().getMessageTypes().get(28);
     internal_static_keyservice_v1_GetKeyspaceResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_GetKeyspaceResponse_descriptor,
         new java.lang.String[] { "Keyspace", });
     internal_static_keyservice_v1_ListKeyspacesRequest_descriptor =
-      getDescriptor().getMessageTypes().get(26);
+      getDescriptor().getMessageTypes().get(29);
     internal_static_keyservice_v1_ListKeyspacesRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListKeyspacesRequest_descriptor,
         new java.lang.String[] { "PageSize", "PageToken", });
     internal_static_keyservice_v1_ListKeyspacesResponse_descriptor =
-      getDescriptor().getMessageTypes().get(27);
+      getDescriptor().getMessageTypes().get(30);
     internal_static_keyservice_v1_ListKeyspacesResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListKeyspacesResponse_descriptor,
         new java.lang.String[] { "Keyspaces", "NextPageToken", });
     internal_static_keyservice_v1_UpdateKeyspaceRequest_descriptor =
-      getDescriptor().getMessageTypes().get(28);
+      getDescriptor().getMessageTypes().get(31);
     internal_static_keyservice_v1_UpdateKeyspaceRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_UpdateKeyspaceRequest_descriptor,
         new java.lang.String[] { "Keyspace", "UpdateMask", });
     internal_static_keyservice_v1_UpdateKeyspaceResponse_descriptor =
-      getDescriptor().getMessageTypes().get(29);
+      getDescriptor().getMessageTypes().get(32);
     internal_static_keyservice_v1_UpdateKeyspaceResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_UpdateKeyspaceResponse_descriptor,
         new java.lang.String[] { "Keyspace", });
     internal_static_keyservice_v1_Credential_descriptor =
-      getDescriptor().getMessageTypes().get(30);
+      getDescriptor().getMessageTypes().get(33);
     internal_static_keyservice_v1_Credential_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_Credential_descriptor,
         new java.lang.String[] { "Id", "Name", "Permissions", "AllKeyspaces", "KeyspaceIds", "ExpiresAt", "CreatedAt", "CreatedBy", "LastUsedAt", "RevokedAt", "RateLimit", });
     internal_static_keyservice_v1_CreateCredentialRequest_descriptor =
-      getDescriptor().getMessageTypes().get(31);
+      getDescriptor().getMessageTypes().get(34);
     internal_static_keyservice_v1_CreateCredentialRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateCredentialRequest_descriptor,
         new java.lang.String[] { "Name", "Permissions", "AllKeyspaces", "Keyspaces", "ExpiresAt", "RateLimit", });
     internal_static_keyservice_v1_CreateCredentialResponse_descriptor =
-      getDescriptor().getMessageTypes().get(32);
+      getDescriptor().getMessageTypes().get(35);
     internal_static_keyservice_v1_CreateCredentialResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateCredentialResponse_descriptor,
         new java.lang.String[] { "Secret", "Credential", });
     internal_static_keyservice_v1_ListCredentialsRequest_descriptor =
-      getDescriptor().getMessageTypes().get(33);
+      getDescriptor().getMessageTypes().get(36);
     internal_static_keyservice_v1_ListCredentialsRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListCredentialsRequest_descriptor,
         new java.lang.String[] { "PageSize", "PageToken", });
     internal_static_keyservice_v1_ListCredentialsResponse_descriptor =
-      getDescriptor().getMessageTypes().get(34);
+      getDescriptor().getMessageTypes().get(37);
     internal_static_keyservice_v1_ListCredentialsResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListCredentialsResponse_descriptor,
         new java.lang.String[] { "Credentials", "NextPageToken", });
     internal_static_keyservice_v1_RevokeCredentialRequest_descriptor =
-      getDescriptor().getMessageTypes().get(35);
+      getDescriptor().getMessageTypes().get(38);
     internal_static_keyservice_v1_RevokeCredentialRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RevokeCredentialRequest_descriptor,
         new java.lang.String[] { "Id", });
     internal_static_keyservice_v1_RevokeCredentialResponse_descriptor =
-      getDescriptor().getMessageTypes().get(36);
+      getDescriptor().getMessageTypes().get(39);
     internal_static_keyservice_v1_RevokeCredentialResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RevokeCredentialResponse_descriptor,
         new java.lang.String[] { "Credential", });
+    internal_static_keyservice_v1_AddCreditsRequest_descriptor =
+      getDescriptor().getMessageTypes().get(40);
+    internal_static_keyservice_v1_AddCreditsRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_AddCreditsRequest_descriptor,
+        new java.lang.String[] { "KeyId", "OwnerId", "Amount", "RequestId", });
+    internal_static_keyservice_v1_AddCreditsResponse_descriptor =
+      getDescriptor().getMessageTypes().get(41);
+    internal_static_keyservice_v1_AddCreditsResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_AddCreditsResponse_descriptor,
+        new java.lang.String[] { "Credits", });
+    internal_static_keyservice_v1_ReportUsageRequest_descriptor =
+      getDescriptor().getMessageTypes().get(42);
+    internal_static_keyservice_v1_ReportUsageRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_ReportUsageRequest_descriptor,
+        new java.lang.String[] { "Key", "KeyId", "Cost", "RequestId", });
+    internal_static_keyservice_v1_ReportUsageResponse_descriptor =
+      getDescriptor().getMessageTypes().get(43);
+    internal_static_keyservice_v1_ReportUsageResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_ReportUsageResponse_descriptor,
+        new java.lang.String[] { "Credits", "OwnerCredits", "Duplicate", });
+    internal_static_keyservice_v1_GetUsageRequest_descriptor =
+      getDescriptor().getMessageTypes().get(44);
+    internal_static_keyservice_v1_GetUsageRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_GetUsageRequest_descriptor,
+        new java.lang.String[] { "KeyId", "Owner", "Keyspace", "From", "To", "Granularity", "GroupBy", "PageSize", "PageToken", });
+    internal_static_keyservice_v1_GetUsageResponse_descriptor =
+      getDescriptor().getMessageTypes().get(45);
+    internal_static_keyservice_v1_GetUsageResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_GetUsageResponse_descriptor,
+        new java.lang.String[] { "Series", "NextPageToken", });
+    internal_static_keyservice_v1_UsageSeries_descriptor =
+      getDescriptor().getMessageTypes().get(46);
+    internal_static_keyservice_v1_UsageSeries_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_UsageSeries_descriptor,
+        new java.lang.String[] { "KeyId", "Owner", "KeyspaceId", "Points", "Total", });
+    internal_static_keyservice_v1_UsagePoint_descriptor =
+      getDescriptor().getMessageTypes().get(47);
+    internal_static_keyservice_v1_UsagePoint_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_UsagePoint_descriptor,
+        new java.lang.String[] { "Start", "Counts", "Credits", "Reports", "ReportedCredits", });
+    internal_static_keyservice_v1_UsageCount_descriptor =
+      getDescriptor().getMessageTypes().get(48);
+    internal_static_keyservice_v1_UsageCount_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_UsageCount_descriptor,
+        new java.lang.String[] { "Code", "Calls", });
+    internal_static_keyservice_v1_Owner_descriptor =
+      getDescriptor().getMessageTypes().get(49);
+    internal_static_keyservice_v1_Owner_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_Owner_descriptor,
+        new java.lang.String[] { "Id", "KeyspaceId", "Name", "RateLimit", "Credits", "CreatedAt", "UpdatedAt", });
+    internal_static_keyservice_v1_CreateOwnerRequest_descriptor =
+      getDescriptor().getMessageTypes().get(50);
+    internal_static_keyservice_v1_CreateOwnerRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_CreateOwnerRequest_descriptor,
+        new java.lang.String[] { "Owner", });
+    internal_static_keyservice_v1_CreateOwnerResponse_descriptor =
+      getDescriptor().getMessageTypes().get(51);
+    internal_static_keyservice_v1_CreateOwnerResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_CreateOwnerResponse_descriptor,
+        new java.lang.String[] { "Owner", });
+    internal_static_keyservice_v1_GetOwnerRequest_descriptor =
+      getDescriptor().getMessageTypes().get(52);
+    internal_static_keyservice_v1_GetOwnerRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_GetOwnerRequest_descriptor,
+        new java.lang.String[] { "Id", });
+    internal_static_keyservice_v1_GetOwnerResponse_descriptor =
+      getDescriptor().getMessageTypes().get(53);
+    internal_static_keyservice_v1_GetOwnerResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_GetOwnerResponse_descriptor,
+        new java.lang.String[] { "Owner", });
+    internal_static_keyservice_v1_ListOwnersRequest_descriptor =
+      getDescriptor().getMessageTypes().get(54);
+    internal_static_keyservice_v1_ListOwnersRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_ListOwnersRequest_descriptor,
+        new java.lang.String[] { "Keyspace", "PageSize", "PageToken", });
+    internal_static_keyservice_v1_ListOwnersResponse_descriptor =
+      getDescriptor().getMessageTypes().get(55);
+    internal_static_keyservice_v1_ListOwnersResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_ListOwnersResponse_descriptor,
+        new java.lang.String[] { "Owners", "NextPageToken", });
+    internal_static_keyservice_v1_UpdateOwnerRequest_descriptor =
+      getDescriptor().getMessageTypes().get(56);
+    internal_static_keyservice_v1_UpdateOwnerRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_UpdateOwnerRequest_descriptor,
+        new java.lang.String[] { "Owner", "UpdateMask", });
+    internal_static_keyservice_v1_UpdateOwnerResponse_descriptor =
+      getDescriptor().getMessageTypes().get(57);
+    internal_static_keyservice_v1_UpdateOwnerResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_UpdateOwnerResponse_descriptor,
+        new java.lang.String[] { "Owner", });
     internal_static_keyservice_v1_RestError_descriptor =
-      getDescriptor().getMessageTypes().get(37);
+      getDescriptor().getMessageTypes().get(58);
     internal_static_keyservice_v1_RestError_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RestError_descriptor,
         new java.lang.String[] { "Code", "Message", "Status", "Details", "Error", });
     internal_static_keyservice_v1_RestErrorStatus_descriptor =
-      getDescriptor().getMessageTypes().get(38);
+      getDescriptor().getMessageTypes().get(59);
     internal_static_keyservice_v1_RestErrorStatus_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RestErrorStatus_descriptor,

@@ -91,8 +91,8 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * The fields to change: name, scopes, metadata, expires_at, rate_limit,
-   * enabled, allowed_cidrs. Required (over REST, the fields in the body
-   * when not given).
+   * enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+   * body when not given).
    * </pre>
    *
    * <code>.google.protobuf.FieldMask update_mask = 2;</code>
@@ -105,8 +105,8 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * The fields to change: name, scopes, metadata, expires_at, rate_limit,
-   * enabled, allowed_cidrs. Required (over REST, the fields in the body
-   * when not given).
+   * enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+   * body when not given).
    * </pre>
    *
    * <code>.google.protobuf.FieldMask update_mask = 2;</code>
@@ -119,8 +119,8 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * The fields to change: name, scopes, metadata, expires_at, rate_limit,
-   * enabled, allowed_cidrs. Required (over REST, the fields in the body
-   * when not given).
+   * enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+   * body when not given).
    * </pre>
    *
    * <code>.google.protobuf.FieldMask update_mask = 2;</code>
@@ -750,8 +750,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * The fields to change: name, scopes, metadata, expires_at, rate_limit,
-     * enabled, allowed_cidrs. Required (over REST, the fields in the body
-     * when not given).
+     * enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+     * body when not given).
      * </pre>
      *
      * <code>.google.protobuf.FieldMask update_mask = 2;</code>
@@ -763,8 +763,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * The fields to change: name, scopes, metadata, expires_at, rate_limit,
-     * enabled, allowed_cidrs. Required (over REST, the fields in the body
-     * when not given).
+     * enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+     * body when not given).
      * </pre>
      *
      * <code>.google.protobuf.FieldMask update_mask = 2;</code>
@@ -780,8 +780,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * The fields to change: name, scopes, metadata, expires_at, rate_limit,
-     * enabled, allowed_cidrs. Required (over REST, the fields in the body
-     * when not given).
+     * enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+     * body when not given).
      * </pre>
      *
      * <code>.google.protobuf.FieldMask update_mask = 2;</code>
@@ -802,8 +802,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * The fields to change: name, scopes, metadata, expires_at, rate_limit,
-     * enabled, allowed_cidrs. Required (over REST, the fields in the body
-     * when not given).
+     * enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+     * body when not given).
      * </pre>
      *
      * <code>.google.protobuf.FieldMask update_mask = 2;</code>
@@ -822,8 +822,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * The fields to change: name, scopes, metadata, expires_at, rate_limit,
-     * enabled, allowed_cidrs. Required (over REST, the fields in the body
-     * when not given).
+     * enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+     * body when not given).
      * </pre>
      *
      * <code>.google.protobuf.FieldMask update_mask = 2;</code>
@@ -847,8 +847,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * The fields to change: name, scopes, metadata, expires_at, rate_limit,
-     * enabled, allowed_cidrs. Required (over REST, the fields in the body
-     * when not given).
+     * enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+     * body when not given).
      * </pre>
      *
      * <code>.google.protobuf.FieldMask update_mask = 2;</code>
@@ -866,8 +866,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * The fields to change: name, scopes, metadata, expires_at, rate_limit,
-     * enabled, allowed_cidrs. Required (over REST, the fields in the body
-     * when not given).
+     * enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+     * body when not given).
      * </pre>
      *
      * <code>.google.protobuf.FieldMask update_mask = 2;</code>
@@ -880,8 +880,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * The fields to change: name, scopes, metadata, expires_at, rate_limit,
-     * enabled, allowed_cidrs. Required (over REST, the fields in the body
-     * when not given).
+     * enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+     * body when not given).
      * </pre>
      *
      * <code>.google.protobuf.FieldMask update_mask = 2;</code>
@@ -897,8 +897,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * The fields to change: name, scopes, metadata, expires_at, rate_limit,
-     * enabled, allowed_cidrs. Required (over REST, the fields in the body
-     * when not given).
+     * enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+     * body when not given).
      * </pre>
      *
      * <code>.google.protobuf.FieldMask update_mask = 2;</code>

@@ -37,8 +37,8 @@ public interface UpdateKeyRequestOrBuilder extends
   /**
    * <pre>
    * The fields to change: name, scopes, metadata, expires_at, rate_limit,
-   * enabled, allowed_cidrs. Required (over REST, the fields in the body
-   * when not given).
+   * enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+   * body when not given).
    * </pre>
    *
    * <code>.google.protobuf.FieldMask update_mask = 2;</code>
@@ -48,8 +48,8 @@ public interface UpdateKeyRequestOrBuilder extends
   /**
    * <pre>
    * The fields to change: name, scopes, metadata, expires_at, rate_limit,
-   * enabled, allowed_cidrs. Required (over REST, the fields in the body
-   * when not given).
+   * enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+   * body when not given).
    * </pre>
    *
    * <code>.google.protobuf.FieldMask update_mask = 2;</code>
@@ -59,8 +59,8 @@ public interface UpdateKeyRequestOrBuilder extends
   /**
    * <pre>
    * The fields to change: name, scopes, metadata, expires_at, rate_limit,
-   * enabled, allowed_cidrs. Required (over REST, the fields in the body
-   * when not given).
+   * enabled, allowed_cidrs, credits. Required (over REST, the fields in the
+   * body when not given).
    * </pre>
    *
    * <code>.google.protobuf.FieldMask update_mask = 2;</code>

@@ -107,8 +107,9 @@ private static final long serialVersionUID = 0L;
   private int cost_ = 0;
   /**
    * <pre>
-   * How much of the key's rate limit this call spends: 1 when unset; 0
-   * checks the key and its budget without spending.
+   * How much of the key's rate limit, and of its credits when it has any
+   * (and its owner's), this call spends: 1 when unset; 0 checks the key and
+   * its budgets without spending (credits then need at least 1 left).
    * </pre>
    *
    * <code>optional int32 cost = 2;</code>
@@ -120,8 +121,9 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * How much of the key's rate limit this call spends: 1 when unset; 0
-   * checks the key and its budget without spending.
+   * How much of the key's rate limit, and of its credits when it has any
+   * (and its owner's), this call spends: 1 when unset; 0 checks the key and
+   * its budgets without spending (credits then need at least 1 left).
    * </pre>
    *
    * <code>optional int32 cost = 2;</code>
@@ -858,8 +860,9 @@ private static final long serialVersionUID = 0L;
     private int cost_ ;
     /**
      * <pre>
-     * How much of the key's rate limit this call spends: 1 when unset; 0
-     * checks the key and its budget without spending.
+     * How much of the key's rate limit, and of its credits when it has any
+     * (and its owner's), this call spends: 1 when unset; 0 checks the key and
+     * its budgets without spending (credits then need at least 1 left).
      * </pre>
      *
      * <code>optional int32 cost = 2;</code>
@@ -871,8 +874,9 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * How much of the key's rate limit this call spends: 1 when unset; 0
-     * checks the key and its budget without spending.
+     * How much of the key's rate limit, and of its credits when it has any
+     * (and its owner's), this call spends: 1 when unset; 0 checks the key and
+     * its budgets without spending (credits then need at least 1 left).
      * </pre>
      *
      * <code>optional int32 cost = 2;</code>
@@ -884,8 +888,9 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * How much of the key's rate limit this call spends: 1 when unset; 0
-     * checks the key and its budget without spending.
+     * How much of the key's rate limit, and of its credits when it has any
+     * (and its owner's), this call spends: 1 when unset; 0 checks the key and
+     * its budgets without spending (credits then need at least 1 left).
      * </pre>
      *
      * <code>optional int32 cost = 2;</code>
@@ -901,8 +906,9 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * How much of the key's rate limit this call spends: 1 when unset; 0
-     * checks the key and its budget without spending.
+     * How much of the key's rate limit, and of its credits when it has any
+     * (and its owner's), this call spends: 1 when unset; 0 checks the key and
+     * its budgets without spending (credits then need at least 1 left).
      * </pre>
      *
      * <code>optional int32 cost = 2;</code>

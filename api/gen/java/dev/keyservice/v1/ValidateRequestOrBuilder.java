@@ -33,8 +33,9 @@ public interface ValidateRequestOrBuilder extends
 
   /**
    * <pre>
-   * How much of the key's rate limit this call spends: 1 when unset; 0
-   * checks the key and its budget without spending.
+   * How much of the key's rate limit, and of its credits when it has any
+   * (and its owner's), this call spends: 1 when unset; 0 checks the key and
+   * its budgets without spending (credits then need at least 1 left).
    * </pre>
    *
    * <code>optional int32 cost = 2;</code>
@@ -43,8 +44,9 @@ public interface ValidateRequestOrBuilder extends
   boolean hasCost();
   /**
    * <pre>
-   * How much of the key's rate limit this call spends: 1 when unset; 0
-   * checks the key and its budget without spending.
+   * How much of the key's rate limit, and of its credits when it has any
+   * (and its owner's), this call spends: 1 when unset; 0 checks the key and
+   * its budgets without spending (credits then need at least 1 left).
    * </pre>
    *
    * <code>optional int32 cost = 2;</code>

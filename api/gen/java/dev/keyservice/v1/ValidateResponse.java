@@ -21,6 +21,7 @@ private static final long serialVersionUID = 0L;
   }
   private ValidateResponse() {
     code_ = 0;
+    refusedBy_ = 0;
   }
 
   @java.lang.Override
@@ -168,6 +169,154 @@ private static final long serialVersionUID = 0L;
     return rateLimit_ == null ? dev.keyservice.v1.RateLimitStatus.getDefaultInstance() : rateLimit_;
   }
 
+  public static final int CREDITS_FIELD_NUMBER = 5;
+  private dev.keyservice.v1.CreditsStatus credits_;
+  /**
+   * <pre>
+   * The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+   * and CODE_USAGE_EXCEEDED answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.CreditsStatus credits = 5;</code>
+   * @return Whether the credits field is set.
+   */
+  @java.lang.Override
+  public boolean hasCredits() {
+    return credits_ != null;
+  }
+  /**
+   * <pre>
+   * The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+   * and CODE_USAGE_EXCEEDED answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.CreditsStatus credits = 5;</code>
+   * @return The credits.
+   */
+  @java.lang.Override
+  public dev.keyservice.v1.CreditsStatus getCredits() {
+    return credits_ == null ? dev.keyservice.v1.CreditsStatus.getDefaultInstance() : credits_;
+  }
+  /**
+   * <pre>
+   * The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+   * and CODE_USAGE_EXCEEDED answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.CreditsStatus credits = 5;</code>
+   */
+  @java.lang.Override
+  public dev.keyservice.v1.CreditsStatusOrBuilder getCreditsOrBuilder() {
+    return credits_ == null ? dev.keyservice.v1.CreditsStatus.getDefaultInstance() : credits_;
+  }
+
+  public static final int OWNER_RATE_LIMIT_FIELD_NUMBER = 6;
+  private dev.keyservice.v1.RateLimitStatus ownerRateLimit_;
+  /**
+   * <pre>
+   * The owner's rate limit, when the key's owner has one (Owner), on the
+   * same answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.RateLimitStatus owner_rate_limit = 6;</code>
+   * @return Whether the ownerRateLimit field is set.
+   */
+  @java.lang.Override
+  public boolean hasOwnerRateLimit() {
+    return ownerRateLimit_ != null;
+  }
+  /**
+   * <pre>
+   * The owner's rate limit, when the key's owner has one (Owner), on the
+   * same answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.RateLimitStatus owner_rate_limit = 6;</code>
+   * @return The ownerRateLimit.
+   */
+  @java.lang.Override
+  public dev.keyservice.v1.RateLimitStatus getOwnerRateLimit() {
+    return ownerRateLimit_ == null ? dev.keyservice.v1.RateLimitStatus.getDefaultInstance() : ownerRateLimit_;
+  }
+  /**
+   * <pre>
+   * The owner's rate limit, when the key's owner has one (Owner), on the
+   * same answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.RateLimitStatus owner_rate_limit = 6;</code>
+   */
+  @java.lang.Override
+  public dev.keyservice.v1.RateLimitStatusOrBuilder getOwnerRateLimitOrBuilder() {
+    return ownerRateLimit_ == null ? dev.keyservice.v1.RateLimitStatus.getDefaultInstance() : ownerRateLimit_;
+  }
+
+  public static final int OWNER_CREDITS_FIELD_NUMBER = 7;
+  private dev.keyservice.v1.CreditsStatus ownerCredits_;
+  /**
+   * <pre>
+   * The owner's credits, when the key's owner has any, on the same answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.CreditsStatus owner_credits = 7;</code>
+   * @return Whether the ownerCredits field is set.
+   */
+  @java.lang.Override
+  public boolean hasOwnerCredits() {
+    return ownerCredits_ != null;
+  }
+  /**
+   * <pre>
+   * The owner's credits, when the key's owner has any, on the same answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.CreditsStatus owner_credits = 7;</code>
+   * @return The ownerCredits.
+   */
+  @java.lang.Override
+  public dev.keyservice.v1.CreditsStatus getOwnerCredits() {
+    return ownerCredits_ == null ? dev.keyservice.v1.CreditsStatus.getDefaultInstance() : ownerCredits_;
+  }
+  /**
+   * <pre>
+   * The owner's credits, when the key's owner has any, on the same answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.CreditsStatus owner_credits = 7;</code>
+   */
+  @java.lang.Override
+  public dev.keyservice.v1.CreditsStatusOrBuilder getOwnerCreditsOrBuilder() {
+    return ownerCredits_ == null ? dev.keyservice.v1.CreditsStatus.getDefaultInstance() : ownerCredits_;
+  }
+
+  public static final int REFUSED_BY_FIELD_NUMBER = 8;
+  private int refusedBy_ = 0;
+  /**
+   * <pre>
+   * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
+   * the key's or its owner's.
+   * </pre>
+   *
+   * <code>.keyservice.v1.Holder refused_by = 8;</code>
+   * @return The enum numeric value on the wire for refusedBy.
+   */
+  @java.lang.Override public int getRefusedByValue() {
+    return refusedBy_;
+  }
+  /**
+   * <pre>
+   * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
+   * the key's or its owner's.
+   * </pre>
+   *
+   * <code>.keyservice.v1.Holder refused_by = 8;</code>
+   * @return The refusedBy.
+   */
+  @java.lang.Override public dev.keyservice.v1.Holder getRefusedBy() {
+    dev.keyservice.v1.Holder result = dev.keyservice.v1.Holder.forNumber(refusedBy_);
+    return result == null ? dev.keyservice.v1.Holder.UNRECOGNIZED : result;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -194,6 +343,18 @@ private static final long serialVersionUID = 0L;
     if (rateLimit_ != null) {
       output.writeMessage(4, getRateLimit());
     }
+    if (credits_ != null) {
+      output.writeMessage(5, getCredits());
+    }
+    if (ownerRateLimit_ != null) {
+      output.writeMessage(6, getOwnerRateLimit());
+    }
+    if (ownerCredits_ != null) {
+      output.writeMessage(7, getOwnerCredits());
+    }
+    if (refusedBy_ != dev.keyservice.v1.Holder.HOLDER_UNSPECIFIED.getNumber()) {
+      output.writeEnum(8, refusedBy_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -218,6 +379,22 @@ private static final long serialVersionUID = 0L;
     if (rateLimit_ != null) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(4, getRateLimit());
+    }
+    if (credits_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(5, getCredits());
+    }
+    if (ownerRateLimit_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(6, getOwnerRateLimit());
+    }
+    if (ownerCredits_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(7, getOwnerCredits());
+    }
+    if (refusedBy_ != dev.keyservice.v1.Holder.HOLDER_UNSPECIFIED.getNumber()) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeEnumSize(8, refusedBy_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -247,6 +424,22 @@ private static final long serialVersionUID = 0L;
       if (!getRateLimit()
           .equals(other.getRateLimit())) return false;
     }
+    if (hasCredits() != other.hasCredits()) return false;
+    if (hasCredits()) {
+      if (!getCredits()
+          .equals(other.getCredits())) return false;
+    }
+    if (hasOwnerRateLimit() != other.hasOwnerRateLimit()) return false;
+    if (hasOwnerRateLimit()) {
+      if (!getOwnerRateLimit()
+          .equals(other.getOwnerRateLimit())) return false;
+    }
+    if (hasOwnerCredits() != other.hasOwnerCredits()) return false;
+    if (hasOwnerCredits()) {
+      if (!getOwnerCredits()
+          .equals(other.getOwnerCredits())) return false;
+    }
+    if (refusedBy_ != other.refusedBy_) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -271,6 +464,20 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + RATE_LIMIT_FIELD_NUMBER;
       hash = (53 * hash) + getRateLimit().hashCode();
     }
+    if (hasCredits()) {
+      hash = (37 * hash) + CREDITS_FIELD_NUMBER;
+      hash = (53 * hash) + getCredits().hashCode();
+    }
+    if (hasOwnerRateLimit()) {
+      hash = (37 * hash) + OWNER_RATE_LIMIT_FIELD_NUMBER;
+      hash = (53 * hash) + getOwnerRateLimit().hashCode();
+    }
+    if (hasOwnerCredits()) {
+      hash = (37 * hash) + OWNER_CREDITS_FIELD_NUMBER;
+      hash = (53 * hash) + getOwnerCredits().hashCode();
+    }
+    hash = (37 * hash) + REFUSED_BY_FIELD_NUMBER;
+    hash = (53 * hash) + refusedBy_;
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -416,6 +623,22 @@ private static final long serialVersionUID = 0L;
         rateLimitBuilder_.dispose();
         rateLimitBuilder_ = null;
       }
+      credits_ = null;
+      if (creditsBuilder_ != null) {
+        creditsBuilder_.dispose();
+        creditsBuilder_ = null;
+      }
+      ownerRateLimit_ = null;
+      if (ownerRateLimitBuilder_ != null) {
+        ownerRateLimitBuilder_.dispose();
+        ownerRateLimitBuilder_ = null;
+      }
+      ownerCredits_ = null;
+      if (ownerCreditsBuilder_ != null) {
+        ownerCreditsBuilder_.dispose();
+        ownerCreditsBuilder_ = null;
+      }
+      refusedBy_ = 0;
       return this;
     }
 
@@ -464,6 +687,24 @@ private static final long serialVersionUID = 0L;
         result.rateLimit_ = rateLimitBuilder_ == null
             ? rateLimit_
             : rateLimitBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00000010) != 0)) {
+        result.credits_ = creditsBuilder_ == null
+            ? credits_
+            : creditsBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00000020) != 0)) {
+        result.ownerRateLimit_ = ownerRateLimitBuilder_ == null
+            ? ownerRateLimit_
+            : ownerRateLimitBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00000040) != 0)) {
+        result.ownerCredits_ = ownerCreditsBuilder_ == null
+            ? ownerCredits_
+            : ownerCreditsBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00000080) != 0)) {
+        result.refusedBy_ = refusedBy_;
       }
     }
 
@@ -523,6 +764,18 @@ private static final long serialVersionUID = 0L;
       if (other.hasRateLimit()) {
         mergeRateLimit(other.getRateLimit());
       }
+      if (other.hasCredits()) {
+        mergeCredits(other.getCredits());
+      }
+      if (other.hasOwnerRateLimit()) {
+        mergeOwnerRateLimit(other.getOwnerRateLimit());
+      }
+      if (other.hasOwnerCredits()) {
+        mergeOwnerCredits(other.getOwnerCredits());
+      }
+      if (other.refusedBy_ != 0) {
+        setRefusedByValue(other.getRefusedByValue());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -573,6 +826,32 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000008;
               break;
             } // case 34
+            case 42: {
+              input.readMessage(
+                  getCreditsFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000010;
+              break;
+            } // case 42
+            case 50: {
+              input.readMessage(
+                  getOwnerRateLimitFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000020;
+              break;
+            } // case 50
+            case 58: {
+              input.readMessage(
+                  getOwnerCreditsFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000040;
+              break;
+            } // case 58
+            case 64: {
+              refusedBy_ = input.readEnum();
+              bitField0_ |= 0x00000080;
+              break;
+            } // case 64
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1024,6 +1303,567 @@ private static final long serialVersionUID = 0L;
         rateLimit_ = null;
       }
       return rateLimitBuilder_;
+    }
+
+    private dev.keyservice.v1.CreditsStatus credits_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        dev.keyservice.v1.CreditsStatus, dev.keyservice.v1.CreditsStatus.Builder, dev.keyservice.v1.CreditsStatusOrBuilder> creditsBuilder_;
+    /**
+     * <pre>
+     * The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+     * and CODE_USAGE_EXCEEDED answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus credits = 5;</code>
+     * @return Whether the credits field is set.
+     */
+    public boolean hasCredits() {
+      return ((bitField0_ & 0x00000010) != 0);
+    }
+    /**
+     * <pre>
+     * The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+     * and CODE_USAGE_EXCEEDED answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus credits = 5;</code>
+     * @return The credits.
+     */
+    public dev.keyservice.v1.CreditsStatus getCredits() {
+      if (creditsBuilder_ == null) {
+        return credits_ == null ? dev.keyservice.v1.CreditsStatus.getDefaultInstance() : credits_;
+      } else {
+        return creditsBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+     * and CODE_USAGE_EXCEEDED answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus credits = 5;</code>
+     */
+    public Builder setCredits(dev.keyservice.v1.CreditsStatus value) {
+      if (creditsBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        credits_ = value;
+      } else {
+        creditsBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000010;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+     * and CODE_USAGE_EXCEEDED answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus credits = 5;</code>
+     */
+    public Builder setCredits(
+        dev.keyservice.v1.CreditsStatus.Builder builderForValue) {
+      if (creditsBuilder_ == null) {
+        credits_ = builderForValue.build();
+      } else {
+        creditsBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000010;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+     * and CODE_USAGE_EXCEEDED answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus credits = 5;</code>
+     */
+    public Builder mergeCredits(dev.keyservice.v1.CreditsStatus value) {
+      if (creditsBuilder_ == null) {
+        if (((bitField0_ & 0x00000010) != 0) &&
+          credits_ != null &&
+          credits_ != dev.keyservice.v1.CreditsStatus.getDefaultInstance()) {
+          getCreditsBuilder().mergeFrom(value);
+        } else {
+          credits_ = value;
+        }
+      } else {
+        creditsBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00000010;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+     * and CODE_USAGE_EXCEEDED answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus credits = 5;</code>
+     */
+    public Builder clearCredits() {
+      bitField0_ = (bitField0_ & ~0x00000010);
+      credits_ = null;
+      if (creditsBuilder_ != null) {
+        creditsBuilder_.dispose();
+        creditsBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+     * and CODE_USAGE_EXCEEDED answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus credits = 5;</code>
+     */
+    public dev.keyservice.v1.CreditsStatus.Builder getCreditsBuilder() {
+      bitField0_ |= 0x00000010;
+      onChanged();
+      return getCreditsFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+     * and CODE_USAGE_EXCEEDED answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus credits = 5;</code>
+     */
+    public dev.keyservice.v1.CreditsStatusOrBuilder getCreditsOrBuilder() {
+      if (creditsBuilder_ != null) {
+        return creditsBuilder_.getMessageOrBuilder();
+      } else {
+        return credits_ == null ?
+            dev.keyservice.v1.CreditsStatus.getDefaultInstance() : credits_;
+      }
+    }
+    /**
+     * <pre>
+     * The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+     * and CODE_USAGE_EXCEEDED answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus credits = 5;</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        dev.keyservice.v1.CreditsStatus, dev.keyservice.v1.CreditsStatus.Builder, dev.keyservice.v1.CreditsStatusOrBuilder> 
+        getCreditsFieldBuilder() {
+      if (creditsBuilder_ == null) {
+        creditsBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            dev.keyservice.v1.CreditsStatus, dev.keyservice.v1.CreditsStatus.Builder, dev.keyservice.v1.CreditsStatusOrBuilder>(
+                getCredits(),
+                getParentForChildren(),
+                isClean());
+        credits_ = null;
+      }
+      return creditsBuilder_;
+    }
+
+    private dev.keyservice.v1.RateLimitStatus ownerRateLimit_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        dev.keyservice.v1.RateLimitStatus, dev.keyservice.v1.RateLimitStatus.Builder, dev.keyservice.v1.RateLimitStatusOrBuilder> ownerRateLimitBuilder_;
+    /**
+     * <pre>
+     * The owner's rate limit, when the key's owner has one (Owner), on the
+     * same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.RateLimitStatus owner_rate_limit = 6;</code>
+     * @return Whether the ownerRateLimit field is set.
+     */
+    public boolean hasOwnerRateLimit() {
+      return ((bitField0_ & 0x00000020) != 0);
+    }
+    /**
+     * <pre>
+     * The owner's rate limit, when the key's owner has one (Owner), on the
+     * same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.RateLimitStatus owner_rate_limit = 6;</code>
+     * @return The ownerRateLimit.
+     */
+    public dev.keyservice.v1.RateLimitStatus getOwnerRateLimit() {
+      if (ownerRateLimitBuilder_ == null) {
+        return ownerRateLimit_ == null ? dev.keyservice.v1.RateLimitStatus.getDefaultInstance() : ownerRateLimit_;
+      } else {
+        return ownerRateLimitBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * The owner's rate limit, when the key's owner has one (Owner), on the
+     * same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.RateLimitStatus owner_rate_limit = 6;</code>
+     */
+    public Builder setOwnerRateLimit(dev.keyservice.v1.RateLimitStatus value) {
+      if (ownerRateLimitBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ownerRateLimit_ = value;
+      } else {
+        ownerRateLimitBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The owner's rate limit, when the key's owner has one (Owner), on the
+     * same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.RateLimitStatus owner_rate_limit = 6;</code>
+     */
+    public Builder setOwnerRateLimit(
+        dev.keyservice.v1.RateLimitStatus.Builder builderForValue) {
+      if (ownerRateLimitBuilder_ == null) {
+        ownerRateLimit_ = builderForValue.build();
+      } else {
+        ownerRateLimitBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The owner's rate limit, when the key's owner has one (Owner), on the
+     * same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.RateLimitStatus owner_rate_limit = 6;</code>
+     */
+    public Builder mergeOwnerRateLimit(dev.keyservice.v1.RateLimitStatus value) {
+      if (ownerRateLimitBuilder_ == null) {
+        if (((bitField0_ & 0x00000020) != 0) &&
+          ownerRateLimit_ != null &&
+          ownerRateLimit_ != dev.keyservice.v1.RateLimitStatus.getDefaultInstance()) {
+          getOwnerRateLimitBuilder().mergeFrom(value);
+        } else {
+          ownerRateLimit_ = value;
+        }
+      } else {
+        ownerRateLimitBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The owner's rate limit, when the key's owner has one (Owner), on the
+     * same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.RateLimitStatus owner_rate_limit = 6;</code>
+     */
+    public Builder clearOwnerRateLimit() {
+      bitField0_ = (bitField0_ & ~0x00000020);
+      ownerRateLimit_ = null;
+      if (ownerRateLimitBuilder_ != null) {
+        ownerRateLimitBuilder_.dispose();
+        ownerRateLimitBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The owner's rate limit, when the key's owner has one (Owner), on the
+     * same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.RateLimitStatus owner_rate_limit = 6;</code>
+     */
+    public dev.keyservice.v1.RateLimitStatus.Builder getOwnerRateLimitBuilder() {
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return getOwnerRateLimitFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * The owner's rate limit, when the key's owner has one (Owner), on the
+     * same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.RateLimitStatus owner_rate_limit = 6;</code>
+     */
+    public dev.keyservice.v1.RateLimitStatusOrBuilder getOwnerRateLimitOrBuilder() {
+      if (ownerRateLimitBuilder_ != null) {
+        return ownerRateLimitBuilder_.getMessageOrBuilder();
+      } else {
+        return ownerRateLimit_ == null ?
+            dev.keyservice.v1.RateLimitStatus.getDefaultInstance() : ownerRateLimit_;
+      }
+    }
+    /**
+     * <pre>
+     * The owner's rate limit, when the key's owner has one (Owner), on the
+     * same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.RateLimitStatus owner_rate_limit = 6;</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        dev.keyservice.v1.RateLimitStatus, dev.keyservice.v1.RateLimitStatus.Builder, dev.keyservice.v1.RateLimitStatusOrBuilder> 
+        getOwnerRateLimitFieldBuilder() {
+      if (ownerRateLimitBuilder_ == null) {
+        ownerRateLimitBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            dev.keyservice.v1.RateLimitStatus, dev.keyservice.v1.RateLimitStatus.Builder, dev.keyservice.v1.RateLimitStatusOrBuilder>(
+                getOwnerRateLimit(),
+                getParentForChildren(),
+                isClean());
+        ownerRateLimit_ = null;
+      }
+      return ownerRateLimitBuilder_;
+    }
+
+    private dev.keyservice.v1.CreditsStatus ownerCredits_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        dev.keyservice.v1.CreditsStatus, dev.keyservice.v1.CreditsStatus.Builder, dev.keyservice.v1.CreditsStatusOrBuilder> ownerCreditsBuilder_;
+    /**
+     * <pre>
+     * The owner's credits, when the key's owner has any, on the same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus owner_credits = 7;</code>
+     * @return Whether the ownerCredits field is set.
+     */
+    public boolean hasOwnerCredits() {
+      return ((bitField0_ & 0x00000040) != 0);
+    }
+    /**
+     * <pre>
+     * The owner's credits, when the key's owner has any, on the same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus owner_credits = 7;</code>
+     * @return The ownerCredits.
+     */
+    public dev.keyservice.v1.CreditsStatus getOwnerCredits() {
+      if (ownerCreditsBuilder_ == null) {
+        return ownerCredits_ == null ? dev.keyservice.v1.CreditsStatus.getDefaultInstance() : ownerCredits_;
+      } else {
+        return ownerCreditsBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * The owner's credits, when the key's owner has any, on the same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus owner_credits = 7;</code>
+     */
+    public Builder setOwnerCredits(dev.keyservice.v1.CreditsStatus value) {
+      if (ownerCreditsBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ownerCredits_ = value;
+      } else {
+        ownerCreditsBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The owner's credits, when the key's owner has any, on the same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus owner_credits = 7;</code>
+     */
+    public Builder setOwnerCredits(
+        dev.keyservice.v1.CreditsStatus.Builder builderForValue) {
+      if (ownerCreditsBuilder_ == null) {
+        ownerCredits_ = builderForValue.build();
+      } else {
+        ownerCreditsBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The owner's credits, when the key's owner has any, on the same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus owner_credits = 7;</code>
+     */
+    public Builder mergeOwnerCredits(dev.keyservice.v1.CreditsStatus value) {
+      if (ownerCreditsBuilder_ == null) {
+        if (((bitField0_ & 0x00000040) != 0) &&
+          ownerCredits_ != null &&
+          ownerCredits_ != dev.keyservice.v1.CreditsStatus.getDefaultInstance()) {
+          getOwnerCreditsBuilder().mergeFrom(value);
+        } else {
+          ownerCredits_ = value;
+        }
+      } else {
+        ownerCreditsBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The owner's credits, when the key's owner has any, on the same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus owner_credits = 7;</code>
+     */
+    public Builder clearOwnerCredits() {
+      bitField0_ = (bitField0_ & ~0x00000040);
+      ownerCredits_ = null;
+      if (ownerCreditsBuilder_ != null) {
+        ownerCreditsBuilder_.dispose();
+        ownerCreditsBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The owner's credits, when the key's owner has any, on the same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus owner_credits = 7;</code>
+     */
+    public dev.keyservice.v1.CreditsStatus.Builder getOwnerCreditsBuilder() {
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return getOwnerCreditsFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * The owner's credits, when the key's owner has any, on the same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus owner_credits = 7;</code>
+     */
+    public dev.keyservice.v1.CreditsStatusOrBuilder getOwnerCreditsOrBuilder() {
+      if (ownerCreditsBuilder_ != null) {
+        return ownerCreditsBuilder_.getMessageOrBuilder();
+      } else {
+        return ownerCredits_ == null ?
+            dev.keyservice.v1.CreditsStatus.getDefaultInstance() : ownerCredits_;
+      }
+    }
+    /**
+     * <pre>
+     * The owner's credits, when the key's owner has any, on the same answers.
+     * </pre>
+     *
+     * <code>.keyservice.v1.CreditsStatus owner_credits = 7;</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        dev.keyservice.v1.CreditsStatus, dev.keyservice.v1.CreditsStatus.Builder, dev.keyservice.v1.CreditsStatusOrBuilder> 
+        getOwnerCreditsFieldBuilder() {
+      if (ownerCreditsBuilder_ == null) {
+        ownerCreditsBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            dev.keyservice.v1.CreditsStatus, dev.keyservice.v1.CreditsStatus.Builder, dev.keyservice.v1.CreditsStatusOrBuilder>(
+                getOwnerCredits(),
+                getParentForChildren(),
+                isClean());
+        ownerCredits_ = null;
+      }
+      return ownerCreditsBuilder_;
+    }
+
+    private int refusedBy_ = 0;
+    /**
+     * <pre>
+     * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
+     * the key's or its owner's.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Holder refused_by = 8;</code>
+     * @return The enum numeric value on the wire for refusedBy.
+     */
+    @java.lang.Override public int getRefusedByValue() {
+      return refusedBy_;
+    }
+    /**
+     * <pre>
+     * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
+     * the key's or its owner's.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Holder refused_by = 8;</code>
+     * @param value The enum numeric value on the wire for refusedBy to set.
+     * @return This builder for chaining.
+     */
+    public Builder setRefusedByValue(int value) {
+      refusedBy_ = value;
+      bitField0_ |= 0x00000080;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
+     * the key's or its owner's.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Holder refused_by = 8;</code>
+     * @return The refusedBy.
+     */
+    @java.lang.Override
+    public dev.keyservice.v1.Holder getRefusedBy() {
+      dev.keyservice.v1.Holder result = dev.keyservice.v1.Holder.forNumber(refusedBy_);
+      return result == null ? dev.keyservice.v1.Holder.UNRECOGNIZED : result;
+    }
+    /**
+     * <pre>
+     * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
+     * the key's or its owner's.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Holder refused_by = 8;</code>
+     * @param value The refusedBy to set.
+     * @return This builder for chaining.
+     */
+    public Builder setRefusedBy(dev.keyservice.v1.Holder value) {
+      if (value == null) {
+        throw new NullPointerException();
+      }
+      bitField0_ |= 0x00000080;
+      refusedBy_ = value.getNumber();
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
+     * the key's or its owner's.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Holder refused_by = 8;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearRefusedBy() {
+      bitField0_ = (bitField0_ & ~0x00000080);
+      refusedBy_ = 0;
+      onChanged();
+      return this;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

@@ -92,4 +92,112 @@ public interface ValidateResponseOrBuilder extends
    * <code>.keyservice.v1.RateLimitStatus rate_limit = 4;</code>
    */
   dev.keyservice.v1.RateLimitStatusOrBuilder getRateLimitOrBuilder();
+
+  /**
+   * <pre>
+   * The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+   * and CODE_USAGE_EXCEEDED answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.CreditsStatus credits = 5;</code>
+   * @return Whether the credits field is set.
+   */
+  boolean hasCredits();
+  /**
+   * <pre>
+   * The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+   * and CODE_USAGE_EXCEEDED answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.CreditsStatus credits = 5;</code>
+   * @return The credits.
+   */
+  dev.keyservice.v1.CreditsStatus getCredits();
+  /**
+   * <pre>
+   * The key's credits, when it has any, on CODE_VALID, CODE_RATE_LIMITED
+   * and CODE_USAGE_EXCEEDED answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.CreditsStatus credits = 5;</code>
+   */
+  dev.keyservice.v1.CreditsStatusOrBuilder getCreditsOrBuilder();
+
+  /**
+   * <pre>
+   * The owner's rate limit, when the key's owner has one (Owner), on the
+   * same answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.RateLimitStatus owner_rate_limit = 6;</code>
+   * @return Whether the ownerRateLimit field is set.
+   */
+  boolean hasOwnerRateLimit();
+  /**
+   * <pre>
+   * The owner's rate limit, when the key's owner has one (Owner), on the
+   * same answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.RateLimitStatus owner_rate_limit = 6;</code>
+   * @return The ownerRateLimit.
+   */
+  dev.keyservice.v1.RateLimitStatus getOwnerRateLimit();
+  /**
+   * <pre>
+   * The owner's rate limit, when the key's owner has one (Owner), on the
+   * same answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.RateLimitStatus owner_rate_limit = 6;</code>
+   */
+  dev.keyservice.v1.RateLimitStatusOrBuilder getOwnerRateLimitOrBuilder();
+
+  /**
+   * <pre>
+   * The owner's credits, when the key's owner has any, on the same answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.CreditsStatus owner_credits = 7;</code>
+   * @return Whether the ownerCredits field is set.
+   */
+  boolean hasOwnerCredits();
+  /**
+   * <pre>
+   * The owner's credits, when the key's owner has any, on the same answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.CreditsStatus owner_credits = 7;</code>
+   * @return The ownerCredits.
+   */
+  dev.keyservice.v1.CreditsStatus getOwnerCredits();
+  /**
+   * <pre>
+   * The owner's credits, when the key's owner has any, on the same answers.
+   * </pre>
+   *
+   * <code>.keyservice.v1.CreditsStatus owner_credits = 7;</code>
+   */
+  dev.keyservice.v1.CreditsStatusOrBuilder getOwnerCreditsOrBuilder();
+
+  /**
+   * <pre>
+   * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
+   * the key's or its owner's.
+   * </pre>
+   *
+   * <code>.keyservice.v1.Holder refused_by = 8;</code>
+   * @return The enum numeric value on the wire for refusedBy.
+   */
+  int getRefusedByValue();
+  /**
+   * <pre>
+   * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
+   * the key's or its owner's.
+   * </pre>
+   *
+   * <code>.keyservice.v1.Holder refused_by = 8;</code>
+   * @return The refusedBy.
+   */
+  dev.keyservice.v1.Holder getRefusedBy();
 }
