@@ -171,3 +171,29 @@ func (o *Owner) Ref() OwnerRef { return OwnerRef{KeyspaceID: o.KeyspaceID, Name:
 
 // Ref is the name of k's owner.
 func (k *Key) OwnerRef() OwnerRef { return OwnerRef{KeyspaceID: k.KeyspaceID, Name: k.Owner} }
+
+// Field names of UpdateOwner's mask.
+const (
+	OwnerFieldRateLimit = "rate_limit"
+	OwnerFieldCredits   = "credits"
+)
+
+// OwnerUpdatableFields are the fields UpdateOwner may change.
+var OwnerUpdatableFields = []string{OwnerFieldRateLimit, OwnerFieldCredits}
+
+// OwnerUpdate is a change to some fields of an owner: those named in
+// Fields take the values given here (nil clears).
+type OwnerUpdate struct {
+	Fields    []string
+	RateLimit *RateLimit
+	Credits   *CreditsSetting
+}
+
+// CreditStatus is the state of a subject's credits after a call asked for
+// them: what the validation path answers.
+type CreditStatus struct {
+	Allowed bool
+	// Remaining is what this replica knows may still be spent.
+	Remaining    int64
+	NextRefillAt time.Time // zero: no refill
+}

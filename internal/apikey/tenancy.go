@@ -112,6 +112,7 @@ const (
 	ResourceKey        = "key"
 	ResourceKeyspace   = "keyspace"
 	ResourceCredential = "credential"
+	ResourceOwner      = "owner"
 )
 
 type credentialKey struct{}

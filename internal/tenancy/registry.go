@@ -26,6 +26,7 @@ import (
 type Store interface {
 	AllKeyspaces(ctx context.Context) ([]apikey.Keyspace, error)
 	AllCredentials(ctx context.Context) ([]apikey.Credential, error)
+	AllOwners(ctx context.Context) ([]apikey.Owner, error)
 	TouchCredentialsUsed(ctx context.Context, ids []uuid.UUID, at []time.Time) error
 }
 
@@ -116,10 +117,15 @@ func (r *Registry) Load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading credentials: %w", err)
 	}
+	owners, err := r.cfg.Store.AllOwners(ctx)
+	if err != nil {
+		return fmt.Errorf("reading owners: %w", err)
+	}
 	st, err := r.build(kss, creds, r.Current())
 	if err != nil {
 		return err
 	}
+	st.setOwners(owners)
 	r.publish(st)
 	r.loaded.Store(true)
 	return nil
@@ -201,7 +207,48 @@ type State struct {
 	credByID  map[uuid.UUID]*Entry
 	stored    []*Entry // stored credentials, oldest first
 	bootstrap []apikey.Credential
+	// owners with budgets, by the name keys know them by; ownerList oldest
+	// first.
+	owners    map[apikey.OwnerRef]*apikey.Owner
+	ownerByID map[uuid.UUID]*apikey.Owner
+	ownerList []*apikey.Owner
 }
+
+func (s *State) setOwners(os []apikey.Owner) {
+	s.owners = make(map[apikey.OwnerRef]*apikey.Owner, len(os))
+	s.ownerByID = make(map[uuid.UUID]*apikey.Owner, len(os))
+	s.ownerList = make([]*apikey.Owner, 0, len(os))
+	for i := range os {
+		o := &os[i]
+		s.owners[o.Ref()] = o
+		s.ownerByID[o.ID] = o
+		s.ownerList = append(s.ownerList, o)
+	}
+}
+
+// OwnerOf finds the owner with budgets of key k (nil when its owner has
+// none): one map lookup, none at all while no owner has budgets.
+func (s *State) OwnerOf(k *apikey.Key) *apikey.Owner {
+	if len(s.owners) == 0 {
+		return nil
+	}
+	return s.owners[k.OwnerRef()]
+}
+
+// Owner finds an owner by id.
+func (s *State) Owner(id uuid.UUID) (*apikey.Owner, bool) {
+	o, ok := s.ownerByID[id]
+	return o, ok
+}
+
+// OwnerNamed finds an owner by keyspace and name.
+func (s *State) OwnerNamed(ref apikey.OwnerRef) (*apikey.Owner, bool) {
+	o, ok := s.owners[ref]
+	return o, ok
+}
+
+// Owners lists the owners with budgets, oldest first.
+func (s *State) Owners() []*apikey.Owner { return s.ownerList }
 
 // Entry is a credential as the registry holds it, with its last use.
 type Entry struct {

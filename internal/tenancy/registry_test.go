@@ -19,8 +19,13 @@ import (
 // fakeStore is the registry's store seam: the tables as lists.
 type fakeStore struct {
 	kss   []apikey.Keyspace
-	creds []apikey.Credential
-	reads int
+	creds  []apikey.Credential
+	owners []apikey.Owner
+	reads  int
+}
+
+func (f *fakeStore) AllOwners(context.Context) ([]apikey.Owner, error) {
+	return append([]apikey.Owner(nil), f.owners...), nil
 }
 
 func (f *fakeStore) AllKeyspaces(context.Context) ([]apikey.Keyspace, error) {
@@ -144,3 +149,28 @@ func (nopHandler) Changed(apikey.Event)          {}
 func (nopHandler) StreamLost()                   {}
 func (nopHandler) CatchUp(context.Context) error { return nil }
 func (nopHandler) ListenError(error)             {}
+
+func TestOwnersAreFoundByTheNameKeysKnowThemBy(t *testing.T) {
+	ks := uuid.New()
+	acme := apikey.Owner{ID: uuid.New(), KeyspaceID: ks, Name: "acme", HasCredits: true}
+	st := &fakeStore{kss: []apikey.Keyspace{{ID: apikey.DefaultKeyspaceID, Name: "default"}}, owners: []apikey.Owner{acme}}
+	r, _ := newRegistry(t, st)
+	k := &apikey.Key{KeyspaceID: ks, Owner: "acme"}
+	if r.Current().OwnerOf(k) != nil {
+		t.Fatal("an owner was found before the tables were read")
+	}
+	if err := r.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if o := r.Current().OwnerOf(k); o == nil || o.ID != acme.ID {
+		t.Fatalf("OwnerOf(acme in its keyspace) = %v, want %s", o, acme.ID)
+	}
+	for _, other := range []*apikey.Key{{KeyspaceID: apikey.DefaultKeyspaceID, Owner: "acme"}, {KeyspaceID: ks, Owner: "Acme"}} {
+		if o := r.Current().OwnerOf(other); o != nil {
+			t.Errorf("OwnerOf(%+v) = %s: an owner of another keyspace or name must not be found", other, o.ID)
+		}
+	}
+	if o, ok := r.Current().Owner(acme.ID); !ok || o.Name != "acme" {
+		t.Errorf("Owner(id) = %v, %v", o, ok)
+	}
+}

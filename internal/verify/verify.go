@@ -11,6 +11,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/outcome"
 )
@@ -50,24 +52,63 @@ type Call struct {
 	Cost int
 }
 
-// Spend takes cost from k's budget. It fails only when no answer could be
-// had.
+// Spend takes cost from k's rate limit. It fails only when no answer
+// could be had.
 type Spend func(ctx context.Context, k *apikey.Key, cost int) (apikey.Budget, error)
 
-// Verdict is the answer for one call with a found key.
+// Credits spends credits: Spend takes cost from subject's (a key's budget
+// id or an owner's id), Refund gives back what a call spent when a later
+// budget refused it. Spend fails only when no answer could be had (then
+// nothing was spent).
+type Credits interface {
+	Spend(ctx context.Context, subject uuid.UUID, cost int64) (apikey.CreditStatus, error)
+	Refund(subject uuid.UUID, cost int64)
+}
+
+// Holder is whose budget refused a call.
+type Holder int8
+
+// The holders (the API's Holder enum).
+const (
+	HolderNone  Holder = 0
+	HolderKey   Holder = 1
+	HolderOwner Holder = 2
+)
+
+// Verdict is the answer for one call with a found key. It is a value, so
+// a verdict costs no allocation.
 type Verdict struct {
 	Code outcome.Code
-	// Budget is the key's budget when it was asked (Asked: VALID and
-	// RATE_LIMITED answers, with budgets); a value, so a verdict costs no
-	// allocation.
+	// Budget is the key's rate limit when it was asked (Asked); Owner*
+	// the owner's, when the key's owner has budgets.
 	Budget apikey.Budget
 	Asked  bool
+	// Credits is the key's credits when it has any and they were asked.
+	Credits      apikey.CreditStatus
+	CreditsAsked bool
+	Owner        *apikey.Owner
+	OwnerBudget  apikey.Budget
+	OwnerAsked   bool
+	OwnerCredits apikey.CreditStatus
+	OwnerCredAsk bool
+	// RefusedBy says whose budget refused (RATE_LIMITED, USAGE_EXCEEDED).
+	RefusedBy Holder
+	// Spent is the credits the call spent, from the key's or its owner's
+	// credits (0 when refused or when neither has credits).
+	Spent int64
 }
 
 // Verifier runs the checks that depend on the call.
 type Verifier struct {
-	// Spend is nil when keys have no budgets.
+	// Spend is the key's rate limit; nil when keys have none.
 	Spend Spend
+	// OwnerSpend is an owner's rate limit (nil: owners' rate limits are
+	// not enforced, as keys' are not without Spend).
+	OwnerSpend func(ctx context.Context, o *apikey.Owner, cost int) (apikey.Budget, error)
+	// Credits spends keys' and owners' credits; nil: none are spent.
+	Credits Credits
+	// OwnerOf finds the owner with budgets of a key (nil: none).
+	OwnerOf func(k *apikey.Key) *apikey.Owner
 }
 
 // callChecks are the checks that depend on the call, in their order
@@ -96,7 +137,14 @@ func Inside(k *apikey.Key, c *Call) bool {
 
 // Verify judges a call with key k, whose state (State, possibly cached)
 // is state: the first check that refuses it answers, and a call refused
-// before the budget spends nothing.
+// before the budgets spends nothing.
+//
+// The budgets, in order: the key's credits, the owner's credits, the key's
+// rate limit, the owner's rate limit. A call refused by a later one gets
+// back the credits an earlier one took (credits are billing: a refused
+// call is never charged); the key's rate-limit tokens are not given back
+// when the owner's rate limit refuses (rate limits smooth traffic, they do
+// not bill).
 func (v *Verifier) Verify(ctx context.Context, k *apikey.Key, state outcome.Code, c *Call) (Verdict, error) {
 	if state != outcome.Valid {
 		return Verdict{Code: state}, nil
@@ -106,18 +154,77 @@ func (v *Verifier) Verify(ctx context.Context, k *apikey.Key, state outcome.Code
 			return Verdict{Code: code}, nil
 		}
 	}
-	if v.Spend == nil {
-		return Verdict{Code: outcome.Valid}, nil
+	d := Verdict{Code: outcome.Valid}
+	if v.OwnerOf != nil {
+		d.Owner = v.OwnerOf(k)
 	}
-	b, err := v.Spend(ctx, k, c.Cost)
-	if err != nil {
-		return Verdict{}, err
+	o := d.Owner
+	cost := int64(c.Cost)
+	var keyTaken, ownerTaken bool
+	refund := func() {
+		if keyTaken {
+			v.Credits.Refund(k.Budget(), cost)
+		}
+		if ownerTaken {
+			v.Credits.Refund(o.ID, cost)
+		}
 	}
-	code := outcome.Valid
-	if !b.Allowed {
-		code = outcome.RateLimited
+	if v.Credits != nil && k.Credits {
+		st, err := v.Credits.Spend(ctx, k.Budget(), cost)
+		if err != nil {
+			return Verdict{}, err
+		}
+		d.Credits, d.CreditsAsked = st, true
+		if !st.Allowed {
+			d.Code, d.RefusedBy = outcome.UsageExceeded, HolderKey
+			return d, nil
+		}
+		keyTaken = cost > 0
 	}
-	return Verdict{Code: code, Budget: b, Asked: true}, nil
+	if v.Credits != nil && o != nil && o.HasCredits {
+		st, err := v.Credits.Spend(ctx, o.ID, cost)
+		if err != nil {
+			refund()
+			return Verdict{}, err
+		}
+		d.OwnerCredits, d.OwnerCredAsk = st, true
+		if !st.Allowed {
+			refund()
+			d.Code, d.RefusedBy = outcome.UsageExceeded, HolderOwner
+			return d, nil
+		}
+		ownerTaken = cost > 0
+	}
+	if v.Spend != nil {
+		b, err := v.Spend(ctx, k, c.Cost)
+		if err != nil {
+			refund()
+			return Verdict{}, err
+		}
+		d.Budget, d.Asked = b, true
+		if !b.Allowed {
+			refund()
+			d.Code, d.RefusedBy = outcome.RateLimited, HolderKey
+			return d, nil
+		}
+	}
+	if v.OwnerSpend != nil && o != nil && o.RateLimit != nil {
+		b, err := v.OwnerSpend(ctx, o, c.Cost)
+		if err != nil {
+			refund()
+			return Verdict{}, err
+		}
+		d.OwnerBudget, d.OwnerAsked = b, true
+		if !b.Allowed {
+			refund()
+			d.Code, d.RefusedBy = outcome.RateLimited, HolderOwner
+			return d, nil
+		}
+	}
+	if keyTaken || ownerTaken {
+		d.Spent = cost
+	}
+	return d, nil
 }
 
 // Order is the codes this package can answer for a found key, in the order
@@ -128,5 +235,5 @@ func Order() []outcome.Code {
 		out = append(out, s.code)
 	}
 	out = append(out, callChecks...)
-	return append(out, outcome.RateLimited)
+	return append(out, outcome.UsageExceeded, outcome.RateLimited)
 }
