@@ -18,7 +18,7 @@ import (
 
 // fakeStore is the registry's store seam: the tables as lists.
 type fakeStore struct {
-	kss   []apikey.Keyspace
+	kss    []apikey.Keyspace
 	creds  []apikey.Credential
 	owners []apikey.Owner
 	reads  int
