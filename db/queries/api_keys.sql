@@ -1,8 +1,8 @@
 -- name: InsertKey :one
 -- The id comes from the caller: a UUIDv7, so new keys append to the
 -- primary key index and listing by creation is index order.
-INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from, budget_id, keyspace_id)
-VALUES (@id, @key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @rate_limit, @rate_period, @rate_burst, @allowed_cidrs, @rotated_from, @budget_id, @keyspace_id)
+INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from, budget_id, keyspace_id, credits)
+VALUES (@id, @key_hash, @hint, @name, @owner, @scopes, @metadata, @expires_at, @rate_limit, @rate_period, @rate_burst, @allowed_cidrs, @rotated_from, @budget_id, @keyspace_id, @credits)
 RETURNING *;
 
 -- name: GetKeyByID :one
@@ -21,7 +21,7 @@ SELECT * FROM api_keys WHERE id = @id FOR UPDATE;
 UPDATE api_keys
 SET name = @name, scopes = @scopes, metadata = @metadata, expires_at = @expires_at,
     rate_limit = @rate_limit, rate_period = @rate_period, rate_burst = @rate_burst,
-    enabled = @enabled, allowed_cidrs = @allowed_cidrs, updated_at = clock_timestamp()
+    enabled = @enabled, allowed_cidrs = @allowed_cidrs, credits = @credits, updated_at = clock_timestamp()
 WHERE id = @id
 RETURNING *;
 

@@ -103,9 +103,10 @@ type NewKey struct {
 	BudgetID    uuid.UUID
 	// KeyspaceID is the new key's keyspace (uuid.Nil: the default).
 	KeyspaceID uuid.UUID
-	// Credits, when set, gives the key credits (a rotated key shares its
-	// predecessor's: Credits is then nil and the flag is copied).
-	Credits *CreditsSetting
+	// Credits, when set, gives the key credits. SharesCredits: a rotated
+	// key spends its predecessor's (the chain's budget id names them).
+	Credits       *CreditsSetting
+	SharesCredits bool
 }
 
 // ListParams selects a page of keys.

@@ -38,6 +38,7 @@ const (
 	ListAuditEvents List = 2
 	ListKeyspaces   List = 3
 	ListCredentials List = 4
+	ListOwners      List = 6
 )
 
 func (l List) String() string {
@@ -48,6 +49,8 @@ func (l List) String() string {
 		return "ListAuditEvents"
 	case ListKeyspaces:
 		return "ListKeyspaces"
+	case ListOwners:
+		return "ListOwners"
 	case ListCredentials:
 		return "ListCredentials"
 	}

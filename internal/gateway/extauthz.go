@@ -74,13 +74,15 @@ func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 	switch d.status {
 	case http.StatusUnauthorized:
 		code = codes.Unauthenticated
-	case http.StatusTooManyRequests:
+	case http.StatusTooManyRequests, http.StatusPaymentRequired:
+		// Over a rate limit, or out of credits: the status message names
+		// which (and whose), as the reason.
 		code = codes.ResourceExhausted
 	case http.StatusServiceUnavailable:
 		code = codes.Unavailable
 	}
 	return &authv3.CheckResponse{
-		Status: &rpcstatus.Status{Code: int32(code)},
+		Status: &rpcstatus.Status{Code: int32(code), Message: d.reason},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.status)},
 			Headers: hv,

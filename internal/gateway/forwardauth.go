@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -84,6 +85,9 @@ type authDecision struct {
 	status  int               // HTTP status for the gateway: 200, 401, 403, 429, 503, 500
 	headers map[string]string // identity headers (200) or challenge / retry headers
 	key     *keyservicev1.Key // the key allowed (200 only)
+	// reason names a refusal for Envoy's status message
+	// ("USAGE_EXCEEDED: owner").
+	reason string
 }
 
 // decide maps a Validate answer (or error) to a gateway decision.
@@ -113,22 +117,47 @@ func decide(resp *keyservicev1.ValidateResponse, err error, keyHeader string, re
 		return authDecision{status: http.StatusInternalServerError}
 	}
 	row := outcome.Of(outcome.Code(resp.GetCode()))
+	reason := row.Name
+	if by := resp.GetRefusedBy(); by != keyservicev1.Holder_HOLDER_UNSPECIFIED {
+		reason += ": " + holderName(by)
+	}
 	switch {
 	case row.Code == outcome.Valid:
 		k := resp.GetKey()
-		return authDecision{status: row.HTTP, key: k, headers: map[string]string{
+		h := map[string]string{
 			"X-Key-Id":     k.GetId(),
 			"X-Key-Owner":  headerSafe(k.GetOwner()),
 			"X-Key-Scopes": strings.Join(k.GetScopes(), ","),
-		}}
+		}
+		if c := resp.GetCredits(); c != nil {
+			h["X-Key-Credits-Remaining"] = strconv.FormatInt(c.GetRemaining(), 10)
+		}
+		return authDecision{status: row.HTTP, key: k, headers: h}
+	case row.Code == outcome.UsageExceeded:
+		// Out of credits: say whose, what is left, and when a refill is due.
+		c := resp.GetCredits()
+		if resp.GetRefusedBy() == keyservicev1.Holder_HOLDER_OWNER {
+			c = resp.GetOwnerCredits()
+		}
+		h := map[string]string{"X-Refused-By": holderName(resp.GetRefusedBy()), "X-Credits-Remaining": strconv.FormatInt(c.GetRemaining(), 10)}
+		if next := c.GetNextRefillAt(); next != nil {
+			h["X-Credits-Refill"] = next.AsTime().UTC().Format(time.RFC3339)
+			h["Retry-After"] = strconv.FormatInt(max(int64(math.Ceil(time.Until(next.AsTime()).Seconds())), 1), 10)
+		}
+		return authDecision{status: row.HTTP, headers: h, reason: reason}
 	case row.Stage == outcome.Budget && resp.GetRateLimit() != nil:
 		// Over a budget: when it is worth trying again.
-		secs := int64(math.Ceil(resp.GetRateLimit().GetReset_().AsDuration().Seconds()))
-		return authDecision{status: row.HTTP, headers: map[string]string{
+		rl := resp.GetRateLimit()
+		if resp.GetRefusedBy() == keyservicev1.Holder_HOLDER_OWNER && resp.GetOwnerRateLimit() != nil {
+			rl = resp.GetOwnerRateLimit()
+		}
+		secs := int64(math.Ceil(rl.GetReset_().AsDuration().Seconds()))
+		return authDecision{status: row.HTTP, reason: reason, headers: map[string]string{
 			"Retry-After":         strconv.FormatInt(max(secs, 1), 10),
-			"RateLimit-Limit":     strconv.FormatInt(resp.GetRateLimit().GetLimit(), 10),
+			"RateLimit-Limit":     strconv.FormatInt(rl.GetLimit(), 10),
 			"RateLimit-Remaining": "0",
 			"RateLimit-Reset":     strconv.FormatInt(max(secs, 1), 10),
+			"X-Refused-By":        holderName(resp.GetRefusedBy()),
 		}}
 	}
 	// Every refusal's status and RFC 6750 challenge come from outcome's
@@ -138,7 +167,15 @@ func decide(resp *keyservicev1.ValidateResponse, err error, keyHeader string, re
 	if row.Challenge != "" {
 		challenge["WWW-Authenticate"] += ", " + row.Challenge
 	}
-	return authDecision{status: row.HTTP, headers: challenge}
+	return authDecision{status: row.HTTP, headers: challenge, reason: reason}
+}
+
+// holderName names whose budget refused, as headers say it.
+func holderName(h keyservicev1.Holder) string {
+	if h == keyservicev1.Holder_HOLDER_OWNER {
+		return "owner"
+	}
+	return "key"
 }
 
 // headerSafe percent-encodes (RFC 3986, UTF-8) every byte of v that is not

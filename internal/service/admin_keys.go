@@ -30,7 +30,11 @@ func (s *Service) CreateKey(ctx context.Context, req *keyservicev1.CreateKeyRequ
 	}
 	nk.Hash, nk.Hint, nk.KeyspaceID = g.Hash, g.Hint, ks.ID
 	answer := func(recs ...apikey.Key) proto.Message {
-		return &keyservicev1.CreateKeyResponse{Secret: g.Secret, Key: keyToProto(&recs[0])}
+		k := keyToProto(&recs[0])
+		if nk.Credits != nil {
+			k.Credits = settingToProto(nk.Credits, recs[0].CreatedAt)
+		}
+		return &keyservicev1.CreateKeyResponse{Secret: g.Secret, Key: k}
 	}
 	if ctx, err = s.withRequest(ctx, "CreateKey", req, answer); err != nil {
 		return nil, err
@@ -127,6 +131,9 @@ func checkNewKey(req *keyservicev1.CreateKeyRequest, now time.Time, future bool)
 	if nk.AllowedCIDRs, err = checkCIDRs("allowed_cidrs", req.GetAllowedCidrs()); err != nil {
 		return nk, err
 	}
+	if nk.Credits, err = checkCredits("credits", req.GetCredits()); err != nil {
+		return nk, err
+	}
 	return nk, nil
 }
 
@@ -209,7 +216,11 @@ func (s *Service) GetKey(ctx context.Context, req *keyservicev1.GetKeyRequest) (
 	if c := apikey.CredentialOf(ctx); c != nil && !c.InKeyspace(k.KeyspaceID) {
 		return nil, apikey.ErrNotFound
 	}
-	return &keyservicev1.GetKeyResponse{Key: keyToProto(&k)}, nil
+	out := &keyservicev1.GetKeyResponse{Key: keyToProto(&k)}
+	if err := s.withCredits(ctx, []*keyservicev1.Key{out.Key}, []apikey.Key{k}); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (s *Service) ListKeys(ctx context.Context, req *keyservicev1.ListKeysRequest) (*keyservicev1.ListKeysResponse, error) {
@@ -236,6 +247,9 @@ func (s *Service) ListKeys(ctx context.Context, req *keyservicev1.ListKeysReques
 	out := &keyservicev1.ListKeysResponse{Keys: make([]*keyservicev1.Key, 0, len(ks)), NextPageToken: s.cursors.Encode(page, next)}
 	for i := range ks {
 		out.Keys = append(out.Keys, keyToProto(&ks[i]))
+	}
+	if err := s.withCredits(ctx, out.Keys, ks); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

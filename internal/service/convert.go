@@ -49,7 +49,11 @@ func keyToProto(k *apikey.Key) *keyservicev1.Key {
 		out.LastUsedAt = timestamppb.New(*k.LastUsedAt)
 	}
 	if rl := k.RateLimit; rl != nil {
-		out.RateLimit = &keyservicev1.RateLimit{Limit: int64(rl.Limit), Period: durationpb.New(rl.Period), Burst: int64(rl.Burst)}
+		out.RateLimit = rateToProto(rl)
 	}
 	return out
+}
+
+func rateToProto(rl *apikey.RateLimit) *keyservicev1.RateLimit {
+	return &keyservicev1.RateLimit{Limit: int64(rl.Limit), Period: durationpb.New(rl.Period), Burst: int64(rl.Burst)}
 }

@@ -59,7 +59,10 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 	var br *badRequest
 	var nf *notFound
 	var dn *denied
+	var nc *noCredits
 	switch {
+	case errors.As(err, &nc):
+		return status.Error(codes.FailedPrecondition, nc.Error())
 	case errors.As(err, &nf):
 		return status.Error(codes.NotFound, nf.Error())
 	case errors.As(err, &dn):

@@ -120,6 +120,9 @@ func (s *Service) UpdateKey(ctx context.Context, req *keyservicev1.UpdateKeyRequ
 		field := snakeCase(p)
 		// Over REST without ?update_mask, the mask is the body's fields,
 		// and a message field is named by its parts: rate_limit.limit.
+		if strings.HasPrefix(field, "credits.") {
+			field = apikey.FieldCredits // the whole credits setting is replaced
+		}
 		if sub, ok := strings.CutPrefix(field, "rate_limit."); ok && (sub == "limit" || sub == "period" || sub == "burst") {
 			// A part names the whole limit, which is replaced: without one
 			// in key, it would silently fall back to the default.
@@ -165,6 +168,10 @@ func (s *Service) UpdateKey(ctx context.Context, req *keyservicev1.UpdateKeyRequ
 			if u.AllowedCIDRs, err = checkCIDRs("key.allowed_cidrs", k.GetAllowedCidrs()); err != nil {
 				return nil, err
 			}
+		case apikey.FieldCredits:
+			if u.Credits, err = checkCredits("key.credits", k.GetCredits()); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := s.visibleKey(ctx, id); err != nil {
@@ -180,7 +187,11 @@ func (s *Service) UpdateKey(ctx context.Context, req *keyservicev1.UpdateKeyRequ
 	if err != nil {
 		return replay(s, ctx, "UpdateKey", req, err, &keyservicev1.UpdateKeyResponse{})
 	}
-	return answer(rec).(*keyservicev1.UpdateKeyResponse), nil
+	out := answer(rec).(*keyservicev1.UpdateKeyResponse)
+	if err := s.withCredits(ctx, []*keyservicev1.Key{out.Key}, []apikey.Key{rec}); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (s *Service) RotateKey(ctx context.Context, req *keyservicev1.RotateKeyRequest) (*keyservicev1.RotateKeyResponse, error) {

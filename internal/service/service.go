@@ -47,6 +47,12 @@ type Config struct {
 	// credentials; Tenants writes them.
 	Tenancy *tenancy.Registry
 	Tenants Tenants
+	// Budgets writes owners and credits; Credits spends credits on the
+	// validation path (nil: keys' credits are not spent); Usage counts
+	// answers for the history (nil: none kept).
+	Budgets Budgets
+	Credits verify.Credits
+	Usage   Recorder
 	// DefaultFormat is the format of keys created without one
 	// (FORMAT_CHECKSUM when unset).
 	DefaultFormat keyservicev1.Format
@@ -81,6 +87,8 @@ type Service struct {
 	validator     Validator
 	tenancy       *tenancy.Registry
 	tenants       Tenants
+	budgets       Budgets
+	usage         Recorder
 	defaultFormat keyservicev1.Format
 	now           func() time.Time
 	keyLimits     ratelimit.KeyBudgets
@@ -112,6 +120,8 @@ func New(cfg Config) *Service {
 		validator:     cfg.Validator,
 		tenancy:       cfg.Tenancy,
 		tenants:       cfg.Tenants,
+		budgets:       cfg.Budgets,
+		usage:         cfg.Usage,
 		defaultFormat: cfg.DefaultFormat,
 		now:           cfg.Now,
 		keyLimits:     cfg.KeyLimits,
@@ -153,6 +163,11 @@ func New(cfg Config) *Service {
 	}
 	if s.keyLimits != nil {
 		s.verifier.Spend = s.spend
+		s.verifier.OwnerSpend = s.ownerSpend
+	}
+	s.verifier.Credits = cfg.Credits
+	if s.tenancy != nil {
+		s.verifier.OwnerOf = func(k *apikey.Key) *apikey.Owner { return s.tenancy.Current().OwnerOf(k) }
 	}
 	if s.defaultFormat == keyservicev1.Format_FORMAT_UNSPECIFIED {
 		s.defaultFormat = keyservicev1.Format_FORMAT_CHECKSUM
@@ -244,8 +259,21 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 		// not to whoever holds the key elsewhere (FORBIDDEN has none).
 		out.Key = s.view(res)
 	}
-	if b := verdict.Budget; verdict.Asked {
-		out.RateLimit = &keyservicev1.RateLimitStatus{Limit: int64(b.Limit), Remaining: int64(b.Remaining), Reset_: durationpb.New(b.Reset)}
+	if verdict.Asked {
+		out.RateLimit = budgetToProto(verdict.Budget)
+	}
+	if verdict.CreditsAsked {
+		out.Credits = creditStatusToProto(verdict.Credits)
+	}
+	if verdict.OwnerAsked {
+		out.OwnerRateLimit = budgetToProto(verdict.OwnerBudget)
+	}
+	if verdict.OwnerCredAsk {
+		out.OwnerCredits = creditStatusToProto(verdict.OwnerCredits)
+	}
+	out.RefusedBy = keyservicev1.Holder(verdict.RefusedBy)
+	if s.usage != nil && res.Key != nil {
+		s.usage.Record(res.Key, verdict.Code, verdict.Spent, s.now())
 	}
 	if verdict.Code != res.Code {
 		s.refusals[verdict.Code].Inc()
@@ -261,6 +289,16 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 // budget, its first key's.
 func (s *Service) spend(ctx context.Context, k *apikey.Key, cost int) (apikey.Budget, error) {
 	return s.keyLimits.Take(ctx, k.Budget().String(), s.limitOf(k), cost)
+}
+
+// ownerSpend takes cost from owner o's rate limit (its own bucket, named
+// apart from keys').
+func (s *Service) ownerSpend(ctx context.Context, o *apikey.Owner, cost int) (apikey.Budget, error) {
+	return s.keyLimits.Take(ctx, "owner:"+o.ID.String(), *o.RateLimit, cost)
+}
+
+func budgetToProto(b apikey.Budget) *keyservicev1.RateLimitStatus {
+	return &keyservicev1.RateLimitStatus{Limit: int64(b.Limit), Remaining: int64(b.Remaining), Reset_: durationpb.New(b.Reset)}
 }
 
 // limitOf is the key's own limit, or the configured default.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,11 +56,21 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u apikey.Update) (o
 				next.Enabled = u.Enabled
 			case apikey.FieldAllowedCIDRs:
 				next.AllowedCIDRs = u.AllowedCIDRs
+			case apikey.FieldCredits:
+				next.Credits = u.Credits != nil
 			default:
 				return fmt.Errorf("store: %q cannot be updated", f)
 			}
 		}
 		changes := diff(&old, &next)
+		if slices.Contains(u.Fields, apikey.FieldCredits) {
+			// Setting credits is a change even to the same values: it sets
+			// what remains now.
+			if err := s.setCredits(ctx, tx, old.Budget(), u.Credits); err != nil {
+				return err
+			}
+			changes = append(changes, apikey.Change{Field: apikey.FieldCredits, Old: boolOrNil(old.Credits), New: creditsOrNil(u.Credits)})
+		}
 		if len(changes) == 0 {
 			out = old
 			return s.answer(ctx, tx, out)
@@ -75,7 +86,7 @@ func (s *Store) UpdateKey(ctx context.Context, id uuid.UUID, u apikey.Update) (o
 		}
 		p := dbsqlc.UpdateKeyParams{
 			ID: id, Name: next.Name, Scopes: nonNilSlice(next.Scopes), Metadata: meta, ExpiresAt: next.ExpiresAt,
-			Enabled: next.Enabled, AllowedCIDRs: cidrStrings(next.AllowedCIDRs),
+			Enabled: next.Enabled, AllowedCIDRs: cidrStrings(next.AllowedCIDRs), Credits: next.Credits,
 		}
 		p.RateLimit, p.RatePeriod, p.RateBurst = rateColumns(next.RateLimit)
 		row, err := s.q.UpdateKey(ctx, tx, p)
@@ -162,6 +173,7 @@ func (s *Store) RotateKey(ctx context.Context, id uuid.UUID, r apikey.Rotation) 
 		nk.ExpiresAt, nk.RateLimit, nk.AllowedCIDRs, nk.RotatedFrom = old.ExpiresAt, old.RateLimit, old.AllowedCIDRs, old.ID
 		nk.BudgetID = old.Budget() // one budget for the whole chain
 		nk.KeyspaceID = old.KeyspaceID
+		nk.SharesCredits = old.Credits
 		if newKey, err = s.insertKey(ctx, tx, nk); err != nil {
 			return err
 		}

@@ -134,6 +134,13 @@ func ownerDiff(a, b *apikey.Owner, set *apikey.CreditsSetting) []apikey.Change {
 	return out
 }
 
+func boolOrNil(b bool) any {
+	if !b {
+		return nil
+	}
+	return true
+}
+
 // creditsOrNil is a credits setting as the audit trail shows it.
 func creditsOrNil(c *apikey.CreditsSetting) any {
 	if c == nil {

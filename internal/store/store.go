@@ -144,7 +144,11 @@ func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey) (apikey.Key, err
 		if err != nil {
 			return err
 		}
-		if err := s.audit(ctx, tx, apikey.ActionCreate, keyRef(&out), createdChanges(out)); err != nil {
+		changes := createdChanges(out)
+		if k.Credits != nil {
+			changes = append(changes, apikey.Change{Field: apikey.FieldCredits, New: creditsOrNil(k.Credits)})
+		}
+		if err := s.audit(ctx, tx, apikey.ActionCreate, keyRef(&out), changes); err != nil {
 			return err
 		}
 		return s.answer(ctx, tx, out)
@@ -176,6 +180,7 @@ func (s *Store) insertKey(ctx context.Context, tx *writeTx, k apikey.NewKey) (ap
 		RotatedFrom:  nullUUID(k.RotatedFrom),
 		BudgetID:     nullUUID(k.BudgetID),
 		KeyspaceID:   k.KeyspaceID,
+		Credits:      k.Credits != nil || k.SharesCredits,
 	}
 	if p.KeyspaceID == uuid.Nil {
 		p.KeyspaceID = apikey.DefaultKeyspaceID
@@ -188,6 +193,11 @@ func (s *Store) insertKey(ctx context.Context, tx *writeTx, k apikey.NewKey) (ap
 	out, err := fromRow(row)
 	if err != nil {
 		return apikey.Key{}, err
+	}
+	if k.Credits != nil {
+		if err := s.setCredits(ctx, tx, out.Budget(), k.Credits); err != nil {
+			return apikey.Key{}, err
+		}
 	}
 	return out, s.notify(ctx, tx, apikey.Event{Kind: apikey.EventCreated, Hash: out.Hash})
 }

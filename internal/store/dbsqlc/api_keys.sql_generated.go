@@ -242,8 +242,8 @@ func (q *Queries) InsertAuditEvent(ctx context.Context, db DBTX, arg InsertAudit
 }
 
 const insertKey = `-- name: InsertKey :one
-INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from, budget_id, keyspace_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+INSERT INTO api_keys (id, key_hash, hint, name, owner, scopes, metadata, expires_at, rate_limit, rate_period, rate_burst, allowed_cidrs, rotated_from, budget_id, keyspace_id, credits)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id, credits
 `
 
@@ -263,6 +263,7 @@ type InsertKeyParams struct {
 	RotatedFrom  pgtype.UUID
 	BudgetID     pgtype.UUID
 	KeyspaceID   uuid.UUID
+	Credits      bool
 }
 
 // The id comes from the caller: a UUIDv7, so new keys append to the
@@ -284,6 +285,7 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		arg.RotatedFrom,
 		arg.BudgetID,
 		arg.KeyspaceID,
+		arg.Credits,
 	)
 	var i APIKey
 	err := row.Scan(
@@ -587,8 +589,8 @@ const updateKey = `-- name: UpdateKey :one
 UPDATE api_keys
 SET name = $1, scopes = $2, metadata = $3, expires_at = $4,
     rate_limit = $5, rate_period = $6, rate_burst = $7,
-    enabled = $8, allowed_cidrs = $9, updated_at = clock_timestamp()
-WHERE id = $10
+    enabled = $8, allowed_cidrs = $9, credits = $10, updated_at = clock_timestamp()
+WHERE id = $11
 RETURNING id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id, credits
 `
 
@@ -602,6 +604,7 @@ type UpdateKeyParams struct {
 	RateBurst    pgtype.Int4
 	Enabled      bool
 	AllowedCIDRs []string
+	Credits      bool
 	ID           uuid.UUID
 }
 
@@ -620,6 +623,7 @@ func (q *Queries) UpdateKey(ctx context.Context, db DBTX, arg UpdateKeyParams) (
 		arg.RateBurst,
 		arg.Enabled,
 		arg.AllowedCIDRs,
+		arg.Credits,
 		arg.ID,
 	)
 	var i APIKey

@@ -1168,7 +1168,9 @@ type CreateKeyRequest struct {
 	// Optional: the keyspace (name or id) of the new key; unset: the
 	// default keyspace. Its defaults fill rate_limit, expires_at (now +
 	// default_expiry), scopes and format when they are unset.
-	Keyspace      string `protobuf:"bytes,10,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	Keyspace string `protobuf:"bytes,10,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	// Optional: the key's credits (remaining and refill); unset: none.
+	Credits       *Credits `protobuf:"bytes,11,opt,name=credits,proto3" json:"credits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1271,6 +1273,13 @@ func (x *CreateKeyRequest) GetKeyspace() string {
 		return x.Keyspace
 	}
 	return ""
+}
+
+func (x *CreateKeyRequest) GetCredits() *Credits {
+	if x != nil {
+		return x.Credits
+	}
+	return nil
 }
 
 // CreateKeyResponse returns the new key's secret, once, and its record.
@@ -4657,7 +4666,7 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x10owner_rate_limit\x18\x06 \x01(\v2\x1e.keyservice.v1.RateLimitStatusR\x0eownerRateLimit\x12A\n" +
 	"\rowner_credits\x18\a \x01(\v2\x1c.keyservice.v1.CreditsStatusR\fownerCredits\x124\n" +
 	"\n" +
-	"refused_by\x18\b \x01(\x0e2\x15.keyservice.v1.HolderR\trefusedBy\"\xdf\x03\n" +
+	"refused_by\x18\b \x01(\x0e2\x15.keyservice.v1.HolderR\trefusedBy\"\x91\x04\n" +
 	"\x10CreateKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x16\n" +
@@ -4672,7 +4681,8 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\t \x01(\tR\trequestId\x12\x1a\n" +
 	"\bkeyspace\x18\n" +
-	" \x01(\tR\bkeyspace\x1a;\n" +
+	" \x01(\tR\bkeyspace\x120\n" +
+	"\acredits\x18\v \x01(\v2\x16.keyservice.v1.CreditsR\acredits\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Q\n" +
@@ -5105,120 +5115,121 @@ var file_keyservice_v1_keyservice_proto_depIdxs = []int32{
 	68,  // 23: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	10,  // 24: keyservice.v1.CreateKeyRequest.rate_limit:type_name -> keyservice.v1.RateLimit
 	1,   // 25: keyservice.v1.CreateKeyRequest.format:type_name -> keyservice.v1.Format
-	6,   // 26: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
-	6,   // 27: keyservice.v1.GetKeyResponse.key:type_name -> keyservice.v1.Key
-	6,   // 28: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
-	6,   // 29: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
-	6,   // 30: keyservice.v1.UpdateKeyRequest.key:type_name -> keyservice.v1.Key
-	70,  // 31: keyservice.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	6,   // 32: keyservice.v1.UpdateKeyResponse.key:type_name -> keyservice.v1.Key
-	69,  // 33: keyservice.v1.RotateKeyRequest.grace_period:type_name -> google.protobuf.Duration
-	1,   // 34: keyservice.v1.RotateKeyRequest.format:type_name -> keyservice.v1.Format
-	6,   // 35: keyservice.v1.RotateKeyResponse.key:type_name -> keyservice.v1.Key
-	6,   // 36: keyservice.v1.RotateKeyResponse.old_key:type_name -> keyservice.v1.Key
-	28,  // 37: keyservice.v1.ListAuditEventsResponse.events:type_name -> keyservice.v1.AuditEvent
-	68,  // 38: keyservice.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	29,  // 39: keyservice.v1.AuditEvent.changes:type_name -> keyservice.v1.FieldChange
-	71,  // 40: keyservice.v1.FieldChange.old_value:type_name -> google.protobuf.Value
-	71,  // 41: keyservice.v1.FieldChange.new_value:type_name -> google.protobuf.Value
-	1,   // 42: keyservice.v1.Keyspace.default_format:type_name -> keyservice.v1.Format
-	10,  // 43: keyservice.v1.Keyspace.default_rate_limit:type_name -> keyservice.v1.RateLimit
-	69,  // 44: keyservice.v1.Keyspace.default_expiry:type_name -> google.protobuf.Duration
-	68,  // 45: keyservice.v1.Keyspace.created_at:type_name -> google.protobuf.Timestamp
-	68,  // 46: keyservice.v1.Keyspace.updated_at:type_name -> google.protobuf.Timestamp
-	30,  // 47: keyservice.v1.CreateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
-	30,  // 48: keyservice.v1.CreateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
-	30,  // 49: keyservice.v1.GetKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
-	30,  // 50: keyservice.v1.ListKeyspacesResponse.keyspaces:type_name -> keyservice.v1.Keyspace
-	30,  // 51: keyservice.v1.UpdateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
-	70,  // 52: keyservice.v1.UpdateKeyspaceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	30,  // 53: keyservice.v1.UpdateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
-	68,  // 54: keyservice.v1.Credential.expires_at:type_name -> google.protobuf.Timestamp
-	68,  // 55: keyservice.v1.Credential.created_at:type_name -> google.protobuf.Timestamp
-	68,  // 56: keyservice.v1.Credential.last_used_at:type_name -> google.protobuf.Timestamp
-	68,  // 57: keyservice.v1.Credential.revoked_at:type_name -> google.protobuf.Timestamp
-	10,  // 58: keyservice.v1.Credential.rate_limit:type_name -> keyservice.v1.RateLimit
-	68,  // 59: keyservice.v1.CreateCredentialRequest.expires_at:type_name -> google.protobuf.Timestamp
-	10,  // 60: keyservice.v1.CreateCredentialRequest.rate_limit:type_name -> keyservice.v1.RateLimit
-	39,  // 61: keyservice.v1.CreateCredentialResponse.credential:type_name -> keyservice.v1.Credential
-	39,  // 62: keyservice.v1.ListCredentialsResponse.credentials:type_name -> keyservice.v1.Credential
-	39,  // 63: keyservice.v1.RevokeCredentialResponse.credential:type_name -> keyservice.v1.Credential
-	7,   // 64: keyservice.v1.AddCreditsResponse.credits:type_name -> keyservice.v1.Credits
-	9,   // 65: keyservice.v1.ReportUsageResponse.credits:type_name -> keyservice.v1.CreditsStatus
-	9,   // 66: keyservice.v1.ReportUsageResponse.owner_credits:type_name -> keyservice.v1.CreditsStatus
-	68,  // 67: keyservice.v1.GetUsageRequest.from:type_name -> google.protobuf.Timestamp
-	68,  // 68: keyservice.v1.GetUsageRequest.to:type_name -> google.protobuf.Timestamp
-	4,   // 69: keyservice.v1.GetUsageRequest.granularity:type_name -> keyservice.v1.Granularity
-	5,   // 70: keyservice.v1.GetUsageRequest.group_by:type_name -> keyservice.v1.UsageGroup
-	52,  // 71: keyservice.v1.GetUsageResponse.series:type_name -> keyservice.v1.UsageSeries
-	53,  // 72: keyservice.v1.UsageSeries.points:type_name -> keyservice.v1.UsagePoint
-	53,  // 73: keyservice.v1.UsageSeries.total:type_name -> keyservice.v1.UsagePoint
-	68,  // 74: keyservice.v1.UsagePoint.start:type_name -> google.protobuf.Timestamp
-	54,  // 75: keyservice.v1.UsagePoint.counts:type_name -> keyservice.v1.UsageCount
-	0,   // 76: keyservice.v1.UsageCount.code:type_name -> keyservice.v1.Code
-	10,  // 77: keyservice.v1.Owner.rate_limit:type_name -> keyservice.v1.RateLimit
-	7,   // 78: keyservice.v1.Owner.credits:type_name -> keyservice.v1.Credits
-	68,  // 79: keyservice.v1.Owner.created_at:type_name -> google.protobuf.Timestamp
-	68,  // 80: keyservice.v1.Owner.updated_at:type_name -> google.protobuf.Timestamp
-	55,  // 81: keyservice.v1.CreateOwnerRequest.owner:type_name -> keyservice.v1.Owner
-	55,  // 82: keyservice.v1.CreateOwnerResponse.owner:type_name -> keyservice.v1.Owner
-	55,  // 83: keyservice.v1.GetOwnerResponse.owner:type_name -> keyservice.v1.Owner
-	55,  // 84: keyservice.v1.ListOwnersResponse.owners:type_name -> keyservice.v1.Owner
-	55,  // 85: keyservice.v1.UpdateOwnerRequest.owner:type_name -> keyservice.v1.Owner
-	70,  // 86: keyservice.v1.UpdateOwnerRequest.update_mask:type_name -> google.protobuf.FieldMask
-	55,  // 87: keyservice.v1.UpdateOwnerResponse.owner:type_name -> keyservice.v1.Owner
-	72,  // 88: keyservice.v1.RestError.details:type_name -> google.protobuf.Any
-	65,  // 89: keyservice.v1.RestError.error:type_name -> keyservice.v1.RestErrorStatus
-	72,  // 90: keyservice.v1.RestErrorStatus.details:type_name -> google.protobuf.Any
-	12,  // 91: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
-	14,  // 92: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
-	16,  // 93: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
-	18,  // 94: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
-	20,  // 95: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
-	22,  // 96: keyservice.v1.KeyService.UpdateKey:input_type -> keyservice.v1.UpdateKeyRequest
-	24,  // 97: keyservice.v1.KeyService.RotateKey:input_type -> keyservice.v1.RotateKeyRequest
-	26,  // 98: keyservice.v1.KeyService.ListAuditEvents:input_type -> keyservice.v1.ListAuditEventsRequest
-	31,  // 99: keyservice.v1.KeyService.CreateKeyspace:input_type -> keyservice.v1.CreateKeyspaceRequest
-	33,  // 100: keyservice.v1.KeyService.GetKeyspace:input_type -> keyservice.v1.GetKeyspaceRequest
-	35,  // 101: keyservice.v1.KeyService.ListKeyspaces:input_type -> keyservice.v1.ListKeyspacesRequest
-	37,  // 102: keyservice.v1.KeyService.UpdateKeyspace:input_type -> keyservice.v1.UpdateKeyspaceRequest
-	40,  // 103: keyservice.v1.KeyService.CreateCredential:input_type -> keyservice.v1.CreateCredentialRequest
-	42,  // 104: keyservice.v1.KeyService.ListCredentials:input_type -> keyservice.v1.ListCredentialsRequest
-	44,  // 105: keyservice.v1.KeyService.RevokeCredential:input_type -> keyservice.v1.RevokeCredentialRequest
-	46,  // 106: keyservice.v1.KeyService.AddCredits:input_type -> keyservice.v1.AddCreditsRequest
-	48,  // 107: keyservice.v1.KeyService.ReportUsage:input_type -> keyservice.v1.ReportUsageRequest
-	50,  // 108: keyservice.v1.KeyService.GetUsage:input_type -> keyservice.v1.GetUsageRequest
-	56,  // 109: keyservice.v1.KeyService.CreateOwner:input_type -> keyservice.v1.CreateOwnerRequest
-	58,  // 110: keyservice.v1.KeyService.GetOwner:input_type -> keyservice.v1.GetOwnerRequest
-	60,  // 111: keyservice.v1.KeyService.ListOwners:input_type -> keyservice.v1.ListOwnersRequest
-	62,  // 112: keyservice.v1.KeyService.UpdateOwner:input_type -> keyservice.v1.UpdateOwnerRequest
-	13,  // 113: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
-	15,  // 114: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
-	17,  // 115: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
-	19,  // 116: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
-	21,  // 117: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
-	23,  // 118: keyservice.v1.KeyService.UpdateKey:output_type -> keyservice.v1.UpdateKeyResponse
-	25,  // 119: keyservice.v1.KeyService.RotateKey:output_type -> keyservice.v1.RotateKeyResponse
-	27,  // 120: keyservice.v1.KeyService.ListAuditEvents:output_type -> keyservice.v1.ListAuditEventsResponse
-	32,  // 121: keyservice.v1.KeyService.CreateKeyspace:output_type -> keyservice.v1.CreateKeyspaceResponse
-	34,  // 122: keyservice.v1.KeyService.GetKeyspace:output_type -> keyservice.v1.GetKeyspaceResponse
-	36,  // 123: keyservice.v1.KeyService.ListKeyspaces:output_type -> keyservice.v1.ListKeyspacesResponse
-	38,  // 124: keyservice.v1.KeyService.UpdateKeyspace:output_type -> keyservice.v1.UpdateKeyspaceResponse
-	41,  // 125: keyservice.v1.KeyService.CreateCredential:output_type -> keyservice.v1.CreateCredentialResponse
-	43,  // 126: keyservice.v1.KeyService.ListCredentials:output_type -> keyservice.v1.ListCredentialsResponse
-	45,  // 127: keyservice.v1.KeyService.RevokeCredential:output_type -> keyservice.v1.RevokeCredentialResponse
-	47,  // 128: keyservice.v1.KeyService.AddCredits:output_type -> keyservice.v1.AddCreditsResponse
-	49,  // 129: keyservice.v1.KeyService.ReportUsage:output_type -> keyservice.v1.ReportUsageResponse
-	51,  // 130: keyservice.v1.KeyService.GetUsage:output_type -> keyservice.v1.GetUsageResponse
-	57,  // 131: keyservice.v1.KeyService.CreateOwner:output_type -> keyservice.v1.CreateOwnerResponse
-	59,  // 132: keyservice.v1.KeyService.GetOwner:output_type -> keyservice.v1.GetOwnerResponse
-	61,  // 133: keyservice.v1.KeyService.ListOwners:output_type -> keyservice.v1.ListOwnersResponse
-	63,  // 134: keyservice.v1.KeyService.UpdateOwner:output_type -> keyservice.v1.UpdateOwnerResponse
-	113, // [113:135] is the sub-list for method output_type
-	91,  // [91:113] is the sub-list for method input_type
-	91,  // [91:91] is the sub-list for extension type_name
-	91,  // [91:91] is the sub-list for extension extendee
-	0,   // [0:91] is the sub-list for field type_name
+	7,   // 26: keyservice.v1.CreateKeyRequest.credits:type_name -> keyservice.v1.Credits
+	6,   // 27: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
+	6,   // 28: keyservice.v1.GetKeyResponse.key:type_name -> keyservice.v1.Key
+	6,   // 29: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
+	6,   // 30: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
+	6,   // 31: keyservice.v1.UpdateKeyRequest.key:type_name -> keyservice.v1.Key
+	70,  // 32: keyservice.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	6,   // 33: keyservice.v1.UpdateKeyResponse.key:type_name -> keyservice.v1.Key
+	69,  // 34: keyservice.v1.RotateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	1,   // 35: keyservice.v1.RotateKeyRequest.format:type_name -> keyservice.v1.Format
+	6,   // 36: keyservice.v1.RotateKeyResponse.key:type_name -> keyservice.v1.Key
+	6,   // 37: keyservice.v1.RotateKeyResponse.old_key:type_name -> keyservice.v1.Key
+	28,  // 38: keyservice.v1.ListAuditEventsResponse.events:type_name -> keyservice.v1.AuditEvent
+	68,  // 39: keyservice.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	29,  // 40: keyservice.v1.AuditEvent.changes:type_name -> keyservice.v1.FieldChange
+	71,  // 41: keyservice.v1.FieldChange.old_value:type_name -> google.protobuf.Value
+	71,  // 42: keyservice.v1.FieldChange.new_value:type_name -> google.protobuf.Value
+	1,   // 43: keyservice.v1.Keyspace.default_format:type_name -> keyservice.v1.Format
+	10,  // 44: keyservice.v1.Keyspace.default_rate_limit:type_name -> keyservice.v1.RateLimit
+	69,  // 45: keyservice.v1.Keyspace.default_expiry:type_name -> google.protobuf.Duration
+	68,  // 46: keyservice.v1.Keyspace.created_at:type_name -> google.protobuf.Timestamp
+	68,  // 47: keyservice.v1.Keyspace.updated_at:type_name -> google.protobuf.Timestamp
+	30,  // 48: keyservice.v1.CreateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
+	30,  // 49: keyservice.v1.CreateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
+	30,  // 50: keyservice.v1.GetKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
+	30,  // 51: keyservice.v1.ListKeyspacesResponse.keyspaces:type_name -> keyservice.v1.Keyspace
+	30,  // 52: keyservice.v1.UpdateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
+	70,  // 53: keyservice.v1.UpdateKeyspaceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	30,  // 54: keyservice.v1.UpdateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
+	68,  // 55: keyservice.v1.Credential.expires_at:type_name -> google.protobuf.Timestamp
+	68,  // 56: keyservice.v1.Credential.created_at:type_name -> google.protobuf.Timestamp
+	68,  // 57: keyservice.v1.Credential.last_used_at:type_name -> google.protobuf.Timestamp
+	68,  // 58: keyservice.v1.Credential.revoked_at:type_name -> google.protobuf.Timestamp
+	10,  // 59: keyservice.v1.Credential.rate_limit:type_name -> keyservice.v1.RateLimit
+	68,  // 60: keyservice.v1.CreateCredentialRequest.expires_at:type_name -> google.protobuf.Timestamp
+	10,  // 61: keyservice.v1.CreateCredentialRequest.rate_limit:type_name -> keyservice.v1.RateLimit
+	39,  // 62: keyservice.v1.CreateCredentialResponse.credential:type_name -> keyservice.v1.Credential
+	39,  // 63: keyservice.v1.ListCredentialsResponse.credentials:type_name -> keyservice.v1.Credential
+	39,  // 64: keyservice.v1.RevokeCredentialResponse.credential:type_name -> keyservice.v1.Credential
+	7,   // 65: keyservice.v1.AddCreditsResponse.credits:type_name -> keyservice.v1.Credits
+	9,   // 66: keyservice.v1.ReportUsageResponse.credits:type_name -> keyservice.v1.CreditsStatus
+	9,   // 67: keyservice.v1.ReportUsageResponse.owner_credits:type_name -> keyservice.v1.CreditsStatus
+	68,  // 68: keyservice.v1.GetUsageRequest.from:type_name -> google.protobuf.Timestamp
+	68,  // 69: keyservice.v1.GetUsageRequest.to:type_name -> google.protobuf.Timestamp
+	4,   // 70: keyservice.v1.GetUsageRequest.granularity:type_name -> keyservice.v1.Granularity
+	5,   // 71: keyservice.v1.GetUsageRequest.group_by:type_name -> keyservice.v1.UsageGroup
+	52,  // 72: keyservice.v1.GetUsageResponse.series:type_name -> keyservice.v1.UsageSeries
+	53,  // 73: keyservice.v1.UsageSeries.points:type_name -> keyservice.v1.UsagePoint
+	53,  // 74: keyservice.v1.UsageSeries.total:type_name -> keyservice.v1.UsagePoint
+	68,  // 75: keyservice.v1.UsagePoint.start:type_name -> google.protobuf.Timestamp
+	54,  // 76: keyservice.v1.UsagePoint.counts:type_name -> keyservice.v1.UsageCount
+	0,   // 77: keyservice.v1.UsageCount.code:type_name -> keyservice.v1.Code
+	10,  // 78: keyservice.v1.Owner.rate_limit:type_name -> keyservice.v1.RateLimit
+	7,   // 79: keyservice.v1.Owner.credits:type_name -> keyservice.v1.Credits
+	68,  // 80: keyservice.v1.Owner.created_at:type_name -> google.protobuf.Timestamp
+	68,  // 81: keyservice.v1.Owner.updated_at:type_name -> google.protobuf.Timestamp
+	55,  // 82: keyservice.v1.CreateOwnerRequest.owner:type_name -> keyservice.v1.Owner
+	55,  // 83: keyservice.v1.CreateOwnerResponse.owner:type_name -> keyservice.v1.Owner
+	55,  // 84: keyservice.v1.GetOwnerResponse.owner:type_name -> keyservice.v1.Owner
+	55,  // 85: keyservice.v1.ListOwnersResponse.owners:type_name -> keyservice.v1.Owner
+	55,  // 86: keyservice.v1.UpdateOwnerRequest.owner:type_name -> keyservice.v1.Owner
+	70,  // 87: keyservice.v1.UpdateOwnerRequest.update_mask:type_name -> google.protobuf.FieldMask
+	55,  // 88: keyservice.v1.UpdateOwnerResponse.owner:type_name -> keyservice.v1.Owner
+	72,  // 89: keyservice.v1.RestError.details:type_name -> google.protobuf.Any
+	65,  // 90: keyservice.v1.RestError.error:type_name -> keyservice.v1.RestErrorStatus
+	72,  // 91: keyservice.v1.RestErrorStatus.details:type_name -> google.protobuf.Any
+	12,  // 92: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
+	14,  // 93: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
+	16,  // 94: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
+	18,  // 95: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
+	20,  // 96: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
+	22,  // 97: keyservice.v1.KeyService.UpdateKey:input_type -> keyservice.v1.UpdateKeyRequest
+	24,  // 98: keyservice.v1.KeyService.RotateKey:input_type -> keyservice.v1.RotateKeyRequest
+	26,  // 99: keyservice.v1.KeyService.ListAuditEvents:input_type -> keyservice.v1.ListAuditEventsRequest
+	31,  // 100: keyservice.v1.KeyService.CreateKeyspace:input_type -> keyservice.v1.CreateKeyspaceRequest
+	33,  // 101: keyservice.v1.KeyService.GetKeyspace:input_type -> keyservice.v1.GetKeyspaceRequest
+	35,  // 102: keyservice.v1.KeyService.ListKeyspaces:input_type -> keyservice.v1.ListKeyspacesRequest
+	37,  // 103: keyservice.v1.KeyService.UpdateKeyspace:input_type -> keyservice.v1.UpdateKeyspaceRequest
+	40,  // 104: keyservice.v1.KeyService.CreateCredential:input_type -> keyservice.v1.CreateCredentialRequest
+	42,  // 105: keyservice.v1.KeyService.ListCredentials:input_type -> keyservice.v1.ListCredentialsRequest
+	44,  // 106: keyservice.v1.KeyService.RevokeCredential:input_type -> keyservice.v1.RevokeCredentialRequest
+	46,  // 107: keyservice.v1.KeyService.AddCredits:input_type -> keyservice.v1.AddCreditsRequest
+	48,  // 108: keyservice.v1.KeyService.ReportUsage:input_type -> keyservice.v1.ReportUsageRequest
+	50,  // 109: keyservice.v1.KeyService.GetUsage:input_type -> keyservice.v1.GetUsageRequest
+	56,  // 110: keyservice.v1.KeyService.CreateOwner:input_type -> keyservice.v1.CreateOwnerRequest
+	58,  // 111: keyservice.v1.KeyService.GetOwner:input_type -> keyservice.v1.GetOwnerRequest
+	60,  // 112: keyservice.v1.KeyService.ListOwners:input_type -> keyservice.v1.ListOwnersRequest
+	62,  // 113: keyservice.v1.KeyService.UpdateOwner:input_type -> keyservice.v1.UpdateOwnerRequest
+	13,  // 114: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
+	15,  // 115: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
+	17,  // 116: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
+	19,  // 117: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
+	21,  // 118: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
+	23,  // 119: keyservice.v1.KeyService.UpdateKey:output_type -> keyservice.v1.UpdateKeyResponse
+	25,  // 120: keyservice.v1.KeyService.RotateKey:output_type -> keyservice.v1.RotateKeyResponse
+	27,  // 121: keyservice.v1.KeyService.ListAuditEvents:output_type -> keyservice.v1.ListAuditEventsResponse
+	32,  // 122: keyservice.v1.KeyService.CreateKeyspace:output_type -> keyservice.v1.CreateKeyspaceResponse
+	34,  // 123: keyservice.v1.KeyService.GetKeyspace:output_type -> keyservice.v1.GetKeyspaceResponse
+	36,  // 124: keyservice.v1.KeyService.ListKeyspaces:output_type -> keyservice.v1.ListKeyspacesResponse
+	38,  // 125: keyservice.v1.KeyService.UpdateKeyspace:output_type -> keyservice.v1.UpdateKeyspaceResponse
+	41,  // 126: keyservice.v1.KeyService.CreateCredential:output_type -> keyservice.v1.CreateCredentialResponse
+	43,  // 127: keyservice.v1.KeyService.ListCredentials:output_type -> keyservice.v1.ListCredentialsResponse
+	45,  // 128: keyservice.v1.KeyService.RevokeCredential:output_type -> keyservice.v1.RevokeCredentialResponse
+	47,  // 129: keyservice.v1.KeyService.AddCredits:output_type -> keyservice.v1.AddCreditsResponse
+	49,  // 130: keyservice.v1.KeyService.ReportUsage:output_type -> keyservice.v1.ReportUsageResponse
+	51,  // 131: keyservice.v1.KeyService.GetUsage:output_type -> keyservice.v1.GetUsageResponse
+	57,  // 132: keyservice.v1.KeyService.CreateOwner:output_type -> keyservice.v1.CreateOwnerResponse
+	59,  // 133: keyservice.v1.KeyService.GetOwner:output_type -> keyservice.v1.GetOwnerResponse
+	61,  // 134: keyservice.v1.KeyService.ListOwners:output_type -> keyservice.v1.ListOwnersResponse
+	63,  // 135: keyservice.v1.KeyService.UpdateOwner:output_type -> keyservice.v1.UpdateOwnerResponse
+	114, // [114:136] is the sub-list for method output_type
+	92,  // [92:114] is the sub-list for method input_type
+	92,  // [92:92] is the sub-list for extension type_name
+	92,  // [92:92] is the sub-list for extension extendee
+	0,   // [0:92] is the sub-list for field type_name
 }
 
 func init() { file_keyservice_v1_keyservice_proto_init() }

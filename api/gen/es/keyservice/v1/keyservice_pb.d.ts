@@ -557,6 +557,13 @@ export declare type CreateKeyRequest = Message<"keyservice.v1.CreateKeyRequest">
    * @generated from field: string keyspace = 10;
    */
   keyspace: string;
+
+  /**
+   * Optional: the key's credits (remaining and refill); unset: none.
+   *
+   * @generated from field: keyservice.v1.Credits credits = 11;
+   */
+  credits?: Credits | undefined;
 };
 
 /**

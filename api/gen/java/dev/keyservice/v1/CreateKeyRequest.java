@@ -575,6 +575,44 @@ java.lang.String defaultValue) {
     }
   }
 
+  public static final int CREDITS_FIELD_NUMBER = 11;
+  private dev.keyservice.v1.Credits credits_;
+  /**
+   * <pre>
+   * Optional: the key's credits (remaining and refill); unset: none.
+   * </pre>
+   *
+   * <code>.keyservice.v1.Credits credits = 11;</code>
+   * @return Whether the credits field is set.
+   */
+  @java.lang.Override
+  public boolean hasCredits() {
+    return credits_ != null;
+  }
+  /**
+   * <pre>
+   * Optional: the key's credits (remaining and refill); unset: none.
+   * </pre>
+   *
+   * <code>.keyservice.v1.Credits credits = 11;</code>
+   * @return The credits.
+   */
+  @java.lang.Override
+  public dev.keyservice.v1.Credits getCredits() {
+    return credits_ == null ? dev.keyservice.v1.Credits.getDefaultInstance() : credits_;
+  }
+  /**
+   * <pre>
+   * Optional: the key's credits (remaining and refill); unset: none.
+   * </pre>
+   *
+   * <code>.keyservice.v1.Credits credits = 11;</code>
+   */
+  @java.lang.Override
+  public dev.keyservice.v1.CreditsOrBuilder getCreditsOrBuilder() {
+    return credits_ == null ? dev.keyservice.v1.Credits.getDefaultInstance() : credits_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -621,6 +659,9 @@ java.lang.String defaultValue) {
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspace_)) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 10, keyspace_);
+    }
+    if (credits_ != null) {
+      output.writeMessage(11, getCredits());
     }
     getUnknownFields().writeTo(output);
   }
@@ -681,6 +722,10 @@ java.lang.String defaultValue) {
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspace_)) {
       size += com.google.protobuf.GeneratedMessageV3.computeStringSize(10, keyspace_);
     }
+    if (credits_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(11, getCredits());
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -721,6 +766,11 @@ java.lang.String defaultValue) {
         .equals(other.getRequestId())) return false;
     if (!getKeyspace()
         .equals(other.getKeyspace())) return false;
+    if (hasCredits() != other.hasCredits()) return false;
+    if (hasCredits()) {
+      if (!getCredits()
+          .equals(other.getCredits())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -762,6 +812,10 @@ java.lang.String defaultValue) {
     hash = (53 * hash) + getRequestId().hashCode();
     hash = (37 * hash) + KEYSPACE_FIELD_NUMBER;
     hash = (53 * hash) + getKeyspace().hashCode();
+    if (hasCredits()) {
+      hash = (37 * hash) + CREDITS_FIELD_NUMBER;
+      hash = (53 * hash) + getCredits().hashCode();
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -937,6 +991,11 @@ java.lang.String defaultValue) {
       bitField0_ = (bitField0_ & ~0x00000080);
       requestId_ = "";
       keyspace_ = "";
+      credits_ = null;
+      if (creditsBuilder_ != null) {
+        creditsBuilder_.dispose();
+        creditsBuilder_ = null;
+      }
       return this;
     }
 
@@ -1012,6 +1071,11 @@ java.lang.String defaultValue) {
       }
       if (((from_bitField0_ & 0x00000200) != 0)) {
         result.keyspace_ = keyspace_;
+      }
+      if (((from_bitField0_ & 0x00000400) != 0)) {
+        result.credits_ = creditsBuilder_ == null
+            ? credits_
+            : creditsBuilder_.build();
       }
     }
 
@@ -1111,6 +1175,9 @@ java.lang.String defaultValue) {
         bitField0_ |= 0x00000200;
         onChanged();
       }
+      if (other.hasCredits()) {
+        mergeCredits(other.getCredits());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -1197,6 +1264,13 @@ java.lang.String defaultValue) {
               bitField0_ |= 0x00000200;
               break;
             } // case 82
+            case 90: {
+              input.readMessage(
+                  getCreditsFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000400;
+              break;
+            } // case 90
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2447,6 +2521,161 @@ java.lang.String defaultValue) {
       bitField0_ |= 0x00000200;
       onChanged();
       return this;
+    }
+
+    private dev.keyservice.v1.Credits credits_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        dev.keyservice.v1.Credits, dev.keyservice.v1.Credits.Builder, dev.keyservice.v1.CreditsOrBuilder> creditsBuilder_;
+    /**
+     * <pre>
+     * Optional: the key's credits (remaining and refill); unset: none.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 11;</code>
+     * @return Whether the credits field is set.
+     */
+    public boolean hasCredits() {
+      return ((bitField0_ & 0x00000400) != 0);
+    }
+    /**
+     * <pre>
+     * Optional: the key's credits (remaining and refill); unset: none.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 11;</code>
+     * @return The credits.
+     */
+    public dev.keyservice.v1.Credits getCredits() {
+      if (creditsBuilder_ == null) {
+        return credits_ == null ? dev.keyservice.v1.Credits.getDefaultInstance() : credits_;
+      } else {
+        return creditsBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * Optional: the key's credits (remaining and refill); unset: none.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 11;</code>
+     */
+    public Builder setCredits(dev.keyservice.v1.Credits value) {
+      if (creditsBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        credits_ = value;
+      } else {
+        creditsBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: the key's credits (remaining and refill); unset: none.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 11;</code>
+     */
+    public Builder setCredits(
+        dev.keyservice.v1.Credits.Builder builderForValue) {
+      if (creditsBuilder_ == null) {
+        credits_ = builderForValue.build();
+      } else {
+        creditsBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: the key's credits (remaining and refill); unset: none.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 11;</code>
+     */
+    public Builder mergeCredits(dev.keyservice.v1.Credits value) {
+      if (creditsBuilder_ == null) {
+        if (((bitField0_ & 0x00000400) != 0) &&
+          credits_ != null &&
+          credits_ != dev.keyservice.v1.Credits.getDefaultInstance()) {
+          getCreditsBuilder().mergeFrom(value);
+        } else {
+          credits_ = value;
+        }
+      } else {
+        creditsBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: the key's credits (remaining and refill); unset: none.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 11;</code>
+     */
+    public Builder clearCredits() {
+      bitField0_ = (bitField0_ & ~0x00000400);
+      credits_ = null;
+      if (creditsBuilder_ != null) {
+        creditsBuilder_.dispose();
+        creditsBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Optional: the key's credits (remaining and refill); unset: none.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 11;</code>
+     */
+    public dev.keyservice.v1.Credits.Builder getCreditsBuilder() {
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return getCreditsFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * Optional: the key's credits (remaining and refill); unset: none.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 11;</code>
+     */
+    public dev.keyservice.v1.CreditsOrBuilder getCreditsOrBuilder() {
+      if (creditsBuilder_ != null) {
+        return creditsBuilder_.getMessageOrBuilder();
+      } else {
+        return credits_ == null ?
+            dev.keyservice.v1.Credits.getDefaultInstance() : credits_;
+      }
+    }
+    /**
+     * <pre>
+     * Optional: the key's credits (remaining and refill); unset: none.
+     * </pre>
+     *
+     * <code>.keyservice.v1.Credits credits = 11;</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        dev.keyservice.v1.Credits, dev.keyservice.v1.Credits.Builder, dev.keyservice.v1.CreditsOrBuilder> 
+        getCreditsFieldBuilder() {
+      if (creditsBuilder_ == null) {
+        creditsBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            dev.keyservice.v1.Credits, dev.keyservice.v1.Credits.Builder, dev.keyservice.v1.CreditsOrBuilder>(
+                getCredits(),
+                getParentForChildren(),
+                isClean());
+        credits_ = null;
+      }
+      return creditsBuilder_;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

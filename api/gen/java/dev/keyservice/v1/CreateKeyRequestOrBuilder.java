@@ -315,4 +315,31 @@ java.lang.String defaultValue);
    */
   com.google.protobuf.ByteString
       getKeyspaceBytes();
+
+  /**
+   * <pre>
+   * Optional: the key's credits (remaining and refill); unset: none.
+   * </pre>
+   *
+   * <code>.keyservice.v1.Credits credits = 11;</code>
+   * @return Whether the credits field is set.
+   */
+  boolean hasCredits();
+  /**
+   * <pre>
+   * Optional: the key's credits (remaining and refill); unset: none.
+   * </pre>
+   *
+   * <code>.keyservice.v1.Credits credits = 11;</code>
+   * @return The credits.
+   */
+  dev.keyservice.v1.Credits getCredits();
+  /**
+   * <pre>
+   * Optional: the key's credits (remaining and refill); unset: none.
+   * </pre>
+   *
+   * <code>.keyservice.v1.Credits credits = 11;</code>
+   */
+  dev.keyservice.v1.CreditsOrBuilder getCreditsOrBuilder();
 }

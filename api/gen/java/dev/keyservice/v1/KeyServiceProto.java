@@ -379,7 +379,7 @@ public final class KeyServiceProto {
       "\030\006 \001(\0132\036.keyservice.v1.RateLimitStatus\0223" +
       "\n\rowner_credits\030\007 \001(\0132\034.keyservice.v1.Cr" +
       "editsStatus\022)\n\nrefused_by\030\010 \001(\0162\025.keyser" +
-      "vice.v1.Holder\"\363\002\n\020CreateKeyRequest\022\014\n\004n" +
+      "vice.v1.Holder\"\234\003\n\020CreateKeyRequest\022\014\n\004n" +
       "ame\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\016\n\006scopes\030\003 \003(\t" +
       "\022?\n\010metadata\030\004 \003(\0132-.keyservice.v1.Creat" +
       "eKeyRequest.MetadataEntry\022.\n\nexpires_at\030" +
@@ -387,229 +387,230 @@ public final class KeyServiceProto {
       "e_limit\030\006 \001(\0132\030.keyservice.v1.RateLimit\022" +
       "%\n\006format\030\007 \001(\0162\025.keyservice.v1.Format\022\025" +
       "\n\rallowed_cidrs\030\010 \003(\t\022\022\n\nrequest_id\030\t \001(" +
-      "\t\022\020\n\010keyspace\030\n \001(\t\032/\n\rMetadataEntry\022\013\n\003" +
-      "key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"D\n\021CreateKe" +
-      "yResponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022" +
-      ".keyservice.v1.Key\"\033\n\rGetKeyRequest\022\n\n\002i" +
-      "d\030\001 \001(\t\"1\n\016GetKeyResponse\022\037\n\003key\030\001 \001(\0132\022" +
-      ".keyservice.v1.Key\"Y\n\017ListKeysRequest\022\r\n" +
-      "\005owner\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\npage_" +
-      "token\030\003 \001(\t\022\020\n\010keyspace\030\004 \001(\t\"M\n\020ListKey" +
-      "sResponse\022 \n\004keys\030\001 \003(\0132\022.keyservice.v1." +
-      "Key\022\027\n\017next_page_token\030\002 \001(\t\"2\n\020RevokeKe" +
-      "yRequest\022\n\n\002id\030\001 \001(\t\022\022\n\nrequest_id\030\002 \001(\t" +
-      "\"4\n\021RevokeKeyResponse\022\037\n\003key\030\001 \001(\0132\022.key" +
-      "service.v1.Key\"x\n\020UpdateKeyRequest\022\037\n\003ke" +
-      "y\030\001 \001(\0132\022.keyservice.v1.Key\022/\n\013update_ma" +
-      "sk\030\002 \001(\0132\032.google.protobuf.FieldMask\022\022\n\n" +
-      "request_id\030\003 \001(\t\"4\n\021UpdateKeyResponse\022\037\n" +
-      "\003key\030\001 \001(\0132\022.keyservice.v1.Key\"\212\001\n\020Rotat" +
-      "eKeyRequest\022\n\n\002id\030\001 \001(\t\022/\n\014grace_period\030" +
-      "\002 \001(\0132\031.google.protobuf.Duration\022%\n\006form" +
-      "at\030\003 \001(\0162\025.keyservice.v1.Format\022\022\n\nreque" +
-      "st_id\030\004 \001(\t\"i\n\021RotateKeyResponse\022\016\n\006secr" +
-      "et\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyservice.v1.Ke" +
-      "y\022#\n\007old_key\030\003 \001(\0132\022.keyservice.v1.Key\"^" +
-      "\n\026ListAuditEventsRequest\022\016\n\006key_id\030\001 \001(\t" +
-      "\022\r\n\005actor\030\002 \001(\t\022\021\n\tpage_size\030\003 \001(\005\022\022\n\npa" +
-      "ge_token\030\004 \001(\t\"]\n\027ListAuditEventsRespons" +
-      "e\022)\n\006events\030\001 \003(\0132\031.keyservice.v1.AuditE" +
-      "vent\022\027\n\017next_page_token\030\002 \001(\t\"\363\001\n\nAuditE" +
-      "vent\022\n\n\002id\030\001 \001(\t\022(\n\004time\030\002 \001(\0132\032.google." +
-      "protobuf.Timestamp\022\r\n\005actor\030\003 \001(\t\022\016\n\006act" +
-      "ion\030\004 \001(\t\022\016\n\006key_id\030\005 \001(\t\022\022\n\nrequest_id\030" +
-      "\006 \001(\t\022+\n\007changes\030\007 \003(\0132\032.keyservice.v1.F" +
-      "ieldChange\022\025\n\rresource_type\030\010 \001(\t\022\023\n\013res" +
-      "ource_id\030\t \001(\t\022\023\n\013keyspace_id\030\n \001(\t\"r\n\013F" +
-      "ieldChange\022\r\n\005field\030\001 \001(\t\022)\n\told_value\030\002" +
-      " \001(\0132\026.google.protobuf.Value\022)\n\tnew_valu" +
-      "e\030\003 \001(\0132\026.google.protobuf.Value\"\304\002\n\010Keys" +
-      "pace\022\n\n\002id\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\016\n\006prefix" +
-      "\030\003 \001(\t\022-\n\016default_format\030\004 \001(\0162\025.keyserv" +
-      "ice.v1.Format\0224\n\022default_rate_limit\030\005 \001(" +
-      "\0132\030.keyservice.v1.RateLimit\0221\n\016default_e" +
-      "xpiry\030\006 \001(\0132\031.google.protobuf.Duration\022\026" +
-      "\n\016default_scopes\030\007 \003(\t\022.\n\ncreated_at\030\010 \001" +
-      "(\0132\032.google.protobuf.Timestamp\022.\n\nupdate" +
-      "d_at\030\t \001(\0132\032.google.protobuf.Timestamp\"B" +
-      "\n\025CreateKeyspaceRequest\022)\n\010keyspace\030\001 \001(" +
-      "\0132\027.keyservice.v1.Keyspace\"C\n\026CreateKeys" +
-      "paceResponse\022)\n\010keyspace\030\001 \001(\0132\027.keyserv" +
-      "ice.v1.Keyspace\" \n\022GetKeyspaceRequest\022\n\n" +
-      "\002id\030\001 \001(\t\"@\n\023GetKeyspaceResponse\022)\n\010keys" +
-      "pace\030\001 \001(\0132\027.keyservice.v1.Keyspace\"=\n\024L" +
-      "istKeyspacesRequest\022\021\n\tpage_size\030\001 \001(\005\022\022" +
-      "\n\npage_token\030\002 \001(\t\"\\\n\025ListKeyspacesRespo" +
-      "nse\022*\n\tkeyspaces\030\001 \003(\0132\027.keyservice.v1.K" +
-      "eyspace\022\027\n\017next_page_token\030\002 \001(\t\"s\n\025Upda" +
-      "teKeyspaceRequest\022)\n\010keyspace\030\001 \001(\0132\027.ke" +
-      "yservice.v1.Keyspace\022/\n\013update_mask\030\002 \001(" +
-      "\0132\032.google.protobuf.FieldMask\"C\n\026UpdateK" +
-      "eyspaceResponse\022)\n\010keyspace\030\001 \001(\0132\027.keys" +
-      "ervice.v1.Keyspace\"\354\002\n\nCredential\022\n\n\002id\030" +
-      "\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\023\n\013permissions\030\003 \003(\t" +
-      "\022\025\n\rall_keyspaces\030\004 \001(\010\022\024\n\014keyspace_ids\030" +
-      "\005 \003(\t\022.\n\nexpires_at\030\006 \001(\0132\032.google.proto" +
-      "buf.Timestamp\022.\n\ncreated_at\030\007 \001(\0132\032.goog" +
-      "le.protobuf.Timestamp\022\022\n\ncreated_by\030\010 \001(" +
-      "\t\0220\n\014last_used_at\030\t \001(\0132\032.google.protobu" +
-      "f.Timestamp\022.\n\nrevoked_at\030\n \001(\0132\032.google" +
-      ".protobuf.Timestamp\022,\n\nrate_limit\030\013 \001(\0132" +
-      "\030.keyservice.v1.RateLimit\"\304\001\n\027CreateCred" +
-      "entialRequest\022\014\n\004name\030\001 \001(\t\022\023\n\013permissio" +
-      "ns\030\002 \003(\t\022\025\n\rall_keyspaces\030\003 \001(\010\022\021\n\tkeysp" +
-      "aces\030\004 \003(\t\022.\n\nexpires_at\030\005 \001(\0132\032.google." +
-      "protobuf.Timestamp\022,\n\nrate_limit\030\006 \001(\0132\030" +
-      ".keyservice.v1.RateLimit\"Y\n\030CreateCreden" +
-      "tialResponse\022\016\n\006secret\030\001 \001(\t\022-\n\ncredenti" +
-      "al\030\002 \001(\0132\031.keyservice.v1.Credential\"?\n\026L" +
-      "istCredentialsRequest\022\021\n\tpage_size\030\001 \001(\005" +
-      "\022\022\n\npage_token\030\002 \001(\t\"b\n\027ListCredentialsR" +
-      "esponse\022.\n\013credentials\030\001 \003(\0132\031.keyservic" +
-      "e.v1.Credential\022\027\n\017next_page_token\030\002 \001(\t" +
-      "\"%\n\027RevokeCredentialRequest\022\n\n\002id\030\001 \001(\t\"" +
-      "I\n\030RevokeCredentialResponse\022-\n\ncredentia" +
-      "l\030\001 \001(\0132\031.keyservice.v1.Credential\"Y\n\021Ad" +
-      "dCreditsRequest\022\016\n\006key_id\030\001 \001(\t\022\020\n\010owner" +
-      "_id\030\002 \001(\t\022\016\n\006amount\030\003 \001(\003\022\022\n\nrequest_id\030" +
-      "\004 \001(\t\"=\n\022AddCreditsResponse\022\'\n\007credits\030\001" +
-      " \001(\0132\026.keyservice.v1.Credits\"S\n\022ReportUs" +
-      "ageRequest\022\013\n\003key\030\001 \001(\t\022\016\n\006key_id\030\002 \001(\t\022" +
-      "\014\n\004cost\030\003 \001(\003\022\022\n\nrequest_id\030\004 \001(\t\"\214\001\n\023Re" +
-      "portUsageResponse\022-\n\007credits\030\001 \001(\0132\034.key" +
-      "service.v1.CreditsStatus\0223\n\rowner_credit" +
-      "s\030\002 \001(\0132\034.keyservice.v1.CreditsStatus\022\021\n" +
-      "\tduplicate\030\003 \001(\010\"\231\002\n\017GetUsageRequest\022\016\n\006" +
-      "key_id\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\020\n\010keyspace\030" +
-      "\003 \001(\t\022(\n\004from\030\004 \001(\0132\032.google.protobuf.Ti" +
-      "mestamp\022&\n\002to\030\005 \001(\0132\032.google.protobuf.Ti" +
-      "mestamp\022/\n\013granularity\030\006 \001(\0162\032.keyservic" +
-      "e.v1.Granularity\022+\n\010group_by\030\007 \001(\0162\031.key" +
-      "service.v1.UsageGroup\022\021\n\tpage_size\030\010 \001(\005" +
-      "\022\022\n\npage_token\030\t \001(\t\"W\n\020GetUsageResponse" +
-      "\022*\n\006series\030\001 \003(\0132\032.keyservice.v1.UsageSe" +
-      "ries\022\027\n\017next_page_token\030\002 \001(\t\"\226\001\n\013UsageS" +
-      "eries\022\016\n\006key_id\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\023\n\013" +
-      "keyspace_id\030\003 \001(\t\022)\n\006points\030\004 \003(\0132\031.keys" +
-      "ervice.v1.UsagePoint\022(\n\005total\030\005 \001(\0132\031.ke" +
-      "yservice.v1.UsagePoint\"\236\001\n\nUsagePoint\022)\n" +
-      "\005start\030\001 \001(\0132\032.google.protobuf.Timestamp" +
-      "\022)\n\006counts\030\002 \003(\0132\031.keyservice.v1.UsageCo" +
-      "unt\022\017\n\007credits\030\003 \001(\003\022\017\n\007reports\030\004 \001(\003\022\030\n" +
-      "\020reported_credits\030\005 \001(\003\">\n\nUsageCount\022!\n" +
-      "\004code\030\001 \001(\0162\023.keyservice.v1.Code\022\r\n\005call" +
-      "s\030\002 \001(\003\"\355\001\n\005Owner\022\n\n\002id\030\001 \001(\t\022\023\n\013keyspac" +
-      "e_id\030\002 \001(\t\022\014\n\004name\030\003 \001(\t\022,\n\nrate_limit\030\004" +
-      " \001(\0132\030.keyservice.v1.RateLimit\022\'\n\007credit" +
-      "s\030\005 \001(\0132\026.keyservice.v1.Credits\022.\n\ncreat" +
-      "ed_at\030\006 \001(\0132\032.google.protobuf.Timestamp\022" +
-      ".\n\nupdated_at\030\007 \001(\0132\032.google.protobuf.Ti" +
-      "mestamp\"9\n\022CreateOwnerRequest\022#\n\005owner\030\001" +
-      " \001(\0132\024.keyservice.v1.Owner\":\n\023CreateOwne" +
-      "rResponse\022#\n\005owner\030\001 \001(\0132\024.keyservice.v1" +
-      ".Owner\"\035\n\017GetOwnerRequest\022\n\n\002id\030\001 \001(\t\"7\n" +
-      "\020GetOwnerResponse\022#\n\005owner\030\001 \001(\0132\024.keyse" +
-      "rvice.v1.Owner\"L\n\021ListOwnersRequest\022\020\n\010k" +
-      "eyspace\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\npage" +
-      "_token\030\003 \001(\t\"S\n\022ListOwnersResponse\022$\n\006ow" +
-      "ners\030\001 \003(\0132\024.keyservice.v1.Owner\022\027\n\017next" +
-      "_page_token\030\002 \001(\t\"j\n\022UpdateOwnerRequest\022" +
-      "#\n\005owner\030\001 \001(\0132\024.keyservice.v1.Owner\022/\n\013" +
-      "update_mask\030\002 \001(\0132\032.google.protobuf.Fiel" +
-      "dMask\":\n\023UpdateOwnerResponse\022#\n\005owner\030\001 " +
-      "\001(\0132\024.keyservice.v1.Owner\"\220\001\n\tRestError\022" +
-      "\014\n\004code\030\001 \001(\005\022\017\n\007message\030\002 \001(\t\022\016\n\006status" +
-      "\030\004 \001(\t\022%\n\007details\030\003 \003(\0132\024.google.protobu" +
-      "f.Any\022-\n\005error\030\005 \001(\0132\036.keyservice.v1.Res" +
-      "tErrorStatus\"g\n\017RestErrorStatus\022\014\n\004code\030" +
-      "\001 \001(\005\022\017\n\007message\030\002 \001(\t\022\016\n\006status\030\003 \001(\t\022%" +
-      "\n\007details\030\004 \003(\0132\024.google.protobuf.Any*\354\001" +
-      "\n\004Code\022\024\n\020CODE_UNSPECIFIED\020\000\022\016\n\nCODE_VAL" +
-      "ID\020\001\022\022\n\016CODE_MALFORMED\020\002\022\022\n\016CODE_NOT_FOU" +
-      "ND\020\003\022\020\n\014CODE_REVOKED\020\004\022\020\n\014CODE_EXPIRED\020\005" +
-      "\022\025\n\021CODE_RATE_LIMITED\020\006\022\021\n\rCODE_DISABLED" +
-      "\020\007\022\022\n\016CODE_FORBIDDEN\020\010\022\033\n\027CODE_INSUFFICI" +
-      "ENT_SCOPE\020\t\022\027\n\023CODE_USAGE_EXCEEDED\020\n*H\n\006" +
-      "Format\022\026\n\022FORMAT_UNSPECIFIED\020\000\022\023\n\017FORMAT" +
-      "_CHECKSUM\020\001\022\021\n\rFORMAT_SIGNED\020\002*\204\001\n\016Refil" +
-      "lInterval\022\037\n\033REFILL_INTERVAL_UNSPECIFIED" +
-      "\020\000\022\031\n\025REFILL_INTERVAL_DAILY\020\001\022\033\n\027REFILL_" +
-      "INTERVAL_MONTHLY\020\002\022\031\n\025REFILL_INTERVAL_EV" +
-      "ERY\020\003*B\n\006Holder\022\026\n\022HOLDER_UNSPECIFIED\020\000\022" +
-      "\016\n\nHOLDER_KEY\020\001\022\020\n\014HOLDER_OWNER\020\002*m\n\013Gra" +
-      "nularity\022\033\n\027GRANULARITY_UNSPECIFIED\020\000\022\026\n" +
-      "\022GRANULARITY_MINUTE\020\001\022\024\n\020GRANULARITY_HOU" +
-      "R\020\002\022\023\n\017GRANULARITY_DAY\020\003*U\n\nUsageGroup\022\033" +
-      "\n\027USAGE_GROUP_UNSPECIFIED\020\000\022\023\n\017USAGE_GRO" +
-      "UP_KEY\020\001\022\025\n\021USAGE_GROUP_OWNER\020\0022\213\024\n\nKeyS" +
-      "ervice\022i\n\010Validate\022\036.keyservice.v1.Valid" +
-      "ateRequest\032\037.keyservice.v1.ValidateRespo" +
-      "nse\"\034\202\323\344\223\002\026\"\021/v1/keys:validate:\001*\022c\n\tCre" +
-      "ateKey\022\037.keyservice.v1.CreateKeyRequest\032" +
-      " .keyservice.v1.CreateKeyResponse\"\023\202\323\344\223\002" +
-      "\r\"\010/v1/keys:\001*\022\\\n\006GetKey\022\034.keyservice.v1" +
-      ".GetKeyRequest\032\035.keyservice.v1.GetKeyRes" +
-      "ponse\"\025\202\323\344\223\002\017\022\r/v1/keys/{id}\022]\n\010ListKeys" +
-      "\022\036.keyservice.v1.ListKeysRequest\032\037.keyse" +
-      "rvice.v1.ListKeysResponse\"\020\202\323\344\223\002\n\022\010/v1/k" +
-      "eys\022o\n\tRevokeKey\022\037.keyservice.v1.RevokeK" +
-      "eyRequest\032 .keyservice.v1.RevokeKeyRespo" +
-      "nse\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:revoke:\001*\022n\n\t" +
-      "UpdateKey\022\037.keyservice.v1.UpdateKeyReque" +
-      "st\032 .keyservice.v1.UpdateKeyResponse\"\036\202\323" +
-      "\344\223\002\0302\021/v1/keys/{key.id}:\003key\022o\n\tRotateKe" +
-      "y\022\037.keyservice.v1.RotateKeyRequest\032 .key" +
-      "service.v1.RotateKeyResponse\"\037\202\323\344\223\002\031\"\024/v" +
-      "1/keys/{id}:rotate:\001*\022z\n\017ListAuditEvents" +
-      "\022%.keyservice.v1.ListAuditEventsRequest\032" +
-      "&.keyservice.v1.ListAuditEventsResponse\"" +
-      "\030\202\323\344\223\002\022\022\020/v1/audit-events\022w\n\016CreateKeysp" +
-      "ace\022$.keyservice.v1.CreateKeyspaceReques" +
-      "t\032%.keyservice.v1.CreateKeyspaceResponse" +
-      "\"\030\202\323\344\223\002\022\"\r/v1/keyspaces:\001*\022p\n\013GetKeyspac" +
-      "e\022!.keyservice.v1.GetKeyspaceRequest\032\".k" +
-      "eyservice.v1.GetKeyspaceResponse\"\032\202\323\344\223\002\024" +
-      "\022\022/v1/keyspaces/{id}\022q\n\rListKeyspaces\022#." +
-      "keyservice.v1.ListKeyspacesRequest\032$.key" +
-      "service.v1.ListKeyspacesResponse\"\025\202\323\344\223\002\017" +
-      "\022\r/v1/keyspaces\022\214\001\n\016UpdateKeyspace\022$.key" +
-      "service.v1.UpdateKeyspaceRequest\032%.keyse" +
-      "rvice.v1.UpdateKeyspaceResponse\"-\202\323\344\223\002\'2" +
-      "\033/v1/keyspaces/{keyspace.id}:\010keyspace\022\177" +
-      "\n\020CreateCredential\022&.keyservice.v1.Creat" +
-      "eCredentialRequest\032\'.keyservice.v1.Creat" +
-      "eCredentialResponse\"\032\202\323\344\223\002\024\"\017/v1/credent" +
-      "ials:\001*\022y\n\017ListCredentials\022%.keyservice." +
-      "v1.ListCredentialsRequest\032&.keyservice.v" +
-      "1.ListCredentialsResponse\"\027\202\323\344\223\002\021\022\017/v1/c" +
-      "redentials\022\213\001\n\020RevokeCredential\022&.keyser" +
-      "vice.v1.RevokeCredentialRequest\032\'.keyser" +
-      "vice.v1.RevokeCredentialResponse\"&\202\323\344\223\002 " +
-      "\"\033/v1/credentials/{id}:revoke:\001*\022\241\001\n\nAdd" +
-      "Credits\022 .keyservice.v1.AddCreditsReques" +
-      "t\032!.keyservice.v1.AddCreditsResponse\"N\202\323" +
-      "\344\223\002H\"\034/v1/keys/{key_id}:addCredits:\001*Z%\"" +
-      " /v1/owners/{owner_id}:addCredits:\001*\022q\n\013" +
-      "ReportUsage\022!.keyservice.v1.ReportUsageR" +
-      "equest\032\".keyservice.v1.ReportUsageRespon" +
-      "se\"\033\202\323\344\223\002\025\"\020/v1/usage:report:\001*\022^\n\010GetUs" +
-      "age\022\036.keyservice.v1.GetUsageRequest\032\037.ke" +
-      "yservice.v1.GetUsageResponse\"\021\202\323\344\223\002\013\022\t/v" +
-      "1/usage\022k\n\013CreateOwner\022!.keyservice.v1.C" +
-      "reateOwnerRequest\032\".keyservice.v1.Create" +
-      "OwnerResponse\"\025\202\323\344\223\002\017\"\n/v1/owners:\001*\022d\n\010" +
-      "GetOwner\022\036.keyservice.v1.GetOwnerRequest" +
-      "\032\037.keyservice.v1.GetOwnerResponse\"\027\202\323\344\223\002" +
-      "\021\022\017/v1/owners/{id}\022e\n\nListOwners\022 .keyse" +
-      "rvice.v1.ListOwnersRequest\032!.keyservice." +
-      "v1.ListOwnersResponse\"\022\202\323\344\223\002\014\022\n/v1/owner" +
-      "s\022z\n\013UpdateOwner\022!.keyservice.v1.UpdateO" +
-      "wnerRequest\032\".keyservice.v1.UpdateOwnerR" +
-      "esponse\"$\202\323\344\223\002\0362\025/v1/owners/{owner.id}:\005" +
-      "ownerBk\n\021dev.keyservice.v1B\017KeyServicePr" +
-      "otoP\001ZCgithub.com/keyservice/keyservice/" +
-      "api/gen/keyservice/v1;keyservicev1b\006prot" +
-      "o3"
+      "\t\022\020\n\010keyspace\030\n \001(\t\022\'\n\007credits\030\013 \001(\0132\026.k" +
+      "eyservice.v1.Credits\032/\n\rMetadataEntry\022\013\n" +
+      "\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"D\n\021CreateK" +
+      "eyResponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132" +
+      "\022.keyservice.v1.Key\"\033\n\rGetKeyRequest\022\n\n\002" +
+      "id\030\001 \001(\t\"1\n\016GetKeyResponse\022\037\n\003key\030\001 \001(\0132" +
+      "\022.keyservice.v1.Key\"Y\n\017ListKeysRequest\022\r" +
+      "\n\005owner\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\npage" +
+      "_token\030\003 \001(\t\022\020\n\010keyspace\030\004 \001(\t\"M\n\020ListKe" +
+      "ysResponse\022 \n\004keys\030\001 \003(\0132\022.keyservice.v1" +
+      ".Key\022\027\n\017next_page_token\030\002 \001(\t\"2\n\020RevokeK" +
+      "eyRequest\022\n\n\002id\030\001 \001(\t\022\022\n\nrequest_id\030\002 \001(" +
+      "\t\"4\n\021RevokeKeyResponse\022\037\n\003key\030\001 \001(\0132\022.ke" +
+      "yservice.v1.Key\"x\n\020UpdateKeyRequest\022\037\n\003k" +
+      "ey\030\001 \001(\0132\022.keyservice.v1.Key\022/\n\013update_m" +
+      "ask\030\002 \001(\0132\032.google.protobuf.FieldMask\022\022\n" +
+      "\nrequest_id\030\003 \001(\t\"4\n\021UpdateKeyResponse\022\037" +
+      "\n\003key\030\001 \001(\0132\022.keyservice.v1.Key\"\212\001\n\020Rota" +
+      "teKeyRequest\022\n\n\002id\030\001 \001(\t\022/\n\014grace_period" +
+      "\030\002 \001(\0132\031.google.protobuf.Duration\022%\n\006for" +
+      "mat\030\003 \001(\0162\025.keyservice.v1.Format\022\022\n\nrequ" +
+      "est_id\030\004 \001(\t\"i\n\021RotateKeyResponse\022\016\n\006sec" +
+      "ret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyservice.v1.K" +
+      "ey\022#\n\007old_key\030\003 \001(\0132\022.keyservice.v1.Key\"" +
+      "^\n\026ListAuditEventsRequest\022\016\n\006key_id\030\001 \001(" +
+      "\t\022\r\n\005actor\030\002 \001(\t\022\021\n\tpage_size\030\003 \001(\005\022\022\n\np" +
+      "age_token\030\004 \001(\t\"]\n\027ListAuditEventsRespon" +
+      "se\022)\n\006events\030\001 \003(\0132\031.keyservice.v1.Audit" +
+      "Event\022\027\n\017next_page_token\030\002 \001(\t\"\363\001\n\nAudit" +
+      "Event\022\n\n\002id\030\001 \001(\t\022(\n\004time\030\002 \001(\0132\032.google" +
+      ".protobuf.Timestamp\022\r\n\005actor\030\003 \001(\t\022\016\n\006ac" +
+      "tion\030\004 \001(\t\022\016\n\006key_id\030\005 \001(\t\022\022\n\nrequest_id" +
+      "\030\006 \001(\t\022+\n\007changes\030\007 \003(\0132\032.keyservice.v1." +
+      "FieldChange\022\025\n\rresource_type\030\010 \001(\t\022\023\n\013re" +
+      "source_id\030\t \001(\t\022\023\n\013keyspace_id\030\n \001(\t\"r\n\013" +
+      "FieldChange\022\r\n\005field\030\001 \001(\t\022)\n\told_value\030" +
+      "\002 \001(\0132\026.google.protobuf.Value\022)\n\tnew_val" +
+      "ue\030\003 \001(\0132\026.google.protobuf.Value\"\304\002\n\010Key" +
+      "space\022\n\n\002id\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\016\n\006prefi" +
+      "x\030\003 \001(\t\022-\n\016default_format\030\004 \001(\0162\025.keyser" +
+      "vice.v1.Format\0224\n\022default_rate_limit\030\005 \001" +
+      "(\0132\030.keyservice.v1.RateLimit\0221\n\016default_" +
+      "expiry\030\006 \001(\0132\031.google.protobuf.Duration\022" +
+      "\026\n\016default_scopes\030\007 \003(\t\022.\n\ncreated_at\030\010 " +
+      "\001(\0132\032.google.protobuf.Timestamp\022.\n\nupdat" +
+      "ed_at\030\t \001(\0132\032.google.protobuf.Timestamp\"" +
+      "B\n\025CreateKeyspaceRequest\022)\n\010keyspace\030\001 \001" +
+      "(\0132\027.keyservice.v1.Keyspace\"C\n\026CreateKey" +
+      "spaceResponse\022)\n\010keyspace\030\001 \001(\0132\027.keyser" +
+      "vice.v1.Keyspace\" \n\022GetKeyspaceRequest\022\n" +
+      "\n\002id\030\001 \001(\t\"@\n\023GetKeyspaceResponse\022)\n\010key" +
+      "space\030\001 \001(\0132\027.keyservice.v1.Keyspace\"=\n\024" +
+      "ListKeyspacesRequest\022\021\n\tpage_size\030\001 \001(\005\022" +
+      "\022\n\npage_token\030\002 \001(\t\"\\\n\025ListKeyspacesResp" +
+      "onse\022*\n\tkeyspaces\030\001 \003(\0132\027.keyservice.v1." +
+      "Keyspace\022\027\n\017next_page_token\030\002 \001(\t\"s\n\025Upd" +
+      "ateKeyspaceRequest\022)\n\010keyspace\030\001 \001(\0132\027.k" +
+      "eyservice.v1.Keyspace\022/\n\013update_mask\030\002 \001" +
+      "(\0132\032.google.protobuf.FieldMask\"C\n\026Update" +
+      "KeyspaceResponse\022)\n\010keyspace\030\001 \001(\0132\027.key" +
+      "service.v1.Keyspace\"\354\002\n\nCredential\022\n\n\002id" +
+      "\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\023\n\013permissions\030\003 \003(" +
+      "\t\022\025\n\rall_keyspaces\030\004 \001(\010\022\024\n\014keyspace_ids" +
+      "\030\005 \003(\t\022.\n\nexpires_at\030\006 \001(\0132\032.google.prot" +
+      "obuf.Timestamp\022.\n\ncreated_at\030\007 \001(\0132\032.goo" +
+      "gle.protobuf.Timestamp\022\022\n\ncreated_by\030\010 \001" +
+      "(\t\0220\n\014last_used_at\030\t \001(\0132\032.google.protob" +
+      "uf.Timestamp\022.\n\nrevoked_at\030\n \001(\0132\032.googl" +
+      "e.protobuf.Timestamp\022,\n\nrate_limit\030\013 \001(\013" +
+      "2\030.keyservice.v1.RateLimit\"\304\001\n\027CreateCre" +
+      "dentialRequest\022\014\n\004name\030\001 \001(\t\022\023\n\013permissi" +
+      "ons\030\002 \003(\t\022\025\n\rall_keyspaces\030\003 \001(\010\022\021\n\tkeys" +
+      "paces\030\004 \003(\t\022.\n\nexpires_at\030\005 \001(\0132\032.google" +
+      ".protobuf.Timestamp\022,\n\nrate_limit\030\006 \001(\0132" +
+      "\030.keyservice.v1.RateLimit\"Y\n\030CreateCrede" +
+      "ntialResponse\022\016\n\006secret\030\001 \001(\t\022-\n\ncredent" +
+      "ial\030\002 \001(\0132\031.keyservice.v1.Credential\"?\n\026" +
+      "ListCredentialsRequest\022\021\n\tpage_size\030\001 \001(" +
+      "\005\022\022\n\npage_token\030\002 \001(\t\"b\n\027ListCredentials" +
+      "Response\022.\n\013credentials\030\001 \003(\0132\031.keyservi" +
+      "ce.v1.Credential\022\027\n\017next_page_token\030\002 \001(" +
+      "\t\"%\n\027RevokeCredentialRequest\022\n\n\002id\030\001 \001(\t" +
+      "\"I\n\030RevokeCredentialResponse\022-\n\ncredenti" +
+      "al\030\001 \001(\0132\031.keyservice.v1.Credential\"Y\n\021A" +
+      "ddCreditsRequest\022\016\n\006key_id\030\001 \001(\t\022\020\n\010owne" +
+      "r_id\030\002 \001(\t\022\016\n\006amount\030\003 \001(\003\022\022\n\nrequest_id" +
+      "\030\004 \001(\t\"=\n\022AddCreditsResponse\022\'\n\007credits\030" +
+      "\001 \001(\0132\026.keyservice.v1.Credits\"S\n\022ReportU" +
+      "sageRequest\022\013\n\003key\030\001 \001(\t\022\016\n\006key_id\030\002 \001(\t" +
+      "\022\014\n\004cost\030\003 \001(\003\022\022\n\nrequest_id\030\004 \001(\t\"\214\001\n\023R" +
+      "eportUsageResponse\022-\n\007credits\030\001 \001(\0132\034.ke" +
+      "yservice.v1.CreditsStatus\0223\n\rowner_credi" +
+      "ts\030\002 \001(\0132\034.keyservice.v1.CreditsStatus\022\021" +
+      "\n\tduplicate\030\003 \001(\010\"\231\002\n\017GetUsageRequest\022\016\n" +
+      "\006key_id\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\020\n\010keyspace" +
+      "\030\003 \001(\t\022(\n\004from\030\004 \001(\0132\032.google.protobuf.T" +
+      "imestamp\022&\n\002to\030\005 \001(\0132\032.google.protobuf.T" +
+      "imestamp\022/\n\013granularity\030\006 \001(\0162\032.keyservi" +
+      "ce.v1.Granularity\022+\n\010group_by\030\007 \001(\0162\031.ke" +
+      "yservice.v1.UsageGroup\022\021\n\tpage_size\030\010 \001(" +
+      "\005\022\022\n\npage_token\030\t \001(\t\"W\n\020GetUsageRespons" +
+      "e\022*\n\006series\030\001 \003(\0132\032.keyservice.v1.UsageS" +
+      "eries\022\027\n\017next_page_token\030\002 \001(\t\"\226\001\n\013Usage" +
+      "Series\022\016\n\006key_id\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\023\n" +
+      "\013keyspace_id\030\003 \001(\t\022)\n\006points\030\004 \003(\0132\031.key" +
+      "service.v1.UsagePoint\022(\n\005total\030\005 \001(\0132\031.k" +
+      "eyservice.v1.UsagePoint\"\236\001\n\nUsagePoint\022)" +
+      "\n\005start\030\001 \001(\0132\032.google.protobuf.Timestam" +
+      "p\022)\n\006counts\030\002 \003(\0132\031.keyservice.v1.UsageC" +
+      "ount\022\017\n\007credits\030\003 \001(\003\022\017\n\007reports\030\004 \001(\003\022\030" +
+      "\n\020reported_credits\030\005 \001(\003\">\n\nUsageCount\022!" +
+      "\n\004code\030\001 \001(\0162\023.keyservice.v1.Code\022\r\n\005cal" +
+      "ls\030\002 \001(\003\"\355\001\n\005Owner\022\n\n\002id\030\001 \001(\t\022\023\n\013keyspa" +
+      "ce_id\030\002 \001(\t\022\014\n\004name\030\003 \001(\t\022,\n\nrate_limit\030" +
+      "\004 \001(\0132\030.keyservice.v1.RateLimit\022\'\n\007credi" +
+      "ts\030\005 \001(\0132\026.keyservice.v1.Credits\022.\n\ncrea" +
+      "ted_at\030\006 \001(\0132\032.google.protobuf.Timestamp" +
+      "\022.\n\nupdated_at\030\007 \001(\0132\032.google.protobuf.T" +
+      "imestamp\"9\n\022CreateOwnerRequest\022#\n\005owner\030" +
+      "\001 \001(\0132\024.keyservice.v1.Owner\":\n\023CreateOwn" +
+      "erResponse\022#\n\005owner\030\001 \001(\0132\024.keyservice.v" +
+      "1.Owner\"\035\n\017GetOwnerRequest\022\n\n\002id\030\001 \001(\t\"7" +
+      "\n\020GetOwnerResponse\022#\n\005owner\030\001 \001(\0132\024.keys" +
+      "ervice.v1.Owner\"L\n\021ListOwnersRequest\022\020\n\010" +
+      "keyspace\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\npag" +
+      "e_token\030\003 \001(\t\"S\n\022ListOwnersResponse\022$\n\006o" +
+      "wners\030\001 \003(\0132\024.keyservice.v1.Owner\022\027\n\017nex" +
+      "t_page_token\030\002 \001(\t\"j\n\022UpdateOwnerRequest" +
+      "\022#\n\005owner\030\001 \001(\0132\024.keyservice.v1.Owner\022/\n" +
+      "\013update_mask\030\002 \001(\0132\032.google.protobuf.Fie" +
+      "ldMask\":\n\023UpdateOwnerResponse\022#\n\005owner\030\001" +
+      " \001(\0132\024.keyservice.v1.Owner\"\220\001\n\tRestError" +
+      "\022\014\n\004code\030\001 \001(\005\022\017\n\007message\030\002 \001(\t\022\016\n\006statu" +
+      "s\030\004 \001(\t\022%\n\007details\030\003 \003(\0132\024.google.protob" +
+      "uf.Any\022-\n\005error\030\005 \001(\0132\036.keyservice.v1.Re" +
+      "stErrorStatus\"g\n\017RestErrorStatus\022\014\n\004code" +
+      "\030\001 \001(\005\022\017\n\007message\030\002 \001(\t\022\016\n\006status\030\003 \001(\t\022" +
+      "%\n\007details\030\004 \003(\0132\024.google.protobuf.Any*\354" +
+      "\001\n\004Code\022\024\n\020CODE_UNSPECIFIED\020\000\022\016\n\nCODE_VA" +
+      "LID\020\001\022\022\n\016CODE_MALFORMED\020\002\022\022\n\016CODE_NOT_FO" +
+      "UND\020\003\022\020\n\014CODE_REVOKED\020\004\022\020\n\014CODE_EXPIRED\020" +
+      "\005\022\025\n\021CODE_RATE_LIMITED\020\006\022\021\n\rCODE_DISABLE" +
+      "D\020\007\022\022\n\016CODE_FORBIDDEN\020\010\022\033\n\027CODE_INSUFFIC" +
+      "IENT_SCOPE\020\t\022\027\n\023CODE_USAGE_EXCEEDED\020\n*H\n" +
+      "\006Format\022\026\n\022FORMAT_UNSPECIFIED\020\000\022\023\n\017FORMA" +
+      "T_CHECKSUM\020\001\022\021\n\rFORMAT_SIGNED\020\002*\204\001\n\016Refi" +
+      "llInterval\022\037\n\033REFILL_INTERVAL_UNSPECIFIE" +
+      "D\020\000\022\031\n\025REFILL_INTERVAL_DAILY\020\001\022\033\n\027REFILL" +
+      "_INTERVAL_MONTHLY\020\002\022\031\n\025REFILL_INTERVAL_E" +
+      "VERY\020\003*B\n\006Holder\022\026\n\022HOLDER_UNSPECIFIED\020\000" +
+      "\022\016\n\nHOLDER_KEY\020\001\022\020\n\014HOLDER_OWNER\020\002*m\n\013Gr" +
+      "anularity\022\033\n\027GRANULARITY_UNSPECIFIED\020\000\022\026" +
+      "\n\022GRANULARITY_MINUTE\020\001\022\024\n\020GRANULARITY_HO" +
+      "UR\020\002\022\023\n\017GRANULARITY_DAY\020\003*U\n\nUsageGroup\022" +
+      "\033\n\027USAGE_GROUP_UNSPECIFIED\020\000\022\023\n\017USAGE_GR" +
+      "OUP_KEY\020\001\022\025\n\021USAGE_GROUP_OWNER\020\0022\213\024\n\nKey" +
+      "Service\022i\n\010Validate\022\036.keyservice.v1.Vali" +
+      "dateRequest\032\037.keyservice.v1.ValidateResp" +
+      "onse\"\034\202\323\344\223\002\026\"\021/v1/keys:validate:\001*\022c\n\tCr" +
+      "eateKey\022\037.keyservice.v1.CreateKeyRequest" +
+      "\032 .keyservice.v1.CreateKeyResponse\"\023\202\323\344\223" +
+      "\002\r\"\010/v1/keys:\001*\022\\\n\006GetKey\022\034.keyservice.v" +
+      "1.GetKeyRequest\032\035.keyservice.v1.GetKeyRe" +
+      "sponse\"\025\202\323\344\223\002\017\022\r/v1/keys/{id}\022]\n\010ListKey" +
+      "s\022\036.keyservice.v1.ListKeysRequest\032\037.keys" +
+      "ervice.v1.ListKeysResponse\"\020\202\323\344\223\002\n\022\010/v1/" +
+      "keys\022o\n\tRevokeKey\022\037.keyservice.v1.Revoke" +
+      "KeyRequest\032 .keyservice.v1.RevokeKeyResp" +
+      "onse\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:revoke:\001*\022n\n" +
+      "\tUpdateKey\022\037.keyservice.v1.UpdateKeyRequ" +
+      "est\032 .keyservice.v1.UpdateKeyResponse\"\036\202" +
+      "\323\344\223\002\0302\021/v1/keys/{key.id}:\003key\022o\n\tRotateK" +
+      "ey\022\037.keyservice.v1.RotateKeyRequest\032 .ke" +
+      "yservice.v1.RotateKeyResponse\"\037\202\323\344\223\002\031\"\024/" +
+      "v1/keys/{id}:rotate:\001*\022z\n\017ListAuditEvent" +
+      "s\022%.keyservice.v1.ListAuditEventsRequest" +
+      "\032&.keyservice.v1.ListAuditEventsResponse" +
+      "\"\030\202\323\344\223\002\022\022\020/v1/audit-events\022w\n\016CreateKeys" +
+      "pace\022$.keyservice.v1.CreateKeyspaceReque" +
+      "st\032%.keyservice.v1.CreateKeyspaceRespons" +
+      "e\"\030\202\323\344\223\002\022\"\r/v1/keyspaces:\001*\022p\n\013GetKeyspa" +
+      "ce\022!.keyservice.v1.GetKeyspaceRequest\032\"." +
+      "keyservice.v1.GetKeyspaceResponse\"\032\202\323\344\223\002" +
+      "\024\022\022/v1/keyspaces/{id}\022q\n\rListKeyspaces\022#" +
+      ".keyservice.v1.ListKeyspacesRequest\032$.ke" +
+      "yservice.v1.ListKeyspacesResponse\"\025\202\323\344\223\002" +
+      "\017\022\r/v1/keyspaces\022\214\001\n\016UpdateKeyspace\022$.ke" +
+      "yservice.v1.UpdateKeyspaceRequest\032%.keys" +
+      "ervice.v1.UpdateKeyspaceResponse\"-\202\323\344\223\002\'" +
+      "2\033/v1/keyspaces/{keyspace.id}:\010keyspace\022" +
+      "\177\n\020CreateCredential\022&.keyservice.v1.Crea" +
+      "teCredentialRequest\032\'.keyservice.v1.Crea" +
+      "teCredentialResponse\"\032\202\323\344\223\002\024\"\017/v1/creden" +
+      "tials:\001*\022y\n\017ListCredentials\022%.keyservice" +
+      ".v1.ListCredentialsRequest\032&.keyservice." +
+      "v1.ListCredentialsResponse\"\027\202\323\344\223\002\021\022\017/v1/" +
+      "credentials\022\213\001\n\020RevokeCredential\022&.keyse" +
+      "rvice.v1.RevokeCredentialRequest\032\'.keyse" +
+      "rvice.v1.RevokeCredentialResponse\"&\202\323\344\223\002" +
+      " \"\033/v1/credentials/{id}:revoke:\001*\022\241\001\n\nAd" +
+      "dCredits\022 .keyservice.v1.AddCreditsReque" +
+      "st\032!.keyservice.v1.AddCreditsResponse\"N\202" +
+      "\323\344\223\002H\"\034/v1/keys/{key_id}:addCredits:\001*Z%" +
+      "\" /v1/owners/{owner_id}:addCredits:\001*\022q\n" +
+      "\013ReportUsage\022!.keyservice.v1.ReportUsage" +
+      "Request\032\".keyservice.v1.ReportUsageRespo" +
+      "nse\"\033\202\323\344\223\002\025\"\020/v1/usage:report:\001*\022^\n\010GetU" +
+      "sage\022\036.keyservice.v1.GetUsageRequest\032\037.k" +
+      "eyservice.v1.GetUsageResponse\"\021\202\323\344\223\002\013\022\t/" +
+      "v1/usage\022k\n\013CreateOwner\022!.keyservice.v1." +
+      "CreateOwnerRequest\032\".keyservice.v1.Creat" +
+      "eOwnerResponse\"\025\202\323\344\223\002\017\"\n/v1/owners:\001*\022d\n" +
+      "\010GetOwner\022\036.keyservice.v1.GetOwnerReques" +
+      "t\032\037.keyservice.v1.GetOwnerResponse\"\027\202\323\344\223" +
+      "\002\021\022\017/v1/owners/{id}\022e\n\nListOwners\022 .keys" +
+      "ervice.v1.ListOwnersRequest\032!.keyservice" +
+      ".v1.ListOwnersResponse\"\022\202\323\344\223\002\014\022\n/v1/owne" +
+      "rs\022z\n\013UpdateOwner\022!.keyservice.v1.Update" +
+      "OwnerRequest\032\".keyservice.v1.UpdateOwner" +
+      "Response\"$\202\323\344\223\002\0362\025/v1/owners/{owner.id}:" +
+      "\005ownerBk\n\021dev.keyservice.v1B\017KeyServiceP" +
+      "rotoP\001ZCgithub.com/keyservice/keyservice" +
+      "/api/gen/keyservice/v1;keyservicev1b\006pro" +
+      "to3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -680,7 +681,7 @@ public final class KeyServiceProto {
     internal_static_keyservice_v1_CreateKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateKeyRequest_descriptor,
-        new java.lang.String[] { "Name", "Owner", "Scopes", "Metadata", "ExpiresAt", "RateLimit", "Format", "AllowedCidrs", "RequestId", "Keyspace", });
+        new java.lang.String[] { "Name", "Owner", "Scopes", "Metadata", "ExpiresAt", "RateLimit", "Format", "AllowedCidrs", "RequestId", "Keyspace", "Credits", });
     internal_static_keyservice_v1_CreateKeyRequest_MetadataEntry_descriptor =
       internal_static_keyservice_v1_CreateKeyRequest_descriptor.getNestedTypes().get(0);
     internal_static_keyservice_v1_CreateKeyRequest_MetadataEntry_fieldAccessorTable = new
