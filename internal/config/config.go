@@ -95,6 +95,11 @@ type Config struct {
 	CallerTokens   map[string]string // caller name -> token
 	TrustedProxies []netip.Prefix
 
+	// Credits (internal/credits): the largest lease of credits a replica
+	// takes at once, and how long an unused lease is kept.
+	CreditLease      int
+	CreditIdleReturn time.Duration
+
 	// ScanningKeysFile holds GitHub's secret scanning public keys (their
 	// JSON shape); set, POST /v1/secret-scanning/reports takes reports.
 	ScanningKeysFile string

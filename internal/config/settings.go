@@ -183,6 +183,10 @@ func (c *Config) settings() []Setting {
 			"a lookup not answered this long after it was asked (queue and statement) is `UNAVAILABLE`"),
 		def(duration, &c.UsageFlushInterval, "KEYSERVICE_USAGE_FLUSH_INTERVAL", "usage-flush-interval", 10*time.Second, positive(),
 			"`last_used_at` is written in one batch per interval"),
+		def(whole, &c.CreditLease, "KEYSERVICE_CREDIT_LEASE", "credit-lease", 1000, between(1, 1_000_000_000_000),
+			"the most credits a replica leases at once (never more than 1/16 of what remains): what a crashed replica can lose of one key's or owner's credits (see [Credits](credits.md))"),
+		def(duration, &c.CreditIdleReturn, "KEYSERVICE_CREDIT_IDLE_RETURN", "credit-idle-return", 5*time.Second, positive(),
+			"a lease of credits unused this long is given back, so other replicas may spend it"),
 
 		// Callers and limits: limits.Limits (and CallerTokens, TrustedProxies).
 		secret("KEYSERVICE_CALLER_TOKENS", "caller-tokens",
