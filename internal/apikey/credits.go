@@ -196,4 +196,7 @@ type CreditStatus struct {
 	// Remaining is what this replica knows may still be spent.
 	Remaining    int64
 	NextRefillAt time.Time // zero: no refill
+	// Lease names the lease the call spent from (Refund gives back to it
+	// only).
+	Lease uint64
 }

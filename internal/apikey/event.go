@@ -28,6 +28,9 @@ const (
 	// carry no hash.
 	EventKeyspaces   EventKind = "keyspaces"
 	EventCredentials EventKind = "credentials"
+	// EventCredits: a subject's credits were set, added to or charged
+	// (Subject); replicas give back their lease of them and ask again.
+	EventCredits EventKind = "credits"
 )
 
 // Tenancy reports whether e is about keyspaces or credentials rather than
@@ -44,12 +47,17 @@ type Event struct {
 	// Key is the full record when the event is applied on the replica that
 	// made the change; it never travels in a NOTIFY payload.
 	Key *Key
+	// Subject is whose credits changed (EventCredits).
+	Subject uuid.UUID
 }
 
 // Payload encodes e for NOTIFY: "<kind>:<hex hash>[:<unix micros>]".
 func (e Event) Payload() string {
 	if e.Tenancy() {
 		return string(e.Kind)
+	}
+	if e.Kind == EventCredits {
+		return string(e.Kind) + ":" + e.Subject.String()
 	}
 	p := string(e.Kind) + ":" + e.Hash.String()
 	if !e.At.IsZero() {
@@ -64,6 +72,13 @@ func ParseEvent(payload string) (Event, error) {
 		return Event{Kind: k}, nil
 	}
 	kind, rest, ok := strings.Cut(payload, ":")
+	if EventKind(kind) == EventCredits {
+		id, err := uuid.Parse(rest)
+		if err != nil || !ok {
+			return Event{}, fmt.Errorf("store: malformed credits event %q", payload)
+		}
+		return Event{Kind: EventCredits, Subject: id}, nil
+	}
 	hexHash, at, hasAt := strings.Cut(rest, ":")
 	var e Event
 	if !ok || hex.DecodedLen(len(hexHash)) != len(e.Hash) {

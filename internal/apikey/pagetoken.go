@@ -38,6 +38,7 @@ const (
 	ListAuditEvents List = 2
 	ListKeyspaces   List = 3
 	ListCredentials List = 4
+	ListUsage       List = 5
 	ListOwners      List = 6
 )
 
@@ -49,6 +50,8 @@ func (l List) String() string {
 		return "ListAuditEvents"
 	case ListKeyspaces:
 		return "ListKeyspaces"
+	case ListUsage:
+		return "GetUsage"
 	case ListOwners:
 		return "ListOwners"
 	case ListCredentials:

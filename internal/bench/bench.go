@@ -31,7 +31,7 @@ import (
 
 // Scenarios, transports and modes.
 var (
-	AllScenarios  = []string{"hot", "cold", "malformed", "forged", "unknown", "revoked", "mixed", "churn", "restart"}
+	AllScenarios  = []string{"hot", "cold", "malformed", "forged", "unknown", "revoked", "mixed", "churn", "restart", "credits"}
 	AllTransports = []string{"grpc", "rest"}
 	AllModes      = []string{"keyservice", "ceiling", "naive"}
 )

@@ -13,17 +13,18 @@ import (
 
 // Report is everything a run measured.
 type Report struct {
-	When      time.Time `json:"when"`
-	Command   string    `json:"command"`
-	Machine   Machine   `json:"machine"`
-	Config    RunConfig `json:"config"`
-	Lookups   string    `json:"lookups_source"`
-	Service   string    `json:"service"`
-	Results   []Result  `json:"results,omitempty"`
-	Faults    *Faults   `json:"faults,omitempty"`
-	Startup   *Startup  `json:"startup,omitempty"`
-	TargetsOK []string  `json:"targets_met,omitempty"`
-	Missed    []string  `json:"targets_missed,omitempty"`
+	When      time.Time       `json:"when"`
+	Command   string          `json:"command"`
+	Machine   Machine         `json:"machine"`
+	Config    RunConfig       `json:"config"`
+	Lookups   string          `json:"lookups_source"`
+	Service   string          `json:"service"`
+	Results   []Result        `json:"results,omitempty"`
+	Faults    *Faults         `json:"faults,omitempty"`
+	Startup   *Startup        `json:"startup,omitempty"`
+	Credits   []CreditsResult `json:"credits,omitempty"`
+	TargetsOK []string        `json:"targets_met,omitempty"`
+	Missed    []string        `json:"targets_missed,omitempty"`
 }
 
 // RunConfig is the part of Config worth recording.
@@ -137,6 +138,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	turn := 0
 	for _, sc := range cfg.Scenarios {
+		if sc == "credits" {
+			if e.target != nil {
+				continue // its keys' credits would be the target's to spend
+			}
+			ks, ok := services["keyservice"]
+			if !ok {
+				return nil, fmt.Errorf("the credits scenario needs the keyservice mode")
+			}
+			if rep.Credits, err = e.runCredits(ctx, ks); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		for _, tr := range cfg.Transports {
 			for i := range cfg.Modes {
 				mode := cfg.Modes[(i+turn)%len(cfg.Modes)]
@@ -231,6 +245,7 @@ func (rep *Report) check() {
 		}
 		add(ok, format, args...)
 	}
+	checkCredits(rep.Credits, add)
 	for i := range rep.Results {
 		r := &rep.Results[i]
 		if r.Mode != "keyservice" {
@@ -395,6 +410,9 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	if st := rep.Startup; st != nil {
 		st.writeMarkdown(w)
 		fmt.Fprintln(w)
+	}
+	if len(rep.Credits) > 0 {
+		writeCreditsMarkdown(w, rep.Credits)
 	}
 	if len(rep.TargetsOK)+len(rep.Missed) > 0 {
 		fmt.Fprintln(w, "Targets:")

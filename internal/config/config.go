@@ -99,6 +99,11 @@ type Config struct {
 	// takes at once, and how long an unused lease is kept.
 	CreditLease      int
 	CreditIdleReturn time.Duration
+	// The usage history's retention (internal/usage) of minutes, hours
+	// and days.
+	UsageMinuteRetention time.Duration
+	UsageHourRetention   time.Duration
+	UsageDayRetention    time.Duration
 
 	// ScanningKeysFile holds GitHub's secret scanning public keys (their
 	// JSON shape); set, POST /v1/secret-scanning/reports takes reports.

@@ -187,6 +187,12 @@ func (c *Config) settings() []Setting {
 			"the most credits a replica leases at once (never more than 1/16 of what remains): what a crashed replica can lose of one key's or owner's credits (see [Credits](credits.md))"),
 		def(duration, &c.CreditIdleReturn, "KEYSERVICE_CREDIT_IDLE_RETURN", "credit-idle-return", 5*time.Second, positive(),
 			"a lease of credits unused this long is given back, so other replicas may spend it"),
+		def(duration, &c.UsageMinuteRetention, "KEYSERVICE_USAGE_MINUTE_RETENTION", "usage-minute-retention", 7*24*time.Hour, positive(),
+			"usage by minute is kept this long (whole days: a day's partition is dropped once all of it is older; see [Usage](usage.md))"),
+		def(duration, &c.UsageHourRetention, "KEYSERVICE_USAGE_HOUR_RETENTION", "usage-hour-retention", 90*24*time.Hour, positive(),
+			"usage by hour is kept this long"),
+		def(duration, &c.UsageDayRetention, "KEYSERVICE_USAGE_DAY_RETENTION", "usage-day-retention", 800*24*time.Hour, positive(),
+			"usage by day is kept this long (the billing export reads it)"),
 
 		// Callers and limits: limits.Limits (and CallerTokens, TrustedProxies).
 		secret("KEYSERVICE_CALLER_TOKENS", "caller-tokens",

@@ -133,7 +133,8 @@ func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 // queryRoutes are the GET routes whose requests take query parameters
 // (checked field by field by strictQuery); any other route with a query
 // string is a 400.
-var queryRoutes = map[string]bool{"/v1/keys": true, "/v1/audit-events": true, "/v1/keyspaces": true, "/v1/credentials": true}
+var queryRoutes = map[string]bool{"/v1/keys": true, "/v1/audit-events": true, "/v1/keyspaces": true, "/v1/credentials": true,
+	"/v1/owners": true, "/v1/usage": true}
 
 // takesQuery reports whether r's route takes query parameters: the GET
 // routes above, and PATCH /v1/keys/{id} and /v1/keyspaces/{id} their
@@ -151,7 +152,7 @@ func takesQuery(r *http.Request) bool {
 				return false
 			}
 		}
-		return strings.HasPrefix(r.URL.Path, "/v1/keys/") || strings.HasPrefix(r.URL.Path, "/v1/keyspaces/")
+		return strings.HasPrefix(r.URL.Path, "/v1/keys/") || strings.HasPrefix(r.URL.Path, "/v1/keyspaces/") || strings.HasPrefix(r.URL.Path, "/v1/owners/")
 	}
 	return false
 }

@@ -98,3 +98,31 @@ func (c *bound) ListCredentials(ctx context.Context, r *keyservicev1.ListCredent
 func (c *bound) RevokeCredential(ctx context.Context, r *keyservicev1.RevokeCredentialRequest) (*keyservicev1.RevokeCredentialResponse, error) {
 	return invoke(ctx, c, keyservicev1.KeyService_RevokeCredential_FullMethodName, r, c.srv.RevokeCredential)
 }
+
+func (c *bound) AddCredits(ctx context.Context, r *keyservicev1.AddCreditsRequest) (*keyservicev1.AddCreditsResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_AddCredits_FullMethodName, r, c.srv.AddCredits)
+}
+
+func (c *bound) ReportUsage(ctx context.Context, r *keyservicev1.ReportUsageRequest) (*keyservicev1.ReportUsageResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_ReportUsage_FullMethodName, r, c.srv.ReportUsage)
+}
+
+func (c *bound) GetUsage(ctx context.Context, r *keyservicev1.GetUsageRequest) (*keyservicev1.GetUsageResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_GetUsage_FullMethodName, r, c.srv.GetUsage)
+}
+
+func (c *bound) CreateOwner(ctx context.Context, r *keyservicev1.CreateOwnerRequest) (*keyservicev1.CreateOwnerResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_CreateOwner_FullMethodName, r, c.srv.CreateOwner)
+}
+
+func (c *bound) GetOwner(ctx context.Context, r *keyservicev1.GetOwnerRequest) (*keyservicev1.GetOwnerResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_GetOwner_FullMethodName, r, c.srv.GetOwner)
+}
+
+func (c *bound) ListOwners(ctx context.Context, r *keyservicev1.ListOwnersRequest) (*keyservicev1.ListOwnersResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_ListOwners_FullMethodName, r, c.srv.ListOwners)
+}
+
+func (c *bound) UpdateOwner(ctx context.Context, r *keyservicev1.UpdateOwnerRequest) (*keyservicev1.UpdateOwnerResponse, error) {
+	return invoke(ctx, c, keyservicev1.KeyService_UpdateOwner_FullMethodName, r, c.srv.UpdateOwner)
+}

@@ -28,8 +28,8 @@ func TestWithin(t *testing.T) {
 }
 
 func TestParseKnownDropsWhatItDoesNotKnow(t *testing.T) {
-	s, unknown := ParseKnown([]string{"keys.read", "usage.read", "keys.validate"})
-	if s != Of(KeysRead, KeysValidate) || len(unknown) != 1 || unknown[0] != "usage.read" {
+	s, unknown := ParseKnown([]string{"keys.read", "billing.read", "keys.validate"})
+	if s != Of(KeysRead, KeysValidate) || len(unknown) != 1 || unknown[0] != "billing.read" {
 		t.Fatalf("ParseKnown = %v, %v", s, unknown)
 	}
 }

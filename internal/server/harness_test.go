@@ -33,6 +33,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "serve" {
+		os.Exit(runChild()) // this binary, re-run as a replica a test may kill
+	}
 	if os.Getenv(loadgenEnv) != "" && os.Getenv(loadgenAddrEnv) != "" {
 		os.Exit(runLoadgen()) // this binary, re-run as BenchmarkServerCPUPerCall's load generator
 	}

@@ -10,6 +10,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+
+	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/credits"
+	"github.com/keyservice/keyservice/internal/tenancy"
 )
 
 // closers are what New opened, closed in reverse order: by New itself when
@@ -79,7 +83,9 @@ func (s *Server) Serve(ctx context.Context) error {
 			return nil
 		}
 		g.Go(func() error { return s.tenancy.Run(gctx) })
-		return s.validator.Run(gctx, s.tenancy.Feed(s.store))
+		g.Go(func() error { s.credits.Run(gctx); return nil })
+		g.Go(func() error { s.usage.Run(gctx); return nil })
+		return s.validator.Run(gctx, creditsFeed{s.tenancy.Feed(s.store), s.credits})
 	})
 	g.Go(func() error {
 		select {
@@ -127,5 +133,27 @@ func (s *Server) shutdown() {
 		s.grpc.Stop()
 		<-done
 	}
+	// No call is in flight any more: what was counted and leased goes to
+	// the database now (graceful shutdown loses no usage and no credits).
+	fctx, fcancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer fcancel()
+	if err := s.usage.Close(fctx); err != nil {
+		s.log.Error("usage not written at shutdown", "error", err)
+	}
+	if err := s.credits.Close(fctx); err != nil {
+		s.log.Warn("leased credits not given back at shutdown (they are lost, never overspent)", "error", err)
+	}
 	s.log.Info("stopped")
+}
+
+// creditsFeed puts the credits ledger's handler in front of the validation
+// path's: a credits event (set, added, charged elsewhere) reaches the
+// ledger, which gives back its lease and asks again.
+type creditsFeed struct {
+	feed tenancy.Feed
+	l    *credits.Ledger
+}
+
+func (f creditsFeed) Listen(ctx context.Context, h apikey.ChangeHandler) error {
+	return f.feed.Listen(ctx, credits.Handler(h, f.l))
 }

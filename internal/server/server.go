@@ -23,12 +23,14 @@ import (
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/config"
+	"github.com/keyservice/keyservice/internal/credits"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/loglimit"
 	"github.com/keyservice/keyservice/internal/middleware"
 	"github.com/keyservice/keyservice/internal/service"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/tenancy"
+	"github.com/keyservice/keyservice/internal/usage"
 	"github.com/keyservice/keyservice/internal/validate"
 )
 
@@ -40,7 +42,11 @@ type Server struct {
 	migrator  *store.Migrator
 	validator *validate.Validator
 	tenancy   *tenancy.Registry
-	closers   closers // what New opened, closed in reverse by Serve
+	// credits spends keys' and owners' credits from leases; usage counts
+	// answers for the history. Both are flushed on shutdown.
+	credits *credits.Ledger
+	usage   *usage.Recorder
+	closers closers // what New opened, closed in reverse by Serve
 
 	grpc     *grpc.Server
 	http     *http.Server
@@ -177,6 +183,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
+	s.credits = credits.New(credits.Config{Store: s.store, LeaseMax: int64(cfg.CreditLease), IdleReturn: cfg.CreditIdleReturn, Log: log, Registry: reg})
+	s.usage = usage.New(usage.Config{Store: s.store, FlushEvery: cfg.UsageFlushInterval, Log: log, Registry: reg,
+		MinuteRetention: cfg.UsageMinuteRetention, HourRetention: cfg.UsageHourRetention, DayRetention: cfg.UsageDayRetention})
 	var judge service.Validator = s.validator
 	if o.validator != nil {
 		judge = o.validator(Deps{Store: s.store, Format: format})
@@ -186,6 +195,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Validator:      judge,
 		Tenancy:        s.tenancy,
 		Tenants:        s.store,
+		Budgets:        s.store,
+		Credits:        s.credits,
+		Usage:          s.usage,
+		UsageReader:    s.store,
 		DefaultFormat:  defaultFormat(cfg.DefaultKeyFormat),
 		KeyLimits:      keyLimits,
 		DefaultLimit:   cfg.KeyLimit(),

@@ -85,6 +85,12 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return st.Err()
 	case errors.Is(err, apikey.ErrNotFound):
 		return status.Error(codes.NotFound, "key not found")
+	case errors.Is(err, apikey.ErrChargeReused):
+		return status.Error(codes.InvalidArgument, "request_id was already used for another charge (another key, cost or amount) within the idempotency window: use a new request_id for a new charge")
+	case errors.Is(err, apikey.ErrCreditsBounds):
+		return status.Error(codes.InvalidArgument, "amount: the credits would leave -10^15 to 10^15")
+	case errors.Is(err, apikey.ErrNoCredits):
+		return status.Error(codes.FailedPrecondition, "no credits: give them credits first (UpdateKey or UpdateOwner, credits)")
 	case errors.Is(err, apikey.ErrRequestReused):
 		return status.Error(codes.AlreadyExists, "request_id was already used for a different request (another method or body) within the idempotency window: use a new request_id for a new write")
 	case errors.Is(err, apikey.ErrRevoked), errors.Is(err, apikey.ErrRotated), errors.Is(err, apikey.ErrExpired),

@@ -50,9 +50,10 @@ type Config struct {
 	// Budgets writes owners and credits; Credits spends credits on the
 	// validation path (nil: keys' credits are not spent); Usage counts
 	// answers for the history (nil: none kept).
-	Budgets Budgets
-	Credits verify.Credits
-	Usage   Recorder
+	Budgets     Budgets
+	Credits     verify.Credits
+	Usage       Recorder
+	UsageReader UsageReader
 	// DefaultFormat is the format of keys created without one
 	// (FORMAT_CHECKSUM when unset).
 	DefaultFormat keyservicev1.Format
@@ -89,6 +90,7 @@ type Service struct {
 	tenants       Tenants
 	budgets       Budgets
 	usage         Recorder
+	usageReader   UsageReader
 	defaultFormat keyservicev1.Format
 	now           func() time.Time
 	keyLimits     ratelimit.KeyBudgets
@@ -122,6 +124,7 @@ func New(cfg Config) *Service {
 		tenants:       cfg.Tenants,
 		budgets:       cfg.Budgets,
 		usage:         cfg.Usage,
+		usageReader:   cfg.UsageReader,
 		defaultFormat: cfg.DefaultFormat,
 		now:           cfg.Now,
 		keyLimits:     cfg.KeyLimits,

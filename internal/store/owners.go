@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -158,10 +157,4 @@ func creditsOrNil(c *apikey.CreditsSetting) any {
 		m["refill"] = rm
 	}
 	return m
-}
-
-// setCredits is wired to the credits store when it lands.
-func (s *Store) setCredits(ctx context.Context, tx *writeTx, subject uuid.UUID, c *apikey.CreditsSetting) error {
-	_ = time.Now
-	return errors.New("credits: not wired yet")
 }

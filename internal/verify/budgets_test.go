@@ -27,7 +27,7 @@ func (f fakeCredits) Spend(_ context.Context, s uuid.UUID, cost int64) (apikey.C
 	return apikey.CreditStatus{Allowed: true, Remaining: left - cost}, nil
 }
 
-func (f fakeCredits) Refund(s uuid.UUID, cost int64) { f[s] += cost }
+func (f fakeCredits) Refund(s uuid.UUID, cost int64, _ apikey.CreditStatus) { f[s] += cost }
 
 func bucket(left *int) func() (apikey.Budget, error) {
 	return func() (apikey.Budget, error) {

@@ -62,7 +62,7 @@ type Spend func(ctx context.Context, k *apikey.Key, cost int) (apikey.Budget, er
 // nothing was spent).
 type Credits interface {
 	Spend(ctx context.Context, subject uuid.UUID, cost int64) (apikey.CreditStatus, error)
-	Refund(subject uuid.UUID, cost int64)
+	Refund(subject uuid.UUID, cost int64, spent apikey.CreditStatus)
 }
 
 // Holder is whose budget refused a call.
@@ -163,10 +163,12 @@ func (v *Verifier) Verify(ctx context.Context, k *apikey.Key, state outcome.Code
 	var keyTaken, ownerTaken bool
 	refund := func() {
 		if keyTaken {
-			v.Credits.Refund(k.Budget(), cost)
+			v.Credits.Refund(k.Budget(), cost, d.Credits)
+			d.Credits.Remaining += cost
 		}
 		if ownerTaken {
-			v.Credits.Refund(o.ID, cost)
+			v.Credits.Refund(o.ID, cost, d.OwnerCredits)
+			d.OwnerCredits.Remaining += cost
 		}
 	}
 	if v.Credits != nil && k.Credits {
