@@ -57,9 +57,10 @@ const recheck = time.Second
 
 // Ledger holds this replica's leases.
 type Ledger struct {
-	cfg      Config
-	mu       sync.Mutex // guards accounts (the map, not the accounts)
-	accounts map[uuid.UUID]*account
+	cfg Config
+	// accounts holds *account by subject: read without a lock on the hot
+	// path.
+	accounts sync.Map
 	m        metrics
 }
 
@@ -98,7 +99,7 @@ func New(cfg Config) *Ledger {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	l := &Ledger{cfg: cfg, accounts: map[uuid.UUID]*account{}}
+	l := &Ledger{cfg: cfg}
 	l.m = metrics{
 		granted:  prometheus.NewCounter(prometheus.CounterOpts{Name: "keyservice_credits_leased_total", Help: "Credits leased to this replica."}),
 		returned: prometheus.NewCounter(prometheus.CounterOpts{Name: "keyservice_credits_returned_total", Help: "Unused leased credits given back."}),
@@ -115,14 +116,11 @@ func New(cfg Config) *Ledger {
 }
 
 func (l *Ledger) account(subject uuid.UUID) *account {
-	l.mu.Lock()
-	a, ok := l.accounts[subject]
-	if !ok {
-		a = &account{lastSpend: l.cfg.Now()} // not idle before its first spend
-		l.accounts[subject] = a
+	if a, ok := l.accounts.Load(subject); ok {
+		return a.(*account)
 	}
-	l.mu.Unlock()
-	return a
+	a, _ := l.accounts.LoadOrStore(subject, &account{lastSpend: l.cfg.Now()}) // not idle before its first spend
+	return a.(*account)
 }
 
 // status is what a's state answers (a.mu held).
@@ -258,12 +256,11 @@ func (l *Ledger) giveBack(ctx context.Context, subject uuid.UUID, epoch, unused 
 // charge): the lease goes back (in the background) and the next Spend asks
 // again.
 func (l *Ledger) Changed(subject uuid.UUID) {
-	l.mu.Lock()
-	a, ok := l.accounts[subject]
-	l.mu.Unlock()
+	v, ok := l.accounts.Load(subject)
 	if !ok {
 		return
 	}
+	a := v.(*account)
 	a.mu.Lock()
 	epoch, unused := a.take()
 	a.mu.Unlock()
@@ -281,27 +278,22 @@ func (l *Ledger) Changed(subject uuid.UUID) {
 // Reset: changes may have been missed (the LISTEN stream was lost): every
 // lease goes back, as on Changed.
 func (l *Ledger) Reset() {
-	l.mu.Lock()
-	ids := make([]uuid.UUID, 0, len(l.accounts))
-	for id := range l.accounts {
-		ids = append(ids, id)
-	}
-	l.mu.Unlock()
-	for _, id := range ids {
-		l.Changed(id)
-	}
+	l.accounts.Range(func(id, _ any) bool {
+		l.Changed(id.(uuid.UUID))
+		return true
+	})
 }
 
 // Held is the credits this replica holds leased and unspent.
 func (l *Ledger) Held() int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var n int64
-	for _, a := range l.accounts {
+	l.accounts.Range(func(_, v any) bool {
+		a := v.(*account)
 		a.mu.Lock()
 		n += a.left
 		a.mu.Unlock()
-	}
+		return true
+	})
 	return n
 }
 
@@ -322,24 +314,28 @@ func (l *Ledger) Run(ctx context.Context) {
 
 func (l *Ledger) returnIdle(ctx context.Context) {
 	now := l.cfg.Now()
-	l.mu.Lock()
 	type back struct {
 		id            uuid.UUID
 		epoch, unused int64
 	}
 	var backs []back
-	for id, a := range l.accounts {
+	l.accounts.Range(func(k, v any) bool {
+		a, id := v.(*account), k.(uuid.UUID)
 		a.mu.Lock()
 		if a.fetching == nil && now.Sub(a.lastSpend) >= l.cfg.IdleReturn && now.After(a.recheckAt) {
 			epoch, unused := a.take()
 			if unused > 0 {
 				backs = append(backs, back{id, epoch, unused})
 			}
-			delete(l.accounts, id)
+			// Forgotten (memory stays bounded by the subjects in use). A
+			// Spend that loaded it just before may still lease into it:
+			// that one lease is then lost as a crash loses it (bounded,
+			// never overspent), and the next Spend starts a new account.
+			l.accounts.Delete(id)
 		}
 		a.mu.Unlock()
-	}
-	l.mu.Unlock()
+		return true
+	})
 	for _, b := range backs {
 		if err := l.giveBack(ctx, b.id, b.epoch, b.unused); err != nil {
 			l.cfg.Log.Warn("could not give back idle leased credits (they are lost, never overspent)", "credits", b.unused, "error", err)
@@ -350,19 +346,17 @@ func (l *Ledger) returnIdle(ctx context.Context) {
 // Close gives back every unused lease (graceful shutdown loses no
 // credits); the first error is returned after trying them all.
 func (l *Ledger) Close(ctx context.Context) error {
-	l.mu.Lock()
-	accounts := l.accounts
-	l.accounts = map[uuid.UUID]*account{}
-	l.mu.Unlock()
 	var first error
-	for id, a := range accounts {
+	l.accounts.Range(func(k, v any) bool {
+		a := v.(*account)
 		a.mu.Lock()
 		epoch, unused := a.take()
 		a.mu.Unlock()
-		if err := l.giveBack(ctx, id, epoch, unused); err != nil && first == nil {
+		if err := l.giveBack(ctx, k.(uuid.UUID), epoch, unused); err != nil && first == nil {
 			first = err
 		}
-	}
+		return true
+	})
 	return first
 }
 
