@@ -77,7 +77,7 @@ Exit codes: 0 success, 1 failure, 2 a mistake in the command line,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddGroup(&cobra.Group{ID: "server", Title: "Server and database commands:"}, &cobra.Group{ID: "admin", Title: "Admin commands (against a running service):"})
-	root.AddCommand(serveCmd(), migrateCmd(), devCmd(), importCmd(), keysCmd(), keyspacesCmd(), credentialsCmd(), auditCmd())
+	root.AddCommand(serveCmd(), migrateCmd(), devCmd(), importCmd(), keysCmd(), keyspacesCmd(), credentialsCmd(), auditCmd(), usageCmd())
 	return root
 }
 
