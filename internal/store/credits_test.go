@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/store"
+	"github.com/keyservice/keyservice/internal/testdb"
 )
 
 // withCredits creates a key with credits c and returns its budget subject.
@@ -190,4 +192,28 @@ func TestChargesOnceAndRefusesAnotherBody(t *testing.T) {
 	if got := remaining(t, b, key); got != -6 {
 		t.Fatalf("refused writes changed the credits: %d", got)
 	}
+}
+
+// BenchmarkWriteUsage: one flush of 10,000 rows (minutes, hours and days in
+// one transaction); rows/s is the usage store's write rate per replica.
+func BenchmarkWriteUsage(b *testing.B) {
+	u, pool := testdb.New(b)
+	_ = u
+	st := store.New(pool, 30*time.Second)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	if err := st.EnsureUsagePartitions(ctx, now.Add(-24*time.Hour), now.Add(24*time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+	rows := make([]apikey.UsageRow, 10_000)
+	for i := range rows {
+		rows[i] = apikey.UsageRow{Minute: now.Truncate(time.Minute), KeyID: uuid.New(), Code: 1, KeyspaceID: apikey.DefaultKeyspaceID, Owner: "owner", Calls: 3, Credits: 3}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := st.WriteUsage(ctx, rows); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(rows)*b.N)/b.Elapsed().Seconds(), "rows/s")
 }
