@@ -104,7 +104,7 @@ func (e *env) runCredits(ctx context.Context, s endpoint) ([]CreditsResult, erro
 			ts := drive(ctx, v, e.cfg.Workers, e.cfg.Duration, one(key), nil)
 			var n int64
 			for _, t := range ts {
-				n += int64(t.answers["VALID"])
+				n += int64(t.answers["CODE_VALID"])
 			}
 			return float64(n) / time.Since(start).Seconds(), n
 		}
@@ -140,7 +140,7 @@ func (e *env) runCredits(ctx context.Context, s endpoint) ([]CreditsResult, erro
 		start := time.Now()
 		ts := drive(ctx, v, e.cfg.Workers, e.cfg.Duration, func(w, i int) string { return near[mix(w, i)%len(near)] }, nil)
 		for _, t := range ts {
-			r.NearValid += int64(t.answers["VALID"])
+			r.NearValid += int64(t.answers["CODE_VALID"])
 			r.NearCalls += int64(len(t.lat))
 		}
 		r.NearRPS = float64(r.NearCalls) / time.Since(start).Seconds()
