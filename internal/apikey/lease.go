@@ -23,4 +23,6 @@ var (
 	ErrChargeReused = errors.New("request_id was already used with another request")
 	// ErrCreditsBounds: the change would leave credits outside ±MaxCredits.
 	ErrCreditsBounds = errors.New("credits would leave the bounds of ±10^15")
+	// ErrCreditsNegative: taking credits away would leave fewer than 0.
+	ErrCreditsNegative = errors.New("credits would go below zero")
 )

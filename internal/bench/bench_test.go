@@ -119,8 +119,17 @@ func TestSmokeEveryScenario(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != len(AllScenarios)*2 {
-		t.Fatalf("%d results, want %d", len(rep.Results), len(AllScenarios)*2)
+	// credits is its own step (rep.Credits), not a row per mode.
+	if len(rep.Results) != (len(AllScenarios)-1)*2 {
+		t.Fatalf("%d results, want %d", len(rep.Results), (len(AllScenarios)-1)*2)
+	}
+	if len(rep.Credits) != 2 {
+		t.Fatalf("credits step: %d results, want one per transport", len(rep.Credits))
+	}
+	for _, c := range rep.Credits {
+		if c.RPSWith <= 0 || c.RPSWithout <= 0 || c.Overspent || c.NearValid != int64(c.NearKeys*c.NearEach) {
+			t.Errorf("credits/%s: %+v", c.Transport, c)
+		}
 	}
 	want := map[string]string{"hot": "CODE_VALID", "cold": "CODE_VALID", "malformed": "CODE_MALFORMED", "forged": "CODE_MALFORMED",
 		"unknown": "CODE_NOT_FOUND", "revoked": "CODE_REVOKED", "mixed": "CODE_VALID", "churn": "CODE_VALID", "restart": "CODE_VALID"}

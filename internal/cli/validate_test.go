@@ -108,7 +108,11 @@ func TestKeysCreateSignedAndValidate(t *testing.T) {
 		t.Errorf("after revoke, --json: exit %d\n%s", code, out)
 	}
 	// A well-formed key that was never issued.
-	if code, out := validate(checksum[:len(checksum)-1]+"x", "--key-stdin"); code != 3 || (firstLine(out) != "NOT_FOUND" && firstLine(out) != "MALFORMED") {
+	other := "x"
+	if strings.HasSuffix(checksum, "x") {
+		other = "y" // a different last character, whatever the key's was
+	}
+	if code, out := validate(checksum[:len(checksum)-1]+other, "--key-stdin"); code != 3 || (firstLine(out) != "NOT_FOUND" && firstLine(out) != "MALFORMED") {
 		t.Errorf("unknown key: exit %d\n%s", code, out)
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
@@ -12,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/middleware"
@@ -101,6 +105,38 @@ func rows() map[string]row {
 		"ListCredentials": {listing, func(*testing.T, *env, *tenants, int64) cellCall {
 			return cellCall{&keyservicev1.ListCredentialsRequest{}, "GET", "/v1/credentials", ""}
 		}},
+		"AddCredits": {byID, func(t *testing.T, e *env, _ *tenants, _ int64) cellCall {
+			_, k := createKey(t, e, &keyservicev1.CreateKeyRequest{Name: "m", Owner: "o", Keyspace: "alpha", Credits: &keyservicev1.Credits{Remaining: 5}})
+			id := k.GetId()
+			return cellCall{&keyservicev1.AddCreditsRequest{KeyId: id, Amount: 1}, "POST", "/v1/keys/" + id + ":addCredits", `{"amount":"1"}`}
+		}},
+		"ReportUsage": {byID, func(t *testing.T, e *env, _ *tenants, _ int64) cellCall {
+			_, id := key(t, e)
+			rid := uuid.NewString()
+			return cellCall{&keyservicev1.ReportUsageRequest{KeyId: id, Cost: 1, RequestId: rid}, "POST", "/v1/usage:report",
+				`{"key_id":"` + id + `","cost":"1","request_id":"` + rid + `"}`}
+		}},
+		"GetUsage": {byID, func(t *testing.T, e *env, _ *tenants, _ int64) cellCall {
+			_, id := key(t, e)
+			return cellCall{&keyservicev1.GetUsageRequest{KeyId: id}, "GET", "/v1/usage?key_id=" + id, ""}
+		}},
+		"CreateOwner": {namesKeyspace, func(_ *testing.T, _ *env, _ *tenants, n int64) cellCall {
+			name := fmt.Sprintf("own%d", n)
+			return cellCall{&keyservicev1.CreateOwnerRequest{Owner: &keyservicev1.Owner{KeyspaceId: "alpha", Name: name, Credits: &keyservicev1.Credits{Remaining: 1}}},
+				"POST", "/v1/owners", `{"owner":{"keyspace_id":"alpha","name":"` + name + `","credits":{"remaining":"1"}}}`}
+		}},
+		"GetOwner": {byID, func(t *testing.T, e *env, _ *tenants, n int64) cellCall {
+			id := matrixOwner(t, e, n)
+			return cellCall{&keyservicev1.GetOwnerRequest{Id: id}, "GET", "/v1/owners/" + id, ""}
+		}},
+		"ListOwners": {listing, func(*testing.T, *env, *tenants, int64) cellCall {
+			return cellCall{&keyservicev1.ListOwnersRequest{}, "GET", "/v1/owners", ""}
+		}},
+		"UpdateOwner": {byID, func(t *testing.T, e *env, _ *tenants, n int64) cellCall {
+			id := matrixOwner(t, e, n)
+			return cellCall{&keyservicev1.UpdateOwnerRequest{Owner: &keyservicev1.Owner{Id: id, Credits: &keyservicev1.Credits{Remaining: 9}}, UpdateMask: mask("credits")},
+				"PATCH", "/v1/owners/" + id + "?update_mask=credits", `{"credits":{"remaining":"9"}}`}
+		}},
 		"RevokeCredential": {byID, func(t *testing.T, e *env, _ *tenants, n int64) cellCall {
 			r, err := e.grpc.CreateCredential(admin(context.Background()), &keyservicev1.CreateCredentialRequest{
 				Name: fmt.Sprintf("victim%d", n), Permissions: []string{"keys.validate"}, Keyspaces: []string{"alpha"}})
@@ -111,6 +147,17 @@ func rows() map[string]row {
 			return cellCall{&keyservicev1.RevokeCredentialRequest{Id: id}, "POST", "/v1/credentials/" + id + ":revoke", `{}`}
 		}},
 	}
+}
+
+// matrixOwner creates an owner in alpha (as the bootstrap admin).
+func matrixOwner(t *testing.T, e *env, n int64) string {
+	t.Helper()
+	o, err := e.grpc.CreateOwner(admin(context.Background()), &keyservicev1.CreateOwnerRequest{Owner: &keyservicev1.Owner{
+		KeyspaceId: "alpha", Name: fmt.Sprintf("mo%d", n), RateLimit: &keyservicev1.RateLimit{Limit: 5, Period: durationpb.New(time.Second)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.GetOwner().GetId()
 }
 
 // callerKind is a column of the matrix.

@@ -231,6 +231,39 @@ func TestRESTAnswersMatchTheOpenAPIFile(t *testing.T) {
 		t.Errorf("RevokeCredential: %d %v", code, v)
 	}
 
+	// Credits, owners, charges and usage.
+	code, ck := c.call("POST", "/v1/keys", adminToken, `{"name":"metered","owner":"spec-org","credits":{"remaining":"10",
+		"refill":{"amount":"10","interval":"REFILL_INTERVAL_MONTHLY","day_of_month":1}}}`)
+	if code != 200 {
+		t.Fatalf("CreateKey with credits: %d %v", code, ck)
+	}
+	ckID, ckSecret := field(ck, "key", "id").(string), ck["secret"].(string)
+	if code, v := c.call("POST", "/v1/keys/"+ckID+":addCredits", adminToken, `{"amount":"5","request_id":"0b7e2c9a-4f1d-4c3e-9a51-2f6d8e0c1b2a"}`); code != 200 {
+		t.Errorf("AddCredits: %d %v", code, v)
+	}
+	code, own := c.call("POST", "/v1/owners", adminToken, `{"owner":{"name":"spec-org","rate_limit":{"limit":"100","period":"1s"},"credits":{"remaining":"100",
+		"refill":{"amount":"100","interval":"REFILL_INTERVAL_EVERY","every":"86400s"}}}}`)
+	if code != 200 {
+		t.Fatalf("CreateOwner: %d %v", code, own)
+	}
+	ownID := field(own, "owner", "id").(string)
+	c.call("GET", "/v1/owners/"+ownID, adminToken, "")
+	c.call("GET", "/v1/owners?page_size=1", adminToken, "")
+	if code, v := c.call("PATCH", "/v1/owners/"+ownID+"?update_mask=rate_limit", adminToken, `{}`); code != 200 {
+		t.Errorf("UpdateOwner: %d %v", code, v)
+	}
+	if code, v := c.call("POST", "/v1/owners/"+ownID+":addCredits", adminToken, `{"amount":"-5"}`); code != 200 {
+		t.Errorf("AddCredits to an owner: %d %v", code, v)
+	}
+	for i := 0; i < 3; i++ {
+		c.call("POST", "/v1/keys:validate", "", `{"key":"`+ckSecret+`","cost":4}`) // VALID, VALID, USAGE_EXCEEDED
+	}
+	if code, v := c.call("POST", "/v1/usage:report", adminToken, `{"key":"`+ckSecret+`","cost":"3","request_id":"1c9d6a52-7f0e-4b43-8f2b-5e6a7d8c9b0a"}`); code != 200 {
+		t.Errorf("ReportUsage: %d %v", code, v)
+	}
+	c.call("GET", "/v1/usage?key_id="+ckID+"&granularity=GRANULARITY_MINUTE", adminToken, "")
+	c.call("GET", "/v1/usage?owner=spec-org&group_by=USAGE_GROUP_KEY&page_size=1", adminToken, "")
+
 	// Errors, each with the status its caller meets.
 	for _, tc := range []struct {
 		method, target, token, body string

@@ -89,6 +89,8 @@ func ToStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.InvalidArgument, "request_id was already used for another charge (another key, cost or amount) within the idempotency window: use a new request_id for a new charge")
 	case errors.Is(err, apikey.ErrCreditsBounds):
 		return status.Error(codes.InvalidArgument, "amount: the credits would leave -10^15 to 10^15")
+	case errors.Is(err, apikey.ErrCreditsNegative):
+		return status.Error(codes.InvalidArgument, "amount: taking that many would leave fewer than 0 credits (only ReportUsage charges below zero)")
 	case errors.Is(err, apikey.ErrNoCredits):
 		return status.Error(codes.FailedPrecondition, "no credits: give them credits first (UpdateKey or UpdateOwner, credits)")
 	case errors.Is(err, apikey.ErrRequestReused):

@@ -274,7 +274,10 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 	if verdict.OwnerCredAsk {
 		out.OwnerCredits = creditStatusToProto(verdict.OwnerCredits)
 	}
-	out.RefusedBy = keyservicev1.Holder(verdict.RefusedBy)
+	if verdict.RefusedBy != verify.HolderNone {
+		by := keyservicev1.Holder(verdict.RefusedBy)
+		out.RefusedBy = &by
+	}
 	if s.usage != nil && res.Key != nil {
 		s.usage.Record(res.Key, verdict.Code, verdict.Spent, s.now())
 	}

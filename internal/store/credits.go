@@ -206,6 +206,10 @@ func (s *Store) AddCredits(ctx context.Context, subject uuid.UUID, amount int64,
 		if n := c.Remaining + amount; n > apikey.MaxCredits || n < -apikey.MaxCredits {
 			return apikey.ErrCreditsBounds
 		}
+		if amount < 0 && c.Remaining+amount < 0 {
+			// Only a reported charge takes credits below zero.
+			return apikey.ErrCreditsNegative
+		}
 		out.Remaining += amount
 		if err := s.writeCredits(ctx, tx, out, now); err != nil {
 			return err

@@ -182,6 +182,9 @@ func TestChargesOnceAndRefusesAnotherBody(t *testing.T) {
 	if _, _, err := b.store.AddCredits(ctx, key, 10, "svc", rid, []byte("add"), now); !errors.Is(err, apikey.ErrChargeReused) {
 		t.Fatalf("AddCredits reusing a charge's request id: %v", err)
 	}
+	if _, _, err := b.store.AddCredits(ctx, owner, -86, "svc", uuid.Nil, nil, now); !errors.Is(err, apikey.ErrCreditsNegative) {
+		t.Fatalf("taking 86 of 85 away: %v", err)
+	}
 	full := b.withCredits(t, apikey.CreditsSetting{Remaining: apikey.MaxCredits})
 	if _, _, err := b.store.AddCredits(ctx, full, 1, "svc", uuid.Nil, nil, now); !errors.Is(err, apikey.ErrCreditsBounds) {
 		t.Fatalf("beyond the bound: %v", err)

@@ -1045,8 +1045,8 @@ type ValidateResponse struct {
 	// The owner's credits, when the key's owner has any, on the same answers.
 	OwnerCredits *CreditsStatus `protobuf:"bytes,7,opt,name=owner_credits,json=ownerCredits,proto3" json:"owner_credits,omitempty"`
 	// On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
-	// the key's or its owner's.
-	RefusedBy     Holder `protobuf:"varint,8,opt,name=refused_by,json=refusedBy,proto3,enum=keyservice.v1.Holder" json:"refused_by,omitempty"`
+	// the key's or its owner's; absent on other answers.
+	RefusedBy     *Holder `protobuf:"varint,8,opt,name=refused_by,json=refusedBy,proto3,enum=keyservice.v1.Holder,oneof" json:"refused_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1131,8 +1131,8 @@ func (x *ValidateResponse) GetOwnerCredits() *CreditsStatus {
 }
 
 func (x *ValidateResponse) GetRefusedBy() Holder {
-	if x != nil {
-		return x.RefusedBy
+	if x != nil && x.RefusedBy != nil {
+		return *x.RefusedBy
 	}
 	return Holder_HOLDER_UNSPECIFIED
 }
@@ -4655,7 +4655,7 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\tclient_ip\x18\x03 \x01(\tR\bclientIp\x12'\n" +
 	"\x0frequired_scopes\x18\x04 \x03(\tR\x0erequiredScopes\x12\x1a\n" +
 	"\bkeyspace\x18\x05 \x01(\tR\bkeyspaceB\a\n" +
-	"\x05_cost\"\xb1\x03\n" +
+	"\x05_cost\"\xc5\x03\n" +
 	"\x10ValidateResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12'\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.keyservice.v1.CodeR\x04code\x12$\n" +
@@ -4664,9 +4664,10 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"rate_limit\x18\x04 \x01(\v2\x1e.keyservice.v1.RateLimitStatusR\trateLimit\x126\n" +
 	"\acredits\x18\x05 \x01(\v2\x1c.keyservice.v1.CreditsStatusR\acredits\x12H\n" +
 	"\x10owner_rate_limit\x18\x06 \x01(\v2\x1e.keyservice.v1.RateLimitStatusR\x0eownerRateLimit\x12A\n" +
-	"\rowner_credits\x18\a \x01(\v2\x1c.keyservice.v1.CreditsStatusR\fownerCredits\x124\n" +
+	"\rowner_credits\x18\a \x01(\v2\x1c.keyservice.v1.CreditsStatusR\fownerCredits\x129\n" +
 	"\n" +
-	"refused_by\x18\b \x01(\x0e2\x15.keyservice.v1.HolderR\trefusedBy\"\x91\x04\n" +
+	"refused_by\x18\b \x01(\x0e2\x15.keyservice.v1.HolderH\x00R\trefusedBy\x88\x01\x01B\r\n" +
+	"\v_refused_by\"\x91\x04\n" +
 	"\x10CreateKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x16\n" +
@@ -5238,6 +5239,7 @@ func file_keyservice_v1_keyservice_proto_init() {
 		return
 	}
 	file_keyservice_v1_keyservice_proto_msgTypes[6].OneofWrappers = []any{}
+	file_keyservice_v1_keyservice_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -460,11 +460,11 @@ export declare type ValidateResponse = Message<"keyservice.v1.ValidateResponse">
 
   /**
    * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
-   * the key's or its owner's.
+   * the key's or its owner's; absent on other answers.
    *
-   * @generated from field: keyservice.v1.Holder refused_by = 8;
+   * @generated from field: optional keyservice.v1.Holder refused_by = 8;
    */
-  refusedBy: Holder;
+  refusedBy?: Holder | undefined;
 };
 
 /**

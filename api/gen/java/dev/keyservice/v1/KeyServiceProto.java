@@ -370,7 +370,7 @@ public final class KeyServiceProto {
       "otobuf.Duration\"x\n\017ValidateRequest\022\013\n\003ke" +
       "y\030\001 \001(\t\022\021\n\004cost\030\002 \001(\005H\000\210\001\001\022\021\n\tclient_ip\030" +
       "\003 \001(\t\022\027\n\017required_scopes\030\004 \003(\t\022\020\n\010keyspa" +
-      "ce\030\005 \001(\tB\007\n\005_cost\"\342\002\n\020ValidateResponse\022\r" +
+      "ce\030\005 \001(\tB\007\n\005_cost\"\366\002\n\020ValidateResponse\022\r" +
       "\n\005valid\030\001 \001(\010\022!\n\004code\030\002 \001(\0162\023.keyservice" +
       ".v1.Code\022\037\n\003key\030\003 \001(\0132\022.keyservice.v1.Ke" +
       "y\0222\n\nrate_limit\030\004 \001(\0132\036.keyservice.v1.Ra" +
@@ -378,239 +378,239 @@ public final class KeyServiceProto {
       "ice.v1.CreditsStatus\0228\n\020owner_rate_limit" +
       "\030\006 \001(\0132\036.keyservice.v1.RateLimitStatus\0223" +
       "\n\rowner_credits\030\007 \001(\0132\034.keyservice.v1.Cr" +
-      "editsStatus\022)\n\nrefused_by\030\010 \001(\0162\025.keyser" +
-      "vice.v1.Holder\"\234\003\n\020CreateKeyRequest\022\014\n\004n" +
-      "ame\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\016\n\006scopes\030\003 \003(\t" +
-      "\022?\n\010metadata\030\004 \003(\0132-.keyservice.v1.Creat" +
-      "eKeyRequest.MetadataEntry\022.\n\nexpires_at\030" +
-      "\005 \001(\0132\032.google.protobuf.Timestamp\022,\n\nrat" +
-      "e_limit\030\006 \001(\0132\030.keyservice.v1.RateLimit\022" +
-      "%\n\006format\030\007 \001(\0162\025.keyservice.v1.Format\022\025" +
-      "\n\rallowed_cidrs\030\010 \003(\t\022\022\n\nrequest_id\030\t \001(" +
-      "\t\022\020\n\010keyspace\030\n \001(\t\022\'\n\007credits\030\013 \001(\0132\026.k" +
-      "eyservice.v1.Credits\032/\n\rMetadataEntry\022\013\n" +
-      "\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"D\n\021CreateK" +
-      "eyResponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132" +
-      "\022.keyservice.v1.Key\"\033\n\rGetKeyRequest\022\n\n\002" +
-      "id\030\001 \001(\t\"1\n\016GetKeyResponse\022\037\n\003key\030\001 \001(\0132" +
-      "\022.keyservice.v1.Key\"Y\n\017ListKeysRequest\022\r" +
-      "\n\005owner\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\npage" +
-      "_token\030\003 \001(\t\022\020\n\010keyspace\030\004 \001(\t\"M\n\020ListKe" +
-      "ysResponse\022 \n\004keys\030\001 \003(\0132\022.keyservice.v1" +
-      ".Key\022\027\n\017next_page_token\030\002 \001(\t\"2\n\020RevokeK" +
-      "eyRequest\022\n\n\002id\030\001 \001(\t\022\022\n\nrequest_id\030\002 \001(" +
-      "\t\"4\n\021RevokeKeyResponse\022\037\n\003key\030\001 \001(\0132\022.ke" +
-      "yservice.v1.Key\"x\n\020UpdateKeyRequest\022\037\n\003k" +
-      "ey\030\001 \001(\0132\022.keyservice.v1.Key\022/\n\013update_m" +
-      "ask\030\002 \001(\0132\032.google.protobuf.FieldMask\022\022\n" +
-      "\nrequest_id\030\003 \001(\t\"4\n\021UpdateKeyResponse\022\037" +
-      "\n\003key\030\001 \001(\0132\022.keyservice.v1.Key\"\212\001\n\020Rota" +
-      "teKeyRequest\022\n\n\002id\030\001 \001(\t\022/\n\014grace_period" +
-      "\030\002 \001(\0132\031.google.protobuf.Duration\022%\n\006for" +
-      "mat\030\003 \001(\0162\025.keyservice.v1.Format\022\022\n\nrequ" +
-      "est_id\030\004 \001(\t\"i\n\021RotateKeyResponse\022\016\n\006sec" +
-      "ret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyservice.v1.K" +
-      "ey\022#\n\007old_key\030\003 \001(\0132\022.keyservice.v1.Key\"" +
-      "^\n\026ListAuditEventsRequest\022\016\n\006key_id\030\001 \001(" +
-      "\t\022\r\n\005actor\030\002 \001(\t\022\021\n\tpage_size\030\003 \001(\005\022\022\n\np" +
-      "age_token\030\004 \001(\t\"]\n\027ListAuditEventsRespon" +
-      "se\022)\n\006events\030\001 \003(\0132\031.keyservice.v1.Audit" +
-      "Event\022\027\n\017next_page_token\030\002 \001(\t\"\363\001\n\nAudit" +
-      "Event\022\n\n\002id\030\001 \001(\t\022(\n\004time\030\002 \001(\0132\032.google" +
-      ".protobuf.Timestamp\022\r\n\005actor\030\003 \001(\t\022\016\n\006ac" +
-      "tion\030\004 \001(\t\022\016\n\006key_id\030\005 \001(\t\022\022\n\nrequest_id" +
-      "\030\006 \001(\t\022+\n\007changes\030\007 \003(\0132\032.keyservice.v1." +
-      "FieldChange\022\025\n\rresource_type\030\010 \001(\t\022\023\n\013re" +
-      "source_id\030\t \001(\t\022\023\n\013keyspace_id\030\n \001(\t\"r\n\013" +
-      "FieldChange\022\r\n\005field\030\001 \001(\t\022)\n\told_value\030" +
-      "\002 \001(\0132\026.google.protobuf.Value\022)\n\tnew_val" +
-      "ue\030\003 \001(\0132\026.google.protobuf.Value\"\304\002\n\010Key" +
-      "space\022\n\n\002id\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\016\n\006prefi" +
-      "x\030\003 \001(\t\022-\n\016default_format\030\004 \001(\0162\025.keyser" +
-      "vice.v1.Format\0224\n\022default_rate_limit\030\005 \001" +
-      "(\0132\030.keyservice.v1.RateLimit\0221\n\016default_" +
-      "expiry\030\006 \001(\0132\031.google.protobuf.Duration\022" +
-      "\026\n\016default_scopes\030\007 \003(\t\022.\n\ncreated_at\030\010 " +
-      "\001(\0132\032.google.protobuf.Timestamp\022.\n\nupdat" +
-      "ed_at\030\t \001(\0132\032.google.protobuf.Timestamp\"" +
-      "B\n\025CreateKeyspaceRequest\022)\n\010keyspace\030\001 \001" +
-      "(\0132\027.keyservice.v1.Keyspace\"C\n\026CreateKey" +
+      "editsStatus\022.\n\nrefused_by\030\010 \001(\0162\025.keyser" +
+      "vice.v1.HolderH\000\210\001\001B\r\n\013_refused_by\"\234\003\n\020C" +
+      "reateKeyRequest\022\014\n\004name\030\001 \001(\t\022\r\n\005owner\030\002" +
+      " \001(\t\022\016\n\006scopes\030\003 \003(\t\022?\n\010metadata\030\004 \003(\0132-" +
+      ".keyservice.v1.CreateKeyRequest.Metadata" +
+      "Entry\022.\n\nexpires_at\030\005 \001(\0132\032.google.proto" +
+      "buf.Timestamp\022,\n\nrate_limit\030\006 \001(\0132\030.keys" +
+      "ervice.v1.RateLimit\022%\n\006format\030\007 \001(\0162\025.ke" +
+      "yservice.v1.Format\022\025\n\rallowed_cidrs\030\010 \003(" +
+      "\t\022\022\n\nrequest_id\030\t \001(\t\022\020\n\010keyspace\030\n \001(\t\022" +
+      "\'\n\007credits\030\013 \001(\0132\026.keyservice.v1.Credits" +
+      "\032/\n\rMetadataEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030" +
+      "\002 \001(\t:\0028\001\"D\n\021CreateKeyResponse\022\016\n\006secret" +
+      "\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyservice.v1.Key\"" +
+      "\033\n\rGetKeyRequest\022\n\n\002id\030\001 \001(\t\"1\n\016GetKeyRe" +
+      "sponse\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Key\"" +
+      "Y\n\017ListKeysRequest\022\r\n\005owner\030\001 \001(\t\022\021\n\tpag" +
+      "e_size\030\002 \001(\005\022\022\n\npage_token\030\003 \001(\t\022\020\n\010keys" +
+      "pace\030\004 \001(\t\"M\n\020ListKeysResponse\022 \n\004keys\030\001" +
+      " \003(\0132\022.keyservice.v1.Key\022\027\n\017next_page_to" +
+      "ken\030\002 \001(\t\"2\n\020RevokeKeyRequest\022\n\n\002id\030\001 \001(" +
+      "\t\022\022\n\nrequest_id\030\002 \001(\t\"4\n\021RevokeKeyRespon" +
+      "se\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Key\"x\n\020U" +
+      "pdateKeyRequest\022\037\n\003key\030\001 \001(\0132\022.keyservic" +
+      "e.v1.Key\022/\n\013update_mask\030\002 \001(\0132\032.google.p" +
+      "rotobuf.FieldMask\022\022\n\nrequest_id\030\003 \001(\t\"4\n" +
+      "\021UpdateKeyResponse\022\037\n\003key\030\001 \001(\0132\022.keyser" +
+      "vice.v1.Key\"\212\001\n\020RotateKeyRequest\022\n\n\002id\030\001" +
+      " \001(\t\022/\n\014grace_period\030\002 \001(\0132\031.google.prot" +
+      "obuf.Duration\022%\n\006format\030\003 \001(\0162\025.keyservi" +
+      "ce.v1.Format\022\022\n\nrequest_id\030\004 \001(\t\"i\n\021Rota" +
+      "teKeyResponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 \001" +
+      "(\0132\022.keyservice.v1.Key\022#\n\007old_key\030\003 \001(\0132" +
+      "\022.keyservice.v1.Key\"^\n\026ListAuditEventsRe" +
+      "quest\022\016\n\006key_id\030\001 \001(\t\022\r\n\005actor\030\002 \001(\t\022\021\n\t" +
+      "page_size\030\003 \001(\005\022\022\n\npage_token\030\004 \001(\t\"]\n\027L" +
+      "istAuditEventsResponse\022)\n\006events\030\001 \003(\0132\031" +
+      ".keyservice.v1.AuditEvent\022\027\n\017next_page_t" +
+      "oken\030\002 \001(\t\"\363\001\n\nAuditEvent\022\n\n\002id\030\001 \001(\t\022(\n" +
+      "\004time\030\002 \001(\0132\032.google.protobuf.Timestamp\022" +
+      "\r\n\005actor\030\003 \001(\t\022\016\n\006action\030\004 \001(\t\022\016\n\006key_id" +
+      "\030\005 \001(\t\022\022\n\nrequest_id\030\006 \001(\t\022+\n\007changes\030\007 " +
+      "\003(\0132\032.keyservice.v1.FieldChange\022\025\n\rresou" +
+      "rce_type\030\010 \001(\t\022\023\n\013resource_id\030\t \001(\t\022\023\n\013k" +
+      "eyspace_id\030\n \001(\t\"r\n\013FieldChange\022\r\n\005field" +
+      "\030\001 \001(\t\022)\n\told_value\030\002 \001(\0132\026.google.proto" +
+      "buf.Value\022)\n\tnew_value\030\003 \001(\0132\026.google.pr" +
+      "otobuf.Value\"\304\002\n\010Keyspace\022\n\n\002id\030\001 \001(\t\022\014\n" +
+      "\004name\030\002 \001(\t\022\016\n\006prefix\030\003 \001(\t\022-\n\016default_f" +
+      "ormat\030\004 \001(\0162\025.keyservice.v1.Format\0224\n\022de" +
+      "fault_rate_limit\030\005 \001(\0132\030.keyservice.v1.R" +
+      "ateLimit\0221\n\016default_expiry\030\006 \001(\0132\031.googl" +
+      "e.protobuf.Duration\022\026\n\016default_scopes\030\007 " +
+      "\003(\t\022.\n\ncreated_at\030\010 \001(\0132\032.google.protobu" +
+      "f.Timestamp\022.\n\nupdated_at\030\t \001(\0132\032.google" +
+      ".protobuf.Timestamp\"B\n\025CreateKeyspaceReq" +
+      "uest\022)\n\010keyspace\030\001 \001(\0132\027.keyservice.v1.K" +
+      "eyspace\"C\n\026CreateKeyspaceResponse\022)\n\010key" +
+      "space\030\001 \001(\0132\027.keyservice.v1.Keyspace\" \n\022" +
+      "GetKeyspaceRequest\022\n\n\002id\030\001 \001(\t\"@\n\023GetKey" +
       "spaceResponse\022)\n\010keyspace\030\001 \001(\0132\027.keyser" +
-      "vice.v1.Keyspace\" \n\022GetKeyspaceRequest\022\n" +
-      "\n\002id\030\001 \001(\t\"@\n\023GetKeyspaceResponse\022)\n\010key" +
-      "space\030\001 \001(\0132\027.keyservice.v1.Keyspace\"=\n\024" +
-      "ListKeyspacesRequest\022\021\n\tpage_size\030\001 \001(\005\022" +
-      "\022\n\npage_token\030\002 \001(\t\"\\\n\025ListKeyspacesResp" +
-      "onse\022*\n\tkeyspaces\030\001 \003(\0132\027.keyservice.v1." +
-      "Keyspace\022\027\n\017next_page_token\030\002 \001(\t\"s\n\025Upd" +
-      "ateKeyspaceRequest\022)\n\010keyspace\030\001 \001(\0132\027.k" +
-      "eyservice.v1.Keyspace\022/\n\013update_mask\030\002 \001" +
-      "(\0132\032.google.protobuf.FieldMask\"C\n\026Update" +
-      "KeyspaceResponse\022)\n\010keyspace\030\001 \001(\0132\027.key" +
-      "service.v1.Keyspace\"\354\002\n\nCredential\022\n\n\002id" +
-      "\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\023\n\013permissions\030\003 \003(" +
-      "\t\022\025\n\rall_keyspaces\030\004 \001(\010\022\024\n\014keyspace_ids" +
-      "\030\005 \003(\t\022.\n\nexpires_at\030\006 \001(\0132\032.google.prot" +
-      "obuf.Timestamp\022.\n\ncreated_at\030\007 \001(\0132\032.goo" +
-      "gle.protobuf.Timestamp\022\022\n\ncreated_by\030\010 \001" +
-      "(\t\0220\n\014last_used_at\030\t \001(\0132\032.google.protob" +
-      "uf.Timestamp\022.\n\nrevoked_at\030\n \001(\0132\032.googl" +
-      "e.protobuf.Timestamp\022,\n\nrate_limit\030\013 \001(\013" +
-      "2\030.keyservice.v1.RateLimit\"\304\001\n\027CreateCre" +
-      "dentialRequest\022\014\n\004name\030\001 \001(\t\022\023\n\013permissi" +
-      "ons\030\002 \003(\t\022\025\n\rall_keyspaces\030\003 \001(\010\022\021\n\tkeys" +
-      "paces\030\004 \003(\t\022.\n\nexpires_at\030\005 \001(\0132\032.google" +
-      ".protobuf.Timestamp\022,\n\nrate_limit\030\006 \001(\0132" +
-      "\030.keyservice.v1.RateLimit\"Y\n\030CreateCrede" +
-      "ntialResponse\022\016\n\006secret\030\001 \001(\t\022-\n\ncredent" +
-      "ial\030\002 \001(\0132\031.keyservice.v1.Credential\"?\n\026" +
-      "ListCredentialsRequest\022\021\n\tpage_size\030\001 \001(" +
-      "\005\022\022\n\npage_token\030\002 \001(\t\"b\n\027ListCredentials" +
-      "Response\022.\n\013credentials\030\001 \003(\0132\031.keyservi" +
-      "ce.v1.Credential\022\027\n\017next_page_token\030\002 \001(" +
-      "\t\"%\n\027RevokeCredentialRequest\022\n\n\002id\030\001 \001(\t" +
-      "\"I\n\030RevokeCredentialResponse\022-\n\ncredenti" +
-      "al\030\001 \001(\0132\031.keyservice.v1.Credential\"Y\n\021A" +
-      "ddCreditsRequest\022\016\n\006key_id\030\001 \001(\t\022\020\n\010owne" +
-      "r_id\030\002 \001(\t\022\016\n\006amount\030\003 \001(\003\022\022\n\nrequest_id" +
-      "\030\004 \001(\t\"=\n\022AddCreditsResponse\022\'\n\007credits\030" +
-      "\001 \001(\0132\026.keyservice.v1.Credits\"S\n\022ReportU" +
-      "sageRequest\022\013\n\003key\030\001 \001(\t\022\016\n\006key_id\030\002 \001(\t" +
-      "\022\014\n\004cost\030\003 \001(\003\022\022\n\nrequest_id\030\004 \001(\t\"\214\001\n\023R" +
-      "eportUsageResponse\022-\n\007credits\030\001 \001(\0132\034.ke" +
-      "yservice.v1.CreditsStatus\0223\n\rowner_credi" +
-      "ts\030\002 \001(\0132\034.keyservice.v1.CreditsStatus\022\021" +
-      "\n\tduplicate\030\003 \001(\010\"\231\002\n\017GetUsageRequest\022\016\n" +
-      "\006key_id\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\020\n\010keyspace" +
-      "\030\003 \001(\t\022(\n\004from\030\004 \001(\0132\032.google.protobuf.T" +
-      "imestamp\022&\n\002to\030\005 \001(\0132\032.google.protobuf.T" +
-      "imestamp\022/\n\013granularity\030\006 \001(\0162\032.keyservi" +
-      "ce.v1.Granularity\022+\n\010group_by\030\007 \001(\0162\031.ke" +
-      "yservice.v1.UsageGroup\022\021\n\tpage_size\030\010 \001(" +
-      "\005\022\022\n\npage_token\030\t \001(\t\"W\n\020GetUsageRespons" +
-      "e\022*\n\006series\030\001 \003(\0132\032.keyservice.v1.UsageS" +
-      "eries\022\027\n\017next_page_token\030\002 \001(\t\"\226\001\n\013Usage" +
-      "Series\022\016\n\006key_id\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\023\n" +
-      "\013keyspace_id\030\003 \001(\t\022)\n\006points\030\004 \003(\0132\031.key" +
-      "service.v1.UsagePoint\022(\n\005total\030\005 \001(\0132\031.k" +
-      "eyservice.v1.UsagePoint\"\236\001\n\nUsagePoint\022)" +
-      "\n\005start\030\001 \001(\0132\032.google.protobuf.Timestam" +
-      "p\022)\n\006counts\030\002 \003(\0132\031.keyservice.v1.UsageC" +
-      "ount\022\017\n\007credits\030\003 \001(\003\022\017\n\007reports\030\004 \001(\003\022\030" +
-      "\n\020reported_credits\030\005 \001(\003\">\n\nUsageCount\022!" +
-      "\n\004code\030\001 \001(\0162\023.keyservice.v1.Code\022\r\n\005cal" +
-      "ls\030\002 \001(\003\"\355\001\n\005Owner\022\n\n\002id\030\001 \001(\t\022\023\n\013keyspa" +
-      "ce_id\030\002 \001(\t\022\014\n\004name\030\003 \001(\t\022,\n\nrate_limit\030" +
-      "\004 \001(\0132\030.keyservice.v1.RateLimit\022\'\n\007credi" +
-      "ts\030\005 \001(\0132\026.keyservice.v1.Credits\022.\n\ncrea" +
-      "ted_at\030\006 \001(\0132\032.google.protobuf.Timestamp" +
-      "\022.\n\nupdated_at\030\007 \001(\0132\032.google.protobuf.T" +
-      "imestamp\"9\n\022CreateOwnerRequest\022#\n\005owner\030" +
-      "\001 \001(\0132\024.keyservice.v1.Owner\":\n\023CreateOwn" +
-      "erResponse\022#\n\005owner\030\001 \001(\0132\024.keyservice.v" +
-      "1.Owner\"\035\n\017GetOwnerRequest\022\n\n\002id\030\001 \001(\t\"7" +
-      "\n\020GetOwnerResponse\022#\n\005owner\030\001 \001(\0132\024.keys" +
-      "ervice.v1.Owner\"L\n\021ListOwnersRequest\022\020\n\010" +
-      "keyspace\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\npag" +
-      "e_token\030\003 \001(\t\"S\n\022ListOwnersResponse\022$\n\006o" +
-      "wners\030\001 \003(\0132\024.keyservice.v1.Owner\022\027\n\017nex" +
-      "t_page_token\030\002 \001(\t\"j\n\022UpdateOwnerRequest" +
-      "\022#\n\005owner\030\001 \001(\0132\024.keyservice.v1.Owner\022/\n" +
-      "\013update_mask\030\002 \001(\0132\032.google.protobuf.Fie" +
-      "ldMask\":\n\023UpdateOwnerResponse\022#\n\005owner\030\001" +
-      " \001(\0132\024.keyservice.v1.Owner\"\220\001\n\tRestError" +
-      "\022\014\n\004code\030\001 \001(\005\022\017\n\007message\030\002 \001(\t\022\016\n\006statu" +
-      "s\030\004 \001(\t\022%\n\007details\030\003 \003(\0132\024.google.protob" +
-      "uf.Any\022-\n\005error\030\005 \001(\0132\036.keyservice.v1.Re" +
-      "stErrorStatus\"g\n\017RestErrorStatus\022\014\n\004code" +
-      "\030\001 \001(\005\022\017\n\007message\030\002 \001(\t\022\016\n\006status\030\003 \001(\t\022" +
-      "%\n\007details\030\004 \003(\0132\024.google.protobuf.Any*\354" +
-      "\001\n\004Code\022\024\n\020CODE_UNSPECIFIED\020\000\022\016\n\nCODE_VA" +
-      "LID\020\001\022\022\n\016CODE_MALFORMED\020\002\022\022\n\016CODE_NOT_FO" +
-      "UND\020\003\022\020\n\014CODE_REVOKED\020\004\022\020\n\014CODE_EXPIRED\020" +
-      "\005\022\025\n\021CODE_RATE_LIMITED\020\006\022\021\n\rCODE_DISABLE" +
-      "D\020\007\022\022\n\016CODE_FORBIDDEN\020\010\022\033\n\027CODE_INSUFFIC" +
-      "IENT_SCOPE\020\t\022\027\n\023CODE_USAGE_EXCEEDED\020\n*H\n" +
-      "\006Format\022\026\n\022FORMAT_UNSPECIFIED\020\000\022\023\n\017FORMA" +
-      "T_CHECKSUM\020\001\022\021\n\rFORMAT_SIGNED\020\002*\204\001\n\016Refi" +
-      "llInterval\022\037\n\033REFILL_INTERVAL_UNSPECIFIE" +
-      "D\020\000\022\031\n\025REFILL_INTERVAL_DAILY\020\001\022\033\n\027REFILL" +
-      "_INTERVAL_MONTHLY\020\002\022\031\n\025REFILL_INTERVAL_E" +
-      "VERY\020\003*B\n\006Holder\022\026\n\022HOLDER_UNSPECIFIED\020\000" +
-      "\022\016\n\nHOLDER_KEY\020\001\022\020\n\014HOLDER_OWNER\020\002*m\n\013Gr" +
-      "anularity\022\033\n\027GRANULARITY_UNSPECIFIED\020\000\022\026" +
-      "\n\022GRANULARITY_MINUTE\020\001\022\024\n\020GRANULARITY_HO" +
-      "UR\020\002\022\023\n\017GRANULARITY_DAY\020\003*U\n\nUsageGroup\022" +
-      "\033\n\027USAGE_GROUP_UNSPECIFIED\020\000\022\023\n\017USAGE_GR" +
-      "OUP_KEY\020\001\022\025\n\021USAGE_GROUP_OWNER\020\0022\213\024\n\nKey" +
-      "Service\022i\n\010Validate\022\036.keyservice.v1.Vali" +
-      "dateRequest\032\037.keyservice.v1.ValidateResp" +
-      "onse\"\034\202\323\344\223\002\026\"\021/v1/keys:validate:\001*\022c\n\tCr" +
-      "eateKey\022\037.keyservice.v1.CreateKeyRequest" +
-      "\032 .keyservice.v1.CreateKeyResponse\"\023\202\323\344\223" +
-      "\002\r\"\010/v1/keys:\001*\022\\\n\006GetKey\022\034.keyservice.v" +
-      "1.GetKeyRequest\032\035.keyservice.v1.GetKeyRe" +
-      "sponse\"\025\202\323\344\223\002\017\022\r/v1/keys/{id}\022]\n\010ListKey" +
-      "s\022\036.keyservice.v1.ListKeysRequest\032\037.keys" +
-      "ervice.v1.ListKeysResponse\"\020\202\323\344\223\002\n\022\010/v1/" +
-      "keys\022o\n\tRevokeKey\022\037.keyservice.v1.Revoke" +
-      "KeyRequest\032 .keyservice.v1.RevokeKeyResp" +
-      "onse\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:revoke:\001*\022n\n" +
-      "\tUpdateKey\022\037.keyservice.v1.UpdateKeyRequ" +
-      "est\032 .keyservice.v1.UpdateKeyResponse\"\036\202" +
-      "\323\344\223\002\0302\021/v1/keys/{key.id}:\003key\022o\n\tRotateK" +
-      "ey\022\037.keyservice.v1.RotateKeyRequest\032 .ke" +
-      "yservice.v1.RotateKeyResponse\"\037\202\323\344\223\002\031\"\024/" +
-      "v1/keys/{id}:rotate:\001*\022z\n\017ListAuditEvent" +
-      "s\022%.keyservice.v1.ListAuditEventsRequest" +
-      "\032&.keyservice.v1.ListAuditEventsResponse" +
-      "\"\030\202\323\344\223\002\022\022\020/v1/audit-events\022w\n\016CreateKeys" +
-      "pace\022$.keyservice.v1.CreateKeyspaceReque" +
-      "st\032%.keyservice.v1.CreateKeyspaceRespons" +
-      "e\"\030\202\323\344\223\002\022\"\r/v1/keyspaces:\001*\022p\n\013GetKeyspa" +
-      "ce\022!.keyservice.v1.GetKeyspaceRequest\032\"." +
-      "keyservice.v1.GetKeyspaceResponse\"\032\202\323\344\223\002" +
-      "\024\022\022/v1/keyspaces/{id}\022q\n\rListKeyspaces\022#" +
-      ".keyservice.v1.ListKeyspacesRequest\032$.ke" +
-      "yservice.v1.ListKeyspacesResponse\"\025\202\323\344\223\002" +
-      "\017\022\r/v1/keyspaces\022\214\001\n\016UpdateKeyspace\022$.ke" +
-      "yservice.v1.UpdateKeyspaceRequest\032%.keys" +
-      "ervice.v1.UpdateKeyspaceResponse\"-\202\323\344\223\002\'" +
-      "2\033/v1/keyspaces/{keyspace.id}:\010keyspace\022" +
-      "\177\n\020CreateCredential\022&.keyservice.v1.Crea" +
-      "teCredentialRequest\032\'.keyservice.v1.Crea" +
-      "teCredentialResponse\"\032\202\323\344\223\002\024\"\017/v1/creden" +
-      "tials:\001*\022y\n\017ListCredentials\022%.keyservice" +
-      ".v1.ListCredentialsRequest\032&.keyservice." +
-      "v1.ListCredentialsResponse\"\027\202\323\344\223\002\021\022\017/v1/" +
-      "credentials\022\213\001\n\020RevokeCredential\022&.keyse" +
-      "rvice.v1.RevokeCredentialRequest\032\'.keyse" +
-      "rvice.v1.RevokeCredentialResponse\"&\202\323\344\223\002" +
-      " \"\033/v1/credentials/{id}:revoke:\001*\022\241\001\n\nAd" +
-      "dCredits\022 .keyservice.v1.AddCreditsReque" +
-      "st\032!.keyservice.v1.AddCreditsResponse\"N\202" +
-      "\323\344\223\002H\"\034/v1/keys/{key_id}:addCredits:\001*Z%" +
-      "\" /v1/owners/{owner_id}:addCredits:\001*\022q\n" +
-      "\013ReportUsage\022!.keyservice.v1.ReportUsage" +
-      "Request\032\".keyservice.v1.ReportUsageRespo" +
-      "nse\"\033\202\323\344\223\002\025\"\020/v1/usage:report:\001*\022^\n\010GetU" +
-      "sage\022\036.keyservice.v1.GetUsageRequest\032\037.k" +
-      "eyservice.v1.GetUsageResponse\"\021\202\323\344\223\002\013\022\t/" +
-      "v1/usage\022k\n\013CreateOwner\022!.keyservice.v1." +
-      "CreateOwnerRequest\032\".keyservice.v1.Creat" +
-      "eOwnerResponse\"\025\202\323\344\223\002\017\"\n/v1/owners:\001*\022d\n" +
-      "\010GetOwner\022\036.keyservice.v1.GetOwnerReques" +
-      "t\032\037.keyservice.v1.GetOwnerResponse\"\027\202\323\344\223" +
-      "\002\021\022\017/v1/owners/{id}\022e\n\nListOwners\022 .keys" +
-      "ervice.v1.ListOwnersRequest\032!.keyservice" +
-      ".v1.ListOwnersResponse\"\022\202\323\344\223\002\014\022\n/v1/owne" +
-      "rs\022z\n\013UpdateOwner\022!.keyservice.v1.Update" +
-      "OwnerRequest\032\".keyservice.v1.UpdateOwner" +
-      "Response\"$\202\323\344\223\002\0362\025/v1/owners/{owner.id}:" +
-      "\005ownerBk\n\021dev.keyservice.v1B\017KeyServiceP" +
-      "rotoP\001ZCgithub.com/keyservice/keyservice" +
-      "/api/gen/keyservice/v1;keyservicev1b\006pro" +
-      "to3"
+      "vice.v1.Keyspace\"=\n\024ListKeyspacesRequest" +
+      "\022\021\n\tpage_size\030\001 \001(\005\022\022\n\npage_token\030\002 \001(\t\"" +
+      "\\\n\025ListKeyspacesResponse\022*\n\tkeyspaces\030\001 " +
+      "\003(\0132\027.keyservice.v1.Keyspace\022\027\n\017next_pag" +
+      "e_token\030\002 \001(\t\"s\n\025UpdateKeyspaceRequest\022)" +
+      "\n\010keyspace\030\001 \001(\0132\027.keyservice.v1.Keyspac" +
+      "e\022/\n\013update_mask\030\002 \001(\0132\032.google.protobuf" +
+      ".FieldMask\"C\n\026UpdateKeyspaceResponse\022)\n\010" +
+      "keyspace\030\001 \001(\0132\027.keyservice.v1.Keyspace\"" +
+      "\354\002\n\nCredential\022\n\n\002id\030\001 \001(\t\022\014\n\004name\030\002 \001(\t" +
+      "\022\023\n\013permissions\030\003 \003(\t\022\025\n\rall_keyspaces\030\004" +
+      " \001(\010\022\024\n\014keyspace_ids\030\005 \003(\t\022.\n\nexpires_at" +
+      "\030\006 \001(\0132\032.google.protobuf.Timestamp\022.\n\ncr" +
+      "eated_at\030\007 \001(\0132\032.google.protobuf.Timesta" +
+      "mp\022\022\n\ncreated_by\030\010 \001(\t\0220\n\014last_used_at\030\t" +
+      " \001(\0132\032.google.protobuf.Timestamp\022.\n\nrevo" +
+      "ked_at\030\n \001(\0132\032.google.protobuf.Timestamp" +
+      "\022,\n\nrate_limit\030\013 \001(\0132\030.keyservice.v1.Rat" +
+      "eLimit\"\304\001\n\027CreateCredentialRequest\022\014\n\004na" +
+      "me\030\001 \001(\t\022\023\n\013permissions\030\002 \003(\t\022\025\n\rall_key" +
+      "spaces\030\003 \001(\010\022\021\n\tkeyspaces\030\004 \003(\t\022.\n\nexpir" +
+      "es_at\030\005 \001(\0132\032.google.protobuf.Timestamp\022" +
+      ",\n\nrate_limit\030\006 \001(\0132\030.keyservice.v1.Rate" +
+      "Limit\"Y\n\030CreateCredentialResponse\022\016\n\006sec" +
+      "ret\030\001 \001(\t\022-\n\ncredential\030\002 \001(\0132\031.keyservi" +
+      "ce.v1.Credential\"?\n\026ListCredentialsReque" +
+      "st\022\021\n\tpage_size\030\001 \001(\005\022\022\n\npage_token\030\002 \001(" +
+      "\t\"b\n\027ListCredentialsResponse\022.\n\013credenti" +
+      "als\030\001 \003(\0132\031.keyservice.v1.Credential\022\027\n\017" +
+      "next_page_token\030\002 \001(\t\"%\n\027RevokeCredentia" +
+      "lRequest\022\n\n\002id\030\001 \001(\t\"I\n\030RevokeCredential" +
+      "Response\022-\n\ncredential\030\001 \001(\0132\031.keyservic" +
+      "e.v1.Credential\"Y\n\021AddCreditsRequest\022\016\n\006" +
+      "key_id\030\001 \001(\t\022\020\n\010owner_id\030\002 \001(\t\022\016\n\006amount" +
+      "\030\003 \001(\003\022\022\n\nrequest_id\030\004 \001(\t\"=\n\022AddCredits" +
+      "Response\022\'\n\007credits\030\001 \001(\0132\026.keyservice.v" +
+      "1.Credits\"S\n\022ReportUsageRequest\022\013\n\003key\030\001" +
+      " \001(\t\022\016\n\006key_id\030\002 \001(\t\022\014\n\004cost\030\003 \001(\003\022\022\n\nre" +
+      "quest_id\030\004 \001(\t\"\214\001\n\023ReportUsageResponse\022-" +
+      "\n\007credits\030\001 \001(\0132\034.keyservice.v1.CreditsS" +
+      "tatus\0223\n\rowner_credits\030\002 \001(\0132\034.keyservic" +
+      "e.v1.CreditsStatus\022\021\n\tduplicate\030\003 \001(\010\"\231\002" +
+      "\n\017GetUsageRequest\022\016\n\006key_id\030\001 \001(\t\022\r\n\005own" +
+      "er\030\002 \001(\t\022\020\n\010keyspace\030\003 \001(\t\022(\n\004from\030\004 \001(\013" +
+      "2\032.google.protobuf.Timestamp\022&\n\002to\030\005 \001(\013" +
+      "2\032.google.protobuf.Timestamp\022/\n\013granular" +
+      "ity\030\006 \001(\0162\032.keyservice.v1.Granularity\022+\n" +
+      "\010group_by\030\007 \001(\0162\031.keyservice.v1.UsageGro" +
+      "up\022\021\n\tpage_size\030\010 \001(\005\022\022\n\npage_token\030\t \001(" +
+      "\t\"W\n\020GetUsageResponse\022*\n\006series\030\001 \003(\0132\032." +
+      "keyservice.v1.UsageSeries\022\027\n\017next_page_t" +
+      "oken\030\002 \001(\t\"\226\001\n\013UsageSeries\022\016\n\006key_id\030\001 \001" +
+      "(\t\022\r\n\005owner\030\002 \001(\t\022\023\n\013keyspace_id\030\003 \001(\t\022)" +
+      "\n\006points\030\004 \003(\0132\031.keyservice.v1.UsagePoin" +
+      "t\022(\n\005total\030\005 \001(\0132\031.keyservice.v1.UsagePo" +
+      "int\"\236\001\n\nUsagePoint\022)\n\005start\030\001 \001(\0132\032.goog" +
+      "le.protobuf.Timestamp\022)\n\006counts\030\002 \003(\0132\031." +
+      "keyservice.v1.UsageCount\022\017\n\007credits\030\003 \001(" +
+      "\003\022\017\n\007reports\030\004 \001(\003\022\030\n\020reported_credits\030\005" +
+      " \001(\003\">\n\nUsageCount\022!\n\004code\030\001 \001(\0162\023.keyse" +
+      "rvice.v1.Code\022\r\n\005calls\030\002 \001(\003\"\355\001\n\005Owner\022\n" +
+      "\n\002id\030\001 \001(\t\022\023\n\013keyspace_id\030\002 \001(\t\022\014\n\004name\030" +
+      "\003 \001(\t\022,\n\nrate_limit\030\004 \001(\0132\030.keyservice.v" +
+      "1.RateLimit\022\'\n\007credits\030\005 \001(\0132\026.keyservic" +
+      "e.v1.Credits\022.\n\ncreated_at\030\006 \001(\0132\032.googl" +
+      "e.protobuf.Timestamp\022.\n\nupdated_at\030\007 \001(\013" +
+      "2\032.google.protobuf.Timestamp\"9\n\022CreateOw" +
+      "nerRequest\022#\n\005owner\030\001 \001(\0132\024.keyservice.v" +
+      "1.Owner\":\n\023CreateOwnerResponse\022#\n\005owner\030" +
+      "\001 \001(\0132\024.keyservice.v1.Owner\"\035\n\017GetOwnerR" +
+      "equest\022\n\n\002id\030\001 \001(\t\"7\n\020GetOwnerResponse\022#" +
+      "\n\005owner\030\001 \001(\0132\024.keyservice.v1.Owner\"L\n\021L" +
+      "istOwnersRequest\022\020\n\010keyspace\030\001 \001(\t\022\021\n\tpa" +
+      "ge_size\030\002 \001(\005\022\022\n\npage_token\030\003 \001(\t\"S\n\022Lis" +
+      "tOwnersResponse\022$\n\006owners\030\001 \003(\0132\024.keyser" +
+      "vice.v1.Owner\022\027\n\017next_page_token\030\002 \001(\t\"j" +
+      "\n\022UpdateOwnerRequest\022#\n\005owner\030\001 \001(\0132\024.ke" +
+      "yservice.v1.Owner\022/\n\013update_mask\030\002 \001(\0132\032" +
+      ".google.protobuf.FieldMask\":\n\023UpdateOwne" +
+      "rResponse\022#\n\005owner\030\001 \001(\0132\024.keyservice.v1" +
+      ".Owner\"\220\001\n\tRestError\022\014\n\004code\030\001 \001(\005\022\017\n\007me" +
+      "ssage\030\002 \001(\t\022\016\n\006status\030\004 \001(\t\022%\n\007details\030\003" +
+      " \003(\0132\024.google.protobuf.Any\022-\n\005error\030\005 \001(" +
+      "\0132\036.keyservice.v1.RestErrorStatus\"g\n\017Res" +
+      "tErrorStatus\022\014\n\004code\030\001 \001(\005\022\017\n\007message\030\002 " +
+      "\001(\t\022\016\n\006status\030\003 \001(\t\022%\n\007details\030\004 \003(\0132\024.g" +
+      "oogle.protobuf.Any*\354\001\n\004Code\022\024\n\020CODE_UNSP" +
+      "ECIFIED\020\000\022\016\n\nCODE_VALID\020\001\022\022\n\016CODE_MALFOR" +
+      "MED\020\002\022\022\n\016CODE_NOT_FOUND\020\003\022\020\n\014CODE_REVOKE" +
+      "D\020\004\022\020\n\014CODE_EXPIRED\020\005\022\025\n\021CODE_RATE_LIMIT" +
+      "ED\020\006\022\021\n\rCODE_DISABLED\020\007\022\022\n\016CODE_FORBIDDE" +
+      "N\020\010\022\033\n\027CODE_INSUFFICIENT_SCOPE\020\t\022\027\n\023CODE" +
+      "_USAGE_EXCEEDED\020\n*H\n\006Format\022\026\n\022FORMAT_UN" +
+      "SPECIFIED\020\000\022\023\n\017FORMAT_CHECKSUM\020\001\022\021\n\rFORM" +
+      "AT_SIGNED\020\002*\204\001\n\016RefillInterval\022\037\n\033REFILL" +
+      "_INTERVAL_UNSPECIFIED\020\000\022\031\n\025REFILL_INTERV" +
+      "AL_DAILY\020\001\022\033\n\027REFILL_INTERVAL_MONTHLY\020\002\022" +
+      "\031\n\025REFILL_INTERVAL_EVERY\020\003*B\n\006Holder\022\026\n\022" +
+      "HOLDER_UNSPECIFIED\020\000\022\016\n\nHOLDER_KEY\020\001\022\020\n\014" +
+      "HOLDER_OWNER\020\002*m\n\013Granularity\022\033\n\027GRANULA" +
+      "RITY_UNSPECIFIED\020\000\022\026\n\022GRANULARITY_MINUTE" +
+      "\020\001\022\024\n\020GRANULARITY_HOUR\020\002\022\023\n\017GRANULARITY_" +
+      "DAY\020\003*U\n\nUsageGroup\022\033\n\027USAGE_GROUP_UNSPE" +
+      "CIFIED\020\000\022\023\n\017USAGE_GROUP_KEY\020\001\022\025\n\021USAGE_G" +
+      "ROUP_OWNER\020\0022\213\024\n\nKeyService\022i\n\010Validate\022" +
+      "\036.keyservice.v1.ValidateRequest\032\037.keyser" +
+      "vice.v1.ValidateResponse\"\034\202\323\344\223\002\026\"\021/v1/ke" +
+      "ys:validate:\001*\022c\n\tCreateKey\022\037.keyservice" +
+      ".v1.CreateKeyRequest\032 .keyservice.v1.Cre" +
+      "ateKeyResponse\"\023\202\323\344\223\002\r\"\010/v1/keys:\001*\022\\\n\006G" +
+      "etKey\022\034.keyservice.v1.GetKeyRequest\032\035.ke" +
+      "yservice.v1.GetKeyResponse\"\025\202\323\344\223\002\017\022\r/v1/" +
+      "keys/{id}\022]\n\010ListKeys\022\036.keyservice.v1.Li" +
+      "stKeysRequest\032\037.keyservice.v1.ListKeysRe" +
+      "sponse\"\020\202\323\344\223\002\n\022\010/v1/keys\022o\n\tRevokeKey\022\037." +
+      "keyservice.v1.RevokeKeyRequest\032 .keyserv" +
+      "ice.v1.RevokeKeyResponse\"\037\202\323\344\223\002\031\"\024/v1/ke" +
+      "ys/{id}:revoke:\001*\022n\n\tUpdateKey\022\037.keyserv" +
+      "ice.v1.UpdateKeyRequest\032 .keyservice.v1." +
+      "UpdateKeyResponse\"\036\202\323\344\223\002\0302\021/v1/keys/{key" +
+      ".id}:\003key\022o\n\tRotateKey\022\037.keyservice.v1.R" +
+      "otateKeyRequest\032 .keyservice.v1.RotateKe" +
+      "yResponse\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:rotate:" +
+      "\001*\022z\n\017ListAuditEvents\022%.keyservice.v1.Li" +
+      "stAuditEventsRequest\032&.keyservice.v1.Lis" +
+      "tAuditEventsResponse\"\030\202\323\344\223\002\022\022\020/v1/audit-" +
+      "events\022w\n\016CreateKeyspace\022$.keyservice.v1" +
+      ".CreateKeyspaceRequest\032%.keyservice.v1.C" +
+      "reateKeyspaceResponse\"\030\202\323\344\223\002\022\"\r/v1/keysp" +
+      "aces:\001*\022p\n\013GetKeyspace\022!.keyservice.v1.G" +
+      "etKeyspaceRequest\032\".keyservice.v1.GetKey" +
+      "spaceResponse\"\032\202\323\344\223\002\024\022\022/v1/keyspaces/{id" +
+      "}\022q\n\rListKeyspaces\022#.keyservice.v1.ListK" +
+      "eyspacesRequest\032$.keyservice.v1.ListKeys" +
+      "pacesResponse\"\025\202\323\344\223\002\017\022\r/v1/keyspaces\022\214\001\n" +
+      "\016UpdateKeyspace\022$.keyservice.v1.UpdateKe" +
+      "yspaceRequest\032%.keyservice.v1.UpdateKeys" +
+      "paceResponse\"-\202\323\344\223\002\'2\033/v1/keyspaces/{key" +
+      "space.id}:\010keyspace\022\177\n\020CreateCredential\022" +
+      "&.keyservice.v1.CreateCredentialRequest\032" +
+      "\'.keyservice.v1.CreateCredentialResponse" +
+      "\"\032\202\323\344\223\002\024\"\017/v1/credentials:\001*\022y\n\017ListCred" +
+      "entials\022%.keyservice.v1.ListCredentialsR" +
+      "equest\032&.keyservice.v1.ListCredentialsRe" +
+      "sponse\"\027\202\323\344\223\002\021\022\017/v1/credentials\022\213\001\n\020Revo" +
+      "keCredential\022&.keyservice.v1.RevokeCrede" +
+      "ntialRequest\032\'.keyservice.v1.RevokeCrede" +
+      "ntialResponse\"&\202\323\344\223\002 \"\033/v1/credentials/{" +
+      "id}:revoke:\001*\022\241\001\n\nAddCredits\022 .keyservic" +
+      "e.v1.AddCreditsRequest\032!.keyservice.v1.A" +
+      "ddCreditsResponse\"N\202\323\344\223\002H\"\034/v1/keys/{key" +
+      "_id}:addCredits:\001*Z%\" /v1/owners/{owner_" +
+      "id}:addCredits:\001*\022q\n\013ReportUsage\022!.keyse" +
+      "rvice.v1.ReportUsageRequest\032\".keyservice" +
+      ".v1.ReportUsageResponse\"\033\202\323\344\223\002\025\"\020/v1/usa" +
+      "ge:report:\001*\022^\n\010GetUsage\022\036.keyservice.v1" +
+      ".GetUsageRequest\032\037.keyservice.v1.GetUsag" +
+      "eResponse\"\021\202\323\344\223\002\013\022\t/v1/usage\022k\n\013CreateOw" +
+      "ner\022!.keyservice.v1.CreateOwnerRequest\032\"" +
+      ".keyservice.v1.CreateOwnerResponse\"\025\202\323\344\223" +
+      "\002\017\"\n/v1/owners:\001*\022d\n\010GetOwner\022\036.keyservi" +
+      "ce.v1.GetOwnerRequest\032\037.keyservice.v1.Ge" +
+      "tOwnerResponse\"\027\202\323\344\223\002\021\022\017/v1/owners/{id}\022" +
+      "e\n\nListOwners\022 .keyservice.v1.ListOwners" +
+      "Request\032!.keyservice.v1.ListOwnersRespon" +
+      "se\"\022\202\323\344\223\002\014\022\n/v1/owners\022z\n\013UpdateOwner\022!." +
+      "keyservice.v1.UpdateOwnerRequest\032\".keyse" +
+      "rvice.v1.UpdateOwnerResponse\"$\202\323\344\223\002\0362\025/v" +
+      "1/owners/{owner.id}:\005ownerBk\n\021dev.keyser" +
+      "vice.v1B\017KeyServiceProtoP\001ZCgithub.com/k" +
+      "eyservice/keyservice/api/gen/keyservice/" +
+      "v1;keyservicev1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -675,7 +675,7 @@ public final class KeyServiceProto {
     internal_static_keyservice_v1_ValidateResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ValidateResponse_descriptor,
-        new java.lang.String[] { "Valid", "Code", "Key", "RateLimit", "Credits", "OwnerRateLimit", "OwnerCredits", "RefusedBy", });
+        new java.lang.String[] { "Valid", "Code", "Key", "RateLimit", "Credits", "OwnerRateLimit", "OwnerCredits", "RefusedBy", "RefusedBy", });
     internal_static_keyservice_v1_CreateKeyRequest_descriptor =
       getDescriptor().getMessageTypes().get(8);
     internal_static_keyservice_v1_CreateKeyRequest_fieldAccessorTable = new

@@ -49,6 +49,7 @@ private static final long serialVersionUID = 0L;
             dev.keyservice.v1.ValidateResponse.class, dev.keyservice.v1.ValidateResponse.Builder.class);
   }
 
+  private int bitField0_;
   public static final int VALID_FIELD_NUMBER = 1;
   private boolean valid_ = false;
   /**
@@ -294,10 +295,22 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
-   * the key's or its owner's.
+   * the key's or its owner's; absent on other answers.
    * </pre>
    *
-   * <code>.keyservice.v1.Holder refused_by = 8;</code>
+   * <code>optional .keyservice.v1.Holder refused_by = 8;</code>
+   * @return Whether the refusedBy field is set.
+   */
+  @java.lang.Override public boolean hasRefusedBy() {
+    return ((bitField0_ & 0x00000001) != 0);
+  }
+  /**
+   * <pre>
+   * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
+   * the key's or its owner's; absent on other answers.
+   * </pre>
+   *
+   * <code>optional .keyservice.v1.Holder refused_by = 8;</code>
    * @return The enum numeric value on the wire for refusedBy.
    */
   @java.lang.Override public int getRefusedByValue() {
@@ -306,10 +319,10 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
-   * the key's or its owner's.
+   * the key's or its owner's; absent on other answers.
    * </pre>
    *
-   * <code>.keyservice.v1.Holder refused_by = 8;</code>
+   * <code>optional .keyservice.v1.Holder refused_by = 8;</code>
    * @return The refusedBy.
    */
   @java.lang.Override public dev.keyservice.v1.Holder getRefusedBy() {
@@ -352,7 +365,7 @@ private static final long serialVersionUID = 0L;
     if (ownerCredits_ != null) {
       output.writeMessage(7, getOwnerCredits());
     }
-    if (refusedBy_ != dev.keyservice.v1.Holder.HOLDER_UNSPECIFIED.getNumber()) {
+    if (((bitField0_ & 0x00000001) != 0)) {
       output.writeEnum(8, refusedBy_);
     }
     getUnknownFields().writeTo(output);
@@ -392,7 +405,7 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(7, getOwnerCredits());
     }
-    if (refusedBy_ != dev.keyservice.v1.Holder.HOLDER_UNSPECIFIED.getNumber()) {
+    if (((bitField0_ & 0x00000001) != 0)) {
       size += com.google.protobuf.CodedOutputStream
         .computeEnumSize(8, refusedBy_);
     }
@@ -439,7 +452,10 @@ private static final long serialVersionUID = 0L;
       if (!getOwnerCredits()
           .equals(other.getOwnerCredits())) return false;
     }
-    if (refusedBy_ != other.refusedBy_) return false;
+    if (hasRefusedBy() != other.hasRefusedBy()) return false;
+    if (hasRefusedBy()) {
+      if (refusedBy_ != other.refusedBy_) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -476,8 +492,10 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + OWNER_CREDITS_FIELD_NUMBER;
       hash = (53 * hash) + getOwnerCredits().hashCode();
     }
-    hash = (37 * hash) + REFUSED_BY_FIELD_NUMBER;
-    hash = (53 * hash) + refusedBy_;
+    if (hasRefusedBy()) {
+      hash = (37 * hash) + REFUSED_BY_FIELD_NUMBER;
+      hash = (53 * hash) + refusedBy_;
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -703,9 +721,12 @@ private static final long serialVersionUID = 0L;
             ? ownerCredits_
             : ownerCreditsBuilder_.build();
       }
+      int to_bitField0_ = 0;
       if (((from_bitField0_ & 0x00000080) != 0)) {
         result.refusedBy_ = refusedBy_;
+        to_bitField0_ |= 0x00000001;
       }
+      result.bitField0_ |= to_bitField0_;
     }
 
     @java.lang.Override
@@ -773,8 +794,8 @@ private static final long serialVersionUID = 0L;
       if (other.hasOwnerCredits()) {
         mergeOwnerCredits(other.getOwnerCredits());
       }
-      if (other.refusedBy_ != 0) {
-        setRefusedByValue(other.getRefusedByValue());
+      if (other.hasRefusedBy()) {
+        setRefusedBy(other.getRefusedBy());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -1792,10 +1813,22 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
-     * the key's or its owner's.
+     * the key's or its owner's; absent on other answers.
      * </pre>
      *
-     * <code>.keyservice.v1.Holder refused_by = 8;</code>
+     * <code>optional .keyservice.v1.Holder refused_by = 8;</code>
+     * @return Whether the refusedBy field is set.
+     */
+    @java.lang.Override public boolean hasRefusedBy() {
+      return ((bitField0_ & 0x00000080) != 0);
+    }
+    /**
+     * <pre>
+     * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
+     * the key's or its owner's; absent on other answers.
+     * </pre>
+     *
+     * <code>optional .keyservice.v1.Holder refused_by = 8;</code>
      * @return The enum numeric value on the wire for refusedBy.
      */
     @java.lang.Override public int getRefusedByValue() {
@@ -1804,10 +1837,10 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
-     * the key's or its owner's.
+     * the key's or its owner's; absent on other answers.
      * </pre>
      *
-     * <code>.keyservice.v1.Holder refused_by = 8;</code>
+     * <code>optional .keyservice.v1.Holder refused_by = 8;</code>
      * @param value The enum numeric value on the wire for refusedBy to set.
      * @return This builder for chaining.
      */
@@ -1820,10 +1853,10 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
-     * the key's or its owner's.
+     * the key's or its owner's; absent on other answers.
      * </pre>
      *
-     * <code>.keyservice.v1.Holder refused_by = 8;</code>
+     * <code>optional .keyservice.v1.Holder refused_by = 8;</code>
      * @return The refusedBy.
      */
     @java.lang.Override
@@ -1834,10 +1867,10 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
-     * the key's or its owner's.
+     * the key's or its owner's; absent on other answers.
      * </pre>
      *
-     * <code>.keyservice.v1.Holder refused_by = 8;</code>
+     * <code>optional .keyservice.v1.Holder refused_by = 8;</code>
      * @param value The refusedBy to set.
      * @return This builder for chaining.
      */
@@ -1853,10 +1886,10 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
-     * the key's or its owner's.
+     * the key's or its owner's; absent on other answers.
      * </pre>
      *
-     * <code>.keyservice.v1.Holder refused_by = 8;</code>
+     * <code>optional .keyservice.v1.Holder refused_by = 8;</code>
      * @return This builder for chaining.
      */
     public Builder clearRefusedBy() {

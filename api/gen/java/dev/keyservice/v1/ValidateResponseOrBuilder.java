@@ -183,20 +183,30 @@ public interface ValidateResponseOrBuilder extends
   /**
    * <pre>
    * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
-   * the key's or its owner's.
+   * the key's or its owner's; absent on other answers.
    * </pre>
    *
-   * <code>.keyservice.v1.Holder refused_by = 8;</code>
+   * <code>optional .keyservice.v1.Holder refused_by = 8;</code>
+   * @return Whether the refusedBy field is set.
+   */
+  boolean hasRefusedBy();
+  /**
+   * <pre>
+   * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
+   * the key's or its owner's; absent on other answers.
+   * </pre>
+   *
+   * <code>optional .keyservice.v1.Holder refused_by = 8;</code>
    * @return The enum numeric value on the wire for refusedBy.
    */
   int getRefusedByValue();
   /**
    * <pre>
    * On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
-   * the key's or its owner's.
+   * the key's or its owner's; absent on other answers.
    * </pre>
    *
-   * <code>.keyservice.v1.Holder refused_by = 8;</code>
+   * <code>optional .keyservice.v1.Holder refused_by = 8;</code>
    * @return The refusedBy.
    */
   dev.keyservice.v1.Holder getRefusedBy();
