@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/credits"
+	"github.com/keyservice/keyservice/internal/service"
 	"github.com/keyservice/keyservice/internal/tenancy"
 )
 
@@ -95,6 +96,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		return nil
 	})
+	g.Go(func() error {
+		select {
+		case <-s.migrated:
+			s.expireChargeIDs(gctx)
+		case <-gctx.Done():
+		}
+		return nil
+	})
 	s.log.Info("serving", "grpc", s.GRPCAddr().String(), "http", s.HTTPAddr().String())
 	g.Go(func() error {
 		<-gctx.Done()
@@ -156,4 +165,28 @@ type creditsFeed struct {
 
 func (f creditsFeed) Listen(ctx context.Context, h apikey.ChangeHandler) error {
 	return f.feed.Listen(ctx, credits.Handler(h, f.l))
+}
+
+// expireChargeIDs forgets the request ids of charges and top-ups once the
+// idempotency window has passed (a retry after it is a new charge, as a
+// write's is).
+func (s *Server) expireChargeIDs(ctx context.Context) {
+	t := time.NewTicker(requestExpiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		window := s.cfg.IdempotencyWindow
+		if window <= 0 {
+			window = service.DefaultIdempotencyWindow
+		}
+		if n, err := s.store.DeleteCreditRequestsBefore(ctx, time.Now().Add(-window)); err != nil && ctx.Err() == nil {
+			s.log.Warn("deleting expired charge request ids", "error", err)
+		} else if n > 0 {
+			s.log.Debug("deleted expired charge request ids", "rows", n)
+		}
+	}
 }

@@ -220,3 +220,28 @@ func BenchmarkWriteUsage(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(rows)*b.N)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// TestChargeIDsExpire: once forgotten, a request id charges again.
+func TestChargeIDsExpire(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	now := time.Now()
+	key := b.withCredits(t, apikey.CreditsSetting{Remaining: 10})
+	rid := uuid.New()
+	if _, _, err := b.store.ChargeCredits(ctx, []uuid.UUID{key}, 1, "svc", rid, []byte("a"), now); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.store.DeleteCreditRequestsBefore(ctx, now.Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("deleted %d within the window (%v)", n, err)
+	}
+	if n, err := b.store.DeleteCreditRequestsBefore(ctx, now.Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("deleted %d past the window (%v), want 1", n, err)
+	}
+	if _, dup, err := b.store.ChargeCredits(ctx, []uuid.UUID{key}, 1, "svc", rid, []byte("a"), now); err != nil || dup {
+		t.Fatalf("after expiry: dup %v %v", dup, err)
+	}
+	if got := remaining(t, b, key); got != 8 {
+		t.Fatalf("remaining %d, want 8", got)
+	}
+}
