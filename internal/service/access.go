@@ -27,6 +27,19 @@ func bound(ctx context.Context) *apikey.Credential {
 
 // visibleKey returns nil when the call may see key id; NOT_FOUND when it
 // may not. A credential of every keyspace costs no read.
+// keyIn reads the key with id when the credential may see it (else
+// ErrNotFound, as for a key that does not exist).
+func (s *Service) keyIn(ctx context.Context, id uuid.UUID) (apikey.Key, error) {
+	k, err := s.keys.GetKey(ctx, id)
+	if err != nil {
+		return apikey.Key{}, err
+	}
+	if c := apikey.CredentialOf(ctx); c != nil && !c.InKeyspace(k.KeyspaceID) {
+		return apikey.Key{}, apikey.ErrNotFound
+	}
+	return k, nil
+}
+
 func (s *Service) visibleKey(ctx context.Context, id uuid.UUID) error {
 	c := bound(ctx)
 	if c == nil {

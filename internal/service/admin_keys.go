@@ -209,12 +209,9 @@ func (s *Service) GetKey(ctx context.Context, req *keyservicev1.GetKeyRequest) (
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.keys.GetKey(ctx, id)
+	k, err := s.keyIn(ctx, id)
 	if err != nil {
 		return nil, err
-	}
-	if c := apikey.CredentialOf(ctx); c != nil && !c.InKeyspace(k.KeyspaceID) {
-		return nil, apikey.ErrNotFound
 	}
 	out := &keyservicev1.GetKeyResponse{Key: keyToProto(&k)}
 	if err := s.withCredits(ctx, []*keyservicev1.Key{out.Key}, []apikey.Key{k}); err != nil {

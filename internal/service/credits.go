@@ -216,12 +216,9 @@ func (s *Service) creditSubject(ctx context.Context, keyID, ownerID string) (uui
 	if err != nil {
 		return uuid.Nil, err
 	}
-	k, err := s.keys.GetKey(ctx, id)
+	k, err := s.keyIn(ctx, id)
 	if err != nil {
 		return uuid.Nil, err
-	}
-	if c := apikey.CredentialOf(ctx); c != nil && !c.InKeyspace(k.KeyspaceID) {
-		return uuid.Nil, apikey.ErrNotFound
 	}
 	if !k.Credits {
 		return uuid.Nil, &noCredits{what: "key", how: "UpdateKey (credits)"}
@@ -304,12 +301,9 @@ func (s *Service) reportedKey(ctx context.Context, req *keyservicev1.ReportUsage
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.keys.GetKey(ctx, id)
+	k, err := s.keyIn(ctx, id)
 	if err != nil {
 		return nil, err
-	}
-	if c := apikey.CredentialOf(ctx); c != nil && !c.InKeyspace(k.KeyspaceID) {
-		return nil, apikey.ErrNotFound
 	}
 	return &k, nil
 }
