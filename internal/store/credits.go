@@ -246,8 +246,15 @@ func (s *Store) ChargeCredits(ctx context.Context, subjects []uuid.UUID, cost in
 				if err := s.writeCredits(ctx, tx, c, now); err != nil {
 					return err
 				}
-				if err := s.notify(ctx, tx, apikey.Event{Kind: apikey.EventCredits, Subject: sub}); err != nil {
-					return err
+				// Leases out were taken from the pool and stand; only a
+				// charge that takes the pool below zero makes replicas give
+				// them back (so the key is refused everywhere). Telling them
+				// of every charge would make each replica give back and lease
+				// again on every ReportUsage.
+				if c.Remaining < 0 {
+					if err := s.notify(ctx, tx, apikey.Event{Kind: apikey.EventCredits, Subject: sub}); err != nil {
+						return err
+					}
 				}
 			}
 			out[sub] = c

@@ -245,3 +245,37 @@ func TestChargeIDsExpire(t *testing.T) {
 		t.Fatalf("remaining %d, want 8", got)
 	}
 }
+
+// TestChargeNotifiesOnlyBelowZero: a charge that leaves credits at or above
+// zero tells no replica (their leases were granted from the pool and
+// stand: a notification would make every replica give back and lease again
+// on every charge); one that takes them below zero does, so that leases go
+// back and the key is refused everywhere.
+func TestChargeNotifiesOnlyBelowZero(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := newRecorder()
+	done := make(chan error, 1)
+	go func() { done <- b.store.Listen(ctx, r) }()
+	defer func() { cancel(); <-done }()
+	receive(t, r.caughtUp, "first CatchUp")
+	key := b.withCredits(t, apikey.CreditsSetting{Remaining: 10})
+	receive(t, r.events, "the key's creation") // created and credits set: two events
+	receive(t, r.events, "the key's creation")
+	now := time.Now()
+	if _, _, err := b.store.ChargeCredits(ctx, []uuid.UUID{key}, 10, "svc", uuid.New(), []byte("a"), now); err != nil {
+		t.Fatal(err)
+	}
+	// Events arrive in commit order: the next one must be this key's.
+	g, _ := b.create(t, "acme")
+	if e := receive(t, r.events, "an event after the charge"); e.Kind != apikey.EventCreated || e.Hash != g.Hash {
+		t.Fatalf("a charge leaving 0 credits sent %+v", e)
+	}
+	if _, _, err := b.store.ChargeCredits(ctx, []uuid.UUID{key}, 1, "svc", uuid.New(), []byte("b"), now); err != nil {
+		t.Fatal(err)
+	}
+	if e := receive(t, r.events, "the charge below zero"); e.Kind != apikey.EventCredits || e.Subject != key {
+		t.Fatalf("a charge taking credits below zero sent %+v, want a credits event", e)
+	}
+}
