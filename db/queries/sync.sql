@@ -17,6 +17,14 @@ SELECT key_hash FROM api_keys
 WHERE (revoked_at IS NULL OR revoked_at > @ended_since::timestamptz)
   AND (expires_at IS NULL OR expires_at > @ended_since::timestamptz);
 
+-- name: ScanActiveKeys :many
+-- ScanActiveKeys is the full load in memory mode: the same rows as
+-- ScanActiveKeyHashes, whole. It is run streamed
+-- (dbsqlc.StreamActiveKeys), never collected into a slice.
+SELECT * FROM api_keys
+WHERE (revoked_at IS NULL OR revoked_at > @ended_since::timestamptz)
+  AND (expires_at IS NULL OR expires_at > @ended_since::timestamptz);
+
 -- name: ReadStart :one
 -- ReadStart is the database time a full read is consistent with (its
 -- transaction's snapshot), and the planner's estimate of the table's rows,

@@ -161,6 +161,8 @@ func (c *Config) settings() []Setting {
 			see("[docs/scaling.md](scaling.md)"),
 		def(duration, &c.EndedKeptFor, "KEYSERVICE_ENDED_KEPT_FOR", "ended-kept-for", 30*24*time.Hour, positive(),
 			"keys revoked or expired this recently stay in the filter, answered `REVOKED`/`EXPIRED` rather than `NOT_FOUND`"),
+		def(whole, &c.MemoryBudgetMiB, "KEYSERVICE_MEMORY_BUDGET_MIB", "memory-budget-mib", 256, between(0, 1<<20),
+			"when every active key's record fits this many MiB, a replica holds them all and answers first-seen keys without a lookup, even with the database down (memory mode); otherwise the filter, the caches and lookups answer; 0: never (see [Scaling](scaling.md))"),
 		def(duration, &c.PositiveTTL, "KEYSERVICE_CACHE_TTL", "cache-ttl", 30*time.Second, positive(),
 			"how long a found key is trusted without a lookup"),
 		def(whole, &c.PositiveSize, "KEYSERVICE_CACHE_SIZE", "cache-size", 100_000, atLeast(1),

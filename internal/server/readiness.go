@@ -110,6 +110,8 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 			body = map[string]string{"status": "degraded",
 				"reason": "database unreachable: answering from memory, keys that need a lookup get UNAVAILABLE"}
 		}
+		// How keys are answered: memory mode or filter mode.
+		body["mode"], body["keys"] = s.validator.Mode()
 		// Ready: the pool answers on the connections it has.
 		if d := s.store.PoolState().Detail(); d != "" {
 			body["pool"] = d

@@ -22,6 +22,42 @@ import (
 // first, then add for each hash as it arrives. Nothing but the current row
 // is held in memory.
 func (s *Store) ScanActiveHashes(ctx context.Context, endedFor time.Duration, start func(apikey.ScanInfo) error, add func(keys.Hash)) (int64, error) {
+	return s.scanActive(ctx, endedFor, start, func(tx pgx.Tx, endedSince time.Time) (int64, error) {
+		var h keys.Hash
+		return s.q.StreamActiveKeyHashes(ctx, tx, endedSince, func(raw []byte) error {
+			switch {
+			case len(raw) == len(h): // binary format (pgx's default)
+				copy(h[:], raw)
+			case len(raw) == 2+2*len(h) && raw[0] == '\\' && raw[1] == 'x': // text format (simple protocol)
+				if _, err := hex.Decode(h[:], raw[2:]); err != nil {
+					return fmt.Errorf("a key_hash that is not hex: %w", err)
+				}
+			default:
+				return fmt.Errorf("a key_hash of %d bytes", len(raw))
+			}
+			add(h)
+			return nil
+		})
+	})
+}
+
+// ScanActiveKeys reads the same keys as ScanActiveHashes, whole records
+// (memory mode), in the same one pass.
+func (s *Store) ScanActiveKeys(ctx context.Context, endedFor time.Duration, start func(apikey.ScanInfo) error, add func(*apikey.Key)) (int64, error) {
+	return s.scanActive(ctx, endedFor, start, func(tx pgx.Tx, endedSince time.Time) (int64, error) {
+		return s.q.StreamActiveKeys(ctx, tx, endedSince, func(r *dbsqlc.APIKey) error {
+			k, err := fromRow(*r)
+			if err != nil {
+				return err
+			}
+			add(&k)
+			return nil
+		})
+	})
+}
+
+// scanActive runs read in the full read's transaction, after start.
+func (s *Store) scanActive(ctx context.Context, endedFor time.Duration, start func(apikey.ScanInfo) error, read func(pgx.Tx, time.Time) (int64, error)) (int64, error) {
 	conn, err := s.acquire(ctx)
 	if err != nil {
 		return 0, err
@@ -49,21 +85,7 @@ func (s *Store) ScanActiveHashes(ctx context.Context, endedFor time.Duration, st
 	if err := start(info); err != nil {
 		return 0, err
 	}
-	var h keys.Hash
-	n, err := s.q.StreamActiveKeyHashes(ctx, tx, endedSince, func(raw []byte) error {
-		switch {
-		case len(raw) == len(h): // binary format (pgx's default)
-			copy(h[:], raw)
-		case len(raw) == 2+2*len(h) && raw[0] == '\\' && raw[1] == 'x': // text format (simple protocol)
-			if _, err := hex.Decode(h[:], raw[2:]); err != nil {
-				return fmt.Errorf("a key_hash that is not hex: %w", err)
-			}
-		default:
-			return fmt.Errorf("a key_hash of %d bytes", len(raw))
-		}
-		add(h)
-		return nil
-	})
+	n, err := read(tx, endedSince)
 	if err != nil {
 		return n, classify(fmt.Errorf("reading active keys: %w", err))
 	}

@@ -238,12 +238,16 @@ func (b *batcher) run(batch []*lookupReq) {
 			v.mem.fill(r.h, r.ticket, func() {
 				v.neg.Set(r.h, negEntry{code: outcome.NotFound, short: v.streamDown()})
 				v.pos.Invalidate(r.h)
+				v.res.drop(r.h)
 			})
 			b.finish(r, lookupOutcome{})
 			continue
 		}
 		kc := *k
 		v.mem.fill(r.h, r.ticket, func() {
+			if v.res.active() {
+				v.remember(&kc)
+			}
 			if code := verify.State(&kc, now); code != outcome.Valid {
 				v.neg.Set(r.h, negEntry{code: code, key: &kc})
 				// A stale positive entry must not outlive what the database said.
@@ -327,6 +331,18 @@ func (v *Validator) refresh(h keys.Hash, p *posEntry) {
 		return
 	}
 	v.metrics.refreshes.Inc()
+}
+
+// prefetch looks h up in the background, through the same batches, to
+// put its record in memory (memory mode, after a change whose record was
+// not in hand). When the queue is long it is not asked: the key's first
+// Validate looks it up instead.
+func (v *Validator) prefetch(h keys.Hash) {
+	now := time.Now()
+	r := &lookupReq{h: h, ticket: v.mem.begin(h), queued: now, deadline: now.Add(v.cfg.LookupTimeout)}
+	if v.batch.submitRefresh(r) {
+		v.metrics.prefetches.Inc()
+	}
 }
 
 // refreshBackoff is how long an entry whose refresh failed waits before

@@ -75,6 +75,10 @@ type Tuning struct {
 
 	UsageFlushInterval time.Duration // last_used_at is written in one batch per interval
 
+	// MemoryBudgetMiB: when the records of every active key fit this many
+	// MiB, the replica holds them all (memory mode, resident.go); 0: never.
+	MemoryBudgetMiB int
+
 	// Snapshots: one replica per rebuild writes the filter as a snapshot
 	// and the others load it; false: every load reads the whole table
 	// (see snapshot.go).
@@ -131,6 +135,7 @@ type Validator struct {
 	log    *slog.Logger
 
 	filter filter
+	res    resident // every active key's record, in memory mode
 	pos    *otter.Cache[keys.Hash, *posEntry]
 	neg    *otter.Cache[keys.Hash, negEntry]
 	posSt  *stats.Counter
@@ -165,6 +170,14 @@ type Validator struct {
 	// lastKeys: keys in the last full read, to size the next filter when the
 	// planner's estimate is low.
 	lastKeys atomic.Int64
+	// perKeyBytes: what a key took in memory mode at the last load (0:
+	// not measured yet); modeLogged: the mode has been logged once.
+	perKeyBytes atomic.Int64
+	budget      atomic.Int64 // MemoryBudgetMiB in bytes
+	// syncedAt: unix nanos (v.now) of the last load or successful sync;
+	// memory mode answers only while it is within PositiveTTL + StaleFor.
+	syncedAt   atomic.Int64
+	modeLogged atomic.Bool
 	// basis is the watermark of the read the current filter came from
 	// (guarded by rebuildMu): a snapshot is loaded only if it is newer.
 	basis time.Time
@@ -276,6 +289,7 @@ func New(cfg Config) (*Validator, error) {
 	v.streamLost = make(chan struct{}, 1)
 	v.rebuildNow = make(chan struct{}, 1)
 	v.readyCh = make(chan struct{})
+	v.budget.Store(int64(cfg.MemoryBudgetMiB) << 20)
 	v.batch = newBatcher(v, cfg)
 	v.refreshAfter = cfg.PositiveTTL - time.Duration(float64(cfg.PositiveTTL)*cfg.RefreshAhead)
 	v.metrics = newMetrics(reg, v)

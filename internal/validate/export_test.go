@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -104,3 +105,15 @@ func FilterLoads(v *Validator, kind string) float64 {
 	}
 	return testutil.ToFloat64(v.metrics.snapshotsIgnored.WithLabelValues(kind))
 }
+
+// Sync runs an incremental sync now.
+func Sync(v *Validator) error { return v.sync(context.Background()) }
+
+// Mode is the replica's mode ("memory" or "filter").
+func Mode(v *Validator) string { m, _ := v.Mode(); return m }
+
+// SetMemoryBudget sets the memory budget in bytes (before Run).
+func SetMemoryBudget(v *Validator, bytes int64) { v.budget.Store(bytes) }
+
+// InMemory reports whether memory mode holds h's record.
+func InMemory(v *Validator, h keys.Hash) bool { return v.res.has(h) }

@@ -120,6 +120,11 @@ func setupOn(t testing.TB, u string, waitLoaded bool, opts ...setupOpt) *bundle 
 	// The service's defaults, from the settings' declarations.
 	cfg := validate.Config{Format: f, Store: st, Now: clock.Now, Tuning: config.Defaults().Tuning}
 	cfg.SyncInterval, cfg.RebuildInterval = 50*time.Millisecond, time.Hour
+	// Filter mode, unless the test runs in memory mode (inModes).
+	cfg.MemoryBudgetMiB = 0
+	if inMemoryMode(t) {
+		cfg.MemoryBudgetMiB = 64
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -346,4 +351,19 @@ func (f *breakableFeed) Listen(ctx context.Context, h apikey.ChangeHandler) erro
 	h.StreamLost()
 	<-ctx.Done()
 	return nil
+}
+
+// memoryMode names inModes' memory-mode subtests; setupOn runs a replica
+// in memory mode (every record in memory) when the test's name has it.
+const memoryMode = "memory"
+
+// inMemoryMode reports whether t is an inModes memory-mode subtest.
+func inMemoryMode(t testing.TB) bool { return strings.Contains(t.Name(), "/"+memoryMode) }
+
+// inModes runs f twice: in filter mode (the filter, the caches and
+// lookups) and in memory mode, for the guarantees that must hold in both
+// (revocation, propagation, outages).
+func inModes(t *testing.T, f func(t *testing.T)) {
+	t.Run("filter", f)
+	t.Run(memoryMode, f)
 }

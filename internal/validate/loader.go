@@ -103,8 +103,8 @@ const warmPageSize = 1000
 // changed while its page was read is skipped (stripe epochs, as for a
 // lookup). Failures are logged: lookups still answer those keys.
 func (v *Validator) warm(ctx context.Context) {
-	if v.cfg.WarmKeys <= 0 {
-		return
+	if v.cfg.WarmKeys <= 0 || v.res.active() {
+		return // memory mode holds every key already
 	}
 	start := time.Now()
 	var (
@@ -273,6 +273,7 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 		v.applyRemote(apikey.Event{Kind: apikey.EventCreated, Hash: c.Hash}, fromSync)
 	}
 	v.watermark.Store(&dbNow)
+	v.syncedAt.Store(v.now().UnixNano())
 	v.signals.synced.Signal()
 	return nil
 }

@@ -96,20 +96,38 @@ func (v *Validator) applyRemote(e apikey.Event, src source) {
 // applyEvent applies e's rule to the caches as a change to its stripe
 // (change runs rule under the stripe lock, after bumping its epoch; stale:
 // see applyLocal).
+//
+// In memory mode the key's record is written too: the event's record when
+// it has one that is not stale, else it is dropped and fetched again in
+// the background (prefetch), and meanwhile the filter and a lookup answer.
 func (v *Validator) applyEvent(e apikey.Event, src source, change func(rule func(stale bool))) {
+	fetch := false
 	switch e.Kind {
 	case apikey.EventCreated:
 		v.filter.add(e.Hash)
-		change(func(bool) {
+		change(func(stale bool) {
 			// A key is never un-revoked: a late "created" (a slow NOTIFY, a
 			// sync that read the row before its revocation) keeps a REVOKED
 			// answer.
-			if n, ok := v.neg.GetEntryQuietly(e.Hash); !ok || n.Value.code != outcome.Revoked {
+			n, ok := v.neg.GetEntryQuietly(e.Hash)
+			if !ok || n.Value.code != outcome.Revoked {
 				v.neg.Invalidate(e.Hash)
+			}
+			if !v.res.active() || ok && n.Value.code == outcome.Revoked {
+				return
+			}
+			if e.Key != nil && !stale {
+				v.remember(e.Key)
+			} else {
+				// A record read before a change that reached memory first
+				// (a revocation's NOTIFY that beat this write's return)
+				// must not be written over it.
+				v.res.drop(e.Hash)
+				fetch = true
 			}
 		})
 	case apikey.EventRevoked:
-		change(func(bool) { v.revoked(e) })
+		change(func(bool) { fetch = v.revoked(e) })
 	case apikey.EventUpdated:
 		// The record changed (fields, expiry, enabled, allowed addresses,
 		// limit): what memory holds of it is out of date. The replica that
@@ -122,27 +140,37 @@ func (v *Validator) applyEvent(e apikey.Event, src source, change func(rule func
 			if stale {
 				rec = nil
 			}
-			v.updated(e.Hash, rec)
+			fetch = v.updated(e.Hash, rec)
 		})
 	default:
 		return
 	}
 	v.metrics.events.WithLabelValues(string(e.Kind), src.String()).Inc()
+	if fetch {
+		v.prefetch(e.Hash)
+	}
 }
 
-// revoked is a revocation's rule, under the stripe lock.
-func (v *Validator) revoked(e apikey.Event) {
+// revoked is a revocation's rule, under the stripe lock. It reports
+// whether memory mode must fetch the record again (never: a revoked key
+// memory does not know is answered by the filter and a lookup).
+func (v *Validator) revoked(e apikey.Event) (fetch bool) {
 	old, had := v.pos.Invalidate(e.Hash)
 	rec := e.Key
 	if rec == nil {
 		// The record memory holds, as a VALID answer or as another refusal
-		// (EXPIRED, DISABLED), now revoked.
+		// (EXPIRED, DISABLED), or in memory mode, now revoked.
 		var k apikey.Key
 		known := had
 		if had {
 			k = old.key
 		} else if n, ok := v.neg.GetEntryQuietly(e.Hash); ok && n.Value.key != nil && n.Value.code != outcome.Revoked {
 			k, known = *n.Value.key, true
+		} else if r, inMemory := v.res.get(&e.Hash); inMemory {
+			if ok && n.Value.code == outcome.NotFound {
+				v.neg.Invalidate(e.Hash)
+			}
+			k, known = r, true
 		} else if ok && n.Value.code == outcome.NotFound {
 			// A NOT_FOUND remembered for a key that exists: forget it, so
 			// the next Validate looks it up and answers REVOKED.
@@ -161,19 +189,36 @@ func (v *Validator) revoked(e apikey.Event) {
 		// Known record: answer REVOKED from memory from now on. Otherwise
 		// the next Validate looks the key up once and caches the answer.
 		v.neg.Set(e.Hash, negEntry{code: outcome.Revoked, key: rec})
+		if v.res.active() {
+			v.remember(rec)
+		}
+		return false
 	}
+	// Not known here: dropped (nothing to fetch: the filter and a lookup
+	// answer for it, as in filter mode).
+	v.res.drop(e.Hash)
+	return false
 }
 
 // updated is an update's rule, under the stripe lock: memory drops what it
 // holds of h (a REVOKED answer stays), and holds rec instead when given.
-func (v *Validator) updated(h keys.Hash, rec *apikey.Key) {
+// It reports whether memory mode must fetch the record again.
+func (v *Validator) updated(h keys.Hash, rec *apikey.Key) (fetch bool) {
 	v.pos.Invalidate(h)
 	if n, ok := v.neg.GetEntryQuietly(h); ok && n.Value.code == outcome.Revoked {
-		return
+		return false
 	}
 	v.neg.Invalidate(h)
+	if v.res.active() {
+		if rec != nil {
+			v.remember(rec)
+		} else {
+			v.res.drop(h)
+			fetch = true
+		}
+	}
 	if rec == nil {
-		return
+		return fetch
 	}
 	now := v.now()
 	switch code := verify.State(rec, now); code {
@@ -183,6 +228,7 @@ func (v *Validator) updated(h keys.Hash, rec *apikey.Key) {
 	default:
 		v.neg.Set(h, negEntry{code: code, key: rec})
 	}
+	return false
 }
 
 // holdsUpdate reports whether memory holds h's record as of the update at
@@ -193,17 +239,22 @@ func (v *Validator) holdsUpdate(h keys.Hash, updatedAt time.Time) bool {
 		rec = &p.Value.key
 	} else if n, ok := v.neg.GetEntryQuietly(h); ok {
 		rec = n.Value.key
+	} else if k, ok := v.res.get(&h); ok {
+		rec = &k
 	}
 	return rec != nil && rec.UpdatedAt != nil && rec.UpdatedAt.Equal(updatedAt)
 }
 
-// holds reports whether memory holds an answer for h (cached either way).
+// holds reports whether memory holds an answer for h (cached either way,
+// or its record in memory mode).
 func (v *Validator) holds(h keys.Hash) bool {
 	if _, ok := v.pos.GetEntryQuietly(h); ok {
 		return true
 	}
-	_, ok := v.neg.GetEntryQuietly(h)
-	return ok
+	if _, ok := v.neg.GetEntryQuietly(h); ok {
+		return true
+	}
+	return v.res.has(h)
 }
 
 // unsure handles a write that failed after its NOTIFY's echo was expected:

@@ -21,13 +21,15 @@ const (
 	PathSignature
 	PathNegativeCache
 	PathPositiveCache
+	// PathMemory: memory mode's record of the key (first use, no lookup).
+	PathMemory
 	PathFilter
 	PathLookup
 	numPaths
 )
 
 func (p Path) String() string {
-	return [...]string{"shape", "keyspace", "checksum", "signature", "negative_cache", "positive_cache", "filter", "lookup"}[p]
+	return [...]string{"shape", "keyspace", "checksum", "signature", "negative_cache", "positive_cache", "memory", "filter", "lookup"}[p]
 }
 
 // codeUnavailable indexes the answers metric for calls that got no answer.
@@ -50,6 +52,7 @@ type metrics struct {
 	lookupQueue        prometheus.Gauge
 	statementsInFlight prometheus.Gauge
 	refreshes          prometheus.Counter
+	prefetches         prometheus.Counter
 	warmed             prometheus.Counter
 	staleServed        prometheus.Counter
 	events             *prometheus.CounterVec
@@ -96,6 +99,10 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 		refreshes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "keyservice_cache_refreshes_total",
 			Help: "Positive-cache entries refreshed ahead of expiry in the background.",
+		}),
+		prefetches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyservice_memory_prefetches_total",
+			Help: "Records fetched in the background in memory mode after a change whose record was not in hand (another replica's creation or update).",
 		}),
 		warmed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "keyservice_cache_warmed_keys_total",
@@ -192,7 +199,7 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 		return func() float64 { return float64(f(v.cacheStats(cache))) }
 	}
 	collectors := []prometheus.Collector{answers, m.lookups, refusals, m.batchSize, m.queueWait, m.lookupQueue,
-		m.statementsInFlight, m.refreshes, m.warmed, m.staleServed,
+		m.statementsInFlight, m.refreshes, m.prefetches, m.warmed, m.staleServed,
 		m.events, m.syncSeconds, m.buildSeconds, m.syncErrors, m.usageFlushes,
 		formats, m.filterProbes, m.fullReads, m.snapshotLoads, m.snapshotWrites, m.snapshotsIgnored,
 		gauge("keyservice_filter_loaded", "1 once the filter has been loaded.", func() float64 {
@@ -205,6 +212,14 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 		gauge("keyservice_filter_capacity", "Keys the current filter was sized for.", func() float64 { return float64(v.filter.stats().capacity) }),
 		gauge("keyservice_filter_bits", "Size of the current filter in bits.", func() float64 { return float64(v.filter.stats().bits) }),
 		gauge("keyservice_filter_false_positive_rate", "Estimated false-positive rate of the current filter.", func() float64 { return v.filter.stats().fpRate }),
+		gauge("keyservice_memory_mode", "1 while every active key's record is in memory (memory mode), 0 while the filter and caches answer (the records do not fit KEYSERVICE_MEMORY_BUDGET).", func() float64 {
+			if v.res.active() {
+				return 1
+			}
+			return 0
+		}),
+		gauge("keyservice_memory_records", "Key records held in memory mode.", func() float64 { n, _ := v.res.stats(); return float64(n) }),
+		gauge("keyservice_memory_record_bytes", "Bytes the records held in memory mode take (arenas and map slots, as counted).", func() float64 { _, b := v.res.stats(); return float64(b) }),
 		gauge("keyservice_lookup_slots", "Lookup statements allowed at once (KEYSERVICE_LOOKUP_CONCURRENCY).", func() float64 { return float64(v.cfg.LookupConcurrency) }),
 	}
 	for _, c := range []string{"positive", "negative"} {

@@ -112,14 +112,16 @@ func (p *memoryProtocol) fill(h keys.Hash, t ticket, set func()) bool {
 }
 
 // change applies a change to h: under the stripe lock, it bumps the epoch
-// (so every fill of the stripe whose read began before is dropped) and
-// runs apply.
+// (so every fill of the stripe whose read began before is dropped), runs
+// apply, and bumps it again: a read that began while apply ran (memory
+// mode reads records that apply writes, without the lock) is dropped too.
 func (p *memoryProtocol) change(h keys.Hash, apply func()) {
 	st := p.stripe(h)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.epoch.Add(1)
 	apply()
+	st.epoch.Add(1)
 }
 
 // changeAfter is change for this replica's own write, which began when
@@ -137,6 +139,7 @@ func (p *memoryProtocol) changeAfter(h keys.Hash, before *epochs, apply func(sta
 	stale := st.epoch.Load() != before[h[0]]
 	st.epoch.Add(1)
 	apply(stale)
+	st.epoch.Add(1) // as in change
 }
 
 // expectEcho notes that this replica's NOTIFY of a change it applies

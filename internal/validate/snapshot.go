@@ -45,6 +45,18 @@ func (v *Validator) rebuild(ctx context.Context) (err error) {
 			v.metrics.buildSeconds.Observe(time.Since(start).Seconds())
 		}
 	}()
+	if v.mayFit() {
+		// Memory mode: the records come from the table (the snapshot holds
+		// the filter alone).
+		if err := v.fullReadRecords(ctx); !errors.Is(err, errTooMany) {
+			return err
+		}
+	}
+	defer func() {
+		if err == nil {
+			v.leaveMemoryMode(v.lastKeys.Load())
+		}
+	}()
 	if !v.cfg.Snapshots {
 		return v.fullRead(ctx, false)
 	}

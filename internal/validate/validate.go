@@ -5,6 +5,7 @@
 //	shape, checksum        -> MALFORMED                 (no hash, no lookup)
 //	negative cache         -> NOT_FOUND, REVOKED, EXPIRED
 //	positive cache         -> VALID, EXPIRED            (stale entries only while the database is down)
+//	memory                 -> any state                 (memory mode: every active key's record, resident.go)
 //	Bloom filter "no"      -> NOT_FOUND                 (no lookup)
 //	lookup                 -> single-flight per hash; concurrent lookups coalesce into
 //	                          batches (one statement for many hashes), at most
@@ -61,6 +62,7 @@ type Store interface {
 	RecentlyUsed(ctx context.Context, after apikey.UseCursor, limit int) ([]apikey.Key, apikey.UseCursor, error)
 	Now(ctx context.Context) (time.Time, error)
 	ScanActiveHashes(ctx context.Context, endedFor time.Duration, start func(apikey.ScanInfo) error, add func(keys.Hash)) (int64, error)
+	ScanActiveKeys(ctx context.Context, endedFor time.Duration, start func(apikey.ScanInfo) error, add func(*apikey.Key)) (int64, error)
 	WriteSnapshot(ctx context.Context, sn apikey.Snapshot) (int64, error)
 	NewestSnapshot(ctx context.Context) (info apikey.SnapshotInfo, ok bool, err error)
 	LoadSnapshot(ctx context.Context, id int64) (apikey.Snapshot, error)
@@ -127,13 +129,22 @@ func (v *Validator) validateIn(ctx context.Context, key string, scope Scope) (Re
 	if !v.ready.Load() {
 		return v.filterThenLookup(ctx, h)
 	}
-	if p, ok := v.pos.GetIfPresent(h); ok {
+	memory := v.memoryAnswers(now)
+	p, cached := v.pos.GetIfPresent(h)
+	if cached {
 		if age := now.Sub(p.fetched); age < v.cfg.PositiveTTL {
-			if age >= v.refreshAfter && !p.refreshing.Load() && now.UnixNano() >= p.retryAt.Load() {
+			if !memory && age >= v.refreshAfter && !p.refreshing.Load() && now.UnixNano() >= p.retryAt.Load() {
 				v.refresh(h, p)
 			}
 			return v.answer(v.judgeCached(p, now)), nil
 		}
+	}
+	if memory {
+		if r, ok := v.fromMemory(h, now); ok {
+			return v.answer(r), nil
+		}
+	}
+	if cached {
 		// Stale: ask the database, and serve the stale entry only if it
 		// cannot answer in time.
 		res, err := v.lookup(ctx, h)
@@ -159,6 +170,26 @@ func (v *Validator) filterThenLookup(ctx context.Context, h keys.Hash) (Result, 
 		return v.answer(Result{Code: outcome.NotFound, Path: PathFilter}), nil
 	}
 	return v.answered(v.lookup(ctx, h))
+}
+
+// fromMemory answers from h's record in memory mode, and caches the
+// answer as a lookup would (only if no change reached h's stripe since the
+// record was read: the memory protocol's ticket).
+func (v *Validator) fromMemory(h keys.Hash, now time.Time) (Result, bool) {
+	t := v.mem.begin(h)
+	k, ok := v.res.get(&h)
+	if !ok {
+		return Result{}, false
+	}
+	code := verify.State(&k, now)
+	if code != outcome.Valid {
+		v.mem.fill(h, t, func() { v.neg.Set(h, negEntry{code: code, key: &k}) })
+		return Result{Code: code, Key: &k, Path: PathMemory}, true
+	}
+	p := &posEntry{key: k, fetched: now}
+	v.mem.fill(h, t, func() { v.pos.Set(h, p) })
+	v.touch(p, now)
+	return Result{Code: code, Key: &p.key, Path: PathMemory}, true
 }
 
 func (v *Validator) judgeCached(p *posEntry, now time.Time) Result {

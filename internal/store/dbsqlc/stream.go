@@ -27,3 +27,54 @@ func (q *Queries) StreamActiveKeyHashes(ctx context.Context, db DBTX, endedSince
 	}
 	return n, rows.Err()
 }
+
+// StreamActiveKeys runs ScanActiveKeys (SQL generated from
+// db/queries/sync.sql) and hands each row to fn as it arrives. The row fn
+// gets is reused for the next one: fn must copy what it keeps. The scan
+// list is APIKey's columns in order, as sqlc writes it; a column added to
+// the table and not here fails the scan loudly (pgx counts them).
+func (q *Queries) StreamActiveKeys(ctx context.Context, db DBTX, endedSince time.Time, fn func(*APIKey) error) (int64, error) {
+	rows, err := db.Query(ctx, scanActiveKeys, endedSince)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var (
+		n int64
+		i APIKey
+	)
+	for rows.Next() {
+		i = APIKey{}
+		if err := rows.Scan(
+			&i.ID,
+			&i.KeyHash,
+			&i.Hint,
+			&i.Name,
+			&i.Owner,
+			&i.Scopes,
+			&i.Metadata,
+			&i.ExpiresAt,
+			&i.CreatedAt,
+			&i.RevokedAt,
+			&i.LastUsedAt,
+			&i.RateLimit,
+			&i.RatePeriod,
+			&i.RateBurst,
+			&i.Enabled,
+			&i.AllowedCIDRs,
+			&i.RotatedFrom,
+			&i.RotatedTo,
+			&i.UpdatedAt,
+			&i.BudgetID,
+			&i.KeyspaceID,
+			&i.Credits,
+		); err != nil {
+			return n, err
+		}
+		if err := fn(&i); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, rows.Err()
+}

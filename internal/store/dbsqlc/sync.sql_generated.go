@@ -293,6 +293,58 @@ func (q *Queries) ScanActiveKeyHashes(ctx context.Context, db DBTX, endedSince t
 	return items, nil
 }
 
+const scanActiveKeys = `-- name: ScanActiveKeys :many
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id, credits FROM api_keys
+WHERE (revoked_at IS NULL OR revoked_at > $1::timestamptz)
+  AND (expires_at IS NULL OR expires_at > $1::timestamptz)
+`
+
+// ScanActiveKeys is the full load in memory mode: the same rows as
+// ScanActiveKeyHashes, whole. It is run streamed
+// (dbsqlc.StreamActiveKeys), never collected into a slice.
+func (q *Queries) ScanActiveKeys(ctx context.Context, db DBTX, endedSince time.Time) ([]APIKey, error) {
+	rows, err := db.Query(ctx, scanActiveKeys, endedSince)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []APIKey{}
+	for rows.Next() {
+		var i APIKey
+		if err := rows.Scan(
+			&i.ID,
+			&i.KeyHash,
+			&i.Hint,
+			&i.Name,
+			&i.Owner,
+			&i.Scopes,
+			&i.Metadata,
+			&i.ExpiresAt,
+			&i.CreatedAt,
+			&i.RevokedAt,
+			&i.LastUsedAt,
+			&i.RateLimit,
+			&i.RatePeriod,
+			&i.RateBurst,
+			&i.Enabled,
+			&i.AllowedCIDRs,
+			&i.RotatedFrom,
+			&i.RotatedTo,
+			&i.UpdatedAt,
+			&i.BudgetID,
+			&i.KeyspaceID,
+			&i.Credits,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const touchLastUsed = `-- name: TouchLastUsed :exec
 UPDATE api_keys AS k SET last_used_at = u.used_at
 FROM (SELECT unnest($1::uuid[]) AS id,

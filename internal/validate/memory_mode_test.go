@@ -1,0 +1,234 @@
+package validate_test
+
+// Memory mode: every active key's record in memory (resident.go). The
+// guarantees both modes share (revocation, propagation, outages) run in
+// each through inModes; these are memory mode's own.
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/keys"
+	"github.com/keyservice/keyservice/internal/outcome"
+	"github.com/keyservice/keyservice/internal/testdb"
+	"github.com/keyservice/keyservice/internal/validate"
+)
+
+func memoryOn(c *validate.Config) { c.MemoryBudgetMiB = 64 }
+
+// TestMemoryModeAnswersFirstSeenKeysWithoutLookups: keys created before
+// a replica started, and keys another replica creates while it runs, are
+// answered on their first Validate from memory, with no lookup statement.
+func TestMemoryModeAnswersFirstSeenKeysWithoutLookups(t *testing.T) {
+	t.Parallel()
+	u, _ := testdb.New(t)
+	a := setupOn(t, u, true)
+	var before []keys.Generated
+	for range 300 {
+		g, _ := a.create(t, nil)
+		before = append(before, g)
+	}
+	b := setupOn(t, u, true, memoryOn)
+	if m := validate.Mode(b.v); m != "memory" {
+		t.Fatalf("mode %q with 300 keys and a 64 MiB budget, want memory", m)
+	}
+	validate.Signals(b.v).StreamUp.Wait(t, 10*time.Second)
+	start := b.tr.lookups.Load()
+	for _, g := range before {
+		r := mustValidate(t, b.v, g.Secret)
+		if r.Code != outcome.Valid || r.Path != validate.PathMemory {
+			t.Fatalf("first Validate of a key loaded with the records: %v from %v, want VALID from memory", r.Code, r.Path)
+		}
+	}
+	if n := b.tr.lookups.Load() - start; n != 0 {
+		t.Fatalf("300 first-seen keys made %d lookups, want 0", n)
+	}
+	// Created on A while B runs: B learns of it by NOTIFY and fetches its
+	// record in the background (one batched statement, not on the call).
+	g, _ := a.create(t, nil)
+	waitFor(t, 10*time.Second, func() bool { return validate.InMemory(b.v, g.Hash) })
+	start = b.tr.lookups.Load()
+	r := mustValidate(t, b.v, g.Secret)
+	if r.Code != outcome.Valid || r.Path == validate.PathLookup || b.tr.lookups.Load() != start {
+		t.Fatalf("key created on another replica: %v from %v, want VALID without a lookup", r.Code, r.Path)
+	}
+	// Created on B itself: its record is in memory when CreateKey returns,
+	// or soon after when the write's own NOTIFY overtook it (the record in
+	// hand is then not trusted, and fetched again).
+	g2, _ := b.create(t, nil)
+	waitFor(t, 10*time.Second, func() bool { return validate.InMemory(b.v, g2.Hash) })
+	// An unknown key is still NOT_FOUND, never VALID.
+	if r := mustValidate(t, b.v, b.unknownKey(t)); r.Code != outcome.NotFound {
+		t.Fatalf("unknown key: %v", r.Code)
+	}
+}
+
+// TestMemoryModeWithTheDatabaseStopped: 1,000 active keys this replica
+// never saw answered are all VALID from memory with PostgreSQL stopped;
+// unknown keys are NOT_FOUND or UNAVAILABLE, never VALID; a key revoked
+// before the stop is REVOKED.
+func TestMemoryModeWithTheDatabaseStopped(t *testing.T) {
+	t.Parallel()
+	c, u := privateCluster(t)
+	a := setupOn(t, u, true)
+	var gs []keys.Generated
+	for range 1000 {
+		g, _ := a.create(t, nil)
+		gs = append(gs, g)
+	}
+	gr, kr := a.create(t, nil)
+	a.revoke(t, kr)
+	b := setupOn(t, u, true, memoryOn)
+	validate.Signals(b.v).StreamUp.Wait(t, 10*time.Second)
+	if err := validate.Sync(b.v); err != nil { // B is in step with everything A did
+		t.Fatal(err)
+	}
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range gs {
+		r, err := b.v.Validate(context.Background(), g.Secret)
+		if err != nil || r.Code != outcome.Valid {
+			t.Fatalf("active key with the database stopped: %v %v, want VALID", r.Code, err)
+		}
+	}
+	if r, err := b.v.Validate(context.Background(), gr.Secret); err != nil || r.Code != outcome.Revoked {
+		t.Fatalf("revoked key with the database stopped: %v %v, want REVOKED", r.Code, err)
+	}
+	for range 1000 {
+		r, err := b.v.Validate(context.Background(), b.unknownKey(t))
+		if err == nil && r.Code == outcome.Valid {
+			t.Fatal("an unknown key was VALID")
+		}
+	}
+}
+
+// TestMemoryModeFallsBackWhenTheKeysDoNotFit: with a budget smaller than
+// the keys' records the replica loads the filter alone (filter mode) and
+// says so; keys are answered by lookups as before. When the keys fit
+// again (a larger budget at the next load) it holds them.
+func TestMemoryModeFallsBackWhenTheKeysDoNotFit(t *testing.T) {
+	t.Parallel()
+	u, _ := testdb.New(t)
+	a := setupOn(t, u, true)
+	var gs []keys.Generated
+	for range 200 {
+		g, _ := a.create(t, nil)
+		gs = append(gs, g)
+	}
+	b := setupOn(t, u, false, memoryOn, func(c *validate.Config) { c.WarmKeys = -1 })
+	validate.SetMemoryBudget(b.v, 50*100) // 50 keys' worth: the estimate may say yes, the rows say no
+	waitForLoad(t, b.v, 20*time.Second)
+	if m := validate.Mode(b.v); m != "filter" {
+		t.Fatalf("mode %q with 200 keys and a budget for 50, want filter", m)
+	}
+	start := b.tr.lookups.Load()
+	r := mustValidate(t, b.v, gs[0].Secret)
+	if r.Code != outcome.Valid || r.Path != validate.PathLookup {
+		t.Fatalf("filter mode: %v from %v, want VALID from a lookup", r.Code, r.Path)
+	}
+	if b.tr.lookups.Load() == start {
+		t.Fatal("filter mode answered a first-seen key without a lookup")
+	}
+	validate.SetMemoryBudget(b.v, 64<<20)
+	if err := validate.Rebuild(b.v, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if m := validate.Mode(b.v); m != "memory" {
+		t.Fatalf("mode %q after a load with room, want memory", m)
+	}
+	if r := mustValidate(t, b.v, gs[1].Secret); r.Code != outcome.Valid || r.Path != validate.PathMemory {
+		t.Fatalf("memory mode: %v from %v", r.Code, r.Path)
+	}
+}
+
+// TestMemoryModeOverflowWhileReading: when the planner's count fits the
+// budget but the records turn out larger, the read drops them and loads
+// the filter alone: filter mode, every key still answered.
+func TestMemoryModeOverflowWhileReading(t *testing.T) {
+	t.Parallel()
+	u, _ := testdb.New(t)
+	a := setupOn(t, u, true)
+	meta := map[string]string{"blob": strings.Repeat("x", 1000)}
+	var gs []keys.Generated
+	for range 50 {
+		g, err := a.format.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.keys.CreateKey(context.Background(), apikey.NewKey{Hash: g.Hash, Hint: g.Hint, Name: "n", Owner: "o", Metadata: meta}); err != nil {
+			t.Fatal(err)
+		}
+		gs = append(gs, g)
+	}
+	b := setupOn(t, u, false, memoryOn)
+	validate.SetMemoryBudget(b.v, 50*400) // the count says 50 × 160 B fits; the records take over 1 kB each
+	waitForLoad(t, b.v, 20*time.Second)
+	if m := validate.Mode(b.v); m != "filter" {
+		t.Fatalf("mode %q after records overflowed the budget, want filter", m)
+	}
+	for _, g := range gs {
+		if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Valid {
+			t.Fatalf("filter mode after the overflow: %v", r.Code)
+		}
+	}
+}
+
+// keysHook runs during (once, when armed) after the first record a
+// memory-mode read returns: the read's snapshot is taken by then.
+type keysHook struct {
+	validate.Store
+	during atomic.Pointer[func()]
+}
+
+func (s *keysHook) ScanActiveKeys(ctx context.Context, endedFor time.Duration, start func(apikey.ScanInfo) error, add func(*apikey.Key)) (int64, error) {
+	return s.Store.ScanActiveKeys(ctx, endedFor, start, func(k *apikey.Key) {
+		add(k)
+		if f := s.during.Swap(nil); f != nil {
+			(*f)()
+		}
+	})
+}
+
+// TestMemoryModeRebuildKeepsChangesMadeDuringIt: keys created, updated
+// and revoked while a rebuild reads the table are answered right after
+// it (the changes are carried into the new records).
+func TestMemoryModeRebuildKeepsChangesMadeDuringIt(t *testing.T) {
+	t.Parallel()
+	u, _ := testdb.New(t)
+	h := &keysHook{}
+	b := setupOn(t, u, true, memoryOn, func(c *validate.Config) { h.Store = c.Store; c.Store = h })
+	g1, k1 := b.create(t, nil)
+	g3, k3 := b.create(t, nil)
+	var g2 keys.Generated
+	during := func() {
+		g2, _ = b.create(t, nil)
+		b.revoke(t, k1)
+		if _, _, err := b.keys.UpdateKey(context.Background(), k3.ID, apikey.Update{Fields: []string{apikey.FieldName}, Name: "renamed"}); err != nil {
+			t.Error(err)
+		}
+	}
+	h.during.Store(&during)
+	if err := validate.Rebuild(b.v, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h.during.Load() != nil {
+		t.Fatal("the rebuild read no record")
+	}
+	if m := validate.Mode(b.v); m != "memory" {
+		t.Fatalf("mode %q", m)
+	}
+	if r := mustValidate(t, b.v, g1.Secret); r.Code != outcome.Revoked {
+		t.Fatalf("key revoked during the rebuild: %v, want REVOKED", r.Code)
+	}
+	if r := mustValidate(t, b.v, g2.Secret); r.Code != outcome.Valid {
+		t.Fatalf("key created during the rebuild: %v, want VALID", r.Code)
+	}
+	if r := mustValidate(t, b.v, g3.Secret); r.Code != outcome.Valid || r.Key.Name != "renamed" {
+		t.Fatalf("key updated during the rebuild: %v %q, want VALID renamed", r.Code, r.Key.Name)
+	}
+}
