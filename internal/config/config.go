@@ -35,6 +35,7 @@ type Config struct {
 	DatabaseURL string
 	GRPCAddr    string
 	HTTPAddr    string
+	DebugAddr   string // pprof and runtime metrics, loopback only; "": off
 	// AdminTokens and AdminNames (KEYSERVICE_ADMIN_TOKENS, name:token or a
 	// bare token) are parallel: AdminNames[i] names AdminTokens[i] in the
 	// audit trail; a bare token is admin-<its position>.

@@ -251,3 +251,18 @@ func TestAdminTokensAreNamedForTheAuditTrail(t *testing.T) {
 		}
 	}
 }
+
+// The debug listener is unauthenticated: only loopback hosts are taken.
+func TestDebugAddrIsLoopbackOnly(t *testing.T) {
+	t.Parallel()
+	for addr, ok := range map[string]bool{"": true, ":6060": true, "127.0.0.1:6060": true, "[::1]:6060": true, "localhost:6060": true,
+		"0.0.0.0:6060": false, "10.1.2.3:6060": false, "[::]:6060": false, "example.com:6060": false, "6060": false} {
+		cfg, err := parse(t, nil, map[string]string{"DATABASE_URL": "postgres://h/db", "KEYSERVICE_DEBUG_ADDR": addr})
+		if err == nil {
+			err = cfg.Check()
+		}
+		if (err == nil) != ok {
+			t.Errorf("KEYSERVICE_DEBUG_ADDR=%q: %v, want accepted %v", addr, err, ok)
+		}
+	}
+}

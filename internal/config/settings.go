@@ -41,6 +41,8 @@ func (c *Config) settings() []Setting {
 			}
 			return nil
 		}}, "HTTP listen address: REST, health, metrics, OpenAPI"),
+		str(&c.DebugAddr, "KEYSERVICE_DEBUG_ADDR", "debug-addr", "", rule[string]{"empty, or `host:port` on loopback (`:6060` binds 127.0.0.1)", checkDebugAddr},
+			"debug listener: pprof (`/debug/pprof/`) and the Go runtime's metrics (`/debug/runtime/metrics`), unauthenticated, so loopback only; off when empty"),
 		secret("KEYSERVICE_ADMIN_TOKENS", "admin-tokens",
 			&adminTokens{tokens: &c.AdminTokens, names: &c.AdminNames, err: &c.adminTokensErr},
 			func() { c.AdminTokens, c.AdminNames, c.adminTokensErr = nil, nil, nil },
@@ -300,6 +302,24 @@ var hostPort = rule[string]{"`host:port`", func(addr string) error {
 	}
 	return nil
 }}
+
+// checkDebugAddr: empty, or host:port whose host is loopback (or empty).
+func checkDebugAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (for example :6060 or 127.0.0.1:6060)", addr)
+	}
+	if host == "" || host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address: the debug listener is unauthenticated (use 127.0.0.1 or ::1, and port-forward to reach it)", host)
+	}
+	return nil
+}
 
 // derived is the rule of a limit whose 0 means "derived".
 var derived = rule[int]{"≥ 0 (0: derived)", func(n int) error {

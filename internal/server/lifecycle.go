@@ -68,6 +68,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		return nil
 	})
+	if s.debug != nil {
+		g.Go(func() error {
+			if err := s.debug.Serve(s.debugLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("debug server: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error { s.watchReadiness(gctx); return nil })
 	// The store's LISTEN connection feeds other replicas' changes. With
 	// --migrate, the filter loads once the schema is there (before, every
@@ -134,6 +142,9 @@ func (s *Server) shutdown() {
 	if err := s.http.Shutdown(ctx); err != nil {
 		s.log.Warn("HTTP shutdown incomplete", "error", err)
 		_ = s.http.Close()
+	}
+	if s.debug != nil {
+		_ = s.debug.Close() // a profile in progress is cut short
 	}
 	select {
 	case <-done:

@@ -48,11 +48,14 @@ type Server struct {
 	usage   *usage.Recorder
 	closers closers // what New opened, closed in reverse by Serve
 
-	grpc     *grpc.Server
-	http     *http.Server
-	health   *health.Server
-	grpcLis  net.Listener
-	httpLis  net.Listener
+	grpc    *grpc.Server
+	http    *http.Server
+	health  *health.Server
+	grpcLis net.Listener
+	httpLis net.Listener
+	// debug: pprof and runtime metrics on loopback (debug.go); nil: off.
+	debug    *http.Server
+	debugLis net.Listener
 	ready    atomic.Bool
 	notReady atomic.Value // string: why not ready
 	dbOK     atomic.Bool
@@ -238,6 +241,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	s.closers.add(func() { _ = s.httpLis.Close() })
 	if err := s.capListeners(reg); err != nil {
 		return nil, err
+	}
+	if err := s.listenDebug(cfg.DebugAddr); err != nil {
+		return nil, fmt.Errorf("KEYSERVICE_DEBUG_ADDR: %w", err)
 	}
 	return s, nil
 }

@@ -32,6 +32,15 @@ func TestHealthReadinessAndOpenAPI(t *testing.T) {
 		if p == "/openapi.json" && body["swagger"] != "2.0" {
 			t.Fatalf("openapi.json is not an OpenAPI v2 document: %v", body["swagger"])
 		}
+		// /readyz says how keys are answered: every record in memory here.
+		if p == "/readyz" && (body["mode"] != "memory" || !strings.Contains(fmt.Sprint(body["keys"]), "every active key's record in memory")) {
+			t.Fatalf("/readyz mode: %v", body)
+		}
+	}
+	// And in filter mode, when the keys do not fit (or the budget is 0).
+	f := start(t, withConfig(func(c *config.Config) { c.MemoryBudgetMiB = 0 }))
+	if code, body, _ := f.rest(t, "GET", "/readyz", "", ""); code != 200 || body["mode"] != "filter" || !strings.Contains(fmt.Sprint(body["keys"]), "memory mode off") {
+		t.Fatalf("/readyz with KEYSERVICE_MEMORY_BUDGET_MIB=0: %d %v", code, body)
 	}
 	h := healthpb.NewHealthClient(e.conn)
 	resp, err := h.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "keyservice.v1.KeyService"})
