@@ -42,8 +42,11 @@ type Result struct {
 	// LookupsPer1k is database lookups per 1,000 requests; -1 when unknown.
 	LookupsPer1k float64 `json:"lookups_per_1k"`
 	PoolWaits    float64 `json:"pool_acquire_waits"`
-	VsCeiling    float64 `json:"vs_ceiling,omitempty"`
-	VsNaive      float64 `json:"vs_naive,omitempty"`
+	// Memory: the service answered in memory mode (every active key's
+	// record in memory) at the end of the run (keyservice mode only).
+	Memory    bool    `json:"memory_mode,omitempty"`
+	VsCeiling float64 `json:"vs_ceiling,omitempty"`
+	VsNaive   float64 `json:"vs_naive,omitempty"`
 }
 
 // LatencyMS is Latencies in milliseconds, for JSON.
@@ -252,6 +255,7 @@ func (e *env) measure(ctx context.Context, s endpoint, mode, scenario, transport
 		r.LookupsPer1k = float64(after-lookupsBefore) / float64(r.Requests) * 1000
 	}
 	r.PoolWaits = scrape(s, "keyservice_db_pool_acquire_waits_total") - waitsBefore
+	r.Memory = mode == "keyservice" && scrape(s, "keyservice_memory_mode") == 1
 	return r, nil
 }
 

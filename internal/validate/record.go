@@ -32,6 +32,7 @@ const (
 	recBudget
 	recKeyspace
 	recCredits
+	recDefaultKeyspace // the default keyspace's key: its id is not stored
 )
 
 // encodeRecord appends k's record to b.
@@ -57,7 +58,8 @@ func encodeRecord(b []byte, k *apikey.Key) []byte {
 	set(recRotatedTo, k.RotatedTo != uuid.Nil)
 	set(recUpdated, k.UpdatedAt != nil)
 	set(recBudget, k.BudgetID != uuid.Nil)
-	set(recKeyspace, k.KeyspaceID != uuid.Nil)
+	set(recKeyspace, k.KeyspaceID != uuid.Nil && k.KeyspaceID != apikey.DefaultKeyspaceID)
+	set(recDefaultKeyspace, k.KeyspaceID == apikey.DefaultKeyspaceID)
 	set(recCredits, k.Credits)
 
 	var body [512]byte
@@ -210,6 +212,9 @@ func decodeRecord(b []byte) apikey.Key {
 		if mask&u.bit != 0 {
 			*u.id = id()
 		}
+	}
+	if mask&recDefaultKeyspace != 0 {
+		k.KeyspaceID = apikey.DefaultKeyspaceID
 	}
 	k.Credits = mask&recCredits != 0
 	return k

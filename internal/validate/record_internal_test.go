@@ -1,7 +1,10 @@
 package validate
 
 import (
+	"encoding/binary"
+	"fmt"
 	"net/netip"
+	"runtime"
 	"reflect"
 	"testing"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/keys"
 )
 
 // TestRecordRoundTrip: every field of a key survives memory mode's
@@ -32,7 +36,9 @@ func TestRecordRoundTrip(t *testing.T) {
 		BudgetID: uuid.New(), KeyspaceID: uuid.New(), Credits: true,
 	}
 	bare := apikey.Key{ID: uuid.New(), CreatedAt: *at("2026-12-03T07:00:00Z")}
-	for name, k := range map[string]apikey.Key{"every field": full, "nothing optional": bare} {
+	def := bare
+	def.KeyspaceID = apikey.DefaultKeyspaceID
+	for name, k := range map[string]apikey.Key{"every field": full, "nothing optional": bare, "default keyspace": def} {
 		rec := encodeRecord(nil, &k)
 		if n := recordLen(rec); n != len(rec) {
 			t.Fatalf("%s: recordLen %d of %d bytes", name, n, len(rec))
@@ -44,5 +50,38 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 	if n := len(encodeRecord(nil, &bare)); n > 32 {
 		t.Errorf("a bare record takes %d bytes, want at most 32", n)
+	}
+}
+
+// BenchmarkResidentMemory reports what memory mode takes per key, as the
+// heap measures it (arenas, maps and their growth slack), for keys like
+// keybench's (a hint, a 12-character name and owner, created and used
+// times, the default keyspace) and what the table counts (bytes/key
+// counted, what the budget is checked against).
+func BenchmarkResidentMemory(b *testing.B) {
+	const n = 1_000_000
+	ks := uuid.MustParse("00000000-0000-0000-0000-000000000001")
+	for range b.N {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		t := newRecords()
+		var buf []byte
+		now := time.Now()
+		for i := range n {
+			var h keys.Hash
+			binary.LittleEndian.PutUint64(h[:], uint64(i)*0x9E3779B97F4A7C15)
+			binary.LittleEndian.PutUint64(h[8:], uint64(i))
+			k := apikey.Key{ID: uuid.New(), Hash: h, Hint: "ks_…" + fmt.Sprintf("%04d", i%10000), Name: fmt.Sprintf("key-%08d", i),
+				Owner: fmt.Sprintf("owner-%06d", i%100000), CreatedAt: now, LastUsedAt: &now, Enabled: true, KeyspaceID: ks}
+			buf = encodeRecord(buf[:0], &k)
+			t.putRaw(h, buf)
+		}
+		t.trim()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-bytes/key")
+		b.ReportMetric(float64(t.bytes.Load())/n, "counted-bytes/key")
+		runtime.KeepAlive(t)
 	}
 }
