@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"runtime"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 
