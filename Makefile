@@ -44,6 +44,7 @@ test: node_modules ## Run all tests against real Postgres and Redis, race detect
 	mkdir -p $(BIN) && $(GO) build -o $(BIN)/testreport ./internal/testreport
 	$(GO) test -race -count=1 -json ./... | $(BIN)/testreport
 	cd deploy && $(GO) test -count=1 ./...   # the manifests, a module of their own
+	$(GO) test -count=1 -run 'NoAllocations' ./internal/...   # allocation counts, judged without the race detector (it drops pooled items)
 
 # The TypeScript generator and the Node.js client test's runtime, pinned in
 # package-lock.json.

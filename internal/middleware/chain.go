@@ -12,6 +12,7 @@ package middleware
 
 import (
 	"context"
+	"sync"
 
 	"google.golang.org/grpc"
 )
@@ -19,13 +20,38 @@ import (
 // Chain composes interceptors; the first is outermost. The same composed
 // interceptor serves the gRPC server and the in-process gateway, so REST
 // cannot skip a check that gRPC makes.
+//
+// A call allocates nothing for the chain: each call takes a link set (one
+// handler per interceptor, made once per set) from a pool and gives it
+// back when the call returns. So an interceptor must not keep the handler
+// it is given past its own return (none here does: a handler is called,
+// at most more than once, while the interceptor runs).
 func Chain(ics ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	ics = append([]grpc.UnaryServerInterceptor(nil), ics...)
+	pool := sync.Pool{New: func() any { return newLinks(ics) }}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		next := handler
-		for i := len(ics) - 1; i >= 0; i-- {
-			ic, h := ics[i], next
-			next = func(ctx context.Context, req any) (any, error) { return ic(ctx, req, info, h) }
-		}
-		return next(ctx, req)
+		l := pool.Get().(*links)
+		l.info, l.handler = info, handler
+		resp, err := l.next[0](ctx, req)
+		l.info, l.handler = nil, nil
+		pool.Put(l)
+		return resp, err
 	}
+}
+
+// links is one call's chain: next[i] runs interceptor i with next[i+1] as
+// its handler; next[len(ics)] is the call's own handler.
+type links struct {
+	next    []grpc.UnaryHandler
+	info    *grpc.UnaryServerInfo
+	handler grpc.UnaryHandler
+}
+
+func newLinks(ics []grpc.UnaryServerInterceptor) *links {
+	l := &links{next: make([]grpc.UnaryHandler, len(ics)+1)}
+	for i, ic := range ics {
+		l.next[i] = func(ctx context.Context, req any) (any, error) { return ic(ctx, req, l.info, l.next[i+1]) }
+	}
+	l.next[len(ics)] = func(ctx context.Context, req any) (any, error) { return l.handler(ctx, req) }
+	return l
 }
