@@ -53,8 +53,15 @@ func (v *Validator) AdminKeys(ks KeyStore) *AdminKeys { return &AdminKeys{store:
 // CreateKey stores a new key; it is VALID here when CreateKey returns.
 func (k *AdminKeys) CreateKey(ctx context.Context, nk apikey.NewKey) (apikey.Key, error) {
 	before := k.v.mem.snapshot()
+	// The hash is known before the write: its NOTIFY echo is expected
+	// before it commits, so an echo that beats this call's return is not
+	// applied as another replica's creation (which, in memory mode, would
+	// fetch the record this call is about to hold).
+	k.v.mem.expectEcho(apikey.EventCreated, nk.Hash, time.Time{})
 	rec, err := k.store.CreateKey(ctx, nk)
 	if err != nil {
+		// The commit may still have happened: a late echo is applied.
+		k.v.mem.unsure(apikey.EventCreated, nk.Hash, time.Time{})
 		return rec, k.settle(ctx, err)
 	}
 	k.v.applyLocal(apikey.Event{Kind: apikey.EventCreated, Hash: rec.Hash, Key: &rec}, before)

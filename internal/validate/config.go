@@ -45,6 +45,9 @@ type Config struct {
 	// WarmKeys: at most this many recently used keys fill the positive
 	// cache after each filter load (default PositiveSize; -1: none).
 	WarmKeys int
+	// MemoryBudgetBytes, when set, is the memory budget in bytes instead
+	// of Tuning.MemoryBudgetMiB (tests: a budget for a few keys).
+	MemoryBudgetBytes int64
 	// SnapshotWait is how long a replica waits for the snapshot of the
 	// replica that holds the rebuild lock before reading the table itself.
 	SnapshotWait time.Duration
@@ -290,6 +293,9 @@ func New(cfg Config) (*Validator, error) {
 	v.rebuildNow = make(chan struct{}, 1)
 	v.readyCh = make(chan struct{})
 	v.budget.Store(int64(cfg.MemoryBudgetMiB) << 20)
+	if cfg.MemoryBudgetBytes > 0 {
+		v.budget.Store(cfg.MemoryBudgetBytes)
+	}
 	v.batch = newBatcher(v, cfg)
 	v.refreshAfter = cfg.PositiveTTL - time.Duration(float64(cfg.PositiveTTL)*cfg.RefreshAhead)
 	v.metrics = newMetrics(reg, v)

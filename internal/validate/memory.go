@@ -98,14 +98,15 @@ func (v *Validator) applyRemote(e apikey.Event, src source) {
 // see applyLocal).
 //
 // In memory mode the key's record is written too: the event's record when
-// it has one that is not stale, else it is dropped and fetched again in
-// the background (prefetch), and meanwhile the filter and a lookup answer.
+// it has one that is not stale (a creation's always, see there), else it
+// is dropped and fetched again in the background (prefetch), and
+// meanwhile the filter and a lookup answer.
 func (v *Validator) applyEvent(e apikey.Event, src source, change func(rule func(stale bool))) {
 	fetch := false
 	switch e.Kind {
 	case apikey.EventCreated:
 		v.filter.add(e.Hash)
-		change(func(stale bool) {
+		change(func(bool) {
 			// A key is never un-revoked: a late "created" (a slow NOTIFY, a
 			// sync that read the row before its revocation) keeps a REVOKED
 			// answer.
@@ -116,14 +117,20 @@ func (v *Validator) applyEvent(e apikey.Event, src source, change func(rule func
 			if !v.res.active() || ok && n.Value.code == outcome.Revoked {
 				return
 			}
-			if e.Key != nil && !stale {
+			if r, held := v.res.get(&e.Hash); held && r.RevokedAt != nil {
+				return
+			}
+			// A creation's record is trusted even when the stripe moved
+			// (stale): what moves it before CreateKey returns is the write's
+			// own NOTIFY echo or a change to another key of the stripe.
+			// Nothing else can change this key yet, since no one has its
+			// id or secret until the call returns; a revocation that came
+			// first anyway is kept above. Dropping it instead cost a fetch
+			// per creation.
+			if e.Key != nil {
 				v.remember(e.Key)
-			} else {
-				// A record read before a change that reached memory first
-				// (a revocation's NOTIFY that beat this write's return)
-				// must not be written over it.
-				v.res.drop(e.Hash)
-				fetch = true
+			} else if !v.res.has(e.Hash) {
+				fetch = true // another replica's creation: fetch its record
 			}
 		})
 	case apikey.EventRevoked:

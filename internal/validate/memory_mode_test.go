@@ -56,11 +56,18 @@ func TestMemoryModeAnswersFirstSeenKeysWithoutLookups(t *testing.T) {
 	if r.Code != outcome.Valid || r.Path == validate.PathLookup || b.tr.lookups.Load() != start {
 		t.Fatalf("key created on another replica: %v from %v, want VALID without a lookup", r.Code, r.Path)
 	}
-	// Created on B itself: its record is in memory when CreateKey returns,
-	// or soon after when the write's own NOTIFY overtook it (the record in
-	// hand is then not trusted, and fetched again).
-	g2, _ := b.create(t, nil)
-	waitFor(t, 10*time.Second, func() bool { return validate.InMemory(b.v, g2.Hash) })
+	// Created on B itself: its record is in memory when CreateKey returns
+	// (even when the write's own NOTIFY overtook it), with no statement.
+	before2 := b.tr.lookups.Load()
+	for range 20 {
+		g2, _ := b.create(t, nil)
+		if !validate.InMemory(b.v, g2.Hash) {
+			t.Fatal("a key this replica created is not in memory when CreateKey returned")
+		}
+	}
+	if n := b.tr.lookups.Load() - before2; n != 0 {
+		t.Fatalf("20 keys created here made %d key-reading statements, want 0", n)
+	}
 	// An unknown key is still NOT_FOUND, never VALID.
 	if r := mustValidate(t, b.v, b.unknownKey(t)); r.Code != outcome.NotFound {
 		t.Fatalf("unknown key: %v", r.Code)
@@ -120,9 +127,8 @@ func TestMemoryModeFallsBackWhenTheKeysDoNotFit(t *testing.T) {
 		g, _ := a.create(t, nil)
 		gs = append(gs, g)
 	}
-	b := setupOn(t, u, false, memoryOn, func(c *validate.Config) { c.WarmKeys = -1 })
-	validate.SetMemoryBudget(b.v, 50*100) // 50 keys' worth: the estimate may say yes, the rows say no
-	waitForLoad(t, b.v, 20*time.Second)
+	// 5,000 bytes: about 30 keys' worth.
+	b := setupOn(t, u, true, memoryOn, func(c *validate.Config) { c.WarmKeys, c.MemoryBudgetBytes = -1, 50*100 })
 	if m := validate.Mode(b.v); m != "filter" {
 		t.Fatalf("mode %q with 200 keys and a budget for 50, want filter", m)
 	}
@@ -165,9 +171,8 @@ func TestMemoryModeOverflowWhileReading(t *testing.T) {
 		}
 		gs = append(gs, g)
 	}
-	b := setupOn(t, u, false, memoryOn)
-	validate.SetMemoryBudget(b.v, 50*400) // the count says 50 × 160 B fits; the records take over 1 kB each
-	waitForLoad(t, b.v, 20*time.Second)
+	// The count says 50 × 160 B fits; the records take over 1 kB each.
+	b := setupOn(t, u, true, memoryOn, func(c *validate.Config) { c.MemoryBudgetBytes = 50 * 400 })
 	if m := validate.Mode(b.v); m != "filter" {
 		t.Fatalf("mode %q after records overflowed the budget, want filter", m)
 	}

@@ -13,13 +13,14 @@ package validate
 // it: no lookup that read the row before the revoke can cache VALID.
 //
 // A write on this replica also sends NOTIFY, which Postgres delivers to
-// this replica's own LISTEN connection too. An update or a rotation
-// expects that echo before it commits, and it is swallowed once when it
-// arrives, so it neither counts as another change nor is applied twice. A
-// create or a revocation expects it after the commit: an echo that beats
-// it is applied twice, which costs one more epoch bump (fills in flight are
-// dropped and looked up again) and nothing else, since a key is created
-// once and revoked once; its expectation then lapses within a minute.
+// this replica's own LISTEN connection too. A create, an update or a
+// rotation expects that echo before it commits, and it is swallowed once
+// when it arrives, so it neither counts as another change nor is applied
+// twice (a create that fails forgets it: its commit may have happened). A
+// revocation expects it after the commit: an echo that beats it is applied
+// twice, which costs one more epoch bump (fills in flight are dropped and
+// looked up again) and nothing else, since a key is revoked once; its
+// expectation then lapses within a minute.
 //
 // Every user goes through memoryProtocol's methods; nothing else touches a
 // stripe or the expected echoes.
