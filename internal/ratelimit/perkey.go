@@ -36,6 +36,7 @@ type KeyBudgets interface {
 // Local keeps budgets in this process: each replica has its own.
 type Local struct {
 	now     func() time.Time
+	idle    time.Duration
 	buckets *otter.Cache[string, *bucket]
 }
 
@@ -43,6 +44,9 @@ type bucket struct {
 	mu    sync.Mutex
 	limit apikey.RateLimit
 	lim   *rate.Limiter
+	// renewed: unix nanos (Local.now) when the bucket's life in the cache
+	// was last renewed.
+	renewed atomic.Int64
 }
 
 var _ KeyBudgets = (*Local)(nil)
@@ -50,29 +54,51 @@ var _ KeyBudgets = (*Local)(nil)
 // NewLocal keeps up to size buckets, forgetting those idle for longer than
 // idle (a forgotten bucket starts full again).
 func NewLocal(size int, idle time.Duration, now func() time.Time) *Local {
+	var clock otter.Clock = otter.NewCoarseClock(time.Second)
 	if now == nil {
 		now = time.Now
+	} else {
+		clock = nowClock{now} // an injected clock (tests) drives expiry too
 	}
-	// A bucket is kept at least as long as it takes to refill: forgetting
-	// it sooner would hand a key with a long period a fresh budget.
-	life := func(e otter.Entry[string, *bucket]) time.Duration {
-		l := e.Value.limit
-		return max(idle, time.Duration(float64(l.Period)*float64(l.Burst)/float64(l.Limit)))
-	}
-	return &Local{now: now, buckets: otter.Must(&otter.Options[string, *bucket]{
+	// A bucket is kept at least as long as it takes to refill (life):
+	// forgetting it sooner would hand a key with a long period a fresh
+	// budget. Its cache entry expires 2 x life after it was last written,
+	// and Take writes it again once life has passed since: so a bucket in
+	// use stays, and an idle one goes between life and 2 x life after its
+	// last use. (Expiring on access instead made otter compute a deadline
+	// on every read: most of a warm Validate's time in this package.)
+	s := &Local{now: now, idle: idle}
+	s.buckets = otter.Must(&otter.Options[string, *bucket]{
 		MaximumSize:      size,
-		ExpiryCalculator: otter.ExpiryAccessingFunc(life),
-		Clock:            otter.NewCoarseClock(time.Second),
-	})}
+		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *bucket]) time.Duration { return 2 * s.life(e.Value.limit) }),
+		Clock:            clock,
+	})
+	return s
+}
+
+// nowClock adapts an injected clock for otter; it has no ticker, so
+// expiry happens on access only.
+type nowClock struct{ now func() time.Time }
+
+func (c nowClock) NowNano() int64                      { return c.now().UnixNano() }
+func (c nowClock) Tick(time.Duration) <-chan time.Time { return nil }
+
+// life is how long an idle bucket of limit l is kept at least.
+func (s *Local) life(l apikey.RateLimit) time.Duration {
+	return max(s.idle, time.Duration(float64(l.Period)*float64(l.Burst)/float64(l.Limit)))
 }
 
 // Take spends cost from key's bucket.
 func (s *Local) Take(_ context.Context, key string, l apikey.RateLimit, cost int) (apikey.Budget, error) {
+	now := s.now()
 	b, ok := s.buckets.GetIfPresent(key)
 	if !ok {
-		b, _ = s.buckets.SetIfAbsent(key, &bucket{limit: l, lim: rate.NewLimiter(perSecond(l), l.Burst)})
+		fresh := &bucket{limit: l, lim: rate.NewLimiter(perSecond(l), l.Burst)}
+		fresh.renewed.Store(now.UnixNano())
+		b, _ = s.buckets.SetIfAbsent(key, fresh)
+	} else if r := b.renewed.Load(); now.UnixNano()-r >= int64(s.life(l)) && b.renewed.CompareAndSwap(r, now.UnixNano()) {
+		s.buckets.Set(key, b) // in use: its life starts again
 	}
-	now := s.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.limit != l {

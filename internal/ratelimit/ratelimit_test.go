@@ -282,3 +282,34 @@ func TestGroupKeepsIPv4AndFoldsIPv6To64(t *testing.T) {
 		t.Fatal("IPv4 (or IPv4-mapped) addresses must stay whole")
 	}
 }
+
+// TestLocalKeepsABucketInUse: a bucket in steady use is never forgotten
+// (a forgotten one starts full again, handing out calls the limit did not
+// allow), however long it is used; an idle one is forgotten only once it
+// would have refilled anyway.
+func TestLocalKeepsABucketInUse(t *testing.T) {
+	c := &clock{now: time.Unix(1_700_000_000, 0)}
+	s := ratelimit.NewLocal(100, time.Minute, c.Now)
+	// 2 calls an hour, burst 2: a full refill takes an hour.
+	l := apikey.RateLimit{Limit: 2, Period: time.Hour, Burst: 2}
+	// One call every 20 minutes for 10 hours: a token comes every 30, so
+	// every third call from the fourth on is refused.
+	allowed := 0
+	for i := 0; i < 30; i++ {
+		d, _ := s.Take(context.Background(), "k", l, 1)
+		if d.Allowed {
+			allowed++
+		}
+		c.Advance(20 * time.Minute)
+	}
+	// 2 to start with, then 2 an hour for the 10 hours that followed the first call,
+	// less the one still refilling at the end.
+	if allowed != 21 {
+		t.Fatalf("%d of 30 calls allowed over 10 hours at 2 an hour (burst 2), want 21: the bucket was forgotten in use", allowed)
+	}
+	// Idle for 3 hours: forgotten or refilled, it is full.
+	c.Advance(3 * time.Hour)
+	if d, _ := s.Take(context.Background(), "k", l, 0); d.Remaining != 2 {
+		t.Fatalf("after 3 idle hours: %+v, want full", d)
+	}
+}
