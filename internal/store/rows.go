@@ -93,7 +93,7 @@ func fromRow(r dbsqlc.APIKey) (apikey.Key, error) {
 		}
 		k.RateLimit = &apikey.RateLimit{Limit: int(r.RateLimit.Int32), Period: period, Burst: burst}
 	}
-	if len(r.Metadata) > 0 {
+	if len(r.Metadata) > 0 && string(r.Metadata) != "{}" { // most keys have none
 		if err := json.Unmarshal(r.Metadata, &k.Metadata); err != nil {
 			return apikey.Key{}, fmt.Errorf("store: decoding metadata of key %s: %w", r.ID, err)
 		}

@@ -382,8 +382,9 @@ func (v *Validator) fullReadRecords(ctx context.Context) error {
 	// The read left about as much garbage as the records it kept (each
 	// row decoded whole, then encoded): give it back to the system now,
 	// not at the collector's leisure, so the replica's memory is what it
-	// holds. The records have no pointers: the collection is short.
-	debug.FreeOSMemory()
+	// holds (the records have no pointers: the collection is short). In
+	// the background: the replica need not wait for it to be ready.
+	go debug.FreeOSMemory()
 	return nil
 }
 
