@@ -85,3 +85,35 @@ func BenchmarkResidentMemory(b *testing.B) {
 		runtime.KeepAlive(t)
 	}
 }
+
+// TestRecordsCompactKeepsOnlyLiveRecords: a key rewritten many times
+// leaves dead records behind until the arena is compacted; after it,
+// every key reads its newest record and the arena holds only live ones.
+func TestRecordsCompactKeepsOnlyLiveRecords(t *testing.T) {
+	tb := newRecords()
+	var h1, h2 keys.Hash // one shard: the same first byte
+	h2[1] = 1
+	now := time.Unix(1_800_000_000, 0)
+	for i := range 5000 {
+		k := apikey.Key{ID: uuid.New(), CreatedAt: now, Name: fmt.Sprintf("name-%040d", i)}
+		tb.putRaw(h1, encodeRecord(nil, &k))
+	}
+	tb.putRaw(h2, encodeRecord(nil, &apikey.Key{ID: uuid.New(), CreatedAt: now, Name: "other"}))
+	if k, ok := tb.get(&h1); !ok || k.Name != fmt.Sprintf("name-%040d", 4999) {
+		t.Fatalf("h1 reads %q, want the newest record", k.Name)
+	}
+	if k, ok := tb.get(&h2); !ok || k.Name != "other" {
+		t.Fatalf("h2 reads %q", k.Name)
+	}
+	s := &tb.shards[0]
+	live := recordLen(s.data[s.idx[h1]:]) + recordLen(s.data[s.idx[h2]:])
+	if got := len(s.data) - s.dead; got != live {
+		t.Fatalf("arena: %d bytes counted live, the two live records take %d", got, live)
+	}
+	if len(s.data) > 200<<10 {
+		t.Fatalf("arena of %d bytes after 5000 rewrites of one key: never compacted", len(s.data))
+	}
+	if n := tb.keys.Load(); n != 2 {
+		t.Fatalf("%d keys counted, want 2", n)
+	}
+}

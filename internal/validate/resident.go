@@ -114,6 +114,7 @@ func (t *records) putRaw(h keys.Hash, rec []byte) {
 	s.mu.Lock()
 	if old, ok := s.idx[h]; ok {
 		s.dead += recordLen(s.data[old:])
+		delete(s.idx, h) // so a compaction does not carry the old record over
 	} else {
 		t.keys.Add(1)
 		t.bytes.Add(slotBytes)
