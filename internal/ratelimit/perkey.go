@@ -45,8 +45,9 @@ type bucket struct {
 	limit apikey.RateLimit
 	lim   *rate.Limiter
 	// renewed: unix nanos (Local.now) when the bucket's life in the cache
-	// was last renewed.
-	renewed atomic.Int64
+	// was last renewed; life: that life (nanoseconds), for limit, read by
+	// the cache's expiry without mu.
+	renewed, life atomic.Int64
 }
 
 var _ KeyBudgets = (*Local)(nil)
@@ -70,7 +71,7 @@ func NewLocal(size int, idle time.Duration, now func() time.Time) *Local {
 	s := &Local{now: now, idle: idle}
 	s.buckets = otter.Must(&otter.Options[string, *bucket]{
 		MaximumSize:      size,
-		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *bucket]) time.Duration { return 2 * s.life(e.Value.limit) }),
+		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *bucket]) time.Duration { return 2 * time.Duration(e.Value.life.Load()) }),
 		Clock:            clock,
 	})
 	return s
@@ -95,17 +96,22 @@ func (s *Local) Take(_ context.Context, key string, l apikey.RateLimit, cost int
 	if !ok {
 		fresh := &bucket{limit: l, lim: rate.NewLimiter(perSecond(l), l.Burst)}
 		fresh.renewed.Store(now.UnixNano())
+		fresh.life.Store(int64(s.life(l)))
 		b, _ = s.buckets.SetIfAbsent(key, fresh)
-	} else if r := b.renewed.Load(); now.UnixNano()-r >= int64(s.life(l)) && b.renewed.CompareAndSwap(r, now.UnixNano()) {
+	} else if r := b.renewed.Load(); now.UnixNano()-r >= b.life.Load() && b.renewed.CompareAndSwap(r, now.UnixNano()) {
 		s.buckets.Set(key, b) // in use: its life starts again
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.limit != l {
-		// The key's limit changed: keep what was spent, in the new shape.
+		// The key's limit changed: keep what was spent, in the new shape,
+		// and start its life again with the new limit's.
 		b.lim.SetLimitAt(now, perSecond(l))
 		b.lim.SetBurstAt(now, l.Burst)
 		b.limit = l
+		b.life.Store(int64(s.life(l)))
+		b.renewed.Store(now.UnixNano())
+		s.buckets.Set(key, b)
 	}
 	allowed := true
 	if cost > 0 {

@@ -313,3 +313,43 @@ func TestLocalKeepsABucketInUse(t *testing.T) {
 		t.Fatalf("after 3 idle hours: %+v, want full", d)
 	}
 }
+
+// TestLocalLimitChangeRacesNothing: a key's limit changing while other
+// calls take from its bucket and renew its life is no data race (run
+// under -race), and the new limit's life holds the bucket.
+func TestLocalLimitChangeRacesNothing(t *testing.T) {
+	c := &clock{now: time.Unix(1_700_000_000, 0)}
+	s := ratelimit.NewLocal(100, time.Second, c.Now)
+	slow := apikey.RateLimit{Limit: 1, Period: time.Hour, Burst: 1}
+	fast := apikey.RateLimit{Limit: 1000, Period: time.Second, Burst: 1000}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 500 {
+				l := fast
+				if (i+w)%2 == 0 {
+					l = slow
+				}
+				_, _ = s.Take(context.Background(), "k", l, 0)
+			}
+		})
+	}
+	wg.Wait()
+	// Now the slow limit, spent: an hour to refill. Used every 45 minutes
+	// for 4.5 hours, it is never forgotten (a forgotten bucket starts full).
+	_, _ = s.Take(context.Background(), "k", slow, 1)
+	_, _ = s.Take(context.Background(), "k", slow, 1)
+	allowed := 0
+	for range 6 {
+		c.Advance(45 * time.Minute)
+		if d, _ := s.Take(context.Background(), "k", slow, 1); d.Allowed {
+			allowed++
+		}
+	}
+	// Tokens (burst 1) at 45, 90, 135, 180, 225, 270 minutes: 0.75, 1, 0.75,
+	// 1, 0.75, 1: allowed at 90, 180 and 270. A bucket forgotten two hours
+	// after its first write would start full at 135: 4.
+	if allowed != 3 {
+		t.Fatalf("%d of 6 calls allowed over 4.5 hours at 1 an hour, want 3", allowed)
+	}
+}

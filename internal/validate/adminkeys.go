@@ -60,8 +60,10 @@ func (k *AdminKeys) CreateKey(ctx context.Context, nk apikey.NewKey) (apikey.Key
 	k.v.mem.expectEcho(apikey.EventCreated, nk.Hash, time.Time{})
 	rec, err := k.store.CreateKey(ctx, nk)
 	if err != nil {
-		// The commit may still have happened: a late echo is applied.
-		k.v.mem.unsure(apikey.EventCreated, nk.Hash, time.Time{})
+		// The commit may still have happened (and its echo been
+		// swallowed): applied as if sync had found it, which costs a
+		// filter entry and nothing else if it did not.
+		k.v.unsure(apikey.EventCreated, &apikey.Key{Hash: nk.Hash})
 		return rec, k.settle(ctx, err)
 	}
 	k.v.applyLocal(apikey.Event{Kind: apikey.EventCreated, Hash: rec.Hash, Key: &rec}, before)

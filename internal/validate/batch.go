@@ -245,9 +245,7 @@ func (b *batcher) run(batch []*lookupReq) {
 		}
 		kc := *k
 		v.mem.fill(r.h, r.ticket, func() {
-			if v.res.active() {
-				v.remember(&kc)
-			}
+			v.remember(&kc) // also while a load entering memory mode reads (see revoked)
 			if code := verify.State(&kc, now); code != outcome.Valid {
 				v.neg.Set(r.h, negEntry{code: code, key: &kc})
 				// A stale positive entry must not outlive what the database said.

@@ -111,6 +111,8 @@ func TestAWritersNotifyEchoIsAppliedOnce(t *testing.T) {
 	created := apikey.Event{Kind: apikey.EventCreated, Hash: rec.Hash, Key: &rec}
 	applied := func(src source) float64 { return EventsApplied(v, string(apikey.EventCreated), src.String()) }
 
+	// As AdminKeys.CreateKey: the echo is expected before the write commits.
+	v.mem.expectEcho(apikey.EventCreated, rec.Hash, time.Time{})
 	v.applyLocal(created, v.mem.snapshot())
 	epoch := v.mem.begin(rec.Hash)
 	v.applyRemote(apikey.Event{Kind: created.Kind, Hash: created.Hash}, fromNotify)

@@ -79,7 +79,12 @@ func (s source) String() string {
 // whatever came meanwhile (a key is never un-revoked). The write's NOTIFY
 // echo is expected, so it is not applied again when it comes back.
 func (v *Validator) applyLocal(e apikey.Event, before *epochs) {
-	v.mem.expectEcho(e.Kind, e.Hash, e.At)
+	if e.Kind != apikey.EventCreated {
+		// A creation expects its echo before it commits (CreateKey,
+		// RotateKey); expected again here it would linger for a minute
+		// once the echo had come.
+		v.mem.expectEcho(e.Kind, e.Hash, e.At)
+	}
 	v.applyEvent(e, fromLocal, func(rule func(stale bool)) { v.mem.changeAfter(e.Hash, before, rule) })
 }
 
@@ -106,7 +111,7 @@ func (v *Validator) applyEvent(e apikey.Event, src source, change func(rule func
 	switch e.Kind {
 	case apikey.EventCreated:
 		v.filter.add(e.Hash)
-		change(func(bool) {
+		change(func(stale bool) {
 			// A key is never un-revoked: a late "created" (a slow NOTIFY, a
 			// sync that read the row before its revocation) keeps a REVOKED
 			// answer.
@@ -114,23 +119,27 @@ func (v *Validator) applyEvent(e apikey.Event, src source, change func(rule func
 			if !ok || n.Value.code != outcome.Revoked {
 				v.neg.Invalidate(e.Hash)
 			}
-			if !v.res.active() || ok && n.Value.code == outcome.Revoked {
+			if ok && n.Value.code == outcome.Revoked {
 				return
 			}
 			if r, held := v.res.get(&e.Hash); held && r.RevokedAt != nil {
 				return
 			}
-			// A creation's record is trusted even when the stripe moved
-			// (stale): what moves it before CreateKey returns is the write's
-			// own NOTIFY echo or a change to another key of the stripe.
-			// Nothing else can change this key yet, since no one has its
-			// id or secret until the call returns; a revocation that came
-			// first anyway is kept above. Dropping it instead cost a fetch
-			// per creation.
-			if e.Key != nil {
+			// Memory mode's record, written whether or not the mode is on
+			// (see revoked). A record in hand is trusted unless the stripe
+			// moved since the write began (stale): then another change,
+			// perhaps this key's revocation by a replica that learned its
+			// id, may have come first, and the record is fetched again. A
+			// creation's own NOTIFY echo no longer moves the stripe (it is
+			// expected before the commit), so that is rare.
+			switch {
+			case e.Key != nil && !stale:
 				v.remember(e.Key)
-			} else if !v.res.has(e.Hash) {
-				fetch = true // another replica's creation: fetch its record
+			case e.Key != nil:
+				v.res.drop(e.Hash)
+				fetch = v.res.active()
+			case !v.res.has(e.Hash):
+				fetch = v.res.active() // another replica's creation: fetch its record
 			}
 		})
 	case apikey.EventRevoked:
@@ -196,9 +205,9 @@ func (v *Validator) revoked(e apikey.Event) (fetch bool) {
 		// Known record: answer REVOKED from memory from now on. Otherwise
 		// the next Validate looks the key up once and caches the answer.
 		v.neg.Set(e.Hash, negEntry{code: outcome.Revoked, key: rec})
-		if v.res.active() {
-			v.remember(rec)
-		}
+		// Written whether or not memory mode is on: a load entering it
+		// records what changed while it read (resident.write).
+		v.remember(rec)
 		return false
 	}
 	// Not known here: dropped (nothing to fetch: the filter and a lookup
@@ -216,13 +225,12 @@ func (v *Validator) updated(h keys.Hash, rec *apikey.Key) (fetch bool) {
 		return false
 	}
 	v.neg.Invalidate(h)
-	if v.res.active() {
-		if rec != nil {
-			v.remember(rec)
-		} else {
-			v.res.drop(h)
-			fetch = true
-		}
+	// Written whether or not memory mode is on (see revoked).
+	if rec != nil {
+		v.remember(rec)
+	} else {
+		v.res.drop(h)
+		fetch = v.res.active()
 	}
 	if rec == nil {
 		return fetch

@@ -237,3 +237,49 @@ func TestMemoryModeRebuildKeepsChangesMadeDuringIt(t *testing.T) {
 		t.Fatalf("key updated during the rebuild: %v %q, want VALID renamed", r.Code, r.Key.Name)
 	}
 }
+
+// TestRevocationWhileEnteringMemoryMode: a replica in filter mode whose
+// next load enters memory mode, with a key revoked here while that load
+// reads the table (its snapshot still has the key active): once the
+// REVOKED answer has left the negative cache, the key is still never
+// VALID. (Memory mode's writes were skipped while no table was current,
+// so the new table kept the snapshot's record.)
+func TestRevocationWhileEnteringMemoryMode(t *testing.T) {
+	t.Parallel()
+	u, _ := testdb.New(t)
+	a := setupOn(t, u, true)
+	for range 3 {
+		a.create(t, nil)
+	}
+	h := &keysHook{}
+	b := setupOn(t, u, true, func(c *validate.Config) {
+		h.Store = c.Store
+		c.Store = h
+		c.MemoryBudgetBytes = 1 // filter mode at the first load
+		c.SyncInterval = time.Hour
+	})
+	if m := validate.Mode(b.v); m != "filter" {
+		t.Fatalf("mode %q, want filter", m)
+	}
+	g, k := b.create(t, nil)
+	if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Valid {
+		t.Fatalf("before: %v", r.Code)
+	}
+	during := func() { b.revoke(t, k) }
+	h.during.Store(&during)
+	validate.SetMemoryBudget(b.v, 64<<20)
+	if err := validate.Rebuild(b.v, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if m := validate.Mode(b.v); m != "memory" {
+		t.Fatalf("mode %q after the load, want memory", m)
+	}
+	if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Revoked {
+		t.Fatalf("right after: %v, want REVOKED", r.Code)
+	}
+	b.clock.Advance(31 * time.Second) // the negative entry expires
+	r, err := b.v.Validate(context.Background(), g.Secret)
+	if err == nil && r.Code == outcome.Valid {
+		t.Fatalf("a key revoked here during the load is VALID from %v once its negative entry expired", r.Path)
+	}
+}
