@@ -143,7 +143,7 @@ func (v *Validator) applyEvent(e apikey.Event, src source, change func(rule func
 			}
 		})
 	case apikey.EventRevoked:
-		change(func(bool) { fetch = v.revoked(e) })
+		change(func(bool) { v.revoked(e) })
 	case apikey.EventUpdated:
 		// The record changed (fields, expiry, enabled, allowed addresses,
 		// limit): what memory holds of it is out of date. The replica that
@@ -167,10 +167,10 @@ func (v *Validator) applyEvent(e apikey.Event, src source, change func(rule func
 	}
 }
 
-// revoked is a revocation's rule, under the stripe lock. It reports
-// whether memory mode must fetch the record again (never: a revoked key
-// memory does not know is answered by the filter and a lookup).
-func (v *Validator) revoked(e apikey.Event) (fetch bool) {
+// revoked is a revocation's rule, under the stripe lock. Memory mode
+// fetches nothing for it: a revoked key memory does not know is answered
+// by the filter and a lookup.
+func (v *Validator) revoked(e apikey.Event) {
 	old, had := v.pos.Invalidate(e.Hash)
 	rec := e.Key
 	if rec == nil {
@@ -208,12 +208,11 @@ func (v *Validator) revoked(e apikey.Event) (fetch bool) {
 		// Written whether or not memory mode is on: a load entering it
 		// records what changed while it read (resident.write).
 		v.remember(rec)
-		return false
+		return
 	}
-	// Not known here: dropped (nothing to fetch: the filter and a lookup
-	// answer for it, as in filter mode).
+	// Not known here: dropped (the filter and a lookup answer for it, as
+	// in filter mode).
 	v.res.drop(e.Hash)
-	return false
 }
 
 // updated is an update's rule, under the stripe lock: memory drops what it
