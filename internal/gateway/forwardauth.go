@@ -92,8 +92,8 @@ type authDecision struct {
 
 // decide maps a Validate answer (or error) to a gateway decision.
 func decide(resp *keyservicev1.ValidateResponse, err error, keyHeader string, retryMD metadata.MD) authDecision {
-	challenge := map[string]string{"WWW-Authenticate": challengeFor(keyHeader)}
 	if err != nil {
+		challenge := map[string]string{"WWW-Authenticate": challengeFor(keyHeader)}
 		switch status.Code(err) {
 		case codes.ResourceExhausted:
 			h := map[string]string{"Retry-After": "1"}
@@ -164,10 +164,11 @@ func decide(resp *keyservicev1.ValidateResponse, err error, keyHeader string, re
 	// table: MALFORMED, NOT_FOUND, REVOKED, EXPIRED, DISABLED look the same
 	// from outside (401, invalid_token); a good key the route may not use
 	// is 403 (insufficient_scope, or not from this address).
+	challenge := challengeFor(keyHeader)
 	if row.Challenge != "" {
-		challenge["WWW-Authenticate"] += ", " + row.Challenge
+		challenge += ", " + row.Challenge
 	}
-	return authDecision{status: row.HTTP, headers: challenge, reason: reason}
+	return authDecision{status: row.HTTP, headers: map[string]string{"WWW-Authenticate": challenge}, reason: reason}
 }
 
 // holderName names whose budget refused, as headers say it.
@@ -274,9 +275,9 @@ func ForwardAuth(svc keyservicev1.KeyServiceServer, keyHeader string, trusted []
 				// chain at all: the gateway names no end client.)
 				g.ChainUnusable = true
 			}
-			md := metadata.MD{}
+			var md metadata.MD // none unless the gateway sends its token: nothing to allocate per call
 			if tok := r.Header.Get(callerTokenHeader); tok != "" {
-				md.Set("authorization", "Bearer "+tok)
+				md = metadata.Pairs("authorization", "Bearer "+tok)
 			}
 			var stream runtime.ServerTransportStream
 			ctx := caller.WithGatewayCall(caller.WithHTTPCall(r.Context(), g), ok && end == g.ClientAddr)

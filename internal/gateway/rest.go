@@ -38,10 +38,10 @@ import (
 // unknown fields and unknown query parameters. Errors are RESTError. srv must already run through the
 // interceptor chain (middleware.Bind).
 func REST(ctx context.Context, srv keyservicev1.KeyServiceServer, maxBody int64, trusted []netip.Prefix) (http.Handler, error) {
-	marshaler := strictJSON{&runtime.JSONPb{
+	marshaler := fastJSON{strictJSON{&runtime.JSONPb{
 		MarshalOptions:   jsonOptions,
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}}
+	}}}
 	// grpc-gateway keeps the query parser in a package variable, which
 	// SetQueryParameterParser writes each time a mux is built: set it once,
 	// so a second server in the process (tests, the bench) does not write it

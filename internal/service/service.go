@@ -256,14 +256,18 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 			return nil, err
 		}
 	}
-	out := &keyservicev1.ValidateResponse{Valid: verdict.Code == outcome.Valid, Code: keyservicev1.Code(verdict.Code)}
+	a := new(validateAnswer)
+	out := &a.resp
+	out.Valid, out.Code = verdict.Code == outcome.Valid, keyservicev1.Code(verdict.Code)
 	if res.Key != nil && (len(res.Key.AllowedCIDRs) == 0 || verify.Inside(res.Key, &call)) {
 		// A pinned key's record is shown only inside its allowed addresses:
 		// not to whoever holds the key elsewhere (FORBIDDEN has none).
 		out.Key = s.view(res)
 	}
 	if verdict.Asked {
-		out.RateLimit = budgetToProto(verdict.Budget)
+		a.budget.Limit, a.budget.Remaining = int64(verdict.Budget.Limit), int64(verdict.Budget.Remaining)
+		a.reset.Seconds, a.reset.Nanos = durationParts(verdict.Budget.Reset)
+		a.budget.Reset_, out.RateLimit = &a.reset, &a.budget
 	}
 	if verdict.CreditsAsked {
 		out.Credits = creditStatusToProto(verdict.Credits)
@@ -301,6 +305,21 @@ func (s *Service) spend(ctx context.Context, k *apikey.Key, cost int) (apikey.Bu
 // apart from keys').
 func (s *Service) ownerSpend(ctx context.Context, o *apikey.Owner, cost int) (apikey.Budget, error) {
 	return s.keyLimits.Take(ctx, "owner:"+o.ID.String(), *o.RateLimit, cost)
+}
+
+// validateAnswer is a Validate response with the key's budget in the same
+// allocation: the usual answer (valid, with a budget) is one allocation
+// instead of three.
+type validateAnswer struct {
+	resp   keyservicev1.ValidateResponse
+	budget keyservicev1.RateLimitStatus
+	reset  durationpb.Duration
+}
+
+// durationParts is d as durationpb.New splits it.
+func durationParts(d time.Duration) (int64, int32) {
+	nanos := d.Nanoseconds()
+	return nanos / 1e9, int32(nanos % 1e9)
 }
 
 func budgetToProto(b apikey.Budget) *keyservicev1.RateLimitStatus {
