@@ -84,6 +84,7 @@ func openPool(ctx context.Context, c PoolConfig, sl *slots) (*pgxpool.Pool, erro
 	if sl != nil {
 		cfg.BeforeConnect = sl.beforeConnect
 	}
+	UseTypes(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating pool: %w", err)

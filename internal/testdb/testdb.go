@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keyservice/keyservice/internal/pglocal"
+	"github.com/keyservice/keyservice/internal/store"
 )
 
 var (
@@ -218,7 +219,12 @@ func NewOn(t testing.TB, server string) (string, *pgxpool.Pool) {
 	u := createDatabase(t, server, tmpl)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pool, err := pgxpool.New(ctx, u)
+	cfg, err := pgxpool.ParseConfig(u)
+	if err != nil {
+		t.Fatalf("testdb: pool: %v", err)
+	}
+	store.UseTypes(cfg) // as the service's own pools
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		t.Fatalf("testdb: pool: %v", err)
 	}
