@@ -41,8 +41,8 @@ SELECT pg_try_advisory_lock(@lock_key::bigint) AS locked;
 SELECT pg_advisory_unlock(@lock_key::bigint);
 
 -- name: InsertSnapshot :one
-INSERT INTO filter_snapshots (watermark, keys, capacity, fp_rate, filter, checksum)
-VALUES (@watermark, @keys, @capacity, @fp_rate, @filter, @checksum)
+INSERT INTO filter_snapshots (watermark, keys, capacity, fp_rate, filter, records, checksum)
+VALUES (@watermark, @keys, @capacity, @fp_rate, @filter, sqlc.narg(records), @checksum)
 RETURNING id;
 
 -- name: DeleteSnapshotsBefore :exec
@@ -51,11 +51,16 @@ DELETE FROM filter_snapshots WHERE id < @before_id;
 
 -- name: NewestSnapshotInfo :one
 -- NewestSnapshotInfo describes the newest snapshot without its filter.
-SELECT id, created_at, watermark, extract(epoch FROM now() - created_at)::float8 AS age_seconds
+SELECT id, created_at, watermark, keys, (records IS NOT NULL)::bool AS has_records,
+    extract(epoch FROM now() - created_at)::float8 AS age_seconds
 FROM filter_snapshots ORDER BY id DESC LIMIT 1;
 
 -- name: GetSnapshot :one
-SELECT id, created_at, watermark, keys, capacity, fp_rate, filter, checksum
+-- GetSnapshot reads a snapshot, with its records (memory mode) only when
+-- asked: a replica in filter mode does not download them.
+SELECT id, created_at, watermark, keys, capacity, fp_rate, filter, checksum,
+    (CASE WHEN @with_records::bool THEN records END)::bytea AS records,
+    (records IS NOT NULL)::bool AS has_records
 FROM filter_snapshots WHERE id = @id;
 
 -- name: KeysChangedSince :many

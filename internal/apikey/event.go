@@ -156,11 +156,19 @@ type Snapshot struct {
 	Capacity  int64
 	FPRate    float64
 	Filter    []byte // the filter's binary form
+	// Records are memory mode's records of every active key (the
+	// validator's own versioned, checksummed format), when the writer kept
+	// them and the reader asked for them; HasRecords says whether the
+	// snapshot holds them.
+	Records    []byte
+	HasRecords bool
 }
 
 // SnapshotInfo describes a stored snapshot without its filter.
 type SnapshotInfo struct {
-	ID        int64
-	Watermark time.Time
-	Age       time.Duration // by the database clock
+	ID         int64
+	Watermark  time.Time
+	Age        time.Duration // by the database clock
+	Keys       int64
+	HasRecords bool
 }

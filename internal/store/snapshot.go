@@ -107,7 +107,7 @@ func (s *Store) WriteSnapshot(ctx context.Context, sn apikey.Snapshot) (int64, e
 		var err error
 		id, err = s.q.InsertSnapshot(ctx, tx, dbsqlc.InsertSnapshotParams{
 			Watermark: sn.Watermark, Keys: sn.Keys, Capacity: sn.Capacity, FpRate: sn.FPRate,
-			Filter: sn.Filter, Checksum: sum[:],
+			Filter: sn.Filter, Records: sn.Records, Checksum: sum[:],
 		})
 		if err != nil {
 			return fmt.Errorf("writing the filter snapshot: %w", err)
@@ -132,18 +132,20 @@ func (s *Store) NewestSnapshot(ctx context.Context) (info apikey.SnapshotInfo, o
 	if err != nil {
 		return info, false, classify(err)
 	}
-	return apikey.SnapshotInfo{ID: row.ID, Watermark: row.Watermark, Age: time.Duration(row.AgeSeconds * float64(time.Second))}, true, nil
+	return apikey.SnapshotInfo{ID: row.ID, Watermark: row.Watermark, Keys: row.Keys, HasRecords: row.HasRecords,
+		Age: time.Duration(row.AgeSeconds * float64(time.Second))}, true, nil
 }
 
-// LoadSnapshot reads snapshot id and checks it against its checksum
-// (ErrCorruptSnapshot).
-func (s *Store) LoadSnapshot(ctx context.Context, id int64) (apikey.Snapshot, error) {
+// LoadSnapshot reads snapshot id and checks its filter against its
+// checksum (ErrCorruptSnapshot); its records only when withRecords (they
+// carry their own checksum).
+func (s *Store) LoadSnapshot(ctx context.Context, id int64, withRecords bool) (apikey.Snapshot, error) {
 	var sn apikey.Snapshot
 	err := s.inTx(ctx, func(tx *writeTx) error {
 		if err := s.q.NoStatementTimeout(ctx, tx); err != nil {
 			return err
 		}
-		r, err := s.q.GetSnapshot(ctx, tx, id)
+		r, err := s.q.GetSnapshot(ctx, tx, dbsqlc.GetSnapshotParams{ID: id, WithRecords: withRecords})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return apikey.ErrNotFound
 		}
@@ -155,7 +157,7 @@ func (s *Store) LoadSnapshot(ctx context.Context, id int64) (apikey.Snapshot, er
 			return apikey.ErrCorruptSnapshot
 		}
 		sn = apikey.Snapshot{ID: r.ID, CreatedAt: r.CreatedAt, Watermark: r.Watermark, Keys: r.Keys,
-			Capacity: r.Capacity, FPRate: r.FpRate, Filter: r.Filter}
+			Capacity: r.Capacity, FPRate: r.FpRate, Filter: r.Filter, Records: r.Records, HasRecords: r.HasRecords}
 		return nil
 	})
 	return sn, err

@@ -52,12 +52,12 @@ func TestSnapshotsRoundTripAndAreChecked(t *testing.T) {
 	if err != nil || !ok || info.ID != ids[2] || !info.Watermark.Equal(wm) || info.Age < 0 || info.Age > time.Minute {
 		t.Fatalf("newest %+v %v %v", info, ok, err)
 	}
-	sn, err := b.store.LoadSnapshot(ctx, ids[2])
+	sn, err := b.store.LoadSnapshot(ctx, ids[2], false)
 	if err != nil || sn.Keys != 2 || !bytes.Equal(sn.Filter, []byte{1, 2, 3, 2}) || sn.FPRate != 0.001 || sn.Capacity != 100 {
 		t.Fatalf("loaded %+v, %v", sn, err)
 	}
 	// Only the newest two are kept.
-	if _, err := b.store.LoadSnapshot(ctx, ids[0]); !errors.Is(err, apikey.ErrNotFound) {
+	if _, err := b.store.LoadSnapshot(ctx, ids[0], false); !errors.Is(err, apikey.ErrNotFound) {
 		t.Fatalf("oldest snapshot: %v, want ErrNotFound", err)
 	}
 	conn, err := pgx.Connect(ctx, b.url)
@@ -68,7 +68,7 @@ func TestSnapshotsRoundTripAndAreChecked(t *testing.T) {
 	if _, err := conn.Exec(ctx, "UPDATE filter_snapshots SET filter = '\\x00'"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.store.LoadSnapshot(ctx, ids[2]); !errors.Is(err, apikey.ErrCorruptSnapshot) {
+	if _, err := b.store.LoadSnapshot(ctx, ids[2], false); !errors.Is(err, apikey.ErrCorruptSnapshot) {
 		t.Fatalf("altered snapshot: %v, want ErrCorruptSnapshot", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/testsignal"
 )
@@ -117,3 +118,6 @@ func SetMemoryBudget(v *Validator, bytes int64) { v.budget.Store(bytes) }
 
 // InMemory reports whether memory mode holds h's record.
 func InMemory(v *Validator, h keys.Hash) bool { return v.res.has(h) }
+
+// MemoryRecord is h's record in memory mode, without answering for it.
+func MemoryRecord(v *Validator, h keys.Hash) (apikey.Key, bool) { return v.res.get(&h) }

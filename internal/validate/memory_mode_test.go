@@ -283,3 +283,103 @@ func TestRevocationWhileEnteringMemoryMode(t *testing.T) {
 		t.Fatalf("a key revoked here during the load is VALID from %v once its negative entry expired", r.Path)
 	}
 }
+
+// TestMemoryModeSecondReplicaLoadsTheRecordsFromTheSnapshot: in memory
+// mode the replica that reads the table writes the records with the
+// filter; a second replica loads them instead of reading the table,
+// answers keys it never saw from memory with no lookup, and answers right
+// the keys changed after the snapshot was written (revoked: REVOKED;
+// created: VALID). Records that do not check out are not used: the table
+// is read.
+func TestMemoryModeSecondReplicaLoadsTheRecordsFromTheSnapshot(t *testing.T) {
+	t.Parallel()
+	u, pool := testdb.New(t)
+	seeder := setupOn(t, u, true)
+	var before []keys.Generated
+	var beforeKeys []apikey.Key
+	for range 300 {
+		g, k := seeder.create(t, nil)
+		before, beforeKeys = append(before, g), append(beforeKeys, k)
+	}
+	a := setupOn(t, u, true, memoryOn)
+	if validate.Mode(a.v) != "memory" || validate.FilterLoads(a.v, "full") != 1 || validate.FilterLoads(a.v, "written") != 1 {
+		t.Fatalf("first replica in memory mode: mode %s, %v full reads, %v snapshots written; want memory, 1, 1",
+			validate.Mode(a.v), validate.FilterLoads(a.v, "full"), validate.FilterLoads(a.v, "written"))
+	}
+	// Changed after the snapshot was written.
+	revoked := before[0]
+	a.revoke(t, beforeKeys[0])
+	created, _ := a.create(t, nil)
+
+	b := setupOn(t, u, true, memoryOn)
+	if n := validate.FilterLoads(b.v, "full"); n != 0 {
+		t.Fatalf("second replica read the table %v times, want 0 (the records are in the snapshot)", n)
+	}
+	if n := validate.FilterLoads(b.v, "snapshot"); n != 1 || validate.Mode(b.v) != "memory" {
+		t.Fatalf("second replica: %v snapshot loads, mode %s; want 1, memory", n, validate.Mode(b.v))
+	}
+	if r := mustValidate(t, b.v, revoked.Secret); r.Code != outcome.Revoked {
+		t.Fatalf("key revoked after the snapshot: %v from %v, want REVOKED", r.Code, r.Path)
+	}
+	waitFor(t, 10*time.Second, func() bool { return validate.InMemory(b.v, created.Hash) })
+	if r := mustValidate(t, b.v, created.Secret); r.Code != outcome.Valid {
+		t.Fatalf("key created after the snapshot: %v from %v, want VALID", r.Code, r.Path)
+	}
+	start := b.tr.lookups.Load()
+	for _, g := range before[1:] {
+		r := mustValidate(t, b.v, g.Secret)
+		if r.Code != outcome.Valid || r.Path != validate.PathMemory {
+			t.Fatalf("first Validate of a key loaded from the snapshot's records: %v from %v, want VALID from memory", r.Code, r.Path)
+		}
+	}
+	if n := b.tr.lookups.Load() - start; n != 0 {
+		t.Fatalf("299 first-seen keys made %d lookups, want 0", n)
+	}
+	if r := mustValidate(t, b.v, b.unknownKey(t)); r.Code != outcome.NotFound {
+		t.Fatalf("unknown key: %v", r.Code)
+	}
+
+	// A running replica that loads a newer snapshot: a key revoked after
+	// that snapshot was written (which this replica already applied to
+	// the records it held) stays revoked in the records it swaps in.
+	if err := validate.Rebuild(a.v, context.Background()); err != nil { // a writes a newer snapshot
+		t.Fatal(err)
+	}
+	later := before[1]
+	a.revoke(t, beforeKeys[1])
+	waitFor(t, 10*time.Second, func() bool { // b applied it to the records it holds (not asked: no cached answer)
+		k, ok := validate.MemoryRecord(b.v, later.Hash)
+		return !ok || k.RevokedAt != nil
+	})
+	if err := validate.Rebuild(b.v, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The record itself, not only the answer (a cached REVOKED answer
+	// would hide an active record until it expired).
+	if k, ok := validate.MemoryRecord(b.v, later.Hash); ok && k.RevokedAt == nil {
+		t.Fatal("after loading the newer snapshot, memory holds the revoked key's record as active")
+	}
+	if n := validate.FilterLoads(b.v, "snapshot"); n != 2 {
+		t.Fatalf("second replica's rebuild: %v snapshot loads, want 2", n)
+	}
+	for range 20 {
+		if r := mustValidate(t, b.v, later.Secret); r.Code != outcome.Revoked {
+			t.Fatalf("key revoked after the newer snapshot was written: %v from %v after loading it, want REVOKED", r.Code, r.Path)
+		}
+	}
+
+	// One byte of the records changed: their checksum fails, the third
+	// replica reads the table and is in memory mode all the same.
+	if _, err := pool.Exec(context.Background(), `UPDATE filter_snapshots SET records = set_byte(records, 100, get_byte(records, 100) # 1)
+		WHERE id = (SELECT max(id) FROM filter_snapshots)`); err != nil {
+		t.Fatal(err)
+	}
+	c := setupOn(t, u, true, memoryOn)
+	if validate.FilterLoads(c.v, "full") != 1 || validate.FilterLoads(c.v, "corrupt") != 1 || validate.Mode(c.v) != "memory" {
+		t.Fatalf("third replica with broken records: %v full reads, %v ignored as corrupt, mode %s; want 1, 1, memory",
+			validate.FilterLoads(c.v, "full"), validate.FilterLoads(c.v, "corrupt"), validate.Mode(c.v))
+	}
+	if r := mustValidate(t, c.v, before[2].Secret); r.Code != outcome.Valid {
+		t.Fatalf("third replica: %v", r.Code)
+	}
+}

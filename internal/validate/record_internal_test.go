@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -115,5 +116,55 @@ func TestRecordsCompactKeepsOnlyLiveRecords(t *testing.T) {
 	}
 	if n := tb.keys.Load(); n != 2 {
 		t.Fatalf("%d keys counted, want 2", n)
+	}
+}
+
+// TestSnapshotRecordsRoundTrip: memory mode's records written for the
+// fleet's snapshot load back to the same records, key for key; bytes that
+// are not such records (another version, a flipped byte, cut short, one
+// byte too many) are refused, never half-loaded.
+func TestSnapshotRecordsRoundTrip(t *testing.T) {
+	tb := newRecords()
+	now := time.Unix(1_800_000_000, 0)
+	want := map[keys.Hash]apikey.Key{}
+	for i := range 3000 {
+		var h keys.Hash
+		binary.BigEndian.PutUint64(h[:], uint64(i)*0x9e3779b97f4a7c15)
+		k := apikey.Key{ID: uuid.New(), CreatedAt: now, Name: fmt.Sprintf("key %d", i), Owner: "acme", Scopes: []string{"read"}}
+		tb.putRaw(h, encodeRecord(nil, &k))
+		want[h], _ = tb.get(&h) // as the writer's own table answers
+	}
+	raw := tb.marshal()
+	got, err := unmarshalRecords(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := got.keys.Load(); n != int64(len(want)) {
+		t.Fatalf("%d records loaded, want %d", n, len(want))
+	}
+	for h, k := range want {
+		if g, ok := got.get(&h); !ok || !reflect.DeepEqual(g, k) {
+			t.Fatalf("record %x: got %+v (%v), want %+v", h[:4], g, ok, k)
+		}
+	}
+	bad := map[string][]byte{
+		"another version": append([]byte("KSR\x02"), raw[4:]...),
+		"a flipped byte":  append(append([]byte{}, raw[:len(raw)/2]...), append([]byte{raw[len(raw)/2] ^ 1}, raw[len(raw)/2+1:]...)...),
+		"cut short":       raw[:len(raw)-1],
+		"a byte too many": append(append([]byte{}, raw...), 0),
+		"empty":           nil,
+	}
+	for name, b := range bad {
+		if _, err := unmarshalRecords(b); err == nil {
+			t.Errorf("%s: loaded", name)
+		}
+	}
+	// A checksum that matches does not make malformed records loadable.
+	forged := append([]byte{}, raw[:recordsHeader]...)
+	forged = binary.AppendUvarint(forged, 5) // five records promised, none follow
+	sum := sha256.Sum256(forged[recordsHeader:])
+	copy(forged[len(recordsMagic):], sum[:])
+	if _, err := unmarshalRecords(forged); err == nil {
+		t.Error("records promising more than they hold: loaded")
 	}
 }

@@ -315,9 +315,10 @@ func (v *Validator) mayFit() bool {
 // fullReadRecords is the full read in memory mode: the filter and every
 // record in one pass. It returns errTooMany, having read no row, when the
 // read's estimate does not fit the budget; when the rows turn out not to
-// fit, it drops the records and loads the filter alone (filter mode). No
-// snapshot is written: the fleet's snapshot carries no records.
-func (v *Validator) fullReadRecords(ctx context.Context) error {
+// fit, it drops the records and loads the filter alone (filter mode).
+// With write, it writes the fleet's snapshot: the filter, and the records
+// when it kept them.
+func (v *Validator) fullReadRecords(ctx context.Context, write bool) error {
 	var (
 		next     *generation
 		info     apikey.ScanInfo
@@ -359,11 +360,17 @@ func (v *Validator) fullReadRecords(ctx context.Context) error {
 	v.metrics.fullReads.Inc()
 	next.added.Store(uint64(n))
 	v.lastKeys.Store(n)
+	if recs != nil {
+		recs.trim()
+	}
+	var sn *apikey.Snapshot
+	if write {
+		sn = v.snapshotOf(next, info, n, recs) // before the swap: no one else writes to them yet
+	}
 	v.filter.swap(next)
 	was := v.res.active()
 	var dropped []keys.Hash
 	if recs != nil {
-		recs.trim()
 		v.perKeyBytes.Store(max(recs.bytes.Load()/max(n, 1), 1))
 		dropped = v.res.swap(recs)
 	} else {
@@ -379,6 +386,9 @@ func (v *Validator) fullReadRecords(ctx context.Context) error {
 	v.logMode(was, n, overflow)
 	for _, h := range dropped {
 		v.prefetch(h)
+	}
+	if sn != nil {
+		v.writeSnapshot(ctx, *sn)
 	}
 	// The read left about as much garbage as the records it kept (each
 	// row decoded whole, then encoded): give it back to the system now,

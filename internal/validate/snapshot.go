@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/bits-and-blooms/bloom/v3"
@@ -45,20 +46,8 @@ func (v *Validator) rebuild(ctx context.Context) (err error) {
 			v.metrics.buildSeconds.Observe(time.Since(start).Seconds())
 		}
 	}()
-	if v.mayFit() {
-		// Memory mode: the records come from the table (the snapshot holds
-		// the filter alone).
-		if err := v.fullReadRecords(ctx); !errors.Is(err, errTooMany) {
-			return err
-		}
-	}
-	defer func() {
-		if err == nil {
-			v.leaveMemoryMode(v.lastKeys.Load())
-		}
-	}()
 	if !v.cfg.Snapshots {
-		return v.fullRead(ctx, false)
+		return v.read(ctx, false)
 	}
 	seen, loaded, err := v.loadNewestSnapshot(ctx, 0)
 	if loaded {
@@ -72,7 +61,7 @@ func (v *Validator) rebuild(ctx context.Context) (err error) {
 		v.log.Warn("loading the filter snapshot failed; reading the table", "error", err)
 	}
 	held, err := v.store.WithRebuildLock(ctx, func(ctx context.Context) error {
-		return v.fullRead(ctx, true)
+		return v.read(ctx, true)
 	})
 	if held || err != nil {
 		return err
@@ -91,7 +80,22 @@ func (v *Validator) rebuild(ctx context.Context) (err error) {
 		}
 	}
 	v.log.Warn("no filter snapshot from the replica holding the rebuild lock; reading the table", "waited", v.cfg.SnapshotWait)
-	return v.fullRead(ctx, false)
+	return v.read(ctx, false)
+}
+
+// read reads the whole table: in memory mode when the keys may fit the
+// budget, else the filter alone.
+func (v *Validator) read(ctx context.Context, write bool) error {
+	if v.mayFit() {
+		if err := v.fullReadRecords(ctx, write); !errors.Is(err, errTooMany) {
+			return err
+		}
+	}
+	if err := v.fullRead(ctx, write); err != nil {
+		return err
+	}
+	v.leaveMemoryMode(v.lastKeys.Load())
+	return nil
 }
 
 // loadNewestSnapshot loads the newest snapshot if its id is above after,
@@ -110,7 +114,18 @@ func (v *Validator) loadNewestSnapshot(ctx context.Context, after int64) (seen i
 		v.log.Info("filter snapshot too old; reading the table", "snapshot", id, "age", age.Round(time.Second), "max_age", v.cfg.RebuildInterval)
 		return id, false, nil
 	}
-	sn, err := v.store.LoadSnapshot(ctx, id)
+	// Memory mode takes the records too, when the snapshot's keys may fit
+	// the budget; a snapshot without them (written in filter mode, or by
+	// an older version) is not used then: this replica reads the table
+	// and keeps them (and, holding the lock, writes them for the others).
+	budget := v.budget.Load()
+	memory := budget > 0 && info.Keys*v.perKey() <= budget
+	if memory && !info.HasRecords {
+		v.metrics.snapshotsIgnored.WithLabelValues("no_records").Inc()
+		v.log.Info("filter snapshot without memory mode's records; reading the table", "snapshot", id)
+		return id, false, nil
+	}
+	sn, err := v.store.LoadSnapshot(ctx, id, memory)
 	if errors.Is(err, apikey.ErrCorruptSnapshot) {
 		v.metrics.snapshotsIgnored.WithLabelValues("corrupt").Inc()
 		v.log.Warn("filter snapshot does not match its checksum; ignored, reading the table", "snapshot", id)
@@ -134,13 +149,38 @@ func (v *Validator) loadNewestSnapshot(ctx context.Context, after int64) (seen i
 		return id, false, nil
 	}
 	next.added.Store(uint64(sn.Keys))
-	// The snapshot knows nothing of keys created after its watermark: add
-	// them before the swap (and capture additions meanwhile), so no key
-	// this replica already knew is missing from the filter for a moment.
+	var recs *records
+	if memory {
+		recs, err = unmarshalRecords(sn.Records)
+		sn.Records = nil
+		if err != nil || recs.bytes.Load() > budget {
+			reason := "corrupt"
+			if err == nil {
+				reason = "budget"
+			}
+			v.metrics.snapshotsIgnored.WithLabelValues(reason).Inc()
+			v.log.Warn("memory mode's records in the filter snapshot not used; reading the table", "snapshot", id, "reason", reason)
+			return id, false, nil
+		}
+	}
+	// The snapshot knows nothing of changes after its watermark: add the
+	// keys created since to the filter, and drop the record of every key
+	// changed since that the records do not already show (a lookup, then
+	// the prefetch, answers for them), before the swap; additions and
+	// writes meanwhile are captured, so no key this replica already knew
+	// is missing for a moment. Every change to a key sets its revoked_at
+	// or its updated_at, so a record with both as the change has them is
+	// the key as it is (keys written just before the watermark come back
+	// within SyncOverlap, and most are such).
 	v.filter.startRebuild()
+	if recs != nil {
+		v.res.startRebuild()
+	}
 	changes, err := v.store.ChangedSince(ctx, sn.Watermark.Add(-v.cfg.SyncOverlap))
+	var stale []keys.Hash
 	if err != nil {
 		v.filter.abortRebuild()
+		v.res.abortRebuild()
 		return id, false, fmt.Errorf("reading changes since the snapshot: %w", err)
 	}
 	for _, c := range changes {
@@ -148,12 +188,36 @@ func (v *Validator) loadNewestSnapshot(ctx context.Context, after int64) (seen i
 		if c.CreatedAt.After(sn.Watermark) {
 			next.added.Add(1) // not counted in the snapshot yet
 		}
+		if recs != nil {
+			if k, ok := recs.get(&c.Hash); ok && sameTime(k.RevokedAt, c.RevokedAt) && sameTime(k.UpdatedAt, c.UpdatedAt) {
+				continue
+			}
+			recs.del(c.Hash)
+			stale = append(stale, c.Hash)
+		}
 	}
 	v.filter.swap(next)
 	v.basis = sn.Watermark
 	v.metrics.snapshotLoads.Inc()
 	v.lastKeys.Store(sn.Keys)
-	v.log.Info("key filter loaded from the fleet's snapshot", "snapshot", id, "age", age.Round(time.Second), "keys", sn.Keys, "changed_since", len(changes))
+	if recs != nil {
+		was := v.res.active()
+		v.perKeyBytes.Store(max(recs.bytes.Load()/max(sn.Keys, 1), 1))
+		dropped := v.res.swap(recs)
+		v.syncedAt.Store(v.now().UnixNano())
+		v.logMode(was, sn.Keys, false)
+		for _, h := range dropped {
+			v.prefetch(h)
+		}
+		for _, h := range stale {
+			v.prefetch(h)
+		}
+		go debug.FreeOSMemory() // the snapshot's bytes, as after a full read
+	} else {
+		v.leaveMemoryMode(sn.Keys)
+	}
+	v.log.Info("key filter loaded from the fleet's snapshot", "snapshot", id, "age", age.Round(time.Second), "keys", sn.Keys,
+		"changed_since", len(changes), "memory_mode", recs != nil)
 	if v.watermark.Load() == nil {
 		// First load: the catch-up sync in Run applies the revocations
 		// since the watermark to memory.
@@ -193,12 +257,9 @@ func (v *Validator) fullRead(ctx context.Context, write bool) error {
 		v.log.Warn("the table holds more keys than the filter was sized for; not writing it as a snapshot", "keys", n, "capacity", next.capacity)
 		write = false
 	}
-	var raw []byte
+	var sn *apikey.Snapshot
 	if write {
-		// Before the swap, while no one else can add to next.
-		if raw, err = next.f.MarshalBinary(); err != nil {
-			v.log.Warn("encoding the filter snapshot failed", "error", err)
-		}
+		sn = v.snapshotOf(next, info, n, nil) // before the swap, while no one else can add to next
 	}
 	v.filter.swap(next)
 	v.basis = info.Watermark
@@ -206,16 +267,50 @@ func (v *Validator) fullRead(ctx context.Context, write bool) error {
 		w := info.Watermark
 		v.watermark.Store(&w)
 	}
-	if raw != nil {
-		id, err := v.store.WriteSnapshot(ctx, apikey.Snapshot{Watermark: info.Watermark, Keys: n,
-			Capacity: int64(next.capacity), FPRate: v.cfg.FilterFPRate, Filter: raw})
-		if err != nil {
-			// The filter is in use here; other replicas read the table.
-			v.log.Warn("writing the filter snapshot failed", "error", err)
-			return nil
-		}
-		v.metrics.snapshotWrites.Inc()
-		v.log.Info("filter snapshot written for the fleet", "snapshot", id, "keys", n, "bytes", len(raw))
+	if sn != nil {
+		v.writeSnapshot(ctx, *sn)
 	}
 	return nil
+}
+
+// snapshotOf is the fleet's snapshot of a full read: its filter, and its
+// records in memory mode (recs; nil in filter mode). nil when there is
+// nothing worth sharing.
+func (v *Validator) snapshotOf(next *generation, info apikey.ScanInfo, n int64, recs *records) *apikey.Snapshot {
+	if uint64(n) > uint64(next.capacity) {
+		// Sized from a stale estimate: not worth sharing. The sync loop
+		// asks for a rebuild, sized from n this time, which writes one.
+		v.log.Warn("the table holds more keys than the filter was sized for; not writing it as a snapshot", "keys", n, "capacity", next.capacity)
+		return nil
+	}
+	raw, err := next.f.MarshalBinary()
+	if err != nil {
+		v.log.Warn("encoding the filter snapshot failed", "error", err)
+		return nil
+	}
+	sn := &apikey.Snapshot{Watermark: info.Watermark, Keys: n, Capacity: int64(next.capacity), FPRate: v.cfg.FilterFPRate, Filter: raw}
+	if recs != nil {
+		sn.Records = recs.marshal()
+	}
+	return sn
+}
+
+// writeSnapshot stores sn for the fleet; a failure leaves the others to
+// read the table.
+func (v *Validator) writeSnapshot(ctx context.Context, sn apikey.Snapshot) {
+	id, err := v.store.WriteSnapshot(ctx, sn)
+	if err != nil {
+		v.log.Warn("writing the filter snapshot failed", "error", err)
+		return
+	}
+	v.metrics.snapshotWrites.Inc()
+	v.log.Info("filter snapshot written for the fleet", "snapshot", id, "keys", sn.Keys, "bytes", len(sn.Filter), "record_bytes", len(sn.Records))
+}
+
+// sameTime reports whether a and b are both unset or the same instant.
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
 }

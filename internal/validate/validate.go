@@ -65,7 +65,7 @@ type Store interface {
 	ScanActiveKeys(ctx context.Context, endedFor time.Duration, start func(apikey.ScanInfo) error, add func(*apikey.Key)) (int64, error)
 	WriteSnapshot(ctx context.Context, sn apikey.Snapshot) (int64, error)
 	NewestSnapshot(ctx context.Context) (info apikey.SnapshotInfo, ok bool, err error)
-	LoadSnapshot(ctx context.Context, id int64) (apikey.Snapshot, error)
+	LoadSnapshot(ctx context.Context, id int64, withRecords bool) (apikey.Snapshot, error)
 	WithRebuildLock(ctx context.Context, fn func(context.Context) error) (held bool, err error)
 	ChangedSince(ctx context.Context, since time.Time) ([]apikey.KeyChange, error)
 	TouchLastUsed(ctx context.Context, ids []uuid.UUID, at []time.Time) error

@@ -96,6 +96,7 @@ type FilterSnapshot struct {
 	FpRate    float64
 	Filter    []byte
 	Checksum  []byte
+	Records   []byte
 }
 
 type IdempotencyRecord struct {

@@ -50,13 +50,35 @@ func (q *Queries) DeleteSnapshotsBefore(ctx context.Context, db DBTX, beforeID i
 }
 
 const getSnapshot = `-- name: GetSnapshot :one
-SELECT id, created_at, watermark, keys, capacity, fp_rate, filter, checksum
-FROM filter_snapshots WHERE id = $1
+SELECT id, created_at, watermark, keys, capacity, fp_rate, filter, checksum,
+    (CASE WHEN $1::bool THEN records END)::bytea AS records,
+    (records IS NOT NULL)::bool AS has_records
+FROM filter_snapshots WHERE id = $2
 `
 
-func (q *Queries) GetSnapshot(ctx context.Context, db DBTX, id int64) (FilterSnapshot, error) {
-	row := db.QueryRow(ctx, getSnapshot, id)
-	var i FilterSnapshot
+type GetSnapshotParams struct {
+	WithRecords bool
+	ID          int64
+}
+
+type GetSnapshotRow struct {
+	ID         int64
+	CreatedAt  time.Time
+	Watermark  time.Time
+	Keys       int64
+	Capacity   int64
+	FpRate     float64
+	Filter     []byte
+	Checksum   []byte
+	Records    []byte
+	HasRecords bool
+}
+
+// GetSnapshot reads a snapshot, with its records (memory mode) only when
+// asked: a replica in filter mode does not download them.
+func (q *Queries) GetSnapshot(ctx context.Context, db DBTX, arg GetSnapshotParams) (GetSnapshotRow, error) {
+	row := db.QueryRow(ctx, getSnapshot, arg.WithRecords, arg.ID)
+	var i GetSnapshotRow
 	err := row.Scan(
 		&i.ID,
 		&i.CreatedAt,
@@ -66,13 +88,15 @@ func (q *Queries) GetSnapshot(ctx context.Context, db DBTX, id int64) (FilterSna
 		&i.FpRate,
 		&i.Filter,
 		&i.Checksum,
+		&i.Records,
+		&i.HasRecords,
 	)
 	return i, err
 }
 
 const insertSnapshot = `-- name: InsertSnapshot :one
-INSERT INTO filter_snapshots (watermark, keys, capacity, fp_rate, filter, checksum)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO filter_snapshots (watermark, keys, capacity, fp_rate, filter, records, checksum)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING id
 `
 
@@ -82,6 +106,7 @@ type InsertSnapshotParams struct {
 	Capacity  int64
 	FpRate    float64
 	Filter    []byte
+	Records   []byte
 	Checksum  []byte
 }
 
@@ -92,6 +117,7 @@ func (q *Queries) InsertSnapshot(ctx context.Context, db DBTX, arg InsertSnapsho
 		arg.Capacity,
 		arg.FpRate,
 		arg.Filter,
+		arg.Records,
 		arg.Checksum,
 	)
 	var id int64
@@ -140,7 +166,8 @@ func (q *Queries) KeysChangedSince(ctx context.Context, db DBTX, since time.Time
 }
 
 const newestSnapshotInfo = `-- name: NewestSnapshotInfo :one
-SELECT id, created_at, watermark, extract(epoch FROM now() - created_at)::float8 AS age_seconds
+SELECT id, created_at, watermark, keys, (records IS NOT NULL)::bool AS has_records,
+    extract(epoch FROM now() - created_at)::float8 AS age_seconds
 FROM filter_snapshots ORDER BY id DESC LIMIT 1
 `
 
@@ -148,6 +175,8 @@ type NewestSnapshotInfoRow struct {
 	ID         int64
 	CreatedAt  time.Time
 	Watermark  time.Time
+	Keys       int64
+	HasRecords bool
 	AgeSeconds float64
 }
 
@@ -159,6 +188,8 @@ func (q *Queries) NewestSnapshotInfo(ctx context.Context, db DBTX) (NewestSnapsh
 		&i.ID,
 		&i.CreatedAt,
 		&i.Watermark,
+		&i.Keys,
+		&i.HasRecords,
 		&i.AgeSeconds,
 	)
 	return i, err
