@@ -173,19 +173,30 @@ const rebuildLockKey int64 = 0x6b65797365727669
 // with the session if the replica dies. held is false, and fn not run,
 // when another replica holds it.
 func (s *Store) WithRebuildLock(ctx context.Context, fn func(context.Context) error) (held bool, err error) {
+	unlock, held, err := s.TryRebuildLock(ctx)
+	if !held || err != nil {
+		return held, err
+	}
+	defer unlock()
+	return true, fn(ctx)
+}
+
+// TryRebuildLock takes the fleet's rebuild lock if no replica holds it;
+// unlock releases it and its connection (it may be called from another
+// goroutine: the replica that read the table answers while it writes the
+// snapshot, holding the lock until it is written).
+func (s *Store) TryRebuildLock(ctx context.Context) (unlock func(), held bool, err error) {
 	conn, err := s.acquire(ctx)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
-	defer conn.Release()
 	locked, err := s.q.TryRebuildLock(ctx, conn, rebuildLockKey)
-	if err != nil {
-		return false, classify(err)
+	if err != nil || !locked {
+		conn.Release()
+		return nil, false, classify(err)
 	}
-	if !locked {
-		return false, nil
-	}
-	defer func() {
+	return func() {
+		defer conn.Release()
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if uerr := s.q.RebuildUnlock(uctx, conn, rebuildLockKey); uerr != nil {
@@ -193,6 +204,5 @@ func (s *Store) WithRebuildLock(ctx context.Context, fn func(context.Context) er
 			// the closed connection).
 			_ = conn.Conn.Conn().Close(uctx)
 		}
-	}()
-	return true, fn(ctx)
+	}, true, nil
 }

@@ -169,6 +169,7 @@ type Validator struct {
 
 	syncMu    sync.Mutex                // keeps syncs (the loop, catch-up after a reconnect) apart
 	rebuildMu sync.Mutex                // one filter rebuild at a time
+	writes    sync.WaitGroup            // snapshots being written for the fleet (Run waits for them)
 	watermark atomic.Pointer[time.Time] // database time up to which changes are known
 	// lastKeys: keys in the last full read, to size the next filter when the
 	// planner's estimate is low.

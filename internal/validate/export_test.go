@@ -33,8 +33,12 @@ func FilterMayContain(v *Validator, h keys.Hash) bool {
 	return maybe
 }
 
-// Rebuild runs a full rebuild now.
-var Rebuild = (*Validator).rebuild
+// Rebuild runs a rebuild now, and waits for the snapshot it writes.
+func Rebuild(v *Validator, ctx context.Context) error {
+	err := v.rebuild(ctx)
+	v.waitWrites()
+	return err
+}
 
 // FlushUsage writes buffered last-use times now.
 var FlushUsage = (*Validator).flushUsage
@@ -102,6 +106,7 @@ func FilterLoads(v *Validator, kind string) float64 {
 	case "snapshot":
 		return testutil.ToFloat64(v.metrics.snapshotLoads)
 	case "written":
+		v.waitWrites() // written after the replica is ready
 		return testutil.ToFloat64(v.metrics.snapshotWrites)
 	}
 	return testutil.ToFloat64(v.metrics.snapshotsIgnored.WithLabelValues(kind))

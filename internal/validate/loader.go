@@ -23,6 +23,7 @@ type Feed interface {
 // feed, incremental sync, periodic rebuilds, and usage flushes. feed may be
 // nil (sync alone then keeps replicas in step, within SyncInterval).
 func (v *Validator) Run(ctx context.Context, feed Feed) error {
+	defer v.waitWrites()   // a snapshot being written for the fleet
 	var bo backoff.Backoff // 100 ms .. 5 s
 	for {
 		err := v.rebuild(ctx)

@@ -318,7 +318,7 @@ func (v *Validator) mayFit() bool {
 // fit, it drops the records and loads the filter alone (filter mode).
 // With write, it writes the fleet's snapshot: the filter, and the records
 // when it kept them.
-func (v *Validator) fullReadRecords(ctx context.Context, write bool) error {
+func (v *Validator) fullReadRecords(ctx context.Context, write bool) (*apikey.Snapshot, error) {
 	var (
 		next     *generation
 		info     apikey.ScanInfo
@@ -353,9 +353,9 @@ func (v *Validator) fullReadRecords(ctx context.Context, write bool) error {
 		v.filter.abortRebuild()
 		v.res.abortRebuild()
 		if errors.Is(err, errTooMany) {
-			return errTooMany
+			return nil, errTooMany
 		}
-		return fmt.Errorf("loading active keys: %w", err)
+		return nil, fmt.Errorf("loading active keys: %w", err)
 	}
 	v.metrics.fullReads.Inc()
 	next.added.Store(uint64(n))
@@ -387,16 +387,14 @@ func (v *Validator) fullReadRecords(ctx context.Context, write bool) error {
 	for _, h := range dropped {
 		v.prefetch(h)
 	}
-	if sn != nil {
-		v.writeSnapshot(ctx, *sn)
-	}
+
 	// The read left about as much garbage as the records it kept (each
 	// row decoded whole, then encoded): give it back to the system now,
 	// not at the collector's leisure, so the replica's memory is what it
 	// holds (the records have no pointers: the collection is short). In
 	// the background: the replica need not wait for it to be ready.
 	go debug.FreeOSMemory()
-	return nil
+	return sn, nil
 }
 
 // leaveMemoryMode drops the records after a load in filter mode.

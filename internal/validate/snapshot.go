@@ -21,10 +21,13 @@ import (
 //  1. A young enough snapshot is loaded, and the changes made since its
 //     watermark are read by an incremental sync, as after any load.
 //  2. Otherwise the replica that takes the rebuild lock reads every
-//     active key (one sequential pass) and writes the filter it built as
-//     the new snapshot.
+//     active key (one sequential pass), answers from what it read, and
+//     writes the filter it built (and in memory mode the records) as the
+//     new snapshot in the background, holding the lock until it is
+//     written.
 //  3. A replica that finds the lock taken waits (up to SnapshotWait) for
-//     that snapshot, and reads the table itself if none comes.
+//     that snapshot; it takes the lock itself when the lock comes free
+//     with no snapshot it can use, and reads the table if none comes.
 //
 // So the table is read about once per RebuildInterval, however many
 // replicas there are. A snapshot that does not match its checksum, does
@@ -47,8 +50,12 @@ func (v *Validator) rebuild(ctx context.Context) (err error) {
 		}
 	}()
 	if !v.cfg.Snapshots {
-		return v.read(ctx, false)
+		_, err := v.read(ctx, false)
+		return err
 	}
+	// This replica's own snapshot still being written: wait for it (the
+	// lock is held until then, and a replica never loads its own).
+	v.writes.Wait()
 	seen, loaded, err := v.loadNewestSnapshot(ctx, 0)
 	if loaded {
 		return err
@@ -60,15 +67,21 @@ func (v *Validator) rebuild(ctx context.Context) (err error) {
 		// The snapshot path failing must not keep the filter from loading.
 		v.log.Warn("loading the filter snapshot failed; reading the table", "error", err)
 	}
-	held, err := v.store.WithRebuildLock(ctx, func(ctx context.Context) error {
-		return v.read(ctx, true)
-	})
-	if held || err != nil {
-		return err
-	}
-	// Another replica is reading the table: wait for its snapshot.
+	// Another replica holding the lock is reading the table: wait for its
+	// snapshot, and take the lock when it is free (that replica done
+	// with a snapshot this one cannot use, or gone).
 	deadline := time.Now().Add(v.cfg.SnapshotWait)
-	for time.Now().Before(deadline) {
+	for {
+		unlock, held, err := v.store.TryRebuildLock(ctx)
+		if err != nil {
+			return err
+		}
+		if held {
+			return v.readAndShare(ctx, unlock)
+		}
+		if !time.Now().Before(deadline) {
+			break
+		}
 		if !backoff.Sleep(ctx, 200*time.Millisecond) {
 			return ctx.Err()
 		}
@@ -80,22 +93,51 @@ func (v *Validator) rebuild(ctx context.Context) (err error) {
 		}
 	}
 	v.log.Warn("no filter snapshot from the replica holding the rebuild lock; reading the table", "waited", v.cfg.SnapshotWait)
-	return v.read(ctx, false)
+	_, err = v.read(ctx, false)
+	return err
+}
+
+// readAndShare reads the table holding the fleet's rebuild lock, and
+// writes the snapshot for the other replicas in the background: this
+// replica answers as soon as it has read (160 MB of records for 1M keys
+// take about as long to write as the table took to read); the lock is
+// held until the snapshot is written, so the others wait for it rather
+// than read the table too. Called with rebuildMu held.
+func (v *Validator) readAndShare(ctx context.Context, unlock func()) error {
+	sn, err := v.read(ctx, true)
+	if err != nil || sn == nil {
+		unlock()
+		return err
+	}
+	v.writes.Go(func() {
+		defer unlock()
+		v.writeSnapshot(ctx, *sn)
+	})
+	return nil
+}
+
+// waitWrites waits for the snapshot this replica is writing, if any.
+func (v *Validator) waitWrites() {
+	v.rebuildMu.Lock() // writes start under it: no Add races the Wait
+	defer v.rebuildMu.Unlock()
+	v.writes.Wait()
 }
 
 // read reads the whole table: in memory mode when the keys may fit the
-// budget, else the filter alone.
-func (v *Validator) read(ctx context.Context, write bool) error {
+// budget, else the filter alone. With write, it returns the snapshot to
+// write for the fleet (nil: none worth sharing).
+func (v *Validator) read(ctx context.Context, write bool) (*apikey.Snapshot, error) {
 	if v.mayFit() {
-		if err := v.fullReadRecords(ctx, write); !errors.Is(err, errTooMany) {
-			return err
+		if sn, err := v.fullReadRecords(ctx, write); !errors.Is(err, errTooMany) {
+			return sn, err
 		}
 	}
-	if err := v.fullRead(ctx, write); err != nil {
-		return err
+	sn, err := v.fullRead(ctx, write)
+	if err != nil {
+		return nil, err
 	}
 	v.leaveMemoryMode(v.lastKeys.Load())
-	return nil
+	return sn, nil
 }
 
 // loadNewestSnapshot loads the newest snapshot if its id is above after,
@@ -228,8 +270,8 @@ func (v *Validator) loadNewestSnapshot(ctx context.Context, after int64) (seen i
 }
 
 // fullRead builds the filter from every active key, in one pass, and
-// writes it as the fleet's snapshot when write is set.
-func (v *Validator) fullRead(ctx context.Context, write bool) error {
+// returns it as the fleet's snapshot when write is set.
+func (v *Validator) fullRead(ctx context.Context, write bool) (*apikey.Snapshot, error) {
 	var (
 		next *generation
 		info apikey.ScanInfo
@@ -246,7 +288,7 @@ func (v *Validator) fullRead(ctx context.Context, write bool) error {
 	}, func(h keys.Hash) { next.f.Add(h[:]) })
 	if err != nil {
 		v.filter.abortRebuild()
-		return fmt.Errorf("loading active keys: %w", err)
+		return nil, fmt.Errorf("loading active keys: %w", err)
 	}
 	v.metrics.fullReads.Inc()
 	next.added.Store(uint64(n))
@@ -267,10 +309,7 @@ func (v *Validator) fullRead(ctx context.Context, write bool) error {
 		w := info.Watermark
 		v.watermark.Store(&w)
 	}
-	if sn != nil {
-		v.writeSnapshot(ctx, *sn)
-	}
-	return nil
+	return sn, nil
 }
 
 // snapshotOf is the fleet's snapshot of a full read: its filter, and its

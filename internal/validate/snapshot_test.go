@@ -170,7 +170,11 @@ func TestCorruptOrOldSnapshotsAreIgnored(t *testing.T) {
 		if r := mustValidate(t, b.v, g.Secret); r.Code != outcome.Valid {
 			t.Fatalf("%s snapshot: a key is %v", tc.reason, r.Code)
 		}
-		// b wrote a good snapshot: spoil it for the next case.
+		// b wrote a good snapshot (waited for: it is written after b is
+		// ready): spoil it for the next case.
+		if n := validate.FilterLoads(b.v, "written"); n != 1 {
+			t.Fatalf("%s snapshot: the replica that read the table wrote %v snapshots, want 1", tc.reason, n)
+		}
 	}
 }
 
@@ -208,4 +212,45 @@ func TestOnlyOneReplicaReadsTheTable(t *testing.T) {
 	if full.Load() != 1 || loads.Load() != 2 {
 		t.Fatalf("3 replicas: %d read the table, %d loaded the snapshot; want 1 and 2", full.Load(), loads.Load())
 	}
+}
+
+// busyLock reports the fleet's rebuild lock as held by another replica
+// for its first n tries.
+type busyLock struct {
+	validate.Store
+	n, tries atomic.Int32
+}
+
+func (s *busyLock) TryRebuildLock(ctx context.Context) (func(), bool, error) {
+	if s.tries.Add(1) <= s.n.Load() {
+		return nil, false, nil
+	}
+	return s.Store.TryRebuildLock(ctx)
+}
+
+// TestReplicaTakesTheLockWhenItsHolderLeavesNoSnapshot: a replica that
+// finds the rebuild lock held waits for the holder's snapshot, but when
+// the lock comes free with no snapshot it may use (the holder died, or
+// wrote none), it takes the lock and reads the table itself rather than
+// waiting out SnapshotWait (ten minutes here: the test would time out).
+func TestReplicaTakesTheLockWhenItsHolderLeavesNoSnapshot(t *testing.T) {
+	t.Parallel()
+	lock := &busyLock{}
+	lock.n.Store(3)
+	b := setup(t, func(c *validate.Config) {
+		lock.Store = c.Store
+		c.Store = lock
+		c.SnapshotWait = 10 * time.Minute
+	})
+	if n := lock.tries.Load(); n < 4 {
+		t.Fatalf("the replica tried the lock %d times before loading, want 4 (3 held by another)", n)
+	}
+	if n := validate.FilterLoads(b.v, "full"); n != 1 {
+		t.Fatalf("the replica read the table %v times, want 1", n)
+	}
+	if n := validate.FilterLoads(b.v, "written"); n != 1 {
+		t.Fatalf("the replica wrote %v snapshots, want 1", n)
+	}
+	g, _ := b.create(t, nil)
+	waitFor(t, 10*time.Second, func() bool { return mustValidate(t, b.v, g.Secret).Code == outcome.Valid })
 }

@@ -66,7 +66,7 @@ type Store interface {
 	WriteSnapshot(ctx context.Context, sn apikey.Snapshot) (int64, error)
 	NewestSnapshot(ctx context.Context) (info apikey.SnapshotInfo, ok bool, err error)
 	LoadSnapshot(ctx context.Context, id int64, withRecords bool) (apikey.Snapshot, error)
-	WithRebuildLock(ctx context.Context, fn func(context.Context) error) (held bool, err error)
+	TryRebuildLock(ctx context.Context) (unlock func(), held bool, err error)
 	ChangedSince(ctx context.Context, since time.Time) ([]apikey.KeyChange, error)
 	TouchLastUsed(ctx context.Context, ids []uuid.UUID, at []time.Time) error
 }
