@@ -34,6 +34,13 @@ type StartupResult struct {
 	BytesPerKey   float64 `json:"filter_bytes_per_key"`
 	FullReads     int     `json:"full_reads"`
 	SnapshotLoads int     `json:"snapshot_loads"`
+	// MemoryMode: every active key's record held (records bytes per key
+	// beyond the filter); SnapshotWrittenSeconds: from start to the
+	// fleet's snapshot written (the replica that read the table answers
+	// before it is).
+	MemoryMode             bool    `json:"memory_mode"`
+	RecordBytesPerKey      float64 `json:"record_bytes_per_key"`
+	SnapshotWrittenSeconds float64 `json:"snapshot_written_seconds,omitempty"`
 }
 
 // Startup is what the start-up step measured.
@@ -53,7 +60,8 @@ type SeedResult struct {
 // each size starts replicas as separate processes and times them to ready:
 //   - "full read, snapshots off": reads the whole table (the baseline);
 //   - "first": reads the table and writes the fleet's snapshot;
-//   - "second" (while the first runs): loads that snapshot.
+//   - "second" (while the first runs, once its snapshot is written):
+//     loads that snapshot.
 func (e *env) runStartup(ctx context.Context, sizes []int) (*Startup, error) {
 	out := &Startup{}
 	pool, err := pgxpool.New(ctx, e.dbURL)
@@ -89,6 +97,12 @@ func (e *env) runStartup(ctx context.Context, sizes []int) (*Startup, error) {
 		if err != nil {
 			return nil, err
 		}
+		written, err := waitSnapshot(ctx, pool, first)
+		if err != nil {
+			first.stop()
+			return nil, err
+		}
+		first.result.SnapshotWrittenSeconds = written
 		second, err := e.startReplica(ctx, n, "second: loads the snapshot", true)
 		first.stop()
 		if err != nil {
@@ -98,6 +112,28 @@ func (e *env) runStartup(ctx context.Context, sizes []int) (*Startup, error) {
 		out.Results = append(out.Results, base.result, first.result, second.result)
 	}
 	return out, nil
+}
+
+// waitSnapshot waits for the snapshot the first replica writes after it
+// is ready, and returns how long after its start it was written.
+func waitSnapshot(ctx context.Context, pool *pgxpool.Pool, r *replica) (float64, error) {
+	for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); {
+		var n int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM filter_snapshots").Scan(&n); err != nil {
+			return 0, err
+		}
+		if n > 0 {
+			return time.Since(r.started).Seconds(), nil
+		}
+		select {
+		case <-r.exited:
+			return 0, fmt.Errorf("%s: the replica exited before writing the snapshot", r.result.Replica)
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond): // polling another process
+		}
+	}
+	return 0, fmt.Errorf("%s: no snapshot after 10 minutes", r.result.Replica)
 }
 
 // seedHashes adds n keys after the first `from` (random hashes; start-up
@@ -128,10 +164,11 @@ func seedHashes(ctx context.Context, pool *pgxpool.Pool, from, n, largest int) e
 }
 
 type replica struct {
-	remote // its addresses
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the process has exited
-	result StartupResult
+	remote  // its addresses
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when the process has exited
+	started time.Time
+	result  StartupResult
 }
 
 func (r *replica) stop() {
@@ -152,6 +189,9 @@ func (e *env) startReplica(ctx context.Context, keys int, name string, snapshots
 		return nil, err
 	}
 	grpcAddr, httpAddr := freeAddr(), freeAddr()
+	for httpAddr == grpcAddr { // the system may hand out a port just freed again
+		httpAddr = freeAddr()
+	}
 	cmd := exec.CommandContext(ctx, self)
 	cmd.Env = append(os.Environ(),
 		ChildEnv+"=serve",
@@ -169,7 +209,7 @@ func (e *env) startReplica(ctx context.Context, keys int, name string, snapshots
 		return nil, err
 	}
 	exited := make(chan struct{})
-	r := &replica{cmd: cmd, exited: exited, remote: r0, result: StartupResult{Keys: keys, Replica: name}}
+	r := &replica{cmd: cmd, exited: exited, remote: r0, started: start, result: StartupResult{Keys: keys, Replica: name}}
 	go func() { _ = cmd.Wait(); close(exited) }()
 	base := "http://" + httpAddr
 	client := &http.Client{Timeout: 2 * time.Second}
@@ -200,6 +240,8 @@ func (e *env) startReplica(ctx context.Context, keys int, name string, snapshots
 	r.result.BytesPerKey = float64(r.result.FilterBytes) / float64(keys)
 	r.result.FullReads = int(m("keyservice_filter_full_reads_total"))
 	r.result.SnapshotLoads = int(m("keyservice_filter_snapshot_loads_total"))
+	r.result.MemoryMode = m("keyservice_memory_mode") == 1
+	r.result.RecordBytesPerKey = m("keyservice_memory_record_bytes") / float64(keys)
 	e.log.Info("replica ready", "keys", keys, "replica", name, "seconds", r.result.ReadySeconds, "rss_mb", r.result.RSSMB)
 	return r, nil
 }
@@ -235,8 +277,8 @@ func (s *Startup) writeMarkdown(w io.Writer) {
 		fmt.Fprintf(w, "| %d | %.1f s | %.0f MB |\n", r.Keys, r.Seconds, r.MBTable)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| keys | replica | ready after | × full read | RSS | filter | filter bytes/key | table reads | snapshot loads |")
-	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| keys | replica | ready after | × full read | snapshot written after | RSS | filter | filter bytes/key | memory mode | record bytes/key | table reads | snapshot loads |")
+	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
 	var baseline float64
 	for _, r := range s.Results {
 		if r.SnapshotLoads == 0 && strings.HasPrefix(r.Replica, "full read") {
@@ -246,7 +288,14 @@ func (s *Startup) writeMarkdown(w io.Writer) {
 		if baseline > 0 && !strings.HasPrefix(r.Replica, "full read") {
 			ratio = fmt.Sprintf("%.2f×", r.ReadySeconds/baseline)
 		}
-		fmt.Fprintf(w, "| %d | %s | %.2f s | %s | %.0f MB | %.1f MB | %.1f | %d | %d |\n", r.Keys, r.Replica, r.ReadySeconds, ratio,
-			r.RSSMB, float64(r.FilterBytes)/(1<<20), r.BytesPerKey, r.FullReads, r.SnapshotLoads)
+		written, mode := "-", "no"
+		if r.SnapshotWrittenSeconds > 0 {
+			written = fmt.Sprintf("%.2f s", r.SnapshotWrittenSeconds)
+		}
+		if r.MemoryMode {
+			mode = "yes"
+		}
+		fmt.Fprintf(w, "| %d | %s | %.2f s | %s | %s | %.0f MB | %.1f MB | %.1f | %s | %.0f | %d | %d |\n", r.Keys, r.Replica, r.ReadySeconds, ratio,
+			written, r.RSSMB, float64(r.FilterBytes)/(1<<20), r.BytesPerKey, mode, r.RecordBytesPerKey, r.FullReads, r.SnapshotLoads)
 	}
 }
