@@ -167,7 +167,9 @@ func (v *Validator) loadNewestSnapshot(ctx context.Context, after int64) (seen i
 		v.log.Info("filter snapshot without memory mode's records; reading the table", "snapshot", id)
 		return id, false, nil
 	}
+	began := time.Now()
 	sn, err := v.store.LoadSnapshot(ctx, id, memory)
+	read := time.Since(began)
 	if errors.Is(err, apikey.ErrCorruptSnapshot) {
 		v.metrics.snapshotsIgnored.WithLabelValues("corrupt").Inc()
 		v.log.Warn("filter snapshot does not match its checksum; ignored, reading the table", "snapshot", id)
@@ -259,7 +261,8 @@ func (v *Validator) loadNewestSnapshot(ctx context.Context, after int64) (seen i
 		v.leaveMemoryMode(sn.Keys)
 	}
 	v.log.Info("key filter loaded from the fleet's snapshot", "snapshot", id, "age", age.Round(time.Second), "keys", sn.Keys,
-		"changed_since", len(changes), "memory_mode", recs != nil)
+		"changed_since", len(changes), "memory_mode", recs != nil,
+		"read", read.Round(time.Millisecond), "took", time.Since(began).Round(time.Millisecond))
 	if v.watermark.Load() == nil {
 		// First load: the catch-up sync in Run applies the revocations
 		// since the watermark to memory.
