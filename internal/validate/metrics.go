@@ -152,7 +152,7 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 		}),
 		snapshotsIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyservice_filter_snapshots_ignored_total",
-			Help: "Snapshots not used, by reason: too_old, corrupt, settings (another false-positive rate).",
+			Help: "Snapshots not used, by reason: too_old, corrupt, settings (another false-positive rate), no_records (memory mode, a snapshot without records), budget (its records exceed the memory budget).",
 		}, []string{"reason"}),
 	}
 	refusals := prometheus.NewCounterVec(prometheus.CounterOpts{
