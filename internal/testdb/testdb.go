@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -124,6 +125,67 @@ func ping(u string) error {
 	return conn.Ping(ctx)
 }
 
+// The tests of several packages share one server (go test runs two
+// packages at once here) and its max_connections (100 by default): a
+// package whose tests each run a replica or three can take most of it, and
+// the other package's next connection is then refused (SQLSTATE 53300).
+// So a test's database is created only when the server has headroom free
+// connection slots (waiting up to headroomWait for other tests to end), and
+// the connections testdb itself opens retry while the server is full. The
+// gate is advisory (two processes can pass it at once), and after the wait
+// the test goes ahead: it may then fail on a refused connection, as it
+// would have without the gate.
+const (
+	headroom     = 30 // a test with three replicas and its own pool, with margin
+	headroomWait = 2 * time.Minute
+)
+
+// connectWithRoom connects to server once it has headroom free
+// connection slots, or once headroomWait has passed.
+func connectWithRoom(ctx context.Context, t testing.TB, server string) (*pgx.Conn, error) {
+	deadline := time.Now().Add(headroomWait)
+	logged := false
+	for {
+		conn, err := connectRetrying(ctx, server)
+		if err != nil {
+			return nil, err
+		}
+		var free int
+		err = conn.QueryRow(ctx, `SELECT current_setting('max_connections')::int
+			- (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')`).Scan(&free)
+		if err != nil || free >= headroom || time.Now().After(deadline) {
+			return conn, nil // the gate is advisory: a failed count goes ahead
+		}
+		conn.Close(context.Background())
+		if !logged {
+			t.Logf("testdb: the server has %d free connection slots (want %d); waiting for other tests to end", free, headroom)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200*time.Millisecond + time.Duration(mrand.IntN(200))*time.Millisecond):
+		}
+	}
+}
+
+// connectRetrying connects to u, retrying while the server refuses for
+// want of a connection slot (SQLSTATE 53300) until ctx ends.
+func connectRetrying(ctx context.Context, u string) (*pgx.Conn, error) {
+	for {
+		conn, err := pgx.Connect(ctx, u)
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "53300" {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100*time.Millisecond + time.Duration(mrand.IntN(100))*time.Millisecond):
+		}
+	}
+}
+
 // NewDatabase creates an empty database for this test, dropped when the
 // test ends, and returns its URL. It is not migrated.
 func NewDatabase(t testing.TB) string {
@@ -149,9 +211,9 @@ func createDatabase(t testing.TB, server, template string) string {
 	if err != nil {
 		t.Fatalf("testdb: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second+headroomWait)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, server)
+	conn, err := connectWithRoom(ctx, t, server)
 	if err != nil {
 		t.Fatalf("testdb: connecting: %v", err)
 	}
@@ -189,7 +251,7 @@ func createDatabase(t testing.TB, server, template string) string {
 func dropDatabase(server, name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, server)
+	conn, err := connectRetrying(ctx, server)
 	if err != nil {
 		return fmt.Errorf("connecting to drop %s: %w", name, err)
 	}

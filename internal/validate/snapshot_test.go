@@ -148,6 +148,11 @@ func TestCorruptOrOldSnapshotsAreIgnored(t *testing.T) {
 	u, _ := testdb.New(t)
 	a := setupOn(t, u, true)
 	g, _ := a.create(t, nil)
+	// a writes its snapshot after it is ready: spoiled before it is
+	// written, the good one would land after and be loaded.
+	if n := validate.FilterLoads(a.v, "written"); n != 1 {
+		t.Fatalf("the first replica wrote %v snapshots, want 1", n)
+	}
 	conn, err := pgx.Connect(context.Background(), u)
 	if err != nil {
 		t.Fatal(err)
