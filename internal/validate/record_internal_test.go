@@ -67,17 +67,7 @@ func BenchmarkResidentMemory(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		t := newRecords()
-		var buf []byte
-		now := time.Now()
-		for i := range n {
-			var h keys.Hash
-			binary.LittleEndian.PutUint64(h[:], uint64(i)*0x9E3779B97F4A7C15)
-			binary.LittleEndian.PutUint64(h[8:], uint64(i))
-			k := apikey.Key{ID: uuid.New(), Hash: h, Hint: "ks_…" + fmt.Sprintf("%04d", i%10000), Name: fmt.Sprintf("key-%08d", i),
-				Owner: fmt.Sprintf("owner-%06d", i%100000), CreatedAt: now, LastUsedAt: &now, Enabled: true, KeyspaceID: ks}
-			buf = encodeRecord(buf[:0], &k)
-			t.putRaw(h, buf)
-		}
+		fillLikeKeybench(t, n, ks)
 		t.trim()
 		runtime.GC()
 		runtime.ReadMemStats(&after)
@@ -176,17 +166,7 @@ func BenchmarkSnapshotRecords(b *testing.B) {
 	const n = 1_000_000
 	ks := uuid.MustParse("00000000-0000-0000-0000-000000000001")
 	t := newRecordsSized(n)
-	var buf []byte
-	now := time.Now()
-	for i := range n {
-		var h keys.Hash
-		binary.LittleEndian.PutUint64(h[:], uint64(i)*0x9E3779B97F4A7C15)
-		binary.LittleEndian.PutUint64(h[8:], uint64(i))
-		k := apikey.Key{ID: uuid.New(), Hash: h, Hint: "ks_…" + fmt.Sprintf("%04d", i%10000), Name: fmt.Sprintf("key-%08d", i),
-			Owner: fmt.Sprintf("owner-%06d", i%100000), CreatedAt: now, LastUsedAt: &now, Enabled: true, KeyspaceID: ks}
-		buf = encodeRecord(buf[:0], &k)
-		t.putRaw(h, buf)
-	}
+	fillLikeKeybench(t, n, ks)
 	enc := t.marshal()
 	b.Run("marshal", func(b *testing.B) {
 		for range b.N {
@@ -201,4 +181,19 @@ func BenchmarkSnapshotRecords(b *testing.B) {
 			}
 		}
 	})
+}
+
+// fillLikeKeybench puts n records like keybench's keys into t.
+func fillLikeKeybench(t *records, n int, ks uuid.UUID) {
+	var buf []byte
+	now := time.Now()
+	for i := range n {
+		var h keys.Hash
+		binary.LittleEndian.PutUint64(h[:], uint64(i)*0x9E3779B97F4A7C15)
+		binary.LittleEndian.PutUint64(h[8:], uint64(i))
+		k := apikey.Key{ID: uuid.New(), Hash: h, Hint: "ks_…" + fmt.Sprintf("%04d", i%10000), Name: fmt.Sprintf("key-%08d", i),
+			Owner: fmt.Sprintf("owner-%06d", i%100000), CreatedAt: now, LastUsedAt: &now, Enabled: true, KeyspaceID: ks}
+		buf = encodeRecord(buf[:0], &k)
+		t.putRaw(h, buf)
+	}
 }
