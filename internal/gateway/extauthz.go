@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/authanswer"
 	"github.com/keyservice/keyservice/internal/caller"
 )
 
@@ -41,10 +42,10 @@ type extAuthz struct {
 func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	headers := envoyHeaders(req.GetAttributes().GetRequest().GetHttp())
 	get := func(name string) string { return headers[strings.ToLower(name)] }
-	key := keyFrom(get, x.keyHeader)
-	var d authDecision
+	key := authanswer.KeyFrom(get, x.keyHeader)
+	var d authanswer.Decision
 	if key == "" {
-		d = authDecision{status: http.StatusUnauthorized, headers: map[string]string{"WWW-Authenticate": challengeFor(x.keyHeader)}}
+		d = authanswer.Missing(x.keyHeader)
 	} else {
 		ext := req.GetAttributes().GetContextExtensions()
 		vreq := &keyservicev1.ValidateRequest{Key: key, RequiredScopes: splitScopes(ext[RequiredScopesExtension]), Keyspace: ext[KeyspaceExtension]}
@@ -54,24 +55,24 @@ func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 		var stream runtime.ServerTransportStream
 		vctx := grpc.NewContextWithServerTransportStream(caller.WithGatewayCall(ctx, false), &stream)
 		resp, err := x.svc.Validate(vctx, vreq)
-		d = decide(resp, err, x.keyHeader, stream.Header())
+		d = authanswer.Decide(resp, err, x.keyHeader, stream.Header())
 	}
 	var hv []*corev3.HeaderValueOption
-	for k, v := range d.headers {
+	for k, v := range d.Headers {
 		hv = append(hv, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v}})
 	}
-	if d.status == http.StatusOK {
+	if d.Status == http.StatusOK {
 		return &authv3.CheckResponse{
 			Status: &rpcstatus.Status{Code: int32(codes.OK)},
 			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
 				Headers:         hv,
 				HeadersToRemove: []string{strings.ToLower(x.keyHeader)},
 			}},
-			DynamicMetadata: identityMetadata(d.key),
+			DynamicMetadata: identityMetadata(d.Key),
 		}, nil
 	}
 	code := codes.PermissionDenied
-	switch d.status {
+	switch d.Status {
 	case http.StatusUnauthorized:
 		code = codes.Unauthenticated
 	case http.StatusTooManyRequests, http.StatusPaymentRequired:
@@ -82,9 +83,9 @@ func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 		code = codes.Unavailable
 	}
 	return &authv3.CheckResponse{
-		Status: &rpcstatus.Status{Code: int32(code), Message: d.reason},
+		Status: &rpcstatus.Status{Code: int32(code), Message: d.Reason},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.status)},
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
 			Headers: hv,
 		}},
 	}, nil
@@ -94,7 +95,7 @@ func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 // whichever way Envoy sent them, so that both answer alike. The string map
 // (the default) has lower-case names, the values of a repeated header
 // joined with "," and bytes that are not UTF-8 replaced by "!". With
-// encode_raw_headers: true Envoy sends header_map instead, one entry per
+// encode_raw_Headers: true Envoy sends header_map instead, one entry per
 // header line with its raw bytes; it is read here into that same shape.
 // So a key header sent twice is one value, not a key, in both modes.
 func envoyHeaders(h *authv3.AttributeContext_HttpRequest) map[string]string {
