@@ -51,7 +51,10 @@ type Config struct {
 	// RequireCaller (KEYSERVICE_REQUIRE_CALLER): Validate needs a credential
 	// or a client certificate even without caller tokens or a client CA.
 	RequireCaller bool
-	KeyPrefix     string
+	// ClientCache (KEYSERVICE_CLIENT_CACHE): Validate says which answers a
+	// caller following WatchKeyEvents may keep.
+	ClientCache bool
+	KeyPrefix   string
 	// The signed key format (internal/keys/signed.go): its prefix, and the
 	// signing secrets, the first of which signs new keys. None: off.
 	SignedKeyPrefix  string

@@ -66,6 +66,8 @@ func (c *Config) settings() []Setting {
 			"the secret the answers kept for retried writes are sealed with and page tokens signed with, the same on every replica; none: derived from `KEYSERVICE_ADMIN_TOKENS` (with neither, writes with a `request_id` are refused)").see("[Tenancy](tenancy.md#rotating-a-bootstrap-token-away)"),
 		def(boolean, &c.RequireCaller, "KEYSERVICE_REQUIRE_CALLER", "require-caller", false, anyValue[bool](),
 			"`Validate` needs a credential (or a client certificate) even when no caller token or client CA is configured"),
+		def(boolean, &c.ClientCache, "KEYSERVICE_CLIENT_CACHE", "client-cache", true, anyValue[bool](),
+			"`Validate` marks `cacheable` the `VALID` answers a caller following `WatchKeyEvents` may keep: keys without a rate limit of their own, credits, an owner budget or allowed addresses (calls answered from a caller's cache spend no `KEYSERVICE_KEY_RATE` budget and are not in the usage history); off: no answer is cacheable").see("[Clients](clients.md#the-go-clients-cache)"),
 		str(&c.KeyPrefix, "KEYSERVICE_KEY_PREFIX", "key-prefix", keys.DefaultPrefix, rule[string]{"a-z, 0-9", func(p string) error {
 			if err := keys.ValidatePrefix(p); err != nil {
 				return err

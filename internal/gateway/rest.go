@@ -75,6 +75,10 @@ func REST(ctx context.Context, srv keyservicev1.KeyServiceServer, maxBody int64,
 	if err := keyservicev1.RegisterKeyServiceHandlerServer(ctx, mux, srv); err != nil {
 		return nil, err
 	}
+	// Registered after: grpc-gateway tries the newest route first.
+	if err := mux.HandlePath(http.MethodGet, "/v1/key-events", watchEvents(srv, mux, marshaler)); err != nil {
+		return nil, err
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		g := caller.HTTPCall{RemoteAddr: r.RemoteAddr}
@@ -134,7 +138,7 @@ func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 // (checked field by field by strictQuery); any other route with a query
 // string is a 400.
 var queryRoutes = map[string]bool{"/v1/keys": true, "/v1/audit-events": true, "/v1/keyspaces": true, "/v1/credentials": true,
-	"/v1/owners": true, "/v1/usage": true}
+	"/v1/owners": true, "/v1/usage": true, "/v1/key-events": true}
 
 // takesQuery reports whether r's route takes query parameters: the GET
 // routes above, and PATCH /v1/keys/{id} and /v1/keyspaces/{id} their

@@ -42,12 +42,14 @@ var Permissions = map[string]perm.Permission{
 	// ReportUsage charges what a key's call cost after the fact: the
 	// caller that validated it reports it.
 	keyservicev1.KeyService_ReportUsage_FullMethodName: perm.KeysValidate,
-	keyservicev1.KeyService_AddCredits_FullMethodName:  perm.KeysUpdate,
-	keyservicev1.KeyService_GetUsage_FullMethodName:    perm.UsageRead,
-	keyservicev1.KeyService_GetOwner_FullMethodName:    perm.KeysRead,
-	keyservicev1.KeyService_ListOwners_FullMethodName:  perm.KeysRead,
-	keyservicev1.KeyService_CreateOwner_FullMethodName: perm.KeysUpdate,
-	keyservicev1.KeyService_UpdateOwner_FullMethodName: perm.KeysUpdate,
+	// WatchKeyEvents feeds a caller's cache of Validate answers.
+	keyservicev1.KeyService_WatchKeyEvents_FullMethodName: perm.KeysValidate,
+	keyservicev1.KeyService_AddCredits_FullMethodName:     perm.KeysUpdate,
+	keyservicev1.KeyService_GetUsage_FullMethodName:       perm.UsageRead,
+	keyservicev1.KeyService_GetOwner_FullMethodName:       perm.KeysRead,
+	keyservicev1.KeyService_ListOwners_FullMethodName:     perm.KeysRead,
+	keyservicev1.KeyService_CreateOwner_FullMethodName:    perm.KeysUpdate,
+	keyservicev1.KeyService_UpdateOwner_FullMethodName:    perm.KeysUpdate,
 }
 
 // Auth is what the auth interceptor checks credentials against.
@@ -117,7 +119,8 @@ func Authenticate(a Auth) grpc.UnaryServerInterceptor {
 			if need != perm.KeysValidate {
 				ctx = caller.WithActor(ctx, e.Name)
 				ctx = apikey.WithCredential(ctx, &e.Credential)
-			} else if !e.AllKeyspaces {
+			} else if !e.AllKeyspaces || info.FullMethod == keyservicev1.KeyService_WatchKeyEvents_FullMethodName {
+				// A stream also needs it to end when the credential does.
 				ctx = apikey.WithCredential(ctx, &e.Credential)
 			}
 			return handler(caller.WithIdentity(ctx, id), req)

@@ -24,11 +24,18 @@ import (
 func TestEveryMethodDeclaresAPermission(t *testing.T) {
 	t.Parallel()
 	seen := map[string]bool{}
+	names := []string{}
 	for _, m := range keyservicev1.KeyService_ServiceDesc.Methods {
-		full := "/" + keyservicev1.KeyService_ServiceDesc.ServiceName + "/" + m.MethodName
+		names = append(names, m.MethodName)
+	}
+	for _, s := range keyservicev1.KeyService_ServiceDesc.Streams {
+		names = append(names, s.StreamName)
+	}
+	for _, name := range names {
+		full := "/" + keyservicev1.KeyService_ServiceDesc.ServiceName + "/" + name
 		seen[full] = true
 		if _, ok := Permissions[full]; !ok {
-			t.Errorf("%s declares no permission in Permissions", m.MethodName)
+			t.Errorf("%s declares no permission in Permissions", name)
 		}
 	}
 	for full := range Permissions {

@@ -126,3 +126,38 @@ func (c *bound) ListOwners(ctx context.Context, r *keyservicev1.ListOwnersReques
 func (c *bound) UpdateOwner(ctx context.Context, r *keyservicev1.UpdateOwnerRequest) (*keyservicev1.UpdateOwnerResponse, error) {
 	return invoke(ctx, c, keyservicev1.KeyService_UpdateOwner_FullMethodName, r, c.srv.UpdateOwner)
 }
+
+// WatchKeyEvents runs the whole stream inside the chain, as one call: the
+// chain authenticates it, limits its caller, logs and counts it, and maps
+// its error; the stream sees the chain's context (the caller's identity).
+func (c *bound) WatchKeyEvents(r *keyservicev1.WatchKeyEventsRequest, ss grpc.ServerStreamingServer[keyservicev1.WatchKeyEventsResponse]) error {
+	_, err := invoke(ss.Context(), c, keyservicev1.KeyService_WatchKeyEvents_FullMethodName, r,
+		func(ctx context.Context, r *keyservicev1.WatchKeyEventsRequest) (struct{}, error) {
+			return struct{}{}, c.srv.WatchKeyEvents(r, streamIn[keyservicev1.WatchKeyEventsResponse]{ss, ctx})
+		})
+	return err
+}
+
+// streamIn is a server stream whose context is the chain's.
+type streamIn[T any] struct {
+	grpc.ServerStreamingServer[T]
+	ctx context.Context
+}
+
+func (s streamIn[T]) Context() context.Context { return s.ctx }
+
+// BindStreams is srv for the gRPC server, whose unary interceptor runs
+// the chain for unary methods: its streaming methods run the chain as
+// Bind's do (a gRPC stream interceptor would not run it).
+func BindStreams(srv keyservicev1.KeyServiceServer, intercept grpc.UnaryServerInterceptor) keyservicev1.KeyServiceServer {
+	return streams{KeyServiceServer: srv, b: &bound{srv: srv, intercept: intercept}}
+}
+
+type streams struct {
+	keyservicev1.KeyServiceServer
+	b *bound
+}
+
+func (s streams) WatchKeyEvents(r *keyservicev1.WatchKeyEventsRequest, ss grpc.ServerStreamingServer[keyservicev1.WatchKeyEventsResponse]) error {
+	return s.b.WatchKeyEvents(r, ss)
+}

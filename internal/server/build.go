@@ -100,7 +100,7 @@ func (s *Server) newGRPCServer(svc keyservicev1.KeyServiceServer, intercept grpc
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
 	g := grpc.NewServer(gopts...)
-	keyservicev1.RegisterKeyServiceServer(g, svc)
+	keyservicev1.RegisterKeyServiceServer(g, middleware.BindStreams(svc, intercept))
 	// Envoy's Check runs Validate through the chain, like every transport.
 	authv3.RegisterAuthorizationServer(g, gateway.ExtAuthz(middleware.Bind(svc, intercept), cfg.AuthHeader))
 	healthpb.RegisterHealthServer(g, s.health)

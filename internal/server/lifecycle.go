@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/credits"
+	"github.com/keyservice/keyservice/internal/keyevents"
 	"github.com/keyservice/keyservice/internal/service"
 	"github.com/keyservice/keyservice/internal/tenancy"
 )
@@ -94,7 +95,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		g.Go(func() error { return s.tenancy.Run(gctx) })
 		g.Go(func() error { s.credits.Run(gctx); return nil })
 		g.Go(func() error { s.usage.Run(gctx); return nil })
-		return s.validator.Run(gctx, creditsFeed{s.tenancy.Feed(s.store), s.credits})
+		return s.validator.Run(gctx, creditsFeed{s.tenancy.Feed(s.store), s.credits, s.events})
 	})
 	g.Go(func() error {
 		select {
@@ -134,6 +135,7 @@ func (s *Server) shutdown() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	s.events.Close() // WatchKeyEvents streams end; their callers go elsewhere
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -169,13 +171,17 @@ func (s *Server) shutdown() {
 // creditsFeed puts the credits ledger's handler in front of the validation
 // path's: a credits event (set, added, charged elsewhere) reaches the
 // ledger, which gives back its lease and asks again.
+//
+// In front of both, the events log publishes keyspace, credential and
+// credits changes to WatchKeyEvents streams.
 type creditsFeed struct {
-	feed tenancy.Feed
-	l    *credits.Ledger
+	feed   tenancy.Feed
+	l      *credits.Ledger
+	events *keyevents.Log
 }
 
 func (f creditsFeed) Listen(ctx context.Context, h apikey.ChangeHandler) error {
-	return f.feed.Listen(ctx, credits.Handler(h, f.l))
+	return f.feed.Listen(ctx, f.events.Handler(credits.Handler(h, f.l)))
 }
 
 // expireChargeIDs forgets the request ids of charges and top-ups once the

@@ -24,6 +24,7 @@ import (
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/credits"
+	"github.com/keyservice/keyservice/internal/keyevents"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/loglimit"
 	"github.com/keyservice/keyservice/internal/middleware"
@@ -42,6 +43,8 @@ type Server struct {
 	migrator  *store.Migrator
 	validator *validate.Validator
 	tenancy   *tenancy.Registry
+	// events is the window of changes WatchKeyEvents streams follow.
+	events *keyevents.Log
 	// credits spends keys' and owners' credits from leases; usage counts
 	// answers for the history. Both are flushed on shutdown.
 	credits *credits.Ledger
@@ -156,7 +159,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	s.closers.add(func() { _ = s.migrator.Close() })
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(s.store.Collectors()...)
-	if s.validator, err = validatorFromConfig(cfg, format, s.store, log, reg); err != nil {
+	s.events = keyevents.New(0)
+	if s.validator, err = validatorFromConfig(cfg, format, s.store, log, reg, s.events); err != nil {
 		return nil, err
 	}
 	if s.tenancy, err = tenancy.New(tenancy.Config{
@@ -211,6 +215,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		CallerBudget:   cfg.DefaultBudget(),
 		CallerLimits:   cfg.CallerLimits,
 		ViewCacheSize:  cfg.PositiveSize + cfg.NegativeSize,
+		Events:         s.events,
+		ClientCache:    cfg.ClientCache,
 		Registry:       reg,
 	})
 	tp := o.tracerProvider
@@ -256,8 +262,8 @@ func (s *Server) HTTPAddr() net.Addr { return s.httpLis.Addr() }
 
 // validatorFromConfig builds the validation path (the key validator, not a
 // client of the Validate RPC) from the settings.
-func validatorFromConfig(cfg config.Config, format keys.Format, st *store.Store, log *slog.Logger, reg prometheus.Registerer) (*validate.Validator, error) {
-	return validate.New(validate.Config{Format: format, Store: st, Log: log, Registry: reg, Tuning: cfg.Tuning})
+func validatorFromConfig(cfg config.Config, format keys.Format, st *store.Store, log *slog.Logger, reg prometheus.Registerer, events *keyevents.Log) (*validate.Validator, error) {
+	return validate.New(validate.Config{Format: format, Store: st, Log: log, Registry: reg, Tuning: cfg.Tuning, Events: events})
 }
 
 func defaultFormat(name string) keyservicev1.Format {

@@ -23,6 +23,7 @@ import (
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/caller"
+	"github.com/keyservice/keyservice/internal/keyevents"
 	"github.com/keyservice/keyservice/internal/outcome"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/tenancy"
@@ -78,6 +79,11 @@ type Config struct {
 	Now           func() time.Time // time.Now when nil
 	// Registry, when set, gets the counter of answers decided here.
 	Registry prometheus.Registerer
+	// Events is the replica's window of changes, for WatchKeyEvents (nil:
+	// the method is UNIMPLEMENTED); ClientCache marks the VALID answers a
+	// caller following it may keep (cacheable).
+	Events      *keyevents.Log
+	ClientCache bool
 }
 
 // Service implements keyservicev1.KeyServiceServer. Errors it returns
@@ -112,7 +118,9 @@ type Service struct {
 	// refusals counts, by outcome, the answers refused for the call after
 	// the validation path judged the key VALID (outcome's Call and Budget
 	// stages).
-	refusals []prometheus.Counter
+	refusals    []prometheus.Counter
+	events      *keyevents.Log
+	clientCache bool
 }
 
 // New builds a Service.
@@ -136,6 +144,8 @@ func New(cfg Config) *Service {
 		idemOff:       cfg.Idempotency.Off,
 		callerBudget:  cfg.CallerBudget,
 		callerLimits:  cfg.CallerLimits,
+		events:        cfg.Events,
+		clientCache:   cfg.ClientCache && cfg.Events != nil,
 	}
 	if s.window <= 0 {
 		s.window = DefaultIdempotencyWindow
@@ -278,6 +288,7 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 	if verdict.OwnerCredAsk {
 		out.OwnerCredits = creditStatusToProto(verdict.OwnerCredits)
 	}
+	out.Cacheable = s.clientCache && cacheable(res.Key, out.Valid, verdict.Owner)
 	if verdict.RefusedBy != verify.HolderNone {
 		by := keyservicev1.Holder(verdict.RefusedBy)
 		out.RefusedBy = &by

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/keyevents"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/outcome"
 	"github.com/keyservice/keyservice/internal/testsignal"
@@ -31,6 +32,9 @@ type Config struct {
 	Log *slog.Logger
 	// Registry receives the metrics; none are exported when nil.
 	Registry prometheus.Registerer
+	// Events, when set, gets every change to a key this replica applies
+	// (its own writes, NOTIFYs, what sync finds), for WatchKeyEvents.
+	Events *keyevents.Log
 
 	// Tuning is what operators set. Its defaults, rules, flags and
 	// environment variables are declared once, in internal/config; New

@@ -4,9 +4,11 @@ import (
 	"context"
 	"time"
 
+	"github.com/google/uuid"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/keyservice/keyservice/internal/apikey"
+	"github.com/keyservice/keyservice/internal/keyevents"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/outcome"
 	"github.com/keyservice/keyservice/internal/verify"
@@ -162,9 +164,31 @@ func (v *Validator) applyEvent(e apikey.Event, src source, change func(rule func
 		return
 	}
 	v.metrics.events.WithLabelValues(string(e.Kind), src.String()).Inc()
+	v.publish(e)
 	if fetch {
 		v.prefetch(e.Hash)
 	}
+}
+
+// eventKinds are the kinds of key events watchers hear of.
+var eventKinds = map[apikey.EventKind]keyevents.Kind{
+	apikey.EventCreated: keyevents.Created, apikey.EventUpdated: keyevents.Updated, apikey.EventRevoked: keyevents.Revoked,
+}
+
+// publish tells WatchKeyEvents streams of e, with the key's keyspace when
+// this replica holds its record (else watchers of every keyspace hear
+// of it: a prefix names no key).
+func (v *Validator) publish(e apikey.Event) {
+	if v.cfg.Events == nil {
+		return
+	}
+	ks := uuid.Nil
+	if e.Key != nil {
+		ks = e.Key.KeyspaceID
+	} else if r, ok := v.res.get(&e.Hash); ok {
+		ks = r.KeyspaceID
+	}
+	v.cfg.Events.Publish(eventKinds[e.Kind], e.Hash[:], ks)
 }
 
 // revoked is a revocation's rule, under the stripe lock. Memory mode

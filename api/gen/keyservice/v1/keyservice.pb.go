@@ -283,6 +283,82 @@ func (Holder) EnumDescriptor() ([]byte, []int) {
 	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{3}
 }
 
+// KeyEventKind is what an event of WatchKeyEvents says.
+type KeyEventKind int32
+
+const (
+	// Never sent; the zero value.
+	KeyEventKind_KEY_EVENT_KIND_UNSPECIFIED KeyEventKind = 0
+	// Nothing changed; the stream is alive.
+	KeyEventKind_KEY_EVENT_KIND_HEARTBEAT KeyEventKind = 1
+	// Events were missed (a cursor outside the window, from another replica
+	// or before a restart, or a caller that fell behind): drop every answer
+	// held, then go on from this event's cursor.
+	KeyEventKind_KEY_EVENT_KIND_RESYNC KeyEventKind = 2
+	// A key was created.
+	KeyEventKind_KEY_EVENT_KIND_CREATED KeyEventKind = 3
+	// A key's record changed (UpdateKey: fields, enabled, expiry, limits;
+	// RotateKey's old key).
+	KeyEventKind_KEY_EVENT_KIND_UPDATED KeyEventKind = 4
+	// A key was revoked.
+	KeyEventKind_KEY_EVENT_KIND_REVOKED KeyEventKind = 5
+	// Keyspaces or credentials changed: drop every answer held.
+	KeyEventKind_KEY_EVENT_KIND_TENANCY KeyEventKind = 6
+	// A key's or an owner's credits changed.
+	KeyEventKind_KEY_EVENT_KIND_CREDITS KeyEventKind = 7
+)
+
+// Enum value maps for KeyEventKind.
+var (
+	KeyEventKind_name = map[int32]string{
+		0: "KEY_EVENT_KIND_UNSPECIFIED",
+		1: "KEY_EVENT_KIND_HEARTBEAT",
+		2: "KEY_EVENT_KIND_RESYNC",
+		3: "KEY_EVENT_KIND_CREATED",
+		4: "KEY_EVENT_KIND_UPDATED",
+		5: "KEY_EVENT_KIND_REVOKED",
+		6: "KEY_EVENT_KIND_TENANCY",
+		7: "KEY_EVENT_KIND_CREDITS",
+	}
+	KeyEventKind_value = map[string]int32{
+		"KEY_EVENT_KIND_UNSPECIFIED": 0,
+		"KEY_EVENT_KIND_HEARTBEAT":   1,
+		"KEY_EVENT_KIND_RESYNC":      2,
+		"KEY_EVENT_KIND_CREATED":     3,
+		"KEY_EVENT_KIND_UPDATED":     4,
+		"KEY_EVENT_KIND_REVOKED":     5,
+		"KEY_EVENT_KIND_TENANCY":     6,
+		"KEY_EVENT_KIND_CREDITS":     7,
+	}
+)
+
+func (x KeyEventKind) Enum() *KeyEventKind {
+	p := new(KeyEventKind)
+	*p = x
+	return p
+}
+
+func (x KeyEventKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KeyEventKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_keyservice_v1_keyservice_proto_enumTypes[4].Descriptor()
+}
+
+func (KeyEventKind) Type() protoreflect.EnumType {
+	return &file_keyservice_v1_keyservice_proto_enumTypes[4]
+}
+
+func (x KeyEventKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KeyEventKind.Descriptor instead.
+func (KeyEventKind) EnumDescriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{4}
+}
+
 // Granularity is the width of a usage bucket.
 type Granularity int32
 
@@ -324,11 +400,11 @@ func (x Granularity) String() string {
 }
 
 func (Granularity) Descriptor() protoreflect.EnumDescriptor {
-	return file_keyservice_v1_keyservice_proto_enumTypes[4].Descriptor()
+	return file_keyservice_v1_keyservice_proto_enumTypes[5].Descriptor()
 }
 
 func (Granularity) Type() protoreflect.EnumType {
-	return &file_keyservice_v1_keyservice_proto_enumTypes[4]
+	return &file_keyservice_v1_keyservice_proto_enumTypes[5]
 }
 
 func (x Granularity) Number() protoreflect.EnumNumber {
@@ -337,7 +413,7 @@ func (x Granularity) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Granularity.Descriptor instead.
 func (Granularity) EnumDescriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{4}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{5}
 }
 
 // UsageGroup is how usage is grouped into series.
@@ -377,11 +453,11 @@ func (x UsageGroup) String() string {
 }
 
 func (UsageGroup) Descriptor() protoreflect.EnumDescriptor {
-	return file_keyservice_v1_keyservice_proto_enumTypes[5].Descriptor()
+	return file_keyservice_v1_keyservice_proto_enumTypes[6].Descriptor()
 }
 
 func (UsageGroup) Type() protoreflect.EnumType {
-	return &file_keyservice_v1_keyservice_proto_enumTypes[5]
+	return &file_keyservice_v1_keyservice_proto_enumTypes[6]
 }
 
 func (x UsageGroup) Number() protoreflect.EnumNumber {
@@ -390,7 +466,7 @@ func (x UsageGroup) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UsageGroup.Descriptor instead.
 func (UsageGroup) EnumDescriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{5}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{6}
 }
 
 // Key is the stored record of an API key. It never contains the secret.
@@ -1046,7 +1122,15 @@ type ValidateResponse struct {
 	OwnerCredits *CreditsStatus `protobuf:"bytes,7,opt,name=owner_credits,json=ownerCredits,proto3" json:"owner_credits,omitempty"`
 	// On CODE_RATE_LIMITED and CODE_USAGE_EXCEEDED: whose budget refused,
 	// the key's or its owner's; absent on other answers.
-	RefusedBy     *Holder `protobuf:"varint,8,opt,name=refused_by,json=refusedBy,proto3,enum=keyservice.v1.Holder,oneof" json:"refused_by,omitempty"`
+	RefusedBy *Holder `protobuf:"varint,8,opt,name=refused_by,json=refusedBy,proto3,enum=keyservice.v1.Holder,oneof" json:"refused_by,omitempty"`
+	// True when a caller that follows WatchKeyEvents may keep this answer
+	// and give it again for the same key without asking (a VALID key with
+	// no rate limit of its own, no credits, no owner budget and no allowed
+	// addresses, on a server with KEYSERVICE_CLIENT_CACHE on), until an
+	// event names the key (or asks for a resync), the stream lapses, or the
+	// key's expires_at passes. Such calls do not reach the server: they are
+	// not in the usage history and spend no budget.
+	Cacheable     bool `protobuf:"varint,9,opt,name=cacheable,proto3" json:"cacheable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1137,6 +1221,145 @@ func (x *ValidateResponse) GetRefusedBy() Holder {
 	return Holder_HOLDER_UNSPECIFIED
 }
 
+func (x *ValidateResponse) GetCacheable() bool {
+	if x != nil {
+		return x.Cacheable
+	}
+	return false
+}
+
+// WatchKeyEventsRequest starts or resumes a stream of key events.
+type WatchKeyEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cursor of the last event received, to resume after it; empty to
+	// start from now.
+	Cursor string `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// How often a heartbeat comes when no event does: 100ms to 1m, 1s when
+	// unset.
+	Heartbeat     *durationpb.Duration `protobuf:"bytes,2,opt,name=heartbeat,proto3" json:"heartbeat,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchKeyEventsRequest) Reset() {
+	*x = WatchKeyEventsRequest{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchKeyEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchKeyEventsRequest) ProtoMessage() {}
+
+func (x *WatchKeyEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchKeyEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchKeyEventsRequest) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *WatchKeyEventsRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *WatchKeyEventsRequest) GetHeartbeat() *durationpb.Duration {
+	if x != nil {
+		return x.Heartbeat
+	}
+	return nil
+}
+
+// WatchKeyEventsResponse is one event: a change, a heartbeat or a resync.
+type WatchKeyEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where this event sits in the stream: pass it back to resume after it.
+	Cursor string `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// What happened.
+	Kind KeyEventKind `protobuf:"varint,2,opt,name=kind,proto3,enum=keyservice.v1.KeyEventKind" json:"kind,omitempty"`
+	// The first 8 bytes of the SHA-256 of the key concerned (created,
+	// updated, revoked): drop every answer held for a key whose SHA-256
+	// starts so. It names no key.
+	KeyHashPrefix []byte `protobuf:"bytes,3,opt,name=key_hash_prefix,json=keyHashPrefix,proto3" json:"key_hash_prefix,omitempty"`
+	// When the server learned of it.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchKeyEventsResponse) Reset() {
+	*x = WatchKeyEventsResponse{}
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchKeyEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchKeyEventsResponse) ProtoMessage() {}
+
+func (x *WatchKeyEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchKeyEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchKeyEventsResponse) Descriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *WatchKeyEventsResponse) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *WatchKeyEventsResponse) GetKind() KeyEventKind {
+	if x != nil {
+		return x.Kind
+	}
+	return KeyEventKind_KEY_EVENT_KIND_UNSPECIFIED
+}
+
+func (x *WatchKeyEventsResponse) GetKeyHashPrefix() []byte {
+	if x != nil {
+		return x.KeyHashPrefix
+	}
+	return nil
+}
+
+func (x *WatchKeyEventsResponse) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 // CreateKeyRequest describes the key to create.
 type CreateKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1177,7 +1400,7 @@ type CreateKeyRequest struct {
 
 func (x *CreateKeyRequest) Reset() {
 	*x = CreateKeyRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[8]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1412,7 @@ func (x *CreateKeyRequest) String() string {
 func (*CreateKeyRequest) ProtoMessage() {}
 
 func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[8]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1425,7 @@ func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{8}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateKeyRequest) GetName() string {
@@ -1295,7 +1518,7 @@ type CreateKeyResponse struct {
 
 func (x *CreateKeyResponse) Reset() {
 	*x = CreateKeyResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[9]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1530,7 @@ func (x *CreateKeyResponse) String() string {
 func (*CreateKeyResponse) ProtoMessage() {}
 
 func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[9]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1543,7 @@ func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{9}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateKeyResponse) GetSecret() string {
@@ -1348,7 +1571,7 @@ type GetKeyRequest struct {
 
 func (x *GetKeyRequest) Reset() {
 	*x = GetKeyRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[10]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1583,7 @@ func (x *GetKeyRequest) String() string {
 func (*GetKeyRequest) ProtoMessage() {}
 
 func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[10]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1596,7 @@ func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{10}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetKeyRequest) GetId() string {
@@ -1394,7 +1617,7 @@ type GetKeyResponse struct {
 
 func (x *GetKeyResponse) Reset() {
 	*x = GetKeyResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[11]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1406,7 +1629,7 @@ func (x *GetKeyResponse) String() string {
 func (*GetKeyResponse) ProtoMessage() {}
 
 func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[11]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1419,7 +1642,7 @@ func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{11}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetKeyResponse) GetKey() *Key {
@@ -1447,7 +1670,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[12]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1459,7 +1682,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[12]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,7 +1695,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{12}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListKeysRequest) GetOwner() string {
@@ -1516,7 +1739,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[13]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1751,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[13]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1764,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{13}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListKeysResponse) GetKeys() []*Key {
@@ -1576,7 +1799,7 @@ type RevokeKeyRequest struct {
 
 func (x *RevokeKeyRequest) Reset() {
 	*x = RevokeKeyRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[14]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1811,7 @@ func (x *RevokeKeyRequest) String() string {
 func (*RevokeKeyRequest) ProtoMessage() {}
 
 func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[14]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1824,7 @@ func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeKeyRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{14}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevokeKeyRequest) GetId() string {
@@ -1629,7 +1852,7 @@ type RevokeKeyResponse struct {
 
 func (x *RevokeKeyResponse) Reset() {
 	*x = RevokeKeyResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[15]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1641,7 +1864,7 @@ func (x *RevokeKeyResponse) String() string {
 func (*RevokeKeyResponse) ProtoMessage() {}
 
 func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[15]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1654,7 +1877,7 @@ func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeKeyResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{15}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RevokeKeyResponse) GetKey() *Key {
@@ -1687,7 +1910,7 @@ type UpdateKeyRequest struct {
 
 func (x *UpdateKeyRequest) Reset() {
 	*x = UpdateKeyRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[16]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1699,7 +1922,7 @@ func (x *UpdateKeyRequest) String() string {
 func (*UpdateKeyRequest) ProtoMessage() {}
 
 func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[16]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1712,7 +1935,7 @@ func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyRequest.ProtoReflect.Descriptor instead.
 func (*UpdateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{16}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateKeyRequest) GetKey() *Key {
@@ -1747,7 +1970,7 @@ type UpdateKeyResponse struct {
 
 func (x *UpdateKeyResponse) Reset() {
 	*x = UpdateKeyResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[17]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +1982,7 @@ func (x *UpdateKeyResponse) String() string {
 func (*UpdateKeyResponse) ProtoMessage() {}
 
 func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[17]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1772,7 +1995,7 @@ func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyResponse.ProtoReflect.Descriptor instead.
 func (*UpdateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{17}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateKeyResponse) GetKey() *Key {
@@ -1806,7 +2029,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[18]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +2041,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[18]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +2054,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{18}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RotateKeyRequest) GetId() string {
@@ -1877,7 +2100,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[19]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1889,7 +2112,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[19]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1902,7 +2125,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{19}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RotateKeyResponse) GetSecret() string {
@@ -1943,7 +2166,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[20]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2178,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[20]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2191,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{20}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListAuditEventsRequest) GetKeyId() string {
@@ -2012,7 +2235,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[21]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +2247,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[21]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2260,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{21}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -2089,7 +2312,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[22]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2101,7 +2324,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[22]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2114,7 +2337,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{22}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AuditEvent) GetId() string {
@@ -2202,7 +2425,7 @@ type FieldChange struct {
 
 func (x *FieldChange) Reset() {
 	*x = FieldChange{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[23]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2214,7 +2437,7 @@ func (x *FieldChange) String() string {
 func (*FieldChange) ProtoMessage() {}
 
 func (x *FieldChange) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[23]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2227,7 +2450,7 @@ func (x *FieldChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FieldChange.ProtoReflect.Descriptor instead.
 func (*FieldChange) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{23}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FieldChange) GetField() string {
@@ -2283,7 +2506,7 @@ type Keyspace struct {
 
 func (x *Keyspace) Reset() {
 	*x = Keyspace{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[24]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2295,7 +2518,7 @@ func (x *Keyspace) String() string {
 func (*Keyspace) ProtoMessage() {}
 
 func (x *Keyspace) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[24]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2308,7 +2531,7 @@ func (x *Keyspace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Keyspace.ProtoReflect.Descriptor instead.
 func (*Keyspace) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{24}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Keyspace) GetId() string {
@@ -2386,7 +2609,7 @@ type CreateKeyspaceRequest struct {
 
 func (x *CreateKeyspaceRequest) Reset() {
 	*x = CreateKeyspaceRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[25]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2398,7 +2621,7 @@ func (x *CreateKeyspaceRequest) String() string {
 func (*CreateKeyspaceRequest) ProtoMessage() {}
 
 func (x *CreateKeyspaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[25]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2411,7 +2634,7 @@ func (x *CreateKeyspaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyspaceRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyspaceRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{25}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateKeyspaceRequest) GetKeyspace() *Keyspace {
@@ -2432,7 +2655,7 @@ type CreateKeyspaceResponse struct {
 
 func (x *CreateKeyspaceResponse) Reset() {
 	*x = CreateKeyspaceResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[26]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2444,7 +2667,7 @@ func (x *CreateKeyspaceResponse) String() string {
 func (*CreateKeyspaceResponse) ProtoMessage() {}
 
 func (x *CreateKeyspaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[26]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2457,7 +2680,7 @@ func (x *CreateKeyspaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyspaceResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyspaceResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{26}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateKeyspaceResponse) GetKeyspace() *Keyspace {
@@ -2478,7 +2701,7 @@ type GetKeyspaceRequest struct {
 
 func (x *GetKeyspaceRequest) Reset() {
 	*x = GetKeyspaceRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[27]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +2713,7 @@ func (x *GetKeyspaceRequest) String() string {
 func (*GetKeyspaceRequest) ProtoMessage() {}
 
 func (x *GetKeyspaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[27]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +2726,7 @@ func (x *GetKeyspaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyspaceRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyspaceRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{27}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetKeyspaceRequest) GetId() string {
@@ -2524,7 +2747,7 @@ type GetKeyspaceResponse struct {
 
 func (x *GetKeyspaceResponse) Reset() {
 	*x = GetKeyspaceResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[28]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +2759,7 @@ func (x *GetKeyspaceResponse) String() string {
 func (*GetKeyspaceResponse) ProtoMessage() {}
 
 func (x *GetKeyspaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[28]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +2772,7 @@ func (x *GetKeyspaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyspaceResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyspaceResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{28}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetKeyspaceResponse) GetKeyspace() *Keyspace {
@@ -2572,7 +2795,7 @@ type ListKeyspacesRequest struct {
 
 func (x *ListKeyspacesRequest) Reset() {
 	*x = ListKeyspacesRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[29]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2584,7 +2807,7 @@ func (x *ListKeyspacesRequest) String() string {
 func (*ListKeyspacesRequest) ProtoMessage() {}
 
 func (x *ListKeyspacesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[29]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2597,7 +2820,7 @@ func (x *ListKeyspacesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyspacesRequest.ProtoReflect.Descriptor instead.
 func (*ListKeyspacesRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{29}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListKeyspacesRequest) GetPageSize() int32 {
@@ -2627,7 +2850,7 @@ type ListKeyspacesResponse struct {
 
 func (x *ListKeyspacesResponse) Reset() {
 	*x = ListKeyspacesResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[30]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2639,7 +2862,7 @@ func (x *ListKeyspacesResponse) String() string {
 func (*ListKeyspacesResponse) ProtoMessage() {}
 
 func (x *ListKeyspacesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[30]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2652,7 +2875,7 @@ func (x *ListKeyspacesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyspacesResponse.ProtoReflect.Descriptor instead.
 func (*ListKeyspacesResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{30}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListKeyspacesResponse) GetKeyspaces() []*Keyspace {
@@ -2684,7 +2907,7 @@ type UpdateKeyspaceRequest struct {
 
 func (x *UpdateKeyspaceRequest) Reset() {
 	*x = UpdateKeyspaceRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[31]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2696,7 +2919,7 @@ func (x *UpdateKeyspaceRequest) String() string {
 func (*UpdateKeyspaceRequest) ProtoMessage() {}
 
 func (x *UpdateKeyspaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[31]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2709,7 +2932,7 @@ func (x *UpdateKeyspaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyspaceRequest.ProtoReflect.Descriptor instead.
 func (*UpdateKeyspaceRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{31}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpdateKeyspaceRequest) GetKeyspace() *Keyspace {
@@ -2737,7 +2960,7 @@ type UpdateKeyspaceResponse struct {
 
 func (x *UpdateKeyspaceResponse) Reset() {
 	*x = UpdateKeyspaceResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[32]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2749,7 +2972,7 @@ func (x *UpdateKeyspaceResponse) String() string {
 func (*UpdateKeyspaceResponse) ProtoMessage() {}
 
 func (x *UpdateKeyspaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[32]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2762,7 +2985,7 @@ func (x *UpdateKeyspaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyspaceResponse.ProtoReflect.Descriptor instead.
 func (*UpdateKeyspaceResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{32}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UpdateKeyspaceResponse) GetKeyspace() *Keyspace {
@@ -2807,7 +3030,7 @@ type Credential struct {
 
 func (x *Credential) Reset() {
 	*x = Credential{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[33]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2819,7 +3042,7 @@ func (x *Credential) String() string {
 func (*Credential) ProtoMessage() {}
 
 func (x *Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[33]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2832,7 +3055,7 @@ func (x *Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credential.ProtoReflect.Descriptor instead.
 func (*Credential) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{33}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Credential) GetId() string {
@@ -2935,7 +3158,7 @@ type CreateCredentialRequest struct {
 
 func (x *CreateCredentialRequest) Reset() {
 	*x = CreateCredentialRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[34]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2947,7 +3170,7 @@ func (x *CreateCredentialRequest) String() string {
 func (*CreateCredentialRequest) ProtoMessage() {}
 
 func (x *CreateCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[34]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2960,7 +3183,7 @@ func (x *CreateCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCredentialRequest.ProtoReflect.Descriptor instead.
 func (*CreateCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{34}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CreateCredentialRequest) GetName() string {
@@ -3019,7 +3242,7 @@ type CreateCredentialResponse struct {
 
 func (x *CreateCredentialResponse) Reset() {
 	*x = CreateCredentialResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[35]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3031,7 +3254,7 @@ func (x *CreateCredentialResponse) String() string {
 func (*CreateCredentialResponse) ProtoMessage() {}
 
 func (x *CreateCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[35]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3044,7 +3267,7 @@ func (x *CreateCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCredentialResponse.ProtoReflect.Descriptor instead.
 func (*CreateCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{35}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateCredentialResponse) GetSecret() string {
@@ -3074,7 +3297,7 @@ type ListCredentialsRequest struct {
 
 func (x *ListCredentialsRequest) Reset() {
 	*x = ListCredentialsRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[36]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3086,7 +3309,7 @@ func (x *ListCredentialsRequest) String() string {
 func (*ListCredentialsRequest) ProtoMessage() {}
 
 func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[36]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3099,7 +3322,7 @@ func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*ListCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{36}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListCredentialsRequest) GetPageSize() int32 {
@@ -3129,7 +3352,7 @@ type ListCredentialsResponse struct {
 
 func (x *ListCredentialsResponse) Reset() {
 	*x = ListCredentialsResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[37]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3141,7 +3364,7 @@ func (x *ListCredentialsResponse) String() string {
 func (*ListCredentialsResponse) ProtoMessage() {}
 
 func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[37]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3154,7 +3377,7 @@ func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*ListCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{37}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListCredentialsResponse) GetCredentials() []*Credential {
@@ -3182,7 +3405,7 @@ type RevokeCredentialRequest struct {
 
 func (x *RevokeCredentialRequest) Reset() {
 	*x = RevokeCredentialRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[38]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3194,7 +3417,7 @@ func (x *RevokeCredentialRequest) String() string {
 func (*RevokeCredentialRequest) ProtoMessage() {}
 
 func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[38]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3207,7 +3430,7 @@ func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCredentialRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{38}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RevokeCredentialRequest) GetId() string {
@@ -3228,7 +3451,7 @@ type RevokeCredentialResponse struct {
 
 func (x *RevokeCredentialResponse) Reset() {
 	*x = RevokeCredentialResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[39]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3240,7 +3463,7 @@ func (x *RevokeCredentialResponse) String() string {
 func (*RevokeCredentialResponse) ProtoMessage() {}
 
 func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[39]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3253,7 +3476,7 @@ func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCredentialResponse.ProtoReflect.Descriptor instead.
 func (*RevokeCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{39}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RevokeCredentialResponse) GetCredential() *Credential {
@@ -3284,7 +3507,7 @@ type AddCreditsRequest struct {
 
 func (x *AddCreditsRequest) Reset() {
 	*x = AddCreditsRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[40]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3296,7 +3519,7 @@ func (x *AddCreditsRequest) String() string {
 func (*AddCreditsRequest) ProtoMessage() {}
 
 func (x *AddCreditsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[40]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3309,7 +3532,7 @@ func (x *AddCreditsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCreditsRequest.ProtoReflect.Descriptor instead.
 func (*AddCreditsRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{40}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AddCreditsRequest) GetKeyId() string {
@@ -3351,7 +3574,7 @@ type AddCreditsResponse struct {
 
 func (x *AddCreditsResponse) Reset() {
 	*x = AddCreditsResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[41]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3363,7 +3586,7 @@ func (x *AddCreditsResponse) String() string {
 func (*AddCreditsResponse) ProtoMessage() {}
 
 func (x *AddCreditsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[41]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3376,7 +3599,7 @@ func (x *AddCreditsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCreditsResponse.ProtoReflect.Descriptor instead.
 func (*AddCreditsResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{41}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AddCreditsResponse) GetCredits() *Credits {
@@ -3405,7 +3628,7 @@ type ReportUsageRequest struct {
 
 func (x *ReportUsageRequest) Reset() {
 	*x = ReportUsageRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[42]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3417,7 +3640,7 @@ func (x *ReportUsageRequest) String() string {
 func (*ReportUsageRequest) ProtoMessage() {}
 
 func (x *ReportUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[42]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3430,7 +3653,7 @@ func (x *ReportUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportUsageRequest.ProtoReflect.Descriptor instead.
 func (*ReportUsageRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{42}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReportUsageRequest) GetKey() string {
@@ -3477,7 +3700,7 @@ type ReportUsageResponse struct {
 
 func (x *ReportUsageResponse) Reset() {
 	*x = ReportUsageResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[43]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3489,7 +3712,7 @@ func (x *ReportUsageResponse) String() string {
 func (*ReportUsageResponse) ProtoMessage() {}
 
 func (x *ReportUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[43]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3502,7 +3725,7 @@ func (x *ReportUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportUsageResponse.ProtoReflect.Descriptor instead.
 func (*ReportUsageResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{43}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReportUsageResponse) GetCredits() *CreditsStatus {
@@ -3555,7 +3778,7 @@ type GetUsageRequest struct {
 
 func (x *GetUsageRequest) Reset() {
 	*x = GetUsageRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[44]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3567,7 +3790,7 @@ func (x *GetUsageRequest) String() string {
 func (*GetUsageRequest) ProtoMessage() {}
 
 func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[44]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3580,7 +3803,7 @@ func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageRequest.ProtoReflect.Descriptor instead.
 func (*GetUsageRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{44}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetUsageRequest) GetKeyId() string {
@@ -3659,7 +3882,7 @@ type GetUsageResponse struct {
 
 func (x *GetUsageResponse) Reset() {
 	*x = GetUsageResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[45]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3671,7 +3894,7 @@ func (x *GetUsageResponse) String() string {
 func (*GetUsageResponse) ProtoMessage() {}
 
 func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[45]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3684,7 +3907,7 @@ func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageResponse.ProtoReflect.Descriptor instead.
 func (*GetUsageResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{45}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetUsageResponse) GetSeries() []*UsageSeries {
@@ -3720,7 +3943,7 @@ type UsageSeries struct {
 
 func (x *UsageSeries) Reset() {
 	*x = UsageSeries{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[46]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3732,7 +3955,7 @@ func (x *UsageSeries) String() string {
 func (*UsageSeries) ProtoMessage() {}
 
 func (x *UsageSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[46]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3745,7 +3968,7 @@ func (x *UsageSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageSeries.ProtoReflect.Descriptor instead.
 func (*UsageSeries) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{46}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *UsageSeries) GetKeyId() string {
@@ -3801,7 +4024,7 @@ type UsagePoint struct {
 
 func (x *UsagePoint) Reset() {
 	*x = UsagePoint{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[47]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3813,7 +4036,7 @@ func (x *UsagePoint) String() string {
 func (*UsagePoint) ProtoMessage() {}
 
 func (x *UsagePoint) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[47]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3826,7 +4049,7 @@ func (x *UsagePoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsagePoint.ProtoReflect.Descriptor instead.
 func (*UsagePoint) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{47}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *UsagePoint) GetStart() *timestamppb.Timestamp {
@@ -3877,7 +4100,7 @@ type UsageCount struct {
 
 func (x *UsageCount) Reset() {
 	*x = UsageCount{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[48]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3889,7 +4112,7 @@ func (x *UsageCount) String() string {
 func (*UsageCount) ProtoMessage() {}
 
 func (x *UsageCount) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[48]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3902,7 +4125,7 @@ func (x *UsageCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageCount.ProtoReflect.Descriptor instead.
 func (*UsageCount) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{48}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *UsageCount) GetCode() Code {
@@ -3946,7 +4169,7 @@ type Owner struct {
 
 func (x *Owner) Reset() {
 	*x = Owner{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[49]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3958,7 +4181,7 @@ func (x *Owner) String() string {
 func (*Owner) ProtoMessage() {}
 
 func (x *Owner) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[49]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3971,7 +4194,7 @@ func (x *Owner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Owner.ProtoReflect.Descriptor instead.
 func (*Owner) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{49}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Owner) GetId() string {
@@ -4035,7 +4258,7 @@ type CreateOwnerRequest struct {
 
 func (x *CreateOwnerRequest) Reset() {
 	*x = CreateOwnerRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[50]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4047,7 +4270,7 @@ func (x *CreateOwnerRequest) String() string {
 func (*CreateOwnerRequest) ProtoMessage() {}
 
 func (x *CreateOwnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[50]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4060,7 +4283,7 @@ func (x *CreateOwnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOwnerRequest.ProtoReflect.Descriptor instead.
 func (*CreateOwnerRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{50}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CreateOwnerRequest) GetOwner() *Owner {
@@ -4081,7 +4304,7 @@ type CreateOwnerResponse struct {
 
 func (x *CreateOwnerResponse) Reset() {
 	*x = CreateOwnerResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[51]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4093,7 +4316,7 @@ func (x *CreateOwnerResponse) String() string {
 func (*CreateOwnerResponse) ProtoMessage() {}
 
 func (x *CreateOwnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[51]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4106,7 +4329,7 @@ func (x *CreateOwnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOwnerResponse.ProtoReflect.Descriptor instead.
 func (*CreateOwnerResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{51}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CreateOwnerResponse) GetOwner() *Owner {
@@ -4127,7 +4350,7 @@ type GetOwnerRequest struct {
 
 func (x *GetOwnerRequest) Reset() {
 	*x = GetOwnerRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[52]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4139,7 +4362,7 @@ func (x *GetOwnerRequest) String() string {
 func (*GetOwnerRequest) ProtoMessage() {}
 
 func (x *GetOwnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[52]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4152,7 +4375,7 @@ func (x *GetOwnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOwnerRequest.ProtoReflect.Descriptor instead.
 func (*GetOwnerRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{52}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetOwnerRequest) GetId() string {
@@ -4173,7 +4396,7 @@ type GetOwnerResponse struct {
 
 func (x *GetOwnerResponse) Reset() {
 	*x = GetOwnerResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[53]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4185,7 +4408,7 @@ func (x *GetOwnerResponse) String() string {
 func (*GetOwnerResponse) ProtoMessage() {}
 
 func (x *GetOwnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[53]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4198,7 +4421,7 @@ func (x *GetOwnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOwnerResponse.ProtoReflect.Descriptor instead.
 func (*GetOwnerResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{53}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetOwnerResponse) GetOwner() *Owner {
@@ -4224,7 +4447,7 @@ type ListOwnersRequest struct {
 
 func (x *ListOwnersRequest) Reset() {
 	*x = ListOwnersRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[54]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4236,7 +4459,7 @@ func (x *ListOwnersRequest) String() string {
 func (*ListOwnersRequest) ProtoMessage() {}
 
 func (x *ListOwnersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[54]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4249,7 +4472,7 @@ func (x *ListOwnersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOwnersRequest.ProtoReflect.Descriptor instead.
 func (*ListOwnersRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{54}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListOwnersRequest) GetKeyspace() string {
@@ -4286,7 +4509,7 @@ type ListOwnersResponse struct {
 
 func (x *ListOwnersResponse) Reset() {
 	*x = ListOwnersResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[55]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4298,7 +4521,7 @@ func (x *ListOwnersResponse) String() string {
 func (*ListOwnersResponse) ProtoMessage() {}
 
 func (x *ListOwnersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[55]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4311,7 +4534,7 @@ func (x *ListOwnersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOwnersResponse.ProtoReflect.Descriptor instead.
 func (*ListOwnersResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{55}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListOwnersResponse) GetOwners() []*Owner {
@@ -4343,7 +4566,7 @@ type UpdateOwnerRequest struct {
 
 func (x *UpdateOwnerRequest) Reset() {
 	*x = UpdateOwnerRequest{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[56]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4355,7 +4578,7 @@ func (x *UpdateOwnerRequest) String() string {
 func (*UpdateOwnerRequest) ProtoMessage() {}
 
 func (x *UpdateOwnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[56]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4368,7 +4591,7 @@ func (x *UpdateOwnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateOwnerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateOwnerRequest) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{56}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *UpdateOwnerRequest) GetOwner() *Owner {
@@ -4396,7 +4619,7 @@ type UpdateOwnerResponse struct {
 
 func (x *UpdateOwnerResponse) Reset() {
 	*x = UpdateOwnerResponse{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[57]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4408,7 +4631,7 @@ func (x *UpdateOwnerResponse) String() string {
 func (*UpdateOwnerResponse) ProtoMessage() {}
 
 func (x *UpdateOwnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[57]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4421,7 +4644,7 @@ func (x *UpdateOwnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateOwnerResponse.ProtoReflect.Descriptor instead.
 func (*UpdateOwnerResponse) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{57}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *UpdateOwnerResponse) GetOwner() *Owner {
@@ -4456,7 +4679,7 @@ type RestError struct {
 
 func (x *RestError) Reset() {
 	*x = RestError{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[58]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4468,7 +4691,7 @@ func (x *RestError) String() string {
 func (*RestError) ProtoMessage() {}
 
 func (x *RestError) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[58]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4481,7 +4704,7 @@ func (x *RestError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestError.ProtoReflect.Descriptor instead.
 func (*RestError) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{58}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RestError) GetCode() int32 {
@@ -4536,7 +4759,7 @@ type RestErrorStatus struct {
 
 func (x *RestErrorStatus) Reset() {
 	*x = RestErrorStatus{}
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[59]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4548,7 +4771,7 @@ func (x *RestErrorStatus) String() string {
 func (*RestErrorStatus) ProtoMessage() {}
 
 func (x *RestErrorStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_keyservice_v1_keyservice_proto_msgTypes[59]
+	mi := &file_keyservice_v1_keyservice_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4561,7 +4784,7 @@ func (x *RestErrorStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestErrorStatus.ProtoReflect.Descriptor instead.
 func (*RestErrorStatus) Descriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{59}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RestErrorStatus) GetCode() int32 {
@@ -4655,7 +4878,7 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\tclient_ip\x18\x03 \x01(\tR\bclientIp\x12'\n" +
 	"\x0frequired_scopes\x18\x04 \x03(\tR\x0erequiredScopes\x12\x1a\n" +
 	"\bkeyspace\x18\x05 \x01(\tR\bkeyspaceB\a\n" +
-	"\x05_cost\"\xc5\x03\n" +
+	"\x05_cost\"\xe3\x03\n" +
 	"\x10ValidateResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12'\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.keyservice.v1.CodeR\x04code\x12$\n" +
@@ -4666,8 +4889,17 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x10owner_rate_limit\x18\x06 \x01(\v2\x1e.keyservice.v1.RateLimitStatusR\x0eownerRateLimit\x12A\n" +
 	"\rowner_credits\x18\a \x01(\v2\x1c.keyservice.v1.CreditsStatusR\fownerCredits\x129\n" +
 	"\n" +
-	"refused_by\x18\b \x01(\x0e2\x15.keyservice.v1.HolderH\x00R\trefusedBy\x88\x01\x01B\r\n" +
-	"\v_refused_by\"\x91\x04\n" +
+	"refused_by\x18\b \x01(\x0e2\x15.keyservice.v1.HolderH\x00R\trefusedBy\x88\x01\x01\x12\x1c\n" +
+	"\tcacheable\x18\t \x01(\bR\tcacheableB\r\n" +
+	"\v_refused_by\"h\n" +
+	"\x15WatchKeyEventsRequest\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x127\n" +
+	"\theartbeat\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\theartbeat\"\xb9\x01\n" +
+	"\x16WatchKeyEventsResponse\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x12/\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x1b.keyservice.v1.KeyEventKindR\x04kind\x12&\n" +
+	"\x0fkey_hash_prefix\x18\x03 \x01(\fR\rkeyHashPrefix\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x91\x04\n" +
 	"\x10CreateKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x16\n" +
@@ -4958,7 +5190,16 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x12HOLDER_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
 	"HOLDER_KEY\x10\x01\x12\x10\n" +
-	"\fHOLDER_OWNER\x10\x02*m\n" +
+	"\fHOLDER_OWNER\x10\x02*\xf3\x01\n" +
+	"\fKeyEventKind\x12\x1e\n" +
+	"\x1aKEY_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18KEY_EVENT_KIND_HEARTBEAT\x10\x01\x12\x19\n" +
+	"\x15KEY_EVENT_KIND_RESYNC\x10\x02\x12\x1a\n" +
+	"\x16KEY_EVENT_KIND_CREATED\x10\x03\x12\x1a\n" +
+	"\x16KEY_EVENT_KIND_UPDATED\x10\x04\x12\x1a\n" +
+	"\x16KEY_EVENT_KIND_REVOKED\x10\x05\x12\x1a\n" +
+	"\x16KEY_EVENT_KIND_TENANCY\x10\x06\x12\x1a\n" +
+	"\x16KEY_EVENT_KIND_CREDITS\x10\a*m\n" +
 	"\vGranularity\x12\x1b\n" +
 	"\x17GRANULARITY_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12GRANULARITY_MINUTE\x10\x01\x12\x14\n" +
@@ -4968,7 +5209,7 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"UsageGroup\x12\x1b\n" +
 	"\x17USAGE_GROUP_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fUSAGE_GROUP_KEY\x10\x01\x12\x15\n" +
-	"\x11USAGE_GROUP_OWNER\x10\x022\x8b\x14\n" +
+	"\x11USAGE_GROUP_OWNER\x10\x022\x84\x15\n" +
 	"\n" +
 	"KeyService\x12i\n" +
 	"\bValidate\x12\x1e.keyservice.v1.ValidateRequest\x1a\x1f.keyservice.v1.ValidateResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/keys:validate\x12c\n" +
@@ -4997,7 +5238,8 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\n" +
 	"ListOwners\x12 .keyservice.v1.ListOwnersRequest\x1a!.keyservice.v1.ListOwnersResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/owners\x12z\n" +
-	"\vUpdateOwner\x12!.keyservice.v1.UpdateOwnerRequest\x1a\".keyservice.v1.UpdateOwnerResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x05owner2\x15/v1/owners/{owner.id}Bk\n" +
+	"\vUpdateOwner\x12!.keyservice.v1.UpdateOwnerRequest\x1a\".keyservice.v1.UpdateOwnerResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x05owner2\x15/v1/owners/{owner.id}\x12w\n" +
+	"\x0eWatchKeyEvents\x12$.keyservice.v1.WatchKeyEventsRequest\x1a%.keyservice.v1.WatchKeyEventsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/key-events0\x01Bk\n" +
 	"\x11dev.keyservice.v1B\x0fKeyServiceProtoP\x01ZCgithub.com/keyservice/keyservice/api/gen/keyservice/v1;keyservicev1b\x06proto3"
 
 var (
@@ -5012,225 +5254,233 @@ func file_keyservice_v1_keyservice_proto_rawDescGZIP() []byte {
 	return file_keyservice_v1_keyservice_proto_rawDescData
 }
 
-var file_keyservice_v1_keyservice_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_keyservice_v1_keyservice_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_keyservice_v1_keyservice_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_keyservice_v1_keyservice_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_keyservice_v1_keyservice_proto_goTypes = []any{
 	(Code)(0),                        // 0: keyservice.v1.Code
 	(Format)(0),                      // 1: keyservice.v1.Format
 	(RefillInterval)(0),              // 2: keyservice.v1.RefillInterval
 	(Holder)(0),                      // 3: keyservice.v1.Holder
-	(Granularity)(0),                 // 4: keyservice.v1.Granularity
-	(UsageGroup)(0),                  // 5: keyservice.v1.UsageGroup
-	(*Key)(nil),                      // 6: keyservice.v1.Key
-	(*Credits)(nil),                  // 7: keyservice.v1.Credits
-	(*Refill)(nil),                   // 8: keyservice.v1.Refill
-	(*CreditsStatus)(nil),            // 9: keyservice.v1.CreditsStatus
-	(*RateLimit)(nil),                // 10: keyservice.v1.RateLimit
-	(*RateLimitStatus)(nil),          // 11: keyservice.v1.RateLimitStatus
-	(*ValidateRequest)(nil),          // 12: keyservice.v1.ValidateRequest
-	(*ValidateResponse)(nil),         // 13: keyservice.v1.ValidateResponse
-	(*CreateKeyRequest)(nil),         // 14: keyservice.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),        // 15: keyservice.v1.CreateKeyResponse
-	(*GetKeyRequest)(nil),            // 16: keyservice.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),           // 17: keyservice.v1.GetKeyResponse
-	(*ListKeysRequest)(nil),          // 18: keyservice.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),         // 19: keyservice.v1.ListKeysResponse
-	(*RevokeKeyRequest)(nil),         // 20: keyservice.v1.RevokeKeyRequest
-	(*RevokeKeyResponse)(nil),        // 21: keyservice.v1.RevokeKeyResponse
-	(*UpdateKeyRequest)(nil),         // 22: keyservice.v1.UpdateKeyRequest
-	(*UpdateKeyResponse)(nil),        // 23: keyservice.v1.UpdateKeyResponse
-	(*RotateKeyRequest)(nil),         // 24: keyservice.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),        // 25: keyservice.v1.RotateKeyResponse
-	(*ListAuditEventsRequest)(nil),   // 26: keyservice.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),  // 27: keyservice.v1.ListAuditEventsResponse
-	(*AuditEvent)(nil),               // 28: keyservice.v1.AuditEvent
-	(*FieldChange)(nil),              // 29: keyservice.v1.FieldChange
-	(*Keyspace)(nil),                 // 30: keyservice.v1.Keyspace
-	(*CreateKeyspaceRequest)(nil),    // 31: keyservice.v1.CreateKeyspaceRequest
-	(*CreateKeyspaceResponse)(nil),   // 32: keyservice.v1.CreateKeyspaceResponse
-	(*GetKeyspaceRequest)(nil),       // 33: keyservice.v1.GetKeyspaceRequest
-	(*GetKeyspaceResponse)(nil),      // 34: keyservice.v1.GetKeyspaceResponse
-	(*ListKeyspacesRequest)(nil),     // 35: keyservice.v1.ListKeyspacesRequest
-	(*ListKeyspacesResponse)(nil),    // 36: keyservice.v1.ListKeyspacesResponse
-	(*UpdateKeyspaceRequest)(nil),    // 37: keyservice.v1.UpdateKeyspaceRequest
-	(*UpdateKeyspaceResponse)(nil),   // 38: keyservice.v1.UpdateKeyspaceResponse
-	(*Credential)(nil),               // 39: keyservice.v1.Credential
-	(*CreateCredentialRequest)(nil),  // 40: keyservice.v1.CreateCredentialRequest
-	(*CreateCredentialResponse)(nil), // 41: keyservice.v1.CreateCredentialResponse
-	(*ListCredentialsRequest)(nil),   // 42: keyservice.v1.ListCredentialsRequest
-	(*ListCredentialsResponse)(nil),  // 43: keyservice.v1.ListCredentialsResponse
-	(*RevokeCredentialRequest)(nil),  // 44: keyservice.v1.RevokeCredentialRequest
-	(*RevokeCredentialResponse)(nil), // 45: keyservice.v1.RevokeCredentialResponse
-	(*AddCreditsRequest)(nil),        // 46: keyservice.v1.AddCreditsRequest
-	(*AddCreditsResponse)(nil),       // 47: keyservice.v1.AddCreditsResponse
-	(*ReportUsageRequest)(nil),       // 48: keyservice.v1.ReportUsageRequest
-	(*ReportUsageResponse)(nil),      // 49: keyservice.v1.ReportUsageResponse
-	(*GetUsageRequest)(nil),          // 50: keyservice.v1.GetUsageRequest
-	(*GetUsageResponse)(nil),         // 51: keyservice.v1.GetUsageResponse
-	(*UsageSeries)(nil),              // 52: keyservice.v1.UsageSeries
-	(*UsagePoint)(nil),               // 53: keyservice.v1.UsagePoint
-	(*UsageCount)(nil),               // 54: keyservice.v1.UsageCount
-	(*Owner)(nil),                    // 55: keyservice.v1.Owner
-	(*CreateOwnerRequest)(nil),       // 56: keyservice.v1.CreateOwnerRequest
-	(*CreateOwnerResponse)(nil),      // 57: keyservice.v1.CreateOwnerResponse
-	(*GetOwnerRequest)(nil),          // 58: keyservice.v1.GetOwnerRequest
-	(*GetOwnerResponse)(nil),         // 59: keyservice.v1.GetOwnerResponse
-	(*ListOwnersRequest)(nil),        // 60: keyservice.v1.ListOwnersRequest
-	(*ListOwnersResponse)(nil),       // 61: keyservice.v1.ListOwnersResponse
-	(*UpdateOwnerRequest)(nil),       // 62: keyservice.v1.UpdateOwnerRequest
-	(*UpdateOwnerResponse)(nil),      // 63: keyservice.v1.UpdateOwnerResponse
-	(*RestError)(nil),                // 64: keyservice.v1.RestError
-	(*RestErrorStatus)(nil),          // 65: keyservice.v1.RestErrorStatus
-	nil,                              // 66: keyservice.v1.Key.MetadataEntry
-	nil,                              // 67: keyservice.v1.CreateKeyRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil),    // 68: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 69: google.protobuf.Duration
-	(*fieldmaskpb.FieldMask)(nil),    // 70: google.protobuf.FieldMask
-	(*structpb.Value)(nil),           // 71: google.protobuf.Value
-	(*anypb.Any)(nil),                // 72: google.protobuf.Any
+	(KeyEventKind)(0),                // 4: keyservice.v1.KeyEventKind
+	(Granularity)(0),                 // 5: keyservice.v1.Granularity
+	(UsageGroup)(0),                  // 6: keyservice.v1.UsageGroup
+	(*Key)(nil),                      // 7: keyservice.v1.Key
+	(*Credits)(nil),                  // 8: keyservice.v1.Credits
+	(*Refill)(nil),                   // 9: keyservice.v1.Refill
+	(*CreditsStatus)(nil),            // 10: keyservice.v1.CreditsStatus
+	(*RateLimit)(nil),                // 11: keyservice.v1.RateLimit
+	(*RateLimitStatus)(nil),          // 12: keyservice.v1.RateLimitStatus
+	(*ValidateRequest)(nil),          // 13: keyservice.v1.ValidateRequest
+	(*ValidateResponse)(nil),         // 14: keyservice.v1.ValidateResponse
+	(*WatchKeyEventsRequest)(nil),    // 15: keyservice.v1.WatchKeyEventsRequest
+	(*WatchKeyEventsResponse)(nil),   // 16: keyservice.v1.WatchKeyEventsResponse
+	(*CreateKeyRequest)(nil),         // 17: keyservice.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),        // 18: keyservice.v1.CreateKeyResponse
+	(*GetKeyRequest)(nil),            // 19: keyservice.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),           // 20: keyservice.v1.GetKeyResponse
+	(*ListKeysRequest)(nil),          // 21: keyservice.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),         // 22: keyservice.v1.ListKeysResponse
+	(*RevokeKeyRequest)(nil),         // 23: keyservice.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),        // 24: keyservice.v1.RevokeKeyResponse
+	(*UpdateKeyRequest)(nil),         // 25: keyservice.v1.UpdateKeyRequest
+	(*UpdateKeyResponse)(nil),        // 26: keyservice.v1.UpdateKeyResponse
+	(*RotateKeyRequest)(nil),         // 27: keyservice.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),        // 28: keyservice.v1.RotateKeyResponse
+	(*ListAuditEventsRequest)(nil),   // 29: keyservice.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),  // 30: keyservice.v1.ListAuditEventsResponse
+	(*AuditEvent)(nil),               // 31: keyservice.v1.AuditEvent
+	(*FieldChange)(nil),              // 32: keyservice.v1.FieldChange
+	(*Keyspace)(nil),                 // 33: keyservice.v1.Keyspace
+	(*CreateKeyspaceRequest)(nil),    // 34: keyservice.v1.CreateKeyspaceRequest
+	(*CreateKeyspaceResponse)(nil),   // 35: keyservice.v1.CreateKeyspaceResponse
+	(*GetKeyspaceRequest)(nil),       // 36: keyservice.v1.GetKeyspaceRequest
+	(*GetKeyspaceResponse)(nil),      // 37: keyservice.v1.GetKeyspaceResponse
+	(*ListKeyspacesRequest)(nil),     // 38: keyservice.v1.ListKeyspacesRequest
+	(*ListKeyspacesResponse)(nil),    // 39: keyservice.v1.ListKeyspacesResponse
+	(*UpdateKeyspaceRequest)(nil),    // 40: keyservice.v1.UpdateKeyspaceRequest
+	(*UpdateKeyspaceResponse)(nil),   // 41: keyservice.v1.UpdateKeyspaceResponse
+	(*Credential)(nil),               // 42: keyservice.v1.Credential
+	(*CreateCredentialRequest)(nil),  // 43: keyservice.v1.CreateCredentialRequest
+	(*CreateCredentialResponse)(nil), // 44: keyservice.v1.CreateCredentialResponse
+	(*ListCredentialsRequest)(nil),   // 45: keyservice.v1.ListCredentialsRequest
+	(*ListCredentialsResponse)(nil),  // 46: keyservice.v1.ListCredentialsResponse
+	(*RevokeCredentialRequest)(nil),  // 47: keyservice.v1.RevokeCredentialRequest
+	(*RevokeCredentialResponse)(nil), // 48: keyservice.v1.RevokeCredentialResponse
+	(*AddCreditsRequest)(nil),        // 49: keyservice.v1.AddCreditsRequest
+	(*AddCreditsResponse)(nil),       // 50: keyservice.v1.AddCreditsResponse
+	(*ReportUsageRequest)(nil),       // 51: keyservice.v1.ReportUsageRequest
+	(*ReportUsageResponse)(nil),      // 52: keyservice.v1.ReportUsageResponse
+	(*GetUsageRequest)(nil),          // 53: keyservice.v1.GetUsageRequest
+	(*GetUsageResponse)(nil),         // 54: keyservice.v1.GetUsageResponse
+	(*UsageSeries)(nil),              // 55: keyservice.v1.UsageSeries
+	(*UsagePoint)(nil),               // 56: keyservice.v1.UsagePoint
+	(*UsageCount)(nil),               // 57: keyservice.v1.UsageCount
+	(*Owner)(nil),                    // 58: keyservice.v1.Owner
+	(*CreateOwnerRequest)(nil),       // 59: keyservice.v1.CreateOwnerRequest
+	(*CreateOwnerResponse)(nil),      // 60: keyservice.v1.CreateOwnerResponse
+	(*GetOwnerRequest)(nil),          // 61: keyservice.v1.GetOwnerRequest
+	(*GetOwnerResponse)(nil),         // 62: keyservice.v1.GetOwnerResponse
+	(*ListOwnersRequest)(nil),        // 63: keyservice.v1.ListOwnersRequest
+	(*ListOwnersResponse)(nil),       // 64: keyservice.v1.ListOwnersResponse
+	(*UpdateOwnerRequest)(nil),       // 65: keyservice.v1.UpdateOwnerRequest
+	(*UpdateOwnerResponse)(nil),      // 66: keyservice.v1.UpdateOwnerResponse
+	(*RestError)(nil),                // 67: keyservice.v1.RestError
+	(*RestErrorStatus)(nil),          // 68: keyservice.v1.RestErrorStatus
+	nil,                              // 69: keyservice.v1.Key.MetadataEntry
+	nil,                              // 70: keyservice.v1.CreateKeyRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),    // 71: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 72: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),    // 73: google.protobuf.FieldMask
+	(*structpb.Value)(nil),           // 74: google.protobuf.Value
+	(*anypb.Any)(nil),                // 75: google.protobuf.Any
 }
 var file_keyservice_v1_keyservice_proto_depIdxs = []int32{
-	66,  // 0: keyservice.v1.Key.metadata:type_name -> keyservice.v1.Key.MetadataEntry
-	68,  // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
-	68,  // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	68,  // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
-	68,  // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
-	10,  // 5: keyservice.v1.Key.rate_limit:type_name -> keyservice.v1.RateLimit
-	68,  // 6: keyservice.v1.Key.updated_at:type_name -> google.protobuf.Timestamp
-	7,   // 7: keyservice.v1.Key.credits:type_name -> keyservice.v1.Credits
-	8,   // 8: keyservice.v1.Credits.refill:type_name -> keyservice.v1.Refill
-	68,  // 9: keyservice.v1.Credits.next_refill_at:type_name -> google.protobuf.Timestamp
+	69,  // 0: keyservice.v1.Key.metadata:type_name -> keyservice.v1.Key.MetadataEntry
+	71,  // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
+	71,  // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	71,  // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
+	71,  // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
+	11,  // 5: keyservice.v1.Key.rate_limit:type_name -> keyservice.v1.RateLimit
+	71,  // 6: keyservice.v1.Key.updated_at:type_name -> google.protobuf.Timestamp
+	8,   // 7: keyservice.v1.Key.credits:type_name -> keyservice.v1.Credits
+	9,   // 8: keyservice.v1.Credits.refill:type_name -> keyservice.v1.Refill
+	71,  // 9: keyservice.v1.Credits.next_refill_at:type_name -> google.protobuf.Timestamp
 	2,   // 10: keyservice.v1.Refill.interval:type_name -> keyservice.v1.RefillInterval
-	69,  // 11: keyservice.v1.Refill.every:type_name -> google.protobuf.Duration
-	68,  // 12: keyservice.v1.CreditsStatus.next_refill_at:type_name -> google.protobuf.Timestamp
-	69,  // 13: keyservice.v1.RateLimit.period:type_name -> google.protobuf.Duration
-	69,  // 14: keyservice.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
+	72,  // 11: keyservice.v1.Refill.every:type_name -> google.protobuf.Duration
+	71,  // 12: keyservice.v1.CreditsStatus.next_refill_at:type_name -> google.protobuf.Timestamp
+	72,  // 13: keyservice.v1.RateLimit.period:type_name -> google.protobuf.Duration
+	72,  // 14: keyservice.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
 	0,   // 15: keyservice.v1.ValidateResponse.code:type_name -> keyservice.v1.Code
-	6,   // 16: keyservice.v1.ValidateResponse.key:type_name -> keyservice.v1.Key
-	11,  // 17: keyservice.v1.ValidateResponse.rate_limit:type_name -> keyservice.v1.RateLimitStatus
-	9,   // 18: keyservice.v1.ValidateResponse.credits:type_name -> keyservice.v1.CreditsStatus
-	11,  // 19: keyservice.v1.ValidateResponse.owner_rate_limit:type_name -> keyservice.v1.RateLimitStatus
-	9,   // 20: keyservice.v1.ValidateResponse.owner_credits:type_name -> keyservice.v1.CreditsStatus
+	7,   // 16: keyservice.v1.ValidateResponse.key:type_name -> keyservice.v1.Key
+	12,  // 17: keyservice.v1.ValidateResponse.rate_limit:type_name -> keyservice.v1.RateLimitStatus
+	10,  // 18: keyservice.v1.ValidateResponse.credits:type_name -> keyservice.v1.CreditsStatus
+	12,  // 19: keyservice.v1.ValidateResponse.owner_rate_limit:type_name -> keyservice.v1.RateLimitStatus
+	10,  // 20: keyservice.v1.ValidateResponse.owner_credits:type_name -> keyservice.v1.CreditsStatus
 	3,   // 21: keyservice.v1.ValidateResponse.refused_by:type_name -> keyservice.v1.Holder
-	67,  // 22: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
-	68,  // 23: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	10,  // 24: keyservice.v1.CreateKeyRequest.rate_limit:type_name -> keyservice.v1.RateLimit
-	1,   // 25: keyservice.v1.CreateKeyRequest.format:type_name -> keyservice.v1.Format
-	7,   // 26: keyservice.v1.CreateKeyRequest.credits:type_name -> keyservice.v1.Credits
-	6,   // 27: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
-	6,   // 28: keyservice.v1.GetKeyResponse.key:type_name -> keyservice.v1.Key
-	6,   // 29: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
-	6,   // 30: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
-	6,   // 31: keyservice.v1.UpdateKeyRequest.key:type_name -> keyservice.v1.Key
-	70,  // 32: keyservice.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	6,   // 33: keyservice.v1.UpdateKeyResponse.key:type_name -> keyservice.v1.Key
-	69,  // 34: keyservice.v1.RotateKeyRequest.grace_period:type_name -> google.protobuf.Duration
-	1,   // 35: keyservice.v1.RotateKeyRequest.format:type_name -> keyservice.v1.Format
-	6,   // 36: keyservice.v1.RotateKeyResponse.key:type_name -> keyservice.v1.Key
-	6,   // 37: keyservice.v1.RotateKeyResponse.old_key:type_name -> keyservice.v1.Key
-	28,  // 38: keyservice.v1.ListAuditEventsResponse.events:type_name -> keyservice.v1.AuditEvent
-	68,  // 39: keyservice.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	29,  // 40: keyservice.v1.AuditEvent.changes:type_name -> keyservice.v1.FieldChange
-	71,  // 41: keyservice.v1.FieldChange.old_value:type_name -> google.protobuf.Value
-	71,  // 42: keyservice.v1.FieldChange.new_value:type_name -> google.protobuf.Value
-	1,   // 43: keyservice.v1.Keyspace.default_format:type_name -> keyservice.v1.Format
-	10,  // 44: keyservice.v1.Keyspace.default_rate_limit:type_name -> keyservice.v1.RateLimit
-	69,  // 45: keyservice.v1.Keyspace.default_expiry:type_name -> google.protobuf.Duration
-	68,  // 46: keyservice.v1.Keyspace.created_at:type_name -> google.protobuf.Timestamp
-	68,  // 47: keyservice.v1.Keyspace.updated_at:type_name -> google.protobuf.Timestamp
-	30,  // 48: keyservice.v1.CreateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
-	30,  // 49: keyservice.v1.CreateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
-	30,  // 50: keyservice.v1.GetKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
-	30,  // 51: keyservice.v1.ListKeyspacesResponse.keyspaces:type_name -> keyservice.v1.Keyspace
-	30,  // 52: keyservice.v1.UpdateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
-	70,  // 53: keyservice.v1.UpdateKeyspaceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	30,  // 54: keyservice.v1.UpdateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
-	68,  // 55: keyservice.v1.Credential.expires_at:type_name -> google.protobuf.Timestamp
-	68,  // 56: keyservice.v1.Credential.created_at:type_name -> google.protobuf.Timestamp
-	68,  // 57: keyservice.v1.Credential.last_used_at:type_name -> google.protobuf.Timestamp
-	68,  // 58: keyservice.v1.Credential.revoked_at:type_name -> google.protobuf.Timestamp
-	10,  // 59: keyservice.v1.Credential.rate_limit:type_name -> keyservice.v1.RateLimit
-	68,  // 60: keyservice.v1.CreateCredentialRequest.expires_at:type_name -> google.protobuf.Timestamp
-	10,  // 61: keyservice.v1.CreateCredentialRequest.rate_limit:type_name -> keyservice.v1.RateLimit
-	39,  // 62: keyservice.v1.CreateCredentialResponse.credential:type_name -> keyservice.v1.Credential
-	39,  // 63: keyservice.v1.ListCredentialsResponse.credentials:type_name -> keyservice.v1.Credential
-	39,  // 64: keyservice.v1.RevokeCredentialResponse.credential:type_name -> keyservice.v1.Credential
-	7,   // 65: keyservice.v1.AddCreditsResponse.credits:type_name -> keyservice.v1.Credits
-	9,   // 66: keyservice.v1.ReportUsageResponse.credits:type_name -> keyservice.v1.CreditsStatus
-	9,   // 67: keyservice.v1.ReportUsageResponse.owner_credits:type_name -> keyservice.v1.CreditsStatus
-	68,  // 68: keyservice.v1.GetUsageRequest.from:type_name -> google.protobuf.Timestamp
-	68,  // 69: keyservice.v1.GetUsageRequest.to:type_name -> google.protobuf.Timestamp
-	4,   // 70: keyservice.v1.GetUsageRequest.granularity:type_name -> keyservice.v1.Granularity
-	5,   // 71: keyservice.v1.GetUsageRequest.group_by:type_name -> keyservice.v1.UsageGroup
-	52,  // 72: keyservice.v1.GetUsageResponse.series:type_name -> keyservice.v1.UsageSeries
-	53,  // 73: keyservice.v1.UsageSeries.points:type_name -> keyservice.v1.UsagePoint
-	53,  // 74: keyservice.v1.UsageSeries.total:type_name -> keyservice.v1.UsagePoint
-	68,  // 75: keyservice.v1.UsagePoint.start:type_name -> google.protobuf.Timestamp
-	54,  // 76: keyservice.v1.UsagePoint.counts:type_name -> keyservice.v1.UsageCount
-	0,   // 77: keyservice.v1.UsageCount.code:type_name -> keyservice.v1.Code
-	10,  // 78: keyservice.v1.Owner.rate_limit:type_name -> keyservice.v1.RateLimit
-	7,   // 79: keyservice.v1.Owner.credits:type_name -> keyservice.v1.Credits
-	68,  // 80: keyservice.v1.Owner.created_at:type_name -> google.protobuf.Timestamp
-	68,  // 81: keyservice.v1.Owner.updated_at:type_name -> google.protobuf.Timestamp
-	55,  // 82: keyservice.v1.CreateOwnerRequest.owner:type_name -> keyservice.v1.Owner
-	55,  // 83: keyservice.v1.CreateOwnerResponse.owner:type_name -> keyservice.v1.Owner
-	55,  // 84: keyservice.v1.GetOwnerResponse.owner:type_name -> keyservice.v1.Owner
-	55,  // 85: keyservice.v1.ListOwnersResponse.owners:type_name -> keyservice.v1.Owner
-	55,  // 86: keyservice.v1.UpdateOwnerRequest.owner:type_name -> keyservice.v1.Owner
-	70,  // 87: keyservice.v1.UpdateOwnerRequest.update_mask:type_name -> google.protobuf.FieldMask
-	55,  // 88: keyservice.v1.UpdateOwnerResponse.owner:type_name -> keyservice.v1.Owner
-	72,  // 89: keyservice.v1.RestError.details:type_name -> google.protobuf.Any
-	65,  // 90: keyservice.v1.RestError.error:type_name -> keyservice.v1.RestErrorStatus
-	72,  // 91: keyservice.v1.RestErrorStatus.details:type_name -> google.protobuf.Any
-	12,  // 92: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
-	14,  // 93: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
-	16,  // 94: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
-	18,  // 95: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
-	20,  // 96: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
-	22,  // 97: keyservice.v1.KeyService.UpdateKey:input_type -> keyservice.v1.UpdateKeyRequest
-	24,  // 98: keyservice.v1.KeyService.RotateKey:input_type -> keyservice.v1.RotateKeyRequest
-	26,  // 99: keyservice.v1.KeyService.ListAuditEvents:input_type -> keyservice.v1.ListAuditEventsRequest
-	31,  // 100: keyservice.v1.KeyService.CreateKeyspace:input_type -> keyservice.v1.CreateKeyspaceRequest
-	33,  // 101: keyservice.v1.KeyService.GetKeyspace:input_type -> keyservice.v1.GetKeyspaceRequest
-	35,  // 102: keyservice.v1.KeyService.ListKeyspaces:input_type -> keyservice.v1.ListKeyspacesRequest
-	37,  // 103: keyservice.v1.KeyService.UpdateKeyspace:input_type -> keyservice.v1.UpdateKeyspaceRequest
-	40,  // 104: keyservice.v1.KeyService.CreateCredential:input_type -> keyservice.v1.CreateCredentialRequest
-	42,  // 105: keyservice.v1.KeyService.ListCredentials:input_type -> keyservice.v1.ListCredentialsRequest
-	44,  // 106: keyservice.v1.KeyService.RevokeCredential:input_type -> keyservice.v1.RevokeCredentialRequest
-	46,  // 107: keyservice.v1.KeyService.AddCredits:input_type -> keyservice.v1.AddCreditsRequest
-	48,  // 108: keyservice.v1.KeyService.ReportUsage:input_type -> keyservice.v1.ReportUsageRequest
-	50,  // 109: keyservice.v1.KeyService.GetUsage:input_type -> keyservice.v1.GetUsageRequest
-	56,  // 110: keyservice.v1.KeyService.CreateOwner:input_type -> keyservice.v1.CreateOwnerRequest
-	58,  // 111: keyservice.v1.KeyService.GetOwner:input_type -> keyservice.v1.GetOwnerRequest
-	60,  // 112: keyservice.v1.KeyService.ListOwners:input_type -> keyservice.v1.ListOwnersRequest
-	62,  // 113: keyservice.v1.KeyService.UpdateOwner:input_type -> keyservice.v1.UpdateOwnerRequest
-	13,  // 114: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
-	15,  // 115: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
-	17,  // 116: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
-	19,  // 117: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
-	21,  // 118: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
-	23,  // 119: keyservice.v1.KeyService.UpdateKey:output_type -> keyservice.v1.UpdateKeyResponse
-	25,  // 120: keyservice.v1.KeyService.RotateKey:output_type -> keyservice.v1.RotateKeyResponse
-	27,  // 121: keyservice.v1.KeyService.ListAuditEvents:output_type -> keyservice.v1.ListAuditEventsResponse
-	32,  // 122: keyservice.v1.KeyService.CreateKeyspace:output_type -> keyservice.v1.CreateKeyspaceResponse
-	34,  // 123: keyservice.v1.KeyService.GetKeyspace:output_type -> keyservice.v1.GetKeyspaceResponse
-	36,  // 124: keyservice.v1.KeyService.ListKeyspaces:output_type -> keyservice.v1.ListKeyspacesResponse
-	38,  // 125: keyservice.v1.KeyService.UpdateKeyspace:output_type -> keyservice.v1.UpdateKeyspaceResponse
-	41,  // 126: keyservice.v1.KeyService.CreateCredential:output_type -> keyservice.v1.CreateCredentialResponse
-	43,  // 127: keyservice.v1.KeyService.ListCredentials:output_type -> keyservice.v1.ListCredentialsResponse
-	45,  // 128: keyservice.v1.KeyService.RevokeCredential:output_type -> keyservice.v1.RevokeCredentialResponse
-	47,  // 129: keyservice.v1.KeyService.AddCredits:output_type -> keyservice.v1.AddCreditsResponse
-	49,  // 130: keyservice.v1.KeyService.ReportUsage:output_type -> keyservice.v1.ReportUsageResponse
-	51,  // 131: keyservice.v1.KeyService.GetUsage:output_type -> keyservice.v1.GetUsageResponse
-	57,  // 132: keyservice.v1.KeyService.CreateOwner:output_type -> keyservice.v1.CreateOwnerResponse
-	59,  // 133: keyservice.v1.KeyService.GetOwner:output_type -> keyservice.v1.GetOwnerResponse
-	61,  // 134: keyservice.v1.KeyService.ListOwners:output_type -> keyservice.v1.ListOwnersResponse
-	63,  // 135: keyservice.v1.KeyService.UpdateOwner:output_type -> keyservice.v1.UpdateOwnerResponse
-	114, // [114:136] is the sub-list for method output_type
-	92,  // [92:114] is the sub-list for method input_type
-	92,  // [92:92] is the sub-list for extension type_name
-	92,  // [92:92] is the sub-list for extension extendee
-	0,   // [0:92] is the sub-list for field type_name
+	72,  // 22: keyservice.v1.WatchKeyEventsRequest.heartbeat:type_name -> google.protobuf.Duration
+	4,   // 23: keyservice.v1.WatchKeyEventsResponse.kind:type_name -> keyservice.v1.KeyEventKind
+	71,  // 24: keyservice.v1.WatchKeyEventsResponse.time:type_name -> google.protobuf.Timestamp
+	70,  // 25: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
+	71,  // 26: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	11,  // 27: keyservice.v1.CreateKeyRequest.rate_limit:type_name -> keyservice.v1.RateLimit
+	1,   // 28: keyservice.v1.CreateKeyRequest.format:type_name -> keyservice.v1.Format
+	8,   // 29: keyservice.v1.CreateKeyRequest.credits:type_name -> keyservice.v1.Credits
+	7,   // 30: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
+	7,   // 31: keyservice.v1.GetKeyResponse.key:type_name -> keyservice.v1.Key
+	7,   // 32: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
+	7,   // 33: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
+	7,   // 34: keyservice.v1.UpdateKeyRequest.key:type_name -> keyservice.v1.Key
+	73,  // 35: keyservice.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	7,   // 36: keyservice.v1.UpdateKeyResponse.key:type_name -> keyservice.v1.Key
+	72,  // 37: keyservice.v1.RotateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	1,   // 38: keyservice.v1.RotateKeyRequest.format:type_name -> keyservice.v1.Format
+	7,   // 39: keyservice.v1.RotateKeyResponse.key:type_name -> keyservice.v1.Key
+	7,   // 40: keyservice.v1.RotateKeyResponse.old_key:type_name -> keyservice.v1.Key
+	31,  // 41: keyservice.v1.ListAuditEventsResponse.events:type_name -> keyservice.v1.AuditEvent
+	71,  // 42: keyservice.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	32,  // 43: keyservice.v1.AuditEvent.changes:type_name -> keyservice.v1.FieldChange
+	74,  // 44: keyservice.v1.FieldChange.old_value:type_name -> google.protobuf.Value
+	74,  // 45: keyservice.v1.FieldChange.new_value:type_name -> google.protobuf.Value
+	1,   // 46: keyservice.v1.Keyspace.default_format:type_name -> keyservice.v1.Format
+	11,  // 47: keyservice.v1.Keyspace.default_rate_limit:type_name -> keyservice.v1.RateLimit
+	72,  // 48: keyservice.v1.Keyspace.default_expiry:type_name -> google.protobuf.Duration
+	71,  // 49: keyservice.v1.Keyspace.created_at:type_name -> google.protobuf.Timestamp
+	71,  // 50: keyservice.v1.Keyspace.updated_at:type_name -> google.protobuf.Timestamp
+	33,  // 51: keyservice.v1.CreateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
+	33,  // 52: keyservice.v1.CreateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
+	33,  // 53: keyservice.v1.GetKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
+	33,  // 54: keyservice.v1.ListKeyspacesResponse.keyspaces:type_name -> keyservice.v1.Keyspace
+	33,  // 55: keyservice.v1.UpdateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
+	73,  // 56: keyservice.v1.UpdateKeyspaceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	33,  // 57: keyservice.v1.UpdateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
+	71,  // 58: keyservice.v1.Credential.expires_at:type_name -> google.protobuf.Timestamp
+	71,  // 59: keyservice.v1.Credential.created_at:type_name -> google.protobuf.Timestamp
+	71,  // 60: keyservice.v1.Credential.last_used_at:type_name -> google.protobuf.Timestamp
+	71,  // 61: keyservice.v1.Credential.revoked_at:type_name -> google.protobuf.Timestamp
+	11,  // 62: keyservice.v1.Credential.rate_limit:type_name -> keyservice.v1.RateLimit
+	71,  // 63: keyservice.v1.CreateCredentialRequest.expires_at:type_name -> google.protobuf.Timestamp
+	11,  // 64: keyservice.v1.CreateCredentialRequest.rate_limit:type_name -> keyservice.v1.RateLimit
+	42,  // 65: keyservice.v1.CreateCredentialResponse.credential:type_name -> keyservice.v1.Credential
+	42,  // 66: keyservice.v1.ListCredentialsResponse.credentials:type_name -> keyservice.v1.Credential
+	42,  // 67: keyservice.v1.RevokeCredentialResponse.credential:type_name -> keyservice.v1.Credential
+	8,   // 68: keyservice.v1.AddCreditsResponse.credits:type_name -> keyservice.v1.Credits
+	10,  // 69: keyservice.v1.ReportUsageResponse.credits:type_name -> keyservice.v1.CreditsStatus
+	10,  // 70: keyservice.v1.ReportUsageResponse.owner_credits:type_name -> keyservice.v1.CreditsStatus
+	71,  // 71: keyservice.v1.GetUsageRequest.from:type_name -> google.protobuf.Timestamp
+	71,  // 72: keyservice.v1.GetUsageRequest.to:type_name -> google.protobuf.Timestamp
+	5,   // 73: keyservice.v1.GetUsageRequest.granularity:type_name -> keyservice.v1.Granularity
+	6,   // 74: keyservice.v1.GetUsageRequest.group_by:type_name -> keyservice.v1.UsageGroup
+	55,  // 75: keyservice.v1.GetUsageResponse.series:type_name -> keyservice.v1.UsageSeries
+	56,  // 76: keyservice.v1.UsageSeries.points:type_name -> keyservice.v1.UsagePoint
+	56,  // 77: keyservice.v1.UsageSeries.total:type_name -> keyservice.v1.UsagePoint
+	71,  // 78: keyservice.v1.UsagePoint.start:type_name -> google.protobuf.Timestamp
+	57,  // 79: keyservice.v1.UsagePoint.counts:type_name -> keyservice.v1.UsageCount
+	0,   // 80: keyservice.v1.UsageCount.code:type_name -> keyservice.v1.Code
+	11,  // 81: keyservice.v1.Owner.rate_limit:type_name -> keyservice.v1.RateLimit
+	8,   // 82: keyservice.v1.Owner.credits:type_name -> keyservice.v1.Credits
+	71,  // 83: keyservice.v1.Owner.created_at:type_name -> google.protobuf.Timestamp
+	71,  // 84: keyservice.v1.Owner.updated_at:type_name -> google.protobuf.Timestamp
+	58,  // 85: keyservice.v1.CreateOwnerRequest.owner:type_name -> keyservice.v1.Owner
+	58,  // 86: keyservice.v1.CreateOwnerResponse.owner:type_name -> keyservice.v1.Owner
+	58,  // 87: keyservice.v1.GetOwnerResponse.owner:type_name -> keyservice.v1.Owner
+	58,  // 88: keyservice.v1.ListOwnersResponse.owners:type_name -> keyservice.v1.Owner
+	58,  // 89: keyservice.v1.UpdateOwnerRequest.owner:type_name -> keyservice.v1.Owner
+	73,  // 90: keyservice.v1.UpdateOwnerRequest.update_mask:type_name -> google.protobuf.FieldMask
+	58,  // 91: keyservice.v1.UpdateOwnerResponse.owner:type_name -> keyservice.v1.Owner
+	75,  // 92: keyservice.v1.RestError.details:type_name -> google.protobuf.Any
+	68,  // 93: keyservice.v1.RestError.error:type_name -> keyservice.v1.RestErrorStatus
+	75,  // 94: keyservice.v1.RestErrorStatus.details:type_name -> google.protobuf.Any
+	13,  // 95: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
+	17,  // 96: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
+	19,  // 97: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
+	21,  // 98: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
+	23,  // 99: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
+	25,  // 100: keyservice.v1.KeyService.UpdateKey:input_type -> keyservice.v1.UpdateKeyRequest
+	27,  // 101: keyservice.v1.KeyService.RotateKey:input_type -> keyservice.v1.RotateKeyRequest
+	29,  // 102: keyservice.v1.KeyService.ListAuditEvents:input_type -> keyservice.v1.ListAuditEventsRequest
+	34,  // 103: keyservice.v1.KeyService.CreateKeyspace:input_type -> keyservice.v1.CreateKeyspaceRequest
+	36,  // 104: keyservice.v1.KeyService.GetKeyspace:input_type -> keyservice.v1.GetKeyspaceRequest
+	38,  // 105: keyservice.v1.KeyService.ListKeyspaces:input_type -> keyservice.v1.ListKeyspacesRequest
+	40,  // 106: keyservice.v1.KeyService.UpdateKeyspace:input_type -> keyservice.v1.UpdateKeyspaceRequest
+	43,  // 107: keyservice.v1.KeyService.CreateCredential:input_type -> keyservice.v1.CreateCredentialRequest
+	45,  // 108: keyservice.v1.KeyService.ListCredentials:input_type -> keyservice.v1.ListCredentialsRequest
+	47,  // 109: keyservice.v1.KeyService.RevokeCredential:input_type -> keyservice.v1.RevokeCredentialRequest
+	49,  // 110: keyservice.v1.KeyService.AddCredits:input_type -> keyservice.v1.AddCreditsRequest
+	51,  // 111: keyservice.v1.KeyService.ReportUsage:input_type -> keyservice.v1.ReportUsageRequest
+	53,  // 112: keyservice.v1.KeyService.GetUsage:input_type -> keyservice.v1.GetUsageRequest
+	59,  // 113: keyservice.v1.KeyService.CreateOwner:input_type -> keyservice.v1.CreateOwnerRequest
+	61,  // 114: keyservice.v1.KeyService.GetOwner:input_type -> keyservice.v1.GetOwnerRequest
+	63,  // 115: keyservice.v1.KeyService.ListOwners:input_type -> keyservice.v1.ListOwnersRequest
+	65,  // 116: keyservice.v1.KeyService.UpdateOwner:input_type -> keyservice.v1.UpdateOwnerRequest
+	15,  // 117: keyservice.v1.KeyService.WatchKeyEvents:input_type -> keyservice.v1.WatchKeyEventsRequest
+	14,  // 118: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
+	18,  // 119: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
+	20,  // 120: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
+	22,  // 121: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
+	24,  // 122: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
+	26,  // 123: keyservice.v1.KeyService.UpdateKey:output_type -> keyservice.v1.UpdateKeyResponse
+	28,  // 124: keyservice.v1.KeyService.RotateKey:output_type -> keyservice.v1.RotateKeyResponse
+	30,  // 125: keyservice.v1.KeyService.ListAuditEvents:output_type -> keyservice.v1.ListAuditEventsResponse
+	35,  // 126: keyservice.v1.KeyService.CreateKeyspace:output_type -> keyservice.v1.CreateKeyspaceResponse
+	37,  // 127: keyservice.v1.KeyService.GetKeyspace:output_type -> keyservice.v1.GetKeyspaceResponse
+	39,  // 128: keyservice.v1.KeyService.ListKeyspaces:output_type -> keyservice.v1.ListKeyspacesResponse
+	41,  // 129: keyservice.v1.KeyService.UpdateKeyspace:output_type -> keyservice.v1.UpdateKeyspaceResponse
+	44,  // 130: keyservice.v1.KeyService.CreateCredential:output_type -> keyservice.v1.CreateCredentialResponse
+	46,  // 131: keyservice.v1.KeyService.ListCredentials:output_type -> keyservice.v1.ListCredentialsResponse
+	48,  // 132: keyservice.v1.KeyService.RevokeCredential:output_type -> keyservice.v1.RevokeCredentialResponse
+	50,  // 133: keyservice.v1.KeyService.AddCredits:output_type -> keyservice.v1.AddCreditsResponse
+	52,  // 134: keyservice.v1.KeyService.ReportUsage:output_type -> keyservice.v1.ReportUsageResponse
+	54,  // 135: keyservice.v1.KeyService.GetUsage:output_type -> keyservice.v1.GetUsageResponse
+	60,  // 136: keyservice.v1.KeyService.CreateOwner:output_type -> keyservice.v1.CreateOwnerResponse
+	62,  // 137: keyservice.v1.KeyService.GetOwner:output_type -> keyservice.v1.GetOwnerResponse
+	64,  // 138: keyservice.v1.KeyService.ListOwners:output_type -> keyservice.v1.ListOwnersResponse
+	66,  // 139: keyservice.v1.KeyService.UpdateOwner:output_type -> keyservice.v1.UpdateOwnerResponse
+	16,  // 140: keyservice.v1.KeyService.WatchKeyEvents:output_type -> keyservice.v1.WatchKeyEventsResponse
+	118, // [118:141] is the sub-list for method output_type
+	95,  // [95:118] is the sub-list for method input_type
+	95,  // [95:95] is the sub-list for extension type_name
+	95,  // [95:95] is the sub-list for extension extendee
+	0,   // [0:95] is the sub-list for field type_name
 }
 
 func init() { file_keyservice_v1_keyservice_proto_init() }
@@ -5245,8 +5495,8 @@ func file_keyservice_v1_keyservice_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyservice_v1_keyservice_proto_rawDesc), len(file_keyservice_v1_keyservice_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   62,
+			NumEnums:      7,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

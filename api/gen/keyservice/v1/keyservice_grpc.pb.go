@@ -43,6 +43,7 @@ const (
 	KeyService_GetOwner_FullMethodName         = "/keyservice.v1.KeyService/GetOwner"
 	KeyService_ListOwners_FullMethodName       = "/keyservice.v1.KeyService/ListOwners"
 	KeyService_UpdateOwner_FullMethodName      = "/keyservice.v1.KeyService/UpdateOwner"
+	KeyService_WatchKeyEvents_FullMethodName   = "/keyservice.v1.KeyService/WatchKeyEvents"
 )
 
 // KeyServiceClient is the client API for KeyService service.
@@ -131,6 +132,18 @@ type KeyServiceClient interface {
 	// UpdateOwner changes the fields of an owner named in update_mask:
 	// rate_limit, credits.
 	UpdateOwner(ctx context.Context, in *UpdateOwnerRequest, opts ...grpc.CallOption) (*UpdateOwnerResponse, error)
+	// WatchKeyEvents streams every change to the keys the caller may see
+	// (created, updated — which covers disabled, enabled and the old key of a
+	// rotation —, revoked) and to keyspaces, credentials and credits, as this
+	// replica learns of them, so a caller can keep answers in its own memory
+	// (ValidateResponse.cacheable) and drop them when their key changes.
+	// Resumable from the cursor of the last event received, on the same
+	// replica, while the event is within its window; otherwise the first
+	// message is KEY_EVENT_KIND_RESYNC: drop everything held. Heartbeats
+	// come when nothing else does. Needs the keys.validate permission, as
+	// Validate. Over REST: newline-delimited JSON, one {"result": KeyEvent}
+	// a line.
+	WatchKeyEvents(ctx context.Context, in *WatchKeyEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchKeyEventsResponse], error)
 }
 
 type keyServiceClient struct {
@@ -361,6 +374,25 @@ func (c *keyServiceClient) UpdateOwner(ctx context.Context, in *UpdateOwnerReque
 	return out, nil
 }
 
+func (c *keyServiceClient) WatchKeyEvents(ctx context.Context, in *WatchKeyEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchKeyEventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &KeyService_ServiceDesc.Streams[0], KeyService_WatchKeyEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchKeyEventsRequest, WatchKeyEventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KeyService_WatchKeyEventsClient = grpc.ServerStreamingClient[WatchKeyEventsResponse]
+
 // KeyServiceServer is the server API for KeyService service.
 // All implementations must embed UnimplementedKeyServiceServer
 // for forward compatibility.
@@ -447,6 +479,18 @@ type KeyServiceServer interface {
 	// UpdateOwner changes the fields of an owner named in update_mask:
 	// rate_limit, credits.
 	UpdateOwner(context.Context, *UpdateOwnerRequest) (*UpdateOwnerResponse, error)
+	// WatchKeyEvents streams every change to the keys the caller may see
+	// (created, updated — which covers disabled, enabled and the old key of a
+	// rotation —, revoked) and to keyspaces, credentials and credits, as this
+	// replica learns of them, so a caller can keep answers in its own memory
+	// (ValidateResponse.cacheable) and drop them when their key changes.
+	// Resumable from the cursor of the last event received, on the same
+	// replica, while the event is within its window; otherwise the first
+	// message is KEY_EVENT_KIND_RESYNC: drop everything held. Heartbeats
+	// come when nothing else does. Needs the keys.validate permission, as
+	// Validate. Over REST: newline-delimited JSON, one {"result": KeyEvent}
+	// a line.
+	WatchKeyEvents(*WatchKeyEventsRequest, grpc.ServerStreamingServer[WatchKeyEventsResponse]) error
 	mustEmbedUnimplementedKeyServiceServer()
 }
 
@@ -522,6 +566,9 @@ func (UnimplementedKeyServiceServer) ListOwners(context.Context, *ListOwnersRequ
 }
 func (UnimplementedKeyServiceServer) UpdateOwner(context.Context, *UpdateOwnerRequest) (*UpdateOwnerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateOwner not implemented")
+}
+func (UnimplementedKeyServiceServer) WatchKeyEvents(*WatchKeyEventsRequest, grpc.ServerStreamingServer[WatchKeyEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchKeyEvents not implemented")
 }
 func (UnimplementedKeyServiceServer) mustEmbedUnimplementedKeyServiceServer() {}
 func (UnimplementedKeyServiceServer) testEmbeddedByValue()                    {}
@@ -940,6 +987,17 @@ func _KeyService_UpdateOwner_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyService_WatchKeyEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchKeyEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(KeyServiceServer).WatchKeyEvents(m, &grpc.GenericServerStream[WatchKeyEventsRequest, WatchKeyEventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KeyService_WatchKeyEventsServer = grpc.ServerStreamingServer[WatchKeyEventsResponse]
+
 // KeyService_ServiceDesc is the grpc.ServiceDesc for KeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1036,6 +1094,12 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _KeyService_UpdateOwner_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchKeyEvents",
+			Handler:       _KeyService_WatchKeyEvents_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "keyservice/v1/keyservice.proto",
 }

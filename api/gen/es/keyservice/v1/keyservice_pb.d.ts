@@ -465,6 +465,19 @@ export declare type ValidateResponse = Message<"keyservice.v1.ValidateResponse">
    * @generated from field: optional keyservice.v1.Holder refused_by = 8;
    */
   refusedBy?: Holder | undefined;
+
+  /**
+   * True when a caller that follows WatchKeyEvents may keep this answer
+   * and give it again for the same key without asking (a VALID key with
+   * no rate limit of its own, no credits, no owner budget and no allowed
+   * addresses, on a server with KEYSERVICE_CLIENT_CACHE on), until an
+   * event names the key (or asks for a resync), the stream lapses, or the
+   * key's expires_at passes. Such calls do not reach the server: they are
+   * not in the usage history and spend no budget.
+   *
+   * @generated from field: bool cacheable = 9;
+   */
+  cacheable: boolean;
 };
 
 /**
@@ -472,6 +485,78 @@ export declare type ValidateResponse = Message<"keyservice.v1.ValidateResponse">
  * Use `create(ValidateResponseSchema)` to create a new message.
  */
 export declare const ValidateResponseSchema: GenMessage<ValidateResponse>;
+
+/**
+ * WatchKeyEventsRequest starts or resumes a stream of key events.
+ *
+ * @generated from message keyservice.v1.WatchKeyEventsRequest
+ */
+export declare type WatchKeyEventsRequest = Message<"keyservice.v1.WatchKeyEventsRequest"> & {
+  /**
+   * The cursor of the last event received, to resume after it; empty to
+   * start from now.
+   *
+   * @generated from field: string cursor = 1;
+   */
+  cursor: string;
+
+  /**
+   * How often a heartbeat comes when no event does: 100ms to 1m, 1s when
+   * unset.
+   *
+   * @generated from field: google.protobuf.Duration heartbeat = 2;
+   */
+  heartbeat?: Duration | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.WatchKeyEventsRequest.
+ * Use `create(WatchKeyEventsRequestSchema)` to create a new message.
+ */
+export declare const WatchKeyEventsRequestSchema: GenMessage<WatchKeyEventsRequest>;
+
+/**
+ * WatchKeyEventsResponse is one event: a change, a heartbeat or a resync.
+ *
+ * @generated from message keyservice.v1.WatchKeyEventsResponse
+ */
+export declare type WatchKeyEventsResponse = Message<"keyservice.v1.WatchKeyEventsResponse"> & {
+  /**
+   * Where this event sits in the stream: pass it back to resume after it.
+   *
+   * @generated from field: string cursor = 1;
+   */
+  cursor: string;
+
+  /**
+   * What happened.
+   *
+   * @generated from field: keyservice.v1.KeyEventKind kind = 2;
+   */
+  kind: KeyEventKind;
+
+  /**
+   * The first 8 bytes of the SHA-256 of the key concerned (created,
+   * updated, revoked): drop every answer held for a key whose SHA-256
+   * starts so. It names no key.
+   *
+   * @generated from field: bytes key_hash_prefix = 3;
+   */
+  keyHashPrefix: Uint8Array;
+
+  /**
+   * When the server learned of it.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 4;
+   */
+  time?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keyservice.v1.WatchKeyEventsResponse.
+ * Use `create(WatchKeyEventsResponseSchema)` to create a new message.
+ */
+export declare const WatchKeyEventsResponseSchema: GenMessage<WatchKeyEventsResponse>;
 
 /**
  * CreateKeyRequest describes the key to create.
@@ -2557,6 +2642,77 @@ export enum Holder {
 export declare const HolderSchema: GenEnum<Holder>;
 
 /**
+ * KeyEventKind is what an event of WatchKeyEvents says.
+ *
+ * @generated from enum keyservice.v1.KeyEventKind
+ */
+export enum KeyEventKind {
+  /**
+   * Never sent; the zero value.
+   *
+   * @generated from enum value: KEY_EVENT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Nothing changed; the stream is alive.
+   *
+   * @generated from enum value: KEY_EVENT_KIND_HEARTBEAT = 1;
+   */
+  HEARTBEAT = 1,
+
+  /**
+   * Events were missed (a cursor outside the window, from another replica
+   * or before a restart, or a caller that fell behind): drop every answer
+   * held, then go on from this event's cursor.
+   *
+   * @generated from enum value: KEY_EVENT_KIND_RESYNC = 2;
+   */
+  RESYNC = 2,
+
+  /**
+   * A key was created.
+   *
+   * @generated from enum value: KEY_EVENT_KIND_CREATED = 3;
+   */
+  CREATED = 3,
+
+  /**
+   * A key's record changed (UpdateKey: fields, enabled, expiry, limits;
+   * RotateKey's old key).
+   *
+   * @generated from enum value: KEY_EVENT_KIND_UPDATED = 4;
+   */
+  UPDATED = 4,
+
+  /**
+   * A key was revoked.
+   *
+   * @generated from enum value: KEY_EVENT_KIND_REVOKED = 5;
+   */
+  REVOKED = 5,
+
+  /**
+   * Keyspaces or credentials changed: drop every answer held.
+   *
+   * @generated from enum value: KEY_EVENT_KIND_TENANCY = 6;
+   */
+  TENANCY = 6,
+
+  /**
+   * A key's or an owner's credits changed.
+   *
+   * @generated from enum value: KEY_EVENT_KIND_CREDITS = 7;
+   */
+  CREDITS = 7,
+}
+
+/**
+ * Describes the enum keyservice.v1.KeyEventKind.
+ */
+export declare const KeyEventKindSchema: GenEnum<KeyEventKind>;
+
+/**
  * Granularity is the width of a usage bucket.
  *
  * @generated from enum keyservice.v1.Granularity
@@ -2890,6 +3046,26 @@ export declare const KeyService: GenService<{
     methodKind: "unary";
     input: typeof UpdateOwnerRequestSchema;
     output: typeof UpdateOwnerResponseSchema;
+  },
+  /**
+   * WatchKeyEvents streams every change to the keys the caller may see
+   * (created, updated — which covers disabled, enabled and the old key of a
+   * rotation —, revoked) and to keyspaces, credentials and credits, as this
+   * replica learns of them, so a caller can keep answers in its own memory
+   * (ValidateResponse.cacheable) and drop them when their key changes.
+   * Resumable from the cursor of the last event received, on the same
+   * replica, while the event is within its window; otherwise the first
+   * message is KEY_EVENT_KIND_RESYNC: drop everything held. Heartbeats
+   * come when nothing else does. Needs the keys.validate permission, as
+   * Validate. Over REST: newline-delimited JSON, one {"result": KeyEvent}
+   * a line.
+   *
+   * @generated from rpc keyservice.v1.KeyService.WatchKeyEvents
+   */
+  watchKeyEvents: {
+    methodKind: "server_streaming";
+    input: typeof WatchKeyEventsRequestSchema;
+    output: typeof WatchKeyEventsResponseSchema;
   },
 }>;
 

@@ -707,6 +707,37 @@ public final class KeyServiceGrpc {
     return getUpdateOwnerMethod;
   }
 
+  private static volatile io.grpc.MethodDescriptor<dev.keyservice.v1.WatchKeyEventsRequest,
+      dev.keyservice.v1.WatchKeyEventsResponse> getWatchKeyEventsMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "WatchKeyEvents",
+      requestType = dev.keyservice.v1.WatchKeyEventsRequest.class,
+      responseType = dev.keyservice.v1.WatchKeyEventsResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.SERVER_STREAMING)
+  public static io.grpc.MethodDescriptor<dev.keyservice.v1.WatchKeyEventsRequest,
+      dev.keyservice.v1.WatchKeyEventsResponse> getWatchKeyEventsMethod() {
+    io.grpc.MethodDescriptor<dev.keyservice.v1.WatchKeyEventsRequest, dev.keyservice.v1.WatchKeyEventsResponse> getWatchKeyEventsMethod;
+    if ((getWatchKeyEventsMethod = KeyServiceGrpc.getWatchKeyEventsMethod) == null) {
+      synchronized (KeyServiceGrpc.class) {
+        if ((getWatchKeyEventsMethod = KeyServiceGrpc.getWatchKeyEventsMethod) == null) {
+          KeyServiceGrpc.getWatchKeyEventsMethod = getWatchKeyEventsMethod =
+              io.grpc.MethodDescriptor.<dev.keyservice.v1.WatchKeyEventsRequest, dev.keyservice.v1.WatchKeyEventsResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.SERVER_STREAMING)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "WatchKeyEvents"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.WatchKeyEventsRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  dev.keyservice.v1.WatchKeyEventsResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new KeyServiceMethodDescriptorSupplier("WatchKeyEvents"))
+              .build();
+        }
+      }
+    }
+    return getWatchKeyEventsMethod;
+  }
+
   /**
    * Creates a new async stub that supports all call types for the service
    */
@@ -1013,6 +1044,26 @@ public final class KeyServiceGrpc {
       io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getUpdateOwnerMethod(), responseObserver);
     }
 
+    /**
+     * <pre>
+     * WatchKeyEvents streams every change to the keys the caller may see
+     * (created, updated — which covers disabled, enabled and the old key of a
+     * rotation —, revoked) and to keyspaces, credentials and credits, as this
+     * replica learns of them, so a caller can keep answers in its own memory
+     * (ValidateResponse.cacheable) and drop them when their key changes.
+     * Resumable from the cursor of the last event received, on the same
+     * replica, while the event is within its window; otherwise the first
+     * message is KEY_EVENT_KIND_RESYNC: drop everything held. Heartbeats
+     * come when nothing else does. Needs the keys.validate permission, as
+     * Validate. Over REST: newline-delimited JSON, one {"result": KeyEvent}
+     * a line.
+     * </pre>
+     */
+    public void watchKeyEvents(dev.keyservice.v1.WatchKeyEventsRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.WatchKeyEventsResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getWatchKeyEventsMethod(), responseObserver);
+    }
+
     @java.lang.Override public final io.grpc.ServerServiceDefinition bindService() {
       return io.grpc.ServerServiceDefinition.builder(getServiceDescriptor())
           .addMethod(
@@ -1169,6 +1220,13 @@ public final class KeyServiceGrpc {
                 dev.keyservice.v1.UpdateOwnerRequest,
                 dev.keyservice.v1.UpdateOwnerResponse>(
                   this, METHODID_UPDATE_OWNER)))
+          .addMethod(
+            getWatchKeyEventsMethod(),
+            io.grpc.stub.ServerCalls.asyncServerStreamingCall(
+              new MethodHandlers<
+                dev.keyservice.v1.WatchKeyEventsRequest,
+                dev.keyservice.v1.WatchKeyEventsResponse>(
+                  this, METHODID_WATCH_KEY_EVENTS)))
           .build();
     }
   }
@@ -1466,6 +1524,27 @@ public final class KeyServiceGrpc {
       io.grpc.stub.ClientCalls.asyncUnaryCall(
           getChannel().newCall(getUpdateOwnerMethod(), getCallOptions()), request, responseObserver);
     }
+
+    /**
+     * <pre>
+     * WatchKeyEvents streams every change to the keys the caller may see
+     * (created, updated — which covers disabled, enabled and the old key of a
+     * rotation —, revoked) and to keyspaces, credentials and credits, as this
+     * replica learns of them, so a caller can keep answers in its own memory
+     * (ValidateResponse.cacheable) and drop them when their key changes.
+     * Resumable from the cursor of the last event received, on the same
+     * replica, while the event is within its window; otherwise the first
+     * message is KEY_EVENT_KIND_RESYNC: drop everything held. Heartbeats
+     * come when nothing else does. Needs the keys.validate permission, as
+     * Validate. Over REST: newline-delimited JSON, one {"result": KeyEvent}
+     * a line.
+     * </pre>
+     */
+    public void watchKeyEvents(dev.keyservice.v1.WatchKeyEventsRequest request,
+        io.grpc.stub.StreamObserver<dev.keyservice.v1.WatchKeyEventsResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncServerStreamingCall(
+          getChannel().newCall(getWatchKeyEventsMethod(), getCallOptions()), request, responseObserver);
+    }
   }
 
   /**
@@ -1738,6 +1817,27 @@ public final class KeyServiceGrpc {
     public dev.keyservice.v1.UpdateOwnerResponse updateOwner(dev.keyservice.v1.UpdateOwnerRequest request) {
       return io.grpc.stub.ClientCalls.blockingUnaryCall(
           getChannel(), getUpdateOwnerMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * WatchKeyEvents streams every change to the keys the caller may see
+     * (created, updated — which covers disabled, enabled and the old key of a
+     * rotation —, revoked) and to keyspaces, credentials and credits, as this
+     * replica learns of them, so a caller can keep answers in its own memory
+     * (ValidateResponse.cacheable) and drop them when their key changes.
+     * Resumable from the cursor of the last event received, on the same
+     * replica, while the event is within its window; otherwise the first
+     * message is KEY_EVENT_KIND_RESYNC: drop everything held. Heartbeats
+     * come when nothing else does. Needs the keys.validate permission, as
+     * Validate. Over REST: newline-delimited JSON, one {"result": KeyEvent}
+     * a line.
+     * </pre>
+     */
+    public java.util.Iterator<dev.keyservice.v1.WatchKeyEventsResponse> watchKeyEvents(
+        dev.keyservice.v1.WatchKeyEventsRequest request) {
+      return io.grpc.stub.ClientCalls.blockingServerStreamingCall(
+          getChannel(), getWatchKeyEventsMethod(), getCallOptions(), request);
     }
   }
 
@@ -2058,6 +2158,7 @@ public final class KeyServiceGrpc {
   private static final int METHODID_GET_OWNER = 19;
   private static final int METHODID_LIST_OWNERS = 20;
   private static final int METHODID_UPDATE_OWNER = 21;
+  private static final int METHODID_WATCH_KEY_EVENTS = 22;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -2164,6 +2265,10 @@ public final class KeyServiceGrpc {
           serviceImpl.updateOwner((dev.keyservice.v1.UpdateOwnerRequest) request,
               (io.grpc.stub.StreamObserver<dev.keyservice.v1.UpdateOwnerResponse>) responseObserver);
           break;
+        case METHODID_WATCH_KEY_EVENTS:
+          serviceImpl.watchKeyEvents((dev.keyservice.v1.WatchKeyEventsRequest) request,
+              (io.grpc.stub.StreamObserver<dev.keyservice.v1.WatchKeyEventsResponse>) responseObserver);
+          break;
         default:
           throw new AssertionError();
       }
@@ -2247,6 +2352,7 @@ public final class KeyServiceGrpc {
               .addMethod(getGetOwnerMethod())
               .addMethod(getListOwnersMethod())
               .addMethod(getUpdateOwnerMethod())
+              .addMethod(getWatchKeyEventsMethod())
               .build();
         }
       }

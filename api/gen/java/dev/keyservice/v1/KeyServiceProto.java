@@ -60,6 +60,16 @@ public final class KeyServiceProto {
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_keyservice_v1_ValidateResponse_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_WatchKeyEventsRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_WatchKeyEventsRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_keyservice_v1_WatchKeyEventsResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_keyservice_v1_WatchKeyEventsResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_keyservice_v1_CreateKeyRequest_descriptor;
   static final 
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
@@ -370,7 +380,7 @@ public final class KeyServiceProto {
       "otobuf.Duration\"x\n\017ValidateRequest\022\013\n\003ke" +
       "y\030\001 \001(\t\022\021\n\004cost\030\002 \001(\005H\000\210\001\001\022\021\n\tclient_ip\030" +
       "\003 \001(\t\022\027\n\017required_scopes\030\004 \003(\t\022\020\n\010keyspa" +
-      "ce\030\005 \001(\tB\007\n\005_cost\"\366\002\n\020ValidateResponse\022\r" +
+      "ce\030\005 \001(\tB\007\n\005_cost\"\211\003\n\020ValidateResponse\022\r" +
       "\n\005valid\030\001 \001(\010\022!\n\004code\030\002 \001(\0162\023.keyservice" +
       ".v1.Code\022\037\n\003key\030\003 \001(\0132\022.keyservice.v1.Ke" +
       "y\0222\n\nrate_limit\030\004 \001(\0132\036.keyservice.v1.Ra" +
@@ -379,238 +389,254 @@ public final class KeyServiceProto {
       "\030\006 \001(\0132\036.keyservice.v1.RateLimitStatus\0223" +
       "\n\rowner_credits\030\007 \001(\0132\034.keyservice.v1.Cr" +
       "editsStatus\022.\n\nrefused_by\030\010 \001(\0162\025.keyser" +
-      "vice.v1.HolderH\000\210\001\001B\r\n\013_refused_by\"\234\003\n\020C" +
-      "reateKeyRequest\022\014\n\004name\030\001 \001(\t\022\r\n\005owner\030\002" +
-      " \001(\t\022\016\n\006scopes\030\003 \003(\t\022?\n\010metadata\030\004 \003(\0132-" +
-      ".keyservice.v1.CreateKeyRequest.Metadata" +
-      "Entry\022.\n\nexpires_at\030\005 \001(\0132\032.google.proto" +
-      "buf.Timestamp\022,\n\nrate_limit\030\006 \001(\0132\030.keys" +
-      "ervice.v1.RateLimit\022%\n\006format\030\007 \001(\0162\025.ke" +
-      "yservice.v1.Format\022\025\n\rallowed_cidrs\030\010 \003(" +
-      "\t\022\022\n\nrequest_id\030\t \001(\t\022\020\n\010keyspace\030\n \001(\t\022" +
-      "\'\n\007credits\030\013 \001(\0132\026.keyservice.v1.Credits" +
-      "\032/\n\rMetadataEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030" +
-      "\002 \001(\t:\0028\001\"D\n\021CreateKeyResponse\022\016\n\006secret" +
-      "\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyservice.v1.Key\"" +
-      "\033\n\rGetKeyRequest\022\n\n\002id\030\001 \001(\t\"1\n\016GetKeyRe" +
-      "sponse\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Key\"" +
-      "Y\n\017ListKeysRequest\022\r\n\005owner\030\001 \001(\t\022\021\n\tpag" +
-      "e_size\030\002 \001(\005\022\022\n\npage_token\030\003 \001(\t\022\020\n\010keys" +
-      "pace\030\004 \001(\t\"M\n\020ListKeysResponse\022 \n\004keys\030\001" +
-      " \003(\0132\022.keyservice.v1.Key\022\027\n\017next_page_to" +
-      "ken\030\002 \001(\t\"2\n\020RevokeKeyRequest\022\n\n\002id\030\001 \001(" +
-      "\t\022\022\n\nrequest_id\030\002 \001(\t\"4\n\021RevokeKeyRespon" +
-      "se\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Key\"x\n\020U" +
-      "pdateKeyRequest\022\037\n\003key\030\001 \001(\0132\022.keyservic" +
-      "e.v1.Key\022/\n\013update_mask\030\002 \001(\0132\032.google.p" +
-      "rotobuf.FieldMask\022\022\n\nrequest_id\030\003 \001(\t\"4\n" +
-      "\021UpdateKeyResponse\022\037\n\003key\030\001 \001(\0132\022.keyser" +
-      "vice.v1.Key\"\212\001\n\020RotateKeyRequest\022\n\n\002id\030\001" +
-      " \001(\t\022/\n\014grace_period\030\002 \001(\0132\031.google.prot" +
-      "obuf.Duration\022%\n\006format\030\003 \001(\0162\025.keyservi" +
-      "ce.v1.Format\022\022\n\nrequest_id\030\004 \001(\t\"i\n\021Rota" +
-      "teKeyResponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 \001" +
-      "(\0132\022.keyservice.v1.Key\022#\n\007old_key\030\003 \001(\0132" +
-      "\022.keyservice.v1.Key\"^\n\026ListAuditEventsRe" +
-      "quest\022\016\n\006key_id\030\001 \001(\t\022\r\n\005actor\030\002 \001(\t\022\021\n\t" +
-      "page_size\030\003 \001(\005\022\022\n\npage_token\030\004 \001(\t\"]\n\027L" +
-      "istAuditEventsResponse\022)\n\006events\030\001 \003(\0132\031" +
-      ".keyservice.v1.AuditEvent\022\027\n\017next_page_t" +
-      "oken\030\002 \001(\t\"\363\001\n\nAuditEvent\022\n\n\002id\030\001 \001(\t\022(\n" +
-      "\004time\030\002 \001(\0132\032.google.protobuf.Timestamp\022" +
-      "\r\n\005actor\030\003 \001(\t\022\016\n\006action\030\004 \001(\t\022\016\n\006key_id" +
-      "\030\005 \001(\t\022\022\n\nrequest_id\030\006 \001(\t\022+\n\007changes\030\007 " +
-      "\003(\0132\032.keyservice.v1.FieldChange\022\025\n\rresou" +
-      "rce_type\030\010 \001(\t\022\023\n\013resource_id\030\t \001(\t\022\023\n\013k" +
-      "eyspace_id\030\n \001(\t\"r\n\013FieldChange\022\r\n\005field" +
-      "\030\001 \001(\t\022)\n\told_value\030\002 \001(\0132\026.google.proto" +
-      "buf.Value\022)\n\tnew_value\030\003 \001(\0132\026.google.pr" +
-      "otobuf.Value\"\304\002\n\010Keyspace\022\n\n\002id\030\001 \001(\t\022\014\n" +
-      "\004name\030\002 \001(\t\022\016\n\006prefix\030\003 \001(\t\022-\n\016default_f" +
-      "ormat\030\004 \001(\0162\025.keyservice.v1.Format\0224\n\022de" +
-      "fault_rate_limit\030\005 \001(\0132\030.keyservice.v1.R" +
-      "ateLimit\0221\n\016default_expiry\030\006 \001(\0132\031.googl" +
-      "e.protobuf.Duration\022\026\n\016default_scopes\030\007 " +
-      "\003(\t\022.\n\ncreated_at\030\010 \001(\0132\032.google.protobu" +
-      "f.Timestamp\022.\n\nupdated_at\030\t \001(\0132\032.google" +
-      ".protobuf.Timestamp\"B\n\025CreateKeyspaceReq" +
-      "uest\022)\n\010keyspace\030\001 \001(\0132\027.keyservice.v1.K" +
-      "eyspace\"C\n\026CreateKeyspaceResponse\022)\n\010key" +
-      "space\030\001 \001(\0132\027.keyservice.v1.Keyspace\" \n\022" +
-      "GetKeyspaceRequest\022\n\n\002id\030\001 \001(\t\"@\n\023GetKey" +
-      "spaceResponse\022)\n\010keyspace\030\001 \001(\0132\027.keyser" +
-      "vice.v1.Keyspace\"=\n\024ListKeyspacesRequest" +
-      "\022\021\n\tpage_size\030\001 \001(\005\022\022\n\npage_token\030\002 \001(\t\"" +
-      "\\\n\025ListKeyspacesResponse\022*\n\tkeyspaces\030\001 " +
-      "\003(\0132\027.keyservice.v1.Keyspace\022\027\n\017next_pag" +
-      "e_token\030\002 \001(\t\"s\n\025UpdateKeyspaceRequest\022)" +
-      "\n\010keyspace\030\001 \001(\0132\027.keyservice.v1.Keyspac" +
-      "e\022/\n\013update_mask\030\002 \001(\0132\032.google.protobuf" +
-      ".FieldMask\"C\n\026UpdateKeyspaceResponse\022)\n\010" +
-      "keyspace\030\001 \001(\0132\027.keyservice.v1.Keyspace\"" +
-      "\354\002\n\nCredential\022\n\n\002id\030\001 \001(\t\022\014\n\004name\030\002 \001(\t" +
-      "\022\023\n\013permissions\030\003 \003(\t\022\025\n\rall_keyspaces\030\004" +
-      " \001(\010\022\024\n\014keyspace_ids\030\005 \003(\t\022.\n\nexpires_at" +
-      "\030\006 \001(\0132\032.google.protobuf.Timestamp\022.\n\ncr" +
-      "eated_at\030\007 \001(\0132\032.google.protobuf.Timesta" +
-      "mp\022\022\n\ncreated_by\030\010 \001(\t\0220\n\014last_used_at\030\t" +
-      " \001(\0132\032.google.protobuf.Timestamp\022.\n\nrevo" +
-      "ked_at\030\n \001(\0132\032.google.protobuf.Timestamp" +
-      "\022,\n\nrate_limit\030\013 \001(\0132\030.keyservice.v1.Rat" +
-      "eLimit\"\304\001\n\027CreateCredentialRequest\022\014\n\004na" +
-      "me\030\001 \001(\t\022\023\n\013permissions\030\002 \003(\t\022\025\n\rall_key" +
-      "spaces\030\003 \001(\010\022\021\n\tkeyspaces\030\004 \003(\t\022.\n\nexpir" +
-      "es_at\030\005 \001(\0132\032.google.protobuf.Timestamp\022" +
-      ",\n\nrate_limit\030\006 \001(\0132\030.keyservice.v1.Rate" +
-      "Limit\"Y\n\030CreateCredentialResponse\022\016\n\006sec" +
-      "ret\030\001 \001(\t\022-\n\ncredential\030\002 \001(\0132\031.keyservi" +
-      "ce.v1.Credential\"?\n\026ListCredentialsReque" +
-      "st\022\021\n\tpage_size\030\001 \001(\005\022\022\n\npage_token\030\002 \001(" +
-      "\t\"b\n\027ListCredentialsResponse\022.\n\013credenti" +
-      "als\030\001 \003(\0132\031.keyservice.v1.Credential\022\027\n\017" +
-      "next_page_token\030\002 \001(\t\"%\n\027RevokeCredentia" +
-      "lRequest\022\n\n\002id\030\001 \001(\t\"I\n\030RevokeCredential" +
-      "Response\022-\n\ncredential\030\001 \001(\0132\031.keyservic" +
-      "e.v1.Credential\"Y\n\021AddCreditsRequest\022\016\n\006" +
-      "key_id\030\001 \001(\t\022\020\n\010owner_id\030\002 \001(\t\022\016\n\006amount" +
-      "\030\003 \001(\003\022\022\n\nrequest_id\030\004 \001(\t\"=\n\022AddCredits" +
-      "Response\022\'\n\007credits\030\001 \001(\0132\026.keyservice.v" +
-      "1.Credits\"S\n\022ReportUsageRequest\022\013\n\003key\030\001" +
-      " \001(\t\022\016\n\006key_id\030\002 \001(\t\022\014\n\004cost\030\003 \001(\003\022\022\n\nre" +
-      "quest_id\030\004 \001(\t\"\214\001\n\023ReportUsageResponse\022-" +
-      "\n\007credits\030\001 \001(\0132\034.keyservice.v1.CreditsS" +
-      "tatus\0223\n\rowner_credits\030\002 \001(\0132\034.keyservic" +
-      "e.v1.CreditsStatus\022\021\n\tduplicate\030\003 \001(\010\"\231\002" +
-      "\n\017GetUsageRequest\022\016\n\006key_id\030\001 \001(\t\022\r\n\005own" +
-      "er\030\002 \001(\t\022\020\n\010keyspace\030\003 \001(\t\022(\n\004from\030\004 \001(\013" +
-      "2\032.google.protobuf.Timestamp\022&\n\002to\030\005 \001(\013" +
-      "2\032.google.protobuf.Timestamp\022/\n\013granular" +
-      "ity\030\006 \001(\0162\032.keyservice.v1.Granularity\022+\n" +
-      "\010group_by\030\007 \001(\0162\031.keyservice.v1.UsageGro" +
-      "up\022\021\n\tpage_size\030\010 \001(\005\022\022\n\npage_token\030\t \001(" +
-      "\t\"W\n\020GetUsageResponse\022*\n\006series\030\001 \003(\0132\032." +
-      "keyservice.v1.UsageSeries\022\027\n\017next_page_t" +
-      "oken\030\002 \001(\t\"\226\001\n\013UsageSeries\022\016\n\006key_id\030\001 \001" +
-      "(\t\022\r\n\005owner\030\002 \001(\t\022\023\n\013keyspace_id\030\003 \001(\t\022)" +
-      "\n\006points\030\004 \003(\0132\031.keyservice.v1.UsagePoin" +
-      "t\022(\n\005total\030\005 \001(\0132\031.keyservice.v1.UsagePo" +
-      "int\"\236\001\n\nUsagePoint\022)\n\005start\030\001 \001(\0132\032.goog" +
-      "le.protobuf.Timestamp\022)\n\006counts\030\002 \003(\0132\031." +
-      "keyservice.v1.UsageCount\022\017\n\007credits\030\003 \001(" +
-      "\003\022\017\n\007reports\030\004 \001(\003\022\030\n\020reported_credits\030\005" +
-      " \001(\003\">\n\nUsageCount\022!\n\004code\030\001 \001(\0162\023.keyse" +
-      "rvice.v1.Code\022\r\n\005calls\030\002 \001(\003\"\355\001\n\005Owner\022\n" +
-      "\n\002id\030\001 \001(\t\022\023\n\013keyspace_id\030\002 \001(\t\022\014\n\004name\030" +
-      "\003 \001(\t\022,\n\nrate_limit\030\004 \001(\0132\030.keyservice.v" +
-      "1.RateLimit\022\'\n\007credits\030\005 \001(\0132\026.keyservic" +
-      "e.v1.Credits\022.\n\ncreated_at\030\006 \001(\0132\032.googl" +
-      "e.protobuf.Timestamp\022.\n\nupdated_at\030\007 \001(\013" +
-      "2\032.google.protobuf.Timestamp\"9\n\022CreateOw" +
-      "nerRequest\022#\n\005owner\030\001 \001(\0132\024.keyservice.v" +
-      "1.Owner\":\n\023CreateOwnerResponse\022#\n\005owner\030" +
-      "\001 \001(\0132\024.keyservice.v1.Owner\"\035\n\017GetOwnerR" +
-      "equest\022\n\n\002id\030\001 \001(\t\"7\n\020GetOwnerResponse\022#" +
-      "\n\005owner\030\001 \001(\0132\024.keyservice.v1.Owner\"L\n\021L" +
-      "istOwnersRequest\022\020\n\010keyspace\030\001 \001(\t\022\021\n\tpa" +
-      "ge_size\030\002 \001(\005\022\022\n\npage_token\030\003 \001(\t\"S\n\022Lis" +
-      "tOwnersResponse\022$\n\006owners\030\001 \003(\0132\024.keyser" +
-      "vice.v1.Owner\022\027\n\017next_page_token\030\002 \001(\t\"j" +
-      "\n\022UpdateOwnerRequest\022#\n\005owner\030\001 \001(\0132\024.ke" +
-      "yservice.v1.Owner\022/\n\013update_mask\030\002 \001(\0132\032" +
-      ".google.protobuf.FieldMask\":\n\023UpdateOwne" +
+      "vice.v1.HolderH\000\210\001\001\022\021\n\tcacheable\030\t \001(\010B\r" +
+      "\n\013_refused_by\"U\n\025WatchKeyEventsRequest\022\016" +
+      "\n\006cursor\030\001 \001(\t\022,\n\theartbeat\030\002 \001(\0132\031.goog" +
+      "le.protobuf.Duration\"\226\001\n\026WatchKeyEventsR" +
+      "esponse\022\016\n\006cursor\030\001 \001(\t\022)\n\004kind\030\002 \001(\0162\033." +
+      "keyservice.v1.KeyEventKind\022\027\n\017key_hash_p" +
+      "refix\030\003 \001(\014\022(\n\004time\030\004 \001(\0132\032.google.proto" +
+      "buf.Timestamp\"\234\003\n\020CreateKeyRequest\022\014\n\004na" +
+      "me\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\016\n\006scopes\030\003 \003(\t\022" +
+      "?\n\010metadata\030\004 \003(\0132-.keyservice.v1.Create" +
+      "KeyRequest.MetadataEntry\022.\n\nexpires_at\030\005" +
+      " \001(\0132\032.google.protobuf.Timestamp\022,\n\nrate" +
+      "_limit\030\006 \001(\0132\030.keyservice.v1.RateLimit\022%" +
+      "\n\006format\030\007 \001(\0162\025.keyservice.v1.Format\022\025\n" +
+      "\rallowed_cidrs\030\010 \003(\t\022\022\n\nrequest_id\030\t \001(\t" +
+      "\022\020\n\010keyspace\030\n \001(\t\022\'\n\007credits\030\013 \001(\0132\026.ke" +
+      "yservice.v1.Credits\032/\n\rMetadataEntry\022\013\n\003" +
+      "key\030\001 \001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"D\n\021CreateKe" +
+      "yResponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022" +
+      ".keyservice.v1.Key\"\033\n\rGetKeyRequest\022\n\n\002i" +
+      "d\030\001 \001(\t\"1\n\016GetKeyResponse\022\037\n\003key\030\001 \001(\0132\022" +
+      ".keyservice.v1.Key\"Y\n\017ListKeysRequest\022\r\n" +
+      "\005owner\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\npage_" +
+      "token\030\003 \001(\t\022\020\n\010keyspace\030\004 \001(\t\"M\n\020ListKey" +
+      "sResponse\022 \n\004keys\030\001 \003(\0132\022.keyservice.v1." +
+      "Key\022\027\n\017next_page_token\030\002 \001(\t\"2\n\020RevokeKe" +
+      "yRequest\022\n\n\002id\030\001 \001(\t\022\022\n\nrequest_id\030\002 \001(\t" +
+      "\"4\n\021RevokeKeyResponse\022\037\n\003key\030\001 \001(\0132\022.key" +
+      "service.v1.Key\"x\n\020UpdateKeyRequest\022\037\n\003ke" +
+      "y\030\001 \001(\0132\022.keyservice.v1.Key\022/\n\013update_ma" +
+      "sk\030\002 \001(\0132\032.google.protobuf.FieldMask\022\022\n\n" +
+      "request_id\030\003 \001(\t\"4\n\021UpdateKeyResponse\022\037\n" +
+      "\003key\030\001 \001(\0132\022.keyservice.v1.Key\"\212\001\n\020Rotat" +
+      "eKeyRequest\022\n\n\002id\030\001 \001(\t\022/\n\014grace_period\030" +
+      "\002 \001(\0132\031.google.protobuf.Duration\022%\n\006form" +
+      "at\030\003 \001(\0162\025.keyservice.v1.Format\022\022\n\nreque" +
+      "st_id\030\004 \001(\t\"i\n\021RotateKeyResponse\022\016\n\006secr" +
+      "et\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyservice.v1.Ke" +
+      "y\022#\n\007old_key\030\003 \001(\0132\022.keyservice.v1.Key\"^" +
+      "\n\026ListAuditEventsRequest\022\016\n\006key_id\030\001 \001(\t" +
+      "\022\r\n\005actor\030\002 \001(\t\022\021\n\tpage_size\030\003 \001(\005\022\022\n\npa" +
+      "ge_token\030\004 \001(\t\"]\n\027ListAuditEventsRespons" +
+      "e\022)\n\006events\030\001 \003(\0132\031.keyservice.v1.AuditE" +
+      "vent\022\027\n\017next_page_token\030\002 \001(\t\"\363\001\n\nAuditE" +
+      "vent\022\n\n\002id\030\001 \001(\t\022(\n\004time\030\002 \001(\0132\032.google." +
+      "protobuf.Timestamp\022\r\n\005actor\030\003 \001(\t\022\016\n\006act" +
+      "ion\030\004 \001(\t\022\016\n\006key_id\030\005 \001(\t\022\022\n\nrequest_id\030" +
+      "\006 \001(\t\022+\n\007changes\030\007 \003(\0132\032.keyservice.v1.F" +
+      "ieldChange\022\025\n\rresource_type\030\010 \001(\t\022\023\n\013res" +
+      "ource_id\030\t \001(\t\022\023\n\013keyspace_id\030\n \001(\t\"r\n\013F" +
+      "ieldChange\022\r\n\005field\030\001 \001(\t\022)\n\told_value\030\002" +
+      " \001(\0132\026.google.protobuf.Value\022)\n\tnew_valu" +
+      "e\030\003 \001(\0132\026.google.protobuf.Value\"\304\002\n\010Keys" +
+      "pace\022\n\n\002id\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\016\n\006prefix" +
+      "\030\003 \001(\t\022-\n\016default_format\030\004 \001(\0162\025.keyserv" +
+      "ice.v1.Format\0224\n\022default_rate_limit\030\005 \001(" +
+      "\0132\030.keyservice.v1.RateLimit\0221\n\016default_e" +
+      "xpiry\030\006 \001(\0132\031.google.protobuf.Duration\022\026" +
+      "\n\016default_scopes\030\007 \003(\t\022.\n\ncreated_at\030\010 \001" +
+      "(\0132\032.google.protobuf.Timestamp\022.\n\nupdate" +
+      "d_at\030\t \001(\0132\032.google.protobuf.Timestamp\"B" +
+      "\n\025CreateKeyspaceRequest\022)\n\010keyspace\030\001 \001(" +
+      "\0132\027.keyservice.v1.Keyspace\"C\n\026CreateKeys" +
+      "paceResponse\022)\n\010keyspace\030\001 \001(\0132\027.keyserv" +
+      "ice.v1.Keyspace\" \n\022GetKeyspaceRequest\022\n\n" +
+      "\002id\030\001 \001(\t\"@\n\023GetKeyspaceResponse\022)\n\010keys" +
+      "pace\030\001 \001(\0132\027.keyservice.v1.Keyspace\"=\n\024L" +
+      "istKeyspacesRequest\022\021\n\tpage_size\030\001 \001(\005\022\022" +
+      "\n\npage_token\030\002 \001(\t\"\\\n\025ListKeyspacesRespo" +
+      "nse\022*\n\tkeyspaces\030\001 \003(\0132\027.keyservice.v1.K" +
+      "eyspace\022\027\n\017next_page_token\030\002 \001(\t\"s\n\025Upda" +
+      "teKeyspaceRequest\022)\n\010keyspace\030\001 \001(\0132\027.ke" +
+      "yservice.v1.Keyspace\022/\n\013update_mask\030\002 \001(" +
+      "\0132\032.google.protobuf.FieldMask\"C\n\026UpdateK" +
+      "eyspaceResponse\022)\n\010keyspace\030\001 \001(\0132\027.keys" +
+      "ervice.v1.Keyspace\"\354\002\n\nCredential\022\n\n\002id\030" +
+      "\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\023\n\013permissions\030\003 \003(\t" +
+      "\022\025\n\rall_keyspaces\030\004 \001(\010\022\024\n\014keyspace_ids\030" +
+      "\005 \003(\t\022.\n\nexpires_at\030\006 \001(\0132\032.google.proto" +
+      "buf.Timestamp\022.\n\ncreated_at\030\007 \001(\0132\032.goog" +
+      "le.protobuf.Timestamp\022\022\n\ncreated_by\030\010 \001(" +
+      "\t\0220\n\014last_used_at\030\t \001(\0132\032.google.protobu" +
+      "f.Timestamp\022.\n\nrevoked_at\030\n \001(\0132\032.google" +
+      ".protobuf.Timestamp\022,\n\nrate_limit\030\013 \001(\0132" +
+      "\030.keyservice.v1.RateLimit\"\304\001\n\027CreateCred" +
+      "entialRequest\022\014\n\004name\030\001 \001(\t\022\023\n\013permissio" +
+      "ns\030\002 \003(\t\022\025\n\rall_keyspaces\030\003 \001(\010\022\021\n\tkeysp" +
+      "aces\030\004 \003(\t\022.\n\nexpires_at\030\005 \001(\0132\032.google." +
+      "protobuf.Timestamp\022,\n\nrate_limit\030\006 \001(\0132\030" +
+      ".keyservice.v1.RateLimit\"Y\n\030CreateCreden" +
+      "tialResponse\022\016\n\006secret\030\001 \001(\t\022-\n\ncredenti" +
+      "al\030\002 \001(\0132\031.keyservice.v1.Credential\"?\n\026L" +
+      "istCredentialsRequest\022\021\n\tpage_size\030\001 \001(\005" +
+      "\022\022\n\npage_token\030\002 \001(\t\"b\n\027ListCredentialsR" +
+      "esponse\022.\n\013credentials\030\001 \003(\0132\031.keyservic" +
+      "e.v1.Credential\022\027\n\017next_page_token\030\002 \001(\t" +
+      "\"%\n\027RevokeCredentialRequest\022\n\n\002id\030\001 \001(\t\"" +
+      "I\n\030RevokeCredentialResponse\022-\n\ncredentia" +
+      "l\030\001 \001(\0132\031.keyservice.v1.Credential\"Y\n\021Ad" +
+      "dCreditsRequest\022\016\n\006key_id\030\001 \001(\t\022\020\n\010owner" +
+      "_id\030\002 \001(\t\022\016\n\006amount\030\003 \001(\003\022\022\n\nrequest_id\030" +
+      "\004 \001(\t\"=\n\022AddCreditsResponse\022\'\n\007credits\030\001" +
+      " \001(\0132\026.keyservice.v1.Credits\"S\n\022ReportUs" +
+      "ageRequest\022\013\n\003key\030\001 \001(\t\022\016\n\006key_id\030\002 \001(\t\022" +
+      "\014\n\004cost\030\003 \001(\003\022\022\n\nrequest_id\030\004 \001(\t\"\214\001\n\023Re" +
+      "portUsageResponse\022-\n\007credits\030\001 \001(\0132\034.key" +
+      "service.v1.CreditsStatus\0223\n\rowner_credit" +
+      "s\030\002 \001(\0132\034.keyservice.v1.CreditsStatus\022\021\n" +
+      "\tduplicate\030\003 \001(\010\"\231\002\n\017GetUsageRequest\022\016\n\006" +
+      "key_id\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\020\n\010keyspace\030" +
+      "\003 \001(\t\022(\n\004from\030\004 \001(\0132\032.google.protobuf.Ti" +
+      "mestamp\022&\n\002to\030\005 \001(\0132\032.google.protobuf.Ti" +
+      "mestamp\022/\n\013granularity\030\006 \001(\0162\032.keyservic" +
+      "e.v1.Granularity\022+\n\010group_by\030\007 \001(\0162\031.key" +
+      "service.v1.UsageGroup\022\021\n\tpage_size\030\010 \001(\005" +
+      "\022\022\n\npage_token\030\t \001(\t\"W\n\020GetUsageResponse" +
+      "\022*\n\006series\030\001 \003(\0132\032.keyservice.v1.UsageSe" +
+      "ries\022\027\n\017next_page_token\030\002 \001(\t\"\226\001\n\013UsageS" +
+      "eries\022\016\n\006key_id\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\023\n\013" +
+      "keyspace_id\030\003 \001(\t\022)\n\006points\030\004 \003(\0132\031.keys" +
+      "ervice.v1.UsagePoint\022(\n\005total\030\005 \001(\0132\031.ke" +
+      "yservice.v1.UsagePoint\"\236\001\n\nUsagePoint\022)\n" +
+      "\005start\030\001 \001(\0132\032.google.protobuf.Timestamp" +
+      "\022)\n\006counts\030\002 \003(\0132\031.keyservice.v1.UsageCo" +
+      "unt\022\017\n\007credits\030\003 \001(\003\022\017\n\007reports\030\004 \001(\003\022\030\n" +
+      "\020reported_credits\030\005 \001(\003\">\n\nUsageCount\022!\n" +
+      "\004code\030\001 \001(\0162\023.keyservice.v1.Code\022\r\n\005call" +
+      "s\030\002 \001(\003\"\355\001\n\005Owner\022\n\n\002id\030\001 \001(\t\022\023\n\013keyspac" +
+      "e_id\030\002 \001(\t\022\014\n\004name\030\003 \001(\t\022,\n\nrate_limit\030\004" +
+      " \001(\0132\030.keyservice.v1.RateLimit\022\'\n\007credit" +
+      "s\030\005 \001(\0132\026.keyservice.v1.Credits\022.\n\ncreat" +
+      "ed_at\030\006 \001(\0132\032.google.protobuf.Timestamp\022" +
+      ".\n\nupdated_at\030\007 \001(\0132\032.google.protobuf.Ti" +
+      "mestamp\"9\n\022CreateOwnerRequest\022#\n\005owner\030\001" +
+      " \001(\0132\024.keyservice.v1.Owner\":\n\023CreateOwne" +
       "rResponse\022#\n\005owner\030\001 \001(\0132\024.keyservice.v1" +
-      ".Owner\"\220\001\n\tRestError\022\014\n\004code\030\001 \001(\005\022\017\n\007me" +
-      "ssage\030\002 \001(\t\022\016\n\006status\030\004 \001(\t\022%\n\007details\030\003" +
-      " \003(\0132\024.google.protobuf.Any\022-\n\005error\030\005 \001(" +
-      "\0132\036.keyservice.v1.RestErrorStatus\"g\n\017Res" +
-      "tErrorStatus\022\014\n\004code\030\001 \001(\005\022\017\n\007message\030\002 " +
-      "\001(\t\022\016\n\006status\030\003 \001(\t\022%\n\007details\030\004 \003(\0132\024.g" +
-      "oogle.protobuf.Any*\354\001\n\004Code\022\024\n\020CODE_UNSP" +
-      "ECIFIED\020\000\022\016\n\nCODE_VALID\020\001\022\022\n\016CODE_MALFOR" +
-      "MED\020\002\022\022\n\016CODE_NOT_FOUND\020\003\022\020\n\014CODE_REVOKE" +
-      "D\020\004\022\020\n\014CODE_EXPIRED\020\005\022\025\n\021CODE_RATE_LIMIT" +
-      "ED\020\006\022\021\n\rCODE_DISABLED\020\007\022\022\n\016CODE_FORBIDDE" +
-      "N\020\010\022\033\n\027CODE_INSUFFICIENT_SCOPE\020\t\022\027\n\023CODE" +
-      "_USAGE_EXCEEDED\020\n*H\n\006Format\022\026\n\022FORMAT_UN" +
-      "SPECIFIED\020\000\022\023\n\017FORMAT_CHECKSUM\020\001\022\021\n\rFORM" +
-      "AT_SIGNED\020\002*\204\001\n\016RefillInterval\022\037\n\033REFILL" +
-      "_INTERVAL_UNSPECIFIED\020\000\022\031\n\025REFILL_INTERV" +
-      "AL_DAILY\020\001\022\033\n\027REFILL_INTERVAL_MONTHLY\020\002\022" +
-      "\031\n\025REFILL_INTERVAL_EVERY\020\003*B\n\006Holder\022\026\n\022" +
-      "HOLDER_UNSPECIFIED\020\000\022\016\n\nHOLDER_KEY\020\001\022\020\n\014" +
-      "HOLDER_OWNER\020\002*m\n\013Granularity\022\033\n\027GRANULA" +
-      "RITY_UNSPECIFIED\020\000\022\026\n\022GRANULARITY_MINUTE" +
-      "\020\001\022\024\n\020GRANULARITY_HOUR\020\002\022\023\n\017GRANULARITY_" +
-      "DAY\020\003*U\n\nUsageGroup\022\033\n\027USAGE_GROUP_UNSPE" +
-      "CIFIED\020\000\022\023\n\017USAGE_GROUP_KEY\020\001\022\025\n\021USAGE_G" +
-      "ROUP_OWNER\020\0022\213\024\n\nKeyService\022i\n\010Validate\022" +
-      "\036.keyservice.v1.ValidateRequest\032\037.keyser" +
-      "vice.v1.ValidateResponse\"\034\202\323\344\223\002\026\"\021/v1/ke" +
-      "ys:validate:\001*\022c\n\tCreateKey\022\037.keyservice" +
-      ".v1.CreateKeyRequest\032 .keyservice.v1.Cre" +
-      "ateKeyResponse\"\023\202\323\344\223\002\r\"\010/v1/keys:\001*\022\\\n\006G" +
-      "etKey\022\034.keyservice.v1.GetKeyRequest\032\035.ke" +
-      "yservice.v1.GetKeyResponse\"\025\202\323\344\223\002\017\022\r/v1/" +
-      "keys/{id}\022]\n\010ListKeys\022\036.keyservice.v1.Li" +
-      "stKeysRequest\032\037.keyservice.v1.ListKeysRe" +
-      "sponse\"\020\202\323\344\223\002\n\022\010/v1/keys\022o\n\tRevokeKey\022\037." +
-      "keyservice.v1.RevokeKeyRequest\032 .keyserv" +
-      "ice.v1.RevokeKeyResponse\"\037\202\323\344\223\002\031\"\024/v1/ke" +
-      "ys/{id}:revoke:\001*\022n\n\tUpdateKey\022\037.keyserv" +
-      "ice.v1.UpdateKeyRequest\032 .keyservice.v1." +
-      "UpdateKeyResponse\"\036\202\323\344\223\002\0302\021/v1/keys/{key" +
-      ".id}:\003key\022o\n\tRotateKey\022\037.keyservice.v1.R" +
-      "otateKeyRequest\032 .keyservice.v1.RotateKe" +
-      "yResponse\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:rotate:" +
-      "\001*\022z\n\017ListAuditEvents\022%.keyservice.v1.Li" +
-      "stAuditEventsRequest\032&.keyservice.v1.Lis" +
-      "tAuditEventsResponse\"\030\202\323\344\223\002\022\022\020/v1/audit-" +
-      "events\022w\n\016CreateKeyspace\022$.keyservice.v1" +
-      ".CreateKeyspaceRequest\032%.keyservice.v1.C" +
-      "reateKeyspaceResponse\"\030\202\323\344\223\002\022\"\r/v1/keysp" +
-      "aces:\001*\022p\n\013GetKeyspace\022!.keyservice.v1.G" +
-      "etKeyspaceRequest\032\".keyservice.v1.GetKey" +
-      "spaceResponse\"\032\202\323\344\223\002\024\022\022/v1/keyspaces/{id" +
-      "}\022q\n\rListKeyspaces\022#.keyservice.v1.ListK" +
-      "eyspacesRequest\032$.keyservice.v1.ListKeys" +
-      "pacesResponse\"\025\202\323\344\223\002\017\022\r/v1/keyspaces\022\214\001\n" +
-      "\016UpdateKeyspace\022$.keyservice.v1.UpdateKe" +
-      "yspaceRequest\032%.keyservice.v1.UpdateKeys" +
-      "paceResponse\"-\202\323\344\223\002\'2\033/v1/keyspaces/{key" +
-      "space.id}:\010keyspace\022\177\n\020CreateCredential\022" +
-      "&.keyservice.v1.CreateCredentialRequest\032" +
-      "\'.keyservice.v1.CreateCredentialResponse" +
-      "\"\032\202\323\344\223\002\024\"\017/v1/credentials:\001*\022y\n\017ListCred" +
-      "entials\022%.keyservice.v1.ListCredentialsR" +
-      "equest\032&.keyservice.v1.ListCredentialsRe" +
-      "sponse\"\027\202\323\344\223\002\021\022\017/v1/credentials\022\213\001\n\020Revo" +
-      "keCredential\022&.keyservice.v1.RevokeCrede" +
-      "ntialRequest\032\'.keyservice.v1.RevokeCrede" +
-      "ntialResponse\"&\202\323\344\223\002 \"\033/v1/credentials/{" +
-      "id}:revoke:\001*\022\241\001\n\nAddCredits\022 .keyservic" +
-      "e.v1.AddCreditsRequest\032!.keyservice.v1.A" +
-      "ddCreditsResponse\"N\202\323\344\223\002H\"\034/v1/keys/{key" +
-      "_id}:addCredits:\001*Z%\" /v1/owners/{owner_" +
-      "id}:addCredits:\001*\022q\n\013ReportUsage\022!.keyse" +
-      "rvice.v1.ReportUsageRequest\032\".keyservice" +
-      ".v1.ReportUsageResponse\"\033\202\323\344\223\002\025\"\020/v1/usa" +
-      "ge:report:\001*\022^\n\010GetUsage\022\036.keyservice.v1" +
-      ".GetUsageRequest\032\037.keyservice.v1.GetUsag" +
-      "eResponse\"\021\202\323\344\223\002\013\022\t/v1/usage\022k\n\013CreateOw" +
-      "ner\022!.keyservice.v1.CreateOwnerRequest\032\"" +
-      ".keyservice.v1.CreateOwnerResponse\"\025\202\323\344\223" +
-      "\002\017\"\n/v1/owners:\001*\022d\n\010GetOwner\022\036.keyservi" +
-      "ce.v1.GetOwnerRequest\032\037.keyservice.v1.Ge" +
-      "tOwnerResponse\"\027\202\323\344\223\002\021\022\017/v1/owners/{id}\022" +
-      "e\n\nListOwners\022 .keyservice.v1.ListOwners" +
-      "Request\032!.keyservice.v1.ListOwnersRespon" +
-      "se\"\022\202\323\344\223\002\014\022\n/v1/owners\022z\n\013UpdateOwner\022!." +
-      "keyservice.v1.UpdateOwnerRequest\032\".keyse" +
-      "rvice.v1.UpdateOwnerResponse\"$\202\323\344\223\002\0362\025/v" +
-      "1/owners/{owner.id}:\005ownerBk\n\021dev.keyser" +
-      "vice.v1B\017KeyServiceProtoP\001ZCgithub.com/k" +
-      "eyservice/keyservice/api/gen/keyservice/" +
-      "v1;keyservicev1b\006proto3"
+      ".Owner\"\035\n\017GetOwnerRequest\022\n\n\002id\030\001 \001(\t\"7\n" +
+      "\020GetOwnerResponse\022#\n\005owner\030\001 \001(\0132\024.keyse" +
+      "rvice.v1.Owner\"L\n\021ListOwnersRequest\022\020\n\010k" +
+      "eyspace\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\npage" +
+      "_token\030\003 \001(\t\"S\n\022ListOwnersResponse\022$\n\006ow" +
+      "ners\030\001 \003(\0132\024.keyservice.v1.Owner\022\027\n\017next" +
+      "_page_token\030\002 \001(\t\"j\n\022UpdateOwnerRequest\022" +
+      "#\n\005owner\030\001 \001(\0132\024.keyservice.v1.Owner\022/\n\013" +
+      "update_mask\030\002 \001(\0132\032.google.protobuf.Fiel" +
+      "dMask\":\n\023UpdateOwnerResponse\022#\n\005owner\030\001 " +
+      "\001(\0132\024.keyservice.v1.Owner\"\220\001\n\tRestError\022" +
+      "\014\n\004code\030\001 \001(\005\022\017\n\007message\030\002 \001(\t\022\016\n\006status" +
+      "\030\004 \001(\t\022%\n\007details\030\003 \003(\0132\024.google.protobu" +
+      "f.Any\022-\n\005error\030\005 \001(\0132\036.keyservice.v1.Res" +
+      "tErrorStatus\"g\n\017RestErrorStatus\022\014\n\004code\030" +
+      "\001 \001(\005\022\017\n\007message\030\002 \001(\t\022\016\n\006status\030\003 \001(\t\022%" +
+      "\n\007details\030\004 \003(\0132\024.google.protobuf.Any*\354\001" +
+      "\n\004Code\022\024\n\020CODE_UNSPECIFIED\020\000\022\016\n\nCODE_VAL" +
+      "ID\020\001\022\022\n\016CODE_MALFORMED\020\002\022\022\n\016CODE_NOT_FOU" +
+      "ND\020\003\022\020\n\014CODE_REVOKED\020\004\022\020\n\014CODE_EXPIRED\020\005" +
+      "\022\025\n\021CODE_RATE_LIMITED\020\006\022\021\n\rCODE_DISABLED" +
+      "\020\007\022\022\n\016CODE_FORBIDDEN\020\010\022\033\n\027CODE_INSUFFICI" +
+      "ENT_SCOPE\020\t\022\027\n\023CODE_USAGE_EXCEEDED\020\n*H\n\006" +
+      "Format\022\026\n\022FORMAT_UNSPECIFIED\020\000\022\023\n\017FORMAT" +
+      "_CHECKSUM\020\001\022\021\n\rFORMAT_SIGNED\020\002*\204\001\n\016Refil" +
+      "lInterval\022\037\n\033REFILL_INTERVAL_UNSPECIFIED" +
+      "\020\000\022\031\n\025REFILL_INTERVAL_DAILY\020\001\022\033\n\027REFILL_" +
+      "INTERVAL_MONTHLY\020\002\022\031\n\025REFILL_INTERVAL_EV" +
+      "ERY\020\003*B\n\006Holder\022\026\n\022HOLDER_UNSPECIFIED\020\000\022" +
+      "\016\n\nHOLDER_KEY\020\001\022\020\n\014HOLDER_OWNER\020\002*\363\001\n\014Ke" +
+      "yEventKind\022\036\n\032KEY_EVENT_KIND_UNSPECIFIED" +
+      "\020\000\022\034\n\030KEY_EVENT_KIND_HEARTBEAT\020\001\022\031\n\025KEY_" +
+      "EVENT_KIND_RESYNC\020\002\022\032\n\026KEY_EVENT_KIND_CR" +
+      "EATED\020\003\022\032\n\026KEY_EVENT_KIND_UPDATED\020\004\022\032\n\026K" +
+      "EY_EVENT_KIND_REVOKED\020\005\022\032\n\026KEY_EVENT_KIN" +
+      "D_TENANCY\020\006\022\032\n\026KEY_EVENT_KIND_CREDITS\020\007*" +
+      "m\n\013Granularity\022\033\n\027GRANULARITY_UNSPECIFIE" +
+      "D\020\000\022\026\n\022GRANULARITY_MINUTE\020\001\022\024\n\020GRANULARI" +
+      "TY_HOUR\020\002\022\023\n\017GRANULARITY_DAY\020\003*U\n\nUsageG" +
+      "roup\022\033\n\027USAGE_GROUP_UNSPECIFIED\020\000\022\023\n\017USA" +
+      "GE_GROUP_KEY\020\001\022\025\n\021USAGE_GROUP_OWNER\020\0022\204\025" +
+      "\n\nKeyService\022i\n\010Validate\022\036.keyservice.v1" +
+      ".ValidateRequest\032\037.keyservice.v1.Validat" +
+      "eResponse\"\034\202\323\344\223\002\026\"\021/v1/keys:validate:\001*\022" +
+      "c\n\tCreateKey\022\037.keyservice.v1.CreateKeyRe" +
+      "quest\032 .keyservice.v1.CreateKeyResponse\"" +
+      "\023\202\323\344\223\002\r\"\010/v1/keys:\001*\022\\\n\006GetKey\022\034.keyserv" +
+      "ice.v1.GetKeyRequest\032\035.keyservice.v1.Get" +
+      "KeyResponse\"\025\202\323\344\223\002\017\022\r/v1/keys/{id}\022]\n\010Li" +
+      "stKeys\022\036.keyservice.v1.ListKeysRequest\032\037" +
+      ".keyservice.v1.ListKeysResponse\"\020\202\323\344\223\002\n\022" +
+      "\010/v1/keys\022o\n\tRevokeKey\022\037.keyservice.v1.R" +
+      "evokeKeyRequest\032 .keyservice.v1.RevokeKe" +
+      "yResponse\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:revoke:" +
+      "\001*\022n\n\tUpdateKey\022\037.keyservice.v1.UpdateKe" +
+      "yRequest\032 .keyservice.v1.UpdateKeyRespon" +
+      "se\"\036\202\323\344\223\002\0302\021/v1/keys/{key.id}:\003key\022o\n\tRo" +
+      "tateKey\022\037.keyservice.v1.RotateKeyRequest" +
+      "\032 .keyservice.v1.RotateKeyResponse\"\037\202\323\344\223" +
+      "\002\031\"\024/v1/keys/{id}:rotate:\001*\022z\n\017ListAudit" +
+      "Events\022%.keyservice.v1.ListAuditEventsRe" +
+      "quest\032&.keyservice.v1.ListAuditEventsRes" +
+      "ponse\"\030\202\323\344\223\002\022\022\020/v1/audit-events\022w\n\016Creat" +
+      "eKeyspace\022$.keyservice.v1.CreateKeyspace" +
+      "Request\032%.keyservice.v1.CreateKeyspaceRe" +
+      "sponse\"\030\202\323\344\223\002\022\"\r/v1/keyspaces:\001*\022p\n\013GetK" +
+      "eyspace\022!.keyservice.v1.GetKeyspaceReque" +
+      "st\032\".keyservice.v1.GetKeyspaceResponse\"\032" +
+      "\202\323\344\223\002\024\022\022/v1/keyspaces/{id}\022q\n\rListKeyspa" +
+      "ces\022#.keyservice.v1.ListKeyspacesRequest" +
+      "\032$.keyservice.v1.ListKeyspacesResponse\"\025" +
+      "\202\323\344\223\002\017\022\r/v1/keyspaces\022\214\001\n\016UpdateKeyspace" +
+      "\022$.keyservice.v1.UpdateKeyspaceRequest\032%" +
+      ".keyservice.v1.UpdateKeyspaceResponse\"-\202" +
+      "\323\344\223\002\'2\033/v1/keyspaces/{keyspace.id}:\010keys" +
+      "pace\022\177\n\020CreateCredential\022&.keyservice.v1" +
+      ".CreateCredentialRequest\032\'.keyservice.v1" +
+      ".CreateCredentialResponse\"\032\202\323\344\223\002\024\"\017/v1/c" +
+      "redentials:\001*\022y\n\017ListCredentials\022%.keyse" +
+      "rvice.v1.ListCredentialsRequest\032&.keyser" +
+      "vice.v1.ListCredentialsResponse\"\027\202\323\344\223\002\021\022" +
+      "\017/v1/credentials\022\213\001\n\020RevokeCredential\022&." +
+      "keyservice.v1.RevokeCredentialRequest\032\'." +
+      "keyservice.v1.RevokeCredentialResponse\"&" +
+      "\202\323\344\223\002 \"\033/v1/credentials/{id}:revoke:\001*\022\241" +
+      "\001\n\nAddCredits\022 .keyservice.v1.AddCredits" +
+      "Request\032!.keyservice.v1.AddCreditsRespon" +
+      "se\"N\202\323\344\223\002H\"\034/v1/keys/{key_id}:addCredits" +
+      ":\001*Z%\" /v1/owners/{owner_id}:addCredits:" +
+      "\001*\022q\n\013ReportUsage\022!.keyservice.v1.Report" +
+      "UsageRequest\032\".keyservice.v1.ReportUsage" +
+      "Response\"\033\202\323\344\223\002\025\"\020/v1/usage:report:\001*\022^\n" +
+      "\010GetUsage\022\036.keyservice.v1.GetUsageReques" +
+      "t\032\037.keyservice.v1.GetUsageResponse\"\021\202\323\344\223" +
+      "\002\013\022\t/v1/usage\022k\n\013CreateOwner\022!.keyservic" +
+      "e.v1.CreateOwnerRequest\032\".keyservice.v1." +
+      "CreateOwnerResponse\"\025\202\323\344\223\002\017\"\n/v1/owners:" +
+      "\001*\022d\n\010GetOwner\022\036.keyservice.v1.GetOwnerR" +
+      "equest\032\037.keyservice.v1.GetOwnerResponse\"" +
+      "\027\202\323\344\223\002\021\022\017/v1/owners/{id}\022e\n\nListOwners\022 " +
+      ".keyservice.v1.ListOwnersRequest\032!.keyse" +
+      "rvice.v1.ListOwnersResponse\"\022\202\323\344\223\002\014\022\n/v1" +
+      "/owners\022z\n\013UpdateOwner\022!.keyservice.v1.U" +
+      "pdateOwnerRequest\032\".keyservice.v1.Update" +
+      "OwnerResponse\"$\202\323\344\223\002\0362\025/v1/owners/{owner" +
+      ".id}:\005owner\022w\n\016WatchKeyEvents\022$.keyservi" +
+      "ce.v1.WatchKeyEventsRequest\032%.keyservice" +
+      ".v1.WatchKeyEventsResponse\"\026\202\323\344\223\002\020\022\016/v1/" +
+      "key-events0\001Bk\n\021dev.keyservice.v1B\017KeySe" +
+      "rviceProtoP\001ZCgithub.com/keyservice/keys" +
+      "ervice/api/gen/keyservice/v1;keyservicev" +
+      "1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -675,9 +701,21 @@ public final class KeyServiceProto {
     internal_static_keyservice_v1_ValidateResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ValidateResponse_descriptor,
-        new java.lang.String[] { "Valid", "Code", "Key", "RateLimit", "Credits", "OwnerRateLimit", "OwnerCredits", "RefusedBy", "RefusedBy", });
-    internal_static_keyservice_v1_CreateKeyRequest_descriptor =
+        new java.lang.String[] { "Valid", "Code", "Key", "RateLimit", "Credits", "OwnerRateLimit", "OwnerCredits", "RefusedBy", "Cacheable", "RefusedBy", });
+    internal_static_keyservice_v1_WatchKeyEventsRequest_descriptor =
       getDescriptor().getMessageTypes().get(8);
+    internal_static_keyservice_v1_WatchKeyEventsRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_WatchKeyEventsRequest_descriptor,
+        new java.lang.String[] { "Cursor", "Heartbeat", });
+    internal_static_keyservice_v1_WatchKeyEventsResponse_descriptor =
+      getDescriptor().getMessageTypes().get(9);
+    internal_static_keyservice_v1_WatchKeyEventsResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_keyservice_v1_WatchKeyEventsResponse_descriptor,
+        new java.lang.String[] { "Cursor", "Kind", "KeyHashPrefix", "Time", });
+    internal_static_keyservice_v1_CreateKeyRequest_descriptor =
+      getDescriptor().getMessageTypes().get(10);
     internal_static_keyservice_v1_CreateKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateKeyRequest_descriptor,
@@ -689,307 +727,307 @@ public final class KeyServiceProto {
         internal_static_keyservice_v1_CreateKeyRequest_MetadataEntry_descriptor,
         new java.lang.String[] { "Key", "Value", });
     internal_static_keyservice_v1_CreateKeyResponse_descriptor =
-      getDescriptor().getMessageTypes().get(9);
+      getDescriptor().getMessageTypes().get(11);
     internal_static_keyservice_v1_CreateKeyResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateKeyResponse_descriptor,
         new java.lang.String[] { "Secret", "Key", });
     internal_static_keyservice_v1_GetKeyRequest_descriptor =
-      getDescriptor().getMessageTypes().get(10);
+      getDescriptor().getMessageTypes().get(12);
     internal_static_keyservice_v1_GetKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_GetKeyRequest_descriptor,
         new java.lang.String[] { "Id", });
     internal_static_keyservice_v1_GetKeyResponse_descriptor =
-      getDescriptor().getMessageTypes().get(11);
+      getDescriptor().getMessageTypes().get(13);
     internal_static_keyservice_v1_GetKeyResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_GetKeyResponse_descriptor,
         new java.lang.String[] { "Key", });
     internal_static_keyservice_v1_ListKeysRequest_descriptor =
-      getDescriptor().getMessageTypes().get(12);
+      getDescriptor().getMessageTypes().get(14);
     internal_static_keyservice_v1_ListKeysRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListKeysRequest_descriptor,
         new java.lang.String[] { "Owner", "PageSize", "PageToken", "Keyspace", });
     internal_static_keyservice_v1_ListKeysResponse_descriptor =
-      getDescriptor().getMessageTypes().get(13);
+      getDescriptor().getMessageTypes().get(15);
     internal_static_keyservice_v1_ListKeysResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListKeysResponse_descriptor,
         new java.lang.String[] { "Keys", "NextPageToken", });
     internal_static_keyservice_v1_RevokeKeyRequest_descriptor =
-      getDescriptor().getMessageTypes().get(14);
+      getDescriptor().getMessageTypes().get(16);
     internal_static_keyservice_v1_RevokeKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RevokeKeyRequest_descriptor,
         new java.lang.String[] { "Id", "RequestId", });
     internal_static_keyservice_v1_RevokeKeyResponse_descriptor =
-      getDescriptor().getMessageTypes().get(15);
+      getDescriptor().getMessageTypes().get(17);
     internal_static_keyservice_v1_RevokeKeyResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RevokeKeyResponse_descriptor,
         new java.lang.String[] { "Key", });
     internal_static_keyservice_v1_UpdateKeyRequest_descriptor =
-      getDescriptor().getMessageTypes().get(16);
+      getDescriptor().getMessageTypes().get(18);
     internal_static_keyservice_v1_UpdateKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_UpdateKeyRequest_descriptor,
         new java.lang.String[] { "Key", "UpdateMask", "RequestId", });
     internal_static_keyservice_v1_UpdateKeyResponse_descriptor =
-      getDescriptor().getMessageTypes().get(17);
+      getDescriptor().getMessageTypes().get(19);
     internal_static_keyservice_v1_UpdateKeyResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_UpdateKeyResponse_descriptor,
         new java.lang.String[] { "Key", });
     internal_static_keyservice_v1_RotateKeyRequest_descriptor =
-      getDescriptor().getMessageTypes().get(18);
+      getDescriptor().getMessageTypes().get(20);
     internal_static_keyservice_v1_RotateKeyRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RotateKeyRequest_descriptor,
         new java.lang.String[] { "Id", "GracePeriod", "Format", "RequestId", });
     internal_static_keyservice_v1_RotateKeyResponse_descriptor =
-      getDescriptor().getMessageTypes().get(19);
+      getDescriptor().getMessageTypes().get(21);
     internal_static_keyservice_v1_RotateKeyResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RotateKeyResponse_descriptor,
         new java.lang.String[] { "Secret", "Key", "OldKey", });
     internal_static_keyservice_v1_ListAuditEventsRequest_descriptor =
-      getDescriptor().getMessageTypes().get(20);
+      getDescriptor().getMessageTypes().get(22);
     internal_static_keyservice_v1_ListAuditEventsRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListAuditEventsRequest_descriptor,
         new java.lang.String[] { "KeyId", "Actor", "PageSize", "PageToken", });
     internal_static_keyservice_v1_ListAuditEventsResponse_descriptor =
-      getDescriptor().getMessageTypes().get(21);
+      getDescriptor().getMessageTypes().get(23);
     internal_static_keyservice_v1_ListAuditEventsResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListAuditEventsResponse_descriptor,
         new java.lang.String[] { "Events", "NextPageToken", });
     internal_static_keyservice_v1_AuditEvent_descriptor =
-      getDescriptor().getMessageTypes().get(22);
+      getDescriptor().getMessageTypes().get(24);
     internal_static_keyservice_v1_AuditEvent_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_AuditEvent_descriptor,
         new java.lang.String[] { "Id", "Time", "Actor", "Action", "KeyId", "RequestId", "Changes", "ResourceType", "ResourceId", "KeyspaceId", });
     internal_static_keyservice_v1_FieldChange_descriptor =
-      getDescriptor().getMessageTypes().get(23);
+      getDescriptor().getMessageTypes().get(25);
     internal_static_keyservice_v1_FieldChange_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_FieldChange_descriptor,
         new java.lang.String[] { "Field", "OldValue", "NewValue", });
     internal_static_keyservice_v1_Keyspace_descriptor =
-      getDescriptor().getMessageTypes().get(24);
+      getDescriptor().getMessageTypes().get(26);
     internal_static_keyservice_v1_Keyspace_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_Keyspace_descriptor,
         new java.lang.String[] { "Id", "Name", "Prefix", "DefaultFormat", "DefaultRateLimit", "DefaultExpiry", "DefaultScopes", "CreatedAt", "UpdatedAt", });
     internal_static_keyservice_v1_CreateKeyspaceRequest_descriptor =
-      getDescriptor().getMessageTypes().get(25);
+      getDescriptor().getMessageTypes().get(27);
     internal_static_keyservice_v1_CreateKeyspaceRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateKeyspaceRequest_descriptor,
         new java.lang.String[] { "Keyspace", });
     internal_static_keyservice_v1_CreateKeyspaceResponse_descriptor =
-      getDescriptor().getMessageTypes().get(26);
+      getDescriptor().getMessageTypes().get(28);
     internal_static_keyservice_v1_CreateKeyspaceResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateKeyspaceResponse_descriptor,
         new java.lang.String[] { "Keyspace", });
     internal_static_keyservice_v1_GetKeyspaceRequest_descriptor =
-      getDescriptor().getMessageTypes().get(27);
+      getDescriptor().getMessageTypes().get(29);
     internal_static_keyservice_v1_GetKeyspaceRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_GetKeyspaceRequest_descriptor,
         new java.lang.String[] { "Id", });
     internal_static_keyservice_v1_GetKeyspaceResponse_descriptor =
-      getDescriptor().getMessageTypes().get(28);
+      getDescriptor().getMessageTypes().get(30);
     internal_static_keyservice_v1_GetKeyspaceResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_GetKeyspaceResponse_descriptor,
         new java.lang.String[] { "Keyspace", });
     internal_static_keyservice_v1_ListKeyspacesRequest_descriptor =
-      getDescriptor().getMessageTypes().get(29);
+      getDescriptor().getMessageTypes().get(31);
     internal_static_keyservice_v1_ListKeyspacesRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListKeyspacesRequest_descriptor,
         new java.lang.String[] { "PageSize", "PageToken", });
     internal_static_keyservice_v1_ListKeyspacesResponse_descriptor =
-      getDescriptor().getMessageTypes().get(30);
+      getDescriptor().getMessageTypes().get(32);
     internal_static_keyservice_v1_ListKeyspacesResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListKeyspacesResponse_descriptor,
         new java.lang.String[] { "Keyspaces", "NextPageToken", });
     internal_static_keyservice_v1_UpdateKeyspaceRequest_descriptor =
-      getDescriptor().getMessageTypes().get(31);
+      getDescriptor().getMessageTypes().get(33);
     internal_static_keyservice_v1_UpdateKeyspaceRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_UpdateKeyspaceRequest_descriptor,
         new java.lang.String[] { "Keyspace", "UpdateMask", });
     internal_static_keyservice_v1_UpdateKeyspaceResponse_descriptor =
-      getDescriptor().getMessageTypes().get(32);
+      getDescriptor().getMessageTypes().get(34);
     internal_static_keyservice_v1_UpdateKeyspaceResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_UpdateKeyspaceResponse_descriptor,
         new java.lang.String[] { "Keyspace", });
     internal_static_keyservice_v1_Credential_descriptor =
-      getDescriptor().getMessageTypes().get(33);
+      getDescriptor().getMessageTypes().get(35);
     internal_static_keyservice_v1_Credential_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_Credential_descriptor,
         new java.lang.String[] { "Id", "Name", "Permissions", "AllKeyspaces", "KeyspaceIds", "ExpiresAt", "CreatedAt", "CreatedBy", "LastUsedAt", "RevokedAt", "RateLimit", });
     internal_static_keyservice_v1_CreateCredentialRequest_descriptor =
-      getDescriptor().getMessageTypes().get(34);
+      getDescriptor().getMessageTypes().get(36);
     internal_static_keyservice_v1_CreateCredentialRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateCredentialRequest_descriptor,
         new java.lang.String[] { "Name", "Permissions", "AllKeyspaces", "Keyspaces", "ExpiresAt", "RateLimit", });
     internal_static_keyservice_v1_CreateCredentialResponse_descriptor =
-      getDescriptor().getMessageTypes().get(35);
+      getDescriptor().getMessageTypes().get(37);
     internal_static_keyservice_v1_CreateCredentialResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateCredentialResponse_descriptor,
         new java.lang.String[] { "Secret", "Credential", });
     internal_static_keyservice_v1_ListCredentialsRequest_descriptor =
-      getDescriptor().getMessageTypes().get(36);
+      getDescriptor().getMessageTypes().get(38);
     internal_static_keyservice_v1_ListCredentialsRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListCredentialsRequest_descriptor,
         new java.lang.String[] { "PageSize", "PageToken", });
     internal_static_keyservice_v1_ListCredentialsResponse_descriptor =
-      getDescriptor().getMessageTypes().get(37);
+      getDescriptor().getMessageTypes().get(39);
     internal_static_keyservice_v1_ListCredentialsResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListCredentialsResponse_descriptor,
         new java.lang.String[] { "Credentials", "NextPageToken", });
     internal_static_keyservice_v1_RevokeCredentialRequest_descriptor =
-      getDescriptor().getMessageTypes().get(38);
+      getDescriptor().getMessageTypes().get(40);
     internal_static_keyservice_v1_RevokeCredentialRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RevokeCredentialRequest_descriptor,
         new java.lang.String[] { "Id", });
     internal_static_keyservice_v1_RevokeCredentialResponse_descriptor =
-      getDescriptor().getMessageTypes().get(39);
+      getDescriptor().getMessageTypes().get(41);
     internal_static_keyservice_v1_RevokeCredentialResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RevokeCredentialResponse_descriptor,
         new java.lang.String[] { "Credential", });
     internal_static_keyservice_v1_AddCreditsRequest_descriptor =
-      getDescriptor().getMessageTypes().get(40);
+      getDescriptor().getMessageTypes().get(42);
     internal_static_keyservice_v1_AddCreditsRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_AddCreditsRequest_descriptor,
         new java.lang.String[] { "KeyId", "OwnerId", "Amount", "RequestId", });
     internal_static_keyservice_v1_AddCreditsResponse_descriptor =
-      getDescriptor().getMessageTypes().get(41);
+      getDescriptor().getMessageTypes().get(43);
     internal_static_keyservice_v1_AddCreditsResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_AddCreditsResponse_descriptor,
         new java.lang.String[] { "Credits", });
     internal_static_keyservice_v1_ReportUsageRequest_descriptor =
-      getDescriptor().getMessageTypes().get(42);
+      getDescriptor().getMessageTypes().get(44);
     internal_static_keyservice_v1_ReportUsageRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ReportUsageRequest_descriptor,
         new java.lang.String[] { "Key", "KeyId", "Cost", "RequestId", });
     internal_static_keyservice_v1_ReportUsageResponse_descriptor =
-      getDescriptor().getMessageTypes().get(43);
+      getDescriptor().getMessageTypes().get(45);
     internal_static_keyservice_v1_ReportUsageResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ReportUsageResponse_descriptor,
         new java.lang.String[] { "Credits", "OwnerCredits", "Duplicate", });
     internal_static_keyservice_v1_GetUsageRequest_descriptor =
-      getDescriptor().getMessageTypes().get(44);
+      getDescriptor().getMessageTypes().get(46);
     internal_static_keyservice_v1_GetUsageRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_GetUsageRequest_descriptor,
         new java.lang.String[] { "KeyId", "Owner", "Keyspace", "From", "To", "Granularity", "GroupBy", "PageSize", "PageToken", });
     internal_static_keyservice_v1_GetUsageResponse_descriptor =
-      getDescriptor().getMessageTypes().get(45);
+      getDescriptor().getMessageTypes().get(47);
     internal_static_keyservice_v1_GetUsageResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_GetUsageResponse_descriptor,
         new java.lang.String[] { "Series", "NextPageToken", });
     internal_static_keyservice_v1_UsageSeries_descriptor =
-      getDescriptor().getMessageTypes().get(46);
+      getDescriptor().getMessageTypes().get(48);
     internal_static_keyservice_v1_UsageSeries_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_UsageSeries_descriptor,
         new java.lang.String[] { "KeyId", "Owner", "KeyspaceId", "Points", "Total", });
     internal_static_keyservice_v1_UsagePoint_descriptor =
-      getDescriptor().getMessageTypes().get(47);
+      getDescriptor().getMessageTypes().get(49);
     internal_static_keyservice_v1_UsagePoint_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_UsagePoint_descriptor,
         new java.lang.String[] { "Start", "Counts", "Credits", "Reports", "ReportedCredits", });
     internal_static_keyservice_v1_UsageCount_descriptor =
-      getDescriptor().getMessageTypes().get(48);
+      getDescriptor().getMessageTypes().get(50);
     internal_static_keyservice_v1_UsageCount_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_UsageCount_descriptor,
         new java.lang.String[] { "Code", "Calls", });
     internal_static_keyservice_v1_Owner_descriptor =
-      getDescriptor().getMessageTypes().get(49);
+      getDescriptor().getMessageTypes().get(51);
     internal_static_keyservice_v1_Owner_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_Owner_descriptor,
         new java.lang.String[] { "Id", "KeyspaceId", "Name", "RateLimit", "Credits", "CreatedAt", "UpdatedAt", });
     internal_static_keyservice_v1_CreateOwnerRequest_descriptor =
-      getDescriptor().getMessageTypes().get(50);
+      getDescriptor().getMessageTypes().get(52);
     internal_static_keyservice_v1_CreateOwnerRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateOwnerRequest_descriptor,
         new java.lang.String[] { "Owner", });
     internal_static_keyservice_v1_CreateOwnerResponse_descriptor =
-      getDescriptor().getMessageTypes().get(51);
+      getDescriptor().getMessageTypes().get(53);
     internal_static_keyservice_v1_CreateOwnerResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_CreateOwnerResponse_descriptor,
         new java.lang.String[] { "Owner", });
     internal_static_keyservice_v1_GetOwnerRequest_descriptor =
-      getDescriptor().getMessageTypes().get(52);
+      getDescriptor().getMessageTypes().get(54);
     internal_static_keyservice_v1_GetOwnerRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_GetOwnerRequest_descriptor,
         new java.lang.String[] { "Id", });
     internal_static_keyservice_v1_GetOwnerResponse_descriptor =
-      getDescriptor().getMessageTypes().get(53);
+      getDescriptor().getMessageTypes().get(55);
     internal_static_keyservice_v1_GetOwnerResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_GetOwnerResponse_descriptor,
         new java.lang.String[] { "Owner", });
     internal_static_keyservice_v1_ListOwnersRequest_descriptor =
-      getDescriptor().getMessageTypes().get(54);
+      getDescriptor().getMessageTypes().get(56);
     internal_static_keyservice_v1_ListOwnersRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListOwnersRequest_descriptor,
         new java.lang.String[] { "Keyspace", "PageSize", "PageToken", });
     internal_static_keyservice_v1_ListOwnersResponse_descriptor =
-      getDescriptor().getMessageTypes().get(55);
+      getDescriptor().getMessageTypes().get(57);
     internal_static_keyservice_v1_ListOwnersResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListOwnersResponse_descriptor,
         new java.lang.String[] { "Owners", "NextPageToken", });
     internal_static_keyservice_v1_UpdateOwnerRequest_descriptor =
-      getDescriptor().getMessageTypes().get(56);
+      getDescriptor().getMessageTypes().get(58);
     internal_static_keyservice_v1_UpdateOwnerRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_UpdateOwnerRequest_descriptor,
         new java.lang.String[] { "Owner", "UpdateMask", });
     internal_static_keyservice_v1_UpdateOwnerResponse_descriptor =
-      getDescriptor().getMessageTypes().get(57);
+      getDescriptor().getMessageTypes().get(59);
     internal_static_keyservice_v1_UpdateOwnerResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_UpdateOwnerResponse_descriptor,
         new java.lang.String[] { "Owner", });
     internal_static_keyservice_v1_RestError_descriptor =
-      getDescriptor().getMessageTypes().get(58);
+      getDescriptor().getMessageTypes().get(60);
     internal_static_keyservice_v1_RestError_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RestError_descriptor,
         new java.lang.String[] { "Code", "Message", "Status", "Details", "Error", });
     internal_static_keyservice_v1_RestErrorStatus_descriptor =
-      getDescriptor().getMessageTypes().get(59);
+      getDescriptor().getMessageTypes().get(61);
     internal_static_keyservice_v1_RestErrorStatus_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_RestErrorStatus_descriptor,

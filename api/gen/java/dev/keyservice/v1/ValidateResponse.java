@@ -330,6 +330,27 @@ private static final long serialVersionUID = 0L;
     return result == null ? dev.keyservice.v1.Holder.UNRECOGNIZED : result;
   }
 
+  public static final int CACHEABLE_FIELD_NUMBER = 9;
+  private boolean cacheable_ = false;
+  /**
+   * <pre>
+   * True when a caller that follows WatchKeyEvents may keep this answer
+   * and give it again for the same key without asking (a VALID key with
+   * no rate limit of its own, no credits, no owner budget and no allowed
+   * addresses, on a server with KEYSERVICE_CLIENT_CACHE on), until an
+   * event names the key (or asks for a resync), the stream lapses, or the
+   * key's expires_at passes. Such calls do not reach the server: they are
+   * not in the usage history and spend no budget.
+   * </pre>
+   *
+   * <code>bool cacheable = 9;</code>
+   * @return The cacheable.
+   */
+  @java.lang.Override
+  public boolean getCacheable() {
+    return cacheable_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -367,6 +388,9 @@ private static final long serialVersionUID = 0L;
     }
     if (((bitField0_ & 0x00000001) != 0)) {
       output.writeEnum(8, refusedBy_);
+    }
+    if (cacheable_ != false) {
+      output.writeBool(9, cacheable_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -408,6 +432,10 @@ private static final long serialVersionUID = 0L;
     if (((bitField0_ & 0x00000001) != 0)) {
       size += com.google.protobuf.CodedOutputStream
         .computeEnumSize(8, refusedBy_);
+    }
+    if (cacheable_ != false) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBoolSize(9, cacheable_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -456,6 +484,8 @@ private static final long serialVersionUID = 0L;
     if (hasRefusedBy()) {
       if (refusedBy_ != other.refusedBy_) return false;
     }
+    if (getCacheable()
+        != other.getCacheable()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -496,6 +526,9 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + REFUSED_BY_FIELD_NUMBER;
       hash = (53 * hash) + refusedBy_;
     }
+    hash = (37 * hash) + CACHEABLE_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
+        getCacheable());
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -657,6 +690,7 @@ private static final long serialVersionUID = 0L;
         ownerCreditsBuilder_ = null;
       }
       refusedBy_ = 0;
+      cacheable_ = false;
       return this;
     }
 
@@ -725,6 +759,9 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00000080) != 0)) {
         result.refusedBy_ = refusedBy_;
         to_bitField0_ |= 0x00000001;
+      }
+      if (((from_bitField0_ & 0x00000100) != 0)) {
+        result.cacheable_ = cacheable_;
       }
       result.bitField0_ |= to_bitField0_;
     }
@@ -796,6 +833,9 @@ private static final long serialVersionUID = 0L;
       }
       if (other.hasRefusedBy()) {
         setRefusedBy(other.getRefusedBy());
+      }
+      if (other.getCacheable() != false) {
+        setCacheable(other.getCacheable());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -873,6 +913,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000080;
               break;
             } // case 64
+            case 72: {
+              cacheable_ = input.readBool();
+              bitField0_ |= 0x00000100;
+              break;
+            } // case 72
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1895,6 +1940,68 @@ private static final long serialVersionUID = 0L;
     public Builder clearRefusedBy() {
       bitField0_ = (bitField0_ & ~0x00000080);
       refusedBy_ = 0;
+      onChanged();
+      return this;
+    }
+
+    private boolean cacheable_ ;
+    /**
+     * <pre>
+     * True when a caller that follows WatchKeyEvents may keep this answer
+     * and give it again for the same key without asking (a VALID key with
+     * no rate limit of its own, no credits, no owner budget and no allowed
+     * addresses, on a server with KEYSERVICE_CLIENT_CACHE on), until an
+     * event names the key (or asks for a resync), the stream lapses, or the
+     * key's expires_at passes. Such calls do not reach the server: they are
+     * not in the usage history and spend no budget.
+     * </pre>
+     *
+     * <code>bool cacheable = 9;</code>
+     * @return The cacheable.
+     */
+    @java.lang.Override
+    public boolean getCacheable() {
+      return cacheable_;
+    }
+    /**
+     * <pre>
+     * True when a caller that follows WatchKeyEvents may keep this answer
+     * and give it again for the same key without asking (a VALID key with
+     * no rate limit of its own, no credits, no owner budget and no allowed
+     * addresses, on a server with KEYSERVICE_CLIENT_CACHE on), until an
+     * event names the key (or asks for a resync), the stream lapses, or the
+     * key's expires_at passes. Such calls do not reach the server: they are
+     * not in the usage history and spend no budget.
+     * </pre>
+     *
+     * <code>bool cacheable = 9;</code>
+     * @param value The cacheable to set.
+     * @return This builder for chaining.
+     */
+    public Builder setCacheable(boolean value) {
+      
+      cacheable_ = value;
+      bitField0_ |= 0x00000100;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * True when a caller that follows WatchKeyEvents may keep this answer
+     * and give it again for the same key without asking (a VALID key with
+     * no rate limit of its own, no credits, no owner budget and no allowed
+     * addresses, on a server with KEYSERVICE_CLIENT_CACHE on), until an
+     * event names the key (or asks for a resync), the stream lapses, or the
+     * key's expires_at passes. Such calls do not reach the server: they are
+     * not in the usage history and spend no budget.
+     * </pre>
+     *
+     * <code>bool cacheable = 9;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearCacheable() {
+      bitField0_ = (bitField0_ & ~0x00000100);
+      cacheable_ = false;
       onChanged();
       return this;
     }

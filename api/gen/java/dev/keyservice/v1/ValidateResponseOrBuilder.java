@@ -210,4 +210,20 @@ public interface ValidateResponseOrBuilder extends
    * @return The refusedBy.
    */
   dev.keyservice.v1.Holder getRefusedBy();
+
+  /**
+   * <pre>
+   * True when a caller that follows WatchKeyEvents may keep this answer
+   * and give it again for the same key without asking (a VALID key with
+   * no rate limit of its own, no credits, no owner budget and no allowed
+   * addresses, on a server with KEYSERVICE_CLIENT_CACHE on), until an
+   * event names the key (or asks for a resync), the stream lapses, or the
+   * key's expires_at passes. Such calls do not reach the server: they are
+   * not in the usage history and spend no budget.
+   * </pre>
+   *
+   * <code>bool cacheable = 9;</code>
+   * @return The cacheable.
+   */
+  boolean getCacheable();
 }
