@@ -141,7 +141,7 @@ type KeyServiceClient interface {
 	// replica, while the event is within its window; otherwise the first
 	// message is KEY_EVENT_KIND_RESYNC: drop everything held. Heartbeats
 	// come when nothing else does. Needs the keys.validate permission, as
-	// Validate. Over REST: newline-delimited JSON, one {"result": KeyEvent}
+	// Validate. Over REST: newline-delimited JSON, one {"result": WatchKeyEventsResponse}
 	// a line.
 	WatchKeyEvents(ctx context.Context, in *WatchKeyEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchKeyEventsResponse], error)
 }
@@ -488,7 +488,7 @@ type KeyServiceServer interface {
 	// replica, while the event is within its window; otherwise the first
 	// message is KEY_EVENT_KIND_RESYNC: drop everything held. Heartbeats
 	// come when nothing else does. Needs the keys.validate permission, as
-	// Validate. Over REST: newline-delimited JSON, one {"result": KeyEvent}
+	// Validate. Over REST: newline-delimited JSON, one {"result": WatchKeyEventsResponse}
 	// a line.
 	WatchKeyEvents(*WatchKeyEventsRequest, grpc.ServerStreamingServer[WatchKeyEventsResponse]) error
 	mustEmbedUnimplementedKeyServiceServer()

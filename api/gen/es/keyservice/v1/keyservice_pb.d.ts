@@ -3057,7 +3057,7 @@ export declare const KeyService: GenService<{
    * replica, while the event is within its window; otherwise the first
    * message is KEY_EVENT_KIND_RESYNC: drop everything held. Heartbeats
    * come when nothing else does. Needs the keys.validate permission, as
-   * Validate. Over REST: newline-delimited JSON, one {"result": KeyEvent}
+   * Validate. Over REST: newline-delimited JSON, one {"result": WatchKeyEventsResponse}
    * a line.
    *
    * @generated from rpc keyservice.v1.KeyService.WatchKeyEvents

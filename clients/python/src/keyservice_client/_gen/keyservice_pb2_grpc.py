@@ -133,6 +133,11 @@ class KeyServiceStub(object):
                 request_serializer=keyservice_dot_v1_dot_keyservice__pb2.UpdateOwnerRequest.SerializeToString,
                 response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.UpdateOwnerResponse.FromString,
                 )
+        self.WatchKeyEvents = channel.unary_stream(
+                '/keyservice.v1.KeyService/WatchKeyEvents',
+                request_serializer=keyservice_dot_v1_dot_keyservice__pb2.WatchKeyEventsRequest.SerializeToString,
+                response_deserializer=keyservice_dot_v1_dot_keyservice__pb2.WatchKeyEventsResponse.FromString,
+                )
 
 
 class KeyServiceServicer(object):
@@ -329,6 +334,23 @@ class KeyServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchKeyEvents(self, request, context):
+        """WatchKeyEvents streams every change to the keys the caller may see
+        (created, updated — which covers disabled, enabled and the old key of a
+        rotation —, revoked) and to keyspaces, credentials and credits, as this
+        replica learns of them, so a caller can keep answers in its own memory
+        (ValidateResponse.cacheable) and drop them when their key changes.
+        Resumable from the cursor of the last event received, on the same
+        replica, while the event is within its window; otherwise the first
+        message is KEY_EVENT_KIND_RESYNC: drop everything held. Heartbeats
+        come when nothing else does. Needs the keys.validate permission, as
+        Validate. Over REST: newline-delimited JSON, one {"result": WatchKeyEventsResponse}
+        a line.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -441,6 +463,11 @@ def add_KeyServiceServicer_to_server(servicer, server):
                     servicer.UpdateOwner,
                     request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.UpdateOwnerRequest.FromString,
                     response_serializer=keyservice_dot_v1_dot_keyservice__pb2.UpdateOwnerResponse.SerializeToString,
+            ),
+            'WatchKeyEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchKeyEvents,
+                    request_deserializer=keyservice_dot_v1_dot_keyservice__pb2.WatchKeyEventsRequest.FromString,
+                    response_serializer=keyservice_dot_v1_dot_keyservice__pb2.WatchKeyEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -832,5 +859,22 @@ class KeyService(object):
         return grpc.experimental.unary_unary(request, target, '/keyservice.v1.KeyService/UpdateOwner',
             keyservice_dot_v1_dot_keyservice__pb2.UpdateOwnerRequest.SerializeToString,
             keyservice_dot_v1_dot_keyservice__pb2.UpdateOwnerResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def WatchKeyEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/keyservice.v1.KeyService/WatchKeyEvents',
+            keyservice_dot_v1_dot_keyservice__pb2.WatchKeyEventsRequest.SerializeToString,
+            keyservice_dot_v1_dot_keyservice__pb2.WatchKeyEventsResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -1055,7 +1055,7 @@ public final class KeyServiceGrpc {
      * replica, while the event is within its window; otherwise the first
      * message is KEY_EVENT_KIND_RESYNC: drop everything held. Heartbeats
      * come when nothing else does. Needs the keys.validate permission, as
-     * Validate. Over REST: newline-delimited JSON, one {"result": KeyEvent}
+     * Validate. Over REST: newline-delimited JSON, one {"result": WatchKeyEventsResponse}
      * a line.
      * </pre>
      */
@@ -1536,7 +1536,7 @@ public final class KeyServiceGrpc {
      * replica, while the event is within its window; otherwise the first
      * message is KEY_EVENT_KIND_RESYNC: drop everything held. Heartbeats
      * come when nothing else does. Needs the keys.validate permission, as
-     * Validate. Over REST: newline-delimited JSON, one {"result": KeyEvent}
+     * Validate. Over REST: newline-delimited JSON, one {"result": WatchKeyEventsResponse}
      * a line.
      * </pre>
      */
@@ -1830,7 +1830,7 @@ public final class KeyServiceGrpc {
      * replica, while the event is within its window; otherwise the first
      * message is KEY_EVENT_KIND_RESYNC: drop everything held. Heartbeats
      * come when nothing else does. Needs the keys.validate permission, as
-     * Validate. Over REST: newline-delimited JSON, one {"result": KeyEvent}
+     * Validate. Over REST: newline-delimited JSON, one {"result": WatchKeyEventsResponse}
      * a line.
      * </pre>
      */
