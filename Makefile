@@ -59,6 +59,19 @@ node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules
 
+# Java callers need no Maven: Debian's jars (clients/java/classpath.sh names
+# the package of any that is missing) and the stubs in api/gen/java, compiled
+# once into build/java/keyservice-stubs.jar.
+JAVA_STUBS_JAR := $(CURDIR)/build/java/keyservice-stubs.jar
+.PHONY: java-jar java-classpath
+java-jar: $(JAVA_STUBS_JAR) ## Compile the Java stubs (api/gen/java) into build/java/keyservice-stubs.jar with Debian's jars
+$(JAVA_STUBS_JAR): $(shell find api/gen/java -name '*.java' 2>/dev/null)
+	@cp=$$(clients/java/classpath.sh) && rm -rf build/java/classes && mkdir -p build/java/classes && \
+		javac -nowarn -d build/java/classes -cp "$$cp" $$(find api/gen/java -name '*.java') && \
+		jar --create --file $@ -C build/java/classes . && rm -rf build/java/classes
+java-classpath: $(JAVA_STUBS_JAR) ## Print the classpath for a Java caller: Debian's gRPC jars and the stubs' jar (make -s java-classpath)
+	@echo "$$(clients/java/classpath.sh):$(JAVA_STUBS_JAR)"
+
 .PHONY: build
 build: ## Build bin/keyservice
 	$(GO) build -o $(BIN)/keyservice ./cmd/keyservice

@@ -7,8 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 )
 
 // needs fails the test under CI (and skips it elsewhere) when a
@@ -60,48 +63,100 @@ func TestPythonClient(t *testing.T) {
 	checkE2E(t, "python", out)
 }
 
-// javaJars are Debian's gRPC Java and its dependencies.
-var javaJars = []string{"grpc-api", "grpc-core", "grpc-context", "grpc-netty", "grpc-protobuf", "grpc-protobuf-lite", "grpc-stub",
-	"guava", "protobuf", "perfmark-api", "netty-transport", "netty-buffer", "netty-common", "netty-codec", "netty-codec-http",
-	"netty-codec-http2", "netty-handler", "netty-resolver", "netty-handler-proxy", "netty-codec-socks",
-	"netty-transport-native-unix-common", "geronimo-annotation-1.3-spec", "error_prone_annotations", "jsr305"}
+// javaClasspath is what `make -s java-classpath` prints (Debian's jars and
+// the stubs' jar, built once for the whole test binary), as docs/clients.md
+// tells a Java caller to get it.
+var javaClasspath = sync.OnceValues(func() (string, error) {
+	out, err := exec.Command("make", "-s", "-C", "../..", "java-classpath").CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+})
 
-// TestJavaClient compiles the Java example of docs/clients.md and the stubs in
-// api/gen/java with javac against Debian's jars (no Maven), and runs it.
-func TestJavaClient(t *testing.T) {
-	t.Parallel()
+func needsJava(t *testing.T) (javac, java, cp string) {
+	t.Helper()
 	javac, errC := exec.LookPath("javac")
 	java, errJ := exec.LookPath("java")
 	needs(t, errC == nil && errJ == nil, "a JDK (javac, java)")
-	var cp []string
-	for _, j := range javaJars {
-		p := filepath.Join("/usr/share/java", j+".jar")
-		_, err := os.Stat(p)
-		needs(t, err == nil, p+" (libgrpc-java, libnetty-java, libprotobuf-java, libperfmark-java, libgeronimo-annotation-1.3-spec-java)")
-		cp = append(cp, p)
+	cp, err := javaClasspath()
+	if err != nil {
+		// clients/java/classpath.sh names the Debian package of a missing jar.
+		needs(t, false, "Java's classpath: "+cp)
 	}
+	return javac, java, cp
+}
+
+// TestJavaClient compiles the Java example of docs/clients.md against the
+// classpath `make java-classpath` prints (no Maven), and runs it.
+func TestJavaClient(t *testing.T) {
+	t.Parallel()
+	javac, java, cp := needsJava(t)
 	e := start(t)
 	classes := t.TempDir()
-	var sources []string
-	_ = filepath.WalkDir("../../api/gen/java", func(p string, d os.DirEntry, err error) error {
-		if err == nil && strings.HasSuffix(p, ".java") {
-			sources = append(sources, p)
-		}
-		return nil
-	})
-	args := append([]string{"-nowarn", "-d", classes, "-cp", strings.Join(cp, ":")}, append(sources, "../../test/java/KeyserviceE2E.java")...)
-	if out, err := exec.Command(javac, args...).CombinedOutput(); err != nil {
+	if out, err := exec.Command(javac, "-nowarn", "-d", classes, "-cp", cp, "../../test/java/KeyserviceE2E.java").CombinedOutput(); err != nil {
 		t.Fatalf("javac: %v\n%s", err, out)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, java, "-cp", classes+":"+strings.Join(cp, ":"), "KeyserviceE2E")
+	cmd := exec.CommandContext(ctx, java, "-cp", classes+":"+cp, "KeyserviceE2E")
 	cmd.Env = append(os.Environ(), "KEYSERVICE_ADDR="+e.srv.GRPCAddr().String(), "KEYSERVICE_ADMIN_TOKEN="+adminToken)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("java client: %v\n%s", err, out)
 	}
 	checkE2E(t, "java", out)
+}
+
+// TestJavaVerifyPasted: the Verify.java docs/clients.md shows, pasted into
+// an empty directory, compiles and runs with the commands shown there.
+func TestJavaVerifyPasted(t *testing.T) {
+	t.Parallel()
+	_, _, _ = needsJava(t)
+	docs, err := os.ReadFile("../../docs/clients.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(docs), "```java\n// Verify.java")
+	code, _, ok2 := strings.Cut(rest, "```")
+	_, cmds, ok3 := strings.Cut(rest, "```sh\n")
+	cmds, _, ok4 := strings.Cut(cmds, "```")
+	if !ok || !ok2 || !ok3 || !ok4 {
+		t.Fatal("docs/clients.md shows no Verify.java followed by its commands")
+	}
+	src, err := os.ReadFile("../../clients/java/Verify.java")
+	if err != nil || "// Verify.java"+code != string(src) {
+		t.Fatal("docs/clients.md's Verify.java is not clients/java/Verify.java word for word")
+	}
+	e := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	key, err := e.grpc.CreateKey(admin(ctx), &keyservicev1.CreateKeyRequest{Name: "java", Owner: "acme-java"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Verify.java"), []byte("// Verify.java"+code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repo, _ := filepath.Abs("../..")
+	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", cmds)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "KEYSERVICE_REPO="+repo, "KEYSERVICE_ADDR="+e.srv.GRPCAddr().String(), "KEY="+key.GetSecret())
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "true CODE_VALID acme-java" {
+		t.Fatalf("the docs' commands: %v\n%s", err, out)
+	}
+}
+
+// TestJavaClasspathNamesAMissingPackage: without Debian's jars, the
+// classpath fails naming the packages to install, not with javac's
+// thousands of errors.
+func TestJavaClasspathNamesAMissingPackage(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("../../clients/java/classpath.sh")
+	cmd.Env = append(os.Environ(), "JAVA_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "apt-get install") || !strings.Contains(string(out), "libprotobuf-java") || !strings.Contains(string(out), "libgrpc-java") {
+		t.Fatalf("classpath.sh without jars: %v\n%s", err, out)
+	}
 }
 
 // TestDocsShowThePolyglotExamplesWordForWord: the Python and Java code
