@@ -127,6 +127,9 @@ func TestCacheKeepsOnlyWhatTheServiceMarks(t *testing.T) {
 	if res, _ := c.Verify(ctx, plain.GetSecret(), client.WithScopes("read")); !res.Cached || !res.Valid {
 		t.Fatal("a scope the cached key holds is not answered from the cache")
 	}
+	if res, _ := c.Verify(ctx, plain.GetSecret(), client.WithCost(0), client.FromAddress("192.0.2.7")); !res.Cached || !res.Valid {
+		t.Fatal("a cost or an address, which decide nothing for a cacheable key, kept the answer from the cache")
+	}
 	if res, _ := c.Verify(ctx, plain.GetSecret(), client.WithScopes("write")); res.Cached || res.Code != keyservicev1.Code_CODE_INSUFFICIENT_SCOPE {
 		t.Fatalf("a scope the key lacks: %+v, want INSUFFICIENT_SCOPE from the service", res)
 	}

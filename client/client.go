@@ -231,7 +231,9 @@ func (c *Client) Verify(ctx context.Context, key string, opts ...VerifyOption) (
 	for _, o := range opts {
 		o(req)
 	}
-	if c.cache != nil && len(opts) > 0 && req.Cost == nil && req.ClientIp == "" {
+	// A cacheable answer is one no budget and no address decides: the
+	// cost and the end client's address do not change it.
+	if c.cache != nil && len(opts) > 0 {
 		if r, ok := c.cache.get(&h, req.Keyspace, req.RequiredScopes); ok {
 			return r, nil
 		}
@@ -244,7 +246,7 @@ func (c *Client) Verify(ctx context.Context, key string, opts ...VerifyOption) (
 	if err != nil {
 		return Result{}, err
 	}
-	if c.cache != nil && resp.GetCacheable() && len(req.RequiredScopes) == 0 {
+	if c.cache != nil && resp.GetCacheable() {
 		c.cache.put(&h, req.Keyspace, resp.GetKey(), epoch)
 	}
 	return Result{Valid: resp.GetValid(), Code: resp.GetCode(), Key: resp.GetKey(), Response: resp}, nil

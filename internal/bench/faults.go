@@ -39,6 +39,8 @@ type Faults struct {
 
 	// CredentialRevocation: a stored credential revoked on A, refused on B.
 	CredentialRevocation CredentialRevocationResult `json:"credential_revocation"`
+	// ClientCache: a revocation reaching a Go client's cache.
+	ClientCache ClientCacheResult `json:"client_cache"`
 
 	loadWorkers int
 }
@@ -168,6 +170,11 @@ func (e *env) runFaults(ctx context.Context) (*Faults, error) {
 	if f.CredentialRevocation, err = e.credentialRevocation(ctx, ga, gb); err != nil {
 		return nil, err
 	}
+	e.log.Info("fault: revocation reaching a Go client's cache", "trials", e.cfg.Trials)
+	quiet, err := e.clientCacheRevocation(ctx, ga, b.GRPCAddr().String())
+	if err != nil {
+		return nil, err
+	}
 	e.log.Info("fault: propagation between replicas, the observing one under load", "trials", e.cfg.Trials)
 	load, err := newGRPC(b.GRPCAddr().String(), e.cfg.Conns)
 	if err != nil {
@@ -179,6 +186,12 @@ func (e *env) runFaults(ctx context.Context) (*Faults, error) {
 	lwg.Go(func() { drive(lctx, load, e.cfg.Workers, 24*time.Hour, e.picker("hot"), nil) })
 	time.Sleep(200 * time.Millisecond) // at full speed before measuring
 	f.PropagationLoaded, err = e.propagation(ctx, ga, gb)
+	var loaded []time.Duration
+	if err == nil {
+		e.log.Info("fault: revocation reaching a Go client's cache, its replica under load", "trials", e.cfg.Trials)
+		loaded, err = e.clientCacheRevocation(ctx, ga, b.GRPCAddr().String())
+		f.ClientCache = ClientCacheResult{Trials: e.cfg.Trials, QuietMS: latency(quiet), LoadedMS: latency(loaded)}
+	}
 	stopLoad()
 	lwg.Wait()
 	load.close()
@@ -414,6 +427,7 @@ func (f *Faults) writeMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "- **Propagation while the other replica serves hot keys at full speed** (%d trials, %d workers; each includes one Validate call on the loaded replica): %s.\n",
 		pl.Trials, f.loadWorkers, pl.kinds())
 	f.CredentialRevocation.writeMarkdown(w)
+	f.ClientCache.writeMarkdown(w)
 	l := f.Listen
 	fmt.Fprintf(w, "- **LISTEN backends terminated**: reconnected in %.0f ms; a key created afterwards was valid on the other replica %.2f ms later (delivered: %v).\n",
 		l.ReconnectMS, l.DelayMS, l.Delivered)

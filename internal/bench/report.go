@@ -351,6 +351,7 @@ func (rep *Report) check() {
 			}
 		}
 		f.CredentialRevocation.judge(add)
+		f.ClientCache.judge(add)
 		if f.Outage.Ran {
 			add(f.Outage.UnknownValid == 0, "Postgres outage: %d unknown keys answered VALID (target 0)", f.Outage.UnknownValid)
 		}

@@ -96,6 +96,10 @@ def decide(result: Optional[VerifyResult], err: Optional[KeyserviceError], heade
                   "\"the gateway's caller token (X-Keyservice-Caller-Token) was not accepted\"")],
                 "invalid_caller",
             )
+        if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
+            # As forward-auth: a keyspace that does not exist or that this
+            # caller may not use lets no key pass.
+            return _refuse(401, [("WWW-Authenticate", base)], "invalid_request")
         return _refuse(500, [], "internal")
     assert result is not None
     c = result.code
