@@ -72,6 +72,14 @@ $(JAVA_STUBS_JAR): $(shell find api/gen/java -name '*.java' 2>/dev/null)
 java-classpath: $(JAVA_STUBS_JAR) ## Print the classpath for a Java caller: Debian's gRPC jars and the stubs' jar (make -s java-classpath)
 	@echo "$$(clients/java/classpath.sh):$(JAVA_STUBS_JAR)"
 
+# The TypeScript kit's npm tarball (clients/typescript): its own pinned
+# toolchain (TypeScript), the generated client copied in at build time.
+TS_KIT := $(CURDIR)/build/keyservice-client-0.1.0.tgz
+.PHONY: ts-kit
+ts-kit: ## Build the TypeScript kit's npm tarball: build/keyservice-client-0.1.0.tgz (npm install it into your project)
+	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error >/dev/null && mkdir -p ../../build && npm pack --silent --pack-destination ../../build >/dev/null
+	@echo "$(TS_KIT)"
+
 .PHONY: build
 build: ## Build bin/keyservice
 	$(GO) build -o $(BIN)/keyservice ./cmd/keyservice
