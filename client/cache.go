@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,8 +24,10 @@ import (
 //   - an event naming a key drops its entry; a resync, a keyspace or
 //     credential change, a credits change, or the stream refused for the
 //     credential drops every entry;
-//   - an answer is kept only if no event came while it was asked (epoch),
-//     so an answer given before a change cannot outlive it.
+//   - an answer is kept only if no event came while it was asked (epoch)
+//     and it came from the replica whose events the stream follows (another
+//     may not have applied a change the followed one already sent), so an
+//     answer given before a change cannot outlive it.
 type cache struct {
 	staleAfter time.Duration
 	maxAge     time.Duration
@@ -32,6 +35,7 @@ type cache struct {
 	entries    map[uint64]*entry
 	gen        atomic.Uint64 // bumped by every event, heartbeat excepted
 	heard      atomic.Int64  // unix nanos of the stream's last message; 0: not live
+	replica    string        // the replica the stream follows (under mu)
 }
 
 type entry struct {
@@ -70,8 +74,8 @@ func (c *cache) get(h *[32]byte, keyspace string, scopes []string) (Result, bool
 
 func (c *cache) epoch() uint64 { return c.gen.Load() }
 
-// put keeps a cacheable VALID answer asked at epoch.
-func (c *cache) put(h *[32]byte, keyspace string, k *keyservicev1.Key, epoch uint64) {
+// put keeps a cacheable VALID answer of replica, asked at epoch.
+func (c *cache) put(h *[32]byte, keyspace string, k *keyservicev1.Key, epoch uint64, replica string) {
 	until := time.Now().Add(c.maxAge).UnixNano()
 	if exp := k.GetExpiresAt(); exp != nil && exp.AsTime().UnixNano() < until {
 		until = exp.AsTime().UnixNano()
@@ -79,18 +83,33 @@ func (c *cache) put(h *[32]byte, keyspace string, k *keyservicev1.Key, epoch uin
 	e := &entry{hash: *h, keyspace: keyspace, until: until,
 		res: Result{Valid: true, Code: keyservicev1.Code_CODE_VALID, Key: k, Cached: true}}
 	c.mu.Lock()
-	if c.gen.Load() == epoch && c.heard.Load() != 0 {
+	if c.gen.Load() == epoch && c.heard.Load() != 0 && replica != "" && replica == c.replica {
 		c.entries[prefixOf(h[:])] = e
 	}
 	c.mu.Unlock()
 }
 
-// drop forgets the entry of a key's prefix.
+// drop forgets the entry of a key's prefix (every entry, for an event
+// without a whole prefix).
 func (c *cache) drop(prefix []byte) {
+	if len(prefix) < 8 {
+		c.clear()
+		return
+	}
 	c.mu.Lock()
 	c.gen.Add(1)
-	if len(prefix) >= 8 {
-		delete(c.entries, prefixOf(prefix))
+	delete(c.entries, prefixOf(prefix))
+	c.mu.Unlock()
+}
+
+// follows records the replica the stream's events come from (a new one
+// after a reconnection begins with a resync, which clears).
+func (c *cache) follows(replica string) {
+	c.mu.Lock()
+	if c.replica != replica {
+		c.gen.Add(1)
+		clear(c.entries)
+		c.replica = replica
 	}
 	c.mu.Unlock()
 }
@@ -184,6 +203,9 @@ func (c *Client) follow(ctx context.Context, cursor *string, connected func()) e
 			c.cache.clear()
 		}
 		*cursor = ev.GetCursor()
+		if replica, _, ok := strings.Cut(*cursor, "."); ok {
+			c.cache.follows(replica)
+		}
 		switch ev.GetKind() {
 		case keyservicev1.KeyEventKind_KEY_EVENT_KIND_HEARTBEAT, keyservicev1.KeyEventKind_KEY_EVENT_KIND_RESYNC:
 			if !live {

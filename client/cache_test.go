@@ -307,3 +307,38 @@ func benchSetup(b *testing.B, cached bool) (*client.Client, string) {
 	c.Verify(context.Background(), k.GetSecret())
 	return c, k.GetSecret()
 }
+
+// TestCacheDropsWhenAnOwnerGetsABudget: a key cached while its owner had
+// no budget is dropped when the owner gets one (the registry's read of
+// the owners publishes a tenancy event), so the owner's limit holds.
+func TestCacheDropsWhenAnOwnerGetsABudget(t *testing.T) {
+	t.Parallel()
+	r := start(t)
+	adm, actx := adminOf(t, r)
+	c := newClient(t, r, client.WithCache(0, 0))
+	waitLive(t, c)
+	k := create(t, adm, actx, &keyservicev1.CreateKeyRequest{Owner: "acme-budget"})
+	ctx := context.Background()
+	c.Verify(ctx, k.GetSecret())
+	if res, _ := c.Verify(ctx, k.GetSecret()); !res.Cached {
+		t.Fatal("not cached before the owner had a budget")
+	}
+	if _, err := adm.CreateOwner(actx, &keyservicev1.CreateOwnerRequest{Owner: &keyservicev1.Owner{Name: "acme-budget",
+		RateLimit: &keyservicev1.RateLimit{Limit: 1, Period: durationpb.New(time.Hour)}}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.CacheLen() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the owner's new budget never dropped the cached answer")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	first, err := c.Verify(ctx, k.GetSecret())
+	if err != nil || first.Cached || !first.Valid || first.Response.GetCacheable() {
+		t.Fatalf("after the owner's budget: %+v %v, want VALID from the service, not cacheable", first, err)
+	}
+	if second, _ := c.Verify(ctx, k.GetSecret()); second.Cached || second.Code != keyservicev1.Code_CODE_RATE_LIMITED {
+		t.Fatalf("the owner's limit of 1: %+v, want RATE_LIMITED", second)
+	}
+}

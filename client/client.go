@@ -18,6 +18,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
+	"net/netip"
 	"strings"
 	"time"
 	"unsafe"
@@ -143,6 +144,8 @@ func (c *Client) Close() error {
 	if c.cancel != nil {
 		c.cancel()
 		<-c.done
+		c.cache.heard.Store(0)
+		c.cache.clear()
 	}
 	return c.conn.Close()
 }
@@ -233,7 +236,7 @@ func (c *Client) Verify(ctx context.Context, key string, opts ...VerifyOption) (
 	}
 	// A cacheable answer is one no budget and no address decides: the
 	// cost and the end client's address do not change it.
-	if c.cache != nil && len(opts) > 0 {
+	if c.cache != nil && len(opts) > 0 && wellFormed(req) {
 		if r, ok := c.cache.get(&h, req.Keyspace, req.RequiredScopes); ok {
 			return r, nil
 		}
@@ -247,9 +250,23 @@ func (c *Client) Verify(ctx context.Context, key string, opts ...VerifyOption) (
 		return Result{}, err
 	}
 	if c.cache != nil && resp.GetCacheable() {
-		c.cache.put(&h, req.Keyspace, resp.GetKey(), epoch)
+		c.cache.put(&h, req.Keyspace, resp.GetKey(), epoch, resp.GetReplica())
 	}
 	return Result{Valid: resp.GetValid(), Code: resp.GetCode(), Key: resp.GetKey(), Response: resp}, nil
+}
+
+// wellFormed reports whether the service would take req's cost and
+// address (else it answers INVALID_ARGUMENT, which the cache must not hide).
+func wellFormed(req *keyservicev1.ValidateRequest) bool {
+	if req.Cost != nil && (req.GetCost() < 0 || req.GetCost() > 1_000_000) {
+		return false
+	}
+	if req.ClientIp != "" {
+		if _, err := netip.ParseAddr(req.ClientIp); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // validate calls Validate with the client's deadline, credential and

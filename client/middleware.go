@@ -58,7 +58,9 @@ func mwOpts(opts []MiddlewareOption) mwOptions {
 
 // HTTPMiddleware refuses a request without a valid key with the answer
 // keyservice's forward-auth gives (401 with WWW-Authenticate, 402, 403,
-// 429 with Retry-After and RateLimit-*, 503 when no answer could be had);
+// 429 with Retry-After and RateLimit-*, 503 when keyservice cannot answer,
+// 401 with error="invalid_caller" when it refuses this client's own
+// credential: a configuration error);
 // a request with one goes on without the key header, with the key's
 // record in its context (KeyFrom).
 func (c *Client) HTTPMiddleware(opts ...MiddlewareOption) func(http.Handler) http.Handler {

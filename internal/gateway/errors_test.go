@@ -55,7 +55,7 @@ func restCall(t *testing.T, h http.Handler, method, path, body string) (int, map
 // refusals and routing alike.
 func TestRESTErrorsCarryTheStatusNameAndAIP193Envelope(t *testing.T) {
 	t.Parallel()
-	h, err := REST(t.Context(), stubKeys{}, 1<<20, nil)
+	h, err := REST(t.Context(), stubKeys{}, 1<<20, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestRESTErrorsCarryTheStatusNameAndAIP193Envelope(t *testing.T) {
 // null), while scalars keep being written when false or zero.
 func TestRESTAnswersLeaveOutUnsetMessages(t *testing.T) {
 	t.Parallel()
-	h, err := REST(t.Context(), stubKeys{}, 1<<20, nil)
+	h, err := REST(t.Context(), stubKeys{}, 1<<20, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ import (
 // are not set (jsonOptions), uses the proto field names, and rejects
 // unknown fields and unknown query parameters. Errors are RESTError. srv must already run through the
 // interceptor chain (middleware.Bind).
-func REST(ctx context.Context, srv keyservicev1.KeyServiceServer, maxBody int64, trusted []netip.Prefix) (http.Handler, error) {
+func REST(ctx context.Context, srv keyservicev1.KeyServiceServer, maxBody int64, trusted []netip.Prefix, streams *middleware.Streams) (http.Handler, error) {
 	marshaler := fastJSON{strictJSON{&runtime.JSONPb{
 		MarshalOptions:   jsonOptions,
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
@@ -76,7 +76,7 @@ func REST(ctx context.Context, srv keyservicev1.KeyServiceServer, maxBody int64,
 		return nil, err
 	}
 	// Registered after: grpc-gateway tries the newest route first.
-	if err := mux.HandlePath(http.MethodGet, "/v1/key-events", watchEvents(srv, mux, marshaler)); err != nil {
+	if err := mux.HandlePath(http.MethodGet, "/v1/key-events", watchEvents(srv, mux, marshaler, streams)); err != nil {
 		return nil, err
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

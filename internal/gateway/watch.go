@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/caller"
+	"github.com/keyservice/keyservice/internal/middleware"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 )
 
@@ -21,7 +23,11 @@ import (
 // error after the first line is a last line {"error": …} (as grpc-gateway
 // streams). grpc-gateway's in-process transport has no streams, so the
 // route is served here, through the same chain (srv is the bound service).
-func watchEvents(srv keyservicev1.KeyServiceServer, mux *runtime.ServeMux, m runtime.Marshaler) runtime.HandlerFunc {
+//
+// Its streams count with gRPC's against the same bound (streams), and each
+// line must be written within lineWriteTimeout: a client that stops
+// reading is cut off, never held open.
+func watchEvents(srv keyservicev1.KeyServiceServer, mux *runtime.ServeMux, m runtime.Marshaler, streams *middleware.Streams) runtime.HandlerFunc {
 	const method = keyservicev1.KeyService_WatchKeyEvents_FullMethodName
 	return func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
 		ctx := r.Context()
@@ -35,11 +41,19 @@ func watchEvents(srv keyservicev1.KeyServiceServer, mux *runtime.ServeMux, m run
 			}
 		}
 		s := &ndjsonStream{ctx: ctx, w: w, m: m}
+		if err == nil && streams != nil {
+			g, _ := caller.HTTPCallOf(ctx)
+			release, ok := streams.Take(g.ClientAddr)
+			if !ok {
+				err = middleware.ErrTooManyStreams
+			} else {
+				defer release()
+			}
+		}
 		if err == nil {
-			// A stream outlives the server's read and write timeouts.
-			rc := http.NewResponseController(w)
-			_ = rc.SetReadDeadline(time.Time{})
-			_ = rc.SetWriteDeadline(time.Time{})
+			// A stream outlives the server's read timeout; each line has
+			// its own write deadline (line).
+			_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 			err = srv.WatchKeyEvents(req, s)
 		}
 		if err == nil || ctx.Err() != nil {
@@ -88,8 +102,13 @@ func (s *ndjsonStream) line(name string, v any) error {
 	buf := make([]byte, 0, len(b)+len(name)+6)
 	buf = append(append(append(append(buf, `{"`...), name...), `":`...), b...)
 	buf = append(buf, "}\n"...)
+	rc := http.NewResponseController(s.w)
+	_ = rc.SetWriteDeadline(time.Now().Add(lineWriteTimeout))
 	if _, err := s.w.Write(buf); err != nil {
 		return err
 	}
-	return http.NewResponseController(s.w).Flush()
+	return rc.Flush()
 }
+
+// lineWriteTimeout bounds the write of one line of an event stream.
+const lineWriteTimeout = 10 * time.Second

@@ -76,7 +76,7 @@ func New(window int) *Log {
 		window = DefaultWindow
 	}
 	var b [6]byte
-	_, _ = rand.Read(b[:])
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
 	return &Log{boot: hex.EncodeToString(b[:]), now: time.Now, ring: make([]Event, window), next: 1, wake: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -102,6 +102,9 @@ func (l *Log) Close() { l.once.Do(func() { close(l.done) }) }
 
 // Done is closed by Close.
 func (l *Log) Done() <-chan struct{} { return l.done }
+
+// Replica is this process's id, which begins every cursor.
+func (l *Log) Replica() string { return l.boot }
 
 // Cursor is where a watcher stands after the event numbered seq.
 func (l *Log) Cursor(seq uint64) string {
@@ -150,11 +153,10 @@ func (l *Log) Read(after uint64, buf []Event) (events []Event, lost bool, wake <
 	return buf[:n], false, l.wake
 }
 
-// Handler passes every change on to next, then publishes those about
-// keyspaces, credentials and credits (key changes are published by the
-// validation path as it applies them, whatever their source), and a
-// Tenancy event after each reconnection's catch-up: changes made while
-// the replica was not listening reached it without an event of their own.
+// Handler passes every change on to next, then publishes credits
+// changes (key changes are published by the validation path as it applies
+// them, whatever their source; keyspace, credential and owner changes by
+// the registry once it has read them: tenancy.Config.Changed).
 func (l *Log) Handler(next apikey.ChangeHandler) apikey.ChangeHandler {
 	return handler{l: l, next: next}
 }
@@ -166,20 +168,11 @@ type handler struct {
 
 func (h handler) Changed(e apikey.Event) {
 	h.next.Changed(e)
-	switch {
-	case e.Tenancy():
-		h.l.Publish(Tenancy, nil, uuid.Nil)
-	case e.Kind == apikey.EventCredits:
+	if e.Kind == apikey.EventCredits {
 		h.l.Publish(Credits, nil, uuid.Nil)
 	}
 }
 
-func (h handler) StreamLost() { h.next.StreamLost() }
-
-func (h handler) CatchUp(ctx context.Context) error {
-	err := h.next.CatchUp(ctx)
-	h.l.Publish(Tenancy, nil, uuid.Nil)
-	return err
-}
-
-func (h handler) ListenError(err error) { h.next.ListenError(err) }
+func (h handler) StreamLost()                       { h.next.StreamLost() }
+func (h handler) CatchUp(ctx context.Context) error { return h.next.CatchUp(ctx) }
+func (h handler) ListenError(err error)             { h.next.ListenError(err) }

@@ -23,33 +23,63 @@ const (
 	StreamsTotal   = 512
 )
 
-// LimitStreams refuses a streaming call with RESOURCE_EXHAUSTED while its
-// client address (IPv6: its /64) holds perAddr open ones, or the process
-// total of them.
-func LimitStreams(perAddr, total int) grpc.StreamServerInterceptor {
-	var mu sync.Mutex
-	open := 0
-	byAddr := map[netip.Addr]int{}
-	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		addr := streamAddr(ss.Context())
-		mu.Lock()
-		if open >= total || byAddr[addr] >= perAddr {
-			mu.Unlock()
-			return status.Error(codes.ResourceExhausted, "too many streaming calls open: close one first")
+// Streams counts the streaming calls open per client address (IPv6: its
+// /64) and in all, for every transport that serves them (gRPC, and the
+// REST gateway's event stream), so one bound holds across both.
+type Streams struct {
+	perAddr, total int
+	mu             sync.Mutex
+	open           int
+	byAddr         map[netip.Addr]int
+}
+
+// NewStreams bounds streams at perAddr per client address and total.
+func NewStreams(perAddr, total int) *Streams {
+	return &Streams{perAddr: perAddr, total: total, byAddr: map[netip.Addr]int{}}
+}
+
+// Take opens a stream for addr: false while addr holds perAddr, or the
+// process total, open; release closes it.
+func (s *Streams) Take(addr netip.Addr) (release func(), ok bool) {
+	if addr.Is6() && !addr.Is4In6() {
+		addr = netip.PrefixFrom(addr, 64).Masked().Addr()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open >= s.total || s.byAddr[addr] >= s.perAddr {
+		return nil, false
+	}
+	s.open++
+	s.byAddr[addr]++
+	return func() {
+		s.mu.Lock()
+		s.open--
+		if s.byAddr[addr]--; s.byAddr[addr] <= 0 {
+			delete(s.byAddr, addr)
 		}
-		open++
-		byAddr[addr]++
-		mu.Unlock()
-		defer func() {
-			mu.Lock()
-			open--
-			if byAddr[addr]--; byAddr[addr] <= 0 {
-				delete(byAddr, addr)
-			}
-			mu.Unlock()
-		}()
+		s.mu.Unlock()
+	}, true
+}
+
+// ErrTooManyStreams is the refusal of a stream over the bound.
+var ErrTooManyStreams = status.Error(codes.ResourceExhausted, "too many streaming calls open: close one first")
+
+// Interceptor refuses a streaming call with RESOURCE_EXHAUSTED while its
+// client address holds perAddr open ones, or the process total of them.
+func (s *Streams) Interceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		release, ok := s.Take(streamAddr(ss.Context()))
+		if !ok {
+			return ErrTooManyStreams
+		}
+		defer release()
 		return handler(srv, ss)
 	}
+}
+
+// LimitStreams is NewStreams(perAddr, total).Interceptor().
+func LimitStreams(perAddr, total int) grpc.StreamServerInterceptor {
+	return NewStreams(perAddr, total).Interceptor()
 }
 
 func streamAddr(ctx context.Context) netip.Addr {

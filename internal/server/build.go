@@ -89,7 +89,7 @@ func (s *Server) newGRPCServer(svc keyservicev1.KeyServiceServer, intercept grpc
 		// Every service on the port, not only KeyService: the same read
 		// deadline, and the same refusals of what a client sent.
 		grpc.InTapHandle(middleware.Tap(cfg.RequestReadTimeout, cfg.MaxHeaderBytes)),
-		grpc.ChainStreamInterceptor(middleware.LimitStreams(middleware.StreamsPerAddr, middleware.StreamsTotal), middleware.StreamRequests()),
+		grpc.ChainStreamInterceptor(s.streams.Interceptor(), middleware.StreamRequests()),
 		// Calls run on long-lived workers whose stacks have grown once, not
 		// on a new goroutine per call that grows its stack again (morestack
 		// and copystack were 8% of the server's CPU under Validate load);
@@ -112,7 +112,7 @@ func (s *Server) newGRPCServer(svc keyservicev1.KeyServiceServer, intercept grpc
 // the OpenAPI document. bound is the service through the chain.
 func (s *Server) newHTTPServer(ctx context.Context, svc *service.Service, bound keyservicev1.KeyServiceServer, reg *prometheus.Registry, tlsCfg *tls.Config) (*http.Server, error) {
 	cfg := s.cfg
-	rest, err := gateway.REST(ctx, bound, int64(cfg.MaxRequestBytes), cfg.TrustedProxies)
+	rest, err := gateway.REST(ctx, bound, int64(cfg.MaxRequestBytes), cfg.TrustedProxies, s.streams)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -53,6 +55,10 @@ func rows() map[string]row {
 		"Validate": {listing, func(t *testing.T, e *env, _ *tenants, _ int64) cellCall {
 			s, _ := key(t, e)
 			return cellCall{&keyservicev1.ValidateRequest{Key: s}, "POST", "/v1/keys:validate", `{"key":"` + s + `"}`}
+		}},
+		// A stream: its first message (a heartbeat) or its refusal.
+		"WatchKeyEvents": {listing, func(*testing.T, *env, *tenants, int64) cellCall {
+			return cellCall{&keyservicev1.WatchKeyEventsRequest{}, "GET", "/v1/key-events", ""}
 		}},
 		"CreateKey": {namesKeyspace, func(*testing.T, *env, *tenants, int64) cellCall {
 			return cellCall{&keyservicev1.CreateKeyRequest{Name: "m", Owner: "o", Keyspace: "alpha"}, "POST", "/v1/keys", `{"name":"m","owner":"o","keyspace":"alpha"}`}
@@ -234,7 +240,12 @@ func TestPermissionMatrix(t *testing.T) {
 			// gRPC.
 			cc := r.call(t, e, tn, n.Add(1))
 			resp := out.New().Interface()
-			err := e.conn.Invoke(bearer(context.Background(), c.secret(tn)), full, cc.req, resp)
+			var err error
+			if md.IsStreamingServer() {
+				err = firstOfStream(bearer(context.Background(), c.secret(tn)), e, full, cc.req, resp)
+			} else {
+				err = e.conn.Invoke(bearer(context.Background(), c.secret(tn)), full, cc.req, resp)
+			}
 			if got := status.Code(err); got != w {
 				t.Errorf("gRPC %s by %s: %v, want %v", method, c.name, err, w)
 			} else if got == codes.OK && !c.alpha {
@@ -242,7 +253,13 @@ func TestPermissionMatrix(t *testing.T) {
 			}
 			// REST.
 			cc = r.call(t, e, tn, n.Add(1))
-			code, body, _ := e.rest(t, cc.method, cc.path, c.secret(tn), cc.restBody)
+			var code int
+			var body any
+			if md.IsStreamingServer() {
+				code = e.restStreamStatus(t, cc.path, c.secret(tn))
+			} else {
+				code, body, _ = e.rest(t, cc.method, cc.path, c.secret(tn), cc.restBody)
+			}
 			if wantHTTP := runtime.HTTPStatusFromCode(w); code != wantHTTP {
 				t.Errorf("REST %s %s by %s: %d %v, want %d", cc.method, cc.path, c.name, code, body, wantHTTP)
 			}
@@ -280,4 +297,43 @@ func leaks(t *testing.T, method, who string, resp proto.Message, tn *tenants) {
 			}
 		}
 	}
+}
+
+// firstOfStream opens a server stream, sends req and reads the first
+// message into resp: nil when it came, else the stream's error.
+func firstOfStream(ctx context.Context, e *env, full string, req, resp proto.Message) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := e.conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, full)
+	if err != nil {
+		return err
+	}
+	if err := s.SendMsg(req); err != nil {
+		return err
+	}
+	if err := s.CloseSend(); err != nil {
+		return err
+	}
+	return s.RecvMsg(resp)
+}
+
+// restStreamStatus is the HTTP status of a streaming REST route (GET),
+// read without waiting for the stream's end.
+func (e *env) restStreamStatus(t *testing.T, path, token string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := e.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode
 }

@@ -263,6 +263,11 @@ func TestRESTAnswersMatchTheOpenAPIFile(t *testing.T) {
 	}
 	c.call("GET", "/v1/usage?key_id="+ckID+"&granularity=GRANULARITY_MINUTE", adminToken, "")
 	c.call("GET", "/v1/usage?owner=spec-org&group_by=USAGE_GROUP_KEY&page_size=1", adminToken, "")
+	// The event stream's refusals are RestErrors like every other (its
+	// lines are checked by client/cache_test.go).
+	if code, v := c.call("GET", "/v1/key-events?heartbeat=1ms", adminToken, ""); code != 400 {
+		t.Errorf("GET /v1/key-events?heartbeat=1ms: %d %v, want 400", code, v)
+	}
 
 	// Errors, each with the status its caller meets.
 	for _, tc := range []struct {

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,7 +68,11 @@ func TestPythonClient(t *testing.T) {
 // the stubs' jar, built once for the whole test binary), as docs/clients.md
 // tells a Java caller to get it.
 var javaClasspath = sync.OnceValues(func() (string, error) {
-	out, err := exec.Command("make", "-s", "-C", "../..", "java-classpath").CombinedOutput()
+	// stdout only: javac's notes on stderr are not part of the classpath.
+	out, err := exec.Command("make", "-s", "-C", "../..", "java-classpath").Output()
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+		return string(ee.Stderr), err
+	}
 	return strings.TrimSpace(string(out)), err
 })
 

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.opentelemetry.io/otel/trace"
@@ -43,8 +44,10 @@ type Server struct {
 	migrator  *store.Migrator
 	validator *validate.Validator
 	tenancy   *tenancy.Registry
-	// events is the window of changes WatchKeyEvents streams follow.
-	events *keyevents.Log
+	// events is the window of changes WatchKeyEvents streams follow;
+	// streams bounds the streams open, over gRPC and REST together.
+	events  *keyevents.Log
+	streams *middleware.Streams
 	// credits spends keys' and owners' credits from leases; usage counts
 	// answers for the history. Both are flushed on shutdown.
 	credits *credits.Ledger
@@ -168,6 +171,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Format:    format,
 		Bootstrap: tenancy.Bootstrap(cfg.AdminTokens, cfg.AdminNames, cfg.AdminPermissions, cfg.CallerTokens),
 		OnChange:  func(st *tenancy.State) { s.validator.SetKeyspaces(st.Format, st.Spaces) },
+		// Keyspaces, credentials or owners (and so which keys have an owner
+		// budget) changed: callers drop the answers they cached.
+		Changed:   func() { s.events.Publish(keyevents.Tenancy, nil, uuid.Nil) },
 		SyncEvery: cfg.SyncInterval,
 		Log:       log,
 	}); err != nil {
@@ -232,6 +238,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
+	s.streams = middleware.NewStreams(middleware.StreamsPerAddr, middleware.StreamsTotal)
 	s.grpc = s.newGRPCServer(svc, intercept, tlsCfg)
 	if s.http, err = s.newHTTPServer(ctx, svc, middleware.Bind(svc, intercept), reg, tlsCfg); err != nil {
 		return nil, err

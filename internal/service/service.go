@@ -288,7 +288,9 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 	if verdict.OwnerCredAsk {
 		out.OwnerCredits = creditStatusToProto(verdict.OwnerCredits)
 	}
-	out.Cacheable = s.clientCache && cacheable(res.Key, out.Valid, verdict.Owner)
+	if s.clientCache && cacheable(res.Key, out.Valid, verdict.Owner) {
+		out.Cacheable, out.Replica = true, s.events.Replica()
+	}
 	if verdict.RefusedBy != verify.HolderNone {
 		by := keyservicev1.Holder(verdict.RefusedBy)
 		out.RefusedBy = &by

@@ -21,6 +21,8 @@ const (
 	maxHeartbeat     = time.Minute
 )
 
+var errShuttingDown = status.Error(codes.Unavailable, "this replica is shutting down: watch another, resuming from the last cursor")
+
 var eventKinds = [...]keyservicev1.KeyEventKind{
 	keyevents.Created: keyservicev1.KeyEventKind_KEY_EVENT_KIND_CREATED,
 	keyevents.Updated: keyservicev1.KeyEventKind_KEY_EVENT_KIND_UPDATED,
@@ -87,9 +89,18 @@ func (s *Service) WatchKeyEvents(req *keyservicev1.WatchKeyEventsRequest, stream
 	} else {
 		after, first = a, keyservicev1.KeyEventKind_KEY_EVENT_KIND_RESYNC
 	}
+	select {
+	case <-s.events.Done():
+		return errShuttingDown
+	default:
+	}
 	buf := make([]keyevents.Event, 256)
+	// Every tick checks the credential; a tick that finds nothing sent
+	// since the last one sends a heartbeat (events filtered out for this
+	// caller do not count: the caller heard nothing).
 	t := time.NewTicker(beat)
 	defer t.Stop()
+	sent := false
 	for {
 		evs, lost, wake := s.events.Read(after, buf)
 		if lost {
@@ -97,6 +108,7 @@ func (s *Service) WatchKeyEvents(req *keyservicev1.WatchKeyEventsRequest, stream
 			if err := send(keyservicev1.KeyEventKind_KEY_EVENT_KIND_RESYNC, after, nil); err != nil {
 				return err
 			}
+			sent = true
 			continue
 		}
 		for i := range evs {
@@ -108,6 +120,7 @@ func (s *Service) WatchKeyEvents(req *keyservicev1.WatchKeyEventsRequest, stream
 			if err := send(eventKinds[e.Kind], e.Seq, e); err != nil {
 				return err
 			}
+			sent = true
 		}
 		if len(evs) == len(buf) {
 			continue
@@ -116,25 +129,26 @@ func (s *Service) WatchKeyEvents(req *keyservicev1.WatchKeyEventsRequest, stream
 			if err := send(first, after, nil); err != nil {
 				return err
 			}
-			first = keyservicev1.KeyEventKind_KEY_EVENT_KIND_UNSPECIFIED
-		} else if len(evs) > 0 {
-			t.Reset(beat)
+			first, sent = keyservicev1.KeyEventKind_KEY_EVENT_KIND_UNSPECIFIED, true
 		}
 		select {
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
 		case <-wake:
 		case <-s.events.Done():
-			return status.Error(codes.Unavailable, "this replica is shutting down: watch another, resuming from the last cursor")
+			return errShuttingDown
 		case <-t.C:
 			if cred != nil {
 				if e, ok := s.tenancy.Current().Credential(&cred.Hash); !ok || !e.Usable(s.now()) {
 					return status.Error(codes.Unauthenticated, "credential revoked or expired")
 				}
 			}
-			if err := send(keyservicev1.KeyEventKind_KEY_EVENT_KIND_HEARTBEAT, after, nil); err != nil {
-				return err
+			if !sent {
+				if err := send(keyservicev1.KeyEventKind_KEY_EVENT_KIND_HEARTBEAT, after, nil); err != nil {
+					return err
+				}
 			}
+			sent = false
 		}
 	}
 }

@@ -9,6 +9,8 @@ package tenancy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -41,6 +43,11 @@ type Config struct {
 	// OnChange, when set, is called with each new state (the validation
 	// path takes its format from it), before it is visible to Current.
 	OnChange func(*State)
+	// Changed, when set, is called after a read whose keyspaces,
+	// credentials or owners differ from the previous read's (last uses
+	// aside), once the new state is visible to Current: WatchKeyEvents
+	// tells callers to drop what they cached.
+	Changed func()
 	// SyncEvery is how often the tables are read again whatever NOTIFY
 	// said (lost notifications); 0: 5s.
 	SyncEvery time.Duration
@@ -60,6 +67,8 @@ type Registry struct {
 	// loaded: Load has succeeded once. Before, a secret that is no
 	// bootstrap token may be a stored credential not read yet.
 	loaded atomic.Bool
+	// read is a digest of the last read's rows (Changed).
+	read [32]byte
 }
 
 // Loaded reports whether the tables have been read once.
@@ -128,7 +137,29 @@ func (r *Registry) Load(ctx context.Context) error {
 	st.setOwners(owners)
 	r.publish(st)
 	r.loaded.Store(true)
+	if d := digestOf(kss, creds, owners); d != r.read {
+		r.read = d
+		if r.cfg.Changed != nil {
+			r.cfg.Changed()
+		}
+	}
 	return nil
+}
+
+// digestOf is a digest of what was read, credentials' last uses and
+// owners' balances aside (they change with use, not with what a
+// credential may do or which keys have a budget).
+func digestOf(kss []apikey.Keyspace, creds []apikey.Credential, owners []apikey.Owner) [32]byte {
+	cs := slices.Clone(creds)
+	for i := range cs {
+		cs[i].LastUsedAt = nil
+	}
+	os := slices.Clone(owners)
+	for i := range os {
+		os[i].Credits = nil // a balance, not a budget's shape
+	}
+	b, _ := json.Marshal([]any{kss, cs, os})
+	return sha256.Sum256(b)
 }
 
 func (r *Registry) publish(st *State) {

@@ -109,6 +109,9 @@ func (v *Validator) applyRemote(e apikey.Event, src source) {
 // is dropped and fetched again in the background (prefetch), and
 // meanwhile the filter and a lookup answer.
 func (v *Validator) applyEvent(e apikey.Event, src source, change func(rule func(stale bool))) {
+	// The key's keyspace, for watchers, read before the change drops what
+	// memory holds of the key.
+	ks := v.keyspaceOf(e)
 	fetch := false
 	switch e.Kind {
 	case apikey.EventCreated:
@@ -164,7 +167,7 @@ func (v *Validator) applyEvent(e apikey.Event, src source, change func(rule func
 		return
 	}
 	v.metrics.events.WithLabelValues(string(e.Kind), src.String()).Inc()
-	v.publish(e)
+	v.cfg.Events.Publish(eventKinds[e.Kind], e.Hash[:], ks)
 	if fetch {
 		v.prefetch(e.Hash)
 	}
@@ -175,20 +178,27 @@ var eventKinds = map[apikey.EventKind]keyevents.Kind{
 	apikey.EventCreated: keyevents.Created, apikey.EventUpdated: keyevents.Updated, apikey.EventRevoked: keyevents.Revoked,
 }
 
-// publish tells WatchKeyEvents streams of e, with the key's keyspace when
-// this replica holds its record (else watchers of every keyspace hear
-// of it: a prefix names no key).
-func (v *Validator) publish(e apikey.Event) {
-	if v.cfg.Events == nil {
-		return
+// keyspaceOf is the keyspace of e's key when this replica holds its record
+// (the event's own, memory mode's, a cached answer's), else uuid.Nil:
+// WatchKeyEvents then tells watchers of every keyspace (a hash prefix
+// names no key).
+func (v *Validator) keyspaceOf(e apikey.Event) uuid.UUID {
+	switch {
+	case v.cfg.Events == nil:
+		return uuid.Nil
+	case e.Key != nil:
+		return e.Key.KeyspaceID
 	}
-	ks := uuid.Nil
-	if e.Key != nil {
-		ks = e.Key.KeyspaceID
-	} else if r, ok := v.res.get(&e.Hash); ok {
-		ks = r.KeyspaceID
+	if r, ok := v.res.get(&e.Hash); ok {
+		return r.KeyspaceID
 	}
-	v.cfg.Events.Publish(eventKinds[e.Kind], e.Hash[:], ks)
+	if p, ok := v.pos.GetEntryQuietly(e.Hash); ok {
+		return p.Value.key.KeyspaceID
+	}
+	if n, ok := v.neg.GetEntryQuietly(e.Hash); ok && n.Value.key != nil {
+		return n.Value.key.KeyspaceID
+	}
+	return uuid.Nil
 }
 
 // revoked is a revocation's rule, under the stripe lock. Memory mode

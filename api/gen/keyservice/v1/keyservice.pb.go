@@ -1130,7 +1130,12 @@ type ValidateResponse struct {
 	// event names the key (or asks for a resync), the stream lapses, or the
 	// key's expires_at passes. Such calls do not reach the server: they are
 	// not in the usage history and spend no budget.
-	Cacheable     bool `protobuf:"varint,9,opt,name=cacheable,proto3" json:"cacheable,omitempty"`
+	Cacheable bool `protobuf:"varint,9,opt,name=cacheable,proto3" json:"cacheable,omitempty"`
+	// When cacheable: the replica that answered, as the cursors of its
+	// WatchKeyEvents events begin ("<replica>.<n>"). A cache keeps the answer
+	// only while it follows that replica's events: another replica may not
+	// yet have applied a change the followed one has already sent.
+	Replica       string `protobuf:"bytes,10,opt,name=replica,proto3" json:"replica,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1226,6 +1231,13 @@ func (x *ValidateResponse) GetCacheable() bool {
 		return x.Cacheable
 	}
 	return false
+}
+
+func (x *ValidateResponse) GetReplica() string {
+	if x != nil {
+		return x.Replica
+	}
+	return ""
 }
 
 // WatchKeyEventsRequest starts or resumes a stream of key events.
@@ -4878,7 +4890,7 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\tclient_ip\x18\x03 \x01(\tR\bclientIp\x12'\n" +
 	"\x0frequired_scopes\x18\x04 \x03(\tR\x0erequiredScopes\x12\x1a\n" +
 	"\bkeyspace\x18\x05 \x01(\tR\bkeyspaceB\a\n" +
-	"\x05_cost\"\xe3\x03\n" +
+	"\x05_cost\"\xfd\x03\n" +
 	"\x10ValidateResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12'\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.keyservice.v1.CodeR\x04code\x12$\n" +
@@ -4890,7 +4902,9 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\rowner_credits\x18\a \x01(\v2\x1c.keyservice.v1.CreditsStatusR\fownerCredits\x129\n" +
 	"\n" +
 	"refused_by\x18\b \x01(\x0e2\x15.keyservice.v1.HolderH\x00R\trefusedBy\x88\x01\x01\x12\x1c\n" +
-	"\tcacheable\x18\t \x01(\bR\tcacheableB\r\n" +
+	"\tcacheable\x18\t \x01(\bR\tcacheable\x12\x18\n" +
+	"\areplica\x18\n" +
+	" \x01(\tR\areplicaB\r\n" +
 	"\v_refused_by\"h\n" +
 	"\x15WatchKeyEventsRequest\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x127\n" +

@@ -478,6 +478,16 @@ export declare type ValidateResponse = Message<"keyservice.v1.ValidateResponse">
    * @generated from field: bool cacheable = 9;
    */
   cacheable: boolean;
+
+  /**
+   * When cacheable: the replica that answered, as the cursors of its
+   * WatchKeyEvents events begin ("<replica>.<n>"). A cache keeps the answer
+   * only while it follows that replica's events: another replica may not
+   * yet have applied a change the followed one has already sent.
+   *
+   * @generated from field: string replica = 10;
+   */
+  replica: string;
 };
 
 /**

@@ -22,6 +22,7 @@ private static final long serialVersionUID = 0L;
   private ValidateResponse() {
     code_ = 0;
     refusedBy_ = 0;
+    replica_ = "";
   }
 
   @java.lang.Override
@@ -351,6 +352,59 @@ private static final long serialVersionUID = 0L;
     return cacheable_;
   }
 
+  public static final int REPLICA_FIELD_NUMBER = 10;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object replica_ = "";
+  /**
+   * <pre>
+   * When cacheable: the replica that answered, as the cursors of its
+   * WatchKeyEvents events begin ("&lt;replica&gt;.&lt;n&gt;"). A cache keeps the answer
+   * only while it follows that replica's events: another replica may not
+   * yet have applied a change the followed one has already sent.
+   * </pre>
+   *
+   * <code>string replica = 10;</code>
+   * @return The replica.
+   */
+  @java.lang.Override
+  public java.lang.String getReplica() {
+    java.lang.Object ref = replica_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      replica_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * When cacheable: the replica that answered, as the cursors of its
+   * WatchKeyEvents events begin ("&lt;replica&gt;.&lt;n&gt;"). A cache keeps the answer
+   * only while it follows that replica's events: another replica may not
+   * yet have applied a change the followed one has already sent.
+   * </pre>
+   *
+   * <code>string replica = 10;</code>
+   * @return The bytes for replica.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getReplicaBytes() {
+    java.lang.Object ref = replica_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      replica_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -391,6 +445,9 @@ private static final long serialVersionUID = 0L;
     }
     if (cacheable_ != false) {
       output.writeBool(9, cacheable_);
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(replica_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 10, replica_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -436,6 +493,9 @@ private static final long serialVersionUID = 0L;
     if (cacheable_ != false) {
       size += com.google.protobuf.CodedOutputStream
         .computeBoolSize(9, cacheable_);
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(replica_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(10, replica_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -486,6 +546,8 @@ private static final long serialVersionUID = 0L;
     }
     if (getCacheable()
         != other.getCacheable()) return false;
+    if (!getReplica()
+        .equals(other.getReplica())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -529,6 +591,8 @@ private static final long serialVersionUID = 0L;
     hash = (37 * hash) + CACHEABLE_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
         getCacheable());
+    hash = (37 * hash) + REPLICA_FIELD_NUMBER;
+    hash = (53 * hash) + getReplica().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -691,6 +755,7 @@ private static final long serialVersionUID = 0L;
       }
       refusedBy_ = 0;
       cacheable_ = false;
+      replica_ = "";
       return this;
     }
 
@@ -762,6 +827,9 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000100) != 0)) {
         result.cacheable_ = cacheable_;
+      }
+      if (((from_bitField0_ & 0x00000200) != 0)) {
+        result.replica_ = replica_;
       }
       result.bitField0_ |= to_bitField0_;
     }
@@ -836,6 +904,11 @@ private static final long serialVersionUID = 0L;
       }
       if (other.getCacheable() != false) {
         setCacheable(other.getCacheable());
+      }
+      if (!other.getReplica().isEmpty()) {
+        replica_ = other.replica_;
+        bitField0_ |= 0x00000200;
+        onChanged();
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -918,6 +991,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000100;
               break;
             } // case 72
+            case 82: {
+              replica_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000200;
+              break;
+            } // case 82
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2002,6 +2080,113 @@ private static final long serialVersionUID = 0L;
     public Builder clearCacheable() {
       bitField0_ = (bitField0_ & ~0x00000100);
       cacheable_ = false;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object replica_ = "";
+    /**
+     * <pre>
+     * When cacheable: the replica that answered, as the cursors of its
+     * WatchKeyEvents events begin ("&lt;replica&gt;.&lt;n&gt;"). A cache keeps the answer
+     * only while it follows that replica's events: another replica may not
+     * yet have applied a change the followed one has already sent.
+     * </pre>
+     *
+     * <code>string replica = 10;</code>
+     * @return The replica.
+     */
+    public java.lang.String getReplica() {
+      java.lang.Object ref = replica_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        replica_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * When cacheable: the replica that answered, as the cursors of its
+     * WatchKeyEvents events begin ("&lt;replica&gt;.&lt;n&gt;"). A cache keeps the answer
+     * only while it follows that replica's events: another replica may not
+     * yet have applied a change the followed one has already sent.
+     * </pre>
+     *
+     * <code>string replica = 10;</code>
+     * @return The bytes for replica.
+     */
+    public com.google.protobuf.ByteString
+        getReplicaBytes() {
+      java.lang.Object ref = replica_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        replica_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * When cacheable: the replica that answered, as the cursors of its
+     * WatchKeyEvents events begin ("&lt;replica&gt;.&lt;n&gt;"). A cache keeps the answer
+     * only while it follows that replica's events: another replica may not
+     * yet have applied a change the followed one has already sent.
+     * </pre>
+     *
+     * <code>string replica = 10;</code>
+     * @param value The replica to set.
+     * @return This builder for chaining.
+     */
+    public Builder setReplica(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      replica_ = value;
+      bitField0_ |= 0x00000200;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * When cacheable: the replica that answered, as the cursors of its
+     * WatchKeyEvents events begin ("&lt;replica&gt;.&lt;n&gt;"). A cache keeps the answer
+     * only while it follows that replica's events: another replica may not
+     * yet have applied a change the followed one has already sent.
+     * </pre>
+     *
+     * <code>string replica = 10;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearReplica() {
+      replica_ = getDefaultInstance().getReplica();
+      bitField0_ = (bitField0_ & ~0x00000200);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * When cacheable: the replica that answered, as the cursors of its
+     * WatchKeyEvents events begin ("&lt;replica&gt;.&lt;n&gt;"). A cache keeps the answer
+     * only while it follows that replica's events: another replica may not
+     * yet have applied a change the followed one has already sent.
+     * </pre>
+     *
+     * <code>string replica = 10;</code>
+     * @param value The bytes for replica to set.
+     * @return This builder for chaining.
+     */
+    public Builder setReplicaBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      replica_ = value;
+      bitField0_ |= 0x00000200;
       onChanged();
       return this;
     }
