@@ -121,6 +121,7 @@ type Service struct {
 	refusals    []prometheus.Counter
 	events      *keyevents.Log
 	clientCache bool
+	replica     string // events.Replica(), which cacheable answers name
 }
 
 // New builds a Service.
@@ -146,6 +147,9 @@ func New(cfg Config) *Service {
 		callerLimits:  cfg.CallerLimits,
 		events:        cfg.Events,
 		clientCache:   cfg.ClientCache && cfg.Events != nil,
+	}
+	if s.events != nil {
+		s.replica = s.events.Replica()
 	}
 	if s.window <= 0 {
 		s.window = DefaultIdempotencyWindow
@@ -289,7 +293,7 @@ func (s *Service) Validate(ctx context.Context, req *keyservicev1.ValidateReques
 		out.OwnerCredits = creditStatusToProto(verdict.OwnerCredits)
 	}
 	if s.clientCache && cacheable(res.Key, out.Valid, verdict.Owner) {
-		out.Cacheable, out.Replica = true, s.events.Replica()
+		out.Cacheable, out.Replica = true, &s.replica
 	}
 	if verdict.RefusedBy != verify.HolderNone {
 		by := keyservicev1.Holder(verdict.RefusedBy)

@@ -1135,7 +1135,7 @@ type ValidateResponse struct {
 	// WatchKeyEvents events begin ("<replica>.<n>"). A cache keeps the answer
 	// only while it follows that replica's events: another replica may not
 	// yet have applied a change the followed one has already sent.
-	Replica       string `protobuf:"bytes,10,opt,name=replica,proto3" json:"replica,omitempty"`
+	Replica       *string `protobuf:"bytes,10,opt,name=replica,proto3,oneof" json:"replica,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1234,8 +1234,8 @@ func (x *ValidateResponse) GetCacheable() bool {
 }
 
 func (x *ValidateResponse) GetReplica() string {
-	if x != nil {
-		return x.Replica
+	if x != nil && x.Replica != nil {
+		return *x.Replica
 	}
 	return ""
 }
@@ -4890,7 +4890,7 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\tclient_ip\x18\x03 \x01(\tR\bclientIp\x12'\n" +
 	"\x0frequired_scopes\x18\x04 \x03(\tR\x0erequiredScopes\x12\x1a\n" +
 	"\bkeyspace\x18\x05 \x01(\tR\bkeyspaceB\a\n" +
-	"\x05_cost\"\xfd\x03\n" +
+	"\x05_cost\"\x8e\x04\n" +
 	"\x10ValidateResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12'\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.keyservice.v1.CodeR\x04code\x12$\n" +
@@ -4902,10 +4902,12 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\rowner_credits\x18\a \x01(\v2\x1c.keyservice.v1.CreditsStatusR\fownerCredits\x129\n" +
 	"\n" +
 	"refused_by\x18\b \x01(\x0e2\x15.keyservice.v1.HolderH\x00R\trefusedBy\x88\x01\x01\x12\x1c\n" +
-	"\tcacheable\x18\t \x01(\bR\tcacheable\x12\x18\n" +
+	"\tcacheable\x18\t \x01(\bR\tcacheable\x12\x1d\n" +
 	"\areplica\x18\n" +
-	" \x01(\tR\areplicaB\r\n" +
-	"\v_refused_by\"h\n" +
+	" \x01(\tH\x01R\areplica\x88\x01\x01B\r\n" +
+	"\v_refused_byB\n" +
+	"\n" +
+	"\b_replica\"h\n" +
 	"\x15WatchKeyEventsRequest\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x127\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\theartbeat\"\xb9\x01\n" +

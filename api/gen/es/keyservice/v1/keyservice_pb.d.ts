@@ -485,9 +485,9 @@ export declare type ValidateResponse = Message<"keyservice.v1.ValidateResponse">
    * only while it follows that replica's events: another replica may not
    * yet have applied a change the followed one has already sent.
    *
-   * @generated from field: string replica = 10;
+   * @generated from field: optional string replica = 10;
    */
-  replica: string;
+  replica?: string | undefined;
 };
 
 /**

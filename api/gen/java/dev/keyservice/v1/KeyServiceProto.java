@@ -380,7 +380,7 @@ public final class KeyServiceProto {
       "otobuf.Duration\"x\n\017ValidateRequest\022\013\n\003ke" +
       "y\030\001 \001(\t\022\021\n\004cost\030\002 \001(\005H\000\210\001\001\022\021\n\tclient_ip\030" +
       "\003 \001(\t\022\027\n\017required_scopes\030\004 \003(\t\022\020\n\010keyspa" +
-      "ce\030\005 \001(\tB\007\n\005_cost\"\232\003\n\020ValidateResponse\022\r" +
+      "ce\030\005 \001(\tB\007\n\005_cost\"\253\003\n\020ValidateResponse\022\r" +
       "\n\005valid\030\001 \001(\010\022!\n\004code\030\002 \001(\0162\023.keyservice" +
       ".v1.Code\022\037\n\003key\030\003 \001(\0132\022.keyservice.v1.Ke" +
       "y\0222\n\nrate_limit\030\004 \001(\0132\036.keyservice.v1.Ra" +
@@ -389,254 +389,255 @@ public final class KeyServiceProto {
       "\030\006 \001(\0132\036.keyservice.v1.RateLimitStatus\0223" +
       "\n\rowner_credits\030\007 \001(\0132\034.keyservice.v1.Cr" +
       "editsStatus\022.\n\nrefused_by\030\010 \001(\0162\025.keyser" +
-      "vice.v1.HolderH\000\210\001\001\022\021\n\tcacheable\030\t \001(\010\022\017" +
-      "\n\007replica\030\n \001(\tB\r\n\013_refused_by\"U\n\025WatchK" +
-      "eyEventsRequest\022\016\n\006cursor\030\001 \001(\t\022,\n\theart" +
-      "beat\030\002 \001(\0132\031.google.protobuf.Duration\"\226\001" +
-      "\n\026WatchKeyEventsResponse\022\016\n\006cursor\030\001 \001(\t" +
-      "\022)\n\004kind\030\002 \001(\0162\033.keyservice.v1.KeyEventK" +
-      "ind\022\027\n\017key_hash_prefix\030\003 \001(\014\022(\n\004time\030\004 \001" +
-      "(\0132\032.google.protobuf.Timestamp\"\234\003\n\020Creat" +
-      "eKeyRequest\022\014\n\004name\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t" +
-      "\022\016\n\006scopes\030\003 \003(\t\022?\n\010metadata\030\004 \003(\0132-.key" +
-      "service.v1.CreateKeyRequest.MetadataEntr" +
-      "y\022.\n\nexpires_at\030\005 \001(\0132\032.google.protobuf." +
-      "Timestamp\022,\n\nrate_limit\030\006 \001(\0132\030.keyservi" +
-      "ce.v1.RateLimit\022%\n\006format\030\007 \001(\0162\025.keyser" +
-      "vice.v1.Format\022\025\n\rallowed_cidrs\030\010 \003(\t\022\022\n" +
-      "\nrequest_id\030\t \001(\t\022\020\n\010keyspace\030\n \001(\t\022\'\n\007c" +
-      "redits\030\013 \001(\0132\026.keyservice.v1.Credits\032/\n\r" +
-      "MetadataEntry\022\013\n\003key\030\001 \001(\t\022\r\n\005value\030\002 \001(" +
-      "\t:\0028\001\"D\n\021CreateKeyResponse\022\016\n\006secret\030\001 \001" +
-      "(\t\022\037\n\003key\030\002 \001(\0132\022.keyservice.v1.Key\"\033\n\rG" +
-      "etKeyRequest\022\n\n\002id\030\001 \001(\t\"1\n\016GetKeyRespon" +
-      "se\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Key\"Y\n\017L" +
-      "istKeysRequest\022\r\n\005owner\030\001 \001(\t\022\021\n\tpage_si" +
-      "ze\030\002 \001(\005\022\022\n\npage_token\030\003 \001(\t\022\020\n\010keyspace" +
-      "\030\004 \001(\t\"M\n\020ListKeysResponse\022 \n\004keys\030\001 \003(\013" +
-      "2\022.keyservice.v1.Key\022\027\n\017next_page_token\030" +
-      "\002 \001(\t\"2\n\020RevokeKeyRequest\022\n\n\002id\030\001 \001(\t\022\022\n" +
-      "\nrequest_id\030\002 \001(\t\"4\n\021RevokeKeyResponse\022\037" +
-      "\n\003key\030\001 \001(\0132\022.keyservice.v1.Key\"x\n\020Updat" +
-      "eKeyRequest\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1" +
-      ".Key\022/\n\013update_mask\030\002 \001(\0132\032.google.proto" +
-      "buf.FieldMask\022\022\n\nrequest_id\030\003 \001(\t\"4\n\021Upd" +
-      "ateKeyResponse\022\037\n\003key\030\001 \001(\0132\022.keyservice" +
-      ".v1.Key\"\212\001\n\020RotateKeyRequest\022\n\n\002id\030\001 \001(\t" +
-      "\022/\n\014grace_period\030\002 \001(\0132\031.google.protobuf" +
-      ".Duration\022%\n\006format\030\003 \001(\0162\025.keyservice.v" +
-      "1.Format\022\022\n\nrequest_id\030\004 \001(\t\"i\n\021RotateKe" +
-      "yResponse\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022" +
-      ".keyservice.v1.Key\022#\n\007old_key\030\003 \001(\0132\022.ke" +
-      "yservice.v1.Key\"^\n\026ListAuditEventsReques" +
-      "t\022\016\n\006key_id\030\001 \001(\t\022\r\n\005actor\030\002 \001(\t\022\021\n\tpage" +
-      "_size\030\003 \001(\005\022\022\n\npage_token\030\004 \001(\t\"]\n\027ListA" +
-      "uditEventsResponse\022)\n\006events\030\001 \003(\0132\031.key" +
-      "service.v1.AuditEvent\022\027\n\017next_page_token" +
-      "\030\002 \001(\t\"\363\001\n\nAuditEvent\022\n\n\002id\030\001 \001(\t\022(\n\004tim" +
-      "e\030\002 \001(\0132\032.google.protobuf.Timestamp\022\r\n\005a" +
-      "ctor\030\003 \001(\t\022\016\n\006action\030\004 \001(\t\022\016\n\006key_id\030\005 \001" +
-      "(\t\022\022\n\nrequest_id\030\006 \001(\t\022+\n\007changes\030\007 \003(\0132" +
-      "\032.keyservice.v1.FieldChange\022\025\n\rresource_" +
-      "type\030\010 \001(\t\022\023\n\013resource_id\030\t \001(\t\022\023\n\013keysp" +
-      "ace_id\030\n \001(\t\"r\n\013FieldChange\022\r\n\005field\030\001 \001" +
-      "(\t\022)\n\told_value\030\002 \001(\0132\026.google.protobuf." +
-      "Value\022)\n\tnew_value\030\003 \001(\0132\026.google.protob" +
-      "uf.Value\"\304\002\n\010Keyspace\022\n\n\002id\030\001 \001(\t\022\014\n\004nam" +
-      "e\030\002 \001(\t\022\016\n\006prefix\030\003 \001(\t\022-\n\016default_forma" +
-      "t\030\004 \001(\0162\025.keyservice.v1.Format\0224\n\022defaul" +
-      "t_rate_limit\030\005 \001(\0132\030.keyservice.v1.RateL" +
-      "imit\0221\n\016default_expiry\030\006 \001(\0132\031.google.pr" +
-      "otobuf.Duration\022\026\n\016default_scopes\030\007 \003(\t\022" +
-      ".\n\ncreated_at\030\010 \001(\0132\032.google.protobuf.Ti" +
-      "mestamp\022.\n\nupdated_at\030\t \001(\0132\032.google.pro" +
-      "tobuf.Timestamp\"B\n\025CreateKeyspaceRequest" +
-      "\022)\n\010keyspace\030\001 \001(\0132\027.keyservice.v1.Keysp" +
-      "ace\"C\n\026CreateKeyspaceResponse\022)\n\010keyspac" +
-      "e\030\001 \001(\0132\027.keyservice.v1.Keyspace\" \n\022GetK" +
-      "eyspaceRequest\022\n\n\002id\030\001 \001(\t\"@\n\023GetKeyspac" +
+      "vice.v1.HolderH\000\210\001\001\022\021\n\tcacheable\030\t \001(\010\022\024" +
+      "\n\007replica\030\n \001(\tH\001\210\001\001B\r\n\013_refused_byB\n\n\010_" +
+      "replica\"U\n\025WatchKeyEventsRequest\022\016\n\006curs" +
+      "or\030\001 \001(\t\022,\n\theartbeat\030\002 \001(\0132\031.google.pro" +
+      "tobuf.Duration\"\226\001\n\026WatchKeyEventsRespons" +
+      "e\022\016\n\006cursor\030\001 \001(\t\022)\n\004kind\030\002 \001(\0162\033.keyser" +
+      "vice.v1.KeyEventKind\022\027\n\017key_hash_prefix\030" +
+      "\003 \001(\014\022(\n\004time\030\004 \001(\0132\032.google.protobuf.Ti" +
+      "mestamp\"\234\003\n\020CreateKeyRequest\022\014\n\004name\030\001 \001" +
+      "(\t\022\r\n\005owner\030\002 \001(\t\022\016\n\006scopes\030\003 \003(\t\022?\n\010met" +
+      "adata\030\004 \003(\0132-.keyservice.v1.CreateKeyReq" +
+      "uest.MetadataEntry\022.\n\nexpires_at\030\005 \001(\0132\032" +
+      ".google.protobuf.Timestamp\022,\n\nrate_limit" +
+      "\030\006 \001(\0132\030.keyservice.v1.RateLimit\022%\n\006form" +
+      "at\030\007 \001(\0162\025.keyservice.v1.Format\022\025\n\rallow" +
+      "ed_cidrs\030\010 \003(\t\022\022\n\nrequest_id\030\t \001(\t\022\020\n\010ke" +
+      "yspace\030\n \001(\t\022\'\n\007credits\030\013 \001(\0132\026.keyservi" +
+      "ce.v1.Credits\032/\n\rMetadataEntry\022\013\n\003key\030\001 " +
+      "\001(\t\022\r\n\005value\030\002 \001(\t:\0028\001\"D\n\021CreateKeyRespo" +
+      "nse\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyse" +
+      "rvice.v1.Key\"\033\n\rGetKeyRequest\022\n\n\002id\030\001 \001(" +
+      "\t\"1\n\016GetKeyResponse\022\037\n\003key\030\001 \001(\0132\022.keyse" +
+      "rvice.v1.Key\"Y\n\017ListKeysRequest\022\r\n\005owner" +
+      "\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\npage_token\030" +
+      "\003 \001(\t\022\020\n\010keyspace\030\004 \001(\t\"M\n\020ListKeysRespo" +
+      "nse\022 \n\004keys\030\001 \003(\0132\022.keyservice.v1.Key\022\027\n" +
+      "\017next_page_token\030\002 \001(\t\"2\n\020RevokeKeyReque" +
+      "st\022\n\n\002id\030\001 \001(\t\022\022\n\nrequest_id\030\002 \001(\t\"4\n\021Re" +
+      "vokeKeyResponse\022\037\n\003key\030\001 \001(\0132\022.keyservic" +
+      "e.v1.Key\"x\n\020UpdateKeyRequest\022\037\n\003key\030\001 \001(" +
+      "\0132\022.keyservice.v1.Key\022/\n\013update_mask\030\002 \001" +
+      "(\0132\032.google.protobuf.FieldMask\022\022\n\nreques" +
+      "t_id\030\003 \001(\t\"4\n\021UpdateKeyResponse\022\037\n\003key\030\001" +
+      " \001(\0132\022.keyservice.v1.Key\"\212\001\n\020RotateKeyRe" +
+      "quest\022\n\n\002id\030\001 \001(\t\022/\n\014grace_period\030\002 \001(\0132" +
+      "\031.google.protobuf.Duration\022%\n\006format\030\003 \001" +
+      "(\0162\025.keyservice.v1.Format\022\022\n\nrequest_id\030" +
+      "\004 \001(\t\"i\n\021RotateKeyResponse\022\016\n\006secret\030\001 \001" +
+      "(\t\022\037\n\003key\030\002 \001(\0132\022.keyservice.v1.Key\022#\n\007o" +
+      "ld_key\030\003 \001(\0132\022.keyservice.v1.Key\"^\n\026List" +
+      "AuditEventsRequest\022\016\n\006key_id\030\001 \001(\t\022\r\n\005ac" +
+      "tor\030\002 \001(\t\022\021\n\tpage_size\030\003 \001(\005\022\022\n\npage_tok" +
+      "en\030\004 \001(\t\"]\n\027ListAuditEventsResponse\022)\n\006e" +
+      "vents\030\001 \003(\0132\031.keyservice.v1.AuditEvent\022\027" +
+      "\n\017next_page_token\030\002 \001(\t\"\363\001\n\nAuditEvent\022\n" +
+      "\n\002id\030\001 \001(\t\022(\n\004time\030\002 \001(\0132\032.google.protob" +
+      "uf.Timestamp\022\r\n\005actor\030\003 \001(\t\022\016\n\006action\030\004 " +
+      "\001(\t\022\016\n\006key_id\030\005 \001(\t\022\022\n\nrequest_id\030\006 \001(\t\022" +
+      "+\n\007changes\030\007 \003(\0132\032.keyservice.v1.FieldCh" +
+      "ange\022\025\n\rresource_type\030\010 \001(\t\022\023\n\013resource_" +
+      "id\030\t \001(\t\022\023\n\013keyspace_id\030\n \001(\t\"r\n\013FieldCh" +
+      "ange\022\r\n\005field\030\001 \001(\t\022)\n\told_value\030\002 \001(\0132\026" +
+      ".google.protobuf.Value\022)\n\tnew_value\030\003 \001(" +
+      "\0132\026.google.protobuf.Value\"\304\002\n\010Keyspace\022\n" +
+      "\n\002id\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\016\n\006prefix\030\003 \001(\t" +
+      "\022-\n\016default_format\030\004 \001(\0162\025.keyservice.v1" +
+      ".Format\0224\n\022default_rate_limit\030\005 \001(\0132\030.ke" +
+      "yservice.v1.RateLimit\0221\n\016default_expiry\030" +
+      "\006 \001(\0132\031.google.protobuf.Duration\022\026\n\016defa" +
+      "ult_scopes\030\007 \003(\t\022.\n\ncreated_at\030\010 \001(\0132\032.g" +
+      "oogle.protobuf.Timestamp\022.\n\nupdated_at\030\t" +
+      " \001(\0132\032.google.protobuf.Timestamp\"B\n\025Crea" +
+      "teKeyspaceRequest\022)\n\010keyspace\030\001 \001(\0132\027.ke" +
+      "yservice.v1.Keyspace\"C\n\026CreateKeyspaceRe" +
+      "sponse\022)\n\010keyspace\030\001 \001(\0132\027.keyservice.v1" +
+      ".Keyspace\" \n\022GetKeyspaceRequest\022\n\n\002id\030\001 " +
+      "\001(\t\"@\n\023GetKeyspaceResponse\022)\n\010keyspace\030\001" +
+      " \001(\0132\027.keyservice.v1.Keyspace\"=\n\024ListKey" +
+      "spacesRequest\022\021\n\tpage_size\030\001 \001(\005\022\022\n\npage" +
+      "_token\030\002 \001(\t\"\\\n\025ListKeyspacesResponse\022*\n" +
+      "\tkeyspaces\030\001 \003(\0132\027.keyservice.v1.Keyspac" +
+      "e\022\027\n\017next_page_token\030\002 \001(\t\"s\n\025UpdateKeys" +
+      "paceRequest\022)\n\010keyspace\030\001 \001(\0132\027.keyservi" +
+      "ce.v1.Keyspace\022/\n\013update_mask\030\002 \001(\0132\032.go" +
+      "ogle.protobuf.FieldMask\"C\n\026UpdateKeyspac" +
       "eResponse\022)\n\010keyspace\030\001 \001(\0132\027.keyservice" +
-      ".v1.Keyspace\"=\n\024ListKeyspacesRequest\022\021\n\t" +
-      "page_size\030\001 \001(\005\022\022\n\npage_token\030\002 \001(\t\"\\\n\025L" +
-      "istKeyspacesResponse\022*\n\tkeyspaces\030\001 \003(\0132" +
-      "\027.keyservice.v1.Keyspace\022\027\n\017next_page_to" +
-      "ken\030\002 \001(\t\"s\n\025UpdateKeyspaceRequest\022)\n\010ke" +
-      "yspace\030\001 \001(\0132\027.keyservice.v1.Keyspace\022/\n" +
-      "\013update_mask\030\002 \001(\0132\032.google.protobuf.Fie" +
-      "ldMask\"C\n\026UpdateKeyspaceResponse\022)\n\010keys" +
-      "pace\030\001 \001(\0132\027.keyservice.v1.Keyspace\"\354\002\n\n" +
-      "Credential\022\n\n\002id\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\023\n\013" +
-      "permissions\030\003 \003(\t\022\025\n\rall_keyspaces\030\004 \001(\010" +
-      "\022\024\n\014keyspace_ids\030\005 \003(\t\022.\n\nexpires_at\030\006 \001" +
-      "(\0132\032.google.protobuf.Timestamp\022.\n\ncreate" +
-      "d_at\030\007 \001(\0132\032.google.protobuf.Timestamp\022\022" +
-      "\n\ncreated_by\030\010 \001(\t\0220\n\014last_used_at\030\t \001(\013" +
-      "2\032.google.protobuf.Timestamp\022.\n\nrevoked_" +
-      "at\030\n \001(\0132\032.google.protobuf.Timestamp\022,\n\n" +
-      "rate_limit\030\013 \001(\0132\030.keyservice.v1.RateLim" +
-      "it\"\304\001\n\027CreateCredentialRequest\022\014\n\004name\030\001" +
-      " \001(\t\022\023\n\013permissions\030\002 \003(\t\022\025\n\rall_keyspac" +
-      "es\030\003 \001(\010\022\021\n\tkeyspaces\030\004 \003(\t\022.\n\nexpires_a" +
-      "t\030\005 \001(\0132\032.google.protobuf.Timestamp\022,\n\nr" +
-      "ate_limit\030\006 \001(\0132\030.keyservice.v1.RateLimi" +
-      "t\"Y\n\030CreateCredentialResponse\022\016\n\006secret\030" +
-      "\001 \001(\t\022-\n\ncredential\030\002 \001(\0132\031.keyservice.v" +
-      "1.Credential\"?\n\026ListCredentialsRequest\022\021" +
-      "\n\tpage_size\030\001 \001(\005\022\022\n\npage_token\030\002 \001(\t\"b\n" +
-      "\027ListCredentialsResponse\022.\n\013credentials\030" +
-      "\001 \003(\0132\031.keyservice.v1.Credential\022\027\n\017next" +
-      "_page_token\030\002 \001(\t\"%\n\027RevokeCredentialReq" +
-      "uest\022\n\n\002id\030\001 \001(\t\"I\n\030RevokeCredentialResp" +
-      "onse\022-\n\ncredential\030\001 \001(\0132\031.keyservice.v1" +
-      ".Credential\"Y\n\021AddCreditsRequest\022\016\n\006key_" +
-      "id\030\001 \001(\t\022\020\n\010owner_id\030\002 \001(\t\022\016\n\006amount\030\003 \001" +
-      "(\003\022\022\n\nrequest_id\030\004 \001(\t\"=\n\022AddCreditsResp" +
-      "onse\022\'\n\007credits\030\001 \001(\0132\026.keyservice.v1.Cr" +
-      "edits\"S\n\022ReportUsageRequest\022\013\n\003key\030\001 \001(\t" +
-      "\022\016\n\006key_id\030\002 \001(\t\022\014\n\004cost\030\003 \001(\003\022\022\n\nreques" +
-      "t_id\030\004 \001(\t\"\214\001\n\023ReportUsageResponse\022-\n\007cr" +
-      "edits\030\001 \001(\0132\034.keyservice.v1.CreditsStatu" +
-      "s\0223\n\rowner_credits\030\002 \001(\0132\034.keyservice.v1" +
-      ".CreditsStatus\022\021\n\tduplicate\030\003 \001(\010\"\231\002\n\017Ge" +
-      "tUsageRequest\022\016\n\006key_id\030\001 \001(\t\022\r\n\005owner\030\002" +
-      " \001(\t\022\020\n\010keyspace\030\003 \001(\t\022(\n\004from\030\004 \001(\0132\032.g" +
-      "oogle.protobuf.Timestamp\022&\n\002to\030\005 \001(\0132\032.g" +
-      "oogle.protobuf.Timestamp\022/\n\013granularity\030" +
-      "\006 \001(\0162\032.keyservice.v1.Granularity\022+\n\010gro" +
-      "up_by\030\007 \001(\0162\031.keyservice.v1.UsageGroup\022\021" +
-      "\n\tpage_size\030\010 \001(\005\022\022\n\npage_token\030\t \001(\t\"W\n" +
-      "\020GetUsageResponse\022*\n\006series\030\001 \003(\0132\032.keys" +
-      "ervice.v1.UsageSeries\022\027\n\017next_page_token" +
-      "\030\002 \001(\t\"\226\001\n\013UsageSeries\022\016\n\006key_id\030\001 \001(\t\022\r" +
-      "\n\005owner\030\002 \001(\t\022\023\n\013keyspace_id\030\003 \001(\t\022)\n\006po" +
-      "ints\030\004 \003(\0132\031.keyservice.v1.UsagePoint\022(\n" +
-      "\005total\030\005 \001(\0132\031.keyservice.v1.UsagePoint\"" +
-      "\236\001\n\nUsagePoint\022)\n\005start\030\001 \001(\0132\032.google.p" +
-      "rotobuf.Timestamp\022)\n\006counts\030\002 \003(\0132\031.keys" +
-      "ervice.v1.UsageCount\022\017\n\007credits\030\003 \001(\003\022\017\n" +
-      "\007reports\030\004 \001(\003\022\030\n\020reported_credits\030\005 \001(\003" +
-      "\">\n\nUsageCount\022!\n\004code\030\001 \001(\0162\023.keyservic" +
-      "e.v1.Code\022\r\n\005calls\030\002 \001(\003\"\355\001\n\005Owner\022\n\n\002id" +
-      "\030\001 \001(\t\022\023\n\013keyspace_id\030\002 \001(\t\022\014\n\004name\030\003 \001(" +
-      "\t\022,\n\nrate_limit\030\004 \001(\0132\030.keyservice.v1.Ra" +
-      "teLimit\022\'\n\007credits\030\005 \001(\0132\026.keyservice.v1" +
-      ".Credits\022.\n\ncreated_at\030\006 \001(\0132\032.google.pr" +
-      "otobuf.Timestamp\022.\n\nupdated_at\030\007 \001(\0132\032.g" +
-      "oogle.protobuf.Timestamp\"9\n\022CreateOwnerR" +
-      "equest\022#\n\005owner\030\001 \001(\0132\024.keyservice.v1.Ow" +
-      "ner\":\n\023CreateOwnerResponse\022#\n\005owner\030\001 \001(" +
-      "\0132\024.keyservice.v1.Owner\"\035\n\017GetOwnerReque" +
-      "st\022\n\n\002id\030\001 \001(\t\"7\n\020GetOwnerResponse\022#\n\005ow" +
-      "ner\030\001 \001(\0132\024.keyservice.v1.Owner\"L\n\021ListO" +
-      "wnersRequest\022\020\n\010keyspace\030\001 \001(\t\022\021\n\tpage_s" +
-      "ize\030\002 \001(\005\022\022\n\npage_token\030\003 \001(\t\"S\n\022ListOwn" +
-      "ersResponse\022$\n\006owners\030\001 \003(\0132\024.keyservice" +
-      ".v1.Owner\022\027\n\017next_page_token\030\002 \001(\t\"j\n\022Up" +
-      "dateOwnerRequest\022#\n\005owner\030\001 \001(\0132\024.keyser" +
-      "vice.v1.Owner\022/\n\013update_mask\030\002 \001(\0132\032.goo" +
-      "gle.protobuf.FieldMask\":\n\023UpdateOwnerRes" +
-      "ponse\022#\n\005owner\030\001 \001(\0132\024.keyservice.v1.Own" +
-      "er\"\220\001\n\tRestError\022\014\n\004code\030\001 \001(\005\022\017\n\007messag" +
-      "e\030\002 \001(\t\022\016\n\006status\030\004 \001(\t\022%\n\007details\030\003 \003(\013" +
-      "2\024.google.protobuf.Any\022-\n\005error\030\005 \001(\0132\036." +
-      "keyservice.v1.RestErrorStatus\"g\n\017RestErr" +
-      "orStatus\022\014\n\004code\030\001 \001(\005\022\017\n\007message\030\002 \001(\t\022" +
-      "\016\n\006status\030\003 \001(\t\022%\n\007details\030\004 \003(\0132\024.googl" +
-      "e.protobuf.Any*\354\001\n\004Code\022\024\n\020CODE_UNSPECIF" +
-      "IED\020\000\022\016\n\nCODE_VALID\020\001\022\022\n\016CODE_MALFORMED\020" +
-      "\002\022\022\n\016CODE_NOT_FOUND\020\003\022\020\n\014CODE_REVOKED\020\004\022" +
-      "\020\n\014CODE_EXPIRED\020\005\022\025\n\021CODE_RATE_LIMITED\020\006" +
-      "\022\021\n\rCODE_DISABLED\020\007\022\022\n\016CODE_FORBIDDEN\020\010\022" +
-      "\033\n\027CODE_INSUFFICIENT_SCOPE\020\t\022\027\n\023CODE_USA" +
-      "GE_EXCEEDED\020\n*H\n\006Format\022\026\n\022FORMAT_UNSPEC" +
-      "IFIED\020\000\022\023\n\017FORMAT_CHECKSUM\020\001\022\021\n\rFORMAT_S" +
-      "IGNED\020\002*\204\001\n\016RefillInterval\022\037\n\033REFILL_INT" +
-      "ERVAL_UNSPECIFIED\020\000\022\031\n\025REFILL_INTERVAL_D" +
-      "AILY\020\001\022\033\n\027REFILL_INTERVAL_MONTHLY\020\002\022\031\n\025R" +
-      "EFILL_INTERVAL_EVERY\020\003*B\n\006Holder\022\026\n\022HOLD" +
-      "ER_UNSPECIFIED\020\000\022\016\n\nHOLDER_KEY\020\001\022\020\n\014HOLD" +
-      "ER_OWNER\020\002*\363\001\n\014KeyEventKind\022\036\n\032KEY_EVENT" +
-      "_KIND_UNSPECIFIED\020\000\022\034\n\030KEY_EVENT_KIND_HE" +
-      "ARTBEAT\020\001\022\031\n\025KEY_EVENT_KIND_RESYNC\020\002\022\032\n\026" +
-      "KEY_EVENT_KIND_CREATED\020\003\022\032\n\026KEY_EVENT_KI" +
-      "ND_UPDATED\020\004\022\032\n\026KEY_EVENT_KIND_REVOKED\020\005" +
-      "\022\032\n\026KEY_EVENT_KIND_TENANCY\020\006\022\032\n\026KEY_EVEN" +
-      "T_KIND_CREDITS\020\007*m\n\013Granularity\022\033\n\027GRANU" +
-      "LARITY_UNSPECIFIED\020\000\022\026\n\022GRANULARITY_MINU" +
-      "TE\020\001\022\024\n\020GRANULARITY_HOUR\020\002\022\023\n\017GRANULARIT" +
-      "Y_DAY\020\003*U\n\nUsageGroup\022\033\n\027USAGE_GROUP_UNS" +
-      "PECIFIED\020\000\022\023\n\017USAGE_GROUP_KEY\020\001\022\025\n\021USAGE" +
-      "_GROUP_OWNER\020\0022\204\025\n\nKeyService\022i\n\010Validat" +
-      "e\022\036.keyservice.v1.ValidateRequest\032\037.keys" +
-      "ervice.v1.ValidateResponse\"\034\202\323\344\223\002\026\"\021/v1/" +
-      "keys:validate:\001*\022c\n\tCreateKey\022\037.keyservi" +
-      "ce.v1.CreateKeyRequest\032 .keyservice.v1.C" +
-      "reateKeyResponse\"\023\202\323\344\223\002\r\"\010/v1/keys:\001*\022\\\n" +
-      "\006GetKey\022\034.keyservice.v1.GetKeyRequest\032\035." +
-      "keyservice.v1.GetKeyResponse\"\025\202\323\344\223\002\017\022\r/v" +
-      "1/keys/{id}\022]\n\010ListKeys\022\036.keyservice.v1." +
-      "ListKeysRequest\032\037.keyservice.v1.ListKeys" +
-      "Response\"\020\202\323\344\223\002\n\022\010/v1/keys\022o\n\tRevokeKey\022" +
-      "\037.keyservice.v1.RevokeKeyRequest\032 .keyse" +
-      "rvice.v1.RevokeKeyResponse\"\037\202\323\344\223\002\031\"\024/v1/" +
-      "keys/{id}:revoke:\001*\022n\n\tUpdateKey\022\037.keyse" +
-      "rvice.v1.UpdateKeyRequest\032 .keyservice.v" +
-      "1.UpdateKeyResponse\"\036\202\323\344\223\002\0302\021/v1/keys/{k" +
-      "ey.id}:\003key\022o\n\tRotateKey\022\037.keyservice.v1" +
-      ".RotateKeyRequest\032 .keyservice.v1.Rotate" +
-      "KeyResponse\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:rotat" +
-      "e:\001*\022z\n\017ListAuditEvents\022%.keyservice.v1." +
-      "ListAuditEventsRequest\032&.keyservice.v1.L" +
-      "istAuditEventsResponse\"\030\202\323\344\223\002\022\022\020/v1/audi" +
-      "t-events\022w\n\016CreateKeyspace\022$.keyservice." +
-      "v1.CreateKeyspaceRequest\032%.keyservice.v1" +
-      ".CreateKeyspaceResponse\"\030\202\323\344\223\002\022\"\r/v1/key" +
-      "spaces:\001*\022p\n\013GetKeyspace\022!.keyservice.v1" +
-      ".GetKeyspaceRequest\032\".keyservice.v1.GetK" +
-      "eyspaceResponse\"\032\202\323\344\223\002\024\022\022/v1/keyspaces/{" +
-      "id}\022q\n\rListKeyspaces\022#.keyservice.v1.Lis" +
-      "tKeyspacesRequest\032$.keyservice.v1.ListKe" +
-      "yspacesResponse\"\025\202\323\344\223\002\017\022\r/v1/keyspaces\022\214" +
-      "\001\n\016UpdateKeyspace\022$.keyservice.v1.Update" +
-      "KeyspaceRequest\032%.keyservice.v1.UpdateKe" +
-      "yspaceResponse\"-\202\323\344\223\002\'2\033/v1/keyspaces/{k" +
-      "eyspace.id}:\010keyspace\022\177\n\020CreateCredentia" +
-      "l\022&.keyservice.v1.CreateCredentialReques" +
-      "t\032\'.keyservice.v1.CreateCredentialRespon" +
-      "se\"\032\202\323\344\223\002\024\"\017/v1/credentials:\001*\022y\n\017ListCr" +
-      "edentials\022%.keyservice.v1.ListCredential" +
-      "sRequest\032&.keyservice.v1.ListCredentials" +
-      "Response\"\027\202\323\344\223\002\021\022\017/v1/credentials\022\213\001\n\020Re" +
-      "vokeCredential\022&.keyservice.v1.RevokeCre" +
-      "dentialRequest\032\'.keyservice.v1.RevokeCre" +
-      "dentialResponse\"&\202\323\344\223\002 \"\033/v1/credentials" +
-      "/{id}:revoke:\001*\022\241\001\n\nAddCredits\022 .keyserv" +
-      "ice.v1.AddCreditsRequest\032!.keyservice.v1" +
-      ".AddCreditsResponse\"N\202\323\344\223\002H\"\034/v1/keys/{k" +
-      "ey_id}:addCredits:\001*Z%\" /v1/owners/{owne" +
-      "r_id}:addCredits:\001*\022q\n\013ReportUsage\022!.key" +
-      "service.v1.ReportUsageRequest\032\".keyservi" +
-      "ce.v1.ReportUsageResponse\"\033\202\323\344\223\002\025\"\020/v1/u" +
-      "sage:report:\001*\022^\n\010GetUsage\022\036.keyservice." +
-      "v1.GetUsageRequest\032\037.keyservice.v1.GetUs" +
-      "ageResponse\"\021\202\323\344\223\002\013\022\t/v1/usage\022k\n\013Create" +
-      "Owner\022!.keyservice.v1.CreateOwnerRequest" +
-      "\032\".keyservice.v1.CreateOwnerResponse\"\025\202\323" +
-      "\344\223\002\017\"\n/v1/owners:\001*\022d\n\010GetOwner\022\036.keyser" +
-      "vice.v1.GetOwnerRequest\032\037.keyservice.v1." +
-      "GetOwnerResponse\"\027\202\323\344\223\002\021\022\017/v1/owners/{id" +
-      "}\022e\n\nListOwners\022 .keyservice.v1.ListOwne" +
-      "rsRequest\032!.keyservice.v1.ListOwnersResp" +
-      "onse\"\022\202\323\344\223\002\014\022\n/v1/owners\022z\n\013UpdateOwner\022" +
-      "!.keyservice.v1.UpdateOwnerRequest\032\".key" +
-      "service.v1.UpdateOwnerResponse\"$\202\323\344\223\002\0362\025" +
-      "/v1/owners/{owner.id}:\005owner\022w\n\016WatchKey" +
-      "Events\022$.keyservice.v1.WatchKeyEventsReq" +
-      "uest\032%.keyservice.v1.WatchKeyEventsRespo" +
-      "nse\"\026\202\323\344\223\002\020\022\016/v1/key-events0\001Bk\n\021dev.key" +
-      "service.v1B\017KeyServiceProtoP\001ZCgithub.co" +
-      "m/keyservice/keyservice/api/gen/keyservi" +
-      "ce/v1;keyservicev1b\006proto3"
+      ".v1.Keyspace\"\354\002\n\nCredential\022\n\n\002id\030\001 \001(\t\022" +
+      "\014\n\004name\030\002 \001(\t\022\023\n\013permissions\030\003 \003(\t\022\025\n\ral" +
+      "l_keyspaces\030\004 \001(\010\022\024\n\014keyspace_ids\030\005 \003(\t\022" +
+      ".\n\nexpires_at\030\006 \001(\0132\032.google.protobuf.Ti" +
+      "mestamp\022.\n\ncreated_at\030\007 \001(\0132\032.google.pro" +
+      "tobuf.Timestamp\022\022\n\ncreated_by\030\010 \001(\t\0220\n\014l" +
+      "ast_used_at\030\t \001(\0132\032.google.protobuf.Time" +
+      "stamp\022.\n\nrevoked_at\030\n \001(\0132\032.google.proto" +
+      "buf.Timestamp\022,\n\nrate_limit\030\013 \001(\0132\030.keys" +
+      "ervice.v1.RateLimit\"\304\001\n\027CreateCredential" +
+      "Request\022\014\n\004name\030\001 \001(\t\022\023\n\013permissions\030\002 \003" +
+      "(\t\022\025\n\rall_keyspaces\030\003 \001(\010\022\021\n\tkeyspaces\030\004" +
+      " \003(\t\022.\n\nexpires_at\030\005 \001(\0132\032.google.protob" +
+      "uf.Timestamp\022,\n\nrate_limit\030\006 \001(\0132\030.keyse" +
+      "rvice.v1.RateLimit\"Y\n\030CreateCredentialRe" +
+      "sponse\022\016\n\006secret\030\001 \001(\t\022-\n\ncredential\030\002 \001" +
+      "(\0132\031.keyservice.v1.Credential\"?\n\026ListCre" +
+      "dentialsRequest\022\021\n\tpage_size\030\001 \001(\005\022\022\n\npa" +
+      "ge_token\030\002 \001(\t\"b\n\027ListCredentialsRespons" +
+      "e\022.\n\013credentials\030\001 \003(\0132\031.keyservice.v1.C" +
+      "redential\022\027\n\017next_page_token\030\002 \001(\t\"%\n\027Re" +
+      "vokeCredentialRequest\022\n\n\002id\030\001 \001(\t\"I\n\030Rev" +
+      "okeCredentialResponse\022-\n\ncredential\030\001 \001(" +
+      "\0132\031.keyservice.v1.Credential\"Y\n\021AddCredi" +
+      "tsRequest\022\016\n\006key_id\030\001 \001(\t\022\020\n\010owner_id\030\002 " +
+      "\001(\t\022\016\n\006amount\030\003 \001(\003\022\022\n\nrequest_id\030\004 \001(\t\"" +
+      "=\n\022AddCreditsResponse\022\'\n\007credits\030\001 \001(\0132\026" +
+      ".keyservice.v1.Credits\"S\n\022ReportUsageReq" +
+      "uest\022\013\n\003key\030\001 \001(\t\022\016\n\006key_id\030\002 \001(\t\022\014\n\004cos" +
+      "t\030\003 \001(\003\022\022\n\nrequest_id\030\004 \001(\t\"\214\001\n\023ReportUs" +
+      "ageResponse\022-\n\007credits\030\001 \001(\0132\034.keyservic" +
+      "e.v1.CreditsStatus\0223\n\rowner_credits\030\002 \001(" +
+      "\0132\034.keyservice.v1.CreditsStatus\022\021\n\tdupli" +
+      "cate\030\003 \001(\010\"\231\002\n\017GetUsageRequest\022\016\n\006key_id" +
+      "\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\020\n\010keyspace\030\003 \001(\t\022" +
+      "(\n\004from\030\004 \001(\0132\032.google.protobuf.Timestam" +
+      "p\022&\n\002to\030\005 \001(\0132\032.google.protobuf.Timestam" +
+      "p\022/\n\013granularity\030\006 \001(\0162\032.keyservice.v1.G" +
+      "ranularity\022+\n\010group_by\030\007 \001(\0162\031.keyservic" +
+      "e.v1.UsageGroup\022\021\n\tpage_size\030\010 \001(\005\022\022\n\npa" +
+      "ge_token\030\t \001(\t\"W\n\020GetUsageResponse\022*\n\006se" +
+      "ries\030\001 \003(\0132\032.keyservice.v1.UsageSeries\022\027" +
+      "\n\017next_page_token\030\002 \001(\t\"\226\001\n\013UsageSeries\022" +
+      "\016\n\006key_id\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\023\n\013keyspa" +
+      "ce_id\030\003 \001(\t\022)\n\006points\030\004 \003(\0132\031.keyservice" +
+      ".v1.UsagePoint\022(\n\005total\030\005 \001(\0132\031.keyservi" +
+      "ce.v1.UsagePoint\"\236\001\n\nUsagePoint\022)\n\005start" +
+      "\030\001 \001(\0132\032.google.protobuf.Timestamp\022)\n\006co" +
+      "unts\030\002 \003(\0132\031.keyservice.v1.UsageCount\022\017\n" +
+      "\007credits\030\003 \001(\003\022\017\n\007reports\030\004 \001(\003\022\030\n\020repor" +
+      "ted_credits\030\005 \001(\003\">\n\nUsageCount\022!\n\004code\030" +
+      "\001 \001(\0162\023.keyservice.v1.Code\022\r\n\005calls\030\002 \001(" +
+      "\003\"\355\001\n\005Owner\022\n\n\002id\030\001 \001(\t\022\023\n\013keyspace_id\030\002" +
+      " \001(\t\022\014\n\004name\030\003 \001(\t\022,\n\nrate_limit\030\004 \001(\0132\030" +
+      ".keyservice.v1.RateLimit\022\'\n\007credits\030\005 \001(" +
+      "\0132\026.keyservice.v1.Credits\022.\n\ncreated_at\030" +
+      "\006 \001(\0132\032.google.protobuf.Timestamp\022.\n\nupd" +
+      "ated_at\030\007 \001(\0132\032.google.protobuf.Timestam" +
+      "p\"9\n\022CreateOwnerRequest\022#\n\005owner\030\001 \001(\0132\024" +
+      ".keyservice.v1.Owner\":\n\023CreateOwnerRespo" +
+      "nse\022#\n\005owner\030\001 \001(\0132\024.keyservice.v1.Owner" +
+      "\"\035\n\017GetOwnerRequest\022\n\n\002id\030\001 \001(\t\"7\n\020GetOw" +
+      "nerResponse\022#\n\005owner\030\001 \001(\0132\024.keyservice." +
+      "v1.Owner\"L\n\021ListOwnersRequest\022\020\n\010keyspac" +
+      "e\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\npage_token" +
+      "\030\003 \001(\t\"S\n\022ListOwnersResponse\022$\n\006owners\030\001" +
+      " \003(\0132\024.keyservice.v1.Owner\022\027\n\017next_page_" +
+      "token\030\002 \001(\t\"j\n\022UpdateOwnerRequest\022#\n\005own" +
+      "er\030\001 \001(\0132\024.keyservice.v1.Owner\022/\n\013update" +
+      "_mask\030\002 \001(\0132\032.google.protobuf.FieldMask\"" +
+      ":\n\023UpdateOwnerResponse\022#\n\005owner\030\001 \001(\0132\024." +
+      "keyservice.v1.Owner\"\220\001\n\tRestError\022\014\n\004cod" +
+      "e\030\001 \001(\005\022\017\n\007message\030\002 \001(\t\022\016\n\006status\030\004 \001(\t" +
+      "\022%\n\007details\030\003 \003(\0132\024.google.protobuf.Any\022" +
+      "-\n\005error\030\005 \001(\0132\036.keyservice.v1.RestError" +
+      "Status\"g\n\017RestErrorStatus\022\014\n\004code\030\001 \001(\005\022" +
+      "\017\n\007message\030\002 \001(\t\022\016\n\006status\030\003 \001(\t\022%\n\007deta" +
+      "ils\030\004 \003(\0132\024.google.protobuf.Any*\354\001\n\004Code" +
+      "\022\024\n\020CODE_UNSPECIFIED\020\000\022\016\n\nCODE_VALID\020\001\022\022" +
+      "\n\016CODE_MALFORMED\020\002\022\022\n\016CODE_NOT_FOUND\020\003\022\020" +
+      "\n\014CODE_REVOKED\020\004\022\020\n\014CODE_EXPIRED\020\005\022\025\n\021CO" +
+      "DE_RATE_LIMITED\020\006\022\021\n\rCODE_DISABLED\020\007\022\022\n\016" +
+      "CODE_FORBIDDEN\020\010\022\033\n\027CODE_INSUFFICIENT_SC" +
+      "OPE\020\t\022\027\n\023CODE_USAGE_EXCEEDED\020\n*H\n\006Format" +
+      "\022\026\n\022FORMAT_UNSPECIFIED\020\000\022\023\n\017FORMAT_CHECK" +
+      "SUM\020\001\022\021\n\rFORMAT_SIGNED\020\002*\204\001\n\016RefillInter" +
+      "val\022\037\n\033REFILL_INTERVAL_UNSPECIFIED\020\000\022\031\n\025" +
+      "REFILL_INTERVAL_DAILY\020\001\022\033\n\027REFILL_INTERV" +
+      "AL_MONTHLY\020\002\022\031\n\025REFILL_INTERVAL_EVERY\020\003*" +
+      "B\n\006Holder\022\026\n\022HOLDER_UNSPECIFIED\020\000\022\016\n\nHOL" +
+      "DER_KEY\020\001\022\020\n\014HOLDER_OWNER\020\002*\363\001\n\014KeyEvent" +
+      "Kind\022\036\n\032KEY_EVENT_KIND_UNSPECIFIED\020\000\022\034\n\030" +
+      "KEY_EVENT_KIND_HEARTBEAT\020\001\022\031\n\025KEY_EVENT_" +
+      "KIND_RESYNC\020\002\022\032\n\026KEY_EVENT_KIND_CREATED\020" +
+      "\003\022\032\n\026KEY_EVENT_KIND_UPDATED\020\004\022\032\n\026KEY_EVE" +
+      "NT_KIND_REVOKED\020\005\022\032\n\026KEY_EVENT_KIND_TENA" +
+      "NCY\020\006\022\032\n\026KEY_EVENT_KIND_CREDITS\020\007*m\n\013Gra" +
+      "nularity\022\033\n\027GRANULARITY_UNSPECIFIED\020\000\022\026\n" +
+      "\022GRANULARITY_MINUTE\020\001\022\024\n\020GRANULARITY_HOU" +
+      "R\020\002\022\023\n\017GRANULARITY_DAY\020\003*U\n\nUsageGroup\022\033" +
+      "\n\027USAGE_GROUP_UNSPECIFIED\020\000\022\023\n\017USAGE_GRO" +
+      "UP_KEY\020\001\022\025\n\021USAGE_GROUP_OWNER\020\0022\204\025\n\nKeyS" +
+      "ervice\022i\n\010Validate\022\036.keyservice.v1.Valid" +
+      "ateRequest\032\037.keyservice.v1.ValidateRespo" +
+      "nse\"\034\202\323\344\223\002\026\"\021/v1/keys:validate:\001*\022c\n\tCre" +
+      "ateKey\022\037.keyservice.v1.CreateKeyRequest\032" +
+      " .keyservice.v1.CreateKeyResponse\"\023\202\323\344\223\002" +
+      "\r\"\010/v1/keys:\001*\022\\\n\006GetKey\022\034.keyservice.v1" +
+      ".GetKeyRequest\032\035.keyservice.v1.GetKeyRes" +
+      "ponse\"\025\202\323\344\223\002\017\022\r/v1/keys/{id}\022]\n\010ListKeys" +
+      "\022\036.keyservice.v1.ListKeysRequest\032\037.keyse" +
+      "rvice.v1.ListKeysResponse\"\020\202\323\344\223\002\n\022\010/v1/k" +
+      "eys\022o\n\tRevokeKey\022\037.keyservice.v1.RevokeK" +
+      "eyRequest\032 .keyservice.v1.RevokeKeyRespo" +
+      "nse\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:revoke:\001*\022n\n\t" +
+      "UpdateKey\022\037.keyservice.v1.UpdateKeyReque" +
+      "st\032 .keyservice.v1.UpdateKeyResponse\"\036\202\323" +
+      "\344\223\002\0302\021/v1/keys/{key.id}:\003key\022o\n\tRotateKe" +
+      "y\022\037.keyservice.v1.RotateKeyRequest\032 .key" +
+      "service.v1.RotateKeyResponse\"\037\202\323\344\223\002\031\"\024/v" +
+      "1/keys/{id}:rotate:\001*\022z\n\017ListAuditEvents" +
+      "\022%.keyservice.v1.ListAuditEventsRequest\032" +
+      "&.keyservice.v1.ListAuditEventsResponse\"" +
+      "\030\202\323\344\223\002\022\022\020/v1/audit-events\022w\n\016CreateKeysp" +
+      "ace\022$.keyservice.v1.CreateKeyspaceReques" +
+      "t\032%.keyservice.v1.CreateKeyspaceResponse" +
+      "\"\030\202\323\344\223\002\022\"\r/v1/keyspaces:\001*\022p\n\013GetKeyspac" +
+      "e\022!.keyservice.v1.GetKeyspaceRequest\032\".k" +
+      "eyservice.v1.GetKeyspaceResponse\"\032\202\323\344\223\002\024" +
+      "\022\022/v1/keyspaces/{id}\022q\n\rListKeyspaces\022#." +
+      "keyservice.v1.ListKeyspacesRequest\032$.key" +
+      "service.v1.ListKeyspacesResponse\"\025\202\323\344\223\002\017" +
+      "\022\r/v1/keyspaces\022\214\001\n\016UpdateKeyspace\022$.key" +
+      "service.v1.UpdateKeyspaceRequest\032%.keyse" +
+      "rvice.v1.UpdateKeyspaceResponse\"-\202\323\344\223\002\'2" +
+      "\033/v1/keyspaces/{keyspace.id}:\010keyspace\022\177" +
+      "\n\020CreateCredential\022&.keyservice.v1.Creat" +
+      "eCredentialRequest\032\'.keyservice.v1.Creat" +
+      "eCredentialResponse\"\032\202\323\344\223\002\024\"\017/v1/credent" +
+      "ials:\001*\022y\n\017ListCredentials\022%.keyservice." +
+      "v1.ListCredentialsRequest\032&.keyservice.v" +
+      "1.ListCredentialsResponse\"\027\202\323\344\223\002\021\022\017/v1/c" +
+      "redentials\022\213\001\n\020RevokeCredential\022&.keyser" +
+      "vice.v1.RevokeCredentialRequest\032\'.keyser" +
+      "vice.v1.RevokeCredentialResponse\"&\202\323\344\223\002 " +
+      "\"\033/v1/credentials/{id}:revoke:\001*\022\241\001\n\nAdd" +
+      "Credits\022 .keyservice.v1.AddCreditsReques" +
+      "t\032!.keyservice.v1.AddCreditsResponse\"N\202\323" +
+      "\344\223\002H\"\034/v1/keys/{key_id}:addCredits:\001*Z%\"" +
+      " /v1/owners/{owner_id}:addCredits:\001*\022q\n\013" +
+      "ReportUsage\022!.keyservice.v1.ReportUsageR" +
+      "equest\032\".keyservice.v1.ReportUsageRespon" +
+      "se\"\033\202\323\344\223\002\025\"\020/v1/usage:report:\001*\022^\n\010GetUs" +
+      "age\022\036.keyservice.v1.GetUsageRequest\032\037.ke" +
+      "yservice.v1.GetUsageResponse\"\021\202\323\344\223\002\013\022\t/v" +
+      "1/usage\022k\n\013CreateOwner\022!.keyservice.v1.C" +
+      "reateOwnerRequest\032\".keyservice.v1.Create" +
+      "OwnerResponse\"\025\202\323\344\223\002\017\"\n/v1/owners:\001*\022d\n\010" +
+      "GetOwner\022\036.keyservice.v1.GetOwnerRequest" +
+      "\032\037.keyservice.v1.GetOwnerResponse\"\027\202\323\344\223\002" +
+      "\021\022\017/v1/owners/{id}\022e\n\nListOwners\022 .keyse" +
+      "rvice.v1.ListOwnersRequest\032!.keyservice." +
+      "v1.ListOwnersResponse\"\022\202\323\344\223\002\014\022\n/v1/owner" +
+      "s\022z\n\013UpdateOwner\022!.keyservice.v1.UpdateO" +
+      "wnerRequest\032\".keyservice.v1.UpdateOwnerR" +
+      "esponse\"$\202\323\344\223\002\0362\025/v1/owners/{owner.id}:\005" +
+      "owner\022w\n\016WatchKeyEvents\022$.keyservice.v1." +
+      "WatchKeyEventsRequest\032%.keyservice.v1.Wa" +
+      "tchKeyEventsResponse\"\026\202\323\344\223\002\020\022\016/v1/key-ev" +
+      "ents0\001Bk\n\021dev.keyservice.v1B\017KeyServiceP" +
+      "rotoP\001ZCgithub.com/keyservice/keyservice" +
+      "/api/gen/keyservice/v1;keyservicev1b\006pro" +
+      "to3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -701,7 +702,7 @@ public final class KeyServiceProto {
     internal_static_keyservice_v1_ValidateResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ValidateResponse_descriptor,
-        new java.lang.String[] { "Valid", "Code", "Key", "RateLimit", "Credits", "OwnerRateLimit", "OwnerCredits", "RefusedBy", "Cacheable", "Replica", "RefusedBy", });
+        new java.lang.String[] { "Valid", "Code", "Key", "RateLimit", "Credits", "OwnerRateLimit", "OwnerCredits", "RefusedBy", "Cacheable", "Replica", "RefusedBy", "Replica", });
     internal_static_keyservice_v1_WatchKeyEventsRequest_descriptor =
       getDescriptor().getMessageTypes().get(8);
     internal_static_keyservice_v1_WatchKeyEventsRequest_fieldAccessorTable = new

@@ -363,7 +363,22 @@ private static final long serialVersionUID = 0L;
    * yet have applied a change the followed one has already sent.
    * </pre>
    *
-   * <code>string replica = 10;</code>
+   * <code>optional string replica = 10;</code>
+   * @return Whether the replica field is set.
+   */
+  @java.lang.Override
+  public boolean hasReplica() {
+    return ((bitField0_ & 0x00000002) != 0);
+  }
+  /**
+   * <pre>
+   * When cacheable: the replica that answered, as the cursors of its
+   * WatchKeyEvents events begin ("&lt;replica&gt;.&lt;n&gt;"). A cache keeps the answer
+   * only while it follows that replica's events: another replica may not
+   * yet have applied a change the followed one has already sent.
+   * </pre>
+   *
+   * <code>optional string replica = 10;</code>
    * @return The replica.
    */
   @java.lang.Override
@@ -387,7 +402,7 @@ private static final long serialVersionUID = 0L;
    * yet have applied a change the followed one has already sent.
    * </pre>
    *
-   * <code>string replica = 10;</code>
+   * <code>optional string replica = 10;</code>
    * @return The bytes for replica.
    */
   @java.lang.Override
@@ -446,7 +461,7 @@ private static final long serialVersionUID = 0L;
     if (cacheable_ != false) {
       output.writeBool(9, cacheable_);
     }
-    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(replica_)) {
+    if (((bitField0_ & 0x00000002) != 0)) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 10, replica_);
     }
     getUnknownFields().writeTo(output);
@@ -494,7 +509,7 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeBoolSize(9, cacheable_);
     }
-    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(replica_)) {
+    if (((bitField0_ & 0x00000002) != 0)) {
       size += com.google.protobuf.GeneratedMessageV3.computeStringSize(10, replica_);
     }
     size += getUnknownFields().getSerializedSize();
@@ -546,8 +561,11 @@ private static final long serialVersionUID = 0L;
     }
     if (getCacheable()
         != other.getCacheable()) return false;
-    if (!getReplica()
-        .equals(other.getReplica())) return false;
+    if (hasReplica() != other.hasReplica()) return false;
+    if (hasReplica()) {
+      if (!getReplica()
+          .equals(other.getReplica())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -591,8 +609,10 @@ private static final long serialVersionUID = 0L;
     hash = (37 * hash) + CACHEABLE_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
         getCacheable());
-    hash = (37 * hash) + REPLICA_FIELD_NUMBER;
-    hash = (53 * hash) + getReplica().hashCode();
+    if (hasReplica()) {
+      hash = (37 * hash) + REPLICA_FIELD_NUMBER;
+      hash = (53 * hash) + getReplica().hashCode();
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -830,6 +850,7 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000200) != 0)) {
         result.replica_ = replica_;
+        to_bitField0_ |= 0x00000002;
       }
       result.bitField0_ |= to_bitField0_;
     }
@@ -905,7 +926,7 @@ private static final long serialVersionUID = 0L;
       if (other.getCacheable() != false) {
         setCacheable(other.getCacheable());
       }
-      if (!other.getReplica().isEmpty()) {
+      if (other.hasReplica()) {
         replica_ = other.replica_;
         bitField0_ |= 0x00000200;
         onChanged();
@@ -2093,7 +2114,21 @@ private static final long serialVersionUID = 0L;
      * yet have applied a change the followed one has already sent.
      * </pre>
      *
-     * <code>string replica = 10;</code>
+     * <code>optional string replica = 10;</code>
+     * @return Whether the replica field is set.
+     */
+    public boolean hasReplica() {
+      return ((bitField0_ & 0x00000200) != 0);
+    }
+    /**
+     * <pre>
+     * When cacheable: the replica that answered, as the cursors of its
+     * WatchKeyEvents events begin ("&lt;replica&gt;.&lt;n&gt;"). A cache keeps the answer
+     * only while it follows that replica's events: another replica may not
+     * yet have applied a change the followed one has already sent.
+     * </pre>
+     *
+     * <code>optional string replica = 10;</code>
      * @return The replica.
      */
     public java.lang.String getReplica() {
@@ -2116,7 +2151,7 @@ private static final long serialVersionUID = 0L;
      * yet have applied a change the followed one has already sent.
      * </pre>
      *
-     * <code>string replica = 10;</code>
+     * <code>optional string replica = 10;</code>
      * @return The bytes for replica.
      */
     public com.google.protobuf.ByteString
@@ -2140,7 +2175,7 @@ private static final long serialVersionUID = 0L;
      * yet have applied a change the followed one has already sent.
      * </pre>
      *
-     * <code>string replica = 10;</code>
+     * <code>optional string replica = 10;</code>
      * @param value The replica to set.
      * @return This builder for chaining.
      */
@@ -2160,7 +2195,7 @@ private static final long serialVersionUID = 0L;
      * yet have applied a change the followed one has already sent.
      * </pre>
      *
-     * <code>string replica = 10;</code>
+     * <code>optional string replica = 10;</code>
      * @return This builder for chaining.
      */
     public Builder clearReplica() {
@@ -2177,7 +2212,7 @@ private static final long serialVersionUID = 0L;
      * yet have applied a change the followed one has already sent.
      * </pre>
      *
-     * <code>string replica = 10;</code>
+     * <code>optional string replica = 10;</code>
      * @param value The bytes for replica to set.
      * @return This builder for chaining.
      */

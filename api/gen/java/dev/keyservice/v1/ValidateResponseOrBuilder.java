@@ -235,7 +235,19 @@ public interface ValidateResponseOrBuilder extends
    * yet have applied a change the followed one has already sent.
    * </pre>
    *
-   * <code>string replica = 10;</code>
+   * <code>optional string replica = 10;</code>
+   * @return Whether the replica field is set.
+   */
+  boolean hasReplica();
+  /**
+   * <pre>
+   * When cacheable: the replica that answered, as the cursors of its
+   * WatchKeyEvents events begin ("&lt;replica&gt;.&lt;n&gt;"). A cache keeps the answer
+   * only while it follows that replica's events: another replica may not
+   * yet have applied a change the followed one has already sent.
+   * </pre>
+   *
+   * <code>optional string replica = 10;</code>
    * @return The replica.
    */
   java.lang.String getReplica();
@@ -247,7 +259,7 @@ public interface ValidateResponseOrBuilder extends
    * yet have applied a change the followed one has already sent.
    * </pre>
    *
-   * <code>string replica = 10;</code>
+   * <code>optional string replica = 10;</code>
    * @return The bytes for replica.
    */
   com.google.protobuf.ByteString
