@@ -12,16 +12,24 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/config"
+	"github.com/keyservice/keyservice/internal/testdb"
 )
 
 // TestWatchOfABoundCredential: a caller bound to keyspace A hears of A's
-// keys, not of B's (whose keyspace the replica knows), keeps getting
+// keys, not of B's (whose keyspace the replica knows: its own writes),
+// keeps getting
 // heartbeats while B's changes flow, and its stream ends with
 // UNAUTHENTICATED soon after its credential is revoked, events flowing or
 // not.
 func TestWatchOfABoundCredential(t *testing.T) {
 	t.Parallel()
-	r := start(t)
+	// No periodic sync: one that ran between a creation's commit and its
+	// applying would find the key before this replica holds its record,
+	// and a change of an unknown keyspace goes to every watcher (as an
+	// 8-byte hash prefix). Here every change is this replica's own.
+	u, _ := testdb.New(t)
+	r := startReplica(t, u, func(c *config.Config) { c.SyncInterval = time.Hour })
 	adm, actx := adminOf(t, r)
 	for _, ks := range []*keyservicev1.Keyspace{{Name: "wa", Prefix: "wa"}, {Name: "wb", Prefix: "wb"}} {
 		if _, err := adm.CreateKeyspace(actx, &keyservicev1.CreateKeyspaceRequest{Keyspace: ks}); err != nil {
@@ -71,6 +79,19 @@ func TestWatchOfABoundCredential(t *testing.T) {
 	}
 	if beats < 2 {
 		t.Fatalf("%d heartbeats in a second of another keyspace's changes at 200ms, want them to keep coming", beats)
+	}
+	stop()
+	if _, err := adm.CreateKey(actx, &keyservicev1.CreateKeyRequest{Name: "a", Owner: "a", Keyspace: "wa"}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev, err := s.Recv()
+		if err != nil {
+			t.Fatalf("waiting for the creation in wa: %v", err)
+		}
+		if ev.GetKind() == keyservicev1.KeyEventKind_KEY_EVENT_KIND_CREATED {
+			break
+		}
 	}
 	if _, err := adm.RevokeCredential(actx, &keyservicev1.RevokeCredentialRequest{Id: cred.GetCredential().GetId()}); err != nil {
 		t.Fatal(err)
