@@ -158,7 +158,11 @@ func digestOf(kss []apikey.Keyspace, creds []apikey.Credential, owners []apikey.
 	for i := range os {
 		os[i].Credits = nil // a balance, not a budget's shape
 	}
-	b, _ := json.Marshal([]any{kss, cs, os})
+	b, err := json.Marshal([]any{kss, cs, os})
+	if err != nil {
+		// Cannot tell: say changed (callers drop their caches), never "same".
+		b = []byte(time.Now().String())
+	}
 	return sha256.Sum256(b)
 }
 
