@@ -64,9 +64,10 @@ SELECT id, created_at, watermark, keys, capacity, fp_rate, filter, checksum,
 FROM filter_snapshots WHERE id = @id;
 
 -- name: KeysChangedSince :many
--- KeysChangedSince finds keys created, revoked or updated after since; the
--- indexes on created_at, revoked_at and updated_at serve it.
-SELECT key_hash, created_at, revoked_at, updated_at FROM api_keys
+-- KeysChangedSince finds keys created, revoked or updated after since
+-- (with their keyspace, which WatchKeyEvents filters by); the indexes on
+-- created_at, revoked_at and updated_at serve it.
+SELECT key_hash, created_at, revoked_at, updated_at, keyspace_id FROM api_keys
 WHERE created_at > @since::timestamptz OR revoked_at > @since::timestamptz
    OR updated_at > @since::timestamptz;
 

@@ -49,6 +49,9 @@ type Event struct {
 	Key *Key
 	// Subject is whose credits changed (EventCredits).
 	Subject uuid.UUID
+	// Keyspace is the key's keyspace when the event's source knows it (the
+	// incremental sync); it never travels in a NOTIFY payload.
+	Keyspace uuid.UUID
 }
 
 // Payload encodes e for NOTIFY: "<kind>:<hex hash>[:<unix micros>]".
@@ -123,10 +126,11 @@ type ChangeHandler interface {
 
 // KeyChange is a key created, revoked or updated since a watermark.
 type KeyChange struct {
-	Hash      keys.Hash
-	CreatedAt time.Time
-	RevokedAt *time.Time
-	UpdatedAt *time.Time
+	Hash       keys.Hash
+	CreatedAt  time.Time
+	RevokedAt  *time.Time
+	UpdatedAt  *time.Time
+	KeyspaceID uuid.UUID
 }
 
 // UseCursor is a position in the (last_used_at, id) order of keys, newest

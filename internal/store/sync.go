@@ -52,7 +52,7 @@ func (s *Store) ChangedSince(ctx context.Context, since time.Time) ([]apikey.Key
 	out := make([]apikey.KeyChange, len(rows))
 	for i, r := range rows {
 		copy(out[i].Hash[:], r.KeyHash)
-		out[i].CreatedAt, out[i].RevokedAt, out[i].UpdatedAt = r.CreatedAt, r.RevokedAt, r.UpdatedAt
+		out[i].CreatedAt, out[i].RevokedAt, out[i].UpdatedAt, out[i].KeyspaceID = r.CreatedAt, r.RevokedAt, r.UpdatedAt, r.KeyspaceID
 	}
 	return out, nil
 }

@@ -239,7 +239,7 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 					v.filter.add(c.Hash)
 				}
 			}
-			v.applyRemote(apikey.Event{Kind: apikey.EventRevoked, Hash: c.Hash, At: *c.RevokedAt}, fromSync)
+			v.applyRemote(apikey.Event{Kind: apikey.EventRevoked, Hash: c.Hash, At: *c.RevokedAt, Keyspace: c.KeyspaceID}, fromSync)
 			continue
 		}
 		if c.UpdatedAt != nil && c.UpdatedAt.After(since) {
@@ -261,7 +261,7 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 					continue
 				}
 			}
-			v.applyRemote(apikey.Event{Kind: apikey.EventUpdated, Hash: c.Hash, At: *c.UpdatedAt}, fromSync)
+			v.applyRemote(apikey.Event{Kind: apikey.EventUpdated, Hash: c.Hash, At: *c.UpdatedAt, Keyspace: c.KeyspaceID}, fromSync)
 			continue
 		}
 		maybe, _ := v.filter.test(&c.Hash)
@@ -271,7 +271,7 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 			v.filter.captureOnly(c.Hash)
 			continue
 		}
-		v.applyRemote(apikey.Event{Kind: apikey.EventCreated, Hash: c.Hash}, fromSync)
+		v.applyRemote(apikey.Event{Kind: apikey.EventCreated, Hash: c.Hash, Keyspace: c.KeyspaceID}, fromSync)
 	}
 	v.watermark.Store(&dbNow)
 	v.syncedAt.Store(v.now().UnixNano())

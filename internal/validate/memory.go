@@ -178,8 +178,9 @@ var eventKinds = map[apikey.EventKind]keyevents.Kind{
 	apikey.EventCreated: keyevents.Created, apikey.EventUpdated: keyevents.Updated, apikey.EventRevoked: keyevents.Revoked,
 }
 
-// keyspaceOf is the keyspace of e's key when this replica holds its record
-// (the event's own, memory mode's, a cached answer's), else uuid.Nil:
+// keyspaceOf is the keyspace of e's key when this replica knows it (the
+// event's record or keyspace, memory mode's record, a cached answer's),
+// else uuid.Nil:
 // WatchKeyEvents then tells watchers of every keyspace (a hash prefix
 // names no key).
 func (v *Validator) keyspaceOf(e apikey.Event) uuid.UUID {
@@ -188,6 +189,8 @@ func (v *Validator) keyspaceOf(e apikey.Event) uuid.UUID {
 		return uuid.Nil
 	case e.Key != nil:
 		return e.Key.KeyspaceID
+	case e.Keyspace != uuid.Nil:
+		return e.Keyspace
 	}
 	if r, ok := v.res.get(&e.Hash); ok {
 		return r.KeyspaceID

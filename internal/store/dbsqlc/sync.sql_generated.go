@@ -126,20 +126,22 @@ func (q *Queries) InsertSnapshot(ctx context.Context, db DBTX, arg InsertSnapsho
 }
 
 const keysChangedSince = `-- name: KeysChangedSince :many
-SELECT key_hash, created_at, revoked_at, updated_at FROM api_keys
+SELECT key_hash, created_at, revoked_at, updated_at, keyspace_id FROM api_keys
 WHERE created_at > $1::timestamptz OR revoked_at > $1::timestamptz
    OR updated_at > $1::timestamptz
 `
 
 type KeysChangedSinceRow struct {
-	KeyHash   []byte
-	CreatedAt time.Time
-	RevokedAt *time.Time
-	UpdatedAt *time.Time
+	KeyHash    []byte
+	CreatedAt  time.Time
+	RevokedAt  *time.Time
+	UpdatedAt  *time.Time
+	KeyspaceID uuid.UUID
 }
 
-// KeysChangedSince finds keys created, revoked or updated after since; the
-// indexes on created_at, revoked_at and updated_at serve it.
+// KeysChangedSince finds keys created, revoked or updated after since
+// (with their keyspace, which WatchKeyEvents filters by); the indexes on
+// created_at, revoked_at and updated_at serve it.
 func (q *Queries) KeysChangedSince(ctx context.Context, db DBTX, since time.Time) ([]KeysChangedSinceRow, error) {
 	rows, err := db.Query(ctx, keysChangedSince, since)
 	if err != nil {
@@ -154,6 +156,7 @@ func (q *Queries) KeysChangedSince(ctx context.Context, db DBTX, since time.Time
 			&i.CreatedAt,
 			&i.RevokedAt,
 			&i.UpdatedAt,
+			&i.KeyspaceID,
 		); err != nil {
 			return nil, err
 		}
