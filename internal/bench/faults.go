@@ -207,24 +207,6 @@ func (e *env) runFaults(ctx context.Context) (*Faults, error) {
 	return f, nil
 }
 
-// pollUntil calls Validate on g until it answers want, or 10 s pass.
-func pollUntil(ctx context.Context, g *grpcValidator, key, want string, requiredScopes ...string) (time.Duration, bool) {
-	start := time.Now()
-	for time.Since(start) < 10*time.Second {
-		r, err := g.clients[0].Validate(ctx, &keyservicev1.ValidateRequest{Key: key, RequiredScopes: requiredScopes})
-		if err == nil && r.GetCode().String() == want {
-			return time.Since(start), true
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
-	return time.Since(start), false
-}
-
-func latency(d []time.Duration) LatencyMS {
-	s := summarise(d)
-	return LatencyMS{P50: ms(s.P50), P90: ms(s.P90), P99: ms(s.P99), Max: ms(s.Max)}
-}
-
 // propagation runs, per trial, each kind of admin write on replica A and
 // times until replica B answers accordingly. Before each write, B has
 // answered the key (so a cached answer must be replaced, not filled).
