@@ -107,7 +107,11 @@ func (s *ndjsonStream) line(name string, v any) error {
 	if _, err := s.w.Write(buf); err != nil {
 		return err
 	}
-	return rc.Flush()
+	if err := rc.Flush(); err != nil {
+		return err
+	}
+	// No deadline between lines: HTTP/2 would reset an idle stream.
+	return rc.SetWriteDeadline(time.Time{})
 }
 
 // lineWriteTimeout bounds the write of one line of an event stream.

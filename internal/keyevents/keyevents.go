@@ -173,6 +173,14 @@ func (h handler) Changed(e apikey.Event) {
 	}
 }
 
-func (h handler) StreamLost()                       { h.next.StreamLost() }
-func (h handler) CatchUp(ctx context.Context) error { return h.next.CatchUp(ctx) }
-func (h handler) ListenError(err error)             { h.next.ListenError(err) }
+func (h handler) StreamLost() { h.next.StreamLost() }
+
+// CatchUp: after a reconnection the sync reads the changes missed, but
+// publishes none that memory already reflects (or no longer holds), which
+// a caller's cache may still hold: every watcher drops everything.
+func (h handler) CatchUp(ctx context.Context) error {
+	err := h.next.CatchUp(ctx)
+	h.l.Publish(Tenancy, nil, uuid.Nil)
+	return err
+}
+func (h handler) ListenError(err error) { h.next.ListenError(err) }

@@ -95,12 +95,15 @@ func (s *Service) WatchKeyEvents(req *keyservicev1.WatchKeyEventsRequest, stream
 	default:
 	}
 	buf := make([]keyevents.Event, 256)
-	// Every tick checks the credential; a tick that finds nothing sent
-	// since the last one sends a heartbeat (events filtered out for this
-	// caller do not count: the caller heard nothing).
-	t := time.NewTicker(beat)
+	// A tick every half interval: a heartbeat when nothing was sent for
+	// three quarters of it (idle, one an interval; after an event, silence
+	// lasts at most 1.25 intervals; events filtered out for this caller do
+	// not count), and the credential checked once an interval whatever
+	// flows.
+	t := time.NewTicker(beat / 2)
 	defer t.Stop()
-	sent := false
+	lastSent, lastCheck := time.Now(), time.Now()
+	sent := func() { lastSent = time.Now() }
 	for {
 		evs, lost, wake := s.events.Read(after, buf)
 		if lost {
@@ -108,7 +111,7 @@ func (s *Service) WatchKeyEvents(req *keyservicev1.WatchKeyEventsRequest, stream
 			if err := send(keyservicev1.KeyEventKind_KEY_EVENT_KIND_RESYNC, after, nil); err != nil {
 				return err
 			}
-			sent = true
+			sent()
 			continue
 		}
 		for i := range evs {
@@ -120,7 +123,7 @@ func (s *Service) WatchKeyEvents(req *keyservicev1.WatchKeyEventsRequest, stream
 			if err := send(eventKinds[e.Kind], e.Seq, e); err != nil {
 				return err
 			}
-			sent = true
+			sent()
 		}
 		if len(evs) == len(buf) {
 			continue
@@ -129,7 +132,8 @@ func (s *Service) WatchKeyEvents(req *keyservicev1.WatchKeyEventsRequest, stream
 			if err := send(first, after, nil); err != nil {
 				return err
 			}
-			first, sent = keyservicev1.KeyEventKind_KEY_EVENT_KIND_UNSPECIFIED, true
+			first = keyservicev1.KeyEventKind_KEY_EVENT_KIND_UNSPECIFIED
+			sent()
 		}
 		select {
 		case <-ctx.Done():
@@ -137,18 +141,19 @@ func (s *Service) WatchKeyEvents(req *keyservicev1.WatchKeyEventsRequest, stream
 		case <-wake:
 		case <-s.events.Done():
 			return errShuttingDown
-		case <-t.C:
-			if cred != nil {
+		case now := <-t.C:
+			if cred != nil && now.Sub(lastCheck) >= beat {
+				lastCheck = now
 				if e, ok := s.tenancy.Current().Credential(&cred.Hash); !ok || !e.Usable(s.now()) {
 					return status.Error(codes.Unauthenticated, "credential revoked or expired")
 				}
 			}
-			if !sent {
+			if now.Sub(lastSent) >= beat*3/4 {
 				if err := send(keyservicev1.KeyEventKind_KEY_EVENT_KIND_HEARTBEAT, after, nil); err != nil {
 					return err
 				}
+				sent()
 			}
-			sent = false
 		}
 	}
 }
