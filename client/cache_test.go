@@ -130,6 +130,13 @@ func TestCacheKeepsOnlyWhatTheServiceMarks(t *testing.T) {
 	if res, _ := c.Verify(ctx, plain.GetSecret(), client.WithCost(0), client.FromAddress("192.0.2.7")); !res.Cached || !res.Valid {
 		t.Fatal("a cost or an address, which decide nothing for a cacheable key, kept the answer from the cache")
 	}
+	many := make([]string, 65)
+	for i := range many {
+		many[i] = "read"
+	}
+	if res, err := c.Verify(ctx, plain.GetSecret(), client.WithScopes(many...)); res.Cached || status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("65 required scopes: %+v %v, want INVALID_ARGUMENT from the service, not a cached answer", res, err)
+	}
 	if res, _ := c.Verify(ctx, plain.GetSecret(), client.WithScopes("write")); res.Cached || res.Code != keyservicev1.Code_CODE_INSUFFICIENT_SCOPE {
 		t.Fatalf("a scope the key lacks: %+v, want INSUFFICIENT_SCOPE from the service", res)
 	}

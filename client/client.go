@@ -261,6 +261,9 @@ func wellFormed(req *keyservicev1.ValidateRequest) bool {
 	if req.Cost != nil && (req.GetCost() < 0 || req.GetCost() > 1_000_000) {
 		return false
 	}
+	if len(req.RequiredScopes) > 64 {
+		return false
+	}
 	if req.ClientIp != "" {
 		if _, err := netip.ParseAddr(req.ClientIp); err != nil {
 			return false
