@@ -33,9 +33,12 @@ import (
 // (validate.Tuning, limits.Limits, connlimit.Caps), and receive it whole.
 type Config struct {
 	DatabaseURL string
-	GRPCAddr    string
-	HTTPAddr    string
-	DebugAddr   string // pprof and runtime metrics, loopback only; "": off
+	// DatabaseReadURL (KEYSERVICE_DATABASE_READ_URL): read replicas for the
+	// validation path's reads; "": the primary.
+	DatabaseReadURL string
+	GRPCAddr        string
+	HTTPAddr        string
+	DebugAddr       string // pprof and runtime metrics, loopback only; "": off
 	// AdminTokens and AdminNames (KEYSERVICE_ADMIN_TOKENS, name:token or a
 	// bare token) are parallel: AdminNames[i] names AdminTokens[i] in the
 	// audit trail; a bare token is admin-<its position>.

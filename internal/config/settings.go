@@ -30,6 +30,12 @@ func (c *Config) settings() []Setting {
 	return []Setting{
 		str(&c.DatabaseURL, "DATABASE_URL", "database-url", "", rule[string]{"required: `postgres://…` or `key=value …`", checkDatabaseURL},
 			"PostgreSQL URL"),
+		str(&c.DatabaseReadURL, "KEYSERVICE_DATABASE_READ_URL", "database-read-url", "", rule[string]{"empty, or like `DATABASE_URL` (several hosts: `host=a,b target_session_attrs=prefer-standby`)", func(u string) error {
+			if u == "" {
+				return nil
+			}
+			return checkDatabaseURL(u)
+		}}, "read replicas: lookups, full reads, snapshot loads and the warm start read there, writes, LISTEN and the sync stay on `DATABASE_URL`; replica lag never changes an answer (see [Scaling](scaling.md)); empty: everything on `DATABASE_URL`"),
 		str(&c.GRPCAddr, "KEYSERVICE_GRPC_ADDR", "grpc-addr", ":9090", hostPort,
 			"gRPC listen address"),
 		str(&c.HTTPAddr, "KEYSERVICE_HTTP_ADDR", "http-addr", ":8080", rule[string]{"`host:port`, not the gRPC address", func(a string) error {
@@ -156,6 +162,8 @@ func (c *Config) settings() []Setting {
 		}}, "target false-positive rate of the Bloom filter of active keys"),
 		def(duration, &c.SyncInterval, "KEYSERVICE_SYNC_INTERVAL", "sync-interval", 5*time.Second, positive(),
 			"how often new and revoked keys are read from the database (catch-up for NOTIFY)"),
+		def(whole, &c.SyncPageSize, "KEYSERVICE_SYNC_PAGE_SIZE", "sync-page-size", 10_000, between(100, 1_000_000),
+			"most rows one statement of the incremental sync reads: a bulk import is read in pages of this many"),
 		def(duration, &c.SyncOverlap, "KEYSERVICE_SYNC_OVERLAP", "sync-overlap", 30*time.Second, positive(),
 			"how far behind its watermark each sync reads again, for late commits"),
 		def(duration, &c.RebuildInterval, "KEYSERVICE_REBUILD_INTERVAL", "rebuild-interval", time.Hour, positive(),

@@ -218,7 +218,7 @@ func (c *Cluster) URL(db string) string {
 }
 
 func (c *Cluster) run(ctx context.Context, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, name), args...)
+	cmd := exec.CommandContext(ctx, c.binary(name), args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Dir = "/"
@@ -235,6 +235,22 @@ func (c *Cluster) run(ctx context.Context, name string, args ...string) error {
 	return nil
 }
 
+// binary is the path of one of the server's programs: in the folder of
+// initdb and pg_ctl, or, when those are links (/usr/local/bin), in the
+// folder pg_ctl links to (Debian's pg_basebackup is there).
+func (c *Cluster) binary(name string) string {
+	p := filepath.Join(c.bin, name)
+	if isExec(p) {
+		return p
+	}
+	if real, err := filepath.EvalSymlinks(filepath.Join(c.bin, "pg_ctl")); err == nil {
+		if q := filepath.Join(filepath.Dir(real), name); isExec(q) {
+			return q
+		}
+	}
+	return p
+}
+
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -242,4 +258,41 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Standby makes a streaming replica of c in dir (pg_basebackup -R: it
+// connects to c as a standby) and starts it on a port of its own. c must
+// be running.
+func (c *Cluster) Standby(ctx context.Context, dir string) (*Cluster, error) {
+	s := &Cluster{opts: Options{Dir: dir, Ephemeral: c.opts.Ephemeral, Settings: c.opts.Settings}, bin: c.bin, cred: c.cred, owner: c.owner}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.opts.Dir = abs
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, err
+	}
+	if err := s.chown(abs); err != nil {
+		return nil, err
+	}
+	if err := s.run(ctx, "pg_basebackup", "-D", abs, "-h", "127.0.0.1", "-p", strconv.Itoa(c.port), "-U", "postgres",
+		"-R", "-X", "stream", "-c", "fast"); err != nil {
+		return nil, err
+	}
+	if err := s.Start(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Promote makes a standby the primary (pg_ctl promote), and waits for it.
+func (c *Cluster) Promote(ctx context.Context) error {
+	return c.run(ctx, "pg_ctl", "promote", "-D", c.opts.Dir, "-w", "-t", "60")
+}
+
+// Kill stops the server at once, as a crash would (pg_ctl stop -m
+// immediate): no shutdown checkpoint, sessions cut.
+func (c *Cluster) Kill(ctx context.Context) error {
+	return c.run(ctx, "pg_ctl", "stop", "-D", c.opts.Dir, "-m", "immediate", "-w", "-t", "60")
 }

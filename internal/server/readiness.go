@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -112,6 +113,14 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 		}
 		// How keys are answered: memory mode or filter mode.
 		body["mode"], body["keys"] = s.validator.Mode()
+		if set, behind := s.validator.ReadReplica(); set {
+			// Lag changes no answer (the keys changed within it are read
+			// on the primary); it says how much goes to the primary.
+			body["read_replica"] = "caught up"
+			if behind > 0 {
+				body["read_replica"] = fmt.Sprintf("%d bytes of WAL behind the primary: keys changed since are read on the primary", behind)
+			}
+		}
 		// Ready: the pool answers on the connections it has.
 		if d := s.store.PoolState().Detail(); d != "" {
 			body["pool"] = d

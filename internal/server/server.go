@@ -41,6 +41,7 @@ type Server struct {
 	cfg       config.Config
 	log       *slog.Logger
 	store     *store.Store
+	reads     *store.Store // KEYSERVICE_DATABASE_READ_URL's; nil: none
 	migrator  *store.Migrator
 	validator *validate.Validator
 	tenancy   *tenancy.Registry
@@ -162,8 +163,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	s.closers.add(func() { _ = s.migrator.Close() })
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(s.store.Collectors()...)
+	if cfg.DatabaseReadURL != "" {
+		// Read replicas: a pool of their own, as large as the lookups need.
+		if s.reads, err = store.Open(ctx, store.PoolConfig{
+			URL:              cfg.DatabaseReadURL,
+			MaxConns:         int32(cfg.DBMaxConns),
+			MinConns:         int32(cfg.LookupConcurrency + 1),
+			StatementTimeout: cfg.DBStatementTimeout,
+			ConnectTimeout:   cfg.DBConnectTimeout,
+		}, cfg.DBAcquireTimeout, log); err != nil {
+			return nil, fmt.Errorf("KEYSERVICE_DATABASE_READ_URL: %w", err)
+		}
+		s.closers.add(s.reads.Pool().Close)
+	}
 	s.events = keyevents.New(0)
-	if s.validator, err = validatorFromConfig(cfg, format, s.store, log, reg, s.events); err != nil {
+	if s.validator, err = validatorFromConfig(cfg, format, s.store, s.reads, log, reg, s.events); err != nil {
 		return nil, err
 	}
 	if s.tenancy, err = tenancy.New(tenancy.Config{
@@ -211,7 +225,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Budgets:        s.store,
 		Credits:        s.credits,
 		Usage:          s.usage,
-		UsageReader:    s.store,
+		UsageReader:    s.usageReader(),
 		DefaultFormat:  defaultFormat(cfg.DefaultKeyFormat),
 		KeyLimits:      keyLimits,
 		DefaultLimit:   cfg.KeyLimit(),
@@ -269,8 +283,12 @@ func (s *Server) HTTPAddr() net.Addr { return s.httpLis.Addr() }
 
 // validatorFromConfig builds the validation path (the key validator, not a
 // client of the Validate RPC) from the settings.
-func validatorFromConfig(cfg config.Config, format keys.Format, st *store.Store, log *slog.Logger, reg prometheus.Registerer, events *keyevents.Log) (*validate.Validator, error) {
-	return validate.New(validate.Config{Format: format, Store: st, Log: log, Registry: reg, Tuning: cfg.Tuning, Events: events})
+func validatorFromConfig(cfg config.Config, format keys.Format, st, reads *store.Store, log *slog.Logger, reg prometheus.Registerer, events *keyevents.Log) (*validate.Validator, error) {
+	vc := validate.Config{Format: format, Store: st, Log: log, Registry: reg, Tuning: cfg.Tuning, Events: events}
+	if reads != nil {
+		vc.Reads = reads
+	}
+	return validate.New(vc)
 }
 
 func defaultFormat(name string) keyservicev1.Format {
@@ -278,4 +296,13 @@ func defaultFormat(name string) keyservicev1.Format {
 		return keyservicev1.Format_FORMAT_SIGNED
 	}
 	return keyservicev1.Format_FORMAT_CHECKSUM
+}
+
+// usageReader is where usage history is read: the read replicas when set
+// (a chart a moment behind is no wrong answer), else the primary.
+func (s *Server) usageReader() service.UsageReader {
+	if s.reads != nil {
+		return s.reads
+	}
+	return s.store
 }

@@ -7,9 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/keyservice/keyservice/internal/apikey"
 	"github.com/keyservice/keyservice/internal/keys"
@@ -95,8 +97,38 @@ func (s *Store) scanActive(ctx context.Context, endedFor time.Duration, start fu
 // snapshotsKept is how many snapshots stay in the table.
 const snapshotsKept = 2
 
-// WriteSnapshot stores sn (with its checksum) and deletes all but the
-// newest snapshots.
+// DefaultSnapshotChunk is the size of a snapshot's chunks: well below
+// PostgreSQL's 1 GB field limit, and small enough that several are read
+// at once without holding much twice.
+const DefaultSnapshotChunk = 64 << 20
+
+// snapshotReaders is how many chunks a load reads at once.
+const snapshotReaders = 4
+
+// Snapshot parts, as stored in filter_snapshot_chunks.part.
+const (
+	partFilter  int16 = 0
+	partRecords int16 = 1
+)
+
+// SetSnapshotChunk sets the size of the chunks snapshots are written in
+// (tests use a small one); 0 restores DefaultSnapshotChunk.
+func (s *Store) SetSnapshotChunk(n int) {
+	if n <= 0 {
+		n = DefaultSnapshotChunk
+	}
+	s.snapshotChunk.Store(int64(n))
+}
+
+func (s *Store) chunkSize() int {
+	if n := s.snapshotChunk.Load(); n > 0 {
+		return int(n)
+	}
+	return DefaultSnapshotChunk
+}
+
+// WriteSnapshot stores sn (with its filter's checksum) in chunks, and
+// deletes all but the newest snapshots, in one transaction.
 func (s *Store) WriteSnapshot(ctx context.Context, sn apikey.Snapshot) (int64, error) {
 	sum := sha256.Sum256(sn.Filter)
 	var id int64
@@ -104,17 +136,39 @@ func (s *Store) WriteSnapshot(ctx context.Context, sn apikey.Snapshot) (int64, e
 		if err := s.q.NoStatementTimeout(ctx, tx); err != nil {
 			return err
 		}
-		var err error
-		id, err = s.q.InsertSnapshot(ctx, tx, dbsqlc.InsertSnapshotParams{
+		p := dbsqlc.InsertSnapshotParams{
 			Watermark: sn.Watermark, Keys: sn.Keys, Capacity: sn.Capacity, FpRate: sn.FPRate,
-			Filter: sn.Filter, Records: sn.Records, Checksum: sum[:],
-		})
-		if err != nil {
+			Checksum: sum[:], FilterBytes: pgtype.Int8{Int64: int64(len(sn.Filter)), Valid: true},
+		}
+		if sn.Records != nil {
+			p.RecordsBytes = pgtype.Int8{Int64: int64(len(sn.Records)), Valid: true}
+		}
+		var err error
+		if id, err = s.q.InsertSnapshot(ctx, tx, p); err != nil {
 			return fmt.Errorf("writing the filter snapshot: %w", err)
+		}
+		if err := s.writeChunks(ctx, tx, id, partFilter, sn.Filter); err != nil {
+			return err
+		}
+		if sn.Records != nil {
+			if err := s.writeChunks(ctx, tx, id, partRecords, sn.Records); err != nil {
+				return err
+			}
 		}
 		return s.q.DeleteSnapshotsBefore(ctx, tx, id-snapshotsKept+1)
 	})
 	return id, err
+}
+
+func (s *Store) writeChunks(ctx context.Context, tx *writeTx, id int64, part int16, data []byte) error {
+	size := s.chunkSize()
+	for seq := 0; seq == 0 || seq*size < len(data); seq++ {
+		chunk := data[seq*size : min((seq+1)*size, len(data))]
+		if err := s.q.InsertSnapshotChunk(ctx, tx, dbsqlc.InsertSnapshotChunkParams{SnapshotID: id, Part: part, Seq: int32(seq), Data: chunk}); err != nil {
+			return fmt.Errorf("writing the filter snapshot (part %d, chunk %d): %w", part, seq, err)
+		}
+	}
+	return nil
 }
 
 // NewestSnapshot describes the newest snapshot; ok is false when there is
@@ -138,29 +192,131 @@ func (s *Store) NewestSnapshot(ctx context.Context) (info apikey.SnapshotInfo, o
 
 // LoadSnapshot reads snapshot id and checks its filter against its
 // checksum (ErrCorruptSnapshot); its records only when withRecords (they
-// carry their own checksum).
+// carry their own checksum). A chunked snapshot's chunks are read several
+// at a time, each into its place; a chunk missing or of the wrong size is
+// ErrCorruptSnapshot. A snapshot deleted meanwhile is ErrNotFound.
 func (s *Store) LoadSnapshot(ctx context.Context, id int64, withRecords bool) (apikey.Snapshot, error) {
-	var sn apikey.Snapshot
+	r, err := s.snapshotRow(ctx, id, withRecords)
+	if err != nil {
+		return apikey.Snapshot{}, err
+	}
+	sn := apikey.Snapshot{ID: r.ID, CreatedAt: r.CreatedAt, Watermark: r.Watermark, Keys: r.Keys,
+		Capacity: r.Capacity, FPRate: r.FpRate, Filter: r.Filter, Records: r.Records, HasRecords: r.HasRecords}
+	if r.FilterBytes.Valid {
+		if sn.Filter, err = s.readChunks(ctx, id, partFilter, r.FilterBytes.Int64); err != nil {
+			return apikey.Snapshot{}, err
+		}
+	}
+	if withRecords && r.RecordsBytes.Valid {
+		if sn.Records, err = s.readChunks(ctx, id, partRecords, r.RecordsBytes.Int64); err != nil {
+			return apikey.Snapshot{}, err
+		}
+	}
+	sum := sha256.Sum256(sn.Filter)
+	if subtle.ConstantTimeCompare(sum[:], r.Checksum) != 1 {
+		return apikey.Snapshot{}, apikey.ErrCorruptSnapshot
+	}
+	return sn, nil
+}
+
+func (s *Store) snapshotRow(ctx context.Context, id int64, withRecords bool) (dbsqlc.GetSnapshotRow, error) {
+	var r dbsqlc.GetSnapshotRow
 	err := s.inTx(ctx, func(tx *writeTx) error {
 		if err := s.q.NoStatementTimeout(ctx, tx); err != nil {
 			return err
 		}
-		r, err := s.q.GetSnapshot(ctx, tx, dbsqlc.GetSnapshotParams{ID: id, WithRecords: withRecords})
+		var err error
+		r, err = s.q.GetSnapshot(ctx, tx, dbsqlc.GetSnapshotParams{ID: id, WithRecords: withRecords})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return apikey.ErrNotFound
 		}
-		if err != nil {
+		return err
+	})
+	return r, err
+}
+
+// readChunks reads a part of total bytes, snapshotReaders chunks at a
+// time, each straight into its place in the result.
+func (s *Store) readChunks(ctx context.Context, id int64, part int16, total int64) ([]byte, error) {
+	out := make([]byte, total)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		first    error
+		next     int
+		wg       sync.WaitGroup
+		chunkLen int // the first chunk's length: every chunk but the last has it
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+			cancel()
+		}
+		mu.Unlock()
+	}
+	// The first chunk alone: its length is the chunk size the writer used.
+	c0, err := s.chunk(ctx, id, part, 0)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(c0)) > total || (len(c0) == 0 && total > 0) {
+		return nil, apikey.ErrCorruptSnapshot
+	}
+	chunkLen = copy(out, c0)
+	if int64(chunkLen) == total {
+		return out, nil
+	}
+	count := int((total + int64(chunkLen) - 1) / int64(chunkLen))
+	next = 1
+	for range min(snapshotReaders, count-1) {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				seq := next
+				next++
+				stop := first != nil
+				mu.Unlock()
+				if stop || seq >= count {
+					return
+				}
+				data, err := s.chunk(ctx, id, part, seq)
+				if err != nil {
+					fail(err)
+					return
+				}
+				off := int64(seq) * int64(chunkLen)
+				want := min(int64(chunkLen), total-off)
+				if int64(len(data)) != want {
+					fail(apikey.ErrCorruptSnapshot)
+					return
+				}
+				copy(out[off:], data)
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	return out, nil
+}
+
+func (s *Store) chunk(ctx context.Context, id int64, part int16, seq int) ([]byte, error) {
+	var data []byte
+	err := s.inTx(ctx, func(tx *writeTx) error {
+		if err := s.q.NoStatementTimeout(ctx, tx); err != nil {
 			return err
 		}
-		sum := sha256.Sum256(r.Filter)
-		if subtle.ConstantTimeCompare(sum[:], r.Checksum) != 1 {
-			return apikey.ErrCorruptSnapshot
+		var err error
+		data, err = s.q.GetSnapshotChunk(ctx, tx, dbsqlc.GetSnapshotChunkParams{SnapshotID: id, Part: part, Seq: int32(seq)})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return apikey.ErrCorruptSnapshot // deleted meanwhile, or never written
 		}
-		sn = apikey.Snapshot{ID: r.ID, CreatedAt: r.CreatedAt, Watermark: r.Watermark, Keys: r.Keys,
-			Capacity: r.Capacity, FPRate: r.FpRate, Filter: r.Filter, Records: r.Records, HasRecords: r.HasRecords}
-		return nil
+		return err
 	})
-	return sn, err
+	return data, err
 }
 
 // rebuildLockKey names the fleet's rebuild lock (pg_advisory_lock): the

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,11 +67,79 @@ func TestSnapshotsRoundTripAndAreChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "UPDATE filter_snapshots SET filter = '\\x00'"); err != nil {
+	if _, err := conn.Exec(ctx, "UPDATE filter_snapshot_chunks SET data = '\\x00'"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.store.LoadSnapshot(ctx, ids[2], false); !errors.Is(err, apikey.ErrCorruptSnapshot) {
 		t.Fatalf("altered snapshot: %v, want ErrCorruptSnapshot", err)
+	}
+}
+
+// A snapshot is written in chunks (past PostgreSQL's 1 GB field limit at
+// the default 64 MiB; here 1,000 bytes) and read back whole, several
+// chunks at a time; a chunk gone or cut short is a corrupt snapshot.
+func TestSnapshotChunksRoundTrip(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	b.store.SetSnapshotChunk(1000)
+	filter := make([]byte, 10_500) // 11 chunks, the last one short
+	records := make([]byte, 3000)  // exactly 3
+	for i := range filter {
+		filter[i] = byte(i * 7)
+	}
+	for i := range records {
+		records[i] = byte(i * 13)
+	}
+	id, err := b.store.WriteSnapshot(ctx, apikey.Snapshot{Watermark: time.Now(), Keys: 9, Capacity: 100, FPRate: 0.001, Filter: filter, Records: records})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var chunks, biggest int
+	if err := conn.QueryRow(ctx, "SELECT count(*), max(octet_length(data)) FROM filter_snapshot_chunks WHERE snapshot_id = $1", id).Scan(&chunks, &biggest); err != nil {
+		t.Fatal(err)
+	}
+	if chunks != 14 || biggest != 1000 {
+		t.Fatalf("%d chunks, the biggest %d bytes; want 14 of at most 1000", chunks, biggest)
+	}
+	info, ok, err := b.store.NewestSnapshot(ctx)
+	if err != nil || !ok || !info.HasRecords {
+		t.Fatalf("newest %+v %v %v: want one with records", info, ok, err)
+	}
+	sn, err := b.store.LoadSnapshot(ctx, id, true)
+	if err != nil || !bytes.Equal(sn.Filter, filter) || !bytes.Equal(sn.Records, records) {
+		t.Fatalf("loaded back %d filter bytes, %d record bytes (%v); want what was written", len(sn.Filter), len(sn.Records), err)
+	}
+	if sn, err := b.store.LoadSnapshot(ctx, id, false); err != nil || sn.Records != nil || !bytes.Equal(sn.Filter, filter) {
+		t.Fatalf("without records: %d record bytes, %v", len(sn.Records), err)
+	}
+	// A reader started with another chunk size reads it the same.
+	b.store.SetSnapshotChunk(0)
+	if sn, err := b.store.LoadSnapshot(ctx, id, true); err != nil || !bytes.Equal(sn.Records, records) {
+		t.Fatalf("read with the default chunk size: %v", err)
+	}
+	b.store.SetSnapshotChunk(1000)
+	for name, stmt := range map[string]string{
+		"a chunk missing":   "DELETE FROM filter_snapshot_chunks WHERE part = 0 AND seq = 7",
+		"a chunk cut short": "UPDATE filter_snapshot_chunks SET data = substring(data from 1 for 10) WHERE part = 0 AND seq = 3",
+	} {
+		t.Run(name, func(t *testing.T) {
+			id, err := b.store.WriteSnapshot(ctx, apikey.Snapshot{Watermark: time.Now(), Keys: 9, Capacity: 100, FPRate: 0.001, Filter: filter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Exec(ctx, strings.Replace(stmt, "WHERE", fmt.Sprintf("WHERE snapshot_id = %d AND", id), 1)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.store.LoadSnapshot(ctx, id, false); !errors.Is(err, apikey.ErrCorruptSnapshot) {
+				t.Fatalf("%v, want ErrCorruptSnapshot", err)
+			}
+		})
 	}
 }
 

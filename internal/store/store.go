@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,7 +28,8 @@ type Store struct {
 	pool           *pgxpool.Pool
 	q              *dbsqlc.Queries
 	acquireTimeout time.Duration
-	slots          *slots // nil: a refused new connection fails the acquire
+	slots          *slots       // nil: a refused new connection fails the acquire
+	snapshotChunk  atomic.Int64 // 0: DefaultSnapshotChunk
 }
 
 // New returns a Store on pool. acquireTimeout bounds the wait for a pooled

@@ -362,6 +362,64 @@ func TestChangedSinceUsesTheDatabaseClock(t *testing.T) {
 	}
 }
 
+// The incremental sync reads a bulk change in pages of at most the page
+// size, resuming after the last row of each page, even when every row has
+// the same time (one import transaction, one bulk revocation).
+func TestChangesSinceReadsPages(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	mark, err := b.store.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, page = 2500, 100
+	in := make([]store.ImportedKey, n)
+	for i := range in {
+		in[i].Hash = keys.HashOf(fmt.Sprintf("imported-%d", i))
+		in[i].Name = "imported"
+	}
+	if _, err := b.store.ImportKeys(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "UPDATE api_keys SET revoked_at = now()"); err != nil { // one revoked_at for all
+		t.Fatal(err)
+	}
+	seen := map[keys.Hash]int{}
+	pages, biggest := 0, 0
+	read, err := b.store.ChangesSince(ctx, mark, page, func(p []apikey.KeyChange) error {
+		pages++
+		biggest = max(biggest, len(p))
+		for _, c := range p {
+			if c.RevokedAt == nil {
+				t.Errorf("a change without its revocation")
+			}
+			seen[c.Hash]++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each key comes from the created walk and from the revoked walk.
+	if read != 2*n || len(seen) != n || biggest != page {
+		t.Fatalf("read %d rows in %d pages (biggest %d) naming %d keys; want %d rows, pages of %d, %d keys", read, pages, biggest, len(seen), 2*n, page, n)
+	}
+	for h, times := range seen {
+		if times != 2 {
+			t.Fatalf("key %x seen %d times, want 2", h[:4], times)
+		}
+	}
+	if _, err := b.store.ChangesSince(ctx, mark, 0, func([]apikey.KeyChange) error { return nil }); err == nil {
+		t.Fatal("page size 0 accepted")
+	}
+}
+
 func TestTouchLastUsedKeepsTheLatest(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -315,6 +315,33 @@ func PrivateCluster(t testing.TB, settings map[string]string) string {
 	return c.URL("postgres")
 }
 
+// Replicated starts a throwaway primary cluster of this test's own and a
+// streaming standby of it (pg_basebackup -R), both stopped when the test
+// ends (whichever is still running).
+func Replicated(t testing.TB) (primary, standby *pglocal.Cluster) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	settings := map[string]string{"wal_level": "replica", "max_wal_senders": "10", "hot_standby_feedback": "on"}
+	primary, err := pglocal.Start(ctx, pglocal.Options{Dir: dir + "/primary", Ephemeral: true, Settings: settings})
+	if err != nil {
+		t.Fatalf("testdb: starting the primary: %v", err)
+	}
+	t.Cleanup(func() { stopQuietly(primary) })
+	if standby, err = primary.Standby(ctx, dir+"/standby"); err != nil {
+		t.Fatalf("testdb: making the standby: %v", err)
+	}
+	t.Cleanup(func() { stopQuietly(standby) })
+	return primary, standby
+}
+
+func stopQuietly(c *pglocal.Cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_ = c.Kill(ctx) // stopped already, or promoted and stopped: either is fine
+}
+
 // FillServer opens connections to u until the server refuses one for want
 // of a connection slot (SQLSTATE 53300), then closes leave of them again;
 // it closes the rest when the test ends or when free is called.

@@ -27,6 +27,11 @@ import (
 type Config struct {
 	Format keys.Format
 	Store  Store
+	// Reads, when set, is a Store on read replicas: lookups, full reads,
+	// snapshot loads and the warm start go there, by the rule in
+	// replica.go. Store and Reads must then report their WAL position
+	// (Positioner).
+	Reads Store
 	// Now is the clock for expiry, TTLs and usage; time.Now when nil.
 	Now func() time.Time
 	Log *slog.Logger
@@ -86,6 +91,10 @@ type Tuning struct {
 	// MiB, the replica holds them all (memory mode, resident.go); 0: never.
 	MemoryBudgetMiB int
 
+	// SyncPageSize is the most rows one statement of the incremental
+	// sync reads.
+	SyncPageSize int
+
 	// Snapshots: one replica per rebuild writes the filter as a snapshot
 	// and the others load it; false: every load reads the whole table
 	// (see snapshot.go).
@@ -137,7 +146,8 @@ type Validator struct {
 	cfg Config
 	// shapes is the key format with every keyspace's prefix (SetKeyspaces).
 	shapes atomic.Pointer[shapes]
-	store  Store
+	store  Store       // the primary, or reads routed by the read replica rule
+	reads  *readRouter // nil: no read replica
 	now    func() time.Time
 	log    *slog.Logger
 
@@ -231,6 +241,7 @@ func New(cfg Config) (*Validator, error) {
 	setDefault(&cfg.FilterMinKeys, d.FilterMinKeys)
 	setDefault(&cfg.RefreshAhead, d.RefreshAhead)
 	setDefault(&cfg.SnapshotWait, d.SnapshotWait)
+	setDefault(&cfg.SyncPageSize, 10_000)
 	if cfg.WarmKeys == 0 {
 		cfg.WarmKeys = cfg.PositiveSize
 	}
@@ -304,6 +315,12 @@ func New(cfg Config) (*Validator, error) {
 	v.batch = newBatcher(v, cfg)
 	v.refreshAfter = cfg.PositiveTTL - time.Duration(float64(cfg.PositiveTTL)*cfg.RefreshAhead)
 	v.metrics = newMetrics(reg, v)
+	if cfg.Reads != nil {
+		if v.reads, err = newReadRouter(cfg.Store, cfg.Reads, v.metrics, v.filter.loaded); err != nil {
+			return nil, err
+		}
+		v.store = v.reads
+	}
 	v.SetKeyspaces(cfg.Format, nil)
 	return v, nil
 }

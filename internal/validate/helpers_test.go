@@ -291,6 +291,9 @@ type hookedStore struct {
 	once         sync.Once
 	beforeSync   func() // run once, before the first incremental sync reads
 	syncOnce     sync.Once
+	// What the incremental sync (and snapshot loads) read: pages, rows,
+	// and the most rows in one page.
+	pages, changeRows, biggestPage atomic.Int64
 	// hold, when set, is called after a KeysByHashes statement has read
 	// the database and before its rows are returned.
 	hold atomic.Pointer[func()]
@@ -317,11 +320,21 @@ func (s *hookedStore) RecentlyUsed(ctx context.Context, after apikey.UseCursor, 
 	return page, next, err
 }
 
-func (s *hookedStore) ChangedSince(ctx context.Context, since time.Time) ([]apikey.KeyChange, error) {
+func (s *hookedStore) ChangesSince(ctx context.Context, since time.Time, pageSize int, fn func([]apikey.KeyChange) error) (int64, error) {
 	if s.beforeSync != nil {
 		s.syncOnce.Do(s.beforeSync)
 	}
-	return s.Store.ChangedSince(ctx, since)
+	return s.Store.ChangesSince(ctx, since, pageSize, func(page []apikey.KeyChange) error {
+		for {
+			m := s.biggestPage.Load()
+			if int64(len(page)) <= m || s.biggestPage.CompareAndSwap(m, int64(len(page))) {
+				break
+			}
+		}
+		s.pages.Add(1)
+		s.changeRows.Add(int64(len(page)))
+		return fn(page)
+	})
 }
 
 func hook(h *hookedStore) setupOpt {

@@ -25,6 +25,15 @@ type Feed interface {
 func (v *Validator) Run(ctx context.Context, feed Feed) error {
 	defer v.waitWrites()   // a snapshot being written for the fleet
 	var bo backoff.Backoff // 100 ms .. 5 s
+	if v.reads != nil {
+		// Started first: until the replica is seen caught up, every
+		// lookup goes to the primary.
+		rctx, cancel := context.WithCancel(ctx)
+		var rwg sync.WaitGroup
+		rwg.Go(func() { v.reads.run(rctx) })
+		defer rwg.Wait()
+		defer cancel()
+	}
 	for {
 		err := v.rebuild(ctx)
 		if err == nil {
@@ -214,69 +223,80 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 		return err
 	}
 	since := wm.Add(-v.cfg.SyncOverlap)
-	changes, err := v.store.ChangedSince(ctx, since)
+	// Page by page (SyncPageSize rows per statement), each applied before
+	// the next is read: a million-key import is read in bounded pieces.
+	n, err := v.store.ChangesSince(ctx, since, v.cfg.SyncPageSize, func(page []apikey.KeyChange) error {
+		for i := range page {
+			v.syncOne(&page[i], since, dbNow)
+		}
+		return nil
+	})
+	v.metrics.syncRows.Add(float64(n))
 	if err != nil {
 		return err
-	}
-	for _, c := range changes {
-		if c.RevokedAt != nil {
-			// Always applied, even with nothing cached: it also bumps the
-			// stripe epoch, so a lookup that read the row before the revoke
-			// cannot cache VALID afterwards. Skipped when already known.
-			if n, ok := v.neg.GetEntryQuietly(c.Hash); ok && n.Value.code == outcome.Revoked {
-				continue
-			}
-			if c.RevokedAt.After(dbNow.Add(-v.cfg.EndedKeptFor)) {
-				// A key ended this recently is answered REVOKED, so the
-				// filter must know it, as a full load would: one this
-				// replica never saw (imported already revoked, with no
-				// NOTIFY; created and revoked between two syncs while
-				// NOTIFY was down) would otherwise be NOT_FOUND until the
-				// next rebuild, and spend end clients' failed attempts.
-				if maybe, _ := v.filter.test(&c.Hash); maybe {
-					v.filter.captureOnly(c.Hash)
-				} else {
-					v.filter.add(c.Hash)
-				}
-			}
-			v.applyRemote(apikey.Event{Kind: apikey.EventRevoked, Hash: c.Hash, At: *c.RevokedAt, Keyspace: c.KeyspaceID}, fromSync)
-			continue
-		}
-		if c.UpdatedAt != nil && c.UpdatedAt.After(since) {
-			// The overlap re-reads recent changes at every sync: skipped when
-			// memory already holds the record as updated, and, for a key
-			// memory holds nothing of that the filter knows, only noted for
-			// a filter being rebuilt (as for a known created key).
-			if v.holdsUpdate(c.Hash, *c.UpdatedAt) {
-				continue
-			}
-			if maybe, _ := v.filter.test(&c.Hash); maybe {
-				// Bump first, then look, in one critical section: no lookup
-				// that read the row before the update can fill afterwards,
-				// and one that filled before is seen here and dropped.
-				var held bool
-				v.mem.change(c.Hash, func() { held = v.holds(c.Hash) })
-				if !held {
-					v.filter.captureOnly(c.Hash)
-					continue
-				}
-			}
-			v.applyRemote(apikey.Event{Kind: apikey.EventUpdated, Hash: c.Hash, At: *c.UpdatedAt, Keyspace: c.KeyspaceID}, fromSync)
-			continue
-		}
-		maybe, _ := v.filter.test(&c.Hash)
-		if _, negative := v.neg.GetEntryQuietly(c.Hash); maybe && !negative {
-			// Known, or a false positive of the current filter: either way
-			// a filter being rebuilt must get it too.
-			v.filter.captureOnly(c.Hash)
-			continue
-		}
-		v.applyRemote(apikey.Event{Kind: apikey.EventCreated, Hash: c.Hash, Keyspace: c.KeyspaceID}, fromSync)
 	}
 	v.watermark.Store(&dbNow)
 	v.syncedAt.Store(v.now().UnixNano())
 	v.signals.synced.Signal()
 	return nil
+}
+
+// syncOne applies one change found by the incremental sync.
+func (v *Validator) syncOne(c *apikey.KeyChange, since, dbNow time.Time) {
+	v.reads.changed(c.Hash)
+	if c.RevokedAt != nil {
+		// Always applied, even with nothing cached: it also bumps the
+		// stripe epoch, so a lookup that read the row before the revoke
+		// cannot cache VALID afterwards. Skipped when already known.
+		if n, ok := v.neg.GetEntryQuietly(c.Hash); ok && n.Value.code == outcome.Revoked {
+			return
+		}
+		if c.RevokedAt.After(dbNow.Add(-v.cfg.EndedKeptFor)) {
+			// A key ended this recently is answered REVOKED, so the
+			// filter must know it, as a full load would: one this
+			// replica never saw (imported already revoked, with no
+			// NOTIFY; created and revoked between two syncs while
+			// NOTIFY was down) would otherwise be NOT_FOUND until the
+			// next rebuild, and spend end clients' failed attempts.
+			if maybe, _ := v.filter.test(&c.Hash); maybe {
+				v.filter.captureOnly(c.Hash)
+			} else {
+				v.filter.add(c.Hash)
+			}
+		}
+		v.applyRemote(apikey.Event{Kind: apikey.EventRevoked, Hash: c.Hash, At: *c.RevokedAt, Keyspace: c.KeyspaceID}, fromSync)
+		return
+	}
+	if c.UpdatedAt != nil && c.UpdatedAt.After(since) {
+		// The overlap re-reads recent changes at every sync: skipped when
+		// memory already holds the record as updated, and, for a key
+		// memory holds nothing of that the filter knows, only noted for
+		// a filter being rebuilt (as for a known created key).
+		if v.holdsUpdate(c.Hash, *c.UpdatedAt) {
+			return
+		}
+		if maybe, _ := v.filter.test(&c.Hash); maybe {
+			// Bump first, then look, in one critical section: no lookup
+			// that read the row before the update can fill afterwards,
+			// and one that filled before is seen here and dropped.
+			var held bool
+			v.mem.change(c.Hash, func() { held = v.holds(c.Hash) })
+			if !held {
+				v.filter.captureOnly(c.Hash)
+				return
+			}
+		}
+		v.applyRemote(apikey.Event{Kind: apikey.EventUpdated, Hash: c.Hash, At: *c.UpdatedAt, Keyspace: c.KeyspaceID}, fromSync)
+		return
+	}
+	maybe, _ := v.filter.test(&c.Hash)
+	if _, negative := v.neg.GetEntryQuietly(c.Hash); maybe && !negative {
+		// Known, or a false positive of the current filter: either way
+		// a filter being rebuilt must get it too.
+		v.filter.captureOnly(c.Hash)
+		return
+	}
+	v.applyRemote(apikey.Event{Kind: apikey.EventCreated, Hash: c.Hash, Keyspace: c.KeyspaceID}, fromSync)
 }
 
 func (v *Validator) usageLoop(ctx context.Context) {

@@ -109,6 +109,7 @@ func (v *Validator) applyRemote(e apikey.Event, src source) {
 // is dropped and fetched again in the background (prefetch), and
 // meanwhile the filter and a lookup answer.
 func (v *Validator) applyEvent(e apikey.Event, src source, change func(rule func(stale bool))) {
+	v.reads.changed(e.Hash) // before memory changes: read on the primary until the replica has it
 	// The key's keyspace, for watchers, read before the change drops what
 	// memory holds of the key.
 	ks := v.keyspaceOf(e)

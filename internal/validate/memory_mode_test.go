@@ -370,8 +370,8 @@ func TestMemoryModeSecondReplicaLoadsTheRecordsFromTheSnapshot(t *testing.T) {
 
 	// One byte of the records changed: their checksum fails, the third
 	// replica reads the table and is in memory mode all the same.
-	if _, err := pool.Exec(context.Background(), `UPDATE filter_snapshots SET records = set_byte(records, 100, get_byte(records, 100) # 1)
-		WHERE id = (SELECT max(id) FROM filter_snapshots)`); err != nil {
+	if _, err := pool.Exec(context.Background(), `UPDATE filter_snapshot_chunks SET data = set_byte(data, 100, get_byte(data, 100) # 1)
+		WHERE part = 1 AND seq = 0 AND snapshot_id = (SELECT max(id) FROM filter_snapshots)`); err != nil {
 		t.Fatal(err)
 	}
 	c := setupOn(t, u, true, memoryOn)

@@ -57,6 +57,8 @@ type metrics struct {
 	staleServed        prometheus.Counter
 	events             *prometheus.CounterVec
 	syncSeconds        prometheus.Histogram
+	syncRows           prometheus.Counter
+	reads              *prometheus.CounterVec // lookups and loads, by where they went (read replica or primary)
 	buildSeconds       prometheus.Histogram
 	syncErrors         *prometheus.CounterVec
 	usageFlushes       prometheus.Counter
@@ -116,6 +118,14 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 			Name: "keyservice_key_events_applied_total",
 			Help: "Key events applied to memory, by kind and source (local, notify, sync).",
 		}, []string{"kind", "source"}),
+		syncRows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyservice_sync_rows_total",
+			Help: "Rows read by incremental syncs (in pages of KEYSERVICE_SYNC_PAGE_SIZE).",
+		}),
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyservice_read_routing_total",
+			Help: "Reads of the validation path with KEYSERVICE_DATABASE_READ_URL set, by kind (lookup, scan, warm, snapshot) and server (replica, primary: the key changed within the replica's lag, or the replica behind or failing).",
+		}, []string{"kind", "server"}),
 		syncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "keyservice_filter_sync_duration_seconds",
 			Help:    "Duration of incremental syncs.",
@@ -200,7 +210,7 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 	}
 	collectors := []prometheus.Collector{answers, m.lookups, refusals, m.batchSize, m.queueWait, m.lookupQueue,
 		m.statementsInFlight, m.refreshes, m.prefetches, m.warmed, m.staleServed,
-		m.events, m.syncSeconds, m.buildSeconds, m.syncErrors, m.usageFlushes,
+		m.events, m.syncSeconds, m.syncRows, m.reads, m.buildSeconds, m.syncErrors, m.usageFlushes,
 		formats, m.filterProbes, m.fullReads, m.snapshotLoads, m.snapshotWrites, m.snapshotsIgnored,
 		gauge("keyservice_filter_loaded", "1 once the filter has been loaded.", func() float64 {
 			if v.filter.loaded() {

@@ -220,25 +220,28 @@ func (v *Validator) loadNewestSnapshot(ctx context.Context, after int64) (seen i
 	if recs != nil {
 		v.res.startRebuild()
 	}
-	changes, err := v.store.ChangedSince(ctx, sn.Watermark.Add(-v.cfg.SyncOverlap))
 	var stale []keys.Hash
+	changes, err := v.store.ChangesSince(ctx, sn.Watermark.Add(-v.cfg.SyncOverlap), v.cfg.SyncPageSize, func(page []apikey.KeyChange) error {
+		for _, c := range page {
+			v.reads.changed(c.Hash)
+			next.f.Add(c.Hash[:]) // revoked ones too: recently ended keys stay in the filter
+			if c.CreatedAt.After(sn.Watermark) {
+				next.added.Add(1) // not counted in the snapshot yet
+			}
+			if recs != nil {
+				if k, ok := recs.get(&c.Hash); ok && sameTime(k.RevokedAt, c.RevokedAt) && sameTime(k.UpdatedAt, c.UpdatedAt) {
+					continue
+				}
+				recs.del(c.Hash)
+				stale = append(stale, c.Hash)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		v.filter.abortRebuild()
 		v.res.abortRebuild()
 		return id, false, fmt.Errorf("reading changes since the snapshot: %w", err)
-	}
-	for _, c := range changes {
-		next.f.Add(c.Hash[:]) // revoked ones too: recently ended keys stay in the filter
-		if c.CreatedAt.After(sn.Watermark) {
-			next.added.Add(1) // not counted in the snapshot yet
-		}
-		if recs != nil {
-			if k, ok := recs.get(&c.Hash); ok && sameTime(k.RevokedAt, c.RevokedAt) && sameTime(k.UpdatedAt, c.UpdatedAt) {
-				continue
-			}
-			recs.del(c.Hash)
-			stale = append(stale, c.Hash)
-		}
 	}
 	v.filter.swap(next)
 	v.basis = sn.Watermark
@@ -261,7 +264,7 @@ func (v *Validator) loadNewestSnapshot(ctx context.Context, after int64) (seen i
 		v.leaveMemoryMode(sn.Keys)
 	}
 	v.log.Info("key filter loaded from the fleet's snapshot", "snapshot", id, "age", age.Round(time.Second), "keys", sn.Keys,
-		"changed_since", len(changes), "memory_mode", recs != nil,
+		"changed_since", changes, "memory_mode", recs != nil,
 		"read", read.Round(time.Millisecond), "took", time.Since(began).Round(time.Millisecond))
 	if v.watermark.Load() == nil {
 		// First load: the catch-up sync in Run applies the revocations

@@ -159,8 +159,9 @@ func TestCorruptOrOldSnapshotsAreIgnored(t *testing.T) {
 	}
 	defer conn.Close(context.Background())
 	for _, tc := range []struct{ reason, sql string }{
-		{"corrupt", "UPDATE filter_snapshots SET filter = overlay(filter placing '\\xff'::bytea from 40 for 1)"},
-		{"too_old", "UPDATE filter_snapshots SET created_at = now() - interval '2 hours', checksum = sha256(filter)"},
+		{"corrupt", "UPDATE filter_snapshot_chunks SET data = overlay(data placing '\\xff'::bytea from 40 for 1) WHERE part = 0 AND seq = 0"},
+		{"too_old", `UPDATE filter_snapshots s SET created_at = now() - interval '2 hours',
+			checksum = (SELECT sha256(string_agg(data, ''::bytea ORDER BY seq)) FROM filter_snapshot_chunks c WHERE c.snapshot_id = s.id AND c.part = 0)`},
 	} {
 		if _, err := conn.Exec(context.Background(), tc.sql); err != nil {
 			t.Fatal(err)

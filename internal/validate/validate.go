@@ -67,7 +67,9 @@ type Store interface {
 	NewestSnapshot(ctx context.Context) (info apikey.SnapshotInfo, ok bool, err error)
 	LoadSnapshot(ctx context.Context, id int64, withRecords bool) (apikey.Snapshot, error)
 	TryRebuildLock(ctx context.Context) (unlock func(), held bool, err error)
-	ChangedSince(ctx context.Context, since time.Time) ([]apikey.KeyChange, error)
+	// ChangesSince gives fn the keys created, revoked or updated after
+	// since, in pages of at most pageSize rows, and returns the rows read.
+	ChangesSince(ctx context.Context, since time.Time, pageSize int, fn func([]apikey.KeyChange) error) (int64, error)
 	TouchLastUsed(ctx context.Context, ids []uuid.UUID, at []time.Time) error
 }
 

@@ -88,15 +88,24 @@ type CreditRequest struct {
 }
 
 type FilterSnapshot struct {
-	ID        int64
-	CreatedAt time.Time
-	Watermark time.Time
-	Keys      int64
-	Capacity  int64
-	FpRate    float64
-	Filter    []byte
-	Checksum  []byte
-	Records   []byte
+	ID           int64
+	CreatedAt    time.Time
+	Watermark    time.Time
+	Keys         int64
+	Capacity     int64
+	FpRate       float64
+	Filter       []byte
+	Checksum     []byte
+	Records      []byte
+	FilterBytes  pgtype.Int8
+	RecordsBytes pgtype.Int8
+}
+
+type FilterSnapshotChunk struct {
+	SnapshotID int64
+	Part       int16
+	Seq        int32
+	Data       []byte
 }
 
 type IdempotencyRecord struct {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const countActiveKeys = `-- name: CountActiveKeys :one
@@ -50,9 +51,10 @@ func (q *Queries) DeleteSnapshotsBefore(ctx context.Context, db DBTX, beforeID i
 }
 
 const getSnapshot = `-- name: GetSnapshot :one
-SELECT id, created_at, watermark, keys, capacity, fp_rate, filter, checksum,
+SELECT id, created_at, watermark, keys, capacity, fp_rate, checksum, filter_bytes, records_bytes,
+    (CASE WHEN filter_bytes IS NULL THEN filter END)::bytea AS filter,
     (CASE WHEN $1::bool THEN records END)::bytea AS records,
-    (records IS NOT NULL)::bool AS has_records
+    (records IS NOT NULL OR records_bytes IS NOT NULL)::bool AS has_records
 FROM filter_snapshots WHERE id = $2
 `
 
@@ -62,20 +64,24 @@ type GetSnapshotParams struct {
 }
 
 type GetSnapshotRow struct {
-	ID         int64
-	CreatedAt  time.Time
-	Watermark  time.Time
-	Keys       int64
-	Capacity   int64
-	FpRate     float64
-	Filter     []byte
-	Checksum   []byte
-	Records    []byte
-	HasRecords bool
+	ID           int64
+	CreatedAt    time.Time
+	Watermark    time.Time
+	Keys         int64
+	Capacity     int64
+	FpRate       float64
+	Checksum     []byte
+	FilterBytes  pgtype.Int8
+	RecordsBytes pgtype.Int8
+	Filter       []byte
+	Records      []byte
+	HasRecords   bool
 }
 
-// GetSnapshot reads a snapshot, with its records (memory mode) only when
-// asked: a replica in filter mode does not download them.
+// GetSnapshot reads a snapshot's description, and the parts of an older
+// snapshot stored inline (its records only when asked: a replica in filter
+// mode does not download them). A chunked snapshot's parts are read with
+// GetSnapshotChunk.
 func (q *Queries) GetSnapshot(ctx context.Context, db DBTX, arg GetSnapshotParams) (GetSnapshotRow, error) {
 	row := db.QueryRow(ctx, getSnapshot, arg.WithRecords, arg.ID)
 	var i GetSnapshotRow
@@ -86,77 +92,227 @@ func (q *Queries) GetSnapshot(ctx context.Context, db DBTX, arg GetSnapshotParam
 		&i.Keys,
 		&i.Capacity,
 		&i.FpRate,
-		&i.Filter,
 		&i.Checksum,
+		&i.FilterBytes,
+		&i.RecordsBytes,
+		&i.Filter,
 		&i.Records,
 		&i.HasRecords,
 	)
 	return i, err
 }
 
+const getSnapshotChunk = `-- name: GetSnapshotChunk :one
+SELECT data FROM filter_snapshot_chunks WHERE snapshot_id = $1 AND part = $2 AND seq = $3
+`
+
+type GetSnapshotChunkParams struct {
+	SnapshotID int64
+	Part       int16
+	Seq        int32
+}
+
+// GetSnapshotChunk reads one chunk of a snapshot's part.
+func (q *Queries) GetSnapshotChunk(ctx context.Context, db DBTX, arg GetSnapshotChunkParams) ([]byte, error) {
+	row := db.QueryRow(ctx, getSnapshotChunk, arg.SnapshotID, arg.Part, arg.Seq)
+	var data []byte
+	err := row.Scan(&data)
+	return data, err
+}
+
 const insertSnapshot = `-- name: InsertSnapshot :one
-INSERT INTO filter_snapshots (watermark, keys, capacity, fp_rate, filter, records, checksum)
+INSERT INTO filter_snapshots (watermark, keys, capacity, fp_rate, checksum, filter_bytes, records_bytes)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING id
 `
 
 type InsertSnapshotParams struct {
-	Watermark time.Time
-	Keys      int64
-	Capacity  int64
-	FpRate    float64
-	Filter    []byte
-	Records   []byte
-	Checksum  []byte
+	Watermark    time.Time
+	Keys         int64
+	Capacity     int64
+	FpRate       float64
+	Checksum     []byte
+	FilterBytes  pgtype.Int8
+	RecordsBytes pgtype.Int8
 }
 
+// InsertSnapshot describes a snapshot whose parts are written as chunks
+// (InsertSnapshotChunk) in the same transaction.
 func (q *Queries) InsertSnapshot(ctx context.Context, db DBTX, arg InsertSnapshotParams) (int64, error) {
 	row := db.QueryRow(ctx, insertSnapshot,
 		arg.Watermark,
 		arg.Keys,
 		arg.Capacity,
 		arg.FpRate,
-		arg.Filter,
-		arg.Records,
 		arg.Checksum,
+		arg.FilterBytes,
+		arg.RecordsBytes,
 	)
 	var id int64
 	err := row.Scan(&id)
 	return id, err
 }
 
-const keysChangedSince = `-- name: KeysChangedSince :many
-SELECT key_hash, created_at, revoked_at, updated_at, keyspace_id FROM api_keys
-WHERE created_at > $1::timestamptz OR revoked_at > $1::timestamptz
-   OR updated_at > $1::timestamptz
+const insertSnapshotChunk = `-- name: InsertSnapshotChunk :exec
+INSERT INTO filter_snapshot_chunks (snapshot_id, part, seq, data) VALUES ($1, $2, $3, $4)
 `
 
-type KeysChangedSinceRow struct {
+type InsertSnapshotChunkParams struct {
+	SnapshotID int64
+	Part       int16
+	Seq        int32
+	Data       []byte
+}
+
+func (q *Queries) InsertSnapshotChunk(ctx context.Context, db DBTX, arg InsertSnapshotChunkParams) error {
+	_, err := db.Exec(ctx, insertSnapshotChunk,
+		arg.SnapshotID,
+		arg.Part,
+		arg.Seq,
+		arg.Data,
+	)
+	return err
+}
+
+const keysCreatedAfter = `-- name: KeysCreatedAfter :many
+
+SELECT key_hash, created_at, revoked_at, updated_at, keyspace_id, id FROM api_keys
+WHERE (created_at, id) > ($1::timestamptz, $2::uuid)
+ORDER BY created_at, id LIMIT $3
+`
+
+type KeysCreatedAfterParams struct {
+	AfterAt   time.Time
+	AfterID   uuid.UUID
+	PageLimit int32
+}
+
+type KeysCreatedAfterRow struct {
 	KeyHash    []byte
 	CreatedAt  time.Time
 	RevokedAt  *time.Time
 	UpdatedAt  *time.Time
 	KeyspaceID uuid.UUID
+	ID         uuid.UUID
 }
 
-// KeysChangedSince finds keys created, revoked or updated after since
-// (with their keyspace, which WatchKeyEvents filters by); the indexes on
-// created_at, revoked_at and updated_at serve it.
-func (q *Queries) KeysChangedSince(ctx context.Context, db DBTX, since time.Time) ([]KeysChangedSinceRow, error) {
-	rows, err := db.Query(ctx, keysChangedSince, since)
+// The incremental sync reads changes in pages, in keyset order on each
+// change column's (column, id) index, starting after (after_at, after_id):
+// a page reads at most page_limit rows, and the next starts where it
+// ended. A key changed in several ways is in several walks. Every row
+// carries its keyspace, which WatchKeyEvents filters by.
+func (q *Queries) KeysCreatedAfter(ctx context.Context, db DBTX, arg KeysCreatedAfterParams) ([]KeysCreatedAfterRow, error) {
+	rows, err := db.Query(ctx, keysCreatedAfter, arg.AfterAt, arg.AfterID, arg.PageLimit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []KeysChangedSinceRow{}
+	items := []KeysCreatedAfterRow{}
 	for rows.Next() {
-		var i KeysChangedSinceRow
+		var i KeysCreatedAfterRow
 		if err := rows.Scan(
 			&i.KeyHash,
 			&i.CreatedAt,
 			&i.RevokedAt,
 			&i.UpdatedAt,
 			&i.KeyspaceID,
+			&i.ID,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const keysRevokedAfter = `-- name: KeysRevokedAfter :many
+SELECT key_hash, created_at, revoked_at, updated_at, keyspace_id, id FROM api_keys
+WHERE revoked_at IS NOT NULL AND (revoked_at, id) > ($1::timestamptz, $2::uuid)
+ORDER BY revoked_at, id LIMIT $3
+`
+
+type KeysRevokedAfterParams struct {
+	AfterAt   time.Time
+	AfterID   uuid.UUID
+	PageLimit int32
+}
+
+type KeysRevokedAfterRow struct {
+	KeyHash    []byte
+	CreatedAt  time.Time
+	RevokedAt  *time.Time
+	UpdatedAt  *time.Time
+	KeyspaceID uuid.UUID
+	ID         uuid.UUID
+}
+
+func (q *Queries) KeysRevokedAfter(ctx context.Context, db DBTX, arg KeysRevokedAfterParams) ([]KeysRevokedAfterRow, error) {
+	rows, err := db.Query(ctx, keysRevokedAfter, arg.AfterAt, arg.AfterID, arg.PageLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []KeysRevokedAfterRow{}
+	for rows.Next() {
+		var i KeysRevokedAfterRow
+		if err := rows.Scan(
+			&i.KeyHash,
+			&i.CreatedAt,
+			&i.RevokedAt,
+			&i.UpdatedAt,
+			&i.KeyspaceID,
+			&i.ID,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const keysUpdatedAfter = `-- name: KeysUpdatedAfter :many
+SELECT key_hash, created_at, revoked_at, updated_at, keyspace_id, id FROM api_keys
+WHERE updated_at IS NOT NULL AND (updated_at, id) > ($1::timestamptz, $2::uuid)
+ORDER BY updated_at, id LIMIT $3
+`
+
+type KeysUpdatedAfterParams struct {
+	AfterAt   time.Time
+	AfterID   uuid.UUID
+	PageLimit int32
+}
+
+type KeysUpdatedAfterRow struct {
+	KeyHash    []byte
+	CreatedAt  time.Time
+	RevokedAt  *time.Time
+	UpdatedAt  *time.Time
+	KeyspaceID uuid.UUID
+	ID         uuid.UUID
+}
+
+func (q *Queries) KeysUpdatedAfter(ctx context.Context, db DBTX, arg KeysUpdatedAfterParams) ([]KeysUpdatedAfterRow, error) {
+	rows, err := db.Query(ctx, keysUpdatedAfter, arg.AfterAt, arg.AfterID, arg.PageLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []KeysUpdatedAfterRow{}
+	for rows.Next() {
+		var i KeysUpdatedAfterRow
+		if err := rows.Scan(
+			&i.KeyHash,
+			&i.CreatedAt,
+			&i.RevokedAt,
+			&i.UpdatedAt,
+			&i.KeyspaceID,
+			&i.ID,
 		); err != nil {
 			return nil, err
 		}
@@ -169,7 +325,7 @@ func (q *Queries) KeysChangedSince(ctx context.Context, db DBTX, since time.Time
 }
 
 const newestSnapshotInfo = `-- name: NewestSnapshotInfo :one
-SELECT id, created_at, watermark, keys, (records IS NOT NULL)::bool AS has_records,
+SELECT id, created_at, watermark, keys, (records IS NOT NULL OR records_bytes IS NOT NULL)::bool AS has_records,
     extract(epoch FROM now() - created_at)::float8 AS age_seconds
 FROM filter_snapshots ORDER BY id DESC LIMIT 1
 `
@@ -210,7 +366,9 @@ func (q *Queries) NoStatementTimeout(ctx context.Context, db DBTX) error {
 }
 
 const readStart = `-- name: ReadStart :one
-SELECT now()::timestamptz AS watermark,
+SELECT (CASE WHEN pg_is_in_recovery()
+             THEN coalesce(least(now(), pg_last_xact_replay_timestamp()), '-infinity'::timestamptz)
+             ELSE now() END)::timestamptz AS watermark,
        (SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = 'api_keys'::regclass)::bigint AS estimate
 `
 
@@ -221,7 +379,11 @@ type ReadStartRow struct {
 
 // ReadStart is the database time a full read is consistent with (its
 // transaction's snapshot), and the planner's estimate of the table's rows,
-// to size the filter without counting them.
+// to size the filter without counting them. On a read replica (in
+// recovery) the data is as of the last transaction it replayed, so that
+// commit's time is the watermark (never later than now; -infinity before
+// it has replayed any): the incremental sync on the primary reads every
+// change after it.
 func (q *Queries) ReadStart(ctx context.Context, db DBTX) (ReadStartRow, error) {
 	row := db.QueryRow(ctx, readStart)
 	var i ReadStartRow
@@ -408,4 +570,24 @@ func (q *Queries) TryRebuildLock(ctx context.Context, db DBTX, lockKey int64) (b
 	var locked bool
 	err := row.Scan(&locked)
 	return locked, err
+}
+
+const wALPosition = `-- name: WALPosition :one
+SELECT (CASE WHEN pg_is_in_recovery()
+             THEN coalesce(pg_last_wal_replay_lsn() - '0/0'::pg_lsn, 0)
+             ELSE pg_current_wal_insert_lsn() - '0/0'::pg_lsn END)::bigint AS position
+`
+
+// WALPosition is how far this server's data reaches in the primary's
+// write-ahead log, in bytes: on the primary the end of what has been
+// inserted (every committed transaction's commit record is before it,
+// even with synchronous_commit off, when the write position may lag), on
+// a read replica what it has replayed (0 before it has replayed any). A
+// replica at or past the primary's position has every change committed
+// before the primary's was read.
+func (q *Queries) WALPosition(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, wALPosition)
+	var position int64
+	err := row.Scan(&position)
+	return position, err
 }
