@@ -226,6 +226,9 @@ func createDatabase(t testing.TB, server, template string) string {
 		t.Fatalf("testdb: creating database: %v", err)
 	}
 	t.Cleanup(func() {
+		if _, gone := throwaway.Load(server); gone {
+			return // the whole cluster goes (a test may have killed it)
+		}
 		if u := shared.Load(); !drops.async || u == nil || server != *u { // a private cluster may stop first
 			if err := dropDatabase(server, name); err != nil {
 				t.Errorf("testdb: %v", err)
@@ -315,6 +318,10 @@ func PrivateCluster(t testing.TB, settings map[string]string) string {
 	return c.URL("postgres")
 }
 
+// throwaway holds the URLs of private clusters whose databases are not
+// dropped one by one: the cluster is deleted with the test.
+var throwaway sync.Map
+
 // Replicated starts a throwaway primary cluster of this test's own and a
 // streaming standby of it (pg_basebackup -R), both stopped when the test
 // ends (whichever is still running).
@@ -333,6 +340,7 @@ func Replicated(t testing.TB) (primary, standby *pglocal.Cluster) {
 		t.Fatalf("testdb: making the standby: %v", err)
 	}
 	t.Cleanup(func() { stopQuietly(standby) })
+	throwaway.Store(primary.URL("postgres"), true)
 	return primary, standby
 }
 

@@ -230,6 +230,16 @@ func newMetrics(reg prometheus.Registerer, v *Validator) *metrics {
 		}),
 		gauge("keyservice_memory_records", "Key records held in memory mode.", func() float64 { n, _ := v.res.stats(); return float64(n) }),
 		gauge("keyservice_memory_record_bytes", "Bytes the records held in memory mode take (arenas and map slots, as counted).", func() float64 { _, b := v.res.stats(); return float64(b) }),
+		gauge("keyservice_listen_up", "1 while the LISTEN connection that brings other replicas' changes is up (0: incremental sync alone, more often).", func() float64 {
+			if v.streamDown() {
+				return 0
+			}
+			return 1
+		}),
+		gauge("keyservice_read_replica_behind_bytes", "Bytes of WAL the read replica (KEYSERVICE_DATABASE_READ_URL) was last seen behind the primary; keys changed within it are read on the primary.", func() float64 {
+			_, b := v.ReadReplica()
+			return float64(b)
+		}),
 		gauge("keyservice_lookup_slots", "Lookup statements allowed at once (KEYSERVICE_LOOKUP_CONCURRENCY).", func() float64 { return float64(v.cfg.LookupConcurrency) }),
 	}
 	for _, c := range []string{"positive", "negative"} {
