@@ -49,6 +49,7 @@ type Config struct {
 	Modes       []string
 	DBLatency   time.Duration // added each way between the service and Postgres
 	Faults      bool          // run the fault scenarios instead
+	Fleet       bool          // run the fleet scenario instead (fleet.go)
 	Startup     []int         // run the start-up step instead, on tables of these sizes
 	// Target is a service already running elsewhere
 	// ("grpc=HOST:PORT,http=HOST:PORT"): its keys are made through the

@@ -5,17 +5,30 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keyservice/keyservice/internal/cli"
 	"github.com/keyservice/keyservice/internal/config"
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/server"
 	"github.com/keyservice/keyservice/internal/testdb"
 )
 
-func TestMain(m *testing.M) { testdb.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(ChildEnv) == "serve" { // this binary, re-run as a replica (the fleet scenario)
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := cli.Main(ctx, []string{"serve"}, os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	testdb.Main(m)
+}
 
 func TestPercentileNearestRank(t *testing.T) {
 	var s []time.Duration
@@ -208,5 +221,44 @@ func TestTargetRunsAgainstAServiceElsewhere(t *testing.T) {
 	cfg.Faults, cfg.AdminToken = false, "wrong-admin-token-0123456789"
 	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "admin") {
 		t.Fatalf("wrong admin token: %v", err)
+	}
+}
+
+// TestFleetRollingRestart runs the fleet scenario small: three replicas
+// (this binary, re-run as keyservice serve) behind a real nginx, with a
+// private Redis, restarted one by one under load through nginx. Nothing
+// refused, no error at the balancer, the per-key limit exact.
+func TestFleetRollingRestart(t *testing.T) {
+	for _, tool := range []string{"nginx", "redis-server"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if _, serr := os.Stat("/usr/sbin/" + tool); serr == nil {
+				continue
+			}
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is missing (.ci/run installs it)", tool)
+			}
+			t.Skipf("%s is missing", tool)
+		}
+	}
+	cfg := Defaults()
+	cfg.DatabaseURL = testdb.ServerURL(t)
+	cfg.Keys, cfg.Fleet = 2000, true
+	cfg.Log = testLogger(t)
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := rep.Fleet
+	var md bytes.Buffer
+	rep.WriteMarkdown(&md)
+	t.Log(md.String())
+	if f == nil || len(f.Restarts) != fleetReplicas || f.Calls["grpc"] == 0 || f.Calls["rest"] == 0 {
+		t.Fatalf("the scenario did not run whole: %+v", f)
+	}
+	if f.ValidRefused != 0 || f.BalancerErrors != 0 {
+		t.Errorf("%d valid keys refused, %d errors at the balancer (%v)", f.ValidRefused, f.BalancerErrors, f.Errors)
+	}
+	if f.Limit.Valid != f.Limit.Limit || f.Limit.Asked <= f.Limit.Limit {
+		t.Errorf("per-key limit %d: %d VALID of %d asked", f.Limit.Limit, f.Limit.Valid, f.Limit.Asked)
 	}
 }

@@ -32,6 +32,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	modes := fs.String("modes", strings.Join(AllModes, ","), "keyservice, ceiling (a handler that answers at once), naive (every Validate a pooled query)")
 	fs.DurationVar(&cfg.DBLatency, "db-latency", 0, "delay added each way between the service and Postgres (a TCP proxy), e.g. 0.5ms")
 	fs.BoolVar(&cfg.Faults, "faults", false, "run the fault scenarios instead (outage, LISTEN killed, propagation, admin under flood)")
+	fs.BoolVar(&cfg.Fleet, "fleet", false, "run the fleet scenario instead: a rolling restart of 3 replicas (processes) behind nginx, with Redis, under load through nginx")
 	fs.IntVar(&cfg.Trials, "trials", cfg.Trials, "propagation and credential revocation trials (faults)")
 	fs.StringVar(&cfg.Target, "target", "", "bench a service already running elsewhere: grpc=HOST:PORT,http=HOST:PORT (keys made through its admin API; mode keyservice only)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", os.Getenv("KEYSERVICE_ADMIN_TOKEN"), "admin token of the --target service (default $KEYSERVICE_ADMIN_TOKEN; prefer the variable: flags show in ps)")

@@ -22,6 +22,7 @@ type Report struct {
 	Results   []Result        `json:"results,omitempty"`
 	Faults    *Faults         `json:"faults,omitempty"`
 	Startup   *Startup        `json:"startup,omitempty"`
+	Fleet     *FleetResult    `json:"fleet,omitempty"`
 	Credits   []CreditsResult `json:"credits,omitempty"`
 	TargetsOK []string        `json:"targets_met,omitempty"`
 	Missed    []string        `json:"targets_missed,omitempty"`
@@ -81,6 +82,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		rep.Startup = st
 		rep.Service = "each replica a separate process (keybench re-run as `keyservice serve`), on the bench database"
+		return rep, nil
+	}
+	if cfg.Fleet {
+		f, err := e.runFleet(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rep.Fleet = f
+		rep.Service = "three replicas, each a separate process (keybench re-run as `keyservice serve`), on the bench database and a private Redis, behind nginx; the load through nginx"
+		rep.check()
 		return rep, nil
 	}
 	if cfg.Faults {
@@ -303,6 +314,12 @@ func (rep *Report) check() {
 			}
 		}
 	}
+	if f := rep.Fleet; f != nil {
+		add(f.ValidRefused == 0, "fleet: %d valid keys refused during the rolling restart (target 0)", f.ValidRefused)
+		add(f.BalancerErrors == 0, "fleet: %d errors at the balancer during the rolling restart (target 0)", f.BalancerErrors)
+		add(f.Limit.Valid == f.Limit.Limit && f.Limit.Other == 0, "fleet: per-key limit %d through Redis gave %d VALID of %d asked (target exactly the limit)",
+			f.Limit.Limit, f.Limit.Valid, f.Limit.Asked)
+	}
 	if f := rep.Faults; f != nil {
 		// A flood that saturates two shared cores slows everything on them;
 		// the targets are judged where a deployment runs, with headroom: a
@@ -413,6 +430,9 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	if f := rep.Faults; f != nil {
+		f.writeMarkdown(w)
+	}
+	if f := rep.Fleet; f != nil {
 		f.writeMarkdown(w)
 	}
 	if st := rep.Startup; st != nil {

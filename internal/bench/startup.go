@@ -184,14 +184,20 @@ func (r *replica) stop() {
 // startReplica runs keyservice serve (this binary, as a child) on the
 // bench database and waits until it is ready.
 func (e *env) startReplica(ctx context.Context, keys int, name string, snapshots bool, env ...string) (*replica, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
 	grpcAddr, httpAddr := freeAddr(), freeAddr()
 	for httpAddr == grpcAddr { // the system may hand out a port just freed again
 		httpAddr = freeAddr()
 	}
+	return e.startReplicaOn(ctx, remote{grpc: hostPort(grpcAddr), http: hostPort(httpAddr)}, keys, name, snapshots, env...)
+}
+
+// startReplicaOn is startReplica on the addresses at.
+func (e *env) startReplicaOn(ctx context.Context, at remote, keys int, name string, snapshots bool, env ...string) (*replica, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	grpcAddr, httpAddr := string(at.grpc), string(at.http)
 	cmd := exec.CommandContext(ctx, self)
 	cmd.Env = append(os.Environ(),
 		ChildEnv+"=serve",

@@ -54,7 +54,18 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer s.closers.close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := s.grpc.Serve(s.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		select {
+		case <-s.readyCh:
+			if err := s.grpcLate.open(); err != nil && !errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("gRPC server: %w", err)
+			}
+		case <-gctx.Done():
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := s.grpc.Serve(s.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) &&
+			!(s.stopping.Load() && errors.Is(err, net.ErrClosed)) { // closed first by shutdown
 			return fmt.Errorf("gRPC server: %w", err)
 		}
 		return nil
@@ -122,6 +133,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	return g.Wait()
 }
 
+// acceptedGrace is how long a gRPC connection accepted just before the
+// listener closed has to send its call before the drain begins.
+const acceptedGrace = 200 * time.Millisecond
+
 func (s *Server) shutdown() {
 	s.log.Info("shutting down: draining in-flight calls", "timeout", s.cfg.ShutdownTimeout)
 	s.stopping.Store(true)
@@ -131,11 +146,20 @@ func (s *Server) shutdown() {
 		// Not ready, still serving: load balancers take the replica out
 		// before its listeners close.
 		s.log.Info("shutting down: serving until load balancers have noticed", "delay", d)
+		// Answers meanwhile say Connection: close, so a balancer keeps no
+		// connection the drain would close under a call.
+		s.http.SetKeepAlivesEnabled(false)
 		time.Sleep(d)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	s.events.Close() // WatchKeyEvents streams end; their callers go elsewhere
+	// New gRPC connections are refused first (a balancer passes their
+	// calls on); a connection accepted just before has a moment to send
+	// its call, which GracefulStop's GOAWAY would otherwise refuse after
+	// the balancer sent it (nginx cannot pass such a call on).
+	_ = s.grpcLis.Close()
+	time.Sleep(acceptedGrace)
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

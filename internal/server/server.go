@@ -59,6 +59,9 @@ type Server struct {
 	http    *http.Server
 	health  *health.Server
 	grpcLis net.Listener
+	// grpcLate is grpcLis before its caps: it listens once the replica is
+	// first ready.
+	grpcLate *lateListener
 	httpLis net.Listener
 	// debug: pprof and runtime metrics on loopback (debug.go); nil: off.
 	debug    *http.Server
@@ -258,9 +261,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	useForLibraryLogs(log)
-	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+	// Bound now, listening once ready (latelisten.go).
+	if s.grpcLate, err = bindLate(cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("KEYSERVICE_GRPC_ADDR: %w", err)
 	}
+	s.grpcLis = s.grpcLate
 	s.closers.add(func() { _ = s.grpcLis.Close() })
 	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("KEYSERVICE_HTTP_ADDR: %w", err)

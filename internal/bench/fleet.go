@@ -1,0 +1,413 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/template"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+)
+
+// The fleet scenario (--fleet): three replicas, each its own process, on
+// one database and one Redis, behind a real nginx; a rolling restart of
+// all three (SIGTERM, the replica's shutdown delay and drain, a new
+// process on the same addresses, ready) while hot and cold keys are
+// validated through the balancer over gRPC and REST, and one key with a
+// per-key limit is asked for more than its limit.
+
+// FleetResult is what the rolling restart measured.
+type FleetResult struct {
+	Replicas       int              `json:"replicas"`
+	Balancer       string           `json:"balancer"`
+	Seconds        float64          `json:"seconds"`
+	Restarts       []FleetRestart   `json:"restarts"`
+	Calls          map[string]int64 `json:"calls"` // by transport
+	ValidRefused   int64            `json:"valid_keys_refused"`
+	BalancerErrors int64            `json:"balancer_errors"`
+	Errors         map[string]int64 `json:"errors,omitempty"` // what the refusals were
+	Latency        LatencyMS        `json:"latency_ms"`
+	Limit          FleetLimit       `json:"per_key_limit"`
+}
+
+// FleetRestart is one replica's turn.
+type FleetRestart struct {
+	Replica      int     `json:"replica"`
+	StopSeconds  float64 `json:"stop_seconds"`  // SIGTERM until the process exited
+	ReadySeconds float64 `json:"ready_seconds"` // the new process started until ready
+}
+
+// FleetLimit is the per-key limit asked beyond its budget throughout.
+type FleetLimit struct {
+	Limit       int64            `json:"limit"`
+	Asked       int64            `json:"asked"`
+	Valid       int64            `json:"valid"`
+	RateLimited int64            `json:"rate_limited"`
+	Other       int64            `json:"other"`
+	OtherCodes  map[string]int64 `json:"other_codes,omitempty"`
+}
+
+const fleetReplicas = 3
+
+var fleetNginx = template.Must(template.New("").Parse(`
+daemon off;
+master_process off;
+worker_processes 1;
+pid {{.Dir}}/nginx.pid;
+error_log {{.Dir}}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path {{.Dir}}/body;
+  proxy_temp_path {{.Dir}}/proxy;
+  fastcgi_temp_path {{.Dir}}/fastcgi;
+  uwsgi_temp_path {{.Dir}}/uwsgi;
+  scgi_temp_path {{.Dir}}/scgi;
+  upstream keyservice_http {
+{{range .Replicas}}    server {{.HTTP}} max_fails=1 fail_timeout=1s;
+{{end}}    keepalive 64;
+  }
+  upstream keyservice_grpc {
+{{range .Replicas}}    server {{.GRPC}} max_fails=1 fail_timeout=1s;
+{{end}}    # No idle connections kept: nginx cannot pass a gRPC call on once its
+    # body is sent (it is not buffered), so a kept connection that the
+    # replica closes as it stops would fail the call sent on it; a new
+    # connection refused is passed on.
+  }
+  server {
+    listen 127.0.0.1:{{.HTTPPort}};
+    location / {
+      proxy_pass http://keyservice_http;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For $remote_addr;
+      # A replica that shuts down refuses new connections and closes idle
+      # ones: the call goes to the next replica. Validate may be retried
+      # (non_idempotent): a call the replica never read was never answered.
+      proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+      proxy_next_upstream_tries 3;
+    }
+  }
+  server {
+    listen 127.0.0.1:{{.GRPCPort}} http2;
+    location / {
+      grpc_pass grpc://keyservice_grpc;
+      grpc_next_upstream error timeout http_502 http_503 non_idempotent;
+      grpc_next_upstream_tries 3;
+    }
+  }
+}
+`))
+
+// runFleet runs the fleet scenario.
+func (e *env) runFleet(ctx context.Context) (*FleetResult, error) {
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/nginx"); serr != nil {
+			return nil, errors.New("--fleet needs nginx (apt-get install nginx)")
+		}
+		nginx = "/usr/sbin/nginx"
+	}
+	dir, err := os.MkdirTemp("", "keybench-fleet-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	redisURL, stopRedis, err := startRedis(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer stopRedis()
+
+	addrs := make([]remote, fleetReplicas)
+	for i := range addrs {
+		addrs[i] = remote{grpc: hostPort(freeAddr()), http: hostPort(freeAddr())}
+	}
+	env := []string{
+		"KEYSERVICE_REDIS_URL=" + redisURL,
+		"KEYSERVICE_ADMIN_TOKENS=" + benchAdminToken,
+		// Every call arrives from nginx's address: one caller.
+		"KEYSERVICE_CALLER_RATE=1000000", "KEYSERVICE_CALLER_BURST=1000000",
+		"KEYSERVICE_SHUTDOWN_DELAY=1s", "KEYSERVICE_SHUTDOWN_TIMEOUT=10s",
+		// Redis shares these two cores with the load, nginx and three
+		// replicas: 50 ms (the default) is passed now and then, and the
+		// local budget then answers (the limit is no longer exact).
+		"KEYSERVICE_REDIS_TIMEOUT=250ms",
+	}
+	start := func(i int) (*replica, error) {
+		return e.startReplicaAt(ctx, addrs[i], fmt.Sprintf("fleet-%d", i), env...)
+	}
+	reps := make([]*replica, fleetReplicas)
+	defer func() {
+		for _, r := range reps {
+			if r != nil {
+				r.stop()
+			}
+		}
+	}()
+	for i := range reps {
+		if reps[i], err = start(i); err != nil {
+			return nil, err
+		}
+	}
+
+	httpPort, grpcPort := port(freeAddr()), port(freeAddr())
+	conf := filepath.Join(dir, "nginx.conf")
+	f, err := os.Create(conf)
+	if err != nil {
+		return nil, err
+	}
+	type pair struct{ HTTP, GRPC string }
+	var ups []pair
+	for _, a := range addrs {
+		ups = append(ups, pair{string(a.http), string(a.grpc)})
+	}
+	err = fleetNginx.Execute(f, map[string]any{"Dir": dir, "Replicas": ups, "HTTPPort": httpPort, "GRPCPort": grpcPort})
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, nginx, "-c", conf, "-p", dir, "-e", filepath.Join(dir, "error.log"))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if raw, _ := os.ReadFile(filepath.Join(dir, "error.log")); len(raw) > 0 {
+			var errs []string
+			for _, l := range strings.Split(string(raw), "\n") {
+				if strings.Contains(l, "[error]") && !strings.Contains(l, "Connection refused") {
+					errs = append(errs, l)
+				}
+			}
+			e.log.Info("nginx's error log (refused connections, which nginx passes on, left out)", "lines", strings.Count(string(raw), "\n"), "errors", strings.Join(errs, "\n"))
+		}
+	}()
+	version, _ := exec.Command(nginx, "-v").CombinedOutput()
+	front := remote{grpc: hostPort(fmt.Sprintf("127.0.0.1:%d", grpcPort)), http: hostPort(fmt.Sprintf("127.0.0.1:%d", httpPort))}
+	if err := waitListening(ctx, string(front.http)); err != nil {
+		return nil, err
+	}
+
+	g, err := newGRPC(string(front.grpc), 4)
+	if err != nil {
+		return nil, err
+	}
+	defer g.close()
+	rest := newREST(string(front.http), 8)
+	defer rest.close()
+	const limit = 300
+	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+adminToken)
+	created, err := g.clients[0].CreateKey(actx, &keyservicev1.CreateKeyRequest{Name: "fleet-limited", Owner: "bench-fleet",
+		RateLimit: &keyservicev1.RateLimit{Limit: limit, Period: durationpb.New(24 * time.Hour)}})
+	if err != nil {
+		return nil, fmt.Errorf("creating the limited key through the balancer: %w", err)
+	}
+	limited := created.GetSecret()
+	// The other replicas learn of the key by NOTIFY within milliseconds;
+	// asking before that would be NOT_FOUND there, not a limit.
+	sleep(ctx, time.Second)
+
+	res := &FleetResult{Replicas: fleetReplicas, Balancer: strings.TrimSpace(string(version)), Calls: map[string]int64{},
+		Errors: map[string]int64{}, Limit: FleetLimit{Limit: limit}}
+	var (
+		mu        sync.Mutex
+		lat       []time.Duration
+		stop      = make(chan struct{})
+		wg        sync.WaitGroup
+		refused   atomic.Int64
+		balancer  atomic.Int64
+		callsGRPC atomic.Int64
+		callsREST atomic.Int64
+	)
+	hot := e.active[:min(100, len(e.active))]
+	worker := func(w int, v validator, calls *atomic.Int64) {
+		var mine []time.Duration
+		for {
+			select {
+			case <-stop:
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+				return
+			default:
+			}
+			key := hot[rand.IntN(len(hot))]
+			if rand.IntN(5) == 0 { // one call in five a cold key
+				key = e.active[rand.IntN(len(e.active))]
+			}
+			t0 := time.Now()
+			code, err := v.validate(ctx, w, key)
+			mine = append(mine, time.Since(t0))
+			calls.Add(1)
+			if err != nil || code != "CODE_VALID" {
+				refused.Add(1)
+				what := code
+				if err != nil {
+					balancer.Add(1)
+					what = refusalName(err)
+				}
+				mu.Lock()
+				res.Errors[what]++
+				mu.Unlock()
+			}
+		}
+	}
+	for w := 0; w < 6; w++ {
+		wg.Go(func() { worker(w, g, &callsGRPC) })
+		wg.Go(func() { worker(w, rest, &callsREST) })
+	}
+	wg.Go(func() { // the limited key, about 100 calls a second
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			code, err := g.validate(ctx, 0, limited)
+			res.Limit.Asked++
+			switch {
+			case err != nil:
+				res.Limit.Other++
+				balancer.Add(1)
+				mu.Lock()
+				res.Errors[refusalName(err)]++
+				mu.Unlock()
+			case code == "CODE_VALID":
+				res.Limit.Valid++
+			case code == "CODE_RATE_LIMITED":
+				res.Limit.RateLimited++
+			default:
+				res.Limit.Other++
+				if res.Limit.OtherCodes == nil {
+					res.Limit.OtherCodes = map[string]int64{}
+				}
+				res.Limit.OtherCodes[code]++
+			}
+		}
+	})
+
+	began := time.Now()
+	sleep(ctx, 2*time.Second)
+	for i := range reps {
+		t0 := time.Now()
+		reps[i].stop()
+		stopped := time.Since(t0)
+		reps[i] = nil
+		r, err := start(i)
+		if err != nil {
+			close(stop)
+			wg.Wait()
+			return nil, fmt.Errorf("restarting replica %d: %w", i, err)
+		}
+		reps[i] = r
+		res.Restarts = append(res.Restarts, FleetRestart{Replica: i, StopSeconds: stopped.Seconds(), ReadySeconds: r.result.ReadySeconds})
+		e.log.Info("fleet: replica restarted", "replica", i, "stop_s", stopped.Seconds(), "ready_s", r.result.ReadySeconds)
+		sleep(ctx, 2*time.Second) // nginx tries it again after fail_timeout
+	}
+	close(stop)
+	wg.Wait()
+	res.Seconds = time.Since(began).Seconds()
+	res.Calls["grpc"], res.Calls["rest"] = callsGRPC.Load(), callsREST.Load()
+	res.ValidRefused, res.BalancerErrors = refused.Load(), balancer.Load()
+	res.Latency = latency(lat)
+	return res, nil
+}
+
+// refusalName names a call's error for the report.
+func refusalName(err error) string {
+	var r *restRefusal
+	if errors.As(err, &r) {
+		return "HTTP " + strconv.Itoa(r.httpStatus)
+	}
+	s := err.Error()
+	if i := strings.Index(s, "code = "); i >= 0 {
+		s = s[i+len("code = "):]
+		if j := strings.IndexByte(s, ' '); j > 0 {
+			s = s[:j]
+		}
+		return "gRPC " + s
+	}
+	return "error"
+}
+
+func port(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func waitListening(ctx context.Context, addr string) error {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); sleep(ctx, 20*time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return nil
+		}
+	}
+	return fmt.Errorf("nothing listens on %s after 10 s", addr)
+}
+
+// startRedis runs a private redis-server for the fleet's shared per-key
+// budgets.
+func startRedis(dir string) (string, func(), error) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return "", nil, errors.New("--fleet needs redis-server (apt-get install redis-server)")
+	}
+	addr := freeAddr()
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port(addr)), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	if err := waitListening(context.Background(), addr); err != nil {
+		stop()
+		return "", nil, err
+	}
+	return "redis://" + addr + "/0", stop, nil
+}
+
+func (f *FleetResult) writeMarkdown(w io.Writer) {
+	fmt.Fprintf(w, "Rolling restart of %d replicas (each its own process; one PostgreSQL, one Redis) behind %s, under load through it for %.1f s:\n\n",
+		f.Replicas, f.Balancer, f.Seconds)
+	fmt.Fprintln(w, "| replica | SIGTERM to exit s | start to ready s |")
+	fmt.Fprintln(w, "|---:|---:|---:|")
+	for _, r := range f.Restarts {
+		fmt.Fprintf(w, "| %d | %.2f | %.2f |\n", r.Replica, r.StopSeconds, r.ReadySeconds)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Calls: gRPC %d, REST %d (hot keys, one in five cold); valid keys refused %d; errors at the balancer %d %v; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms.\n\n",
+		f.Calls["grpc"], f.Calls["rest"], f.ValidRefused, f.BalancerErrors, f.Errors, f.Latency.P50, f.Latency.P99, f.Latency.Max)
+	fmt.Fprintf(w, "Per-key limit of %d per day (no refill to speak of within the run), shared through Redis: asked %d times, VALID %d, RATE_LIMITED %d, other %d %v.\n\n",
+		f.Limit.Limit, f.Limit.Asked, f.Limit.Valid, f.Limit.RateLimited, f.Limit.Other, f.Limit.OtherCodes)
+}
+
+// startReplicaAt is startReplica on the given addresses (a restarted
+// replica takes its predecessor's, as behind a balancer).
+func (e *env) startReplicaAt(ctx context.Context, at remote, name string, env ...string) (*replica, error) {
+	return e.startReplicaOn(ctx, at, len(e.active), name, true, env...)
+}
+
