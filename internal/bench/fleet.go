@@ -410,4 +410,3 @@ func (f *FleetResult) writeMarkdown(w io.Writer) {
 func (e *env) startReplicaAt(ctx context.Context, at remote, name string, env ...string) (*replica, error) {
 	return e.startReplicaOn(ctx, at, len(e.active), name, true, env...)
 }
-

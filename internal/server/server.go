@@ -62,7 +62,7 @@ type Server struct {
 	// grpcLate is grpcLis before its caps: it listens once the replica is
 	// first ready.
 	grpcLate *lateListener
-	httpLis net.Listener
+	httpLis  net.Listener
 	// debug: pprof and runtime metrics on loopback (debug.go); nil: off.
 	debug    *http.Server
 	debugLis net.Listener
