@@ -211,6 +211,12 @@ bench-faults: ## Postgres outage, LISTEN killed, replica propagation, admin call
 	mkdir -p $(BENCH_OUT)
 	$(GO) run ./cmd/keybench --faults --json $(BENCH_OUT)/bench-faults.json $(BENCH_FLAGS)
 
+.PHONY: bench-fleet
+bench-fleet: ## Rolling restart of 3 replica processes behind nginx (with Redis) under load through it
+	mkdir -p $(BENCH_OUT)
+	$(GO) build -o $(BIN)/keybench ./cmd/keybench
+	$(BIN)/keybench --fleet --keys 100000 --json $(BENCH_OUT)/bench-fleet.json $(BENCH_FLAGS)
+
 .PHONY: fuzz
 fuzz: ## Fuzz the key parser for 30s
 	$(GO) test ./internal/keys -run '^$$' -fuzz FuzzParse -fuzztime 30s

@@ -220,3 +220,33 @@ func TestComposeFileUnderPodmanCompose(t *testing.T) {
 		t.Errorf("nginx: podman run %s", args["nginx"])
 	}
 }
+
+// TestNginxConfigParses runs nginx -t on deploy/nginx.conf, with the
+// replicas' compose names pointed at loopback (nginx resolves upstreams
+// while it checks).
+func TestNginxConfigParses(t *testing.T) {
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		nginx = "/usr/sbin/nginx"
+		if _, serr := os.Stat(nginx); serr != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("nginx is missing (.ci/run installs it)")
+			}
+			t.Skip("nginx is missing")
+		}
+	}
+	raw, err := os.ReadFile("nginx.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	conf := strings.NewReplacer("keyservice-1:", "127.0.0.1:", "keyservice-2:", "127.0.0.1:").Replace(string(raw))
+	conf = "pid " + dir + "/nginx.pid;\nerror_log " + dir + "/error.log;\n" + conf
+	path := dir + "/nginx.conf"
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(nginx, "-t", "-c", path, "-p", dir, "-e", dir+"/error.log").CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+}

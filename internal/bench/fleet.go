@@ -196,7 +196,11 @@ func (e *env) runFleet(ctx context.Context) (*FleetResult, error) {
 					errs = append(errs, l)
 				}
 			}
-			e.log.Info("nginx's error log (refused connections, which nginx passes on, left out)", "lines", strings.Count(string(raw), "\n"), "errors", strings.Join(errs, "\n"))
+			log := e.log.Info
+			if len(errs) > 0 {
+				log = e.log.Warn
+			}
+			log("nginx's error log (refused connections, which nginx passes on, left out)", "lines", strings.Count(string(raw), "\n"), "errors", strings.Join(errs, "\n"))
 		}
 	}()
 	version, _ := exec.Command(nginx, "-v").CombinedOutput()

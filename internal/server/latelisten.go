@@ -106,6 +106,30 @@ func (l *lateListener) open() error {
 	return nil
 }
 
+// quiesce shrinks the listen backlog to nothing: the kernel then drops
+// new connection attempts (their SYN is sent again a second later, and
+// refused once the port is closed: a balancer passes such a call on),
+// while Accept still takes the connections already queued. Closing a
+// listener resets the connections in its queue, and nginx cannot pass on
+// a gRPC call it has already sent on one; quiesce, a pause, then Close
+// leaves next to nothing in the queue to reset.
+func (l *lateListener) quiesce() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.opened:
+	default:
+		return
+	}
+	sc, ok := l.l.(syscall.Conn)
+	if !ok {
+		return
+	}
+	if raw, err := sc.SyscallConn(); err == nil {
+		_ = raw.Control(func(fd uintptr) { _ = syscall.Listen(int(fd), 0) })
+	}
+}
+
 func (l *lateListener) Accept() (net.Conn, error) {
 	select {
 	case <-l.opened:

@@ -54,16 +54,6 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer s.closers.close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		select {
-		case <-s.readyCh:
-			if err := s.grpcLate.open(); err != nil && !errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("gRPC server: %w", err)
-			}
-		case <-gctx.Done():
-		}
-		return nil
-	})
-	g.Go(func() error {
 		if err := s.grpc.Serve(s.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) &&
 			!(s.stopping.Load() && errors.Is(err, net.ErrClosed)) { // closed first by shutdown
 			return fmt.Errorf("gRPC server: %w", err)
@@ -133,8 +123,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	return g.Wait()
 }
 
-// acceptedGrace is how long a gRPC connection accepted just before the
-// listener closed has to send its call before the drain begins.
+// acceptedGrace is how long the gRPC port takes the connections already
+// queued before it closes, and how long a connection accepted just before
+// it closed has to send its call before the drain begins.
 const acceptedGrace = 200 * time.Millisecond
 
 func (s *Server) shutdown() {
@@ -154,12 +145,13 @@ func (s *Server) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	s.events.Close() // WatchKeyEvents streams end; their callers go elsewhere
-	// New gRPC connections are refused first (a balancer passes their
-	// calls on); a connection accepted just before has a moment to send
-	// its call, which GracefulStop's GOAWAY would otherwise refuse after
-	// the balancer sent it (nginx cannot pass such a call on).
-	_ = s.grpcLis.Close()
+	// New gRPC connections are turned away first, and the ones already
+	// queued taken and served (latelisten.go, quiesce); then the port
+	// closes (a balancer passes later calls on) and the drain begins.
+	s.grpcLate.quiesce()
 	time.Sleep(acceptedGrace)
+	_ = s.grpcLis.Close()
+	time.Sleep(acceptedGrace) // calls on connections just accepted reach the server before its GOAWAY
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

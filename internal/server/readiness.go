@@ -84,6 +84,16 @@ func (s *Server) setReady(ok bool, why string) {
 	if ok && s.stopping.Load() {
 		return // a check that was in flight when shutdown began
 	}
+	if ok {
+		// The gRPC port listens from the first time the replica is ready,
+		// before anyone can read that it is (latelisten.go).
+		s.readyOnce.Do(func() {
+			if err := s.grpcLate.open(); err != nil {
+				s.log.Error("the gRPC port could not listen", "error", err)
+			}
+			close(s.readyCh)
+		})
+	}
 	was := s.ready.Swap(ok)
 	s.notReady.Store(why)
 	st := healthpb.HealthCheckResponse_NOT_SERVING
@@ -94,9 +104,6 @@ func (s *Server) setReady(ok bool, why string) {
 	s.health.SetServingStatus(keyservicev1.KeyService_ServiceDesc.ServiceName, st)
 	if was != ok {
 		s.log.Info("readiness changed", "ready", ok, "reason", why)
-	}
-	if ok {
-		s.readyOnce.Do(func() { close(s.readyCh) })
 	}
 }
 
