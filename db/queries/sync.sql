@@ -25,18 +25,22 @@ SELECT * FROM api_keys
 WHERE (revoked_at IS NULL OR revoked_at > @ended_since::timestamptz)
   AND (expires_at IS NULL OR expires_at > @ended_since::timestamptz);
 
--- name: ReadStart :one
--- ReadStart is the database time a full read is consistent with (its
--- transaction's snapshot), and the planner's estimate of the table's rows,
--- to size the filter without counting them. On a read replica (in
--- recovery) the data is as of the last transaction it replayed, so that
--- commit's time is the watermark (never later than now; -infinity before
--- it has replayed any): the incremental sync on the primary reads every
--- change after it.
+-- name: ReadWatermark :one
+-- ReadWatermark is the database time a full read about to begin is at
+-- least as recent as, read before its transaction takes its snapshot:
+-- now() on the primary; on a read replica (in recovery), whose data is as
+-- of the last transaction it replayed, that commit's time (never later
+-- than now), the epoch before it has replayed any (the sync then reads
+-- every change, in pages). The incremental sync on the primary reads every change after
+-- it, less the overlap.
 SELECT (CASE WHEN pg_is_in_recovery()
-             THEN coalesce(least(now(), pg_last_xact_replay_timestamp()), '-infinity'::timestamptz)
-             ELSE now() END)::timestamptz AS watermark,
-       (SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = 'api_keys'::regclass)::bigint AS estimate;
+             THEN coalesce(least(now(), pg_last_xact_replay_timestamp()), 'epoch'::timestamptz)
+             ELSE now() END)::timestamptz AS watermark;
+
+-- name: ReadEstimate :one
+-- ReadEstimate is the planner's estimate of the table's rows, to size the
+-- filter without counting them.
+SELECT (SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = 'api_keys'::regclass)::bigint AS estimate;
 
 -- name: WALPosition :one
 -- WALPosition is how far this server's data reaches in the primary's

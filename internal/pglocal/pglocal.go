@@ -281,6 +281,7 @@ func (c *Cluster) Standby(ctx context.Context, dir string) (*Cluster, error) {
 		return nil, err
 	}
 	if err := s.Start(ctx); err != nil {
+		_ = s.Kill(context.WithoutCancel(ctx)) // a server left running by a start that timed out
 		return nil, err
 	}
 	return s, nil

@@ -1,3 +1,5 @@
+//go:build linux
+
 package server
 
 import (
@@ -98,7 +100,9 @@ func (l *lateListener) open() error {
 	f := os.NewFile(uintptr(l.fd), "grpc listener")
 	ln, err := net.FileListener(f) // a copy of the descriptor
 	_ = f.Close()
+	l.fd = -1 // closed with f
 	if err != nil {
+		close(l.closed) // nothing left to close
 		return err
 	}
 	l.l = ln
@@ -149,7 +153,9 @@ func (l *lateListener) Close() error {
 		case <-l.opened:
 			err = l.l.Close()
 		default:
-			err = syscall.Close(l.fd)
+			if l.fd >= 0 {
+				err = syscall.Close(l.fd)
+			}
 		}
 	})
 	if err != nil && !errors.Is(err, net.ErrClosed) {

@@ -148,10 +148,12 @@ func (s *Server) shutdown() {
 	// New gRPC connections are turned away first, and the ones already
 	// queued taken and served (latelisten.go, quiesce); then the port
 	// closes (a balancer passes later calls on) and the drain begins.
-	s.grpcLate.quiesce()
-	time.Sleep(acceptedGrace)
-	_ = s.grpcLis.Close()
-	time.Sleep(acceptedGrace) // calls on connections just accepted reach the server before its GOAWAY
+	if s.grpcLate != nil {
+		s.grpcLate.quiesce()
+		time.Sleep(acceptedGrace)
+		_ = s.grpcLis.Close()
+		time.Sleep(acceptedGrace)
+	} // calls on connections just accepted reach the server before its GOAWAY
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

@@ -84,16 +84,21 @@ func (s *Server) setReady(ok bool, why string) {
 	if ok && s.stopping.Load() {
 		return // a check that was in flight when shutdown began
 	}
-	if ok {
+	if ok && !s.grpcOpen {
 		// The gRPC port listens from the first time the replica is ready,
-		// before anyone can read that it is (latelisten.go).
-		s.readyOnce.Do(func() {
-			if s.grpcLate == nil { // a Server made by hand (tests)
-			} else if err := s.grpcLate.open(); err != nil {
+		// before anyone can read that it is (latelisten.go); a port that
+		// cannot listen keeps the replica unready, and is tried again at
+		// the next check.
+		if s.grpcLate != nil {
+			if err := s.grpcLate.open(); err != nil {
 				s.log.Error("the gRPC port could not listen", "error", err)
+				ok, why = false, "the gRPC port could not listen: "+err.Error()
 			}
-			close(s.readyCh)
-		})
+		}
+		if ok {
+			s.grpcOpen = true
+			s.readyOnce.Do(func() { close(s.readyCh) })
+		}
 	}
 	was := s.ready.Swap(ok)
 	s.notReady.Store(why)

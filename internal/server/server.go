@@ -62,6 +62,7 @@ type Server struct {
 	// grpcLate is grpcLis before its caps: it listens once the replica is
 	// first ready.
 	grpcLate *lateListener
+	grpcOpen bool // grpcLate listens (setReady, which readiness checks call one at a time)
 	httpLis  net.Listener
 	// debug: pprof and runtime metrics on loopback (debug.go); nil: off.
 	debug    *http.Server

@@ -30,3 +30,9 @@ func (s *syncBuf) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// ReadFilterChunks reads a snapshot's filter chunks as LoadSnapshot does
+// once it has read the snapshot's row.
+func ReadFilterChunks(s *Store, ctx context.Context, id, total int64) ([]byte, error) {
+	return s.readChunks(ctx, id, partFilter, total)
+}

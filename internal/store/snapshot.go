@@ -65,6 +65,14 @@ func (s *Store) scanActive(ctx context.Context, endedFor time.Duration, start fu
 		return 0, err
 	}
 	defer conn.Release()
+	// The watermark first, then the transaction's snapshot: the read is at
+	// least as recent as the watermark (on a read replica, which replays
+	// as it goes, reading it after the snapshot could name a later time
+	// than the data).
+	wm, err := s.q.ReadWatermark(ctx, conn)
+	if err != nil {
+		return 0, classify(fmt.Errorf("starting the full read: %w", err))
+	}
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return 0, classify(fmt.Errorf("beginning the full read: %w", err))
@@ -73,12 +81,12 @@ func (s *Store) scanActive(ctx context.Context, endedFor time.Duration, start fu
 	if err := s.q.NoStatementTimeout(ctx, tx); err != nil {
 		return 0, classify(err)
 	}
-	rs, err := s.q.ReadStart(ctx, tx)
+	est, err := s.q.ReadEstimate(ctx, tx)
 	if err != nil {
 		return 0, classify(fmt.Errorf("starting the full read: %w", err))
 	}
-	info := apikey.ScanInfo{Watermark: rs.Watermark, Estimate: rs.Estimate}
-	endedSince := rs.Watermark.Add(-endedFor)
+	info := apikey.ScanInfo{Watermark: wm, Estimate: est}
+	endedSince := wm.Add(-endedFor)
 	if info.Estimate <= 0 { // never analysed: count (in the same snapshot)
 		if info.Estimate, err = s.q.CountActiveKeys(ctx, tx, endedSince); err != nil {
 			return 0, classify(fmt.Errorf("counting active keys: %w", err))
@@ -312,7 +320,12 @@ func (s *Store) chunk(ctx context.Context, id int64, part int16, seq int) ([]byt
 		var err error
 		data, err = s.q.GetSnapshotChunk(ctx, tx, dbsqlc.GetSnapshotChunkParams{SnapshotID: id, Part: part, Seq: int32(seq)})
 		if errors.Is(err, pgx.ErrNoRows) {
-			return apikey.ErrCorruptSnapshot // deleted meanwhile, or never written
+			// Deleted meanwhile (a newer snapshot replaced it: ErrNotFound),
+			// or never written (corrupt).
+			if _, gone := s.q.GetSnapshot(ctx, tx, dbsqlc.GetSnapshotParams{ID: id}); errors.Is(gone, pgx.ErrNoRows) {
+				return apikey.ErrNotFound
+			}
+			return apikey.ErrCorruptSnapshot
 		}
 		return err
 	})

@@ -124,6 +124,18 @@ func TestSnapshotChunksRoundTrip(t *testing.T) {
 		t.Fatalf("read with the default chunk size: %v", err)
 	}
 	b.store.SetSnapshotChunk(1000)
+	// Deleted while it is read (a newer snapshot replaced it): not found,
+	// not corrupt (a replica then looks for the newer one).
+	gone, err := b.store.WriteSnapshot(ctx, apikey.Snapshot{Watermark: time.Now(), Keys: 9, Capacity: 100, FPRate: 0.001, Filter: filter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "DELETE FROM filter_snapshots WHERE id = $1", gone); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.ReadFilterChunks(b.store, ctx, gone, int64(len(filter))); !errors.Is(err, apikey.ErrNotFound) {
+		t.Fatalf("a snapshot deleted while read: %v, want ErrNotFound", err)
+	}
 	for name, stmt := range map[string]string{
 		"a chunk missing":   "DELETE FROM filter_snapshot_chunks WHERE part = 0 AND seq = 7",
 		"a chunk cut short": "UPDATE filter_snapshot_chunks SET data = substring(data from 1 for 10) WHERE part = 0 AND seq = 3",

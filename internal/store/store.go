@@ -314,26 +314,44 @@ func (s *Store) ListKeys(ctx context.Context, p apikey.ListParams) ([]apikey.Key
 // KeysByHashes returns the keys whose SHA-256 is among hs, in one statement
 // (the validation path's batched lookup). Hashes with no key are absent.
 func (s *Store) KeysByHashes(ctx context.Context, hs []keys.Hash) ([]apikey.Key, error) {
+	out, _, err := s.keysByHashes(ctx, hs, false)
+	return out, err
+}
+
+// KeysByHashesAt is KeysByHashes on a read replica: it also returns the
+// WAL position the answering server had replayed before the statement
+// read (its data is at least that recent), read on the same connection.
+func (s *Store) KeysByHashesAt(ctx context.Context, hs []keys.Hash) ([]apikey.Key, int64, error) {
+	return s.keysByHashes(ctx, hs, true)
+}
+
+func (s *Store) keysByHashes(ctx context.Context, hs []keys.Hash, position bool) ([]apikey.Key, int64, error) {
 	conn, err := s.acquire(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer conn.Release()
+	var pos int64
+	if position {
+		if pos, err = s.q.WALPosition(ctx, conn); err != nil {
+			return nil, 0, classify(fmt.Errorf("reading the WAL position: %w", err))
+		}
+	}
 	arg := make([][]byte, len(hs))
 	for i := range hs {
 		arg[i] = hs[i][:]
 	}
 	rows, err := s.q.GetKeysByHashes(ctx, conn, arg)
 	if err != nil {
-		return nil, classify(fmt.Errorf("looking up keys: %w", err))
+		return nil, 0, classify(fmt.Errorf("looking up keys: %w", err))
 	}
 	out := make([]apikey.Key, 0, len(rows))
 	for _, r := range rows {
 		k, err := fromRow(r)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		out = append(out, k)
 	}
-	return out, nil
+	return out, pos, nil
 }

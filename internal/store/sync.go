@@ -191,11 +191,28 @@ const ListenApplicationName = "keyservice-listen"
 // RecentlyUsed returns up to limit active keys used before after, most
 // recently used first, and the cursor of the next page (zero at the end).
 func (s *Store) RecentlyUsed(ctx context.Context, after apikey.UseCursor, limit int) ([]apikey.Key, apikey.UseCursor, error) {
+	page, next, _, err := s.recentlyUsed(ctx, after, limit, false)
+	return page, next, err
+}
+
+// RecentlyUsedAt is RecentlyUsed on a read replica, with the WAL position
+// the server had replayed before the page was read (see KeysByHashesAt).
+func (s *Store) RecentlyUsedAt(ctx context.Context, after apikey.UseCursor, limit int) ([]apikey.Key, apikey.UseCursor, int64, error) {
+	return s.recentlyUsed(ctx, after, limit, true)
+}
+
+func (s *Store) recentlyUsed(ctx context.Context, after apikey.UseCursor, limit int, position bool) ([]apikey.Key, apikey.UseCursor, int64, error) {
 	conn, err := s.acquire(ctx)
 	if err != nil {
-		return nil, apikey.UseCursor{}, err
+		return nil, apikey.UseCursor{}, 0, err
 	}
 	defer conn.Release()
+	var pos int64
+	if position {
+		if pos, err = s.q.WALPosition(ctx, conn); err != nil {
+			return nil, apikey.UseCursor{}, 0, classify(fmt.Errorf("reading the WAL position: %w", err))
+		}
+	}
 	if after.UsedAt.IsZero() {
 		after = apikey.UseCursor{UsedAt: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}
 	}
@@ -203,13 +220,13 @@ func (s *Store) RecentlyUsed(ctx context.Context, after apikey.UseCursor, limit 
 		BeforeUsedAt: after.UsedAt, BeforeID: after.ID, PageLimit: int32(limit),
 	})
 	if err != nil {
-		return nil, apikey.UseCursor{}, classify(fmt.Errorf("reading recently used keys: %w", err))
+		return nil, apikey.UseCursor{}, 0, classify(fmt.Errorf("reading recently used keys: %w", err))
 	}
 	out := make([]apikey.Key, 0, len(rows))
 	for _, r := range rows {
 		k, err := fromRow(r)
 		if err != nil {
-			return nil, apikey.UseCursor{}, err
+			return nil, apikey.UseCursor{}, 0, err
 		}
 		out = append(out, k)
 	}
@@ -218,5 +235,5 @@ func (s *Store) RecentlyUsed(ctx context.Context, after apikey.UseCursor, limit 
 		last := rows[len(rows)-1]
 		next = apikey.UseCursor{UsedAt: *last.LastUsedAt, ID: last.ID}
 	}
-	return out, next, nil
+	return out, next, pos, nil
 }

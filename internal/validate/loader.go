@@ -227,7 +227,7 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 	// the next is read: a million-key import is read in bounded pieces.
 	n, err := v.store.ChangesSince(ctx, since, v.cfg.SyncPageSize, func(page []apikey.KeyChange) error {
 		for i := range page {
-			v.syncOne(&page[i], since, dbNow)
+			v.syncOne(&page[i], since, *wm, dbNow)
 		}
 		return nil
 	})
@@ -241,9 +241,15 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 	return nil
 }
 
-// syncOne applies one change found by the incremental sync.
-func (v *Validator) syncOne(c *apikey.KeyChange, since, dbNow time.Time) {
-	v.reads.changed(c.Hash)
+// syncOne applies one change found by the incremental sync. wm is the
+// previous sync's watermark: a change after it is new to this replica,
+// and read on the primary until the read replica has it; one re-read in
+// the overlap was marked when it was applied (or is held in memory),
+// unless it committed late, which marks it now.
+func (v *Validator) syncOne(c *apikey.KeyChange, since, wm, dbNow time.Time) {
+	if v.reads != nil && (changedAt(c).After(wm) || !v.holds(c.Hash)) {
+		v.reads.changed(c.Hash)
+	}
 	if c.RevokedAt != nil {
 		// Always applied, even with nothing cached: it also bumps the
 		// stripe epoch, so a lookup that read the row before the revoke
@@ -297,6 +303,18 @@ func (v *Validator) syncOne(c *apikey.KeyChange, since, dbNow time.Time) {
 		return
 	}
 	v.applyRemote(apikey.Event{Kind: apikey.EventCreated, Hash: c.Hash, Keyspace: c.KeyspaceID}, fromSync)
+}
+
+// changedAt is the latest of a change's times.
+func changedAt(c *apikey.KeyChange) time.Time {
+	t := c.CreatedAt
+	if c.RevokedAt != nil && c.RevokedAt.After(t) {
+		t = *c.RevokedAt
+	}
+	if c.UpdatedAt != nil && c.UpdatedAt.After(t) {
+		t = *c.UpdatedAt
+	}
+	return t
 }
 
 func (v *Validator) usageLoop(ctx context.Context) {

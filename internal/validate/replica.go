@@ -56,7 +56,8 @@ type Positioner interface {
 // answered from the replica's older row.
 type readRouter struct {
 	primary, replica Store
-	pp, rp           Positioner
+	pp               Positioner
+	rp               positioned
 	metrics          *metrics
 	loaded           func() bool // the first load is done (a rebuild must wait for the replica)
 
@@ -65,8 +66,28 @@ type readRouter struct {
 	size     int         // hashes in gens
 	allUntil uint64      // every read to the primary until this generation is retired
 	retired  uint64      // every generation up to this one is retired
-	wake     chan struct{}
-	lag      atomic.Int64 // bytes the replica was last seen behind
+	// retiredAt is the primary's position that retired the last
+	// generation: a replica read is used only from a server that had
+	// replayed at least this far (one read pool may reach several
+	// servers: a multi-host URL, a pooler).
+	retiredAt int64
+	wake      chan struct{}
+	lag       atomic.Int64 // bytes the replica was last seen behind
+	// down: the replica failed its last position check; everything goes
+	// to the primary until one succeeds.
+	down atomic.Bool
+	// scanPrimary: the last full read on the replica failed after it
+	// began (a long read cancelled by replay, say): the next one reads the
+	// primary.
+	scanPrimary atomic.Bool
+}
+
+// positioned is what a read replica's store answers: its reads, stamped
+// with the WAL position the answering server had replayed before it read.
+type positioned interface {
+	Positioner
+	KeysByHashesAt(ctx context.Context, hs []keys.Hash) ([]apikey.Key, int64, error)
+	RecentlyUsedAt(ctx context.Context, after apikey.UseCursor, limit int) ([]apikey.Key, apikey.UseCursor, int64, error)
 }
 
 type recentGen struct {
@@ -88,7 +109,7 @@ const replicaPoll = 10 * time.Millisecond
 
 func newReadRouter(primary, replica Store, m *metrics, loaded func() bool) (*readRouter, error) {
 	pp, ok1 := primary.(Positioner)
-	rp, ok2 := replica.(Positioner)
+	rp, ok2 := replica.(positioned)
 	if !ok1 || !ok2 {
 		return nil, errors.New("validate: a read replica needs stores that report their WAL position")
 	}
@@ -139,6 +160,9 @@ func (r *readRouter) kick() {
 
 // onPrimary reports whether a read of hs must go to the primary.
 func (r *readRouter) onPrimary(hs ...keys.Hash) bool {
+	if r.down.Load() {
+		return true
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.retired < r.allUntil {
@@ -170,10 +194,12 @@ func (r *readRouter) closeGen() uint64 {
 	return g
 }
 
-// retire forgets every generation up to g.
-func (r *readRouter) retire(g uint64) {
+// retire forgets every generation up to g, whose changes are all before
+// the primary's position at.
+func (r *readRouter) retire(g uint64, at int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.retiredAt = max(r.retiredAt, at)
 	i := 0
 	for i < len(r.gens)-1 && r.gens[i].gen <= g {
 		r.size -= len(r.gens[i].hashes)
@@ -188,31 +214,63 @@ func (r *readRouter) run(ctx context.Context) {
 	var bo backoff.Backoff
 	for {
 		if !r.pending() {
+			// Idle, the replica is still checked each second: its lag and
+			// health stay known (and retiredAt current).
+			t := time.NewTimer(time.Second)
 			select {
 			case <-ctx.Done():
+				t.Stop()
 				return
 			case <-r.wake:
-				continue
+				t.Stop()
+			case <-t.C:
 			}
 		}
+		// One generation closed per success: a failing replica must not
+		// grow the list a lookup walks.
 		g := r.closeGen()
-		if err := r.caughtUp(ctx, 0); err != nil {
+		for {
+			at, err := r.caughtUp(ctx, 0)
+			if err == nil {
+				r.down.Store(false)
+				bo.Reset()
+				r.retire(g, at)
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			r.down.Store(true)
 			if !backoff.Sleep(ctx, bo.Next()) {
 				return
 			}
-			continue
 		}
-		bo.Reset()
-		r.retire(g)
 	}
 }
 
+// replicaRead is the share of a read's deadline the replica gets: a hung
+// replica leaves the rest to the primary.
+func replicaRead(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, time.Now().Add(time.Until(d)/2))
+	}
+	return context.WithCancel(ctx)
+}
+
+// fresh reports whether a replica read at position pos is recent enough
+// (see retiredAt).
+func (r *readRouter) fresh(pos int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return replayed(pos, r.retiredAt)
+}
+
 // caughtUp waits until the replica has replayed the primary's position as
-// read now, at most wait (0: until ctx ends).
-func (r *readRouter) caughtUp(ctx context.Context, wait time.Duration) error {
+// read now, at most wait (0: until ctx ends), and returns that position.
+func (r *readRouter) caughtUp(ctx context.Context, wait time.Duration) (int64, error) {
 	p, err := r.pp.WALPosition(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var deadline time.Time
 	if wait > 0 {
@@ -221,18 +279,18 @@ func (r *readRouter) caughtUp(ctx context.Context, wait time.Duration) error {
 	for {
 		rp, err := r.rp.WALPosition(ctx)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if replayed(rp, p) {
 			r.lag.Store(0)
-			return nil
+			return p, nil
 		}
 		r.lag.Store(p - rp)
 		if !deadline.IsZero() && time.Now().After(deadline) {
-			return errReplicaBehind
+			return 0, errReplicaBehind
 		}
 		if !backoff.Sleep(ctx, replicaPoll) {
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 	}
 }
@@ -266,50 +324,69 @@ func fallback(ctx context.Context, err error) bool {
 }
 
 func (r *readRouter) KeyByHash(ctx context.Context, h keys.Hash) (apikey.Key, error) {
-	st := r.pick("lookup", h)
-	k, err := st.KeyByHash(ctx, h)
-	if st == r.replica && fallback(ctx, err) && !errors.Is(err, apikey.ErrNotFound) {
-		r.metrics.reads.WithLabelValues("lookup", "primary").Inc()
-		return r.primary.KeyByHash(ctx, h)
+	ks, err := r.KeysByHashes(ctx, []keys.Hash{h})
+	if err != nil {
+		return apikey.Key{}, err
 	}
-	return k, err
+	if len(ks) == 0 {
+		return apikey.Key{}, apikey.ErrNotFound
+	}
+	return ks[0], nil
 }
 
+// KeysByHashes reads the replica unless a key is recent; the answer is
+// used only from a server at least as recent as the last retirement, and
+// within half the deadline: otherwise the primary answers.
 func (r *readRouter) KeysByHashes(ctx context.Context, hs []keys.Hash) ([]apikey.Key, error) {
-	st := r.pick("lookup", hs...)
-	ks, err := st.KeysByHashes(ctx, hs)
-	if st == r.replica && fallback(ctx, err) {
-		r.metrics.reads.WithLabelValues("lookup", "primary").Inc()
+	if r.pick("lookup", hs...) == r.primary {
 		return r.primary.KeysByHashes(ctx, hs)
 	}
-	return ks, err
+	rctx, cancel := replicaRead(ctx)
+	ks, pos, err := r.rp.KeysByHashesAt(rctx, hs)
+	cancel()
+	if err == nil && r.fresh(pos) {
+		return ks, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	r.metrics.reads.WithLabelValues("lookup", "primary").Inc()
+	return r.primary.KeysByHashes(ctx, hs)
 }
 
 // RecentlyUsed reads the warm start's page on the replica, without the
-// keys changed within its lag (they are looked up, on the primary).
+// keys changed within its lag (they are looked up, on the primary); a page
+// from a server older than the last retirement is read again on the
+// primary.
 func (r *readRouter) RecentlyUsed(ctx context.Context, after apikey.UseCursor, limit int) ([]apikey.Key, apikey.UseCursor, error) {
-	st := r.pick("warm")
-	page, next, err := st.RecentlyUsed(ctx, after, limit)
-	if st == r.replica && fallback(ctx, err) {
+	if r.pick("warm") == r.primary {
 		return r.primary.RecentlyUsed(ctx, after, limit)
 	}
-	if st == r.replica && err == nil {
-		kept := page[:0]
-		for _, k := range page {
-			if !r.onPrimary(k.Hash) {
-				kept = append(kept, k)
-			}
+	page, next, pos, err := r.rp.RecentlyUsedAt(ctx, after, limit)
+	if err != nil || !r.fresh(pos) {
+		if ctx.Err() != nil {
+			return nil, apikey.UseCursor{}, ctx.Err()
 		}
-		page = kept
+		return r.primary.RecentlyUsed(ctx, after, limit)
 	}
-	return page, next, err
+	kept := page[:0]
+	for _, k := range page {
+		if !r.onPrimary(k.Hash) {
+			kept = append(kept, k)
+		}
+	}
+	return kept, next, nil
 }
 
 // scanStore is where a full read goes: the replica for the first load;
 // for a rebuild, the replica once it has caught up, else the primary.
 func (r *readRouter) scanStore(ctx context.Context) Store {
+	if r.scanPrimary.CompareAndSwap(true, false) || r.down.Load() {
+		r.metrics.reads.WithLabelValues("scan", "primary").Inc()
+		return r.primary
+	}
 	if r.loaded() {
-		if err := r.caughtUp(ctx, catchUpWait); err != nil {
+		if _, err := r.caughtUp(ctx, catchUpWait); err != nil {
 			r.metrics.reads.WithLabelValues("scan", "primary").Inc()
 			return r.primary
 		}
@@ -322,8 +399,11 @@ func (r *readRouter) ScanActiveHashes(ctx context.Context, endedFor time.Duratio
 	st := r.scanStore(ctx)
 	started := false
 	n, err := st.ScanActiveHashes(ctx, endedFor, func(i apikey.ScanInfo) error { started = true; return start(i) }, add)
-	if st == r.replica && fallback(ctx, err) && !started {
-		return r.primary.ScanActiveHashes(ctx, endedFor, start, add)
+	if st == r.replica && fallback(ctx, err) {
+		if !started {
+			return r.primary.ScanActiveHashes(ctx, endedFor, start, add)
+		}
+		r.scanPrimary.Store(true) // the caller retries: on the primary
 	}
 	return n, err
 }
@@ -332,21 +412,23 @@ func (r *readRouter) ScanActiveKeys(ctx context.Context, endedFor time.Duration,
 	st := r.scanStore(ctx)
 	started := false
 	n, err := st.ScanActiveKeys(ctx, endedFor, func(i apikey.ScanInfo) error { started = true; return start(i) }, add)
-	if st == r.replica && fallback(ctx, err) && !started {
-		return r.primary.ScanActiveKeys(ctx, endedFor, start, add)
+	if st == r.replica && fallback(ctx, err) {
+		if !started {
+			return r.primary.ScanActiveKeys(ctx, endedFor, start, add)
+		}
+		r.scanPrimary.Store(true) // the caller retries: on the primary
 	}
 	return n, err
 }
 
-// NewestSnapshot and LoadSnapshot read the replica: a snapshot is
-// consistent with its own watermark wherever it is read, and the changes
-// since are read on the primary.
+// NewestSnapshot asks the primary (one small row): a lagging replica
+// would not show the snapshot just written, and a replica waiting for it
+// would read the table itself. LoadSnapshot reads the replica (a snapshot
+// is consistent with its own watermark wherever it is read, and the
+// changes since are read on the primary), or the primary when the replica
+// has not replayed it yet.
 func (r *readRouter) NewestSnapshot(ctx context.Context) (apikey.SnapshotInfo, bool, error) {
-	info, ok, err := r.replica.NewestSnapshot(ctx)
-	if fallback(ctx, err) {
-		return r.primary.NewestSnapshot(ctx)
-	}
-	return info, ok, err
+	return r.primary.NewestSnapshot(ctx)
 }
 
 func (r *readRouter) LoadSnapshot(ctx context.Context, id int64, withRecords bool) (apikey.Snapshot, error) {

@@ -365,30 +365,37 @@ func (q *Queries) NoStatementTimeout(ctx context.Context, db DBTX) error {
 	return err
 }
 
-const readStart = `-- name: ReadStart :one
-SELECT (CASE WHEN pg_is_in_recovery()
-             THEN coalesce(least(now(), pg_last_xact_replay_timestamp()), '-infinity'::timestamptz)
-             ELSE now() END)::timestamptz AS watermark,
-       (SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = 'api_keys'::regclass)::bigint AS estimate
+const readEstimate = `-- name: ReadEstimate :one
+SELECT (SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = 'api_keys'::regclass)::bigint AS estimate
 `
 
-type ReadStartRow struct {
-	Watermark time.Time
-	Estimate  int64
+// ReadEstimate is the planner's estimate of the table's rows, to size the
+// filter without counting them.
+func (q *Queries) ReadEstimate(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, readEstimate)
+	var estimate int64
+	err := row.Scan(&estimate)
+	return estimate, err
 }
 
-// ReadStart is the database time a full read is consistent with (its
-// transaction's snapshot), and the planner's estimate of the table's rows,
-// to size the filter without counting them. On a read replica (in
-// recovery) the data is as of the last transaction it replayed, so that
-// commit's time is the watermark (never later than now; -infinity before
-// it has replayed any): the incremental sync on the primary reads every
-// change after it.
-func (q *Queries) ReadStart(ctx context.Context, db DBTX) (ReadStartRow, error) {
-	row := db.QueryRow(ctx, readStart)
-	var i ReadStartRow
-	err := row.Scan(&i.Watermark, &i.Estimate)
-	return i, err
+const readWatermark = `-- name: ReadWatermark :one
+SELECT (CASE WHEN pg_is_in_recovery()
+             THEN coalesce(least(now(), pg_last_xact_replay_timestamp()), 'epoch'::timestamptz)
+             ELSE now() END)::timestamptz AS watermark
+`
+
+// ReadWatermark is the database time a full read about to begin is at
+// least as recent as, read before its transaction takes its snapshot:
+// now() on the primary; on a read replica (in recovery), whose data is as
+// of the last transaction it replayed, that commit's time (never later
+// than now), the epoch before it has replayed any (the sync then reads
+// every change, in pages). The incremental sync on the primary reads every change after
+// it, less the overlap.
+func (q *Queries) ReadWatermark(ctx context.Context, db DBTX) (time.Time, error) {
+	row := db.QueryRow(ctx, readWatermark)
+	var watermark time.Time
+	err := row.Scan(&watermark)
+	return watermark, err
 }
 
 const rebuildUnlock = `-- name: RebuildUnlock :exec
