@@ -17,7 +17,7 @@ import (
 // the store seam: the router's rule is what is under test; the real
 // servers are in internal/server's replica tests).
 type posStore struct {
-	Store                 // unused methods panic
+	Store   // unused methods panic
 	name    string
 	pos     atomic.Int64
 	fail    atomic.Bool
