@@ -150,13 +150,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	// The lookups' statements and one admin write always have a connection
 	// open, even if the database later runs out of connection slots.
-	if s.store, err = store.Open(ctx, store.PoolConfig{
-		URL:              cfg.DatabaseURL,
-		MaxConns:         int32(cfg.DBMaxConns),
-		MinConns:         int32(cfg.LookupConcurrency + 1),
-		StatementTimeout: cfg.DBStatementTimeout,
-		ConnectTimeout:   cfg.DBConnectTimeout,
-	}, cfg.DBAcquireTimeout, log); err != nil {
+	poolOn := func(url string) store.PoolConfig {
+		return store.PoolConfig{URL: url, MaxConns: int32(cfg.DBMaxConns), MinConns: int32(cfg.LookupConcurrency + 1),
+			StatementTimeout: cfg.DBStatementTimeout, ConnectTimeout: cfg.DBConnectTimeout}
+	}
+	if s.store, err = store.Open(ctx, poolOn(cfg.DatabaseURL), cfg.DBAcquireTimeout, log); err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	pool := s.store.Pool()
@@ -169,13 +167,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	reg.MustRegister(s.store.Collectors()...)
 	if cfg.DatabaseReadURL != "" {
 		// Read replicas: a pool of their own, as large as the lookups need.
-		if s.reads, err = store.Open(ctx, store.PoolConfig{
-			URL:              cfg.DatabaseReadURL,
-			MaxConns:         int32(cfg.DBMaxConns),
-			MinConns:         int32(cfg.LookupConcurrency + 1),
-			StatementTimeout: cfg.DBStatementTimeout,
-			ConnectTimeout:   cfg.DBConnectTimeout,
-		}, cfg.DBAcquireTimeout, log); err != nil {
+		if s.reads, err = store.Open(ctx, poolOn(cfg.DatabaseReadURL), cfg.DBAcquireTimeout, log); err != nil {
 			return nil, fmt.Errorf("KEYSERVICE_DATABASE_READ_URL: %w", err)
 		}
 		s.closers.add(s.reads.Pool().Close)
