@@ -48,6 +48,12 @@ func TestKeysWritesRetryWithTheirRequestID(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = s.Serve(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+	// The gRPC port listens once the server is ready.
+	select {
+	case <-s.Ready():
+	case <-done:
+		t.Fatal("the server stopped before it was ready")
+	}
 	t.Setenv("KEYSERVICE_ADMIN_TOKEN", "cli-admin-token-0123456789")
 	t.Setenv("KEYSERVICE_ADDR", s.GRPCAddr().String())
 	run := func(args ...string) (int, string, string) {
