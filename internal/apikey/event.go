@@ -149,6 +149,10 @@ type ScanInfo struct {
 	// before reading: the planner's row estimate, or a count when the
 	// table has never been analysed.
 	Estimate int64
+	// Position is how far the reading server had replayed the primary's
+	// WAL before the read (a read replica's; on the primary, what it had
+	// written).
+	Position int64
 }
 
 // Snapshot is a filter built from a full read, stored for other replicas.

@@ -27,6 +27,7 @@ type lateListener struct {
 	l      net.Listener // nil until open
 	opened chan struct{}
 	closed chan struct{}
+	broken error // open failed after the descriptor was handed over
 	once   sync.Once
 }
 
@@ -94,6 +95,9 @@ func (l *lateListener) open() error {
 		return nil
 	default:
 	}
+	if l.broken != nil {
+		return l.broken
+	}
 	if err := syscall.Listen(l.fd, syscall.SOMAXCONN); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -102,7 +106,7 @@ func (l *lateListener) open() error {
 	_ = f.Close()
 	l.fd = -1 // closed with f
 	if err != nil {
-		close(l.closed) // nothing left to close
+		l.broken = err // the port is lost: every later open says so
 		return err
 	}
 	l.l = ln

@@ -69,6 +69,10 @@ func (s *Store) scanActive(ctx context.Context, endedFor time.Duration, start fu
 	// least as recent as the watermark (on a read replica, which replays
 	// as it goes, reading it after the snapshot could name a later time
 	// than the data).
+	pos, err := s.q.WALPosition(ctx, conn)
+	if err != nil {
+		return 0, classify(fmt.Errorf("starting the full read: %w", err))
+	}
 	wm, err := s.q.ReadWatermark(ctx, conn)
 	if err != nil {
 		return 0, classify(fmt.Errorf("starting the full read: %w", err))
@@ -85,7 +89,7 @@ func (s *Store) scanActive(ctx context.Context, endedFor time.Duration, start fu
 	if err != nil {
 		return 0, classify(fmt.Errorf("starting the full read: %w", err))
 	}
-	info := apikey.ScanInfo{Watermark: wm, Estimate: est}
+	info := apikey.ScanInfo{Watermark: wm, Estimate: est, Position: pos}
 	endedSince := wm.Add(-endedFor)
 	if info.Estimate <= 0 { // never analysed: count (in the same snapshot)
 		if info.Estimate, err = s.q.CountActiveKeys(ctx, tx, endedSince); err != nil {

@@ -241,13 +241,15 @@ func (v *Validator) sync(ctx context.Context) (err error) {
 	return nil
 }
 
-// syncOne applies one change found by the incremental sync. wm is the
-// previous sync's watermark: a change after it is new to this replica,
-// and read on the primary until the read replica has it; one re-read in
-// the overlap was marked when it was applied (or is held in memory),
-// unless it committed late, which marks it now.
+// syncOne applies one change found by the incremental sync. With a read
+// replica the key is read on the primary until the replica has the change
+// (replica.go): marked here when the change is new to this sync (after
+// wm, the previous watermark), and in each branch that skips it unless
+// memory already shows this very change; the branches that apply it mark
+// it in applyEvent. (The overlap re-reads every recent change at each
+// sync: marking them all again would keep every read on the primary.)
 func (v *Validator) syncOne(c *apikey.KeyChange, since, wm, dbNow time.Time) {
-	if v.reads != nil && (changedAt(c).After(wm) || !v.holds(c.Hash)) {
+	if changedAt(c).After(wm) {
 		v.reads.changed(c.Hash)
 	}
 	if c.RevokedAt != nil {
@@ -288,6 +290,7 @@ func (v *Validator) syncOne(c *apikey.KeyChange, since, wm, dbNow time.Time) {
 			var held bool
 			v.mem.change(c.Hash, func() { held = v.holds(c.Hash) })
 			if !held {
+				v.reads.changed(c.Hash) // memory shows nothing of it: a lookup may come
 				v.filter.captureOnly(c.Hash)
 				return
 			}
@@ -299,6 +302,9 @@ func (v *Validator) syncOne(c *apikey.KeyChange, since, wm, dbNow time.Time) {
 	if _, negative := v.neg.GetEntryQuietly(c.Hash); maybe && !negative {
 		// Known, or a false positive of the current filter: either way
 		// a filter being rebuilt must get it too.
+		if !v.holds(c.Hash) {
+			v.reads.changed(c.Hash) // a lookup may come, and must find it
+		}
 		v.filter.captureOnly(c.Hash)
 		return
 	}

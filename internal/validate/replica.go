@@ -3,6 +3,7 @@ package validate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -238,7 +239,10 @@ func (r *readRouter) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			r.down.Store(true)
+			// Only the replica's own failure sends everything to the
+			// primary; with the primary down the replica still answers the
+			// keys not recent (nothing retires meanwhile).
+			r.down.Store(errors.Is(err, errReplicaFailed))
 			if !backoff.Sleep(ctx, bo.Next()) {
 				return
 			}
@@ -265,8 +269,15 @@ func (r *readRouter) fresh(pos int64) bool {
 
 // caughtUp waits until the replica has replayed the primary's position as
 // read now, at most wait (0: until ctx ends), and returns that position.
+// Its error says which side failed (errReplicaFailed: the replica's read).
+// Each position read gets positionTimeout: a hung server is a failed one.
 func (r *readRouter) caughtUp(ctx context.Context, wait time.Duration) (int64, error) {
-	p, err := r.pp.WALPosition(ctx)
+	read := func(s Positioner) (int64, error) {
+		pctx, cancel := context.WithTimeout(ctx, positionTimeout)
+		defer cancel()
+		return s.WALPosition(pctx)
+	}
+	p, err := read(r.pp)
 	if err != nil {
 		return 0, err
 	}
@@ -274,10 +285,11 @@ func (r *readRouter) caughtUp(ctx context.Context, wait time.Duration) (int64, e
 	if wait > 0 {
 		deadline = time.Now().Add(wait)
 	}
+	poll := replicaPoll
 	for {
-		rp, err := r.rp.WALPosition(ctx)
+		rp, err := read(r.rp)
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("%w: %w", errReplicaFailed, err)
 		}
 		if replayed(rp, p) {
 			r.lag.Store(0)
@@ -287,11 +299,17 @@ func (r *readRouter) caughtUp(ctx context.Context, wait time.Duration) (int64, e
 		if !deadline.IsZero() && time.Now().After(deadline) {
 			return 0, errReplicaBehind
 		}
-		if !backoff.Sleep(ctx, replicaPoll) {
+		if !backoff.Sleep(ctx, poll) {
 			return 0, ctx.Err()
 		}
+		poll = min(2*poll, time.Second) // a standby far behind is not asked 100 times a second
 	}
 }
+
+// positionTimeout bounds each read of a WAL position.
+const positionTimeout = 2 * time.Second
+
+var errReplicaFailed = errors.New("the read replica did not answer")
 
 // replayed reports whether a replica that has replayed up to rp has
 // every record before the primary's insert position p. An insert position

@@ -87,45 +87,65 @@ func (r *readRouter) RecentlyUsed(ctx context.Context, after apikey.UseCursor, l
 
 // scanStore is where a full read goes: the replica for the first load;
 // for a rebuild, the replica once it has caught up, else the primary.
-func (r *readRouter) scanStore(ctx context.Context) Store {
+func (r *readRouter) scanStore(ctx context.Context) (Store, int64) {
 	if r.scanPrimary.CompareAndSwap(true, false) || r.down.Load() {
 		r.metrics.reads.WithLabelValues("scan", "primary").Inc()
-		return r.primary
+		return r.primary, 0
 	}
+	var at int64
 	if r.loaded() {
-		if _, err := r.caughtUp(ctx, catchUpWait); err != nil {
+		var err error
+		if at, err = r.caughtUp(ctx, catchUpWait); err != nil {
 			r.metrics.reads.WithLabelValues("scan", "primary").Inc()
-			return r.primary
+			return r.primary, 0
 		}
 	}
 	r.metrics.reads.WithLabelValues("scan", "replica").Inc()
-	return r.replica
+	return r.replica, at
+}
+
+// epochWatermark: a standby that has replayed no commit since it started
+// names the epoch as its watermark; reading it would make the snapshot and
+// every sync after it read the whole history.
+var epochWatermark = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// scan runs a full read on the replica when it may (the server the read's
+// connection reached had replayed at least at, and named a real
+// watermark), else on the primary; a read that failed on the replica once
+// begun sends the next one to the primary.
+func (r *readRouter) scan(ctx context.Context, start func(apikey.ScanInfo) error, read func(Store, func(apikey.ScanInfo) error) (int64, error)) (int64, error) {
+	st, at := r.scanStore(ctx)
+	if st == r.primary {
+		return read(r.primary, start)
+	}
+	started := false
+	n, err := read(r.replica, func(i apikey.ScanInfo) error {
+		if !replayed(i.Position, at) || i.Watermark.Before(epochWatermark) {
+			return errReplicaBehind // another server of the pool, or one just started
+		}
+		started = true
+		return start(i)
+	})
+	if fallback(ctx, err) {
+		if !started {
+			r.metrics.reads.WithLabelValues("scan", "primary").Inc()
+			return read(r.primary, start)
+		}
+		r.scanPrimary.Store(true) // the caller retries: on the primary
+	}
+	return n, err
 }
 
 func (r *readRouter) ScanActiveHashes(ctx context.Context, endedFor time.Duration, start func(apikey.ScanInfo) error, add func(keys.Hash)) (int64, error) {
-	st := r.scanStore(ctx)
-	started := false
-	n, err := st.ScanActiveHashes(ctx, endedFor, func(i apikey.ScanInfo) error { started = true; return start(i) }, add)
-	if st == r.replica && fallback(ctx, err) {
-		if !started {
-			return r.primary.ScanActiveHashes(ctx, endedFor, start, add)
-		}
-		r.scanPrimary.Store(true) // the caller retries: on the primary
-	}
-	return n, err
+	return r.scan(ctx, start, func(st Store, start func(apikey.ScanInfo) error) (int64, error) {
+		return st.ScanActiveHashes(ctx, endedFor, start, add)
+	})
 }
 
 func (r *readRouter) ScanActiveKeys(ctx context.Context, endedFor time.Duration, start func(apikey.ScanInfo) error, add func(*apikey.Key)) (int64, error) {
-	st := r.scanStore(ctx)
-	started := false
-	n, err := st.ScanActiveKeys(ctx, endedFor, func(i apikey.ScanInfo) error { started = true; return start(i) }, add)
-	if st == r.replica && fallback(ctx, err) {
-		if !started {
-			return r.primary.ScanActiveKeys(ctx, endedFor, start, add)
-		}
-		r.scanPrimary.Store(true) // the caller retries: on the primary
-	}
-	return n, err
+	return r.scan(ctx, start, func(st Store, start func(apikey.ScanInfo) error) (int64, error) {
+		return st.ScanActiveKeys(ctx, endedFor, start, add)
+	})
 }
 
 // NewestSnapshot asks the primary (one small row): a lagging replica
@@ -167,4 +187,3 @@ func (r *readRouter) ChangesSince(ctx context.Context, since time.Time, pageSize
 func (r *readRouter) TouchLastUsed(ctx context.Context, ids []uuid.UUID, at []time.Time) error {
 	return r.primary.TouchLastUsed(ctx, ids, at)
 }
-
