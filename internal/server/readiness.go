@@ -81,6 +81,10 @@ func (s *Server) check(ctx context.Context) {
 }
 
 func (s *Server) setReady(ok bool, why string) {
+	// One at a time: shutdown sets stopping, then not ready; a check that
+	// passed the test below before that cannot land "ready" after it.
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
 	if ok && s.stopping.Load() {
 		return // a check that was in flight when shutdown began
 	}

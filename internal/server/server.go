@@ -79,6 +79,7 @@ type Server struct {
 	// readyCh is closed the first time the service is ready.
 	readyCh   chan struct{}
 	readyOnce sync.Once
+	readyMu   sync.Mutex // setReady
 }
 
 // Option changes how New builds a Server (for tests and the bench tool).
