@@ -23,6 +23,7 @@ import (
 
 	"github.com/keyservice/keyservice/api"
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+	"github.com/keyservice/keyservice/internal/console"
 	"github.com/keyservice/keyservice/internal/gateway"
 	"github.com/keyservice/keyservice/internal/middleware"
 	"github.com/keyservice/keyservice/internal/ratelimit"
@@ -119,6 +120,17 @@ func (s *Server) newHTTPServer(ctx context.Context, svc *service.Service, bound 
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", rest)
 	mux.Handle("/v1/auth", gateway.ForwardAuth(bound, cfg.AuthHeader, cfg.TrustedProxies))
+	if cfg.Console {
+		if s.consoleSecret == "" {
+			s.log.Warn("the console is off: neither KEYSERVICE_SEAL_KEY nor an admin token is set to seal its sessions with")
+		} else {
+			h, err := console.New(console.Config{Service: bound, Secret: s.consoleSecret})
+			if err != nil {
+				return nil, err
+			}
+			mux.Handle("/console/", h)
+		}
+	}
 	if cfg.ScanningKeysFile != "" {
 		ks, err := gateway.LoadScanningKeys(cfg.ScanningKeysFile)
 		if err != nil {

@@ -42,6 +42,8 @@ type Server struct {
 	log       *slog.Logger
 	store     *store.Store
 	reads     *store.Store // KEYSERVICE_DATABASE_READ_URL's; nil: none
+	// consoleSecret seals console sessions (the first seal secret).
+	consoleSecret string
 	migrator  *store.Migrator
 	validator *validate.Validator
 	tenancy   *tenancy.Registry
@@ -199,6 +201,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	sealSecrets := cfg.AdminTokens
 	if cfg.SealKey != "" {
 		sealSecrets = []string{"seal-key:" + cfg.SealKey}
+	}
+	if len(sealSecrets) > 0 {
+		s.consoleSecret = sealSecrets[0]
 	}
 	if len(sealSecrets) == 0 {
 		log.Warn("neither KEYSERVICE_SEAL_KEY nor an admin token is configured: writes with a request_id are refused (their answers could not be sealed)")
