@@ -58,8 +58,8 @@ type Config struct {
 	// caller following WatchKeyEvents may keep.
 	ClientCache bool
 	// Console (KEYSERVICE_CONSOLE): /console on the HTTP port.
-	Console bool
-	KeyPrefix   string
+	Console   bool
+	KeyPrefix string
 	// The signed key format (internal/keys/signed.go): its prefix, and the
 	// signing secrets, the first of which signs new keys. None: off.
 	SignedKeyPrefix  string

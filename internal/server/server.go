@@ -38,15 +38,15 @@ import (
 
 // Server is a configured service with its listeners open.
 type Server struct {
-	cfg       config.Config
-	log       *slog.Logger
-	store     *store.Store
-	reads     *store.Store // KEYSERVICE_DATABASE_READ_URL's; nil: none
+	cfg   config.Config
+	log   *slog.Logger
+	store *store.Store
+	reads *store.Store // KEYSERVICE_DATABASE_READ_URL's; nil: none
 	// consoleSecret seals console sessions (the first seal secret).
 	consoleSecret string
-	migrator  *store.Migrator
-	validator *validate.Validator
-	tenancy   *tenancy.Registry
+	migrator      *store.Migrator
+	validator     *validate.Validator
+	tenancy       *tenancy.Registry
 	// events is the window of changes WatchKeyEvents streams follow;
 	// streams bounds the streams open, over gRPC and REST together.
 	events  *keyevents.Log
