@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyservice/keyservice/internal/config"
+
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 )
 
@@ -51,9 +53,12 @@ func csrfOf(t *testing.T, page string) string {
 	return rest[:strings.IndexByte(rest, '"')]
 }
 
+// withConsole turns the console on (it is off by default).
+var withConsole = withConfig(func(c *config.Config) { c.Console = true })
+
 func TestConsoleHeadersSignInAndCSRF(t *testing.T) {
 	t.Parallel()
-	e := start(t)
+	e := start(t, withConsole)
 	c := browser(t)
 	// Every answer, signed in or not, carries the headers.
 	for _, path := range []string{"/console/sign-in", "/console/keys", "/console/assets/console.css", "/console/"} {
@@ -105,8 +110,8 @@ func TestConsoleHeadersSignInAndCSRF(t *testing.T) {
 // revoked, on a replica other than the one that revoked it.
 func TestConsoleSessionEndsWhenItsCredentialIsRevoked(t *testing.T) {
 	t.Parallel()
-	a := start(t)
-	b := startOn(t, a.dbURL)
+	a := start(t, withConsole)
+	b := startOn(t, a.dbURL, withConsole)
 	b.waitReady(t)
 	ctx := context.Background()
 	r, err := a.grpc.CreateCredential(admin(ctx), &keyservicev1.CreateCredentialRequest{Name: "viewer", Permissions: []string{"keys.read", "keyspaces.read"}, AllKeyspaces: true})
@@ -128,4 +133,13 @@ func TestConsoleSessionEndsWhenItsCredentialIsRevoked(t *testing.T) {
 		code, h, _ := fetch(t, c, "GET", b.base+"/console/keys", nil)
 		return code == http.StatusSeeOther && h.Get("Location") == "/console/sign-in"
 	})
+}
+
+// Off by default: /console is not served.
+func TestConsoleIsOffByDefault(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	if code, _, _ := fetch(t, browser(t), "GET", e.base+"/console/sign-in", nil); code != http.StatusNotFound {
+		t.Fatalf("console with the default settings: %d, want 404", code)
+	}
 }
