@@ -9,7 +9,10 @@ import (
 	"context"
 	"embed"
 	"html/template"
+	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -67,7 +70,25 @@ func New(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("POST /console/sign-in", c.signIn)
 	mux.HandleFunc("POST /console/sign-out", c.signedIn(c.signOut))
 	mux.HandleFunc("GET /console/keys", c.signedIn(c.keys))
-	return headers(mux), nil
+	return headers(sameOrigin(mux)), nil
+}
+
+// sameOrigin refuses a write that a browser says came from another site
+// (Sec-Fetch-Site, else Origin): with sign-in included, no other site can
+// sign a visitor in as the other site's credential (login CSRF).
+func sameOrigin(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			site := r.Header.Get("Sec-Fetch-Site")
+			origin := r.Header.Get("Origin")
+			if (site != "" && site != "same-origin") ||
+				(site == "" && origin != "" && origin != "http://"+r.Host && origin != "https://"+r.Host) {
+				http.Error(w, "a console form must come from the console", http.StatusForbidden)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // headers sets what every console answer carries: a strict
@@ -106,7 +127,8 @@ func (c *console) signInPage(w http.ResponseWriter, r *http.Request) {
 
 // signIn takes a credential's token from the form (never the URL), and
 // proves it with a call the console needs (listing keyspaces) through the
-// chain: a wrong token is refused there, counted and limited like any.
+// chain, which refuses a wrong token as it does over REST (a wrong token is
+// not yet counted by the failed-attempt guard: issue 26).
 func (c *console) signIn(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	tok := strings.TrimSpace(r.PostFormValue("token"))
@@ -123,8 +145,27 @@ func (c *console) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: c.seal.seal(tok, c.now().Add(sessionFor)), Path: "/console/",
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode, MaxAge: int(sessionFor / time.Second)})
+		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: int(sessionFor / time.Second)})
 	http.Redirect(w, r, "/console/keys", http.StatusSeeOther)
+}
+
+// secure reports whether the session cookie must be Secure: always, but
+// for plain HTTP to a loopback address (a console opened on the machine
+// itself). Behind a proxy that ends TLS the request is plain HTTP to a
+// real host name: Secure, so the browser sends it over HTTPS only.
+func secure(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	host, _, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host = r.Host
+	}
+	if host == "localhost" {
+		return false
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err != nil || !ip.IsLoopback()
 }
 
 // session is a signed-in request's credential token and cookie.
@@ -183,10 +224,21 @@ func (c *console) failed(w http.ResponseWriter, r *http.Request, s session, err 
 	case codes.PermissionDenied:
 		c.render(w, http.StatusForbidden, "error.html", page{Title: "Not allowed", CSRF: c.seal.csrfToken(s.cookie), Signed: true,
 			Error: "This credential may not do that."})
+	case codes.InvalidArgument, codes.NotFound:
+		c.render(w, http.StatusBadRequest, "error.html", page{Title: "Not understood", CSRF: c.seal.csrfToken(s.cookie), Signed: true,
+			Error: status.Convert(err).Message()})
+	case codes.ResourceExhausted:
+		c.render(w, http.StatusTooManyRequests, "error.html", page{Title: "Too many requests", CSRF: c.seal.csrfToken(s.cookie), Signed: true,
+			Error: "This credential is over its limit: wait, then try again."})
 	default:
 		c.render(w, http.StatusServiceUnavailable, "error.html", page{Title: "Unavailable", CSRF: c.seal.csrfToken(s.cookie), Signed: true,
 			Error: "The service could not answer: try again."})
 	}
+}
+
+type keysPage struct {
+	List *keyservicev1.ListKeysResponse
+	Next string // the next page's address, "" on the last
 }
 
 func (c *console) keys(w http.ResponseWriter, r *http.Request, s session) {
@@ -198,5 +250,16 @@ func (c *console) keys(w http.ResponseWriter, r *http.Request, s session) {
 		c.failed(w, r, s, err)
 		return
 	}
-	c.render(w, http.StatusOK, "keys.html", page{Title: "Keys", CSRF: c.seal.csrfToken(s.cookie), Signed: true, Data: res})
+	next := ""
+	if t := res.GetNextPageToken(); t != "" {
+		q := url.Values{"page": {t}}
+		for _, f := range []string{"owner", "keyspace"} {
+			if v := r.URL.Query().Get(f); v != "" {
+				q.Set(f, v) // a page token is bound to its filters
+			}
+		}
+		next = "/console/keys?" + q.Encode()
+	}
+	c.render(w, http.StatusOK, "keys.html", page{Title: "Keys", CSRF: c.seal.csrfToken(s.cookie), Signed: true,
+		Data: keysPage{List: res, Next: next}})
 }

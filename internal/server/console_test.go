@@ -143,3 +143,40 @@ func TestConsoleIsOffByDefault(t *testing.T) {
 		t.Fatalf("console with the default settings: %d, want 404", code)
 	}
 }
+
+// Another site cannot sign a visitor in (login CSRF) or post a console
+// form; a cookie set for a host name that is not loopback is Secure (a
+// console behind a proxy that ends TLS).
+func TestConsoleRefusesCrossSiteFormsAndSecuresItsCookie(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConsole)
+	c := browser(t)
+	for name, hdr := range map[string][2]string{
+		"Sec-Fetch-Site cross-site": {"Sec-Fetch-Site", "cross-site"},
+		"Origin of another site":    {"Origin", "https://evil.example"},
+	} {
+		req, _ := http.NewRequest("POST", e.base+"/console/sign-in", strings.NewReader(url.Values{"token": {adminToken}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set(hdr[0], hdr[1])
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Set-Cookie") != "" {
+			t.Errorf("%s: %d, cookie %q; want 403 and none", name, resp.StatusCode, resp.Header.Get("Set-Cookie"))
+		}
+	}
+	req, _ := http.NewRequest("POST", e.base+"/console/sign-in", strings.NewReader(url.Values{"token": {adminToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Host = "keys.example.com"
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ck := resp.Header.Get("Set-Cookie"); resp.StatusCode != http.StatusSeeOther || !strings.Contains(ck, "Secure") {
+		t.Fatalf("sign-in for keys.example.com: %d, cookie %q; want Secure", resp.StatusCode, ck)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -203,7 +204,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		sealSecrets = []string{"seal-key:" + cfg.SealKey}
 	}
 	if len(sealSecrets) > 0 {
-		s.consoleSecret = sealSecrets[0]
+		// The same on every replica whatever the tokens' order.
+		s.consoleSecret = slices.Min(sealSecrets)
 	}
 	if len(sealSecrets) == 0 {
 		log.Warn("neither KEYSERVICE_SEAL_KEY nor an admin token is configured: writes with a request_id are refused (their answers could not be sealed)")
