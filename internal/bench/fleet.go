@@ -414,3 +414,23 @@ func (f *FleetResult) writeMarkdown(w io.Writer) {
 func (e *env) startReplicaAt(ctx context.Context, at remote, name string, env ...string) (*replica, error) {
 	return e.startReplicaOn(ctx, at, len(e.active), name, true, env...)
 }
+
+// fleetReport runs the fleet scenario into rep (Run with --fleet).
+func (e *env) fleetReport(ctx context.Context, rep *Report) (*Report, error) {
+	f, err := e.runFleet(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.Fleet = f
+	rep.Service = "three replicas, each a separate process (keybench re-run as `keyservice serve`), on the bench database and a private Redis, behind nginx; the load through nginx"
+	rep.check()
+	return rep, nil
+}
+
+// targets adds the fleet's targets to a report's (Report.check).
+func (f *FleetResult) targets(add func(ok bool, format string, args ...any)) {
+	add(f.ValidRefused == 0, "fleet: %d valid keys refused during the rolling restart (target 0)", f.ValidRefused)
+	add(f.BalancerErrors == 0, "fleet: %d errors at the balancer during the rolling restart (target 0)", f.BalancerErrors)
+	add(f.Limit.Valid == f.Limit.Limit && f.Limit.Other == 0, "fleet: per-key limit %d through Redis gave %d VALID of %d asked (target exactly the limit)",
+		f.Limit.Limit, f.Limit.Valid, f.Limit.Asked)
+}

@@ -85,14 +85,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return rep, nil
 	}
 	if cfg.Fleet {
-		f, err := e.runFleet(ctx)
-		if err != nil {
-			return nil, err
-		}
-		rep.Fleet = f
-		rep.Service = "three replicas, each a separate process (keybench re-run as `keyservice serve`), on the bench database and a private Redis, behind nginx; the load through nginx"
-		rep.check()
-		return rep, nil
+		return e.fleetReport(ctx, rep)
 	}
 	if cfg.Faults {
 		f, err := e.runFaults(ctx)
@@ -315,10 +308,7 @@ func (rep *Report) check() {
 		}
 	}
 	if f := rep.Fleet; f != nil {
-		add(f.ValidRefused == 0, "fleet: %d valid keys refused during the rolling restart (target 0)", f.ValidRefused)
-		add(f.BalancerErrors == 0, "fleet: %d errors at the balancer during the rolling restart (target 0)", f.BalancerErrors)
-		add(f.Limit.Valid == f.Limit.Limit && f.Limit.Other == 0, "fleet: per-key limit %d through Redis gave %d VALID of %d asked (target exactly the limit)",
-			f.Limit.Limit, f.Limit.Valid, f.Limit.Asked)
+		f.targets(add)
 	}
 	if f := rep.Faults; f != nil {
 		// A flood that saturates two shared cores slows everything on them;
