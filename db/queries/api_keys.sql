@@ -46,10 +46,20 @@ RETURNING *;
 
 -- name: ListKeys :many
 -- ListKeys pages by (created_at, id), oldest first. An empty owner lists
--- all owners; with by_keyspace, only keys of the keyspaces named.
+-- all owners; with by_keyspace, only keys of the keyspaces named; a
+-- pattern (ILIKE, escaped by the caller) keeps keys whose name or hint
+-- matches it (trigram indexes of 00019); state 1 to 4 is KeyState.
 SELECT * FROM api_keys
 WHERE (sqlc.arg(owner)::text = '' OR owner = sqlc.arg(owner)::text)
   AND (NOT sqlc.arg(by_keyspace)::bool OR keyspace_id = ANY(sqlc.arg(keyspace_ids)::uuid[]))
+  AND (sqlc.arg(pattern)::text = '' OR name ILIKE sqlc.arg(pattern)::text OR hint ILIKE sqlc.arg(pattern)::text)
+  AND CASE sqlc.arg(state)::int
+        WHEN 1 THEN revoked_at IS NULL AND enabled AND (expires_at IS NULL OR expires_at > now())
+        WHEN 2 THEN revoked_at IS NULL AND NOT enabled AND (expires_at IS NULL OR expires_at > now())
+        WHEN 3 THEN revoked_at IS NULL AND expires_at <= now()
+        WHEN 4 THEN revoked_at IS NOT NULL
+        ELSE true
+      END
   AND (created_at, id) > (sqlc.arg(after_created_at)::timestamptz, sqlc.arg(after_id)::uuid)
 ORDER BY created_at, id
 LIMIT sqlc.arg(page_limit);

@@ -116,7 +116,25 @@ type ListParams struct {
 	Keyspaces []uuid.UUID
 	After     Cursor // zero: from the start
 	Limit     int
+	// Pattern, when not empty, keeps keys whose name or hint matches it
+	// (SQL ILIKE, already escaped).
+	Pattern string
+	// State, when not StateAny, keeps keys in that state.
+	State State
 }
+
+// State is what a key answers now, as ListKeys filters it (the values of
+// the API's KeyState).
+type State int32
+
+// States.
+const (
+	StateAny State = iota
+	StateActive
+	StateDisabled
+	StateExpired
+	StateRevoked
+)
 
 // Field names of UpdateKey's mask.
 const (

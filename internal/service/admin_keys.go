@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -232,12 +233,20 @@ func (s *Service) ListKeys(ctx context.Context, req *keyservicev1.ListKeysReques
 	if err != nil {
 		return nil, err
 	}
-	page := apikey.Page{List: apikey.ListKeys, Filters: []string{req.GetOwner(), req.GetKeyspace()}}
+	if err := checkOptionalText("query", req.GetQuery(), maxNameLen); err != nil {
+		return nil, err
+	}
+	state := req.GetState()
+	if _, ok := keyservicev1.KeyState_name[int32(state)]; !ok {
+		return nil, invalid("state", "unknown value %d", state)
+	}
+	page := apikey.Page{List: apikey.ListKeys, Filters: []string{req.GetOwner(), req.GetKeyspace(), req.GetQuery(), state.String()}}
 	after, err := s.pageToken(page, req.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
-	ks, next, err := s.keys.ListKeys(ctx, apikey.ListParams{Owner: req.GetOwner(), Keyspaces: scope, After: after, Limit: size})
+	ks, next, err := s.keys.ListKeys(ctx, apikey.ListParams{Owner: req.GetOwner(), Keyspaces: scope, After: after, Limit: size,
+		Pattern: likePattern(req.GetQuery()), State: apikey.State(state)})
 	if err != nil {
 		return nil, err
 	}
@@ -270,4 +279,13 @@ func (s *Service) RevokeKey(ctx context.Context, req *keyservicev1.RevokeKeyRequ
 		return replay(s, ctx, "RevokeKey", req, err, &keyservicev1.RevokeKeyResponse{})
 	}
 	return answer(k).(*keyservicev1.RevokeKeyResponse), nil
+}
+
+// likePattern is an ILIKE pattern that finds text anywhere, its own % _
+// and \ taken literally; "" for no text.
+func likePattern(text string) string {
+	if text == "" {
+		return ""
+	}
+	return "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(text) + "%"
 }

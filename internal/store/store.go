@@ -287,6 +287,8 @@ func (s *Store) ListKeys(ctx context.Context, p apikey.ListParams) ([]apikey.Key
 		Owner:          p.Owner,
 		ByKeyspace:     p.Keyspaces != nil,
 		KeyspaceIDs:    nonNilIDs(p.Keyspaces),
+		Pattern:        p.Pattern,
+		State:          int32(p.State),
 		AfterCreatedAt: after.CreatedAt,
 		AfterID:        after.ID,
 		PageLimit:      int32(p.Limit + 1), // one extra row tells whether a next page exists

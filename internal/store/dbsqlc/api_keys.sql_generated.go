@@ -420,27 +420,41 @@ const listKeys = `-- name: ListKeys :many
 SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id, credits FROM api_keys
 WHERE ($1::text = '' OR owner = $1::text)
   AND (NOT $2::bool OR keyspace_id = ANY($3::uuid[]))
-  AND (created_at, id) > ($4::timestamptz, $5::uuid)
+  AND ($4::text = '' OR name ILIKE $4::text OR hint ILIKE $4::text)
+  AND CASE $5::int
+        WHEN 1 THEN revoked_at IS NULL AND enabled AND (expires_at IS NULL OR expires_at > now())
+        WHEN 2 THEN revoked_at IS NULL AND NOT enabled AND (expires_at IS NULL OR expires_at > now())
+        WHEN 3 THEN revoked_at IS NULL AND expires_at <= now()
+        WHEN 4 THEN revoked_at IS NOT NULL
+        ELSE true
+      END
+  AND (created_at, id) > ($6::timestamptz, $7::uuid)
 ORDER BY created_at, id
-LIMIT $6
+LIMIT $8
 `
 
 type ListKeysParams struct {
 	Owner          string
 	ByKeyspace     bool
 	KeyspaceIDs    []uuid.UUID
+	Pattern        string
+	State          int32
 	AfterCreatedAt time.Time
 	AfterID        uuid.UUID
 	PageLimit      int32
 }
 
 // ListKeys pages by (created_at, id), oldest first. An empty owner lists
-// all owners; with by_keyspace, only keys of the keyspaces named.
+// all owners; with by_keyspace, only keys of the keyspaces named; a
+// pattern (ILIKE, escaped by the caller) keeps keys whose name or hint
+// matches it (trigram indexes of 00019); state 1 to 4 is KeyState.
 func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]APIKey, error) {
 	rows, err := db.Query(ctx, listKeys,
 		arg.Owner,
 		arg.ByKeyspace,
 		arg.KeyspaceIDs,
+		arg.Pattern,
+		arg.State,
 		arg.AfterCreatedAt,
 		arg.AfterID,
 		arg.PageLimit,

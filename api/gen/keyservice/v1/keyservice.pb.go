@@ -359,6 +359,67 @@ func (KeyEventKind) EnumDescriptor() ([]byte, []int) {
 	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{4}
 }
 
+// KeyState is what a key answers now, as ListKeys filters it.
+type KeyState int32
+
+const (
+	// Any state; the zero value.
+	KeyState_KEY_STATE_UNSPECIFIED KeyState = 0
+	// Not revoked, not expired, enabled: it validates.
+	KeyState_KEY_STATE_ACTIVE KeyState = 1
+	// Not revoked, not expired, disabled (CODE_DISABLED).
+	KeyState_KEY_STATE_DISABLED KeyState = 2
+	// Not revoked, past its expires_at (CODE_EXPIRED).
+	KeyState_KEY_STATE_EXPIRED KeyState = 3
+	// Revoked (CODE_REVOKED).
+	KeyState_KEY_STATE_REVOKED KeyState = 4
+)
+
+// Enum value maps for KeyState.
+var (
+	KeyState_name = map[int32]string{
+		0: "KEY_STATE_UNSPECIFIED",
+		1: "KEY_STATE_ACTIVE",
+		2: "KEY_STATE_DISABLED",
+		3: "KEY_STATE_EXPIRED",
+		4: "KEY_STATE_REVOKED",
+	}
+	KeyState_value = map[string]int32{
+		"KEY_STATE_UNSPECIFIED": 0,
+		"KEY_STATE_ACTIVE":      1,
+		"KEY_STATE_DISABLED":    2,
+		"KEY_STATE_EXPIRED":     3,
+		"KEY_STATE_REVOKED":     4,
+	}
+)
+
+func (x KeyState) Enum() *KeyState {
+	p := new(KeyState)
+	*p = x
+	return p
+}
+
+func (x KeyState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KeyState) Descriptor() protoreflect.EnumDescriptor {
+	return file_keyservice_v1_keyservice_proto_enumTypes[5].Descriptor()
+}
+
+func (KeyState) Type() protoreflect.EnumType {
+	return &file_keyservice_v1_keyservice_proto_enumTypes[5]
+}
+
+func (x KeyState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KeyState.Descriptor instead.
+func (KeyState) EnumDescriptor() ([]byte, []int) {
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{5}
+}
+
 // Granularity is the width of a usage bucket.
 type Granularity int32
 
@@ -400,11 +461,11 @@ func (x Granularity) String() string {
 }
 
 func (Granularity) Descriptor() protoreflect.EnumDescriptor {
-	return file_keyservice_v1_keyservice_proto_enumTypes[5].Descriptor()
+	return file_keyservice_v1_keyservice_proto_enumTypes[6].Descriptor()
 }
 
 func (Granularity) Type() protoreflect.EnumType {
-	return &file_keyservice_v1_keyservice_proto_enumTypes[5]
+	return &file_keyservice_v1_keyservice_proto_enumTypes[6]
 }
 
 func (x Granularity) Number() protoreflect.EnumNumber {
@@ -413,7 +474,7 @@ func (x Granularity) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Granularity.Descriptor instead.
 func (Granularity) EnumDescriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{5}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{6}
 }
 
 // UsageGroup is how usage is grouped into series.
@@ -453,11 +514,11 @@ func (x UsageGroup) String() string {
 }
 
 func (UsageGroup) Descriptor() protoreflect.EnumDescriptor {
-	return file_keyservice_v1_keyservice_proto_enumTypes[6].Descriptor()
+	return file_keyservice_v1_keyservice_proto_enumTypes[7].Descriptor()
 }
 
 func (UsageGroup) Type() protoreflect.EnumType {
-	return &file_keyservice_v1_keyservice_proto_enumTypes[6]
+	return &file_keyservice_v1_keyservice_proto_enumTypes[7]
 }
 
 func (x UsageGroup) Number() protoreflect.EnumNumber {
@@ -466,7 +527,7 @@ func (x UsageGroup) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UsageGroup.Descriptor instead.
 func (UsageGroup) EnumDescriptor() ([]byte, []int) {
-	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{6}
+	return file_keyservice_v1_keyservice_proto_rawDescGZIP(), []int{7}
 }
 
 // Key is the stored record of an API key. It never contains the secret.
@@ -1675,7 +1736,13 @@ type ListKeysRequest struct {
 	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only keys of this keyspace (name or id); empty for every keyspace the
 	// credential may see.
-	Keyspace      string `protobuf:"bytes,4,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	Keyspace string `protobuf:"bytes,4,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	// Only keys whose name or hint contains this text, ignoring case (the
+	// last four characters of a secret find its key); at most 200
+	// characters; empty: every key.
+	Query string `protobuf:"bytes,5,opt,name=query,proto3" json:"query,omitempty"`
+	// Only keys in this state (by the database clock); unset: every state.
+	State         KeyState `protobuf:"varint,6,opt,name=state,proto3,enum=keyservice.v1.KeyState" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1736,6 +1803,20 @@ func (x *ListKeysRequest) GetKeyspace() string {
 		return x.Keyspace
 	}
 	return ""
+}
+
+func (x *ListKeysRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *ListKeysRequest) GetState() KeyState {
+	if x != nil {
+		return x.State
+	}
+	return KeyState_KEY_STATE_UNSPECIFIED
 }
 
 // ListKeysResponse is one page of keys.
@@ -4941,13 +5022,15 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\rGetKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"6\n" +
 	"\x0eGetKeyResponse\x12$\n" +
-	"\x03key\x18\x01 \x01(\v2\x12.keyservice.v1.KeyR\x03key\"\x7f\n" +
+	"\x03key\x18\x01 \x01(\v2\x12.keyservice.v1.KeyR\x03key\"\xc4\x01\n" +
 	"\x0fListKeysRequest\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x1a\n" +
-	"\bkeyspace\x18\x04 \x01(\tR\bkeyspace\"b\n" +
+	"\bkeyspace\x18\x04 \x01(\tR\bkeyspace\x12\x14\n" +
+	"\x05query\x18\x05 \x01(\tR\x05query\x12-\n" +
+	"\x05state\x18\x06 \x01(\x0e2\x17.keyservice.v1.KeyStateR\x05state\"b\n" +
 	"\x10ListKeysResponse\x12&\n" +
 	"\x04keys\x18\x01 \x03(\v2\x12.keyservice.v1.KeyR\x04keys\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"A\n" +
@@ -5215,7 +5298,13 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\x16KEY_EVENT_KIND_UPDATED\x10\x04\x12\x1a\n" +
 	"\x16KEY_EVENT_KIND_REVOKED\x10\x05\x12\x1a\n" +
 	"\x16KEY_EVENT_KIND_TENANCY\x10\x06\x12\x1a\n" +
-	"\x16KEY_EVENT_KIND_CREDITS\x10\a*m\n" +
+	"\x16KEY_EVENT_KIND_CREDITS\x10\a*\x81\x01\n" +
+	"\bKeyState\x12\x19\n" +
+	"\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10KEY_STATE_ACTIVE\x10\x01\x12\x16\n" +
+	"\x12KEY_STATE_DISABLED\x10\x02\x12\x15\n" +
+	"\x11KEY_STATE_EXPIRED\x10\x03\x12\x15\n" +
+	"\x11KEY_STATE_REVOKED\x10\x04*m\n" +
 	"\vGranularity\x12\x1b\n" +
 	"\x17GRANULARITY_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12GRANULARITY_MINUTE\x10\x01\x12\x14\n" +
@@ -5270,7 +5359,7 @@ func file_keyservice_v1_keyservice_proto_rawDescGZIP() []byte {
 	return file_keyservice_v1_keyservice_proto_rawDescData
 }
 
-var file_keyservice_v1_keyservice_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_keyservice_v1_keyservice_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
 var file_keyservice_v1_keyservice_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_keyservice_v1_keyservice_proto_goTypes = []any{
 	(Code)(0),                        // 0: keyservice.v1.Code
@@ -5278,225 +5367,227 @@ var file_keyservice_v1_keyservice_proto_goTypes = []any{
 	(RefillInterval)(0),              // 2: keyservice.v1.RefillInterval
 	(Holder)(0),                      // 3: keyservice.v1.Holder
 	(KeyEventKind)(0),                // 4: keyservice.v1.KeyEventKind
-	(Granularity)(0),                 // 5: keyservice.v1.Granularity
-	(UsageGroup)(0),                  // 6: keyservice.v1.UsageGroup
-	(*Key)(nil),                      // 7: keyservice.v1.Key
-	(*Credits)(nil),                  // 8: keyservice.v1.Credits
-	(*Refill)(nil),                   // 9: keyservice.v1.Refill
-	(*CreditsStatus)(nil),            // 10: keyservice.v1.CreditsStatus
-	(*RateLimit)(nil),                // 11: keyservice.v1.RateLimit
-	(*RateLimitStatus)(nil),          // 12: keyservice.v1.RateLimitStatus
-	(*ValidateRequest)(nil),          // 13: keyservice.v1.ValidateRequest
-	(*ValidateResponse)(nil),         // 14: keyservice.v1.ValidateResponse
-	(*WatchKeyEventsRequest)(nil),    // 15: keyservice.v1.WatchKeyEventsRequest
-	(*WatchKeyEventsResponse)(nil),   // 16: keyservice.v1.WatchKeyEventsResponse
-	(*CreateKeyRequest)(nil),         // 17: keyservice.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),        // 18: keyservice.v1.CreateKeyResponse
-	(*GetKeyRequest)(nil),            // 19: keyservice.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),           // 20: keyservice.v1.GetKeyResponse
-	(*ListKeysRequest)(nil),          // 21: keyservice.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),         // 22: keyservice.v1.ListKeysResponse
-	(*RevokeKeyRequest)(nil),         // 23: keyservice.v1.RevokeKeyRequest
-	(*RevokeKeyResponse)(nil),        // 24: keyservice.v1.RevokeKeyResponse
-	(*UpdateKeyRequest)(nil),         // 25: keyservice.v1.UpdateKeyRequest
-	(*UpdateKeyResponse)(nil),        // 26: keyservice.v1.UpdateKeyResponse
-	(*RotateKeyRequest)(nil),         // 27: keyservice.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),        // 28: keyservice.v1.RotateKeyResponse
-	(*ListAuditEventsRequest)(nil),   // 29: keyservice.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),  // 30: keyservice.v1.ListAuditEventsResponse
-	(*AuditEvent)(nil),               // 31: keyservice.v1.AuditEvent
-	(*FieldChange)(nil),              // 32: keyservice.v1.FieldChange
-	(*Keyspace)(nil),                 // 33: keyservice.v1.Keyspace
-	(*CreateKeyspaceRequest)(nil),    // 34: keyservice.v1.CreateKeyspaceRequest
-	(*CreateKeyspaceResponse)(nil),   // 35: keyservice.v1.CreateKeyspaceResponse
-	(*GetKeyspaceRequest)(nil),       // 36: keyservice.v1.GetKeyspaceRequest
-	(*GetKeyspaceResponse)(nil),      // 37: keyservice.v1.GetKeyspaceResponse
-	(*ListKeyspacesRequest)(nil),     // 38: keyservice.v1.ListKeyspacesRequest
-	(*ListKeyspacesResponse)(nil),    // 39: keyservice.v1.ListKeyspacesResponse
-	(*UpdateKeyspaceRequest)(nil),    // 40: keyservice.v1.UpdateKeyspaceRequest
-	(*UpdateKeyspaceResponse)(nil),   // 41: keyservice.v1.UpdateKeyspaceResponse
-	(*Credential)(nil),               // 42: keyservice.v1.Credential
-	(*CreateCredentialRequest)(nil),  // 43: keyservice.v1.CreateCredentialRequest
-	(*CreateCredentialResponse)(nil), // 44: keyservice.v1.CreateCredentialResponse
-	(*ListCredentialsRequest)(nil),   // 45: keyservice.v1.ListCredentialsRequest
-	(*ListCredentialsResponse)(nil),  // 46: keyservice.v1.ListCredentialsResponse
-	(*RevokeCredentialRequest)(nil),  // 47: keyservice.v1.RevokeCredentialRequest
-	(*RevokeCredentialResponse)(nil), // 48: keyservice.v1.RevokeCredentialResponse
-	(*AddCreditsRequest)(nil),        // 49: keyservice.v1.AddCreditsRequest
-	(*AddCreditsResponse)(nil),       // 50: keyservice.v1.AddCreditsResponse
-	(*ReportUsageRequest)(nil),       // 51: keyservice.v1.ReportUsageRequest
-	(*ReportUsageResponse)(nil),      // 52: keyservice.v1.ReportUsageResponse
-	(*GetUsageRequest)(nil),          // 53: keyservice.v1.GetUsageRequest
-	(*GetUsageResponse)(nil),         // 54: keyservice.v1.GetUsageResponse
-	(*UsageSeries)(nil),              // 55: keyservice.v1.UsageSeries
-	(*UsagePoint)(nil),               // 56: keyservice.v1.UsagePoint
-	(*UsageCount)(nil),               // 57: keyservice.v1.UsageCount
-	(*Owner)(nil),                    // 58: keyservice.v1.Owner
-	(*CreateOwnerRequest)(nil),       // 59: keyservice.v1.CreateOwnerRequest
-	(*CreateOwnerResponse)(nil),      // 60: keyservice.v1.CreateOwnerResponse
-	(*GetOwnerRequest)(nil),          // 61: keyservice.v1.GetOwnerRequest
-	(*GetOwnerResponse)(nil),         // 62: keyservice.v1.GetOwnerResponse
-	(*ListOwnersRequest)(nil),        // 63: keyservice.v1.ListOwnersRequest
-	(*ListOwnersResponse)(nil),       // 64: keyservice.v1.ListOwnersResponse
-	(*UpdateOwnerRequest)(nil),       // 65: keyservice.v1.UpdateOwnerRequest
-	(*UpdateOwnerResponse)(nil),      // 66: keyservice.v1.UpdateOwnerResponse
-	(*RestError)(nil),                // 67: keyservice.v1.RestError
-	(*RestErrorStatus)(nil),          // 68: keyservice.v1.RestErrorStatus
-	nil,                              // 69: keyservice.v1.Key.MetadataEntry
-	nil,                              // 70: keyservice.v1.CreateKeyRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil),    // 71: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 72: google.protobuf.Duration
-	(*fieldmaskpb.FieldMask)(nil),    // 73: google.protobuf.FieldMask
-	(*structpb.Value)(nil),           // 74: google.protobuf.Value
-	(*anypb.Any)(nil),                // 75: google.protobuf.Any
+	(KeyState)(0),                    // 5: keyservice.v1.KeyState
+	(Granularity)(0),                 // 6: keyservice.v1.Granularity
+	(UsageGroup)(0),                  // 7: keyservice.v1.UsageGroup
+	(*Key)(nil),                      // 8: keyservice.v1.Key
+	(*Credits)(nil),                  // 9: keyservice.v1.Credits
+	(*Refill)(nil),                   // 10: keyservice.v1.Refill
+	(*CreditsStatus)(nil),            // 11: keyservice.v1.CreditsStatus
+	(*RateLimit)(nil),                // 12: keyservice.v1.RateLimit
+	(*RateLimitStatus)(nil),          // 13: keyservice.v1.RateLimitStatus
+	(*ValidateRequest)(nil),          // 14: keyservice.v1.ValidateRequest
+	(*ValidateResponse)(nil),         // 15: keyservice.v1.ValidateResponse
+	(*WatchKeyEventsRequest)(nil),    // 16: keyservice.v1.WatchKeyEventsRequest
+	(*WatchKeyEventsResponse)(nil),   // 17: keyservice.v1.WatchKeyEventsResponse
+	(*CreateKeyRequest)(nil),         // 18: keyservice.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),        // 19: keyservice.v1.CreateKeyResponse
+	(*GetKeyRequest)(nil),            // 20: keyservice.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),           // 21: keyservice.v1.GetKeyResponse
+	(*ListKeysRequest)(nil),          // 22: keyservice.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),         // 23: keyservice.v1.ListKeysResponse
+	(*RevokeKeyRequest)(nil),         // 24: keyservice.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),        // 25: keyservice.v1.RevokeKeyResponse
+	(*UpdateKeyRequest)(nil),         // 26: keyservice.v1.UpdateKeyRequest
+	(*UpdateKeyResponse)(nil),        // 27: keyservice.v1.UpdateKeyResponse
+	(*RotateKeyRequest)(nil),         // 28: keyservice.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),        // 29: keyservice.v1.RotateKeyResponse
+	(*ListAuditEventsRequest)(nil),   // 30: keyservice.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),  // 31: keyservice.v1.ListAuditEventsResponse
+	(*AuditEvent)(nil),               // 32: keyservice.v1.AuditEvent
+	(*FieldChange)(nil),              // 33: keyservice.v1.FieldChange
+	(*Keyspace)(nil),                 // 34: keyservice.v1.Keyspace
+	(*CreateKeyspaceRequest)(nil),    // 35: keyservice.v1.CreateKeyspaceRequest
+	(*CreateKeyspaceResponse)(nil),   // 36: keyservice.v1.CreateKeyspaceResponse
+	(*GetKeyspaceRequest)(nil),       // 37: keyservice.v1.GetKeyspaceRequest
+	(*GetKeyspaceResponse)(nil),      // 38: keyservice.v1.GetKeyspaceResponse
+	(*ListKeyspacesRequest)(nil),     // 39: keyservice.v1.ListKeyspacesRequest
+	(*ListKeyspacesResponse)(nil),    // 40: keyservice.v1.ListKeyspacesResponse
+	(*UpdateKeyspaceRequest)(nil),    // 41: keyservice.v1.UpdateKeyspaceRequest
+	(*UpdateKeyspaceResponse)(nil),   // 42: keyservice.v1.UpdateKeyspaceResponse
+	(*Credential)(nil),               // 43: keyservice.v1.Credential
+	(*CreateCredentialRequest)(nil),  // 44: keyservice.v1.CreateCredentialRequest
+	(*CreateCredentialResponse)(nil), // 45: keyservice.v1.CreateCredentialResponse
+	(*ListCredentialsRequest)(nil),   // 46: keyservice.v1.ListCredentialsRequest
+	(*ListCredentialsResponse)(nil),  // 47: keyservice.v1.ListCredentialsResponse
+	(*RevokeCredentialRequest)(nil),  // 48: keyservice.v1.RevokeCredentialRequest
+	(*RevokeCredentialResponse)(nil), // 49: keyservice.v1.RevokeCredentialResponse
+	(*AddCreditsRequest)(nil),        // 50: keyservice.v1.AddCreditsRequest
+	(*AddCreditsResponse)(nil),       // 51: keyservice.v1.AddCreditsResponse
+	(*ReportUsageRequest)(nil),       // 52: keyservice.v1.ReportUsageRequest
+	(*ReportUsageResponse)(nil),      // 53: keyservice.v1.ReportUsageResponse
+	(*GetUsageRequest)(nil),          // 54: keyservice.v1.GetUsageRequest
+	(*GetUsageResponse)(nil),         // 55: keyservice.v1.GetUsageResponse
+	(*UsageSeries)(nil),              // 56: keyservice.v1.UsageSeries
+	(*UsagePoint)(nil),               // 57: keyservice.v1.UsagePoint
+	(*UsageCount)(nil),               // 58: keyservice.v1.UsageCount
+	(*Owner)(nil),                    // 59: keyservice.v1.Owner
+	(*CreateOwnerRequest)(nil),       // 60: keyservice.v1.CreateOwnerRequest
+	(*CreateOwnerResponse)(nil),      // 61: keyservice.v1.CreateOwnerResponse
+	(*GetOwnerRequest)(nil),          // 62: keyservice.v1.GetOwnerRequest
+	(*GetOwnerResponse)(nil),         // 63: keyservice.v1.GetOwnerResponse
+	(*ListOwnersRequest)(nil),        // 64: keyservice.v1.ListOwnersRequest
+	(*ListOwnersResponse)(nil),       // 65: keyservice.v1.ListOwnersResponse
+	(*UpdateOwnerRequest)(nil),       // 66: keyservice.v1.UpdateOwnerRequest
+	(*UpdateOwnerResponse)(nil),      // 67: keyservice.v1.UpdateOwnerResponse
+	(*RestError)(nil),                // 68: keyservice.v1.RestError
+	(*RestErrorStatus)(nil),          // 69: keyservice.v1.RestErrorStatus
+	nil,                              // 70: keyservice.v1.Key.MetadataEntry
+	nil,                              // 71: keyservice.v1.CreateKeyRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),    // 72: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 73: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),    // 74: google.protobuf.FieldMask
+	(*structpb.Value)(nil),           // 75: google.protobuf.Value
+	(*anypb.Any)(nil),                // 76: google.protobuf.Any
 }
 var file_keyservice_v1_keyservice_proto_depIdxs = []int32{
-	69,  // 0: keyservice.v1.Key.metadata:type_name -> keyservice.v1.Key.MetadataEntry
-	71,  // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
-	71,  // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	71,  // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
-	71,  // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
-	11,  // 5: keyservice.v1.Key.rate_limit:type_name -> keyservice.v1.RateLimit
-	71,  // 6: keyservice.v1.Key.updated_at:type_name -> google.protobuf.Timestamp
-	8,   // 7: keyservice.v1.Key.credits:type_name -> keyservice.v1.Credits
-	9,   // 8: keyservice.v1.Credits.refill:type_name -> keyservice.v1.Refill
-	71,  // 9: keyservice.v1.Credits.next_refill_at:type_name -> google.protobuf.Timestamp
+	70,  // 0: keyservice.v1.Key.metadata:type_name -> keyservice.v1.Key.MetadataEntry
+	72,  // 1: keyservice.v1.Key.created_at:type_name -> google.protobuf.Timestamp
+	72,  // 2: keyservice.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	72,  // 3: keyservice.v1.Key.revoked_at:type_name -> google.protobuf.Timestamp
+	72,  // 4: keyservice.v1.Key.last_used_at:type_name -> google.protobuf.Timestamp
+	12,  // 5: keyservice.v1.Key.rate_limit:type_name -> keyservice.v1.RateLimit
+	72,  // 6: keyservice.v1.Key.updated_at:type_name -> google.protobuf.Timestamp
+	9,   // 7: keyservice.v1.Key.credits:type_name -> keyservice.v1.Credits
+	10,  // 8: keyservice.v1.Credits.refill:type_name -> keyservice.v1.Refill
+	72,  // 9: keyservice.v1.Credits.next_refill_at:type_name -> google.protobuf.Timestamp
 	2,   // 10: keyservice.v1.Refill.interval:type_name -> keyservice.v1.RefillInterval
-	72,  // 11: keyservice.v1.Refill.every:type_name -> google.protobuf.Duration
-	71,  // 12: keyservice.v1.CreditsStatus.next_refill_at:type_name -> google.protobuf.Timestamp
-	72,  // 13: keyservice.v1.RateLimit.period:type_name -> google.protobuf.Duration
-	72,  // 14: keyservice.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
+	73,  // 11: keyservice.v1.Refill.every:type_name -> google.protobuf.Duration
+	72,  // 12: keyservice.v1.CreditsStatus.next_refill_at:type_name -> google.protobuf.Timestamp
+	73,  // 13: keyservice.v1.RateLimit.period:type_name -> google.protobuf.Duration
+	73,  // 14: keyservice.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
 	0,   // 15: keyservice.v1.ValidateResponse.code:type_name -> keyservice.v1.Code
-	7,   // 16: keyservice.v1.ValidateResponse.key:type_name -> keyservice.v1.Key
-	12,  // 17: keyservice.v1.ValidateResponse.rate_limit:type_name -> keyservice.v1.RateLimitStatus
-	10,  // 18: keyservice.v1.ValidateResponse.credits:type_name -> keyservice.v1.CreditsStatus
-	12,  // 19: keyservice.v1.ValidateResponse.owner_rate_limit:type_name -> keyservice.v1.RateLimitStatus
-	10,  // 20: keyservice.v1.ValidateResponse.owner_credits:type_name -> keyservice.v1.CreditsStatus
+	8,   // 16: keyservice.v1.ValidateResponse.key:type_name -> keyservice.v1.Key
+	13,  // 17: keyservice.v1.ValidateResponse.rate_limit:type_name -> keyservice.v1.RateLimitStatus
+	11,  // 18: keyservice.v1.ValidateResponse.credits:type_name -> keyservice.v1.CreditsStatus
+	13,  // 19: keyservice.v1.ValidateResponse.owner_rate_limit:type_name -> keyservice.v1.RateLimitStatus
+	11,  // 20: keyservice.v1.ValidateResponse.owner_credits:type_name -> keyservice.v1.CreditsStatus
 	3,   // 21: keyservice.v1.ValidateResponse.refused_by:type_name -> keyservice.v1.Holder
-	72,  // 22: keyservice.v1.WatchKeyEventsRequest.heartbeat:type_name -> google.protobuf.Duration
+	73,  // 22: keyservice.v1.WatchKeyEventsRequest.heartbeat:type_name -> google.protobuf.Duration
 	4,   // 23: keyservice.v1.WatchKeyEventsResponse.kind:type_name -> keyservice.v1.KeyEventKind
-	71,  // 24: keyservice.v1.WatchKeyEventsResponse.time:type_name -> google.protobuf.Timestamp
-	70,  // 25: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
-	71,  // 26: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	11,  // 27: keyservice.v1.CreateKeyRequest.rate_limit:type_name -> keyservice.v1.RateLimit
+	72,  // 24: keyservice.v1.WatchKeyEventsResponse.time:type_name -> google.protobuf.Timestamp
+	71,  // 25: keyservice.v1.CreateKeyRequest.metadata:type_name -> keyservice.v1.CreateKeyRequest.MetadataEntry
+	72,  // 26: keyservice.v1.CreateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	12,  // 27: keyservice.v1.CreateKeyRequest.rate_limit:type_name -> keyservice.v1.RateLimit
 	1,   // 28: keyservice.v1.CreateKeyRequest.format:type_name -> keyservice.v1.Format
-	8,   // 29: keyservice.v1.CreateKeyRequest.credits:type_name -> keyservice.v1.Credits
-	7,   // 30: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
-	7,   // 31: keyservice.v1.GetKeyResponse.key:type_name -> keyservice.v1.Key
-	7,   // 32: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
-	7,   // 33: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
-	7,   // 34: keyservice.v1.UpdateKeyRequest.key:type_name -> keyservice.v1.Key
-	73,  // 35: keyservice.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	7,   // 36: keyservice.v1.UpdateKeyResponse.key:type_name -> keyservice.v1.Key
-	72,  // 37: keyservice.v1.RotateKeyRequest.grace_period:type_name -> google.protobuf.Duration
-	1,   // 38: keyservice.v1.RotateKeyRequest.format:type_name -> keyservice.v1.Format
-	7,   // 39: keyservice.v1.RotateKeyResponse.key:type_name -> keyservice.v1.Key
-	7,   // 40: keyservice.v1.RotateKeyResponse.old_key:type_name -> keyservice.v1.Key
-	31,  // 41: keyservice.v1.ListAuditEventsResponse.events:type_name -> keyservice.v1.AuditEvent
-	71,  // 42: keyservice.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	32,  // 43: keyservice.v1.AuditEvent.changes:type_name -> keyservice.v1.FieldChange
-	74,  // 44: keyservice.v1.FieldChange.old_value:type_name -> google.protobuf.Value
-	74,  // 45: keyservice.v1.FieldChange.new_value:type_name -> google.protobuf.Value
-	1,   // 46: keyservice.v1.Keyspace.default_format:type_name -> keyservice.v1.Format
-	11,  // 47: keyservice.v1.Keyspace.default_rate_limit:type_name -> keyservice.v1.RateLimit
-	72,  // 48: keyservice.v1.Keyspace.default_expiry:type_name -> google.protobuf.Duration
-	71,  // 49: keyservice.v1.Keyspace.created_at:type_name -> google.protobuf.Timestamp
-	71,  // 50: keyservice.v1.Keyspace.updated_at:type_name -> google.protobuf.Timestamp
-	33,  // 51: keyservice.v1.CreateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
-	33,  // 52: keyservice.v1.CreateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
-	33,  // 53: keyservice.v1.GetKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
-	33,  // 54: keyservice.v1.ListKeyspacesResponse.keyspaces:type_name -> keyservice.v1.Keyspace
-	33,  // 55: keyservice.v1.UpdateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
-	73,  // 56: keyservice.v1.UpdateKeyspaceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	33,  // 57: keyservice.v1.UpdateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
-	71,  // 58: keyservice.v1.Credential.expires_at:type_name -> google.protobuf.Timestamp
-	71,  // 59: keyservice.v1.Credential.created_at:type_name -> google.protobuf.Timestamp
-	71,  // 60: keyservice.v1.Credential.last_used_at:type_name -> google.protobuf.Timestamp
-	71,  // 61: keyservice.v1.Credential.revoked_at:type_name -> google.protobuf.Timestamp
-	11,  // 62: keyservice.v1.Credential.rate_limit:type_name -> keyservice.v1.RateLimit
-	71,  // 63: keyservice.v1.CreateCredentialRequest.expires_at:type_name -> google.protobuf.Timestamp
-	11,  // 64: keyservice.v1.CreateCredentialRequest.rate_limit:type_name -> keyservice.v1.RateLimit
-	42,  // 65: keyservice.v1.CreateCredentialResponse.credential:type_name -> keyservice.v1.Credential
-	42,  // 66: keyservice.v1.ListCredentialsResponse.credentials:type_name -> keyservice.v1.Credential
-	42,  // 67: keyservice.v1.RevokeCredentialResponse.credential:type_name -> keyservice.v1.Credential
-	8,   // 68: keyservice.v1.AddCreditsResponse.credits:type_name -> keyservice.v1.Credits
-	10,  // 69: keyservice.v1.ReportUsageResponse.credits:type_name -> keyservice.v1.CreditsStatus
-	10,  // 70: keyservice.v1.ReportUsageResponse.owner_credits:type_name -> keyservice.v1.CreditsStatus
-	71,  // 71: keyservice.v1.GetUsageRequest.from:type_name -> google.protobuf.Timestamp
-	71,  // 72: keyservice.v1.GetUsageRequest.to:type_name -> google.protobuf.Timestamp
-	5,   // 73: keyservice.v1.GetUsageRequest.granularity:type_name -> keyservice.v1.Granularity
-	6,   // 74: keyservice.v1.GetUsageRequest.group_by:type_name -> keyservice.v1.UsageGroup
-	55,  // 75: keyservice.v1.GetUsageResponse.series:type_name -> keyservice.v1.UsageSeries
-	56,  // 76: keyservice.v1.UsageSeries.points:type_name -> keyservice.v1.UsagePoint
-	56,  // 77: keyservice.v1.UsageSeries.total:type_name -> keyservice.v1.UsagePoint
-	71,  // 78: keyservice.v1.UsagePoint.start:type_name -> google.protobuf.Timestamp
-	57,  // 79: keyservice.v1.UsagePoint.counts:type_name -> keyservice.v1.UsageCount
-	0,   // 80: keyservice.v1.UsageCount.code:type_name -> keyservice.v1.Code
-	11,  // 81: keyservice.v1.Owner.rate_limit:type_name -> keyservice.v1.RateLimit
-	8,   // 82: keyservice.v1.Owner.credits:type_name -> keyservice.v1.Credits
-	71,  // 83: keyservice.v1.Owner.created_at:type_name -> google.protobuf.Timestamp
-	71,  // 84: keyservice.v1.Owner.updated_at:type_name -> google.protobuf.Timestamp
-	58,  // 85: keyservice.v1.CreateOwnerRequest.owner:type_name -> keyservice.v1.Owner
-	58,  // 86: keyservice.v1.CreateOwnerResponse.owner:type_name -> keyservice.v1.Owner
-	58,  // 87: keyservice.v1.GetOwnerResponse.owner:type_name -> keyservice.v1.Owner
-	58,  // 88: keyservice.v1.ListOwnersResponse.owners:type_name -> keyservice.v1.Owner
-	58,  // 89: keyservice.v1.UpdateOwnerRequest.owner:type_name -> keyservice.v1.Owner
-	73,  // 90: keyservice.v1.UpdateOwnerRequest.update_mask:type_name -> google.protobuf.FieldMask
-	58,  // 91: keyservice.v1.UpdateOwnerResponse.owner:type_name -> keyservice.v1.Owner
-	75,  // 92: keyservice.v1.RestError.details:type_name -> google.protobuf.Any
-	68,  // 93: keyservice.v1.RestError.error:type_name -> keyservice.v1.RestErrorStatus
-	75,  // 94: keyservice.v1.RestErrorStatus.details:type_name -> google.protobuf.Any
-	13,  // 95: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
-	17,  // 96: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
-	19,  // 97: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
-	21,  // 98: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
-	23,  // 99: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
-	25,  // 100: keyservice.v1.KeyService.UpdateKey:input_type -> keyservice.v1.UpdateKeyRequest
-	27,  // 101: keyservice.v1.KeyService.RotateKey:input_type -> keyservice.v1.RotateKeyRequest
-	29,  // 102: keyservice.v1.KeyService.ListAuditEvents:input_type -> keyservice.v1.ListAuditEventsRequest
-	34,  // 103: keyservice.v1.KeyService.CreateKeyspace:input_type -> keyservice.v1.CreateKeyspaceRequest
-	36,  // 104: keyservice.v1.KeyService.GetKeyspace:input_type -> keyservice.v1.GetKeyspaceRequest
-	38,  // 105: keyservice.v1.KeyService.ListKeyspaces:input_type -> keyservice.v1.ListKeyspacesRequest
-	40,  // 106: keyservice.v1.KeyService.UpdateKeyspace:input_type -> keyservice.v1.UpdateKeyspaceRequest
-	43,  // 107: keyservice.v1.KeyService.CreateCredential:input_type -> keyservice.v1.CreateCredentialRequest
-	45,  // 108: keyservice.v1.KeyService.ListCredentials:input_type -> keyservice.v1.ListCredentialsRequest
-	47,  // 109: keyservice.v1.KeyService.RevokeCredential:input_type -> keyservice.v1.RevokeCredentialRequest
-	49,  // 110: keyservice.v1.KeyService.AddCredits:input_type -> keyservice.v1.AddCreditsRequest
-	51,  // 111: keyservice.v1.KeyService.ReportUsage:input_type -> keyservice.v1.ReportUsageRequest
-	53,  // 112: keyservice.v1.KeyService.GetUsage:input_type -> keyservice.v1.GetUsageRequest
-	59,  // 113: keyservice.v1.KeyService.CreateOwner:input_type -> keyservice.v1.CreateOwnerRequest
-	61,  // 114: keyservice.v1.KeyService.GetOwner:input_type -> keyservice.v1.GetOwnerRequest
-	63,  // 115: keyservice.v1.KeyService.ListOwners:input_type -> keyservice.v1.ListOwnersRequest
-	65,  // 116: keyservice.v1.KeyService.UpdateOwner:input_type -> keyservice.v1.UpdateOwnerRequest
-	15,  // 117: keyservice.v1.KeyService.WatchKeyEvents:input_type -> keyservice.v1.WatchKeyEventsRequest
-	14,  // 118: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
-	18,  // 119: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
-	20,  // 120: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
-	22,  // 121: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
-	24,  // 122: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
-	26,  // 123: keyservice.v1.KeyService.UpdateKey:output_type -> keyservice.v1.UpdateKeyResponse
-	28,  // 124: keyservice.v1.KeyService.RotateKey:output_type -> keyservice.v1.RotateKeyResponse
-	30,  // 125: keyservice.v1.KeyService.ListAuditEvents:output_type -> keyservice.v1.ListAuditEventsResponse
-	35,  // 126: keyservice.v1.KeyService.CreateKeyspace:output_type -> keyservice.v1.CreateKeyspaceResponse
-	37,  // 127: keyservice.v1.KeyService.GetKeyspace:output_type -> keyservice.v1.GetKeyspaceResponse
-	39,  // 128: keyservice.v1.KeyService.ListKeyspaces:output_type -> keyservice.v1.ListKeyspacesResponse
-	41,  // 129: keyservice.v1.KeyService.UpdateKeyspace:output_type -> keyservice.v1.UpdateKeyspaceResponse
-	44,  // 130: keyservice.v1.KeyService.CreateCredential:output_type -> keyservice.v1.CreateCredentialResponse
-	46,  // 131: keyservice.v1.KeyService.ListCredentials:output_type -> keyservice.v1.ListCredentialsResponse
-	48,  // 132: keyservice.v1.KeyService.RevokeCredential:output_type -> keyservice.v1.RevokeCredentialResponse
-	50,  // 133: keyservice.v1.KeyService.AddCredits:output_type -> keyservice.v1.AddCreditsResponse
-	52,  // 134: keyservice.v1.KeyService.ReportUsage:output_type -> keyservice.v1.ReportUsageResponse
-	54,  // 135: keyservice.v1.KeyService.GetUsage:output_type -> keyservice.v1.GetUsageResponse
-	60,  // 136: keyservice.v1.KeyService.CreateOwner:output_type -> keyservice.v1.CreateOwnerResponse
-	62,  // 137: keyservice.v1.KeyService.GetOwner:output_type -> keyservice.v1.GetOwnerResponse
-	64,  // 138: keyservice.v1.KeyService.ListOwners:output_type -> keyservice.v1.ListOwnersResponse
-	66,  // 139: keyservice.v1.KeyService.UpdateOwner:output_type -> keyservice.v1.UpdateOwnerResponse
-	16,  // 140: keyservice.v1.KeyService.WatchKeyEvents:output_type -> keyservice.v1.WatchKeyEventsResponse
-	118, // [118:141] is the sub-list for method output_type
-	95,  // [95:118] is the sub-list for method input_type
-	95,  // [95:95] is the sub-list for extension type_name
-	95,  // [95:95] is the sub-list for extension extendee
-	0,   // [0:95] is the sub-list for field type_name
+	9,   // 29: keyservice.v1.CreateKeyRequest.credits:type_name -> keyservice.v1.Credits
+	8,   // 30: keyservice.v1.CreateKeyResponse.key:type_name -> keyservice.v1.Key
+	8,   // 31: keyservice.v1.GetKeyResponse.key:type_name -> keyservice.v1.Key
+	5,   // 32: keyservice.v1.ListKeysRequest.state:type_name -> keyservice.v1.KeyState
+	8,   // 33: keyservice.v1.ListKeysResponse.keys:type_name -> keyservice.v1.Key
+	8,   // 34: keyservice.v1.RevokeKeyResponse.key:type_name -> keyservice.v1.Key
+	8,   // 35: keyservice.v1.UpdateKeyRequest.key:type_name -> keyservice.v1.Key
+	74,  // 36: keyservice.v1.UpdateKeyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	8,   // 37: keyservice.v1.UpdateKeyResponse.key:type_name -> keyservice.v1.Key
+	73,  // 38: keyservice.v1.RotateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	1,   // 39: keyservice.v1.RotateKeyRequest.format:type_name -> keyservice.v1.Format
+	8,   // 40: keyservice.v1.RotateKeyResponse.key:type_name -> keyservice.v1.Key
+	8,   // 41: keyservice.v1.RotateKeyResponse.old_key:type_name -> keyservice.v1.Key
+	32,  // 42: keyservice.v1.ListAuditEventsResponse.events:type_name -> keyservice.v1.AuditEvent
+	72,  // 43: keyservice.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	33,  // 44: keyservice.v1.AuditEvent.changes:type_name -> keyservice.v1.FieldChange
+	75,  // 45: keyservice.v1.FieldChange.old_value:type_name -> google.protobuf.Value
+	75,  // 46: keyservice.v1.FieldChange.new_value:type_name -> google.protobuf.Value
+	1,   // 47: keyservice.v1.Keyspace.default_format:type_name -> keyservice.v1.Format
+	12,  // 48: keyservice.v1.Keyspace.default_rate_limit:type_name -> keyservice.v1.RateLimit
+	73,  // 49: keyservice.v1.Keyspace.default_expiry:type_name -> google.protobuf.Duration
+	72,  // 50: keyservice.v1.Keyspace.created_at:type_name -> google.protobuf.Timestamp
+	72,  // 51: keyservice.v1.Keyspace.updated_at:type_name -> google.protobuf.Timestamp
+	34,  // 52: keyservice.v1.CreateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
+	34,  // 53: keyservice.v1.CreateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
+	34,  // 54: keyservice.v1.GetKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
+	34,  // 55: keyservice.v1.ListKeyspacesResponse.keyspaces:type_name -> keyservice.v1.Keyspace
+	34,  // 56: keyservice.v1.UpdateKeyspaceRequest.keyspace:type_name -> keyservice.v1.Keyspace
+	74,  // 57: keyservice.v1.UpdateKeyspaceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	34,  // 58: keyservice.v1.UpdateKeyspaceResponse.keyspace:type_name -> keyservice.v1.Keyspace
+	72,  // 59: keyservice.v1.Credential.expires_at:type_name -> google.protobuf.Timestamp
+	72,  // 60: keyservice.v1.Credential.created_at:type_name -> google.protobuf.Timestamp
+	72,  // 61: keyservice.v1.Credential.last_used_at:type_name -> google.protobuf.Timestamp
+	72,  // 62: keyservice.v1.Credential.revoked_at:type_name -> google.protobuf.Timestamp
+	12,  // 63: keyservice.v1.Credential.rate_limit:type_name -> keyservice.v1.RateLimit
+	72,  // 64: keyservice.v1.CreateCredentialRequest.expires_at:type_name -> google.protobuf.Timestamp
+	12,  // 65: keyservice.v1.CreateCredentialRequest.rate_limit:type_name -> keyservice.v1.RateLimit
+	43,  // 66: keyservice.v1.CreateCredentialResponse.credential:type_name -> keyservice.v1.Credential
+	43,  // 67: keyservice.v1.ListCredentialsResponse.credentials:type_name -> keyservice.v1.Credential
+	43,  // 68: keyservice.v1.RevokeCredentialResponse.credential:type_name -> keyservice.v1.Credential
+	9,   // 69: keyservice.v1.AddCreditsResponse.credits:type_name -> keyservice.v1.Credits
+	11,  // 70: keyservice.v1.ReportUsageResponse.credits:type_name -> keyservice.v1.CreditsStatus
+	11,  // 71: keyservice.v1.ReportUsageResponse.owner_credits:type_name -> keyservice.v1.CreditsStatus
+	72,  // 72: keyservice.v1.GetUsageRequest.from:type_name -> google.protobuf.Timestamp
+	72,  // 73: keyservice.v1.GetUsageRequest.to:type_name -> google.protobuf.Timestamp
+	6,   // 74: keyservice.v1.GetUsageRequest.granularity:type_name -> keyservice.v1.Granularity
+	7,   // 75: keyservice.v1.GetUsageRequest.group_by:type_name -> keyservice.v1.UsageGroup
+	56,  // 76: keyservice.v1.GetUsageResponse.series:type_name -> keyservice.v1.UsageSeries
+	57,  // 77: keyservice.v1.UsageSeries.points:type_name -> keyservice.v1.UsagePoint
+	57,  // 78: keyservice.v1.UsageSeries.total:type_name -> keyservice.v1.UsagePoint
+	72,  // 79: keyservice.v1.UsagePoint.start:type_name -> google.protobuf.Timestamp
+	58,  // 80: keyservice.v1.UsagePoint.counts:type_name -> keyservice.v1.UsageCount
+	0,   // 81: keyservice.v1.UsageCount.code:type_name -> keyservice.v1.Code
+	12,  // 82: keyservice.v1.Owner.rate_limit:type_name -> keyservice.v1.RateLimit
+	9,   // 83: keyservice.v1.Owner.credits:type_name -> keyservice.v1.Credits
+	72,  // 84: keyservice.v1.Owner.created_at:type_name -> google.protobuf.Timestamp
+	72,  // 85: keyservice.v1.Owner.updated_at:type_name -> google.protobuf.Timestamp
+	59,  // 86: keyservice.v1.CreateOwnerRequest.owner:type_name -> keyservice.v1.Owner
+	59,  // 87: keyservice.v1.CreateOwnerResponse.owner:type_name -> keyservice.v1.Owner
+	59,  // 88: keyservice.v1.GetOwnerResponse.owner:type_name -> keyservice.v1.Owner
+	59,  // 89: keyservice.v1.ListOwnersResponse.owners:type_name -> keyservice.v1.Owner
+	59,  // 90: keyservice.v1.UpdateOwnerRequest.owner:type_name -> keyservice.v1.Owner
+	74,  // 91: keyservice.v1.UpdateOwnerRequest.update_mask:type_name -> google.protobuf.FieldMask
+	59,  // 92: keyservice.v1.UpdateOwnerResponse.owner:type_name -> keyservice.v1.Owner
+	76,  // 93: keyservice.v1.RestError.details:type_name -> google.protobuf.Any
+	69,  // 94: keyservice.v1.RestError.error:type_name -> keyservice.v1.RestErrorStatus
+	76,  // 95: keyservice.v1.RestErrorStatus.details:type_name -> google.protobuf.Any
+	14,  // 96: keyservice.v1.KeyService.Validate:input_type -> keyservice.v1.ValidateRequest
+	18,  // 97: keyservice.v1.KeyService.CreateKey:input_type -> keyservice.v1.CreateKeyRequest
+	20,  // 98: keyservice.v1.KeyService.GetKey:input_type -> keyservice.v1.GetKeyRequest
+	22,  // 99: keyservice.v1.KeyService.ListKeys:input_type -> keyservice.v1.ListKeysRequest
+	24,  // 100: keyservice.v1.KeyService.RevokeKey:input_type -> keyservice.v1.RevokeKeyRequest
+	26,  // 101: keyservice.v1.KeyService.UpdateKey:input_type -> keyservice.v1.UpdateKeyRequest
+	28,  // 102: keyservice.v1.KeyService.RotateKey:input_type -> keyservice.v1.RotateKeyRequest
+	30,  // 103: keyservice.v1.KeyService.ListAuditEvents:input_type -> keyservice.v1.ListAuditEventsRequest
+	35,  // 104: keyservice.v1.KeyService.CreateKeyspace:input_type -> keyservice.v1.CreateKeyspaceRequest
+	37,  // 105: keyservice.v1.KeyService.GetKeyspace:input_type -> keyservice.v1.GetKeyspaceRequest
+	39,  // 106: keyservice.v1.KeyService.ListKeyspaces:input_type -> keyservice.v1.ListKeyspacesRequest
+	41,  // 107: keyservice.v1.KeyService.UpdateKeyspace:input_type -> keyservice.v1.UpdateKeyspaceRequest
+	44,  // 108: keyservice.v1.KeyService.CreateCredential:input_type -> keyservice.v1.CreateCredentialRequest
+	46,  // 109: keyservice.v1.KeyService.ListCredentials:input_type -> keyservice.v1.ListCredentialsRequest
+	48,  // 110: keyservice.v1.KeyService.RevokeCredential:input_type -> keyservice.v1.RevokeCredentialRequest
+	50,  // 111: keyservice.v1.KeyService.AddCredits:input_type -> keyservice.v1.AddCreditsRequest
+	52,  // 112: keyservice.v1.KeyService.ReportUsage:input_type -> keyservice.v1.ReportUsageRequest
+	54,  // 113: keyservice.v1.KeyService.GetUsage:input_type -> keyservice.v1.GetUsageRequest
+	60,  // 114: keyservice.v1.KeyService.CreateOwner:input_type -> keyservice.v1.CreateOwnerRequest
+	62,  // 115: keyservice.v1.KeyService.GetOwner:input_type -> keyservice.v1.GetOwnerRequest
+	64,  // 116: keyservice.v1.KeyService.ListOwners:input_type -> keyservice.v1.ListOwnersRequest
+	66,  // 117: keyservice.v1.KeyService.UpdateOwner:input_type -> keyservice.v1.UpdateOwnerRequest
+	16,  // 118: keyservice.v1.KeyService.WatchKeyEvents:input_type -> keyservice.v1.WatchKeyEventsRequest
+	15,  // 119: keyservice.v1.KeyService.Validate:output_type -> keyservice.v1.ValidateResponse
+	19,  // 120: keyservice.v1.KeyService.CreateKey:output_type -> keyservice.v1.CreateKeyResponse
+	21,  // 121: keyservice.v1.KeyService.GetKey:output_type -> keyservice.v1.GetKeyResponse
+	23,  // 122: keyservice.v1.KeyService.ListKeys:output_type -> keyservice.v1.ListKeysResponse
+	25,  // 123: keyservice.v1.KeyService.RevokeKey:output_type -> keyservice.v1.RevokeKeyResponse
+	27,  // 124: keyservice.v1.KeyService.UpdateKey:output_type -> keyservice.v1.UpdateKeyResponse
+	29,  // 125: keyservice.v1.KeyService.RotateKey:output_type -> keyservice.v1.RotateKeyResponse
+	31,  // 126: keyservice.v1.KeyService.ListAuditEvents:output_type -> keyservice.v1.ListAuditEventsResponse
+	36,  // 127: keyservice.v1.KeyService.CreateKeyspace:output_type -> keyservice.v1.CreateKeyspaceResponse
+	38,  // 128: keyservice.v1.KeyService.GetKeyspace:output_type -> keyservice.v1.GetKeyspaceResponse
+	40,  // 129: keyservice.v1.KeyService.ListKeyspaces:output_type -> keyservice.v1.ListKeyspacesResponse
+	42,  // 130: keyservice.v1.KeyService.UpdateKeyspace:output_type -> keyservice.v1.UpdateKeyspaceResponse
+	45,  // 131: keyservice.v1.KeyService.CreateCredential:output_type -> keyservice.v1.CreateCredentialResponse
+	47,  // 132: keyservice.v1.KeyService.ListCredentials:output_type -> keyservice.v1.ListCredentialsResponse
+	49,  // 133: keyservice.v1.KeyService.RevokeCredential:output_type -> keyservice.v1.RevokeCredentialResponse
+	51,  // 134: keyservice.v1.KeyService.AddCredits:output_type -> keyservice.v1.AddCreditsResponse
+	53,  // 135: keyservice.v1.KeyService.ReportUsage:output_type -> keyservice.v1.ReportUsageResponse
+	55,  // 136: keyservice.v1.KeyService.GetUsage:output_type -> keyservice.v1.GetUsageResponse
+	61,  // 137: keyservice.v1.KeyService.CreateOwner:output_type -> keyservice.v1.CreateOwnerResponse
+	63,  // 138: keyservice.v1.KeyService.GetOwner:output_type -> keyservice.v1.GetOwnerResponse
+	65,  // 139: keyservice.v1.KeyService.ListOwners:output_type -> keyservice.v1.ListOwnersResponse
+	67,  // 140: keyservice.v1.KeyService.UpdateOwner:output_type -> keyservice.v1.UpdateOwnerResponse
+	17,  // 141: keyservice.v1.KeyService.WatchKeyEvents:output_type -> keyservice.v1.WatchKeyEventsResponse
+	119, // [119:142] is the sub-list for method output_type
+	96,  // [96:119] is the sub-list for method input_type
+	96,  // [96:96] is the sub-list for extension type_name
+	96,  // [96:96] is the sub-list for extension extendee
+	0,   // [0:96] is the sub-list for field type_name
 }
 
 func init() { file_keyservice_v1_keyservice_proto_init() }
@@ -5511,7 +5602,7 @@ func file_keyservice_v1_keyservice_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyservice_v1_keyservice_proto_rawDesc), len(file_keyservice_v1_keyservice_proto_rawDesc)),
-			NumEnums:      7,
+			NumEnums:      8,
 			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,

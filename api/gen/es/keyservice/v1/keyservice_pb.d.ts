@@ -768,6 +768,22 @@ export declare type ListKeysRequest = Message<"keyservice.v1.ListKeysRequest"> &
    * @generated from field: string keyspace = 4;
    */
   keyspace: string;
+
+  /**
+   * Only keys whose name or hint contains this text, ignoring case (the
+   * last four characters of a secret find its key); at most 200
+   * characters; empty: every key.
+   *
+   * @generated from field: string query = 5;
+   */
+  query: string;
+
+  /**
+   * Only keys in this state (by the database clock); unset: every state.
+   *
+   * @generated from field: keyservice.v1.KeyState state = 6;
+   */
+  state: KeyState;
 };
 
 /**
@@ -2721,6 +2737,53 @@ export enum KeyEventKind {
  * Describes the enum keyservice.v1.KeyEventKind.
  */
 export declare const KeyEventKindSchema: GenEnum<KeyEventKind>;
+
+/**
+ * KeyState is what a key answers now, as ListKeys filters it.
+ *
+ * @generated from enum keyservice.v1.KeyState
+ */
+export enum KeyState {
+  /**
+   * Any state; the zero value.
+   *
+   * @generated from enum value: KEY_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Not revoked, not expired, enabled: it validates.
+   *
+   * @generated from enum value: KEY_STATE_ACTIVE = 1;
+   */
+  ACTIVE = 1,
+
+  /**
+   * Not revoked, not expired, disabled (CODE_DISABLED).
+   *
+   * @generated from enum value: KEY_STATE_DISABLED = 2;
+   */
+  DISABLED = 2,
+
+  /**
+   * Not revoked, past its expires_at (CODE_EXPIRED).
+   *
+   * @generated from enum value: KEY_STATE_EXPIRED = 3;
+   */
+  EXPIRED = 3,
+
+  /**
+   * Revoked (CODE_REVOKED).
+   *
+   * @generated from enum value: KEY_STATE_REVOKED = 4;
+   */
+  REVOKED = 4,
+}
+
+/**
+ * Describes the enum keyservice.v1.KeyState.
+ */
+export declare const KeyStateSchema: GenEnum<KeyState>;
 
 /**
  * Granularity is the width of a usage bucket.

@@ -139,7 +139,7 @@ public enum Granularity
   }
   public static final com.google.protobuf.Descriptors.EnumDescriptor
       getDescriptor() {
-    return dev.keyservice.v1.KeyServiceProto.getDescriptor().getEnumTypes().get(5);
+    return dev.keyservice.v1.KeyServiceProto.getDescriptor().getEnumTypes().get(6);
   }
 
   private static final Granularity[] VALUES = values();

@@ -23,6 +23,8 @@ private static final long serialVersionUID = 0L;
     owner_ = "";
     pageToken_ = "";
     keyspace_ = "";
+    query_ = "";
+    state_ = 0;
   }
 
   @java.lang.Override
@@ -208,6 +210,83 @@ private static final long serialVersionUID = 0L;
     }
   }
 
+  public static final int QUERY_FIELD_NUMBER = 5;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object query_ = "";
+  /**
+   * <pre>
+   * Only keys whose name or hint contains this text, ignoring case (the
+   * last four characters of a secret find its key); at most 200
+   * characters; empty: every key.
+   * </pre>
+   *
+   * <code>string query = 5;</code>
+   * @return The query.
+   */
+  @java.lang.Override
+  public java.lang.String getQuery() {
+    java.lang.Object ref = query_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      query_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * Only keys whose name or hint contains this text, ignoring case (the
+   * last four characters of a secret find its key); at most 200
+   * characters; empty: every key.
+   * </pre>
+   *
+   * <code>string query = 5;</code>
+   * @return The bytes for query.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getQueryBytes() {
+    java.lang.Object ref = query_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      query_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
+  public static final int STATE_FIELD_NUMBER = 6;
+  private int state_ = 0;
+  /**
+   * <pre>
+   * Only keys in this state (by the database clock); unset: every state.
+   * </pre>
+   *
+   * <code>.keyservice.v1.KeyState state = 6;</code>
+   * @return The enum numeric value on the wire for state.
+   */
+  @java.lang.Override public int getStateValue() {
+    return state_;
+  }
+  /**
+   * <pre>
+   * Only keys in this state (by the database clock); unset: every state.
+   * </pre>
+   *
+   * <code>.keyservice.v1.KeyState state = 6;</code>
+   * @return The state.
+   */
+  @java.lang.Override public dev.keyservice.v1.KeyState getState() {
+    dev.keyservice.v1.KeyState result = dev.keyservice.v1.KeyState.forNumber(state_);
+    return result == null ? dev.keyservice.v1.KeyState.UNRECOGNIZED : result;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -234,6 +313,12 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspace_)) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 4, keyspace_);
     }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(query_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 5, query_);
+    }
+    if (state_ != dev.keyservice.v1.KeyState.KEY_STATE_UNSPECIFIED.getNumber()) {
+      output.writeEnum(6, state_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -255,6 +340,13 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(keyspace_)) {
       size += com.google.protobuf.GeneratedMessageV3.computeStringSize(4, keyspace_);
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(query_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(5, query_);
+    }
+    if (state_ != dev.keyservice.v1.KeyState.KEY_STATE_UNSPECIFIED.getNumber()) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeEnumSize(6, state_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -279,6 +371,9 @@ private static final long serialVersionUID = 0L;
         .equals(other.getPageToken())) return false;
     if (!getKeyspace()
         .equals(other.getKeyspace())) return false;
+    if (!getQuery()
+        .equals(other.getQuery())) return false;
+    if (state_ != other.state_) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -298,6 +393,10 @@ private static final long serialVersionUID = 0L;
     hash = (53 * hash) + getPageToken().hashCode();
     hash = (37 * hash) + KEYSPACE_FIELD_NUMBER;
     hash = (53 * hash) + getKeyspace().hashCode();
+    hash = (37 * hash) + QUERY_FIELD_NUMBER;
+    hash = (53 * hash) + getQuery().hashCode();
+    hash = (37 * hash) + STATE_FIELD_NUMBER;
+    hash = (53 * hash) + state_;
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -435,6 +534,8 @@ private static final long serialVersionUID = 0L;
       pageSize_ = 0;
       pageToken_ = "";
       keyspace_ = "";
+      query_ = "";
+      state_ = 0;
       return this;
     }
 
@@ -479,6 +580,12 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000008) != 0)) {
         result.keyspace_ = keyspace_;
+      }
+      if (((from_bitField0_ & 0x00000010) != 0)) {
+        result.query_ = query_;
+      }
+      if (((from_bitField0_ & 0x00000020) != 0)) {
+        result.state_ = state_;
       }
     }
 
@@ -544,6 +651,14 @@ private static final long serialVersionUID = 0L;
         bitField0_ |= 0x00000008;
         onChanged();
       }
+      if (!other.getQuery().isEmpty()) {
+        query_ = other.query_;
+        bitField0_ |= 0x00000010;
+        onChanged();
+      }
+      if (other.state_ != 0) {
+        setStateValue(other.getStateValue());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -590,6 +705,16 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000008;
               break;
             } // case 34
+            case 42: {
+              query_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000010;
+              break;
+            } // case 42
+            case 48: {
+              state_ = input.readEnum();
+              bitField0_ |= 0x00000020;
+              break;
+            } // case 48
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -928,6 +1053,181 @@ private static final long serialVersionUID = 0L;
       checkByteStringIsUtf8(value);
       keyspace_ = value;
       bitField0_ |= 0x00000008;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object query_ = "";
+    /**
+     * <pre>
+     * Only keys whose name or hint contains this text, ignoring case (the
+     * last four characters of a secret find its key); at most 200
+     * characters; empty: every key.
+     * </pre>
+     *
+     * <code>string query = 5;</code>
+     * @return The query.
+     */
+    public java.lang.String getQuery() {
+      java.lang.Object ref = query_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        query_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Only keys whose name or hint contains this text, ignoring case (the
+     * last four characters of a secret find its key); at most 200
+     * characters; empty: every key.
+     * </pre>
+     *
+     * <code>string query = 5;</code>
+     * @return The bytes for query.
+     */
+    public com.google.protobuf.ByteString
+        getQueryBytes() {
+      java.lang.Object ref = query_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        query_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Only keys whose name or hint contains this text, ignoring case (the
+     * last four characters of a secret find its key); at most 200
+     * characters; empty: every key.
+     * </pre>
+     *
+     * <code>string query = 5;</code>
+     * @param value The query to set.
+     * @return This builder for chaining.
+     */
+    public Builder setQuery(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      query_ = value;
+      bitField0_ |= 0x00000010;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Only keys whose name or hint contains this text, ignoring case (the
+     * last four characters of a secret find its key); at most 200
+     * characters; empty: every key.
+     * </pre>
+     *
+     * <code>string query = 5;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearQuery() {
+      query_ = getDefaultInstance().getQuery();
+      bitField0_ = (bitField0_ & ~0x00000010);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Only keys whose name or hint contains this text, ignoring case (the
+     * last four characters of a secret find its key); at most 200
+     * characters; empty: every key.
+     * </pre>
+     *
+     * <code>string query = 5;</code>
+     * @param value The bytes for query to set.
+     * @return This builder for chaining.
+     */
+    public Builder setQueryBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      query_ = value;
+      bitField0_ |= 0x00000010;
+      onChanged();
+      return this;
+    }
+
+    private int state_ = 0;
+    /**
+     * <pre>
+     * Only keys in this state (by the database clock); unset: every state.
+     * </pre>
+     *
+     * <code>.keyservice.v1.KeyState state = 6;</code>
+     * @return The enum numeric value on the wire for state.
+     */
+    @java.lang.Override public int getStateValue() {
+      return state_;
+    }
+    /**
+     * <pre>
+     * Only keys in this state (by the database clock); unset: every state.
+     * </pre>
+     *
+     * <code>.keyservice.v1.KeyState state = 6;</code>
+     * @param value The enum numeric value on the wire for state to set.
+     * @return This builder for chaining.
+     */
+    public Builder setStateValue(int value) {
+      state_ = value;
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Only keys in this state (by the database clock); unset: every state.
+     * </pre>
+     *
+     * <code>.keyservice.v1.KeyState state = 6;</code>
+     * @return The state.
+     */
+    @java.lang.Override
+    public dev.keyservice.v1.KeyState getState() {
+      dev.keyservice.v1.KeyState result = dev.keyservice.v1.KeyState.forNumber(state_);
+      return result == null ? dev.keyservice.v1.KeyState.UNRECOGNIZED : result;
+    }
+    /**
+     * <pre>
+     * Only keys in this state (by the database clock); unset: every state.
+     * </pre>
+     *
+     * <code>.keyservice.v1.KeyState state = 6;</code>
+     * @param value The state to set.
+     * @return This builder for chaining.
+     */
+    public Builder setState(dev.keyservice.v1.KeyState value) {
+      if (value == null) {
+        throw new NullPointerException();
+      }
+      bitField0_ |= 0x00000020;
+      state_ = value.getNumber();
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Only keys in this state (by the database clock); unset: every state.
+     * </pre>
+     *
+     * <code>.keyservice.v1.KeyState state = 6;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearState() {
+      bitField0_ = (bitField0_ & ~0x00000020);
+      state_ = 0;
       onChanged();
       return this;
     }

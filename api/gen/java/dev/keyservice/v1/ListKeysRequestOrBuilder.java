@@ -78,4 +78,47 @@ public interface ListKeysRequestOrBuilder extends
    */
   com.google.protobuf.ByteString
       getKeyspaceBytes();
+
+  /**
+   * <pre>
+   * Only keys whose name or hint contains this text, ignoring case (the
+   * last four characters of a secret find its key); at most 200
+   * characters; empty: every key.
+   * </pre>
+   *
+   * <code>string query = 5;</code>
+   * @return The query.
+   */
+  java.lang.String getQuery();
+  /**
+   * <pre>
+   * Only keys whose name or hint contains this text, ignoring case (the
+   * last four characters of a secret find its key); at most 200
+   * characters; empty: every key.
+   * </pre>
+   *
+   * <code>string query = 5;</code>
+   * @return The bytes for query.
+   */
+  com.google.protobuf.ByteString
+      getQueryBytes();
+
+  /**
+   * <pre>
+   * Only keys in this state (by the database clock); unset: every state.
+   * </pre>
+   *
+   * <code>.keyservice.v1.KeyState state = 6;</code>
+   * @return The enum numeric value on the wire for state.
+   */
+  int getStateValue();
+  /**
+   * <pre>
+   * Only keys in this state (by the database clock); unset: every state.
+   * </pre>
+   *
+   * <code>.keyservice.v1.KeyState state = 6;</code>
+   * @return The state.
+   */
+  dev.keyservice.v1.KeyState getState();
 }

@@ -122,7 +122,7 @@ public enum UsageGroup
   }
   public static final com.google.protobuf.Descriptors.EnumDescriptor
       getDescriptor() {
-    return dev.keyservice.v1.KeyServiceProto.getDescriptor().getEnumTypes().get(6);
+    return dev.keyservice.v1.KeyServiceProto.getDescriptor().getEnumTypes().get(7);
   }
 
   private static final UsageGroup[] VALUES = values();
