@@ -1,8 +1,10 @@
 // Package console serves the operators' console at /console on the HTTP
-// port: pages drawn by the server from embedded templates and one style
-// sheet, no script, no network at run time. Every page calls the service
-// through the same interceptor chain as REST, with the signed-in
-// credential, so the service enforces what the credential may do.
+// port: pages drawn by the server from embedded templates, one style sheet
+// and one small script (the copy button), charts drawn by the server as
+// SVG, nothing fetched at run time. Every page calls the service through
+// the same interceptor chain as REST, with the signed-in credential, so
+// the service enforces what the credential may do; the console only hides
+// the controls the credential may not use.
 package console
 
 import (
@@ -12,7 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,12 +24,13 @@ import (
 
 	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
 	"github.com/keyservice/keyservice/internal/caller"
+	"github.com/keyservice/keyservice/internal/perm"
 )
 
 //go:embed assets templates
 var files embed.FS
 
-var pages = template.Must(template.ParseFS(files, "templates/*.html"))
+var pages = template.Must(template.New("").Funcs(funcs).ParseFS(files, "templates/*.html"))
 
 // cookieName holds the sealed session (session.go).
 const cookieName = "keyservice_console"
@@ -43,12 +46,21 @@ type Config struct {
 	// Secret seals sessions (the seal key, else an admin token).
 	Secret string
 	Now    func() time.Time
+	// Permissions says what a credential's token may do (false: not a
+	// usable credential), to draw only the controls it may use. The
+	// service checks every call whatever it says.
+	Permissions func(token string) (perm.Set, bool)
+	// SignIn is the failed-attempt guard of sign-ins (ratelimit.Callers
+	// SignIn); nil: none.
+	SignIn func(addr netip.Addr) (ok bool, retry time.Duration, done func(failed bool))
 }
 
 type console struct {
-	svc  keyservicev1.KeyServiceServer
-	seal *sealer
-	now  func() time.Time
+	svc    keyservicev1.KeyServiceServer
+	seal   *sealer
+	now    func() time.Time
+	perms  func(string) (perm.Set, bool)
+	signIn func(netip.Addr) (bool, time.Duration, func(bool))
 }
 
 // New returns the console's handler, to be mounted at /console/.
@@ -57,9 +69,12 @@ func New(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &console{svc: cfg.Service, seal: s, now: cfg.Now}
+	c := &console{svc: cfg.Service, seal: s, now: cfg.Now, perms: cfg.Permissions, signIn: cfg.SignIn}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.perms == nil {
+		c.perms = func(string) (perm.Set, bool) { return 0, true }
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /console/assets/", http.StripPrefix("/console/", http.FileServerFS(files)))
@@ -67,9 +82,10 @@ func New(cfg Config) (http.Handler, error) {
 		http.Redirect(w, r, "/console/keys", http.StatusSeeOther)
 	})
 	mux.HandleFunc("GET /console/sign-in", c.signInPage)
-	mux.HandleFunc("POST /console/sign-in", c.signIn)
+	mux.HandleFunc("POST /console/sign-in", c.signInForm)
 	mux.HandleFunc("POST /console/sign-out", c.signedIn(c.signOut))
-	mux.HandleFunc("GET /console/keys", c.signedIn(c.keys))
+	c.keyRoutes(mux)
+	c.adminRoutes(mux)
 	return headers(sameOrigin(mux)), nil
 }
 
@@ -91,13 +107,18 @@ func sameOrigin(h http.Handler) http.Handler {
 	})
 }
 
+// csp allows the console's own sheet and script and nothing inline: no
+// inline script, no style attribute (charts use SVG presentation
+// attributes), no other origin, no framing.
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
 // headers sets what every console answer carries: a strict
-// Content-Security-Policy (no script at all, styles from the console's
-// own sheet), no framing, no caching, no sniffing, no referrer.
+// Content-Security-Policy, no framing, no caching, no sniffing, no
+// referrer.
 func headers(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("Content-Security-Policy", csp)
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("Cache-Control", "no-store")
 		hd.Set("X-Content-Type-Options", "nosniff")
@@ -111,8 +132,18 @@ type page struct {
 	Title  string
 	CSRF   string // empty when signed out
 	Error  string
+	Notice string
 	Data   any
 	Signed bool
+	Perms  perm.Set
+	Nav    string // the section the page belongs to
+}
+
+// May reports whether the signed-in credential has permission name: the
+// templates draw a control only when it may be used.
+func (p page) May(name string) bool {
+	s, err := perm.Parse([]string{name})
+	return err == nil && p.Perms&s == s
 }
 
 func (c *console) render(w http.ResponseWriter, code int, name string, p page) {
@@ -121,29 +152,50 @@ func (c *console) render(w http.ResponseWriter, code int, name string, p page) {
 	_ = pages.ExecuteTemplate(w, name, p)
 }
 
+// page is a signed-in page's frame.
+func (c *console) page(s session, title, nav string, data any) page {
+	return page{Title: title, CSRF: c.seal.csrfToken(s.cookie), Signed: true, Perms: s.perms, Data: data, Nav: nav}
+}
+
 func (c *console) signInPage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, http.StatusOK, "signin.html", page{Title: "Sign in"})
 }
 
-// signIn takes a credential's token from the form (never the URL), and
-// proves it with a call the console needs (listing keyspaces) through the
-// chain, which refuses a wrong token as it does over REST (a wrong token is
-// not yet counted by the failed-attempt guard: issue 26).
-func (c *console) signIn(w http.ResponseWriter, r *http.Request) {
+// signInForm takes a credential's token from the form (never the URL),
+// through the failed-attempt guard (a wrong token spends the address's
+// budget, as a wrong key does on Validate), and proves it with a call the
+// console needs (listing keyspaces) through the chain, which refuses a
+// wrong token as it does over REST.
+func (c *console) signInForm(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	tok := strings.TrimSpace(r.PostFormValue("token"))
 	if tok == "" {
 		c.render(w, http.StatusBadRequest, "signin.html", page{Title: "Sign in", Error: "Enter a credential's token."})
 		return
 	}
-	if _, err := c.svc.ListKeyspaces(c.callAs(r, tok), &keyservicev1.ListKeyspacesRequest{}); err != nil {
-		code, msg := http.StatusUnauthorized, "That token is not a credential that may use the console."
-		if status.Code(err) == codes.ResourceExhausted {
-			code, msg = http.StatusTooManyRequests, "Too many attempts: wait, then try again."
+	done := func(bool) {}
+	if c.signIn != nil {
+		ok, retry, d := c.signIn(clientAddr(r))
+		if !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(max(int(retry.Seconds()+0.999), 1)))
+			c.render(w, http.StatusTooManyRequests, "signin.html", page{Title: "Sign in", Error: "Too many failed sign-ins from this address: wait, then try again."})
+			return
 		}
+		done = d
+	}
+	if _, err := c.svc.ListKeyspaces(c.callAs(r, tok), &keyservicev1.ListKeyspacesRequest{PageSize: 1}); err != nil {
+		code, msg := http.StatusUnauthorized, "That token is not a credential that may use the console."
+		switch status.Code(err) {
+		case codes.ResourceExhausted:
+			code, msg = http.StatusTooManyRequests, "Too many attempts: wait, then try again."
+		case codes.PermissionDenied:
+			msg = "That credential may not read keyspaces (keyspaces.read), which the console needs."
+		}
+		done(status.Code(err) == codes.Unauthenticated)
 		c.render(w, code, "signin.html", page{Title: "Sign in", Error: msg})
 		return
 	}
+	done(false)
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: c.seal.seal(tok, c.now().Add(sessionFor)), Path: "/console/",
 		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: int(sessionFor / time.Second)})
 	http.Redirect(w, r, "/console/keys", http.StatusSeeOther)
@@ -168,9 +220,21 @@ func secure(r *http.Request) bool {
 	return err != nil || !ip.IsLoopback()
 }
 
-// session is a signed-in request's credential token and cookie.
+// clientAddr is the HTTP client's address (the peer: behind a proxy, the
+// proxy's).
+func clientAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.IPv6Unspecified()
+	}
+	return ap.Addr()
+}
+
+// session is a signed-in request's credential token, cookie and
+// permissions.
 type session struct {
 	token, cookie string
+	perms         perm.Set
 }
 
 // signedIn runs h for a request with a valid session; a write must carry
@@ -181,6 +245,13 @@ func (c *console) signedIn(h func(http.ResponseWriter, *http.Request, session)) 
 		var tok string
 		if err == nil {
 			tok, err = c.seal.open(ck.Value, c.now())
+		}
+		var perms perm.Set
+		if err == nil {
+			var ok bool
+			if perms, ok = c.perms(tok); !ok {
+				err = errBadSession // revoked or expired: the session ends here
+			}
 		}
 		if err != nil {
 			c.signOutCookie(w)
@@ -194,7 +265,7 @@ func (c *console) signedIn(h func(http.ResponseWriter, *http.Request, session)) 
 				return
 			}
 		}
-		h(w, r, session{token: tok, cookie: ck.Value})
+		h(w, r, session{token: tok, cookie: ck.Value, perms: perms})
 	}
 }
 
@@ -222,44 +293,21 @@ func (c *console) failed(w http.ResponseWriter, r *http.Request, s session, err 
 		c.signOutCookie(w)
 		http.Redirect(w, r, "/console/sign-in", http.StatusSeeOther)
 	case codes.PermissionDenied:
-		c.render(w, http.StatusForbidden, "error.html", page{Title: "Not allowed", CSRF: c.seal.csrfToken(s.cookie), Signed: true,
-			Error: "This credential may not do that."})
-	case codes.InvalidArgument, codes.NotFound:
-		c.render(w, http.StatusBadRequest, "error.html", page{Title: "Not understood", CSRF: c.seal.csrfToken(s.cookie), Signed: true,
-			Error: status.Convert(err).Message()})
+		c.errorPage(w, s, http.StatusForbidden, "Not allowed", "This credential may not do that.")
+	case codes.NotFound:
+		c.errorPage(w, s, http.StatusNotFound, "Not found", status.Convert(err).Message())
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.AlreadyExists, codes.OutOfRange:
+		c.errorPage(w, s, http.StatusBadRequest, "Not understood", status.Convert(err).Message())
 	case codes.ResourceExhausted:
-		c.render(w, http.StatusTooManyRequests, "error.html", page{Title: "Too many requests", CSRF: c.seal.csrfToken(s.cookie), Signed: true,
-			Error: "This credential is over its limit: wait, then try again."})
+		c.errorPage(w, s, http.StatusTooManyRequests, "Too many requests", "This credential is over its limit: wait, then try again.")
 	default:
-		c.render(w, http.StatusServiceUnavailable, "error.html", page{Title: "Unavailable", CSRF: c.seal.csrfToken(s.cookie), Signed: true,
-			Error: "The service could not answer: try again."})
+		c.errorPage(w, s, http.StatusServiceUnavailable, "Unavailable", "The service could not answer: try again.")
 	}
 }
 
-type keysPage struct {
-	List *keyservicev1.ListKeysResponse
-	Next string // the next page's address, "" on the last
+func (c *console) errorPage(w http.ResponseWriter, s session, code int, title, msg string) {
+	p := c.page(s, title, "", nil)
+	p.Error = msg
+	c.render(w, code, "error.html", p)
 }
 
-func (c *console) keys(w http.ResponseWriter, r *http.Request, s session) {
-	res, err := c.svc.ListKeys(c.callAs(r, s.token), &keyservicev1.ListKeysRequest{
-		Owner: r.URL.Query().Get("owner"), Keyspace: r.URL.Query().Get("keyspace"),
-		PageToken: r.URL.Query().Get("page"), PageSize: 50,
-	})
-	if err != nil {
-		c.failed(w, r, s, err)
-		return
-	}
-	next := ""
-	if t := res.GetNextPageToken(); t != "" {
-		q := url.Values{"page": {t}}
-		for _, f := range []string{"owner", "keyspace"} {
-			if v := r.URL.Query().Get(f); v != "" {
-				q.Set(f, v) // a page token is bound to its filters
-			}
-		}
-		next = "/console/keys?" + q.Encode()
-	}
-	c.render(w, http.StatusOK, "keys.html", page{Title: "Keys", CSRF: c.seal.csrfToken(s.cookie), Signed: true,
-		Data: keysPage{List: res, Next: next}})
-}

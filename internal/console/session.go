@@ -48,22 +48,36 @@ func newSealer(secret string) (*sealer, error) {
 
 var errBadSession = errors.New("console: session not valid")
 
+// Purposes of sealed values: one kind can never be opened as another.
+const (
+	purposeSession = "session"
+	purposeSecret  = "secret" // a new secret on its way to the page that shows it once
+)
+
 // seal returns the cookie value for token, valid until exp.
-func (s *sealer) seal(token string, exp time.Time) string {
+func (s *sealer) seal(token string, exp time.Time) string { return s.sealFor(purposeSession, token, exp) }
+
+// open returns the token of a session cookie value sealed by seal and not
+// expired.
+func (s *sealer) open(v string, now time.Time) (string, error) { return s.openFor(purposeSession, v, now) }
+
+// sealFor seals payload for purpose until exp.
+func (s *sealer) sealFor(purpose, token string, exp time.Time) string {
 	plain := binary.BigEndian.AppendUint64(nil, uint64(exp.Unix()))
 	plain = append(plain, token...)
 	nonce := make([]byte, s.aead.NonceSize())
 	_, _ = rand.Read(nonce)
-	return base64.RawURLEncoding.EncodeToString(s.aead.Seal(nonce, nonce, plain, nil))
+	return base64.RawURLEncoding.EncodeToString(s.aead.Seal(nonce, nonce, plain, []byte(purpose)))
 }
 
-// open returns the token of a cookie value sealed by seal and not expired.
-func (s *sealer) open(v string, now time.Time) (string, error) {
+// openFor returns the payload of a value sealed by sealFor for purpose and
+// not expired.
+func (s *sealer) openFor(purpose, v string, now time.Time) (string, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(v)
 	if err != nil || len(raw) < s.aead.NonceSize() {
 		return "", errBadSession
 	}
-	plain, err := s.aead.Open(nil, raw[:s.aead.NonceSize()], raw[s.aead.NonceSize():], nil)
+	plain, err := s.aead.Open(nil, raw[:s.aead.NonceSize()], raw[s.aead.NonceSize():], []byte(purpose))
 	if err != nil || len(plain) < 8 {
 		return "", errBadSession
 	}

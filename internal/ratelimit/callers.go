@@ -295,3 +295,26 @@ func refuse(ctx context.Context, msg string, retry time.Duration, limit int) err
 	}
 	return st.Err()
 }
+
+// signInCaller keys the console's sign-in attempts in the failed-attempt
+// table, apart from every Validate caller's.
+var signInCaller = caller.Identity{Kind: caller.KindAddr, Name: "console-sign-in"}
+
+// SignIn takes one attempt from the failed-attempt budget of the end
+// client at addr (grouped as Validate's are) before a console sign-in is
+// judged: false, with the wait, when it is spent. done gives the attempt
+// back when the sign-in succeeded (failed false), as a Validate of a key
+// that exists does: only wrong tokens spend it.
+func (c *Callers) SignIn(addr netip.Addr) (ok bool, retry time.Duration, done func(failed bool)) {
+	now := c.now()
+	fl := c.failedLimiter(failedKey{caller: signInCaller, client: Group(addr)})
+	if ok, retry := fl.take(now); !ok {
+		c.refusedFA.Inc()
+		return false, retry, nil
+	}
+	return true, 0, func(failed bool) {
+		if !failed {
+			fl.giveBack(now)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,7 @@ import (
 	"github.com/keyservice/keyservice/internal/console"
 	"github.com/keyservice/keyservice/internal/gateway"
 	"github.com/keyservice/keyservice/internal/middleware"
+	"github.com/keyservice/keyservice/internal/perm"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/service"
 )
@@ -42,6 +44,7 @@ import (
 func (s *Server) chain(reg prometheus.Registerer, tp trace.TracerProvider) grpc.UnaryServerInterceptor {
 	cfg := s.cfg
 	callers := ratelimit.NewCallers(ratelimit.CallerConfig{Limits: cfg.Limits, TrustedProxies: cfg.TrustedProxies, Registry: reg})
+	s.callers = callers
 	ics := []grpc.UnaryServerInterceptor{middleware.Metrics(reg), middleware.RequestID()}
 	if tp != nil {
 		ics = append(ics, middleware.Tracing(tp))
@@ -124,7 +127,15 @@ func (s *Server) newHTTPServer(ctx context.Context, svc *service.Service, bound 
 		if s.consoleSecret == "" {
 			s.log.Warn("the console is off: neither KEYSERVICE_SEAL_KEY nor an admin token is set to seal its sessions with")
 		} else {
-			h, err := console.New(console.Config{Service: bound, Secret: s.consoleSecret})
+			h, err := console.New(console.Config{Service: bound, Secret: s.consoleSecret, SignIn: s.callers.SignIn,
+				Permissions: func(tok string) (perm.Set, bool) {
+					d := sha256.Sum256([]byte(tok))
+					e, ok := s.tenancy.Current().Credential(&d)
+					if !ok || !e.Usable(time.Now()) {
+						return 0, false
+					}
+					return e.Permissions, true
+				}})
 			if err != nil {
 				return nil, err
 			}

@@ -30,6 +30,7 @@ import (
 	"github.com/keyservice/keyservice/internal/keys"
 	"github.com/keyservice/keyservice/internal/loglimit"
 	"github.com/keyservice/keyservice/internal/middleware"
+	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/service"
 	"github.com/keyservice/keyservice/internal/store"
 	"github.com/keyservice/keyservice/internal/tenancy"
@@ -45,9 +46,12 @@ type Server struct {
 	reads *store.Store // KEYSERVICE_DATABASE_READ_URL's; nil: none
 	// consoleSecret seals console sessions (the first seal secret).
 	consoleSecret string
-	migrator      *store.Migrator
-	validator     *validate.Validator
-	tenancy       *tenancy.Registry
+	// callers limits callers (the chain's); the console's sign-ins spend
+	// its failed-attempt budget.
+	callers   *ratelimit.Callers
+	migrator  *store.Migrator
+	validator *validate.Validator
+	tenancy   *tenancy.Registry
 	// events is the window of changes WatchKeyEvents streams follow;
 	// streams bounds the streams open, over gRPC and REST together.
 	events  *keyevents.Log

@@ -1,0 +1,410 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	"github.com/keyservice/keyservice/internal/config"
+
+	keyservicev1 "github.com/keyservice/keyservice/api/gen/keyservice/v1"
+)
+
+// signIn signs c in with tok and returns the keys page.
+func signIn(t *testing.T, e *env, c *http.Client, tok string) string {
+	t.Helper()
+	code, h, _ := fetch(t, c, "POST", e.base+"/console/sign-in", url.Values{"token": {tok}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d %v", code, h)
+	}
+	code, _, page := fetch(t, c, "GET", e.base+"/console/keys", nil)
+	if code != http.StatusOK {
+		t.Fatalf("keys page: %d\n%s", code, page)
+	}
+	return page
+}
+
+// follow fetches a redirect's target.
+func follow(t *testing.T, e *env, c *http.Client, code int, h http.Header) (int, http.Header, string) {
+	t.Helper()
+	if code != http.StatusSeeOther {
+		t.Fatalf("want a redirect, got %d", code)
+	}
+	return fetch(t, c, "GET", e.base+h.Get("Location"), nil)
+}
+
+var secretField = regexp.MustCompile(`id="secret" value="([^"]+)"`)
+
+// The console's writes, end to end over HTTP: create (the secret once),
+// the key page with usage after validations, update, disable, rotate
+// (the new secret once), revoke after a confirmation naming the key, and
+// the audit trail of it all.
+func TestConsoleKeyLifecycle(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConsole, withConfig(func(c *config.Config) { c.UsageFlushInterval = 100 * time.Millisecond }))
+	c := browser(t)
+	page := signIn(t, e, c, adminToken)
+	csrf := csrfOf(t, page)
+	if !strings.Contains(page, `id="new-key"`) {
+		t.Fatal("an admin sees no 'Create a key'")
+	}
+	code, _, form := fetch(t, c, "GET", e.base+"/console/keys/new", nil)
+	if code != http.StatusOK || !strings.Contains(form, `id="create-key"`) {
+		t.Fatalf("new key page: %d", code)
+	}
+	// Bad input: the form again, with the error, and nothing made.
+	code, _, again := fetch(t, c, "POST", e.base+"/console/keys", url.Values{"csrf": {csrf}, "name": {"k"}, "owner": {"acme"}, "allowed_cidrs": {"not-a-cidr"}})
+	if code != http.StatusBadRequest || !strings.Contains(again, `role="alert"`) || !strings.Contains(again, `value="acme"`) {
+		t.Fatalf("bad CIDR: %d\n%s", code, again)
+	}
+	code, h, _ := fetch(t, c, "POST", e.base+"/console/keys", url.Values{"csrf": {csrf}, "name": {"console made"}, "owner": {"acme"}, "scopes": {"read write"}, "credits": {"50"}})
+	loc := h.Get("Location")
+	if !strings.HasPrefix(loc, "/console/keys/") {
+		t.Fatalf("create: %d, to %q", code, loc)
+	}
+	id := strings.TrimPrefix(loc, "/console/keys/")
+	_, _, kp := follow(t, e, c, code, h)
+	m := secretField.FindStringSubmatch(kp)
+	if m == nil {
+		t.Fatalf("the new key's page does not show the secret:\n%s", kp)
+	}
+	secret := m[1]
+	if strings.Contains(loc, secret) {
+		t.Fatal("the secret is in the address")
+	}
+	// Once: the same page again shows it no more.
+	if _, _, kp2 := fetch(t, c, "GET", e.base+loc, nil); strings.Contains(kp2, secret) || strings.Contains(kp2, `id="secret"`) {
+		t.Fatal("the secret is shown again on reload")
+	}
+	// Usage: validations show up in the charts' numbers.
+	for range 3 {
+		if r, err := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: secret}); err != nil || !r.GetValid() {
+			t.Fatalf("validate: %v %v", r, err)
+		}
+	}
+	waitFor(t, func() bool {
+		_, _, kp := fetch(t, c, "GET", e.base+loc, nil)
+		return strings.Contains(kp, "3 valid, 0 over a limit, 0 refused.") && strings.Contains(kp, "3 credits spent by Validate")
+	})
+	// Update and disable.
+	code, _, _ = fetch(t, c, "POST", e.base+loc+"/update", url.Values{"csrf": {csrf}, "name": {"renamed"}, "scopes": {"read"}, "allowed_cidrs": {""}, "expires_at": {""}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("update: %d", code)
+	}
+	if code, _, _ = fetch(t, c, "POST", e.base+loc+"/enabled", url.Values{"csrf": {csrf}, "enabled": {"false"}}); code != http.StatusSeeOther {
+		t.Fatalf("disable: %d", code)
+	}
+	if r, _ := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: secret}); r.GetCode() != keyservicev1.Code_CODE_DISABLED {
+		t.Fatalf("after disable: %v", r.GetCode())
+	}
+	if code, _, _ = fetch(t, c, "POST", e.base+loc+"/enabled", url.Values{"csrf": {csrf}, "enabled": {"true"}}); code != http.StatusSeeOther {
+		t.Fatalf("enable: %d", code)
+	}
+	// Rotate with an hour's grace: the new key's page shows its secret once.
+	code, h, _ = fetch(t, c, "POST", e.base+loc+"/rotate", url.Values{"csrf": {csrf}, "grace": {"1h"}})
+	newLoc := h.Get("Location")
+	_, _, np := follow(t, e, c, code, h)
+	m = secretField.FindStringSubmatch(np)
+	if m == nil || newLoc == loc || !strings.Contains(np, `id="rotated-from"`) {
+		t.Fatalf("rotate: to %q, page:\n%s", newLoc, np)
+	}
+	if r, _ := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: m[1]}); !r.GetValid() {
+		t.Fatalf("the rotated key: %v", r.GetCode())
+	}
+	// Revoke: a GET asks, naming the key; the POST without confirm asks again.
+	_, _, ask := fetch(t, c, "GET", e.base+newLoc+"/revoke", nil)
+	if !strings.Contains(ask, `id="confirm-name">renamed<`) {
+		t.Fatalf("the confirmation does not name the key:\n%s", ask)
+	}
+	if code, h, _ = fetch(t, c, "POST", e.base+newLoc+"/revoke", url.Values{"csrf": {csrf}}); code != http.StatusSeeOther || h.Get("Location") != newLoc+"/revoke" {
+		t.Fatalf("revoke without confirm: %d %s", code, h.Get("Location"))
+	}
+	if r, _ := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: m[1]}); !r.GetValid() {
+		t.Fatal("revoked without a confirmation")
+	}
+	if code, _, _ = fetch(t, c, "POST", e.base+newLoc+"/revoke", url.Values{"csrf": {csrf}, "confirm": {"yes"}}); code != http.StatusSeeOther {
+		t.Fatalf("revoke: %d", code)
+	}
+	if r, _ := e.grpc.Validate(context.Background(), &keyservicev1.ValidateRequest{Key: m[1]}); r.GetCode() != keyservicev1.Code_CODE_REVOKED {
+		t.Fatalf("after revoke: %v", r.GetCode())
+	}
+	// The audit trail, filtered to the first key.
+	_, _, audit := fetch(t, c, "GET", e.base+"/console/audit?key="+url.QueryEscape(id), nil)
+	for _, action := range []string{"create", "update", "disable", "enable", "rotate"} {
+		if !strings.Contains(audit, `class="action">`+action+`<`) {
+			t.Errorf("audit trail of the key lacks %q", action)
+		}
+	}
+	_, _, all := fetch(t, c, "GET", e.base+"/console/audit", nil)
+	if !strings.Contains(all, `class="action">revoke<`) {
+		t.Error("audit trail lacks the revocation")
+	}
+	for _, p := range []string{kp, np, audit, all} {
+		if strings.Contains(p, adminToken) {
+			t.Fatal("the credential's token is in a page")
+		}
+	}
+	if strings.Contains(e.logs.String(), secret) || strings.Contains(e.logs.String(), m[1]) || strings.Contains(e.logs.String(), adminToken) {
+		t.Fatal("a secret is in the logs")
+	}
+}
+
+// Search by name or hint and filter by state; the next page keeps them.
+func TestConsoleSearchesKeys(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConsole)
+	c := browser(t)
+	signIn(t, e, c, adminToken)
+	var hint string
+	for i := range 120 {
+		name := "bulk"
+		if i == 60 {
+			name = "The Needle"
+		}
+		_, r := createKey(t, e, &keyservicev1.CreateKeyRequest{Name: name, Owner: "acme"})
+		if i == 61 {
+			hint = r.GetHint()
+			if _, err := e.grpc.RevokeKey(admin(context.Background()), &keyservicev1.RevokeKeyRequest{Id: r.GetId()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_, _, p := fetch(t, c, "GET", e.base+"/console/keys?q=needle", nil)
+	if n := strings.Count(p, `class="key-link"`); n != 1 || !strings.Contains(p, "The Needle") {
+		t.Fatalf("search 'needle': %d rows", n)
+	}
+	last4 := hint[len(hint)-4:]
+	_, _, p = fetch(t, c, "GET", e.base+"/console/keys?q="+url.QueryEscape(last4), nil)
+	if !strings.Contains(p, hint) {
+		t.Fatalf("search by the hint's last four %q: not found", last4)
+	}
+	_, _, p = fetch(t, c, "GET", e.base+"/console/keys?state=revoked", nil)
+	if n := strings.Count(p, `class="key-link"`); n != 1 || !strings.Contains(p, hint) {
+		t.Fatalf("revoked: %d rows", n)
+	}
+	_, _, p = fetch(t, c, "GET", e.base+"/console/keys?state=active&q=bulk", nil)
+	if n := strings.Count(p, `class="key-link"`); n != 50 {
+		t.Fatalf("active bulk, first page: %d rows, want 50", n)
+	}
+	next := regexp.MustCompile(`id="next-page" href="([^"]+)"|href="([^"]+)" id="next-page"`).FindStringSubmatch(p)
+	if next == nil {
+		t.Fatal("no next page")
+	}
+	u := strings.ReplaceAll(next[1]+next[2], "&amp;", "&")
+	if !strings.Contains(u, "state=active") || !strings.Contains(u, "q=bulk") {
+		t.Fatalf("the next page lost its filters: %s", u)
+	}
+	if code, _, p := fetch(t, c, "GET", e.base+u, nil); code != http.StatusOK || strings.Count(p, `class="key-link"`) != 50 {
+		t.Fatalf("second page: %d", code)
+	}
+}
+
+// A credential that may only read sees no write control, and its writes,
+// forged with its own valid session and CSRF token, are refused by the
+// service (403). A credential of keyspace A never sees B's keys.
+func TestConsoleReadOnlyAndKeyspaceBound(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConsole)
+	ctx := admin(context.Background())
+	for _, ks := range []string{"alpha", "beta"} {
+		if _, err := e.grpc.CreateKeyspace(ctx, &keyservicev1.CreateKeyspaceRequest{Keyspace: &keyservicev1.Keyspace{Name: ks, Prefix: ks[:2]}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, a := createKey(t, e, &keyservicev1.CreateKeyRequest{Name: "alpha-key", Owner: "o", Keyspace: "alpha"})
+	_, b := createKey(t, e, &keyservicev1.CreateKeyRequest{Name: "beta-key", Owner: "o", Keyspace: "beta"})
+	ro, err := e.grpc.CreateCredential(ctx, &keyservicev1.CreateCredentialRequest{Name: "reader",
+		Permissions: []string{"keys.read", "keyspaces.read", "audit.read", "usage.read"}, Keyspaces: []string{"alpha"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := browser(t)
+	var page string
+	waitFor(t, func() bool {
+		code, _, _ := fetch(t, c, "POST", e.base+"/console/sign-in", url.Values{"token": {ro.GetSecret()}})
+		return code == http.StatusSeeOther
+	})
+	_, _, page = fetch(t, c, "GET", e.base+"/console/keys", nil)
+	csrf := csrfOf(t, page)
+	if !strings.Contains(page, "alpha-key") || strings.Contains(page, "beta-key") {
+		t.Fatalf("keyspace alpha's reader sees:\n%s", page)
+	}
+	if code, _, _ := fetch(t, c, "GET", e.base+"/console/keys/"+b.GetId(), nil); code != http.StatusNotFound {
+		t.Fatalf("beta's key page for alpha's reader: %d, want 404", code)
+	}
+	_, _, kp := fetch(t, c, "GET", e.base+"/console/keys/"+a.GetId(), nil)
+	for _, control := range []string{`id="new-key"`, `id="update-key"`, `id="toggle"`, `id="rotate-key"`, `id="revoke"`, `id="create-credential"`} {
+		if strings.Contains(page+kp, control) {
+			t.Errorf("a read-only credential sees %s", control)
+		}
+	}
+	if !strings.Contains(kp, `id="usage-24h"`) {
+		t.Error("the reader sees no usage chart")
+	}
+	forged := map[string]url.Values{
+		"/console/keys":                                    {"name": {"x"}, "owner": {"o"}, "keyspace": {"alpha"}},
+		"/console/keys/" + a.GetId() + "/update":  {"name": {"x"}},
+		"/console/keys/" + a.GetId() + "/enabled": {"enabled": {"false"}},
+		"/console/keys/" + a.GetId() + "/rotate":  {"grace": {"0s"}},
+		"/console/keys/" + a.GetId() + "/revoke":  {"confirm": {"yes"}},
+		"/console/credentials":                             {"name": {"mine"}, "permission": {"keys.read"}, "scope": {"all"}},
+	}
+	for path, form := range forged {
+		form.Set("csrf", csrf)
+		if code, _, _ := fetch(t, c, "POST", e.base+path, form); code != http.StatusForbidden {
+			t.Errorf("forged POST %s: %d, want 403", path, code)
+		}
+	}
+	if r, _ := e.grpc.GetKey(ctx, &keyservicev1.GetKeyRequest{Id: a.GetId()}); r.GetKey().GetName() != "alpha-key" || r.GetKey().GetRevokedAt() != nil || !r.GetKey().GetEnabled() {
+		t.Fatalf("a refused write changed the key: %v", r.GetKey())
+	}
+}
+
+// Credentials: create with chosen permissions (the secret once), list,
+// revoke after a confirmation; the new credential signs in with exactly
+// what was ticked.
+func TestConsoleCredentials(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConsole)
+	c := browser(t)
+	page := signIn(t, e, c, adminToken)
+	csrf := csrfOf(t, page)
+	code, h, _ := fetch(t, c, "POST", e.base+"/console/credentials", url.Values{"csrf": {csrf}, "name": {"ci-reader"},
+		"permission": {"keys.read", "keyspaces.read"}, "scope": {"all"}})
+	_, _, cp := follow(t, e, c, code, h)
+	m := secretField.FindStringSubmatch(cp)
+	if m == nil || !strings.Contains(cp, "ci-reader") {
+		t.Fatalf("credentials page after create:\n%s", cp)
+	}
+	if _, _, again := fetch(t, c, "GET", e.base+h.Get("Location"), nil); strings.Contains(again, m[1]) {
+		t.Fatal("the credential's secret is shown again")
+	}
+	other := browser(t)
+	waitFor(t, func() bool {
+		code, _, _ := fetch(t, other, "POST", e.base+"/console/sign-in", url.Values{"token": {m[1]}})
+		return code == http.StatusSeeOther
+	})
+	if _, _, p := fetch(t, other, "GET", e.base+"/console/keys", nil); strings.Contains(p, `id="new-key"`) || strings.Contains(p, `href="/console/credentials"`) {
+		t.Fatal("the new reader sees controls it may not use")
+	}
+	id := regexp.MustCompile(`/console/credentials/([0-9a-f-]{36})/revoke`).FindStringSubmatch(cp)
+	if id == nil {
+		t.Fatal("no revoke link")
+	}
+	if _, _, ask := fetch(t, c, "GET", e.base+id[0], nil); !strings.Contains(ask, `id="confirm-name">ci-reader<`) {
+		t.Fatalf("confirmation:\n%s", ask)
+	}
+	if code, _, _ := fetch(t, c, "POST", e.base+id[0], url.Values{"csrf": {csrf}, "confirm": {"yes"}}); code != http.StatusSeeOther {
+		t.Fatalf("revoke: %d", code)
+	}
+	waitFor(t, func() bool {
+		code, h, _ := fetch(t, other, "GET", e.base+"/console/keys", nil)
+		return code == http.StatusSeeOther && h.Get("Location") == "/console/sign-in"
+	})
+}
+
+// Wrong tokens spend the address's failed-attempt budget: once it is
+// spent, even the right token waits (429 with Retry-After); right ones do
+// not spend it.
+func TestConsoleSignInGoesThroughTheFailedAttemptGuard(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConsole, withConfig(func(c *config.Config) { c.FailedRate, c.FailedBurst = 0.001, 3 }))
+	c := browser(t)
+	for range 5 {
+		signIn(t, e, c, adminToken) // right ones spend nothing
+	}
+	for i := range 3 {
+		if code, _, _ := fetch(t, c, "POST", e.base+"/console/sign-in", url.Values{"token": {"wrong-token-0123456789"}}); code != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: %d, want 401", i, code)
+		}
+	}
+	code, h, page := fetch(t, c, "POST", e.base+"/console/sign-in", url.Values{"token": {adminToken}})
+	if code != http.StatusTooManyRequests || h.Get("Retry-After") == "" || h.Get("Set-Cookie") != "" || !strings.Contains(page, "Too many failed sign-ins") {
+		t.Fatalf("after 3 wrong tokens: %d %v", code, h)
+	}
+}
+
+// Every page carries the headers, and the pages are well formed enough to
+// be served: no template error reaches a user.
+func TestConsolePagesCarryTheHeaders(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConsole)
+	c := browser(t)
+	signIn(t, e, c, adminToken)
+	_, k := createKey(t, e, &keyservicev1.CreateKeyRequest{Name: "h", Owner: "o"})
+	for _, path := range []string{"/console/keys", "/console/keys/new", "/console/keys/" + k.GetId(), "/console/keys/" + k.GetId() + "/revoke",
+		"/console/keyspaces", "/console/audit", "/console/credentials", "/console/assets/console.js", "/console/keys/00000000-0000-0000-0000-000000000000"} {
+		code, h, body := fetch(t, c, "GET", e.base+path, nil)
+		csp := h.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") ||
+			h.Get("X-Frame-Options") != "DENY" || h.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: headers %v", path, h)
+		}
+		if strings.HasSuffix(path, "0000") {
+			if code != http.StatusNotFound {
+				t.Errorf("%s: %d, want 404", path, code)
+			}
+			continue
+		}
+		if code != http.StatusOK || strings.Contains(body, "<script>") || strings.Contains(body, "style=") || strings.Contains(body, "html/template") {
+			t.Errorf("%s: %d (inline script or style, or a template error)", path, code)
+		}
+	}
+}
+
+// ListKeys' query and state over gRPC: a LIKE wildcard in the query is
+// taken literally, an unknown state is INVALID_ARGUMENT, and a page token
+// is bound to both.
+func TestListKeysByQueryAndState(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	ctx := admin(context.Background())
+	for _, n := range []string{"100% sure", "1000 sure", "under_score", "underXscore"} {
+		createKey(t, e, &keyservicev1.CreateKeyRequest{Name: n, Owner: "o"})
+	}
+	_, dis := createKey(t, e, &keyservicev1.CreateKeyRequest{Name: "off", Owner: "o"})
+	if _, err := e.grpc.UpdateKey(ctx, &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: dis.GetId()}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"enabled"}}}); err != nil {
+		t.Fatal(err)
+	}
+	names := func(req *keyservicev1.ListKeysRequest) []string {
+		r, err := e.grpc.ListKeys(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, k := range r.GetKeys() {
+			out = append(out, k.GetName())
+		}
+		return out
+	}
+	if got := names(&keyservicev1.ListKeysRequest{Query: "0%"}); len(got) != 1 || got[0] != "100% sure" {
+		t.Errorf("query 0%%: %v", got)
+	}
+	if got := names(&keyservicev1.ListKeysRequest{Query: "R_S"}); len(got) != 1 || got[0] != "under_score" {
+		t.Errorf("query R_S: %v", got)
+	}
+	if got := names(&keyservicev1.ListKeysRequest{State: keyservicev1.KeyState_KEY_STATE_DISABLED}); len(got) != 1 || got[0] != "off" {
+		t.Errorf("disabled: %v", got)
+	}
+	if got := names(&keyservicev1.ListKeysRequest{State: keyservicev1.KeyState_KEY_STATE_ACTIVE}); len(got) != 4 {
+		t.Errorf("active: %v", got)
+	}
+	if _, err := e.grpc.ListKeys(ctx, &keyservicev1.ListKeysRequest{State: 99}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("state 99: %v", err)
+	}
+	r, err := e.grpc.ListKeys(ctx, &keyservicev1.ListKeysRequest{Query: "sure", PageSize: 1})
+	if err != nil || r.GetNextPageToken() == "" {
+		t.Fatal(r, err)
+	}
+	if _, err := e.grpc.ListKeys(ctx, &keyservicev1.ListKeysRequest{Query: "score", PageSize: 1, PageToken: r.GetNextPageToken()}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a token of another query: %v", err)
+	}
+}
