@@ -310,4 +310,3 @@ func (c *console) errorPage(w http.ResponseWriter, s session, code int, title, m
 	p.Error = msg
 	c.render(w, code, "error.html", p)
 }
-

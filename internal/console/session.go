@@ -55,11 +55,15 @@ const (
 )
 
 // seal returns the cookie value for token, valid until exp.
-func (s *sealer) seal(token string, exp time.Time) string { return s.sealFor(purposeSession, token, exp) }
+func (s *sealer) seal(token string, exp time.Time) string {
+	return s.sealFor(purposeSession, token, exp)
+}
 
 // open returns the token of a session cookie value sealed by seal and not
 // expired.
-func (s *sealer) open(v string, now time.Time) (string, error) { return s.openFor(purposeSession, v, now) }
+func (s *sealer) open(v string, now time.Time) (string, error) {
+	return s.openFor(purposeSession, v, now)
+}
 
 // sealFor seals payload for purpose until exp.
 func (s *sealer) sealFor(purpose, token string, exp time.Time) string {

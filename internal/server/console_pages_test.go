@@ -250,12 +250,12 @@ func TestConsoleReadOnlyAndKeyspaceBound(t *testing.T) {
 		t.Error("the reader sees no usage chart")
 	}
 	forged := map[string]url.Values{
-		"/console/keys":                                    {"name": {"x"}, "owner": {"o"}, "keyspace": {"alpha"}},
+		"/console/keys":                           {"name": {"x"}, "owner": {"o"}, "keyspace": {"alpha"}},
 		"/console/keys/" + a.GetId() + "/update":  {"name": {"x"}},
 		"/console/keys/" + a.GetId() + "/enabled": {"enabled": {"false"}},
 		"/console/keys/" + a.GetId() + "/rotate":  {"grace": {"0s"}},
 		"/console/keys/" + a.GetId() + "/revoke":  {"confirm": {"yes"}},
-		"/console/credentials":                             {"name": {"mine"}, "permission": {"keys.read"}, "scope": {"all"}},
+		"/console/credentials":                    {"name": {"mine"}, "permission": {"keys.read"}, "scope": {"all"}},
 	}
 	for path, form := range forged {
 		form.Set("csrf", csrf)
