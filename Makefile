@@ -217,6 +217,10 @@ bench-fleet: ## Rolling restart of 3 replica processes behind nginx (with Redis)
 	$(GO) build -o $(BIN)/keybench ./cmd/keybench
 	$(BIN)/keybench --fleet --keys 100000 --json $(BENCH_OUT)/bench-fleet.json $(BENCH_FLAGS)
 
+.PHONY: bench-console
+bench-console: ## Every console page's p50/p99 on 100,000 keys with 30 days of usage, against REST ListKeys in the same run
+	$(GO) test -count=1 -run '^$$' -bench BenchmarkConsolePages -benchtime 300x ./internal/server
+
 .PHONY: fuzz
 fuzz: ## Fuzz the key parser for 30s
 	$(GO) test ./internal/keys -run '^$$' -fuzz FuzzParse -fuzztime 30s

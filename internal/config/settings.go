@@ -74,8 +74,8 @@ func (c *Config) settings() []Setting {
 			"`Validate` needs a credential (or a client certificate) even when no caller token or client CA is configured"),
 		def(boolean, &c.ClientCache, "KEYSERVICE_CLIENT_CACHE", "client-cache", true, anyValue[bool](),
 			"`Validate` marks `cacheable` the `VALID` answers a caller following `WatchKeyEvents` may keep: keys without a rate limit of their own, credits, an owner budget or allowed addresses (calls answered from a caller's cache spend no `KEYSERVICE_KEY_RATE` budget and are not in the usage history); off: no answer is cacheable").see("[Clients](clients.md#the-go-clients-cache)"),
-		def(boolean, &c.Console, "KEYSERVICE_CONSOLE", "console", false, anyValue[bool](),
-			"the operators' console at `/console` on the HTTP port, a preview: sign in with a credential, list keys (see [Console](console.md)); off by default until it is whole").see("[Console](console.md)"),
+		def(boolean, &c.Console, "KEYSERVICE_CONSOLE", "console", true, anyValue[bool](),
+			"the operators' console at `/console` on the HTTP port: sign in with a credential; keys, usage charts, audit trail, keyspaces, credentials (see [Console](console.md)); `false` turns it off").see("[Console](console.md)"),
 		str(&c.KeyPrefix, "KEYSERVICE_KEY_PREFIX", "key-prefix", keys.DefaultPrefix, rule[string]{"a-z, 0-9", func(p string) error {
 			if err := keys.ValidatePrefix(p); err != nil {
 				return err

@@ -81,7 +81,10 @@ type credentialsPage struct {
 	Spaces      []*keyservicev1.Keyspace
 	Names       map[string]string
 	Permissions []string // those the signed-in credential has, which it may grant
-	Created     string   // the id of the credential just made
+	// AllKeyspaces: the signed-in credential has every keyspace, so it may
+	// make one that has.
+	AllKeyspaces bool
+	Created      string // the id of the credential just made
 	Secret      string   // its secret, once
 }
 
@@ -93,7 +96,7 @@ func (c *console) credentialsPage(w http.ResponseWriter, r *http.Request, s sess
 		return
 	}
 	spaces, names := c.keyspaces(r, s)
-	d := credentialsPage{List: res.GetCredentials(), Spaces: spaces, Names: names, Permissions: s.perms.Names()}
+	d := credentialsPage{List: res.GetCredentials(), Spaces: spaces, Names: names, Permissions: s.who.Perms.Names(), AllKeyspaces: s.who.AllKeyspaces}
 	if id := q.Get("created"); id != "" {
 		d.Created, d.Secret = id, c.takeSecret(w, r, id)
 	}

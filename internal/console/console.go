@@ -8,7 +8,9 @@
 package console
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"embed"
 	"html/template"
 	"net"
@@ -46,21 +48,48 @@ type Config struct {
 	// Secret seals sessions (the seal key, else an admin token).
 	Secret string
 	Now    func() time.Time
-	// Permissions says what a credential's token may do (false: not a
-	// usable credential), to draw only the controls it may use. The
-	// service checks every call whatever it says.
-	Permissions func(token string) (perm.Set, bool)
+	// Who says what a credential's token may do, to draw only the
+	// controls it may use (the service checks every call whatever it
+	// says), and whether it is a usable credential at all.
+	Who func(token string) (Who, Access)
 	// SignIn is the failed-attempt guard of sign-ins (ratelimit.Callers
 	// SignIn); nil: none.
 	SignIn func(addr netip.Addr) (ok bool, retry time.Duration, done func(failed bool))
+	// ClientAddr is the HTTP client's address as REST sees it (behind a
+	// trusted proxy, the end client it names; gateway.ClientAddr); nil:
+	// the peer.
+	ClientAddr func(r *http.Request) (addr netip.Addr, unusable bool)
+	Log        *slog.Logger
 }
+
+// Who is what a signed-in credential may do.
+type Who struct {
+	Perms        perm.Set
+	AllKeyspaces bool
+}
+
+// Access says whether a token is a usable credential.
+type Access int
+
+// Answers of Config.Who.
+const (
+	// Usable: a credential, not revoked, not expired.
+	Usable Access = iota
+	// Refused: not a credential, or revoked or expired.
+	Refused
+	// Unknown: the credentials are not loaded yet on this replica: the
+	// session is kept, the page is unavailable.
+	Unknown
+)
 
 type console struct {
 	svc    keyservicev1.KeyServiceServer
 	seal   *sealer
 	now    func() time.Time
-	perms  func(string) (perm.Set, bool)
+	who    func(string) (Who, Access)
 	signIn func(netip.Addr) (bool, time.Duration, func(bool))
+	addr   func(*http.Request) (netip.Addr, bool)
+	log    *slog.Logger
 }
 
 // New returns the console's handler, to be mounted at /console/.
@@ -69,12 +98,18 @@ func New(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &console{svc: cfg.Service, seal: s, now: cfg.Now, perms: cfg.Permissions, signIn: cfg.SignIn}
+	c := &console{svc: cfg.Service, seal: s, now: cfg.Now, who: cfg.Who, signIn: cfg.SignIn, addr: cfg.ClientAddr, log: cfg.Log}
 	if c.now == nil {
 		c.now = time.Now
 	}
-	if c.perms == nil {
-		c.perms = func(string) (perm.Set, bool) { return 0, true }
+	if c.who == nil {
+		c.who = func(string) (Who, Access) { return Who{}, Usable }
+	}
+	if c.addr == nil {
+		c.addr = func(r *http.Request) (netip.Addr, bool) { return peerAddr(r), false }
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /console/assets/", http.StripPrefix("/console/", http.FileServerFS(files)))
@@ -84,6 +119,9 @@ func New(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET /console/sign-in", c.signInPage)
 	mux.HandleFunc("POST /console/sign-in", c.signInForm)
 	mux.HandleFunc("POST /console/sign-out", c.signedIn(c.signOut))
+	mux.HandleFunc("GET /console/nothing", c.signedIn(func(w http.ResponseWriter, r *http.Request, s session) {
+		c.errorPage(w, s, http.StatusForbidden, "Nothing to show", "This credential may read none of what the console shows (keys.read, audit.read, keyspaces.read or credentials.read).")
+	}))
 	c.keyRoutes(mux)
 	c.adminRoutes(mux)
 	return headers(sameOrigin(mux)), nil
@@ -132,29 +170,40 @@ type page struct {
 	Title  string
 	CSRF   string // empty when signed out
 	Error  string
-	Notice string
 	Data   any
 	Signed bool
-	Perms  perm.Set
-	Nav    string // the section the page belongs to
+	Who    Who
+	Nav    string    // the section the page belongs to
+	Now    time.Time // the console's clock, for states drawn on the page
 }
 
 // May reports whether the signed-in credential has permission name: the
 // templates draw a control only when it may be used.
 func (p page) May(name string) bool {
 	s, err := perm.Parse([]string{name})
-	return err == nil && p.Perms&s == s
+	return err == nil && p.Who.Perms&s == s
 }
 
+// render draws the page into a buffer first: a template that fails is a
+// 500 and a log line, never half a page.
 func (c *console) render(w http.ResponseWriter, code int, name string, p page) {
+	if p.Now.IsZero() {
+		p.Now = c.now()
+	}
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, name, p); err != nil {
+		c.log.Error("console page failed to draw", "page", name, "error", err)
+		http.Error(w, "the console could not draw this page", http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
-	_ = pages.ExecuteTemplate(w, name, p)
+	_, _ = w.Write(buf.Bytes())
 }
 
 // page is a signed-in page's frame.
 func (c *console) page(s session, title, nav string, data any) page {
-	return page{Title: title, CSRF: c.seal.csrfToken(s.cookie), Signed: true, Perms: s.perms, Data: data, Nav: nav}
+	return page{Title: title, CSRF: c.seal.csrfToken(s.cookie), Signed: true, Who: s.who, Data: data, Nav: nav}
 }
 
 func (c *console) signInPage(w http.ResponseWriter, r *http.Request) {
@@ -175,7 +224,8 @@ func (c *console) signInForm(w http.ResponseWriter, r *http.Request) {
 	}
 	done := func(bool) {}
 	if c.signIn != nil {
-		ok, retry, d := c.signIn(clientAddr(r))
+		end, _ := c.addr(r)
+		ok, retry, d := c.signIn(end)
 		if !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(max(int(retry.Seconds()+0.999), 1)))
 			c.render(w, http.StatusTooManyRequests, "signin.html", page{Title: "Sign in", Error: "Too many failed sign-ins from this address: wait, then try again."})
@@ -183,22 +233,34 @@ func (c *console) signInForm(w http.ResponseWriter, r *http.Request) {
 		}
 		done = d
 	}
-	if _, err := c.svc.ListKeyspaces(c.callAs(r, tok), &keyservicev1.ListKeyspacesRequest{PageSize: 1}); err != nil {
-		code, msg := http.StatusUnauthorized, "That token is not a credential that may use the console."
-		switch status.Code(err) {
-		case codes.ResourceExhausted:
-			code, msg = http.StatusTooManyRequests, "Too many attempts: wait, then try again."
-		case codes.PermissionDenied:
-			msg = "That credential may not read keyspaces (keyspaces.read), which the console needs."
-		}
-		done(status.Code(err) == codes.Unauthenticated)
-		c.render(w, code, "signin.html", page{Title: "Sign in", Error: msg})
+	who, access := c.who(tok)
+	switch access {
+	case Unknown:
+		done(false)
+		c.render(w, http.StatusServiceUnavailable, "signin.html", page{Title: "Sign in", Error: "This replica has not loaded the credentials yet: try again in a moment."})
+		return
+	case Refused:
+		done(true)
+		c.render(w, http.StatusUnauthorized, "signin.html", page{Title: "Sign in", Error: "That token is not a credential that may use the console."})
 		return
 	}
 	done(false)
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: c.seal.seal(tok, c.now().Add(sessionFor)), Path: "/console/",
 		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: int(sessionFor / time.Second)})
-	http.Redirect(w, r, "/console/keys", http.StatusSeeOther)
+	http.Redirect(w, r, home(who.Perms), http.StatusSeeOther)
+}
+
+// home is the first section a credential may read.
+func home(p perm.Set) string {
+	for _, s := range []struct {
+		p    perm.Permission
+		path string
+	}{{perm.KeysRead, "/console/keys"}, {perm.AuditRead, "/console/audit"}, {perm.KeyspacesRead, "/console/keyspaces"}, {perm.CredentialsRead, "/console/credentials"}} {
+		if p.Has(s.p) {
+			return s.path
+		}
+	}
+	return "/console/nothing"
 }
 
 // secure reports whether the session cookie must be Secure: always, but
@@ -220,9 +282,8 @@ func secure(r *http.Request) bool {
 	return err != nil || !ip.IsLoopback()
 }
 
-// clientAddr is the HTTP client's address (the peer: behind a proxy, the
-// proxy's).
-func clientAddr(r *http.Request) netip.Addr {
+// peerAddr is the HTTP connection's peer.
+func peerAddr(r *http.Request) netip.Addr {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.IPv6Unspecified()
@@ -234,7 +295,7 @@ func clientAddr(r *http.Request) netip.Addr {
 // permissions.
 type session struct {
 	token, cookie string
-	perms         perm.Set
+	who           Who
 }
 
 // signedIn runs h for a request with a valid session; a write must carry
@@ -242,15 +303,30 @@ type session struct {
 func (c *console) signedIn(h func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ck, err := r.Cookie(cookieName)
-		var tok string
-		if err == nil {
-			tok, err = c.seal.open(ck.Value, c.now())
+		if err != nil {
+			// No cookie: not signed in, or a link followed from another
+			// site (a SameSite=Strict cookie is not sent then). Nothing
+			// to remove; a page from another site gets a link to follow
+			// here, which sends the cookie.
+			if r.Method == http.MethodGet && r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+				c.render(w, http.StatusOK, "continue.html", page{Title: "Continue to the console", Data: r.URL.RequestURI()})
+				return
+			}
+			http.Redirect(w, r, "/console/sign-in", http.StatusSeeOther)
+			return
 		}
-		var perms perm.Set
+		tok, err := c.seal.open(ck.Value, c.now())
+		var who Who
 		if err == nil {
-			var ok bool
-			if perms, ok = c.perms(tok); !ok {
+			var access Access
+			switch who, access = c.who(tok); access {
+			case Refused:
 				err = errBadSession // revoked or expired: the session ends here
+			case Unknown:
+				// Not loaded here yet: the session stays (another
+				// replica, or this one in a moment, knows it).
+				c.render(w, http.StatusServiceUnavailable, "error.html", page{Title: "Unavailable", Error: "This replica has not loaded the credentials yet: reload in a moment."})
+				return
 			}
 		}
 		if err != nil {
@@ -258,14 +334,14 @@ func (c *console) signedIn(h func(http.ResponseWriter, *http.Request, session)) 
 			http.Redirect(w, r, "/console/sign-in", http.StatusSeeOther)
 			return
 		}
-		if r.Method != http.MethodGet {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 			if !c.seal.csrfOK(ck.Value, r.PostFormValue("csrf")) {
 				c.render(w, http.StatusForbidden, "error.html", page{Title: "Refused", Error: "This form is out of date or did not come from the console: reload the page."})
 				return
 			}
 		}
-		h(w, r, session{token: tok, cookie: ck.Value, perms: perms})
+		h(w, r, session{token: tok, cookie: ck.Value, who: who})
 	}
 }
 
@@ -281,7 +357,8 @@ func (c *console) signOut(w http.ResponseWriter, r *http.Request, _ session) {
 // callAs is a call context carrying tok as the caller's credential, from
 // the HTTP client's address, as the REST gateway makes it.
 func (c *console) callAs(r *http.Request, tok string) context.Context {
-	ctx := caller.WithHTTPCall(r.Context(), caller.HTTPCall{RemoteAddr: r.RemoteAddr})
+	end, unusable := c.addr(r)
+	ctx := caller.WithHTTPCall(r.Context(), caller.HTTPCall{RemoteAddr: r.RemoteAddr, ClientAddr: end, ChainUnusable: unusable})
 	return metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", "Bearer "+tok))
 }
 
@@ -293,11 +370,13 @@ func (c *console) failed(w http.ResponseWriter, r *http.Request, s session, err 
 		c.signOutCookie(w)
 		http.Redirect(w, r, "/console/sign-in", http.StatusSeeOther)
 	case codes.PermissionDenied:
-		c.errorPage(w, s, http.StatusForbidden, "Not allowed", "This credential may not do that.")
+		c.errorPage(w, s, http.StatusForbidden, "Not allowed", "This credential may not do that: "+status.Convert(err).Message())
 	case codes.NotFound:
 		c.errorPage(w, s, http.StatusNotFound, "Not found", status.Convert(err).Message())
 	case codes.InvalidArgument, codes.FailedPrecondition, codes.AlreadyExists, codes.OutOfRange:
 		c.errorPage(w, s, http.StatusBadRequest, "Not understood", status.Convert(err).Message())
+	case codes.Unavailable:
+		c.errorPage(w, s, http.StatusServiceUnavailable, "Unavailable", "The service could not answer: try again.")
 	case codes.ResourceExhausted:
 		c.errorPage(w, s, http.StatusTooManyRequests, "Too many requests", "This credential is over its limit: wait, then try again.")
 	default:

@@ -16,7 +16,7 @@ import (
 // funcs are the templates' helpers: how times, durations, numbers and
 // values read on a page.
 var funcs = template.FuncMap{
-	"now":     time.Now,
+	"inc":     func(n int) int { return n + 1 },
 	"stateOf": stateOf,
 	"num":     num,
 	"join":    func(s []string) string { return strings.Join(s, " ") },

@@ -3,10 +3,12 @@ package console
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -95,13 +97,14 @@ func (c *console) keyspaces(r *http.Request, s session) ([]*keyservicev1.Keyspac
 }
 
 type newKeyPage struct {
-	Spaces []*keyservicev1.Keyspace
-	Form   url.Values
+	Spaces    []*keyservicev1.Keyspace
+	Form      url.Values
+	RequestID string // names this form's call: a second click makes no second key
 }
 
 func (c *console) newKeyPage(w http.ResponseWriter, r *http.Request, s session) {
 	spaces, _ := c.keyspaces(r, s)
-	c.render(w, http.StatusOK, "newkey.html", c.page(s, "Create a key", "keys", newKeyPage{Spaces: spaces, Form: url.Values{}}))
+	c.render(w, http.StatusOK, "newkey.html", c.page(s, "Create a key", "keys", newKeyPage{Spaces: spaces, Form: url.Values{}, RequestID: uuid.NewString()}))
 }
 
 // createKey creates the key and sends the browser to its page, which shows
@@ -112,11 +115,11 @@ func (c *console) createKey(w http.ResponseWriter, r *http.Request, s session) {
 	req := &keyservicev1.CreateKeyRequest{
 		Name: strings.TrimSpace(f.Get("name")), Owner: strings.TrimSpace(f.Get("owner")),
 		Keyspace: f.Get("keyspace"), Scopes: strings.Fields(f.Get("scopes")),
-		AllowedCidrs: strings.Fields(f.Get("allowed_cidrs")),
+		AllowedCidrs: strings.Fields(f.Get("allowed_cidrs")), RequestId: requestID(f),
 	}
 	bad := func(msg string) {
 		spaces, _ := c.keyspaces(r, s)
-		p := c.page(s, "Create a key", "keys", newKeyPage{Spaces: spaces, Form: f})
+		p := c.page(s, "Create a key", "keys", newKeyPage{Spaces: spaces, Form: f, RequestID: uuid.NewString()})
 		p.Error = msg
 		c.render(w, http.StatusBadRequest, "newkey.html", p)
 	}
@@ -148,6 +151,16 @@ func (c *console) createKey(w http.ResponseWriter, r *http.Request, s session) {
 	c.showSecretOnce(w, r, res.GetKey().GetId(), res.GetSecret())
 }
 
+// requestID is the form's request id when it is one (a UUID), else none:
+// a second submission of the same form is then the same call, answered
+// as the first (the same key and secret), not a second key.
+func requestID(f url.Values) string {
+	if id, err := uuid.Parse(f.Get("request_id")); err == nil {
+		return id.String()
+	}
+	return ""
+}
+
 // parseDay reads a date input (YYYY-MM-DD, the end of that day in UTC) or
 // an RFC 3339 time.
 func parseDay(v string) (time.Time, error) {
@@ -171,13 +184,21 @@ func (e errString) Error() string { return string(e) }
 const secretCookie = "keyservice_console_new"
 
 func (c *console) showSecretOnce(w http.ResponseWriter, r *http.Request, id, secret string) {
+	path, to := secretPath(r.URL.Path, id)
 	http.SetCookie(w, &http.Cookie{Name: secretCookie, Value: c.seal.sealFor(purposeSecret, id+"\n"+secret, c.now().Add(time.Minute)),
-		Path: "/console/", HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: 60})
-	to := "/console/keys/" + url.PathEscape(id)
-	if strings.HasPrefix(r.URL.Path, "/console/credentials") {
-		to = "/console/credentials?created=" + url.QueryEscape(id)
-	}
+		Path: path, HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: 60})
 	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// secretPath is the path the secret cookie of id is sent to (only the
+// page that shows it: another key's page never sees, nor removes, it) and
+// the address of that page.
+func secretPath(from, id string) (path, to string) {
+	if strings.HasPrefix(from, "/console/credentials") {
+		return "/console/credentials", "/console/credentials?created=" + url.QueryEscape(id)
+	}
+	p := "/console/keys/" + url.PathEscape(id)
+	return p, p
 }
 
 // takeSecret returns the new secret for id, once: the cookie is removed
@@ -187,7 +208,8 @@ func (c *console) takeSecret(w http.ResponseWriter, r *http.Request, id string) 
 	if err != nil {
 		return ""
 	}
-	http.SetCookie(w, &http.Cookie{Name: secretCookie, Value: "", Path: "/console/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	path, _ := secretPath(r.URL.Path, id)
+	http.SetCookie(w, &http.Cookie{Name: secretCookie, Value: "", Path: path, MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	v, err := c.seal.openFor(purposeSecret, ck.Value, c.now())
 	if err != nil {
 		return ""
@@ -211,24 +233,36 @@ type keyPage struct {
 	Audit    []*keyservicev1.AuditEvent
 	AuditErr string
 	Graces   []grace
+	// RequestID names the rotate form's call: a second click makes no
+	// second key.
+	RequestID string
 }
 
 type grace struct {
 	Value, Label string
 }
 
+// graces are the rotate form's choices; the form selects 24 hours: one
+// click must not break every caller of the key at once.
 var graces = []grace{{"0s", "None: the old key stops at once"}, {"1h", "1 hour"}, {"24h", "24 hours"}, {"168h", "7 days"}, {"720h", "30 days"}}
 
 func (c *console) keyPage(w http.ResponseWriter, r *http.Request, s session) {
 	id := r.PathValue("id")
 	ctx := c.callAs(r, s.token)
+	secret := c.takeSecret(w, r, id) // first: shown even if the key cannot be read
 	res, err := c.svc.GetKey(ctx, &keyservicev1.GetKeyRequest{Id: id})
 	if err != nil {
+		if secret != "" {
+			p := c.page(s, "New key", "keys", secret)
+			p.Error = "The key was made, but it cannot be shown: " + status.Convert(err).Message()
+			c.render(w, http.StatusOK, "secretonly.html", p)
+			return
+		}
 		c.failed(w, r, s, err)
 		return
 	}
 	k := res.GetKey()
-	d := keyPage{Key: k, State: stateOf(k, c.now()), Secret: c.takeSecret(w, r, id), Graces: graces}
+	d := keyPage{Key: k, State: stateOf(k, c.now()), Secret: secret, Graces: graces, RequestID: uuid.NewString()}
 	if ks, err := c.svc.GetKeyspace(ctx, &keyservicev1.GetKeyspaceRequest{Id: k.GetKeyspaceId()}); err == nil {
 		d.Space = ks.GetKeyspace().GetName()
 	}
@@ -269,23 +303,49 @@ func stateOf(k *keyservicev1.Key, now time.Time) string {
 	return "active"
 }
 
+// updateKey changes only the fields the form changed: the form shows the
+// expiry as a day, so an unchanged day keeps the exact time, and a field
+// another operator changed meanwhile is not written back.
 func (c *console) updateKey(w http.ResponseWriter, r *http.Request, s session) {
 	id := r.PathValue("id")
-	f := r.PostForm
-	k := &keyservicev1.Key{Id: id, Name: strings.TrimSpace(f.Get("name")), Scopes: strings.Fields(f.Get("scopes")),
-		AllowedCidrs: strings.Fields(f.Get("allowed_cidrs"))}
-	paths := []string{"name", "scopes", "allowed_cidrs", "expires_at"}
-	if v := f.Get("expires_at"); v != "" {
-		t, err := parseDay(v)
-		if err != nil {
-			c.errorPage(w, s, http.StatusBadRequest, "Not understood", "Expires: "+err.Error())
-			return
-		}
-		k.ExpiresAt = timestamppb.New(t)
-	}
-	if _, err := c.svc.UpdateKey(c.callAs(r, s.token), &keyservicev1.UpdateKeyRequest{Key: k, UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}}); err != nil {
+	ctx := c.callAs(r, s.token)
+	cur, err := c.svc.GetKey(ctx, &keyservicev1.GetKeyRequest{Id: id})
+	if err != nil {
 		c.failed(w, r, s, err)
 		return
+	}
+	was, f := cur.GetKey(), r.PostForm
+	k := &keyservicev1.Key{Id: id}
+	var paths []string
+	if v := strings.TrimSpace(f.Get("name")); v != was.GetName() {
+		k.Name, paths = v, append(paths, "name")
+	}
+	if v := strings.Fields(f.Get("scopes")); !slices.Equal(v, was.GetScopes()) {
+		k.Scopes, paths = v, append(paths, "scopes")
+	}
+	if v := strings.Fields(f.Get("allowed_cidrs")); !slices.Equal(v, was.GetAllowedCidrs()) {
+		k.AllowedCidrs, paths = v, append(paths, "allowed_cidrs")
+	}
+	wasDay := ""
+	if t := was.GetExpiresAt(); t != nil {
+		wasDay = t.AsTime().UTC().Format(time.DateOnly)
+	}
+	if v := f.Get("expires_at"); v != wasDay {
+		if v != "" {
+			t, err := parseDay(v)
+			if err != nil {
+				c.errorPage(w, s, http.StatusBadRequest, "Not understood", "Expires: "+err.Error())
+				return
+			}
+			k.ExpiresAt = timestamppb.New(t)
+		}
+		paths = append(paths, "expires_at")
+	}
+	if len(paths) > 0 {
+		if _, err := c.svc.UpdateKey(ctx, &keyservicev1.UpdateKeyRequest{Key: k, UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}}); err != nil {
+			c.failed(w, r, s, err)
+			return
+		}
 	}
 	http.Redirect(w, r, "/console/keys/"+url.PathEscape(id), http.StatusSeeOther)
 }
@@ -324,7 +384,7 @@ func (c *console) rotateKey(w http.ResponseWriter, r *http.Request, s session) {
 		c.errorPage(w, s, http.StatusBadRequest, "Not understood", "Grace period: choose one of the list.")
 		return
 	}
-	res, err := c.svc.RotateKey(c.callAs(r, s.token), &keyservicev1.RotateKeyRequest{Id: id, GracePeriod: durationpb.New(g)})
+	res, err := c.svc.RotateKey(c.callAs(r, s.token), &keyservicev1.RotateKeyRequest{Id: id, GracePeriod: durationpb.New(g), RequestId: requestID(r.PostForm)})
 	if err != nil {
 		c.failed(w, r, s, err)
 		return

@@ -95,3 +95,10 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	}
 	return false
 }
+
+// ClientAddr is the HTTP client's address as REST sees it: behind a
+// trusted proxy, the end client its forwarded chain names (unusable: the
+// chain was missing or bad, and the proxy's own address is returned).
+func ClientAddr(r *http.Request, trusted []netip.Prefix) (addr netip.Addr, unusable bool) {
+	return httpClientAddr(r, trusted)
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"time"
 
@@ -27,7 +28,6 @@ import (
 	"github.com/keyservice/keyservice/internal/console"
 	"github.com/keyservice/keyservice/internal/gateway"
 	"github.com/keyservice/keyservice/internal/middleware"
-	"github.com/keyservice/keyservice/internal/perm"
 	"github.com/keyservice/keyservice/internal/ratelimit"
 	"github.com/keyservice/keyservice/internal/service"
 )
@@ -127,14 +127,18 @@ func (s *Server) newHTTPServer(ctx context.Context, svc *service.Service, bound 
 		if s.consoleSecret == "" {
 			s.log.Warn("the console is off: neither KEYSERVICE_SEAL_KEY nor an admin token is set to seal its sessions with")
 		} else {
-			h, err := console.New(console.Config{Service: bound, Secret: s.consoleSecret, SignIn: s.callers.SignIn,
-				Permissions: func(tok string) (perm.Set, bool) {
+			h, err := console.New(console.Config{Service: bound, Secret: s.consoleSecret, SignIn: s.callers.SignIn, Log: s.log,
+				ClientAddr: func(r *http.Request) (netip.Addr, bool) { return gateway.ClientAddr(r, cfg.TrustedProxies) },
+				Who: func(tok string) (console.Who, console.Access) {
+					if !s.tenancy.Loaded() {
+						return console.Who{}, console.Unknown
+					}
 					d := sha256.Sum256([]byte(tok))
 					e, ok := s.tenancy.Current().Credential(&d)
 					if !ok || !e.Usable(time.Now()) {
-						return 0, false
+						return console.Who{}, console.Refused
 					}
-					return e.Permissions, true
+					return console.Who{Perms: e.Permissions, AllKeyspaces: e.AllKeyspaces}, console.Usable
 				}})
 			if err != nil {
 				return nil, err

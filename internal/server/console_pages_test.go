@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/keyservice/keyservice/internal/config"
 
@@ -406,5 +408,127 @@ func TestListKeysByQueryAndState(t *testing.T) {
 	}
 	if _, err := e.grpc.ListKeys(ctx, &keyservicev1.ListKeysRequest{Query: "score", PageSize: 1, PageToken: r.GetNextPageToken()}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("a token of another query: %v", err)
+	}
+}
+
+// Review findings, each a test that failed before its fix.
+func TestConsoleReviewFindings(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConsole)
+	ctx := admin(context.Background())
+	c := browser(t)
+	csrf := csrfOf(t, signIn(t, e, c, adminToken))
+
+	t.Run("saving the name keeps the exact expiry, and works on an expired key", func(t *testing.T) {
+		exp := time.Now().Add(50 * time.Hour).Truncate(time.Second)
+		_, k := createKey(t, e, &keyservicev1.CreateKeyRequest{Name: "exp", Owner: "o", ExpiresAt: timestamppb.New(exp)})
+		_, _, kp := fetch(t, c, "GET", e.base+"/console/keys/"+k.GetId(), nil)
+		day := regexp.MustCompile(`id="expires_at" name="expires_at" value="([^"]*)"`).FindStringSubmatch(kp)
+		if day == nil {
+			t.Fatal("no expiry field")
+		}
+		if code, _, _ := fetch(t, c, "POST", e.base+"/console/keys/"+k.GetId()+"/update", url.Values{"csrf": {csrf}, "name": {"renamed"}, "scopes": {""}, "allowed_cidrs": {""}, "expires_at": {day[1]}}); code != http.StatusSeeOther {
+			t.Fatalf("update: %d", code)
+		}
+		r, _ := e.grpc.GetKey(ctx, &keyservicev1.GetKeyRequest{Id: k.GetId()})
+		if r.GetKey().GetName() != "renamed" || !r.GetKey().GetExpiresAt().AsTime().Equal(exp) {
+			t.Fatalf("after a rename: name %q, expiry %v, want %v", r.GetKey().GetName(), r.GetKey().GetExpiresAt().AsTime(), exp)
+		}
+	})
+
+	t.Run("a second new key's secret survives a visit to the first's page", func(t *testing.T) {
+		mk := func(name string) string {
+			_, h, _ := fetch(t, c, "POST", e.base+"/console/keys", url.Values{"csrf": {csrf}, "name": {name}, "owner": {"o"}})
+			return h.Get("Location")
+		}
+		a, b := mk("first"), mk("second")
+		_, _, ap := fetch(t, c, "GET", e.base+a, nil)
+		_, _, bp := fetch(t, c, "GET", e.base+b, nil)
+		if secretField.FindStringSubmatch(ap) == nil || secretField.FindStringSubmatch(bp) == nil {
+			t.Fatal("a new key's secret was lost")
+		}
+	})
+
+	t.Run("a second click of the same form makes no second key", func(t *testing.T) {
+		_, _, form := fetch(t, c, "GET", e.base+"/console/keys/new", nil)
+		rid := regexp.MustCompile(`name="request_id" value="([^"]+)"`).FindStringSubmatch(form)
+		if rid == nil {
+			t.Fatal("no request id in the form")
+		}
+		v := url.Values{"csrf": {csrf}, "name": {"twice"}, "owner": {"o"}, "request_id": {rid[1]}}
+		_, h1, _ := fetch(t, c, "POST", e.base+"/console/keys", v)
+		_, h2, _ := fetch(t, c, "POST", e.base+"/console/keys", v)
+		if h1.Get("Location") != h2.Get("Location") {
+			t.Fatalf("two submissions made two keys: %s, %s", h1.Get("Location"), h2.Get("Location"))
+		}
+	})
+
+	t.Run("the secret is shown to a credential that may create keys but not read them", func(t *testing.T) {
+		cr, err := e.grpc.CreateCredential(ctx, &keyservicev1.CreateCredentialRequest{Name: "maker", Permissions: []string{"keys.create", "keyspaces.read"}, AllKeyspaces: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := browser(t)
+		var h http.Header
+		waitFor(t, func() bool {
+			var code int
+			code, h, _ = fetch(t, m, "POST", e.base+"/console/sign-in", url.Values{"token": {cr.GetSecret()}})
+			return code == http.StatusSeeOther
+		})
+		_, _, np := fetch(t, m, "GET", e.base+"/console/keys/new", nil)
+		_, h, _ = fetch(t, m, "POST", e.base+"/console/keys", url.Values{"csrf": {csrfOf(t, np)}, "name": {"blind"}, "owner": {"o"}})
+		_, _, p := fetch(t, m, "GET", e.base+h.Get("Location"), nil)
+		if secretField.FindStringSubmatch(p) == nil {
+			t.Fatalf("the maker never sees its key's secret:\n%s", p)
+		}
+	})
+
+	t.Run("a link from another site does not sign the operator out", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", e.base+"/console/keys", nil)
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req) // no cookie: SameSite=Strict
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("Set-Cookie") != "" || resp.StatusCode != http.StatusOK {
+			t.Fatalf("cross-site link: %d, Set-Cookie %q; want the continue page and no cookie change", resp.StatusCode, resp.Header.Get("Set-Cookie"))
+		}
+	})
+
+	t.Run("HEAD of a page is not a refused write", func(t *testing.T) {
+		if code, _, _ := fetch(t, c, "HEAD", e.base+"/console/keys", nil); code != http.StatusOK {
+			t.Fatalf("HEAD: %d", code)
+		}
+	})
+}
+
+// Behind a trusted proxy each end client has its own sign-in budget: one
+// guesser does not lock everyone out.
+func TestConsoleSignInGuardIsPerEndClientBehindAProxy(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConsole, withConfig(func(c *config.Config) {
+		c.FailedRate, c.FailedBurst = 0.001, 2
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	}))
+	post := func(from, tok string) int {
+		req, _ := http.NewRequest("POST", e.base+"/console/sign-in", strings.NewReader(url.Values{"token": {tok}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", from)
+		resp, err := browser(t).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for range 3 {
+		post("203.0.113.9", "wrong-token-0123456789")
+	}
+	if code := post("203.0.113.9", adminToken); code != http.StatusTooManyRequests {
+		t.Fatalf("the guesser: %d, want 429", code)
+	}
+	if code := post("198.51.100.7", adminToken); code != http.StatusSeeOther {
+		t.Fatalf("another operator behind the same proxy: %d, want to be signed in", code)
 	}
 }

@@ -53,7 +53,8 @@ func csrfOf(t *testing.T, page string) string {
 	return rest[:strings.IndexByte(rest, '"')]
 }
 
-// withConsole turns the console on (it is off by default).
+// withConsole turns the console on (it is on by default: the tests that
+// use it say so).
 var withConsole = withConfig(func(c *config.Config) { c.Console = true })
 
 func TestConsoleHeadersSignInAndCSRF(t *testing.T) {
@@ -135,12 +136,16 @@ func TestConsoleSessionEndsWhenItsCredentialIsRevoked(t *testing.T) {
 	})
 }
 
-// Off by default: /console is not served.
-func TestConsoleIsOffByDefault(t *testing.T) {
+// On by default; KEYSERVICE_CONSOLE=false turns it off.
+func TestConsoleIsOnByDefaultAndCanBeTurnedOff(t *testing.T) {
 	t.Parallel()
-	e := start(t)
-	if code, _, _ := fetch(t, browser(t), "GET", e.base+"/console/sign-in", nil); code != http.StatusNotFound {
-		t.Fatalf("console with the default settings: %d, want 404", code)
+	on := start(t)
+	if code, _, _ := fetch(t, browser(t), "GET", on.base+"/console/sign-in", nil); code != http.StatusOK {
+		t.Fatalf("console with the default settings: %d, want 200", code)
+	}
+	off := start(t, withConfig(func(c *config.Config) { c.Console = false }))
+	if code, _, _ := fetch(t, browser(t), "GET", off.base+"/console/sign-in", nil); code != http.StatusNotFound {
+		t.Fatalf("console turned off: %d, want 404", code)
 	}
 }
 
