@@ -85,7 +85,7 @@ type credentialsPage struct {
 	// make one that has.
 	AllKeyspaces bool
 	Created      string // the id of the credential just made
-	Secret      string   // its secret, once
+	Secret       string // its secret, once
 }
 
 func (c *console) credentialsPage(w http.ResponseWriter, r *http.Request, s session) {

@@ -10,9 +10,9 @@ package console
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"embed"
 	"html/template"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
