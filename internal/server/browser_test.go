@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -458,5 +459,78 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	if visit(t, ctx, e.base+"/console/keys"); location(t, ctx) != e.base+"/console/sign-in" {
 		t.Fatalf("/console/keys after sign-out: at %s, want /console/sign-in", location(t, ctx))
+	}
+}
+
+// The harness itself: what it must catch, it catches (a Chromium that
+// stopped reporting CSP violations the way it does would otherwise let
+// every browser test pass blind), a problem a test expects does not fail
+// it, and the clipboard is granted.
+func TestConsoleInABrowserCatchesPageProblems(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConsole)
+	ctx := newBrowser(t, e.base)
+	visit(t, ctx, e.base+"/console/sign-in")
+
+	act(t, ctx, "write the clipboard", chromedp.Evaluate[bool](`navigator.clipboard.writeText("copied in a test").then(() => true)`, chromedp.EvalAwaitPromise))
+	if got := clipboardText(t, ctx); got != "copied in a test" {
+		t.Errorf("clipboard: %q", got)
+	}
+
+	// An inline script and an image from another origin break the
+	// policy; a throw and a console.error are the page's own.
+	act(t, ctx, "break the page", chromedp.Evaluate[bool](`
+		var s = document.createElement("script"); s.textContent = "window.inlineRan = true"; document.body.appendChild(s);
+		var i = document.createElement("img"); i.src = "http://127.0.0.2:1/elsewhere.png"; document.body.appendChild(i);
+		console.error("a console error");
+		setTimeout(function () { throw new Error("a thrown error"); }, 0);
+		true`))
+	want := map[string][]string{ // each caught as a message with all these
+		"inline script": {"(security)", "Content Security Policy", "script-src"},
+		"image":         {"(security)", "Content Security Policy", "img-src", "elsewhere.png"},
+		"console.error": {"console.error: a console error"},
+		"exception":     {"exception", "a thrown error"},
+	}
+	var seen []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got, _ := problemsOf(ctx).take()
+		seen = append(seen, got...)
+		var missing []string
+		for what, w := range want {
+			if !slices.ContainsFunc(seen, func(m string) bool {
+				return !slices.ContainsFunc(w, func(part string) bool { return !strings.Contains(m, part) })
+			}) {
+				missing = append(missing, what)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the harness did not catch: %s; it caught:\n%s", strings.Join(missing, ", "), strings.Join(seen, "\n"))
+		}
+	}
+	for _, m := range seen {
+		t.Logf("caught: %s", m)
+	}
+	if ran := act(t, ctx, "inline script ran?", chromedp.Evaluate[bool](`window.inlineRan === true`)); ran {
+		t.Error("the inline script ran: the policy did not hold")
+	}
+
+	// A wrong token is answered 401, which the browser reports; expected,
+	// it does not fail the test.
+	expectProblem(ctx, "status of 401")
+	fill(t, ctx, "#token", "not-a-credential-0123456789")
+	if code := submit(t, ctx, "#sign-in"); code != 401 || !strings.Contains(text(t, ctx, "main"), "not a credential") {
+		t.Errorf("wrong token: %d, %q", code, text(t, ctx, "main"))
+	}
+	waitFor(t, func() bool {
+		p := problemsOf(ctx)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.seen) > 0
+	})
+	if unexpected, expected := problemsOf(ctx).take(); len(unexpected) > 0 || len(expected) == 0 {
+		t.Errorf("after a wrong token: unexpected %q, expected %q", unexpected, expected)
 	}
 }
