@@ -53,6 +53,12 @@ test: node_modules ## Run all tests against real Postgres and Redis, race detect
 	cd deploy && $(GO) test -count=1 ./...   # the manifests, a module of their own
 	$(GO) test -count=1 -run 'NoAllocations' ./internal/...   # allocation counts, judged without the race detector (it drops pooled items)
 
+# The console's pictures in docs/console/, taken by the browser tests
+# (internal/server/browser_test.go) in headless Chromium, 1280 wide.
+.PHONY: screenshots
+screenshots: ## Refresh the console's screenshots in docs/console/ (the browser tests, headless Chromium)
+	KEYSERVICE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run 'Browser' ./internal/server
+
 # The TypeScript generator and the Node.js client test's runtime, pinned in
 # package-lock.json.
 node_modules: package.json package-lock.json
