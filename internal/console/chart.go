@@ -95,7 +95,7 @@ func (ch *chart) draw(labels []string, values [][]int64, every int) {
 		}
 		br.Title = labels[b] + ": " + join(parts)
 		ch.Bars = append(ch.Bars, br)
-		if b%every == 0 {
+		if b%every == 0 && x+step/2 > 16 { // a label cut by the left edge is left out
 			ch.Ticks = append(ch.Ticks, tick{X: x + step/2, Text: labels[b]})
 		}
 		var some bool
