@@ -277,3 +277,35 @@ func TestConsoleInABrowserReadOnlyKeyspaceAndRevocation(t *testing.T) {
 		t.Error("the revoked credential's session cookie is still in the browser")
 	}
 }
+
+// At 200% zoom (a 1280-pixel window shows 640 CSS pixels) the pages
+// reflow: nothing but a wide table scrolls sideways, inside its own box;
+// and the console can be used from the keyboard alone (sign in with Tab
+// and Enter).
+func TestConsoleInABrowserAt200PercentAndByKeyboard(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConsole)
+	_, k := createKey(t, e, &keyservicev1.CreateKeyRequest{Name: "zoomed", Owner: "acme", Scopes: []string{"read"}})
+	ctx := newBrowser(t, e.base)
+	act(t, ctx, "zoom", chromedp.EmulateViewport(windowWidth/2, windowHeight))
+	visit(t, ctx, e.base+"/console/sign-in")
+	// The keyboard: the token field has the focus; Enter submits.
+	act(t, ctx, "type", chromedp.KeyEvent(adminToken))
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	if _, err := chromedp.RunResponse(sctx, chromedp.KeyEvent("\r")); err != nil || location(t, ctx) != e.base+"/console/keys" {
+		t.Fatalf("sign-in by keyboard: %v, at %s", err, location(t, ctx))
+	}
+	for _, path := range []string{"/console/keys", "/console/keys/" + k.GetId(), "/console/keys/new", "/console/audit", "/console/credentials", "/console/keyspaces"} {
+		visit(t, ctx, e.base+path)
+		wide := act(t, ctx, "page width", chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
+		if wide {
+			t.Errorf("%s at 200%%: the page scrolls sideways (%s wide in %s)", path,
+				act(t, ctx, "w", chromedp.Evaluate[string](`String(document.documentElement.scrollWidth)`)),
+				act(t, ctx, "w", chromedp.Evaluate[string](`String(window.innerWidth)`)))
+		}
+		if path == "/console/keys/"+k.GetId() {
+			shot(t, ctx, "zoom-200")
+		}
+	}
+}
