@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -178,17 +179,25 @@ func (p *pages) more(w io.Writer, next string) {
 }
 
 func listCmd(a *admin) *cobra.Command {
-	var owner, keyspace string
+	var owner, keyspace, query, state string
 	var p pages
 	c := &cobra.Command{
-		Use:     "list [--owner O] [--keyspace K] [flags]",
+		Use:     "list [--owner O] [--keyspace K] [--query TEXT] [--state S] [flags]",
 		Short:   "List keys, newest first",
 		Example: "  keyservice keys list --owner acme --all",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			st := keyservicev1.KeyState_KEY_STATE_UNSPECIFIED
+			if state != "" {
+				v, ok := keyservicev1.KeyState_value["KEY_STATE_"+strings.ToUpper(state)]
+				if !ok || v == 0 {
+					return usageError{fmt.Errorf("--state: %q is not one of active, disabled, expired, revoked", state)}
+				}
+				st = keyservicev1.KeyState(v)
+			}
 			return a.call(cmd.Context(), func(ctx context.Context, client keyservicev1.KeyServiceClient) error {
 				keys, next, err := collect(&p, func(size int32, token string) ([]*keyservicev1.Key, string, error) {
-					resp, err := client.ListKeys(ctx, &keyservicev1.ListKeysRequest{Owner: owner, Keyspace: keyspace, PageSize: size, PageToken: token})
+					resp, err := client.ListKeys(ctx, &keyservicev1.ListKeysRequest{Owner: owner, Keyspace: keyspace, Query: query, State: st, PageSize: size, PageToken: token})
 					return resp.GetKeys(), resp.GetNextPageToken(), err
 				})
 				if err != nil {
@@ -205,6 +214,8 @@ func listCmd(a *admin) *cobra.Command {
 	}
 	c.Flags().StringVar(&owner, "owner", "", "only keys of this owner")
 	c.Flags().StringVar(&keyspace, "keyspace", "", "only keys of this keyspace (name or id)")
+	c.Flags().StringVar(&query, "query", "", "only keys whose name or hint contains this text, ignoring case")
+	c.Flags().StringVar(&state, "state", "", "only keys in this state: active, disabled, expired or revoked")
 	p.register(c.Flags(), "keys")
 	return c
 }
