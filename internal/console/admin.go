@@ -98,7 +98,7 @@ func (c *console) credentialsPage(w http.ResponseWriter, r *http.Request, s sess
 	spaces, names := c.keyspaces(r, s)
 	d := credentialsPage{List: res.GetCredentials(), Spaces: spaces, Names: names, Permissions: s.who.Perms.Names(), AllKeyspaces: s.who.AllKeyspaces}
 	if id := q.Get("created"); id != "" {
-		d.Created, d.Secret = id, c.takeSecret(w, r, id)
+		d.Created, d.Secret = id, c.takeSecret(w, r, s, id)
 	}
 	if t := res.GetNextPageToken(); t != "" {
 		d.Next = "/console/credentials?" + url.Values{"page": {t}}.Encode()
@@ -134,7 +134,7 @@ func (c *console) createCredential(w http.ResponseWriter, r *http.Request, s ses
 		c.failed(w, r, s, err)
 		return
 	}
-	c.showSecretOnce(w, r, res.GetCredential().GetId(), res.GetSecret())
+	c.showSecretOnce(w, r, s, res.GetCredential().GetId(), res.GetSecret())
 }
 
 // findCredential finds a credential by id in the list the signed-in

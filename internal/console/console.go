@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -60,10 +61,13 @@ type Config struct {
 	// the peer.
 	ClientAddr func(r *http.Request) (addr netip.Addr, unusable bool)
 	Log        *slog.Logger
+	// Registry takes the console's metrics; nil: not exported.
+	Registry prometheus.Registerer
 }
 
 // Who is what a signed-in credential may do.
 type Who struct {
+	Name         string // the credential's name (the audit trail's actor)
 	Perms        perm.Set
 	AllKeyspaces bool
 }
@@ -90,6 +94,10 @@ type console struct {
 	signIn func(netip.Addr) (bool, time.Duration, func(bool))
 	addr   func(*http.Request) (netip.Addr, bool)
 	log    *slog.Logger
+	// signIns counts sign-ins by outcome: signed_in, refused (not a
+	// usable credential), no_permission, guarded (the failed-attempt
+	// budget was spent), unavailable.
+	signIns *prometheus.CounterVec
 }
 
 // New returns the console's handler, to be mounted at /console/.
@@ -111,17 +119,25 @@ func New(cfg Config) (http.Handler, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.signIns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keyservice_console_sign_ins_total",
+		Help: "Console sign-ins by outcome: signed_in, refused, no_permission, guarded, unavailable."}, []string{"outcome"})
+	if cfg.Registry != nil {
+		if err := cfg.Registry.Register(c.signIns); err != nil {
+			return nil, err
+		}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /console/assets/", http.StripPrefix("/console/", http.FileServerFS(files)))
-	mux.HandleFunc("GET /console/{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/console/keys", http.StatusSeeOther)
-	})
+	mux.HandleFunc("GET /console/{$}", c.signedIn(func(w http.ResponseWriter, r *http.Request, s session) {
+		if h := home(s.who.Perms); h != "" {
+			http.Redirect(w, r, h, http.StatusSeeOther)
+			return
+		}
+		c.errorPage(w, s, http.StatusForbidden, "Nothing to show", "This credential may read none of what the console shows.")
+	}))
 	mux.HandleFunc("GET /console/sign-in", c.signInPage)
 	mux.HandleFunc("POST /console/sign-in", c.signInForm)
-	mux.HandleFunc("POST /console/sign-out", c.signedIn(c.signOut))
-	mux.HandleFunc("GET /console/nothing", c.signedIn(func(w http.ResponseWriter, r *http.Request, s session) {
-		c.errorPage(w, s, http.StatusForbidden, "Nothing to show", "This credential may read none of what the console shows (keys.read, audit.read, keyspaces.read or credentials.read).")
-	}))
+	mux.HandleFunc("POST /console/sign-out", c.signOut)
 	c.keyRoutes(mux)
 	c.adminRoutes(mux)
 	return headers(sameOrigin(mux)), nil
@@ -227,24 +243,41 @@ func (c *console) signInForm(w http.ResponseWriter, r *http.Request) {
 		end, _ := c.addr(r)
 		ok, retry, d := c.signIn(end)
 		if !ok {
+			c.signIns.WithLabelValues("guarded").Inc()
+			c.log.Warn("console sign-in refused: too many failed sign-ins from this client", "client", end)
+		}
+		if !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(max(int(retry.Seconds()+0.999), 1)))
 			c.render(w, http.StatusTooManyRequests, "signin.html", page{Title: "Sign in", Error: "Too many failed sign-ins from this address: wait, then try again."})
 			return
 		}
 		done = d
 	}
+	end, _ := c.addr(r)
 	who, access := c.who(tok)
-	switch access {
-	case Unknown:
+	switch {
+	case access == Unknown:
 		done(false)
+		c.signIns.WithLabelValues("unavailable").Inc()
+		c.log.Warn("console sign-in: credentials not loaded yet", "client", end)
 		c.render(w, http.StatusServiceUnavailable, "signin.html", page{Title: "Sign in", Error: "This replica has not loaded the credentials yet: try again in a moment."})
 		return
-	case Refused:
+	case access == Refused:
 		done(true)
+		c.signIns.WithLabelValues("refused").Inc()
+		c.log.Info("console sign-in refused: not a usable credential", "client", end)
 		c.render(w, http.StatusUnauthorized, "signin.html", page{Title: "Sign in", Error: "That token is not a credential that may use the console."})
+		return
+	case home(who.Perms) == "":
+		done(false) // a real credential: no guess
+		c.signIns.WithLabelValues("no_permission").Inc()
+		c.log.Info("console sign-in refused: the credential may read nothing the console shows", "client", end, "credential", who.Name)
+		c.render(w, http.StatusForbidden, "signin.html", page{Title: "Sign in", Error: "That credential may read none of what the console shows (it needs keys.read, audit.read, keyspaces.read or credentials.read)."})
 		return
 	}
 	done(false)
+	c.signIns.WithLabelValues("signed_in").Inc()
+	c.log.Info("console sign-in", "client", end, "credential", who.Name)
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: c.seal.seal(tok, c.now().Add(sessionFor)), Path: "/console/",
 		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: int(sessionFor / time.Second)})
 	http.Redirect(w, r, home(who.Perms), http.StatusSeeOther)
@@ -260,8 +293,11 @@ func home(p perm.Set) string {
 			return s.path
 		}
 	}
-	return "/console/nothing"
+	return ""
 }
+
+// Home is the first section the signed-in credential may read.
+func (p page) Home() string { return home(p.Who.Perms) }
 
 // secure reports whether the session cookie must be Secure: always, but
 // for plain HTTP to a loopback address (a console opened on the machine
@@ -349,7 +385,17 @@ func (c *console) signOutCookie(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/console/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 }
 
-func (c *console) signOut(w http.ResponseWriter, r *http.Request, _ session) {
+// signOut needs the session's CSRF token, and no more: it works on a
+// replica that cannot check the credential right now.
+func (c *console) signOut(w http.ResponseWriter, r *http.Request) {
+	ck, err := r.Cookie(cookieName)
+	if err == nil {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		if !c.seal.csrfOK(ck.Value, r.PostFormValue("csrf")) {
+			c.render(w, http.StatusForbidden, "error.html", page{Title: "Refused", Error: "This form is out of date or did not come from the console: reload the page."})
+			return
+		}
+	}
 	c.signOutCookie(w)
 	http.Redirect(w, r, "/console/sign-in", http.StatusSeeOther)
 }

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"crypto/hmac"
 	"net/http"
 	"net/url"
 	"slices"
@@ -148,7 +149,7 @@ func (c *console) createKey(w http.ResponseWriter, r *http.Request, s session) {
 		c.failed(w, r, s, err)
 		return
 	}
-	c.showSecretOnce(w, r, res.GetKey().GetId(), res.GetSecret())
+	c.showSecretOnce(w, r, s, res.GetKey().GetId(), res.GetSecret())
 }
 
 // requestID is the form's request id when it is one (a UUID), else none:
@@ -183,9 +184,12 @@ func (e errString) Error() string { return string(e) }
 // id), so no other page shows it.
 const secretCookie = "keyservice_console_new"
 
-func (c *console) showSecretOnce(w http.ResponseWriter, r *http.Request, id, secret string) {
+func (c *console) showSecretOnce(w http.ResponseWriter, r *http.Request, s session, id, secret string) {
 	path, to := secretPath(r.URL.Path, id)
-	http.SetCookie(w, &http.Cookie{Name: secretCookie, Value: c.seal.sealFor(purposeSecret, id+"\n"+secret, c.now().Add(time.Minute)),
+	// Bound to the session too: another session in this browser (signed
+	// out, then in as another credential) never sees it.
+	payload := id + "\n" + c.seal.csrfToken(s.cookie) + "\n" + secret
+	http.SetCookie(w, &http.Cookie{Name: secretCookie, Value: c.seal.sealFor(purposeSecret, payload, c.now().Add(time.Minute)),
 		Path: path, HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode, MaxAge: 60})
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
@@ -203,7 +207,7 @@ func secretPath(from, id string) (path, to string) {
 
 // takeSecret returns the new secret for id, once: the cookie is removed
 // whatever it held.
-func (c *console) takeSecret(w http.ResponseWriter, r *http.Request, id string) string {
+func (c *console) takeSecret(w http.ResponseWriter, r *http.Request, s session, id string) string {
 	ck, err := r.Cookie(secretCookie)
 	if err != nil {
 		return ""
@@ -214,11 +218,11 @@ func (c *console) takeSecret(w http.ResponseWriter, r *http.Request, id string) 
 	if err != nil {
 		return ""
 	}
-	got, secret, ok := strings.Cut(v, "\n")
-	if !ok || got != id {
+	parts := strings.SplitN(v, "\n", 3)
+	if len(parts) != 3 || parts[0] != id || !hmac.Equal([]byte(parts[1]), []byte(c.seal.csrfToken(s.cookie))) {
 		return ""
 	}
-	return secret
+	return parts[2]
 }
 
 type keyPage struct {
@@ -249,7 +253,7 @@ var graces = []grace{{"0s", "None: the old key stops at once"}, {"1h", "1 hour"}
 func (c *console) keyPage(w http.ResponseWriter, r *http.Request, s session) {
 	id := r.PathValue("id")
 	ctx := c.callAs(r, s.token)
-	secret := c.takeSecret(w, r, id) // first: shown even if the key cannot be read
+	secret := c.takeSecret(w, r, s, id) // first: shown even if the key cannot be read
 	res, err := c.svc.GetKey(ctx, &keyservicev1.GetKeyRequest{Id: id})
 	if err != nil {
 		if secret != "" {
@@ -303,34 +307,29 @@ func stateOf(k *keyservicev1.Key, now time.Time) string {
 	return "active"
 }
 
-// updateKey changes only the fields the form changed: the form shows the
-// expiry as a day, so an unchanged day keeps the exact time, and a field
-// another operator changed meanwhile is not written back.
+// updateKey changes only the fields the operator changed in the form,
+// judged against the values the form was drawn with (orig_*): the form
+// shows the expiry as a day, so an unchanged day keeps the exact time, and
+// a field another operator changed meanwhile is not written back.
 func (c *console) updateKey(w http.ResponseWriter, r *http.Request, s session) {
 	id := r.PathValue("id")
-	ctx := c.callAs(r, s.token)
-	cur, err := c.svc.GetKey(ctx, &keyservicev1.GetKeyRequest{Id: id})
-	if err != nil {
-		c.failed(w, r, s, err)
+	f := r.PostForm
+	if _, ok := f["orig_name"]; !ok {
+		c.errorPage(w, s, http.StatusBadRequest, "Not understood", "This form is out of date: reload the page.")
 		return
 	}
-	was, f := cur.GetKey(), r.PostForm
 	k := &keyservicev1.Key{Id: id}
 	var paths []string
-	if v := strings.TrimSpace(f.Get("name")); v != was.GetName() {
+	if v := strings.TrimSpace(f.Get("name")); v != f.Get("orig_name") {
 		k.Name, paths = v, append(paths, "name")
 	}
-	if v := strings.Fields(f.Get("scopes")); !slices.Equal(v, was.GetScopes()) {
+	if v := strings.Fields(f.Get("scopes")); !slices.Equal(v, strings.Fields(f.Get("orig_scopes"))) {
 		k.Scopes, paths = v, append(paths, "scopes")
 	}
-	if v := strings.Fields(f.Get("allowed_cidrs")); !slices.Equal(v, was.GetAllowedCidrs()) {
+	if v := strings.Fields(f.Get("allowed_cidrs")); !slices.Equal(v, strings.Fields(f.Get("orig_allowed_cidrs"))) {
 		k.AllowedCidrs, paths = v, append(paths, "allowed_cidrs")
 	}
-	wasDay := ""
-	if t := was.GetExpiresAt(); t != nil {
-		wasDay = t.AsTime().UTC().Format(time.DateOnly)
-	}
-	if v := f.Get("expires_at"); v != wasDay {
+	if v := f.Get("expires_at"); v != f.Get("orig_expires_at") {
 		if v != "" {
 			t, err := parseDay(v)
 			if err != nil {
@@ -342,7 +341,7 @@ func (c *console) updateKey(w http.ResponseWriter, r *http.Request, s session) {
 		paths = append(paths, "expires_at")
 	}
 	if len(paths) > 0 {
-		if _, err := c.svc.UpdateKey(ctx, &keyservicev1.UpdateKeyRequest{Key: k, UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}}); err != nil {
+		if _, err := c.svc.UpdateKey(c.callAs(r, s.token), &keyservicev1.UpdateKeyRequest{Key: k, UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}}); err != nil {
 			c.failed(w, r, s, err)
 			return
 		}
@@ -389,7 +388,7 @@ func (c *console) rotateKey(w http.ResponseWriter, r *http.Request, s session) {
 		c.failed(w, r, s, err)
 		return
 	}
-	c.showSecretOnce(w, r, res.GetKey().GetId(), res.GetSecret())
+	c.showSecretOnce(w, r, s, res.GetKey().GetId(), res.GetSecret())
 }
 
 // revokePage asks to confirm, naming the key.

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -113,7 +114,7 @@ func TestConsoleInABrowserKeyLifecycle(t *testing.T) {
 	}
 	waitFor(t, func() bool {
 		visit(t, ctx, keyPage)
-		return strings.Contains(text(t, ctx, "#usage-24h figcaption"), "5 valid, 0 over a limit, 2 refused.")
+		return exists(t, ctx, "#usage-24h figcaption") && strings.Contains(text(t, ctx, "#usage-24h figcaption"), "5 valid, 0 over a limit, 2 refused.")
 	})
 	if n := len(act(t, ctx, "bars", chromedp.Nodes(chromedp.CSSAll("#usage-24h svg.bars rect[fill^='url(#usage-24h-dots)']"), chromedp.AtLeast(0)))); n != 1 {
 		t.Errorf("the refused calls' bar is not drawn with its pattern: %d", n)
@@ -231,6 +232,8 @@ func TestConsoleInABrowserReadOnlyKeyspaceAndRevocation(t *testing.T) {
 	if code := visit(t, br, a.base+"/console/keys/"+bk.GetId()); code != http.StatusNotFound {
 		t.Fatalf("beta's key page: %d, want 404", code)
 	}
+	checkProblems(t, br)
+	forgetExpected(br) // any other 404 from here on fails the test
 	visit(t, br, a.base+"/console/keys/"+ak.GetId())
 	for _, sel := range []string{"#update-key", "#toggle", "#rotate-key", "#revoke", "#add-credits"} {
 		if exists(t, br, sel) {
@@ -259,13 +262,26 @@ func TestConsoleInABrowserReadOnlyKeyspaceAndRevocation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusForbidden {
-			t.Errorf("forged POST %s: %d, want 403", path, resp.StatusCode)
+		// Refused by the service (the session and CSRF token are good).
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "may not do that") {
+			t.Errorf("forged POST %s: %d, want 403 from the service:\n%s", path, resp.StatusCode, body)
 		}
 	}
+	if r, _ := a.grpc.GetKey(ctx, &keyservicev1.GetKeyRequest{Id: ak.GetId()}); r.GetKey().GetRevokedAt() != nil || !r.GetKey().GetEnabled() {
+		t.Fatalf("a forged write changed the key: %v", r.GetKey())
+	}
+	if l, _ := a.grpc.ListKeys(ctx, &keyservicev1.ListKeysRequest{Query: "forged"}); len(l.GetKeys()) != 0 {
+		t.Fatal("a forged create made a key")
+	}
 
-	// Revoked on a: the next request on b ends the session.
+	// The session works on b (the same seal secret), then, revoked on a,
+	// the next request on b ends it.
+	visit(t, br, b.base+"/console/keys")
+	if !strings.Contains(text(t, br, "table#keys"), "alpha-key") {
+		t.Fatal("the session does not work on the other replica")
+	}
 	if _, err := a.grpc.RevokeCredential(ctx, &keyservicev1.RevokeCredentialRequest{Id: cr.GetCredential().GetId()}); err != nil {
 		t.Fatal(err)
 	}
@@ -307,5 +323,31 @@ func TestConsoleInABrowserAt200PercentAndByKeyboard(t *testing.T) {
 		if path == "/console/keys/"+k.GetId() {
 			shot(t, ctx, "zoom-200")
 		}
+	}
+}
+
+// A link to the console followed from another site: the browser does not
+// send the SameSite=Strict session with it, so the console shows a link to
+// follow instead of signing the operator out; following it, the session
+// is there.
+func TestConsoleInABrowserLinkFromAnotherSite(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConsole)
+	createKey(t, e, &keyservicev1.CreateKeyRequest{Name: "linked", Owner: "acme"})
+	ctx := newBrowser(t, e.base)
+	visit(t, ctx, e.base+"/console/sign-in")
+	fill(t, ctx, "#token", adminToken)
+	submit(t, ctx, "#sign-in")
+	// localhost is another site than 127.0.0.1.
+	other := strings.Replace(e.base, "127.0.0.1", "localhost", 1)
+	visit(t, ctx, other+"/console/sign-in")
+	act(t, ctx, "a link to the console", chromedp.Evaluate[bool](`var a = document.createElement("a"); a.id = "out"; a.href = "`+e.base+`/console/keys"; a.textContent = "keys"; document.body.appendChild(a); true`))
+	submit(t, ctx, "#out")
+	if !exists(t, ctx, "#continue") {
+		t.Fatalf("a link from another site: at %s, no continue link", location(t, ctx))
+	}
+	submit(t, ctx, "#continue")
+	if location(t, ctx) != e.base+"/console/keys" || !strings.Contains(text(t, ctx, "table#keys"), "linked") {
+		t.Fatalf("after continuing: at %s", location(t, ctx))
 	}
 }

@@ -122,3 +122,12 @@ func checkProblems(t testing.TB, ctx context.Context) {
 		t.Errorf("browser: %s", m)
 	}
 }
+
+// forgetExpected ends what expectProblem allowed: from now on such a
+// problem fails the test again (check the expected one first).
+func forgetExpected(ctx context.Context) {
+	p := problemsOf(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expected = nil
+}

@@ -125,20 +125,23 @@ func (s *Server) newHTTPServer(ctx context.Context, svc *service.Service, bound 
 	mux.Handle("/v1/auth", gateway.ForwardAuth(bound, cfg.AuthHeader, cfg.TrustedProxies))
 	if cfg.Console {
 		if s.consoleSecret == "" {
-			s.log.Warn("the console is off: neither KEYSERVICE_SEAL_KEY nor an admin token is set to seal its sessions with")
+			s.log.Info("the console is off: neither KEYSERVICE_SEAL_KEY nor an admin token is set to seal its sessions with")
 		} else {
-			h, err := console.New(console.Config{Service: bound, Secret: s.consoleSecret, SignIn: s.callers.SignIn, Log: s.log,
+			h, err := console.New(console.Config{Service: bound, Secret: s.consoleSecret, SignIn: s.callers.SignIn, Log: s.log, Registry: reg,
 				ClientAddr: func(r *http.Request) (netip.Addr, bool) { return gateway.ClientAddr(r, cfg.TrustedProxies) },
+				// As the auth interceptor decides: found and usable (a
+				// bootstrap token is found before the first load); not
+				// found before the stored credentials are loaded: unknown.
 				Who: func(tok string) (console.Who, console.Access) {
-					if !s.tenancy.Loaded() {
-						return console.Who{}, console.Unknown
-					}
 					d := sha256.Sum256([]byte(tok))
 					e, ok := s.tenancy.Current().Credential(&d)
-					if !ok || !e.Usable(time.Now()) {
+					switch {
+					case !ok && !s.tenancy.Loaded():
+						return console.Who{}, console.Unknown
+					case !ok || !e.Usable(time.Now()):
 						return console.Who{}, console.Refused
 					}
-					return console.Who{Perms: e.Permissions, AllKeyspaces: e.AllKeyspaces}, console.Usable
+					return console.Who{Name: e.Name, Perms: e.Permissions, AllKeyspaces: e.AllKeyspaces}, console.Usable
 				}})
 			if err != nil {
 				return nil, err

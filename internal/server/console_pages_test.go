@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +98,8 @@ func TestConsoleKeyLifecycle(t *testing.T) {
 		return strings.Contains(kp, "3 valid, 0 over a limit, 0 refused.") && strings.Contains(kp, "3 credits spent by Validate")
 	})
 	// Update and disable.
-	code, _, _ = fetch(t, c, "POST", e.base+loc+"/update", url.Values{"csrf": {csrf}, "name": {"renamed"}, "scopes": {"read"}, "allowed_cidrs": {""}, "expires_at": {""}})
+	code, _, _ = fetch(t, c, "POST", e.base+loc+"/update", url.Values{"csrf": {csrf}, "name": {"renamed"}, "scopes": {"read"}, "allowed_cidrs": {""}, "expires_at": {""},
+		"orig_name": {"console made"}, "orig_scopes": {"read write"}, "orig_allowed_cidrs": {""}, "orig_expires_at": {""}})
 	if code != http.StatusSeeOther {
 		t.Fatalf("update: %d", code)
 	}
@@ -253,7 +255,7 @@ func TestConsoleReadOnlyAndKeyspaceBound(t *testing.T) {
 	}
 	forged := map[string]url.Values{
 		"/console/keys":                           {"name": {"x"}, "owner": {"o"}, "keyspace": {"alpha"}},
-		"/console/keys/" + a.GetId() + "/update":  {"name": {"x"}},
+		"/console/keys/" + a.GetId() + "/update":  {"name": {"x"}, "orig_name": {"alpha-key"}},
 		"/console/keys/" + a.GetId() + "/enabled": {"enabled": {"false"}},
 		"/console/keys/" + a.GetId() + "/rotate":  {"grace": {"0s"}},
 		"/console/keys/" + a.GetId() + "/revoke":  {"confirm": {"yes"}},
@@ -427,12 +429,42 @@ func TestConsoleReviewFindings(t *testing.T) {
 		if day == nil {
 			t.Fatal("no expiry field")
 		}
-		if code, _, _ := fetch(t, c, "POST", e.base+"/console/keys/"+k.GetId()+"/update", url.Values{"csrf": {csrf}, "name": {"renamed"}, "scopes": {""}, "allowed_cidrs": {""}, "expires_at": {day[1]}}); code != http.StatusSeeOther {
+		if code, _, _ := fetch(t, c, "POST", e.base+"/console/keys/"+k.GetId()+"/update", url.Values{"csrf": {csrf}, "name": {"renamed"}, "scopes": {""}, "allowed_cidrs": {""}, "expires_at": {day[1]},
+			"orig_name": {"exp"}, "orig_scopes": {""}, "orig_allowed_cidrs": {""}, "orig_expires_at": {day[1]}}); code != http.StatusSeeOther {
 			t.Fatalf("update: %d", code)
 		}
 		r, _ := e.grpc.GetKey(ctx, &keyservicev1.GetKeyRequest{Id: k.GetId()})
 		if r.GetKey().GetName() != "renamed" || !r.GetKey().GetExpiresAt().AsTime().Equal(exp) {
 			t.Fatalf("after a rename: name %q, expiry %v, want %v", r.GetKey().GetName(), r.GetKey().GetExpiresAt().AsTime(), exp)
+		}
+	})
+
+	t.Run("saving does not write back what another operator changed meanwhile", func(t *testing.T) {
+		_, k := createKey(t, e, &keyservicev1.CreateKeyRequest{Name: "shared", Owner: "o", Scopes: []string{"a", "b"}})
+		// The form is drawn with scopes "a b"; another operator narrows them.
+		if _, err := e.grpc.UpdateKey(ctx, &keyservicev1.UpdateKeyRequest{Key: &keyservicev1.Key{Id: k.GetId(), Scopes: []string{"a"}}, UpdateMask: mask("scopes")}); err != nil {
+			t.Fatal(err)
+		}
+		form := url.Values{"csrf": {csrf}, "name": {"shared2"}, "scopes": {"a b"}, "allowed_cidrs": {""}, "expires_at": {""},
+			"orig_name": {"shared"}, "orig_scopes": {"a b"}, "orig_allowed_cidrs": {""}, "orig_expires_at": {""}}
+		if code, _, _ := fetch(t, c, "POST", e.base+"/console/keys/"+k.GetId()+"/update", form); code != http.StatusSeeOther {
+			t.Fatalf("update: %d", code)
+		}
+		r, _ := e.grpc.GetKey(ctx, &keyservicev1.GetKeyRequest{Id: k.GetId()})
+		if r.GetKey().GetName() != "shared2" || !slices.Equal(r.GetKey().GetScopes(), []string{"a"}) {
+			t.Fatalf("after a rename: %q %v, want shared2 [a]", r.GetKey().GetName(), r.GetKey().GetScopes())
+		}
+	})
+
+	t.Run("a new secret is not shown to another session in the same browser", func(t *testing.T) {
+		b := browser(t)
+		bcsrf := csrfOf(t, signIn(t, e, b, adminToken))
+		_, h, _ := fetch(t, b, "POST", e.base+"/console/keys", url.Values{"csrf": {bcsrf}, "name": {"left"}, "owner": {"o"}})
+		// Sign out, sign in again (a new session), then open the page.
+		fetch(t, b, "POST", e.base+"/console/sign-out", url.Values{"csrf": {bcsrf}})
+		signIn(t, e, b, adminToken)
+		if _, _, p := fetch(t, b, "GET", e.base+h.Get("Location"), nil); secretField.FindStringSubmatch(p) != nil {
+			t.Fatal("another session sees the secret")
 		}
 	})
 
@@ -530,5 +562,40 @@ func TestConsoleSignInGuardIsPerEndClientBehindAProxy(t *testing.T) {
 	}
 	if code := post("198.51.100.7", adminToken); code != http.StatusSeeOther {
 		t.Fatalf("another operator behind the same proxy: %d, want to be signed in", code)
+	}
+}
+
+// Only a credential that may read something the console shows signs in;
+// every sign-in leaves a log line (the credential's name and the client,
+// never the token) and a count by outcome.
+func TestConsoleSignInIsLoggedAndNeedsAConsolePermission(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConsole)
+	cr, err := e.grpc.CreateCredential(admin(context.Background()), &keyservicev1.CreateCredentialRequest{Name: "validator-only", Permissions: []string{"keys.validate"}, AllKeyspaces: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := browser(t)
+	waitFor(t, func() bool {
+		code, h, _ := fetch(t, c, "POST", e.base+"/console/sign-in", url.Values{"token": {cr.GetSecret()}})
+		return code == http.StatusForbidden && h.Get("Set-Cookie") == ""
+	})
+	signIn(t, e, c, adminToken)
+	fetch(t, c, "POST", e.base+"/console/sign-in", url.Values{"token": {"wrong-token-0123456789"}})
+	logs := e.logs.String()
+	if !strings.Contains(logs, `"msg":"console sign-in","client":"127.0.0.1","credential":"admin-1"`) ||
+		!strings.Contains(logs, "console sign-in refused: not a usable credential") ||
+		!strings.Contains(logs, `"credential":"validator-only"`) {
+		t.Fatalf("sign-ins not logged:\n%s", logs)
+	}
+	for _, s := range []string{cr.GetSecret(), adminToken, "wrong-token-0123456789"} {
+		if strings.Contains(logs, s) {
+			t.Fatal("a token is in the logs")
+		}
+	}
+	for outcome, want := range map[string]float64{"signed_in": 1, "refused": 1, "no_permission": 1} {
+		if got := metricValue(t, e, `keyservice_console_sign_ins_total{outcome="`+outcome+`"}`); got < want {
+			t.Errorf("%s sign-ins counted: %v, want at least %v", outcome, got, want)
+		}
 	}
 }
