@@ -169,8 +169,7 @@ func (c *console) revokeCredentialPage(w http.ResponseWriter, r *http.Request, s
 
 func (c *console) revokeCredential(w http.ResponseWriter, r *http.Request, s session) {
 	id := r.PathValue("id")
-	if r.PostForm.Get("confirm") != "yes" {
-		http.Redirect(w, r, "/console/credentials/"+url.PathEscape(id)+"/revoke", http.StatusSeeOther)
+	if !confirmed(w, r, "/console/credentials/"+url.PathEscape(id)+"/revoke") {
 		return
 	}
 	if _, err := c.svc.RevokeCredential(c.callAs(r, s.token), &keyservicev1.RevokeCredentialRequest{Id: id}); err != nil {

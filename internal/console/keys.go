@@ -403,8 +403,7 @@ func (c *console) revokePage(w http.ResponseWriter, r *http.Request, s session) 
 
 func (c *console) revokeKey(w http.ResponseWriter, r *http.Request, s session) {
 	id := r.PathValue("id")
-	if r.PostForm.Get("confirm") != "yes" {
-		http.Redirect(w, r, "/console/keys/"+url.PathEscape(id)+"/revoke", http.StatusSeeOther)
+	if !confirmed(w, r, "/console/keys/"+url.PathEscape(id)+"/revoke") {
 		return
 	}
 	if _, err := c.svc.RevokeKey(c.callAs(r, s.token), &keyservicev1.RevokeKeyRequest{Id: id}); err != nil {
@@ -412,4 +411,15 @@ func (c *console) revokeKey(w http.ResponseWriter, r *http.Request, s session) {
 		return
 	}
 	http.Redirect(w, r, "/console/keys/"+url.PathEscape(id), http.StatusSeeOther)
+}
+
+// confirmed reports whether a revocation's form says it was confirmed;
+// when not, the browser is sent to ask, the page that names what it
+// revokes.
+func confirmed(w http.ResponseWriter, r *http.Request, ask string) bool {
+	if r.PostForm.Get("confirm") == "yes" {
+		return true
+	}
+	http.Redirect(w, r, ask, http.StatusSeeOther)
+	return false
 }
