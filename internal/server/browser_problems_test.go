@@ -81,11 +81,8 @@ func (p *pageProblems) listen(ev any) {
 	case *cdplog.EventEntryAdded:
 		e := ev.Entry
 		// Errors of any source; from "security" (CSP and the like), warnings too.
-		// Not the icon the browser asks for by itself: the console
-		// declares none, so /favicon.ico answers 404 (no page loads it).
-		if e.Source == cdplog.EntrySourceNetwork && strings.HasSuffix(e.URL, "/favicon.ico") {
-			return
-		}
+		// (The console declares its icon: a page without it would make
+		// the browser ask for /favicon.ico, a 404 reported here.)
 		if e.Level == cdplog.EntryLevelError || (e.Source == cdplog.EntrySourceSecurity && e.Level == cdplog.EntryLevelWarning) {
 			p.add(fmt.Sprintf("browser %s (%s) at %s: %s", e.Level, e.Source, e.URL, e.Text))
 		}
