@@ -202,8 +202,39 @@ func (c *Cluster) Start(ctx context.Context) error {
 }
 
 // Stop stops the server quickly (open sessions are ended).
+//
+// pg_ctl -w returns once postmaster.pid is gone, which the postmaster
+// removes just before it exits: Stop then waits (up to 10 s) until the
+// process itself has gone too, so that "stopped" means no process runs
+// on the data directory (a busy machine showed it for a moment after).
 func (c *Cluster) Stop(ctx context.Context) error {
-	return c.run(ctx, "pg_ctl", "stop", "-D", c.opts.Dir, "-m", "fast", "-w", "-t", "60")
+	pid := c.postmasterPID()
+	if err := c.run(ctx, "pg_ctl", "stop", "-D", c.opts.Dir, "-m", "fast", "-w", "-t", "60"); err != nil {
+		return err
+	}
+	for end := time.Now().Add(10 * time.Second); pid > 0 && running(pid) && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// postmasterPID is the pid in the data directory's postmaster.pid (0 when
+// there is none).
+func (c *Cluster) postmasterPID() int {
+	b, err := os.ReadFile(filepath.Join(c.opts.Dir, "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(first))
+	return pid
+}
+
+// running reports whether process pid runs (a zombie, whose command line
+// is empty, does not; without /proc it is taken as gone).
+func running(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return err == nil && len(b) > 0
 }
 
 // Port is the TCP port on 127.0.0.1.
