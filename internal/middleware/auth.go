@@ -91,11 +91,15 @@ func Authenticate(a Auth) grpc.UnaryServerInterceptor {
 		now := a.Now()
 		if hasTok {
 			digest := digestOf(tok)
+			// Loaded before the state: Load publishes the state, then
+			// marks itself loaded, so a miss in a state read after
+			// "not loaded" was seen is never taken for a refusal.
+			loaded := a.Registry.Loaded()
 			var found bool
 			if e, found = a.Registry.Current().Credential(&digest); found && !e.Usable(now) {
 				return nil, status.Error(codes.Unauthenticated, "credential revoked or expired")
 			}
-			if !found && !a.Registry.Loaded() {
+			if !found && !loaded {
 				// Maybe a stored credential this replica has not read yet
 				// (it is starting): not a refusal of the credential.
 				return nil, status.Error(codes.Unavailable, "credentials not loaded yet, retry later")

@@ -212,7 +212,7 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	if err := c.run(ctx, "pg_ctl", "stop", "-D", c.opts.Dir, "-m", "fast", "-w", "-t", "60"); err != nil {
 		return err
 	}
-	for end := time.Now().Add(10 * time.Second); pid > 0 && running(pid) && time.Now().Before(end); {
+	for end := time.Now().Add(10 * time.Second); pid > 0 && running(pid) && time.Now().Before(end) && ctx.Err() == nil; {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return nil

@@ -134,9 +134,10 @@ func (s *Server) newHTTPServer(ctx context.Context, svc *service.Service, bound 
 				// found before the stored credentials are loaded: unknown.
 				Who: func(tok string) (console.Who, console.Access) {
 					d := sha256.Sum256([]byte(tok))
+					loaded := s.tenancy.Loaded() // first: Load publishes, then marks loaded
 					e, ok := s.tenancy.Current().Credential(&d)
 					switch {
-					case !ok && !s.tenancy.Loaded():
+					case !ok && !loaded:
 						return console.Who{}, console.Unknown
 					case !ok || !e.Usable(time.Now()):
 						return console.Who{}, console.Refused

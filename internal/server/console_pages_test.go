@@ -459,7 +459,10 @@ func TestConsoleReviewFindings(t *testing.T) {
 	t.Run("a new secret is not shown to another session in the same browser", func(t *testing.T) {
 		b := browser(t)
 		bcsrf := csrfOf(t, signIn(t, e, b, adminToken))
-		_, h, _ := fetch(t, b, "POST", e.base+"/console/keys", url.Values{"csrf": {bcsrf}, "name": {"left"}, "owner": {"o"}})
+		code, h, _ := fetch(t, b, "POST", e.base+"/console/keys", url.Values{"csrf": {bcsrf}, "name": {"left"}, "owner": {"o"}})
+		if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/console/keys/") {
+			t.Fatalf("create: %d to %q", code, h.Get("Location"))
+		}
 		// Sign out, sign in again (a new session), then open the page.
 		fetch(t, b, "POST", e.base+"/console/sign-out", url.Values{"csrf": {bcsrf}})
 		signIn(t, e, b, adminToken)
