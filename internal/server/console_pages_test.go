@@ -404,6 +404,19 @@ func TestListKeysByQueryAndState(t *testing.T) {
 	if _, err := e.grpc.ListKeys(ctx, &keyservicev1.ListKeysRequest{State: 99}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("state 99: %v", err)
 	}
+	// The same over REST; bad values are 400.
+	code, body, _ := e.rest(t, "GET", "/v1/keys?query=R_S&state=KEY_STATE_ACTIVE", adminToken, "")
+	if ks, _ := body["keys"].([]any); code != http.StatusOK || len(ks) != 1 || ks[0].(map[string]any)["name"] != "under_score" {
+		t.Errorf("REST query R_S, active: %d %v", code, body)
+	}
+	if code, body, _ := e.rest(t, "GET", "/v1/keys?state=KEY_STATE_DISABLED", adminToken, ""); code != http.StatusOK || len(body["keys"].([]any)) != 1 {
+		t.Errorf("REST disabled: %d %v", code, body)
+	}
+	for _, q := range []string{"state=GONE", "state=99", "query=" + strings.Repeat("x", 201)} {
+		if code, _, _ := e.rest(t, "GET", "/v1/keys?"+q, adminToken, ""); code != http.StatusBadRequest {
+			t.Errorf("REST %s: %d, want 400", q[:min(len(q), 20)], code)
+		}
+	}
 	r, err := e.grpc.ListKeys(ctx, &keyservicev1.ListKeysRequest{Query: "sure", PageSize: 1})
 	if err != nil || r.GetNextPageToken() == "" {
 		t.Fatal(r, err)
