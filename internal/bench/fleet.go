@@ -39,7 +39,8 @@ type FleetResult struct {
 	Calls          map[string]int64 `json:"calls"` // by transport
 	ValidRefused   int64            `json:"valid_keys_refused"`
 	BalancerErrors int64            `json:"balancer_errors"`
-	Errors         map[string]int64 `json:"errors,omitempty"` // what the refusals were
+	Errors         map[string]int64 `json:"errors,omitempty"`        // what the refusals were
+	ErrorSamples   []string         `json:"error_samples,omitempty"` // the first few, whole, with when
 	Latency        LatencyMS        `json:"latency_ms"`
 	Limit          FleetLimit       `json:"per_key_limit"`
 }
@@ -240,6 +241,24 @@ func (e *env) runFleet(ctx context.Context) (*FleetResult, error) {
 		callsGRPC atomic.Int64
 		callsREST atomic.Int64
 	)
+	began := time.Now()            // again once the load is on (under mu)
+	phase := "before the restarts" // under mu
+	// sample keeps the first refusals whole, with when and during what
+	// (under mu): a rare one is otherwise only a count.
+	sample := func(what string, err error) {
+		if len(res.ErrorSamples) >= 5 {
+			return
+		}
+		if err != nil {
+			what = err.Error()
+		}
+		res.ErrorSamples = append(res.ErrorSamples, fmt.Sprintf("%.3f s, %s: %s", time.Since(began).Seconds(), phase, what))
+	}
+	setPhase := func(p string) {
+		mu.Lock()
+		phase = p
+		mu.Unlock()
+	}
 	hot := e.active[:min(100, len(e.active))]
 	worker := func(w int, v validator, calls *atomic.Int64) {
 		var mine []time.Duration
@@ -269,6 +288,7 @@ func (e *env) runFleet(ctx context.Context) (*FleetResult, error) {
 				}
 				mu.Lock()
 				res.Errors[what]++
+				sample(what, err)
 				mu.Unlock()
 			}
 		}
@@ -292,6 +312,7 @@ func (e *env) runFleet(ctx context.Context) (*FleetResult, error) {
 				balancer.Add(1)
 				mu.Lock()
 				res.Errors[refusalName(err)]++
+				sample(refusalName(err), err)
 				mu.Unlock()
 			case code == "CODE_VALID":
 				res.Limit.Valid++
@@ -307,13 +328,17 @@ func (e *env) runFleet(ctx context.Context) (*FleetResult, error) {
 		}
 	})
 
-	began := time.Now()
+	mu.Lock()
+	began = time.Now()
+	mu.Unlock()
 	sleep(ctx, 2*time.Second)
 	for i := range reps {
 		t0 := time.Now()
+		setPhase(fmt.Sprintf("replica %d stopping", i))
 		reps[i].stop()
 		stopped := time.Since(t0)
 		reps[i] = nil
+		setPhase(fmt.Sprintf("replica %d starting", i))
 		r, err := start(i)
 		if err != nil {
 			close(stop)
@@ -323,6 +348,7 @@ func (e *env) runFleet(ctx context.Context) (*FleetResult, error) {
 		reps[i] = r
 		res.Restarts = append(res.Restarts, FleetRestart{Replica: i, StopSeconds: stopped.Seconds(), ReadySeconds: r.result.ReadySeconds})
 		e.log.Info("fleet: replica restarted", "replica", i, "stop_s", stopped.Seconds(), "ready_s", r.result.ReadySeconds)
+		setPhase(fmt.Sprintf("replica %d ready", i))
 		sleep(ctx, 2*time.Second) // nginx tries it again after fail_timeout
 	}
 	close(stop)
@@ -407,6 +433,14 @@ func (f *FleetResult) writeMarkdown(w io.Writer) {
 		f.Calls["grpc"], f.Calls["rest"], f.ValidRefused, f.BalancerErrors, f.Errors, f.Latency.P50, f.Latency.P99, f.Latency.Max)
 	fmt.Fprintf(w, "Per-key limit of %d per day (no refill to speak of within the run), shared through Redis: asked %d times, VALID %d, RATE_LIMITED %d, other %d %v.\n\n",
 		f.Limit.Limit, f.Limit.Asked, f.Limit.Valid, f.Limit.RateLimited, f.Limit.Other, f.Limit.OtherCodes)
+	if len(f.ErrorSamples) > 0 {
+		fmt.Fprintln(w, "The first refusals, whole (seconds since the load began, what the fleet was doing):")
+		fmt.Fprintln(w)
+		for _, s := range f.ErrorSamples {
+			fmt.Fprintf(w, "- %s\n", s)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 // startReplicaAt is startReplica on the given addresses (a restarted
