@@ -9,6 +9,9 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // lateListener holds its address bound but does not listen until open is
@@ -114,28 +117,80 @@ func (l *lateListener) open() error {
 	return nil
 }
 
-// quiesce shrinks the listen backlog to nothing: the kernel then drops
-// new connection attempts (their SYN is sent again a second later, and
-// refused once the port is closed: a balancer passes such a call on),
-// while Accept still takes the connections already queued. Closing a
-// listener resets the connections in its queue, and nginx cannot pass on
-// a gRPC call it has already sent on one; quiesce, a pause, then Close
-// leaves next to nothing in the queue to reset.
-func (l *lateListener) quiesce() {
+// stopTaking readies the port to close without resetting a connection a
+// client has already sent a call on; the caller closes it after. Closing a
+// listener resets the connections in its accept queue, and nginx cannot
+// pass on a gRPC call it has sent on one (it does not buffer gRPC bodies).
+// So a filter on the listening socket first drops every new connection's
+// SYN (the client sends it again a second later and is refused once the
+// port is closed; a balancer passes such a call on), while the handshakes
+// already under way complete and Accept takes every connection queued.
+// stopTaking returns once grace has passed and the queue is empty
+// (TCP_INFO), or after five graces; and why the filter could not be
+// attached, if it could not.
+//
+// Shrinking the backlog to nothing instead (the first way, kept where the
+// filter cannot be attached) is not enough: a client whose handshake's last
+// ACK meets a full queue is dropped by the server but believes itself
+// connected, sends its call, and is reset when the port closes
+// (TestLateListenerClosesWithoutResettingACall).
+func (l *lateListener) stopTaking(grace time.Duration) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	var raw syscall.RawConn
 	select {
 	case <-l.opened:
+		if sc, ok := l.l.(syscall.Conn); ok {
+			raw, _ = sc.SyscallConn()
+		}
 	default:
-		return
 	}
-	sc, ok := l.l.(syscall.Conn)
-	if !ok {
-		return
+	l.mu.Unlock()
+	if raw == nil {
+		return nil
 	}
-	if raw, err := sc.SyscallConn(); err == nil {
-		_ = raw.Control(func(fd uintptr) { _ = syscall.Listen(int(fd), 0) })
+	var filtered error
+	_ = raw.Control(func(fd uintptr) {
+		if filtered = dropSYNs(int(fd)); filtered != nil {
+			_ = syscall.Listen(int(fd), 0)
+		}
+	})
+	time.Sleep(grace) // handshakes under way complete, Accept takes them
+	for deadline := time.Now().Add(5 * grace); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		n := -1
+		_ = raw.Control(func(fd uintptr) { n = acceptQueue(int(fd)) })
+		if n <= 0 { // empty, or cannot tell
+			break
+		}
 	}
+	return filtered
+}
+
+// synFilter is a classic BPF socket filter that drops TCP segments with
+// SYN set and ACK clear (a new connection's first) and passes the rest.
+// On a TCP socket the filter sees the segment from its TCP header: the
+// flags are byte 13.
+var synFilter = []unix.SockFilter{
+	{Code: unix.BPF_LD | unix.BPF_B | unix.BPF_ABS, K: 13},
+	{Code: unix.BPF_ALU | unix.BPF_AND | unix.BPF_K, K: 0x12}, // SYN|ACK
+	{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: 0x02, Jt: 1},
+	{Code: unix.BPF_RET | unix.BPF_K, K: 0xffffffff}, // pass
+	{Code: unix.BPF_RET | unix.BPF_K, K: 0},          // drop
+}
+
+func dropSYNs(fd int) error {
+	return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER,
+		&unix.SockFprog{Len: uint16(len(synFilter)), Filter: &synFilter[0]})
+}
+
+// acceptQueue is how many connections wait to be accepted on a listening
+// socket (TCP_INFO's unacked field holds it for a listener), -1 when the
+// kernel does not say.
+func acceptQueue(fd int) int {
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return -1
+	}
+	return int(info.Unacked)
 }
 
 func (l *lateListener) Accept() (net.Conn, error) {

@@ -2,7 +2,10 @@
 
 package server
 
-import "net"
+import (
+	"net"
+	"time"
+)
 
 // lateListener elsewhere than Linux listens at once (binding without
 // listening is done with Linux's socket calls): a replica then refuses
@@ -19,4 +22,6 @@ func bindLate(addr string) (*lateListener, error) {
 }
 
 func (l *lateListener) open() error { return nil }
-func (l *lateListener) quiesce()    {}
+
+// stopTaking does nothing here: the port closes at once.
+func (l *lateListener) stopTaking(time.Duration) error { return nil }

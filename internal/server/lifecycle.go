@@ -123,9 +123,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	return g.Wait()
 }
 
-// acceptedGrace is how long the gRPC port takes the connections already
-// queued before it closes, and how long a connection accepted just before
-// it closed has to send its call before the drain begins.
+// acceptedGrace is how long the gRPC port takes the connections whose
+// handshake is under way before it closes, and how long a connection
+// accepted just before it closed has to reach the server (grpc-go closes a
+// connection whose handling had not begun when GracefulStop began) before
+// the drain begins.
 const acceptedGrace = 200 * time.Millisecond
 
 func (s *Server) shutdown() {
@@ -146,11 +148,12 @@ func (s *Server) shutdown() {
 	defer cancel()
 	s.events.Close() // WatchKeyEvents streams end; their callers go elsewhere
 	// New gRPC connections are turned away first, and the ones already
-	// queued taken and served (latelisten.go, quiesce); then the port
+	// made taken and served (latelisten.go, stopTaking); then the port
 	// closes (a balancer passes later calls on) and the drain begins.
 	if s.grpcLate != nil {
-		s.grpcLate.quiesce()
-		time.Sleep(acceptedGrace)
+		if err := s.grpcLate.stopTaking(acceptedGrace); err != nil {
+			s.log.Warn("shutting down: new gRPC connections could not be filtered; the listen backlog shrank instead (a call on a connection queued as the port closes may be cut)", "error", err)
+		}
 		_ = s.grpcLis.Close()
 		time.Sleep(acceptedGrace)
 	} // calls on connections just accepted reach the server before its GOAWAY
