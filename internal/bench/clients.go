@@ -129,7 +129,9 @@ func (r *restValidator) validate(ctx context.Context, _ int, key string) (string
 	if resp.StatusCode != 200 {
 		// An error body (gateway.RESTError): keep who refused, for refusalBy.
 		var body struct{ Status, Message string }
-		_ = json.Unmarshal(raw, &body)
+		if json.Unmarshal(raw, &body) != nil && body.Message == "" { // not ours: a balancer's page, say
+			body.Message = string(raw[:min(len(raw), 200)])
+		}
 		return "", &restRefusal{httpStatus: resp.StatusCode, name: body.Status, msg: body.Message}
 	}
 	return codeOf(raw)

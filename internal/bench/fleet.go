@@ -93,6 +93,7 @@ http {
     listen 127.0.0.1:{{.HTTPPort}};
     location / {
       proxy_pass http://keyservice_http;
+      proxy_connect_timeout 2s;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header X-Forwarded-For $remote_addr;
@@ -107,6 +108,7 @@ http {
     listen 127.0.0.1:{{.GRPCPort}} http2;
     location / {
       grpc_pass grpc://keyservice_grpc;
+      grpc_connect_timeout 2s;
       grpc_next_upstream error timeout http_502 http_503 non_idempotent;
       grpc_next_upstream_tries 3;
     }
@@ -245,14 +247,18 @@ func (e *env) runFleet(ctx context.Context) (*FleetResult, error) {
 	phase := "before the restarts" // under mu
 	// sample keeps the first refusals whole, with when and during what
 	// (under mu): a rare one is otherwise only a count.
-	sample := func(what string, err error) {
+	sample := func(transport, what string, err error) {
 		if len(res.ErrorSamples) >= 5 {
 			return
 		}
-		if err != nil {
+		var rr *restRefusal
+		switch {
+		case errors.As(err, &rr):
+			what = fmt.Sprintf("%s %s %q", rr.Error(), rr.name, rr.msg)
+		case err != nil:
 			what = err.Error()
 		}
-		res.ErrorSamples = append(res.ErrorSamples, fmt.Sprintf("%.3f s, %s: %s", time.Since(began).Seconds(), phase, what))
+		res.ErrorSamples = append(res.ErrorSamples, fmt.Sprintf("%.3f s, %s, %s: %q", time.Since(began).Seconds(), phase, transport, what))
 	}
 	setPhase := func(p string) {
 		mu.Lock()
@@ -260,7 +266,7 @@ func (e *env) runFleet(ctx context.Context) (*FleetResult, error) {
 		mu.Unlock()
 	}
 	hot := e.active[:min(100, len(e.active))]
-	worker := func(w int, v validator, calls *atomic.Int64) {
+	worker := func(w int, transport string, v validator, calls *atomic.Int64) {
 		var mine []time.Duration
 		for {
 			select {
@@ -288,14 +294,14 @@ func (e *env) runFleet(ctx context.Context) (*FleetResult, error) {
 				}
 				mu.Lock()
 				res.Errors[what]++
-				sample(what, err)
+				sample(transport, what, err)
 				mu.Unlock()
 			}
 		}
 	}
 	for w := 0; w < 6; w++ {
-		wg.Go(func() { worker(w, g, &callsGRPC) })
-		wg.Go(func() { worker(w, rest, &callsREST) })
+		wg.Go(func() { worker(w, "gRPC", g, &callsGRPC) })
+		wg.Go(func() { worker(w, "REST", rest, &callsREST) })
 	}
 	wg.Go(func() { // the limited key, about 100 calls a second
 		for {
@@ -312,7 +318,7 @@ func (e *env) runFleet(ctx context.Context) (*FleetResult, error) {
 				balancer.Add(1)
 				mu.Lock()
 				res.Errors[refusalName(err)]++
-				sample(refusalName(err), err)
+				sample("gRPC, the limited key", refusalName(err), err)
 				mu.Unlock()
 			case code == "CODE_VALID":
 				res.Limit.Valid++

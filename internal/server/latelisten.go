@@ -101,7 +101,11 @@ func (l *lateListener) open() error {
 	if l.broken != nil {
 		return l.broken
 	}
-	if err := syscall.Listen(l.fd, syscall.SOMAXCONN); err != nil {
+	// syscall.SOMAXCONN is 128; the kernel lowers a larger backlog to its
+	// own limit (net.core.somaxconn, 4096 by default), as net.Listen asks.
+	// A full queue drops a handshake's last ACK while the client believes
+	// itself connected (stopTaking).
+	if err := syscall.Listen(l.fd, listenBacklog); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	f := os.NewFile(uintptr(l.fd), "grpc listener")
@@ -117,6 +121,9 @@ func (l *lateListener) open() error {
 	return nil
 }
 
+// listenBacklog is asked of listen(2); the kernel caps it.
+const listenBacklog = 65535
+
 // stopTaking readies the port to close without resetting a connection a
 // client has already sent a call on; the caller closes it after. Closing a
 // listener resets the connections in its accept queue, and nginx cannot
@@ -126,8 +133,9 @@ func (l *lateListener) open() error {
 // port is closed; a balancer passes such a call on), while the handshakes
 // already under way complete and Accept takes every connection queued.
 // stopTaking returns once grace has passed and the queue is empty
-// (TCP_INFO), or after five graces; and why the filter could not be
-// attached, if it could not.
+// (TCP_INFO), at most five graces after it began; and why the filter could
+// not be attached, if it could not. (Connections that come up meanwhile
+// inherit the filter; an established connection is never sent a bare SYN.)
 //
 // Shrinking the backlog to nothing instead (the first way, kept where the
 // filter cannot be attached) is not enough: a client whose handshake's last
@@ -148,18 +156,20 @@ func (l *lateListener) stopTaking(grace time.Duration) error {
 	if raw == nil {
 		return nil
 	}
+	began := time.Now()
 	var filtered error
-	_ = raw.Control(func(fd uintptr) {
+	if err := raw.Control(func(fd uintptr) {
 		if filtered = dropSYNs(int(fd)); filtered != nil {
 			_ = syscall.Listen(int(fd), 0)
 		}
-	})
+	}); err != nil {
+		return nil // closed already
+	}
 	time.Sleep(grace) // handshakes under way complete, Accept takes them
-	for deadline := time.Now().Add(5 * grace); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	for deadline := began.Add(5 * grace); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		n := -1
-		_ = raw.Control(func(fd uintptr) { n = acceptQueue(int(fd)) })
-		if n <= 0 { // empty, or cannot tell
-			break
+		if err := raw.Control(func(fd uintptr) { n = acceptQueue(int(fd)) }); err != nil || n <= 0 {
+			break // empty, or closed, or the kernel does not say
 		}
 	}
 	return filtered

@@ -19,12 +19,29 @@ import (
 // connection is up). nginx passes a call on when its connection is
 // refused or never completes, never after it has sent the call: every
 // connection that came up must be answered, none reset. Accept is slow
-// (as on a loaded machine), so connections queue.
+// (as on a loaded machine), so connections queue. IPv4, IPv6, and IPv4
+// on a port bound to every address (IPv6 with IPv4 mapped).
 func TestLateListenerClosesWithoutResettingACall(t *testing.T) {
-	l, err := bindLate("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range []struct{ name, bind, dialHost string }{
+		{"ipv4", "127.0.0.1:0", "127.0.0.1"},
+		{"ipv6", "[::1]:0", "::1"},
+		{"ipv4-on-every-address", ":0", "127.0.0.1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l, err := bindLate(c.bind)
+			if err != nil {
+				if c.name == "ipv6" {
+					t.Skipf("no IPv6 loopback here: %v", err)
+				}
+				t.Fatal(err)
+			}
+			_, port, _ := net.SplitHostPort(l.Addr().String())
+			closeUnderAStorm(t, l, net.JoinHostPort(c.dialHost, port))
+		})
 	}
+}
+
+func closeUnderAStorm(t *testing.T, l *lateListener, addr string) {
 	if err := l.open(); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +67,8 @@ func TestLateListenerClosesWithoutResettingACall(t *testing.T) {
 	}()
 
 	var answered, passedOn, reset atomic.Int64
-	var firstReset atomic.Value
+	var firstMu sync.Mutex
+	var firstReset error
 	stop := make(chan struct{})
 	var clients sync.WaitGroup
 	for range 32 {
@@ -61,7 +79,7 @@ func TestLateListenerClosesWithoutResettingACall(t *testing.T) {
 					return
 				default:
 				}
-				c, err := net.DialTimeout("tcp", l.Addr().String(), 5*time.Second)
+				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 				if err != nil { // refused, or no handshake: a balancer passes it on
 					passedOn.Add(1)
 					continue
@@ -78,7 +96,11 @@ func TestLateListenerClosesWithoutResettingACall(t *testing.T) {
 					continue
 				}
 				reset.Add(1)
-				firstReset.CompareAndSwap(nil, err)
+				firstMu.Lock()
+				if firstReset == nil {
+					firstReset = err
+				}
+				firstMu.Unlock()
 				if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 					t.Logf("a call on an open connection failed: %v", err)
 				}
@@ -86,7 +108,9 @@ func TestLateListenerClosesWithoutResettingACall(t *testing.T) {
 		})
 	}
 	time.Sleep(300 * time.Millisecond)
-	l.stopTaking(acceptedGrace)
+	if err := l.stopTaking(acceptedGrace); err != nil {
+		t.Fatalf("the SYN filter could not be attached: %v", err)
+	}
 	_ = l.Close()
 	<-accepting
 	time.Sleep(1500 * time.Millisecond) // the dropped SYNs are sent again, and refused
@@ -98,6 +122,6 @@ func TestLateListenerClosesWithoutResettingACall(t *testing.T) {
 		t.Fatalf("the storm did not reach both sides of the close: %d answered, %d passed on", answered.Load(), passedOn.Load())
 	}
 	if n := reset.Load(); n > 0 {
-		t.Errorf("%d calls sent on a connection that came up were cut instead of answered (first: %v)", n, firstReset.Load())
+		t.Errorf("%d calls sent on a connection that came up were cut instead of answered (first: %v)", n, firstReset)
 	}
 }

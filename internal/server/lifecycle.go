@@ -147,6 +147,7 @@ func (s *Server) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	s.events.Close() // WatchKeyEvents streams end; their callers go elsewhere
+	var portClosed time.Time
 	// New gRPC connections are turned away first, and the ones already
 	// made taken and served (latelisten.go, stopTaking); then the port
 	// closes (a balancer passes later calls on) and the drain begins.
@@ -155,6 +156,7 @@ func (s *Server) shutdown() {
 			s.log.Warn("shutting down: new gRPC connections could not be filtered; the listen backlog shrank instead (a call on a connection queued as the port closes may be cut)", "error", err)
 		}
 		_ = s.grpcLis.Close()
+		portClosed = time.Now()
 		time.Sleep(acceptedGrace)
 	} // calls on connections just accepted reach the server before its GOAWAY
 	done := make(chan struct{})
@@ -186,8 +188,21 @@ func (s *Server) shutdown() {
 	if err := s.credits.Close(fctx); err != nil {
 		s.log.Warn("leased credits not given back at shutdown (they are lost, never overspent)", "error", err)
 	}
+	if s.cfg.ShutdownDelay > 0 && !portClosed.IsZero() {
+		// Behind a balancer: a connection whose SYN was dropped just before
+		// the port closed sends it again a second later, and must meet a
+		// closed port (refused: the balancer passes the call on), not an
+		// address gone with the process's container (no answer: the
+		// balancer waits out its connect timeout).
+		time.Sleep(time.Until(portClosed.Add(synRetried)))
+	}
 	s.log.Info("stopped")
 }
+
+// synRetried is past the first SYN retransmission (one second, Linux's
+// initial retransmission timeout) of a connection attempt dropped as the
+// gRPC port closed.
+const synRetried = 1200 * time.Millisecond
 
 // creditsFeed puts the credits ledger's handler in front of the validation
 // path's: a credits event (set, added, charged elsewhere) reaches the
