@@ -36,12 +36,15 @@ func TestHungRedisFallsBackOnEveryProbe(t *testing.T) {
 	if d, err := f.Take(ctx, "k", l, 10); err != nil || d.Remaining != 90 {
 		t.Fatalf("redis answering: %+v %v", d, err)
 	}
+	// The probes ask another key, whose local budget nothing has spent:
+	// on a loaded machine the call above may itself have passed the
+	// timeout and spent k's local budget (CI saw 89 left, not 99).
 
 	srv.Pause()
 	for probe := 1; probe <= 3; probe++ {
 		fc.Advance(2 * time.Second) // past the probe interval: Redis is asked
 		start := time.Now()
-		d, err := f.Take(ctx, "k", l, 1)
+		d, err := f.Take(ctx, "p", l, 1)
 		took := time.Since(start)
 		t.Logf("probe %d of a hung Redis answered in %s (timeout %s)", probe, took.Round(time.Millisecond), timeout)
 		// The local budget answers: fresh (100), one spent per probe.
@@ -63,10 +66,9 @@ func TestHungRedisFallsBackOnEveryProbe(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Redis's budget again: below the 90 it held, as this call spent
-		// one (and Redis may have run the command the first probe had
-		// already written, once it was resumed); the local one holds 97.
-		if d.Remaining < 90 {
+		// Logged when a probe is answered by Redis after the outage (a
+		// budget's numbers cannot tell: both may hold the same).
+		if countLines(logs.String(), "redis answers again") == 1 {
 			t.Logf("Redis answers again: %d left", d.Remaining)
 			break
 		}
