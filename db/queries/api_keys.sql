@@ -64,6 +64,26 @@ WHERE (sqlc.arg(owner)::text = '' OR owner = sqlc.arg(owner)::text)
 ORDER BY created_at, id
 LIMIT sqlc.arg(page_limit);
 
+-- name: ListKeysNewest :many
+-- ListKeysNewest is ListKeys newest first: the same filters and
+-- parameters, (created_at, id) walked down (its index, backwards); after_*
+-- is the previous page's last row, which this walk's next rows are older
+-- than.
+SELECT * FROM api_keys
+WHERE (sqlc.arg(owner)::text = '' OR owner = sqlc.arg(owner)::text)
+  AND (NOT sqlc.arg(by_keyspace)::bool OR keyspace_id = ANY(sqlc.arg(keyspace_ids)::uuid[]))
+  AND (sqlc.arg(pattern)::text = '' OR name ILIKE sqlc.arg(pattern)::text OR hint ILIKE sqlc.arg(pattern)::text)
+  AND CASE sqlc.arg(state)::int
+        WHEN 1 THEN revoked_at IS NULL AND enabled AND (expires_at IS NULL OR expires_at > now())
+        WHEN 2 THEN revoked_at IS NULL AND NOT enabled AND (expires_at IS NULL OR expires_at > now())
+        WHEN 3 THEN revoked_at IS NULL AND expires_at <= now()
+        WHEN 4 THEN revoked_at IS NOT NULL
+        ELSE true
+      END
+  AND (created_at, id) < (sqlc.arg(after_created_at)::timestamptz, sqlc.arg(after_id)::uuid)
+ORDER BY created_at DESC, id DESC
+LIMIT sqlc.arg(page_limit);
+
 -- name: Notify :exec
 -- Notify tells every replica about a change; it is delivered at commit.
 SELECT pg_notify(sqlc.arg(channel)::text, sqlc.arg(payload)::text);

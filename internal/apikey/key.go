@@ -121,6 +121,9 @@ type ListParams struct {
 	Pattern string
 	// State, when not StateAny, keeps keys in that state.
 	State State
+	// NewestFirst walks the keys newest first; After is then the previous
+	// page's last (oldest) key.
+	NewestFirst bool
 }
 
 // State is what a key answers now, as ListKeys filters it (the values of

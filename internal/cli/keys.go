@@ -180,9 +180,10 @@ func (p *pages) more(w io.Writer, next string) {
 
 func listCmd(a *admin) *cobra.Command {
 	var owner, keyspace, query, state string
+	var oldestFirst bool
 	var p pages
 	c := &cobra.Command{
-		Use:     "list [--owner O] [--keyspace K] [--query TEXT] [--state S] [flags]",
+		Use:     "list [--owner O] [--keyspace K] [--query TEXT] [--state S] [--oldest-first] [flags]",
 		Short:   "List keys, newest first",
 		Example: "  keyservice keys list --owner acme --all",
 		Args:    noArgs,
@@ -197,7 +198,8 @@ func listCmd(a *admin) *cobra.Command {
 			}
 			return a.call(cmd.Context(), func(ctx context.Context, client keyservicev1.KeyServiceClient) error {
 				keys, next, err := collect(&p, func(size int32, token string) ([]*keyservicev1.Key, string, error) {
-					resp, err := client.ListKeys(ctx, &keyservicev1.ListKeysRequest{Owner: owner, Keyspace: keyspace, Query: query, State: st, PageSize: size, PageToken: token})
+					resp, err := client.ListKeys(ctx, &keyservicev1.ListKeysRequest{Owner: owner, Keyspace: keyspace, Query: query, State: st,
+						NewestFirst: !oldestFirst, PageSize: size, PageToken: token})
 					return resp.GetKeys(), resp.GetNextPageToken(), err
 				})
 				if err != nil {
@@ -216,6 +218,7 @@ func listCmd(a *admin) *cobra.Command {
 	c.Flags().StringVar(&keyspace, "keyspace", "", "only keys of this keyspace (name or id)")
 	c.Flags().StringVar(&query, "query", "", "only keys whose name or hint contains this text, ignoring case")
 	c.Flags().StringVar(&state, "state", "", "only keys in this state: active, disabled, expired or revoked")
+	c.Flags().BoolVar(&oldestFirst, "oldest-first", false, "the oldest keys first")
 	p.register(c.Flags(), "keys")
 	return c
 }

@@ -34,7 +34,7 @@ func (c *console) keyRoutes(mux *http.ServeMux) {
 
 // keyFilters are the keys page's filters, as the form and the next page's
 // address carry them.
-var keyFilters = []string{"q", "owner", "keyspace", "state"}
+var keyFilters = []string{"q", "owner", "keyspace", "state", "order"}
 
 // states are the state filter's choices, in the order the form lists them.
 var states = []struct{ Value, Label string }{
@@ -60,7 +60,7 @@ func (c *console) keys(w http.ResponseWriter, r *http.Request, s session) {
 	ctx := c.callAs(r, s.token)
 	res, err := c.svc.ListKeys(ctx, &keyservicev1.ListKeysRequest{
 		Owner: strings.TrimSpace(q.Get("owner")), Keyspace: q.Get("keyspace"), Query: strings.TrimSpace(q.Get("q")), State: state,
-		PageToken: q.Get("page"), PageSize: 50,
+		NewestFirst: q.Get("order") != "oldest", PageToken: q.Get("page"), PageSize: 50,
 	})
 	if err != nil {
 		c.failed(w, r, s, err)
@@ -73,7 +73,7 @@ func (c *console) keys(w http.ResponseWriter, r *http.Request, s session) {
 		if v := q.Get(f); v != "" {
 			d.Filter[f] = v
 			next.Set(f, v) // a page token is bound to its filters
-			d.Filtered = true
+			d.Filtered = d.Filtered || f != "order"
 		}
 	}
 	if t := res.GetNextPageToken(); t != "" {

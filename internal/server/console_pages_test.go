@@ -426,6 +426,61 @@ func TestListKeysByQueryAndState(t *testing.T) {
 	}
 }
 
+// ListKeys newest first, over gRPC, REST and in the console: the newest
+// key on the first page, a page token bound to the order (oldest-first
+// tokens unchanged, so a replica of the release before still takes them).
+func TestListKeysNewestFirst(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConsole)
+	ctx := admin(context.Background())
+	for _, n := range []string{"first", "second", "third"} {
+		createKey(t, e, &keyservicev1.CreateKeyRequest{Name: n, Owner: "order"})
+	}
+	names := func(r *keyservicev1.ListKeysResponse, err error) string {
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, k := range r.GetKeys() {
+			out = append(out, k.GetName())
+		}
+		return strings.Join(out, " ")
+	}
+	if got := names(e.grpc.ListKeys(ctx, &keyservicev1.ListKeysRequest{Owner: "order"})); got != "first second third" {
+		t.Errorf("oldest first: %q", got)
+	}
+	r, err := e.grpc.ListKeys(ctx, &keyservicev1.ListKeysRequest{Owner: "order", NewestFirst: true, PageSize: 2})
+	if got := names(r, err); got != "third second" || r.GetNextPageToken() == "" {
+		t.Fatalf("newest first, page 1: %q, next %q", got, r.GetNextPageToken())
+	}
+	if got := names(e.grpc.ListKeys(ctx, &keyservicev1.ListKeysRequest{Owner: "order", NewestFirst: true, PageSize: 2, PageToken: r.GetNextPageToken()})); got != "first" {
+		t.Errorf("newest first, page 2: %q", got)
+	}
+	if _, err := e.grpc.ListKeys(ctx, &keyservicev1.ListKeysRequest{Owner: "order", PageSize: 2, PageToken: r.GetNextPageToken()}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a newest-first token, asked oldest first: %v", err)
+	}
+	code, body, _ := e.rest(t, "GET", "/v1/keys?owner=order&newest_first=true", adminToken, "")
+	if ks, _ := body["keys"].([]any); code != http.StatusOK || len(ks) != 3 || ks[0].(map[string]any)["name"] != "third" {
+		t.Errorf("REST newest first: %d %v", code, body)
+	}
+
+	c := browser(t)
+	signIn(t, e, c, adminToken)
+	order := func(path string) []string {
+		code, _, page := fetch(t, c, "GET", e.base+path, nil)
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d", path, code)
+		}
+		return regexp.MustCompile(`class="key-link"[^>]*>(first|second|third)<`).FindAllString(page, -1)
+	}
+	if got := order("/console/keys?owner=order"); len(got) != 3 || !strings.Contains(got[0], "third") || !strings.Contains(got[2], "first") {
+		t.Errorf("the console's keys, by default: %v, want newest first", got)
+	}
+	if got := order("/console/keys?owner=order&order=oldest"); len(got) != 3 || !strings.Contains(got[0], "first") {
+		t.Errorf("the console's keys, oldest first: %v", got)
+	}
+}
+
 // Review findings, each a test that failed before its fix.
 func TestConsoleReviewFindings(t *testing.T) {
 	t.Parallel()

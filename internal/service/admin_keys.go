@@ -241,12 +241,15 @@ func (s *Service) ListKeys(ctx context.Context, req *keyservicev1.ListKeysReques
 		return nil, invalid("state", "unknown value %d", state)
 	}
 	page := apikey.Page{List: apikey.ListKeys, Filters: []string{req.GetOwner(), req.GetKeyspace(), req.GetQuery(), state.String()}}
+	if req.GetNewestFirst() { // (only then: oldest-first tokens of the release before stay good)
+		page.Filters = append(page.Filters, "newest first")
+	}
 	after, err := s.pageToken(page, req.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
 	ks, next, err := s.keys.ListKeys(ctx, apikey.ListParams{Owner: req.GetOwner(), Keyspaces: scope, After: after, Limit: size,
-		Pattern: likePattern(req.GetQuery()), State: apikey.State(state)})
+		Pattern: likePattern(req.GetQuery()), State: apikey.State(state), NewestFirst: req.GetNewestFirst()})
 	if err != nil {
 		return nil, err
 	}

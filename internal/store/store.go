@@ -280,10 +280,13 @@ func (s *Store) ListKeys(ctx context.Context, p apikey.ListParams) ([]apikey.Key
 	}
 	defer conn.Release()
 	after := p.After
-	if after.IsZero() {
+	if after.IsZero() { // before every key, in the walk's order
 		after = apikey.Cursor{CreatedAt: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)}
+		if p.NewestFirst {
+			after = apikey.Cursor{CreatedAt: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), ID: uuid.Max}
+		}
 	}
-	rows, err := s.q.ListKeys(ctx, conn, dbsqlc.ListKeysParams{
+	params := dbsqlc.ListKeysParams{
 		Owner:          p.Owner,
 		ByKeyspace:     p.Keyspaces != nil,
 		KeyspaceIDs:    nonNilIDs(p.Keyspaces),
@@ -292,7 +295,14 @@ func (s *Store) ListKeys(ctx context.Context, p apikey.ListParams) ([]apikey.Key
 		AfterCreatedAt: after.CreatedAt,
 		AfterID:        after.ID,
 		PageLimit:      int32(p.Limit + 1), // one extra row tells whether a next page exists
-	})
+	}
+	list := s.q.ListKeys
+	if p.NewestFirst {
+		list = func(ctx context.Context, db dbsqlc.DBTX, arg dbsqlc.ListKeysParams) ([]dbsqlc.APIKey, error) {
+			return s.q.ListKeysNewest(ctx, db, dbsqlc.ListKeysNewestParams(arg))
+		}
+	}
+	rows, err := list(ctx, conn, params)
 	if err != nil {
 		return nil, apikey.Cursor{}, classify(fmt.Errorf("listing keys: %w", err))
 	}

@@ -189,6 +189,45 @@ func TestListPagesByOwner(t *testing.T) {
 	}
 }
 
+// TestListNewestFirst: newest first walks the same keys backwards, page by
+// page, with the same filters.
+func TestListNewestFirst(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	for i := 0; i < 7; i++ {
+		b.create(t, "acme")
+		b.create(t, "other")
+	}
+	oldest, _, err := b.store.ListKeys(ctx, apikey.ListParams{Owner: "acme", Limit: 100})
+	if err != nil || len(oldest) != 7 {
+		t.Fatalf("oldest first: %d keys, %v", len(oldest), err)
+	}
+	var newest []apikey.Key
+	var cur apikey.Cursor
+	pages := 0
+	for {
+		page, next, err := b.store.ListKeys(ctx, apikey.ListParams{Owner: "acme", After: cur, Limit: 3, NewestFirst: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		newest = append(newest, page...)
+		if next.IsZero() {
+			break
+		}
+		cur = next
+	}
+	if len(newest) != 7 || pages != 3 {
+		t.Fatalf("newest first: %d keys in %d pages, want 7 in 3", len(newest), pages)
+	}
+	for i := range newest {
+		if newest[i].ID != oldest[len(oldest)-1-i].ID || newest[i].Owner != "acme" {
+			t.Fatalf("newest first, key %d: %v (%s), want %v", i, newest[i].ID, newest[i].Owner, oldest[len(oldest)-1-i].ID)
+		}
+	}
+}
+
 func TestDecodeCursorRejectsGarbageAndForgeries(t *testing.T) {
 	codec := apikey.NewCursorCodec([]byte("secret one"))
 	page := apikey.Page{List: apikey.ListKeys, Filters: []string{"acme"}}

@@ -500,6 +500,90 @@ func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]
 	return items, nil
 }
 
+const listKeysNewest = `-- name: ListKeysNewest :many
+SELECT id, key_hash, hint, name, owner, scopes, metadata, expires_at, created_at, revoked_at, last_used_at, rate_limit, rate_period, rate_burst, enabled, allowed_cidrs, rotated_from, rotated_to, updated_at, budget_id, keyspace_id, credits FROM api_keys
+WHERE ($1::text = '' OR owner = $1::text)
+  AND (NOT $2::bool OR keyspace_id = ANY($3::uuid[]))
+  AND ($4::text = '' OR name ILIKE $4::text OR hint ILIKE $4::text)
+  AND CASE $5::int
+        WHEN 1 THEN revoked_at IS NULL AND enabled AND (expires_at IS NULL OR expires_at > now())
+        WHEN 2 THEN revoked_at IS NULL AND NOT enabled AND (expires_at IS NULL OR expires_at > now())
+        WHEN 3 THEN revoked_at IS NULL AND expires_at <= now()
+        WHEN 4 THEN revoked_at IS NOT NULL
+        ELSE true
+      END
+  AND (created_at, id) < ($6::timestamptz, $7::uuid)
+ORDER BY created_at DESC, id DESC
+LIMIT $8
+`
+
+type ListKeysNewestParams struct {
+	Owner          string
+	ByKeyspace     bool
+	KeyspaceIDs    []uuid.UUID
+	Pattern        string
+	State          int32
+	AfterCreatedAt time.Time
+	AfterID        uuid.UUID
+	PageLimit      int32
+}
+
+// ListKeysNewest is ListKeys newest first: the same filters and
+// parameters, (created_at, id) walked down (its index, backwards); after_*
+// is the previous page's last row, which this walk's next rows are older
+// than.
+func (q *Queries) ListKeysNewest(ctx context.Context, db DBTX, arg ListKeysNewestParams) ([]APIKey, error) {
+	rows, err := db.Query(ctx, listKeysNewest,
+		arg.Owner,
+		arg.ByKeyspace,
+		arg.KeyspaceIDs,
+		arg.Pattern,
+		arg.State,
+		arg.AfterCreatedAt,
+		arg.AfterID,
+		arg.PageLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []APIKey{}
+	for rows.Next() {
+		var i APIKey
+		if err := rows.Scan(
+			&i.ID,
+			&i.KeyHash,
+			&i.Hint,
+			&i.Name,
+			&i.Owner,
+			&i.Scopes,
+			&i.Metadata,
+			&i.ExpiresAt,
+			&i.CreatedAt,
+			&i.RevokedAt,
+			&i.LastUsedAt,
+			&i.RateLimit,
+			&i.RatePeriod,
+			&i.RateBurst,
+			&i.Enabled,
+			&i.AllowedCIDRs,
+			&i.RotatedFrom,
+			&i.RotatedTo,
+			&i.UpdatedAt,
+			&i.BudgetID,
+			&i.KeyspaceID,
+			&i.Credits,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const markRotated = `-- name: MarkRotated :one
 UPDATE api_keys
 SET expires_at = least(coalesce(expires_at, 'infinity'::timestamptz), now() + $1::interval),

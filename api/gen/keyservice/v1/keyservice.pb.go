@@ -1742,7 +1742,9 @@ type ListKeysRequest struct {
 	// characters; empty: every key.
 	Query string `protobuf:"bytes,5,opt,name=query,proto3" json:"query,omitempty"`
 	// Only keys in this state (by the database clock); unset: every state.
-	State         KeyState `protobuf:"varint,6,opt,name=state,proto3,enum=keyservice.v1.KeyState" json:"state,omitempty"`
+	State KeyState `protobuf:"varint,6,opt,name=state,proto3,enum=keyservice.v1.KeyState" json:"state,omitempty"`
+	// The newest keys first (by creation time); unset: oldest first.
+	NewestFirst   bool `protobuf:"varint,7,opt,name=newest_first,json=newestFirst,proto3" json:"newest_first,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1819,10 +1821,17 @@ func (x *ListKeysRequest) GetState() KeyState {
 	return KeyState_KEY_STATE_UNSPECIFIED
 }
 
+func (x *ListKeysRequest) GetNewestFirst() bool {
+	if x != nil {
+		return x.NewestFirst
+	}
+	return false
+}
+
 // ListKeysResponse is one page of keys.
 type ListKeysResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The keys, oldest first.
+	// The keys, oldest first (newest first with newest_first).
 	Keys []*Key `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
 	// Token for the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -5022,7 +5031,7 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"\rGetKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"6\n" +
 	"\x0eGetKeyResponse\x12$\n" +
-	"\x03key\x18\x01 \x01(\v2\x12.keyservice.v1.KeyR\x03key\"\xc4\x01\n" +
+	"\x03key\x18\x01 \x01(\v2\x12.keyservice.v1.KeyR\x03key\"\xe7\x01\n" +
 	"\x0fListKeysRequest\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
@@ -5030,7 +5039,8 @@ const file_keyservice_v1_keyservice_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x1a\n" +
 	"\bkeyspace\x18\x04 \x01(\tR\bkeyspace\x12\x14\n" +
 	"\x05query\x18\x05 \x01(\tR\x05query\x12-\n" +
-	"\x05state\x18\x06 \x01(\x0e2\x17.keyservice.v1.KeyStateR\x05state\"b\n" +
+	"\x05state\x18\x06 \x01(\x0e2\x17.keyservice.v1.KeyStateR\x05state\x12!\n" +
+	"\fnewest_first\x18\a \x01(\bR\vnewestFirst\"b\n" +
 	"\x10ListKeysResponse\x12&\n" +
 	"\x04keys\x18\x01 \x03(\v2\x12.keyservice.v1.KeyR\x04keys\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"A\n" +

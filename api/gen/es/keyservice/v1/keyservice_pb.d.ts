@@ -784,6 +784,13 @@ export declare type ListKeysRequest = Message<"keyservice.v1.ListKeysRequest"> &
    * @generated from field: keyservice.v1.KeyState state = 6;
    */
   state: KeyState;
+
+  /**
+   * The newest keys first (by creation time); unset: oldest first.
+   *
+   * @generated from field: bool newest_first = 7;
+   */
+  newestFirst: boolean;
 };
 
 /**
@@ -799,7 +806,7 @@ export declare const ListKeysRequestSchema: GenMessage<ListKeysRequest>;
  */
 export declare type ListKeysResponse = Message<"keyservice.v1.ListKeysResponse"> & {
   /**
-   * The keys, oldest first.
+   * The keys, oldest first (newest first with newest_first).
    *
    * @generated from field: repeated keyservice.v1.Key keys = 1;
    */

@@ -411,237 +411,238 @@ public final class KeyServiceProto {
       "nse\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyse" +
       "rvice.v1.Key\"\033\n\rGetKeyRequest\022\n\n\002id\030\001 \001(" +
       "\t\"1\n\016GetKeyResponse\022\037\n\003key\030\001 \001(\0132\022.keyse" +
-      "rvice.v1.Key\"\220\001\n\017ListKeysRequest\022\r\n\005owne" +
+      "rvice.v1.Key\"\246\001\n\017ListKeysRequest\022\r\n\005owne" +
       "r\030\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\npage_token" +
       "\030\003 \001(\t\022\020\n\010keyspace\030\004 \001(\t\022\r\n\005query\030\005 \001(\t\022" +
-      "&\n\005state\030\006 \001(\0162\027.keyservice.v1.KeyState\"" +
-      "M\n\020ListKeysResponse\022 \n\004keys\030\001 \003(\0132\022.keys" +
-      "ervice.v1.Key\022\027\n\017next_page_token\030\002 \001(\t\"2" +
-      "\n\020RevokeKeyRequest\022\n\n\002id\030\001 \001(\t\022\022\n\nreques" +
-      "t_id\030\002 \001(\t\"4\n\021RevokeKeyResponse\022\037\n\003key\030\001" +
-      " \001(\0132\022.keyservice.v1.Key\"x\n\020UpdateKeyReq" +
-      "uest\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Key\022/\n" +
-      "\013update_mask\030\002 \001(\0132\032.google.protobuf.Fie" +
-      "ldMask\022\022\n\nrequest_id\030\003 \001(\t\"4\n\021UpdateKeyR" +
-      "esponse\022\037\n\003key\030\001 \001(\0132\022.keyservice.v1.Key" +
-      "\"\212\001\n\020RotateKeyRequest\022\n\n\002id\030\001 \001(\t\022/\n\014gra" +
-      "ce_period\030\002 \001(\0132\031.google.protobuf.Durati" +
-      "on\022%\n\006format\030\003 \001(\0162\025.keyservice.v1.Forma" +
-      "t\022\022\n\nrequest_id\030\004 \001(\t\"i\n\021RotateKeyRespon" +
-      "se\022\016\n\006secret\030\001 \001(\t\022\037\n\003key\030\002 \001(\0132\022.keyser" +
-      "vice.v1.Key\022#\n\007old_key\030\003 \001(\0132\022.keyservic" +
-      "e.v1.Key\"^\n\026ListAuditEventsRequest\022\016\n\006ke" +
-      "y_id\030\001 \001(\t\022\r\n\005actor\030\002 \001(\t\022\021\n\tpage_size\030\003" +
-      " \001(\005\022\022\n\npage_token\030\004 \001(\t\"]\n\027ListAuditEve" +
-      "ntsResponse\022)\n\006events\030\001 \003(\0132\031.keyservice" +
-      ".v1.AuditEvent\022\027\n\017next_page_token\030\002 \001(\t\"" +
-      "\363\001\n\nAuditEvent\022\n\n\002id\030\001 \001(\t\022(\n\004time\030\002 \001(\013" +
-      "2\032.google.protobuf.Timestamp\022\r\n\005actor\030\003 " +
-      "\001(\t\022\016\n\006action\030\004 \001(\t\022\016\n\006key_id\030\005 \001(\t\022\022\n\nr" +
-      "equest_id\030\006 \001(\t\022+\n\007changes\030\007 \003(\0132\032.keyse" +
-      "rvice.v1.FieldChange\022\025\n\rresource_type\030\010 " +
-      "\001(\t\022\023\n\013resource_id\030\t \001(\t\022\023\n\013keyspace_id\030" +
-      "\n \001(\t\"r\n\013FieldChange\022\r\n\005field\030\001 \001(\t\022)\n\to" +
-      "ld_value\030\002 \001(\0132\026.google.protobuf.Value\022)" +
-      "\n\tnew_value\030\003 \001(\0132\026.google.protobuf.Valu" +
-      "e\"\304\002\n\010Keyspace\022\n\n\002id\030\001 \001(\t\022\014\n\004name\030\002 \001(\t" +
-      "\022\016\n\006prefix\030\003 \001(\t\022-\n\016default_format\030\004 \001(\016" +
-      "2\025.keyservice.v1.Format\0224\n\022default_rate_" +
-      "limit\030\005 \001(\0132\030.keyservice.v1.RateLimit\0221\n" +
-      "\016default_expiry\030\006 \001(\0132\031.google.protobuf." +
-      "Duration\022\026\n\016default_scopes\030\007 \003(\t\022.\n\ncrea" +
-      "ted_at\030\010 \001(\0132\032.google.protobuf.Timestamp" +
-      "\022.\n\nupdated_at\030\t \001(\0132\032.google.protobuf.T" +
-      "imestamp\"B\n\025CreateKeyspaceRequest\022)\n\010key" +
-      "space\030\001 \001(\0132\027.keyservice.v1.Keyspace\"C\n\026" +
-      "CreateKeyspaceResponse\022)\n\010keyspace\030\001 \001(\013" +
-      "2\027.keyservice.v1.Keyspace\" \n\022GetKeyspace" +
-      "Request\022\n\n\002id\030\001 \001(\t\"@\n\023GetKeyspaceRespon" +
-      "se\022)\n\010keyspace\030\001 \001(\0132\027.keyservice.v1.Key" +
-      "space\"=\n\024ListKeyspacesRequest\022\021\n\tpage_si" +
-      "ze\030\001 \001(\005\022\022\n\npage_token\030\002 \001(\t\"\\\n\025ListKeys" +
-      "pacesResponse\022*\n\tkeyspaces\030\001 \003(\0132\027.keyse" +
-      "rvice.v1.Keyspace\022\027\n\017next_page_token\030\002 \001" +
-      "(\t\"s\n\025UpdateKeyspaceRequest\022)\n\010keyspace\030" +
-      "\001 \001(\0132\027.keyservice.v1.Keyspace\022/\n\013update" +
-      "_mask\030\002 \001(\0132\032.google.protobuf.FieldMask\"" +
-      "C\n\026UpdateKeyspaceResponse\022)\n\010keyspace\030\001 " +
-      "\001(\0132\027.keyservice.v1.Keyspace\"\354\002\n\nCredent" +
-      "ial\022\n\n\002id\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\023\n\013permiss" +
-      "ions\030\003 \003(\t\022\025\n\rall_keyspaces\030\004 \001(\010\022\024\n\014key" +
-      "space_ids\030\005 \003(\t\022.\n\nexpires_at\030\006 \001(\0132\032.go" +
-      "ogle.protobuf.Timestamp\022.\n\ncreated_at\030\007 " +
-      "\001(\0132\032.google.protobuf.Timestamp\022\022\n\ncreat" +
-      "ed_by\030\010 \001(\t\0220\n\014last_used_at\030\t \001(\0132\032.goog" +
-      "le.protobuf.Timestamp\022.\n\nrevoked_at\030\n \001(" +
-      "\0132\032.google.protobuf.Timestamp\022,\n\nrate_li" +
-      "mit\030\013 \001(\0132\030.keyservice.v1.RateLimit\"\304\001\n\027" +
-      "CreateCredentialRequest\022\014\n\004name\030\001 \001(\t\022\023\n" +
-      "\013permissions\030\002 \003(\t\022\025\n\rall_keyspaces\030\003 \001(" +
-      "\010\022\021\n\tkeyspaces\030\004 \003(\t\022.\n\nexpires_at\030\005 \001(\013" +
-      "2\032.google.protobuf.Timestamp\022,\n\nrate_lim" +
-      "it\030\006 \001(\0132\030.keyservice.v1.RateLimit\"Y\n\030Cr" +
-      "eateCredentialResponse\022\016\n\006secret\030\001 \001(\t\022-" +
-      "\n\ncredential\030\002 \001(\0132\031.keyservice.v1.Crede" +
-      "ntial\"?\n\026ListCredentialsRequest\022\021\n\tpage_" +
-      "size\030\001 \001(\005\022\022\n\npage_token\030\002 \001(\t\"b\n\027ListCr" +
-      "edentialsResponse\022.\n\013credentials\030\001 \003(\0132\031" +
-      ".keyservice.v1.Credential\022\027\n\017next_page_t" +
-      "oken\030\002 \001(\t\"%\n\027RevokeCredentialRequest\022\n\n" +
-      "\002id\030\001 \001(\t\"I\n\030RevokeCredentialResponse\022-\n" +
-      "\ncredential\030\001 \001(\0132\031.keyservice.v1.Creden" +
-      "tial\"Y\n\021AddCreditsRequest\022\016\n\006key_id\030\001 \001(" +
-      "\t\022\020\n\010owner_id\030\002 \001(\t\022\016\n\006amount\030\003 \001(\003\022\022\n\nr" +
-      "equest_id\030\004 \001(\t\"=\n\022AddCreditsResponse\022\'\n" +
-      "\007credits\030\001 \001(\0132\026.keyservice.v1.Credits\"S" +
-      "\n\022ReportUsageRequest\022\013\n\003key\030\001 \001(\t\022\016\n\006key" +
-      "_id\030\002 \001(\t\022\014\n\004cost\030\003 \001(\003\022\022\n\nrequest_id\030\004 " +
-      "\001(\t\"\214\001\n\023ReportUsageResponse\022-\n\007credits\030\001" +
-      " \001(\0132\034.keyservice.v1.CreditsStatus\0223\n\row" +
-      "ner_credits\030\002 \001(\0132\034.keyservice.v1.Credit" +
-      "sStatus\022\021\n\tduplicate\030\003 \001(\010\"\231\002\n\017GetUsageR" +
-      "equest\022\016\n\006key_id\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\020\n" +
-      "\010keyspace\030\003 \001(\t\022(\n\004from\030\004 \001(\0132\032.google.p" +
-      "rotobuf.Timestamp\022&\n\002to\030\005 \001(\0132\032.google.p" +
-      "rotobuf.Timestamp\022/\n\013granularity\030\006 \001(\0162\032" +
-      ".keyservice.v1.Granularity\022+\n\010group_by\030\007" +
-      " \001(\0162\031.keyservice.v1.UsageGroup\022\021\n\tpage_" +
-      "size\030\010 \001(\005\022\022\n\npage_token\030\t \001(\t\"W\n\020GetUsa" +
-      "geResponse\022*\n\006series\030\001 \003(\0132\032.keyservice." +
-      "v1.UsageSeries\022\027\n\017next_page_token\030\002 \001(\t\"" +
-      "\226\001\n\013UsageSeries\022\016\n\006key_id\030\001 \001(\t\022\r\n\005owner" +
-      "\030\002 \001(\t\022\023\n\013keyspace_id\030\003 \001(\t\022)\n\006points\030\004 " +
-      "\003(\0132\031.keyservice.v1.UsagePoint\022(\n\005total\030" +
-      "\005 \001(\0132\031.keyservice.v1.UsagePoint\"\236\001\n\nUsa" +
-      "gePoint\022)\n\005start\030\001 \001(\0132\032.google.protobuf" +
-      ".Timestamp\022)\n\006counts\030\002 \003(\0132\031.keyservice." +
-      "v1.UsageCount\022\017\n\007credits\030\003 \001(\003\022\017\n\007report" +
-      "s\030\004 \001(\003\022\030\n\020reported_credits\030\005 \001(\003\">\n\nUsa" +
-      "geCount\022!\n\004code\030\001 \001(\0162\023.keyservice.v1.Co" +
-      "de\022\r\n\005calls\030\002 \001(\003\"\355\001\n\005Owner\022\n\n\002id\030\001 \001(\t\022" +
-      "\023\n\013keyspace_id\030\002 \001(\t\022\014\n\004name\030\003 \001(\t\022,\n\nra" +
-      "te_limit\030\004 \001(\0132\030.keyservice.v1.RateLimit" +
-      "\022\'\n\007credits\030\005 \001(\0132\026.keyservice.v1.Credit" +
-      "s\022.\n\ncreated_at\030\006 \001(\0132\032.google.protobuf." +
-      "Timestamp\022.\n\nupdated_at\030\007 \001(\0132\032.google.p" +
-      "rotobuf.Timestamp\"9\n\022CreateOwnerRequest\022" +
-      "#\n\005owner\030\001 \001(\0132\024.keyservice.v1.Owner\":\n\023" +
-      "CreateOwnerResponse\022#\n\005owner\030\001 \001(\0132\024.key" +
-      "service.v1.Owner\"\035\n\017GetOwnerRequest\022\n\n\002i" +
-      "d\030\001 \001(\t\"7\n\020GetOwnerResponse\022#\n\005owner\030\001 \001" +
-      "(\0132\024.keyservice.v1.Owner\"L\n\021ListOwnersRe" +
-      "quest\022\020\n\010keyspace\030\001 \001(\t\022\021\n\tpage_size\030\002 \001" +
-      "(\005\022\022\n\npage_token\030\003 \001(\t\"S\n\022ListOwnersResp" +
-      "onse\022$\n\006owners\030\001 \003(\0132\024.keyservice.v1.Own" +
-      "er\022\027\n\017next_page_token\030\002 \001(\t\"j\n\022UpdateOwn" +
-      "erRequest\022#\n\005owner\030\001 \001(\0132\024.keyservice.v1" +
-      ".Owner\022/\n\013update_mask\030\002 \001(\0132\032.google.pro" +
-      "tobuf.FieldMask\":\n\023UpdateOwnerResponse\022#" +
-      "\n\005owner\030\001 \001(\0132\024.keyservice.v1.Owner\"\220\001\n\t" +
-      "RestError\022\014\n\004code\030\001 \001(\005\022\017\n\007message\030\002 \001(\t" +
-      "\022\016\n\006status\030\004 \001(\t\022%\n\007details\030\003 \003(\0132\024.goog" +
-      "le.protobuf.Any\022-\n\005error\030\005 \001(\0132\036.keyserv" +
-      "ice.v1.RestErrorStatus\"g\n\017RestErrorStatu" +
-      "s\022\014\n\004code\030\001 \001(\005\022\017\n\007message\030\002 \001(\t\022\016\n\006stat" +
-      "us\030\003 \001(\t\022%\n\007details\030\004 \003(\0132\024.google.proto" +
-      "buf.Any*\354\001\n\004Code\022\024\n\020CODE_UNSPECIFIED\020\000\022\016" +
-      "\n\nCODE_VALID\020\001\022\022\n\016CODE_MALFORMED\020\002\022\022\n\016CO" +
-      "DE_NOT_FOUND\020\003\022\020\n\014CODE_REVOKED\020\004\022\020\n\014CODE" +
-      "_EXPIRED\020\005\022\025\n\021CODE_RATE_LIMITED\020\006\022\021\n\rCOD" +
-      "E_DISABLED\020\007\022\022\n\016CODE_FORBIDDEN\020\010\022\033\n\027CODE" +
-      "_INSUFFICIENT_SCOPE\020\t\022\027\n\023CODE_USAGE_EXCE" +
-      "EDED\020\n*H\n\006Format\022\026\n\022FORMAT_UNSPECIFIED\020\000" +
-      "\022\023\n\017FORMAT_CHECKSUM\020\001\022\021\n\rFORMAT_SIGNED\020\002" +
-      "*\204\001\n\016RefillInterval\022\037\n\033REFILL_INTERVAL_U" +
-      "NSPECIFIED\020\000\022\031\n\025REFILL_INTERVAL_DAILY\020\001\022" +
-      "\033\n\027REFILL_INTERVAL_MONTHLY\020\002\022\031\n\025REFILL_I" +
-      "NTERVAL_EVERY\020\003*B\n\006Holder\022\026\n\022HOLDER_UNSP" +
-      "ECIFIED\020\000\022\016\n\nHOLDER_KEY\020\001\022\020\n\014HOLDER_OWNE" +
-      "R\020\002*\363\001\n\014KeyEventKind\022\036\n\032KEY_EVENT_KIND_U" +
-      "NSPECIFIED\020\000\022\034\n\030KEY_EVENT_KIND_HEARTBEAT" +
-      "\020\001\022\031\n\025KEY_EVENT_KIND_RESYNC\020\002\022\032\n\026KEY_EVE" +
-      "NT_KIND_CREATED\020\003\022\032\n\026KEY_EVENT_KIND_UPDA" +
-      "TED\020\004\022\032\n\026KEY_EVENT_KIND_REVOKED\020\005\022\032\n\026KEY" +
-      "_EVENT_KIND_TENANCY\020\006\022\032\n\026KEY_EVENT_KIND_" +
-      "CREDITS\020\007*\201\001\n\010KeyState\022\031\n\025KEY_STATE_UNSP" +
-      "ECIFIED\020\000\022\024\n\020KEY_STATE_ACTIVE\020\001\022\026\n\022KEY_S" +
-      "TATE_DISABLED\020\002\022\025\n\021KEY_STATE_EXPIRED\020\003\022\025" +
-      "\n\021KEY_STATE_REVOKED\020\004*m\n\013Granularity\022\033\n\027" +
-      "GRANULARITY_UNSPECIFIED\020\000\022\026\n\022GRANULARITY" +
-      "_MINUTE\020\001\022\024\n\020GRANULARITY_HOUR\020\002\022\023\n\017GRANU" +
-      "LARITY_DAY\020\003*U\n\nUsageGroup\022\033\n\027USAGE_GROU" +
-      "P_UNSPECIFIED\020\000\022\023\n\017USAGE_GROUP_KEY\020\001\022\025\n\021" +
-      "USAGE_GROUP_OWNER\020\0022\204\025\n\nKeyService\022i\n\010Va" +
-      "lidate\022\036.keyservice.v1.ValidateRequest\032\037" +
-      ".keyservice.v1.ValidateResponse\"\034\202\323\344\223\002\026\"" +
-      "\021/v1/keys:validate:\001*\022c\n\tCreateKey\022\037.key" +
-      "service.v1.CreateKeyRequest\032 .keyservice" +
-      ".v1.CreateKeyResponse\"\023\202\323\344\223\002\r\"\010/v1/keys:" +
-      "\001*\022\\\n\006GetKey\022\034.keyservice.v1.GetKeyReque" +
-      "st\032\035.keyservice.v1.GetKeyResponse\"\025\202\323\344\223\002" +
-      "\017\022\r/v1/keys/{id}\022]\n\010ListKeys\022\036.keyservic" +
-      "e.v1.ListKeysRequest\032\037.keyservice.v1.Lis" +
-      "tKeysResponse\"\020\202\323\344\223\002\n\022\010/v1/keys\022o\n\tRevok" +
-      "eKey\022\037.keyservice.v1.RevokeKeyRequest\032 ." +
-      "keyservice.v1.RevokeKeyResponse\"\037\202\323\344\223\002\031\"" +
-      "\024/v1/keys/{id}:revoke:\001*\022n\n\tUpdateKey\022\037." +
-      "keyservice.v1.UpdateKeyRequest\032 .keyserv" +
-      "ice.v1.UpdateKeyResponse\"\036\202\323\344\223\002\0302\021/v1/ke" +
-      "ys/{key.id}:\003key\022o\n\tRotateKey\022\037.keyservi" +
-      "ce.v1.RotateKeyRequest\032 .keyservice.v1.R" +
-      "otateKeyResponse\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:" +
-      "rotate:\001*\022z\n\017ListAuditEvents\022%.keyservic" +
-      "e.v1.ListAuditEventsRequest\032&.keyservice" +
-      ".v1.ListAuditEventsResponse\"\030\202\323\344\223\002\022\022\020/v1" +
-      "/audit-events\022w\n\016CreateKeyspace\022$.keyser" +
-      "vice.v1.CreateKeyspaceRequest\032%.keyservi" +
-      "ce.v1.CreateKeyspaceResponse\"\030\202\323\344\223\002\022\"\r/v" +
-      "1/keyspaces:\001*\022p\n\013GetKeyspace\022!.keyservi" +
-      "ce.v1.GetKeyspaceRequest\032\".keyservice.v1" +
-      ".GetKeyspaceResponse\"\032\202\323\344\223\002\024\022\022/v1/keyspa" +
-      "ces/{id}\022q\n\rListKeyspaces\022#.keyservice.v" +
-      "1.ListKeyspacesRequest\032$.keyservice.v1.L" +
-      "istKeyspacesResponse\"\025\202\323\344\223\002\017\022\r/v1/keyspa" +
-      "ces\022\214\001\n\016UpdateKeyspace\022$.keyservice.v1.U" +
-      "pdateKeyspaceRequest\032%.keyservice.v1.Upd" +
-      "ateKeyspaceResponse\"-\202\323\344\223\002\'2\033/v1/keyspac" +
-      "es/{keyspace.id}:\010keyspace\022\177\n\020CreateCred" +
-      "ential\022&.keyservice.v1.CreateCredentialR" +
-      "equest\032\'.keyservice.v1.CreateCredentialR" +
-      "esponse\"\032\202\323\344\223\002\024\"\017/v1/credentials:\001*\022y\n\017L" +
-      "istCredentials\022%.keyservice.v1.ListCrede" +
-      "ntialsRequest\032&.keyservice.v1.ListCreden" +
-      "tialsResponse\"\027\202\323\344\223\002\021\022\017/v1/credentials\022\213" +
-      "\001\n\020RevokeCredential\022&.keyservice.v1.Revo" +
-      "keCredentialRequest\032\'.keyservice.v1.Revo" +
-      "keCredentialResponse\"&\202\323\344\223\002 \"\033/v1/creden" +
-      "tials/{id}:revoke:\001*\022\241\001\n\nAddCredits\022 .ke" +
-      "yservice.v1.AddCreditsRequest\032!.keyservi" +
-      "ce.v1.AddCreditsResponse\"N\202\323\344\223\002H\"\034/v1/ke" +
-      "ys/{key_id}:addCredits:\001*Z%\" /v1/owners/" +
-      "{owner_id}:addCredits:\001*\022q\n\013ReportUsage\022" +
-      "!.keyservice.v1.ReportUsageRequest\032\".key" +
-      "service.v1.ReportUsageResponse\"\033\202\323\344\223\002\025\"\020" +
-      "/v1/usage:report:\001*\022^\n\010GetUsage\022\036.keyser" +
-      "vice.v1.GetUsageRequest\032\037.keyservice.v1." +
-      "GetUsageResponse\"\021\202\323\344\223\002\013\022\t/v1/usage\022k\n\013C" +
-      "reateOwner\022!.keyservice.v1.CreateOwnerRe" +
-      "quest\032\".keyservice.v1.CreateOwnerRespons" +
-      "e\"\025\202\323\344\223\002\017\"\n/v1/owners:\001*\022d\n\010GetOwner\022\036.k" +
-      "eyservice.v1.GetOwnerRequest\032\037.keyservic" +
-      "e.v1.GetOwnerResponse\"\027\202\323\344\223\002\021\022\017/v1/owner" +
-      "s/{id}\022e\n\nListOwners\022 .keyservice.v1.Lis" +
-      "tOwnersRequest\032!.keyservice.v1.ListOwner" +
-      "sResponse\"\022\202\323\344\223\002\014\022\n/v1/owners\022z\n\013UpdateO" +
-      "wner\022!.keyservice.v1.UpdateOwnerRequest\032" +
-      "\".keyservice.v1.UpdateOwnerResponse\"$\202\323\344" +
-      "\223\002\0362\025/v1/owners/{owner.id}:\005owner\022w\n\016Wat" +
-      "chKeyEvents\022$.keyservice.v1.WatchKeyEven" +
-      "tsRequest\032%.keyservice.v1.WatchKeyEvents" +
-      "Response\"\026\202\323\344\223\002\020\022\016/v1/key-events0\001Bk\n\021de" +
-      "v.keyservice.v1B\017KeyServiceProtoP\001ZCgith" +
-      "ub.com/keyservice/keyservice/api/gen/key" +
-      "service/v1;keyservicev1b\006proto3"
+      "&\n\005state\030\006 \001(\0162\027.keyservice.v1.KeyState\022" +
+      "\024\n\014newest_first\030\007 \001(\010\"M\n\020ListKeysRespons" +
+      "e\022 \n\004keys\030\001 \003(\0132\022.keyservice.v1.Key\022\027\n\017n" +
+      "ext_page_token\030\002 \001(\t\"2\n\020RevokeKeyRequest" +
+      "\022\n\n\002id\030\001 \001(\t\022\022\n\nrequest_id\030\002 \001(\t\"4\n\021Revo" +
+      "keKeyResponse\022\037\n\003key\030\001 \001(\0132\022.keyservice." +
+      "v1.Key\"x\n\020UpdateKeyRequest\022\037\n\003key\030\001 \001(\0132" +
+      "\022.keyservice.v1.Key\022/\n\013update_mask\030\002 \001(\013" +
+      "2\032.google.protobuf.FieldMask\022\022\n\nrequest_" +
+      "id\030\003 \001(\t\"4\n\021UpdateKeyResponse\022\037\n\003key\030\001 \001" +
+      "(\0132\022.keyservice.v1.Key\"\212\001\n\020RotateKeyRequ" +
+      "est\022\n\n\002id\030\001 \001(\t\022/\n\014grace_period\030\002 \001(\0132\031." +
+      "google.protobuf.Duration\022%\n\006format\030\003 \001(\016" +
+      "2\025.keyservice.v1.Format\022\022\n\nrequest_id\030\004 " +
+      "\001(\t\"i\n\021RotateKeyResponse\022\016\n\006secret\030\001 \001(\t" +
+      "\022\037\n\003key\030\002 \001(\0132\022.keyservice.v1.Key\022#\n\007old" +
+      "_key\030\003 \001(\0132\022.keyservice.v1.Key\"^\n\026ListAu" +
+      "ditEventsRequest\022\016\n\006key_id\030\001 \001(\t\022\r\n\005acto" +
+      "r\030\002 \001(\t\022\021\n\tpage_size\030\003 \001(\005\022\022\n\npage_token" +
+      "\030\004 \001(\t\"]\n\027ListAuditEventsResponse\022)\n\006eve" +
+      "nts\030\001 \003(\0132\031.keyservice.v1.AuditEvent\022\027\n\017" +
+      "next_page_token\030\002 \001(\t\"\363\001\n\nAuditEvent\022\n\n\002" +
+      "id\030\001 \001(\t\022(\n\004time\030\002 \001(\0132\032.google.protobuf" +
+      ".Timestamp\022\r\n\005actor\030\003 \001(\t\022\016\n\006action\030\004 \001(" +
+      "\t\022\016\n\006key_id\030\005 \001(\t\022\022\n\nrequest_id\030\006 \001(\t\022+\n" +
+      "\007changes\030\007 \003(\0132\032.keyservice.v1.FieldChan" +
+      "ge\022\025\n\rresource_type\030\010 \001(\t\022\023\n\013resource_id" +
+      "\030\t \001(\t\022\023\n\013keyspace_id\030\n \001(\t\"r\n\013FieldChan" +
+      "ge\022\r\n\005field\030\001 \001(\t\022)\n\told_value\030\002 \001(\0132\026.g" +
+      "oogle.protobuf.Value\022)\n\tnew_value\030\003 \001(\0132" +
+      "\026.google.protobuf.Value\"\304\002\n\010Keyspace\022\n\n\002" +
+      "id\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\022\016\n\006prefix\030\003 \001(\t\022-" +
+      "\n\016default_format\030\004 \001(\0162\025.keyservice.v1.F" +
+      "ormat\0224\n\022default_rate_limit\030\005 \001(\0132\030.keys" +
+      "ervice.v1.RateLimit\0221\n\016default_expiry\030\006 " +
+      "\001(\0132\031.google.protobuf.Duration\022\026\n\016defaul" +
+      "t_scopes\030\007 \003(\t\022.\n\ncreated_at\030\010 \001(\0132\032.goo" +
+      "gle.protobuf.Timestamp\022.\n\nupdated_at\030\t \001" +
+      "(\0132\032.google.protobuf.Timestamp\"B\n\025Create" +
+      "KeyspaceRequest\022)\n\010keyspace\030\001 \001(\0132\027.keys" +
+      "ervice.v1.Keyspace\"C\n\026CreateKeyspaceResp" +
+      "onse\022)\n\010keyspace\030\001 \001(\0132\027.keyservice.v1.K" +
+      "eyspace\" \n\022GetKeyspaceRequest\022\n\n\002id\030\001 \001(" +
+      "\t\"@\n\023GetKeyspaceResponse\022)\n\010keyspace\030\001 \001" +
+      "(\0132\027.keyservice.v1.Keyspace\"=\n\024ListKeysp" +
+      "acesRequest\022\021\n\tpage_size\030\001 \001(\005\022\022\n\npage_t" +
+      "oken\030\002 \001(\t\"\\\n\025ListKeyspacesResponse\022*\n\tk" +
+      "eyspaces\030\001 \003(\0132\027.keyservice.v1.Keyspace\022" +
+      "\027\n\017next_page_token\030\002 \001(\t\"s\n\025UpdateKeyspa" +
+      "ceRequest\022)\n\010keyspace\030\001 \001(\0132\027.keyservice" +
+      ".v1.Keyspace\022/\n\013update_mask\030\002 \001(\0132\032.goog" +
+      "le.protobuf.FieldMask\"C\n\026UpdateKeyspaceR" +
+      "esponse\022)\n\010keyspace\030\001 \001(\0132\027.keyservice.v" +
+      "1.Keyspace\"\354\002\n\nCredential\022\n\n\002id\030\001 \001(\t\022\014\n" +
+      "\004name\030\002 \001(\t\022\023\n\013permissions\030\003 \003(\t\022\025\n\rall_" +
+      "keyspaces\030\004 \001(\010\022\024\n\014keyspace_ids\030\005 \003(\t\022.\n" +
+      "\nexpires_at\030\006 \001(\0132\032.google.protobuf.Time" +
+      "stamp\022.\n\ncreated_at\030\007 \001(\0132\032.google.proto" +
+      "buf.Timestamp\022\022\n\ncreated_by\030\010 \001(\t\0220\n\014las" +
+      "t_used_at\030\t \001(\0132\032.google.protobuf.Timest" +
+      "amp\022.\n\nrevoked_at\030\n \001(\0132\032.google.protobu" +
+      "f.Timestamp\022,\n\nrate_limit\030\013 \001(\0132\030.keyser" +
+      "vice.v1.RateLimit\"\304\001\n\027CreateCredentialRe" +
+      "quest\022\014\n\004name\030\001 \001(\t\022\023\n\013permissions\030\002 \003(\t" +
+      "\022\025\n\rall_keyspaces\030\003 \001(\010\022\021\n\tkeyspaces\030\004 \003" +
+      "(\t\022.\n\nexpires_at\030\005 \001(\0132\032.google.protobuf" +
+      ".Timestamp\022,\n\nrate_limit\030\006 \001(\0132\030.keyserv" +
+      "ice.v1.RateLimit\"Y\n\030CreateCredentialResp" +
+      "onse\022\016\n\006secret\030\001 \001(\t\022-\n\ncredential\030\002 \001(\013" +
+      "2\031.keyservice.v1.Credential\"?\n\026ListCrede" +
+      "ntialsRequest\022\021\n\tpage_size\030\001 \001(\005\022\022\n\npage" +
+      "_token\030\002 \001(\t\"b\n\027ListCredentialsResponse\022" +
+      ".\n\013credentials\030\001 \003(\0132\031.keyservice.v1.Cre" +
+      "dential\022\027\n\017next_page_token\030\002 \001(\t\"%\n\027Revo" +
+      "keCredentialRequest\022\n\n\002id\030\001 \001(\t\"I\n\030Revok" +
+      "eCredentialResponse\022-\n\ncredential\030\001 \001(\0132" +
+      "\031.keyservice.v1.Credential\"Y\n\021AddCredits" +
+      "Request\022\016\n\006key_id\030\001 \001(\t\022\020\n\010owner_id\030\002 \001(" +
+      "\t\022\016\n\006amount\030\003 \001(\003\022\022\n\nrequest_id\030\004 \001(\t\"=\n" +
+      "\022AddCreditsResponse\022\'\n\007credits\030\001 \001(\0132\026.k" +
+      "eyservice.v1.Credits\"S\n\022ReportUsageReque" +
+      "st\022\013\n\003key\030\001 \001(\t\022\016\n\006key_id\030\002 \001(\t\022\014\n\004cost\030" +
+      "\003 \001(\003\022\022\n\nrequest_id\030\004 \001(\t\"\214\001\n\023ReportUsag" +
+      "eResponse\022-\n\007credits\030\001 \001(\0132\034.keyservice." +
+      "v1.CreditsStatus\0223\n\rowner_credits\030\002 \001(\0132" +
+      "\034.keyservice.v1.CreditsStatus\022\021\n\tduplica" +
+      "te\030\003 \001(\010\"\231\002\n\017GetUsageRequest\022\016\n\006key_id\030\001" +
+      " \001(\t\022\r\n\005owner\030\002 \001(\t\022\020\n\010keyspace\030\003 \001(\t\022(\n" +
+      "\004from\030\004 \001(\0132\032.google.protobuf.Timestamp\022" +
+      "&\n\002to\030\005 \001(\0132\032.google.protobuf.Timestamp\022" +
+      "/\n\013granularity\030\006 \001(\0162\032.keyservice.v1.Gra" +
+      "nularity\022+\n\010group_by\030\007 \001(\0162\031.keyservice." +
+      "v1.UsageGroup\022\021\n\tpage_size\030\010 \001(\005\022\022\n\npage" +
+      "_token\030\t \001(\t\"W\n\020GetUsageResponse\022*\n\006seri" +
+      "es\030\001 \003(\0132\032.keyservice.v1.UsageSeries\022\027\n\017" +
+      "next_page_token\030\002 \001(\t\"\226\001\n\013UsageSeries\022\016\n" +
+      "\006key_id\030\001 \001(\t\022\r\n\005owner\030\002 \001(\t\022\023\n\013keyspace" +
+      "_id\030\003 \001(\t\022)\n\006points\030\004 \003(\0132\031.keyservice.v" +
+      "1.UsagePoint\022(\n\005total\030\005 \001(\0132\031.keyservice" +
+      ".v1.UsagePoint\"\236\001\n\nUsagePoint\022)\n\005start\030\001" +
+      " \001(\0132\032.google.protobuf.Timestamp\022)\n\006coun" +
+      "ts\030\002 \003(\0132\031.keyservice.v1.UsageCount\022\017\n\007c" +
+      "redits\030\003 \001(\003\022\017\n\007reports\030\004 \001(\003\022\030\n\020reporte" +
+      "d_credits\030\005 \001(\003\">\n\nUsageCount\022!\n\004code\030\001 " +
+      "\001(\0162\023.keyservice.v1.Code\022\r\n\005calls\030\002 \001(\003\"" +
+      "\355\001\n\005Owner\022\n\n\002id\030\001 \001(\t\022\023\n\013keyspace_id\030\002 \001" +
+      "(\t\022\014\n\004name\030\003 \001(\t\022,\n\nrate_limit\030\004 \001(\0132\030.k" +
+      "eyservice.v1.RateLimit\022\'\n\007credits\030\005 \001(\0132" +
+      "\026.keyservice.v1.Credits\022.\n\ncreated_at\030\006 " +
+      "\001(\0132\032.google.protobuf.Timestamp\022.\n\nupdat" +
+      "ed_at\030\007 \001(\0132\032.google.protobuf.Timestamp\"" +
+      "9\n\022CreateOwnerRequest\022#\n\005owner\030\001 \001(\0132\024.k" +
+      "eyservice.v1.Owner\":\n\023CreateOwnerRespons" +
+      "e\022#\n\005owner\030\001 \001(\0132\024.keyservice.v1.Owner\"\035" +
+      "\n\017GetOwnerRequest\022\n\n\002id\030\001 \001(\t\"7\n\020GetOwne" +
+      "rResponse\022#\n\005owner\030\001 \001(\0132\024.keyservice.v1" +
+      ".Owner\"L\n\021ListOwnersRequest\022\020\n\010keyspace\030" +
+      "\001 \001(\t\022\021\n\tpage_size\030\002 \001(\005\022\022\n\npage_token\030\003" +
+      " \001(\t\"S\n\022ListOwnersResponse\022$\n\006owners\030\001 \003" +
+      "(\0132\024.keyservice.v1.Owner\022\027\n\017next_page_to" +
+      "ken\030\002 \001(\t\"j\n\022UpdateOwnerRequest\022#\n\005owner" +
+      "\030\001 \001(\0132\024.keyservice.v1.Owner\022/\n\013update_m" +
+      "ask\030\002 \001(\0132\032.google.protobuf.FieldMask\":\n" +
+      "\023UpdateOwnerResponse\022#\n\005owner\030\001 \001(\0132\024.ke" +
+      "yservice.v1.Owner\"\220\001\n\tRestError\022\014\n\004code\030" +
+      "\001 \001(\005\022\017\n\007message\030\002 \001(\t\022\016\n\006status\030\004 \001(\t\022%" +
+      "\n\007details\030\003 \003(\0132\024.google.protobuf.Any\022-\n" +
+      "\005error\030\005 \001(\0132\036.keyservice.v1.RestErrorSt" +
+      "atus\"g\n\017RestErrorStatus\022\014\n\004code\030\001 \001(\005\022\017\n" +
+      "\007message\030\002 \001(\t\022\016\n\006status\030\003 \001(\t\022%\n\007detail" +
+      "s\030\004 \003(\0132\024.google.protobuf.Any*\354\001\n\004Code\022\024" +
+      "\n\020CODE_UNSPECIFIED\020\000\022\016\n\nCODE_VALID\020\001\022\022\n\016" +
+      "CODE_MALFORMED\020\002\022\022\n\016CODE_NOT_FOUND\020\003\022\020\n\014" +
+      "CODE_REVOKED\020\004\022\020\n\014CODE_EXPIRED\020\005\022\025\n\021CODE" +
+      "_RATE_LIMITED\020\006\022\021\n\rCODE_DISABLED\020\007\022\022\n\016CO" +
+      "DE_FORBIDDEN\020\010\022\033\n\027CODE_INSUFFICIENT_SCOP" +
+      "E\020\t\022\027\n\023CODE_USAGE_EXCEEDED\020\n*H\n\006Format\022\026" +
+      "\n\022FORMAT_UNSPECIFIED\020\000\022\023\n\017FORMAT_CHECKSU" +
+      "M\020\001\022\021\n\rFORMAT_SIGNED\020\002*\204\001\n\016RefillInterva" +
+      "l\022\037\n\033REFILL_INTERVAL_UNSPECIFIED\020\000\022\031\n\025RE" +
+      "FILL_INTERVAL_DAILY\020\001\022\033\n\027REFILL_INTERVAL" +
+      "_MONTHLY\020\002\022\031\n\025REFILL_INTERVAL_EVERY\020\003*B\n" +
+      "\006Holder\022\026\n\022HOLDER_UNSPECIFIED\020\000\022\016\n\nHOLDE" +
+      "R_KEY\020\001\022\020\n\014HOLDER_OWNER\020\002*\363\001\n\014KeyEventKi" +
+      "nd\022\036\n\032KEY_EVENT_KIND_UNSPECIFIED\020\000\022\034\n\030KE" +
+      "Y_EVENT_KIND_HEARTBEAT\020\001\022\031\n\025KEY_EVENT_KI" +
+      "ND_RESYNC\020\002\022\032\n\026KEY_EVENT_KIND_CREATED\020\003\022" +
+      "\032\n\026KEY_EVENT_KIND_UPDATED\020\004\022\032\n\026KEY_EVENT" +
+      "_KIND_REVOKED\020\005\022\032\n\026KEY_EVENT_KIND_TENANC" +
+      "Y\020\006\022\032\n\026KEY_EVENT_KIND_CREDITS\020\007*\201\001\n\010KeyS" +
+      "tate\022\031\n\025KEY_STATE_UNSPECIFIED\020\000\022\024\n\020KEY_S" +
+      "TATE_ACTIVE\020\001\022\026\n\022KEY_STATE_DISABLED\020\002\022\025\n" +
+      "\021KEY_STATE_EXPIRED\020\003\022\025\n\021KEY_STATE_REVOKE" +
+      "D\020\004*m\n\013Granularity\022\033\n\027GRANULARITY_UNSPEC" +
+      "IFIED\020\000\022\026\n\022GRANULARITY_MINUTE\020\001\022\024\n\020GRANU" +
+      "LARITY_HOUR\020\002\022\023\n\017GRANULARITY_DAY\020\003*U\n\nUs" +
+      "ageGroup\022\033\n\027USAGE_GROUP_UNSPECIFIED\020\000\022\023\n" +
+      "\017USAGE_GROUP_KEY\020\001\022\025\n\021USAGE_GROUP_OWNER\020" +
+      "\0022\204\025\n\nKeyService\022i\n\010Validate\022\036.keyservic" +
+      "e.v1.ValidateRequest\032\037.keyservice.v1.Val" +
+      "idateResponse\"\034\202\323\344\223\002\026\"\021/v1/keys:validate" +
+      ":\001*\022c\n\tCreateKey\022\037.keyservice.v1.CreateK" +
+      "eyRequest\032 .keyservice.v1.CreateKeyRespo" +
+      "nse\"\023\202\323\344\223\002\r\"\010/v1/keys:\001*\022\\\n\006GetKey\022\034.key" +
+      "service.v1.GetKeyRequest\032\035.keyservice.v1" +
+      ".GetKeyResponse\"\025\202\323\344\223\002\017\022\r/v1/keys/{id}\022]" +
+      "\n\010ListKeys\022\036.keyservice.v1.ListKeysReque" +
+      "st\032\037.keyservice.v1.ListKeysResponse\"\020\202\323\344" +
+      "\223\002\n\022\010/v1/keys\022o\n\tRevokeKey\022\037.keyservice." +
+      "v1.RevokeKeyRequest\032 .keyservice.v1.Revo" +
+      "keKeyResponse\"\037\202\323\344\223\002\031\"\024/v1/keys/{id}:rev" +
+      "oke:\001*\022n\n\tUpdateKey\022\037.keyservice.v1.Upda" +
+      "teKeyRequest\032 .keyservice.v1.UpdateKeyRe" +
+      "sponse\"\036\202\323\344\223\002\0302\021/v1/keys/{key.id}:\003key\022o" +
+      "\n\tRotateKey\022\037.keyservice.v1.RotateKeyReq" +
+      "uest\032 .keyservice.v1.RotateKeyResponse\"\037" +
+      "\202\323\344\223\002\031\"\024/v1/keys/{id}:rotate:\001*\022z\n\017ListA" +
+      "uditEvents\022%.keyservice.v1.ListAuditEven" +
+      "tsRequest\032&.keyservice.v1.ListAuditEvent" +
+      "sResponse\"\030\202\323\344\223\002\022\022\020/v1/audit-events\022w\n\016C" +
+      "reateKeyspace\022$.keyservice.v1.CreateKeys" +
+      "paceRequest\032%.keyservice.v1.CreateKeyspa" +
+      "ceResponse\"\030\202\323\344\223\002\022\"\r/v1/keyspaces:\001*\022p\n\013" +
+      "GetKeyspace\022!.keyservice.v1.GetKeyspaceR" +
+      "equest\032\".keyservice.v1.GetKeyspaceRespon" +
+      "se\"\032\202\323\344\223\002\024\022\022/v1/keyspaces/{id}\022q\n\rListKe" +
+      "yspaces\022#.keyservice.v1.ListKeyspacesReq" +
+      "uest\032$.keyservice.v1.ListKeyspacesRespon" +
+      "se\"\025\202\323\344\223\002\017\022\r/v1/keyspaces\022\214\001\n\016UpdateKeys" +
+      "pace\022$.keyservice.v1.UpdateKeyspaceReque" +
+      "st\032%.keyservice.v1.UpdateKeyspaceRespons" +
+      "e\"-\202\323\344\223\002\'2\033/v1/keyspaces/{keyspace.id}:\010" +
+      "keyspace\022\177\n\020CreateCredential\022&.keyservic" +
+      "e.v1.CreateCredentialRequest\032\'.keyservic" +
+      "e.v1.CreateCredentialResponse\"\032\202\323\344\223\002\024\"\017/" +
+      "v1/credentials:\001*\022y\n\017ListCredentials\022%.k" +
+      "eyservice.v1.ListCredentialsRequest\032&.ke" +
+      "yservice.v1.ListCredentialsResponse\"\027\202\323\344" +
+      "\223\002\021\022\017/v1/credentials\022\213\001\n\020RevokeCredentia" +
+      "l\022&.keyservice.v1.RevokeCredentialReques" +
+      "t\032\'.keyservice.v1.RevokeCredentialRespon" +
+      "se\"&\202\323\344\223\002 \"\033/v1/credentials/{id}:revoke:" +
+      "\001*\022\241\001\n\nAddCredits\022 .keyservice.v1.AddCre" +
+      "ditsRequest\032!.keyservice.v1.AddCreditsRe" +
+      "sponse\"N\202\323\344\223\002H\"\034/v1/keys/{key_id}:addCre" +
+      "dits:\001*Z%\" /v1/owners/{owner_id}:addCred" +
+      "its:\001*\022q\n\013ReportUsage\022!.keyservice.v1.Re" +
+      "portUsageRequest\032\".keyservice.v1.ReportU" +
+      "sageResponse\"\033\202\323\344\223\002\025\"\020/v1/usage:report:\001" +
+      "*\022^\n\010GetUsage\022\036.keyservice.v1.GetUsageRe" +
+      "quest\032\037.keyservice.v1.GetUsageResponse\"\021" +
+      "\202\323\344\223\002\013\022\t/v1/usage\022k\n\013CreateOwner\022!.keyse" +
+      "rvice.v1.CreateOwnerRequest\032\".keyservice" +
+      ".v1.CreateOwnerResponse\"\025\202\323\344\223\002\017\"\n/v1/own" +
+      "ers:\001*\022d\n\010GetOwner\022\036.keyservice.v1.GetOw" +
+      "nerRequest\032\037.keyservice.v1.GetOwnerRespo" +
+      "nse\"\027\202\323\344\223\002\021\022\017/v1/owners/{id}\022e\n\nListOwne" +
+      "rs\022 .keyservice.v1.ListOwnersRequest\032!.k" +
+      "eyservice.v1.ListOwnersResponse\"\022\202\323\344\223\002\014\022" +
+      "\n/v1/owners\022z\n\013UpdateOwner\022!.keyservice." +
+      "v1.UpdateOwnerRequest\032\".keyservice.v1.Up" +
+      "dateOwnerResponse\"$\202\323\344\223\002\0362\025/v1/owners/{o" +
+      "wner.id}:\005owner\022w\n\016WatchKeyEvents\022$.keys" +
+      "ervice.v1.WatchKeyEventsRequest\032%.keyser" +
+      "vice.v1.WatchKeyEventsResponse\"\026\202\323\344\223\002\020\022\016" +
+      "/v1/key-events0\001Bk\n\021dev.keyservice.v1B\017K" +
+      "eyServiceProtoP\001ZCgithub.com/keyservice/" +
+      "keyservice/api/gen/keyservice/v1;keyserv" +
+      "icev1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -754,7 +755,7 @@ public final class KeyServiceProto {
     internal_static_keyservice_v1_ListKeysRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_keyservice_v1_ListKeysRequest_descriptor,
-        new java.lang.String[] { "Owner", "PageSize", "PageToken", "Keyspace", "Query", "State", });
+        new java.lang.String[] { "Owner", "PageSize", "PageToken", "Keyspace", "Query", "State", "NewestFirst", });
     internal_static_keyservice_v1_ListKeysResponse_descriptor =
       getDescriptor().getMessageTypes().get(15);
     internal_static_keyservice_v1_ListKeysResponse_fieldAccessorTable = new

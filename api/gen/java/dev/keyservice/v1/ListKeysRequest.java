@@ -287,6 +287,21 @@ private static final long serialVersionUID = 0L;
     return result == null ? dev.keyservice.v1.KeyState.UNRECOGNIZED : result;
   }
 
+  public static final int NEWEST_FIRST_FIELD_NUMBER = 7;
+  private boolean newestFirst_ = false;
+  /**
+   * <pre>
+   * The newest keys first (by creation time); unset: oldest first.
+   * </pre>
+   *
+   * <code>bool newest_first = 7;</code>
+   * @return The newestFirst.
+   */
+  @java.lang.Override
+  public boolean getNewestFirst() {
+    return newestFirst_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -319,6 +334,9 @@ private static final long serialVersionUID = 0L;
     if (state_ != dev.keyservice.v1.KeyState.KEY_STATE_UNSPECIFIED.getNumber()) {
       output.writeEnum(6, state_);
     }
+    if (newestFirst_ != false) {
+      output.writeBool(7, newestFirst_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -348,6 +366,10 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeEnumSize(6, state_);
     }
+    if (newestFirst_ != false) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBoolSize(7, newestFirst_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -374,6 +396,8 @@ private static final long serialVersionUID = 0L;
     if (!getQuery()
         .equals(other.getQuery())) return false;
     if (state_ != other.state_) return false;
+    if (getNewestFirst()
+        != other.getNewestFirst()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -397,6 +421,9 @@ private static final long serialVersionUID = 0L;
     hash = (53 * hash) + getQuery().hashCode();
     hash = (37 * hash) + STATE_FIELD_NUMBER;
     hash = (53 * hash) + state_;
+    hash = (37 * hash) + NEWEST_FIRST_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
+        getNewestFirst());
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -536,6 +563,7 @@ private static final long serialVersionUID = 0L;
       keyspace_ = "";
       query_ = "";
       state_ = 0;
+      newestFirst_ = false;
       return this;
     }
 
@@ -586,6 +614,9 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000020) != 0)) {
         result.state_ = state_;
+      }
+      if (((from_bitField0_ & 0x00000040) != 0)) {
+        result.newestFirst_ = newestFirst_;
       }
     }
 
@@ -659,6 +690,9 @@ private static final long serialVersionUID = 0L;
       if (other.state_ != 0) {
         setStateValue(other.getStateValue());
       }
+      if (other.getNewestFirst() != false) {
+        setNewestFirst(other.getNewestFirst());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -715,6 +749,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000020;
               break;
             } // case 48
+            case 56: {
+              newestFirst_ = input.readBool();
+              bitField0_ |= 0x00000040;
+              break;
+            } // case 56
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1228,6 +1267,50 @@ private static final long serialVersionUID = 0L;
     public Builder clearState() {
       bitField0_ = (bitField0_ & ~0x00000020);
       state_ = 0;
+      onChanged();
+      return this;
+    }
+
+    private boolean newestFirst_ ;
+    /**
+     * <pre>
+     * The newest keys first (by creation time); unset: oldest first.
+     * </pre>
+     *
+     * <code>bool newest_first = 7;</code>
+     * @return The newestFirst.
+     */
+    @java.lang.Override
+    public boolean getNewestFirst() {
+      return newestFirst_;
+    }
+    /**
+     * <pre>
+     * The newest keys first (by creation time); unset: oldest first.
+     * </pre>
+     *
+     * <code>bool newest_first = 7;</code>
+     * @param value The newestFirst to set.
+     * @return This builder for chaining.
+     */
+    public Builder setNewestFirst(boolean value) {
+      
+      newestFirst_ = value;
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The newest keys first (by creation time); unset: oldest first.
+     * </pre>
+     *
+     * <code>bool newest_first = 7;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearNewestFirst() {
+      bitField0_ = (bitField0_ & ~0x00000040);
+      newestFirst_ = false;
       onChanged();
       return this;
     }

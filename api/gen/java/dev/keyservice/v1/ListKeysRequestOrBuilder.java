@@ -121,4 +121,14 @@ public interface ListKeysRequestOrBuilder extends
    * @return The state.
    */
   dev.keyservice.v1.KeyState getState();
+
+  /**
+   * <pre>
+   * The newest keys first (by creation time); unset: oldest first.
+   * </pre>
+   *
+   * <code>bool newest_first = 7;</code>
+   * @return The newestFirst.
+   */
+  boolean getNewestFirst();
 }

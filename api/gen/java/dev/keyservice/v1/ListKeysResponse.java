@@ -54,7 +54,7 @@ private static final long serialVersionUID = 0L;
   private java.util.List<dev.keyservice.v1.Key> keys_;
   /**
    * <pre>
-   * The keys, oldest first.
+   * The keys, oldest first (newest first with newest_first).
    * </pre>
    *
    * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -65,7 +65,7 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The keys, oldest first.
+   * The keys, oldest first (newest first with newest_first).
    * </pre>
    *
    * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -77,7 +77,7 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The keys, oldest first.
+   * The keys, oldest first (newest first with newest_first).
    * </pre>
    *
    * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -88,7 +88,7 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The keys, oldest first.
+   * The keys, oldest first (newest first with newest_first).
    * </pre>
    *
    * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -99,7 +99,7 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The keys, oldest first.
+   * The keys, oldest first (newest first with newest_first).
    * </pre>
    *
    * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -571,7 +571,7 @@ private static final long serialVersionUID = 0L;
 
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -585,7 +585,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -599,7 +599,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -613,7 +613,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -634,7 +634,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -652,7 +652,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -672,7 +672,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -693,7 +693,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -711,7 +711,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -729,7 +729,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -748,7 +748,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -765,7 +765,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -782,7 +782,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -793,7 +793,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -807,7 +807,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -822,7 +822,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -833,7 +833,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -845,7 +845,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The keys, oldest first.
+     * The keys, oldest first (newest first with newest_first).
      * </pre>
      *
      * <code>repeated .keyservice.v1.Key keys = 1;</code>

@@ -9,7 +9,7 @@ public interface ListKeysResponseOrBuilder extends
 
   /**
    * <pre>
-   * The keys, oldest first.
+   * The keys, oldest first (newest first with newest_first).
    * </pre>
    *
    * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -18,7 +18,7 @@ public interface ListKeysResponseOrBuilder extends
       getKeysList();
   /**
    * <pre>
-   * The keys, oldest first.
+   * The keys, oldest first (newest first with newest_first).
    * </pre>
    *
    * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -26,7 +26,7 @@ public interface ListKeysResponseOrBuilder extends
   dev.keyservice.v1.Key getKeys(int index);
   /**
    * <pre>
-   * The keys, oldest first.
+   * The keys, oldest first (newest first with newest_first).
    * </pre>
    *
    * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -34,7 +34,7 @@ public interface ListKeysResponseOrBuilder extends
   int getKeysCount();
   /**
    * <pre>
-   * The keys, oldest first.
+   * The keys, oldest first (newest first with newest_first).
    * </pre>
    *
    * <code>repeated .keyservice.v1.Key keys = 1;</code>
@@ -43,7 +43,7 @@ public interface ListKeysResponseOrBuilder extends
       getKeysOrBuilderList();
   /**
    * <pre>
-   * The keys, oldest first.
+   * The keys, oldest first (newest first with newest_first).
    * </pre>
    *
    * <code>repeated .keyservice.v1.Key keys = 1;</code>
