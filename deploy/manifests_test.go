@@ -145,8 +145,10 @@ func TestKubernetesManifestsDecodeStrictlyAndMatchTheServer(t *testing.T) {
 	if p := c.ReadinessProbe.GRPC; p == nil || itoa(p.Port) != grpcPort {
 		t.Errorf("readiness probe %+v, want gRPC health on %s", c.ReadinessProbe, grpcPort)
 	}
-	// Termination outlasts the delay and the drain.
-	var drain int64 = 20
+	// Termination outlasts the worst stop: the delay, the port's close
+	// (1.2 s at most), the drain and the flush (the timeout each), the
+	// hold after the port closed (1.2 s at most).
+	var drain int64 = 5 + 2 + 15 + 15 + 2
 	if env["KEYSERVICE_SHUTDOWN_TIMEOUT"] != "15s" || env["KEYSERVICE_SHUTDOWN_DELAY"] != "5s" {
 		t.Errorf("KEYSERVICE_SHUTDOWN_TIMEOUT %q, KEYSERVICE_SHUTDOWN_DELAY %q", env["KEYSERVICE_SHUTDOWN_TIMEOUT"], env["KEYSERVICE_SHUTDOWN_DELAY"])
 	}

@@ -96,6 +96,10 @@ var (
 	maxCursorTime = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 )
 
+// ListEnd is where a newest-first walk starts: after every key a cursor
+// can name.
+var ListEnd = Cursor{CreatedAt: maxCursorTime, ID: uuid.Max}
+
 // IsZero reports whether c is the start of the list.
 func (c Cursor) IsZero() bool { return c.CreatedAt.IsZero() && c.ID == uuid.Nil }
 

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"html"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -478,6 +479,18 @@ func TestListKeysNewestFirst(t *testing.T) {
 	}
 	if got := order("/console/keys?owner=order&order=oldest"); len(got) != 3 || !strings.Contains(got[0], "first") {
 		t.Errorf("the console's keys, oldest first: %v", got)
+	}
+	// The next page keeps the order (its token is bound to it).
+	for range 51 {
+		createKey(t, e, &keyservicev1.CreateKeyRequest{Name: "filler", Owner: "many"})
+	}
+	_, _, page := fetch(t, c, "GET", e.base+"/console/keys?owner=many&order=oldest", nil)
+	next := regexp.MustCompile(`href="(/console/keys\?[^"]*)" id="next-page"`).FindStringSubmatch(page)
+	if next == nil || !strings.Contains(next[1], "order=oldest") {
+		t.Fatalf("oldest first, 51 keys: next page link %v, want one keeping order=oldest", next)
+	}
+	if code, _, p2 := fetch(t, c, "GET", e.base+html.UnescapeString(next[1]), nil); code != http.StatusOK || strings.Count(p2, `class="key-link"`) != 1 {
+		t.Errorf("oldest first, page 2: %d, %d keys", code, strings.Count(p2, `class="key-link"`))
 	}
 }
 

@@ -131,7 +131,7 @@ func (s *Service) pageToken(p apikey.Page, token string) (apikey.Cursor, error) 
 	case errors.Is(err, apikey.ErrCursorOtherList):
 		return c, invalid("page_token", "was issued for another list: pass the next_page_token of a previous %s response", p.List)
 	case errors.Is(err, apikey.ErrCursorOtherFilters):
-		return c, invalid("page_token", "was issued for other filters: send it with the same filters as the request that returned it, or start again without a page_token")
+		return c, invalid("page_token", "was issued for other filters or another order: send it with the same filters (and newest_first) as the request that returned it, or start again without a page_token")
 	case err != nil:
 		return c, invalid("page_token", "is malformed; pass the next_page_token of a previous response")
 	}

@@ -268,8 +268,9 @@ func (s *Store) KeyByHash(ctx context.Context, h keys.Hash) (apikey.Key, error) 
 	return fromRow(row)
 }
 
-// ListKeys returns up to p.Limit keys after p.After, oldest first, and the
-// cursor of the next page (zero when there is none).
+// ListKeys returns up to p.Limit keys after p.After, oldest first (newest
+// first with p.NewestFirst), and the cursor of the next page (zero when
+// there is none).
 func (s *Store) ListKeys(ctx context.Context, p apikey.ListParams) ([]apikey.Key, apikey.Cursor, error) {
 	if p.Limit <= 0 {
 		return nil, apikey.Cursor{}, errors.New("store: list limit must be positive")
@@ -283,7 +284,7 @@ func (s *Store) ListKeys(ctx context.Context, p apikey.ListParams) ([]apikey.Key
 	if after.IsZero() { // before every key, in the walk's order
 		after = apikey.Cursor{CreatedAt: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)}
 		if p.NewestFirst {
-			after = apikey.Cursor{CreatedAt: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), ID: uuid.Max}
+			after = apikey.ListEnd
 		}
 	}
 	params := dbsqlc.ListKeysParams{

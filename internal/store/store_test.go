@@ -226,6 +226,42 @@ func TestListNewestFirst(t *testing.T) {
 			t.Fatalf("newest first, key %d: %v (%s), want %v", i, newest[i].ID, newest[i].Owner, oldest[len(oldest)-1-i].ID)
 		}
 	}
+
+	// An import gives all its keys one created_at: pages break ties by id.
+	in := make([]store.ImportedKey, 5)
+	for i := range in {
+		in[i].Hash = keys.HashOf(fmt.Sprintf("tied-%d", i))
+		in[i].Owner = "tied"
+	}
+	if _, err := b.store.ImportKeys(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	walk := func(newestFirst bool) []uuid.UUID {
+		var ids []uuid.UUID
+		var cur apikey.Cursor
+		for {
+			page, next, err := b.store.ListKeys(ctx, apikey.ListParams{Owner: "tied", After: cur, Limit: 2, NewestFirst: newestFirst})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range page {
+				ids = append(ids, k.ID)
+			}
+			if next.IsZero() {
+				return ids
+			}
+			cur = next
+		}
+	}
+	up, down := walk(false), walk(true)
+	if len(up) != 5 || len(down) != 5 {
+		t.Fatalf("tied keys: %d oldest first, %d newest first, want 5", len(up), len(down))
+	}
+	for i := range down {
+		if down[i] != up[4-i] {
+			t.Fatalf("tied keys newest first: %v, want the reverse of %v", down, up)
+		}
+	}
 }
 
 func TestDecodeCursorRejectsGarbageAndForgeries(t *testing.T) {
