@@ -147,7 +147,7 @@ func TestPageTokensWorkOnlyForTheirListAndFilters(t *testing.T) {
 		"other owner": {func() error {
 			_, err := s.ListKeys(ctx, &keyservicev1.ListKeysRequest{Owner: "other", PageToken: keysToken})
 			return err
-		}, "page_token: was issued for other filters: send it with the same filters as the request that returned it, or start again without a page_token"},
+		}, "page_token: was issued for other filters or another order: send it with the same filters (and newest_first) as the request that returned it, or start again without a page_token"},
 		"other actor": {func() error {
 			_, err := s.ListAuditEvents(ctx, &keyservicev1.ListAuditEventsRequest{KeyId: goodID, PageToken: auditToken})
 			return err
