@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -97,6 +98,9 @@ func TestComposeFile(t *testing.T) {
 		}
 		if u, err := url.Parse(env["DATABASE_URL"]); err != nil || u.Hostname() != "postgres" {
 			t.Errorf("%s DATABASE_URL %q: want the postgres service", name, env["DATABASE_URL"])
+		}
+		if d, err := time.ParseDuration(env["KEYSERVICE_SHUTDOWN_DELAY"]); err != nil || d <= 0 || d > 5*time.Second {
+			t.Errorf("%s KEYSERVICE_SHUTDOWN_DELAY %q: want a short delay (it keeps a stopping replica up until its port refuses, behind nginx)", name, env["KEYSERVICE_SHUTDOWN_DELAY"])
 		}
 		if u, err := url.Parse(env["KEYSERVICE_REDIS_URL"]); err != nil || u.Scheme != "redis" || u.Hostname() != "redis" || u.Port() != "6379" {
 			t.Errorf("%s KEYSERVICE_REDIS_URL %q: want redis://redis:6379/…", name, env["KEYSERVICE_REDIS_URL"])
