@@ -2,8 +2,11 @@ package server_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,5 +84,45 @@ func TestShutdownDelayKeepsServingWhileNotReady(t *testing.T) {
 	}
 	if code, _, _ := e.rest(t, "GET", "/readyz", "", ""); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz during the shutdown delay: %d, want 503", code)
+	}
+}
+
+// TestShutdownHoldsPastTheGRPCPortsClose: behind a balancer (a shutdown
+// delay set) the process stays up 1.2 s past its gRPC port's close, so a
+// connection attempt it turned away just before (its SYN sent again a
+// second later) meets a closed port and is refused, rather than an
+// address gone with the container. Serve returns no earlier than that.
+func TestShutdownHoldsPastTheGRPCPortsClose(t *testing.T) {
+	t.Parallel()
+	e := start(t, withConfig(func(c *config.Config) { c.ShutdownDelay = 50 * time.Millisecond }))
+	addr := e.srv.GRPCAddr().String()
+	e.cancel() // SIGTERM
+	var closed time.Time
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			continue
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			closed = time.Now()
+			break
+		}
+		// A dropped SYN (the port is turning new connections away): a
+		// time-out; try again.
+	}
+	if closed.IsZero() {
+		t.Fatal("the gRPC port was never seen refusing")
+	}
+	select {
+	case err := <-e.done:
+		held := time.Since(closed)
+		e.done <- err // for the harness's own stop
+		if held < time.Second {
+			t.Fatalf("Serve returned %s after the gRPC port closed, want the 1.2 s hold", held)
+		}
+		t.Logf("Serve returned %s after the gRPC port was seen refusing", held.Round(time.Millisecond))
+	case <-time.After(20 * time.Second):
+		t.Fatal("Serve did not return")
 	}
 }
